@@ -1,0 +1,11 @@
+//! evalwatch: keeps watch over AI systems in production.
+//!
+//! Data flows one way: suite -> plan -> exec -> score -> store -> report | review | alert.
+//! `model` holds the plain data the stages exchange; `app` is the only composer.
+
+pub mod metrics;
+pub mod model;
+pub mod provider;
+pub mod score;
+pub mod store;
+pub mod suite;

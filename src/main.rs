@@ -1,0 +1,5 @@
+//! evalwatch: keeps watch over AI systems in production.
+
+fn main() {
+    println!("evalwatch");
+}

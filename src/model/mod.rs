@@ -1,0 +1,29 @@
+//! Plain data shared by every stage. This module imports nothing from the crate.
+
+mod config;
+mod outcome;
+mod suite;
+
+pub use config::*;
+pub use outcome::*;
+pub use suite::*;
+
+/// A place in a user's file, for error messages (`file:line:col`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    pub file: std::path::PathBuf,
+    /// 1-based; 0 when unknown.
+    pub line: usize,
+    /// 1-based; 0 when unknown.
+    pub col: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+        }
+    }
+}

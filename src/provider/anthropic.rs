@@ -1,0 +1,28 @@
+//! `anthropic` provider.
+
+use async_trait::async_trait;
+
+use super::{Provider, ProviderError};
+use crate::model::{CallError, Completion, ErrorKind, ProviderSpec, Request};
+
+pub struct AnthropicProvider {
+    id: String,
+}
+
+impl AnthropicProvider {
+    pub fn new(spec: &ProviderSpec, client: reqwest::Client) -> Result<Self, ProviderError> {
+        let _ = client;
+        Ok(Self { id: spec.id.clone() })
+    }
+}
+
+#[async_trait]
+impl Provider for AnthropicProvider {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn complete(&self, _request: &Request) -> Result<Completion, CallError> {
+        Err(CallError::new(ErrorKind::Config, "the anthropic provider is not implemented yet"))
+    }
+}
