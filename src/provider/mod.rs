@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::model::{CallError, Completion, ProviderKind, ProviderSpec, Request};
 
 pub mod anthropic;
+pub mod common;
 pub mod echo;
 pub mod exec;
 pub mod http;

@@ -1,0 +1,1 @@
+//! Helpers shared by the HTTP providers: status mapping, Retry-After, secret redaction.
