@@ -4,7 +4,9 @@
 //! `model` holds the plain data the stages exchange; `app` is the only composer.
 
 pub mod metrics;
+pub mod exec;
 pub mod model;
+pub mod plan;
 pub mod provider;
 pub mod score;
 pub mod store;

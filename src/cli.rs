@@ -1,0 +1,137 @@
+//! Command-line arguments (clap derive). No I/O here; clap types never leave this file and `app`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "evalwatch",
+    version,
+    about = "Keeps watch over AI systems in production: runs YAML eval suites, scores every output, keeps history in SQLite.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// SQLite history file [default: `store:` in evalwatch.yaml, else evalwatch.db]
+    #[arg(long, global = true, env = "EVALWATCH_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Project config [default: ./evalwatch.yaml when present]
+    #[arg(long, global = true, env = "EVALWATCH_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print only errors and the final result
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (each failure, each retry)
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Never use colour (also honoured: `NO_COLOR`)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold evalwatch.yaml and suites/example.yaml (runs offline)
+    Init(InitArgs),
+    /// Check suites and config; print every error at once as file:line:col: message
+    Validate(ValidateArgs),
+    /// Run suites, store the results, check gates
+    Run(RunArgs),
+    /// History of runs, newest first
+    Runs(RunsArgs),
+    /// One run: metrics, failures, flips against the previous complete run
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to scaffold in
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Suite files or folders [default: suites/]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    Text,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Suite files or folders [default: suites/]
+    pub paths: Vec<PathBuf>,
+    /// Only these providers (repeatable)
+    #[arg(long = "provider", value_name = "ID")]
+    pub providers: Vec<String>,
+    /// Only cases whose id matches this glob (repeatable)
+    #[arg(long = "case", value_name = "GLOB")]
+    pub cases: Vec<String>,
+    /// Only cases with this tag (repeatable; any of them)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Samples per case and provider (overrides the suite's `repeat`)
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
+    /// Most requests in flight across all providers [default: 64]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Plan and render prompts, call nothing, store nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not evaluate alert rules
+    #[arg(long)]
+    pub no_alerts: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
+    /// Write the formatted output to this file (a text summary still goes to stdout)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this suite
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// At most this many runs
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
+    pub format: ReadFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Run id (a unique prefix is enough)
+    pub run_id: String,
+    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
+    pub format: ReadFormat,
+    /// Show at most this many failures in text
+    #[arg(long, default_value_t = 20)]
+    pub failures: usize,
+}

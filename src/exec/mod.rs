@@ -1,0 +1,437 @@
+//! The executor: runs jobs against providers with bounded concurrency (per provider and
+//! global), rate limits, timeouts, retries and cancellation, and reports typed events on a
+//! channel. One consumer (in `app`) owns progress output and the store writer.
+
+pub mod limiter;
+pub mod retry;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{CallError, Completion, ErrorKind, Job, Pricing, RateLimit, Request, RetryPolicy};
+use crate::provider::Provider;
+use limiter::Limiter;
+
+/// A provider with the limits the executor enforces for it.
+pub struct Slot {
+    pub provider: Arc<dyn Provider>,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub retries: RetryPolicy,
+    pub pricing: Option<Pricing>,
+    pub rate_limit: RateLimit,
+}
+
+/// One finished job.
+#[derive(Debug)]
+pub struct Finished {
+    pub job: Job,
+    /// The rendered request (None if rendering failed).
+    pub request: Option<Request>,
+    pub result: Result<Completion, CallError>,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// What the executor reports, in the order things happen.
+#[derive(Debug)]
+pub enum Event {
+    JobStarted {
+        seq: usize,
+    },
+    AttemptFailed {
+        seq: usize,
+        provider_id: String,
+        attempt: u32,
+        error: CallError,
+        /// The wait before the next attempt, or None when giving up.
+        retry_in: Option<Duration>,
+    },
+    JobFinished(Box<Finished>),
+    /// Always the last event. `cancelled`: jobs were left undone.
+    RunFinished {
+        cancelled: bool,
+    },
+}
+
+/// Renders the request of a job.
+pub type RenderFn = Arc<dyn Fn(&Job) -> Result<Request, String> + Send + Sync>;
+
+/// Run every job. Jobs go to their provider's queue (`job.provider_index` indexes `slots`);
+/// each provider gets `concurrency` workers, and at most `global` calls are in flight overall.
+/// Returns when every job finished or `cancel` fired (in-flight calls are abandoned, so what
+/// finished is exactly what was reported).
+pub async fn execute(
+    jobs: Vec<Job>,
+    slots: Vec<Slot>,
+    global: usize,
+    render: RenderFn,
+    cancel: CancellationToken,
+    tx: mpsc::Sender<Event>,
+) {
+    let global = Arc::new(Semaphore::new(global.max(1)));
+    let mut queues: Vec<VecDeque<Job>> = (0..slots.len()).map(|_| VecDeque::new()).collect();
+    for job in jobs {
+        if let Some(q) = queues.get_mut(job.provider_index) {
+            q.push_back(job);
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (slot, queue) in slots.into_iter().zip(queues) {
+        if queue.is_empty() {
+            continue;
+        }
+        let workers = slot.concurrency.max(1).min(queue.len());
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(queue),
+            limiter: Limiter::new(slot.rate_limit),
+            slot,
+        });
+        for _ in 0..workers {
+            let ctx = Worker {
+                shared: Arc::clone(&shared),
+                global: Arc::clone(&global),
+                render: Arc::clone(&render),
+                cancel: cancel.clone(),
+                tx: tx.clone(),
+            };
+            tasks.spawn(ctx.run());
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    let _ = tx
+        .send(Event::RunFinished {
+            cancelled: cancel.is_cancelled(),
+        })
+        .await;
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<Job>>,
+    limiter: Limiter,
+    slot: Slot,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    global: Arc<Semaphore>,
+    render: RenderFn,
+    cancel: CancellationToken,
+    tx: mpsc::Sender<Event>,
+}
+
+impl Worker {
+    async fn run(self) {
+        loop {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let next = self
+                .shared
+                .queue
+                .lock()
+                .map(|mut q| q.pop_front())
+                .unwrap_or(None);
+            let Some(job) = next else { return };
+            let Ok(_permit) = self.global.acquire().await else {
+                return;
+            };
+            let Some(finished) = self.one(job).await else {
+                return; // cancelled mid-call
+            };
+            if self.tx.send(Event::JobFinished(Box::new(finished))).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// One job with its retries; None when cancelled.
+    async fn one(&self, job: Job) -> Option<Finished> {
+        let request = match (self.render)(&job) {
+            Ok(r) => r,
+            Err(message) => {
+                let mut error = CallError::new(ErrorKind::Config, format!("render the prompt: {message}"));
+                error.retryable = false;
+                return Some(Finished {
+                    job,
+                    request: None,
+                    result: Err(error),
+                    attempts: 0,
+                });
+            }
+        };
+        let _ = self.tx.send(Event::JobStarted { seq: job.seq }).await;
+        let slot = &self.shared.slot;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            tokio::select! {
+                () = self.cancel.cancelled() => return None,
+                () = self.shared.limiter.acquire() => {}
+            }
+            let call = tokio::time::timeout(slot.timeout, slot.provider.complete(&request));
+            let outcome = tokio::select! {
+                () = self.cancel.cancelled() => return None,
+                r = call => r,
+            };
+            let result = outcome.unwrap_or_else(|_| {
+                Err(CallError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "provider `{}` did not answer within {:?}; raise `timeout:` or check the endpoint",
+                        slot.provider.id(),
+                        slot.timeout
+                    ),
+                ))
+            });
+            match result {
+                Ok(mut completion) => {
+                    let tokens = completion.tokens_in.unwrap_or(0) + completion.tokens_out.unwrap_or(0);
+                    self.shared.limiter.record_tokens(tokens).await;
+                    if completion.cost_usd.is_none()
+                        && let (Some(p), Some(i), Some(o)) =
+                            (slot.pricing, completion.tokens_in, completion.tokens_out)
+                    {
+                        completion.cost_usd = Some(p.cost(i, o));
+                    }
+                    return Some(Finished {
+                        job,
+                        request: Some(request),
+                        result: Ok(completion),
+                        attempts: attempt,
+                    });
+                }
+                Err(error) => {
+                    let retry_in = retry::delay(&slot.retries, attempt, &error, rand::random::<f64>());
+                    let _ = self
+                        .tx
+                        .send(Event::AttemptFailed {
+                            seq: job.seq,
+                            provider_id: slot.provider.id().to_string(),
+                            attempt,
+                            error: error.clone(),
+                            retry_in,
+                        })
+                        .await;
+                    let Some(wait) = retry_in else {
+                        return Some(Finished {
+                            job,
+                            request: Some(request),
+                            result: Err(error),
+                            attempts: attempt,
+                        });
+                    };
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return None,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+    /// Fails `fail_first` times with a retryable error, then answers; tracks concurrency.
+    struct Flaky {
+        fail_first: u32,
+        calls: AtomicU32,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+        delay: Duration,
+    }
+
+    #[async_trait]
+    impl Provider for Flaky {
+        fn id(&self) -> &str {
+            "flaky"
+        }
+        async fn complete(&self, request: &Request) -> Result<Completion, CallError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if n < self.fail_first {
+                return Err(CallError::new(ErrorKind::Server, "503"));
+            }
+            Ok(Completion {
+                output: request.case_id.clone(),
+                tokens_in: Some(1000),
+                tokens_out: Some(500),
+                ..Completion::default()
+            })
+        }
+    }
+
+    fn jobs(n: usize) -> Vec<Job> {
+        (0..n)
+            .map(|i| Job {
+                seq: i,
+                case_index: i,
+                case_id: format!("c{i}"),
+                provider_index: 0,
+                provider_id: "flaky".into(),
+                sample: 0,
+            })
+            .collect()
+    }
+
+    fn render() -> RenderFn {
+        Arc::new(|job: &Job| {
+            Ok(Request {
+                case_id: job.case_id.clone(),
+                sample: job.sample,
+                system: None,
+                messages: vec![],
+                vars: std::collections::BTreeMap::new(),
+            })
+        })
+    }
+
+    fn slot(p: Arc<Flaky>, concurrency: usize, timeout: Duration) -> Slot {
+        Slot {
+            provider: p,
+            concurrency,
+            timeout,
+            retries: RetryPolicy {
+                max: 2,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(20),
+            },
+            pricing: Some(Pricing {
+                input_per_mtok: 1.0,
+                output_per_mtok: 2.0,
+            }),
+            rate_limit: RateLimit::default(),
+        }
+    }
+
+    async fn collect(mut rx: mpsc::Receiver<Event>) -> (Vec<Finished>, u32, bool) {
+        let mut done = Vec::new();
+        let mut failed_attempts = 0;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                Event::JobFinished(f) => done.push(*f),
+                Event::AttemptFailed { .. } => failed_attempts += 1,
+                Event::RunFinished { cancelled } => return (done, failed_attempts, cancelled),
+                Event::JobStarted { .. } => {}
+            }
+        }
+        panic!("no RunFinished event");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounds_concurrency_retries_and_prices() {
+        let p = Arc::new(Flaky {
+            fail_first: 2,
+            calls: AtomicU32::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            delay: Duration::from_millis(5),
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let run = execute(
+            jobs(20),
+            vec![slot(Arc::clone(&p), 3, Duration::from_secs(5))],
+            64,
+            render(),
+            CancellationToken::new(),
+            tx,
+        );
+        let ((done, failed, cancelled), ()) = tokio::join!(collect(rx), run);
+        assert!(!cancelled);
+        assert_eq!(done.len(), 20);
+        assert_eq!(failed, 2);
+        assert!(done.iter().all(|f| f.result.is_ok()));
+        assert_eq!(p.max_in_flight.load(Ordering::SeqCst), 3);
+        let c = done[0].result.as_ref().unwrap().cost_usd.unwrap();
+        assert!((c - 0.002).abs() < 1e-12, "{c}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn global_cap_applies_across_providers() {
+        let p = Arc::new(Flaky {
+            fail_first: 0,
+            calls: AtomicU32::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            delay: Duration::from_millis(5),
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let run = execute(
+            jobs(10),
+            vec![slot(Arc::clone(&p), 8, Duration::from_secs(5))],
+            2,
+            render(),
+            CancellationToken::new(),
+            tx,
+        );
+        let ((done, _, _), ()) = tokio::join!(collect(rx), run);
+        assert_eq!(done.len(), 10);
+        assert_eq!(p.max_in_flight.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeout_is_an_error_after_retries() {
+        let p = Arc::new(Flaky {
+            fail_first: 0,
+            calls: AtomicU32::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            delay: Duration::from_secs(10),
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let run = execute(
+            jobs(1),
+            vec![slot(Arc::clone(&p), 1, Duration::from_secs(1))],
+            4,
+            render(),
+            CancellationToken::new(),
+            tx,
+        );
+        let ((done, failed, _), ()) = tokio::join!(collect(rx), run);
+        assert_eq!(failed, 3, "first attempt and two retries");
+        let err = done[0].result.as_ref().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        assert_eq!(done[0].attempts, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancellation_keeps_what_finished_and_reports_it() {
+        let p = Arc::new(Flaky {
+            fail_first: 0,
+            calls: AtomicU32::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            delay: Duration::from_millis(100),
+        });
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::channel(16);
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            c2.cancel();
+        });
+        let run = execute(
+            jobs(100),
+            vec![slot(Arc::clone(&p), 1, Duration::from_secs(5))],
+            4,
+            render(),
+            cancel,
+            tx,
+        );
+        let ((done, _, cancelled), ()) = tokio::join!(collect(rx), run);
+        assert!(cancelled);
+        assert_eq!(done.len(), 2, "two calls finished before the cancel at 250 ms");
+    }
+}

@@ -1,0 +1,182 @@
+//! Suite + filters -> ordered jobs with stable ids. Pure.
+
+use crate::model::{Job, Suite};
+
+/// Which part of a suite to run.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Provider ids; empty = all.
+    pub providers: Vec<String>,
+    /// Case id globs; empty = all.
+    pub cases: Vec<glob::Pattern>,
+    /// Tags; empty = all. A case is kept when it has any of them.
+    pub tags: Vec<String>,
+    /// Overrides the suite's `repeat`.
+    pub repeat: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("select provider `{id}`: suite `{suite}` has no such provider (it has: {known}){hint}")]
+    UnknownProvider {
+        id: String,
+        suite: String,
+        known: String,
+        hint: String,
+    },
+    #[error("plan: --repeat must be at least 1")]
+    ZeroRepeat,
+}
+
+/// Jobs of a suite in a stable order: case by case, sample by sample, provider by provider
+/// (so providers run side by side). `seq` numbers them.
+pub fn plan(suite: &Suite, filters: &Filters) -> Result<Vec<Job>, PlanError> {
+    for id in &filters.providers {
+        if !suite.providers.iter().any(|p| &p.id == id) {
+            let known: Vec<&str> = suite.providers.iter().map(|p| p.id.as_str()).collect();
+            let hint = known
+                .iter()
+                .map(|k| (strsim::jaro_winkler(k, id), *k))
+                .filter(|(s, _)| *s > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, k)| format!("; did you mean `{k}`?"))
+                .unwrap_or_default();
+            return Err(PlanError::UnknownProvider {
+                id: id.clone(),
+                suite: suite.name.clone(),
+                known: known.join(", "),
+                hint,
+            });
+        }
+    }
+    let repeat = filters.repeat.unwrap_or(suite.repeat);
+    if repeat == 0 {
+        return Err(PlanError::ZeroRepeat);
+    }
+    let providers: Vec<(usize, &str)> = suite
+        .providers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| filters.providers.is_empty() || filters.providers.contains(&p.id))
+        .map(|(i, p)| (i, p.id.as_str()))
+        .collect();
+    let mut jobs = Vec::new();
+    for (case_index, case) in suite.cases.iter().enumerate() {
+        if !filters.cases.is_empty() && !filters.cases.iter().any(|g| g.matches(&case.id)) {
+            continue;
+        }
+        if !filters.tags.is_empty() && !case.tags.iter().any(|t| filters.tags.contains(t)) {
+            continue;
+        }
+        for sample in 0..repeat {
+            for &(provider_index, provider_id) in &providers {
+                jobs.push(Job {
+                    seq: jobs.len(),
+                    case_index,
+                    case_id: case.id.clone(),
+                    provider_index,
+                    provider_id: provider_id.to_string(),
+                    sample,
+                });
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Case, PromptTemplate, ProviderKind, ProviderSpec};
+
+    fn case(id: &str, tags: &[&str]) -> Case {
+        Case {
+            id: id.into(),
+            tags: tags.iter().map(|t| (*t).to_string()).collect(),
+            vars: std::collections::BTreeMap::new(),
+            expected: Some("x".into()),
+            context: vec![],
+            asserts: vec![],
+            threshold: None,
+            hash: "h".into(),
+            location: crate::model::Location::default(),
+        }
+    }
+
+    fn suite() -> Suite {
+        Suite {
+            name: "s".into(),
+            description: None,
+            tags: vec![],
+            schedule: None,
+            timezone: None,
+            source: "s.yaml".into(),
+            providers: vec![
+                ProviderSpec::new("a", ProviderKind::Echo),
+                ProviderSpec::new("b", ProviderKind::Echo),
+            ],
+            system: None,
+            prompt: PromptTemplate::Text("{{ q }}".into()),
+            repeat: 2,
+            cases: vec![
+                case("billing-1", &["billing"]),
+                case("billing-2", &["billing", "eu"]),
+                case("shipping-1", &["shipping"]),
+            ],
+            gates: vec![],
+            alerts: vec![],
+            review: None,
+            hash: "h".into(),
+        }
+    }
+
+    #[test]
+    fn plans_cases_by_samples_by_providers_in_order() {
+        let jobs = plan(&suite(), &Filters::default()).unwrap();
+        assert_eq!(jobs.len(), 3 * 2 * 2);
+        let first: Vec<(&str, u32, &str)> = jobs[..4]
+            .iter()
+            .map(|j| (j.case_id.as_str(), j.sample, j.provider_id.as_str()))
+            .collect();
+        assert_eq!(
+            first,
+            [("billing-1", 0, "a"), ("billing-1", 0, "b"), ("billing-1", 1, "a"), ("billing-1", 1, "b")]
+        );
+        assert!(jobs.iter().enumerate().all(|(i, j)| j.seq == i));
+    }
+
+    #[test]
+    fn filters_by_glob_tag_provider_and_repeat() {
+        let f = Filters {
+            providers: vec!["b".into()],
+            cases: vec![glob::Pattern::new("billing-*").unwrap()],
+            tags: vec!["eu".into()],
+            repeat: Some(1),
+        };
+        let jobs = plan(&suite(), &f).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].case_id, "billing-2");
+        assert_eq!(jobs[0].provider_id, "b");
+        assert_eq!(jobs[0].provider_index, 1);
+    }
+
+    #[test]
+    fn unknown_provider_suggests_the_closest() {
+        let f = Filters {
+            providers: vec!["bb".into()],
+            ..Filters::default()
+        };
+        let err = plan(&suite(), &f).unwrap_err().to_string();
+        assert!(err.contains("has no such provider"), "{err}");
+        assert!(err.contains("a, b"), "{err}");
+    }
+
+    #[test]
+    fn zero_repeat_is_an_error() {
+        let f = Filters {
+            repeat: Some(0),
+            ..Filters::default()
+        };
+        assert_eq!(plan(&suite(), &f), Err(PlanError::ZeroRepeat));
+    }
+}
