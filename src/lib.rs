@@ -3,11 +3,15 @@
 //! Data flows one way: suite -> plan -> exec -> score -> store -> report | review | alert.
 //! `model` holds the plain data the stages exchange; `app` is the only composer.
 
-pub mod metrics;
+pub mod app;
+pub mod cli;
 pub mod exec;
+pub mod metrics;
 pub mod model;
+pub mod output;
 pub mod plan;
 pub mod provider;
+pub mod report;
 pub mod score;
 pub mod store;
 pub mod suite;

@@ -1,5 +1,16 @@
 //! evalwatch: keeps watch over AI systems in production.
 
-fn main() {
-    println!("evalwatch");
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = evalwatch::cli::Cli::parse();
+    match evalwatch::app::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(evalwatch::app::exit_code(&err))
+        }
+    }
 }

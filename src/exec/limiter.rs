@@ -50,7 +50,11 @@ impl Limiter {
             let wait = {
                 let mut s = self.state.lock().await;
                 let now = Instant::now();
-                while s.requests.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+                while s
+                    .requests
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+                {
                     s.requests.pop_front();
                 }
                 while let Some(&(t, n)) = s.tokens.front() {
@@ -109,7 +113,11 @@ mod tests {
         l.acquire().await;
         assert_eq!(start.elapsed(), Duration::ZERO);
         l.acquire().await;
-        assert_eq!(start.elapsed(), WINDOW, "third request waits for the window");
+        assert_eq!(
+            start.elapsed(),
+            WINDOW,
+            "third request waits for the window"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{CallError, Completion, ErrorKind, Job, Pricing, RateLimit, Request, RetryPolicy};
+use crate::model::{
+    CallError, Completion, ErrorKind, Job, Pricing, RateLimit, Request, RetryPolicy,
+};
 use crate::provider::Provider;
 use limiter::Limiter;
 
@@ -130,12 +132,7 @@ impl Worker {
             if self.cancel.is_cancelled() {
                 return;
             }
-            let next = self
-                .shared
-                .queue
-                .lock()
-                .map(|mut q| q.pop_front())
-                .unwrap_or(None);
+            let next = self.shared.queue.lock().map_or(None, |mut q| q.pop_front());
             let Some(job) = next else { return };
             let Ok(_permit) = self.global.acquire().await else {
                 return;
@@ -143,7 +140,12 @@ impl Worker {
             let Some(finished) = self.one(job).await else {
                 return; // cancelled mid-call
             };
-            if self.tx.send(Event::JobFinished(Box::new(finished))).await.is_err() {
+            if self
+                .tx
+                .send(Event::JobFinished(Box::new(finished)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -154,7 +156,8 @@ impl Worker {
         let request = match (self.render)(&job) {
             Ok(r) => r,
             Err(message) => {
-                let mut error = CallError::new(ErrorKind::Config, format!("render the prompt: {message}"));
+                let mut error =
+                    CallError::new(ErrorKind::Config, format!("render the prompt: {message}"));
                 error.retryable = false;
                 return Some(Finished {
                     job,
@@ -190,7 +193,8 @@ impl Worker {
             });
             match result {
                 Ok(mut completion) => {
-                    let tokens = completion.tokens_in.unwrap_or(0) + completion.tokens_out.unwrap_or(0);
+                    let tokens =
+                        completion.tokens_in.unwrap_or(0) + completion.tokens_out.unwrap_or(0);
                     self.shared.limiter.record_tokens(tokens).await;
                     if completion.cost_usd.is_none()
                         && let (Some(p), Some(i), Some(o)) =
@@ -206,7 +210,8 @@ impl Worker {
                     });
                 }
                 Err(error) => {
-                    let retry_in = retry::delay(&slot.retries, attempt, &error, rand::random::<f64>());
+                    let retry_in =
+                        retry::delay(&slot.retries, attempt, &error, rand::random::<f64>());
                     let _ = self
                         .tx
                         .send(Event::AttemptFailed {
@@ -252,7 +257,7 @@ mod tests {
 
     #[async_trait]
     impl Provider for Flaky {
-        fn id(&self) -> &str {
+        fn id(&self) -> &'static str {
             "flaky"
         }
         async fn complete(&self, request: &Request) -> Result<Completion, CallError> {
@@ -432,6 +437,10 @@ mod tests {
         );
         let ((done, _, cancelled), ()) = tokio::join!(collect(rx), run);
         assert!(cancelled);
-        assert_eq!(done.len(), 2, "two calls finished before the cancel at 250 ms");
+        assert_eq!(
+            done.len(),
+            2,
+            "two calls finished before the cancel at 250 ms"
+        );
     }
 }

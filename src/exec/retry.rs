@@ -13,9 +13,10 @@ pub fn delay(policy: &RetryPolicy, retry: u32, error: &CallError, jitter: f64) -
     if !error.retryable || retry > policy.max {
         return None;
     }
-    let exp = policy
-        .base_delay
-        .saturating_mul(1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX));
+    let exp = policy.base_delay.saturating_mul(
+        1u32.checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX),
+    );
     let cap = exp.min(policy.max_delay);
     // Full jitter: uniform in [cap/2, cap] keeps some spacing while spreading clients.
     let backoff = cap.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));

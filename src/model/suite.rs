@@ -96,18 +96,40 @@ pub enum LengthUnit {
 /// resolved (an omitted `value` takes the case's `expected` where that makes sense).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Check {
-    Equals { value: String },
-    Contains { value: String },
-    IContains { value: String },
-    ContainsAny { values: Vec<String> },
-    ContainsAll { values: Vec<String> },
-    IContainsAny { values: Vec<String> },
-    IContainsAll { values: Vec<String> },
-    StartsWith { value: String },
-    EndsWith { value: String },
+    Equals {
+        value: String,
+    },
+    Contains {
+        value: String,
+    },
+    IContains {
+        value: String,
+    },
+    ContainsAny {
+        values: Vec<String>,
+    },
+    ContainsAll {
+        values: Vec<String>,
+    },
+    IContainsAny {
+        values: Vec<String>,
+    },
+    IContainsAll {
+        values: Vec<String>,
+    },
+    StartsWith {
+        value: String,
+    },
+    EndsWith {
+        value: String,
+    },
     /// The pattern was compiled once at validation; recompile with `regex::Regex::new`.
-    Regex { pattern: String },
-    IsJson { schema: Option<serde_json::Value> },
+    Regex {
+        pattern: String,
+    },
+    IsJson {
+        schema: Option<serde_json::Value>,
+    },
     /// `path` is a JSON pointer (`/a/0/b`) or a simple JSONPath (`$.a[0].b`).
     JsonPath {
         path: String,
@@ -125,19 +147,29 @@ pub enum Check {
         threshold: f64,
     },
     /// Edit distance; passes when at most `max_distance` (default 5).
-    Levenshtein { value: String, max_distance: usize },
+    Levenshtein {
+        value: String,
+        max_distance: usize,
+    },
     Length {
         min: Option<usize>,
         max: Option<usize>,
         unit: LengthUnit,
     },
     /// Maximum latency in ms.
-    Latency { max_ms: f64 },
+    Latency {
+        max_ms: f64,
+    },
     /// Maximum cost in USD.
-    Cost { max_usd: f64 },
+    Cost {
+        max_usd: f64,
+    },
     IsRefusal,
     /// The output is one of `labels`; `value` is the expected label.
-    Classification { labels: Vec<String>, value: String },
+    Classification {
+        labels: Vec<String>,
+        value: String,
+    },
     /// Model-assisted assertions (`llm-rubric`, `factuality`, `hallucination`, `semantic`),
     /// carried with their raw parameters for the scoring stage that knows them.
     Model {

@@ -140,7 +140,12 @@ mod tests {
             .collect();
         assert_eq!(
             first,
-            [("billing-1", 0, "a"), ("billing-1", 0, "b"), ("billing-1", 1, "a"), ("billing-1", 1, "b")]
+            [
+                ("billing-1", 0, "a"),
+                ("billing-1", 0, "b"),
+                ("billing-1", 1, "a"),
+                ("billing-1", 1, "b")
+            ]
         );
         assert!(jobs.iter().enumerate().all(|(i, j)| j.seq == i));
     }

@@ -12,7 +12,9 @@ pub struct AnthropicProvider {
 impl AnthropicProvider {
     pub fn new(spec: &ProviderSpec, client: reqwest::Client) -> Result<Self, ProviderError> {
         let _ = client;
-        Ok(Self { id: spec.id.clone() })
+        Ok(Self {
+            id: spec.id.clone(),
+        })
     }
 }
 
@@ -23,6 +25,9 @@ impl Provider for AnthropicProvider {
     }
 
     async fn complete(&self, _request: &Request) -> Result<Completion, CallError> {
-        Err(CallError::new(ErrorKind::Config, "the anthropic provider is not implemented yet"))
+        Err(CallError::new(
+            ErrorKind::Config,
+            "the anthropic provider is not implemented yet",
+        ))
     }
 }

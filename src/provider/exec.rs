@@ -57,7 +57,13 @@ impl Provider for ExecProvider {
         for (k, v) in &request.vars {
             let name: String = k
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             let value = match v {
                 serde_json::Value::String(s) => s.clone(),
@@ -83,16 +89,29 @@ impl Provider for ExecProvider {
             .map_err(|e| exec_error(format!("wait for `{}`: {e}", self.program)))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let tail: String = stderr.trim().chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = stderr
+                .trim()
+                .chars()
+                .rev()
+                .take(300)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             return Err(exec_error(format!(
                 "`{}` exited with {}{}",
                 self.program,
                 out.status,
-                if tail.is_empty() { String::new() } else { format!(": {tail}") }
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                }
             )));
         }
-        let output = String::from_utf8(out.stdout)
-            .map_err(|_| exec_error(format!("`{}` wrote output that is not UTF-8", self.program)))?;
+        let output = String::from_utf8(out.stdout).map_err(|_| {
+            exec_error(format!("`{}` wrote output that is not UTF-8", self.program))
+        })?;
         Ok(Completion {
             output: output.trim_end_matches(['\n', '\r']).to_string(),
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,

@@ -44,7 +44,10 @@ pub trait Provider: Send + Sync {
 }
 
 /// Build the provider a spec describes. HTTP providers share `client` (one connection pool).
-pub fn build(spec: &ProviderSpec, client: &reqwest::Client) -> Result<Arc<dyn Provider>, ProviderError> {
+pub fn build(
+    spec: &ProviderSpec,
+    client: &reqwest::Client,
+) -> Result<Arc<dyn Provider>, ProviderError> {
     Ok(match spec.kind {
         ProviderKind::Echo => Arc::new(echo::EchoProvider::new(spec)),
         ProviderKind::Replay => Arc::new(replay::ReplayProvider::new(spec)?),

@@ -47,9 +47,8 @@ impl ReplayProvider {
             .file
             .as_ref()
             .ok_or_else(|| ProviderError::setup(&spec.id, "a replay provider needs `file:`"))?;
-        let file = std::fs::File::open(path).map_err(|e| {
-            ProviderError::setup(&spec.id, format!("open {}: {e}", path.display()))
-        })?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| ProviderError::setup(&spec.id, format!("open {}: {e}", path.display())))?;
         let mut recordings = HashMap::new();
         for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
             let lineno = n + 1;

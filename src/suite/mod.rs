@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{Location, ProjectConfig, Request, Suite, Case};
+use crate::model::{Case, Location, ProjectConfig, Request, Suite};
 
 /// One problem in a user's file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,11 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 impl Diagnostics {
     #[must_use]
     pub fn render(&self) -> String {
-        self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        self.0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     #[must_use]

@@ -1,0 +1,237 @@
+//! `evalwatch runs` and `evalwatch show`: reading history.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use serde_json::json;
+
+use super::{Ctx, Failure, exit};
+use crate::cli::{ReadFormat, RunsArgs, ShowArgs};
+use crate::model::{CaseStatus, RunInfo};
+use crate::report::machine::{JsonRunWriter, header};
+use crate::report::{RunView, terminal};
+use crate::store::{Store, StoreError};
+
+fn open(ctx: &Ctx) -> anyhow::Result<Store> {
+    let project = ctx.project()?;
+    let db = ctx.db_path(&project);
+    if !db.exists() {
+        return Err(Failure::invalid(format!(
+            "read history: no store at {}; run `evalwatch run` first or point --db at it",
+            db.display()
+        )));
+    }
+    ctx.open_store(&db)
+}
+
+pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
+    let store = open(ctx)?;
+    let rows = store.runs(args.suite.as_deref(), args.limit)?;
+    if args.format == ReadFormat::Json {
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let providers: Vec<serde_json::Value> = r
+                    .metrics
+                    .iter()
+                    .map(|m| json!({"provider": m.provider, "metrics": m.metrics}))
+                    .collect();
+                json!({
+                    "run_id": r.info.run_id, "suite": r.info.suite, "started_at": r.info.started_at,
+                    "finished_at": r.info.finished_at, "status": r.info.status,
+                    "planned": r.info.planned, "providers": providers,
+                })
+            })
+            .collect();
+        ctx.printer.result(&serde_json::to_string_pretty(&items)?);
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        ctx.printer.result("no runs yet");
+        return Ok(exit::OK);
+    }
+    let mut table = vec![
+        [
+            "run_id",
+            "suite",
+            "started_at",
+            "status",
+            "provider",
+            "cases",
+            "pass_rate",
+            "errors",
+            "p95_ms",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect::<Vec<_>>(),
+    ];
+    for r in &rows {
+        let base = [
+            r.info.run_id.clone(),
+            r.info.suite.clone(),
+            r.info
+                .started_at
+                .chars()
+                .take(19)
+                .collect::<String>()
+                .replace('T', " "),
+            r.info.status.as_str().to_string(),
+        ];
+        if r.metrics.is_empty() {
+            let mut row = base.to_vec();
+            row.extend(["-", "-", "-", "-", "-"].map(String::from));
+            table.push(row);
+        }
+        for m in &r.metrics {
+            let mut row = base.to_vec();
+            row.push(m.provider.clone());
+            row.push(m.metrics.cases.to_string());
+            row.push(terminal::pct(m.metrics.pass_rate));
+            row.push(m.metrics.errors.to_string());
+            row.push(
+                m.metrics
+                    .latency_p95_ms
+                    .map_or_else(|| "n/a".into(), |v| format!("{v:.0}")),
+            );
+            table.push(row);
+        }
+    }
+    ctx.printer.result(terminal::table(&table).trim_end());
+    Ok(exit::OK)
+}
+
+/// A result that changed verdict between the baseline and this run.
+struct Flip {
+    case_id: String,
+    provider: String,
+    sample: u32,
+    from: CaseStatus,
+    to: CaseStatus,
+}
+
+fn flips(store: &Store, info: &RunInfo) -> anyhow::Result<(Option<String>, Vec<Flip>)> {
+    let Some(base) = store.previous_complete_run(&info.suite, &info.started_at)? else {
+        return Ok((None, Vec::new()));
+    };
+    let before: HashMap<(String, String, u32), CaseStatus> = store
+        .result_statuses(&base)?
+        .into_iter()
+        .map(|(c, p, s, st)| ((c, p, s), st))
+        .collect();
+    let mut out = Vec::new();
+    for (case_id, provider, sample, to) in store.result_statuses(&info.run_id)? {
+        if let Some(&from) = before.get(&(case_id.clone(), provider.clone(), sample))
+            && from != to
+            && (from == CaseStatus::Passed || to == CaseStatus::Passed)
+        {
+            out.push(Flip {
+                case_id,
+                provider,
+                sample,
+                from,
+                to,
+            });
+        }
+    }
+    Ok((Some(base), out))
+}
+
+pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
+    let store = open(ctx)?;
+    let info = store.run(&args.run_id)?.ok_or_else(|| {
+        Failure::invalid(format!(
+            "show run `{}`: no such run; `evalwatch runs` lists them",
+            args.run_id
+        ))
+    })?;
+    let metrics = store.run_metrics(&info.run_id)?;
+    let gates = store.run_gates(&info.run_id)?;
+    let wall_secs = info
+        .finished_at
+        .as_deref()
+        .and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
+        .zip(chrono::DateTime::parse_from_rfc3339(&info.started_at).ok())
+        .map(|(f, s)| (f - s).num_milliseconds() as f64 / 1000.0);
+    let view = RunView {
+        info: &info,
+        metrics: &metrics,
+        gates: &gates,
+        wall_secs,
+    };
+    let (baseline, flipped) = flips(&store, &info)?;
+    if args.format == ReadFormat::Json {
+        let mut head = header(&view, &[]);
+        head.insert("baseline_run_id".into(), json!(baseline));
+        head.insert(
+            "flips".into(),
+            flipped
+                .iter()
+                .map(|f| json!({"case_id": f.case_id, "provider": f.provider, "sample": f.sample, "from": f.from, "to": f.to}))
+                .collect(),
+        );
+        let stdout = std::io::stdout();
+        let mut lock = std::io::BufWriter::new(stdout.lock());
+        let mut w = JsonRunWriter::begin(&mut lock, &head)?;
+        store.for_each_result(&info.run_id, |rec| {
+            w.case(&rec)
+                .map_err(|e| StoreError::Other(format!("write output: {e}")))
+        })?;
+        w.end()?;
+        lock.flush()?;
+        return Ok(exit::OK);
+    }
+    ctx.printer
+        .result(terminal::summary(&view, true).trim_end());
+    let mut shown = 0usize;
+    let mut total = 0usize;
+    let mut lines = Vec::new();
+    store.for_each_result(&info.run_id, |rec| {
+        if rec.status != CaseStatus::Passed {
+            total += 1;
+            if shown < args.failures {
+                shown += 1;
+                lines.push(terminal::failure_line(&rec));
+            }
+        }
+        Ok(())
+    })?;
+    if total > 0 {
+        ctx.printer.result(&format!("not passed ({total}):"));
+        for l in &lines {
+            ctx.printer.result(l);
+        }
+        if total > shown {
+            ctx.printer.result(&format!(
+                "  ... and {} more (--failures N shows more)",
+                total - shown
+            ));
+        }
+    }
+    match baseline {
+        None => ctx
+            .printer
+            .result("baseline: none (no earlier complete run of this suite)"),
+        Some(b) if flipped.is_empty() => ctx.printer.result(&format!("baseline {b}: no flips")),
+        Some(b) => {
+            ctx.printer
+                .result(&format!("flips against baseline {b} ({}):", flipped.len()));
+            for f in &flipped {
+                let sample = if f.sample > 0 {
+                    format!(" #{}", f.sample)
+                } else {
+                    String::new()
+                };
+                ctx.printer.result(&format!(
+                    "  {}{} [{}]: {} -> {}",
+                    f.case_id,
+                    sample,
+                    f.provider,
+                    f.from.as_str(),
+                    f.to.as_str()
+                ));
+            }
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,164 @@
+//! The composer: turns CLI arguments into settings and wires the stages together. The only
+//! module that knows every stage.
+
+mod history;
+mod init;
+mod run;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command};
+use crate::model::ProjectConfig;
+use crate::output::{Printer, Verbosity};
+use crate::store::Store;
+use crate::suite;
+
+/// Exit codes of the spec.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const GATE: u8 = 1;
+    pub const INVALID: u8 = 2;
+    pub const INCOMPLETE: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// An error that carries its exit code. Anything else that reaches `main` exits 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn invalid(message: impl Into<String>) -> anyhow::Error {
+        Self {
+            code: exit::INVALID,
+            message: message.into(),
+        }
+        .into()
+    }
+}
+
+/// Map an error to its exit code.
+#[must_use]
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    err.downcast_ref::<Failure>()
+        .map_or(exit::INCOMPLETE, |f| f.code)
+}
+
+/// What every command gets.
+pub struct Ctx {
+    pub printer: Printer,
+    pub db: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub cwd: PathBuf,
+}
+
+impl Ctx {
+    /// The project config, or exit 2 with every diagnostic.
+    pub fn project(&self) -> anyhow::Result<ProjectConfig> {
+        suite::load_project(self.config.as_deref(), &self.cwd)
+            .map_err(|d| Failure::invalid(d.render()))
+    }
+
+    /// The store path: --db / `EVALWATCH_DB`, else `store:` of evalwatch.yaml, else evalwatch.db.
+    pub fn db_path(&self, project: &ProjectConfig) -> PathBuf {
+        if let Some(p) = &self.db {
+            return p.clone();
+        }
+        match &project.store {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => project.root.join(p),
+            None => project.root.join("evalwatch.db"),
+        }
+    }
+
+    /// Open the store and mark runs of dead processes incomplete.
+    pub fn open_store(&self, path: &Path) -> anyhow::Result<Store> {
+        let mut store = Store::open(path)?;
+        reap_dead_runs(&mut store, self.printer)?;
+        Ok(store)
+    }
+}
+
+/// This machine's name, to tell whose process a `running` run belongs to.
+#[must_use]
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true // cannot tell: leave the run alone
+    }
+}
+
+/// A run left `running` by a process of this host that no longer exists crashed or was
+/// killed: mark it incomplete so history says so.
+fn reap_dead_runs(store: &mut Store, printer: Printer) -> anyhow::Result<()> {
+    let host = host_name();
+    for (run_id, pid, run_host) in store.running_runs()? {
+        if run_host == host && pid != std::process::id() && !process_alive(pid) {
+            store.set_run_status(&run_id, crate::model::RunStatus::Incomplete)?;
+            printer.detail(&format!("run {run_id} (pid {pid}) was left running by a process that is gone: marked incomplete"));
+        }
+    }
+    Ok(())
+}
+
+/// Run the command line; returns the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let verbosity = if cli.global.quiet {
+        Verbosity::Quiet
+    } else if cli.global.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let ctx = Ctx {
+        printer: Printer::new(verbosity, cli.global.no_color),
+        db: cli.global.db,
+        config: cli.global.config,
+        cwd: std::env::current_dir()?,
+    };
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, &a),
+        Command::Validate(a) => validate::run(&ctx, &a),
+        Command::Run(a) => run::run(&ctx, &a),
+        Command::Runs(a) => history::runs(&ctx, &a),
+        Command::Show(a) => history::show(&ctx, &a),
+    }
+}
+
+/// The suite files named on the command line, or the project's `suites/` folder.
+pub fn suite_files(
+    ctx: &Ctx,
+    project: &ProjectConfig,
+    paths: &[PathBuf],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let paths = if paths.is_empty() {
+        vec![project.root.join("suites")]
+    } else {
+        paths
+            .iter()
+            .map(|p| {
+                if p.is_absolute() {
+                    p.clone()
+                } else {
+                    ctx.cwd.join(p)
+                }
+            })
+            .collect()
+    };
+    suite::discover_suite_files(&paths).map_err(|d| Failure::invalid(d.render()))
+}

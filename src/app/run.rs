@@ -1,0 +1,551 @@
+//! `evalwatch run`: load, plan, execute, score, store, gate, report.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, Failure, exit, host_name, suite_files};
+use crate::cli::{RunArgs, RunFormat};
+use crate::exec::{self, Event, Finished, Slot};
+use crate::metrics::{RunAccumulator, evaluate_gates};
+use crate::model::{
+    CaseStatus, ErrorKind, GateResult, ProjectConfig, ProviderMetrics, ResultRecord, RunInfo,
+    RunStatus, Suite,
+};
+use crate::plan::{self, Filters};
+use crate::report::junit::JunitWriter;
+use crate::report::machine::{JsonRunWriter, header};
+use crate::report::{RunView, terminal};
+use crate::score::{ScoreInput, Scorer};
+use crate::store::{Store, Writer};
+use crate::suite::{self, Renderer};
+use crate::{provider, report};
+
+/// Default share of errored results above which a run cannot count as complete (exit 3).
+pub const DEFAULT_ERROR_BUDGET: f64 = 0.5;
+/// Default cap on calls in flight across all providers.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// Results per store transaction.
+const BATCH: usize = 1000;
+
+/// A new run id: UTC time plus random hex, sortable and easy to type a prefix of.
+fn new_run_id() -> String {
+    format!(
+        "{}-{:04x}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        rand::random::<u16>()
+    )
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One finished run, as the formatters need it.
+struct Done {
+    info: RunInfo,
+    metrics: Vec<ProviderMetrics>,
+    gates: Vec<GateResult>,
+    wall_secs: f64,
+    failures: Vec<String>,
+    more_failures: usize,
+}
+
+pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
+    let project = ctx.project()?;
+    let files = suite_files(ctx, &project, &args.paths)?;
+    if files.is_empty() {
+        return Err(Failure::invalid(
+            "find suites: no *.yaml files in the given paths; create one with `evalwatch init` or name a suite file",
+        ));
+    }
+    let (suites, diags) = suite::load_suites(&files, &project);
+    if !diags.is_empty() {
+        return Err(Failure::invalid(format!(
+            "{}\nnothing was run: fix the problems above (`evalwatch validate` lists them)",
+            diags.render()
+        )));
+    }
+    let filters = Filters {
+        providers: args.providers.clone(),
+        cases: args
+            .cases
+            .iter()
+            .map(|g| {
+                glob::Pattern::new(g)
+                    .map_err(|e| Failure::invalid(format!("read --case `{g}`: {e}")))
+            })
+            .collect::<Result<_, _>>()?,
+        tags: args.tags.clone(),
+        repeat: args.repeat,
+    };
+    if args.concurrency == Some(0) {
+        return Err(Failure::invalid("read --concurrency: must be at least 1"));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    if args.dry_run {
+        return dry_run(ctx, &suites, &filters);
+    }
+    let db = ctx.db_path(&project);
+    let mut store = ctx.open_store(&db)?;
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        runtime.spawn(async move {
+            wait_for_signal().await;
+            cancel.cancel();
+        });
+    }
+    let client = provider::http_client()?;
+    let mut code = exit::OK;
+    let mut done_runs = Vec::new();
+    for suite in suites {
+        let suite = Arc::new(suite);
+        let jobs = plan::plan(&suite, &filters).map_err(|e| Failure::invalid(e.to_string()))?;
+        if jobs.is_empty() {
+            ctx.printer.warn(&format!(
+                "suite `{}`: no case matches the filters; nothing run",
+                suite.name
+            ));
+            continue;
+        }
+        let done = run_suite(
+            ctx, &project, &runtime, &client, &mut store, &db, &suite, jobs, args, &cancel,
+        )?;
+        let breached = done.gates.iter().any(|g| !g.ok);
+        let status = done.info.status;
+        done_runs.push(done);
+        if status == RunStatus::Incomplete {
+            code = exit::INTERRUPTED;
+            break;
+        }
+        if status == RunStatus::Failed {
+            code = code.max(exit::INCOMPLETE);
+        } else if breached && code == exit::OK {
+            code = exit::GATE;
+        }
+    }
+    emit(ctx, &store, args, &done_runs)?;
+    runtime.shutdown_background();
+    Ok(code)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn dry_run(ctx: &Ctx, suites: &[Suite], filters: &Filters) -> anyhow::Result<u8> {
+    for suite in suites {
+        let jobs = plan::plan(suite, filters).map_err(|e| Failure::invalid(e.to_string()))?;
+        let renderer = Renderer::new(suite).map_err(|d| Failure::invalid(d.render()))?;
+        let mut rendered = 0usize;
+        let mut first = None;
+        for job in &jobs {
+            let request = renderer
+                .render(&suite.cases[job.case_index], job.sample)
+                .map_err(|e| Failure::invalid(format!("render case `{}`: {e}", job.case_id)))?;
+            rendered += 1;
+            if first.is_none() {
+                first = Some(request.prompt_text());
+            }
+        }
+        let providers: Vec<&str> = suite.providers.iter().map(|p| p.id.as_str()).collect();
+        ctx.printer.result(&format!(
+            "{}: {} job{} ({} case{} x providers [{}]); every prompt rendered, nothing called or stored",
+            suite.name,
+            rendered,
+            if rendered == 1 { "" } else { "s" },
+            suite.cases.len(),
+            if suite.cases.len() == 1 { "" } else { "s" },
+            providers.join(", ")
+        ));
+        if let (Some(p), Some(job)) = (first, jobs.first()) {
+            ctx.printer
+                .info(&format!("first prompt ({}):\n{p}", job.case_id));
+        }
+    }
+    Ok(exit::OK)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_suite(
+    ctx: &Ctx,
+    project: &ProjectConfig,
+    runtime: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    store: &mut Store,
+    db: &std::path::Path,
+    suite: &Arc<Suite>,
+    jobs: Vec<crate::model::Job>,
+    args: &RunArgs,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Done> {
+    let mut slots = Vec::with_capacity(suite.providers.len());
+    for spec in &suite.providers {
+        let provider =
+            provider::build(spec, client).map_err(|e| Failure::invalid(e.to_string()))?;
+        slots.push(Slot {
+            provider,
+            concurrency: spec.concurrency,
+            timeout: spec.timeout,
+            retries: spec.retries,
+            pricing: spec.pricing,
+            rate_limit: spec.rate_limit,
+        });
+    }
+    let renderer = Arc::new(Renderer::new(suite).map_err(|d| Failure::invalid(d.render()))?);
+    let scorer = Scorer::new(suite).map_err(|e| Failure::invalid(e.to_string()))?;
+    let info = RunInfo {
+        run_id: new_run_id(),
+        suite: suite.name.clone(),
+        suite_hash: suite.hash.clone(),
+        started_at: now_rfc3339(),
+        finished_at: None,
+        status: RunStatus::Running,
+        providers: suite.providers.iter().map(|p| p.id.clone()).collect(),
+        planned: jobs.len() as u64,
+    };
+    store.begin_run(&info, suite, std::process::id(), &host_name())?;
+    let writer = Writer::spawn(db, &info.run_id, BATCH)?;
+    let bar = ctx.printer.progress(jobs.len() as u64, &suite.name);
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel::<Event>(1024);
+    let consumer = {
+        let suite = Arc::clone(suite);
+        let printer = ctx.printer;
+        let bar = bar.clone();
+        std::thread::spawn(move || {
+            consume(rx, &suite, &scorer, &writer, printer, &bar).map(|c| (c, writer))
+        })
+    };
+    let render: exec::RenderFn = {
+        let suite = Arc::clone(suite);
+        let renderer = Arc::clone(&renderer);
+        Arc::new(move |job| renderer.render(&suite.cases[job.case_index], job.sample))
+    };
+    let global = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    runtime.block_on(exec::execute(
+        jobs,
+        slots,
+        global,
+        render,
+        cancel.clone(),
+        tx,
+    ));
+    let joined = consumer
+        .join()
+        .map_err(|_| anyhow::anyhow!("score results: the scoring thread panicked"))?;
+    bar.finish_and_clear();
+    let wall_secs = started.elapsed().as_secs_f64();
+    let (consumed, writer) = match joined {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = store.set_run_status(&info.run_id, RunStatus::Incomplete);
+            return Err(e.context(format!("store results of run {}", info.run_id)));
+        }
+    };
+    writer
+        .finish()
+        .with_context(|| format!("store results of run {}", info.run_id))?;
+    let metrics = consumed.acc.finish(Some(wall_secs));
+    let errors: u64 = metrics
+        .iter()
+        .filter(|m| m.tag.is_none())
+        .map(|m| m.metrics.errors)
+        .sum();
+    let results: u64 = metrics
+        .iter()
+        .filter(|m| m.tag.is_none())
+        .map(|m| m.metrics.cases)
+        .sum();
+    let budget = project.error_budget.unwrap_or(DEFAULT_ERROR_BUDGET);
+    let status = if consumed.cancelled {
+        RunStatus::Incomplete
+    } else if results > 0 && errors as f64 / results as f64 > budget {
+        RunStatus::Failed
+    } else {
+        RunStatus::Complete
+    };
+    let gates: Vec<GateResult> = if status == RunStatus::Complete {
+        metrics
+            .iter()
+            .filter(|m| m.tag.is_none())
+            .flat_map(|m| evaluate_gates(&suite.gates, &m.provider, &m.metrics))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let finished_at = now_rfc3339();
+    store.finish_run(&info.run_id, status, &finished_at, &metrics, &gates)?;
+    if status == RunStatus::Failed {
+        ctx.printer.warn(&format!(
+            "run {}: {errors} of {results} results are errors, over the error budget of {:.0}%; the run is marked failed",
+            info.run_id,
+            budget * 100.0
+        ));
+    }
+    if status == RunStatus::Incomplete {
+        ctx.printer.warn(&format!(
+            "run {} interrupted: {} of {} results kept, marked incomplete",
+            info.run_id, consumed.finished, info.planned
+        ));
+    }
+    Ok(Done {
+        info: RunInfo {
+            finished_at: Some(finished_at),
+            status,
+            ..info
+        },
+        metrics,
+        gates,
+        wall_secs,
+        failures: consumed.failures,
+        more_failures: consumed.more_failures,
+    })
+}
+
+/// What the consumer thread hands back.
+struct Consumed {
+    acc: RunAccumulator,
+    cancelled: bool,
+    finished: u64,
+    failures: Vec<String>,
+    more_failures: usize,
+}
+
+const SHOWN_FAILURES: usize = 10;
+
+/// The single consumer of executor events: scores, accumulates metrics, feeds the writer,
+/// drives the progress bar.
+fn consume(
+    mut rx: mpsc::Receiver<Event>,
+    suite: &Suite,
+    scorer: &Scorer,
+    writer: &Writer,
+    printer: crate::output::Printer,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Consumed> {
+    let mut out = Consumed {
+        acc: RunAccumulator::new(),
+        cancelled: false,
+        finished: 0,
+        failures: Vec::new(),
+        more_failures: 0,
+    };
+    while let Some(event) = rx.blocking_recv() {
+        match event {
+            Event::JobStarted { .. } => {}
+            Event::AttemptFailed {
+                seq: _,
+                provider_id,
+                attempt,
+                error,
+                retry_in,
+            } => {
+                let next = retry_in.map_or_else(
+                    || "giving up".to_string(),
+                    |d| format!("retrying in {d:.1?}"),
+                );
+                printer.detail(&format!(
+                    "[{provider_id}] attempt {attempt} failed ({}): {error}; {next}",
+                    error.kind.as_str()
+                ));
+            }
+            Event::JobFinished(finished) => {
+                let record = record(suite, scorer, *finished);
+                out.acc.add(&record);
+                out.finished += 1;
+                if record.status != CaseStatus::Passed {
+                    if out.failures.len() < SHOWN_FAILURES {
+                        out.failures.push(terminal::failure_line(&record));
+                    } else {
+                        out.more_failures += 1;
+                    }
+                    printer.detail(&terminal::failure_line(&record));
+                }
+                bar.inc(1);
+                writer.send(record)?;
+            }
+            Event::RunFinished { cancelled } => {
+                out.cancelled = cancelled;
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Score a finished job into the record the store keeps.
+fn record(suite: &Suite, scorer: &Scorer, f: Finished) -> ResultRecord {
+    let case = &suite.cases[f.job.case_index];
+    let prompt = f
+        .request
+        .as_ref()
+        .map(crate::model::Request::prompt_text)
+        .unwrap_or_default();
+    let mut rec = ResultRecord {
+        case_hash: case.hash.clone(),
+        tags: case.tags.clone(),
+        prompt,
+        status: CaseStatus::Error,
+        score: None,
+        output: None,
+        error: None,
+        error_kind: None,
+        latency_ms: None,
+        tokens_in: None,
+        tokens_out: None,
+        cost_usd: None,
+        finish_reason: None,
+        attempts: f.attempts,
+        assertions: Vec::new(),
+        label: None,
+        job: f.job,
+    };
+    match f.result {
+        Ok(c) => {
+            let score = scorer.score(
+                rec.job.case_index,
+                case,
+                &ScoreInput {
+                    output: &c.output,
+                    prompt: &rec.prompt,
+                    latency_ms: Some(c.latency_ms),
+                    cost_usd: c.cost_usd,
+                },
+            );
+            rec.status = score.status;
+            rec.score = score.score;
+            rec.assertions = score.assertions;
+            rec.label = score.label;
+            rec.output = Some(c.output);
+            rec.latency_ms = Some(c.latency_ms);
+            rec.tokens_in = c.tokens_in;
+            rec.tokens_out = c.tokens_out;
+            rec.cost_usd = c.cost_usd;
+            rec.finish_reason = c.finish_reason;
+        }
+        Err(e) => {
+            rec.error_kind = Some(e.kind);
+            rec.error = Some(e.message);
+            if e.kind == ErrorKind::Cancelled {
+                rec.status = CaseStatus::Error;
+            }
+        }
+    }
+    rec
+}
+
+/// Print or write the chosen format for every run.
+fn emit(ctx: &Ctx, store: &Store, args: &RunArgs, runs: &[Done]) -> anyhow::Result<()> {
+    let text = || {
+        for d in runs {
+            let view = view_of(d);
+            ctx.printer.result(
+                terminal::summary(
+                    &view,
+                    ctx.printer.verbosity == crate::output::Verbosity::Verbose,
+                )
+                .trim_end(),
+            );
+            if !d.failures.is_empty() {
+                ctx.printer.info(&format!(
+                    "not passed ({}):",
+                    d.failures.len() + d.more_failures
+                ));
+                for f in &d.failures {
+                    ctx.printer.info(f);
+                }
+                if d.more_failures > 0 {
+                    ctx.printer.info(&format!(
+                        "  ... and {} more: `evalwatch show {}`",
+                        d.more_failures, d.info.run_id
+                    ));
+                }
+            }
+        }
+    };
+    if args.format == RunFormat::Text && args.out.is_none() {
+        text();
+        return Ok(());
+    }
+    let mut sink: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match args.format {
+        RunFormat::Text => {
+            for d in runs {
+                writeln!(sink, "{}", terminal::summary(&view_of(d), true).trim_end())?;
+                for f in &d.failures {
+                    writeln!(sink, "{f}")?;
+                }
+            }
+        }
+        RunFormat::Json => {
+            for d in runs {
+                let view = view_of(d);
+                let mut w = JsonRunWriter::begin(&mut sink, &header(&view, &[]))?;
+                store.for_each_result(&d.info.run_id, |rec| {
+                    w.case(&rec)
+                        .map_err(|e| crate::store::StoreError::Other(format!("write output: {e}")))
+                })?;
+                w.end()?;
+            }
+        }
+        RunFormat::Junit => {
+            let mut w = JunitWriter::begin(&mut sink)?;
+            for d in runs {
+                w.suite(&view_of(d))?;
+                store.for_each_result(&d.info.run_id, |rec| {
+                    w.case(&d.info.suite, &rec)
+                        .map_err(|e| crate::store::StoreError::Other(format!("write output: {e}")))
+                })?;
+                w.end_suite()?;
+            }
+            w.end()?;
+        }
+    }
+    sink.flush()?;
+    drop(sink);
+    if args.out.is_some() {
+        text();
+    }
+    Ok(())
+}
+
+fn view_of(d: &Done) -> RunView<'_> {
+    report::RunView {
+        info: &d.info,
+        metrics: &d.metrics,
+        gates: &d.gates,
+        wall_secs: Some(d.wall_secs),
+    }
+}

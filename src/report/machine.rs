@@ -1,0 +1,117 @@
+//! `--format json`: the spec's machine-output object, written as results stream by (never the
+//! whole run in memory).
+
+use std::io::{self, Write};
+
+use serde_json::{Map, Value, json};
+
+use super::RunView;
+use crate::model::ResultRecord;
+
+/// Streams one run object: header fields, then `cases` one at a time.
+pub struct JsonRunWriter<W: Write> {
+    w: W,
+    first: bool,
+}
+
+fn to_io(e: serde_json::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// The header fields of the run object (everything but `cases`).
+pub fn header(view: &RunView<'_>, alerts: &[Value]) -> Map<String, Value> {
+    let providers: Vec<Value> = view
+        .overall()
+        .map(|m| json!({ "provider": m.provider, "metrics": m.metrics }))
+        .collect();
+    let tags: Vec<Value> = view
+        .metrics
+        .iter()
+        .filter(|m| m.tag.is_some())
+        .map(|m| json!({ "provider": m.provider, "tag": m.tag, "metrics": m.metrics }))
+        .collect();
+    let gates: Vec<Value> = view
+        .gates
+        .iter()
+        .map(|g| json!({ "metric": g.metric, "provider": g.provider, "limit": g.limit, "value": g.value, "ok": g.ok }))
+        .collect();
+    let mut m = Map::new();
+    m.insert("run_id".into(), json!(view.info.run_id));
+    m.insert("suite".into(), json!(view.info.suite));
+    m.insert("suite_hash".into(), json!(view.info.suite_hash));
+    m.insert("started_at".into(), json!(view.info.started_at));
+    m.insert("finished_at".into(), json!(view.info.finished_at));
+    m.insert("status".into(), json!(view.info.status));
+    m.insert("planned".into(), json!(view.info.planned));
+    m.insert("wall_secs".into(), json!(view.wall_secs));
+    m.insert("providers".into(), Value::Array(providers));
+    m.insert("tags".into(), Value::Array(tags));
+    m.insert("gates".into(), Value::Array(gates));
+    m.insert("alerts".into(), Value::Array(alerts.to_vec()));
+    m
+}
+
+/// One entry of `cases`.
+pub fn case(rec: &ResultRecord) -> Value {
+    let assertions: Vec<Value> = rec
+        .assertions
+        .iter()
+        .map(|a| {
+            json!({
+                "type": a.type_name, "pass": a.pass, "score": a.score, "reason": a.reason,
+                "details": a.details, "weight": a.weight, "metric": a.metric, "unscorable": a.unscorable,
+            })
+        })
+        .collect();
+    json!({
+        "case_id": rec.job.case_id,
+        "provider": rec.job.provider_id,
+        "sample": rec.job.sample,
+        "status": rec.status,
+        "score": rec.score,
+        "output": rec.output,
+        "latency_ms": rec.latency_ms,
+        "tokens_in": rec.tokens_in,
+        "tokens_out": rec.tokens_out,
+        "cost_usd": rec.cost_usd,
+        "error": rec.error,
+        "error_kind": rec.error_kind,
+        "attempts": rec.attempts,
+        "finish_reason": rec.finish_reason,
+        "tags": rec.tags,
+        "case_hash": rec.case_hash,
+        "prompt": rec.prompt,
+        "label": rec.label,
+        "assertions": assertions,
+    })
+}
+
+impl<W: Write> JsonRunWriter<W> {
+    /// Write the header fields and open `cases`. `extra` fields are added to the object.
+    pub fn begin(mut w: W, head: &Map<String, Value>) -> io::Result<Self> {
+        let text = serde_json::to_string(head).map_err(to_io)?;
+        // Reopen the serialised map to append "cases".
+        let body = text.strip_suffix('}').unwrap_or(&text);
+        w.write_all(body.as_bytes())?;
+        w.write_all(if head.is_empty() {
+            b"\"cases\":["
+        } else {
+            b",\"cases\":["
+        })?;
+        Ok(Self { w, first: true })
+    }
+
+    pub fn case(&mut self, rec: &ResultRecord) -> io::Result<()> {
+        if !self.first {
+            self.w.write_all(b",")?;
+        }
+        self.first = false;
+        serde_json::to_writer(&mut self.w, &case(rec)).map_err(to_io)
+    }
+
+    /// Close the object; returns the writer.
+    pub fn end(mut self) -> io::Result<W> {
+        self.w.write_all(b"]}\n")?;
+        Ok(self.w)
+    }
+}

@@ -1,0 +1,201 @@
+//! The text summary of a run: a readable table per provider, gates, failures.
+
+use std::fmt::Write as _;
+
+use super::RunView;
+use crate::model::{Metrics, ResultRecord};
+
+/// A rate as a percentage, "n/a" when undefined.
+#[must_use]
+pub fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |x| format!("{:.1}%", x * 100.0))
+}
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |x| format!("{x:.decimals$}"))
+}
+
+/// Render rows as an aligned table (first column left, the rest right-aligned).
+#[must_use]
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c == 0 {
+                let _ = write!(line, "{cell:<w$}", w = widths[c]);
+            } else {
+                let _ = write!(line, "  {cell:>w$}", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn metric_row(label: String, m: &Metrics) -> Vec<String> {
+    vec![
+        label,
+        m.cases.to_string(),
+        m.passed.to_string(),
+        m.failed.to_string(),
+        m.errors.to_string(),
+        m.unscorable.to_string(),
+        pct(m.pass_rate),
+        num(m.mean_score, 3),
+        num(m.latency_p50_ms, 0),
+        num(m.latency_p95_ms, 0),
+        format!("{:.4}", m.cost_usd),
+    ]
+}
+
+fn header() -> Vec<String> {
+    [
+        "provider",
+        "cases",
+        "passed",
+        "failed",
+        "errors",
+        "unscorable",
+        "pass_rate",
+        "mean_score",
+        "p50_ms",
+        "p95_ms",
+        "cost_usd",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect()
+}
+
+/// Header line, metrics per provider (and per tag when `with_tags`), gates.
+#[must_use]
+pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
+    let mut out = String::new();
+    let wall = view
+        .wall_secs
+        .map(|s| format!("  {s:.2}s"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{}  run {}  {}{}",
+        view.info.suite,
+        view.info.run_id,
+        view.info.status.as_str(),
+        wall
+    );
+    let mut rows = vec![header()];
+    for m in view.overall() {
+        rows.push(metric_row(m.provider.clone(), &m.metrics));
+    }
+    if with_tags {
+        for m in view.metrics.iter().filter(|m| m.tag.is_some()) {
+            let tag = m.tag.as_deref().unwrap_or_default();
+            rows.push(metric_row(format!("{} #{tag}", m.provider), &m.metrics));
+        }
+    }
+    out.push_str(&table(&rows));
+    for m in view.overall() {
+        if !m.metrics.errors_by_kind.is_empty() {
+            let kinds: Vec<String> = m
+                .metrics
+                .errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(out, "errors on {}: {}", m.provider, kinds.join(", "));
+        }
+        if !m.metrics.labels.is_empty() {
+            let labels: Vec<String> = m
+                .metrics
+                .labels
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} P={} R={} F1={}",
+                        l.label,
+                        num(l.precision, 2),
+                        num(l.recall, 2),
+                        num(l.f1, 2)
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "labels on {}: {}", m.provider, labels.join("; "));
+        }
+        if !m.metrics.flaky_cases.is_empty() {
+            let _ = writeln!(
+                out,
+                "flaky on {}: {}",
+                m.provider,
+                m.metrics.flaky_cases.join(", ")
+            );
+        }
+    }
+    for g in view.gates {
+        let _ = writeln!(
+            out,
+            "gate {} {} on {}: {} {}",
+            g.metric,
+            g.limit,
+            g.provider,
+            num(g.value, 4),
+            if g.ok { "ok" } else { "BREACHED" }
+        );
+    }
+    out
+}
+
+/// One line per failed, errored or unscorable result.
+#[must_use]
+pub fn failure_line(rec: &ResultRecord) -> String {
+    let sample = if rec.job.sample > 0 {
+        format!(" #{}", rec.job.sample)
+    } else {
+        String::new()
+    };
+    let why = if let Some(e) = &rec.error {
+        e.clone()
+    } else {
+        rec.assertions
+            .iter()
+            .filter(|a| !a.pass || a.unscorable)
+            .map(|a| format!("{}: {}", a.type_name, a.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    format!(
+        "  {} {}{} [{}]: {}",
+        rec.status.as_str(),
+        rec.job.case_id,
+        sample,
+        rec.job.provider_id,
+        why
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligns_columns_and_shows_undefined_rates_as_na() {
+        let t = table(&[
+            vec!["a".into(), "1".into()],
+            vec!["long".into(), "100".into()],
+        ]);
+        assert_eq!(t, "a       1\nlong  100\n");
+        assert_eq!(pct(None), "n/a");
+        assert_eq!(pct(Some(0.9166)), "91.7%");
+    }
+}
