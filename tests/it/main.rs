@@ -1,0 +1,8 @@
+//! Integration tests: the real binary against real files, a real SQLite store and, for
+//! providers, loopback servers. One test binary, one module per area.
+
+mod cli;
+mod examples;
+mod history;
+mod runs;
+mod support;

@@ -1,0 +1,173 @@
+//! Runs in the store: concurrent processes, interruption, crashes.
+
+use std::time::{Duration, Instant};
+
+use evalwatch::model::RunStatus;
+use evalwatch::store::Store;
+
+use crate::support::{Project, code, json_runs, replay_suite, stderr};
+
+#[test]
+fn two_processes_on_one_store_both_complete_with_nothing_lost() {
+    let p = Project::new();
+    replay_suite(&p, "one", 3000, 7);
+    replay_suite(&p, "two", 3000, 11);
+    let spawn = |suite: &str| {
+        p.cmd()
+            .args(["run", "--format", "json", &format!("suites/{suite}.yaml")])
+            .timeout(Duration::from_secs(300))
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| spawn("one"));
+        let b = s.spawn(|| spawn("two"));
+        (
+            a.join().expect("thread").expect("run one"),
+            b.join().expect("thread").expect("run two"),
+        )
+    });
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    assert_eq!(code(&b), 0, "{}", stderr(&b));
+    let store = Store::open(&p.db()).expect("open store");
+    for (out, n_fail) in [(&a, 3000 / 7 + 1), (&b, 3000 / 11 + 1)] {
+        let run = &json_runs(out)[0];
+        let id = run["run_id"].as_str().expect("id");
+        let mut seen = 0u64;
+        let mut failed = 0u64;
+        store
+            .for_each_result(id, |r| {
+                seen += 1;
+                if r.status == evalwatch::model::CaseStatus::Failed {
+                    failed += 1;
+                }
+                Ok(())
+            })
+            .expect("read results");
+        assert_eq!(seen, 3000, "every result of run {id} stored");
+        assert_eq!(failed, n_fail as u64);
+        assert_eq!(
+            store.run(id).expect("run").expect("exists").status,
+            RunStatus::Complete
+        );
+    }
+}
+
+/// A suite whose provider takes `secs` per call, one at a time.
+fn slow_suite(p: &Project, n: usize, secs: &str) {
+    use std::fmt::Write as _;
+    let mut cases = String::new();
+    for i in 0..n {
+        let _ = writeln!(cases, "  - {{id: c{i}, vars: {{q: q{i}}}, expected: Q{i}}}");
+    }
+    p.write(
+        "suites/slow.yaml",
+        &format!(
+            "suite: slow\nproviders:\n  - id: x\n    type: exec\n    concurrency: 1\n    command: [sh, -c, 'sleep {secs}; tr a-z A-Z']\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}"
+        ),
+    );
+}
+
+/// Wait until the store holds at least `n` results of the only run; returns the run id.
+fn wait_for_results(p: &Project, n: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no progress in the store");
+        std::thread::sleep(Duration::from_millis(200));
+        if !p.db().exists() {
+            continue;
+        }
+        let Ok(store) = Store::open(&p.db()) else {
+            continue;
+        };
+        let Ok(rows) = store.runs(Some("slow"), 1) else {
+            continue;
+        };
+        let Some(row) = rows.first() else { continue };
+        let mut count = 0;
+        if store
+            .for_each_result(&row.info.run_id, |_| {
+                count += 1;
+                Ok(())
+            })
+            .is_ok()
+            && count >= n
+        {
+            return row.info.run_id.clone();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+#[test]
+fn ctrl_c_keeps_finished_results_and_marks_the_run_incomplete() {
+    let p = Project::new();
+    slow_suite(&p, 200, "0.05");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .args(["run", "--format", "json"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let run_id = wait_for_results(&p, 3);
+    signal(child.id(), "-INT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&p.db()).expect("open");
+    let info = store.run(&run_id).expect("query").expect("run kept");
+    assert_eq!(info.status, RunStatus::Incomplete);
+    let mut kept = 0u64;
+    store
+        .for_each_result(&run_id, |r| {
+            assert_eq!(
+                r.status,
+                evalwatch::model::CaseStatus::Passed,
+                "only finished results are kept"
+            );
+            kept += 1;
+            Ok(())
+        })
+        .expect("results");
+    assert!(kept >= 3 && kept < 200, "kept {kept}");
+    let json = json_runs(&out);
+    assert_eq!(json[0]["status"], "incomplete");
+}
+
+#[test]
+fn a_killed_run_is_marked_incomplete_when_the_store_is_next_opened() {
+    let p = Project::new();
+    slow_suite(&p, 200, "0.05");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .args(["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let run_id = wait_for_results(&p, 3);
+    signal(child.id(), "-KILL");
+    let _ = child.wait();
+    let out = p.run(&["runs", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let row = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["run_id"] == run_id.as_str())
+        .expect("run listed");
+    assert_eq!(row["status"], "incomplete");
+}

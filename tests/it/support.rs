@@ -1,0 +1,128 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// A scratch project folder.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A copy of the repository's shipped examples (evalwatch.yaml and suites/).
+    pub fn examples() -> Self {
+        let p = Self::new();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        copy_dir(&root.join("suites"), &p.path().join("suites"));
+        std::fs::copy(root.join("evalwatch.yaml"), p.path().join("evalwatch.yaml"))
+            .expect("copy config");
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path().join("evalwatch.db")
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.path().join(rel);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("evalwatch").expect("binary");
+        c.current_dir(self.path())
+            .env_remove("EVALWATCH_DB")
+            .env_remove("EVALWATCH_CONFIG")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// Run with arguments; returns the output (never panics on a non-zero exit).
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run evalwatch")
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parse `run --format json` output: one JSON object per suite run (JSON Lines).
+pub fn json_runs(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The exit code, asserting the process was not killed by a panic (101) or signal.
+pub fn code(o: &Output) -> i32 {
+    let c = o.status.code().expect("exited normally");
+    assert_ne!(c, 101, "evalwatch panicked:\n{}", stderr(o));
+    c
+}
+
+/// A suite of `n` cases answered by a replay file; every `fail_every`-th answer is wrong.
+pub fn replay_suite(p: &Project, name: &str, n: usize, fail_every: usize) -> PathBuf {
+    use std::fmt::Write as _;
+    let mut rec = String::new();
+    let mut cases = String::new();
+    for i in 0..n {
+        let answer = if fail_every > 0 && i % fail_every == 0 {
+            "wrong"
+        } else {
+            "right"
+        };
+        let _ = writeln!(
+            rec,
+            "{{\"case_id\": \"c{i}\", \"output\": \"the answer is {answer}\", \"latency_ms\": {}}}",
+            100 + i % 50
+        );
+        let _ = writeln!(
+            cases,
+            "{{\"id\": \"c{i}\", \"vars\": {{\"q\": \"question {i}\"}}, \"expected\": \"right\"}}"
+        );
+    }
+    p.write(&format!("suites/{name}.jsonl"), &rec);
+    p.write(&format!("suites/cases/{name}.jsonl"), &cases);
+    p.write(
+        &format!("suites/{name}.yaml"),
+        &format!(
+            "suite: {name}\nproviders:\n  - id: rec\n    type: replay\n    file: {name}.jsonl\nprompt: \"Q: {{{{ q }}}}\"\ncases:\n  - include: cases/{name}.jsonl\n"
+        ),
+    )
+}
