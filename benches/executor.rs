@@ -1,0 +1,141 @@
+//! End-to-end throughput of `evalwatch run` against a local OpenAI-compatible mock endpoint of
+//! fixed latency: the physical limit of a run is cases x latency / concurrency.
+//!
+//! Run: `cargo bench --bench executor` (optionally `-- CASES LATENCY_MS CONCURRENCY`, several
+//! triples allowed). For each configuration it prints wall time against the limit, the client's
+//! CPU per case (user + system time of the evalwatch process, which includes scoring and
+//! storage), its peak RSS, and how long after spawning it the first request reached the server.
+//! The mock server runs in this process, so its CPU is not counted against the client.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::post;
+
+#[derive(Default)]
+struct Seen {
+    requests: AtomicU64,
+    first: Mutex<Option<Instant>>,
+}
+
+fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let seen = s2;
+            let app = Router::new().route(
+                "/v1/chat/completions",
+                post(move || {
+                    let seen = Arc::clone(&seen);
+                    async move {
+                        if seen.requests.fetch_add(1, Ordering::SeqCst) == 0 {
+                            *seen.first.lock().expect("lock") = Some(Instant::now());
+                        }
+                        tokio::time::sleep(latency).await;
+                        (
+                            [("content-type", "application/json")],
+                            r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"The answer is right: thirty days."},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":9,"total_tokens":51}}"#,
+                        )
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send addr");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    let addr = rx.recv().expect("mock address");
+    (format!("http://{addr}/v1"), seen)
+}
+
+fn write_suite(dir: &Path, base_url: &str, cases: usize, concurrency: usize) {
+    let mut jsonl = String::with_capacity(cases * 90);
+    for i in 0..cases {
+        let _ = writeln!(
+            jsonl,
+            "{{\"id\": \"case-{i}\", \"vars\": {{\"question\": \"What is the return window for order {i}?\"}}, \"expected\": \"right\"}}"
+        );
+    }
+    std::fs::create_dir_all(dir.join("cases")).expect("mkdir");
+    std::fs::write(dir.join("cases/bench.jsonl"), jsonl).expect("write cases");
+    std::fs::write(
+        dir.join("bench.yaml"),
+        format!(
+            "suite: bench\nproviders:\n  - id: mock\n    type: openai\n    model: mock\n    base_url: {base_url}\n    concurrency: {concurrency}\n    timeout: 30s\n    pricing: {{input_per_mtok: 0.15, output_per_mtok: 0.6}}\nprompt: \"Answer briefly. {{{{ question }}}}\"\ncases:\n  - include: cases/bench.jsonl\n    assert:\n      - type: icontains\n      - type: length\n        max: 500\n"
+        ),
+    )
+    .expect("write suite");
+}
+
+struct Usage {
+    cpu: Duration,
+    max_rss_kib: i64,
+}
+
+#[allow(unsafe_code)]
+fn children_usage() -> Usage {
+    // SAFETY: getrusage writes into the struct we pass; RUSAGE_CHILDREN covers waited-for children.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut ru) };
+    assert_eq!(rc, 0, "getrusage failed");
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    Usage {
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss,
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let configs: Vec<(usize, u64, usize)> = if args.len() >= 3 {
+        args.chunks(3).filter(|c| c.len() == 3).map(|c| (c[0], c[1] as u64, c[2])).collect()
+    } else {
+        vec![(10_000, 20, 64), (100_000, 20, 64)]
+    };
+    let bin = env!("CARGO_BIN_EXE_evalwatch");
+    println!("| cases | latency | concurrency | limit s | wall s | wall / limit | client CPU ms/case | peak RSS MiB | first request after spawn ms |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (cases, latency_ms, concurrency) in configs {
+        // Each configuration in a fresh child so RUSAGE_CHILDREN max RSS is its own: measure in
+        // a sub-process of this bench when more than one configuration runs.
+        let (base_url, seen) = start_mock(Duration::from_millis(latency_ms));
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_suite(dir.path(), &base_url, cases, concurrency);
+        let before = children_usage();
+        let started = Instant::now();
+        let status = std::process::Command::new(bin)
+            .current_dir(dir.path())
+            .env("OPENAI_API_KEY", "sk-bench-not-a-secret")
+            .args(["--quiet", "--db", "bench.db", "run", "bench.yaml", "--concurrency", &concurrency.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run evalwatch");
+        let wall = started.elapsed();
+        let after = children_usage();
+        assert!(status.success(), "evalwatch exited with {status}");
+        assert_eq!(seen.requests.load(Ordering::SeqCst), cases as u64, "every case reached the server once");
+        let first = seen.first.lock().expect("lock").map(|t| t.duration_since(started));
+        let limit = cases as f64 * latency_ms as f64 / 1000.0 / concurrency as f64;
+        let cpu = after.cpu.saturating_sub(before.cpu);
+        println!(
+            "| {cases} | {latency_ms} ms | {concurrency} | {limit:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {} |",
+            wall.as_secs_f64(),
+            wall.as_secs_f64() / limit,
+            cpu.as_secs_f64() * 1000.0 / cases as f64,
+            after.max_rss_kib as f64 / 1024.0,
+            first.map_or_else(|| "n/a".into(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0)),
+        );
+    }
+    println!("\npeak RSS is the largest of any child so far (RUSAGE_CHILDREN): run one configuration per invocation to read each alone.");
+}
