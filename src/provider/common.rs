@@ -5,7 +5,7 @@
 //! wrong into a [`CallError`] of the right kind, with the server's own explanation and without
 //! any secret in the message.
 
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,9 +153,9 @@ impl HeaderValueKey {
 pub struct CallContext {
     pub provider_id: String,
     pub secrets: Secrets,
-    /// Said on 401/403, e.g. "check the API key in OPENAI_API_KEY".
+    /// Said on 401/403, e.g. "check the API key in `OPENAI_API_KEY`".
     pub auth_hint: Option<String>,
-    /// Said on 404, e.g. "check base_url and model".
+    /// Said on 404, e.g. "check `base_url` and model".
     pub not_found_hint: Option<String>,
 }
 
@@ -190,7 +190,7 @@ impl CallContext {
     }
 }
 
-/// The server-requested wait of a response: `retry-after-ms` (OpenAI, fractional
+/// The server-requested wait of a response: `retry-after-ms` (sent by `OpenAI`, fractional
 /// milliseconds) if present and valid, else `Retry-After` as delta-seconds or an HTTP-date.
 #[must_use]
 pub fn parse_retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
@@ -208,7 +208,7 @@ pub fn parse_retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Dura
     }
     let value = text("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0 && secs < 1e9)
+        return (secs.is_finite() && (0.0..1e9).contains(&secs))
             .then(|| Duration::from_secs_f64(secs));
     }
     let at = parse_http_date(value)?;
@@ -233,7 +233,7 @@ fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The explanation an API put in its error body, in the shapes the supported APIs use:
-/// `{"error":{"message","type"}}` (OpenAI), `{"type":"error","error":{"type","message"}}`
+/// `{"error":{"message","type"}}` (`OpenAI`), `{"type":"error","error":{"type","message"}}`
 /// (Anthropic), `{"error":"..."}` (Ollama), `{"message"}` / `{"detail"}` (common
 /// frameworks). Anything else: the body text, whitespace collapsed. Not yet redacted or cut.
 #[must_use]
@@ -265,7 +265,7 @@ pub fn api_error_detail(body: &[u8]) -> Option<String> {
     (!collapsed.is_empty()).then_some(collapsed)
 }
 
-/// Whether an error body says the account is out of quota (OpenAI answers 429 with
+/// Whether an error body says the account is out of quota (`OpenAI` answers 429 with
 /// `insufficient_quota`): waiting will not help.
 fn is_quota_exhausted(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body).is_ok_and(|json| {
@@ -343,7 +343,7 @@ pub fn send_error(ctx: &CallContext, err: reqwest::Error) -> CallError {
     let target = err.url().map(|u| {
         let mut t = format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""));
         if let Some(p) = u.port() {
-            t.push_str(&format!(":{p}"));
+            let _ = write!(t, ":{p}");
         }
         t.push_str(u.path());
         t

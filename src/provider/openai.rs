@@ -1,6 +1,6 @@
 //! `openai` provider: the Chat Completions API (`POST {base_url}/chat/completions`), which
-//! OpenAI and every OpenAI-compatible server (vLLM, Ollama `/v1`, llama.cpp, LM Studio) speak,
-//! and Azure OpenAI deployments (`azure: {deployment, api_version}`). Also the embeddings
+//! `OpenAI` and every compatible server (vLLM, Ollama `/v1`, llama.cpp, LM Studio) speak,
+//! and Azure deployments (`azure: {deployment, api_version}`). Also the embeddings
 //! endpoint, for the `semantic` assertion.
 
 use std::time::Instant;
@@ -99,22 +99,19 @@ impl OpenAiProvider {
         };
 
         let mut ctx = CallContext::new(id);
-        let auth = match &spec.api_key_env {
-            Some(var) => {
-                let key = common::read_api_key(id, var, env)?;
-                ctx.secrets.add(key.expose());
-                ctx.auth_hint = Some(format!("check the API key in {var}"));
-                Some(if spec.azure.is_some() {
-                    (HeaderName::from_static("api-key"), key.header(""))
-                } else {
-                    (AUTHORIZATION, key.header("Bearer "))
-                })
-            }
-            None => {
-                ctx.auth_hint =
-                    Some("the server wants an API key: name its variable in `api_key_env`".into());
-                None
-            }
+        let auth = if let Some(var) = &spec.api_key_env {
+            let key = common::read_api_key(id, var, env)?;
+            ctx.secrets.add(key.expose());
+            ctx.auth_hint = Some(format!("check the API key in {var}"));
+            Some(if spec.azure.is_some() {
+                (HeaderName::from_static("api-key"), key.header(""))
+            } else {
+                (AUTHORIZATION, key.header("Bearer "))
+            })
+        } else {
+            ctx.auth_hint =
+                Some("the server wants an API key: name its variable in `api_key_env`".into());
+            None
         };
         ctx.not_found_hint = Some(if spec.azure.is_some() {
             "check base_url, azure.deployment and azure.api_version".into()
