@@ -186,7 +186,7 @@ mod tests {
         })
     }
 
-    fn provider(server: &MockServer, base_suffix: &str, params: Value) -> AnthropicProvider {
+    fn provider(server: &MockServer, base_suffix: &str, params: &Value) -> AnthropicProvider {
         let mut s = ProviderSpec::new("claude", ProviderKind::Anthropic);
         s.model = Some("claude-sonnet-4-5".into());
         s.base_url = Some(format!("{}{base_suffix}", server.url));
@@ -197,7 +197,7 @@ mod tests {
 
     async fn fail(reply: Reply) -> CallError {
         let server = MockServer::start(reply).await;
-        provider(&server, "", json!({}))
+        provider(&server, "", &json!({}))
             .complete(&request(None, &["q"]))
             .await
             .unwrap_err()
@@ -206,7 +206,7 @@ mod tests {
     #[tokio::test]
     async fn sends_a_messages_request_and_reads_the_answer() {
         let server = MockServer::start(Reply::json(200, &answer())).await;
-        let p = provider(&server, "", json!({"temperature": 0.2}));
+        let p = provider(&server, "", &json!({"temperature": 0.2}));
         let c = p
             .complete(&request(Some("Be brief."), &["Hi", "Hello!", "Refunds?"]))
             .await
@@ -247,7 +247,7 @@ mod tests {
     #[tokio::test]
     async fn max_tokens_from_params_and_system_messages_are_moved() {
         let server = MockServer::start(Reply::json(200, &answer())).await;
-        let p = provider(&server, "/v1/", json!({"max_tokens": 64, "stream": true}));
+        let p = provider(&server, "/v1/", &json!({"max_tokens": 64, "stream": true}));
         let mut r = request(None, &["q"]);
         r.messages.insert(
             0,

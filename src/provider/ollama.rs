@@ -181,7 +181,7 @@ mod tests {
         })
     }
 
-    fn provider(server: &MockServer, params: Value, key: Option<&str>) -> OllamaProvider {
+    fn provider(server: &MockServer, params: &Value, key: Option<&str>) -> OllamaProvider {
         let mut s = ProviderSpec::new("local", ProviderKind::Ollama);
         s.model = Some("llama3.2".into());
         s.base_url = Some(format!("{}/", server.url));
@@ -193,7 +193,7 @@ mod tests {
 
     async fn fail(reply: Reply) -> CallError {
         let server = MockServer::start(reply).await;
-        provider(&server, json!({}), None)
+        provider(&server, &json!({}), None)
             .complete(&request(None, &["q"]))
             .await
             .unwrap_err()
@@ -204,7 +204,7 @@ mod tests {
         let server = MockServer::start(Reply::json(200, &answer())).await;
         let p = provider(
             &server,
-            json!({"temperature": 0, "num_ctx": 4096, "keep_alive": "5m"}),
+            &json!({"temperature": 0, "num_ctx": 4096, "keep_alive": "5m"}),
             None,
         );
         let c = p
@@ -237,7 +237,7 @@ mod tests {
     #[tokio::test]
     async fn no_params_no_options_and_a_key_is_a_bearer_token() {
         let server = MockServer::start(Reply::json(200, &answer())).await;
-        provider(&server, json!({}), Some("tok-1"))
+        provider(&server, &json!({}), Some("tok-1"))
             .complete(&request(None, &["q"]))
             .await
             .unwrap();
