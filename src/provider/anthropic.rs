@@ -6,8 +6,7 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use super::common::{self, CallContext, EnvLookup};
-use super::openai::describe;
+use super::common::{self, CallContext, EnvLookup, describe};
 use super::{Provider, ProviderError};
 use crate::model::{CallError, Completion, ProviderSpec, Request};
 

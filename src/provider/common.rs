@@ -279,7 +279,7 @@ fn is_quota_exhausted(body: &[u8]) -> bool {
 }
 
 /// Map a non-2xx response to a [`CallError`]: 429 -> rate limited (with `retry_after`);
-/// 5xx (529 included) -> server, retryable; other 4xx -> client, not retryable; anything
+/// 5xx (529 included) -> server, retryable; 408 -> timeout, retryable; other 4xx -> client, not retryable; anything
 /// else -> bad response.
 #[must_use]
 pub fn status_error(
@@ -305,6 +305,8 @@ pub fn status_error(
 
     let (kind, hint) = match code {
         429 => (ErrorKind::RateLimited, None),
+        // The server gave up waiting for the request: another attempt may well get through.
+        408 => (ErrorKind::Timeout, None),
         500..=599 => (ErrorKind::Server, None),
         401 | 403 => (ErrorKind::Client, ctx.auth_hint.clone()),
         404 => (ErrorKind::Client, ctx.not_found_hint.clone()),
@@ -463,6 +465,33 @@ pub fn as_count(value: Option<&Value>) -> Option<u64> {
         }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// The keys of a JSON object, for saying what an answer held instead.
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::Object(map) if map.is_empty() => "an empty object".into(),
+        // Some servers answer errors with a 200.
+        Value::Object(map) if map.contains_key("error") => format!(
+            "it is an error: {}",
+            truncate(
+                &api_error_detail(value.to_string().as_bytes()).unwrap_or_default(),
+                MAX_DETAIL_CHARS
+            )
+        ),
+        Value::Object(map) => format!(
+            "keys {}",
+            map.keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(_) => "a list".into(),
+        Value::String(_) => "a string".into(),
+        Value::Number(_) => "a number".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Null => "null".into(),
     }
 }
 
@@ -858,6 +887,22 @@ mod tests {
             "call provider `p1`: HTTP 401 Unauthorized: bad key; check the key in K"
         );
 
+        let e = status_error(&ctx, StatusCode::REQUEST_TIMEOUT, &HeaderMap::new(), b"");
+        assert_eq!((e.kind, e.retryable), (ErrorKind::Timeout, true));
+        let e = status_error(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &HeaderMap::new(),
+            b"{\"detail\":\"bad field\"}",
+        );
+        assert_eq!((e.kind, e.retryable), (ErrorKind::Client, false));
+        assert!(
+            e.message
+                .ends_with("HTTP 422 Unprocessable Entity: bad field"),
+            "{}",
+            e.message
+        );
+
         let e = status_error(&ctx, StatusCode::FOUND, &HeaderMap::new(), b"");
         assert_eq!((e.kind, e.retryable), (ErrorKind::BadResponse, false));
     }
@@ -946,6 +991,20 @@ mod tests {
         let header = read_api_key("p", "K_SET", &env).unwrap().header("Bearer ");
         assert!(header.is_sensitive());
         assert_eq!(header.to_str().unwrap(), "Bearer sk-123");
+    }
+
+    #[test]
+    fn descriptions_of_unexpected_answers() {
+        assert_eq!(
+            describe(&serde_json::json!({"id": 1, "object": "x"})),
+            "keys `id`, `object`"
+        );
+        assert_eq!(
+            describe(&serde_json::json!({"error": {"message": "busy"}})),
+            "it is an error: busy"
+        );
+        assert_eq!(describe(&serde_json::json!([])), "a list");
+        assert_eq!(describe(&serde_json::json!({})), "an empty object");
     }
 
     #[test]

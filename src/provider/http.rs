@@ -20,8 +20,7 @@ use minijinja::value::ValueKind;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
-use super::common::{self, CallContext, EnvLookup};
-use super::openai::describe;
+use super::common::{self, CallContext, EnvLookup, describe};
 use super::{Provider, ProviderError};
 use crate::model::{CallError, Completion, HttpSpec, ProviderSpec, Request};
 
@@ -468,21 +467,17 @@ fn missing_at(document: &Value, pointer: &str) -> String {
             Value::Array(items) => token_text.parse::<usize>().ok().and_then(|i| items.get(i)),
             _ => None,
         };
-        match next {
-            Some(v) => {
-                walked.push('/');
-                walked.push_str(token);
-                current = v;
-            }
-            None => {
-                let here = if walked.is_empty() {
-                    "the response".to_string()
-                } else {
-                    format!("`{walked}`")
-                };
-                return format!("{here} has no `{token_text}` ({})", describe(current));
-            }
-        }
+        let Some(v) = next else {
+            let here = if walked.is_empty() {
+                "the response".to_string()
+            } else {
+                format!("`{walked}`")
+            };
+            return format!("{here} has no `{token_text}` ({})", describe(current));
+        };
+        walked.push('/');
+        walked.push_str(token);
+        current = v;
     }
     "the response does not have it".into()
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
-use super::common::{self, CallContext, EnvLookup};
+use super::common::{self, CallContext, EnvLookup, describe};
 use super::{Provider, ProviderError};
 use crate::model::{CallError, Completion, ProviderSpec, Request};
 
@@ -184,25 +184,6 @@ impl OpenAiProvider {
             tokens_in: common::as_count(answer.pointer("/usage/prompt_tokens")),
             latency_ms: common::elapsed_ms(started),
         })
-    }
-}
-
-/// The keys of a JSON object, for saying what an answer held instead.
-pub(crate) fn describe(value: &Value) -> String {
-    match value {
-        Value::Object(map) if map.is_empty() => "an empty object".into(),
-        Value::Object(map) => format!(
-            "keys {}",
-            map.keys()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Array(_) => "a list".into(),
-        Value::String(_) => "a string".into(),
-        Value::Number(_) => "a number".into(),
-        Value::Bool(_) => "a boolean".into(),
-        Value::Null => "null".into(),
     }
 }
 
