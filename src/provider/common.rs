@@ -1,1 +1,1104 @@
 //! Helpers shared by the HTTP providers: status mapping, Retry-After, secret redaction.
+//!
+//! Every HTTP provider sends its request through [`send_json`], which measures nothing, retries
+//! nothing and applies no timeout (the executor owns those), but turns every way a call can go
+//! wrong into a [`CallError`] of the right kind, with the server's own explanation and without
+//! any secret in the message.
+
+use std::fmt::{Display, Write as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{RequestBuilder, StatusCode};
+use serde_json::Value;
+
+use super::ProviderError;
+use crate::model::{CallError, ErrorKind};
+
+/// Longest server explanation kept in an error message, in characters.
+pub const MAX_DETAIL_CHARS: usize = 400;
+
+/// What replaces a secret in a message.
+pub const REDACTED: &str = "[redacted]";
+
+/// Reads an environment variable. Providers take one so that tests can inject values without
+/// touching the process environment; [`process_env`] is the real one.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment as an [`EnvLookup`] (values that are not UTF-8 read as unset).
+#[must_use]
+pub fn process_env() -> EnvLookup {
+    Arc::new(|name: &str| std::env::var(name).ok())
+}
+
+/// Values that must never appear in a message (API keys, header values from the environment).
+#[derive(Clone, Default)]
+pub struct Secrets(Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} hidden)", self.0.len())
+    }
+}
+
+impl Secrets {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remember a value to hide. Empty values are ignored (they would match everywhere).
+    pub fn add(&mut self, value: impl Into<String>) {
+        let value = value.into();
+        if !value.is_empty() && !self.0.contains(&value) {
+            self.0.push(value);
+            // Longest first, so that a secret containing another is hidden whole.
+            self.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    /// These secrets plus `extra`.
+    #[must_use]
+    pub fn with(&self, extra: impl IntoIterator<Item = String>) -> Self {
+        let mut out = self.clone();
+        for value in extra {
+            out.add(value);
+        }
+        out
+    }
+
+    /// `text` with every secret replaced by [`REDACTED`].
+    #[must_use]
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.0 {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+/// `text` cut to at most `max_chars` characters, with an ellipsis when cut.
+#[must_use]
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+/// Read an API key from the environment once, when the provider is built. The key is trimmed
+/// (a trailing newline from a `.env` file is common) and checked to fit in an HTTP header; no
+/// message ever contains it.
+pub fn read_api_key(
+    provider_id: &str,
+    var: &str,
+    env: &EnvLookup,
+) -> Result<HeaderValueKey, ProviderError> {
+    let Some(raw) = env(var) else {
+        return Err(ProviderError::setup(
+            provider_id,
+            format!(
+                "set {var} in the environment: it holds the API key (`api_key_env: {var}`) and is not set"
+            ),
+        ));
+    };
+    let key = raw.trim().to_string();
+    if key.is_empty() {
+        return Err(ProviderError::setup(
+            provider_id,
+            format!(
+                "set {var} in the environment: it holds the API key (`api_key_env: {var}`) and is empty"
+            ),
+        ));
+    }
+    if HeaderValue::from_str(&key).is_err() {
+        return Err(ProviderError::setup(
+            provider_id,
+            format!(
+                "read the API key: {var} holds characters that cannot be sent in an HTTP header"
+            ),
+        ));
+    }
+    Ok(HeaderValueKey(key))
+}
+
+/// An API key. It has no `Debug` or `Display`, so it cannot end up in a log by accident.
+#[derive(Clone)]
+pub struct HeaderValueKey(String);
+
+impl HeaderValueKey {
+    /// The key as it goes in a header, marked sensitive.
+    #[must_use]
+    pub fn header(&self, prefix: &str) -> HeaderValue {
+        let mut value = HeaderValue::from_str(&format!("{prefix}{}", self.0))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
+    }
+
+    /// The raw key, for the redaction list.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a provider needs to report a failed call well.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub provider_id: String,
+    pub secrets: Secrets,
+    /// Said on 401/403, e.g. "check the API key in `OPENAI_API_KEY`".
+    pub auth_hint: Option<String>,
+    /// Said on 404, e.g. "check `base_url` and model".
+    pub not_found_hint: Option<String>,
+}
+
+impl CallContext {
+    #[must_use]
+    pub fn new(provider_id: &str) -> Self {
+        Self {
+            provider_id: provider_id.to_string(),
+            secrets: Secrets::new(),
+            auth_hint: None,
+            not_found_hint: None,
+        }
+    }
+
+    /// A [`CallError`] whose message names the provider and carries no secret.
+    #[must_use]
+    pub fn error(&self, kind: ErrorKind, detail: impl Display) -> CallError {
+        let message = format!("call provider `{}`: {detail}", self.provider_id);
+        CallError::new(kind, self.secrets.redact(&message))
+    }
+
+    /// A 2xx answer that is not what the API promises: not retryable.
+    #[must_use]
+    pub fn bad_response(&self, detail: impl Display) -> CallError {
+        self.error(ErrorKind::BadResponse, detail)
+    }
+
+    /// A setting that only turns out wrong at call time (a missing variable, a bad template).
+    #[must_use]
+    pub fn config(&self, detail: impl Display) -> CallError {
+        self.error(ErrorKind::Config, detail)
+    }
+}
+
+/// The server-requested wait of a response: `retry-after-ms` (sent by `OpenAI`, fractional
+/// milliseconds) if present and valid, else `Retry-After` as delta-seconds or an HTTP-date.
+#[must_use]
+pub fn parse_retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = text("retry-after-ms").and_then(|s| s.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = text("retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && (0.0..1e9).contains(&secs))
+            .then(|| Duration::from_secs_f64(secs));
+    }
+    let at = parse_http_date(value)?;
+    // A date in the past means "now".
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP-date in any of the three formats of RFC 9110 section 5.6.7.
+fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(d) = DateTime::parse_from_rfc2822(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+    if let Ok(d) = NaiveDateTime::parse_from_str(s, "%A, %d-%b-%y %H:%M:%S GMT") {
+        return Some(d.and_utc());
+    }
+    // asctime: Sun Nov  6 08:49:37 1994
+    let collapsed = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    NaiveDateTime::parse_from_str(&collapsed, "%a %b %e %H:%M:%S %Y")
+        .ok()
+        .map(|d| d.and_utc())
+}
+
+/// The explanation an API put in its error body, in the shapes the supported APIs use:
+/// `{"error":{"message","type"}}` (`OpenAI`), `{"type":"error","error":{"type","message"}}`
+/// (Anthropic), `{"error":"..."}` (Ollama), `{"message"}` / `{"detail"}` (common
+/// frameworks). Anything else: the body text, whitespace collapsed. Not yet redacted or cut.
+#[must_use]
+pub fn api_error_detail(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    if let Ok(json) = serde_json::from_slice::<Value>(body) {
+        let string = |v: &Value| v.as_str().map(str::to_string);
+        let detail = match json.get("error") {
+            Some(Value::Object(e)) => match e.get("message").and_then(Value::as_str) {
+                Some(m) => Some(match e.get("type").and_then(Value::as_str) {
+                    Some(t) if !t.is_empty() && t != m => format!("{m} ({t})"),
+                    _ => m.to_string(),
+                }),
+                None => Some(Value::Object(e.clone()).to_string()),
+            },
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+        .or_else(|| json.get("message").and_then(string))
+        .or_else(|| {
+            json.get("detail")
+                .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_string))
+        });
+        if detail.is_some() {
+            return detail;
+        }
+    }
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!collapsed.is_empty()).then_some(collapsed)
+}
+
+/// Whether an error body says the account is out of quota (`OpenAI` answers 429 with
+/// `insufficient_quota`): waiting will not help.
+fn is_quota_exhausted(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|json| {
+        let e = json.get("error");
+        ["code", "type"].iter().any(|k| {
+            e.and_then(|e| e.get(*k))
+                .and_then(Value::as_str)
+                .is_some_and(|v| v == "insufficient_quota")
+        })
+    })
+}
+
+/// Map a non-2xx response to a [`CallError`]: 429 -> rate limited (with `retry_after`);
+/// 5xx (529 included) -> server, retryable; 408 -> timeout, retryable; other 4xx -> client, not retryable; anything
+/// else -> bad response.
+#[must_use]
+pub fn status_error(
+    ctx: &CallContext,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> CallError {
+    let code = status.as_u16();
+    let reason = status.canonical_reason().unwrap_or(match code {
+        529 => "Overloaded",
+        _ => "",
+    });
+    let mut head = format!("HTTP {code}");
+    if !reason.is_empty() {
+        head.push(' ');
+        head.push_str(reason);
+    }
+    // Redact before cutting, so that a cut cannot leave a prefix of a secret behind.
+    let detail =
+        api_error_detail(body).map(|d| truncate(&ctx.secrets.redact(&d), MAX_DETAIL_CHARS));
+    let retry_after = parse_retry_after(headers, Utc::now());
+
+    let (kind, hint) = match code {
+        429 => (ErrorKind::RateLimited, None),
+        // The server gave up waiting for the request: another attempt may well get through.
+        408 => (ErrorKind::Timeout, None),
+        500..=599 => (ErrorKind::Server, None),
+        401 | 403 => (ErrorKind::Client, ctx.auth_hint.clone()),
+        404 => (ErrorKind::Client, ctx.not_found_hint.clone()),
+        400..=499 => (ErrorKind::Client, None),
+        _ => (
+            ErrorKind::BadResponse,
+            Some("expected a 2xx answer".to_string()),
+        ),
+    };
+    let quota = code == 429 && is_quota_exhausted(body);
+    let mut message = head;
+    if let Some(d) = detail {
+        message.push_str(": ");
+        message.push_str(&d);
+    }
+    if quota {
+        message.push_str("; the account is out of quota: check its plan and billing");
+    } else if let Some(h) = hint {
+        message.push_str("; ");
+        message.push_str(&h);
+    }
+    let mut err = ctx.error(kind, message);
+    if quota {
+        err.retryable = false;
+    }
+    if matches!(kind, ErrorKind::RateLimited | ErrorKind::Server) {
+        err.retry_after = retry_after;
+    }
+    err
+}
+
+/// Map a failure to send a request (or to read its answer) to a [`CallError`].
+#[must_use]
+pub fn send_error(ctx: &CallContext, err: reqwest::Error) -> CallError {
+    // The URL may carry a query the user considers private; name only its host and path.
+    let target = err.url().map(|u| {
+        let mut t = format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""));
+        if let Some(p) = u.port() {
+            let _ = write!(t, ":{p}");
+        }
+        t.push_str(u.path());
+        t
+    });
+    let timeout = err.is_timeout();
+    let connect = err.is_connect();
+    let builder = err.is_builder();
+    let body = err.is_body() || err.is_decode();
+    let chain = error_chain(&err.without_url());
+    let at = target.map(|t| format!(" {t}")).unwrap_or_default();
+    if timeout {
+        ctx.error(
+            ErrorKind::Timeout,
+            format!("the request to{at} timed out: {chain}"),
+        )
+    } else if connect {
+        ctx.error(
+            ErrorKind::Transport,
+            format!("connect to{at}: {chain}; check base_url and that the server is running"),
+        )
+    } else if builder {
+        ctx.config(format!("build the request to{at}: {chain}; check the URL"))
+    } else if body {
+        ctx.bad_response(format!(
+            "read the response of{at}: the body was cut off or unreadable: {chain}"
+        ))
+    } else {
+        ctx.error(
+            ErrorKind::Transport,
+            format!("send the request to{at}: {chain}"),
+        )
+    }
+}
+
+/// An error and its sources, joined with ": ", without repeats.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Send a request and read a JSON answer. Non-2xx statuses, transport failures and bodies
+/// that are empty, cut off or not JSON all become [`CallError`]s (see [`status_error`] and
+/// [`send_error`]).
+pub async fn send_json(ctx: &CallContext, request: RequestBuilder) -> Result<Value, CallError> {
+    let response = request.send().await.map_err(|e| send_error(ctx, e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = match response.bytes().await {
+        Ok(b) => b.to_vec(),
+        Err(e) if status.is_success() || e.is_timeout() => return Err(send_error(ctx, e)),
+        // The status already says what went wrong; the body was only the explanation.
+        Err(_) => Vec::new(),
+    };
+    if !status.is_success() {
+        return Err(status_error(ctx, status, &headers, &body));
+    }
+    parse_json_body(ctx, &headers, &body)
+}
+
+/// Parse a 2xx body as JSON, explaining what was wrong when it is not.
+pub fn parse_json_body(
+    ctx: &CallContext,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, CallError> {
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ctx.bad_response("expected a JSON body but the response body is empty"));
+    }
+    serde_json::from_slice::<Value>(body).map_err(|e| {
+        let snippet = truncate(
+            &ctx.secrets
+                .redact(&String::from_utf8_lossy(body).split_whitespace().collect::<Vec<_>>().join(" ")),
+            120,
+        );
+        let what = if e.is_eof() {
+            format!("expected a JSON body but it ends early (cut off after {} bytes)", body.len())
+        } else if !content_type.is_empty() && !content_type.to_ascii_lowercase().contains("json") {
+            format!("expected a JSON body but got content type `{content_type}` that does not parse as JSON ({e})")
+        } else {
+            format!("expected a JSON body but it does not parse: {e}")
+        };
+        ctx.bad_response(format!("{what}; the body begins: {snippet}"))
+    })
+}
+
+/// `base_url` without trailing slashes, or `default` when unset or blank.
+#[must_use]
+pub fn base_url(spec_url: Option<&str>, default: &str) -> String {
+    let url = spec_url
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(default);
+    url.trim_end_matches('/').to_string()
+}
+
+/// The token count at `value`, when it is a non-negative integer (or a string of one).
+#[must_use]
+pub fn as_count(value: Option<&Value>) -> Option<u64> {
+    match value? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The keys of a JSON object, for saying what an answer held instead.
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::Object(map) if map.is_empty() => "an empty object".into(),
+        // Some servers answer errors with a 200.
+        Value::Object(map) if map.contains_key("error") => format!(
+            "it is an error: {}",
+            truncate(
+                &api_error_detail(value.to_string().as_bytes()).unwrap_or_default(),
+                MAX_DETAIL_CHARS
+            )
+        ),
+        Value::Object(map) => format!(
+            "keys {}",
+            map.keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(_) => "a list".into(),
+        Value::String(_) => "a string".into(),
+        Value::Number(_) => "a number".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Null => "null".into(),
+    }
+}
+
+/// Milliseconds since `started`.
+#[must_use]
+pub fn elapsed_ms(started: std::time::Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Loopback mock servers for provider tests.
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::extract::Request as AxumRequest;
+    use axum::http::HeaderMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::model::{ChatMessage, Request};
+
+    /// A request as the mock server saw it.
+    #[derive(Debug, Clone)]
+    pub struct Seen {
+        pub method: String,
+        pub path: String,
+        pub query: Option<String>,
+        pub headers: HeaderMap,
+        pub body: Vec<u8>,
+    }
+
+    impl Seen {
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).expect("request body is JSON")
+        }
+
+        pub fn header(&self, name: &str) -> Option<String> {
+            self.headers
+                .get(name)
+                .map(|v| v.to_str().expect("ascii header").to_string())
+        }
+    }
+
+    /// What the mock server answers.
+    #[derive(Debug, Clone)]
+    pub struct Reply {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Reply {
+        pub fn json(status: u16, body: &serde_json::Value) -> Self {
+            Self {
+                status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_string().into_bytes(),
+            }
+        }
+
+        pub fn raw(status: u16, content_type: &str, body: &str) -> Self {
+            Self {
+                status,
+                headers: vec![("content-type".into(), content_type.into())],
+                body: body.as_bytes().to_vec(),
+            }
+        }
+
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.headers.push((name.into(), value.into()));
+            self
+        }
+    }
+
+    type Responder = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+    pub struct MockServer {
+        pub url: String,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for MockServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl MockServer {
+        /// A server answering every request with `reply`.
+        pub async fn start(reply: Reply) -> Self {
+            Self::start_with(move |_| reply.clone()).await
+        }
+
+        /// A server answering each request with `respond(request)`.
+        pub async fn start_with(respond: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+            let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+            let respond: Responder = Arc::new(respond);
+            let log = seen.clone();
+            let app = axum::Router::new().fallback(move |req: AxumRequest| {
+                let log = log.clone();
+                let respond = respond.clone();
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = axum::body::to_bytes(body, usize::MAX)
+                        .await
+                        .expect("read request body");
+                    let s = Seen {
+                        method: parts.method.to_string(),
+                        path: parts.uri.path().to_string(),
+                        query: parts.uri.query().map(str::to_string),
+                        headers: parts.headers,
+                        body: body.to_vec(),
+                    };
+                    let reply = respond(&s);
+                    log.lock().expect("lock").push(s);
+                    let mut builder = axum::http::Response::builder().status(reply.status);
+                    for (k, v) in &reply.headers {
+                        builder = builder.header(k, v);
+                    }
+                    builder
+                        .body(Body::from(reply.body))
+                        .expect("valid response")
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind loopback");
+            let addr = listener.local_addr().expect("local addr");
+            let task = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            Self {
+                url: format!("http://{addr}"),
+                seen,
+                task,
+            }
+        }
+
+        /// Requests received so far.
+        pub fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().expect("lock").clone()
+        }
+
+        /// The only request received.
+        pub fn only(&self) -> Seen {
+            let seen = self.seen();
+            assert_eq!(seen.len(), 1, "expected exactly one request, got {seen:?}");
+            seen[0].clone()
+        }
+    }
+
+    /// A server that writes `raw` bytes as its whole answer to every connection, then closes
+    /// it: for answers an HTTP framework refuses to produce (bodies cut short).
+    pub async fn raw_server(raw: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    // Read the request head and its body (the providers always send a length).
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = find(&buf, b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    let _ = sock.write_all(raw.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}"), task)
+    }
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+
+    /// A request with an optional system prompt and alternating user/assistant messages.
+    pub fn request(system: Option<&str>, messages: &[&str]) -> Request {
+        Request {
+            case_id: "case-1".into(),
+            sample: 0,
+            system: system.map(str::to_string),
+            messages: messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| ChatMessage {
+                    role: if i % 2 == 0 { "user" } else { "assistant" }.into(),
+                    content: (*m).to_string(),
+                })
+                .collect(),
+            vars: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// An environment holding exactly `pairs`.
+    pub fn env(pairs: &[(&str, &str)]) -> super::EnvLookup {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        Arc::new(move |name: &str| map.get(name).cloned())
+    }
+
+    pub fn client() -> reqwest::Client {
+        crate::provider::http_client().expect("http client")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{MockServer, Reply, raw_server};
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn retry_after_delta_seconds() {
+        assert_eq!(
+            parse_retry_after(&headers(&[("retry-after", "7")]), now()),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after(&headers(&[("retry-after", " 1.5 ")]), now()),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after(&headers(&[("retry-after", "-3")]), now()),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(&headers(&[("retry-after", "soon")]), now()),
+            None
+        );
+        assert_eq!(parse_retry_after(&HeaderMap::new(), now()), None);
+    }
+
+    #[test]
+    fn retry_after_http_dates_in_all_three_formats() {
+        for date in [
+            "Wed, 21 Oct 2015 07:28:30 GMT",
+            "Wednesday, 21-Oct-15 07:28:30 GMT",
+            "Wed Oct 21 07:28:30 2015",
+        ] {
+            assert_eq!(
+                parse_retry_after(&headers(&[("retry-after", date)]), now()),
+                Some(Duration::from_secs(30)),
+                "{date}"
+            );
+        }
+        // A date in the past: retry now.
+        assert_eq!(
+            parse_retry_after(
+                &headers(&[("retry-after", "Wed, 21 Oct 2015 07:00:00 GMT")]),
+                now()
+            ),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn retry_after_ms_wins_over_retry_after() {
+        let h = headers(&[("retry-after", "20"), ("retry-after-ms", "250.5")]);
+        assert_eq!(
+            parse_retry_after(&h, now()),
+            Some(Duration::from_micros(250_500))
+        );
+        let bad_ms = headers(&[("retry-after", "2"), ("retry-after-ms", "nope")]);
+        assert_eq!(
+            parse_retry_after(&bad_ms, now()),
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn redaction_hides_every_secret_and_longest_first() {
+        let mut s = Secrets::new();
+        s.add("abc");
+        s.add("abcdef");
+        s.add("");
+        assert_eq!(
+            s.redact("key abcdef and abc"),
+            "key [redacted] and [redacted]"
+        );
+        assert_eq!(s.redact("nothing here"), "nothing here");
+        assert!(!format!("{s:?}").contains("abc"));
+    }
+
+    #[test]
+    fn truncate_counts_characters() {
+        assert_eq!(truncate("héllo", 10), "héllo");
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("", 0), "");
+    }
+
+    #[test]
+    fn error_detail_shapes() {
+        let openai =
+            br#"{"error":{"message":"Invalid model","type":"invalid_request_error","code":null}}"#;
+        assert_eq!(
+            api_error_detail(openai).unwrap(),
+            "Invalid model (invalid_request_error)"
+        );
+        let anthropic =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            api_error_detail(anthropic).unwrap(),
+            "Overloaded (overloaded_error)"
+        );
+        assert_eq!(
+            api_error_detail(br#"{"error":"model 'x' not found"}"#).unwrap(),
+            "model 'x' not found"
+        );
+        assert_eq!(
+            api_error_detail(br#"{"detail":[{"loc":1}]}"#).unwrap(),
+            r#"[{"loc":1}]"#
+        );
+        assert_eq!(
+            api_error_detail(b"<html>\n  Bad   Gateway</html>").unwrap(),
+            "<html> Bad Gateway</html>"
+        );
+        assert_eq!(api_error_detail(b"  "), None);
+    }
+
+    #[test]
+    fn status_mapping() {
+        let mut ctx = CallContext::new("p1");
+        ctx.auth_hint = Some("check the key in K".into());
+        let h = headers(&[("retry-after", "3")]);
+        let e = status_error(&ctx, StatusCode::TOO_MANY_REQUESTS, &h, b"{}");
+        assert_eq!(
+            (e.kind, e.retryable, e.retry_after),
+            (ErrorKind::RateLimited, true, Some(Duration::from_secs(3)))
+        );
+        assert!(
+            e.message.starts_with("call provider `p1`: HTTP 429"),
+            "{}",
+            e.message
+        );
+
+        let e = status_error(&ctx, StatusCode::from_u16(529).unwrap(), &h, b"");
+        assert_eq!((e.kind, e.retryable), (ErrorKind::Server, true));
+        assert!(e.message.contains("529 Overloaded"), "{}", e.message);
+
+        let e = status_error(
+            &ctx,
+            StatusCode::UNAUTHORIZED,
+            &h,
+            br#"{"error":{"message":"bad key"}}"#,
+        );
+        assert_eq!(
+            (e.kind, e.retryable, e.retry_after),
+            (ErrorKind::Client, false, None)
+        );
+        assert_eq!(
+            e.message,
+            "call provider `p1`: HTTP 401 Unauthorized: bad key; check the key in K"
+        );
+
+        let e = status_error(&ctx, StatusCode::REQUEST_TIMEOUT, &HeaderMap::new(), b"");
+        assert_eq!((e.kind, e.retryable), (ErrorKind::Timeout, true));
+        let e = status_error(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &HeaderMap::new(),
+            b"{\"detail\":\"bad field\"}",
+        );
+        assert_eq!((e.kind, e.retryable), (ErrorKind::Client, false));
+        assert!(
+            e.message
+                .ends_with("HTTP 422 Unprocessable Entity: bad field"),
+            "{}",
+            e.message
+        );
+
+        let e = status_error(&ctx, StatusCode::FOUND, &HeaderMap::new(), b"");
+        assert_eq!((e.kind, e.retryable), (ErrorKind::BadResponse, false));
+    }
+
+    #[test]
+    fn quota_exhaustion_is_not_retryable() {
+        let body = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota"}}"#;
+        let e = status_error(
+            &CallContext::new("p"),
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            body,
+        );
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+        assert!(!e.retryable);
+        assert!(e.message.contains("out of quota"), "{}", e.message);
+    }
+
+    #[test]
+    fn long_bodies_are_cut_after_redaction() {
+        let mut ctx = CallContext::new("p");
+        ctx.secrets.add("sk-SECRETSECRET");
+        // The secret straddles the cut point: it must not leave a prefix behind.
+        let body = format!(
+            "{}sk-SECRETSECRET{}",
+            "x".repeat(MAX_DETAIL_CHARS - 5),
+            "y".repeat(1000)
+        );
+        let e = status_error(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            body.as_bytes(),
+        );
+        assert!(!e.message.contains("sk-SEC"), "{}", e.message);
+        assert!(
+            e.message.len() < MAX_DETAIL_CHARS + 100,
+            "{}",
+            e.message.len()
+        );
+        assert!(e.message.ends_with('…'));
+    }
+
+    #[test]
+    fn json_body_errors_say_what_was_expected() {
+        let ctx = CallContext::new("p");
+        let html = headers(&[("content-type", "text/html")]);
+        let e = parse_json_body(&ctx, &html, b"<html>hi</html>").unwrap_err();
+        assert_eq!((e.kind, e.retryable), (ErrorKind::BadResponse, false));
+        assert!(
+            e.message.contains("content type `text/html`"),
+            "{}",
+            e.message
+        );
+        // A wrong content type that still parses is fine.
+        assert_eq!(parse_json_body(&ctx, &html, b"{\"a\":1}").unwrap()["a"], 1);
+        let e = parse_json_body(&ctx, &HeaderMap::new(), b"{\"a\": [1, 2").unwrap_err();
+        assert!(e.message.contains("ends early"), "{}", e.message);
+        let e = parse_json_body(&ctx, &HeaderMap::new(), b"").unwrap_err();
+        assert!(e.message.contains("empty"), "{}", e.message);
+    }
+
+    #[test]
+    fn api_keys_are_read_once_and_never_shown() {
+        let env = testing::env(&[
+            ("K_SET", "  sk-123\n"),
+            ("K_EMPTY", " "),
+            ("K_BAD", "a\u{1}b"),
+        ]);
+        assert_eq!(read_api_key("p", "K_SET", &env).unwrap().expose(), "sk-123");
+        let e = read_api_key("p", "K_MISSING", &env).err().unwrap();
+        assert!(
+            e.to_string().contains("set K_MISSING in the environment"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("`p`"), "{e}");
+        assert!(
+            read_api_key("p", "K_EMPTY", &env)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("empty")
+        );
+        let e = read_api_key("p", "K_BAD", &env).err().unwrap().to_string();
+        assert!(e.contains("HTTP header") && !e.contains("a\u{1}b"), "{e}");
+        let header = read_api_key("p", "K_SET", &env).unwrap().header("Bearer ");
+        assert!(header.is_sensitive());
+        assert_eq!(header.to_str().unwrap(), "Bearer sk-123");
+    }
+
+    #[test]
+    fn descriptions_of_unexpected_answers() {
+        assert_eq!(
+            describe(&serde_json::json!({"id": 1, "object": "x"})),
+            "keys `id`, `object`"
+        );
+        assert_eq!(
+            describe(&serde_json::json!({"error": {"message": "busy"}})),
+            "it is an error: busy"
+        );
+        assert_eq!(describe(&serde_json::json!([])), "a list");
+        assert_eq!(describe(&serde_json::json!({})), "an empty object");
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(as_count(Some(&serde_json::json!(12))), Some(12));
+        assert_eq!(as_count(Some(&serde_json::json!(12.0))), Some(12));
+        assert_eq!(as_count(Some(&serde_json::json!("7"))), Some(7));
+        assert_eq!(as_count(Some(&serde_json::json!(-1))), None);
+        assert_eq!(as_count(Some(&serde_json::json!(1.5))), None);
+        assert_eq!(as_count(None), None);
+    }
+
+    #[test]
+    fn base_urls_lose_trailing_slashes() {
+        assert_eq!(base_url(Some("http://h/v1/"), "d"), "http://h/v1");
+        assert_eq!(base_url(Some("  "), "http://d"), "http://d");
+        assert_eq!(base_url(None, "http://d/"), "http://d");
+    }
+
+    #[tokio::test]
+    async fn send_json_maps_transport_and_truncation() {
+        let client = testing::client();
+        let ctx = CallContext::new("p");
+        // Nothing listens on a freshly closed port.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let e = send_json(
+            &ctx,
+            client
+                .post(format!("http://127.0.0.1:{port}/x?secret=1"))
+                .json(&1),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.retryable),
+            (ErrorKind::Transport, true),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains(&format!("127.0.0.1:{port}/x")),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("secret=1"), "{}", e.message);
+
+        let (url, _task) = raw_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"choices\": [",
+        )
+        .await;
+        let e = send_json(&ctx, client.post(&url).json(&1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.retryable),
+            (ErrorKind::BadResponse, false),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("cut off"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn send_json_reads_error_statuses_and_json() {
+        let client = testing::client();
+        let ctx = CallContext::new("p");
+        let server = MockServer::start_with(|seen| {
+            if seen.path == "/ok" {
+                Reply::json(200, &serde_json::json!({"fine": true}))
+            } else {
+                Reply::json(503, &serde_json::json!({"error": "warming up"}))
+                    .header("retry-after", "4")
+            }
+        })
+        .await;
+        let v = send_json(&ctx, client.get(format!("{}/ok", server.url)))
+            .await
+            .unwrap();
+        assert_eq!(v["fine"], true);
+        let e = send_json(&ctx, client.get(format!("{}/down", server.url)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.retryable, e.retry_after),
+            (ErrorKind::Server, true, Some(Duration::from_secs(4)))
+        );
+        assert!(
+            e.message
+                .contains("HTTP 503 Service Unavailable: warming up"),
+            "{}",
+            e.message
+        );
+    }
+}
