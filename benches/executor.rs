@@ -89,7 +89,9 @@ fn children_usage() -> Usage {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut ru) };
     assert_eq!(rc, 0, "getrusage failed");
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     Usage {
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         max_rss_kib: ru.ru_maxrss,
@@ -97,14 +99,22 @@ fn children_usage() -> Usage {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let configs: Vec<(usize, u64, usize)> = if args.len() >= 3 {
-        args.chunks(3).filter(|c| c.len() == 3).map(|c| (c[0], c[1] as u64, c[2])).collect()
+        args.chunks(3)
+            .filter(|c| c.len() == 3)
+            .map(|c| (c[0], c[1] as u64, c[2]))
+            .collect()
     } else {
         vec![(10_000, 20, 64), (100_000, 20, 64)]
     };
     let bin = env!("CARGO_BIN_EXE_evalwatch");
-    println!("| cases | latency | concurrency | limit s | wall s | wall / limit | client CPU ms/case | peak RSS MiB | first request after spawn ms |");
+    println!(
+        "| cases | latency | concurrency | limit s | wall s | wall / limit | client CPU ms/case | peak RSS MiB | first request after spawn ms |"
+    );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (cases, latency_ms, concurrency) in configs {
         // Each configuration in a fresh child so RUSAGE_CHILDREN max RSS is its own: measure in
@@ -117,15 +127,31 @@ fn main() {
         let status = std::process::Command::new(bin)
             .current_dir(dir.path())
             .env("OPENAI_API_KEY", "sk-bench-not-a-secret")
-            .args(["--quiet", "--db", "bench.db", "run", "bench.yaml", "--concurrency", &concurrency.to_string()])
+            .args([
+                "--quiet",
+                "--db",
+                "bench.db",
+                "run",
+                "bench.yaml",
+                "--concurrency",
+                &concurrency.to_string(),
+            ])
             .stdout(std::process::Stdio::null())
             .status()
             .expect("run evalwatch");
         let wall = started.elapsed();
         let after = children_usage();
         assert!(status.success(), "evalwatch exited with {status}");
-        assert_eq!(seen.requests.load(Ordering::SeqCst), cases as u64, "every case reached the server once");
-        let first = seen.first.lock().expect("lock").map(|t| t.duration_since(started));
+        assert_eq!(
+            seen.requests.load(Ordering::SeqCst),
+            cases as u64,
+            "every case reached the server once"
+        );
+        let first = seen
+            .first
+            .lock()
+            .expect("lock")
+            .map(|t| t.duration_since(started));
         let limit = cases as f64 * latency_ms as f64 / 1000.0 / concurrency as f64;
         let cpu = after.cpu.saturating_sub(before.cpu);
         println!(
@@ -134,8 +160,13 @@ fn main() {
             wall.as_secs_f64() / limit,
             cpu.as_secs_f64() * 1000.0 / cases as f64,
             after.max_rss_kib as f64 / 1024.0,
-            first.map_or_else(|| "n/a".into(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0)),
+            first.map_or_else(
+                || "n/a".into(),
+                |d| format!("{:.1}", d.as_secs_f64() * 1000.0)
+            ),
         );
     }
-    println!("\npeak RSS is the largest of any child so far (RUSAGE_CHILDREN): run one configuration per invocation to read each alone.");
+    println!(
+        "\npeak RSS is the largest of any child so far (RUSAGE_CHILDREN): run one configuration per invocation to read each alone."
+    );
 }

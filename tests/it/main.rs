@@ -4,5 +4,6 @@
 mod cli;
 mod examples;
 mod history;
+mod providers;
 mod runs;
 mod support;
