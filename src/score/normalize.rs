@@ -86,6 +86,9 @@ pub fn apply(s: &str, mask: u8) -> Cow<'_, str> {
             Cow::Borrowed(s.trim())
         };
     }
+    if s.is_ascii() {
+        return apply_ascii(s, mask);
+    }
     if !needs_work(s, mask) {
         return Cow::Borrowed(if mask & TRIM == 0 { s } else { s.trim() });
     }
@@ -123,6 +126,49 @@ pub fn apply(s: &str, mask: u8) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+fn trim_if(x: &str, mask: u8) -> &str {
+    if mask & TRIM == 0 { x } else { x.trim() }
+}
+
+/// [`apply`] for ASCII text, byte by byte.
+fn apply_ascii(s: &str, mask: u8) -> Cow<'_, str> {
+    let strip = mask & STRIP_PUNCTUATION != 0;
+    let lower = mask & LOWERCASE != 0;
+    let collapse = mask & COLLAPSE_WHITESPACE != 0;
+    let b = s.as_bytes();
+    let changes = b.iter().enumerate().any(|(i, &c)| {
+        (strip && c.is_ascii_punctuation())
+            || (lower && c.is_ascii_uppercase())
+            || (collapse
+                && c.is_ascii_whitespace()
+                && (c != b' ' || b.get(i + 1).is_some_and(u8::is_ascii_whitespace)))
+    });
+    if !changes {
+        return Cow::Borrowed(trim_if(s, mask));
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut in_space = false;
+    for &c in b {
+        if strip && c.is_ascii_punctuation() {
+            continue;
+        }
+        if collapse && c.is_ascii_whitespace() {
+            if !in_space {
+                out.push(b' ');
+                in_space = true;
+            }
+            continue;
+        }
+        in_space = false;
+        out.push(if lower { c.to_ascii_lowercase() } else { c });
+    }
+    let out = String::from_utf8(out).unwrap_or_default();
+    match trim_if(&out, mask) {
+        t if t.len() == out.len() => Cow::Owned(out),
+        t => Cow::Owned(t.to_owned()),
+    }
+}
+
 /// Whether normalising by `mask` could change `s` beyond trimming.
 fn needs_work(s: &str, mask: u8) -> bool {
     let strip = mask & STRIP_PUNCTUATION != 0;
@@ -148,6 +194,9 @@ fn needs_work(s: &str, mask: u8) -> bool {
 /// Lowercase with curly apostrophes and quotes made straight, for phrase matching.
 #[must_use]
 pub fn fold_for_matching(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -255,6 +304,33 @@ mod tests {
             apply("two  spaces", COLLAPSE_WHITESPACE),
             Cow::Owned(_)
         ));
+    }
+
+    #[test]
+    fn ascii_and_unicode_paths_agree() {
+        let masks = [
+            LOWERCASE,
+            COLLAPSE_WHITESPACE,
+            STRIP_PUNCTUATION,
+            LOWERCASE | TRIM | COLLAPSE_WHITESPACE | STRIP_PUNCTUATION,
+            TRIM | STRIP_PUNCTUATION,
+        ];
+        for s in ["  A, b\t\tC!  ", "x", "", " - ", "a  b", "a \n b"] {
+            for m in masks {
+                // Appending a non-ASCII letter forces the general path.
+                let general = apply(&format!("{s}é"), m).into_owned();
+                let ascii = apply(s, m).into_owned();
+                let general = general
+                    .strip_suffix('é')
+                    .map(str::to_owned)
+                    .unwrap_or(general);
+                if m & TRIM == 0 {
+                    assert_eq!(ascii, general, "{s:?} {m}");
+                } else {
+                    assert_eq!(ascii, general.trim_end(), "{s:?} {m}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `similarity` (string similarity in [0,1] against a threshold) and `levenshtein` (edit
 //! distance against a maximum, as promptfoo).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::json;
@@ -33,19 +34,32 @@ pub fn similarity_of(a: &str, b: &str, algo: SimilarityAlgo) -> f64 {
 
 /// Jaccard index of the lowercase word sets of `a` and `b`; 1 when both have no words.
 pub fn token_jaccard(a: &str, b: &str) -> f64 {
-    let words = |s: &str| -> HashSet<String> {
-        s.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect()
-    };
-    let (x, y) = (words(a), words(b));
+    let (a, b) = (lower(a), lower(b));
+    let (x, y) = (words(&a), words(&b));
     if x.is_empty() && y.is_empty() {
         return 1.0;
     }
     let inter = x.intersection(&y).count();
     let union = x.len() + y.len() - inter;
     inter as f64 / union as f64
+}
+
+fn words(s: &str) -> HashSet<&str> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        if s.bytes().any(|c| c.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        }
+    } else {
+        Cow::Owned(s.to_lowercase())
+    }
 }
 
 fn algo_name(algo: SimilarityAlgo) -> &'static str {

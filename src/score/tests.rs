@@ -559,3 +559,18 @@ fn shared_normalisation_slots() {
     let s = score_with(&c, &input("Hello, world"));
     assert!(s.assertions.iter().all(|o| o.pass), "{:?}", s.assertions);
 }
+
+#[test]
+fn scorer_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Scorer>();
+}
+
+#[test]
+fn classification_with_mismatched_keys_does_not_panic() {
+    let labels = strings(&["a", "b"]);
+    let (v, pair) =
+        super::misc::classification("a", &labels, "a", &strings(&["a", "b", "c", "d", "e"]));
+    assert!(!v.unscorable);
+    assert_eq!(pair.predicted.as_deref(), Some("a"));
+}
