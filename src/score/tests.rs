@@ -574,3 +574,97 @@ fn classification_with_mismatched_keys_does_not_panic() {
     assert!(!v.unscorable);
     assert_eq!(pair.predicted.as_deref(), Some("a"));
 }
+
+#[test]
+fn odd_outputs_never_panic_and_scores_stay_in_range() {
+    let checks = vec![
+        Check::Equals { value: "é".into() },
+        Check::ContainsAll {
+            values: strings(&["ü", ""]),
+        },
+        Check::IContainsAny {
+            values: strings(&["ß"]),
+        },
+        Check::StartsWith {
+            value: "日本".into(),
+        },
+        Check::EndsWith {
+            value: "語".into()
+        },
+        Check::Regex {
+            pattern: r"\p{Han}+".into(),
+        },
+        Check::IsJson {
+            schema: Some(json!({"type": "array"})),
+        },
+        Check::JsonPath {
+            path: "$[-1]".into(),
+            value: Some(json!("1")),
+        },
+        Check::Numeric {
+            value: 0.0,
+            pattern: Some(r"(\d*)".into()),
+            tolerance: Tolerance::Relative(0.1),
+        },
+        Check::Numeric {
+            value: 1e300,
+            pattern: None,
+            tolerance: Tolerance::Absolute(1.0),
+        },
+        Check::Similarity {
+            algorithm: SimilarityAlgo::Damerau,
+            value: "x".into(),
+            threshold: 0.5,
+        },
+        Check::Similarity {
+            algorithm: SimilarityAlgo::SorensenDice,
+            value: String::new(),
+            threshold: 0.5,
+        },
+        Check::Levenshtein {
+            value: "日本語".into(),
+            max_distance: 0,
+        },
+        Check::Length {
+            min: Some(1),
+            max: None,
+            unit: LengthUnit::Chars,
+        },
+        Check::IsRefusal,
+        Check::Classification {
+            labels: strings(&["日本", "x"]),
+            value: "x".into(),
+        },
+    ];
+    let outputs = [
+        "",
+        " ",
+        "```json\n",
+        "```json\n[1, \"2\"]\n```",
+        "日本語 ü ß é",
+        "1e999 and -1e999",
+        "$,,,1,,2..3%%",
+        "\u{2212}\u{2212}5",
+        "{\"a\": [",
+        "[\"1\"]",
+    ];
+    for check in &checks {
+        for negate in [false, true] {
+            let name = if negate { "not-t" } else { "t" };
+            let c = case("c", vec![assertion(name, check.clone())]);
+            for out in outputs {
+                let s = score_with(&c, &input(out));
+                let o = &s.assertions[0];
+                assert!(
+                    (0.0..=1.0).contains(&o.score),
+                    "{check:?} on {out:?}: {}",
+                    o.score
+                );
+                assert!(!o.reason.is_empty());
+                if let Some(score) = s.score {
+                    assert!((0.0..=1.0).contains(&score));
+                }
+            }
+        }
+    }
+}
