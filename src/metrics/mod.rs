@@ -1,17 +1,53 @@
 //! Run metrics: pure aggregation of result records, percentiles, gates.
+//!
+//! Definitions follow the spec's "Run metrics" section. Choices where it is silent:
+//! - A rate whose denominator is zero is None, never 0 or NaN.
+//! - `hallucination_rate`, `contradiction_rate` and `unsupported_rate` count results that
+//!   carry a decided `hallucination` assertion (an unscorable one tells nothing).
+//! - Latency percentiles use successful calls only (status other than error, latency known).
+//! - Named metrics average the scores of scorable assertions with that `metric`.
+//! - An errored result without an error kind is counted under `unknown`.
+
+mod acc;
+
+use std::collections::BTreeMap;
+
+use acc::{Acc, Interner};
 
 use crate::model::{Gate, GateResult, Metrics, ProviderMetrics, ResultRecord};
 
 /// Percentile by nearest rank over sorted values (p in (0,100]); None when empty.
+///
+/// The rank is `ceil(p / 100 * n)`, 1-based, clamped to `1..=n` (so p <= 0 gives the
+/// minimum); a NaN `p` gives None.
 pub fn percentile_nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
-    let _ = (sorted, p);
-    todo!()
+    if sorted.is_empty() || p.is_nan() {
+        return None;
+    }
+    let n = sorted.len();
+    // p * n / 100 is exact for integral p and n; the epsilon absorbs the rest.
+    let rank = (p * n as f64 / 100.0 - 1e-9).ceil();
+    let rank = if rank < 1.0 {
+        1
+    } else {
+        (rank as usize).min(n)
+    };
+    sorted.get(rank - 1).copied()
+}
+
+#[derive(Default)]
+struct ProviderGroups {
+    all: Acc,
+    tags: BTreeMap<String, Acc>,
 }
 
 /// Accumulates the metrics of a run per provider and per (provider, tag), in O(results)
 /// small numbers (latencies), never whole outputs.
 #[derive(Default)]
-pub struct RunAccumulator {}
+pub struct RunAccumulator {
+    names: Interner,
+    providers: BTreeMap<String, ProviderGroups>,
+}
 
 impl RunAccumulator {
     #[must_use]
@@ -20,26 +56,98 @@ impl RunAccumulator {
     }
 
     pub fn add(&mut self, record: &ResultRecord) {
-        let _ = record;
-        todo!()
+        let provider = self.names.id(&record.job.provider_id);
+        let case = self.names.id(&record.job.case_id);
+        let groups = match self.providers.get_mut(record.job.provider_id.as_str()) {
+            Some(g) => g,
+            None => self
+                .providers
+                .entry(record.job.provider_id.clone())
+                .or_default(),
+        };
+        groups.all.add(record, provider, case);
+        for (i, tag) in record.tags.iter().enumerate() {
+            if record.tags[..i].contains(tag) {
+                continue;
+            }
+            let acc = match groups.tags.get_mut(tag.as_str()) {
+                Some(a) => a,
+                None => groups.tags.entry(tag.clone()).or_default(),
+            };
+            acc.add(record, provider, case);
+        }
     }
 
     /// Metrics per provider (tag None) then per provider and tag, sorted.
     /// `wall_secs` is the run's wall time, for throughput.
     pub fn finish(self, wall_secs: Option<f64>) -> Vec<ProviderMetrics> {
-        let _ = wall_secs;
-        todo!()
+        let mut out = Vec::new();
+        for (provider, groups) in self.providers {
+            out.push(ProviderMetrics {
+                provider: provider.clone(),
+                tag: None,
+                metrics: groups.all.finish(wall_secs, &self.names),
+            });
+            for (tag, acc) in groups.tags {
+                out.push(ProviderMetrics {
+                    provider: provider.clone(),
+                    tag: Some(tag),
+                    metrics: acc.finish(wall_secs, &self.names),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn fmt_limit(v: f64) -> String {
+    format!("{v}")
+}
+
+/// The human form of a gate's limit: `>= 0.9`, `<= 0.05`, `0.5..0.9`, or `any`.
+pub fn limit_text(gate: &Gate) -> String {
+    match (gate.min, gate.max) {
+        (Some(a), Some(b)) => format!("{}..{}", fmt_limit(a), fmt_limit(b)),
+        (Some(a), None) => format!(">= {}", fmt_limit(a)),
+        (None, Some(b)) => format!("<= {}", fmt_limit(b)),
+        (None, None) => "any".to_owned(),
     }
 }
 
 /// Evaluate a suite's gates against one provider's metrics.
+///
+/// A gate is ok when the metric has a value within `min..=max`. A metric without a value
+/// (a rate over nothing) is not ok: the run could not show the limit was met.
 pub fn evaluate_gates(gates: &[Gate], provider: &str, metrics: &Metrics) -> Vec<GateResult> {
-    let _ = (gates, provider, metrics);
-    todo!()
+    gates
+        .iter()
+        .map(|g| {
+            let value = metrics.get(&g.metric);
+            let ok = value.is_some_and(|v| {
+                !v.is_nan() && g.min.is_none_or(|m| v >= m) && g.max.is_none_or(|m| v <= m)
+            });
+            GateResult {
+                metric: g.metric.clone(),
+                provider: provider.to_owned(),
+                limit: limit_text(g),
+                value,
+                ok,
+            }
+        })
+        .collect()
 }
 
 /// Metrics of one result set, from scratch (used by tests and by `RunAccumulator`).
 pub fn compute(records: &[ResultRecord], wall_secs: Option<f64>) -> Metrics {
-    let _ = (records, wall_secs);
-    todo!()
+    let mut names = Interner::default();
+    let mut acc = Acc::default();
+    for r in records {
+        let provider = names.id(&r.job.provider_id);
+        let case = names.id(&r.job.case_id);
+        acc.add(r, provider, case);
+    }
+    acc.finish(wall_secs, &names)
 }
+
+#[cfg(test)]
+mod tests;

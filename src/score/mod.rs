@@ -1,6 +1,25 @@
 //! Scoring: pure functions from an output and a case's assertions to a verdict.
+//!
+//! [`Scorer::new`] prepares a whole suite once (regexes and JSON schemas compiled, expected
+//! values normalised); [`Scorer::score`] then only compares. Each family of assertions lives
+//! in its own file: [`text`], [`json`], [`numeric`], [`similarity`], [`misc`];
+//! [`normalize`] holds the `normalize:` options and [`verdict`] the case verdict.
 
-use crate::model::{Case, Score, Suite};
+pub mod json;
+pub mod misc;
+pub mod normalize;
+pub mod numeric;
+pub mod similarity;
+pub mod text;
+pub mod verdict;
+
+use std::borrow::Cow;
+
+use regex::Regex;
+
+use crate::model::{Assertion, Case, Check, LabelPair, Location, Normalize, Score, Suite};
+use normalize::{COLLAPSE_WHITESPACE, LOWERCASE, TRIM};
+use verdict::Verdict;
 
 /// What the scorer sees of one completed call.
 #[derive(Debug, Clone, Copy)]
@@ -24,17 +43,330 @@ pub enum ScoreError {
 }
 
 /// Scores results of one suite, with regexes and JSON schemas compiled once.
-pub struct Scorer {}
+pub struct Scorer {
+    cases: Vec<PreparedCase>,
+}
 
 impl Scorer {
     pub fn new(suite: &Suite) -> Result<Self, ScoreError> {
-        let _ = suite;
-        todo!()
+        let mut cases = Vec::with_capacity(suite.cases.len());
+        for case in &suite.cases {
+            let prepared = PreparedCase::new(case);
+            if let Some((index, message)) = prepared
+                .asserts
+                .iter()
+                .enumerate()
+                .find_map(|(i, p)| p.as_ref().err().map(|e| (i, e.clone())))
+            {
+                return Err(ScoreError::Assertion {
+                    case_id: case.id.clone(),
+                    index,
+                    message,
+                });
+            }
+            cases.push(prepared);
+        }
+        Ok(Self { cases })
     }
 
     /// Score one output of `case` (`case_index` into `suite.cases`).
+    ///
+    /// If `case` is not the case the scorer prepared at `case_index` (another suite, or an
+    /// edited case), it is prepared on the fly; an assertion that cannot be built is then
+    /// unscorable rather than a panic.
     pub fn score(&self, case_index: usize, case: &Case, input: &ScoreInput<'_>) -> Score {
-        let _ = (case_index, case, input);
-        todo!()
+        let fallback;
+        let prepared = match self.cases.get(case_index) {
+            Some(p) if p.is_for(case) => p,
+            _ => {
+                fallback = PreparedCase::new(case);
+                &fallback
+            }
+        };
+        let outputs: Vec<Cow<'_, str>> = prepared
+            .masks
+            .iter()
+            .map(|&m| normalize::apply(input.output, m))
+            .collect();
+        let asserts: &[Assertion] = if case.asserts.is_empty() {
+            prepared.default.as_slice()
+        } else {
+            &case.asserts
+        };
+        let mut label = None;
+        let mut outcomes = Vec::with_capacity(asserts.len());
+        for (assertion, p) in asserts.iter().zip(&prepared.asserts) {
+            let v = match p {
+                Ok(p) => evaluate(assertion, p, &outputs[p.slot], input, &mut label),
+                Err(message) => {
+                    Verdict::unscorable(format!("assertion could not be built: {message}"))
+                }
+            };
+            outcomes.push(v.into_outcome(assertion));
+        }
+        let (status, score) = verdict::case_verdict(&outcomes, case.threshold);
+        Score {
+            status,
+            score,
+            assertions: outcomes,
+            label,
+        }
     }
 }
+
+/// A case's assertions, ready to compare.
+struct PreparedCase {
+    id: String,
+    hash: String,
+    n_asserts: usize,
+    /// Distinct normalisation masks of the output this case needs.
+    masks: Vec<u8>,
+    asserts: Vec<Result<Prepared, String>>,
+    /// The assertion of a case written without `assert`: `contains` of `expected`.
+    default: Option<Assertion>,
+}
+
+/// One assertion, ready to compare.
+pub(crate) struct Prepared {
+    /// Index into the case's normalised outputs.
+    slot: usize,
+    /// Expected value(s) (or labels) normalised like the output.
+    values: Vec<String>,
+    extra: Extra,
+}
+
+enum Extra {
+    None,
+    Regex(Regex),
+    Schema(Box<jsonschema::Validator>),
+    Path(Vec<json::Segment>),
+}
+
+impl PreparedCase {
+    fn new(case: &Case) -> Self {
+        let default = if case.asserts.is_empty() {
+            case.expected.as_deref().map(default_assertion)
+        } else {
+            None
+        };
+        let asserts_src: &[Assertion] = if case.asserts.is_empty() {
+            default.as_slice()
+        } else {
+            &case.asserts
+        };
+        let mut masks = Vec::new();
+        let asserts = asserts_src
+            .iter()
+            .map(|a| {
+                let mask = output_mask(a);
+                let slot = masks.iter().position(|&m| m == mask).unwrap_or_else(|| {
+                    masks.push(mask);
+                    masks.len() - 1
+                });
+                prepare(a, slot, mask)
+            })
+            .collect();
+        Self {
+            id: case.id.clone(),
+            hash: case.hash.clone(),
+            n_asserts: case.asserts.len(),
+            masks,
+            asserts,
+            default,
+        }
+    }
+
+    fn is_for(&self, case: &Case) -> bool {
+        self.id == case.id && self.hash == case.hash && self.n_asserts == case.asserts.len()
+    }
+}
+
+/// The implicit assertion of a case without `assert`: `contains` of `expected`, ignoring case,
+/// runs of whitespace and trailing punctuation of the expected value.
+fn default_assertion(expected: &str) -> Assertion {
+    let value = expected
+        .trim()
+        .trim_end_matches(normalize::is_punctuation)
+        .to_owned();
+    Assertion {
+        type_name: "contains".into(),
+        negate: false,
+        check: Check::Contains { value },
+        weight: 1.0,
+        threshold: None,
+        metric: None,
+        normalize: vec![
+            Normalize::Lowercase,
+            Normalize::CollapseWhitespace,
+            Normalize::Trim,
+        ],
+        location: Location::default(),
+    }
+}
+
+/// How the output is normalised for an assertion.
+///
+/// Numbers, JSON, refusals, latency and cost read the raw output: `strip_punctuation` would
+/// destroy `1,234.50` or `{"a":1}`. (`json-path` applies `normalize` to the string values it
+/// compares instead.)
+fn output_mask(a: &Assertion) -> u8 {
+    let m = normalize::mask_of(&a.normalize);
+    match &a.check {
+        Check::Equals { .. }
+        | Check::Contains { .. }
+        | Check::ContainsAny { .. }
+        | Check::ContainsAll { .. }
+        | Check::StartsWith { .. }
+        | Check::EndsWith { .. }
+        | Check::Regex { .. }
+        | Check::Similarity { .. }
+        | Check::Levenshtein { .. }
+        | Check::Length { .. } => m,
+        Check::IContains { .. } | Check::IContainsAny { .. } | Check::IContainsAll { .. } => {
+            m | LOWERCASE
+        }
+        Check::Classification { .. } => m | LOWERCASE | TRIM | COLLAPSE_WHITESPACE,
+        Check::IsJson { .. }
+        | Check::JsonPath { .. }
+        | Check::Numeric { .. }
+        | Check::Latency { .. }
+        | Check::Cost { .. }
+        | Check::IsRefusal
+        | Check::Model { .. } => 0,
+    }
+}
+
+fn prepare(a: &Assertion, slot: usize, mask: u8) -> Result<Prepared, String> {
+    let norm = |s: &str| normalize::apply(s, mask).into_owned();
+    let (values, extra) = match &a.check {
+        Check::Equals { value }
+        | Check::Contains { value }
+        | Check::IContains { value }
+        | Check::StartsWith { value }
+        | Check::EndsWith { value }
+        | Check::Similarity { value, .. }
+        | Check::Levenshtein { value, .. } => (vec![norm(value)], Extra::None),
+        Check::ContainsAny { values }
+        | Check::ContainsAll { values }
+        | Check::IContainsAny { values }
+        | Check::IContainsAll { values } => (values.iter().map(|v| norm(v)).collect(), Extra::None),
+        Check::Classification { labels, value } => {
+            let mut v: Vec<String> = labels.iter().map(|l| misc::label_key(l, mask)).collect();
+            v.push(misc::label_key(value, mask));
+            (v, Extra::None)
+        }
+        Check::Regex { pattern } => {
+            let re = Regex::new(pattern).map_err(|e| format!("invalid regex: {e}"))?;
+            (Vec::new(), Extra::Regex(re))
+        }
+        Check::Numeric {
+            pattern: Some(p), ..
+        } => {
+            let re = Regex::new(p).map_err(|e| format!("invalid numeric pattern: {e}"))?;
+            (Vec::new(), Extra::Regex(re))
+        }
+        Check::IsJson {
+            schema: Some(schema),
+        } => {
+            let v = jsonschema::validator_for(schema)
+                .map_err(|e| format!("invalid JSON schema: {e}"))?;
+            (Vec::new(), Extra::Schema(Box::new(v)))
+        }
+        Check::JsonPath { path, .. } => (Vec::new(), Extra::Path(json::parse_path(path)?)),
+        Check::IsJson { schema: None }
+        | Check::Numeric { pattern: None, .. }
+        | Check::Length { .. }
+        | Check::Latency { .. }
+        | Check::Cost { .. }
+        | Check::IsRefusal
+        | Check::Model { .. } => (Vec::new(), Extra::None),
+    };
+    Ok(Prepared {
+        slot,
+        values,
+        extra,
+    })
+}
+
+fn first(values: &[String]) -> &str {
+    values.first().map_or("", String::as_str)
+}
+
+fn evaluate(
+    a: &Assertion,
+    p: &Prepared,
+    out: &str,
+    input: &ScoreInput<'_>,
+    label: &mut Option<LabelPair>,
+) -> Verdict {
+    let mask = normalize::mask_of(&a.normalize);
+    match (&a.check, &p.extra) {
+        (Check::Equals { value }, _) => text::equals(out, first(&p.values), value),
+        (Check::Contains { value }, _) => text::contains(out, first(&p.values), value, false),
+        (Check::IContains { value }, _) => text::contains(out, first(&p.values), value, true),
+        (Check::ContainsAny { values }, _) => text::contains_any(out, &p.values, values, false),
+        (Check::IContainsAny { values }, _) => text::contains_any(out, &p.values, values, true),
+        (Check::ContainsAll { values }, _) => {
+            text::contains_all(out, &p.values, values, false, a.threshold)
+        }
+        (Check::IContainsAll { values }, _) => {
+            text::contains_all(out, &p.values, values, true, a.threshold)
+        }
+        (Check::StartsWith { value }, _) => text::starts_with(out, first(&p.values), value),
+        (Check::EndsWith { value }, _) => text::ends_with(out, first(&p.values), value),
+        (Check::Regex { .. }, Extra::Regex(re)) => text::regex(out, re),
+        (Check::Length { min, max, unit }, _) => text::length(out, *min, *max, *unit),
+        (Check::IsJson { .. }, Extra::Schema(s)) => json::is_json(out, Some(s)),
+        (Check::IsJson { .. }, _) => json::is_json(out, None),
+        (Check::JsonPath { path, value }, Extra::Path(segs)) => {
+            json::json_path(out, path, segs, value.as_ref(), mask)
+        }
+        (
+            Check::Numeric {
+                value, tolerance, ..
+            },
+            extra,
+        ) => {
+            let re = match extra {
+                Extra::Regex(re) => Some(re),
+                _ => None,
+            };
+            numeric::numeric(out, re, *value, *tolerance)
+        }
+        (
+            Check::Similarity {
+                algorithm,
+                value,
+                threshold,
+            },
+            _,
+        ) => similarity::similarity(out, first(&p.values), value, *algorithm, *threshold),
+        (
+            Check::Levenshtein {
+                value,
+                max_distance,
+            },
+            _,
+        ) => similarity::levenshtein(out, first(&p.values), value, *max_distance),
+        (Check::Latency { max_ms }, _) => misc::latency(input.latency_ms, *max_ms),
+        (Check::Cost { max_usd }, _) => misc::cost(input.cost_usd, *max_usd),
+        (Check::IsRefusal, _) => misc::is_refusal(input.output),
+        (Check::Classification { labels, value }, _) => {
+            let (v, pair) = misc::classification(out, labels, value, &p.values);
+            if label.is_none() {
+                *label = Some(pair);
+            }
+            v
+        }
+        (Check::Model { kind, .. }, _) => misc::model_assisted(kind),
+        (Check::Regex { .. } | Check::JsonPath { .. }, _) => {
+            Verdict::unscorable("assertion was not prepared")
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+#[cfg(test)]
+mod tests;

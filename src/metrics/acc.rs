@@ -1,0 +1,236 @@
+//! The per-group accumulator behind [`super::RunAccumulator`] and [`super::compute`]: small
+//! numbers per result (a latency, a few counters, interned ids), never outputs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use super::percentile_nearest_rank;
+use crate::model::{CaseStatus, LabelMetrics, Metrics, ResultRecord};
+
+/// Interns case and provider ids, so that groups keep `u32`s.
+#[derive(Default)]
+pub(crate) struct Interner {
+    map: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    pub(crate) fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.map.get(s) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.map.insert(s.to_owned(), i);
+        self.names.push(s.to_owned());
+        i
+    }
+
+    fn name(&self, i: u32) -> &str {
+        self.names.get(i as usize).map_or("", String::as_str)
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct LabelCounts {
+    support: u64,
+    tp: u64,
+    fp: u64,
+    fn_: u64,
+}
+
+const SEEN_PASSED: u8 = 1;
+const SEEN_FAILED: u8 = 2;
+
+/// Running totals of one group of results (a provider, or a provider and a tag).
+#[derive(Default)]
+pub(crate) struct Acc {
+    cases: u64,
+    passed: u64,
+    failed: u64,
+    errors: u64,
+    unscorable: u64,
+    score_sum: f64,
+    score_n: u64,
+    /// Results with a decided `hallucination` assertion.
+    halluc_n: u64,
+    halluc_failed: u64,
+    contradiction: u64,
+    unsupported: u64,
+    latencies: Vec<f64>,
+    tokens_in: u64,
+    tokens_out: u64,
+    cost_usd: f64,
+    /// (provider, case) -> outcomes seen.
+    outcomes: HashMap<(u32, u32), u8>,
+    named: BTreeMap<String, (f64, u64)>,
+    labels: BTreeMap<String, LabelCounts>,
+    errors_by_kind: BTreeMap<&'static str, u64>,
+}
+
+/// Whether a detail value holds something: a non-empty array, string or object, `true`, or
+/// a non-zero number.
+fn non_empty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+    }
+}
+
+fn ratio(num: u64, den: u64) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+impl Acc {
+    pub(crate) fn add(&mut self, r: &ResultRecord, provider: u32, case: u32) {
+        self.cases += 1;
+        match r.status {
+            CaseStatus::Passed => self.passed += 1,
+            CaseStatus::Failed => self.failed += 1,
+            CaseStatus::Error => self.errors += 1,
+            CaseStatus::Unscorable => self.unscorable += 1,
+        }
+        if let Some(s) = r.score.filter(|s| s.is_finite()) {
+            self.score_sum += s;
+            self.score_n += 1;
+        }
+        self.add_hallucination(r);
+        if r.status != CaseStatus::Error
+            && let Some(ms) = r.latency_ms.filter(|v| v.is_finite())
+        {
+            self.latencies.push(ms);
+        }
+        self.tokens_in += r.tokens_in.unwrap_or(0);
+        self.tokens_out += r.tokens_out.unwrap_or(0);
+        if let Some(c) = r.cost_usd.filter(|c| c.is_finite()) {
+            self.cost_usd += c;
+        }
+        let bit = match r.status {
+            CaseStatus::Passed => SEEN_PASSED,
+            CaseStatus::Failed => SEEN_FAILED,
+            CaseStatus::Error | CaseStatus::Unscorable => 0,
+        };
+        if bit != 0 {
+            *self.outcomes.entry((provider, case)).or_default() |= bit;
+        }
+        for a in &r.assertions {
+            if let Some(name) = &a.metric
+                && !a.unscorable
+                && a.score.is_finite()
+            {
+                let e = self.named.entry(name.clone()).or_default();
+                e.0 += a.score;
+                e.1 += 1;
+            }
+        }
+        if let Some(pair) = &r.label {
+            let e = self.labels.entry(pair.expected.clone()).or_default();
+            e.support += 1;
+            match &pair.predicted {
+                Some(p) if *p == pair.expected => e.tp += 1,
+                Some(p) => {
+                    e.fn_ += 1;
+                    self.labels.entry(p.clone()).or_default().fp += 1;
+                }
+                None => e.fn_ += 1,
+            }
+        }
+        match (r.error_kind, r.status) {
+            (Some(k), _) => *self.errors_by_kind.entry(k.as_str()).or_default() += 1,
+            (None, CaseStatus::Error) => *self.errors_by_kind.entry("unknown").or_default() += 1,
+            _ => {}
+        }
+    }
+
+    /// Counts the result towards the hallucination rates when it carries a decided
+    /// (not unscorable) `hallucination` assertion.
+    fn add_hallucination(&mut self, r: &ResultRecord) {
+        let mut carried = false;
+        let mut failed = false;
+        let mut contradiction = false;
+        let mut unsupported = false;
+        for a in r
+            .assertions
+            .iter()
+            .filter(|a| a.type_name == "hallucination" && !a.unscorable)
+        {
+            carried = true;
+            failed |= !a.pass;
+            contradiction |= a.details.get("category").and_then(Value::as_str)
+                == Some("contradiction")
+                || non_empty(a.details.get("contradiction"));
+            unsupported |= non_empty(a.details.get("unsupported"));
+        }
+        if carried {
+            self.halluc_n += 1;
+            self.halluc_failed += u64::from(failed);
+            self.contradiction += u64::from(contradiction);
+            self.unsupported += u64::from(unsupported);
+        }
+    }
+
+    pub(crate) fn finish(mut self, wall_secs: Option<f64>, names: &Interner) -> Metrics {
+        self.latencies.sort_by(f64::total_cmp);
+        let lat = &self.latencies;
+        let mut flaky: Vec<String> = self
+            .outcomes
+            .iter()
+            .filter(|(_, bits)| **bits == SEEN_PASSED | SEEN_FAILED)
+            .map(|((_, case), _)| names.name(*case).to_owned())
+            .collect();
+        flaky.sort();
+        flaky.dedup();
+        let labels = self
+            .labels
+            .into_iter()
+            .map(|(label, c)| LabelMetrics {
+                label,
+                support: c.support,
+                precision: ratio(c.tp, c.tp + c.fp),
+                recall: ratio(c.tp, c.tp + c.fn_),
+                f1: ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn_),
+            })
+            .collect();
+        Metrics {
+            cases: self.cases,
+            passed: self.passed,
+            failed: self.failed,
+            errors: self.errors,
+            unscorable: self.unscorable,
+            pass_rate: ratio(self.passed, self.passed + self.failed),
+            error_rate: ratio(self.errors, self.cases),
+            mean_score: (self.score_n > 0).then(|| self.score_sum / self.score_n as f64),
+            hallucination_rate: ratio(self.halluc_failed, self.halluc_n),
+            contradiction_rate: ratio(self.contradiction, self.halluc_n),
+            unsupported_rate: ratio(self.unsupported, self.halluc_n),
+            latency_p50_ms: percentile_nearest_rank(lat, 50.0),
+            latency_p95_ms: percentile_nearest_rank(lat, 95.0),
+            latency_p99_ms: percentile_nearest_rank(lat, 99.0),
+            latency_max_ms: lat.last().copied(),
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+            cost_usd: self.cost_usd,
+            cost_per_case_usd: (self.cases > 0).then(|| self.cost_usd / self.cases as f64),
+            throughput_per_s: wall_secs
+                .filter(|w| w.is_finite() && *w > 0.0)
+                .map(|w| self.cases as f64 / w),
+            flaky_cases: flaky,
+            named: self
+                .named
+                .into_iter()
+                .filter(|(_, (_, n))| *n > 0)
+                .map(|(k, (sum, n))| (k, sum / n as f64))
+                .collect(),
+            labels,
+            errors_by_kind: self
+                .errors_by_kind
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        }
+    }
+}

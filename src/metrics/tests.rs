@@ -1,0 +1,410 @@
+//! Metrics tests on hand-built result records.
+
+use serde_json::{Value, json};
+
+use super::{RunAccumulator, compute, evaluate_gates, percentile_nearest_rank};
+use crate::model::{
+    AssertionOutcome, CaseStatus, ErrorKind, Gate, Job, LabelPair, Metrics, ResultRecord,
+};
+
+fn rec(provider: &str, case: &str, status: CaseStatus) -> ResultRecord {
+    ResultRecord {
+        job: Job {
+            seq: 0,
+            case_index: 0,
+            case_id: case.to_owned(),
+            provider_index: 0,
+            provider_id: provider.to_owned(),
+            sample: 0,
+        },
+        case_hash: "h".into(),
+        tags: Vec::new(),
+        prompt: String::new(),
+        status,
+        score: match status {
+            CaseStatus::Passed => Some(1.0),
+            CaseStatus::Failed => Some(0.0),
+            _ => None,
+        },
+        output: None,
+        error: None,
+        error_kind: None,
+        latency_ms: None,
+        tokens_in: None,
+        tokens_out: None,
+        cost_usd: None,
+        finish_reason: None,
+        attempts: 1,
+        assertions: Vec::new(),
+        label: None,
+    }
+}
+
+fn outcome(type_name: &str, pass: bool, score: f64, details: Value) -> AssertionOutcome {
+    AssertionOutcome {
+        type_name: type_name.to_owned(),
+        pass,
+        score,
+        reason: String::new(),
+        details,
+        weight: 1.0,
+        metric: None,
+        unscorable: false,
+    }
+}
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-12)
+}
+
+#[test]
+fn percentiles_by_nearest_rank() {
+    let p = |v: &[f64], q: f64| percentile_nearest_rank(v, q);
+    assert_eq!(p(&[], 50.0), None);
+    assert_eq!(p(&[7.0], 50.0), Some(7.0));
+    assert_eq!(p(&[7.0], 95.0), Some(7.0));
+    assert_eq!(p(&[7.0], 99.0), Some(7.0));
+    let two = [1.0, 2.0];
+    assert_eq!(p(&two, 50.0), Some(1.0));
+    assert_eq!(p(&two, 95.0), Some(2.0));
+    assert_eq!(p(&two, 99.0), Some(2.0));
+    let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+    assert_eq!(p(&ten, 50.0), Some(5.0));
+    assert_eq!(p(&ten, 95.0), Some(10.0));
+    assert_eq!(p(&ten, 99.0), Some(10.0));
+    assert_eq!(p(&ten, 10.0), Some(1.0));
+    assert_eq!(p(&ten, 11.0), Some(2.0));
+    let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
+    assert_eq!(p(&hundred, 50.0), Some(50.0));
+    assert_eq!(p(&hundred, 95.0), Some(95.0));
+    assert_eq!(p(&hundred, 99.0), Some(99.0));
+    assert_eq!(p(&hundred, 100.0), Some(100.0));
+    // 0.07 * 100 is 7.000000000000001 in floating point: the rank must still be 7.
+    assert_eq!(p(&hundred, 7.0), Some(7.0));
+    assert_eq!(p(&hundred, 0.0), Some(1.0));
+    assert_eq!(p(&hundred, f64::NAN), None);
+}
+
+#[test]
+fn empty_run_has_no_rates() {
+    let m = compute(&[], Some(10.0));
+    assert_eq!(m.cases, 0);
+    assert_eq!(m.pass_rate, None);
+    assert_eq!(m.error_rate, None);
+    assert_eq!(m.mean_score, None);
+    assert_eq!(m.hallucination_rate, None);
+    assert_eq!(m.latency_p50_ms, None);
+    assert_eq!(m.latency_max_ms, None);
+    assert_eq!(m.cost_per_case_usd, None);
+    assert!(close(m.throughput_per_s, 0.0));
+    assert!(m.flaky_cases.is_empty());
+    assert!(m.labels.is_empty());
+}
+
+#[test]
+fn all_errors_have_no_pass_rate() {
+    let mut a = rec("p", "a", CaseStatus::Error);
+    a.error_kind = Some(ErrorKind::Timeout);
+    a.latency_ms = Some(60_000.0);
+    let mut b = rec("p", "b", CaseStatus::Error);
+    b.error_kind = Some(ErrorKind::Timeout);
+    let c = rec("p", "c", CaseStatus::Error);
+    let m = compute(&[a, b, c], None);
+    assert_eq!(m.pass_rate, None);
+    assert!(close(m.error_rate, 1.0));
+    assert_eq!(m.mean_score, None);
+    // Latencies of failed calls do not count.
+    assert_eq!(m.latency_p50_ms, None);
+    assert_eq!(m.throughput_per_s, None);
+    assert_eq!(m.errors_by_kind.get("timeout"), Some(&2));
+    assert_eq!(m.errors_by_kind.get("unknown"), Some(&1));
+}
+
+#[test]
+fn counts_scores_latency_tokens_cost() {
+    let mut rs = Vec::new();
+    for (i, status) in [
+        CaseStatus::Passed,
+        CaseStatus::Passed,
+        CaseStatus::Failed,
+        CaseStatus::Unscorable,
+        CaseStatus::Error,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rec("p", &format!("c{i}"), status);
+        r.latency_ms = Some(100.0 * (i as f64 + 1.0));
+        r.tokens_in = Some(10);
+        r.tokens_out = Some(5);
+        r.cost_usd = Some(0.01);
+        rs.push(r);
+    }
+    rs[3].score = Some(0.5);
+    let m = compute(&rs, Some(2.0));
+    assert_eq!(
+        (m.cases, m.passed, m.failed, m.unscorable, m.errors),
+        (5, 2, 1, 1, 1)
+    );
+    assert!(close(m.pass_rate, 2.0 / 3.0));
+    assert!(close(m.error_rate, 0.2));
+    // Scores 1, 1, 0, 0.5.
+    assert!(close(m.mean_score, 0.625));
+    // Successful latencies 100..400; the errored 500 is excluded.
+    assert!(close(m.latency_p50_ms, 200.0));
+    assert!(close(m.latency_p95_ms, 400.0));
+    assert!(close(m.latency_max_ms, 400.0));
+    assert_eq!((m.tokens_in, m.tokens_out), (50, 25));
+    assert!((m.cost_usd - 0.05).abs() < 1e-12);
+    assert!(close(m.cost_per_case_usd, 0.01));
+    assert!(close(m.throughput_per_s, 2.5));
+}
+
+#[test]
+fn hallucination_rates() {
+    let mut rs = Vec::new();
+    let mut r = rec("p", "a", CaseStatus::Failed);
+    r.assertions = vec![outcome(
+        "hallucination",
+        false,
+        0.4,
+        json!({"category": "contradiction", "unsupported": []}),
+    )];
+    rs.push(r);
+    let mut r = rec("p", "b", CaseStatus::Failed);
+    r.assertions = vec![outcome(
+        "hallucination",
+        false,
+        0.5,
+        json!({"unsupported": ["the moon is cheese"]}),
+    )];
+    rs.push(r);
+    let mut r = rec("p", "c", CaseStatus::Passed);
+    r.assertions = vec![outcome(
+        "hallucination",
+        true,
+        0.0,
+        json!({"unsupported": [], "contradiction": []}),
+    )];
+    rs.push(r);
+    // No hallucination assertion: not counted.
+    rs.push(rec("p", "d", CaseStatus::Passed));
+    // An undecided one: not counted either.
+    let mut r = rec("p", "e", CaseStatus::Unscorable);
+    let mut o = outcome("hallucination", false, 0.0, Value::Null);
+    o.unscorable = true;
+    r.assertions = vec![o];
+    rs.push(r);
+    let m = compute(&rs, None);
+    assert!(close(m.hallucination_rate, 2.0 / 3.0));
+    assert!(close(m.contradiction_rate, 1.0 / 3.0));
+    assert!(close(m.unsupported_rate, 1.0 / 3.0));
+
+    let m = compute(&rs[3..], None);
+    assert_eq!(m.hallucination_rate, None);
+    assert_eq!(m.contradiction_rate, None);
+    assert_eq!(m.unsupported_rate, None);
+}
+
+#[test]
+fn flaky_cases_per_provider() {
+    let rs = vec![
+        rec("p1", "z", CaseStatus::Passed),
+        rec("p1", "z", CaseStatus::Failed),
+        rec("p1", "a", CaseStatus::Failed),
+        rec("p1", "a", CaseStatus::Passed),
+        rec("p1", "a", CaseStatus::Passed),
+        // Mixed only across providers: not flaky.
+        rec("p1", "b", CaseStatus::Passed),
+        rec("p2", "b", CaseStatus::Failed),
+        // An error is not an outcome.
+        rec("p1", "c", CaseStatus::Passed),
+        rec("p1", "c", CaseStatus::Error),
+        rec("p1", "d", CaseStatus::Failed),
+        rec("p1", "d", CaseStatus::Failed),
+    ];
+    assert_eq!(compute(&rs, None).flaky_cases, vec!["a", "z"]);
+}
+
+#[test]
+fn named_metrics() {
+    let mut r1 = rec("p", "a", CaseStatus::Passed);
+    let mut o = outcome("contains", true, 1.0, Value::Null);
+    o.metric = Some("accuracy".into());
+    let mut o2 = outcome("similarity", true, 0.5, Value::Null);
+    o2.metric = Some("closeness".into());
+    r1.assertions = vec![o.clone(), o2];
+    let mut r2 = rec("p", "b", CaseStatus::Failed);
+    let mut o3 = o.clone();
+    o3.score = 0.0;
+    let mut undecided = o;
+    undecided.unscorable = true;
+    r2.assertions = vec![o3, undecided];
+    let m = compute(&[r1, r2], None);
+    assert_eq!(m.named.len(), 2);
+    assert!(close(m.named.get("accuracy").copied(), 0.5));
+    assert!(close(m.named.get("closeness").copied(), 0.5));
+    assert!(close(m.get("accuracy"), 0.5));
+}
+
+#[test]
+fn label_precision_recall_f1() {
+    let table: &[(&str, Option<&str>, usize)] = &[
+        ("cat", Some("cat"), 3),
+        ("cat", Some("dog"), 1),
+        ("dog", Some("dog"), 2),
+        ("dog", Some("cat"), 1),
+        ("dog", None, 1),
+        ("bird", None, 1),
+    ];
+    let mut rs = Vec::new();
+    for (expected, predicted, n) in table {
+        for _ in 0..*n {
+            let mut r = rec("p", "x", CaseStatus::Passed);
+            r.label = Some(LabelPair {
+                expected: (*expected).to_owned(),
+                predicted: predicted.map(str::to_owned),
+            });
+            rs.push(r);
+        }
+    }
+    let m = compute(&rs, None);
+    let names: Vec<&str> = m.labels.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(names, vec!["bird", "cat", "dog"]);
+    let bird = &m.labels[0];
+    assert_eq!(bird.support, 1);
+    assert_eq!(bird.precision, None);
+    assert!(close(bird.recall, 0.0));
+    assert!(close(bird.f1, 0.0));
+    let cat = &m.labels[1];
+    assert_eq!(cat.support, 4);
+    assert!(close(cat.precision, 0.75));
+    assert!(close(cat.recall, 0.75));
+    assert!(close(cat.f1, 0.75));
+    let dog = &m.labels[2];
+    assert_eq!(dog.support, 4);
+    assert!(close(dog.precision, 2.0 / 3.0));
+    assert!(close(dog.recall, 0.5));
+    assert!(close(dog.f1, 4.0 / 7.0));
+}
+
+fn tagged(
+    provider: &str,
+    case: &str,
+    status: CaseStatus,
+    tags: &[&str],
+    latency: f64,
+) -> ResultRecord {
+    let mut r = rec(provider, case, status);
+    r.tags = tags.iter().map(|t| (*t).to_owned()).collect();
+    r.latency_ms = Some(latency);
+    r
+}
+
+#[test]
+fn accumulator_rows_per_provider_and_tag() {
+    let rs = vec![
+        tagged("zeta", "a", CaseStatus::Passed, &["billing"], 10.0),
+        tagged(
+            "alpha",
+            "a",
+            CaseStatus::Passed,
+            &["billing", "faq", "billing"],
+            20.0,
+        ),
+        tagged("alpha", "b", CaseStatus::Failed, &["faq"], 30.0),
+        tagged("alpha", "a", CaseStatus::Failed, &["billing", "faq"], 40.0),
+        tagged("alpha", "c", CaseStatus::Error, &[], 50.0),
+    ];
+    let mut acc = RunAccumulator::new();
+    for r in &rs {
+        acc.add(r);
+    }
+    let rows = acc.finish(Some(5.0));
+    let keys: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.provider.as_str(), r.tag.as_deref()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("alpha", None),
+            ("alpha", Some("billing")),
+            ("alpha", Some("faq")),
+            ("zeta", None),
+            ("zeta", Some("billing")),
+        ]
+    );
+    // Each row equals `compute` over its slice.
+    let slice = |p: &str, tag: Option<&str>| -> Vec<ResultRecord> {
+        rs.iter()
+            .filter(|r| r.job.provider_id == p && tag.is_none_or(|t| r.tags.iter().any(|x| x == t)))
+            .cloned()
+            .collect()
+    };
+    for row in &rows {
+        let expected: Metrics = compute(&slice(&row.provider, row.tag.as_deref()), Some(5.0));
+        assert_eq!(row.metrics, expected, "{} {:?}", row.provider, row.tag);
+    }
+    let alpha = &rows[0].metrics;
+    assert_eq!(
+        (alpha.cases, alpha.passed, alpha.failed, alpha.errors),
+        (4, 1, 2, 1)
+    );
+    assert_eq!(alpha.flaky_cases, vec!["a"]);
+    // A duplicated tag counts the result once.
+    assert_eq!(rows[1].metrics.cases, 2);
+    assert!(close(rows[2].metrics.pass_rate, 1.0 / 3.0));
+    assert!(close(rows[3].metrics.throughput_per_s, 0.2));
+}
+
+fn gate(metric: &str, min: Option<f64>, max: Option<f64>) -> Gate {
+    Gate {
+        metric: metric.to_owned(),
+        min,
+        max,
+    }
+}
+
+#[test]
+fn gates_limits_and_none_values() {
+    let mut m = Metrics {
+        cases: 10,
+        pass_rate: Some(0.9),
+        error_rate: Some(0.1),
+        latency_p95_ms: Some(1200.0),
+        ..Metrics::default()
+    };
+    m.named.insert("accuracy".into(), 0.6);
+    let gates = [
+        gate("pass_rate", Some(0.9), None),
+        gate("error_rate", None, Some(0.05)),
+        gate("latency_p95_ms", Some(100.0), Some(4000.0)),
+        gate("hallucination_rate", None, Some(0.05)),
+        gate("accuracy", Some(0.5), Some(0.9)),
+        gate("no_such_metric", Some(0.0), None),
+        gate("cases", None, None),
+    ];
+    let res = evaluate_gates(&gates, "prod", &m);
+    let view: Vec<(&str, &str, Option<f64>, bool)> = res
+        .iter()
+        .map(|g| (g.metric.as_str(), g.limit.as_str(), g.value, g.ok))
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            ("pass_rate", ">= 0.9", Some(0.9), true),
+            ("error_rate", "<= 0.05", Some(0.1), false),
+            ("latency_p95_ms", "100..4000", Some(1200.0), true),
+            ("hallucination_rate", "<= 0.05", None, false),
+            ("accuracy", "0.5..0.9", Some(0.6), true),
+            ("no_such_metric", ">= 0", None, false),
+            ("cases", "any", Some(10.0), true),
+        ]
+    );
+    assert!(res.iter().all(|g| g.provider == "prod"));
+    // Bounds are inclusive on both ends.
+    let res = evaluate_gates(&[gate("error_rate", Some(0.1), Some(0.1))], "p", &m);
+    assert!(res[0].ok);
+    assert!(evaluate_gates(&[], "p", &m).is_empty());
+}
