@@ -3,6 +3,9 @@
 //!
 //! Every `serde_yaml` call of the crate lives in this module.
 
+mod decode;
+mod yaml;
+
 use std::path::{Path, PathBuf};
 
 use crate::model::{Location, ProjectConfig, Request, Suite, Case};
