@@ -9,9 +9,7 @@ use serde_json::Value;
 use super::decode::{Ctx, did_you_mean, suggest};
 use super::wire::WireAssertion;
 use super::yaml::Node;
-use crate::model::{
-    Assertion, Check, LengthUnit, Location, Normalize, SimilarityAlgo, Tolerance,
-};
+use crate::model::{Assertion, Check, LengthUnit, Location, Normalize, SimilarityAlgo, Tolerance};
 
 /// Model-assisted assertions are parsed but rejected until the scoring stage supports them.
 pub(crate) const MODEL_ASSISTED_SUPPORTED: bool = false;
@@ -51,9 +49,8 @@ const COMMON: [&str; 5] = ["type", "weight", "threshold", "metric", "normalize"]
 /// Fields a type accepts besides the common ones.
 fn extra_fields(base: &str) -> &'static [&'static str] {
     match base {
-        "equals" | "contains" | "icontains" | "contains-any" | "contains-all"
-        | "icontains-any" | "icontains-all" | "starts-with" | "ends-with" | "regex"
-        | "levenshtein" => &["value"],
+        "equals" | "contains" | "icontains" | "contains-any" | "contains-all" | "icontains-any"
+        | "icontains-all" | "starts-with" | "ends-with" | "regex" | "levenshtein" => &["value"],
         "similarity" => &["value", "algorithm"],
         "numeric" => &["value", "pattern", "tolerance"],
         "json-path" => &["path", "value"],
@@ -97,7 +94,10 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
     };
     let Some(base) = TYPES.iter().copied().find(|t| *t == written) else {
         let hint = did_you_mean(written, TYPES);
-        ctx.error(field(node, "type"), format!("unknown assertion type `{type_name}`{hint}"));
+        ctx.error(
+            field(node, "type"),
+            format!("unknown assertion type `{type_name}`{hint}"),
+        );
         return None;
     };
     let model = MODEL_TYPES.contains(&base);
@@ -117,7 +117,10 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
                 && super::decode::struct_fields::<WireAssertion>()
                     .is_some_and(|f| f.contains(&key.as_str()))
             {
-                ctx.error(k, format!("field `{key}` does not apply to assertion type `{base}`"));
+                ctx.error(
+                    k,
+                    format!("field `{key}` does not apply to assertion type `{base}`"),
+                );
             }
         }
     }
@@ -153,7 +156,10 @@ fn check_common(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
     if let Some(w) = p.wire.weight
         && !(w.is_finite() && w >= 0.0)
     {
-        ctx.error(field(node, "weight"), format!("weight must be a non-negative number, got {w}"));
+        ctx.error(
+            field(node, "weight"),
+            format!("weight must be a non-negative number, got {w}"),
+        );
     }
     if let Some(t) = p.wire.threshold {
         if p.base == "levenshtein" {
@@ -164,11 +170,21 @@ fn check_common(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
                 );
             }
         } else if !(0.0..=1.0).contains(&t) {
-            ctx.error(field(node, "threshold"), format!("threshold must be between 0 and 1, got {t}"));
+            ctx.error(
+                field(node, "threshold"),
+                format!("threshold must be between 0 and 1, got {t}"),
+            );
         }
     }
     let list = field(node, "normalize").as_seq().unwrap_or_default();
-    for (i, name) in p.wire.normalize.clone().unwrap_or_default().iter().enumerate() {
+    for (i, name) in p
+        .wire
+        .normalize
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let parsed = match name.as_str() {
             "lowercase" => Some(Normalize::Lowercase),
             "trim" => Some(Normalize::Trim),
@@ -198,7 +214,10 @@ fn check_specific(ctx: &mut Ctx, node: &Node, p: &mut Pending, base_dir: &Path) 
         "regex" => match p.wire.value.as_ref().map(scalar_text) {
             Some(Some(pattern)) => {
                 if let Err(e) = regex::Regex::new(&pattern) {
-                    ctx.error(value_node, format!("invalid regex: {}", one_line(&e.to_string())));
+                    ctx.error(
+                        value_node,
+                        format!("invalid regex: {}", one_line(&e.to_string())),
+                    );
                 }
             }
             Some(None) => ctx.error(value_node, "the `value` of `regex` must be a string"),
@@ -208,14 +227,23 @@ fn check_specific(ctx: &mut Ctx, node: &Node, p: &mut Pending, base_dir: &Path) 
             if let Some(v) = &p.wire.value
                 && scalar_text(v).is_none()
             {
-                ctx.error(value_node, format!("the `value` of `{}` must be a string", p.base));
+                ctx.error(
+                    value_node,
+                    format!("the `value` of `{}` must be a string", p.base),
+                );
             }
         }
         "contains-any" | "contains-all" | "icontains-any" | "icontains-all" => {
             if let Some(v) = &p.wire.value
                 && string_list(v).is_none()
             {
-                ctx.error(value_node, format!("the `value` of `{}` must be a string or a list of strings", p.base));
+                ctx.error(
+                    value_node,
+                    format!(
+                        "the `value` of `{}` must be a string or a list of strings",
+                        p.base
+                    ),
+                );
             }
         }
         "similarity" => check_similarity(ctx, node, p),
@@ -226,7 +254,10 @@ fn check_specific(ctx: &mut Ctx, node: &Node, p: &mut Pending, base_dir: &Path) 
             if let (Some(a), Some(b)) = (min, max)
                 && a > b
             {
-                ctx.error(field(node, "min"), format!("min ({a}) is greater than max ({b})"));
+                ctx.error(
+                    field(node, "min"),
+                    format!("min ({a}) is greater than max ({b})"),
+                );
             }
             if p.wire.min.is_none() && p.wire.max.is_none() {
                 ctx.error(node, "assertion type `length` needs `min` or `max`");
@@ -236,13 +267,19 @@ fn check_specific(ctx: &mut Ctx, node: &Node, p: &mut Pending, base_dir: &Path) 
                 Some("words") => p.unit = LengthUnit::Words,
                 Some(other) => {
                     let hint = did_you_mean(other, ["chars", "words"]);
-                    ctx.error(field(node, "unit"), format!("unknown unit `{other}`; use `chars` or `words`{hint}"));
+                    ctx.error(
+                        field(node, "unit"),
+                        format!("unknown unit `{other}`; use `chars` or `words`{hint}"),
+                    );
                 }
             }
         }
         "latency" | "cost" => match p.wire.max {
             Some(m) if m.is_finite() && m >= 0.0 => {}
-            Some(m) => ctx.error(field(node, "max"), format!("max must be a non-negative number, got {m}")),
+            Some(m) => ctx.error(
+                field(node, "max"),
+                format!("max must be a non-negative number, got {m}"),
+            ),
             None => ctx.error(node, format!("assertion type `{}` needs `max`", p.base)),
         },
         "classification" => match &p.wire.labels {
@@ -250,17 +287,25 @@ fn check_specific(ctx: &mut Ctx, node: &Node, p: &mut Pending, base_dir: &Path) 
                 if let Some(v) = &p.wire.value
                     && scalar_text(v).is_none()
                 {
-                    ctx.error(value_node, "the `value` of `classification` must be a string");
+                    ctx.error(
+                        value_node,
+                        "the `value` of `classification` must be a string",
+                    );
                 }
             }
-            _ => ctx.error(field(node, "labels"), "assertion type `classification` needs a non-empty `labels` list"),
+            _ => ctx.error(
+                field(node, "labels"),
+                "assertion type `classification` needs a non-empty `labels` list",
+            ),
         },
         "is-json" => p.schema = load_schema(ctx, node, p.wire.schema.as_ref(), base_dir),
         "json-path" => match p.wire.path.as_deref() {
             Some(path) if path.is_empty() || path.starts_with('/') || path.starts_with('$') => {}
             Some(path) => ctx.error(
                 field(node, "path"),
-                format!("path `{path}` is neither a JSON pointer (`/a/0/b`) nor a JSONPath (`$.a[0].b`)"),
+                format!(
+                    "path `{path}` is neither a JSON pointer (`/a/0/b`) nor a JSONPath (`$.a[0].b`)"
+                ),
             ),
             None => ctx.error(node, "assertion type `json-path` needs a `path`"),
         },
@@ -272,14 +317,20 @@ fn check_similarity(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
     if let Some(v) = &p.wire.value
         && scalar_text(v).is_none()
     {
-        ctx.error(field(node, "value"), "the `value` of `similarity` must be a string");
+        ctx.error(
+            field(node, "value"),
+            "the `value` of `similarity` must be a string",
+        );
     }
     if let Some(a) = &p.wire.algorithm {
         match SimilarityAlgo::parse(a) {
             Some(algo) => p.algorithm = algo,
             None => {
                 let hint = did_you_mean(a, SimilarityAlgo::ALL);
-                ctx.error(field(node, "algorithm"), format!("unknown similarity algorithm `{a}`{hint}"));
+                ctx.error(
+                    field(node, "algorithm"),
+                    format!("unknown similarity algorithm `{a}`{hint}"),
+                );
             }
         }
     } else if let Some(m) = &p.wire.metric {
@@ -299,15 +350,24 @@ fn check_numeric(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
     if let Some(v) = &p.wire.value
         && number_of(v).is_none()
     {
-        ctx.error(field(node, "value"), "the `value` of `numeric` must be a number");
+        ctx.error(
+            field(node, "value"),
+            "the `value` of `numeric` must be a number",
+        );
     }
     if let Some(pattern) = &p.wire.pattern {
         match regex::Regex::new(pattern) {
             Ok(re) if re.captures_len() < 2 => {
-                ctx.error(field(node, "pattern"), "pattern needs a capture group `( )` around the number");
+                ctx.error(
+                    field(node, "pattern"),
+                    "pattern needs a capture group `( )` around the number",
+                );
             }
             Ok(_) => {}
-            Err(e) => ctx.error(field(node, "pattern"), format!("invalid regex: {}", one_line(&e.to_string()))),
+            Err(e) => ctx.error(
+                field(node, "pattern"),
+                format!("invalid regex: {}", one_line(&e.to_string())),
+            ),
         }
     }
     let at = field(node, "tolerance");
@@ -318,14 +378,24 @@ fn check_numeric(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
             _ => ctx.error(at, "tolerance must not be negative"),
         },
         Some(Value::Object(map)) if map.len() == 1 => {
-            let (k, v) = map.iter().next().map(|(k, v)| (k.as_str(), v.as_f64())).unwrap_or(("", None));
+            let (k, v) = map
+                .iter()
+                .next()
+                .map(|(k, v)| (k.as_str(), v.as_f64()))
+                .unwrap_or(("", None));
             match (k, v) {
                 ("rel", Some(t)) if t >= 0.0 => p.tolerance = Tolerance::Relative(t),
                 ("abs", Some(t)) if t >= 0.0 => p.tolerance = Tolerance::Absolute(t),
-                _ => ctx.error(at, "tolerance must be a non-negative number (absolute) or `{rel: 0.01}`"),
+                _ => ctx.error(
+                    at,
+                    "tolerance must be a non-negative number (absolute) or `{rel: 0.01}`",
+                ),
             }
         }
-        Some(_) => ctx.error(at, "tolerance must be a non-negative number (absolute) or `{rel: 0.01}`"),
+        Some(_) => ctx.error(
+            at,
+            "tolerance must be a non-negative number (absolute) or `{rel: 0.01}`",
+        ),
     }
 }
 
@@ -334,12 +404,20 @@ fn non_negative_int(ctx: &mut Ctx, node: &Node, key: &str, v: Option<f64>) -> Op
     if v >= 0.0 && v.fract() == 0.0 && v.is_finite() {
         Some(v as usize)
     } else {
-        ctx.error(field(node, key), format!("{key} must be a non-negative integer, got {v}"));
+        ctx.error(
+            field(node, key),
+            format!("{key} must be a non-negative integer, got {v}"),
+        );
         None
     }
 }
 
-fn load_schema(ctx: &mut Ctx, node: &Node, schema: Option<&Value>, base_dir: &Path) -> Option<Value> {
+fn load_schema(
+    ctx: &mut Ctx,
+    node: &Node,
+    schema: Option<&Value>,
+    base_dir: &Path,
+) -> Option<Value> {
     let at = field(node, "schema");
     let schema = match schema? {
         Value::Object(_) | Value::Bool(_) => schema?.clone(),
@@ -348,20 +426,29 @@ fn load_schema(ctx: &mut Ctx, node: &Node, schema: Option<&Value>, base_dir: &Pa
             let text = match std::fs::read_to_string(&full) {
                 Ok(t) => t,
                 Err(e) => {
-                    ctx.error(at, format!("cannot read schema file `{}`: {e}", full.display()));
+                    ctx.error(
+                        at,
+                        format!("cannot read schema file `{}`: {e}", full.display()),
+                    );
                     return None;
                 }
             };
             match serde_json::from_str(&text) {
                 Ok(v) => v,
                 Err(e) => {
-                    ctx.error(at, format!("schema file `{}` is not valid JSON: {e}", full.display()));
+                    ctx.error(
+                        at,
+                        format!("schema file `{}` is not valid JSON: {e}", full.display()),
+                    );
                     return None;
                 }
             }
         }
         _ => {
-            ctx.error(at, "schema must be a JSON schema object or the path of a .json file");
+            ctx.error(
+                at,
+                "schema must be a JSON schema object or the path of a .json file",
+            );
             return None;
         }
     };
@@ -448,7 +535,11 @@ impl Pending {
             "icontains-any" => Check::IContainsAny { values: list()? },
             "icontains-all" => Check::IContainsAll { values: list()? },
             "regex" => Check::Regex {
-                pattern: w.value.as_ref().and_then(scalar_text).ok_or_else(needs_value)?,
+                pattern: w
+                    .value
+                    .as_ref()
+                    .and_then(scalar_text)
+                    .ok_or_else(needs_value)?,
             },
             "is-json" => Check::IsJson {
                 schema: self.schema.clone(),
@@ -515,7 +606,11 @@ impl Pending {
             negate: self.negate,
             check,
             weight: w.weight.unwrap_or(1.0),
-            threshold: if self.base == "levenshtein" { None } else { w.threshold },
+            threshold: if self.base == "levenshtein" {
+                None
+            } else {
+                w.threshold
+            },
             metric: self.metric.clone(),
             normalize: self.normalize.clone(),
             location: self.location.clone(),

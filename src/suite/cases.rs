@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use super::assertion::{self, Pending, scalar_text};
 use super::decode::Ctx;
+use super::hash;
 use super::wire::{WireCase, WireInclude};
 use super::yaml::{self, Node};
-use super::hash;
 use crate::model::{Case, Location};
 
 /// Deepest chain of YAML case files including each other.
@@ -55,7 +55,10 @@ impl CaseBuilder {
     /// The `cases:` list of a YAML file (a suite or an included YAML case file).
     pub fn add_list(&mut self, ctx: &mut Ctx, list: &Node, depth: usize) {
         let Some(items) = list.as_seq() else {
-            ctx.error(list, format!("`cases` must be a list, found {}", list.type_name()));
+            ctx.error(
+                list,
+                format!("`cases` must be a list, found {}", list.type_name()),
+            );
             return;
         };
         let base_dir = parent(&ctx.file);
@@ -77,7 +80,11 @@ impl CaseBuilder {
         if !path.is_file() {
             ctx.error(
                 at,
-                format!("included file `{}` not found (looked for {})", wire.include, path.display()),
+                format!(
+                    "included file `{}` not found (looked for {})",
+                    wire.include,
+                    path.display()
+                ),
             );
             return;
         }
@@ -92,12 +99,17 @@ impl CaseBuilder {
             "csv" => self.add_csv(&mut inner, &path),
             "yaml" | "yml" if depth >= MAX_INCLUDE_DEPTH => ctx.error(
                 at,
-                format!("includes nested deeper than {MAX_INCLUDE_DEPTH} levels (an include cycle?)"),
+                format!(
+                    "includes nested deeper than {MAX_INCLUDE_DEPTH} levels (an include cycle?)"
+                ),
             ),
             "yaml" | "yml" => self.add_yaml_file(&mut inner, &path, depth + 1),
             _ => ctx.error(
                 at,
-                format!("cannot include `{}`: case files are .jsonl, .csv or .yaml", wire.include),
+                format!(
+                    "cannot include `{}`: case files are .jsonl, .csv or .yaml",
+                    wire.include
+                ),
             ),
         }
         ctx.diags.append(&mut inner.diags);
@@ -107,12 +119,24 @@ impl CaseBuilder {
         let at_start = ctx.at(1, 1);
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
-            Err(e) => return ctx.push(Location { line: 0, col: 0, ..at_start }, format!("cannot read file: {e}")),
+            Err(e) => {
+                return ctx.push(
+                    Location {
+                        line: 0,
+                        col: 0,
+                        ..at_start
+                    },
+                    format!("cannot read file: {e}"),
+                );
+            }
         };
         let parsed = yaml::decode_utf8(&bytes).and_then(yaml::parse);
         match parsed {
             Err(e) => ctx.push(ctx.at(e.line, e.col), e.message),
-            Ok(None) => ctx.push(at_start, "file is empty; a YAML case file holds a list of cases"),
+            Ok(None) => ctx.push(
+                at_start,
+                "file is empty; a YAML case file holds a list of cases",
+            ),
             Ok(Some(root)) => self.add_list(ctx, &root, depth),
         }
     }
@@ -131,7 +155,9 @@ impl CaseBuilder {
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) => break,
                 Ok(_) => {}
-                Err(e) => return ctx.push(ctx.at(line_no + 1, 1), format!("cannot read file: {e}")),
+                Err(e) => {
+                    return ctx.push(ctx.at(line_no + 1, 1), format!("cannot read file: {e}"));
+                }
             }
             line_no += 1;
             let text = match yaml::decode_utf8(&buf) {
@@ -149,8 +175,14 @@ impl CaseBuilder {
                     let node = Node::from_json(&v, line_no, 1);
                     self.add(ctx, &node, &base_dir);
                 }
-                Ok(_) => ctx.push(ctx.at(line_no, 1), "each line must be a JSON object (one case)"),
-                Err(e) => ctx.push(ctx.at(line_no, e.column().max(1)), format!("invalid JSON: {e}")),
+                Ok(_) => ctx.push(
+                    ctx.at(line_no, 1),
+                    "each line must be a JSON object (one case)",
+                ),
+                Err(e) => ctx.push(
+                    ctx.at(line_no, e.column().max(1)),
+                    format!("invalid JSON: {e}"),
+                ),
             }
         }
     }
@@ -217,8 +249,13 @@ impl CaseBuilder {
     /// One case, from any file.
     pub fn add(&mut self, ctx: &mut Ctx, node: &Node, base_dir: &Path) {
         let before = ctx.diags.len();
-        let id_text = node.get("id").and_then(|(_, v)| v.as_str()).map(str::to_owned);
-        let what = id_text.as_ref().map_or_else(|| "a case".to_owned(), |id| format!("case `{id}`"));
+        let id_text = node
+            .get("id")
+            .and_then(|(_, v)| v.as_str())
+            .map(str::to_owned);
+        let what = id_text
+            .as_ref()
+            .map_or_else(|| "a case".to_owned(), |id| format!("case `{id}`"));
         let location = ctx.loc(node);
         let Some(wire) = ctx.decode::<WireCase>(node, &what) else {
             return;
@@ -226,11 +263,17 @@ impl CaseBuilder {
         let id = match &wire.id {
             Some(id) if !id.trim().is_empty() => id.clone(),
             Some(_) => {
-                ctx.error(node.get("id").map_or(node, |(_, v)| v), "case id must not be empty");
+                ctx.error(
+                    node.get("id").map_or(node, |(_, v)| v),
+                    "case id must not be empty",
+                );
                 return;
             }
             None => {
-                ctx.error(node, "case has no `id`; every case needs a stable `id` (history follows it)");
+                ctx.error(
+                    node,
+                    "case has no `id`; every case needs a stable `id` (history follows it)",
+                );
                 return;
             }
         };
@@ -240,7 +283,10 @@ impl CaseBuilder {
             } else {
                 first.to_string()
             };
-            ctx.error(node, format!("duplicate case id `{id}`; first defined at {where_}"));
+            ctx.error(
+                node,
+                format!("duplicate case id `{id}`; first defined at {where_}"),
+            );
         } else {
             self.seen.insert(id.clone(), location.clone());
         }
@@ -259,7 +305,10 @@ impl CaseBuilder {
             Some(Value::Array(items)) => items.iter().filter_map(scalar_text).collect(),
             Some(v) => scalar_text(v).map_or_else(
                 || {
-                    ctx.error(field(node, "context"), "`context` must be a string or a list of strings");
+                    ctx.error(
+                        field(node, "context"),
+                        "`context` must be a string or a list of strings",
+                    );
                     Vec::new()
                 },
                 |s| vec![s],
@@ -268,7 +317,10 @@ impl CaseBuilder {
         if let Some(t) = wire.threshold
             && !(0.0..=1.0).contains(&t)
         {
-            ctx.error(field(node, "threshold"), format!("threshold must be between 0 and 1, got {t}"));
+            ctx.error(
+                field(node, "threshold"),
+                format!("threshold must be between 0 and 1, got {t}"),
+            );
         }
         let own: Vec<Pending> = match node.get("assert").map(|(_, v)| v) {
             None => Vec::new(),
@@ -279,7 +331,10 @@ impl CaseBuilder {
                     .filter_map(|a| assertion::decode(ctx, a, &what, base_dir))
                     .collect(),
                 None => {
-                    ctx.error(list, format!("`assert` must be a list, found {}", list.type_name()));
+                    ctx.error(
+                        list,
+                        format!("`assert` must be a list, found {}", list.type_name()),
+                    );
                     Vec::new()
                 }
             },
@@ -290,7 +345,13 @@ impl CaseBuilder {
         for p in &self.defaults.asserts {
             match p.resolve(expected.as_deref()) {
                 Ok(a) => asserts.push(a),
-                Err(msg) => ctx.error(node, format!("{what}: {msg} (assertion `{}` from `defaults`)", p.type_name)),
+                Err(msg) => ctx.error(
+                    node,
+                    format!(
+                        "{what}: {msg} (assertion `{}` from `defaults`)",
+                        p.type_name
+                    ),
+                ),
             }
         }
         for p in &own {
@@ -312,7 +373,10 @@ impl CaseBuilder {
         for (template, needed) in &self.needs {
             for var in needed {
                 if !vars.contains_key(var) {
-                    ctx.error(node, format!("{what} does not define `{var}`, used by {template}"));
+                    ctx.error(
+                        node,
+                        format!("{what} does not define `{var}`, used by {template}"),
+                    );
                 }
             }
         }

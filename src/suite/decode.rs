@@ -60,9 +60,8 @@ impl Ctx {
             Kind::Null => Value::Null,
             Kind::Bool(b) => Value::Bool(*b),
             Kind::Int(i) => Value::from(*i),
-            Kind::Float(f) => {
-                serde_json::Number::from_f64(*f).map_or_else(|| Value::String(f.to_string()), Value::Number)
-            }
+            Kind::Float(f) => serde_json::Number::from_f64(*f)
+                .map_or_else(|| Value::String(f.to_string()), Value::Number),
             Kind::Str(s) => Value::String(self.expand(node, s)),
             Kind::Seq(items) => Value::Array(items.iter().map(|n| self.json(n)).collect()),
             Kind::Map(entries) => Value::Object(
@@ -110,7 +109,10 @@ impl Ctx {
     ) -> Option<T> {
         if let Some(fields) = struct_fields::<T>() {
             let Some(entries) = node.as_map() else {
-                self.error(node, format!("{what} must be a mapping, found {}", node.type_name()));
+                self.error(
+                    node,
+                    format!("{what} must be a mapping, found {}", node.type_name()),
+                );
                 return None;
             };
             for (k, _) in entries {
@@ -138,17 +140,26 @@ impl Ctx {
 }
 
 /// ` ; did you mean `x`?` when a candidate is close enough, else empty.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
     suggest(word, candidates).map_or_else(String::new, |s| format!("; did you mean `{s}`?"))
 }
 
 /// The closest candidate, if close enough to be a plausible misspelling.
-pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_lowercase();
     candidates
         .into_iter()
         .map(|c| (c, strsim::jaro_winkler(&lower, c)))
-        .filter(|(c, score)| *score >= 0.8 || strsim::levenshtein(&lower, c) <= 2)
+        .filter(|(c, score)| {
+            (*score >= 0.8 && lower.chars().count() >= 3)
+                || strsim::levenshtein(&lower, c) * 2 < lower.chars().count()
+        })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c)
 }
@@ -304,7 +315,10 @@ mod tests {
 
     #[test]
     fn probe_finds_struct_fields() {
-        assert_eq!(struct_fields::<Demo>(), Some(&["name", "count", "inner"][..]));
+        assert_eq!(
+            struct_fields::<Demo>(),
+            Some(&["name", "count", "inner"][..])
+        );
         assert_eq!(struct_fields::<String>(), None);
     }
 
@@ -362,11 +376,20 @@ mod tests {
         // variable every environment has, and unique names for unset ones.
         let unset = "EVALWATCH_T_DECODE_UNSET_1";
         let home = std::env::var("PATH").expect("PATH is set");
-        assert_eq!(expand_env("a ${PATH} b").expect("ok"), format!("a {home} b"));
-        assert_eq!(expand_env(&format!("${{{unset}:-dflt}}")).expect("ok"), "dflt");
+        assert_eq!(
+            expand_env("a ${PATH} b").expect("ok"),
+            format!("a {home} b")
+        );
+        assert_eq!(
+            expand_env(&format!("${{{unset}:-dflt}}")).expect("ok"),
+            "dflt"
+        );
         assert_eq!(expand_env(&format!("x${{{unset}:-}}y")).expect("ok"), "xy");
         assert_eq!(expand_env(&format!("${{{unset}}}")), Err(unset.to_owned()));
-        assert_eq!(expand_env("${not a var} ${").expect("ok"), "${not a var} ${");
+        assert_eq!(
+            expand_env("${not a var} ${").expect("ok"),
+            "${not a var} ${"
+        );
         assert_eq!(expand_env("plain $HOME").expect("ok"), "plain $HOME");
     }
 

@@ -50,7 +50,11 @@ pub(crate) fn load_suite(path: &Path, project: &ProjectConfig) -> (Option<Suite>
         Err(()) => None,
     };
     let diags = ctx.diags;
-    if diags.is_empty() { (suite, diags) } else { (None, diags) }
+    if diags.is_empty() {
+        (suite, diags)
+    } else {
+        (None, diags)
+    }
 }
 
 fn is_suite_name(name: &str) -> bool {
@@ -64,8 +68,16 @@ fn is_suite_name(name: &str) -> bool {
 fn is_schedule(s: &str) -> bool {
     let s = s.trim();
     if s.starts_with('@') {
-        return ["@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"]
-            .contains(&s);
+        return [
+            "@hourly",
+            "@daily",
+            "@weekly",
+            "@monthly",
+            "@yearly",
+            "@annually",
+            "@midnight",
+        ]
+        .contains(&s);
     }
     let fields: Vec<&str> = s.split_whitespace().collect();
     fields.len() == 5
@@ -80,7 +92,10 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
     let Some(entries) = root.as_map() else {
         ctx.error(
             root,
-            format!("a suite file must be a mapping (`suite:`, `cases:`, ...), found {}", root.type_name()),
+            format!(
+                "a suite file must be a mapping (`suite:`, `cases:`, ...), found {}",
+                root.type_name()
+            ),
         );
         return None;
     };
@@ -110,7 +125,13 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
         }
     };
     let opt_string = |ctx: &mut Ctx, key: &str| -> Option<String> {
-        get(key).and_then(|(_, v)| if v.is_null() { None } else { ctx.decode::<String>(v, &format!("`{key}`")) })
+        get(key).and_then(|(_, v)| {
+            if v.is_null() {
+                None
+            } else {
+                ctx.decode::<String>(v, &format!("`{key}`"))
+            }
+        })
     };
     let description = opt_string(ctx, "description");
     let timezone = opt_string(ctx, "timezone");
@@ -121,7 +142,9 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
     {
         ctx.error(v, format!("invalid schedule `{s}`: use 5 cron fields (`0 6 * * *`) or @hourly, @daily, @weekly, @monthly, @yearly"));
     }
-    let tags: Vec<String> = get("tags").and_then(|(_, v)| ctx.decode(v, "`tags`")).unwrap_or_default();
+    let tags: Vec<String> = get("tags")
+        .and_then(|(_, v)| ctx.decode(v, "`tags`"))
+        .unwrap_or_default();
     let repeat = match get("repeat") {
         Some((_, v)) => match ctx.decode::<u32>(v, "`repeat`") {
             Some(0) => {
@@ -138,15 +161,19 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
 
     // Prompt templates, and the variables each needs.
     let mut needs = Vec::new();
-    let mut check_template = |ctx: &mut Ctx, source: &str, at: &Node, label: &str| {
-        match template::variables(source) {
+    let mut check_template =
+        |ctx: &mut Ctx, source: &str, at: &Node, label: &str| match template::variables(source) {
             Ok(vars) => needs.push((label.to_owned(), vars)),
             Err(e) => {
-                let line = e.line.map_or_else(String::new, |l| format!(" (template line {l})"));
-                ctx.error(at, format!("template syntax error in {label}{line}: {}", e.message));
+                let line = e
+                    .line
+                    .map_or_else(String::new, |l| format!(" (template line {l})"));
+                ctx.error(
+                    at,
+                    format!("template syntax error in {label}{line}: {}", e.message),
+                );
             }
-        }
-    };
+        };
     if let (Some(s), Some((k, _))) = (&system, get("system")) {
         check_template(ctx, s, k, "the system prompt");
     }
@@ -156,7 +183,10 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
             None
         }
         (None, None) => {
-            ctx.push(start.clone(), "missing `prompt:` (or `messages:`): the suite has nothing to ask");
+            ctx.push(
+                start.clone(),
+                "missing `prompt:` (or `messages:`): the suite has nothing to ask",
+            );
             None
         }
         (Some((k, v)), None) => ctx.decode::<String>(v, "`prompt`").map(|p| {
@@ -175,13 +205,22 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
                     if !["system", "user", "assistant"].contains(&m.role.as_str()) {
                         let hint = did_you_mean(&m.role, ["system", "user", "assistant"]);
                         let role_at = at.get("role").map_or(at, |(_, r)| r);
-                        ctx.error(role_at, format!("unknown role `{}`; use system, user or assistant{hint}", m.role));
+                        ctx.error(
+                            role_at,
+                            format!(
+                                "unknown role `{}`; use system, user or assistant{hint}",
+                                m.role
+                            ),
+                        );
                     }
                     check_template(ctx, &m.content, at, &format!("message {}", i + 1));
                 }
                 PromptTemplate::Messages(
                     list.into_iter()
-                        .map(|m| MessageTemplate { role: m.role, content: m.content })
+                        .map(|m| MessageTemplate {
+                            role: m.role,
+                            content: m.content,
+                        })
                         .collect(),
                 )
             })
@@ -202,9 +241,12 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
 
     let gates = decode_gates(ctx, get("gates"), &builder.named_metrics);
     let alerts = decode_alerts(ctx, get("alerts"), "`alerts`");
-    let review = get("review").and_then(|(_, v)| ctx.decode::<WireReview>(v, "`review`")).map(|r| {
-        ReviewSettings { sample: r.sample.unwrap_or(20), seed: r.seed.unwrap_or(0) }
-    });
+    let review = get("review")
+        .and_then(|(_, v)| ctx.decode::<WireReview>(v, "`review`"))
+        .map(|r| ReviewSettings {
+            sample: r.sample.unwrap_or(20),
+            seed: r.seed.unwrap_or(0),
+        });
 
     let mut suite = Suite {
         name: name?,
@@ -235,11 +277,17 @@ fn suite_providers(
     start: &Location,
 ) -> Option<Vec<ProviderSpec>> {
     let Some((_, list)) = part else {
-        ctx.push(start.clone(), "missing `providers:` (ids from evalwatch.yaml or inline definitions)");
+        ctx.push(
+            start.clone(),
+            "missing `providers:` (ids from evalwatch.yaml or inline definitions)",
+        );
         return None;
     };
     let Some(items) = list.as_seq() else {
-        ctx.error(list, format!("`providers` must be a list, found {}", list.type_name()));
+        ctx.error(
+            list,
+            format!("`providers` must be a list, found {}", list.type_name()),
+        );
         return None;
     };
     if items.is_empty() {
@@ -268,7 +316,13 @@ fn suite_providers(
         };
         if let Some(spec) = spec {
             if let Some(first) = seen.get(&spec.id) {
-                ctx.error(item, format!("duplicate provider `{}`; first listed at line {first}", spec.id));
+                ctx.error(
+                    item,
+                    format!(
+                        "duplicate provider `{}`; first listed at line {first}",
+                        spec.id
+                    ),
+                );
             } else {
                 seen.insert(spec.id.clone(), item.line);
                 out.push(spec);
@@ -304,7 +358,10 @@ fn decode_defaults(ctx: &mut Ctx, part: Option<(&Node, &Node)>, base_dir: &Path)
                     .collect();
             }
             None if list.is_null() => {}
-            None => ctx.error(list, format!("`assert` must be a list, found {}", list.type_name())),
+            None => ctx.error(
+                list,
+                format!("`assert` must be a list, found {}", list.type_name()),
+            ),
         }
     }
     Defaults {
@@ -314,7 +371,11 @@ fn decode_defaults(ctx: &mut Ctx, part: Option<(&Node, &Node)>, base_dir: &Path)
     }
 }
 
-fn decode_gates(ctx: &mut Ctx, part: Option<(&Node, &Node)>, named: &BTreeSet<String>) -> Vec<Gate> {
+fn decode_gates(
+    ctx: &mut Ctx,
+    part: Option<(&Node, &Node)>,
+    named: &BTreeSet<String>,
+) -> Vec<Gate> {
     let Some((_, node)) = part else {
         return Vec::new();
     };
@@ -322,14 +383,26 @@ fn decode_gates(ctx: &mut Ctx, part: Option<(&Node, &Node)>, named: &BTreeSet<St
         return Vec::new();
     }
     let Some(entries) = node.as_map() else {
-        ctx.error(node, format!("`gates` must be a mapping of metric to {{min, max}}, found {}", node.type_name()));
+        ctx.error(
+            node,
+            format!(
+                "`gates` must be a mapping of metric to {{min, max}}, found {}",
+                node.type_name()
+            ),
+        );
         return Vec::new();
     };
     let mut gates = Vec::new();
     for (k, v) in entries {
         let metric = k.key_text();
         if !Metrics::NAMES.contains(&metric.as_str()) && !named.contains(&metric) {
-            let hint = did_you_mean(&metric, Metrics::NAMES.iter().copied().chain(named.iter().map(String::as_str)));
+            let hint = did_you_mean(
+                &metric,
+                Metrics::NAMES
+                    .iter()
+                    .copied()
+                    .chain(named.iter().map(String::as_str)),
+            );
             ctx.error(k, format!("unknown gate metric `{metric}`{hint}"));
             continue;
         }
@@ -338,8 +411,15 @@ fn decode_gates(ctx: &mut Ctx, part: Option<(&Node, &Node)>, named: &BTreeSet<St
         };
         match (g.min, g.max) {
             (None, None) => ctx.error(v, format!("gate `{metric}` needs `min` or `max`")),
-            (Some(a), Some(b)) if a > b => ctx.error(v, format!("gate `{metric}`: min ({a}) is greater than max ({b})")),
-            _ => gates.push(Gate { metric, min: g.min, max: g.max }),
+            (Some(a), Some(b)) if a > b => ctx.error(
+                v,
+                format!("gate `{metric}`: min ({a}) is greater than max ({b})"),
+            ),
+            _ => gates.push(Gate {
+                metric,
+                min: g.min,
+                max: g.max,
+            }),
         }
     }
     gates
@@ -354,7 +434,10 @@ pub(crate) fn decode_alerts(ctx: &mut Ctx, part: Option<(&Node, &Node)>, what: &
         return Vec::new();
     }
     let Some(items) = node.as_seq() else {
-        ctx.error(node, format!("{what} must be a list of rules, found {}", node.type_name()));
+        ctx.error(
+            node,
+            format!("{what} must be a list of rules, found {}", node.type_name()),
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -363,7 +446,10 @@ pub(crate) fn decode_alerts(ctx: &mut Ctx, part: Option<(&Node, &Node)>, what: &
             Some((_, m)) if m.as_str().is_some() => out.push(ctx.json(item)),
             Some((_, m)) => ctx.error(m, "alert `metric` must be a string"),
             None if item.as_map().is_some() => ctx.error(item, "alert rule needs a `metric`"),
-            None => ctx.error(item, format!("alert rule must be a mapping, found {}", item.type_name())),
+            None => ctx.error(
+                item,
+                format!("alert rule must be a mapping, found {}", item.type_name()),
+            ),
         }
     }
     out

@@ -75,10 +75,10 @@ fn diagnostic(file: &Path, message: impl Into<String>) -> Diagnostic {
     }
 }
 
-/// Sort each file's diagnostics by position (files in order of first appearance) and drop
-/// repeats.
-fn in_file_order(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    let mut files: Vec<PathBuf> = Vec::new();
+/// Sort each file's diagnostics by position (the main file first, then included files in order
+/// of first appearance) and drop repeats.
+fn in_file_order(main: &Path, mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut files: Vec<PathBuf> = vec![main.to_path_buf()];
     for d in &diags {
         if !files.contains(&d.location.file) {
             files.push(d.location.file.clone());
@@ -100,12 +100,13 @@ fn in_file_order(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
 pub fn load_project(explicit: Option<&Path>, cwd: &Path) -> Result<ProjectConfig, Diagnostics> {
     let path = match explicit {
         Some(p) => {
-            let full = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+            let full = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                cwd.join(p)
+            };
             if !full.is_file() {
-                return Err(Diagnostics(vec![diagnostic(
-                    p,
-                    "config file not found",
-                )]));
+                return Err(Diagnostics(vec![diagnostic(p, "config file not found")]));
             }
             full
         }
@@ -125,7 +126,7 @@ pub fn load_project(explicit: Option<&Path>, cwd: &Path) -> Result<ProjectConfig
             }
         }
     };
-    project::load_file(&path).map_err(|d| Diagnostics(in_file_order(d)))
+    project::load_file(&path).map_err(|d| Diagnostics(in_file_order(&path, d)))
 }
 
 /// Expand the paths given to `run`/`validate` into suite files: a file is taken as is, a folder
@@ -155,7 +156,10 @@ pub fn discover_suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnosti
                 })
                 .collect();
             if found.is_empty() {
-                diags.push(diagnostic(path, "folder holds no suite files (*.yaml, *.yml)"));
+                diags.push(diagnostic(
+                    path,
+                    "folder holds no suite files (*.yaml, *.yml)",
+                ));
             }
             found.sort();
             files.extend(found);
@@ -178,7 +182,7 @@ pub fn load_suites(files: &[PathBuf], project: &ProjectConfig) -> (Vec<Suite>, D
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for file in files {
         let (suite, diags) = load::load_suite(file, project);
-        all.extend(in_file_order(diags));
+        all.extend(in_file_order(file, diags));
         if let Some(suite) = suite {
             if let Some((_, first)) = names.iter().find(|(n, _)| *n == suite.name) {
                 all.push(diagnostic(

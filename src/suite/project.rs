@@ -29,12 +29,22 @@ pub(crate) fn load_file(path: &Path) -> Result<ProjectConfig, Vec<Diagnostic>> {
         Ok(None) => {}
         Ok(Some(root)) => fill(&mut ctx, &root, &mut config),
     }
-    if ctx.diags.is_empty() { Ok(config) } else { Err(ctx.diags) }
+    if ctx.diags.is_empty() {
+        Ok(config)
+    } else {
+        Err(ctx.diags)
+    }
 }
 
 fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
     let Some(entries) = root.as_map() else {
-        ctx.error(root, format!("evalwatch.yaml must be a mapping of settings, found {}", root.type_name()));
+        ctx.error(
+            root,
+            format!(
+                "evalwatch.yaml must be a mapping of settings, found {}",
+                root.type_name()
+            ),
+        );
         return;
     };
     let root_dir = config.root.clone();
@@ -43,7 +53,11 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
         let key = k.key_text();
         match key.as_str() {
             "store" => config.store = ctx.decode::<String>(v, "`store`").map(|s| root_dir.join(s)),
-            "reports" => config.reports = ctx.decode::<String>(v, "`reports`").map(|s| root_dir.join(s)),
+            "reports" => {
+                config.reports = ctx
+                    .decode::<String>(v, "`reports`")
+                    .map(|s| root_dir.join(s))
+            }
             "providers" => providers(ctx, v, config),
             "judge" => {
                 config.judge = ctx.decode::<String>(v, "`judge`");
@@ -70,14 +84,20 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
         && !config.providers.iter().any(|p| &p.id == judge)
     {
         let hint = did_you_mean(judge, config.providers.iter().map(|p| p.id.as_str()));
-        ctx.error(at, format!("judge `{judge}` is not a provider defined in evalwatch.yaml{hint}"));
+        ctx.error(
+            at,
+            format!("judge `{judge}` is not a provider defined in evalwatch.yaml{hint}"),
+        );
     }
 }
 
 fn providers(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
     let Some(items) = list.as_seq() else {
         if !list.is_null() {
-            ctx.error(list, format!("`providers` must be a list, found {}", list.type_name()));
+            ctx.error(
+                list,
+                format!("`providers` must be a list, found {}", list.type_name()),
+            );
         }
         return;
     };
@@ -85,7 +105,13 @@ fn providers(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
     for item in items {
         if let Some(spec) = provider::decode(ctx, item, &config.root) {
             if let Some(first) = seen.get(&spec.id) {
-                ctx.error(item, format!("duplicate provider id `{}`; first defined at line {first}", spec.id));
+                ctx.error(
+                    item,
+                    format!(
+                        "duplicate provider id `{}`; first defined at line {first}",
+                        spec.id
+                    ),
+                );
             } else {
                 seen.insert(spec.id.clone(), item.line);
                 config.providers.push(spec);
@@ -97,13 +123,19 @@ fn providers(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
 fn sinks(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
     let Some(items) = list.as_seq() else {
         if !list.is_null() {
-            ctx.error(list, format!("`sinks` must be a list, found {}", list.type_name()));
+            ctx.error(
+                list,
+                format!("`sinks` must be a list, found {}", list.type_name()),
+            );
         }
         return;
     };
     for item in items {
         let Some(entries) = item.as_map() else {
-            ctx.error(item, format!("a sink must be a mapping, found {}", item.type_name()));
+            ctx.error(
+                item,
+                format!("a sink must be a mapping, found {}", item.type_name()),
+            );
             continue;
         };
         let mut id = None;

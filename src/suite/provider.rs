@@ -25,7 +25,13 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
         None => "a provider".to_owned(),
     };
     let Some(entries) = node.as_map() else {
-        ctx.error(node, format!("a provider must be a mapping (or an id), found {}", node.type_name()));
+        ctx.error(
+            node,
+            format!(
+                "a provider must be a mapping (or an id), found {}",
+                node.type_name()
+            ),
+        );
         return None;
     };
     let mut json = serde_json::Map::new();
@@ -71,9 +77,15 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
         None => {}
     }
     if let Some(r) = &wire.rate_limit {
-        spec.rate_limit = RateLimit { rpm: r.rpm, tpm: r.tpm };
+        spec.rate_limit = RateLimit {
+            rpm: r.rpm,
+            tpm: r.tpm,
+        };
         if r.rpm == Some(0) || r.tpm == Some(0) {
-            ctx.error(field(node, "rate_limit"), "rate limits must be at least 1 (omit them for no limit)");
+            ctx.error(
+                field(node, "rate_limit"),
+                "rate limits must be at least 1 (omit them for no limit)",
+            );
         }
     }
     if let Some(t) = &wire.timeout {
@@ -112,8 +124,14 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
         ProviderKind::Ollama => (Some("http://localhost:11434"), None),
         _ => (None, None),
     };
-    spec.base_url = wire.base_url.clone().or_else(|| base_url.map(str::to_owned));
-    spec.api_key_env = wire.api_key_env.clone().or_else(|| key_env.map(str::to_owned));
+    spec.base_url = wire
+        .base_url
+        .clone()
+        .or_else(|| base_url.map(str::to_owned));
+    spec.api_key_env = wire
+        .api_key_env
+        .clone()
+        .or_else(|| key_env.map(str::to_owned));
     per_kind(ctx, node, &wire, &mut spec, base_dir, &what);
     (ctx.diags.len() == before).then_some(spec)
 }
@@ -129,7 +147,10 @@ fn per_kind(
     let kind = spec.kind;
     let require = |ctx: &mut Ctx, present: bool, name: &str| {
         if !present {
-            ctx.error(node, format!("{what} of type `{}` needs `{name}`", kind.as_str()));
+            ctx.error(
+                node,
+                format!("{what} of type `{}` needs `{name}`", kind.as_str()),
+            );
         }
     };
     match kind {
@@ -139,9 +160,16 @@ fn per_kind(
         ProviderKind::Http => {
             require(ctx, wire.url.is_some(), "url");
             require(ctx, wire.output.is_some(), "output");
-            let method = wire.method.clone().unwrap_or_else(|| "POST".to_owned()).to_uppercase();
+            let method = wire
+                .method
+                .clone()
+                .unwrap_or_else(|| "POST".to_owned())
+                .to_uppercase();
             if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
-                ctx.error(field(node, "method"), format!("unsupported http method `{method}`"));
+                ctx.error(
+                    field(node, "method"),
+                    format!("unsupported http method `{method}`"),
+                );
             }
             let usage = wire.usage.as_ref();
             let http = HttpSpec {
@@ -162,7 +190,10 @@ fn per_kind(
                     && !p.is_empty()
                     && !p.starts_with('/')
                 {
-                    ctx.error(field(node, name), format!("`{p}` is not a JSON pointer (it must start with `/`)"));
+                    ctx.error(
+                        field(node, name),
+                        format!("`{p}` is not a JSON pointer (it must start with `/`)"),
+                    );
                 }
             }
             spec.http = Some(http);
@@ -177,8 +208,10 @@ fn per_kind(
                     None => ctx.error(at, "command has unbalanced quotes"),
                 },
                 Some(Value::Array(items)) => {
-                    let words: Option<Vec<String>> =
-                        items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+                    let words: Option<Vec<String>> = items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_owned))
+                        .collect();
                     match words {
                         Some(w) if !w.is_empty() => spec.command = w,
                         _ => ctx.error(at, "command must be a non-empty list of strings"),
@@ -187,7 +220,11 @@ fn per_kind(
                 Some(_) => ctx.error(at, "command must be a string or a list of strings"),
                 None => {}
             }
-            spec.cwd = Some(wire.cwd.as_ref().map_or_else(|| base_dir.to_path_buf(), |c| base_dir.join(c)));
+            spec.cwd = Some(
+                wire.cwd
+                    .as_ref()
+                    .map_or_else(|| base_dir.to_path_buf(), |c| base_dir.join(c)),
+            );
         }
         ProviderKind::Replay => {
             require(ctx, wire.file.is_some(), "file");
@@ -199,7 +236,10 @@ fn per_kind(
 
 fn duration_field(ctx: &mut Ctx, node: &Node, name: &str, v: &Value) -> Option<Duration> {
     let parsed = match v {
-        Value::Number(n) => n.as_f64().filter(|s| *s >= 0.0 && s.is_finite()).map(Duration::from_secs_f64),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|s| *s >= 0.0 && s.is_finite())
+            .map(Duration::from_secs_f64),
         Value::String(s) => parse_duration(s),
         _ => None,
     };
@@ -226,7 +266,9 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
             .unwrap_or(rest.len());
         let number: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match rest[..unit_end].trim() {
             "ms" => 0.001,
             "s" | "sec" | "secs" => 1.0,
@@ -255,7 +297,9 @@ mod tests {
 
     #[test]
     fn openai_defaults() {
-        let (spec, diags) = load("id: gpt\ntype: openai\nmodel: gpt-4o-mini\ntimeout: 2m\nretries: {max: 2, base_delay: 250ms}\n");
+        let (spec, diags) = load(
+            "id: gpt\ntype: openai\nmodel: gpt-4o-mini\ntimeout: 2m\nretries: {max: 2, base_delay: 250ms}\n",
+        );
         assert!(diags.is_empty(), "{diags:?}");
         let spec = spec.expect("spec");
         assert_eq!(spec.base_url.as_deref(), Some("https://api.openai.com/v1"));
@@ -274,7 +318,10 @@ mod tests {
         assert_eq!(a.base_url.as_deref(), Some("https://api.anthropic.com"));
         assert_eq!(a.api_key_env.as_deref(), Some("ANTHROPIC_API_KEY"));
         let (o, _) = load("id: o\ntype: ollama\nmodel: llama3\n");
-        assert_eq!(o.expect("o").base_url.as_deref(), Some("http://localhost:11434"));
+        assert_eq!(
+            o.expect("o").base_url.as_deref(),
+            Some("http://localhost:11434")
+        );
     }
 
     #[test]
@@ -285,41 +332,71 @@ mod tests {
         assert!(diags.is_empty(), "{diags:?}");
         let http = spec.expect("spec").http.expect("http");
         assert_eq!(http.method, "POST");
-        assert_eq!(http.headers["Authorization"], "Bearer ${EVALWATCH_T_PROV_UNSET}");
-        assert_eq!(http.body, Some(serde_json::json!({"q": "{{ question }}", "n": 1})));
+        assert_eq!(
+            http.headers["Authorization"],
+            "Bearer ${EVALWATCH_T_PROV_UNSET}"
+        );
+        assert_eq!(
+            http.body,
+            Some(serde_json::json!({"q": "{{ question }}", "n": 1}))
+        );
         assert_eq!(http.usage_in.as_deref(), Some("/u/in"));
     }
 
     #[test]
     fn exec_command_is_split_and_paths_resolve() {
-        let (spec, diags) = load("id: e\ntype: exec\ncommand: python3 'my bot.py' --x\ncwd: bots\n");
+        let (spec, diags) =
+            load("id: e\ntype: exec\ncommand: python3 'my bot.py' --x\ncwd: bots\n");
         assert!(diags.is_empty(), "{diags:?}");
         let spec = spec.expect("spec");
         assert_eq!(spec.command, vec!["python3", "my bot.py", "--x"]);
         assert_eq!(spec.cwd, Some(Path::new("/proj/bots").to_path_buf()));
         let (r, _) = load("id: r\ntype: replay\nfile: rec.jsonl\n");
-        assert_eq!(r.expect("r").file, Some(Path::new("/proj/rec.jsonl").to_path_buf()));
+        assert_eq!(
+            r.expect("r").file,
+            Some(Path::new("/proj/rec.jsonl").to_path_buf())
+        );
     }
 
     #[test]
     fn per_type_required_fields_are_located() {
         let (spec, diags) = load("id: h\ntype: http\nurl: http://x\n");
         assert!(spec.is_none());
-        assert_eq!(diags, vec!["p.yaml:1:1: provider `h` of type `http` needs `output`"]);
+        assert_eq!(
+            diags,
+            vec!["p.yaml:1:1: provider `h` of type `http` needs `output`"]
+        );
         let (_, diags) = load("id: r\ntype: replay\n");
-        assert_eq!(diags, vec!["p.yaml:1:1: provider `r` of type `replay` needs `file`"]);
+        assert_eq!(
+            diags,
+            vec!["p.yaml:1:1: provider `r` of type `replay` needs `file`"]
+        );
         let (_, diags) = load("id: e\ntype: exec\n");
-        assert_eq!(diags, vec!["p.yaml:1:1: provider `e` of type `exec` needs `command`"]);
+        assert_eq!(
+            diags,
+            vec!["p.yaml:1:1: provider `e` of type `exec` needs `command`"]
+        );
         let (_, diags) = load("id: o\ntype: openai\n");
-        assert_eq!(diags, vec!["p.yaml:1:1: provider `o` of type `openai` needs `model`"]);
+        assert_eq!(
+            diags,
+            vec!["p.yaml:1:1: provider `o` of type `openai` needs `model`"]
+        );
     }
 
     #[test]
     fn unknown_type_and_fields_get_suggestions() {
         let (_, diags) = load("id: x\ntype: opeani\nmodel: m\n");
-        assert_eq!(diags, vec!["p.yaml:2:7: unknown provider type `opeani` in provider `x`; did you mean `openai`?"]);
+        assert_eq!(
+            diags,
+            vec![
+                "p.yaml:2:7: unknown provider type `opeani` in provider `x`; did you mean `openai`?"
+            ]
+        );
         let (_, diags) = load("id: x\ntype: openai\nmodle: m\nmodel: m\n");
-        assert_eq!(diags, vec!["p.yaml:3:1: unknown field `modle` in provider `x`; did you mean `model`?"]);
+        assert_eq!(
+            diags,
+            vec!["p.yaml:3:1: unknown field `modle` in provider `x`; did you mean `model`?"]
+        );
     }
 
     #[test]

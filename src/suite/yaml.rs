@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
+use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
-use yaml_rust2::Yaml;
 
 /// Deepest nesting accepted; deeper documents are rejected rather than risking the stack.
 const MAX_DEPTH: usize = 64;
@@ -137,7 +137,9 @@ impl Node {
         let mut node = self;
         for seg in path {
             let next = match (seg, &node.kind) {
-                (serde_path_to_error::Segment::Seq { index }, Kind::Seq(items)) => items.get(*index),
+                (serde_path_to_error::Segment::Seq { index }, Kind::Seq(items)) => {
+                    items.get(*index)
+                }
                 (serde_path_to_error::Segment::Map { key }, Kind::Map(_)) => {
                     node.get(key).map(|(_, v)| v)
                 }
@@ -166,7 +168,10 @@ pub(crate) fn decode_utf8(bytes: &[u8]) -> Result<&str, SyntaxError> {
         let valid = &bytes[..e.valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
         let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-        let col = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+        let col = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
         SyntaxError {
             line,
             col,
@@ -180,7 +185,15 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
-        return Err(located(e.marker(), e.info().to_owned()));
+        let mut err = located(e.marker(), e.info().to_owned());
+        // Point at the offending tab itself rather than where the scanner stopped.
+        if e.info().contains("tab")
+            && let Some(line) = text.lines().nth(err.line - 1)
+            && let Some(pos) = line.chars().position(|c| c == '\t')
+        {
+            err.col = pos + 1;
+        }
+        return Err(err);
     }
     if let Some(err) = builder.error {
         return Err(err);
@@ -244,7 +257,9 @@ impl Builder {
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map { entries, key, .. }) => match key.take() {
                 None => {
-                    if let Some(dup) = entries.iter().find(|(k, _)| k.key_text() == node.key_text())
+                    if let Some(dup) = entries
+                        .iter()
+                        .find(|(k, _)| k.key_text() == node.key_text())
                     {
                         let first = dup.0.line;
                         let text = node.key_text();
@@ -291,7 +306,10 @@ impl MarkedEventReceiver for Builder {
             Event::DocumentStart => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    self.fail(mark, "a file holds a single YAML document; remove the second `---`");
+                    self.fail(
+                        mark,
+                        "a file holds a single YAML document; remove the second `---`",
+                    );
                 }
             }
             Event::Scalar(value, style, anchor, tag) => {
@@ -345,7 +363,20 @@ impl MarkedEventReceiver for Builder {
                     }) => (at, anchor, Kind::Map(entries)),
                     None => return,
                 };
-                let node = Node::new(at.line().max(1), at.col() + 1, kind);
+                // A block collection's start marker lies after its first entry; a node's
+                // position is where it is first visible: the earlier of the two.
+                let mut pos = (at.line().max(1), at.col() + 1);
+                let first = match &kind {
+                    Kind::Seq(items) => items.first(),
+                    Kind::Map(entries) => entries.first().map(|(k, _)| k),
+                    _ => None,
+                };
+                if let Some(f) = first
+                    && (f.line, f.col) < pos
+                {
+                    pos = (f.line, f.col);
+                }
+                let node = Node::new(pos.0, pos.1, kind);
                 self.push(node, anchor, at);
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
@@ -395,7 +426,7 @@ mod tests {
     #[test]
     fn tab_indentation_is_a_located_error() {
         let err = parse("a:\n\tb: 1\n").expect_err("tabs");
-        assert_eq!(err.line, 2);
+        assert_eq!((err.line, err.col), (2, 1));
         assert!(err.message.contains("tab"), "{}", err.message);
     }
 
@@ -435,7 +466,10 @@ mod tests {
     #[test]
     fn aliases_copy_the_anchored_node() {
         let root = parse_ok("a: &x {k: 1}\nb: *x\n");
-        assert_eq!(root.get("b").expect("b").1.get("k").expect("k").1.kind, Kind::Int(1));
+        assert_eq!(
+            root.get("b").expect("b").1.get("k").expect("k").1.kind,
+            Kind::Int(1)
+        );
     }
 
     #[test]
