@@ -192,13 +192,12 @@ fn check_common(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
             "strip_punctuation" => Some(Normalize::StripPunctuation),
             _ => None,
         };
-        match parsed {
-            Some(n) => p.normalize.push(n),
-            None => {
-                let at = list.get(i).unwrap_or(node);
-                let hint = did_you_mean(name, Normalize::ALL);
-                ctx.error(at, format!("unknown normalize `{name}`{hint}"));
-            }
+        if let Some(n) = parsed {
+            p.normalize.push(n);
+        } else {
+            let at = list.get(i).unwrap_or(node);
+            let hint = did_you_mean(name, Normalize::ALL);
+            ctx.error(at, format!("unknown normalize `{name}`{hint}"));
         }
     }
     if let Some(m) = &p.wire.metric
@@ -323,15 +322,14 @@ fn check_similarity(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
         );
     }
     if let Some(a) = &p.wire.algorithm {
-        match SimilarityAlgo::parse(a) {
-            Some(algo) => p.algorithm = algo,
-            None => {
-                let hint = did_you_mean(a, SimilarityAlgo::ALL);
-                ctx.error(
-                    field(node, "algorithm"),
-                    format!("unknown similarity algorithm `{a}`{hint}"),
-                );
-            }
+        if let Some(algo) = SimilarityAlgo::parse(a) {
+            p.algorithm = algo;
+        } else {
+            let hint = did_you_mean(a, SimilarityAlgo::ALL);
+            ctx.error(
+                field(node, "algorithm"),
+                format!("unknown similarity algorithm `{a}`{hint}"),
+            );
         }
     } else if let Some(m) = &p.wire.metric {
         if let Some(algo) = SimilarityAlgo::parse(m) {
@@ -381,8 +379,7 @@ fn check_numeric(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
             let (k, v) = map
                 .iter()
                 .next()
-                .map(|(k, v)| (k.as_str(), v.as_f64()))
-                .unwrap_or(("", None));
+                .map_or(("", None), |(k, v)| (k.as_str(), v.as_f64()));
             match (k, v) {
                 ("rel", Some(t)) if t >= 0.0 => p.tolerance = Tolerance::Relative(t),
                 ("abs", Some(t)) if t >= 0.0 => p.tolerance = Tolerance::Absolute(t),

@@ -325,19 +325,20 @@ impl CaseBuilder {
         let own: Vec<Pending> = match node.get("assert").map(|(_, v)| v) {
             None => Vec::new(),
             Some(list) if list.is_null() => Vec::new(),
-            Some(list) => match list.as_seq() {
-                Some(items) => items
-                    .iter()
-                    .filter_map(|a| assertion::decode(ctx, a, &what, base_dir))
-                    .collect(),
-                None => {
+            Some(list) => {
+                if let Some(items) = list.as_seq() {
+                    items
+                        .iter()
+                        .filter_map(|a| assertion::decode(ctx, a, &what, base_dir))
+                        .collect()
+                } else {
                     ctx.error(
                         list,
                         format!("`assert` must be a list, found {}", list.type_name()),
                     );
                     Vec::new()
                 }
-            },
+            }
         };
         let mut vars = self.defaults.vars.clone();
         vars.extend(wire.vars.unwrap_or_default());

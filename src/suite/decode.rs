@@ -221,7 +221,7 @@ pub(crate) fn expand_env(s: &str) -> Result<String, String> {
                 (Err(_), None) => return Err(name.to_owned()),
             }
         } else {
-            out.push_str(&rest[start..start + 2 + end + 1]);
+            out.push_str(&rest[start..=start + 2 + end]);
         }
         rest = &after[end + 1..];
     }

@@ -113,16 +113,15 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
     let get = |key: &str| parts.get(key).copied();
     let start = ctx.at(1, 1);
 
-    let name = match get("suite") {
-        Some((_, v)) => ctx.decode::<String>(v, "`suite`").inspect(|name| {
+    let name = if let Some((_, v)) = get("suite") {
+        ctx.decode::<String>(v, "`suite`").inspect(|name| {
             if !is_suite_name(name) {
                 ctx.error(v, format!("invalid suite name `{name}`: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"));
             }
-        }),
-        None => {
-            ctx.push(start.clone(), "missing `suite:` (the suite's stable name)");
-            None
-        }
+        })
+    } else {
+        ctx.push(start.clone(), "missing `suite:` (the suite's stable name)");
+        None
     };
     let opt_string = |ctx: &mut Ctx, key: &str| -> Option<String> {
         get(key).and_then(|(_, v)| {

@@ -98,33 +98,28 @@ fn in_file_order(main: &Path, mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
 /// Load `evalwatch.yaml`: the explicit path, else `evalwatch.yaml` in `cwd` if present, else
 /// defaults with `root = cwd`.
 pub fn load_project(explicit: Option<&Path>, cwd: &Path) -> Result<ProjectConfig, Diagnostics> {
-    let path = match explicit {
-        Some(p) => {
-            let full = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                cwd.join(p)
-            };
-            if !full.is_file() {
-                return Err(Diagnostics(vec![diagnostic(p, "config file not found")]));
-            }
-            full
+    let path = if let Some(p) = explicit {
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        };
+        if !full.is_file() {
+            return Err(Diagnostics(vec![diagnostic(p, "config file not found")]));
         }
-        None => {
-            let found = ["evalwatch.yaml", "evalwatch.yml"]
-                .iter()
-                .map(|n| cwd.join(n))
-                .find(|p| p.is_file());
-            match found {
-                Some(p) => p,
-                None => {
-                    return Ok(ProjectConfig {
-                        root: cwd.to_path_buf(),
-                        ..ProjectConfig::default()
-                    });
-                }
-            }
-        }
+        full
+    } else {
+        let found = ["evalwatch.yaml", "evalwatch.yml"]
+            .iter()
+            .map(|n| cwd.join(n))
+            .find(|p| p.is_file());
+        let Some(found) = found else {
+            return Ok(ProjectConfig {
+                root: cwd.to_path_buf(),
+                ..ProjectConfig::default()
+            });
+        };
+        found
     };
     project::load_file(&path).map_err(|d| Diagnostics(in_file_order(&path, d)))
 }

@@ -25,8 +25,7 @@ pub(crate) fn load_file(path: &Path) -> Result<ProjectConfig, Vec<Diagnostic>> {
         ..ProjectConfig::default()
     };
     match read_yaml(&mut ctx) {
-        Err(()) => {}
-        Ok(None) => {}
+        Err(()) | Ok(None) => {}
         Ok(Some(root)) => fill(&mut ctx, &root, &mut config),
     }
     if ctx.diags.is_empty() {
@@ -52,11 +51,13 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
     for (k, v) in entries {
         let key = k.key_text();
         match key.as_str() {
-            "store" => config.store = ctx.decode::<String>(v, "`store`").map(|s| root_dir.join(s)),
+            "store" => {
+                config.store = ctx.decode::<String>(v, "`store`").map(|s| root_dir.join(s));
+            }
             "reports" => {
                 config.reports = ctx
                     .decode::<String>(v, "`reports`")
-                    .map(|s| root_dir.join(s))
+                    .map(|s| root_dir.join(s));
             }
             "providers" => providers(ctx, v, config),
             "judge" => {

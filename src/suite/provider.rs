@@ -88,10 +88,10 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
             );
         }
     }
-    if let Some(t) = &wire.timeout {
-        if let Some(d) = duration_field(ctx, field(node, "timeout"), "timeout", t) {
-            spec.timeout = d;
-        }
+    if let Some(t) = &wire.timeout
+        && let Some(d) = duration_field(ctx, field(node, "timeout"), "timeout", t)
+    {
+        spec.timeout = d;
     }
     if let Some(r) = &wire.retries {
         let at = field(node, "retries");
@@ -304,7 +304,7 @@ mod tests {
         let spec = spec.expect("spec");
         assert_eq!(spec.base_url.as_deref(), Some("https://api.openai.com/v1"));
         assert_eq!(spec.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
-        assert_eq!(spec.timeout, Duration::from_secs(120));
+        assert_eq!(spec.timeout, Duration::from_mins(2));
         assert_eq!(spec.retries.max, 2);
         assert_eq!(spec.retries.base_delay, Duration::from_millis(250));
         assert_eq!(spec.retries.max_delay, Duration::from_secs(30));

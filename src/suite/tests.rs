@@ -32,7 +32,7 @@ fn project() -> ProjectConfig {
 fn load_text(text: impl AsRef<[u8]>) -> (Option<Suite>, Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write(dir.path(), "s.yaml", text);
-    let (mut suites, diags) = load_suites(&[path.clone()], &project());
+    let (mut suites, diags) = load_suites(std::slice::from_ref(&path), &project());
     let prefix = format!("{}:", path.display());
     let msgs = diags
         .0
@@ -137,7 +137,7 @@ review: {sample: 20, seed: 7}
     );
     assert!(a[1].negate);
     assert_eq!(a[1].type_name, "not-contains");
-    assert_eq!(a[1].weight, 2.0);
+    assert!((a[1].weight - 2.0).abs() < f64::EPSILON);
     assert_eq!(
         a[2].check,
         Check::Similarity {
@@ -344,7 +344,6 @@ fn values_default_to_expected_or_are_required() {
 
 #[test]
 fn model_assisted_types_are_parsed_but_unsupported() {
-    assert!(!MODEL_ASSISTED_SUPPORTED);
     let (_, diags) = load_text(with_cases(
         "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - type: hallucination\n        max: 0.2\n",
     ));
@@ -658,9 +657,9 @@ fn hashes_survive_reformatting_but_not_edits() {
     ))
     .0
     .expect("a");
-    let b = load_text(format!(
-        "# reformatted\nsuite:   demo\nproviders:\n  - bot\nprompt: 'Q: {{{{ question }}}}'\ncases:\n  -   id: a\n      vars:\n        lang: en\n        question: q\n      expected: \"x\"\n"
-    ))
+    let b = load_text(
+        "# reformatted\nsuite:   demo\nproviders:\n  - bot\nprompt: 'Q: {{ question }}'\ncases:\n  -   id: a\n      vars:\n        lang: en\n        question: q\n      expected: \"x\"\n",
+    )
     .0
     .expect("b");
     let c = load_text(with_cases(
@@ -725,7 +724,7 @@ fn empty_file_tabs_and_invalid_utf8() {
         diags,
         vec!["3:1: invalid YAML: tabs disallowed within this context (block indentation)"]
     );
-    let (_, diags) = load_text(b"suite: s\nprompt: caf\xe9\n".to_vec());
+    let (_, diags) = load_text(b"suite: s\nprompt: caf\xe9\n");
     assert_eq!(
         diags,
         vec!["2:12: invalid UTF-8: the file must be UTF-8 text"]

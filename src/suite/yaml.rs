@@ -166,7 +166,7 @@ pub(crate) struct SyntaxError {
 pub(crate) fn decode_utf8(bytes: &[u8]) -> Result<&str, SyntaxError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
-        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let line = valid.split(|b| *b == b'\n').count();
         let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
         let col = String::from_utf8_lossy(&valid[line_start..])
             .chars()
@@ -185,7 +185,7 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
-        let mut err = located(e.marker(), e.info().to_owned());
+        let mut err = located(e.marker(), e.info());
         // Point at the offending tab itself rather than where the scanner stopped.
         if e.info().contains("tab")
             && let Some(line) = text.lines().nth(err.line - 1)
@@ -201,7 +201,7 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     Ok(builder.root)
 }
 
-fn located(mark: &Marker, message: String) -> SyntaxError {
+fn located(mark: &Marker, message: &str) -> SyntaxError {
     SyntaxError {
         line: mark.line().max(1),
         col: mark.col() + 1,
@@ -451,14 +451,16 @@ mod tests {
 
     #[test]
     fn deep_nesting_and_alias_bombs_are_rejected() {
+        use std::fmt::Write as _;
         let deep = "[".repeat(500);
         assert!(parse(&deep).is_err());
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
             let p = i - 1;
-            bomb.push_str(&format!(
-                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-            ));
+            let _ = writeln!(
+                bomb,
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]"
+            );
         }
         assert!(parse(&bomb).is_err());
     }
