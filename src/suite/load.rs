@@ -230,10 +230,13 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
     let mut builder = CaseBuilder::new(defaults, needs);
     match get("cases") {
         None => ctx.push(start.clone(), "missing `cases:` (the list of test cases)"),
-        Some((_, v)) => {
-            builder.add_list(ctx, v, 0);
-            if v.as_seq().is_some_and(<[Node]>::is_empty) || v.is_null() {
+        Some((k, v)) => {
+            if v.is_null() {
+                ctx.error(k, "`cases` must not be empty");
+            } else if v.as_seq().is_some_and(<[Node]>::is_empty) {
                 ctx.error(v, "`cases` must not be empty");
+            } else {
+                builder.add_list(ctx, v, 0);
             }
         }
     }

@@ -220,6 +220,8 @@ fn suite_level_errors_are_located() {
             "5:8: `cases` must not be empty",
         ]
     );
+    let (_, diags) = load_text("suite: s\nproviders: [bot]\nprompt: hi\ncases:\n");
+    assert_eq!(diags, vec!["4:1: `cases` must not be empty"]);
     let (_, diags) = load_text("providers: [bot]\nprompt: hi\ncases:\n  - {id: a, expected: b}\n");
     assert_eq!(
         diags,
