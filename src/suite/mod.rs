@@ -1,11 +1,34 @@
 //! Loading suites and the project config: YAML files, includes, env expansion, defaults,
 //! templates, and validation that reports every error at once with its location.
 //!
-//! Every `serde_yaml` call of the crate lives in this module.
+//! Every YAML parser call of the crate lives in this module. The one YAML parser is
+//! `yaml-rust2`'s event parser (see `yaml.rs`): it gives every node its position, so each part
+//! of a file (a case, an assertion, a provider) is decoded on its own and every error is
+//! reported at its `file:line:col`.
+
+mod assertion;
+mod cases;
+mod decode;
+mod hash;
+mod load;
+mod project;
+mod provider;
+mod template;
+mod wire;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{Case, Location, ProjectConfig, Request, Suite};
+use crate::model::{Location, ProjectConfig, Suite};
+
+pub use template::Renderer;
+
+/// Whether model-assisted assertions (`llm-rubric`, `factuality`, `hallucination`,
+/// `semantic`) are accepted; until they are, they are reported as unsupported.
+pub const MODEL_ASSISTED_SUPPORTED: bool = assertion::MODEL_ASSISTED_SUPPORTED;
 
 /// One problem in a user's file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,40 +64,135 @@ impl Diagnostics {
     }
 }
 
+fn diagnostic(file: &Path, message: impl Into<String>) -> Diagnostic {
+    Diagnostic {
+        location: Location {
+            file: file.to_path_buf(),
+            line: 0,
+            col: 0,
+        },
+        message: message.into(),
+    }
+}
+
+/// Sort each file's diagnostics by position (the main file first, then included files in order
+/// of first appearance) and drop repeats.
+fn in_file_order(main: &Path, mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut files: Vec<PathBuf> = vec![main.to_path_buf()];
+    for d in &diags {
+        if !files.contains(&d.location.file) {
+            files.push(d.location.file.clone());
+        }
+    }
+    diags.sort_by_key(|d| {
+        let file = files
+            .iter()
+            .position(|f| *f == d.location.file)
+            .unwrap_or(usize::MAX);
+        (file, d.location.line, d.location.col)
+    });
+    diags.dedup();
+    diags
+}
+
 /// Load `evalwatch.yaml`: the explicit path, else `evalwatch.yaml` in `cwd` if present, else
 /// defaults with `root = cwd`.
 pub fn load_project(explicit: Option<&Path>, cwd: &Path) -> Result<ProjectConfig, Diagnostics> {
-    let _ = (explicit, cwd);
-    todo!()
+    let path = if let Some(p) = explicit {
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        };
+        if !full.is_file() {
+            return Err(Diagnostics(vec![diagnostic(p, "config file not found")]));
+        }
+        full
+    } else {
+        let found = ["evalwatch.yaml", "evalwatch.yml"]
+            .iter()
+            .map(|n| cwd.join(n))
+            .find(|p| p.is_file());
+        let Some(found) = found else {
+            return Ok(ProjectConfig {
+                root: cwd.to_path_buf(),
+                ..ProjectConfig::default()
+            });
+        };
+        found
+    };
+    project::load_file(&path).map_err(|d| Diagnostics(in_file_order(&path, d)))
 }
 
 /// Expand the paths given to `run`/`validate` into suite files: a file is taken as is, a folder
 /// gives its `*.yaml` / `*.yml` files (not recursive: `cases/` holds case files), sorted.
 pub fn discover_suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostics> {
-    let _ = paths;
-    todo!()
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    for path in paths {
+        if path.is_file() {
+            files.push(path.clone());
+        } else if path.is_dir() {
+            let entries = match std::fs::read_dir(path) {
+                Ok(e) => e,
+                Err(e) => {
+                    diags.push(diagnostic(path, format!("cannot read folder: {e}")));
+                    continue;
+                }
+            };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_file()
+                        && p.extension()
+                            .and_then(|e| e.to_str())
+                            .is_some_and(|e| e == "yaml" || e == "yml")
+                })
+                .collect();
+            if found.is_empty() {
+                diags.push(diagnostic(
+                    path,
+                    "folder holds no suite files (*.yaml, *.yml)",
+                ));
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            diags.push(diagnostic(path, "no such file or folder"));
+        }
+    }
+    if diags.is_empty() {
+        Ok(files)
+    } else {
+        Err(Diagnostics(diags))
+    }
 }
 
 /// Load and validate suites. Returns the suites that loaded cleanly and every diagnostic of
 /// every file.
 pub fn load_suites(files: &[PathBuf], project: &ProjectConfig) -> (Vec<Suite>, Diagnostics) {
-    let _ = (files, project);
-    todo!()
-}
-
-/// Renders the prompt of a suite for its cases. Templates were checked at load time, so
-/// rendering errors here are rare (a variable of the wrong shape, say).
-pub struct Renderer {}
-
-impl Renderer {
-    pub fn new(suite: &Suite) -> Result<Self, Diagnostics> {
-        let _ = suite;
-        todo!()
+    let mut suites = Vec::new();
+    let mut all = Vec::new();
+    let mut names: Vec<(String, PathBuf)> = Vec::new();
+    for file in files {
+        let (suite, diags) = load::load_suite(file, project);
+        all.extend(in_file_order(file, diags));
+        if let Some(suite) = suite {
+            if let Some((_, first)) = names.iter().find(|(n, _)| *n == suite.name) {
+                all.push(diagnostic(
+                    file,
+                    format!(
+                        "suite name `{}` is also used by {}; suite names must be unique",
+                        suite.name,
+                        first.display()
+                    ),
+                ));
+                continue;
+            }
+            names.push((suite.name.clone(), file.clone()));
+            suites.push(suite);
+        }
     }
-
-    /// The request for one case and sample.
-    pub fn render(&self, case: &Case, sample: u32) -> Result<Request, String> {
-        let _ = (case, sample);
-        todo!()
-    }
+    (suites, Diagnostics(all))
 }

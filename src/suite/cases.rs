@@ -1,0 +1,410 @@
+//! Cases: inline YAML cases and included case files (JSONL, CSV, YAML), defaults merged,
+//! assertions resolved, template variables checked, duplicate ids caught, hashes computed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::assertion::{self, Pending, scalar_text};
+use super::decode::Ctx;
+use super::hash;
+use super::wire::{WireCase, WireInclude};
+use super::yaml::{self, Node};
+use crate::model::{Case, Location};
+
+/// Deepest chain of YAML case files including each other.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// Defaults of a suite, validated.
+#[derive(Default)]
+pub(crate) struct Defaults {
+    pub vars: BTreeMap<String, Value>,
+    pub asserts: Vec<Pending>,
+    pub threshold: Option<f64>,
+}
+
+/// Builds the cases of one suite, from whatever file each comes from.
+pub(crate) struct CaseBuilder {
+    pub defaults: Defaults,
+    /// Variables each template needs, with the template's name for messages.
+    pub needs: Vec<(String, BTreeSet<String>)>,
+    seen: HashMap<String, Location>,
+    pub cases: Vec<Case>,
+    /// Named metrics declared by assertions (`metric:`).
+    pub named_metrics: BTreeSet<String>,
+}
+
+impl CaseBuilder {
+    pub fn new(defaults: Defaults, needs: Vec<(String, BTreeSet<String>)>) -> Self {
+        let named_metrics = defaults
+            .asserts
+            .iter()
+            .filter_map(|p| p.metric().map(str::to_owned))
+            .collect();
+        Self {
+            defaults,
+            needs,
+            seen: HashMap::new(),
+            cases: Vec::new(),
+            named_metrics,
+        }
+    }
+
+    /// The `cases:` list of a YAML file (a suite or an included YAML case file).
+    pub fn add_list(&mut self, ctx: &mut Ctx, list: &Node, depth: usize) {
+        let Some(items) = list.as_seq() else {
+            ctx.error(
+                list,
+                format!("`cases` must be a list, found {}", list.type_name()),
+            );
+            return;
+        };
+        let base_dir = parent(&ctx.file);
+        for item in items {
+            if item.get("include").is_some() {
+                self.include(ctx, item, &base_dir, depth);
+            } else {
+                self.add(ctx, item, &base_dir);
+            }
+        }
+    }
+
+    fn include(&mut self, ctx: &mut Ctx, item: &Node, base_dir: &Path, depth: usize) {
+        let Some(wire) = ctx.decode::<WireInclude>(item, "an include") else {
+            return;
+        };
+        let at = item.get("include").map_or(item, |(_, v)| v);
+        let path = base_dir.join(&wire.include);
+        if !path.is_file() {
+            ctx.error(
+                at,
+                format!(
+                    "included file `{}` not found (looked for {})",
+                    wire.include,
+                    path.display()
+                ),
+            );
+            return;
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let mut inner = Ctx::new(&path, ext == "yaml" || ext == "yml");
+        match ext.as_str() {
+            "jsonl" | "ndjson" => self.add_jsonl(&mut inner, &path),
+            "csv" => self.add_csv(&mut inner, &path),
+            "yaml" | "yml" if depth >= MAX_INCLUDE_DEPTH => ctx.error(
+                at,
+                format!(
+                    "includes nested deeper than {MAX_INCLUDE_DEPTH} levels (an include cycle?)"
+                ),
+            ),
+            "yaml" | "yml" => self.add_yaml_file(&mut inner, &path, depth + 1),
+            _ => ctx.error(
+                at,
+                format!(
+                    "cannot include `{}`: case files are .jsonl, .csv or .yaml",
+                    wire.include
+                ),
+            ),
+        }
+        ctx.diags.append(&mut inner.diags);
+    }
+
+    fn add_yaml_file(&mut self, ctx: &mut Ctx, path: &Path, depth: usize) {
+        let at_start = ctx.at(1, 1);
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                return ctx.push(
+                    Location {
+                        line: 0,
+                        col: 0,
+                        ..at_start
+                    },
+                    format!("cannot read file: {e}"),
+                );
+            }
+        };
+        let parsed = yaml::decode_utf8(&bytes).and_then(yaml::parse);
+        match parsed {
+            Err(e) => ctx.push(ctx.at(e.line, e.col), e.message),
+            Ok(None) => ctx.push(
+                at_start,
+                "file is empty; a YAML case file holds a list of cases",
+            ),
+            Ok(Some(root)) => self.add_list(ctx, &root, depth),
+        }
+    }
+
+    fn add_jsonl(&mut self, ctx: &mut Ctx, path: &Path) {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => return ctx.push(ctx.at(0, 0), format!("cannot read file: {e}")),
+        };
+        let base_dir = parent(path);
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut buf = Vec::new();
+        let mut line_no = 0;
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    return ctx.push(ctx.at(line_no + 1, 1), format!("cannot read file: {e}"));
+                }
+            }
+            line_no += 1;
+            let text = match yaml::decode_utf8(&buf) {
+                Ok(t) => t,
+                Err(e) => {
+                    ctx.push(ctx.at(line_no, e.col), e.message);
+                    continue;
+                }
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Value>(text) {
+                Ok(v @ Value::Object(_)) => {
+                    let node = Node::from_json(&v, line_no, 1);
+                    self.add(ctx, &node, &base_dir);
+                }
+                Ok(_) => ctx.push(
+                    ctx.at(line_no, 1),
+                    "each line must be a JSON object (one case)",
+                ),
+                Err(e) => ctx.push(
+                    ctx.at(line_no, e.column().max(1)),
+                    format!("invalid JSON: {e}"),
+                ),
+            }
+        }
+    }
+
+    fn add_csv(&mut self, ctx: &mut Ctx, path: &Path) {
+        let base_dir = parent(path);
+        let mut reader = match csv::ReaderBuilder::new().flexible(false).from_path(path) {
+            Ok(r) => r,
+            Err(e) => return ctx.push(ctx.at(0, 0), format!("cannot read file: {e}")),
+        };
+        let headers = match reader.headers() {
+            Ok(h) => h.iter().map(|h| h.trim().to_owned()).collect::<Vec<_>>(),
+            Err(e) => return ctx.push(ctx.at(1, 1), format!("invalid CSV header: {e}")),
+        };
+        if !headers.iter().any(|h| h == "id") {
+            return ctx.push(ctx.at(1, 1), "CSV case file needs an `id` column");
+        }
+        for record in reader.records() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line() as usize);
+                    ctx.push(ctx.at(line, 1), format!("invalid CSV record: {e}"));
+                    continue;
+                }
+            };
+            let line = record.position().map_or(0, |p| p.line() as usize);
+            let mut case = serde_json::Map::new();
+            let mut vars = serde_json::Map::new();
+            for (name, cell) in headers.iter().zip(record.iter()) {
+                match name.as_str() {
+                    "id" => {
+                        case.insert("id".into(), Value::from(cell.trim()));
+                    }
+                    "expected" | "context" if cell.is_empty() => {}
+                    "expected" | "context" => {
+                        case.insert(name.clone(), Value::from(cell));
+                    }
+                    "tags" => {
+                        let tags: Vec<Value> = cell
+                            .split(';')
+                            .map(str::trim)
+                            .filter(|t| !t.is_empty())
+                            .map(Value::from)
+                            .collect();
+                        case.insert("tags".into(), Value::Array(tags));
+                    }
+                    _ => {
+                        vars.insert(name.clone(), Value::from(cell));
+                    }
+                }
+            }
+            if let Some(Value::String(id)) = case.get("id")
+                && id.is_empty()
+            {
+                case.remove("id");
+            }
+            case.insert("vars".into(), Value::Object(vars));
+            let node = Node::from_json(&Value::Object(case), line, 1);
+            self.add(ctx, &node, &base_dir);
+        }
+    }
+
+    /// One case, from any file.
+    pub fn add(&mut self, ctx: &mut Ctx, node: &Node, base_dir: &Path) {
+        let before = ctx.diags.len();
+        let id_text = node
+            .get("id")
+            .and_then(|(_, v)| v.as_str())
+            .map(str::to_owned);
+        let what = id_text
+            .as_ref()
+            .map_or_else(|| "a case".to_owned(), |id| format!("case `{id}`"));
+        let location = ctx.loc(node);
+        let Some(wire) = ctx.decode::<WireCase>(node, &what) else {
+            return;
+        };
+        let id = match &wire.id {
+            Some(id) if !id.trim().is_empty() => id.clone(),
+            Some(_) => {
+                ctx.error(
+                    node.get("id").map_or(node, |(_, v)| v),
+                    "case id must not be empty",
+                );
+                return;
+            }
+            None => {
+                ctx.error(
+                    node,
+                    "case has no `id`; every case needs a stable `id` (history follows it)",
+                );
+                return;
+            }
+        };
+        if let Some(first) = self.seen.get(&id) {
+            let where_ = if first.file == location.file {
+                format!("line {}", first.line)
+            } else {
+                first.to_string()
+            };
+            ctx.error(
+                node,
+                format!("duplicate case id `{id}`; first defined at {where_}"),
+            );
+        } else {
+            self.seen.insert(id.clone(), location.clone());
+        }
+        let expected = match &wire.expected {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let text = scalar_text(v);
+                if text.is_none() {
+                    ctx.error(field(node, "expected"), "`expected` must be a string");
+                }
+                text
+            }
+        };
+        let context = match &wire.context {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.iter().filter_map(scalar_text).collect(),
+            Some(v) => scalar_text(v).map_or_else(
+                || {
+                    ctx.error(
+                        field(node, "context"),
+                        "`context` must be a string or a list of strings",
+                    );
+                    Vec::new()
+                },
+                |s| vec![s],
+            ),
+        };
+        if let Some(t) = wire.threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            ctx.error(
+                field(node, "threshold"),
+                format!("threshold must be between 0 and 1, got {t}"),
+            );
+        }
+        let own: Vec<Pending> = match node.get("assert").map(|(_, v)| v) {
+            None => Vec::new(),
+            Some(list) if list.is_null() => Vec::new(),
+            Some(list) => {
+                if let Some(items) = list.as_seq() {
+                    items
+                        .iter()
+                        .filter_map(|a| assertion::decode(ctx, a, &what, base_dir))
+                        .collect()
+                } else {
+                    ctx.error(
+                        list,
+                        format!("`assert` must be a list, found {}", list.type_name()),
+                    );
+                    Vec::new()
+                }
+            }
+        };
+        let mut vars = self.defaults.vars.clone();
+        vars.extend(wire.vars.unwrap_or_default());
+        let mut asserts = Vec::new();
+        for p in &self.defaults.asserts {
+            match p.resolve(expected.as_deref()) {
+                Ok(a) => asserts.push(a),
+                Err(msg) => ctx.error(
+                    node,
+                    format!(
+                        "{what}: {msg} (assertion `{}` from `defaults`)",
+                        p.type_name
+                    ),
+                ),
+            }
+        }
+        for p in &own {
+            self.named_metrics.extend(p.metric().map(str::to_owned));
+            match p.resolve(expected.as_deref()) {
+                Ok(a) => asserts.push(a),
+                Err(msg) => ctx.push(p.location.clone(), format!("{what}: {msg}")),
+            }
+        }
+        if asserts.is_empty() && ctx.diags.len() == before {
+            match &expected {
+                Some(e) => asserts.push(assertion::default_rule(e, location.clone())),
+                None => ctx.error(
+                    node,
+                    format!("{what} has no `expected` and no `assert`; give it an `expected` answer or assertions"),
+                ),
+            }
+        }
+        for (template, needed) in &self.needs {
+            for var in needed {
+                if !vars.contains_key(var) {
+                    ctx.error(
+                        node,
+                        format!("{what} does not define `{var}`, used by {template}"),
+                    );
+                }
+            }
+        }
+        let threshold = wire.threshold.or(self.defaults.threshold);
+        let mut case = Case {
+            id,
+            tags: wire.tags.unwrap_or_default(),
+            vars,
+            expected,
+            context,
+            asserts,
+            threshold,
+            hash: String::new(),
+            location,
+        };
+        case.hash = hash::case_hash(&case);
+        self.cases.push(case);
+    }
+}
+
+fn field<'a>(node: &'a Node, key: &str) -> &'a Node {
+    node.get(key).map_or(node, |(_, v)| v)
+}
+
+pub(crate) fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,458 @@
+//! One suite file -> `model::Suite`, with every diagnostic of the file and its includes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::assertion;
+use super::cases::{CaseBuilder, Defaults, parent};
+use super::decode::{Ctx, did_you_mean};
+use super::wire::{SUITE_KEYS, WireDefaults, WireGate, WireMessage, WireReview};
+use super::yaml::{self, Node};
+use super::{Diagnostic, hash, provider, template};
+use crate::model::{
+    Gate, Location, MessageTemplate, Metrics, ProjectConfig, PromptTemplate, ProviderSpec,
+    ReviewSettings, Suite,
+};
+
+/// Read and parse a YAML file; `Ok(None)` when it holds no document.
+pub(crate) fn read_yaml(ctx: &mut Ctx) -> Result<Option<Node>, ()> {
+    let bytes = match std::fs::read(&ctx.file) {
+        Ok(b) => b,
+        Err(e) => {
+            ctx.push(ctx.at(0, 0), format!("cannot read file: {e}"));
+            return Err(());
+        }
+    };
+    match yaml::decode_utf8(&bytes).and_then(yaml::parse) {
+        Ok(root) => Ok(root),
+        Err(e) => {
+            ctx.push(ctx.at(e.line, e.col), e.message);
+            Err(())
+        }
+    }
+}
+
+/// Load one suite file. The suite is returned only when the file (and its includes) had no
+/// error at all.
+pub(crate) fn load_suite(path: &Path, project: &ProjectConfig) -> (Option<Suite>, Vec<Diagnostic>) {
+    let mut ctx = Ctx::new(path, true);
+    let suite = match read_yaml(&mut ctx) {
+        Ok(Some(root)) => build(&mut ctx, &root, project),
+        Ok(None) => {
+            ctx.push(
+                ctx.at(1, 1),
+                "file is empty; a suite needs at least `suite:` and `cases:`",
+            );
+            None
+        }
+        Err(()) => None,
+    };
+    let diags = ctx.diags;
+    if diags.is_empty() {
+        (suite, diags)
+    } else {
+        (None, diags)
+    }
+}
+
+fn is_suite_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn is_schedule(s: &str) -> bool {
+    let s = s.trim();
+    if s.starts_with('@') {
+        return [
+            "@hourly",
+            "@daily",
+            "@weekly",
+            "@monthly",
+            "@yearly",
+            "@annually",
+            "@midnight",
+        ]
+        .contains(&s);
+    }
+    let fields: Vec<&str> = s.split_whitespace().collect();
+    fields.len() == 5
+        && fields.iter().all(|f| {
+            f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/' | '?'))
+        })
+}
+
+#[allow(clippy::too_many_lines)]
+fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
+    let Some(entries) = root.as_map() else {
+        ctx.error(
+            root,
+            format!(
+                "a suite file must be a mapping (`suite:`, `cases:`, ...), found {}",
+                root.type_name()
+            ),
+        );
+        return None;
+    };
+    let base_dir = parent(&ctx.file);
+    let mut parts: HashMap<String, (&Node, &Node)> = HashMap::new();
+    for (k, v) in entries {
+        let key = k.key_text();
+        if SUITE_KEYS.contains(&key.as_str()) {
+            parts.insert(key, (k, v));
+        } else {
+            let hint = did_you_mean(&key, SUITE_KEYS);
+            ctx.error(k, format!("unknown field `{key}` in the suite{hint}"));
+        }
+    }
+    let get = |key: &str| parts.get(key).copied();
+    let start = ctx.at(1, 1);
+
+    let name = if let Some((_, v)) = get("suite") {
+        ctx.decode::<String>(v, "`suite`").inspect(|name| {
+            if !is_suite_name(name) {
+                ctx.error(v, format!("invalid suite name `{name}`: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"));
+            }
+        })
+    } else {
+        ctx.push(start.clone(), "missing `suite:` (the suite's stable name)");
+        None
+    };
+    let opt_string = |ctx: &mut Ctx, key: &str| -> Option<String> {
+        get(key).and_then(|(_, v)| {
+            if v.is_null() {
+                None
+            } else {
+                ctx.decode::<String>(v, &format!("`{key}`"))
+            }
+        })
+    };
+    let description = opt_string(ctx, "description");
+    let timezone = opt_string(ctx, "timezone");
+    let system = opt_string(ctx, "system");
+    let schedule = opt_string(ctx, "schedule");
+    if let (Some(s), Some((_, v))) = (&schedule, get("schedule"))
+        && !is_schedule(s)
+    {
+        ctx.error(v, format!("invalid schedule `{s}`: use 5 cron fields (`0 6 * * *`) or @hourly, @daily, @weekly, @monthly, @yearly"));
+    }
+    let tags: Vec<String> = get("tags")
+        .and_then(|(_, v)| ctx.decode(v, "`tags`"))
+        .unwrap_or_default();
+    let repeat = match get("repeat") {
+        Some((_, v)) => match ctx.decode::<u32>(v, "`repeat`") {
+            Some(0) => {
+                ctx.error(v, "repeat must be at least 1");
+                1
+            }
+            Some(n) => n,
+            None => 1,
+        },
+        None => 1,
+    };
+
+    let providers = suite_providers(ctx, get("providers"), project, &base_dir, &start);
+
+    // Prompt templates, and the variables each needs.
+    let mut needs = Vec::new();
+    let mut check_template =
+        |ctx: &mut Ctx, source: &str, at: &Node, label: &str| match template::variables(source) {
+            Ok(vars) => needs.push((label.to_owned(), vars)),
+            Err(e) => {
+                let line = e
+                    .line
+                    .map_or_else(String::new, |l| format!(" (template line {l})"));
+                ctx.error(
+                    at,
+                    format!("template syntax error in {label}{line}: {}", e.message),
+                );
+            }
+        };
+    if let (Some(s), Some((k, _))) = (&system, get("system")) {
+        check_template(ctx, s, k, "the system prompt");
+    }
+    let prompt = match (get("prompt"), get("messages")) {
+        (Some(_), Some((k, _))) => {
+            ctx.error(k, "give either `prompt` or `messages`, not both");
+            None
+        }
+        (None, None) => {
+            ctx.push(
+                start.clone(),
+                "missing `prompt:` (or `messages:`): the suite has nothing to ask",
+            );
+            None
+        }
+        (Some((k, v)), None) => ctx.decode::<String>(v, "`prompt`").map(|p| {
+            check_template(ctx, &p, k, "the prompt");
+            PromptTemplate::Text(p)
+        }),
+        (None, Some((k, v))) => {
+            let list: Option<Vec<WireMessage>> = ctx.decode(v, "`messages`");
+            list.map(|list| {
+                if list.is_empty() {
+                    ctx.error(v, "`messages` must not be empty");
+                }
+                let items = v.as_seq().unwrap_or_default();
+                for (i, m) in list.iter().enumerate() {
+                    let at = items.get(i).unwrap_or(k);
+                    if !["system", "user", "assistant"].contains(&m.role.as_str()) {
+                        let hint = did_you_mean(&m.role, ["system", "user", "assistant"]);
+                        let role_at = at.get("role").map_or(at, |(_, r)| r);
+                        ctx.error(
+                            role_at,
+                            format!(
+                                "unknown role `{}`; use system, user or assistant{hint}",
+                                m.role
+                            ),
+                        );
+                    }
+                    check_template(ctx, &m.content, at, &format!("message {}", i + 1));
+                }
+                PromptTemplate::Messages(
+                    list.into_iter()
+                        .map(|m| MessageTemplate {
+                            role: m.role,
+                            content: m.content,
+                        })
+                        .collect(),
+                )
+            })
+        }
+    };
+
+    let defaults = decode_defaults(ctx, get("defaults"), &base_dir);
+    let mut builder = CaseBuilder::new(defaults, needs);
+    match get("cases") {
+        None => ctx.push(start.clone(), "missing `cases:` (the list of test cases)"),
+        Some((k, v)) => {
+            if v.is_null() {
+                ctx.error(k, "`cases` must not be empty");
+            } else if v.as_seq().is_some_and(<[Node]>::is_empty) {
+                ctx.error(v, "`cases` must not be empty");
+            } else {
+                builder.add_list(ctx, v, 0);
+            }
+        }
+    }
+
+    let gates = decode_gates(ctx, get("gates"), &builder.named_metrics);
+    let alerts = decode_alerts(ctx, get("alerts"), "`alerts`");
+    let review = get("review")
+        .and_then(|(_, v)| ctx.decode::<WireReview>(v, "`review`"))
+        .map(|r| ReviewSettings {
+            sample: r.sample.unwrap_or(20),
+            seed: r.seed.unwrap_or(0),
+        });
+
+    let mut suite = Suite {
+        name: name?,
+        description,
+        tags,
+        schedule,
+        timezone,
+        source: ctx.file.clone(),
+        providers: providers?,
+        system,
+        prompt: prompt?,
+        repeat,
+        cases: builder.cases,
+        gates,
+        alerts,
+        review,
+        hash: String::new(),
+    };
+    suite.hash = hash::suite_hash(&suite);
+    Some(suite)
+}
+
+fn suite_providers(
+    ctx: &mut Ctx,
+    part: Option<(&Node, &Node)>,
+    project: &ProjectConfig,
+    base_dir: &Path,
+    start: &Location,
+) -> Option<Vec<ProviderSpec>> {
+    let Some((_, list)) = part else {
+        ctx.push(
+            start.clone(),
+            "missing `providers:` (ids from evalwatch.yaml or inline definitions)",
+        );
+        return None;
+    };
+    let Some(items) = list.as_seq() else {
+        ctx.error(
+            list,
+            format!("`providers` must be a list, found {}", list.type_name()),
+        );
+        return None;
+    };
+    if items.is_empty() {
+        ctx.error(list, "`providers` must list at least one provider");
+        return None;
+    }
+    let mut out: Vec<ProviderSpec> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for item in items {
+        let spec = if let Some(id) = item.as_str() {
+            let id = ctx.expand(item, id);
+            if let Some(p) = project.providers.iter().find(|p| p.id == id) {
+                Some(p.clone())
+            } else {
+                let hint = did_you_mean(&id, project.providers.iter().map(|p| p.id.as_str()));
+                let known = if project.providers.is_empty() {
+                    " (evalwatch.yaml defines no providers; define it inline or there)".to_owned()
+                } else {
+                    String::new()
+                };
+                ctx.error(item, format!("unknown provider `{id}`{known}{hint}"));
+                None
+            }
+        } else {
+            provider::decode(ctx, item, base_dir)
+        };
+        if let Some(spec) = spec {
+            if let Some(first) = seen.get(&spec.id) {
+                ctx.error(
+                    item,
+                    format!(
+                        "duplicate provider `{}`; first listed at line {first}",
+                        spec.id
+                    ),
+                );
+            } else {
+                seen.insert(spec.id.clone(), item.line);
+                out.push(spec);
+            }
+        }
+    }
+    (out.len() == items.len()).then_some(out)
+}
+
+fn decode_defaults(ctx: &mut Ctx, part: Option<(&Node, &Node)>, base_dir: &Path) -> Defaults {
+    let Some((_, node)) = part else {
+        return Defaults::default();
+    };
+    if node.is_null() {
+        return Defaults::default();
+    }
+    let Some(wire) = ctx.decode::<WireDefaults>(node, "`defaults`") else {
+        return Defaults::default();
+    };
+    if let Some(t) = wire.threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        let at = node.get("threshold").map_or(node, |(_, v)| v);
+        ctx.error(at, format!("threshold must be between 0 and 1, got {t}"));
+    }
+    let mut asserts = Vec::new();
+    if let Some((_, list)) = node.get("assert") {
+        match list.as_seq() {
+            Some(items) => {
+                asserts = items
+                    .iter()
+                    .filter_map(|a| assertion::decode(ctx, a, "`defaults`", base_dir))
+                    .collect();
+            }
+            None if list.is_null() => {}
+            None => ctx.error(
+                list,
+                format!("`assert` must be a list, found {}", list.type_name()),
+            ),
+        }
+    }
+    Defaults {
+        vars: wire.vars.unwrap_or_default(),
+        asserts,
+        threshold: wire.threshold,
+    }
+}
+
+fn decode_gates(
+    ctx: &mut Ctx,
+    part: Option<(&Node, &Node)>,
+    named: &BTreeSet<String>,
+) -> Vec<Gate> {
+    let Some((_, node)) = part else {
+        return Vec::new();
+    };
+    if node.is_null() {
+        return Vec::new();
+    }
+    let Some(entries) = node.as_map() else {
+        ctx.error(
+            node,
+            format!(
+                "`gates` must be a mapping of metric to {{min, max}}, found {}",
+                node.type_name()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut gates = Vec::new();
+    for (k, v) in entries {
+        let metric = k.key_text();
+        if !Metrics::NAMES.contains(&metric.as_str()) && !named.contains(&metric) {
+            let hint = did_you_mean(
+                &metric,
+                Metrics::NAMES
+                    .iter()
+                    .copied()
+                    .chain(named.iter().map(String::as_str)),
+            );
+            ctx.error(k, format!("unknown gate metric `{metric}`{hint}"));
+            continue;
+        }
+        let Some(g) = ctx.decode::<WireGate>(v, &format!("gate `{metric}`")) else {
+            continue;
+        };
+        match (g.min, g.max) {
+            (None, None) => ctx.error(v, format!("gate `{metric}` needs `min` or `max`")),
+            (Some(a), Some(b)) if a > b => ctx.error(
+                v,
+                format!("gate `{metric}`: min ({a}) is greater than max ({b})"),
+            ),
+            _ => gates.push(Gate {
+                metric,
+                min: g.min,
+                max: g.max,
+            }),
+        }
+    }
+    gates
+}
+
+/// Alert rules, kept raw; each must be a mapping with a `metric`.
+pub(crate) fn decode_alerts(ctx: &mut Ctx, part: Option<(&Node, &Node)>, what: &str) -> Vec<Value> {
+    let Some((_, node)) = part else {
+        return Vec::new();
+    };
+    if node.is_null() {
+        return Vec::new();
+    }
+    let Some(items) = node.as_seq() else {
+        ctx.error(
+            node,
+            format!("{what} must be a list of rules, found {}", node.type_name()),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item.get("metric") {
+            Some((_, m)) if m.as_str().is_some() => out.push(ctx.json(item)),
+            Some((_, m)) => ctx.error(m, "alert `metric` must be a string"),
+            None if item.as_map().is_some() => ctx.error(item, "alert rule needs a `metric`"),
+            None => ctx.error(
+                item,
+                format!("alert rule must be a mapping, found {}", item.type_name()),
+            ),
+        }
+    }
+    out
+}

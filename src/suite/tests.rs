@@ -1,0 +1,901 @@
+//! Tests of the whole loading path, on files written to a temporary folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::model::{
+    Check, LengthUnit, Normalize, PromptTemplate, ProviderKind, ProviderSpec, SimilarityAlgo,
+    Tolerance,
+};
+
+fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+fn project() -> ProjectConfig {
+    ProjectConfig {
+        providers: vec![
+            ProviderSpec::new("bot", ProviderKind::Echo),
+            ProviderSpec::new("prod-gpt", ProviderKind::Echo),
+        ],
+        ..ProjectConfig::default()
+    }
+}
+
+/// Load one suite file's text; diagnostics as `line:col: message` (file name stripped).
+fn load_text(text: impl AsRef<[u8]>) -> (Option<Suite>, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "s.yaml", text);
+    let (mut suites, diags) = load_suites(std::slice::from_ref(&path), &project());
+    let prefix = format!("{}:", path.display());
+    let msgs = diags
+        .0
+        .iter()
+        .map(|d| d.to_string().trim_start_matches(&prefix).to_owned())
+        .collect();
+    (suites.pop(), msgs)
+}
+
+const HEAD: &str = "suite: demo\nproviders: [bot]\nprompt: \"Q: {{ question }}\"\n";
+
+fn with_cases(cases: &str) -> String {
+    format!("{HEAD}cases:\n{cases}")
+}
+
+#[test]
+fn a_complete_suite_loads() {
+    let text = r#"suite: support-faq
+description: FAQ answers
+tags: [support]
+schedule: "0 6 * * *"
+timezone: Europe/Paris
+providers:
+  - bot
+  - {id: local, type: echo}
+system: You are the support assistant of {{ company }}.
+prompt: |
+  Answer in one sentence. Question: {{ question }}
+repeat: 3
+defaults:
+  vars: {company: Acme}
+cases:
+  - id: refund-window
+    tags: [billing]
+    vars: {question: "How long do I have to return an item?"}
+    expected: "30 days"
+    context: "Items can be returned within 30 days of delivery."
+    assert:
+      - type: icontains
+      - type: not-contains
+        value: sorry
+        weight: 2
+      - type: similarity
+        metric: jaro-winkler
+        threshold: 0.7
+      - type: levenshtein
+        threshold: 3
+      - type: numeric
+        value: 30
+        tolerance: {rel: 0.1}
+      - type: length
+        max: 40
+        unit: words
+      - type: contains-any
+        value: [days, weeks]
+      - type: classification
+        labels: [30 days, 60 days]
+        metric: label_acc
+      - {type: latency, max: 3000}
+      - {type: cost, max: 0.01}
+      - {type: is-json, schema: {type: object}}
+      - {type: json-path, path: "$.a[0]", value: {x: 1}}
+      - {type: regex, value: "\\d+ days", normalize: [lowercase, trim]}
+      - type: is-refusal
+gates:
+  pass_rate: {min: 0.9}
+  label_acc: {min: 0.5}
+alerts:
+  - {metric: pass_rate, drop: 0.05, baseline: "trailing:7", severity: critical}
+review: {sample: 20, seed: 7}
+"#;
+    let (suite, diags) = load_text(text);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let suite = suite.expect("suite");
+    assert_eq!(suite.name, "support-faq");
+    assert_eq!(suite.repeat, 3);
+    assert_eq!(suite.providers.len(), 2);
+    assert_eq!(suite.providers[1].id, "local");
+    assert_eq!(suite.schedule.as_deref(), Some("0 6 * * *"));
+    assert!(matches!(&suite.prompt, PromptTemplate::Text(t) if t.contains("{{ question }}")));
+    assert_eq!(suite.gates.len(), 2);
+    assert_eq!(suite.alerts[0]["drop"], serde_json::json!(0.05));
+    assert_eq!(
+        suite.review.as_ref().map(|r| (r.sample, r.seed)),
+        Some((20, 7))
+    );
+    assert_eq!(suite.hash.len(), 16);
+    let case = &suite.cases[0];
+    assert_eq!(case.vars["company"], "Acme");
+    assert_eq!(
+        case.context,
+        vec!["Items can be returned within 30 days of delivery."]
+    );
+    assert_eq!((case.location.line, case.location.col), (16, 5));
+    let a = &case.asserts;
+    assert_eq!(a.len(), 14);
+    assert_eq!(
+        a[0].check,
+        Check::IContains {
+            value: "30 days".into()
+        }
+    );
+    assert!(a[1].negate);
+    assert_eq!(a[1].type_name, "not-contains");
+    assert!((a[1].weight - 2.0).abs() < f64::EPSILON);
+    assert_eq!(
+        a[2].check,
+        Check::Similarity {
+            algorithm: SimilarityAlgo::JaroWinkler,
+            value: "30 days".into(),
+            threshold: 0.7
+        }
+    );
+    assert_eq!(a[2].metric, None);
+    assert_eq!(
+        a[3].check,
+        Check::Levenshtein {
+            value: "30 days".into(),
+            max_distance: 3
+        }
+    );
+    assert_eq!(
+        a[4].check,
+        Check::Numeric {
+            value: 30.0,
+            pattern: None,
+            tolerance: Tolerance::Relative(0.1)
+        }
+    );
+    assert_eq!(
+        a[5].check,
+        Check::Length {
+            min: None,
+            max: Some(40),
+            unit: LengthUnit::Words
+        }
+    );
+    assert_eq!(
+        a[6].check,
+        Check::ContainsAny {
+            values: vec!["days".into(), "weeks".into()]
+        }
+    );
+    assert_eq!(a[7].metric.as_deref(), Some("label_acc"));
+    assert_eq!(a[8].check, Check::Latency { max_ms: 3000.0 });
+    assert_eq!(
+        a[10].check,
+        Check::IsJson {
+            schema: Some(serde_json::json!({"type": "object"}))
+        }
+    );
+    assert_eq!(a[12].normalize, vec![Normalize::Lowercase, Normalize::Trim]);
+    assert_eq!(a[13].check, Check::IsRefusal);
+    assert_eq!((a[1].location.line, a[1].location.col), (23, 9));
+}
+
+#[test]
+fn three_errors_give_three_diagnostics() {
+    let text = with_cases(
+        "  - id: a\n    expected: x\n    asert: []\n    vars: {question: q}\n  - id: b\n    expected: y\n    vars: {question: q}\n    assert:\n      - type: regex\n        value: \"(unclosed\"\n  - expected: z\n",
+    );
+    let (suite, diags) = load_text(text);
+    assert!(suite.is_none());
+    assert_eq!(
+        diags,
+        vec![
+            "7:5: unknown field `asert` in case `a`; did you mean `assert`?",
+            "14:16: invalid regex: regex parse error: (unclosed ^ error: unclosed group",
+            "15:5: case has no `id`; every case needs a stable `id` (history follows it)",
+        ]
+    );
+}
+
+#[test]
+fn suite_level_errors_are_located() {
+    let (_, diags) =
+        load_text("suite: Bad Name\nprovders: [bot]\nrepeat: 0\nprompt: hi\ncases: []\n");
+    assert_eq!(
+        diags,
+        vec![
+            "1:1: missing `providers:` (ids from evalwatch.yaml or inline definitions)",
+            "1:8: invalid suite name `Bad Name`: use lowercase letters, digits, `-` and `_`, starting with a letter or digit",
+            "2:1: unknown field `provders` in the suite; did you mean `providers`?",
+            "3:9: repeat must be at least 1",
+            "5:8: `cases` must not be empty",
+        ]
+    );
+    let (_, diags) = load_text("suite: s\nproviders: [bot]\nprompt: hi\ncases:\n");
+    assert_eq!(diags, vec!["4:1: `cases` must not be empty"]);
+    let (_, diags) = load_text("providers: [bot]\nprompt: hi\ncases:\n  - {id: a, expected: b}\n");
+    assert_eq!(
+        diags,
+        vec!["1:1: missing `suite:` (the suite's stable name)"]
+    );
+    let (_, diags) = load_text("suite: s\nproviders: [bot]\ncases:\n  - {id: a, expected: b}\n");
+    assert_eq!(
+        diags,
+        vec!["1:1: missing `prompt:` (or `messages:`): the suite has nothing to ask"]
+    );
+}
+
+#[test]
+fn wrong_types_are_located() {
+    let (_, diags) = load_text(format!(
+        "{HEAD}repeat: many\ntags: solo\ncases:\n  - id: a\n    expected: b\n    vars: [1]\n"
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "4:9: `repeat`: invalid type: string \"many\", expected a non-negative integer",
+            "5:7: `tags`: invalid type: string \"solo\", expected a sequence",
+            "9:11: case `a` (at `vars`): invalid type: sequence, expected a map",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_ids_point_at_the_second_and_name_the_first() {
+    let (_, diags) = load_text(with_cases(
+        "  - {id: a, expected: x, vars: {question: q}}\n  - {id: b, expected: x, vars: {question: q}}\n  - {id: a, expected: y, vars: {question: q}}\n",
+    ));
+    assert_eq!(
+        diags,
+        vec!["7:5: duplicate case id `a`; first defined at line 5"]
+    );
+}
+
+#[test]
+fn unknown_provider_ids_are_suggested() {
+    let (_, diags) = load_text(
+        "suite: s\nproviders: [bot, prod-gtp]\nprompt: hi\ncases:\n  - {id: a, expected: b}\n",
+    );
+    assert_eq!(
+        diags,
+        vec!["2:18: unknown provider `prod-gtp`; did you mean `prod-gpt`?"]
+    );
+    let (_, diags) = load_text(
+        "suite: s\nproviders:\n  - {id: x, type: ecko}\nprompt: hi\ncases:\n  - {id: a, expected: b}\n",
+    );
+    assert_eq!(
+        diags,
+        vec!["3:19: unknown provider type `ecko` in provider `x`; did you mean `echo`?"]
+    );
+    let (_, diags) = load_text(
+        "suite: s\nproviders: [bot, bot]\nprompt: hi\ncases:\n  - {id: a, expected: b}\n",
+    );
+    assert_eq!(
+        diags,
+        vec!["2:18: duplicate provider `bot`; first listed at line 2"]
+    );
+    let (_, diags) =
+        load_text("suite: s\nproviders: []\nprompt: hi\ncases:\n  - {id: a, expected: b}\n");
+    assert_eq!(
+        diags,
+        vec!["2:12: `providers` must list at least one provider"]
+    );
+}
+
+#[test]
+fn assertion_errors_and_suggestions() {
+    let (_, diags) = load_text(with_cases(
+        r#"  - id: a
+    expected: "12"
+    vars: {question: q}
+    assert:
+      - type: contians
+      - {type: contains, normalize: [lowercase, colapse_whitespace]}
+      - {type: similarity, metric: levenstein}
+      - {type: similarity, algorithm: jaro-winker}
+      - {type: contains, threshold: 1.5}
+      - {type: contains, weight: -1}
+      - {type: length, min: 10, max: 2}
+      - {type: is-json, schema: {type: 12}}
+      - {type: contains, labels: [a]}
+      - {type: classification}
+      - {type: numeric, pattern: "\\d+"}
+"#,
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "9:15: unknown assertion type `contians`; did you mean `contains`?",
+            "10:49: unknown normalize `colapse_whitespace`; did you mean `collapse_whitespace`?",
+            "11:36: unknown similarity metric `levenstein`; did you mean `levenshtein`? (to name a run metric instead, give the algorithm with `algorithm:`)",
+            "12:39: unknown similarity algorithm `jaro-winker`; did you mean `jaro-winkler`?",
+            "13:37: threshold must be between 0 and 1, got 1.5",
+            "14:34: weight must be a non-negative number, got -1",
+            "15:29: min (10) is greater than max (2)",
+            "16:33: invalid JSON schema: 12 is not valid under any of the schemas listed in the 'anyOf' keyword",
+            "17:26: field `labels` does not apply to assertion type `contains`",
+            "18:9: assertion type `classification` needs a non-empty `labels` list",
+            "19:34: pattern needs a capture group `( )` around the number",
+        ]
+    );
+}
+
+#[test]
+fn values_default_to_expected_or_are_required() {
+    let (_, diags) = load_text(with_cases(
+        "  - id: a\n    vars: {question: q}\n    assert:\n      - type: equals\n  - id: b\n    expected: not a number\n    vars: {question: q}\n    assert: [{type: numeric}]\n  - id: c\n    expected: cat\n    vars: {question: q}\n    assert: [{type: classification, labels: [dog, bird]}]\n",
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "8:9: case `a`: assertion `equals` needs a `value`, and the case has no `expected`",
+            "12:14: case `b`: assertion `numeric` has no `value` and the case's `expected` (`not a number`) is not a number",
+            "16:14: case `c`: expected label `cat` of `classification` is not one of its labels (dog, bird)",
+        ]
+    );
+}
+
+#[test]
+fn model_assisted_types_are_parsed_but_unsupported() {
+    let (_, diags) = load_text(with_cases(
+        "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - type: hallucination\n        max: 0.2\n",
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "9:15: assertion type `hallucination` is model-assisted and not supported by this version of evalwatch yet"
+        ]
+    );
+}
+
+#[test]
+fn model_assisted_params_are_carried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = yaml::parse("type: llm-rubric\nrubric: polite\nweight: 2\nprovider: judge\n")
+        .expect("yaml")
+        .expect("doc");
+    let mut ctx = decode::Ctx::new(&dir.path().join("x.yaml"), false);
+    let _ = assertion::decode(&mut ctx, &node, "case `a`", dir.path());
+    // Unsupported: one diagnostic, and no assertion.
+    assert_eq!(ctx.diags.len(), 1);
+    assert!(ctx.diags[0].message.contains("model-assisted"));
+}
+
+#[test]
+fn case_without_expected_or_assert_and_undeclared_variables() {
+    let (_, diags) = load_text(with_cases(
+        "  - id: a\n    vars: {question: q}\n  - id: b\n    expected: x\n",
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "5:5: case `a` has no `expected` and no `assert`; give it an `expected` answer or assertions",
+            "7:5: case `b` does not define `question`, used by the prompt",
+        ]
+    );
+}
+
+#[test]
+fn template_syntax_errors_are_located_at_the_key() {
+    let (_, diags) = load_text(
+        "suite: s\nproviders: [bot]\nprompt: |\n  line one\n  {{ broken\ncases:\n  - {id: a, expected: b}\n",
+    );
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0].starts_with("3:1: template syntax error in the prompt (template line 2): "),
+        "{diags:?}"
+    );
+}
+
+#[test]
+fn defaults_are_merged() {
+    let (suite, diags) = load_text(format!(
+        "{HEAD}defaults:\n  vars: {{question: dq, lang: en}}\n  assert: [{{type: icontains}}]\n  threshold: 0.5\ncases:\n  - id: a\n    expected: yes\n    vars: {{question: own}}\n    assert: [{{type: starts-with, value: Y}}]\n  - id: b\n    expected: no\n    threshold: 0.9\n"
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    let suite = suite.expect("suite");
+    let a = &suite.cases[0];
+    assert_eq!(a.vars["question"], "own");
+    assert_eq!(a.vars["lang"], "en");
+    assert_eq!(a.threshold, Some(0.5));
+    assert_eq!(a.asserts.len(), 2);
+    assert_eq!(
+        a.asserts[0].check,
+        Check::IContains {
+            value: "yes".into()
+        }
+    );
+    assert_eq!(a.asserts[1].check, Check::StartsWith { value: "Y".into() });
+    let b = &suite.cases[1];
+    assert_eq!(b.threshold, Some(0.9));
+    assert_eq!(b.asserts[0].check, Check::IContains { value: "no".into() });
+}
+
+#[test]
+fn default_values_from_defaults_need_expected() {
+    let (_, diags) = load_text(format!(
+        "{HEAD}defaults:\n  assert: [{{type: equals}}]\ncases:\n  - id: a\n    vars: {{question: q}}\n"
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "7:5: case `a`: assertion `equals` needs a `value`, and the case has no `expected` (assertion `equals` from `defaults`)"
+        ]
+    );
+}
+
+#[test]
+fn default_contains_rule() {
+    let (suite, diags) = load_text(with_cases(
+        "  - {id: a, expected: 30 days, vars: {question: q}}\n",
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    let case = &suite.expect("suite").cases[0];
+    assert_eq!(case.asserts.len(), 1);
+    let rule = &case.asserts[0];
+    assert_eq!(rule.type_name, "contains");
+    assert_eq!(
+        rule.check,
+        Check::Contains {
+            value: "30 days".into()
+        }
+    );
+    assert_eq!(
+        rule.normalize,
+        vec![
+            Normalize::Lowercase,
+            Normalize::CollapseWhitespace,
+            Normalize::Trim,
+            Normalize::StripPunctuation
+        ]
+    );
+}
+
+#[test]
+fn env_expansion_in_values() {
+    let path = std::env::var("PATH").expect("PATH");
+    let (suite, diags) = load_text(with_cases(
+        "  - id: a\n    expected: \"${PATH}\"\n    vars: {question: \"${EVALWATCH_T_SUITE_UNSET_A:-fallback}\"}\n",
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    let case = &suite.expect("suite").cases[0];
+    assert_eq!(case.expected.as_deref(), Some(path.as_str()));
+    assert_eq!(case.vars["question"], "fallback");
+    let (_, diags) = load_text(with_cases(
+        "  - id: a\n    expected: \"${EVALWATCH_T_SUITE_UNSET_B}\"\n    vars: {question: q}\n",
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "6:15: environment variable `EVALWATCH_T_SUITE_UNSET_B` is not set; set it or use `${EVALWATCH_T_SUITE_UNSET_B:-default}`"
+        ]
+    );
+}
+
+#[test]
+fn includes_of_all_three_formats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "cases/a.jsonl",
+        "{\"id\": \"j1\", \"expected\": \"x\", \"vars\": {\"question\": \"q1\"}}\n\n{\"id\": \"j2\", \"vars\": {\"question\": \"q2\"}, \"assert\": [{\"type\": \"contains\", \"value\": \"y\"}]}\n",
+    );
+    write(
+        dir.path(),
+        "cases/b.csv",
+        "id,question,expected,tags,context\nc1,\"what, really?\",yes,a;b,ctx\nc2,q2,no,,\n",
+    );
+    write(
+        dir.path(),
+        "cases/c.yaml",
+        "- id: y1\n  expected: z\n  vars: {question: q}\n",
+    );
+    let suite_path = write(
+        dir.path(),
+        "s.yaml",
+        format!(
+            "{HEAD}cases:\n  - include: cases/a.jsonl\n  - include: cases/b.csv\n  - include: cases/c.yaml\n"
+        ),
+    );
+    let (suites, diags) = load_suites(&[suite_path], &project());
+    assert!(diags.is_empty(), "{diags}");
+    let cases = &suites[0].cases;
+    let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, vec!["j1", "j2", "c1", "c2", "y1"]);
+    let at = |i: usize| {
+        (
+            cases[i]
+                .location
+                .file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned()),
+            cases[i].location.line,
+        )
+    };
+    assert_eq!(at(0), (Some("a.jsonl".into()), 1));
+    assert_eq!(at(1), (Some("a.jsonl".into()), 3));
+    assert_eq!(at(2), (Some("b.csv".into()), 2));
+    assert_eq!(at(3), (Some("b.csv".into()), 3));
+    assert_eq!(at(4), (Some("c.yaml".into()), 1));
+    assert_eq!(
+        cases[1].asserts[0].check,
+        Check::Contains { value: "y".into() }
+    );
+    assert_eq!(cases[2].vars["question"], "what, really?");
+    assert_eq!(cases[2].tags, vec!["a", "b"]);
+    assert_eq!(cases[2].context, vec!["ctx"]);
+    assert_eq!(cases[3].expected.as_deref(), Some("no"));
+    assert!(cases[3].tags.is_empty());
+}
+
+#[test]
+fn include_errors_point_into_the_included_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "a.jsonl",
+        "{\"id\": \"j1\", \"expected\": \"x\", \"vars\": {\"question\": \"q\"}}\n{\"id\": \"j1\", \"expectd\": \"x\"}\nnot json\n",
+    );
+    write(dir.path(), "b.csv", "id,question\n,q\n");
+    let suite_path = write(
+        dir.path(),
+        "s.yaml",
+        format!(
+            "{HEAD}cases:\n  - include: a.jsonl\n  - include: b.csv\n  - include: missing.jsonl\n"
+        ),
+    );
+    let (suites, diags) = load_suites(&[suite_path], &project());
+    assert!(suites.is_empty());
+    let msgs: Vec<String> = diags
+        .0
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{}:{}: {}",
+                d.location
+                    .file
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                d.location.line,
+                d.location.col,
+                d.message
+            )
+        })
+        .collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "s.yaml:7:14: included file `missing.jsonl` not found (looked for ".to_owned()
+                + &dir.path().join("missing.jsonl").display().to_string()
+                + ")",
+            "a.jsonl:2:1: unknown field `expectd` in case `j1`; did you mean `expected`?"
+                .to_owned(),
+            "a.jsonl:2:1: duplicate case id `j1`; first defined at line 1".to_owned(),
+            "a.jsonl:2:1: case `j1` does not define `question`, used by the prompt".to_owned(),
+            "a.jsonl:3:2: invalid JSON: expected ident at line 1 column 2".to_owned(),
+            "b.csv:2:1: case has no `id`; every case needs a stable `id` (history follows it)"
+                .to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn rendering_prompt_system_and_messages() {
+    let (suite, diags) = load_text(
+        "suite: s\nproviders: [bot]\nsystem: You work for {{ company }}.\nprompt: \"Q: {{ question }} ({{ n + 1 }})\"\ncases:\n  - {id: a, expected: x, vars: {company: Acme, question: why, n: 1}}\n",
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let suite = suite.expect("suite");
+    let renderer = Renderer::new(&suite).expect("renderer");
+    let req = renderer.render(&suite.cases[0], 2).expect("render");
+    assert_eq!(req.case_id, "a");
+    assert_eq!(req.sample, 2);
+    assert_eq!(req.system.as_deref(), Some("You work for Acme."));
+    assert_eq!(req.messages.len(), 1);
+    assert_eq!(req.messages[0].role, "user");
+    assert_eq!(req.messages[0].content, "Q: why (2)");
+
+    let (suite, diags) = load_text(
+        "suite: s\nproviders: [bot]\nmessages:\n  - {role: user, content: \"Hi {{ name }}\"}\n  - {role: assistant, content: Hello}\n  - {role: user, content: \"{{ question }}\"}\ncases:\n  - {id: a, expected: x, vars: {name: Ann, question: why}}\n",
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let suite = suite.expect("suite");
+    let req = Renderer::new(&suite)
+        .expect("renderer")
+        .render(&suite.cases[0], 0)
+        .expect("render");
+    let got: Vec<(&str, &str)> = req
+        .messages
+        .iter()
+        .map(|m| (m.role.as_str(), m.content.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("user", "Hi Ann"), ("assistant", "Hello"), ("user", "why")]
+    );
+    assert_eq!(req.system, None);
+}
+
+#[test]
+fn rendering_is_strict_about_undefined_attributes() {
+    let (suite, diags) = load_text(
+        "suite: s\nproviders: [bot]\nprompt: \"{{ user.name }}\"\ncases:\n  - {id: a, expected: x, vars: {user: {age: 3}}}\n",
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let suite = suite.expect("suite");
+    assert!(
+        Renderer::new(&suite)
+            .expect("renderer")
+            .render(&suite.cases[0], 0)
+            .is_err()
+    );
+}
+
+#[test]
+fn messages_roles_are_checked() {
+    let (_, diags) = load_text(
+        "suite: s\nproviders: [bot]\nmessages:\n  - {role: usr, content: hi}\ncases:\n  - {id: a, expected: b}\n",
+    );
+    assert_eq!(
+        diags,
+        vec!["4:12: unknown role `usr`; use system, user or assistant; did you mean `user`?"]
+    );
+}
+
+#[test]
+fn hashes_survive_reformatting_but_not_edits() {
+    let a = load_text(with_cases(
+        "  - {id: a, expected: x, vars: {question: q, lang: en}}\n",
+    ))
+    .0
+    .expect("a");
+    let b = load_text(
+        "# reformatted\nsuite:   demo\nproviders:\n  - bot\nprompt: 'Q: {{ question }}'\ncases:\n  -   id: a\n      vars:\n        lang: en\n        question: q\n      expected: \"x\"\n",
+    )
+    .0
+    .expect("b");
+    let c = load_text(with_cases(
+        "  - {id: a, expected: y, vars: {question: q, lang: en}}\n",
+    ))
+    .0
+    .expect("c");
+    assert_eq!(a.cases[0].hash, b.cases[0].hash);
+    assert_eq!(a.hash, b.hash);
+    assert_ne!(a.cases[0].hash, c.cases[0].hash);
+    assert_ne!(a.hash, c.hash);
+}
+
+#[test]
+fn gates_are_checked() {
+    let (_, diags) = load_text(with_cases(
+        "  - {id: a, expected: x, vars: {question: q}}\ngates:\n  pass_rte: {min: 0.9}\n  error_rate: {min: 0.5, max: 0.1}\n  cost_usd: {}\n",
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "7:3: unknown gate metric `pass_rte`; did you mean `pass_rate`?",
+            "8:15: gate `error_rate`: min (0.5) is greater than max (0.1)",
+            "9:13: gate `cost_usd` needs `min` or `max`",
+        ]
+    );
+}
+
+#[test]
+fn schedule_and_alerts_light_checks() {
+    let (_, diags) = load_text(format!(
+        "{HEAD}schedule: every day\nalerts:\n  - {{drop: 0.1}}\ncases:\n  - {{id: a, expected: x, vars: {{question: q}}}}\n"
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "4:11: invalid schedule `every day`: use 5 cron fields (`0 6 * * *`) or @hourly, @daily, @weekly, @monthly, @yearly",
+            "6:5: alert rule needs a `metric`",
+        ]
+    );
+    let (suite, diags) = load_text(format!(
+        "{HEAD}schedule: '@daily'\ncases:\n  - {{id: a, expected: x, vars: {{question: q}}}}\n"
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(suite.expect("suite").schedule.as_deref(), Some("@daily"));
+}
+
+#[test]
+fn empty_file_tabs_and_invalid_utf8() {
+    let (_, diags) = load_text("");
+    assert_eq!(
+        diags,
+        vec!["1:1: file is empty; a suite needs at least `suite:` and `cases:`"]
+    );
+    let (_, diags) = load_text("# only a comment\n");
+    assert_eq!(
+        diags,
+        vec!["1:1: file is empty; a suite needs at least `suite:` and `cases:`"]
+    );
+    let (_, diags) = load_text("suite: s\ncases:\n\t- id: a\n");
+    assert_eq!(
+        diags,
+        vec!["3:1: invalid YAML: tabs disallowed within this context (block indentation)"]
+    );
+    let (_, diags) = load_text(b"suite: s\nprompt: caf\xe9\n");
+    assert_eq!(
+        diags,
+        vec!["2:12: invalid UTF-8: the file must be UTF-8 text"]
+    );
+}
+
+#[test]
+fn garbage_and_truncated_input_never_panic() {
+    let full = with_cases(
+        "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - {type: regex, value: \"a+\"}\n",
+    );
+    let (suite, diags) = load_text(&full);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert!(suite.is_some());
+    for cut in 0..full.len() {
+        let (suite, diags) = load_text(&full[..cut]);
+        assert!(suite.is_some() || !diags.is_empty(), "cut at {cut}");
+    }
+    // Deterministic pseudo-random bytes (xorshift), biased towards YAML punctuation.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let alphabet = b"- :{}[]\"'\n\t#&*!|>%@`,?abc123\\\xff\xc3";
+    for _ in 0..200 {
+        let mut bytes = Vec::new();
+        for _ in 0..(state % 300) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            bytes.push(alphabet[(state % alphabet.len() as u64) as usize]);
+        }
+        let (suite, diags) = load_text(&bytes);
+        assert!(suite.is_none() && !diags.is_empty());
+    }
+}
+
+#[test]
+fn a_50_mb_jsonl_file_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    let filler = "lorem ipsum dolor sit amet ".repeat(74);
+    let mut written = 0usize;
+    let mut n = 0usize;
+    while written < 50 * 1024 * 1024 {
+        let line = format!(
+            "{{\"id\": \"case-{n}\", \"expected\": \"x\", \"vars\": {{\"question\": \"{filler}\"}}}}\n"
+        );
+        file.write_all(line.as_bytes()).expect("write");
+        written += line.len();
+        n += 1;
+    }
+    file.flush().expect("flush");
+    drop(file);
+    let suite_path = write(
+        dir.path(),
+        "s.yaml",
+        format!("{HEAD}cases:\n  - include: big.jsonl\n"),
+    );
+    let (suites, diags) = load_suites(&[suite_path], &project());
+    assert!(
+        diags.is_empty(),
+        "{}",
+        diags
+            .0
+            .iter()
+            .take(3)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(suites[0].cases.len(), n);
+    assert_eq!(suites[0].cases[n - 1].location.line, n);
+}
+
+#[test]
+fn project_config_loads_and_is_validated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "evalwatch.yaml",
+        "store: data/evalwatch.db\nreports: out\nproviders:\n  - id: prod-gpt\n    type: openai\n    model: gpt-4o-mini\n    params: {temperature: 0}\n    pricing: {input_per_mtok: 0.15, output_per_mtok: 0.60}\n    rate_limit: {rpm: 500}\njudge: prod-gpt\nsinks:\n  - id: oncall\n    type: slack\n    url_env: SLACK_WEBHOOK_URL\n    min_severity: warning\n    headers: {X-Key: '${EVALWATCH_T_SINK_KEY}'}\nalerts:\n  - {metric: pass_rate, drop: 0.05}\nerror_budget: 0.25\n",
+    );
+    let config = load_project(None, dir.path()).expect("config");
+    assert_eq!(config.root, dir.path());
+    assert_eq!(config.store, Some(dir.path().join("data/evalwatch.db")));
+    assert_eq!(config.reports, Some(dir.path().join("out")));
+    assert_eq!(config.providers[0].params["temperature"], 0);
+    assert_eq!(config.providers[0].rate_limit.rpm, Some(500));
+    assert_eq!(config.judge.as_deref(), Some("prod-gpt"));
+    assert_eq!(config.sinks[0].kind, "slack");
+    assert_eq!(config.sinks[0].settings["url_env"], "SLACK_WEBHOOK_URL");
+    assert_eq!(
+        config.sinks[0].settings["headers"]["X-Key"],
+        "${EVALWATCH_T_SINK_KEY}"
+    );
+    assert_eq!(config.alerts.len(), 1);
+    assert_eq!(config.error_budget, Some(0.25));
+
+    let bad = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        bad.path(),
+        "evalwatch.yaml",
+        "providers:\n  - {id: a, type: echo}\n  - {id: a, type: echo}\njudge: b\nsinks:\n  - {id: s, type: slak}\nerror_budget: 2\nstroe: x\n",
+    );
+    let err = load_project(Some(&path), Path::new("/")).expect_err("invalid");
+    let msgs: Vec<String> = err
+        .0
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.location.line, d.location.col, d.message))
+        .collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "3:5: duplicate provider id `a`; first defined at line 2",
+            "4:8: judge `b` is not a provider defined in evalwatch.yaml",
+            "6:19: unknown sink type `slak`; did you mean `slack`?",
+            "7:15: error_budget must be between 0 and 1, got 2",
+            "8:1: unknown field `stroe` in evalwatch.yaml; did you mean `store`?",
+        ]
+    );
+}
+
+#[test]
+fn project_defaults_when_absent_and_missing_explicit_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = load_project(None, dir.path()).expect("defaults");
+    assert_eq!(config.root, dir.path());
+    assert!(config.source.is_none());
+    assert!(config.providers.is_empty());
+    let err = load_project(Some(Path::new("nope.yaml")), dir.path()).expect_err("missing");
+    assert_eq!(err.to_string(), "nope.yaml: config file not found");
+}
+
+#[test]
+fn discovering_suite_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "b.yaml", "x");
+    write(dir.path(), "a.yml", "x");
+    write(dir.path(), "notes.txt", "x");
+    write(dir.path(), "cases/c.yaml", "x");
+    let files = discover_suite_files(&[dir.path().to_path_buf()]).expect("files");
+    assert_eq!(
+        files,
+        vec![dir.path().join("a.yml"), dir.path().join("b.yaml")]
+    );
+    let single = dir.path().join("notes.txt");
+    assert_eq!(
+        discover_suite_files(std::slice::from_ref(&single)).expect("file"),
+        vec![single]
+    );
+    let missing = dir.path().join("missing");
+    let err = discover_suite_files(&[missing]).expect_err("missing");
+    assert!(
+        err.to_string().ends_with("missing: no such file or folder"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_suite_names_across_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = with_cases("  - {id: a, expected: x, vars: {question: q}}\n");
+    let a = write(dir.path(), "a.yaml", &text);
+    let b = write(dir.path(), "b.yaml", &text);
+    let (suites, diags) = load_suites(&[a, b], &project());
+    assert_eq!(suites.len(), 1);
+    assert_eq!(diags.0.len(), 1);
+    assert!(
+        diags.0[0]
+            .message
+            .contains("suite name `demo` is also used by")
+    );
+}
