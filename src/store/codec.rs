@@ -1,10 +1,10 @@
 //! Conversions between the model types and SQL values.
 
 use rusqlite::{Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::model::{CaseStatus, ErrorKind, RunInfo, RunStatus};
+use crate::model::{AssertionOutcome, CaseStatus, ErrorKind, RunInfo, RunStatus};
 
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value)
@@ -64,6 +64,108 @@ pub(crate) fn run_ref(conn: &Connection, run_id: &str) -> Result<i64, StoreError
         .ok_or_else(|| StoreError::UnknownRun {
             run_id: run_id.to_owned(),
         })
+}
+
+/// One assertion as stored in the `assertions` JSON column of a result: the field names of
+/// the machine output, with default values left out (`weight` 1, `metric` none, `unscorable`
+/// false, `details` null). A NaN score or weight is written as `null` and read back as NaN.
+#[derive(Serialize)]
+struct AssertionOut<'a> {
+    #[serde(rename = "type")]
+    type_name: &'a str,
+    pass: bool,
+    score: f64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reason: &'a str,
+    #[serde(skip_serializing_if = "is_one")]
+    weight: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    unscorable: bool,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    details: &'a serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct AssertionIn {
+    #[serde(rename = "type")]
+    type_name: String,
+    pass: bool,
+    score: Option<f64>,
+    #[serde(default)]
+    reason: String,
+    #[serde(default = "some_one")]
+    weight: Option<f64>,
+    #[serde(default)]
+    metric: Option<String>,
+    #[serde(default)]
+    unscorable: bool,
+    #[serde(default)]
+    details: serde_json::Value,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, clippy::float_cmp)]
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+#[allow(clippy::unnecessary_wraps)]
+fn some_one() -> Option<f64> {
+    Some(1.0)
+}
+
+/// The `assertions` column of a result: NULL when there are none.
+pub(crate) fn assertions_to_json(list: &[AssertionOutcome]) -> Result<Option<String>, StoreError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let out: Vec<AssertionOut<'_>> = list
+        .iter()
+        .map(|a| AssertionOut {
+            type_name: &a.type_name,
+            pass: a.pass,
+            score: a.score,
+            reason: &a.reason,
+            weight: a.weight,
+            metric: a.metric.as_deref(),
+            unscorable: a.unscorable,
+            details: &a.details,
+        })
+        .collect();
+    to_json(&out).map(Some)
+}
+
+pub(crate) fn assertions_from_json(
+    text: Option<&str>,
+    run_id: &str,
+) -> Result<Vec<AssertionOutcome>, StoreError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let list: Vec<AssertionIn> = serde_json::from_str(text).map_err(|e| {
+        StoreError::Other(format!(
+            "read run {run_id}: the assertions of a result are not valid: {e}"
+        ))
+    })?;
+    Ok(list
+        .into_iter()
+        .map(|a| AssertionOutcome {
+            type_name: a.type_name,
+            pass: a.pass,
+            score: a.score.unwrap_or(f64::NAN),
+            reason: a.reason,
+            details: a.details,
+            weight: a.weight.unwrap_or(f64::NAN),
+            metric: a.metric,
+            unscorable: a.unscorable,
+        })
+        .collect())
 }
 
 /// Columns of a run header, in the order [`RawRun::from_row`] reads them.
@@ -157,6 +259,65 @@ mod tests {
         assert_eq!(to_u32(i64::MAX), 0);
         assert_eq!(to_u32(5), 5);
         assert_eq!(to_usize(-3), 0);
+    }
+
+    fn outcome(type_name: &str) -> AssertionOutcome {
+        AssertionOutcome {
+            type_name: type_name.to_owned(),
+            pass: true,
+            score: 1.0,
+            reason: String::new(),
+            details: serde_json::Value::Null,
+            weight: 1.0,
+            metric: None,
+            unscorable: false,
+        }
+    }
+
+    #[test]
+    fn assertions_are_stored_compactly_and_read_back_whole() {
+        let plain = outcome("contains");
+        let full = AssertionOutcome {
+            type_name: "hallucination".to_owned(),
+            pass: false,
+            score: 0.25,
+            reason: "2 unsupported spans".to_owned(),
+            details: serde_json::json!({"unsupported": ["a"]}),
+            weight: 2.5,
+            metric: Some("grounded".to_owned()),
+            unscorable: true,
+        };
+        let text = assertions_to_json(&[plain.clone(), full.clone()])
+            .unwrap()
+            .unwrap();
+        // Defaults are left out of the stored text.
+        assert!(
+            text.starts_with(r#"[{"type":"contains","pass":true,"score":1.0},"#),
+            "{text}"
+        );
+        assert_eq!(
+            assertions_from_json(Some(&text), "r").unwrap(),
+            vec![plain, full]
+        );
+        assert_eq!(assertions_to_json(&[]).unwrap(), None);
+        assert!(assertions_from_json(None, "r").unwrap().is_empty());
+    }
+
+    #[test]
+    fn nan_assertion_numbers_survive_as_nan() {
+        let mut a = outcome("x");
+        a.score = f64::NAN;
+        a.weight = f64::NAN;
+        let text = assertions_to_json(&[a]).unwrap().unwrap();
+        let back = assertions_from_json(Some(&text), "r").unwrap();
+        assert!(back[0].score.is_nan() && back[0].weight.is_nan(), "{text}");
+    }
+
+    #[test]
+    fn malformed_assertions_are_an_error() {
+        let err = assertions_from_json(Some("{not json"), "r7").unwrap_err();
+        assert!(err.to_string().contains("run r7"), "{err}");
+        assert!(assertions_from_json(Some(r#"[{"pass":true}]"#), "r").is_err());
     }
 
     #[test]

@@ -5,8 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use super::codec::{self, RUN_SELECT, RawRun};
 use super::{RunRow, Store, StoreError};
 use crate::model::{
-    AssertionOutcome, CaseStatus, GateResult, Job, LabelPair, Metrics, ProviderMetrics,
-    ResultRecord, RunInfo,
+    CaseStatus, GateResult, Job, LabelPair, Metrics, ProviderMetrics, ResultRecord, RunInfo,
 };
 
 /// How many matching ids an ambiguous-prefix error lists.
@@ -15,15 +14,12 @@ const AMBIGUOUS_SHOWN: usize = 5;
 const RESULT_SELECT: &str = "SELECT x.id, x.seq, x.case_index, c.case_id, x.provider_index,
     x.provider, x.sample, c.hash, coalesce(x.tags, c.tags), p.text, x.status, x.score,
     x.output, x.error, x.error_kind, x.latency_ms, x.tokens_in, x.tokens_out, x.cost_usd,
-    x.finish_reason, x.attempts, x.label_expected, x.label_predicted
+    x.finish_reason, x.attempts, x.label_expected, x.label_predicted, x.assertions
     FROM results x
     JOIN cases c ON c.id = x.case_ref
     LEFT JOIN prompts p ON p.id = x.prompt_ref
     WHERE x.run_ref = ?1
     ORDER BY x.seq";
-
-const ASSERTION_SELECT: &str = "SELECT type, pass, score, reason, details, weight, metric,
-    unscorable FROM assertions WHERE result_ref = ?1 ORDER BY idx";
 
 impl Store {
     /// History, newest first, optionally of one suite; at most `limit` runs (0: no limit).
@@ -159,10 +155,8 @@ impl Store {
     {
         let run_ref = codec::run_ref(&self.conn, run_id)?;
         let mut st = self.conn.prepare_cached(RESULT_SELECT)?;
-        let mut assertions = self.conn.prepare_cached(ASSERTION_SELECT)?;
         let mut rows = st.query([run_ref])?;
         while let Some(r) = rows.next()? {
-            let result_ref: i64 = r.get(0)?;
             let tags: String = r.get(8)?;
             let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| {
                 StoreError::Other(format!(
@@ -170,6 +164,7 @@ impl Store {
                 ))
             })?;
             let status: String = r.get(10)?;
+            let assertions: Option<String> = r.get(23)?;
             let error_kind: Option<String> = r.get(14)?;
             let label_expected: Option<String> = r.get(21)?;
             let label = label_expected.map(|expected| -> rusqlite::Result<LabelPair> {
@@ -201,7 +196,7 @@ impl Store {
                 cost_usd: r.get(18)?,
                 finish_reason: r.get(19)?,
                 attempts: codec::to_u32(r.get(20)?),
-                assertions: read_assertions(&mut assertions, result_ref, run_id)?,
+                assertions: codec::assertions_from_json(assertions.as_deref(), run_id)?,
                 label: label.transpose()?,
             };
             f(record)?;
@@ -257,35 +252,4 @@ impl Store {
             .query_row([suite, before], |r| r.get(0))
             .optional()?)
     }
-}
-
-fn read_assertions(
-    st: &mut rusqlite::CachedStatement<'_>,
-    result_ref: i64,
-    run_id: &str,
-) -> Result<Vec<AssertionOutcome>, StoreError> {
-    let mut rows = st.query([result_ref])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let details: Option<String> = r.get(4)?;
-        let details = match details {
-            None => serde_json::Value::Null,
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                StoreError::Other(format!(
-                    "read run {run_id}: assertion details are not valid JSON: {e}"
-                ))
-            })?,
-        };
-        out.push(AssertionOutcome {
-            type_name: r.get(0)?,
-            pass: r.get(1)?,
-            score: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
-            reason: r.get(3)?,
-            details,
-            weight: r.get::<_, Option<f64>>(5)?.unwrap_or(f64::NAN),
-            metric: r.get(6)?,
-            unscorable: r.get(7)?,
-        });
-    }
-    Ok(out)
 }

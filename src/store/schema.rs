@@ -20,6 +20,9 @@ pub(crate) const MIGRATIONS: [(&str, &str); 2] = [
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// Page size of a new database file.
+pub(crate) const PAGE_SIZE: u32 = 16384;
+
 /// How long a connection waits for another writer before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -51,6 +54,9 @@ pub(crate) fn connect_at(path: &Path, target: u32) -> Result<Connection, StoreEr
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Only takes effect on a new, empty file: results are ~1 KB rows, and 16 KiB pages wrote
+    // 20% faster than the default 4 KiB (docs/performance.md).
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     // `journal_mode` answers with the mode in effect; WAL is persistent once set.
     let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -142,8 +148,8 @@ mod tests {
             .unwrap();
         assert_eq!(fk, 1);
         let tables = table_names(&conn, "table");
+        assert!(!tables.contains(&"assertions".to_owned()));
         for t in [
-            "assertions",
             "cases",
             "prompts",
             "results",
@@ -155,7 +161,14 @@ mod tests {
             assert!(tables.contains(&t.to_owned()), "missing table {t}");
         }
         let views = table_names(&conn, "view");
-        assert_eq!(views, vec!["result_rows", "run_headlines"]);
+        assert_eq!(
+            views,
+            vec!["assertion_rows", "result_rows", "run_headlines"]
+        );
+        let page: u32 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(page, PAGE_SIZE);
         // Opening again is a no-op.
         drop(conn);
         let conn = connect(&path).unwrap();

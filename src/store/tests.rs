@@ -159,11 +159,10 @@ fn a_version_1_database_with_data_is_migrated_and_keeps_it() {
                      'complete', '[\"p\"]', 1, 1, 'h', '0.0.1');
          INSERT INTO prompts (id, hash, text) VALUES (1, x'00', 'the old prompt');
          INSERT INTO results (id, run_ref, seq, case_ref, case_index, provider, provider_index,
-                              sample, status, score, attempts, prompt_ref, output)
-             VALUES (1, 1, 0, 1, 0, 'p', 0, 0, 'failed', 0.5, 2, 1, 'old output');
-         INSERT INTO assertions (result_ref, idx, type, pass, score, weight, metric,
-                                 unscorable, reason, details)
-             VALUES (1, 0, 'equals', 0, 0.5, 1.0, NULL, 0, 'differs', '{\"d\":1}');",
+                              sample, status, score, attempts, prompt_ref, assertions, output)
+             VALUES (1, 1, 0, 1, 0, 'p', 0, 0, 'failed', 0.5, 2, 1,
+                     '[{\"type\":\"equals\",\"pass\":false,\"score\":0.5,\"reason\":\"differs\",\"details\":{\"d\":1}}]',
+                     'old output');",
     )
     .unwrap();
     drop(conn);
@@ -187,6 +186,14 @@ fn a_version_1_database_with_data_is_migrated_and_keeps_it() {
     assert_eq!(r.assertions[0].details, serde_json::json!({"d": 1}));
     // The views of migration 2 see the old data.
     assert_eq!(count(&path, "SELECT count(*) FROM result_rows"), 1);
+    assert_eq!(
+        count(
+            &path,
+            "SELECT count(*) FROM assertion_rows WHERE type = 'equals' AND pass = 0 \
+             AND reason = 'differs' AND weight = 1.0"
+        ),
+        1
+    );
     assert_eq!(store.runs(Some("old"), 0).unwrap().len(), 1);
 }
 

@@ -34,7 +34,8 @@ CREATE TABLE runs (
     started_at        TEXT NOT NULL,
     finished_at       TEXT,
     status            TEXT NOT NULL
-                      CHECK (status IN ('running', 'complete', 'incomplete', 'failed')),
+                      CHECK (status = 'running' OR status = 'complete' OR status = 'incomplete'
+                             OR status = 'failed'),
     providers         TEXT NOT NULL DEFAULT '[]',
     planned           INTEGER NOT NULL,
     pid               INTEGER,
@@ -52,6 +53,11 @@ CREATE TABLE prompts (
 
 -- One row per job of a run. Short fixed columns first, long text last.
 -- `tags` is NULL when the result carries the tags of its case row (the usual case).
+-- `assertions` holds the verdict of each assertion, in suite order, as one compact JSON array
+-- (NULL when there are none): objects with `type`, `pass`, `score` and, when not the default,
+-- `reason`, `weight` (1), `metric`, `unscorable` (false), `details`. One row per assertion
+-- halved the write rate; see docs/performance.md. The view `assertion_rows` (version 2)
+-- shows them as rows.
 CREATE TABLE results (
     id              INTEGER PRIMARY KEY,
     run_ref         INTEGER NOT NULL REFERENCES runs (id),
@@ -61,8 +67,11 @@ CREATE TABLE results (
     provider        TEXT NOT NULL,
     provider_index  INTEGER NOT NULL,
     sample          INTEGER NOT NULL,
+    -- Comparisons, not IN (...): SQLite builds a temporary table for an IN list on every
+    -- row checked, which cost a third of the write rate.
     status          TEXT NOT NULL
-                    CHECK (status IN ('passed', 'failed', 'error', 'unscorable')),
+                    CHECK (status = 'passed' OR status = 'failed' OR status = 'error'
+                           OR status = 'unscorable'),
     score           REAL,
     latency_ms      REAL,
     tokens_in       INTEGER,
@@ -75,26 +84,11 @@ CREATE TABLE results (
     label_expected  TEXT,
     label_predicted TEXT,
     tags            TEXT,
+    assertions      TEXT,
     error           TEXT,
     output          TEXT,
     UNIQUE (run_ref, seq)
 );
-
--- The verdict of each assertion of a result, in the order the suite lists them.
--- Scores and weights are nullable because SQLite stores a NaN as NULL.
-CREATE TABLE assertions (
-    result_ref INTEGER NOT NULL REFERENCES results (id),
-    idx        INTEGER NOT NULL,
-    type       TEXT NOT NULL,
-    pass       INTEGER NOT NULL,
-    score      REAL,
-    weight     REAL,
-    metric     TEXT,
-    unscorable INTEGER NOT NULL,
-    reason     TEXT NOT NULL,
-    details    TEXT,
-    PRIMARY KEY (result_ref, idx)
-) WITHOUT ROWID;
 
 -- Metrics of a run per provider (`tag` NULL) and per provider and tag: the whole `Metrics`
 -- as JSON, plus the headline numbers as columns for trend queries.

@@ -53,3 +53,20 @@ FROM run_metrics m
 JOIN runs r ON r.id = m.run_ref
 JOIN suites s ON s.id = r.suite_ref
 WHERE m.tag IS NULL;
+
+-- One row per assertion of a result, from the JSON column of `results`.
+CREATE VIEW assertion_rows AS
+SELECT
+    x.id                                          AS result_id,
+    x.run_ref                                     AS run_ref,
+    CAST(a.key AS INTEGER)                        AS idx,
+    json_extract(a.value, '$.type')               AS type,
+    json_extract(a.value, '$.pass')               AS pass,
+    json_extract(a.value, '$.score')              AS score,
+    coalesce(json_extract(a.value, '$.reason'), '') AS reason,
+    coalesce(json_extract(a.value, '$.weight'), 1.0) AS weight,
+    json_extract(a.value, '$.metric')             AS metric,
+    coalesce(json_extract(a.value, '$.unscorable'), 0) AS unscorable,
+    json_extract(a.value, '$.details')            AS details
+FROM results x, json_each(x.assertions) a
+WHERE x.assertions IS NOT NULL;
