@@ -56,8 +56,8 @@ CREATE TABLE prompts (
 -- `assertions` holds the verdict of each assertion, in suite order, as one compact JSON array
 -- (NULL when there are none): objects with `type`, `pass`, `score` and, when not the default,
 -- `reason`, `weight` (1), `metric`, `unscorable` (false), `details`. One row per assertion
--- halved the write rate; see docs/performance.md. The view `assertion_rows` (version 2)
--- shows them as rows.
+-- wrote more slowly (docs/performance.md). The view `assertion_rows` (version 2) shows them
+-- as rows.
 CREATE TABLE results (
     id              INTEGER PRIMARY KEY,
     run_ref         INTEGER NOT NULL REFERENCES runs (id),
