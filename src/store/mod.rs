@@ -1,13 +1,29 @@
-//! History in SQLite: the only module that touches the database.
+//! History in `SQLite`: the only module that touches the database.
 //!
 //! `Store` is the read side and run bookkeeping; `Writer` is the single writer of results,
 //! running on its own thread and saving each result as it arrives, in batched transactions.
+//!
+//! The file is opened in WAL mode with a busy timeout, so that readers never block the writer
+//! and several processes (or threads) can write different runs to one file at once: every
+//! write is an immediate transaction that waits its turn. The schema is created and upgraded
+//! by the numbered migrations in `src/store/migrations/`, tracked in `PRAGMA user_version`.
 
-use std::path::Path;
+mod codec;
+mod read;
+mod schema;
+mod writer;
 
-use crate::model::{
-    CaseStatus, GateResult, ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
-};
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
+
+pub use schema::SCHEMA_VERSION;
+pub use writer::{Writer, WriterStats};
 
 /// Failures of the store. Messages read after "failed to ...".
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +45,22 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store: {0}")]
     Other(String),
+    /// No run has this id.
+    #[error("find run {run_id}: no such run in the store (`evalwatch runs` lists them)")]
+    UnknownRun { run_id: String },
+    /// A run id prefix matches several runs.
+    #[error(
+        "find run {prefix}: the prefix is ambiguous, it matches {}; give more characters",
+        matches.join(", ")
+    )]
+    AmbiguousRun {
+        prefix: String,
+        /// Some of the matching run ids (at most five).
+        matches: Vec<String>,
+    },
+    /// The writer thread failed; what it was doing and why.
+    #[error("write the results of run {run_id}: {message}")]
+    Writer { run_id: String, message: String },
 }
 
 /// One row of `runs` history with its per-provider metrics (tag None only).
@@ -38,23 +70,46 @@ pub struct RunRow {
     pub metrics: Vec<ProviderMetrics>,
 }
 
-/// An open SQLite store (WAL, busy timeout, foreign keys, migrated).
-pub struct Store {}
+/// An open `SQLite` store (WAL, busy timeout, foreign keys, migrated).
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Store {
-    /// Open (creating if needed) and migrate.
+    /// Open (creating if needed, parent directories included) and migrate.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let _ = path;
-        todo!()
+        let conn = schema::connect(path)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file this store was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Schema version (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        todo!()
+        Ok(schema::user_version(&self.conn)?)
     }
 
     /// Record the suite (and any new case versions) and insert the run as `running`.
     /// `pid` and `host` identify the process, so that a crashed run can be found later.
+    ///
+    /// The status in `run` is ignored: a run begins `running`. Beginning a run whose id is
+    /// already stored (resuming it) marks it `running` again with the new pid and host and
+    /// keeps its results; the id must belong to a run of the same suite.
     pub fn begin_run(
         &mut self,
         run: &RunInfo,
@@ -62,11 +117,87 @@ impl Store {
         pid: u32,
         host: &str,
     ) -> Result<(), StoreError> {
-        let _ = (run, suite, pid, host);
-        todo!()
+        if run.suite != suite.name {
+            return Err(StoreError::Other(format!(
+                "begin run {}: it names suite {} but the suite given is {}",
+                run.run_id, run.suite, suite.name
+            )));
+        }
+        let providers = codec::to_json(&run.providers)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let suite_ref: i64 = tx.query_row(
+            "INSERT INTO suites (name, description, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO UPDATE
+                SET description = excluded.description, last_seen = excluded.last_seen
+             RETURNING id",
+            params![suite.name, suite.description, run.started_at],
+            |r| r.get(0),
+        )?;
+        {
+            let mut add_case = tx.prepare_cached(
+                "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (suite_ref, case_id, hash) DO NOTHING",
+            )?;
+            for case in &suite.cases {
+                add_case.execute(params![
+                    suite_ref,
+                    case.id,
+                    case.hash,
+                    codec::to_json(&case.tags)?,
+                    run.started_at
+                ])?;
+            }
+        }
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT suite_ref FROM runs WHERE run_id = ?1",
+                [&run.run_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match existing {
+            Some(owner) if owner != suite_ref => {
+                return Err(StoreError::Other(format!(
+                    "begin run {}: that id already belongs to a run of another suite",
+                    run.run_id
+                )));
+            }
+            Some(_) => {
+                tx.execute(
+                    "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?2, host = ?3
+                     WHERE run_id = ?1",
+                    params![run.run_id, pid, host],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO runs (run_id, suite_ref, suite_hash, started_at, finished_at,
+                                       status, providers, planned, pid, host, evalwatch_version)
+                     VALUES (?1, ?2, ?3, ?4, NULL, 'running', ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        run.run_id,
+                        suite_ref,
+                        run.suite_hash,
+                        run.started_at,
+                        providers,
+                        codec::to_i64(run.planned),
+                        pid,
+                        host,
+                        env!("CARGO_PKG_VERSION"),
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
-    /// Close a run: status, finish time, metrics and gate results.
+    /// Close a run: status, finish time, metrics and gate results. Calling it again replaces
+    /// the metrics and gates stored before.
     pub fn finish_run(
         &mut self,
         run_id: &str,
@@ -75,99 +206,86 @@ impl Store {
         metrics: &[ProviderMetrics],
         gates: &[GateResult],
     ) -> Result<(), StoreError> {
-        let _ = (run_id, status, finished_at, metrics, gates);
-        todo!()
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let run_ref = codec::run_ref(&tx, run_id)?;
+        tx.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            params![run_ref, status.as_str(), finished_at],
+        )?;
+        tx.execute("DELETE FROM run_metrics WHERE run_ref = ?1", [run_ref])?;
+        tx.execute("DELETE FROM run_gates WHERE run_ref = ?1", [run_ref])?;
+        {
+            let mut add_metrics = tx.prepare_cached(
+                "INSERT INTO run_metrics (run_ref, provider, tag, pass_rate, mean_score,
+                     error_rate, latency_p95_ms, cost_usd, hallucination_rate, metrics)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for pm in metrics {
+                let m = &pm.metrics;
+                add_metrics.execute(params![
+                    run_ref,
+                    pm.provider,
+                    pm.tag,
+                    m.pass_rate,
+                    m.mean_score,
+                    m.error_rate,
+                    m.latency_p95_ms,
+                    m.cost_usd,
+                    m.hallucination_rate,
+                    codec::to_json(m)?,
+                ])?;
+            }
+            let mut add_gate = tx.prepare_cached(
+                "INSERT INTO run_gates (run_ref, idx, metric, provider, bound, value, ok)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (i, g) in gates.iter().enumerate() {
+                add_gate.execute(params![
+                    run_ref,
+                    codec::usize_to_i64(i),
+                    g.metric,
+                    g.provider,
+                    g.limit,
+                    g.value,
+                    g.ok
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
-    /// Runs still marked `running`, with their pid and host.
+    /// Runs still marked `running`, with their pid and host, oldest first.
     pub fn running_runs(&self) -> Result<Vec<(String, u32, String)>, StoreError> {
-        todo!()
+        let mut st = self.conn.prepare_cached(
+            "SELECT run_id, pid, host FROM runs WHERE status = 'running'
+             ORDER BY julianday(started_at), id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let pid: Option<i64> = r.get(1)?;
+            let host: Option<String> = r.get(2)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+                host.unwrap_or_default(),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Set a run's status (used to mark a crashed run incomplete).
     pub fn set_run_status(&mut self, run_id: &str, status: RunStatus) -> Result<(), StoreError> {
-        let _ = (run_id, status);
-        todo!()
-    }
-
-    /// History, newest first.
-    pub fn runs(&self, suite: Option<&str>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
-        let _ = (suite, limit);
-        todo!()
-    }
-
-    /// One run's header; accepts a unique prefix of the id.
-    pub fn run(&self, run_id: &str) -> Result<Option<RunInfo>, StoreError> {
-        let _ = run_id;
-        todo!()
-    }
-
-    /// All stored metrics of a run (per provider, and per provider and tag).
-    pub fn run_metrics(&self, run_id: &str) -> Result<Vec<ProviderMetrics>, StoreError> {
-        let _ = run_id;
-        todo!()
-    }
-
-    pub fn run_gates(&self, run_id: &str) -> Result<Vec<GateResult>, StoreError> {
-        let _ = run_id;
-        todo!()
-    }
-
-    /// Stream a run's results in plan order, with their assertions and prompt.
-    pub fn for_each_result<F>(&self, run_id: &str, f: F) -> Result<(), StoreError>
-    where
-        F: FnMut(ResultRecord) -> Result<(), StoreError>,
-    {
-        let _ = (run_id, f);
-        todo!()
-    }
-
-    /// Status of each (case id, provider, sample) of a run, for flips against a baseline.
-    pub fn result_statuses(
-        &self,
-        run_id: &str,
-    ) -> Result<Vec<(String, String, u32, CaseStatus)>, StoreError> {
-        let _ = run_id;
-        todo!()
-    }
-
-    /// The newest complete run of `suite` that started before `before` (RFC 3339).
-    pub fn previous_complete_run(
-        &self,
-        suite: &str,
-        before: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let _ = (suite, before);
-        todo!()
-    }
-}
-
-/// Handle to the single writer thread of one run.
-pub struct Writer {}
-
-/// What the writer did.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WriterStats {
-    pub written: u64,
-    pub batches: u64,
-}
-
-impl Writer {
-    /// Start the writer for `run_id` on its own connection. Results are committed in batches
-    /// of at most `batch` rows, and at least every 250 ms while results arrive.
-    pub fn spawn(path: &Path, run_id: &str, batch: usize) -> Result<Self, StoreError> {
-        let _ = (path, run_id, batch);
-        todo!()
-    }
-
-    /// Queue one result (blocks when the bounded queue is full: backpressure, flat memory).
-    pub fn send(&self, record: ResultRecord) -> Result<(), StoreError> {
-        let _ = record;
-        todo!()
-    }
-
-    /// Flush everything queued and stop the thread.
-    pub fn finish(self) -> Result<WriterStats, StoreError> {
-        todo!()
+        let changed = self.conn.execute(
+            "UPDATE runs SET status = ?2 WHERE run_id = ?1",
+            params![run_id, status.as_str()],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::UnknownRun {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(())
     }
 }

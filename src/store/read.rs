@@ -1,0 +1,255 @@
+//! The read side: history, one run, its metrics, gates and results.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::codec::{self, RUN_SELECT, RawRun};
+use super::{RunRow, Store, StoreError};
+use crate::model::{
+    CaseStatus, GateResult, Job, LabelPair, Metrics, ProviderMetrics, ResultRecord, RunInfo,
+};
+
+/// How many matching ids an ambiguous-prefix error lists.
+const AMBIGUOUS_SHOWN: usize = 5;
+
+const RESULT_SELECT: &str = "SELECT x.id, x.seq, x.case_index, c.case_id, x.provider_index,
+    x.provider, x.sample, c.hash, coalesce(x.tags, c.tags), p.text, x.status, x.score,
+    x.output, x.error, x.error_kind, x.latency_ms, x.tokens_in, x.tokens_out, x.cost_usd,
+    x.finish_reason, x.attempts, x.label_expected, x.label_predicted, x.assertions
+    FROM results x
+    JOIN cases c ON c.id = x.case_ref
+    LEFT JOIN prompts p ON p.id = x.prompt_ref
+    WHERE x.run_ref = ?1
+    ORDER BY x.seq";
+
+impl Store {
+    /// History, newest first, optionally of one suite; at most `limit` runs (0: no limit).
+    pub fn runs(&self, suite: Option<&str>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        let limit = if limit == 0 {
+            -1
+        } else {
+            codec::usize_to_i64(limit)
+        };
+        let sql = format!(
+            "{RUN_SELECT} WHERE (?1 IS NULL OR s.name = ?1)
+             ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?2"
+        );
+        let raws: Vec<RawRun> = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(params![suite, limit], RawRun::from_row)?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let metrics = self.metrics_of(raw.id, false)?;
+            out.push(RunRow {
+                info: raw.into_info()?,
+                metrics,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One run's header; accepts a unique prefix of the id. An exact id always wins; a
+    /// prefix that matches several runs is [`StoreError::AmbiguousRun`]; an empty id or a
+    /// prefix that matches nothing is `None`.
+    pub fn run(&self, run_id: &str) -> Result<Option<RunInfo>, StoreError> {
+        if run_id.is_empty() {
+            return Ok(None);
+        }
+        let exact = self
+            .conn
+            .prepare_cached(&format!("{RUN_SELECT} WHERE r.run_id = ?1"))?
+            .query_row([run_id], RawRun::from_row)
+            .optional()?;
+        if let Some(raw) = exact {
+            return raw.into_info().map(Some);
+        }
+        let mut found: Vec<RawRun> = self
+            .conn
+            .prepare_cached(&format!(
+                "{RUN_SELECT} WHERE substr(r.run_id, 1, length(?1)) = ?1
+                 ORDER BY r.run_id LIMIT ?2"
+            ))?
+            .query_map(
+                params![run_id, codec::usize_to_i64(AMBIGUOUS_SHOWN)],
+                RawRun::from_row,
+            )?
+            .collect::<Result<_, _>>()?;
+        match found.len() {
+            0 => Ok(None),
+            1 => found.pop().map(RawRun::into_info).transpose(),
+            _ => {
+                let mut matches = Vec::with_capacity(found.len());
+                for raw in found {
+                    matches.push(raw.into_info()?.run_id);
+                }
+                Err(StoreError::AmbiguousRun {
+                    prefix: run_id.to_owned(),
+                    matches,
+                })
+            }
+        }
+    }
+
+    /// All stored metrics of a run (per provider, and per provider and tag), in the order
+    /// they were stored.
+    pub fn run_metrics(&self, run_id: &str) -> Result<Vec<ProviderMetrics>, StoreError> {
+        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        self.metrics_of(run_ref, true)
+    }
+
+    fn metrics_of(
+        &self,
+        run_ref: i64,
+        with_tags: bool,
+    ) -> Result<Vec<ProviderMetrics>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT provider, tag, metrics FROM run_metrics
+             WHERE run_ref = ?1 AND (?2 OR tag IS NULL) ORDER BY id",
+        )?;
+        let rows: Vec<(String, Option<String>, String)> = st
+            .query_map(params![run_ref, with_tags], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(provider, tag, json)| {
+                let metrics: Metrics = serde_json::from_str(&json).map_err(|e| {
+                    StoreError::Other(format!(
+                        "read the metrics of provider {provider}: they are not valid JSON: {e}"
+                    ))
+                })?;
+                Ok(ProviderMetrics {
+                    provider,
+                    tag,
+                    metrics,
+                })
+            })
+            .collect()
+    }
+
+    /// The gate results of a run, in the order they were stored.
+    pub fn run_gates(&self, run_id: &str) -> Result<Vec<GateResult>, StoreError> {
+        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT metric, provider, bound, value, ok FROM run_gates
+             WHERE run_ref = ?1 ORDER BY idx",
+        )?;
+        let rows = st.query_map([run_ref], |r| {
+            Ok(GateResult {
+                metric: r.get(0)?,
+                provider: r.get(1)?,
+                limit: r.get(2)?,
+                value: r.get(3)?,
+                ok: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stream a run's results in plan order, with their assertions and prompt. One result is
+    /// in memory at a time; an error from `f` stops the walk and is returned.
+    pub fn for_each_result<F>(&self, run_id: &str, mut f: F) -> Result<(), StoreError>
+    where
+        F: FnMut(ResultRecord) -> Result<(), StoreError>,
+    {
+        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let mut st = self.conn.prepare_cached(RESULT_SELECT)?;
+        let mut rows = st.query([run_ref])?;
+        while let Some(r) = rows.next()? {
+            let tags: String = r.get(8)?;
+            let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| {
+                StoreError::Other(format!(
+                    "read run {run_id}: the tags of a result are not valid JSON: {e}"
+                ))
+            })?;
+            let status: String = r.get(10)?;
+            let assertions: Option<String> = r.get(23)?;
+            let error_kind: Option<String> = r.get(14)?;
+            let label_expected: Option<String> = r.get(21)?;
+            let label = label_expected.map(|expected| -> rusqlite::Result<LabelPair> {
+                Ok(LabelPair {
+                    expected,
+                    predicted: r.get(22)?,
+                })
+            });
+            let record = ResultRecord {
+                job: Job {
+                    seq: codec::to_usize(r.get(1)?),
+                    case_index: codec::to_usize(r.get(2)?),
+                    case_id: r.get(3)?,
+                    provider_index: codec::to_usize(r.get(4)?),
+                    provider_id: r.get(5)?,
+                    sample: codec::to_u32(r.get(6)?),
+                },
+                case_hash: r.get(7)?,
+                tags,
+                prompt: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                status: codec::case_status(&status, run_id)?,
+                score: r.get(11)?,
+                output: r.get(12)?,
+                error: r.get(13)?,
+                error_kind: error_kind.as_deref().and_then(codec::error_kind_parse),
+                latency_ms: r.get(15)?,
+                tokens_in: r.get::<_, Option<i64>>(16)?.map(codec::to_u64),
+                tokens_out: r.get::<_, Option<i64>>(17)?.map(codec::to_u64),
+                cost_usd: r.get(18)?,
+                finish_reason: r.get(19)?,
+                attempts: codec::to_u32(r.get(20)?),
+                assertions: codec::assertions_from_json(assertions.as_deref(), run_id)?,
+                label: label.transpose()?,
+            };
+            f(record)?;
+        }
+        Ok(())
+    }
+
+    /// Status of each (case id, provider, sample) of a run, for flips against a baseline,
+    /// in plan order.
+    pub fn result_statuses(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<(String, String, u32, CaseStatus)>, StoreError> {
+        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.case_id, x.provider, x.sample, x.status
+             FROM results x JOIN cases c ON c.id = x.case_ref
+             WHERE x.run_ref = ?1 ORDER BY x.seq",
+        )?;
+        let mut rows = st.query([run_ref])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let status: String = r.get(3)?;
+            out.push((
+                r.get(0)?,
+                r.get(1)?,
+                codec::to_u32(r.get(2)?),
+                codec::case_status(&status, run_id)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The newest complete run of `suite` that started before `before` (RFC 3339).
+    pub fn previous_complete_run(
+        &self,
+        suite: &str,
+        before: &str,
+    ) -> Result<Option<String>, StoreError> {
+        if chrono::DateTime::parse_from_rfc3339(before).is_err() {
+            return Err(StoreError::Other(format!(
+                "find the run before {before}: that is not an RFC 3339 time"
+            )));
+        }
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT r.run_id FROM runs r JOIN suites s ON s.id = r.suite_ref
+                 WHERE s.name = ?1 AND r.status = 'complete'
+                   AND julianday(r.started_at) < julianday(?2)
+                 ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT 1",
+            )?
+            .query_row([suite, before], |r| r.get(0))
+            .optional()?)
+    }
+}
