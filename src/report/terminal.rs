@@ -15,6 +15,19 @@ fn num(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "n/a".into(), |x| format!("{x:.decimals$}"))
 }
 
+/// A metric value without noise: at most four decimals, trailing zeros dropped.
+#[must_use]
+pub fn value(v: Option<f64>) -> String {
+    v.map_or_else(
+        || "n/a".into(),
+        |x| {
+            let s = format!("{x:.4}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            if s == "-0" { "0".into() } else { s.to_string() }
+        },
+    )
+}
+
 /// Render rows as an aligned table (first column left, the rest right-aligned).
 #[must_use]
 pub fn table(rows: &[Vec<String>]) -> String {
@@ -149,7 +162,7 @@ pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
             g.metric,
             g.limit,
             g.provider,
-            num(g.value, 4),
+            value(g.value),
             if g.ok { "ok" } else { "BREACHED" }
         );
     }
@@ -197,5 +210,9 @@ mod tests {
         assert_eq!(t, "a       1\nlong  100\n");
         assert_eq!(pct(None), "n/a");
         assert_eq!(pct(Some(0.9166)), "91.7%");
+        assert_eq!(value(Some(3020.0)), "3020");
+        assert_eq!(value(Some(0.916_666)), "0.9167");
+        assert_eq!(value(Some(0.0)), "0");
+        assert_eq!(value(None), "n/a");
     }
 }

@@ -252,27 +252,40 @@ pub fn json_path(
     };
     let details = json!({ "actual": found, "expected": expected });
     if json_eq(found, expected, mask) {
-        Verdict::binary(
-            true,
-            format!("`{path}` equals {}", quote(&expected.to_string())),
-            details,
-        )
+        Verdict::binary(true, format!("`{path}` equals {}", show(expected)), details)
     } else {
         Verdict::binary(
             false,
-            format!(
-                "`{path}` is {}, not {}",
-                quote(&found.to_string()),
-                quote(&expected.to_string())
-            ),
+            format!("`{path}` is {}, not {}", show(found), show(expected)),
             details,
         )
+    }
+}
+
+/// A JSON value for a reason: a string quoted once, anything else as its JSON text.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => quote(s),
+        other => {
+            let text = other.to_string();
+            match text.char_indices().nth(80) {
+                Some((i, _)) => format!("{}…", &text[..i]),
+                None => text,
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_quote_strings_once_and_show_other_values_as_json() {
+        assert_eq!(show(&json!("2027-03-02")), "\"2027-03-02\"");
+        assert_eq!(show(&json!(1250)), "1250");
+        assert_eq!(show(&json!(null)), "null");
+    }
 
     fn k(s: &str) -> Segment {
         Segment::Key(s.into())
@@ -406,7 +419,7 @@ mod tests {
         assert!(json_path(out, "$.order.total", &segs, Some(&json!("42")), 0).pass);
         let v = json_path(out, "$.order.total", &segs, Some(&json!(41)), 0);
         assert!(!v.pass);
-        assert_eq!(v.reason, "`$.order.total` is \"42\", not \"41\"");
+        assert_eq!(v.reason, "`$.order.total` is 42, not 41");
         let segs = parse_path("/order/missing").unwrap();
         let v = json_path(out, "/order/missing", &segs, None, 0);
         assert!(!v.pass);

@@ -90,12 +90,13 @@ fn errors_over_the_budget_exit_3_and_mark_the_run_failed() {
     replay_suite(&p, "b", 4, 0);
     // Remove three recordings: those cases become error outcomes.
     let rec = p.path().join("suites/b.jsonl");
-    let kept: String = std::fs::read_to_string(&rec)
+    let first = std::fs::read_to_string(&rec)
         .expect("read")
         .lines()
-        .take(1)
-        .map(|l| format!("{l}\n"))
-        .collect();
+        .next()
+        .map(str::to_string)
+        .expect("a line");
+    let kept = format!("{first}\n");
     std::fs::write(&rec, kept).expect("write");
     let out = p.run(&["run", "--format", "json"]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));

@@ -141,7 +141,7 @@ fn ctrl_c_keeps_finished_results_and_marks_the_run_incomplete() {
             Ok(())
         })
         .expect("results");
-    assert!(kept >= 3 && kept < 200, "kept {kept}");
+    assert!((3..200).contains(&kept), "kept {kept}");
     let json = json_runs(&out);
     assert_eq!(json[0]["status"], "incomplete");
 }
