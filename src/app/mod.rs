@@ -48,6 +48,23 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         .map_or(exit::INCOMPLETE, |f| f.code)
 }
 
+/// Diagnostics with paths shown relative to the working directory where they lie below it.
+#[must_use]
+pub fn render_diagnostics(ctx: &Ctx, diags: &suite::Diagnostics) -> String {
+    diags
+        .0
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            if let Ok(rel) = d.location.file.strip_prefix(&ctx.cwd) {
+                d.location.file = rel.to_path_buf();
+            }
+            d.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// What every command gets.
 pub struct Ctx {
     pub printer: Printer,
@@ -60,7 +77,7 @@ impl Ctx {
     /// The project config, or exit 2 with every diagnostic.
     pub fn project(&self) -> anyhow::Result<ProjectConfig> {
         suite::load_project(self.config.as_deref(), &self.cwd)
-            .map_err(|d| Failure::invalid(d.render()))
+            .map_err(|d| Failure::invalid(render_diagnostics(self, &d)))
     }
 
     /// The store path: --db / `EVALWATCH_DB`, else `store:` of evalwatch.yaml, else evalwatch.db.
@@ -160,5 +177,5 @@ pub fn suite_files(
             })
             .collect()
     };
-    suite::discover_suite_files(&paths).map_err(|d| Failure::invalid(d.render()))
+    suite::discover_suite_files(&paths).map_err(|d| Failure::invalid(render_diagnostics(ctx, &d)))
 }

@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     if !diags.is_empty() {
         return Err(Failure::invalid(format!(
             "{}\nnothing was run: fix the problems above (`evalwatch validate` lists them)",
-            diags.render()
+            super::render_diagnostics(ctx, &diags)
         )));
     }
     let filters = Filters {
@@ -162,7 +162,7 @@ async fn wait_for_signal() {
 fn dry_run(ctx: &Ctx, suites: &[Suite], filters: &Filters) -> anyhow::Result<u8> {
     for suite in suites {
         let jobs = plan::plan(suite, filters).map_err(|e| Failure::invalid(e.to_string()))?;
-        let renderer = Renderer::new(suite).map_err(|d| Failure::invalid(d.render()))?;
+        let renderer = Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?;
         let mut rendered = 0usize;
         let mut first = None;
         for job in &jobs {
@@ -218,7 +218,7 @@ fn run_suite(
             rate_limit: spec.rate_limit,
         });
     }
-    let renderer = Arc::new(Renderer::new(suite).map_err(|d| Failure::invalid(d.render()))?);
+    let renderer = Arc::new(Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?);
     let scorer = Scorer::new(suite).map_err(|e| Failure::invalid(e.to_string()))?;
     let info = RunInfo {
         run_id: new_run_id(),

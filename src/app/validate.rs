@@ -14,9 +14,7 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
     }
     let (suites, diags) = suite::load_suites(&files, &project);
     if !diags.is_empty() {
-        for d in &diags.0 {
-            ctx.printer.result(&d.to_string());
-        }
+        ctx.printer.result(&super::render_diagnostics(ctx, &diags));
         let n = diags.0.len();
         return Err(Failure::invalid(format!(
             "validate: {n} problem{} in {} file{}",
