@@ -39,6 +39,14 @@ impl Printer {
         }
     }
 
+    /// A remark about what is happening, to stderr so stdout stays machine-readable
+    /// (suppressed by --quiet).
+    pub fn note(&self, text: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            eprintln!("{text}");
+        }
+    }
+
     /// Output that --quiet keeps (final results).
     pub fn result(&self, text: &str) {
         println!("{text}");

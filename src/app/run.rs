@@ -95,6 +95,10 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     }
     let db = ctx.db_path(&project);
     let mut store = ctx.open_store(&db)?;
+    let (suites, resume) = match &args.resume {
+        None => (suites, None),
+        Some(id) => select_resume(&store, suites, id)?,
+    };
     let cancel = CancellationToken::new();
     {
         let cancel = cancel.clone();
@@ -116,8 +120,9 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
             ));
             continue;
         }
+        let resumed = resume.as_ref().filter(|r| r.info.suite == suite.name);
         let done = run_suite(
-            ctx, &project, &runtime, &client, &mut store, &db, &suite, jobs, args, &cancel,
+            ctx, &project, &runtime, &client, &mut store, &db, &suite, jobs, args, &cancel, resumed,
         )?;
         let breached = done.gates.iter().any(|g| !g.ok);
         let status = done.info.status;
@@ -135,6 +140,51 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     emit(ctx, &store, args, &done_runs)?;
     runtime.shutdown_background();
     Ok(code)
+}
+
+/// A run being resumed: its header and the jobs it already has results for.
+struct Resume {
+    info: RunInfo,
+    /// (case id, provider, sample) of every stored result.
+    done: std::collections::HashSet<(String, String, u32)>,
+    /// Plan positions already used.
+    seqs: std::collections::HashSet<usize>,
+}
+
+/// `--resume RUN_ID`: the run, and the one suite of the loaded ones it belongs to.
+fn select_resume(
+    store: &Store,
+    suites: Vec<Suite>,
+    id: &str,
+) -> anyhow::Result<(Vec<Suite>, Option<Resume>)> {
+    let info = store.run(id)?.ok_or_else(|| {
+        Failure::invalid(format!(
+            "resume run `{id}`: no such run; `evalwatch runs` lists them"
+        ))
+    })?;
+    if info.status == RunStatus::Running {
+        return Err(Failure::invalid(format!(
+            "resume run {}: it is still running (another process is writing it); wait for it or stop it first",
+            info.run_id
+        )));
+    }
+    let names: Vec<String> = suites.iter().map(|s| s.name.clone()).collect();
+    let Some(suite) = suites.into_iter().find(|s| s.name == info.suite) else {
+        return Err(Failure::invalid(format!(
+            "resume run {}: it belongs to suite `{}`, which is not among the suites loaded ({}); name its file",
+            info.run_id,
+            info.suite,
+            names.join(", ")
+        )));
+    };
+    let mut done = std::collections::HashSet::new();
+    let mut seqs = std::collections::HashSet::new();
+    store.for_each_result(&info.run_id, |rec| {
+        seqs.insert(rec.job.seq);
+        done.insert((rec.job.case_id, rec.job.provider_id, rec.job.sample));
+        Ok(())
+    })?;
+    Ok((vec![suite], Some(Resume { info, done, seqs })))
 }
 
 async fn wait_for_signal() {
@@ -162,7 +212,8 @@ async fn wait_for_signal() {
 fn dry_run(ctx: &Ctx, suites: &[Suite], filters: &Filters) -> anyhow::Result<u8> {
     for suite in suites {
         let jobs = plan::plan(suite, filters).map_err(|e| Failure::invalid(e.to_string()))?;
-        let renderer = Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?;
+        let renderer = Renderer::new(suite)
+            .map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?;
         let mut rendered = 0usize;
         let mut first = None;
         for job in &jobs {
@@ -204,6 +255,7 @@ fn run_suite(
     jobs: Vec<crate::model::Job>,
     args: &RunArgs,
     cancel: &CancellationToken,
+    resume: Option<&Resume>,
 ) -> anyhow::Result<Done> {
     let mut slots = Vec::with_capacity(suite.providers.len());
     for spec in &suite.providers {
@@ -218,17 +270,54 @@ fn run_suite(
             rate_limit: spec.rate_limit,
         });
     }
-    let renderer = Arc::new(Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?);
+    let renderer = Arc::new(
+        Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?,
+    );
     let scorer = Scorer::new(suite).map_err(|e| Failure::invalid(e.to_string()))?;
-    let info = RunInfo {
-        run_id: new_run_id(),
-        suite: suite.name.clone(),
-        suite_hash: suite.hash.clone(),
-        started_at: now_rfc3339(),
-        finished_at: None,
-        status: RunStatus::Running,
-        providers: suite.providers.iter().map(|p| p.id.clone()).collect(),
-        planned: jobs.len() as u64,
+    let mut acc = RunAccumulator::new();
+    let (info, jobs) = match resume {
+        None => (
+            RunInfo {
+                run_id: new_run_id(),
+                suite: suite.name.clone(),
+                suite_hash: suite.hash.clone(),
+                started_at: now_rfc3339(),
+                finished_at: None,
+                status: RunStatus::Running,
+                providers: suite.providers.iter().map(|p| p.id.clone()).collect(),
+                planned: jobs.len() as u64,
+            },
+            jobs,
+        ),
+        Some(r) => {
+            let jobs = missing_jobs(jobs, r);
+            // Metrics cover the whole run: what was stored before and what runs now.
+            store.for_each_result(&r.info.run_id, |rec| {
+                acc.add(&rec);
+                Ok(())
+            })?;
+            if suite.hash != r.info.suite_hash {
+                ctx.printer.warn(&format!(
+                    "run {}: suite `{}` changed since the run started; the remaining jobs run with its current content",
+                    r.info.run_id, suite.name
+                ));
+            }
+            ctx.printer.note(&format!(
+                "resuming run {}: {} result{} stored, {} job{} to run",
+                r.info.run_id,
+                r.done.len(),
+                if r.done.len() == 1 { "" } else { "s" },
+                jobs.len(),
+                if jobs.len() == 1 { "" } else { "s" }
+            ));
+            let info = RunInfo {
+                status: RunStatus::Running,
+                finished_at: None,
+                planned: r.done.len() as u64 + jobs.len() as u64,
+                ..r.info.clone()
+            };
+            (info, jobs)
+        }
     };
     store.begin_run(&info, suite, std::process::id(), &host_name())?;
     let writer = Writer::spawn(db, &info.run_id, BATCH)?;
@@ -240,7 +329,7 @@ fn run_suite(
         let printer = ctx.printer;
         let bar = bar.clone();
         std::thread::spawn(move || {
-            consume(rx, &suite, &scorer, &writer, printer, &bar).map(|c| (c, writer))
+            consume(rx, &suite, &scorer, &writer, printer, &bar, acc).map(|c| (c, writer))
         })
     };
     let render: exec::RenderFn = {
@@ -329,6 +418,26 @@ fn run_suite(
     })
 }
 
+/// The jobs of `plan` a resumed run has no result for. They keep their plan position unless
+/// it is taken (the suite changed since), in which case they go after the highest one used.
+fn missing_jobs(plan: Vec<crate::model::Job>, resume: &Resume) -> Vec<crate::model::Job> {
+    let mut next = resume.seqs.iter().max().map_or(0, |m| m + 1);
+    plan.into_iter()
+        .filter(|j| {
+            !resume
+                .done
+                .contains(&(j.case_id.clone(), j.provider_id.clone(), j.sample))
+        })
+        .map(|mut j| {
+            if resume.seqs.contains(&j.seq) {
+                j.seq = next;
+                next += 1;
+            }
+            j
+        })
+        .collect()
+}
+
 /// What the consumer thread hands back.
 struct Consumed {
     acc: RunAccumulator,
@@ -349,9 +458,10 @@ fn consume(
     writer: &Writer,
     printer: crate::output::Printer,
     bar: &indicatif::ProgressBar,
+    acc: RunAccumulator,
 ) -> anyhow::Result<Consumed> {
     let mut out = Consumed {
-        acc: RunAccumulator::new(),
+        acc,
         cancelled: false,
         finished: 0,
         failures: Vec::new(),

@@ -171,3 +171,68 @@ fn a_killed_run_is_marked_incomplete_when_the_store_is_next_opened() {
         .expect("run listed");
     assert_eq!(row["status"], "incomplete");
 }
+
+#[test]
+fn resume_runs_only_what_is_missing_into_the_same_run() {
+    let p = Project::new();
+    slow_suite(&p, 40, "0.05");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .args(["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let run_id = wait_for_results(&p, 3);
+    signal(child.id(), "-INT");
+    let _ = child.wait_with_output();
+    let store = Store::open(&p.db()).expect("open");
+    let mut before = 0u64;
+    store
+        .for_each_result(&run_id, |_| {
+            before += 1;
+            Ok(())
+        })
+        .expect("results");
+    assert!(before < 40, "interrupted early: {before}");
+    drop(store);
+
+    // The provider got faster; the run picks up where it stopped.
+    slow_suite(&p, 40, "0");
+    let out = p.run(&[
+        "run",
+        "--resume",
+        &run_id[..run_id.len() - 1],
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = &json_runs(&out)[0];
+    assert_eq!(run["run_id"], run_id.as_str(), "same run");
+    assert_eq!(run["status"], "complete");
+    assert_eq!(
+        run["providers"][0]["metrics"]["cases"], 40,
+        "metrics cover the whole run"
+    );
+    assert_eq!(run["providers"][0]["metrics"]["passed"], 40);
+    let mut ids: Vec<&str> = run["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter_map(|c| c["case_id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "every case exactly once");
+    assert_eq!(run["cases"].as_array().map(Vec::len), Some(40));
+
+    // Resuming a complete run runs nothing and changes nothing.
+    let again = p.run(&["run", "--resume", &run_id, "--format", "json"]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert_eq!(
+        json_runs(&again)[0]["cases"].as_array().map(Vec::len),
+        Some(40)
+    );
+    let wrong = p.run(&["run", "--resume", "nope"]);
+    assert_eq!(code(&wrong), 2);
+}
