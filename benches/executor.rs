@@ -72,7 +72,7 @@ fn write_suite(dir: &Path, base_url: &str, cases: usize, concurrency: usize) {
     std::fs::write(
         dir.join("bench.yaml"),
         format!(
-            "suite: bench\nproviders:\n  - id: mock\n    type: openai\n    model: mock\n    base_url: {base_url}\n    concurrency: {concurrency}\n    timeout: 30s\n    pricing: {{input_per_mtok: 0.15, output_per_mtok: 0.6}}\nprompt: \"Answer briefly. {{{{ question }}}}\"\ncases:\n  - include: cases/bench.jsonl\n    assert:\n      - type: icontains\n      - type: length\n        max: 500\n"
+            "suite: bench\nproviders:\n  - id: mock\n    type: openai\n    model: mock\n    base_url: {base_url}\n    concurrency: {concurrency}\n    timeout: 30s\n    pricing: {{input_per_mtok: 0.15, output_per_mtok: 0.6}}\nprompt: \"Answer briefly. {{{{ question }}}}\"\ndefaults:\n  assert:\n    - type: icontains\n    - type: length\n      max: 500\ncases:\n  - include: cases/bench.jsonl\n"
         ),
     )
     .expect("write suite");

@@ -65,6 +65,40 @@ pub fn render_diagnostics(ctx: &Ctx, diags: &suite::Diagnostics) -> String {
         .join("\n")
 }
 
+/// The scorer for a suite, or every assertion it cannot build, located in the suite's files.
+pub fn build_scorer(
+    ctx: &Ctx,
+    suite: &crate::model::Suite,
+) -> anyhow::Result<crate::score::Scorer> {
+    crate::score::Scorer::new(suite).map_err(|e| {
+        let crate::score::ScoreError::Assertion {
+            case_id,
+            index,
+            message,
+        } = &e;
+        let location = suite
+            .cases
+            .iter()
+            .find(|c| &c.id == case_id)
+            .and_then(|c| {
+                c.asserts
+                    .get(*index)
+                    .map(|a| a.location.clone())
+                    .or_else(|| Some(c.location.clone()))
+            })
+            .unwrap_or_else(|| crate::model::Location {
+                file: suite.source.clone(),
+                line: 0,
+                col: 0,
+            });
+        let diags = suite::Diagnostics(vec![suite::Diagnostic {
+            location,
+            message: format!("assertion of case `{case_id}`: {message}"),
+        }]);
+        Failure::invalid(render_diagnostics(ctx, &diags))
+    })
+}
+
 /// What every command gets.
 pub struct Ctx {
     pub printer: Printer,

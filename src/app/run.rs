@@ -21,6 +21,7 @@ use crate::report::junit::JunitWriter;
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{RunView, terminal};
 use crate::score::{ScoreInput, Scorer};
+
 use crate::store::{Store, Writer};
 use crate::suite::{self, Renderer};
 use crate::{provider, report};
@@ -273,7 +274,7 @@ fn run_suite(
     let renderer = Arc::new(
         Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?,
     );
-    let scorer = Scorer::new(suite).map_err(|e| Failure::invalid(e.to_string()))?;
+    let scorer = super::build_scorer(ctx, suite)?;
     let mut acc = RunAccumulator::new();
     let (info, jobs) = match resume {
         None => (

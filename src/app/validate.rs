@@ -23,6 +23,43 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
             if files.len() == 1 { "" } else { "s" }
         )));
     }
+    // What only other stages can tell: every assertion builds, every case renders.
+    let mut problems = Vec::new();
+    for suite in &suites {
+        if let Err(e) = super::build_scorer(ctx, suite) {
+            problems.push(e.to_string());
+        }
+        match crate::suite::Renderer::new(suite) {
+            Err(d) => problems.push(super::render_diagnostics(ctx, &d)),
+            Ok(renderer) => {
+                let diags: Vec<crate::suite::Diagnostic> = suite
+                    .cases
+                    .iter()
+                    .filter_map(|case| {
+                        renderer
+                            .render(case, 0)
+                            .err()
+                            .map(|message| crate::suite::Diagnostic {
+                                location: case.location.clone(),
+                                message: format!("case `{}` does not render: {message}", case.id),
+                            })
+                    })
+                    .collect();
+                if !diags.is_empty() {
+                    problems.push(super::render_diagnostics(
+                        ctx,
+                        &crate::suite::Diagnostics(diags),
+                    ));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        ctx.printer.result(&problems.join("\n"));
+        return Err(Failure::invalid(
+            "validate: the suites load, but the problems above stop them from running",
+        ));
+    }
     let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
     let providers: std::collections::BTreeSet<&str> = suites
         .iter()

@@ -100,6 +100,18 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
         );
         return None;
     };
+    let mut wire = wire;
+    if base == "json-path"
+        && wire.value.is_none()
+        && node
+            .as_map()
+            .unwrap_or_default()
+            .iter()
+            .any(|(k, _)| k.key_text() == "value")
+    {
+        // `value: null` asks for a null at the path, unlike an absent `value`.
+        wire.value = Some(Value::Null);
+    }
     let model = MODEL_TYPES.contains(&base);
     if model && !MODEL_ASSISTED_SUPPORTED {
         ctx.error(
@@ -152,6 +164,18 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
     (ctx.diags.len() == before).then_some(pending)
 }
 
+/// Assertion types whose own `threshold` decides their pass (graded scores).
+const THRESHOLD_TYPES: &[&str] = &[
+    "similarity",
+    "levenshtein",
+    "contains-all",
+    "icontains-all",
+    "llm-rubric",
+    "factuality",
+    "hallucination",
+    "semantic",
+];
+
 fn check_common(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
     if let Some(w) = p.wire.weight
         && !(w.is_finite() && w >= 0.0)
@@ -162,7 +186,15 @@ fn check_common(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
         );
     }
     if let Some(t) = p.wire.threshold {
-        if p.base == "levenshtein" {
+        if !THRESHOLD_TYPES.contains(&p.base) {
+            ctx.error(
+                field(node, "threshold"),
+                format!(
+                    "`threshold` has no effect on `{}`, which scores 0 or 1; set `threshold` on the case for a weighted-mean verdict",
+                    p.base
+                ),
+            );
+        } else if p.base == "levenshtein" {
             if !(t >= 0.0 && t.fract() == 0.0 && t.is_finite()) {
                 ctx.error(
                     field(node, "threshold"),
@@ -620,14 +652,24 @@ impl Pending {
     }
 }
 
-/// The rule of a case without assertions: `contains` of `expected`, normalised.
+/// The rule of a case without assertions: `contains` of `expected`, ignoring case, runs of
+/// whitespace and the sentence punctuation that ends the expected value ("Paris." matches
+/// "...Paris,"; "45%" keeps its sign).
 pub(crate) fn default_rule(expected: &str, location: Location) -> Assertion {
+    let value = expected
+        .trim()
+        .trim_end_matches(|c: char| {
+            matches!(
+                c,
+                '.' | ',' | ';' | ':' | '!' | '?' | '…' | '。' | '！' | '？'
+            )
+        })
+        .trim_end()
+        .to_owned();
     Assertion {
         type_name: "contains".to_owned(),
         negate: false,
-        check: Check::Contains {
-            value: expected.to_owned(),
-        },
+        check: Check::Contains { value },
         weight: 1.0,
         threshold: None,
         metric: None,
@@ -635,7 +677,6 @@ pub(crate) fn default_rule(expected: &str, location: Location) -> Assertion {
             Normalize::Lowercase,
             Normalize::CollapseWhitespace,
             Normalize::Trim,
-            Normalize::StripPunctuation,
         ],
         location,
     }

@@ -302,7 +302,16 @@ impl CaseBuilder {
         };
         let context = match &wire.context {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.iter().filter_map(scalar_text).collect(),
+            Some(Value::Array(items)) => {
+                let texts: Vec<String> = items.iter().filter_map(scalar_text).collect();
+                if texts.len() != items.len() {
+                    ctx.error(
+                        field(node, "context"),
+                        "every item of `context` must be a string (a passage of grounding text)",
+                    );
+                }
+                texts
+            }
             Some(v) => scalar_text(v).map_or_else(
                 || {
                     ctx.error(

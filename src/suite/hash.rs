@@ -7,70 +7,105 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Case, Suite};
 
-/// Canonical JSON: keys sorted at every level, no whitespace.
-fn canonical(v: &Value, out: &mut String) {
+/// Feeds serialised JSON straight into the hasher: no intermediate text.
+struct Feed<'a>(&'a mut Sha256);
+
+impl std::io::Write for Feed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Canonical JSON (keys sorted at every level, no whitespace) into `h`.
+fn canonical(v: &Value, h: &mut Sha256) {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
+            keys.sort_unstable();
+            h.update(b"{");
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    h.update(b",");
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(&map[k.as_str()], out);
+                // Writing a string into a hasher cannot fail.
+                let _ = serde_json::to_writer(Feed(h), k.as_str());
+                h.update(b":");
+                canonical(&map[k.as_str()], h);
             }
-            out.push('}');
+            h.update(b"}");
         }
         Value::Array(items) => {
-            out.push('[');
+            h.update(b"[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    h.update(b",");
                 }
-                canonical(item, out);
+                canonical(item, h);
             }
-            out.push(']');
+            h.update(b"]");
         }
-        other => out.push_str(&other.to_string()),
+        other => {
+            let _ = serde_json::to_writer(Feed(h), other);
+        }
     }
 }
 
-fn digest(v: &Value) -> String {
-    let mut text = String::new();
-    canonical(v, &mut text);
-    let full = hex::encode(Sha256::digest(text.as_bytes()));
-    full[..16].to_owned()
+/// What of an assertion its case hash covers: everything but its location.
+#[derive(serde::Serialize)]
+struct AssertionContent<'a> {
+    type_name: &'a str,
+    negate: bool,
+    check: &'a crate::model::Check,
+    weight: f64,
+    threshold: Option<f64>,
+    metric: Option<&'a str>,
+    normalize: &'a [crate::model::Normalize],
 }
 
-/// Serialize, dropping `location` fields at every level.
-fn without_locations<T: serde::Serialize>(value: &T) -> Value {
-    fn strip(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                map.remove("location");
-                map.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(value).unwrap_or(Value::Null);
-    strip(&mut v);
-    v
+/// What a case hash covers. Fields serialise in declaration order and every map is a sorted
+/// `BTreeMap`, so the bytes are canonical without building an intermediate value.
+#[derive(serde::Serialize)]
+struct CaseContent<'a> {
+    vars: &'a std::collections::BTreeMap<String, Value>,
+    expected: Option<&'a str>,
+    context: &'a [String],
+    asserts: Vec<AssertionContent<'a>>,
+    threshold: Option<f64>,
+}
+
+fn hash_of<T: serde::Serialize>(value: &T) -> String {
+    let mut h = Sha256::new();
+    // Serialising plain data into a hasher cannot fail.
+    let _ = serde_json::to_writer(Feed(&mut h), value);
+    hex::encode(&h.finalize()[..8])
 }
 
 /// Hash of a case's content: vars, expected, context, assertions, threshold.
 pub(crate) fn case_hash(case: &Case) -> String {
-    digest(&serde_json::json!({
-        "vars": case.vars,
-        "expected": case.expected,
-        "context": case.context,
-        "asserts": without_locations(&case.asserts),
-        "threshold": case.threshold,
-    }))
+    hash_of(&CaseContent {
+        vars: &case.vars,
+        expected: case.expected.as_deref(),
+        context: &case.context,
+        asserts: case
+            .asserts
+            .iter()
+            .map(|a| AssertionContent {
+                type_name: &a.type_name,
+                negate: a.negate,
+                check: &a.check,
+                weight: a.weight,
+                threshold: a.threshold,
+                metric: a.metric.as_deref(),
+                normalize: &a.normalize,
+            })
+            .collect(),
+        threshold: case.threshold,
+    })
 }
 
 /// Hash of a suite's content: name, prompt, providers, repeat, gates and case hashes.
@@ -84,18 +119,23 @@ pub(crate) fn suite_hash(suite: &Suite) -> String {
             })
         })
         .collect();
-    let cases: Vec<Value> = suite
+    let cases: Vec<(&str, &str)> = suite
         .cases
         .iter()
-        .map(|c| serde_json::json!([c.id, c.hash]))
+        .map(|c| (c.id.as_str(), c.hash.as_str()))
         .collect();
-    digest(&serde_json::json!({
-        "name": suite.name,
-        "system": suite.system,
-        "prompt": suite.prompt,
-        "repeat": suite.repeat,
-        "providers": providers,
-        "cases": cases,
-        "gates": suite.gates,
-    }))
+    let mut h = Sha256::new();
+    canonical(
+        &serde_json::json!({
+            "name": suite.name,
+            "system": suite.system,
+            "prompt": suite.prompt,
+            "repeat": suite.repeat,
+            "providers": providers,
+            "gates": suite.gates,
+        }),
+        &mut h,
+    );
+    let _ = serde_json::to_writer(Feed(&mut h), &cases);
+    hex::encode(&h.finalize()[..8])
 }

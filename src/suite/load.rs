@@ -241,7 +241,12 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
         }
     }
 
-    let gates = decode_gates(ctx, get("gates"), &builder.named_metrics);
+    let has_hallucination = builder.cases.iter().any(|c| {
+        c.asserts
+            .iter()
+            .any(|a| matches!(&a.check, crate::model::Check::Model { kind, .. } if kind == "hallucination" || kind == "factuality"))
+    });
+    let gates = decode_gates(ctx, get("gates"), &builder.named_metrics, has_hallucination);
     let alerts = decode_alerts(ctx, get("alerts"), "`alerts`");
     let review = get("review")
         .and_then(|(_, v)| ctx.decode::<WireReview>(v, "`review`"))
@@ -377,6 +382,7 @@ fn decode_gates(
     ctx: &mut Ctx,
     part: Option<(&Node, &Node)>,
     named: &BTreeSet<String>,
+    has_hallucination: bool,
 ) -> Vec<Gate> {
     let Some((_, node)) = part else {
         return Vec::new();
@@ -406,6 +412,19 @@ fn decode_gates(
                     .chain(named.iter().map(String::as_str)),
             );
             ctx.error(k, format!("unknown gate metric `{metric}`{hint}"));
+            continue;
+        } else if !has_hallucination
+            && matches!(
+                metric.as_str(),
+                "hallucination_rate" | "contradiction_rate" | "unsupported_rate"
+            )
+        {
+            ctx.error(
+                k,
+                format!(
+                    "gate on `{metric}` can never be met: no case of this suite has a `hallucination` or `factuality` assertion"
+                ),
+            );
             continue;
         }
         let Some(g) = ctx.decode::<WireGate>(v, &format!("gate `{metric}`")) else {

@@ -136,6 +136,40 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
     (ctx.diags.len() == before).then_some(spec)
 }
 
+/// Provider fields that only some types use.
+const TYPED_FIELDS: &[&str] = &[
+    "model",
+    "base_url",
+    "api_key_env",
+    "params",
+    "azure",
+    "method",
+    "url",
+    "headers",
+    "body",
+    "output",
+    "usage",
+    "command",
+    "cwd",
+    "file",
+];
+
+/// The typed fields a provider type uses.
+fn kind_fields(kind: ProviderKind) -> &'static [&'static str] {
+    match kind {
+        ProviderKind::Openai => &["model", "base_url", "api_key_env", "params", "azure"],
+        ProviderKind::Anthropic | ProviderKind::Ollama => {
+            &["model", "base_url", "api_key_env", "params"]
+        }
+        ProviderKind::Http => &[
+            "model", "method", "url", "headers", "body", "output", "usage",
+        ],
+        ProviderKind::Exec => &["command", "cwd"],
+        ProviderKind::Replay => &["file", "model"],
+        ProviderKind::Echo => &[],
+    }
+}
+
 fn per_kind(
     ctx: &mut Ctx,
     node: &Node,
@@ -145,6 +179,19 @@ fn per_kind(
     what: &str,
 ) {
     let kind = spec.kind;
+    let allowed = kind_fields(kind);
+    for (k, _) in node.as_map().unwrap_or_default() {
+        let key = k.key_text();
+        if TYPED_FIELDS.contains(&key.as_str()) && !allowed.contains(&key.as_str()) {
+            ctx.error(
+                k,
+                format!(
+                    "`{key}` does not apply to {what} of type `{}`; remove it or change `type`",
+                    kind.as_str()
+                ),
+            );
+        }
+    }
     let require = |ctx: &mut Ctx, present: bool, name: &str| {
         if !present {
             ctx.error(

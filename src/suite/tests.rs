@@ -302,7 +302,7 @@ fn assertion_errors_and_suggestions() {
       - {type: contains, normalize: [lowercase, colapse_whitespace]}
       - {type: similarity, metric: levenstein}
       - {type: similarity, algorithm: jaro-winker}
-      - {type: contains, threshold: 1.5}
+      - {type: similarity, threshold: 1.5}
       - {type: contains, weight: -1}
       - {type: length, min: 10, max: 2}
       - {type: is-json, schema: {type: 12}}
@@ -318,7 +318,7 @@ fn assertion_errors_and_suggestions() {
             "10:49: unknown normalize `colapse_whitespace`; did you mean `collapse_whitespace`?",
             "11:36: unknown similarity metric `levenstein`; did you mean `levenshtein`? (to name a run metric instead, give the algorithm with `algorithm:`)",
             "12:39: unknown similarity algorithm `jaro-winker`; did you mean `jaro-winkler`?",
-            "13:37: threshold must be between 0 and 1, got 1.5",
+            "13:39: threshold must be between 0 and 1, got 1.5",
             "14:34: weight must be a non-negative number, got -1",
             "15:29: min (10) is greater than max (2)",
             "16:33: invalid JSON schema: 12 is not valid under any of the schemas listed in the 'anyOf' keyword",
@@ -434,6 +434,75 @@ fn default_values_from_defaults_need_expected() {
 }
 
 #[test]
+fn default_rule_drops_only_trailing_punctuation_of_expected() {
+    let (suite, diags) = load_text(with_cases(
+        "  - {id: a, expected: \"3.5 %.\", vars: {question: q}}\n",
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    let rule = &suite.expect("suite").cases[0].asserts[0];
+    assert_eq!(
+        rule.check,
+        Check::Contains {
+            value: "3.5 %".into()
+        }
+    );
+}
+
+#[test]
+fn threshold_only_where_it_acts_and_json_path_null() {
+    let (_, diags) = load_text(with_cases(
+        "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - {type: icontains, threshold: 0.5}\n",
+    ));
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.contains("`threshold` has no effect on `icontains`")),
+        "{diags:?}"
+    );
+    let (suite, diags) = load_text(with_cases(
+        "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - {type: json-path, path: $.total, value: null}\n      - {type: json-path, path: $.total}\n",
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    let asserts = &suite.expect("suite").cases[0].asserts;
+    assert_eq!(
+        asserts[0].check,
+        Check::JsonPath {
+            path: "$.total".into(),
+            value: Some(serde_json::Value::Null)
+        }
+    );
+    assert_eq!(
+        asserts[1].check,
+        Check::JsonPath {
+            path: "$.total".into(),
+            value: None
+        }
+    );
+}
+
+#[test]
+fn context_items_must_be_text_and_provider_fields_must_fit_the_type() {
+    let (_, diags) = load_text(with_cases(
+        "  - {id: a, expected: x, vars: {question: q}, context: [fine, {a: 1}]}\n",
+    ));
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.contains("every item of `context` must be a string")),
+        "{diags:?}"
+    );
+    let (_, diags) = load_text(
+        "suite: s\nproviders:\n  - {id: p, type: openai, model: m, file: x.jsonl}\nprompt: hi\ncases:\n  - {id: a, expected: x}\n",
+    );
+    assert_eq!(
+        diags,
+        [
+            "3:37: `file` does not apply to provider `p` of type `openai`; remove it or change `type`"
+        ]
+    );
+}
+
+#[test]
 fn default_contains_rule() {
     let (suite, diags) = load_text(with_cases(
         "  - {id: a, expected: 30 days, vars: {question: q}}\n",
@@ -455,7 +524,6 @@ fn default_contains_rule() {
             Normalize::Lowercase,
             Normalize::CollapseWhitespace,
             Normalize::Trim,
-            Normalize::StripPunctuation
         ]
     );
 }

@@ -209,3 +209,32 @@ fn junit_and_out_file() {
         stdout(&out)
     );
 }
+
+#[test]
+fn validate_catches_what_only_running_would_show() {
+    let p = Project::new();
+    p.write(
+        "suites/t.yaml",
+        "suite: t\nproviders: [{id: e, type: echo}]\nprompt: \"{{ user.nmae }}\"\ncases:\n  - id: a\n    vars: {user: {name: x}}\n    expected: x\n    assert:\n      - {type: json-path, path: \"$..a\", value: 1}\n",
+    );
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2);
+    let text = stdout(&out);
+    assert!(
+        text.contains("suites/t.yaml:9:9: assertion of case `a`: unsupported JSON path"),
+        "{text}"
+    );
+    assert!(
+        text.contains("suites/t.yaml:5:5: case `a` does not render"),
+        "{text}"
+    );
+    assert!(text.contains("user.nmae"), "{text}");
+    // `run` refuses the unbuildable assertion before storing anything.
+    let out = p.run(&["run"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("suites/t.yaml:9:9"),
+        "{}",
+        stderr(&out)
+    );
+}
