@@ -66,6 +66,21 @@ pub(crate) fn run_ref(conn: &Connection, run_id: &str) -> Result<i64, StoreError
         })
 }
 
+/// The `results.id` of a run's plan position: `(run_ref << 32) | seq`.
+pub(crate) fn result_id(run_ref: i64, seq: usize) -> Result<i64, StoreError> {
+    let seq = u32::try_from(seq).map_err(|_| {
+        StoreError::Other(format!(
+            "store result {seq}: a run holds at most 2^32 results"
+        ))
+    })?;
+    Ok((run_ref << 32) | i64::from(seq))
+}
+
+/// The inclusive `results.id` range of a run's results.
+pub(crate) fn result_range(run_ref: i64) -> (i64, i64) {
+    (run_ref << 32, (run_ref << 32) | i64::from(u32::MAX))
+}
+
 /// One assertion as stored in the `assertions` JSON column of a result: the field names of
 /// the machine output, with default values left out (`weight` 1, `metric` none, `unscorable`
 /// false, `details` null). A NaN score or weight is written as `null` and read back as NaN.

@@ -18,8 +18,8 @@ const RESULT_SELECT: &str = "SELECT x.id, x.seq, x.case_index, c.case_id, x.prov
     FROM results x
     JOIN cases c ON c.id = x.case_ref
     LEFT JOIN prompts p ON p.id = x.prompt_ref
-    WHERE x.run_ref = ?1
-    ORDER BY x.seq";
+    WHERE x.id BETWEEN ?1 AND ?2
+    ORDER BY x.id";
 
 impl Store {
     /// History, newest first, optionally of one suite; at most `limit` runs (0: no limit).
@@ -155,7 +155,8 @@ impl Store {
     {
         let run_ref = codec::run_ref(&self.conn, run_id)?;
         let mut st = self.conn.prepare_cached(RESULT_SELECT)?;
-        let mut rows = st.query([run_ref])?;
+        let (lo, hi) = codec::result_range(run_ref);
+        let mut rows = st.query([lo, hi])?;
         while let Some(r) = rows.next()? {
             let tags: String = r.get(8)?;
             let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| {
@@ -214,9 +215,10 @@ impl Store {
         let mut st = self.conn.prepare_cached(
             "SELECT c.case_id, x.provider, x.sample, x.status
              FROM results x JOIN cases c ON c.id = x.case_ref
-             WHERE x.run_ref = ?1 ORDER BY x.seq",
+             WHERE x.id BETWEEN ?1 AND ?2 ORDER BY x.id",
         )?;
-        let mut rows = st.query([run_ref])?;
+        let (lo, hi) = codec::result_range(run_ref);
+        let mut rows = st.query([lo, hi])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let status: String = r.get(3)?;

@@ -160,7 +160,7 @@ fn a_version_1_database_with_data_is_migrated_and_keeps_it() {
          INSERT INTO prompts (id, hash, text) VALUES (1, x'00', 'the old prompt');
          INSERT INTO results (id, run_ref, seq, case_ref, case_index, provider, provider_index,
                               sample, status, score, attempts, prompt_ref, assertions, output)
-             VALUES (1, 1, 0, 1, 0, 'p', 0, 0, 'failed', 0.5, 2, 1,
+             VALUES (4294967296, 1, 0, 1, 0, 'p', 0, 0, 'failed', 0.5, 2, 1,
                      '[{\"type\":\"equals\",\"pass\":false,\"score\":0.5,\"reason\":\"differs\",\"details\":{\"d\":1}}]',
                      'old output');",
     )

@@ -17,8 +17,9 @@ use crate::model::ResultRecord;
 /// A result waits at most this long in the writer before it is committed.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
-/// WAL pages after which a writer commit checkpoints (64 MiB with 16 KiB pages).
-const WRITER_AUTOCHECKPOINT: u32 = 4000;
+/// WAL pages after which a writer commit checkpoints by itself (256 MiB with 16 KiB pages):
+/// a safety net only, for when the checkpointer thread falls behind.
+const WRITER_AUTOCHECKPOINT: u32 = 16_000;
 
 /// Prompts remembered by the writer (by text) to skip hashing and a lookup; cleared when full
 /// so that memory stays flat.
@@ -63,14 +64,19 @@ impl Writer {
         // Checkpoint less often than SQLite's default 1000 pages: pages rewritten by several
         // batches are then copied to the database once (measured: +30% write rate).
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
+        // The writer only inserts references it has just resolved itself; checking them again
+        // costs 8% of the write rate (docs/performance.md). Every other connection checks.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         let ctx = Context::load(&conn, run_id)?;
+        let checkpointer = Checkpointer::spawn(path)?;
         let (sender, receiver) = sync_channel(batch.clamp(256, 8192));
         let failure = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&failure);
         let thread = std::thread::Builder::new()
             .name("evalwatch-store".to_owned())
             .spawn(move || {
-                let out = write_loop(conn, ctx, &receiver, batch);
+                let out = write_loop(conn, ctx, &receiver, batch, &checkpointer);
+                checkpointer.stop();
                 if let Err(e) = &out {
                     *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
                 }
@@ -256,11 +262,55 @@ impl Context {
     }
 }
 
+/// Copies committed WAL pages into the database on its own thread and connection
+/// (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks the writer), so that the writer never
+/// stops to do it (docs/performance.md has the measurements).
+struct Checkpointer {
+    nudge: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn spawn(path: &Path) -> Result<Self, StoreError> {
+        let conn = schema::connect(path)?;
+        let (nudge, wake) = sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("evalwatch-checkpoint".to_owned())
+            .spawn(move || {
+                while wake.recv().is_ok() {
+                    // A failed checkpoint is retried on the next nudge; the writer's own
+                    // autocheckpoint is the safety net.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(|e| StoreError::Other(format!("start the checkpoint thread: {e}")))?;
+        Ok(Self {
+            nudge: Some(nudge),
+            thread: Some(thread),
+        })
+    }
+
+    /// Ask for a checkpoint; coalesces with one already asked for.
+    fn nudge(&self) {
+        if let Some(n) = &self.nudge {
+            let _ = n.try_send(());
+        }
+    }
+
+    fn stop(mut self) {
+        self.nudge = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn write_loop(
     mut conn: Connection,
     mut ctx: Context,
     receiver: &Receiver<ResultRecord>,
     batch: usize,
+    checkpointer: &Checkpointer,
 ) -> Result<WriterStats, String> {
     let mut stats = WriterStats::default();
     let mut buf: Vec<ResultRecord> = Vec::with_capacity(batch.min(4096));
@@ -302,16 +352,17 @@ fn write_loop(
         stats.written += buf.len() as u64;
         stats.batches += 1;
         buf.clear();
+        checkpointer.nudge();
     }
     Ok(stats)
 }
 
-const INSERT_RESULT: &str = "INSERT INTO results (run_ref, seq, case_ref, case_index, provider,
+const INSERT_RESULT: &str = "INSERT INTO results (id, run_ref, seq, case_ref, case_index, provider,
     provider_index, sample, status, score, latency_ms, tokens_in, tokens_out, cost_usd, attempts,
     error_kind, finish_reason, prompt_ref, label_expected, label_predicted, tags, assertions,
     error, output)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23)";
+            ?19, ?20, ?21, ?22, ?23, ?24)";
 
 fn write_batch(
     conn: &mut Connection,
@@ -331,6 +382,7 @@ fn write_batch(
             };
             let job = &rec.job;
             add_result.execute(params![
+                codec::result_id(ctx.run_ref, job.seq)?,
                 ctx.run_ref,
                 codec::usize_to_i64(job.seq),
                 case_ref,

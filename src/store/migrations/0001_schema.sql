@@ -52,6 +52,8 @@ CREATE TABLE prompts (
 );
 
 -- One row per job of a run. Short fixed columns first, long text last.
+-- `id` is (run_ref << 32) | seq: a run's results are one contiguous key range in plan order,
+-- and a plan position can be written once, with no second index to maintain on every insert.
 -- `tags` is NULL when the result carries the tags of its case row (the usual case).
 -- `assertions` holds the verdict of each assertion, in suite order, as one compact JSON array
 -- (NULL when there are none): objects with `type`, `pass`, `score` and, when not the default,
@@ -86,8 +88,7 @@ CREATE TABLE results (
     tags            TEXT,
     assertions      TEXT,
     error           TEXT,
-    output          TEXT,
-    UNIQUE (run_ref, seq)
+    output          TEXT
 );
 
 -- Metrics of a run per provider (`tag` NULL) and per provider and tag: the whole `Metrics`
