@@ -49,6 +49,20 @@ pub enum Command {
     Runs(RunsArgs),
     /// One run: metrics, failures, flips against the previous complete run
     Show(ShowArgs),
+    /// Evaluate alert rules (missed runs included) and notify; list alerts
+    Alerts(crate::app::alerts::AlertsArgs),
+    /// Bless a run as the baseline of its suite
+    Baseline(crate::app::alerts::BaselineArgs),
+    /// Run suites whose cron is due; never overlaps a suite with itself
+    Schedule(crate::app::schedule::ScheduleArgs),
+}
+
+/// Alert severities, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +122,9 @@ pub struct RunArgs {
     /// Do not evaluate alert rules
     #[arg(long)]
     pub no_alerts: bool,
+    /// Exit 1 when an alert at or above this severity fires
+    #[arg(long, value_enum, default_value_t = Severity::Critical)]
+    pub fail_on: Severity,
     /// Output format
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     pub format: RunFormat,

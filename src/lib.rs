@@ -3,6 +3,7 @@
 //! Data flows one way: suite -> plan -> exec -> score -> store -> report | review | alert.
 //! `model` holds the plain data the stages exchange; `app` is the only composer.
 
+pub mod alert;
 pub mod app;
 pub mod cli;
 pub mod exec;
@@ -12,6 +13,7 @@ pub mod output;
 pub mod plan;
 pub mod provider;
 pub mod report;
+pub mod schedule;
 pub mod score;
 pub mod store;
 pub mod suite;

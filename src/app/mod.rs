@@ -1,9 +1,11 @@
 //! The composer: turns CLI arguments into settings and wires the stages together. The only
 //! module that knows every stage.
 
+pub mod alerts;
 mod history;
 mod init;
-mod run;
+pub mod run;
+pub mod schedule;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -188,6 +190,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(a) => run::run(&ctx, &a),
         Command::Runs(a) => history::runs(&ctx, &a),
         Command::Show(a) => history::show(&ctx, &a),
+        Command::Alerts(a) => alerts::run(&ctx, &a),
+        Command::Baseline(a) => alerts::baseline(&ctx, &a),
+        Command::Schedule(a) => schedule::run(&ctx, &a),
     }
 }
 

@@ -49,6 +49,10 @@ fn now_rfc3339() -> String {
 /// One finished run, as the formatters need it.
 struct Done {
     info: RunInfo,
+    /// Alerts this run fired (machine-output objects).
+    alerts: Vec<serde_json::Value>,
+    /// An alert at or above `--fail-on` fired.
+    alert_fail: bool,
     metrics: Vec<ProviderMetrics>,
     gates: Vec<GateResult>,
     wall_secs: f64,
@@ -125,7 +129,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         let done = run_suite(
             ctx, &project, &runtime, &client, &mut store, &db, &suite, jobs, args, &cancel, resumed,
         )?;
-        let breached = done.gates.iter().any(|g| !g.ok);
+        let breached = done.gates.iter().any(|g| !g.ok) || done.alert_fail;
         let status = done.info.status;
         done_runs.push(done);
         if status == RunStatus::Incomplete {
@@ -320,6 +324,8 @@ fn run_suite(
             (info, jobs)
         }
     };
+    // Held until the run is stored: the same suite never runs twice at once on one store.
+    let lease = super::schedule::lease(ctx, store, suite)?;
     store.begin_run(&info, suite, std::process::id(), &host_name())?;
     let writer = Writer::spawn(db, &info.run_id, BATCH)?;
     let bar = ctx.printer.progress(jobs.len() as u64, &suite.name);
@@ -392,6 +398,25 @@ fn run_suite(
     };
     let finished_at = now_rfc3339();
     store.finish_run(&info.run_id, status, &finished_at, &metrics, &gates)?;
+    lease.release();
+    let finished_info = RunInfo {
+        finished_at: Some(finished_at.clone()),
+        status,
+        ..info.clone()
+    };
+    let alerts = if args.no_alerts || status != RunStatus::Complete {
+        super::alerts::AlertOutcome::default()
+    } else {
+        super::alerts::after_run(
+            ctx,
+            store,
+            project,
+            suite,
+            &finished_info,
+            &metrics,
+            args.fail_on,
+        )?
+    };
     if status == RunStatus::Failed {
         ctx.printer.warn(&format!(
             "run {}: {errors} of {results} results are errors, over the error budget of {:.0}%; the run is marked failed",
@@ -406,11 +431,9 @@ fn run_suite(
         ));
     }
     Ok(Done {
-        info: RunInfo {
-            finished_at: Some(finished_at),
-            status,
-            ..info
-        },
+        info: finished_info,
+        alerts: alerts.alerts,
+        alert_fail: alerts.fail,
         metrics,
         gates,
         wall_secs,
@@ -623,7 +646,7 @@ fn emit(ctx: &Ctx, store: &Store, args: &RunArgs, runs: &[Done]) -> anyhow::Resu
         RunFormat::Json => {
             for d in runs {
                 let view = view_of(d);
-                let mut w = JsonRunWriter::begin(&mut sink, &header(&view, &[]))?;
+                let mut w = JsonRunWriter::begin(&mut sink, &header(&view, &d.alerts))?;
                 store.for_each_result(&d.info.run_id, |rec| {
                     w.case(&rec)
                         .map_err(|e| crate::store::StoreError::Other(format!("write output: {e}")))

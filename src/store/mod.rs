@@ -8,8 +8,10 @@
 //! write is an immediate transaction that waits its turn. The schema is created and upgraded
 //! by the numbered migrations in `src/store/migrations/`, tracked in `PRAGMA user_version`.
 
+mod alerts;
 mod codec;
 mod read;
+mod schedule;
 mod schema;
 mod writer;
 

@@ -9,11 +9,16 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 2] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 4] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
         include_str!("migrations/0002_indexes_views.sql"),
+    ),
+    ("0003_alerts", include_str!("migrations/0003_alerts.sql")),
+    (
+        "0004_schedule",
+        include_str!("migrations/0004_schedule.sql"),
     ),
 ];
 
@@ -138,7 +143,7 @@ mod tests {
         let path = dir.path().join("sub/dir/h.db");
         let conn = connect(&path).unwrap();
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
@@ -185,7 +190,7 @@ mod tests {
         assert!(!table_names(&conn, "index").contains(&"runs_by_suite".to_owned()));
         drop(conn);
         let conn = connect(&path).unwrap();
-        assert_eq!(user_version(&conn).unwrap(), 2);
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
         assert!(table_names(&conn, "index").contains(&"runs_by_suite".to_owned()));
     }
 

@@ -1,0 +1,1 @@
+//! Alerts: baselines, rules, statistics, sinks. Pure where it can be; sinks do I/O.

@@ -1,0 +1,1 @@
+//! Scheduling: cron parsing and next-fire computation (pure), and the daemon loop.

@@ -1,0 +1,2 @@
+-- Alert state and the delivery queue (filled by the alerts work).
+SELECT 1;
