@@ -138,7 +138,14 @@ impl Store {
             params![suite.name, suite.description, run.started_at],
             |r| r.get(0),
         )?;
-        {
+        // A suite whose exact content already ran has every case version registered: skip
+        // the O(cases) inserts, so that a daily run of an unchanged suite starts at once.
+        let known_content: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE suite_ref = ?1 AND suite_hash = ?2)",
+            params![suite_ref, suite.hash],
+            |r| r.get(0),
+        )?;
+        if !known_content {
             let mut add_case = tx.prepare_cached(
                 "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5)
@@ -170,9 +177,10 @@ impl Store {
             }
             Some(_) => {
                 tx.execute(
-                    "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?2, host = ?3
+                    "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?2, host = ?3,
+                                     planned = ?4
                      WHERE run_id = ?1",
-                    params![run.run_id, pid, host],
+                    params![run.run_id, pid, host, codec::to_i64(run.planned)],
                 )?;
             }
             None => {

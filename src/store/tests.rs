@@ -338,7 +338,7 @@ fn begin_run_records_case_versions_and_guards_run_ids() {
     let path = dir.path().join("h.db");
     let mut store = begun(&path, "r1");
     // c1 edited (new hash), c0 unchanged, c3 new.
-    let edited = suite(
+    let mut edited = suite(
         "faq",
         vec![
             case("c0", "h0", &["billing"]),
@@ -346,6 +346,8 @@ fn begin_run_records_case_versions_and_guards_run_ids() {
             case("c3", "h3", &[]),
         ],
     );
+    // The suite's content hash covers its cases' hashes: an edit changes it.
+    edited.hash = "faq-edited-hash".into();
     store
         .begin_run(&info("r2", "faq", "2024-05-02T06:00:00Z"), &edited, 1, "h")
         .unwrap();

@@ -171,19 +171,9 @@ impl Context {
             .ok_or_else(|| StoreError::UnknownRun {
                 run_id: run_id.to_owned(),
             })?;
-        let mut cases: HashMap<String, HashMap<String, CaseRow>> = HashMap::new();
-        let mut st =
-            conn.prepare("SELECT id, case_id, hash, tags FROM cases WHERE suite_ref = ?1")?;
-        let mut rows = st.query([suite_ref])?;
-        while let Some(r) = rows.next()? {
-            let tags: String = r.get(3)?;
-            let row = CaseRow {
-                id: r.get(0)?,
-                // Tags that do not parse are simply stored again on each result.
-                tags: serde_json::from_str(&tags).unwrap_or_default(),
-            };
-            cases.entry(r.get(1)?).or_default().insert(r.get(2)?, row);
-        }
+        // Case rows are looked up as their first result arrives (see `case_row`), not loaded
+        // up front: the writer starts at once whatever the suite's history.
+        let cases = HashMap::new();
         Ok(Self {
             run_ref,
             suite_ref,
@@ -205,27 +195,37 @@ impl Context {
         {
             return Ok((row.id, row.tags == rec.tags));
         }
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        tx.prepare_cached(
-            "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (suite_ref, case_id, hash) DO NOTHING",
-        )?
-        .execute(params![
-            self.suite_ref,
-            rec.job.case_id,
-            rec.case_hash,
-            codec::to_json(&rec.tags)?,
-            now
-        ])?;
-        let (id, tags): (i64, String) = tx
-            .prepare_cached(
-                "SELECT id, tags FROM cases WHERE suite_ref = ?1 AND case_id = ?2 AND hash = ?3",
+        let find = |tx: &Transaction<'_>| -> Result<Option<(i64, String)>, StoreError> {
+            Ok(tx
+                .prepare_cached(
+                    "SELECT id, tags FROM cases WHERE suite_ref = ?1 AND case_id = ?2 AND hash = ?3",
+                )?
+                .query_row(
+                    params![self.suite_ref, rec.job.case_id, rec.case_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+        };
+        let (id, tags) = if let Some(found) = find(tx)? {
+            found
+        } else {
+            // A version `begin_run` did not register (a result for a case edited since).
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            tx.prepare_cached(
+                "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (suite_ref, case_id, hash) DO NOTHING",
             )?
-            .query_row(
-                params![self.suite_ref, rec.job.case_id, rec.case_hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            .execute(params![
+                self.suite_ref,
+                rec.job.case_id,
+                rec.case_hash,
+                codec::to_json(&rec.tags)?,
+                now
+            ])?;
+            find(tx)?
+                .ok_or_else(|| StoreError::Other("store a case version: it vanished".into()))?
+        };
         let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
         let same = tags == rec.tags;
         self.cases
