@@ -94,11 +94,12 @@ struct Usage {
 /// and peak RSS are its own.
 #[allow(unsafe_code)]
 fn wait_child(pid: u32) -> Usage {
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
     let mut status: libc::c_int = 0;
     // SAFETY: wait4 writes the exit status and the usage into the values we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid as libc::pid_t, &raw mut status, 0, &raw mut ru) };
-    assert_eq!(rc, pid as libc::pid_t, "wait4 failed");
+    let rc = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut ru) };
+    assert_eq!(rc, pid, "wait4 failed");
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
@@ -141,6 +142,8 @@ fn main() {
             let (base_url, seen) = start_mock(Duration::from_millis(latency_ms));
             write_suite(dir.path(), &base_url, cases, concurrency);
             let started = Instant::now();
+            // Reaped by `wait_child` (wait4), which also reads its resource usage.
+            #[allow(clippy::zombie_processes)]
             let child = std::process::Command::new(bin)
                 .current_dir(dir.path())
                 .env("OPENAI_API_KEY", "sk-bench-not-a-secret")
