@@ -97,7 +97,8 @@ pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
             table.push(row);
         }
     }
-    ctx.printer.result(terminal::table(&table).trim_end());
+    ctx.printer
+        .result(terminal::table_with(&table, 5).trim_end());
     Ok(exit::OK)
 }
 

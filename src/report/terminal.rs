@@ -31,6 +31,13 @@ pub fn value(v: Option<f64>) -> String {
 /// Render rows as an aligned table (first column left, the rest right-aligned).
 #[must_use]
 pub fn table(rows: &[Vec<String>]) -> String {
+    table_with(rows, 1)
+}
+
+/// Render rows as an aligned table: the first `left` columns (text) left-aligned, the rest
+/// (numbers) right-aligned.
+#[must_use]
+pub fn table_with(rows: &[Vec<String>], left: usize) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -47,6 +54,8 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (c, cell) in row.iter().enumerate() {
             if c == 0 {
                 let _ = write!(line, "{cell:<w$}", w = widths[c]);
+            } else if c < left {
+                let _ = write!(line, "  {cell:<w$}", w = widths[c]);
             } else {
                 let _ = write!(line, "  {cell:>w$}", w = widths[c]);
             }
@@ -208,6 +217,14 @@ mod tests {
             vec!["long".into(), "100".into()],
         ]);
         assert_eq!(t, "a       1\nlong  100\n");
+        let t = table_with(
+            &[
+                vec!["a".into(), "x".into(), "1".into()],
+                vec!["bb".into(), "yyy".into(), "22".into()],
+            ],
+            2,
+        );
+        assert_eq!(t, "a   x     1\nbb  yyy  22\n");
         assert_eq!(pct(None), "n/a");
         assert_eq!(pct(Some(0.9166)), "91.7%");
         assert_eq!(value(Some(3020.0)), "3020");
