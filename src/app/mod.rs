@@ -196,7 +196,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// The suite files named on the command line, or the project's `suites/` folder.
+/// The suite files named on the command line, or the project's `suites/` folder; none is an
+/// error (exit 2).
 pub fn suite_files(
     ctx: &Ctx,
     project: &ProjectConfig,
@@ -216,5 +217,12 @@ pub fn suite_files(
             })
             .collect()
     };
-    suite::discover_suite_files(&paths).map_err(|d| Failure::invalid(render_diagnostics(ctx, &d)))
+    let files = suite::discover_suite_files(&paths)
+        .map_err(|d| Failure::invalid(render_diagnostics(ctx, &d)))?;
+    if files.is_empty() {
+        return Err(Failure::invalid(
+            "find suites: no *.yaml files in the given paths; create one with `evalwatch init` or name a suite file",
+        ));
+    }
+    Ok(files)
 }

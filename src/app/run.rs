@@ -63,11 +63,6 @@ struct Done {
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
     let files = suite_files(ctx, &project, &args.paths)?;
-    if files.is_empty() {
-        return Err(Failure::invalid(
-            "find suites: no *.yaml files in the given paths; create one with `evalwatch init` or name a suite file",
-        ));
-    }
     let (suites, diags) = suite::load_suites(&files, &project);
     if !diags.is_empty() {
         return Err(Failure::invalid(format!(

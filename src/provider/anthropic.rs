@@ -152,17 +152,15 @@ impl Provider for AnthropicProvider {
         }
         let answer = common::send_json(&self.ctx, http).await?;
         let output = parse_content(&answer).map_err(|what| self.ctx.bad_response(what))?;
-        Ok(Completion {
+        let finish_reason = common::text_at(&answer, "/stop_reason");
+        Ok(common::completion(
+            &answer,
             output,
-            latency_ms: common::elapsed_ms(started),
-            tokens_in: common::as_count(answer.pointer("/usage/input_tokens")),
-            tokens_out: common::as_count(answer.pointer("/usage/output_tokens")),
-            finish_reason: answer
-                .get("stop_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            cost_usd: None,
-        })
+            started,
+            "/usage/input_tokens",
+            "/usage/output_tokens",
+            finish_reason,
+        ))
     }
 }
 

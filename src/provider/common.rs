@@ -501,6 +501,34 @@ pub fn elapsed_ms(started: std::time::Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The completion of a chat API answer: the output text, the call's latency, and the token
+/// counts and stop reason found at the given JSON pointers of the answer.
+pub fn completion(
+    answer: &Value,
+    output: String,
+    started: std::time::Instant,
+    tokens_in: &str,
+    tokens_out: &str,
+    finish_reason: Option<String>,
+) -> crate::model::Completion {
+    crate::model::Completion {
+        output,
+        latency_ms: elapsed_ms(started),
+        tokens_in: as_count(answer.pointer(tokens_in)),
+        tokens_out: as_count(answer.pointer(tokens_out)),
+        finish_reason,
+        cost_usd: None,
+    }
+}
+
+/// A string field of an answer, such as its stop reason.
+pub fn text_at(answer: &Value, pointer: &str) -> Option<String> {
+    answer
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! Loopback mock servers for provider tests.

@@ -151,17 +151,15 @@ impl Provider for OllamaProvider {
         }
         let answer = common::send_json(&self.ctx, http).await?;
         let output = parse_message(&answer).map_err(|what| self.ctx.bad_response(what))?;
-        Ok(Completion {
+        let finish_reason = common::text_at(&answer, "/done_reason");
+        Ok(common::completion(
+            &answer,
             output,
-            latency_ms: common::elapsed_ms(started),
-            tokens_in: common::as_count(answer.get("prompt_eval_count")),
-            tokens_out: common::as_count(answer.get("eval_count")),
-            finish_reason: answer
-                .get("done_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            cost_usd: None,
-        })
+            started,
+            "/prompt_eval_count",
+            "/eval_count",
+            finish_reason,
+        ))
     }
 }
 

@@ -326,14 +326,14 @@ impl Provider for OpenAiProvider {
         .await?;
         let (output, finish_reason) =
             parse_choice(&answer).map_err(|what| self.ctx.bad_response(what))?;
-        Ok(Completion {
+        Ok(common::completion(
+            &answer,
             output,
-            latency_ms: common::elapsed_ms(started),
-            tokens_in: common::as_count(answer.pointer("/usage/prompt_tokens")),
-            tokens_out: common::as_count(answer.pointer("/usage/completion_tokens")),
+            started,
+            "/usage/prompt_tokens",
+            "/usage/completion_tokens",
             finish_reason,
-            cost_usd: None,
-        })
+        ))
     }
 }
 

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
-use crate::model::{Assertion, Case, Check, LabelPair, Location, Normalize, Score, Suite};
+use crate::model::{Assertion, Case, Check, LabelPair, Score, Suite};
 use normalize::{COLLAPSE_WHITESPACE, LOWERCASE, TRIM};
 use verdict::Verdict;
 
@@ -88,11 +88,9 @@ impl Scorer {
             .iter()
             .map(|&m| normalize::apply(input.output, m))
             .collect();
-        let asserts: &[Assertion] = if case.asserts.is_empty() {
-            prepared.default.as_slice()
-        } else {
-            &case.asserts
-        };
+        // A case written without `assert` reaches here with the loader's default rule
+        // (`contains` of `expected`); a case with no assertion at all is unscorable.
+        let asserts: &[Assertion] = &case.asserts;
         let mut label = None;
         let mut outcomes = Vec::with_capacity(asserts.len());
         for (assertion, p) in asserts.iter().zip(&prepared.asserts) {
@@ -122,8 +120,6 @@ struct PreparedCase {
     /// Distinct normalisation masks of the output this case needs.
     masks: Vec<u8>,
     asserts: Vec<Result<Prepared, String>>,
-    /// The assertion of a case written without `assert`: `contains` of `expected`.
-    default: Option<Assertion>,
 }
 
 /// One assertion, ready to compare.
@@ -144,18 +140,9 @@ enum Extra {
 
 impl PreparedCase {
     fn new(case: &Case) -> Self {
-        let default = if case.asserts.is_empty() {
-            case.expected.as_deref().map(default_assertion)
-        } else {
-            None
-        };
-        let asserts_src: &[Assertion] = if case.asserts.is_empty() {
-            default.as_slice()
-        } else {
-            &case.asserts
-        };
         let mut masks = Vec::new();
-        let asserts = asserts_src
+        let asserts = case
+            .asserts
             .iter()
             .map(|a| {
                 let mask = output_mask(a);
@@ -172,35 +159,11 @@ impl PreparedCase {
             n_asserts: case.asserts.len(),
             masks,
             asserts,
-            default,
         }
     }
 
     fn is_for(&self, case: &Case) -> bool {
         self.id == case.id && self.hash == case.hash && self.n_asserts == case.asserts.len()
-    }
-}
-
-/// The implicit assertion of a case without `assert`: `contains` of `expected`, ignoring case,
-/// runs of whitespace and trailing punctuation of the expected value.
-fn default_assertion(expected: &str) -> Assertion {
-    let value = expected
-        .trim()
-        .trim_end_matches(normalize::is_punctuation)
-        .to_owned();
-    Assertion {
-        type_name: "contains".into(),
-        negate: false,
-        check: Check::Contains { value },
-        weight: 1.0,
-        threshold: None,
-        metric: None,
-        normalize: vec![
-            Normalize::Lowercase,
-            Normalize::CollapseWhitespace,
-            Normalize::Trim,
-        ],
-        location: Location::default(),
     }
 }
 
