@@ -49,6 +49,12 @@ pub enum Command {
     Runs(RunsArgs),
     /// One run: metrics, failures, flips against the previous complete run
     Show(ShowArgs),
+    /// Write reports/index.html and one trend page per suite
+    Report(crate::app::report::ReportArgs),
+    /// Per-case diff and metric deltas of two runs, with significance
+    Compare(crate::app::report::CompareArgs),
+    /// Export runs and results as json, csv, junit or prometheus
+    Export(crate::app::report::ExportArgs),
     /// Evaluate alert rules (missed runs included) and notify; list alerts
     Alerts(crate::app::alerts::AlertsArgs),
     /// Bless a run as the baseline of its suite
@@ -122,6 +128,9 @@ pub struct RunArgs {
     /// Do not evaluate alert rules
     #[arg(long)]
     pub no_alerts: bool,
+    /// Do not refresh the HTML reports of the suites that ran
+    #[arg(long)]
+    pub no_reports: bool,
     /// Exit 1 when an alert at or above this severity fires
     #[arg(long, value_enum, default_value_t = Severity::Critical)]
     pub fail_on: Severity,

@@ -4,6 +4,7 @@
 pub mod alerts;
 mod history;
 mod init;
+pub mod report;
 pub mod run;
 pub mod schedule;
 mod validate;
@@ -190,6 +191,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(a) => run::run(&ctx, &a),
         Command::Runs(a) => history::runs(&ctx, &a),
         Command::Show(a) => history::show(&ctx, &a),
+        Command::Report(a) => report::report(&ctx, &a),
+        Command::Compare(a) => report::compare(&ctx, &a),
+        Command::Export(a) => report::export(&ctx, &a),
         Command::Alerts(a) => alerts::run(&ctx, &a),
         Command::Baseline(a) => alerts::baseline(&ctx, &a),
         Command::Schedule(a) => schedule::run(&ctx, &a),

@@ -137,6 +137,13 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
             code = exit::GATE;
         }
     }
+    if !args.no_reports {
+        let ran: Vec<String> = done_runs.iter().map(|d| d.info.suite.clone()).collect();
+        if let Err(e) = super::report::after_run(ctx, &store, &project, &ran) {
+            // Reports are a view of stored history: failing to refresh them never fails a run.
+            ctx.printer.warn(&format!("refresh the reports: {e:#}"));
+        }
+    }
     emit(ctx, &store, args, &done_runs)?;
     runtime.shutdown_background();
     Ok(code)

@@ -1,5 +1,6 @@
 //! Renderers: read models in, bytes out. Machine JSON, JUnit XML and the terminal summary.
 
+pub mod html;
 pub mod junit;
 pub mod machine;
 pub mod terminal;

@@ -13,6 +13,7 @@ mod codec;
 mod read;
 mod schedule;
 mod schema;
+mod trends;
 mod writer;
 
 #[cfg(test)]

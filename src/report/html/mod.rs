@@ -1,0 +1,1 @@
+//! HTML reports: the index, one trend page per suite, run pages. Templates are embedded.

@@ -1,0 +1,5 @@
+//! Trend and report queries: pre-aggregated metrics over time.
+
+use super::Store;
+
+impl Store {}
