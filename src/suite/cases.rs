@@ -391,6 +391,9 @@ impl CaseBuilder {
             }
         }
         let threshold = wire.threshold.or(self.defaults.threshold);
+        // Cases live for the whole run: no spare capacity (a `Vec` of assertions otherwise
+        // reserves room for four).
+        asserts.shrink_to_fit();
         let mut case = Case {
             id,
             tags: wire.tags.unwrap_or_default(),
