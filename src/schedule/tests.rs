@@ -458,9 +458,9 @@ fn jitter_delays_the_start_and_the_grace_counts_from_it() {
     let w = utc("2030-01-02T06:00:00Z");
     let start = start_time("jittery", w, &p);
     assert!(start >= w && start < w + chrono::TimeDelta::hours(1));
-    let h = Some(utc("2030-01-01T06:00:00Z"));
+    let handled = Some(utc("2030-01-01T06:00:00Z"));
     if start > w {
-        let d = decide("jittery", &s, h, w, &p);
+        let d = decide("jittery", &s, handled, w, &p);
         assert_eq!(
             d.action,
             Action::Wait {
@@ -470,7 +470,7 @@ fn jitter_delays_the_start_and_the_grace_counts_from_it() {
         );
         assert_eq!(d.wake_at("jittery", &p), Some(start));
     }
-    let d = decide("jittery", &s, h, start, &p);
+    let d = decide("jittery", &s, handled, start, &p);
     assert_eq!(
         d.action,
         Action::Run {
@@ -478,7 +478,13 @@ fn jitter_delays_the_start_and_the_grace_counts_from_it() {
             late: false
         }
     );
-    let d = decide("jittery", &s, h, start + chrono::TimeDelta::seconds(61), &p);
+    let d = decide(
+        "jittery",
+        &s,
+        handled,
+        start + chrono::TimeDelta::seconds(61),
+        &p,
+    );
     assert_eq!(d.action, Action::Skip { window: w });
 }
 
