@@ -268,6 +268,23 @@ impl Store {
             .transpose()
     }
 
+    /// The fire record of the latest window with this outcome (`ran`, ...).
+    pub fn last_fire_with(
+        &self,
+        suite: &str,
+        outcome: &str,
+    ) -> Result<Option<FireRow>, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "{FIRE_SELECT} WHERE suite = ?1 AND outcome = ?2
+                 ORDER BY julianday(scheduled_for) DESC, id DESC LIMIT 1"
+            ))?
+            .query_row([suite, outcome], raw_fire)
+            .optional()?
+            .map(fire_of)
+            .transpose()
+    }
+
     /// The latest run of a suite, manual or scheduled; with `counted_only`, skipping
     /// incomplete runs (interrupted or crashed: they do not count as having run).
     pub fn last_run_start(
@@ -428,5 +445,8 @@ mod tests {
         assert_eq!(s.fires(Some("other"), 0).unwrap(), Vec::new());
         assert_eq!(s.fires(None, 1).unwrap().len(), 1);
         assert_eq!(s.last_run_start("faq", true).unwrap(), None);
+        let ran = s.last_fire_with("faq", "ran").unwrap().unwrap();
+        assert_eq!(ran.scheduled_for, at("2030-01-01T06:00:00Z"));
+        assert_eq!(s.last_fire_with("faq", "skipped").unwrap(), None);
     }
 }
