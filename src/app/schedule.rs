@@ -93,8 +93,9 @@ pub enum ScheduleCommand {
         target: EmitTarget,
         /// Suite files or folders to pass on [default: suites/]
         paths: Vec<PathBuf>,
-        /// The tick, as a cron expression (the finest schedule of your suites or finer)
-        #[arg(long, default_value = "*/5 * * * *", value_name = "CRON")]
+        /// How often to look for due suites (as fine as your finest schedule): 1m, 5m, 15m,
+        /// 30m, 1h, 2h, 6h, 12h, 1d
+        #[arg(long, default_value = "5m", value_name = "DURATION")]
         every: String,
         /// Write the files into this folder instead of printing them
         #[arg(long, value_name = "DIR")]
