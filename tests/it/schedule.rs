@@ -236,7 +236,7 @@ fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) 
                     return;
                 }
             }
-            Err(_) => panic!("no `{needle}` on stderr; saw:\n{}", seen.join("\n")),
+            Err(e) => panic!("no `{needle}` on stderr ({e}); saw:\n{}", seen.join("\n")),
         }
     }
 }
@@ -362,7 +362,7 @@ fn sigterm_stops_an_idle_daemon_cleanly() {
     wait_line(&rx, "\"window_skipped\"", &mut seen);
     signal(daemon.id(), "-TERM");
     let status = daemon.wait().expect("wait");
-    for line in rx.iter() {
+    for line in &rx {
         seen.push(line);
     }
     assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
@@ -382,7 +382,7 @@ fn sigterm_during_a_run_keeps_it_incomplete_and_the_daemon_exits_130() {
     wait_lease(&p, "slow", daemon.id());
     signal(daemon.id(), "-TERM");
     let status = daemon.wait().expect("wait");
-    for line in rx.iter() {
+    for line in &rx {
         seen.push(line);
     }
     assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
