@@ -351,7 +351,8 @@ impl<'a> AppHost<'a> {
         })
     }
 
-    /// Listen for SIGTERM and Ctrl-C: set the stop flag and cut a sleep short.
+    /// Listen for SIGTERM and Ctrl-C: set the stop flag and cut a sleep short. The handlers
+    /// are in place when this returns (a signal that comes early is not lost).
     fn watch_signals(&mut self) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -359,8 +360,27 @@ impl<'a> AppHost<'a> {
             .build()?;
         let stop = Arc::clone(&self.stop);
         let wake = Arc::clone(&self.wake);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (mut term, mut int) = runtime.block_on(async {
+                Ok::<_, std::io::Error>((
+                    signal(SignalKind::terminate())?,
+                    signal(SignalKind::interrupt())?,
+                ))
+            })?;
+            runtime.spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                stop.store(true, Ordering::SeqCst);
+                wake.notify_one();
+            });
+        }
+        #[cfg(not(unix))]
         runtime.spawn(async move {
-            wait_for_signal().await;
+            let _ = tokio::signal::ctrl_c().await;
             stop.store(true, Ordering::SeqCst);
             wake.notify_one();
         });
@@ -428,28 +448,6 @@ fn signature(ctx: &Ctx, paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>)>
         }
     }
     sig
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// The latest handled instant of a suite: its latest handled window or the start of its
