@@ -1,0 +1,481 @@
+//! The scheduler: `--once` against a fixed clock, leases across real processes, the daemon
+//! and its signals, the emitted files.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use evalwatch::model::RunStatus;
+use evalwatch::store::Store;
+
+use crate::support::{Project, code, stderr, stdout};
+
+/// A suite answered by `echo`, with an optional schedule.
+fn echo_suite(p: &Project, name: &str, schedule: Option<&str>) {
+    let sched = schedule.map_or(String::new(), |s| format!("schedule: \"{s}\"\n"));
+    p.write(
+        &format!("suites/{name}.yaml"),
+        &format!(
+            "suite: {name}\n{sched}providers:\n  - id: e\n    type: echo\nprompt: \"{{{{ q }}}}\"\ncases:\n  - {{id: c1, vars: {{q: hello}}, expected: hello}}\n"
+        ),
+    );
+}
+
+/// A suite whose provider takes `secs` per call, one at a time.
+fn slow_suite(p: &Project, name: &str, n: usize, secs: &str, schedule: Option<&str>) {
+    use std::fmt::Write as _;
+    let mut cases = String::new();
+    for i in 0..n {
+        let _ = writeln!(cases, "  - {{id: c{i}, vars: {{q: q{i}}}, expected: Q{i}}}");
+    }
+    let sched = schedule.map_or(String::new(), |s| format!("schedule: \"{s}\"\n"));
+    p.write(
+        &format!("suites/{name}.yaml"),
+        &format!(
+            "suite: {name}\n{sched}providers:\n  - id: x\n    type: exec\n    concurrency: 1\n    command: [sh, -c, 'sleep {secs}; tr a-z A-Z']\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}"
+        ),
+    );
+}
+
+fn runs_of(p: &Project, suite: &str) -> Vec<evalwatch::store::RunRow> {
+    Store::open(&p.db())
+        .expect("open")
+        .runs(Some(suite), 0)
+        .expect("runs")
+}
+
+/// The JSON log lines of stderr.
+fn events(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn once(p: &Project, now: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["schedule", "--once", "--now", now];
+    args.extend_from_slice(extra);
+    p.run(&args)
+}
+
+#[test]
+fn once_runs_exactly_the_due_suites_and_each_window_once() {
+    let p = Project::new();
+    echo_suite(&p, "daily", Some("0 6 * * *"));
+    echo_suite(&p, "hourly", Some("@hourly"));
+    echo_suite(&p, "manual", None);
+    // First look at 06:00:30: both windows (06:00) just passed.
+    let out = once(&p, "2030-01-01T06:00:30Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs_of(&p, "daily").len(), 1);
+    assert_eq!(runs_of(&p, "hourly").len(), 1);
+    assert!(runs_of(&p, "manual").is_empty(), "no schedule, never run");
+    let ev = events(&stderr(&out));
+    let started: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "run_started")
+        .filter_map(|e| e["suite"].as_str())
+        .collect();
+    assert_eq!(started, ["daily", "hourly"]);
+    // Same window again: nothing is due.
+    let out = once(&p, "2030-01-01T06:20:00Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs_of(&p, "daily").len(), 1);
+    assert_eq!(runs_of(&p, "hourly").len(), 1);
+    // 07:00:10: only the hourly one.
+    let out = once(&p, "2030-01-01T07:00:10Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs_of(&p, "daily").len(), 1);
+    assert_eq!(runs_of(&p, "hourly").len(), 2);
+    // The fire records say which run served which window.
+    let store = Store::open(&p.db()).expect("open");
+    let fires = store.fires(Some("hourly"), 0).expect("fires");
+    assert_eq!(fires.len(), 2);
+    assert!(
+        fires
+            .iter()
+            .all(|f| f.outcome == "ran" && f.run_id.is_some())
+    );
+}
+
+#[test]
+fn once_after_downtime_catches_up_once_or_skips_and_records_either_way() {
+    let p = Project::new();
+    echo_suite(&p, "daily", Some("0 6 * * *"));
+    let out = once(&p, "2030-01-01T06:00:30Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Three days later, at noon: one catch-up run, two missed windows recorded.
+    let out = once(&p, "2030-01-04T12:00:00Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs_of(&p, "daily").len(), 2);
+    let ev = events(&stderr(&out));
+    assert_eq!(
+        ev.iter().filter(|e| e["event"] == "window_missed").count(),
+        2
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "run_started" && e["late"] == true)
+    );
+    // Four days later with --catch-up skip: nothing runs, everything is recorded.
+    let out = once(&p, "2030-01-08T12:00:00Z", &["--catch-up", "skip"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs_of(&p, "daily").len(), 2, "skip runs nothing");
+    let store = Store::open(&p.db()).expect("open");
+    let outcomes: Vec<String> = store
+        .fires(Some("daily"), 0)
+        .expect("fires")
+        .into_iter()
+        .map(|f| f.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "skipped", "missed", "missed", "missed", "ran", "missed", "missed", "ran"
+        ]
+    );
+}
+
+#[test]
+fn list_and_status_show_next_fires_last_runs_and_overdue_suites() {
+    let p = Project::new();
+    p.write(
+        "suites/berlin.yaml",
+        "suite: berlin\nschedule: \"30 2 * * *\"\ntimezone: Europe/Berlin\nproviders:\n  - id: e\n    type: echo\nprompt: \"{{ q }}\"\ncases:\n  - {id: c1, vars: {q: hello}, expected: hello}\n",
+    );
+    echo_suite(&p, "manual", None);
+    let out = p.run(&[
+        "schedule",
+        "--list",
+        "--format",
+        "json",
+        "--count",
+        "3",
+        "--now",
+        "2030-03-30T00:00:00Z",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let berlin = &rows[0];
+    assert_eq!(berlin["suite"], "berlin");
+    assert_eq!(berlin["timezone"], "Europe/Berlin");
+    // Across the spring-forward night: 02:30 CET, 03:00 CEST (the gap), 02:30 CEST.
+    assert_eq!(
+        berlin["next"],
+        serde_json::json!([
+            "2030-03-30T01:30:00Z",
+            "2030-03-31T01:00:00Z",
+            "2030-04-01T00:30:00Z"
+        ])
+    );
+    assert!(berlin["last_run"].is_null());
+    assert_eq!(rows[1]["suite"], "manual");
+    assert!(rows[1]["schedule"].is_null());
+    let text = p.run(&["schedule", "--list", "--now", "2030-03-30T00:00:00Z"]);
+    assert!(
+        stdout(&text).contains("2030-03-31 03:00 CEST"),
+        "{}",
+        stdout(&text)
+    );
+
+    // Run it at its window, then ask at later times.
+    let out = once(&p, "2030-03-30T01:30:05Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let status = |now: &str| {
+        let out = p.run(&["schedule", "status", "--format", "json", "--now", now]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("json")
+    };
+    let on_time = status("2030-03-30T12:00:00Z");
+    assert_eq!(on_time[0]["overdue"], false);
+    assert_eq!(on_time[0]["last_fire"]["outcome"], "ran");
+    assert!(on_time[0]["last_run"]["run_id"].is_string());
+    let late = status("2030-04-02T12:00:00Z");
+    assert_eq!(late[0]["overdue"], true);
+    assert_eq!(late[0]["overdue_since"], "2030-03-31T01:00:00Z");
+    let text = p.run(&["schedule", "status", "--now", "2030-04-02T12:00:00Z"]);
+    assert!(stdout(&text).contains("OVERDUE since 2030-03-31T01:00:00Z"));
+    assert!(stdout(&text).contains("manual"));
+}
+
+/// Spawn the binary in the project; stderr is read line by line into a channel.
+fn spawn(p: &Project, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .args(args)
+        .env_remove("EVALWATCH_DB")
+        .env_remove("EVALWATCH_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Wait for a stderr line containing `needle`; returns every line seen so far.
+fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let hit = line.contains(needle);
+                seen.push(line);
+                if hit {
+                    return;
+                }
+            }
+            Err(e) => panic!("no `{needle}` on stderr ({e}); saw:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+/// Wait until the suite's lease is held by `pid`.
+fn wait_lease(p: &Project, suite: &str, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the lease was never taken");
+        if let Ok(store) = Store::open(&p.db())
+            && let Ok(leases) = store.leases()
+            && leases.iter().any(|l| l.suite == suite && l.pid == pid)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+#[test]
+fn a_suite_never_overlaps_itself_across_processes_but_others_run() {
+    let p = Project::new();
+    slow_suite(&p, "slow", 200, "0.05", None);
+    echo_suite(&p, "quick", Some("0 6 * * *"));
+    let (mut first, _rx) = spawn(&p, &["run", "suites/slow.yaml"]);
+    wait_lease(&p, "slow", first.id());
+
+    // The same suite from a second process is refused, with the holder named.
+    let second = p.run(&["run", "suites/slow.yaml"]);
+    assert_eq!(code(&second), 3, "{}", stderr(&second));
+    let err = stderr(&second);
+    assert!(err.contains("already running"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+
+    // Another suite is not blocked.
+    let other = p.run(&["run", "suites/quick.yaml"]);
+    assert_eq!(code(&other), 0, "{}", stderr(&other));
+
+    // The scheduler finds the slow suite busy and records it, without running it.
+    p.write(
+        "suites/slow.yaml",
+        &std::fs::read_to_string(p.path().join("suites/slow.yaml"))
+            .expect("read")
+            .replace("suite: slow\n", "suite: slow\nschedule: \"@hourly\"\n"),
+    );
+    let out = once(&p, "2030-01-01T06:00:10Z", &["suites/slow.yaml"]);
+    assert_eq!(code(&out), 0, "busy is not a failure: {}", stderr(&out));
+    assert!(
+        events(&stderr(&out)).iter().any(|e| e["event"] == "busy"),
+        "{}",
+        stderr(&out)
+    );
+    let store = Store::open(&p.db()).expect("open");
+    assert_eq!(
+        store.fires(Some("slow"), 0).expect("fires")[0].outcome,
+        "busy"
+    );
+    drop(store);
+    assert_eq!(runs_of(&p, "slow").len(), 1, "only the first run");
+
+    signal(first.id(), "-INT");
+    let _ = first.wait();
+    // Released: a new run proceeds.
+    slow_suite(&p, "slow", 2, "0", None);
+    let after = p.run(&["run", "suites/slow.yaml"]);
+    assert_eq!(code(&after), 0, "{}", stderr(&after));
+    let store = Store::open(&p.db()).expect("open");
+    assert!(
+        store.leases().expect("leases").is_empty(),
+        "every lease released"
+    );
+}
+
+#[test]
+fn a_killed_holders_lease_is_recovered() {
+    let p = Project::new();
+    slow_suite(&p, "slow", 200, "0.05", None);
+    let (mut holder, _rx) = spawn(&p, &["run", "suites/slow.yaml"]);
+    wait_lease(&p, "slow", holder.id());
+    signal(holder.id(), "-KILL");
+    let _ = holder.wait();
+    // The lease row is still there, but its holder is gone: a new run takes it over.
+    slow_suite(&p, "slow", 2, "0", None);
+    let out = p.run(&["run", "suites/slow.yaml", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let runs = runs_of(&p, "slow");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].info.status, RunStatus::Complete);
+    assert_eq!(runs[1].info.status, RunStatus::Incomplete, "the killed run");
+}
+
+#[test]
+fn a_killed_daemons_lease_is_recovered() {
+    let p = Project::new();
+    // Never seen and @yearly: the latest window is late, so catch-up runs it at once.
+    slow_suite(&p, "slow", 200, "0.05", Some("@yearly"));
+    let (mut daemon, rx) = spawn(&p, &["schedule"]);
+    let mut seen = Vec::new();
+    wait_line(&rx, "\"run_started\"", &mut seen);
+    wait_lease(&p, "slow", daemon.id());
+    signal(daemon.id(), "-KILL");
+    let _ = daemon.wait();
+    slow_suite(&p, "slow", 2, "0", Some("@yearly"));
+    let out = p.run(&["run", "suites/slow.yaml"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn sigterm_stops_an_idle_daemon_cleanly() {
+    let p = Project::new();
+    echo_suite(&p, "yearly", Some("@yearly"));
+    let (mut daemon, rx) = spawn(&p, &["schedule", "--catch-up", "skip"]);
+    let mut seen = Vec::new();
+    wait_line(&rx, "\"suites_loaded\"", &mut seen);
+    wait_line(&rx, "\"window_skipped\"", &mut seen);
+    signal(daemon.id(), "-TERM");
+    let status = daemon.wait().expect("wait");
+    for line in &rx {
+        seen.push(line);
+    }
+    assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
+    let ev = events(&seen.join("\n"));
+    assert_eq!(ev[0]["event"], "daemon_started");
+    assert_eq!(ev.last().expect("events")["event"], "daemon_stopped");
+    assert!(runs_of(&p, "yearly").is_empty(), "skip runs nothing");
+}
+
+#[test]
+fn sigterm_during_a_run_keeps_it_incomplete_and_the_daemon_exits_130() {
+    let p = Project::new();
+    slow_suite(&p, "slow", 200, "0.05", Some("@yearly"));
+    let (mut daemon, rx) = spawn(&p, &["schedule"]);
+    let mut seen = Vec::new();
+    wait_line(&rx, "\"run_started\"", &mut seen);
+    wait_lease(&p, "slow", daemon.id());
+    signal(daemon.id(), "-TERM");
+    let status = daemon.wait().expect("wait");
+    for line in &rx {
+        seen.push(line);
+    }
+    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+    let runs = runs_of(&p, "slow");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].info.status, RunStatus::Incomplete);
+    let store = Store::open(&p.db()).expect("open");
+    assert_eq!(
+        store.fires(Some("slow"), 0).expect("fires")[0].outcome,
+        "interrupted"
+    );
+    assert!(store.leases().expect("leases").is_empty(), "released");
+}
+
+#[test]
+fn the_daemon_rereads_a_changed_suite_file() {
+    let p = Project::new();
+    echo_suite(&p, "a", Some("@yearly"));
+    let (mut daemon, rx) = spawn(&p, &["schedule", "--catch-up", "skip", "--poll", "1s"]);
+    let mut seen = Vec::new();
+    wait_line(&rx, "\"window_skipped\"", &mut seen);
+    // A new suite appears and an old one changes: both are picked up by the poll.
+    echo_suite(&p, "b", Some("@monthly"));
+    wait_line(&rx, "\"suites_changed\"", &mut seen);
+    wait_line(&rx, "\"suite\":\"b\"", &mut seen);
+    signal(daemon.id(), "-TERM");
+    let status = daemon.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
+}
+
+#[test]
+fn emitted_files_call_once_and_parse() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "providers:\n  - id: gpt\n    type: openai\n    model: gpt-4o-mini\n    api_key_env: OPENAI_API_KEY\n",
+    );
+    echo_suite(&p, "a", Some("0 6 * * *"));
+    for (target, must) in [
+        ("systemd", "OnCalendar=*-*-* *:00/5:00"),
+        ("cron", "*/5 * * * * cd "),
+        ("kubernetes", "concurrencyPolicy: Forbid"),
+        (
+            "github-actions",
+            "OPENAI_API_KEY: ${{ secrets.OPENAI_API_KEY }}",
+        ),
+    ] {
+        let out = p.run(&["schedule", "emit", target]);
+        assert_eq!(code(&out), 0, "{target}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("schedule --once") || text.contains("\"--once\""),
+            "{text}"
+        );
+        assert!(text.contains(must), "{target}:\n{text}");
+        if target == "kubernetes" || target == "github-actions" {
+            let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML");
+            assert_eq!(docs.len(), 1);
+        }
+    }
+    let hourly = p.run(&["schedule", "emit", "kubernetes", "--every", "2h"]);
+    assert!(stdout(&hourly).contains("schedule: \"0 */2 * * *\""));
+    let bad = p.run(&["schedule", "emit", "cron", "--every", "7m"]);
+    assert_eq!(code(&bad), 2);
+    let out = p.run(&["schedule", "emit", "systemd", "--out", "units"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for f in [
+        "evalwatch-schedule.service",
+        "evalwatch-schedule.timer",
+        "evalwatch-daemon.service",
+    ] {
+        assert!(p.path().join("units").join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn bad_flags_and_schedules_are_usage_errors() {
+    let p = Project::new();
+    echo_suite(&p, "a", Some("0 6 * * *"));
+    assert_eq!(
+        code(&p.run(&["schedule", "--catch-up", "always", "--once"])),
+        2
+    );
+    assert_eq!(code(&p.run(&["schedule", "--grace", "soon", "--once"])), 2);
+    assert_eq!(
+        code(&p.run(&["schedule", "--now", "2030-01-01T00:00:00Z"])),
+        2
+    );
+    p.write(
+        "suites/tz.yaml",
+        "suite: tz\nschedule: \"0 6 * * *\"\ntimezone: Mars/Olympus\nproviders:\n  - id: e\n    type: echo\nprompt: \"{{ q }}\"\ncases:\n  - {id: c1, vars: {q: hello}, expected: hello}\n",
+    );
+    let out = once(&p, "2030-01-01T06:00:10Z", &[]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("Mars/Olympus"), "{}", stderr(&out));
+}
