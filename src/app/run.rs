@@ -100,13 +100,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         Some(id) => select_resume(&store, suites, id)?,
     };
     let cancel = CancellationToken::new();
-    {
-        let cancel = cancel.clone();
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            cancel.cancel();
-        });
-    }
+    cancel_on_signal(&runtime, cancel.clone())?;
     let client = provider::http_client()?;
     let mut code = exit::OK;
     let mut done_runs = Vec::new();
@@ -194,26 +188,33 @@ fn select_resume(
     Ok((vec![suite], Some(Resume { info, done, seqs })))
 }
 
-async fn wait_for_signal() {
+/// Cancel `cancel` on Ctrl-C or SIGTERM. The handlers are installed before this returns, so a
+/// signal that arrives while the run is starting is not lost.
+fn cancel_on_signal(
+    runtime: &tokio::runtime::Runtime,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let _entered = runtime.enter();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        let mut interrupt = signal(SignalKind::interrupt()).context("listen for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+            cancel.cancel();
+        });
     }
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    Ok(())
 }
 
 fn dry_run(ctx: &Ctx, suites: &[Suite], filters: &Filters) -> anyhow::Result<u8> {

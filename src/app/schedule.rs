@@ -556,6 +556,7 @@ impl Host for AppHost<'_> {
             dry_run: false,
             resume: None,
             no_alerts: false,
+            no_reports: false,
             fail_on: Severity::Critical,
             format: RunFormat::Text,
             out: None,

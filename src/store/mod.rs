@@ -25,6 +25,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
+pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{Writer, WriterStats};
 

@@ -6,4 +6,5 @@ mod examples;
 mod history;
 mod providers;
 mod runs;
+mod schedule;
 mod support;
