@@ -340,10 +340,7 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
     let mut out = String::new();
     out.push_str(&format!(
         "compare {} ({}) -> {} ({})\n",
-        a.run_id,
-        a.suite,
-        b.run_id,
-        b.suite
+        a.run_id, a.suite, b.run_id, b.suite
     ));
     if a.suite != b.suite {
         out.push_str("note: the runs are of different suites; results are paired by case id\n");
@@ -380,8 +377,7 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
             d.metric.clone(),
             f(d.a),
             f(d.b),
-            d.delta
-                .map_or_else(|| "n/a".into(), |x| format!("{x:+.4}")),
+            d.delta.map_or_else(|| "n/a".into(), |x| format!("{x:+.4}")),
         ]);
     }
     out.push_str(&terminal::table_with(&table, 2));
@@ -424,15 +420,36 @@ pub fn prom_label(v: &str) -> String {
 }
 
 const PROM_METRICS: [(&str, &str); 14] = [
-    ("pass_rate", "Share of scored results that passed (passed / (passed + failed))."),
+    (
+        "pass_rate",
+        "Share of scored results that passed (passed / (passed + failed)).",
+    ),
     ("mean_score", "Mean score of the results."),
-    ("error_rate", "Share of results that failed with a provider error."),
-    ("hallucination_rate", "Share of results flagged as hallucinating."),
-    ("contradiction_rate", "Share of results that contradict the context."),
-    ("unsupported_rate", "Share of results with unsupported additions."),
+    (
+        "error_rate",
+        "Share of results that failed with a provider error.",
+    ),
+    (
+        "hallucination_rate",
+        "Share of results flagged as hallucinating.",
+    ),
+    (
+        "contradiction_rate",
+        "Share of results that contradict the context.",
+    ),
+    (
+        "unsupported_rate",
+        "Share of results with unsupported additions.",
+    ),
     ("latency_p50_ms", "Median latency of the run, milliseconds."),
-    ("latency_p95_ms", "95th percentile latency of the run, milliseconds."),
-    ("latency_p99_ms", "99th percentile latency of the run, milliseconds."),
+    (
+        "latency_p95_ms",
+        "95th percentile latency of the run, milliseconds.",
+    ),
+    (
+        "latency_p99_ms",
+        "99th percentile latency of the run, milliseconds.",
+    ),
     ("tokens_in", "Input tokens of the run."),
     ("tokens_out", "Output tokens of the run."),
     ("cost_usd", "Cost of the run, US dollars."),
@@ -446,7 +463,10 @@ pub fn prometheus(store: &Store, suite: Option<&str>) -> Result<String, StoreErr
     // (suite, provider) -> (run, started_at, metrics)
     let mut latest: BTreeMap<(String, String), (String, String, crate::model::Metrics)> =
         BTreeMap::new();
-    for name in names.iter().filter(|n| suite.is_none_or(|s| s == n.as_str())) {
+    for name in names
+        .iter()
+        .filter(|n| suite.is_none_or(|s| s == n.as_str()))
+    {
         let rows = store.trend(&crate::report::html::rows::TrendQuery {
             suite: name,
             since: None,
@@ -678,9 +698,8 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<u8> {
                 ctx.cwd.join(path)
             };
             let tmp = tmp_path(&path);
-            let file = std::fs::File::create(&tmp).map_err(|e| {
-                Failure::invalid(format!("write {}: {e}", tmp.display()))
-            })?;
+            let file = std::fs::File::create(&tmp)
+                .map_err(|e| Failure::invalid(format!("write {}: {e}", tmp.display())))?;
             let mut w = std::io::BufWriter::new(file);
             export_to(&store, args, &mut w)?;
             w.flush()?;
@@ -698,7 +717,10 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<u8> {
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -736,7 +758,10 @@ mod tests {
             r("new", Failed, 0.0, 150.0),
         ];
         let c = pair_results("A", "B", &a, &b);
-        assert_eq!(c.paired, 3, "error results and unpaired ones are not paired");
+        assert_eq!(
+            c.paired, 3,
+            "error results and unpaired ones are not paired"
+        );
         assert_eq!(c.pass_to_fail.len(), 1);
         assert_eq!(c.pass_to_fail[0].case_id, "a");
         assert_eq!(c.fail_to_pass.len(), 1);
@@ -752,7 +777,11 @@ mod tests {
             .collect();
         let b: Vec<ScoredResult> = (0..20)
             .map(|i| {
-                let st = if i < 10 { CaseStatus::Failed } else { CaseStatus::Passed };
+                let st = if i < 10 {
+                    CaseStatus::Failed
+                } else {
+                    CaseStatus::Passed
+                };
                 r(&format!("c{i}"), st, if i < 10 { 0.0 } else { 1.0 }, 100.0)
             })
             .collect();

@@ -25,6 +25,8 @@ impl Unit {
             Self::Ms => {
                 if v >= 10_000.0 {
                     format!("{:.1} s", v / 1000.0)
+                } else if v.abs() < 10.0 && v != 0.0 {
+                    format!("{v:.1} ms")
                 } else {
                     format!("{v:.0} ms")
                 }
@@ -453,7 +455,11 @@ mod tests {
     fn long_series_are_bucketed_to_a_bounded_size() {
         let v: Vec<Option<f64>> = (0..365).map(|i| Some(f64::from(i))).collect();
         let d = downsample(&samples(&v), MAX_POINTS, Unit::Count);
-        assert!(d.len() <= MAX_POINTS && d.len() > MAX_POINTS / 2, "{}", d.len());
+        assert!(
+            d.len() <= MAX_POINTS && d.len() > MAX_POINTS / 2,
+            "{}",
+            d.len()
+        );
         // Buckets hold the mean of their runs: the first one holds runs 0..7.
         assert_eq!(d[0].value, Some(3.0));
         assert!(d[0].label.starts_with("mean of 7 runs"), "{}", d[0].label);
@@ -482,7 +488,10 @@ mod tests {
         assert_eq!(sp.last, "100.0%");
         assert_eq!(sp.points.len(), 2);
         for p in &sp.points {
-            assert!((0.0..=120.0).contains(&p.x) && (0.0..=28.0).contains(&p.y), "{p:?}");
+            assert!(
+                (0.0..=120.0).contains(&p.x) && (0.0..=28.0).contains(&p.y),
+                "{p:?}"
+            );
         }
         assert!(sparkline("p", Unit::Rate, &[]).empty);
     }

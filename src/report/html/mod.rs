@@ -356,7 +356,11 @@ fn provider_status(
         .map(|g| g.iter().filter(|g| g.provider == last.provider).collect())
         .unwrap_or_default();
     if gates.is_empty() {
-        return Ok(("no gates".into(), "none".into(), "the suite sets no gate".into()));
+        return Ok((
+            "no gates".into(),
+            "none".into(),
+            "the suite sets no gate".into(),
+        ));
     }
     let breached: Vec<String> = gates
         .iter()
@@ -422,7 +426,12 @@ fn build_index(
                 last_run_href: with_pages
                     .get(&last.run_id)
                     .map(|_| format!("runs/{}", run_file(&last.run_id, 1))),
-                pass_spark: spark(t, "pass rate", Unit::Rate, &samples_of(&rs, |r| r.pass_rate))?,
+                pass_spark: spark(
+                    t,
+                    "pass rate",
+                    Unit::Rate,
+                    &samples_of(&rs, |r| r.pass_rate),
+                )?,
                 halluc_spark: spark(
                     t,
                     "hallucination rate",
@@ -582,8 +591,16 @@ fn provider_charts(
 ) -> Result<Vec<String>, HtmlError> {
     type Get = fn(&TrendRow) -> Option<f64>;
     let specs: Vec<(&str, Unit, Vec<(&str, Get)>)> = vec![
-        ("Pass rate", Unit::Rate, vec![("pass rate", |r| r.pass_rate)]),
-        ("Mean score", Unit::Score, vec![("mean score", |r| r.mean_score)]),
+        (
+            "Pass rate",
+            Unit::Rate,
+            vec![("pass rate", |r| r.pass_rate)],
+        ),
+        (
+            "Mean score",
+            Unit::Score,
+            vec![("mean score", |r| r.mean_score)],
+        ),
         (
             "Hallucination",
             Unit::Rate,
@@ -597,7 +614,11 @@ fn provider_charts(
                 }),
             ],
         ),
-        ("Error rate", Unit::Rate, vec![("error rate", |r| r.error_rate)]),
+        (
+            "Error rate",
+            Unit::Rate,
+            vec![("error rate", |r| r.error_rate)],
+        ),
         (
             "Latency",
             Unit::Ms,
@@ -650,7 +671,11 @@ fn provider_charts(
 }
 
 /// Markers where the suite's content changed from one run to the next.
-fn change_markers(store: &Store, suite: &str, rows: &[TrendRow]) -> Result<Vec<MarkerView>, HtmlError> {
+fn change_markers(
+    store: &Store,
+    suite: &str,
+    rows: &[TrendRow],
+) -> Result<Vec<MarkerView>, HtmlError> {
     let mut out = Vec::new();
     let mut prev: Option<&str> = None;
     let mut seen_run: Option<&str> = None;
@@ -691,7 +716,11 @@ fn status_cell(s: Option<CaseStatus>, flip: bool, title: String) -> HeatCell {
     };
     HeatCell {
         class,
-        mark: if flip { format!("↻{mark}") } else { mark.into() },
+        mark: if flip {
+            format!("↻{mark}")
+        } else {
+            mark.into()
+        },
         title,
     }
 }
@@ -701,7 +730,11 @@ fn is_flip(a: CaseStatus, b: CaseStatus) -> bool {
 }
 
 /// Runs x results that changed verdict, over the newest `HEAT_RUNS` runs: bounded reads.
-fn heat_map(store: &Store, runs: &[RunInfo], with_pages: &HashMap<String, bool>) -> Result<Heat, HtmlError> {
+fn heat_map(
+    store: &Store,
+    runs: &[RunInfo],
+    with_pages: &HashMap<String, bool>,
+) -> Result<Heat, HtmlError> {
     type Key = (String, String, u32);
     let runs: Vec<&RunInfo> = runs
         .iter()
@@ -814,10 +847,13 @@ fn build_suite(
     let marker_in: Vec<MarkerIn> = markers
         .iter()
         .filter_map(|m| {
-            overall.iter().find(|r| r.run_id == m.run_id).map(|r| MarkerIn {
-                t: epoch(&r.started_at),
-                label: format!("{}: {}", m.started, m.label),
-            })
+            overall
+                .iter()
+                .find(|r| r.run_id == m.run_id)
+                .map(|r| MarkerIn {
+                    t: epoch(&r.started_at),
+                    label: format!("{}: {}", m.started, m.label),
+                })
         })
         .collect();
     let mut runs_in: Vec<&str> = overall.iter().map(|r| r.run_id.as_str()).collect();
@@ -828,8 +864,13 @@ fn build_suite(
     let mut window_css = String::new();
     let mut last_count: Option<(usize, String)> = None;
     for w in windows_for(&opts.window) {
-        let start = w.start(opts.now).map_or(f64::NEG_INFINITY, |d| d.timestamp() as f64);
-        let rows: Vec<&TrendRow> = overall.iter().filter(|r| epoch(&r.started_at) >= start).collect();
+        let start = w
+            .start(opts.now)
+            .map_or(f64::NEG_INFINITY, |d| d.timestamp() as f64);
+        let rows: Vec<&TrendRow> = overall
+            .iter()
+            .filter(|r| epoch(&r.started_at) >= start)
+            .collect();
         let mut ids: Vec<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
         ids.dedup();
         let key = file_stem(&w.label);
@@ -841,7 +882,8 @@ fn build_suite(
         let mut pcs = Vec::new();
         if same_as.is_none() && !ids.is_empty() {
             for p in &providers {
-                let pr: Vec<&TrendRow> = rows.iter().copied().filter(|r| &r.provider == p).collect();
+                let pr: Vec<&TrendRow> =
+                    rows.iter().copied().filter(|r| &r.provider == p).collect();
                 if pr.is_empty() {
                     continue;
                 }
@@ -888,13 +930,22 @@ fn build_suite(
             cases: 0,
             pass_rate: Unit::Rate.show(last.pass_rate),
             mean_score: Unit::Score.show(last.mean_score),
-            spark: spark(t, "pass rate", Unit::Rate, &samples_of(&rs, |r| r.pass_rate))?,
+            spark: spark(
+                t,
+                "pass rate",
+                Unit::Rate,
+                &samples_of(&rs, |r| r.pass_rate),
+            )?,
         });
     }
     // Cases per tag: from the tag rows' own metrics would need JSON; the latest overall
     // metrics are parsed already, so count from the tag row headline instead (left 0 when
     // unknown). Keep it cheap: read the latest tag metrics of the window.
-    if let Some(last_run) = overall.iter().rev().find(|r| epoch(&r.started_at) >= start_s) {
+    if let Some(last_run) = overall
+        .iter()
+        .rev()
+        .find(|r| epoch(&r.started_at) >= start_s)
+    {
         let tag_metrics = store.run_metrics(&last_run.run_id)?;
         for row in &mut tags {
             if let Some(m) = tag_metrics
@@ -910,13 +961,19 @@ fn build_suite(
     for r in overall.iter().filter(|r| epoch(&r.started_at) >= start_s) {
         if let Some(m) = &r.metrics {
             for c in &m.flaky_cases {
-                *flaky_count.entry((c.clone(), r.provider.clone())).or_default() += 1;
+                *flaky_count
+                    .entry((c.clone(), r.provider.clone()))
+                    .or_default() += 1;
             }
         }
     }
     let mut flaky: Vec<FlakyRow> = flaky_count
         .into_iter()
-        .map(|((case, provider), runs)| FlakyRow { case, provider, runs })
+        .map(|((case, provider), runs)| FlakyRow {
+            case,
+            provider,
+            runs,
+        })
         .collect();
     flaky.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.case.cmp(&b.case)));
     flaky.truncate(TABLE_ROWS);
@@ -933,7 +990,10 @@ fn build_suite(
                 overall
                     .iter()
                     .find(|x| x.run_id == r.run_id && &x.provider == p)
-                    .map_or_else(|| "–".to_string(), |x| format!("pass {}", Unit::Rate.show(x.pass_rate)))
+                    .map_or_else(
+                        || "–".to_string(),
+                        |x| format!("pass {}", Unit::Rate.show(x.pass_rate)),
+                    )
             })
             .collect();
         recent.push(RecentRun {
@@ -1090,7 +1150,10 @@ fn result_view(
             l.predicted.as_deref().unwrap_or("none")
         ));
     }
-    meta.push(format!("case hash {}", rec.case_hash.chars().take(12).collect::<String>()));
+    meta.push(format!(
+        "case hash {}",
+        rec.case_hash.chars().take(12).collect::<String>()
+    ));
     ResultView {
         status: rec.status.as_str(),
         open: rec.status != CaseStatus::Passed,
@@ -1266,23 +1329,28 @@ fn write_run(
         write(&runs_dir.join(run_file(&info.run_id, page)), &html, out)
     };
     let mut failure: Option<HtmlError> = None;
-    store.for_each_result(&info.run_id, |rec| {
-        let key = (rec.job.case_id.clone(), rec.job.provider_id.clone(), rec.job.sample);
-        let flip = flip_of
-            .get(&key)
-            .map(|(a, b)| format!("{} -> {}", a.as_str(), b.as_str()));
-        batch.push(result_view(rec, &info.suite, expected, flip));
-        if batch.len() == RESULTS_PER_PAGE {
-            let full = std::mem::take(&mut batch);
-            if let Err(e) = emit(full, page, out) {
-                failure = Some(e);
-                return Err(StoreError::Other("render a run page".into()));
+    store
+        .for_each_result(&info.run_id, |rec| {
+            let key = (
+                rec.job.case_id.clone(),
+                rec.job.provider_id.clone(),
+                rec.job.sample,
+            );
+            let flip = flip_of
+                .get(&key)
+                .map(|(a, b)| format!("{} -> {}", a.as_str(), b.as_str()));
+            batch.push(result_view(rec, &info.suite, expected, flip));
+            if batch.len() == RESULTS_PER_PAGE {
+                let full = std::mem::take(&mut batch);
+                if let Err(e) = emit(full, page, out) {
+                    failure = Some(e);
+                    return Err(StoreError::Other("render a run page".into()));
+                }
+                page += 1;
             }
-            page += 1;
-        }
-        Ok(())
-    })
-    .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
     if !batch.is_empty() || page == 1 {
         emit(batch, page, out)?;
     }
@@ -1307,7 +1375,11 @@ pub fn write_reports(
     let suites = store.suite_names()?;
     let chosen: Vec<String> = match only {
         None => suites.clone(),
-        Some(list) => suites.iter().filter(|s| list.contains(s)).cloned().collect(),
+        Some(list) => suites
+            .iter()
+            .filter(|s| list.contains(s))
+            .cloned()
+            .collect(),
     };
     // Run pages first, so that the trend pages can link to what exists.
     let mut with_pages: HashMap<String, bool> = HashMap::new();
@@ -1315,7 +1387,8 @@ pub fn write_reports(
     for name in &suites {
         let newest = store.run_infos(Some(name), None, RECENT_RUNS.max(HEAT_RUNS))?;
         for (i, r) in newest.iter().rev().enumerate() {
-            let refresh = chosen.contains(name) && i < opts.run_pages && r.status != RunStatus::Running;
+            let refresh =
+                chosen.contains(name) && i < opts.run_pages && r.status != RunStatus::Running;
             if refresh {
                 write_run(store, &t, dir, &r.run_id, expected, &mut out)?;
             }
@@ -1325,7 +1398,14 @@ pub fn write_reports(
         }
     }
     for name in &chosen {
-        let html = build_suite(store, &t, name, descriptions.get(name).cloned(), opts, &with_pages)?;
+        let html = build_suite(
+            store,
+            &t,
+            name,
+            descriptions.get(name).cloned(),
+            opts,
+            &with_pages,
+        )?;
         write(&dir.join(suite_href(name)), &html, &mut out)?;
     }
     let html = build_index(store, &t, &suites, descriptions, opts, &with_pages)?;
