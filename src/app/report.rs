@@ -1,6 +1,7 @@
 //! `evalwatch report`, `compare` and `export`, and the report refresh at the end of `run`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -338,15 +339,17 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     let mut out = String::new();
-    out.push_str(&format!(
-        "compare {} ({}) -> {} ({})\n",
+    let _ = writeln!(
+        out,
+        "compare {} ({}) -> {} ({})",
         a.run_id, a.suite, b.run_id, b.suite
-    ));
+    );
     if a.suite != b.suite {
         out.push_str("note: the runs are of different suites; results are paired by case id\n");
     }
-    out.push_str(&format!(
-        "paired results: {}; pass->fail {}, fail->pass {}; McNemar exact p = {:.4}{}\n",
+    let _ = writeln!(
+        out,
+        "paired results: {}; pass->fail {}, fail->pass {}; McNemar exact p = {:.4}{}",
         cmp.paired,
         cmp.pass_to_fail.len(),
         cmp.fail_to_pass.len(),
@@ -356,15 +359,17 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
         } else {
             " (not significant at 0.05)"
         }
-    ));
-    out.push_str(&format!(
-        "mean score delta: {}\n",
+    );
+    let _ = writeln!(
+        out,
+        "mean score delta: {}",
         fmt_interval(cmp.score_delta.as_ref(), 1.0, "")
-    ));
-    out.push_str(&format!(
-        "latency delta: {}\n",
+    );
+    let _ = writeln!(
+        out,
+        "latency delta: {}",
         fmt_interval(cmp.latency_delta_ms.as_ref(), 1.0, " ms")
-    ));
+    );
     let mut table = vec![
         ["provider", "metric", "a", "b", "delta"]
             .map(String::from)
@@ -386,14 +391,14 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
         ("fail -> pass", &cmp.fail_to_pass),
     ] {
         if !list.is_empty() {
-            out.push_str(&format!("{title} ({}):\n", list.len()));
+            let _ = writeln!(out, "{title} ({}):", list.len());
             for f in list {
                 let sample = if f.sample > 0 {
                     format!(" #{}", f.sample)
                 } else {
                     String::new()
                 };
-                out.push_str(&format!("  {}{} [{}]\n", f.case_id, sample, f.provider));
+                let _ = writeln!(out, "  {}{} [{}]", f.case_id, sample, f.provider);
             }
         }
     }
@@ -484,29 +489,32 @@ pub fn prometheus(store: &Store, suite: Option<&str>) -> Result<String, StoreErr
     }
     let mut out = String::new();
     for (metric, help) in PROM_METRICS {
-        out.push_str(&format!(
-            "# HELP evalwatch_{metric} {help}\n# TYPE evalwatch_{metric} gauge\n"
-        ));
+        let _ = writeln!(
+            out,
+            "# HELP evalwatch_{metric} {help}\n# TYPE evalwatch_{metric} gauge"
+        );
         for ((s, p), (run, _, m)) in &latest {
             if let Some(v) = m.get(metric).filter(|v| v.is_finite()) {
-                out.push_str(&format!(
-                    "evalwatch_{metric}{{suite=\"{}\",provider=\"{}\",run_id=\"{}\"}} {v}\n",
+                let _ = writeln!(
+                    out,
+                    "evalwatch_{metric}{{suite=\"{}\",provider=\"{}\",run_id=\"{}\"}} {v}",
                     prom_label(s),
                     prom_label(p),
                     prom_label(run)
-                ));
+                );
             }
         }
     }
     out.push_str("# HELP evalwatch_last_run_timestamp_seconds Start of the newest finished run, Unix seconds.\n# TYPE evalwatch_last_run_timestamp_seconds gauge\n");
     for ((s, p), (_, started, _)) in &latest {
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(started) {
-            out.push_str(&format!(
-                "evalwatch_last_run_timestamp_seconds{{suite=\"{}\",provider=\"{}\"}} {}\n",
+            let _ = writeln!(
+                out,
+                "evalwatch_last_run_timestamp_seconds{{suite=\"{}\",provider=\"{}\"}} {}",
                 prom_label(s),
                 prom_label(p),
                 t.timestamp()
-            ));
+            );
         }
     }
     Ok(out)
@@ -690,8 +698,8 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<u8> {
     }
     let project = ctx.project()?;
     let store = open(ctx, &project)?;
-    match &args.out {
-        Some(path) => {
+    if let Some(path) = &args.out {
+        {
             let path = if path.is_absolute() {
                 path.clone()
             } else {
@@ -706,7 +714,8 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<u8> {
             drop(w);
             std::fs::rename(&tmp, &path)?;
         }
-        None => {
+    } else {
+        {
             let stdout = std::io::stdout();
             let mut w = std::io::BufWriter::new(stdout.lock());
             export_to(&store, args, &mut w)?;

@@ -2,6 +2,7 @@
 //! templates draw what this computes; nothing here writes markup.
 
 use serde::Serialize;
+use std::fmt::Write as _;
 
 /// How a series' values read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +306,7 @@ pub fn line_chart(
                 Some(v) => {
                     let (x, y) = (round1(sx(p.t)), round1(sy(v)));
                     path.push_str(if pen_up { "M" } else { " L" });
-                    path.push_str(&format!("{x},{y}"));
+                    let _ = write!(path, "{x},{y}");
                     pen_up = false;
                     points.push(Point {
                         x,
@@ -381,7 +382,7 @@ pub fn sparkline(name: &str, unit: Unit, samples: &[Sample]) -> Spark {
     let mut path = String::new();
     for (i, p) in points.iter().enumerate() {
         path.push_str(if i == 0 { "M" } else { " L" });
-        path.push_str(&format!("{},{}", p.x, p.y));
+        let _ = write!(path, "{},{}", p.x, p.y);
     }
     Spark {
         empty: points.is_empty(),

@@ -11,6 +11,7 @@ pub mod rows;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -583,6 +584,7 @@ fn windows_for(chosen: &Window) -> Vec<Window> {
     out
 }
 
+#[allow(clippy::items_after_statements)]
 fn provider_charts(
     t: &tera::Tera,
     provider: &str,
@@ -590,7 +592,8 @@ fn provider_charts(
     markers: &[MarkerIn],
 ) -> Result<Vec<String>, HtmlError> {
     type Get = fn(&TrendRow) -> Option<f64>;
-    let specs: Vec<(&str, Unit, Vec<(&str, Get)>)> = vec![
+    type Spec<'a> = (&'a str, Unit, Vec<(&'a str, Get)>);
+    let specs: Vec<Spec<'_>> = vec![
         (
             "Pass rate",
             Unit::Rate,
@@ -896,9 +899,10 @@ fn build_suite(
         if same_as.is_none() {
             last_count = Some((ids.len(), w.label.clone()));
         }
-        window_css.push_str(&format!(
+        let _ = write!(
+            window_css,
             "#win-{key}:checked ~ #sec-{key}{{display:block}}#win-{key}:checked + label{{background:#0072b2;color:#fff}}"
-        ));
+        );
         windows.push(WindowView {
             key,
             label: w.label.clone(),
@@ -1362,6 +1366,7 @@ fn write_run(
 
 /// Write `index.html`, the trend page of each suite in `only` (every suite with runs when
 /// None) and the run pages of their newest runs, into `dir`.
+#[allow(clippy::implicit_hasher)]
 pub fn write_reports(
     store: &Store,
     dir: &Path,

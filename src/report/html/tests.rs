@@ -64,6 +64,7 @@ fn long_text_is_clipped_with_a_note() {
 }
 
 #[test]
+#[allow(clippy::items_after_statements)]
 fn templates_escape_suite_and_output_strings() {
     let t = engine().expect("templates");
     let c = line_chart(
