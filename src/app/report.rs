@@ -1,16 +1,33 @@
 //! `evalwatch report`, `compare` and `export`, and the report refresh at the end of `run`.
 
-use clap::Args;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use super::{Ctx, Failure};
-use crate::model::ProjectConfig;
-use crate::store::Store;
+use clap::Args;
+use serde_json::json;
+
+use super::{Ctx, Failure, exit};
+use crate::model::{CaseStatus, ProjectConfig, RunInfo, RunStatus};
+use crate::report::html::rows::ScoredResult;
+use crate::report::html::stats::{self, Interval};
+use crate::report::html::{self, Expected, Options, Window};
+use crate::report::junit::JunitWriter;
+use crate::report::{RunView, terminal};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Window of history to chart (e.g. 24h, 7d, 30d, 90d, all)
     #[arg(long, default_value = "30d")]
     pub since: String,
+    /// Also write the page of this run (any run; the newest of each suite always get one)
+    #[arg(long = "run", value_name = "RUN_ID")]
+    pub runs: Vec<String>,
+    /// Folder to write (default: `reports:` of evalwatch.yaml, else reports/)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -19,6 +36,9 @@ pub struct CompareArgs {
     pub run_a: String,
     /// The later run
     pub run_b: String,
+    /// text or json
+    #[arg(long, default_value = "text")]
+    pub format: String,
 }
 
 #[derive(Debug, Args)]
@@ -26,6 +46,57 @@ pub struct ExportArgs {
     /// json, csv, junit or prometheus
     #[arg(long)]
     pub format: String,
+    /// Write here instead of stdout
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only this suite
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Only runs that started in this window (24h, 7d, all). Default: every run for json and
+    /// csv, the newest run of each suite for junit; prometheus always reads the newest
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+fn reports_dir(project: &ProjectConfig) -> PathBuf {
+    match &project.reports {
+        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) => project.root.join(p),
+        None => project.root.join("reports"),
+    }
+}
+
+/// Expected answers and descriptions of the suites on disk; best effort (a suite that does
+/// not load only loses its expected answers on run pages).
+fn suites_on_disk(ctx: &Ctx, project: &ProjectConfig) -> (Expected, HashMap<String, String>) {
+    let Ok(files) = super::suite_files(ctx, project, &[]) else {
+        return (Expected::default(), HashMap::new());
+    };
+    let (suites, _diags) = crate::suite::load_suites(&files, project);
+    let descriptions = suites
+        .iter()
+        .filter_map(|s| s.description.clone().map(|d| (s.name.clone(), d)))
+        .collect();
+    (Expected::from_suites(&suites), descriptions)
+}
+
+fn open(ctx: &Ctx, project: &ProjectConfig) -> anyhow::Result<Store> {
+    let db = ctx.db_path(project);
+    if !db.exists() {
+        return Err(Failure::invalid(format!(
+            "read history: no store at {}; run `evalwatch run` first or point --db at it",
+            db.display()
+        )));
+    }
+    ctx.open_store(&db)
+}
+
+fn parse_window(text: &str) -> anyhow::Result<Window> {
+    Window::parse(text).ok_or_else(|| {
+        Failure::invalid(format!(
+            "read --since `{text}`: give a window such as 24h, 7d, 30d, 2w or all"
+        ))
+    })
 }
 
 /// Refresh the reports of the suites `run` just ran (unless `--no-reports`).
@@ -35,27 +106,713 @@ pub fn after_run(
     project: &ProjectConfig,
     suites: &[String],
 ) -> anyhow::Result<()> {
-    let _ = (ctx, store, project, suites);
+    if suites.is_empty() {
+        return Ok(());
+    }
+    let dir = reports_dir(project);
+    let (expected, descriptions) = suites_on_disk(ctx, project);
+    let opts = Options {
+        window: Window::parse("30d").ok_or_else(|| anyhow::anyhow!("default window"))?,
+        now: chrono::Utc::now(),
+        run_pages: html::RUN_PAGES,
+    };
+    let written = html::write_reports(store, &dir, Some(suites), &descriptions, &expected, &opts)?;
+    ctx.printer.detail(&format!(
+        "reports: {} file(s) refreshed in {}",
+        written.files.len(),
+        dir.display()
+    ));
     Ok(())
 }
 
 pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
-    let _ = (ctx, args);
-    Err(Failure::invalid(
-        "report: not available in this version yet",
-    ))
+    let project = ctx.project()?;
+    let window = parse_window(&args.since)?;
+    let store = open(ctx, &project)?;
+    let dir = match &args.out {
+        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) => ctx.cwd.join(p),
+        None => reports_dir(&project),
+    };
+    let (expected, descriptions) = suites_on_disk(ctx, &project);
+    let mut extra = html::Written::default();
+    for id in &args.runs {
+        let info = store.run(id)?.ok_or_else(|| {
+            Failure::invalid(format!(
+                "write the page of run `{id}`: no such run; `evalwatch runs` lists them"
+            ))
+        })?;
+        html::write_run_pages(&store, &dir, &info.run_id, &expected, &mut extra)?;
+    }
+    let opts = Options {
+        window,
+        now: chrono::Utc::now(),
+        run_pages: html::RUN_PAGES,
+    };
+    let written = html::write_reports(&store, &dir, None, &descriptions, &expected, &opts)?;
+    ctx.printer.result(&format!(
+        "wrote {} page(s) to {} (open {})",
+        written.files.len() + extra.files.len(),
+        dir.display(),
+        dir.join("index.html").display()
+    ));
+    Ok(exit::OK)
+}
+
+// ---------------------------------------------------------------------------------------
+// compare
+
+/// The paired comparison of two runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Comparison {
+    pub run_a: String,
+    pub run_b: String,
+    /// Results present in both runs with a pass/fail verdict in both.
+    pub paired: usize,
+    pub pass_to_fail: Vec<FlipOut>,
+    pub fail_to_pass: Vec<FlipOut>,
+    /// Exact two-sided McNemar p-value on the discordant pairs.
+    pub mcnemar_p: f64,
+    /// B - A, paired.
+    pub score_delta: Option<Interval>,
+    pub latency_delta_ms: Option<Interval>,
+    pub metric_deltas: Vec<MetricDelta>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FlipOut {
+    pub case_id: String,
+    pub provider: String,
+    pub sample: u32,
+    pub from: CaseStatus,
+    pub to: CaseStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MetricDelta {
+    pub provider: String,
+    pub metric: String,
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+    pub delta: Option<f64>,
+}
+
+/// Significance level the text output marks.
+pub const ALPHA: f64 = 0.05;
+
+const DELTA_METRICS: [&str; 10] = [
+    "pass_rate",
+    "mean_score",
+    "error_rate",
+    "hallucination_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+];
+
+/// Pair the results of two runs by (case, provider, sample) and test the change.
+#[must_use]
+pub fn pair_results(
+    run_a: &str,
+    run_b: &str,
+    a: &[ScoredResult],
+    b: &[ScoredResult],
+) -> Comparison {
+    let before: HashMap<(&str, &str, u32), &ScoredResult> = a
+        .iter()
+        .map(|r| ((r.case_id.as_str(), r.provider.as_str(), r.sample), r))
+        .collect();
+    let (mut paired, mut ptf, mut ftp) = (0usize, Vec::new(), Vec::new());
+    let (mut score_d, mut lat_d) = (Vec::new(), Vec::new());
+    for rb in b {
+        let Some(ra) = before.get(&(rb.case_id.as_str(), rb.provider.as_str(), rb.sample)) else {
+            continue;
+        };
+        if let (Some(x), Some(y)) = (ra.score, rb.score) {
+            score_d.push(y - x);
+        }
+        if let (Some(x), Some(y)) = (ra.latency_ms, rb.latency_ms) {
+            lat_d.push(y - x);
+        }
+        let decided = |s: CaseStatus| matches!(s, CaseStatus::Passed | CaseStatus::Failed);
+        if !(decided(ra.status) && decided(rb.status)) {
+            continue;
+        }
+        paired += 1;
+        let flip = FlipOut {
+            case_id: rb.case_id.clone(),
+            provider: rb.provider.clone(),
+            sample: rb.sample,
+            from: ra.status,
+            to: rb.status,
+        };
+        match (ra.status, rb.status) {
+            (CaseStatus::Passed, CaseStatus::Failed) => ptf.push(flip),
+            (CaseStatus::Failed, CaseStatus::Passed) => ftp.push(flip),
+            _ => {}
+        }
+    }
+    Comparison {
+        run_a: run_a.to_string(),
+        run_b: run_b.to_string(),
+        paired,
+        mcnemar_p: stats::mcnemar_exact(ptf.len() as u64, ftp.len() as u64),
+        pass_to_fail: ptf,
+        fail_to_pass: ftp,
+        score_delta: stats::bootstrap_mean(&score_d, stats::RESAMPLES, stats::SEED),
+        latency_delta_ms: stats::bootstrap_mean(&lat_d, stats::RESAMPLES, stats::SEED),
+        metric_deltas: Vec::new(),
+    }
+}
+
+fn find_run(store: &Store, id: &str) -> anyhow::Result<RunInfo> {
+    store.run(id)?.ok_or_else(|| {
+        Failure::invalid(format!(
+            "compare run `{id}`: no such run; `evalwatch runs` lists them"
+        ))
+    })
+}
+
+fn fmt_interval(i: Option<&Interval>, scale: f64, unit: &str) -> String {
+    i.map_or_else(
+        || "n/a (no paired values)".into(),
+        |i| {
+            format!(
+                "{:+.3}{unit} (95% CI {:+.3} .. {:+.3}, n={}){}",
+                i.mean * scale,
+                i.low * scale,
+                i.high * scale,
+                i.n,
+                if i.significant() { " significant" } else { "" }
+            )
+        },
+    )
 }
 
 pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
-    let _ = (ctx, args);
-    Err(Failure::invalid(
-        "compare: not available in this version yet",
-    ))
+    let json_out = match args.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(Failure::invalid(format!(
+                "compare: unknown --format `{other}`; use text or json"
+            )));
+        }
+    };
+    let project = ctx.project()?;
+    let store = open(ctx, &project)?;
+    let a = find_run(&store, &args.run_a)?;
+    let b = find_run(&store, &args.run_b)?;
+    let mut cmp = pair_results(
+        &a.run_id,
+        &b.run_id,
+        &store.result_scores(&a.run_id)?,
+        &store.result_scores(&b.run_id)?,
+    );
+    let ma = store.run_metrics(&a.run_id)?;
+    let mb = store.run_metrics(&b.run_id)?;
+    for pb in mb.iter().filter(|m| m.tag.is_none()) {
+        let pa = ma
+            .iter()
+            .find(|m| m.tag.is_none() && m.provider == pb.provider);
+        for name in DELTA_METRICS {
+            let va = pa.and_then(|m| m.metrics.get(name));
+            let vb = pb.metrics.get(name);
+            cmp.metric_deltas.push(MetricDelta {
+                provider: pb.provider.clone(),
+                metric: name.to_string(),
+                a: va,
+                b: vb,
+                delta: va.zip(vb).map(|(x, y)| y - x),
+            });
+        }
+    }
+    if json_out {
+        let mut v = serde_json::to_value(&cmp)?;
+        v["suite_a"] = json!(a.suite);
+        v["suite_b"] = json!(b.suite);
+        v["significant"] = json!(cmp.mcnemar_p < ALPHA);
+        ctx.printer.result(&serde_json::to_string_pretty(&v)?);
+        return Ok(exit::OK);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "compare {} ({}) -> {} ({})",
+        a.run_id, a.suite, b.run_id, b.suite
+    );
+    if a.suite != b.suite {
+        out.push_str("note: the runs are of different suites; results are paired by case id\n");
+    }
+    let _ = writeln!(
+        out,
+        "paired results: {}; pass->fail {}, fail->pass {}; McNemar exact p = {:.4}{}",
+        cmp.paired,
+        cmp.pass_to_fail.len(),
+        cmp.fail_to_pass.len(),
+        cmp.mcnemar_p,
+        if cmp.mcnemar_p < ALPHA {
+            " (significant at 0.05)"
+        } else {
+            " (not significant at 0.05)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "mean score delta: {}",
+        fmt_interval(cmp.score_delta.as_ref(), 1.0, "")
+    );
+    let _ = writeln!(
+        out,
+        "latency delta: {}",
+        fmt_interval(cmp.latency_delta_ms.as_ref(), 1.0, " ms")
+    );
+    let mut table = vec![
+        ["provider", "metric", "a", "b", "delta"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for d in &cmp.metric_deltas {
+        let f = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |x| format!("{x:.4}"));
+        table.push(vec![
+            d.provider.clone(),
+            d.metric.clone(),
+            f(d.a),
+            f(d.b),
+            d.delta.map_or_else(|| "n/a".into(), |x| format!("{x:+.4}")),
+        ]);
+    }
+    out.push_str(&terminal::table_with(&table, 2));
+    for (title, list) in [
+        ("pass -> fail", &cmp.pass_to_fail),
+        ("fail -> pass", &cmp.fail_to_pass),
+    ] {
+        if !list.is_empty() {
+            let _ = writeln!(out, "{title} ({}):", list.len());
+            for f in list {
+                let sample = if f.sample > 0 {
+                    format!(" #{}", f.sample)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(out, "  {}{} [{}]", f.case_id, sample, f.provider);
+            }
+        }
+    }
+    ctx.printer.result(out.trim_end());
+    Ok(exit::OK)
+}
+
+// ---------------------------------------------------------------------------------------
+// export
+
+/// Escape a Prometheus label value: backslash, double quote and newline.
+#[must_use]
+pub fn prom_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const PROM_METRICS: [(&str, &str); 14] = [
+    (
+        "pass_rate",
+        "Share of scored results that passed (passed / (passed + failed)).",
+    ),
+    ("mean_score", "Mean score of the results."),
+    (
+        "error_rate",
+        "Share of results that failed with a provider error.",
+    ),
+    (
+        "hallucination_rate",
+        "Share of results flagged as hallucinating.",
+    ),
+    (
+        "contradiction_rate",
+        "Share of results that contradict the context.",
+    ),
+    (
+        "unsupported_rate",
+        "Share of results with unsupported additions.",
+    ),
+    ("latency_p50_ms", "Median latency of the run, milliseconds."),
+    (
+        "latency_p95_ms",
+        "95th percentile latency of the run, milliseconds.",
+    ),
+    (
+        "latency_p99_ms",
+        "99th percentile latency of the run, milliseconds.",
+    ),
+    ("tokens_in", "Input tokens of the run."),
+    ("tokens_out", "Output tokens of the run."),
+    ("cost_usd", "Cost of the run, US dollars."),
+    ("cases", "Results of the run."),
+    ("flaky_cases", "Cases with mixed outcomes across samples."),
+];
+
+/// Prometheus text exposition of the newest finished run of each suite and provider.
+pub fn prometheus(store: &Store, suite: Option<&str>) -> Result<String, StoreError> {
+    let names = store.suite_names()?;
+    // (suite, provider) -> (run, started_at, metrics)
+    let mut latest: BTreeMap<(String, String), (String, String, crate::model::Metrics)> =
+        BTreeMap::new();
+    for name in names
+        .iter()
+        .filter(|n| suite.is_none_or(|s| s == n.as_str()))
+    {
+        let rows = store.trend(&crate::report::html::rows::TrendQuery {
+            suite: name,
+            since: None,
+            tags: false,
+            full: true,
+        })?;
+        for r in rows {
+            if let Some(m) = r.metrics {
+                latest.insert(
+                    (name.clone(), r.provider.clone()),
+                    (r.run_id, r.started_at, m),
+                );
+            }
+        }
+    }
+    let mut out = String::new();
+    for (metric, help) in PROM_METRICS {
+        let _ = writeln!(
+            out,
+            "# HELP evalwatch_{metric} {help}\n# TYPE evalwatch_{metric} gauge"
+        );
+        for ((s, p), (run, _, m)) in &latest {
+            if let Some(v) = m.get(metric).filter(|v| v.is_finite()) {
+                let _ = writeln!(
+                    out,
+                    "evalwatch_{metric}{{suite=\"{}\",provider=\"{}\",run_id=\"{}\"}} {v}",
+                    prom_label(s),
+                    prom_label(p),
+                    prom_label(run)
+                );
+            }
+        }
+    }
+    out.push_str("# HELP evalwatch_last_run_timestamp_seconds Start of the newest finished run, Unix seconds.\n# TYPE evalwatch_last_run_timestamp_seconds gauge\n");
+    for ((s, p), (_, started, _)) in &latest {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(started) {
+            let _ = writeln!(
+                out,
+                "evalwatch_last_run_timestamp_seconds{{suite=\"{}\",provider=\"{}\"}} {}",
+                prom_label(s),
+                prom_label(p),
+                t.timestamp()
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn runs_for_export(
+    store: &Store,
+    args: &ExportArgs,
+    newest_only: bool,
+) -> anyhow::Result<Vec<RunInfo>> {
+    let since = match &args.since {
+        None => None,
+        Some(s) => parse_window(s)?
+            .start(chrono::Utc::now())
+            .map(|d| d.to_rfc3339()),
+    };
+    if newest_only && args.since.is_none() {
+        let mut out = Vec::new();
+        for name in store.suite_names()? {
+            if args.suite.as_ref().is_some_and(|s| s != &name) {
+                continue;
+            }
+            if let Some(r) = store
+                .run_infos(Some(&name), None, 0)?
+                .into_iter()
+                .rev()
+                .find(|r| r.status != RunStatus::Running)
+            {
+                out.push(r);
+            }
+        }
+        return Ok(out);
+    }
+    Ok(store.run_infos(args.suite.as_deref(), since.as_deref(), 0)?)
+}
+
+const CSV_HEADER: [&str; 21] = [
+    "run_id",
+    "suite",
+    "started_at",
+    "finished_at",
+    "run_status",
+    "case_id",
+    "provider",
+    "sample",
+    "status",
+    "score",
+    "latency_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "attempts",
+    "error_kind",
+    "error",
+    "finish_reason",
+    "tags",
+    "failed_assertions",
+    "output",
+];
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn export_to(store: &Store, args: &ExportArgs, w: &mut dyn Write) -> anyhow::Result<()> {
+    let werr = |e: std::io::Error| StoreError::Other(format!("write the export: {e}"));
+    match args.format.as_str() {
+        "prometheus" => {
+            w.write_all(prometheus(store, args.suite.as_deref())?.as_bytes())?;
+        }
+        "json" => {
+            let runs = runs_for_export(store, args, false)?;
+            w.write_all(b"{\"runs\": [")?;
+            for (i, r) in runs.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                let metrics = store.run_metrics(&r.run_id)?;
+                let gates = store.run_gates(&r.run_id)?;
+                let mut head = serde_json::to_value(r)?;
+                head["metrics"] = serde_json::to_value(&metrics)?;
+                head["gates"] = serde_json::to_value(&gates)?;
+                let text = serde_json::to_string(&head)?;
+                // Stream the results into the run object: one result in memory at a time.
+                w.write_all(&text.as_bytes()[..text.len() - 1])?;
+                w.write_all(b",\"results\":[")?;
+                let mut first = true;
+                store.for_each_result(&r.run_id, |rec| {
+                    if !first {
+                        w.write_all(b",").map_err(werr)?;
+                    }
+                    first = false;
+                    serde_json::to_writer(&mut *w, &rec)
+                        .map_err(|e| StoreError::Other(format!("write the export: {e}")))
+                })?;
+                w.write_all(b"]}")?;
+            }
+            w.write_all(b"]}\n")?;
+        }
+        "csv" => {
+            let runs = runs_for_export(store, args, false)?;
+            let mut c = csv::Writer::from_writer(w);
+            c.write_record(CSV_HEADER)?;
+            for r in &runs {
+                store.for_each_result(&r.run_id, |rec| {
+                    let failed: Vec<String> = rec
+                        .assertions
+                        .iter()
+                        .filter(|a| !a.pass)
+                        .map(|a| a.type_name.clone())
+                        .collect();
+                    c.write_record([
+                        r.run_id.clone(),
+                        r.suite.clone(),
+                        r.started_at.clone(),
+                        r.finished_at.clone().unwrap_or_default(),
+                        r.status.as_str().into(),
+                        rec.job.case_id.clone(),
+                        rec.job.provider_id.clone(),
+                        rec.job.sample.to_string(),
+                        rec.status.as_str().into(),
+                        opt(rec.score),
+                        opt(rec.latency_ms),
+                        opt(rec.tokens_in),
+                        opt(rec.tokens_out),
+                        opt(rec.cost_usd),
+                        rec.attempts.to_string(),
+                        opt(rec.error_kind.map(crate::model::ErrorKind::as_str)),
+                        rec.error.clone().unwrap_or_default(),
+                        rec.finish_reason.clone().unwrap_or_default(),
+                        rec.tags.join(";"),
+                        failed.join(";"),
+                        rec.output.clone().unwrap_or_default(),
+                    ])
+                    .map_err(|e| StoreError::Other(format!("write the export: {e}")))
+                })?;
+            }
+            c.flush()?;
+        }
+        "junit" => {
+            let runs = runs_for_export(store, args, true)?;
+            let mut j = JunitWriter::begin(w)?;
+            for r in &runs {
+                let metrics = store.run_metrics(&r.run_id)?;
+                let gates = store.run_gates(&r.run_id)?;
+                let wall_secs = r
+                    .finished_at
+                    .as_deref()
+                    .and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
+                    .zip(chrono::DateTime::parse_from_rfc3339(&r.started_at).ok())
+                    .map(|(f, s)| (f - s).num_milliseconds() as f64 / 1000.0);
+                j.suite(&RunView {
+                    info: r,
+                    metrics: &metrics,
+                    gates: &gates,
+                    wall_secs,
+                })?;
+                store.for_each_result(&r.run_id, |rec| j.case(&r.suite, &rec).map_err(werr))?;
+                j.end_suite()?;
+            }
+            j.end()?;
+        }
+        other => {
+            return Err(Failure::invalid(format!(
+                "export: unknown --format `{other}`; use json, csv, junit or prometheus"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<u8> {
-    let _ = (ctx, args);
-    Err(Failure::invalid(
-        "export: not available in this version yet",
-    ))
+    if !["json", "csv", "junit", "prometheus"].contains(&args.format.as_str()) {
+        return Err(Failure::invalid(format!(
+            "export: unknown --format `{}`; use json, csv, junit or prometheus",
+            args.format
+        )));
+    }
+    if let Some(s) = &args.since {
+        parse_window(s)?;
+    }
+    let project = ctx.project()?;
+    let store = open(ctx, &project)?;
+    if let Some(path) = &args.out {
+        {
+            let path = if path.is_absolute() {
+                path.clone()
+            } else {
+                ctx.cwd.join(path)
+            };
+            let tmp = tmp_path(&path);
+            let file = std::fs::File::create(&tmp)
+                .map_err(|e| Failure::invalid(format!("write {}: {e}", tmp.display())))?;
+            let mut w = std::io::BufWriter::new(file);
+            export_to(&store, args, &mut w)?;
+            w.flush()?;
+            drop(w);
+            std::fs::rename(&tmp, &path)?;
+        }
+    } else {
+        {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            export_to(&store, args, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(case: &str, status: CaseStatus, score: f64, lat: f64) -> ScoredResult {
+        ScoredResult {
+            case_id: case.into(),
+            provider: "p".into(),
+            sample: 0,
+            status,
+            score: Some(score),
+            latency_ms: Some(lat),
+        }
+    }
+
+    #[test]
+    fn pairs_results_and_counts_flips_both_ways() {
+        use CaseStatus::{Error, Failed, Passed};
+        let a = vec![
+            r("a", Passed, 1.0, 100.0),
+            r("b", Passed, 1.0, 100.0),
+            r("c", Failed, 0.0, 100.0),
+            r("d", Error, 0.0, 100.0),
+            r("gone", Passed, 1.0, 100.0),
+        ];
+        let b = vec![
+            r("a", Failed, 0.0, 150.0),
+            r("b", Passed, 1.0, 150.0),
+            r("c", Passed, 1.0, 150.0),
+            r("d", Passed, 1.0, 150.0),
+            r("new", Failed, 0.0, 150.0),
+        ];
+        let c = pair_results("A", "B", &a, &b);
+        assert_eq!(
+            c.paired, 3,
+            "error results and unpaired ones are not paired"
+        );
+        assert_eq!(c.pass_to_fail.len(), 1);
+        assert_eq!(c.pass_to_fail[0].case_id, "a");
+        assert_eq!(c.fail_to_pass.len(), 1);
+        assert!((c.mcnemar_p - 1.0).abs() < 1e-12);
+        let lat = c.latency_delta_ms.expect("latency");
+        assert!((lat.mean - 50.0).abs() < 1e-9 && lat.significant());
+    }
+
+    #[test]
+    fn a_clear_regression_is_significant() {
+        let a: Vec<ScoredResult> = (0..20)
+            .map(|i| r(&format!("c{i}"), CaseStatus::Passed, 1.0, 100.0))
+            .collect();
+        let b: Vec<ScoredResult> = (0..20)
+            .map(|i| {
+                let st = if i < 10 {
+                    CaseStatus::Failed
+                } else {
+                    CaseStatus::Passed
+                };
+                r(&format!("c{i}"), st, if i < 10 { 0.0 } else { 1.0 }, 100.0)
+            })
+            .collect();
+        let c = pair_results("A", "B", &a, &b);
+        assert!(c.mcnemar_p < 0.01, "{}", c.mcnemar_p);
+        let s = c.score_delta.expect("score");
+        assert!(s.high < 0.0, "{s:?}");
+        assert!(!c.latency_delta_ms.expect("lat").significant());
+    }
+
+    #[test]
+    fn prometheus_labels_are_escaped() {
+        assert_eq!(prom_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(prom_label("plain"), "plain");
+    }
+
+    #[test]
+    fn windows_parse_and_reject() {
+        assert!(parse_window("7d").is_ok());
+        assert!(parse_window("all").is_ok());
+        assert!(parse_window("7x").is_err());
+        assert!(parse_window("").is_err());
+        assert!(parse_window("-3d").is_err());
+    }
 }

@@ -1,5 +1,157 @@
 //! Trend and report queries: pre-aggregated metrics over time.
+//!
+//! Reports read `run_metrics` (one row per run and provider, and per run, provider and tag),
+//! never the raw results, except for bounded reads of result statuses (the flip heat map)
+//! and the results of the one run a run page shows.
 
-use super::Store;
+use rusqlite::params;
 
-impl Store {}
+use super::codec::{self, RUN_SELECT, RawRun};
+use super::{Store, StoreError};
+use crate::model::{Metrics, RunInfo, RunStatus};
+use crate::report::html::rows::{ScoredResult, TrendQuery, TrendRow};
+
+impl Store {
+    /// Names of the suites that have at least one run, sorted.
+    pub fn suite_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT s.name FROM suites s
+             WHERE EXISTS (SELECT 1 FROM runs r WHERE r.suite_ref = s.id)
+             ORDER BY s.name",
+        )?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Metric history of a suite, oldest run first; within a run, rows in stored order.
+    /// Runs still `running` are left out (their metrics are not written yet).
+    pub fn trend(&self, q: &TrendQuery<'_>) -> Result<Vec<TrendRow>, StoreError> {
+        if let Some(since) = q.since
+            && chrono::DateTime::parse_from_rfc3339(since).is_err()
+        {
+            return Err(StoreError::Other(format!(
+                "read trends since {since}: that is not an RFC 3339 time"
+            )));
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT r.run_id, r.started_at, r.status, r.suite_hash, m.provider, m.tag,
+                    m.pass_rate, m.mean_score, m.error_rate, m.latency_p95_ms, m.cost_usd,
+                    m.hallucination_rate, CASE WHEN ?4 AND m.tag IS NULL THEN m.metrics END
+             FROM runs r
+             JOIN suites s ON s.id = r.suite_ref
+             JOIN run_metrics m ON m.run_ref = r.id
+             WHERE s.name = ?1 AND r.status != 'running'
+               AND (?2 IS NULL OR julianday(r.started_at) >= julianday(?2))
+               AND (?3 OR m.tag IS NULL)
+             ORDER BY julianday(r.started_at), r.id, m.id",
+        )?;
+        let mut rows = st.query(params![q.suite, q.since, q.tags, q.full])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let run_id: String = r.get(0)?;
+            let status: String = r.get(2)?;
+            let status = RunStatus::parse(&status).ok_or_else(|| {
+                StoreError::Other(format!(
+                    "read run {run_id}: unknown status `{status}` in the store"
+                ))
+            })?;
+            let json: Option<String> = r.get(12)?;
+            let metrics = match json {
+                Some(text) => Some(serde_json::from_str::<Metrics>(&text).map_err(|e| {
+                    StoreError::Other(format!(
+                        "read the metrics of run {run_id}: they are not valid JSON: {e}"
+                    ))
+                })?),
+                None => None,
+            };
+            out.push(TrendRow {
+                run_id,
+                started_at: r.get(1)?,
+                status,
+                suite_hash: r.get(3)?,
+                provider: r.get(4)?,
+                tag: r.get(5)?,
+                pass_rate: r.get(6)?,
+                mean_score: r.get(7)?,
+                error_rate: r.get(8)?,
+                latency_p95_ms: r.get(9)?,
+                cost_usd: r.get(10)?,
+                hallucination_rate: r.get(11)?,
+                metrics,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Case ids of a suite whose content version first appeared at `started_at` (the start
+    /// of the run that introduced it), sorted; at most `limit`.
+    pub fn cases_first_seen_at(
+        &self,
+        suite: &str,
+        started_at: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.case_id FROM cases c JOIN suites s ON s.id = c.suite_ref
+             WHERE s.name = ?1 AND c.first_seen = ?2 ORDER BY c.case_id LIMIT ?3",
+        )?;
+        let rows = st.query_map(
+            params![suite, started_at, codec::usize_to_i64(limit)],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs of a suite (or of every suite) that started at or after `since`, oldest first,
+    /// without their metrics; at most `limit` of the newest (0: no limit).
+    pub fn run_infos(
+        &self,
+        suite: Option<&str>,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunInfo>, StoreError> {
+        let limit = if limit == 0 {
+            -1
+        } else {
+            codec::usize_to_i64(limit)
+        };
+        let sql = format!(
+            "SELECT * FROM ({RUN_SELECT} WHERE (?1 IS NULL OR s.name = ?1)
+               AND (?2 IS NULL OR julianday(r.started_at) >= julianday(?2))
+             ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?3)
+             ORDER BY julianday(started_at), id"
+        );
+        let raws: Vec<RawRun> = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(params![suite, since, limit], RawRun::from_row)?
+            .collect::<Result<_, _>>()?;
+        raws.into_iter().map(RawRun::into_info).collect()
+    }
+
+    /// Status and score of each (case id, provider, sample) of a run, in plan order, with
+    /// the result's latency: what `compare` pairs.
+    pub fn result_scores(&self, run_id: &str) -> Result<Vec<ScoredResult>, StoreError> {
+        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.case_id, x.provider, x.sample, x.status, x.score, x.latency_ms
+             FROM results x JOIN cases c ON c.id = x.case_ref
+             WHERE x.id BETWEEN ?1 AND ?2 ORDER BY x.id",
+        )?;
+        let (lo, hi) = codec::result_range(run_ref);
+        let mut rows = st.query([lo, hi])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let status: String = r.get(3)?;
+            out.push(ScoredResult {
+                case_id: r.get(0)?,
+                provider: r.get(1)?,
+                sample: codec::to_u32(r.get(2)?),
+                status: codec::case_status(&status, run_id)?,
+                score: r.get(4)?,
+                latency_ms: r.get(5)?,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,1 +1,1422 @@
 //! HTML reports: the index, one trend page per suite, run pages. Templates are embedded.
+//!
+//! Every page is one self-contained file: inline CSS, inline SVG charts (hover a point for
+//! its exact value: an SVG `<title>`), no script, no font, no image, no link outside the
+//! reports folder. Every string from a suite or a model output goes through the template
+//! engine's HTML escaping. Pages are bounded: charts average long series into at most
+//! [`chart::MAX_POINTS`] points, the heat map and tables are capped, and run pages paginate.
+
+pub mod chart;
+pub mod rows;
+pub mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use self::chart::{MarkerIn, Sample, SeriesIn, Unit, line_chart, sparkline};
+use self::rows::{TrendQuery, TrendRow};
+use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus, Suite};
+use crate::store::{Store, StoreError};
+
+/// Failures of report generation. Messages read after "failed to ...".
+#[derive(Debug, thiserror::Error)]
+pub enum HtmlError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("render the {page} page: {message}")]
+    Template { page: String, message: String },
+    #[error("write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs of each suite that get a run page on every refresh (the newest).
+pub const RUN_PAGES: usize = 5;
+/// Results per run page.
+pub const RESULTS_PER_PAGE: usize = 100;
+/// Characters of a prompt, expected answer or output shown; the rest is cut with a note.
+pub const MAX_TEXT: usize = 6000;
+/// Runs (columns) of the flip heat map.
+pub const HEAT_RUNS: usize = 20;
+/// Results (rows) of the flip heat map.
+pub const HEAT_ROWS: usize = 40;
+/// Rows of the tag table and of the flaky table.
+pub const TABLE_ROWS: usize = 60;
+/// Flips listed on a run page.
+pub const FLIPS_SHOWN: usize = 200;
+/// Runs listed under "Recent runs".
+pub const RECENT_RUNS: usize = 20;
+
+const CSS: &str = include_str!("templates/style.css");
+
+/// A time window of history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// As written: `24h`, `7d`, `all`.
+    pub label: String,
+    /// None: all of history.
+    pub span: Option<chrono::Duration>,
+}
+
+impl Window {
+    /// Parse `24h`, `7d`, `2w`, `all`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("all") {
+            return Some(Self {
+                label: "all".into(),
+                span: None,
+            });
+        }
+        let split = t.len().checked_sub(1)?;
+        let (num, unit) = t.split_at(split);
+        let n: i64 = num.parse().ok().filter(|n| *n > 0 && *n <= 100_000)?;
+        let span = match unit {
+            "h" => chrono::Duration::hours(n),
+            "d" => chrono::Duration::days(n),
+            "w" => chrono::Duration::weeks(n),
+            _ => return None,
+        };
+        Some(Self {
+            label: t.to_string(),
+            span: Some(span),
+        })
+    }
+
+    /// The RFC 3339 start of the window ending at `now`, None for all of history.
+    #[must_use]
+    pub fn start(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.span.and_then(|s| now.checked_sub_signed(s))
+    }
+
+    fn title(&self) -> String {
+        match &self.span {
+            None => "all time".into(),
+            Some(_) => format!("last {}", self.label),
+        }
+    }
+}
+
+/// The expected answers of the suites on disk, to show beside stored results (the store
+/// keeps prompts and outputs, not the expected answer). A case whose content hash changed
+/// since a run says so.
+#[derive(Debug, Default, Clone)]
+pub struct Expected {
+    /// (suite, case id) -> (content hash, expected)
+    cases: HashMap<(String, String), (String, Option<String>)>,
+}
+
+impl Expected {
+    #[must_use]
+    pub fn from_suites(suites: &[Suite]) -> Self {
+        let mut cases = HashMap::new();
+        for s in suites {
+            for c in &s.cases {
+                cases.insert(
+                    (s.name.clone(), c.id.clone()),
+                    (c.hash.clone(), c.expected.clone()),
+                );
+            }
+        }
+        Self { cases }
+    }
+
+    /// The expected answer, or why there is none to show.
+    fn lookup(&self, suite: &str, case_id: &str, hash: &str) -> Result<String, String> {
+        match self.cases.get(&(suite.to_string(), case_id.to_string())) {
+            None => Err("not stored with the run, and the case is not in the suite files read".into()),
+            Some((h, _)) if h != hash => Err(
+                "not shown: the case has been edited since this run (the store keeps no expected answer)".into(),
+            ),
+            Some((_, None)) => Err("the case sets no expected answer".into()),
+            Some((_, Some(e))) => Ok(e.clone()),
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The window the index and the tables use, and the one a suite page opens on.
+    pub window: Window,
+    pub now: DateTime<Utc>,
+    /// Newest runs of each suite that get a run page.
+    pub run_pages: usize,
+}
+
+/// What was written.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub files: Vec<PathBuf>,
+}
+
+/// The tera engine with every template, HTML autoescaping on.
+fn engine() -> Result<tera::Tera, HtmlError> {
+    let mut t = tera::Tera::new();
+    t.autoescape_on([".html"]);
+    t.add_raw_templates([
+        ("chart.html", include_str!("templates/chart.html")),
+        ("spark.html", include_str!("templates/spark.html")),
+        ("index.html", include_str!("templates/index.html")),
+        ("suite.html", include_str!("templates/suite.html")),
+        ("run.html", include_str!("templates/run.html")),
+    ])
+    .map_err(|e| HtmlError::Template {
+        page: "templates".into(),
+        message: format!("{e:#}"),
+    })?;
+    Ok(t)
+}
+
+fn render<T: Serialize>(t: &tera::Tera, name: &str, data: &T) -> Result<String, HtmlError> {
+    let ctx = tera::Context::from_serialize(data).map_err(|e| HtmlError::Template {
+        page: name.into(),
+        message: e.to_string(),
+    })?;
+    t.render(name, &ctx).map_err(|e| HtmlError::Template {
+        page: name.into(),
+        message: format!("{e:?}"),
+    })
+}
+
+fn write(path: &Path, text: &str, out: &mut Written) -> Result<(), HtmlError> {
+    let err = |source| HtmlError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    // Write then rename, so that a browser never reads half a page.
+    let tmp = path.with_extension("html.tmp");
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    out.files.push(path.to_path_buf());
+    Ok(())
+}
+
+/// A file name for a suite or run id: the name itself when it is plain (letters, digits,
+/// `-`, `_`, `.`), else the plain characters and a short hash, so that two names never share
+/// a file and no name escapes the folder.
+#[must_use]
+pub fn file_stem(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    if plain == name && !name.is_empty() && !name.starts_with('.') && name != "index" {
+        return plain;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    format!(
+        "{}-{}",
+        plain.trim_start_matches('.'),
+        hex::encode(&digest[..4])
+    )
+}
+
+fn suite_href(name: &str) -> String {
+    format!("{}.html", file_stem(name))
+}
+
+fn run_file(run_id: &str, page: usize) -> String {
+    if page <= 1 {
+        format!("{}.html", file_stem(run_id))
+    } else {
+        format!("{}-p{page}.html", file_stem(run_id))
+    }
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn epoch(s: &str) -> f64 {
+    parse_time(s).map_or(0.0, |d| d.timestamp() as f64)
+}
+
+/// `2024-05-01 06:00 UTC`, or the text as stored when it does not parse.
+fn show_time(s: &str) -> String {
+    parse_time(s).map_or_else(
+        || s.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+fn short_time(s: &str) -> String {
+    parse_time(s).map_or_else(|| s.to_string(), |d| d.format("%m-%d %H:%M").to_string())
+}
+
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT) {
+        None => text.to_string(),
+        Some((at, _)) => format!(
+            "{}\n… [{} more characters not shown]",
+            &text[..at],
+            text[at..].chars().count()
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Index
+
+#[derive(Serialize)]
+struct IndexProvider {
+    provider: String,
+    status: String,
+    status_class: String,
+    status_detail: String,
+    last_run: String,
+    last_run_status: String,
+    last_run_href: Option<String>,
+    pass_spark: String,
+    halluc_spark: String,
+    p95_spark: String,
+    cost_spark: String,
+}
+
+#[derive(Serialize)]
+struct IndexSuite {
+    name: String,
+    description: Option<String>,
+    href: String,
+    providers: Vec<IndexProvider>,
+}
+
+#[derive(Serialize)]
+struct IndexPage {
+    title: String,
+    css: &'static str,
+    generated: String,
+    window: String,
+    suites: Vec<IndexSuite>,
+}
+
+fn spark(t: &tera::Tera, name: &str, unit: Unit, samples: &[Sample]) -> Result<String, HtmlError> {
+    #[derive(Serialize)]
+    struct SparkView<'a> {
+        name: &'a str,
+        s: chart::Spark,
+    }
+    render(
+        t,
+        "spark.html",
+        &SparkView {
+            name,
+            s: sparkline(name, unit, samples),
+        },
+    )
+}
+
+fn samples_of(rows: &[&TrendRow], get: impl Fn(&TrendRow) -> Option<f64>) -> Vec<Sample> {
+    rows.iter()
+        .map(|r| Sample {
+            t: epoch(&r.started_at),
+            value: get(r),
+            label: format!("{} ({})", show_time(&r.started_at), r.run_id),
+        })
+        .collect()
+}
+
+/// Status of a provider from its last run's gates.
+fn provider_status(
+    store: &Store,
+    last: &TrendRow,
+    gates_cache: &mut HashMap<String, Vec<crate::model::GateResult>>,
+) -> Result<(String, String, String), HtmlError> {
+    match last.status {
+        RunStatus::Failed | RunStatus::Incomplete | RunStatus::Running => {
+            let s = last.status.as_str().to_string();
+            return Ok((s.clone(), "bad".into(), format!("the last run is {s}")));
+        }
+        RunStatus::Complete => {}
+    }
+    if !gates_cache.contains_key(&last.run_id) {
+        let g = store.run_gates(&last.run_id)?;
+        gates_cache.insert(last.run_id.clone(), g);
+    }
+    let gates: Vec<&crate::model::GateResult> = gates_cache
+        .get(&last.run_id)
+        .map(|g| g.iter().filter(|g| g.provider == last.provider).collect())
+        .unwrap_or_default();
+    if gates.is_empty() {
+        return Ok((
+            "no gates".into(),
+            "none".into(),
+            "the suite sets no gate".into(),
+        ));
+    }
+    let breached: Vec<String> = gates
+        .iter()
+        .filter(|g| !g.ok)
+        .map(|g| {
+            format!(
+                "{} {} (value {})",
+                g.metric,
+                g.limit,
+                g.value.map_or_else(|| "n/a".into(), |v| format!("{v:.4}"))
+            )
+        })
+        .collect();
+    if breached.is_empty() {
+        Ok((
+            "ok".into(),
+            "ok".into(),
+            format!("{} gate(s) held", gates.len()),
+        ))
+    } else {
+        Ok((
+            "breached".into(),
+            "bad".into(),
+            format!("breached: {}", breached.join("; ")),
+        ))
+    }
+}
+
+fn build_index(
+    store: &Store,
+    t: &tera::Tera,
+    suites: &[String],
+    descriptions: &HashMap<String, String>,
+    opts: &Options,
+    with_pages: &HashMap<String, bool>,
+) -> Result<String, HtmlError> {
+    let since = opts.window.start(opts.now).map(|d| d.to_rfc3339());
+    let mut gates_cache = HashMap::new();
+    let mut out = Vec::new();
+    for name in suites {
+        let rows = store.trend(&TrendQuery {
+            suite: name,
+            since: since.as_deref(),
+            tags: false,
+            full: false,
+        })?;
+        let mut by_provider: BTreeMap<&str, Vec<&TrendRow>> = BTreeMap::new();
+        for r in &rows {
+            by_provider.entry(&r.provider).or_default().push(r);
+        }
+        let mut providers = Vec::new();
+        for (provider, rs) in by_provider {
+            let Some(last) = rs.last() else { continue };
+            let (status, status_class, status_detail) =
+                provider_status(store, last, &mut gates_cache)?;
+            providers.push(IndexProvider {
+                provider: provider.to_string(),
+                status,
+                status_class,
+                status_detail,
+                last_run: show_time(&last.started_at),
+                last_run_status: last.status.as_str().into(),
+                last_run_href: with_pages
+                    .get(&last.run_id)
+                    .map(|_| format!("runs/{}", run_file(&last.run_id, 1))),
+                pass_spark: spark(
+                    t,
+                    "pass rate",
+                    Unit::Rate,
+                    &samples_of(&rs, |r| r.pass_rate),
+                )?,
+                halluc_spark: spark(
+                    t,
+                    "hallucination rate",
+                    Unit::Rate,
+                    &samples_of(&rs, |r| r.hallucination_rate),
+                )?,
+                p95_spark: spark(
+                    t,
+                    "p95 latency",
+                    Unit::Ms,
+                    &samples_of(&rs, |r| r.latency_p95_ms),
+                )?,
+                cost_spark: spark(t, "cost", Unit::Usd, &samples_of(&rs, |r| r.cost_usd))?,
+            });
+        }
+        out.push(IndexSuite {
+            name: name.clone(),
+            description: descriptions.get(name).cloned(),
+            href: suite_href(name),
+            providers,
+        });
+    }
+    render(
+        t,
+        "index.html",
+        &IndexPage {
+            title: "trend report".into(),
+            css: CSS,
+            generated: opts.now.format("%Y-%m-%d %H:%M UTC").to_string(),
+            window: opts.window.title(),
+            suites: out,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Suite page
+
+#[derive(Serialize)]
+struct WindowView {
+    key: String,
+    label: String,
+    title: String,
+    checked: bool,
+    runs: usize,
+    same_as: Option<String>,
+    providers: Vec<ProviderCharts>,
+}
+
+#[derive(Serialize)]
+struct ProviderCharts {
+    provider: String,
+    charts: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct MarkerView {
+    run_id: String,
+    started: String,
+    label: String,
+}
+
+#[derive(Serialize)]
+struct TagRow {
+    tag: String,
+    provider: String,
+    cases: u64,
+    pass_rate: String,
+    mean_score: String,
+    spark: String,
+}
+
+#[derive(Serialize)]
+struct HeatRun {
+    run_id: String,
+    short: String,
+    started: String,
+    href: String,
+}
+
+#[derive(Serialize)]
+struct HeatCell {
+    class: &'static str,
+    mark: String,
+    title: String,
+}
+
+#[derive(Serialize)]
+struct HeatRow {
+    case: String,
+    provider: String,
+    flips: usize,
+    cells: Vec<HeatCell>,
+}
+
+#[derive(Serialize, Default)]
+struct Heat {
+    runs: Vec<HeatRun>,
+    rows: Vec<HeatRow>,
+    more: usize,
+}
+
+#[derive(Serialize)]
+struct FlakyRow {
+    case: String,
+    provider: String,
+    runs: usize,
+}
+
+#[derive(Serialize)]
+struct RecentRun {
+    run_id: String,
+    href: Option<String>,
+    started: String,
+    status: String,
+    values: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SuitePage {
+    css: &'static str,
+    window_css: String,
+    name: String,
+    description: Option<String>,
+    generated: String,
+    run_count: usize,
+    providers: Vec<String>,
+    windows: Vec<WindowView>,
+    markers: Vec<MarkerView>,
+    window: String,
+    tags: Vec<TagRow>,
+    tags_more: usize,
+    heat: Heat,
+    flaky: Vec<FlakyRow>,
+    recent: Vec<RecentRun>,
+    run_pages: usize,
+}
+
+/// The windows a suite page offers: the standard ones and the chosen one, shortest first.
+fn windows_for(chosen: &Window) -> Vec<Window> {
+    let mut out: Vec<Window> = ["24h", "7d", "30d", "90d", "all"]
+        .iter()
+        .filter_map(|w| Window::parse(w))
+        .collect();
+    if !out.iter().any(|w| w.span == chosen.span) {
+        out.push(chosen.clone());
+    }
+    out.sort_by_key(|w| w.span.map_or(i64::MAX, |s| s.num_seconds()));
+    out
+}
+
+#[allow(clippy::items_after_statements)]
+fn provider_charts(
+    t: &tera::Tera,
+    provider: &str,
+    rows: &[&TrendRow],
+    markers: &[MarkerIn],
+) -> Result<Vec<String>, HtmlError> {
+    type Get = fn(&TrendRow) -> Option<f64>;
+    type Spec<'a> = (&'a str, Unit, Vec<(&'a str, Get)>);
+    let specs: Vec<Spec<'_>> = vec![
+        (
+            "Pass rate",
+            Unit::Rate,
+            vec![("pass rate", |r| r.pass_rate)],
+        ),
+        (
+            "Mean score",
+            Unit::Score,
+            vec![("mean score", |r| r.mean_score)],
+        ),
+        (
+            "Hallucination",
+            Unit::Rate,
+            vec![
+                ("hallucination", |r| r.hallucination_rate),
+                ("contradiction", |r| {
+                    r.metrics.as_ref().and_then(|m| m.contradiction_rate)
+                }),
+                ("unsupported", |r| {
+                    r.metrics.as_ref().and_then(|m| m.unsupported_rate)
+                }),
+            ],
+        ),
+        (
+            "Error rate",
+            Unit::Rate,
+            vec![("error rate", |r| r.error_rate)],
+        ),
+        (
+            "Latency",
+            Unit::Ms,
+            vec![
+                ("p50", |r| r.metrics.as_ref().and_then(|m| m.latency_p50_ms)),
+                ("p95", |r| r.latency_p95_ms),
+                ("p99", |r| r.metrics.as_ref().and_then(|m| m.latency_p99_ms)),
+            ],
+        ),
+        (
+            "Tokens per run",
+            Unit::Count,
+            vec![
+                ("in", |r| r.metrics.as_ref().map(|m| m.tokens_in as f64)),
+                ("out", |r| r.metrics.as_ref().map(|m| m.tokens_out as f64)),
+            ],
+        ),
+        ("Cost per run", Unit::Usd, vec![("cost", |r| r.cost_usd)]),
+        (
+            "Cost per case",
+            Unit::Usd,
+            vec![("cost per case", |r| {
+                r.metrics.as_ref().and_then(|m| m.cost_per_case_usd)
+            })],
+        ),
+    ];
+    let mut out = Vec::with_capacity(specs.len());
+    for (title, unit, series) in specs {
+        let series: Vec<SeriesIn> = series
+            .into_iter()
+            .map(|(name, get)| SeriesIn {
+                name: name.to_string(),
+                samples: samples_of(rows, get),
+            })
+            .collect();
+        #[derive(Serialize)]
+        struct ChartView {
+            c: chart::Chart,
+        }
+        let c = line_chart(
+            &format!("{title} · {provider}"),
+            unit,
+            &series,
+            markers,
+            (600.0, 220.0),
+        );
+        out.push(render(t, "chart.html", &ChartView { c })?);
+    }
+    Ok(out)
+}
+
+/// Markers where the suite's content changed from one run to the next.
+fn change_markers(
+    store: &Store,
+    suite: &str,
+    rows: &[TrendRow],
+) -> Result<Vec<MarkerView>, HtmlError> {
+    let mut out = Vec::new();
+    let mut prev: Option<&str> = None;
+    let mut seen_run: Option<&str> = None;
+    for r in rows {
+        if seen_run == Some(r.run_id.as_str()) {
+            continue;
+        }
+        seen_run = Some(&r.run_id);
+        if let Some(p) = prev
+            && p != r.suite_hash
+        {
+            let cases = store.cases_first_seen_at(suite, &r.started_at, 6)?;
+            let label = if cases.is_empty() {
+                "suite settings changed (providers, prompt, judge, rubric or gates)".to_string()
+            } else if cases.len() > 5 {
+                format!("cases changed: {}, …", cases[..5].join(", "))
+            } else {
+                format!("cases changed: {}", cases.join(", "))
+            };
+            out.push(MarkerView {
+                run_id: r.run_id.clone(),
+                started: show_time(&r.started_at),
+                label,
+            });
+        }
+        prev = Some(&r.suite_hash);
+    }
+    Ok(out)
+}
+
+fn status_cell(s: Option<CaseStatus>, flip: bool, title: String) -> HeatCell {
+    let (class, mark) = match s {
+        Some(CaseStatus::Passed) => ("passed", "✓"),
+        Some(CaseStatus::Failed) => ("failed", "✗"),
+        Some(CaseStatus::Error) => ("error", "!"),
+        Some(CaseStatus::Unscorable) => ("unscorable", "?"),
+        None => ("absent", "·"),
+    };
+    HeatCell {
+        class,
+        mark: if flip {
+            format!("↻{mark}")
+        } else {
+            mark.into()
+        },
+        title,
+    }
+}
+
+fn is_flip(a: CaseStatus, b: CaseStatus) -> bool {
+    a != b && (a == CaseStatus::Passed || b == CaseStatus::Passed)
+}
+
+/// Runs x results that changed verdict, over the newest `HEAT_RUNS` runs: bounded reads.
+fn heat_map(
+    store: &Store,
+    runs: &[RunInfo],
+    with_pages: &HashMap<String, bool>,
+) -> Result<Heat, HtmlError> {
+    type Key = (String, String, u32);
+    let runs: Vec<&RunInfo> = runs
+        .iter()
+        .filter(|r| r.status != RunStatus::Running)
+        .rev()
+        .take(HEAT_RUNS)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let mut statuses: Vec<HashMap<Key, CaseStatus>> = Vec::with_capacity(runs.len());
+    for r in &runs {
+        statuses.push(
+            store
+                .result_statuses(&r.run_id)?
+                .into_iter()
+                .map(|(c, p, s, st)| ((c, p, s), st))
+                .collect(),
+        );
+    }
+    let mut flips: HashMap<&Key, usize> = HashMap::new();
+    for pair in statuses.windows(2) {
+        for (k, now) in &pair[1] {
+            if let Some(before) = pair[0].get(k)
+                && is_flip(*before, *now)
+            {
+                *flips.entry(k).or_default() += 1;
+            }
+        }
+    }
+    let mut keys: Vec<(&Key, usize)> = flips.into_iter().collect();
+    keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let more = keys.len().saturating_sub(HEAT_ROWS);
+    let mut rows = Vec::new();
+    for (k, n) in keys.into_iter().take(HEAT_ROWS) {
+        let mut cells = Vec::with_capacity(runs.len());
+        let mut prev: Option<CaseStatus> = None;
+        for (i, st) in statuses.iter().enumerate() {
+            let s = st.get(k).copied();
+            let flip = matches!((prev, s), (Some(a), Some(b)) if is_flip(a, b));
+            let title = format!(
+                "{} · {} · run {} ({}): {}{}",
+                k.0,
+                k.1,
+                runs[i].run_id,
+                show_time(&runs[i].started_at),
+                s.map_or("not run", CaseStatus::as_str),
+                if flip { ", flipped" } else { "" }
+            );
+            cells.push(status_cell(s, flip, title));
+            if s.is_some() {
+                prev = s;
+            }
+        }
+        rows.push(HeatRow {
+            case: if k.2 > 0 {
+                format!("{} #{}", k.0, k.2)
+            } else {
+                k.0.clone()
+            },
+            provider: k.1.clone(),
+            flips: n,
+            cells,
+        });
+    }
+    Ok(Heat {
+        runs: runs
+            .iter()
+            .map(|r| HeatRun {
+                run_id: r.run_id.clone(),
+                short: short_time(&r.started_at),
+                started: show_time(&r.started_at),
+                href: if with_pages.contains_key(&r.run_id) {
+                    format!("runs/{}", run_file(&r.run_id, 1))
+                } else {
+                    format!("#run-{}", file_stem(&r.run_id))
+                },
+            })
+            .collect(),
+        rows,
+        more,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_suite(
+    store: &Store,
+    t: &tera::Tera,
+    name: &str,
+    description: Option<String>,
+    opts: &Options,
+    with_pages: &HashMap<String, bool>,
+) -> Result<String, HtmlError> {
+    // One read of the suite's whole metric history (pre-aggregated: one row per run and
+    // provider, and per tag), then every window is a slice of it.
+    let all = store.trend(&TrendQuery {
+        suite: name,
+        since: None,
+        tags: true,
+        full: true,
+    })?;
+    let overall: Vec<TrendRow> = all.iter().filter(|r| r.tag.is_none()).cloned().collect();
+    let mut providers: Vec<String> = Vec::new();
+    for r in &overall {
+        if !providers.contains(&r.provider) {
+            providers.push(r.provider.clone());
+        }
+    }
+    let markers = change_markers(store, name, &overall)?;
+    let marker_in: Vec<MarkerIn> = markers
+        .iter()
+        .filter_map(|m| {
+            overall
+                .iter()
+                .find(|r| r.run_id == m.run_id)
+                .map(|r| MarkerIn {
+                    t: epoch(&r.started_at),
+                    label: format!("{}: {}", m.started, m.label),
+                })
+        })
+        .collect();
+    let mut runs_in: Vec<&str> = overall.iter().map(|r| r.run_id.as_str()).collect();
+    runs_in.dedup();
+    let run_count = runs_in.len();
+
+    let mut windows = Vec::new();
+    let mut window_css = String::new();
+    let mut last_count: Option<(usize, String)> = None;
+    for w in windows_for(&opts.window) {
+        let start = w
+            .start(opts.now)
+            .map_or(f64::NEG_INFINITY, |d| d.timestamp() as f64);
+        let rows: Vec<&TrendRow> = overall
+            .iter()
+            .filter(|r| epoch(&r.started_at) >= start)
+            .collect();
+        let mut ids: Vec<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
+        ids.dedup();
+        let key = file_stem(&w.label);
+        let checked = w.span == opts.window.span;
+        let same_as = match &last_count {
+            Some((n, label)) if *n == ids.len() && !checked => Some(label.clone()),
+            _ => None,
+        };
+        let mut pcs = Vec::new();
+        if same_as.is_none() && !ids.is_empty() {
+            for p in &providers {
+                let pr: Vec<&TrendRow> =
+                    rows.iter().copied().filter(|r| &r.provider == p).collect();
+                if pr.is_empty() {
+                    continue;
+                }
+                pcs.push(ProviderCharts {
+                    provider: p.clone(),
+                    charts: provider_charts(t, p, &pr, &marker_in)?,
+                });
+            }
+        }
+        if same_as.is_none() {
+            last_count = Some((ids.len(), w.label.clone()));
+        }
+        let _ = write!(
+            window_css,
+            "#win-{key}:checked ~ #sec-{key}{{display:block}}#win-{key}:checked + label{{background:#0072b2;color:#fff}}"
+        );
+        windows.push(WindowView {
+            key,
+            label: w.label.clone(),
+            title: w.title(),
+            checked,
+            runs: ids.len(),
+            same_as,
+            providers: pcs,
+        });
+    }
+
+    // Tables over the chosen window.
+    let start = opts.window.start(opts.now);
+    let start_s = start.map_or(f64::NEG_INFINITY, |d| d.timestamp() as f64);
+    let in_window = |r: &&TrendRow| epoch(&r.started_at) >= start_s;
+    let mut tag_rows: BTreeMap<(&str, &str), Vec<&TrendRow>> = BTreeMap::new();
+    for r in all.iter().filter(in_window) {
+        if let Some(tag) = &r.tag {
+            tag_rows.entry((tag, &r.provider)).or_default().push(r);
+        }
+    }
+    let tags_more = tag_rows.len().saturating_sub(TABLE_ROWS);
+    let mut tags = Vec::new();
+    for ((tag, provider), rs) in tag_rows.into_iter().take(TABLE_ROWS) {
+        let Some(last) = rs.last() else { continue };
+        tags.push(TagRow {
+            tag: tag.to_string(),
+            provider: provider.to_string(),
+            cases: 0,
+            pass_rate: Unit::Rate.show(last.pass_rate),
+            mean_score: Unit::Score.show(last.mean_score),
+            spark: spark(
+                t,
+                "pass rate",
+                Unit::Rate,
+                &samples_of(&rs, |r| r.pass_rate),
+            )?,
+        });
+    }
+    // Cases per tag: from the tag rows' own metrics would need JSON; the latest overall
+    // metrics are parsed already, so count from the tag row headline instead (left 0 when
+    // unknown). Keep it cheap: read the latest tag metrics of the window.
+    if let Some(last_run) = overall
+        .iter()
+        .rev()
+        .find(|r| epoch(&r.started_at) >= start_s)
+    {
+        let tag_metrics = store.run_metrics(&last_run.run_id)?;
+        for row in &mut tags {
+            if let Some(m) = tag_metrics
+                .iter()
+                .find(|m| m.tag.as_deref() == Some(row.tag.as_str()) && m.provider == row.provider)
+            {
+                row.cases = m.metrics.cases;
+            }
+        }
+    }
+
+    let mut flaky_count: HashMap<(String, String), usize> = HashMap::new();
+    for r in overall.iter().filter(|r| epoch(&r.started_at) >= start_s) {
+        if let Some(m) = &r.metrics {
+            for c in &m.flaky_cases {
+                *flaky_count
+                    .entry((c.clone(), r.provider.clone()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let mut flaky: Vec<FlakyRow> = flaky_count
+        .into_iter()
+        .map(|((case, provider), runs)| FlakyRow {
+            case,
+            provider,
+            runs,
+        })
+        .collect();
+    flaky.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.case.cmp(&b.case)));
+    flaky.truncate(TABLE_ROWS);
+
+    let since = start.map(|d| d.to_rfc3339());
+    let window_runs = store.run_infos(Some(name), since.as_deref(), HEAT_RUNS.max(RECENT_RUNS))?;
+    let heat = heat_map(store, &window_runs, with_pages)?;
+    let recent_runs = store.run_infos(Some(name), None, RECENT_RUNS)?;
+    let mut recent = Vec::new();
+    for r in recent_runs.iter().rev() {
+        let values = providers
+            .iter()
+            .map(|p| {
+                overall
+                    .iter()
+                    .find(|x| x.run_id == r.run_id && &x.provider == p)
+                    .map_or_else(
+                        || "–".to_string(),
+                        |x| format!("pass {}", Unit::Rate.show(x.pass_rate)),
+                    )
+            })
+            .collect();
+        recent.push(RecentRun {
+            run_id: r.run_id.clone(),
+            href: with_pages
+                .get(&r.run_id)
+                .map(|_| format!("runs/{}", run_file(&r.run_id, 1))),
+            started: show_time(&r.started_at),
+            status: r.status.as_str().into(),
+            values,
+        });
+    }
+    render(
+        t,
+        "suite.html",
+        &SuitePage {
+            css: CSS,
+            window_css,
+            name: name.to_string(),
+            description,
+            generated: opts.now.format("%Y-%m-%d %H:%M UTC").to_string(),
+            run_count,
+            providers,
+            windows,
+            markers,
+            window: opts.window.title(),
+            tags,
+            tags_more,
+            heat,
+            flaky,
+            recent,
+            run_pages: opts.run_pages,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Run pages
+
+#[derive(Serialize)]
+struct MetricRow {
+    provider: String,
+    cases: u64,
+    pass_rate: String,
+    mean_score: String,
+    errors: u64,
+    halluc: String,
+    p50: String,
+    p95: String,
+    p99: String,
+    tokens: String,
+    cost: String,
+}
+
+#[derive(Serialize)]
+struct GateRow {
+    metric: String,
+    provider: String,
+    limit: String,
+    value: String,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct FlipRow {
+    case: String,
+    provider: String,
+    sample: u32,
+    from: &'static str,
+    to: &'static str,
+}
+
+#[derive(Serialize)]
+struct AssertionRow {
+    kind: String,
+    verdict: &'static str,
+    class: &'static str,
+    score: String,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct ResultView {
+    status: &'static str,
+    open: bool,
+    case: String,
+    provider: String,
+    sample: u32,
+    score: String,
+    latency: String,
+    flip: Option<String>,
+    prompt: String,
+    expected: Option<String>,
+    expected_note: String,
+    output: Option<String>,
+    error: Option<String>,
+    assertions: Vec<AssertionRow>,
+    meta: String,
+}
+
+#[derive(Serialize)]
+struct PageLink {
+    n: usize,
+    href: String,
+    current: bool,
+}
+
+#[derive(Serialize)]
+struct RunPage<'a> {
+    css: &'static str,
+    run_id: &'a str,
+    suite: &'a str,
+    suite_href: String,
+    started: String,
+    finished: Option<String>,
+    status: &'static str,
+    status_class: &'static str,
+    total: usize,
+    metrics: &'a [MetricRow],
+    gates: &'a [GateRow],
+    baseline: Option<&'a str>,
+    baseline_href: Option<String>,
+    flips: &'a [FlipRow],
+    flips_more: usize,
+    page: usize,
+    pages: Vec<PageLink>,
+    results: Vec<ResultView>,
+}
+
+fn result_view(
+    rec: ResultRecord,
+    suite: &str,
+    expected: &Expected,
+    flip: Option<String>,
+) -> ResultView {
+    let exp = expected.lookup(suite, &rec.job.case_id, &rec.case_hash);
+    let mut meta = vec![format!("attempts {}", rec.attempts)];
+    if let (Some(i), Some(o)) = (rec.tokens_in, rec.tokens_out) {
+        meta.push(format!("tokens {i} in / {o} out"));
+    }
+    if let Some(c) = rec.cost_usd {
+        meta.push(format!("cost {}", Unit::Usd.format(c)));
+    }
+    if let Some(f) = &rec.finish_reason {
+        meta.push(format!("finish {f}"));
+    }
+    if !rec.tags.is_empty() {
+        meta.push(format!("tags {}", rec.tags.join(", ")));
+    }
+    if let Some(l) = &rec.label {
+        meta.push(format!(
+            "label expected {} predicted {}",
+            l.expected,
+            l.predicted.as_deref().unwrap_or("none")
+        ));
+    }
+    meta.push(format!(
+        "case hash {}",
+        rec.case_hash.chars().take(12).collect::<String>()
+    ));
+    ResultView {
+        status: rec.status.as_str(),
+        open: rec.status != CaseStatus::Passed,
+        case: rec.job.case_id,
+        provider: rec.job.provider_id,
+        sample: rec.job.sample,
+        score: Unit::Score.show(rec.score),
+        latency: Unit::Ms.show(rec.latency_ms),
+        flip,
+        prompt: clip(&rec.prompt),
+        expected: exp.as_ref().ok().map(|e| clip(e)),
+        expected_note: exp.err().unwrap_or_default(),
+        output: rec.output.as_deref().map(clip),
+        error: rec.error.as_deref().map(clip),
+        assertions: rec
+            .assertions
+            .iter()
+            .map(|a| AssertionRow {
+                kind: a.type_name.clone(),
+                verdict: if a.unscorable {
+                    "unscorable"
+                } else if a.pass {
+                    "pass"
+                } else {
+                    "fail"
+                },
+                class: if a.unscorable {
+                    "unscorable"
+                } else if a.pass {
+                    "passed"
+                } else {
+                    "failed"
+                },
+                score: format!("{:.3}", a.score),
+                reason: clip(&a.reason),
+            })
+            .collect(),
+        meta: meta.join(" · "),
+    }
+}
+
+/// Write the pages of one run (`runs/<run>.html`, then `-p2`, `-p3`... of
+/// [`RESULTS_PER_PAGE`] results each).
+pub fn write_run_pages(
+    store: &Store,
+    dir: &Path,
+    run_id: &str,
+    expected: &Expected,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let t = engine()?;
+    write_run(store, &t, dir, run_id, expected, out)
+}
+
+fn write_run(
+    store: &Store,
+    t: &tera::Tera,
+    dir: &Path,
+    run_id: &str,
+    expected: &Expected,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
+        run_id: run_id.to_string(),
+    })?;
+    let metrics: Vec<MetricRow> = store
+        .run_metrics(&info.run_id)?
+        .into_iter()
+        .filter(|m| m.tag.is_none())
+        .map(|pm| {
+            let m = pm.metrics;
+            MetricRow {
+                provider: pm.provider,
+                cases: m.cases,
+                pass_rate: Unit::Rate.show(m.pass_rate),
+                mean_score: Unit::Score.show(m.mean_score),
+                errors: m.errors,
+                halluc: Unit::Rate.show(m.hallucination_rate),
+                p50: Unit::Ms.show(m.latency_p50_ms),
+                p95: Unit::Ms.show(m.latency_p95_ms),
+                p99: Unit::Ms.show(m.latency_p99_ms),
+                tokens: format!("{} / {}", m.tokens_in, m.tokens_out),
+                cost: Unit::Usd.format(m.cost_usd),
+            }
+        })
+        .collect();
+    let gates: Vec<GateRow> = store
+        .run_gates(&info.run_id)?
+        .into_iter()
+        .map(|g| GateRow {
+            metric: g.metric,
+            provider: g.provider,
+            limit: g.limit,
+            value: g.value.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
+            ok: g.ok,
+        })
+        .collect();
+    let statuses = store.result_statuses(&info.run_id)?;
+    let total = statuses.len();
+    let baseline = store.previous_complete_run(&info.suite, &info.started_at)?;
+    let mut flip_of: HashMap<(String, String, u32), (CaseStatus, CaseStatus)> = HashMap::new();
+    let mut flips = Vec::new();
+    let mut flip_total = 0usize;
+    if let Some(b) = &baseline {
+        let before: HashMap<(String, String, u32), CaseStatus> = store
+            .result_statuses(b)?
+            .into_iter()
+            .map(|(c, p, s, st)| ((c, p, s), st))
+            .collect();
+        for (c, p, s, to) in statuses {
+            let key = (c, p, s);
+            if let Some(&from) = before.get(&key)
+                && is_flip(from, to)
+            {
+                flip_total += 1;
+                if flips.len() < FLIPS_SHOWN {
+                    flips.push(FlipRow {
+                        case: key.0.clone(),
+                        provider: key.1.clone(),
+                        sample: key.2,
+                        from: from.as_str(),
+                        to: to.as_str(),
+                    });
+                }
+                flip_of.insert(key, (from, to));
+            }
+        }
+    }
+    let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
+    let runs_dir = dir.join("runs");
+    let (status_class, status) = match info.status {
+        RunStatus::Complete => ("ok", "complete"),
+        other => ("bad", other.as_str()),
+    };
+    let baseline_href = baseline.as_ref().and_then(|b| {
+        let f = run_file(b, 1);
+        runs_dir.join(&f).exists().then_some(f)
+    });
+    let mut page = 1usize;
+    let mut batch: Vec<ResultView> = Vec::with_capacity(RESULTS_PER_PAGE.min(total));
+    let emit = |batch: Vec<ResultView>, page: usize, out: &mut Written| -> Result<(), HtmlError> {
+        let pages = (1..=page_count)
+            .map(|n| PageLink {
+                n,
+                href: run_file(&info.run_id, n),
+                current: n == page,
+            })
+            .collect();
+        let html = render(
+            t,
+            "run.html",
+            &RunPage {
+                css: CSS,
+                run_id: &info.run_id,
+                suite: &info.suite,
+                suite_href: suite_href(&info.suite),
+                started: show_time(&info.started_at),
+                finished: info.finished_at.as_deref().map(show_time),
+                status,
+                status_class,
+                total,
+                metrics: &metrics,
+                gates: &gates,
+                baseline: baseline.as_deref(),
+                baseline_href: baseline_href.clone(),
+                flips: &flips,
+                flips_more: flip_total - flips.len(),
+                page,
+                pages,
+                results: batch,
+            },
+        )?;
+        write(&runs_dir.join(run_file(&info.run_id, page)), &html, out)
+    };
+    let mut failure: Option<HtmlError> = None;
+    store
+        .for_each_result(&info.run_id, |rec| {
+            let key = (
+                rec.job.case_id.clone(),
+                rec.job.provider_id.clone(),
+                rec.job.sample,
+            );
+            let flip = flip_of
+                .get(&key)
+                .map(|(a, b)| format!("{} -> {}", a.as_str(), b.as_str()));
+            batch.push(result_view(rec, &info.suite, expected, flip));
+            if batch.len() == RESULTS_PER_PAGE {
+                let full = std::mem::take(&mut batch);
+                if let Err(e) = emit(full, page, out) {
+                    failure = Some(e);
+                    return Err(StoreError::Other("render a run page".into()));
+                }
+                page += 1;
+            }
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
+    if !batch.is_empty() || page == 1 {
+        emit(batch, page, out)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry point
+
+/// Write `index.html`, the trend page of each suite in `only` (every suite with runs when
+/// None) and the run pages of their newest runs, into `dir`.
+#[allow(clippy::implicit_hasher)]
+pub fn write_reports(
+    store: &Store,
+    dir: &Path,
+    only: Option<&[String]>,
+    descriptions: &HashMap<String, String>,
+    expected: &Expected,
+    opts: &Options,
+) -> Result<Written, HtmlError> {
+    let t = engine()?;
+    let mut out = Written::default();
+    let suites = store.suite_names()?;
+    let chosen: Vec<String> = match only {
+        None => suites.clone(),
+        Some(list) => suites
+            .iter()
+            .filter(|s| list.contains(s))
+            .cloned()
+            .collect(),
+    };
+    // Run pages first, so that the trend pages can link to what exists.
+    let mut with_pages: HashMap<String, bool> = HashMap::new();
+    let runs_dir = dir.join("runs");
+    for name in &suites {
+        let newest = store.run_infos(Some(name), None, RECENT_RUNS.max(HEAT_RUNS))?;
+        for (i, r) in newest.iter().rev().enumerate() {
+            let refresh =
+                chosen.contains(name) && i < opts.run_pages && r.status != RunStatus::Running;
+            if refresh {
+                write_run(store, &t, dir, &r.run_id, expected, &mut out)?;
+            }
+            if refresh || runs_dir.join(run_file(&r.run_id, 1)).exists() {
+                with_pages.insert(r.run_id.clone(), true);
+            }
+        }
+    }
+    for name in &chosen {
+        let html = build_suite(
+            store,
+            &t,
+            name,
+            descriptions.get(name).cloned(),
+            opts,
+            &with_pages,
+        )?;
+        write(&dir.join(suite_href(name)), &html, &mut out)?;
+    }
+    let html = build_index(store, &t, &suites, descriptions, opts, &with_pages)?;
+    write(&dir.join("index.html"), &html, &mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
