@@ -10,11 +10,11 @@ use serde_json::json;
 
 use super::{Ctx, Failure, exit};
 use crate::model::{CaseStatus, ProjectConfig, RunInfo, RunStatus};
-use crate::report::html::rows::ScoredResult;
 use crate::report::html::stats::{self, Interval};
 use crate::report::html::{self, Expected, Options, Window};
 use crate::report::junit::JunitWriter;
 use crate::report::{RunView, terminal};
+use crate::store::ScoredResult;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
@@ -472,7 +472,7 @@ pub fn prometheus(store: &Store, suite: Option<&str>) -> Result<String, StoreErr
         .iter()
         .filter(|n| suite.is_none_or(|s| s == n.as_str()))
     {
-        let rows = store.trend(&crate::report::html::rows::TrendQuery {
+        let rows = store.trend(&crate::store::TrendQuery {
             suite: name,
             since: None,
             tags: false,

@@ -27,6 +27,7 @@ use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
+pub use trends::{ScoredResult, TrendQuery, TrendRow};
 pub use writer::{Writer, WriterStats};
 
 /// Failures of the store. Messages read after "failed to ...".

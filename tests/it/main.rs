@@ -5,6 +5,7 @@ mod cli;
 mod examples;
 mod history;
 mod providers;
+mod reports;
 mod runs;
 mod schedule;
 mod support;

@@ -7,7 +7,6 @@
 //! [`chart::MAX_POINTS`] points, the heat map and tables are capped, and run pages paginate.
 
 pub mod chart;
-pub mod rows;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,9 +18,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use self::chart::{MarkerIn, Sample, SeriesIn, Unit, line_chart, sparkline};
-use self::rows::{TrendQuery, TrendRow};
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus, Suite};
 use crate::store::{Store, StoreError};
+use crate::store::{TrendQuery, TrendRow};
 
 /// Failures of report generation. Messages read after "failed to ...".
 #[derive(Debug, thiserror::Error)]
