@@ -200,6 +200,14 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("history.db");
+    // `KEEP=1` keeps the generated history (for profiling `report` on it) and prints where.
+    let dir = if std::env::var_os("KEEP").is_some() {
+        let kept = dir.keep();
+        println!("history kept in {}", kept.display());
+        tempfile::TempDir::new_in(&kept).expect("scratch")
+    } else {
+        dir
+    };
     let t = Instant::now();
     generate(&db, days, suites, cases);
     let results = days * suites * cases * PROVIDERS.len();
@@ -212,8 +220,10 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let bin = env!("CARGO_BIN_EXE_evalwatch");
-    for window in ["all", "30d"] {
-        let out = dir.path().join(format!("reports-{window}"));
+    // A first report writes every page (run pages included); later ones rewrite the trend
+    // pages and only the run pages of runs that finished since.
+    let out = dir.path().join("reports");
+    for (label, window) in [("first", "all"), ("refresh", "all"), ("refresh", "30d")] {
         let started = Instant::now();
         // Reaped by `wait_child` (wait4), which also reads its resource usage.
         #[allow(clippy::zombie_processes)]
@@ -237,7 +247,7 @@ fn main() {
         assert_eq!(code, 0, "evalwatch report failed");
         let pages = walk(&out);
         println!(
-            "report --since {window}: wall {:.3} s, CPU {:.3} s, peak RSS {:.1} MiB, {} pages, {:.1} MB written",
+            "report --since {window} ({label}): wall {:.3} s, CPU {:.3} s, peak RSS {:.1} MiB, {} pages in the folder, {:.1} MB",
             wall.as_secs_f64(),
             cpu.as_secs_f64(),
             rss_kib as f64 / 1024.0,

@@ -1386,17 +1386,33 @@ pub fn write_reports(
             .collect(),
     };
     // Run pages first, so that the trend pages can link to what exists.
+    fn page_newer_than(page: &Path, finished_at: Option<&str>) -> bool {
+        let Some(finished) = finished_at.and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
+        else {
+            return false;
+        };
+        std::fs::metadata(page)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| chrono::DateTime::<chrono::Utc>::from(t) > finished)
+    }
     let mut with_pages: HashMap<String, bool> = HashMap::new();
     let runs_dir = dir.join("runs");
     for name in &suites {
         let newest = store.run_infos(Some(name), None, RECENT_RUNS.max(HEAT_RUNS))?;
         for (i, r) in newest.iter().rev().enumerate() {
-            let refresh =
-                chosen.contains(name) && i < opts.run_pages && r.status != RunStatus::Running;
+            // A finished run's page does not change: write it once, not on every report
+            // (again only when the run finished after the page was written: a resumed run).
+            let page = runs_dir.join(run_file(&r.run_id, 1));
+            let exists = page.exists();
+            let current = exists && page_newer_than(&page, r.finished_at.as_deref());
+            let refresh = chosen.contains(name)
+                && i < opts.run_pages
+                && r.status != RunStatus::Running
+                && !current;
             if refresh {
                 write_run(store, &t, dir, &r.run_id, expected, &mut out)?;
             }
-            if refresh || runs_dir.join(run_file(&r.run_id, 1)).exists() {
+            if refresh || exists {
                 with_pages.insert(r.run_id.clone(), true);
             }
         }
