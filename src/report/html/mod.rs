@@ -1386,15 +1386,6 @@ pub fn write_reports(
             .collect(),
     };
     // Run pages first, so that the trend pages can link to what exists.
-    fn page_newer_than(page: &Path, finished_at: Option<&str>) -> bool {
-        let Some(finished) = finished_at.and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
-        else {
-            return false;
-        };
-        std::fs::metadata(page)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| chrono::DateTime::<chrono::Utc>::from(t) > finished)
-    }
     let mut with_pages: HashMap<String, bool> = HashMap::new();
     let runs_dir = dir.join("runs");
     for name in &suites {
@@ -1431,6 +1422,17 @@ pub fn write_reports(
     let html = build_index(store, &t, &suites, descriptions, opts, &with_pages)?;
     write(&dir.join("index.html"), &html, &mut out)?;
     Ok(out)
+}
+
+/// Whether a page was written after its run finished (a resumed run finishes again).
+fn page_newer_than(page: &Path, finished_at: Option<&str>) -> bool {
+    let Some(finished) = finished_at.and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
+    else {
+        return false;
+    };
+    std::fs::metadata(page)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| chrono::DateTime::<chrono::Utc>::from(t) > finished)
 }
 
 #[cfg(test)]
