@@ -119,6 +119,17 @@ pub struct Rule {
     pub test: TestKind,
 }
 
+impl Rule {
+    /// The `after` of a `missed_run` rule (zero for other rules).
+    #[must_use]
+    pub fn condition_after(&self) -> Duration {
+        match self.condition {
+            Condition::After(d) => d,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
 /// Metrics whose values come from per-result distributions and so support `test: ks`.
 pub const KS_METRICS: [&str; 6] = [
     "latency_p50_ms",
