@@ -4,10 +4,12 @@
 //! - [`stats`]: exact McNemar, Fisher's exact test, two-sample KS, chi-square.
 //! - [`eval`]: one rule against the current run and its baseline runs -> a finding.
 //! - [`message`]: the notice (JSON payload and text) of a finding or a recovery.
+//! - [`state`]: alert episodes and pending deliveries as stored.
 //! - [`sink`]: delivery to stdout, a file, a webhook, Slack or a command, with retries.
 
 pub mod eval;
 pub mod message;
 pub mod rule;
 pub mod sink;
+pub mod state;
 pub mod stats;
