@@ -210,38 +210,52 @@ fn outcomes(
     (decided, all)
 }
 
-/// Cases with mixed pass/fail outcomes across the window runs and the current run's samples.
-fn flaky_cases(
-    provider: &str,
-    tag: Option<&str>,
-    input: &EvalInput<'_>,
-) -> BTreeSet<String> {
-    let mut seen: HashMap<String, (bool, bool)> = HashMap::new();
-    let mark = |run: &RunSnapshot, seen: &mut HashMap<String, (bool, bool)>| {
-        let (decided, _) = outcomes(run, provider, tag, input.case_tags);
-        for ((case, _), pass) in decided {
-            let e = seen.entry(case).or_default();
-            if pass {
-                e.0 = true;
-            } else {
-                e.1 = true;
+/// Known-flaky cases: mixed pass/fail outcomes among the samples of one run (a window run
+/// or the current one), or an outcome that changed at least twice across the window runs
+/// (pass -> fail -> pass). A single change that stays is a step, not flakiness.
+fn flaky_cases(provider: &str, tag: Option<&str>, input: &EvalInput<'_>) -> BTreeSet<String> {
+    let mut flaky = BTreeSet::new();
+    // case -> (last outcome seen, changes), walking the window oldest first.
+    let mut seq: HashMap<String, (bool, u32)> = HashMap::new();
+    let runs = input.window.iter().rev().chain(std::iter::once(input.current));
+    let n_window = input.window.len();
+    for (i, run) in runs.enumerate() {
+        let mut per_case: HashMap<&str, (bool, bool)> = HashMap::new();
+        for (case, p, _, status) in &run.statuses {
+            if p != provider || !has_tag(input.case_tags, case, tag) {
+                continue;
+            }
+            let e = per_case.entry(case.as_str()).or_default();
+            match status {
+                CaseStatus::Passed => e.0 = true,
+                CaseStatus::Failed => e.1 = true,
+                CaseStatus::Error | CaseStatus::Unscorable => {}
             }
         }
-    };
-    for run in input.window {
-        mark(run, &mut seen);
+        for (case, (passed, failed)) in per_case {
+            if passed && failed {
+                flaky.insert(case.to_owned());
+                continue;
+            }
+            if i >= n_window || !(passed || failed) {
+                continue; // the current run counts for mixed samples only
+            }
+            match seq.get_mut(case) {
+                Some((last, changes)) => {
+                    if *last != passed {
+                        *changes += 1;
+                        *last = passed;
+                    }
+                }
+                None => {
+                    seq.insert(case.to_owned(), (passed, 0));
+                }
+            }
+        }
     }
-    let mut flaky: BTreeSet<String> = seen
-        .into_iter()
-        .filter(|(_, (p, f))| *p && *f)
-        .map(|(c, _)| c)
-        .collect();
-    let mut current = HashMap::new();
-    mark(input.current, &mut current);
     flaky.extend(
-        current
-            .into_iter()
-            .filter(|(_, (p, f))| *p && *f)
+        seq.into_iter()
+            .filter(|(_, (_, changes))| *changes >= 2)
             .map(|(c, _)| c),
     );
     flaky

@@ -245,11 +245,27 @@ impl<'a> SuiteEval<'a> {
                 continue;
             }
             let Some((info, snap)) = &cur else { continue };
-            let (baseline, window) = self.baseline_runs(store, rule, info)?;
             for provider in &info.providers {
                 if rule.provider.as_ref().is_some_and(|p| p != provider) {
                     continue;
                 }
+                // While an alert is open, the baseline stays what it was before the
+                // regression began: otherwise `previous` would compare a regressed run with
+                // a regressed run and call the regression resolved.
+                let anchor = match store.open_alert(
+                    &self.suite.name,
+                    &rule.name,
+                    provider,
+                    rule.tag.as_deref(),
+                )? {
+                    Some(a) => match a.opened_run.as_deref() {
+                        Some(r) if r != info.run_id => store.run(r)?,
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let (baseline, window) =
+                    self.baseline_runs(store, rule, anchor.as_ref().unwrap_or(info))?;
                 let input = EvalInput {
                     current: snap,
                     baseline: &baseline,

@@ -132,7 +132,8 @@ fn flaky_cases_are_reported_apart_and_do_not_fire_alone() {
     for b in odd.iter_mut().take(30) {
         *b = false;
     }
-    let window = [run("w1", &stable), run("w2", &odd), run("w3", &stable)];
+    // Newest first: the cases failed, passed, failed, passed: two changes or more.
+    let window = [run("w1", &stable), run("w2", &odd), run("w3", &stable), run("w4", &odd)];
     let r = rule(json!({"metric": "pass_rate", "drop": 0.05}));
     let f = eval(&r, &run("c", &odd), &window[..1], &window);
     assert_eq!(f.verdict, Verdict::Clear, "{}", f.detail);
@@ -141,6 +142,12 @@ fn flaky_cases_are_reported_apart_and_do_not_fire_alone() {
     assert!(f.detail.contains("30 known-flaky"), "{}", f.detail);
     // Without the window they are not known to be flaky, and the drop fires.
     let f = eval(&r, &run("c", &odd), &window[..1], &window[..1]);
+    assert_eq!(f.verdict, Verdict::Firing, "{}", f.detail);
+    // One change that stayed (passed, passed, failed, failed) is a step, not flakiness.
+    let step = [run("w1", &odd), run("w2", &odd), run("w3", &stable), run("w4", &stable)];
+    let f = eval(&r, &run("c", &odd), &window[..1], &step);
+    assert_eq!(f.flaky_flipped_total, 0);
+    assert_eq!(f.flipped_total, 30);
     assert_eq!(f.verdict, Verdict::Firing, "{}", f.detail);
 }
 
