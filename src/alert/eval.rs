@@ -464,8 +464,8 @@ fn pass_rate_change(
         _ => return f,
     };
     let flaky = flaky_cases(provider, tag, input);
-    let (cur, cur_all) = outcomes(input.current, provider, tag, input.case_tags);
-    let (last, last_all) = outcomes(latest, provider, tag, input.case_tags);
+    let (cur, _) = outcomes(input.current, provider, tag, input.case_tags);
+    let (last, _) = outcomes(latest, provider, tag, input.case_tags);
     // Flips against the most recent baseline run, stable and flaky apart.
     let mut flips = Vec::new();
     let mut flaky_flips = Vec::new();
@@ -494,78 +494,55 @@ fn pass_rate_change(
     f.flipped = flips;
     f.flaky_flipped = flaky_flips;
 
-    // Paired when the baseline is one run with results for exactly the same (case, sample).
-    let paired = input.baseline.len() == 1 && cur_all == last_all;
-    // (observed worsening, its standard error, one-sided p, test)
-    let (worse, se, test) = if paired {
-        let (mut b, mut c, mut n) = (0u64, 0u64, 0u64);
-        for (key, &now) in &cur {
-            if flaky.contains(&key.0) {
-                continue;
-            }
-            if let Some(&before) = last.get(key) {
-                n += 1;
-                if before && !now {
-                    b += 1;
-                } else if !before && now {
-                    c += 1;
-                }
-            }
-        }
-        let (worse_n, better_n) = if drop { (b, c) } else { (c, b) };
-        let m = stats::mcnemar_exact(worse_n, better_n);
-        let nf = n.max(1) as f64;
-        let diff = worse_n as f64 - better_n as f64;
-        let var = ((b + c) as f64 - diff * diff / nf).max(0.0);
-        (
-            diff / nf,
-            var.sqrt() / nf,
-            TestResult {
-                name: "mcnemar",
-                p_value: m.p_worse,
-                statistic: Some(diff),
-                n,
-            },
-        )
+    let mut base_maps = Vec::with_capacity(input.baseline.len());
+    for run in input.baseline {
+        base_maps.push(outcomes(run, provider, tag, input.case_tags).0);
+    }
+    let all = paired_test(&cur, &base_maps, drop, |_| true);
+    let stable = paired_test(&cur, &base_maps, drop, |k| !flaky.contains(&k.0));
+    let (worse, se, test, stable_p) = if let Some(all) = all {
+        // Known-flaky cases do not trigger alone: the test without them must agree (p = 1
+        // when every case with a baseline is flaky).
+        let stable_p = stable.map_or(1.0, |s| s.test.p_value);
+        (all.worse, all.se, all.test, Some(stable_p))
     } else {
+        // No case in common with the baseline: compare pooled counts (unpaired).
         let count = |o: &BTreeMap<Key, bool>| {
-            o.iter()
-                .filter(|(k, _)| !flaky.contains(&k.0))
-                .fold((0u64, 0u64), |(p, q), (_, &pass)| {
-                    if pass { (p + 1, q) } else { (p, q + 1) }
-                })
+            o.values().fold((0u64, 0u64), |(p, q), &pass| {
+                if pass { (p + 1, q) } else { (p, q + 1) }
+            })
         };
         let (mut pb, mut fb) = (0, 0);
-        for run in input.baseline {
-            let (o, _) = outcomes(run, provider, tag, input.case_tags);
-            let (p, q) = count(&o);
+        for o in &base_maps {
+            let (p, q) = count(o);
             pb += p;
             fb += q;
         }
         let (pc, fc) = count(&cur);
-        let fisher = stats::fisher_exact(pb, fb, pc, fc);
         let (nb, nc) = ((pb + fb) as f64, (pc + fc) as f64);
         if nb == 0.0 || nc == 0.0 {
             f.detail = "no passed or failed results to compare with the baseline".into();
             return f;
         }
+        let fisher = stats::fisher_exact(pb, fb, pc, fc);
         let (rb, rc) = (pb as f64 / nb, pc as f64 / nc);
         let se = (rb * (1.0 - rb) / nb + rc * (1.0 - rc) / nc).sqrt();
-        let worse = if drop { rb - rc } else { rc - rb };
         (
-            worse,
+            if drop { rb - rc } else { rc - rb },
             se,
             TestResult {
                 name: "fisher",
                 p_value: if drop { fisher.p_greater } else { fisher.p_less },
                 statistic: None,
-                n: (pb + fb + pc + fc),
+                n: pb + fb + pc + fc,
             },
+            None,
         )
     };
     let z = stats::normal_quantile(1.0 - rule.alpha / 2.0);
     let upper = worse + z * se;
-    let significant = test.p_value < rule.alpha;
+    let stable_ok = stable_p.is_none_or(|p| p < rule.alpha);
+    let significant = test.p_value < rule.alpha && stable_ok;
     let large_enough = worse > 0.0 && upper >= threshold;
     let word = if drop { "drop" } else { "rise" };
     let value = f.value.unwrap_or(0.0);
@@ -573,7 +550,7 @@ fn pass_rate_change(
         .baseline_value
         .map_or_else(|| "n/a".into(), |b| fmt_value("pass_rate", b));
     f.detail = format!(
-        "pass_rate {} vs baseline {base_text}: {word} of {:.1} points on stable cases (up to {:.1} at {:.0}% confidence; limit {:.1}), {} p = {}{}",
+        "pass_rate {} vs baseline {base_text}: {word} of {:.1} points (up to {:.1} at {:.0}% confidence; limit {:.1}), {} p = {}{}{}",
         fmt_value("pass_rate", value),
         worse * 100.0,
         upper * 100.0,
@@ -581,10 +558,18 @@ fn pass_rate_change(
         threshold * 100.0,
         test.name,
         fmt_p(test.p_value),
-        if !flaky.is_empty() {
-            format!("; {} known-flaky case(s) left out", flaky.len())
+        match stable_p {
+            Some(p) if !flaky.is_empty() => format!(
+                "; without the {} known-flaky case(s) p = {}",
+                flaky.len(),
+                fmt_p(p)
+            ),
+            _ => String::new(),
+        },
+        if test.p_value < rule.alpha && !stable_ok {
+            " (the change rests on known-flaky cases: no alert)"
         } else {
-            String::new()
+            ""
         }
     );
     f.test = Some(test);
@@ -595,6 +580,73 @@ fn pass_rate_change(
     };
     f.concentration = concentration(rule, provider, input, !drop);
     f
+}
+
+/// The outcome of [`paired_test`].
+struct Paired {
+    /// Estimated worsening of the pass rate (positive = worse).
+    worse: f64,
+    se: f64,
+    test: TestResult,
+}
+
+/// Exact conditional (permutation) test of the current run against its baseline runs, case
+/// by case. Under "nothing changed", the current outcome of a case is exchangeable with its
+/// outcomes in the N baseline runs, so given t passes among the N + 1, the current run
+/// passes with probability t / (N + 1), independently across cases; the number of current
+/// passes is then Poisson-binomial, and its tail is the p-value. With one baseline run this
+/// is exactly McNemar's exact test (only discordant pairs carry probability 1/2). Cases
+/// without a baseline outcome carry no information and are left out. None when no case
+/// (after `keep`) has one.
+fn paired_test(
+    cur: &BTreeMap<Key, bool>,
+    baseline: &[BTreeMap<Key, bool>],
+    drop: bool,
+    keep: impl Fn(&Key) -> bool,
+) -> Option<Paired> {
+    let mut probs = Vec::new();
+    let (mut passes, mut worse_sum, mut var, mut used) = (0u64, 0.0, 0.0, 0u64);
+    let mut single = true;
+    for (key, &now) in cur {
+        if !keep(key) {
+            continue;
+        }
+        let (mut n, mut t) = (0u64, 0u64);
+        for b in baseline {
+            if let Some(&pass) = b.get(key) {
+                n += 1;
+                t += u64::from(pass);
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        single &= n == 1;
+        used += 1;
+        let x = u64::from(now);
+        let nf = n as f64;
+        let pi = (t + x) as f64 / (nf + 1.0);
+        probs.push(pi);
+        passes += x;
+        worse_sum += t as f64 / nf - x as f64;
+        var += ((nf + 1.0) / nf).powi(2) * pi * (1.0 - pi);
+    }
+    if used == 0 {
+        return None;
+    }
+    let (lo, hi) = stats::poisson_binomial_tails(&probs, passes);
+    let n = used as f64;
+    let worse = if drop { worse_sum / n } else { -worse_sum / n };
+    Some(Paired {
+        worse,
+        se: var.sqrt() / n,
+        test: TestResult {
+            name: if single { "mcnemar" } else { "permutation" },
+            p_value: if drop { lo } else { hi },
+            statistic: Some(worse_sum),
+            n: used,
+        },
+    })
 }
 
 /// Where the change of the rule's metric is largest: across this provider's tags (for a rule

@@ -152,18 +152,47 @@ fn flaky_cases_are_reported_apart_and_do_not_fire_alone() {
 }
 
 #[test]
-fn different_case_sets_use_fisher_on_pooled_trailing_counts() {
+fn disjoint_case_sets_use_fisher_on_pooled_trailing_counts() {
     let base: Vec<bool> = (0..100).map(|i| i % 10 != 0).collect();
-    let now: Vec<bool> = (0..120).map(|i| i % 2 == 0).collect();
+    let mut now = run("c", &(0..120).map(|i| i % 2 == 0).collect::<Vec<_>>());
+    for s in &mut now.statuses {
+        s.0 = format!("new-{}", s.0);
+    }
     let r = rule(json!({"metric": "pass_rate", "drop": 0.1, "baseline": "trailing:3"}));
     let b = [run("b1", &base), run("b2", &base), run("b3", &base)];
-    let f = eval(&r, &run("c", &now), &b, &b);
+    let f = eval(&r, &now, &b, &b);
     assert_eq!(f.test.as_ref().unwrap().name, "fisher");
     assert_eq!(f.test.as_ref().unwrap().n, 420);
     assert_eq!(f.verdict, Verdict::Firing, "{}", f.detail);
     // A rise rule is quiet on a drop.
     let r = rule(json!({"metric": "pass_rate", "rise": 0.1, "baseline": "trailing:3"}));
-    assert_eq!(eval(&r, &run("c", &now), &b, &b).verdict, Verdict::Clear);
+    assert_eq!(eval(&r, &now, &b, &b).verdict, Verdict::Clear);
+}
+
+#[test]
+fn trailing_window_uses_the_exact_permutation_test() {
+    // Three baseline runs; 20 of 200 cases that always passed fail now.
+    let base: Vec<bool> = (0..200).map(|i| i % 10 != 0).collect();
+    let mut now = base.clone();
+    for (i, b) in now.iter_mut().enumerate().take(40) {
+        if i % 2 == 1 {
+            *b = false;
+        }
+    }
+    let r = rule(json!({"metric": "pass_rate", "drop": 0.05, "baseline": "trailing:3"}));
+    let b = [run("b1", &base), run("b2", &base), run("b3", &base)];
+    let f = eval(&r, &run("c", &now), &b, &b);
+    let t = f.test.as_ref().unwrap();
+    assert_eq!(t.name, "permutation");
+    // Each changed case passed 3 of 3 times before: it passes now with probability 3/4
+    // under "no change"; all 20 failing has probability (1/4)^20.
+    assert!((t.p_value - 0.25f64.powi(20)).abs() < 1e-20, "{}", t.p_value);
+    assert_eq!(f.verdict, Verdict::Firing, "{}", f.detail);
+    // The same run is no regression against itself.
+    let same = [run("b1", &now), run("b2", &now), run("b3", &now)];
+    let f = eval(&r, &run("c", &now), &same, &same);
+    assert_eq!(f.verdict, Verdict::Clear, "{}", f.detail);
+    assert_eq!(f.test.unwrap().p_value, 1.0);
 }
 
 #[test]
