@@ -79,11 +79,19 @@ fn snapshot(id: usize, outcomes: &[bool]) -> RunSnapshot {
 }
 
 fn observe(truth: &[bool], rng: &mut Rng) -> Vec<bool> {
-    truth.iter().map(|&t| if rng.unit() < FLIP { !t } else { t }).collect()
+    truth
+        .iter()
+        .map(|&t| if rng.unit() < FLIP { !t } else { t })
+        .collect()
 }
 
 /// Whether `rule` fires on `current` given the runs before it (newest first).
-fn fires(rule: &Rule, current: &RunSnapshot, history: &[RunSnapshot], tags: &HashMap<String, Vec<String>>) -> bool {
+fn fires(
+    rule: &Rule,
+    current: &RunSnapshot,
+    history: &[RunSnapshot],
+    tags: &HashMap<String, Vec<String>>,
+) -> bool {
     let n = match rule.baseline {
         evalwatch::alert::rule::BaselineKind::Trailing(n) => n as usize,
         _ => 1,
@@ -100,7 +108,10 @@ fn fires(rule: &Rule, current: &RunSnapshot, history: &[RunSnapshot], tags: &Has
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let stable_seeds = args.first().copied().unwrap_or(200);
     let drop_seeds = args.get(1).copied().unwrap_or(1000);
     let named = BTreeSet::new();
@@ -171,7 +182,10 @@ fn main() {
     println!(
         "stable: {stable_seeds} seeds x {STABLE_RUNS} runs ({evaluations} evaluations); drop: {drop_seeds} seeds, {DROPPED} cases (5 points) start failing after {WARMUP} runs"
     );
-    println!("{:<42} {:>22} {:>22} {:>22}", "rule", "fires on stable runs", "stable seeds with any", "drop caught 1st run");
+    println!(
+        "{:<42} {:>22} {:>22} {:>22}",
+        "rule", "fires on stable runs", "stable seeds with any", "drop caught 1st run"
+    );
     for (k, (name, _)) in rules.iter().enumerate() {
         println!(
             "{:<42} {:>12} ({:>6.3}%) {:>12} ({:>6.2}%) {:>12} ({:>6.2}%)",

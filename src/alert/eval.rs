@@ -14,6 +14,7 @@
 //!   values behind the metric; `label_distribution` is a chi-square test.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
 
 use super::rule::{Condition, LABEL_DISTRIBUTION, OUTPUT_CHARS, Rule, TestKind};
 use super::stats;
@@ -177,7 +178,11 @@ fn baseline_value(rule: &Rule, provider: &str, input: &EvalInput<'_>) -> Option<
 }
 
 fn has_tag(case_tags: &HashMap<String, Vec<String>>, case: &str, tag: Option<&str>) -> bool {
-    tag.is_none_or(|t| case_tags.get(case).is_some_and(|ts| ts.iter().any(|x| x == t)))
+    tag.is_none_or(|t| {
+        case_tags
+            .get(case)
+            .is_some_and(|ts| ts.iter().any(|x| x == t))
+    })
 }
 
 type Key = (String, u32);
@@ -217,7 +222,11 @@ fn flaky_cases(provider: &str, tag: Option<&str>, input: &EvalInput<'_>) -> BTre
     let mut flaky = BTreeSet::new();
     // case -> (last outcome seen, changes), walking the window oldest first.
     let mut seq: HashMap<String, (bool, u32)> = HashMap::new();
-    let runs = input.window.iter().rev().chain(std::iter::once(input.current));
+    let runs = input
+        .window
+        .iter()
+        .rev()
+        .chain(std::iter::once(input.current));
     let n_window = input.window.len();
     for (i, run) in runs.enumerate() {
         let mut per_case: HashMap<&str, (bool, bool)> = HashMap::new();
@@ -271,7 +280,13 @@ pub fn evaluate(rule: &Rule, provider: &str, input: &EvalInput<'_>) -> Finding {
     let tag = rule.tag.as_deref();
     let mut f = Finding::new(provider, tag);
     f.value = if rule.metric == OUTPUT_CHARS {
-        mean(&values(input.current, provider, tag, input.case_tags, |s| s.output_chars))
+        mean(&values(
+            input.current,
+            provider,
+            tag,
+            input.case_tags,
+            |s| s.output_chars,
+        ))
     } else {
         input.current.metric(provider, tag, &rule.metric)
     };
@@ -283,7 +298,11 @@ pub fn evaluate(rule: &Rule, provider: &str, input: &EvalInput<'_>) -> Finding {
             input
                 .baseline
                 .iter()
-                .filter_map(|r| mean(&values(r, provider, tag, input.case_tags, |s| s.output_chars)))
+                .filter_map(|r| {
+                    mean(&values(r, provider, tag, input.case_tags, |s| {
+                        s.output_chars
+                    }))
+                })
                 .collect(),
         );
     } else if rule.condition.uses_baseline() {
@@ -333,14 +352,19 @@ pub fn evaluate(rule: &Rule, provider: &str, input: &EvalInput<'_>) -> Finding {
             .collect();
         let ks = stats::ks_two_sample(&cur, &base);
         confirmed = ks.p_value < rule.alpha;
-        detail.push_str(&format!(
+        let _ = write!(
+            detail,
             "; KS D = {:.3}, p = {} over {} vs {} results{}",
             ks.statistic,
             fmt_p(ks.p_value),
             cur.len(),
             base.len(),
-            if confirmed { "" } else { " (not significant: no alert)" }
-        ));
+            if confirmed {
+                ""
+            } else {
+                " (not significant: no alert)"
+            }
+        );
         f.test = Some(TestResult {
             name: "ks",
             p_value: ks.p_value,
@@ -447,12 +471,7 @@ fn describe_threshold(rule: &Rule, value: f64, base: Option<f64>, breached: bool
 }
 
 /// The pass-rate change test.
-fn pass_rate_change(
-    rule: &Rule,
-    provider: &str,
-    input: &EvalInput<'_>,
-    mut f: Finding,
-) -> Finding {
+fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: Finding) -> Finding {
     let tag = rule.tag.as_deref();
     let Some(latest) = input.baseline.first() else {
         f.detail = format!("no {} baseline run yet", rule.baseline.label());
@@ -508,9 +527,12 @@ fn pass_rate_change(
     } else {
         // No case in common with the baseline: compare pooled counts (unpaired).
         let count = |o: &BTreeMap<Key, bool>| {
-            o.values().fold((0u64, 0u64), |(p, q), &pass| {
-                if pass { (p + 1, q) } else { (p, q + 1) }
-            })
+            o.values().fold(
+                (0u64, 0u64),
+                |(p, q), &pass| {
+                    if pass { (p + 1, q) } else { (p, q + 1) }
+                },
+            )
         };
         let (mut pb, mut fb) = (0, 0);
         for o in &base_maps {
@@ -532,7 +554,11 @@ fn pass_rate_change(
             se,
             TestResult {
                 name: "fisher",
-                p_value: if drop { fisher.p_greater } else { fisher.p_less },
+                p_value: if drop {
+                    fisher.p_greater
+                } else {
+                    fisher.p_less
+                },
                 statistic: None,
                 n: pb + fb + pc + fc,
             },
@@ -701,8 +727,17 @@ fn concentration(
         push("provider", p, p, rule.tag.as_deref());
     }
     out.sort_by(|a, b| b.worse_by.total_cmp(&a.worse_by));
-    let mut tags: Vec<Concentration> = out.iter().filter(|c| c.kind == "tag").take(TOP_CONCENTRATION).cloned().collect();
-    tags.extend(out.into_iter().filter(|c| c.kind == "provider").take(TOP_CONCENTRATION));
+    let mut tags: Vec<Concentration> = out
+        .iter()
+        .filter(|c| c.kind == "tag")
+        .take(TOP_CONCENTRATION)
+        .cloned()
+        .collect();
+    tags.extend(
+        out.into_iter()
+            .filter(|c| c.kind == "provider")
+            .take(TOP_CONCENTRATION),
+    );
     tags
 }
 

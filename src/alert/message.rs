@@ -1,6 +1,8 @@
 //! Notices: the JSON payload every sink receives (documented in docs/alerts.md) and its
 //! human text.
 
+use std::fmt::Write as _;
+
 use serde_json::{Value, json};
 
 use super::eval::{Finding, fmt_value};
@@ -22,13 +24,13 @@ pub struct NoticeContext<'a> {
 }
 
 fn headline(rule: &Rule, f: &Finding, suite: &str) -> String {
-    let mut place = format!("{suite}");
+    let mut place = suite.to_owned();
     if f.provider != "*" {
         place.push('/');
         place.push_str(&f.provider);
     }
     if let Some(t) = &f.tag {
-        place.push_str(&format!(" [tag {t}]"));
+        let _ = write!(place, " [tag {t}]");
     }
     format!("{place}: {}", rule.name)
 }
@@ -58,7 +60,11 @@ pub fn alert_payload(rule: &Rule, f: &Finding, ctx: &NoticeContext<'_>, alert_id
             "flipped ({}): {}{}",
             f.flipped_total,
             ids.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ));
     }
     if f.flaky_flipped_total > 0 {
@@ -119,17 +125,12 @@ pub fn alert_payload(rule: &Rule, f: &Finding, ctx: &NoticeContext<'_>, alert_id
 
 /// The payload of a `resolved` notice for an episode opened at `ctx.since_run`.
 #[must_use]
-pub fn resolved_payload(
-    rule: &Rule,
-    f: &Finding,
-    ctx: &NoticeContext<'_>,
-    alert_id: i64,
-) -> Value {
+pub fn resolved_payload(rule: &Rule, f: &Finding, ctx: &NoticeContext<'_>, alert_id: i64) -> Value {
     let head = headline(rule, f, ctx.suite);
     let message = format!("{head}: resolved: {}", f.detail);
-    let since = ctx
-        .since_run
-        .map_or_else(String::new, |r| format!(" (open since run {r}, {})", ctx.opened_at));
+    let since = ctx.since_run.map_or_else(String::new, |r| {
+        format!(" (open since run {r}, {})", ctx.opened_at)
+    });
     json!({
         "event": "resolved",
         "alert_id": alert_id,
@@ -230,13 +231,26 @@ mod tests {
         assert_eq!(p["links"]["run"], "reports/runs/r2.html");
         assert_eq!(p["links"]["trend"], "reports/faq.html");
         let text = p["text"].as_str().unwrap();
-        assert!(text.starts_with("[CRITICAL] faq/gpt: pass_rate drop 0.05 vs previous: pass_rate 80.0%"), "{text}");
+        assert!(
+            text.starts_with(
+                "[CRITICAL] faq/gpt: pass_rate drop 0.05 vs previous: pass_rate 80.0%"
+            ),
+            "{text}"
+        );
         assert!(text.contains("flipped (12): refund and 11 more"), "{text}");
-        assert!(text.contains("concentrated in: tag billing 50.0% (baseline 90.0%)"), "{text}");
+        assert!(
+            text.contains("concentrated in: tag billing 50.0% (baseline 90.0%)"),
+            "{text}"
+        );
         assert!(text.contains("runbook: https://wiki/rb"), "{text}");
         let r = resolved_payload(&rule, &f, &ctx, 7);
         assert_eq!(r["event"], "resolved");
-        assert!(r["text"].as_str().unwrap().starts_with("[RESOLVED] faq/gpt"));
+        assert!(
+            r["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("[RESOLVED] faq/gpt")
+        );
         assert!(r["text"].as_str().unwrap().contains("open since run r2"));
     }
 }

@@ -1,6 +1,7 @@
 //! Alert rules: parsed and validated from the raw JSON the loader keeps.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -200,11 +201,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 #[must_use]
 pub fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s > 0 && s % 86_400 == 0 {
+    if s > 0 && s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s > 0 && s % 3600 == 0 {
+    } else if s > 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s > 0 && s % 60 == 0 {
+    } else if s > 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -310,12 +311,14 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
         }
     }
     let condition = if metric == MISSED_RUN {
-        match conditions.as_slice() {
-            [Condition::After(d)] => Some(Condition::After(*d)),
-            _ => {
-                errors.push("a `missed_run` rule takes `after` (e.g. `after: 26h`) and no other condition".into());
-                None
-            }
+        if let [Condition::After(d)] = conditions.as_slice() {
+            Some(Condition::After(*d))
+        } else {
+            errors.push(
+                "a `missed_run` rule takes `after` (e.g. `after: 26h`) and no other condition"
+                    .into(),
+            );
+            None
         }
     } else {
         match conditions.as_slice() {
@@ -325,7 +328,9 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
             }
             [c] => Some(*c),
             [] => {
-                errors.push("an alert rule needs one of `drop`, `rise`, `ratio`, `min` or `max`".into());
+                errors.push(
+                    "an alert rule needs one of `drop`, `rise`, `ratio`, `min` or `max`".into(),
+                );
                 None
             }
             _ => {
@@ -352,15 +357,16 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
     };
     let severity = match map.get("severity") {
         None => Severity::Warning,
-        Some(v) => match text(v, "severity").map(severity_parse) {
-            Ok(Some(s)) => s,
-            _ => {
+        Some(v) => {
+            if let Ok(Some(s)) = text(v, "severity").map(severity_parse) {
+                s
+            } else {
                 errors.push(format!(
                     "`severity` must be `info`, `warning` or `critical`, found {v}"
                 ));
                 Severity::Warning
             }
-        },
+        }
     };
     let mut opt_text = |key: &str| match map.get(key) {
         None | Some(Value::Null) => None,
@@ -411,7 +417,8 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
     }
     if metric == LABEL_DISTRIBUTION {
         if !matches!(test, TestKind::Auto | TestKind::ChiSquare) {
-            errors.push("`label_distribution` is tested with chi-square only (`test: chi2`)".into());
+            errors
+                .push("`label_distribution` is tested with chi-square only (`test: chi2`)".into());
         }
         if !matches!(condition, Some(Condition::Max(_)) | None) {
             errors.push("`label_distribution` takes `max`: the largest chi-square statistic tolerated (0 alerts on any significant shift)".into());
@@ -443,10 +450,10 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
     let name = name.unwrap_or_else(|| {
         let mut n = format!("{metric} {}", condition.label());
         if condition.uses_baseline() || metric == LABEL_DISTRIBUTION {
-            n.push_str(&format!(" vs {}", baseline.label()));
+            let _ = write!(n, " vs {}", baseline.label());
         }
         if let Some(t) = &tag {
-            n.push_str(&format!(" [tag {t}]"));
+            let _ = write!(n, " [tag {t}]");
         }
         n
     });
@@ -534,6 +541,7 @@ pub fn rules_for(
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)]
 mod tests {
     use serde_json::json;
 
@@ -551,17 +559,27 @@ mod tests {
         assert_eq!(r.severity, Severity::Critical);
         assert_eq!(r.alpha, DEFAULT_ALPHA);
         assert_eq!(r.name, "pass_rate drop 0.05 vs trailing:7");
-        let r = parse(&json!({"metric": "latency_p95_ms", "ratio": 3.0, "severity": "warning"})).unwrap();
+        let r = parse(&json!({"metric": "latency_p95_ms", "ratio": 3.0, "severity": "warning"}))
+            .unwrap();
         assert_eq!(r.baseline, BaselineKind::Previous);
         assert_eq!(r.condition, Condition::Ratio(3.0));
-        let r = parse(&json!({"metric": "missed_run", "after": "26h", "severity": "critical"})).unwrap();
-        assert_eq!(r.condition, Condition::After(Duration::from_secs(26 * 3600)));
+        let r = parse(&json!({"metric": "missed_run", "after": "26h", "severity": "critical"}))
+            .unwrap();
+        assert_eq!(
+            r.condition,
+            Condition::After(Duration::from_secs(26 * 3600))
+        );
         assert_eq!(r.name, "missed_run after 26h");
-        let r = parse(&json!({"metric": "tone", "min": 0.5, "tag": "billing", "runbook": "https://x/rb"})).unwrap();
+        let r = parse(
+            &json!({"metric": "tone", "min": 0.5, "tag": "billing", "runbook": "https://x/rb"}),
+        )
+        .unwrap();
         assert_eq!(r.tag.as_deref(), Some("billing"));
         assert_eq!(r.severity, Severity::Warning);
         assert_eq!(r.name, "tone min 0.5 [tag billing]");
-        let r = parse(&json!({"metric": "latency_p95_ms", "ratio": 1.5, "test": "ks", "alpha": 0.05})).unwrap();
+        let r =
+            parse(&json!({"metric": "latency_p95_ms", "ratio": 1.5, "test": "ks", "alpha": 0.05}))
+                .unwrap();
         assert_eq!(r.test, TestKind::Ks);
         assert_eq!(r.alpha, 0.05);
     }
@@ -570,22 +588,58 @@ mod tests {
     fn bad_rules_say_why() {
         let cases = [
             (json!({"metric": "pass_rate"}), "needs one of"),
-            (json!({"metric": "pass_rate", "drop": 0.1, "rise": 0.1}), "one rule per condition"),
-            (json!({"metric": "pass_rte", "drop": 0.1}), "did you mean `pass_rate`"),
-            (json!({"metric": "pass_rate", "drp": 0.1}), "unknown key `drp`"),
-            (json!({"metric": "pass_rate", "drop": 0.1, "baseline": "trailing:0"}), "trailing:N"),
-            (json!({"metric": "pass_rate", "drop": 0.1, "baseline": "last"}), "`baseline` must be"),
-            (json!({"metric": "pass_rate", "drop": 0.1, "severity": "high"}), "`severity` must be"),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "rise": 0.1}),
+                "one rule per condition",
+            ),
+            (
+                json!({"metric": "pass_rte", "drop": 0.1}),
+                "did you mean `pass_rate`",
+            ),
+            (
+                json!({"metric": "pass_rate", "drp": 0.1}),
+                "unknown key `drp`",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "baseline": "trailing:0"}),
+                "trailing:N",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "baseline": "last"}),
+                "`baseline` must be",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "severity": "high"}),
+                "`severity` must be",
+            ),
             (json!({"metric": "pass_rate", "drop": -0.1}), "zero or more"),
-            (json!({"metric": "pass_rate", "drop": "5%"}), "must be a number"),
-            (json!({"metric": "pass_rate", "drop": 0.1, "alpha": 2}), "between 0 and 1"),
+            (
+                json!({"metric": "pass_rate", "drop": "5%"}),
+                "must be a number",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "alpha": 2}),
+                "between 0 and 1",
+            ),
             (json!({"metric": "latency_p95_ms", "ratio": 1}), "not 1"),
             (json!({"metric": "missed_run", "after": "soon"}), "duration"),
             (json!({"metric": "missed_run", "max": 3}), "takes `after`"),
-            (json!({"metric": "pass_rate", "after": "1h"}), "only applies to"),
-            (json!({"metric": "pass_rate", "drop": 0.1, "test": "ks"}), "`test: ks`"),
-            (json!({"metric": "pass_rate", "drop": 0.1, "test": "t"}), "`test` must be"),
-            (json!({"metric": "pass_rate", "min": 0.9, "baseline": "previous"}), "no effect"),
+            (
+                json!({"metric": "pass_rate", "after": "1h"}),
+                "only applies to",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "test": "ks"}),
+                "`test: ks`",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "test": "t"}),
+                "`test` must be",
+            ),
+            (
+                json!({"metric": "pass_rate", "min": 0.9, "baseline": "previous"}),
+                "no effect",
+            ),
             (json!(["metric"]), "must be a mapping"),
             (json!({"drop": 0.1}), "needs a `metric`"),
         ];
@@ -628,6 +682,10 @@ mod tests {
         );
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].index, 3);
-        assert!(errors[0].to_string().starts_with("alert rule 4 of the project config: unknown metric"));
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("alert rule 4 of the project config: unknown metric")
+        );
     }
 }

@@ -138,7 +138,11 @@ pub fn parse_sink(spec: &SinkSpec, root: &Path) -> Result<Sink, String> {
             .as_u64()
             .filter(|n| *n <= 10)
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| err(format!("`retries` must be a whole number 0..=10, found {v}")))?,
+            .ok_or_else(|| {
+                err(format!(
+                    "`retries` must be a whole number 0..=10, found {v}"
+                ))
+            })?,
     };
     let kind = match spec.kind.as_str() {
         "stdout" => SinkKind::Stdout,
@@ -170,7 +174,10 @@ pub fn parse_sink(spec: &SinkSpec, root: &Path) -> Result<Sink, String> {
             }
             SinkKind::Webhook {
                 url: url_source(s).map_err(err)?,
-                secret_env: s.get("secret_env").and_then(Value::as_str).map(str::to_owned),
+                secret_env: s
+                    .get("secret_env")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 headers,
             }
         }
@@ -179,8 +186,9 @@ pub fn parse_sink(spec: &SinkSpec, root: &Path) -> Result<Sink, String> {
         },
         "command" => {
             let argv = match s.get("command") {
-                Some(Value::String(c)) => shlex::split(c)
-                    .ok_or_else(|| err("`command` has unbalanced quotes".into()))?,
+                Some(Value::String(c)) => {
+                    shlex::split(c).ok_or_else(|| err("`command` has unbalanced quotes".into()))?
+                }
                 Some(Value::Array(a)) => a
                     .iter()
                     .map(|v| v.as_str().map(str::to_owned))
@@ -266,7 +274,10 @@ impl Sink {
                             "sign the webhook body: the environment variable `{var}` named by `secret_env` is not set"
                         ))
                     })?;
-                    req = req.header(SIGNATURE_HEADER, signature(secret.as_bytes(), notice.body.as_bytes()));
+                    req = req.header(
+                        SIGNATURE_HEADER,
+                        signature(secret.as_bytes(), notice.body.as_bytes()),
+                    );
                 }
                 for (k, v) in headers {
                     req = req.header(k.as_str(), expand(v, env)?);
@@ -393,7 +404,11 @@ fn append_line(path: &Path, body: &str) -> Result<(), SinkError> {
         .map_err(|e| SinkError::retry(format!("append to {}: {e}", path.display())))
 }
 
-async fn run_command(argv: &[String], notice: &Notice<'_>, timeout: Duration) -> Result<(), SinkError> {
+async fn run_command(
+    argv: &[String],
+    notice: &Notice<'_>,
+    timeout: Duration,
+) -> Result<(), SinkError> {
     use tokio::io::AsyncWriteExt as _;
     let Some((program, args)) = argv.split_first() else {
         return Err(SinkError::fatal("the command is empty"));
@@ -425,7 +440,11 @@ async fn run_command(argv: &[String], notice: &Notice<'_>, timeout: Duration) ->
         Err(SinkError::retry(format!(
             "`{program}` exited with {}{}",
             out.status,
-            if tail.is_empty() { String::new() } else { format!(": {tail}") }
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {tail}")
+            }
         )))
     }
 }
@@ -440,7 +459,11 @@ pub fn describe(sink: &Sink) -> String {
         SinkKind::Slack { url } => format!("slack ({})", url_label(url)),
         SinkKind::Command(argv) => format!("command {}", argv.first().map_or("", String::as_str)),
     };
-    format!("{} = {kind}, from {}", sink.id, severity_str(sink.min_severity))
+    format!(
+        "{} = {kind}, from {}",
+        sink.id,
+        severity_str(sink.min_severity)
+    )
 }
 
 fn url_label(u: &UrlSource) -> String {
@@ -451,6 +474,7 @@ fn url_label(u: &UrlSource) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use serde_json::json;
 
@@ -476,13 +500,39 @@ mod tests {
     #[test]
     fn sinks_parse_and_reject_bad_settings() {
         let root = Path::new("/proj");
-        let s = parse_sink(&spec("file", json!({"path": "out/alerts.jsonl", "min_severity": "warning"})), root).unwrap();
-        assert_eq!(s.kind, SinkKind::File(PathBuf::from("/proj/out/alerts.jsonl")));
+        let s = parse_sink(
+            &spec(
+                "file",
+                json!({"path": "out/alerts.jsonl", "min_severity": "warning"}),
+            ),
+            root,
+        )
+        .unwrap();
+        assert_eq!(
+            s.kind,
+            SinkKind::File(PathBuf::from("/proj/out/alerts.jsonl"))
+        );
         assert!(s.accepts(Severity::Critical) && !s.accepts(Severity::Info));
-        let s = parse_sink(&spec("webhook", json!({"url_env": "HOOK", "secret_env": "KEY", "headers": {"X-A": "${T}"}})), root).unwrap();
-        assert!(matches!(s.kind, SinkKind::Webhook { url: UrlSource::Env(ref v), .. } if v == "HOOK"));
-        let s = parse_sink(&spec("command", json!({"command": "notify --to 'on call'"})), root).unwrap();
-        assert_eq!(s.kind, SinkKind::Command(vec!["notify".into(), "--to".into(), "on call".into()]));
+        let s = parse_sink(
+            &spec(
+                "webhook",
+                json!({"url_env": "HOOK", "secret_env": "KEY", "headers": {"X-A": "${T}"}}),
+            ),
+            root,
+        )
+        .unwrap();
+        assert!(
+            matches!(s.kind, SinkKind::Webhook { url: UrlSource::Env(ref v), .. } if v == "HOOK")
+        );
+        let s = parse_sink(
+            &spec("command", json!({"command": "notify --to 'on call'"})),
+            root,
+        )
+        .unwrap();
+        assert_eq!(
+            s.kind,
+            SinkKind::Command(vec!["notify".into(), "--to".into(), "on call".into()])
+        );
         for (kind, settings, want) in [
             ("slack", json!({}), "needs `url_env`"),
             ("slack", json!({"url": "a", "url_env": "B"}), "not both"),
@@ -513,7 +563,11 @@ mod tests {
         let client = crate::provider::http_client().unwrap();
         let env = |_: &str| None;
         let body = r#"{"event":"alert","text":"hello"}"#;
-        let notice = Notice { delivery_id: 1, kind: "alert", body };
+        let notice = Notice {
+            delivery_id: 1,
+            kind: "alert",
+            body,
+        };
         let file = parse_sink(&spec("file", json!({"path": "a/b.jsonl"})), dir.path()).unwrap();
         assert_eq!(file.deliver(&client, &notice, &env).await, (1, Ok(())));
         assert_eq!(file.deliver(&client, &notice, &env).await.0, 1);
@@ -521,14 +575,20 @@ mod tests {
         assert_eq!(text, format!("{body}\n{body}\n"));
         let out = dir.path().join("stdin.json");
         let cmd = parse_sink(
-            &spec("command", json!({"command": ["sh", "-c", format!("cat > '{}'", out.display())]})),
+            &spec(
+                "command",
+                json!({"command": ["sh", "-c", format!("cat > '{}'", out.display())]}),
+            ),
             dir.path(),
         )
         .unwrap();
         assert_eq!(cmd.deliver(&client, &notice, &env).await, (1, Ok(())));
         assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("{body}\n"));
         let mut failing = parse_sink(
-            &spec("command", json!({"command": ["sh", "-c", "echo boom >&2; exit 3"], "retries": 2})),
+            &spec(
+                "command",
+                json!({"command": ["sh", "-c", "echo boom >&2; exit 3"], "retries": 2}),
+            ),
             dir.path(),
         )
         .unwrap();
@@ -538,7 +598,11 @@ mod tests {
         let e = r.unwrap_err();
         assert!(e.message.contains("boom"), "{}", e.message);
         // A missing URL variable is not retried and names the variable only.
-        let slack = parse_sink(&spec("slack", json!({"url_env": "NO_SUCH_HOOK"})), dir.path()).unwrap();
+        let slack = parse_sink(
+            &spec("slack", json!({"url_env": "NO_SUCH_HOOK"})),
+            dir.path(),
+        )
+        .unwrap();
         let (attempts, r) = slack.deliver(&client, &notice, &env).await;
         assert_eq!(attempts, 1);
         assert!(r.unwrap_err().message.contains("NO_SUCH_HOOK"));
@@ -547,13 +611,27 @@ mod tests {
     #[tokio::test]
     async fn unreachable_webhook_is_retried_and_hides_the_url() {
         // A port nothing listens on (bound, then closed).
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let secret_url = format!("http://127.0.0.1:{port}/hook/SECRET-TOKEN");
         let env = move |k: &str| (k == "HOOK").then(|| secret_url.clone());
-        let mut s = parse_sink(&spec("webhook", json!({"url_env": "HOOK", "retries": 1})), Path::new(".")).unwrap();
+        let mut s = parse_sink(
+            &spec("webhook", json!({"url_env": "HOOK", "retries": 1})),
+            Path::new("."),
+        )
+        .unwrap();
         s.base_delay = Duration::from_millis(1);
-        let notice = Notice { delivery_id: 1, kind: "alert", body: "{}" };
-        let (attempts, r) = s.deliver(&crate::provider::http_client().unwrap(), &notice, &env).await;
+        let notice = Notice {
+            delivery_id: 1,
+            kind: "alert",
+            body: "{}",
+        };
+        let (attempts, r) = s
+            .deliver(&crate::provider::http_client().unwrap(), &notice, &env)
+            .await;
         assert_eq!(attempts, 2);
         let e = r.unwrap_err();
         assert!(!e.message.contains("SECRET-TOKEN"), "{}", e.message);

@@ -17,13 +17,13 @@ use super::{Ctx, Failure, exit};
 use crate::alert::eval::{self, EvalInput, Finding, ResultSample, RunSnapshot, Verdict};
 use crate::alert::message::{self, NoticeContext};
 use crate::alert::rule::{
-    BaselineKind, LABEL_DISTRIBUTION, MISSED_RUN, Rule, TestKind,
-    rules_for, severity_parse, severity_str,
+    BaselineKind, LABEL_DISTRIBUTION, MISSED_RUN, Rule, TestKind, rules_for, severity_parse,
+    severity_str,
 };
 use crate::alert::sink::{self, Env, Notice, Sink};
+use crate::alert::state::{AlertRow, NewAlert};
 use crate::cli::{ReadFormat, Severity};
 use crate::model::{CaseStatus, ProjectConfig, ProviderMetrics, RunInfo, RunStatus, Suite};
-use crate::alert::state::{AlertRow, NewAlert};
 use crate::store::Store;
 
 /// Complete runs looked at for known-flaky cases, at least.
@@ -546,7 +546,16 @@ pub fn after_run(
     metrics: &[ProviderMetrics],
     fail_on: Severity,
 ) -> anyhow::Result<AlertOutcome> {
-    after_run_with(ctx, store, project, suite, info, metrics, fail_on, &process_env)
+    after_run_with(
+        ctx,
+        store,
+        project,
+        suite,
+        info,
+        metrics,
+        fail_on,
+        &process_env,
+    )
 }
 
 /// [`after_run`] with an injected environment lookup.
@@ -681,7 +690,8 @@ fn check(
             ctx.printer.info(&format!("{}: no open alerts", suite.name));
         }
         for a in &open {
-            ctx.printer.result(&format!("open [{}] {}", a.severity, a.message));
+            ctx.printer
+                .result(&format!("open [{}] {}", a.severity, a.message));
             if let Some(s) = severity_parse(&a.severity) {
                 worst = worst.max(Some(s));
             }
@@ -689,9 +699,8 @@ fn check(
     }
     let (delivered, left) = flush_queue(ctx, &mut store, &sinks, env)?;
     if delivered > 0 || left > 0 {
-        ctx.printer.info(&format!(
-            "notices: {delivered} delivered, {left} queued"
-        ));
+        ctx.printer
+            .info(&format!("notices: {delivered} delivered, {left} queued"));
     }
     Ok(if worst.is_some_and(|w| w >= fail_on) {
         exit::GATE
@@ -733,8 +742,9 @@ fn list(ctx: &Ctx, format: ReadFormat) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        ctx.printer
-            .result(&format!("no open alerts, none in the last {RECENT_DAYS} days"));
+        ctx.printer.result(&format!(
+            "no open alerts, none in the last {RECENT_DAYS} days"
+        ));
     }
     for a in &rows {
         let state = match (&a.resolved_at, &a.resolved_run) {

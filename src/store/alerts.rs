@@ -144,10 +144,7 @@ impl Store {
                 "{ALERT_SELECT} WHERE suite = ?1 AND rule = ?2 AND provider = ?3 AND tag = ?4
                  AND resolved_at IS NULL"
             ))?
-            .query_row(
-                params![suite, rule, provider, tag.unwrap_or("")],
-                alert_row,
-            )
+            .query_row(params![suite, rule, provider, tag.unwrap_or("")], alert_row)
             .optional()?)
     }
 
@@ -347,7 +344,11 @@ mod tests {
         // One open episode per key: a second insert is refused by the unique index.
         assert!(
             store
-                .open_new_alert(&new_alert("r", "2025-01-01T00:00:01Z"), |_| String::new(), &sinks)
+                .open_new_alert(
+                    &new_alert("r", "2025-01-01T00:00:01Z"),
+                    |_| String::new(),
+                    &sinks
+                )
                 .is_err()
         );
         let open = store.open_alert("s", "r", "p", None).unwrap().unwrap();
@@ -367,7 +368,10 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].sink, "file");
         assert_eq!(left[0].attempts, 3);
-        assert_eq!(store.pending_by_sink().unwrap(), vec![("file".to_owned(), 1)]);
+        assert_eq!(
+            store.pending_by_sink().unwrap(),
+            vec![("file".to_owned(), 1)]
+        );
         store
             .touch_alert(id, Some("r2"), "2025-01-02T00:00:00Z", Some(0.7), Some(0.9))
             .unwrap();
@@ -387,7 +391,11 @@ mod tests {
         assert_eq!(recent[0].value, Some(0.7));
         // A new episode may open once the old one is closed.
         store
-            .open_new_alert(&new_alert("r", "2025-01-05T00:00:00Z"), |_| "{}".into(), &[])
+            .open_new_alert(
+                &new_alert("r", "2025-01-05T00:00:00Z"),
+                |_| "{}".into(),
+                &[],
+            )
             .unwrap();
         assert_eq!(store.open_alerts(Some("s")).unwrap().len(), 1);
         assert!(store.open_alerts(Some("other")).unwrap().is_empty());
@@ -398,8 +406,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("h.db")).unwrap();
         assert_eq!(store.pinned_baseline("s").unwrap(), None);
-        store.pin_baseline("s", "a", "2025-01-01T00:00:00Z").unwrap();
-        store.pin_baseline("s", "b", "2025-01-02T00:00:00Z").unwrap();
+        store
+            .pin_baseline("s", "a", "2025-01-01T00:00:00Z")
+            .unwrap();
+        store
+            .pin_baseline("s", "b", "2025-01-02T00:00:00Z")
+            .unwrap();
         assert_eq!(store.pinned_baseline("s").unwrap().as_deref(), Some("b"));
         assert_eq!(store.suite_first_seen("s").unwrap(), None);
         assert!(store.latest_complete_run("s").unwrap().is_none());

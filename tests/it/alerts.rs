@@ -123,8 +123,7 @@ fn project(n: usize, rules: &str, sinks: &str) -> Project {
     p
 }
 
-const HOOK_SINK: &str =
-    "  - {id: hook, type: webhook, url_env: EW_TEST_HOOK_URL, secret_env: EW_TEST_HOOK_SECRET, retries: 1}\n";
+const HOOK_SINK: &str = "  - {id: hook, type: webhook, url_env: EW_TEST_HOOK_URL, secret_env: EW_TEST_HOOK_SECRET, retries: 1}\n";
 
 fn run(p: &Project, hook: &Receiver, args: &[&str]) -> std::process::Output {
     p.cmd()
@@ -155,7 +154,12 @@ fn a_planted_regression_alerts_once_and_resolves_once() {
     let broken: Vec<usize> = (0..30).map(|i| i * 5).collect();
     answers(&p, "faq", 200, &broken);
     let o = go(&["run", "--format", "json"]);
-    assert_eq!(code(&o), 1, "a critical alert fails the run\n{}", stderr(&o));
+    assert_eq!(
+        code(&o),
+        1,
+        "a critical alert fails the run\n{}",
+        stderr(&o)
+    );
     let out = json_runs(&o);
     let alerts = out[0]["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
@@ -185,7 +189,12 @@ fn a_planted_regression_alerts_once_and_resolves_once() {
     assert_eq!(body["flipped"]["cases"][0]["case_id"], "c0");
     assert_eq!(body["flipped"]["cases"].as_array().unwrap().len(), 10);
     assert_eq!(body["runbook"], "https://wiki.example/rb");
-    assert!(body["text"].as_str().unwrap().contains("runbook: https://wiki.example/rb"));
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("runbook: https://wiki.example/rb")
+    );
     // The secret and the URL's token appear nowhere.
     assert!(!got[0].body.contains(SECRET) && !got[0].body.contains("TOKEN-IN-URL"));
     // Still broken: the alert stays open (the run still fails), no second notice.
@@ -239,7 +248,11 @@ fn a_sink_outage_delays_the_notice_but_never_loses_it_or_fails_the_run() {
     assert!(!stderr(&o).contains("TOKEN-IN-URL"), "{}", stderr(&o));
     assert!(hook.received().is_empty());
     let o = go(&["alerts", "list"]);
-    assert!(stdout(&o).contains("sink `hook`: 1 notice(s) not yet delivered"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sink `hook`: 1 notice(s) not yet delivered"),
+        "{}",
+        stdout(&o)
+    );
     // --fail-on warning makes the same open alert fail a check.
     hook.down.store(false, Ordering::SeqCst);
     let o = go(&["alerts", "check", "--fail-on", "warning"]);
@@ -304,7 +317,10 @@ fn file_sink_and_threshold_rules_with_pinned_baseline() {
     }
     assert!(fired_at.is_some_and(|k| k >= 3), "{fired_at:?}");
     let log = std::fs::read_to_string(p.path().join("alerts.jsonl")).unwrap();
-    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert_eq!(lines[0]["baseline"], "pinned");
     let paged = std::fs::read_to_string(p.path().join("paged.jsonl")).unwrap();
@@ -313,7 +329,11 @@ fn file_sink_and_threshold_rules_with_pinned_baseline() {
     answers(&p, "faq", 50, &(0..30).collect::<Vec<_>>());
     let o = p.run(&["run", "--format", "json"]);
     let alerts = json_runs(&o)[0]["alerts"].as_array().unwrap().clone();
-    assert!(alerts.iter().any(|a| a["rule"] == "pass_rate min 0.5" && a["severity"] == "info"));
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["rule"] == "pass_rate min 0.5" && a["severity"] == "info")
+    );
     let paged = std::fs::read_to_string(p.path().join("paged.jsonl")).unwrap();
     assert_eq!(paged.lines().count(), 1);
     let log = std::fs::read_to_string(p.path().join("alerts.jsonl")).unwrap();
@@ -341,7 +361,12 @@ fn missed_run_is_the_dead_man_switch() {
     let log = std::fs::read_to_string(p.path().join("alerts.jsonl")).unwrap();
     let events: Vec<String> = log
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(events, ["alert", "resolved"]);
 }
@@ -356,7 +381,10 @@ fn bad_rules_are_located_errors_for_check_and_warnings_for_run() {
     let o = p.run(&["alerts", "check"]);
     assert_eq!(code(&o), 2);
     let err = stderr(&o);
-    assert!(err.contains("faq.yaml") && err.contains("alert rule 1 of the suite"), "{err}");
+    assert!(
+        err.contains("faq.yaml") && err.contains("alert rule 1 of the suite"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `pass_rate`"), "{err}");
     let o = p.run(&["run"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

@@ -1,3 +1,9 @@
+#![allow(
+    clippy::float_cmp,
+    clippy::needless_pass_by_value,
+    clippy::many_single_char_names
+)]
+
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::json;
@@ -91,7 +97,7 @@ fn a_large_paired_drop_fires_with_mcnemar_and_lists_flips() {
 #[test]
 fn a_small_drop_is_not_significant() {
     // b = 10, c = 2 on 500 cases: one-sided McNemar p = 0.019 > 0.01.
-    let base: Vec<bool> = (0..500).map(|i| i >= 2 && i < 490).collect();
+    let base: Vec<bool> = (0..500).map(|i| (2..490).contains(&i)).collect();
     let mut now = base.clone();
     now[0] = true;
     now[1] = true;
@@ -133,7 +139,12 @@ fn flaky_cases_are_reported_apart_and_do_not_fire_alone() {
         *b = false;
     }
     // Newest first: the cases failed, passed, failed, passed: two changes or more.
-    let window = [run("w1", &stable), run("w2", &odd), run("w3", &stable), run("w4", &odd)];
+    let window = [
+        run("w1", &stable),
+        run("w2", &odd),
+        run("w3", &stable),
+        run("w4", &odd),
+    ];
     let r = rule(json!({"metric": "pass_rate", "drop": 0.05}));
     let f = eval(&r, &run("c", &odd), &window[..1], &window);
     assert_eq!(f.verdict, Verdict::Clear, "{}", f.detail);
@@ -144,7 +155,12 @@ fn flaky_cases_are_reported_apart_and_do_not_fire_alone() {
     let f = eval(&r, &run("c", &odd), &window[..1], &window[..1]);
     assert_eq!(f.verdict, Verdict::Firing, "{}", f.detail);
     // One change that stayed (passed, passed, failed, failed) is a step, not flakiness.
-    let step = [run("w1", &odd), run("w2", &odd), run("w3", &stable), run("w4", &stable)];
+    let step = [
+        run("w1", &odd),
+        run("w2", &odd),
+        run("w3", &stable),
+        run("w4", &stable),
+    ];
     let f = eval(&r, &run("c", &odd), &window[..1], &step);
     assert_eq!(f.flaky_flipped_total, 0);
     assert_eq!(f.flipped_total, 30);
@@ -186,7 +202,11 @@ fn trailing_window_uses_the_exact_permutation_test() {
     assert_eq!(t.name, "permutation");
     // Each changed case passed 3 of 3 times before: it passes now with probability 3/4
     // under "no change"; all 20 failing has probability (1/4)^20.
-    assert!((t.p_value - 0.25f64.powi(20)).abs() < 1e-20, "{}", t.p_value);
+    assert!(
+        (t.p_value - 0.25f64.powi(20)).abs() < 1e-20,
+        "{}",
+        t.p_value
+    );
     assert_eq!(f.verdict, Verdict::Firing, "{}", f.detail);
     // The same run is no regression against itself.
     let same = [run("b1", &now), run("b2", &now), run("b3", &now)];
@@ -201,7 +221,10 @@ fn no_baseline_is_unknown_not_clear() {
     let f = eval(&r, &run("c", &[true, false]), &[], &[]);
     assert_eq!(f.verdict, Verdict::Unknown);
     let r = rule(json!({"metric": "cost_usd", "ratio": 1.2}));
-    assert_eq!(eval(&r, &run("c", &[true]), &[], &[]).verdict, Verdict::Unknown);
+    assert_eq!(
+        eval(&r, &run("c", &[true]), &[], &[]).verdict,
+        Verdict::Unknown
+    );
 }
 
 fn with_metric(mut r: RunSnapshot, f: impl Fn(&mut Metrics)) -> RunSnapshot {
@@ -220,8 +243,14 @@ fn threshold_rules_ratio_min_max_and_median_baseline() {
     assert_eq!(f.verdict, Verdict::Firing);
     assert_eq!(f.baseline_value, Some(110.0));
     let r = rule(json!({"metric": "pass_rate", "min": 0.9}));
-    assert_eq!(eval(&r, &run("c", &[true, false]), &[], &[]).verdict, Verdict::Firing);
-    assert_eq!(eval(&r, &run("c", &[true]), &[], &[]).verdict, Verdict::Clear);
+    assert_eq!(
+        eval(&r, &run("c", &[true, false]), &[], &[]).verdict,
+        Verdict::Firing
+    );
+    assert_eq!(
+        eval(&r, &run("c", &[true]), &[], &[]).verdict,
+        Verdict::Clear
+    );
     let r = rule(json!({"metric": "cost_usd", "max": 1.0}));
     let c = with_metric(run("c", &[true]), |m| m.cost_usd = 1.5);
     assert_eq!(eval(&r, &c, &[], &[]).verdict, Verdict::Firing);
@@ -231,7 +260,13 @@ fn threshold_rules_ratio_min_max_and_median_baseline() {
     assert_eq!(eval(&r, &e(0.15), &[e(0.1)], &[]).verdict, Verdict::Clear);
     let r = rule(json!({"metric": "pass_rate", "drop": 0.1, "test": "none"}));
     assert_eq!(
-        eval(&r, &run("c", &[true, false]), &[run("b", &[true, true])], &[]).verdict,
+        eval(
+            &r,
+            &run("c", &[true, false]),
+            &[run("b", &[true, true])],
+            &[]
+        )
+        .verdict,
         Verdict::Firing
     );
 }
