@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use super::rule::{Condition, LABEL_DISTRIBUTION, OUTPUT_CHARS, Rule, TestKind};
+use super::rule::{BaselineKind, Condition, LABEL_DISTRIBUTION, OUTPUT_CHARS, Rule, TestKind};
 use super::stats;
 use crate::model::{CaseStatus, ProviderMetrics};
 
@@ -290,6 +290,16 @@ pub fn evaluate(rule: &Rule, provider: &str, input: &EvalInput<'_>) -> Finding {
     } else {
         input.current.metric(provider, tag, &rule.metric)
     };
+    if let BaselineKind::Trailing(n) = rule.baseline
+        && (rule.condition.uses_baseline() || rule.metric == LABEL_DISTRIBUTION)
+        && input.baseline.len() < n as usize
+    {
+        f.detail = format!(
+            "trailing:{n} needs {n} complete runs before this one, {} so far",
+            input.baseline.len()
+        );
+        return f;
+    }
     if rule.metric == LABEL_DISTRIBUTION {
         return label_shift(rule, provider, input, f);
     }
@@ -565,7 +575,9 @@ fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: F
             None,
         )
     };
-    let z = stats::normal_quantile(1.0 - rule.alpha / 2.0);
+    // Both questions at `alpha`: "no change" is rejected, and "a change of at least the
+    // threshold" is not (the one-sided upper confidence bound reaches it).
+    let z = stats::normal_quantile(1.0 - rule.alpha);
     let upper = worse + z * se;
     let stable_ok = stable_p.is_none_or(|p| p < rule.alpha);
     let significant = test.p_value < rule.alpha && stable_ok;
