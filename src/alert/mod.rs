@@ -1,1 +1,15 @@
 //! Alerts: baselines, rules, statistics, sinks. Pure where it can be; sinks do I/O.
+//!
+//! - [`rule`]: rules parsed and validated from the raw `alerts:` JSON.
+//! - [`stats`]: exact McNemar, Fisher's exact test, two-sample KS, chi-square.
+//! - [`eval`]: one rule against the current run and its baseline runs -> a finding.
+//! - [`message`]: the notice (JSON payload and text) of a finding or a recovery.
+//!
+//! Alert episodes and pending deliveries, as stored, are rows of `crate::store`.
+//! - [`sink`]: delivery to stdout, a file, a webhook, Slack or a command, with retries.
+
+pub mod eval;
+pub mod message;
+pub mod rule;
+pub mod sink;
+pub mod stats;

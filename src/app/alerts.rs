@@ -1,11 +1,35 @@
 //! `evalwatch alerts` and `evalwatch baseline`, and the alert step of `run`.
+//!
+//! The flow: parse the suite's rules (plus the project's defaults), read the baseline runs
+//! from the store, evaluate each rule per provider ([`crate::alert::eval`]), turn the
+//! findings into state (open once, touch while firing, resolve once), queue a notice per
+//! sink in the same transaction, then deliver everything pending. A sink that is down never
+//! fails the run: its notices stay queued for the next `run` or `alerts check`.
 
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
+use serde_json::{Value, json};
 
-use super::{Ctx, Failure};
-use crate::cli::Severity;
-use crate::model::{ProjectConfig, ProviderMetrics, RunInfo, Suite};
+use super::{Ctx, Failure, exit};
+use crate::alert::eval::{self, EvalInput, Finding, ResultSample, RunSnapshot, Verdict};
+use crate::alert::message::{self, NoticeContext};
+use crate::alert::rule::{
+    BaselineKind, LABEL_DISTRIBUTION, MISSED_RUN, Rule, TestKind, rules_for, severity_parse,
+    severity_str,
+};
+use crate::alert::sink::{self, Env, Notice, Sink};
+use crate::cli::{ReadFormat, Severity};
+use crate::model::{CaseStatus, ProjectConfig, ProviderMetrics, RunInfo, RunStatus, Suite};
 use crate::store::Store;
+use crate::store::{AlertRow, NewAlert};
+
+/// Complete runs looked at for known-flaky cases, at least.
+pub const FLAKY_WINDOW: usize = 5;
+/// How far back `alerts list` shows resolved alerts.
+const RECENT_DAYS: i64 = 7;
 
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
@@ -24,7 +48,10 @@ pub enum AlertsCommand {
         fail_on: Severity,
     },
     /// Open and recent alerts
-    List,
+    List {
+        #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
+        format: ReadFormat,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +78,463 @@ pub struct AlertOutcome {
     pub fail: bool,
 }
 
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn now_rfc3339(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn shown(ctx: &Ctx, path: &Path) -> String {
+    path.strip_prefix(&ctx.cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The suite's rules, or every problem with them, located in the files they come from.
+pub fn suite_rules(
+    ctx: &Ctx,
+    project: &ProjectConfig,
+    suite: &Suite,
+) -> Result<Vec<Rule>, Vec<String>> {
+    let named: BTreeSet<String> = suite
+        .cases
+        .iter()
+        .flat_map(|c| c.asserts.iter().filter_map(|a| a.metric.clone()))
+        .collect();
+    let (rules, errors) = rules_for(&suite.alerts, &project.alerts, &named);
+    if errors.is_empty() {
+        return Ok(rules);
+    }
+    Err(errors
+        .iter()
+        .map(|e| {
+            let file = if e.origin == "suite" {
+                shown(ctx, &suite.source)
+            } else {
+                project
+                    .source
+                    .as_deref()
+                    .map_or_else(|| "evalwatch.yaml".into(), |p| shown(ctx, p))
+            };
+            format!("{file}: suite `{}`: {e}", suite.name)
+        })
+        .collect())
+}
+
+/// The configured sinks, or every problem with them.
+pub fn project_sinks(project: &ProjectConfig) -> Result<Vec<Sink>, Vec<String>> {
+    let mut sinks = Vec::new();
+    let mut errors = Vec::new();
+    for spec in &project.sinks {
+        match sink::parse_sink(spec, &project.root) {
+            Ok(s) => sinks.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(sinks)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Evaluation of one suite's rules, with its store reads cached.
+struct SuiteEval<'a> {
+    suite: &'a Suite,
+    rules: &'a [Rule],
+    case_tags: HashMap<String, Vec<String>>,
+    cache: HashMap<String, RunSnapshot>,
+    need_samples: bool,
+}
+
+impl<'a> SuiteEval<'a> {
+    fn new(suite: &'a Suite, rules: &'a [Rule]) -> Self {
+        let need_samples = rules.iter().any(|r| {
+            r.test == TestKind::Ks
+                || r.metric == LABEL_DISTRIBUTION
+                || r.metric == crate::alert::rule::OUTPUT_CHARS
+        });
+        Self {
+            suite,
+            rules,
+            case_tags: suite
+                .cases
+                .iter()
+                .map(|c| (c.id.clone(), c.tags.clone()))
+                .collect(),
+            cache: HashMap::new(),
+            need_samples,
+        }
+    }
+
+    fn snapshot(
+        &mut self,
+        store: &Store,
+        info: &RunInfo,
+        metrics: Option<&[ProviderMetrics]>,
+    ) -> anyhow::Result<RunSnapshot> {
+        if let Some(s) = self.cache.get(&info.run_id) {
+            return Ok(s.clone());
+        }
+        let metrics = match metrics {
+            Some(m) => m.to_vec(),
+            None => store.run_metrics(&info.run_id)?,
+        };
+        let statuses = store.result_statuses(&info.run_id)?;
+        let mut samples = Vec::new();
+        if self.need_samples {
+            store.for_each_result(&info.run_id, |rec| {
+                let ok = rec.status != CaseStatus::Error;
+                samples.push(ResultSample {
+                    case_id: rec.job.case_id,
+                    provider: rec.job.provider_id,
+                    latency_ms: rec.latency_ms.filter(|_| ok),
+                    score: rec.score,
+                    output_chars: rec
+                        .output
+                        .as_ref()
+                        .filter(|_| ok)
+                        .map(|o| o.chars().count() as f64),
+                    label: rec
+                        .label
+                        .map(|l| l.predicted.unwrap_or_else(|| "(none)".into())),
+                });
+                Ok(())
+            })?;
+        }
+        let snap = RunSnapshot {
+            run_id: info.run_id.clone(),
+            started_at: info.started_at.clone(),
+            metrics,
+            statuses,
+            samples,
+        };
+        self.cache.insert(info.run_id.clone(), snap.clone());
+        Ok(snap)
+    }
+
+    /// Every rule's findings: per provider of `current` (when there is a run to judge),
+    /// and the missed-run checks.
+    fn findings(
+        &mut self,
+        store: &Store,
+        current: Option<(&RunInfo, &[ProviderMetrics])>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(usize, Finding)>> {
+        let mut out = Vec::new();
+        let cur = match current {
+            Some((info, metrics)) => Some((info, self.snapshot(store, info, Some(metrics))?)),
+            None => None,
+        };
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.metric == MISSED_RUN {
+                let last = store.latest_complete_run(&self.suite.name)?;
+                let parse = |s: &str| {
+                    DateTime::parse_from_rfc3339(s)
+                        .ok()
+                        .map(|d| d.with_timezone(&Utc))
+                };
+                let last = last.and_then(|r| parse(&r.started_at));
+                let first = store
+                    .suite_first_seen(&self.suite.name)?
+                    .and_then(|s| parse(&s));
+                out.push((i, eval::missed_run(rule, last, first, now)));
+                continue;
+            }
+            let Some((info, snap)) = &cur else { continue };
+            for provider in &info.providers {
+                if rule.provider.as_ref().is_some_and(|p| p != provider) {
+                    continue;
+                }
+                // While an alert is open, the baseline stays what it was before the
+                // regression began: otherwise `previous` would compare a regressed run with
+                // a regressed run and call the regression resolved.
+                let anchor = match store.open_alert(
+                    &self.suite.name,
+                    &rule.name,
+                    provider,
+                    rule.tag.as_deref(),
+                )? {
+                    Some(a) => match a.opened_run.as_deref() {
+                        Some(r) if r != info.run_id => store.run(r)?,
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let (baseline, window) =
+                    self.baseline_runs(store, rule, anchor.as_ref().unwrap_or(info))?;
+                let input = EvalInput {
+                    current: snap,
+                    baseline: &baseline,
+                    window: &window,
+                    case_tags: &self.case_tags,
+                };
+                out.push((i, eval::evaluate(rule, provider, &input)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn baseline_runs(
+        &mut self,
+        store: &Store,
+        rule: &Rule,
+        current: &RunInfo,
+    ) -> anyhow::Result<(Vec<RunSnapshot>, Vec<RunSnapshot>)> {
+        let n = match rule.baseline {
+            BaselineKind::Trailing(n) => n as usize,
+            _ => 1,
+        };
+        let before = store.complete_runs_before(
+            &self.suite.name,
+            &current.started_at,
+            n.max(FLAKY_WINDOW),
+        )?;
+        let mut window = Vec::with_capacity(before.len());
+        for info in &before {
+            window.push(self.snapshot(store, info, None)?);
+        }
+        let baseline = match rule.baseline {
+            BaselineKind::Previous | BaselineKind::Trailing(_) => {
+                window.iter().take(n).cloned().collect()
+            }
+            BaselineKind::Pinned => match store.pinned_baseline(&self.suite.name)? {
+                Some(id) if id != current.run_id => match store.run(&id)? {
+                    Some(info) if info.status == RunStatus::Complete => {
+                        vec![self.snapshot(store, &info, None)?]
+                    }
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            },
+        };
+        Ok((baseline, window))
+    }
+}
+
+/// Turns findings into state and notices.
+struct Apply<'a> {
+    ctx: &'a Ctx,
+    sinks: &'a [Sink],
+    reports: String,
+    now: String,
+}
+
+impl Apply<'_> {
+    fn sinks_for(&self, severity: Severity) -> Vec<String> {
+        self.sinks
+            .iter()
+            .filter(|s| s.accepts(severity))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
+    /// Record the findings of one suite; returns the firing ones as machine-output objects.
+    fn apply(
+        &self,
+        store: &mut Store,
+        suite: &Suite,
+        rules: &[Rule],
+        findings: &[(usize, Finding)],
+        run_id: Option<&str>,
+    ) -> anyhow::Result<Vec<(Severity, Value)>> {
+        let mut fired = Vec::new();
+        for (i, f) in findings {
+            let Some(rule) = rules.get(*i) else { continue };
+            let open = store.open_alert(&suite.name, &rule.name, &f.provider, f.tag.as_deref())?;
+            let sinks = self.sinks_for(rule.severity);
+            let severity = severity_str(rule.severity);
+            let mut ctx = NoticeContext {
+                suite: &suite.name,
+                run_id,
+                since_run: run_id,
+                opened_at: &self.now,
+                at: &self.now,
+                reports: &self.reports,
+            };
+            let headline = |f: &Finding| {
+                format!(
+                    "{}{}: {}: {}",
+                    suite.name,
+                    if f.provider == "*" {
+                        String::new()
+                    } else {
+                        format!("/{}", f.provider)
+                    },
+                    rule.name,
+                    f.detail
+                )
+            };
+            match (f.verdict, open) {
+                (Verdict::Firing, None) => {
+                    let message = headline(f);
+                    let id = store.open_new_alert(
+                        &NewAlert {
+                            suite: &suite.name,
+                            rule: &rule.name,
+                            metric: &rule.metric,
+                            provider: &f.provider,
+                            tag: f.tag.as_deref(),
+                            severity,
+                            run_id,
+                            at: &self.now,
+                            value: f.value,
+                            baseline_value: f.baseline_value,
+                            message: &message,
+                        },
+                        |id| message::alert_payload(rule, f, &ctx, id).to_string(),
+                        &sinks,
+                    )?;
+                    self.ctx
+                        .printer
+                        .warn(&format!("alert [{severity}] {message}"));
+                    fired.push((rule.severity, machine(rule, f, &message, true, id)));
+                }
+                (Verdict::Firing, Some(a)) => {
+                    store.touch_alert(a.id, run_id, &self.now, f.value, f.baseline_value)?;
+                    let message = headline(f);
+                    self.ctx.printer.note(&format!(
+                        "alert [{severity}] still open since {}: {message}",
+                        a.opened_run.as_deref().unwrap_or(&a.opened_at)
+                    ));
+                    fired.push((rule.severity, machine(rule, f, &message, false, a.id)));
+                }
+                (Verdict::Clear, Some(a)) => {
+                    ctx.since_run = a.opened_run.as_deref();
+                    ctx.opened_at = &a.opened_at;
+                    let payload = message::resolved_payload(rule, f, &ctx, a.id).to_string();
+                    store.resolve_alert(a.id, run_id, &self.now, &payload, &sinks)?;
+                    self.ctx
+                        .printer
+                        .note(&format!("resolved [{severity}] {}", headline(f)));
+                }
+                (Verdict::Clear | Verdict::Unknown, None) | (Verdict::Unknown, Some(_)) => {
+                    if f.verdict == Verdict::Unknown {
+                        self.ctx
+                            .printer
+                            .detail(&format!("alert rule `{}`: {}", rule.name, f.detail));
+                    }
+                }
+            }
+        }
+        Ok(fired)
+    }
+}
+
+/// The spec's machine-output object of a firing alert, with extra context fields.
+fn machine(rule: &Rule, f: &Finding, message: &str, new: bool, id: i64) -> Value {
+    json!({
+        "rule": rule.name,
+        "metric": rule.metric,
+        "severity": severity_str(rule.severity),
+        "baseline": if rule.condition.uses_baseline() { Some(rule.baseline.label()) } else { None },
+        "value": f.value,
+        "message": message,
+        "provider": f.provider,
+        "tag": f.tag,
+        "baseline_value": f.baseline_value,
+        "test": f.test,
+        "flipped": f.flipped_total,
+        "new": new,
+        "alert_id": id,
+        "runbook": rule.runbook,
+    })
+}
+
+/// Deliver every pending notice. Failures are warnings: the notices stay queued. Returns
+/// (delivered, still pending).
+pub fn flush_queue(
+    ctx: &Ctx,
+    store: &mut Store,
+    sinks: &[Sink],
+    env: Env<'_>,
+) -> anyhow::Result<(usize, usize)> {
+    let pending = store.pending_deliveries()?;
+    if pending.is_empty() {
+        return Ok((0, 0));
+    }
+    let client = crate::provider::http_client()?;
+    // Sends happen on a thread of their own with its own runtime, so that this works
+    // whether or not the caller is inside one.
+    let results: Vec<(i64, u32, Result<(), String>)> = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let Ok(rt) = rt else {
+                    return Vec::new();
+                };
+                rt.block_on(async {
+                    let mut out = Vec::new();
+                    let mut down: BTreeSet<&str> = BTreeSet::new();
+                    for d in &pending {
+                        let Some(sink) = sinks.iter().find(|s| s.id == d.sink) else {
+                            out.push((
+                                d.id,
+                                0,
+                                Err(format!("sink `{}` is no longer configured", d.sink)),
+                            ));
+                            continue;
+                        };
+                        // Keep a sink's notices in order: once one fails, later ones wait.
+                        if down.contains(d.sink.as_str()) {
+                            continue;
+                        }
+                        let notice = Notice {
+                            delivery_id: d.id,
+                            kind: &d.kind,
+                            body: &d.payload,
+                        };
+                        let (attempts, r) = sink.deliver(&client, &notice, env).await;
+                        if r.is_err() {
+                            down.insert(d.sink.as_str());
+                        }
+                        out.push((d.id, attempts, r.map_err(|e| e.message)));
+                    }
+                    out
+                })
+            })
+            .join()
+            .unwrap_or_default()
+    });
+    let now = now_rfc3339(Utc::now());
+    let mut delivered = 0;
+    for (id, attempts, r) in &results {
+        match r {
+            Ok(()) => {
+                delivered += 1;
+                store.record_delivery(*id, &now, None, *attempts)?;
+            }
+            Err(e) => {
+                store.record_delivery(*id, &now, Some(e), *attempts)?;
+            }
+        }
+    }
+    let left = pending.len() - delivered;
+    let failed: BTreeSet<String> = results
+        .iter()
+        .filter_map(|(id, _, r)| {
+            r.as_ref().err().map(|e| {
+                let sink = pending
+                    .iter()
+                    .find(|d| d.id == *id)
+                    .map_or("?", |d| d.sink.as_str());
+                format!("sink `{sink}`: {e}")
+            })
+        })
+        .collect();
+    for f in &failed {
+        ctx.printer.warn(&format!(
+            "deliver alerts: {f}; {left} notice(s) stay queued and are retried on the next `run` or `alerts check`"
+        ));
+    }
+    Ok((delivered, left))
+}
+
 /// The alert step of `run`, after the run is stored: evaluate the suite's rules against its
 /// baselines, record state, notify sinks (queueing what cannot be delivered).
 pub fn after_run(
@@ -62,20 +546,255 @@ pub fn after_run(
     metrics: &[ProviderMetrics],
     fail_on: Severity,
 ) -> anyhow::Result<AlertOutcome> {
-    let _ = (ctx, store, project, suite, info, metrics, fail_on);
-    Ok(AlertOutcome::default())
+    after_run_with(
+        ctx,
+        store,
+        project,
+        suite,
+        info,
+        metrics,
+        fail_on,
+        &process_env,
+    )
+}
+
+/// [`after_run`] with an injected environment lookup.
+#[allow(clippy::too_many_arguments)]
+pub fn after_run_with(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    suite: &Suite,
+    info: &RunInfo,
+    metrics: &[ProviderMetrics],
+    fail_on: Severity,
+    env: Env<'_>,
+) -> anyhow::Result<AlertOutcome> {
+    // The run is stored already: problems with rules or sinks are warnings here (and errors
+    // for `alerts check`), so that they never cost the run its output.
+    let rules = suite_rules(ctx, project, suite).unwrap_or_else(|errors| {
+        for e in errors {
+            ctx.printer.warn(&format!("{e}; the rule is skipped"));
+        }
+        Vec::new()
+    });
+    let sinks = project_sinks(project).unwrap_or_else(|errors| {
+        for e in errors {
+            ctx.printer.warn(&format!(
+                "{e}; alerts are kept in the store until the sink is fixed"
+            ));
+        }
+        project
+            .sinks
+            .iter()
+            .filter_map(|s| sink::parse_sink(s, &project.root).ok())
+            .collect()
+    });
+    let now = Utc::now();
+    let mut eval = SuiteEval::new(suite, &rules);
+    let findings = eval.findings(store, Some((info, metrics)), now)?;
+    let apply = Apply {
+        ctx,
+        sinks: &sinks,
+        reports: reports_dir(project),
+        now: now_rfc3339(now),
+    };
+    let fired = apply.apply(store, suite, &rules, &findings, Some(&info.run_id))?;
+    if let Err(e) = flush_queue(ctx, store, &sinks, env) {
+        ctx.printer
+            .warn(&format!("deliver alerts: {e}; notices stay queued"));
+    }
+    Ok(AlertOutcome {
+        fail: fired.iter().any(|(s, _)| *s >= fail_on),
+        alerts: fired.into_iter().map(|(_, v)| v).collect(),
+    })
+}
+
+fn reports_dir(project: &ProjectConfig) -> String {
+    project
+        .reports
+        .as_ref()
+        .map_or_else(|| "reports".into(), |p| p.display().to_string())
 }
 
 pub fn run(ctx: &Ctx, args: &AlertsArgs) -> anyhow::Result<u8> {
-    let _ = (ctx, args);
-    Err(Failure::invalid(
-        "alerts: not available in this version yet",
-    ))
+    run_with(ctx, args, &process_env)
+}
+
+/// [`run`] with an injected environment lookup.
+pub fn run_with(ctx: &Ctx, args: &AlertsArgs, env: Env<'_>) -> anyhow::Result<u8> {
+    match &args.command {
+        AlertsCommand::Check { paths, fail_on } => check(ctx, paths, *fail_on, env),
+        AlertsCommand::List { format } => list(ctx, *format),
+    }
+}
+
+fn check(
+    ctx: &Ctx,
+    paths: &[std::path::PathBuf],
+    fail_on: Severity,
+    env: Env<'_>,
+) -> anyhow::Result<u8> {
+    let project = ctx.project()?;
+    let files = super::suite_files(ctx, &project, paths)?;
+    let (suites, diags) = crate::suite::load_suites(&files, &project);
+    if !diags.is_empty() {
+        return Err(Failure::invalid(super::render_diagnostics(ctx, &diags)));
+    }
+    let mut problems = Vec::new();
+    let mut all_rules = Vec::new();
+    for suite in &suites {
+        match suite_rules(ctx, &project, suite) {
+            Ok(r) => all_rules.push(r),
+            Err(e) => {
+                problems.extend(e);
+                all_rules.push(Vec::new());
+            }
+        }
+    }
+    let sinks = project_sinks(&project).unwrap_or_else(|e| {
+        problems.extend(e);
+        Vec::new()
+    });
+    if !problems.is_empty() {
+        return Err(Failure::invalid(problems.join("\n")));
+    }
+    let db = ctx.db_path(&project);
+    let mut store = ctx.open_store(&db)?;
+    let now = Utc::now();
+    let apply = Apply {
+        ctx,
+        sinks: &sinks,
+        reports: reports_dir(&project),
+        now: now_rfc3339(now),
+    };
+    let mut worst: Option<Severity> = None;
+    for (suite, rules) in suites.iter().zip(&all_rules) {
+        let latest = store.latest_complete_run(&suite.name)?;
+        let metrics = match &latest {
+            Some(info) => store.run_metrics(&info.run_id)?,
+            None => Vec::new(),
+        };
+        let mut eval = SuiteEval::new(suite, rules);
+        let current = latest.as_ref().map(|i| (i, metrics.as_slice()));
+        let findings = eval.findings(&store, current, now)?;
+        let run_id = latest.as_ref().map(|i| i.run_id.as_str());
+        // A missed-run finding belongs to no run.
+        let (missed, regular): (Vec<_>, Vec<_>) = findings
+            .into_iter()
+            .partition(|(i, _)| rules.get(*i).is_some_and(|r| r.metric == MISSED_RUN));
+        apply.apply(&mut store, suite, rules, &regular, run_id)?;
+        apply.apply(&mut store, suite, rules, &missed, None)?;
+        let open = store.open_alerts(Some(&suite.name))?;
+        if open.is_empty() {
+            ctx.printer.info(&format!("{}: no open alerts", suite.name));
+        }
+        for a in &open {
+            ctx.printer
+                .result(&format!("open [{}] {}", a.severity, a.message));
+            if let Some(s) = severity_parse(&a.severity) {
+                worst = worst.max(Some(s));
+            }
+        }
+    }
+    let (delivered, left) = flush_queue(ctx, &mut store, &sinks, env)?;
+    if delivered > 0 || left > 0 {
+        ctx.printer
+            .info(&format!("notices: {delivered} delivered, {left} queued"));
+    }
+    Ok(if worst.is_some_and(|w| w >= fail_on) {
+        exit::GATE
+    } else {
+        exit::OK
+    })
+}
+
+fn row_json(a: &AlertRow) -> Value {
+    json!({
+        "alert_id": a.id, "suite": a.suite, "rule": a.rule, "metric": a.metric,
+        "provider": a.provider, "tag": a.tag, "severity": a.severity,
+        "state": if a.resolved_at.is_some() { "resolved" } else { "open" },
+        "opened_at": a.opened_at, "opened_run": a.opened_run, "last_seen_at": a.last_seen_at,
+        "last_run": a.last_run, "value": a.value, "baseline_value": a.baseline_value,
+        "message": a.message, "resolved_at": a.resolved_at, "resolved_run": a.resolved_run,
+    })
+}
+
+fn list(ctx: &Ctx, format: ReadFormat) -> anyhow::Result<u8> {
+    let project = ctx.project()?;
+    let db = ctx.db_path(&project);
+    if !db.exists() {
+        return Err(Failure::invalid(format!(
+            "list alerts: no store at {}; run `evalwatch run` first or point --db at it",
+            db.display()
+        )));
+    }
+    let store = ctx.open_store(&db)?;
+    let since = now_rfc3339(Utc::now() - chrono::Duration::days(RECENT_DAYS));
+    let rows = store.recent_alerts(&since, 200)?;
+    let pending = store.pending_by_sink()?;
+    if format == ReadFormat::Json {
+        let out = json!({
+            "alerts": rows.iter().map(row_json).collect::<Vec<_>>(),
+            "pending": pending.iter().map(|(s, n)| json!({"sink": s, "notices": n})).collect::<Vec<_>>(),
+        });
+        ctx.printer.result(&serde_json::to_string_pretty(&out)?);
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        ctx.printer.result(&format!(
+            "no open alerts, none in the last {RECENT_DAYS} days"
+        ));
+    }
+    for a in &rows {
+        let state = match (&a.resolved_at, &a.resolved_run) {
+            (None, _) => format!("OPEN since {}", a.opened_at),
+            (Some(t), Some(r)) => format!("resolved {t} (run {r})"),
+            (Some(t), None) => format!("resolved {t}"),
+        };
+        ctx.printer.result(&format!(
+            "[{}] {} — {state}\n    {}",
+            a.severity, a.rule, a.message
+        ));
+    }
+    for (sink, n) in &pending {
+        ctx.printer.result(&format!(
+            "sink `{sink}`: {n} notice(s) not yet delivered (retried on the next `run` or `alerts check`)"
+        ));
+    }
+    Ok(exit::OK)
 }
 
 pub fn baseline(ctx: &Ctx, args: &BaselineArgs) -> anyhow::Result<u8> {
-    let _ = (ctx, args);
-    Err(Failure::invalid(
-        "baseline: not available in this version yet",
-    ))
+    let BaselineCommand::Pin { run_id } = &args.command;
+    let project = ctx.project()?;
+    let db = ctx.db_path(&project);
+    if !db.exists() {
+        return Err(Failure::invalid(format!(
+            "pin a baseline: no store at {}; run `evalwatch run` first or point --db at it",
+            db.display()
+        )));
+    }
+    let mut store = ctx.open_store(&db)?;
+    let info = store
+        .run(run_id)
+        .map_err(|e| Failure::invalid(e.to_string()))?
+        .ok_or_else(|| {
+            Failure::invalid(format!(
+                "pin run {run_id}: no such run; `evalwatch runs` lists them"
+            ))
+        })?;
+    if info.status != RunStatus::Complete {
+        return Err(Failure::invalid(format!(
+            "pin run {}: it is {}, only a complete run can be a baseline",
+            info.run_id,
+            info.status.as_str()
+        )));
+    }
+    store.pin_baseline(&info.suite, &info.run_id, &now_rfc3339(Utc::now()))?;
+    ctx.printer.result(&format!(
+        "run {} is now the pinned baseline of suite `{}` (rules with `baseline: pinned`)",
+        info.run_id, info.suite
+    ));
+    Ok(exit::OK)
 }

@@ -25,6 +25,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
+pub use alerts::{AlertRow, NewAlert, PendingDelivery};
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use trends::{ScoredResult, TrendQuery, TrendRow};

@@ -1,0 +1,691 @@
+//! Alert rules: parsed and validated from the raw JSON the loader keeps.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cli::Severity;
+use crate::model::Metrics;
+
+/// Default significance level of the exact tests.
+pub const DEFAULT_ALPHA: f64 = 0.01;
+/// The dead-man switch metric.
+pub const MISSED_RUN: &str = "missed_run";
+/// Longest trailing window.
+pub const MAX_TRAILING: u32 = 100;
+
+const KEYS: [&str; 15] = [
+    "metric", "drop", "rise", "ratio", "min", "max", "after", "baseline", "severity", "runbook",
+    "tag", "provider", "alpha", "test", "name",
+];
+
+/// What the rule compares its metric with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaselineKind {
+    /// The last complete run before this one.
+    Previous,
+    /// The last N complete runs before this one.
+    Trailing(u32),
+    /// The run pinned with `evalwatch baseline pin`.
+    Pinned,
+}
+
+impl BaselineKind {
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "previous" => Some(Self::Previous),
+            "pinned" => Some(Self::Pinned),
+            other => {
+                let n: u32 = other.strip_prefix("trailing:")?.trim().parse().ok()?;
+                (1..=MAX_TRAILING).contains(&n).then_some(Self::Trailing(n))
+            }
+        }
+    }
+
+    #[must_use]
+    pub fn label(self) -> String {
+        match self {
+            Self::Previous => "previous".into(),
+            Self::Pinned => "pinned".into(),
+            Self::Trailing(n) => format!("trailing:{n}"),
+        }
+    }
+}
+
+/// When a rule fires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Condition {
+    /// The value fell by at least this much (absolute) below the baseline.
+    Drop(f64),
+    /// The value rose by at least this much above the baseline.
+    Rise(f64),
+    /// value >= ratio x baseline (ratio >= 1), or value <= ratio x baseline (ratio < 1).
+    Ratio(f64),
+    /// The value is below this floor (no baseline).
+    Min(f64),
+    /// The value is above this ceiling (no baseline).
+    Max(f64),
+    /// `missed_run`: no complete run within this long.
+    After(Duration),
+}
+
+impl Condition {
+    #[must_use]
+    pub fn uses_baseline(self) -> bool {
+        matches!(self, Self::Drop(_) | Self::Rise(_) | Self::Ratio(_))
+    }
+
+    fn label(self) -> String {
+        match self {
+            Self::Drop(v) => format!("drop {v}"),
+            Self::Rise(v) => format!("rise {v}"),
+            Self::Ratio(v) => format!("ratio {v}"),
+            Self::Min(v) => format!("min {v}"),
+            Self::Max(v) => format!("max {v}"),
+            Self::After(d) => format!("after {}", fmt_duration(d)),
+        }
+    }
+}
+
+/// Which statistical test must agree before a baseline rule fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestKind {
+    /// `pass_rate`: exact McNemar or Fisher; other metrics: none.
+    Auto,
+    /// The threshold alone decides.
+    None,
+    /// Two-sample Kolmogorov-Smirnov on the per-result values behind the metric
+    /// (latency for `latency_*`, score for `mean_score`, output length for `output_chars`).
+    Ks,
+    /// Chi-square on the predicted-label distribution (`label_distribution`).
+    ChiSquare,
+}
+
+/// A validated alert rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Stable name: the alert state key (explicit `name:` or derived from the rule).
+    pub name: String,
+    pub metric: String,
+    pub condition: Condition,
+    pub baseline: BaselineKind,
+    pub severity: Severity,
+    pub runbook: Option<String>,
+    pub tag: Option<String>,
+    pub provider: Option<String>,
+    pub alpha: f64,
+    pub test: TestKind,
+}
+
+impl Rule {
+    /// The `after` of a `missed_run` rule (zero for other rules).
+    #[must_use]
+    pub fn condition_after(&self) -> Duration {
+        match self.condition {
+            Condition::After(d) => d,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// Metrics whose values come from per-result distributions and so support `test: ks`.
+pub const KS_METRICS: [&str; 6] = [
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_max_ms",
+    "mean_score",
+    OUTPUT_CHARS,
+];
+
+/// Pseudo-metric: mean output length in characters of the successful results.
+pub const OUTPUT_CHARS: &str = "output_chars";
+/// Pseudo-metric: the distribution of predicted labels (`classification`), value = chi-square
+/// statistic against the baseline; only `test: chi2` with `max`-less drift semantics.
+pub const LABEL_DISTRIBUTION: &str = "label_distribution";
+
+#[must_use]
+pub fn severity_str(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+#[must_use]
+pub fn severity_parse(s: &str) -> Option<Severity> {
+    match s {
+        "info" => Some(Severity::Info),
+        "warning" => Some(Severity::Warning),
+        "critical" => Some(Severity::Critical),
+        _ => None,
+    }
+}
+
+/// `26h`, `90m`, `2d`, `1h30m`, `45s`.
+#[must_use]
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0_f64;
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..end].parse().ok()?;
+        rest = &rest[end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match rest[..unit_end].trim() {
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            "w" => 604_800.0,
+            _ => return None,
+        };
+        total += number * factor;
+        rest = &rest[unit_end..];
+    }
+    (total.is_finite() && total > 0.0 && total < 1e12).then(|| Duration::from_secs_f64(total))
+}
+
+/// A duration as the shortest of `2d`, `26h`, `90m`, `45s`.
+#[must_use]
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s.is_multiple_of(86_400) {
+        format!("{}d", s / 86_400)
+    } else if s > 0 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// ` ; did you mean `x`?` when a candidate is a plausible misspelling, else empty.
+fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let lower = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (c, strsim::jaro_winkler(&lower, c)))
+        .filter(|(c, score)| {
+            (*score >= 0.85 && lower.chars().count() >= 3)
+                || strsim::levenshtein(&lower, c) * 2 < lower.chars().count()
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or_else(String::new, |(c, _)| format!("; did you mean `{c}`?"))
+}
+
+fn number(v: &Value, key: &str) -> Result<f64, String> {
+    v.as_f64()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| format!("`{key}` must be a number, found {v}"))
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("`{key}` must be a string, found {v}"))
+}
+
+/// Whether `metric` can be alerted on: a run metric, a named metric of the suite, or one of
+/// the alert stage's own (`missed_run`, `output_chars`, `label_distribution`).
+#[must_use]
+pub fn known_metric(metric: &str, named: &BTreeSet<String>) -> bool {
+    Metrics::NAMES.contains(&metric)
+        || metric == MISSED_RUN
+        || metric == OUTPUT_CHARS
+        || metric == LABEL_DISTRIBUTION
+        || named.contains(metric)
+}
+
+/// Parse one raw rule. `named` holds the suite's named metrics.
+pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String> {
+    let Some(map) = raw.as_object() else {
+        return Err(format!("an alert rule must be a mapping, found {raw}"));
+    };
+    let mut errors = Vec::new();
+    for key in map.keys() {
+        if !KEYS.contains(&key.as_str()) {
+            let hint = did_you_mean(key, KEYS.iter().copied());
+            errors.push(format!("unknown key `{key}`{hint}"));
+        }
+    }
+    let metric = match map.get("metric").map(|v| text(v, "metric")) {
+        Some(Ok(m)) => m.to_owned(),
+        Some(Err(e)) => return Err(e),
+        None => return Err("an alert rule needs a `metric`".into()),
+    };
+    if !known_metric(&metric, named) {
+        let mut all: Vec<&str> = Metrics::NAMES.to_vec();
+        all.extend([MISSED_RUN, OUTPUT_CHARS, LABEL_DISTRIBUTION]);
+        all.extend(named.iter().map(String::as_str));
+        let hint = did_you_mean(&metric, all);
+        errors.push(format!(
+            "unknown metric `{metric}`{hint} (a run metric, a named `metric:` of an assertion, `missed_run`, `output_chars` or `label_distribution`)"
+        ));
+    }
+    let mut conditions = Vec::new();
+    for key in ["drop", "rise", "ratio", "min", "max"] {
+        if let Some(v) = map.get(key) {
+            match number(v, key) {
+                Ok(x) => {
+                    let c = match key {
+                        "drop" => Condition::Drop(x),
+                        "rise" => Condition::Rise(x),
+                        "ratio" => Condition::Ratio(x),
+                        "min" => Condition::Min(x),
+                        _ => Condition::Max(x),
+                    };
+                    if matches!(key, "drop" | "rise") && x < 0.0 {
+                        errors.push(format!("`{key}` must be zero or more, found {x}"));
+                    }
+                    if key == "ratio" && (x <= 0.0 || (x - 1.0).abs() < f64::EPSILON) {
+                        errors.push(format!(
+                            "`ratio` must be above 0 and not 1 (3.0: three times the baseline; 0.5: half of it), found {x}"
+                        ));
+                    }
+                    conditions.push(c);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    if let Some(v) = map.get("after") {
+        match text(v, "after").and_then(|s| {
+            parse_duration(s).ok_or_else(|| {
+                format!("`after` must be a duration like `26h`, `90m` or `2d`, found `{s}`")
+            })
+        }) {
+            Ok(d) => conditions.push(Condition::After(d)),
+            Err(e) => errors.push(e),
+        }
+    }
+    let condition = if metric == MISSED_RUN {
+        if let [Condition::After(d)] = conditions.as_slice() {
+            Some(Condition::After(*d))
+        } else {
+            errors.push(
+                "a `missed_run` rule takes `after` (e.g. `after: 26h`) and no other condition"
+                    .into(),
+            );
+            None
+        }
+    } else {
+        match conditions.as_slice() {
+            [Condition::After(_)] => {
+                errors.push("`after` only applies to `metric: missed_run`".into());
+                None
+            }
+            [c] => Some(*c),
+            [] => {
+                errors.push(
+                    "an alert rule needs one of `drop`, `rise`, `ratio`, `min` or `max`".into(),
+                );
+                None
+            }
+            _ => {
+                errors.push("an alert rule takes one of `drop`, `rise`, `ratio`, `min`, `max`; write one rule per condition".into());
+                None
+            }
+        }
+    };
+    let baseline = match map.get("baseline") {
+        None => BaselineKind::Previous,
+        Some(v) => match text(v, "baseline").map(BaselineKind::parse) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                errors.push(format!(
+                    "`baseline` must be `previous`, `pinned` or `trailing:N` with N in 1..={MAX_TRAILING}, found {v}"
+                ));
+                BaselineKind::Previous
+            }
+            Err(e) => {
+                errors.push(e);
+                BaselineKind::Previous
+            }
+        },
+    };
+    let severity = match map.get("severity") {
+        None => Severity::Warning,
+        Some(v) => {
+            if let Ok(Some(s)) = text(v, "severity").map(severity_parse) {
+                s
+            } else {
+                errors.push(format!(
+                    "`severity` must be `info`, `warning` or `critical`, found {v}"
+                ));
+                Severity::Warning
+            }
+        }
+    };
+    let mut opt_text = |key: &str| match map.get(key) {
+        None | Some(Value::Null) => None,
+        Some(v) => match text(v, key) {
+            Ok(s) => Some(s.to_owned()),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    };
+    let runbook = opt_text("runbook");
+    let tag = opt_text("tag");
+    let provider = opt_text("provider");
+    let name = opt_text("name");
+    let test_name = opt_text("test");
+    let alpha = match map.get("alpha") {
+        None => DEFAULT_ALPHA,
+        Some(v) => match number(v, "alpha") {
+            Ok(a) if a > 0.0 && a < 1.0 => a,
+            Ok(a) => {
+                errors.push(format!("`alpha` must be between 0 and 1, found {a}"));
+                DEFAULT_ALPHA
+            }
+            Err(e) => {
+                errors.push(e);
+                DEFAULT_ALPHA
+            }
+        },
+    };
+    let test = match test_name.as_deref() {
+        None | Some("auto") => TestKind::Auto,
+        Some("none") => TestKind::None,
+        Some("ks") => TestKind::Ks,
+        Some("chi2" | "chi-square") => TestKind::ChiSquare,
+        Some(other) => {
+            errors.push(format!(
+                "`test` must be `auto`, `none`, `ks` or `chi2`, found `{other}`"
+            ));
+            TestKind::Auto
+        }
+    };
+    if test == TestKind::Ks && !KS_METRICS.contains(&metric.as_str()) {
+        errors.push(format!(
+            "`test: ks` compares per-result distributions; it applies to {}, not `{metric}`",
+            KS_METRICS.join(", ")
+        ));
+    }
+    if metric == LABEL_DISTRIBUTION {
+        if !matches!(test, TestKind::Auto | TestKind::ChiSquare) {
+            errors
+                .push("`label_distribution` is tested with chi-square only (`test: chi2`)".into());
+        }
+        if !matches!(condition, Some(Condition::Max(_)) | None) {
+            errors.push("`label_distribution` takes `max`: the largest chi-square statistic tolerated (0 alerts on any significant shift)".into());
+        }
+    } else if test == TestKind::ChiSquare {
+        errors.push("`test: chi2` applies to `metric: label_distribution` only".into());
+    }
+    if let Some(c) = condition
+        && !c.uses_baseline()
+        && map.contains_key("baseline")
+        && metric != LABEL_DISTRIBUTION
+    {
+        errors.push(format!(
+            "`baseline` has no effect with `{}`: it compares with a fixed value",
+            c.label().split(' ').next().unwrap_or("")
+        ));
+    }
+    let Some(condition) = condition else {
+        return Err(errors.join("; "));
+    };
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
+    let test = if metric == LABEL_DISTRIBUTION {
+        TestKind::ChiSquare
+    } else {
+        test
+    };
+    let name = name.unwrap_or_else(|| {
+        let mut n = format!("{metric} {}", condition.label());
+        if condition.uses_baseline() || metric == LABEL_DISTRIBUTION {
+            let _ = write!(n, " vs {}", baseline.label());
+        }
+        if let Some(t) = &tag {
+            let _ = write!(n, " [tag {t}]");
+        }
+        n
+    });
+    Ok(Rule {
+        name,
+        metric,
+        condition,
+        baseline,
+        severity,
+        runbook,
+        tag,
+        provider,
+        alpha,
+        test,
+    })
+}
+
+/// A rule that did not parse: where it came from and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleError {
+    /// `suite` or `project`.
+    pub origin: &'static str,
+    /// 0-based position in its `alerts:` list.
+    pub index: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "alert rule {} of the {}: {}",
+            self.index + 1,
+            self.origin,
+            self.message
+        )
+    }
+}
+
+/// The rules of a suite: its own, then the project's defaults for metrics the suite does
+/// not alert on itself (a suite rule on a metric replaces the project's rules on it).
+pub fn rules_for(
+    suite_rules: &[Value],
+    project_rules: &[Value],
+    named: &BTreeSet<String>,
+) -> (Vec<Rule>, Vec<RuleError>) {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for (index, raw) in suite_rules.iter().enumerate() {
+        match parse_rule(raw, named) {
+            Ok(r) => rules.push(r),
+            Err(message) => errors.push(RuleError {
+                origin: "suite",
+                index,
+                message,
+            }),
+        }
+    }
+    let suite_metrics: BTreeSet<String> = suite_rules
+        .iter()
+        .filter_map(|r| r.get("metric").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    for (index, raw) in project_rules.iter().enumerate() {
+        match parse_rule(raw, named) {
+            Ok(r) if suite_metrics.contains(&r.metric) => {}
+            Ok(r) => rules.push(r),
+            Err(message) => errors.push(RuleError {
+                origin: "project config",
+                index,
+                message,
+            }),
+        }
+    }
+    // Two rules with one name would share alert state: number the later ones.
+    let mut seen = BTreeSet::new();
+    for r in &mut rules {
+        let base = r.name.clone();
+        let mut k = 2;
+        while !seen.insert(r.name.clone()) {
+            r.name = format!("{base} #{k}");
+            k += 1;
+        }
+    }
+    (rules, errors)
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(v: &Value) -> Result<Rule, String> {
+        parse_rule(v, &BTreeSet::from(["tone".to_owned()]))
+    }
+
+    #[test]
+    fn spec_examples_parse() {
+        let r = parse(&json!({"metric": "pass_rate", "drop": 0.05, "baseline": "trailing:7", "severity": "critical"})).unwrap();
+        assert_eq!(r.condition, Condition::Drop(0.05));
+        assert_eq!(r.baseline, BaselineKind::Trailing(7));
+        assert_eq!(r.severity, Severity::Critical);
+        assert_eq!(r.alpha, DEFAULT_ALPHA);
+        assert_eq!(r.name, "pass_rate drop 0.05 vs trailing:7");
+        let r = parse(&json!({"metric": "latency_p95_ms", "ratio": 3.0, "severity": "warning"}))
+            .unwrap();
+        assert_eq!(r.baseline, BaselineKind::Previous);
+        assert_eq!(r.condition, Condition::Ratio(3.0));
+        let r = parse(&json!({"metric": "missed_run", "after": "26h", "severity": "critical"}))
+            .unwrap();
+        assert_eq!(
+            r.condition,
+            Condition::After(Duration::from_secs(26 * 3600))
+        );
+        assert_eq!(r.name, "missed_run after 26h");
+        let r = parse(
+            &json!({"metric": "tone", "min": 0.5, "tag": "billing", "runbook": "https://x/rb"}),
+        )
+        .unwrap();
+        assert_eq!(r.tag.as_deref(), Some("billing"));
+        assert_eq!(r.severity, Severity::Warning);
+        assert_eq!(r.name, "tone min 0.5 [tag billing]");
+        let r =
+            parse(&json!({"metric": "latency_p95_ms", "ratio": 1.5, "test": "ks", "alpha": 0.05}))
+                .unwrap();
+        assert_eq!(r.test, TestKind::Ks);
+        assert_eq!(r.alpha, 0.05);
+    }
+
+    #[test]
+    fn bad_rules_say_why() {
+        let cases = [
+            (json!({"metric": "pass_rate"}), "needs one of"),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "rise": 0.1}),
+                "one rule per condition",
+            ),
+            (
+                json!({"metric": "pass_rte", "drop": 0.1}),
+                "did you mean `pass_rate`",
+            ),
+            (
+                json!({"metric": "pass_rate", "drp": 0.1}),
+                "unknown key `drp`",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "baseline": "trailing:0"}),
+                "trailing:N",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "baseline": "last"}),
+                "`baseline` must be",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "severity": "high"}),
+                "`severity` must be",
+            ),
+            (json!({"metric": "pass_rate", "drop": -0.1}), "zero or more"),
+            (
+                json!({"metric": "pass_rate", "drop": "5%"}),
+                "must be a number",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "alpha": 2}),
+                "between 0 and 1",
+            ),
+            (json!({"metric": "latency_p95_ms", "ratio": 1}), "not 1"),
+            (json!({"metric": "missed_run", "after": "soon"}), "duration"),
+            (json!({"metric": "missed_run", "max": 3}), "takes `after`"),
+            (
+                json!({"metric": "pass_rate", "after": "1h"}),
+                "only applies to",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "test": "ks"}),
+                "`test: ks`",
+            ),
+            (
+                json!({"metric": "pass_rate", "drop": 0.1, "test": "t"}),
+                "`test` must be",
+            ),
+            (
+                json!({"metric": "pass_rate", "min": 0.9, "baseline": "previous"}),
+                "no effect",
+            ),
+            (json!(["metric"]), "must be a mapping"),
+            (json!({"drop": 0.1}), "needs a `metric`"),
+        ];
+        for (raw, want) in cases {
+            let err = parse(&raw).expect_err(&raw.to_string());
+            assert!(err.contains(want), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("26h"), Some(Duration::from_secs(93_600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("0h"), None);
+        assert_eq!(parse_duration("3 fortnights"), None);
+        assert_eq!(fmt_duration(Duration::from_secs(93_600)), "26h");
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "90s");
+    }
+
+    #[test]
+    fn suite_rules_replace_project_defaults_per_metric() {
+        let suite = [json!({"metric": "pass_rate", "drop": 0.1})];
+        let project = [
+            json!({"metric": "pass_rate", "drop": 0.05}),
+            json!({"metric": "cost_usd", "ratio": 1.2}),
+            json!({"metric": "cost_usd", "ratio": 1.2}),
+            json!({"metric": "nope", "max": 1}),
+        ];
+        let (rules, errors) = rules_for(&suite, &project, &BTreeSet::new());
+        let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "pass_rate drop 0.1 vs previous",
+                "cost_usd ratio 1.2 vs previous",
+                "cost_usd ratio 1.2 vs previous #2"
+            ]
+        );
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].index, 3);
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("alert rule 4 of the project config: unknown metric")
+        );
+    }
+}
