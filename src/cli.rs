@@ -63,12 +63,22 @@ pub enum Command {
     Schedule(crate::app::schedule::ScheduleArgs),
 }
 
-/// Alert severities, lowest first.
+/// Alert severities, lowest first (the command-line face of `model::Severity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Severity {
     Info,
     Warning,
     Critical,
+}
+
+impl From<Severity> for crate::model::Severity {
+    fn from(s: Severity) -> Self {
+        match s {
+            Severity::Info => Self::Info,
+            Severity::Warning => Self::Warning,
+            Severity::Critical => Self::Critical,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cli::Severity;
 use crate::model::Metrics;
+use crate::model::Severity;
 
 /// Default significance level of the exact tests.
 pub const DEFAULT_ALPHA: f64 = 0.01;

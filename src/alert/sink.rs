@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::rule::{severity_parse, severity_str};
-use crate::cli::Severity;
+use crate::model::Severity;
 use crate::model::SinkSpec;
 
 /// Looks up an environment variable (injected so that tests need not touch the process env).

@@ -21,7 +21,8 @@ use crate::alert::rule::{
     severity_str,
 };
 use crate::alert::sink::{self, Env, Notice, Sink};
-use crate::cli::{ReadFormat, Severity};
+use crate::cli::ReadFormat;
+use crate::model::Severity;
 use crate::model::{CaseStatus, ProjectConfig, ProviderMetrics, RunInfo, RunStatus, Suite};
 use crate::store::Store;
 use crate::store::{AlertRow, NewAlert};
@@ -44,8 +45,8 @@ pub enum AlertsCommand {
         /// Suite files or folders [default: suites/]
         paths: Vec<std::path::PathBuf>,
         /// Exit 1 when an alert at or above this severity is open
-        #[arg(long, value_enum, default_value_t = Severity::Critical)]
-        fail_on: Severity,
+        #[arg(long, value_enum, default_value_t = crate::cli::Severity::Critical)]
+        fail_on: crate::cli::Severity,
     },
     /// Open and recent alerts
     List {
@@ -544,7 +545,7 @@ pub fn after_run(
     suite: &Suite,
     info: &RunInfo,
     metrics: &[ProviderMetrics],
-    fail_on: Severity,
+    fail_on: crate::cli::Severity,
 ) -> anyhow::Result<AlertOutcome> {
     after_run_with(
         ctx,
@@ -553,7 +554,7 @@ pub fn after_run(
         suite,
         info,
         metrics,
-        fail_on,
+        fail_on.into(),
         &process_env,
     )
 }
@@ -624,7 +625,7 @@ pub fn run(ctx: &Ctx, args: &AlertsArgs) -> anyhow::Result<u8> {
 /// [`run`] with an injected environment lookup.
 pub fn run_with(ctx: &Ctx, args: &AlertsArgs, env: Env<'_>) -> anyhow::Result<u8> {
     match &args.command {
-        AlertsCommand::Check { paths, fail_on } => check(ctx, paths, *fail_on, env),
+        AlertsCommand::Check { paths, fail_on } => check(ctx, paths, (*fail_on).into(), env),
         AlertsCommand::List { format } => list(ctx, *format),
     }
 }

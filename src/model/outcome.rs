@@ -408,3 +408,12 @@ pub struct ProviderMetrics {
     pub tag: Option<String>,
     pub metrics: Metrics,
 }
+
+/// Alert severities, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
