@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/child.rs"]
+mod child;
+
 use axum::Router;
 use axum::routing::post;
 
@@ -84,36 +87,6 @@ fn write_suite(dir: &Path, base_url: &str, cases: usize, concurrency: usize) {
     .expect("write suite");
 }
 
-struct Usage {
-    cpu: Duration,
-    max_rss_kib: i64,
-    exit_code: i32,
-}
-
-/// Wait for one child and read its own resource usage (`wait4`), so that each run's CPU time
-/// and peak RSS are its own.
-#[allow(unsafe_code)]
-fn wait_child(pid: u32) -> Usage {
-    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
-    let mut status: libc::c_int = 0;
-    // SAFETY: wait4 writes the exit status and the usage into the values we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut ru) };
-    assert_eq!(rc, pid, "wait4 failed");
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    Usage {
-        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        max_rss_kib: ru.ru_maxrss,
-        exit_code: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-    }
-}
-
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -142,7 +115,7 @@ fn main() {
             let (base_url, seen) = start_mock(Duration::from_millis(latency_ms));
             write_suite(dir.path(), &base_url, cases, concurrency);
             let started = Instant::now();
-            // Reaped by `wait_child` (wait4), which also reads its resource usage.
+            // Reaped by `child::wait` (wait4), which also reads its resource usage.
             #[allow(clippy::zombie_processes)]
             let child = std::process::Command::new(bin)
                 .current_dir(dir.path())
@@ -159,7 +132,7 @@ fn main() {
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("run evalwatch");
-            let usage = wait_child(child.id());
+            let usage = child::wait(child.id());
             let wall = started.elapsed();
             assert_eq!(usage.exit_code, 0, "evalwatch failed");
             let n = seen.requests.load(Ordering::SeqCst);

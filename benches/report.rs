@@ -7,7 +7,10 @@
 //! CPU time and peak RSS (`wait4`). Generating the history takes most of the bench's time.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+#[path = "support/child.rs"]
+mod child;
 
 use evalwatch::metrics::RunAccumulator;
 use evalwatch::model::{
@@ -170,25 +173,6 @@ fn generate(db: &Path, days: usize, suites: usize, cases: usize) {
     }
 }
 
-#[allow(unsafe_code)]
-fn wait_child(pid: u32) -> (Duration, i64, i32) {
-    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
-    let mut status: libc::c_int = 0;
-    // SAFETY: wait4 writes the exit status and the usage into the values we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut ru) };
-    assert_eq!(rc, pid, "wait4 failed");
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss, code)
-}
-
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -225,7 +209,7 @@ fn main() {
     let out = dir.path().join("reports");
     for (label, window) in [("first", "all"), ("refresh", "all"), ("refresh", "30d")] {
         let started = Instant::now();
-        // Reaped by `wait_child` (wait4), which also reads its resource usage.
+        // Reaped by `child::wait` (wait4), which also reads its resource usage.
         #[allow(clippy::zombie_processes)]
         let child = std::process::Command::new(bin)
             .current_dir(dir.path())
@@ -242,7 +226,8 @@ fn main() {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("run evalwatch report");
-        let (cpu, rss_kib, code) = wait_child(child.id());
+        let usage = child::wait(child.id());
+        let (cpu, rss_kib, code) = (usage.cpu, usage.max_rss_kib, usage.exit_code);
         let wall = started.elapsed();
         assert_eq!(code, 0, "evalwatch report failed");
         let pages = walk(&out);

@@ -211,25 +211,11 @@ impl Store {
         &self,
         run_id: &str,
     ) -> Result<Vec<(String, String, u32, CaseStatus)>, StoreError> {
-        let run_ref = codec::run_ref(&self.conn, run_id)?;
-        let mut st = self.conn.prepare_cached(
-            "SELECT c.case_id, x.provider, x.sample, x.status
-             FROM results x JOIN cases c ON c.id = x.case_ref
-             WHERE x.id BETWEEN ?1 AND ?2 ORDER BY x.id",
-        )?;
-        let (lo, hi) = codec::result_range(run_ref);
-        let mut rows = st.query([lo, hi])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let status: String = r.get(3)?;
-            out.push((
-                r.get(0)?,
-                r.get(1)?,
-                codec::to_u32(r.get(2)?),
-                codec::case_status(&status, run_id)?,
-            ));
-        }
-        Ok(out)
+        Ok(self
+            .result_scores(run_id)?
+            .into_iter()
+            .map(|r| (r.case_id, r.provider, r.sample, r.status))
+            .collect())
     }
 
     /// The newest complete run of `suite` that started before `before` (RFC 3339).

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use evalwatch::model::RunStatus;
 use evalwatch::store::Store;
 
-use crate::support::{Project, code, json_runs, replay_suite, stderr};
+use crate::support::{Project, code, json_runs, replay_suite, signal, stderr};
 
 #[test]
 fn two_processes_on_one_store_both_complete_with_nothing_lost() {
@@ -95,14 +95,6 @@ fn wait_for_results(p: &Project, n: u64) -> String {
             return row.info.run_id.clone();
         }
     }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(ok.success());
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use evalwatch::model::RunStatus;
 use evalwatch::store::Store;
 
-use crate::support::{Project, code, stderr, stdout};
+use crate::support::{Project, code, signal, stderr, stdout};
 
 /// A suite answered by `echo`, with an optional schedule.
 fn echo_suite(p: &Project, name: &str, schedule: Option<&str>) {
@@ -254,14 +254,6 @@ fn wait_lease(p: &Project, suite: &str, pid: u32) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(ok.success());
 }
 
 #[test]

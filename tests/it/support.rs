@@ -126,3 +126,12 @@ pub fn replay_suite(p: &Project, name: &str, n: usize, fail_every: usize) -> Pat
         ),
     )
 }
+
+/// Send a signal (`-INT`, `-TERM`, `-KILL`) to a process.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
