@@ -1385,8 +1385,9 @@ pub fn write_reports(
             .cloned()
             .collect(),
     };
-    // Run pages first, so that the trend pages can link to what exists.
+    // Which run pages exist (or will), so that the trend pages link only to those.
     let mut with_pages: HashMap<String, bool> = HashMap::new();
+    let mut to_write: Vec<String> = Vec::new();
     let runs_dir = dir.join("runs");
     for name in &suites {
         let newest = store.run_infos(Some(name), None, RECENT_RUNS.max(HEAT_RUNS))?;
@@ -1401,26 +1402,49 @@ pub fn write_reports(
                 && r.status != RunStatus::Running
                 && !current;
             if refresh {
-                write_run(store, &t, dir, &r.run_id, expected, &mut out)?;
+                to_write.push(r.run_id.clone());
             }
             if refresh || exists {
                 with_pages.insert(r.run_id.clone(), true);
             }
         }
     }
-    for name in &chosen {
-        let html = build_suite(
-            store,
-            &t,
-            name,
-            descriptions.get(name).cloned(),
-            opts,
-            &with_pages,
-        )?;
-        write(&dir.join(suite_href(name)), &html, &mut out)?;
-    }
-    let html = build_index(store, &t, &suites, descriptions, opts, &with_pages)?;
-    write(&dir.join("index.html"), &html, &mut out)?;
+    // Run pages on a second thread with its own connection (SQLite readers run side by side),
+    // while this one builds the trend pages and the index.
+    let db_path = store.path().to_path_buf();
+    std::thread::scope(|scope| -> Result<(), HtmlError> {
+        let pages = scope.spawn(|| -> Result<Written, HtmlError> {
+            let mut written = Written::default();
+            if to_write.is_empty() {
+                return Ok(written);
+            }
+            let own = Store::open(&db_path)?;
+            let t = engine()?;
+            for run_id in &to_write {
+                write_run(&own, &t, dir, run_id, expected, &mut written)?;
+            }
+            Ok(written)
+        });
+        for name in &chosen {
+            let html = build_suite(
+                store,
+                &t,
+                name,
+                descriptions.get(name).cloned(),
+                opts,
+                &with_pages,
+            )?;
+            write(&dir.join(suite_href(name)), &html, &mut out)?;
+        }
+        let html = build_index(store, &t, &suites, descriptions, opts, &with_pages)?;
+        write(&dir.join("index.html"), &html, &mut out)?;
+        let written = pages.join().map_err(|_| HtmlError::Template {
+            page: "run".to_string(),
+            message: "the thread writing run pages panicked".to_string(),
+        })??;
+        out.files.extend(written.files);
+        Ok(())
+    })?;
     Ok(out)
 }
 
