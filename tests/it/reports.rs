@@ -227,3 +227,39 @@ fn pages_render_in_headless_chromium_without_errors_or_requests() {
         }
     }
 }
+
+#[test]
+fn the_index_shows_an_open_regression_alert() {
+    let p = Project::new();
+    let suite = replay_suite(&p, "r", 50, 0);
+    let mut yaml = std::fs::read_to_string(&suite).expect("read");
+    yaml.push_str(
+        "alerts:\n  - {metric: pass_rate, drop: 0.1, baseline: previous, severity: critical}\n",
+    );
+    std::fs::write(&suite, yaml).expect("write");
+    let out = p.run(&["run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let index = std::fs::read_to_string(p.path().join("reports/index.html")).expect("index");
+    assert!(!index.contains("alert (critical)"), "no alert yet");
+    // 30 of 50 answers go wrong: a significant drop against the previous run.
+    let rec = p.path().join("suites/r.jsonl");
+    let text: String = std::fs::read_to_string(&rec)
+        .expect("read")
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i < 30 { l.replace("is right", "is wrong") } else { l.to_string() } + "\n")
+        .collect();
+    std::fs::write(&rec, text).expect("write");
+    let out = p.run(&["run"]);
+    assert_eq!(
+        code(&out),
+        1,
+        "a critical alert fails the run: {}",
+        stderr(&out)
+    );
+    let index = std::fs::read_to_string(p.path().join("reports/index.html")).expect("index");
+    assert!(
+        index.contains("1 alert (critical)"),
+        "the refreshed index shows the open alert"
+    );
+}

@@ -389,6 +389,49 @@ fn provider_status(
     }
 }
 
+/// A provider's status, overridden by its open alerts (the most severe first): an open
+/// regression is what the morning look should see, even when the gates hold.
+fn with_open_alerts(
+    status: (String, String, String),
+    open: &[crate::store::AlertRow],
+    provider: &str,
+) -> (String, String, String) {
+    let mut mine: Vec<&crate::store::AlertRow> =
+        open.iter().filter(|a| a.provider == provider).collect();
+    if mine.is_empty() {
+        return status;
+    }
+    let rank = |s: &str| match s {
+        "critical" => 2,
+        "warning" => 1,
+        _ => 0,
+    };
+    mine.sort_by_key(|a| std::cmp::Reverse(rank(&a.severity)));
+    let worst = mine[0].severity.clone();
+    let class = if worst == "critical" { "bad" } else { "none" };
+    let detail = mine
+        .iter()
+        .map(|a| {
+            format!(
+                "{} since {}: {}",
+                a.severity,
+                show_time(&a.opened_at),
+                a.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (
+        format!(
+            "{} alert{} ({worst})",
+            mine.len(),
+            if mine.len() == 1 { "" } else { "s" }
+        ),
+        class.into(),
+        format!("{detail}; {}", status.2),
+    )
+}
+
 fn build_index(
     store: &Store,
     t: &tera::Tera,
@@ -411,11 +454,15 @@ fn build_index(
         for r in &rows {
             by_provider.entry(&r.provider).or_default().push(r);
         }
+        let open = store.open_alerts(Some(name))?;
         let mut providers = Vec::new();
         for (provider, rs) in by_provider {
             let Some(last) = rs.last() else { continue };
-            let (status, status_class, status_detail) =
-                provider_status(store, last, &mut gates_cache)?;
+            let (status, status_class, status_detail) = with_open_alerts(
+                provider_status(store, last, &mut gates_cache)?,
+                &open,
+                provider,
+            );
             providers.push(IndexProvider {
                 provider: provider.to_string(),
                 status,
