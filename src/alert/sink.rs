@@ -41,6 +41,8 @@ pub enum UrlSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkKind {
     Stdout,
+    /// A `stdout` sink moved aside while stdout carries machine output (`run --format json`).
+    Stderr,
     File(PathBuf),
     Webhook {
         url: UrlSource,
@@ -214,6 +216,16 @@ pub fn parse_sink(spec: &SinkSpec, root: &Path) -> Result<Sink, String> {
 }
 
 impl Sink {
+    /// The same sink, except that a `stdout` sink writes to stderr: for runs whose stdout is
+    /// machine output that a notice must not corrupt.
+    #[must_use]
+    pub fn off_stdout(mut self) -> Self {
+        if matches!(self.kind, SinkKind::Stdout) {
+            self.kind = SinkKind::Stderr;
+        }
+        self
+    }
+
     /// Whether a notice of this severity goes to this sink.
     #[must_use]
     pub fn accepts(&self, severity: Severity) -> bool {
@@ -253,6 +265,10 @@ impl Sink {
         match &self.kind {
             SinkKind::Stdout => {
                 println!("{}", notice.text());
+                Ok(())
+            }
+            SinkKind::Stderr => {
+                eprintln!("{}", notice.text());
                 Ok(())
             }
             SinkKind::File(path) => append_line(path, notice.body),
@@ -454,6 +470,7 @@ async fn run_command(
 pub fn describe(sink: &Sink) -> String {
     let kind = match &sink.kind {
         SinkKind::Stdout => "stdout".to_owned(),
+        SinkKind::Stderr => "stdout (on stderr: stdout carries machine output)".to_owned(),
         SinkKind::File(p) => format!("file {}", p.display()),
         SinkKind::Webhook { url, .. } => format!("webhook ({})", url_label(url)),
         SinkKind::Slack { url } => format!("slack ({})", url_label(url)),

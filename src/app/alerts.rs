@@ -579,18 +579,28 @@ pub fn after_run_with(
         }
         Vec::new()
     });
-    let sinks = project_sinks(project).unwrap_or_else(|errors| {
-        for e in errors {
-            ctx.printer.warn(&format!(
-                "{e}; alerts are kept in the store until the sink is fixed"
-            ));
-        }
-        project
-            .sinks
-            .iter()
-            .filter_map(|s| sink::parse_sink(s, &project.root).ok())
-            .collect()
-    });
+    let sinks: Vec<Sink> = project_sinks(project)
+        .unwrap_or_else(|errors| {
+            for e in errors {
+                ctx.printer.warn(&format!(
+                    "{e}; alerts are kept in the store until the sink is fixed"
+                ));
+            }
+            project
+                .sinks
+                .iter()
+                .filter_map(|s| sink::parse_sink(s, &project.root).ok())
+                .collect()
+        })
+        .into_iter()
+        .map(|s| {
+            if ctx.machine_stdout.get() {
+                s.off_stdout()
+            } else {
+                s
+            }
+        })
+        .collect();
     let now = Utc::now();
     let mut eval = SuiteEval::new(suite, &rules);
     let findings = eval.findings(store, Some((info, metrics)), now)?;

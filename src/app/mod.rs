@@ -104,6 +104,9 @@ pub fn build_scorer(
 
 /// What every command gets.
 pub struct Ctx {
+    /// Set by `run` while its stdout carries machine output (json, junit): nothing else may
+    /// print there (a `stdout` alert sink writes to stderr instead).
+    pub machine_stdout: std::cell::Cell<bool>,
     pub printer: Printer,
     pub db: Option<PathBuf>,
     pub config: Option<PathBuf>,
@@ -180,6 +183,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Verbosity::Normal
     };
     let ctx = Ctx {
+        machine_stdout: std::cell::Cell::new(false),
         printer: Printer::new(verbosity, cli.global.no_color),
         db: cli.global.db,
         config: cli.global.config,

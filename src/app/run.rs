@@ -101,6 +101,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     };
     let cancel = CancellationToken::new();
     cancel_on_signal(&runtime, cancel.clone())?;
+    ctx.machine_stdout
+        .set(args.format != RunFormat::Text && args.out.is_none());
     let client = provider::http_client()?;
     let mut code = exit::OK;
     let mut done_runs = Vec::new();

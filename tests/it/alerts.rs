@@ -394,3 +394,40 @@ fn bad_rules_are_located_errors_for_check_and_warnings_for_run() {
     let o = p.run(&["baseline", "pin", "nope"]);
     assert_eq!(code(&o), 2);
 }
+
+#[test]
+fn a_stdout_sink_never_corrupts_machine_output() {
+    let p = project(
+        50,
+        "  - {metric: pass_rate, drop: 0.1, baseline: previous, severity: warning}\n",
+        "  - {id: screen, type: stdout}\n",
+    );
+    let o = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    answers(&p, "faq", 50, &(0..30).collect::<Vec<_>>());
+    let o = p.run(&["run", "--format", "json"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "a warning does not fail the run: {}",
+        stderr(&o)
+    );
+    // Every stdout line is JSON (json_runs panics otherwise), and the alert is in it.
+    let runs = json_runs(&o);
+    assert_eq!(runs.len(), 1, "{}", stdout(&o));
+    assert_eq!(runs[0]["alerts"][0]["metric"], "pass_rate");
+    assert!(
+        stderr(&o).contains("pass_rate"),
+        "the notice went to stderr: {}",
+        stderr(&o)
+    );
+    // In a text run the sink prints on stdout, as configured: here the recovery notice.
+    answers(&p, "faq", 50, &[]);
+    let o = p.run(&["run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).to_lowercase().contains("resolved"),
+        "{}",
+        stdout(&o)
+    );
+}
