@@ -52,6 +52,8 @@ fn suite(s: usize, cases: usize, version: u64) -> Suite {
         tags: Vec::new(),
         schedule: Some("0 6 * * *".to_owned()),
         timezone: None,
+        catch_up: None,
+        jitter: None,
         source: format!("suites/suite-{s:02}.yaml").into(),
         providers: PROVIDERS
             .iter()

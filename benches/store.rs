@@ -129,6 +129,8 @@ fn suite() -> Suite {
         tags: Vec::new(),
         schedule: None,
         timezone: None,
+        catch_up: None,
+        jitter: None,
         source: "suites/bench.yaml".into(),
         providers: Vec::new(),
         system: None,

@@ -298,7 +298,12 @@ fn policy(args: &ScheduleArgs, jitter: bool) -> Policy {
 
 fn once(ctx: &Ctx, args: &ScheduleArgs) -> anyhow::Result<u8> {
     let mut host = AppHost::new(ctx, &args.paths, args.now)?;
-    let entries = host.load_strict()?;
+    // `--once` starts what is due at once: no suite's jitter applies.
+    let entries: Vec<Entry> = host
+        .load_strict()?
+        .into_iter()
+        .map(|e| Entry { jitter: None, ..e })
+        .collect();
     host.log(Event::new("once").with("suites", entries.len()));
     let report = daemon::tick(&mut host, &entries, &policy(args, false));
     host.log(
@@ -412,6 +417,8 @@ fn load_entries(ctx: &Ctx, paths: &[PathBuf]) -> anyhow::Result<(Vec<Entry>, Opt
                 suite: s.name.clone(),
                 file: s.source.clone(),
                 schedule,
+                catch_up: s.catch_up,
+                jitter: s.jitter,
             }),
             Err(e) => problems.push(format!("{}: suite `{}`: {e}", s.source.display(), s.name)),
         }
@@ -673,7 +680,11 @@ fn suite_rows(
                     .map(|t| Value::from(daemon::rfc3339(t)))
                     .collect();
                 let handled = handled_in(&store, &s.name).map_err(anyhow::Error::msg)?;
-                let d = sched::decide(&s.name, &schedule, handled, now, &policy);
+                let own = Policy {
+                    catch_up: s.catch_up.unwrap_or(policy.catch_up),
+                    ..policy
+                };
+                let d = sched::decide(&s.name, &schedule, handled, now, &own);
                 row["due"] = matches!(d.action, sched::Action::Run { .. }).into();
                 // A run counts from its start, or from the window it ran for.
                 let ran = store

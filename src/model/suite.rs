@@ -221,6 +221,26 @@ pub struct Gate {
     pub max: Option<f64>,
 }
 
+/// What the scheduler does with a window missed by more than its grace period (it was down,
+/// or busy): run it once now, or skip it. Either way it is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    #[default]
+    Once,
+    Skip,
+}
+
+impl CatchUp {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Once => "once",
+            Self::Skip => "skip",
+        }
+    }
+}
+
 /// `review:` block of a suite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewSettings {
@@ -236,6 +256,10 @@ pub struct Suite {
     pub tags: Vec<String>,
     pub schedule: Option<String>,
     pub timezone: Option<String>,
+    /// `catch_up:` for the scheduler; None takes `schedule --catch-up` (default `once`).
+    pub catch_up: Option<CatchUp>,
+    /// `jitter:` for the scheduler's daemon; None takes `schedule --jitter` (default 0).
+    pub jitter: Option<std::time::Duration>,
     /// The suite file.
     pub source: PathBuf,
     /// Resolved providers, in the order listed.

@@ -110,6 +110,8 @@ mod tests {
             tags: vec![],
             schedule: None,
             timezone: None,
+            catch_up: None,
+            jitter: None,
             source: "s.yaml".into(),
             providers: vec![
                 ProviderSpec::new("a", ProviderKind::Echo),

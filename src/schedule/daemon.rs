@@ -18,6 +18,23 @@ pub struct Entry {
     pub suite: String,
     pub file: PathBuf,
     pub schedule: Schedule,
+    /// The suite's own `catch_up:`, over the scheduler's.
+    pub catch_up: Option<super::CatchUp>,
+    /// The suite's own `jitter:`, over the scheduler's (the daemon's entries only: `--once`
+    /// starts due suites at once).
+    pub jitter: Option<Duration>,
+}
+
+impl Entry {
+    /// The policy for this suite: the scheduler's, with the suite's own settings over it.
+    #[must_use]
+    pub fn policy(&self, base: &Policy) -> Policy {
+        Policy {
+            catch_up: self.catch_up.unwrap_or(base.catch_up),
+            jitter: self.jitter.unwrap_or(base.jitter),
+            ..*base
+        }
+    }
 }
 
 /// How a window was handled, as recorded in the store.
@@ -223,6 +240,7 @@ pub fn tick(host: &mut impl Host, entries: &[Entry], policy: &Policy) -> TickRep
     let mut report = TickReport::default();
     let mut due = Vec::new();
     for entry in entries {
+        let policy = &entry.policy(policy);
         let handled = match host.handled(&entry.suite) {
             Ok(h) => h,
             Err(e) => {

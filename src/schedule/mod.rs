@@ -147,23 +147,7 @@ impl fmt::Display for Schedule {
     }
 }
 
-/// What to do with a window that was missed by more than the grace period (the scheduler
-/// was down, or busy): run it once now, or skip it. Either way it is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CatchUp {
-    #[default]
-    Once,
-    Skip,
-}
-
-impl CatchUp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Once => "once",
-            Self::Skip => "skip",
-        }
-    }
-}
+pub use crate::model::CatchUp;
 
 impl FromStr for CatchUp {
     type Err = ScheduleError;

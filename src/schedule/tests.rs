@@ -653,6 +653,8 @@ fn entry(suite: &str, expr: &str, tz: Option<&str>) -> Entry {
         suite: suite.into(),
         file: PathBuf::from(format!("suites/{suite}.yaml")),
         schedule: sched(expr, tz),
+        catch_up: None,
+        jitter: None,
     }
 }
 

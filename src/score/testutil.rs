@@ -57,6 +57,8 @@ pub fn suite(cases: Vec<Case>) -> Suite {
         tags: Vec::new(),
         schedule: None,
         timezone: None,
+        catch_up: None,
+        jitter: None,
         source: PathBuf::from("suites/test.yaml"),
         providers: Vec::new(),
         system: None,

@@ -32,6 +32,8 @@ fn suite(name: &str, cases: Vec<Case>) -> Suite {
         tags: Vec::new(),
         schedule: None,
         timezone: None,
+        catch_up: None,
+        jitter: None,
         source: PathBuf::from(format!("suites/{name}.yaml")),
         providers: Vec::new(),
         system: None,

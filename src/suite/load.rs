@@ -134,6 +134,25 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
     };
     let description = opt_string(ctx, "description");
     let timezone = opt_string(ctx, "timezone");
+    let catch_up = get("catch_up").and_then(|(_, v)| {
+        let text = ctx.decode::<String>(v, "`catch_up`")?;
+        match text.as_str() {
+            "once" => Some(crate::model::CatchUp::Once),
+            "skip" => Some(crate::model::CatchUp::Skip),
+            other => {
+                let hint = did_you_mean(other, ["once", "skip"]);
+                ctx.error(
+                    v,
+                    format!("`catch_up` is `once` (run a missed window once) or `skip`, got `{other}`{hint}"),
+                );
+                None
+            }
+        }
+    });
+    let jitter = get("jitter").and_then(|(_, v)| {
+        let raw = ctx.json(v);
+        super::provider::duration_field(ctx, v, "jitter", &raw)
+    });
     let system = opt_string(ctx, "system");
     let schedule = opt_string(ctx, "schedule");
     if let (Some(s), Some((_, v))) = (&schedule, get("schedule"))
@@ -261,6 +280,8 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
         tags,
         schedule,
         timezone,
+        catch_up,
+        jitter,
         source: ctx.file.clone(),
         providers: providers?,
         system,

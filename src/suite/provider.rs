@@ -281,7 +281,12 @@ fn per_kind(
     }
 }
 
-fn duration_field(ctx: &mut Ctx, node: &Node, name: &str, v: &Value) -> Option<Duration> {
+pub(crate) fn duration_field(
+    ctx: &mut Ctx,
+    node: &Node,
+    name: &str,
+    v: &Value,
+) -> Option<Duration> {
     let parsed = match v {
         Value::Number(n) => n
             .as_f64()

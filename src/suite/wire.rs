@@ -9,12 +9,14 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 /// Top-level keys of a suite file.
-pub(crate) const SUITE_KEYS: [&str; 15] = [
+pub(crate) const SUITE_KEYS: [&str; 17] = [
     "suite",
     "description",
     "tags",
     "schedule",
     "timezone",
+    "catch_up",
+    "jitter",
     "providers",
     "system",
     "prompt",

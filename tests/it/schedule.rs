@@ -471,3 +471,40 @@ fn bad_flags_and_schedules_are_usage_errors() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("Mars/Olympus"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_suite_s_own_catch_up_overrides_the_scheduler_s() {
+    let p = Project::new();
+    echo_suite(&p, "strict", Some("0 6 * * *"));
+    echo_suite(&p, "lenient", Some("0 6 * * *"));
+    // `strict` skips windows missed beyond the grace period, whatever the scheduler says.
+    let path = p.path().join("suites/strict.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace("schedule:", "catch_up: skip\njitter: 5m\nschedule:"),
+    )
+    .expect("write");
+    let out = once(&p, "2030-01-01T06:00:30Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        runs_of(&p, "strict").len(),
+        1,
+        "on time: runs, and --once ignores jitter"
+    );
+    // Two days later at noon: the default `once` catches `lenient` up; `strict` skips.
+    let out = once(&p, "2030-01-03T12:00:00Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs_of(&p, "lenient").len(), 2);
+    assert_eq!(runs_of(&p, "strict").len(), 1);
+    let bad = p.path().join("suites/strict.yaml");
+    let text = std::fs::read_to_string(&bad).expect("read");
+    std::fs::write(&bad, text.replace("catch_up: skip", "catch_up: skp")).expect("write");
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stdout(&out).contains("did you mean `skip`"),
+        "{}",
+        stdout(&out)
+    );
+}
