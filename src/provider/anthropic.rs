@@ -42,17 +42,8 @@ impl AnthropicProvider {
         let base = common::base_url(spec.base_url.as_deref(), DEFAULT_BASE_URL);
         // `https://api.anthropic.com/v1` is a common way to write the base URL too.
         let base = base.strip_suffix("/v1").unwrap_or(&base);
-        let url = reqwest::Url::parse(&format!("{base}/v1/messages"))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                ProviderError::setup(id, format!("base_url `{base}` is not a valid http(s) URL"))
-            })?;
-        let model = spec
-            .model
-            .clone()
-            .filter(|m| !m.trim().is_empty())
-            .ok_or_else(|| ProviderError::setup(id, "an anthropic provider needs `model:`"))?;
+        let url = common::endpoint(id, base.as_ref(), "/v1/messages")?;
+        let model = common::required_model(spec)?;
         let mut ctx = CallContext::new(id);
         let api_key = if let Some(var) = &spec.api_key_env {
             let key = common::read_api_key(id, var, env)?;

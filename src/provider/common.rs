@@ -501,6 +501,30 @@ pub fn elapsed_ms(started: std::time::Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The URL of an API endpoint: `base` (no trailing slash) joined with `path`, which must
+/// give an http(s) URL.
+pub fn endpoint(id: &str, base: &str, path: &str) -> Result<reqwest::Url, super::ProviderError> {
+    reqwest::Url::parse(&format!("{base}{path}"))
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            super::ProviderError::setup(id, format!("base_url `{base}` is not a valid http(s) URL"))
+        })
+}
+
+/// The provider's `model:`, which its API requires.
+pub fn required_model(spec: &crate::model::ProviderSpec) -> Result<String, super::ProviderError> {
+    spec.model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .ok_or_else(|| {
+            super::ProviderError::setup(
+                &spec.id,
+                format!("an {} provider needs `model:`", spec.kind.as_str()),
+            )
+        })
+}
+
 /// The completion of a chat API answer: the output text, the call's latency, and the token
 /// counts and stop reason found at the given JSON pointers of the answer.
 pub fn completion(

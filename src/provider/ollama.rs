@@ -40,17 +40,8 @@ impl OllamaProvider {
     ) -> Result<Self, ProviderError> {
         let id = spec.id.as_str();
         let base = common::base_url(spec.base_url.as_deref(), DEFAULT_BASE_URL);
-        let url = reqwest::Url::parse(&format!("{base}/api/chat"))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                ProviderError::setup(id, format!("base_url `{base}` is not a valid http(s) URL"))
-            })?;
-        let model = spec
-            .model
-            .clone()
-            .filter(|m| !m.trim().is_empty())
-            .ok_or_else(|| ProviderError::setup(id, "an ollama provider needs `model:`"))?;
+        let url = common::endpoint(id, base.as_ref(), "/api/chat")?;
+        let model = common::required_model(spec)?;
         let mut ctx = CallContext::new(id);
         let auth = match &spec.api_key_env {
             Some(var) => {
