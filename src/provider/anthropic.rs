@@ -42,7 +42,7 @@ impl AnthropicProvider {
         let base = common::base_url(spec.base_url.as_deref(), DEFAULT_BASE_URL);
         // `https://api.anthropic.com/v1` is a common way to write the base URL too.
         let base = base.strip_suffix("/v1").unwrap_or(&base);
-        let url = common::endpoint(id, base.as_ref(), "/v1/messages")?;
+        let url = common::endpoint(id, base, "/v1/messages")?;
         let model = common::required_model(spec)?;
         let mut ctx = CallContext::new(id);
         let api_key = if let Some(var) = &spec.api_key_env {
