@@ -278,6 +278,38 @@ mod tests {
         }
     }
 
+    fn flaky(fail_first: u32, delay: Duration) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            fail_first,
+            calls: AtomicU32::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            delay,
+        })
+    }
+
+    /// Run `n` jobs on `p` and collect what the executor reports.
+    async fn run_jobs(
+        p: &Arc<Flaky>,
+        n: usize,
+        concurrency: usize,
+        timeout: Duration,
+        global: usize,
+        cancel: CancellationToken,
+    ) -> (Vec<Finished>, u32, bool) {
+        let (tx, rx) = mpsc::channel(16);
+        let run = execute(
+            jobs(n),
+            vec![slot(Arc::clone(p), concurrency, timeout)],
+            global,
+            render(),
+            cancel,
+            tx,
+        );
+        let (collected, ()) = tokio::join!(collect(rx), run);
+        collected
+    }
+
     fn jobs(n: usize) -> Vec<Job> {
         (0..n)
             .map(|i| Job {
@@ -337,23 +369,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn bounds_concurrency_retries_and_prices() {
-        let p = Arc::new(Flaky {
-            fail_first: 2,
-            calls: AtomicU32::new(0),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
-            delay: Duration::from_millis(5),
-        });
-        let (tx, rx) = mpsc::channel(16);
-        let run = execute(
-            jobs(20),
-            vec![slot(Arc::clone(&p), 3, Duration::from_secs(5))],
+        let p = flaky(2, Duration::from_millis(5));
+        let (done, failed, cancelled) = run_jobs(
+            &p,
+            20,
+            3,
+            Duration::from_secs(5),
             64,
-            render(),
             CancellationToken::new(),
-            tx,
-        );
-        let ((done, failed, cancelled), ()) = tokio::join!(collect(rx), run);
+        )
+        .await;
         assert!(!cancelled);
         assert_eq!(done.len(), 20);
         assert_eq!(failed, 2);
@@ -365,46 +390,32 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn global_cap_applies_across_providers() {
-        let p = Arc::new(Flaky {
-            fail_first: 0,
-            calls: AtomicU32::new(0),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
-            delay: Duration::from_millis(5),
-        });
-        let (tx, rx) = mpsc::channel(16);
-        let run = execute(
-            jobs(10),
-            vec![slot(Arc::clone(&p), 8, Duration::from_secs(5))],
+        let p = flaky(0, Duration::from_millis(5));
+        let (done, _, _) = run_jobs(
+            &p,
+            10,
+            8,
+            Duration::from_secs(5),
             2,
-            render(),
             CancellationToken::new(),
-            tx,
-        );
-        let ((done, _, _), ()) = tokio::join!(collect(rx), run);
+        )
+        .await;
         assert_eq!(done.len(), 10);
         assert_eq!(p.max_in_flight.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn timeout_is_an_error_after_retries() {
-        let p = Arc::new(Flaky {
-            fail_first: 0,
-            calls: AtomicU32::new(0),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
-            delay: Duration::from_secs(10),
-        });
-        let (tx, rx) = mpsc::channel(16);
-        let run = execute(
-            jobs(1),
-            vec![slot(Arc::clone(&p), 1, Duration::from_secs(1))],
+        let p = flaky(0, Duration::from_secs(10));
+        let (done, failed, _) = run_jobs(
+            &p,
+            1,
+            1,
+            Duration::from_secs(1),
             4,
-            render(),
             CancellationToken::new(),
-            tx,
-        );
-        let ((done, failed, _), ()) = tokio::join!(collect(rx), run);
+        )
+        .await;
         assert_eq!(failed, 3, "first attempt and two retries");
         let err = done[0].result.as_ref().unwrap_err();
         assert_eq!(err.kind, ErrorKind::Timeout);
@@ -413,29 +424,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cancellation_keeps_what_finished_and_reports_it() {
-        let p = Arc::new(Flaky {
-            fail_first: 0,
-            calls: AtomicU32::new(0),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
-            delay: Duration::from_millis(100),
-        });
+        let p = flaky(0, Duration::from_millis(100));
         let cancel = CancellationToken::new();
-        let (tx, rx) = mpsc::channel(16);
         let c2 = cancel.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(250)).await;
             c2.cancel();
         });
-        let run = execute(
-            jobs(100),
-            vec![slot(Arc::clone(&p), 1, Duration::from_secs(5))],
-            4,
-            render(),
-            cancel,
-            tx,
-        );
-        let ((done, _, cancelled), ()) = tokio::join!(collect(rx), run);
+        let (done, _, cancelled) = run_jobs(&p, 100, 1, Duration::from_secs(5), 4, cancel).await;
         assert!(cancelled);
         assert_eq!(
             done.len(),
