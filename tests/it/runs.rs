@@ -68,6 +68,17 @@ fn slow_suite(p: &Project, n: usize, secs: &str) {
 }
 
 /// Wait until the store holds at least `n` results of the only run; returns the run id.
+/// `evalwatch run` in the background, its output discarded.
+fn spawn_quiet_run(p: &Project) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .args(["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
 fn wait_for_results(p: &Project, n: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -142,13 +153,7 @@ fn ctrl_c_keeps_finished_results_and_marks_the_run_incomplete() {
 fn a_killed_run_is_marked_incomplete_when_the_store_is_next_opened() {
     let p = Project::new();
     slow_suite(&p, 200, "0.05");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
-        .current_dir(p.path())
-        .args(["run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_quiet_run(&p);
     let run_id = wait_for_results(&p, 3);
     signal(child.id(), "-KILL");
     let _ = child.wait();
@@ -168,13 +173,7 @@ fn a_killed_run_is_marked_incomplete_when_the_store_is_next_opened() {
 fn resume_runs_only_what_is_missing_into_the_same_run() {
     let p = Project::new();
     slow_suite(&p, 40, "0.05");
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
-        .current_dir(p.path())
-        .args(["run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = spawn_quiet_run(&p);
     let run_id = wait_for_results(&p, 3);
     signal(child.id(), "-INT");
     let _ = child.wait_with_output();
