@@ -6,6 +6,7 @@
 //! [`normalize`] holds the `normalize:` options and [`verdict`] the case verdict.
 
 pub mod json;
+pub mod lexical;
 pub mod misc;
 pub mod normalize;
 pub mod numeric;
