@@ -21,6 +21,15 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
     // What only other stages can tell: every assertion builds, every case renders.
     let mut problems = Vec::new();
     for suite in &suites {
+        if let Some(expr) = &suite.schedule
+            && let Err(e) = crate::schedule::Schedule::parse(expr, suite.timezone.as_deref())
+        {
+            problems.push(format!(
+                    "{}: suite `{}`: failed to {e}; fix `schedule:`/`timezone:` (see docs/scheduling.md)",
+                    suite.source.display(),
+                    suite.name
+                ));
+        }
         if let Err(e) = super::build_scorer(ctx, suite) {
             problems.push(e.to_string());
         }

@@ -238,3 +238,28 @@ fn validate_catches_what_only_running_would_show() {
         stderr(&out)
     );
 }
+
+#[test]
+fn validate_checks_cron_fields_and_time_zones() {
+    let p = Project::new();
+    let suite = |schedule: &str, tz: &str| {
+        format!(
+            "suite: t\nschedule: \"{schedule}\"\ntimezone: {tz}\nproviders: [{{id: e, type: echo}}]\nprompt: \"hi\"\ncases:\n  - {{id: a, expected: hi}}\n"
+        )
+    };
+    p.write("suites/t.yaml", &suite("0 25 * * *", "UTC"));
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("suites/t.yaml: suite `t`"), "{text}");
+    assert!(text.contains("0 25 * * *"), "{text}");
+
+    p.write("suites/t.yaml", &suite("0 6 * * *", "Mars/Olympus"));
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stdout(&out).contains("Mars/Olympus"), "{}", stdout(&out));
+
+    p.write("suites/t.yaml", &suite("0 6 * * *", "Europe/Berlin"));
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+}
