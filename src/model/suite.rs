@@ -194,6 +194,95 @@ pub struct Assertion {
     pub location: Location,
 }
 
+/// How the samples of a case (`repeat: N`) on one provider make the case's verdict
+/// (`repeat_policy:`). Only scored samples vote (passed or failed); errored and unscorable
+/// samples do not.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value", into = "serde_json::Value")]
+pub enum RepeatPolicy {
+    /// Every scored sample passed.
+    #[default]
+    All,
+    /// Strictly more than half of the scored samples passed (a tie fails).
+    Majority,
+    /// At least one scored sample passed.
+    Any,
+    /// The share of scored samples that passed is at least this, in (0, 1].
+    MinRate(f64),
+}
+
+impl RepeatPolicy {
+    pub const NAMES: [&'static str; 3] = ["all", "majority", "any"];
+
+    /// `all`, `majority`, `any`, or a minimum pass rate in (0, 1] such as `0.8`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "all" => Some(Self::All),
+            "majority" => Some(Self::Majority),
+            "any" => Some(Self::Any),
+            other => other.parse::<f64>().ok().and_then(Self::min_rate),
+        }
+    }
+
+    /// A minimum pass rate; None unless in (0, 1].
+    #[must_use]
+    pub fn min_rate(rate: f64) -> Option<Self> {
+        (rate > 0.0 && rate <= 1.0).then_some(Self::MinRate(rate))
+    }
+
+    /// The verdict of `passed` and `failed` scored samples: None when nothing was scored.
+    #[must_use]
+    pub fn decide(self, passed: u64, failed: u64) -> Option<bool> {
+        let scored = passed + failed;
+        if scored == 0 {
+            return None;
+        }
+        Some(match self {
+            Self::All => failed == 0,
+            Self::Majority => passed > failed,
+            Self::Any => passed > 0,
+            #[allow(clippy::cast_precision_loss)]
+            Self::MinRate(rate) => passed as f64 / scored as f64 >= rate,
+        })
+    }
+}
+
+impl std::fmt::Display for RepeatPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Majority => f.write_str("majority"),
+            Self::Any => f.write_str("any"),
+            Self::MinRate(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl From<RepeatPolicy> for serde_json::Value {
+    fn from(p: RepeatPolicy) -> Self {
+        match p {
+            RepeatPolicy::MinRate(r) => Self::from(r),
+            other => Self::String(other.to_string()),
+        }
+    }
+}
+
+impl TryFrom<serde_json::Value> for RepeatPolicy {
+    type Error = String;
+
+    fn try_from(v: serde_json::Value) -> Result<Self, String> {
+        let parsed = match &v {
+            serde_json::Value::String(s) => Self::parse(s),
+            serde_json::Value::Number(n) => n.as_f64().and_then(Self::min_rate),
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            format!("a repeat policy is `all`, `majority`, `any` or a rate in (0, 1], got {v}")
+        })
+    }
+}
+
 /// One test case, defaults merged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
@@ -207,6 +296,9 @@ pub struct Case {
     pub asserts: Vec<Assertion>,
     /// With a threshold, the case passes when its weighted mean score reaches it.
     pub threshold: Option<f64>,
+    /// `repeat_policy:` of this case; None takes the suite's.
+    #[serde(default)]
+    pub repeat_policy: Option<RepeatPolicy>,
     /// Hex hash of the case's content (vars, expected, context, assertions), so that edits
     /// are visible in history.
     pub hash: String,
@@ -267,6 +359,9 @@ pub struct Suite {
     pub system: Option<String>,
     pub prompt: PromptTemplate,
     pub repeat: u32,
+    /// `repeat_policy:`: how the samples of a case make its verdict (default `all`).
+    #[serde(default)]
+    pub repeat_policy: RepeatPolicy,
     pub cases: Vec<Case>,
     pub gates: Vec<Gate>,
     /// Alert rules, raw (the alert stage interprets them).

@@ -18,17 +18,32 @@ fn to_io(e: serde_json::Error) -> io::Error {
     io::Error::other(e)
 }
 
-/// The header fields of the run object (everything but `cases`).
+/// The metrics of one row as JSON, without the per-case verdicts (listed once, at the top).
+fn metrics_json(m: &crate::model::Metrics) -> Value {
+    let mut v = json!(m);
+    if let Some(map) = v.as_object_mut() {
+        map.remove("case_verdicts");
+    }
+    v
+}
+
+/// The header fields of the run object (everything but `cases`). With `repeat` > 1 it also
+/// has `case_verdicts`: one verdict per case and provider.
 pub fn header(view: &RunView<'_>, alerts: &[Value]) -> Map<String, Value> {
     let providers: Vec<Value> = view
         .overall()
-        .map(|m| json!({ "provider": m.provider, "metrics": m.metrics }))
+        .map(|m| json!({ "provider": m.provider, "metrics": metrics_json(&m.metrics) }))
+        .collect();
+    let verdicts: Vec<Value> = view
+        .overall()
+        .flat_map(|m| m.metrics.case_verdicts.iter())
+        .map(|v| json!(v))
         .collect();
     let tags: Vec<Value> = view
         .metrics
         .iter()
         .filter(|m| m.tag.is_some())
-        .map(|m| json!({ "provider": m.provider, "tag": m.tag, "metrics": m.metrics }))
+        .map(|m| json!({ "provider": m.provider, "tag": m.tag, "metrics": metrics_json(&m.metrics) }))
         .collect();
     let gates: Vec<Value> = view
         .gates
@@ -47,6 +62,12 @@ pub fn header(view: &RunView<'_>, alerts: &[Value]) -> Map<String, Value> {
     m.insert("providers".into(), Value::Array(providers));
     m.insert("tags".into(), Value::Array(tags));
     m.insert("gates".into(), Value::Array(gates));
+    if let Some(policy) = view.overall().find_map(|m| m.metrics.repeat_policy) {
+        m.insert("repeat_policy".into(), json!(policy));
+    }
+    if !verdicts.is_empty() {
+        m.insert("case_verdicts".into(), Value::Array(verdicts));
+    }
     m.insert("alerts".into(), Value::Array(alerts.to_vec()));
     m
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::RunView;
-use crate::model::{Metrics, ResultRecord};
+use crate::model::{CaseStatus, Metrics, ResultRecord};
 
 /// A rate as a percentage, "n/a" when undefined.
 #[must_use]
@@ -155,6 +155,7 @@ pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
                 .collect();
             let _ = writeln!(out, "labels on {}: {}", m.provider, labels.join("; "));
         }
+        repeat_lines(&mut out, &m.provider, &m.metrics, with_tags);
         if !m.metrics.flaky_cases.is_empty() {
             let _ = writeln!(
                 out,
@@ -176,6 +177,70 @@ pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
         );
     }
     out
+}
+
+/// Case verdicts not passed, listed at most.
+const SHOWN_VERDICTS: usize = 10;
+
+/// With `repeat` > 1: the policy, the case pass rate and the agreement of one provider, and
+/// (`detailed`) the cases whose verdict is not `passed`.
+fn repeat_lines(out: &mut String, provider: &str, m: &Metrics, detailed: bool) {
+    let Some(policy) = m.repeat_policy else {
+        return;
+    };
+    let count = |s: CaseStatus| m.case_verdicts.iter().filter(|v| v.verdict == s).count();
+    let (passed, failed) = (count(CaseStatus::Passed), count(CaseStatus::Failed));
+    let unscored = m.case_verdicts.len() - passed - failed;
+    let overridden = m
+        .case_verdicts
+        .iter()
+        .filter(|v| v.policy != policy)
+        .count();
+    let mut policy_text = format!("policy {policy}");
+    if overridden > 0 {
+        let _ = write!(policy_text, " ({overridden} with their own)");
+    }
+    let mut cases = format!("{passed} of {} cases", passed + failed);
+    if unscored > 0 {
+        let _ = write!(cases, "; {unscored} with no scored sample");
+    }
+    let _ = writeln!(
+        out,
+        "samples on {provider}: {policy_text}; case_pass_rate {} ({cases}); agreement {}",
+        pct(m.case_pass_rate),
+        pct(m.agreement)
+    );
+    if !detailed {
+        return;
+    }
+    let not_passed: Vec<String> = m
+        .case_verdicts
+        .iter()
+        .filter(|v| v.verdict != CaseStatus::Passed)
+        .map(|v| {
+            format!(
+                "{} {} ({} of {} scored passed{})",
+                v.case_id,
+                v.verdict.as_str(),
+                v.passed,
+                v.passed + v.failed,
+                if v.errors > 0 {
+                    format!(", {} errors", v.errors)
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    if not_passed.is_empty() {
+        return;
+    }
+    let more = not_passed.len().saturating_sub(SHOWN_VERDICTS);
+    let mut line = not_passed[..not_passed.len().min(SHOWN_VERDICTS)].join(", ");
+    if more > 0 {
+        let _ = write!(line, ", ... and {more} more");
+    }
+    let _ = writeln!(out, "case verdicts on {provider}: {line}");
 }
 
 /// One line per failed, errored or unscorable result.
