@@ -85,12 +85,7 @@ impl Policies {
 }
 
 /// The verdict of one case on one provider from its sample counts.
-fn verdict(
-    c: SampleCounts,
-    policy: RepeatPolicy,
-    case_id: &str,
-    provider: &str,
-) -> CaseVerdict {
+fn verdict(c: SampleCounts, policy: RepeatPolicy, case_id: &str, provider: &str) -> CaseVerdict {
     let passed = u64::from(c.passed);
     let failed = u64::from(c.failed);
     let verdict = match policy.decide(passed, failed) {

@@ -370,3 +370,68 @@ pub struct Suite {
     /// Hex hash of the whole suite's content.
     pub hash: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RepeatPolicy;
+
+    #[test]
+    fn repeat_policies_decide_over_scored_samples() {
+        use RepeatPolicy::{All, Any, Majority, MinRate};
+        // Nothing scored: no verdict, whatever the policy.
+        for p in [All, Majority, Any, MinRate(0.5)] {
+            assert_eq!(p.decide(0, 0), None, "{p}");
+        }
+        assert_eq!(All.decide(3, 0), Some(true));
+        assert_eq!(All.decide(2, 1), Some(false));
+        assert_eq!(Any.decide(1, 2), Some(true));
+        assert_eq!(Any.decide(0, 3), Some(false));
+        assert_eq!(Majority.decide(2, 1), Some(true));
+        assert_eq!(Majority.decide(1, 2), Some(false));
+        // A tie is not a majority of passes.
+        assert_eq!(Majority.decide(2, 2), Some(false));
+        assert_eq!(Majority.decide(1, 0), Some(true));
+        // A minimum rate is reached at equality; 0.5 passes a tie.
+        assert_eq!(MinRate(0.5).decide(2, 2), Some(true));
+        assert_eq!(MinRate(0.7).decide(7, 3), Some(true));
+        assert_eq!(MinRate(0.7).decide(6, 4), Some(false));
+        assert_eq!(MinRate(0.67).decide(2, 1), Some(false));
+        assert_eq!(MinRate(1.0).decide(3, 0), Some(true));
+        assert_eq!(MinRate(1.0).decide(3, 1), Some(false));
+    }
+
+    #[test]
+    fn repeat_policies_parse_and_round_trip() {
+        assert_eq!(RepeatPolicy::parse("all"), Some(RepeatPolicy::All));
+        assert_eq!(
+            RepeatPolicy::parse(" majority "),
+            Some(RepeatPolicy::Majority)
+        );
+        assert_eq!(RepeatPolicy::parse("any"), Some(RepeatPolicy::Any));
+        assert_eq!(RepeatPolicy::parse("0.8"), Some(RepeatPolicy::MinRate(0.8)));
+        assert_eq!(RepeatPolicy::parse("1"), Some(RepeatPolicy::MinRate(1.0)));
+        for bad in ["0", "1.01", "-0.5", "NaN", "inf", "most", "", "80%"] {
+            assert_eq!(RepeatPolicy::parse(bad), None, "{bad}");
+        }
+        assert_eq!(RepeatPolicy::default(), RepeatPolicy::All);
+        for p in [
+            RepeatPolicy::All,
+            RepeatPolicy::Majority,
+            RepeatPolicy::Any,
+            RepeatPolicy::MinRate(0.75),
+        ] {
+            let text = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<RepeatPolicy>(&text).unwrap(), p);
+        }
+        assert_eq!(
+            serde_json::to_string(&RepeatPolicy::MinRate(0.75)).unwrap(),
+            "0.75"
+        );
+        assert_eq!(
+            serde_json::to_string(&RepeatPolicy::Majority).unwrap(),
+            "\"majority\""
+        );
+        assert!(serde_json::from_str::<RepeatPolicy>("2.0").is_err());
+        assert!(serde_json::from_str::<RepeatPolicy>("true").is_err());
+    }
+}
