@@ -38,6 +38,7 @@ fn suite(s: usize, cases: usize, version: u64) -> Suite {
             context: Vec::new(),
             asserts: Vec::new(),
             threshold: None,
+            repeat_policy: None,
             // One case in fifty is edited every 90 days: content-change markers in the report.
             hash: format!(
                 "{:016x}",
@@ -62,6 +63,7 @@ fn suite(s: usize, cases: usize, version: u64) -> Suite {
         system: None,
         prompt: PromptTemplate::Text("{{ q }}".to_owned()),
         repeat: 1,
+        repeat_policy: evalwatch::model::RepeatPolicy::All,
         cases,
         gates: Vec::new(),
         alerts: Vec::new(),

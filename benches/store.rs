@@ -119,6 +119,7 @@ fn suite() -> Suite {
             context: Vec::new(),
             asserts: Vec::new(),
             threshold: None,
+            repeat_policy: None,
             hash: format!("{:016x}", splitmix(i as u64)),
             location: Location::default(),
         })
@@ -136,6 +137,7 @@ fn suite() -> Suite {
         system: None,
         prompt: PromptTemplate::Text("{{ q }}".to_owned()),
         repeat: PER_PROMPT as u32,
+        repeat_policy: evalwatch::model::RepeatPolicy::All,
         cases,
         gates: Vec::new(),
         alerts: Vec::new(),

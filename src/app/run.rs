@@ -284,7 +284,7 @@ fn run_suite(
         Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?,
     );
     let scorer = super::build_scorer(ctx, suite)?;
-    let mut acc = RunAccumulator::new();
+    let mut acc = RunAccumulator::for_suite(suite);
     let (info, jobs) = match resume {
         None => (
             RunInfo {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use super::percentile_nearest_rank;
-use crate::model::{CaseStatus, LabelMetrics, Metrics, ResultRecord};
+use crate::model::{CaseStatus, CaseVerdict, LabelMetrics, Metrics, RepeatPolicy, ResultRecord};
 
 /// Interns case and provider ids, so that groups keep `u32`s.
 #[derive(Default)]
@@ -26,7 +26,7 @@ impl Interner {
         i
     }
 
-    fn name(&self, i: u32) -> &str {
+    pub(crate) fn name(&self, i: u32) -> &str {
         self.names.get(i as usize).map_or("", String::as_str)
     }
 }
@@ -39,8 +39,75 @@ struct LabelCounts {
     fn_: u64,
 }
 
-const SEEN_PASSED: u8 = 1;
-const SEEN_FAILED: u8 = 2;
+/// Sample counts of one case on one provider.
+#[derive(Default, Clone, Copy)]
+struct SampleCounts {
+    passed: u32,
+    failed: u32,
+    errors: u32,
+    unscorable: u32,
+}
+
+impl SampleCounts {
+    fn add(&mut self, status: CaseStatus) {
+        let n = match status {
+            CaseStatus::Passed => &mut self.passed,
+            CaseStatus::Failed => &mut self.failed,
+            CaseStatus::Error => &mut self.errors,
+            CaseStatus::Unscorable => &mut self.unscorable,
+        };
+        *n = n.saturating_add(1);
+    }
+
+    fn samples(self) -> u64 {
+        u64::from(self.passed)
+            + u64::from(self.failed)
+            + u64::from(self.errors)
+            + u64::from(self.unscorable)
+    }
+
+    fn scored(self) -> u64 {
+        u64::from(self.passed) + u64::from(self.failed)
+    }
+}
+
+/// The repeat policy of every case: the suite's, and the cases' own by interned case id.
+#[derive(Default)]
+pub(crate) struct Policies {
+    pub default: RepeatPolicy,
+    pub by_case: HashMap<u32, RepeatPolicy>,
+}
+
+impl Policies {
+    fn of(&self, case: u32) -> RepeatPolicy {
+        self.by_case.get(&case).copied().unwrap_or(self.default)
+    }
+}
+
+/// The verdict of one case on one provider from its sample counts.
+fn verdict(c: SampleCounts, policy: RepeatPolicy, case_id: &str, provider: &str) -> CaseVerdict {
+    let passed = u64::from(c.passed);
+    let failed = u64::from(c.failed);
+    let verdict = match policy.decide(passed, failed) {
+        Some(true) => CaseStatus::Passed,
+        Some(false) => CaseStatus::Failed,
+        None if c.errors > 0 => CaseStatus::Error,
+        None => CaseStatus::Unscorable,
+    };
+    CaseVerdict {
+        case_id: case_id.to_owned(),
+        provider: provider.to_owned(),
+        samples: c.samples(),
+        passed,
+        failed,
+        errors: u64::from(c.errors),
+        unscorable: u64::from(c.unscorable),
+        agreement: ratio(passed.max(failed), c.scored()),
+        policy,
+        verdict,
+        flaky: passed > 0 && failed > 0,
+    }
+}
 
 /// Running totals of one group of results (a provider, or a provider and a tag).
 #[derive(Default)]
@@ -61,8 +128,8 @@ pub(crate) struct Acc {
     tokens_in: u64,
     tokens_out: u64,
     cost_usd: f64,
-    /// (provider, case) -> outcomes seen.
-    outcomes: HashMap<(u32, u32), u8>,
+    /// (provider, case) -> sample counts.
+    samples: HashMap<(u32, u32), SampleCounts>,
     named: BTreeMap<String, (f64, u64)>,
     labels: BTreeMap<String, LabelCounts>,
     errors_by_kind: BTreeMap<&'static str, u64>,
@@ -109,14 +176,10 @@ impl Acc {
         if let Some(c) = r.cost_usd.filter(|c| c.is_finite()) {
             self.cost_usd += c;
         }
-        let bit = match r.status {
-            CaseStatus::Passed => SEEN_PASSED,
-            CaseStatus::Failed => SEEN_FAILED,
-            CaseStatus::Error | CaseStatus::Unscorable => 0,
-        };
-        if bit != 0 {
-            *self.outcomes.entry((provider, case)).or_default() |= bit;
-        }
+        self.samples
+            .entry((provider, case))
+            .or_default()
+            .add(r.status);
         for a in &r.assertions {
             if let Some(name) = &a.metric
                 && !a.unscorable
@@ -173,17 +236,52 @@ impl Acc {
         }
     }
 
-    pub(crate) fn finish(mut self, wall_secs: Option<f64>, names: &Interner) -> Metrics {
+    /// Verdicts per case and provider (sorted by case then provider) and the run metrics
+    /// made of them: (verdicts, case pass rate, agreement).
+    fn case_verdicts(
+        &self,
+        names: &Interner,
+        policies: &Policies,
+    ) -> (Vec<CaseVerdict>, Option<f64>, Option<f64>) {
+        let mut verdicts: Vec<CaseVerdict> = self
+            .samples
+            .iter()
+            .map(|(&(provider, case), &c)| {
+                verdict(c, policies.of(case), names.name(case), names.name(provider))
+            })
+            .collect();
+        verdicts.sort_by(|a, b| {
+            a.case_id
+                .cmp(&b.case_id)
+                .then_with(|| a.provider.cmp(&b.provider))
+        });
+        let count = |s: CaseStatus| verdicts.iter().filter(|v| v.verdict == s).count() as u64;
+        let (passed, failed) = (count(CaseStatus::Passed), count(CaseStatus::Failed));
+        let (sum, n) = verdicts
+            .iter()
+            .filter(|v| v.passed + v.failed >= 2)
+            .filter_map(|v| v.agreement)
+            .fold((0.0, 0u64), |(s, n), a| (s + a, n + 1));
+        let agreement = (n > 0).then(|| sum / n as f64);
+        (verdicts, ratio(passed, passed + failed), agreement)
+    }
+
+    pub(crate) fn finish(
+        mut self,
+        wall_secs: Option<f64>,
+        names: &Interner,
+        policies: &Policies,
+    ) -> Metrics {
         self.latencies.sort_by(f64::total_cmp);
         let lat = &self.latencies;
-        let mut flaky: Vec<String> = self
-            .outcomes
+        let (verdicts, case_pass_rate, agreement) = self.case_verdicts(names, policies);
+        let mut flaky: Vec<String> = verdicts
             .iter()
-            .filter(|(_, bits)| **bits == SEEN_PASSED | SEEN_FAILED)
-            .map(|((_, case), _)| names.name(*case).to_owned())
+            .filter(|v| v.flaky)
+            .map(|v| v.case_id.clone())
             .collect();
-        flaky.sort();
         flaky.dedup();
+        let repeated = verdicts.iter().any(|v| v.samples > 1);
         let labels = self
             .labels
             .into_iter()
@@ -219,6 +317,10 @@ impl Acc {
                 .filter(|w| w.is_finite() && *w > 0.0)
                 .map(|w| self.cases as f64 / w),
             flaky_cases: flaky,
+            case_pass_rate,
+            agreement,
+            repeat_policy: repeated.then_some(policies.default),
+            case_verdicts: if repeated { verdicts } else { Vec::new() },
             named: self
                 .named
                 .into_iter()

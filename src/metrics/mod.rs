@@ -7,14 +7,18 @@
 //! - Latency percentiles use successful calls only (status other than error, latency known).
 //! - Named metrics average the scores of scorable assertions with that `metric`.
 //! - An errored result without an error kind is counted under `unknown`.
+//! - With `repeat: N`, each case and provider also gets one verdict by its `repeat_policy`
+//!   over its scored samples (errored and unscorable samples do not vote); `case_pass_rate`
+//!   counts those verdicts and `agreement` averages the per-case agreement of the pairs with
+//!   at least two scored samples. Per-case verdicts are listed in the overall metrics only.
 
 mod acc;
 
 use std::collections::BTreeMap;
 
-use acc::{Acc, Interner};
+use acc::{Acc, Interner, Policies};
 
-use crate::model::{Gate, GateResult, Metrics, ProviderMetrics, ResultRecord};
+use crate::model::{Gate, GateResult, Metrics, ProviderMetrics, RepeatPolicy, ResultRecord, Suite};
 
 /// Percentile by nearest rank over sorted values (p in (0,100]); None when empty.
 ///
@@ -47,12 +51,45 @@ struct ProviderGroups {
 pub struct RunAccumulator {
     names: Interner,
     providers: BTreeMap<String, ProviderGroups>,
+    policies: Policies,
 }
 
 impl RunAccumulator {
+    /// An accumulator whose case verdicts use the default policy (`all`) for every case.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An accumulator whose case verdicts follow the suite's `repeat_policy` and the cases'
+    /// own.
+    #[must_use]
+    pub fn for_suite(suite: &Suite) -> Self {
+        Self::with_policies(
+            suite.repeat_policy,
+            suite
+                .cases
+                .iter()
+                .filter_map(|c| c.repeat_policy.map(|p| (c.id.as_str(), p))),
+        )
+    }
+
+    /// An accumulator with a default policy and per-case overrides (by case id).
+    pub fn with_policies<'a>(
+        default: RepeatPolicy,
+        overrides: impl IntoIterator<Item = (&'a str, RepeatPolicy)>,
+    ) -> Self {
+        let mut names = Interner::default();
+        let by_case = overrides
+            .into_iter()
+            .filter(|(_, p)| *p != default)
+            .map(|(id, p)| (names.id(id), p))
+            .collect();
+        Self {
+            names,
+            providers: BTreeMap::new(),
+            policies: Policies { default, by_case },
+        }
     }
 
     pub fn add(&mut self, record: &ResultRecord) {
@@ -86,13 +123,16 @@ impl RunAccumulator {
             out.push(ProviderMetrics {
                 provider: provider.clone(),
                 tag: None,
-                metrics: groups.all.finish(wall_secs, &self.names),
+                metrics: groups.all.finish(wall_secs, &self.names, &self.policies),
             });
             for (tag, acc) in groups.tags {
+                let mut metrics = acc.finish(wall_secs, &self.names, &self.policies);
+                // The overall row lists every verdict already; a tag's are a subset.
+                metrics.case_verdicts = Vec::new();
                 out.push(ProviderMetrics {
                     provider: provider.clone(),
                     tag: Some(tag),
-                    metrics: acc.finish(wall_secs, &self.names),
+                    metrics,
                 });
             }
         }
@@ -137,8 +177,17 @@ pub fn evaluate_gates(gates: &[Gate], provider: &str, metrics: &Metrics) -> Vec<
         .collect()
 }
 
-/// Metrics of one result set, from scratch (used by tests and by `RunAccumulator`).
+/// Metrics of one result set, from scratch, case verdicts by the default policy (`all`).
 pub fn compute(records: &[ResultRecord], wall_secs: Option<f64>) -> Metrics {
+    compute_with(records, wall_secs, RepeatPolicy::default())
+}
+
+/// Metrics of one result set, from scratch, case verdicts by `policy`.
+pub fn compute_with(
+    records: &[ResultRecord],
+    wall_secs: Option<f64>,
+    policy: RepeatPolicy,
+) -> Metrics {
     let mut names = Interner::default();
     let mut acc = Acc::default();
     for r in records {
@@ -146,7 +195,11 @@ pub fn compute(records: &[ResultRecord], wall_secs: Option<f64>) -> Metrics {
         let case = names.id(&r.job.case_id);
         acc.add(r, provider, case);
     }
-    acc.finish(wall_secs, &names)
+    let policies = Policies {
+        default: policy,
+        by_case: std::collections::HashMap::new(),
+    };
+    acc.finish(wall_secs, &names, &policies)
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 
 use serde_json::{Value, json};
 
-use super::{RunAccumulator, compute, evaluate_gates, percentile_nearest_rank};
+use super::{RunAccumulator, compute, compute_with, evaluate_gates, percentile_nearest_rank};
 use crate::model::{
-    AssertionOutcome, CaseStatus, ErrorKind, Gate, Job, LabelPair, Metrics, ResultRecord,
+    AssertionOutcome, CaseStatus, ErrorKind, Gate, Job, LabelPair, Metrics, RepeatPolicy,
+    ResultRecord,
 };
 
 fn rec(provider: &str, case: &str, status: CaseStatus) -> ResultRecord {
@@ -343,7 +344,11 @@ fn accumulator_rows_per_provider_and_tag() {
             .collect()
     };
     for row in &rows {
-        let expected: Metrics = compute(&slice(&row.provider, row.tag.as_deref()), Some(5.0));
+        let mut expected: Metrics = compute(&slice(&row.provider, row.tag.as_deref()), Some(5.0));
+        if row.tag.is_some() {
+            // Per-case verdicts are listed on the overall row only.
+            expected.case_verdicts.clear();
+        }
         assert_eq!(row.metrics, expected, "{} {:?}", row.provider, row.tag);
     }
     let alpha = &rows[0].metrics;
@@ -407,4 +412,177 @@ fn gates_limits_and_none_values() {
     let res = evaluate_gates(&[gate("error_rate", Some(0.1), Some(0.1))], "p", &m);
     assert!(res[0].ok);
     assert!(evaluate_gates(&[], "p", &m).is_empty());
+}
+
+/// Samples of several cases on provider `p`: (case, statuses), in order.
+fn samples(cases: &[(&str, &[CaseStatus])]) -> Vec<ResultRecord> {
+    let mut out = Vec::new();
+    for (case, statuses) in cases {
+        for (i, s) in statuses.iter().enumerate() {
+            let mut r = rec("p", case, *s);
+            r.job.sample = u32::try_from(i).unwrap();
+            out.push(r);
+        }
+    }
+    out
+}
+
+#[test]
+fn case_verdicts_follow_the_policy_over_scored_samples() {
+    use CaseStatus::{Error as E, Failed as F, Passed as P, Unscorable as U};
+    let rs = samples(&[
+        ("a", &[P, P, F]),
+        ("b", &[P, F, F]),
+        ("c", &[P, P, P]),
+        ("d", &[F, F, F]),
+        ("e", &[E, E, E]),
+        ("f", &[U, P, E]),
+        ("g", &[P, F, P, F]),
+        ("h", &[U, U]),
+    ]);
+    let verdicts = |policy| -> (String, Option<f64>) {
+        let m = compute_with(&rs, None, policy);
+        let text: String = m
+            .case_verdicts
+            .iter()
+            .map(|v| match v.verdict {
+                P => 'P',
+                F => 'F',
+                E => 'E',
+                U => 'U',
+            })
+            .collect();
+        (text, m.case_pass_rate)
+    };
+    // Cases a..h; `e` has only errors, `h` only unscorable samples: no vote either way.
+    let (all, rate) = verdicts(RepeatPolicy::All);
+    assert_eq!(all, "FFPFEPFU");
+    assert!(close(rate, 2.0 / 6.0));
+    let (majority, rate) = verdicts(RepeatPolicy::Majority);
+    assert_eq!(majority, "PFPFEPFU", "a tie (g: 2 of 4) is not a majority");
+    assert!(close(rate, 3.0 / 6.0));
+    let (any, rate) = verdicts(RepeatPolicy::Any);
+    assert_eq!(any, "PPPFEPPU");
+    assert!(close(rate, 5.0 / 6.0));
+    let (half, rate) = verdicts(RepeatPolicy::MinRate(0.5));
+    assert_eq!(half, "PFPFEPPU", "a minimum rate of 0.5 passes a tie");
+    assert!(close(rate, 4.0 / 6.0));
+    let (strict, _) = verdicts(RepeatPolicy::MinRate(0.7));
+    assert_eq!(strict, "FFPFEPFU");
+
+    let m = compute_with(&rs, None, RepeatPolicy::Majority);
+    assert_eq!(m.repeat_policy, Some(RepeatPolicy::Majority));
+    assert_eq!(m.flaky_cases, vec!["a", "b", "g"]);
+    let by_id = |id: &str| m.case_verdicts.iter().find(|v| v.case_id == id).unwrap();
+    let f = by_id("f");
+    assert_eq!(
+        (f.samples, f.passed, f.failed, f.errors, f.unscorable),
+        (3, 1, 0, 1, 1)
+    );
+    assert!(close(f.agreement, 1.0));
+    assert!(!f.flaky);
+    assert_eq!(by_id("e").agreement, None);
+    assert!(close(by_id("a").agreement, 2.0 / 3.0));
+    assert!(close(by_id("g").agreement, 0.5));
+    assert!(by_id("g").flaky);
+    assert_eq!(by_id("g").provider, "p");
+    assert_eq!(by_id("g").policy, RepeatPolicy::Majority);
+    // Mean over the pairs with at least two scored samples: a, b, c, d, g (not f: one vote).
+    let mean = (2.0 / 3.0 + 2.0 / 3.0 + 1.0 + 1.0 + 0.5) / 5.0;
+    assert!(close(m.agreement, mean), "{:?}", m.agreement);
+    assert!(close(m.get("agreement"), mean));
+    assert!(close(m.get("case_pass_rate"), 0.5));
+    // The per-result rates are unchanged by the policy.
+    assert!(close(m.pass_rate, 9.0 / 17.0));
+}
+
+#[test]
+fn single_samples_have_no_verdict_list_and_no_agreement() {
+    let rs = vec![
+        rec("p", "a", CaseStatus::Passed),
+        rec("p", "b", CaseStatus::Failed),
+        rec("p", "c", CaseStatus::Error),
+    ];
+    let m = compute_with(&rs, None, RepeatPolicy::Majority);
+    assert!(m.case_verdicts.is_empty());
+    assert_eq!(m.repeat_policy, None);
+    assert_eq!(m.agreement, None);
+    // One sample per case: the case verdict is the sample's outcome.
+    assert!(close(m.case_pass_rate, 0.5));
+    assert_eq!(m.case_pass_rate, m.pass_rate);
+    // An older stored metrics object without the new fields still reads.
+    let mut old = serde_json::to_value(&m).unwrap();
+    let obj = old.as_object_mut().unwrap();
+    obj.remove("case_pass_rate");
+    obj.remove("agreement");
+    let back: Metrics = serde_json::from_value(old).unwrap();
+    assert_eq!(back.case_pass_rate, None);
+    assert!(back.case_verdicts.is_empty());
+}
+
+#[test]
+fn case_policies_override_the_suite_and_verdicts_are_per_provider() {
+    use CaseStatus::{Failed as F, Passed as P};
+    let mut rs = Vec::new();
+    for (provider, case, statuses) in [
+        ("p1", "a", [P, F, F]),
+        ("p1", "b", [P, P, F]),
+        ("p2", "a", [P, P, P]),
+        ("p2", "b", [F, F, F]),
+    ] {
+        for (i, s) in statuses.into_iter().enumerate() {
+            let mut r = rec(provider, case, s);
+            r.job.sample = u32::try_from(i).unwrap();
+            r.tags = vec!["t".into()];
+            rs.push(r);
+        }
+    }
+    let mut acc = RunAccumulator::with_policies(RepeatPolicy::All, [("a", RepeatPolicy::Any)]);
+    for r in &rs {
+        acc.add(r);
+    }
+    let rows = acc.finish(None);
+    let row = |p: &str, tag: Option<&str>| {
+        &rows
+            .iter()
+            .find(|r| r.provider == p && r.tag.as_deref() == tag)
+            .unwrap()
+            .metrics
+    };
+    let p1 = row("p1", None);
+    let got: Vec<(&str, &str, CaseStatus, RepeatPolicy)> = p1
+        .case_verdicts
+        .iter()
+        .map(|v| (v.case_id.as_str(), v.provider.as_str(), v.verdict, v.policy))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a", "p1", P, RepeatPolicy::Any),
+            ("b", "p1", F, RepeatPolicy::All),
+        ]
+    );
+    assert!(close(p1.case_pass_rate, 0.5));
+    assert_eq!(p1.repeat_policy, Some(RepeatPolicy::All));
+    assert_eq!(p1.flaky_cases, vec!["a", "b"]);
+    let p2 = row("p2", None);
+    assert!(close(p2.case_pass_rate, 0.5));
+    assert!(close(p2.agreement, 1.0));
+    assert!(p2.flaky_cases.is_empty());
+    // A tag row has the case metrics but not the verdict list.
+    let tagged = row("p1", Some("t"));
+    assert!(tagged.case_verdicts.is_empty());
+    assert!(close(tagged.case_pass_rate, 0.5));
+    // Gateable by name.
+    let gates = evaluate_gates(
+        &[Gate {
+            metric: "case_pass_rate".into(),
+            min: Some(0.6),
+            max: None,
+        }],
+        "p1",
+        p1,
+    );
+    assert!(!gates[0].ok);
+    assert!(close(gates[0].value, 0.5));
 }

@@ -310,6 +310,20 @@ pub struct Metrics {
     pub throughput_per_s: Option<f64>,
     /// Case ids with mixed outcomes across samples.
     pub flaky_cases: Vec<String>,
+    /// Case verdicts (`repeat_policy`) over case and provider pairs:
+    /// passed / (passed + failed); pairs with no scored sample are left out.
+    #[serde(default)]
+    pub case_pass_rate: Option<f64>,
+    /// Mean agreement of the pairs with at least two scored samples (see [`CaseVerdict`]).
+    #[serde(default)]
+    pub agreement: Option<f64>,
+    /// The suite's `repeat_policy`, set when some case ran more than one sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_policy: Option<super::RepeatPolicy>,
+    /// One verdict per case and provider, when some case ran more than one sample (overall
+    /// metrics only; empty per tag).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub case_verdicts: Vec<CaseVerdict>,
     /// Mean score of each named metric.
     pub named: BTreeMap<String, f64>,
     pub labels: Vec<LabelMetrics>,
@@ -344,12 +358,14 @@ impl Metrics {
             "cost_per_case_usd" => self.cost_per_case_usd,
             "throughput_per_s" => self.throughput_per_s,
             "flaky_cases" => Some(self.flaky_cases.len() as f64),
+            "case_pass_rate" => self.case_pass_rate,
+            "agreement" => self.agreement,
             other => self.named.get(other).copied(),
         }
     }
 
     /// Names accepted by [`Metrics::get`] besides named metrics.
-    pub const NAMES: [&'static str; 21] = [
+    pub const NAMES: [&'static str; 23] = [
         "cases",
         "passed",
         "failed",
@@ -371,7 +387,32 @@ impl Metrics {
         "cost_per_case_usd",
         "throughput_per_s",
         "flaky_cases",
+        "case_pass_rate",
+        "agreement",
     ];
+}
+
+/// The verdict of one case on one provider over its samples (`repeat: N`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseVerdict {
+    pub case_id: String,
+    pub provider: String,
+    /// Results stored for the pair, whatever their status.
+    pub samples: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub errors: u64,
+    pub unscorable: u64,
+    /// Share of the scored samples (passed + failed) that agree with the majority outcome:
+    /// max(passed, failed) / (passed + failed), in [0.5, 1]; None when nothing was scored.
+    pub agreement: Option<f64>,
+    /// The policy that made the verdict.
+    pub policy: super::RepeatPolicy,
+    /// `passed` or `failed` by the policy; `error` when no sample was scored and one
+    /// errored, `unscorable` when no sample was scored and none errored.
+    pub verdict: CaseStatus,
+    /// Both passed and failed samples.
+    pub flaky: bool,
 }
 
 /// The outcome of one gate on one provider.

@@ -194,6 +194,95 @@ pub struct Assertion {
     pub location: Location,
 }
 
+/// How the samples of a case (`repeat: N`) on one provider make the case's verdict
+/// (`repeat_policy:`). Only scored samples vote (passed or failed); errored and unscorable
+/// samples do not.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value", into = "serde_json::Value")]
+pub enum RepeatPolicy {
+    /// Every scored sample passed.
+    #[default]
+    All,
+    /// Strictly more than half of the scored samples passed (a tie fails).
+    Majority,
+    /// At least one scored sample passed.
+    Any,
+    /// The share of scored samples that passed is at least this, in (0, 1].
+    MinRate(f64),
+}
+
+impl RepeatPolicy {
+    pub const NAMES: [&'static str; 3] = ["all", "majority", "any"];
+
+    /// `all`, `majority`, `any`, or a minimum pass rate in (0, 1] such as `0.8`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "all" => Some(Self::All),
+            "majority" => Some(Self::Majority),
+            "any" => Some(Self::Any),
+            other => other.parse::<f64>().ok().and_then(Self::min_rate),
+        }
+    }
+
+    /// A minimum pass rate; None unless in (0, 1].
+    #[must_use]
+    pub fn min_rate(rate: f64) -> Option<Self> {
+        (rate > 0.0 && rate <= 1.0).then_some(Self::MinRate(rate))
+    }
+
+    /// The verdict of `passed` and `failed` scored samples: None when nothing was scored.
+    #[must_use]
+    pub fn decide(self, passed: u64, failed: u64) -> Option<bool> {
+        let scored = passed + failed;
+        if scored == 0 {
+            return None;
+        }
+        Some(match self {
+            Self::All => failed == 0,
+            Self::Majority => passed > failed,
+            Self::Any => passed > 0,
+            #[allow(clippy::cast_precision_loss)]
+            Self::MinRate(rate) => passed as f64 / scored as f64 >= rate,
+        })
+    }
+}
+
+impl std::fmt::Display for RepeatPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Majority => f.write_str("majority"),
+            Self::Any => f.write_str("any"),
+            Self::MinRate(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl From<RepeatPolicy> for serde_json::Value {
+    fn from(p: RepeatPolicy) -> Self {
+        match p {
+            RepeatPolicy::MinRate(r) => Self::from(r),
+            other => Self::String(other.to_string()),
+        }
+    }
+}
+
+impl TryFrom<serde_json::Value> for RepeatPolicy {
+    type Error = String;
+
+    fn try_from(v: serde_json::Value) -> Result<Self, String> {
+        let parsed = match &v {
+            serde_json::Value::String(s) => Self::parse(s),
+            serde_json::Value::Number(n) => n.as_f64().and_then(Self::min_rate),
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            format!("a repeat policy is `all`, `majority`, `any` or a rate in (0, 1], got {v}")
+        })
+    }
+}
+
 /// One test case, defaults merged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
@@ -207,6 +296,9 @@ pub struct Case {
     pub asserts: Vec<Assertion>,
     /// With a threshold, the case passes when its weighted mean score reaches it.
     pub threshold: Option<f64>,
+    /// `repeat_policy:` of this case; None takes the suite's.
+    #[serde(default)]
+    pub repeat_policy: Option<RepeatPolicy>,
     /// Hex hash of the case's content (vars, expected, context, assertions), so that edits
     /// are visible in history.
     pub hash: String,
@@ -267,6 +359,9 @@ pub struct Suite {
     pub system: Option<String>,
     pub prompt: PromptTemplate,
     pub repeat: u32,
+    /// `repeat_policy:`: how the samples of a case make its verdict (default `all`).
+    #[serde(default)]
+    pub repeat_policy: RepeatPolicy,
     pub cases: Vec<Case>,
     pub gates: Vec<Gate>,
     /// Alert rules, raw (the alert stage interprets them).
@@ -274,4 +369,69 @@ pub struct Suite {
     pub review: Option<ReviewSettings>,
     /// Hex hash of the whole suite's content.
     pub hash: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RepeatPolicy;
+
+    #[test]
+    fn repeat_policies_decide_over_scored_samples() {
+        use RepeatPolicy::{All, Any, Majority, MinRate};
+        // Nothing scored: no verdict, whatever the policy.
+        for p in [All, Majority, Any, MinRate(0.5)] {
+            assert_eq!(p.decide(0, 0), None, "{p}");
+        }
+        assert_eq!(All.decide(3, 0), Some(true));
+        assert_eq!(All.decide(2, 1), Some(false));
+        assert_eq!(Any.decide(1, 2), Some(true));
+        assert_eq!(Any.decide(0, 3), Some(false));
+        assert_eq!(Majority.decide(2, 1), Some(true));
+        assert_eq!(Majority.decide(1, 2), Some(false));
+        // A tie is not a majority of passes.
+        assert_eq!(Majority.decide(2, 2), Some(false));
+        assert_eq!(Majority.decide(1, 0), Some(true));
+        // A minimum rate is reached at equality; 0.5 passes a tie.
+        assert_eq!(MinRate(0.5).decide(2, 2), Some(true));
+        assert_eq!(MinRate(0.7).decide(7, 3), Some(true));
+        assert_eq!(MinRate(0.7).decide(6, 4), Some(false));
+        assert_eq!(MinRate(0.67).decide(2, 1), Some(false));
+        assert_eq!(MinRate(1.0).decide(3, 0), Some(true));
+        assert_eq!(MinRate(1.0).decide(3, 1), Some(false));
+    }
+
+    #[test]
+    fn repeat_policies_parse_and_round_trip() {
+        assert_eq!(RepeatPolicy::parse("all"), Some(RepeatPolicy::All));
+        assert_eq!(
+            RepeatPolicy::parse(" majority "),
+            Some(RepeatPolicy::Majority)
+        );
+        assert_eq!(RepeatPolicy::parse("any"), Some(RepeatPolicy::Any));
+        assert_eq!(RepeatPolicy::parse("0.8"), Some(RepeatPolicy::MinRate(0.8)));
+        assert_eq!(RepeatPolicy::parse("1"), Some(RepeatPolicy::MinRate(1.0)));
+        for bad in ["0", "1.01", "-0.5", "NaN", "inf", "most", "", "80%"] {
+            assert_eq!(RepeatPolicy::parse(bad), None, "{bad}");
+        }
+        assert_eq!(RepeatPolicy::default(), RepeatPolicy::All);
+        for p in [
+            RepeatPolicy::All,
+            RepeatPolicy::Majority,
+            RepeatPolicy::Any,
+            RepeatPolicy::MinRate(0.75),
+        ] {
+            let text = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<RepeatPolicy>(&text).unwrap(), p);
+        }
+        assert_eq!(
+            serde_json::to_string(&RepeatPolicy::MinRate(0.75)).unwrap(),
+            "0.75"
+        );
+        assert_eq!(
+            serde_json::to_string(&RepeatPolicy::Majority).unwrap(),
+            "\"majority\""
+        );
+        assert!(serde_json::from_str::<RepeatPolicy>("2.0").is_err());
+        assert!(serde_json::from_str::<RepeatPolicy>("true").is_err());
+    }
 }

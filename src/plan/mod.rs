@@ -98,6 +98,7 @@ mod tests {
             context: vec![],
             asserts: vec![],
             threshold: None,
+            repeat_policy: None,
             hash: "h".into(),
             location: crate::model::Location::default(),
         }
@@ -120,6 +121,7 @@ mod tests {
             system: None,
             prompt: PromptTemplate::Text("{{ q }}".into()),
             repeat: 2,
+            repeat_policy: crate::model::RepeatPolicy::All,
             cases: vec![
                 case("billing-1", &["billing"]),
                 case("billing-2", &["billing", "eu"]),

@@ -18,17 +18,32 @@ fn to_io(e: serde_json::Error) -> io::Error {
     io::Error::other(e)
 }
 
-/// The header fields of the run object (everything but `cases`).
+/// The metrics of one row as JSON, without the per-case verdicts (listed once, at the top).
+fn metrics_json(m: &crate::model::Metrics) -> Value {
+    let mut v = json!(m);
+    if let Some(map) = v.as_object_mut() {
+        map.remove("case_verdicts");
+    }
+    v
+}
+
+/// The header fields of the run object (everything but `cases`). With `repeat` > 1 it also
+/// has `case_verdicts`: one verdict per case and provider.
 pub fn header(view: &RunView<'_>, alerts: &[Value]) -> Map<String, Value> {
     let providers: Vec<Value> = view
         .overall()
-        .map(|m| json!({ "provider": m.provider, "metrics": m.metrics }))
+        .map(|m| json!({ "provider": m.provider, "metrics": metrics_json(&m.metrics) }))
+        .collect();
+    let verdicts: Vec<Value> = view
+        .overall()
+        .flat_map(|m| m.metrics.case_verdicts.iter())
+        .map(|v| json!(v))
         .collect();
     let tags: Vec<Value> = view
         .metrics
         .iter()
         .filter(|m| m.tag.is_some())
-        .map(|m| json!({ "provider": m.provider, "tag": m.tag, "metrics": m.metrics }))
+        .map(|m| json!({ "provider": m.provider, "tag": m.tag, "metrics": metrics_json(&m.metrics) }))
         .collect();
     let gates: Vec<Value> = view
         .gates
@@ -47,6 +62,12 @@ pub fn header(view: &RunView<'_>, alerts: &[Value]) -> Map<String, Value> {
     m.insert("providers".into(), Value::Array(providers));
     m.insert("tags".into(), Value::Array(tags));
     m.insert("gates".into(), Value::Array(gates));
+    if let Some(policy) = view.overall().find_map(|m| m.metrics.repeat_policy) {
+        m.insert("repeat_policy".into(), json!(policy));
+    }
+    if !verdicts.is_empty() {
+        m.insert("case_verdicts".into(), Value::Array(verdicts));
+    }
     m.insert("alerts".into(), Value::Array(alerts.to_vec()));
     m
 }
@@ -113,5 +134,108 @@ impl<W: Write> JsonRunWriter<W> {
     pub fn end(mut self) -> io::Result<W> {
         self.w.write_all(b"]}\n")?;
         Ok(self.w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        CaseStatus, Job, ProviderMetrics, RepeatPolicy, ResultRecord, RunInfo, RunStatus,
+    };
+
+    fn rec(case: &str, sample: u32, status: CaseStatus) -> ResultRecord {
+        ResultRecord {
+            job: Job {
+                seq: 0,
+                case_index: 0,
+                case_id: case.to_owned(),
+                provider_index: 0,
+                provider_id: "p".into(),
+                sample,
+            },
+            case_hash: "h".into(),
+            tags: vec!["t".into()],
+            prompt: String::new(),
+            status,
+            score: None,
+            output: None,
+            error: None,
+            error_kind: None,
+            latency_ms: None,
+            tokens_in: None,
+            tokens_out: None,
+            cost_usd: None,
+            finish_reason: None,
+            attempts: 1,
+            assertions: Vec::new(),
+            label: None,
+        }
+    }
+
+    fn head(records: &[ResultRecord]) -> Value {
+        let mut acc = crate::metrics::RunAccumulator::with_policies(RepeatPolicy::Majority, []);
+        for r in records {
+            acc.add(r);
+        }
+        let metrics: Vec<ProviderMetrics> = acc.finish(None);
+        let info = RunInfo {
+            run_id: "r1".into(),
+            suite: "s".into(),
+            suite_hash: "h".into(),
+            started_at: "2025-01-01T00:00:00Z".into(),
+            finished_at: None,
+            status: RunStatus::Complete,
+            providers: vec!["p".into()],
+            planned: 0,
+        };
+        let view = RunView {
+            info: &info,
+            metrics: &metrics,
+            gates: &[],
+            wall_secs: None,
+        };
+        Value::Object(header(&view, &[]))
+    }
+
+    #[test]
+    fn case_verdicts_are_listed_once_at_the_top_when_repeated() {
+        use CaseStatus::{Failed as F, Passed as P};
+        let h = head(&[
+            rec("a", 0, P),
+            rec("a", 1, F),
+            rec("a", 2, P),
+            rec("b", 0, F),
+            rec("b", 1, F),
+        ]);
+        assert_eq!(h["repeat_policy"], json!("majority"));
+        assert_eq!(
+            h["case_verdicts"],
+            json!([
+                {"case_id": "a", "provider": "p", "samples": 3, "passed": 2, "failed": 1,
+                 "errors": 0, "unscorable": 0, "agreement": 2.0 / 3.0, "policy": "majority",
+                 "verdict": "passed", "flaky": true},
+                {"case_id": "b", "provider": "p", "samples": 2, "passed": 0, "failed": 2,
+                 "errors": 0, "unscorable": 0, "agreement": 1.0, "policy": "majority",
+                 "verdict": "failed", "flaky": false},
+            ])
+        );
+        let metrics = &h["providers"][0]["metrics"];
+        assert_eq!(metrics["case_pass_rate"], json!(0.5));
+        assert_eq!(metrics["flaky_cases"], json!(["a"]));
+        assert!(metrics.get("case_verdicts").is_none());
+        assert!(h["tags"][0]["metrics"].get("case_verdicts").is_none());
+    }
+
+    #[test]
+    fn no_case_verdicts_without_repeats() {
+        let h = head(&[
+            rec("a", 0, CaseStatus::Passed),
+            rec("b", 0, CaseStatus::Failed),
+        ]);
+        assert!(h.get("case_verdicts").is_none());
+        assert!(h.get("repeat_policy").is_none());
+        assert_eq!(h["providers"][0]["metrics"]["case_pass_rate"], json!(0.5));
+        assert_eq!(h["providers"][0]["metrics"]["agreement"], Value::Null);
     }
 }

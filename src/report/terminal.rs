@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::RunView;
-use crate::model::{Metrics, ResultRecord};
+use crate::model::{CaseStatus, Metrics, ResultRecord};
 
 /// A rate as a percentage, "n/a" when undefined.
 #[must_use]
@@ -155,6 +155,7 @@ pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
                 .collect();
             let _ = writeln!(out, "labels on {}: {}", m.provider, labels.join("; "));
         }
+        repeat_lines(&mut out, &m.provider, &m.metrics, with_tags);
         if !m.metrics.flaky_cases.is_empty() {
             let _ = writeln!(
                 out,
@@ -176,6 +177,76 @@ pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
         );
     }
     out
+}
+
+/// Case verdicts not passed, listed at most.
+const SHOWN_VERDICTS: usize = 10;
+
+/// With `repeat` > 1: the policy, the case pass rate and the agreement of one provider, and
+/// (`detailed`) the cases whose verdict is not `passed`.
+fn repeat_lines(out: &mut String, provider: &str, m: &Metrics, detailed: bool) {
+    let Some(policy) = m.repeat_policy else {
+        return;
+    };
+    let count = |s: CaseStatus| m.case_verdicts.iter().filter(|v| v.verdict == s).count();
+    let (passed, failed) = (count(CaseStatus::Passed), count(CaseStatus::Failed));
+    let unscored = m.case_verdicts.len() - passed - failed;
+    let overridden = m
+        .case_verdicts
+        .iter()
+        .filter(|v| v.policy != policy)
+        .count();
+    let mut policy_text = format!("policy {policy}");
+    if overridden > 0 {
+        let _ = write!(policy_text, " ({overridden} with their own)");
+    }
+    let mut cases = format!("{passed} of {} cases", passed + failed);
+    if unscored > 0 {
+        let _ = write!(cases, "; {unscored} with no scored sample");
+    }
+    let _ = writeln!(
+        out,
+        "samples on {provider}: {policy_text}; case_pass_rate {} ({cases}); agreement {}",
+        pct(m.case_pass_rate),
+        pct(m.agreement)
+    );
+    if !detailed {
+        return;
+    }
+    let not_passed: Vec<String> = m
+        .case_verdicts
+        .iter()
+        .filter(|v| v.verdict != CaseStatus::Passed)
+        .map(|v| {
+            let mut parts = Vec::new();
+            if v.passed + v.failed > 0 {
+                parts.push(format!("{} of {} passed", v.passed, v.passed + v.failed));
+            }
+            match v.errors {
+                0 => {}
+                1 => parts.push("1 error".to_owned()),
+                n => parts.push(format!("{n} errors")),
+            }
+            if v.unscorable > 0 {
+                parts.push(format!("{} unscorable", v.unscorable));
+            }
+            format!(
+                "{} {} ({})",
+                v.case_id,
+                v.verdict.as_str(),
+                parts.join(", ")
+            )
+        })
+        .collect();
+    if not_passed.is_empty() {
+        return;
+    }
+    let more = not_passed.len().saturating_sub(SHOWN_VERDICTS);
+    let mut line = not_passed[..not_passed.len().min(SHOWN_VERDICTS)].join(", ");
+    if more > 0 {
+        let _ = write!(line, ", ... and {more} more");
+    }
+    let _ = writeln!(out, "case verdicts on {provider}: {line}");
 }
 
 /// One line per failed, errored or unscorable result.
@@ -231,5 +302,114 @@ mod tests {
         assert_eq!(value(Some(0.916_666)), "0.9167");
         assert_eq!(value(Some(0.0)), "0");
         assert_eq!(value(None), "n/a");
+    }
+
+    #[test]
+    fn repeated_runs_show_policy_case_pass_rate_agreement_and_verdicts() {
+        use crate::model::{
+            CaseStatus::{Error as E, Failed as F, Passed as P},
+            Job, ProviderMetrics, RepeatPolicy, RunInfo, RunStatus,
+        };
+        let mut acc = crate::metrics::RunAccumulator::with_policies(
+            RepeatPolicy::All,
+            [("c", RepeatPolicy::Any)],
+        );
+        for (case, statuses) in [
+            ("a", [P, P, P]),
+            ("b", [P, F, E]),
+            ("c", [F, F, P]),
+            ("d", [E, E, E]),
+        ] {
+            for (i, status) in statuses.into_iter().enumerate() {
+                acc.add(&ResultRecord {
+                    job: Job {
+                        seq: 0,
+                        case_index: 0,
+                        case_id: case.into(),
+                        provider_index: 0,
+                        provider_id: "p".into(),
+                        sample: u32::try_from(i).unwrap(),
+                    },
+                    case_hash: String::new(),
+                    tags: Vec::new(),
+                    prompt: String::new(),
+                    status,
+                    score: None,
+                    output: None,
+                    error: None,
+                    error_kind: None,
+                    latency_ms: None,
+                    tokens_in: None,
+                    tokens_out: None,
+                    cost_usd: None,
+                    finish_reason: None,
+                    attempts: 1,
+                    assertions: Vec::new(),
+                    label: None,
+                });
+            }
+        }
+        let metrics: Vec<ProviderMetrics> = acc.finish(None);
+        let info = RunInfo {
+            run_id: "r1".into(),
+            suite: "s".into(),
+            suite_hash: "h".into(),
+            started_at: String::new(),
+            finished_at: None,
+            status: RunStatus::Complete,
+            providers: vec!["p".into()],
+            planned: 12,
+        };
+        let view = RunView {
+            info: &info,
+            metrics: &metrics,
+            gates: &[],
+            wall_secs: None,
+        };
+        let text = summary(&view, true);
+        assert!(
+            text.contains("samples on p: policy all (1 with their own); case_pass_rate 66.7% (2 of 3 cases; 1 with no scored sample); agreement 72.2%\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "case verdicts on p: b failed (1 of 2 passed, 1 error), d error (3 errors)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("flaky on p: b, c\n"), "{text}");
+        // Not verbose: the summary line, not the verdict list.
+        let short = summary(&view, false);
+        assert!(short.contains("samples on p: policy all"), "{short}");
+        assert!(!short.contains("case verdicts"), "{short}");
+    }
+
+    #[test]
+    fn single_sample_runs_show_no_repeat_line() {
+        let metrics = vec![crate::model::ProviderMetrics {
+            provider: "p".into(),
+            tag: None,
+            metrics: Metrics {
+                case_pass_rate: Some(1.0),
+                ..Metrics::default()
+            },
+        }];
+        let info = crate::model::RunInfo {
+            run_id: "r1".into(),
+            suite: "s".into(),
+            suite_hash: "h".into(),
+            started_at: String::new(),
+            finished_at: None,
+            status: crate::model::RunStatus::Complete,
+            providers: vec!["p".into()],
+            planned: 1,
+        };
+        let view = RunView {
+            info: &info,
+            metrics: &metrics,
+            gates: &[],
+            wall_secs: None,
+        };
+        assert!(!summary(&view, true).contains("samples on"));
     }
 }

@@ -45,6 +45,7 @@ pub fn case(id: &str, asserts: Vec<Assertion>) -> Case {
         context: Vec::new(),
         asserts,
         threshold: None,
+        repeat_policy: None,
         hash: format!("hash-{id}"),
         location: Location::default(),
     }
@@ -64,6 +65,7 @@ pub fn suite(cases: Vec<Case>) -> Suite {
         system: None,
         prompt: PromptTemplate::Text("{{ q }}".into()),
         repeat: 1,
+        repeat_policy: crate::model::RepeatPolicy::All,
         cases,
         gates: Vec::new(),
         alerts: Vec::new(),

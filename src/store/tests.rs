@@ -20,6 +20,7 @@ fn case(id: &str, hash: &str, tags: &[&str]) -> Case {
         context: Vec::new(),
         asserts: Vec::new(),
         threshold: None,
+        repeat_policy: None,
         hash: hash.to_owned(),
         location: Location::default(),
     }
@@ -39,6 +40,7 @@ fn suite(name: &str, cases: Vec<Case>) -> Suite {
         system: None,
         prompt: PromptTemplate::Text("Q: {{ q }}".to_owned()),
         repeat: 1,
+        repeat_policy: crate::model::RepeatPolicy::All,
         cases,
         gates: Vec::new(),
         alerts: Vec::new(),

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::assertion::{self, Pending, scalar_text};
-use super::decode::Ctx;
+use super::decode::{Ctx, did_you_mean};
 use super::hash;
 use super::wire::{WireCase, WireInclude};
-use super::yaml::{self, Node};
-use crate::model::{Case, Location};
+use super::yaml::{self, Kind, Node};
+use crate::model::{Case, Location, RepeatPolicy};
 
 /// Deepest chain of YAML case files including each other.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -391,6 +391,9 @@ impl CaseBuilder {
             }
         }
         let threshold = wire.threshold.or(self.defaults.threshold);
+        let repeat_policy = node
+            .get("repeat_policy")
+            .and_then(|(_, v)| decode_repeat_policy(ctx, v));
         // Cases live for the whole run: no spare capacity (a `Vec` of assertions otherwise
         // reserves room for four).
         asserts.shrink_to_fit();
@@ -402,12 +405,61 @@ impl CaseBuilder {
             context,
             asserts,
             threshold,
+            repeat_policy,
             hash: String::new(),
             location,
         };
         case.hash = hash::case_hash(&case);
         self.cases.push(case);
     }
+}
+
+/// A `repeat_policy:` value (of the suite or of a case): `all`, `majority`, `any`, or a
+/// minimum pass rate in (0, 1]. Null means "not set".
+pub(crate) fn decode_repeat_policy(ctx: &mut Ctx, node: &Node) -> Option<RepeatPolicy> {
+    const EXPECTED: &str =
+        "`repeat_policy` is `all`, `majority`, `any` or a minimum pass rate in (0, 1] such as 0.8";
+    #[allow(clippy::cast_precision_loss)]
+    let rate = match &node.kind {
+        Kind::Null => return None,
+        Kind::Int(i) => *i as f64,
+        Kind::Float(f) => *f,
+        Kind::Str(s) => {
+            if let Some(p) = RepeatPolicy::parse(s) {
+                return Some(p);
+            }
+            let text = s.trim();
+            if let Some(pct) = text.strip_suffix('%')
+                && let Ok(v) = pct.trim().parse::<f64>()
+            {
+                ctx.error(
+                    node,
+                    format!("{EXPECTED}; write `{text}` as a rate: {}", v / 100.0),
+                );
+            } else if let Ok(v) = text.parse::<f64>() {
+                ctx.error(
+                    node,
+                    format!("{EXPECTED}; the rate must be above 0 and at most 1, got {v}"),
+                );
+            } else {
+                let hint = did_you_mean(text, RepeatPolicy::NAMES);
+                ctx.error(node, format!("{EXPECTED}, got `{text}`{hint}"));
+            }
+            return None;
+        }
+        _ => {
+            ctx.error(node, format!("{EXPECTED}, found {}", node.type_name()));
+            return None;
+        }
+    };
+    let policy = RepeatPolicy::min_rate(rate);
+    if policy.is_none() {
+        ctx.error(
+            node,
+            format!("{EXPECTED}; the rate must be above 0 and at most 1, got {rate}"),
+        );
+    }
+    policy
 }
 
 fn field<'a>(node: &'a Node, key: &str) -> &'a Node {

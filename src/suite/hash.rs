@@ -2,10 +2,12 @@
 //! locations), first 16 hex characters. Reformatting a file keeps them; editing content
 //! changes them.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::model::{Case, Suite};
+use crate::model::{Case, RepeatPolicy, Suite};
 
 /// Feeds serialised JSON straight into the hasher: no intermediate text.
 struct Feed<'a>(&'a mut Sha256);
@@ -108,7 +110,9 @@ pub(crate) fn case_hash(case: &Case) -> String {
     })
 }
 
-/// Hash of a suite's content: name, prompt, providers, repeat, gates and case hashes.
+/// Hash of a suite's content: name, prompt, providers, repeat, gates and case hashes, and
+/// the repeat policies when any is set other than the default (so that the hashes of suites
+/// without one did not change when policies came).
 pub(crate) fn suite_hash(suite: &Suite) -> String {
     let providers: Vec<Value> = suite
         .providers
@@ -124,18 +128,27 @@ pub(crate) fn suite_hash(suite: &Suite) -> String {
         .iter()
         .map(|c| (c.id.as_str(), c.hash.as_str()))
         .collect();
+    let mut head = serde_json::json!({
+        "name": suite.name,
+        "system": suite.system,
+        "prompt": suite.prompt,
+        "repeat": suite.repeat,
+        "providers": providers,
+        "gates": suite.gates,
+    });
+    let overrides: BTreeMap<&str, Value> = suite
+        .cases
+        .iter()
+        .filter_map(|c| c.repeat_policy.map(|p| (c.id.as_str(), Value::from(p))))
+        .collect();
+    if (suite.repeat_policy != RepeatPolicy::default() || !overrides.is_empty())
+        && let Some(map) = head.as_object_mut()
+    {
+        map.insert("repeat_policy".into(), Value::from(suite.repeat_policy));
+        map.insert("case_repeat_policies".into(), serde_json::json!(overrides));
+    }
     let mut h = Sha256::new();
-    canonical(
-        &serde_json::json!({
-            "name": suite.name,
-            "system": suite.system,
-            "prompt": suite.prompt,
-            "repeat": suite.repeat,
-            "providers": providers,
-            "gates": suite.gates,
-        }),
-        &mut h,
-    );
+    canonical(&head, &mut h);
     let _ = serde_json::to_writer(Feed(&mut h), &cases);
     hex::encode(&h.finalize()[..8])
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::assertion;
-use super::cases::{CaseBuilder, Defaults, parent};
+use super::cases::{CaseBuilder, Defaults, decode_repeat_policy, parent};
 use super::decode::{Ctx, did_you_mean};
 use super::wire::{SUITE_KEYS, WireDefaults, WireGate, WireMessage, WireReview};
 use super::yaml::{self, Node};
@@ -174,6 +174,9 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
         },
         None => 1,
     };
+    let repeat_policy = get("repeat_policy")
+        .and_then(|(_, v)| decode_repeat_policy(ctx, v))
+        .unwrap_or_default();
 
     let providers = suite_providers(ctx, get("providers"), project, &base_dir, &start);
 
@@ -287,6 +290,7 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
         system,
         prompt: prompt?,
         repeat,
+        repeat_policy,
         cases: builder.cases,
         gates,
         alerts,

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::model::{
-    Check, LengthUnit, Normalize, PromptTemplate, ProviderKind, ProviderSpec, SimilarityAlgo,
-    Tolerance,
+    Check, LengthUnit, Normalize, PromptTemplate, ProviderKind, ProviderSpec, RepeatPolicy,
+    SimilarityAlgo, Tolerance,
 };
 
 fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
@@ -965,5 +965,110 @@ fn duplicate_suite_names_across_files() {
         diags.0[0]
             .message
             .contains("suite name `demo` is also used by")
+    );
+}
+
+#[test]
+fn repeat_policy_of_the_suite_and_of_cases() {
+    let case = "  - {id: a, expected: x, vars: {question: q}}\n";
+    let (suite, diags) = load_text(with_cases(case));
+    assert_eq!(diags, Vec::<String>::new());
+    let plain = suite.expect("loads");
+    assert_eq!(
+        plain.repeat_policy,
+        RepeatPolicy::All,
+        "the default is `all`"
+    );
+    assert_eq!(plain.cases[0].repeat_policy, None);
+
+    let (suite, diags) = load_text(format!(
+        "{HEAD}repeat: 5\nrepeat_policy: majority\ncases:\n{case}  - id: b\n    expected: y\n    vars: {{question: q}}\n    repeat_policy: 0.8\n  - {{id: c, expected: z, vars: {{question: q}}, repeat_policy: any}}\n"
+    ));
+    assert_eq!(diags, Vec::<String>::new());
+    let suite = suite.expect("loads");
+    assert_eq!(suite.repeat, 5);
+    assert_eq!(suite.repeat_policy, RepeatPolicy::Majority);
+    let policies: Vec<Option<RepeatPolicy>> = suite.cases.iter().map(|c| c.repeat_policy).collect();
+    assert_eq!(
+        policies,
+        vec![
+            None,
+            Some(RepeatPolicy::MinRate(0.8)),
+            Some(RepeatPolicy::Any)
+        ]
+    );
+    // A policy changes the suite's hash, not the cases' (their history goes on).
+    assert_ne!(suite.hash, plain.hash);
+    assert_eq!(suite.cases[0].hash, plain.cases[0].hash);
+    // An explicit default is the same suite as none at all.
+    let (explicit, _) = load_text(format!("{HEAD}repeat_policy: all\ncases:\n{case}"));
+    assert_eq!(explicit.expect("loads").hash, plain.hash);
+    let (rate, _) = load_text(format!("{HEAD}repeat_policy: 1\ncases:\n{case}"));
+    assert_eq!(
+        rate.expect("loads").repeat_policy,
+        RepeatPolicy::MinRate(1.0)
+    );
+}
+
+#[test]
+fn invalid_repeat_policies_are_located() {
+    let case = "  - {id: a, expected: x, vars: {question: q}}\n";
+    let cases = [
+        (
+            "repeat_policy: most",
+            "4:16: `repeat_policy` is `all`, `majority`, `any` or a minimum pass rate in (0, 1] such as 0.8, got `most`",
+        ),
+        (
+            "repeat_policy: majorty",
+            "4:16: `repeat_policy` is `all`, `majority`, `any` or a minimum pass rate in (0, 1] such as 0.8, got `majorty`; did you mean `majority`?",
+        ),
+        (
+            "repeat_policy: 1.5",
+            "4:16: `repeat_policy` is `all`, `majority`, `any` or a minimum pass rate in (0, 1] such as 0.8; the rate must be above 0 and at most 1, got 1.5",
+        ),
+        (
+            "repeat_policy: 0",
+            "4:16: `repeat_policy` is `all`, `majority`, `any` or a minimum pass rate in (0, 1] such as 0.8; the rate must be above 0 and at most 1, got 0",
+        ),
+        (
+            "repeat_policy: 80%",
+            "4:16: `repeat_policy` is `all`, `majority`, `any` or a minimum pass rate in (0, 1] such as 0.8; write `80%` as a rate: 0.8",
+        ),
+        (
+            "repeat_policy: [all]",
+            "4:16: `repeat_policy` is `all`, `majority`, `any` or a minimum pass rate in (0, 1] such as 0.8, found a list",
+        ),
+    ];
+    for (line, want) in cases {
+        let (suite, diags) = load_text(format!("{HEAD}{line}\ncases:\n{case}"));
+        assert!(suite.is_none(), "{line}");
+        assert_eq!(diags, vec![want.to_owned()], "{line}");
+    }
+    // In a case, inline and in an included JSONL file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "cases/r.jsonl",
+        "{\"id\": \"j\", \"expected\": \"x\", \"vars\": {\"question\": \"q\"}, \"repeat_policy\": -1}\n",
+    );
+    let path = write(
+        dir.path(),
+        "s.yaml",
+        format!(
+            "{HEAD}cases:\n  - id: a\n    expected: x\n    vars: {{question: q}}\n    repeat_policy: sometimes\n  - include: cases/r.jsonl\n"
+        ),
+    );
+    let (suites, diags) = load_suites(std::slice::from_ref(&path), &project());
+    assert!(suites.is_empty());
+    let msgs: Vec<String> = diags.0.iter().map(ToString::to_string).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(
+        msgs[0].ends_with("s.yaml:8:20: `repeat_policy` is `all`, `majority`, `any` or a minimum pass rate in (0, 1] such as 0.8, got `sometimes`"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].contains("r.jsonl:1:")
+            && msgs[1].ends_with("the rate must be above 0 and at most 1, got -1"),
+        "{msgs:?}"
     );
 }

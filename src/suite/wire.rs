@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 /// Top-level keys of a suite file.
-pub(crate) const SUITE_KEYS: [&str; 17] = [
+pub(crate) const SUITE_KEYS: [&str; 18] = [
     "suite",
     "description",
     "tags",
@@ -22,6 +22,7 @@ pub(crate) const SUITE_KEYS: [&str; 17] = [
     "prompt",
     "messages",
     "repeat",
+    "repeat_policy",
     "defaults",
     "cases",
     "gates",
@@ -57,6 +58,9 @@ pub(crate) struct WireCase {
     #[allow(dead_code)]
     pub assert: Option<IgnoredAny>,
     pub threshold: Option<f64>,
+    /// Checked from its node (`cases::repeat_policy`), for the position of an error.
+    #[allow(dead_code)]
+    pub repeat_policy: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -227,3 +227,117 @@ fn resume_runs_only_what_is_missing_into_the_same_run() {
     let wrong = p.run(&["run", "--resume", "nope"]);
     assert_eq!(code(&wrong), 2);
 }
+
+/// `repeat: 3` on a replay whose answers differ per sample: one verdict per case by the
+/// suite's `repeat_policy` (and a case's own), agreement, flaky cases, a gate on
+/// `case_pass_rate`; `show` reads the same back from the store.
+#[test]
+fn repeated_samples_make_case_verdicts_by_policy() {
+    use std::fmt::Write as _;
+    let p = Project::new();
+    // Per case, the answers of samples 0, 1, 2.
+    let answers = [
+        ("a", ["right", "right", "right"]),
+        ("b", ["right", "wrong", "right"]),
+        ("c", ["wrong", "wrong", "right"]),
+        ("d", ["wrong", "right", "wrong"]),
+    ];
+    let mut rec = String::new();
+    for (case, outs) in answers {
+        for (sample, out) in outs.iter().enumerate() {
+            let _ = writeln!(
+                rec,
+                "{{\"case_id\": \"{case}\", \"sample\": {sample}, \"output\": \"the answer is {out}\"}}"
+            );
+        }
+    }
+    p.write("suites/rep.jsonl", &rec);
+    p.write(
+        "suites/rep.yaml",
+        "suite: rep\nproviders:\n  - id: rec\n    type: replay\n    file: rep.jsonl\nprompt: \"Q: {{ q }}\"\nrepeat: 3\nrepeat_policy: majority\ncases:\n  - {id: a, vars: {q: x}, expected: right}\n  - {id: b, vars: {q: x}, expected: right}\n  - {id: c, vars: {q: x}, expected: right, repeat_policy: any}\n  - {id: d, vars: {q: x}, expected: right}\ngates:\n  case_pass_rate: {min: 0.8}\n  agreement: {min: 0.7}\n",
+    );
+    let out = p.run(&["run", "--format", "json"]);
+    assert_eq!(
+        code(&out),
+        1,
+        "the case_pass_rate gate is breached\n{}",
+        stderr(&out)
+    );
+    let run = &json_runs(&out)[0];
+    assert_eq!(
+        run["cases"].as_array().map(Vec::len),
+        Some(12),
+        "every sample stored"
+    );
+    assert_eq!(run["repeat_policy"], "majority");
+    let verdicts: Vec<(&str, &str, u64, u64, bool, &str)> = run["case_verdicts"]
+        .as_array()
+        .expect("case_verdicts")
+        .iter()
+        .map(|v| {
+            assert_eq!(v["provider"], "rec");
+            (
+                v["case_id"].as_str().unwrap_or_default(),
+                v["verdict"].as_str().unwrap_or_default(),
+                v["samples"].as_u64().unwrap_or_default(),
+                v["passed"].as_u64().unwrap_or_default(),
+                v["flaky"].as_bool().unwrap_or_default(),
+                v["policy"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("a", "passed", 3, 3, false, "majority"),
+            ("b", "passed", 3, 2, true, "majority"),
+            ("c", "passed", 3, 1, true, "any"),
+            ("d", "failed", 3, 1, true, "majority"),
+        ]
+    );
+    let agreement: Vec<f64> = run["case_verdicts"]
+        .as_array()
+        .expect("case_verdicts")
+        .iter()
+        .filter_map(|v| v["agreement"].as_f64())
+        .collect();
+    assert_eq!(agreement.len(), 4);
+    assert!((agreement[0] - 1.0).abs() < 1e-9);
+    for a in &agreement[1..] {
+        assert!((a - 2.0 / 3.0).abs() < 1e-9, "{agreement:?}");
+    }
+    let m = &run["providers"][0]["metrics"];
+    assert_eq!(m["flaky_cases"], serde_json::json!(["b", "c", "d"]));
+    assert!((m["case_pass_rate"].as_f64().expect("case_pass_rate") - 0.75).abs() < 1e-9);
+    assert!((m["agreement"].as_f64().expect("agreement") - 0.75).abs() < 1e-9);
+    assert!((m["pass_rate"].as_f64().expect("pass_rate") - 7.0 / 12.0).abs() < 1e-9);
+    let gates: Vec<(&str, bool)> = run["gates"]
+        .as_array()
+        .expect("gates")
+        .iter()
+        .map(|g| (g["metric"].as_str().unwrap_or_default(), g["ok"] == true))
+        .collect();
+    assert_eq!(gates, vec![("case_pass_rate", false), ("agreement", true)]);
+
+    // `show` reads the verdicts and metrics back from the store.
+    let run_id = run["run_id"].as_str().expect("run id");
+    let shown = p.run(&["show", run_id, "--format", "json"]);
+    assert_eq!(code(&shown), 0, "{}", stderr(&shown));
+    let back = &json_runs(&shown)[0];
+    assert_eq!(back["case_verdicts"], run["case_verdicts"]);
+    assert_eq!(
+        back["providers"][0]["metrics"]["case_pass_rate"],
+        m["case_pass_rate"]
+    );
+    let text = p.run(&["show", run_id]);
+    let text = crate::support::stdout(&text);
+    assert!(
+        text.contains("samples on rec: policy majority (1 with their own); case_pass_rate 75.0% (3 of 4 cases); agreement 75.0%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("case verdicts on rec: d failed (1 of 3 passed)"),
+        "{text}"
+    );
+    assert!(text.contains("flaky on rec: b, c, d"), "{text}");
+}
