@@ -200,8 +200,10 @@ pub struct MetricDelta {
 /// Significance level the text output marks.
 pub const ALPHA: f64 = 0.05;
 
-const DELTA_METRICS: [&str; 10] = [
+const DELTA_METRICS: [&str; 12] = [
     "pass_rate",
+    "case_pass_rate",
+    "agreement",
     "mean_score",
     "error_rate",
     "hallucination_rate",
@@ -424,7 +426,7 @@ pub fn prom_label(v: &str) -> String {
     out
 }
 
-const PROM_METRICS: [(&str, &str); 14] = [
+const PROM_METRICS: [(&str, &str); 16] = [
     (
         "pass_rate",
         "Share of scored results that passed (passed / (passed + failed)).",
@@ -460,6 +462,14 @@ const PROM_METRICS: [(&str, &str); 14] = [
     ("cost_usd", "Cost of the run, US dollars."),
     ("cases", "Results of the run."),
     ("flaky_cases", "Cases with mixed outcomes across samples."),
+    (
+        "case_pass_rate",
+        "Share of case verdicts (under repeat_policy) that passed.",
+    ),
+    (
+        "agreement",
+        "Mean share of a repeated case's samples that agree with its majority outcome.",
+    ),
 ];
 
 /// Prometheus text exposition of the newest finished run of each suite and provider.
