@@ -6,17 +6,19 @@ pub mod limiter;
 pub mod retry;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{
-    CallError, Completion, ErrorKind, Job, Pricing, RateLimit, Request, RetryPolicy,
+    CallError, Completion, ErrorKind, Job, Judged, Pricing, RateLimit, Request, RetryPolicy,
 };
 use crate::provider::Provider;
-use limiter::Limiter;
+pub use limiter::Limiter;
 
 /// A provider with the limits the executor enforces for it.
 pub struct Slot {
@@ -26,6 +28,9 @@ pub struct Slot {
     pub retries: RetryPolicy,
     pub pricing: Option<Pricing>,
     pub rate_limit: RateLimit,
+    /// A rate limiter shared with other callers of the same provider (a judge that is also a
+    /// provider under test); None builds one from `rate_limit`.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 /// One finished job.
@@ -37,6 +42,8 @@ pub struct Finished {
     pub result: Result<Completion, CallError>,
     /// Attempts made.
     pub attempts: u32,
+    /// What the post-completion hook added (judged assertions), if it ran.
+    pub judged: Option<Judged>,
 }
 
 /// What the executor reports, in the order things happen.
@@ -63,8 +70,77 @@ pub enum Event {
 /// Renders the request of a job.
 pub type RenderFn = Arc<dyn Fn(&Job) -> Result<Request, String> + Send + Sync>;
 
+/// Runs after a successful call, in the worker task, before the job is reported: the judging
+/// stage. It gets the job, its request and its completion; what it returns rides on
+/// [`Finished::judged`]. While it runs the worker takes no new job (memory stays bounded by
+/// the in-flight calls), but the global permit is released.
+pub type AfterFn =
+    Arc<dyn Fn(&Job, &Request, &Completion) -> BoxFuture<'static, Judged> + Send + Sync>;
+
+/// The limits one provider call is made under: see [`call_with_retries`].
+pub struct CallLimits<'a> {
+    pub provider_id: &'a str,
+    pub limiter: &'a Limiter,
+    pub timeout: Duration,
+    pub retries: &'a RetryPolicy,
+}
+
+/// Make `call` under `limits`: wait for the rate limiter, bound each attempt by the timeout,
+/// retry retryable failures with backoff (honouring `Retry-After`), and tell `failed` about
+/// each failed attempt with the wait before the next (None: giving up). Returns the result
+/// and the attempts made, or None when `cancel` fired.
+pub async fn call_with_retries<T, C, CF, N, NF>(
+    limits: &CallLimits<'_>,
+    cancel: &CancellationToken,
+    mut call: C,
+    mut failed: N,
+) -> Option<(Result<T, CallError>, u32)>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, CallError>>,
+    N: FnMut(u32, &CallError, Option<Duration>) -> NF,
+    NF: Future<Output = ()>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        tokio::select! {
+            () = cancel.cancelled() => return None,
+            () = limits.limiter.acquire() => {}
+        }
+        let outcome = tokio::select! {
+            () = cancel.cancelled() => return None,
+            r = tokio::time::timeout(limits.timeout, call()) => r,
+        };
+        let result = outcome.unwrap_or_else(|_| {
+            Err(CallError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "provider `{}` did not answer within {:?}; raise `timeout:` or check the endpoint",
+                    limits.provider_id, limits.timeout
+                ),
+            ))
+        });
+        match result {
+            Ok(v) => return Some((Ok(v), attempt)),
+            Err(error) => {
+                let retry_in = retry::delay(limits.retries, attempt, &error, rand::random::<f64>());
+                failed(attempt, &error, retry_in).await;
+                let Some(wait) = retry_in else {
+                    return Some((Err(error), attempt));
+                };
+                tokio::select! {
+                    () = cancel.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Run every job. Jobs go to their provider's queue (`job.provider_index` indexes `slots`);
 /// each provider gets `concurrency` workers, and at most `global` calls are in flight overall.
+/// `after`, if any, runs after each successful call (see [`AfterFn`]).
 /// Returns when every job finished or `cancel` fired (in-flight calls are abandoned, so what
 /// finished is exactly what was reported).
 pub async fn execute(
@@ -72,6 +148,7 @@ pub async fn execute(
     slots: Vec<Slot>,
     global: usize,
     render: RenderFn,
+    after: Option<AfterFn>,
     cancel: CancellationToken,
     tx: mpsc::Sender<Event>,
 ) {
@@ -83,14 +160,18 @@ pub async fn execute(
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for (slot, queue) in slots.into_iter().zip(queues) {
+    for (mut slot, queue) in slots.into_iter().zip(queues) {
         if queue.is_empty() {
             continue;
         }
         let workers = slot.concurrency.max(1).min(queue.len());
+        let limiter = slot
+            .limiter
+            .take()
+            .unwrap_or_else(|| Arc::new(Limiter::new(slot.rate_limit)));
         let shared = Arc::new(Shared {
             queue: Mutex::new(queue),
-            limiter: Limiter::new(slot.rate_limit),
+            limiter,
             slot,
         });
         for _ in 0..workers {
@@ -98,6 +179,7 @@ pub async fn execute(
                 shared: Arc::clone(&shared),
                 global: Arc::clone(&global),
                 render: Arc::clone(&render),
+                after: after.clone(),
                 cancel: cancel.clone(),
                 tx: tx.clone(),
             };
@@ -114,7 +196,7 @@ pub async fn execute(
 
 struct Shared {
     queue: Mutex<VecDeque<Job>>,
-    limiter: Limiter,
+    limiter: Arc<Limiter>,
     slot: Slot,
 }
 
@@ -122,6 +204,7 @@ struct Worker {
     shared: Arc<Shared>,
     global: Arc<Semaphore>,
     render: RenderFn,
+    after: Option<AfterFn>,
     cancel: CancellationToken,
     tx: mpsc::Sender<Event>,
 }
@@ -134,12 +217,22 @@ impl Worker {
             }
             let next = self.shared.queue.lock().map_or(None, |mut q| q.pop_front());
             let Some(job) = next else { return };
-            let Ok(_permit) = self.global.acquire().await else {
+            let Ok(permit) = self.global.acquire().await else {
                 return;
             };
-            let Some(finished) = self.one(job).await else {
+            let Some(mut finished) = self.one(job).await else {
                 return; // cancelled mid-call
             };
+            drop(permit);
+            if let (Some(after), Some(request), Ok(completion)) =
+                (&self.after, &finished.request, &finished.result)
+            {
+                let judging = after(&finished.job, request, completion);
+                tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    judged = judging => finished.judged = Some(judged),
+                }
+            }
             if self
                 .tx
                 .send(Event::JobFinished(Box::new(finished)))
@@ -164,79 +257,58 @@ impl Worker {
                     request: None,
                     result: Err(error),
                     attempts: 0,
+                    judged: None,
                 });
             }
         };
         let _ = self.tx.send(Event::JobStarted { seq: job.seq }).await;
         let slot = &self.shared.slot;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            tokio::select! {
-                () = self.cancel.cancelled() => return None,
-                () = self.shared.limiter.acquire() => {}
-            }
-            let call = tokio::time::timeout(slot.timeout, slot.provider.complete(&request));
-            let outcome = tokio::select! {
-                () = self.cancel.cancelled() => return None,
-                r = call => r,
-            };
-            let result = outcome.unwrap_or_else(|_| {
-                Err(CallError::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "provider `{}` did not answer within {:?}; raise `timeout:` or check the endpoint",
-                        slot.provider.id(),
-                        slot.timeout
-                    ),
-                ))
-            });
-            match result {
-                Ok(mut completion) => {
-                    let tokens =
-                        completion.tokens_in.unwrap_or(0) + completion.tokens_out.unwrap_or(0);
-                    self.shared.limiter.record_tokens(tokens).await;
-                    if completion.cost_usd.is_none()
-                        && let (Some(p), Some(i), Some(o)) =
-                            (slot.pricing, completion.tokens_in, completion.tokens_out)
-                    {
-                        completion.cost_usd = Some(p.cost(i, o));
-                    }
-                    return Some(Finished {
-                        job,
-                        request: Some(request),
-                        result: Ok(completion),
-                        attempts: attempt,
-                    });
+        let limits = CallLimits {
+            provider_id: slot.provider.id(),
+            limiter: &self.shared.limiter,
+            timeout: slot.timeout,
+            retries: &slot.retries,
+        };
+        let seq = job.seq;
+        let (result, attempts) = call_with_retries(
+            &limits,
+            &self.cancel,
+            || slot.provider.complete(&request),
+            |attempt, error, retry_in| {
+                let event = Event::AttemptFailed {
+                    seq,
+                    provider_id: slot.provider.id().to_string(),
+                    attempt,
+                    error: error.clone(),
+                    retry_in,
+                };
+                async move {
+                    let _ = self.tx.send(event).await;
                 }
-                Err(error) => {
-                    let retry_in =
-                        retry::delay(&slot.retries, attempt, &error, rand::random::<f64>());
-                    let _ = self
-                        .tx
-                        .send(Event::AttemptFailed {
-                            seq: job.seq,
-                            provider_id: slot.provider.id().to_string(),
-                            attempt,
-                            error: error.clone(),
-                            retry_in,
-                        })
-                        .await;
-                    let Some(wait) = retry_in else {
-                        return Some(Finished {
-                            job,
-                            request: Some(request),
-                            result: Err(error),
-                            attempts: attempt,
-                        });
-                    };
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return None,
-                        () = tokio::time::sleep(wait) => {}
-                    }
+            },
+        )
+        .await?;
+        let result = match result {
+            Ok(mut completion) => {
+                let tokens = completion.tokens_in.unwrap_or(0) + completion.tokens_out.unwrap_or(0);
+                self.shared.limiter.record_tokens(tokens).await;
+                if completion.cost_usd.is_none()
+                    && let (Some(p), Some(i), Some(o)) =
+                        (slot.pricing, completion.tokens_in, completion.tokens_out)
+                {
+                    completion.cost_usd = Some(p.cost(i, o));
                 }
+                Ok(completion)
             }
-        }
+            Err(e) => Err(e),
+        };
+        Some(Finished {
+            job,
+            request: Some(request),
+            result,
+            attempts,
+            judged: None,
+        })
     }
 }
 
@@ -303,6 +375,7 @@ mod tests {
             vec![slot(Arc::clone(p), concurrency, timeout)],
             global,
             render(),
+            None,
             cancel,
             tx,
         );
@@ -350,6 +423,7 @@ mod tests {
                 output_per_mtok: 2.0,
             }),
             rate_limit: RateLimit::default(),
+            limiter: None,
         }
     }
 

@@ -52,7 +52,7 @@ pub(crate) struct Acc {
     unscorable: u64,
     score_sum: f64,
     score_n: u64,
-    /// Results with a decided `hallucination` assertion.
+    /// Results with a decided `hallucination` or `factuality` assertion.
     halluc_n: u64,
     halluc_failed: u64,
     contradiction: u64,
@@ -146,24 +146,37 @@ impl Acc {
         }
     }
 
-    /// Counts the result towards the hallucination rates when it carries a decided
-    /// (not unscorable) `hallucination` assertion.
+    /// Counts the result towards the hallucination rates when it carries a decided (not
+    /// unscorable) `hallucination` or `factuality` assertion. It is hallucinated when a
+    /// `hallucination` assertion failed or a `factuality` verdict is `contradiction` or
+    /// `superset` (an unsupported addition); a hallucinated result counts as a contradiction
+    /// when one was found (`details.contradictions`, or the category), and as unsupported
+    /// when unsupported content was (`details.unsupported`, or a superset).
     fn add_hallucination(&mut self, r: &ResultRecord) {
         let mut carried = false;
         let mut failed = false;
         let mut contradiction = false;
         let mut unsupported = false;
-        for a in r
-            .assertions
-            .iter()
-            .filter(|a| a.type_name == "hallucination" && !a.unscorable)
-        {
-            carried = true;
-            failed |= !a.pass;
-            contradiction |= a.details.get("category").and_then(Value::as_str)
-                == Some("contradiction")
-                || non_empty(a.details.get("contradiction"));
-            unsupported |= non_empty(a.details.get("unsupported"));
+        for a in r.assertions.iter().filter(|a| !a.unscorable) {
+            let kind = a.type_name.as_str();
+            let category = a.details.get("category").and_then(Value::as_str);
+            if kind == "hallucination" {
+                carried = true;
+                if !a.pass {
+                    failed = true;
+                    contradiction |= category == Some("contradiction")
+                        || non_empty(a.details.get("contradiction"))
+                        || non_empty(a.details.get("contradictions"));
+                    unsupported |= non_empty(a.details.get("unsupported"));
+                }
+            } else if kind == "factuality" {
+                carried = true;
+                match category {
+                    Some("contradiction") => (failed, contradiction) = (true, true),
+                    Some("superset") => (failed, unsupported) = (true, true),
+                    _ => {}
+                }
+            }
         }
         if carried {
             self.halluc_n += 1;
