@@ -463,6 +463,114 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_after_hook_runs_on_successes_only_and_rides_on_the_event() {
+        let p = flaky(0, Duration::from_millis(5));
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        let after: AfterFn = Arc::new(move |job, _request, completion| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let outcome = crate::model::AssertionOutcome {
+                type_name: "llm-rubric".into(),
+                pass: true,
+                score: 1.0,
+                reason: format!("{} judged {}", job.case_id, completion.output),
+                details: serde_json::Value::Null,
+                weight: 1.0,
+                metric: None,
+                unscorable: false,
+            };
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Judged {
+                    outcomes: vec![(0, outcome)],
+                    cache: Vec::new(),
+                }
+            })
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let mut jobs = jobs(3);
+        // A job whose prompt cannot render never reaches the hook.
+        jobs[2].case_id = "unrenderable".into();
+        let render: RenderFn = Arc::new(|job: &Job| {
+            if job.case_id == "unrenderable" {
+                return Err("undefined variable".into());
+            }
+            Ok(Request {
+                case_id: job.case_id.clone(),
+                sample: job.sample,
+                system: None,
+                messages: vec![],
+                vars: std::collections::BTreeMap::new(),
+            })
+        });
+        let run = execute(
+            jobs,
+            vec![slot(Arc::clone(&p), 2, Duration::from_secs(5))],
+            4,
+            render,
+            Some(after),
+            CancellationToken::new(),
+            tx,
+        );
+        let ((done, _, _), ()) = tokio::join!(collect(rx), run);
+        assert_eq!(done.len(), 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        for f in &done {
+            match &f.judged {
+                Some(j) => assert_eq!(
+                    j.outcomes[0].1.reason,
+                    format!("{0} judged {0}", f.job.case_id)
+                ),
+                None => assert_eq!(f.job.case_id, "unrenderable"),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn call_with_retries_reports_each_failure_and_gives_up() {
+        let limiter = Limiter::new(RateLimit::default());
+        let retries = RetryPolicy {
+            max: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        };
+        let limits = CallLimits {
+            provider_id: "judge",
+            limiter: &limiter,
+            timeout: Duration::from_secs(1),
+            retries: &retries,
+        };
+        let failures = std::sync::Mutex::new(Vec::new());
+        let got = call_with_retries(
+            &limits,
+            &CancellationToken::new(),
+            || async { Err::<(), _>(CallError::new(ErrorKind::Server, "500")) },
+            |attempt, _e, wait| {
+                failures.lock().unwrap().push((attempt, wait.is_some()));
+                async {}
+            },
+        )
+        .await;
+        let (result, attempts) = got.expect("not cancelled");
+        assert!(result.is_err());
+        assert_eq!(attempts, 3);
+        assert_eq!(
+            *failures.lock().unwrap(),
+            [(1, true), (2, true), (3, false)]
+        );
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let none = call_with_retries(
+            &limits,
+            &cancel,
+            || async { Ok::<u8, CallError>(1) },
+            |_, _, _| async {},
+        )
+        .await;
+        assert!(none.is_none(), "a cancelled run makes no call");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn global_cap_applies_across_providers() {
         let p = flaky(0, Duration::from_millis(5));
         let (done, _, _) = run_jobs(

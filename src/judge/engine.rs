@@ -670,8 +670,10 @@ mod tests {
             score("contradiction"),
             (0.0, false, Some("contradiction".into()))
         );
-        let mut custom = checks::FactualityScores::default();
-        custom.superset = 0.9;
+        let custom = checks::FactualityScores {
+            superset: 0.9,
+            ..checks::FactualityScores::default()
+        };
         let f = ModelCheck::Factuality {
             reference: "x".into(),
             scores: custom,

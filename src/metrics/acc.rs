@@ -247,3 +247,84 @@ impl Acc {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AssertionOutcome, Job};
+    use serde_json::json;
+
+    fn rec(outcomes: Vec<AssertionOutcome>) -> ResultRecord {
+        ResultRecord {
+            job: Job {
+                seq: 0,
+                case_index: 0,
+                case_id: "c".into(),
+                provider_index: 0,
+                provider_id: "p".into(),
+                sample: 0,
+            },
+            case_hash: String::new(),
+            tags: Vec::new(),
+            prompt: String::new(),
+            status: CaseStatus::Passed,
+            score: None,
+            output: None,
+            error: None,
+            error_kind: None,
+            latency_ms: None,
+            tokens_in: None,
+            tokens_out: None,
+            cost_usd: None,
+            finish_reason: None,
+            attempts: 1,
+            assertions: outcomes,
+            label: None,
+        }
+    }
+
+    fn o(kind: &str, pass: bool, details: Value) -> AssertionOutcome {
+        AssertionOutcome {
+            type_name: kind.into(),
+            pass,
+            score: 0.0,
+            reason: String::new(),
+            details,
+            weight: 1.0,
+            metric: None,
+            unscorable: false,
+        }
+    }
+
+    #[test]
+    fn factuality_and_judged_hallucination_feed_the_rates() {
+        let mut acc = Acc::default();
+        let names = Interner::default();
+        for r in [
+            rec(vec![o("factuality", true, json!({"category": "superset"}))]),
+            rec(vec![o(
+                "factuality",
+                false,
+                json!({"category": "contradiction"}),
+            )]),
+            rec(vec![o("factuality", true, json!({"category": "same"}))]),
+            // A passing check with flagged spans under its max is not a hallucination.
+            rec(vec![o(
+                "hallucination",
+                true,
+                json!({"unsupported": [{"text": "x"}]}),
+            )]),
+            rec(vec![o(
+                "hallucination",
+                false,
+                json!({"category": "contradiction", "contradictions": [{"text": "y"}], "unsupported": []}),
+            )]),
+        ] {
+            acc.add(&r, 0, 0);
+        }
+        let m = acc.finish(None, &names);
+        assert_eq!(m.hallucination_rate, Some(3.0 / 5.0));
+        assert_eq!(m.contradiction_rate, Some(2.0 / 5.0));
+        assert_eq!(m.unsupported_rate, Some(1.0 / 5.0));
+    }
+}

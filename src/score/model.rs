@@ -365,6 +365,7 @@ pub fn without_judge(check: &ModelCheck, kind: &str, output: &str, support: &[&s
 mod tests {
     use super::*;
 
+    #[allow(clippy::needless_pass_by_value)]
     fn params(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
     }

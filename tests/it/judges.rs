@@ -319,14 +319,14 @@ fn factuality_and_hallucination_rates() {
         "suite: facts\nproviders: [bot]\nprompt: \"{{ q }}\"\ncases:\n  - id: same\n    vars: {q: returns take 30 days}\n    expected: 30 days\n    assert: [{type: factuality}]\n  - id: extra\n    vars: {q: EXTRA returns take 30 days and shipping is free}\n    expected: 30 days\n    assert: [{type: factuality}]\n  - id: wrong\n    vars: {q: WRONG returns take 90 days}\n    expected: 30 days\n    assert: [{type: factuality, scores: {contradiction: 0}}]\n  - id: claims\n    vars: {q: returns take 30 days, refunds take 90 days, shipping is free}\n    expected: 30 days\n    context: [Returns are accepted within 30 days.]\n    assert: [{type: hallucination, method: judge, max: 0.2}]\n  - id: lexical\n    vars: {q: returns take 30 days}\n    expected: returns take 30 days\n    assert: [{type: hallucination}]\n",
     );
     let run = run_json(&p);
-    let f = |id: &str| {
+    let category = |id: &str| {
         assertion(&run, id, "factuality")["details"]["category"]
             .as_str()
             .map(str::to_owned)
     };
-    assert_eq!(f("same").as_deref(), Some("same"));
-    assert_eq!(f("extra").as_deref(), Some("superset"));
-    assert_eq!(f("wrong").as_deref(), Some("contradiction"));
+    assert_eq!(category("same").as_deref(), Some("same"));
+    assert_eq!(category("extra").as_deref(), Some("superset"));
+    assert_eq!(category("wrong").as_deref(), Some("contradiction"));
     assert_eq!(
         assertion(&run, "extra", "factuality")["score"],
         0.5,
@@ -334,9 +334,9 @@ fn factuality_and_hallucination_rates() {
     );
     assert_eq!(case(&run, "wrong")["status"], "failed");
 
-    let h = assertion(&run, "claims", "hallucination");
-    assert_eq!(h["pass"], false);
-    let d = &h["details"];
+    let halluc = assertion(&run, "claims", "hallucination");
+    assert_eq!(halluc["pass"], false);
+    let d = &halluc["details"];
     assert_eq!(d["method"], "judge");
     assert_eq!(d["category"], "contradiction");
     assert_eq!(d["unsupported"][0]["text"], "shipping is free");
@@ -345,11 +345,11 @@ fn factuality_and_hallucination_rates() {
     assert_eq!(d["confidence"], 0.4);
     assert_eq!(d["judge"]["rubric_version"], "hallucination/v1");
 
-    let l = assertion(&run, "lexical", "hallucination");
-    assert_eq!(l["pass"], true, "{l}");
-    assert_eq!(l["details"]["method"], "lexical");
+    let lexical = assertion(&run, "lexical", "hallucination");
+    assert_eq!(lexical["pass"], true, "{lexical}");
+    assert_eq!(lexical["details"]["method"], "lexical");
     assert!(
-        l["details"].get("judge").is_none(),
+        lexical["details"].get("judge").is_none(),
         "no judge for the lexical pass"
     );
 
@@ -425,4 +425,23 @@ fn validate_reports_judge_problems_at_their_place() {
         err.contains("s.yaml:11:9: judge provider `jduge` of `hallucination` is not defined"),
         "{err}"
     );
+}
+
+#[test]
+fn shipped_example_judges_offline_with_recorded_verdicts() {
+    let p = Project::examples();
+    let o = p.run(&["run", "suites/support-faq.yaml", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let run = json_runs(&o).into_iter().next().expect("run");
+    let lexical = assertion(&run, "refund-window", "hallucination");
+    assert_eq!(lexical["details"]["method"], "lexical");
+    assert!(lexical["details"]["unsupported"].is_array(), "{lexical}");
+    assert!(lexical["details"]["score"].is_number(), "{lexical}");
+    let fact = assertion(&run, "refund-window", "factuality");
+    assert_eq!(fact["details"]["category"], "superset");
+    assert_eq!(fact["details"]["judge"]["provider"], "policy-judge");
+    assert_eq!(fact["score"], 0.5);
+    let m = &run["providers"][0]["metrics"];
+    assert_eq!(m["unsupported_rate"], 1.0, "{m}");
+    assert_eq!(m["contradiction_rate"], 0.0, "{m}");
 }
