@@ -7,6 +7,7 @@ pub mod alert;
 pub mod app;
 pub mod cli;
 pub mod exec;
+pub mod judge;
 pub mod metrics;
 pub mod model;
 pub mod output;

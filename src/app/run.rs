@@ -13,8 +13,8 @@ use crate::cli::{RunArgs, RunFormat};
 use crate::exec::{self, Event, Finished, Slot};
 use crate::metrics::{RunAccumulator, evaluate_gates};
 use crate::model::{
-    CaseStatus, ErrorKind, GateResult, ProjectConfig, ProviderMetrics, ResultRecord, RunInfo,
-    RunStatus, Suite,
+    AssertionOutcome, CaseStatus, ErrorKind, GateResult, JudgeSignature, ProjectConfig,
+    ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
 };
 use crate::plan::{self, Filters};
 use crate::report::junit::JunitWriter;
@@ -24,7 +24,7 @@ use crate::score::{ScoreInput, Scorer};
 
 use crate::store::{Store, Writer};
 use crate::suite::{self, Renderer};
-use crate::{provider, report};
+use crate::{judge, provider, report};
 
 /// Default share of errored results above which a run cannot count as complete (exit 3).
 pub const DEFAULT_ERROR_BUDGET: f64 = 0.5;
@@ -267,10 +267,18 @@ fn run_suite(
     cancel: &CancellationToken,
     resume: Option<&Resume>,
 ) -> anyhow::Result<Done> {
+    // One rate limiter per provider id, shared by its calls as a provider and as a judge.
+    let mut limiters: std::collections::HashMap<String, Arc<exec::Limiter>> =
+        std::collections::HashMap::new();
     let mut slots = Vec::with_capacity(suite.providers.len());
     for spec in &suite.providers {
         let provider =
             provider::build(spec, client).map_err(|e| Failure::invalid(e.to_string()))?;
+        let limiter = Arc::clone(
+            limiters
+                .entry(spec.id.clone())
+                .or_insert_with(|| Arc::new(exec::Limiter::new(spec.rate_limit))),
+        );
         slots.push(Slot {
             provider,
             concurrency: spec.concurrency,
@@ -278,8 +286,10 @@ fn run_suite(
             retries: spec.retries,
             pricing: spec.pricing,
             rate_limit: spec.rate_limit,
+            limiter: Some(limiter),
         });
     }
+    let after = judging(project, client, db, suite, &mut limiters, cancel)?;
     let renderer = Arc::new(
         Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?,
     );
@@ -355,6 +365,7 @@ fn run_suite(
         slots,
         global,
         render,
+        after,
         cancel.clone(),
         tx,
     ));
@@ -496,6 +507,9 @@ fn consume(
         failures: Vec::new(),
         more_failures: 0,
     };
+    // Judges and rubrics already recorded for this run (a handful: one per assertion type).
+    let mut signatures: std::collections::HashSet<JudgeSignature> =
+        std::collections::HashSet::new();
     while let Some(event) = rx.blocking_recv() {
         match event {
             Event::JobStarted { .. } => {}
@@ -515,8 +529,16 @@ fn consume(
                     error.kind.as_str()
                 ));
             }
-            Event::JobFinished(finished) => {
-                let record = record(suite, scorer, *finished);
+            Event::JobFinished(mut finished) => {
+                let judged = finished.judged.take().unwrap_or_default();
+                let record = record(suite, scorer, *finished, &judged.outcomes);
+                let new: Vec<JudgeSignature> = record
+                    .assertions
+                    .iter()
+                    .filter_map(signature_of)
+                    .filter(|s| signatures.insert(s.clone()))
+                    .collect();
+                writer.send_judge(judged.cache, new)?;
                 out.acc.add(&record);
                 out.finished += 1;
                 if record.status != CaseStatus::Passed {
@@ -540,7 +562,12 @@ fn consume(
 }
 
 /// Score a finished job into the record the store keeps.
-fn record(suite: &Suite, scorer: &Scorer, f: Finished) -> ResultRecord {
+fn record(
+    suite: &Suite,
+    scorer: &Scorer,
+    f: Finished,
+    judged: &[(usize, AssertionOutcome)],
+) -> ResultRecord {
     let case = &suite.cases[f.job.case_index];
     let prompt = f
         .request
@@ -568,7 +595,7 @@ fn record(suite: &Suite, scorer: &Scorer, f: Finished) -> ResultRecord {
     };
     match f.result {
         Ok(c) => {
-            let score = scorer.score(
+            let score = scorer.score_with(
                 rec.job.case_index,
                 case,
                 &ScoreInput {
@@ -577,6 +604,7 @@ fn record(suite: &Suite, scorer: &Scorer, f: Finished) -> ResultRecord {
                     latency_ms: Some(c.latency_ms),
                     cost_usd: c.cost_usd,
                 },
+                judged,
             );
             rec.status = score.status;
             rec.score = score.score;
@@ -598,6 +626,116 @@ fn record(suite: &Suite, scorer: &Scorer, f: Finished) -> ResultRecord {
         }
     }
     rec
+}
+
+/// The judge and rubric of a judged assertion outcome (`details.judge`), if it has one.
+fn signature_of(o: &AssertionOutcome) -> Option<JudgeSignature> {
+    let j = o.details.get("judge")?;
+    let text = |k: &str| {
+        j.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    Some(JudgeSignature {
+        assertion: o
+            .type_name
+            .strip_prefix("not-")
+            .unwrap_or(&o.type_name)
+            .to_owned(),
+        provider: text("provider")?,
+        model: text("model")?,
+        rubric_version: text("rubric_version")?,
+        rubric_hash: text("rubric_hash")?,
+    })
+}
+
+/// The embeddings endpoint of an `openai`-type provider, for `semantic`.
+struct OpenAiEmbedder(provider::openai::OpenAiProvider);
+
+#[async_trait::async_trait]
+impl judge::Embedder for OpenAiEmbedder {
+    async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f64>>, crate::model::CallError> {
+        self.0.embed(inputs).await.map(|e| e.vectors)
+    }
+}
+
+/// The judging stage of a suite's run, when any of its assertions may call a judge: the
+/// judge providers (temperature 0 unless their `params` set one; rate limits shared with
+/// the same provider under test), the judge cache, and the hook the executor runs after
+/// each call.
+fn judging(
+    project: &ProjectConfig,
+    client: &reqwest::Client,
+    db: &std::path::Path,
+    suite: &Arc<Suite>,
+    limiters: &mut std::collections::HashMap<String, Arc<exec::Limiter>>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<exec::AfterFn>> {
+    if !judge::Engine::needed(suite) {
+        return Ok(None);
+    }
+    let mut judges = Vec::new();
+    for id in judge::Engine::judge_ids(suite, project.judge.as_deref()) {
+        let Some(spec) = suite
+            .providers
+            .iter()
+            .chain(&project.providers)
+            .find(|p| p.id == id)
+        else {
+            // The loader reports this at the assertion; here the assertion stays unscorable.
+            continue;
+        };
+        let mut spec = spec.clone();
+        spec.params
+            .entry("temperature")
+            .or_insert(serde_json::json!(0));
+        let built = provider::build(&spec, client).map_err(|e| Failure::invalid(e.to_string()))?;
+        let embedder: Option<Arc<dyn judge::Embedder>> =
+            if spec.kind == crate::model::ProviderKind::Openai {
+                Some(Arc::new(OpenAiEmbedder(
+                    provider::openai::OpenAiProvider::new(&spec, client.clone())
+                        .map_err(|e| Failure::invalid(e.to_string()))?,
+                )))
+            } else {
+                None
+            };
+        let limiter = Arc::clone(
+            limiters
+                .entry(spec.id.clone())
+                .or_insert_with(|| Arc::new(exec::Limiter::new(spec.rate_limit))),
+        );
+        judges.push(judge::JudgeProvider {
+            model: spec
+                .model
+                .clone()
+                .unwrap_or_else(|| spec.kind.as_str().to_owned()),
+            id: spec.id.clone(),
+            provider: built,
+            embedder,
+            limiter,
+            concurrency: Arc::new(tokio::sync::Semaphore::new(spec.concurrency.max(1))),
+            timeout: spec.timeout,
+            retries: spec.retries,
+        });
+    }
+    let cache = crate::store::JudgeCache::open(db)
+        .with_context(|| format!("open the judge cache in {}", db.display()))?;
+    let lookup: judge::CacheLookup = Arc::new(move |key| cache.get(key).ok().flatten());
+    let engine = Arc::new(judge::Engine::new(
+        Arc::clone(suite),
+        judges,
+        project.judge.clone(),
+        Some(lookup),
+        cancel.clone(),
+    ));
+    Ok(Some(Arc::new(move |job, request, completion| {
+        if !engine.wants(job.case_index) {
+            return Box::pin(std::future::ready(crate::model::Judged::default()));
+        }
+        let engine = Arc::clone(&engine);
+        let (job, request, output) = (job.clone(), request.clone(), completion.output.clone());
+        Box::pin(async move { engine.judge(&job, &request, &output).await })
+    })))
 }
 
 /// Print or write the chosen format for every run.

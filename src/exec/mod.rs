@@ -6,17 +6,19 @@ pub mod limiter;
 pub mod retry;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{
-    CallError, Completion, ErrorKind, Job, Pricing, RateLimit, Request, RetryPolicy,
+    CallError, Completion, ErrorKind, Job, Judged, Pricing, RateLimit, Request, RetryPolicy,
 };
 use crate::provider::Provider;
-use limiter::Limiter;
+pub use limiter::Limiter;
 
 /// A provider with the limits the executor enforces for it.
 pub struct Slot {
@@ -26,6 +28,9 @@ pub struct Slot {
     pub retries: RetryPolicy,
     pub pricing: Option<Pricing>,
     pub rate_limit: RateLimit,
+    /// A rate limiter shared with other callers of the same provider (a judge that is also a
+    /// provider under test); None builds one from `rate_limit`.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 /// One finished job.
@@ -37,6 +42,8 @@ pub struct Finished {
     pub result: Result<Completion, CallError>,
     /// Attempts made.
     pub attempts: u32,
+    /// What the post-completion hook added (judged assertions), if it ran.
+    pub judged: Option<Judged>,
 }
 
 /// What the executor reports, in the order things happen.
@@ -63,8 +70,79 @@ pub enum Event {
 /// Renders the request of a job.
 pub type RenderFn = Arc<dyn Fn(&Job) -> Result<Request, String> + Send + Sync>;
 
+/// Runs after a successful call, in the worker task, before the job is reported: the judging
+/// stage. It gets the job, its request and its completion; what it returns rides on
+/// [`Finished::judged`]. While it runs the worker takes no new job (memory stays bounded by
+/// the in-flight calls), but the global permit is released.
+pub type AfterFn =
+    Arc<dyn Fn(&Job, &Request, &Completion) -> BoxFuture<'static, Judged> + Send + Sync>;
+
+/// The limits one provider call is made under: see [`call_with_retries`].
+pub struct CallLimits<'a> {
+    pub provider_id: &'a str,
+    pub limiter: &'a Limiter,
+    pub timeout: Duration,
+    pub retries: &'a RetryPolicy,
+}
+
+/// Make `call` under `limits`: wait for the rate limiter, bound each attempt by the timeout,
+/// retry retryable failures with backoff (honouring `Retry-After`), and tell `failed` about
+/// each failed attempt with the wait before the next (None: giving up). Returns the result
+/// and the attempts made, or None when `cancel` fired.
+pub async fn call_with_retries<T, C, CF, N, NF>(
+    limits: &CallLimits<'_>,
+    cancel: &CancellationToken,
+    mut call: C,
+    mut failed: N,
+) -> Option<(Result<T, CallError>, u32)>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, CallError>>,
+    N: FnMut(u32, &CallError, Option<Duration>) -> NF,
+    NF: Future<Output = ()>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return None,
+            () = limits.limiter.acquire() => {}
+        }
+        let outcome = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return None,
+            r = tokio::time::timeout(limits.timeout, call()) => r,
+        };
+        let result = outcome.unwrap_or_else(|_| {
+            Err(CallError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "provider `{}` did not answer within {:?}; raise `timeout:` or check the endpoint",
+                    limits.provider_id, limits.timeout
+                ),
+            ))
+        });
+        match result {
+            Ok(v) => return Some((Ok(v), attempt)),
+            Err(error) => {
+                let retry_in = retry::delay(limits.retries, attempt, &error, rand::random::<f64>());
+                failed(attempt, &error, retry_in).await;
+                let Some(wait) = retry_in else {
+                    return Some((Err(error), attempt));
+                };
+                tokio::select! {
+                    () = cancel.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Run every job. Jobs go to their provider's queue (`job.provider_index` indexes `slots`);
 /// each provider gets `concurrency` workers, and at most `global` calls are in flight overall.
+/// `after`, if any, runs after each successful call (see [`AfterFn`]).
 /// Returns when every job finished or `cancel` fired (in-flight calls are abandoned, so what
 /// finished is exactly what was reported).
 pub async fn execute(
@@ -72,6 +150,7 @@ pub async fn execute(
     slots: Vec<Slot>,
     global: usize,
     render: RenderFn,
+    after: Option<AfterFn>,
     cancel: CancellationToken,
     tx: mpsc::Sender<Event>,
 ) {
@@ -83,14 +162,18 @@ pub async fn execute(
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for (slot, queue) in slots.into_iter().zip(queues) {
+    for (mut slot, queue) in slots.into_iter().zip(queues) {
         if queue.is_empty() {
             continue;
         }
         let workers = slot.concurrency.max(1).min(queue.len());
+        let limiter = slot
+            .limiter
+            .take()
+            .unwrap_or_else(|| Arc::new(Limiter::new(slot.rate_limit)));
         let shared = Arc::new(Shared {
             queue: Mutex::new(queue),
-            limiter: Limiter::new(slot.rate_limit),
+            limiter,
             slot,
         });
         for _ in 0..workers {
@@ -98,6 +181,7 @@ pub async fn execute(
                 shared: Arc::clone(&shared),
                 global: Arc::clone(&global),
                 render: Arc::clone(&render),
+                after: after.clone(),
                 cancel: cancel.clone(),
                 tx: tx.clone(),
             };
@@ -114,7 +198,7 @@ pub async fn execute(
 
 struct Shared {
     queue: Mutex<VecDeque<Job>>,
-    limiter: Limiter,
+    limiter: Arc<Limiter>,
     slot: Slot,
 }
 
@@ -122,6 +206,7 @@ struct Worker {
     shared: Arc<Shared>,
     global: Arc<Semaphore>,
     render: RenderFn,
+    after: Option<AfterFn>,
     cancel: CancellationToken,
     tx: mpsc::Sender<Event>,
 }
@@ -134,12 +219,22 @@ impl Worker {
             }
             let next = self.shared.queue.lock().map_or(None, |mut q| q.pop_front());
             let Some(job) = next else { return };
-            let Ok(_permit) = self.global.acquire().await else {
+            let Ok(permit) = self.global.acquire().await else {
                 return;
             };
-            let Some(finished) = self.one(job).await else {
+            let Some(mut finished) = self.one(job).await else {
                 return; // cancelled mid-call
             };
+            drop(permit);
+            if let (Some(after), Some(request), Ok(completion)) =
+                (&self.after, &finished.request, &finished.result)
+            {
+                let judging = after(&finished.job, request, completion);
+                tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    judged = judging => finished.judged = Some(judged),
+                }
+            }
             if self
                 .tx
                 .send(Event::JobFinished(Box::new(finished)))
@@ -164,79 +259,58 @@ impl Worker {
                     request: None,
                     result: Err(error),
                     attempts: 0,
+                    judged: None,
                 });
             }
         };
         let _ = self.tx.send(Event::JobStarted { seq: job.seq }).await;
         let slot = &self.shared.slot;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            tokio::select! {
-                () = self.cancel.cancelled() => return None,
-                () = self.shared.limiter.acquire() => {}
-            }
-            let call = tokio::time::timeout(slot.timeout, slot.provider.complete(&request));
-            let outcome = tokio::select! {
-                () = self.cancel.cancelled() => return None,
-                r = call => r,
-            };
-            let result = outcome.unwrap_or_else(|_| {
-                Err(CallError::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "provider `{}` did not answer within {:?}; raise `timeout:` or check the endpoint",
-                        slot.provider.id(),
-                        slot.timeout
-                    ),
-                ))
-            });
-            match result {
-                Ok(mut completion) => {
-                    let tokens =
-                        completion.tokens_in.unwrap_or(0) + completion.tokens_out.unwrap_or(0);
-                    self.shared.limiter.record_tokens(tokens).await;
-                    if completion.cost_usd.is_none()
-                        && let (Some(p), Some(i), Some(o)) =
-                            (slot.pricing, completion.tokens_in, completion.tokens_out)
-                    {
-                        completion.cost_usd = Some(p.cost(i, o));
-                    }
-                    return Some(Finished {
-                        job,
-                        request: Some(request),
-                        result: Ok(completion),
-                        attempts: attempt,
-                    });
+        let limits = CallLimits {
+            provider_id: slot.provider.id(),
+            limiter: &self.shared.limiter,
+            timeout: slot.timeout,
+            retries: &slot.retries,
+        };
+        let seq = job.seq;
+        let (result, attempts) = call_with_retries(
+            &limits,
+            &self.cancel,
+            || slot.provider.complete(&request),
+            |attempt, error, retry_in| {
+                let event = Event::AttemptFailed {
+                    seq,
+                    provider_id: slot.provider.id().to_string(),
+                    attempt,
+                    error: error.clone(),
+                    retry_in,
+                };
+                async move {
+                    let _ = self.tx.send(event).await;
                 }
-                Err(error) => {
-                    let retry_in =
-                        retry::delay(&slot.retries, attempt, &error, rand::random::<f64>());
-                    let _ = self
-                        .tx
-                        .send(Event::AttemptFailed {
-                            seq: job.seq,
-                            provider_id: slot.provider.id().to_string(),
-                            attempt,
-                            error: error.clone(),
-                            retry_in,
-                        })
-                        .await;
-                    let Some(wait) = retry_in else {
-                        return Some(Finished {
-                            job,
-                            request: Some(request),
-                            result: Err(error),
-                            attempts: attempt,
-                        });
-                    };
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return None,
-                        () = tokio::time::sleep(wait) => {}
-                    }
+            },
+        )
+        .await?;
+        let result = match result {
+            Ok(mut completion) => {
+                let tokens = completion.tokens_in.unwrap_or(0) + completion.tokens_out.unwrap_or(0);
+                self.shared.limiter.record_tokens(tokens).await;
+                if completion.cost_usd.is_none()
+                    && let (Some(p), Some(i), Some(o)) =
+                        (slot.pricing, completion.tokens_in, completion.tokens_out)
+                {
+                    completion.cost_usd = Some(p.cost(i, o));
                 }
+                Ok(completion)
             }
-        }
+            Err(e) => Err(e),
+        };
+        Some(Finished {
+            job,
+            request: Some(request),
+            result,
+            attempts,
+            judged: None,
+        })
     }
 }
 
@@ -303,6 +377,7 @@ mod tests {
             vec![slot(Arc::clone(p), concurrency, timeout)],
             global,
             render(),
+            None,
             cancel,
             tx,
         );
@@ -350,6 +425,7 @@ mod tests {
                 output_per_mtok: 2.0,
             }),
             rate_limit: RateLimit::default(),
+            limiter: None,
         }
     }
 
@@ -386,6 +462,114 @@ mod tests {
         assert_eq!(p.max_in_flight.load(Ordering::SeqCst), 3);
         let c = done[0].result.as_ref().unwrap().cost_usd.unwrap();
         assert!((c - 0.002).abs() < 1e-12, "{c}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_after_hook_runs_on_successes_only_and_rides_on_the_event() {
+        let p = flaky(0, Duration::from_millis(5));
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        let after: AfterFn = Arc::new(move |job, _request, completion| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let outcome = crate::model::AssertionOutcome {
+                type_name: "llm-rubric".into(),
+                pass: true,
+                score: 1.0,
+                reason: format!("{} judged {}", job.case_id, completion.output),
+                details: serde_json::Value::Null,
+                weight: 1.0,
+                metric: None,
+                unscorable: false,
+            };
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Judged {
+                    outcomes: vec![(0, outcome)],
+                    cache: Vec::new(),
+                }
+            })
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let mut jobs = jobs(3);
+        // A job whose prompt cannot render never reaches the hook.
+        jobs[2].case_id = "unrenderable".into();
+        let render: RenderFn = Arc::new(|job: &Job| {
+            if job.case_id == "unrenderable" {
+                return Err("undefined variable".into());
+            }
+            Ok(Request {
+                case_id: job.case_id.clone(),
+                sample: job.sample,
+                system: None,
+                messages: vec![],
+                vars: std::collections::BTreeMap::new(),
+            })
+        });
+        let run = execute(
+            jobs,
+            vec![slot(Arc::clone(&p), 2, Duration::from_secs(5))],
+            4,
+            render,
+            Some(after),
+            CancellationToken::new(),
+            tx,
+        );
+        let ((done, _, _), ()) = tokio::join!(collect(rx), run);
+        assert_eq!(done.len(), 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        for f in &done {
+            match &f.judged {
+                Some(j) => assert_eq!(
+                    j.outcomes[0].1.reason,
+                    format!("{0} judged {0}", f.job.case_id)
+                ),
+                None => assert_eq!(f.job.case_id, "unrenderable"),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn call_with_retries_reports_each_failure_and_gives_up() {
+        let limiter = Limiter::new(RateLimit::default());
+        let retries = RetryPolicy {
+            max: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        };
+        let limits = CallLimits {
+            provider_id: "judge",
+            limiter: &limiter,
+            timeout: Duration::from_secs(1),
+            retries: &retries,
+        };
+        let failures = std::sync::Mutex::new(Vec::new());
+        let got = call_with_retries(
+            &limits,
+            &CancellationToken::new(),
+            || async { Err::<(), _>(CallError::new(ErrorKind::Server, "500")) },
+            |attempt, _e, wait| {
+                failures.lock().unwrap().push((attempt, wait.is_some()));
+                async {}
+            },
+        )
+        .await;
+        let (result, attempts) = got.expect("not cancelled");
+        assert!(result.is_err());
+        assert_eq!(attempts, 3);
+        assert_eq!(
+            *failures.lock().unwrap(),
+            [(1, true), (2, true), (3, false)]
+        );
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let none = call_with_retries(
+            &limits,
+            &cancel,
+            || async { Ok::<u8, CallError>(1) },
+            |_, _, _| async {},
+        )
+        .await;
+        assert!(none.is_none(), "a cancelled run makes no call");
     }
 
     #[tokio::test(start_paused = true)]

@@ -119,7 +119,7 @@ pub(crate) struct Acc {
     unscorable: u64,
     score_sum: f64,
     score_n: u64,
-    /// Results with a decided `hallucination` assertion.
+    /// Results with a decided `hallucination` or `factuality` assertion.
     halluc_n: u64,
     halluc_failed: u64,
     contradiction: u64,
@@ -209,24 +209,37 @@ impl Acc {
         }
     }
 
-    /// Counts the result towards the hallucination rates when it carries a decided
-    /// (not unscorable) `hallucination` assertion.
+    /// Counts the result towards the hallucination rates when it carries a decided (not
+    /// unscorable) `hallucination` or `factuality` assertion. It is hallucinated when a
+    /// `hallucination` assertion failed or a `factuality` verdict is `contradiction` or
+    /// `superset` (an unsupported addition); a hallucinated result counts as a contradiction
+    /// when one was found (`details.contradictions`, or the category), and as unsupported
+    /// when unsupported content was (`details.unsupported`, or a superset).
     fn add_hallucination(&mut self, r: &ResultRecord) {
         let mut carried = false;
         let mut failed = false;
         let mut contradiction = false;
         let mut unsupported = false;
-        for a in r
-            .assertions
-            .iter()
-            .filter(|a| a.type_name == "hallucination" && !a.unscorable)
-        {
-            carried = true;
-            failed |= !a.pass;
-            contradiction |= a.details.get("category").and_then(Value::as_str)
-                == Some("contradiction")
-                || non_empty(a.details.get("contradiction"));
-            unsupported |= non_empty(a.details.get("unsupported"));
+        for a in r.assertions.iter().filter(|a| !a.unscorable) {
+            let kind = a.type_name.as_str();
+            let category = a.details.get("category").and_then(Value::as_str);
+            if kind == "hallucination" {
+                carried = true;
+                if !a.pass {
+                    failed = true;
+                    contradiction |= category == Some("contradiction")
+                        || non_empty(a.details.get("contradiction"))
+                        || non_empty(a.details.get("contradictions"));
+                    unsupported |= non_empty(a.details.get("unsupported"));
+                }
+            } else if kind == "factuality" {
+                carried = true;
+                match category {
+                    Some("contradiction") => (failed, contradiction) = (true, true),
+                    Some("superset") => (failed, unsupported) = (true, true),
+                    _ => {}
+                }
+            }
         }
         if carried {
             self.halluc_n += 1;
@@ -334,5 +347,86 @@ impl Acc {
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AssertionOutcome, Job};
+    use serde_json::json;
+
+    fn rec(outcomes: Vec<AssertionOutcome>) -> ResultRecord {
+        ResultRecord {
+            job: Job {
+                seq: 0,
+                case_index: 0,
+                case_id: "c".into(),
+                provider_index: 0,
+                provider_id: "p".into(),
+                sample: 0,
+            },
+            case_hash: String::new(),
+            tags: Vec::new(),
+            prompt: String::new(),
+            status: CaseStatus::Passed,
+            score: None,
+            output: None,
+            error: None,
+            error_kind: None,
+            latency_ms: None,
+            tokens_in: None,
+            tokens_out: None,
+            cost_usd: None,
+            finish_reason: None,
+            attempts: 1,
+            assertions: outcomes,
+            label: None,
+        }
+    }
+
+    fn o(kind: &str, pass: bool, details: Value) -> AssertionOutcome {
+        AssertionOutcome {
+            type_name: kind.into(),
+            pass,
+            score: 0.0,
+            reason: String::new(),
+            details,
+            weight: 1.0,
+            metric: None,
+            unscorable: false,
+        }
+    }
+
+    #[test]
+    fn factuality_and_judged_hallucination_feed_the_rates() {
+        let mut acc = Acc::default();
+        let names = Interner::default();
+        for r in [
+            rec(vec![o("factuality", true, json!({"category": "superset"}))]),
+            rec(vec![o(
+                "factuality",
+                false,
+                json!({"category": "contradiction"}),
+            )]),
+            rec(vec![o("factuality", true, json!({"category": "same"}))]),
+            // A passing check with flagged spans under its max is not a hallucination.
+            rec(vec![o(
+                "hallucination",
+                true,
+                json!({"unsupported": [{"text": "x"}]}),
+            )]),
+            rec(vec![o(
+                "hallucination",
+                false,
+                json!({"category": "contradiction", "contradictions": [{"text": "y"}], "unsupported": []}),
+            )]),
+        ] {
+            acc.add(&r, 0, 0);
+        }
+        let m = acc.finish(None, &names, &Policies::default());
+        assert_eq!(m.hallucination_rate, Some(3.0 / 5.0));
+        assert_eq!(m.contradiction_rate, Some(2.0 / 5.0));
+        assert_eq!(m.unsupported_rate, Some(1.0 / 5.0));
     }
 }

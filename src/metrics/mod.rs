@@ -3,7 +3,8 @@
 //! Definitions follow the spec's "Run metrics" section. Choices where it is silent:
 //! - A rate whose denominator is zero is None, never 0 or NaN.
 //! - `hallucination_rate`, `contradiction_rate` and `unsupported_rate` count results that
-//!   carry a decided `hallucination` assertion (an unscorable one tells nothing).
+//!   carry a decided `hallucination` or `factuality` assertion (an unscorable one tells
+//!   nothing); docs/metrics.md has the definitions.
 //! - Latency percentiles use successful calls only (status other than error, latency known).
 //! - Named metrics average the scores of scorable assertions with that `metric`.
 //! - An errored result without an error kind is counted under `unknown`.

@@ -1,10 +1,12 @@
 //! Plain data shared by every stage. This module imports nothing from the crate.
 
 mod config;
+mod judge;
 mod outcome;
 mod suite;
 
 pub use config::*;
+pub use judge::*;
 pub use outcome::*;
 pub use suite::*;
 

@@ -8,6 +8,7 @@
 pub mod json;
 pub mod lexical;
 pub mod misc;
+pub mod model;
 pub mod normalize;
 pub mod numeric;
 pub mod similarity;
@@ -18,7 +19,7 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
-use crate::model::{Assertion, Case, Check, LabelPair, Score, Suite};
+use crate::model::{Assertion, AssertionOutcome, Case, Check, LabelPair, Score, Suite};
 use normalize::{COLLAPSE_WHITESPACE, LOWERCASE, TRIM};
 use verdict::Verdict;
 
@@ -76,6 +77,20 @@ impl Scorer {
     /// edited case), it is prepared on the fly; an assertion that cannot be built is then
     /// unscorable rather than a panic.
     pub fn score(&self, case_index: usize, case: &Case, input: &ScoreInput<'_>) -> Score {
+        self.score_with(case_index, case, input, &[])
+    }
+
+    /// As [`Scorer::score`], with the verdicts of the judging stage: `judged` holds (index
+    /// into `case.asserts`, outcome) for the model-assisted assertions a judge decided. A
+    /// model-assisted assertion without one gets what can be decided without a model (the
+    /// lexical hallucination pass), else is unscorable.
+    pub fn score_with(
+        &self,
+        case_index: usize,
+        case: &Case,
+        input: &ScoreInput<'_>,
+        judged: &[(usize, AssertionOutcome)],
+    ) -> Score {
         let fallback;
         let prepared = match self.cases.get(case_index) {
             Some(p) if p.is_for(case) => p,
@@ -94,7 +109,29 @@ impl Scorer {
         let asserts: &[Assertion] = &case.asserts;
         let mut label = None;
         let mut outcomes = Vec::with_capacity(asserts.len());
-        for (assertion, p) in asserts.iter().zip(&prepared.asserts) {
+        for (i, (assertion, p)) in asserts.iter().zip(&prepared.asserts).enumerate() {
+            if let Check::Model { kind, params } = &assertion.check {
+                if let Some((_, o)) = judged.iter().find(|(j, _)| *j == i) {
+                    outcomes.push(o.clone());
+                    continue;
+                }
+                let v = match model::ModelCheck::parse(
+                    kind,
+                    params,
+                    case.expected.as_deref(),
+                    assertion.threshold,
+                ) {
+                    Ok(check) => model::without_judge(
+                        &check,
+                        kind,
+                        input.output,
+                        &model::support(case, input.prompt),
+                    ),
+                    Err(e) => Verdict::unscorable(format!("`{kind}`: {e}")),
+                };
+                outcomes.push(v.into_outcome(assertion));
+                continue;
+            }
             let v = match p {
                 Ok(p) => evaluate(assertion, p, &outputs[p.slot], input, &mut label),
                 Err(message) => {

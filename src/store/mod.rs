@@ -10,6 +10,7 @@
 
 mod alerts;
 mod codec;
+mod judge;
 mod read;
 mod schedule;
 mod schema;
@@ -26,6 +27,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use alerts::{AlertRow, NewAlert, PendingDelivery};
+pub use judge::JudgeCache;
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use trends::{ScoredResult, TrendQuery, TrendRow};

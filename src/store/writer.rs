@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use sha2::{Digest, Sha256};
 
 use super::{StoreError, codec, schema};
-use crate::model::ResultRecord;
+use crate::model::{JudgeCacheEntry, JudgeSignature, ResultRecord};
 
 /// A result waits at most this long in the writer before it is committed.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -24,6 +24,16 @@ const WRITER_AUTOCHECKPOINT: u32 = 16_000;
 /// Prompts remembered by the writer (by text) to skip hashing and a lookup; cleared when full
 /// so that memory stays flat.
 const PROMPT_CACHE: usize = 4096;
+
+/// What the writer thread receives.
+enum Msg {
+    Result(Box<ResultRecord>),
+    /// New judge cache entries and the judges that scored the run.
+    Judge {
+        cache: Vec<JudgeCacheEntry>,
+        signatures: Vec<JudgeSignature>,
+    },
+}
 
 /// What the writer did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,7 +49,7 @@ pub struct WriterStats {
 /// stays usable if the process dies instead.
 pub struct Writer {
     run_id: String,
-    sender: Option<SyncSender<ResultRecord>>,
+    sender: Option<SyncSender<Msg>>,
     thread: Option<JoinHandle<Result<WriterStats, String>>>,
     failure: Arc<Mutex<Option<String>>>,
 }
@@ -99,10 +109,27 @@ impl Writer {
     /// Queue one result (blocks when the bounded queue is full: backpressure, flat memory).
     /// Fails, with the reason, once the writer thread has failed.
     pub fn send(&self, record: ResultRecord) -> Result<(), StoreError> {
+        self.send_msg(Msg::Result(Box::new(record)))
+    }
+
+    /// Queue judge cache entries and the judges that scored this run (written with the next
+    /// batch; a cache key already stored is replaced, a signature already stored is kept).
+    pub fn send_judge(
+        &self,
+        cache: Vec<JudgeCacheEntry>,
+        signatures: Vec<JudgeSignature>,
+    ) -> Result<(), StoreError> {
+        if cache.is_empty() && signatures.is_empty() {
+            return Ok(());
+        }
+        self.send_msg(Msg::Judge { cache, signatures })
+    }
+
+    fn send_msg(&self, msg: Msg) -> Result<(), StoreError> {
         let Some(sender) = &self.sender else {
             return Err(self.error("the writer is closed".to_owned()));
         };
-        sender.send(record).map_err(|_| {
+        sender.send(msg).map_err(|_| {
             let why = self
                 .failure
                 .lock()
@@ -308,12 +335,12 @@ impl Checkpointer {
 fn write_loop(
     mut conn: Connection,
     mut ctx: Context,
-    receiver: &Receiver<ResultRecord>,
+    receiver: &Receiver<Msg>,
     batch: usize,
     checkpointer: &Checkpointer,
 ) -> Result<WriterStats, String> {
     let mut stats = WriterStats::default();
-    let mut buf: Vec<ResultRecord> = Vec::with_capacity(batch.min(4096));
+    let mut buf: Vec<Msg> = Vec::with_capacity(batch.min(4096));
     let mut closed = false;
     while !closed {
         // Wait for the first result of the next batch.
@@ -349,7 +376,7 @@ fn write_loop(
         }
         write_batch(&mut conn, &mut ctx, &buf)
             .map_err(|e| format!("commit a batch of {} results: {e}", buf.len()))?;
-        stats.written += buf.len() as u64;
+        stats.written += buf.iter().filter(|m| matches!(m, Msg::Result(_))).count() as u64;
         stats.batches += 1;
         buf.clear();
         checkpointer.nudge();
@@ -364,15 +391,18 @@ const INSERT_RESULT: &str = "INSERT INTO results (id, run_ref, seq, case_ref, ca
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
             ?19, ?20, ?21, ?22, ?23, ?24)";
 
-fn write_batch(
-    conn: &mut Connection,
-    ctx: &mut Context,
-    buf: &[ResultRecord],
-) -> Result<(), StoreError> {
+fn write_batch(conn: &mut Connection, ctx: &mut Context, buf: &[Msg]) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut add_result = tx.prepare_cached(INSERT_RESULT)?;
-        for rec in buf {
+        for msg in buf {
+            let rec = match msg {
+                Msg::Result(rec) => rec,
+                Msg::Judge { cache, signatures } => {
+                    write_judge(&tx, ctx.run_ref, cache, signatures)?;
+                    continue;
+                }
+            };
             let (case_ref, same_tags) = ctx.case_row(&tx, rec)?;
             let prompt_ref = ctx.prompt_ref(&tx, &rec.prompt)?;
             let tags = if same_tags {
@@ -410,5 +440,38 @@ fn write_batch(
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+fn write_judge(
+    tx: &Transaction<'_>,
+    run_ref: i64,
+    cache: &[JudgeCacheEntry],
+    signatures: &[JudgeSignature],
+) -> Result<(), StoreError> {
+    if !cache.is_empty() {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut add = tx.prepare_cached(
+            "INSERT OR REPLACE INTO judge_cache (key, judge, rubric_hash, answer, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for e in cache {
+            add.execute(params![e.key, e.judge, e.rubric_hash, e.answer, now])?;
+        }
+    }
+    let mut add = tx.prepare_cached(
+        "INSERT OR IGNORE INTO run_judges (run_ref, assertion, provider, model, rubric_version, rubric_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for s in signatures {
+        add.execute(params![
+            run_ref,
+            s.assertion,
+            s.provider,
+            s.model,
+            s.rubric_version,
+            s.rubric_hash
+        ])?;
+    }
     Ok(())
 }

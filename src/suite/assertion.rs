@@ -11,8 +11,8 @@ use super::wire::WireAssertion;
 use super::yaml::Node;
 use crate::model::{Assertion, Check, LengthUnit, Location, Normalize, SimilarityAlgo, Tolerance};
 
-/// Model-assisted assertions are parsed but rejected until the scoring stage supports them.
-pub(crate) const MODEL_ASSISTED_SUPPORTED: bool = false;
+/// Model-assisted assertions are accepted: the judging stage (`src/judge/`) scores them.
+pub(crate) const MODEL_ASSISTED_SUPPORTED: bool = true;
 
 const MODEL_TYPES: [&str; 4] = ["llm-rubric", "factuality", "hallucination", "semantic"];
 
@@ -58,6 +58,10 @@ fn extra_fields(base: &str) -> &'static [&'static str] {
         "length" => &["min", "max", "unit"],
         "latency" | "cost" => &["max"],
         "classification" => &["value", "labels"],
+        "llm-rubric" => &["rubric", "value", "provider"],
+        "factuality" => &["value", "provider", "scores"],
+        "hallucination" => &["method", "max", "provider"],
+        "semantic" => &["value", "provider"],
         _ => &[],
     }
 }
@@ -121,7 +125,7 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
             ),
         );
     }
-    if !model {
+    {
         for (k, _) in node.as_map().unwrap_or_default() {
             let key = k.key_text();
             if !COMMON.contains(&key.as_str())
@@ -152,6 +156,9 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
     };
     check_common(ctx, node, &mut pending);
     check_specific(ctx, node, &mut pending, base_dir);
+    if model {
+        check_model(ctx, node, &pending);
+    }
     if model {
         let raw = ctx.json(node);
         if let Value::Object(mut map) = raw {
@@ -193,6 +200,11 @@ fn check_common(ctx: &mut Ctx, node: &Node, p: &mut Pending) {
                     "`threshold` has no effect on `{}`, which scores 0 or 1; set `threshold` on the case for a weighted-mean verdict",
                     p.base
                 ),
+            );
+        } else if p.base == "hallucination" {
+            ctx.error(
+                field(node, "threshold"),
+                "`hallucination` passes by `max` (the largest share of unsupported claims, default 0.2), not `threshold`",
             );
         } else if p.base == "levenshtein" {
             if !(t >= 0.0 && t.fract() == 0.0 && t.is_finite()) {
@@ -341,6 +353,150 @@ fn check_specific(ctx: &mut Ctx, node: &Node, p: &mut Pending, base_dir: &Path) 
             None => ctx.error(node, "assertion type `json-path` needs a `path`"),
         },
         _ => {}
+    }
+}
+
+/// Factuality categories, as `scores:` keys.
+const CATEGORIES: [&str; 5] = [
+    "subset",
+    "superset",
+    "same",
+    "contradiction",
+    "differs-harmlessly",
+];
+
+/// Parameters of model-assisted assertions (which judge is checked with the suite's
+/// providers, in [`check_judges`]).
+fn check_model(ctx: &mut Ctx, node: &Node, p: &Pending) {
+    let w = &p.wire;
+    if let Some(id) = &w.provider
+        && id.trim().is_empty()
+    {
+        ctx.error(field(node, "provider"), "`provider` must name a provider");
+    }
+    if let Some(v) = &w.value
+        && scalar_text(v).is_none()
+    {
+        ctx.error(
+            field(node, "value"),
+            format!("the `value` of `{}` must be a string", p.base),
+        );
+    }
+    match p.base {
+        "llm-rubric" => match w.rubric.as_deref() {
+            Some(r) if !r.trim().is_empty() => {}
+            Some(_) => ctx.error(field(node, "rubric"), "`rubric` must not be empty"),
+            None => ctx.error(
+                node,
+                "assertion type `llm-rubric` needs a `rubric` (what a good answer does, in words)",
+            ),
+        },
+        "hallucination" => {
+            if let Some(m) = w.method.as_deref()
+                && !["lexical", "judge", "both"].contains(&m)
+            {
+                let hint = did_you_mean(m, ["lexical", "judge", "both"]);
+                ctx.error(
+                    field(node, "method"),
+                    format!("unknown method `{m}`; use `lexical`, `judge` or `both`{hint}"),
+                );
+            }
+            if let Some(m) = w.max
+                && !(0.0..=1.0).contains(&m)
+            {
+                ctx.error(
+                    field(node, "max"),
+                    format!(
+                        "max is the largest share of unsupported claims, between 0 and 1; got {m}"
+                    ),
+                );
+            }
+        }
+        "factuality" => {
+            let at = field(node, "scores");
+            match &w.scores {
+                None => {}
+                Some(Value::Object(map)) => {
+                    for (k, v) in map {
+                        if !CATEGORIES.contains(&k.as_str()) {
+                            let hint = did_you_mean(k, CATEGORIES);
+                            ctx.error(
+                                at,
+                                format!(
+                                    "unknown factuality category `{k}` in `scores`; use {}{hint}",
+                                    CATEGORIES.join(", ")
+                                ),
+                            );
+                        } else if !v.as_f64().is_some_and(|n| (0.0..=1.0).contains(&n)) {
+                            ctx.error(
+                                at,
+                                format!("the score of `{k}` must be a number between 0 and 1"),
+                            );
+                        }
+                    }
+                }
+                Some(_) => ctx.error(
+                    at,
+                    "`scores` must map categories to scores, e.g. `{superset: 0.8, subset: 0.5}`",
+                ),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether a model-assisted assertion calls a model: all but `hallucination` with
+/// `method: lexical` (its default).
+fn calls_model(kind: &str, params: &serde_json::Map<String, Value>) -> bool {
+    kind != "hallucination"
+        || params
+            .get("method")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m != "lexical")
+}
+
+/// Every model-assisted assertion that calls a model has a judge: its `provider:`, else the
+/// project's `judge:`, defined in evalwatch.yaml or in the suite's `providers:`; `semantic`
+/// needs one with an embeddings endpoint (`openai` type).
+pub(crate) fn check_judges(
+    ctx: &mut Ctx,
+    cases: &[crate::model::Case],
+    suite_providers: &[crate::model::ProviderSpec],
+    project: &crate::model::ProjectConfig,
+) {
+    for a in cases.iter().flat_map(|c| &c.asserts) {
+        let Check::Model { kind, params } = &a.check else {
+            continue;
+        };
+        if !calls_model(kind, params) {
+            continue;
+        }
+        let own = params.get("provider").and_then(Value::as_str);
+        let Some(id) = own.or(project.judge.as_deref()) else {
+            ctx.push(
+                a.location.clone(),
+                format!("`{kind}` needs a judge: give it `provider: ID` or set `judge: ID` in evalwatch.yaml"),
+            );
+            continue;
+        };
+        let known = suite_providers.iter().chain(&project.providers);
+        let Some(spec) = known.clone().find(|p| p.id == id) else {
+            let hint = did_you_mean(id, known.map(|p| p.id.as_str()));
+            ctx.push(
+                a.location.clone(),
+                format!("judge provider `{id}` of `{kind}` is not defined in evalwatch.yaml or the suite's `providers`{hint}"),
+            );
+            continue;
+        };
+        if kind == "semantic" && spec.kind != crate::model::ProviderKind::Openai {
+            ctx.push(
+                a.location.clone(),
+                format!(
+                    "`semantic` needs an embeddings endpoint, and provider `{id}` (type {}) has none; name an `openai`-type provider with an embeddings model in `provider:`",
+                    spec.kind.as_str()
+                ),
+            );
+        }
     }
 }
 
@@ -625,10 +781,21 @@ impl Pending {
                 }
                 Check::Classification { labels, value }
             }
-            kind => Check::Model {
-                kind: kind.to_owned(),
-                params: self.params.clone(),
-            },
+            kind => {
+                if matches!(kind, "factuality" | "semantic")
+                    && w.value.as_ref().and_then(scalar_text).is_none()
+                    && expected.is_none()
+                {
+                    return Err(format!(
+                        "assertion `{}` compares with a `value`, and the case has neither one nor an `expected`",
+                        self.type_name
+                    ));
+                }
+                Check::Model {
+                    kind: kind.to_owned(),
+                    params: self.params.clone(),
+                }
+            }
         };
         Ok(Assertion {
             type_name: self.type_name.clone(),

@@ -263,6 +263,9 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
         }
     }
 
+    if let Some(providers) = &providers {
+        assertion::check_judges(ctx, &builder.cases, providers, project);
+    }
     let has_hallucination = builder.cases.iter().any(|c| {
         c.asserts
             .iter()

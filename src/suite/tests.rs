@@ -345,16 +345,34 @@ fn values_default_to_expected_or_are_required() {
 }
 
 #[test]
-fn model_assisted_types_are_parsed_but_unsupported() {
-    let (_, diags) = load_text(with_cases(
+fn model_assisted_assertions_are_validated_with_their_judge() {
+    // Lexical hallucination needs no judge.
+    let (suite, diags) = load_text(with_cases(
         "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - type: hallucination\n        max: 0.2\n",
     ));
-    assert_eq!(
-        diags,
-        vec![
-            "9:15: assertion type `hallucination` is model-assisted and not supported by this version of evalwatch yet"
-        ]
+    assert!(diags.is_empty(), "{diags:?}");
+    assert!(suite.is_some());
+    // Judge-needing assertions without a judge, with an unknown one, and bad params.
+    let (_, diags) = load_text(with_cases(
+        "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - type: factuality\n      - type: llm-rubric\n        provider: nobody\n        rubric: polite\n      - type: hallucination\n        method: vibes\n        max: 2\n      - type: llm-rubric\n      - type: factuality\n        provider: echo\n        scores: {sorta: 1}\n      - type: hallucination\n        threshold: 0.5\n",
+    ));
+    let text = diags.join("\n");
+    assert!(text.contains("9:9: `factuality` needs a judge"), "{text}");
+    assert!(
+        text.contains("10:9: judge provider `nobody` of `llm-rubric` is not defined"),
+        "{text}"
     );
+    assert!(text.contains("14:17: unknown method `vibes`"), "{text}");
+    assert!(text.contains("15:14: max is the largest share"), "{text}");
+    assert!(
+        text.contains("16:9: assertion type `llm-rubric` needs a `rubric`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unknown factuality category `sorta`"),
+        "{text}"
+    );
+    assert!(text.contains("passes by `max`"), "{text}");
 }
 
 #[test]
@@ -364,10 +382,27 @@ fn model_assisted_params_are_carried() {
         .expect("yaml")
         .expect("doc");
     let mut ctx = decode::Ctx::new(&dir.path().join("x.yaml"), false);
-    let _ = assertion::decode(&mut ctx, &node, "case `a`", dir.path());
-    // Unsupported: one diagnostic, and no assertion.
-    assert_eq!(ctx.diags.len(), 1);
-    assert!(ctx.diags[0].message.contains("model-assisted"));
+    let pending = assertion::decode(&mut ctx, &node, "case `a`", dir.path()).expect("valid");
+    assert!(ctx.diags.is_empty(), "{:?}", ctx.diags);
+    let a = pending.resolve(None).expect("resolves");
+    let crate::model::Check::Model { kind, params } = &a.check else {
+        panic!("not a model check: {:?}", a.check)
+    };
+    assert_eq!(kind, "llm-rubric");
+    assert_eq!(params["rubric"], "polite");
+    assert_eq!(params["provider"], "judge");
+    assert!((a.weight - 2.0).abs() < 1e-12);
+    // A field of another type is refused.
+    let node = yaml::parse("type: semantic\nrubric: polite\n")
+        .expect("yaml")
+        .expect("doc");
+    let mut ctx = decode::Ctx::new(&dir.path().join("x.yaml"), false);
+    assert!(assertion::decode(&mut ctx, &node, "case `a`", dir.path()).is_none());
+    assert!(
+        ctx.diags[0].message.contains("does not apply"),
+        "{:?}",
+        ctx.diags
+    );
 }
 
 #[test]

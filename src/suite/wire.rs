@@ -89,13 +89,9 @@ pub(crate) struct WireAssertion {
     pub schema: Option<Value>,
     pub algorithm: Option<String>,
     /// Model-assisted fields: type-checked here, carried in `Check::Model::params`.
-    #[allow(dead_code)]
     pub provider: Option<String>,
-    #[allow(dead_code)]
     pub rubric: Option<String>,
-    #[allow(dead_code)]
     pub method: Option<String>,
-    #[allow(dead_code)]
     pub scores: Option<Value>,
 }
 

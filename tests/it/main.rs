@@ -5,6 +5,7 @@ mod alerts;
 mod cli;
 mod examples;
 mod history;
+mod judges;
 mod providers;
 mod reports;
 mod runs;

@@ -719,35 +719,60 @@ fn provider_charts(
     Ok(out)
 }
 
-/// Markers where the suite's content changed from one run to the next.
+/// Markers where the suite's content, or the judge or rubric that scored it, changed from one
+/// run to the next.
 fn change_markers(
     store: &Store,
     suite: &str,
     rows: &[TrendRow],
 ) -> Result<Vec<MarkerView>, HtmlError> {
+    let judges: std::collections::HashMap<String, Vec<crate::model::JudgeSignature>> =
+        store.suite_run_judges(suite)?.into_iter().collect();
     let mut out = Vec::new();
     let mut prev: Option<&str> = None;
+    let mut prev_judges: Option<&Vec<crate::model::JudgeSignature>> = None;
     let mut seen_run: Option<&str> = None;
     for r in rows {
         if seen_run == Some(r.run_id.as_str()) {
             continue;
         }
         seen_run = Some(&r.run_id);
+        let mut labels = Vec::new();
         if let Some(p) = prev
             && p != r.suite_hash
         {
             let cases = store.cases_first_seen_at(suite, &r.started_at, 6)?;
-            let label = if cases.is_empty() {
+            labels.push(if cases.is_empty() {
                 "suite settings changed (providers, prompt, judge, rubric or gates)".to_string()
             } else if cases.len() > 5 {
                 format!("cases changed: {}, …", cases[..5].join(", "))
             } else {
                 format!("cases changed: {}", cases.join(", "))
-            };
+            });
+        }
+        if let Some(now) = judges.get(&r.run_id) {
+            if let Some(before) = prev_judges
+                && before != now
+            {
+                let show = |v: &Vec<crate::model::JudgeSignature>| {
+                    v.iter()
+                        .map(crate::model::JudgeSignature::label)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                labels.push(format!(
+                    "judge or rubric changed: {} → {}",
+                    show(before),
+                    show(now)
+                ));
+            }
+            prev_judges = Some(now);
+        }
+        if !labels.is_empty() {
             out.push(MarkerView {
                 run_id: r.run_id.clone(),
                 started: show_time(&r.started_at),
-                label,
+                label: labels.join("; "),
             });
         }
         prev = Some(&r.suite_hash);

@@ -1,0 +1,505 @@
+//! Model-assisted assertions (`llm-rubric`, `factuality`, `hallucination`, `semantic`): their
+//! parameters, typed, and the part of them that needs no model (the lexical hallucination
+//! pass). The judging stage (`src/judge/`) decides the rest; [`super::Scorer::score_with`]
+//! merges its verdicts into the case verdict.
+
+use serde_json::{Map, Value, json};
+
+use super::lexical;
+use super::verdict::Verdict;
+use crate::model::Case;
+
+/// `llm-rubric` passes at this normalised score unless `threshold` says otherwise.
+pub const DEFAULT_RUBRIC_THRESHOLD: f64 = 0.5;
+/// `factuality` passes at this score unless `threshold` says otherwise (so by default the
+/// partial categories, subset and superset, pass with half marks and contradiction fails).
+pub const DEFAULT_FACTUALITY_THRESHOLD: f64 = 0.5;
+/// `hallucination` passes when at most this share of the output is unsupported.
+pub const DEFAULT_HALLUCINATION_MAX: f64 = 0.2;
+/// `semantic` passes at this cosine unless `threshold` says otherwise.
+pub const DEFAULT_SEMANTIC_THRESHOLD: f64 = 0.8;
+
+/// How `hallucination` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Word overlap with the support; no model.
+    Lexical,
+    /// Claim by claim, by a judge.
+    Judge,
+    /// The lexical pass first; the judge only when it flags something.
+    Both,
+}
+
+impl Method {
+    pub const ALL: [&'static str; 3] = ["lexical", "judge", "both"];
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "lexical" => Self::Lexical,
+            "judge" => Self::Judge,
+            "both" => Self::Both,
+            _ => return None,
+        })
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lexical => "lexical",
+            Self::Judge => "judge",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// Score of each factuality category (`scores:`), in [0,1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FactualityScores {
+    pub subset: f64,
+    pub superset: f64,
+    pub same: f64,
+    pub contradiction: f64,
+    pub differs_harmlessly: f64,
+}
+
+impl Default for FactualityScores {
+    /// Added, unverified facts (superset) and missing ones (subset) are partial;
+    /// a contradiction is 0.
+    fn default() -> Self {
+        Self {
+            subset: 0.5,
+            superset: 0.5,
+            same: 1.0,
+            contradiction: 0.0,
+            differs_harmlessly: 1.0,
+        }
+    }
+}
+
+impl FactualityScores {
+    /// The score of a category named as in `scores:` (`subset`, ..., `differs-harmlessly`).
+    #[must_use]
+    pub fn of(&self, category: &str) -> Option<f64> {
+        Some(match category {
+            "subset" => self.subset,
+            "superset" => self.superset,
+            "same" => self.same,
+            "contradiction" => self.contradiction,
+            "differs-harmlessly" => self.differs_harmlessly,
+            _ => return None,
+        })
+    }
+
+    fn set(&mut self, category: &str, v: f64) -> bool {
+        let slot = match category {
+            "subset" => &mut self.subset,
+            "superset" => &mut self.superset,
+            "same" => &mut self.same,
+            "contradiction" => &mut self.contradiction,
+            "differs-harmlessly" | "differs_harmlessly" => &mut self.differs_harmlessly,
+            _ => return false,
+        };
+        *slot = v;
+        true
+    }
+
+    /// `scores:` as written: a map of category to a number in [0,1]; the rest keep defaults.
+    pub fn from_value(v: Option<&Value>) -> Result<Self, String> {
+        let mut out = Self::default();
+        let Some(v) = v else { return Ok(out) };
+        let Some(map) = v.as_object() else {
+            return Err(
+                "`scores` must be a map of category to score, e.g. `{superset: 0.8}`".into(),
+            );
+        };
+        for (k, v) in map {
+            let n = v
+                .as_f64()
+                .filter(|n| (0.0..=1.0).contains(n))
+                .ok_or_else(|| format!("score of `{k}` must be a number between 0 and 1"))?;
+            if !out.set(k, n) {
+                return Err(format!(
+                    "unknown factuality category `{k}` in `scores`; use subset, superset, same, contradiction, differs-harmlessly"
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A model-assisted assertion with its parameters checked and defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelCheck {
+    Rubric {
+        rubric: String,
+        /// `value`, or the case's `expected`, shown to the judge as a reference if any.
+        reference: Option<String>,
+        threshold: f64,
+        provider: Option<String>,
+    },
+    Factuality {
+        reference: String,
+        scores: FactualityScores,
+        threshold: f64,
+        provider: Option<String>,
+    },
+    Hallucination {
+        method: Method,
+        max: f64,
+        provider: Option<String>,
+    },
+    Semantic {
+        reference: String,
+        threshold: f64,
+        provider: Option<String>,
+    },
+}
+
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl ModelCheck {
+    /// The check of an assertion `kind` with raw `params` (as carried in `Check::Model`),
+    /// for a case with `expected`. Errors say what is wrong (the loader reports the same
+    /// problems at their file:line:col first).
+    pub fn parse(
+        kind: &str,
+        params: &Map<String, Value>,
+        expected: Option<&str>,
+        threshold: Option<f64>,
+    ) -> Result<Self, String> {
+        let provider = params
+            .get("provider")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let reference = || {
+            params
+                .get("value")
+                .and_then(text_of)
+                .or_else(|| expected.map(str::to_owned))
+        };
+        let unit = |t: f64, what: &str| {
+            if (0.0..=1.0).contains(&t) {
+                Ok(t)
+            } else {
+                Err(format!("{what} must be between 0 and 1, got {t}"))
+            }
+        };
+        Ok(match kind {
+            "llm-rubric" => Self::Rubric {
+                rubric: params
+                    .get("rubric")
+                    .and_then(Value::as_str)
+                    .filter(|r| !r.trim().is_empty())
+                    .ok_or("`llm-rubric` needs a `rubric` (what a good answer does)")?
+                    .to_owned(),
+                reference: reference(),
+                threshold: unit(threshold.unwrap_or(DEFAULT_RUBRIC_THRESHOLD), "threshold")?,
+                provider,
+            },
+            "factuality" => Self::Factuality {
+                reference: reference().ok_or(
+                    "`factuality` compares with `value` or the case's `expected`, and there is neither",
+                )?,
+                scores: FactualityScores::from_value(params.get("scores"))?,
+                threshold: unit(
+                    threshold.unwrap_or(DEFAULT_FACTUALITY_THRESHOLD),
+                    "threshold",
+                )?,
+                provider,
+            },
+            "hallucination" => {
+                let method = match params.get("method") {
+                    None => Method::Lexical,
+                    Some(v) => v.as_str().and_then(Method::parse).ok_or_else(|| {
+                        format!("`method` must be one of {}", Method::ALL.join(", "))
+                    })?,
+                };
+                let max = match params.get("max") {
+                    None => DEFAULT_HALLUCINATION_MAX,
+                    Some(v) => unit(v.as_f64().unwrap_or(f64::NAN), "max")?,
+                };
+                Self::Hallucination {
+                    method,
+                    max,
+                    provider,
+                }
+            }
+            "semantic" => Self::Semantic {
+                reference: reference().ok_or(
+                    "`semantic` compares with `value` or the case's `expected`, and there is neither",
+                )?,
+                threshold: unit(
+                    threshold.unwrap_or(DEFAULT_SEMANTIC_THRESHOLD),
+                    "threshold",
+                )?,
+                provider,
+            },
+            other => return Err(format!("`{other}` is not a model-assisted assertion")),
+        })
+    }
+
+    /// The assertion's own `provider:`, if it names one.
+    #[must_use]
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            Self::Rubric { provider, .. }
+            | Self::Factuality { provider, .. }
+            | Self::Hallucination { provider, .. }
+            | Self::Semantic { provider, .. } => provider.as_deref(),
+        }
+    }
+
+    /// Whether it may call a model (everything but a lexical-only `hallucination`).
+    #[must_use]
+    pub fn may_call(&self) -> bool {
+        !matches!(
+            self,
+            Self::Hallucination {
+                method: Method::Lexical,
+                ..
+            }
+        )
+    }
+}
+
+/// What `hallucination` checks the output against: `expected`, each `context` item, and the
+/// rendered prompt.
+pub fn support<'a>(case: &'a Case, prompt: &'a str) -> Vec<&'a str> {
+    let mut s: Vec<&str> = Vec::with_capacity(case.context.len() + 2);
+    s.extend(case.expected.as_deref());
+    s.extend(case.context.iter().map(String::as_str));
+    if !prompt.is_empty() {
+        s.push(prompt);
+    }
+    s
+}
+
+/// The lexical pass: passes when the unsupported share is at most `max`. The outcome score
+/// is 1 - that share (higher is better, like every score); `details.score` is the share.
+pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> Verdict {
+    let share = if result.score.is_finite() {
+        result.score.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    let pass = share <= max + 1e-12;
+    let reason = if result.unsupported.is_empty() {
+        format!(
+            "every checked word of the output is in the support ({} checked)",
+            result.checked
+        )
+    } else {
+        let shown: Vec<String> = result
+            .unsupported
+            .iter()
+            .take(5)
+            .map(|s| format!("\"{}\"", s.text))
+            .collect();
+        format!(
+            "{:.0}% of the output is not in the support ({} of {} checked: {}{}); {} {:.0}%",
+            share * 100.0,
+            result.unsupported.len(),
+            result.checked,
+            shown.join(", "),
+            if result.unsupported.len() > 5 {
+                ", …"
+            } else {
+                ""
+            },
+            if pass {
+                "within the max of"
+            } else {
+                "over the max of"
+            },
+            max * 100.0
+        )
+    };
+    Verdict::graded(
+        pass,
+        1.0 - share,
+        reason,
+        json!({
+            "method": method.as_str(),
+            "score": share,
+            "max": max,
+            "unsupported": result.unsupported,
+            "contradictions": [],
+            "checked": result.checked,
+        }),
+    )
+}
+
+/// The verdict of a model-assisted assertion without a judge's help: the lexical pass of
+/// `hallucination` (`method: lexical`, or `both` when it flags nothing); otherwise
+/// unscorable, as it needs a judge that did not answer.
+pub fn without_judge(check: &ModelCheck, kind: &str, output: &str, support: &[&str]) -> Verdict {
+    match check {
+        ModelCheck::Hallucination { method, max, .. } if *method != Method::Judge => {
+            let lx = lexical::check(output, support);
+            if *method == Method::Lexical || lx.unsupported.is_empty() {
+                let mut v = lexical_verdict(&lx, *method, *max);
+                if *method == Method::Both {
+                    v.reason = format!("{}; no judge needed", v.reason);
+                }
+                return v;
+            }
+            Verdict::unscorable(format!(
+                "`{kind}` (method both) flagged words the support lacks and needs a judge to decide, but none answered"
+            ))
+        }
+        _ => Verdict::unscorable(format!(
+            "`{kind}` is model-assisted and no judge verdict reached the scorer"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::needless_pass_by_value)]
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn parses_with_defaults_and_rejects_bad_params() {
+        let c = ModelCheck::parse(
+            "factuality",
+            &params(json!({"scores": {"superset": 0.8}})),
+            Some("30 days"),
+            None,
+        )
+        .unwrap();
+        let ModelCheck::Factuality {
+            reference,
+            scores,
+            threshold,
+            ..
+        } = c
+        else {
+            panic!()
+        };
+        assert_eq!(reference, "30 days");
+        assert!((scores.superset - 0.8).abs() < 1e-12);
+        assert!((scores.subset - 0.5).abs() < 1e-12);
+        assert!((threshold - DEFAULT_FACTUALITY_THRESHOLD).abs() < 1e-12);
+        assert!(ModelCheck::parse("factuality", &params(json!({})), None, None).is_err());
+        assert!(
+            ModelCheck::parse(
+                "factuality",
+                &params(json!({"scores": {"sorta": 1}})),
+                Some("x"),
+                None
+            )
+            .unwrap_err()
+            .contains("sorta")
+        );
+        assert!(
+            ModelCheck::parse(
+                "factuality",
+                &params(json!({"scores": {"same": 2}})),
+                Some("x"),
+                None
+            )
+            .is_err()
+        );
+        assert!(
+            ModelCheck::parse("llm-rubric", &params(json!({})), None, None)
+                .unwrap_err()
+                .contains("rubric")
+        );
+        assert!(
+            ModelCheck::parse(
+                "hallucination",
+                &params(json!({"method": "vibes"})),
+                None,
+                None
+            )
+            .is_err()
+        );
+        assert!(
+            ModelCheck::parse("hallucination", &params(json!({"max": 3})), None, None).is_err()
+        );
+        let h = ModelCheck::parse("hallucination", &params(json!({})), None, None).unwrap();
+        assert_eq!(
+            h,
+            ModelCheck::Hallucination {
+                method: Method::Lexical,
+                max: DEFAULT_HALLUCINATION_MAX,
+                provider: None
+            }
+        );
+        assert!(!h.may_call());
+        let s = ModelCheck::parse(
+            "semantic",
+            &params(json!({"provider": "emb", "value": "hi"})),
+            None,
+            Some(0.9),
+        )
+        .unwrap();
+        assert_eq!(s.provider(), Some("emb"));
+        assert!(s.may_call());
+    }
+
+    #[test]
+    fn lexical_pass_fails_over_max_and_reports_spans() {
+        let support = ["Items can be returned within 30 days of delivery."];
+        let h = ModelCheck::Hallucination {
+            method: Method::Lexical,
+            max: 0.2,
+            provider: None,
+        };
+        let ok = without_judge(
+            &h,
+            "hallucination",
+            "Items can be returned within 30 days.",
+            &support,
+        );
+        assert!(ok.pass && !ok.unscorable);
+        assert_eq!(ok.details["score"], json!(0.0));
+        let bad = without_judge(
+            &h,
+            "hallucination",
+            "Refunds take 90 weeks via carrier pigeon.",
+            &support,
+        );
+        assert!(!bad.pass);
+        assert!(
+            bad.details["unsupported"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        );
+        assert!(bad.score < 0.5);
+        // `both` with something flagged needs a judge: never a silent verdict.
+        let both = ModelCheck::Hallucination {
+            method: Method::Both,
+            max: 0.2,
+            provider: None,
+        };
+        assert!(
+            without_judge(
+                &both,
+                "hallucination",
+                "Refunds take 90 weeks via carrier pigeon.",
+                &support
+            )
+            .unscorable
+        );
+        let clean = without_judge(
+            &both,
+            "hallucination",
+            "Items can be returned within 30 days.",
+            &support,
+        );
+        assert!(clean.pass && clean.reason.contains("no judge needed"));
+    }
+}
