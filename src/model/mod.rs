@@ -2,10 +2,12 @@
 
 mod config;
 mod outcome;
+mod review;
 mod suite;
 
 pub use config::*;
 pub use outcome::*;
+pub use review::*;
 pub use suite::*;
 
 /// A place in a user's file, for error messages (`file:line:col`).

@@ -11,6 +11,7 @@
 mod alerts;
 mod codec;
 mod read;
+mod review;
 mod schedule;
 mod schema;
 mod trends;
@@ -26,6 +27,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use alerts::{AlertRow, NewAlert, PendingDelivery};
+pub use review::{HumanScore, ImportCount, NewSheet, SheetRow, SheetSummary};
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use trends::{ScoredResult, TrendQuery, TrendRow};
