@@ -239,13 +239,20 @@ impl Store {
             let mut member = tx.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM review_items WHERE sheet_ref = ?1 AND result_id = ?2)",
             )?;
+            // Unchanged: this very grade is stored (a repeated import), or the reviewer's
+            // current grade of the result already says the same (a repeated export).
             let mut same = tx.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM review_grades WHERE sheet_ref = ?1 AND result_id = ?2
                    AND reviewer = ?3 AND graded_at = ?4 AND verdict = ?5 AND quality IS ?6
-                   AND hallucination IS ?7 AND note = ?8)",
+                   AND hallucination IS ?7 AND note = ?8)
+                 OR coalesce((SELECT verdict = ?5 AND quality IS ?6 AND hallucination IS ?7
+                                     AND note = ?8
+                              FROM review_grades WHERE result_id = ?2 AND reviewer = ?3
+                              ORDER BY julianday(graded_at) DESC, id DESC LIMIT 1), 0)",
             )?;
             let mut earlier = tx.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM review_grades WHERE result_id = ?1 AND reviewer = ?2)",
+                "SELECT EXISTS (SELECT 1 FROM review_grades WHERE result_id = ?1 AND reviewer = ?2
+                   AND julianday(graded_at) <= julianday(?3))",
             )?;
             let mut add = tx.prepare_cached(
                 "INSERT INTO review_grades (sheet_ref, result_id, reviewer, verdict, quality,
@@ -275,7 +282,9 @@ impl Store {
                     count.unchanged += 1;
                     continue;
                 }
-                if earlier.query_row(params![g.result_id, reviewer], |r| r.get::<_, bool>(0))? {
+                if earlier.query_row(params![g.result_id, reviewer, graded_at], |r| {
+                    r.get::<_, bool>(0)
+                })? {
                     count.superseding += 1;
                 }
                 add.execute(params![
@@ -451,7 +460,7 @@ mod tests {
     /// A store with one run of `n` results, all passed.
     fn store_with_run(n: usize) -> (tempfile::TempDir, Store, Vec<i64>) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        let store = Store::open(&dir.path().join("h.db")).unwrap();
         store
             .conn
             .execute_batch(
