@@ -13,12 +13,12 @@ use crate::cli::ReadFormat;
 use crate::model::{CaseStatus, ProjectConfig, ResultRecord, RunStatus, Suite};
 use crate::report::html::Window;
 use crate::report::terminal;
+use crate::review::ReviewError;
 use crate::review::grades::{self, GradesFile};
 use crate::review::sample::{Sampler, Stratum, classify};
 use crate::review::serve::{self, Backend, Refusal, SheetEntry};
 use crate::review::sheet::{self, SheetData, SheetItem, Submit};
 use crate::review::stats::AgreementBuilder;
-use crate::review::ReviewError;
 use crate::store::{ImportCount, NewSheet, Store};
 
 /// Sheet size when neither `--n` nor the suite's `review:` says.
@@ -131,7 +131,8 @@ pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
                     "close review sheet {sheet_id}: no such sheet (`evalwatch review list --all` shows them)"
                 )));
             }
-            ctx.printer.result(&format!("closed review sheet {sheet_id}"));
+            ctx.printer
+                .result(&format!("closed review sheet {sheet_id}"));
             Ok(exit::OK)
         }
     }
@@ -449,12 +450,8 @@ fn import(ctx: &Ctx, store: &mut Store, file: &Path) -> anyhow::Result<u8> {
     } else {
         ctx.cwd.join(file)
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Failure::invalid(format!(
-            "read the grades file {}: {e}",
-            file.display()
-        ))
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::invalid(format!("read the grades file {}: {e}", file.display())))?;
     match apply_grades(store, &text, &file.display().to_string()) {
         Ok((f, c)) => {
             ctx.printer.result(&format!("imported {}", summary(&f, &c)));
@@ -656,8 +653,18 @@ fn stats(ctx: &Ctx, store: &Store, suite: Option<&str>, format: ReadFormat) -> a
     ));
     let mut table = vec![
         [
-            "suite", "scope", "n", "h+a+", "h+a-", "h-a+", "h-a-", "agree", "kappa",
-            "false_pass", "false_fail", "undecided",
+            "suite",
+            "scope",
+            "n",
+            "h+a+",
+            "h+a-",
+            "h-a+",
+            "h-a-",
+            "agree",
+            "kappa",
+            "false_pass",
+            "false_fail",
+            "undecided",
         ]
         .map(String::from)
         .to_vec(),
@@ -679,7 +686,8 @@ fn stats(ctx: &Ctx, store: &Store, suite: Option<&str>, format: ReadFormat) -> a
             a.undecided.to_string(),
         ]);
     }
-    ctx.printer.result(terminal::table_with(&table, 2).trim_end());
+    ctx.printer
+        .result(terminal::table_with(&table, 2).trim_end());
     if !scores.is_empty() {
         ctx.printer.result("human score (mean quality 1-5) by run:");
         let mut t = vec![
@@ -690,7 +698,11 @@ fn stats(ctx: &Ctx, store: &Store, suite: Option<&str>, format: ReadFormat) -> a
         for h in &scores {
             t.push(vec![
                 h.run_id.clone(),
-                h.started_at.chars().take(19).collect::<String>().replace('T', " "),
+                h.started_at
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+                    .replace('T', " "),
                 h.provider.clone(),
                 format!("{:.2}", h.mean_quality),
                 h.n.to_string(),
@@ -773,7 +785,11 @@ fn show(ctx: &Ctx, store: &Store, sheet_id: &str, format: ReadFormat) -> anyhow:
         "review sheet {} ({}): {}/{} item(s) graded",
         sheet.sheet_id,
         if sheet.open { "open" } else { "closed" },
-        sheet.items.iter().filter(|(id, _, _)| done.contains(id)).count(),
+        sheet
+            .items
+            .iter()
+            .filter(|(id, _, _)| done.contains(id))
+            .count(),
         sheet.items.len()
     ));
     for g in &graded {
@@ -789,7 +805,11 @@ fn show(ctx: &Ctx, store: &Store, sheet_id: &str, format: ReadFormat) -> anyhow:
             line.push_str(&format!(", quality {q}"));
         }
         if let Some(h) = g.grade.hallucination {
-            line.push_str(if h { ", hallucination" } else { ", no hallucination" });
+            line.push_str(if h {
+                ", hallucination"
+            } else {
+                ", no hallucination"
+            });
         }
         line.push_str(&format!(" by {}", g.reviewer));
         if g.superseded > 0 {

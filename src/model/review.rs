@@ -181,7 +181,10 @@ mod tests {
         assert!(close(c.false_pass_rate(), 2.0 / 8.0));
         assert!(close(c.false_fail_rate(), 1.0 / 4.0));
         assert!(close(c.agreement(), 9.0 / 12.0));
-        assert!(close(c.kappa(), cohen_kappa(&[&[6, 1], &[2, 3]]).unwrap_or(f64::NAN)));
+        assert!(close(
+            c.kappa(),
+            cohen_kappa(&[&[6, 1], &[2, 3]]).unwrap_or(f64::NAN)
+        ));
         let empty = Confusion::default();
         assert_eq!(empty.false_pass_rate(), None);
         assert_eq!(empty.false_fail_rate(), None);

@@ -71,7 +71,9 @@ pub fn parse(text: &str, file: &str) -> Result<GradesFile, ReviewError> {
         let inner = e.into_inner();
         err(format!(
             "{} at line {} column {} (`{path}`); export it again from the sheet",
-            inner, inner.line(), inner.column()
+            inner,
+            inner.line(),
+            inner.column()
         ))
     })?;
     let sheet_id = raw.sheet_id.trim().to_owned();
@@ -172,7 +174,11 @@ pub fn check_against_sheet(
             "{} graded result(s) are not items of this sheet ({}{}); nothing was imported",
             strangers.len(),
             shown.join(", "),
-            if strangers.len() > shown.len() { ", ..." } else { "" }
+            if strangers.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
         )));
     }
     Ok(())
@@ -206,14 +212,38 @@ mod tests {
     fn bad_files_say_what_and_where() {
         for (text, want) in [
             ("not json", "g.json"),
-            (r#"{"sheet_id": "s", "reviewer": "", "exported_at": "2026-03-01T10:00:00Z", "grades": []}"#, "reviewer"),
-            (r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "yesterday", "grades": []}"#, "RFC 3339"),
-            (r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": "x", "verdict": "pass"}]}"#, "grades[0]"),
-            (r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": 1, "verdict": "ok"}]}"#, "pass or fail"),
-            (r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": 1, "verdict": "pass", "quality": 6}]}"#, "1 to 5"),
-            (r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": 1, "verdict": "pass"}, {"result_id": "1", "verdict": "fail"}]}"#, "twice"),
-            (r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": 1, "verdict": "pass", "score": 1}]}"#, "score"),
-            (r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": -4, "verdict": "pass"}]}"#, "not a result id"),
+            (
+                r#"{"sheet_id": "s", "reviewer": "", "exported_at": "2026-03-01T10:00:00Z", "grades": []}"#,
+                "reviewer",
+            ),
+            (
+                r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "yesterday", "grades": []}"#,
+                "RFC 3339",
+            ),
+            (
+                r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": "x", "verdict": "pass"}]}"#,
+                "grades[0]",
+            ),
+            (
+                r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": 1, "verdict": "ok"}]}"#,
+                "pass or fail",
+            ),
+            (
+                r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": 1, "verdict": "pass", "quality": 6}]}"#,
+                "1 to 5",
+            ),
+            (
+                r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": 1, "verdict": "pass"}, {"result_id": "1", "verdict": "fail"}]}"#,
+                "twice",
+            ),
+            (
+                r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": 1, "verdict": "pass", "score": 1}]}"#,
+                "score",
+            ),
+            (
+                r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "grades": [{"result_id": -4, "verdict": "pass"}]}"#,
+                "not a result id",
+            ),
         ] {
             let err = parse(text, "g.json").expect_err(text).to_string();
             assert!(err.contains(want), "{text}: {err}");
@@ -225,10 +255,14 @@ mod tests {
         let f = parse(GOOD, "g.json").unwrap();
         let items: HashSet<i64> = [4_294_967_296, 4_294_967_297, 4_294_967_298].into();
         check_against_sheet(&f, "ab", &items).unwrap();
-        let err = check_against_sheet(&f, "cd", &items).unwrap_err().to_string();
+        let err = check_against_sheet(&f, "cd", &items)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sheet_mac"), "{err}");
         let fewer: HashSet<i64> = [4_294_967_296].into();
-        let err = check_against_sheet(&f, "ab", &fewer).unwrap_err().to_string();
+        let err = check_against_sheet(&f, "ab", &fewer)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("2 graded result(s) are not items"), "{err}");
         assert!(err.contains("4294967297"), "{err}");
         // Without a MAC, membership alone decides.

@@ -73,7 +73,10 @@ pub fn low_confidence(a: &AssertionOutcome) -> bool {
     let confidence = d
         .get("confidence")
         .and_then(serde_json::Value::as_f64)
-        .or_else(|| d.pointer("/judge/confidence").and_then(serde_json::Value::as_f64));
+        .or_else(|| {
+            d.pointer("/judge/confidence")
+                .and_then(serde_json::Value::as_f64)
+        });
     confidence.is_some_and(|c| c < LOW_CONFIDENCE)
 }
 
@@ -193,7 +196,10 @@ impl<T> Sampler<T> {
             return;
         }
         let j = self.rng.below(self.seen[i]);
-        if let Some(slot) = usize::try_from(j).ok().and_then(|j| self.kept[i].get_mut(j)) {
+        if let Some(slot) = usize::try_from(j)
+            .ok()
+            .and_then(|j| self.kept[i].get_mut(j))
+        {
             *slot = item;
         }
     }
@@ -277,15 +283,24 @@ mod tests {
         let plain = [outcome("contains", true, json!(null))];
         assert_eq!(classify(Passed, &plain, None), Some(Stratum::Pass));
         assert_eq!(classify(Failed, &plain, None), Some(Stratum::Fail));
-        assert_eq!(classify(Unscorable, &plain, None), Some(Stratum::Unscorable));
+        assert_eq!(
+            classify(Unscorable, &plain, None),
+            Some(Stratum::Unscorable)
+        );
         assert_eq!(classify(Error, &plain, None), None, "nothing to grade");
         // Flips against the baseline, either way; failed -> unscorable is no flip.
         assert_eq!(classify(Failed, &plain, Some(Passed)), Some(Stratum::Flip));
         assert_eq!(classify(Passed, &plain, Some(Failed)), Some(Stratum::Flip));
-        assert_eq!(classify(Unscorable, &plain, Some(Failed)), Some(Stratum::Unscorable));
+        assert_eq!(
+            classify(Unscorable, &plain, Some(Failed)),
+            Some(Stratum::Unscorable)
+        );
         assert_eq!(classify(Passed, &plain, Some(Passed)), Some(Stratum::Pass));
         let halluc = [outcome("hallucination", false, json!({"score": 0.5}))];
-        assert_eq!(classify(Failed, &halluc, None), Some(Stratum::Hallucination));
+        assert_eq!(
+            classify(Failed, &halluc, None),
+            Some(Stratum::Hallucination)
+        );
         assert_eq!(
             classify(Failed, &[outcome("factuality", false, json!(null))], None),
             Some(Stratum::Hallucination)
@@ -296,7 +311,10 @@ mod tests {
             true,
             json!({"judge": judge, "confidence": 0.4}),
         )];
-        assert_eq!(classify(Passed, &unsure, None), Some(Stratum::LowConfidence));
+        assert_eq!(
+            classify(Passed, &unsure, None),
+            Some(Stratum::LowConfidence)
+        );
         let sure = [outcome(
             "llm-rubric",
             true,
@@ -313,7 +331,10 @@ mod tests {
     #[test]
     fn allocation_gives_passes_their_share_and_spreads_the_rest() {
         // flip, halluc, lowconf, unscorable, fail, pass
-        assert_eq!(allocate(10, &[100, 100, 100, 100, 100, 100]), [2, 2, 2, 1, 1, 2]);
+        assert_eq!(
+            allocate(10, &[100, 100, 100, 100, 100, 100]),
+            [2, 2, 2, 1, 1, 2]
+        );
         assert_eq!(allocate(10, &[1, 0, 0, 0, 3, 100]), [1, 0, 0, 0, 3, 6]);
         assert_eq!(allocate(10, &[50, 0, 0, 0, 50, 0]), [5, 0, 0, 0, 5, 0]);
         assert_eq!(allocate(3, &[0, 0, 0, 0, 0, 2]), [0, 0, 0, 0, 0, 2]);
@@ -374,7 +395,10 @@ mod tests {
         }
         // No passes: all 10 come from the one stratum; expected 2000 * 10/100 = 200 each.
         let (lo, hi) = (hits.iter().min().copied(), hits.iter().max().copied());
-        assert!(lo.is_some_and(|l| l > 140) && hi.is_some_and(|h| h < 260), "{hits:?}");
+        assert!(
+            lo.is_some_and(|l| l > 140) && hi.is_some_and(|h| h < 260),
+            "{hits:?}"
+        );
     }
 
     #[test]

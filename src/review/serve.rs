@@ -127,7 +127,9 @@ async fn index(
     let body = if sheets.is_empty() {
         "<p>No open sheet. Make one with <code>evalwatch review sample</code>.</p>".to_owned()
     } else {
-        format!("<table><thead><tr><th>Sheet</th><th>Created</th><th>Graded</th></tr></thead><tbody>{rows}</tbody></table>")
+        format!(
+            "<table><thead><tr><th>Sheet</th><th>Created</th><th>Graded</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     };
     Html(format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\"><title>evalwatch review</title></head><body><h1>evalwatch review: open sheets</h1>{body}</body></html>"
@@ -151,11 +153,7 @@ async fn sheet_page(
     };
     let id = sheet_id.clone();
     match blocking(move || backend.page(&id, submit)).await {
-        Ok(Ok(Some(page))) => (
-            [(header::CACHE_CONTROL, "no-store")],
-            Html(page),
-        )
-            .into_response(),
+        Ok(Ok(Some(page))) => ([(header::CACHE_CONTROL, "no-store")], Html(page)).into_response(),
         Ok(Ok(None)) => (
             StatusCode::NOT_FOUND,
             format!("no open review sheet {sheet_id}\n"),

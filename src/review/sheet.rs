@@ -194,7 +194,11 @@ fn base64(bytes: &[u8]) -> String {
 #[must_use]
 pub fn render(data: &SheetData<'_>) -> String {
     let hash = base64(&Sha256::digest(SCRIPT.as_bytes()));
-    let connect = if data.submit.is_some() { "'self'" } else { "'none'" };
+    let connect = if data.submit.is_some() {
+        "'self'"
+    } else {
+        "'none'"
+    };
     let csp = format!(
         "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src {connect}; img-src data:; base-uri 'none'; form-action 'none'"
     );
@@ -254,7 +258,9 @@ mod tests {
 
     #[test]
     fn the_page_escapes_everything_and_allows_only_its_own_script() {
-        let items = [item("<script>alert(1)</script><img src=x onerror=alert(2)>")];
+        let items = [item(
+            "<script>alert(1)</script><img src=x onerror=alert(2)>",
+        )];
         let data = SheetData {
             sheet_id: "s<1>",
             created_at: "t",
@@ -273,7 +279,10 @@ mod tests {
         let hash = base64(&Sha256::digest(SCRIPT.as_bytes()));
         assert!(page.contains(&format!("script-src 'sha256-{hash}'")));
         assert!(page.contains("connect-src 'none'"));
-        assert!(!page.contains("http://") && !page.contains("https://"), "no external link");
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no external link"
+        );
         // The JSON reads back to the same items.
         let start = page.find("id=\"evalwatch-sheet\">").unwrap() + "id=\"evalwatch-sheet\">".len();
         let end = start + page[start..].find("</script>").unwrap();
@@ -318,7 +327,10 @@ mod tests {
     fn sheet_ids_are_unique_and_plain() {
         let now = chrono::Utc::now();
         let a = new_sheet_id(now);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{a}");
+        assert!(
+            a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{a}"
+        );
         assert_ne!(a, new_sheet_id(now));
         assert_eq!(new_secret().len(), 64);
     }

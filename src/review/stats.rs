@@ -157,10 +157,18 @@ mod tests {
         // Two false passes, one false fail, three agreements.
         b.add(&graded(false, Passed, &[("contains", Some(true))]));
         b.add(&graded(false, Passed, &[("contains", Some(true))]));
-        b.add(&graded(true, Failed, &[("contains", Some(true)), ("regex", Some(false))]));
+        b.add(&graded(
+            true,
+            Failed,
+            &[("contains", Some(true)), ("regex", Some(false))],
+        ));
         b.add(&graded(true, Passed, &[("contains", Some(true))]));
         b.add(&graded(false, Failed, &[("contains", Some(false))]));
-        b.add(&graded(false, Failed, &[("contains", Some(false)), ("contains", Some(true))]));
+        b.add(&graded(
+            false,
+            Failed,
+            &[("contains", Some(false)), ("contains", Some(true))],
+        ));
         b.add(&graded(true, Unscorable, &[("llm-rubric", None)]));
         b.add(&graded(true, Error, &[]));
         assert_eq!(b.grades(), 8);

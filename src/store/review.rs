@@ -112,7 +112,8 @@ impl Store {
                 "SELECT s.sheet_id FROM review_items i JOIN review_sheets s ON s.id = i.sheet_ref
                  WHERE i.result_id = ?1 AND s.status = 'open' LIMIT 1",
             )?;
-            let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM results WHERE id = ?1)")?;
+            let mut exists =
+                tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM results WHERE id = ?1)")?;
             let mut add = tx.prepare_cached(
                 "INSERT INTO review_items (sheet_ref, idx, result_id, stratum, item)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -437,7 +438,8 @@ impl Store {
                 r.get(0)?,
                 r.get(1)?,
                 r.get::<_, String>(2)? == "pass",
-                r.get::<_, Option<i64>>(3)?.and_then(|q| u8::try_from(q).ok()),
+                r.get::<_, Option<i64>>(3)?
+                    .and_then(|q| u8::try_from(q).ok()),
                 r.get(4)?,
             ))
         })?;
@@ -518,7 +520,10 @@ mod tests {
         assert_eq!(store.results_in_open_sheets().unwrap().len(), 2);
         let err = store.create_sheet(&sheet("b", &ids[1..])).unwrap_err();
         assert!(err.to_string().contains("already in open sheet a"), "{err}");
-        assert!(store.sheet("b").unwrap().is_none(), "nothing of b was stored");
+        assert!(
+            store.sheet("b").unwrap().is_none(),
+            "nothing of b was stored"
+        );
         // Once `a` is closed its results may be sampled again.
         assert!(store.close_sheet("a").unwrap());
         store.create_sheet(&sheet("b", &ids[1..])).unwrap();
@@ -537,7 +542,11 @@ mod tests {
         let c = store
             .import_grades("a", "ann", "2026-01-03T00:00:00Z", "later", &first)
             .unwrap();
-        assert_eq!((c.added, c.unchanged), (0, 1), "the same file twice changes nothing");
+        assert_eq!(
+            (c.added, c.unchanged),
+            (0, 1),
+            "the same file twice changes nothing"
+        );
         assert_eq!(store.grade_rows().unwrap(), 1);
         // A newer export changes its mind: both rows kept, the newer current.
         let second = [grade(ids[0], false, Some(2)), grade(ids[1], true, None)];
@@ -564,7 +573,10 @@ mod tests {
         let scores = store.human_scores(Some("s"), None).unwrap();
         assert_eq!(scores.len(), 1);
         assert!((scores[0].mean_quality - 2.0).abs() < 1e-9, "{scores:?}");
-        assert!(!store.sheets(false).unwrap()[0].open, "every item graded: closed");
+        assert!(
+            !store.sheets(false).unwrap()[0].open,
+            "every item graded: closed"
+        );
     }
 
     #[test]
@@ -576,7 +588,10 @@ mod tests {
         let err = store
             .import_grades("a", "ann", "2026-01-03T00:00:00Z", "now", &grades)
             .unwrap_err();
-        assert!(err.to_string().contains("not an item of this sheet"), "{err}");
+        assert!(
+            err.to_string().contains("not an item of this sheet"),
+            "{err}"
+        );
         assert_eq!(store.grade_rows().unwrap(), 0, "nothing half-written");
         let err = store
             .import_grades("zz", "ann", "2026-01-03T00:00:00Z", "now", &grades[..1])

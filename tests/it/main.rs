@@ -7,6 +7,7 @@ mod examples;
 mod history;
 mod providers;
 mod reports;
+mod review;
 mod runs;
 mod schedule;
 mod support;
