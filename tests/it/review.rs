@@ -575,3 +575,46 @@ fn serve_needs_the_token_and_stores_grades_like_import() {
     assert_eq!(v["grades"].as_array().map(Vec::len), Some(3));
     assert_eq!(v["status"], "closed");
 }
+
+#[test]
+fn a_low_human_score_opens_an_alert() {
+    let p = Project::new();
+    let suite = replay_suite(&p, "hs", 4, 0);
+    let mut yaml = std::fs::read_to_string(&suite).expect("read");
+    yaml.push_str("alerts:\n  - {metric: human_score, min: 3.5, severity: warning}\n");
+    std::fs::write(&suite, yaml).expect("write");
+    assert_eq!(code(&p.run(&["run"])), 0);
+    let check = p.run(&["alerts", "check"]);
+    assert_eq!(code(&check), 0, "{}", stderr(&check));
+    assert!(
+        !stdout(&check).contains("human_score"),
+        "no grades, no alert: {}",
+        stdout(&check)
+    );
+    let (_id, page) = sample(&p, &["--n", "4"]);
+    let sheet = sheet_json(&std::fs::read_to_string(page).expect("page"));
+    let items: Vec<&Value> = sheet["items"].as_array().expect("items").iter().collect();
+    let mut file = grades_file(&sheet, &items, "2026-01-01T00:00:00Z", "pass");
+    for g in file["grades"].as_array_mut().expect("grades") {
+        g["quality"] = json!(2);
+    }
+    let path = p.write("g.json", &file.to_string());
+    assert_eq!(
+        code(&p.run(&["review", "import", &path.display().to_string()])),
+        0
+    );
+    // Another run with no grades yet: the rule still judges the graded one.
+    assert_eq!(code(&p.run(&["run"])), 0);
+    let check = p.run(&["alerts", "check"]);
+    assert_eq!(
+        code(&check),
+        0,
+        "a warning is below --fail-on: {}",
+        stderr(&check)
+    );
+    let text = stdout(&check);
+    assert!(
+        text.contains("open [warning]") && text.contains("human_score"),
+        "{text}"
+    );
+}
