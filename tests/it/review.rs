@@ -574,6 +574,17 @@ fn serve_needs_the_token_and_stores_grades_like_import() {
     let v: Value = serde_json::from_slice(&shown.stdout).expect("json");
     assert_eq!(v["grades"].as_array().map(Vec::len), Some(3));
     assert_eq!(v["status"], "closed");
+    // The suite page shows the agreement and the human score.
+    assert_eq!(code(&p.run(&["report"])), 0);
+    let page = std::fs::read_to_string(p.path().join("reports/rv.html")).expect("suite page");
+    assert!(
+        page.contains("Human review") && page.contains("kappa"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>3.00</td>"),
+        "human score of quality 3 everywhere: {page}"
+    );
 }
 
 #[test]
