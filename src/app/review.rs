@@ -2,6 +2,7 @@
 //! open sheets on loopback, and show agreement of human and automatic verdicts.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -802,7 +803,7 @@ fn show(ctx: &Ctx, store: &Store, sheet_id: &str, format: ReadFormat) -> anyhow:
             g.auto_status.as_str()
         );
         if let Some(q) = g.grade.quality {
-            line.push_str(&format!(", quality {q}"));
+            let _ = write!(line, ", quality {q}");
         }
         if let Some(h) = g.grade.hallucination {
             line.push_str(if h {
@@ -811,12 +812,12 @@ fn show(ctx: &Ctx, store: &Store, sheet_id: &str, format: ReadFormat) -> anyhow:
                 ", no hallucination"
             });
         }
-        line.push_str(&format!(" by {}", g.reviewer));
+        let _ = write!(line, " by {}", g.reviewer);
         if g.superseded > 0 {
-            line.push_str(&format!(" ({} earlier grade(s) kept)", g.superseded));
+            let _ = write!(line, " ({} earlier grade(s) kept)", g.superseded);
         }
         if !g.grade.note.is_empty() {
-            line.push_str(&format!(": {}", g.grade.note.replace('\n', " ")));
+            let _ = write!(line, ": {}", g.grade.note.replace('\n', " "));
         }
         ctx.printer.result(&line);
     }

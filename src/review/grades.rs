@@ -4,6 +4,7 @@
 //! sheet's HMAC, which a sheet writes and an import checks when present.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -146,10 +147,10 @@ pub fn parse(text: &str, file: &str) -> Result<GradesFile, ReviewError> {
 
 /// Check that a grades file belongs to its sheet: the sheet's HMAC matches when the file
 /// carries one, and every graded result is an item of the sheet.
-pub fn check_against_sheet(
+pub fn check_against_sheet<S: BuildHasher>(
     file: &GradesFile,
     sheet_mac: &str,
-    items: &HashSet<i64>,
+    items: &HashSet<i64, S>,
 ) -> Result<(), ReviewError> {
     let tampered = |message: String| ReviewError::Tampered {
         sheet_id: file.sheet_id.clone(),

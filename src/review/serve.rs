@@ -4,6 +4,7 @@
 //! (the link printed at start): none is 401, a wrong one 403. The store stays with the
 //! caller, behind [`Backend`]; this module only speaks HTTP.
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -63,8 +64,12 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The token check: 401 without one, 403 with a wrong one.
-fn authorize(shared: &Shared, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Response> {
+/// The token check: 401 without one, 403 with a wrong one (boxed: a response is large).
+fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &TokenQuery,
+) -> Result<(), Box<Response>> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -72,18 +77,22 @@ fn authorize(shared: &Shared, headers: &HeaderMap, query: &TokenQuery) -> Result
         .map(str::trim);
     let given = bearer.or(query.token.as_deref());
     match given {
-        None => Err((
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "an access token is required: open the link `evalwatch review serve` printed\n",
-        )
-            .into_response()),
+        None => Err(Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "an access token is required: open the link `evalwatch review serve` printed\n",
+            )
+                .into_response(),
+        )),
         Some(t) if super::sheet::same_mac(t, &shared.token) => Ok(()),
-        Some(_) => Err((
-            StatusCode::FORBIDDEN,
-            "wrong access token: open the link `evalwatch review serve` printed\n",
-        )
-            .into_response()),
+        Some(_) => Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                "wrong access token: open the link `evalwatch review serve` printed\n",
+            )
+                .into_response(),
+        )),
     }
 }
 
@@ -105,7 +114,7 @@ async fn index(
     Query(q): Query<TokenQuery>,
 ) -> Response {
     if let Err(r) = authorize(&shared, &headers, &q) {
-        return r;
+        return *r;
     }
     let backend = Arc::clone(&shared.backend);
     let sheets = match blocking(move || backend.open_sheets()).await {
@@ -116,13 +125,14 @@ async fn index(
     let token = escape(&shared.token);
     let mut rows = String::new();
     for s in &sheets {
-        rows.push_str(&format!(
+        let _ = write!(
+            rows,
             "<tr><td><a href=\"/sheets/{id}?token={token}\"><code>{id}</code></a></td><td>{at}</td><td>{g} / {n}</td></tr>",
             id = escape(&s.sheet_id),
             at = escape(&s.created_at),
             g = s.graded,
             n = s.items,
-        ));
+        );
     }
     let body = if sheets.is_empty() {
         "<p>No open sheet. Make one with <code>evalwatch review sample</code>.</p>".to_owned()
@@ -144,7 +154,7 @@ async fn sheet_page(
     Query(q): Query<TokenQuery>,
 ) -> Response {
     if let Err(r) = authorize(&shared, &headers, &q) {
-        return r;
+        return *r;
     }
     let backend = Arc::clone(&shared.backend);
     let submit = Submit {
@@ -171,7 +181,7 @@ async fn grades(
     body: String,
 ) -> Response {
     if let Err(r) = authorize(&shared, &headers, &q) {
-        return r;
+        return *r;
     }
     let backend = Arc::clone(&shared.backend);
     match blocking(move || backend.grades(&body)).await {

@@ -27,7 +27,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use alerts::{AlertRow, NewAlert, PendingDelivery};
-pub use review::{HumanScore, ImportCount, NewSheet, SheetRow, SheetSummary};
+pub use review::{HumanScore, ImportCount, NewSheet, PastGrade, SheetRow, SheetSummary};
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use trends::{ScoredResult, TrendQuery, TrendRow};

@@ -55,6 +55,16 @@ pub struct ImportCount {
     pub closed: bool,
 }
 
+/// One stored grade of a result, current or superseded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastGrade {
+    pub reviewer: String,
+    pub graded_at: String,
+    pub pass: bool,
+    pub quality: Option<u8>,
+    pub note: String,
+}
+
 /// Mean human quality of one provider's graded results in one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HumanScore {
@@ -423,25 +433,22 @@ impl Store {
             .map(|h| h.run_id))
     }
 
-    /// Every stored grade of a result, current or superseded, oldest first:
-    /// (reviewer, graded_at, verdict pass, quality, note).
-    pub fn grade_history(
-        &self,
-        result_id: i64,
-    ) -> Result<Vec<(String, String, bool, Option<u8>, String)>, StoreError> {
+    /// Every stored grade of a result, current or superseded, oldest first.
+    pub fn grade_history(&self, result_id: i64) -> Result<Vec<PastGrade>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT reviewer, graded_at, verdict, quality, note FROM review_grades
              WHERE result_id = ?1 ORDER BY julianday(graded_at), id",
         )?;
         let rows = st.query_map([result_id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, String>(2)? == "pass",
-                r.get::<_, Option<i64>>(3)?
+            Ok(PastGrade {
+                reviewer: r.get(0)?,
+                graded_at: r.get(1)?,
+                pass: r.get::<_, String>(2)? == "pass",
+                quality: r
+                    .get::<_, Option<i64>>(3)?
                     .and_then(|q| u8::try_from(q).ok()),
-                r.get(4)?,
-            ))
+                note: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

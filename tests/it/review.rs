@@ -4,6 +4,7 @@
 //! rejected with nothing written, and `review show` / `review stats` see the grades.
 //! `review serve` is tested over loopback HTTP.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -483,7 +484,7 @@ fn http(
         body.len()
     );
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(req, "{k}: {v}\r\n");
     }
     req.push_str("\r\n");
     req.push_str(body);
