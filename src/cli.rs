@@ -61,6 +61,8 @@ pub enum Command {
     Baseline(crate::app::alerts::BaselineArgs),
     /// Run suites whose cron is due; never overlaps a suite with itself
     Schedule(crate::app::schedule::ScheduleArgs),
+    /// Human review: sample results into an HTML sheet, import grades, serve sheets, stats
+    Review(crate::app::review::ReviewArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).

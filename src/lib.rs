@@ -14,6 +14,7 @@ pub mod output;
 pub mod plan;
 pub mod provider;
 pub mod report;
+pub mod review;
 pub mod schedule;
 pub mod score;
 pub mod store;

@@ -146,6 +146,9 @@ pub const OUTPUT_CHARS: &str = "output_chars";
 /// Pseudo-metric: the distribution of predicted labels (`classification`), value = chi-square
 /// statistic against the baseline; only `test: chi2` with `max`-less drift semantics.
 pub const LABEL_DISTRIBUTION: &str = "label_distribution";
+/// Mean human quality score (1-5) of a run's graded results (`evalwatch review`); a rule on
+/// it judges the newest run that has grades.
+pub const HUMAN_SCORE: &str = "human_score";
 
 #[must_use]
 pub fn severity_str(s: Severity) -> &'static str {
@@ -245,6 +248,7 @@ pub fn known_metric(metric: &str, named: &BTreeSet<String>) -> bool {
         || metric == MISSED_RUN
         || metric == OUTPUT_CHARS
         || metric == LABEL_DISTRIBUTION
+        || metric == HUMAN_SCORE
         || named.contains(metric)
 }
 
@@ -267,11 +271,11 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
     };
     if !known_metric(&metric, named) {
         let mut all: Vec<&str> = Metrics::NAMES.to_vec();
-        all.extend([MISSED_RUN, OUTPUT_CHARS, LABEL_DISTRIBUTION]);
+        all.extend([MISSED_RUN, OUTPUT_CHARS, LABEL_DISTRIBUTION, HUMAN_SCORE]);
         all.extend(named.iter().map(String::as_str));
         let hint = did_you_mean(&metric, all);
         errors.push(format!(
-            "unknown metric `{metric}`{hint} (a run metric, a named `metric:` of an assertion, `missed_run`, `output_chars` or `label_distribution`)"
+            "unknown metric `{metric}`{hint} (a run metric, a named `metric:` of an assertion, `missed_run`, `output_chars`, `label_distribution` or `human_score`)"
         ));
     }
     let mut conditions = Vec::new();

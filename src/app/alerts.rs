@@ -17,8 +17,8 @@ use super::{Ctx, Failure, exit};
 use crate::alert::eval::{self, EvalInput, Finding, ResultSample, RunSnapshot, Verdict};
 use crate::alert::message::{self, NoticeContext};
 use crate::alert::rule::{
-    BaselineKind, LABEL_DISTRIBUTION, MISSED_RUN, Rule, TestKind, rules_for, severity_parse,
-    severity_str,
+    BaselineKind, HUMAN_SCORE, LABEL_DISTRIBUTION, MISSED_RUN, Rule, TestKind, rules_for,
+    severity_parse, severity_str,
 };
 use crate::alert::sink::{self, Env, Notice, Sink};
 use crate::cli::ReadFormat;
@@ -180,10 +180,21 @@ impl<'a> SuiteEval<'a> {
         if let Some(s) = self.cache.get(&info.run_id) {
             return Ok(s.clone());
         }
-        let metrics = match metrics {
+        let mut metrics = match metrics {
             Some(m) => m.to_vec(),
             None => store.run_metrics(&info.run_id)?,
         };
+        // Human grades (`evalwatch review`) give the run its `human_score`.
+        for h in store.human_scores(None, Some(&info.run_id))? {
+            if let Some(m) = metrics
+                .iter_mut()
+                .find(|m| m.provider == h.provider && m.tag.is_none())
+            {
+                m.metrics
+                    .named
+                    .insert(HUMAN_SCORE.to_owned(), h.mean_quality);
+            }
+        }
         let statuses = store.result_statuses(&info.run_id)?;
         let mut samples = Vec::new();
         if self.need_samples {
@@ -246,6 +257,24 @@ impl<'a> SuiteEval<'a> {
                 continue;
             }
             let Some((info, snap)) = &cur else { continue };
+            // Grades come days after a run: `human_score` judges the newest graded run.
+            let graded;
+            let (info, snap) = if rule.metric == HUMAN_SCORE {
+                let newest = store.latest_human_scored_run(&self.suite.name)?;
+                match newest.as_deref() {
+                    Some(id) if id != info.run_id => match store.run(id)? {
+                        Some(i) => {
+                            let s = self.snapshot(store, &i, None)?;
+                            graded = (i, s);
+                            (&graded.0, &graded.1)
+                        }
+                        None => (*info, snap),
+                    },
+                    _ => (*info, snap),
+                }
+            } else {
+                (*info, snap)
+            };
             for provider in &info.providers {
                 if rule.provider.as_ref().is_some_and(|p| p != provider) {
                     continue;

@@ -5,6 +5,7 @@ pub mod alerts;
 mod history;
 mod init;
 pub mod report;
+pub mod review;
 pub mod run;
 pub mod schedule;
 mod validate;
@@ -201,6 +202,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Alerts(a) => alerts::run(&ctx, &a),
         Command::Baseline(a) => alerts::baseline(&ctx, &a),
         Command::Schedule(a) => schedule::run(&ctx, &a),
+        Command::Review(a) => review::run(&ctx, &a),
     }
 }
 

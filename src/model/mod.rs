@@ -3,11 +3,13 @@
 mod config;
 mod judge;
 mod outcome;
+mod review;
 mod suite;
 
 pub use config::*;
 pub use judge::*;
 pub use outcome::*;
+pub use review::*;
 pub use suite::*;
 
 /// A place in a user's file, for error messages (`file:line:col`).

@@ -12,6 +12,7 @@ mod alerts;
 mod codec;
 mod judge;
 mod read;
+mod review;
 mod schedule;
 mod schema;
 mod trends;
@@ -28,6 +29,7 @@ use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use alerts::{AlertRow, NewAlert, PendingDelivery};
 pub use judge::JudgeCache;
+pub use review::{HumanScore, ImportCount, NewSheet, PastGrade, SheetRow, SheetSummary};
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use trends::{ScoredResult, TrendQuery, TrendRow};

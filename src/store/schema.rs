@@ -9,7 +9,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 5] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 6] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: [(&str, &str); 5] = [
         include_str!("migrations/0004_schedule.sql"),
     ),
     ("0005_judge", include_str!("migrations/0005_judge.sql")),
+    ("0006_review", include_str!("migrations/0006_review.sql")),
 ];
 
 /// The schema version this code writes.

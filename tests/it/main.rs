@@ -8,6 +8,7 @@ mod history;
 mod judges;
 mod providers;
 mod reports;
+mod review;
 mod runs;
 mod schedule;
 mod support;

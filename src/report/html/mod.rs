@@ -7,6 +7,7 @@
 //! [`chart::MAX_POINTS`] points, the heat map and tables are capped, and run pages paginate.
 
 pub mod chart;
+mod human;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -615,6 +616,7 @@ struct SuitePage {
     flaky: Vec<FlakyRow>,
     recent: Vec<RecentRun>,
     run_pages: usize,
+    human: human::HumanReview,
 }
 
 /// The windows a suite page offers: the standard ones and the chosen one, shortest first.
@@ -1101,6 +1103,7 @@ fn build_suite(
             flaky,
             recent,
             run_pages: opts.run_pages,
+            human: human::human_review(store, name)?,
         },
     )
 }

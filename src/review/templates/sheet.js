@@ -1,0 +1,299 @@
+"use strict";
+(function () {
+  var data = JSON.parse(document.getElementById("evalwatch-sheet").textContent);
+  var items = data.items || [];
+  var KEY = "evalwatch-review:" + data.sheet_id;
+  var store = null;
+  try {
+    store = window.localStorage;
+    store.setItem(KEY + ":probe", "1");
+    store.removeItem(KEY + ":probe");
+  } catch (e) {
+    store = null;
+  }
+  var state = { reviewer: "", pos: 0, blind: true, grades: {} };
+  if (store) {
+    try {
+      var saved = JSON.parse(store.getItem(KEY) || "null");
+      if (saved && typeof saved === "object") {
+        state.reviewer = typeof saved.reviewer === "string" ? saved.reviewer : "";
+        state.pos = Number.isInteger(saved.pos) ? saved.pos : 0;
+        state.blind = saved.blind !== false;
+        state.grades = saved.grades && typeof saved.grades === "object" ? saved.grades : {};
+      }
+    } catch (e) {
+      /* a damaged save starts afresh */
+    }
+  }
+  state.pos = Math.max(0, Math.min(items.length - 1, state.pos));
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  }
+  function save() {
+    if (!store) { return; }
+    try {
+      store.setItem(KEY, JSON.stringify(state));
+    } catch (e) {
+      say("could not save progress in this browser: " + e.message);
+    }
+  }
+  function say(text) { $("status").textContent = text; }
+  function gradeOf(item) { return state.grades[item.result_id] || null; }
+  function graded(item) {
+    var g = gradeOf(item);
+    return !!(g && (g.verdict === "pass" || g.verdict === "fail"));
+  }
+  function gradedCount() { return items.filter(graded).length; }
+  function edit(fn) {
+    var item = items[state.pos];
+    if (!item) { return; }
+    var g = gradeOf(item) || { verdict: null, quality: null, hallucination: null, note: "" };
+    fn(g);
+    state.grades[item.result_id] = g;
+    save();
+    render();
+  }
+
+  function section(title, body) {
+    var s = el("section");
+    s.appendChild(el("h3", null, title));
+    s.appendChild(body);
+    return s;
+  }
+  function pre(text, cls) { return el("pre", cls, text); }
+
+  function renderStrip() {
+    var strip = $("strip");
+    strip.textContent = "";
+    items.forEach(function (item, i) {
+      var b = el("button", (graded(item) ? "graded" : "") + (i === state.pos ? " current" : ""), i + 1);
+      b.type = "button";
+      b.tabIndex = -1;
+      b.title = item.case_id + " [" + item.provider + "]" + (graded(item) ? ": graded" : "");
+      b.addEventListener("click", function () { go(i); });
+      strip.appendChild(b);
+    });
+  }
+
+  function button(label, cls, pressed, onClick) {
+    var b = el("button", cls, label);
+    b.type = "button";
+    b.setAttribute("aria-pressed", pressed ? "true" : "false");
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  function renderItem() {
+    var main = $("main");
+    main.textContent = "";
+    if (items.length === 0) {
+      main.appendChild(el("p", "muted", "This sheet has no items."));
+      return;
+    }
+    var item = items[state.pos];
+    var g = gradeOf(item) || {};
+    var art = el("article", "item");
+    art.id = "item";
+    art.dataset.resultId = item.result_id;
+    var h = el("h2", null, "Item " + (state.pos + 1) + " of " + items.length + ": ");
+    h.appendChild(el("code", null, item.case_id));
+    h.appendChild(el("span", "badge", item.stratum));
+    art.appendChild(h);
+    art.appendChild(el("p", "meta", "suite " + item.suite + " · provider " + item.provider +
+      " · run " + item.run_id + (item.sample ? " · sample " + item.sample : "") + " · result " + item.result_id));
+    art.appendChild(section("Prompt", pre(item.prompt)));
+    var cols = el("div", "cols");
+    var ctx = el("div");
+    if (item.context && item.context.length) {
+      item.context.forEach(function (c) { ctx.appendChild(pre(c)); });
+    } else {
+      ctx.appendChild(el("p", "muted", "No context."));
+    }
+    cols.appendChild(section("Context", ctx));
+    cols.appendChild(section("Expected answer", item.expected !== null && item.expected !== undefined
+      ? pre(item.expected) : el("p", "muted", item.expected_note || "None.")));
+    art.appendChild(cols);
+    var out = item.output === null || item.output === undefined
+      ? el("p", "muted", "No output.") : pre(item.output);
+    out.id = "output";
+    art.appendChild(section("Output", out));
+
+    var auto = el("div");
+    auto.id = "auto";
+    if (state.blind && !graded(item)) {
+      auto.appendChild(el("p", "hidden-verdict", "Hidden until you grade this item (blind mode)."));
+    } else {
+      var v = el("p");
+      v.appendChild(el("span", "badge " + item.auto.status, item.auto.status));
+      if (item.auto.score !== null && item.auto.score !== undefined) {
+        v.appendChild(document.createTextNode(" score " + Number(item.auto.score).toFixed(2)));
+      }
+      auto.appendChild(v);
+      if (item.auto.assertions.length) {
+        var ul = el("ul", "small");
+        item.auto.assertions.forEach(function (a) {
+          var word = a.unscorable ? "unscorable" : (a.pass ? "pass" : "fail");
+          ul.appendChild(el("li", null, a.type + ": " + word +
+            (a.score !== null && a.score !== undefined ? " (" + Number(a.score).toFixed(2) + ")" : "") +
+            (a.reason ? " " + a.reason : "")));
+        });
+        auto.appendChild(ul);
+      }
+    }
+    art.appendChild(section("Automatic verdict", auto));
+
+    var form = el("div", "grade");
+    form.appendChild(el("strong", null, "Your grade:"));
+    form.appendChild(button("Pass (p)", "pass", g.verdict === "pass", function () { edit(function (x) { x.verdict = "pass"; }); }));
+    form.appendChild(button("Fail (f)", "fail", g.verdict === "fail", function () { edit(function (x) { x.verdict = "fail"; }); }));
+    var q = el("span", null, "Quality ");
+    [1, 2, 3, 4, 5].forEach(function (n) {
+      q.appendChild(button(String(n), "q", g.quality === n, function () { edit(function (x) { x.quality = x.quality === n ? null : n; }); }));
+    });
+    form.appendChild(q);
+    var hl = el("span", null, "Hallucination ");
+    hl.appendChild(button("yes", "hy", g.hallucination === true, function () { edit(function (x) { x.hallucination = x.hallucination === true ? null : true; }); }));
+    hl.appendChild(button("no", "hn", g.hallucination === false, function () { edit(function (x) { x.hallucination = x.hallucination === false ? null : false; }); }));
+    form.appendChild(hl);
+    var note = el("textarea");
+    note.id = "note";
+    note.placeholder = "Note (n)";
+    note.maxLength = 10000;
+    note.value = g.note || "";
+    note.addEventListener("change", function () {
+      var text = note.value;
+      edit(function (x) { x.note = text; });
+    });
+    form.appendChild(note);
+    art.appendChild(form);
+    main.appendChild(art);
+  }
+
+  function render() {
+    $("sheet-id").textContent = data.sheet_id;
+    $("blind").checked = state.blind;
+    if (document.activeElement !== $("reviewer")) { $("reviewer").value = state.reviewer; }
+    $("progress").textContent = gradedCount() + " / " + items.length + " graded";
+    renderStrip();
+    renderItem();
+  }
+
+  function go(i) {
+    if (items.length === 0) { return; }
+    state.pos = Math.max(0, Math.min(items.length - 1, i));
+    save();
+    render();
+    window.scrollTo(0, 0);
+  }
+  function nextUngraded() {
+    for (var k = 1; k <= items.length; k++) {
+      var i = (state.pos + k) % items.length;
+      if (!graded(items[i])) { go(i); return; }
+    }
+    say("every item is graded");
+  }
+
+  function gradesFile() {
+    var grades = [];
+    items.forEach(function (item) {
+      var g = gradeOf(item);
+      if (!graded(item)) { return; }
+      grades.push({
+        result_id: item.result_id,
+        verdict: g.verdict,
+        quality: typeof g.quality === "number" ? g.quality : null,
+        hallucination: typeof g.hallucination === "boolean" ? g.hallucination : null,
+        note: g.note || ""
+      });
+    });
+    return {
+      sheet_id: data.sheet_id,
+      reviewer: state.reviewer.trim(),
+      exported_at: new Date().toISOString(),
+      sheet_mac: data.mac,
+      grades: grades
+    };
+  }
+  function needReviewer() {
+    if (state.reviewer.trim() !== "") { return false; }
+    say("type your name first: grades are stored with it");
+    $("reviewer").focus();
+    return true;
+  }
+  function exportGrades() {
+    if (needReviewer()) { return; }
+    var file = gradesFile();
+    var blob = new Blob([JSON.stringify(file, null, 2) + "\n"], { type: "application/json" });
+    var a = el("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "grades-" + data.sheet_id + "-" + state.reviewer.trim().replace(/[^A-Za-z0-9_-]+/g, "_") + ".json";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+    say("exported " + file.grades.length + " grade(s); import them with: evalwatch review import " + a.download);
+  }
+  function sendGrades() {
+    if (!data.submit || needReviewer()) { return; }
+    var file = gradesFile();
+    say("sending " + file.grades.length + " grade(s)...");
+    fetch(data.submit.url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Authorization": "Bearer " + data.submit.token },
+      body: JSON.stringify(file)
+    }).then(function (r) {
+      return r.text().then(function (t) { say((r.ok ? "sent: " : "not accepted: ") + t); });
+    }, function (e) { say("could not send: " + e.message); });
+  }
+
+  $("reviewer").addEventListener("input", function () { state.reviewer = $("reviewer").value; save(); });
+  $("blind").addEventListener("change", function () { state.blind = $("blind").checked; save(); render(); });
+  $("export").addEventListener("click", exportGrades);
+  if (data.submit) {
+    $("send").hidden = false;
+    $("send-key").hidden = false;
+    $("send").addEventListener("click", sendGrades);
+  }
+  if (!store) { say("this browser does not keep progress for this page: export before you close it"); }
+
+  document.addEventListener("keydown", function (ev) {
+    var t = ev.target;
+    var typing = t && (t.tagName === "INPUT" && t.type === "text" || t.tagName === "TEXTAREA");
+    if (typing) {
+      if (ev.key === "Escape") {
+        if (t.id === "note") {
+          var text = t.value;
+          edit(function (x) { x.note = text; });
+        }
+        t.blur();
+        ev.preventDefault();
+      }
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
+    var k = ev.key;
+    var handled = true;
+    if (k === "j" || k === "ArrowRight") { go(state.pos + 1); }
+    else if (k === "k" || k === "ArrowLeft") { go(state.pos - 1); }
+    else if (k === "p") { edit(function (x) { x.verdict = "pass"; }); }
+    else if (k === "f") { edit(function (x) { x.verdict = "fail"; }); }
+    else if (k >= "1" && k <= "5" && k.length === 1) { var n = Number(k); edit(function (x) { x.quality = n; }); }
+    else if (k === "h") {
+      edit(function (x) { x.hallucination = x.hallucination === null || x.hallucination === undefined ? true : (x.hallucination === true ? false : null); });
+    }
+    else if (k === "n") { var note = $("note"); if (note) { note.focus(); } }
+    else if (k === "b") { state.blind = !state.blind; save(); render(); }
+    else if (k === "e") { exportGrades(); }
+    else if (k === "s" && data.submit) { sendGrades(); }
+    else if (k === "u") { nextUngraded(); }
+    else { handled = false; }
+    if (handled) { ev.preventDefault(); }
+  });
+
+  render();
+})();
