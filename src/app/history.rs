@@ -161,9 +161,17 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
         wall_secs,
     };
     let (baseline, flipped) = flips(&store, &info)?;
+    let human = store.human_scores(None, Some(&info.run_id))?;
     if args.format == ReadFormat::Json {
         let mut head = header(&view, &[]);
         head.insert("baseline_run_id".into(), json!(baseline));
+        head.insert(
+            "human_scores".into(),
+            human
+                .iter()
+                .map(|h| json!({"provider": h.provider, "mean_quality": h.mean_quality, "grades": h.n}))
+                .collect(),
+        );
         head.insert(
             "flips".into(),
             flipped
@@ -184,6 +192,15 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
     }
     ctx.printer
         .result(terminal::summary(&view, true).trim_end());
+    for h in &human {
+        ctx.printer.result(&format!(
+            "human review on {}: mean quality {:.2} of 5 over {} grade{} (`evalwatch review stats` for agreement)",
+            h.provider,
+            h.mean_quality,
+            h.n,
+            if h.n == 1 { "" } else { "s" }
+        ));
+    }
     let mut shown = 0usize;
     let mut total = 0usize;
     let mut lines = Vec::new();

@@ -340,6 +340,28 @@ async fn a_sheet_is_graded_by_keyboard_in_chromium_and_imported() {
     assert!((hs - mean).abs() < 1e-9, "{s}");
     let text = stdout(&p.run(&["review", "stats"]));
     assert!(text.contains("kappa") && text.contains("Ann Lee"), "{text}");
+    // `show` of the graded run carries the human score too.
+    let run_id = items[0]["run_id"].as_str().expect("run id");
+    let shown = p.run(&["show", run_id, "--format", "json"]);
+    assert_eq!(code(&shown), 0, "{}", stderr(&shown));
+    let head: Value = serde_json::from_slice(
+        shown
+            .stdout
+            .split(|&b| b == b'\n')
+            .next()
+            .unwrap_or_default(),
+    )
+    .or_else(|_| serde_json::from_slice(&shown.stdout))
+    .expect("show json");
+    let graded: u64 = head["human_scores"]
+        .as_array()
+        .expect("human_scores")
+        .iter()
+        .filter_map(|h| h["grades"].as_u64())
+        .sum();
+    assert!(graded > 0, "{head}");
+    let text = stdout(&p.run(&["show", run_id]));
+    assert!(text.contains("human review on"), "{text}");
 }
 
 /// A grades file for `items` of a sheet, all passed.
