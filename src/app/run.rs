@@ -716,6 +716,7 @@ fn judging(
             concurrency: Arc::new(tokio::sync::Semaphore::new(spec.concurrency.max(1))),
             timeout: spec.timeout,
             retries: spec.retries,
+            pricing: spec.pricing,
         });
     }
     let cache = crate::store::JudgeCache::open(db)

@@ -16,7 +16,7 @@ use super::rubrics;
 use crate::exec::{CallLimits, Limiter, call_with_retries};
 use crate::model::{
     Assertion, AssertionOutcome, CallError, Case, ChatMessage, Check, Job, JudgeCacheEntry, Judged,
-    Request, RetryPolicy, Suite,
+    Pricing, Request, RetryPolicy, Suite,
 };
 use crate::provider::Provider;
 use crate::score::lexical;
@@ -47,6 +47,8 @@ pub struct JudgeProvider {
     pub concurrency: Arc<Semaphore>,
     pub timeout: Duration,
     pub retries: RetryPolicy,
+    /// The provider's `pricing`, for the cost of judge calls.
+    pub pricing: Option<Pricing>,
 }
 
 impl JudgeProvider {
@@ -261,7 +263,12 @@ impl Engine {
             "rubric_version": rubric.version,
             "rubric_hash": rubric_hash,
         });
-        let finish = |v: Verdict, cached: bool, confidence: Option<f64>, entry: Option<String>| {
+        let mut usage: Option<Value> = None;
+        let finish = |v: Verdict,
+                      cached: bool,
+                      confidence: Option<f64>,
+                      entry: Option<String>,
+                      usage: Option<Value>| {
             let mut v = v;
             let mut details = match v.details.take() {
                 Value::Object(m) => m,
@@ -274,6 +281,9 @@ impl Engine {
             };
             details.insert("judge".into(), ident.clone());
             details.insert("cached".into(), Value::Bool(cached));
+            if let Some(u) = usage {
+                details.insert("usage".into(), u);
+            }
             if let Some(c) = confidence {
                 details.insert("confidence".into(), json!(c));
             }
@@ -298,12 +308,12 @@ impl Engine {
         if let Some(answer) = self.cache.as_ref().and_then(|c| c(&key))
             && let Ok((v, confidence)) = decide(check, output, &answer)
         {
-            return Some(finish(v, true, confidence, None));
+            return Some(finish(v, true, confidence, None, None));
         }
         let answer = if let ModelCheck::Semantic { reference, .. } = check {
             match self.embed(judge, output, reference).await {
                 Ok(c) => json!({ "cosine": c }).to_string(),
-                Err(why) => return Some(finish(Verdict::unscorable(why), false, None, None)),
+                Err(why) => return Some(finish(Verdict::unscorable(why), false, None, None, None)),
             }
         } else {
             let request = Request {
@@ -317,16 +327,19 @@ impl Engine {
                 vars: BTreeMap::new(),
             };
             match self.call(judge, &request).await {
-                Ok(text) => text,
-                Err(why) => return Some(finish(Verdict::unscorable(why), false, None, None)),
+                Ok((text, used)) => {
+                    usage = Some(used);
+                    text
+                }
+                Err(why) => return Some(finish(Verdict::unscorable(why), false, None, None, None)),
             }
         };
         Some(match decide(check, output, &answer) {
-            Ok((v, confidence)) => finish(v, false, confidence, Some(answer)),
+            Ok((v, confidence)) => finish(v, false, confidence, Some(answer), usage),
             Err(u) => {
                 let mut v = Verdict::unscorable(u.why);
                 v.details = json!({ "refusal": u.refusal, "raw": parse::excerpt(&answer) });
-                finish(v, false, None, None)
+                finish(v, false, None, None, usage)
             }
         })
     }
@@ -340,8 +353,13 @@ impl Engine {
         }
     }
 
-    /// One chat call to the judge under its limits; the answer text or why there is none.
-    async fn call(&self, judge: &JudgeProvider, request: &Request) -> Result<String, String> {
+    /// One chat call to the judge under its limits: the answer text and the call's usage
+    /// (`{tokens_in, tokens_out, cost_usd}`), or why there is none.
+    async fn call(
+        &self,
+        judge: &JudgeProvider,
+        request: &Request,
+    ) -> Result<(String, Value), String> {
         let Ok(_permit) = judge.concurrency.acquire().await else {
             return Err("the judge's queue is closed".into());
         };
@@ -367,7 +385,16 @@ impl Engine {
                     .limiter
                     .record_tokens(c.tokens_in.unwrap_or(0) + c.tokens_out.unwrap_or(0))
                     .await;
-                Ok(c.output)
+                let cost = judge
+                    .pricing
+                    .zip(c.tokens_in.zip(c.tokens_out))
+                    .map(|(p, (i, o))| p.cost(i, o));
+                let usage = json!({
+                    "tokens_in": c.tokens_in,
+                    "tokens_out": c.tokens_out,
+                    "cost_usd": cost,
+                });
+                Ok((c.output, usage))
             }
             Err(e) => Err(failed(&judge.id, attempts, &e)),
         }

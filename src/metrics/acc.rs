@@ -128,6 +128,8 @@ pub(crate) struct Acc {
     tokens_in: u64,
     tokens_out: u64,
     cost_usd: f64,
+    judge_tokens: u64,
+    judge_cost_usd: f64,
     /// (provider, case) -> sample counts.
     samples: HashMap<(u32, u32), SampleCounts>,
     named: BTreeMap<String, (f64, u64)>,
@@ -166,6 +168,7 @@ impl Acc {
             self.score_n += 1;
         }
         self.add_hallucination(r);
+        self.add_judge_usage(r);
         if r.status != CaseStatus::Error
             && let Some(ms) = r.latency_ms.filter(|v| v.is_finite())
         {
@@ -206,6 +209,22 @@ impl Acc {
             (Some(k), _) => *self.errors_by_kind.entry(k.as_str()).or_default() += 1,
             (None, CaseStatus::Error) => *self.errors_by_kind.entry("unknown").or_default() += 1,
             _ => {}
+        }
+    }
+
+    /// Sums the usage of the judge calls made for this result (`details.usage` of judged
+    /// assertions; answers from the cache carry none).
+    fn add_judge_usage(&mut self, r: &ResultRecord) {
+        for usage in r.assertions.iter().filter_map(|a| a.details.get("usage")) {
+            let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+            self.judge_tokens += n("tokens_in") + n("tokens_out");
+            if let Some(c) = usage
+                .get("cost_usd")
+                .and_then(Value::as_f64)
+                .filter(|c| c.is_finite())
+            {
+                self.judge_cost_usd += c;
+            }
         }
     }
 
@@ -325,6 +344,8 @@ impl Acc {
             tokens_in: self.tokens_in,
             tokens_out: self.tokens_out,
             cost_usd: self.cost_usd,
+            judge_tokens: self.judge_tokens,
+            judge_cost_usd: self.judge_cost_usd,
             cost_per_case_usd: (self.cases > 0).then(|| self.cost_usd / self.cases as f64),
             throughput_per_s: wall_secs
                 .filter(|w| w.is_finite() && *w > 0.0)

@@ -306,6 +306,13 @@ pub struct Metrics {
     pub tokens_out: u64,
     pub cost_usd: f64,
     pub cost_per_case_usd: Option<f64>,
+    /// Tokens (in + out) of judge calls made by this run (cached answers cost nothing).
+    #[serde(default)]
+    pub judge_tokens: u64,
+    /// Cost of those judge calls in USD, at the judge provider's `pricing` (not in `cost_usd`,
+    /// which is the cost of the system under test).
+    #[serde(default)]
+    pub judge_cost_usd: f64,
     /// Completed results per second of wall time.
     pub throughput_per_s: Option<f64>,
     /// Case ids with mixed outcomes across samples.
@@ -356,6 +363,8 @@ impl Metrics {
             "tokens_out" => Some(self.tokens_out as f64),
             "cost_usd" => Some(self.cost_usd),
             "cost_per_case_usd" => self.cost_per_case_usd,
+            "judge_tokens" => Some(self.judge_tokens as f64),
+            "judge_cost_usd" => Some(self.judge_cost_usd),
             "throughput_per_s" => self.throughput_per_s,
             "flaky_cases" => Some(self.flaky_cases.len() as f64),
             "case_pass_rate" => self.case_pass_rate,
@@ -365,7 +374,7 @@ impl Metrics {
     }
 
     /// Names accepted by [`Metrics::get`] besides named metrics.
-    pub const NAMES: [&'static str; 23] = [
+    pub const NAMES: [&'static str; 25] = [
         "cases",
         "passed",
         "failed",
@@ -385,6 +394,8 @@ impl Metrics {
         "tokens_out",
         "cost_usd",
         "cost_per_case_usd",
+        "judge_tokens",
+        "judge_cost_usd",
         "throughput_per_s",
         "flaky_cases",
         "case_pass_rate",

@@ -155,6 +155,23 @@ pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
                 .collect();
             let _ = writeln!(out, "labels on {}: {}", m.provider, labels.join("; "));
         }
+        if let Some(rate) = m.metrics.hallucination_rate {
+            let _ = writeln!(
+                out,
+                "hallucination on {}: {} of checked results (contradiction {}, unsupported {})",
+                m.provider,
+                pct(Some(rate)),
+                pct(m.metrics.contradiction_rate),
+                pct(m.metrics.unsupported_rate)
+            );
+        }
+        if m.metrics.judge_tokens > 0 || m.metrics.judge_cost_usd > 0.0 {
+            let _ = writeln!(
+                out,
+                "judge calls for {}: {} tokens, ${:.4} (not in cost_usd)",
+                m.provider, m.metrics.judge_tokens, m.metrics.judge_cost_usd
+            );
+        }
         repeat_lines(&mut out, &m.provider, &m.metrics, with_tags);
         if !m.metrics.flaky_cases.is_empty() {
             let _ = writeln!(
@@ -411,5 +428,51 @@ mod tests {
             wall_secs: None,
         };
         assert!(!summary(&view, true).contains("samples on"));
+    }
+
+    #[test]
+    fn hallucination_rates_get_a_line_only_when_measured() {
+        let with = |rate: Option<f64>| {
+            vec![crate::model::ProviderMetrics {
+                provider: "p".into(),
+                tag: None,
+                metrics: Metrics {
+                    hallucination_rate: rate,
+                    contradiction_rate: rate.map(|r| r / 2.0),
+                    unsupported_rate: rate,
+                    ..Metrics::default()
+                },
+            }]
+        };
+        let info = crate::model::RunInfo {
+            run_id: "r1".into(),
+            suite: "s".into(),
+            suite_hash: "h".into(),
+            started_at: String::new(),
+            finished_at: None,
+            status: crate::model::RunStatus::Complete,
+            providers: vec!["p".into()],
+            planned: 1,
+        };
+        let measured = with(Some(0.25));
+        let view = RunView {
+            info: &info,
+            metrics: &measured,
+            gates: &[],
+            wall_secs: None,
+        };
+        assert!(
+            summary(&view, true).contains(
+                "hallucination on p: 25.0% of checked results (contradiction 12.5%, unsupported 25.0%)\n"
+            ),
+            "{}",
+            summary(&view, true)
+        );
+        let none = with(None);
+        let view = RunView {
+            metrics: &none,
+            ..view
+        };
+        assert!(!summary(&view, true).contains("hallucination on"));
     }
 }

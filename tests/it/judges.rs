@@ -155,7 +155,7 @@ fn config(p: &Project, base: &str, model: &str) {
     p.write(
         "evalwatch.yaml",
         &format!(
-            "providers:\n  - id: bot\n    type: echo\n  - id: judge\n    type: openai\n    model: {model}\n    base_url: {base}\n    retries: {{max: 1, base_delay: 10ms, max_delay: 20ms}}\n  - id: emb\n    type: openai\n    model: emb-1\n    base_url: {base}\njudge: judge\n"
+            "providers:\n  - id: bot\n    type: echo\n  - id: judge\n    type: openai\n    model: {model}\n    base_url: {base}\n    retries: {{max: 1, base_delay: 10ms, max_delay: 20ms}}\n    pricing: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}\n  - id: emb\n    type: openai\n    model: emb-1\n    base_url: {base}\njudge: judge\n"
         ),
     );
 }
@@ -245,6 +245,14 @@ fn rubric_grades_malformed_refused_and_failing_judges_then_the_cache() {
     assert_eq!(first["model"], "judge-1");
     // Two attempts for the failing judge (retries: max 1).
     assert_eq!(state.chats_with("BROKEN"), 2);
+    // Judge usage is counted apart from the system under test: four answered calls of
+    // 10 + 5 tokens at $1 / $2 per million (the failing judge answered nothing).
+    let m = &run["providers"][0]["metrics"];
+    assert_eq!(m["judge_tokens"], 60, "{m}");
+    let judge_cost = m["judge_cost_usd"].as_f64().expect("judge cost");
+    assert!((judge_cost - 4.0 * 20e-6).abs() < 1e-12, "{m}");
+    assert_eq!(m["cost_usd"], 0.0, "the echo bot under test is free");
+    assert_eq!(good["details"]["usage"]["tokens_in"], 10);
 
     // Second run: graded answers come from the cache; unreadable ones are asked again.
     let (good_calls, meh_calls) = (state.chats_with("GOOD"), state.chats_with("MEH"));
@@ -261,6 +269,8 @@ fn rubric_grades_malformed_refused_and_failing_judges_then_the_cache() {
         assertion(&again, "good", "llm-rubric")["details"]["cached"],
         true
     );
+    // Cached answers cost nothing: only the unreadable ones were asked again.
+    assert_eq!(again["providers"][0]["metrics"]["judge_tokens"], 30);
     assert_eq!(assertion(&again, "good", "llm-rubric")["score"], 0.9);
     assert_eq!(case(&again, "meh")["status"], "failed");
 }
