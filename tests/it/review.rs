@@ -229,6 +229,8 @@ async fn a_sheet_is_graded_by_keyboard_in_chromium_and_imported() {
             .await
             .contains("Hidden until you grade")
     );
+    // ... and the stratum, which would tell it ("fail", "flip").
+    assert_eq!(text_of(&c, "#stratum").await, "sampled");
     // Grade every item: pass the even ones, fail the odd ones, quality 1-5, the first
     // flagged as a hallucination, the second with a note.
     for (i, item) in items.iter().enumerate() {

@@ -102,7 +102,12 @@
     art.dataset.resultId = item.result_id;
     var h = el("h2", null, "Item " + (state.pos + 1) + " of " + items.length + ": ");
     h.appendChild(el("code", null, item.case_id));
-    h.appendChild(el("span", "badge", item.stratum));
+    // The stratum (fail, flip, hallucination, ...) tells the automatic verdict: blind mode
+    // hides it with the verdict.
+    var hidden = state.blind && !graded(item);
+    var stratum = el("span", "badge", hidden ? "sampled" : item.stratum);
+    stratum.id = "stratum";
+    h.appendChild(stratum);
     art.appendChild(h);
     art.appendChild(el("p", "meta", "suite " + item.suite + " · provider " + item.provider +
       " · run " + item.run_id + (item.sample ? " · sample " + item.sample : "") + " · result " + item.result_id));
