@@ -188,6 +188,7 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
             // by "Amy Jo Johnson" even though both words are.
             if unit.kind == UnitKind::Name
                 && units[i].kind == UnitKind::Name
+                && output[units[i].end..start].chars().all(char::is_whitespace)
                 && unit.supported
                 && units[i].supported
                 && !support.contains(pair_hash(units[i].form, unit.form))
@@ -225,6 +226,12 @@ impl Support {
         };
         let mut buf = String::with_capacity(32);
         for text in texts {
+            // Currency signs stand for their words: "$5" supports "5 dollars".
+            for (sign, word) in [('$', "dollar"), ('\u{20ac}', "euro"), ('\u{a3}', "pound")] {
+                if text.contains(sign) {
+                    s.insert(hash_word(word.as_bytes()));
+                }
+            }
             let mut prev: Option<Number> = None;
             let mut prev_form: u64 = 0;
             for (start, end) in Tokens::new(text) {
@@ -254,8 +261,10 @@ impl Support {
                         prev = Some(n);
                     }
                     Token::Month(h, m) => {
+                        // A month also supports its number ("1935-01-08", "8/1/1935").
                         s.insert(h);
                         s.insert(month_hash(m));
+                        s.insert(Number::new(m, 0).hash());
                     }
                     Token::Number(n) => {
                         s.insert(n.hash());
@@ -548,13 +557,19 @@ fn classify(raw: &str, buf: &mut String) -> Token {
     if buf.is_empty() {
         return Token::Skip;
     }
-    let word_hash = hash_word(buf.as_bytes());
-    let special = words::special(word_hash);
+    let mut word_hash = hash_word(buf.as_bytes());
+    let mut special = words::special(word_hash);
+    if let Some(Special::Synonym(i)) = special {
+        buf.clear();
+        buf.push_str(words::synonym(i));
+        word_hash = hash_word(buf.as_bytes());
+        special = None;
+    }
     if special == Some(Special::Light) && buf == "may" && raw.starts_with('M') {
         return Token::Month(word_hash, 5);
     }
     match special {
-        Some(Special::Stop) => Token::Skip,
+        Some(Special::Stop | Special::Synonym(_)) => Token::Skip,
         Some(Special::Light) => Token::Light(word_hash, is_particle(buf)),
         Some(Special::Negation) => Token::Negation,
         Some(Special::Hedge) => Token::Hedge(stem_hash(buf)),
@@ -705,6 +720,20 @@ fn stem(w: &mut [u8]) -> usize {
     } else if ends(w, n, b"ed") && n >= 5 && has_vowel(w, n - 2) {
         n -= 2;
         n = undouble(w, n);
+    }
+    // British and American spellings: -ise/-ize (organise, organised), -our/-or (colour),
+    // -tre/-ter (metre, centre).
+    if n >= 5 && w[n - 3..n] == *b"our" {
+        n -= 1;
+        w[n - 1] = b'r';
+    } else if n >= 5 && w[n - 3..n] == *b"tre" {
+        w[n - 2] = b'e';
+        w[n - 1] = b'r';
+    }
+    if n >= 5 && w[n - 2] == b'i' && w[n - 1] == b's' {
+        w[n - 1] = b'z';
+    } else if n >= 6 && w[n - 3..n] == *b"ise" {
+        w[n - 2] = b'z';
     }
     // Final -e and -y: make/making, study/studies.
     if n > 3 && w[n - 1] == b'e' {
