@@ -218,14 +218,26 @@ impl Support {
     #[must_use]
     pub fn new(texts: &[&str]) -> Self {
         let total: usize = texts.iter().map(|t| t.len()).sum();
-        let capacity = (total / 3).max(16).next_power_of_two();
+        // About one form a 2.5 bytes of text at most, kept under half full.
+        let capacity = total.max(16).next_power_of_two();
         let mut s = Self {
             slots: vec![0; capacity],
             len: 0,
             negation: false,
         };
         let mut buf = String::with_capacity(32);
-        for text in texts {
+        for (i, text) in texts.iter().enumerate() {
+            // A text that another one contains verbatim adds nothing (the rendered prompt
+            // usually contains the context): index only the containing one.
+            let redundant = texts.iter().enumerate().any(|(j, other)| {
+                j != i
+                    && other.len() >= text.len()
+                    && (other.len() > text.len() || j < i)
+                    && contains_at_word_boundaries(other, text)
+            });
+            if redundant {
+                continue;
+            }
             // Currency signs stand for their words: "$5" supports "5 dollars".
             for (sign, word) in [('$', "dollar"), ('\u{20ac}', "euro"), ('\u{a3}', "pound")] {
                 if text.contains(sign) {
@@ -319,6 +331,15 @@ impl Support {
             i = (i + 1) & mask;
         }
     }
+}
+
+/// True when `text` occurs in `other` with no letter or digit right before or after it (its
+/// tokens are then tokens of `other` too).
+fn contains_at_word_boundaries(other: &str, text: &str) -> bool {
+    let edge = |c: Option<char>| !c.is_some_and(char::is_alphanumeric);
+    other.match_indices(text).any(|(at, _)| {
+        edge(other[..at].chars().next_back()) && edge(other[at + text.len()..].chars().next())
+    })
 }
 
 /// One checkable unit of the output.
@@ -441,8 +462,9 @@ fn is_name_like(raw: &str, first_in_claim: bool) -> bool {
     if !first_in_claim {
         return true;
     }
-    let rest: Vec<char> = chars.filter(|c| c.is_alphabetic()).collect();
-    !rest.is_empty() && rest.iter().all(|c| c.is_uppercase())
+    // An acronym: every further letter upper case too.
+    let mut letters = chars.filter(|c| c.is_alphabetic()).peekable();
+    letters.peek().is_some() && letters.all(char::is_uppercase)
 }
 
 /// A decimal number as an integer mantissa and a count of fraction digits, normalised so
@@ -638,6 +660,11 @@ fn parse_number(raw: &str, buf: &mut String) -> Token {
 /// Lowercase `raw` into `buf`, removing common Latin diacritics and normalising apostrophes.
 fn fold(raw: &str, buf: &mut String) {
     buf.clear();
+    if raw.is_ascii() {
+        buf.push_str(raw);
+        buf.make_ascii_lowercase();
+        return;
+    }
     for c in raw.chars() {
         if c.is_ascii() {
             buf.push(c.to_ascii_lowercase());
@@ -771,35 +798,50 @@ impl Iterator for Tokens<'_> {
 
     fn next(&mut self) -> Option<(usize, usize)> {
         let text = self.text;
-        let rest = text.get(self.pos..)?;
-        let mut chars = rest.char_indices().peekable();
-        let start = loop {
-            let (i, c) = chars.next()?;
-            if c.is_alphanumeric() {
-                break self.pos + i;
+        let bytes = text.as_bytes();
+        // `i` only ever moves by whole characters, so it stays on a char boundary.
+        let char_at = |i: usize| -> char {
+            match bytes.get(i) {
+                Some(&b) if b < 0x80 => char::from(b),
+                Some(_) => text.get(i..).and_then(|r| r.chars().next()).unwrap_or(' '),
+                None => ' ',
             }
         };
-        let mut prev = text[start..].chars().next().unwrap_or(' ');
-        let mut end = start + prev.len_utf8();
-        while let Some((i, c)) = chars.next() {
-            let keep = if c.is_alphanumeric() {
-                true
-            } else {
-                let next = chars.peek().map_or(' ', |&(_, n)| n);
-                match c {
-                    '.' | ',' => prev.is_ascii_digit() && next.is_ascii_digit(),
-                    '\'' | '\u{2019}' => prev.is_alphabetic() && next.is_alphabetic(),
+        let mut i = self.pos;
+        while i < bytes.len() {
+            let c = char_at(i);
+            if c.is_alphanumeric() {
+                break;
+            }
+            i += c.len_utf8();
+        }
+        if i >= bytes.len() {
+            self.pos = bytes.len();
+            return None;
+        }
+        let start = i;
+        let mut prev = char_at(i);
+        i += prev.len_utf8();
+        while i < bytes.len() {
+            let c = char_at(i);
+            let keep = c.is_alphanumeric()
+                || match c {
+                    '.' | ',' => {
+                        prev.is_ascii_digit() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    }
+                    '\'' | '\u{2019}' => {
+                        prev.is_alphabetic() && char_at(i + c.len_utf8()).is_alphabetic()
+                    }
                     _ => false,
-                }
-            };
+                };
             if !keep {
                 break;
             }
             prev = c;
-            end = self.pos + i + c.len_utf8();
+            i += c.len_utf8();
         }
-        self.pos = end;
-        Some((start, end))
+        self.pos = i;
+        Some((start, i))
     }
 }
 

@@ -202,6 +202,13 @@ fn stems_fold_word_forms() {
     assert!(score("It is 5 km long", &["five kilometres long"]).abs() < 1e-12);
     assert!(score("It cost 5 dollars", &["It cost $5"]).abs() < 1e-12);
     assert!(score("Arthur's Magazine", &["Arthur Magazine"]).abs() < 1e-12);
+    assert!(
+        score(
+            "The band won. She wrote it.",
+            &["the band wins", "written by her"]
+        ) < 1e-12
+    );
+    assert!(score("It is 4,200 ft long", &["4200 feet long"]).abs() < 1e-12);
     assert_eq!(spans("studio", &["studies"]), ["studio"]);
 }
 
@@ -289,4 +296,15 @@ fn large_support_grows_the_index() {
     let r = check("word4999 item0 word5000", &[&support]);
     assert_eq!(r.unsupported.len(), 1);
     assert_eq!(r.unsupported[0].text, "word5000");
+}
+
+#[test]
+fn support_texts_contained_in_another_are_still_supported() {
+    let context = "The bridge opened on May 27, 1937.";
+    let prompt = format!("Context: {context}\nQuestion: when did it open?");
+    let r = check("It opened on 27 May 1937.", &["1937", context, &prompt]);
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    // Contained mid-word: "pen" in "opened" is not the word "pen".
+    assert!(check("a pen", &["pen", "it opened"]).unsupported.is_empty());
+    assert_eq!(spans("a pen", &["it opened"]), ["pen"]);
 }

@@ -37,11 +37,26 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("km", "kilometre"), ("kms", "kilometre"), ("kilometer", "kilometre"),
     ("kilometers", "kilometre"), ("kilometres", "kilometre"), ("meter", "metre"),
     ("meters", "metre"), ("metres", "metre"), ("cm", "centimetre"), ("mm", "millimetre"),
-    ("ft", "feet"), ("foot", "feet"), ("mi", "mile"), ("miles", "mile"), ("kg", "kilogram"),
+    ("ft", "foot"), ("mi", "mile"), ("miles", "mile"), ("kg", "kilogram"),
     ("kgs", "kilogram"), ("kilograms", "kilogram"), ("lb", "pound"), ("lbs", "pound"),
     ("pounds", "pound"), ("hr", "hour"), ("hrs", "hour"), ("mins", "minute"), ("sec", "second"),
     ("secs", "second"), ("usd", "dollar"), ("dollars", "dollar"), ("eur", "euro"),
     ("euros", "euro"),
+    // irregular verb forms (the stemmer handles the regular ones)
+    ("won", "win"), ("wrote", "write"), ("written", "write"), ("began", "begin"),
+    ("begun", "begin"), ("became", "become"), ("found", "find"), ("held", "hold"),
+    ("led", "lead"), ("left", "leave"), ("sold", "sell"), ("bought", "buy"), ("built", "build"),
+    ("taught", "teach"), ("gave", "give"), ("given", "give"), ("took", "take"),
+    ("taken", "take"), ("grew", "grow"), ("grown", "grow"), ("known", "know"), ("knew", "know"),
+    ("saw", "see"), ("seen", "see"), ("ran", "run"), ("sang", "sing"), ("sung", "sing"),
+    ("spoke", "speak"), ("spoken", "speak"), ("fought", "fight"), ("thought", "think"),
+    ("brought", "bring"), ("chose", "choose"), ("chosen", "choose"), ("drew", "draw"),
+    ("drawn", "draw"), ("flew", "fly"), ("flown", "fly"), ("fell", "fall"), ("fallen", "fall"),
+    ("lost", "lose"), ("met", "meet"), ("paid", "pay"), ("sent", "send"), ("spent", "spend"),
+    ("stood", "stand"), ("struck", "strike"), ("told", "tell"), ("wore", "wear"),
+    ("worn", "wear"), ("rose", "rise"), ("risen", "rise"), ("shot", "shoot"), ("hid", "hide"),
+    ("children", "child"), ("men", "man"), ("women", "woman"), ("people", "person"),
+    ("mice", "mouse"), ("feet", "foot"), ("teeth", "tooth"),
 ];
 
 /// Words of the conversation itself rather than of the knowledge: acknowledgements, the
