@@ -217,27 +217,32 @@ impl Support {
     /// Index the support texts (`expected`, each `context` item, the rendered prompt).
     #[must_use]
     pub fn new(texts: &[&str]) -> Self {
-        let total: usize = texts.iter().map(|t| t.len()).sum();
-        // About one form a 2.5 bytes of text at most, kept under half full.
-        let capacity = total.max(16).next_power_of_two();
-        let mut s = Self {
-            slots: vec![0; capacity],
-            len: 0,
-            negation: false,
-        };
-        let mut buf = String::with_capacity(32);
-        for (i, text) in texts.iter().enumerate() {
-            // A text that another one contains verbatim adds nothing (the rendered prompt
-            // usually contains the context): index only the containing one.
-            let redundant = texts.iter().enumerate().any(|(j, other)| {
+        // A text that another one contains verbatim adds nothing (the rendered prompt usually
+        // contains the context): index only the containing one.
+        let redundant = |i: usize, text: &str| {
+            texts.iter().enumerate().any(|(j, other)| {
                 j != i
                     && other.len() >= text.len()
                     && (other.len() > text.len() || j < i)
                     && contains_at_word_boundaries(other, text)
-            });
-            if redundant {
-                continue;
-            }
+            })
+        };
+        let indexed: Vec<&str> = texts
+            .iter()
+            .enumerate()
+            .filter(|&(i, t)| !redundant(i, t))
+            .map(|(_, t)| *t)
+            .collect();
+        // At most about one form for every two bytes of text; the table starts at most half
+        // full and grows if needed.
+        let total: usize = indexed.iter().map(|t| t.len()).sum();
+        let mut s = Self {
+            slots: vec![0; total.max(16).next_power_of_two()],
+            len: 0,
+            negation: false,
+        };
+        let mut buf = String::with_capacity(32);
+        for text in indexed {
             // Currency signs stand for their words: "$5" supports "5 dollars".
             for (sign, word) in [('$', "dollar"), ('\u{20ac}', "euro"), ('\u{a3}', "pound")] {
                 if text.contains(sign) {
@@ -337,8 +342,17 @@ impl Support {
 /// tokens are then tokens of `other` too).
 fn contains_at_word_boundaries(other: &str, text: &str) -> bool {
     let edge = |c: Option<char>| !c.is_some_and(char::is_alphanumeric);
-    other.match_indices(text).any(|(at, _)| {
-        edge(other[..at].chars().next_back()) && edge(other[at + text.len()..].chars().next())
+    // Search for a short head of `text` (cheap to set up), then compare the rest in place.
+    let mut head = text.len().min(32);
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    other.match_indices(&text[..head]).any(|(at, _)| {
+        other.as_bytes()[at..].starts_with(text.as_bytes())
+            && edge(other[..at].chars().next_back())
+            && other
+                .get(at + text.len()..)
+                .is_some_and(|rest| edge(rest.chars().next()))
     })
 }
 

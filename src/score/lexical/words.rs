@@ -129,19 +129,20 @@ pub(super) enum Special {
     Synonym(usize),
 }
 
-/// Folded-word hash -> what it is, sorted by hash for binary search.
+/// Folded-word hash -> what it is: an open-addressing table (power-of-two size, at most a
+/// quarter full), looked up once per token.
 fn table() -> &'static [(u64, Special)] {
     static TABLE: OnceLock<Vec<(u64, Special)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut t: Vec<(u64, Special)> = Vec::new();
-        // Later entries win over earlier ones: "may" is a month only when capitalised (handled
-        // by the caller), so it stays a stop word here; "no"/"neither"/"nor" are negations.
+        let mut entries: Vec<(u64, Special)> = Vec::new();
+        // Later entries win over earlier ones: a word that is a number and a stop word is a
+        // stop word; "no", "neither", "nor" are negations.
         let mut put = |w: &str, s: Special| {
             let h = super::hash_word(w.as_bytes());
-            if let Some(e) = t.iter_mut().find(|e| e.0 == h) {
+            if let Some(e) = entries.iter_mut().find(|e| e.0 == h) {
                 e.1 = s;
             } else {
-                t.push((h, s));
+                entries.push((h, s));
             }
         };
         for (w, v) in NUMBER_WORDS {
@@ -168,15 +169,34 @@ fn table() -> &'static [(u64, Special)] {
         for w in NEGATION {
             put(w, Special::Negation);
         }
-        t.sort_unstable_by_key(|e| e.0);
-        t
+        let size = (entries.len() * 4).next_power_of_two();
+        let mut table = vec![(0u64, Special::Stop); size];
+        for (h, s) in entries {
+            let mut i = (h as usize) & (size - 1);
+            while table[i].0 != 0 {
+                i = (i + 1) & (size - 1);
+            }
+            table[i] = (h, s);
+        }
+        table
     })
 }
 
 /// What the folded (unstemmed) word with this hash is, if anything special.
 pub(super) fn special(hash: u64) -> Option<Special> {
     let t = table();
-    t.binary_search_by_key(&hash, |e| e.0).ok().map(|i| t[i].1)
+    let mask = t.len() - 1;
+    let mut i = (hash as usize) & mask;
+    loop {
+        let (h, s) = t[i];
+        if h == hash {
+            return Some(s);
+        }
+        if h == 0 {
+            return None;
+        }
+        i = (i + 1) & mask;
+    }
 }
 
 /// The canonical word of a synonym.
