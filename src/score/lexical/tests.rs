@@ -308,3 +308,40 @@ fn support_texts_contained_in_another_are_still_supported() {
     assert!(check("a pen", &["pen", "it opened"]).unsupported.is_empty());
     assert_eq!(spans("a pen", &["it opened"]), ["pen"]);
 }
+
+#[test]
+fn random_text_never_panics_and_spans_stay_on_char_boundaries() {
+    const ALPHABET: &[&str] = &[
+        "a", "Z", "7", "0", ",", ".", "'", "\u{2019}", "-", " ", "\n", "é", "Ü", "ß", "東", "🎉",
+        "n't", "1,000", "3rd", "May", "million", "twenty", "no", "not", "Yes", "$", "%", "١",
+    ];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..2000 {
+        let mut text = |len: u64| -> String {
+            let n = next() % len;
+            (0..n)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect()
+        };
+        let output = text(40);
+        let support = [text(60), text(20)];
+        let r = check(&output, &[&support[0], &support[1]]);
+        assert!((0.0..=1.0).contains(&r.score), "{output:?}: {}", r.score);
+        assert!(r.unsupported.len() <= r.checked);
+        for s in &r.unsupported {
+            assert_eq!(
+                output.get(s.start..s.end),
+                Some(s.text.as_str()),
+                "{output:?}"
+            );
+        }
+        let prepared = Support::new(&[&support[0], &support[1]]);
+        assert_eq!(check_with(&prepared, &output), r);
+    }
+}
