@@ -2,12 +2,15 @@
 //!
 //! The output is split into claims (sentences and clauses ending in `. ! ? ; :` or a line
 //! break) and each claim into checkable units: content words, numbers, names and negations.
-//! Function words and conversation filler ("yes", "I think", "sounds great") are never checked.
+//! Function words (articles, prepositions, auxiliaries, question words) are never checked;
+//! conversation words ("yes", "I", "could", "really") are checked with a light weight.
 //! Every unit is folded before it is looked up in the support (`expected`, each `context`
 //! item, the rendered prompt), so paraphrases that only change the surface still match:
 //!
 //! - words: lowercased, common Latin diacritics removed (`é` = `e`), possessive `'s` dropped,
-//!   and a light suffix stemmer (`studies` = `studied` = `study`, `running` = `run`);
+//!   a light suffix stemmer (`studies` = `studied` = `study`, `running` = `run`), British and
+//!   American spellings, common irregular forms (`won` = `win`), unit abbreviations
+//!   (`km` = `kilometres`) and currency signs (`$5` = `5 dollars`);
 //! - numbers: `1,000` = `1000` = `1000.0`; number words and ordinals (`ten` = `10`,
 //!   `twenty-five` = `25`, `third` = `3rd` = `3`); scales (`1.5 million` = `1500000`);
 //! - dates: month names and abbreviations (`Jan` = `January`), so `March 3` and `3 March`
@@ -15,8 +18,9 @@
 //! - negations (`not`, `never`, `n't`, ...): unsupported when the support has none; a hedge
 //!   ("I'm not sure", "I don't know") is not a negated claim.
 //!
-//! Units have weights: numbers and names (capitalised words inside a claim, acronyms) weigh
-//! more than ordinary content words. The score mixes the output's overall weighted share of
+//! A name of several capitalised words must appear whole in the support ("Amy Johnson" is not
+//! "Amy Jo Johnson"). Units have weights: numbers and names (capitalised words inside a claim,
+//! acronyms) weigh more than ordinary content words. The score mixes the output's overall weighted share of
 //! unsupported units with its worst claim's share, so one invented sentence in a long answer
 //! still shows. See `docs/scoring.md` for what was measured and for the limits.
 
