@@ -1,0 +1,471 @@
+//! The lexical hallucination check (`evalwatch::score::lexical`): quality and throughput.
+//!
+//! Run: `cargo bench --bench hallucination` (both parts), `-- eval` (quality only) or
+//! `-- throughput` (speed only). For a quick quality run without a release build:
+//! `cargo test --bench hallucination -- eval`.
+//!
+//! Quality: AUROC of the lexical score against human labels ("hallucinated" is the positive
+//! class, the score ranks), next to the naive baseline (share of the output's non-stop words
+//! missing from the support), on every development set under `tests/data/hallucination/`.
+//! Sets in HaluEval's own JSON-lines format (`qa.jsonl`: knowledge, question, right_answer,
+//! hallucinated_answer; `dialogue.jsonl`: knowledge, dialogue_history, right_response,
+//! hallucinated_response) are read from `--halueval DIR` (or `HALUEVAL_DIR`) when given; they
+//! are not in the repository (see `tests/data/hallucination/README.md`).
+//! `-- dump SET` prints every example of one set with both scores and the flagged spans.
+//!
+//! Throughput: outputs of ~50-100 words checked against a support of ~200-400 words (expected,
+//! two context items, a rendered prompt), single-threaded; once with `check` (the support
+//! indexed for every output, as the scorer calls it) and once with a prepared `Support`.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use evalwatch::score::lexical::{self, Support};
+
+/// One labelled example: the output, its support texts, and whether humans judged it
+/// hallucinated (not supported by the knowledge).
+struct Example {
+    output: String,
+    support: Vec<String>,
+    hallucinated: bool,
+}
+
+struct Set {
+    name: String,
+    kind: &'static str,
+    examples: Vec<Example>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mut halueval = std::env::var_os("HALUEVAL_DIR").map(PathBuf::from);
+    let mut mode = String::from("all");
+    let mut dump = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--halueval" => halueval = it.next().map(PathBuf::from),
+            "eval" | "throughput" | "all" => mode.clone_from(a),
+            "dump" => {
+                "dump".clone_into(&mut mode);
+                dump = it.next().cloned();
+            }
+            other => {
+                eprintln!(
+                    "unknown argument `{other}`: use eval, throughput, dump SET, --halueval DIR"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hallucination");
+    let mut sets = load_sets(&root);
+    if let Some(dir) = &halueval {
+        sets.extend(load_halueval(dir));
+    }
+    match mode.as_str() {
+        "dump" => {
+            let name = dump.unwrap_or_default();
+            let Some(set) = sets.iter().find(|s| s.name == name) else {
+                let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
+                eprintln!("no set `{name}`: have {}", names.join(", "));
+                std::process::exit(2);
+            };
+            dump_set(set);
+        }
+        "eval" => eval(&sets),
+        "throughput" => throughput(&sets),
+        _ => {
+            eval(&sets);
+            throughput(&sets);
+        }
+    }
+}
+
+fn eval(sets: &[Set]) {
+    println!("quality: AUROC of the score against the human label (hallucinated = positive)");
+    println!(
+        "{:<20} {:<9} {:>4} {:>4} | {:>8} {:>8} {:>7} | {:>8} {:>8} {:>7}",
+        "set", "kind", "n", "pos", "lexical", "naive", "delta", "lexical", "naive", "delta"
+    );
+    println!(
+        "{:<40} | {:^25} | {:^25}",
+        "", "support: knowledge + prompt", "support: knowledge only"
+    );
+    for set in sets {
+        let labels: Vec<bool> = set.examples.iter().map(|e| e.hallucinated).collect();
+        let ours: Vec<f64> = set
+            .examples
+            .iter()
+            .map(|e| lexical::check(&e.output, &refs(&e.support)).score)
+            .collect();
+        let base: Vec<f64> = set
+            .examples
+            .iter()
+            .map(|e| naive(&e.output, &refs(&e.support)))
+            .collect();
+        let (a, b) = (auroc(&ours, &labels), auroc(&base, &labels));
+        // The same with the knowledge alone as support (no prompt, no dialogue history).
+        let ours_k: Vec<f64> = set
+            .examples
+            .iter()
+            .map(|e| lexical::check(&e.output, &refs(&e.support[..1])).score)
+            .collect();
+        let base_k: Vec<f64> = set
+            .examples
+            .iter()
+            .map(|e| naive(&e.output, &refs(&e.support[..1])))
+            .collect();
+        let (ak, bk) = (auroc(&ours_k, &labels), auroc(&base_k, &labels));
+        println!(
+            "{:<20} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4}",
+            set.name,
+            set.kind,
+            labels.len(),
+            labels.iter().filter(|&&l| l).count(),
+            a,
+            b,
+            a - b,
+            ak,
+            bk,
+            ak - bk
+        );
+    }
+}
+
+fn dump_set(set: &Set) {
+    for (i, e) in set.examples.iter().enumerate() {
+        let r = lexical::check(&e.output, &refs(&e.support));
+        let spans: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+        println!(
+            "{i:4} label={} lexical={:.3} naive={:.3} | {} | unsupported: {}",
+            u8::from(e.hallucinated),
+            r.score,
+            naive(&e.output, &refs(&e.support)),
+            e.output.replace('\n', " "),
+            spans.join(" / ")
+        );
+    }
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Area under the ROC curve (Mann-Whitney U), ties counted one half.
+fn auroc(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut rank_sum, mut i) = (0.0f64, 0usize);
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]].total_cmp(&scores[idx[i]]).is_eq() {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if labels[k] {
+                rank_sum += avg_rank;
+            }
+        }
+        i = j + 1;
+    }
+    let pos = labels.iter().filter(|&&l| l).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return f64::NAN;
+    }
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+/// The naive baseline (the lead's stub): share of the output's non-stop words, lowercased,
+/// missing from the support's words.
+fn naive(output: &str, support: &[&str]) -> f64 {
+    const STOP: &[&str] = &[
+        "a", "an", "the", "and", "or", "but", "is", "are", "was", "were", "be", "to", "of", "in",
+        "on", "at", "for", "with", "it", "this", "that", "i", "you", "we", "they", "he", "she",
+    ];
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let known: HashSet<String> = support.iter().flat_map(|s| words(s)).collect();
+    let (mut checked, mut missing) = (0usize, 0usize);
+    for w in words(output) {
+        if STOP.contains(&w.as_str()) {
+            continue;
+        }
+        checked += 1;
+        if !known.contains(&w) {
+            missing += 1;
+        }
+    }
+    if checked == 0 {
+        0.0
+    } else {
+        missing as f64 / checked as f64
+    }
+}
+
+fn load_sets(root: &Path) -> Vec<Set> {
+    let mut sets = Vec::new();
+    let begin = root.join("begin_wow_dev.tsv");
+    match std::fs::read_to_string(&begin) {
+        Ok(text) => sets.push(Set {
+            name: "begin-wow-dev".to_owned(),
+            kind: "dialogue",
+            examples: parse_begin(&text),
+        }),
+        Err(e) => eprintln!("skipping {}: {e}", begin.display()),
+    }
+    for (file, name, kind) in [
+        ("own_qa.jsonl", "own-qa", "qa"),
+        ("own_dialogue.jsonl", "own-dialogue", "dialogue"),
+    ] {
+        let path = root.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sets.push(Set {
+                name: name.to_owned(),
+                kind,
+                examples: parse_own(&text, &path),
+            }),
+            Err(e) => eprintln!("skipping {}: {e}", path.display()),
+        }
+    }
+    sets
+}
+
+/// BEGIN's TSV: model_name, data_source, knowledge, message, response, begin_label. Support =
+/// knowledge and the previous turn (the prompt); positive = anything not "Fully attributable".
+fn parse_begin(text: &str) -> Vec<Example> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            (f.len() == 6).then(|| Example {
+                output: f[4].to_owned(),
+                support: vec![f[2].to_owned(), f[3].to_owned()],
+                hallucinated: f[5] != "Fully attributable",
+            })
+        })
+        .collect()
+}
+
+/// Hand-written sets: one JSON object a line, {"knowledge", "prompt", "outputs": [[text,
+/// label], ...]} with label 1 = hallucinated.
+fn parse_own(text: &str, path: &Path) -> Vec<Example> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{}:{}: {e}", path.display(), n + 1);
+                continue;
+            }
+        };
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        let support = vec![s("knowledge"), s("prompt")];
+        for o in v["outputs"].as_array().into_iter().flatten() {
+            if let (Some(t), Some(l)) = (o[0].as_str(), o[1].as_u64()) {
+                out.push(Example {
+                    output: t.to_owned(),
+                    support: support.clone(),
+                    hallucinated: l == 1,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// HaluEval's own files, each item giving one right and one hallucinated example.
+fn load_halueval(dir: &Path) -> Vec<Set> {
+    let mut sets = Vec::new();
+    for (file, name, kind, prompt, right, wrong) in [
+        (
+            "qa.jsonl",
+            "halueval-qa",
+            "qa",
+            "question",
+            "right_answer",
+            "hallucinated_answer",
+        ),
+        (
+            "dialogue.jsonl",
+            "halueval-dialogue",
+            "dialogue",
+            "dialogue_history",
+            "right_response",
+            "hallucinated_response",
+        ),
+    ] {
+        let path = dir.join(file);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            eprintln!("skipping {}: not readable", path.display());
+            continue;
+        };
+        let mut examples = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            let support = vec![s("knowledge"), s(prompt)];
+            for (k, hallucinated) in [(right, false), (wrong, true)] {
+                examples.push(Example {
+                    output: s(k),
+                    support: support.clone(),
+                    hallucinated,
+                });
+            }
+        }
+        sets.push(Set {
+            name: name.to_owned(),
+            kind,
+            examples,
+        });
+    }
+    sets
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Realistic cases built from the development sets' text: a support of ~200-400 words
+/// (expected answer, two context passages, a rendered prompt) and an output of ~50-100 words
+/// that reuses most of its sentences from the support and invents the rest.
+fn workload(sets: &[Set], cases: usize) -> Vec<(String, [String; 4])> {
+    let sentences: Vec<&str> = sets
+        .iter()
+        .flat_map(|s| s.examples.iter())
+        .flat_map(|e| e.support.iter().chain(std::iter::once(&e.output)))
+        .flat_map(|t| t.split(". "))
+        .filter(|s| s.split_whitespace().count() >= 5)
+        .collect();
+    let mut fallback = vec![
+        "The 2013 Liqui Moly Bathurst 12 Hour was an endurance race for a variety of GT and touring car classes",
+    ];
+    let sentences = if sentences.is_empty() {
+        std::mem::take(&mut fallback)
+    } else {
+        sentences
+    };
+    let pick = |seed: u64| sentences[(splitmix(seed) % sentences.len() as u64) as usize];
+    let words = |s: &str| s.split_whitespace().count();
+    let fill = |seed: u64, min_words: usize| {
+        let mut text = String::new();
+        let mut k = 0;
+        while words(&text) < min_words {
+            text.push_str(pick(seed.wrapping_mul(1000).wrapping_add(k)));
+            text.push_str(". ");
+            k += 1;
+        }
+        text
+    };
+    (0..cases as u64)
+        .map(|i| {
+            let expected = fill(i * 7 + 1, 15);
+            let ctx1 = fill(i * 7 + 2, 110);
+            let ctx2 = fill(i * 7 + 3, 110);
+            let prompt = format!(
+                "Answer the question using only the context.\nContext:\n{ctx1}\n{ctx2}\nQuestion: {}",
+                pick(i * 7 + 4)
+            );
+            // Mostly sentences from the support, one invented sentence.
+            let mut output = String::new();
+            for s in ctx1.split(". ").take(3) {
+                output.push_str(s);
+                output.push_str(". ");
+            }
+            output.push_str(&fill(i * 7 + 5, 20));
+            let support = [expected, ctx1, ctx2, prompt];
+            (output, support)
+        })
+        .collect()
+}
+
+fn throughput(sets: &[Set]) {
+    const CASES: usize = 2_000;
+    const ROUNDS: usize = 25;
+    let cases = workload(sets, CASES);
+    let (out_words, sup_words) = cases.iter().fold((0usize, 0usize), |(o, s), (out, sup)| {
+        (
+            o + out.split_whitespace().count(),
+            s + sup[..3]
+                .iter()
+                .map(|t| t.split_whitespace().count())
+                .sum::<usize>(),
+        )
+    });
+    println!(
+        "throughput: {CASES} cases x {ROUNDS} rounds, output {} words, support (expected + context) {} words, prompt repeats the context",
+        out_words / CASES,
+        sup_words / CASES
+    );
+    // Warm up.
+    for (out, sup) in cases.iter().take(200) {
+        black_box(lexical::check(out, &refs(sup)));
+    }
+    let started = Instant::now();
+    let mut flagged = 0usize;
+    for _ in 0..ROUNDS {
+        for (out, sup) in &cases {
+            let r = lexical::check(black_box(out), &refs(sup));
+            flagged += r.unsupported.len();
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = (CASES * ROUNDS) as f64;
+    println!(
+        "  check (support indexed per output): {:>10.0} outputs/s ({:.1} us each, {} spans)",
+        n / secs,
+        secs / n * 1e6,
+        flagged / ROUNDS
+    );
+    // The same outputs against expected + context + a prompt that does not repeat the
+    // context: every support word is indexed (nothing is skipped as contained).
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        for (out, sup) in &cases {
+            let question = sup[3].rsplit("Question: ").next().unwrap_or_default();
+            let support = [sup[0].as_str(), sup[1].as_str(), sup[2].as_str(), question];
+            black_box(lexical::check(black_box(out), &support));
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "  check, prompt without the context:   {:>10.0} outputs/s ({:.1} us each)",
+        n / secs,
+        secs / n * 1e6
+    );
+    let prepared: Vec<Support> = cases
+        .iter()
+        .map(|(_, sup)| Support::new(&refs(sup)))
+        .collect();
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        for ((out, _), support) in cases.iter().zip(&prepared) {
+            black_box(lexical::check_with(support, black_box(out)));
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "  check_with (prepared support):       {:>10.0} outputs/s ({:.1} us each)",
+        n / secs,
+        secs / n * 1e6
+    );
+}

@@ -1,0 +1,901 @@
+//! Lexical hallucination check: no model, deterministic, fast.
+//!
+//! The output is split into claims (sentences and clauses ending in `. ! ? ; :` or a line
+//! break) and each claim into checkable units: content words, numbers, names and negations.
+//! Function words (articles, prepositions, auxiliaries, question words) are never checked;
+//! conversation words ("yes", "I", "could", "really") are checked with a light weight.
+//! Every unit is folded before it is looked up in the support (`expected`, each `context`
+//! item, the rendered prompt), so paraphrases that only change the surface still match:
+//!
+//! - words: lowercased, common Latin diacritics removed (`é` = `e`), possessive `'s` dropped,
+//!   a light suffix stemmer (`studies` = `studied` = `study`, `running` = `run`), British and
+//!   American spellings, common irregular forms (`won` = `win`), unit abbreviations
+//!   (`km` = `kilometres`) and currency signs (`$5` = `5 dollars`);
+//! - numbers: `1,000` = `1000` = `1000.0`; number words and ordinals (`ten` = `10`,
+//!   `twenty-five` = `25`, `third` = `3rd` = `3`); scales (`1.5 million` = `1500000`);
+//! - dates: month names and abbreviations (`Jan` = `January`), so `March 3` and `3 March`
+//!   are the same units; ISO dates split into numbers (`1935-01-08` = `8 January 1935`);
+//! - negations (`not`, `never`, `n't`, ...): unsupported when the support has none; a hedge
+//!   ("I'm not sure", "I don't know") is not a negated claim.
+//!
+//! A name of several capitalised words must appear whole in the support ("Amy Johnson" is not
+//! "Amy Jo Johnson"). Units have weights: numbers and names (capitalised words inside a claim,
+//! acronyms) weigh more than ordinary content words. The score mixes the output's overall weighted share of
+//! unsupported units with its worst claim's share, so one invented sentence in a long answer
+//! still shows. See `docs/scoring.md` for what was measured and for the limits.
+
+mod words;
+
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+
+use words::Special;
+
+/// Weight of an ordinary content word.
+const W_WORD: f64 = 1.0;
+/// Weight of a name: a capitalised word that does not start its claim, or an acronym.
+const W_NAME: f64 = 1.5;
+/// Weight of a number (digits, number words, ordinals, dates' days and years).
+const W_NUMBER: f64 = 2.0;
+/// Weight of a negation.
+const W_NEGATION: f64 = 1.0;
+/// Weight of a conversation word ("yes", "I", "could", "really").
+const W_LIGHT: f64 = 0.35;
+/// Share of the score that comes from the worst claim (the rest from the whole output).
+const CLAIM_MIX: f64 = 0.5;
+
+/// What an unsupported span is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitKind {
+    Word,
+    Name,
+    Number,
+    Negation,
+}
+
+/// One flagged span of the output (byte offsets into the output).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    /// The strongest kind of unit in the span (number > name > negation > word).
+    pub kind: UnitKind,
+}
+
+/// One claim of the output (byte offsets into the output) and its own score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Claim {
+    pub start: usize,
+    pub end: usize,
+    /// Checkable units in the claim.
+    pub checked: usize,
+    /// Weighted share of the claim's units that the support does not contain, in [0,1].
+    pub score: f64,
+}
+
+/// The result of the lexical pass over one output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lexical {
+    /// Share of the output's checkable content that the support does not contain, in [0,1]
+    /// (0 = fully supported). 0 when nothing in the output is checkable.
+    pub score: f64,
+    /// Unsupported spans, in output order (adjacent unsupported units merged into one span).
+    pub unsupported: Vec<Span>,
+    /// Checkable units found in the output.
+    pub checked: usize,
+    /// Claims with at least one checkable unit, in output order.
+    pub claims: Vec<Claim>,
+}
+
+/// Check `output` against the support texts (`expected`, `context`, the rendered prompt).
+#[must_use]
+pub fn check(output: &str, support: &[&str]) -> Lexical {
+    check_with(&Support::new(support), output)
+}
+
+/// Check `output` against a prepared support (build it once when many outputs share it).
+#[must_use]
+pub fn check_with(support: &Support, output: &str) -> Lexical {
+    let mut units: Vec<Unit> = Vec::with_capacity(output.len() / 5 + 1);
+    let mut buf = String::with_capacity(32);
+    let mut claim = 0usize;
+    let mut claim_has_units = false;
+    let mut first_in_claim = true;
+    let mut prev_end = 0usize;
+    // Index in `units` of the unit made from the previous token, if that token made one.
+    let mut prev_unit: Option<usize> = None;
+    for (start, end) in Tokens::new(output) {
+        if ends_claim(&output[prev_end..start]) {
+            if claim_has_units {
+                claim += 1;
+                claim_has_units = false;
+            }
+            first_in_claim = true;
+            prev_unit = None;
+        }
+        prev_end = end;
+        let raw = &output[start..end];
+        let token = classify(raw, &mut buf);
+        let capitalised = is_name_like(raw, first_in_claim);
+        let first_token = first_in_claim;
+        first_in_claim = false;
+        let mut particle = false;
+        let (kind, forms, weight) = match token {
+            Token::Skip => {
+                prev_unit = None;
+                continue;
+            }
+            Token::Hedge(h) => {
+                // "not sure", "don't know": the negation was about the speaker, not a claim;
+                // the hedge word itself is checked like any word.
+                if let Some(i) = prev_unit
+                    && i + 1 == units.len()
+                    && units[i].kind == UnitKind::Negation
+                {
+                    units.pop();
+                    prev_unit = None;
+                }
+                (UnitKind::Word, [h, 0], W_WORD)
+            }
+            // "No." or "No, ..." answers a question; it does not negate a claim.
+            Token::Negation if first_token && raw.eq_ignore_ascii_case("no") => {
+                particle = true;
+                (UnitKind::Word, [NO_HASH, 0], W_LIGHT)
+            }
+            Token::Light(h, p) => {
+                particle = p;
+                (UnitKind::Word, [h, 0], W_LIGHT)
+            }
+            Token::Negation => (UnitKind::Negation, [NEGATION_HASH, 0], W_NEGATION),
+            Token::Word(h) if capitalised => (UnitKind::Name, [h, 0], W_NAME),
+            Token::Word(h) | Token::Scale(h, _) => (UnitKind::Word, [h, 0], W_WORD),
+            Token::NumberWord(h, n) => (UnitKind::Number, [h, n.hash()], W_NUMBER),
+            Token::Month(h, m) => (UnitKind::Number, [h, month_hash(m)], W_NUMBER),
+            Token::Number(n) => (UnitKind::Number, [n.hash(), 0], W_NUMBER),
+            Token::Literal(h) => (UnitKind::Number, [h, 0], W_NUMBER),
+        };
+        let mut unit = Unit {
+            start,
+            end,
+            claim,
+            kind,
+            weight,
+            supported: if kind == UnitKind::Negation {
+                support.negation
+            } else {
+                forms.iter().any(|&f| f != 0 && support.contains(f))
+            },
+            number: match token {
+                Token::Number(n) | Token::NumberWord(_, n) => Some(n),
+                _ => None,
+            },
+            form: forms[0],
+            particle,
+        };
+        if let Some(i) = prev_unit {
+            // Two-token numbers: "1.5 million", "twenty five". Both halves are supported when
+            // the combined value is.
+            if let Some(combined) = combine(units[i].number, &token)
+                && support.contains(combined.hash())
+            {
+                units[i].supported = true;
+                unit.supported = true;
+                unit.kind = UnitKind::Number;
+                unit.weight = W_NUMBER;
+                unit.number = None;
+            }
+            // A name of several words must appear as a whole: "Amy Johnson" is not supported
+            // by "Amy Jo Johnson" even though both words are.
+            if unit.kind == UnitKind::Name
+                && units[i].kind == UnitKind::Name
+                && output[units[i].end..start].chars().all(char::is_whitespace)
+                && unit.supported
+                && units[i].supported
+                && !support.contains(pair_hash(units[i].form, unit.form))
+            {
+                unit.supported = false;
+            }
+        }
+        units.push(unit);
+        claim_has_units = true;
+        prev_unit = Some(units.len() - 1);
+    }
+    summarise(output, &units)
+}
+
+/// The support texts, indexed for lookup: every folded form of every checkable unit.
+#[derive(Debug, Clone)]
+pub struct Support {
+    /// Open-addressing hash set of form hashes (0 = empty slot).
+    slots: Vec<u64>,
+    len: usize,
+    /// The support contains a negation somewhere.
+    negation: bool,
+}
+
+impl Support {
+    /// Index the support texts (`expected`, each `context` item, the rendered prompt).
+    #[must_use]
+    pub fn new(texts: &[&str]) -> Self {
+        // A text that another one contains verbatim adds nothing (the rendered prompt usually
+        // contains the context): index only the containing one.
+        let redundant = |i: usize, text: &str| {
+            texts.iter().enumerate().any(|(j, other)| {
+                j != i
+                    && other.len() >= text.len()
+                    && (other.len() > text.len() || j < i)
+                    && contains_at_word_boundaries(other, text)
+            })
+        };
+        let indexed: Vec<&str> = texts
+            .iter()
+            .enumerate()
+            .filter(|&(i, t)| !redundant(i, t))
+            .map(|(_, t)| *t)
+            .collect();
+        // At most about one form for every two bytes of text; the table starts at most half
+        // full and grows if needed.
+        let total: usize = indexed.iter().map(|t| t.len()).sum();
+        let mut s = Self {
+            slots: vec![0; total.max(16).next_power_of_two()],
+            len: 0,
+            negation: false,
+        };
+        let mut buf = String::with_capacity(32);
+        for text in indexed {
+            // Currency signs stand for their words: "$5" supports "5 dollars".
+            for (sign, word) in [('$', "dollar"), ('\u{20ac}', "euro"), ('\u{a3}', "pound")] {
+                if text.contains(sign) {
+                    s.insert(hash_word(word.as_bytes()));
+                }
+            }
+            let mut prev: Option<Number> = None;
+            let mut prev_form: u64 = 0;
+            for (start, end) in Tokens::new(text) {
+                let token = classify(&text[start..end], &mut buf);
+                if let Some(combined) = combine(prev, &token) {
+                    s.insert(combined.hash());
+                }
+                prev = None;
+                let form = token.form();
+                if prev_form != 0 && form != 0 {
+                    s.insert(pair_hash(prev_form, form));
+                }
+                prev_form = form;
+                match token {
+                    Token::Skip => {}
+                    Token::Negation => s.negation = true,
+                    Token::Word(h)
+                    | Token::Light(h, _)
+                    | Token::Hedge(h)
+                    | Token::Literal(h)
+                    | Token::Scale(h, _) => {
+                        s.insert(h);
+                    }
+                    Token::NumberWord(h, n) => {
+                        s.insert(h);
+                        s.insert(n.hash());
+                        prev = Some(n);
+                    }
+                    Token::Month(h, m) => {
+                        // A month also supports its number ("1935-01-08", "8/1/1935").
+                        s.insert(h);
+                        s.insert(month_hash(m));
+                        s.insert(Number::new(m, 0).hash());
+                    }
+                    Token::Number(n) => {
+                        s.insert(n.hash());
+                        prev = Some(n);
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn insert(&mut self, h: u64) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = (h as usize) & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == h {
+                return;
+            }
+            if slot == 0 {
+                self.slots[i] = h;
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![0; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        self.len = 0;
+        for h in old.into_iter().filter(|&h| h != 0) {
+            self.insert(h);
+        }
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut i = (h as usize) & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == h {
+                return true;
+            }
+            if slot == 0 {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// True when `text` occurs in `other` with no letter or digit right before or after it (its
+/// tokens are then tokens of `other` too).
+fn contains_at_word_boundaries(other: &str, text: &str) -> bool {
+    let edge = |c: Option<char>| !c.is_some_and(char::is_alphanumeric);
+    // Search for a short head of `text` (cheap to set up), then compare the rest in place.
+    let mut head = text.len().min(32);
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    other.match_indices(&text[..head]).any(|(at, _)| {
+        other.as_bytes()[at..].starts_with(text.as_bytes())
+            && edge(other[..at].chars().next_back())
+            && other
+                .get(at + text.len()..)
+                .is_some_and(|rest| edge(rest.chars().next()))
+    })
+}
+
+/// One checkable unit of the output.
+struct Unit {
+    start: usize,
+    end: usize,
+    claim: usize,
+    kind: UnitKind,
+    weight: f64,
+    supported: bool,
+    /// The unit's value when it is a number (for two-token numbers).
+    number: Option<Number>,
+    /// The unit's first form (for name pairs).
+    form: u64,
+    /// An answer particle ("yes", "no").
+    particle: bool,
+}
+
+/// Score, spans and claims from the checked units.
+fn summarise(output: &str, units: &[Unit]) -> Lexical {
+    // A bare "Yes." or "No" answers a yes/no question: nothing a lexical check can verify.
+    let units = if units.iter().all(|u| u.particle) {
+        &[]
+    } else {
+        units
+    };
+    let mut claims: Vec<Claim> = Vec::new();
+    let mut unsupported: Vec<Span> = Vec::new();
+    let (mut total_w, mut bad_w) = (0.0f64, 0.0f64);
+    // The worst claim's share, over claims with some content: a claim made only of
+    // conversation words ("I do.", "Yes.") is not a claim about the knowledge.
+    let mut worst = 0.0f64;
+    let mut start = 0;
+    while start < units.len() {
+        let claim = units[start].claim;
+        let end = units[start..]
+            .iter()
+            .position(|u| u.claim != claim)
+            .map_or(units.len(), |n| start + n);
+        let part = &units[start..end];
+        let w: f64 = part.iter().map(|u| u.weight).sum();
+        let bad: f64 = part.iter().filter(|u| !u.supported).map(|u| u.weight).sum();
+        let score = if w > 0.0 { bad / w } else { 0.0 };
+        if part.iter().any(|u| u.weight >= W_WORD) {
+            worst = worst.max(score);
+        }
+        total_w += w;
+        bad_w += bad;
+        claims.push(Claim {
+            start: part[0].start,
+            end: part[part.len() - 1].end,
+            checked: part.len(),
+            score,
+        });
+        for (i, u) in part.iter().enumerate().filter(|(_, u)| !u.supported) {
+            let joins = i > 0
+                && !part[i - 1].supported
+                && output[part[i - 1].end..u.start]
+                    .chars()
+                    .all(|c| c.is_whitespace() || c == '-');
+            match unsupported.last_mut() {
+                Some(span) if joins => {
+                    span.text.push_str(&output[span.end..u.end]);
+                    span.end = u.end;
+                    span.kind = stronger(span.kind, u.kind);
+                }
+                _ => unsupported.push(Span {
+                    start: u.start,
+                    end: u.end,
+                    text: output[u.start..u.end].to_owned(),
+                    kind: u.kind,
+                }),
+            }
+        }
+        start = end;
+    }
+    let score = if total_w > 0.0 {
+        ((1.0 - CLAIM_MIX) * (bad_w / total_w) + CLAIM_MIX * worst).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Lexical {
+        score,
+        unsupported,
+        checked: units.len(),
+        claims,
+    }
+}
+
+fn stronger(a: UnitKind, b: UnitKind) -> UnitKind {
+    let rank = |k: UnitKind| match k {
+        UnitKind::Word => 0,
+        UnitKind::Negation => 1,
+        UnitKind::Name => 2,
+        UnitKind::Number => 3,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// An answer particle ("yes", "no"), folded.
+fn is_particle(folded: &str) -> bool {
+    words::PARTICLES.contains(&folded)
+}
+
+/// True when the text between two tokens ends a claim.
+fn ends_claim(gap: &str) -> bool {
+    gap.bytes()
+        .any(|b| matches!(b, b'.' | b'!' | b'?' | b';' | b':' | b'\n'))
+}
+
+/// A capitalised word that does not start its claim, or an acronym of two or more letters.
+fn is_name_like(raw: &str, first_in_claim: bool) -> bool {
+    let mut chars = raw.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    if !first.is_uppercase() {
+        return false;
+    }
+    if !first_in_claim {
+        return true;
+    }
+    // An acronym: every further letter upper case too.
+    let mut letters = chars.filter(|c| c.is_alphabetic()).peekable();
+    letters.peek().is_some() && letters.all(char::is_uppercase)
+}
+
+/// A decimal number as an integer mantissa and a count of fraction digits, normalised so
+/// that equal values are equal (`1000` = `1,000` = `1000.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Number {
+    mantissa: u64,
+    scale: u32,
+}
+
+impl Number {
+    fn new(mut mantissa: u64, mut scale: u32) -> Self {
+        while scale > 0 && mantissa.is_multiple_of(10) {
+            mantissa /= 10;
+            scale -= 1;
+        }
+        Self { mantissa, scale }
+    }
+
+    fn hash(self) -> u64 {
+        nonzero(mix(
+            mix(0x6e75_6d62_6572_0000, self.mantissa),
+            u64::from(self.scale),
+        ))
+    }
+
+    /// `self` times ten to the `exp`, when it fits.
+    fn scaled(self, exp: u32) -> Option<Self> {
+        if self.scale >= exp {
+            Some(Self::new(self.mantissa, self.scale - exp))
+        } else {
+            let factor = 10u64.checked_pow(exp - self.scale)?;
+            Some(Self::new(self.mantissa.checked_mul(factor)?, 0))
+        }
+    }
+}
+
+/// The value of two adjacent tokens read as one number ("1.5 million", "twenty five").
+fn combine(prev: Option<Number>, token: &Token) -> Option<Number> {
+    let prev = prev?;
+    match *token {
+        Token::Scale(_, exp) => prev.scaled(exp),
+        Token::NumberWord(_, n)
+            if prev.scale == 0
+                && n.scale == 0
+                && (20..=90).contains(&prev.mantissa)
+                && prev.mantissa.is_multiple_of(10)
+                && (1..=9).contains(&n.mantissa) =>
+        {
+            Some(Number::new(prev.mantissa + n.mantissa, 0))
+        }
+        _ => None,
+    }
+}
+
+/// What one token of text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    /// Function word, filler, or nothing left after folding.
+    Skip,
+    /// A hedge word that cancels a negation right before it ("not sure"): hash of its stem.
+    Hedge(u64),
+    Negation,
+    /// A content word: hash of its stem.
+    Word(u64),
+    /// A word of the conversation ("yes", "I", "could"): hash of its stem, and whether it is
+    /// an answer particle.
+    Light(u64, bool),
+    /// A number word or ordinal: hash of its stem, and its value.
+    NumberWord(u64, Number),
+    /// A month name: hash of its stem, and the month.
+    Month(u64, u64),
+    /// A scale word ("million"): hash of its stem, and the power of ten.
+    Scale(u64, u32),
+    /// Digits.
+    Number(Number),
+    /// Something with digits that is not a plain number ("1.2.3", "A4"): exact match only.
+    Literal(u64),
+}
+
+impl Token {
+    /// The token's first form (0 when it has none).
+    fn form(self) -> u64 {
+        match self {
+            Token::Skip | Token::Negation => 0,
+            Token::Word(h)
+            | Token::Light(h, _)
+            | Token::Hedge(h)
+            | Token::NumberWord(h, _)
+            | Token::Month(h, _)
+            | Token::Scale(h, _)
+            | Token::Literal(h) => h,
+            Token::Number(n) => n.hash(),
+        }
+    }
+}
+
+/// Classify one raw token; `buf` is scratch space.
+fn classify(raw: &str, buf: &mut String) -> Token {
+    if raw.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        return parse_number(raw, buf);
+    }
+    fold(raw, buf);
+    if buf.ends_with("n't") {
+        return Token::Negation;
+    }
+    if buf.ends_with("'s") {
+        buf.truncate(buf.len() - 2);
+    } else if buf.ends_with('\'') {
+        buf.truncate(buf.len() - 1);
+    }
+    if buf.is_empty() {
+        return Token::Skip;
+    }
+    let mut word_hash = hash_word(buf.as_bytes());
+    let mut special = words::special(word_hash);
+    if let Some(Special::Synonym(i)) = special {
+        buf.clear();
+        buf.push_str(words::synonym(i));
+        word_hash = hash_word(buf.as_bytes());
+        special = None;
+    }
+    if special == Some(Special::Light) && buf == "may" && raw.starts_with('M') {
+        return Token::Month(word_hash, 5);
+    }
+    match special {
+        Some(Special::Stop | Special::Synonym(_)) => Token::Skip,
+        Some(Special::Light) => Token::Light(word_hash, is_particle(buf)),
+        Some(Special::Negation) => Token::Negation,
+        Some(Special::Hedge) => Token::Hedge(stem_hash(buf)),
+        Some(Special::Number(v)) => Token::NumberWord(stem_hash(buf), Number::new(v, 0)),
+        Some(Special::Scale(e)) => Token::Scale(stem_hash(buf), e),
+        Some(Special::Month(m)) => Token::Month(stem_hash(buf), m),
+        None => {
+            if buf.bytes().any(|b| b.is_ascii_digit()) {
+                Token::Literal(word_hash)
+            } else if buf.len() == 1 {
+                // Single letters ("a", "e", initials) carry nothing checkable.
+                Token::Skip
+            } else {
+                Token::Word(stem_hash(buf))
+            }
+        }
+    }
+}
+
+/// Parse a token that starts with a digit: `1,000`, `6.213`, `1990s`, `20th`, `5km`.
+fn parse_number(raw: &str, buf: &mut String) -> Token {
+    let mut mantissa: u64 = 0;
+    let mut scale: u32 = 0;
+    let mut dots = 0;
+    let mut overflow = false;
+    let mut end = raw.len();
+    for (i, b) in raw.bytes().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                match mantissa
+                    .checked_mul(10)
+                    .and_then(|m| m.checked_add(u64::from(b - b'0')))
+                {
+                    Some(m) => mantissa = m,
+                    None => overflow = true,
+                }
+                if dots == 1 {
+                    scale += 1;
+                }
+            }
+            b',' => {}
+            b'.' => dots += 1,
+            _ => {
+                end = i;
+                break;
+            }
+        }
+    }
+    if overflow || dots > 1 || scale > 18 {
+        fold(raw, buf);
+        return Token::Literal(hash_word(buf.as_bytes()));
+    }
+    let suffix = &raw[end..];
+    let plain_suffix = suffix.is_empty()
+        || ["st", "nd", "rd", "th", "s", "'s", "%"]
+            .iter()
+            .any(|s| suffix.eq_ignore_ascii_case(s));
+    if !plain_suffix && suffix.bytes().any(|b| b.is_ascii_digit()) {
+        // "A4"-like codes that started with a digit ("3M2"): exact match only.
+        fold(raw, buf);
+        return Token::Literal(hash_word(buf.as_bytes()));
+    }
+    Token::Number(Number::new(mantissa, scale))
+}
+
+/// Lowercase `raw` into `buf`, removing common Latin diacritics and normalising apostrophes.
+fn fold(raw: &str, buf: &mut String) {
+    buf.clear();
+    if raw.is_ascii() {
+        buf.push_str(raw);
+        buf.make_ascii_lowercase();
+        return;
+    }
+    for c in raw.chars() {
+        if c.is_ascii() {
+            buf.push(c.to_ascii_lowercase());
+            continue;
+        }
+        match c {
+            '\u{2019}' | '\u{2018}' | '\u{02bc}' => buf.push('\''),
+            _ => {
+                for l in c.to_lowercase() {
+                    match strip_diacritic(l) {
+                        Some(base) => buf.push_str(base),
+                        None => buf.push(l),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The ASCII base of a lowercase Latin letter with a diacritic.
+fn strip_diacritic(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'č' => "c",
+        'ď' | 'đ' => "d",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => "e",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' => "i",
+        'ł' => "l",
+        'ñ' | 'ń' | 'ň' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => "o",
+        'œ' => "oe",
+        'ř' => "r",
+        'ś' | 'š' | 'ş' => "s",
+        'ß' => "ss",
+        'ť' | 'ţ' => "t",
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => "u",
+        'ý' | 'ÿ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        _ => return None,
+    })
+}
+
+/// Hash of the light stem of a folded word (the word itself when it is not plain ASCII).
+fn stem_hash(word: &str) -> u64 {
+    let b = word.as_bytes();
+    if !word.is_ascii() || b.len() <= 3 {
+        return hash_word(b);
+    }
+    let mut s: [u8; 64] = [0; 64];
+    let n = b.len().min(64);
+    s[..n].copy_from_slice(&b[..n]);
+    let len = stem(&mut s[..n]);
+    hash_word(&s[..len])
+}
+
+/// A light English suffix stemmer on ASCII lowercase letters; returns the stem's length.
+///
+/// Deliberately conservative (plurals, `-ed`, `-ing`, final `-e`, `-y` = `-i`, doubled final
+/// consonant): it only has to map the forms of one word to one key, and over-stemming would
+/// make different words match.
+fn stem(w: &mut [u8]) -> usize {
+    let mut n = w.len();
+    let ends = |w: &[u8], n: usize, suffix: &[u8]| n > suffix.len() && w[..n].ends_with(suffix);
+    // Plurals and third person.
+    if ends(w, n, b"sses") {
+        n -= 2;
+    } else if ends(w, n, b"ies") && n > 4 {
+        n -= 2; // studies -> studi
+    } else if ends(w, n, b"s") && !ends(w, n, b"ss") && !ends(w, n, b"us") && !ends(w, n, b"is") {
+        n -= 1;
+    }
+    // Past tense and participles, when a real stem (with a vowel) is left.
+    let has_vowel = |w: &[u8], n: usize| w[..n].iter().any(|c| b"aeiouy".contains(c));
+    if ends(w, n, b"ing") && n >= 6 && has_vowel(w, n - 3) {
+        n -= 3;
+        n = undouble(w, n);
+    } else if ends(w, n, b"ied") && n > 4 {
+        n -= 2; // studied -> studi
+    } else if ends(w, n, b"ed") && n >= 5 && has_vowel(w, n - 2) {
+        n -= 2;
+        n = undouble(w, n);
+    }
+    // British and American spellings: -ise/-ize (organise, organised), -our/-or (colour),
+    // -tre/-ter (metre, centre).
+    if n >= 5 && w[n - 3..n] == *b"our" {
+        n -= 1;
+        w[n - 1] = b'r';
+    } else if n >= 5 && w[n - 3..n] == *b"tre" {
+        w[n - 2] = b'e';
+        w[n - 1] = b'r';
+    }
+    if n >= 5 && w[n - 2] == b'i' && w[n - 1] == b's' {
+        w[n - 1] = b'z';
+    } else if n >= 6 && w[n - 3..n] == *b"ise" {
+        w[n - 2] = b'z';
+    }
+    // Final -e and -y: make/making, study/studies.
+    if n > 3 && w[n - 1] == b'e' {
+        n -= 1;
+    } else if n > 3 && w[n - 1] == b'y' {
+        w[n - 1] = b'i';
+    }
+    n
+}
+
+/// Drop a doubled final consonant ("runn" -> "run"), except l, s, z.
+fn undouble(w: &[u8], n: usize) -> usize {
+    if n >= 3 && w[n - 1] == w[n - 2] && !b"aeiouylsz".contains(&w[n - 1]) {
+        n - 1
+    } else {
+        n
+    }
+}
+
+/// Iterator over the tokens of a text as byte ranges: runs of letters and digits, with
+/// `.`/`,` inside numbers (`1,000.5`) and apostrophes inside words (`don't`) kept.
+struct Tokens<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, pos: 0 }
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        // `i` only ever moves by whole characters, so it stays on a char boundary.
+        let char_at = |i: usize| -> char {
+            match bytes.get(i) {
+                Some(&b) if b < 0x80 => char::from(b),
+                Some(_) => text.get(i..).and_then(|r| r.chars().next()).unwrap_or(' '),
+                None => ' ',
+            }
+        };
+        let mut i = self.pos;
+        while i < bytes.len() {
+            let c = char_at(i);
+            if c.is_alphanumeric() {
+                break;
+            }
+            i += c.len_utf8();
+        }
+        if i >= bytes.len() {
+            self.pos = bytes.len();
+            return None;
+        }
+        let start = i;
+        let mut prev = char_at(i);
+        i += prev.len_utf8();
+        while i < bytes.len() {
+            let c = char_at(i);
+            let keep = c.is_alphanumeric()
+                || match c {
+                    '.' | ',' => {
+                        prev.is_ascii_digit() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    }
+                    '\'' | '\u{2019}' => {
+                        prev.is_alphabetic() && char_at(i + c.len_utf8()).is_alphabetic()
+                    }
+                    _ => false,
+                };
+            if !keep {
+                break;
+            }
+            prev = c;
+            i += c.len_utf8();
+        }
+        self.pos = i;
+        Some((start, i))
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+const NEGATION_HASH: u64 = 0x6e65_6761_7469_6f6e;
+/// Form of "no" as an answer particle (never in the support: the support's "no" is a
+/// negation).
+const NO_HASH: u64 = 0x6e6f_0000_7061_7274;
+
+/// Hash of a folded word (FNV-1a), never 0.
+fn hash_word(bytes: &[u8]) -> u64 {
+    let mut h = FNV_OFFSET;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    nonzero(mix(h, 0x776f_7264))
+}
+
+fn pair_hash(a: u64, b: u64) -> u64 {
+    nonzero(mix(a.rotate_left(17) ^ 0x7061_6972, b))
+}
+
+fn month_hash(m: u64) -> u64 {
+    nonzero(mix(0x6d6f_6e74_6800_0000, m))
+}
+
+/// Mix two words into one (splitmix64 finaliser on their combination).
+fn mix(a: u64, b: u64) -> u64 {
+    let mut x = a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn nonzero(h: u64) -> u64 {
+    if h == 0 { 1 } else { h }
+}

@@ -1,0 +1,347 @@
+use std::fmt::Write as _;
+
+use super::{Support, UnitKind, check, check_with};
+
+fn spans(output: &str, support: &[&str]) -> Vec<String> {
+    check(output, support)
+        .unsupported
+        .into_iter()
+        .map(|s| s.text)
+        .collect()
+}
+
+fn score(output: &str, support: &[&str]) -> f64 {
+    check(output, support).score
+}
+
+#[test]
+fn fully_supported_output_scores_zero() {
+    let r = check(
+        "The capital of France is Paris.",
+        &["Paris is the capital of France."],
+    );
+    assert!(r.score.abs() < 1e-12, "{r:?}");
+    assert!(r.unsupported.is_empty());
+    assert_eq!(r.checked, 3); // capital, France, Paris
+}
+
+#[test]
+fn unsupported_word_is_flagged_with_its_bytes() {
+    let out = "The capital of France is Lyon.";
+    let r = check(out, &["Paris is the capital of France."]);
+    assert_eq!(r.unsupported.len(), 1);
+    let s = &r.unsupported[0];
+    assert_eq!((s.start, s.end, s.text.as_str()), (25, 29, "Lyon"));
+    assert_eq!(&out[s.start..s.end], "Lyon");
+    assert_eq!(s.kind, UnitKind::Name);
+    assert!(r.score > 0.3 && r.score <= 1.0, "{}", r.score);
+}
+
+#[test]
+fn numbers_match_across_formats() {
+    let support = ["Revenue was 1,000 dollars in 2023, ten times more, and the track is 6.213 km."];
+    for out in [
+        "Revenue was 1000 dollars.",
+        "Revenue was 1000.00 dollars.",
+        "It was 10 times more.",
+        "The track is 6.213 km.",
+    ] {
+        assert!(
+            score(out, &support).abs() < 1e-12,
+            "{out}: {:?}",
+            spans(out, &support)
+        );
+    }
+    assert_eq!(spans("Revenue was 1,001 dollars.", &support), ["1,001"]);
+    assert_eq!(spans("The track is 6.2 km.", &support), ["6.2"]);
+    let r = check("It was 11 times more.", &support);
+    assert_eq!(r.unsupported[0].kind, UnitKind::Number);
+}
+
+#[test]
+fn number_words_ordinals_and_scales() {
+    assert!(score("twenty-five players", &["25 players"]).abs() < 1e-12);
+    assert!(score("25 players", &["twenty five players"]).abs() < 1e-12);
+    assert!(score("the 3rd album", &["their third album"]).abs() < 1e-12);
+    assert!(
+        score(
+            "1,500,000 participants",
+            &["an estimated 1.5 million participants"]
+        ) < 1e-12
+    );
+    assert!(score("1.5 million participants", &["1,500,000 participants"]).abs() < 1e-12);
+    assert!(score("$1.2 billion", &["revenue of 1,200 million"]).abs() < 1e-12);
+    assert_eq!(
+        spans("2.5 million participants", &["1,500,000 participants"]),
+        ["2.5 million"]
+    );
+    assert_eq!(spans("twenty-six players", &["25 players"]), ["twenty-six"]);
+}
+
+#[test]
+fn dates_match_in_any_order_and_format() {
+    let support = ["Elvis Presley (January 8, 1935 – August 16, 1977) was a singer."];
+    for out in [
+        "Elvis Presley was born on 8 January 1935.",
+        "Elvis Presley was born on Jan 8, 1935.",
+        "Elvis Presley was born 1935-01-08.",
+        "Elvis Presley died on 16 Aug 1977.",
+    ] {
+        let r = check(out, &support);
+        let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+        // "born"/"died" are not in the support; the date itself must be.
+        assert!(
+            flagged.iter().all(|t| *t == "born" || *t == "died"),
+            "{out}: {flagged:?}"
+        );
+    }
+    assert_eq!(
+        spans(
+            "Elvis Presley was a singer born in February 1935.",
+            &support
+        ),
+        ["born", "February"]
+    );
+    assert_eq!(
+        spans("The meeting is on March 3.", &["On 3 March: meeting."]).len(),
+        0
+    );
+    // "may" is a month only when capitalised.
+    assert!(spans("It was released in May 1987.", &["released in May 1987"]).is_empty());
+    assert_eq!(
+        spans("It was released in June 1987.", &["released in May 1987"]),
+        ["June"]
+    );
+    let r = check("It may be released.", &["It is released."]);
+    assert_eq!(r.unsupported.len(), 1);
+    assert_eq!(r.unsupported[0].kind, UnitKind::Word);
+}
+
+#[test]
+fn multi_word_names_must_appear_whole() {
+    let support =
+        ["Kimberly was played by actress Amy Jo Johnson. It was directed by Todd Phillips."];
+    assert!(spans("Amy Jo Johnson played Kimberly.", &support).is_empty());
+    assert_eq!(
+        spans("Kimberly was played by Amy Johnson.", &support),
+        ["Johnson"]
+    );
+    assert_eq!(
+        spans("It was directed by Kevin Phillips.", &support),
+        ["Kevin"]
+    );
+    // Names separated by punctuation are separate names.
+    assert!(
+        spans(
+            "They meet in Khartoum, Sudan.",
+            &["They meet at Khartoum in Sudan"]
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn quoted_titles_are_checked() {
+    let support =
+        [r#"Presley's first RCA single, "Heartbreak Hotel", was released in January 1956."#];
+    assert!(spans(r#"His first single was "Heartbreak Hotel"."#, &support).is_empty());
+    assert_eq!(
+        spans(r#"His first single was "Hound Dog"."#, &support),
+        ["Hound Dog"]
+    );
+}
+
+#[test]
+fn negations_need_a_negation_in_the_support() {
+    let support = ["The band wins the award every year."];
+    let r = check("The band did not win the award.", &support);
+    assert_eq!(r.unsupported.len(), 1, "{r:?}");
+    assert_eq!(r.unsupported[0].kind, UnitKind::Negation);
+    assert_eq!(r.unsupported[0].text, "not");
+    assert_eq!(
+        spans("The band didn't win the award.", &support),
+        ["didn't"]
+    );
+    // A negation somewhere in the support supports it.
+    assert!(spans("The band did not win.", &["The band never wins the award."]).is_empty());
+    // "I'm not sure" is a hedge, not a negated claim: "sure" is checked, "not" is not.
+    let r = check("I'm not sure the band wins.", &support);
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["I'm", "sure"]);
+    assert!(r.unsupported.iter().all(|s| s.kind != UnitKind::Negation));
+}
+
+#[test]
+fn bare_yes_or_no_answers_are_not_checkable() {
+    for out in ["yes", "No.", "Yes!", "nope"] {
+        let r = check(out, &["Paris is in France."]);
+        assert!(r.score.abs() < 1e-12 && r.checked == 0, "{out}: {r:?}");
+    }
+    // A "No," that starts an answer is a particle, not a negation of the claim.
+    let r = check("No, the capital is Paris.", &["Paris is the capital."]);
+    assert!(
+        r.unsupported.iter().all(|s| s.kind != UnitKind::Negation),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn chit_chat_is_light_but_counts() {
+    let support = ["Skiing is a competitive winter sport."];
+    let grounded = score("Yeah, skiing is a competitive winter sport.", &support);
+    let chat = score("Yeah, I love it, you should try it!", &support);
+    assert!(grounded < 0.1, "{grounded}");
+    assert!(chat > 0.5, "{chat}");
+}
+
+#[test]
+fn stems_fold_word_forms() {
+    assert!(score("She studied it.", &["her studies"]).abs() < 1e-12);
+    assert!(score("running races", &["he runs a race"]) < 1e-12);
+    assert!(score("the colour of the theatre", &["color theater"]).abs() < 1e-12);
+    assert!(score("It is 5 km long", &["five kilometres long"]).abs() < 1e-12);
+    assert!(score("It cost 5 dollars", &["It cost $5"]).abs() < 1e-12);
+    assert!(score("Arthur's Magazine", &["Arthur Magazine"]).abs() < 1e-12);
+    assert!(
+        score(
+            "The band won. She wrote it.",
+            &["the band wins", "written by her"]
+        ) < 1e-12
+    );
+    assert!(score("It is 4,200 ft long", &["4200 feet long"]).abs() < 1e-12);
+    assert_eq!(spans("studio", &["studies"]), ["studio"]);
+}
+
+#[test]
+fn claims_are_scored_separately() {
+    let support = ["Paris is the capital of France. It has 2 million inhabitants."];
+    let r = check(
+        "Paris is the capital of France. Berlin hosts Oktoberfest gatherings annually.",
+        &support,
+    );
+    assert_eq!(r.claims.len(), 2);
+    assert!(r.claims[0].score.abs() < 1e-12);
+    assert!((r.claims[1].score - 1.0).abs() < 1e-12);
+    // The worst claim lifts the score above the plain share of unsupported units.
+    let share = 5.0 / 8.0;
+    assert!(r.score > share, "{} vs {share}", r.score);
+    assert!(r.score <= 1.0);
+}
+
+#[test]
+fn empty_inputs_never_panic() {
+    let r = check("", &[]);
+    assert!(r.score.abs() < 1e-12 && r.checked == 0 && r.unsupported.is_empty());
+    let r = check("", &["some support"]);
+    assert!(r.score.abs() < 1e-12 && r.checked == 0);
+    let r = check("Paris", &[]);
+    assert!((r.score - 1.0).abs() < 1e-12);
+    let r = check("the of and", &["x"]);
+    assert!(r.score.abs() < 1e-12 && r.checked == 0);
+    let r = check("...!?", &[""]);
+    assert_eq!(r.checked, 0);
+}
+
+#[test]
+fn non_ascii_text_keeps_char_boundaries() {
+    let support =
+        ["Die Rhöner Säuwäntzt sind eine Band aus Eichenzell-Lütter. 東京は日本の首都です。"];
+    let outputs = [
+        "Die Rhoner Sauwantzt kommen aus Zürich.",
+        "東京は首都です。大阪も。",
+        "naïve café’s crème brûlée n’t 1,2. ’ é1,2. ٣٤ 🎉🎉 Ωmega",
+        "l'été dernier, à Montréal — «citation» …",
+        "'",
+        "’s",
+        "1.2.3 A4 3M2 0x1F 12th 1990s",
+    ];
+    for out in outputs {
+        let r = check(out, &support);
+        assert!((0.0..=1.0).contains(&r.score), "{out}: {}", r.score);
+        for s in &r.unsupported {
+            assert!(out.is_char_boundary(s.start) && out.is_char_boundary(s.end));
+            assert_eq!(&out[s.start..s.end], s.text);
+        }
+        for c in &r.claims {
+            assert!(out.is_char_boundary(c.start) && out.is_char_boundary(c.end));
+        }
+    }
+    // Diacritics fold: "Rhoner Sauwantzt" is the band in the support; "Zürich" is not.
+    assert_eq!(spans(outputs[0], &support), ["kommen", "Zürich"]);
+}
+
+#[test]
+fn prepared_support_gives_the_same_result() {
+    let texts = [
+        "The Golden Gate Bridge opened on May 27, 1937.",
+        "Its main span is 4,200 feet long.",
+        "When did it open?",
+    ];
+    let support = Support::new(&texts);
+    for out in [
+        "It opened on 27 May 1937.",
+        "It opened in 1939 and the span is 4,600 feet.",
+        "",
+    ] {
+        assert_eq!(check_with(&support, out), check(out, &texts));
+    }
+}
+
+#[test]
+fn large_support_grows_the_index() {
+    let mut support = String::new();
+    for i in 0..5000 {
+        write!(support, "word{i} item{i} ").unwrap();
+    }
+    let r = check("word4999 item0 word5000", &[&support]);
+    assert_eq!(r.unsupported.len(), 1);
+    assert_eq!(r.unsupported[0].text, "word5000");
+}
+
+#[test]
+fn support_texts_contained_in_another_are_still_supported() {
+    let context = "The bridge opened on May 27, 1937.";
+    let prompt = format!("Context: {context}\nQuestion: when did it open?");
+    let r = check("It opened on 27 May 1937.", &["1937", context, &prompt]);
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    // Contained mid-word: "pen" in "opened" is not the word "pen".
+    assert!(check("a pen", &["pen", "it opened"]).unsupported.is_empty());
+    assert_eq!(spans("a pen", &["it opened"]), ["pen"]);
+}
+
+#[test]
+fn random_text_never_panics_and_spans_stay_on_char_boundaries() {
+    const ALPHABET: &[&str] = &[
+        "a", "Z", "7", "0", ",", ".", "'", "\u{2019}", "-", " ", "\n", "é", "Ü", "ß", "東", "🎉",
+        "n't", "1,000", "3rd", "May", "million", "twenty", "no", "not", "Yes", "$", "%", "١",
+    ];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..2000 {
+        let mut text = |len: u64| -> String {
+            let n = next() % len;
+            (0..n)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect()
+        };
+        let output = text(40);
+        let support = [text(60), text(20)];
+        let r = check(&output, &[&support[0], &support[1]]);
+        assert!((0.0..=1.0).contains(&r.score), "{output:?}: {}", r.score);
+        assert!(r.unsupported.len() <= r.checked);
+        for s in &r.unsupported {
+            assert_eq!(
+                output.get(s.start..s.end),
+                Some(s.text.as_str()),
+                "{output:?}"
+            );
+        }
+        let prepared = Support::new(&[&support[0], &support[1]]);
+        assert_eq!(check_with(&prepared, &output), r);
+    }
+}
