@@ -6,7 +6,8 @@
 //! takes a random share of passes (so that graders measure the false-pass rate) and spreads
 //! the rest evenly over the other strata, round robin, filling from whatever is left.
 //! The same candidates in the same order with the same seed give the same sample: the
-//! generator is SplitMix64, defined here, so no dependency upgrade changes a sample.
+//! generator is SplitMix64 (`rand_xoshiro`, a fixed algorithm with published reference values,
+//! which a test pins) with an unbiased `below` of our own, so no upgrade changes a sample.
 
 use serde::Serialize;
 
@@ -119,20 +120,18 @@ pub fn classify(
 
 /// SplitMix64: small, fast, and fixed forever, so that a seed always means the same sample.
 #[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
+pub struct SplitMix64(rand_xoshiro::SplitMix64);
 
 impl SplitMix64 {
     #[must_use]
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        use rand_xoshiro::rand_core::SeedableRng;
+        Self(rand_xoshiro::SplitMix64::seed_from_u64(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        use rand_xoshiro::rand_core::Rng;
+        self.0.next_u64()
     }
 
     /// Uniform in `0..bound` (bound > 0), without modulo bias.

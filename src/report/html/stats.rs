@@ -26,20 +26,19 @@ pub fn mcnemar_exact(b: u64, c: u64) -> f64 {
     (2.0 * tail).min(1.0)
 }
 
-/// A deterministic generator (SplitMix64), so that an interval is the same on every run.
-struct SplitMix(u64);
+/// A deterministic generator (SplitMix64, a fixed algorithm), so that an interval is the same
+/// on every run.
+struct SplitMix(rand_xoshiro::SplitMix64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Self {
+        use rand_xoshiro::rand_core::SeedableRng;
+        Self(rand_xoshiro::SplitMix64::seed_from_u64(seed))
     }
 
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        use rand_xoshiro::rand_core::Rng;
+        (self.0.next_u64() % n as u64) as usize
     }
 }
 
@@ -75,7 +74,7 @@ pub fn bootstrap_mean(diffs: &[f64], resamples: usize, seed: u64) -> Option<Inte
         return None;
     }
     let mean = diffs.iter().sum::<f64>() / n as f64;
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix::new(seed);
     let mut means: Vec<f64> = (0..resamples)
         .map(|_| (0..n).map(|_| diffs[rng.below(n)]).sum::<f64>() / n as f64)
         .collect();

@@ -863,8 +863,6 @@ impl Iterator for Tokens<'_> {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0100_0000_01b3;
 const NEGATION_HASH: u64 = 0x6e65_6761_7469_6f6e;
 /// Form of "no" as an answer particle (never in the support: the support's "no" is a
 /// negation).
@@ -872,12 +870,10 @@ const NO_HASH: u64 = 0x6e6f_0000_7061_7274;
 
 /// Hash of a folded word (FNV-1a), never 0.
 fn hash_word(bytes: &[u8]) -> u64 {
-    let mut h = FNV_OFFSET;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    nonzero(mix(h, 0x776f_7264))
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    nonzero(mix(h.finish(), 0x776f_7264))
 }
 
 fn pair_hash(a: u64, b: u64) -> u64 {
