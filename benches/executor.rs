@@ -24,7 +24,7 @@ struct Seen {
     requests: AtomicU64,
     first: Mutex<Option<Instant>>,
     /// Sum of the handler's own time per request (arrival to answer), in microseconds: the
-    /// latency the mock really served, which the timer's granularity puts above the nominal.
+    /// latency the mock really served (a few tens of microseconds above the nominal).
     served_us: AtomicU64,
 }
 
@@ -49,7 +49,18 @@ fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
                         if seen.requests.fetch_add(1, Ordering::SeqCst) == 0 {
                             *seen.first.lock().expect("lock") = Some(arrived);
                         }
-                        tokio::time::sleep(latency).await;
+                        // Exactly `latency` after arrival: tokio's timer has a 1 ms
+                        // granularity and rounds a 20 ms sleep up to ~21 ms, so the last
+                        // stretch is a precise OS sleep on the blocking pool.
+                        let deadline = arrived + latency;
+                        if let Some(coarse) = latency.checked_sub(Duration::from_millis(3)) {
+                            tokio::time::sleep_until((arrived + coarse).into()).await;
+                        }
+                        let _ = tokio::task::spawn_blocking(move || {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            std::thread::sleep(left);
+                        })
+                        .await;
                         seen.served_us
                             .fetch_add(arrived.elapsed().as_micros() as u64, Ordering::SeqCst);
                         (

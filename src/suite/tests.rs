@@ -1072,3 +1072,44 @@ fn invalid_repeat_policies_are_located() {
         "{msgs:?}"
     );
 }
+
+/// Case and suite hashes pinned to the values computed before the compact case
+/// representation (shared default assertions, vars as a sorted list, shared locations):
+/// history follows them, so the same content must keep the same hashes.
+#[test]
+fn hashes_are_pinned_across_representation_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "cases/more.jsonl",
+        "{\"id\": \"j1\", \"vars\": {\"question\": \"Q1?\", \"n\": 3, \"z\": [1, {\"b\": 2, \"a\": 1}]}, \"expected\": \"right\"}\n\
+         {\"id\": \"j2\", \"vars\": {\"question\": \"Q2?\"}, \"expected\": \"left\", \"assert\": [{\"type\": \"contains\", \"value\": \"x\"}]}\n",
+    );
+    let path = write(
+        dir.path(),
+        "s.yaml",
+        "suite: pinned\nproviders: [bot]\nprompt: \"Q: {{ question }}\"\n\
+         defaults:\n  vars: {lang: en}\n  assert:\n    - type: icontains\n    - type: length\n      max: 500\n\
+         cases:\n  - id: y1\n    vars: {question: \"Capital?\"}\n    expected: Paris\n\
+         \x20 - id: y2\n    vars: {question: \"Sum?\", lang: fr}\n    expected: \"4\"\n    threshold: 0.5\n    tags: [math]\n\
+         \x20 - include: cases/more.jsonl\n",
+    );
+    let (mut suites, diags) = load_suites(std::slice::from_ref(&path), &project());
+    assert!(diags.is_empty(), "{diags}");
+    let suite = suites.pop().expect("suite");
+    let hashes: Vec<(&str, &str)> = suite
+        .cases
+        .iter()
+        .map(|c| (c.id.as_str(), c.hash.as_str()))
+        .collect();
+    assert_eq!(hashes, PINNED_CASES);
+    assert_eq!(suite.hash, PINNED_SUITE);
+}
+
+const PINNED_CASES: [(&str, &str); 4] = [
+    ("y1", "a9e19060094e202e"),
+    ("y2", "f049943bc203ee69"),
+    ("j1", "b3ed10fe1c6a7e9d"),
+    ("j2", "3e00d6c6a8273a40"),
+];
+const PINNED_SUITE: &str = "5bb63c23b126f762";
