@@ -3,10 +3,12 @@
 mod config;
 mod outcome;
 mod suite;
+mod vars;
 
 pub use config::*;
 pub use outcome::*;
 pub use suite::*;
+pub use vars::Vars;
 
 /// A place in a user's file, for error messages (`file:line:col`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

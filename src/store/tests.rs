@@ -1,6 +1,5 @@
 //! Tests of the store against real `SQLite` files in a temporary directory.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -15,7 +14,7 @@ fn case(id: &str, hash: &str, tags: &[&str]) -> Case {
     Case {
         id: id.to_owned(),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-        vars: BTreeMap::new(),
+        vars: crate::model::Vars::new(),
         expected: None,
         context: Vec::new(),
         asserts: Vec::new(),

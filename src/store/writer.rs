@@ -24,6 +24,8 @@ const WRITER_AUTOCHECKPOINT: u32 = 16_000;
 /// Prompts remembered by the writer (by text) to skip hashing and a lookup; cleared when full
 /// so that memory stays flat.
 const PROMPT_CACHE: usize = 4096;
+/// Case rows kept for the results still to come (see `case_row`).
+const CASE_CACHE: usize = 4096;
 
 /// What the writer did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -228,6 +230,11 @@ impl Context {
         };
         let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
         let same = tags == rec.tags;
+        // The results of a case arrive close together (plan order: its samples and
+        // providers side by side): a bounded cache keeps the writer's memory O(in-flight).
+        if self.cases.len() >= CASE_CACHE {
+            self.cases.clear();
+        }
         self.cases
             .entry(rec.job.case_id.clone())
             .or_default()

@@ -1,9 +1,10 @@
 //! Cases: inline YAML cases and included case files (JSONL, CSV, YAML), defaults merged,
 //! assertions resolved, template variables checked, duplicate ids caught, hashes computed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ use super::decode::{Ctx, did_you_mean};
 use super::hash;
 use super::wire::{WireCase, WireInclude};
 use super::yaml::{self, Kind, Node};
-use crate::model::{Case, Location, RepeatPolicy};
+use crate::model::{Assertion, Case, Location, RepeatPolicy, Vars};
 
 /// Deepest chain of YAML case files including each other.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -20,7 +21,7 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 /// Defaults of a suite, validated.
 #[derive(Default)]
 pub(crate) struct Defaults {
-    pub vars: BTreeMap<String, Value>,
+    pub vars: Vars,
     pub asserts: Vec<Pending>,
     pub threshold: Option<f64>,
 }
@@ -31,6 +32,9 @@ pub(crate) struct CaseBuilder {
     /// Variables each template needs, with the template's name for messages.
     pub needs: Vec<(String, BTreeSet<String>)>,
     seen: HashMap<String, Location>,
+    /// The last resolution of each default assertion: a case whose resolution is the same
+    /// (always, for a default that does not read `expected`) shares it.
+    shared: Vec<Option<Arc<Assertion>>>,
     pub cases: Vec<Case>,
     /// Named metrics declared by assertions (`metric:`).
     pub named_metrics: BTreeSet<String>,
@@ -44,6 +48,7 @@ impl CaseBuilder {
             .filter_map(|p| p.metric().map(str::to_owned))
             .collect();
         Self {
+            shared: vec![None; defaults.asserts.len()],
             defaults,
             needs,
             seen: HashMap::new(),
@@ -349,12 +354,17 @@ impl CaseBuilder {
                 }
             }
         };
-        let mut vars = self.defaults.vars.clone();
-        vars.extend(wire.vars.unwrap_or_default());
-        let mut asserts = Vec::new();
-        for p in &self.defaults.asserts {
+        let vars = self
+            .defaults
+            .vars
+            .merged(wire.vars.map(Vars::from).unwrap_or_default());
+        let mut asserts: Vec<Arc<Assertion>> = Vec::new();
+        for (p, last) in self.defaults.asserts.iter().zip(&mut self.shared) {
             match p.resolve(expected.as_deref()) {
-                Ok(a) => asserts.push(a),
+                Ok(a) => asserts.push(match last {
+                    Some(prev) if **prev == a => Arc::clone(prev),
+                    _ => Arc::clone(last.insert(Arc::new(a))),
+                }),
                 Err(msg) => ctx.error(
                     node,
                     format!(
@@ -367,13 +377,13 @@ impl CaseBuilder {
         for p in &own {
             self.named_metrics.extend(p.metric().map(str::to_owned));
             match p.resolve(expected.as_deref()) {
-                Ok(a) => asserts.push(a),
+                Ok(a) => asserts.push(Arc::new(a)),
                 Err(msg) => ctx.push(p.location.clone(), format!("{what}: {msg}")),
             }
         }
         if asserts.is_empty() && ctx.diags.len() == before {
             match &expected {
-                Some(e) => asserts.push(assertion::default_rule(e, location.clone())),
+                Some(e) => asserts.push(Arc::new(assertion::default_rule(e, location.clone()))),
                 None => ctx.error(
                     node,
                     format!("{what} has no `expected` and no `assert`; give it an `expected` answer or assertions"),

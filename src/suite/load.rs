@@ -397,7 +397,7 @@ fn decode_defaults(ctx: &mut Ctx, part: Option<(&Node, &Node)>, base_dir: &Path)
         }
     }
     Defaults {
-        vars: wire.vars.unwrap_or_default(),
+        vars: wire.vars.map(crate::model::Vars::from).unwrap_or_default(),
         asserts,
         threshold: wire.threshold,
     }

@@ -161,7 +161,7 @@ impl Renderer {
             sample,
             system,
             messages,
-            vars: case.vars.clone(),
+            vars: case.vars.to_map(),
         })
     }
 }

@@ -121,7 +121,7 @@ review: {sample: 20, seed: 7}
     );
     assert_eq!(suite.hash.len(), 16);
     let case = &suite.cases[0];
-    assert_eq!(case.vars["company"], "Acme");
+    assert_eq!(case.vars.get("company"), Some(&serde_json::json!("Acme")));
     assert_eq!(
         case.context,
         vec!["Items can be returned within 30 days of delivery."]
@@ -404,8 +404,8 @@ fn defaults_are_merged() {
     assert!(diags.is_empty(), "{diags:?}");
     let suite = suite.expect("suite");
     let a = &suite.cases[0];
-    assert_eq!(a.vars["question"], "own");
-    assert_eq!(a.vars["lang"], "en");
+    assert_eq!(a.vars.get("question"), Some(&serde_json::json!("own")));
+    assert_eq!(a.vars.get("lang"), Some(&serde_json::json!("en")));
     assert_eq!(a.threshold, Some(0.5));
     assert_eq!(a.asserts.len(), 2);
     assert_eq!(
@@ -537,7 +537,7 @@ fn env_expansion_in_values() {
     assert!(diags.is_empty(), "{diags:?}");
     let case = &suite.expect("suite").cases[0];
     assert_eq!(case.expected.as_deref(), Some(path.as_str()));
-    assert_eq!(case.vars["question"], "fallback");
+    assert_eq!(case.vars.get("question"), Some(&serde_json::json!("fallback")));
     let (_, diags) = load_text(with_cases(
         "  - id: a\n    expected: \"${EVALWATCH_T_SUITE_UNSET_B}\"\n    vars: {question: q}\n",
     ));
@@ -598,7 +598,7 @@ fn includes_of_all_three_formats() {
         cases[1].asserts[0].check,
         Check::Contains { value: "y".into() }
     );
-    assert_eq!(cases[2].vars["question"], "what, really?");
+    assert_eq!(cases[2].vars.get("question"), Some(&serde_json::json!("what, really?")));
     assert_eq!(cases[2].tags, vec!["a", "b"]);
     assert_eq!(cases[2].context, vec!["ctx"]);
     assert_eq!(cases[3].expected.as_deref(), Some("no"));
@@ -1113,3 +1113,35 @@ const PINNED_CASES: [(&str, &str); 4] = [
     ("j2", "3e00d6c6a8273a40"),
 ];
 const PINNED_SUITE: &str = "5bb63c23b126f762";
+
+#[test]
+fn default_assertions_are_shared_where_they_resolve_the_same() {
+    let (suite, diags) = load_text(with_cases(
+        "  - {id: a, vars: {question: q}, expected: right}\n\
+         \x20 - {id: b, vars: {question: q}, expected: right}\n\
+         \x20 - {id: c, vars: {question: q}, expected: left, assert: [{type: contains, value: x}]}\n",
+    ).replace("cases:\n", "defaults:\n  assert:\n    - type: icontains\n    - type: length\n      max: 9\ncases:\n"));
+    assert!(diags.is_empty(), "{diags:?}");
+    let cases = suite.expect("suite").cases;
+    let [a, b, c] = &cases[..] else {
+        panic!("three cases");
+    };
+    // Same resolution, one assertion: `icontains right` for a and b, `length` for all.
+    assert!(std::sync::Arc::ptr_eq(&a.asserts[0], &b.asserts[0]));
+    assert!(std::sync::Arc::ptr_eq(&a.asserts[1], &b.asserts[1]));
+    assert!(std::sync::Arc::ptr_eq(&a.asserts[1], &c.asserts[1]));
+    // A different `expected` resolves the default to its own value; own assertions follow.
+    assert_eq!(a.asserts[0].check, Check::IContains { value: "right".into() });
+    assert_eq!(c.asserts[0].check, Check::IContains { value: "left".into() });
+    assert!(!std::sync::Arc::ptr_eq(&a.asserts[0], &c.asserts[0]));
+    assert_eq!(c.asserts.len(), 3);
+    assert_eq!(c.asserts[2].check, Check::Contains { value: "x".into() });
+    assert_eq!(
+        c.asserts[1].check,
+        Check::Length {
+            min: None,
+            max: Some(9),
+            unit: LengthUnit::Chars
+        }
+    );
+}
