@@ -133,7 +133,25 @@ impl Serialize for Vars {
 
 impl<'de> Deserialize<'de> for Vars {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        BTreeMap::<String, Value>::deserialize(deserializer).map(Self::from)
+        struct Visit;
+
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Vars;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of variables")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vars, A::Error> {
+                let mut items = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    items.push(entry);
+                }
+                Ok(items.into_iter().collect())
+            }
+        }
+
+        deserializer.deserialize_map(Visit)
     }
 }
 
@@ -186,12 +204,19 @@ mod tests {
         w.insert("b".into(), json!(5));
         w.insert("c".into(), json!(9));
         let pairs: Vec<(&str, &Value)> = w.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        assert_eq!(pairs, [("a", &json!(0)), ("b", &json!(5)), ("c", &json!(9))]);
+        assert_eq!(
+            pairs,
+            [("a", &json!(0)), ("b", &json!(5)), ("c", &json!(9))]
+        );
     }
 
     #[test]
     fn merging_overrides_defaults_and_keeps_the_rest() {
-        let defaults = vars(&[("lang", json!("en")), ("tone", json!("dry")), ("z", json!(0))]);
+        let defaults = vars(&[
+            ("lang", json!("en")),
+            ("tone", json!("dry")),
+            ("z", json!(0)),
+        ]);
         let own = vars(&[("a", json!(1)), ("lang", json!("fr")), ("zz", json!(2))]);
         let merged = defaults.merged(own.clone());
         let expect: BTreeMap<String, Value> = {

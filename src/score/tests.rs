@@ -675,8 +675,14 @@ fn shared_assertions_are_prepared_once() {
     let scorer = Scorer::new(&s).unwrap();
     // One preparation for the shared assertion, one for b's own.
     assert_eq!(scorer.prepared.len(), 2);
-    assert_eq!(scorer.score(0, &a, &input("Hi you")).status, CaseStatus::Passed);
-    assert_eq!(scorer.score(1, &b, &input("hi you")).status, CaseStatus::Failed);
+    assert_eq!(
+        scorer.score(0, &a, &input("Hi you")).status,
+        CaseStatus::Passed
+    );
+    assert_eq!(
+        scorer.score(1, &b, &input("hi you")).status,
+        CaseStatus::Failed
+    );
     assert_eq!(
         scorer.score(1, &b, &input("hi there")).status,
         CaseStatus::Passed

@@ -175,6 +175,9 @@ impl CaseBuilder {
             if text.trim().is_empty() {
                 continue;
             }
+            if self.add_plain_jsonl(ctx, text, line_no) {
+                continue;
+            }
             match serde_json::from_str::<Value>(text) {
                 Ok(v @ Value::Object(_)) => {
                     let node = Node::from_json(&v, line_no, 1);
@@ -249,6 +252,99 @@ impl CaseBuilder {
             let node = Node::from_json(&Value::Object(case), line, 1);
             self.add(ctx, &node, &base_dir);
         }
+    }
+
+    /// One JSONL line holding a plain, valid case (no `assert`, no `repeat_policy`), decoded
+    /// straight from its text: the common shape of a large generated case file. Returns
+    /// false, having changed nothing, for anything else (an unusual field, a type to check,
+    /// any error), which then takes the located path of [`CaseBuilder::add`] and its
+    /// diagnostics. The case built is the one `add` would build.
+    fn add_plain_jsonl(&mut self, ctx: &Ctx, text: &str, line_no: usize) -> bool {
+        let Ok(wire) = serde_json::from_str::<PlainCase>(text) else {
+            return false;
+        };
+        if wire.id.trim().is_empty() || self.seen.contains_key(&wire.id) {
+            return false;
+        }
+        // The general path reads numbers through YAML nodes (i64 or f64): an integer above
+        // i64::MAX would come out as a float there, and hash differently.
+        let plain = |v: &Value| plain_numbers(v);
+        if !wire
+            .vars
+            .as_ref()
+            .is_none_or(|vars| vars.iter().all(|(_, v)| plain(v)))
+            || !wire.expected.as_ref().is_none_or(plain)
+            || !wire.context.as_ref().is_none_or(plain)
+        {
+            return false;
+        }
+        let expected = match &wire.expected {
+            None | Some(Value::Null) => None,
+            Some(v) => match scalar_text(v) {
+                Some(t) => Some(t),
+                None => return false,
+            },
+        };
+        let context = match &wire.context {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let texts: Vec<String> = items.iter().filter_map(scalar_text).collect();
+                if texts.len() != items.len() {
+                    return false;
+                }
+                texts
+            }
+            Some(v) => match scalar_text(v) {
+                Some(t) => vec![t],
+                None => return false,
+            },
+        };
+        if wire.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            return false;
+        }
+        let vars = self.defaults.vars.merged(wire.vars.unwrap_or_default());
+        if self
+            .needs
+            .iter()
+            .any(|(_, needed)| needed.iter().any(|v| !vars.contains_key(v)))
+        {
+            return false;
+        }
+        let mut resolved = Vec::with_capacity(self.defaults.asserts.len());
+        for p in &self.defaults.asserts {
+            match p.resolve(expected.as_deref()) {
+                Ok(a) => resolved.push(a),
+                Err(_) => return false,
+            }
+        }
+        let location = ctx.at(line_no, 1);
+        let mut asserts: Vec<Arc<Assertion>> = resolved
+            .into_iter()
+            .zip(&mut self.shared)
+            .map(|(a, last)| share(last, a))
+            .collect();
+        if asserts.is_empty() {
+            match &expected {
+                Some(e) => asserts.push(Arc::new(assertion::default_rule(e, location.clone()))),
+                None => return false,
+            }
+        }
+        self.seen.insert(wire.id.clone(), location.clone());
+        let mut case = Case {
+            id: wire.id,
+            tags: wire.tags.unwrap_or_default(),
+            vars,
+            expected,
+            context,
+            asserts,
+            threshold: wire.threshold.or(self.defaults.threshold),
+            repeat_policy: None,
+            hash: String::new(),
+            location,
+        };
+        case.hash = hash::case_hash(&case);
+        self.cases.push(case);
+        true
     }
 
     /// One case, from any file.
@@ -361,10 +457,7 @@ impl CaseBuilder {
         let mut asserts: Vec<Arc<Assertion>> = Vec::new();
         for (p, last) in self.defaults.asserts.iter().zip(&mut self.shared) {
             match p.resolve(expected.as_deref()) {
-                Ok(a) => asserts.push(match last {
-                    Some(prev) if **prev == a => Arc::clone(prev),
-                    _ => Arc::clone(last.insert(Arc::new(a))),
-                }),
+                Ok(a) => asserts.push(share(last, a)),
                 Err(msg) => ctx.error(
                     node,
                     format!(
@@ -480,5 +573,39 @@ pub(crate) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+/// `last` if it holds the same assertion as `a` (a default resolved the same way for the
+/// previous case), else `a`, remembered as the new `last`.
+fn share(last: &mut Option<Arc<Assertion>>, a: Assertion) -> Arc<Assertion> {
+    match last {
+        Some(prev) if **prev == a => Arc::clone(prev),
+        _ => Arc::clone(last.insert(Arc::new(a))),
+    }
+}
+
+/// The fields of a plain JSONL case (see `CaseBuilder::add_plain_jsonl`); any other field,
+/// `assert` and `repeat_policy` included, sends the line to the general path.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainCase {
+    id: String,
+    #[allow(dead_code)]
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+    vars: Option<Vars>,
+    expected: Option<Value>,
+    context: Option<Value>,
+    threshold: Option<f64>,
+}
+
+/// No integer in `v` is above `i64::MAX`.
+fn plain_numbers(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => !(n.is_u64() && n.as_i64().is_none()),
+        Value::Array(items) => items.iter().all(plain_numbers),
+        Value::Object(map) => map.values().all(plain_numbers),
+        _ => true,
     }
 }

@@ -277,6 +277,8 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
             seed: r.seed.unwrap_or(0),
         });
 
+    // Held for the whole run: no spare capacity left from growing the list.
+    builder.cases.shrink_to_fit();
     let mut suite = Suite {
         name: name?,
         description,
