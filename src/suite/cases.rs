@@ -32,9 +32,10 @@ pub(crate) struct CaseBuilder {
     /// Variables each template needs, with the template's name for messages.
     pub needs: Vec<(String, BTreeSet<String>)>,
     seen: HashMap<String, Location>,
-    /// The last resolution of each default assertion: a case whose resolution is the same
-    /// (always, for a default that does not read `expected`) shares it.
-    shared: Vec<Option<Arc<Assertion>>>,
+    /// The last resolution of each default assertion, with the `expected` it was resolved
+    /// for: a case whose resolution is the same (always, for a default that does not read
+    /// `expected`) shares it.
+    shared: Vec<Option<Resolved>>,
     pub cases: Vec<Case>,
     /// Named metrics declared by assertions (`metric:`).
     pub named_metrics: BTreeSet<String>,
@@ -310,19 +311,14 @@ impl CaseBuilder {
         {
             return false;
         }
-        let mut resolved = Vec::with_capacity(self.defaults.asserts.len());
-        for p in &self.defaults.asserts {
-            match p.resolve(expected.as_deref()) {
-                Ok(a) => resolved.push(a),
+        let mut asserts: Vec<Arc<Assertion>> = Vec::with_capacity(self.defaults.asserts.len());
+        for (p, last) in self.defaults.asserts.iter().zip(&mut self.shared) {
+            match resolve_shared(p, last, expected.as_deref()) {
+                Ok(a) => asserts.push(a),
                 Err(_) => return false,
             }
         }
         let location = ctx.at(line_no, 1);
-        let mut asserts: Vec<Arc<Assertion>> = resolved
-            .into_iter()
-            .zip(&mut self.shared)
-            .map(|(a, last)| share(last, a))
-            .collect();
         if asserts.is_empty() {
             match &expected {
                 Some(e) => asserts.push(Arc::new(assertion::default_rule(e, location.clone()))),
@@ -456,8 +452,8 @@ impl CaseBuilder {
             .merged(wire.vars.map(Vars::from).unwrap_or_default());
         let mut asserts: Vec<Arc<Assertion>> = Vec::new();
         for (p, last) in self.defaults.asserts.iter().zip(&mut self.shared) {
-            match p.resolve(expected.as_deref()) {
-                Ok(a) => asserts.push(share(last, a)),
+            match resolve_shared(p, last, expected.as_deref()) {
+                Ok(a) => asserts.push(a),
                 Err(msg) => ctx.error(
                     node,
                     format!(
@@ -576,13 +572,28 @@ pub(crate) fn parent(path: &Path) -> PathBuf {
     }
 }
 
-/// `last` if it holds the same assertion as `a` (a default resolved the same way for the
-/// previous case), else `a`, remembered as the new `last`.
-fn share(last: &mut Option<Arc<Assertion>>, a: Assertion) -> Arc<Assertion> {
-    match last {
-        Some(prev) if **prev == a => Arc::clone(prev),
-        _ => Arc::clone(last.insert(Arc::new(a))),
+/// A default assertion resolved for an `expected` value.
+type Resolved = (Option<String>, Arc<Assertion>);
+
+/// Default `p` resolved for `expected`, sharing `last` (the previous resolution) when it
+/// was for the same `expected` or comes out the same.
+fn resolve_shared(
+    p: &Pending,
+    last: &mut Option<Resolved>,
+    expected: Option<&str>,
+) -> Result<Arc<Assertion>, String> {
+    if let Some((for_expected, a)) = last
+        && for_expected.as_deref() == expected
+    {
+        return Ok(Arc::clone(a));
     }
+    let a = p.resolve(expected)?;
+    let shared = match last {
+        Some((_, prev)) if **prev == a => Arc::clone(prev),
+        _ => Arc::new(a),
+    };
+    *last = Some((expected.map(str::to_owned), Arc::clone(&shared)));
+    Ok(shared)
 }
 
 /// The fields of a plain JSONL case (see `CaseBuilder::add_plain_jsonl`); any other field,
