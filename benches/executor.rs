@@ -2,7 +2,7 @@
 //! fixed latency: the physical limit of a run is cases x latency / concurrency.
 //!
 //! Run: `cargo bench --bench executor` (optionally `-- CASES LATENCY_MS CONCURRENCY`, several
-//! triples allowed). For each configuration it prints wall time against the limit, the client's
+//! triples allowed, and options for `evalwatch run` such as `--no-reports`). For each configuration it prints wall time against the limit, the client's
 //! CPU per case (user + system time of the evalwatch process, which includes scoring and
 //! storage), its peak RSS, how long after spawning it the first request reached the server, and
 //! how long the calls themselves took (first request to last answer). The mock answers each
@@ -117,6 +117,11 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    // Other options are passed on to `evalwatch run` (`--no-reports`); cargo adds `--bench`.
+    let extra: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a.starts_with("--") && a != "--bench")
+        .collect();
     let configs: Vec<(usize, u64, usize)> = if args.len() >= 3 {
         args.chunks(3)
             .filter(|c| c.len() == 3)
@@ -154,6 +159,7 @@ fn main() {
                     "--concurrency",
                     &concurrency.to_string(),
                 ])
+                .args(&extra)
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("run evalwatch");
