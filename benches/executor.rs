@@ -2,9 +2,11 @@
 //! fixed latency: the physical limit of a run is cases x latency / concurrency.
 //!
 //! Run: `cargo bench --bench executor` (optionally `-- CASES LATENCY_MS CONCURRENCY`, several
-//! triples allowed). For each configuration it prints wall time against the limit, the client's
+//! triples allowed, and options for `evalwatch run` such as `--no-reports`). For each configuration it prints wall time against the limit, the client's
 //! CPU per case (user + system time of the evalwatch process, which includes scoring and
-//! storage), its peak RSS, and how long after spawning it the first request reached the server.
+//! storage), its peak RSS, how long after spawning it the first request reached the server, and
+//! how long the calls themselves took (first request to last answer). The mock answers each
+//! request exactly `LATENCY_MS` after it arrived (and reports the latency it really served).
 //! The mock server runs in this process, so its CPU is not counted against the client.
 
 use std::fmt::Write as _;
@@ -24,8 +26,11 @@ struct Seen {
     requests: AtomicU64,
     first: Mutex<Option<Instant>>,
     /// Sum of the handler's own time per request (arrival to answer), in microseconds: the
-    /// latency the mock really served, which the timer's granularity puts above the nominal.
+    /// latency the mock really served (a few tens of microseconds above the nominal).
     served_us: AtomicU64,
+    /// When the last answer was ready: first request to last answer is how long the calls
+    /// themselves took (the executor's share of the wall time).
+    last: Mutex<Option<Instant>>,
 }
 
 fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
@@ -49,9 +54,29 @@ fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
                         if seen.requests.fetch_add(1, Ordering::SeqCst) == 0 {
                             *seen.first.lock().expect("lock") = Some(arrived);
                         }
-                        tokio::time::sleep(latency).await;
-                        seen.served_us
-                            .fetch_add(arrived.elapsed().as_micros() as u64, Ordering::SeqCst);
+                        // Exactly `latency` after arrival: tokio's timer has a 1 ms
+                        // granularity and rounds a 20 ms sleep up to ~21 ms, so the last
+                        // stretch is a precise OS sleep on the blocking pool.
+                        let deadline = arrived + latency;
+                        if let Some(coarse) = latency.checked_sub(Duration::from_millis(3)) {
+                            tokio::time::sleep_until((arrived + coarse).into()).await;
+                        }
+                        let _ = tokio::task::spawn_blocking(move || {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            std::thread::sleep(left);
+                        })
+                        .await;
+                        let answered = Instant::now();
+                        seen.served_us.fetch_add(
+                            answered.duration_since(arrived).as_micros() as u64,
+                            Ordering::SeqCst,
+                        );
+                        {
+                            let mut last = seen.last.lock().expect("lock");
+                            if last.is_none_or(|t| t < answered) {
+                                *last = Some(answered);
+                            }
+                        }
                         (
                             [("content-type", "application/json")],
                             r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"The answer is right: thirty days."},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":9,"total_tokens":51}}"#,
@@ -92,6 +117,11 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    // Other options are passed on to `evalwatch run` (`--no-reports`); cargo adds `--bench`.
+    let extra: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a.starts_with("--") && a != "--bench")
+        .collect();
     let configs: Vec<(usize, u64, usize)> = if args.len() >= 3 {
         args.chunks(3)
             .filter(|c| c.len() == 3)
@@ -102,10 +132,10 @@ fn main() {
     };
     let bin = env!("CARGO_BIN_EXE_evalwatch");
     println!(
-        "| cases | latency | concurrency | store | limit s (nominal) | served latency ms | limit s (served) | wall s | wall / nominal limit | wall / served limit | client CPU ms/case | peak RSS MiB | first request after spawn ms |"
+        "| cases | latency | concurrency | store | limit s (nominal) | served latency ms | limit s (served) | wall s | wall / nominal limit | wall / served limit | calls s (first request to last answer) | calls / served limit | client CPU ms/case | peak RSS MiB | first request after spawn ms |"
     );
     println!(
-        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for (cases, latency_ms, concurrency) in configs {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -129,6 +159,7 @@ fn main() {
                     "--concurrency",
                     &concurrency.to_string(),
                 ])
+                .args(&extra)
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("run evalwatch");
@@ -138,18 +169,21 @@ fn main() {
             let n = seen.requests.load(Ordering::SeqCst);
             assert_eq!(n, cases as u64, "every case reached the server once");
             let served_ms = seen.served_us.load(Ordering::SeqCst) as f64 / n as f64 / 1000.0;
-            let first = seen
-                .first
-                .lock()
-                .expect("lock")
-                .map(|t| t.duration_since(started));
             let nominal = cases as f64 * latency_ms as f64 / 1000.0 / concurrency as f64;
             let served = cases as f64 * served_ms / 1000.0 / concurrency as f64;
+            let first_at = *seen.first.lock().expect("lock");
+            let last_at = *seen.last.lock().expect("lock");
+            let first = first_at.map(|t| t.duration_since(started));
+            let calls = match (first_at, last_at) {
+                (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+                _ => f64::NAN,
+            };
             println!(
-                "| {cases} | {latency_ms} ms | {concurrency} | {store} | {nominal:.3} | {served_ms:.2} | {served:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {} |",
+                "| {cases} | {latency_ms} ms | {concurrency} | {store} | {nominal:.3} | {served_ms:.2} | {served:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {:.3} | {:.3} | {:.1} | {} |",
                 wall.as_secs_f64(),
                 wall.as_secs_f64() / nominal,
                 wall.as_secs_f64() / served,
+                calls / served,
                 usage.cpu.as_secs_f64() * 1000.0 / cases as f64,
                 usage.max_rss_kib as f64 / 1024.0,
                 first.map_or_else(

@@ -33,7 +33,7 @@ fn suite(s: usize, cases: usize, version: u64) -> Suite {
         .map(|i| Case {
             id: format!("case-{i:03}"),
             tags: vec![["billing", "shipping", "account"][i % 3].to_owned()],
-            vars: std::collections::BTreeMap::new(),
+            vars: evalwatch::model::Vars::new(),
             expected: Some("30 days".to_owned()),
             context: Vec::new(),
             asserts: Vec::new(),

@@ -114,7 +114,7 @@ fn suite() -> Suite {
         .map(|i| Case {
             id: format!("case-{i:05}"),
             tags: vec!["support".to_owned()],
-            vars: std::collections::BTreeMap::new(),
+            vars: evalwatch::model::Vars::new(),
             expected: None,
             context: Vec::new(),
             asserts: Vec::new(),

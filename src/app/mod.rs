@@ -61,7 +61,7 @@ pub fn render_diagnostics(ctx: &Ctx, diags: &suite::Diagnostics) -> String {
         .map(|d| {
             let mut d = d.clone();
             if let Ok(rel) = d.location.file.strip_prefix(&ctx.cwd) {
-                d.location.file = rel.to_path_buf();
+                d.location.file = rel.into();
             }
             d.to_string()
         })
@@ -91,7 +91,7 @@ pub fn build_scorer(
                     .or_else(|| Some(c.location.clone()))
             })
             .unwrap_or_else(|| crate::model::Location {
-                file: suite.source.clone(),
+                file: suite.source.as_path().into(),
                 line: 0,
                 col: 0,
             });

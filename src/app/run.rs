@@ -61,6 +61,9 @@ struct Done {
 }
 
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
+    // Building the HTTP client loads the TLS roots (milliseconds): on its own thread, while
+    // the suites load.
+    let client = std::thread::spawn(provider::http_client);
     let project = ctx.project()?;
     let files = suite_files(ctx, &project, &args.paths)?;
     let (suites, diags) = suite::load_suites(&files, &project);
@@ -103,7 +106,9 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     cancel_on_signal(&runtime, cancel.clone())?;
     ctx.machine_stdout
         .set(args.format != RunFormat::Text && args.out.is_none());
-    let client = provider::http_client()?;
+    let client = client
+        .join()
+        .map_err(|_| anyhow::anyhow!("build the HTTP client: the thread panicked"))??;
     let mut code = exit::OK;
     let mut done_runs = Vec::new();
     for suite in suites {
@@ -341,8 +346,15 @@ fn run_suite(
     };
     // Held until the run is stored: the same suite never runs twice at once on one store.
     let lease = super::schedule::lease(ctx, store, suite)?;
-    store.begin_run(&info, suite, std::process::id(), &host_name())?;
-    let writer = Writer::spawn(db, &info.run_id, BATCH)?;
+    // A first run of this suite content registers its case versions: the writer does it on
+    // its thread before storing the first result, so that calls start at once.
+    let register = store.begin_run_deferred(&info, suite, std::process::id(), &host_name())?;
+    let writer = Writer::spawn_registering(
+        db,
+        &info.run_id,
+        BATCH,
+        register.then(|| (Arc::clone(suite), info.started_at.clone())),
+    )?;
     let bar = ctx.printer.progress(jobs.len() as u64, &suite.name);
     let started = Instant::now();
     let (tx, rx) = mpsc::channel::<Event>(1024);

@@ -5,21 +5,34 @@ mod judge;
 mod outcome;
 mod review;
 mod suite;
+mod vars;
 
 pub use config::*;
 pub use judge::*;
 pub use outcome::*;
 pub use review::*;
 pub use suite::*;
+pub use vars::Vars;
 
 /// A place in a user's file, for error messages (`file:line:col`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Location {
-    pub file: std::path::PathBuf,
+    /// Shared: every case and assertion of a file points at one path.
+    pub file: std::sync::Arc<std::path::Path>,
     /// 1-based; 0 when unknown.
     pub line: usize,
     /// 1-based; 0 when unknown.
     pub col: usize,
+}
+
+impl Default for Location {
+    fn default() -> Self {
+        Self {
+            file: std::sync::Arc::from(std::path::Path::new("")),
+            line: 0,
+            col: 0,
+        }
+    }
 }
 
 impl std::fmt::Display for Location {

@@ -1,11 +1,11 @@
 //! A suite after loading and validation: templates checked, defaults merged, includes read.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Location, ProviderSpec};
+use super::{Location, ProviderSpec, Vars};
 
 /// One chat message template (`role`, `content` as minijinja source).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,12 +288,15 @@ impl TryFrom<serde_json::Value> for RepeatPolicy {
 pub struct Case {
     pub id: String,
     pub tags: Vec<String>,
-    /// Template variables.
-    pub vars: BTreeMap<String, serde_json::Value>,
+    /// Template variables, defaults merged.
+    pub vars: Vars,
     pub expected: Option<String>,
     /// Grounding passages.
     pub context: Vec<String>,
-    pub asserts: Vec<Assertion>,
+    /// Assertions, defaults first. Each is shared: the loader hands every case the same
+    /// `Arc` for an assertion that resolves to the same content (a default `length`, or an
+    /// `icontains` of the same `expected`), so a large suite holds each distinct one once.
+    pub asserts: Vec<Arc<Assertion>>,
     /// With a threshold, the case passes when its weighted mean score reaches it.
     pub threshold: Option<f64>,
     /// `repeat_policy:` of this case; None takes the suite's.

@@ -60,14 +60,22 @@ pub fn plan(suite: &Suite, filters: &Filters) -> Result<Vec<Job>, PlanError> {
         .filter(|(_, p)| filters.providers.is_empty() || filters.providers.contains(&p.id))
         .map(|(i, p)| (i, p.id.as_str()))
         .collect();
-    let mut jobs = Vec::new();
-    for (case_index, case) in suite.cases.iter().enumerate() {
-        if !filters.cases.is_empty() && !filters.cases.iter().any(|g| g.matches(&case.id)) {
-            continue;
-        }
-        if !filters.tags.is_empty() && !case.tags.iter().any(|t| filters.tags.contains(t)) {
-            continue;
-        }
+    let selected: Vec<usize> = suite
+        .cases
+        .iter()
+        .enumerate()
+        .filter(|(_, case)| {
+            filters.cases.is_empty() || filters.cases.iter().any(|g| g.matches(&case.id))
+        })
+        .filter(|(_, case)| {
+            filters.tags.is_empty() || case.tags.iter().any(|t| filters.tags.contains(t))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    // Sized exactly: a plan of 100,000 jobs grown by doubling would briefly hold twice that.
+    let mut jobs = Vec::with_capacity(selected.len() * repeat as usize * providers.len());
+    for case_index in selected {
+        let case = &suite.cases[case_index];
         for sample in 0..repeat {
             for &(provider_index, provider_id) in &providers {
                 jobs.push(Job {
@@ -93,7 +101,7 @@ mod tests {
         Case {
             id: id.into(),
             tags: tags.iter().map(|t| (*t).to_string()).collect(),
-            vars: std::collections::BTreeMap::new(),
+            vars: crate::model::Vars::new(),
             expected: Some("x".into()),
             context: vec![],
             asserts: vec![],

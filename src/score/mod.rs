@@ -16,6 +16,8 @@ pub mod text;
 pub mod verdict;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -45,37 +47,47 @@ pub enum ScoreError {
 }
 
 /// Scores results of one suite, with regexes and JSON schemas compiled once.
+///
+/// Preparation is per distinct assertion, not per case: the loader gives every case the same
+/// shared `Arc` for an assertion of the same content (a default `length`, an `icontains` of
+/// the same `expected`), so a suite of 100,000 cases with two default assertions prepares a
+/// handful of them.
 pub struct Scorer {
-    cases: Vec<PreparedCase>,
+    /// Prepared assertions by the address of the shared assertion they come from. The map
+    /// holds a clone of each `Arc`, so an address cannot be reused by another assertion.
+    prepared: HashMap<usize, (Arc<Assertion>, Result<Prepared, String>)>,
+}
+
+/// The key of a shared assertion: its address.
+fn key(a: &Arc<Assertion>) -> usize {
+    Arc::as_ptr(a).addr()
 }
 
 impl Scorer {
     pub fn new(suite: &Suite) -> Result<Self, ScoreError> {
-        let mut cases = Vec::with_capacity(suite.cases.len());
+        let mut prepared = HashMap::new();
         for case in &suite.cases {
-            let prepared = PreparedCase::new(case);
-            if let Some((index, message)) = prepared
-                .asserts
-                .iter()
-                .enumerate()
-                .find_map(|(i, p)| p.as_ref().err().map(|e| (i, e.clone())))
-            {
-                return Err(ScoreError::Assertion {
-                    case_id: case.id.clone(),
-                    index,
-                    message,
-                });
+            for (index, a) in case.asserts.iter().enumerate() {
+                let entry = prepared
+                    .entry(key(a))
+                    .or_insert_with(|| (Arc::clone(a), prepare(a)));
+                if let Err(message) = &entry.1 {
+                    return Err(ScoreError::Assertion {
+                        case_id: case.id.clone(),
+                        index,
+                        message: message.clone(),
+                    });
+                }
             }
-            cases.push(prepared);
         }
-        Ok(Self { cases })
+        Ok(Self { prepared })
     }
 
     /// Score one output of `case` (`case_index` into `suite.cases`).
     ///
-    /// If `case` is not the case the scorer prepared at `case_index` (another suite, or an
-    /// edited case), it is prepared on the fly; an assertion that cannot be built is then
-    /// unscorable rather than a panic.
+    /// An assertion the scorer did not prepare (a case of another suite, or an edited case)
+    /// is prepared on the fly; one that cannot be built is then unscorable rather than a
+    /// panic.
     pub fn score(&self, case_index: usize, case: &Case, input: &ScoreInput<'_>) -> Score {
         self.score_with(case_index, case, input, &[])
     }
@@ -91,25 +103,35 @@ impl Scorer {
         input: &ScoreInput<'_>,
         judged: &[(usize, AssertionOutcome)],
     ) -> Score {
-        let fallback;
-        let prepared = match self.cases.get(case_index) {
-            Some(p) if p.is_for(case) => p,
-            _ => {
-                fallback = PreparedCase::new(case);
-                &fallback
-            }
-        };
-        let outputs: Vec<Cow<'_, str>> = prepared
-            .masks
+        let _ = case_index;
+        let fresh: Vec<Option<Result<Prepared, String>>> = case
+            .asserts
             .iter()
-            .map(|&m| normalize::apply(input.output, m))
+            .map(|a| (!self.prepared.contains_key(&key(a))).then(|| prepare(a)))
             .collect();
+        let prepared: Vec<&Result<Prepared, String>> = case
+            .asserts
+            .iter()
+            .zip(&fresh)
+            .filter_map(|(a, fresh)| {
+                fresh
+                    .as_ref()
+                    .or_else(|| self.prepared.get(&key(a)).map(|(_, p)| p))
+            })
+            .collect();
+        // The output, normalised once per distinct mask the case's assertions need.
+        let mut outputs: Vec<(u8, Cow<'_, str>)> = Vec::new();
+        for p in prepared.iter().filter_map(|p| p.as_ref().ok()) {
+            if !outputs.iter().any(|(m, _)| *m == p.mask) {
+                outputs.push((p.mask, normalize::apply(input.output, p.mask)));
+            }
+        }
         // A case written without `assert` reaches here with the loader's default rule
         // (`contains` of `expected`); a case with no assertion at all is unscorable.
-        let asserts: &[Assertion] = &case.asserts;
+        let asserts: &[Arc<Assertion>] = &case.asserts;
         let mut label = None;
         let mut outcomes = Vec::with_capacity(asserts.len());
-        for (i, (assertion, p)) in asserts.iter().zip(&prepared.asserts).enumerate() {
+        for (i, (assertion, p)) in asserts.iter().zip(prepared).enumerate() {
             if let Check::Model { kind, params } = &assertion.check {
                 if let Some((_, o)) = judged.iter().find(|(j, _)| *j == i) {
                     outcomes.push(o.clone());
@@ -133,7 +155,13 @@ impl Scorer {
                 continue;
             }
             let v = match p {
-                Ok(p) => evaluate(assertion, p, &outputs[p.slot], input, &mut label),
+                Ok(p) => {
+                    let out = outputs
+                        .iter()
+                        .find(|(m, _)| *m == p.mask)
+                        .map_or(input.output, |(_, o)| o.as_ref());
+                    evaluate(assertion, p, out, input, &mut label)
+                }
                 Err(message) => {
                     Verdict::unscorable(format!("assertion could not be built: {message}"))
                 }
@@ -150,20 +178,10 @@ impl Scorer {
     }
 }
 
-/// A case's assertions, ready to compare.
-struct PreparedCase {
-    id: String,
-    hash: String,
-    n_asserts: usize,
-    /// Distinct normalisation masks of the output this case needs.
-    masks: Vec<u8>,
-    asserts: Vec<Result<Prepared, String>>,
-}
-
 /// One assertion, ready to compare.
 pub(crate) struct Prepared {
-    /// Index into the case's normalised outputs.
-    slot: usize,
+    /// The normalisation of the output it compares with.
+    mask: u8,
     /// Expected value(s) (or labels) normalised like the output.
     values: Vec<String>,
     extra: Extra,
@@ -174,35 +192,6 @@ enum Extra {
     Regex(Regex),
     Schema(Box<jsonschema::Validator>),
     Path(Vec<json::Segment>),
-}
-
-impl PreparedCase {
-    fn new(case: &Case) -> Self {
-        let mut masks = Vec::new();
-        let asserts = case
-            .asserts
-            .iter()
-            .map(|a| {
-                let mask = output_mask(a);
-                let slot = masks.iter().position(|&m| m == mask).unwrap_or_else(|| {
-                    masks.push(mask);
-                    masks.len() - 1
-                });
-                prepare(a, slot, mask)
-            })
-            .collect();
-        Self {
-            id: case.id.clone(),
-            hash: case.hash.clone(),
-            n_asserts: case.asserts.len(),
-            masks,
-            asserts,
-        }
-    }
-
-    fn is_for(&self, case: &Case) -> bool {
-        self.id == case.id && self.hash == case.hash && self.n_asserts == case.asserts.len()
-    }
 }
 
 /// How the output is normalised for an assertion.
@@ -237,7 +226,8 @@ fn output_mask(a: &Assertion) -> u8 {
     }
 }
 
-fn prepare(a: &Assertion, slot: usize, mask: u8) -> Result<Prepared, String> {
+fn prepare(a: &Assertion) -> Result<Prepared, String> {
+    let mask = output_mask(a);
     let norm = |s: &str| normalize::apply(s, mask).into_owned();
     let (values, extra) = match &a.check {
         Check::Equals { value }
@@ -283,7 +273,7 @@ fn prepare(a: &Assertion, slot: usize, mask: u8) -> Result<Prepared, String> {
         | Check::Model { .. } => (Vec::new(), Extra::None),
     };
     Ok(Prepared {
-        slot,
+        mask,
         values,
         extra,
     })

@@ -660,3 +660,31 @@ fn odd_outputs_never_panic_and_scores_stay_in_range() {
         }
     }
 }
+
+#[test]
+fn shared_assertions_are_prepared_once() {
+    let shared = std::sync::Arc::new(with_normalize(
+        assertion("contains", contains("HI")),
+        &[Normalize::Lowercase],
+    ));
+    let mut a = case("a", vec![]);
+    a.asserts = vec![std::sync::Arc::clone(&shared)];
+    let mut b = case("b", vec![assertion("contains", contains("there"))]);
+    b.asserts.insert(0, std::sync::Arc::clone(&shared));
+    let s = suite(vec![a.clone(), b.clone()]);
+    let scorer = Scorer::new(&s).unwrap();
+    // One preparation for the shared assertion, one for b's own.
+    assert_eq!(scorer.prepared.len(), 2);
+    assert_eq!(
+        scorer.score(0, &a, &input("Hi you")).status,
+        CaseStatus::Passed
+    );
+    assert_eq!(
+        scorer.score(1, &b, &input("hi you")).status,
+        CaseStatus::Failed
+    );
+    assert_eq!(
+        scorer.score(1, &b, &input("hi there")).status,
+        CaseStatus::Passed
+    );
+}

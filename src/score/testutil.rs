@@ -1,6 +1,5 @@
 //! Small constructors of model values for tests.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::model::{Assertion, Case, Check, Location, Normalize, PromptTemplate, Suite};
@@ -40,10 +39,10 @@ pub fn case(id: &str, asserts: Vec<Assertion>) -> Case {
     Case {
         id: id.to_owned(),
         tags: Vec::new(),
-        vars: BTreeMap::new(),
+        vars: crate::model::Vars::new(),
         expected: None,
         context: Vec::new(),
-        asserts,
+        asserts: asserts.into_iter().map(std::sync::Arc::new).collect(),
         threshold: None,
         repeat_policy: None,
         hash: format!("hash-{id}"),

@@ -127,6 +127,30 @@ impl Store {
         pid: u32,
         host: &str,
     ) -> Result<(), StoreError> {
+        self.begin(run, suite, pid, host, true).map(|_| ())
+    }
+
+    /// [`Store::begin_run`] without registering the suite's case versions, so that the run
+    /// starts at once: returns whether they still need registering, which the writer then
+    /// does before its first result ([`crate::store::Writer::spawn_registering`]).
+    pub fn begin_run_deferred(
+        &mut self,
+        run: &RunInfo,
+        suite: &Suite,
+        pid: u32,
+        host: &str,
+    ) -> Result<bool, StoreError> {
+        self.begin(run, suite, pid, host, false)
+    }
+
+    fn begin(
+        &mut self,
+        run: &RunInfo,
+        suite: &Suite,
+        pid: u32,
+        host: &str,
+        register: bool,
+    ) -> Result<bool, StoreError> {
         if run.suite != suite.name {
             return Err(StoreError::Other(format!(
                 "begin run {}: it names suite {} but the suite given is {}",
@@ -147,27 +171,19 @@ impl Store {
             |r| r.get(0),
         )?;
         // A suite whose exact content already ran has every case version registered: skip
-        // the O(cases) inserts, so that a daily run of an unchanged suite starts at once.
+        // the O(cases) inserts, so that a daily run of an unchanged suite starts at once. A
+        // run counts once it stored a result: its cases were registered before (by
+        // `begin_run`, or by its writer before its first result); a run that stopped before
+        // that may not have registered them. (Result ids are `run_ref << 32 | seq`.)
         let known_content: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM runs WHERE suite_ref = ?1 AND suite_hash = ?2)",
+            "SELECT EXISTS (SELECT 1 FROM runs r WHERE r.suite_ref = ?1 AND r.suite_hash = ?2
+                 AND EXISTS (SELECT 1 FROM results x
+                             WHERE x.id BETWEEN r.id << 32 AND (r.id << 32) + 4294967295))",
             params![suite_ref, suite.hash],
             |r| r.get(0),
         )?;
-        if !known_content {
-            let mut add_case = tx.prepare_cached(
-                "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (suite_ref, case_id, hash) DO NOTHING",
-            )?;
-            for case in &suite.cases {
-                add_case.execute(params![
-                    suite_ref,
-                    case.id,
-                    case.hash,
-                    codec::to_json(&case.tags)?,
-                    run.started_at
-                ])?;
-            }
+        if !known_content && register {
+            register_cases(&tx, suite_ref, suite, &run.started_at)?;
         }
         let existing: Option<i64> = tx
             .query_row(
@@ -211,7 +227,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(!known_content && !register)
     }
 
     /// Close a run: status, finish time, metrics and gate results. Calling it again replaces
@@ -306,4 +322,29 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Register every case version of `suite` (id, content hash, tags), first seen at
+/// `first_seen`; versions already known are left as they are.
+pub(crate) fn register_cases(
+    conn: &Connection,
+    suite_ref: i64,
+    suite: &Suite,
+    first_seen: &str,
+) -> Result<(), StoreError> {
+    let mut add_case = conn.prepare_cached(
+        "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (suite_ref, case_id, hash) DO NOTHING",
+    )?;
+    for case in &suite.cases {
+        add_case.execute(params![
+            suite_ref,
+            case.id,
+            case.hash,
+            codec::to_json(&case.tags)?,
+            first_seen
+        ])?;
+    }
+    Ok(())
 }

@@ -1,6 +1,5 @@
 //! Tests of the store against real `SQLite` files in a temporary directory.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -15,7 +14,7 @@ fn case(id: &str, hash: &str, tags: &[&str]) -> Case {
     Case {
         id: id.to_owned(),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-        vars: BTreeMap::new(),
+        vars: crate::model::Vars::new(),
         expected: None,
         context: Vec::new(),
         asserts: Vec::new(),
@@ -854,4 +853,50 @@ fn previous_complete_run_skips_other_statuses_suites_and_later_runs() {
         Some("o1")
     );
     assert!(store.previous_complete_run("faq", "yesterday").is_err());
+}
+
+#[test]
+fn deferred_registration_is_done_by_the_writer_before_its_first_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let suite = std::sync::Arc::new(default_suite());
+    let mut store = Store::open(&path).unwrap();
+    let first = info("r1", "faq", "2024-05-01T06:00:00Z");
+    // Nothing ran with this content: the cases need registering, and begin leaves them.
+    assert!(store.begin_run_deferred(&first, &suite, 1, "h").unwrap());
+    assert_eq!(count(&path, "SELECT count(*) FROM cases"), 0);
+    // A second run of the same content before the first stored anything still registers.
+    let early = info("r0", "faq", "2024-05-01T05:00:00Z");
+    assert!(store.begin_run_deferred(&early, &suite, 1, "h").unwrap());
+    let writer = Writer::spawn_registering(
+        &path,
+        "r1",
+        10,
+        Some((std::sync::Arc::clone(&suite), first.started_at.clone())),
+    )
+    .unwrap();
+    writer.send(record(0)).unwrap();
+    writer.finish().unwrap();
+    assert_eq!(count(&path, "SELECT count(*) FROM cases"), 3);
+    assert_eq!(
+        count(
+            &path,
+            "SELECT count(*) FROM cases WHERE first_seen = '2024-05-01T06:00:00Z'"
+        ),
+        3
+    );
+    // Now a run of this content has a result: the next one has nothing to register.
+    let next = info("r2", "faq", "2024-05-02T06:00:00Z");
+    assert!(!store.begin_run_deferred(&next, &suite, 1, "h").unwrap());
+    // Another content registers again.
+    let mut edited = default_suite();
+    edited.hash = "faq-hash-2".into();
+    edited.cases[0].hash = "h0b".into();
+    let third = RunInfo {
+        suite_hash: edited.hash.clone(),
+        ..info("r3", "faq", "2024-05-03T06:00:00Z")
+    };
+    assert!(store.begin_run_deferred(&third, &edited, 1, "h").unwrap());
+    store.begin_run(&third, &edited, 1, "h").unwrap();
+    assert_eq!(count(&path, "SELECT count(*) FROM cases"), 4);
 }

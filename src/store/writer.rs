@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use sha2::{Digest, Sha256};
 
 use super::{StoreError, codec, schema};
-use crate::model::{JudgeCacheEntry, JudgeSignature, ResultRecord};
+use crate::model::{JudgeCacheEntry, JudgeSignature, ResultRecord, Suite};
 
 /// A result waits at most this long in the writer before it is committed.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -24,6 +24,8 @@ const WRITER_AUTOCHECKPOINT: u32 = 16_000;
 /// Prompts remembered by the writer (by text) to skip hashing and a lookup; cleared when full
 /// so that memory stays flat.
 const PROMPT_CACHE: usize = 4096;
+/// Case rows kept for the results still to come (see `case_row`).
+const CASE_CACHE: usize = 4096;
 
 /// What the writer thread receives.
 enum Msg {
@@ -69,8 +71,20 @@ impl Writer {
     /// The run must have been begun ([`super::Store::begin_run`]); its case rows are loaded
     /// here. A `batch` of 0 is taken as 1.
     pub fn spawn(path: &Path, run_id: &str, batch: usize) -> Result<Self, StoreError> {
+        Self::spawn_registering(path, run_id, batch, None)
+    }
+
+    /// [`Writer::spawn`], registering first, on its thread and before any result, the case
+    /// versions of `register`'s suite (first seen at its time) that
+    /// [`Store::begin_run_deferred`](crate::store::Store::begin_run_deferred) left to it.
+    pub fn spawn_registering(
+        path: &Path,
+        run_id: &str,
+        batch: usize,
+        register: Option<(Arc<Suite>, String)>,
+    ) -> Result<Self, StoreError> {
         let batch = batch.max(1);
-        let conn = schema::connect(path)?;
+        let mut conn = schema::connect(path)?;
         // Checkpoint less often than SQLite's default 1000 pages: pages rewritten by several
         // batches are then copied to the database once (measured: +30% write rate).
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
@@ -85,7 +99,20 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("evalwatch-store".to_owned())
             .spawn(move || {
-                let out = write_loop(conn, ctx, &receiver, batch, &checkpointer);
+                let registered = match &register {
+                    Some((suite, first_seen)) => conn
+                        .transaction()
+                        .map_err(StoreError::from)
+                        .and_then(|tx| {
+                            super::register_cases(&tx, ctx.suite_ref, suite, first_seen)?;
+                            Ok(tx.commit()?)
+                        })
+                        .map_err(|e: StoreError| format!("register the suite's cases: {e}")),
+                    None => Ok(()),
+                };
+                drop(register);
+                let out = registered
+                    .and_then(|()| write_loop(conn, ctx, &receiver, batch, &checkpointer));
                 checkpointer.stop();
                 if let Err(e) = &out {
                     *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
@@ -255,6 +282,11 @@ impl Context {
         };
         let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
         let same = tags == rec.tags;
+        // The results of a case arrive close together (plan order: its samples and
+        // providers side by side): a bounded cache keeps the writer's memory O(in-flight).
+        if self.cases.len() >= CASE_CACHE {
+            self.cases.clear();
+        }
         self.cases
             .entry(rec.job.case_id.clone())
             .or_default()

@@ -1,9 +1,10 @@
 //! Cases: inline YAML cases and included case files (JSONL, CSV, YAML), defaults merged,
 //! assertions resolved, template variables checked, duplicate ids caught, hashes computed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ use super::decode::{Ctx, did_you_mean};
 use super::hash;
 use super::wire::{WireCase, WireInclude};
 use super::yaml::{self, Kind, Node};
-use crate::model::{Case, Location, RepeatPolicy};
+use crate::model::{Assertion, Case, Location, RepeatPolicy, Vars};
 
 /// Deepest chain of YAML case files including each other.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -20,7 +21,7 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 /// Defaults of a suite, validated.
 #[derive(Default)]
 pub(crate) struct Defaults {
-    pub vars: BTreeMap<String, Value>,
+    pub vars: Vars,
     pub asserts: Vec<Pending>,
     pub threshold: Option<f64>,
 }
@@ -31,6 +32,10 @@ pub(crate) struct CaseBuilder {
     /// Variables each template needs, with the template's name for messages.
     pub needs: Vec<(String, BTreeSet<String>)>,
     seen: HashMap<String, Location>,
+    /// The last resolution of each default assertion, with the `expected` it was resolved
+    /// for: a case whose resolution is the same (always, for a default that does not read
+    /// `expected`) shares it.
+    shared: Vec<Option<Resolved>>,
     pub cases: Vec<Case>,
     /// Named metrics declared by assertions (`metric:`).
     pub named_metrics: BTreeSet<String>,
@@ -44,6 +49,7 @@ impl CaseBuilder {
             .filter_map(|p| p.metric().map(str::to_owned))
             .collect();
         Self {
+            shared: vec![None; defaults.asserts.len()],
             defaults,
             needs,
             seen: HashMap::new(),
@@ -170,6 +176,9 @@ impl CaseBuilder {
             if text.trim().is_empty() {
                 continue;
             }
+            if self.add_plain_jsonl(ctx, text, line_no) {
+                continue;
+            }
             match serde_json::from_str::<Value>(text) {
                 Ok(v @ Value::Object(_)) => {
                     let node = Node::from_json(&v, line_no, 1);
@@ -244,6 +253,94 @@ impl CaseBuilder {
             let node = Node::from_json(&Value::Object(case), line, 1);
             self.add(ctx, &node, &base_dir);
         }
+    }
+
+    /// One JSONL line holding a plain, valid case (no `assert`, no `repeat_policy`), decoded
+    /// straight from its text: the common shape of a large generated case file. Returns
+    /// false, having changed nothing, for anything else (an unusual field, a type to check,
+    /// any error), which then takes the located path of [`CaseBuilder::add`] and its
+    /// diagnostics. The case built is the one `add` would build.
+    fn add_plain_jsonl(&mut self, ctx: &Ctx, text: &str, line_no: usize) -> bool {
+        let Ok(wire) = serde_json::from_str::<PlainCase>(text) else {
+            return false;
+        };
+        if wire.id.trim().is_empty() || self.seen.contains_key(&wire.id) {
+            return false;
+        }
+        // The general path reads numbers through YAML nodes (i64 or f64): an integer above
+        // i64::MAX would come out as a float there, and hash differently.
+        let plain = |v: &Value| plain_numbers(v);
+        if !wire
+            .vars
+            .as_ref()
+            .is_none_or(|vars| vars.iter().all(|(_, v)| plain(v)))
+            || !wire.expected.as_ref().is_none_or(plain)
+            || !wire.context.as_ref().is_none_or(plain)
+        {
+            return false;
+        }
+        let expected = match &wire.expected {
+            None | Some(Value::Null) => None,
+            Some(v) => match scalar_text(v) {
+                Some(t) => Some(t),
+                None => return false,
+            },
+        };
+        let context = match &wire.context {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let texts: Vec<String> = items.iter().filter_map(scalar_text).collect();
+                if texts.len() != items.len() {
+                    return false;
+                }
+                texts
+            }
+            Some(v) => match scalar_text(v) {
+                Some(t) => vec![t],
+                None => return false,
+            },
+        };
+        if wire.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            return false;
+        }
+        let vars = self.defaults.vars.merged(wire.vars.unwrap_or_default());
+        if self
+            .needs
+            .iter()
+            .any(|(_, needed)| needed.iter().any(|v| !vars.contains_key(v)))
+        {
+            return false;
+        }
+        let mut asserts: Vec<Arc<Assertion>> = Vec::with_capacity(self.defaults.asserts.len());
+        for (p, last) in self.defaults.asserts.iter().zip(&mut self.shared) {
+            match resolve_shared(p, last, expected.as_deref()) {
+                Ok(a) => asserts.push(a),
+                Err(_) => return false,
+            }
+        }
+        let location = ctx.at(line_no, 1);
+        if asserts.is_empty() {
+            match &expected {
+                Some(e) => asserts.push(Arc::new(assertion::default_rule(e, location.clone()))),
+                None => return false,
+            }
+        }
+        self.seen.insert(wire.id.clone(), location.clone());
+        let mut case = Case {
+            id: wire.id,
+            tags: wire.tags.unwrap_or_default(),
+            vars,
+            expected,
+            context,
+            asserts,
+            threshold: wire.threshold.or(self.defaults.threshold),
+            repeat_policy: None,
+            hash: String::new(),
+            location,
+        };
+        case.hash = hash::case_hash(&case);
+        self.cases.push(case);
+        true
     }
 
     /// One case, from any file.
@@ -349,11 +446,13 @@ impl CaseBuilder {
                 }
             }
         };
-        let mut vars = self.defaults.vars.clone();
-        vars.extend(wire.vars.unwrap_or_default());
-        let mut asserts = Vec::new();
-        for p in &self.defaults.asserts {
-            match p.resolve(expected.as_deref()) {
+        let vars = self
+            .defaults
+            .vars
+            .merged(wire.vars.map(Vars::from).unwrap_or_default());
+        let mut asserts: Vec<Arc<Assertion>> = Vec::new();
+        for (p, last) in self.defaults.asserts.iter().zip(&mut self.shared) {
+            match resolve_shared(p, last, expected.as_deref()) {
                 Ok(a) => asserts.push(a),
                 Err(msg) => ctx.error(
                     node,
@@ -367,13 +466,13 @@ impl CaseBuilder {
         for p in &own {
             self.named_metrics.extend(p.metric().map(str::to_owned));
             match p.resolve(expected.as_deref()) {
-                Ok(a) => asserts.push(a),
+                Ok(a) => asserts.push(Arc::new(a)),
                 Err(msg) => ctx.push(p.location.clone(), format!("{what}: {msg}")),
             }
         }
         if asserts.is_empty() && ctx.diags.len() == before {
             match &expected {
-                Some(e) => asserts.push(assertion::default_rule(e, location.clone())),
+                Some(e) => asserts.push(Arc::new(assertion::default_rule(e, location.clone()))),
                 None => ctx.error(
                     node,
                     format!("{what} has no `expected` and no `assert`; give it an `expected` answer or assertions"),
@@ -470,5 +569,54 @@ pub(crate) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+/// A default assertion resolved for an `expected` value.
+type Resolved = (Option<String>, Arc<Assertion>);
+
+/// Default `p` resolved for `expected`, sharing `last` (the previous resolution) when it
+/// was for the same `expected` or comes out the same.
+fn resolve_shared(
+    p: &Pending,
+    last: &mut Option<Resolved>,
+    expected: Option<&str>,
+) -> Result<Arc<Assertion>, String> {
+    if let Some((for_expected, a)) = last
+        && for_expected.as_deref() == expected
+    {
+        return Ok(Arc::clone(a));
+    }
+    let a = p.resolve(expected)?;
+    let shared = match last {
+        Some((_, prev)) if **prev == a => Arc::clone(prev),
+        _ => Arc::new(a),
+    };
+    *last = Some((expected.map(str::to_owned), Arc::clone(&shared)));
+    Ok(shared)
+}
+
+/// The fields of a plain JSONL case (see `CaseBuilder::add_plain_jsonl`); any other field,
+/// `assert` and `repeat_policy` included, sends the line to the general path.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainCase {
+    id: String,
+    #[allow(dead_code)]
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+    vars: Option<Vars>,
+    expected: Option<Value>,
+    context: Option<Value>,
+    threshold: Option<f64>,
+}
+
+/// No integer in `v` is above `i64::MAX`.
+fn plain_numbers(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => !(n.is_u64() && n.as_i64().is_none()),
+        Value::Array(items) => items.iter().all(plain_numbers),
+        Value::Object(map) => map.values().all(plain_numbers),
+        _ => true,
     }
 }

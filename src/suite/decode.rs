@@ -2,6 +2,7 @@
 //! unknown fields (with did-you-mean), wrong types, missing fields, unset environment variables.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::{DeserializeOwned, Visitor};
 use serde_json::Value;
@@ -13,6 +14,8 @@ use crate::model::Location;
 /// Collects the diagnostics of one file being decoded.
 pub(crate) struct Ctx {
     pub file: PathBuf,
+    /// `file`, shared by every location of this file.
+    shared: Arc<Path>,
     /// Expand `${VAR}` in string values (YAML files; not JSONL/CSV data).
     pub expand_env: bool,
     pub diags: Vec<Diagnostic>,
@@ -22,6 +25,7 @@ impl Ctx {
     pub fn new(file: &Path, expand_env: bool) -> Self {
         Self {
             file: file.to_path_buf(),
+            shared: Arc::from(file),
             expand_env,
             diags: Vec::new(),
         }
@@ -33,7 +37,7 @@ impl Ctx {
 
     pub fn at(&self, line: usize, col: usize) -> Location {
         Location {
-            file: self.file.clone(),
+            file: Arc::clone(&self.shared),
             line,
             col,
         }

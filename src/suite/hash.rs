@@ -73,7 +73,8 @@ struct AssertionContent<'a> {
 /// `BTreeMap`, so the bytes are canonical without building an intermediate value.
 #[derive(serde::Serialize)]
 struct CaseContent<'a> {
-    vars: &'a std::collections::BTreeMap<String, Value>,
+    /// Serialises as a map with sorted keys, like the `BTreeMap` it was.
+    vars: &'a crate::model::Vars,
     expected: Option<&'a str>,
     context: &'a [String],
     asserts: Vec<AssertionContent<'a>>,

@@ -280,6 +280,8 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
             seed: r.seed.unwrap_or(0),
         });
 
+    // Held for the whole run: no spare capacity left from growing the list.
+    builder.cases.shrink_to_fit();
     let mut suite = Suite {
         name: name?,
         description,
@@ -400,7 +402,7 @@ fn decode_defaults(ctx: &mut Ctx, part: Option<(&Node, &Node)>, base_dir: &Path)
         }
     }
     Defaults {
-        vars: wire.vars.unwrap_or_default(),
+        vars: wire.vars.map(crate::model::Vars::from).unwrap_or_default(),
         asserts,
         threshold: wire.threshold,
     }

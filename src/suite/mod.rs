@@ -67,7 +67,7 @@ impl Diagnostics {
 fn diagnostic(file: &Path, message: impl Into<String>) -> Diagnostic {
     Diagnostic {
         location: Location {
-            file: file.to_path_buf(),
+            file: file.into(),
             line: 0,
             col: 0,
         },
@@ -78,16 +78,17 @@ fn diagnostic(file: &Path, message: impl Into<String>) -> Diagnostic {
 /// Sort each file's diagnostics by position (the main file first, then included files in order
 /// of first appearance) and drop repeats.
 fn in_file_order(main: &Path, mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    let mut files: Vec<PathBuf> = vec![main.to_path_buf()];
+    let mut files: Vec<&Path> = vec![main];
     for d in &diags {
-        if !files.contains(&d.location.file) {
-            files.push(d.location.file.clone());
+        if !files.contains(&&*d.location.file) {
+            files.push(&d.location.file);
         }
     }
+    let files: Vec<PathBuf> = files.into_iter().map(Path::to_path_buf).collect();
     diags.sort_by_key(|d| {
         let file = files
             .iter()
-            .position(|f| *f == d.location.file)
+            .position(|f| **f == *d.location.file)
             .unwrap_or(usize::MAX);
         (file, d.location.line, d.location.col)
     });

@@ -82,7 +82,7 @@ impl Renderer {
             if let Err(e) = env.add_template_owned(name, source.to_owned()) {
                 diags.push(Diagnostic {
                     location: Location {
-                        file: suite.source.clone(),
+                        file: suite.source.as_path().into(),
                         line: 0,
                         col: 0,
                     },
@@ -161,7 +161,7 @@ impl Renderer {
             sample,
             system,
             messages,
-            vars: case.vars.clone(),
+            vars: case.vars.to_map(),
         })
     }
 }

@@ -121,7 +121,7 @@ review: {sample: 20, seed: 7}
     );
     assert_eq!(suite.hash.len(), 16);
     let case = &suite.cases[0];
-    assert_eq!(case.vars["company"], "Acme");
+    assert_eq!(case.vars.get("company"), Some(&serde_json::json!("Acme")));
     assert_eq!(
         case.context,
         vec!["Items can be returned within 30 days of delivery."]
@@ -439,8 +439,8 @@ fn defaults_are_merged() {
     assert!(diags.is_empty(), "{diags:?}");
     let suite = suite.expect("suite");
     let a = &suite.cases[0];
-    assert_eq!(a.vars["question"], "own");
-    assert_eq!(a.vars["lang"], "en");
+    assert_eq!(a.vars.get("question"), Some(&serde_json::json!("own")));
+    assert_eq!(a.vars.get("lang"), Some(&serde_json::json!("en")));
     assert_eq!(a.threshold, Some(0.5));
     assert_eq!(a.asserts.len(), 2);
     assert_eq!(
@@ -572,7 +572,10 @@ fn env_expansion_in_values() {
     assert!(diags.is_empty(), "{diags:?}");
     let case = &suite.expect("suite").cases[0];
     assert_eq!(case.expected.as_deref(), Some(path.as_str()));
-    assert_eq!(case.vars["question"], "fallback");
+    assert_eq!(
+        case.vars.get("question"),
+        Some(&serde_json::json!("fallback"))
+    );
     let (_, diags) = load_text(with_cases(
         "  - id: a\n    expected: \"${EVALWATCH_T_SUITE_UNSET_B}\"\n    vars: {question: q}\n",
     ));
@@ -633,7 +636,10 @@ fn includes_of_all_three_formats() {
         cases[1].asserts[0].check,
         Check::Contains { value: "y".into() }
     );
-    assert_eq!(cases[2].vars["question"], "what, really?");
+    assert_eq!(
+        cases[2].vars.get("question"),
+        Some(&serde_json::json!("what, really?"))
+    );
     assert_eq!(cases[2].tags, vec!["a", "b"]);
     assert_eq!(cases[2].context, vec!["ctx"]);
     assert_eq!(cases[3].expected.as_deref(), Some("no"));
@@ -1106,4 +1112,183 @@ fn invalid_repeat_policies_are_located() {
             && msgs[1].ends_with("the rate must be above 0 and at most 1, got -1"),
         "{msgs:?}"
     );
+}
+
+/// Case and suite hashes pinned to the values computed before the compact case
+/// representation (shared default assertions, vars as a sorted list, shared locations):
+/// history follows them, so the same content must keep the same hashes.
+#[test]
+fn hashes_are_pinned_across_representation_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "cases/more.jsonl",
+        "{\"id\": \"j1\", \"vars\": {\"question\": \"Q1?\", \"n\": 3, \"z\": [1, {\"b\": 2, \"a\": 1}]}, \"expected\": \"right\"}\n\
+         {\"id\": \"j2\", \"vars\": {\"question\": \"Q2?\"}, \"expected\": \"left\", \"assert\": [{\"type\": \"contains\", \"value\": \"x\"}]}\n",
+    );
+    let path = write(
+        dir.path(),
+        "s.yaml",
+        "suite: pinned\nproviders: [bot]\nprompt: \"Q: {{ question }}\"\n\
+         defaults:\n  vars: {lang: en}\n  assert:\n    - type: icontains\n    - type: length\n      max: 500\n\
+         cases:\n  - id: y1\n    vars: {question: \"Capital?\"}\n    expected: Paris\n\
+         \x20 - id: y2\n    vars: {question: \"Sum?\", lang: fr}\n    expected: \"4\"\n    threshold: 0.5\n    tags: [math]\n\
+         \x20 - include: cases/more.jsonl\n",
+    );
+    let (mut suites, diags) = load_suites(std::slice::from_ref(&path), &project());
+    assert!(diags.is_empty(), "{diags}");
+    let suite = suites.pop().expect("suite");
+    let hashes: Vec<(&str, &str)> = suite
+        .cases
+        .iter()
+        .map(|c| (c.id.as_str(), c.hash.as_str()))
+        .collect();
+    assert_eq!(hashes, PINNED_CASES);
+    assert_eq!(suite.hash, PINNED_SUITE);
+}
+
+const PINNED_CASES: [(&str, &str); 4] = [
+    ("y1", "a9e19060094e202e"),
+    ("y2", "f049943bc203ee69"),
+    ("j1", "b3ed10fe1c6a7e9d"),
+    ("j2", "3e00d6c6a8273a40"),
+];
+const PINNED_SUITE: &str = "5bb63c23b126f762";
+
+#[test]
+fn default_assertions_are_shared_where_they_resolve_the_same() {
+    let (suite, diags) = load_text(with_cases(
+        "  - {id: a, vars: {question: q}, expected: right}\n\
+         \x20 - {id: b, vars: {question: q}, expected: right}\n\
+         \x20 - {id: c, vars: {question: q}, expected: left, assert: [{type: contains, value: x}]}\n",
+    ).replace("cases:\n", "defaults:\n  assert:\n    - type: icontains\n    - type: length\n      max: 9\ncases:\n"));
+    assert!(diags.is_empty(), "{diags:?}");
+    let cases = suite.expect("suite").cases;
+    let [a, b, c] = &cases[..] else {
+        panic!("three cases");
+    };
+    // Same resolution, one assertion: `icontains right` for a and b, `length` for all.
+    assert!(std::sync::Arc::ptr_eq(&a.asserts[0], &b.asserts[0]));
+    assert!(std::sync::Arc::ptr_eq(&a.asserts[1], &b.asserts[1]));
+    assert!(std::sync::Arc::ptr_eq(&a.asserts[1], &c.asserts[1]));
+    // A different `expected` resolves the default to its own value; own assertions follow.
+    assert_eq!(
+        a.asserts[0].check,
+        Check::IContains {
+            value: "right".into()
+        }
+    );
+    assert_eq!(
+        c.asserts[0].check,
+        Check::IContains {
+            value: "left".into()
+        }
+    );
+    assert!(!std::sync::Arc::ptr_eq(&a.asserts[0], &c.asserts[0]));
+    assert_eq!(c.asserts.len(), 3);
+    assert_eq!(c.asserts[2].check, Check::Contains { value: "x".into() });
+    assert_eq!(
+        c.asserts[1].check,
+        Check::Length {
+            min: None,
+            max: Some(9),
+            unit: LengthUnit::Chars
+        }
+    );
+}
+
+/// Plain JSONL lines take a direct decoding path; lines with anything unusual take the
+/// general one. Both build the same cases, with the same hashes, as the YAML form.
+#[test]
+fn plain_jsonl_cases_equal_their_general_and_yaml_forms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = [
+        r#"{"id": "p1", "vars": {"question": "Q?", "n": 3, "f": 1.5, "l": [1, {"b": null}]}, "expected": "Yes."}"#,
+        r#"{"id": "p2", "vars": {"question": "Q2?"}, "expected": 42, "context": ["a", "b"], "tags": ["t"], "threshold": 0.5, "description": "d"}"#,
+        r#"{"id": "p3", "vars": {"question": "Q3?"}, "expected": "x", "context": "one"}"#,
+        // General path: own assertions, a policy, a huge integer.
+        r#"{"id": "g1", "vars": {"question": "Q?"}, "expected": "y", "assert": [{"type": "equals"}]}"#,
+        r#"{"id": "g2", "vars": {"question": "Q?"}, "expected": "y", "repeat_policy": "any"}"#,
+        r#"{"id": "g3", "vars": {"question": "Q?", "big": 18446744073709551615}, "expected": "z"}"#,
+    ];
+    write(dir.path(), "c.jsonl", lines.join("\n") + "\n");
+    let head = "suite: demo\nproviders: [bot]\nprompt: \"Q: {{ question }}\"\n";
+    let jsonl = write(
+        dir.path(),
+        "a.yaml",
+        format!("{head}cases:\n  - include: c.jsonl\n"),
+    );
+    let yaml_cases = lines.iter().fold(String::new(), |mut out, l| {
+        out.push_str("  - ");
+        out.push_str(l);
+        out.push('\n');
+        out
+    });
+    let yaml = write(dir.path(), "b.yaml", format!("{head}cases:\n{yaml_cases}"));
+    let load = |path: PathBuf| {
+        let (mut suites, diags) = load_suites(&[path], &project());
+        assert!(diags.is_empty(), "{diags}");
+        suites.pop().expect("suite")
+    };
+    let (a, b) = (&load(jsonl), &load(yaml));
+    assert_eq!(a.cases.len(), 6);
+    for (x, y) in a.cases.iter().zip(&b.cases) {
+        assert_eq!(x.id, y.id);
+        assert_eq!(x.hash, y.hash, "{}", x.id);
+        assert_eq!(x.vars, y.vars, "{}", x.id);
+        assert_eq!(x.expected, y.expected);
+        assert_eq!(x.context, y.context);
+        assert_eq!(x.tags, y.tags);
+        assert_eq!(x.threshold, y.threshold);
+        assert_eq!(x.repeat_policy, y.repeat_policy);
+        let checks = |c: &crate::model::Case| -> Vec<Check> {
+            c.asserts.iter().map(|a| a.check.clone()).collect()
+        };
+        assert_eq!(checks(x), checks(y), "{}", x.id);
+        assert_eq!(
+            x.location.line,
+            lines
+                .iter()
+                .position(|l| l.contains(&format!("\"{}\"", x.id)))
+                .unwrap()
+                + 1
+        );
+    }
+    assert_eq!(
+        a.cases[0].asserts[0].check,
+        Check::Contains {
+            value: "Yes".into()
+        }
+    );
+    assert_eq!(a.cases[1].expected.as_deref(), Some("42"));
+    assert_eq!(a.cases[4].repeat_policy, Some(RepeatPolicy::Any));
+    assert_eq!(a.hash, b.hash);
+}
+
+#[test]
+fn jsonl_lines_with_errors_are_still_located() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "c.jsonl",
+        "{\"id\": \"a\", \"vars\": {\"question\": \"q\"}, \"expected\": \"x\"}\n\
+         {\"id\": \"a\", \"vars\": {\"question\": \"q\"}, \"expected\": \"x\"}\n\
+         {\"id\": \"b\", \"vars\": {}, \"expected\": \"x\"}\n\
+         {\"id\": \"c\", \"vars\": {\"question\": \"q\"}, \"expected\": [1]}\n\
+         {\"id\": \"d\", \"vars\": {\"question\": \"q\"}, \"expected\": \"x\", \"threshold\": 2}\n\
+         {\"id\": \"e\", \"vars\": {\"question\": \"q\"}, \"expexted\": \"x\"}\n",
+    );
+    let path = write(
+        dir.path(),
+        "s.yaml",
+        "suite: demo\nproviders: [bot]\nprompt: \"Q: {{ question }}\"\ncases:\n  - include: c.jsonl\n",
+    );
+    let (suites, diags) = load_suites(std::slice::from_ref(&path), &project());
+    assert!(suites.is_empty());
+    let lines: Vec<usize> = diags.0.iter().map(|d| d.location.line).collect();
+    assert_eq!(lines, [2, 3, 4, 5, 6], "{diags}");
+    let text = diags.render();
+    assert!(text.contains("duplicate case id `a`"), "{text}");
+    assert!(text.contains("does not define `question`"), "{text}");
+    assert!(text.contains("did you mean `expected`?"), "{text}");
 }
