@@ -294,7 +294,8 @@ fn run_suite(
             limiter: Some(limiter),
         });
     }
-    let after = judging(project, client, db, suite, &mut limiters, cancel)?;
+    let (tx, rx) = mpsc::channel::<Event>(1024);
+    let after = judging(project, client, db, suite, &mut limiters, cancel, &tx)?;
     let renderer = Arc::new(
         Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?,
     );
@@ -357,7 +358,6 @@ fn run_suite(
     )?;
     let bar = ctx.printer.progress(jobs.len() as u64, &suite.name);
     let started = Instant::now();
-    let (tx, rx) = mpsc::channel::<Event>(1024);
     let consumer = {
         let suite = Arc::clone(suite);
         let printer = ctx.printer;
@@ -682,6 +682,7 @@ fn judging(
     suite: &Arc<Suite>,
     limiters: &mut std::collections::HashMap<String, Arc<exec::Limiter>>,
     cancel: &CancellationToken,
+    events: &mpsc::Sender<Event>,
 ) -> anyhow::Result<Option<exec::AfterFn>> {
     if !judge::Engine::needed(suite) {
         return Ok(None);
@@ -734,13 +735,28 @@ fn judging(
     let cache = crate::store::JudgeCache::open(db)
         .with_context(|| format!("open the judge cache in {}", db.display()))?;
     let lookup: judge::CacheLookup = Arc::new(move |key| cache.get(key).ok().flatten());
-    let engine = Arc::new(judge::Engine::new(
-        Arc::clone(suite),
-        judges,
-        project.judge.clone(),
-        Some(lookup),
-        cancel.clone(),
-    ));
+    // Failed judge attempts show like the provider's ("[judge ID] attempt 1 failed ...");
+    // a full channel drops the line rather than wait.
+    let events = events.clone();
+    let note: judge::RetryNote = Arc::new(move |seq, id, attempt, error, retry_in| {
+        let _ = events.try_send(Event::AttemptFailed {
+            seq,
+            provider_id: format!("judge {id}"),
+            attempt,
+            error: error.clone(),
+            retry_in,
+        });
+    });
+    let engine = Arc::new(
+        judge::Engine::new(
+            Arc::clone(suite),
+            judges,
+            project.judge.clone(),
+            Some(lookup),
+            cancel.clone(),
+        )
+        .with_retry_note(note),
+    );
     Ok(Some(Arc::new(move |job, request, completion| {
         if !engine.wants(job.case_index) {
             return Box::pin(std::future::ready(crate::model::Judged::default()));

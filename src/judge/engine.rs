@@ -30,6 +30,10 @@ pub trait Embedder: Send + Sync {
     async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f64>>, CallError>;
 }
 
+/// Told of each failed judge attempt: (job seq, judge id, attempt, error, wait before the next
+/// attempt or None when giving up), for progress output.
+pub type RetryNote = Arc<dyn Fn(usize, &str, u32, &CallError, Option<Duration>) + Send + Sync>;
+
 /// Reads a cached judge answer by key (the store's read side; None when absent or on error).
 pub type CacheLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -64,6 +68,7 @@ pub struct Engine {
     default_judge: Option<String>,
     cache: Option<CacheLookup>,
     cancel: CancellationToken,
+    note: Option<RetryNote>,
     /// Per case: whether it has an assertion that may call a model.
     calls: Vec<bool>,
 }
@@ -96,7 +101,21 @@ impl Engine {
             default_judge,
             cache,
             cancel,
+            note: None,
             calls,
+        }
+    }
+
+    /// Report failed judge attempts to `note` (progress lines, like the provider's).
+    #[must_use]
+    pub fn with_retry_note(mut self, note: RetryNote) -> Self {
+        self.note = Some(note);
+        self
+    }
+
+    fn noted(&self, seq: usize, judge: &str, attempt: u32, e: &CallError, wait: Option<Duration>) {
+        if let Some(note) = &self.note {
+            note(seq, judge, attempt, e, wait);
         }
     }
 
@@ -311,7 +330,7 @@ impl Engine {
             return Some(finish(v, true, confidence, None, None));
         }
         let answer = if let ModelCheck::Semantic { reference, .. } = check {
-            match self.embed(judge, output, reference).await {
+            match self.embed(judge, job.seq, output, reference).await {
                 Ok(c) => json!({ "cosine": c }).to_string(),
                 Err(why) => return Some(finish(Verdict::unscorable(why), false, None, None, None)),
             }
@@ -326,7 +345,7 @@ impl Engine {
                 }],
                 vars: BTreeMap::new(),
             };
-            match self.call(judge, &request).await {
+            match self.call(judge, job.seq, &request).await {
                 Ok((text, used)) => {
                     usage = Some(used);
                     text
@@ -358,6 +377,7 @@ impl Engine {
     async fn call(
         &self,
         judge: &JudgeProvider,
+        seq: usize,
         request: &Request,
     ) -> Result<(String, Value), String> {
         let Ok(_permit) = judge.concurrency.acquire().await else {
@@ -373,7 +393,10 @@ impl Engine {
             &limits,
             &self.cancel,
             || judge.provider.complete(request),
-            |_, _, _| async {},
+            |attempt, e, wait| {
+                self.noted(seq, &judge.id, attempt, e, wait);
+                async {}
+            },
         )
         .await
         else {
@@ -404,6 +427,7 @@ impl Engine {
     async fn embed(
         &self,
         judge: &JudgeProvider,
+        seq: usize,
         output: &str,
         reference: &str,
     ) -> Result<f64, String> {
@@ -427,7 +451,10 @@ impl Engine {
             &limits,
             &self.cancel,
             || embedder.embed(&inputs),
-            |_, _, _| async {},
+            |attempt, e, wait| {
+                self.noted(seq, &judge.id, attempt, e, wait);
+                async {}
+            },
         )
         .await
         else {

@@ -16,4 +16,4 @@ pub mod engine;
 pub mod parse;
 pub mod rubrics;
 
-pub use engine::{CacheLookup, Embedder, Engine, JudgeProvider, cosine};
+pub use engine::{CacheLookup, Embedder, Engine, JudgeProvider, RetryNote, cosine};

@@ -273,6 +273,18 @@ fn rubric_grades_malformed_refused_and_failing_judges_then_the_cache() {
     assert_eq!(again["providers"][0]["metrics"]["judge_tokens"], 30);
     assert_eq!(assertion(&again, "good", "llm-rubric")["score"], 0.9);
     assert_eq!(case(&again, "meh")["status"], "failed");
+    // With -v, a failed judge attempt shows like a provider's.
+    let o = p
+        .cmd()
+        .env("OPENAI_API_KEY", "sk-test")
+        .args(["-v", "run"])
+        .output()
+        .expect("run -v");
+    let err = stderr(&o);
+    assert!(
+        err.contains("[judge judge] attempt 1 failed") && err.contains("giving up"),
+        "{err}"
+    );
 }
 
 #[test]
