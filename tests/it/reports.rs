@@ -263,3 +263,41 @@ fn the_index_shows_an_open_regression_alert() {
         "the refreshed index shows the open alert"
     );
 }
+
+#[test]
+fn heat_map_columns_of_runs_without_a_page_point_at_their_row() {
+    let p = Project::new();
+    replay_suite(&p, "h", 3, 0);
+    // More runs than get a run page (the newest five do), with c1 flipping every run so the
+    // heat map has a row.
+    let rec = p.path().join("suites/h.jsonl");
+    let right = std::fs::read_to_string(&rec).expect("read");
+    let wrong = right.replace(
+        "\"case_id\": \"c1\", \"output\": \"the answer is right\"",
+        "\"case_id\": \"c1\", \"output\": \"no idea\"",
+    );
+    assert_ne!(right, wrong);
+    for i in 0..7 {
+        std::fs::write(&rec, if i % 2 == 0 { &right } else { &wrong }).expect("write");
+        let o = p.run(&["run", "--no-reports"]);
+        assert!(code(&o) <= 1, "{}", stderr(&o));
+    }
+    let out = p.run(&["report"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let suite = std::fs::read_to_string(p.path().join("reports/h.html")).expect("suite page");
+    let anchors: Vec<&str> = suite
+        .split("href=\"#")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(
+        anchors.len() >= 2,
+        "the two oldest runs have no page: {anchors:?}"
+    );
+    for a in anchors {
+        assert!(
+            suite.contains(&format!("id=\"{a}\"")),
+            "link to #{a} has no target"
+        );
+    }
+}

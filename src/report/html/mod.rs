@@ -592,6 +592,8 @@ struct FlakyRow {
 #[derive(Serialize)]
 struct RecentRun {
     run_id: String,
+    /// `run-<stem>`: heat-map columns of runs without a page link here.
+    anchor: String,
     href: Option<String>,
     started: String,
     status: String,
@@ -1075,6 +1077,7 @@ fn build_suite(
             .collect();
         recent.push(RecentRun {
             run_id: r.run_id.clone(),
+            anchor: format!("run-{}", file_stem(&r.run_id)),
             href: with_pages
                 .get(&r.run_id)
                 .map(|_| format!("runs/{}", run_file(&r.run_id, 1))),
