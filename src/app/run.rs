@@ -590,21 +590,10 @@ fn record(
         case_hash: case.hash.clone(),
         tags: case.tags.clone(),
         prompt,
-        status: CaseStatus::Error,
-        score: None,
-        output: None,
-        error: None,
-        error_kind: None,
-        latency_ms: None,
-        tokens_in: None,
-        tokens_out: None,
-        cost_usd: None,
-        finish_reason: None,
         attempts: f.attempts,
-        assertions: Vec::new(),
-        label: None,
-        job: f.job,
+        ..ResultRecord::new(f.job, CaseStatus::Error)
     };
+
     match f.result {
         Ok(c) => {
             let score = scorer.score_with(

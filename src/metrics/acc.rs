@@ -379,30 +379,8 @@ mod tests {
 
     fn rec(outcomes: Vec<AssertionOutcome>) -> ResultRecord {
         ResultRecord {
-            job: Job {
-                seq: 0,
-                case_index: 0,
-                case_id: "c".into(),
-                provider_index: 0,
-                provider_id: "p".into(),
-                sample: 0,
-            },
-            case_hash: String::new(),
-            tags: Vec::new(),
-            prompt: String::new(),
-            status: CaseStatus::Passed,
-            score: None,
-            output: None,
-            error: None,
-            error_kind: None,
-            latency_ms: None,
-            tokens_in: None,
-            tokens_out: None,
-            cost_usd: None,
-            finish_reason: None,
-            attempts: 1,
             assertions: outcomes,
-            label: None,
+            ..ResultRecord::new(Job::of("c", "p", 0), CaseStatus::Passed)
         }
     }
 

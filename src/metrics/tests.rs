@@ -10,34 +10,13 @@ use crate::model::{
 
 fn rec(provider: &str, case: &str, status: CaseStatus) -> ResultRecord {
     ResultRecord {
-        job: Job {
-            seq: 0,
-            case_index: 0,
-            case_id: case.to_owned(),
-            provider_index: 0,
-            provider_id: provider.to_owned(),
-            sample: 0,
-        },
         case_hash: "h".into(),
-        tags: Vec::new(),
-        prompt: String::new(),
-        status,
         score: match status {
             CaseStatus::Passed => Some(1.0),
             CaseStatus::Failed => Some(0.0),
             _ => None,
         },
-        output: None,
-        error: None,
-        error_kind: None,
-        latency_ms: None,
-        tokens_in: None,
-        tokens_out: None,
-        cost_usd: None,
-        finish_reason: None,
-        attempts: 1,
-        assertions: Vec::new(),
-        label: None,
+        ..ResultRecord::new(Job::of(case, provider, 0), status)
     }
 }
 

@@ -145,6 +145,22 @@ pub struct Job {
     pub sample: u32,
 }
 
+impl Job {
+    /// Sample `sample` of case `case_id` on provider `provider_id`, first in its plan (tests
+    /// and tools that build records by hand).
+    #[must_use]
+    pub fn of(case_id: &str, provider_id: &str, sample: u32) -> Self {
+        Self {
+            seq: 0,
+            case_index: 0,
+            case_id: case_id.to_owned(),
+            provider_index: 0,
+            provider_id: provider_id.to_owned(),
+            sample,
+        }
+    }
+}
+
 /// Final state of one result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -236,6 +252,33 @@ pub struct ResultRecord {
     pub attempts: u32,
     pub assertions: Vec<AssertionOutcome>,
     pub label: Option<LabelPair>,
+}
+
+impl ResultRecord {
+    /// A record of `job` in `status` with nothing else known yet (no output, score, usage or
+    /// assertions; one attempt): the scorer and the executor's result fill in the rest.
+    #[must_use]
+    pub fn new(job: Job, status: CaseStatus) -> Self {
+        Self {
+            job,
+            case_hash: String::new(),
+            tags: Vec::new(),
+            prompt: String::new(),
+            status,
+            score: None,
+            output: None,
+            error: None,
+            error_kind: None,
+            latency_ms: None,
+            tokens_in: None,
+            tokens_out: None,
+            cost_usd: None,
+            finish_reason: None,
+            attempts: 1,
+            assertions: Vec::new(),
+            label: None,
+        }
+    }
 }
 
 /// State of a run in history.

@@ -146,30 +146,9 @@ mod tests {
 
     fn rec(case: &str, sample: u32, status: CaseStatus) -> ResultRecord {
         ResultRecord {
-            job: Job {
-                seq: 0,
-                case_index: 0,
-                case_id: case.to_owned(),
-                provider_index: 0,
-                provider_id: "p".into(),
-                sample,
-            },
             case_hash: "h".into(),
             tags: vec!["t".into()],
-            prompt: String::new(),
-            status,
-            score: None,
-            output: None,
-            error: None,
-            error_kind: None,
-            latency_ms: None,
-            tokens_in: None,
-            tokens_out: None,
-            cost_usd: None,
-            finish_reason: None,
-            attempts: 1,
-            assertions: Vec::new(),
-            label: None,
+            ..ResultRecord::new(Job::of(case, "p", sample), status)
         }
     }
 

@@ -338,32 +338,10 @@ mod tests {
             ("d", [E, E, E]),
         ] {
             for (i, status) in statuses.into_iter().enumerate() {
-                acc.add(&ResultRecord {
-                    job: Job {
-                        seq: 0,
-                        case_index: 0,
-                        case_id: case.into(),
-                        provider_index: 0,
-                        provider_id: "p".into(),
-                        sample: u32::try_from(i).unwrap(),
-                    },
-                    case_hash: String::new(),
-                    tags: Vec::new(),
-                    prompt: String::new(),
+                acc.add(&ResultRecord::new(
+                    Job::of(case, "p", u32::try_from(i).unwrap()),
                     status,
-                    score: None,
-                    output: None,
-                    error: None,
-                    error_kind: None,
-                    latency_ms: None,
-                    tokens_in: None,
-                    tokens_out: None,
-                    cost_usd: None,
-                    finish_reason: None,
-                    attempts: 1,
-                    assertions: Vec::new(),
-                    label: None,
-                });
+                ));
             }
         }
         let metrics: Vec<ProviderMetrics> = acc.finish(None);
