@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::support::{Project, code, json_runs, stderr};
+use crate::support::{Project, code, json_runs, serve_on_loopback, stderr};
 
 #[derive(Default)]
 struct State {
@@ -129,26 +129,11 @@ async fn embeddings(
 
 fn serve() -> (String, Arc<State>) {
     let state = Arc::new(State::default());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s = Arc::clone(&state);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
-        rt.block_on(async move {
-            let app = Router::new()
-                .route("/v1/chat/completions", post(chat))
-                .route("/v1/embeddings", post(embeddings))
-                .with_state(s);
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    (format!("http://{}/v1", rx.recv().expect("addr")), state)
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .with_state(Arc::clone(&state));
+    (format!("http://{}/v1", serve_on_loopback(app)), state)
 }
 
 fn config(p: &Project, base: &str, model: &str) {

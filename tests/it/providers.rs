@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use crate::support::{Project, code, json_runs, stderr, stdout};
+use crate::support::{Project, code, json_runs, serve_on_loopback, stderr, stdout};
 
 const SECRET: &str = "sk-test-DO-NOT-LEAK-8f3a1c";
 
@@ -81,25 +81,10 @@ async fn chat(
 
 fn serve() -> (String, Arc<State>) {
     let state = Arc::new(State::default());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s = Arc::clone(&state);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
-        rt.block_on(async move {
-            let app = Router::new()
-                .route("/v1/chat/completions", post(chat))
-                .with_state(s);
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    (format!("http://{}/v1", rx.recv().expect("addr")), state)
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(Arc::clone(&state));
+    (format!("http://{}/v1", serve_on_loopback(app)), state)
 }
 
 #[test]

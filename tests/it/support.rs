@@ -135,3 +135,23 @@ pub fn signal(pid: u32, sig: &str) {
         .expect("kill");
     assert!(ok.success());
 }
+
+/// Serve `app` on a free loopback port from a thread of its own (for the life of the test
+/// process); returns the address.
+pub fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    rx.recv().expect("addr")
+}
