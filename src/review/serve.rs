@@ -57,13 +57,6 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The token check: 401 without one, 403 with a wrong one (boxed: a response is large).
 fn authorize(
     shared: &Shared,
@@ -122,14 +115,14 @@ async fn index(
         Ok(Err(e)) => return internal(&e),
         Err(r) => return r,
     };
-    let token = escape(&shared.token);
+    let token = super::sheet::html_escape(&shared.token);
     let mut rows = String::new();
     for s in &sheets {
         let _ = write!(
             rows,
             "<tr><td><a href=\"/sheets/{id}?token={token}\"><code>{id}</code></a></td><td>{at}</td><td>{g} / {n}</td></tr>",
-            id = escape(&s.sheet_id),
-            at = escape(&s.created_at),
+            id = super::sheet::html_escape(&s.sheet_id),
+            at = super::sheet::html_escape(&s.created_at),
             g = s.graded,
             n = s.items,
         );

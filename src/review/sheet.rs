@@ -132,14 +132,11 @@ pub fn mac(secret: &str, sheet_id: &str, result_ids: &[i64]) -> String {
     hex::encode(m.finalize().into_bytes())
 }
 
-/// Compare two MACs without an early exit on the first differing byte.
+/// Compare two MACs in constant time (no early exit on the first differing byte).
 #[must_use]
 pub fn same_mac(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() || a.is_empty() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// JSON safe inside a `<script>` element: `<`, `>` and `&` as `\u` escapes (they only
@@ -154,40 +151,17 @@ pub fn script_json<T: Serialize>(value: &T) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// `s` escaped for HTML text and attributes (tera's escaping, as the report templates use).
+pub(crate) fn html_escape(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    // Writing to a Vec cannot fail.
+    let _ = tera::escape_html(s, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ABC[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The page of a sheet.
