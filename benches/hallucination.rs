@@ -9,7 +9,8 @@
 //! missing from the support), on every development set under `tests/data/hallucination/`.
 //! Sets in HaluEval's own JSON-lines format (`qa.jsonl`: knowledge, question, right_answer,
 //! hallucinated_answer; `dialogue.jsonl`: knowledge, dialogue_history, right_response,
-//! hallucinated_response) are read from `--halueval DIR` (or `HALUEVAL_DIR`) when given; they
+//! hallucinated_response) and BEGIN-format `begin_*.tsv` files are read from `--dir DIR`
+//! (alias `--halueval DIR`, or `HALUEVAL_DIR`) when given; they
 //! are not in the repository (see `tests/data/hallucination/README.md`).
 //! `-- dump SET` prints every example of one set with both scores and the flagged spans.
 //!
@@ -30,6 +31,9 @@ struct Example {
     output: String,
     support: Vec<String>,
     hallucinated: bool,
+    /// BEGIN's `Generic` label (counted as hallucinated; the eval also reports the set
+    /// without these examples).
+    generic: bool,
 }
 
 struct Set {
@@ -49,7 +53,7 @@ fn main() {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--halueval" => halueval = it.next().map(PathBuf::from),
+            "--halueval" | "--dir" => halueval = it.next().map(PathBuf::from),
             "eval" | "throughput" | "all" => mode.clone_from(a),
             "dump" => {
                 "dump".clone_into(&mut mode);
@@ -57,7 +61,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "unknown argument `{other}`: use eval, throughput, dump SET, --halueval DIR"
+                    "unknown argument `{other}`: use eval, throughput, dump SET, --dir DIR"
                 );
                 std::process::exit(2);
             }
@@ -67,6 +71,7 @@ fn main() {
     let mut sets = load_sets(&root);
     if let Some(dir) = &halueval {
         sets.extend(load_halueval(dir));
+        sets.extend(load_begin_dir(dir));
     }
     match mode.as_str() {
         "dump" => {
@@ -97,7 +102,8 @@ fn eval(sets: &[Set]) {
         "{:<40} | {:^25} | {:^25}",
         "", "support: knowledge + prompt", "support: knowledge only"
     );
-    for set in sets {
+    for set in sets.iter().flat_map(with_generic_excluded) {
+        let set = &set;
         let labels: Vec<bool> = set.examples.iter().map(|e| e.hallucinated).collect();
         let ours: Vec<f64> = set
             .examples
@@ -136,6 +142,32 @@ fn eval(sets: &[Set]) {
             ak - bk
         );
     }
+}
+
+/// The set as it is and, when it has BEGIN `Generic` examples (counted as hallucinated), the
+/// set without them.
+fn with_generic_excluded(set: &Set) -> Vec<Set> {
+    let copy = |examples: Vec<&Example>, name: String| Set {
+        name,
+        kind: set.kind,
+        examples: examples
+            .into_iter()
+            .map(|e| Example {
+                output: e.output.clone(),
+                support: e.support.clone(),
+                hallucinated: e.hallucinated,
+                generic: e.generic,
+            })
+            .collect(),
+    };
+    let mut out = vec![copy(set.examples.iter().collect(), set.name.clone())];
+    if set.examples.iter().any(|e| e.generic) {
+        out.push(copy(
+            set.examples.iter().filter(|e| !e.generic).collect(),
+            format!("{}-nogeneric", set.name),
+        ));
+    }
+    out
 }
 
 fn dump_set(set: &Set) {
@@ -216,14 +248,19 @@ fn naive(output: &str, support: &[&str]) -> f64 {
 
 fn load_sets(root: &Path) -> Vec<Set> {
     let mut sets = Vec::new();
-    let begin = root.join("begin_wow_dev.tsv");
-    match std::fs::read_to_string(&begin) {
-        Ok(text) => sets.push(Set {
-            name: "begin-wow-dev".to_owned(),
-            kind: "dialogue",
-            examples: parse_begin(&text),
-        }),
-        Err(e) => eprintln!("skipping {}: {e}", begin.display()),
+    for (file, name) in [
+        ("begin_wow_dev.tsv", "begin-wow-dev"),
+        ("begin_wow_test.tsv", "begin-wow-test"),
+    ] {
+        let begin = root.join(file);
+        match std::fs::read_to_string(&begin) {
+            Ok(text) => sets.push(Set {
+                name: name.to_owned(),
+                kind: "dialogue",
+                examples: parse_begin(&text),
+            }),
+            Err(e) => eprintln!("skipping {}: {e}", begin.display()),
+        }
     }
     for (file, name, kind) in [
         ("own_qa.jsonl", "own-qa", "qa"),
@@ -253,6 +290,7 @@ fn parse_begin(text: &str) -> Vec<Example> {
                 output: f[4].to_owned(),
                 support: vec![f[2].to_owned(), f[3].to_owned()],
                 hallucinated: f[5] != "Fully attributable",
+                generic: f[5] == "Generic",
             })
         })
         .collect()
@@ -281,6 +319,7 @@ fn parse_own(text: &str, path: &Path) -> Vec<Example> {
                     output: t.to_owned(),
                     support: support.clone(),
                     hallucinated: l == 1,
+                    generic: false,
                 });
             }
         }
@@ -326,6 +365,7 @@ fn load_halueval(dir: &Path) -> Vec<Set> {
                     output: s(k),
                     support: support.clone(),
                     hallucinated,
+                    generic: false,
                 });
             }
         }
@@ -336,6 +376,35 @@ fn load_halueval(dir: &Path) -> Vec<Set> {
         });
     }
     sets
+}
+
+/// Sets in BEGIN's TSV format in a directory (`begin_*.tsv`, e.g. BEGIN's CMU-DoG and
+/// TopicalChat parts, which are not in the repository), named after the file.
+fn load_begin_dir(dir: &Path) -> Vec<Set> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("begin_") && n.ends_with(".tsv"))
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            let stem = p.file_stem()?.to_str()?.replace('_', "-");
+            Some(Set {
+                name: stem,
+                kind: "dialogue",
+                examples: parse_begin(&text),
+            })
+        })
+        .collect()
 }
 
 fn splitmix(mut x: u64) -> u64 {
