@@ -12,7 +12,8 @@
 //! hallucinated_response) and BEGIN-format `begin_*.tsv` files are read from `--dir DIR`
 //! (alias `--halueval DIR`, or `HALUEVAL_DIR`) when given; they
 //! are not in the repository (see `tests/data/hallucination/README.md`).
-//! `-- dump SET` prints every example of one set with both scores and the flagged spans.
+//! `-- dump SET` prints every example of one set with both scores and the flagged spans
+//! (`-- dump-knowledge SET`: with the knowledge alone as support).
 //!
 //! Throughput: outputs of ~50-100 words checked against a support of ~200-400 words (expected,
 //! two context items, a rendered prompt), single-threaded; once with `check` (the support
@@ -55,14 +56,12 @@ fn main() {
         match a.as_str() {
             "--halueval" | "--dir" => halueval = it.next().map(PathBuf::from),
             "eval" | "throughput" | "all" => mode.clone_from(a),
-            "dump" => {
-                "dump".clone_into(&mut mode);
+            "dump" | "dump-knowledge" => {
+                a.clone_into(&mut mode);
                 dump = it.next().cloned();
             }
             other => {
-                eprintln!(
-                    "unknown argument `{other}`: use eval, throughput, dump SET, --dir DIR"
-                );
+                eprintln!("unknown argument `{other}`: use eval, throughput, dump SET, --dir DIR");
                 std::process::exit(2);
             }
         }
@@ -74,14 +73,14 @@ fn main() {
         sets.extend(load_begin_dir(dir));
     }
     match mode.as_str() {
-        "dump" => {
+        "dump" | "dump-knowledge" => {
             let name = dump.unwrap_or_default();
             let Some(set) = sets.iter().find(|s| s.name == name) else {
                 let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
                 eprintln!("no set `{name}`: have {}", names.join(", "));
                 std::process::exit(2);
             };
-            dump_set(set);
+            dump_set(set, mode == "dump-knowledge");
         }
         "eval" => eval(&sets),
         "throughput" => throughput(&sets),
@@ -170,15 +169,22 @@ fn with_generic_excluded(set: &Set) -> Vec<Set> {
     out
 }
 
-fn dump_set(set: &Set) {
+/// Every example with both scores and the flagged spans; `knowledge_only`: the knowledge
+/// alone as support.
+fn dump_set(set: &Set, knowledge_only: bool) {
     for (i, e) in set.examples.iter().enumerate() {
-        let r = lexical::check(&e.output, &refs(&e.support));
+        let support = if knowledge_only {
+            &e.support[..1]
+        } else {
+            &e.support[..]
+        };
+        let r = lexical::check(&e.output, &refs(support));
         let spans: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
         println!(
             "{i:4} label={} lexical={:.3} naive={:.3} | {} | unsupported: {}",
             u8::from(e.hallucinated),
             r.score,
-            naive(&e.output, &refs(&e.support)),
+            naive(&e.output, &refs(support)),
             e.output.replace('\n', " "),
             spans.join(" / ")
         );
@@ -389,7 +395,8 @@ fn load_begin_dir(dir: &Path) -> Vec<Set> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("begin_") && n.ends_with(".tsv"))
+                .is_some_and(|n| n.starts_with("begin_"))
+                && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
         })
         .collect();
     paths.sort();

@@ -108,9 +108,17 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
     let mut prev_end = 0usize;
     // Index in `units` of the unit made from the previous token, if that token made one.
     let mut prev_unit: Option<usize> = None;
+    // The claim's first token when it is a function word ("what", "do"), and where a unit for
+    // it would go: a question asks, it claims nothing the support can attribute, so the
+    // question word of a claim that ends in `?` is an unsupported conversation word.
+    let mut opener: Option<(usize, usize, usize)> = None;
     for (start, end) in Tokens::new(output) {
-        if ends_claim(&output[prev_end..start]) {
+        let gap = &output[prev_end..start];
+        if ends_claim(gap) {
             if claim_has_units {
+                if gap.contains('?') {
+                    flag_question(&mut units, opener, claim);
+                }
                 claim += 1;
                 claim_has_units = false;
             }
@@ -120,6 +128,9 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
         prev_end = end;
         let raw = &output[start..end];
         let token = classify(raw, &mut buf);
+        if first_in_claim {
+            opener = (token == Token::Skip && raw.len() > 1).then_some((start, end, units.len()));
+        }
         let capitalised = is_name_like(raw, first_in_claim);
         let first_token = first_in_claim;
         first_in_claim = false;
@@ -150,6 +161,7 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
                 particle = p;
                 (UnitKind::Word, [h, 0], W_LIGHT)
             }
+            Token::Speaker(_) => (UnitKind::Word, [0, 0], W_LIGHT),
             Token::Negation => (UnitKind::Negation, [NEGATION_HASH, 0], W_NEGATION),
             Token::Word(h) if capitalised => (UnitKind::Name, [h, 0], W_NAME),
             Token::Word(h) | Token::Scale(h, _) => (UnitKind::Word, [h, 0], W_WORD),
@@ -204,7 +216,35 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
         claim_has_units = true;
         prev_unit = Some(units.len() - 1);
     }
+    if claim_has_units && output[prev_end..].contains('?') {
+        flag_question(&mut units, opener, claim);
+    }
     summarise(output, &units)
+}
+
+/// Add the question word that opened claim `claim` (a function word, otherwise skipped) as an
+/// unsupported conversation word, in its place among the units.
+fn flag_question(units: &mut Vec<Unit>, opener: Option<(usize, usize, usize)>, claim: usize) {
+    let Some((start, end, at)) = opener else {
+        return;
+    };
+    if at > units.len() {
+        return;
+    }
+    units.insert(
+        at,
+        Unit {
+            start,
+            end,
+            claim,
+            kind: UnitKind::Word,
+            weight: W_LIGHT,
+            supported: false,
+            number: None,
+            form: 0,
+            particle: false,
+        },
+    );
 }
 
 /// The support texts, indexed for lookup: every folded form of every checkable unit.
@@ -271,6 +311,7 @@ impl Support {
                     Token::Negation => s.negation = true,
                     Token::Word(h)
                     | Token::Light(h, _)
+                    | Token::Speaker(h)
                     | Token::Hedge(h)
                     | Token::Literal(h)
                     | Token::Scale(h, _) => {
@@ -551,6 +592,9 @@ enum Token {
     /// A word of the conversation ("yes", "I", "could"): hash of its stem, and whether it is
     /// an answer particle.
     Light(u64, bool),
+    /// A word for a speaker ("I", "my", "we"): hash of the word. Never supported: the
+    /// knowledge does not speak, and the prompt's "I" is the other speaker.
+    Speaker(u64),
     /// A number word or ordinal: hash of its stem, and its value.
     NumberWord(u64, Number),
     /// A month name: hash of its stem, and the month.
@@ -570,6 +614,7 @@ impl Token {
             Token::Skip | Token::Negation => 0,
             Token::Word(h)
             | Token::Light(h, _)
+            | Token::Speaker(h)
             | Token::Hedge(h)
             | Token::NumberWord(h, _)
             | Token::Month(h, _)
@@ -610,6 +655,13 @@ fn classify(raw: &str, buf: &mut String) -> Token {
     }
     match special {
         Some(Special::Stop | Special::Synonym(_)) => Token::Skip,
+        // "US" is a country, not "us".
+        Some(Special::Light)
+            if words::SPEAKERS.contains(&buf.as_str())
+                && !(raw.len() > 1 && raw.bytes().all(|b| b.is_ascii_uppercase())) =>
+        {
+            Token::Speaker(word_hash)
+        }
         Some(Special::Light) => Token::Light(word_hash, is_particle(buf)),
         Some(Special::Negation) => Token::Negation,
         Some(Special::Hedge) => Token::Hedge(stem_hash(buf)),
