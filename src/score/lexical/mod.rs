@@ -3,7 +3,9 @@
 //! The output is split into claims (sentences and clauses ending in `. ! ? ; :` or a line
 //! break) and each claim into checkable units: content words, numbers, names and negations.
 //! Function words (articles, prepositions, auxiliaries, question words) are never checked;
-//! conversation words ("yes", "I", "could", "really") are checked with a light weight.
+//! conversation words ("yes", "I", "could", "really") are checked with a light weight; the
+//! speakers' own words ("I", "we") are never supported, and a claim that ends in `?` has its
+//! opening question word counted as an unsupported conversation word.
 //! Every unit is folded before it is looked up in the support (`expected`, each `context`
 //! item, the rendered prompt), so paraphrases that only change the surface still match:
 //!
