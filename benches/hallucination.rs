@@ -268,6 +268,15 @@ fn load_sets(root: &Path) -> Vec<Set> {
             Err(e) => eprintln!("skipping {}: {e}", begin.display()),
         }
     }
+    let faithdial = root.join("faithdial_wow_gold.csv");
+    match std::fs::read_to_string(&faithdial) {
+        Ok(text) => sets.push(Set {
+            name: "faithdial-wow-gold".to_owned(),
+            kind: "dialogue",
+            examples: parse_faithdial(&text),
+        }),
+        Err(e) => eprintln!("skipping {}: {e}", faithdial.display()),
+    }
     for (file, name, kind) in [
         ("own_qa.jsonl", "own-qa", "qa"),
         ("own_dialogue.jsonl", "own-dialogue", "dialogue"),
@@ -298,6 +307,24 @@ fn parse_begin(text: &str) -> Vec<Example> {
                 hallucinated: f[5] != "Fully attributable",
                 generic: f[5] == "Generic",
             })
+        })
+        .collect()
+}
+
+/// FaithDial's audit of gold responses (CSV: evidence, history, response, BEGIN, VRM). Support
+/// = evidence and history; `Hallucination` and `Partial Hallucination` are hallucinated,
+/// `Generic` too (also reported without), `Entailment` and `Uncooperative` (entailed, but not
+/// following the conversation) are not.
+fn parse_faithdial(text: &str) -> Vec<Example> {
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .filter_map(Result::ok)
+        .filter(|r| r.len() == 5)
+        .map(|r| Example {
+            output: r[2].to_owned(),
+            support: vec![r[0].to_owned(), r[1].to_owned()],
+            hallucinated: matches!(&r[3], "Hallucination" | "Partial Hallucination" | "Generic"),
+            generic: &r[3] == "Generic",
         })
         .collect()
 }

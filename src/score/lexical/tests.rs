@@ -394,3 +394,19 @@ fn a_question_in_the_output_is_not_a_supported_claim() {
     assert_eq!(r.claims.len(), 2, "{r:?}");
     assert!(r.claims[0].score.abs() < 1e-12, "{r:?}");
 }
+
+#[test]
+fn agreeing_with_the_other_speaker_is_not_the_worst_claim() {
+    let knowledge = "Vegetarians abstain from the consumption of meat.";
+    let agreed = score(
+        "That's true. Vegetarians abstain from the consumption of meat.",
+        &[knowledge],
+    );
+    let invented = score(
+        "That's odd. Vegetarians abstain from the consumption of meat.",
+        &[knowledge],
+    );
+    assert!(agreed > 0.0, "{agreed}");
+    assert!(agreed < invented, "{agreed} vs {invented}");
+    assert!(agreed < 0.2, "{agreed}");
+}

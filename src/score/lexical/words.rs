@@ -72,6 +72,8 @@ const LIGHT: &[&str] = &[
     "might", "may", "must", "will", "shall", "something", "anything", "everything", "nothing",
     "someone", "anyone", "everyone", "thing", "things", "stuff", "just", "really", "actually",
     "probably", "maybe", "perhaps", "pretty", "quite", "lot", "lots", "bit",
+    // Agreeing with the other speaker ("That's true.", "Exactly!") acknowledges, like "yes".
+    "true", "right", "correct", "exactly", "indeed", "agree", "agreed",
 ];
 
 /// Answer particles: an output that is only these ("Yes.", "no") is a bare answer to a
