@@ -268,14 +268,19 @@ fn load_sets(root: &Path) -> Vec<Set> {
             Err(e) => eprintln!("skipping {}: {e}", begin.display()),
         }
     }
-    let faithdial = root.join("faithdial_wow_gold.csv");
-    match std::fs::read_to_string(&faithdial) {
-        Ok(text) => sets.push(Set {
-            name: "faithdial-wow-gold".to_owned(),
-            kind: "dialogue",
-            examples: parse_faithdial(&text),
-        }),
-        Err(e) => eprintln!("skipping {}: {e}", faithdial.display()),
+    for (file, name) in [
+        ("faithdial_wow_gold.csv", "faithdial-wow-gold"),
+        ("faithdial_wow_ctrl.csv", "faithdial-wow-ctrl"),
+    ] {
+        let path = root.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sets.push(Set {
+                name: name.to_owned(),
+                kind: "dialogue",
+                examples: parse_faithdial(&text),
+            }),
+            Err(e) => eprintln!("skipping {}: {e}", path.display()),
+        }
     }
     for (file, name, kind) in [
         ("own_qa.jsonl", "own-qa", "qa"),
@@ -311,20 +316,25 @@ fn parse_begin(text: &str) -> Vec<Example> {
         .collect()
 }
 
-/// FaithDial's audit of gold responses (CSV: evidence, history, response, BEGIN, VRM). Support
-/// = evidence and history; `Hallucination` and `Partial Hallucination` are hallucinated,
-/// `Generic` too (also reported without), `Entailment` and `Uncooperative` (entailed, but not
-/// following the conversation) are not.
+/// FaithDial's audits of WoW responses (CSV: knowledge, history, response, BEGIN label(s),
+/// VRM labels). Support = knowledge and history. Hallucinated: any label `Hallucination` or
+/// `Partial Hallucination` (the gold audit) or a `hallucination` among several (the model
+/// audits: `entailment,hallucination`), and `Generic` (also reported without). Not:
+/// `Entailment`, and `Uncooperative` (entailed, but not following the conversation).
 fn parse_faithdial(text: &str) -> Vec<Example> {
     csv::Reader::from_reader(text.as_bytes())
         .records()
         .filter_map(Result::ok)
         .filter(|r| r.len() == 5)
-        .map(|r| Example {
-            output: r[2].to_owned(),
-            support: vec![r[0].to_owned(), r[1].to_owned()],
-            hallucinated: matches!(&r[3], "Hallucination" | "Partial Hallucination" | "Generic"),
-            generic: &r[3] == "Generic",
+        .map(|r| {
+            let label = r[3].to_ascii_lowercase();
+            let generic = label == "generic";
+            Example {
+                output: r[2].to_owned(),
+                support: vec![r[0].to_owned(), r[1].to_owned()],
+                hallucinated: generic || label.contains("hallucination"),
+                generic,
+            }
         })
         .collect()
 }

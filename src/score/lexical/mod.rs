@@ -114,12 +114,15 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
     // it would go: a question asks, it claims nothing the support can attribute, so the
     // question word of a claim that ends in `?` is an unsupported conversation word.
     let mut opener: Option<(usize, usize, usize)> = None;
+    // Claims that end in `?`, in order.
+    let mut questions: Vec<usize> = Vec::new();
     for (start, end) in Tokens::new(output) {
         let gap = &output[prev_end..start];
         if ends_claim(gap) {
             if claim_has_units {
                 if gap.contains('?') {
                     flag_question(&mut units, opener, claim);
+                    questions.push(claim);
                 }
                 claim += 1;
                 claim_has_units = false;
@@ -220,8 +223,9 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
     }
     if claim_has_units && output[prev_end..].contains('?') {
         flag_question(&mut units, opener, claim);
+        questions.push(claim);
     }
-    summarise(output, &units)
+    summarise(output, &units, &questions)
 }
 
 /// Add the question word that opened claim `claim` (a function word, otherwise skipped) as an
@@ -420,7 +424,7 @@ struct Unit {
 }
 
 /// Score, spans and claims from the checked units.
-fn summarise(output: &str, units: &[Unit]) -> Lexical {
+fn summarise(output: &str, units: &[Unit], questions: &[usize]) -> Lexical {
     // A bare "Yes." or "No" answers a yes/no question: nothing a lexical check can verify.
     let units = if units.iter().all(|u| u.particle) {
         &[]
@@ -432,7 +436,12 @@ fn summarise(output: &str, units: &[Unit]) -> Lexical {
     let (mut total_w, mut bad_w) = (0.0f64, 0.0f64);
     // The worst claim's share, over claims with some content: a claim made only of
     // conversation words ("I do.", "Yes.") is not a claim about the knowledge.
+    // A question asks rather than claims: it is the worst claim only when the output has no
+    // statement with content ("What is a mobile phone?"), not beside one ("It is made with
+    // rice. What beers do you like?").
     let mut worst = 0.0f64;
+    let mut worst_question = 0.0f64;
+    let mut has_statement = false;
     let mut start = 0;
     while start < units.len() {
         let claim = units[start].claim;
@@ -445,7 +454,12 @@ fn summarise(output: &str, units: &[Unit]) -> Lexical {
         let bad: f64 = part.iter().filter(|u| !u.supported).map(|u| u.weight).sum();
         let score = if w > 0.0 { bad / w } else { 0.0 };
         if part.iter().any(|u| u.weight >= W_WORD) {
-            worst = worst.max(score);
+            if questions.contains(&claim) {
+                worst_question = worst_question.max(score);
+            } else {
+                has_statement = true;
+                worst = worst.max(score);
+            }
         }
         total_w += w;
         bad_w += bad;
@@ -476,6 +490,9 @@ fn summarise(output: &str, units: &[Unit]) -> Lexical {
             }
         }
         start = end;
+    }
+    if !has_statement {
+        worst = worst_question;
     }
     let score = if total_w > 0.0 {
         ((1.0 - CLAIM_MIX) * (bad_w / total_w) + CLAIM_MIX * worst).clamp(0.0, 1.0)

@@ -410,3 +410,21 @@ fn agreeing_with_the_other_speaker_is_not_the_worst_claim() {
     assert!(agreed < invented, "{agreed} vs {invented}");
     assert!(agreed < 0.2, "{agreed}");
 }
+
+#[test]
+fn a_question_beside_a_statement_is_not_the_worst_claim() {
+    let knowledge = "Coors beer is made with up to 30 % rice.";
+    let asked = score(
+        "It is made with up to 30% rice. Which beers do you like?",
+        &[knowledge],
+    );
+    let claimed = score(
+        "It is made with up to 30% rice. Belgian beers taste better.",
+        &[knowledge],
+    );
+    assert!(asked > 0.0, "{asked}");
+    assert!(asked < claimed, "{asked} vs {claimed}");
+    // With no statement beside it, the question is the worst claim.
+    let only_question = score("Which beers do you like?", &[knowledge]);
+    assert!(only_question > asked, "{only_question} vs {asked}");
+}
