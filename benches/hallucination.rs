@@ -271,6 +271,7 @@ fn load_sets(root: &Path) -> Vec<Set> {
     for (file, name) in [
         ("faithdial_wow_gold.csv", "faithdial-wow-gold"),
         ("faithdial_wow_ctrl.csv", "faithdial-wow-ctrl"),
+        ("faithdial_wow_doha.csv", "faithdial-wow-doha"),
     ] {
         let path = root.join(file);
         match std::fs::read_to_string(&path) {

@@ -116,6 +116,8 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
     let mut opener: Option<(usize, usize, usize)> = None;
     // Claims that end in `?`, in order.
     let mut questions: Vec<usize> = Vec::new();
+    // The previous token was "the".
+    let mut prev_the = false;
     for (start, end) in Tokens::new(output) {
         let gap = &output[prev_end..start];
         if ends_claim(gap) {
@@ -136,6 +138,7 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
         if first_in_claim {
             opener = (token == Token::Skip && raw.len() > 1).then_some((start, end, units.len()));
         }
+        let after_the = std::mem::replace(&mut prev_the, raw.eq_ignore_ascii_case("the"));
         let capitalised = is_name_like(raw, first_in_claim);
         let first_token = first_in_claim;
         first_in_claim = false;
@@ -166,6 +169,8 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
                 particle = p;
                 (UnitKind::Word, [h, 0], W_LIGHT)
             }
+            // "the us" is the country.
+            Token::Speaker(h) if after_the => (UnitKind::Word, [h, 0], W_WORD),
             Token::Speaker(_) => (UnitKind::Word, [0, 0], W_LIGHT),
             Token::Negation => (UnitKind::Negation, [NEGATION_HASH, 0], W_NEGATION),
             Token::Word(h) if capitalised => (UnitKind::Name, [h, 0], W_NAME),

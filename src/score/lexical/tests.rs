@@ -363,6 +363,14 @@ fn speaker_words_are_never_supported_even_by_the_prompt() {
     // "US" is a country, not "us".
     let r = check("It runs along US 60.", &["The road runs along US 60."]);
     assert!(r.unsupported.is_empty(), "{r:?}");
+    // So is "the us".
+    let r = check(
+        "It is popular in the us.",
+        &["It is popular in the US and Canada."],
+    );
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    let r = check("It is popular in the us.", &["It is popular in Canada."]);
+    assert_eq!(r.unsupported.len(), 1, "{r:?}");
 }
 
 #[test]
