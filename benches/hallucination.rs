@@ -9,9 +9,11 @@
 //! missing from the support), on every development set under `tests/data/hallucination/`.
 //! Sets in HaluEval's own JSON-lines format (`qa.jsonl`: knowledge, question, right_answer,
 //! hallucinated_answer; `dialogue.jsonl`: knowledge, dialogue_history, right_response,
-//! hallucinated_response) are read from `--halueval DIR` (or `HALUEVAL_DIR`) when given; they
+//! hallucinated_response) and BEGIN-format `begin_*.tsv` files are read from `--dir DIR`
+//! (alias `--halueval DIR`, or `HALUEVAL_DIR`) when given; they
 //! are not in the repository (see `tests/data/hallucination/README.md`).
-//! `-- dump SET` prints every example of one set with both scores and the flagged spans.
+//! `-- dump SET` prints every example of one set with both scores and the flagged spans
+//! (`-- dump-knowledge SET`: with the knowledge alone as support).
 //!
 //! Throughput: outputs of ~50-100 words checked against a support of ~200-400 words (expected,
 //! two context items, a rendered prompt), single-threaded; once with `check` (the support
@@ -30,6 +32,9 @@ struct Example {
     output: String,
     support: Vec<String>,
     hallucinated: bool,
+    /// BEGIN's `Generic` label (counted as hallucinated; the eval also reports the set
+    /// without these examples).
+    generic: bool,
 }
 
 struct Set {
@@ -49,16 +54,14 @@ fn main() {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--halueval" => halueval = it.next().map(PathBuf::from),
+            "--halueval" | "--dir" => halueval = it.next().map(PathBuf::from),
             "eval" | "throughput" | "all" => mode.clone_from(a),
-            "dump" => {
-                "dump".clone_into(&mut mode);
+            "dump" | "dump-knowledge" => {
+                a.clone_into(&mut mode);
                 dump = it.next().cloned();
             }
             other => {
-                eprintln!(
-                    "unknown argument `{other}`: use eval, throughput, dump SET, --halueval DIR"
-                );
+                eprintln!("unknown argument `{other}`: use eval, throughput, dump SET, --dir DIR");
                 std::process::exit(2);
             }
         }
@@ -67,16 +70,17 @@ fn main() {
     let mut sets = load_sets(&root);
     if let Some(dir) = &halueval {
         sets.extend(load_halueval(dir));
+        sets.extend(load_begin_dir(dir));
     }
     match mode.as_str() {
-        "dump" => {
+        "dump" | "dump-knowledge" => {
             let name = dump.unwrap_or_default();
             let Some(set) = sets.iter().find(|s| s.name == name) else {
                 let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
                 eprintln!("no set `{name}`: have {}", names.join(", "));
                 std::process::exit(2);
             };
-            dump_set(set);
+            dump_set(set, mode == "dump-knowledge");
         }
         "eval" => eval(&sets),
         "throughput" => throughput(&sets),
@@ -97,7 +101,8 @@ fn eval(sets: &[Set]) {
         "{:<40} | {:^25} | {:^25}",
         "", "support: knowledge + prompt", "support: knowledge only"
     );
-    for set in sets {
+    for set in sets.iter().flat_map(with_generic_excluded) {
+        let set = &set;
         let labels: Vec<bool> = set.examples.iter().map(|e| e.hallucinated).collect();
         let ours: Vec<f64> = set
             .examples
@@ -138,15 +143,48 @@ fn eval(sets: &[Set]) {
     }
 }
 
-fn dump_set(set: &Set) {
+/// The set as it is and, when it has BEGIN `Generic` examples (counted as hallucinated), the
+/// set without them.
+fn with_generic_excluded(set: &Set) -> Vec<Set> {
+    let copy = |examples: Vec<&Example>, name: String| Set {
+        name,
+        kind: set.kind,
+        examples: examples
+            .into_iter()
+            .map(|e| Example {
+                output: e.output.clone(),
+                support: e.support.clone(),
+                hallucinated: e.hallucinated,
+                generic: e.generic,
+            })
+            .collect(),
+    };
+    let mut out = vec![copy(set.examples.iter().collect(), set.name.clone())];
+    if set.examples.iter().any(|e| e.generic) {
+        out.push(copy(
+            set.examples.iter().filter(|e| !e.generic).collect(),
+            format!("{}-nogeneric", set.name),
+        ));
+    }
+    out
+}
+
+/// Every example with both scores and the flagged spans; `knowledge_only`: the knowledge
+/// alone as support.
+fn dump_set(set: &Set, knowledge_only: bool) {
     for (i, e) in set.examples.iter().enumerate() {
-        let r = lexical::check(&e.output, &refs(&e.support));
+        let support = if knowledge_only {
+            &e.support[..1]
+        } else {
+            &e.support[..]
+        };
+        let r = lexical::check(&e.output, &refs(support));
         let spans: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
         println!(
             "{i:4} label={} lexical={:.3} naive={:.3} | {} | unsupported: {}",
             u8::from(e.hallucinated),
             r.score,
-            naive(&e.output, &refs(&e.support)),
+            naive(&e.output, &refs(support)),
             e.output.replace('\n', " "),
             spans.join(" / ")
         );
@@ -216,14 +254,34 @@ fn naive(output: &str, support: &[&str]) -> f64 {
 
 fn load_sets(root: &Path) -> Vec<Set> {
     let mut sets = Vec::new();
-    let begin = root.join("begin_wow_dev.tsv");
-    match std::fs::read_to_string(&begin) {
-        Ok(text) => sets.push(Set {
-            name: "begin-wow-dev".to_owned(),
-            kind: "dialogue",
-            examples: parse_begin(&text),
-        }),
-        Err(e) => eprintln!("skipping {}: {e}", begin.display()),
+    for (file, name) in [
+        ("begin_wow_dev.tsv", "begin-wow-dev"),
+        ("begin_wow_test.tsv", "begin-wow-test"),
+    ] {
+        let begin = root.join(file);
+        match std::fs::read_to_string(&begin) {
+            Ok(text) => sets.push(Set {
+                name: name.to_owned(),
+                kind: "dialogue",
+                examples: parse_begin(&text),
+            }),
+            Err(e) => eprintln!("skipping {}: {e}", begin.display()),
+        }
+    }
+    for (file, name) in [
+        ("faithdial_wow_gold.csv", "faithdial-wow-gold"),
+        ("faithdial_wow_ctrl.csv", "faithdial-wow-ctrl"),
+        ("faithdial_wow_doha.csv", "faithdial-wow-doha"),
+    ] {
+        let path = root.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sets.push(Set {
+                name: name.to_owned(),
+                kind: "dialogue",
+                examples: parse_faithdial(&text),
+            }),
+            Err(e) => eprintln!("skipping {}: {e}", path.display()),
+        }
     }
     for (file, name, kind) in [
         ("own_qa.jsonl", "own-qa", "qa"),
@@ -253,7 +311,31 @@ fn parse_begin(text: &str) -> Vec<Example> {
                 output: f[4].to_owned(),
                 support: vec![f[2].to_owned(), f[3].to_owned()],
                 hallucinated: f[5] != "Fully attributable",
+                generic: f[5] == "Generic",
             })
+        })
+        .collect()
+}
+
+/// FaithDial's audits of WoW responses (CSV: knowledge, history, response, BEGIN label(s),
+/// VRM labels). Support = knowledge and history. Hallucinated: any label `Hallucination` or
+/// `Partial Hallucination` (the gold audit) or a `hallucination` among several (the model
+/// audits: `entailment,hallucination`), and `Generic` (also reported without). Not:
+/// `Entailment`, and `Uncooperative` (entailed, but not following the conversation).
+fn parse_faithdial(text: &str) -> Vec<Example> {
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .filter_map(Result::ok)
+        .filter(|r| r.len() == 5)
+        .map(|r| {
+            let label = r[3].to_ascii_lowercase();
+            let generic = label == "generic";
+            Example {
+                output: r[2].to_owned(),
+                support: vec![r[0].to_owned(), r[1].to_owned()],
+                hallucinated: generic || label.contains("hallucination"),
+                generic,
+            }
         })
         .collect()
 }
@@ -281,6 +363,7 @@ fn parse_own(text: &str, path: &Path) -> Vec<Example> {
                     output: t.to_owned(),
                     support: support.clone(),
                     hallucinated: l == 1,
+                    generic: false,
                 });
             }
         }
@@ -326,6 +409,7 @@ fn load_halueval(dir: &Path) -> Vec<Set> {
                     output: s(k),
                     support: support.clone(),
                     hallucinated,
+                    generic: false,
                 });
             }
         }
@@ -336,6 +420,36 @@ fn load_halueval(dir: &Path) -> Vec<Set> {
         });
     }
     sets
+}
+
+/// Sets in BEGIN's TSV format in a directory (`begin_*.tsv`, e.g. BEGIN's CMU-DoG and
+/// TopicalChat parts, which are not in the repository), named after the file.
+fn load_begin_dir(dir: &Path) -> Vec<Set> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("begin_"))
+                && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            let stem = p.file_stem()?.to_str()?.replace('_', "-");
+            Some(Set {
+                name: stem,
+                kind: "dialogue",
+                examples: parse_begin(&text),
+            })
+        })
+        .collect()
 }
 
 fn splitmix(mut x: u64) -> u64 {

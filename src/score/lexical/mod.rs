@@ -3,7 +3,9 @@
 //! The output is split into claims (sentences and clauses ending in `. ! ? ; :` or a line
 //! break) and each claim into checkable units: content words, numbers, names and negations.
 //! Function words (articles, prepositions, auxiliaries, question words) are never checked;
-//! conversation words ("yes", "I", "could", "really") are checked with a light weight.
+//! conversation words ("yes", "I", "could", "really") are checked with a light weight; the
+//! speakers' own words ("I", "we") are never supported, and a claim that ends in `?` has its
+//! opening question word counted as an unsupported conversation word.
 //! Every unit is folded before it is looked up in the support (`expected`, each `context`
 //! item, the rendered prompt), so paraphrases that only change the surface still match:
 //!
@@ -108,9 +110,22 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
     let mut prev_end = 0usize;
     // Index in `units` of the unit made from the previous token, if that token made one.
     let mut prev_unit: Option<usize> = None;
+    // The claim's first token when it is a function word ("what", "do"), and where a unit for
+    // it would go: a question asks, it claims nothing the support can attribute, so the
+    // question word of a claim that ends in `?` is an unsupported conversation word.
+    let mut opener: Option<(usize, usize, usize)> = None;
+    // Claims that end in `?`, in order.
+    let mut questions: Vec<usize> = Vec::new();
+    // The previous token was "the".
+    let mut prev_the = false;
     for (start, end) in Tokens::new(output) {
-        if ends_claim(&output[prev_end..start]) {
+        let gap = &output[prev_end..start];
+        if ends_claim(gap) {
             if claim_has_units {
+                if gap.contains('?') {
+                    flag_question(&mut units, opener, claim);
+                    questions.push(claim);
+                }
                 claim += 1;
                 claim_has_units = false;
             }
@@ -120,6 +135,10 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
         prev_end = end;
         let raw = &output[start..end];
         let token = classify(raw, &mut buf);
+        if first_in_claim {
+            opener = (token == Token::Skip && raw.len() > 1).then_some((start, end, units.len()));
+        }
+        let after_the = std::mem::replace(&mut prev_the, raw.eq_ignore_ascii_case("the"));
         let capitalised = is_name_like(raw, first_in_claim);
         let first_token = first_in_claim;
         first_in_claim = false;
@@ -150,6 +169,9 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
                 particle = p;
                 (UnitKind::Word, [h, 0], W_LIGHT)
             }
+            // "the us" is the country.
+            Token::Speaker(h) if after_the => (UnitKind::Word, [h, 0], W_WORD),
+            Token::Speaker(_) => (UnitKind::Word, [0, 0], W_LIGHT),
             Token::Negation => (UnitKind::Negation, [NEGATION_HASH, 0], W_NEGATION),
             Token::Word(h) if capitalised => (UnitKind::Name, [h, 0], W_NAME),
             Token::Word(h) | Token::Scale(h, _) => (UnitKind::Word, [h, 0], W_WORD),
@@ -204,7 +226,36 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
         claim_has_units = true;
         prev_unit = Some(units.len() - 1);
     }
-    summarise(output, &units)
+    if claim_has_units && output[prev_end..].contains('?') {
+        flag_question(&mut units, opener, claim);
+        questions.push(claim);
+    }
+    summarise(output, &units, &questions)
+}
+
+/// Add the question word that opened claim `claim` (a function word, otherwise skipped) as an
+/// unsupported conversation word, in its place among the units.
+fn flag_question(units: &mut Vec<Unit>, opener: Option<(usize, usize, usize)>, claim: usize) {
+    let Some((start, end, at)) = opener else {
+        return;
+    };
+    if at > units.len() {
+        return;
+    }
+    units.insert(
+        at,
+        Unit {
+            start,
+            end,
+            claim,
+            kind: UnitKind::Word,
+            weight: W_LIGHT,
+            supported: false,
+            number: None,
+            form: 0,
+            particle: false,
+        },
+    );
 }
 
 /// The support texts, indexed for lookup: every folded form of every checkable unit.
@@ -271,6 +322,7 @@ impl Support {
                     Token::Negation => s.negation = true,
                     Token::Word(h)
                     | Token::Light(h, _)
+                    | Token::Speaker(h)
                     | Token::Hedge(h)
                     | Token::Literal(h)
                     | Token::Scale(h, _) => {
@@ -377,7 +429,7 @@ struct Unit {
 }
 
 /// Score, spans and claims from the checked units.
-fn summarise(output: &str, units: &[Unit]) -> Lexical {
+fn summarise(output: &str, units: &[Unit], questions: &[usize]) -> Lexical {
     // A bare "Yes." or "No" answers a yes/no question: nothing a lexical check can verify.
     let units = if units.iter().all(|u| u.particle) {
         &[]
@@ -389,7 +441,12 @@ fn summarise(output: &str, units: &[Unit]) -> Lexical {
     let (mut total_w, mut bad_w) = (0.0f64, 0.0f64);
     // The worst claim's share, over claims with some content: a claim made only of
     // conversation words ("I do.", "Yes.") is not a claim about the knowledge.
+    // A question asks rather than claims: it is the worst claim only when the output has no
+    // statement with content ("What is a mobile phone?"), not beside one ("It is made with
+    // rice. What beers do you like?").
     let mut worst = 0.0f64;
+    let mut worst_question = 0.0f64;
+    let mut has_statement = false;
     let mut start = 0;
     while start < units.len() {
         let claim = units[start].claim;
@@ -402,7 +459,12 @@ fn summarise(output: &str, units: &[Unit]) -> Lexical {
         let bad: f64 = part.iter().filter(|u| !u.supported).map(|u| u.weight).sum();
         let score = if w > 0.0 { bad / w } else { 0.0 };
         if part.iter().any(|u| u.weight >= W_WORD) {
-            worst = worst.max(score);
+            if questions.contains(&claim) {
+                worst_question = worst_question.max(score);
+            } else {
+                has_statement = true;
+                worst = worst.max(score);
+            }
         }
         total_w += w;
         bad_w += bad;
@@ -433,6 +495,9 @@ fn summarise(output: &str, units: &[Unit]) -> Lexical {
             }
         }
         start = end;
+    }
+    if !has_statement {
+        worst = worst_question;
     }
     let score = if total_w > 0.0 {
         ((1.0 - CLAIM_MIX) * (bad_w / total_w) + CLAIM_MIX * worst).clamp(0.0, 1.0)
@@ -551,6 +616,9 @@ enum Token {
     /// A word of the conversation ("yes", "I", "could"): hash of its stem, and whether it is
     /// an answer particle.
     Light(u64, bool),
+    /// A word for a speaker ("I", "my", "we"): hash of the word. Never supported: the
+    /// knowledge does not speak, and the prompt's "I" is the other speaker.
+    Speaker(u64),
     /// A number word or ordinal: hash of its stem, and its value.
     NumberWord(u64, Number),
     /// A month name: hash of its stem, and the month.
@@ -570,6 +638,7 @@ impl Token {
             Token::Skip | Token::Negation => 0,
             Token::Word(h)
             | Token::Light(h, _)
+            | Token::Speaker(h)
             | Token::Hedge(h)
             | Token::NumberWord(h, _)
             | Token::Month(h, _)
@@ -610,6 +679,13 @@ fn classify(raw: &str, buf: &mut String) -> Token {
     }
     match special {
         Some(Special::Stop | Special::Synonym(_)) => Token::Skip,
+        // "US" is a country, not "us".
+        Some(Special::Light)
+            if words::SPEAKERS.contains(&buf.as_str())
+                && !(raw.len() > 1 && raw.bytes().all(|b| b.is_ascii_uppercase())) =>
+        {
+            Token::Speaker(word_hash)
+        }
         Some(Special::Light) => Token::Light(word_hash, is_particle(buf)),
         Some(Special::Negation) => Token::Negation,
         Some(Special::Hedge) => Token::Hedge(stem_hash(buf)),

@@ -345,3 +345,94 @@ fn random_text_never_panics_and_spans_stay_on_char_boundaries() {
         assert_eq!(check_with(&prepared, &output), r);
     }
 }
+
+#[test]
+fn speaker_words_are_never_supported_even_by_the_prompt() {
+    // The previous turn's "I" is the other speaker: it does not support the reply's "I".
+    let knowledge = "Instagram is owned by Facebook.";
+    let r = check("I like Instagram.", &[knowledge, "I like Instagram a lot."]);
+    assert!(
+        r.unsupported.iter().any(|s| s.text == "I"),
+        "{:?}",
+        r.unsupported
+    );
+    assert!(r.score > 0.0, "{r:?}");
+    // Without a speaker word the same content is fully supported.
+    let r = check("Instagram is owned by Facebook.", &[knowledge]);
+    assert!(r.score.abs() < 1e-12, "{r:?}");
+    // "US" is a country, not "us".
+    let r = check("It runs along US 60.", &["The road runs along US 60."]);
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    // So is "the us".
+    let r = check(
+        "It is popular in the us.",
+        &["It is popular in the US and Canada."],
+    );
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    let r = check("It is popular in the us.", &["It is popular in Canada."]);
+    assert_eq!(r.unsupported.len(), 1, "{r:?}");
+}
+
+#[test]
+fn a_question_in_the_output_is_not_a_supported_claim() {
+    let knowledge = "A mobile phone is a portable telephone.";
+    let r = check("What is a mobile phone?", &[knowledge]);
+    assert_eq!(
+        r.unsupported
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>(),
+        ["What"],
+        "{r:?}"
+    );
+    assert!(r.score > 0.0);
+    // The same words as a statement are supported.
+    let r = check("A mobile phone is a portable telephone.", &[knowledge]);
+    assert!(r.score.abs() < 1e-12, "{r:?}");
+    // Only the question claim gets the flag, at its place in the output.
+    let r = check(
+        "A mobile phone is a portable telephone. Do you have one?",
+        &[knowledge],
+    );
+    let texts: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert!(
+        texts.first().is_some_and(|t| t.starts_with("Do")),
+        "{texts:?}"
+    );
+    assert_eq!(r.claims.len(), 2, "{r:?}");
+    assert!(r.claims[0].score.abs() < 1e-12, "{r:?}");
+}
+
+#[test]
+fn agreeing_with_the_other_speaker_is_not_the_worst_claim() {
+    let knowledge = "Vegetarians abstain from the consumption of meat.";
+    let agreed = score(
+        "That's true. Vegetarians abstain from the consumption of meat.",
+        &[knowledge],
+    );
+    let invented = score(
+        "That's odd. Vegetarians abstain from the consumption of meat.",
+        &[knowledge],
+    );
+    assert!(agreed > 0.0, "{agreed}");
+    assert!(agreed < invented, "{agreed} vs {invented}");
+    assert!(agreed < 0.2, "{agreed}");
+}
+
+#[test]
+fn a_question_beside_a_statement_is_not_the_worst_claim() {
+    let knowledge = "Coors beer is made with up to 30 % rice.";
+    let asked = score(
+        "It is made with up to 30% rice. Which beers do you like?",
+        &[knowledge],
+    );
+    let claimed = score(
+        "It is made with up to 30% rice. Belgian beers taste better.",
+        &[knowledge],
+    );
+    assert!(asked > 0.0, "{asked}");
+    assert!(asked < claimed, "{asked} vs {claimed}");
+    // With no statement beside it, the question is the worst claim.
+    let only_question = score("Which beers do you like?", &[knowledge]);
+    assert!(only_question > asked, "{only_question} vs {asked}");
+}

@@ -72,10 +72,17 @@ const LIGHT: &[&str] = &[
     "might", "may", "must", "will", "shall", "something", "anything", "everything", "nothing",
     "someone", "anyone", "everyone", "thing", "things", "stuff", "just", "really", "actually",
     "probably", "maybe", "perhaps", "pretty", "quite", "lot", "lots", "bit",
+    // Agreeing with the other speaker ("That's true.", "Exactly!") acknowledges, like "yes".
+    "true", "right", "correct", "exactly", "indeed", "agree", "agreed",
 ];
 
 /// Answer particles: an output that is only these ("Yes.", "no") is a bare answer to a
 /// yes/no question, which a lexical check cannot verify.
+/// Conversation words for the speakers themselves: never supported (see `Token::Speaker`).
+pub(super) const SPEAKERS: &[&str] = &[
+    "i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll", "we", "us", "our", "ours",
+    "we're", "we've", "let's",
+];
 pub(super) const PARTICLES: &[&str] = &["yes", "no", "yeah", "yep", "nope", "yup", "yea"];
 
 /// Negations: checked as one unit against any negation in the support.
