@@ -325,7 +325,7 @@ mod tests {
     fn repeated_runs_show_policy_case_pass_rate_agreement_and_verdicts() {
         use crate::model::{
             CaseStatus::{Error as E, Failed as F, Passed as P},
-            Job, ProviderMetrics, RepeatPolicy, RunInfo, RunStatus,
+            Job, ProviderMetrics, RepeatPolicy, RunInfo,
         };
         let mut acc = crate::metrics::RunAccumulator::with_policies(
             RepeatPolicy::All,
@@ -346,14 +346,8 @@ mod tests {
         }
         let metrics: Vec<ProviderMetrics> = acc.finish(None);
         let info = RunInfo {
-            run_id: "r1".into(),
-            suite: "s".into(),
-            suite_hash: "h".into(),
-            started_at: String::new(),
-            finished_at: None,
-            status: RunStatus::Complete,
-            providers: vec!["p".into()],
             planned: 12,
+            ..complete_run()
         };
         let view = RunView {
             info: &info,
@@ -379,6 +373,20 @@ mod tests {
         assert!(!short.contains("case verdicts"), "{short}");
     }
 
+    /// A complete run `r1` of suite `s` on provider `p`.
+    fn complete_run() -> crate::model::RunInfo {
+        crate::model::RunInfo {
+            run_id: "r1".into(),
+            suite: "s".into(),
+            suite_hash: "h".into(),
+            started_at: String::new(),
+            finished_at: None,
+            status: crate::model::RunStatus::Complete,
+            providers: vec!["p".into()],
+            planned: 1,
+        }
+    }
+
     #[test]
     fn single_sample_runs_show_no_repeat_line() {
         let metrics = vec![crate::model::ProviderMetrics {
@@ -389,16 +397,7 @@ mod tests {
                 ..Metrics::default()
             },
         }];
-        let info = crate::model::RunInfo {
-            run_id: "r1".into(),
-            suite: "s".into(),
-            suite_hash: "h".into(),
-            started_at: String::new(),
-            finished_at: None,
-            status: crate::model::RunStatus::Complete,
-            providers: vec!["p".into()],
-            planned: 1,
-        };
+        let info = complete_run();
         let view = RunView {
             info: &info,
             metrics: &metrics,
@@ -422,16 +421,7 @@ mod tests {
                 },
             }]
         };
-        let info = crate::model::RunInfo {
-            run_id: "r1".into(),
-            suite: "s".into(),
-            suite_hash: "h".into(),
-            started_at: String::new(),
-            finished_at: None,
-            status: crate::model::RunStatus::Complete,
-            providers: vec!["p".into()],
-            planned: 1,
-        };
+        let info = complete_run();
         let measured = with(Some(0.25));
         let view = RunView {
             info: &info,
