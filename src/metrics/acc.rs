@@ -335,6 +335,8 @@ impl Acc {
             error_rate: ratio(self.errors, self.cases),
             mean_score: (self.score_n > 0).then(|| self.score_sum / self.score_n as f64),
             hallucination_rate: ratio(self.halluc_failed, self.halluc_n),
+            hallucination_checked: self.halluc_n,
+            hallucinated: self.halluc_failed,
             contradiction_rate: ratio(self.contradiction, self.halluc_n),
             unsupported_rate: ratio(self.unsupported, self.halluc_n),
             latency_p50_ms: percentile_nearest_rank(lat, 50.0),
@@ -425,6 +427,7 @@ mod tests {
         }
         let m = acc.finish(None, &names, &Policies::default());
         assert_eq!(m.hallucination_rate, Some(3.0 / 5.0));
+        assert_eq!((m.hallucinated, m.hallucination_checked), (3, 5));
         assert_eq!(m.contradiction_rate, Some(2.0 / 5.0));
         assert_eq!(m.unsupported_rate, Some(1.0 / 5.0));
     }

@@ -339,6 +339,13 @@ pub struct Metrics {
     pub error_rate: Option<f64>,
     pub mean_score: Option<f64>,
     pub hallucination_rate: Option<f64>,
+    /// Results the hallucination rates count (with a decided `hallucination` or `factuality`
+    /// assertion): their denominator.
+    #[serde(default)]
+    pub hallucination_checked: u64,
+    /// Of those, the hallucinated ones: the numerator of `hallucination_rate`.
+    #[serde(default)]
+    pub hallucinated: u64,
     pub contradiction_rate: Option<f64>,
     pub unsupported_rate: Option<f64>,
     pub latency_p50_ms: Option<f64>,

@@ -158,8 +158,10 @@ pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
         if let Some(rate) = m.metrics.hallucination_rate {
             let _ = writeln!(
                 out,
-                "hallucination on {}: {} of checked results (contradiction {}, unsupported {})",
+                "hallucination on {}: {} of {} checked results, {} (contradiction {}, unsupported {})",
                 m.provider,
+                m.metrics.hallucinated,
+                m.metrics.hallucination_checked,
                 pct(Some(rate)),
                 pct(m.metrics.contradiction_rate),
                 pct(m.metrics.unsupported_rate)
@@ -415,6 +417,8 @@ mod tests {
                 tag: None,
                 metrics: Metrics {
                     hallucination_rate: rate,
+                    hallucination_checked: 8,
+                    hallucinated: 2,
                     contradiction_rate: rate.map(|r| r / 2.0),
                     unsupported_rate: rate,
                     ..Metrics::default()
@@ -431,7 +435,7 @@ mod tests {
         };
         assert!(
             summary(&view, true).contains(
-                "hallucination on p: 25.0% of checked results (contradiction 12.5%, unsupported 25.0%)\n"
+                "hallucination on p: 2 of 8 checked results, 25.0% (contradiction 12.5%, unsupported 25.0%)\n"
             ),
             "{}",
             summary(&view, true)
