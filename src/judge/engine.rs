@@ -556,11 +556,7 @@ fn decide(
                 g.score * 100.0,
                 if pass { "at or above" } else { "below" },
                 threshold * 100.0,
-                if g.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", g.reason)
-                }
+                with_reason(&g.reason)
             );
             (
                 Verdict::graded(
@@ -581,11 +577,7 @@ fn decide(
             let pass = score + 1e-9 >= *threshold;
             let reason = format!(
                 "judge classed the output as {name} of the expected answer (scores {score}, threshold {threshold}){}",
-                if c.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", c.reason)
-                }
+                with_reason(&c.reason)
             );
             (
                 Verdict::graded(
@@ -681,6 +673,15 @@ fn decide(
             )
         }
     })
+}
+
+/// `: REASON` to end a verdict's reason with the judge's own, or nothing when it gave none.
+fn with_reason(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    }
 }
 
 #[cfg(test)]
