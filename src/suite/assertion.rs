@@ -458,6 +458,14 @@ fn calls_model(kind: &str, params: &serde_json::Map<String, Value>) -> bool {
 /// Every model-assisted assertion that calls a model has a judge: its `provider:`, else the
 /// project's `judge:`, defined in evalwatch.yaml or in the suite's `providers:`; `semantic`
 /// needs one with an embeddings endpoint (`openai` type).
+/// Whether a case has a `hallucination` or `factuality` assertion (gates on the
+/// hallucination rates need one).
+pub(crate) fn checks_hallucination(case: &crate::model::Case) -> bool {
+    case.asserts.iter().any(|a| {
+        matches!(&a.check, Check::Model { kind, .. } if kind == "hallucination" || kind == "factuality")
+    })
+}
+
 pub(crate) fn check_judges(
     ctx: &mut Ctx,
     cases: &[crate::model::Case],

@@ -26,8 +26,33 @@ pub(crate) struct Defaults {
     pub threshold: Option<f64>,
 }
 
+/// Where the built cases go.
+pub(crate) enum Out<'a> {
+    /// Kept in `CaseBuilder::cases` (the suite holds them all).
+    Keep,
+    /// Handed one by one to a callback as they are built, valid ones only (a case with a
+    /// problem is reported and not handed on). With `check`, the builder keeps what the
+    /// suite's hash and checks need (see [`Tally`]) and catches duplicate ids; without, it
+    /// keeps nothing per case (a second pass over files another pass checks).
+    Stream {
+        sink: Box<dyn FnMut(Case) + 'a>,
+        check: bool,
+    },
+}
+
+/// What a streaming builder keeps of the cases it handed on.
+#[derive(Default)]
+pub(crate) struct Tally {
+    /// `(id, hash)` of every case as the JSON array the suite hash reads.
+    pub pairs: Vec<u8>,
+    /// Cases with their own `repeat_policy`.
+    pub overrides: std::collections::BTreeMap<String, RepeatPolicy>,
+    pub has_hallucination: bool,
+    pub count: usize,
+}
+
 /// Builds the cases of one suite, from whatever file each comes from.
-pub(crate) struct CaseBuilder {
+pub(crate) struct CaseBuilder<'a> {
     pub defaults: Defaults,
     /// Variables each template needs, with the template's name for messages.
     pub needs: Vec<(String, BTreeSet<String>)>,
@@ -39,10 +64,15 @@ pub(crate) struct CaseBuilder {
     pub cases: Vec<Case>,
     /// Named metrics declared by assertions (`metric:`).
     pub named_metrics: BTreeSet<String>,
+    pub out: Out<'a>,
+    pub tally: Tally,
+    /// With a stream: the providers and project the judges of each case are checked
+    /// against as it is built (with `Keep`, the suite loader checks them all at the end).
+    pub judges: Option<(Vec<crate::model::ProviderSpec>, crate::model::ProjectConfig)>,
 }
 
-impl CaseBuilder {
-    pub fn new(defaults: Defaults, needs: Vec<(String, BTreeSet<String>)>) -> Self {
+impl<'a> CaseBuilder<'a> {
+    pub fn new(defaults: Defaults, needs: Vec<(String, BTreeSet<String>)>, out: Out<'a>) -> Self {
         let named_metrics = defaults
             .asserts
             .iter()
@@ -55,7 +85,44 @@ impl CaseBuilder {
             seen: HashMap::new(),
             cases: Vec::new(),
             named_metrics,
+            out,
+            tally: Tally::default(),
+            judges: None,
         }
+    }
+
+    /// Whether ids are remembered to catch duplicates (not by an unchecked stream).
+    fn tracks_ids(&self) -> bool {
+        !matches!(self.out, Out::Stream { check: false, .. })
+    }
+
+    /// A case built without a problem: kept, or checked, tallied and handed on.
+    fn emit(&mut self, ctx: &mut Ctx, case: Case) {
+        let Out::Stream { sink, check } = &mut self.out else {
+            self.cases.push(case);
+            return;
+        };
+        if !*check {
+            sink(case);
+            return;
+        }
+        let before = ctx.diags.len();
+        if let Some((providers, project)) = &self.judges {
+            assertion::check_judges(ctx, std::slice::from_ref(&case), providers, project);
+        }
+        if ctx.diags.len() != before {
+            return;
+        }
+        let t = &mut self.tally;
+        t.pairs.push(if t.count == 0 { b'[' } else { b',' });
+        // Serialising plain strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut t.pairs, &(case.id.as_str(), case.hash.as_str()));
+        t.count += 1;
+        if let Some(p) = case.repeat_policy {
+            t.overrides.insert(case.id.clone(), p);
+        }
+        t.has_hallucination |= assertion::checks_hallucination(&case);
+        sink(case);
     }
 
     /// The `cases:` list of a YAML file (a suite or an included YAML case file).
@@ -260,7 +327,7 @@ impl CaseBuilder {
     /// false, having changed nothing, for anything else (an unusual field, a type to check,
     /// any error), which then takes the located path of [`CaseBuilder::add`] and its
     /// diagnostics. The case built is the one `add` would build.
-    fn add_plain_jsonl(&mut self, ctx: &Ctx, text: &str, line_no: usize) -> bool {
+    fn add_plain_jsonl(&mut self, ctx: &mut Ctx, text: &str, line_no: usize) -> bool {
         let Ok(wire) = serde_json::from_str::<PlainCase>(text) else {
             return false;
         };
@@ -325,7 +392,9 @@ impl CaseBuilder {
                 None => return false,
             }
         }
-        self.seen.insert(wire.id.clone(), location.clone());
+        if self.tracks_ids() {
+            self.seen.insert(wire.id.clone(), location.clone());
+        }
         let mut case = Case {
             id: wire.id,
             tags: wire.tags.unwrap_or_default(),
@@ -339,7 +408,7 @@ impl CaseBuilder {
             location,
         };
         case.hash = hash::case_hash(&case);
-        self.cases.push(case);
+        self.emit(ctx, case);
         true
     }
 
@@ -384,7 +453,7 @@ impl CaseBuilder {
                 node,
                 format!("duplicate case id `{id}`; first defined at {where_}"),
             );
-        } else {
+        } else if self.tracks_ids() {
             self.seen.insert(id.clone(), location.clone());
         }
         let expected = match &wire.expected {
@@ -509,7 +578,12 @@ impl CaseBuilder {
             location,
         };
         case.hash = hash::case_hash(&case);
-        self.cases.push(case);
+        if ctx.diags.len() == before {
+            self.emit(ctx, case);
+        } else if matches!(self.out, Out::Keep) {
+            // The suite is rejected anyway; kept so that later checks see the case.
+            self.cases.push(case);
+        }
     }
 }
 

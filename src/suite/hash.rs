@@ -115,6 +115,29 @@ pub(crate) fn case_hash(case: &Case) -> String {
 /// the repeat policies when any is set other than the default (so that the hashes of suites
 /// without one did not change when policies came).
 pub(crate) fn suite_hash(suite: &Suite) -> String {
+    let cases: Vec<(&str, &str)> = suite
+        .cases
+        .iter()
+        .map(|c| (c.id.as_str(), c.hash.as_str()))
+        .collect();
+    let mut pairs = Vec::new();
+    // Serialising plain strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut pairs, &cases);
+    let overrides: BTreeMap<String, RepeatPolicy> = suite
+        .cases
+        .iter()
+        .filter_map(|c| c.repeat_policy.map(|p| (c.id.clone(), p)))
+        .collect();
+    suite_hash_of(suite, &pairs, &overrides)
+}
+
+/// [`suite_hash`] from the parts a streaming load keeps: the suite's head, its cases'
+/// `(id, hash)` pairs as one JSON array, and the cases' own repeat policies.
+pub(crate) fn suite_hash_of(
+    suite: &Suite,
+    pairs: &[u8],
+    overrides: &BTreeMap<String, RepeatPolicy>,
+) -> String {
     let providers: Vec<Value> = suite
         .providers
         .iter()
@@ -124,11 +147,6 @@ pub(crate) fn suite_hash(suite: &Suite) -> String {
             })
         })
         .collect();
-    let cases: Vec<(&str, &str)> = suite
-        .cases
-        .iter()
-        .map(|c| (c.id.as_str(), c.hash.as_str()))
-        .collect();
     let mut head = serde_json::json!({
         "name": suite.name,
         "system": suite.system,
@@ -137,19 +155,18 @@ pub(crate) fn suite_hash(suite: &Suite) -> String {
         "providers": providers,
         "gates": suite.gates,
     });
-    let overrides: BTreeMap<&str, Value> = suite
-        .cases
-        .iter()
-        .filter_map(|c| c.repeat_policy.map(|p| (c.id.as_str(), Value::from(p))))
-        .collect();
     if (suite.repeat_policy != RepeatPolicy::default() || !overrides.is_empty())
         && let Some(map) = head.as_object_mut()
     {
+        let overrides: BTreeMap<&str, Value> = overrides
+            .iter()
+            .map(|(id, p)| (id.as_str(), Value::from(*p)))
+            .collect();
         map.insert("repeat_policy".into(), Value::from(suite.repeat_policy));
         map.insert("case_repeat_policies".into(), serde_json::json!(overrides));
     }
     let mut h = Sha256::new();
     canonical(&head, &mut h);
-    let _ = serde_json::to_writer(Feed(&mut h), &cases);
+    h.update(pairs);
     hex::encode(&h.finalize()[..8])
 }

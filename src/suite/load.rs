@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::assertion;
-use super::cases::{CaseBuilder, Defaults, decode_repeat_policy, parent};
+use super::cases::{CaseBuilder, Defaults, Out, decode_repeat_policy, parent};
 use super::decode::{Ctx, did_you_mean};
 use super::wire::{SUITE_KEYS, WireDefaults, WireGate, WireMessage, WireReview};
 use super::yaml::{self, Node};
@@ -37,9 +37,24 @@ pub(crate) fn read_yaml(ctx: &mut Ctx) -> Result<Option<Node>, ()> {
 /// Load one suite file. The suite is returned only when the file (and its includes) had no
 /// error at all.
 pub(crate) fn load_suite(path: &Path, project: &ProjectConfig) -> (Option<Suite>, Vec<Diagnostic>) {
+    load_suite_with(path, project, Out::Keep, None)
+}
+
+/// Is told the suite's head (everything but its cases, gates, alerts, review and hash) when
+/// it has no problem, before the first case is built.
+pub(crate) type OnHead<'a> = &'a mut dyn FnMut(&Suite);
+
+/// [`load_suite`] with the cases going to `out`. With `Out::Stream`, the suite returned has
+/// no cases but its hash and checks cover them all.
+pub(crate) fn load_suite_with(
+    path: &Path,
+    project: &ProjectConfig,
+    out: Out<'_>,
+    on_head: Option<OnHead<'_>>,
+) -> (Option<Suite>, Vec<Diagnostic>) {
     let mut ctx = Ctx::new(path, true);
     let suite = match read_yaml(&mut ctx) {
-        Ok(Some(root)) => build(&mut ctx, &root, project),
+        Ok(Some(root)) => build(&mut ctx, &root, project, out, on_head),
         Ok(None) => {
             ctx.push(
                 ctx.at(1, 1),
@@ -88,7 +103,13 @@ fn is_schedule(s: &str) -> bool {
 }
 
 #[allow(clippy::too_many_lines)]
-fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
+fn build(
+    ctx: &mut Ctx,
+    root: &Node,
+    project: &ProjectConfig,
+    out: Out<'_>,
+    on_head: Option<OnHead<'_>>,
+) -> Option<Suite> {
     let Some(entries) = root.as_map() else {
         ctx.error(
             root,
@@ -249,7 +270,46 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
     };
 
     let defaults = decode_defaults(ctx, get("defaults"), &base_dir);
-    let mut builder = CaseBuilder::new(defaults, needs);
+    let streaming = matches!(out, Out::Stream { .. });
+    let mut builder = CaseBuilder::new(defaults, needs, out);
+    if streaming {
+        builder.judges = providers.clone().map(|p| (p, project.clone()));
+    }
+    let feeding = on_head.is_some();
+    let mut head_told = false;
+    if let (Some(on_head), Some(name), Some(providers), Some(prompt), true) = (
+        on_head,
+        &name,
+        &providers,
+        &prompt,
+        ctx.diags.is_empty(),
+    ) {
+        on_head(&Suite {
+            name: name.clone(),
+            description: description.clone(),
+            tags: tags.clone(),
+            schedule: schedule.clone(),
+            timezone: timezone.clone(),
+            catch_up,
+            jitter,
+            source: ctx.file.clone(),
+            providers: providers.clone(),
+            system: system.clone(),
+            prompt: prompt.clone(),
+            repeat,
+            repeat_policy,
+            cases: Vec::new(),
+            gates: Vec::new(),
+            alerts: Vec::new(),
+            review: None,
+            hash: String::new(),
+        });
+        head_told = true;
+    }
+    if feeding && !head_told {
+        // A feed of a suite whose head has a problem hands on nothing.
+        return None;
+    }
     match get("cases") {
         None => ctx.push(start.clone(), "missing `cases:` (the list of test cases)"),
         Some((k, v)) => {
@@ -266,11 +326,8 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
     if let Some(providers) = &providers {
         assertion::check_judges(ctx, &builder.cases, providers, project);
     }
-    let has_hallucination = builder.cases.iter().any(|c| {
-        c.asserts
-            .iter()
-            .any(|a| matches!(&a.check, crate::model::Check::Model { kind, .. } if kind == "hallucination" || kind == "factuality"))
-    });
+    let has_hallucination = builder.tally.has_hallucination
+        || builder.cases.iter().any(assertion::checks_hallucination);
     let gates = decode_gates(ctx, get("gates"), &builder.named_metrics, has_hallucination);
     let alerts = decode_alerts(ctx, get("alerts"), "`alerts`");
     let review = get("review")
@@ -302,7 +359,13 @@ fn build(ctx: &mut Ctx, root: &Node, project: &ProjectConfig) -> Option<Suite> {
         review,
         hash: String::new(),
     };
-    suite.hash = hash::suite_hash(&suite);
+    suite.hash = if streaming {
+        let mut pairs = std::mem::take(&mut builder.tally.pairs);
+        pairs.extend_from_slice(if pairs.is_empty() { b"[]" } else { b"]" });
+        hash::suite_hash_of(&suite, &pairs, &builder.tally.overrides)
+    } else {
+        hash::suite_hash(&suite)
+    };
     Some(suite)
 }
 

@@ -173,11 +173,52 @@ pub fn discover_suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnosti
 /// Load and validate suites. Returns the suites that loaded cleanly and every diagnostic of
 /// every file.
 pub fn load_suites(files: &[PathBuf], project: &ProjectConfig) -> (Vec<Suite>, Diagnostics) {
+    collect(files, |_, file| load::load_suite(file, project))
+}
+
+/// Validate suites as [`load_suites`] does without keeping their cases: each valid case goes
+/// to `on_case` with the index of its file in `files` as it is built. The suites returned
+/// have no cases; their hashes and checks cover them all.
+pub fn check_suites(
+    files: &[PathBuf],
+    project: &ProjectConfig,
+    on_case: &mut dyn FnMut(usize, crate::model::Case),
+) -> (Vec<Suite>, Diagnostics) {
+    collect(files, |i, file| {
+        let sink = Box::new(|case| on_case(i, case));
+        load::load_suite_with(file, project, cases::Out::Stream { sink, check: true }, None)
+    })
+}
+
+/// Build the cases of one suite file and hand them to `on_case` as they come, after its
+/// head (the suite without cases, gates, alerts, review and hash) went to `on_head`. This
+/// pass reports nothing: it runs beside [`check_suites`], which finds every problem; a case
+/// with a problem is skipped, and nothing comes at all when the head has one.
+pub fn feed_suite(
+    file: &Path,
+    project: &ProjectConfig,
+    on_head: &mut dyn FnMut(&Suite),
+    on_case: &mut dyn FnMut(crate::model::Case),
+) {
+    let sink = Box::new(on_case);
+    let _ = load::load_suite_with(
+        file,
+        project,
+        cases::Out::Stream { sink, check: false },
+        Some(on_head),
+    );
+}
+
+/// Suites that loaded cleanly, under unique names, and every diagnostic in file order.
+fn collect(
+    files: &[PathBuf],
+    mut load: impl FnMut(usize, &Path) -> (Option<Suite>, Vec<Diagnostic>),
+) -> (Vec<Suite>, Diagnostics) {
     let mut suites = Vec::new();
     let mut all = Vec::new();
     let mut names: Vec<(String, PathBuf)> = Vec::new();
-    for file in files {
-        let (suite, diags) = load::load_suite(file, project);
+    for (i, file) in files.iter().enumerate() {
+        let (suite, diags) = load(i, file);
         all.extend(in_file_order(file, diags));
         if let Some(suite) = suite {
             if let Some((_, first)) = names.iter().find(|(n, _)| *n == suite.name) {

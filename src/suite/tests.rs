@@ -1292,3 +1292,84 @@ fn jsonl_lines_with_errors_are_still_located() {
     assert!(text.contains("does not define `question`"), "{text}");
     assert!(text.contains("did you mean `expected`?"), "{text}");
 }
+
+/// Both streaming passes against the whole load: `check_suites` finds the same problems and
+/// the same hash, `feed_suite` hands on the same cases, in order, after the head.
+#[test]
+fn streaming_passes_match_the_whole_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "cases/a.jsonl",
+        "{\"id\": \"a1\", \"vars\": {\"question\": \"q1\"}, \"expected\": \"x\"}\n\
+         {\"id\": \"a2\", \"vars\": {\"question\": \"q2\"}, \"expected\": \"y\", \"repeat_policy\": \"any\"}\n\
+         {\"id\": \"a3\", \"vars\": {\"question\": \"q3\"}, \"assert\": [{\"type\": \"contains\", \"value\": \"z\"}]}\n",
+    );
+    let good = write(
+        dir.path(),
+        "good.yaml",
+        format!(
+            "{HEAD}repeat: 2\ngates:\n  pass_rate: {{min: 0.5}}\ncases:\n  - {{id: inline, expected: w, vars: {{question: q0}}}}\n  - include: cases/a.jsonl\n"
+        ),
+    );
+    let files = vec![good.clone()];
+    let (whole, diags) = load_suites(&files, &project());
+    assert!(diags.is_empty(), "{diags}");
+    let whole = &whole[0];
+    assert_eq!(whole.cases.len(), 4);
+
+    let mut checked_cases = Vec::new();
+    let (checked, diags) = check_suites(&files, &project(), &mut |i, c| {
+        checked_cases.push((i, c.id.clone(), c.hash.clone()));
+    });
+    assert!(diags.is_empty(), "{diags}");
+    assert_eq!(checked.len(), 1);
+    assert!(checked[0].cases.is_empty(), "a checked suite keeps no case");
+    assert_eq!(checked[0].hash, whole.hash, "same suite hash");
+    assert_eq!(checked[0].gates, whole.gates);
+    let expected: Vec<_> = whole
+        .cases
+        .iter()
+        .map(|c| (0, c.id.clone(), c.hash.clone()))
+        .collect();
+    assert_eq!(checked_cases, expected);
+
+    let order = std::cell::RefCell::new(Vec::new());
+    let mut fed = Vec::new();
+    feed_suite(
+        &good,
+        &project(),
+        &mut |h| order.borrow_mut().push(format!("head {}", h.name)),
+        &mut |c| {
+            order.borrow_mut().push(c.id.clone());
+            fed.push(c);
+        },
+    );
+    assert_eq!(order.into_inner(), ["head demo", "inline", "a1", "a2", "a3"]);
+    assert_eq!(fed, whole.cases, "the fed cases are the loaded ones");
+
+    // A problem late in an include: the check reports what the whole load reports; the feed
+    // skips that case and hands on the others.
+    std::fs::write(
+        dir.path().join("cases/a.jsonl"),
+        "{\"id\": \"a1\", \"vars\": {\"question\": \"q1\"}, \"expected\": \"x\"}\n\
+         {\"id\": \"a1\", \"vars\": {\"question\": \"q2\"}, \"expected\": \"y\"}\n\
+         {\"id\": \"a3\", \"vars\": {\"question\": \"q3\"}, \"assert\": [{\"type\": \"containz\", \"value\": \"z\"}]}\n",
+    )
+    .expect("rewrite");
+    let (_, whole_diags) = load_suites(&files, &project());
+    let (checked, diags) = check_suites(&files, &project(), &mut |_, _| {});
+    assert!(checked.is_empty());
+    assert_eq!(diags, whole_diags);
+    assert_eq!(diags.0.len(), 2, "{diags}");
+    let mut fed = Vec::new();
+    feed_suite(&good, &project(), &mut |_| {}, &mut |c| fed.push(c.id));
+    assert_eq!(fed, ["inline", "a1", "a1"], "unchecked: the duplicate is fed, the bad case is not");
+
+    // A problem in the head: nothing is fed at all.
+    let bad = write(dir.path(), "bad.yaml", format!("{HEAD}repeet: 2\ncases:\n  - {{id: i, expected: w, vars: {{question: q}}}}\n"));
+    let mut heads = 0;
+    let mut fed = 0;
+    feed_suite(&bad, &project(), &mut |_| heads += 1, &mut |_| fed += 1);
+    assert_eq!((heads, fed), (0, 0));
+}
