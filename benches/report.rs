@@ -89,6 +89,7 @@ fn record(suite: &Suite, day: usize, seq: usize) -> ResultRecord {
             provider_index,
             provider_id: PROVIDERS[provider_index].to_owned(),
             sample: 0,
+            case: evalwatch::model::CaseRef::default(),
         },
         case_hash: case.hash.clone(),
         tags: case.tags.clone(),

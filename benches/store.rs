@@ -222,6 +222,7 @@ impl Corpus {
                 provider_index: 0,
                 provider_id: "prod-gpt".to_owned(),
                 sample: (seq % PER_PROMPT) as u32,
+                case: evalwatch::model::CaseRef::default(),
             },
             case_hash: self.hashes[case].clone(),
             tags: vec!["support".to_owned()],

@@ -19,3 +19,4 @@ pub mod schedule;
 pub mod score;
 pub mod store;
 pub mod suite;
+pub mod phase;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let _ = evalwatch::phase::T0.set(std::time::Instant::now());
     let cli = evalwatch::cli::Cli::parse();
     match evalwatch::app::run(cli) {
         Ok(code) => ExitCode::from(code),

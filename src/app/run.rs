@@ -1,29 +1,36 @@
 //! `evalwatch run`: load, plan, execute, score, store, gate, report.
+//!
+//! Cases stream: a suite's cases go to the executor as they are built (the first call goes
+//! out while the rest of the file is still being read), and every suite is checked in full
+//! on a thread of its own meanwhile. A problem found there stops the run and removes what it
+//! stored (exit 2), as if it had been found before the first call; a run never finishes
+//! before its suites were checked.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{Ctx, Failure, exit, host_name, suite_files};
 use crate::cli::{RunArgs, RunFormat};
-use crate::exec::{self, Event, Finished, Slot};
+use crate::exec::{self, Event, Feed, Finished, Slot};
 use crate::metrics::{RunAccumulator, evaluate_gates};
 use crate::model::{
-    AssertionOutcome, CaseStatus, ErrorKind, GateResult, JudgeSignature, ProjectConfig,
-    ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
+    AssertionOutcome, Case, CaseRef, CaseStatus, ErrorKind, GateResult, Job, JudgeSignature,
+    ProjectConfig, ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
 };
 use crate::plan::{self, Filters};
 use crate::report::junit::JunitWriter;
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{RunView, terminal};
-use crate::score::{ScoreInput, Scorer};
+use crate::score::{ScoreError, ScoreInput, Scorer};
 
 use crate::store::{Store, Writer};
-use crate::suite::{self, Renderer};
+use crate::suite::{self, Diagnostic, Diagnostics, Renderer};
 use crate::{judge, provider, report};
 
 /// Default share of errored results above which a run cannot count as complete (exit 3).
@@ -32,6 +39,9 @@ pub const DEFAULT_ERROR_BUDGET: f64 = 0.5;
 pub const DEFAULT_CONCURRENCY: usize = 64;
 /// Results per store transaction.
 const BATCH: usize = 1000;
+/// Jobs waiting in a provider's queue ahead of its workers: enough that a slow provider
+/// does not hold a fast one back for long, few enough that memory stays flat.
+const QUEUED_JOBS: usize = 256;
 
 /// A new run id: UTC time plus random hex, sortable and easy to type a prefix of.
 fn new_run_id() -> String {
@@ -60,19 +70,161 @@ struct Done {
     more_failures: usize,
 }
 
+/// What the whole check of the suites found.
+struct Checked {
+    /// The suites without problems, without their cases (hashes and checks cover them).
+    suites: Vec<Suite>,
+    diags: Diagnostics,
+    /// Per suite file: what its run needs to know of all its cases.
+    files: Vec<FileTally>,
+}
+
+#[derive(Default, Clone)]
+struct FileTally {
+    /// Cases the filters select.
+    selected: u64,
+    /// Judges its assertions may call.
+    judges: Vec<String>,
+}
+
+/// Checks every suite file in full on its own thread (see the module's doc), started once
+/// the first call is out: on two cores, it would otherwise hold that call back.
+struct Checker {
+    todo: std::sync::Mutex<Option<(Vec<PathBuf>, ProjectConfig, Filters)>>,
+    rx: watch::Receiver<Option<Arc<Checked>>>,
+    tx: watch::Sender<Option<Arc<Checked>>>,
+}
+
+impl Checker {
+    fn new(files: Vec<PathBuf>, project: ProjectConfig, filters: Filters) -> Self {
+        let (tx, rx) = watch::channel(None);
+        Self {
+            todo: std::sync::Mutex::new(Some((files, project, filters))),
+            rx,
+            tx,
+        }
+    }
+
+    /// Start checking, unless it started already.
+    fn start(&self) -> anyhow::Result<()> {
+        let todo = self
+            .todo
+            .lock()
+            .map_err(|_| anyhow::anyhow!("check the suites: a thread panicked"))?
+            .take();
+        let Some((files, project, filters)) = todo else {
+            return Ok(());
+        };
+        let tx = self.tx.clone();
+        std::thread::Builder::new()
+            .name("evalwatch-check".to_owned())
+            .spawn(move || {
+                let mut tallies = vec![FileTally::default(); files.len()];
+                // Assertions the scorer cannot build are problems of the suite too.
+                let mut scorer = Scorer::empty();
+                let mut problems = Vec::new();
+                let (suites, mut diags) =
+                    suite::check_suites(&files, &project, &mut |i, case| {
+                        if let Some(t) = tallies.get_mut(i) {
+                            t.selected += u64::from(filters.selects(&case));
+                            judge::Engine::add_judge_ids(
+                                &case,
+                                project.judge.as_deref(),
+                                &mut t.judges,
+                            );
+                        }
+                        if let Err(e) = scorer.prepare_case(&case) {
+                            problems.push(scorer_problem(&case, &e));
+                        }
+                    });
+                diags.0.extend(problems);
+                let _ = tx.send(Some(Arc::new(Checked {
+                    suites,
+                    diags,
+                    files: tallies,
+                })));
+            })
+            .context("start the suite check")?;
+        Ok(())
+    }
+
+    /// What the check found, once it is done (starting it if need be).
+    async fn wait(&self) -> anyhow::Result<Arc<Checked>> {
+        self.start()?;
+        let mut rx = self.rx.clone();
+        let done = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| anyhow::anyhow!("check the suites: the checking thread stopped"))?;
+        done.clone()
+            .ok_or_else(|| anyhow::anyhow!("check the suites: no result"))
+    }
+}
+
+/// An assertion of `case` the scorer cannot build, located where it is written.
+fn scorer_problem(case: &Case, e: &ScoreError) -> Diagnostic {
+    let ScoreError::Assertion {
+        case_id,
+        index,
+        message,
+    } = e;
+    Diagnostic {
+        location: case
+            .asserts
+            .get(*index)
+            .map_or_else(|| case.location.clone(), |a| a.location.clone()),
+        message: format!("assertion of case `{case_id}`: {message}"),
+    }
+}
+
+fn invalid(ctx: &Ctx, diags: &Diagnostics) -> anyhow::Error {
+    if diags.is_empty() {
+        return Failure::invalid(
+            "a suite could not be read, though no problem was found in it; run `evalwatch validate`",
+        );
+    }
+    Failure::invalid(format!(
+        "{}\nnothing was run: fix the problems above (`evalwatch validate` lists them)",
+        super::render_diagnostics(ctx, diags)
+    ))
+}
+
+/// Load every suite whole (a dry run, a resumed run).
+fn load_whole(
+    ctx: &Ctx,
+    files: &[PathBuf],
+    project: &ProjectConfig,
+) -> anyhow::Result<Vec<Suite>> {
+    let (suites, diags) = suite::load_suites(files, project);
+    if !diags.is_empty() {
+        return Err(invalid(ctx, &diags));
+    }
+    for suite in &suites {
+        super::build_scorer(ctx, suite)?;
+    }
+    Ok(suites)
+}
+
+/// What one suite's run takes its jobs from.
+enum Source {
+    /// A suite file whose cases stream in (the `index`-th file the checker checks), its
+    /// feed started already or not.
+    Feed {
+        file: PathBuf,
+        index: usize,
+        fed: Option<Fed>,
+    },
+    /// A resumed run: the jobs it has no result for.
+    Resume { suite: Arc<Suite>, resume: Resume },
+}
+
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
+    crate::phase::phase("start");
     // Building the HTTP client loads the TLS roots (milliseconds): on its own thread, while
     // the suites load.
     let client = std::thread::spawn(provider::http_client);
     let project = ctx.project()?;
     let files = suite_files(ctx, &project, &args.paths)?;
-    let (suites, diags) = suite::load_suites(&files, &project);
-    if !diags.is_empty() {
-        return Err(Failure::invalid(format!(
-            "{}\nnothing was run: fix the problems above (`evalwatch validate` lists them)",
-            super::render_diagnostics(ctx, &diags)
-        )));
-    }
     let filters = Filters {
         providers: args.providers.clone(),
         cases: args
@@ -89,18 +241,56 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     if args.concurrency == Some(0) {
         return Err(Failure::invalid("read --concurrency: must be at least 1"));
     }
+    if args.dry_run {
+        let suites = load_whole(ctx, &files, &project)?;
+        return dry_run(ctx, &suites, &filters);
+    }
+    let checker = match args.resume {
+        None => Some(Checker::new(files.clone(), project.clone(), filters.clone())),
+        Some(_) => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    if args.dry_run {
-        return dry_run(ctx, &suites, &filters);
-    }
+    // The first suite's feed starts at once; a problem met before its first case stops
+    // everything before the store is even opened.
+    let first = match (&args.resume, files.first()) {
+        (None, Some(file)) => {
+            let fed = feed(file.clone(), project.clone(), filters.clone())?;
+            if fed.is_none()
+                && let Some(checker) = &checker
+            {
+                let checked = runtime.block_on(checker.wait())?;
+                return Err(invalid(ctx, &checked.diags));
+            }
+            fed
+        }
+        _ => None,
+    };
+    crate::phase::phase("first fed");
     let db = ctx.db_path(&project);
     let mut store = ctx.open_store(&db)?;
-    let (suites, resume) = match &args.resume {
-        None => (suites, None),
-        Some(id) => select_resume(&store, suites, id)?,
+    crate::phase::phase("store open");
+    let mut first = first;
+    let sources = match &args.resume {
+        None => files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| Source::Feed {
+                file: file.clone(),
+                index,
+                fed: if index == 0 { first.take() } else { None },
+            })
+            .collect(),
+        Some(id) => {
+            let suites = load_whole(ctx, &files, &project)?;
+            let (suite, resume) = select_resume(&store, suites, id)?;
+            vec![Source::Resume {
+                suite: Arc::new(suite),
+                resume,
+            }]
+        }
     };
     let cancel = CancellationToken::new();
     cancel_on_signal(&runtime, cancel.clone())?;
@@ -109,22 +299,24 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     let client = client
         .join()
         .map_err(|_| anyhow::anyhow!("build the HTTP client: the thread panicked"))??;
+    crate::phase::phase("client");
+    let env = RunEnv {
+        ctx,
+        project: &project,
+        runtime: &runtime,
+        client: &client,
+        db: &db,
+        args,
+        filters: &filters,
+        cancel: &cancel,
+        checker: checker.as_ref(),
+    };
     let mut code = exit::OK;
     let mut done_runs = Vec::new();
-    for suite in suites {
-        let suite = Arc::new(suite);
-        let jobs = plan::plan(&suite, &filters).map_err(|e| Failure::invalid(e.to_string()))?;
-        if jobs.is_empty() {
-            ctx.printer.warn(&format!(
-                "suite `{}`: no case matches the filters; nothing run",
-                suite.name
-            ));
+    for source in sources {
+        let Some(done) = run_suite(&env, &mut store, source)? else {
             continue;
-        }
-        let resumed = resume.as_ref().filter(|r| r.info.suite == suite.name);
-        let done = run_suite(
-            ctx, &project, &runtime, &client, &mut store, &db, &suite, jobs, args, &cancel, resumed,
-        )?;
+        };
         let breached = done.gates.iter().any(|g| !g.ok) || done.alert_fail;
         let status = done.info.status;
         done_runs.push(done);
@@ -145,9 +337,25 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
             ctx.printer.warn(&format!("refresh the reports: {e:#}"));
         }
     }
+    crate::phase::phase("reports");
     emit(ctx, &store, args, &done_runs)?;
+    crate::phase::phase("emitted");
     runtime.shutdown_background();
+    crate::phase::phase("shutdown");
     Ok(code)
+}
+
+/// What every suite's run shares.
+struct RunEnv<'a> {
+    ctx: &'a Ctx,
+    project: &'a ProjectConfig,
+    runtime: &'a tokio::runtime::Runtime,
+    client: &'a reqwest::Client,
+    db: &'a std::path::Path,
+    args: &'a RunArgs,
+    filters: &'a Filters,
+    cancel: &'a CancellationToken,
+    checker: Option<&'a Checker>,
 }
 
 /// A run being resumed: its header and the jobs it already has results for.
@@ -164,7 +372,7 @@ fn select_resume(
     store: &Store,
     suites: Vec<Suite>,
     id: &str,
-) -> anyhow::Result<(Vec<Suite>, Option<Resume>)> {
+) -> anyhow::Result<(Suite, Resume)> {
     let info = store.run(id)?.ok_or_else(|| {
         Failure::invalid(format!(
             "resume run `{id}`: no such run; `evalwatch runs` lists them"
@@ -192,7 +400,7 @@ fn select_resume(
         done.insert((rec.job.case_id, rec.job.provider_id, rec.job.sample));
         Ok(())
     })?;
-    Ok((vec![suite], Some(Resume { info, done, seqs })))
+    Ok((suite, Resume { info, done, seqs }))
 }
 
 /// Cancel `cancel` on Ctrl-C or SIGTERM. The handlers are installed before this returns, so a
@@ -258,27 +466,148 @@ fn dry_run(ctx: &Ctx, suites: &[Suite], filters: &Filters) -> anyhow::Result<u8>
     Ok(exit::OK)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_suite(
-    ctx: &Ctx,
-    project: &ProjectConfig,
-    runtime: &tokio::runtime::Runtime,
-    client: &reqwest::Client,
-    store: &mut Store,
-    db: &std::path::Path,
-    suite: &Arc<Suite>,
-    jobs: Vec<crate::model::Job>,
-    args: &RunArgs,
-    cancel: &CancellationToken,
-    resume: Option<&Resume>,
-) -> anyhow::Result<Done> {
+/// A streamed suite's head and its providers' job queues.
+type Fed = (Suite, Vec<Feed>);
+
+/// The planner of a streamed suite: builds the suite's cases on its own thread and turns
+/// each selected case into its jobs on the providers' queues. Returns once the first job is
+/// queued (or the file is done): the suite's head and the queues, or None when the suite
+/// met a problem before that (the checker says which; nothing need be opened or begun).
+fn feed(file: PathBuf, project: ProjectConfig, filters: Filters) -> anyhow::Result<Option<Fed>> {
+    let (head_tx, head_rx) = std::sync::mpsc::sync_channel::<Fed>(1);
+    std::thread::Builder::new()
+        .name("evalwatch-feed".to_owned())
+        .spawn(move || {
+            // The head and queues, until handed over with the first job.
+            let waiting = std::cell::RefCell::new(None::<Fed>);
+            let hand_over = || {
+                if let Some(fed) = waiting.borrow_mut().take() {
+                    let _ = head_tx.send(fed);
+                }
+            };
+            // Set from the head: the providers' queues, the providers the filters keep, the
+            // samples per case.
+            let plan = std::cell::RefCell::new(
+                None::<(Vec<mpsc::Sender<Job>>, Vec<(usize, String)>, u32)>,
+            );
+            let mut case_index = 0usize;
+            let mut seq = 0usize;
+            let clean = suite::feed_suite(
+                &file,
+                &project,
+                &mut |head| {
+                    let (Ok(providers), Ok(repeat)) =
+                        (plan::providers(head, &filters), plan::repeat(head, &filters))
+                    else {
+                        // `run` reports the filters' problem from the head it gets.
+                        *waiting.borrow_mut() = Some((head.clone(), Vec::new()));
+                        return;
+                    };
+                    let (senders, feeds): (Vec<_>, Vec<_>) = head
+                        .providers
+                        .iter()
+                        .map(|_| {
+                            let (s, r) = mpsc::channel(QUEUED_JOBS);
+                            (s, Feed::Bounded(r))
+                        })
+                        .unzip();
+                    *plan.borrow_mut() = Some((senders, providers, repeat));
+                    *waiting.borrow_mut() = Some((head.clone(), feeds));
+                },
+                &mut |case| {
+                    let index = case_index;
+                    case_index += 1;
+                    let mut plan = plan.borrow_mut();
+                    let Some((senders, providers, repeat)) = plan.as_mut() else {
+                        return;
+                    };
+                    if senders.is_empty() || !filters.selects(&case) {
+                        return;
+                    }
+                    let case = Arc::new(case);
+                    for job in plan::case_jobs(&case, index, *repeat, providers, &mut seq) {
+                        let to = job.provider_index;
+                        let sent = match senders[to].try_send(job) {
+                            Ok(()) => Ok(()),
+                            Err(mpsc::error::TrySendError::Full(job)) => {
+                                hand_over();
+                                senders[to].blocking_send(job).map_err(|_| ())
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+                        };
+                        if sent.is_err() {
+                            // A closed queue: the run stopped; the rest is not needed.
+                            senders.clear();
+                            return;
+                        }
+                    }
+                    hand_over();
+                },
+            );
+            if clean {
+                hand_over();
+            }
+        })
+        .context("start the case feed")?;
+    Ok(head_rx.recv().ok())
+}
+
+/// Run one suite. None when there was nothing to run (no case matches the filters).
+#[allow(clippy::too_many_lines)]
+fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Result<Option<Done>> {
+    let ctx = env.ctx;
+    let args = env.args;
+    let (head, feeds, resume, file_index) = match source {
+        Source::Feed { file, index, fed } => {
+            let fed = match fed {
+                Some(fed) => Some(fed),
+                None => feed(file, env.project.clone(), env.filters.clone())?,
+            };
+            let Some((head, feeds)) = fed else {
+                // The head has a problem: the checker says which.
+                let checked = env.runtime.block_on(checker(env)?.wait())?;
+                return Err(invalid(ctx, &checked.diags));
+            };
+            plan::providers(&head, env.filters).map_err(|e| Failure::invalid(e.to_string()))?;
+            plan::repeat(&head, env.filters).map_err(|e| Failure::invalid(e.to_string()))?;
+            (Arc::new(head), feeds, None, Some(index))
+        }
+        Source::Resume { suite, resume } => {
+            let jobs = plan::plan(&suite, env.filters).map_err(|e| Failure::invalid(e.to_string()))?;
+            let mut jobs = missing_jobs(jobs, &resume);
+            let jobs_left = jobs.len();
+            let cases: Vec<Arc<Case>> = suite.cases.iter().cloned().map(Arc::new).collect();
+            let mut queues: Vec<Vec<Job>> = suite.providers.iter().map(|_| Vec::new()).collect();
+            for job in jobs.drain(..) {
+                let to = job.provider_index;
+                queues[to].push(Job {
+                    case: CaseRef(cases.get(job.case_index).cloned()),
+                    ..job
+                });
+            }
+            let feeds = queues
+                .into_iter()
+                .map(|q| {
+                    let (s, r) = mpsc::unbounded_channel();
+                    for job in q {
+                        let _ = s.send(job);
+                    }
+                    Feed::Unbounded(r)
+                })
+                .collect();
+            let left = jobs_left;
+            (suite, feeds, Some((resume, left)), None)
+        }
+    };
+    crate::phase::phase("head");
+    let suite = &head;
     // One rate limiter per provider id, shared by its calls as a provider and as a judge.
     let mut limiters: std::collections::HashMap<String, Arc<exec::Limiter>> =
         std::collections::HashMap::new();
     let mut slots = Vec::with_capacity(suite.providers.len());
     for spec in &suite.providers {
         let provider =
-            provider::build(spec, client).map_err(|e| Failure::invalid(e.to_string()))?;
+            provider::build(spec, env.client).map_err(|e| Failure::invalid(e.to_string()))?;
         let limiter = Arc::clone(
             limiters
                 .entry(spec.id.clone())
@@ -295,28 +624,27 @@ fn run_suite(
         });
     }
     let (tx, rx) = mpsc::channel::<Event>(1024);
-    let after = judging(project, client, db, suite, &mut limiters, cancel, &tx)?;
     let renderer = Arc::new(
         Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?,
     );
-    let scorer = super::build_scorer(ctx, suite)?;
-    let mut acc = RunAccumulator::for_suite(suite);
-    let (info, jobs) = match resume {
+    let mut acc = RunAccumulator::with_policies(suite.repeat_policy, []);
+    let (info, stored) = match &resume {
         None => (
             RunInfo {
                 run_id: new_run_id(),
                 suite: suite.name.clone(),
-                suite_hash: suite.hash.clone(),
+                // Both known once the checker is through the whole suite.
+                suite_hash: String::new(),
                 started_at: now_rfc3339(),
                 finished_at: None,
                 status: RunStatus::Running,
                 providers: suite.providers.iter().map(|p| p.id.clone()).collect(),
-                planned: jobs.len() as u64,
+                planned: 0,
             },
-            jobs,
+            0,
         ),
-        Some(r) => {
-            let jobs = missing_jobs(jobs, r);
+        Some((r, left)) => {
+            let left = *left;
             // Metrics cover the whole run: what was stored before and what runs now.
             store.for_each_result(&r.info.run_id, |rec| {
                 acc.add(&rec);
@@ -333,54 +661,101 @@ fn run_suite(
                 r.info.run_id,
                 r.done.len(),
                 if r.done.len() == 1 { "" } else { "s" },
-                jobs.len(),
-                if jobs.len() == 1 { "" } else { "s" }
+                left,
+                if left == 1 { "" } else { "s" }
             ));
             let info = RunInfo {
                 status: RunStatus::Running,
                 finished_at: None,
-                planned: r.done.len() as u64 + jobs.len() as u64,
+                planned: r.done.len() as u64 + left as u64,
                 ..r.info.clone()
             };
-            (info, jobs)
+            (info, r.done.len())
         }
     };
     // Held until the run is stored: the same suite never runs twice at once on one store.
     let lease = super::schedule::lease(ctx, store, suite)?;
-    // A first run of this suite content registers its case versions: the writer does it on
-    // its thread before storing the first result, so that calls start at once.
-    let register = store.begin_run_deferred(&info, suite, std::process::id(), &host_name())?;
-    let writer = Writer::spawn_registering(
-        db,
-        &info.run_id,
-        BATCH,
-        register.then(|| (Arc::clone(suite), info.started_at.clone())),
-    )?;
-    let bar = ctx.printer.progress(jobs.len() as u64, &suite.name);
+    // Case versions are registered by the writer as their first result is stored.
+    store.begin_run_deferred(&info, suite, std::process::id(), &host_name())?;
+    let writer = Writer::spawn(env.db, &info.run_id, BATCH)?;
+    crate::phase::phase("writer");
+    let bar = ctx.printer.progress(info.planned.saturating_sub(stored as u64), &suite.name);
     let started = Instant::now();
+    // The judging stage: set up at once for a resumed run; for a streamed one, once the
+    // checker knows which judges the suite's assertions call (a case that needs one waits
+    // for it, a few milliseconds at most).
+    let (engine_tx, engine_rx) = watch::channel::<Option<Option<Arc<judge::Engine>>>>(None);
+    if resume.is_some() {
+        let ids = judge::Engine::judge_ids(suite, env.project.judge.as_deref());
+        let engine = judging(env, suite, &ids, &mut limiters, &tx)?;
+        let _ = engine_tx.send(Some(engine));
+    }
+    let after = after_hook(engine_rx);
     let consumer = {
-        let suite = Arc::clone(suite);
         let printer = ctx.printer;
         let bar = bar.clone();
         std::thread::spawn(move || {
-            consume(rx, &suite, &scorer, &writer, printer, &bar, acc).map(|c| (c, writer))
+            consume(rx, &writer, printer, &bar, acc).map(|c| (c, writer))
         })
     };
+    // Told when the first job is rendered, right before its call.
+    let first_call = Arc::new(tokio::sync::Notify::new());
     let render: exec::RenderFn = {
-        let suite = Arc::clone(suite);
         let renderer = Arc::clone(&renderer);
-        Arc::new(move |job| renderer.render(&suite.cases[job.case_index], job.sample))
+        let first_call = Arc::clone(&first_call);
+        let told = std::sync::atomic::AtomicBool::new(false);
+        Arc::new(move |job| {
+            if !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                first_call.notify_one();
+            }
+            match job.case.get() {
+            Some(case) => renderer.render(case, job.sample),
+                None => Err(format!("case `{}` is not loaded", job.case_id)),
+            }
+        })
     };
     let global = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-    runtime.block_on(exec::execute(
-        jobs,
-        slots,
-        global,
-        render,
-        after,
-        cancel.clone(),
-        tx,
-    ));
+    let events = tx.clone();
+    let checking = async {
+        let Some(index) = file_index else {
+            return Ok(None);
+        };
+        // The check starts once the first call is out (or soon anyway: a suite may select
+        // no case at all).
+        tokio::select! {
+            () = first_call.notified() => {}
+            () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+        }
+        let checked = checker(env)?.wait().await?;
+        if !checked.diags.is_empty() {
+            env.cancel.cancel();
+            return Err(invalid(ctx, &checked.diags));
+        }
+        let whole = checked
+            .suites
+            .iter()
+            .find(|s| s.source == suite.source)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("check suite `{}`: not among the suites checked", suite.name))?;
+        let tally = checked.files.get(index).cloned().unwrap_or_default();
+        let providers = plan::providers(&whole, env.filters)?.len() as u64;
+        let repeat = u64::from(plan::repeat(&whole, env.filters)?);
+        let planned = tally.selected * repeat * providers;
+        bar.set_length(planned);
+        // On the runtime's own thread, between polls: a one-row update.
+        store.set_run_plan(&info.run_id, &whole.hash, planned)?;
+        let engine = judging(env, &Arc::new(whole.clone()), &tally.judges, &mut limiters, &events)
+            .inspect_err(|_| env.cancel.cancel())?;
+        let _ = engine_tx.send(Some(engine));
+        anyhow::Ok(Some((whole, planned)))
+    };
+    let (checked, ()) = env.runtime.block_on(async {
+        tokio::join!(
+            checking,
+            exec::execute_feeds(feeds, slots, global, render, after, env.cancel.clone(), tx)
+        )
+    });
+    crate::phase::phase("calls done");
     let joined = consumer
         .join()
         .map_err(|_| anyhow::anyhow!("score results: the scoring thread panicked"))?;
@@ -396,7 +771,38 @@ fn run_suite(
     writer
         .finish()
         .with_context(|| format!("store results of run {}", info.run_id))?;
+    crate::phase::phase("writer finished");
+    // The suite as checked in full (its hash, gates, alerts), and how many jobs it planned.
+    let (suite, info) = match checked {
+        Err(e) => {
+            // What was asked of a suite with a problem is not kept.
+            store
+                .discard_run(&info.run_id)
+                .with_context(|| format!("remove run {} of a suite with problems", info.run_id))?;
+            lease.release();
+            return Err(e);
+        }
+        Ok(None) => (head.as_ref().clone(), info),
+        Ok(Some((whole, planned))) => {
+            let info = RunInfo {
+                suite_hash: whole.hash.clone(),
+                planned,
+                ..info
+            };
+            (whole, info)
+        }
+    };
+    if info.planned == 0 && resume.is_none() {
+        store.discard_run(&info.run_id)?;
+        lease.release();
+        ctx.printer.warn(&format!(
+            "suite `{}`: no case matches the filters; nothing run",
+            suite.name
+        ));
+        return Ok(None);
+    }
     let metrics = consumed.acc.finish(Some(wall_secs));
+    crate::phase::phase("metrics");
     let errors: u64 = metrics
         .iter()
         .filter(|m| m.tag.is_none())
@@ -407,7 +813,7 @@ fn run_suite(
         .filter(|m| m.tag.is_none())
         .map(|m| m.metrics.cases)
         .sum();
-    let budget = project.error_budget.unwrap_or(DEFAULT_ERROR_BUDGET);
+    let budget = env.project.error_budget.unwrap_or(DEFAULT_ERROR_BUDGET);
     let status = if consumed.cancelled {
         RunStatus::Incomplete
     } else if results > 0 && errors as f64 / results as f64 > budget {
@@ -427,6 +833,7 @@ fn run_suite(
     let finished_at = now_rfc3339();
     store.finish_run(&info.run_id, status, &finished_at, &metrics, &gates)?;
     lease.release();
+    crate::phase::phase("finish_run");
     let finished_info = RunInfo {
         finished_at: Some(finished_at.clone()),
         status,
@@ -438,13 +845,14 @@ fn run_suite(
         super::alerts::after_run(
             ctx,
             store,
-            project,
-            suite,
+            env.project,
+            &suite,
             &finished_info,
             &metrics,
             args.fail_on,
         )?
     };
+    crate::phase::phase("alerts");
     if status == RunStatus::Failed {
         ctx.printer.warn(&format!(
             "run {}: {errors} of {results} results are errors, over the error budget of {:.0}%; the run is marked failed",
@@ -458,7 +866,7 @@ fn run_suite(
             info.run_id, consumed.finished, info.planned
         ));
     }
-    Ok(Done {
+    Ok(Some(Done {
         info: finished_info,
         alerts: alerts.alerts,
         alert_fail: alerts.fail,
@@ -467,7 +875,38 @@ fn run_suite(
         wall_secs,
         failures: consumed.failures,
         more_failures: consumed.more_failures,
-    })
+    }))
+}
+
+fn checker<'a>(env: &RunEnv<'a>) -> anyhow::Result<&'a Checker> {
+    env.checker
+        .ok_or_else(|| anyhow::anyhow!("run a streamed suite: no checker"))
+}
+
+/// The hook the executor runs after each call: judging, for cases whose assertions may call
+/// a judge, once the judging stage is set up (`engine`: None until then, then the stage,
+/// itself None when no assertion of the suite calls a judge).
+fn after_hook(engine: watch::Receiver<Option<Option<Arc<judge::Engine>>>>) -> Option<exec::AfterFn> {
+    Some(Arc::new(move |job, request, completion| {
+        let Some(case) = job.case.0.clone() else {
+            return Box::pin(std::future::ready(crate::model::Judged::default()));
+        };
+        if !judge::Engine::wants(&case) {
+            return Box::pin(std::future::ready(crate::model::Judged::default()));
+        }
+        let mut engine = engine.clone();
+        let (job, request, output) = (job.clone(), request.clone(), completion.output.clone());
+        Box::pin(async move {
+            let stage = match engine.wait_for(Option::is_some).await {
+                Ok(stage) => stage.clone().flatten(),
+                Err(_) => None,
+            };
+            match stage {
+                Some(engine) => engine.judge(&case, &job, &request, &output).await,
+                None => crate::model::Judged::default(),
+            }
+        })
+    }))
 }
 
 /// The jobs of `plan` a resumed run has no result for. They keep their plan position unless
@@ -505,8 +944,6 @@ const SHOWN_FAILURES: usize = 10;
 /// drives the progress bar.
 fn consume(
     mut rx: mpsc::Receiver<Event>,
-    suite: &Suite,
-    scorer: &Scorer,
     writer: &Writer,
     printer: crate::output::Printer,
     bar: &indicatif::ProgressBar,
@@ -519,6 +956,8 @@ fn consume(
         failures: Vec::new(),
         more_failures: 0,
     };
+    // Assertions are prepared as their cases come (the checker reported any that cannot be).
+    let mut scorer = Scorer::empty();
     // Judges and rubrics already recorded for this run (a handful: one per assertion type).
     let mut signatures: std::collections::HashSet<JudgeSignature> =
         std::collections::HashSet::new();
@@ -543,7 +982,13 @@ fn consume(
             }
             Event::JobFinished(mut finished) => {
                 let judged = finished.judged.take().unwrap_or_default();
-                let record = record(suite, scorer, *finished, &judged.outcomes);
+                if let Some(case) = finished.job.case.get() {
+                    let _ = scorer.prepare_case(case);
+                    if let Some(p) = case.repeat_policy {
+                        out.acc.add_policy(&case.id, p);
+                    }
+                }
+                let record = record(&scorer, *finished, &judged.outcomes);
                 let new: Vec<JudgeSignature> = record
                     .assertions
                     .iter()
@@ -574,21 +1019,17 @@ fn consume(
 }
 
 /// Score a finished job into the record the store keeps.
-fn record(
-    suite: &Suite,
-    scorer: &Scorer,
-    f: Finished,
-    judged: &[(usize, AssertionOutcome)],
-) -> ResultRecord {
-    let case = &suite.cases[f.job.case_index];
+fn record(scorer: &Scorer, mut f: Finished, judged: &[(usize, AssertionOutcome)]) -> ResultRecord {
+    // The record does not keep the case: it is let go once its jobs are stored.
+    let case = std::mem::take(&mut f.job.case);
     let prompt = f
         .request
         .as_ref()
         .map(crate::model::Request::prompt_text)
         .unwrap_or_default();
     let mut rec = ResultRecord {
-        case_hash: case.hash.clone(),
-        tags: case.tags.clone(),
+        case_hash: case.get().map(|c| c.hash.clone()).unwrap_or_default(),
+        tags: case.get().map(|c| c.tags.clone()).unwrap_or_default(),
         prompt,
         attempts: f.attempts,
         ..ResultRecord::new(f.job, CaseStatus::Error)
@@ -596,21 +1037,23 @@ fn record(
 
     match f.result {
         Ok(c) => {
-            let score = scorer.score_with(
-                rec.job.case_index,
-                case,
-                &ScoreInput {
-                    output: &c.output,
-                    prompt: &rec.prompt,
-                    latency_ms: Some(c.latency_ms),
-                    cost_usd: c.cost_usd,
-                },
-                judged,
-            );
-            rec.status = score.status;
-            rec.score = score.score;
-            rec.assertions = score.assertions;
-            rec.label = score.label;
+            if let Some(case) = case.get() {
+                let score = scorer.score_with(
+                    rec.job.case_index,
+                    case,
+                    &ScoreInput {
+                        output: &c.output,
+                        prompt: &rec.prompt,
+                        latency_ms: Some(c.latency_ms),
+                        cost_usd: c.cost_usd,
+                    },
+                    judged,
+                );
+                rec.status = score.status;
+                rec.score = score.score;
+                rec.assertions = score.assertions;
+                rec.label = score.label;
+            }
             rec.output = Some(c.output);
             rec.latency_ms = Some(c.latency_ms);
             rec.tokens_in = c.tokens_in;
@@ -660,29 +1103,28 @@ impl judge::Embedder for OpenAiEmbedder {
     }
 }
 
-/// The judging stage of a suite's run, when any of its assertions may call a judge: the
+/// The judging stage of a suite's run, when its assertions may call judges (`ids`): the
 /// judge providers (temperature 0 unless their `params` set one; rate limits shared with
 /// the same provider under test), the judge cache, and the hook the executor runs after
 /// each call.
 fn judging(
-    project: &ProjectConfig,
-    client: &reqwest::Client,
-    db: &std::path::Path,
+    env: &RunEnv<'_>,
     suite: &Arc<Suite>,
+    ids: &[String],
     limiters: &mut std::collections::HashMap<String, Arc<exec::Limiter>>,
-    cancel: &CancellationToken,
     events: &mpsc::Sender<Event>,
-) -> anyhow::Result<Option<exec::AfterFn>> {
-    if !judge::Engine::needed(suite) {
+) -> anyhow::Result<Option<Arc<judge::Engine>>> {
+    if ids.is_empty() {
         return Ok(None);
     }
+    let (project, client, db, cancel) = (env.project, env.client, env.db, env.cancel);
     let mut judges = Vec::new();
-    for id in judge::Engine::judge_ids(suite, project.judge.as_deref()) {
+    for id in ids {
         let Some(spec) = suite
             .providers
             .iter()
             .chain(&project.providers)
-            .find(|p| p.id == id)
+            .find(|p| &p.id == id)
         else {
             // The loader reports this at the assertion; here the assertion stays unscorable.
             continue;
@@ -738,7 +1180,6 @@ fn judging(
     });
     let engine = Arc::new(
         judge::Engine::new(
-            Arc::clone(suite),
             judges,
             project.judge.clone(),
             Some(lookup),
@@ -746,14 +1187,7 @@ fn judging(
         )
         .with_retry_note(note),
     );
-    Ok(Some(Arc::new(move |job, request, completion| {
-        if !engine.wants(job.case_index) {
-            return Box::pin(std::future::ready(crate::model::Judged::default()));
-        }
-        let engine = Arc::clone(&engine);
-        let (job, request, output) = (job.clone(), request.clone(), completion.output.clone());
-        Box::pin(async move { engine.judge(&job, &request, &output).await })
-    })))
+    Ok(Some(engine))
 }
 
 /// Print or write the chosen format for every run.

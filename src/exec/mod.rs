@@ -5,9 +5,8 @@
 pub mod limiter;
 pub mod retry;
 
-use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -154,25 +153,59 @@ pub async fn execute(
     cancel: CancellationToken,
     tx: mpsc::Sender<Event>,
 ) {
-    let global = Arc::new(Semaphore::new(global.max(1)));
-    let mut queues: Vec<VecDeque<Job>> = (0..slots.len()).map(|_| VecDeque::new()).collect();
+    let mut senders = Vec::with_capacity(slots.len());
+    let mut feeds = Vec::with_capacity(slots.len());
+    for _ in &slots {
+        let (s, r) = mpsc::unbounded_channel();
+        senders.push(s);
+        feeds.push(Feed::Unbounded(r));
+    }
     for job in jobs {
-        if let Some(q) = queues.get_mut(job.provider_index) {
-            q.push_back(job);
+        if let Some(s) = senders.get(job.provider_index) {
+            let _ = s.send(job);
         }
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (mut slot, queue) in slots.into_iter().zip(queues) {
-        if queue.is_empty() {
-            continue;
+    drop(senders);
+    execute_feeds(feeds, slots, global, render, after, cancel, tx).await;
+}
+
+/// Where a provider's workers take their jobs from: jobs arrive while the run goes on (a
+/// planner feeds them as the suite's cases are built); the workers stop when it is closed and
+/// empty.
+pub enum Feed {
+    Bounded(mpsc::Receiver<Job>),
+    Unbounded(mpsc::UnboundedReceiver<Job>),
+}
+
+impl Feed {
+    async fn recv(&mut self) -> Option<Job> {
+        match self {
+            Self::Bounded(r) => r.recv().await,
+            Self::Unbounded(r) => r.recv().await,
         }
-        let workers = slot.concurrency.max(1).min(queue.len());
+    }
+}
+
+/// [`execute`] with each provider's jobs coming from its feed (`feeds[i]` for `slots[i]`).
+pub async fn execute_feeds(
+    feeds: Vec<Feed>,
+    slots: Vec<Slot>,
+    global: usize,
+    render: RenderFn,
+    after: Option<AfterFn>,
+    cancel: CancellationToken,
+    tx: mpsc::Sender<Event>,
+) {
+    let global = Arc::new(Semaphore::new(global.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (mut slot, feed) in slots.into_iter().zip(feeds) {
+        let workers = slot.concurrency.max(1);
         let limiter = slot
             .limiter
             .take()
             .unwrap_or_else(|| Arc::new(Limiter::new(slot.rate_limit)));
         let shared = Arc::new(Shared {
-            queue: Mutex::new(queue),
+            feed: tokio::sync::Mutex::new(feed),
             limiter,
             slot,
         });
@@ -197,7 +230,7 @@ pub async fn execute(
 }
 
 struct Shared {
-    queue: Mutex<VecDeque<Job>>,
+    feed: tokio::sync::Mutex<Feed>,
     limiter: Arc<Limiter>,
     slot: Slot,
 }
@@ -217,7 +250,11 @@ impl Worker {
             if self.cancel.is_cancelled() {
                 return;
             }
-            let next = self.shared.queue.lock().map_or(None, |mut q| q.pop_front());
+            let next = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return,
+                job = async { self.shared.feed.lock().await.recv().await } => job,
+            };
             let Some(job) = next else { return };
             let Ok(permit) = self.global.acquire().await else {
                 return;
@@ -394,6 +431,7 @@ mod tests {
                 provider_index: 0,
                 provider_id: "flaky".into(),
                 sample: 0,
+                case: crate::model::CaseRef::default(),
             })
             .collect()
     }

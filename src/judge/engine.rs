@@ -63,14 +63,11 @@ impl JudgeProvider {
 
 /// Judges the results of one suite's run.
 pub struct Engine {
-    suite: Arc<Suite>,
     judges: HashMap<String, Arc<JudgeProvider>>,
     default_judge: Option<String>,
     cache: Option<CacheLookup>,
     cancel: CancellationToken,
     note: Option<RetryNote>,
-    /// Per case: whether it has an assertion that may call a model.
-    calls: Vec<bool>,
 }
 
 /// What judging one assertion gave.
@@ -81,19 +78,12 @@ struct One {
 
 impl Engine {
     pub fn new(
-        suite: Arc<Suite>,
         judges: Vec<JudgeProvider>,
         default_judge: Option<String>,
         cache: Option<CacheLookup>,
         cancel: CancellationToken,
     ) -> Self {
-        let calls = suite
-            .cases
-            .iter()
-            .map(|c| c.asserts.iter().any(|a| may_call(c, a)))
-            .collect();
         Self {
-            suite,
             judges: judges
                 .into_iter()
                 .map(|j| (j.id.clone(), Arc::new(j)))
@@ -102,7 +92,6 @@ impl Engine {
             cache,
             cancel,
             note: None,
-            calls,
         }
     }
 
@@ -122,10 +111,7 @@ impl Engine {
     /// Whether any case of `suite` has an assertion that may call a judge.
     #[must_use]
     pub fn needed(suite: &Suite) -> bool {
-        suite
-            .cases
-            .iter()
-            .any(|c| c.asserts.iter().any(|a| may_call(c, a)))
+        suite.cases.iter().any(Self::wants)
     }
 
     /// Provider ids the suite's assertions may call (their `provider:`, else `default`).
@@ -133,34 +119,36 @@ impl Engine {
     pub fn judge_ids(suite: &Suite, default: Option<&str>) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
         for c in &suite.cases {
-            for a in &c.asserts {
-                if let Check::Model { kind, params } = &a.check
-                    && let Ok(check) =
-                        ModelCheck::parse(kind, params, c.expected.as_deref(), a.threshold)
-                    && check.may_call()
-                    && let Some(id) = check.provider().or(default)
-                    && !ids.iter().any(|i| i == id)
-                {
-                    ids.push(id.to_owned());
-                }
-            }
+            Self::add_judge_ids(c, default, &mut ids);
         }
         ids
     }
 
-    /// Whether the case at `case_index` needs the judging stage at all.
+    /// Add to `ids` the provider ids `case`'s assertions may call that are not in it yet.
+    pub fn add_judge_ids(case: &Case, default: Option<&str>, ids: &mut Vec<String>) {
+        for a in &case.asserts {
+            if let Check::Model { kind, params } = &a.check
+                && let Ok(check) =
+                    ModelCheck::parse(kind, params, case.expected.as_deref(), a.threshold)
+                && check.may_call()
+                && let Some(id) = check.provider().or(default)
+                && !ids.iter().any(|i| i == id)
+            {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+
+    /// Whether `case` needs the judging stage at all.
     #[must_use]
-    pub fn wants(&self, case_index: usize) -> bool {
-        self.calls.get(case_index).copied().unwrap_or(false)
+    pub fn wants(case: &Case) -> bool {
+        case.asserts.iter().any(|a| may_call(case, a))
     }
 
     /// Judge the output of one job. Assertions decided without a model (lexical) are left to
     /// the scorer; the rest come back by index, with the cache entries to store.
-    pub async fn judge(&self, job: &Job, request: &Request, output: &str) -> Judged {
+    pub async fn judge(&self, case: &Case, job: &Job, request: &Request, output: &str) -> Judged {
         let mut judged = Judged::default();
-        let Some(case) = self.suite.cases.get(job.case_index) else {
-            return judged;
-        };
         let prompt = request.prompt_text();
         let work = case.asserts.iter().enumerate().filter_map(|(i, a)| {
             let Check::Model { kind, params } = &a.check else {

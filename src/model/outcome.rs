@@ -143,7 +143,40 @@ pub struct Job {
     pub provider_id: String,
     /// 0-based sample number (`repeat`).
     pub sample: u32,
+    /// The case itself, while the job is in flight (a run that streams its cases holds no
+    /// suite-wide list of them). Not part of the job's identity: never compared or stored.
+    #[serde(skip)]
+    pub case: CaseRef,
 }
+
+/// A job's case, shared with the other jobs of that case; see [`Job::case`].
+#[derive(Clone, Default)]
+pub struct CaseRef(pub Option<std::sync::Arc<super::Case>>);
+
+impl CaseRef {
+    #[must_use]
+    pub fn get(&self) -> Option<&super::Case> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Debug for CaseRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(c) => write!(f, "CaseRef({})", c.id),
+            None => f.write_str("CaseRef(-)"),
+        }
+    }
+}
+
+/// Identity is in the job's other fields.
+impl PartialEq for CaseRef {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CaseRef {}
 
 impl Job {
     /// Sample `sample` of case `case_id` on provider `provider_id`, first in its plan (tests
@@ -157,6 +190,7 @@ impl Job {
             provider_index: 0,
             provider_id: provider_id.to_owned(),
             sample,
+            case: CaseRef::default(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Suite + filters -> ordered jobs with stable ids. Pure.
 
-use crate::model::{Job, Suite};
+use std::sync::Arc;
+
+use crate::model::{Case, CaseRef, Job, Suite};
 
 /// Which part of a suite to run.
 #[derive(Debug, Clone, Default)]
@@ -28,9 +30,18 @@ pub enum PlanError {
     ZeroRepeat,
 }
 
-/// Jobs of a suite in a stable order: case by case, sample by sample, provider by provider
-/// (so providers run side by side). `seq` numbers them.
-pub fn plan(suite: &Suite, filters: &Filters) -> Result<Vec<Job>, PlanError> {
+impl Filters {
+    /// Whether `case` is run: its id matches a `--case` glob and it has a `--tag` (either
+    /// filter absent keeps every case).
+    #[must_use]
+    pub fn selects(&self, case: &Case) -> bool {
+        (self.cases.is_empty() || self.cases.iter().any(|g| g.matches(&case.id)))
+            && (self.tags.is_empty() || case.tags.iter().any(|t| self.tags.contains(t)))
+    }
+}
+
+/// The providers of `suite` the filters keep, as (index into `suite.providers`, id).
+pub fn providers(suite: &Suite, filters: &Filters) -> Result<Vec<(usize, String)>, PlanError> {
     for id in &filters.providers {
         if !suite.providers.iter().any(|p| &p.id == id) {
             let known: Vec<&str> = suite.providers.iter().map(|p| p.id.as_str()).collect();
@@ -49,27 +60,60 @@ pub fn plan(suite: &Suite, filters: &Filters) -> Result<Vec<Job>, PlanError> {
             });
         }
     }
-    let repeat = filters.repeat.unwrap_or(suite.repeat);
-    if repeat == 0 {
-        return Err(PlanError::ZeroRepeat);
-    }
-    let providers: Vec<(usize, &str)> = suite
+    Ok(suite
         .providers
         .iter()
         .enumerate()
         .filter(|(_, p)| filters.providers.is_empty() || filters.providers.contains(&p.id))
-        .map(|(i, p)| (i, p.id.as_str()))
-        .collect();
+        .map(|(i, p)| (i, p.id.clone()))
+        .collect())
+}
+
+/// Samples per case: `--repeat`, else the suite's `repeat`.
+pub fn repeat(suite: &Suite, filters: &Filters) -> Result<u32, PlanError> {
+    match filters.repeat.unwrap_or(suite.repeat) {
+        0 => Err(PlanError::ZeroRepeat),
+        n => Ok(n),
+    }
+}
+
+/// The jobs of one case, numbered from `*seq` on (which moves past them): sample by sample,
+/// provider by provider, each holding the case.
+pub fn case_jobs(
+    case: &Arc<Case>,
+    case_index: usize,
+    repeat: u32,
+    providers: &[(usize, String)],
+    seq: &mut usize,
+) -> Vec<Job> {
+    let mut jobs = Vec::with_capacity(repeat as usize * providers.len());
+    for sample in 0..repeat {
+        for (provider_index, provider_id) in providers {
+            jobs.push(Job {
+                seq: *seq,
+                case_index,
+                case_id: case.id.clone(),
+                provider_index: *provider_index,
+                provider_id: provider_id.clone(),
+                sample,
+                case: CaseRef(Some(Arc::clone(case))),
+            });
+            *seq += 1;
+        }
+    }
+    jobs
+}
+
+/// Jobs of a suite in a stable order: case by case, sample by sample, provider by provider
+/// (so providers run side by side). `seq` numbers them.
+pub fn plan(suite: &Suite, filters: &Filters) -> Result<Vec<Job>, PlanError> {
+    let providers = providers(suite, filters)?;
+    let repeat = repeat(suite, filters)?;
     let selected: Vec<usize> = suite
         .cases
         .iter()
         .enumerate()
-        .filter(|(_, case)| {
-            filters.cases.is_empty() || filters.cases.iter().any(|g| g.matches(&case.id))
-        })
-        .filter(|(_, case)| {
-            filters.tags.is_empty() || case.tags.iter().any(|t| filters.tags.contains(t))
-        })
+        .filter(|(_, case)| filters.selects(case))
         .map(|(i, _)| i)
         .collect();
     // Sized exactly: a plan of 100,000 jobs grown by doubling would briefly hold twice that.
@@ -77,14 +121,15 @@ pub fn plan(suite: &Suite, filters: &Filters) -> Result<Vec<Job>, PlanError> {
     for case_index in selected {
         let case = &suite.cases[case_index];
         for sample in 0..repeat {
-            for &(provider_index, provider_id) in &providers {
+            for (provider_index, provider_id) in &providers {
                 jobs.push(Job {
                     seq: jobs.len(),
                     case_index,
                     case_id: case.id.clone(),
-                    provider_index,
-                    provider_id: provider_id.to_string(),
+                    provider_index: *provider_index,
+                    provider_id: provider_id.clone(),
                     sample,
+                    case: CaseRef::default(),
                 });
             }
         }

@@ -83,6 +83,38 @@ impl Scorer {
         Ok(Self { prepared })
     }
 
+    /// A scorer with nothing prepared yet, for cases that stream in (see
+    /// [`Scorer::prepare_case`]).
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// Prepare the assertions of `case` not prepared yet, as [`Scorer::new`] does for a
+    /// whole suite. What it holds stays bounded: it starts afresh past a few thousand
+    /// distinct assertions (a suite whose cases each have their own `expected`).
+    pub fn prepare_case(&mut self, case: &Case) -> Result<(), ScoreError> {
+        const MAX_PREPARED: usize = 4096;
+        for (index, a) in case.asserts.iter().enumerate() {
+            if !self.prepared.contains_key(&key(a)) {
+                if self.prepared.len() >= MAX_PREPARED {
+                    self.prepared.clear();
+                }
+                self.prepared.insert(key(a), (Arc::clone(a), prepare(a)));
+            }
+            if let Some((_, Err(message))) = self.prepared.get(&key(a)) {
+                return Err(ScoreError::Assertion {
+                    case_id: case.id.clone(),
+                    index,
+                    message: message.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Score one output of `case` (`case_index` into `suite.cases`).
     ///
     /// An assertion the scorer did not prepare (a case of another suite, or an edited case)

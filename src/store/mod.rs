@@ -310,6 +310,66 @@ impl Store {
     }
 
     /// Set a run's status (used to mark a crashed run incomplete).
+    /// Record a run's suite hash and planned job count, once they are known (a run that
+    /// streams its cases begins before its whole suite was read).
+    pub fn set_run_plan(
+        &mut self,
+        run_id: &str,
+        suite_hash: &str,
+        planned: u64,
+    ) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE runs SET suite_hash = ?2, planned = ?3 WHERE run_id = ?1",
+            params![run_id, suite_hash, codec::to_i64(planned)],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::UnknownRun {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Remove a run that must not count, with everything stored for it: a run stopped
+    /// because its suite turned out to have a problem (what it stored was asked of a suite
+    /// that is not the one on disk). Runs that were reviewed are refused.
+    pub fn discard_run(&mut self, run_id: &str) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(run_ref): Option<i64> = tx
+            .query_row("SELECT id FROM runs WHERE run_id = ?1", [run_id], |r| {
+                r.get(0)
+            })
+            .optional()?
+        else {
+            return Err(StoreError::UnknownRun {
+                run_id: run_id.to_owned(),
+            });
+        };
+        let (low, high) = (run_ref << 32, (run_ref << 32) + 0xFFFF_FFFF);
+        let reviewed: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM review_items WHERE result_id BETWEEN ?1 AND ?2)",
+            params![low, high],
+            |r| r.get(0),
+        )?;
+        if reviewed {
+            return Err(StoreError::Other(format!(
+                "discard run {run_id}: some of its results are in a review sheet"
+            )));
+        }
+        tx.execute(
+            "DELETE FROM results WHERE id BETWEEN ?1 AND ?2",
+            params![low, high],
+        )?;
+        for table in ["run_metrics", "run_gates", "run_judges"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE run_ref = ?1"), [run_ref])?;
+        }
+        tx.execute("DELETE FROM runs WHERE id = ?1", [run_ref])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn set_run_status(&mut self, run_id: &str, status: RunStatus) -> Result<(), StoreError> {
         let changed = self.conn.execute(
             "UPDATE runs SET status = ?2 WHERE run_id = ?1",

@@ -182,6 +182,7 @@ impl Store {
                     provider_index: codec::to_usize(r.get(4)?),
                     provider_id: r.get(5)?,
                     sample: codec::to_u32(r.get(6)?),
+                    case: crate::model::CaseRef::default(),
                 },
                 case_hash: r.get(7)?,
                 tags,

@@ -97,6 +97,7 @@ fn record(seq: usize) -> ResultRecord {
             provider_index: 0,
             provider_id: "p-a".to_owned(),
             sample: 0,
+            case: crate::model::CaseRef::default(),
         },
         case_hash: c.hash.clone(),
         tags: c.tags.clone(),
@@ -447,6 +448,7 @@ fn every_result_field_round_trips_in_plan_order() {
             provider_index: 1,
             provider_id: "p-b".to_owned(),
             sample: 3,
+            case: crate::model::CaseRef::default(),
         },
         case_hash: "h2".to_owned(),
         tags: vec!["billing".to_owned(), "eu".to_owned()],
@@ -497,6 +499,7 @@ fn every_result_field_round_trips_in_plan_order() {
             provider_index: 0,
             provider_id: "p-a".to_owned(),
             sample: 0,
+            case: crate::model::CaseRef::default(),
         },
         case_hash: "h0".to_owned(),
         // Differs from the case row's tags: stored on the result.

@@ -193,20 +193,22 @@ pub fn check_suites(
 /// Build the cases of one suite file and hand them to `on_case` as they come, after its
 /// head (the suite without cases, gates, alerts, review and hash) went to `on_head`. This
 /// pass reports nothing: it runs beside [`check_suites`], which finds every problem; a case
-/// with a problem is skipped, and nothing comes at all when the head has one.
+/// with a problem is skipped, and nothing comes at all when the head has one. Returns
+/// whether it met no problem.
 pub fn feed_suite(
     file: &Path,
     project: &ProjectConfig,
     on_head: &mut dyn FnMut(&Suite),
     on_case: &mut dyn FnMut(crate::model::Case),
-) {
+) -> bool {
     let sink = Box::new(on_case);
-    let _ = load::load_suite_with(
+    let (_, diags) = load::load_suite_with(
         file,
         project,
         cases::Out::Stream { sink, check: false },
         Some(on_head),
     );
+    diags.is_empty()
 }
 
 /// Suites that loaded cleanly, under unique names, and every diagnostic in file order.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use evalwatch::model::RunStatus;
 use evalwatch::store::Store;
 
-use crate::support::{Project, code, json_runs, replay_suite, signal, stderr};
+use crate::support::{Project, code, json_runs, replay_suite, signal, stderr, stdout};
 
 #[test]
 fn two_processes_on_one_store_both_complete_with_nothing_lost() {
@@ -340,4 +340,54 @@ fn repeated_samples_make_case_verdicts_by_policy() {
         "{text}"
     );
     assert!(text.contains("flaky on rec: b, c, d"), "{text}");
+}
+
+/// Cases stream into the run while the whole suite is checked beside it. A problem the check
+/// finds after the first calls went out still stops the run with exit 2, located, and what
+/// the run stored is removed: history only holds runs of valid suites.
+#[test]
+fn a_problem_found_after_calls_began_stops_the_run_and_keeps_nothing() {
+    let p = Project::new();
+    let n = 3000;
+    replay_suite(&p, "late", n, 0);
+    let path = p.path().join("suites/cases/late.jsonl");
+    let mut cases = std::fs::read_to_string(&path).expect("cases");
+    cases.push_str("{\"id\": \"bad\", \"vars\": {\"q\": \"x\"}, \"expectd\": \"right\"}\n");
+    std::fs::write(&path, cases).expect("write");
+    let out = p.run(&["run"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("late.jsonl:{}:1", n + 1)) && err.contains("expectd"),
+        "the problem is located:\n{err}"
+    );
+    assert!(err.contains("nothing was run"), "{err}");
+    // The first case was valid: the run began (the store exists) before the problem was met.
+    let store = Store::open(&p.db()).expect("the run began");
+    assert!(
+        store.runs(None, 10).expect("runs").is_empty(),
+        "no run of the invalid suite is kept"
+    );
+    drop(store);
+
+    // The same suite fixed: the run row gets the hash and planned count of the whole suite,
+    // the same as a whole load gives.
+    replay_suite(&p, "late", n, 0);
+    let out = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run_id = json_runs(&out)[0]["run_id"].as_str().expect("id").to_owned();
+    let project = evalwatch::model::ProjectConfig::default();
+    let (suites, diags) =
+        evalwatch::suite::load_suites(&[p.path().join("suites/late.yaml")], &project);
+    assert!(diags.is_empty(), "{diags}");
+    let store = Store::open(&p.db()).expect("open");
+    let info = store.run(&run_id).expect("read").expect("run");
+    assert_eq!(info.suite_hash, suites[0].hash);
+    assert_eq!(info.planned, n as u64);
+
+    // Filters that select nothing: a warning, no run.
+    let none = p.run(&["run", "--case", "nothing-*"]);
+    assert_eq!(code(&none), 0, "{}", stderr(&none));
+    assert!(stderr(&none).contains("no case matches the filters"), "{}", stderr(&none));
+    assert_eq!(store.runs(None, 10).expect("runs").len(), 1);
 }

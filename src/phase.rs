@@ -1,0 +1,22 @@
+//! Start-up and tear-down timings of `run`, for finding where time goes: with
+//! `EVALWATCH_PHASES=1` set, each phase prints `phase <ms since start> <name>` to stderr
+//! (docs/performance.md). Off, a phase costs one environment lookup.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// The process's start, set first thing in `main`.
+pub static T0: OnceLock<Instant> = OnceLock::new();
+
+fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("EVALWATCH_PHASES").is_some_and(|v| v == "1"))
+}
+
+/// Note that phase `name` ended now.
+pub fn phase(name: &str) {
+    if enabled() {
+        let t0 = T0.get_or_init(Instant::now);
+        eprintln!("phase {:>8.1} ms {name}", t0.elapsed().as_secs_f64() * 1000.0);
+    }
+}
