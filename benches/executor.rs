@@ -6,7 +6,7 @@
 //! CPU per case (user + system time of the evalwatch process, which includes scoring and
 //! storage), its peak RSS, how long after spawning it the first request reached the server, and
 //! how long the calls themselves took (first request to last answer). The mock answers each
-//! request exactly `LATENCY_MS` after it arrived (and reports the latency it really served).
+//! request `LATENCY_MS` after it arrived (a timer thread keeps the deadlines) (and reports the latency it really served).
 //! The mock server runs in this process, so its CPU is not counted against the client.
 
 use std::fmt::Write as _;
@@ -33,8 +33,60 @@ struct Seen {
     last: Mutex<Option<Instant>>,
 }
 
+/// Wakes each waiter at its deadline, from one thread that sleeps until the earliest one:
+/// a precise OS sleep (tens of microseconds late at most), without a thread per request.
+#[derive(Clone)]
+struct Timer(std::sync::mpsc::Sender<(Instant, tokio::sync::oneshot::Sender<()>)>);
+
+impl Timer {
+    fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<(Instant, tokio::sync::oneshot::Sender<()>)>();
+        std::thread::spawn(move || {
+            let mut due: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64)>> =
+                std::collections::BinaryHeap::new();
+            let mut waiters = std::collections::HashMap::new();
+            let mut next_id = 0u64;
+            loop {
+                let now = Instant::now();
+                while let Some(std::cmp::Reverse((at, id))) = due.peek().copied() {
+                    if at > now {
+                        break;
+                    }
+                    due.pop();
+                    if let Some(w) = waiters.remove(&id) {
+                        let _: Result<(), ()> = tokio::sync::oneshot::Sender::send(w, ());
+                    }
+                }
+                let got = match due.peek() {
+                    Some(std::cmp::Reverse((at, _))) => {
+                        rx.recv_timeout(at.saturating_duration_since(Instant::now()))
+                    }
+                    None => rx
+                        .recv()
+                        .map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected),
+                };
+                match got {
+                    Ok((at, w)) => {
+                        due.push(std::cmp::Reverse((at, next_id)));
+                        waiters.insert(next_id, w);
+                        next_id += 1;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        });
+        Self(tx)
+    }
+
+    fn at(&self, deadline: Instant, wake: tokio::sync::oneshot::Sender<()>) {
+        let _ = self.0.send((deadline, wake));
+    }
+}
+
 fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
+    let timer = Timer::start();
     let (tx, rx) = std::sync::mpsc::channel();
     let s2 = Arc::clone(&seen);
     std::thread::spawn(move || {
@@ -49,23 +101,18 @@ fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
                 "/v1/chat/completions",
                 post(move || {
                     let seen = Arc::clone(&seen);
+                    let timer = timer.clone();
                     async move {
                         let arrived = Instant::now();
                         if seen.requests.fetch_add(1, Ordering::SeqCst) == 0 {
                             *seen.first.lock().expect("lock") = Some(arrived);
                         }
                         // Exactly `latency` after arrival: tokio's timer has a 1 ms
-                        // granularity and rounds a 20 ms sleep up to ~21 ms, so the last
-                        // stretch is a precise OS sleep on the blocking pool.
-                        let deadline = arrived + latency;
-                        if let Some(coarse) = latency.checked_sub(Duration::from_millis(3)) {
-                            tokio::time::sleep_until((arrived + coarse).into()).await;
-                        }
-                        let _ = tokio::task::spawn_blocking(move || {
-                            let left = deadline.saturating_duration_since(Instant::now());
-                            std::thread::sleep(left);
-                        })
-                        .await;
+                        // granularity and rounds a 20 ms sleep up to ~21 ms, so the
+                        // deadline is kept by a timer thread of its own (see `Timer`).
+                        let (done, wake) = tokio::sync::oneshot::channel();
+                        timer.at(arrived + latency, done);
+                        let _ = wake.await;
                         let answered = Instant::now();
                         seen.served_us.fetch_add(
                             answered.duration_since(arrived).as_micros() as u64,
