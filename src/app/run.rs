@@ -123,20 +123,19 @@ impl Checker {
                 // Assertions the scorer cannot build are problems of the suite too.
                 let mut scorer = Scorer::empty();
                 let mut problems = Vec::new();
-                let (suites, mut diags) =
-                    suite::check_suites(&files, &project, &mut |i, case| {
-                        if let Some(t) = tallies.get_mut(i) {
-                            t.selected += u64::from(filters.selects(&case));
-                            judge::Engine::add_judge_ids(
-                                &case,
-                                project.judge.as_deref(),
-                                &mut t.judges,
-                            );
-                        }
-                        if let Err(e) = scorer.prepare_case(&case) {
-                            problems.push(scorer_problem(&case, &e));
-                        }
-                    });
+                let (suites, mut diags) = suite::check_suites(&files, &project, &mut |i, case| {
+                    if let Some(t) = tallies.get_mut(i) {
+                        t.selected += u64::from(filters.selects(&case));
+                        judge::Engine::add_judge_ids(
+                            &case,
+                            project.judge.as_deref(),
+                            &mut t.judges,
+                        );
+                    }
+                    if let Err(e) = scorer.prepare_case(&case) {
+                        problems.push(scorer_problem(&case, &e));
+                    }
+                });
                 diags.0.extend(problems);
                 let _ = tx.send(Some(Arc::new(Checked {
                     suites,
@@ -190,11 +189,7 @@ fn invalid(ctx: &Ctx, diags: &Diagnostics) -> anyhow::Error {
 }
 
 /// Load every suite whole (a dry run, a resumed run).
-fn load_whole(
-    ctx: &Ctx,
-    files: &[PathBuf],
-    project: &ProjectConfig,
-) -> anyhow::Result<Vec<Suite>> {
+fn load_whole(ctx: &Ctx, files: &[PathBuf], project: &ProjectConfig) -> anyhow::Result<Vec<Suite>> {
     let (suites, diags) = suite::load_suites(files, project);
     if !diags.is_empty() {
         return Err(invalid(ctx, &diags));
@@ -246,7 +241,11 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         return dry_run(ctx, &suites, &filters);
     }
     let checker = match args.resume {
-        None => Some(Checker::new(files.clone(), project.clone(), filters.clone())),
+        None => Some(Checker::new(
+            files.clone(),
+            project.clone(),
+            filters.clone(),
+        )),
         Some(_) => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -368,11 +367,7 @@ struct Resume {
 }
 
 /// `--resume RUN_ID`: the run, and the one suite of the loaded ones it belongs to.
-fn select_resume(
-    store: &Store,
-    suites: Vec<Suite>,
-    id: &str,
-) -> anyhow::Result<(Suite, Resume)> {
+fn select_resume(store: &Store, suites: Vec<Suite>, id: &str) -> anyhow::Result<(Suite, Resume)> {
     let info = store.run(id)?.ok_or_else(|| {
         Failure::invalid(format!(
             "resume run `{id}`: no such run; `evalwatch runs` lists them"
@@ -496,9 +491,10 @@ fn feed(file: PathBuf, project: ProjectConfig, filters: Filters) -> anyhow::Resu
                 &file,
                 &project,
                 &mut |head| {
-                    let (Ok(providers), Ok(repeat)) =
-                        (plan::providers(head, &filters), plan::repeat(head, &filters))
-                    else {
+                    let (Ok(providers), Ok(repeat)) = (
+                        plan::providers(head, &filters),
+                        plan::repeat(head, &filters),
+                    ) else {
                         // `run` reports the filters' problem from the head it gets.
                         *waiting.borrow_mut() = Some((head.clone(), Vec::new()));
                         return;
@@ -573,7 +569,8 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             (Arc::new(head), feeds, None, Some(index))
         }
         Source::Resume { suite, resume } => {
-            let jobs = plan::plan(&suite, env.filters).map_err(|e| Failure::invalid(e.to_string()))?;
+            let jobs =
+                plan::plan(&suite, env.filters).map_err(|e| Failure::invalid(e.to_string()))?;
             let mut jobs = missing_jobs(jobs, &resume);
             let jobs_left = jobs.len();
             let cases: Vec<Arc<Case>> = suite.cases.iter().cloned().map(Arc::new).collect();
@@ -679,24 +676,24 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     store.begin_run_deferred(&info, suite, std::process::id(), &host_name())?;
     let writer = Writer::spawn(env.db, &info.run_id, BATCH)?;
     crate::phase::phase("writer");
-    let bar = ctx.printer.progress(info.planned.saturating_sub(stored as u64), &suite.name);
+    let bar = ctx
+        .printer
+        .progress(info.planned.saturating_sub(stored as u64), &suite.name);
     let started = Instant::now();
     // The judging stage: set up at once for a resumed run; for a streamed one, once the
     // checker knows which judges the suite's assertions call (a case that needs one waits
     // for it, a few milliseconds at most).
-    let (engine_tx, engine_rx) = watch::channel::<Option<Option<Arc<judge::Engine>>>>(None);
+    let (engine_tx, engine_rx) = watch::channel(Stage::Pending);
     if resume.is_some() {
         let ids = judge::Engine::judge_ids(suite, env.project.judge.as_deref());
         let engine = judging(env, suite, &ids, &mut limiters, &tx)?;
-        let _ = engine_tx.send(Some(engine));
+        let _ = engine_tx.send(Stage::Ready(engine));
     }
-    let after = after_hook(engine_rx);
+    let after = Some(after_hook(engine_rx));
     let consumer = {
         let printer = ctx.printer;
         let bar = bar.clone();
-        std::thread::spawn(move || {
-            consume(rx, &writer, printer, &bar, acc).map(|c| (c, writer))
-        })
+        std::thread::spawn(move || consume(rx, &writer, printer, &bar, acc).map(|c| (c, writer)))
     };
     // Told when the first job is rendered, right before its call.
     let first_call = Arc::new(tokio::sync::Notify::new());
@@ -709,7 +706,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
                 first_call.notify_one();
             }
             match job.case.get() {
-            Some(case) => renderer.render(case, job.sample),
+                Some(case) => renderer.render(case, job.sample),
                 None => Err(format!("case `{}` is not loaded", job.case_id)),
             }
         })
@@ -736,7 +733,9 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             .iter()
             .find(|s| s.source == suite.source)
             .cloned()
-            .ok_or_else(|| anyhow::anyhow!("check suite `{}`: not among the suites checked", suite.name))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("check suite `{}`: not among the suites checked", suite.name)
+            })?;
         let tally = checked.files.get(index).cloned().unwrap_or_default();
         let providers = plan::providers(&whole, env.filters)?.len() as u64;
         let repeat = u64::from(plan::repeat(&whole, env.filters)?);
@@ -744,9 +743,15 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         bar.set_length(planned);
         // On the runtime's own thread, between polls: a one-row update.
         store.set_run_plan(&info.run_id, &whole.hash, planned)?;
-        let engine = judging(env, &Arc::new(whole.clone()), &tally.judges, &mut limiters, &events)
-            .inspect_err(|_| env.cancel.cancel())?;
-        let _ = engine_tx.send(Some(engine));
+        let engine = judging(
+            env,
+            &Arc::new(whole.clone()),
+            &tally.judges,
+            &mut limiters,
+            &events,
+        )
+        .inspect_err(|_| env.cancel.cancel())?;
+        let _ = engine_tx.send(Stage::Ready(engine));
         anyhow::Ok(Some((whole, planned)))
     };
     let (checked, ()) = env.runtime.block_on(async {
@@ -883,11 +888,19 @@ fn checker<'a>(env: &RunEnv<'a>) -> anyhow::Result<&'a Checker> {
         .ok_or_else(|| anyhow::anyhow!("run a streamed suite: no checker"))
 }
 
+/// The judging stage of a run, as the executor's hook sees it.
+#[derive(Clone)]
+enum Stage {
+    /// Not set up yet (the check has not said which judges the suite calls).
+    Pending,
+    /// Set up: the engine, or None when no assertion of the suite calls a judge.
+    Ready(Option<Arc<judge::Engine>>),
+}
+
 /// The hook the executor runs after each call: judging, for cases whose assertions may call
-/// a judge, once the judging stage is set up (`engine`: None until then, then the stage,
-/// itself None when no assertion of the suite calls a judge).
-fn after_hook(engine: watch::Receiver<Option<Option<Arc<judge::Engine>>>>) -> Option<exec::AfterFn> {
-    Some(Arc::new(move |job, request, completion| {
+/// a judge, once the judging stage is set up.
+fn after_hook(engine: watch::Receiver<Stage>) -> exec::AfterFn {
+    Arc::new(move |job, request, completion| {
         let Some(case) = job.case.0.clone() else {
             return Box::pin(std::future::ready(crate::model::Judged::default()));
         };
@@ -897,16 +910,18 @@ fn after_hook(engine: watch::Receiver<Option<Option<Arc<judge::Engine>>>>) -> Op
         let mut engine = engine.clone();
         let (job, request, output) = (job.clone(), request.clone(), completion.output.clone());
         Box::pin(async move {
-            let stage = match engine.wait_for(Option::is_some).await {
-                Ok(stage) => stage.clone().flatten(),
-                Err(_) => None,
-            };
+            let stage = engine
+                .wait_for(|s| matches!(s, Stage::Ready(_)))
+                .await
+                .map(|s| s.clone());
             match stage {
-                Some(engine) => engine.judge(&case, &job, &request, &output).await,
-                None => crate::model::Judged::default(),
+                Ok(Stage::Ready(Some(engine))) => {
+                    engine.judge(&case, &job, &request, &output).await
+                }
+                _ => crate::model::Judged::default(),
             }
         })
-    }))
+    })
 }
 
 /// The jobs of `plan` a resumed run has no result for. They keep their plan position unless
@@ -1179,13 +1194,8 @@ fn judging(
         });
     });
     let engine = Arc::new(
-        judge::Engine::new(
-            judges,
-            project.judge.clone(),
-            Some(lookup),
-            cancel.clone(),
-        )
-        .with_retry_note(note),
+        judge::Engine::new(judges, project.judge.clone(), Some(lookup), cancel.clone())
+            .with_retry_note(note),
     );
     Ok(Some(engine))
 }

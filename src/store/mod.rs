@@ -363,7 +363,10 @@ impl Store {
             params![low, high],
         )?;
         for table in ["run_metrics", "run_gates", "run_judges"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE run_ref = ?1"), [run_ref])?;
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE run_ref = ?1"),
+                [run_ref],
+            )?;
         }
         tx.execute("DELETE FROM runs WHERE id = ?1", [run_ref])?;
         tx.commit()?;

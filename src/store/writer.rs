@@ -15,7 +15,7 @@ use super::{StoreError, codec, schema};
 use crate::model::{JudgeCacheEntry, JudgeSignature, ResultRecord, Suite};
 
 /// A result waits at most this long in the writer before it is committed.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// WAL pages after which a writer commit checkpoints by itself (256 MiB with 16 KiB pages):
 /// a safety net only, for when the checkpointer thread falls behind.
@@ -66,7 +66,8 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// Start the writer for `run_id` on its own connection. Results are committed in batches
-    /// of at most `batch` rows, and at least every 250 ms while results arrive.
+    /// of at most `batch` rows, and at least every 50 ms while results arrive (so that little
+    /// is left to commit when the run ends).
     ///
     /// The run must have been begun ([`super::Store::begin_run`]); its case rows are loaded
     /// here. A `batch` of 0 is taken as 1.

@@ -277,13 +277,9 @@ fn build(
     }
     let feeding = on_head.is_some();
     let mut head_told = false;
-    if let (Some(on_head), Some(name), Some(providers), Some(prompt), true) = (
-        on_head,
-        &name,
-        &providers,
-        &prompt,
-        ctx.diags.is_empty(),
-    ) {
+    if let (Some(on_head), Some(name), Some(providers), Some(prompt), true) =
+        (on_head, &name, &providers, &prompt, ctx.diags.is_empty())
+    {
         on_head(&Suite {
             name: name.clone(),
             description: description.clone(),

@@ -186,7 +186,12 @@ pub fn check_suites(
 ) -> (Vec<Suite>, Diagnostics) {
     collect(files, |i, file| {
         let sink = Box::new(|case| on_case(i, case));
-        load::load_suite_with(file, project, cases::Out::Stream { sink, check: true }, None)
+        load::load_suite_with(
+            file,
+            project,
+            cases::Out::Stream { sink, check: true },
+            None,
+        )
     })
 }
 

@@ -1345,7 +1345,10 @@ fn streaming_passes_match_the_whole_load() {
             fed.push(c);
         },
     );
-    assert_eq!(order.into_inner(), ["head demo", "inline", "a1", "a2", "a3"]);
+    assert_eq!(
+        order.into_inner(),
+        ["head demo", "inline", "a1", "a2", "a3"]
+    );
     assert_eq!(fed, whole.cases, "the fed cases are the loaded ones");
 
     // A problem late in an include: the check reports what the whole load reports; the feed
@@ -1364,10 +1367,18 @@ fn streaming_passes_match_the_whole_load() {
     assert_eq!(diags.0.len(), 2, "{diags}");
     let mut fed = Vec::new();
     feed_suite(&good, &project(), &mut |_| {}, &mut |c| fed.push(c.id));
-    assert_eq!(fed, ["inline", "a1", "a1"], "unchecked: the duplicate is fed, the bad case is not");
+    assert_eq!(
+        fed,
+        ["inline", "a1", "a1"],
+        "unchecked: the duplicate is fed, the bad case is not"
+    );
 
     // A problem in the head: nothing is fed at all.
-    let bad = write(dir.path(), "bad.yaml", format!("{HEAD}repeet: 2\ncases:\n  - {{id: i, expected: w, vars: {{question: q}}}}\n"));
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        format!("{HEAD}repeet: 2\ncases:\n  - {{id: i, expected: w, vars: {{question: q}}}}\n"),
+    );
     let mut heads = 0;
     let mut fed = 0;
     feed_suite(&bad, &project(), &mut |_| heads += 1, &mut |_| fed += 1);
