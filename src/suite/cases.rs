@@ -51,12 +51,23 @@ pub(crate) struct Tally {
     pub count: usize,
 }
 
+/// Where a case id was first defined: an index into `CaseBuilder::seen_files`, line, column.
+#[derive(Clone, Copy)]
+struct SeenAt {
+    file: u32,
+    line: u32,
+    col: u32,
+}
+
 /// Builds the cases of one suite, from whatever file each comes from.
 pub(crate) struct CaseBuilder<'a> {
     pub defaults: Defaults,
     /// Variables each template needs, with the template's name for messages.
     pub needs: Vec<(String, BTreeSet<String>)>,
-    seen: HashMap<String, Location>,
+    /// Where each case id was first defined (compact: a large suite holds one per case).
+    seen: HashMap<Box<str>, SeenAt>,
+    /// The files `seen` points into.
+    seen_files: Vec<Arc<Path>>,
     /// The last resolution of each default assertion, with the `expected` it was resolved
     /// for: a case whose resolution is the same (always, for a default that does not read
     /// `expected`) shares it.
@@ -83,12 +94,44 @@ impl<'a> CaseBuilder<'a> {
             defaults,
             needs,
             seen: HashMap::new(),
+            seen_files: Vec::new(),
             cases: Vec::new(),
             named_metrics,
             out,
             tally: Tally::default(),
             judges: None,
         }
+    }
+
+    /// Remember where case `id` is defined.
+    fn remember(&mut self, id: &str, at: &Location) {
+        let file = match self
+            .seen_files
+            .iter()
+            .rposition(|f| Arc::ptr_eq(f, &at.file) || *f == at.file)
+        {
+            Some(i) => i,
+            None => {
+                self.seen_files.push(Arc::clone(&at.file));
+                self.seen_files.len() - 1
+            }
+        };
+        let at = SeenAt {
+            file: u32::try_from(file).unwrap_or(u32::MAX),
+            line: u32::try_from(at.line).unwrap_or(u32::MAX),
+            col: u32::try_from(at.col).unwrap_or(u32::MAX),
+        };
+        self.seen.insert(id.into(), at);
+    }
+
+    /// Where case `id` was first defined, if it was.
+    fn first_defined(&self, id: &str) -> Option<Location> {
+        let at = self.seen.get(id)?;
+        Some(Location {
+            file: Arc::clone(self.seen_files.get(at.file as usize)?),
+            line: at.line as usize,
+            col: at.col as usize,
+        })
     }
 
     /// Whether ids are remembered to catch duplicates (not by an unchecked stream).
@@ -331,7 +374,7 @@ impl<'a> CaseBuilder<'a> {
         let Ok(wire) = serde_json::from_str::<PlainCase>(text) else {
             return false;
         };
-        if wire.id.trim().is_empty() || self.seen.contains_key(&wire.id) {
+        if wire.id.trim().is_empty() || self.seen.contains_key(wire.id.as_str()) {
             return false;
         }
         // The general path reads numbers through YAML nodes (i64 or f64): an integer above
@@ -393,7 +436,7 @@ impl<'a> CaseBuilder<'a> {
             }
         }
         if self.tracks_ids() {
-            self.seen.insert(wire.id.clone(), location.clone());
+            self.remember(&wire.id, &location);
         }
         let mut case = Case {
             id: wire.id,
@@ -443,7 +486,7 @@ impl<'a> CaseBuilder<'a> {
                 return;
             }
         };
-        if let Some(first) = self.seen.get(&id) {
+        if let Some(first) = self.first_defined(&id) {
             let where_ = if first.file == location.file {
                 format!("line {}", first.line)
             } else {
@@ -454,7 +497,7 @@ impl<'a> CaseBuilder<'a> {
                 format!("duplicate case id `{id}`; first defined at {where_}"),
             );
         } else if self.tracks_ids() {
-            self.seen.insert(id.clone(), location.clone());
+            self.remember(&id, &location);
         }
         let expected = match &wire.expected {
             None | Some(Value::Null) => None,
