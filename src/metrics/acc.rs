@@ -138,6 +138,19 @@ pub(crate) struct Peer<'a> {
     pub verdicts: &'a [CaseVerdict],
     /// Position in `verdicts` of the verdict listed `i`-th while adding.
     pub rank: &'a [u32],
+    /// Position in `verdicts` by case id, to place the pairs a tag group decided on its own
+    /// ([`Acc::decided_alone`]); without it they are searched for.
+    pub index: Option<&'a FnvHashMap<&'a str, u32>>,
+}
+
+/// The position of each verdict by case id (for a [`Peer`] of one provider).
+pub(crate) fn index_by_case(verdicts: &[CaseVerdict]) -> FnvHashMap<&str, u32> {
+    let mut map =
+        FnvHashMap::with_capacity_and_hasher(verdicts.len(), fnv::FnvBuildHasher::default());
+    for (i, v) in verdicts.iter().enumerate() {
+        map.insert(v.case_id.as_str(), i as u32);
+    }
+    map
 }
 
 /// The case verdicts of one group: pairs still waiting for samples, the totals of the
@@ -153,9 +166,11 @@ struct Verdicts {
     failed: u64,
     /// Some decided pair had more than one sample.
     repeated: bool,
-    /// Cases of decided flaky pairs (groups that do not list; a listing group takes them
-    /// from its list).
-    flaky: Vec<String>,
+    /// Groups that do not list: decided flaky pairs, by the position of the same pair in
+    /// the overall row's list (as `agree_at`)...
+    flaky_at: Vec<u32>,
+    /// ... or by case and provider. (A listing group takes them from its list.)
+    flaky: Vec<(String, u32)>,
     /// Listing groups: the decided verdicts, in the order decided.
     listed: Vec<CaseVerdict>,
     /// Groups that do not list: pairs with at least two scored samples, by the position of
@@ -183,11 +198,11 @@ fn shrink(map: &mut FnvHashMap<Box<str>, SampleCounts>) {
     }
 }
 
-/// Indices of `verdicts` in (case, provider) order, and the position of each in that order.
+/// The position of each of `verdicts` in (case, provider) order.
 ///
 /// Sorted by 8 bytes of the case id after the prefix all ids share (ids such as
 /// `case-000123` differ there), then by the whole ids and providers where those tie.
-fn sort_order(verdicts: &[CaseVerdict]) -> (Vec<u32>, Vec<u32>) {
+fn sort_rank(verdicts: &[CaseVerdict]) -> Vec<u32> {
     let skip = verdicts.first().map_or(0, |first| {
         let first = first.case_id.as_bytes();
         verdicts.iter().fold(first.len(), |n, v| {
@@ -218,13 +233,11 @@ fn sort_order(verdicts: &[CaseVerdict]) -> (Vec<u32>, Vec<u32>) {
                 .then_with(|| a.provider.cmp(&b.provider))
         })
     });
-    let order: Vec<u32> = keyed.iter().map(|&(_, i)| i).collect();
-    drop(keyed);
-    let mut rank = vec![0u32; order.len()];
-    for (k, &i) in order.iter().enumerate() {
+    let mut rank = vec![0u32; keyed.len()];
+    for (k, &(_, i)) in keyed.iter().enumerate() {
         rank[i as usize] = k as u32;
     }
-    (order, rank)
+    rank
 }
 
 /// Moves each `v[i]` to `v[to[i]]`, in place (`to` is a permutation).
@@ -376,16 +389,27 @@ impl Verdicts {
             });
             return u32::try_from(self.listed.len() - 1).ok();
         }
-        if c.scored() >= 2
-            && let Some(a) = agreement
-        {
-            match overall {
-                Some(i) => self.agree_at.push(i),
-                None => self.agree_named.push((Box::from(&*case), provider, a)),
+        let agreement = agreement.filter(|_| c.scored() >= 2);
+        if let Some(i) = overall {
+            if agreement.is_some() {
+                self.agree_at.push(i);
             }
+            if flaky {
+                self.flaky_at.push(i);
+            }
+            return None;
         }
-        if flaky {
-            self.flaky.push(case.into_owned());
+        match (agreement, flaky) {
+            (Some(a), true) => {
+                self.agree_named.push((Box::from(&*case), provider, a));
+                self.flaky.push((case.into_owned(), provider));
+            }
+            (Some(a), false) => {
+                let case = case.into_owned().into_boxed_str();
+                self.agree_named.push((case, provider, a));
+            }
+            (None, true) => self.flaky.push((case.into_owned(), provider)),
+            (None, false) => {}
         }
         None
     }
@@ -412,16 +436,14 @@ impl Verdicts {
         }
         let case_pass_rate = ratio(self.passed, self.passed + self.failed);
         if self.list {
-            let (order, rank) = sort_order(&self.listed);
+            let rank = sort_rank(&self.listed);
+            permute(&mut self.listed, rank.clone());
             let agreement = mean(
-                order
+                self.listed
                     .iter()
-                    .map(|&i| &self.listed[i as usize])
                     .filter(|v| v.passed + v.failed >= 2)
                     .filter_map(|v| v.agreement),
             );
-            drop(order);
-            permute(&mut self.listed, rank.clone());
             let mut flaky: Vec<String> = self
                 .listed
                 .iter()
@@ -441,37 +463,69 @@ impl Verdicts {
         let empty = Peer {
             verdicts: &[],
             rank: &[],
+            index: None,
         };
         let peer = peer.unwrap_or(&empty);
-        // (position in the peer's list, whether it is that verdict, agreement)
-        let mut keyed: Vec<(usize, bool, f64)> = self
+        // Where a pair decided apart from the overall row's is in that row's list (Ok), or
+        // would be (Err).
+        let locate = |case: &str, provider: u32| {
+            let name = env.providers.name(provider);
+            if let Some(&pos) = peer.index.and_then(|m| m.get(case))
+                && peer
+                    .verdicts
+                    .get(pos as usize)
+                    .is_some_and(|v| v.provider == name)
+            {
+                return Ok(pos as usize);
+            }
+            peer.verdicts
+                .binary_search_by(|v| (v.case_id.as_str(), v.provider.as_str()).cmp(&(case, name)))
+        };
+        // (position in the overall list, whether it is there, case when not, agreement)
+        let mut keyed: Vec<(usize, bool, &str, f64)> = self
             .agree_at
             .iter()
             .filter_map(|&i| {
                 let pos = *peer.rank.get(i as usize)? as usize;
-                Some((pos, true, peer.verdicts.get(pos)?.agreement?))
+                Some((pos, true, "", peer.verdicts.get(pos)?.agreement?))
             })
             .collect();
-        self.agree_named.sort_by(|a, b| {
-            (&*a.0, env.providers.name(a.1)).cmp(&(&*b.0, env.providers.name(b.1)))
-        });
-        keyed.extend(self.agree_named.iter().map(|(case, provider, a)| {
-            let key = (&**case, env.providers.name(*provider));
-            match peer
-                .verdicts
-                .binary_search_by(|v| (v.case_id.as_str(), v.provider.as_str()).cmp(&key))
-            {
-                Ok(pos) => (pos, true, *a),
-                Err(pos) => (pos, false, *a),
+        for (case, provider, a) in &self.agree_named {
+            keyed.push(match locate(case, *provider) {
+                Ok(pos) => (pos, true, "", *a),
+                Err(pos) => (pos, false, &**case, *a),
+            });
+        }
+        keyed.sort_unstable_by(|x, y| (x.0, x.1, x.2).cmp(&(y.0, y.1, y.2)));
+        let agreement = mean(keyed.into_iter().map(|(_, _, _, a)| a));
+        // Flaky cases in the overall list's order, then those not in it.
+        let mut at: Vec<(usize, Option<String>)> = self
+            .flaky_at
+            .iter()
+            .filter_map(|&i| Some((*peer.rank.get(i as usize)? as usize, None)))
+            .collect();
+        let mut apart = Vec::new();
+        for (case, provider) in self.flaky {
+            match locate(&case, provider) {
+                Ok(pos) => at.push((pos, Some(case))),
+                Err(_) => apart.push(case),
             }
-        }));
-        keyed.sort_by_key(|&(pos, exact, _)| (pos, exact));
-        let mut flaky = self.flaky;
-        flaky.sort_unstable();
+        }
+        at.sort_unstable_by_key(|(pos, _)| *pos);
+        let mut flaky: Vec<String> = at
+            .into_iter()
+            .filter_map(|(pos, case)| {
+                case.or_else(|| Some(peer.verdicts.get(pos)?.case_id.clone()))
+            })
+            .collect();
+        if !apart.is_empty() {
+            flaky.append(&mut apart);
+            flaky.sort_unstable();
+        }
         flaky.dedup();
         CaseMetrics {
             case_pass_rate,
-            agreement: mean(keyed.into_iter().map(|(_, _, a)| a)),
+            agreement,
             flaky,
             repeated: self.repeated,
             verdicts: Vec::new(),
@@ -637,6 +691,15 @@ impl Acc {
     /// Decides the case verdicts that already have `env.expect` samples.
     pub(crate) fn decide_ready(&mut self, env: &Env<'_>) {
         self.verdicts.decide_ready(env);
+    }
+
+    /// Whether `finish` has pairs to place in the overall list by case (decided apart from
+    /// the overall row's, or still waiting), for which a [`Peer::index`] helps.
+    pub(crate) fn decided_alone(&self) -> bool {
+        let v = &self.verdicts;
+        !v.agree_named.is_empty()
+            || !v.flaky.is_empty()
+            || v.pending.iter().any(|(_, m)| !m.is_empty())
     }
 
     /// Sums the usage of the judge calls made for this result (`details.usage` of judged
@@ -893,6 +956,7 @@ mod tests {
         let peer = Peer {
             verdicts: &m.case_verdicts,
             rank: &rank,
+            index: None,
         };
         let (t, _) = tag.finish(None, &env, Some(&peer));
         assert_eq!(t.agreement, m.agreement);

@@ -186,9 +186,15 @@ impl RunAccumulator {
         for (provider, groups) in self.providers {
             let (all, rank) = groups.all.finish(wall_secs, &env, None);
             // The overall row lists every verdict; a tag's are a subset, not listed again.
+            let index = groups
+                .tags
+                .values()
+                .any(Acc::decided_alone)
+                .then(|| acc::index_by_case(&all.case_verdicts));
             let peer = Peer {
                 verdicts: &all.case_verdicts,
                 rank: &rank,
+                index: index.as_ref(),
             };
             let tags: Vec<(String, Metrics)> = groups
                 .tags
