@@ -17,7 +17,7 @@ mod acc;
 
 use std::collections::BTreeMap;
 
-use acc::{Acc, Interner, Policies};
+use acc::{Acc, Env, Interner, Peer, Policies};
 
 use crate::model::{Gate, GateResult, Metrics, ProviderMetrics, RepeatPolicy, ResultRecord, Suite};
 
@@ -26,10 +26,15 @@ use crate::model::{Gate, GateResult, Metrics, ProviderMetrics, RepeatPolicy, Res
 /// The rank is `ceil(p / 100 * n)`, 1-based, clamped to `1..=n` (so p <= 0 gives the
 /// minimum); a NaN `p` gives None.
 pub fn percentile_nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() || p.is_nan() {
+    sorted.get(nearest_rank(sorted.len(), p)?).copied()
+}
+
+/// The 0-based index of the nearest-rank percentile `p` among `n` sorted values; None when
+/// `n` is 0 or `p` is NaN.
+fn nearest_rank(n: usize, p: f64) -> Option<usize> {
+    if n == 0 || p.is_nan() {
         return None;
     }
-    let n = sorted.len();
     // p * n / 100 is exact for integral p and n; the epsilon absorbs the rest.
     let rank = (p * n as f64 / 100.0 - 1e-9).ceil();
     let rank = if rank < 1.0 {
@@ -37,22 +42,32 @@ pub fn percentile_nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
     } else {
         (rank as usize).min(n)
     };
-    sorted.get(rank - 1).copied()
+    Some(rank - 1)
 }
 
-#[derive(Default)]
 struct ProviderGroups {
+    /// The interned provider id.
+    id: u32,
     all: Acc,
     tags: BTreeMap<String, Acc>,
 }
 
 /// Accumulates the metrics of a run per provider and per (provider, tag), in O(results)
 /// small numbers (latencies), never whole outputs.
+///
+/// Case verdicts (`repeat: N`): after [`RunAccumulator::expect_samples`], a case's verdict on
+/// a provider is folded into the totals as soon as its last sample is in, so per-case state
+/// is kept only for cases still incomplete, plus the verdicts the overall rows list when
+/// cases have several samples (`case_verdicts`). Without it, every case is counted until
+/// [`RunAccumulator::finish`].
 #[derive(Default)]
 pub struct RunAccumulator {
+    /// Provider ids.
     names: Interner,
     providers: BTreeMap<String, ProviderGroups>,
     policies: Policies,
+    /// Samples per case and provider, when known.
+    expect: Option<u32>,
 }
 
 impl RunAccumulator {
@@ -86,30 +101,73 @@ impl RunAccumulator {
         default: RepeatPolicy,
         overrides: impl IntoIterator<Item = (&'a str, RepeatPolicy)>,
     ) -> Self {
-        let mut names = Interner::default();
-        let by_case = overrides
-            .into_iter()
-            .filter(|(_, p)| *p != default)
-            .map(|(id, p)| (names.id(id), p))
-            .collect();
+        let mut policies = Policies::new(default);
+        for (id, p) in overrides.into_iter().filter(|(_, p)| *p != default) {
+            policies.set(id, p);
+        }
         Self {
-            names,
-            providers: BTreeMap::new(),
-            policies: Policies { default, by_case },
+            policies,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the `repeat_policy` of one case (its own; the default is the one given at
+    /// creation), as cases stream in. It must come before the case's last result is added:
+    /// a verdict already decided keeps the policy it was decided by.
+    pub fn add_policy(&mut self, case_id: &str, policy: RepeatPolicy) {
+        self.policies.set(case_id, policy);
+    }
+
+    /// Tells how many results each case gets on each provider (`repeat`), so that a case's
+    /// verdict is decided, and its counts dropped, as soon as its last result is in. Cases
+    /// with fewer results (an interrupted run) are decided by `finish`. Cases that already
+    /// have `n` results are decided now.
+    ///
+    /// `n` must be at least the number of results any case gets on a provider, counting the
+    /// results fed from the store for a resumed run: the larger of the run's `repeat` and
+    /// 1 + the highest `sample` stored (a run resumed with a smaller `--repeat` keeps its
+    /// stored samples). A result whose `sample` is `n` or more turns early decisions off
+    /// for the rest of the run (the cases decided before it keep their verdicts). 0 means
+    /// unknown: every case is kept until `finish`.
+    pub fn expect_samples(&mut self, n: u32) {
+        self.expect = (n > 0).then_some(n);
+        let env = Env {
+            expect: self.expect,
+            policies: &self.policies,
+            providers: &self.names,
+        };
+        for groups in self.providers.values_mut() {
+            groups.all.decide_ready(&env);
+            for acc in groups.tags.values_mut() {
+                acc.decide_ready(&env);
+            }
         }
     }
 
     pub fn add(&mut self, record: &ResultRecord) {
-        let provider = self.names.id(&record.job.provider_id);
-        let case = self.names.id(&record.job.case_id);
-        let groups = match self.providers.get_mut(record.job.provider_id.as_str()) {
-            Some(g) => g,
-            None => self
-                .providers
-                .entry(record.job.provider_id.clone())
-                .or_default(),
+        if self.expect.is_some_and(|n| record.job.sample >= n) {
+            self.expect = None;
+        }
+        if !self.providers.contains_key(record.job.provider_id.as_str()) {
+            let id = self.names.id(&record.job.provider_id);
+            self.providers.insert(
+                record.job.provider_id.clone(),
+                ProviderGroups {
+                    id,
+                    all: Acc::listing(),
+                    tags: BTreeMap::new(),
+                },
+            );
+        }
+        let Some(groups) = self.providers.get_mut(record.job.provider_id.as_str()) else {
+            return;
         };
-        groups.all.add(record, provider, case);
+        let env = Env {
+            expect: self.expect,
+            policies: &self.policies,
+            providers: &self.names,
+        };
+        let listed = groups.all.add(record, groups.id, &env, None);
         for (i, tag) in record.tags.iter().enumerate() {
             if record.tags[..i].contains(tag) {
                 continue;
@@ -118,24 +176,43 @@ impl RunAccumulator {
                 Some(a) => a,
                 None => groups.tags.entry(tag.clone()).or_default(),
             };
-            acc.add(record, provider, case);
+            acc.add(record, groups.id, &env, listed);
         }
     }
 
     /// Metrics per provider (tag None) then per provider and tag, sorted.
     /// `wall_secs` is the run's wall time, for throughput.
     pub fn finish(self, wall_secs: Option<f64>) -> Vec<ProviderMetrics> {
+        let env = Env {
+            expect: self.expect,
+            policies: &self.policies,
+            providers: &self.names,
+        };
         let mut out = Vec::new();
         for (provider, groups) in self.providers {
+            let (all, rank) = groups.all.finish(wall_secs, &env, None);
+            // The overall row lists every verdict; a tag's are a subset, not listed again.
+            let index = groups
+                .tags
+                .values()
+                .any(Acc::decided_alone)
+                .then(|| acc::index_by_case(&all.case_verdicts));
+            let peer = Peer {
+                verdicts: &all.case_verdicts,
+                rank: &rank,
+                index: index.as_ref(),
+            };
+            let tags: Vec<(String, Metrics)> = groups
+                .tags
+                .into_iter()
+                .map(|(tag, acc)| (tag, acc.finish(wall_secs, &env, Some(&peer)).0))
+                .collect();
             out.push(ProviderMetrics {
                 provider: provider.clone(),
                 tag: None,
-                metrics: groups.all.finish(wall_secs, &self.names, &self.policies),
+                metrics: all,
             });
-            for (tag, acc) in groups.tags {
-                let mut metrics = acc.finish(wall_secs, &self.names, &self.policies);
-                // The overall row lists every verdict already; a tag's are a subset.
-                metrics.case_verdicts = Vec::new();
+            for (tag, metrics) in tags {
                 out.push(ProviderMetrics {
                     provider: provider.clone(),
                     tag: Some(tag),
@@ -196,18 +273,27 @@ pub fn compute_with(
     policy: RepeatPolicy,
 ) -> Metrics {
     let mut names = Interner::default();
-    let mut acc = Acc::default();
+    let policies = Policies::new(policy);
+    let mut acc = Acc::listing();
     for r in records {
         let provider = names.id(&r.job.provider_id);
-        let case = names.id(&r.job.case_id);
-        acc.add(r, provider, case);
+        let env = Env {
+            expect: None,
+            policies: &policies,
+            providers: &names,
+        };
+        acc.add(r, provider, &env, None);
     }
-    let policies = Policies {
-        default: policy,
-        by_case: std::collections::HashMap::new(),
+    let env = Env {
+        expect: None,
+        policies: &policies,
+        providers: &names,
     };
-    acc.finish(wall_secs, &names, &policies)
+    acc.finish(wall_secs, &env, None).0
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod measure;

@@ -565,3 +565,307 @@ fn case_policies_override_the_suite_and_verdicts_are_per_provider() {
     assert!(!gates[0].ok);
     assert!(close(gates[0].value, 0.5));
 }
+
+/// A small deterministic generator for the interleaving tests.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// `repeat` samples of `cases` cases on providers p1 and p2, in plan order (case, sample,
+/// provider), with mixed outcomes, tags and latencies.
+fn plan(cases: usize, repeat: u32, rng: &mut Lcg) -> Vec<ResultRecord> {
+    use CaseStatus::{Error as E, Failed as F, Passed as P, Unscorable as U};
+    let mut out = Vec::new();
+    for c in 0..cases {
+        let tags: Vec<String> = ["x", "y", "z"]
+            .iter()
+            .filter(|_| rng.next(2) == 0)
+            .map(|t| (*t).to_owned())
+            .collect();
+        for sample in 0..repeat {
+            for provider in ["p2", "p1"] {
+                let status = [P, P, P, F, F, E, U][rng.next(7)];
+                let mut r = rec(provider, &format!("case-{c:03}"), status);
+                r.job.sample = sample;
+                r.tags.clone_from(&tags);
+                r.latency_ms = Some(rng.next(1000) as f64 / 3.0);
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Results in the order they finish: the plan shuffled within windows of `window`, so that
+/// samples of neighbouring cases interleave.
+fn interleave(mut rs: Vec<ResultRecord>, window: usize, rng: &mut Lcg) -> Vec<ResultRecord> {
+    for chunk in rs.chunks_mut(window) {
+        for i in (1..chunk.len()).rev() {
+            chunk.swap(i, rng.next(i + 1));
+        }
+    }
+    rs
+}
+
+/// The rows of a run fed `rs`, with `expect` samples announced (None: not announced).
+fn rows_of(
+    rs: &[ResultRecord],
+    expect: Option<u32>,
+    policies: &[(&str, RepeatPolicy)],
+) -> Vec<crate::model::ProviderMetrics> {
+    let mut acc = RunAccumulator::with_policies(RepeatPolicy::Majority, policies.iter().copied());
+    if let Some(n) = expect {
+        acc.expect_samples(n);
+    }
+    for r in rs {
+        acc.add(r);
+    }
+    acc.finish(Some(2.0))
+}
+
+/// Every row equals the metrics computed from scratch over its results (the verdict list on
+/// overall rows only), to the bit: counts, rates, agreement (summed in case order), flaky
+/// cases, verdicts.
+fn assert_rows_match(
+    rows: &[crate::model::ProviderMetrics],
+    rs: &[ResultRecord],
+    policies: &[(&str, RepeatPolicy)],
+) {
+    let mut keys = Vec::new();
+    for r in rs {
+        keys.push((r.job.provider_id.clone(), None));
+        for t in &r.tags {
+            keys.push((r.job.provider_id.clone(), Some(t.clone())));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let got: Vec<(String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.provider.clone(), r.tag.clone()))
+        .collect();
+    assert_eq!(got, keys);
+    for row in rows {
+        let slice: Vec<ResultRecord> = rs
+            .iter()
+            .filter(|r| {
+                r.job.provider_id == row.provider
+                    && row
+                        .tag
+                        .as_ref()
+                        .is_none_or(|t| r.tags.iter().any(|x| x == t))
+            })
+            .cloned()
+            .collect();
+        let mut expected = compute_with(&slice, Some(2.0), RepeatPolicy::Majority);
+        // `compute_with` knows one policy: redo the verdicts of the cases with their own.
+        let mut acc =
+            RunAccumulator::with_policies(RepeatPolicy::Majority, policies.iter().copied());
+        for r in &slice {
+            let mut r = r.clone();
+            r.tags.clear();
+            acc.add(&r);
+        }
+        let own = acc.finish(Some(2.0)).remove(0).metrics;
+        expected.case_verdicts = own.case_verdicts;
+        expected.case_pass_rate = own.case_pass_rate;
+        if row.tag.is_some() {
+            expected.case_verdicts.clear();
+        }
+        assert_eq!(row.metrics, expected, "{} {:?}", row.provider, row.tag);
+    }
+}
+
+#[test]
+fn verdicts_decided_as_samples_complete_match_those_decided_at_the_end() {
+    let mut rng = Lcg(7);
+    let policies = [
+        ("case-003", RepeatPolicy::Any),
+        ("case-010", RepeatPolicy::All),
+    ];
+    for (repeat, window) in [(1, 1), (1, 9), (3, 1), (3, 7), (3, 150), (5, 40)] {
+        let rs = interleave(plan(30, repeat, &mut rng), window, &mut rng);
+        let late = rows_of(&rs, None, &policies);
+        let early = rows_of(&rs, Some(repeat), &policies);
+        assert_eq!(early, late, "repeat {repeat}, window {window}");
+        assert_rows_match(&early, &rs, &policies);
+        // Interrupted: the cases started last have only some of their samples.
+        let cut = &rs[..rs.len() * 2 / 3];
+        let early_cut = rows_of(cut, Some(repeat), &policies);
+        assert_eq!(early_cut, rows_of(cut, None, &policies));
+        assert_rows_match(&early_cut, cut, &policies);
+        let overall = &early[0].metrics;
+        if repeat > 1 {
+            // Two providers' verdicts are listed on their own rows: 30 cases each.
+            assert_eq!(overall.case_verdicts.len(), 30);
+            assert!(overall.agreement.is_some());
+            assert!(!overall.flaky_cases.is_empty());
+            assert_eq!(overall.repeat_policy, Some(RepeatPolicy::Majority));
+        } else {
+            assert!(overall.case_verdicts.is_empty());
+            assert_eq!(overall.agreement, None);
+            assert_eq!(overall.repeat_policy, None);
+        }
+    }
+}
+
+#[test]
+fn case_policies_added_as_cases_stream_in() {
+    let mut rng = Lcg(11);
+    let rs = interleave(plan(20, 3, &mut rng), 6, &mut rng);
+    let own = [
+        ("case-001", RepeatPolicy::Any),
+        ("case-004", RepeatPolicy::All),
+        ("case-009", RepeatPolicy::MinRate(0.3)),
+        // The suite's policy: not an override.
+        ("case-012", RepeatPolicy::Majority),
+    ];
+    let mut acc = RunAccumulator::with_policies(RepeatPolicy::Majority, []);
+    acc.expect_samples(3);
+    for r in &rs {
+        // A case registers before its first result.
+        if r.job.sample == 0
+            && let Some((id, p)) = own.iter().find(|(id, _)| *id == r.job.case_id)
+        {
+            acc.add_policy(id, *p);
+        }
+        acc.add(r);
+    }
+    let streamed = acc.finish(Some(2.0));
+    assert_eq!(streamed, rows_of(&rs, None, &own));
+    assert_rows_match(&streamed, &rs, &own);
+    let policy_of = |id: &str| {
+        streamed[0]
+            .metrics
+            .case_verdicts
+            .iter()
+            .find(|v| v.case_id == id)
+            .unwrap()
+            .policy
+    };
+    assert_eq!(policy_of("case-001"), RepeatPolicy::Any);
+    assert_eq!(policy_of("case-009"), RepeatPolicy::MinRate(0.3));
+    assert_eq!(policy_of("case-012"), RepeatPolicy::Majority);
+    assert_eq!(policy_of("case-013"), RepeatPolicy::Majority);
+}
+
+#[test]
+fn a_resumed_run_feeds_stored_results_then_new_ones() {
+    let mut rng = Lcg(3);
+    let policies = [("case-002", RepeatPolicy::Any)];
+    // Interrupted after 100 of 180 results: some cases complete, one partly, the rest not
+    // started. Stored results come back in plan order, then the rest run out of order.
+    let all = plan(30, 3, &mut rng);
+    let (stored, rest) = all.split_at(100);
+    let mut fed = stored.to_vec();
+    fed.extend(interleave(rest.to_vec(), 8, &mut rng));
+    let rows = rows_of(&fed, Some(3), &policies);
+    assert_eq!(rows, rows_of(&fed, None, &policies));
+    assert_rows_match(&rows, &fed, &policies);
+    // Announcing the samples after the stored results decides the complete cases then.
+    let mut acc = RunAccumulator::with_policies(RepeatPolicy::Majority, policies);
+    for r in stored {
+        acc.add(r);
+    }
+    acc.expect_samples(3);
+    for r in &fed[stored.len()..] {
+        acc.add(r);
+    }
+    assert_eq!(acc.finish(Some(2.0)), rows);
+
+    // A run of single samples resumed with `--repeat 3`: the stored sample 0 of every case
+    // waits for samples 1 and 2.
+    let single: Vec<ResultRecord> = all.iter().filter(|r| r.job.sample == 0).cloned().collect();
+    let mut fed = single.clone();
+    fed.extend(interleave(
+        all.iter().filter(|r| r.job.sample > 0).cloned().collect(),
+        10,
+        &mut rng,
+    ));
+    let rows = rows_of(&fed, Some(3), &policies);
+    assert_eq!(rows, rows_of(&fed, None, &policies));
+    assert_eq!(rows[0].metrics.case_verdicts.len(), 30);
+
+    // Resumed with a smaller `--repeat`: announcing the highest stored sample + 1 (3, not 1)
+    // keeps the stored samples of each case together.
+    let mut fed = stored.to_vec();
+    fed.extend(
+        rest.iter()
+            .filter(|r| r.job.sample == 0)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let rows = rows_of(&fed, Some(3), &policies);
+    assert_eq!(rows, rows_of(&fed, None, &policies));
+    assert_rows_match(&rows, &fed, &policies);
+}
+
+#[test]
+fn cases_incomplete_at_finish_are_decided_on_the_samples_in() {
+    use CaseStatus::{Failed as F, Passed as P};
+    // `repeat: 3`, interrupted: `b` has two samples, `c` one; `a` is complete.
+    let rs = samples(&[("a", &[P, F, F]), ("b", &[P, F]), ("c", &[F])]);
+    let mut acc = RunAccumulator::with_policies(RepeatPolicy::Majority, []);
+    acc.expect_samples(3);
+    for r in &rs {
+        acc.add(r);
+    }
+    let rows = acc.finish(None);
+    let m = &rows[0].metrics;
+    let got: Vec<(&str, u64, CaseStatus, bool)> = m
+        .case_verdicts
+        .iter()
+        .map(|v| (v.case_id.as_str(), v.samples, v.verdict, v.flaky))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("a", 3, F, true), ("b", 2, F, true), ("c", 1, F, false)],
+        "a tie (b: 1 of 2) is not a majority"
+    );
+    assert_eq!(m.case_pass_rate, Some(0.0));
+    assert_eq!(m.flaky_cases, vec!["a", "b"]);
+    // Pairs with two scored samples: a (2 of 3) and b (1 of 2).
+    assert!(close(m.agreement, f64::midpoint(2.0 / 3.0, 0.5)));
+    assert_eq!(*m, compute_with(&rs, None, RepeatPolicy::Majority));
+
+    // Interrupted after the first sample of every case: nothing is repeated.
+    let firsts: Vec<ResultRecord> = rs.iter().filter(|r| r.job.sample == 0).cloned().collect();
+    let mut acc = RunAccumulator::with_policies(RepeatPolicy::Majority, []);
+    acc.expect_samples(3);
+    for r in &firsts {
+        acc.add(r);
+    }
+    let m = acc.finish(None).remove(0).metrics;
+    assert!(m.case_verdicts.is_empty());
+    assert_eq!(m.repeat_policy, None);
+    assert_eq!(m.case_pass_rate, Some(2.0 / 3.0));
+}
+
+#[test]
+fn a_tag_that_some_samples_lack_is_decided_at_finish() {
+    use CaseStatus::{Failed as F, Passed as P};
+    // The suite changed between a run and its resumption: case `b` lost tag `t` after two
+    // samples, so its `t` pair has two samples of three.
+    let mut rs = samples(&[("a", &[P, F, F]), ("b", &[P, P, F]), ("c", &[F, F, P])]);
+    for r in &mut rs {
+        if !(r.job.case_id == "b" && r.job.sample == 2) {
+            r.tags = vec!["t".into()];
+        }
+    }
+    // Out of order, so that `t`'s agreement sums pairs decided early and late.
+    rs.swap(1, 7);
+    let rows = rows_of(&rs, Some(3), &[]);
+    assert_eq!(rows, rows_of(&rs, None, &[]));
+    assert_rows_match(&rows, &rs, &[]);
+    let t = &rows[1].metrics;
+    assert_eq!(t.flaky_cases, vec!["a", "c"]);
+    assert!(close(t.agreement, (2.0 / 3.0 + 1.0 + 2.0 / 3.0) / 3.0));
+}
