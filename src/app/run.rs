@@ -626,7 +626,18 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     let renderer = Arc::new(
         Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?,
     );
-    let mut acc = RunAccumulator::with_policies(suite.repeat_policy, []);
+    // A streamed suite's cases tell their own policies as they come; a resumed one has them.
+    let mut acc = if resume.is_some() {
+        RunAccumulator::for_suite(suite)
+    } else {
+        RunAccumulator::with_policies(suite.repeat_policy, [])
+    };
+    // Samples per case and provider, so that a case's verdict is settled (and its counts let
+    // go) with its last sample: a resumed run may have stored more samples than it now plans.
+    let stored_samples = resume.as_ref().map_or(0, |(r, _)| {
+        r.done.iter().map(|(_, _, s)| s + 1).max().unwrap_or(0)
+    });
+    acc.expect_samples(plan::repeat(suite, env.filters)?.max(stored_samples));
     let (info, stored) = match &resume {
         None => (
             RunInfo {

@@ -90,12 +90,6 @@ impl RunAccumulator {
         )
     }
 
-    /// A case's own `repeat_policy`, for a run that learns its cases as they stream in.
-    pub fn add_policy(&mut self, case_id: &str, policy: RepeatPolicy) {
-        let id = self.names.id(case_id);
-        self.policies.by_case.insert(id, policy);
-    }
-
     /// An accumulator with a default policy and per-case overrides (by case id).
     pub fn with_policies<'a>(
         default: RepeatPolicy,

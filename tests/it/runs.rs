@@ -375,7 +375,10 @@ fn a_problem_found_after_calls_began_stops_the_run_and_keeps_nothing() {
     replay_suite(&p, "late", n, 0);
     let out = p.run(&["run", "--format", "json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let run_id = json_runs(&out)[0]["run_id"].as_str().expect("id").to_owned();
+    let run_id = json_runs(&out)[0]["run_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let project = evalwatch::model::ProjectConfig::default();
     let (suites, diags) =
         evalwatch::suite::load_suites(&[p.path().join("suites/late.yaml")], &project);
@@ -388,6 +391,10 @@ fn a_problem_found_after_calls_began_stops_the_run_and_keeps_nothing() {
     // Filters that select nothing: a warning, no run.
     let none = p.run(&["run", "--case", "nothing-*"]);
     assert_eq!(code(&none), 0, "{}", stderr(&none));
-    assert!(stderr(&none).contains("no case matches the filters"), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("no case matches the filters"),
+        "{}",
+        stderr(&none)
+    );
     assert_eq!(store.runs(None, 10).expect("runs").len(), 1);
 }
