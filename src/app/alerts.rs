@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -17,8 +18,7 @@ use super::{Ctx, Failure, exit};
 use crate::alert::eval::{self, EvalInput, Finding, ResultSample, RunSnapshot, Verdict};
 use crate::alert::message::{self, NoticeContext};
 use crate::alert::rule::{
-    BaselineKind, HUMAN_SCORE, LABEL_DISTRIBUTION, MISSED_RUN, Rule, TestKind, rules_for,
-    severity_parse, severity_str,
+    BaselineKind, HUMAN_SCORE, MISSED_RUN, Rule, rules_for, severity_parse, severity_str,
 };
 use crate::alert::sink::{self, Env, Notice, Sink};
 use crate::cli::ReadFormat;
@@ -142,44 +142,56 @@ pub fn project_sinks(project: &ProjectConfig) -> Result<Vec<Sink>, Vec<String>> 
     }
 }
 
-/// Evaluation of one suite's rules, with its store reads cached.
+/// Evaluation of one suite's rules, with its store reads cached. A run's per-result rows are
+/// read only when a rule needs them ([`eval::needs_statuses`], [`eval::needs_samples`]).
 struct SuiteEval<'a> {
     suite: &'a Suite,
     rules: &'a [Rule],
+    /// Tags of each case, when a rule is on a tag (empty otherwise: nothing looks them up).
     case_tags: HashMap<String, Vec<String>>,
-    cache: HashMap<String, RunSnapshot>,
+    /// Snapshots by run id, each read once.
+    cache: HashMap<String, Rc<RunSnapshot>>,
+    /// The complete runs before a run (its id, how many), newest first, each read once.
+    windows: HashMap<(String, usize), Rc<Vec<RunSnapshot>>>,
     need_samples: bool,
+    need_statuses: bool,
+}
+
+/// The baseline runs of one rule: the newest `n` of a window, or the pinned run.
+enum Baseline {
+    Newest(usize),
+    Pinned(Option<Rc<RunSnapshot>>),
 }
 
 impl<'a> SuiteEval<'a> {
     fn new(suite: &'a Suite, rules: &'a [Rule]) -> Self {
-        let need_samples = rules.iter().any(|r| {
-            r.test == TestKind::Ks
-                || r.metric == LABEL_DISTRIBUTION
-                || r.metric == crate::alert::rule::OUTPUT_CHARS
-        });
-        Self {
-            suite,
-            rules,
-            case_tags: suite
+        let case_tags = if rules.iter().any(|r| r.tag.is_some()) {
+            suite
                 .cases
                 .iter()
                 .map(|c| (c.id.clone(), c.tags.clone()))
-                .collect(),
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        Self {
+            suite,
+            rules,
+            case_tags,
             cache: HashMap::new(),
-            need_samples,
+            windows: HashMap::new(),
+            need_samples: rules.iter().any(eval::needs_samples),
+            need_statuses: rules.iter().any(eval::needs_statuses),
         }
     }
 
-    fn snapshot(
-        &mut self,
+    /// Read what evaluation needs of one run.
+    fn load(
+        &self,
         store: &Store,
         info: &RunInfo,
         metrics: Option<&[ProviderMetrics]>,
     ) -> anyhow::Result<RunSnapshot> {
-        if let Some(s) = self.cache.get(&info.run_id) {
-            return Ok(s.clone());
-        }
         let mut metrics = match metrics {
             Some(m) => m.to_vec(),
             None => store.run_metrics(&info.run_id)?,
@@ -195,7 +207,11 @@ impl<'a> SuiteEval<'a> {
                     .insert(HUMAN_SCORE.to_owned(), h.mean_quality);
             }
         }
-        let statuses = store.result_statuses(&info.run_id)?;
+        let statuses = if self.need_statuses {
+            store.result_statuses(&info.run_id)?
+        } else {
+            Vec::new()
+        };
         let mut samples = Vec::new();
         if self.need_samples {
             store.for_each_result(&info.run_id, |rec| {
@@ -217,14 +233,26 @@ impl<'a> SuiteEval<'a> {
                 Ok(())
             })?;
         }
-        let snap = RunSnapshot {
+        Ok(RunSnapshot {
             run_id: info.run_id.clone(),
             started_at: info.started_at.clone(),
             metrics,
             statuses,
             samples,
-        };
-        self.cache.insert(info.run_id.clone(), snap.clone());
+        })
+    }
+
+    fn snapshot(
+        &mut self,
+        store: &Store,
+        info: &RunInfo,
+        metrics: Option<&[ProviderMetrics]>,
+    ) -> anyhow::Result<Rc<RunSnapshot>> {
+        if let Some(s) = self.cache.get(&info.run_id) {
+            return Ok(Rc::clone(s));
+        }
+        let snap = Rc::new(self.load(store, info, metrics)?);
+        self.cache.insert(info.run_id.clone(), Rc::clone(&snap));
         Ok(snap)
     }
 
@@ -237,9 +265,13 @@ impl<'a> SuiteEval<'a> {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<(usize, Finding)>> {
         let mut out = Vec::new();
+        // The run is read only when a rule judges it.
+        let judged = self.rules.iter().any(|r| r.metric != MISSED_RUN);
         let cur = match current {
-            Some((info, metrics)) => Some((info, self.snapshot(store, info, Some(metrics))?)),
-            None => None,
+            Some((info, metrics)) if judged => {
+                Some((info, self.snapshot(store, info, Some(metrics))?))
+            }
+            _ => None,
         };
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.metric == MISSED_RUN {
@@ -294,11 +326,20 @@ impl<'a> SuiteEval<'a> {
                     },
                     None => None,
                 };
-                let (baseline, window) =
+                let (window, baseline) =
                     self.baseline_runs(store, rule, anchor.as_ref().unwrap_or(info))?;
+                let pinned;
+                let baseline: &[RunSnapshot] = match &baseline {
+                    Baseline::Newest(n) => &window[..(*n).min(window.len())],
+                    Baseline::Pinned(Some(s)) => {
+                        pinned = [RunSnapshot::clone(s)];
+                        &pinned
+                    }
+                    Baseline::Pinned(None) => &[],
+                };
                 let input = EvalInput {
                     current: snap,
-                    baseline: &baseline,
+                    baseline,
                     window: &window,
                     case_tags: &self.case_tags,
                 };
@@ -308,40 +349,48 @@ impl<'a> SuiteEval<'a> {
         Ok(out)
     }
 
+    /// The window of complete runs before `current` and the rule's baseline among them (or
+    /// the pinned run).
     fn baseline_runs(
         &mut self,
         store: &Store,
         rule: &Rule,
         current: &RunInfo,
-    ) -> anyhow::Result<(Vec<RunSnapshot>, Vec<RunSnapshot>)> {
+    ) -> anyhow::Result<(Rc<Vec<RunSnapshot>>, Baseline)> {
         let n = match rule.baseline {
             BaselineKind::Trailing(n) => n as usize,
             _ => 1,
         };
-        let before = store.complete_runs_before(
-            &self.suite.name,
-            &current.started_at,
-            n.max(FLAKY_WINDOW),
-        )?;
-        let mut window = Vec::with_capacity(before.len());
-        for info in &before {
-            window.push(self.snapshot(store, info, None)?);
-        }
-        let baseline = match rule.baseline {
-            BaselineKind::Previous | BaselineKind::Trailing(_) => {
-                window.iter().take(n).cloned().collect()
+        let limit = n.max(FLAKY_WINDOW);
+        let key = (current.run_id.clone(), limit);
+        let window = if let Some(w) = self.windows.get(&key) {
+            Rc::clone(w)
+        } else {
+            let before =
+                store.complete_runs_before(&self.suite.name, &current.started_at, limit)?;
+            let mut window = Vec::with_capacity(before.len());
+            for info in &before {
+                window.push(self.load(store, info, None)?);
             }
-            BaselineKind::Pinned => match store.pinned_baseline(&self.suite.name)? {
-                Some(id) if id != current.run_id => match store.run(&id)? {
-                    Some(info) if info.status == RunStatus::Complete => {
-                        vec![self.snapshot(store, &info, None)?]
-                    }
-                    _ => Vec::new(),
-                },
-                _ => Vec::new(),
-            },
+            let window = Rc::new(window);
+            self.windows.insert(key, Rc::clone(&window));
+            window
         };
-        Ok((baseline, window))
+        let baseline = match rule.baseline {
+            BaselineKind::Previous | BaselineKind::Trailing(_) => Baseline::Newest(n),
+            BaselineKind::Pinned => {
+                Baseline::Pinned(match store.pinned_baseline(&self.suite.name)? {
+                    Some(id) if id != current.run_id => match store.run(&id)? {
+                        Some(info) if info.status == RunStatus::Complete => {
+                            Some(self.snapshot(store, &info, None)?)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+            }
+        };
+        Ok((window, baseline))
     }
 }
 

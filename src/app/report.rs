@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Ctx, Failure, exit};
-use crate::model::{CaseStatus, ProjectConfig, RunInfo, RunStatus};
+use crate::model::{CaseStatus, ProjectConfig, RunInfo, RunStatus, Suite};
 use crate::report::html::stats::{self, Interval};
 use crate::report::html::{self, Expected, Options, Window};
 use crate::report::junit::JunitWriter;
@@ -66,18 +66,100 @@ fn reports_dir(project: &ProjectConfig) -> PathBuf {
     }
 }
 
-/// Expected answers and descriptions of the suites on disk; best effort (a suite that does
-/// not load only loses its expected answers on run pages).
-fn suites_on_disk(ctx: &Ctx, project: &ProjectConfig) -> (Expected, HashMap<String, String>) {
+/// The suites on disk (`suites/` of the project), in file order, each name once (the first
+/// file wins, as `load_suites` has it); best effort: a suite that does not load only loses
+/// its expected answers and description on the pages.
+fn suites_on_disk(ctx: &Ctx, project: &ProjectConfig) -> Vec<Suite> {
     let Ok(files) = super::suite_files(ctx, project, &[]) else {
-        return (Expected::default(), HashMap::new());
+        return Vec::new();
     };
-    let (suites, _diags) = crate::suite::load_suites(&files, project);
-    let descriptions = suites
-        .iter()
+    crate::suite::load_suites(&files, project).0
+}
+
+/// The descriptions of suites, keyed by name.
+fn descriptions_of<'a>(suites: impl IntoIterator<Item = &'a Suite>) -> HashMap<String, String> {
+    suites
+        .into_iter()
         .filter_map(|s| s.description.clone().map(|d| (s.name.clone(), d)))
-        .collect();
-    (Expected::from_suites(&suites), descriptions)
+        .collect()
+}
+
+/// The suites on disk, reusing those `run` loaded already: a file of `suites/` that one of
+/// `loaded` came from is not read again. The others load on a thread of their own: `rest`.
+struct OnDisk<'a> {
+    /// Per file of `suites/`, in order: the suite `run` loaded from it, if any.
+    files: Vec<(PathBuf, Option<&'a Suite>)>,
+}
+
+impl<'a> OnDisk<'a> {
+    fn find(ctx: &Ctx, project: &ProjectConfig, loaded: &[&'a Suite]) -> Self {
+        let Ok(files) = super::suite_files(ctx, project, &[]) else {
+            return Self { files: Vec::new() };
+        };
+        let same = |a: &Path, b: &Path| {
+            a == b
+                || match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+                    (Ok(x), Ok(y)) => x == y,
+                    _ => false,
+                }
+        };
+        let files = files
+            .into_iter()
+            .map(|f| {
+                let mine = loaded.iter().copied().find(|s| same(&s.source, &f));
+                (f, mine)
+            })
+            .collect();
+        Self { files }
+    }
+
+    /// Whether every file of `suites/` was loaded already.
+    fn complete(&self) -> bool {
+        self.files.iter().all(|(_, s)| s.is_some())
+    }
+
+    /// The reused suites of these names, each name once (first file first).
+    fn reused(&self) -> Vec<&'a Suite> {
+        let mut out: Vec<&'a Suite> = Vec::new();
+        for s in self.files.iter().filter_map(|(_, s)| *s) {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Load the files nobody loaded; then every suite on disk, in file order, each name once.
+    fn descriptions_all(&self, project: &ProjectConfig) -> HashMap<String, String> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut fresh: Vec<Suite> = Vec::new();
+        let mut order: Vec<Result<&'a Suite, usize>> = Vec::new();
+        for (file, reused) in &self.files {
+            match reused {
+                Some(s) => order.push(Ok(*s)),
+                None => {
+                    let (mut one, _diags) =
+                        crate::suite::load_suites(std::slice::from_ref(file), project);
+                    if let Some(s) = one.pop() {
+                        order.push(Err(fresh.len()));
+                        fresh.push(s);
+                    }
+                }
+            }
+        }
+        let mut all: Vec<&Suite> = Vec::new();
+        for o in &order {
+            let s = match o {
+                Ok(s) => *s,
+                Err(i) => &fresh[*i],
+            };
+            if !seen.contains(&s.name.as_str()) {
+                seen.push(&s.name);
+                all.push(s);
+            }
+        }
+        descriptions_of(all)
+    }
 }
 
 fn open(ctx: &Ctx, project: &ProjectConfig) -> anyhow::Result<Store> {
@@ -99,24 +181,77 @@ fn parse_window(text: &str) -> anyhow::Result<Window> {
     })
 }
 
-/// Refresh the reports of the suites `run` just ran (unless `--no-reports`).
+/// Refresh the reports of the suites `run` just ran (unless `--no-reports`), reading the
+/// suites from disk. [`after_run_with_suites`] reuses the suites `run` loaded.
 pub fn after_run(
     ctx: &Ctx,
     store: &Store,
     project: &ProjectConfig,
     suites: &[String],
 ) -> anyhow::Result<()> {
-    if suites.is_empty() {
+    after_run_with_suites(ctx, store, project, suites, &[])
+}
+
+/// Refresh the reports of the suites `ran` (unless `--no-reports`). `loaded` are the suites
+/// `run` loaded (any of them, ran or not): the pages show the expected answers and the
+/// descriptions of the suites in `suites/`, and a file there that one of `loaded` came from is
+/// not read again. The files nobody loaded (when `run` was given some paths) are read on a
+/// thread of their own while the trend pages and run pages are written; their descriptions are
+/// needed by the index only, the last page written.
+pub fn after_run_with_suites(
+    ctx: &Ctx,
+    store: &Store,
+    project: &ProjectConfig,
+    ran: &[String],
+    loaded: &[&Suite],
+) -> anyhow::Result<()> {
+    if ran.is_empty() {
         return Ok(());
     }
     let dir = reports_dir(project);
-    let (expected, descriptions) = suites_on_disk(ctx, project);
     let opts = Options {
         window: Window::parse("30d").ok_or_else(|| anyhow::anyhow!("default window"))?,
         now: chrono::Utc::now(),
         run_pages: html::RUN_PAGES,
     };
-    let written = html::write_reports(store, &dir, Some(suites), &descriptions, &expected, &opts)?;
+    let on_disk = OnDisk::find(ctx, project, loaded);
+    let reused = on_disk.reused();
+    let ran_reused = ran.iter().all(|n| reused.iter().any(|s| &s.name == n));
+    let written = if on_disk.complete() {
+        // Every suite on disk was loaded by `run` (it ran them all, the usual case).
+        html::write_reports(
+            store,
+            &dir,
+            Some(ran),
+            &descriptions_of(reused.iter().copied()),
+            &Expected::from_suites(reused.iter().copied()),
+            &opts,
+        )?
+    } else if ran_reused {
+        // The suites that ran come from `run`; the others (for the index) load meanwhile.
+        std::thread::scope(|scope| {
+            let rest = scope.spawn(|| on_disk.descriptions_all(project));
+            html::write_reports_with(
+                store,
+                &dir,
+                Some(ran),
+                &descriptions_of(reused.iter().copied()),
+                &Expected::from_suites(reused.iter().copied()),
+                &opts,
+                || rest.join().ok(),
+            )
+        })?
+    } else {
+        let suites = suites_on_disk(ctx, project);
+        html::write_reports(
+            store,
+            &dir,
+            Some(ran),
+            &descriptions_of(&suites),
+            &Expected::from_suites(&suites),
+            &opts,
+        )?
+    };
     ctx.printer.detail(&format!(
         "reports: {} file(s) refreshed in {}",
         written.files.len(),
@@ -134,7 +269,8 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
         Some(p) => ctx.cwd.join(p),
         None => reports_dir(&project),
     };
-    let (expected, descriptions) = suites_on_disk(ctx, &project);
+    let suites = suites_on_disk(ctx, &project);
+    let (expected, descriptions) = (Expected::from_suites(&suites), descriptions_of(&suites));
     let mut extra = html::Written::default();
     for id in &args.runs {
         let info = store.run(id)?.ok_or_else(|| {

@@ -1,0 +1,598 @@
+//! Run pages: `runs/<run>.html`, then `-p2`, `-p3`... of [`RESULTS_PER_PAGE`] results each.
+//!
+//! What stands above the results (metrics, gates, the flips against the baseline) is the same
+//! on every page of a run: it is rendered once per run through the `run.html` template. The
+//! results are the bulk of the pages (10,000 results make 100 pages) and are written here
+//! directly, every string through tera's own HTML escaping ([`tera::escape_html`]), byte for
+//! byte as the template wrote them (a test renders both and compares).
+//!
+//! A run's results are read once: each is rendered as it is read, while the flips are found.
+//! A run too large to hold rendered in memory ([`ROWS_IN_MEMORY`]) is read twice instead
+//! (statuses first, for the flips above the results), one page in memory at a time.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::chart::Unit;
+use super::{
+    CSS, Expected, FLIPS_SHOWN, HtmlError, MAX_TEXT, RESULTS_PER_PAGE, Written, is_flip, render,
+    run_file, show_time, suite_href, write,
+};
+use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
+use crate::store::{Store, StoreError};
+
+/// Bytes of rendered results a run may hold in memory to be written in one read of its
+/// results (about 40,000 results of ordinary size).
+pub(super) const ROWS_IN_MEMORY: usize = 64 << 20;
+
+/// Append `text` HTML-escaped exactly as the templates escape it (tera's escaping of
+/// `&`, `<`, `>`, `"` and `'`). Text with none of them, most of it, is copied as it is.
+pub(super) fn push_escaped(out: &mut String, text: &str) {
+    let Some(first) = text
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    else {
+        out.push_str(text);
+        return;
+    };
+    out.push_str(&text[..first]);
+    let mut buf = Vec::with_capacity(text.len() - first + 16);
+    // Writing into a Vec cannot fail.
+    let _ = tera::escape_html(&text[first..], &mut buf);
+    // ASCII bytes were replaced by ASCII: still UTF-8.
+    out.push_str(&String::from_utf8_lossy(&buf));
+}
+
+/// [`super::clip`], escaped, without the intermediate copy.
+fn push_clipped(out: &mut String, text: &str) {
+    // At most MAX_TEXT bytes is at most MAX_TEXT characters: nothing to cut.
+    if text.len() <= MAX_TEXT {
+        push_escaped(out, text);
+        return;
+    }
+    match text.char_indices().nth(MAX_TEXT) {
+        None => push_escaped(out, text),
+        Some((at, _)) => {
+            push_escaped(out, &text[..at]);
+            let _ = write!(
+                out,
+                "\n… [{} more characters not shown]",
+                text[at..].chars().count()
+            );
+        }
+    }
+}
+
+/// One status row of a run, as `Store::result_statuses` gives them.
+pub(super) type StatusRow = (String, String, u32, CaseStatus);
+
+/// The statuses of one run, looked up by (case, provider, sample): by position first (runs
+/// of one suite list their results in the same plan order), through a map built on the first
+/// miss otherwise. A run has one result per (case, provider, sample).
+pub(super) struct StatusIndex<'a> {
+    rows: &'a [StatusRow],
+    map: OnceCell<HashMap<(&'a str, &'a str, u32), CaseStatus>>,
+}
+
+impl<'a> StatusIndex<'a> {
+    pub(super) fn new(rows: &'a [StatusRow]) -> Self {
+        Self {
+            rows,
+            map: OnceCell::new(),
+        }
+    }
+
+    /// The status of (case, provider, sample), `at` the position where it is expected.
+    pub(super) fn get(
+        &self,
+        at: usize,
+        case: &str,
+        provider: &str,
+        sample: u32,
+    ) -> Option<CaseStatus> {
+        if let Some(r) = self.rows.get(at)
+            && r.2 == sample
+            && r.0 == case
+            && r.1 == provider
+        {
+            return Some(r.3);
+        }
+        self.map
+            .get_or_init(|| {
+                self.rows
+                    .iter()
+                    .map(|r| ((r.0.as_str(), r.1.as_str(), r.2), r.3))
+                    .collect()
+            })
+            .get(&(case, provider, sample))
+            .copied()
+    }
+}
+
+#[derive(Serialize)]
+struct MetricRow {
+    provider: String,
+    cases: u64,
+    pass_rate: String,
+    mean_score: String,
+    errors: u64,
+    halluc: String,
+    p50: String,
+    p95: String,
+    p99: String,
+    tokens: String,
+    cost: String,
+}
+
+#[derive(Serialize)]
+struct GateRow {
+    metric: String,
+    provider: String,
+    limit: String,
+    value: String,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct FlipRow {
+    case: String,
+    provider: String,
+    sample: u32,
+    from: &'static str,
+    to: &'static str,
+}
+
+/// What `run.html` renders: everything above the results.
+#[derive(Serialize)]
+struct RunHead<'a> {
+    css: &'static str,
+    run_id: &'a str,
+    suite: &'a str,
+    suite_href: String,
+    started: String,
+    finished: Option<String>,
+    status: &'static str,
+    status_class: &'static str,
+    total: usize,
+    metrics: &'a [MetricRow],
+    gates: &'a [GateRow],
+    baseline: Option<&'a str>,
+    baseline_href: Option<String>,
+    flips: &'a [FlipRow],
+    flips_more: usize,
+}
+
+/// The flip of one result against the baseline, if it flipped.
+fn flip_of(
+    before: Option<&StatusIndex<'_>>,
+    at: usize,
+    case: &str,
+    provider: &str,
+    sample: u32,
+    now: CaseStatus,
+) -> Option<(CaseStatus, CaseStatus)> {
+    let from = before?.get(at, case, provider, sample)?;
+    is_flip(from, now).then_some((from, now))
+}
+
+/// The flips listed above the results, and how many there are.
+#[derive(Default)]
+struct Flips {
+    shown: Vec<FlipRow>,
+    total: usize,
+}
+
+impl Flips {
+    fn add(&mut self, case: &str, provider: &str, sample: u32, flip: (CaseStatus, CaseStatus)) {
+        self.total += 1;
+        if self.shown.len() < FLIPS_SHOWN {
+            self.shown.push(FlipRow {
+                case: case.to_owned(),
+                provider: provider.to_owned(),
+                sample,
+                from: flip.0.as_str(),
+                to: flip.1.as_str(),
+            });
+        }
+    }
+}
+
+/// Append one result as the `<details>` block of a run page.
+fn push_result(
+    out: &mut String,
+    rec: &ResultRecord,
+    suite: &str,
+    expected: &Expected<'_>,
+    flip: Option<(CaseStatus, CaseStatus)>,
+    scratch: &mut String,
+) {
+    let status = rec.status.as_str();
+    out.push_str("<details class=\"result\"");
+    if rec.status != CaseStatus::Passed {
+        out.push_str(" open");
+    }
+    out.push_str("><summary><span class=\"badge ");
+    push_escaped(out, status);
+    out.push_str("\">");
+    push_escaped(out, status);
+    out.push_str("</span> <code>");
+    push_escaped(out, &rec.job.case_id);
+    out.push_str("</code> · ");
+    push_escaped(out, &rec.job.provider_id);
+    if rec.job.sample > 0 {
+        let _ = write!(out, " · sample {}", rec.job.sample);
+    }
+    out.push_str(" · score ");
+    push_escaped(out, &Unit::Score.show(rec.score));
+    out.push_str(" · ");
+    push_escaped(out, &Unit::Ms.show(rec.latency_ms));
+    if let Some((from, to)) = flip {
+        out.push_str(" · <b class=\"flip\">flip: ");
+        push_escaped(out, from.as_str());
+        out.push_str(" -&gt; ");
+        push_escaped(out, to.as_str());
+        out.push_str("</b>");
+    }
+    out.push_str("</summary>\n<div class=\"body\"><h4>Prompt</h4><pre>");
+    push_clipped(out, &rec.prompt);
+    out.push_str("</pre><h4>Expected</h4>");
+    match expected.lookup(suite, &rec.job.case_id, &rec.case_hash) {
+        Ok(e) if !e.is_empty() => {
+            out.push_str("<pre>");
+            push_clipped(out, e);
+            out.push_str("</pre>");
+        }
+        Ok(_) => out.push_str("<p class=\"muted\"></p>"),
+        Err(note) => {
+            out.push_str("<p class=\"muted\">");
+            push_escaped(out, note);
+            out.push_str("</p>");
+        }
+    }
+    out.push_str("\n<h4>Output</h4>");
+    match rec.output.as_deref() {
+        Some(o) if !o.is_empty() => {
+            out.push_str("<pre>");
+            push_clipped(out, o);
+            out.push_str("</pre>");
+        }
+        _ => out.push_str("<p class=\"muted\">no output</p>"),
+    }
+    if let Some(e) = rec.error.as_deref().filter(|e| !e.is_empty()) {
+        out.push_str("<h4>Error</h4><pre>");
+        push_clipped(out, e);
+        out.push_str("</pre>");
+    }
+    out.push('\n');
+    if !rec.assertions.is_empty() {
+        out.push_str("<table><thead><tr><th>Assertion</th><th>Verdict</th><th>Score</th><th>Reason</th></tr></thead><tbody>");
+        for a in &rec.assertions {
+            let (verdict, class) = if a.unscorable {
+                ("unscorable", "unscorable")
+            } else if a.pass {
+                ("pass", "passed")
+            } else {
+                ("fail", "failed")
+            };
+            out.push_str("<tr><td>");
+            push_escaped(out, &a.type_name);
+            out.push_str("</td><td><span class=\"badge ");
+            out.push_str(class);
+            out.push_str("\">");
+            out.push_str(verdict);
+            out.push_str("</span></td><td>");
+            scratch.clear();
+            let _ = write!(scratch, "{:.3}", a.score);
+            push_escaped(out, scratch);
+            out.push_str("</td><td>");
+            push_clipped(out, &a.reason);
+            out.push_str("</td></tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("\n<p class=\"muted small\">");
+    meta(scratch, rec);
+    push_escaped(out, scratch);
+    out.push_str("</p></div></details>\n");
+}
+
+/// The line under a result: attempts, tokens, cost, finish reason, tags, label, case hash.
+fn meta(out: &mut String, rec: &ResultRecord) {
+    out.clear();
+    let _ = write!(out, "attempts {}", rec.attempts);
+    if let (Some(i), Some(o)) = (rec.tokens_in, rec.tokens_out) {
+        let _ = write!(out, " · tokens {i} in / {o} out");
+    }
+    if let Some(c) = rec.cost_usd {
+        let _ = write!(out, " · cost {}", Unit::Usd.format(c));
+    }
+    if let Some(f) = &rec.finish_reason {
+        let _ = write!(out, " · finish {f}");
+    }
+    if !rec.tags.is_empty() {
+        let _ = write!(out, " · tags {}", rec.tags.join(", "));
+    }
+    if let Some(l) = &rec.label {
+        let _ = write!(
+            out,
+            " · label expected {} predicted {}",
+            l.expected,
+            l.predicted.as_deref().unwrap_or("none")
+        );
+    }
+    out.push_str(" · case hash ");
+    out.extend(rec.case_hash.chars().take(12));
+}
+
+/// Everything of a run's pages but the results.
+struct Pages<'a> {
+    info: &'a RunInfo,
+    runs_dir: &'a Path,
+    metrics: Vec<MetricRow>,
+    gates: Vec<GateRow>,
+    baseline: Option<String>,
+    baseline_href: Option<String>,
+}
+
+impl Pages<'_> {
+    /// The part above the results, the same on every page.
+    fn head(&self, t: &tera::Tera, total: usize, flips: &Flips) -> Result<String, HtmlError> {
+        let (status_class, status) = match self.info.status {
+            RunStatus::Complete => ("ok", "complete"),
+            other => ("bad", other.as_str()),
+        };
+        render(
+            t,
+            "run.html",
+            &RunHead {
+                css: CSS,
+                run_id: &self.info.run_id,
+                suite: &self.info.suite,
+                suite_href: suite_href(&self.info.suite),
+                started: show_time(&self.info.started_at),
+                finished: self.info.finished_at.as_deref().map(show_time),
+                status,
+                status_class,
+                total,
+                metrics: &self.metrics,
+                gates: &self.gates,
+                baseline: self.baseline.as_deref(),
+                baseline_href: self.baseline_href.clone(),
+                flips: &flips.shown,
+                flips_more: flips.total - flips.shown.len(),
+            },
+        )
+    }
+
+    fn pager(&self, page: usize, pages: usize) -> String {
+        let mut out = String::from("<nav class=\"pager\">");
+        for n in 1..=pages {
+            if n == page {
+                let _ = write!(out, "<b>{n}</b>");
+            } else {
+                out.push_str("<a href=\"");
+                push_escaped(&mut out, &run_file(&self.info.run_id, n));
+                let _ = write!(out, "\">{n}</a>");
+            }
+            out.push(' ');
+        }
+        out.push_str("</nav>");
+        out
+    }
+
+    /// Page `page` of `pages` into `html`: the head, then `results` (`<details>` blocks).
+    fn page_html(&self, html: &mut String, head: &str, page: usize, pages: usize, results: &str) {
+        let pager = if pages > 1 {
+            self.pager(page, pages)
+        } else {
+            String::new()
+        };
+        html.clear();
+        html.reserve(head.len() + results.len() + 2 * pager.len() + 128);
+        html.push_str(head);
+        html.push_str("<h2>Results ");
+        if pages > 1 {
+            let _ = write!(
+                html,
+                "<span class=\"muted small\">(page {page} of {pages})</span>"
+            );
+        }
+        html.push_str("</h2>\n");
+        html.push_str(&pager);
+        html.push('\n');
+        html.push_str(results);
+        html.push('\n');
+        html.push_str(&pager);
+        html.push_str("\n</main></body></html>\n");
+    }
+
+    /// Write page `page` of `pages`.
+    fn write_page(
+        &self,
+        html: &mut String,
+        head: &str,
+        page: usize,
+        pages: usize,
+        results: &str,
+        out: &mut Written,
+    ) -> Result<(), HtmlError> {
+        self.page_html(html, head, page, pages, results);
+        write(
+            &self.runs_dir.join(run_file(&self.info.run_id, page)),
+            html,
+            out,
+        )
+    }
+}
+
+/// Write the pages of one run.
+pub(super) fn write_run(
+    store: &Store,
+    t: &tera::Tera,
+    dir: &Path,
+    run_id: &str,
+    expected: &Expected<'_>,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
+        run_id: run_id.to_string(),
+    })?;
+    let metrics: Vec<MetricRow> = store
+        .run_metrics(&info.run_id)?
+        .into_iter()
+        .filter(|m| m.tag.is_none())
+        .map(|pm| {
+            let m = pm.metrics;
+            MetricRow {
+                provider: pm.provider,
+                cases: m.cases,
+                pass_rate: Unit::Rate.show(m.pass_rate),
+                mean_score: Unit::Score.show(m.mean_score),
+                errors: m.errors,
+                halluc: Unit::Rate.show(m.hallucination_rate),
+                p50: Unit::Ms.show(m.latency_p50_ms),
+                p95: Unit::Ms.show(m.latency_p95_ms),
+                p99: Unit::Ms.show(m.latency_p99_ms),
+                tokens: format!("{} / {}", m.tokens_in, m.tokens_out),
+                cost: Unit::Usd.format(m.cost_usd),
+            }
+        })
+        .collect();
+    let gates: Vec<GateRow> = store
+        .run_gates(&info.run_id)?
+        .into_iter()
+        .map(|g| GateRow {
+            metric: g.metric,
+            provider: g.provider,
+            limit: g.limit,
+            value: g.value.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
+            ok: g.ok,
+        })
+        .collect();
+    let baseline = store.previous_complete_run(&info.suite, &info.started_at)?;
+    let before_rows = match &baseline {
+        Some(b) => Some(store.result_statuses(b)?),
+        None => None,
+    };
+    let before = before_rows.as_deref().map(StatusIndex::new);
+    let runs_dir = dir.join("runs");
+    let baseline_href = baseline.as_ref().and_then(|b| {
+        let f = run_file(b, 1);
+        runs_dir.join(&f).exists().then_some(f)
+    });
+    let pages = Pages {
+        info: &info,
+        runs_dir: &runs_dir,
+        metrics,
+        gates,
+        baseline,
+        baseline_href,
+    };
+
+    // One read: every result rendered as it is read, the flips found on the way.
+    let mut rows = String::new();
+    let mut ends: Vec<usize> = Vec::new();
+    let mut flips = Flips::default();
+    let mut scratch = String::new();
+    let mut too_big = false;
+    let read = store.for_each_result(&info.run_id, |rec| {
+        let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
+        let flip = flip_of(
+            before.as_ref(),
+            ends.len(),
+            case,
+            provider,
+            sample,
+            rec.status,
+        );
+        if let Some(f) = flip {
+            flips.add(case, provider, sample, f);
+        }
+        push_result(&mut rows, &rec, &info.suite, expected, flip, &mut scratch);
+        ends.push(rows.len());
+        if rows.len() > ROWS_IN_MEMORY {
+            too_big = true;
+            return Err(StoreError::Other("too large to hold".into()));
+        }
+        Ok(())
+    });
+    match read {
+        Ok(()) => {}
+        Err(_) if too_big => {
+            drop((rows, ends));
+            return write_run_streaming(store, t, &pages, before.as_ref(), expected, out);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let total = ends.len();
+    let head = pages.head(t, total, &flips)?;
+    let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
+    let mut html = String::new();
+    for page in 1..=page_count {
+        let first = (page - 1) * RESULTS_PER_PAGE;
+        let last = (first + RESULTS_PER_PAGE).min(total);
+        let from = if first == 0 { 0 } else { ends[first - 1] };
+        let to = if last == 0 { 0 } else { ends[last - 1] };
+        pages.write_page(&mut html, &head, page, page_count, &rows[from..to], out)?;
+    }
+    Ok(())
+}
+
+/// [`write_run`] for a run too large to hold rendered: the statuses first (for the flips
+/// above the results), then one page of results in memory at a time.
+fn write_run_streaming(
+    store: &Store,
+    t: &tera::Tera,
+    pages: &Pages<'_>,
+    before: Option<&StatusIndex<'_>>,
+    expected: &Expected<'_>,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let info = pages.info;
+    let statuses = store.result_statuses(&info.run_id)?;
+    let total = statuses.len();
+    let mut flips = Flips::default();
+    for (at, (case, provider, sample, now)) in statuses.iter().enumerate() {
+        if let Some(f) = flip_of(before, at, case, provider, *sample, *now) {
+            flips.add(case, provider, *sample, f);
+        }
+    }
+    drop(statuses);
+    let head = pages.head(t, total, &flips)?;
+    let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
+    let mut html = String::new();
+    let mut rows = String::new();
+    let mut scratch = String::new();
+    let (mut at, mut in_page, mut page) = (0usize, 0usize, 1usize);
+    let mut failure: Option<HtmlError> = None;
+    store
+        .for_each_result(&info.run_id, |rec| {
+            let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
+            let flip = flip_of(before, at, case, provider, sample, rec.status);
+            push_result(&mut rows, &rec, &info.suite, expected, flip, &mut scratch);
+            at += 1;
+            in_page += 1;
+            if in_page == RESULTS_PER_PAGE {
+                if let Err(e) = pages.write_page(&mut html, &head, page, page_count, &rows, out) {
+                    failure = Some(e);
+                    return Err(StoreError::Other("write a run page".into()));
+                }
+                rows.clear();
+                in_page = 0;
+                page += 1;
+            }
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
+    if in_page > 0 || page == 1 {
+        pages.write_page(&mut html, &head, page, page_count, &rows, out)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
