@@ -8,17 +8,23 @@
 //!
 //! - `report`: `after_run` of the report step as `run` calls it, with the newest run's pages
 //!   removed first (as after a fresh run: its pages do not exist yet; the older runs' do);
-//! - `report (suite given)`: the same with the run's loaded suite handed over, as `run` can;
+//! - `report (suite given)`: the same with the run's loaded suite handed over, as `run` does;
+//! - `report (read ahead)`: `Refresh::finish`, after a `Refresh::begin` made while the newest
+//!   run was still `running` (its read-ahead done, as it is long before a run ends);
 //! - `alerts, no rules` and `alerts, 3 rules`: `after_run` of the alert step for the newest
 //!   run, without rules, then with a pass-rate (trailing:3), a latency ratio and a
-//!   missed-run rule (state is kept between iterations: the first opens, later ones touch).
+//!   missed-run rule (state is kept between iterations: the first opens, later ones touch);
+//!   `alerts, 3 rules, read ahead`: `after_run_ahead` with the statuses of that `Refresh`.
 //!
 //! It prints min / median / max of each, in milliseconds.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use evalwatch::app::Ctx;
+use evalwatch::app::report::Refresh;
+use evalwatch::model::RunStatus;
 use evalwatch::output::{Printer, Verbosity};
 
 fn layout(dir: &Path, cases: usize) {
@@ -26,9 +32,10 @@ fn layout(dir: &Path, cases: usize) {
     std::fs::create_dir_all(suites.join("cases")).expect("mkdir");
     let mut jsonl = String::new();
     for i in 1..=cases {
-        jsonl.push_str(&format!(
-            "{{\"id\": \"case-{i}\", \"vars\": {{\"question\": \"What is the return window for order {i}?\"}}, \"expected\": \"right\"}}\n"
-        ));
+        let _ = writeln!(
+            jsonl,
+            "{{\"id\": \"case-{i}\", \"vars\": {{\"question\": \"What is the return window for order {i}?\"}}, \"expected\": \"right\"}}"
+        );
     }
     std::fs::write(suites.join("cases/bench.jsonl"), jsonl).expect("write cases");
     std::fs::write(
@@ -145,8 +152,33 @@ fn main() {
         "{cases} cases, {runs} stored runs, {pages} run pages in the folder, newest run {}",
         info.run_id
     );
+    // As `run` with a `Refresh`: begun while the newest run is running, finished after it.
+    let db = dir.join("b.db");
+    let arcs = vec![std::sync::Arc::new(suite.clone())];
+    let begin = |store: &mut evalwatch::store::Store| {
+        store
+            .set_run_status(&info.run_id, RunStatus::Running)
+            .expect("status");
+        let mut refresh = Refresh::begin(&ctx, &project, &db, &arcs);
+        let _ = refresh.statuses();
+        store
+            .set_run_status(&info.run_id, info.status)
+            .expect("status");
+        refresh
+    };
+    let mut t_ahead = Vec::new();
+    for _ in 0..iterations {
+        remove_newest();
+        let refresh = begin(&mut store);
+        let t = Instant::now();
+        refresh
+            .finish(&ctx, &store, &project, &names)
+            .expect("report");
+        t_ahead.push(t.elapsed());
+    }
     stats("report", t_report);
     stats("report (suite given)", t_given);
+    stats("report (read ahead)", t_ahead);
     // What one read of a run's statuses costs (the heat map reads one per run it shows,
     // the pass-rate alert test one per run of its window).
     let mut t_statuses = Vec::new();
@@ -187,4 +219,22 @@ fn main() {
         }
         stats(label, times);
     }
+    let mut times = Vec::new();
+    for _ in 0..iterations {
+        let mut refresh = begin(&mut store);
+        let t = Instant::now();
+        evalwatch::app::alerts::after_run_ahead(
+            &ctx,
+            &mut store,
+            &project,
+            &suite,
+            &info,
+            &metrics,
+            evalwatch::cli::Severity::Critical,
+            refresh.statuses(),
+        )
+        .expect("alerts");
+        times.push(t.elapsed());
+    }
+    stats("alerts, 3 rules, ahead", times);
 }

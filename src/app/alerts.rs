@@ -24,6 +24,7 @@ use crate::alert::sink::{self, Env, Notice, Sink};
 use crate::cli::ReadFormat;
 use crate::model::Severity;
 use crate::model::{CaseStatus, ProjectConfig, ProviderMetrics, RunInfo, RunStatus, Suite};
+use crate::report::html::StatusCache;
 use crate::store::Store;
 use crate::store::{AlertRow, NewAlert};
 
@@ -155,6 +156,8 @@ struct SuiteEval<'a> {
     windows: HashMap<(String, usize), Rc<Vec<RunSnapshot>>>,
     need_samples: bool,
     need_statuses: bool,
+    /// Statuses read ahead ([`super::report::Refresh`]), used when the run has not changed.
+    ahead: Option<&'a StatusCache>,
 }
 
 /// The baseline runs of one rule: the newest `n` of a window, or the pinned run.
@@ -182,6 +185,7 @@ impl<'a> SuiteEval<'a> {
             windows: HashMap::new(),
             need_samples: rules.iter().any(eval::needs_samples),
             need_statuses: rules.iter().any(eval::needs_statuses),
+            ahead: None,
         }
     }
 
@@ -207,10 +211,10 @@ impl<'a> SuiteEval<'a> {
                     .insert(HUMAN_SCORE.to_owned(), h.mean_quality);
             }
         }
-        let statuses = if self.need_statuses {
-            store.result_statuses(&info.run_id)?
-        } else {
-            Vec::new()
+        let statuses = match self.ahead.and_then(|a| a.get(info)) {
+            _ if !self.need_statuses => Vec::new(),
+            Some(rows) => rows.to_vec(),
+            None => store.result_statuses(&info.run_id)?,
         };
         let mut samples = Vec::new();
         if self.need_samples {
@@ -637,6 +641,33 @@ pub fn after_run(
     )
 }
 
+/// [`after_run`] with the statuses of earlier runs read ahead
+/// ([`super::report::Refresh::statuses`]): the pass-rate test compares the run with up to
+/// the last five, or more, complete runs, a read of each run's results.
+#[allow(clippy::too_many_arguments)]
+pub fn after_run_ahead(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    suite: &Suite,
+    info: &RunInfo,
+    metrics: &[ProviderMetrics],
+    fail_on: crate::cli::Severity,
+    ahead: &StatusCache,
+) -> anyhow::Result<AlertOutcome> {
+    evaluate_run(
+        ctx,
+        store,
+        project,
+        suite,
+        info,
+        metrics,
+        fail_on.into(),
+        &process_env,
+        Some(ahead),
+    )
+}
+
 /// [`after_run`] with an injected environment lookup.
 #[allow(clippy::too_many_arguments)]
 pub fn after_run_with(
@@ -648,6 +679,23 @@ pub fn after_run_with(
     metrics: &[ProviderMetrics],
     fail_on: Severity,
     env: Env<'_>,
+) -> anyhow::Result<AlertOutcome> {
+    evaluate_run(
+        ctx, store, project, suite, info, metrics, fail_on, env, None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_run(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    suite: &Suite,
+    info: &RunInfo,
+    metrics: &[ProviderMetrics],
+    fail_on: Severity,
+    env: Env<'_>,
+    ahead: Option<&StatusCache>,
 ) -> anyhow::Result<AlertOutcome> {
     // The run is stored already: problems with rules or sinks are warnings here (and errors
     // for `alerts check`), so that they never cost the run its output.
@@ -681,6 +729,7 @@ pub fn after_run_with(
         .collect();
     let now = Utc::now();
     let mut eval = SuiteEval::new(suite, &rules);
+    eval.ahead = ahead;
     let findings = eval.findings(store, Some((info, metrics)), now)?;
     let apply = Apply {
         ctx,
@@ -886,4 +935,62 @@ pub fn baseline(ctx: &Ctx, args: &BaselineArgs) -> anyhow::Result<u8> {
         info.run_id, info.suite
     ));
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::report::tests::{history, store_run};
+
+    /// The alert step of a run that regressed, after three that did not.
+    fn regressed(ahead: bool) -> Vec<Value> {
+        let (dir, ctx, project, _) = history(3);
+        let db = dir.path().join("h.db");
+        let mut store = Store::open(&db).expect("store");
+        let cache = StatusCache::read_ahead(&store, &["s"]).expect("read ahead");
+        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
+        let (loaded, _) = crate::suite::load_suites(&files, &project);
+        let mut suite = loaded.into_iter().find(|s| s.name == "s").expect("s");
+        suite.alerts = vec![
+            json!({"metric": "pass_rate", "drop": 0.05, "baseline": "trailing:3", "severity": "critical"}),
+            json!({"metric": "latency_p95_ms", "ratio": 3.0, "severity": "warning"}),
+            json!({"metric": "missed_run", "after": "26h", "severity": "critical"}),
+        ];
+        let info = store_run(&mut store, &db, &suite, "bad", Utc::now(), |i| i % 2 == 0);
+        let metrics = store.run_metrics(&info.run_id).expect("metrics");
+        let outcome = if ahead {
+            after_run_ahead(
+                &ctx,
+                &mut store,
+                &project,
+                &suite,
+                &info,
+                &metrics,
+                crate::cli::Severity::Critical,
+                &cache,
+            )
+        } else {
+            after_run(
+                &ctx,
+                &mut store,
+                &project,
+                &suite,
+                &info,
+                &metrics,
+                crate::cli::Severity::Critical,
+            )
+        }
+        .expect("alerts");
+        assert!(outcome.fail, "the drop fires at critical");
+        outcome.alerts
+    }
+
+    #[test]
+    fn statuses_read_ahead_give_the_same_alerts() {
+        let read_now = regressed(false);
+        assert_eq!(read_now.len(), 1, "{read_now:?}");
+        assert_eq!(read_now[0]["metric"], "pass_rate");
+        assert!(read_now[0]["flipped"].as_u64().is_some_and(|n| n > 0));
+        assert_eq!(regressed(true), read_now);
+    }
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 use serde_json::json;
@@ -11,7 +12,7 @@ use serde_json::json;
 use super::{Ctx, Failure, exit};
 use crate::model::{CaseStatus, ProjectConfig, RunInfo, RunStatus, Suite};
 use crate::report::html::stats::{self, Interval};
-use crate::report::html::{self, Expected, Options, Window};
+use crate::report::html::{self, Expected, Options, StatusCache, Window};
 use crate::report::junit::JunitWriter;
 use crate::report::{RunView, terminal};
 use crate::store::ScoredResult;
@@ -84,84 +85,6 @@ fn descriptions_of<'a>(suites: impl IntoIterator<Item = &'a Suite>) -> HashMap<S
         .collect()
 }
 
-/// The suites on disk, reusing those `run` loaded already: a file of `suites/` that one of
-/// `loaded` came from is not read again. The others load on a thread of their own: `rest`.
-struct OnDisk<'a> {
-    /// Per file of `suites/`, in order: the suite `run` loaded from it, if any.
-    files: Vec<(PathBuf, Option<&'a Suite>)>,
-}
-
-impl<'a> OnDisk<'a> {
-    fn find(ctx: &Ctx, project: &ProjectConfig, loaded: &[&'a Suite]) -> Self {
-        let Ok(files) = super::suite_files(ctx, project, &[]) else {
-            return Self { files: Vec::new() };
-        };
-        let same = |a: &Path, b: &Path| {
-            a == b
-                || match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-                    (Ok(x), Ok(y)) => x == y,
-                    _ => false,
-                }
-        };
-        let files = files
-            .into_iter()
-            .map(|f| {
-                let mine = loaded.iter().copied().find(|s| same(&s.source, &f));
-                (f, mine)
-            })
-            .collect();
-        Self { files }
-    }
-
-    /// Whether every file of `suites/` was loaded already.
-    fn complete(&self) -> bool {
-        self.files.iter().all(|(_, s)| s.is_some())
-    }
-
-    /// The reused suites of these names, each name once (first file first).
-    fn reused(&self) -> Vec<&'a Suite> {
-        let mut out: Vec<&'a Suite> = Vec::new();
-        for s in self.files.iter().filter_map(|(_, s)| *s) {
-            if !out.iter().any(|o| o.name == s.name) {
-                out.push(s);
-            }
-        }
-        out
-    }
-
-    /// Load the files nobody loaded; then every suite on disk, in file order, each name once.
-    fn descriptions_all(&self, project: &ProjectConfig) -> HashMap<String, String> {
-        let mut seen: Vec<&str> = Vec::new();
-        let mut fresh: Vec<Suite> = Vec::new();
-        let mut order: Vec<Result<&'a Suite, usize>> = Vec::new();
-        for (file, reused) in &self.files {
-            match reused {
-                Some(s) => order.push(Ok(*s)),
-                None => {
-                    let (mut one, _diags) =
-                        crate::suite::load_suites(std::slice::from_ref(file), project);
-                    if let Some(s) = one.pop() {
-                        order.push(Err(fresh.len()));
-                        fresh.push(s);
-                    }
-                }
-            }
-        }
-        let mut all: Vec<&Suite> = Vec::new();
-        for o in &order {
-            let s = match o {
-                Ok(s) => *s,
-                Err(i) => &fresh[*i],
-            };
-            if !seen.contains(&s.name.as_str()) {
-                seen.push(&s.name);
-                all.push(s);
-            }
-        }
-        descriptions_of(all)
-    }
-}
-
 fn open(ctx: &Ctx, project: &ProjectConfig) -> anyhow::Result<Store> {
     let db = ctx.db_path(project);
     if !db.exists() {
@@ -181,8 +104,90 @@ fn parse_window(text: &str) -> anyhow::Result<Window> {
     })
 }
 
+/// The files of `suites/`, and which of them a suite `run` loaded came from: those are not
+/// read again.
+#[derive(Debug, Clone)]
+struct OnDisk {
+    /// Per file of `suites/`, in order: the index in `loaded` of the suite read from it.
+    files: Vec<(PathBuf, Option<usize>)>,
+}
+
+impl OnDisk {
+    fn find(ctx: &Ctx, project: &ProjectConfig, loaded: &[&Suite]) -> Self {
+        let Ok(files) = super::suite_files(ctx, project, &[]) else {
+            return Self { files: Vec::new() };
+        };
+        let sources: Vec<Option<PathBuf>> = loaded
+            .iter()
+            .map(|s| std::fs::canonicalize(&s.source).ok())
+            .collect();
+        let files = files
+            .into_iter()
+            .map(|f| {
+                let canonical = std::fs::canonicalize(&f).ok();
+                let mine = loaded.iter().enumerate().position(|(i, s)| {
+                    s.source == f || (canonical.is_some() && sources[i] == canonical)
+                });
+                (f, mine)
+            })
+            .collect();
+        Self { files }
+    }
+
+    /// Whether every file of `suites/` was loaded already.
+    fn complete(&self) -> bool {
+        self.files.iter().all(|(_, s)| s.is_some())
+    }
+
+    /// The suites read from `suites/` already, in file order, each name once (the first file
+    /// wins, as `load_suites` has it).
+    fn reused<'a>(&self, loaded: &[&'a Suite]) -> Vec<&'a Suite> {
+        let mut out: Vec<&'a Suite> = Vec::new();
+        for s in self.files.iter().filter_map(|(_, i)| i.map(|i| loaded[i])) {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// The descriptions of every suite on disk, reading the files nobody loaded.
+    fn descriptions_all(
+        &self,
+        project: &ProjectConfig,
+        loaded: &[&Suite],
+    ) -> HashMap<String, String> {
+        let mut fresh: Vec<Suite> = Vec::new();
+        let mut order: Vec<Result<usize, usize>> = Vec::new();
+        for (file, reused) in &self.files {
+            if let Some(i) = reused {
+                order.push(Ok(*i));
+            } else {
+                let (mut one, _diags) =
+                    crate::suite::load_suites(std::slice::from_ref(file), project);
+                if let Some(s) = one.pop() {
+                    order.push(Err(fresh.len()));
+                    fresh.push(s);
+                }
+            }
+        }
+        let mut all: Vec<&Suite> = Vec::new();
+        for o in &order {
+            let s = match o {
+                Ok(i) => loaded[*i],
+                Err(i) => &fresh[*i],
+            };
+            if !all.iter().any(|a| a.name == s.name) {
+                all.push(s);
+            }
+        }
+        descriptions_of(all)
+    }
+}
+
 /// Refresh the reports of the suites `run` just ran (unless `--no-reports`), reading the
-/// suites from disk. [`after_run_with_suites`] reuses the suites `run` loaded.
+/// suites from disk. [`after_run_with_suites`] reuses the suites `run` loaded, [`Refresh`]
+/// starts the work before the run ends.
 pub fn after_run(
     ctx: &Ctx,
     store: &Store,
@@ -208,48 +213,190 @@ pub fn after_run_with_suites(
     if ran.is_empty() {
         return Ok(());
     }
+    let on_disk = OnDisk::find(ctx, project, loaded);
+    refresh_pages(
+        ctx,
+        store,
+        project,
+        ran,
+        loaded,
+        &on_disk,
+        &StatusCache::default(),
+        None,
+    )
+}
+
+/// The report refresh of `run`, begun before its runs end (an overlapping
+/// [`after_run_with_suites`]):
+///
+/// 1. [`Refresh::begin`] once the suites are loaded, before the first model call. On a thread
+///    of its own it reads what the pages will need of the history already stored: the
+///    per-result statuses of the newest finished runs of the loaded suites (behind the heat
+///    maps of the trend pages, the flips of the run pages, and the pass-rate alert test), and
+///    the descriptions of the suite files `run` did not load.
+/// 2. Optionally, [`Refresh::statuses`] for the alert step of each run
+///    ([`super::alerts::after_run_ahead`]): the same statuses (the first call waits for the
+///    read-ahead, which is done long before a run is).
+/// 3. [`Refresh::finish`] after the last run is stored: the pages, as
+///    [`after_run_with_suites`] writes them, reading of the history only the new runs.
+///
+/// A run that changed since it was read ahead (a resumed run) is read again: the pages are
+/// the same as those of [`after_run_with_suites`] in every case.
+pub struct Refresh {
+    loaded: Vec<Arc<Suite>>,
+    on_disk: OnDisk,
+    thread: Option<std::thread::JoinHandle<Ahead>>,
+    ahead: Option<Ahead>,
+}
+
+/// What [`Refresh`] reads ahead.
+#[derive(Default)]
+struct Ahead {
+    statuses: StatusCache,
+    /// Of every suite on disk, when `run` did not load them all.
+    descriptions: Option<HashMap<String, String>>,
+}
+
+impl Refresh {
+    /// Start reading ahead, from `db`, for the suites `run` loaded.
+    pub fn begin(ctx: &Ctx, project: &ProjectConfig, db: &Path, loaded: &[Arc<Suite>]) -> Self {
+        let refs: Vec<&Suite> = loaded.iter().map(|s| &**s).collect();
+        let on_disk = OnDisk::find(ctx, project, &refs);
+        let (db, project, suites, files) = (
+            db.to_path_buf(),
+            project.clone(),
+            loaded.to_vec(),
+            on_disk.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("evalwatch-reports".into())
+            .spawn(move || {
+                let refs: Vec<&Suite> = suites.iter().map(|s| &**s).collect();
+                let names: Vec<&str> = refs.iter().map(|s| s.name.as_str()).collect();
+                // Best effort: what is not read here is read by `finish`.
+                let statuses = Store::open(&db)
+                    .and_then(|store| StatusCache::read_ahead(&store, &names))
+                    .unwrap_or_default();
+                let descriptions =
+                    (!files.complete()).then(|| files.descriptions_all(&project, &refs));
+                Ahead {
+                    statuses,
+                    descriptions,
+                }
+            })
+            .ok();
+        Self {
+            loaded: loaded.to_vec(),
+            on_disk,
+            thread,
+            ahead: None,
+        }
+    }
+
+    fn wait(&mut self) -> &mut Ahead {
+        if self.ahead.is_none() {
+            let done = self
+                .thread
+                .take()
+                .and_then(|t| t.join().ok())
+                .unwrap_or_default();
+            self.ahead = Some(done);
+        }
+        self.ahead.get_or_insert_with(Ahead::default)
+    }
+
+    /// The statuses read ahead (waits for the read-ahead on the first call).
+    pub fn statuses(&mut self) -> &StatusCache {
+        &self.wait().statuses
+    }
+
+    /// Refresh the reports of the suites `ran` (what [`after_run_with_suites`] does).
+    pub fn finish(
+        mut self,
+        ctx: &Ctx,
+        store: &Store,
+        project: &ProjectConfig,
+        ran: &[String],
+    ) -> anyhow::Result<()> {
+        if ran.is_empty() {
+            return Ok(());
+        }
+        let ahead = std::mem::take(self.wait());
+        let refs: Vec<&Suite> = self.loaded.iter().map(|s| &**s).collect();
+        refresh_pages(
+            ctx,
+            store,
+            project,
+            ran,
+            &refs,
+            &self.on_disk,
+            &ahead.statuses,
+            ahead.descriptions,
+        )
+    }
+}
+
+/// The refresh itself: the suites from `loaded` where they came from `suites/`, the others
+/// from disk (or `all_descriptions`, read already).
+#[allow(clippy::too_many_arguments)]
+fn refresh_pages(
+    ctx: &Ctx,
+    store: &Store,
+    project: &ProjectConfig,
+    ran: &[String],
+    loaded: &[&Suite],
+    on_disk: &OnDisk,
+    cache: &StatusCache,
+    all_descriptions: Option<HashMap<String, String>>,
+) -> anyhow::Result<()> {
     let dir = reports_dir(project);
     let opts = Options {
         window: Window::parse("30d").ok_or_else(|| anyhow::anyhow!("default window"))?,
         now: chrono::Utc::now(),
         run_pages: html::RUN_PAGES,
     };
-    let on_disk = OnDisk::find(ctx, project, loaded);
-    let reused = on_disk.reused();
+    let reused = on_disk.reused(loaded);
     let ran_reused = ran.iter().all(|n| reused.iter().any(|s| &s.name == n));
-    let written = if on_disk.complete() {
-        // Every suite on disk was loaded by `run` (it ran them all, the usual case).
-        html::write_reports(
-            store,
-            &dir,
-            Some(ran),
-            &descriptions_of(reused.iter().copied()),
-            &Expected::from_suites(reused.iter().copied()),
-            &opts,
-        )?
-    } else if ran_reused {
-        // The suites that ran come from `run`; the others (for the index) load meanwhile.
-        std::thread::scope(|scope| {
-            let rest = scope.spawn(|| on_disk.descriptions_all(project));
+    let written = if on_disk.complete() || ran_reused {
+        // The suites that ran were loaded by `run`; the others only give the index their
+        // descriptions: read already, or read meanwhile.
+        let descriptions = descriptions_of(reused.iter().copied());
+        let expected = Expected::from_suites(reused.iter().copied());
+        let write = |late: &dyn Fn() -> Option<HashMap<String, String>>| {
             html::write_reports_with(
                 store,
                 &dir,
                 Some(ran),
-                &descriptions_of(reused.iter().copied()),
-                &Expected::from_suites(reused.iter().copied()),
+                &descriptions,
+                &expected,
                 &opts,
-                || rest.join().ok(),
+                cache,
+                late,
             )
-        })?
+        };
+        if on_disk.complete() {
+            write(&|| None)?
+        } else if let Some(all) = all_descriptions {
+            let all = std::cell::Cell::new(Some(all));
+            write(&|| all.take())?
+        } else {
+            std::thread::scope(|scope| {
+                let rest = scope.spawn(|| on_disk.descriptions_all(project, loaded));
+                let rest = std::cell::Cell::new(Some(rest));
+                write(&|| rest.take().and_then(|r| r.join().ok()))
+            })?
+        }
     } else {
         let suites = suites_on_disk(ctx, project);
-        html::write_reports(
+        html::write_reports_with(
             store,
             &dir,
             Some(ran),
             &descriptions_of(&suites),
             &Expected::from_suites(&suites),
             &opts,
+            cache,
+            || None,
         )?
     };
     ctx.printer.detail(&format!(
@@ -881,8 +1028,257 @@ fn tmp_path(path: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A project with one suite (`suites/s.yaml`, plus `suites/t.yaml` that is never run) and
+    /// `runs` complete runs of `s` in which results flip from run to run.
+    pub(in crate::app) fn history(
+        runs: usize,
+    ) -> (tempfile::TempDir, Ctx, ProjectConfig, Vec<RunInfo>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let suites = dir.path().join("suites");
+        std::fs::create_dir_all(&suites).expect("mkdir");
+        let mut yaml = String::from(
+            "suite: s\ndescription: \"Refunds & <returns>\"\nproviders:\n  - id: echo\n    type: echo\nprompt: \"Q: {{ q }}\"\ncases:\n",
+        );
+        for i in 0..830 {
+            let _ = writeln!(
+                yaml,
+                "  - id: c{i}\n    vars: {{q: \"question {i} <b>'&'</b>\"}}\n    expected: \"right {i}\"\n    assert: [{{type: icontains, value: right}}]"
+            );
+        }
+        std::fs::write(suites.join("s.yaml"), yaml).expect("write");
+        std::fs::write(
+            suites.join("t.yaml"),
+            "suite: t\ndescription: never run\nproviders:\n  - id: echo\n    type: echo\nprompt: \"Q\"\ncases:\n  - id: a\n    assert: [{type: icontains, value: Q}]\n",
+        )
+        .expect("write");
+        let ctx = Ctx {
+            machine_stdout: std::cell::Cell::new(false),
+            printer: crate::output::Printer::new(crate::output::Verbosity::Quiet, true),
+            db: Some(dir.path().join("h.db")),
+            config: None,
+            cwd: dir.path().to_path_buf(),
+        };
+        let project = ctx.project().expect("project");
+        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
+        let (loaded, diags) = crate::suite::load_suites(&files, &project);
+        assert!(diags.is_empty(), "{diags:?}");
+        let db = dir.path().join("h.db");
+        let mut store = Store::open(&db).expect("store");
+        let now = chrono::Utc::now();
+        let mut infos = Vec::new();
+        // One run of `t` first (the index lists suites with runs), then the runs of `s`.
+        let t = loaded.iter().find(|s| s.name == "t").expect("suite t");
+        store_run(
+            &mut store,
+            &db,
+            t,
+            "t-0",
+            now - chrono::Duration::hours(30),
+            |_| true,
+        );
+        let suite = loaded.iter().find(|s| s.name == "s").expect("suite s");
+        for r in 0..runs {
+            let started = now - chrono::Duration::hours(i64::try_from(runs - r).expect("hours"));
+            infos.push(store_run(
+                &mut store,
+                &db,
+                suite,
+                &format!("run-{r}"),
+                started,
+                |i| (i + r) % 3 != 0,
+            ));
+        }
+        (dir, ctx, project, infos)
+    }
+
+    /// Store a complete run of `suite` in which case i passes when `pass(i)`.
+    pub(in crate::app) fn store_run(
+        store: &mut Store,
+        db: &Path,
+        suite: &Suite,
+        run_id: &str,
+        started: chrono::DateTime<chrono::Utc>,
+        pass: impl Fn(usize) -> bool,
+    ) -> RunInfo {
+        use crate::metrics::RunAccumulator;
+        use crate::model::{AssertionOutcome, Job, ResultRecord};
+        let info = RunInfo {
+            run_id: run_id.into(),
+            suite: suite.name.clone(),
+            suite_hash: suite.hash.clone(),
+            started_at: started.to_rfc3339(),
+            finished_at: None,
+            status: RunStatus::Running,
+            providers: vec!["echo".into()],
+            planned: suite.cases.len() as u64,
+        };
+        store.begin_run(&info, suite, 1, "test").expect("begin");
+        let writer = crate::store::Writer::spawn(db, &info.run_id, 50).expect("writer");
+        let mut acc = RunAccumulator::new();
+        for (i, case) in suite.cases.iter().enumerate() {
+            let pass = pass(i);
+            let mut rec = ResultRecord::new(
+                Job {
+                    seq: i,
+                    case_index: i,
+                    case_id: case.id.clone(),
+                    provider_index: 0,
+                    provider_id: "echo".into(),
+                    sample: 0,
+                },
+                if pass {
+                    CaseStatus::Passed
+                } else {
+                    CaseStatus::Failed
+                },
+            );
+            rec.case_hash = case.hash.clone();
+            rec.prompt = format!("Q: question {i}");
+            rec.output = Some(if pass { "right" } else { "<wrong> & 'so'" }.into());
+            rec.score = Some(if pass { 1.0 } else { 0.0 });
+            rec.latency_ms = Some(10.0 + i as f64);
+            rec.assertions = vec![AssertionOutcome {
+                type_name: "icontains".into(),
+                pass,
+                score: if pass { 1.0 } else { 0.0 },
+                reason: "checked \"right\"".into(),
+                details: serde_json::Value::Null,
+                weight: 1.0,
+                metric: None,
+                unscorable: false,
+            }];
+            acc.add(&rec);
+            writer.send(rec).expect("send");
+        }
+        writer.finish().expect("writer");
+        let finished = (started + chrono::Duration::minutes(1)).to_rfc3339();
+        store
+            .finish_run(
+                &info.run_id,
+                RunStatus::Complete,
+                &finished,
+                &acc.finish(Some(60.0)),
+                &[],
+            )
+            .expect("finish");
+        store.run(&info.run_id).expect("read").expect("run")
+    }
+
+    /// Every file under `dir`, with the generation time (minutes) taken out.
+    fn pages(dir: &Path) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let text = std::fs::read_to_string(&p).expect("read page");
+                    let text = match text.find("Generated ") {
+                        Some(at) => format!("{}{}", &text[..at], &text[at + 30..]),
+                        None => text,
+                    };
+                    let name = p
+                        .strip_prefix(dir)
+                        .expect("under dir")
+                        .display()
+                        .to_string();
+                    out.insert(name, text);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_way_of_refreshing_writes_the_same_pages() {
+        let (dir, ctx, project, infos) = history(4);
+        let reports = dir.path().join("reports");
+        let mut store = Store::open(&dir.path().join("h.db")).expect("store");
+        let ran = vec!["s".to_owned()];
+
+        after_run(&ctx, &store, &project, &ran).expect("from disk");
+        let from_disk = pages(&reports);
+        assert!(
+            from_disk.contains_key("runs/run-3-p9.html"),
+            "{:?}",
+            from_disk.keys()
+        );
+        let index = &from_disk["index.html"];
+        assert!(
+            index.contains("never run"),
+            "the suite not run keeps its description"
+        );
+        assert!(index.contains("Refunds &amp; &lt;returns&gt;"));
+        let run = &from_disk["runs/run-3.html"];
+        assert!(run.contains("<pre>right 1</pre>"), "expected answers");
+        assert!(run.contains("flip: passed -&gt; failed"), "flips");
+
+        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
+        let (loaded, _) = crate::suite::load_suites(&files, &project);
+        let s = loaded.iter().find(|x| x.name == "s").expect("s");
+        for given in [vec![s], loaded.iter().collect::<Vec<_>>()] {
+            std::fs::remove_dir_all(&reports).expect("clean");
+            after_run_with_suites(&ctx, &store, &project, &ran, &given).expect("given");
+            assert_eq!(
+                pages(&reports),
+                from_disk,
+                "suites handed over: {}",
+                given.len()
+            );
+        }
+
+        // A run too large to hold rendered is read twice, one page in memory at a time.
+        std::fs::remove_dir_all(&reports).expect("clean");
+        let budget = &html::TEST_ROWS_IN_MEMORY;
+        let before = budget.swap(1, std::sync::atomic::Ordering::Relaxed);
+        let streamed = after_run(&ctx, &store, &project, &ran);
+        budget.store(before, std::sync::atomic::Ordering::Relaxed);
+        streamed.expect("streamed");
+        assert_eq!(pages(&reports), from_disk, "two reads");
+
+        // Begun while the newest run was running: its statuses are not read ahead, the
+        // others are.
+        let newest = infos.last().expect("newest");
+        std::fs::remove_dir_all(&reports).expect("clean");
+        store
+            .set_run_status(&newest.run_id, RunStatus::Running)
+            .expect("status");
+        let arcs = vec![Arc::new(s.clone())];
+        let mut refresh = Refresh::begin(&ctx, &project, &dir.path().join("h.db"), &arcs);
+        assert!(refresh.statuses().get(&infos[0]).is_some(), "read ahead");
+        store
+            .set_run_status(&newest.run_id, RunStatus::Complete)
+            .expect("status");
+        assert!(refresh.statuses().get(newest).is_none(), "was running");
+        refresh
+            .finish(&ctx, &store, &project, &ran)
+            .expect("read ahead");
+        assert_eq!(pages(&reports), from_disk, "read ahead");
+    }
+
+    #[test]
+    fn statuses_read_ahead_are_dropped_when_the_run_changed() {
+        let (dir, _ctx, _project, infos) = history(2);
+        let store = Store::open(&dir.path().join("h.db")).expect("store");
+        let cache = StatusCache::read_ahead(&store, &["s"]).expect("read ahead");
+        assert_eq!(cache.get(&infos[1]).map(<[_]>::len), Some(830));
+        let mut resumed = infos[1].clone();
+        resumed.finished_at = Some(chrono::Utc::now().to_rfc3339());
+        assert!(cache.get(&resumed).is_none(), "finished again");
+        let mut failed = infos[1].clone();
+        failed.status = RunStatus::Failed;
+        assert!(cache.get(&failed).is_none(), "status changed");
+        assert_eq!(
+            cache.statuses(&store, &resumed).expect("read").len(),
+            830,
+            "read again"
+        );
+    }
 
     fn r(case: &str, status: CaseStatus, score: f64, lat: f64) -> ScoredResult {
         ScoredResult {

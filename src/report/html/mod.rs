@@ -9,6 +9,8 @@
 pub mod chart;
 mod human;
 mod run_page;
+#[cfg(test)]
+pub(crate) use run_page::TEST_ROWS_IN_MEMORY;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -157,6 +159,75 @@ pub struct Options {
 pub struct Written {
     pub files: Vec<PathBuf>,
 }
+
+/// The per-result statuses of finished runs, read ahead of a refresh (the heat maps and the
+/// flips of run pages read them: one run's 10,000 results take milliseconds), each kept with
+/// the run's status and finish time when read: a run that changed since (a resumed run) is
+/// read again.
+#[derive(Debug, Default)]
+pub struct StatusCache {
+    runs: HashMap<String, (RunStatus, Option<String>, Vec<StatusRow>)>,
+}
+
+impl StatusCache {
+    /// Rows held at most (about a hundred bytes each).
+    pub const MAX_ROWS: usize = 2_000_000;
+
+    /// Read the statuses of the newest finished runs of `suites`: those the heat map and the
+    /// flips of their pages show (and the alert rules of `run` compare with), at most
+    /// [`Self::MAX_ROWS`] in all, newest first.
+    pub fn read_ahead(store: &Store, suites: &[&str]) -> Result<Self, StoreError> {
+        let mut cache = Self::default();
+        let mut rows = 0usize;
+        for name in suites {
+            let runs = store.run_infos(Some(name), None, RECENT_RUNS.max(HEAT_RUNS))?;
+            for r in runs.iter().rev() {
+                if r.status == RunStatus::Running || cache.runs.contains_key(&r.run_id) {
+                    continue;
+                }
+                let statuses = store.result_statuses(&r.run_id)?;
+                rows += statuses.len();
+                if rows > Self::MAX_ROWS {
+                    return Ok(cache);
+                }
+                cache.runs.insert(
+                    r.run_id.clone(),
+                    (r.status, r.finished_at.clone(), statuses),
+                );
+            }
+        }
+        Ok(cache)
+    }
+
+    /// The statuses of `run` if they were read ahead and the run has not changed since.
+    #[must_use]
+    pub fn get(&self, run: &RunInfo) -> Option<&[StatusRow]> {
+        match self.runs.get(&run.run_id) {
+            Some((status, finished, rows))
+                if *status == run.status && *finished == run.finished_at =>
+            {
+                Some(rows)
+            }
+            _ => None,
+        }
+    }
+
+    /// The statuses of `run`: read ahead, or read now.
+    pub fn statuses<'a>(
+        &'a self,
+        store: &Store,
+        run: &RunInfo,
+    ) -> Result<std::borrow::Cow<'a, [StatusRow]>, StoreError> {
+        Ok(match self.get(run) {
+            Some(rows) => std::borrow::Cow::Borrowed(rows),
+            None => std::borrow::Cow::Owned(store.result_statuses(&run.run_id)?),
+        })
+    }
+}
+
+/// One result's status in a run: (case id, provider, sample, status), as
+/// [`Store::result_statuses`] gives them.
+pub type StatusRow = (String, String, u32, CaseStatus);
 
 /// The templates of the trend pages and the index.
 const TREND_TEMPLATES: [(&str, &str); 4] = [
@@ -821,11 +892,15 @@ fn is_flip(a: CaseStatus, b: CaseStatus) -> bool {
     a != b && (a == CaseStatus::Passed || b == CaseStatus::Passed)
 }
 
+/// (case, provider, sample) of a heat-map row.
+type HeatKey<'a> = (&'a str, &'a str, u32);
+
 /// Runs x results that changed verdict, over the newest `HEAT_RUNS` runs: bounded reads.
 fn heat_map(
     store: &Store,
     runs: &[RunInfo],
     with_pages: &HashMap<String, bool>,
+    cache: &StatusCache,
 ) -> Result<Heat, HtmlError> {
     let runs: Vec<&RunInfo> = runs
         .iter()
@@ -836,16 +911,16 @@ fn heat_map(
         .into_iter()
         .rev()
         .collect();
-    let mut lists: Vec<Vec<run_page::StatusRow>> = Vec::with_capacity(runs.len());
+    let mut lists: Vec<std::borrow::Cow<'_, [StatusRow]>> = Vec::with_capacity(runs.len());
     for r in &runs {
-        lists.push(store.result_statuses(&r.run_id)?);
+        lists.push(cache.statuses(store, r)?);
     }
     let statuses: Vec<run_page::StatusIndex<'_>> = lists
         .iter()
         .map(|l| run_page::StatusIndex::new(l))
         .collect();
     // (case, provider, sample) -> (flips, a position where the runs list it).
-    let mut flips: HashMap<(&str, &str, u32), (usize, usize)> = HashMap::new();
+    let mut flips: HashMap<HeatKey<'_>, (usize, usize)> = HashMap::new();
     for i in 1..lists.len() {
         for (at, (case, provider, sample, now)) in lists[i].iter().enumerate() {
             if let Some(before) = statuses[i - 1].get(at, case, provider, *sample)
@@ -858,7 +933,7 @@ fn heat_map(
             }
         }
     }
-    let mut keys: Vec<((&str, &str, u32), (usize, usize))> = flips.into_iter().collect();
+    let mut keys: Vec<(HeatKey<'_>, (usize, usize))> = flips.into_iter().collect();
     keys.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
     let more = keys.len().saturating_sub(HEAT_ROWS);
     let mut rows = Vec::new();
@@ -920,6 +995,7 @@ fn build_suite(
     description: Option<String>,
     opts: &Options,
     with_pages: &HashMap<String, bool>,
+    cache: &StatusCache,
 ) -> Result<String, HtmlError> {
     // One read of the suite's whole metric history (pre-aggregated: one row per run and
     // provider, and per tag), then every window is a slice of it.
@@ -1079,7 +1155,7 @@ fn build_suite(
 
     let since = start.map(|d| d.to_rfc3339());
     let window_runs = store.run_infos(Some(name), since.as_deref(), HEAT_RUNS.max(RECENT_RUNS))?;
-    let heat = heat_map(store, &window_runs, with_pages)?;
+    let heat = heat_map(store, &window_runs, with_pages, cache)?;
     let recent_runs = store.run_infos(Some(name), None, RECENT_RUNS)?;
     let mut recent = Vec::new();
     for r in recent_runs.iter().rev() {
@@ -1144,7 +1220,15 @@ pub fn write_run_pages(
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let t = engine()?;
-    run_page::write_run(store, &t, dir, run_id, expected, out)
+    run_page::write_run(
+        store,
+        &t,
+        dir,
+        run_id,
+        expected,
+        &StatusCache::default(),
+        out,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1161,14 +1245,24 @@ pub fn write_reports(
     expected: &Expected<'_>,
     opts: &Options,
 ) -> Result<Written, HtmlError> {
-    write_reports_with(store, dir, only, descriptions, expected, opts, || None)
+    write_reports_with(
+        store,
+        dir,
+        only,
+        descriptions,
+        expected,
+        opts,
+        &StatusCache::default(),
+        || None,
+    )
 }
 
 /// [`write_reports`] where the descriptions the index shows may still be loading:
 /// `index_descriptions` is called once, right before the index (the last page) is built, and
 /// what it returns, when Some, replaces `descriptions` there. `descriptions` must then hold
-/// those of the suites in `only` (their trend pages come first).
-#[allow(clippy::implicit_hasher)]
+/// those of the suites in `only` (their trend pages come first). `cache` holds statuses read
+/// ahead ([`StatusCache::read_ahead`]).
+#[allow(clippy::implicit_hasher, clippy::too_many_arguments)]
 pub fn write_reports_with(
     store: &Store,
     dir: &Path,
@@ -1176,6 +1270,7 @@ pub fn write_reports_with(
     descriptions: &HashMap<String, String>,
     expected: &Expected<'_>,
     opts: &Options,
+    cache: &StatusCache,
     index_descriptions: impl FnOnce() -> Option<HashMap<String, String>>,
 ) -> Result<Written, HtmlError> {
     let mut out = Written::default();
@@ -1224,7 +1319,7 @@ pub fn write_reports_with(
             let own = Store::open(&db_path)?;
             let t = engine_of(&[RUN_TEMPLATE])?;
             for run_id in &to_write {
-                run_page::write_run(&own, &t, dir, run_id, expected, &mut written)?;
+                run_page::write_run(&own, &t, dir, run_id, expected, cache, &mut written)?;
             }
             Ok(written)
         });
@@ -1237,6 +1332,7 @@ pub fn write_reports_with(
                 descriptions.get(name).cloned(),
                 opts,
                 &with_pages,
+                cache,
             )?;
             write(&dir.join(suite_href(name)), &html, &mut out)?;
         }

@@ -17,10 +17,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub(super) use super::StatusRow;
 use super::chart::Unit;
 use super::{
-    CSS, Expected, FLIPS_SHOWN, HtmlError, MAX_TEXT, RESULTS_PER_PAGE, Written, is_flip, render,
-    run_file, show_time, suite_href, write,
+    CSS, Expected, FLIPS_SHOWN, HtmlError, MAX_TEXT, RESULTS_PER_PAGE, StatusCache, Written,
+    is_flip, render, run_file, show_time, suite_href, write,
 };
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
 use crate::store::{Store, StoreError};
@@ -28,6 +29,26 @@ use crate::store::{Store, StoreError};
 /// Bytes of rendered results a run may hold in memory to be written in one read of its
 /// results (about 40,000 results of ordinary size).
 pub(super) const ROWS_IN_MEMORY: usize = 64 << 20;
+
+/// [`ROWS_IN_MEMORY`]; tests lower it to take the two-read path (which writes the same pages,
+/// so that other tests running meanwhile are not affected).
+#[cfg(test)]
+pub(crate) static TEST_ROWS_IN_MEMORY: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(ROWS_IN_MEMORY);
+
+fn rows_in_memory() -> usize {
+    #[cfg(test)]
+    {
+        TEST_ROWS_IN_MEMORY.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(test))]
+    {
+        ROWS_IN_MEMORY
+    }
+}
+
+/// Pages of a run from which the writing is shared with a second thread.
+const PARALLEL_PAGES: usize = 8;
 
 /// Append `text` HTML-escaped exactly as the templates escape it (tera's escaping of
 /// `&`, `<`, `>`, `"` and `'`). Text with none of them, most of it, is copied as it is.
@@ -66,9 +87,6 @@ fn push_clipped(out: &mut String, text: &str) {
         }
     }
 }
-
-/// One status row of a run, as `Store::result_statuses` gives them.
-pub(super) type StatusRow = (String, String, u32, CaseStatus);
 
 /// The statuses of one run, looked up by (case, provider, sample): by position first (runs
 /// of one suite list their results in the same plan order), through a map built on the first
@@ -436,6 +454,7 @@ pub(super) fn write_run(
     dir: &Path,
     run_id: &str,
     expected: &Expected<'_>,
+    cache: &StatusCache,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
@@ -475,7 +494,10 @@ pub(super) fn write_run(
         .collect();
     let baseline = store.previous_complete_run(&info.suite, &info.started_at)?;
     let before_rows = match &baseline {
-        Some(b) => Some(store.result_statuses(b)?),
+        Some(b) => match store.run(b)? {
+            Some(b) => Some(cache.statuses(store, &b)?),
+            None => None,
+        },
         None => None,
     };
     let before = before_rows.as_deref().map(StatusIndex::new);
@@ -514,7 +536,7 @@ pub(super) fn write_run(
         }
         push_result(&mut rows, &rec, &info.suite, expected, flip, &mut scratch);
         ends.push(rows.len());
-        if rows.len() > ROWS_IN_MEMORY {
+        if rows.len() > rows_in_memory() {
             too_big = true;
             return Err(StoreError::Other("too large to hold".into()));
         }
@@ -531,15 +553,52 @@ pub(super) fn write_run(
     let total = ends.len();
     let head = pages.head(t, total, &flips)?;
     let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
-    let mut html = String::new();
-    for page in 1..=page_count {
+    let results = |page: usize| {
         let first = (page - 1) * RESULTS_PER_PAGE;
         let last = (first + RESULTS_PER_PAGE).min(total);
         let from = if first == 0 { 0 } else { ends[first - 1] };
         let to = if last == 0 { 0 } else { ends[last - 1] };
-        pages.write_page(&mut html, &head, page, page_count, &rows[from..to], out)?;
-    }
-    Ok(())
+        &rows[from..to]
+    };
+    let write_pages = |range: std::ops::RangeInclusive<usize>| -> Result<Written, HtmlError> {
+        let mut written = Written::default();
+        let mut html = String::new();
+        for page in range {
+            pages.write_page(
+                &mut html,
+                &head,
+                page,
+                page_count,
+                results(page),
+                &mut written,
+            )?;
+        }
+        Ok(written)
+    };
+    // Writing is most of what is left (10,000 results are 10 MB of pages): the second half
+    // of the pages on a thread of its own.
+    let split = if page_count >= PARALLEL_PAGES {
+        page_count / 2
+    } else {
+        page_count
+    };
+    std::thread::scope(|scope| -> Result<(), HtmlError> {
+        let second =
+            (split < page_count).then(|| scope.spawn(|| write_pages(split + 1..=page_count)));
+        let first = write_pages(1..=split);
+        let second = match second {
+            Some(h) => Some(h.join().map_err(|_| HtmlError::Template {
+                page: "run".into(),
+                message: "the thread writing run pages panicked".into(),
+            })?),
+            None => None,
+        };
+        out.files.extend(first?.files);
+        if let Some(second) = second {
+            out.files.extend(second?.files);
+        }
+        Ok(())
+    })
 }
 
 /// [`write_run`] for a run too large to hold rendered: the statuses first (for the flips

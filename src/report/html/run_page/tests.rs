@@ -166,7 +166,7 @@ fn record(i: usize) -> ResultRecord {
                 format!("case-{i}")
             },
             provider_index: i % 2,
-            provider_id: if i % 5 == 0 {
+            provider_id: if i.is_multiple_of(5) {
                 "p<&>".into()
             } else {
                 "p".into()
@@ -206,13 +206,13 @@ fn record(i: usize) -> ResultRecord {
         1 => Some(String::new()),
         _ => None,
     };
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         r.tokens_in = Some(10 + i as u64);
         r.tokens_out = Some(3);
     } else {
         r.tokens_in = Some(9);
     }
-    r.cost_usd = (i % 3 == 0).then_some(0.000_21 * i as f64);
+    r.cost_usd = i.is_multiple_of(3).then_some(0.000_21 * i as f64);
     r.finish_reason = (i % 4 == 1).then(|| "stop<'>".to_owned());
     r.tags = match i % 3 {
         0 => vec![],
