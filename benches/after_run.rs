@@ -11,6 +11,8 @@
 //! - `report (suite given)`: the same with the run's loaded suite handed over, as `run` does;
 //! - `report (read ahead)`: `Refresh::finish`, after a `Refresh::begin` made while the newest
 //!   run was still `running` (its read-ahead done, as it is long before a run ends);
+//! - `report (ahead + fed)`: the same, the newest run's results also fed as they were scored
+//!   (`Refresh::feed`, in reverse order);
 //! - `alerts, no rules` and `alerts, 3 rules`: `after_run` of the alert step for the newest
 //!   run, without rules, then with a pass-rate (trailing:3), a latency ratio and a
 //!   missed-run rule (state is kept between iterations: the first opens, later ones touch);
@@ -57,15 +59,38 @@ cases:
     .expect("write suite");
 }
 
-fn stats(label: &str, mut times: Vec<Duration>) {
-    times.sort();
+/// CPU time of this process so far (every thread, user and system).
+#[allow(unsafe_code)]
+fn cpu() -> Duration {
+    // SAFETY: getrusage writes the usage into the value we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
+    assert_eq!(rc, 0, "getrusage");
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Wall and CPU time of `f`.
+fn timed(f: impl FnOnce()) -> (Duration, Duration) {
+    let (t, c) = (Instant::now(), cpu());
+    f();
+    (t.elapsed(), cpu().saturating_sub(c))
+}
+
+fn stats(label: &str, times: Vec<(Duration, Duration)>) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (mut wall, mut cpu): (Vec<Duration>, Vec<Duration>) = times.into_iter().unzip();
+    wall.sort();
+    cpu.sort();
     println!(
-        "{label:<24} min {:>7.2} ms  median {:>7.2} ms  max {:>7.2} ms  (n={})",
-        ms(times[0]),
-        ms(times[times.len() / 2]),
-        ms(times[times.len() - 1]),
-        times.len()
+        "{label:<24} wall min {:>7.2} median {:>7.2} max {:>7.2} ms | CPU median {:>7.2} ms (n={})",
+        ms(wall[0]),
+        ms(wall[wall.len() / 2]),
+        ms(wall[wall.len() - 1]),
+        ms(cpu[cpu.len() / 2]),
+        wall.len()
     );
 }
 
@@ -138,14 +163,20 @@ fn main() {
     let mut t_given = Vec::new();
     for _ in 0..iterations {
         remove_newest();
-        let t = Instant::now();
-        evalwatch::app::report::after_run(&ctx, &store, &project, &names).expect("report");
-        t_report.push(t.elapsed());
+        t_report.push(timed(|| {
+            evalwatch::app::report::after_run(&ctx, &store, &project, &names).expect("report");
+        }));
         remove_newest();
-        let t = Instant::now();
-        evalwatch::app::report::after_run_with_suites(&ctx, &store, &project, &names, &[&suite])
+        t_given.push(timed(|| {
+            evalwatch::app::report::after_run_with_suites(
+                &ctx,
+                &store,
+                &project,
+                &names,
+                &[&suite],
+            )
             .expect("report");
-        t_given.push(t.elapsed());
+        }));
     }
     let pages = std::fs::read_dir(&runs_dir).map_or(0, Iterator::count);
     println!(
@@ -170,23 +201,56 @@ fn main() {
     for _ in 0..iterations {
         remove_newest();
         let refresh = begin(&mut store);
-        let t = Instant::now();
-        refresh
-            .finish(&ctx, &store, &project, &names)
-            .expect("report");
-        t_ahead.push(t.elapsed());
+        t_ahead.push(timed(|| {
+            refresh
+                .finish(&ctx, &store, &project, &names)
+                .expect("report");
+        }));
+    }
+    // And the newest run's results fed as they were scored (`Refresh::feed`), in reverse.
+    let mut records = Vec::new();
+    store
+        .for_each_result(&info.run_id, |r| {
+            records.push(r);
+            Ok(())
+        })
+        .expect("results");
+    records.reverse();
+    let mut t_fed = Vec::new();
+    for _ in 0..iterations {
+        remove_newest();
+        store
+            .set_run_status(&info.run_id, RunStatus::Running)
+            .expect("status");
+        let mut refresh = Refresh::begin(&ctx, &project, &db, &arcs);
+        let running = store.run(&info.run_id).expect("read").expect("run");
+        let mut feed = refresh.feed(&running).expect("feed");
+        for r in &records {
+            feed.add(r);
+        }
+        let _ = refresh.statuses();
+        store
+            .set_run_status(&info.run_id, info.status)
+            .expect("status");
+        refresh.fed(feed);
+        t_fed.push(timed(|| {
+            refresh
+                .finish(&ctx, &store, &project, &names)
+                .expect("report");
+        }));
     }
     stats("report", t_report);
     stats("report (suite given)", t_given);
     stats("report (read ahead)", t_ahead);
+    stats("report (ahead + fed)", t_fed);
     // What one read of a run's statuses costs (the heat map reads one per run it shows,
     // the pass-rate alert test one per run of its window).
     let mut t_statuses = Vec::new();
     for _ in 0..iterations {
-        let t = Instant::now();
-        let rows = store.result_statuses(&info.run_id).expect("statuses");
-        t_statuses.push(t.elapsed());
-        assert_eq!(rows.len(), cases);
+        t_statuses.push(timed(|| {
+            let rows = store.result_statuses(&info.run_id).expect("statuses");
+            assert_eq!(rows.len(), cases);
+        }));
     }
     stats("one run's statuses", t_statuses);
 
@@ -204,8 +268,27 @@ fn main() {
         suite.alerts = rules;
         let mut times = Vec::new();
         for _ in 0..iterations {
-            let t = Instant::now();
-            evalwatch::app::alerts::after_run(
+            times.push(timed(|| {
+                evalwatch::app::alerts::after_run(
+                    &ctx,
+                    &mut store,
+                    &project,
+                    &suite,
+                    &info,
+                    &metrics,
+                    evalwatch::cli::Severity::Critical,
+                )
+                .expect("alerts");
+            }));
+        }
+        stats(label, times);
+    }
+    let mut times = Vec::new();
+    for _ in 0..iterations {
+        let mut refresh = begin(&mut store);
+        let ahead = refresh.statuses();
+        times.push(timed(|| {
+            evalwatch::app::alerts::after_run_ahead(
                 &ctx,
                 &mut store,
                 &project,
@@ -213,28 +296,10 @@ fn main() {
                 &info,
                 &metrics,
                 evalwatch::cli::Severity::Critical,
+                ahead,
             )
             .expect("alerts");
-            times.push(t.elapsed());
-        }
-        stats(label, times);
-    }
-    let mut times = Vec::new();
-    for _ in 0..iterations {
-        let mut refresh = begin(&mut store);
-        let t = Instant::now();
-        evalwatch::app::alerts::after_run_ahead(
-            &ctx,
-            &mut store,
-            &project,
-            &suite,
-            &info,
-            &metrics,
-            evalwatch::cli::Severity::Critical,
-            refresh.statuses(),
-        )
-        .expect("alerts");
-        times.push(t.elapsed());
+        }));
     }
     stats("alerts, 3 rules, ahead", times);
 }

@@ -221,7 +221,7 @@ pub fn after_run_with_suites(
         ran,
         loaded,
         &on_disk,
-        &StatusCache::default(),
+        html::Prepared::default(),
         None,
     )
 }
@@ -245,8 +245,10 @@ pub fn after_run_with_suites(
 pub struct Refresh {
     loaded: Vec<Arc<Suite>>,
     on_disk: OnDisk,
+    db: PathBuf,
     thread: Option<std::thread::JoinHandle<Ahead>>,
     ahead: Option<Ahead>,
+    fed: HashMap<String, html::RunRows>,
 }
 
 /// What [`Refresh`] reads ahead.
@@ -257,13 +259,25 @@ struct Ahead {
     descriptions: Option<HashMap<String, String>>,
 }
 
+/// The results of one run for its pages, rendered as they are scored ([`Refresh::feed`]).
+#[derive(Debug)]
+pub struct ResultFeed(html::RunRows);
+
+impl ResultFeed {
+    /// One scored result of the run (any order; each once).
+    pub fn add(&mut self, rec: &crate::model::ResultRecord) {
+        self.0.add(rec);
+    }
+}
+
 impl Refresh {
     /// Start reading ahead, from `db`, for the suites `run` loaded.
     pub fn begin(ctx: &Ctx, project: &ProjectConfig, db: &Path, loaded: &[Arc<Suite>]) -> Self {
         let refs: Vec<&Suite> = loaded.iter().map(|s| &**s).collect();
         let on_disk = OnDisk::find(ctx, project, &refs);
-        let (db, project, suites, files) = (
-            db.to_path_buf(),
+        let db = db.to_path_buf();
+        let (path, project, suites, files) = (
+            db.clone(),
             project.clone(),
             loaded.to_vec(),
             on_disk.clone(),
@@ -274,7 +288,7 @@ impl Refresh {
                 let refs: Vec<&Suite> = suites.iter().map(|s| &**s).collect();
                 let names: Vec<&str> = refs.iter().map(|s| s.name.as_str()).collect();
                 // Best effort: what is not read here is read by `finish`.
-                let statuses = Store::open(&db)
+                let statuses = Store::open(&path)
                     .and_then(|store| StatusCache::read_ahead(&store, &names))
                     .unwrap_or_default();
                 let descriptions =
@@ -288,9 +302,41 @@ impl Refresh {
         Self {
             loaded: loaded.to_vec(),
             on_disk,
+            db,
             thread,
             ahead: None,
+            fed: HashMap::new(),
         }
+    }
+
+    /// A feed for the results of `info`, a run that has begun (stored as running) of one of
+    /// the loaded suites: give it each result as it is scored (on the thread that scores
+    /// them; its first result reads the run's baseline), and hand it back with
+    /// [`Refresh::fed`] once the run is stored. Its pages then read none of its results.
+    /// None when the pages would not show that suite's expected answers from it (its file is
+    /// not in `suites/`).
+    #[must_use]
+    pub fn feed(&self, info: &RunInfo) -> Option<ResultFeed> {
+        let refs: Vec<&Suite> = self.loaded.iter().map(|s| &**s).collect();
+        let shown = self
+            .on_disk
+            .reused(&refs)
+            .into_iter()
+            .find(|s| s.name == info.suite)?;
+        let arc = self
+            .loaded
+            .iter()
+            .find(|a| std::ptr::eq(&raw const ***a, shown))?;
+        Some(ResultFeed(html::RunRows::new(
+            info,
+            Arc::clone(arc),
+            &self.db,
+        )))
+    }
+
+    /// Hand back the feed of a run that is stored (finished, failed or interrupted).
+    pub fn fed(&mut self, feed: ResultFeed) {
+        self.fed.insert(feed.0.run_id().to_owned(), feed.0);
     }
 
     fn wait(&mut self) -> &mut Ahead {
@@ -330,7 +376,10 @@ impl Refresh {
             ran,
             &refs,
             &self.on_disk,
-            &ahead.statuses,
+            html::Prepared {
+                statuses: ahead.statuses,
+                rows: std::mem::take(&mut self.fed),
+            },
             ahead.descriptions,
         )
     }
@@ -346,7 +395,7 @@ fn refresh_pages(
     ran: &[String],
     loaded: &[&Suite],
     on_disk: &OnDisk,
-    cache: &StatusCache,
+    mut prepared: html::Prepared,
     all_descriptions: Option<HashMap<String, String>>,
 ) -> anyhow::Result<()> {
     let dir = reports_dir(project);
@@ -357,11 +406,32 @@ fn refresh_pages(
     };
     let reused = on_disk.reused(loaded);
     let ran_reused = ran.iter().all(|n| reused.iter().any(|s| &s.name == n));
-    let written = if on_disk.complete() || ran_reused {
+    let from_loaded = on_disk.complete() || ran_reused;
+    // Rows rendered during a run show the expected answers of the suite they were given: used
+    // only when the pages show those (and then with the run's statuses, which the trend page
+    // reads too).
+    let fed = std::mem::take(&mut prepared.rows);
+    for (run_id, rows) in fed {
+        let same = reused
+            .iter()
+            .any(|s| std::ptr::eq(*s, &raw const **rows.expected_suite()));
+        if !from_loaded || !same {
+            continue;
+        }
+        if let Some(info) = store.run(&run_id)? {
+            if prepared.statuses.get(&info).is_none() {
+                let statuses = store.result_statuses(&run_id)?;
+                prepared.statuses.insert(&info, statuses);
+            }
+            prepared.rows.insert(run_id, rows);
+        }
+    }
+    let written = if from_loaded {
         // The suites that ran were loaded by `run`; the others only give the index their
         // descriptions: read already, or read meanwhile.
         let descriptions = descriptions_of(reused.iter().copied());
         let expected = Expected::from_suites(reused.iter().copied());
+        let prepared = std::cell::Cell::new(Some(prepared));
         let write = |late: &dyn Fn() -> Option<HashMap<String, String>>| {
             html::write_reports_with(
                 store,
@@ -370,7 +440,7 @@ fn refresh_pages(
                 &descriptions,
                 &expected,
                 &opts,
-                cache,
+                prepared.take().unwrap_or_default(),
                 late,
             )
         };
@@ -395,7 +465,7 @@ fn refresh_pages(
             &descriptions_of(&suites),
             &Expected::from_suites(&suites),
             &opts,
-            cache,
+            prepared,
             || None,
         )?
     };
@@ -1259,6 +1329,55 @@ pub(super) mod tests {
             .finish(&ctx, &store, &project, &ran)
             .expect("read ahead");
         assert_eq!(pages(&reports), from_disk, "read ahead");
+
+        // And the newest run's results rendered as they came (in another order than the
+        // plan's): the same pages; the fed rows are what is shown (a changed output shows);
+        // a feed that misses a result is not used.
+        let mut records = Vec::new();
+        store
+            .for_each_result(&newest.run_id, |r| {
+                records.push(r);
+                Ok(())
+            })
+            .expect("results");
+        records.reverse();
+        for (how, tamper, skip) in [
+            ("fed", None, false),
+            ("fed, changed", Some("a changed &lt;output&gt;"), false),
+            ("fed, one missing", Some("not shown"), true),
+        ] {
+            std::fs::remove_dir_all(&reports).expect("clean");
+            store
+                .set_run_status(&newest.run_id, RunStatus::Running)
+                .expect("status");
+            let mut refresh = Refresh::begin(&ctx, &project, &dir.path().join("h.db"), &arcs);
+            let running = store.run(&newest.run_id).expect("read").expect("run");
+            let mut feed = refresh.feed(&running).expect("a suite of suites/");
+            for (i, rec) in records.iter().enumerate() {
+                if skip && i == 5 {
+                    continue;
+                }
+                let mut rec = rec.clone();
+                if let (Some(t), 0) = (tamper, rec.job.seq) {
+                    rec.output = Some(t.replace("&lt;", "<").replace("&gt;", ">"));
+                }
+                feed.add(&rec);
+            }
+            store
+                .set_run_status(&newest.run_id, RunStatus::Complete)
+                .expect("status");
+            refresh.fed(feed);
+            refresh.finish(&ctx, &store, &project, &ran).expect(how);
+            let got = pages(&reports);
+            match tamper {
+                Some(t) if !skip => {
+                    let page = &got["runs/run-3.html"];
+                    assert!(page.contains(t), "{how}: the fed rows are shown");
+                    assert_ne!(got, from_disk, "{how}");
+                }
+                _ => assert_eq!(got, from_disk, "{how}"),
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod chart;
 mod human;
 mod run_page;
+pub use run_page::RunRows;
 #[cfg(test)]
 pub(crate) use run_page::TEST_ROWS_IN_MEMORY;
 pub mod stats;
@@ -133,14 +134,26 @@ impl<'a> Expected<'a> {
 
     /// The expected answer, or why there is none to show.
     fn lookup(&self, suite: &str, case_id: &str, hash: &str) -> Result<&'a str, &'static str> {
-        match self.cases.get(suite).and_then(|s| s.get(case_id)) {
-            None => Err("not stored with the run, and the case is not in the suite files read"),
-            Some((h, _)) if *h != hash => Err(
-                "not shown: the case has been edited since this run (the store keeps no expected answer)",
-            ),
-            Some((_, None)) => Err("the case sets no expected answer"),
-            Some((_, Some(e))) => Ok(e),
-        }
+        expected_answer(
+            self.cases.get(suite).and_then(|s| s.get(case_id)).copied(),
+            hash,
+        )
+    }
+}
+
+/// The expected answer of a result whose case had content hash `hash`, from the case of the
+/// suite on disk (its hash and expected answer) if there is one; or why there is none.
+fn expected_answer<'a>(
+    found: Option<(&'a str, Option<&'a str>)>,
+    hash: &str,
+) -> Result<&'a str, &'static str> {
+    match found {
+        None => Err("not stored with the run, and the case is not in the suite files read"),
+        Some((h, _)) if h != hash => Err(
+            "not shown: the case has been edited since this run (the store keeps no expected answer)",
+        ),
+        Some((_, None)) => Err("the case sets no expected answer"),
+        Some((_, Some(e))) => Ok(e),
     }
 }
 
@@ -199,6 +212,14 @@ impl StatusCache {
         Ok(cache)
     }
 
+    /// Keep the statuses of `run` (as it is now).
+    pub fn insert(&mut self, run: &RunInfo, statuses: Vec<StatusRow>) {
+        self.runs.insert(
+            run.run_id.clone(),
+            (run.status, run.finished_at.clone(), statuses),
+        );
+    }
+
     /// The statuses of `run` if they were read ahead and the run has not changed since.
     #[must_use]
     pub fn get(&self, run: &RunInfo) -> Option<&[StatusRow]> {
@@ -223,6 +244,15 @@ impl StatusCache {
             None => std::borrow::Cow::Owned(store.result_statuses(&run.run_id)?),
         })
     }
+}
+
+/// Work done ahead of a refresh ([`crate::app::report::Refresh`]).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Statuses of finished runs, read ahead.
+    pub statuses: StatusCache,
+    /// Results rendered while their runs ran, by run id.
+    pub rows: HashMap<String, RunRows>,
 }
 
 /// One result's status in a run: (case id, provider, sample, status), as
@@ -1227,6 +1257,7 @@ pub fn write_run_pages(
         run_id,
         expected,
         &StatusCache::default(),
+        None,
         out,
     )
 }
@@ -1252,7 +1283,7 @@ pub fn write_reports(
         descriptions,
         expected,
         opts,
-        &StatusCache::default(),
+        Prepared::default(),
         || None,
     )
 }
@@ -1260,8 +1291,8 @@ pub fn write_reports(
 /// [`write_reports`] where the descriptions the index shows may still be loading:
 /// `index_descriptions` is called once, right before the index (the last page) is built, and
 /// what it returns, when Some, replaces `descriptions` there. `descriptions` must then hold
-/// those of the suites in `only` (their trend pages come first). `cache` holds statuses read
-/// ahead ([`StatusCache::read_ahead`]).
+/// those of the suites in `only` (their trend pages come first). `prepared` is work done
+/// ahead ([`crate::app::report::Refresh`]).
 #[allow(clippy::implicit_hasher, clippy::too_many_arguments)]
 pub fn write_reports_with(
     store: &Store,
@@ -1270,7 +1301,7 @@ pub fn write_reports_with(
     descriptions: &HashMap<String, String>,
     expected: &Expected<'_>,
     opts: &Options,
-    cache: &StatusCache,
+    prepared: Prepared,
     index_descriptions: impl FnOnce() -> Option<HashMap<String, String>>,
 ) -> Result<Written, HtmlError> {
     let mut out = Written::default();
@@ -1310,6 +1341,8 @@ pub fn write_reports_with(
     // Run pages on a second thread with its own connection and template (SQLite readers run
     // side by side), while this one builds the trend pages and the index.
     let db_path = store.path().to_path_buf();
+    let cache = &prepared.statuses;
+    let fed = std::sync::Mutex::new(prepared.rows);
     std::thread::scope(|scope| -> Result<(), HtmlError> {
         let pages = scope.spawn(|| -> Result<Written, HtmlError> {
             let mut written = Written::default();
@@ -1319,7 +1352,8 @@ pub fn write_reports_with(
             let own = Store::open(&db_path)?;
             let t = engine_of(&[RUN_TEMPLATE])?;
             for run_id in &to_write {
-                run_page::write_run(&own, &t, dir, run_id, expected, cache, &mut written)?;
+                let rows = fed.lock().ok().and_then(|mut f| f.remove(run_id));
+                run_page::write_run(&own, &t, dir, run_id, expected, cache, rows, &mut written)?;
             }
             Ok(written)
         });

@@ -19,11 +19,13 @@ use serde::Serialize;
 
 pub(super) use super::StatusRow;
 use super::chart::Unit;
+use std::sync::Arc;
+
 use super::{
     CSS, Expected, FLIPS_SHOWN, HtmlError, MAX_TEXT, RESULTS_PER_PAGE, StatusCache, Written,
     is_flip, render, run_file, show_time, suite_href, write,
 };
-use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
+use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus, Suite};
 use crate::store::{Store, StoreError};
 
 /// Bytes of rendered results a run may hold in memory to be written in one read of its
@@ -228,6 +230,18 @@ fn push_result(
     flip: Option<(CaseStatus, CaseStatus)>,
     scratch: &mut String,
 ) {
+    let exp = expected.lookup(suite, &rec.job.case_id, &rec.case_hash);
+    push_result_with(out, rec, exp, flip, scratch);
+}
+
+/// [`push_result`] with the expected answer looked up.
+fn push_result_with(
+    out: &mut String,
+    rec: &ResultRecord,
+    exp: Result<&str, &'static str>,
+    flip: Option<(CaseStatus, CaseStatus)>,
+    scratch: &mut String,
+) {
     let status = rec.status.as_str();
     out.push_str("<details class=\"result\"");
     if rec.status != CaseStatus::Passed {
@@ -258,7 +272,7 @@ fn push_result(
     out.push_str("</summary>\n<div class=\"body\"><h4>Prompt</h4><pre>");
     push_clipped(out, &rec.prompt);
     out.push_str("</pre><h4>Expected</h4>");
-    match expected.lookup(suite, &rec.job.case_id, &rec.case_hash) {
+    match exp {
         Ok(e) if !e.is_empty() => {
             out.push_str("<pre>");
             push_clipped(out, e);
@@ -447,7 +461,226 @@ impl Pages<'_> {
     }
 }
 
-/// Write the pages of one run.
+/// The results of one run rendered for its pages as `run` scores them, before the run ends
+/// ([`crate::app::report::Refresh::feed`]), so that writing its pages reads none of its
+/// results. It is used at the end only when it holds exactly the run's stored results, against
+/// the same baseline run and expected answers; otherwise the pages are written as usual.
+pub struct RunRows {
+    run_id: String,
+    suite: String,
+    started_at: String,
+    db: std::path::PathBuf,
+    /// The suite the expected answers come from: the one the refresh shows them from.
+    expected: Arc<Suite>,
+    /// Case id -> index in `expected`, made on the first result whose index does not match.
+    ids: OnceCell<HashMap<String, usize>>,
+    /// The baseline (previous complete run) and its statuses, read on the first result.
+    baseline: Baseline,
+    /// Baseline statuses by key, made on the first result out of the baseline's order.
+    baseline_keys: OnceCell<HashMap<(String, String, u32), CaseStatus>>,
+    rows: Vec<FedRow>,
+    bytes: usize,
+    /// Over [`ROWS_IN_MEMORY`], or the baseline could not be read: not used.
+    broken: bool,
+    scratch: String,
+}
+
+impl std::fmt::Debug for RunRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRows")
+            .field("run_id", &self.run_id)
+            .field("rows", &self.rows.len())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The baseline of a run being fed.
+enum Baseline {
+    Unread,
+    None,
+    Run(RunInfo, Vec<StatusRow>),
+}
+
+struct FedRow {
+    seq: usize,
+    html: String,
+    status: StatusRow,
+    flip: Option<(CaseStatus, CaseStatus)>,
+}
+
+impl RunRows {
+    /// Rows of run `info` (begun, stored as running), with the expected answers of `expected`,
+    /// reading its baseline from the store at `db`.
+    #[must_use]
+    pub fn new(info: &RunInfo, expected: Arc<Suite>, db: &Path) -> Self {
+        Self {
+            run_id: info.run_id.clone(),
+            suite: info.suite.clone(),
+            started_at: info.started_at.clone(),
+            db: db.to_path_buf(),
+            expected,
+            ids: OnceCell::new(),
+            baseline: Baseline::Unread,
+            baseline_keys: OnceCell::new(),
+            rows: Vec::new(),
+            bytes: 0,
+            broken: false,
+            scratch: String::new(),
+        }
+    }
+
+    /// The run these rows are of.
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The suite whose expected answers the rows show.
+    #[must_use]
+    pub fn expected_suite(&self) -> &Arc<Suite> {
+        &self.expected
+    }
+
+    fn read_baseline(&self) -> Result<Baseline, StoreError> {
+        let store = Store::open(&self.db)?;
+        let Some(id) = store.previous_complete_run(&self.suite, &self.started_at)? else {
+            return Ok(Baseline::None);
+        };
+        let Some(info) = store.run(&id)? else {
+            return Ok(Baseline::None);
+        };
+        let rows = store.result_statuses(&info.run_id)?;
+        Ok(Baseline::Run(info, rows))
+    }
+
+    fn baseline_status(
+        &self,
+        seq: usize,
+        case: &str,
+        provider: &str,
+        sample: u32,
+    ) -> Option<CaseStatus> {
+        let Baseline::Run(_, rows) = &self.baseline else {
+            return None;
+        };
+        if let Some(r) = rows.get(seq)
+            && r.2 == sample
+            && r.0 == case
+            && r.1 == provider
+        {
+            return Some(r.3);
+        }
+        self.baseline_keys
+            .get_or_init(|| {
+                rows.iter()
+                    .map(|r| ((r.0.clone(), r.1.clone(), r.2), r.3))
+                    .collect()
+            })
+            .get(&(case.to_owned(), provider.to_owned(), sample))
+            .copied()
+    }
+
+    fn expected_of(&self, rec: &ResultRecord) -> Result<&str, &'static str> {
+        let cases = &self.expected.cases;
+        let at = match cases.get(rec.job.case_index) {
+            Some(c) if c.id == rec.job.case_id => Some(rec.job.case_index),
+            _ => self
+                .ids
+                .get_or_init(|| {
+                    cases
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c.id.clone(), i))
+                        .collect()
+                })
+                .get(&rec.job.case_id)
+                .copied(),
+        };
+        super::expected_answer(
+            at.map(|i| (cases[i].hash.as_str(), cases[i].expected.as_deref())),
+            &rec.case_hash,
+        )
+    }
+
+    /// Render one scored result of the run.
+    pub fn add(&mut self, rec: &ResultRecord) {
+        if self.broken {
+            return;
+        }
+        if matches!(self.baseline, Baseline::Unread) {
+            if let Ok(b) = self.read_baseline() {
+                self.baseline = b;
+            } else {
+                self.broken = true;
+                return;
+            }
+        }
+        let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
+        let flip = self
+            .baseline_status(rec.job.seq, case, provider, sample)
+            .filter(|&from| is_flip(from, rec.status))
+            .map(|from| (from, rec.status));
+        let mut html = String::with_capacity(1024);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        push_result_with(&mut html, rec, self.expected_of(rec), flip, &mut scratch);
+        self.scratch = scratch;
+        self.bytes += html.len();
+        if self.bytes > rows_in_memory() {
+            self.broken = true;
+            self.rows = Vec::new();
+            return;
+        }
+        self.rows.push(FedRow {
+            seq: rec.job.seq,
+            html,
+            status: (case.clone(), provider.clone(), sample, rec.status),
+            flip,
+        });
+    }
+
+    /// The rows in plan order, when they are exactly the run's stored results (`stored`, in
+    /// plan order) and were rendered against `baseline`, the run's baseline now.
+    fn into_pages(
+        mut self,
+        stored: &[StatusRow],
+        baseline: Option<&RunInfo>,
+    ) -> Option<(String, Vec<usize>, Flips)> {
+        if self.broken || self.rows.len() != stored.len() {
+            return None;
+        }
+        let same_baseline = match (&self.baseline, baseline) {
+            (Baseline::None, None) => true,
+            (Baseline::Run(then, _), Some(now)) => {
+                then.run_id == now.run_id
+                    && then.status == now.status
+                    && then.finished_at == now.finished_at
+            }
+            _ => false,
+        };
+        if !same_baseline {
+            return None;
+        }
+        self.rows.sort_by_key(|r| r.seq);
+        if self.rows.iter().zip(stored).any(|(r, s)| r.status != *s) {
+            return None;
+        }
+        let mut text = String::with_capacity(self.bytes);
+        let mut ends = Vec::with_capacity(self.rows.len());
+        let mut flips = Flips::default();
+        for r in &self.rows {
+            text.push_str(&r.html);
+            ends.push(text.len());
+            if let Some(f) = r.flip {
+                flips.add(&r.status.0, &r.status.1, r.status.2, f);
+            }
+        }
+        Some((text, ends, flips))
+    }
+}
+
+/// Write the pages of one run (from `fed` when they are its results).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn write_run(
     store: &Store,
     t: &tera::Tera,
@@ -455,6 +688,7 @@ pub(super) fn write_run(
     run_id: &str,
     expected: &Expected<'_>,
     cache: &StatusCache,
+    fed: Option<RunRows>,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
@@ -493,11 +727,32 @@ pub(super) fn write_run(
         })
         .collect();
     let baseline = store.previous_complete_run(&info.suite, &info.started_at)?;
-    let before_rows = match &baseline {
-        Some(b) => match store.run(b)? {
-            Some(b) => Some(cache.statuses(store, &b)?),
-            None => None,
-        },
+    let baseline_info = match &baseline {
+        Some(b) => store.run(b)?,
+        None => None,
+    };
+    // Rendered while the run ran: used when they are exactly its stored results.
+    if let Some(fed) = fed {
+        let stored = cache.statuses(store, &info)?;
+        if let Some((rows, ends, flips)) = fed.into_pages(&stored, baseline_info.as_ref()) {
+            let runs_dir = dir.join("runs");
+            let baseline_href = baseline.as_ref().and_then(|b| {
+                let f = run_file(b, 1);
+                runs_dir.join(&f).exists().then_some(f)
+            });
+            let pages = Pages {
+                info: &info,
+                runs_dir: &runs_dir,
+                metrics,
+                gates,
+                baseline,
+                baseline_href,
+            };
+            return write_pages(t, &pages, &rows, &ends, &flips, out);
+        }
+    }
+    let before_rows = match &baseline_info {
+        Some(b) => Some(cache.statuses(store, b)?),
         None => None,
     };
     let before = before_rows.as_deref().map(StatusIndex::new);
@@ -550,8 +805,20 @@ pub(super) fn write_run(
         }
         Err(e) => return Err(e.into()),
     }
+    write_pages(t, &pages, &rows, &ends, &flips, out)
+}
+
+/// Write the pages of a run from its results rendered (`rows`, each ending at `ends`).
+fn write_pages(
+    t: &tera::Tera,
+    pages: &Pages<'_>,
+    rows: &str,
+    ends: &[usize],
+    flips: &Flips,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
     let total = ends.len();
-    let head = pages.head(t, total, &flips)?;
+    let head = pages.head(t, total, flips)?;
     let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
     let results = |page: usize| {
         let first = (page - 1) * RESULTS_PER_PAGE;
