@@ -111,10 +111,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         .map_err(|_| anyhow::anyhow!("build the HTTP client: the thread panicked"))??;
     let mut code = exit::OK;
     let mut done_runs = Vec::new();
-    // Kept to the end: the report refresh reuses them instead of reading the files again.
-    let suites: Vec<Arc<Suite>> = suites.into_iter().map(Arc::new).collect();
-    for suite in &suites {
-        let suite = Arc::clone(suite);
+    for suite in suites {
+        let suite = Arc::new(suite);
         let jobs = plan::plan(&suite, &filters).map_err(|e| Failure::invalid(e.to_string()))?;
         if jobs.is_empty() {
             ctx.printer.warn(&format!(
@@ -142,8 +140,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     }
     if !args.no_reports {
         let ran: Vec<String> = done_runs.iter().map(|d| d.info.suite.clone()).collect();
-        let loaded: Vec<&Suite> = suites.iter().map(|s| &**s).collect();
-        if let Err(e) = super::report::after_run_with_suites(ctx, &store, &project, &ran, &loaded) {
+        if let Err(e) = super::report::after_run(ctx, &store, &project, &ran) {
             // Reports are a view of stored history: failing to refresh them never fails a run.
             ctx.printer.warn(&format!("refresh the reports: {e:#}"));
         }

@@ -19,13 +19,11 @@ use serde::Serialize;
 
 pub(super) use super::StatusRow;
 use super::chart::Unit;
-use std::sync::Arc;
-
 use super::{
     CSS, Expected, FLIPS_SHOWN, HtmlError, MAX_TEXT, RESULTS_PER_PAGE, StatusCache, Written,
     is_flip, render, run_file, show_time, suite_href, write,
 };
-use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus, Suite};
+use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
 use crate::store::{Store, StoreError};
 
 /// Bytes of rendered results a run may hold in memory to be written in one read of its
@@ -230,18 +228,16 @@ fn push_result(
     flip: Option<(CaseStatus, CaseStatus)>,
     scratch: &mut String,
 ) {
-    let exp = expected.lookup(suite, &rec.job.case_id, &rec.case_hash);
-    push_result_with(out, rec, exp, flip, scratch);
+    push_result_head(out, rec, flip);
+    push_expected(
+        out,
+        expected.lookup(suite, &rec.job.case_id, &rec.case_hash),
+    );
+    push_result_tail(out, rec, scratch);
 }
 
-/// [`push_result`] with the expected answer looked up.
-fn push_result_with(
-    out: &mut String,
-    rec: &ResultRecord,
-    exp: Result<&str, &'static str>,
-    flip: Option<(CaseStatus, CaseStatus)>,
-    scratch: &mut String,
-) {
+/// A result's block up to its expected answer.
+fn push_result_head(out: &mut String, rec: &ResultRecord, flip: Option<(CaseStatus, CaseStatus)>) {
     let status = rec.status.as_str();
     out.push_str("<details class=\"result\"");
     if rec.status != CaseStatus::Passed {
@@ -272,6 +268,10 @@ fn push_result_with(
     out.push_str("</summary>\n<div class=\"body\"><h4>Prompt</h4><pre>");
     push_clipped(out, &rec.prompt);
     out.push_str("</pre><h4>Expected</h4>");
+}
+
+/// A result's expected answer, or why there is none.
+fn push_expected(out: &mut String, exp: Result<&str, &'static str>) {
     match exp {
         Ok(e) if !e.is_empty() => {
             out.push_str("<pre>");
@@ -285,6 +285,10 @@ fn push_result_with(
             out.push_str("</p>");
         }
     }
+}
+
+/// A result's block after its expected answer.
+fn push_result_tail(out: &mut String, rec: &ResultRecord, scratch: &mut String) {
     out.push_str("\n<h4>Output</h4>");
     match rec.output.as_deref() {
         Some(o) if !o.is_empty() => {
@@ -463,17 +467,15 @@ impl Pages<'_> {
 
 /// The results of one run rendered for its pages as `run` scores them, before the run ends
 /// ([`crate::app::report::Refresh::feed`]), so that writing its pages reads none of its
-/// results. It is used at the end only when it holds exactly the run's stored results, against
-/// the same baseline run and expected answers; otherwise the pages are written as usual.
+/// results. Each result is rendered but for its expected answer, which the refresh looks up
+/// at the end (as for any run page). The rows are used only when they are exactly the run's
+/// stored results, rendered against the same baseline run; otherwise the pages are written
+/// as usual.
 pub struct RunRows {
     run_id: String,
     suite: String,
     started_at: String,
     db: std::path::PathBuf,
-    /// The suite the expected answers come from: the one the refresh shows them from.
-    expected: Arc<Suite>,
-    /// Case id -> index in `expected`, made on the first result whose index does not match.
-    ids: OnceCell<HashMap<String, usize>>,
     /// The baseline (previous complete run) and its statuses, read on the first result.
     baseline: Baseline,
     /// Baseline statuses by key, made on the first result out of the baseline's order.
@@ -502,25 +504,26 @@ enum Baseline {
     Run(RunInfo, Vec<StatusRow>),
 }
 
+/// One result of a run being fed: its block around its expected answer.
 struct FedRow {
     seq: usize,
-    html: String,
+    head: String,
+    tail: String,
+    case_hash: String,
     status: StatusRow,
     flip: Option<(CaseStatus, CaseStatus)>,
 }
 
 impl RunRows {
-    /// Rows of run `info` (begun, stored as running), with the expected answers of `expected`,
-    /// reading its baseline from the store at `db`.
+    /// Rows of run `info` (begun, stored as running), reading its baseline from the store at
+    /// `db`.
     #[must_use]
-    pub fn new(info: &RunInfo, expected: Arc<Suite>, db: &Path) -> Self {
+    pub fn new(info: &RunInfo, db: &Path) -> Self {
         Self {
             run_id: info.run_id.clone(),
             suite: info.suite.clone(),
             started_at: info.started_at.clone(),
             db: db.to_path_buf(),
-            expected,
-            ids: OnceCell::new(),
             baseline: Baseline::Unread,
             baseline_keys: OnceCell::new(),
             rows: Vec::new(),
@@ -534,12 +537,6 @@ impl RunRows {
     #[must_use]
     pub fn run_id(&self) -> &str {
         &self.run_id
-    }
-
-    /// The suite whose expected answers the rows show.
-    #[must_use]
-    pub fn expected_suite(&self) -> &Arc<Suite> {
-        &self.expected
     }
 
     fn read_baseline(&self) -> Result<Baseline, StoreError> {
@@ -581,28 +578,6 @@ impl RunRows {
             .copied()
     }
 
-    fn expected_of(&self, rec: &ResultRecord) -> Result<&str, &'static str> {
-        let cases = &self.expected.cases;
-        let at = match cases.get(rec.job.case_index) {
-            Some(c) if c.id == rec.job.case_id => Some(rec.job.case_index),
-            _ => self
-                .ids
-                .get_or_init(|| {
-                    cases
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| (c.id.clone(), i))
-                        .collect()
-                })
-                .get(&rec.job.case_id)
-                .copied(),
-        };
-        super::expected_answer(
-            at.map(|i| (cases[i].hash.as_str(), cases[i].expected.as_deref())),
-            &rec.case_hash,
-        )
-    }
-
     /// Render one scored result of the run.
     pub fn add(&mut self, rec: &ResultRecord) {
         if self.broken {
@@ -621,11 +596,11 @@ impl RunRows {
             .baseline_status(rec.job.seq, case, provider, sample)
             .filter(|&from| is_flip(from, rec.status))
             .map(|from| (from, rec.status));
-        let mut html = String::with_capacity(1024);
-        let mut scratch = std::mem::take(&mut self.scratch);
-        push_result_with(&mut html, rec, self.expected_of(rec), flip, &mut scratch);
-        self.scratch = scratch;
-        self.bytes += html.len();
+        let mut head = String::with_capacity(512);
+        push_result_head(&mut head, rec, flip);
+        let mut tail = String::with_capacity(512);
+        push_result_tail(&mut tail, rec, &mut self.scratch);
+        self.bytes += head.len() + tail.len();
         if self.bytes > rows_in_memory() {
             self.broken = true;
             self.rows = Vec::new();
@@ -633,18 +608,22 @@ impl RunRows {
         }
         self.rows.push(FedRow {
             seq: rec.job.seq,
-            html,
+            head,
+            tail,
+            case_hash: rec.case_hash.clone(),
             status: (case.clone(), provider.clone(), sample, rec.status),
             flip,
         });
     }
 
-    /// The rows in plan order, when they are exactly the run's stored results (`stored`, in
-    /// plan order) and were rendered against `baseline`, the run's baseline now.
+    /// The rows in plan order, with their expected answers, when they are exactly the run's
+    /// stored results (`stored`, in plan order) and were rendered against `baseline`, the
+    /// run's baseline now.
     fn into_pages(
         mut self,
         stored: &[StatusRow],
         baseline: Option<&RunInfo>,
+        expected: &Expected<'_>,
     ) -> Option<(String, Vec<usize>, Flips)> {
         if self.broken || self.rows.len() != stored.len() {
             return None;
@@ -665,11 +644,16 @@ impl RunRows {
         if self.rows.iter().zip(stored).any(|(r, s)| r.status != *s) {
             return None;
         }
-        let mut text = String::with_capacity(self.bytes);
+        let mut text = String::with_capacity(self.bytes + 64 * self.rows.len());
         let mut ends = Vec::with_capacity(self.rows.len());
         let mut flips = Flips::default();
         for r in &self.rows {
-            text.push_str(&r.html);
+            text.push_str(&r.head);
+            push_expected(
+                &mut text,
+                expected.lookup(&self.suite, &r.status.0, &r.case_hash),
+            );
+            text.push_str(&r.tail);
             ends.push(text.len());
             if let Some(f) = r.flip {
                 flips.add(&r.status.0, &r.status.1, r.status.2, f);
@@ -734,7 +718,8 @@ pub(super) fn write_run(
     // Rendered while the run ran: used when they are exactly its stored results.
     if let Some(fed) = fed {
         let stored = cache.statuses(store, &info)?;
-        if let Some((rows, ends, flips)) = fed.into_pages(&stored, baseline_info.as_ref()) {
+        if let Some((rows, ends, flips)) = fed.into_pages(&stored, baseline_info.as_ref(), expected)
+        {
             let runs_dir = dir.join("runs");
             let baseline_href = baseline.as_ref().and_then(|b| {
                 let f = run_file(b, 1);

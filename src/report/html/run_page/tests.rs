@@ -3,7 +3,7 @@
 //! the view the old code built.
 
 use super::*;
-use crate::model::{AssertionOutcome, Job, LabelPair};
+use crate::model::{AssertionOutcome, LabelPair};
 use crate::report::html::{clip, engine_of};
 
 // ---------------------------------------------------------------------------------------
@@ -156,23 +156,14 @@ fn record(i: usize) -> ResultRecord {
         2 => CaseStatus::Error,
         _ => CaseStatus::Unscorable,
     };
+    let case_id = if i == 3 {
+        NASTY.to_owned()
+    } else {
+        format!("case-{i}")
+    };
+    let provider = if i.is_multiple_of(5) { "p<&>" } else { "p" };
     let mut r = ResultRecord::new(
-        Job {
-            seq: i,
-            case_index: i,
-            case_id: if i == 3 {
-                NASTY.into()
-            } else {
-                format!("case-{i}")
-            },
-            provider_index: i % 2,
-            provider_id: if i.is_multiple_of(5) {
-                "p<&>".into()
-            } else {
-                "p".into()
-            },
-            sample: (i % 3) as u32,
-        },
+        crate::app::report::tests::job(i, &case_id, provider, (i % 3) as u32),
         status,
     );
     r.case_hash = format!("hash{i:02}-0123456789abcdef");
