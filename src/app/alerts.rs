@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -151,9 +151,9 @@ struct SuiteEval<'a> {
     /// Tags of each case, when a rule is on a tag (empty otherwise: nothing looks them up).
     case_tags: HashMap<String, Vec<String>>,
     /// Snapshots by run id, each read once.
-    cache: HashMap<String, Rc<RunSnapshot>>,
+    cache: HashMap<String, Arc<RunSnapshot>>,
     /// The complete runs before a run (its id, how many), newest first, each read once.
-    windows: HashMap<(String, usize), Rc<Vec<RunSnapshot>>>,
+    windows: HashMap<(String, usize), Arc<Vec<RunSnapshot>>>,
     need_samples: bool,
     need_statuses: bool,
     /// Statuses read ahead ([`super::report::Refresh`]), used when the run has not changed.
@@ -163,7 +163,7 @@ struct SuiteEval<'a> {
 /// The baseline runs of one rule: the newest `n` of a window, or the pinned run.
 enum Baseline {
     Newest(usize),
-    Pinned(Option<Rc<RunSnapshot>>),
+    Pinned(Option<Arc<RunSnapshot>>),
 }
 
 impl<'a> SuiteEval<'a> {
@@ -251,12 +251,12 @@ impl<'a> SuiteEval<'a> {
         store: &Store,
         info: &RunInfo,
         metrics: Option<&[ProviderMetrics]>,
-    ) -> anyhow::Result<Rc<RunSnapshot>> {
+    ) -> anyhow::Result<Arc<RunSnapshot>> {
         if let Some(s) = self.cache.get(&info.run_id) {
-            return Ok(Rc::clone(s));
+            return Ok(Arc::clone(s));
         }
-        let snap = Rc::new(self.load(store, info, metrics)?);
-        self.cache.insert(info.run_id.clone(), Rc::clone(&snap));
+        let snap = Arc::new(self.load(store, info, metrics)?);
+        self.cache.insert(info.run_id.clone(), Arc::clone(&snap));
         Ok(snap)
     }
 
@@ -360,7 +360,7 @@ impl<'a> SuiteEval<'a> {
         store: &Store,
         rule: &Rule,
         current: &RunInfo,
-    ) -> anyhow::Result<(Rc<Vec<RunSnapshot>>, Baseline)> {
+    ) -> anyhow::Result<(Arc<Vec<RunSnapshot>>, Baseline)> {
         let n = match rule.baseline {
             BaselineKind::Trailing(n) => n as usize,
             _ => 1,
@@ -368,7 +368,7 @@ impl<'a> SuiteEval<'a> {
         let limit = n.max(FLAKY_WINDOW);
         let key = (current.run_id.clone(), limit);
         let window = if let Some(w) = self.windows.get(&key) {
-            Rc::clone(w)
+            Arc::clone(w)
         } else {
             let before =
                 store.complete_runs_before(&self.suite.name, &current.started_at, limit)?;
@@ -376,8 +376,8 @@ impl<'a> SuiteEval<'a> {
             for info in &before {
                 window.push(self.load(store, info, None)?);
             }
-            let window = Rc::new(window);
-            self.windows.insert(key, Rc::clone(&window));
+            let window = Arc::new(window);
+            self.windows.insert(key, Arc::clone(&window));
             window
         };
         let baseline = match rule.baseline {
@@ -730,7 +730,16 @@ fn evaluate_run(
     let now = Utc::now();
     let mut eval = SuiteEval::new(suite, &rules);
     eval.ahead = ahead;
-    let findings = eval.findings(store, Some((info, metrics)), now)?;
+    let findings = eval.findings(store, Some((info, metrics)), now);
+    // The runs read (per-result rows of up to the last five, or more) are freed off the
+    // run's path.
+    if !eval.cache.is_empty() || !eval.windows.is_empty() {
+        crate::report::html::drop_later((
+            std::mem::take(&mut eval.cache),
+            std::mem::take(&mut eval.windows),
+        ));
+    }
+    let findings = findings?;
     let apply = Apply {
         ctx,
         sinks: &sinks,

@@ -357,11 +357,9 @@ impl Refresh {
         if ran.is_empty() {
             return Ok(());
         }
-        let ahead = std::mem::take(self.wait());
-        let refs: Vec<&Suite> = self.loaded.iter().map(|s| &**s).collect();
-        let all = OnDisk::all(&ahead.suites, &refs);
+        let Ahead { statuses, suites } = std::mem::take(self.wait());
         let mut prepared = html::Prepared {
-            statuses: ahead.statuses,
+            statuses,
             rows: HashMap::new(),
         };
         // A fed run's statuses are read once: to check its rows, and for its trend page.
@@ -374,7 +372,20 @@ impl Refresh {
                 prepared.rows.insert(run_id, rows);
             }
         }
-        refresh_pages(ctx, store, project, ran, Suites::Read(&all), prepared)
+        let refs: Vec<&Suite> = self.loaded.iter().map(|s| &**s).collect();
+        let done = refresh_pages(
+            ctx,
+            store,
+            project,
+            ran,
+            Suites::Read(&OnDisk::all(&suites, &refs)),
+            prepared,
+        );
+        // Suites read from disk (every case of them) are freed off the run's path.
+        if suites.iter().any(|f| matches!(f, Found::Read(_))) {
+            html::drop_later(suites);
+        }
+        done
     }
 }
 

@@ -1341,9 +1341,10 @@ pub fn write_reports_with(
     // Run pages on a second thread with its own connection and template (SQLite readers run
     // side by side), while this one builds the trend pages and the index.
     let db_path = store.path().to_path_buf();
-    let cache = &prepared.statuses;
-    let fed = std::sync::Mutex::new(prepared.rows);
-    std::thread::scope(|scope| -> Result<(), HtmlError> {
+    let Prepared { statuses, rows } = prepared;
+    let cache = &statuses;
+    let fed = std::sync::Mutex::new(rows);
+    let done = std::thread::scope(|scope| -> Result<(), HtmlError> {
         let pages = scope.spawn(|| -> Result<Written, HtmlError> {
             let mut written = Written::default();
             if to_write.is_empty() {
@@ -1386,8 +1387,22 @@ pub fn write_reports_with(
         })??;
         out.files.extend(written.files);
         Ok(())
-    })?;
+    });
+    // Statuses read ahead are up to 20 runs of every suite: freed off the refresh's path.
+    if !statuses.runs.is_empty() {
+        drop_later(statuses);
+    }
+    done?;
     Ok(out)
+}
+
+/// Drop `value` on a thread of its own: freeing a large value (millions of strings) takes
+/// milliseconds that the caller need not wait for.
+pub fn drop_later<T: Send + 'static>(value: T) {
+    // When no thread can be started, the closure, and the value with it, is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("evalwatch-free".into())
+        .spawn(move || drop(value));
 }
 
 /// Whether a page was written after its run finished (a resumed run finishes again).
