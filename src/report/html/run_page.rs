@@ -420,15 +420,22 @@ impl Pages<'_> {
         out
     }
 
-    /// Page `page` of `pages` into `html`: the head, then `results` (`<details>` blocks).
-    fn page_html(&self, html: &mut String, head: &str, page: usize, pages: usize, results: &str) {
+    /// Page `page` of `pages` into `html`: the head, then what `results` appends (its
+    /// `<details>` blocks).
+    fn page_html(
+        &self,
+        html: &mut String,
+        head: &str,
+        page: usize,
+        pages: usize,
+        results: &dyn Fn(&mut String),
+    ) {
         let pager = if pages > 1 {
             self.pager(page, pages)
         } else {
             String::new()
         };
         html.clear();
-        html.reserve(head.len() + results.len() + 2 * pager.len() + 128);
         html.push_str(head);
         html.push_str("<h2>Results ");
         if pages > 1 {
@@ -440,7 +447,7 @@ impl Pages<'_> {
         html.push_str("</h2>\n");
         html.push_str(&pager);
         html.push('\n');
-        html.push_str(results);
+        results(html);
         html.push('\n');
         html.push_str(&pager);
         html.push_str("\n</main></body></html>\n");
@@ -453,7 +460,7 @@ impl Pages<'_> {
         head: &str,
         page: usize,
         pages: usize,
-        results: &str,
+        results: &dyn Fn(&mut String),
         out: &mut Written,
     ) -> Result<(), HtmlError> {
         self.page_html(html, head, page, pages, results);
@@ -616,15 +623,14 @@ impl RunRows {
         });
     }
 
-    /// The rows in plan order, with their expected answers, when they are exactly the run's
-    /// stored results (`stored`, in plan order) and were rendered against `baseline`, the
-    /// run's baseline now.
-    fn into_pages(
+    /// The rows in plan order and their flips, when they are exactly the run's stored
+    /// results (`stored`, in plan order) and were rendered against `baseline`, the run's
+    /// baseline now.
+    fn into_rows(
         mut self,
         stored: &[StatusRow],
         baseline: Option<&RunInfo>,
-        expected: &Expected<'_>,
-    ) -> Option<(String, Vec<usize>, Flips)> {
+    ) -> Option<(Vec<FedRow>, Flips)> {
         if self.broken || self.rows.len() != stored.len() {
             return None;
         }
@@ -644,22 +650,13 @@ impl RunRows {
         if self.rows.iter().zip(stored).any(|(r, s)| r.status != *s) {
             return None;
         }
-        let mut text = String::with_capacity(self.bytes + 64 * self.rows.len());
-        let mut ends = Vec::with_capacity(self.rows.len());
         let mut flips = Flips::default();
         for r in &self.rows {
-            text.push_str(&r.head);
-            push_expected(
-                &mut text,
-                expected.lookup(&self.suite, &r.status.0, &r.case_hash),
-            );
-            text.push_str(&r.tail);
-            ends.push(text.len());
             if let Some(f) = r.flip {
                 flips.add(&r.status.0, &r.status.1, r.status.2, f);
             }
         }
-        Some((text, ends, flips))
+        Some((self.rows, flips))
     }
 }
 
@@ -718,8 +715,7 @@ pub(super) fn write_run(
     // Rendered while the run ran: used when they are exactly its stored results.
     if let Some(fed) = fed {
         let stored = cache.statuses(store, &info)?;
-        if let Some((rows, ends, flips)) = fed.into_pages(&stored, baseline_info.as_ref(), expected)
-        {
+        if let Some((rows, flips)) = fed.into_rows(&stored, baseline_info.as_ref()) {
             let runs_dir = dir.join("runs");
             let baseline_href = baseline.as_ref().and_then(|b| {
                 let f = run_file(b, 1);
@@ -733,7 +729,17 @@ pub(super) fn write_run(
                 baseline,
                 baseline_href,
             };
-            return write_pages(t, &pages, &rows, &ends, &flips, out);
+            let results = |range: std::ops::Range<usize>, html: &mut String| {
+                for r in &rows[range] {
+                    html.push_str(&r.head);
+                    push_expected(
+                        html,
+                        expected.lookup(&info.suite, &r.status.0, &r.case_hash),
+                    );
+                    html.push_str(&r.tail);
+                }
+            };
+            return write_pages(t, &pages, rows.len(), &results, &flips, out);
         }
     }
     let before_rows = match &baseline_info {
@@ -756,7 +762,8 @@ pub(super) fn write_run(
     };
 
     // One read: every result rendered as it is read, the flips found on the way.
-    let mut rows = String::new();
+    let planned = usize::try_from(info.planned).unwrap_or(usize::MAX);
+    let mut rows = String::with_capacity(planned.saturating_mul(1100).min(rows_in_memory()));
     let mut ends: Vec<usize> = Vec::new();
     let mut flips = Flips::default();
     let mut scratch = String::new();
@@ -790,38 +797,46 @@ pub(super) fn write_run(
         }
         Err(e) => return Err(e.into()),
     }
-    write_pages(t, &pages, &rows, &ends, &flips, out)
+    let results = |range: std::ops::Range<usize>, html: &mut String| {
+        let from = if range.start == 0 {
+            0
+        } else {
+            ends[range.start - 1]
+        };
+        let to = if range.end == 0 {
+            0
+        } else {
+            ends[range.end - 1]
+        };
+        html.push_str(&rows[from..to]);
+    };
+    write_pages(t, &pages, ends.len(), &results, &flips, out)
 }
 
-/// Write the pages of a run from its results rendered (`rows`, each ending at `ends`).
+/// Write the pages of a run of `total` results; `results(range, html)` appends the results
+/// of that range of positions (called from two threads).
 fn write_pages(
     t: &tera::Tera,
     pages: &Pages<'_>,
-    rows: &str,
-    ends: &[usize],
+    total: usize,
+    results: &(dyn Fn(std::ops::Range<usize>, &mut String) + Sync),
     flips: &Flips,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
-    let total = ends.len();
     let head = pages.head(t, total, flips)?;
     let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
-    let results = |page: usize| {
-        let first = (page - 1) * RESULTS_PER_PAGE;
-        let last = (first + RESULTS_PER_PAGE).min(total);
-        let from = if first == 0 { 0 } else { ends[first - 1] };
-        let to = if last == 0 { 0 } else { ends[last - 1] };
-        &rows[from..to]
-    };
     let write_pages = |range: std::ops::RangeInclusive<usize>| -> Result<Written, HtmlError> {
         let mut written = Written::default();
         let mut html = String::new();
         for page in range {
+            let first = (page - 1) * RESULTS_PER_PAGE;
+            let last = (first + RESULTS_PER_PAGE).min(total);
             pages.write_page(
                 &mut html,
                 &head,
                 page,
                 page_count,
-                results(page),
+                &|html: &mut String| results(first..last, html),
                 &mut written,
             )?;
         }
@@ -888,7 +903,9 @@ fn write_run_streaming(
             at += 1;
             in_page += 1;
             if in_page == RESULTS_PER_PAGE {
-                if let Err(e) = pages.write_page(&mut html, &head, page, page_count, &rows, out) {
+                let results = |html: &mut String| html.push_str(&rows);
+                if let Err(e) = pages.write_page(&mut html, &head, page, page_count, &results, out)
+                {
                     failure = Some(e);
                     return Err(StoreError::Other("write a run page".into()));
                 }
@@ -900,7 +917,8 @@ fn write_run_streaming(
         })
         .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
     if in_page > 0 || page == 1 {
-        pages.write_page(&mut html, &head, page, page_count, &rows, out)?;
+        let results = |html: &mut String| html.push_str(&rows);
+        pages.write_page(&mut html, &head, page, page_count, &results, out)?;
     }
     Ok(())
 }
