@@ -72,7 +72,8 @@ fn cpu() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Wall and CPU time of `f`.
+/// Wall and CPU time of `f`. The CPU time is the process's: it includes what earlier calls
+/// left to other threads (freeing what they read) when that overlaps.
 fn timed(f: impl FnOnce()) -> (Duration, Duration) {
     let (t, c) = (Instant::now(), cpu());
     f();
