@@ -14,6 +14,8 @@
 //!   values behind the metric; `label_distribution` is a chi-square test.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use fnv::FnvHashMap;
 use std::fmt::Write as _;
 
 use super::rule::{BaselineKind, Condition, LABEL_DISTRIBUTION, OUTPUT_CHARS, Rule, TestKind};
@@ -185,34 +187,42 @@ fn has_tag(case_tags: &HashMap<String, Vec<String>>, case: &str, tag: Option<&st
     })
 }
 
-type Key = (String, u32);
+type Key<'r> = (&'r str, u32);
 
-/// Pass/fail of each (case, sample) of one provider (errors and unscorable left out), and
-/// every key the provider has a result for.
-fn outcomes(
-    run: &RunSnapshot,
+/// Pass/fail of each (case, sample) of one provider (errors and unscorable left out), in key
+/// order, each key once (its last result).
+fn outcomes<'r>(
+    run: &'r RunSnapshot,
     provider: &str,
     tag: Option<&str>,
     case_tags: &HashMap<String, Vec<String>>,
-) -> (BTreeMap<Key, bool>, BTreeSet<Key>) {
-    let mut decided = BTreeMap::new();
-    let mut all = BTreeSet::new();
+) -> Vec<(Key<'r>, bool)> {
+    let mut decided: Vec<(Key<'r>, bool)> = Vec::with_capacity(run.statuses.len());
     for (case, p, sample, status) in &run.statuses {
         if p != provider || !has_tag(case_tags, case, tag) {
             continue;
         }
-        all.insert((case.clone(), *sample));
         match status {
-            CaseStatus::Passed => {
-                decided.insert((case.clone(), *sample), true);
-            }
-            CaseStatus::Failed => {
-                decided.insert((case.clone(), *sample), false);
-            }
+            CaseStatus::Passed => decided.push(((case.as_str(), *sample), true)),
+            CaseStatus::Failed => decided.push(((case.as_str(), *sample), false)),
             CaseStatus::Error | CaseStatus::Unscorable => {}
         }
     }
-    (decided, all)
+    // Stable: of equal keys, the last one read stays last, and is the one kept.
+    decided.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(Key<'r>, bool)> = Vec::with_capacity(decided.len());
+    for item in decided {
+        match out.last_mut() {
+            Some(last) if last.0 == item.0 => *last = item,
+            _ => out.push(item),
+        }
+    }
+    out
+}
+
+/// [`outcomes`] for lookups.
+fn outcome_map<'r>(o: &[(Key<'r>, bool)]) -> FnvHashMap<Key<'r>, bool> {
+    o.iter().copied().collect()
 }
 
 /// Known-flaky cases: mixed pass/fail outcomes among the samples of one run (a window run
@@ -221,7 +231,7 @@ fn outcomes(
 fn flaky_cases(provider: &str, tag: Option<&str>, input: &EvalInput<'_>) -> BTreeSet<String> {
     let mut flaky = BTreeSet::new();
     // case -> (last outcome seen, changes), walking the window oldest first.
-    let mut seq: HashMap<String, (bool, u32)> = HashMap::new();
+    let mut seq: FnvHashMap<&str, (bool, u32)> = FnvHashMap::default();
     let runs = input
         .window
         .iter()
@@ -229,7 +239,7 @@ fn flaky_cases(provider: &str, tag: Option<&str>, input: &EvalInput<'_>) -> BTre
         .chain(std::iter::once(input.current));
     let n_window = input.window.len();
     for (i, run) in runs.enumerate() {
-        let mut per_case: HashMap<&str, (bool, bool)> = HashMap::new();
+        let mut per_case: FnvHashMap<&str, (bool, bool)> = FnvHashMap::default();
         for (case, p, _, status) in &run.statuses {
             if p != provider || !has_tag(input.case_tags, case, tag) {
                 continue;
@@ -257,7 +267,7 @@ fn flaky_cases(provider: &str, tag: Option<&str>, input: &EvalInput<'_>) -> BTre
                     }
                 }
                 None => {
-                    seq.insert(case.to_owned(), (passed, 0));
+                    seq.insert(case, (passed, 0));
                 }
             }
         }
@@ -265,13 +275,29 @@ fn flaky_cases(provider: &str, tag: Option<&str>, input: &EvalInput<'_>) -> BTre
     flaky.extend(
         seq.into_iter()
             .filter(|(_, (_, changes))| *changes >= 2)
-            .map(|(c, _)| c),
+            .map(|(c, _)| c.to_owned()),
     );
     flaky
 }
 
 fn status_word(pass: bool) -> &'static str {
     if pass { "passed" } else { "failed" }
+}
+
+/// Whether evaluating `rule` reads the per-result statuses of the runs
+/// ([`RunSnapshot::statuses`]): the pass-rate change test does, nothing else.
+#[must_use]
+pub fn needs_statuses(rule: &Rule) -> bool {
+    rule.metric == "pass_rate"
+        && rule.test == TestKind::Auto
+        && matches!(rule.condition, Condition::Drop(_) | Condition::Rise(_))
+}
+
+/// Whether evaluating `rule` reads the per-result values of the runs
+/// ([`RunSnapshot::samples`]): KS tests, `label_distribution` and `output_chars`.
+#[must_use]
+pub fn needs_samples(rule: &Rule) -> bool {
+    rule.test == TestKind::Ks || rule.metric == LABEL_DISTRIBUTION || rule.metric == OUTPUT_CHARS
 }
 
 /// Evaluate a (non-`missed_run`) rule on one provider.
@@ -483,33 +509,39 @@ fn describe_threshold(rule: &Rule, value: f64, base: Option<f64>, breached: bool
 /// The pass-rate change test.
 fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: Finding) -> Finding {
     let tag = rule.tag.as_deref();
-    let Some(latest) = input.baseline.first() else {
+    if input.baseline.is_empty() {
         f.detail = format!("no {} baseline run yet", rule.baseline.label());
         return f;
-    };
+    }
     let (drop, threshold) = match rule.condition {
         Condition::Drop(d) => (true, d),
         Condition::Rise(d) => (false, d),
         _ => return f,
     };
     let flaky = flaky_cases(provider, tag, input);
-    let (cur, _) = outcomes(input.current, provider, tag, input.case_tags);
-    let (last, _) = outcomes(latest, provider, tag, input.case_tags);
+    let cur = outcomes(input.current, provider, tag, input.case_tags);
+    // The baseline runs' outcomes, newest first: the first is the latest run.
+    let base_maps: Vec<FnvHashMap<Key<'_>, bool>> = input
+        .baseline
+        .iter()
+        .map(|run| outcome_map(&outcomes(run, provider, tag, input.case_tags)))
+        .collect();
+    let last = &base_maps[0];
     // Flips against the most recent baseline run, stable and flaky apart.
     let mut flips = Vec::new();
     let mut flaky_flips = Vec::new();
-    for (key, &now) in &cur {
-        if let Some(&before) = last.get(key)
+    for &(key, now) in &cur {
+        if let Some(&before) = last.get(&key)
             && before != now
             && before == drop
         {
             let flip = Flip {
-                case_id: key.0.clone(),
+                case_id: key.0.to_owned(),
                 sample: key.1,
                 from: status_word(before),
                 to: status_word(now),
             };
-            if flaky.contains(&key.0) {
+            if flaky.contains(key.0) {
                 flaky_flips.push(flip);
             } else {
                 flips.push(flip);
@@ -523,12 +555,8 @@ fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: F
     f.flipped = flips;
     f.flaky_flipped = flaky_flips;
 
-    let mut base_maps = Vec::with_capacity(input.baseline.len());
-    for run in input.baseline {
-        base_maps.push(outcomes(run, provider, tag, input.case_tags).0);
-    }
     let all = paired_test(&cur, &base_maps, drop, |_| true);
-    let stable = paired_test(&cur, &base_maps, drop, |k| !flaky.contains(&k.0));
+    let stable = paired_test(&cur, &base_maps, drop, |k| !flaky.contains(k.0));
     let (worse, se, test, stable_p) = if let Some(all) = all {
         // Known-flaky cases do not trigger alone: the test without them must agree (p = 1
         // when every case with a baseline is flaky).
@@ -536,21 +564,21 @@ fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: F
         (all.worse, all.se, all.test, Some(stable_p))
     } else {
         // No case in common with the baseline: compare pooled counts (unpaired).
-        let count = |o: &BTreeMap<Key, bool>| {
-            o.values().fold(
+        let count = |o: &mut dyn Iterator<Item = bool>| {
+            o.fold(
                 (0u64, 0u64),
-                |(p, q), &pass| {
+                |(p, q), pass| {
                     if pass { (p + 1, q) } else { (p, q + 1) }
                 },
             )
         };
         let (mut pb, mut fb) = (0, 0);
         for o in &base_maps {
-            let (p, q) = count(o);
+            let (p, q) = count(&mut o.values().copied());
             pb += p;
             fb += q;
         }
-        let (pc, fc) = count(&cur);
+        let (pc, fc) = count(&mut cur.iter().map(|(_, pass)| *pass));
         let (nb, nc) = ((pb + fb) as f64, (pc + fc) as f64);
         if nb == 0.0 || nc == 0.0 {
             f.detail = "no passed or failed results to compare with the baseline".into();
@@ -637,18 +665,19 @@ struct Paired {
 /// without a baseline outcome carry no information and are left out. None when no case
 /// (after `keep`) has one.
 fn paired_test(
-    cur: &BTreeMap<Key, bool>,
-    baseline: &[BTreeMap<Key, bool>],
+    cur: &[(Key<'_>, bool)],
+    baseline: &[FnvHashMap<Key<'_>, bool>],
     drop: bool,
-    keep: impl Fn(&Key) -> bool,
+    keep: impl Fn(&Key<'_>) -> bool,
 ) -> Option<Paired> {
     let mut probs = Vec::new();
     let (mut passes, mut worse_sum, mut var, mut used) = (0u64, 0.0, 0.0, 0u64);
     let mut single = true;
-    for (key, &now) in cur {
+    for (key, now) in cur {
         if !keep(key) {
             continue;
         }
+        let now = *now;
         let (mut n, mut t) = (0u64, 0u64);
         for b in baseline {
             if let Some(&pass) = b.get(key) {

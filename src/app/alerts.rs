@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -17,13 +18,13 @@ use super::{Ctx, Failure, exit};
 use crate::alert::eval::{self, EvalInput, Finding, ResultSample, RunSnapshot, Verdict};
 use crate::alert::message::{self, NoticeContext};
 use crate::alert::rule::{
-    BaselineKind, HUMAN_SCORE, LABEL_DISTRIBUTION, MISSED_RUN, Rule, TestKind, rules_for,
-    severity_parse, severity_str,
+    BaselineKind, HUMAN_SCORE, MISSED_RUN, Rule, rules_for, severity_parse, severity_str,
 };
 use crate::alert::sink::{self, Env, Notice, Sink};
 use crate::cli::ReadFormat;
 use crate::model::Severity;
 use crate::model::{CaseStatus, ProjectConfig, ProviderMetrics, RunInfo, RunStatus, Suite};
+use crate::report::html::StatusCache;
 use crate::store::Store;
 use crate::store::{AlertRow, NewAlert};
 
@@ -142,44 +143,59 @@ pub fn project_sinks(project: &ProjectConfig) -> Result<Vec<Sink>, Vec<String>> 
     }
 }
 
-/// Evaluation of one suite's rules, with its store reads cached.
+/// Evaluation of one suite's rules, with its store reads cached. A run's per-result rows are
+/// read only when a rule needs them ([`eval::needs_statuses`], [`eval::needs_samples`]).
 struct SuiteEval<'a> {
     suite: &'a Suite,
     rules: &'a [Rule],
+    /// Tags of each case, when a rule is on a tag (empty otherwise: nothing looks them up).
     case_tags: HashMap<String, Vec<String>>,
-    cache: HashMap<String, RunSnapshot>,
+    /// Snapshots by run id, each read once.
+    cache: HashMap<String, Arc<RunSnapshot>>,
+    /// The complete runs before a run (its id, how many), newest first, each read once.
+    windows: HashMap<(String, usize), Arc<Vec<RunSnapshot>>>,
     need_samples: bool,
+    need_statuses: bool,
+    /// Statuses read ahead ([`super::report::Refresh`]), used when the run has not changed.
+    ahead: Option<&'a StatusCache>,
+}
+
+/// The baseline runs of one rule: the newest `n` of a window, or the pinned run.
+enum Baseline {
+    Newest(usize),
+    Pinned(Option<Arc<RunSnapshot>>),
 }
 
 impl<'a> SuiteEval<'a> {
     fn new(suite: &'a Suite, rules: &'a [Rule]) -> Self {
-        let need_samples = rules.iter().any(|r| {
-            r.test == TestKind::Ks
-                || r.metric == LABEL_DISTRIBUTION
-                || r.metric == crate::alert::rule::OUTPUT_CHARS
-        });
-        Self {
-            suite,
-            rules,
-            case_tags: suite
+        let case_tags = if rules.iter().any(|r| r.tag.is_some()) {
+            suite
                 .cases
                 .iter()
                 .map(|c| (c.id.clone(), c.tags.clone()))
-                .collect(),
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        Self {
+            suite,
+            rules,
+            case_tags,
             cache: HashMap::new(),
-            need_samples,
+            windows: HashMap::new(),
+            need_samples: rules.iter().any(eval::needs_samples),
+            need_statuses: rules.iter().any(eval::needs_statuses),
+            ahead: None,
         }
     }
 
-    fn snapshot(
-        &mut self,
+    /// Read what evaluation needs of one run.
+    fn load(
+        &self,
         store: &Store,
         info: &RunInfo,
         metrics: Option<&[ProviderMetrics]>,
     ) -> anyhow::Result<RunSnapshot> {
-        if let Some(s) = self.cache.get(&info.run_id) {
-            return Ok(s.clone());
-        }
         let mut metrics = match metrics {
             Some(m) => m.to_vec(),
             None => store.run_metrics(&info.run_id)?,
@@ -195,7 +211,11 @@ impl<'a> SuiteEval<'a> {
                     .insert(HUMAN_SCORE.to_owned(), h.mean_quality);
             }
         }
-        let statuses = store.result_statuses(&info.run_id)?;
+        let statuses = match self.ahead.and_then(|a| a.get(info)) {
+            _ if !self.need_statuses => Vec::new(),
+            Some(rows) => rows.to_vec(),
+            None => store.result_statuses(&info.run_id)?,
+        };
         let mut samples = Vec::new();
         if self.need_samples {
             store.for_each_result(&info.run_id, |rec| {
@@ -217,14 +237,26 @@ impl<'a> SuiteEval<'a> {
                 Ok(())
             })?;
         }
-        let snap = RunSnapshot {
+        Ok(RunSnapshot {
             run_id: info.run_id.clone(),
             started_at: info.started_at.clone(),
             metrics,
             statuses,
             samples,
-        };
-        self.cache.insert(info.run_id.clone(), snap.clone());
+        })
+    }
+
+    fn snapshot(
+        &mut self,
+        store: &Store,
+        info: &RunInfo,
+        metrics: Option<&[ProviderMetrics]>,
+    ) -> anyhow::Result<Arc<RunSnapshot>> {
+        if let Some(s) = self.cache.get(&info.run_id) {
+            return Ok(Arc::clone(s));
+        }
+        let snap = Arc::new(self.load(store, info, metrics)?);
+        self.cache.insert(info.run_id.clone(), Arc::clone(&snap));
         Ok(snap)
     }
 
@@ -237,9 +269,13 @@ impl<'a> SuiteEval<'a> {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<(usize, Finding)>> {
         let mut out = Vec::new();
+        // The run is read only when a rule judges it.
+        let judged = self.rules.iter().any(|r| r.metric != MISSED_RUN);
         let cur = match current {
-            Some((info, metrics)) => Some((info, self.snapshot(store, info, Some(metrics))?)),
-            None => None,
+            Some((info, metrics)) if judged => {
+                Some((info, self.snapshot(store, info, Some(metrics))?))
+            }
+            _ => None,
         };
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.metric == MISSED_RUN {
@@ -294,11 +330,20 @@ impl<'a> SuiteEval<'a> {
                     },
                     None => None,
                 };
-                let (baseline, window) =
+                let (window, baseline) =
                     self.baseline_runs(store, rule, anchor.as_ref().unwrap_or(info))?;
+                let pinned;
+                let baseline: &[RunSnapshot] = match &baseline {
+                    Baseline::Newest(n) => &window[..(*n).min(window.len())],
+                    Baseline::Pinned(Some(s)) => {
+                        pinned = [RunSnapshot::clone(s)];
+                        &pinned
+                    }
+                    Baseline::Pinned(None) => &[],
+                };
                 let input = EvalInput {
                     current: snap,
-                    baseline: &baseline,
+                    baseline,
                     window: &window,
                     case_tags: &self.case_tags,
                 };
@@ -308,40 +353,48 @@ impl<'a> SuiteEval<'a> {
         Ok(out)
     }
 
+    /// The window of complete runs before `current` and the rule's baseline among them (or
+    /// the pinned run).
     fn baseline_runs(
         &mut self,
         store: &Store,
         rule: &Rule,
         current: &RunInfo,
-    ) -> anyhow::Result<(Vec<RunSnapshot>, Vec<RunSnapshot>)> {
+    ) -> anyhow::Result<(Arc<Vec<RunSnapshot>>, Baseline)> {
         let n = match rule.baseline {
             BaselineKind::Trailing(n) => n as usize,
             _ => 1,
         };
-        let before = store.complete_runs_before(
-            &self.suite.name,
-            &current.started_at,
-            n.max(FLAKY_WINDOW),
-        )?;
-        let mut window = Vec::with_capacity(before.len());
-        for info in &before {
-            window.push(self.snapshot(store, info, None)?);
-        }
-        let baseline = match rule.baseline {
-            BaselineKind::Previous | BaselineKind::Trailing(_) => {
-                window.iter().take(n).cloned().collect()
+        let limit = n.max(FLAKY_WINDOW);
+        let key = (current.run_id.clone(), limit);
+        let window = if let Some(w) = self.windows.get(&key) {
+            Arc::clone(w)
+        } else {
+            let before =
+                store.complete_runs_before(&self.suite.name, &current.started_at, limit)?;
+            let mut window = Vec::with_capacity(before.len());
+            for info in &before {
+                window.push(self.load(store, info, None)?);
             }
-            BaselineKind::Pinned => match store.pinned_baseline(&self.suite.name)? {
-                Some(id) if id != current.run_id => match store.run(&id)? {
-                    Some(info) if info.status == RunStatus::Complete => {
-                        vec![self.snapshot(store, &info, None)?]
-                    }
-                    _ => Vec::new(),
-                },
-                _ => Vec::new(),
-            },
+            let window = Arc::new(window);
+            self.windows.insert(key, Arc::clone(&window));
+            window
         };
-        Ok((baseline, window))
+        let baseline = match rule.baseline {
+            BaselineKind::Previous | BaselineKind::Trailing(_) => Baseline::Newest(n),
+            BaselineKind::Pinned => {
+                Baseline::Pinned(match store.pinned_baseline(&self.suite.name)? {
+                    Some(id) if id != current.run_id => match store.run(&id)? {
+                        Some(info) if info.status == RunStatus::Complete => {
+                            Some(self.snapshot(store, &info, None)?)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+            }
+        };
+        Ok((window, baseline))
     }
 }
 
@@ -588,6 +641,33 @@ pub fn after_run(
     )
 }
 
+/// [`after_run`] with the statuses of earlier runs read ahead
+/// ([`super::report::Refresh::statuses`]): the pass-rate test compares the run with up to
+/// the last five, or more, complete runs, a read of each run's results.
+#[allow(clippy::too_many_arguments)]
+pub fn after_run_ahead(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    suite: &Suite,
+    info: &RunInfo,
+    metrics: &[ProviderMetrics],
+    fail_on: crate::cli::Severity,
+    ahead: &StatusCache,
+) -> anyhow::Result<AlertOutcome> {
+    evaluate_run(
+        ctx,
+        store,
+        project,
+        suite,
+        info,
+        metrics,
+        fail_on.into(),
+        &process_env,
+        Some(ahead),
+    )
+}
+
 /// [`after_run`] with an injected environment lookup.
 #[allow(clippy::too_many_arguments)]
 pub fn after_run_with(
@@ -599,6 +679,23 @@ pub fn after_run_with(
     metrics: &[ProviderMetrics],
     fail_on: Severity,
     env: Env<'_>,
+) -> anyhow::Result<AlertOutcome> {
+    evaluate_run(
+        ctx, store, project, suite, info, metrics, fail_on, env, None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_run(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    suite: &Suite,
+    info: &RunInfo,
+    metrics: &[ProviderMetrics],
+    fail_on: Severity,
+    env: Env<'_>,
+    ahead: Option<&StatusCache>,
 ) -> anyhow::Result<AlertOutcome> {
     // The run is stored already: problems with rules or sinks are warnings here (and errors
     // for `alerts check`), so that they never cost the run its output.
@@ -632,7 +729,17 @@ pub fn after_run_with(
         .collect();
     let now = Utc::now();
     let mut eval = SuiteEval::new(suite, &rules);
-    let findings = eval.findings(store, Some((info, metrics)), now)?;
+    eval.ahead = ahead;
+    let findings = eval.findings(store, Some((info, metrics)), now);
+    // The runs read (per-result rows of up to the last five, or more) are freed off the
+    // run's path.
+    if !eval.cache.is_empty() || !eval.windows.is_empty() {
+        crate::report::html::drop_later((
+            std::mem::take(&mut eval.cache),
+            std::mem::take(&mut eval.windows),
+        ));
+    }
+    let findings = findings?;
     let apply = Apply {
         ctx,
         sinks: &sinks,
@@ -837,4 +944,62 @@ pub fn baseline(ctx: &Ctx, args: &BaselineArgs) -> anyhow::Result<u8> {
         info.run_id, info.suite
     ));
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::report::tests::{history, store_run};
+
+    /// The alert step of a run that regressed, after three that did not.
+    fn regressed(ahead: bool) -> Vec<Value> {
+        let (dir, ctx, project, _) = history(3);
+        let db = dir.path().join("h.db");
+        let mut store = Store::open(&db).expect("store");
+        let cache = StatusCache::read_ahead(&store, &["s"]).expect("read ahead");
+        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
+        let (loaded, _) = crate::suite::load_suites(&files, &project);
+        let mut suite = loaded.into_iter().find(|s| s.name == "s").expect("s");
+        suite.alerts = vec![
+            json!({"metric": "pass_rate", "drop": 0.05, "baseline": "trailing:3", "severity": "critical"}),
+            json!({"metric": "latency_p95_ms", "ratio": 3.0, "severity": "warning"}),
+            json!({"metric": "missed_run", "after": "26h", "severity": "critical"}),
+        ];
+        let info = store_run(&mut store, &db, &suite, "bad", Utc::now(), |i| i % 2 == 0);
+        let metrics = store.run_metrics(&info.run_id).expect("metrics");
+        let outcome = if ahead {
+            after_run_ahead(
+                &ctx,
+                &mut store,
+                &project,
+                &suite,
+                &info,
+                &metrics,
+                crate::cli::Severity::Critical,
+                &cache,
+            )
+        } else {
+            after_run(
+                &ctx,
+                &mut store,
+                &project,
+                &suite,
+                &info,
+                &metrics,
+                crate::cli::Severity::Critical,
+            )
+        }
+        .expect("alerts");
+        assert!(outcome.fail, "the drop fires at critical");
+        outcome.alerts
+    }
+
+    #[test]
+    fn statuses_read_ahead_give_the_same_alerts() {
+        let read_now = regressed(false);
+        assert_eq!(read_now.len(), 1, "{read_now:?}");
+        assert_eq!(read_now[0]["metric"], "pass_rate");
+        assert!(read_now[0]["flipped"].as_u64().is_some_and(|n| n > 0));
+        assert_eq!(regressed(true), read_now);
+    }
 }

@@ -4,14 +4,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 use serde_json::json;
 
 use super::{Ctx, Failure, exit};
-use crate::model::{CaseStatus, ProjectConfig, RunInfo, RunStatus};
+use crate::model::{CaseStatus, ProjectConfig, RunInfo, RunStatus, Suite};
 use crate::report::html::stats::{self, Interval};
-use crate::report::html::{self, Expected, Options, Window};
+use crate::report::html::{self, Expected, Options, StatusCache, Window};
 use crate::report::junit::JunitWriter;
 use crate::report::{RunView, terminal};
 use crate::store::ScoredResult;
@@ -66,18 +67,22 @@ fn reports_dir(project: &ProjectConfig) -> PathBuf {
     }
 }
 
-/// Expected answers and descriptions of the suites on disk; best effort (a suite that does
-/// not load only loses its expected answers on run pages).
-fn suites_on_disk(ctx: &Ctx, project: &ProjectConfig) -> (Expected, HashMap<String, String>) {
+/// The suites on disk (`suites/` of the project), in file order, each name once (the first
+/// file wins, as `load_suites` has it); best effort: a suite that does not load only loses
+/// its expected answers and description on the pages.
+fn suites_on_disk(ctx: &Ctx, project: &ProjectConfig) -> Vec<Suite> {
     let Ok(files) = super::suite_files(ctx, project, &[]) else {
-        return (Expected::default(), HashMap::new());
+        return Vec::new();
     };
-    let (suites, _diags) = crate::suite::load_suites(&files, project);
-    let descriptions = suites
-        .iter()
+    crate::suite::load_suites(&files, project).0
+}
+
+/// The descriptions of suites, keyed by name.
+fn descriptions_of<'a>(suites: impl IntoIterator<Item = &'a Suite>) -> HashMap<String, String> {
+    suites
+        .into_iter()
         .filter_map(|s| s.description.clone().map(|d| (s.name.clone(), d)))
-        .collect();
-    (Expected::from_suites(&suites), descriptions)
+        .collect()
 }
 
 fn open(ctx: &Ctx, project: &ProjectConfig) -> anyhow::Result<Store> {
@@ -99,24 +104,370 @@ fn parse_window(text: &str) -> anyhow::Result<Window> {
     })
 }
 
-/// Refresh the reports of the suites `run` just ran (unless `--no-reports`).
+/// The files of `suites/`, and which of them a suite `run` loaded came from: those are not
+/// read again.
+#[derive(Debug, Clone)]
+struct OnDisk {
+    /// Per file of `suites/`, in order: the index in `loaded` of the suite read from it.
+    files: Vec<(PathBuf, Option<usize>)>,
+}
+
+/// A suite of `suites/`: one `run` loaded (its index), or one read here.
+enum Found {
+    Loaded(usize),
+    Read(Box<Suite>),
+}
+
+impl OnDisk {
+    fn find(ctx: &Ctx, project: &ProjectConfig, loaded: &[&Suite]) -> Self {
+        let Ok(files) = super::suite_files(ctx, project, &[]) else {
+            return Self { files: Vec::new() };
+        };
+        let sources: Vec<Option<PathBuf>> = loaded
+            .iter()
+            .map(|s| std::fs::canonicalize(&s.source).ok())
+            .collect();
+        let files = files
+            .into_iter()
+            .map(|f| {
+                let canonical = std::fs::canonicalize(&f).ok();
+                let mine = loaded.iter().enumerate().position(|(i, s)| {
+                    s.source == f || (canonical.is_some() && sources[i] == canonical)
+                });
+                (f, mine)
+            })
+            .collect();
+        Self { files }
+    }
+
+    /// Whether every file of `suites/` was loaded already.
+    fn complete(&self) -> bool {
+        self.files.iter().all(|(_, s)| s.is_some())
+    }
+
+    /// The suites read from `suites/` already, in file order, each name once (the first file
+    /// wins, as `load_suites` has it).
+    fn reused<'a>(&self, loaded: &[&'a Suite]) -> Vec<&'a Suite> {
+        let mut out: Vec<&'a Suite> = Vec::new();
+        for s in self.files.iter().filter_map(|(_, i)| i.map(|i| loaded[i])) {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Every suite of `suites/` in file order: the loaded ones, the others read now (a file
+    /// that does not load is left out, as `load_suites` leaves it).
+    fn read_rest(&self, project: &ProjectConfig) -> Vec<Found> {
+        let mut out = Vec::with_capacity(self.files.len());
+        for (file, reused) in &self.files {
+            if let Some(i) = reused {
+                out.push(Found::Loaded(*i));
+            } else {
+                let (mut one, _diags) =
+                    crate::suite::load_suites(std::slice::from_ref(file), project);
+                if let Some(s) = one.pop() {
+                    out.push(Found::Read(Box::new(s)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The suites of [`Self::read_rest`], each name once (the first file wins).
+    fn all<'a>(found: &'a [Found], loaded: &[&'a Suite]) -> Vec<&'a Suite> {
+        let mut all: Vec<&'a Suite> = Vec::new();
+        for f in found {
+            let s: &'a Suite = match f {
+                Found::Loaded(i) => loaded[*i],
+                Found::Read(s) => s,
+            };
+            if !all.iter().any(|a| a.name == s.name) {
+                all.push(s);
+            }
+        }
+        all
+    }
+}
+
+/// Refresh the reports of the suites `run` just ran (unless `--no-reports`), reading the
+/// suites from disk. [`after_run_with_suites`] reuses the suites `run` loaded, [`Refresh`]
+/// starts the work before the run ends.
 pub fn after_run(
     ctx: &Ctx,
     store: &Store,
     project: &ProjectConfig,
     suites: &[String],
 ) -> anyhow::Result<()> {
-    if suites.is_empty() {
+    after_run_with_suites(ctx, store, project, suites, &[])
+}
+
+/// Refresh the reports of the suites `ran` (unless `--no-reports`). `loaded` are suites
+/// `run` loaded whole (any of them, ran or not; with every case): the pages show the expected
+/// answers and the descriptions of the suites in `suites/`, and a file there that one of
+/// `loaded` came from is not read again. The files nobody loaded (when `run` was given some
+/// paths) are read on a thread of their own while the trend pages and run pages are written
+/// (their descriptions are needed by the index only, the last page written), unless a suite
+/// that ran is among them.
+pub fn after_run_with_suites(
+    ctx: &Ctx,
+    store: &Store,
+    project: &ProjectConfig,
+    ran: &[String],
+    loaded: &[&Suite],
+) -> anyhow::Result<()> {
+    if ran.is_empty() {
         return Ok(());
     }
+    let on_disk = OnDisk::find(ctx, project, loaded);
+    refresh_pages(
+        ctx,
+        store,
+        project,
+        ran,
+        Suites::Find(loaded, &on_disk),
+        html::Prepared::default(),
+    )
+}
+
+/// The report refresh of `run`, begun before its runs end (an overlapping
+/// [`after_run_with_suites`]):
+///
+/// 1. [`Refresh::begin`] before the first model call. On a thread of its own it reads what
+///    the pages will need and does not change while the runs go: the suites of `suites/` (the
+///    expected answers and descriptions the pages show; those `run` loaded whole are not read
+///    again), and the per-result statuses of the newest finished runs of the suites (behind
+///    the heat maps of the trend pages, the flips of the run pages, and the pass-rate alert
+///    test).
+/// 2. Optionally, per run: [`Refresh::feed`] once the run is stored as running; give the feed
+///    each result as it is scored; [`Refresh::fed`] once the run is stored. Its pages then
+///    read none of its results.
+/// 3. Optionally, [`Refresh::statuses`] for the alert step of each run
+///    ([`super::alerts::after_run_ahead`]): the statuses read ahead (the first call waits
+///    for the read-ahead, which is done long before a run is).
+/// 4. [`Refresh::finish`] after the last run is stored: the pages, as
+///    [`after_run_with_suites`] writes them.
+///
+/// What changed since it was read (a run resumed since, a feed that misses a result) is read
+/// again: the pages are those of [`after_run_with_suites`], with the suite files as they were
+/// when the refresh began (as the runs saw them).
+pub struct Refresh {
+    loaded: Vec<Arc<Suite>>,
+    db: PathBuf,
+    thread: Option<std::thread::JoinHandle<Ahead>>,
+    ahead: Option<Ahead>,
+    fed: HashMap<String, html::RunRows>,
+}
+
+/// What [`Refresh`] reads ahead.
+#[derive(Default)]
+struct Ahead {
+    statuses: StatusCache,
+    /// Every suite of `suites/`, in file order.
+    suites: Vec<Found>,
+}
+
+/// The results of one run for its pages, rendered as they are scored ([`Refresh::feed`]).
+#[derive(Debug)]
+pub struct ResultFeed(html::RunRows);
+
+impl ResultFeed {
+    /// One scored result of the run (in any order; each once).
+    pub fn add(&mut self, rec: &crate::model::ResultRecord) {
+        self.0.add(rec);
+    }
+}
+
+impl Refresh {
+    /// Start reading ahead, from the store at `db`. `loaded` are suites `run` loaded whole
+    /// (with every case), not read again; none is fine.
+    pub fn begin(ctx: &Ctx, project: &ProjectConfig, db: &Path, loaded: &[Arc<Suite>]) -> Self {
+        let refs: Vec<&Suite> = loaded.iter().map(|s| &**s).collect();
+        let on_disk = OnDisk::find(ctx, project, &refs);
+        let names: Vec<String> = refs.iter().map(|s| s.name.clone()).collect();
+        let (path, project) = (db.to_path_buf(), project.clone());
+        let thread = std::thread::Builder::new()
+            .name("evalwatch-reports".into())
+            .spawn(move || {
+                let suites = on_disk.read_rest(&project);
+                let mut names = names;
+                for f in &suites {
+                    if let Found::Read(s) = f
+                        && !names.contains(&s.name)
+                    {
+                        names.push(s.name.clone());
+                    }
+                }
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                // Best effort: what is not read here is read by `finish`.
+                let statuses = Store::open(&path)
+                    .and_then(|store| StatusCache::read_ahead(&store, &names))
+                    .unwrap_or_default();
+                Ahead { statuses, suites }
+            })
+            .ok();
+        Self {
+            loaded: loaded.to_vec(),
+            db: db.to_path_buf(),
+            thread,
+            ahead: None,
+            fed: HashMap::new(),
+        }
+    }
+
+    fn wait(&mut self) -> &mut Ahead {
+        if self.ahead.is_none() {
+            let done = self
+                .thread
+                .take()
+                .and_then(|t| t.join().ok())
+                .unwrap_or_default();
+            self.ahead = Some(done);
+        }
+        self.ahead.get_or_insert_with(Ahead::default)
+    }
+
+    /// The statuses read ahead (waits for the read-ahead on the first call).
+    pub fn statuses(&mut self) -> &StatusCache {
+        &self.wait().statuses
+    }
+
+    /// A feed for the results of `info`, a run that has begun (stored as running): give it
+    /// each result as it is scored, on the thread that scores them (its first result reads
+    /// the run's baseline), then hand it back with [`Refresh::fed`] once the run is stored.
+    #[must_use]
+    pub fn feed(&self, info: &RunInfo) -> ResultFeed {
+        ResultFeed(html::RunRows::new(info, &self.db))
+    }
+
+    /// Hand back the feed of a run that is stored (finished, failed or interrupted).
+    pub fn fed(&mut self, feed: ResultFeed) {
+        self.fed.insert(feed.0.run_id().to_owned(), feed.0);
+    }
+
+    /// Refresh the reports of the suites `ran` (what [`after_run_with_suites`] does).
+    pub fn finish(
+        mut self,
+        ctx: &Ctx,
+        store: &Store,
+        project: &ProjectConfig,
+        ran: &[String],
+    ) -> anyhow::Result<()> {
+        if ran.is_empty() {
+            return Ok(());
+        }
+        let Ahead { statuses, suites } = std::mem::take(self.wait());
+        let mut prepared = html::Prepared {
+            statuses,
+            rows: HashMap::new(),
+        };
+        // A fed run's statuses are read once: to check its rows, and for its trend page.
+        for (run_id, rows) in std::mem::take(&mut self.fed) {
+            if let Some(info) = store.run(&run_id)? {
+                if prepared.statuses.get(&info).is_none() {
+                    let statuses = store.result_statuses(&run_id)?;
+                    prepared.statuses.insert(&info, statuses);
+                }
+                prepared.rows.insert(run_id, rows);
+            }
+        }
+        let refs: Vec<&Suite> = self.loaded.iter().map(|s| &**s).collect();
+        let done = refresh_pages(
+            ctx,
+            store,
+            project,
+            ran,
+            Suites::Read(&OnDisk::all(&suites, &refs)),
+            prepared,
+        );
+        // Suites read from disk (every case of them) are freed off the run's path.
+        if suites.iter().any(|f| matches!(f, Found::Read(_))) {
+            html::drop_later(suites);
+        }
+        done
+    }
+}
+
+/// Where the suites of `suites/` come from.
+#[derive(Clone, Copy)]
+enum Suites<'a> {
+    /// Those loaded by `run` where they came from `suites/`, the others read from disk.
+    Find(&'a [&'a Suite], &'a OnDisk),
+    /// Read already, every one.
+    Read(&'a [&'a Suite]),
+}
+
+/// The refresh itself.
+fn refresh_pages(
+    ctx: &Ctx,
+    store: &Store,
+    project: &ProjectConfig,
+    ran: &[String],
+    suites: Suites<'_>,
+    prepared: html::Prepared,
+) -> anyhow::Result<()> {
     let dir = reports_dir(project);
-    let (expected, descriptions) = suites_on_disk(ctx, project);
     let opts = Options {
         window: Window::parse("30d").ok_or_else(|| anyhow::anyhow!("default window"))?,
         now: chrono::Utc::now(),
         run_pages: html::RUN_PAGES,
     };
-    let written = html::write_reports(store, &dir, Some(suites), &descriptions, &expected, &opts)?;
+    let write = |descriptions: &HashMap<String, String>,
+                 expected: &Expected<'_>,
+                 prepared: html::Prepared,
+                 late: &dyn Fn() -> Option<HashMap<String, String>>| {
+        html::write_reports_with(
+            store,
+            &dir,
+            Some(ran),
+            descriptions,
+            expected,
+            &opts,
+            prepared,
+            late,
+        )
+    };
+    let written = match suites {
+        Suites::Read(all) => write(
+            &descriptions_of(all.iter().copied()),
+            &Expected::from_suites(all.iter().copied()),
+            prepared,
+            &|| None,
+        )?,
+        Suites::Find(loaded, on_disk) => {
+            let reused = on_disk.reused(loaded);
+            let ran_reused = ran.iter().all(|n| reused.iter().any(|s| &s.name == n));
+            if on_disk.complete() || ran_reused {
+                // The suites that ran were loaded by `run`; the others only give the index
+                // their descriptions, read meanwhile.
+                let descriptions = descriptions_of(reused.iter().copied());
+                let expected = Expected::from_suites(reused.iter().copied());
+                if on_disk.complete() {
+                    write(&descriptions, &expected, prepared, &|| None)?
+                } else {
+                    std::thread::scope(|scope| {
+                        let rest = scope.spawn(|| {
+                            let found = on_disk.read_rest(project);
+                            descriptions_of(OnDisk::all(&found, loaded))
+                        });
+                        let rest = std::cell::Cell::new(Some(rest));
+                        write(&descriptions, &expected, prepared, &|| {
+                            rest.take().and_then(|r| r.join().ok())
+                        })
+                    })?
+                }
+            } else {
+                let suites = suites_on_disk(ctx, project);
+                write(
+                    &descriptions_of(&suites),
+                    &Expected::from_suites(&suites),
+                    prepared,
+                    &|| None,
+                )?
+            }
+        }
+    };
     ctx.printer.detail(&format!(
         "reports: {} file(s) refreshed in {}",
         written.files.len(),
@@ -134,7 +485,8 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
         Some(p) => ctx.cwd.join(p),
         None => reports_dir(&project),
     };
-    let (expected, descriptions) = suites_on_disk(ctx, &project);
+    let suites = suites_on_disk(ctx, &project);
+    let (expected, descriptions) = (Expected::from_suites(&suites), descriptions_of(&suites));
     let mut extra = html::Written::default();
     for id in &args.runs {
         let info = store.run(id)?.ok_or_else(|| {
@@ -745,8 +1097,315 @@ fn tmp_path(path: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A project with one suite (`suites/s.yaml`, plus `suites/t.yaml` that is never run) and
+    /// `runs` complete runs of `s` in which results flip from run to run.
+    pub(in crate::app) fn history(
+        runs: usize,
+    ) -> (tempfile::TempDir, Ctx, ProjectConfig, Vec<RunInfo>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let suites = dir.path().join("suites");
+        std::fs::create_dir_all(&suites).expect("mkdir");
+        let mut yaml = String::from(
+            "suite: s\ndescription: \"Refunds & <returns>\"\nproviders:\n  - id: echo\n    type: echo\nprompt: \"Q: {{ q }}\"\ncases:\n",
+        );
+        for i in 0..830 {
+            let _ = writeln!(
+                yaml,
+                "  - id: c{i}\n    vars: {{q: \"question {i} <b>'&'</b>\"}}\n    expected: \"right {i}\"\n    assert: [{{type: icontains, value: right}}]"
+            );
+        }
+        std::fs::write(suites.join("s.yaml"), yaml).expect("write");
+        std::fs::write(
+            suites.join("t.yaml"),
+            "suite: t\ndescription: never run\nproviders:\n  - id: echo\n    type: echo\nprompt: \"Q\"\ncases:\n  - id: a\n    assert: [{type: icontains, value: Q}]\n",
+        )
+        .expect("write");
+        let ctx = Ctx {
+            machine_stdout: std::cell::Cell::new(false),
+            printer: crate::output::Printer::new(crate::output::Verbosity::Quiet, true),
+            db: Some(dir.path().join("h.db")),
+            config: None,
+            cwd: dir.path().to_path_buf(),
+        };
+        let project = ctx.project().expect("project");
+        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
+        let (loaded, diags) = crate::suite::load_suites(&files, &project);
+        assert!(diags.is_empty(), "{diags:?}");
+        let db = dir.path().join("h.db");
+        let mut store = Store::open(&db).expect("store");
+        let now = chrono::Utc::now();
+        let mut infos = Vec::new();
+        // One run of `t` first (the index lists suites with runs), then the runs of `s`.
+        let t = loaded.iter().find(|s| s.name == "t").expect("suite t");
+        store_run(
+            &mut store,
+            &db,
+            t,
+            "t-0",
+            now - chrono::Duration::hours(30),
+            |_| true,
+        );
+        let suite = loaded.iter().find(|s| s.name == "s").expect("suite s");
+        for r in 0..runs {
+            let started = now - chrono::Duration::hours(i64::try_from(runs - r).expect("hours"));
+            infos.push(store_run(
+                &mut store,
+                &db,
+                suite,
+                &format!("run-{r}"),
+                started,
+                |i| (i + r) % 3 != 0,
+            ));
+        }
+        (dir, ctx, project, infos)
+    }
+
+    /// A job, built through serde (which leaves out what is not part of a job's identity).
+    pub(crate) fn job(seq: usize, case_id: &str, provider: &str, sample: u32) -> crate::model::Job {
+        serde_json::from_value(json!({
+            "seq": seq, "case_index": seq, "case_id": case_id,
+            "provider_index": 0, "provider_id": provider, "sample": sample,
+        }))
+        .expect("a job")
+    }
+
+    /// Store a complete run of `suite` in which case i passes when `pass(i)`.
+    pub(in crate::app) fn store_run(
+        store: &mut Store,
+        db: &Path,
+        suite: &Suite,
+        run_id: &str,
+        started: chrono::DateTime<chrono::Utc>,
+        pass: impl Fn(usize) -> bool,
+    ) -> RunInfo {
+        use crate::metrics::RunAccumulator;
+        use crate::model::{AssertionOutcome, ResultRecord};
+        let info = RunInfo {
+            run_id: run_id.into(),
+            suite: suite.name.clone(),
+            suite_hash: suite.hash.clone(),
+            started_at: started.to_rfc3339(),
+            finished_at: None,
+            status: RunStatus::Running,
+            providers: vec!["echo".into()],
+            planned: suite.cases.len() as u64,
+        };
+        store.begin_run(&info, suite, 1, "test").expect("begin");
+        let writer = crate::store::Writer::spawn(db, &info.run_id, 50).expect("writer");
+        let mut acc = RunAccumulator::new();
+        for (i, case) in suite.cases.iter().enumerate() {
+            let pass = pass(i);
+            let mut rec = ResultRecord::new(
+                job(i, &case.id, "echo", 0),
+                if pass {
+                    CaseStatus::Passed
+                } else {
+                    CaseStatus::Failed
+                },
+            );
+            rec.case_hash = case.hash.clone();
+            rec.prompt = format!("Q: question {i}");
+            rec.output = Some(if pass { "right" } else { "<wrong> & 'so'" }.into());
+            rec.score = Some(if pass { 1.0 } else { 0.0 });
+            rec.latency_ms = Some(10.0 + i as f64);
+            rec.assertions = vec![AssertionOutcome {
+                type_name: "icontains".into(),
+                pass,
+                score: if pass { 1.0 } else { 0.0 },
+                reason: "checked \"right\"".into(),
+                details: serde_json::Value::Null,
+                weight: 1.0,
+                metric: None,
+                unscorable: false,
+            }];
+            acc.add(&rec);
+            writer.send(rec).expect("send");
+        }
+        writer.finish().expect("writer");
+        let finished = (started + chrono::Duration::minutes(1)).to_rfc3339();
+        store
+            .finish_run(
+                &info.run_id,
+                RunStatus::Complete,
+                &finished,
+                &acc.finish(Some(60.0)),
+                &[],
+            )
+            .expect("finish");
+        store.run(&info.run_id).expect("read").expect("run")
+    }
+
+    /// Every file under `dir`, with the generation time (minutes) taken out.
+    fn pages(dir: &Path) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let text = std::fs::read_to_string(&p).expect("read page");
+                    let text = match text.find("Generated ") {
+                        Some(at) => format!("{}{}", &text[..at], &text[at + 30..]),
+                        None => text,
+                    };
+                    let name = p
+                        .strip_prefix(dir)
+                        .expect("under dir")
+                        .display()
+                        .to_string();
+                    out.insert(name, text);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_way_of_refreshing_writes_the_same_pages() {
+        let (dir, ctx, project, infos) = history(4);
+        let reports = dir.path().join("reports");
+        let mut store = Store::open(&dir.path().join("h.db")).expect("store");
+        let ran = vec!["s".to_owned()];
+
+        after_run(&ctx, &store, &project, &ran).expect("from disk");
+        let from_disk = pages(&reports);
+        assert!(
+            from_disk.contains_key("runs/run-3-p9.html"),
+            "{:?}",
+            from_disk.keys()
+        );
+        let index = &from_disk["index.html"];
+        assert!(
+            index.contains("never run"),
+            "the suite not run keeps its description"
+        );
+        assert!(index.contains("Refunds &amp; &lt;returns&gt;"));
+        let run = &from_disk["runs/run-3.html"];
+        assert!(run.contains("<pre>right 1</pre>"), "expected answers");
+        assert!(run.contains("flip: passed -&gt; failed"), "flips");
+
+        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
+        let (loaded, _) = crate::suite::load_suites(&files, &project);
+        let s = loaded.iter().find(|x| x.name == "s").expect("s");
+        for given in [vec![s], loaded.iter().collect::<Vec<_>>()] {
+            std::fs::remove_dir_all(&reports).expect("clean");
+            after_run_with_suites(&ctx, &store, &project, &ran, &given).expect("given");
+            assert_eq!(
+                pages(&reports),
+                from_disk,
+                "suites handed over: {}",
+                given.len()
+            );
+        }
+
+        // A run too large to hold rendered is read twice, one page in memory at a time.
+        std::fs::remove_dir_all(&reports).expect("clean");
+        let budget = &html::TEST_ROWS_IN_MEMORY;
+        let before = budget.swap(1, std::sync::atomic::Ordering::Relaxed);
+        let streamed = after_run(&ctx, &store, &project, &ran);
+        budget.store(before, std::sync::atomic::Ordering::Relaxed);
+        streamed.expect("streamed");
+        assert_eq!(pages(&reports), from_disk, "two reads");
+
+        // Begun while the newest run was running: its statuses are not read ahead, the
+        // others are.
+        let newest = infos.last().expect("newest");
+        let arcs = vec![Arc::new(s.clone())];
+        for given in [&arcs[..], &[]] {
+            std::fs::remove_dir_all(&reports).ok();
+            store
+                .set_run_status(&newest.run_id, RunStatus::Running)
+                .expect("status");
+            let mut refresh = Refresh::begin(&ctx, &project, &dir.path().join("h.db"), given);
+            assert!(refresh.statuses().get(&infos[0]).is_some(), "read ahead");
+            store
+                .set_run_status(&newest.run_id, RunStatus::Complete)
+                .expect("status");
+            assert!(refresh.statuses().get(newest).is_none(), "was running");
+            refresh
+                .finish(&ctx, &store, &project, &ran)
+                .expect("read ahead");
+            assert_eq!(
+                pages(&reports),
+                from_disk,
+                "read ahead, {} given",
+                given.len()
+            );
+        }
+
+        // And the newest run's results rendered as they came (in another order than the
+        // plan's): the same pages; the fed rows are what is shown (a changed output shows);
+        // a feed that misses a result is not used.
+        let mut records = Vec::new();
+        store
+            .for_each_result(&newest.run_id, |r| {
+                records.push(r);
+                Ok(())
+            })
+            .expect("results");
+        records.reverse();
+        for (how, tamper, skip) in [
+            ("fed", None, false),
+            ("fed, changed", Some("a changed &lt;output&gt;"), false),
+            ("fed, one missing", Some("not shown"), true),
+        ] {
+            std::fs::remove_dir_all(&reports).expect("clean");
+            store
+                .set_run_status(&newest.run_id, RunStatus::Running)
+                .expect("status");
+            let mut refresh = Refresh::begin(&ctx, &project, &dir.path().join("h.db"), &arcs);
+            let running = store.run(&newest.run_id).expect("read").expect("run");
+            let mut feed = refresh.feed(&running);
+            for (i, rec) in records.iter().enumerate() {
+                if skip && i == 5 {
+                    continue;
+                }
+                let mut rec = rec.clone();
+                if let (Some(t), 0) = (tamper, rec.job.seq) {
+                    rec.output = Some(t.replace("&lt;", "<").replace("&gt;", ">"));
+                }
+                feed.add(&rec);
+            }
+            store
+                .set_run_status(&newest.run_id, RunStatus::Complete)
+                .expect("status");
+            refresh.fed(feed);
+            refresh.finish(&ctx, &store, &project, &ran).expect(how);
+            let got = pages(&reports);
+            match tamper {
+                Some(t) if !skip => {
+                    let page = &got["runs/run-3.html"];
+                    assert!(page.contains(t), "{how}: the fed rows are shown");
+                    assert_ne!(got, from_disk, "{how}");
+                }
+                _ => assert_eq!(got, from_disk, "{how}"),
+            }
+        }
+    }
+
+    #[test]
+    fn statuses_read_ahead_are_dropped_when_the_run_changed() {
+        let (dir, _ctx, _project, infos) = history(2);
+        let store = Store::open(&dir.path().join("h.db")).expect("store");
+        let cache = StatusCache::read_ahead(&store, &["s"]).expect("read ahead");
+        assert_eq!(cache.get(&infos[1]).map(<[_]>::len), Some(830));
+        let mut resumed = infos[1].clone();
+        resumed.finished_at = Some(chrono::Utc::now().to_rfc3339());
+        assert!(cache.get(&resumed).is_none(), "finished again");
+        let mut failed = infos[1].clone();
+        failed.status = RunStatus::Failed;
+        assert!(cache.get(&failed).is_none(), "status changed");
+        assert_eq!(
+            cache.statuses(&store, &resumed).expect("read").len(),
+            830,
+            "read again"
+        );
+    }
 
     fn r(case: &str, status: CaseStatus, score: f64, lat: f64) -> ScoredResult {
         ScoredResult {

@@ -8,6 +8,10 @@
 
 pub mod chart;
 mod human;
+mod run_page;
+pub use run_page::RunRows;
+#[cfg(test)]
+pub(crate) use run_page::TEST_ROWS_IN_MEMORY;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +23,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use self::chart::{MarkerIn, Sample, SeriesIn, Unit, line_chart, sparkline};
-use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus, Suite};
+use crate::model::{CaseStatus, RunInfo, RunStatus, Suite};
 use crate::store::{Store, StoreError};
 use crate::store::{TrendQuery, TrendRow};
 
@@ -106,38 +110,50 @@ impl Window {
 
 /// The expected answers of the suites on disk, to show beside stored results (the store
 /// keeps prompts and outputs, not the expected answer). A case whose content hash changed
-/// since a run says so.
+/// since a run says so. Borrows the suites it was made from.
 #[derive(Debug, Default, Clone)]
-pub struct Expected {
-    /// (suite, case id) -> (content hash, expected)
-    cases: HashMap<(String, String), (String, Option<String>)>,
+pub struct Expected<'a> {
+    /// suite -> case id -> (content hash, expected)
+    cases: HashMap<&'a str, HashMap<&'a str, (&'a str, Option<&'a str>)>>,
 }
 
-impl Expected {
-    #[must_use]
-    pub fn from_suites(suites: &[Suite]) -> Self {
-        let mut cases = HashMap::new();
+impl<'a> Expected<'a> {
+    /// From suites in file order: a later suite of the same name overrides an earlier one.
+    pub fn from_suites<I: IntoIterator<Item = &'a Suite>>(suites: I) -> Self {
+        let mut cases: HashMap<&'a str, HashMap<&'a str, (&'a str, Option<&'a str>)>> =
+            HashMap::new();
         for s in suites {
+            let of_suite = cases.entry(s.name.as_str()).or_default();
+            of_suite.reserve(s.cases.len());
             for c in &s.cases {
-                cases.insert(
-                    (s.name.clone(), c.id.clone()),
-                    (c.hash.clone(), c.expected.clone()),
-                );
+                of_suite.insert(c.id.as_str(), (c.hash.as_str(), c.expected.as_deref()));
             }
         }
         Self { cases }
     }
 
     /// The expected answer, or why there is none to show.
-    fn lookup(&self, suite: &str, case_id: &str, hash: &str) -> Result<String, String> {
-        match self.cases.get(&(suite.to_string(), case_id.to_string())) {
-            None => Err("not stored with the run, and the case is not in the suite files read".into()),
-            Some((h, _)) if h != hash => Err(
-                "not shown: the case has been edited since this run (the store keeps no expected answer)".into(),
-            ),
-            Some((_, None)) => Err("the case sets no expected answer".into()),
-            Some((_, Some(e))) => Ok(e.clone()),
-        }
+    fn lookup(&self, suite: &str, case_id: &str, hash: &str) -> Result<&'a str, &'static str> {
+        expected_answer(
+            self.cases.get(suite).and_then(|s| s.get(case_id)).copied(),
+            hash,
+        )
+    }
+}
+
+/// The expected answer of a result whose case had content hash `hash`, from the case of the
+/// suite on disk (its hash and expected answer) if there is one; or why there is none.
+fn expected_answer<'a>(
+    found: Option<(&'a str, Option<&'a str>)>,
+    hash: &str,
+) -> Result<&'a str, &'static str> {
+    match found {
+        None => Err("not stored with the run, and the case is not in the suite files read"),
+        Some((h, _)) if h != hash => Err(
+            "not shown: the case has been edited since this run (the store keeps no expected answer)",
+        ),
+        Some((_, None)) => Err("the case sets no expected answer"),
+        Some((_, Some(e))) => Ok(e),
     }
 }
 
@@ -157,21 +173,119 @@ pub struct Written {
     pub files: Vec<PathBuf>,
 }
 
+/// The per-result statuses of finished runs, read ahead of a refresh (the heat maps and the
+/// flips of run pages read them: one run's 10,000 results take milliseconds), each kept with
+/// the run's status and finish time when read: a run that changed since (a resumed run) is
+/// read again.
+#[derive(Debug, Default)]
+pub struct StatusCache {
+    runs: HashMap<String, (RunStatus, Option<String>, Vec<StatusRow>)>,
+}
+
+impl StatusCache {
+    /// Rows held at most (about a hundred bytes each).
+    pub const MAX_ROWS: usize = 2_000_000;
+
+    /// Read the statuses of the newest finished runs of `suites`: those the heat map and the
+    /// flips of their pages show (and the alert rules of `run` compare with), at most
+    /// [`Self::MAX_ROWS`] in all, newest first.
+    pub fn read_ahead(store: &Store, suites: &[&str]) -> Result<Self, StoreError> {
+        let mut cache = Self::default();
+        let mut rows = 0usize;
+        for name in suites {
+            let runs = store.run_infos(Some(name), None, RECENT_RUNS.max(HEAT_RUNS))?;
+            for r in runs.iter().rev() {
+                if r.status == RunStatus::Running || cache.runs.contains_key(&r.run_id) {
+                    continue;
+                }
+                let statuses = store.result_statuses(&r.run_id)?;
+                rows += statuses.len();
+                if rows > Self::MAX_ROWS {
+                    return Ok(cache);
+                }
+                cache.runs.insert(
+                    r.run_id.clone(),
+                    (r.status, r.finished_at.clone(), statuses),
+                );
+            }
+        }
+        Ok(cache)
+    }
+
+    /// Keep the statuses of `run` (as it is now).
+    pub fn insert(&mut self, run: &RunInfo, statuses: Vec<StatusRow>) {
+        self.runs.insert(
+            run.run_id.clone(),
+            (run.status, run.finished_at.clone(), statuses),
+        );
+    }
+
+    /// The statuses of `run` if they were read ahead and the run has not changed since.
+    #[must_use]
+    pub fn get(&self, run: &RunInfo) -> Option<&[StatusRow]> {
+        match self.runs.get(&run.run_id) {
+            Some((status, finished, rows))
+                if *status == run.status && *finished == run.finished_at =>
+            {
+                Some(rows)
+            }
+            _ => None,
+        }
+    }
+
+    /// The statuses of `run`: read ahead, or read now.
+    pub fn statuses<'a>(
+        &'a self,
+        store: &Store,
+        run: &RunInfo,
+    ) -> Result<std::borrow::Cow<'a, [StatusRow]>, StoreError> {
+        Ok(match self.get(run) {
+            Some(rows) => std::borrow::Cow::Borrowed(rows),
+            None => std::borrow::Cow::Owned(store.result_statuses(&run.run_id)?),
+        })
+    }
+}
+
+/// Work done ahead of a refresh ([`crate::app::report::Refresh`]).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Statuses of finished runs, read ahead.
+    pub statuses: StatusCache,
+    /// Results rendered while their runs ran, by run id.
+    pub rows: HashMap<String, RunRows>,
+}
+
+/// One result's status in a run: (case id, provider, sample, status), as
+/// [`Store::result_statuses`] gives them.
+pub type StatusRow = (String, String, u32, CaseStatus);
+
+/// The templates of the trend pages and the index.
+const TREND_TEMPLATES: [(&str, &str); 4] = [
+    ("chart.html", include_str!("templates/chart.html")),
+    ("spark.html", include_str!("templates/spark.html")),
+    ("index.html", include_str!("templates/index.html")),
+    ("suite.html", include_str!("templates/suite.html")),
+];
+
+/// The template of the part of a run page above its results.
+const RUN_TEMPLATE: (&str, &str) = ("run.html", include_str!("templates/run.html"));
+
 /// The tera engine with every template, HTML autoescaping on.
 fn engine() -> Result<tera::Tera, HtmlError> {
+    let mut all = TREND_TEMPLATES.to_vec();
+    all.push(RUN_TEMPLATE);
+    engine_of(&all)
+}
+
+/// The tera engine with these templates, HTML autoescaping on.
+fn engine_of(templates: &[(&str, &str)]) -> Result<tera::Tera, HtmlError> {
     let mut t = tera::Tera::new();
     t.autoescape_on([".html"]);
-    t.add_raw_templates([
-        ("chart.html", include_str!("templates/chart.html")),
-        ("spark.html", include_str!("templates/spark.html")),
-        ("index.html", include_str!("templates/index.html")),
-        ("suite.html", include_str!("templates/suite.html")),
-        ("run.html", include_str!("templates/run.html")),
-    ])
-    .map_err(|e| HtmlError::Template {
-        page: "templates".into(),
-        message: format!("{e:#}"),
-    })?;
+    t.add_raw_templates(templates.iter().copied())
+        .map_err(|e| HtmlError::Template {
+            page: "templates".into(),
+            message: format!("{e:#}"),
+        })?;
     Ok(t)
 }
 
@@ -263,6 +377,7 @@ fn short_time(s: &str) -> String {
     parse_time(s).map_or_else(|| s.to_string(), |d| d.format("%m-%d %H:%M").to_string())
 }
 
+#[cfg(test)]
 fn clip(text: &str) -> String {
     match text.char_indices().nth(MAX_TEXT) {
         None => text.to_string(),
@@ -807,13 +922,16 @@ fn is_flip(a: CaseStatus, b: CaseStatus) -> bool {
     a != b && (a == CaseStatus::Passed || b == CaseStatus::Passed)
 }
 
+/// (case, provider, sample) of a heat-map row.
+type HeatKey<'a> = (&'a str, &'a str, u32);
+
 /// Runs x results that changed verdict, over the newest `HEAT_RUNS` runs: bounded reads.
 fn heat_map(
     store: &Store,
     runs: &[RunInfo],
     with_pages: &HashMap<String, bool>,
+    cache: &StatusCache,
 ) -> Result<Heat, HtmlError> {
-    type Key = (String, String, u32);
     let runs: Vec<&RunInfo> = runs
         .iter()
         .filter(|r| r.status != RunStatus::Running)
@@ -823,35 +941,37 @@ fn heat_map(
         .into_iter()
         .rev()
         .collect();
-    let mut statuses: Vec<HashMap<Key, CaseStatus>> = Vec::with_capacity(runs.len());
+    let mut lists: Vec<std::borrow::Cow<'_, [StatusRow]>> = Vec::with_capacity(runs.len());
     for r in &runs {
-        statuses.push(
-            store
-                .result_statuses(&r.run_id)?
-                .into_iter()
-                .map(|(c, p, s, st)| ((c, p, s), st))
-                .collect(),
-        );
+        lists.push(cache.statuses(store, r)?);
     }
-    let mut flips: HashMap<&Key, usize> = HashMap::new();
-    for pair in statuses.windows(2) {
-        for (k, now) in &pair[1] {
-            if let Some(before) = pair[0].get(k)
-                && is_flip(*before, *now)
+    let statuses: Vec<run_page::StatusIndex<'_>> = lists
+        .iter()
+        .map(|l| run_page::StatusIndex::new(l))
+        .collect();
+    // (case, provider, sample) -> (flips, a position where the runs list it).
+    let mut flips: HashMap<HeatKey<'_>, (usize, usize)> = HashMap::new();
+    for i in 1..lists.len() {
+        for (at, (case, provider, sample, now)) in lists[i].iter().enumerate() {
+            if let Some(before) = statuses[i - 1].get(at, case, provider, *sample)
+                && is_flip(before, *now)
             {
-                *flips.entry(k).or_default() += 1;
+                flips
+                    .entry((case.as_str(), provider.as_str(), *sample))
+                    .or_insert((0, at))
+                    .0 += 1;
             }
         }
     }
-    let mut keys: Vec<(&Key, usize)> = flips.into_iter().collect();
-    keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut keys: Vec<(HeatKey<'_>, (usize, usize))> = flips.into_iter().collect();
+    keys.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
     let more = keys.len().saturating_sub(HEAT_ROWS);
     let mut rows = Vec::new();
-    for (k, n) in keys.into_iter().take(HEAT_ROWS) {
+    for (k, (n, at)) in keys.into_iter().take(HEAT_ROWS) {
         let mut cells = Vec::with_capacity(runs.len());
         let mut prev: Option<CaseStatus> = None;
         for (i, st) in statuses.iter().enumerate() {
-            let s = st.get(k).copied();
+            let s = st.get(at, k.0, k.1, k.2);
             let flip = matches!((prev, s), (Some(a), Some(b)) if is_flip(a, b));
             let title = format!(
                 "{} · {} · run {} ({}): {}{}",
@@ -871,9 +991,9 @@ fn heat_map(
             case: if k.2 > 0 {
                 format!("{} #{}", k.0, k.2)
             } else {
-                k.0.clone()
+                k.0.to_owned()
             },
-            provider: k.1.clone(),
+            provider: k.1.to_owned(),
             flips: n,
             cells,
         });
@@ -905,6 +1025,7 @@ fn build_suite(
     description: Option<String>,
     opts: &Options,
     with_pages: &HashMap<String, bool>,
+    cache: &StatusCache,
 ) -> Result<String, HtmlError> {
     // One read of the suite's whole metric history (pre-aggregated: one row per run and
     // provider, and per tag), then every window is a slice of it.
@@ -1054,12 +1175,17 @@ fn build_suite(
             runs,
         })
         .collect();
-    flaky.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.case.cmp(&b.case)));
+    flaky.sort_by(|a, b| {
+        b.runs
+            .cmp(&a.runs)
+            .then_with(|| a.case.cmp(&b.case))
+            .then_with(|| a.provider.cmp(&b.provider))
+    });
     flaky.truncate(TABLE_ROWS);
 
     let since = start.map(|d| d.to_rfc3339());
     let window_runs = store.run_infos(Some(name), since.as_deref(), HEAT_RUNS.max(RECENT_RUNS))?;
-    let heat = heat_map(store, &window_runs, with_pages)?;
+    let heat = heat_map(store, &window_runs, with_pages, cache)?;
     let recent_runs = store.run_infos(Some(name), None, RECENT_RUNS)?;
     let mut recent = Vec::new();
     for r in recent_runs.iter().rev() {
@@ -1114,328 +1240,26 @@ fn build_suite(
 // ---------------------------------------------------------------------------------------
 // Run pages
 
-#[derive(Serialize)]
-struct MetricRow {
-    provider: String,
-    cases: u64,
-    pass_rate: String,
-    mean_score: String,
-    errors: u64,
-    halluc: String,
-    p50: String,
-    p95: String,
-    p99: String,
-    tokens: String,
-    cost: String,
-}
-
-#[derive(Serialize)]
-struct GateRow {
-    metric: String,
-    provider: String,
-    limit: String,
-    value: String,
-    ok: bool,
-}
-
-#[derive(Serialize)]
-struct FlipRow {
-    case: String,
-    provider: String,
-    sample: u32,
-    from: &'static str,
-    to: &'static str,
-}
-
-#[derive(Serialize)]
-struct AssertionRow {
-    kind: String,
-    verdict: &'static str,
-    class: &'static str,
-    score: String,
-    reason: String,
-}
-
-#[derive(Serialize)]
-struct ResultView {
-    status: &'static str,
-    open: bool,
-    case: String,
-    provider: String,
-    sample: u32,
-    score: String,
-    latency: String,
-    flip: Option<String>,
-    prompt: String,
-    expected: Option<String>,
-    expected_note: String,
-    output: Option<String>,
-    error: Option<String>,
-    assertions: Vec<AssertionRow>,
-    meta: String,
-}
-
-#[derive(Serialize)]
-struct PageLink {
-    n: usize,
-    href: String,
-    current: bool,
-}
-
-#[derive(Serialize)]
-struct RunPage<'a> {
-    css: &'static str,
-    run_id: &'a str,
-    suite: &'a str,
-    suite_href: String,
-    started: String,
-    finished: Option<String>,
-    status: &'static str,
-    status_class: &'static str,
-    total: usize,
-    metrics: &'a [MetricRow],
-    gates: &'a [GateRow],
-    baseline: Option<&'a str>,
-    baseline_href: Option<String>,
-    flips: &'a [FlipRow],
-    flips_more: usize,
-    page: usize,
-    pages: Vec<PageLink>,
-    results: Vec<ResultView>,
-}
-
-fn result_view(
-    rec: ResultRecord,
-    suite: &str,
-    expected: &Expected,
-    flip: Option<String>,
-) -> ResultView {
-    let exp = expected.lookup(suite, &rec.job.case_id, &rec.case_hash);
-    let mut meta = vec![format!("attempts {}", rec.attempts)];
-    if let (Some(i), Some(o)) = (rec.tokens_in, rec.tokens_out) {
-        meta.push(format!("tokens {i} in / {o} out"));
-    }
-    if let Some(c) = rec.cost_usd {
-        meta.push(format!("cost {}", Unit::Usd.format(c)));
-    }
-    if let Some(f) = &rec.finish_reason {
-        meta.push(format!("finish {f}"));
-    }
-    if !rec.tags.is_empty() {
-        meta.push(format!("tags {}", rec.tags.join(", ")));
-    }
-    if let Some(l) = &rec.label {
-        meta.push(format!(
-            "label expected {} predicted {}",
-            l.expected,
-            l.predicted.as_deref().unwrap_or("none")
-        ));
-    }
-    meta.push(format!(
-        "case hash {}",
-        rec.case_hash.chars().take(12).collect::<String>()
-    ));
-    ResultView {
-        status: rec.status.as_str(),
-        open: rec.status != CaseStatus::Passed,
-        case: rec.job.case_id,
-        provider: rec.job.provider_id,
-        sample: rec.job.sample,
-        score: Unit::Score.show(rec.score),
-        latency: Unit::Ms.show(rec.latency_ms),
-        flip,
-        prompt: clip(&rec.prompt),
-        expected: exp.as_ref().ok().map(|e| clip(e)),
-        expected_note: exp.err().unwrap_or_default(),
-        output: rec.output.as_deref().map(clip),
-        error: rec.error.as_deref().map(clip),
-        assertions: rec
-            .assertions
-            .iter()
-            .map(|a| AssertionRow {
-                kind: a.type_name.clone(),
-                verdict: if a.unscorable {
-                    "unscorable"
-                } else if a.pass {
-                    "pass"
-                } else {
-                    "fail"
-                },
-                class: if a.unscorable {
-                    "unscorable"
-                } else if a.pass {
-                    "passed"
-                } else {
-                    "failed"
-                },
-                score: format!("{:.3}", a.score),
-                reason: clip(&a.reason),
-            })
-            .collect(),
-        meta: meta.join(" · "),
-    }
-}
-
 /// Write the pages of one run (`runs/<run>.html`, then `-p2`, `-p3`... of
 /// [`RESULTS_PER_PAGE`] results each).
 pub fn write_run_pages(
     store: &Store,
     dir: &Path,
     run_id: &str,
-    expected: &Expected,
+    expected: &Expected<'_>,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let t = engine()?;
-    write_run(store, &t, dir, run_id, expected, out)
-}
-
-fn write_run(
-    store: &Store,
-    t: &tera::Tera,
-    dir: &Path,
-    run_id: &str,
-    expected: &Expected,
-    out: &mut Written,
-) -> Result<(), HtmlError> {
-    let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
-        run_id: run_id.to_string(),
-    })?;
-    let metrics: Vec<MetricRow> = store
-        .run_metrics(&info.run_id)?
-        .into_iter()
-        .filter(|m| m.tag.is_none())
-        .map(|pm| {
-            let m = pm.metrics;
-            MetricRow {
-                provider: pm.provider,
-                cases: m.cases,
-                pass_rate: Unit::Rate.show(m.pass_rate),
-                mean_score: Unit::Score.show(m.mean_score),
-                errors: m.errors,
-                halluc: Unit::Rate.show(m.hallucination_rate),
-                p50: Unit::Ms.show(m.latency_p50_ms),
-                p95: Unit::Ms.show(m.latency_p95_ms),
-                p99: Unit::Ms.show(m.latency_p99_ms),
-                tokens: format!("{} / {}", m.tokens_in, m.tokens_out),
-                cost: Unit::Usd.format(m.cost_usd),
-            }
-        })
-        .collect();
-    let gates: Vec<GateRow> = store
-        .run_gates(&info.run_id)?
-        .into_iter()
-        .map(|g| GateRow {
-            metric: g.metric,
-            provider: g.provider,
-            limit: g.limit,
-            value: g.value.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
-            ok: g.ok,
-        })
-        .collect();
-    let statuses = store.result_statuses(&info.run_id)?;
-    let total = statuses.len();
-    let baseline = store.previous_complete_run(&info.suite, &info.started_at)?;
-    let mut flip_of: HashMap<(String, String, u32), (CaseStatus, CaseStatus)> = HashMap::new();
-    let mut flips = Vec::new();
-    let mut flip_total = 0usize;
-    if let Some(b) = &baseline {
-        let before: HashMap<(String, String, u32), CaseStatus> = store
-            .result_statuses(b)?
-            .into_iter()
-            .map(|(c, p, s, st)| ((c, p, s), st))
-            .collect();
-        for (c, p, s, to) in statuses {
-            let key = (c, p, s);
-            if let Some(&from) = before.get(&key)
-                && is_flip(from, to)
-            {
-                flip_total += 1;
-                if flips.len() < FLIPS_SHOWN {
-                    flips.push(FlipRow {
-                        case: key.0.clone(),
-                        provider: key.1.clone(),
-                        sample: key.2,
-                        from: from.as_str(),
-                        to: to.as_str(),
-                    });
-                }
-                flip_of.insert(key, (from, to));
-            }
-        }
-    }
-    let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
-    let runs_dir = dir.join("runs");
-    let (status_class, status) = match info.status {
-        RunStatus::Complete => ("ok", "complete"),
-        other => ("bad", other.as_str()),
-    };
-    let baseline_href = baseline.as_ref().and_then(|b| {
-        let f = run_file(b, 1);
-        runs_dir.join(&f).exists().then_some(f)
-    });
-    let mut page = 1usize;
-    let mut batch: Vec<ResultView> = Vec::with_capacity(RESULTS_PER_PAGE.min(total));
-    let emit = |batch: Vec<ResultView>, page: usize, out: &mut Written| -> Result<(), HtmlError> {
-        let pages = (1..=page_count)
-            .map(|n| PageLink {
-                n,
-                href: run_file(&info.run_id, n),
-                current: n == page,
-            })
-            .collect();
-        let html = render(
-            t,
-            "run.html",
-            &RunPage {
-                css: CSS,
-                run_id: &info.run_id,
-                suite: &info.suite,
-                suite_href: suite_href(&info.suite),
-                started: show_time(&info.started_at),
-                finished: info.finished_at.as_deref().map(show_time),
-                status,
-                status_class,
-                total,
-                metrics: &metrics,
-                gates: &gates,
-                baseline: baseline.as_deref(),
-                baseline_href: baseline_href.clone(),
-                flips: &flips,
-                flips_more: flip_total - flips.len(),
-                page,
-                pages,
-                results: batch,
-            },
-        )?;
-        write(&runs_dir.join(run_file(&info.run_id, page)), &html, out)
-    };
-    let mut failure: Option<HtmlError> = None;
-    store
-        .for_each_result(&info.run_id, |rec| {
-            let key = (
-                rec.job.case_id.clone(),
-                rec.job.provider_id.clone(),
-                rec.job.sample,
-            );
-            let flip = flip_of
-                .get(&key)
-                .map(|(a, b)| format!("{} -> {}", a.as_str(), b.as_str()));
-            batch.push(result_view(rec, &info.suite, expected, flip));
-            if batch.len() == RESULTS_PER_PAGE {
-                let full = std::mem::take(&mut batch);
-                if let Err(e) = emit(full, page, out) {
-                    failure = Some(e);
-                    return Err(StoreError::Other("render a run page".into()));
-                }
-                page += 1;
-            }
-            Ok(())
-        })
-        .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
-    if !batch.is_empty() || page == 1 {
-        emit(batch, page, out)?;
-    }
-    Ok(())
+    run_page::write_run(
+        store,
+        &t,
+        dir,
+        run_id,
+        expected,
+        &StatusCache::default(),
+        None,
+        out,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1449,10 +1273,37 @@ pub fn write_reports(
     dir: &Path,
     only: Option<&[String]>,
     descriptions: &HashMap<String, String>,
-    expected: &Expected,
+    expected: &Expected<'_>,
     opts: &Options,
 ) -> Result<Written, HtmlError> {
-    let t = engine()?;
+    write_reports_with(
+        store,
+        dir,
+        only,
+        descriptions,
+        expected,
+        opts,
+        Prepared::default(),
+        || None,
+    )
+}
+
+/// [`write_reports`] where the descriptions the index shows may still be loading:
+/// `index_descriptions` is called once, right before the index (the last page) is built, and
+/// what it returns, when Some, replaces `descriptions` there. `descriptions` must then hold
+/// those of the suites in `only` (their trend pages come first). `prepared` is work done
+/// ahead ([`crate::app::report::Refresh`]).
+#[allow(clippy::implicit_hasher, clippy::too_many_arguments)]
+pub fn write_reports_with(
+    store: &Store,
+    dir: &Path,
+    only: Option<&[String]>,
+    descriptions: &HashMap<String, String>,
+    expected: &Expected<'_>,
+    opts: &Options,
+    prepared: Prepared,
+    index_descriptions: impl FnOnce() -> Option<HashMap<String, String>>,
+) -> Result<Written, HtmlError> {
     let mut out = Written::default();
     let suites = store.suite_names()?;
     let chosen: Vec<String> = match only {
@@ -1487,22 +1338,27 @@ pub fn write_reports(
             }
         }
     }
-    // Run pages on a second thread with its own connection (SQLite readers run side by side),
-    // while this one builds the trend pages and the index.
+    // Run pages on a second thread with its own connection and template (SQLite readers run
+    // side by side), while this one builds the trend pages and the index.
     let db_path = store.path().to_path_buf();
-    std::thread::scope(|scope| -> Result<(), HtmlError> {
+    let Prepared { statuses, rows } = prepared;
+    let cache = &statuses;
+    let fed = std::sync::Mutex::new(rows);
+    let done = std::thread::scope(|scope| -> Result<(), HtmlError> {
         let pages = scope.spawn(|| -> Result<Written, HtmlError> {
             let mut written = Written::default();
             if to_write.is_empty() {
                 return Ok(written);
             }
             let own = Store::open(&db_path)?;
-            let t = engine()?;
+            let t = engine_of(&[RUN_TEMPLATE])?;
             for run_id in &to_write {
-                write_run(&own, &t, dir, run_id, expected, &mut written)?;
+                let rows = fed.lock().ok().and_then(|mut f| f.remove(run_id));
+                run_page::write_run(&own, &t, dir, run_id, expected, cache, rows, &mut written)?;
             }
             Ok(written)
         });
+        let t = engine_of(&TREND_TEMPLATES)?;
         for name in &chosen {
             let html = build_suite(
                 store,
@@ -1511,10 +1367,19 @@ pub fn write_reports(
                 descriptions.get(name).cloned(),
                 opts,
                 &with_pages,
+                cache,
             )?;
             write(&dir.join(suite_href(name)), &html, &mut out)?;
         }
-        let html = build_index(store, &t, &suites, descriptions, opts, &with_pages)?;
+        let late = index_descriptions();
+        let html = build_index(
+            store,
+            &t,
+            &suites,
+            late.as_ref().unwrap_or(descriptions),
+            opts,
+            &with_pages,
+        )?;
         write(&dir.join("index.html"), &html, &mut out)?;
         let written = pages.join().map_err(|_| HtmlError::Template {
             page: "run".to_string(),
@@ -1522,8 +1387,22 @@ pub fn write_reports(
         })??;
         out.files.extend(written.files);
         Ok(())
-    })?;
+    });
+    // Statuses read ahead are up to 20 runs of every suite: freed off the refresh's path.
+    if !statuses.runs.is_empty() {
+        drop_later(statuses);
+    }
+    done?;
     Ok(out)
+}
+
+/// Drop `value` on a thread of its own: freeing a large value (millions of strings) takes
+/// milliseconds that the caller need not wait for.
+pub fn drop_later<T: Send + 'static>(value: T) {
+    // When no thread can be started, the closure, and the value with it, is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("evalwatch-free".into())
+        .spawn(move || drop(value));
 }
 
 /// Whether a page was written after its run finished (a resumed run finishes again).

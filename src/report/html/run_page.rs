@@ -1,0 +1,927 @@
+//! Run pages: `runs/<run>.html`, then `-p2`, `-p3`... of [`RESULTS_PER_PAGE`] results each.
+//!
+//! What stands above the results (metrics, gates, the flips against the baseline) is the same
+//! on every page of a run: it is rendered once per run through the `run.html` template. The
+//! results are the bulk of the pages (10,000 results make 100 pages) and are written here
+//! directly, every string through tera's own HTML escaping ([`tera::escape_html`]), byte for
+//! byte as the template wrote them (a test renders both and compares).
+//!
+//! A run's results are read once: each is rendered as it is read, while the flips are found.
+//! A run too large to hold rendered in memory ([`ROWS_IN_MEMORY`]) is read twice instead
+//! (statuses first, for the flips above the results), one page in memory at a time.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+pub(super) use super::StatusRow;
+use super::chart::Unit;
+use super::{
+    CSS, Expected, FLIPS_SHOWN, HtmlError, MAX_TEXT, RESULTS_PER_PAGE, StatusCache, Written,
+    is_flip, render, run_file, show_time, suite_href, write,
+};
+use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
+use crate::store::{Store, StoreError};
+
+/// Bytes of rendered results a run may hold in memory to be written in one read of its
+/// results (about 40,000 results of ordinary size).
+pub(super) const ROWS_IN_MEMORY: usize = 64 << 20;
+
+/// [`ROWS_IN_MEMORY`]; tests lower it to take the two-read path (which writes the same pages,
+/// so that other tests running meanwhile are not affected).
+#[cfg(test)]
+pub(crate) static TEST_ROWS_IN_MEMORY: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(ROWS_IN_MEMORY);
+
+fn rows_in_memory() -> usize {
+    #[cfg(test)]
+    {
+        TEST_ROWS_IN_MEMORY.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(test))]
+    {
+        ROWS_IN_MEMORY
+    }
+}
+
+/// Pages of a run from which the writing is shared with a second thread.
+const PARALLEL_PAGES: usize = 8;
+
+/// Append `text` HTML-escaped exactly as the templates escape it (tera's escaping of
+/// `&`, `<`, `>`, `"` and `'`). Text with none of them, most of it, is copied as it is.
+pub(super) fn push_escaped(out: &mut String, text: &str) {
+    let Some(first) = text
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    else {
+        out.push_str(text);
+        return;
+    };
+    out.push_str(&text[..first]);
+    let mut buf = Vec::with_capacity(text.len() - first + 16);
+    // Writing into a Vec cannot fail.
+    let _ = tera::escape_html(&text[first..], &mut buf);
+    // ASCII bytes were replaced by ASCII: still UTF-8.
+    out.push_str(&String::from_utf8_lossy(&buf));
+}
+
+/// [`super::clip`], escaped, without the intermediate copy.
+fn push_clipped(out: &mut String, text: &str) {
+    // At most MAX_TEXT bytes is at most MAX_TEXT characters: nothing to cut.
+    if text.len() <= MAX_TEXT {
+        push_escaped(out, text);
+        return;
+    }
+    match text.char_indices().nth(MAX_TEXT) {
+        None => push_escaped(out, text),
+        Some((at, _)) => {
+            push_escaped(out, &text[..at]);
+            let _ = write!(
+                out,
+                "\n… [{} more characters not shown]",
+                text[at..].chars().count()
+            );
+        }
+    }
+}
+
+/// The statuses of one run, looked up by (case, provider, sample): by position first (runs
+/// of one suite list their results in the same plan order), through a map built on the first
+/// miss otherwise. A run has one result per (case, provider, sample).
+pub(super) struct StatusIndex<'a> {
+    rows: &'a [StatusRow],
+    map: OnceCell<HashMap<(&'a str, &'a str, u32), CaseStatus>>,
+}
+
+impl<'a> StatusIndex<'a> {
+    pub(super) fn new(rows: &'a [StatusRow]) -> Self {
+        Self {
+            rows,
+            map: OnceCell::new(),
+        }
+    }
+
+    /// The status of (case, provider, sample), `at` the position where it is expected.
+    pub(super) fn get(
+        &self,
+        at: usize,
+        case: &str,
+        provider: &str,
+        sample: u32,
+    ) -> Option<CaseStatus> {
+        if let Some(r) = self.rows.get(at)
+            && r.2 == sample
+            && r.0 == case
+            && r.1 == provider
+        {
+            return Some(r.3);
+        }
+        self.map
+            .get_or_init(|| {
+                self.rows
+                    .iter()
+                    .map(|r| ((r.0.as_str(), r.1.as_str(), r.2), r.3))
+                    .collect()
+            })
+            .get(&(case, provider, sample))
+            .copied()
+    }
+}
+
+#[derive(Serialize)]
+struct MetricRow {
+    provider: String,
+    cases: u64,
+    pass_rate: String,
+    mean_score: String,
+    errors: u64,
+    halluc: String,
+    p50: String,
+    p95: String,
+    p99: String,
+    tokens: String,
+    cost: String,
+}
+
+#[derive(Serialize)]
+struct GateRow {
+    metric: String,
+    provider: String,
+    limit: String,
+    value: String,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct FlipRow {
+    case: String,
+    provider: String,
+    sample: u32,
+    from: &'static str,
+    to: &'static str,
+}
+
+/// What `run.html` renders: everything above the results.
+#[derive(Serialize)]
+struct RunHead<'a> {
+    css: &'static str,
+    run_id: &'a str,
+    suite: &'a str,
+    suite_href: String,
+    started: String,
+    finished: Option<String>,
+    status: &'static str,
+    status_class: &'static str,
+    total: usize,
+    metrics: &'a [MetricRow],
+    gates: &'a [GateRow],
+    baseline: Option<&'a str>,
+    baseline_href: Option<String>,
+    flips: &'a [FlipRow],
+    flips_more: usize,
+}
+
+/// The flip of one result against the baseline, if it flipped.
+fn flip_of(
+    before: Option<&StatusIndex<'_>>,
+    at: usize,
+    case: &str,
+    provider: &str,
+    sample: u32,
+    now: CaseStatus,
+) -> Option<(CaseStatus, CaseStatus)> {
+    let from = before?.get(at, case, provider, sample)?;
+    is_flip(from, now).then_some((from, now))
+}
+
+/// The flips listed above the results, and how many there are.
+#[derive(Default)]
+struct Flips {
+    shown: Vec<FlipRow>,
+    total: usize,
+}
+
+impl Flips {
+    fn add(&mut self, case: &str, provider: &str, sample: u32, flip: (CaseStatus, CaseStatus)) {
+        self.total += 1;
+        if self.shown.len() < FLIPS_SHOWN {
+            self.shown.push(FlipRow {
+                case: case.to_owned(),
+                provider: provider.to_owned(),
+                sample,
+                from: flip.0.as_str(),
+                to: flip.1.as_str(),
+            });
+        }
+    }
+}
+
+/// Append one result as the `<details>` block of a run page.
+fn push_result(
+    out: &mut String,
+    rec: &ResultRecord,
+    suite: &str,
+    expected: &Expected<'_>,
+    flip: Option<(CaseStatus, CaseStatus)>,
+    scratch: &mut String,
+) {
+    push_result_head(out, rec, flip);
+    push_expected(
+        out,
+        expected.lookup(suite, &rec.job.case_id, &rec.case_hash),
+    );
+    push_result_tail(out, rec, scratch);
+}
+
+/// A result's block up to its expected answer.
+fn push_result_head(out: &mut String, rec: &ResultRecord, flip: Option<(CaseStatus, CaseStatus)>) {
+    let status = rec.status.as_str();
+    out.push_str("<details class=\"result\"");
+    if rec.status != CaseStatus::Passed {
+        out.push_str(" open");
+    }
+    out.push_str("><summary><span class=\"badge ");
+    push_escaped(out, status);
+    out.push_str("\">");
+    push_escaped(out, status);
+    out.push_str("</span> <code>");
+    push_escaped(out, &rec.job.case_id);
+    out.push_str("</code> · ");
+    push_escaped(out, &rec.job.provider_id);
+    if rec.job.sample > 0 {
+        let _ = write!(out, " · sample {}", rec.job.sample);
+    }
+    out.push_str(" · score ");
+    push_escaped(out, &Unit::Score.show(rec.score));
+    out.push_str(" · ");
+    push_escaped(out, &Unit::Ms.show(rec.latency_ms));
+    if let Some((from, to)) = flip {
+        out.push_str(" · <b class=\"flip\">flip: ");
+        push_escaped(out, from.as_str());
+        out.push_str(" -&gt; ");
+        push_escaped(out, to.as_str());
+        out.push_str("</b>");
+    }
+    out.push_str("</summary>\n<div class=\"body\"><h4>Prompt</h4><pre>");
+    push_clipped(out, &rec.prompt);
+    out.push_str("</pre><h4>Expected</h4>");
+}
+
+/// A result's expected answer, or why there is none.
+fn push_expected(out: &mut String, exp: Result<&str, &'static str>) {
+    match exp {
+        Ok(e) if !e.is_empty() => {
+            out.push_str("<pre>");
+            push_clipped(out, e);
+            out.push_str("</pre>");
+        }
+        Ok(_) => out.push_str("<p class=\"muted\"></p>"),
+        Err(note) => {
+            out.push_str("<p class=\"muted\">");
+            push_escaped(out, note);
+            out.push_str("</p>");
+        }
+    }
+}
+
+/// A result's block after its expected answer.
+fn push_result_tail(out: &mut String, rec: &ResultRecord, scratch: &mut String) {
+    out.push_str("\n<h4>Output</h4>");
+    match rec.output.as_deref() {
+        Some(o) if !o.is_empty() => {
+            out.push_str("<pre>");
+            push_clipped(out, o);
+            out.push_str("</pre>");
+        }
+        _ => out.push_str("<p class=\"muted\">no output</p>"),
+    }
+    if let Some(e) = rec.error.as_deref().filter(|e| !e.is_empty()) {
+        out.push_str("<h4>Error</h4><pre>");
+        push_clipped(out, e);
+        out.push_str("</pre>");
+    }
+    out.push('\n');
+    if !rec.assertions.is_empty() {
+        out.push_str("<table><thead><tr><th>Assertion</th><th>Verdict</th><th>Score</th><th>Reason</th></tr></thead><tbody>");
+        for a in &rec.assertions {
+            let (verdict, class) = if a.unscorable {
+                ("unscorable", "unscorable")
+            } else if a.pass {
+                ("pass", "passed")
+            } else {
+                ("fail", "failed")
+            };
+            out.push_str("<tr><td>");
+            push_escaped(out, &a.type_name);
+            out.push_str("</td><td><span class=\"badge ");
+            out.push_str(class);
+            out.push_str("\">");
+            out.push_str(verdict);
+            out.push_str("</span></td><td>");
+            scratch.clear();
+            let _ = write!(scratch, "{:.3}", a.score);
+            push_escaped(out, scratch);
+            out.push_str("</td><td>");
+            push_clipped(out, &a.reason);
+            out.push_str("</td></tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("\n<p class=\"muted small\">");
+    meta(scratch, rec);
+    push_escaped(out, scratch);
+    out.push_str("</p></div></details>\n");
+}
+
+/// The line under a result: attempts, tokens, cost, finish reason, tags, label, case hash.
+fn meta(out: &mut String, rec: &ResultRecord) {
+    out.clear();
+    let _ = write!(out, "attempts {}", rec.attempts);
+    if let (Some(i), Some(o)) = (rec.tokens_in, rec.tokens_out) {
+        let _ = write!(out, " · tokens {i} in / {o} out");
+    }
+    if let Some(c) = rec.cost_usd {
+        let _ = write!(out, " · cost {}", Unit::Usd.format(c));
+    }
+    if let Some(f) = &rec.finish_reason {
+        let _ = write!(out, " · finish {f}");
+    }
+    if !rec.tags.is_empty() {
+        let _ = write!(out, " · tags {}", rec.tags.join(", "));
+    }
+    if let Some(l) = &rec.label {
+        let _ = write!(
+            out,
+            " · label expected {} predicted {}",
+            l.expected,
+            l.predicted.as_deref().unwrap_or("none")
+        );
+    }
+    out.push_str(" · case hash ");
+    out.extend(rec.case_hash.chars().take(12));
+}
+
+/// Everything of a run's pages but the results.
+struct Pages<'a> {
+    info: &'a RunInfo,
+    runs_dir: &'a Path,
+    metrics: Vec<MetricRow>,
+    gates: Vec<GateRow>,
+    baseline: Option<String>,
+    baseline_href: Option<String>,
+}
+
+impl Pages<'_> {
+    /// The part above the results, the same on every page.
+    fn head(&self, t: &tera::Tera, total: usize, flips: &Flips) -> Result<String, HtmlError> {
+        let (status_class, status) = match self.info.status {
+            RunStatus::Complete => ("ok", "complete"),
+            other => ("bad", other.as_str()),
+        };
+        render(
+            t,
+            "run.html",
+            &RunHead {
+                css: CSS,
+                run_id: &self.info.run_id,
+                suite: &self.info.suite,
+                suite_href: suite_href(&self.info.suite),
+                started: show_time(&self.info.started_at),
+                finished: self.info.finished_at.as_deref().map(show_time),
+                status,
+                status_class,
+                total,
+                metrics: &self.metrics,
+                gates: &self.gates,
+                baseline: self.baseline.as_deref(),
+                baseline_href: self.baseline_href.clone(),
+                flips: &flips.shown,
+                flips_more: flips.total - flips.shown.len(),
+            },
+        )
+    }
+
+    fn pager(&self, page: usize, pages: usize) -> String {
+        let mut out = String::from("<nav class=\"pager\">");
+        for n in 1..=pages {
+            if n == page {
+                let _ = write!(out, "<b>{n}</b>");
+            } else {
+                out.push_str("<a href=\"");
+                push_escaped(&mut out, &run_file(&self.info.run_id, n));
+                let _ = write!(out, "\">{n}</a>");
+            }
+            out.push(' ');
+        }
+        out.push_str("</nav>");
+        out
+    }
+
+    /// Page `page` of `pages` into `html`: the head, then what `results` appends (its
+    /// `<details>` blocks).
+    fn page_html(
+        &self,
+        html: &mut String,
+        head: &str,
+        page: usize,
+        pages: usize,
+        results: &dyn Fn(&mut String),
+    ) {
+        let pager = if pages > 1 {
+            self.pager(page, pages)
+        } else {
+            String::new()
+        };
+        html.clear();
+        html.push_str(head);
+        html.push_str("<h2>Results ");
+        if pages > 1 {
+            let _ = write!(
+                html,
+                "<span class=\"muted small\">(page {page} of {pages})</span>"
+            );
+        }
+        html.push_str("</h2>\n");
+        html.push_str(&pager);
+        html.push('\n');
+        results(html);
+        html.push('\n');
+        html.push_str(&pager);
+        html.push_str("\n</main></body></html>\n");
+    }
+
+    /// Write page `page` of `pages`.
+    fn write_page(
+        &self,
+        html: &mut String,
+        head: &str,
+        page: usize,
+        pages: usize,
+        results: &dyn Fn(&mut String),
+        out: &mut Written,
+    ) -> Result<(), HtmlError> {
+        self.page_html(html, head, page, pages, results);
+        write(
+            &self.runs_dir.join(run_file(&self.info.run_id, page)),
+            html,
+            out,
+        )
+    }
+}
+
+/// The results of one run rendered for its pages as `run` scores them, before the run ends
+/// ([`crate::app::report::Refresh::feed`]), so that writing its pages reads none of its
+/// results. Each result is rendered but for its expected answer, which the refresh looks up
+/// at the end (as for any run page). The rows are used only when they are exactly the run's
+/// stored results, rendered against the same baseline run; otherwise the pages are written
+/// as usual.
+pub struct RunRows {
+    run_id: String,
+    suite: String,
+    started_at: String,
+    db: std::path::PathBuf,
+    /// The baseline (previous complete run) and its statuses, read on the first result.
+    baseline: Baseline,
+    /// Baseline statuses by key, made on the first result out of the baseline's order.
+    baseline_keys: OnceCell<HashMap<(String, String, u32), CaseStatus>>,
+    rows: Vec<FedRow>,
+    bytes: usize,
+    /// Over [`ROWS_IN_MEMORY`], or the baseline could not be read: not used.
+    broken: bool,
+    scratch: String,
+}
+
+impl std::fmt::Debug for RunRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRows")
+            .field("run_id", &self.run_id)
+            .field("rows", &self.rows.len())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The baseline of a run being fed.
+enum Baseline {
+    Unread,
+    None,
+    Run(RunInfo, Vec<StatusRow>),
+}
+
+/// One result of a run being fed: its block around its expected answer.
+struct FedRow {
+    seq: usize,
+    head: String,
+    tail: String,
+    case_hash: String,
+    status: StatusRow,
+    flip: Option<(CaseStatus, CaseStatus)>,
+}
+
+impl RunRows {
+    /// Rows of run `info` (begun, stored as running), reading its baseline from the store at
+    /// `db`.
+    #[must_use]
+    pub fn new(info: &RunInfo, db: &Path) -> Self {
+        Self {
+            run_id: info.run_id.clone(),
+            suite: info.suite.clone(),
+            started_at: info.started_at.clone(),
+            db: db.to_path_buf(),
+            baseline: Baseline::Unread,
+            baseline_keys: OnceCell::new(),
+            rows: Vec::new(),
+            bytes: 0,
+            broken: false,
+            scratch: String::new(),
+        }
+    }
+
+    /// The run these rows are of.
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn read_baseline(&self) -> Result<Baseline, StoreError> {
+        let store = Store::open(&self.db)?;
+        let Some(id) = store.previous_complete_run(&self.suite, &self.started_at)? else {
+            return Ok(Baseline::None);
+        };
+        let Some(info) = store.run(&id)? else {
+            return Ok(Baseline::None);
+        };
+        let rows = store.result_statuses(&info.run_id)?;
+        Ok(Baseline::Run(info, rows))
+    }
+
+    fn baseline_status(
+        &self,
+        seq: usize,
+        case: &str,
+        provider: &str,
+        sample: u32,
+    ) -> Option<CaseStatus> {
+        let Baseline::Run(_, rows) = &self.baseline else {
+            return None;
+        };
+        if let Some(r) = rows.get(seq)
+            && r.2 == sample
+            && r.0 == case
+            && r.1 == provider
+        {
+            return Some(r.3);
+        }
+        self.baseline_keys
+            .get_or_init(|| {
+                rows.iter()
+                    .map(|r| ((r.0.clone(), r.1.clone(), r.2), r.3))
+                    .collect()
+            })
+            .get(&(case.to_owned(), provider.to_owned(), sample))
+            .copied()
+    }
+
+    /// Render one scored result of the run.
+    pub fn add(&mut self, rec: &ResultRecord) {
+        if self.broken {
+            return;
+        }
+        if matches!(self.baseline, Baseline::Unread) {
+            if let Ok(b) = self.read_baseline() {
+                self.baseline = b;
+            } else {
+                self.broken = true;
+                return;
+            }
+        }
+        let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
+        let flip = self
+            .baseline_status(rec.job.seq, case, provider, sample)
+            .filter(|&from| is_flip(from, rec.status))
+            .map(|from| (from, rec.status));
+        let mut head = String::with_capacity(512);
+        push_result_head(&mut head, rec, flip);
+        let mut tail = String::with_capacity(512);
+        push_result_tail(&mut tail, rec, &mut self.scratch);
+        self.bytes += head.len() + tail.len();
+        if self.bytes > rows_in_memory() {
+            self.broken = true;
+            self.rows = Vec::new();
+            return;
+        }
+        self.rows.push(FedRow {
+            seq: rec.job.seq,
+            head,
+            tail,
+            case_hash: rec.case_hash.clone(),
+            status: (case.clone(), provider.clone(), sample, rec.status),
+            flip,
+        });
+    }
+
+    /// The rows in plan order and their flips, when they are exactly the run's stored
+    /// results (`stored`, in plan order) and were rendered against `baseline`, the run's
+    /// baseline now.
+    fn into_rows(
+        mut self,
+        stored: &[StatusRow],
+        baseline: Option<&RunInfo>,
+    ) -> Option<(Vec<FedRow>, Flips)> {
+        if self.broken || self.rows.len() != stored.len() {
+            return None;
+        }
+        let same_baseline = match (&self.baseline, baseline) {
+            (Baseline::None, None) => true,
+            (Baseline::Run(then, _), Some(now)) => {
+                then.run_id == now.run_id
+                    && then.status == now.status
+                    && then.finished_at == now.finished_at
+            }
+            _ => false,
+        };
+        if !same_baseline {
+            return None;
+        }
+        self.rows.sort_by_key(|r| r.seq);
+        if self.rows.iter().zip(stored).any(|(r, s)| r.status != *s) {
+            return None;
+        }
+        let mut flips = Flips::default();
+        for r in &self.rows {
+            if let Some(f) = r.flip {
+                flips.add(&r.status.0, &r.status.1, r.status.2, f);
+            }
+        }
+        Some((self.rows, flips))
+    }
+}
+
+/// Write the pages of one run (from `fed` when they are its results).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_run(
+    store: &Store,
+    t: &tera::Tera,
+    dir: &Path,
+    run_id: &str,
+    expected: &Expected<'_>,
+    cache: &StatusCache,
+    fed: Option<RunRows>,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
+        run_id: run_id.to_string(),
+    })?;
+    let metrics: Vec<MetricRow> = store
+        .run_metrics(&info.run_id)?
+        .into_iter()
+        .filter(|m| m.tag.is_none())
+        .map(|pm| {
+            let m = pm.metrics;
+            MetricRow {
+                provider: pm.provider,
+                cases: m.cases,
+                pass_rate: Unit::Rate.show(m.pass_rate),
+                mean_score: Unit::Score.show(m.mean_score),
+                errors: m.errors,
+                halluc: Unit::Rate.show(m.hallucination_rate),
+                p50: Unit::Ms.show(m.latency_p50_ms),
+                p95: Unit::Ms.show(m.latency_p95_ms),
+                p99: Unit::Ms.show(m.latency_p99_ms),
+                tokens: format!("{} / {}", m.tokens_in, m.tokens_out),
+                cost: Unit::Usd.format(m.cost_usd),
+            }
+        })
+        .collect();
+    let gates: Vec<GateRow> = store
+        .run_gates(&info.run_id)?
+        .into_iter()
+        .map(|g| GateRow {
+            metric: g.metric,
+            provider: g.provider,
+            limit: g.limit,
+            value: g.value.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
+            ok: g.ok,
+        })
+        .collect();
+    let baseline = store.previous_complete_run(&info.suite, &info.started_at)?;
+    let baseline_info = match &baseline {
+        Some(b) => store.run(b)?,
+        None => None,
+    };
+    // Rendered while the run ran: used when they are exactly its stored results.
+    if let Some(fed) = fed {
+        let stored = cache.statuses(store, &info)?;
+        if let Some((rows, flips)) = fed.into_rows(&stored, baseline_info.as_ref()) {
+            let runs_dir = dir.join("runs");
+            let baseline_href = baseline.as_ref().and_then(|b| {
+                let f = run_file(b, 1);
+                runs_dir.join(&f).exists().then_some(f)
+            });
+            let pages = Pages {
+                info: &info,
+                runs_dir: &runs_dir,
+                metrics,
+                gates,
+                baseline,
+                baseline_href,
+            };
+            let results = |range: std::ops::Range<usize>, html: &mut String| {
+                for r in &rows[range] {
+                    html.push_str(&r.head);
+                    push_expected(
+                        html,
+                        expected.lookup(&info.suite, &r.status.0, &r.case_hash),
+                    );
+                    html.push_str(&r.tail);
+                }
+            };
+            return write_pages(t, &pages, rows.len(), &results, &flips, out);
+        }
+    }
+    let before_rows = match &baseline_info {
+        Some(b) => Some(cache.statuses(store, b)?),
+        None => None,
+    };
+    let before = before_rows.as_deref().map(StatusIndex::new);
+    let runs_dir = dir.join("runs");
+    let baseline_href = baseline.as_ref().and_then(|b| {
+        let f = run_file(b, 1);
+        runs_dir.join(&f).exists().then_some(f)
+    });
+    let pages = Pages {
+        info: &info,
+        runs_dir: &runs_dir,
+        metrics,
+        gates,
+        baseline,
+        baseline_href,
+    };
+
+    // One read: every result rendered as it is read, the flips found on the way.
+    let planned = usize::try_from(info.planned).unwrap_or(usize::MAX);
+    let mut rows = String::with_capacity(planned.saturating_mul(1100).min(rows_in_memory()));
+    let mut ends: Vec<usize> = Vec::new();
+    let mut flips = Flips::default();
+    let mut scratch = String::new();
+    let mut too_big = false;
+    let read = store.for_each_result(&info.run_id, |rec| {
+        let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
+        let flip = flip_of(
+            before.as_ref(),
+            ends.len(),
+            case,
+            provider,
+            sample,
+            rec.status,
+        );
+        if let Some(f) = flip {
+            flips.add(case, provider, sample, f);
+        }
+        push_result(&mut rows, &rec, &info.suite, expected, flip, &mut scratch);
+        ends.push(rows.len());
+        if rows.len() > rows_in_memory() {
+            too_big = true;
+            return Err(StoreError::Other("too large to hold".into()));
+        }
+        Ok(())
+    });
+    match read {
+        Ok(()) => {}
+        Err(_) if too_big => {
+            drop((rows, ends));
+            return write_run_streaming(store, t, &pages, before.as_ref(), expected, out);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let results = |range: std::ops::Range<usize>, html: &mut String| {
+        let from = if range.start == 0 {
+            0
+        } else {
+            ends[range.start - 1]
+        };
+        let to = if range.end == 0 {
+            0
+        } else {
+            ends[range.end - 1]
+        };
+        html.push_str(&rows[from..to]);
+    };
+    write_pages(t, &pages, ends.len(), &results, &flips, out)
+}
+
+/// Write the pages of a run of `total` results; `results(range, html)` appends the results
+/// of that range of positions (called from two threads).
+fn write_pages(
+    t: &tera::Tera,
+    pages: &Pages<'_>,
+    total: usize,
+    results: &(dyn Fn(std::ops::Range<usize>, &mut String) + Sync),
+    flips: &Flips,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let head = pages.head(t, total, flips)?;
+    let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
+    let write_pages = |range: std::ops::RangeInclusive<usize>| -> Result<Written, HtmlError> {
+        let mut written = Written::default();
+        let mut html = String::new();
+        for page in range {
+            let first = (page - 1) * RESULTS_PER_PAGE;
+            let last = (first + RESULTS_PER_PAGE).min(total);
+            pages.write_page(
+                &mut html,
+                &head,
+                page,
+                page_count,
+                &|html: &mut String| results(first..last, html),
+                &mut written,
+            )?;
+        }
+        Ok(written)
+    };
+    // Writing is most of what is left (10,000 results are 10 MB of pages): the second half
+    // of the pages on a thread of its own.
+    let split = if page_count >= PARALLEL_PAGES {
+        page_count / 2
+    } else {
+        page_count
+    };
+    std::thread::scope(|scope| -> Result<(), HtmlError> {
+        let second =
+            (split < page_count).then(|| scope.spawn(|| write_pages(split + 1..=page_count)));
+        let first = write_pages(1..=split);
+        let second = match second {
+            Some(h) => Some(h.join().map_err(|_| HtmlError::Template {
+                page: "run".into(),
+                message: "the thread writing run pages panicked".into(),
+            })?),
+            None => None,
+        };
+        out.files.extend(first?.files);
+        if let Some(second) = second {
+            out.files.extend(second?.files);
+        }
+        Ok(())
+    })
+}
+
+/// [`write_run`] for a run too large to hold rendered: the statuses first (for the flips
+/// above the results), then one page of results in memory at a time.
+fn write_run_streaming(
+    store: &Store,
+    t: &tera::Tera,
+    pages: &Pages<'_>,
+    before: Option<&StatusIndex<'_>>,
+    expected: &Expected<'_>,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let info = pages.info;
+    let statuses = store.result_statuses(&info.run_id)?;
+    let total = statuses.len();
+    let mut flips = Flips::default();
+    for (at, (case, provider, sample, now)) in statuses.iter().enumerate() {
+        if let Some(f) = flip_of(before, at, case, provider, *sample, *now) {
+            flips.add(case, provider, *sample, f);
+        }
+    }
+    drop(statuses);
+    let head = pages.head(t, total, &flips)?;
+    let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
+    let mut html = String::new();
+    let mut rows = String::new();
+    let mut scratch = String::new();
+    let (mut at, mut in_page, mut page) = (0usize, 0usize, 1usize);
+    let mut failure: Option<HtmlError> = None;
+    store
+        .for_each_result(&info.run_id, |rec| {
+            let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
+            let flip = flip_of(before, at, case, provider, sample, rec.status);
+            push_result(&mut rows, &rec, &info.suite, expected, flip, &mut scratch);
+            at += 1;
+            in_page += 1;
+            if in_page == RESULTS_PER_PAGE {
+                let results = |html: &mut String| html.push_str(&rows);
+                if let Err(e) = pages.write_page(&mut html, &head, page, page_count, &results, out)
+                {
+                    failure = Some(e);
+                    return Err(StoreError::Other("write a run page".into()));
+                }
+                rows.clear();
+                in_page = 0;
+                page += 1;
+            }
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
+    if in_page > 0 || page == 1 {
+        let results = |html: &mut String| html.push_str(&rows);
+        pages.write_page(&mut html, &head, page, page_count, &results, out)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
