@@ -69,6 +69,7 @@ fn suite(s: usize, cases: usize, version: u64) -> Suite {
         alerts: Vec::new(),
         review: None,
         hash: format!("suite-{s:02}-v{version}"),
+        named_metrics: std::collections::BTreeSet::new(),
     }
 }
 

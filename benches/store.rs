@@ -143,6 +143,7 @@ fn suite() -> Suite {
         alerts: Vec::new(),
         review: None,
         hash: "bench-suite".to_owned(),
+        named_metrics: std::collections::BTreeSet::new(),
     }
 }
 

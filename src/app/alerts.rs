@@ -102,9 +102,15 @@ pub fn suite_rules(
     suite: &Suite,
 ) -> Result<Vec<Rule>, Vec<String>> {
     let named: BTreeSet<String> = suite
-        .cases
+        .named_metrics
         .iter()
-        .flat_map(|c| c.asserts.iter().filter_map(|a| a.metric.clone()))
+        .cloned()
+        .chain(
+            suite
+                .cases
+                .iter()
+                .flat_map(|c| c.asserts.iter().filter_map(|a| a.metric.clone())),
+        )
         .collect();
     let (rules, errors) = rules_for(&suite.alerts, &project.alerts, &named);
     if errors.is_empty() {
@@ -167,15 +173,19 @@ enum Baseline {
 }
 
 impl<'a> SuiteEval<'a> {
-    fn new(suite: &'a Suite, rules: &'a [Rule]) -> Self {
-        let case_tags = if rules.iter().any(|r| r.tag.is_some()) {
+    /// `store` gives the cases' tags when `suite` comes without its cases (a run streamed
+    /// them): the newest version of each case stored.
+    fn new(suite: &'a Suite, rules: &'a [Rule], store: &Store) -> Self {
+        let case_tags = if !rules.iter().any(|r| r.tag.is_some()) {
+            HashMap::new()
+        } else if suite.cases.is_empty() {
+            store.case_tags(&suite.name).unwrap_or_default()
+        } else {
             suite
                 .cases
                 .iter()
                 .map(|c| (c.id.clone(), c.tags.clone()))
                 .collect()
-        } else {
-            HashMap::new()
         };
         Self {
             suite,
@@ -728,7 +738,7 @@ fn evaluate_run(
         })
         .collect();
     let now = Utc::now();
-    let mut eval = SuiteEval::new(suite, &rules);
+    let mut eval = SuiteEval::new(suite, &rules, store);
     eval.ahead = ahead;
     let findings = eval.findings(store, Some((info, metrics)), now);
     // The runs read (per-result rows of up to the last five, or more) are freed off the
@@ -822,7 +832,7 @@ fn check(
             Some(info) => store.run_metrics(&info.run_id)?,
             None => Vec::new(),
         };
-        let mut eval = SuiteEval::new(suite, rules);
+        let mut eval = SuiteEval::new(suite, rules, &store);
         let current = latest.as_ref().map(|i| (i, metrics.as_slice()));
         let findings = eval.findings(&store, current, now)?;
         let run_id = latest.as_ref().map(|i| i.run_id.as_str());

@@ -85,8 +85,6 @@ struct FileTally {
     selected: u64,
     /// Judges its assertions may call.
     judges: Vec<String>,
-    /// Named metrics its assertions declare (`metric:`), which alert rules may watch.
-    named_metrics: std::collections::BTreeSet<String>,
 }
 
 /// Checks every suite file in full on its own thread (see the module's doc), started once

@@ -372,6 +372,10 @@ pub struct Suite {
     pub review: Option<ReviewSettings>,
     /// Hex hash of the whole suite's content.
     pub hash: String,
+    /// Named metrics its assertions declare (`metric:`), defaults' and cases' alike: what
+    /// gates and alert rules may name besides the built-in metrics.
+    #[serde(default)]
+    pub named_metrics: std::collections::BTreeSet<String>,
 }
 
 #[cfg(test)]

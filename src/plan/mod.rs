@@ -184,6 +184,7 @@ mod tests {
             alerts: vec![],
             review: None,
             hash: "h".into(),
+            named_metrics: std::collections::BTreeSet::new(),
         }
     }
 

@@ -70,5 +70,6 @@ pub fn suite(cases: Vec<Case>) -> Suite {
         alerts: Vec::new(),
         review: None,
         hash: "suite-hash".into(),
+        named_metrics: std::collections::BTreeSet::new(),
     }
 }

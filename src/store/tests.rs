@@ -45,6 +45,7 @@ fn suite(name: &str, cases: Vec<Case>) -> Suite {
         alerts: Vec::new(),
         review: None,
         hash: format!("{name}-hash"),
+        named_metrics: std::collections::BTreeSet::new(),
     }
 }
 

@@ -101,6 +101,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The tags of every case of a suite, from the newest version of each stored.
+    pub fn case_tags(
+        &self,
+        suite: &str,
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.case_id, c.tags FROM cases c JOIN suites s ON s.id = c.suite_ref
+             WHERE s.name = ?1 ORDER BY c.id",
+        )?;
+        let mut out = std::collections::HashMap::new();
+        let rows = st.query_map([suite], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (id, tags) = row?;
+            out.insert(id, serde_json::from_str(&tags).unwrap_or_default());
+        }
+        Ok(out)
+    }
+
     /// Runs of a suite (or of every suite) that started at or after `since`, oldest first,
     /// without their metrics; at most `limit` of the newest (0: no limit).
     pub fn run_infos(

@@ -299,6 +299,7 @@ fn build(
             alerts: Vec::new(),
             review: None,
             hash: String::new(),
+            named_metrics: builder.named_metrics.clone(),
         });
         head_told = true;
     }
@@ -354,6 +355,7 @@ fn build(
         alerts,
         review,
         hash: String::new(),
+        named_metrics: std::mem::take(&mut builder.named_metrics),
     };
     suite.hash = if streaming {
         let mut pairs = std::mem::take(&mut builder.tally.pairs);

@@ -431,3 +431,47 @@ fn a_stdout_sink_never_corrupts_machine_output() {
         stdout(&o)
     );
 }
+
+/// `run` streams its cases, so the alert step gets a suite without them: rules on a named
+/// metric (`metric:` of an assertion) are still known, and a rule on a tag still sees the
+/// tagged cases (their tags come from the store).
+#[test]
+fn named_metric_and_tag_rules_work_on_a_streamed_run() {
+    let hook = Receiver::start();
+    let n = 100;
+    let p = project(
+        n,
+        "  - {metric: correct, min: 0.5, severity: warning}\n  - {metric: pass_rate, drop: 0.05, tag: billing, severity: critical}\n",
+        HOOK_SINK,
+    );
+    let mut cases = String::new();
+    for i in 0..n {
+        let tags = if i % 2 == 0 { "[\"billing\"]" } else { "[]" };
+        let _ = writeln!(
+            cases,
+            "{{\"id\": \"c{i}\", \"tags\": {tags}, \"vars\": {{\"q\": \"question {i}\"}}, \"expected\": \"right\", \"assert\": [{{\"type\": \"icontains\", \"value\": \"right\", \"metric\": \"correct\"}}]}}"
+        );
+    }
+    p.write("suites/cases/faq.jsonl", &cases);
+    let go = |args: &[&str]| run(&p, &hook, args);
+    for _ in 0..2 {
+        let o = go(&["run", "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(
+            json_runs(&o)[0]["alerts"],
+            Value::Array(vec![]),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // 10 billing cases break: -20 points on the tag, -10 overall.
+    let broken: Vec<usize> = (0..10).map(|i| i * 2).collect();
+    answers(&p, "faq", n, &broken);
+    let o = go(&["run", "--format", "json"]);
+    assert_eq!(code(&o), 1, "the tag rule fires\n{}", stderr(&o));
+    let alerts = json_runs(&o)[0]["alerts"].clone();
+    let fired: Vec<&Value> = alerts.as_array().expect("alerts").iter().collect();
+    assert_eq!(fired.len(), 1, "{alerts}");
+    assert_eq!(fired[0]["tag"], "billing", "{alerts}");
+    assert_eq!(fired[0]["metric"], "pass_rate");
+}
