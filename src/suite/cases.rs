@@ -105,17 +105,14 @@ impl<'a> CaseBuilder<'a> {
 
     /// Remember where case `id` is defined.
     fn remember(&mut self, id: &str, at: &Location) {
-        let file = match self
+        let known = self
             .seen_files
             .iter()
-            .rposition(|f| Arc::ptr_eq(f, &at.file) || *f == at.file)
-        {
-            Some(i) => i,
-            None => {
-                self.seen_files.push(Arc::clone(&at.file));
-                self.seen_files.len() - 1
-            }
-        };
+            .rposition(|f| Arc::ptr_eq(f, &at.file) || *f == at.file);
+        let file = known.unwrap_or_else(|| {
+            self.seen_files.push(Arc::clone(&at.file));
+            self.seen_files.len() - 1
+        });
         let at = SeenAt {
             file: u32::try_from(file).unwrap_or(u32::MAX),
             line: u32::try_from(at.line).unwrap_or(u32::MAX),
