@@ -739,7 +739,9 @@ pub(super) fn write_run(
                     html.push_str(&r.tail);
                 }
             };
-            return write_pages(t, &pages, rows.len(), &results, &flips, out);
+            let done = write_pages(t, &pages, rows.len(), &results, &flips, out);
+            super::drop_later(rows);
+            return done;
         }
     }
     let before_rows = match &baseline_info {
