@@ -217,7 +217,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     crate::phase::phase("start");
     // Building the HTTP client loads the TLS roots (milliseconds): on its own thread, while
     // the suites load.
-    let client = std::thread::spawn(provider::http_client);
+    let client = LazyClient::start();
     let project = ctx.project()?;
     let files = suite_files(ctx, &project, &args.paths)?;
     let filters = Filters {
@@ -295,10 +295,6 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     cancel_on_signal(&runtime, cancel.clone())?;
     ctx.machine_stdout
         .set(args.format != RunFormat::Text && args.out.is_none());
-    let client = client
-        .join()
-        .map_err(|_| anyhow::anyhow!("build the HTTP client: the thread panicked"))??;
-    crate::phase::phase("client");
     let env = RunEnv {
         ctx,
         project: &project,
@@ -349,7 +345,7 @@ struct RunEnv<'a> {
     ctx: &'a Ctx,
     project: &'a ProjectConfig,
     runtime: &'a tokio::runtime::Runtime,
-    client: &'a reqwest::Client,
+    client: &'a LazyClient,
     db: &'a std::path::Path,
     args: &'a RunArgs,
     filters: &'a Filters,
@@ -601,25 +597,12 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     // One rate limiter per provider id, shared by its calls as a provider and as a judge.
     let mut limiters: std::collections::HashMap<String, Arc<exec::Limiter>> =
         std::collections::HashMap::new();
-    let mut slots = Vec::with_capacity(suite.providers.len());
-    for spec in &suite.providers {
-        let provider =
-            provider::build(spec, env.client).map_err(|e| Failure::invalid(e.to_string()))?;
-        let limiter = Arc::clone(
-            limiters
-                .entry(spec.id.clone())
-                .or_insert_with(|| Arc::new(exec::Limiter::new(spec.rate_limit))),
-        );
-        slots.push(Slot {
-            provider,
-            concurrency: spec.concurrency,
-            timeout: spec.timeout,
-            retries: spec.retries,
-            pricing: spec.pricing,
-            rate_limit: spec.rate_limit,
-            limiter: Some(limiter),
-        });
-    }
+    // A resumed run must not be touched by a provider that cannot be built: built first. A
+    // new run's providers are built once it is begun, while the HTTP client's TLS roots load.
+    let mut slots = match &resume {
+        Some(_) => Some(build_slots(env, suite, &mut limiters)?),
+        None => None,
+    };
     let (tx, rx) = mpsc::channel::<Event>(1024);
     let renderer = Arc::new(
         Renderer::new(suite).map_err(|d| Failure::invalid(super::render_diagnostics(ctx, &d)))?,
@@ -687,6 +670,19 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     store.begin_run_deferred(&info, suite, std::process::id(), &host_name())?;
     let writer = Writer::spawn(env.db, &info.run_id, BATCH)?;
     crate::phase::phase("writer");
+    let slots = match slots.take() {
+        Some(slots) => slots,
+        None => match build_slots(env, suite, &mut limiters) {
+            Ok(slots) => slots,
+            Err(e) => {
+                drop(writer);
+                store.discard_run(&info.run_id)?;
+                lease.release();
+                return Err(e);
+            }
+        },
+    };
+    crate::phase::phase("providers");
     let bar = ctx
         .printer
         .progress(info.planned.saturating_sub(stored as u64), &suite.name);
@@ -892,6 +888,73 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         failures: consumed.failures,
         more_failures: consumed.more_failures,
     }))
+}
+
+/// The providers of `suite` with the limits the executor enforces.
+fn build_slots(
+    env: &RunEnv<'_>,
+    suite: &Suite,
+    limiters: &mut std::collections::HashMap<String, Arc<exec::Limiter>>,
+) -> anyhow::Result<Vec<Slot>> {
+    let client = env.client.get()?;
+    let mut slots = Vec::with_capacity(suite.providers.len());
+    for spec in &suite.providers {
+        let provider =
+            provider::build(spec, client).map_err(|e| Failure::invalid(e.to_string()))?;
+        let limiter = Arc::clone(
+            limiters
+                .entry(spec.id.clone())
+                .or_insert_with(|| Arc::new(exec::Limiter::new(spec.rate_limit))),
+        );
+        slots.push(Slot {
+            provider,
+            concurrency: spec.concurrency,
+            timeout: spec.timeout,
+            retries: spec.retries,
+            pricing: spec.pricing,
+            rate_limit: spec.rate_limit,
+            limiter: Some(limiter),
+        });
+    }
+    Ok(slots)
+}
+
+/// The HTTP client, built on its own thread (loading the TLS roots takes milliseconds) and
+/// waited for where it is first needed.
+struct LazyClient {
+    thread: std::sync::Mutex<
+        Option<std::thread::JoinHandle<Result<reqwest::Client, provider::ProviderError>>>,
+    >,
+    client: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl LazyClient {
+    fn start() -> Self {
+        Self {
+            thread: std::sync::Mutex::new(Some(std::thread::spawn(provider::http_client))),
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> anyhow::Result<&reqwest::Client> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let thread = self
+            .thread
+            .lock()
+            .map_err(|_| anyhow::anyhow!("build the HTTP client: a thread panicked"))?
+            .take();
+        if let Some(thread) = thread {
+            let client = thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("build the HTTP client: the thread panicked"))??;
+            let _ = self.client.set(client);
+        }
+        self.client
+            .get()
+            .ok_or_else(|| anyhow::anyhow!("build the HTTP client: it failed before"))
+    }
 }
 
 fn checker<'a>(env: &RunEnv<'a>) -> anyhow::Result<&'a Checker> {
@@ -1143,7 +1206,7 @@ fn judging(
     if ids.is_empty() {
         return Ok(None);
     }
-    let (project, client, db, cancel) = (env.project, env.client, env.db, env.cancel);
+    let (project, client, db, cancel) = (env.project, env.client.get()?, env.db, env.cancel);
     let mut judges = Vec::new();
     for id in ids {
         let Some(spec) = suite
