@@ -570,24 +570,14 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             let mut jobs = missing_jobs(jobs, &resume);
             let jobs_left = jobs.len();
             let cases: Vec<Arc<Case>> = suite.cases.iter().cloned().map(Arc::new).collect();
-            let mut queues: Vec<Vec<Job>> = suite.providers.iter().map(|_| Vec::new()).collect();
-            for job in jobs.drain(..) {
-                let to = job.provider_index;
-                queues[to].push(Job {
+            let jobs = jobs
+                .drain(..)
+                .map(|job| Job {
                     case: CaseRef(cases.get(job.case_index).cloned()),
                     ..job
-                });
-            }
-            let feeds = queues
-                .into_iter()
-                .map(|q| {
-                    let (s, r) = mpsc::unbounded_channel();
-                    for job in q {
-                        let _ = s.send(job);
-                    }
-                    Feed::Unbounded(r)
                 })
                 .collect();
+            let feeds = Feed::all_of(jobs, suite.providers.len());
             let left = jobs_left;
             (suite, feeds, Some((resume, left)), None)
         }

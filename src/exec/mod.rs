@@ -153,19 +153,7 @@ pub async fn execute(
     cancel: CancellationToken,
     tx: mpsc::Sender<Event>,
 ) {
-    let mut senders = Vec::with_capacity(slots.len());
-    let mut feeds = Vec::with_capacity(slots.len());
-    for _ in &slots {
-        let (s, r) = mpsc::unbounded_channel();
-        senders.push(s);
-        feeds.push(Feed::Unbounded(r));
-    }
-    for job in jobs {
-        if let Some(s) = senders.get(job.provider_index) {
-            let _ = s.send(job);
-        }
-    }
-    drop(senders);
+    let feeds = Feed::all_of(jobs, slots.len());
     execute_feeds(feeds, slots, global, render, after, cancel, tx).await;
 }
 
@@ -178,6 +166,23 @@ pub enum Feed {
 }
 
 impl Feed {
+    /// Feeds of `providers` providers holding `jobs` (by `job.provider_index`), closed.
+    #[must_use]
+    pub fn all_of(jobs: Vec<Job>, providers: usize) -> Vec<Self> {
+        let (senders, feeds): (Vec<_>, Vec<_>) = (0..providers)
+            .map(|_| {
+                let (s, r) = mpsc::unbounded_channel();
+                (s, Self::Unbounded(r))
+            })
+            .unzip();
+        for job in jobs {
+            if let Some(s) = senders.get(job.provider_index) {
+                let _ = s.send(job);
+            }
+        }
+        feeds
+    }
+
     async fn recv(&mut self) -> Option<Job> {
         match self {
             Self::Bounded(r) => r.recv().await,
