@@ -712,23 +712,23 @@ pub(super) fn write_run(
         Some(b) => store.run(b)?,
         None => None,
     };
+    let runs_dir = dir.join("runs");
+    let baseline_href = baseline.as_ref().and_then(|b| {
+        let f = run_file(b, 1);
+        runs_dir.join(&f).exists().then_some(f)
+    });
+    let pages = Pages {
+        info: &info,
+        runs_dir: &runs_dir,
+        metrics,
+        gates,
+        baseline,
+        baseline_href,
+    };
     // Rendered while the run ran: used when they are exactly its stored results.
     if let Some(fed) = fed {
         let stored = cache.statuses(store, &info)?;
         if let Some((rows, flips)) = fed.into_rows(&stored, baseline_info.as_ref()) {
-            let runs_dir = dir.join("runs");
-            let baseline_href = baseline.as_ref().and_then(|b| {
-                let f = run_file(b, 1);
-                runs_dir.join(&f).exists().then_some(f)
-            });
-            let pages = Pages {
-                info: &info,
-                runs_dir: &runs_dir,
-                metrics,
-                gates,
-                baseline,
-                baseline_href,
-            };
             let results = |range: std::ops::Range<usize>, html: &mut String| {
                 for r in &rows[range] {
                     html.push_str(&r.head);
@@ -749,19 +749,6 @@ pub(super) fn write_run(
         None => None,
     };
     let before = before_rows.as_deref().map(StatusIndex::new);
-    let runs_dir = dir.join("runs");
-    let baseline_href = baseline.as_ref().and_then(|b| {
-        let f = run_file(b, 1);
-        runs_dir.join(&f).exists().then_some(f)
-    });
-    let pages = Pages {
-        info: &info,
-        runs_dir: &runs_dir,
-        metrics,
-        gates,
-        baseline,
-        baseline_href,
-    };
 
     // One read: every result rendered as it is read, the flips found on the way.
     let planned = usize::try_from(info.planned).unwrap_or(usize::MAX);
