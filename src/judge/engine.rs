@@ -108,12 +108,6 @@ impl Engine {
         }
     }
 
-    /// Whether any case of `suite` has an assertion that may call a judge.
-    #[must_use]
-    pub fn needed(suite: &Suite) -> bool {
-        suite.cases.iter().any(Self::wants)
-    }
-
     /// Provider ids the suite's assertions may call (their `provider:`, else `default`).
     #[must_use]
     pub fn judge_ids(suite: &Suite, default: Option<&str>) -> Vec<String> {
