@@ -6,17 +6,14 @@
 //! the echo provider, every case failing its `icontains`), runs the real binary
 //! `evalwatch run --no-reports` RUNS times, then times, ITERATIONS times each:
 //!
-//! - `report`: `after_run` of the report step as `run` calls it, with the newest run's pages
-//!   removed first (as after a fresh run: its pages do not exist yet; the older runs' do);
-//! - `report (suite given)`: the same with the run's loaded suite handed over, as `run` does;
-//! - `report (read ahead)`: `Refresh::finish`, after a `Refresh::begin` made while the newest
-//!   run was still `running` (its read-ahead done, as it is long before a run ends);
-//! - `report (ahead + fed)`: the same, the newest run's results also fed as they were scored
-//!   (`Refresh::feed`, in reverse order);
+//! - `report (from the store)`: `after_run` of the report step with the newest run's pages
+//!   removed first and no rows rendered during the run (a resumed run: its pages are written
+//!   from the store, the expected answers read from the suite files);
+//! - `report (rendered as scored)`: `after_run` as `run` calls it, the newest run's results
+//!   having been rendered as they were scored (`LivePages`, fed in reverse order; not timed);
 //! - `alerts, no rules` and `alerts, 3 rules`: `after_run` of the alert step for the newest
 //!   run, without rules, then with a pass-rate (trailing:3), a latency ratio and a
-//!   missed-run rule (state is kept between iterations: the first opens, later ones touch);
-//!   `alerts, 3 rules, read ahead`: `after_run_ahead` with the statuses of that `Refresh`.
+//!   missed-run rule (state is kept between iterations: the first opens, later ones touch).
 //!
 //! It prints min / median / max of each, in milliseconds.
 
@@ -25,9 +22,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use evalwatch::app::Ctx;
-use evalwatch::app::report::Refresh;
-use evalwatch::model::RunStatus;
+use evalwatch::model::{RunStatus, Suite};
 use evalwatch::output::{Printer, Verbosity};
+use evalwatch::report::html::{self, live::LivePages};
 
 fn layout(dir: &Path, cases: usize) {
     let suites = dir.join("suites");
@@ -146,7 +143,11 @@ fn main() {
     let (mut suites, diags) = evalwatch::suite::load_suites(&files, &project);
     assert!(diags.is_empty(), "suite diagnostics");
     let mut suite = suites.remove(0);
-    let names = vec!["bench".to_owned()];
+    let head = Suite {
+        cases: Vec::new(),
+        ..suite.clone()
+    };
+    let ran = vec![&head];
     let runs_dir = dir.join("reports/runs");
     let remove_newest = || {
         if let Ok(rd) = std::fs::read_dir(&runs_dir) {
@@ -157,58 +158,12 @@ fn main() {
             }
         }
     };
-    // The first refresh writes the older runs' pages too: not part of a run's tear-down.
-    evalwatch::app::report::after_run(&ctx, &store, &project, &names).expect("warm-up");
-
-    let mut t_report = Vec::new();
-    let mut t_given = Vec::new();
-    for _ in 0..iterations {
-        remove_newest();
-        t_report.push(timed(|| {
-            evalwatch::app::report::after_run(&ctx, &store, &project, &names).expect("report");
-        }));
-        remove_newest();
-        t_given.push(timed(|| {
-            evalwatch::app::report::after_run_with_suites(
-                &ctx,
-                &store,
-                &project,
-                &names,
-                &[&suite],
-            )
-            .expect("report");
-        }));
-    }
-    let pages = std::fs::read_dir(&runs_dir).map_or(0, Iterator::count);
-    println!(
-        "{cases} cases, {runs} stored runs, {pages} run pages in the folder, newest run {}",
-        info.run_id
-    );
-    // As `run` with a `Refresh`: begun while the newest run is running, finished after it.
-    let db = dir.join("b.db");
-    let arcs = vec![std::sync::Arc::new(suite.clone())];
-    let begin = |store: &mut evalwatch::store::Store| {
-        store
-            .set_run_status(&info.run_id, RunStatus::Running)
-            .expect("status");
-        let mut refresh = Refresh::begin(&ctx, &project, &db, &arcs);
-        let _ = refresh.statuses();
-        store
-            .set_run_status(&info.run_id, info.status)
-            .expect("status");
-        refresh
+    let refresh = |store: &evalwatch::store::Store, prepared: html::Prepared| {
+        evalwatch::app::report::after_run(&ctx, store, &project, &ran, prepared).expect("report");
     };
-    let mut t_ahead = Vec::new();
-    for _ in 0..iterations {
-        remove_newest();
-        let refresh = begin(&mut store);
-        t_ahead.push(timed(|| {
-            refresh
-                .finish(&ctx, &store, &project, &names)
-                .expect("report");
-        }));
-    }
-    // And the newest run's results fed as they were scored (`Refresh::feed`), in reverse.
+    // The first refresh writes the older runs' pages too: not part of a run's tear-down.
+    refresh(&store, html::Prepared::default());
+
     let mut records = Vec::new();
     store
         .for_each_result(&info.run_id, |r| {
@@ -217,33 +172,43 @@ fn main() {
         })
         .expect("results");
     records.reverse();
-    let mut t_fed = Vec::new();
+    let expected: std::collections::HashMap<&str, Option<&str>> = suite
+        .cases
+        .iter()
+        .map(|c| (c.id.as_str(), c.expected.as_deref()))
+        .collect();
+    let db = dir.join("b.db");
+    let mut t_report = Vec::new();
+    let mut t_live = Vec::new();
     for _ in 0..iterations {
+        remove_newest();
+        t_report.push(timed(|| refresh(&store, html::Prepared::default())));
         remove_newest();
         store
             .set_run_status(&info.run_id, RunStatus::Running)
             .expect("status");
-        let mut refresh = Refresh::begin(&ctx, &project, &db, &arcs);
         let running = store.run(&info.run_id).expect("read").expect("run");
-        let mut feed = refresh.feed(&running);
+        let mut live = LivePages::new(&running, &db, &dir.join("reports"));
         for r in &records {
-            feed.add(r);
+            live.add(r, expected.get(r.job.case_id.as_str()).copied().flatten());
         }
-        let _ = refresh.statuses();
         store
             .set_run_status(&info.run_id, info.status)
             .expect("status");
-        refresh.fed(feed);
-        t_fed.push(timed(|| {
-            refresh
-                .finish(&ctx, &store, &project, &names)
-                .expect("report");
-        }));
+        let mut prepared = html::Prepared::default();
+        prepared
+            .live
+            .insert(info.run_id.clone(), live.finish(records.len()));
+        t_live.push(timed(|| refresh(&store, prepared)));
     }
-    stats("report", t_report);
-    stats("report (suite given)", t_given);
-    stats("report (read ahead)", t_ahead);
-    stats("report (ahead + fed)", t_fed);
+    drop(records);
+    let pages = std::fs::read_dir(&runs_dir).map_or(0, Iterator::count);
+    println!(
+        "{cases} cases, {runs} stored runs, {pages} run pages in the folder, newest run {}",
+        info.run_id
+    );
+    stats("report (from the store)", t_report);
+    stats("report (rendered as scored)", t_live);
     // What one read of a run's statuses costs (the heat map reads one per run it shows,
     // the pass-rate alert test one per run of its window).
     let mut t_statuses = Vec::new();
@@ -284,23 +249,4 @@ fn main() {
         }
         stats(label, times);
     }
-    let mut times = Vec::new();
-    for _ in 0..iterations {
-        let mut refresh = begin(&mut store);
-        let ahead = refresh.statuses();
-        times.push(timed(|| {
-            evalwatch::app::alerts::after_run_ahead(
-                &ctx,
-                &mut store,
-                &project,
-                &suite,
-                &info,
-                &metrics,
-                evalwatch::cli::Severity::Critical,
-                ahead,
-            )
-            .expect("alerts");
-        }));
-    }
-    stats("alerts, 3 rules, ahead", times);
 }

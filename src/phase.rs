@@ -18,8 +18,26 @@ pub fn phase(name: &str) {
     if enabled() {
         let t0 = T0.get_or_init(Instant::now);
         eprintln!(
-            "phase {:>8.1} ms {name}",
-            t0.elapsed().as_secs_f64() * 1000.0
+            "phase {:>8.1} ms {name}{}",
+            t0.elapsed().as_secs_f64() * 1000.0,
+            memory()
         );
+    }
+}
+
+/// The process's resident and peak resident memory (Linux), for the phase lines.
+fn memory() -> String {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return String::new();
+    };
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_owned())
+    };
+    match (field("VmRSS:"), field("VmHWM:")) {
+        (Some(rss), Some(peak)) => format!(" (resident {rss}, peak {peak})"),
+        _ => String::new(),
     }
 }

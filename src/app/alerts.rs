@@ -24,7 +24,6 @@ use crate::alert::sink::{self, Env, Notice, Sink};
 use crate::cli::ReadFormat;
 use crate::model::Severity;
 use crate::model::{CaseStatus, ProjectConfig, ProviderMetrics, RunInfo, RunStatus, Suite};
-use crate::report::html::StatusCache;
 use crate::store::Store;
 use crate::store::{AlertRow, NewAlert};
 
@@ -162,8 +161,6 @@ struct SuiteEval<'a> {
     windows: HashMap<(String, usize), Arc<Vec<RunSnapshot>>>,
     need_samples: bool,
     need_statuses: bool,
-    /// Statuses read ahead ([`super::report::Refresh`]), used when the run has not changed.
-    ahead: Option<&'a StatusCache>,
 }
 
 /// The baseline runs of one rule: the newest `n` of a window, or the pinned run.
@@ -195,7 +192,6 @@ impl<'a> SuiteEval<'a> {
             windows: HashMap::new(),
             need_samples: rules.iter().any(eval::needs_samples),
             need_statuses: rules.iter().any(eval::needs_statuses),
-            ahead: None,
         }
     }
 
@@ -221,10 +217,10 @@ impl<'a> SuiteEval<'a> {
                     .insert(HUMAN_SCORE.to_owned(), h.mean_quality);
             }
         }
-        let statuses = match self.ahead.and_then(|a| a.get(info)) {
-            _ if !self.need_statuses => Vec::new(),
-            Some(rows) => rows.to_vec(),
-            None => store.result_statuses(&info.run_id)?,
+        let statuses = if self.need_statuses {
+            store.result_statuses(&info.run_id)?
+        } else {
+            Vec::new()
         };
         let mut samples = Vec::new();
         if self.need_samples {
@@ -651,33 +647,6 @@ pub fn after_run(
     )
 }
 
-/// [`after_run`] with the statuses of earlier runs read ahead
-/// ([`super::report::Refresh::statuses`]): the pass-rate test compares the run with up to
-/// the last five, or more, complete runs, a read of each run's results.
-#[allow(clippy::too_many_arguments)]
-pub fn after_run_ahead(
-    ctx: &Ctx,
-    store: &mut Store,
-    project: &ProjectConfig,
-    suite: &Suite,
-    info: &RunInfo,
-    metrics: &[ProviderMetrics],
-    fail_on: crate::cli::Severity,
-    ahead: &StatusCache,
-) -> anyhow::Result<AlertOutcome> {
-    evaluate_run(
-        ctx,
-        store,
-        project,
-        suite,
-        info,
-        metrics,
-        fail_on.into(),
-        &process_env,
-        Some(ahead),
-    )
-}
-
 /// [`after_run`] with an injected environment lookup.
 #[allow(clippy::too_many_arguments)]
 pub fn after_run_with(
@@ -690,9 +659,7 @@ pub fn after_run_with(
     fail_on: Severity,
     env: Env<'_>,
 ) -> anyhow::Result<AlertOutcome> {
-    evaluate_run(
-        ctx, store, project, suite, info, metrics, fail_on, env, None,
-    )
+    evaluate_run(ctx, store, project, suite, info, metrics, fail_on, env)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -705,7 +672,6 @@ fn evaluate_run(
     metrics: &[ProviderMetrics],
     fail_on: Severity,
     env: Env<'_>,
-    ahead: Option<&StatusCache>,
 ) -> anyhow::Result<AlertOutcome> {
     // The run is stored already: problems with rules or sinks are warnings here (and errors
     // for `alerts check`), so that they never cost the run its output.
@@ -739,7 +705,6 @@ fn evaluate_run(
         .collect();
     let now = Utc::now();
     let mut eval = SuiteEval::new(suite, &rules, store);
-    eval.ahead = ahead;
     let findings = eval.findings(store, Some((info, metrics)), now);
     // The runs read (per-result rows of up to the last five, or more) are freed off the
     // run's path.
@@ -962,11 +927,10 @@ mod tests {
     use crate::app::report::tests::{history, store_run};
 
     /// The alert step of a run that regressed, after three that did not.
-    fn regressed(ahead: bool) -> Vec<Value> {
+    fn regressed() -> Vec<Value> {
         let (dir, ctx, project, _) = history(3);
         let db = dir.path().join("h.db");
         let mut store = Store::open(&db).expect("store");
-        let cache = StatusCache::read_ahead(&store, &["s"]).expect("read ahead");
         let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
         let (loaded, _) = crate::suite::load_suites(&files, &project);
         let mut suite = loaded.into_iter().find(|s| s.name == "s").expect("s");
@@ -977,39 +941,25 @@ mod tests {
         ];
         let info = store_run(&mut store, &db, &suite, "bad", Utc::now(), |i| i % 2 == 0);
         let metrics = store.run_metrics(&info.run_id).expect("metrics");
-        let outcome = if ahead {
-            after_run_ahead(
-                &ctx,
-                &mut store,
-                &project,
-                &suite,
-                &info,
-                &metrics,
-                crate::cli::Severity::Critical,
-                &cache,
-            )
-        } else {
-            after_run(
-                &ctx,
-                &mut store,
-                &project,
-                &suite,
-                &info,
-                &metrics,
-                crate::cli::Severity::Critical,
-            )
-        }
+        let outcome = after_run(
+            &ctx,
+            &mut store,
+            &project,
+            &suite,
+            &info,
+            &metrics,
+            crate::cli::Severity::Critical,
+        )
         .expect("alerts");
         assert!(outcome.fail, "the drop fires at critical");
         outcome.alerts
     }
 
     #[test]
-    fn statuses_read_ahead_give_the_same_alerts() {
-        let read_now = regressed(false);
-        assert_eq!(read_now.len(), 1, "{read_now:?}");
-        assert_eq!(read_now[0]["metric"], "pass_rate");
-        assert!(read_now[0]["flipped"].as_u64().is_some_and(|n| n > 0));
-        assert_eq!(regressed(true), read_now);
+    fn a_regressed_run_fires_the_pass_rate_drop_with_its_flips() {
+        let alerts = regressed();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["metric"], "pass_rate");
+        assert!(alerts[0]["flipped"].as_u64().is_some_and(|n| n > 0));
     }
 }

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args;
 use serde_json::json;
@@ -12,7 +11,7 @@ use serde_json::json;
 use super::{Ctx, Failure, exit};
 use crate::model::{CaseStatus, ProjectConfig, RunInfo, RunStatus, Suite};
 use crate::report::html::stats::{self, Interval};
-use crate::report::html::{self, Expected, Options, StatusCache, Window};
+use crate::report::html::{self, Expected, Options, Window};
 use crate::report::junit::JunitWriter;
 use crate::report::{RunView, terminal};
 use crate::store::ScoredResult;
@@ -59,7 +58,7 @@ pub struct ExportArgs {
     pub since: Option<String>,
 }
 
-fn reports_dir(project: &ProjectConfig) -> PathBuf {
+pub(crate) fn reports_dir(project: &ProjectConfig) -> PathBuf {
     match &project.reports {
         Some(p) if p.is_absolute() => p.clone(),
         Some(p) => project.root.join(p),
@@ -104,376 +103,105 @@ fn parse_window(text: &str) -> anyhow::Result<Window> {
     })
 }
 
-/// The files of `suites/`, and which of them a suite `run` loaded came from: those are not
-/// read again.
-#[derive(Debug, Clone)]
-struct OnDisk {
-    /// Per file of `suites/`, in order: the index in `loaded` of the suite read from it.
-    files: Vec<(PathBuf, Option<usize>)>,
-}
-
-/// A suite of `suites/`: one `run` loaded (its index), or one read here.
-enum Found {
-    Loaded(usize),
-    Read(Box<Suite>),
-}
-
-impl OnDisk {
-    fn find(ctx: &Ctx, project: &ProjectConfig, loaded: &[&Suite]) -> Self {
-        let Ok(files) = super::suite_files(ctx, project, &[]) else {
-            return Self { files: Vec::new() };
-        };
-        let sources: Vec<Option<PathBuf>> = loaded
-            .iter()
-            .map(|s| std::fs::canonicalize(&s.source).ok())
-            .collect();
-        let files = files
-            .into_iter()
-            .map(|f| {
-                let canonical = std::fs::canonicalize(&f).ok();
-                let mine = loaded.iter().enumerate().position(|(i, s)| {
-                    s.source == f || (canonical.is_some() && sources[i] == canonical)
-                });
-                (f, mine)
-            })
-            .collect();
-        Self { files }
-    }
-
-    /// Whether every file of `suites/` was loaded already.
-    fn complete(&self) -> bool {
-        self.files.iter().all(|(_, s)| s.is_some())
-    }
-
-    /// The suites read from `suites/` already, in file order, each name once (the first file
-    /// wins, as `load_suites` has it).
-    fn reused<'a>(&self, loaded: &[&'a Suite]) -> Vec<&'a Suite> {
-        let mut out: Vec<&'a Suite> = Vec::new();
-        for s in self.files.iter().filter_map(|(_, i)| i.map(|i| loaded[i])) {
-            if !out.iter().any(|o| o.name == s.name) {
-                out.push(s);
-            }
-        }
-        out
-    }
-
-    /// Every suite of `suites/` in file order: the loaded ones, the others read now (a file
-    /// that does not load is left out, as `load_suites` leaves it).
-    fn read_rest(&self, project: &ProjectConfig) -> Vec<Found> {
-        let mut out = Vec::with_capacity(self.files.len());
-        for (file, reused) in &self.files {
-            if let Some(i) = reused {
-                out.push(Found::Loaded(*i));
-            } else {
-                let (mut one, _diags) =
-                    crate::suite::load_suites(std::slice::from_ref(file), project);
-                if let Some(s) = one.pop() {
-                    out.push(Found::Read(Box::new(s)));
-                }
-            }
-        }
-        out
-    }
-
-    /// The suites of [`Self::read_rest`], each name once (the first file wins).
-    fn all<'a>(found: &'a [Found], loaded: &[&'a Suite]) -> Vec<&'a Suite> {
-        let mut all: Vec<&'a Suite> = Vec::new();
-        for f in found {
-            let s: &'a Suite = match f {
-                Found::Loaded(i) => loaded[*i],
-                Found::Read(s) => s,
-            };
-            if !all.iter().any(|a| a.name == s.name) {
-                all.push(s);
-            }
-        }
-        all
-    }
-}
-
-/// Refresh the reports of the suites `run` just ran (unless `--no-reports`), reading the
-/// suites from disk. [`after_run_with_suites`] reuses the suites `run` loaded, [`Refresh`]
-/// starts the work before the run ends.
+/// Refresh the reports of the suites `run` just ran (unless `--no-reports`). `ran` are the
+/// suites as checked (their cases need not be there: a run streams them); `prepared` is what
+/// was done while they ran: the run pages of each run, rendered as its results were scored
+/// ([`html::live::LivePages`]).
+///
+/// Suite files are read only for what the pages need of them: the descriptions of the suites
+/// that did not run (their heads, read while the pages are written), and the expected answers
+/// of a run whose pages are written from the store (a run that was not rendered as it went:
+/// one resumed, or one whose page is missing), read then, one case at a time.
 pub fn after_run(
     ctx: &Ctx,
     store: &Store,
     project: &ProjectConfig,
-    suites: &[String],
-) -> anyhow::Result<()> {
-    after_run_with_suites(ctx, store, project, suites, &[])
-}
-
-/// Refresh the reports of the suites `ran` (unless `--no-reports`). `loaded` are suites
-/// `run` loaded whole (any of them, ran or not; with every case): the pages show the expected
-/// answers and the descriptions of the suites in `suites/`, and a file there that one of
-/// `loaded` came from is not read again. The files nobody loaded (when `run` was given some
-/// paths) are read on a thread of their own while the trend pages and run pages are written
-/// (their descriptions are needed by the index only, the last page written), unless a suite
-/// that ran is among them.
-pub fn after_run_with_suites(
-    ctx: &Ctx,
-    store: &Store,
-    project: &ProjectConfig,
-    ran: &[String],
-    loaded: &[&Suite],
+    ran: &[&Suite],
+    prepared: html::Prepared,
 ) -> anyhow::Result<()> {
     if ran.is_empty() {
         return Ok(());
     }
-    let on_disk = OnDisk::find(ctx, project, loaded);
-    refresh_pages(
-        ctx,
-        store,
-        project,
-        ran,
-        Suites::Find(loaded, &on_disk),
-        html::Prepared::default(),
-    )
-}
-
-/// The report refresh of `run`, begun before its runs end (an overlapping
-/// [`after_run_with_suites`]):
-///
-/// 1. [`Refresh::begin`] before the first model call. On a thread of its own it reads what
-///    the pages will need and does not change while the runs go: the suites of `suites/` (the
-///    expected answers and descriptions the pages show; those `run` loaded whole are not read
-///    again), and the per-result statuses of the newest finished runs of the suites (behind
-///    the heat maps of the trend pages, the flips of the run pages, and the pass-rate alert
-///    test).
-/// 2. Optionally, per run: [`Refresh::feed`] once the run is stored as running; give the feed
-///    each result as it is scored; [`Refresh::fed`] once the run is stored. Its pages then
-///    read none of its results.
-/// 3. Optionally, [`Refresh::statuses`] for the alert step of each run
-///    ([`super::alerts::after_run_ahead`]): the statuses read ahead (the first call waits
-///    for the read-ahead, which is done long before a run is).
-/// 4. [`Refresh::finish`] after the last run is stored: the pages, as
-///    [`after_run_with_suites`] writes them.
-///
-/// What changed since it was read (a run resumed since, a feed that misses a result) is read
-/// again: the pages are those of [`after_run_with_suites`], with the suite files as they were
-/// when the refresh began (as the runs saw them).
-pub struct Refresh {
-    loaded: Vec<Arc<Suite>>,
-    db: PathBuf,
-    thread: Option<std::thread::JoinHandle<Ahead>>,
-    ahead: Option<Ahead>,
-    fed: HashMap<String, html::RunRows>,
-}
-
-/// What [`Refresh`] reads ahead.
-#[derive(Default)]
-struct Ahead {
-    statuses: StatusCache,
-    /// Every suite of `suites/`, in file order.
-    suites: Vec<Found>,
-}
-
-/// The results of one run for its pages, rendered as they are scored ([`Refresh::feed`]).
-#[derive(Debug)]
-pub struct ResultFeed(html::RunRows);
-
-impl ResultFeed {
-    /// One scored result of the run (in any order; each once).
-    pub fn add(&mut self, rec: &crate::model::ResultRecord) {
-        self.0.add(rec);
-    }
-}
-
-impl Refresh {
-    /// Start reading ahead, from the store at `db`. `loaded` are suites `run` loaded whole
-    /// (with every case), not read again; none is fine.
-    pub fn begin(ctx: &Ctx, project: &ProjectConfig, db: &Path, loaded: &[Arc<Suite>]) -> Self {
-        let refs: Vec<&Suite> = loaded.iter().map(|s| &**s).collect();
-        let on_disk = OnDisk::find(ctx, project, &refs);
-        let names: Vec<String> = refs.iter().map(|s| s.name.clone()).collect();
-        let (path, project) = (db.to_path_buf(), project.clone());
-        let thread = std::thread::Builder::new()
-            .name("evalwatch-reports".into())
-            .spawn(move || {
-                let suites = on_disk.read_rest(&project);
-                let mut names = names;
-                for f in &suites {
-                    if let Found::Read(s) = f
-                        && !names.contains(&s.name)
-                    {
-                        names.push(s.name.clone());
-                    }
-                }
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                // Best effort: what is not read here is read by `finish`.
-                let statuses = Store::open(&path)
-                    .and_then(|store| StatusCache::read_ahead(&store, &names))
-                    .unwrap_or_default();
-                Ahead { statuses, suites }
-            })
-            .ok();
-        Self {
-            loaded: loaded.to_vec(),
-            db: db.to_path_buf(),
-            thread,
-            ahead: None,
-            fed: HashMap::new(),
-        }
-    }
-
-    fn wait(&mut self) -> &mut Ahead {
-        if self.ahead.is_none() {
-            let done = self
-                .thread
-                .take()
-                .and_then(|t| t.join().ok())
-                .unwrap_or_default();
-            self.ahead = Some(done);
-        }
-        self.ahead.get_or_insert_with(Ahead::default)
-    }
-
-    /// The statuses read ahead (waits for the read-ahead on the first call).
-    pub fn statuses(&mut self) -> &StatusCache {
-        &self.wait().statuses
-    }
-
-    /// A feed for the results of `info`, a run that has begun (stored as running): give it
-    /// each result as it is scored, on the thread that scores them (its first result reads
-    /// the run's baseline), then hand it back with [`Refresh::fed`] once the run is stored.
-    #[must_use]
-    pub fn feed(&self, info: &RunInfo) -> ResultFeed {
-        ResultFeed(html::RunRows::new(info, &self.db))
-    }
-
-    /// Hand back the feed of a run that is stored (finished, failed or interrupted).
-    pub fn fed(&mut self, feed: ResultFeed) {
-        self.fed.insert(feed.0.run_id().to_owned(), feed.0);
-    }
-
-    /// Refresh the reports of the suites `ran` (what [`after_run_with_suites`] does).
-    pub fn finish(
-        mut self,
-        ctx: &Ctx,
-        store: &Store,
-        project: &ProjectConfig,
-        ran: &[String],
-    ) -> anyhow::Result<()> {
-        if ran.is_empty() {
-            return Ok(());
-        }
-        let Ahead { statuses, suites } = std::mem::take(self.wait());
-        let mut prepared = html::Prepared {
-            statuses,
-            rows: HashMap::new(),
-        };
-        // A fed run's statuses are read once: to check its rows, and for its trend page.
-        for (run_id, rows) in std::mem::take(&mut self.fed) {
-            if let Some(info) = store.run(&run_id)? {
-                if prepared.statuses.get(&info).is_none() {
-                    let statuses = store.result_statuses(&run_id)?;
-                    prepared.statuses.insert(&info, statuses);
-                }
-                prepared.rows.insert(run_id, rows);
-            }
-        }
-        let refs: Vec<&Suite> = self.loaded.iter().map(|s| &**s).collect();
-        let done = refresh_pages(
-            ctx,
-            store,
-            project,
-            ran,
-            Suites::Read(&OnDisk::all(&suites, &refs)),
-            prepared,
-        );
-        // Suites read from disk (every case of them) are freed off the run's path.
-        if suites.iter().any(|f| matches!(f, Found::Read(_))) {
-            html::drop_later(suites);
-        }
-        done
-    }
-}
-
-/// Where the suites of `suites/` come from.
-#[derive(Clone, Copy)]
-enum Suites<'a> {
-    /// Those loaded by `run` where they came from `suites/`, the others read from disk.
-    Find(&'a [&'a Suite], &'a OnDisk),
-    /// Read already, every one.
-    Read(&'a [&'a Suite]),
-}
-
-/// The refresh itself.
-fn refresh_pages(
-    ctx: &Ctx,
-    store: &Store,
-    project: &ProjectConfig,
-    ran: &[String],
-    suites: Suites<'_>,
-    prepared: html::Prepared,
-) -> anyhow::Result<()> {
     let dir = reports_dir(project);
     let opts = Options {
         window: Window::parse("30d").ok_or_else(|| anyhow::anyhow!("default window"))?,
         now: chrono::Utc::now(),
         run_pages: html::RUN_PAGES,
     };
-    let write = |descriptions: &HashMap<String, String>,
-                 expected: &Expected<'_>,
-                 prepared: html::Prepared,
-                 late: &dyn Fn() -> Option<HashMap<String, String>>| {
+    let mut names: Vec<String> = Vec::new();
+    for s in ran {
+        if !names.contains(&s.name) {
+            names.push(s.name.clone());
+        }
+    }
+    let files = super::suite_files(ctx, project, &[]).unwrap_or_default();
+    let descriptions = descriptions_of(ran.iter().copied());
+    let load_expected = || expected_on_disk(&files, project, &names);
+    let expected = html::LazyExpected::new(&load_expected);
+    let written = std::thread::scope(|scope| {
+        // The index (the last page written) shows every suite's description.
+        let heads = scope.spawn(|| {
+            let mut all = descriptions_of(&heads_on_disk(&files, project));
+            all.extend(descriptions.clone());
+            all
+        });
+        let heads = std::cell::Cell::new(Some(heads));
         html::write_reports_with(
             store,
             &dir,
-            Some(ran),
-            descriptions,
-            expected,
+            Some(&names),
+            &descriptions,
+            &expected,
             &opts,
             prepared,
-            late,
+            || heads.take().and_then(|h| h.join().ok()),
         )
-    };
-    let written = match suites {
-        Suites::Read(all) => write(
-            &descriptions_of(all.iter().copied()),
-            &Expected::from_suites(all.iter().copied()),
-            prepared,
-            &|| None,
-        )?,
-        Suites::Find(loaded, on_disk) => {
-            let reused = on_disk.reused(loaded);
-            let ran_reused = ran.iter().all(|n| reused.iter().any(|s| &s.name == n));
-            if on_disk.complete() || ran_reused {
-                // The suites that ran were loaded by `run`; the others only give the index
-                // their descriptions, read meanwhile.
-                let descriptions = descriptions_of(reused.iter().copied());
-                let expected = Expected::from_suites(reused.iter().copied());
-                if on_disk.complete() {
-                    write(&descriptions, &expected, prepared, &|| None)?
-                } else {
-                    std::thread::scope(|scope| {
-                        let rest = scope.spawn(|| {
-                            let found = on_disk.read_rest(project);
-                            descriptions_of(OnDisk::all(&found, loaded))
-                        });
-                        let rest = std::cell::Cell::new(Some(rest));
-                        write(&descriptions, &expected, prepared, &|| {
-                            rest.take().and_then(|r| r.join().ok())
-                        })
-                    })?
-                }
-            } else {
-                let suites = suites_on_disk(ctx, project);
-                write(
-                    &descriptions_of(&suites),
-                    &Expected::from_suites(&suites),
-                    prepared,
-                    &|| None,
-                )?
-            }
-        }
-    };
+    })?;
     ctx.printer.detail(&format!(
         "reports: {} file(s) refreshed in {}",
         written.files.len(),
         dir.display()
     ));
     Ok(())
+}
+
+/// The heads (no cases) of the suites in `files`, in file order, each name once (the first
+/// file wins, as `load_suites` has it); a file that does not load is left out.
+fn heads_on_disk(files: &[PathBuf], project: &ProjectConfig) -> Vec<Suite> {
+    let mut out: Vec<Suite> = Vec::new();
+    for f in files {
+        if let Some(head) = crate::suite::suite_head(f, project)
+            && !out.iter().any(|s| s.name == head.name)
+        {
+            out.push(head);
+        }
+    }
+    out
+}
+
+/// The expected answers of the suites named `names` in `files` (the first file of a name
+/// wins), read one case at a time: only id, content hash and expected answer are kept.
+fn expected_on_disk(files: &[PathBuf], project: &ProjectConfig, names: &[String]) -> Expected {
+    let mut expected = Expected::default();
+    let mut seen: Vec<String> = Vec::new();
+    for f in files {
+        let current: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
+        let mut on_head = |head: &Suite| {
+            if !seen.contains(&head.name) {
+                seen.push(head.name.clone());
+                if names.contains(&head.name) {
+                    *current.borrow_mut() = Some(head.name.clone());
+                }
+            }
+        };
+        let mut on_case = |case: crate::model::Case| {
+            if let Some(name) = current.borrow().as_deref() {
+                expected.add(name, &case.id, &case.hash, case.expected.as_deref());
+            }
+        };
+        crate::suite::feed_suite(f, project, &mut on_head, &mut on_case);
+    }
+    expected
 }
 
 pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
@@ -1270,9 +998,17 @@ pub(crate) mod tests {
         let (dir, ctx, project, infos) = history(4);
         let reports = dir.path().join("reports");
         let mut store = Store::open(&dir.path().join("h.db")).expect("store");
-        let ran = vec!["s".to_owned()];
+        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
+        let (loaded, _) = crate::suite::load_suites(&files, &project);
+        let s = loaded.iter().find(|x| x.name == "s").expect("s");
+        // `run` hands over the suite as checked, without its cases.
+        let head = Suite {
+            cases: Vec::new(),
+            ..s.clone()
+        };
+        let ran = vec![&head];
 
-        after_run(&ctx, &store, &project, &ran).expect("from disk");
+        after_run(&ctx, &store, &project, &ran, html::Prepared::default()).expect("from disk");
         let from_disk = pages(&reports);
         assert!(
             from_disk.contains_key("runs/run-3-p9.html"),
@@ -1289,58 +1025,20 @@ pub(crate) mod tests {
         assert!(run.contains("<pre>right 1</pre>"), "expected answers");
         assert!(run.contains("flip: passed -&gt; failed"), "flips");
 
-        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
-        let (loaded, _) = crate::suite::load_suites(&files, &project);
-        let s = loaded.iter().find(|x| x.name == "s").expect("s");
-        for given in [vec![s], loaded.iter().collect::<Vec<_>>()] {
-            std::fs::remove_dir_all(&reports).expect("clean");
-            after_run_with_suites(&ctx, &store, &project, &ran, &given).expect("given");
-            assert_eq!(
-                pages(&reports),
-                from_disk,
-                "suites handed over: {}",
-                given.len()
-            );
-        }
-
         // A run too large to hold rendered is read twice, one page in memory at a time.
         std::fs::remove_dir_all(&reports).expect("clean");
         let budget = &html::TEST_ROWS_IN_MEMORY;
         let before = budget.swap(1, std::sync::atomic::Ordering::Relaxed);
-        let streamed = after_run(&ctx, &store, &project, &ran);
+        let streamed = after_run(&ctx, &store, &project, &ran, html::Prepared::default());
         budget.store(before, std::sync::atomic::Ordering::Relaxed);
         streamed.expect("streamed");
         assert_eq!(pages(&reports), from_disk, "two reads");
 
-        // Begun while the newest run was running: its statuses are not read ahead, the
-        // others are.
+        // The newest run's results rendered as they were scored (in another order than the
+        // plan's), expected answers from the cases: the same pages, without the store's
+        // results read back. The rendered rows are what is shown (a changed output shows);
+        // rows that miss a result are not used. No file of rows is left behind.
         let newest = infos.last().expect("newest");
-        let arcs = vec![Arc::new(s.clone())];
-        for given in [&arcs[..], &[]] {
-            std::fs::remove_dir_all(&reports).ok();
-            store
-                .set_run_status(&newest.run_id, RunStatus::Running)
-                .expect("status");
-            let mut refresh = Refresh::begin(&ctx, &project, &dir.path().join("h.db"), given);
-            assert!(refresh.statuses().get(&infos[0]).is_some(), "read ahead");
-            store
-                .set_run_status(&newest.run_id, RunStatus::Complete)
-                .expect("status");
-            assert!(refresh.statuses().get(newest).is_none(), "was running");
-            refresh
-                .finish(&ctx, &store, &project, &ran)
-                .expect("read ahead");
-            assert_eq!(
-                pages(&reports),
-                from_disk,
-                "read ahead, {} given",
-                given.len()
-            );
-        }
-
-        // And the newest run's results rendered as they came (in another order than the
-        // plan's): the same pages; the fed rows are what is shown (a changed output shows);
-        // a feed that misses a result is not used.
         let mut records = Vec::new();
         store
             .for_each_result(&newest.run_id, |r| {
@@ -1349,18 +1047,23 @@ pub(crate) mod tests {
             })
             .expect("results");
         records.reverse();
+        let expected_of = |id: &str| {
+            s.cases
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.expected.clone())
+        };
         for (how, tamper, skip) in [
-            ("fed", None, false),
-            ("fed, changed", Some("a changed &lt;output&gt;"), false),
-            ("fed, one missing", Some("not shown"), true),
+            ("rendered as scored", None, false),
+            ("rendered, changed", Some("a changed &lt;output&gt;"), false),
+            ("rendered, one missing", Some("not shown"), true),
         ] {
             std::fs::remove_dir_all(&reports).expect("clean");
             store
                 .set_run_status(&newest.run_id, RunStatus::Running)
                 .expect("status");
-            let mut refresh = Refresh::begin(&ctx, &project, &dir.path().join("h.db"), &arcs);
             let running = store.run(&newest.run_id).expect("read").expect("run");
-            let mut feed = refresh.feed(&running);
+            let mut live = html::live::LivePages::new(&running, &dir.path().join("h.db"), &reports);
             for (i, rec) in records.iter().enumerate() {
                 if skip && i == 5 {
                     continue;
@@ -1369,22 +1072,30 @@ pub(crate) mod tests {
                 if let (Some(t), 0) = (tamper, rec.job.seq) {
                     rec.output = Some(t.replace("&lt;", "<").replace("&gt;", ">"));
                 }
-                feed.add(&rec);
+                live.add(&rec, expected_of(&rec.job.case_id).as_deref());
             }
             store
                 .set_run_status(&newest.run_id, RunStatus::Complete)
                 .expect("status");
-            refresh.fed(feed);
-            refresh.finish(&ctx, &store, &project, &ran).expect(how);
+            let mut prepared = html::Prepared::default();
+            prepared
+                .live
+                .insert(newest.run_id.clone(), live.finish(records.len()));
+            after_run(&ctx, &store, &project, &ran, prepared).expect(how);
             let got = pages(&reports);
             match tamper {
                 Some(t) if !skip => {
                     let page = &got["runs/run-3.html"];
-                    assert!(page.contains(t), "{how}: the fed rows are shown");
+                    assert!(page.contains(t), "{how}: the rendered rows are shown");
                     assert_ne!(got, from_disk, "{how}");
                 }
                 _ => assert_eq!(got, from_disk, "{how}"),
             }
+            assert!(
+                !got.keys().any(|k| k.starts_with("runs/.")),
+                "{how}: {:?}",
+                got.keys()
+            );
         }
     }
 
@@ -1392,7 +1103,7 @@ pub(crate) mod tests {
     fn statuses_read_ahead_are_dropped_when_the_run_changed() {
         let (dir, _ctx, _project, infos) = history(2);
         let store = Store::open(&dir.path().join("h.db")).expect("store");
-        let cache = StatusCache::read_ahead(&store, &["s"]).expect("read ahead");
+        let cache = html::StatusCache::read_ahead(&store, &["s"]).expect("read ahead");
         assert_eq!(cache.get(&infos[1]).map(<[_]>::len), Some(830));
         let mut resumed = infos[1].clone();
         resumed.finished_at = Some(chrono::Utc::now().to_rfc3339());

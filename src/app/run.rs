@@ -24,6 +24,7 @@ use crate::model::{
     ProjectConfig, ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
 };
 use crate::plan::{self, Filters};
+use crate::report::html::live::{LivePages, LiveRun};
 use crate::report::junit::JunitWriter;
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{RunView, terminal};
@@ -59,6 +60,10 @@ fn now_rfc3339() -> String {
 /// One finished run, as the formatters need it.
 struct Done {
     info: RunInfo,
+    /// The suite as checked, without its cases (its name and description for the reports).
+    suite: Suite,
+    /// Its run pages, rendered as its results were scored (unless `--no-reports`).
+    live: Option<LiveRun>,
     /// Alerts this run fired (machine-output objects).
     alerts: Vec<serde_json::Value>,
     /// An alert at or above `--fail-on` fired.
@@ -326,8 +331,14 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         }
     }
     if !args.no_reports {
-        let ran: Vec<String> = done_runs.iter().map(|d| d.info.suite.clone()).collect();
-        if let Err(e) = super::report::after_run(ctx, &store, &project, &ran) {
+        let mut prepared = report::html::Prepared::default();
+        for d in &mut done_runs {
+            if let Some(live) = d.live.take() {
+                prepared.live.insert(d.info.run_id.clone(), live);
+            }
+        }
+        let ran: Vec<&Suite> = done_runs.iter().map(|d| &d.suite).collect();
+        if let Err(e) = super::report::after_run(ctx, &store, &project, &ran, prepared) {
             // Reports are a view of stored history: failing to refresh them never fails a run.
             ctx.printer.warn(&format!("refresh the reports: {e:#}"));
         }
@@ -690,7 +701,13 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     let consumer = {
         let printer = ctx.printer;
         let bar = bar.clone();
-        std::thread::spawn(move || consume(rx, &writer, printer, &bar, acc).map(|c| (c, writer)))
+        // The run pages are written as the results come, unless the run is resumed (its
+        // pages are written from the store, with the results stored before).
+        let live = (!env.args.no_reports && resume.is_none())
+            .then(|| LivePages::new(&info, env.db, &super::report::reports_dir(env.project)));
+        std::thread::spawn(move || {
+            consume(rx, &writer, printer, &bar, acc, live).map(|c| (c, writer))
+        })
     };
     // Told when the first job is rendered, right before its call.
     let first_call = Arc::new(tokio::sync::Notify::new());
@@ -774,6 +791,10 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         .finish()
         .with_context(|| format!("store results of run {}", info.run_id))?;
     crate::phase::phase("writer finished");
+    let (mut consumed, mut live) = (consumed, None);
+    if let Some(pages) = consumed.live.take() {
+        live = Some(pages.finish(usize::try_from(consumed.finished).unwrap_or(usize::MAX)));
+    }
     // The suite as checked in full (its hash, gates, alerts), and how many jobs it planned.
     let (suite, info) = match checked {
         Err(e) => {
@@ -870,6 +891,11 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     }
     Ok(Some(Done {
         info: finished_info,
+        suite: Suite {
+            cases: Vec::new(),
+            ..suite
+        },
+        live,
         alerts: alerts.alerts,
         alert_fail: alerts.fail,
         metrics,
@@ -1011,6 +1037,7 @@ fn missing_jobs(plan: Vec<crate::model::Job>, resume: &Resume) -> Vec<crate::mod
 /// What the consumer thread hands back.
 struct Consumed {
     acc: RunAccumulator,
+    live: Option<LivePages>,
     cancelled: bool,
     finished: u64,
     failures: Vec<String>,
@@ -1027,9 +1054,11 @@ fn consume(
     printer: crate::output::Printer,
     bar: &indicatif::ProgressBar,
     acc: RunAccumulator,
+    live: Option<LivePages>,
 ) -> anyhow::Result<Consumed> {
     let mut out = Consumed {
         acc,
+        live,
         cancelled: false,
         finished: 0,
         failures: Vec::new(),
@@ -1067,7 +1096,13 @@ fn consume(
                         out.acc.add_policy(&case.id, p);
                     }
                 }
+                // The case gives the run page its expected answer.
+                let case = out.live.as_ref().map(|_| finished.job.case.clone());
                 let record = record(&scorer, *finished, &judged.outcomes);
+                if let Some(live) = out.live.as_mut() {
+                    let expected = case.as_ref().and_then(|c| c.get()?.expected.as_deref());
+                    live.add(&record, expected);
+                }
                 let new: Vec<JudgeSignature> = record
                     .assertions
                     .iter()

@@ -38,6 +38,8 @@ pub(crate) enum Out<'a> {
         sink: Box<dyn FnMut(Case) + 'a>,
         check: bool,
     },
+    /// None: only the head is read (the loader stops before the cases).
+    Head,
 }
 
 /// What a streaming builder keeps of the cases it handed on.

@@ -271,6 +271,7 @@ fn build(
 
     let defaults = decode_defaults(ctx, get("defaults"), &base_dir);
     let streaming = matches!(out, Out::Stream { .. });
+    let head_only = matches!(out, Out::Head);
     let mut builder = CaseBuilder::new(defaults, needs, out);
     if streaming {
         builder.judges = providers.clone().map(|p| (p, project.clone()));
@@ -303,7 +304,7 @@ fn build(
         });
         head_told = true;
     }
-    if feeding && !head_told {
+    if (feeding && !head_told) || head_only {
         // A feed of a suite whose head has a problem hands on nothing.
         return None;
     }

@@ -216,6 +216,16 @@ pub fn feed_suite(
     diags.is_empty()
 }
 
+/// The head of one suite file (the suite without cases, gates, alerts, review and hash, as
+/// [`feed_suite`] gives it), reading none of its cases; None when the head has a problem.
+#[must_use]
+pub fn suite_head(file: &Path, project: &ProjectConfig) -> Option<Suite> {
+    let mut head = None;
+    let mut on_head = |s: &Suite| head = Some(s.clone());
+    load::load_suite_with(file, project, cases::Out::Head, Some(&mut on_head));
+    head
+}
+
 /// Suites that loaded cleanly, under unique names, and every diagnostic in file order.
 fn collect(
     files: &[PathBuf],

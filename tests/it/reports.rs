@@ -301,3 +301,68 @@ fn heat_map_columns_of_runs_without_a_page_point_at_their_row() {
         );
     }
 }
+
+/// The pages of `run`'s run under `runs/`, "Generated ..." stamps cut out.
+fn run_pages(dir: &Path, run_id: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir.join("runs"))
+        .expect("runs dir")
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(run_id) {
+            let text = std::fs::read_to_string(e.path()).expect("read page");
+            let text = match text.find("Generated ") {
+                Some(at) => format!("{}{}", &text[..at], &text[at + 30..]),
+                None => text,
+            };
+            out.insert(name, text);
+        }
+    }
+    out
+}
+
+#[test]
+fn run_pages_written_as_the_run_goes_are_those_written_from_the_store() {
+    let p = Project::new();
+    replay_suite(&p, "big", 250, 5);
+    let first = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    // Other cases fail now: flips against the first run.
+    replay_suite(&p, "big", 250, 7);
+    let second = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    let id = json_runs(&second)[0]["run_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let dir = p.path().join("reports");
+    let live = run_pages(&dir, &id);
+    assert_eq!(live.len(), 3, "250 results make 3 pages: {:?}", live.keys());
+    let names: Vec<String> = std::fs::read_dir(dir.join("runs"))
+        .expect("runs dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with('.')),
+        "no file of rows left behind: {names:?}"
+    );
+    let page = &live[&format!("{id}.html")];
+    assert!(page.contains("<pre>right</pre>"), "expected answers shown");
+    assert!(page.contains("flip: passed -&gt; failed"), "flips marked");
+    assert!(page.contains("flip: failed -&gt; passed"), "flips marked");
+    let last = &live[&format!("{id}-p3.html")];
+    assert!(
+        last.contains("<code>c249</code>"),
+        "the last result on the last page"
+    );
+
+    // The same pages written from the store.
+    for name in live.keys() {
+        std::fs::remove_file(dir.join("runs").join(name)).expect("remove page");
+    }
+    let out = p.run(&["report"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(run_pages(&dir, &id), live);
+}

@@ -8,8 +8,8 @@
 
 pub mod chart;
 mod human;
+pub mod live;
 mod run_page;
-pub use run_page::RunRows;
 #[cfg(test)]
 pub(crate) use run_page::TEST_ROWS_IN_MEMORY;
 pub mod stats;
@@ -110,34 +110,82 @@ impl Window {
 
 /// The expected answers of the suites on disk, to show beside stored results (the store
 /// keeps prompts and outputs, not the expected answer). A case whose content hash changed
-/// since a run says so. Borrows the suites it was made from.
+/// since a run says so.
 #[derive(Debug, Default, Clone)]
-pub struct Expected<'a> {
+pub struct Expected {
     /// suite -> case id -> (content hash, expected)
-    cases: HashMap<&'a str, HashMap<&'a str, (&'a str, Option<&'a str>)>>,
+    cases: HashMap<String, HashMap<String, (String, Option<String>)>>,
 }
 
-impl<'a> Expected<'a> {
+impl Expected {
     /// From suites in file order: a later suite of the same name overrides an earlier one.
-    pub fn from_suites<I: IntoIterator<Item = &'a Suite>>(suites: I) -> Self {
-        let mut cases: HashMap<&'a str, HashMap<&'a str, (&'a str, Option<&'a str>)>> =
-            HashMap::new();
+    pub fn from_suites<'a, I: IntoIterator<Item = &'a Suite>>(suites: I) -> Self {
+        let mut out = Self::default();
         for s in suites {
-            let of_suite = cases.entry(s.name.as_str()).or_default();
-            of_suite.reserve(s.cases.len());
+            out.cases
+                .entry(s.name.clone())
+                .or_default()
+                .reserve(s.cases.len());
             for c in &s.cases {
-                of_suite.insert(c.id.as_str(), (c.hash.as_str(), c.expected.as_deref()));
+                out.add(&s.name, &c.id, &c.hash, c.expected.as_deref());
             }
         }
-        Self { cases }
+        out
+    }
+
+    /// One case of suite `suite` (a later one of the same id overrides an earlier one).
+    pub fn add(&mut self, suite: &str, id: &str, hash: &str, expected: Option<&str>) {
+        let of_suite = match self.cases.get_mut(suite) {
+            Some(m) => m,
+            None => self.cases.entry(suite.to_owned()).or_default(),
+        };
+        of_suite.insert(
+            id.to_owned(),
+            (hash.to_owned(), expected.map(str::to_owned)),
+        );
     }
 
     /// The expected answer, or why there is none to show.
-    fn lookup(&self, suite: &str, case_id: &str, hash: &str) -> Result<&'a str, &'static str> {
+    fn lookup(&self, suite: &str, case_id: &str, hash: &str) -> Result<&str, &'static str> {
         expected_answer(
-            self.cases.get(suite).and_then(|s| s.get(case_id)).copied(),
+            self.cases
+                .get(suite)
+                .and_then(|s| s.get(case_id))
+                .map(|(h, e)| (h.as_str(), e.as_deref())),
             hash,
         )
+    }
+}
+
+/// [`Expected`] made only when a page needs it (reading the suites is the costly part of a
+/// refresh whose run pages were written as the runs went).
+pub struct LazyExpected<'a> {
+    cell: std::sync::OnceLock<Expected>,
+    load: Option<&'a (dyn Fn() -> Expected + Sync)>,
+}
+
+impl<'a> LazyExpected<'a> {
+    /// Made by `load` on first use.
+    #[must_use]
+    pub fn new(load: &'a (dyn Fn() -> Expected + Sync)) -> Self {
+        Self {
+            cell: std::sync::OnceLock::new(),
+            load: Some(load),
+        }
+    }
+
+    /// Made already.
+    #[must_use]
+    pub fn ready(expected: Expected) -> Self {
+        Self {
+            cell: std::sync::OnceLock::from(expected),
+            load: None,
+        }
+    }
+
+    fn get(&self) -> &Expected {
+        self.cell
+            .get_or_init(|| self.load.map(|load| load()).unwrap_or_default())
     }
 }
 
@@ -246,13 +294,13 @@ impl StatusCache {
     }
 }
 
-/// Work done ahead of a refresh ([`crate::app::report::Refresh`]).
+/// Work done ahead of a refresh, while the runs went.
 #[derive(Debug, Default)]
 pub struct Prepared {
     /// Statuses of finished runs, read ahead.
     pub statuses: StatusCache,
-    /// Results rendered while their runs ran, by run id.
-    pub rows: HashMap<String, RunRows>,
+    /// Results rendered while their runs ran ([`live::LivePages`]), by run id.
+    pub live: HashMap<String, live::LiveRun>,
 }
 
 /// One result's status in a run: (case id, provider, sample, status), as
@@ -1246,20 +1294,12 @@ pub fn write_run_pages(
     store: &Store,
     dir: &Path,
     run_id: &str,
-    expected: &Expected<'_>,
+    expected: &Expected,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let t = engine()?;
-    run_page::write_run(
-        store,
-        &t,
-        dir,
-        run_id,
-        expected,
-        &StatusCache::default(),
-        None,
-        out,
-    )
+    let expected = LazyExpected::ready(expected.clone());
+    run_page::write_run(store, &t, dir, run_id, &expected, None, out)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1273,7 +1313,7 @@ pub fn write_reports(
     dir: &Path,
     only: Option<&[String]>,
     descriptions: &HashMap<String, String>,
-    expected: &Expected<'_>,
+    expected: &Expected,
     opts: &Options,
 ) -> Result<Written, HtmlError> {
     write_reports_with(
@@ -1281,7 +1321,7 @@ pub fn write_reports(
         dir,
         only,
         descriptions,
-        expected,
+        &LazyExpected::ready(expected.clone()),
         opts,
         Prepared::default(),
         || None,
@@ -1292,14 +1332,14 @@ pub fn write_reports(
 /// `index_descriptions` is called once, right before the index (the last page) is built, and
 /// what it returns, when Some, replaces `descriptions` there. `descriptions` must then hold
 /// those of the suites in `only` (their trend pages come first). `prepared` is work done
-/// ahead ([`crate::app::report::Refresh`]).
+/// while the runs went (`run`); `expected` is read only for run pages written from the store.
 #[allow(clippy::implicit_hasher, clippy::too_many_arguments)]
 pub fn write_reports_with(
     store: &Store,
     dir: &Path,
     only: Option<&[String]>,
     descriptions: &HashMap<String, String>,
-    expected: &Expected<'_>,
+    expected: &LazyExpected<'_>,
     opts: &Options,
     prepared: Prepared,
     index_descriptions: impl FnOnce() -> Option<HashMap<String, String>>,
@@ -1341,9 +1381,8 @@ pub fn write_reports_with(
     // Run pages on a second thread with its own connection and template (SQLite readers run
     // side by side), while this one builds the trend pages and the index.
     let db_path = store.path().to_path_buf();
-    let Prepared { statuses, rows } = prepared;
+    let Prepared { statuses, live } = prepared;
     let cache = &statuses;
-    let fed = std::sync::Mutex::new(rows);
     let done = std::thread::scope(|scope| -> Result<(), HtmlError> {
         let pages = scope.spawn(|| -> Result<Written, HtmlError> {
             let mut written = Written::default();
@@ -1353,9 +1392,10 @@ pub fn write_reports_with(
             let own = Store::open(&db_path)?;
             let t = engine_of(&[RUN_TEMPLATE])?;
             for run_id in &to_write {
-                let rows = fed.lock().ok().and_then(|mut f| f.remove(run_id));
-                run_page::write_run(&own, &t, dir, run_id, expected, cache, rows, &mut written)?;
+                let live = live.get(run_id);
+                run_page::write_run(&own, &t, dir, run_id, expected, live, &mut written)?;
             }
+            crate::phase::phase("reports: run pages");
             Ok(written)
         });
         let t = engine_of(&TREND_TEMPLATES)?;
@@ -1371,6 +1411,7 @@ pub fn write_reports_with(
             )?;
             write(&dir.join(suite_href(name)), &html, &mut out)?;
         }
+        crate::phase::phase("reports: trend pages");
         let late = index_descriptions();
         let html = build_index(
             store,
@@ -1381,6 +1422,7 @@ pub fn write_reports_with(
             &with_pages,
         )?;
         write(&dir.join("index.html"), &html, &mut out)?;
+        crate::phase::phase("reports: index");
         let written = pages.join().map_err(|_| HtmlError::Template {
             page: "run".to_string(),
             message: "the thread writing run pages panicked".to_string(),

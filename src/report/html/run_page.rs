@@ -6,9 +6,10 @@
 //! directly, every string through tera's own HTML escaping ([`tera::escape_html`]), byte for
 //! byte as the template wrote them (a test renders both and compares).
 //!
-//! A run's results are read once: each is rendered as it is read, while the flips are found.
-//! A run too large to hold rendered in memory ([`ROWS_IN_MEMORY`]) is read twice instead
-//! (statuses first, for the flips above the results), one page in memory at a time.
+//! The results of a run `run` just ran were rendered as they were scored ([`super::live`]).
+//! Otherwise a run's results are read once: each is rendered as it is read, while the flips
+//! are found. A run too large to hold rendered in memory ([`ROWS_IN_MEMORY`]) is read twice
+//! instead (statuses first, for the flips above the results), one page in memory at a time.
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -19,16 +20,21 @@ use serde::Serialize;
 
 pub(super) use super::StatusRow;
 use super::chart::Unit;
+use super::live::LiveRun;
 use super::{
-    CSS, Expected, FLIPS_SHOWN, HtmlError, MAX_TEXT, RESULTS_PER_PAGE, StatusCache, Written,
+    CSS, Expected, FLIPS_SHOWN, HtmlError, LazyExpected, MAX_TEXT, RESULTS_PER_PAGE, Written,
     is_flip, render, run_file, show_time, suite_href, write,
 };
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
 use crate::store::{Store, StoreError};
 
 /// Bytes of rendered results a run may hold in memory to be written in one read of its
-/// results (about 40,000 results of ordinary size).
-pub(super) const ROWS_IN_MEMORY: usize = 64 << 20;
+/// results (about 15,000 results of ordinary size).
+pub(super) const ROWS_IN_MEMORY: usize = 16 << 20;
+
+/// Bytes of an ordinary rendered result, to tell ahead whether a run fits in
+/// [`ROWS_IN_MEMORY`].
+const ROW_BYTES: usize = 1100;
 
 /// [`ROWS_IN_MEMORY`]; tests lower it to take the two-read path (which writes the same pages,
 /// so that other tests running meanwhile are not affected).
@@ -199,13 +205,19 @@ fn flip_of(
 
 /// The flips listed above the results, and how many there are.
 #[derive(Default)]
-struct Flips {
+pub(super) struct Flips {
     shown: Vec<FlipRow>,
     total: usize,
 }
 
 impl Flips {
-    fn add(&mut self, case: &str, provider: &str, sample: u32, flip: (CaseStatus, CaseStatus)) {
+    pub(super) fn add(
+        &mut self,
+        case: &str,
+        provider: &str,
+        sample: u32,
+        flip: (CaseStatus, CaseStatus),
+    ) {
         self.total += 1;
         if self.shown.len() < FLIPS_SHOWN {
             self.shown.push(FlipRow {
@@ -224,7 +236,7 @@ fn push_result(
     out: &mut String,
     rec: &ResultRecord,
     suite: &str,
-    expected: &Expected<'_>,
+    expected: &Expected,
     flip: Option<(CaseStatus, CaseStatus)>,
     scratch: &mut String,
 ) {
@@ -237,7 +249,11 @@ fn push_result(
 }
 
 /// A result's block up to its expected answer.
-fn push_result_head(out: &mut String, rec: &ResultRecord, flip: Option<(CaseStatus, CaseStatus)>) {
+pub(super) fn push_result_head(
+    out: &mut String,
+    rec: &ResultRecord,
+    flip: Option<(CaseStatus, CaseStatus)>,
+) {
     let status = rec.status.as_str();
     out.push_str("<details class=\"result\"");
     if rec.status != CaseStatus::Passed {
@@ -271,7 +287,7 @@ fn push_result_head(out: &mut String, rec: &ResultRecord, flip: Option<(CaseStat
 }
 
 /// A result's expected answer, or why there is none.
-fn push_expected(out: &mut String, exp: Result<&str, &'static str>) {
+pub(super) fn push_expected(out: &mut String, exp: Result<&str, &'static str>) {
     match exp {
         Ok(e) if !e.is_empty() => {
             out.push_str("<pre>");
@@ -288,7 +304,7 @@ fn push_expected(out: &mut String, exp: Result<&str, &'static str>) {
 }
 
 /// A result's block after its expected answer.
-fn push_result_tail(out: &mut String, rec: &ResultRecord, scratch: &mut String) {
+pub(super) fn push_result_tail(out: &mut String, rec: &ResultRecord, scratch: &mut String) {
     out.push_str("\n<h4>Output</h4>");
     match rec.output.as_deref() {
         Some(o) if !o.is_empty() => {
@@ -472,204 +488,15 @@ impl Pages<'_> {
     }
 }
 
-/// The results of one run rendered for its pages as `run` scores them, before the run ends
-/// ([`crate::app::report::Refresh::feed`]), so that writing its pages reads none of its
-/// results. Each result is rendered but for its expected answer, which the refresh looks up
-/// at the end (as for any run page). The rows are used only when they are exactly the run's
-/// stored results, rendered against the same baseline run; otherwise the pages are written
-/// as usual.
-pub struct RunRows {
-    run_id: String,
-    suite: String,
-    started_at: String,
-    db: std::path::PathBuf,
-    /// The baseline (previous complete run) and its statuses, read on the first result.
-    baseline: Baseline,
-    /// Baseline statuses by key, made on the first result out of the baseline's order.
-    baseline_keys: OnceCell<HashMap<(String, String, u32), CaseStatus>>,
-    rows: Vec<FedRow>,
-    bytes: usize,
-    /// Over [`ROWS_IN_MEMORY`], or the baseline could not be read: not used.
-    broken: bool,
-    scratch: String,
-}
-
-impl std::fmt::Debug for RunRows {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunRows")
-            .field("run_id", &self.run_id)
-            .field("rows", &self.rows.len())
-            .field("broken", &self.broken)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The baseline of a run being fed.
-enum Baseline {
-    Unread,
-    None,
-    Run(RunInfo, Vec<StatusRow>),
-}
-
-/// One result of a run being fed: its block around its expected answer.
-struct FedRow {
-    seq: usize,
-    head: String,
-    tail: String,
-    case_hash: String,
-    status: StatusRow,
-    flip: Option<(CaseStatus, CaseStatus)>,
-}
-
-impl RunRows {
-    /// Rows of run `info` (begun, stored as running), reading its baseline from the store at
-    /// `db`.
-    #[must_use]
-    pub fn new(info: &RunInfo, db: &Path) -> Self {
-        Self {
-            run_id: info.run_id.clone(),
-            suite: info.suite.clone(),
-            started_at: info.started_at.clone(),
-            db: db.to_path_buf(),
-            baseline: Baseline::Unread,
-            baseline_keys: OnceCell::new(),
-            rows: Vec::new(),
-            bytes: 0,
-            broken: false,
-            scratch: String::new(),
-        }
-    }
-
-    /// The run these rows are of.
-    #[must_use]
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
-    fn read_baseline(&self) -> Result<Baseline, StoreError> {
-        let store = Store::open(&self.db)?;
-        let Some(id) = store.previous_complete_run(&self.suite, &self.started_at)? else {
-            return Ok(Baseline::None);
-        };
-        let Some(info) = store.run(&id)? else {
-            return Ok(Baseline::None);
-        };
-        let rows = store.result_statuses(&info.run_id)?;
-        Ok(Baseline::Run(info, rows))
-    }
-
-    fn baseline_status(
-        &self,
-        seq: usize,
-        case: &str,
-        provider: &str,
-        sample: u32,
-    ) -> Option<CaseStatus> {
-        let Baseline::Run(_, rows) = &self.baseline else {
-            return None;
-        };
-        if let Some(r) = rows.get(seq)
-            && r.2 == sample
-            && r.0 == case
-            && r.1 == provider
-        {
-            return Some(r.3);
-        }
-        self.baseline_keys
-            .get_or_init(|| {
-                rows.iter()
-                    .map(|r| ((r.0.clone(), r.1.clone(), r.2), r.3))
-                    .collect()
-            })
-            .get(&(case.to_owned(), provider.to_owned(), sample))
-            .copied()
-    }
-
-    /// Render one scored result of the run.
-    pub fn add(&mut self, rec: &ResultRecord) {
-        if self.broken {
-            return;
-        }
-        if matches!(self.baseline, Baseline::Unread) {
-            if let Ok(b) = self.read_baseline() {
-                self.baseline = b;
-            } else {
-                self.broken = true;
-                return;
-            }
-        }
-        let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
-        let flip = self
-            .baseline_status(rec.job.seq, case, provider, sample)
-            .filter(|&from| is_flip(from, rec.status))
-            .map(|from| (from, rec.status));
-        let mut head = String::with_capacity(512);
-        push_result_head(&mut head, rec, flip);
-        let mut tail = String::with_capacity(512);
-        push_result_tail(&mut tail, rec, &mut self.scratch);
-        self.bytes += head.len() + tail.len();
-        if self.bytes > rows_in_memory() {
-            self.broken = true;
-            self.rows = Vec::new();
-            return;
-        }
-        self.rows.push(FedRow {
-            seq: rec.job.seq,
-            head,
-            tail,
-            case_hash: rec.case_hash.clone(),
-            status: (case.clone(), provider.clone(), sample, rec.status),
-            flip,
-        });
-    }
-
-    /// The rows in plan order and their flips, when they are exactly the run's stored
-    /// results (`stored`, in plan order) and were rendered against `baseline`, the run's
-    /// baseline now.
-    fn into_rows(
-        mut self,
-        stored: &[StatusRow],
-        baseline: Option<&RunInfo>,
-    ) -> Option<(Vec<FedRow>, Flips)> {
-        if self.broken || self.rows.len() != stored.len() {
-            return None;
-        }
-        let same_baseline = match (&self.baseline, baseline) {
-            (Baseline::None, None) => true,
-            (Baseline::Run(then, _), Some(now)) => {
-                then.run_id == now.run_id
-                    && then.status == now.status
-                    && then.finished_at == now.finished_at
-            }
-            _ => false,
-        };
-        if !same_baseline {
-            return None;
-        }
-        self.rows.sort_by_key(|r| r.seq);
-        if self.rows.iter().zip(stored).any(|(r, s)| r.status != *s) {
-            return None;
-        }
-        let mut flips = Flips::default();
-        for r in &self.rows {
-            if let Some(f) = r.flip {
-                flips.add(&r.status.0, &r.status.1, r.status.2, f);
-            }
-        }
-        Some((self.rows, flips))
-    }
-}
-
-/// Write the pages of one run (from `fed` when they are its results).
-#[allow(clippy::too_many_arguments)]
+/// Write the pages of one run: from the rows `run` wrote as it went ([`LiveRun`]) when they
+/// are exactly its stored results, from the store otherwise.
 pub(super) fn write_run(
     store: &Store,
     t: &tera::Tera,
     dir: &Path,
     run_id: &str,
-    expected: &Expected<'_>,
-    cache: &StatusCache,
-    fed: Option<RunRows>,
+    expected: &LazyExpected<'_>,
+    live: Option<&LiveRun>,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
@@ -726,33 +553,45 @@ pub(super) fn write_run(
         baseline_href,
     };
     // Rendered while the run ran: used when they are exactly its stored results.
-    if let Some(fed) = fed {
-        let stored = cache.statuses(store, &info)?;
-        if let Some((rows, flips)) = fed.into_rows(&stored, baseline_info.as_ref()) {
-            let results = |range: std::ops::Range<usize>, html: &mut String| {
-                for r in &rows[range] {
-                    html.push_str(&r.head);
-                    push_expected(
-                        html,
-                        expected.lookup(&info.suite, &r.status.0, &r.case_hash),
-                    );
-                    html.push_str(&r.tail);
-                }
-            };
-            let done = write_pages(t, &pages, rows.len(), &results, &flips, out);
-            super::drop_later(rows);
-            return done;
+    if let Some(live) = live
+        && live.usable(baseline_info.as_ref())
+    {
+        let failed = std::sync::Mutex::new(None);
+        let results = |range: std::ops::Range<usize>, html: &mut String| {
+            if let Err(e) = live.push_rows(range, html)
+                && let Ok(mut f) = failed.lock()
+            {
+                f.get_or_insert(e);
+            }
+        };
+        let mut mine = Written::default();
+        write_pages(t, &pages, live.ends.len(), &results, &live.flips, &mut mine)?;
+        // Pages with rows missing (the file could not be read) are written again from the
+        // store.
+        if failed.into_inner().ok().flatten().is_none() {
+            out.files.extend(mine.files);
+            return Ok(());
         }
     }
+    let expected = expected.get();
+    // A run too large to hold rendered is read twice, one page in memory at a time.
+    let planned = usize::try_from(info.planned).unwrap_or(usize::MAX);
+    if planned.saturating_mul(ROW_BYTES) > rows_in_memory() {
+        let before_rows = match &baseline_info {
+            Some(b) => Some(store.result_statuses(&b.run_id)?),
+            None => None,
+        };
+        let before = before_rows.as_deref().map(StatusIndex::new);
+        return write_run_streaming(store, t, &pages, before.as_ref(), expected, out);
+    }
     let before_rows = match &baseline_info {
-        Some(b) => Some(cache.statuses(store, b)?),
+        Some(b) => Some(store.result_statuses(&b.run_id)?),
         None => None,
     };
     let before = before_rows.as_deref().map(StatusIndex::new);
 
     // One read: every result rendered as it is read, the flips found on the way.
-    let planned = usize::try_from(info.planned).unwrap_or(usize::MAX);
-    let mut rows = String::with_capacity(planned.saturating_mul(1100).min(rows_in_memory()));
+    let mut rows = String::with_capacity(planned.saturating_mul(ROW_BYTES).min(rows_in_memory()));
     let mut ends: Vec<usize> = Vec::new();
     let mut flips = Flips::default();
     let mut scratch = String::new();
@@ -864,7 +703,7 @@ fn write_run_streaming(
     t: &tera::Tera,
     pages: &Pages<'_>,
     before: Option<&StatusIndex<'_>>,
-    expected: &Expected<'_>,
+    expected: &Expected,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let info = pages.info;

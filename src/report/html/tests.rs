@@ -35,12 +35,9 @@ fn windows_parse() {
 
 #[test]
 fn expected_answers_follow_the_case_version() {
-    let e = Expected {
-        cases: HashMap::from([(
-            "s",
-            HashMap::from([("c1", ("h1", Some("yes"))), ("c2", ("h2", None))]),
-        )]),
-    };
+    let mut e = Expected::default();
+    e.add("s", "c1", "h1", Some("yes"));
+    e.add("s", "c2", "h2", None);
     assert_eq!(e.lookup("s", "c1", "h1"), Ok("yes"));
     assert!(e.lookup("s", "c1", "old").unwrap_err().contains("edited"));
     assert!(

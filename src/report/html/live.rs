@@ -1,0 +1,372 @@
+//! Run pages written while their run goes: `run` renders each result as it is scored (its
+//! expected answer from the case the run holds, its flip against the baseline read when the
+//! first result comes) and appends the rendered results, in plan order, to a file beside the
+//! pages (`runs/.<run>.rows`). Results finish out of order: those ahead of a missing one wait
+//! in memory (a window of about the concurrency, bounded by [`PENDING_BYTES`]).
+//!
+//! After the run, the refresh writes the pages from that file: the part above the results
+//! (metrics, gates, flips) rendered once, then each page's slice of rows, without reading the
+//! run's results back. The pages are byte for byte those written from the store (a test
+//! compares them). Whenever the rows may not be exactly the stored results (a result missing
+//! or seen twice, the baseline changed since, a write failed), the pages are written from the
+//! store as usual and the file is removed.
+
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hasher as _;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use super::run_page::{Flips, push_expected, push_result_head, push_result_tail};
+use super::{file_stem, is_flip};
+use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
+use crate::store::{Store, StoreError};
+
+/// Rendered results that may wait for an earlier one before the rows are given up.
+pub const PENDING_BYTES: usize = 32 << 20;
+
+/// The run pages of one run being written as it goes ([`LivePages::add`] each scored result,
+/// then [`LivePages::finish`]).
+pub struct LivePages {
+    run_id: String,
+    suite: String,
+    started_at: String,
+    db: PathBuf,
+    rows_path: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    baseline: Baseline,
+    /// The next result (by plan position) to append.
+    next: usize,
+    /// Rendered results waiting for an earlier one, by plan position.
+    pending: BTreeMap<usize, Pending>,
+    pending_bytes: usize,
+    /// Bytes written so far, and where each appended row ends.
+    written: u64,
+    ends: Vec<u64>,
+    flips: Flips,
+    /// Why the rows cannot be used, once they cannot.
+    broken: Option<String>,
+    scratch: String,
+}
+
+impl std::fmt::Debug for LivePages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LivePages")
+            .field("run_id", &self.run_id)
+            .field("rows", &self.ends.len())
+            .field("pending", &self.pending.len())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rendered result waiting for its turn.
+struct Pending {
+    html: String,
+    flip: Option<(String, String, u32, (CaseStatus, CaseStatus))>,
+}
+
+/// The run a run's flips are against: its previous complete run, read on the first result.
+enum Baseline {
+    Unread,
+    None,
+    Run(BaselineRun),
+}
+
+/// The baseline's per-result statuses, compact: a hash of (case, provider, sample) and the
+/// status, in plan order.
+struct BaselineRun {
+    run_id: String,
+    status: RunStatus,
+    finished_at: Option<String>,
+    rows: Vec<(u64, CaseStatus)>,
+    /// By key hash, made on the first result found out of the baseline's order.
+    map: OnceCell<HashMap<u64, CaseStatus>>,
+}
+
+impl BaselineRun {
+    fn get(&self, at: usize, key: u64) -> Option<CaseStatus> {
+        if let Some(&(k, s)) = self.rows.get(at)
+            && k == key
+        {
+            return Some(s);
+        }
+        self.map
+            .get_or_init(|| self.rows.iter().copied().collect())
+            .get(&key)
+            .copied()
+    }
+}
+
+/// The key of a result: FNV-1a over case, provider and sample (64 bits; two keys of one run
+/// sharing a hash would swap a flip mark, at odds of one in 10^9 for 100,000 results).
+fn key(case: &str, provider: &str, sample: u32) -> u64 {
+    let mut h = fnv::FnvHasher::default();
+    h.write(case.as_bytes());
+    h.write_u8(0xff);
+    h.write(provider.as_bytes());
+    h.write_u8(0xff);
+    h.write_u32(sample);
+    h.finish()
+}
+
+/// Where the rows of a run's pages are kept while it goes.
+fn rows_path(runs_dir: &Path, run_id: &str) -> PathBuf {
+    runs_dir.join(format!(".{}.rows", file_stem(run_id)))
+}
+
+impl LivePages {
+    /// The pages of `info` (begun, stored as running), into the reports folder `dir`, its
+    /// baseline read from the store at `db` on the first result.
+    #[must_use]
+    pub fn new(info: &RunInfo, db: &Path, dir: &Path) -> Self {
+        Self {
+            run_id: info.run_id.clone(),
+            suite: info.suite.clone(),
+            started_at: info.started_at.clone(),
+            db: db.to_path_buf(),
+            rows_path: rows_path(&dir.join("runs"), &info.run_id),
+            file: None,
+            baseline: Baseline::Unread,
+            next: 0,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            written: 0,
+            ends: Vec::new(),
+            flips: Flips::default(),
+            broken: None,
+            scratch: String::new(),
+        }
+    }
+
+    fn give_up(&mut self, why: String) {
+        if self.broken.is_none() {
+            self.broken = Some(why);
+            self.pending = BTreeMap::new();
+            self.file = None;
+            let _ = std::fs::remove_file(&self.rows_path);
+        }
+    }
+
+    fn read_baseline(&self) -> Result<Baseline, StoreError> {
+        let store = Store::open(&self.db)?;
+        let Some(id) = store.previous_complete_run(&self.suite, &self.started_at)? else {
+            return Ok(Baseline::None);
+        };
+        let Some(info) = store.run(&id)? else {
+            return Ok(Baseline::None);
+        };
+        let rows = store
+            .result_statuses(&info.run_id)?
+            .into_iter()
+            .map(|(case, provider, sample, status)| (key(&case, &provider, sample), status))
+            .collect();
+        Ok(Baseline::Run(BaselineRun {
+            run_id: info.run_id,
+            status: info.status,
+            finished_at: info.finished_at,
+            rows,
+            map: OnceCell::new(),
+        }))
+    }
+
+    /// One scored result of the run (each once, in any order), with its case's expected
+    /// answer.
+    pub fn add(&mut self, rec: &ResultRecord, expected: Option<&str>) {
+        if self.broken.is_some() {
+            return;
+        }
+        if matches!(self.baseline, Baseline::Unread) {
+            match self.read_baseline() {
+                Ok(b) => self.baseline = b,
+                Err(e) => return self.give_up(format!("read the baseline: {e}")),
+            }
+        }
+        let seq = rec.job.seq;
+        if seq < self.next || self.pending.contains_key(&seq) {
+            return self.give_up(format!("result {seq} came twice"));
+        }
+        let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
+        let flip = match &self.baseline {
+            Baseline::Run(b) => b
+                .get(seq, key(case, provider, sample))
+                .filter(|&from| is_flip(from, rec.status))
+                .map(|from| (from, rec.status)),
+            _ => None,
+        };
+        let mut html = String::with_capacity(1024);
+        push_result_head(&mut html, rec, flip);
+        push_expected(
+            &mut html,
+            expected.ok_or("the case sets no expected answer"),
+        );
+        push_result_tail(&mut html, rec, &mut self.scratch);
+        self.pending_bytes += html.len();
+        self.pending.insert(
+            seq,
+            Pending {
+                html,
+                flip: flip.map(|f| (case.clone(), provider.clone(), sample, f)),
+            },
+        );
+        if let Err(e) = self.append_ready() {
+            return self.give_up(format!("write {}: {e}", self.rows_path.display()));
+        }
+        if self.pending_bytes > PENDING_BYTES {
+            self.give_up(format!(
+                "more than {} MiB of results wait for result {}",
+                PENDING_BYTES >> 20,
+                self.next
+            ));
+        }
+    }
+
+    /// Append the rows whose turn it is.
+    fn append_ready(&mut self) -> std::io::Result<()> {
+        while let Some(row) = self.pending.remove(&self.next) {
+            if self.file.is_none() {
+                if let Some(parent) = self.rows_path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let file = std::fs::File::create(&self.rows_path)?;
+                self.file = Some(std::io::BufWriter::with_capacity(256 << 10, file));
+            }
+            if let Some(f) = self.file.as_mut() {
+                f.write_all(row.html.as_bytes())?;
+            }
+            self.pending_bytes -= row.html.len();
+            self.written += row.html.len() as u64;
+            self.ends.push(self.written);
+            if let Some((case, provider, sample, flip)) = &row.flip {
+                self.flips.add(case, provider, *sample, *flip);
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// The rows, once the run is stored with `stored` results: usable when they are that
+    /// many, in plan order with none missing.
+    #[must_use]
+    pub fn finish(mut self, stored: usize) -> LiveRun {
+        if self.broken.is_none() && !self.pending.is_empty() {
+            self.give_up(format!("result {} never came", self.next));
+        }
+        if self.broken.is_none() && self.ends.len() != stored {
+            let why = format!("{} results rendered, {stored} stored", self.ends.len());
+            self.give_up(why);
+        }
+        if self.broken.is_none()
+            && let Some(f) = self.file.take()
+            && let Err(e) = f.into_inner().map_err(std::io::IntoInnerError::into_error)
+        {
+            let why = format!("write {}: {e}", self.rows_path.display());
+            self.give_up(why);
+        }
+        let usable = self.broken.is_none();
+        // The file is the finished rows' now (removed when they are dropped).
+        let path = std::mem::take(&mut self.rows_path);
+        LiveRun {
+            run_id: std::mem::take(&mut self.run_id),
+            rows_path: usable.then_some(path),
+            baseline: match &self.baseline {
+                Baseline::Run(b) => Some((b.run_id.clone(), b.status, b.finished_at.clone())),
+                _ => None,
+            },
+            ends: std::mem::take(&mut self.ends),
+            flips: std::mem::take(&mut self.flips),
+        }
+    }
+}
+
+impl Drop for LivePages {
+    /// Pages of a run that never finished (a run removed for a problem found late) leave no
+    /// file behind.
+    fn drop(&mut self) {
+        if !self.rows_path.as_os_str().is_empty() {
+            self.file = None;
+            let _ = std::fs::remove_file(&self.rows_path);
+        }
+    }
+}
+
+/// A run's rendered results, as [`LivePages::finish`] leaves them for the refresh. The file
+/// of rows is removed when this is dropped.
+pub struct LiveRun {
+    run_id: String,
+    /// None when the rows cannot be used (the pages are then written from the store).
+    rows_path: Option<PathBuf>,
+    /// The baseline the flips were found against: (run id, status, finished at).
+    baseline: Option<(String, RunStatus, Option<String>)>,
+    pub(super) ends: Vec<u64>,
+    pub(super) flips: Flips,
+}
+
+impl std::fmt::Debug for LiveRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveRun")
+            .field("run_id", &self.run_id)
+            .field("usable", &self.rows_path.is_some())
+            .field("rows", &self.ends.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        if let Some(p) = &self.rows_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl LiveRun {
+    /// The run these rows are of.
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Whether the rows are exactly the run's results against `baseline`, its baseline now.
+    pub(super) fn usable(&self, baseline: Option<&RunInfo>) -> bool {
+        let same = match (&self.baseline, baseline) {
+            (None, None) => true,
+            (Some((id, status, finished)), Some(now)) => {
+                *id == now.run_id && *status == now.status && *finished == now.finished_at
+            }
+            _ => false,
+        };
+        same && self.rows_path.is_some()
+    }
+
+    /// Append the rendered results `range` (positions in plan order) to `html`.
+    pub(super) fn push_rows(
+        &self,
+        range: std::ops::Range<usize>,
+        html: &mut String,
+    ) -> std::io::Result<()> {
+        let Some(path) = &self.rows_path else {
+            return Ok(());
+        };
+        if range.is_empty() {
+            return Ok(());
+        }
+        let from = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1]
+        };
+        let to = self.ends[range.end - 1];
+        let mut file = std::fs::File::open(path)?;
+        file.seek(SeekFrom::Start(from))?;
+        let before = html.len();
+        file.take(to - from).read_to_string(html)?;
+        if (html.len() - before) as u64 != to - from {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the rows file is shorter than written",
+            ));
+        }
+        Ok(())
+    }
+}
