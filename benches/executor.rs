@@ -2,7 +2,8 @@
 //! fixed latency: the physical limit of a run is cases x latency / concurrency.
 //!
 //! Run: `cargo bench --bench executor` (optionally `-- CASES LATENCY_MS CONCURRENCY`, several
-//! triples allowed, and options for `evalwatch run` such as `--no-reports`). For each configuration it prints wall time against the limit, the client's
+//! triples allowed, `--history=N` for N more runs stored before the repeat run, as after N
+//! days of daily runs, and options for `evalwatch run` such as `--no-reports`). For each configuration it prints wall time against the limit, the client's
 //! CPU per case (user + system time of the evalwatch process, which includes scoring and
 //! storage), its peak RSS, how long after spawning it the first request reached the server, and
 //! how long the calls themselves took (first request to last answer). The mock answers each
@@ -167,8 +168,14 @@ fn main() {
     // Other options are passed on to `evalwatch run` (`--no-reports`); cargo adds `--bench`.
     let extra: Vec<String> = std::env::args()
         .skip(1)
-        .filter(|a| a.starts_with("--") && a != "--bench")
+        .filter(|a| a.starts_with("--") && a != "--bench" && !a.starts_with("--history="))
         .collect();
+    // `--history=N`: before the repeat run, N more runs of the suite (against a mock without
+    // latency, reports refreshed as usual), as after N days of daily runs.
+    let history: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.strip_prefix("--history=").and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
     let configs: Vec<(usize, u64, usize)> = if args.len() >= 3 {
         args.chunks(3)
             .filter(|c| c.len() == 3)
@@ -189,6 +196,25 @@ fn main() {
         // The same suite twice on one store: a first run registers its cases, a repeat run
         // (the daily case) finds them.
         for store in ["fresh", "repeat"] {
+            if store == "repeat" && history > 0 {
+                let (base_url, _) = start_mock(Duration::ZERO);
+                write_suite(dir.path(), &base_url, cases, concurrency);
+                for _ in 0..history {
+                    let status = std::process::Command::new(bin)
+                        .current_dir(dir.path())
+                        .env("OPENAI_API_KEY", "sk-bench-not-a-secret")
+                        .args(["--quiet", "--db", "bench.db", "run", "bench.yaml"])
+                        .stdout(std::process::Stdio::null())
+                        .status()
+                        .expect("run evalwatch");
+                    assert!(status.success(), "a history run failed");
+                }
+            }
+            let store = if store == "repeat" && history > 0 {
+                format!("after {} runs", history + 1)
+            } else {
+                store.to_owned()
+            };
             let (base_url, seen) = start_mock(Duration::from_millis(latency_ms));
             write_suite(dir.path(), &base_url, cases, concurrency);
             let started = Instant::now();

@@ -1046,6 +1046,11 @@ struct Consumed {
 
 const SHOWN_FAILURES: usize = 10;
 
+/// How often the consumer looks for events while they come, and for how many looks it keeps
+/// looking when none came.
+const CONSUME_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+const CONSUME_IDLE_POLLS: u32 = 25;
+
 /// The single consumer of executor events: scores, accumulates metrics, feeds the writer,
 /// drives the progress bar.
 fn consume(
@@ -1069,9 +1074,26 @@ fn consume(
     // Judges and rubrics already recorded for this run (a handful: one per assertion type).
     let mut signatures: std::collections::HashSet<JudgeSignature> =
         std::collections::HashSet::new();
-    while let Some(event) = rx.blocking_recv() {
+    // Events are taken every few milliseconds while they come (a few thousand a second at
+    // speed): waking this thread for each one takes the CPU the model calls need. Once none
+    // came for a while, it sleeps until the next.
+    let mut idle = 0u32;
+    loop {
+        let event = match rx.try_recv() {
+            Ok(event) => event,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) if idle < CONSUME_IDLE_POLLS => {
+                idle += 1;
+                std::thread::sleep(CONSUME_POLL);
+                continue;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => match rx.blocking_recv() {
+                Some(event) => event,
+                None => break,
+            },
+        };
+        idle = 0;
         match event {
-            Event::JobStarted { .. } => {}
             Event::AttemptFailed {
                 seq: _,
                 provider_id,

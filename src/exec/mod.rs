@@ -48,9 +48,6 @@ pub struct Finished {
 /// What the executor reports, in the order things happen.
 #[derive(Debug)]
 pub enum Event {
-    JobStarted {
-        seq: usize,
-    },
     AttemptFailed {
         seq: usize,
         provider_id: String,
@@ -305,7 +302,6 @@ impl Worker {
                 });
             }
         };
-        let _ = self.tx.send(Event::JobStarted { seq: job.seq }).await;
         let slot = &self.shared.slot;
         let limits = CallLimits {
             provider_id: slot.provider.id(),
@@ -480,7 +476,6 @@ mod tests {
                 Event::JobFinished(f) => done.push(*f),
                 Event::AttemptFailed { .. } => failed_attempts += 1,
                 Event::RunFinished { cancelled } => return (done, failed_attempts, cancelled),
-                Event::JobStarted { .. } => {}
             }
         }
         panic!("no RunFinished event");

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,6 +16,9 @@ use crate::model::{JudgeCacheEntry, JudgeSignature, ResultRecord, Suite};
 
 /// A result waits at most this long in the writer before it is committed.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// How often the writer looks for more results while it gathers a batch.
+const POLL: Duration = Duration::from_millis(5);
 
 /// WAL pages after which a writer commit checkpoints by itself (256 MiB with 16 KiB pages):
 /// a safety net only, for when the checkpointer thread falls behind.
@@ -398,14 +401,9 @@ fn write_loop(
             if now >= deadline {
                 break;
             }
-            match receiver.recv_timeout(deadline - now) {
-                Ok(rec) => buf.push(rec),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
+            // Results that come meanwhile are taken in one go: waking for each of them (a
+            // few thousand a second) takes the CPU the model calls need.
+            std::thread::sleep(POLL.min(deadline - now));
         }
         write_batch(&mut conn, &mut ctx, &buf)
             .map_err(|e| format!("commit a batch of {} results: {e}", buf.len()))?;
