@@ -361,6 +361,7 @@ impl Refresh {
         let mut prepared = html::Prepared {
             statuses,
             rows: HashMap::new(),
+            heat: HashMap::new(),
         };
         // A fed run's statuses are read once: to check its rows, and for its trend page.
         for (run_id, rows) in std::mem::take(&mut self.fed) {
