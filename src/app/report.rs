@@ -1099,25 +1099,6 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn statuses_read_ahead_are_dropped_when_the_run_changed() {
-        let (dir, _ctx, _project, infos) = history(2);
-        let store = Store::open(&dir.path().join("h.db")).expect("store");
-        let cache = html::StatusCache::read_ahead(&store, &["s"]).expect("read ahead");
-        assert_eq!(cache.get(&infos[1]).map(<[_]>::len), Some(830));
-        let mut resumed = infos[1].clone();
-        resumed.finished_at = Some(chrono::Utc::now().to_rfc3339());
-        assert!(cache.get(&resumed).is_none(), "finished again");
-        let mut failed = infos[1].clone();
-        failed.status = RunStatus::Failed;
-        assert!(cache.get(&failed).is_none(), "status changed");
-        assert_eq!(
-            cache.statuses(&store, &resumed).expect("read").len(),
-            830,
-            "read again"
-        );
-    }
-
     fn r(case: &str, status: CaseStatus, score: f64, lat: f64) -> ScoredResult {
         ScoredResult {
             case_id: case.into(),

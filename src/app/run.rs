@@ -24,6 +24,7 @@ use crate::model::{
     ProjectConfig, ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
 };
 use crate::plan::{self, Filters};
+use crate::report::html::HeatHistory;
 use crate::report::html::live::{LivePages, LiveRun};
 use crate::report::junit::JunitWriter;
 use crate::report::machine::{JsonRunWriter, header};
@@ -64,6 +65,8 @@ struct Done {
     suite: Suite,
     /// Its run pages, rendered as its results were scored (unless `--no-reports`).
     live: Option<LiveRun>,
+    /// The statuses its heat map shows of the runs before it, read while it ran.
+    heat: Option<std::thread::JoinHandle<Option<HeatHistory>>>,
     /// Alerts this run fired (machine-output objects).
     alerts: Vec<serde_json::Value>,
     /// An alert at or above `--fail-on` fired.
@@ -335,6 +338,9 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         for d in &mut done_runs {
             if let Some(live) = d.live.take() {
                 prepared.live.insert(d.info.run_id.clone(), live);
+            }
+            if let Some(heat) = d.heat.take().and_then(|h| h.join().ok().flatten()) {
+                prepared.heat.insert(d.info.suite.clone(), heat);
             }
         }
         let ran: Vec<&Suite> = done_runs.iter().map(|d| &d.suite).collect();
@@ -698,6 +704,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         let _ = engine_tx.send(Stage::Ready(engine));
     }
     let after = Some(after_hook(engine_rx));
+    let heat;
     let consumer = {
         let printer = ctx.printer;
         let bar = bar.clone();
@@ -705,6 +712,15 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         // pages are written from the store, with the results stored before).
         let live = (!env.args.no_reports && resume.is_none())
             .then(|| LivePages::new(&info, env.db, &super::report::reports_dir(env.project)));
+        // And the heat map's statuses of the runs before, read once the first calls are out.
+        heat = (!env.args.no_reports).then(|| {
+            let (db, name) = (env.db.to_path_buf(), suite.name.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let store = Store::open(&db).ok()?;
+                HeatHistory::read(&store, &name).ok()
+            })
+        });
         std::thread::spawn(move || {
             consume(rx, &writer, printer, &bar, acc, live).map(|c| (c, writer))
         })
@@ -896,6 +912,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             ..suite
         },
         live,
+        heat,
         alerts: alerts.alerts,
         alert_fail: alerts.fail,
         metrics,

@@ -219,6 +219,32 @@ impl Store {
             .collect())
     }
 
+    /// Stream the status of each (case id, provider, sample) of a run, in plan order: only
+    /// those columns are read, and nothing is allocated per result (the strings given to `f`
+    /// are borrowed from the row being read).
+    pub fn for_each_status<F>(&self, run_id: &str, mut f: F) -> Result<(), StoreError>
+    where
+        F: FnMut(&str, &str, u32, CaseStatus),
+    {
+        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.case_id, x.provider, x.sample, x.status
+             FROM results x JOIN cases c ON c.id = x.case_ref
+             WHERE x.id BETWEEN ?1 AND ?2 ORDER BY x.id",
+        )?;
+        let (lo, hi) = codec::result_range(run_ref);
+        let mut rows = st.query([lo, hi])?;
+        while let Some(r) = rows.next()? {
+            let text = |i: usize| -> Result<&str, rusqlite::Error> {
+                r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)
+            };
+            let (case, provider) = (text(0)?, text(1)?);
+            let status = codec::case_status(text(3)?, run_id)?;
+            f(case, provider, codec::to_u32(r.get(2)?), status);
+        }
+        Ok(())
+    }
+
     /// The newest complete run of `suite` that started before `before` (RFC 3339).
     pub fn previous_complete_run(
         &self,

@@ -156,11 +156,10 @@ impl LivePages {
         let Some(info) = store.run(&id)? else {
             return Ok(Baseline::None);
         };
-        let rows = store
-            .result_statuses(&info.run_id)?
-            .into_iter()
-            .map(|(case, provider, sample, status)| (key(&case, &provider, sample), status))
-            .collect();
+        let mut rows = Vec::with_capacity(usize::try_from(info.planned).unwrap_or(0));
+        store.for_each_status(&info.run_id, |case, provider, sample, status| {
+            rows.push((key(case, provider, sample), status));
+        })?;
         Ok(Baseline::Run(BaselineRun {
             run_id: info.run_id,
             status: info.status,

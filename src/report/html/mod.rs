@@ -7,7 +7,9 @@
 //! [`chart::MAX_POINTS`] points, the heat map and tables are capped, and run pages paginate.
 
 pub mod chart;
+mod heat;
 mod human;
+pub use heat::HeatHistory;
 pub mod live;
 mod run_page;
 #[cfg(test)]
@@ -23,7 +25,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use self::chart::{MarkerIn, Sample, SeriesIn, Unit, line_chart, sparkline};
-use crate::model::{CaseStatus, RunInfo, RunStatus, Suite};
+use crate::model::{CaseStatus, RunStatus, Suite};
 use crate::store::{Store, StoreError};
 use crate::store::{TrendQuery, TrendRow};
 
@@ -221,86 +223,13 @@ pub struct Written {
     pub files: Vec<PathBuf>,
 }
 
-/// The per-result statuses of finished runs, read ahead of a refresh (the heat maps and the
-/// flips of run pages read them: one run's 10,000 results take milliseconds), each kept with
-/// the run's status and finish time when read: a run that changed since (a resumed run) is
-/// read again.
-#[derive(Debug, Default)]
-pub struct StatusCache {
-    runs: HashMap<String, (RunStatus, Option<String>, Vec<StatusRow>)>,
-}
-
-impl StatusCache {
-    /// Rows held at most (about a hundred bytes each).
-    pub const MAX_ROWS: usize = 2_000_000;
-
-    /// Read the statuses of the newest finished runs of `suites`: those the heat map and the
-    /// flips of their pages show (and the alert rules of `run` compare with), at most
-    /// [`Self::MAX_ROWS`] in all, newest first.
-    pub fn read_ahead(store: &Store, suites: &[&str]) -> Result<Self, StoreError> {
-        let mut cache = Self::default();
-        let mut rows = 0usize;
-        for name in suites {
-            let runs = store.run_infos(Some(name), None, RECENT_RUNS.max(HEAT_RUNS))?;
-            for r in runs.iter().rev() {
-                if r.status == RunStatus::Running || cache.runs.contains_key(&r.run_id) {
-                    continue;
-                }
-                let statuses = store.result_statuses(&r.run_id)?;
-                rows += statuses.len();
-                if rows > Self::MAX_ROWS {
-                    return Ok(cache);
-                }
-                cache.runs.insert(
-                    r.run_id.clone(),
-                    (r.status, r.finished_at.clone(), statuses),
-                );
-            }
-        }
-        Ok(cache)
-    }
-
-    /// Keep the statuses of `run` (as it is now).
-    pub fn insert(&mut self, run: &RunInfo, statuses: Vec<StatusRow>) {
-        self.runs.insert(
-            run.run_id.clone(),
-            (run.status, run.finished_at.clone(), statuses),
-        );
-    }
-
-    /// The statuses of `run` if they were read ahead and the run has not changed since.
-    #[must_use]
-    pub fn get(&self, run: &RunInfo) -> Option<&[StatusRow]> {
-        match self.runs.get(&run.run_id) {
-            Some((status, finished, rows))
-                if *status == run.status && *finished == run.finished_at =>
-            {
-                Some(rows)
-            }
-            _ => None,
-        }
-    }
-
-    /// The statuses of `run`: read ahead, or read now.
-    pub fn statuses<'a>(
-        &'a self,
-        store: &Store,
-        run: &RunInfo,
-    ) -> Result<std::borrow::Cow<'a, [StatusRow]>, StoreError> {
-        Ok(match self.get(run) {
-            Some(rows) => std::borrow::Cow::Borrowed(rows),
-            None => std::borrow::Cow::Owned(store.result_statuses(&run.run_id)?),
-        })
-    }
-}
-
 /// Work done ahead of a refresh, while the runs went.
 #[derive(Debug, Default)]
 pub struct Prepared {
-    /// Statuses of finished runs, read ahead.
-    pub statuses: StatusCache,
     /// Results rendered while their runs ran ([`live::LivePages`]), by run id.
     pub live: HashMap<String, live::LiveRun>,
+    /// The heat-map statuses of suites, read ahead, by suite name.
+    pub heat: HashMap<String, HeatHistory>,
 }
 
 /// One result's status in a run: (case id, provider, sample, status), as
@@ -716,36 +645,6 @@ struct TagRow {
 }
 
 #[derive(Serialize)]
-struct HeatRun {
-    run_id: String,
-    short: String,
-    started: String,
-    href: String,
-}
-
-#[derive(Serialize)]
-struct HeatCell {
-    class: &'static str,
-    mark: String,
-    title: String,
-}
-
-#[derive(Serialize)]
-struct HeatRow {
-    case: String,
-    provider: String,
-    flips: usize,
-    cells: Vec<HeatCell>,
-}
-
-#[derive(Serialize, Default)]
-struct Heat {
-    runs: Vec<HeatRun>,
-    rows: Vec<HeatRow>,
-    more: usize,
-}
-
-#[derive(Serialize)]
 struct FlakyRow {
     case: String,
     provider: String,
@@ -777,7 +676,7 @@ struct SuitePage {
     window: String,
     tags: Vec<TagRow>,
     tags_more: usize,
-    heat: Heat,
+    heat: heat::Heat,
     flaky: Vec<FlakyRow>,
     recent: Vec<RecentRun>,
     run_pages: usize,
@@ -947,122 +846,8 @@ fn change_markers(
     Ok(out)
 }
 
-fn status_cell(s: Option<CaseStatus>, flip: bool, title: String) -> HeatCell {
-    let (class, mark) = match s {
-        Some(CaseStatus::Passed) => ("passed", "✓"),
-        Some(CaseStatus::Failed) => ("failed", "✗"),
-        Some(CaseStatus::Error) => ("error", "!"),
-        Some(CaseStatus::Unscorable) => ("unscorable", "?"),
-        None => ("absent", "·"),
-    };
-    HeatCell {
-        class,
-        mark: if flip {
-            format!("↻{mark}")
-        } else {
-            mark.into()
-        },
-        title,
-    }
-}
-
 fn is_flip(a: CaseStatus, b: CaseStatus) -> bool {
     a != b && (a == CaseStatus::Passed || b == CaseStatus::Passed)
-}
-
-/// (case, provider, sample) of a heat-map row.
-type HeatKey<'a> = (&'a str, &'a str, u32);
-
-/// Runs x results that changed verdict, over the newest `HEAT_RUNS` runs: bounded reads.
-fn heat_map(
-    store: &Store,
-    runs: &[RunInfo],
-    with_pages: &HashMap<String, bool>,
-    cache: &StatusCache,
-) -> Result<Heat, HtmlError> {
-    let runs: Vec<&RunInfo> = runs
-        .iter()
-        .filter(|r| r.status != RunStatus::Running)
-        .rev()
-        .take(HEAT_RUNS)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let mut lists: Vec<std::borrow::Cow<'_, [StatusRow]>> = Vec::with_capacity(runs.len());
-    for r in &runs {
-        lists.push(cache.statuses(store, r)?);
-    }
-    let statuses: Vec<run_page::StatusIndex<'_>> = lists
-        .iter()
-        .map(|l| run_page::StatusIndex::new(l))
-        .collect();
-    // (case, provider, sample) -> (flips, a position where the runs list it).
-    let mut flips: HashMap<HeatKey<'_>, (usize, usize)> = HashMap::new();
-    for i in 1..lists.len() {
-        for (at, (case, provider, sample, now)) in lists[i].iter().enumerate() {
-            if let Some(before) = statuses[i - 1].get(at, case, provider, *sample)
-                && is_flip(before, *now)
-            {
-                flips
-                    .entry((case.as_str(), provider.as_str(), *sample))
-                    .or_insert((0, at))
-                    .0 += 1;
-            }
-        }
-    }
-    let mut keys: Vec<(HeatKey<'_>, (usize, usize))> = flips.into_iter().collect();
-    keys.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
-    let more = keys.len().saturating_sub(HEAT_ROWS);
-    let mut rows = Vec::new();
-    for (k, (n, at)) in keys.into_iter().take(HEAT_ROWS) {
-        let mut cells = Vec::with_capacity(runs.len());
-        let mut prev: Option<CaseStatus> = None;
-        for (i, st) in statuses.iter().enumerate() {
-            let s = st.get(at, k.0, k.1, k.2);
-            let flip = matches!((prev, s), (Some(a), Some(b)) if is_flip(a, b));
-            let title = format!(
-                "{} · {} · run {} ({}): {}{}",
-                k.0,
-                k.1,
-                runs[i].run_id,
-                show_time(&runs[i].started_at),
-                s.map_or("not run", CaseStatus::as_str),
-                if flip { ", flipped" } else { "" }
-            );
-            cells.push(status_cell(s, flip, title));
-            if s.is_some() {
-                prev = s;
-            }
-        }
-        rows.push(HeatRow {
-            case: if k.2 > 0 {
-                format!("{} #{}", k.0, k.2)
-            } else {
-                k.0.to_owned()
-            },
-            provider: k.1.to_owned(),
-            flips: n,
-            cells,
-        });
-    }
-    Ok(Heat {
-        runs: runs
-            .iter()
-            .map(|r| HeatRun {
-                run_id: r.run_id.clone(),
-                short: short_time(&r.started_at),
-                started: show_time(&r.started_at),
-                href: if with_pages.contains_key(&r.run_id) {
-                    format!("runs/{}", run_file(&r.run_id, 1))
-                } else {
-                    format!("#run-{}", file_stem(&r.run_id))
-                },
-            })
-            .collect(),
-        rows,
-        more,
-    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1073,7 +858,7 @@ fn build_suite(
     description: Option<String>,
     opts: &Options,
     with_pages: &HashMap<String, bool>,
-    cache: &StatusCache,
+    ahead: Option<&HeatHistory>,
 ) -> Result<String, HtmlError> {
     // One read of the suite's whole metric history (pre-aggregated: one row per run and
     // provider, and per tag), then every window is a slice of it.
@@ -1233,7 +1018,7 @@ fn build_suite(
 
     let since = start.map(|d| d.to_rfc3339());
     let window_runs = store.run_infos(Some(name), since.as_deref(), HEAT_RUNS.max(RECENT_RUNS))?;
-    let heat = heat_map(store, &window_runs, with_pages, cache)?;
+    let heat = heat::heat_map(store, &window_runs, with_pages, ahead)?;
     let recent_runs = store.run_infos(Some(name), None, RECENT_RUNS)?;
     let mut recent = Vec::new();
     for r in recent_runs.iter().rev() {
@@ -1381,8 +1166,7 @@ pub fn write_reports_with(
     // Run pages on a second thread with its own connection and template (SQLite readers run
     // side by side), while this one builds the trend pages and the index.
     let db_path = store.path().to_path_buf();
-    let Prepared { statuses, live } = prepared;
-    let cache = &statuses;
+    let Prepared { live, heat } = prepared;
     let done = std::thread::scope(|scope| -> Result<(), HtmlError> {
         let pages = scope.spawn(|| -> Result<Written, HtmlError> {
             let mut written = Written::default();
@@ -1407,7 +1191,7 @@ pub fn write_reports_with(
                 descriptions.get(name).cloned(),
                 opts,
                 &with_pages,
-                cache,
+                heat.get(name),
             )?;
             write(&dir.join(suite_href(name)), &html, &mut out)?;
         }
@@ -1430,10 +1214,6 @@ pub fn write_reports_with(
         out.files.extend(written.files);
         Ok(())
     });
-    // Statuses read ahead are up to 20 runs of every suite: freed off the refresh's path.
-    if !statuses.runs.is_empty() {
-        drop_later(statuses);
-    }
     done?;
     Ok(out)
 }
