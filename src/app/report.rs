@@ -1053,10 +1053,18 @@ pub(crate) mod tests {
                 .find(|c| c.id == id)
                 .and_then(|c| c.expected.clone())
         };
-        for (how, tamper, skip) in [
-            ("rendered as scored", None, false),
-            ("rendered, changed", Some("a changed &lt;output&gt;"), false),
-            ("rendered, one missing", Some("not shown"), true),
+        // Every other result first: a page's rows lie apart in the file.
+        let interleaved: Vec<_> = records
+            .iter()
+            .step_by(2)
+            .chain(records.iter().skip(1).step_by(2))
+            .cloned()
+            .collect();
+        for (how, tamper, skip, order) in [
+            ("rendered as scored", None, false, &records),
+            ("rendered interleaved", None, false, &interleaved),
+            ("rendered, changed", Some("a changed &lt;output&gt;"), false, &records),
+            ("rendered, one missing", Some("not shown"), true, &records),
         ] {
             std::fs::remove_dir_all(&reports).expect("clean");
             store
@@ -1064,7 +1072,7 @@ pub(crate) mod tests {
                 .expect("status");
             let running = store.run(&newest.run_id).expect("read").expect("run");
             let mut live = html::live::LivePages::new(&running, &dir.path().join("h.db"), &reports);
-            for (i, rec) in records.iter().enumerate() {
+            for (i, rec) in order.iter().enumerate() {
                 if skip && i == 5 {
                     continue;
                 }

@@ -809,7 +809,16 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     crate::phase::phase("writer finished");
     let (mut consumed, mut live) = (consumed, None);
     if let Some(pages) = consumed.live.take() {
-        live = Some(pages.finish(usize::try_from(consumed.finished).unwrap_or(usize::MAX)));
+        let rows = pages.finish(usize::try_from(consumed.finished).unwrap_or(usize::MAX));
+        if let Some(why) = rows.broken() {
+            let line = format!(
+                "run {}: its pages are written from the store ({why})",
+                info.run_id
+            );
+            crate::phase::phase(&line);
+            ctx.printer.detail(&line);
+        }
+        live = Some(rows);
     }
     // The suite as checked in full (its hash, gates, alerts), and how many jobs it planned.
     let (suite, info) = match checked {

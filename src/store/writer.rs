@@ -177,6 +177,8 @@ impl Writer {
         let Some(thread) = self.thread.take() else {
             return Err(self.error("the writer thread is gone".to_owned()));
         };
+        // Told at once that nothing more comes, rather than at its next look.
+        thread.thread().unpark();
         match thread.join() {
             Ok(Ok(stats)) => Ok(stats),
             Ok(Err(message)) => Err(self.error(message)),
@@ -402,8 +404,8 @@ fn write_loop(
                 break;
             }
             // Results that come meanwhile are taken in one go: waking for each of them (a
-            // few thousand a second) takes the CPU the model calls need.
-            std::thread::sleep(POLL.min(deadline - now));
+            // few thousand a second) takes the CPU the model calls need. `finish` unparks.
+            std::thread::park_timeout(POLL.min(deadline - now));
         }
         write_batch(&mut conn, &mut ctx, &buf)
             .map_err(|e| format!("commit a batch of {} results: {e}", buf.len()))?;

@@ -1,29 +1,26 @@
 //! Run pages written while their run goes: `run` renders each result as it is scored (its
 //! expected answer from the case the run holds, its flip against the baseline read when the
-//! first result comes) and appends the rendered results, in plan order, to a file beside the
-//! pages (`runs/.<run>.rows`). Results finish out of order: those ahead of a missing one wait
-//! in memory (a window of about the concurrency, bounded by [`PENDING_BYTES`]).
+//! first result comes) and appends it, as results finish, to a file beside the pages
+//! (`runs/.<run>.rows`), keeping where each result's row is (16 bytes per result: nothing else
+//! is held per result, and a result that finishes late holds nothing back).
 //!
 //! After the run, the refresh writes the pages from that file: the part above the results
-//! (metrics, gates, flips) rendered once, then each page's slice of rows, without reading the
-//! run's results back. The pages are byte for byte those written from the store (a test
+//! (metrics, gates, flips) rendered once, then each page's rows in plan order (read in one
+//! go where they lie together, as they mostly do), without reading the run's results back. The pages are byte for byte those written from the store (a test
 //! compares them). Whenever the rows may not be exactly the stored results (a result missing
 //! or seen twice, the baseline changed since, a write failed), the pages are written from the
 //! store as usual and the file is removed.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::Hasher as _;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::run_page::{Flips, push_expected, push_result_head, push_result_tail};
-use super::{file_stem, is_flip};
+use super::{FLIPS_SHOWN, file_stem, is_flip};
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
 use crate::store::{Store, StoreError};
-
-/// Rendered results that may wait for an earlier one before the rows are given up.
-pub const PENDING_BYTES: usize = 32 << 20;
 
 /// The run pages of one run being written as it goes ([`LivePages::add`] each scored result,
 /// then [`LivePages::finish`]).
@@ -35,15 +32,16 @@ pub struct LivePages {
     rows_path: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
     baseline: Baseline,
-    /// The next result (by plan position) to append.
-    next: usize,
-    /// Rendered results waiting for an earlier one, by plan position.
-    pending: BTreeMap<usize, Pending>,
-    pending_bytes: usize,
-    /// Bytes written so far, and where each appended row ends.
+    /// Bytes written so far.
     written: u64,
-    ends: Vec<u64>,
-    flips: Flips,
+    /// Where each result's row is in the file (offset, length), by plan position; a length
+    /// of 0 is a result not seen (a row is never empty).
+    spans: Vec<(u64, u32)>,
+    rows: usize,
+    /// Flips by plan position: the first [`FLIPS_SHOWN`] are listed (fewer are kept at any
+    /// time than twice that), all are counted.
+    flips: Vec<(usize, FlipAt)>,
+    flips_total: usize,
     /// Why the rows cannot be used, once they cannot.
     broken: Option<String>,
     scratch: String,
@@ -53,18 +51,14 @@ impl std::fmt::Debug for LivePages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LivePages")
             .field("run_id", &self.run_id)
-            .field("rows", &self.ends.len())
-            .field("pending", &self.pending.len())
+            .field("rows", &self.rows)
             .field("broken", &self.broken)
             .finish_non_exhaustive()
     }
 }
 
-/// A rendered result waiting for its turn.
-struct Pending {
-    html: String,
-    flip: Option<(String, String, u32, (CaseStatus, CaseStatus))>,
-}
+/// A flip: case, provider, sample, (from, to).
+type FlipAt = (String, String, u32, (CaseStatus, CaseStatus));
 
 /// The run a run's flips are against: its previous complete run, read on the first result.
 enum Baseline {
@@ -128,12 +122,11 @@ impl LivePages {
             rows_path: rows_path(&dir.join("runs"), &info.run_id),
             file: None,
             baseline: Baseline::Unread,
-            next: 0,
-            pending: BTreeMap::new(),
-            pending_bytes: 0,
             written: 0,
-            ends: Vec::new(),
-            flips: Flips::default(),
+            spans: Vec::new(),
+            rows: 0,
+            flips: Vec::new(),
+            flips_total: 0,
             broken: None,
             scratch: String::new(),
         }
@@ -142,7 +135,8 @@ impl LivePages {
     fn give_up(&mut self, why: String) {
         if self.broken.is_none() {
             self.broken = Some(why);
-            self.pending = BTreeMap::new();
+            self.spans = Vec::new();
+            self.flips = Vec::new();
             self.file = None;
             let _ = std::fs::remove_file(&self.rows_path);
         }
@@ -182,7 +176,7 @@ impl LivePages {
             }
         }
         let seq = rec.job.seq;
-        if seq < self.next || self.pending.contains_key(&seq) {
+        if self.spans.get(seq).is_some_and(|s| s.1 > 0) {
             return self.give_up(format!("result {seq} came twice"));
         }
         let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
@@ -200,47 +194,39 @@ impl LivePages {
             expected.ok_or("the case sets no expected answer"),
         );
         push_result_tail(&mut html, rec, &mut self.scratch);
-        self.pending_bytes += html.len();
-        self.pending.insert(
-            seq,
-            Pending {
-                html,
-                flip: flip.map(|f| (case.clone(), provider.clone(), sample, f)),
-            },
-        );
-        if let Err(e) = self.append_ready() {
+        if let Err(e) = self.append(seq, &html) {
             return self.give_up(format!("write {}: {e}", self.rows_path.display()));
         }
-        if self.pending_bytes > PENDING_BYTES {
-            self.give_up(format!(
-                "more than {} MiB of results wait for result {}",
-                PENDING_BYTES >> 20,
-                self.next
-            ));
+        if let Some(f) = flip {
+            self.flips_total += 1;
+            self.flips
+                .push((seq, (case.clone(), provider.clone(), sample, f)));
+            if self.flips.len() >= 2 * FLIPS_SHOWN {
+                self.flips.sort_unstable_by_key(|f| f.0);
+                self.flips.truncate(FLIPS_SHOWN);
+            }
         }
     }
 
-    /// Append the rows whose turn it is.
-    fn append_ready(&mut self) -> std::io::Result<()> {
-        while let Some(row) = self.pending.remove(&self.next) {
-            if self.file.is_none() {
-                if let Some(parent) = self.rows_path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                let file = std::fs::File::create(&self.rows_path)?;
-                self.file = Some(std::io::BufWriter::with_capacity(256 << 10, file));
+    /// Append the row of result `seq`.
+    fn append(&mut self, seq: usize, html: &str) -> std::io::Result<()> {
+        let len = u32::try_from(html.len()).map_err(std::io::Error::other)?;
+        if self.file.is_none() {
+            if let Some(parent) = self.rows_path.parent() {
+                std::fs::create_dir_all(parent)?;
             }
-            if let Some(f) = self.file.as_mut() {
-                f.write_all(row.html.as_bytes())?;
-            }
-            self.pending_bytes -= row.html.len();
-            self.written += row.html.len() as u64;
-            self.ends.push(self.written);
-            if let Some((case, provider, sample, flip)) = &row.flip {
-                self.flips.add(case, provider, *sample, *flip);
-            }
-            self.next += 1;
+            let file = std::fs::File::create(&self.rows_path)?;
+            self.file = Some(std::io::BufWriter::with_capacity(256 << 10, file));
         }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(html.as_bytes())?;
+        }
+        if self.spans.len() <= seq {
+            self.spans.resize(seq + 1, (0, 0));
+        }
+        self.spans[seq] = (self.written, len);
+        self.written += u64::from(len);
+        self.rows += 1;
         Ok(())
     }
 
@@ -248,11 +234,9 @@ impl LivePages {
     /// many, in plan order with none missing.
     #[must_use]
     pub fn finish(mut self, stored: usize) -> LiveRun {
-        if self.broken.is_none() && !self.pending.is_empty() {
-            self.give_up(format!("result {} never came", self.next));
-        }
-        if self.broken.is_none() && self.ends.len() != stored {
-            let why = format!("{} results rendered, {stored} stored", self.ends.len());
+        // As many rows as results, none twice, none past the last: each result has its row.
+        if self.broken.is_none() && (self.rows != stored || self.spans.len() != stored) {
+            let why = format!("{} results rendered, {stored} stored", self.rows);
             self.give_up(why);
         }
         if self.broken.is_none()
@@ -263,17 +247,25 @@ impl LivePages {
             self.give_up(why);
         }
         let usable = self.broken.is_none();
+        let mut flips = std::mem::take(&mut self.flips);
+        flips.sort_unstable_by_key(|f| f.0);
+        let mut listed = Flips::default();
+        for (_, (case, provider, sample, flip)) in flips.iter().take(FLIPS_SHOWN) {
+            listed.add(case, provider, *sample, *flip);
+        }
+        listed.total = self.flips_total;
         // The file is the finished rows' now (removed when they are dropped).
         let path = std::mem::take(&mut self.rows_path);
         LiveRun {
             run_id: std::mem::take(&mut self.run_id),
             rows_path: usable.then_some(path),
+            broken: self.broken.take(),
             baseline: match &self.baseline {
                 Baseline::Run(b) => Some((b.run_id.clone(), b.status, b.finished_at.clone())),
                 _ => None,
             },
-            ends: std::mem::take(&mut self.ends),
-            flips: std::mem::take(&mut self.flips),
+            spans: std::mem::take(&mut self.spans),
+            flips: listed,
         }
     }
 }
@@ -295,9 +287,12 @@ pub struct LiveRun {
     run_id: String,
     /// None when the rows cannot be used (the pages are then written from the store).
     rows_path: Option<PathBuf>,
+    /// Why not, then.
+    broken: Option<String>,
     /// The baseline the flips were found against: (run id, status, finished at).
     baseline: Option<(String, RunStatus, Option<String>)>,
-    pub(super) ends: Vec<u64>,
+    /// Where each result's row is in the file, by plan position.
+    spans: Vec<(u64, u32)>,
     pub(super) flips: Flips,
 }
 
@@ -306,7 +301,7 @@ impl std::fmt::Debug for LiveRun {
         f.debug_struct("LiveRun")
             .field("run_id", &self.run_id)
             .field("usable", &self.rows_path.is_some())
-            .field("rows", &self.ends.len())
+            .field("rows", &self.spans.len())
             .finish_non_exhaustive()
     }
 }
@@ -326,6 +321,12 @@ impl LiveRun {
         &self.run_id
     }
 
+    /// Why the rows cannot be used, when they cannot.
+    #[must_use]
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
     /// Whether the rows are exactly the run's results against `baseline`, its baseline now.
     pub(super) fn usable(&self, baseline: Option<&RunInfo>) -> bool {
         let same = match (&self.baseline, baseline) {
@@ -338,33 +339,53 @@ impl LiveRun {
         same && self.rows_path.is_some()
     }
 
+    /// How many results the rows are of.
+    pub(super) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
     /// Append the rendered results `range` (positions in plan order) to `html`.
     pub(super) fn push_rows(
         &self,
         range: std::ops::Range<usize>,
         html: &mut String,
     ) -> std::io::Result<()> {
-        let Some(path) = &self.rows_path else {
+        let (Some(path), Some(spans)) = (&self.rows_path, self.spans.get(range)) else {
             return Ok(());
         };
-        if range.is_empty() {
+        if spans.is_empty() {
             return Ok(());
         }
-        let from = if range.start == 0 {
-            0
-        } else {
-            self.ends[range.start - 1]
-        };
-        let to = self.ends[range.end - 1];
         let mut file = std::fs::File::open(path)?;
-        file.seek(SeekFrom::Start(from))?;
-        let before = html.len();
-        file.take(to - from).read_to_string(html)?;
-        if (html.len() - before) as u64 != to - from {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the rows file is shorter than written",
-            ));
+        let from = spans.iter().map(|s| s.0).min().unwrap_or(0);
+        let to = spans
+            .iter()
+            .map(|s| s.0 + u64::from(s.1))
+            .max()
+            .unwrap_or(0);
+        let bytes: u64 = spans.iter().map(|s| u64::from(s.1)).sum();
+        if to - from <= 2 * bytes {
+            // Together (results finish about in plan order): one read.
+            let len = usize::try_from(to - from).map_err(std::io::Error::other)?;
+            let mut buf = vec![0u8; len];
+            file.seek(SeekFrom::Start(from))?;
+            file.read_exact(&mut buf)?;
+            for &(at, len) in spans {
+                let start = usize::try_from(at - from).map_err(std::io::Error::other)?;
+                let end = start + len as usize;
+                let row = buf.get(start..end).ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "a row past the end")
+                })?;
+                html.push_str(std::str::from_utf8(row).map_err(std::io::Error::other)?);
+            }
+        } else {
+            let mut buf = Vec::new();
+            for &(at, len) in spans {
+                buf.resize(len as usize, 0);
+                file.seek(SeekFrom::Start(at))?;
+                file.read_exact(&mut buf)?;
+                html.push_str(std::str::from_utf8(&buf).map_err(std::io::Error::other)?);
+            }
         }
         Ok(())
     }

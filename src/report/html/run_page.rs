@@ -207,7 +207,7 @@ fn flip_of(
 #[derive(Default)]
 pub(super) struct Flips {
     shown: Vec<FlipRow>,
-    total: usize,
+    pub(super) total: usize,
 }
 
 impl Flips {
@@ -565,7 +565,7 @@ pub(super) fn write_run(
             }
         };
         let mut mine = Written::default();
-        write_pages(t, &pages, live.ends.len(), &results, &live.flips, &mut mine)?;
+        write_pages(t, &pages, live.len(), &results, &live.flips, &mut mine)?;
         // Pages with rows missing (the file could not be read) are written again from the
         // store.
         if failed.into_inner().ok().flatten().is_none() {
