@@ -1063,7 +1063,12 @@ pub(crate) mod tests {
         for (how, tamper, skip, order) in [
             ("rendered as scored", None, false, &records),
             ("rendered interleaved", None, false, &interleaved),
-            ("rendered, changed", Some("a changed &lt;output&gt;"), false, &records),
+            (
+                "rendered, changed",
+                Some("a changed &lt;output&gt;"),
+                false,
+                &records,
+            ),
             ("rendered, one missing", Some("not shown"), true, &records),
         ] {
             std::fs::remove_dir_all(&reports).expect("clean");
@@ -1105,6 +1110,49 @@ pub(crate) mod tests {
                 got.keys()
             );
         }
+    }
+
+    #[test]
+    fn a_run_finished_again_gets_its_pages_again_once() {
+        let (dir, ctx, project, infos) = history(2);
+        let reports = dir.path().join("reports");
+        let mut store = Store::open(&dir.path().join("h.db")).expect("store");
+        let files = super::super::suite_files(&ctx, &project, &[]).expect("files");
+        let (loaded, _) = crate::suite::load_suites(&files, &project);
+        let s = loaded.iter().find(|x| x.name == "s").expect("s");
+        after_run(&ctx, &store, &project, &[s], html::Prepared::default()).expect("first");
+        // The newest run finishes (again) now, and its pages are written at once, as `run`
+        // does: within a tick of the file clock, which lags the one the finish is read from.
+        let newest = infos.last().expect("newest");
+        let metrics = store.run_metrics(&newest.run_id).expect("metrics");
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        store
+            .finish_run(&newest.run_id, RunStatus::Complete, &now, &metrics, &[])
+            .expect("finish");
+        let opts = Options {
+            window: Window::parse("30d").expect("window"),
+            now: chrono::Utc::now(),
+            run_pages: html::RUN_PAGES,
+        };
+        let write = || {
+            html::write_reports(
+                &store,
+                &reports,
+                None,
+                &HashMap::new(),
+                &Expected::default(),
+                &opts,
+            )
+            .expect("write")
+        };
+        let run_pages = |w: &html::Written| {
+            w.files
+                .iter()
+                .filter(|f| f.to_string_lossy().contains(&newest.run_id))
+                .count()
+        };
+        assert!(run_pages(&write()) > 0, "finished again: written again");
+        assert_eq!(run_pages(&write()), 0, "current: not written again");
     }
 
     fn r(case: &str, status: CaseStatus, score: f64, lat: f64) -> ScoredResult {

@@ -44,6 +44,8 @@ pub struct LivePages {
     flips_total: usize,
     /// Why the rows cannot be used, once they cannot.
     broken: Option<String>,
+    /// The row being rendered (its buffer reused).
+    row: String,
     scratch: String,
 }
 
@@ -128,6 +130,7 @@ impl LivePages {
             flips: Vec::new(),
             flips_total: 0,
             broken: None,
+            row: String::new(),
             scratch: String::new(),
         }
     }
@@ -187,14 +190,17 @@ impl LivePages {
                 .map(|from| (from, rec.status)),
             _ => None,
         };
-        let mut html = String::with_capacity(1024);
+        let mut html = std::mem::take(&mut self.row);
+        html.clear();
         push_result_head(&mut html, rec, flip);
         push_expected(
             &mut html,
             expected.ok_or("the case sets no expected answer"),
         );
         push_result_tail(&mut html, rec, &mut self.scratch);
-        if let Err(e) = self.append(seq, &html) {
+        let appended = self.append(seq, &html);
+        self.row = html;
+        if let Err(e) = appended {
             return self.give_up(format!("write {}: {e}", self.rows_path.display()));
         }
         if let Some(f) = flip {
