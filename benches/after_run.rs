@@ -10,7 +10,8 @@
 //!   removed first and no rows rendered during the run (a resumed run: its pages are written
 //!   from the store, the expected answers read from the suite files);
 //! - `report (rendered as scored)`: `after_run` as `run` calls it, the newest run's results
-//!   having been rendered as they were scored (`LivePages`, fed in reverse order; not timed);
+//!   having been rendered as they were scored (`LivePages`, fed in reverse order) and the heat
+//!   map's statuses of the runs before read while it ran (`HeatHistory`); neither is timed;
 //! - `alerts, no rules` and `alerts, 3 rules`: `after_run` of the alert step for the newest
 //!   run, without rules, then with a pass-rate (trailing:3), a latency ratio and a
 //!   missed-run rule (state is kept between iterations: the first opens, later ones touch).
@@ -192,6 +193,8 @@ fn main() {
         for r in &records {
             live.add(r, expected.get(r.job.case_id.as_str()).copied().flatten());
         }
+        // And the heat map's statuses of the runs before, read while the newest runs.
+        let heat = html::HeatHistory::read(&store, "bench").expect("history");
         store
             .set_run_status(&info.run_id, info.status)
             .expect("status");
@@ -199,6 +202,7 @@ fn main() {
         prepared
             .live
             .insert(info.run_id.clone(), live.finish(records.len()));
+        prepared.heat.insert("bench".to_owned(), heat);
         t_live.push(timed(|| refresh(&store, prepared)));
     }
     drop(records);
