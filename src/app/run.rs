@@ -717,7 +717,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             let (db, name) = (env.db.to_path_buf(), suite.name.clone());
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(50));
-                let store = Store::open(&db).ok()?;
+                let store = Store::open_for_scan(&db).ok()?;
                 HeatHistory::read(&store, &name).ok()
             })
         });

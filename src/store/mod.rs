@@ -104,6 +104,14 @@ impl Store {
         })
     }
 
+    /// A store opened for one pass over many results (a run's statuses): its page cache is
+    /// kept small (256 KiB, against SQLite's 2 MiB), as a single pass reads each page once.
+    pub fn open_for_scan(path: &Path) -> Result<Self, StoreError> {
+        let store = Self::open(path)?;
+        store.conn.pragma_update(None, "cache_size", -256)?;
+        Ok(store)
+    }
+
     /// The file this store was opened from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -146,7 +146,7 @@ impl LivePages {
     }
 
     fn read_baseline(&self) -> Result<Baseline, StoreError> {
-        let store = Store::open(&self.db)?;
+        let store = Store::open_for_scan(&self.db)?;
         let Some(id) = store.previous_complete_run(&self.suite, &self.started_at)? else {
             return Ok(Baseline::None);
         };
