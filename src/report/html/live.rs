@@ -6,10 +6,11 @@
 //!
 //! After the run, the refresh writes the pages from that file: the part above the results
 //! (metrics, gates, flips) rendered once, then each page's rows in plan order (read in one
-//! go where they lie together, as they mostly do), without reading the run's results back. The pages are byte for byte those written from the store (a test
-//! compares them). Whenever the rows may not be exactly the stored results (a result missing
-//! or seen twice, the baseline changed since, a write failed), the pages are written from the
-//! store as usual and the file is removed.
+//! go where they lie together, as they mostly do), without reading the run's results back.
+//! The pages are byte for byte those written from the store (a test compares them). Whenever
+//! the rows may not be exactly the stored results (a result missing or seen twice, the
+//! baseline changed since, a write failed), the pages are written from the store as usual and
+//! the file is removed.
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
