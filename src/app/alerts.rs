@@ -659,20 +659,6 @@ pub fn after_run_with(
     fail_on: Severity,
     env: Env<'_>,
 ) -> anyhow::Result<AlertOutcome> {
-    evaluate_run(ctx, store, project, suite, info, metrics, fail_on, env)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn evaluate_run(
-    ctx: &Ctx,
-    store: &mut Store,
-    project: &ProjectConfig,
-    suite: &Suite,
-    info: &RunInfo,
-    metrics: &[ProviderMetrics],
-    fail_on: Severity,
-    env: Env<'_>,
-) -> anyhow::Result<AlertOutcome> {
     // The run is stored already: problems with rules or sinks are warnings here (and errors
     // for `alerts check`), so that they never cost the run its output.
     let rules = suite_rules(ctx, project, suite).unwrap_or_else(|errors| {
