@@ -215,6 +215,8 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
     };
     let suites = suites_on_disk(ctx, &project);
     let (expected, descriptions) = (Expected::from_suites(&suites), descriptions_of(&suites));
+    // Rows that runs killed while they went left behind (`run` cleans up too).
+    html::live::remove_leftovers(&store, &dir)?;
     let mut extra = html::Written::default();
     for id in &args.runs {
         let info = store.run(id)?.ok_or_else(|| {
@@ -1110,6 +1112,36 @@ pub(crate) mod tests {
                 got.keys()
             );
         }
+    }
+
+    #[test]
+    fn rows_left_by_runs_no_longer_running_are_removed() {
+        let (dir, _ctx, _project, infos) = history(2);
+        let mut store = Store::open(&dir.path().join("h.db")).expect("store");
+        let reports = dir.path().join("reports");
+        let runs = reports.join("runs");
+        std::fs::create_dir_all(&runs).expect("mkdir");
+        // run-0 was killed while it went (the store has it incomplete); run-1 is running.
+        store
+            .set_run_status(&infos[1].run_id, RunStatus::Running)
+            .expect("status");
+        let left = runs.join(format!(".{}.rows", html::file_stem(&infos[0].run_id)));
+        let going = runs.join(format!(".{}.rows", html::file_stem(&infos[1].run_id)));
+        let page = runs.join(".notes.html");
+        for f in [&left, &going, &page] {
+            std::fs::write(f, "<details>").expect("write");
+        }
+        assert_eq!(
+            html::live::remove_leftovers(&store, &reports).expect("clean"),
+            1
+        );
+        assert!(!left.exists(), "left by a run no longer running");
+        assert!(going.exists(), "a running run's rows are kept");
+        assert!(page.exists(), "other files are not touched");
+        assert_eq!(
+            html::live::remove_leftovers(&store, &dir.path().join("nowhere")).expect("none"),
+            0
+        );
     }
 
     #[test]

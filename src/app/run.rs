@@ -715,10 +715,14 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         // And the heat map's statuses of the runs before, read once the first calls are out.
         heat = (!env.args.no_reports).then(|| {
             let (db, name) = (env.db.to_path_buf(), suite.name.clone());
+            let reports = super::report::reports_dir(env.project);
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 let store = Store::open_for_scan(&db).ok()?;
-                HeatHistory::read(&store, &name).ok()
+                let history = HeatHistory::read(&store, &name).ok();
+                // Meanwhile, rows that runs killed while they went left behind.
+                let _ = report::html::live::remove_leftovers(&store, &reports);
+                history
             })
         });
         std::thread::spawn(move || {

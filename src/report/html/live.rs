@@ -112,6 +112,35 @@ fn rows_path(runs_dir: &Path, run_id: &str) -> PathBuf {
     runs_dir.join(format!(".{}.rows", file_stem(run_id)))
 }
 
+/// Remove the files of rows that runs no longer running left in the reports folder `dir`
+/// (a process killed while its run went leaves its file behind; the store marks such a run
+/// incomplete). Returns how many were removed.
+pub fn remove_leftovers(store: &Store, dir: &Path) -> Result<usize, StoreError> {
+    let Ok(entries) = std::fs::read_dir(dir.join("runs")) else {
+        return Ok(0);
+    };
+    let running: Vec<String> = store
+        .running_runs()?
+        .into_iter()
+        .map(|(run_id, _, _)| file_stem(&run_id))
+        .collect();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(stem) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix('.'))
+            .and_then(|n| n.strip_suffix(".rows"))
+        else {
+            continue;
+        };
+        if !running.iter().any(|r| r == stem) && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 impl LivePages {
     /// The pages of `info` (begun, stored as running), into the reports folder `dir`, its
     /// baseline read from the store at `db` on the first result.
