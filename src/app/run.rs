@@ -811,9 +811,10 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         .finish()
         .with_context(|| format!("store results of run {}", info.run_id))?;
     crate::phase::phase("writer finished");
-    let (mut consumed, mut live) = (consumed, None);
-    if let Some(pages) = consumed.live.take() {
-        let rows = pages.finish(usize::try_from(consumed.finished).unwrap_or(usize::MAX));
+    let mut consumed = consumed;
+    let finished = usize::try_from(consumed.finished).unwrap_or(usize::MAX);
+    let live = consumed.live.take().map(|pages| {
+        let rows = pages.finish(finished);
         if let Some(why) = rows.broken() {
             let line = format!(
                 "run {}: its pages are written from the store ({why})",
@@ -822,8 +823,8 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             crate::phase::phase(&line);
             ctx.printer.detail(&line);
         }
-        live = Some(rows);
-    }
+        rows
+    });
     // The suite as checked in full (its hash, gates, alerts), and how many jobs it planned.
     let (suite, info) = match checked {
         Err(e) => {

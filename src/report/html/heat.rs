@@ -256,22 +256,27 @@ pub(super) fn heat_map(
         });
     }
     Ok(Heat {
-        runs: runs
-            .iter()
-            .map(|r| HeatRun {
-                run_id: r.run_id.clone(),
-                short: short_time(&r.started_at),
-                started: show_time(&r.started_at),
-                href: if with_pages.contains_key(&r.run_id) {
-                    format!("runs/{}", run_file(&r.run_id, 1))
-                } else {
-                    format!("#run-{}", file_stem(&r.run_id))
-                },
-            })
-            .collect(),
+        runs: heat_runs(&runs, with_pages),
         rows,
         more,
     })
+}
+
+/// The columns of the heat map: each run, linked to its page when it has one, to its row in
+/// the table of runs otherwise.
+fn heat_runs(runs: &[&RunInfo], with_pages: &HashMap<String, bool>) -> Vec<HeatRun> {
+    runs.iter()
+        .map(|r| HeatRun {
+            run_id: r.run_id.clone(),
+            short: short_time(&r.started_at),
+            started: show_time(&r.started_at),
+            href: if with_pages.contains_key(&r.run_id) {
+                format!("runs/{}", run_file(&r.run_id, 1))
+            } else {
+                format!("#run-{}", file_stem(&r.run_id))
+            },
+        })
+        .collect()
 }
 
 fn status_cell(s: Option<CaseStatus>, flip: bool, title: String) -> HeatCell {

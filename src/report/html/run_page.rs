@@ -594,21 +594,16 @@ pub(super) fn write_run(
         }
     ));
     let expected = expected.get();
-    // A run too large to hold rendered is read twice, one page in memory at a time.
-    let planned = usize::try_from(info.planned).unwrap_or(usize::MAX);
-    if planned.saturating_mul(ROW_BYTES) > rows_in_memory() {
-        let before_rows = match &baseline_info {
-            Some(b) => Some(store.result_statuses(&b.run_id)?),
-            None => None,
-        };
-        let before = before_rows.as_deref().map(StatusIndex::new);
-        return write_run_streaming(store, t, &pages, before.as_ref(), expected, out);
-    }
     let before_rows = match &baseline_info {
         Some(b) => Some(store.result_statuses(&b.run_id)?),
         None => None,
     };
     let before = before_rows.as_deref().map(StatusIndex::new);
+    // A run too large to hold rendered is read twice, one page in memory at a time.
+    let planned = usize::try_from(info.planned).unwrap_or(usize::MAX);
+    if planned.saturating_mul(ROW_BYTES) > rows_in_memory() {
+        return write_run_streaming(store, t, &pages, before.as_ref(), expected, out);
+    }
 
     // One read: every result rendered as it is read, the flips found on the way.
     let mut rows = String::with_capacity(planned.saturating_mul(ROW_BYTES).min(rows_in_memory()));

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::model::{Job, PromptTemplate, ResultRecord, Suite};
+use crate::report::html::run_page::{StatusIndex, StatusRow};
 use crate::report::html::{Options, TREND_TEMPLATES, Window, build_suite, engine_of};
 
 const SUITE: &str = "heat";
@@ -181,43 +182,6 @@ fn tamper(db: &Path, run_id: &str) {
 // ---------------------------------------------------------------------------------------
 // The reference: the heat map as it was, on whole status lists.
 
-/// One result's status in a run: (case id, provider, sample, status).
-type StatusRow = (String, String, u32, CaseStatus);
-
-/// A run's statuses by position, then by key (the map made only when a position misses).
-struct RefIndex<'a> {
-    rows: &'a [StatusRow],
-    map: std::cell::OnceCell<HashMap<(&'a str, &'a str, u32), CaseStatus>>,
-}
-
-impl<'a> RefIndex<'a> {
-    fn new(rows: &'a [StatusRow]) -> Self {
-        Self {
-            rows,
-            map: std::cell::OnceCell::new(),
-        }
-    }
-
-    fn get(&self, at: usize, case: &str, provider: &str, sample: u32) -> Option<CaseStatus> {
-        if let Some(r) = self.rows.get(at)
-            && r.2 == sample
-            && r.0 == case
-            && r.1 == provider
-        {
-            return Some(r.3);
-        }
-        self.map
-            .get_or_init(|| {
-                self.rows
-                    .iter()
-                    .map(|r| ((r.0.as_str(), r.1.as_str(), r.2), r.3))
-                    .collect()
-            })
-            .get(&(case, provider, sample))
-            .copied()
-    }
-}
-
 fn reference(store: &Store, runs: &[RunInfo], with_pages: &HashMap<String, bool>) -> Heat {
     let runs: Vec<&RunInfo> = runs
         .iter()
@@ -232,7 +196,7 @@ fn reference(store: &Store, runs: &[RunInfo], with_pages: &HashMap<String, bool>
         .iter()
         .map(|r| store.result_statuses(&r.run_id).expect("statuses"))
         .collect();
-    let statuses: Vec<RefIndex<'_>> = lists.iter().map(|l| RefIndex::new(l)).collect();
+    let statuses: Vec<StatusIndex<'_>> = lists.iter().map(|l| StatusIndex::new(l)).collect();
     let mut flips: HashMap<HeatKey<'_>, (usize, usize)> = HashMap::new();
     for i in 1..lists.len() {
         for (at, (case, provider, sample, now)) in lists[i].iter().enumerate() {
@@ -282,19 +246,7 @@ fn reference(store: &Store, runs: &[RunInfo], with_pages: &HashMap<String, bool>
         });
     }
     Heat {
-        runs: runs
-            .iter()
-            .map(|r| HeatRun {
-                run_id: r.run_id.clone(),
-                short: short_time(&r.started_at),
-                started: show_time(&r.started_at),
-                href: if with_pages.contains_key(&r.run_id) {
-                    format!("runs/{}", run_file(&r.run_id, 1))
-                } else {
-                    format!("#run-{}", file_stem(&r.run_id))
-                },
-            })
-            .collect(),
+        runs: heat_runs(&runs, with_pages),
         rows,
         more,
     }
