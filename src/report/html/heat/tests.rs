@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::model::{Job, PromptTemplate, ResultRecord, Suite};
+use crate::app::report::tests::job;
+use crate::model::{PromptTemplate, ResultRecord, Suite};
 use crate::report::html::run_page::{StatusIndex, StatusRow};
 use crate::report::html::{Options, TREND_TEMPLATES, Window, build_suite, engine_of};
 
@@ -13,33 +14,11 @@ const SUITE: &str = "heat";
 fn suite() -> Suite {
     Suite {
         name: SUITE.to_owned(),
-        description: None,
-        tags: Vec::new(),
-        schedule: None,
-        timezone: None,
-        catch_up: None,
-        jitter: None,
         source: PathBuf::from("suites/heat.yaml"),
-        providers: Vec::new(),
-        system: None,
         prompt: PromptTemplate::Text("Q".to_owned()),
-        repeat: 1,
-        repeat_policy: crate::model::RepeatPolicy::All,
-        cases: Vec::new(),
-        gates: Vec::new(),
-        alerts: Vec::new(),
-        review: None,
         hash: "heat-hash".to_owned(),
-        named_metrics: std::collections::BTreeSet::new(),
+        ..crate::score::testutil::suite(Vec::new())
     }
-}
-
-fn job(seq: usize, case_id: &str, provider: &str, sample: u32) -> Job {
-    serde_json::from_value(serde_json::json!({
-        "seq": seq, "case_index": seq, "case_id": case_id,
-        "provider_index": 0, "provider_id": provider, "sample": sample,
-    }))
-    .expect("a job")
 }
 
 /// One result of a run: (case, provider, sample, status).
