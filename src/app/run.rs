@@ -24,8 +24,8 @@ use crate::model::{
     ProjectConfig, ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
 };
 use crate::plan::{self, Filters};
-use crate::report::html::HeatHistory;
 use crate::report::html::live::{LivePages, LiveRun};
+use crate::report::html::{HeatFeed, HeatHistory};
 use crate::report::junit::JunitWriter;
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{RunView, terminal};
@@ -65,8 +65,9 @@ struct Done {
     suite: Suite,
     /// Its run pages, rendered as its results were scored (unless `--no-reports`).
     live: Option<LiveRun>,
-    /// The statuses its heat map shows of the runs before it, read while it ran.
-    heat: Option<std::thread::JoinHandle<Option<HeatHistory>>>,
+    /// The statuses its heat map shows: of the runs before it, read while it ran, and its
+    /// own as they were scored.
+    heat: Option<HeatFeed>,
     /// Alerts this run fired (machine-output objects).
     alerts: Vec<serde_json::Value>,
     /// An alert at or above `--fail-on` fired.
@@ -339,7 +340,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
             if let Some(live) = d.live.take() {
                 prepared.live.insert(d.info.run_id.clone(), live);
             }
-            if let Some(heat) = d.heat.take().and_then(|h| h.join().ok().flatten()) {
+            if let Some(heat) = d.heat.take().and_then(|h| h.finish(&d.info)) {
                 prepared.heat.insert(d.info.suite.clone(), heat);
             }
         }
@@ -704,7 +705,6 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         let _ = engine_tx.send(Stage::Ready(engine));
     }
     let after = Some(after_hook(engine_rx));
-    let heat;
     let consumer = {
         let printer = ctx.printer;
         let bar = bar.clone();
@@ -712,8 +712,9 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         // pages are written from the store, with the results stored before).
         let live = (!env.args.no_reports && resume.is_none())
             .then(|| LivePages::new(&info, env.db, &super::report::reports_dir(env.project)));
-        // And the heat map's statuses of the runs before, read once the first calls are out.
-        heat = (!env.args.no_reports).then(|| {
+        // And the heat map's statuses of the runs before, read once the first calls are out;
+        // its own are taken as they are scored (but for a resumed run: those stored before).
+        let heat = (!env.args.no_reports).then(|| {
             let (db, name) = (env.db.to_path_buf(), suite.name.clone());
             let reports = super::report::reports_dir(env.project);
             std::thread::spawn(move || {
@@ -725,8 +726,9 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
                 history
             })
         });
+        let heat = heat.map(|reading| HeatFeed::new(reading, resume.is_none()));
         std::thread::spawn(move || {
-            consume(rx, &writer, printer, &bar, acc, live).map(|c| (c, writer))
+            consume(rx, &writer, printer, &bar, acc, live, heat).map(|c| (c, writer))
         })
     };
     // Told when the first job is rendered, right before its call.
@@ -737,6 +739,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         let told = std::sync::atomic::AtomicBool::new(false);
         Arc::new(move |job| {
             if !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                crate::phase::phase("first render");
                 first_call.notify_one();
             }
             match job.case.get() {
@@ -798,6 +801,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     let joined = consumer
         .join()
         .map_err(|_| anyhow::anyhow!("score results: the scoring thread panicked"))?;
+    crate::phase::phase("consumer joined");
     bar.finish_and_clear();
     let wall_secs = started.elapsed().as_secs_f64();
     let (consumed, writer) = match joined {
@@ -926,7 +930,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             ..suite
         },
         live,
-        heat,
+        heat: consumed.heat.take(),
         alerts: alerts.alerts,
         alert_fail: alerts.fail,
         metrics,
@@ -1069,6 +1073,7 @@ fn missing_jobs(plan: Vec<crate::model::Job>, resume: &Resume) -> Vec<crate::mod
 struct Consumed {
     acc: RunAccumulator,
     live: Option<LivePages>,
+    heat: Option<HeatFeed>,
     cancelled: bool,
     finished: u64,
     failures: Vec<String>,
@@ -1091,10 +1096,12 @@ fn consume(
     bar: &indicatif::ProgressBar,
     acc: RunAccumulator,
     live: Option<LivePages>,
+    heat: Option<HeatFeed>,
 ) -> anyhow::Result<Consumed> {
     let mut out = Consumed {
         acc,
         live,
+        heat,
         cancelled: false,
         finished: 0,
         failures: Vec::new(),
@@ -1155,6 +1162,10 @@ fn consume(
                 if let Some(live) = out.live.as_mut() {
                     let expected = case.as_ref().and_then(|c| c.get()?.expected.as_deref());
                     live.add(&record, expected);
+                }
+                if let Some(heat) = out.heat.as_mut() {
+                    let job = &record.job;
+                    heat.add(&job.case_id, &job.provider_id, job.sample, record.status);
                 }
                 let new: Vec<JudgeSignature> = record
                     .assertions

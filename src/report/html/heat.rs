@@ -5,7 +5,8 @@
 //! the runs (case ids end to end in one string, providers by index), and each run is one byte
 //! per key. 20 runs of 100,000 results take a few megabytes. A [`HeatHistory`] read ahead
 //! (while a run runs) is reused by the heat map for every run that has not changed since; only
-//! the others (typically the run just finished) are read then.
+//! the others are read then. The run that just finished is not one of them: its statuses were
+//! added as they were scored ([`HeatFeed`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -118,6 +119,109 @@ impl HeatHistory {
                 c.run_id == run.run_id && c.status == run.status && c.finished_at == run.finished_at
             })
             .map(|c| c.cells.as_slice())
+    }
+}
+
+/// The heat-map column of a run taken from its results as they are scored (`run`), so that
+/// the refresh after the run does not read its statuses back. The history before it is read on
+/// a thread meanwhile ([`HeatHistory::read`]); results scored before that read is done wait in
+/// a list (a few thousand at most), the others are interned in its keys at once.
+pub struct HeatFeed {
+    reading: Option<std::thread::JoinHandle<Option<HeatHistory>>>,
+    /// None until the read is done (and when it failed).
+    history: Option<HeatHistory>,
+    /// False for a run whose column is not only what is fed (a resumed run): the history is
+    /// then given as read, and the run's statuses are read after it.
+    fed: bool,
+    waiting: Vec<(Box<str>, Box<str>, u32, u8)>,
+    cells: Vec<u8>,
+    next: usize,
+}
+
+impl HeatFeed {
+    /// A feed for the history `reading` reads; `fed`: whether every result of the run passes
+    /// through [`HeatFeed::add`].
+    #[must_use]
+    pub fn new(reading: std::thread::JoinHandle<Option<HeatHistory>>, fed: bool) -> Self {
+        Self {
+            reading: Some(reading),
+            history: None,
+            fed,
+            waiting: Vec::new(),
+            cells: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// One result of the run.
+    pub fn add(&mut self, case: &str, provider: &str, sample: u32, status: CaseStatus) {
+        if !self.fed {
+            return;
+        }
+        if self.history.is_none()
+            && self
+                .reading
+                .as_ref()
+                .is_some_and(std::thread::JoinHandle::is_finished)
+        {
+            self.take_history();
+        }
+        if self.history.is_some() {
+            self.put(case, provider, sample, code(status));
+        } else if self.reading.is_some() {
+            self.waiting
+                .push((case.into(), provider.into(), sample, code(status)));
+        }
+    }
+
+    /// The history read, with the run's own column when every result was fed: `run` as it
+    /// is stored once finished. None when the history could not be read.
+    #[must_use]
+    pub fn finish(mut self, run: &RunInfo) -> Option<HeatHistory> {
+        if self.history.is_none() {
+            self.take_history();
+        }
+        let mut history = self.history.take()?;
+        if self.fed {
+            let mut cells = std::mem::take(&mut self.cells);
+            cells.shrink_to_fit();
+            history.keys.shrink_to_fit();
+            history.columns.push(Column {
+                run_id: run.run_id.clone(),
+                status: run.status,
+                finished_at: run.finished_at.clone(),
+                cells,
+            });
+        }
+        Some(history)
+    }
+
+    /// Wait for the read; intern the results that waited for it.
+    fn take_history(&mut self) {
+        self.history = self.reading.take().and_then(|r| r.join().ok().flatten());
+        let waiting = std::mem::take(&mut self.waiting);
+        if self.history.is_some() {
+            for (case, provider, sample, c) in waiting {
+                self.put(&case, &provider, sample, c);
+            }
+        }
+    }
+
+    fn put(&mut self, case: &str, provider: &str, sample: u32, c: u8) {
+        let Some(h) = self.history.as_mut() else {
+            return;
+        };
+        // Results come about in plan order: the key after the last one is tried first.
+        let k = if self.next < h.keys.len() && h.keys.get(self.next) == (case, provider, sample) {
+            self.next
+        } else {
+            h.keys.intern(case, provider, sample)
+        };
+        if self.cells.len() <= k {
+            self.cells.resize(k + 1, 0);
+        }
+        self.cells[k] = c;
+        self.next = k + 1;
     }
 }
 

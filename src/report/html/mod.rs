@@ -9,7 +9,7 @@
 pub mod chart;
 mod heat;
 mod human;
-pub use heat::HeatHistory;
+pub use heat::{HeatFeed, HeatHistory};
 pub mod live;
 mod run_page;
 #[cfg(test)]

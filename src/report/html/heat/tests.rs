@@ -556,3 +556,81 @@ fn cost_step() {
         other => panic!("unknown step {other}"),
     }
 }
+
+#[test]
+fn a_run_fed_as_it_is_scored_is_not_read_back() {
+    let mut h = history(21);
+    begin(&mut h.store, &h.db, "run-21", 21, &[]);
+    // The history is read on a thread that waits to be told: the results scored before it
+    // is done wait for it, the others are interned at once.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let db = h.db.clone();
+    let reading = std::thread::spawn(move || {
+        wait.recv().ok()?;
+        let store = Store::open(&db).ok()?;
+        HeatHistory::read(&store, SUITE).ok()
+    });
+    let mut feed = HeatFeed::new(reading, true);
+    // Fed in an order other than the plan's, as results finish.
+    let mut fed = results(21);
+    fed.reverse();
+    fed.swap(0, 7);
+    for (i, (case, provider, sample, status)) in fed.iter().enumerate() {
+        if i == 30 {
+            go.send(()).expect("tell the reader");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        feed.add(case, provider, *sample, *status);
+    }
+    // Stored (in plan order) and finished as `run` does.
+    {
+        let writer = crate::store::Writer::spawn(&h.db, "run-21", 5000).expect("writer");
+        for (seq, (case, provider, sample, status)) in results(21).iter().enumerate() {
+            let mut rec = ResultRecord::new(job(seq, case, provider, *sample), *status);
+            rec.case_hash = format!("h-{case}");
+            writer.send(rec).expect("send");
+        }
+        writer.finish().expect("finish writer");
+    }
+    finish(&mut h.store, "run-21", 21, 5);
+    let all = runs(&h.store, None);
+    let with_pages = pages(&all);
+    let new = all.iter().find(|r| r.run_id == "run-21").expect("run-21");
+    let ahead = feed.finish(new).expect("history");
+    assert_eq!(ahead.runs(), HEAT_RUNS);
+    let fresh = json(&heat_map(&h.store, &all, &with_pages, None).expect("heat"));
+    assert_eq!(fresh, json(&reference(&h.store, &all, &with_pages)));
+    assert_eq!(
+        json(&heat_map(&h.store, &all, &with_pages, Some(&ahead)).expect("heat")),
+        fresh
+    );
+    // Its column came from the feed: its statuses changed behind the store's back show only
+    // in a map read anew.
+    tamper(&h.db, "run-21");
+    assert_eq!(
+        json(&heat_map(&h.store, &all, &with_pages, Some(&ahead)).expect("heat")),
+        fresh
+    );
+    assert_ne!(
+        json(&heat_map(&h.store, &all, &with_pages, None).expect("heat")),
+        fresh
+    );
+
+    // Not fed (a resumed run): the history as read, the run read from the store.
+    let db = h.db.clone();
+    let reading = std::thread::spawn(move || {
+        let store = Store::open(&db).ok()?;
+        HeatHistory::read(&store, SUITE).ok()
+    });
+    let mut feed = HeatFeed::new(reading, false);
+    feed.add("case-0", "p-a", 0, CaseStatus::Error);
+    let read = feed.finish(new).expect("history");
+    assert_eq!(read.runs(), HEAT_RUNS);
+    assert_eq!(
+        json(&heat_map(&h.store, &all, &with_pages, Some(&read)).expect("heat")),
+        json(&heat_map(&h.store, &all, &with_pages, None).expect("heat"))
+    );
+    // A history that could not be read gives none.
+    let feed = HeatFeed::new(std::thread::spawn(|| None), true);
+    assert!(feed.finish(new).is_none());
+}
