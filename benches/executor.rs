@@ -3,143 +3,26 @@
 //!
 //! Run: `cargo bench --bench executor` (optionally `-- CASES LATENCY_MS CONCURRENCY`, several
 //! triples allowed, `--history=N` for N more runs stored before the repeat run, as after N
-//! days of daily runs, and options for `evalwatch run` such as `--no-reports`). For each configuration it prints wall time against the limit, the client's
-//! CPU per case (user + system time of the evalwatch process, which includes scoring and
-//! storage), its peak RSS, how long after spawning it the first request reached the server, and
-//! how long the calls themselves took (first request to last answer). The mock answers each
-//! request `LATENCY_MS` after it arrived (a timer thread keeps the deadlines) (and reports the latency it really served).
-//! The mock server runs in this process, so its CPU is not counted against the client.
+//! days of daily runs, and options for `evalwatch run` such as `--no-reports`). For each
+//! configuration it prints wall time against the limit, the client's CPU per case (user +
+//! system time of the evalwatch process, which includes scoring and storage), its peak RSS,
+//! how long after spawning it the first request reached the server, and how long the calls
+//! themselves took (first request to last answer). The mock (`support/mock.rs`) answers each
+//! request `LATENCY_MS` after it arrived and reports the latency it really served. It runs in
+//! this process, so its CPU is not counted against the client. `-- --serve` runs only the
+//! mock (20 ms), for other clients (`benches/client_floor.rs`, wrk).
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/mock.rs"]
+mod mock;
 
-use axum::Router;
-use axum::routing::post;
-
-#[derive(Default)]
-struct Seen {
-    requests: AtomicU64,
-    first: Mutex<Option<Instant>>,
-    /// Sum of the handler's own time per request (arrival to answer), in microseconds: the
-    /// latency the mock really served (a few tens of microseconds above the nominal).
-    served_us: AtomicU64,
-    /// When the last answer was ready: first request to last answer is how long the calls
-    /// themselves took (the executor's share of the wall time).
-    last: Mutex<Option<Instant>>,
-}
-
-/// Wakes each waiter at its deadline, from one thread that sleeps until the earliest one:
-/// a precise OS sleep (tens of microseconds late at most), without a thread per request.
-#[derive(Clone)]
-struct Timer(std::sync::mpsc::Sender<(Instant, tokio::sync::oneshot::Sender<()>)>);
-
-impl Timer {
-    fn start() -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<(Instant, tokio::sync::oneshot::Sender<()>)>();
-        std::thread::spawn(move || {
-            let mut due: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64)>> =
-                std::collections::BinaryHeap::new();
-            let mut waiters = std::collections::HashMap::new();
-            let mut next_id = 0u64;
-            loop {
-                let now = Instant::now();
-                while let Some(std::cmp::Reverse((at, id))) = due.peek().copied() {
-                    if at > now {
-                        break;
-                    }
-                    due.pop();
-                    if let Some(w) = waiters.remove(&id) {
-                        let _: Result<(), ()> = tokio::sync::oneshot::Sender::send(w, ());
-                    }
-                }
-                let got = match due.peek() {
-                    Some(std::cmp::Reverse((at, _))) => {
-                        rx.recv_timeout(at.saturating_duration_since(Instant::now()))
-                    }
-                    None => rx
-                        .recv()
-                        .map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected),
-                };
-                match got {
-                    Ok((at, w)) => {
-                        due.push(std::cmp::Reverse((at, next_id)));
-                        waiters.insert(next_id, w);
-                        next_id += 1;
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            }
-        });
-        Self(tx)
-    }
-
-    fn at(&self, deadline: Instant, wake: tokio::sync::oneshot::Sender<()>) {
-        let _ = self.0.send((deadline, wake));
-    }
-}
-
-fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
-    let seen = Arc::new(Seen::default());
-    let timer = Timer::start();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s2 = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let seen = s2;
-            let app = Router::new().route(
-                "/v1/chat/completions",
-                post(move || {
-                    let seen = Arc::clone(&seen);
-                    let timer = timer.clone();
-                    async move {
-                        let arrived = Instant::now();
-                        if seen.requests.fetch_add(1, Ordering::SeqCst) == 0 {
-                            *seen.first.lock().expect("lock") = Some(arrived);
-                        }
-                        // Exactly `latency` after arrival: tokio's timer has a 1 ms
-                        // granularity and rounds a 20 ms sleep up to ~21 ms, so the
-                        // deadline is kept by a timer thread of its own (see `Timer`).
-                        let (done, wake) = tokio::sync::oneshot::channel();
-                        timer.at(arrived + latency, done);
-                        let _ = wake.await;
-                        let answered = Instant::now();
-                        seen.served_us.fetch_add(
-                            answered.duration_since(arrived).as_micros() as u64,
-                            Ordering::SeqCst,
-                        );
-                        {
-                            let mut last = seen.last.lock().expect("lock");
-                            if last.is_none_or(|t| t < answered) {
-                                *last = Some(answered);
-                            }
-                        }
-                        (
-                            [("content-type", "application/json")],
-                            r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"The answer is right: thirty days."},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":9,"total_tokens":51}}"#,
-                        )
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send addr");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    let addr = rx.recv().expect("mock address");
-    (format!("http://{addr}/v1"), seen)
-}
+use mock::start_mock;
 
 fn write_suite(dir: &Path, base_url: &str, cases: usize, concurrency: usize) {
     let mut jsonl = String::with_capacity(cases * 90);
@@ -161,6 +44,10 @@ fn write_suite(dir: &Path, base_url: &str, cases: usize, concurrency: usize) {
 }
 
 fn main() {
+    // `--serve`: only the mock (20 ms), for another client (wrk, `benches/client_floor.rs`).
+    if std::env::args().any(|a| a == "--serve") {
+        mock::serve(Duration::from_millis(20));
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

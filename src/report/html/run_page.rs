@@ -564,6 +564,7 @@ pub(super) fn write_run(
         baseline,
         baseline_href,
     };
+    crate::phase::phase("run pages: run, metrics and baseline read");
     // Rendered while the run ran: used when they are exactly its stored results.
     if let Some(live) = live
         && live.usable(baseline_info.as_ref())
@@ -667,6 +668,7 @@ fn write_pages(
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let head = pages.head(t, total, flips)?;
+    crate::phase::phase("run pages: head rendered");
     let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
     let write_pages = |range: std::ops::RangeInclusive<usize>| -> Result<Written, HtmlError> {
         let mut written = Written::default();

@@ -1,0 +1,107 @@
+//! Shared by the benches that call a model endpoint: a local OpenAI-compatible mock that
+//! answers each chat completion a fixed latency after the request arrived.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct Seen {
+    pub requests: AtomicU64,
+    pub first: Mutex<Option<Instant>>,
+    /// Sum of the handler's own time per request (arrival to answer), in microseconds: the
+    /// latency the mock really served (a few tens of microseconds above the nominal).
+    pub served_us: AtomicU64,
+    /// When the last answer was ready: first request to last answer is how long the calls
+    /// themselves took (the executor's share of the wall time).
+    pub last: Mutex<Option<Instant>>,
+}
+
+/// The mock: one thread per connection, each with a current-thread runtime serving HTTP/1.1
+/// with hyper. A request's answer waits in that thread with a plain OS sleep until exactly
+/// `latency` after the request arrived (tens of microseconds late at most), and is written by
+/// the same thread: no timer wheel (tokio's rounds a 20 ms sleep up to ~21 ms) and no wake-up
+/// handed from one thread to another. An HTTP/1.1 connection carries one request at a time, so
+/// blocking its thread while it waits delays nobody else.
+pub fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let s2 = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let seen = Arc::clone(&s2);
+            std::thread::spawn(move || serve_connection(stream, latency, &seen));
+        }
+    });
+    (format!("http://{addr}/v1"), seen)
+}
+
+const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"The answer is right: thirty days."},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":9,"total_tokens":51}}"#;
+
+fn serve_connection(stream: std::net::TcpStream, latency: Duration, seen: &Arc<Seen>) {
+    // Sleeps end as close to the deadline as the kernel can: without this, a sleep may end up
+    // to 50 us late (the default timer slack), so that timers can be grouped.
+    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
+    let _ = stream.set_nodelay(true);
+    stream.set_nonblocking(true).expect("nonblocking");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::from_std(stream).expect("register the connection");
+        let service =
+            hyper::service::service_fn(|request: hyper::Request<hyper::body::Incoming>| {
+                let seen = Arc::clone(seen);
+                async move {
+                    let arrived = Instant::now();
+                    if seen.requests.fetch_add(1, Ordering::SeqCst) == 0 {
+                        *seen.first.lock().expect("lock") = Some(arrived);
+                    }
+                    // Read the whole request, as a real endpoint does, before answering.
+                    let _ = http_body_util::BodyExt::collect(request.into_body()).await;
+                    // Blocks only this connection's thread (see `start_mock`).
+                    std::thread::sleep(
+                        (arrived + latency).saturating_duration_since(Instant::now()),
+                    );
+                    let answered = Instant::now();
+                    seen.served_us.fetch_add(
+                        answered.duration_since(arrived).as_micros() as u64,
+                        Ordering::SeqCst,
+                    );
+                    {
+                        let mut last = seen.last.lock().expect("lock");
+                        if last.is_none_or(|t| t < answered) {
+                            *last = Some(answered);
+                        }
+                    }
+                    hyper::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(http_body_util::Full::new(hyper::body::Bytes::from_static(
+                            ANSWER.as_bytes(),
+                        )))
+                }
+            });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .await;
+    });
+}
+
+/// Serve the mock at `latency` until killed: its address on the first line of standard
+/// output, then every 5 seconds the requests served so far and their mean latency on standard
+/// error.
+pub fn serve(latency: Duration) -> ! {
+    let (url, seen) = start_mock(latency);
+    println!("{url}");
+    loop {
+        std::thread::sleep(Duration::from_secs(5));
+        let n = seen.requests.load(Ordering::SeqCst).max(1);
+        eprintln!(
+            "mock: {n} requests served, {:.3} ms each on average",
+            seen.served_us.load(Ordering::SeqCst) as f64 / n as f64 / 1000.0
+        );
+    }
+}
