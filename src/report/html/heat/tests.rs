@@ -43,9 +43,14 @@ fn begin(store: &mut Store, db: &Path, run_id: &str, i: usize, results: &[Res]) 
         planned: results.len() as u64,
     };
     store.begin_run(&info, &suite(), 1, "test").expect("begin");
+    store_results(db, run_id, 0, results);
+}
+
+/// Store `results` of run `run_id` in plan order, the first at position `from`.
+fn store_results(db: &Path, run_id: &str, from: usize, results: &[Res]) {
     let writer = crate::store::Writer::spawn(db, run_id, 5000).expect("writer");
-    for (seq, (case, provider, sample, status)) in results.iter().enumerate() {
-        let mut rec = ResultRecord::new(job(seq, case, provider, *sample), *status);
+    for (i, (case, provider, sample, status)) in results.iter().enumerate() {
+        let mut rec = ResultRecord::new(job(from + i, case, provider, *sample), *status);
         rec.case_hash = format!("h-{case}");
         writer.send(rec).expect("send");
     }
@@ -146,6 +151,27 @@ fn json(h: &Heat) -> String {
 }
 
 /// Flip every status of a run in the store (passed <-> failed), behind the heat map's back.
+/// Change the statuses of `run_id` in the store: the heat map with `ahead` still shows
+/// `fresh` (the run is held there, not read), one read anew does not.
+fn held_not_read(
+    h: &Hist,
+    run_id: &str,
+    all: &[RunInfo],
+    with_pages: &HashMap<String, bool>,
+    ahead: &HeatHistory,
+    fresh: &str,
+) {
+    tamper(&h.db, run_id);
+    assert_eq!(
+        json(&heat_map(&h.store, all, with_pages, Some(ahead)).expect("heat")),
+        fresh
+    );
+    assert_ne!(
+        json(&heat_map(&h.store, all, with_pages, None).expect("heat")),
+        fresh
+    );
+}
+
 fn tamper(db: &Path, run_id: &str) {
     let conn = rusqlite::Connection::open(db).expect("open");
     let n = conn
@@ -293,16 +319,7 @@ fn a_history_read_ahead_is_reused_and_only_the_new_run_is_read() {
     assert_eq!(ahead.runs(), HEAT_RUNS - 1);
     assert!(ahead.heap_bytes() > 0);
     // The run ends: the rest of its results, then it finishes.
-    {
-        let rest = &results(21)[40..];
-        let writer = crate::store::Writer::spawn(&h.db, "run-21", 5000).expect("writer");
-        for (i, (case, provider, sample, status)) in rest.iter().enumerate() {
-            let mut rec = ResultRecord::new(job(40 + i, case, provider, *sample), *status);
-            rec.case_hash = format!("h-{case}");
-            writer.send(rec).expect("send");
-        }
-        writer.finish().expect("finish writer");
-    }
+    store_results(&h.db, "run-21", 40, &results(21)[40..]);
     finish(&mut h.store, "run-21", 21, 5);
     let all = runs(&h.store, None);
     let with_pages = pages(&all);
@@ -328,15 +345,7 @@ fn a_history_read_ahead_is_reused_and_only_the_new_run_is_read() {
 
     // The runs read ahead are not read again: their statuses changed in the store behind
     // its back show only in a map read anew.
-    tamper(&h.db, "run-10");
-    assert_eq!(
-        json(&heat_map(&h.store, &all, &with_pages, Some(&ahead)).expect("heat")),
-        fresh
-    );
-    assert_ne!(
-        json(&heat_map(&h.store, &all, &with_pages, None).expect("heat")),
-        fresh
-    );
+    held_not_read(&h, "run-10", &all, &with_pages, &ahead, &fresh);
 }
 
 #[test]
@@ -583,15 +592,7 @@ fn a_run_fed_as_it_is_scored_is_not_read_back() {
         feed.add(case, provider, *sample, *status);
     }
     // Stored (in plan order) and finished as `run` does.
-    {
-        let writer = crate::store::Writer::spawn(&h.db, "run-21", 5000).expect("writer");
-        for (seq, (case, provider, sample, status)) in results(21).iter().enumerate() {
-            let mut rec = ResultRecord::new(job(seq, case, provider, *sample), *status);
-            rec.case_hash = format!("h-{case}");
-            writer.send(rec).expect("send");
-        }
-        writer.finish().expect("finish writer");
-    }
+    store_results(&h.db, "run-21", 0, &results(21));
     finish(&mut h.store, "run-21", 21, 5);
     let all = runs(&h.store, None);
     let with_pages = pages(&all);
@@ -606,15 +607,7 @@ fn a_run_fed_as_it_is_scored_is_not_read_back() {
     );
     // Its column came from the feed: its statuses changed behind the store's back show only
     // in a map read anew.
-    tamper(&h.db, "run-21");
-    assert_eq!(
-        json(&heat_map(&h.store, &all, &with_pages, Some(&ahead)).expect("heat")),
-        fresh
-    );
-    assert_ne!(
-        json(&heat_map(&h.store, &all, &with_pages, None).expect("heat")),
-        fresh
-    );
+    held_not_read(&h, "run-21", &all, &with_pages, &ahead, &fresh);
 
     // Not fed (a resumed run): the history as read, the run read from the store.
     let db = h.db.clone();
