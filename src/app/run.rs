@@ -717,16 +717,16 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         let heat = (!env.args.no_reports).then(|| {
             let (db, name) = (env.db.to_path_buf(), suite.name.clone());
             let reports = super::report::reports_dir(env.project);
-            std::thread::spawn(move || {
+            let reading = std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 let store = Store::open_for_scan(&db).ok()?;
                 let history = HeatHistory::read(&store, &name).ok();
                 // Meanwhile, rows that runs killed while they went left behind.
                 let _ = report::html::live::remove_leftovers(&store, &reports);
                 history
-            })
+            });
+            HeatFeed::new(reading, resume.is_none())
         });
-        let heat = heat.map(|reading| HeatFeed::new(reading, resume.is_none()));
         std::thread::spawn(move || {
             consume(rx, &writer, printer, &bar, acc, live, heat).map(|c| (c, writer))
         })

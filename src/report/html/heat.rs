@@ -134,8 +134,7 @@ pub struct HeatFeed {
     /// then given as read, and the run's statuses are read after it.
     fed: bool,
     waiting: Vec<(Box<str>, Box<str>, u32, u8)>,
-    cells: Vec<u8>,
-    next: usize,
+    column: Filling,
 }
 
 impl HeatFeed {
@@ -148,8 +147,7 @@ impl HeatFeed {
             history: None,
             fed,
             waiting: Vec::new(),
-            cells: Vec::new(),
-            next: 0,
+            column: Filling::default(),
         }
     }
 
@@ -181,10 +179,9 @@ impl HeatFeed {
         if self.history.is_none() {
             self.take_history();
         }
-        let mut history = self.history.take()?;
+        let mut history = self.history?;
         if self.fed {
-            let mut cells = std::mem::take(&mut self.cells);
-            cells.shrink_to_fit();
+            let cells = self.column.done();
             history.keys.shrink_to_fit();
             history.columns.push(Column {
                 run_id: run.run_id.clone(),
@@ -208,20 +205,36 @@ impl HeatFeed {
     }
 
     fn put(&mut self, case: &str, provider: &str, sample: u32, c: u8) {
-        let Some(h) = self.history.as_mut() else {
-            return;
-        };
-        // Results come about in plan order: the key after the last one is tried first.
-        let k = if self.next < h.keys.len() && h.keys.get(self.next) == (case, provider, sample) {
-            self.next
-        } else {
-            h.keys.intern(case, provider, sample)
-        };
+        if let Some(h) = self.history.as_mut() {
+            self.column
+                .set(c, |hint| h.keys.index(case, provider, sample, hint));
+        }
+    }
+}
+
+/// A column filled in the order its results come: a status byte ([`code`]) per key index.
+#[derive(Debug, Default)]
+struct Filling {
+    cells: Vec<u8>,
+    /// The key after the last one set: runs of a suite mostly list the same keys in the same
+    /// order, so it is tried before a lookup.
+    next: usize,
+}
+
+impl Filling {
+    /// Set `c` at the key `index(hint)` finds.
+    fn set(&mut self, c: u8, index: impl FnOnce(usize) -> usize) {
+        let k = index(self.next);
         if self.cells.len() <= k {
             self.cells.resize(k + 1, 0);
         }
         self.cells[k] = c;
         self.next = k + 1;
+    }
+
+    fn done(mut self) -> Vec<u8> {
+        self.cells.shrink_to_fit();
+        self.cells
     }
 }
 
@@ -264,20 +277,13 @@ fn read_column(
     run: &RunInfo,
     space: &mut KeySpace<'_>,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut cells: Vec<u8> = Vec::new();
-    // Runs of a suite mostly list the same keys in the same order: the key after the last
-    // one is tried before a lookup.
-    let mut next = 0usize;
+    let mut column = Filling::default();
     store.for_each_status(&run.run_id, |case, provider, sample, status| {
-        let k = space.index(case, provider, sample, next);
-        if cells.len() <= k {
-            cells.resize(k + 1, 0);
-        }
-        cells[k] = code(status);
-        next = k + 1;
+        column.set(code(status), |hint| {
+            space.index(case, provider, sample, hint)
+        });
     })?;
-    cells.shrink_to_fit();
-    Ok(cells)
+    Ok(column.done())
 }
 
 /// Runs x results that changed verdict, over the newest [`HEAT_RUNS`] finished runs of `runs`
@@ -479,6 +485,14 @@ impl Keys {
         self.key_table
             .find(h, |i| self.tuples[i as usize] == (c, p, sample))
             .map(|i| i as usize)
+    }
+
+    /// The index of a key (interned if new); `hint` is tried first.
+    fn index(&mut self, case: &str, provider: &str, sample: u32, hint: usize) -> usize {
+        if hint < self.len() && self.get(hint) == (case, provider, sample) {
+            return hint;
+        }
+        self.intern(case, provider, sample)
     }
 
     /// The index of a key, interned if new.
