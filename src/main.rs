@@ -7,7 +7,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let _ = evalwatch::phase::T0.set(std::time::Instant::now());
     let cli = evalwatch::cli::Cli::parse();
-    match evalwatch::app::run(cli) {
+    let outcome = evalwatch::app::run(cli);
+    evalwatch::phase::phase("exit");
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");

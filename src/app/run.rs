@@ -24,7 +24,7 @@ use crate::model::{
     ProjectConfig, ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
 };
 use crate::plan::{self, Filters};
-use crate::report::html::live::{LivePages, LiveRun};
+use crate::report::html::live::{EarlyPages, LivePages};
 use crate::report::html::{HeatFeed, HeatHistory};
 use crate::report::junit::JunitWriter;
 use crate::report::machine::{JsonRunWriter, header};
@@ -63,8 +63,9 @@ struct Done {
     info: RunInfo,
     /// The suite as checked, without its cases (its name and description for the reports).
     suite: Suite,
-    /// Its run pages, rendered as its results were scored (unless `--no-reports`).
-    live: Option<LiveRun>,
+    /// Its run pages, written from the rows rendered as its results were scored (unless
+    /// `--no-reports`, or the rows cannot be used: the refresh writes them from the store).
+    pages: Option<EarlyPages>,
     /// The statuses its heat map shows: of the runs before it, read while it ran, and its
     /// own as they were scored.
     heat: Option<HeatFeed>,
@@ -337,8 +338,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     if !args.no_reports {
         let mut prepared = report::html::Prepared::default();
         for d in &mut done_runs {
-            if let Some(live) = d.live.take() {
-                prepared.live.insert(d.info.run_id.clone(), live);
+            if let Some(pages) = d.pages.take() {
+                prepared.early.insert(d.info.run_id.clone(), pages);
             }
             if let Some(heat) = d.heat.take().and_then(|h| h.finish(&d.info)) {
                 prepared.heat.insert(d.info.suite.clone(), heat);
@@ -674,8 +675,10 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     };
     // Held until the run is stored: the same suite never runs twice at once on one store.
     let lease = super::schedule::lease(ctx, store, suite)?;
+    crate::phase::phase("lease");
     // Case versions are registered by the writer as their first result is stored.
     store.begin_run_deferred(&info, suite, std::process::id(), &host_name())?;
+    crate::phase::phase("begun");
     let writer = Writer::spawn(env.db, &info.run_id, BATCH)?;
     crate::phase::phase("writer");
     let slots = match slots.take() {
@@ -811,10 +814,14 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             return Err(e.context(format!("store results of run {}", info.run_id)));
         }
     };
-    writer
-        .finish()
-        .with_context(|| format!("store results of run {}", info.run_id))?;
-    crate::phase::phase("writer finished");
+    let run_id = info.run_id.clone();
+    let finish_writer = |writer: Writer| {
+        let done = writer
+            .finish()
+            .with_context(|| format!("store results of run {run_id}"));
+        crate::phase::phase("writer finished");
+        done
+    };
     let mut consumed = consumed;
     let finished = usize::try_from(consumed.finished).unwrap_or(usize::MAX);
     let live = consumed.live.take().map(|pages| {
@@ -832,6 +839,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     // The suite as checked in full (its hash, gates, alerts), and how many jobs it planned.
     let (suite, info) = match checked {
         Err(e) => {
+            finish_writer(writer)?;
             // What was asked of a suite with a problem is not kept.
             store
                 .discard_run(&info.run_id)
@@ -850,6 +858,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         }
     };
     if info.planned == 0 && resume.is_none() {
+        finish_writer(writer)?;
         store.discard_run(&info.run_id)?;
         lease.release();
         ctx.printer.warn(&format!(
@@ -888,14 +897,33 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         Vec::new()
     };
     let finished_at = now_rfc3339();
-    store.finish_run(&info.run_id, status, &finished_at, &metrics, &gates)?;
-    lease.release();
-    crate::phase::phase("finish_run");
     let finished_info = RunInfo {
         finished_at: Some(finished_at.clone()),
         status,
         ..info.clone()
     };
+    // The run's pages are written from its rows while the store takes its last results and
+    // its end: everything above the rows is known now.
+    let pages = live.and_then(|live| {
+        EarlyPages::start(
+            env.db,
+            &super::report::reports_dir(env.project),
+            finished_info.clone(),
+            metrics.clone(),
+            gates.clone(),
+            live,
+        )
+    });
+    if let Err(e) = finish_writer(writer) {
+        // The pages would show results the store does not have.
+        if let Some(p) = pages {
+            p.discard();
+        }
+        return Err(e);
+    }
+    store.finish_run(&info.run_id, status, &finished_at, &metrics, &gates)?;
+    lease.release();
+    crate::phase::phase("finish_run");
     let alerts = if args.no_alerts || status != RunStatus::Complete {
         super::alerts::AlertOutcome::default()
     } else {
@@ -929,7 +957,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             cases: Vec::new(),
             ..suite
         },
-        live,
+        pages,
         heat: consumed.heat.take(),
         alerts: alerts.alerts,
         alert_fail: alerts.fail,

@@ -117,7 +117,9 @@ impl Writer {
                 drop(register);
                 let out = registered
                     .and_then(|()| write_loop(conn, ctx, &receiver, batch, &checkpointer));
+                crate::phase::phase("writer: last batch");
                 checkpointer.stop();
+                crate::phase::phase("writer: checkpointed");
                 if let Err(e) = &out {
                     *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
                 }
@@ -412,7 +414,12 @@ fn write_loop(
         stats.written += buf.iter().filter(|m| matches!(m, Msg::Result(_))).count() as u64;
         stats.batches += 1;
         buf.clear();
-        checkpointer.nudge();
+        // Not after the last batch: the run's end is stored next, and a checkpoint that
+        // caught up with the log now would make that commit start the log over (which syncs
+        // its header). The store's close checkpoints what is left.
+        if !closed {
+            checkpointer.nudge();
+        }
     }
     Ok(stats)
 }

@@ -325,11 +325,21 @@ fn run_pages(dir: &Path, run_id: &str) -> std::collections::BTreeMap<String, Str
 #[test]
 fn run_pages_written_as_the_run_goes_are_those_written_from_the_store() {
     let p = Project::new();
+    // Gates too: the part above the results is written before the store has the run's end.
+    let with_gates = |p: &Project| {
+        let yaml = replay_suite(p, "big", 250, 7);
+        let text = std::fs::read_to_string(&yaml).expect("suite");
+        std::fs::write(
+            &yaml,
+            format!("{text}gates:\n  pass_rate: {{min: 0.5}}\n  latency_p95_ms: {{max: 4000}}\n"),
+        )
+        .expect("gates");
+    };
     replay_suite(&p, "big", 250, 5);
     let first = p.run(&["run", "--format", "json"]);
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     // Other cases fail now: flips against the first run.
-    replay_suite(&p, "big", 250, 7);
+    with_gates(&p);
     let second = p.run(&["run", "--format", "json"]);
     assert_eq!(code(&second), 0, "{}", stderr(&second));
     let id = json_runs(&second)[0]["run_id"]
@@ -350,6 +360,10 @@ fn run_pages_written_as_the_run_goes_are_those_written_from_the_store() {
     );
     let page = &live[&format!("{id}.html")];
     assert!(page.contains("<pre>right</pre>"), "expected answers shown");
+    assert!(
+        page.contains("<td>latency_p95_ms</td>") && page.contains("<td>pass_rate</td>"),
+        "gates shown"
+    );
     assert!(page.contains("flip: passed -&gt; failed"), "flips marked");
     assert!(page.contains("flip: failed -&gt; passed"), "flips marked");
     let last = &live[&format!("{id}-p3.html")];

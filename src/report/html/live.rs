@@ -426,3 +426,89 @@ impl LiveRun {
         Ok(())
     }
 }
+
+/// The pages of a run that has just finished, being written on a thread of their own from
+/// the rows rendered as it ran ([`EarlyPages::start`]) while `run` stores the run's end. The
+/// refresh takes them ([`super::Prepared::early`]) and writes the pages from the store when
+/// these could not be. Dropped, they are waited for: no page is left half written.
+pub struct EarlyPages {
+    run_id: String,
+    thread: Option<std::thread::JoinHandle<Result<Option<super::Written>, super::HtmlError>>>,
+}
+
+impl std::fmt::Debug for EarlyPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EarlyPages")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EarlyPages {
+    /// Start writing the pages of `info`'s run (finished: its status and finish time set)
+    /// into the reports folder `dir`, with `metrics` and `gates` above the rows of `live`
+    /// and its baseline read from the store at `db`. None when the rows cannot be used.
+    #[must_use]
+    pub fn start(
+        db: &Path,
+        dir: &Path,
+        info: RunInfo,
+        metrics: Vec<crate::model::ProviderMetrics>,
+        gates: Vec<crate::model::GateResult>,
+        live: LiveRun,
+    ) -> Option<Self> {
+        if live.rows_path.is_none() || live.run_id != info.run_id {
+            return None;
+        }
+        let (db, dir) = (db.to_path_buf(), dir.to_path_buf());
+        let run_id = info.run_id.clone();
+        let thread = std::thread::Builder::new()
+            .name("evalwatch-pages".into())
+            .spawn(move || {
+                // The rows' file goes with `live`, once the pages are written.
+                super::run_page::write_finished(&db, &dir, &info, &metrics, &gates, &live)
+            })
+            .ok()?;
+        Some(Self {
+            run_id,
+            thread: Some(thread),
+        })
+    }
+
+    /// The run whose pages these are.
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Wait for the pages: what was written, or None when they must be written from the
+    /// store.
+    pub fn join(mut self) -> Result<Option<super::Written>, super::HtmlError> {
+        self.wait()
+    }
+
+    /// Wait for the pages, then remove them: the run they show was not stored as they say.
+    pub fn discard(mut self) {
+        if let Ok(Some(written)) = self.wait() {
+            for f in written.files {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+
+    fn wait(&mut self) -> Result<Option<super::Written>, super::HtmlError> {
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| super::HtmlError::Template {
+                page: "run".into(),
+                message: "the thread writing run pages panicked".into(),
+            })?,
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for EarlyPages {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}

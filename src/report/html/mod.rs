@@ -230,6 +230,8 @@ pub struct Prepared {
     pub live: HashMap<String, live::LiveRun>,
     /// The heat-map statuses of suites, read ahead, by suite name.
     pub heat: HashMap<String, HeatHistory>,
+    /// Run pages being written since their runs finished, by run id.
+    pub early: HashMap<String, live::EarlyPages>,
 }
 
 /// One result's status in a run: (case id, provider, sample, status), as
@@ -1150,7 +1152,11 @@ pub fn write_reports_with(
             // (again only when the run finished after the page was written: a resumed run).
             let page = runs_dir.join(run_file(&r.run_id, 1));
             let exists = page.exists();
-            let current = exists && page_newer_than(&page, r.finished_at.as_deref());
+            // Pages being written now are taken as they are (or written from the store
+            // when they could not be), whatever the folder holds meanwhile.
+            let current = exists
+                && !prepared.early.contains_key(&r.run_id)
+                && page_newer_than(&page, r.finished_at.as_deref());
             let refresh = chosen.contains(name)
                 && i < opts.run_pages
                 && r.status != RunStatus::Running
@@ -1166,16 +1172,31 @@ pub fn write_reports_with(
     // Run pages on a second thread with its own connection and template (SQLite readers run
     // side by side), while this one builds the trend pages and the index.
     let db_path = store.path().to_path_buf();
-    let Prepared { live, heat } = prepared;
+    let Prepared {
+        live,
+        heat,
+        mut early,
+    } = prepared;
+    let (to_write, live) = (&to_write, &live);
     let done = std::thread::scope(|scope| -> Result<(), HtmlError> {
-        let pages = scope.spawn(|| -> Result<Written, HtmlError> {
+        let pages = scope.spawn(move || -> Result<Written, HtmlError> {
             let mut written = Written::default();
-            if to_write.is_empty() {
+            let mut from_store = Vec::new();
+            for run_id in to_write {
+                match early.remove(run_id).map(live::EarlyPages::join) {
+                    Some(Ok(Some(w))) => written.files.extend(w.files),
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(None)) | None => from_store.push(run_id),
+                }
+            }
+            // Pages being written for runs not refreshed here are waited for too.
+            drop(early);
+            if from_store.is_empty() {
                 return Ok(written);
             }
             let own = Store::open(&db_path)?;
             let t = engine_of(&[RUN_TEMPLATE])?;
-            for run_id in &to_write {
+            for run_id in from_store {
                 let live = live.get(run_id);
                 run_page::write_run(&own, &t, dir, run_id, expected, live, &mut written)?;
             }

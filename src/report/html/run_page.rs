@@ -25,7 +25,7 @@ use super::{
     CSS, Expected, FLIPS_SHOWN, HtmlError, LazyExpected, MAX_TEXT, RESULTS_PER_PAGE, Written,
     is_flip, render, run_file, show_time, suite_href, write,
 };
-use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
+use crate::model::{CaseStatus, GateResult, ProviderMetrics, ResultRecord, RunInfo, RunStatus};
 use crate::store::{Store, StoreError};
 
 /// Bytes of rendered results a run may hold in memory to be written in one read of its
@@ -500,22 +500,9 @@ impl Pages<'_> {
     }
 }
 
-/// Write the pages of one run: from the rows `run` wrote as it went ([`LiveRun`]) when they
-/// are exactly its stored results, from the store otherwise.
-pub(super) fn write_run(
-    store: &Store,
-    t: &tera::Tera,
-    dir: &Path,
-    run_id: &str,
-    expected: &LazyExpected<'_>,
-    live: Option<&LiveRun>,
-    out: &mut Written,
-) -> Result<(), HtmlError> {
-    let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
-        run_id: run_id.to_string(),
-    })?;
-    let metrics: Vec<MetricRow> = store
-        .run_metrics(&info.run_id)?
+/// The metrics rows of a run's pages (the per-tag rows are the trend page's).
+fn metric_rows(metrics: impl IntoIterator<Item = ProviderMetrics>) -> Vec<MetricRow> {
+    metrics
         .into_iter()
         .filter(|m| m.tag.is_none())
         .map(|pm| {
@@ -534,9 +521,12 @@ pub(super) fn write_run(
                 cost: Unit::Usd.format(m.cost_usd),
             }
         })
-        .collect();
-    let gates: Vec<GateRow> = store
-        .run_gates(&info.run_id)?
+        .collect()
+}
+
+/// The gate rows of a run's pages.
+fn gate_rows(gates: impl IntoIterator<Item = GateResult>) -> Vec<GateRow> {
+    gates
         .into_iter()
         .map(|g| GateRow {
             metric: g.metric,
@@ -545,46 +535,117 @@ pub(super) fn write_run(
             value: g.value.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
             ok: g.ok,
         })
-        .collect();
-    let baseline = store.previous_complete_run(&info.suite, &info.started_at)?;
-    let baseline_info = match &baseline {
-        Some(b) => store.run(b)?,
-        None => None,
+        .collect()
+}
+
+/// The run `info`'s baseline (its previous complete run), and the link to its first page
+/// when that page exists.
+fn baseline_of(
+    store: &Store,
+    info: &RunInfo,
+    runs_dir: &Path,
+) -> Result<(Option<RunInfo>, Option<String>), StoreError> {
+    let Some(id) = store.previous_complete_run(&info.suite, &info.started_at)? else {
+        return Ok((None, None));
     };
+    let href = Some(run_file(&id, 1)).filter(|f| runs_dir.join(f).exists());
+    Ok((store.run(&id)?, href))
+}
+
+/// Write the pages of a run `run` has just finished from the rows it rendered as it went,
+/// with what it holds in memory for the part above them (`info` finished, its `metrics` and
+/// `gates`), before the store has them: the pages are written while the store finishes the
+/// run. The baseline is read from the store at `db`. The pages are those the store would
+/// give once the run is stored as `info`, `metrics` and `gates` say (a test compares them).
+/// None when the rows cannot be used: the refresh writes the pages from the store then.
+pub(super) fn write_finished(
+    db: &Path,
+    dir: &Path,
+    info: &RunInfo,
+    metrics: &[ProviderMetrics],
+    gates: &[GateResult],
+    live: &LiveRun,
+) -> Result<Option<Written>, HtmlError> {
+    let store = Store::open_for_scan(db)?;
     let runs_dir = dir.join("runs");
-    let baseline_href = baseline.as_ref().and_then(|b| {
-        let f = run_file(b, 1);
-        runs_dir.join(&f).exists().then_some(f)
-    });
+    let (baseline_info, baseline_href) = baseline_of(&store, info, &runs_dir)?;
+    drop(store);
+    if !live.usable(baseline_info.as_ref()) {
+        return Ok(None);
+    }
+    let pages = Pages {
+        info,
+        runs_dir: &runs_dir,
+        metrics: metric_rows(metrics.iter().cloned()),
+        gates: gate_rows(gates.iter().cloned()),
+        baseline: baseline_info.map(|b| b.run_id),
+        baseline_href,
+    };
+    crate::phase::phase("run pages: baseline read");
+    let t = super::engine_of(&[super::RUN_TEMPLATE])?;
+    let mut out = Written::default();
+    Ok(write_live(&t, &pages, live, &mut out)?.then_some(out))
+}
+
+/// Write the pages of `pages`' run from the rows in `live`: false when some rows could not
+/// be read (the pages must then be written from the store).
+fn write_live(
+    t: &tera::Tera,
+    pages: &Pages<'_>,
+    live: &LiveRun,
+    out: &mut Written,
+) -> Result<bool, HtmlError> {
+    let failed = std::sync::Mutex::new(None);
+    let results = |range: std::ops::Range<usize>, html: &mut String| {
+        if let Err(e) = live.push_rows(range, html)
+            && let Ok(mut f) = failed.lock()
+        {
+            f.get_or_insert(e);
+        }
+    };
+    let mut mine = Written::default();
+    write_pages(t, pages, live.len(), &results, &live.flips, &mut mine)?;
+    let read = failed.into_inner().ok().flatten().is_none();
+    if read {
+        out.files.extend(mine.files);
+    }
+    Ok(read)
+}
+
+/// Write the pages of one run: from the rows `run` wrote as it went ([`LiveRun`]) when they
+/// are exactly its stored results, from the store otherwise.
+pub(super) fn write_run(
+    store: &Store,
+    t: &tera::Tera,
+    dir: &Path,
+    run_id: &str,
+    expected: &LazyExpected<'_>,
+    live: Option<&LiveRun>,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
+        run_id: run_id.to_string(),
+    })?;
+    let metrics = metric_rows(store.run_metrics(&info.run_id)?);
+    let gates = gate_rows(store.run_gates(&info.run_id)?);
+    let runs_dir = dir.join("runs");
+    let (baseline_info, baseline_href) = baseline_of(store, &info, &runs_dir)?;
     let pages = Pages {
         info: &info,
         runs_dir: &runs_dir,
         metrics,
         gates,
-        baseline,
+        baseline: baseline_info.as_ref().map(|b| b.run_id.clone()),
         baseline_href,
     };
     crate::phase::phase("run pages: run, metrics and baseline read");
-    // Rendered while the run ran: used when they are exactly its stored results.
+    // Rendered while the run ran: used when they are exactly its stored results. Pages with
+    // rows missing (the file could not be read) are written again from the store.
     if let Some(live) = live
         && live.usable(baseline_info.as_ref())
+        && write_live(t, &pages, live, out)?
     {
-        let failed = std::sync::Mutex::new(None);
-        let results = |range: std::ops::Range<usize>, html: &mut String| {
-            if let Err(e) = live.push_rows(range, html)
-                && let Ok(mut f) = failed.lock()
-            {
-                f.get_or_insert(e);
-            }
-        };
-        let mut mine = Written::default();
-        write_pages(t, &pages, live.len(), &results, &live.flips, &mut mine)?;
-        // Pages with rows missing (the file could not be read) are written again from the
-        // store.
-        if failed.into_inner().ok().flatten().is_none() {
-            out.files.extend(mine.files);
-            return Ok(());
-        }
+        return Ok(());
     }
     crate::phase::phase(&format!(
         "run {run_id}: pages written from the store{}",
