@@ -64,7 +64,7 @@ pub fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
 }
 
 /// Connection threads started ahead.
-const THREADS: u64 = 160;
+const THREADS: u64 = 80;
 
 const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"The answer is right: thirty days."},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":9,"total_tokens":51}}"#;
 

@@ -1089,6 +1089,10 @@ pub(crate) mod tests {
                 }
                 live.add(&rec, expected_of(&rec.job.case_id).as_deref());
             }
+            let made = reports
+                .join("runs")
+                .join(format!("{}.html.tmp", html::file_stem(&newest.run_id)));
+            assert!(made.exists(), "{how}: page 1's file made as its rows came");
             store
                 .set_run_status(&newest.run_id, RunStatus::Complete)
                 .expect("status");
@@ -1107,8 +1111,8 @@ pub(crate) mod tests {
                 _ => assert_eq!(got, from_disk, "{how}"),
             }
             assert!(
-                !got.keys().any(|k| k.starts_with("runs/.")),
-                "{how}: {:?}",
+                !got.keys().any(|k| k.starts_with("runs/.") || k.ends_with(".tmp")),
+                "{how}: no rows, no page's file made ahead left: {:?}",
                 got.keys()
             );
         }
@@ -1131,12 +1135,34 @@ pub(crate) mod tests {
         for f in [&left, &going, &page] {
             std::fs::write(f, "<details>").expect("write");
         }
+        // Pages' files made ahead (empty): of the killed run, a minute old (removed) and
+        // just made; of the running run; and one being written.
+        let made = |run: usize, page: usize, text: &str, age: u64| {
+            let name = format!("{}-p{page}.html.tmp", html::file_stem(&infos[run].run_id));
+            let path = runs.join(name);
+            std::fs::write(&path, text).expect("write");
+            let then = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(then))
+                .expect("age");
+            path
+        };
+        let old_made = made(0, 2, "", 120);
+        let new_made = made(0, 3, "", 0);
+        let going_made = made(1, 2, "", 120);
+        let writing = made(0, 4, "<html>", 120);
         assert_eq!(
             html::live::remove_leftovers(&store, &reports).expect("clean"),
-            1
+            2
         );
         assert!(!left.exists(), "left by a run no longer running");
+        assert!(!old_made.exists(), "made for a run no longer running");
         assert!(going.exists(), "a running run's rows are kept");
+        assert!(going_made.exists(), "a running run's pages' files are kept");
+        assert!(new_made.exists(), "a file made under a minute ago is kept");
+        assert!(writing.exists(), "a page being written is kept");
         assert!(page.exists(), "other files are not touched");
         assert_eq!(
             html::live::remove_leftovers(&store, &dir.path().join("nowhere")).expect("none"),

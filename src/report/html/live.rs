@@ -19,7 +19,7 @@ use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::run_page::{Flips, push_expected, push_result_head, push_result_tail};
-use super::{FLIPS_SHOWN, file_stem, is_flip};
+use super::{FLIPS_SHOWN, RESULTS_PER_PAGE, file_stem, is_flip, run_file, tmp_of};
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
 use crate::store::{Store, StoreError};
 
@@ -32,6 +32,8 @@ pub struct LivePages {
     db: PathBuf,
     rows_path: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
+    /// Pages 1..=`made` have their file to be written made ([`tmp_of`]), empty.
+    made: usize,
     baseline: Baseline,
     /// Bytes written so far.
     written: u64,
@@ -112,9 +114,9 @@ fn rows_path(runs_dir: &Path, run_id: &str) -> PathBuf {
     runs_dir.join(format!(".{}.rows", file_stem(run_id)))
 }
 
-/// Remove the files of rows that runs no longer running left in the reports folder `dir`
-/// (a process killed while its run went leaves its file behind; the store marks such a run
-/// incomplete). Returns how many were removed.
+/// Remove the files of rows (and the empty files made for their pages) that runs no longer
+/// running left in the reports folder `dir` (a process killed while its run went leaves them
+/// behind; the store marks such a run incomplete). Returns how many were removed.
 pub fn remove_leftovers(store: &Store, dir: &Path) -> Result<usize, StoreError> {
     let Ok(entries) = std::fs::read_dir(dir.join("runs")) else {
         return Ok(0);
@@ -127,14 +129,27 @@ pub fn remove_leftovers(store: &Store, dir: &Path) -> Result<usize, StoreError> 
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(stem) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix('.'))
+        let Some(name) = name.to_str() else { continue };
+        let leftover = if let Some(stem) = name
+            .strip_prefix('.')
             .and_then(|n| n.strip_suffix(".rows"))
-        else {
-            continue;
+        {
+            !running.iter().any(|r| r == stem)
+        } else if let Some(page) = name.strip_suffix(".html.tmp") {
+            // A page's file made ahead and never written: empty, and a minute old (a page
+            // being written now is never both).
+            !running.iter().any(|r| page.starts_with(r.as_str()))
+                && entry.metadata().is_ok_and(|m| {
+                    m.len() == 0
+                        && m.modified()
+                            .ok()
+                            .and_then(|t| t.elapsed().ok())
+                            .is_some_and(|age| age > std::time::Duration::from_secs(60))
+                })
+        } else {
+            false
         };
-        if !running.iter().any(|r| r == stem) && std::fs::remove_file(entry.path()).is_ok() {
+        if leftover && std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
@@ -153,6 +168,7 @@ impl LivePages {
             db: db.to_path_buf(),
             rows_path: rows_path(&dir.join("runs"), &info.run_id),
             file: None,
+            made: 0,
             baseline: Baseline::Unread,
             written: 0,
             spans: Vec::new(),
@@ -263,6 +279,17 @@ impl LivePages {
         self.spans[seq] = (self.written, len);
         self.written += u64::from(len);
         self.rows += 1;
+        // The page this result will be on (when none before it is missing) gets its file
+        // now, while the run waits on its calls, rather than all of them at the end.
+        let page = seq / RESULTS_PER_PAGE + 1;
+        if let Some(runs) = self.rows_path.parent() {
+            while self.made < page {
+                self.made += 1;
+                let tmp = tmp_of(&runs.join(run_file(&self.run_id, self.made)));
+                // Without it, the page's file is made when the page is written.
+                let _ = std::fs::File::create(tmp);
+            }
+        }
         Ok(())
     }
 
@@ -292,7 +319,9 @@ impl LivePages {
         listed.total = self.flips_total;
         // The file is the finished rows' now (removed when they are dropped).
         let path = std::mem::take(&mut self.rows_path);
+        let made = std::mem::take(&mut self.made);
         LiveRun {
+            made: (path.clone(), made),
             run_id: std::mem::take(&mut self.run_id),
             rows_path: usable.then_some(path),
             broken: self.broken.take(),
@@ -313,6 +342,7 @@ impl Drop for LivePages {
         if !self.rows_path.as_os_str().is_empty() {
             self.file = None;
             let _ = std::fs::remove_file(&self.rows_path);
+            remove_made(&self.rows_path, &self.run_id, self.made);
         }
     }
 }
@@ -320,6 +350,9 @@ impl Drop for LivePages {
 /// A run's rendered results, as [`LivePages::finish`] leaves them for the refresh. The file
 /// of rows is removed when this is dropped.
 pub struct LiveRun {
+    /// The rows' file and how many pages had their file made: those not written are
+    /// removed with the rows.
+    made: (PathBuf, usize),
     run_id: String,
     /// None when the rows cannot be used (the pages are then written from the store).
     rows_path: Option<PathBuf>,
@@ -346,6 +379,19 @@ impl Drop for LiveRun {
     fn drop(&mut self) {
         if let Some(p) = &self.rows_path {
             let _ = std::fs::remove_file(p);
+        }
+        remove_made(&self.made.0, &self.run_id, self.made.1);
+    }
+}
+
+/// Remove the files made for pages 1..=`made` of `run_id` (beside the rows' file `rows`)
+/// that were not written: those written were renamed into place.
+fn remove_made(rows: &Path, run_id: &str, made: usize) {
+    let Some(runs) = rows.parent() else { return };
+    for page in 1..=made {
+        let tmp = tmp_of(&runs.join(run_file(run_id, page)));
+        if std::fs::metadata(&tmp).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
