@@ -1111,7 +1111,8 @@ pub(crate) mod tests {
                 _ => assert_eq!(got, from_disk, "{how}"),
             }
             assert!(
-                !got.keys().any(|k| k.starts_with("runs/.") || k.ends_with(".tmp")),
+                !got.keys()
+                    .any(|k| k.starts_with("runs/.") || k.contains(".html.tmp")),
                 "{how}: no rows, no page's file made ahead left: {:?}",
                 got.keys()
             );

@@ -357,7 +357,7 @@ fn run_pages_written_as_the_run_goes_are_those_written_from_the_store() {
     assert!(
         !names
             .iter()
-            .any(|n| n.starts_with('.') || n.ends_with(".tmp")),
+            .any(|n| n.starts_with('.') || n.contains(".html.tmp")),
         "no file of rows, no page's file made ahead left behind: {names:?}"
     );
     let page = &live[&format!("{id}.html")];

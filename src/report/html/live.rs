@@ -130,25 +130,23 @@ pub fn remove_leftovers(store: &Store, dir: &Path) -> Result<usize, StoreError> 
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let leftover = if let Some(stem) = name
-            .strip_prefix('.')
-            .and_then(|n| n.strip_suffix(".rows"))
-        {
-            !running.iter().any(|r| r == stem)
-        } else if let Some(page) = name.strip_suffix(".html.tmp") {
-            // A page's file made ahead and never written: empty, and a minute old (a page
-            // being written now is never both).
-            !running.iter().any(|r| page.starts_with(r.as_str()))
-                && entry.metadata().is_ok_and(|m| {
-                    m.len() == 0
-                        && m.modified()
-                            .ok()
-                            .and_then(|t| t.elapsed().ok())
-                            .is_some_and(|age| age > std::time::Duration::from_secs(60))
-                })
-        } else {
-            false
-        };
+        let leftover =
+            if let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".rows")) {
+                !running.iter().any(|r| r == stem)
+            } else if let Some(page) = name.strip_suffix(".html.tmp") {
+                // A page's file made ahead and never written: empty, and a minute old (a page
+                // being written now is never both).
+                !running.iter().any(|r| page.starts_with(r.as_str()))
+                    && entry.metadata().is_ok_and(|m| {
+                        m.len() == 0
+                            && m.modified()
+                                .ok()
+                                .and_then(|t| t.elapsed().ok())
+                                .is_some_and(|age| age > std::time::Duration::from_secs(60))
+                    })
+            } else {
+                false
+            };
         if leftover && std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
