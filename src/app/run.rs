@@ -914,14 +914,18 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             live,
         )
     });
-    if let Err(e) = finish_writer(writer) {
-        // The pages would show results the store does not have.
+    let stored = finish_writer(writer).and_then(|_| {
+        store
+            .finish_run(&info.run_id, status, &finished_at, &metrics, &gates)
+            .map_err(anyhow::Error::from)
+    });
+    if let Err(e) = stored {
+        // The pages would show a run the store does not have as they say.
         if let Some(p) = pages {
             p.discard();
         }
         return Err(e);
     }
-    store.finish_run(&info.run_id, status, &finished_at, &metrics, &gates)?;
     lease.release();
     crate::phase::phase("finish_run");
     let alerts = if args.no_alerts || status != RunStatus::Complete {
