@@ -475,17 +475,9 @@ impl LiveRun {
 /// the rows rendered as it ran ([`EarlyPages::start`]) while `run` stores the run's end. The
 /// refresh takes them ([`super::Prepared::early`]) and writes the pages from the store when
 /// these could not be. Dropped, they are waited for: no page is left half written.
+#[derive(Debug)]
 pub struct EarlyPages {
-    run_id: String,
     thread: Option<std::thread::JoinHandle<Result<Option<super::Written>, super::HtmlError>>>,
-}
-
-impl std::fmt::Debug for EarlyPages {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EarlyPages")
-            .field("run_id", &self.run_id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl EarlyPages {
@@ -505,7 +497,6 @@ impl EarlyPages {
             return None;
         }
         let (db, dir) = (db.to_path_buf(), dir.to_path_buf());
-        let run_id = info.run_id.clone();
         let thread = std::thread::Builder::new()
             .name("evalwatch-pages".into())
             .spawn(move || {
@@ -514,15 +505,8 @@ impl EarlyPages {
             })
             .ok()?;
         Some(Self {
-            run_id,
             thread: Some(thread),
         })
-    }
-
-    /// The run whose pages these are.
-    #[must_use]
-    pub fn run_id(&self) -> &str {
-        &self.run_id
     }
 
     /// Wait for the pages: what was written, or None when they must be written from the

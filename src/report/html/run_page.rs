@@ -583,18 +583,16 @@ pub(super) fn write_finished(
     };
     crate::phase::phase("run pages: baseline read");
     let t = super::engine_of(&[super::RUN_TEMPLATE])?;
-    let mut out = Written::default();
-    Ok(write_live(&t, &pages, live, &mut out)?.then_some(out))
+    write_live(&t, &pages, live)
 }
 
-/// Write the pages of `pages`' run from the rows in `live`: false when some rows could not
+/// Write the pages of `pages`' run from the rows in `live`: None when some rows could not
 /// be read (the pages must then be written from the store).
 fn write_live(
     t: &tera::Tera,
     pages: &Pages<'_>,
     live: &LiveRun,
-    out: &mut Written,
-) -> Result<bool, HtmlError> {
+) -> Result<Option<Written>, HtmlError> {
     let failed = std::sync::Mutex::new(None);
     let results = |range: std::ops::Range<usize>, html: &mut String| {
         if let Err(e) = live.push_rows(range, html)
@@ -603,13 +601,10 @@ fn write_live(
             f.get_or_insert(e);
         }
     };
-    let mut mine = Written::default();
-    write_pages(t, pages, live.len(), &results, &live.flips, &mut mine)?;
+    let mut written = Written::default();
+    write_pages(t, pages, live.len(), &results, &live.flips, &mut written)?;
     let read = failed.into_inner().ok().flatten().is_none();
-    if read {
-        out.files.extend(mine.files);
-    }
-    Ok(read)
+    Ok(read.then_some(written))
 }
 
 /// Write the pages of one run: from the rows `run` wrote as it went ([`LiveRun`]) when they
@@ -643,8 +638,9 @@ pub(super) fn write_run(
     // rows missing (the file could not be read) are written again from the store.
     if let Some(live) = live
         && live.usable(baseline_info.as_ref())
-        && write_live(t, &pages, live, out)?
+        && let Some(written) = write_live(t, &pages, live)?
     {
+        out.files.extend(written.files);
         return Ok(());
     }
     crate::phase::phase(&format!(
