@@ -22,6 +22,9 @@ const BODY: &str = r#"{"model":"mock","messages":[{"role":"user","content":"Answ
 #[derive(Clone, Copy)]
 enum Client {
     Reqwest,
+    /// reqwest with its own TLS set-up (roots loaded as it is built) instead of evalwatch's:
+    /// the same for plain HTTP, which this shows.
+    ReqwestOwnTls,
     Hyper,
 }
 
@@ -30,6 +33,14 @@ async fn drive(client: Client, url: &str, requests: usize) -> (Duration, u64) {
     let next = Arc::new(AtomicUsize::new(0));
     let latency_us = Arc::new(AtomicU64::new(0));
     let http = evalwatch::provider::http_client().expect("client");
+    let http = match client {
+        Client::ReqwestOwnTls => reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .expect("client"),
+        Client::Reqwest | Client::Hyper => http,
+    };
     let uri: hyper::Uri = url.parse().expect("uri");
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -38,7 +49,7 @@ async fn drive(client: Client, url: &str, requests: usize) -> (Duration, u64) {
         let (http, url, uri) = (http.clone(), url.to_owned(), uri.clone());
         workers.spawn(async move {
             let mut sender = match client {
-                Client::Reqwest => None,
+                Client::Reqwest | Client::ReqwestOwnTls => None,
                 Client::Hyper => {
                     let addr = (uri.host().expect("host"), uri.port_u16().expect("port"));
                     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -126,7 +137,11 @@ fn main() {
     println!("| client | requests | s | / nominal limit | / rounds limit | mean latency ms |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for _ in 0..rounds {
-        for (name, client) in [("reqwest", Client::Reqwest), ("hyper", Client::Hyper)] {
+        for (name, client) in [
+            ("reqwest", Client::Reqwest),
+            ("reqwest, its own TLS set-up", Client::ReqwestOwnTls),
+            ("hyper", Client::Hyper),
+        ] {
             let (took, latency_us) = runtime.block_on(drive(client, &url, requests));
             let s = took.as_secs_f64();
             println!(

@@ -73,10 +73,10 @@ fn main() {
     };
     let bin = env!("CARGO_BIN_EXE_evalwatch");
     println!(
-        "| cases | latency | concurrency | store | limit s (nominal) | served latency ms | limit s (served) | wall s | wall / nominal limit | wall / served limit | calls s (first request to last answer) | calls / served limit | client CPU ms/case | peak RSS MiB | first request after spawn ms |"
+        "| cases | latency | concurrency | store | limit s (nominal) | served latency ms | limit s (served) | wall s | wall / nominal limit | wall / served limit | calls s (first request to last answer) | calls / served limit | client CPU ms/case | peak RSS MiB | first request after spawn ms | client turnaround ms (mean / p90 / p99) |"
     );
     println!(
-        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     // Every configuration's folder is kept until the end: removing hundreds of files makes
     // the next files created slower for a while on some filesystems (ext4 without a journal
@@ -146,8 +146,9 @@ fn main() {
                 (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
                 _ => f64::NAN,
             };
+            let turnaround = seen.turnaround_ms();
             println!(
-                "| {cases} | {latency_ms} ms | {concurrency} | {store} | {nominal:.3} | {served_ms:.2} | {served:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {:.3} | {:.3} | {:.1} | {} |",
+                "| {cases} | {latency_ms} ms | {concurrency} | {store} | {nominal:.3} | {served_ms:.2} | {served:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {:.3} | {:.3} | {:.1} | {} | {:.3} / {:.3} / {:.3} |",
                 wall.as_secs_f64(),
                 wall.as_secs_f64() / nominal,
                 wall.as_secs_f64() / served,
@@ -158,6 +159,9 @@ fn main() {
                     || "n/a".into(),
                     |d| format!("{:.1}", d.as_secs_f64() * 1000.0)
                 ),
+                turnaround.0,
+                turnaround.1,
+                turnaround.2,
             );
         }
         folders.push(dir);

@@ -15,6 +15,24 @@ pub struct Seen {
     /// When the last answer was ready: first request to last answer is how long the calls
     /// themselves took (the executor's share of the wall time).
     pub last: Mutex<Option<Instant>>,
+    /// Per connection, from an answer being ready to the next request arriving on it, in
+    /// microseconds: the client's turnaround (reading the answer, sending the next request),
+    /// time in which that connection's slot is not being served.
+    pub turnaround_us: Mutex<Vec<u32>>,
+}
+
+impl Seen {
+    /// Mean and 90th and 99th percentile of the client's turnaround, ms.
+    pub fn turnaround_ms(&self) -> (f64, f64, f64) {
+        let mut all = self.turnaround_us.lock().expect("lock").clone();
+        if all.is_empty() {
+            return (f64::NAN, f64::NAN, f64::NAN);
+        }
+        all.sort_unstable();
+        let at = |q: f64| f64::from(all[((all.len() - 1) as f64 * q) as usize]) / 1000.0;
+        let mean = all.iter().map(|&u| f64::from(u)).sum::<f64>() / all.len() as f64 / 1000.0;
+        (mean, at(0.9), at(0.99))
+    }
 }
 
 /// The mock: one thread per connection, each with a current-thread runtime serving HTTP/1.1
@@ -99,13 +117,22 @@ fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     stream.set_nonblocking(true).expect("nonblocking");
+    let answered_last = std::cell::Cell::new(None::<Instant>);
     rt.block_on(async {
         let stream = tokio::net::TcpStream::from_std(stream).expect("register the connection");
         let service =
             hyper::service::service_fn(|request: hyper::Request<hyper::body::Incoming>| {
                 let seen = Arc::clone(seen);
+                let answered_last = &answered_last;
                 async move {
                     let arrived = Instant::now();
+                    if let Some(before) = answered_last.get() {
+                        let us = arrived.duration_since(before).as_micros();
+                        seen.turnaround_us
+                            .lock()
+                            .expect("lock")
+                            .push(u32::try_from(us).unwrap_or(u32::MAX));
+                    }
                     if seen.requests.fetch_add(1, Ordering::SeqCst) == 0 {
                         *seen.first.lock().expect("lock") = Some(arrived);
                     }
@@ -116,6 +143,7 @@ fn serve_connection(
                         (arrived + latency).saturating_duration_since(Instant::now()),
                     );
                     let answered = Instant::now();
+                    answered_last.set(Some(answered));
                     seen.served_us.fetch_add(
                         answered.duration_since(arrived).as_micros() as u64,
                         Ordering::SeqCst,

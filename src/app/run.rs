@@ -225,8 +225,7 @@ enum Source {
 
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     crate::phase::phase("start");
-    // Building the HTTP client loads the TLS roots (milliseconds): on its own thread, while
-    // the suites load.
+    // The HTTP client is built on its own thread, while the suites load.
     let client = LazyClient::start();
     let project = ctx.project()?;
     let files = suite_files(ctx, &project, &args.paths)?;
@@ -607,7 +606,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     let mut limiters: std::collections::HashMap<String, Arc<exec::Limiter>> =
         std::collections::HashMap::new();
     // A resumed run must not be touched by a provider that cannot be built: built first. A
-    // new run's providers are built once it is begun, while the HTTP client's TLS roots load.
+    // new run's providers are built once it is begun, while the HTTP client is built.
     let mut slots = match &resume {
         Some(_) => Some(build_slots(env, suite, &mut limiters)?),
         None => None,
@@ -1002,7 +1001,7 @@ fn build_slots(
     Ok(slots)
 }
 
-/// The HTTP client, built on its own thread (loading the TLS roots takes milliseconds) and
+/// The HTTP client, built on its own thread (under a millisecond, off the main thread) and
 /// waited for where it is first needed.
 struct LazyClient {
     thread: std::sync::Mutex<

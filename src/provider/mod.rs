@@ -15,6 +15,7 @@ pub mod http;
 pub mod ollama;
 pub mod openai;
 pub mod replay;
+pub mod tls;
 
 /// Errors building a provider from its spec.
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +62,17 @@ pub fn build(
     })
 }
 
-/// The shared HTTP client (connection reuse across every provider of a run).
+/// The shared HTTP client (connection reuse across every provider of a run). Its TLS roots
+/// are loaded by its first TLS handshake, not here (see [`tls`]).
 pub fn http_client() -> Result<reqwest::Client, ProviderError> {
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
     // rustls is built without a default crypto provider; install ring once.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::CryptoProvider::install_default((*ring).clone());
+    let roots = Arc::new(tls::LazyRoots::new(Arc::clone(&ring)));
+    let config = tls::client_config(ring, roots)
+        .map_err(|e| ProviderError::setup("*", format!("set up TLS: {e}")))?;
     reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .user_agent(concat!("evalwatch/", env!("CARGO_PKG_VERSION")))
