@@ -23,6 +23,7 @@ pub struct Seen {
 
 impl Seen {
     /// Mean and 90th and 99th percentile of the client's turnaround, ms.
+    #[allow(dead_code)] // `client_floor` runs the mock in another process
     pub fn turnaround_ms(&self) -> (f64, f64, f64) {
         let mut all = self.turnaround_us.lock().expect("lock").clone();
         if all.is_empty() {
