@@ -677,6 +677,16 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     crate::phase::phase("lease");
     // Case versions are registered by the writer as their first result is stored.
     store.begin_run_deferred(&info, suite, std::process::id(), &host_name())?;
+    if resume.is_some() {
+        let reports = super::report::reports_dir(env.project);
+        if let Err(e) = report::html::run_resumed(&reports, &info.run_id) {
+            ctx.printer.warn(&format!(
+                "run {}: remove its out-of-date page in {}: {e}; `evalwatch report` may show it as it was before this resume until the run finishes",
+                info.run_id,
+                reports.join("runs").display()
+            ));
+        }
+    }
     crate::phase::phase("begun");
     let writer = Writer::spawn(env.db, &info.run_id, BATCH)?;
     crate::phase::phase("writer");

@@ -169,6 +169,79 @@ fn a_killed_run_is_marked_incomplete_when_the_store_is_next_opened() {
     assert_eq!(row["status"], "incomplete");
 }
 
+/// The time a run's first page was last written.
+fn page_written(p: &Project, run_id: &str) -> std::time::SystemTime {
+    let page = p.path().join("reports/runs").join(format!("{run_id}.html"));
+    std::fs::metadata(&page)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}", page.display()))
+}
+
+/// Results stored for a run.
+fn results_of(p: &Project, run_id: &str) -> u64 {
+    let store = Store::open(&p.db()).expect("open");
+    let mut n = 0;
+    store
+        .for_each_result(run_id, |_| {
+            n += 1;
+            Ok(())
+        })
+        .expect("results");
+    n
+}
+
+/// A killed run has no finish time: its pages are written once, not on every refresh, and
+/// again once a resume of it (killed too) stored more.
+#[test]
+fn a_killed_runs_pages_are_written_once_and_again_after_a_resume() {
+    let p = Project::new();
+    slow_suite(&p, 200, "0.05");
+    let mut child = spawn_quiet_run(&p);
+    let run_id = wait_for_results(&p, 3);
+    signal(child.id(), "-KILL");
+    let _ = child.wait();
+    let report = || {
+        let out = p.run(&["report"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    };
+    report();
+    let first = page_written(&p, &run_id);
+    // File times are coarse: whatever a second refresh wrote would be later than this.
+    std::thread::sleep(Duration::from_millis(50));
+    report();
+    assert_eq!(
+        page_written(&p, &run_id),
+        first,
+        "written again by a refresh"
+    );
+
+    let before = results_of(&p, &run_id);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .args(["run", "--resume", &run_id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while results_of(&p, &run_id) < before + 3 {
+        assert!(Instant::now() < deadline, "the resume made no progress");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(child.id(), "-KILL");
+    let _ = child.wait();
+    report();
+    let resumed = page_written(&p, &run_id);
+    assert!(resumed > first, "the resume's results are on the page");
+    std::thread::sleep(Duration::from_millis(50));
+    report();
+    assert_eq!(
+        page_written(&p, &run_id),
+        resumed,
+        "written again by a refresh"
+    );
+}
+
 #[test]
 fn resume_runs_only_what_is_missing_into_the_same_run() {
     let p = Project::new();

@@ -1255,15 +1255,29 @@ pub fn drop_later<T: Send + 'static>(value: T) {
         .spawn(move || drop(value));
 }
 
-/// Whether a page was written after its run finished (a resumed run finishes again).
+/// Whether a run's page is current: written after the run finished (a resumed run finishes
+/// again). A run that never finished (killed) has not changed since it stopped: its page, once
+/// written, is current, unless the run is resumed, which removes it ([`run_resumed`]).
 fn page_newer_than(page: &Path, finished_at: Option<&str>) -> bool {
-    let Some(finished) = finished_at.and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
-    else {
+    let Some(finished) = finished_at else {
+        return true;
+    };
+    let Ok(finished) = chrono::DateTime::parse_from_rfc3339(finished) else {
         return false;
     };
     std::fs::metadata(page)
         .and_then(|m| m.modified())
         .is_ok_and(|t| chrono::DateTime::<chrono::Utc>::from(t) > finished)
+}
+
+/// A run is being resumed: its pages in `dir` are out of date from now on. Its first page is
+/// removed, so that the next refresh writes them again, even if the run is killed before it
+/// finishes (and has no finish time to tell).
+pub fn run_resumed(dir: &Path, run_id: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join("runs").join(run_file(run_id, 1))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
