@@ -73,10 +73,10 @@ fn main() {
     };
     let bin = env!("CARGO_BIN_EXE_evalwatch");
     println!(
-        "| cases | latency | concurrency | store | limit s (nominal) | served latency ms | limit s (served) | wall s | wall / nominal limit | wall / served limit | calls s (first request to last answer) | calls / served limit | client CPU ms/case | peak RSS MiB | first request after spawn ms | client turnaround ms (mean / p90 / p99) |"
+        "| cases | latency | concurrency | store | limit s (nominal) | served latency ms | limit s (served) | wall s | wall / nominal limit | wall / served limit | calls s (first request to last answer) | calls / served limit | client CPU ms/case | peak RSS MiB | first request after spawn ms | last answer to exit ms | client turnaround ms (mean / p90 / p99) |"
     );
     println!(
-        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     // Every configuration's folder is kept until the end: removing hundreds of files makes
     // the next files created slower for a while on some filesystems (ext4 without a journal
@@ -132,7 +132,8 @@ fn main() {
                 .spawn()
                 .expect("run evalwatch");
             let usage = child::wait(child.id());
-            let wall = started.elapsed();
+            let exited = Instant::now();
+            let wall = exited.duration_since(started);
             assert_eq!(usage.exit_code, 0, "evalwatch failed");
             let n = seen.requests.load(Ordering::SeqCst);
             assert_eq!(n, cases as u64, "every case reached the server once");
@@ -148,7 +149,7 @@ fn main() {
             };
             let turnaround = seen.turnaround_ms();
             println!(
-                "| {cases} | {latency_ms} ms | {concurrency} | {store} | {nominal:.3} | {served_ms:.2} | {served:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {:.3} | {:.3} | {:.1} | {} | {:.3} / {:.3} / {:.3} |",
+                "| {cases} | {latency_ms} ms | {concurrency} | {store} | {nominal:.3} | {served_ms:.2} | {served:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {:.3} | {:.3} | {:.1} | {} | {} | {:.3} / {:.3} / {:.3} |",
                 wall.as_secs_f64(),
                 wall.as_secs_f64() / nominal,
                 wall.as_secs_f64() / served,
@@ -158,6 +159,10 @@ fn main() {
                 first.map_or_else(
                     || "n/a".into(),
                     |d| format!("{:.1}", d.as_secs_f64() * 1000.0)
+                ),
+                last_at.map_or_else(
+                    || "n/a".into(),
+                    |t| format!("{:.1}", exited.duration_since(t).as_secs_f64() * 1000.0)
                 ),
                 turnaround.0,
                 turnaround.1,

@@ -163,7 +163,7 @@ fn process_alive(pid: u32) -> bool {
 
 /// A run left `running` by a process of this host that no longer exists crashed or was
 /// killed: mark it incomplete so history says so.
-fn reap_dead_runs(store: &mut Store, printer: Printer) -> anyhow::Result<()> {
+pub(crate) fn reap_dead_runs(store: &mut Store, printer: Printer) -> anyhow::Result<()> {
     let host = host_name();
     for (run_id, pid, run_host) in store.running_runs()? {
         if run_host == host && pid != std::process::id() && !process_alive(pid) {

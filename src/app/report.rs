@@ -1062,23 +1062,56 @@ pub(crate) mod tests {
             .chain(records.iter().skip(1).step_by(2))
             .cloned()
             .collect();
-        for (how, tamper, skip, order) in [
-            ("rendered as scored", None, false, &records),
-            ("rendered interleaved", None, false, &interleaved),
+        // `total`: the run's number of results, known as it goes (pages after the first are
+        // then written as their rows come), or wrong (more than it has: they are written
+        // again at the end).
+        let n = records.len();
+        for (how, tamper, skip, order, total) in [
+            ("rendered as scored", None, false, &records, 0),
+            (
+                "rendered as scored, pages written as it went",
+                None,
+                false,
+                &records,
+                n,
+            ),
+            ("rendered interleaved", None, false, &interleaved, 0),
+            (
+                "rendered interleaved, pages written as it went",
+                None,
+                false,
+                &interleaved,
+                n,
+            ),
+            ("rendered, total wrong", None, false, &records, n + 150),
             (
                 "rendered, changed",
                 Some("a changed &lt;output&gt;"),
                 false,
                 &records,
+                n,
             ),
-            ("rendered, one missing", Some("not shown"), true, &records),
+            (
+                "rendered, one missing",
+                Some("not shown"),
+                true,
+                &records,
+                n,
+            ),
         ] {
             std::fs::remove_dir_all(&reports).expect("clean");
+            // A page past the run's last, as a killed run whose last results were not
+            // stored would leave: removed.
+            std::fs::create_dir_all(reports.join("runs")).expect("mkdir");
+            std::fs::write(reports.join("runs/run-3-p10.html"), "left").expect("write");
             store
                 .set_run_status(&newest.run_id, RunStatus::Running)
                 .expect("status");
             let running = store.run(&newest.run_id).expect("read").expect("run");
-            let mut live = html::live::LivePages::new(&running, &dir.path().join("h.db"), &reports);
+            let mut live = html::live::LivePages::new(&running, &dir.path().join("h.db"), &reports)
+                .with_total(std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(
+                    total,
+                )));
             for (i, rec) in order.iter().enumerate() {
                 if skip && i == 5 {
                     continue;
@@ -1093,6 +1126,16 @@ pub(crate) mod tests {
                 .join("runs")
                 .join(format!("{}.html.tmp", html::file_stem(&newest.run_id)));
             assert!(made.exists(), "{how}: page 1's file made as its rows came");
+            let runs = reports.join("runs");
+            assert!(
+                !runs.join("run-3.html").exists(),
+                "{how}: page 1 waits for the end"
+            );
+            assert_eq!(
+                runs.join("run-3-p2.html").exists(),
+                total > 0,
+                "{how}: page 2 written as its rows came when the total is known"
+            );
             store
                 .set_run_status(&newest.run_id, RunStatus::Complete)
                 .expect("status");

@@ -78,6 +78,9 @@ struct Done {
     wall_secs: f64,
     failures: Vec<String>,
     more_failures: usize,
+    /// Its writer's checkpointer, copying what the run stored into the database file while
+    /// the reports are written; dropped (waited for) before the store closes.
+    checkpointer: crate::store::Checkpointer,
 }
 
 /// What the whole check of the suites found.
@@ -262,24 +265,45 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         .build()
         .context("start the async runtime")?;
     // The first suite's feed starts at once; a problem met before its first case stops
-    // everything before the store is even opened.
-    let first = match (&args.resume, files.first()) {
-        (None, Some(file)) => {
-            let fed = feed(file.clone(), project.clone(), filters.clone())?;
-            if fed.is_none()
-                && let Some(checker) = &checker
-            {
-                let checked = runtime.block_on(checker.wait())?;
-                return Err(invalid(ctx, &checked.diags));
-            }
-            fed
-        }
-        _ => None,
-    };
-    crate::phase::phase("first fed");
+    // everything before a new store is even created. A store that exists is opened while
+    // the feed reads the suite's head.
     let db = ctx.db_path(&project);
-    let mut store = ctx.open_store(&db)?;
-    crate::phase::phase("store open");
+    let (first, store) = std::thread::scope(|scope| {
+        let opening = db.is_file().then(|| {
+            scope.spawn(|| {
+                let store = Store::open(&db);
+                crate::phase::phase("store open");
+                store
+            })
+        });
+        let first = match (&args.resume, files.first()) {
+            (None, Some(file)) => {
+                let fed = feed(file.clone(), project.clone(), filters.clone())?;
+                if fed.is_none()
+                    && let Some(checker) = &checker
+                {
+                    let checked = runtime.block_on(checker.wait())?;
+                    return Err(invalid(ctx, &checked.diags));
+                }
+                fed
+            }
+            _ => None,
+        };
+        crate::phase::phase("first fed");
+        let store = if let Some(opening) = opening {
+            let mut store = opening
+                .join()
+                .map_err(|_| anyhow::anyhow!("open the store: the thread panicked"))??;
+            super::reap_dead_runs(&mut store, ctx.printer)?;
+            store
+        } else {
+            let store = ctx.open_store(&db)?;
+            crate::phase::phase("store open");
+            store
+        };
+        Ok((first, store))
+    })?;
+    let mut store = store;
     let mut first = first;
     let sources = match &args.resume {
         None => files
@@ -353,6 +377,13 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     crate::phase::phase("reports");
     emit(ctx, &store, args, &done_runs)?;
     crate::phase::phase("emitted");
+    // The checkpoints asked for as the runs ended (made while the reports were written) are
+    // waited for before the store closes: the last connection, its close then has little
+    // left to copy before it removes the log.
+    for done in done_runs {
+        drop(done.checkpointer);
+    }
+    crate::phase::phase("checkpointed");
     runtime.shutdown_background();
     crate::phase::phase("shutdown");
     Ok(code)
@@ -673,34 +704,11 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         }
     };
     // Held until the run is stored: the same suite never runs twice at once on one store.
-    let lease = super::schedule::lease(ctx, store, suite)?;
-    crate::phase::phase("lease");
-    // Case versions are registered by the writer as their first result is stored.
-    store.begin_run_deferred(&info, suite, std::process::id(), &host_name())?;
-    if resume.is_some() {
-        let reports = super::report::reports_dir(env.project);
-        if let Err(e) = report::html::run_resumed(&reports, &info.run_id) {
-            ctx.printer.warn(&format!(
-                "run {}: remove its out-of-date page in {}: {e}; `evalwatch report` may show it as it was before this resume until the run finishes",
-                info.run_id,
-                reports.join("runs").display()
-            ));
-        }
-    }
-    crate::phase::phase("begun");
-    let writer = Writer::spawn(env.db, &info.run_id, BATCH)?;
-    crate::phase::phase("writer");
+    // Checked here with a read; taken once the first calls are out (below).
+    super::schedule::check_lease(store, suite)?;
     let slots = match slots.take() {
         Some(slots) => slots,
-        None => match build_slots(env, suite, &mut limiters) {
-            Ok(slots) => slots,
-            Err(e) => {
-                drop(writer);
-                store.discard_run(&info.run_id)?;
-                lease.release();
-                return Err(e);
-            }
-        },
+        None => build_slots(env, suite, &mut limiters)?,
     };
     crate::phase::phase("providers");
     let bar = ctx
@@ -717,32 +725,6 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         let _ = engine_tx.send(Stage::Ready(engine));
     }
     let after = Some(after_hook(engine_rx));
-    let consumer = {
-        let printer = ctx.printer;
-        let bar = bar.clone();
-        // The run pages are written as the results come, unless the run is resumed (its
-        // pages are written from the store, with the results stored before).
-        let live = (!env.args.no_reports && resume.is_none())
-            .then(|| LivePages::new(&info, env.db, &super::report::reports_dir(env.project)));
-        // And the heat map's statuses of the runs before, read once the first calls are out;
-        // its own are taken as they are scored (but for a resumed run: those stored before).
-        let heat = (!env.args.no_reports).then(|| {
-            let (db, name) = (env.db.to_path_buf(), suite.name.clone());
-            let reports = super::report::reports_dir(env.project);
-            let reading = std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                let store = Store::open_for_scan(&db).ok()?;
-                let history = HeatHistory::read(&store, &name).ok();
-                // Meanwhile, rows that runs killed while they went left behind.
-                let _ = report::html::live::remove_leftovers(&store, &reports);
-                history
-            });
-            HeatFeed::new(reading, resume.is_none())
-        });
-        std::thread::spawn(move || {
-            consume(rx, &writer, printer, &bar, acc, live, heat).map(|c| (c, writer))
-        })
-    };
     // Told when the first job is rendered, right before its call.
     let first_call = Arc::new(tokio::sync::Notify::new());
     let render: exec::RenderFn = {
@@ -762,6 +744,92 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
     };
     let global = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let events = tx.clone();
+    // The calls start now, on the runtime's threads. Their results wait in the channel
+    // until the consumer below takes them (the first come back after a call's latency).
+    let calls_cancel = env.cancel.child_token();
+    let calls = env.runtime.spawn(exec::execute_feeds(
+        feeds,
+        slots,
+        global,
+        render,
+        after,
+        calls_cancel.clone(),
+        tx,
+    ));
+    // Meanwhile: the lease, the run's row and the writer. Should one fail (a process took
+    // the lease since the check), the calls stop and their answers are dropped.
+    let stop_calls = |calls: tokio::task::JoinHandle<()>, e: anyhow::Error| {
+        calls_cancel.cancel();
+        let _ = env.runtime.block_on(calls);
+        e
+    };
+    let lease = match super::schedule::lease(ctx, store, suite) {
+        Ok(lease) => lease,
+        Err(e) => return Err(stop_calls(calls, e)),
+    };
+    crate::phase::phase("lease");
+    // Case versions are registered by the writer as their first result is stored.
+    if let Err(e) = store.begin_run_deferred(&info, suite, std::process::id(), &host_name()) {
+        lease.release();
+        return Err(stop_calls(calls, e.into()));
+    }
+    if resume.is_some() {
+        let reports = super::report::reports_dir(env.project);
+        if let Err(e) = report::html::run_resumed(&reports, &info.run_id) {
+            ctx.printer.warn(&format!(
+                "run {}: remove its out-of-date page in {}: {e}; `evalwatch report` may show it as it was before this resume until the run finishes",
+                info.run_id,
+                reports.join("runs").display()
+            ));
+        }
+    }
+    crate::phase::phase("begun");
+    let writer = match Writer::spawn(env.db, &info.run_id, BATCH) {
+        Ok(writer) => writer,
+        Err(e) => {
+            let e = stop_calls(calls, e.into());
+            // A new run leaves nothing; a resumed one keeps what it stored before.
+            if resume.is_none() {
+                let _ = store.discard_run(&info.run_id);
+            } else {
+                let _ = store.set_run_status(&info.run_id, RunStatus::Incomplete);
+            }
+            lease.release();
+            return Err(e);
+        }
+    };
+    crate::phase::phase("writer");
+    // How many results the run will have, once the checker is through the suite: its run
+    // pages after the first are written as their results come from then on.
+    let results_planned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let consumer = {
+        let printer = ctx.printer;
+        let bar = bar.clone();
+        // The run pages are written as the results come, unless the run is resumed (its
+        // pages are written from the store, with the results stored before).
+        let live = (!env.args.no_reports && resume.is_none()).then(|| {
+            LivePages::new(&info, env.db, &super::report::reports_dir(env.project))
+                .with_total(Arc::clone(&results_planned))
+        });
+        // And the heat map's statuses of the runs before, read once the first calls are out;
+        // its own are taken as they are scored (but for a resumed run: those stored before).
+        let heat = (!env.args.no_reports).then(|| {
+            let (db, name) = (env.db.to_path_buf(), suite.name.clone());
+            let reports = super::report::reports_dir(env.project);
+            let reading = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let store = Store::open_for_scan(&db).ok()?;
+                let history = HeatHistory::read(&store, &name).ok();
+                // Meanwhile, rows that runs killed while they went left behind.
+                let _ = report::html::live::remove_leftovers(&store, &reports);
+                history
+            });
+            HeatFeed::new(reading, resume.is_none())
+        });
+        std::thread::spawn(move || {
+            consume(rx, &writer, printer, &bar, acc, live, heat).map(|c| (c, writer))
+        })
+    };
     let checking = async {
         let Some(index) = file_index else {
             return Ok(None);
@@ -790,6 +858,10 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         let repeat = u64::from(plan::repeat(&whole, env.filters)?);
         let planned = tally.selected * repeat * providers;
         bar.set_length(planned);
+        results_planned.store(
+            usize::try_from(planned).unwrap_or(usize::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // On the runtime's own thread, between polls: a one-row update.
         store.set_run_plan(&info.run_id, &whole.hash, planned)?;
         let engine = judging(
@@ -803,12 +875,14 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         let _ = engine_tx.send(Stage::Ready(engine));
         anyhow::Ok(Some((whole, planned)))
     };
-    let (checked, ()) = env.runtime.block_on(async {
-        tokio::join!(
-            checking,
-            exec::execute_feeds(feeds, slots, global, render, after, env.cancel.clone(), tx)
-        )
-    });
+    let (checked, calls) = env
+        .runtime
+        .block_on(async { tokio::join!(checking, calls) });
+    if let Err(e) = calls
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
+    }
     crate::phase::phase("calls done");
     let joined = consumer
         .join()
@@ -923,18 +997,24 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
             live,
         )
     });
-    let stored = finish_writer(writer).and_then(|_| {
-        store
-            .finish_run(&info.run_id, status, &finished_at, &metrics, &gates)
-            .map_err(anyhow::Error::from)
-    });
-    if let Err(e) = stored {
-        // The pages would show a run the store does not have as they say.
-        if let Some(p) = pages {
-            p.discard();
+    let stored = writer
+        .finish_keeping_checkpointer()
+        .with_context(|| format!("store results of run {run_id}"))
+        .and_then(|(_, checkpointer)| {
+            crate::phase::phase("writer finished");
+            store.finish_run(&info.run_id, status, &finished_at, &metrics, &gates)?;
+            Ok(checkpointer)
+        });
+    let checkpointer = match stored {
+        Ok(checkpointer) => checkpointer,
+        Err(e) => {
+            // The pages would show a run the store does not have as they say.
+            if let Some(p) = pages {
+                p.discard();
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     lease.release();
     crate::phase::phase("finish_run");
     let alerts = if args.no_alerts || status != RunStatus::Complete {
@@ -951,6 +1031,9 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         )?
     };
     crate::phase::phase("alerts");
+    // What the run stored is copied into the database file while the reports are written,
+    // so that the store's close has little left to do.
+    checkpointer.nudge();
     if status == RunStatus::Failed {
         ctx.printer.warn(&format!(
             "run {}: {errors} of {results} results are errors, over the error budget of {:.0}%; the run is marked failed",
@@ -979,6 +1062,7 @@ fn run_suite(env: &RunEnv<'_>, store: &mut Store, source: Source) -> anyhow::Res
         wall_secs,
         failures: consumed.failures,
         more_failures: consumed.more_failures,
+        checkpointer,
     }))
 }
 

@@ -31,7 +31,7 @@ use crate::cli::{ReadFormat, RunArgs, RunFormat, Severity};
 use crate::model::Suite;
 use crate::schedule::daemon::{self, Entry, Event, Fire, Host, Outcome, RunReport, Stop};
 use crate::schedule::{self as sched, CatchUp, Policy, Schedule};
-use crate::store::Store;
+use crate::store::{LeaseRow, Store};
 use crate::suite;
 
 #[derive(Debug, Args)]
@@ -195,6 +195,40 @@ fn process_gone(pid: u32) -> bool {
     }
 }
 
+/// Whether the holder of a lease is a process of this host (not this one) that is gone.
+fn holder_gone(row: &LeaseRow, host: &str) -> bool {
+    row.host == host && row.pid != std::process::id() && process_gone(row.pid)
+}
+
+fn lease_held(suite: &Suite, holder: LeaseRow) -> anyhow::Error {
+    LeaseHeld {
+        suite: suite.name.clone(),
+        pid: holder.pid,
+        host: holder.host,
+        since: daemon::rfc3339(holder.acquired_at),
+    }
+    .into()
+}
+
+/// Fail with [`LeaseHeld`] (exit 3) when a live process holds the lease of `suite`, as
+/// [`lease`] would, with a read only: a run checks this before its first calls, and takes
+/// the lease while they go out. Only a process that takes it in between makes the run stop,
+/// its first calls wasted.
+pub fn check_lease(store: &Store, suite: &Suite) -> anyhow::Result<()> {
+    let host = host_name();
+    let now = Utc::now();
+    match store
+        .leases()?
+        .into_iter()
+        .find(|row| row.suite == suite.name)
+    {
+        Some(row) if row.expires_at > now && !holder_gone(&row, &host) => {
+            Err(lease_held(suite, row))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Take the lease of `suite` on this store for a run, or fail with [`LeaseHeld`] (exit 3)
 /// when a live process holds it.
 pub fn lease(ctx: &Ctx, store: &mut Store, suite: &Suite) -> anyhow::Result<Lease> {
@@ -208,19 +242,11 @@ pub fn lease(ctx: &Ctx, store: &mut Store, suite: &Suite) -> anyhow::Result<Leas
         &host,
         Utc::now(),
         LEASE_TTL,
-        |row| row.host == host && row.pid != pid && process_gone(row.pid),
+        |row| holder_gone(row, &host),
     )?;
     let replaced = match taken {
         Ok(replaced) => replaced,
-        Err(holder) => {
-            return Err(LeaseHeld {
-                suite: suite.name.clone(),
-                pid: holder.pid,
-                host: holder.host,
-                since: daemon::rfc3339(holder.acquired_at),
-            }
-            .into());
-        }
+        Err(holder) => return Err(lease_held(suite, holder)),
     };
     if let Some(old) = replaced {
         ctx.printer.detail(&format!(

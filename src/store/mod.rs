@@ -33,7 +33,7 @@ pub use review::{HumanScore, ImportCount, NewSheet, PastGrade, SheetRow, SheetSu
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use trends::{ScoredResult, TrendQuery, TrendRow};
-pub use writer::{Writer, WriterStats};
+pub use writer::{Checkpointer, Writer, WriterStats};
 
 /// Failures of the store. Messages read after "failed to ...".
 #[derive(Debug, thiserror::Error)]

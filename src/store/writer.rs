@@ -57,6 +57,8 @@ pub struct Writer {
     sender: Option<SyncSender<Msg>>,
     thread: Option<JoinHandle<Result<WriterStats, String>>>,
     failure: Arc<Mutex<Option<String>>>,
+    /// Dropped after the thread (see `Drop`).
+    checkpointer: Option<Checkpointer>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -97,6 +99,7 @@ impl Writer {
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         let ctx = Context::load(&conn, run_id)?;
         let checkpointer = Checkpointer::spawn(path)?;
+        let nudge = checkpointer.handle();
         let (sender, receiver) = sync_channel(batch.clamp(256, 8192));
         let failure = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&failure);
@@ -115,11 +118,8 @@ impl Writer {
                     None => Ok(()),
                 };
                 drop(register);
-                let out = registered
-                    .and_then(|()| write_loop(conn, ctx, &receiver, batch, &checkpointer));
+                let out = registered.and_then(|()| write_loop(conn, ctx, &receiver, batch, &nudge));
                 crate::phase::phase("writer: last batch");
-                checkpointer.stop();
-                crate::phase::phase("writer: checkpointed");
                 if let Err(e) = &out {
                     *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
                 }
@@ -136,6 +136,7 @@ impl Writer {
             sender: Some(sender),
             thread: Some(thread),
             failure,
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -173,19 +174,34 @@ impl Writer {
         })
     }
 
-    /// Flush everything queued and stop the thread.
-    pub fn finish(mut self) -> Result<WriterStats, StoreError> {
+    /// Flush everything queued and stop the thread (and its checkpointer: a checkpoint it
+    /// is making is waited for).
+    pub fn finish(self) -> Result<WriterStats, StoreError> {
+        self.finish_keeping_checkpointer().map(|(stats, _)| stats)
+    }
+
+    /// [`Writer::finish`], but the checkpointer goes on: what it is doing is not waited for,
+    /// and it can be asked for one more checkpoint once the run's end is stored (which the
+    /// writer's last batch does not ask for: see `write_loop`). Dropping it waits for it.
+    pub fn finish_keeping_checkpointer(
+        mut self,
+    ) -> Result<(WriterStats, Checkpointer), StoreError> {
         self.sender = None;
         let Some(thread) = self.thread.take() else {
             return Err(self.error("the writer thread is gone".to_owned()));
         };
         // Told at once that nothing more comes, rather than at its next look.
         thread.thread().unpark();
-        match thread.join() {
-            Ok(Ok(stats)) => Ok(stats),
-            Ok(Err(message)) => Err(self.error(message)),
-            Err(_) => Err(self.error("the writer thread panicked".to_owned())),
-        }
+        let stats = match thread.join() {
+            Ok(Ok(stats)) => stats,
+            Ok(Err(message)) => return Err(self.error(message)),
+            Err(_) => return Err(self.error("the writer thread panicked".to_owned())),
+        };
+        let checkpointer = self
+            .checkpointer
+            .take()
+            .ok_or_else(|| self.error("the checkpointer is gone".to_owned()))?;
+        Ok((stats, checkpointer))
     }
 
     fn error(&self, message: String) -> StoreError {
@@ -331,10 +347,17 @@ impl Context {
 
 /// Copies committed WAL pages into the database on its own thread and connection
 /// (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks the writer), so that the writer never
-/// stops to do it (docs/performance.md has the measurements).
-struct Checkpointer {
+/// stops to do it (docs/performance.md has the measurements). Dropping it waits for the
+/// checkpoint it is making, if any, and closes its connection.
+pub struct Checkpointer {
     nudge: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer").finish_non_exhaustive()
+    }
 }
 
 impl Checkpointer {
@@ -357,17 +380,36 @@ impl Checkpointer {
         })
     }
 
+    /// What the writer thread nudges it with.
+    fn handle(&self) -> Nudge {
+        Nudge(self.nudge.clone())
+    }
+
     /// Ask for a checkpoint; coalesces with one already asked for.
-    fn nudge(&self) {
+    pub fn nudge(&self) {
         if let Some(n) = &self.nudge {
             let _ = n.try_send(());
         }
     }
+}
 
-    fn stop(mut self) {
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Its thread stops once every handle is gone (the writer thread's went with it).
         self.nudge = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// The writer thread's way to ask for a checkpoint.
+struct Nudge(Option<SyncSender<()>>);
+
+impl Nudge {
+    fn nudge(&self) {
+        if let Some(n) = &self.0 {
+            let _ = n.try_send(());
         }
     }
 }
@@ -377,7 +419,7 @@ fn write_loop(
     mut ctx: Context,
     receiver: &Receiver<Msg>,
     batch: usize,
-    checkpointer: &Checkpointer,
+    checkpointer: &Nudge,
 ) -> Result<WriterStats, String> {
     let mut stats = WriterStats::default();
     let mut buf: Vec<Msg> = Vec::with_capacity(batch.min(4096));
@@ -416,7 +458,8 @@ fn write_loop(
         buf.clear();
         // Not after the last batch: the run's end is stored next, and a checkpoint that
         // caught up with the log now would make that commit start the log over (which syncs
-        // its header). The store's close checkpoints what is left.
+        // its header). The caller may nudge it once more after that (see
+        // `finish_keeping_checkpointer`); the store's close checkpoints what is left.
         if !closed {
             checkpointer.nudge();
         }

@@ -17,8 +17,12 @@ use std::collections::HashMap;
 use std::hash::Hasher as _;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::run_page::{Flips, push_expected, push_result_head, push_result_tail};
+use super::run_page::{
+    Flips, more_head, page_html, push_expected, push_result_head, push_result_tail, write_page_file,
+};
 use super::{FLIPS_SHOWN, RESULTS_PER_PAGE, file_stem, is_flip, run_file, tmp_of};
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
 use crate::store::{Store, StoreError};
@@ -50,6 +54,27 @@ pub struct LivePages {
     /// The row being rendered (its buffer reused).
     row: String,
     scratch: String,
+    /// Pages after the first are written as soon as their rows are in, once the run's number
+    /// of results is known ([`LivePages::with_total`]).
+    early: Early,
+}
+
+/// The pages after the first written while the run goes: they show nothing of its end.
+#[derive(Default)]
+struct Early {
+    /// The run's results, once known (0 until then).
+    total: Arc<AtomicUsize>,
+    /// The total the pages were written for (0: none yet).
+    written_for: usize,
+    /// Rows in, by page.
+    rows: Vec<u16>,
+    /// Pages written.
+    pages: Vec<usize>,
+    head: String,
+    html: String,
+    reader: Option<std::fs::File>,
+    /// Writing one failed: the rest are written at the end.
+    failed: bool,
 }
 
 impl std::fmt::Debug for LivePages {
@@ -176,7 +201,17 @@ impl LivePages {
             broken: None,
             row: String::new(),
             scratch: String::new(),
+            early: Early::default(),
         }
+    }
+
+    /// The run's number of results will be `total` once it is not 0 (`run` learns it as the
+    /// check of the whole suite ends): from then on, each page after the first is written as
+    /// soon as its rows are in. Page 1, which shows the run's end, waits for it.
+    #[must_use]
+    pub fn with_total(mut self, total: Arc<AtomicUsize>) -> Self {
+        self.early.total = total;
+        self
     }
 
     fn give_up(&mut self, why: String) {
@@ -185,6 +220,8 @@ impl LivePages {
             self.spans = Vec::new();
             self.flips = Vec::new();
             self.file = None;
+            self.early.reader = None;
+            self.early.failed = true;
             let _ = std::fs::remove_file(&self.rows_path);
         }
     }
@@ -288,7 +325,85 @@ impl LivePages {
                 let _ = std::fs::File::create(tmp);
             }
         }
+        if self.early.rows.len() < page {
+            self.early.rows.resize(page, 0);
+        }
+        self.early.rows[page - 1] += 1;
+        self.write_early(page);
         Ok(())
+    }
+
+    /// Write page `page` if its rows are all in (and pages that were complete before the
+    /// run's total was known, on the first call that knows it).
+    fn write_early(&mut self, page: usize) {
+        if self.early.failed {
+            return;
+        }
+        if self.early.written_for == 0 {
+            let total = self.early.total.load(Ordering::Relaxed);
+            if total == 0 {
+                return;
+            }
+            self.early.written_for = total;
+            self.early.head = more_head(&self.run_id, &self.suite, &self.started_at, total);
+            for before in 2..self.early.rows.len().min(page) {
+                self.write_if_complete(before);
+            }
+        }
+        self.write_if_complete(page);
+    }
+
+    fn write_if_complete(&mut self, page: usize) {
+        let total = self.early.written_for;
+        let first = (page - 1) * RESULTS_PER_PAGE;
+        if page < 2 || self.early.failed || first >= total {
+            return;
+        }
+        let want = (total - first).min(RESULTS_PER_PAGE);
+        if self.early.rows.get(page - 1).map_or(0, |&n| usize::from(n)) != want {
+            return;
+        }
+        if self.write_page(page, first..first + want).is_ok() {
+            self.early.pages.push(page);
+        } else {
+            // The page is written at the end (with the rest, if this was the file of rows).
+            self.early.failed = true;
+        }
+    }
+
+    fn write_page(&mut self, page: usize, range: std::ops::Range<usize>) -> Result<(), String> {
+        let runs = self.rows_path.parent().ok_or("no folder")?.to_path_buf();
+        if let Some(f) = self.file.as_mut() {
+            f.flush().map_err(|e| e.to_string())?;
+        }
+        let reader = match &mut self.early.reader {
+            Some(r) => r,
+            None => self
+                .early
+                .reader
+                .insert(std::fs::File::open(&self.rows_path).map_err(|e| e.to_string())?),
+        };
+        let spans = self.spans.get(range).ok_or("rows missing")?;
+        let mut rows = String::new();
+        push_rows_from(reader, spans, &mut rows).map_err(|e| e.to_string())?;
+        let pages = self.early.written_for.div_ceil(RESULTS_PER_PAGE);
+        let early = &mut self.early;
+        page_html(
+            &mut early.html,
+            &early.head,
+            &self.run_id,
+            page,
+            pages,
+            &|html: &mut String| html.push_str(&rows),
+        );
+        write_page_file(
+            &runs,
+            &self.run_id,
+            page,
+            &early.html,
+            &mut super::Written::default(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// The rows, once the run is stored with `stored` results: usable when they are that
@@ -318,7 +433,10 @@ impl LivePages {
         // The file is the finished rows' now (removed when they are dropped).
         let path = std::mem::take(&mut self.rows_path);
         let made = std::mem::take(&mut self.made);
+        let mut early = std::mem::take(&mut self.early.pages);
+        early.sort_unstable();
         LiveRun {
+            early: (self.early.written_for, early),
             made: (path.clone(), made),
             run_id: std::mem::take(&mut self.run_id),
             rows_path: usable.then_some(path),
@@ -341,6 +459,11 @@ impl Drop for LivePages {
             self.file = None;
             let _ = std::fs::remove_file(&self.rows_path);
             remove_made(&self.rows_path, &self.run_id, self.made);
+            if let Some(runs) = self.rows_path.parent() {
+                for &page in &self.early.pages {
+                    let _ = std::fs::remove_file(runs.join(run_file(&self.run_id, page)));
+                }
+            }
         }
     }
 }
@@ -351,6 +474,8 @@ pub struct LiveRun {
     /// The rows' file and how many pages had their file made: those not written are
     /// removed with the rows.
     made: (PathBuf, usize),
+    /// The pages written as the run went (sorted), and for how many results.
+    early: (usize, Vec<usize>),
     run_id: String,
     /// None when the rows cannot be used (the pages are then written from the store).
     rows_path: Option<PathBuf>,
@@ -424,6 +549,16 @@ impl LiveRun {
         self.spans.len()
     }
 
+    /// The pages written as the run went that can be kept: those written for as many
+    /// results as it has (sorted).
+    pub(super) fn written_early(&self) -> &[usize] {
+        if self.early.0 == self.spans.len() {
+            &self.early.1
+        } else {
+            &[]
+        }
+    }
+
     /// Append the rendered results `range` (positions in plan order) to `html`.
     pub(super) fn push_rows(
         &self,
@@ -436,39 +571,47 @@ impl LiveRun {
         if spans.is_empty() {
             return Ok(());
         }
-        let mut file = std::fs::File::open(path)?;
-        let from = spans.iter().map(|s| s.0).min().unwrap_or(0);
-        let to = spans
-            .iter()
-            .map(|s| s.0 + u64::from(s.1))
-            .max()
-            .unwrap_or(0);
-        let bytes: u64 = spans.iter().map(|s| u64::from(s.1)).sum();
-        if to - from <= 2 * bytes {
-            // Together (results finish about in plan order): one read.
-            let len = usize::try_from(to - from).map_err(std::io::Error::other)?;
-            let mut buf = vec![0u8; len];
-            file.seek(SeekFrom::Start(from))?;
-            file.read_exact(&mut buf)?;
-            for &(at, len) in spans {
-                let start = usize::try_from(at - from).map_err(std::io::Error::other)?;
-                let end = start + len as usize;
-                let row = buf.get(start..end).ok_or_else(|| {
-                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "a row past the end")
-                })?;
-                html.push_str(std::str::from_utf8(row).map_err(std::io::Error::other)?);
-            }
-        } else {
-            let mut buf = Vec::new();
-            for &(at, len) in spans {
-                buf.resize(len as usize, 0);
-                file.seek(SeekFrom::Start(at))?;
-                file.read_exact(&mut buf)?;
-                html.push_str(std::str::from_utf8(&buf).map_err(std::io::Error::other)?);
-            }
-        }
-        Ok(())
+        push_rows_from(&mut std::fs::File::open(path)?, spans, html)
     }
+}
+
+/// Append the rows at `spans` of the file of rows `file` to `html`.
+fn push_rows_from(
+    file: &mut std::fs::File,
+    spans: &[(u64, u32)],
+    html: &mut String,
+) -> std::io::Result<()> {
+    let from = spans.iter().map(|s| s.0).min().unwrap_or(0);
+    let to = spans
+        .iter()
+        .map(|s| s.0 + u64::from(s.1))
+        .max()
+        .unwrap_or(0);
+    let bytes: u64 = spans.iter().map(|s| u64::from(s.1)).sum();
+    if to - from <= 2 * bytes {
+        // Together (results finish about in plan order): one read.
+        let len = usize::try_from(to - from).map_err(std::io::Error::other)?;
+        let mut buf = vec![0u8; len];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut buf)?;
+        for &(at, len) in spans {
+            let start = usize::try_from(at - from).map_err(std::io::Error::other)?;
+            let end = start + len as usize;
+            let row = buf.get(start..end).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "a row past the end")
+            })?;
+            html.push_str(std::str::from_utf8(row).map_err(std::io::Error::other)?);
+        }
+    } else {
+        let mut buf = Vec::new();
+        for &(at, len) in spans {
+            buf.resize(len as usize, 0);
+            file.seek(SeekFrom::Start(at))?;
+            file.read_exact(&mut buf)?;
+            html.push_str(std::str::from_utf8(&buf).map_err(std::io::Error::other)?);
+        }
+    }
+    Ok(())
 }
 
 /// The pages of a run that has just finished, being written on a thread of their own from

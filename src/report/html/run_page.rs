@@ -390,14 +390,28 @@ struct Pages<'a> {
     baseline_href: Option<String>,
 }
 
+/// What stands above the results: on page 1, the run's summary (metrics, gates, flips); on
+/// the pages after it, what is known as the run starts, so that they can be written while it
+/// goes ([`super::live`]).
+pub(super) struct Heads {
+    first: String,
+    more: String,
+}
+
+impl Heads {
+    fn of(&self, page: usize) -> &str {
+        if page <= 1 { &self.first } else { &self.more }
+    }
+}
+
 impl Pages<'_> {
-    /// The part above the results, the same on every page.
-    fn head(&self, t: &tera::Tera, total: usize, flips: &Flips) -> Result<String, HtmlError> {
+    /// The parts above the results of a run of `total` results.
+    fn heads(&self, t: &tera::Tera, total: usize, flips: &Flips) -> Result<Heads, HtmlError> {
         let (status_class, status) = match self.info.status {
             RunStatus::Complete => ("ok", "complete"),
             other => ("bad", other.as_str()),
         };
-        render(
+        let first = render(
             t,
             "run.html",
             &RunHead {
@@ -417,86 +431,150 @@ impl Pages<'_> {
                 flips: &flips.shown,
                 flips_more: flips.total - flips.shown.len(),
             },
-        )
-    }
-
-    fn pager(&self, page: usize, pages: usize) -> String {
-        let mut out = String::from("<nav class=\"pager\">");
-        for n in 1..=pages {
-            if n == page {
-                let _ = write!(out, "<b>{n}</b>");
-            } else {
-                out.push_str("<a href=\"");
-                push_escaped(&mut out, &run_file(&self.info.run_id, n));
-                let _ = write!(out, "\">{n}</a>");
-            }
-            out.push(' ');
-        }
-        out.push_str("</nav>");
-        out
-    }
-
-    /// Page `page` of `pages` into `html`: the head, then what `results` appends (its
-    /// `<details>` blocks).
-    fn page_html(
-        &self,
-        html: &mut String,
-        head: &str,
-        page: usize,
-        pages: usize,
-        results: &dyn Fn(&mut String),
-    ) {
-        let pager = if pages > 1 {
-            self.pager(page, pages)
-        } else {
-            String::new()
-        };
-        html.clear();
-        html.push_str(head);
-        html.push_str("<h2>Results ");
-        if pages > 1 {
-            let _ = write!(
-                html,
-                "<span class=\"muted small\">(page {page} of {pages})</span>"
-            );
-        }
-        html.push_str("</h2>\n");
-        html.push_str(&pager);
-        html.push('\n');
-        results(html);
-        html.push('\n');
-        html.push_str(&pager);
-        html.push_str("\n</main></body></html>\n");
+        )?;
+        let more = more_head(
+            &self.info.run_id,
+            &self.info.suite,
+            &self.info.started_at,
+            total,
+        );
+        Ok(Heads { first, more })
     }
 
     /// Write page `page` of `pages`.
     fn write_page(
         &self,
         html: &mut String,
-        head: &str,
+        heads: &Heads,
         page: usize,
         pages: usize,
         results: &dyn Fn(&mut String),
         out: &mut Written,
     ) -> Result<(), HtmlError> {
-        self.page_html(html, head, page, pages, results);
-        let path = self.runs_dir.join(run_file(&self.info.run_id, page));
-        write(&path, html, out)?;
-        if page == 1 {
-            // Whether a run's pages are current is told by the first page's time against the
-            // run's finish. File times come from a clock that can lag the one the finish was
-            // read from by a tick (measured: 1.2 ms), and pages written as the run went are
-            // written within a tick of its finish: the page gets the time it was written.
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .and_then(|f| f.set_modified(std::time::SystemTime::now()))
-                .map_err(|source| HtmlError::Write {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+        page_html(
+            html,
+            heads.of(page),
+            &self.info.run_id,
+            page,
+            pages,
+            results,
+        );
+        write_page_file(self.runs_dir, &self.info.run_id, page, html, out)
+    }
+}
+
+/// The part above the results on a run's pages after the first: the run and its suite, its
+/// start and how many results it has, and a link to page 1 for its summary. Nothing of it
+/// waits for the run's end.
+pub(super) fn more_head(run_id: &str, suite: &str, started_at: &str, total: usize) -> String {
+    let mut out = String::with_capacity(CSS.len() + 1024);
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>evalwatch: run ");
+    push_escaped(&mut out, run_id);
+    out.push_str("</title><style>");
+    out.push_str(CSS);
+    out.push_str("</style></head>\n<body><header><p><a href=\"../index.html\">all suites</a> · <a href=\"../");
+    push_escaped(&mut out, &suite_href(suite));
+    out.push_str("\">");
+    push_escaped(&mut out, suite);
+    out.push_str("</a></p><h1>Run <code>");
+    push_escaped(&mut out, run_id);
+    out.push_str("</code></h1>\n<p class=\"muted\">");
+    push_escaped(&mut out, suite);
+    out.push_str(" · started ");
+    push_escaped(&mut out, &show_time(started_at));
+    let _ = write!(
+        out,
+        " · {total} result(s) · metrics, gates and flips on <a href=\""
+    );
+    push_escaped(&mut out, &run_file(run_id, 1));
+    out.push_str("\">page 1</a></p></header>\n<main>\n");
+    out
+}
+
+/// The links to the `pages` pages of run `run_id`, `page` the current one.
+fn pager(run_id: &str, page: usize, pages: usize) -> String {
+    let mut out = String::from("<nav class=\"pager\">");
+    for n in 1..=pages {
+        if n == page {
+            let _ = write!(out, "<b>{n}</b>");
+        } else {
+            out.push_str("<a href=\"");
+            push_escaped(&mut out, &run_file(run_id, n));
+            let _ = write!(out, "\">{n}</a>");
         }
-        Ok(())
+        out.push(' ');
+    }
+    out.push_str("</nav>");
+    out
+}
+
+/// Page `page` of `pages` of run `run_id` into `html`: `head`, then what `results` appends
+/// (its `<details>` blocks).
+pub(super) fn page_html(
+    html: &mut String,
+    head: &str,
+    run_id: &str,
+    page: usize,
+    pages: usize,
+    results: &dyn Fn(&mut String),
+) {
+    let pager = if pages > 1 {
+        pager(run_id, page, pages)
+    } else {
+        String::new()
+    };
+    html.clear();
+    html.push_str(head);
+    html.push_str("<h2>Results ");
+    if pages > 1 {
+        let _ = write!(
+            html,
+            "<span class=\"muted small\">(page {page} of {pages})</span>"
+        );
+    }
+    html.push_str("</h2>\n");
+    html.push_str(&pager);
+    html.push('\n');
+    results(html);
+    html.push('\n');
+    html.push_str(&pager);
+    html.push_str("\n</main></body></html>\n");
+}
+
+/// Write `html` as page `page` of run `run_id` into `runs_dir`.
+pub(super) fn write_page_file(
+    runs_dir: &Path,
+    run_id: &str,
+    page: usize,
+    html: &str,
+    out: &mut Written,
+) -> Result<(), HtmlError> {
+    let path = runs_dir.join(run_file(run_id, page));
+    write(&path, html, out)?;
+    if page == 1 {
+        // Whether a run's pages are current is told by the first page's time against the
+        // run's finish. File times come from a clock that can lag the one the finish was
+        // read from by a tick (measured: 1.2 ms), and pages written as the run went are
+        // written within a tick of its finish: the page gets the time it was written.
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            .map_err(|source| HtmlError::Write {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Remove the pages of run `run_id` in `runs_dir` after page `pages` (left by an earlier
+/// writing of it with more results: pages written as a run went, of results the store did
+/// not keep when it was killed).
+fn remove_pages_after(runs_dir: &Path, run_id: &str, pages: usize) {
+    let mut page = pages + 1;
+    while std::fs::remove_file(runs_dir.join(run_file(run_id, page))).is_ok() {
+        page += 1;
     }
 }
 
@@ -602,7 +680,24 @@ fn write_live(
         }
     };
     let mut written = Written::default();
-    write_pages(t, pages, live.len(), &results, &live.flips, &mut written)?;
+    // Pages written as the run went are kept when they were written for as many results as
+    // it has (they then are what would be written now).
+    let before = live.written_early();
+    write_pages(
+        t,
+        pages,
+        live.len(),
+        &results,
+        &live.flips,
+        before,
+        &mut written,
+    )?;
+    written.files.extend(
+        before
+            .iter()
+            .map(|&page| pages.runs_dir.join(run_file(&pages.info.run_id, page))),
+    );
+    crate::phase::phase("run pages: written");
     let read = failed.into_inner().ok().flatten().is_none();
     Ok(read.then_some(written))
 }
@@ -711,7 +806,7 @@ pub(super) fn write_run(
         };
         html.push_str(&rows[from..to]);
     };
-    write_pages(t, &pages, ends.len(), &results, &flips, out)
+    write_pages(t, &pages, ends.len(), &results, &flips, &[], out)
 }
 
 /// Write the pages of a run of `total` results; `results(range, html)` appends the results
@@ -722,20 +817,25 @@ fn write_pages(
     total: usize,
     results: &(dyn Fn(std::ops::Range<usize>, &mut String) + Sync),
     flips: &Flips,
+    // Pages written already (sorted), left as they are.
+    written_before: &[usize],
     out: &mut Written,
 ) -> Result<(), HtmlError> {
-    let head = pages.head(t, total, flips)?;
+    let heads = pages.heads(t, total, flips)?;
     crate::phase::phase("run pages: head rendered");
     let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
-    let write_pages = |range: std::ops::RangeInclusive<usize>| -> Result<Written, HtmlError> {
+    let to_write: Vec<usize> = (1..=page_count)
+        .filter(|p| written_before.binary_search(p).is_err())
+        .collect();
+    let write_pages = |these: &[usize]| -> Result<Written, HtmlError> {
         let mut written = Written::default();
         let mut html = String::new();
-        for page in range {
+        for &page in these {
             let first = (page - 1) * RESULTS_PER_PAGE;
             let last = (first + RESULTS_PER_PAGE).min(total);
             pages.write_page(
                 &mut html,
-                &head,
+                &heads,
                 page,
                 page_count,
                 &|html: &mut String| results(first..last, html),
@@ -744,17 +844,18 @@ fn write_pages(
         }
         Ok(written)
     };
+    remove_pages_after(pages.runs_dir, &pages.info.run_id, page_count);
     // Writing is most of what is left (10,000 results are 10 MB of pages): the second half
     // of the pages on a thread of its own.
-    let split = if page_count >= PARALLEL_PAGES {
-        page_count / 2
+    let split = if to_write.len() >= PARALLEL_PAGES {
+        to_write.len() / 2
     } else {
-        page_count
+        to_write.len()
     };
+    let (first_half, second_half) = to_write.split_at(split);
     std::thread::scope(|scope| -> Result<(), HtmlError> {
-        let second =
-            (split < page_count).then(|| scope.spawn(|| write_pages(split + 1..=page_count)));
-        let first = write_pages(1..=split);
+        let second = (!second_half.is_empty()).then(|| scope.spawn(|| write_pages(second_half)));
+        let first = write_pages(first_half);
         let second = match second {
             Some(h) => Some(h.join().map_err(|_| HtmlError::Template {
                 page: "run".into(),
@@ -790,8 +891,9 @@ fn write_run_streaming(
         }
     }
     drop(statuses);
-    let head = pages.head(t, total, &flips)?;
+    let heads = pages.heads(t, total, &flips)?;
     let page_count = total.div_ceil(RESULTS_PER_PAGE).max(1);
+    remove_pages_after(pages.runs_dir, &info.run_id, page_count);
     let mut html = String::new();
     let mut rows = String::new();
     let mut scratch = String::new();
@@ -806,7 +908,7 @@ fn write_run_streaming(
             in_page += 1;
             if in_page == RESULTS_PER_PAGE {
                 let results = |html: &mut String| html.push_str(&rows);
-                if let Err(e) = pages.write_page(&mut html, &head, page, page_count, &results, out)
+                if let Err(e) = pages.write_page(&mut html, &heads, page, page_count, &results, out)
                 {
                     failure = Some(e);
                     return Err(StoreError::Other("write a run page".into()));
@@ -820,7 +922,7 @@ fn write_run_streaming(
         .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
     if in_page > 0 || page == 1 {
         let results = |html: &mut String| html.push_str(&rows);
-        pages.write_page(&mut html, &head, page, page_count, &results, out)?;
+        pages.write_page(&mut html, &heads, page, page_count, &results, out)?;
     }
     Ok(())
 }

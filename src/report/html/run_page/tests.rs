@@ -390,7 +390,7 @@ fn pages_are_what_the_template_wrote() {
             views.push(result_view(rec, &info.suite, &expected, flip_text));
         }
         assert_eq!(flips.total > 0, baseline.is_some(), "flips exercised");
-        let head = pages.head(&t, records.len(), &flips).expect("head");
+        let heads = pages.heads(&t, records.len(), &flips).expect("heads");
         let (status_class, status_word) = match info.status {
             RunStatus::Complete => ("ok", "complete"),
             other => ("bad", other.as_str()),
@@ -415,9 +415,14 @@ fn pages_are_what_the_template_wrote() {
         // One page of everything, and page 2 of 3.
         for (page, page_count) in [(1, 1), (2, 3)] {
             let mut mine = String::new();
-            pages.page_html(&mut mine, &head, page, page_count, &|h: &mut String| {
-                h.push_str(&rows);
-            });
+            page_html(
+                &mut mine,
+                heads.of(page),
+                &info.run_id,
+                page,
+                page_count,
+                &|h: &mut String| h.push_str(&rows),
+            );
             let theirs = render(
                 &reference,
                 "run.html",
