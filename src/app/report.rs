@@ -1065,31 +1065,43 @@ pub(crate) mod tests {
         // `total`: the run's number of results, known as it goes (pages after the first are
         // then written as their rows come), or wrong (more than it has: they are written
         // again at the end).
+        // `known_after`: results fed before the total is known.
         let n = records.len();
-        for (how, tamper, skip, order, total) in [
-            ("rendered as scored", None, false, &records, 0),
+        for (how, tamper, skip, order, total, known_after) in [
+            ("rendered as scored", None, false, &records, 0, 0),
             (
                 "rendered as scored, pages written as it went",
                 None,
                 false,
                 &records,
                 n,
+                0,
             ),
-            ("rendered interleaved", None, false, &interleaved, 0),
+            ("rendered interleaved", None, false, &interleaved, 0, 0),
             (
                 "rendered interleaved, pages written as it went",
                 None,
                 false,
                 &interleaved,
                 n,
+                0,
             ),
-            ("rendered, total wrong", None, false, &records, n + 150),
+            (
+                "rendered interleaved, total known late",
+                None,
+                false,
+                &interleaved,
+                n,
+                n * 3 / 4,
+            ),
+            ("rendered, total wrong", None, false, &records, n + 150, 0),
             (
                 "rendered, changed",
                 Some("a changed &lt;output&gt;"),
                 false,
                 &records,
                 n,
+                0,
             ),
             (
                 "rendered, one missing",
@@ -1097,6 +1109,7 @@ pub(crate) mod tests {
                 true,
                 &records,
                 n,
+                0,
             ),
         ] {
             std::fs::remove_dir_all(&reports).expect("clean");
@@ -1108,11 +1121,18 @@ pub(crate) mod tests {
                 .set_run_status(&newest.run_id, RunStatus::Running)
                 .expect("status");
             let running = store.run(&newest.run_id).expect("read").expect("run");
+            let known =
+                std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(if known_after == 0 {
+                    total
+                } else {
+                    0
+                }));
             let mut live = html::live::LivePages::new(&running, &dir.path().join("h.db"), &reports)
-                .with_total(std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(
-                    total,
-                )));
+                .with_total(std::sync::Arc::clone(&known));
             for (i, rec) in order.iter().enumerate() {
+                if i == known_after {
+                    known.store(total, std::sync::atomic::Ordering::Relaxed);
+                }
                 if skip && i == 5 {
                     continue;
                 }
@@ -1136,6 +1156,14 @@ pub(crate) mod tests {
                 total > 0,
                 "{how}: page 2 written as its rows came when the total is known"
             );
+            if total == n && !skip {
+                // Every page after the first, those complete before the total was known too.
+                let pages = n.div_ceil(html::RESULTS_PER_PAGE);
+                let missing: Vec<usize> = (2..=pages)
+                    .filter(|p| !runs.join(format!("run-3-p{p}.html")).exists())
+                    .collect();
+                assert!(missing.is_empty(), "{how}: pages not written: {missing:?}");
+            }
             store
                 .set_run_status(&newest.run_id, RunStatus::Complete)
                 .expect("status");

@@ -442,6 +442,10 @@ fn a_problem_found_after_calls_began_stops_the_run_and_keeps_nothing() {
         "no run of the invalid suite is kept"
     );
     drop(store);
+    let pages: Vec<_> = std::fs::read_dir(p.path().join("reports/runs"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(pages.is_empty(), "no page of it either: {pages:?}");
 
     // The same suite fixed: the run row gets the hash and planned count of the whole suite,
     // the same as a whole load gives.

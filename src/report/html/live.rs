@@ -333,8 +333,9 @@ impl LivePages {
         Ok(())
     }
 
-    /// Write page `page` if its rows are all in (and pages that were complete before the
-    /// run's total was known, on the first call that knows it).
+    /// Write page `page` if its rows are all in (and the pages that were complete before the
+    /// run's total was known, on the first call that knows it). A page is complete once: its
+    /// last row is the last that comes for it.
     fn write_early(&mut self, page: usize) {
         if self.early.failed {
             return;
@@ -346,8 +347,10 @@ impl LivePages {
             }
             self.early.written_for = total;
             self.early.head = more_head(&self.run_id, &self.suite, &self.started_at, total);
-            for before in 2..self.early.rows.len().min(page) {
-                self.write_if_complete(before);
+            for other in 2..=self.early.rows.len() {
+                if other != page {
+                    self.write_if_complete(other);
+                }
             }
         }
         self.write_if_complete(page);
