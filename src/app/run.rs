@@ -45,6 +45,11 @@ const BATCH: usize = 1000;
 /// does not hold a fast one back for long, few enough that memory stays flat.
 const QUEUED_JOBS: usize = 256;
 
+/// Tasks a runtime worker runs between two looks at the sockets (tokio's default: 61). The
+/// first calls are 64 tasks at once: with the default, the first connection's request waited
+/// until most of them had rendered and connected.
+const EVENT_INTERVAL: u32 = 8;
+
 /// How often the case feed looks again at a full queue of jobs: 256 jobs last 2 ms at
 /// 128,000 calls a second.
 const FEED_POLL: std::time::Duration = std::time::Duration::from_millis(2);
@@ -266,6 +271,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .event_interval(EVENT_INTERVAL)
         .build()
         .context("start the async runtime")?;
     // The first suite's feed starts at once; a problem met before its first case stops
@@ -927,6 +933,8 @@ fn run_suite(
         std::panic::resume_unwind(e.into_panic());
     }
     crate::phase::phase("calls done");
+    // The last events are in: taken now rather than at the consumer's next look.
+    consumer.thread().unpark();
     let joined = consumer
         .join()
         .map_err(|_| anyhow::anyhow!("score results: the scoring thread panicked"))?;
@@ -1290,7 +1298,8 @@ fn consume(
             Err(mpsc::error::TryRecvError::Disconnected) => break,
             Err(mpsc::error::TryRecvError::Empty) if idle < CONSUME_IDLE_POLLS => {
                 idle += 1;
-                std::thread::sleep(CONSUME_POLL);
+                // `run` unparks it once the calls are done.
+                std::thread::park_timeout(CONSUME_POLL);
                 continue;
             }
             Err(mpsc::error::TryRecvError::Empty) => match rx.blocking_recv() {
