@@ -876,7 +876,12 @@ fn run_suite(
             HeatFeed::new(reading, resume.is_none())
         });
         std::thread::spawn(move || {
-            consume(rx, &writer, printer, &bar, acc, live, heat).map(|c| (c, writer))
+            let mut writer = writer;
+            let consumed = consume(rx, &writer, printer, &bar, acc, live, heat);
+            // Nothing more comes: the writer commits its last batch while the run's end is
+            // worked out.
+            writer.close_input();
+            consumed.map(|c| (c, writer))
         })
     };
     let checking = async {

@@ -174,6 +174,15 @@ impl Writer {
         })
     }
 
+    /// Say that nothing more comes: the thread commits what it holds and stops, without
+    /// waiting for [`Writer::finish`] (which then only waits for it).
+    pub fn close_input(&mut self) {
+        self.sender = None;
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+
     /// Flush everything queued and stop the thread (and its checkpointer: a checkpoint it
     /// is making is waited for).
     pub fn finish(self) -> Result<WriterStats, StoreError> {
