@@ -44,7 +44,7 @@ impl Seen {
 /// blocking its thread while it waits delays nobody else.
 ///
 /// The threads and their runtimes are started before the first connection ([`THREADS`] of
-/// them; more are started if ever that many connections are open at once), as a server that
+/// them; one more whenever more connections are open than threads), as a server that
 /// is up is warm: starting them as the client connects put 1.5-5.7 ms between the client's
 /// first connection and its first request being read, in the client's start-up.
 pub fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
@@ -53,12 +53,24 @@ pub fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = std::sync::mpsc::channel::<std::net::TcpStream>();
     let rx = Arc::new(Mutex::new(rx));
+    // Threads waiting for a connection, and connections accepted and not yet closed.
     let idle = Arc::new(AtomicU64::new(0));
+    let open = Arc::new(AtomicU64::new(0));
     let spawn = {
-        let (seen, rx, idle) = (Arc::clone(&seen), Arc::clone(&rx), Arc::clone(&idle));
+        let (seen, rx, idle, open) = (
+            Arc::clone(&seen),
+            Arc::clone(&rx),
+            Arc::clone(&idle),
+            Arc::clone(&open),
+        );
         move || {
-            let (seen, rx, idle) = (Arc::clone(&seen), Arc::clone(&rx), Arc::clone(&idle));
-            std::thread::spawn(move || connection_thread(&rx, &idle, latency, &seen));
+            let (seen, rx, idle, open) = (
+                Arc::clone(&seen),
+                Arc::clone(&rx),
+                Arc::clone(&idle),
+                Arc::clone(&open),
+            );
+            std::thread::spawn(move || connection_thread(&rx, &idle, &open, latency, &seen));
         }
     };
     for _ in 0..THREADS {
@@ -69,10 +81,15 @@ pub fn start_mock(latency: Duration) -> (String, Arc<Seen>) {
         std::thread::sleep(Duration::from_millis(1));
     }
     std::thread::spawn(move || {
+        // A thread serves one connection until it closes: there are always at least as many
+        // threads as open connections, or one would wait for a thread (a client's request
+        // on it unanswered) until another connection closes.
+        let mut threads = THREADS;
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            if idle.load(Ordering::SeqCst) == 0 {
+            if open.fetch_add(1, Ordering::SeqCst) + 1 > threads {
                 spawn();
+                threads += 1;
             }
             if tx.send(stream).is_err() {
                 return;
@@ -91,6 +108,7 @@ const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":
 fn connection_thread(
     streams: &Mutex<std::sync::mpsc::Receiver<std::net::TcpStream>>,
     idle: &AtomicU64,
+    open: &AtomicU64,
     latency: Duration,
     seen: &Arc<Seen>,
 ) {
@@ -107,6 +125,7 @@ fn connection_thread(
         idle.fetch_sub(1, Ordering::SeqCst);
         let Ok(stream) = stream else { return };
         serve_connection(&rt, stream, latency, seen);
+        open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
