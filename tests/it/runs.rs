@@ -149,14 +149,20 @@ fn ctrl_c_keeps_finished_results_and_marks_the_run_incomplete() {
     assert_eq!(json[0]["status"], "incomplete");
 }
 
+/// A slow run of 200 cases, killed (SIGKILL) once it stored 3 results: its id.
+fn killed_run(p: &Project) -> String {
+    slow_suite(p, 200, "0.05");
+    let mut child = spawn_quiet_run(p);
+    let run_id = wait_for_results(p, 3);
+    signal(child.id(), "-KILL");
+    let _ = child.wait();
+    run_id
+}
+
 #[test]
 fn a_killed_run_is_marked_incomplete_when_the_store_is_next_opened() {
     let p = Project::new();
-    slow_suite(&p, 200, "0.05");
-    let mut child = spawn_quiet_run(&p);
-    let run_id = wait_for_results(&p, 3);
-    signal(child.id(), "-KILL");
-    let _ = child.wait();
+    let run_id = killed_run(&p);
     let out = p.run(&["runs", "--format", "json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -195,11 +201,7 @@ fn results_of(p: &Project, run_id: &str) -> u64 {
 #[test]
 fn a_killed_runs_pages_are_written_once_and_again_after_a_resume() {
     let p = Project::new();
-    slow_suite(&p, 200, "0.05");
-    let mut child = spawn_quiet_run(&p);
-    let run_id = wait_for_results(&p, 3);
-    signal(child.id(), "-KILL");
-    let _ = child.wait();
+    let run_id = killed_run(&p);
     let report = || {
         let out = p.run(&["report"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
