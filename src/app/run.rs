@@ -622,8 +622,8 @@ fn feed(file: PathBuf, project: ProjectConfig, filters: Filters) -> anyhow::Resu
 }
 
 /// Run one suite. None when there was nothing to run (no case matches the filters).
-#[allow(clippy::too_many_lines)]
 /// `store` is None when it does not exist yet: it is made once the first calls are out.
+#[allow(clippy::too_many_lines)]
 fn run_suite(
     env: &RunEnv<'_>,
     store: &mut Option<Store>,
