@@ -33,7 +33,7 @@ fn slow_suite(p: &Project, name: &str, n: usize, secs: &str, schedule: Option<&s
     p.write(
         &format!("suites/{name}.yaml"),
         &format!(
-            "suite: {name}\n{sched}providers:\n  - id: x\n    type: exec\n    concurrency: 1\n    command: [sh, -c, 'sleep {secs}; tr a-z A-Z']\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}"
+            "suite: {name}\n{sched}providers:\n  - id: x\n    type: exec\n    concurrency: 1\n    command: [sh, -c, 'if [ -n \"$CALLS_LOG\" ]; then echo call >> \"$CALLS_LOG\"; fi; sleep {secs}; tr a-z A-Z']\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}"
         ),
     );
 }
@@ -264,9 +264,17 @@ fn a_suite_never_overlaps_itself_across_processes_but_others_run() {
     let (mut first, _rx) = spawn(&p, &["run", "suites/slow.yaml"]);
     wait_lease(&p, "slow", first.id());
 
-    // The same suite from a second process is refused, with the holder named.
-    let second = p.run(&["run", "suites/slow.yaml"]);
+    // The same suite from a second process is refused, with the holder named, before it
+    // made any call (its calls would log themselves).
+    let calls = p.path().join("second-calls.log");
+    let second = p
+        .cmd()
+        .env("CALLS_LOG", &calls)
+        .args(["run", "suites/slow.yaml"])
+        .output()
+        .expect("run evalwatch");
     assert_eq!(code(&second), 3, "{}", stderr(&second));
+    assert!(!calls.exists(), "the refused run made no call");
     let err = stderr(&second);
     assert!(err.contains("already running"), "{err}");
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
