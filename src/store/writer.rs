@@ -195,12 +195,11 @@ impl Writer {
     pub fn finish_keeping_checkpointer(
         mut self,
     ) -> Result<(WriterStats, Checkpointer), StoreError> {
-        self.sender = None;
+        // Told at once that nothing more comes, rather than at its next look.
+        self.close_input();
         let Some(thread) = self.thread.take() else {
             return Err(self.error("the writer thread is gone".to_owned()));
         };
-        // Told at once that nothing more comes, rather than at its next look.
-        thread.thread().unpark();
         let stats = match thread.join() {
             Ok(Ok(stats)) => stats,
             Ok(Err(message)) => return Err(self.error(message)),
@@ -359,7 +358,7 @@ impl Context {
 /// stops to do it (docs/performance.md has the measurements). Dropping it waits for the
 /// checkpoint it is making, if any, and closes its connection.
 pub struct Checkpointer {
-    nudge: Option<SyncSender<()>>,
+    nudge: Nudge,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -384,35 +383,33 @@ impl Checkpointer {
             })
             .map_err(|e| StoreError::Other(format!("start the checkpoint thread: {e}")))?;
         Ok(Self {
-            nudge: Some(nudge),
+            nudge: Nudge(Some(nudge)),
             thread: Some(thread),
         })
     }
 
     /// What the writer thread nudges it with.
     fn handle(&self) -> Nudge {
-        Nudge(self.nudge.clone())
+        Nudge(self.nudge.0.clone())
     }
 
     /// Ask for a checkpoint; coalesces with one already asked for.
     pub fn nudge(&self) {
-        if let Some(n) = &self.nudge {
-            let _ = n.try_send(());
-        }
+        self.nudge.nudge();
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         // Its thread stops once every handle is gone (the writer thread's went with it).
-        self.nudge = None;
+        self.nudge = Nudge(None);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// The writer thread's way to ask for a checkpoint.
+/// A way to ask the checkpointer for a checkpoint (its own, and the writer thread's).
 struct Nudge(Option<SyncSender<()>>);
 
 impl Nudge {
