@@ -230,6 +230,8 @@ impl HttpProvider {
 
         let mut jinja = minijinja::Environment::new();
         jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // Errors name the undefined expression in release builds too (as for prompts).
+        jinja.set_debug(true);
         // A body leaf ending in a newline keeps it: the service sees exactly what was written.
         if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
             .keep_trailing_newline(true)

@@ -11,6 +11,10 @@ use crate::model::{Case, ChatMessage, Location, PromptTemplate, Request, Suite};
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Errors name the undefined expression (`user.nmae` is undefined). minijinja does so only
+    // in debug mode, which is on by default in debug builds alone: the released binary would
+    // say just "undefined value". It costs nothing until a value is undefined.
+    env.set_debug(true);
     env
 }
 
