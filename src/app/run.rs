@@ -862,27 +862,36 @@ fn run_suite(
         });
         // And the heat map's statuses of the runs before, read once the first calls are out;
         // its own are taken as they are scored (but for a resumed run: those stored before).
-        let heat = (!env.args.no_reports).then(|| {
-            let (db, name) = (env.db.to_path_buf(), suite.name.clone());
-            let reports = super::report::reports_dir(env.project);
-            let reading = std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                let store = Store::open_for_scan(&db).ok()?;
-                let history = HeatHistory::read(&store, &name).ok();
-                // Meanwhile, rows that runs killed while they went left behind.
-                let _ = report::html::live::remove_leftovers(&store, &reports);
-                history
-            });
-            HeatFeed::new(reading, resume.is_none())
-        });
-        std::thread::spawn(move || {
-            let mut writer = writer;
-            let consumed = consume(rx, &writer, printer, &bar, acc, live, heat);
-            // Nothing more comes: the writer commits its last batch while the run's end is
-            // worked out.
-            writer.close_input();
-            consumed.map(|c| (c, writer))
-        })
+        // Should its thread not start, the reports read the heat map from the store.
+        let heat = (!env.args.no_reports)
+            .then(|| {
+                let (db, name) = (env.db.to_path_buf(), suite.name.clone());
+                let reports = super::report::reports_dir(env.project);
+                let reading = std::thread::Builder::new()
+                    .name("evalwatch-heat".to_owned())
+                    .spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        let store = Store::open_for_scan(&db).ok()?;
+                        let history = HeatHistory::read(&store, &name).ok();
+                        // Meanwhile, rows that runs killed while they went left behind.
+                        let _ = report::html::live::remove_leftovers(&store, &reports);
+                        history
+                    })
+                    .ok()?;
+                Some(HeatFeed::new(reading, resume.is_none()))
+            })
+            .flatten();
+        std::thread::Builder::new()
+            .name("evalwatch-score".to_owned())
+            .spawn(move || {
+                let mut writer = writer;
+                let consumed = consume(rx, &writer, printer, &bar, acc, live, heat);
+                // Nothing more comes: the writer commits its last batch while the run's end is
+                // worked out.
+                writer.close_input();
+                consumed.map(|c| (c, writer))
+            })
+            .expect("start the scoring thread")
     };
     let checking = async {
         let Some(index) = file_index else {
@@ -1163,7 +1172,13 @@ struct LazyClient {
 impl LazyClient {
     fn start() -> Self {
         Self {
-            thread: std::sync::Mutex::new(Some(std::thread::spawn(provider::http_client))),
+            // Without a thread, it is built where first needed.
+            thread: std::sync::Mutex::new(
+                std::thread::Builder::new()
+                    .name("evalwatch-client".to_owned())
+                    .spawn(provider::http_client)
+                    .ok(),
+            ),
             client: std::sync::OnceLock::new(),
         }
     }
@@ -1172,20 +1187,22 @@ impl LazyClient {
         if let Some(c) = self.client.get() {
             return Ok(c);
         }
-        let thread = self
+        // Held while the thread is joined: a second caller waits for its client.
+        let mut thread = self
             .thread
             .lock()
-            .map_err(|_| anyhow::anyhow!("build the HTTP client: a thread panicked"))?
-            .take();
-        if let Some(thread) = thread {
-            let client = thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("build the HTTP client: the thread panicked"))??;
-            let _ = self.client.set(client);
+            .map_err(|_| anyhow::anyhow!("build the HTTP client: a thread panicked"))?;
+        if let Some(c) = self.client.get() {
+            return Ok(c);
         }
-        self.client
-            .get()
-            .ok_or_else(|| anyhow::anyhow!("build the HTTP client: it failed before"))
+        let client = match thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("build the HTTP client: the thread panicked"))??,
+            // Not started, or it failed before: built here (again).
+            None => provider::http_client()?,
+        };
+        Ok(self.client.get_or_init(|| client))
     }
 }
 
