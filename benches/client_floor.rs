@@ -7,6 +7,9 @@
 //! the time of the requests against the nominal limit (requests x 20 ms / 64) and against
 //! the rounds a connection must make (ceil(requests / 64) x 20 ms), and the mean latency one
 //! request saw.
+//!
+//! `STAGGER_US=N` starts worker k k*N microseconds late instead of all at once (an
+//! experiment: docs/performance.md, executor section, session 8, "the calls move in a train").
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -44,10 +47,17 @@ async fn drive(client: Client, url: &str, requests: usize) -> (Duration, u64) {
     let uri: hyper::Uri = url.parse().expect("uri");
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..CONNECTIONS {
+    let stagger: u64 = std::env::var("STAGGER_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for slot in 0..CONNECTIONS {
         let (next, latency_us) = (Arc::clone(&next), Arc::clone(&latency_us));
         let (http, url, uri) = (http.clone(), url.to_owned(), uri.clone());
         workers.spawn(async move {
+            if stagger > 0 {
+                tokio::time::sleep(Duration::from_micros(stagger * slot as u64)).await;
+            }
             let mut sender = match client {
                 Client::Reqwest | Client::ReqwestOwnTls => None,
                 Client::Hyper => {
