@@ -1175,7 +1175,7 @@ impl LazyClient {
             // Without a thread, it is built where first needed.
             thread: std::sync::Mutex::new(
                 std::thread::Builder::new()
-                    .name("evalwatch-client".to_owned())
+                    .name("evalwatch-http".to_owned())
                     .spawn(provider::http_client)
                     .ok(),
             ),
