@@ -73,10 +73,10 @@ fn main() {
     };
     let bin = env!("CARGO_BIN_EXE_evalwatch");
     println!(
-        "| cases | latency | concurrency | store | limit s (nominal) | served latency ms | limit s (served) | wall s | wall / nominal limit | wall / served limit | calls s (first request to last answer) | calls / served limit | client CPU ms/case | peak RSS MiB | first request after spawn ms | last answer to exit ms | client turnaround ms (mean / p90 / p99) |"
+        "| cases | latency | concurrency | store | limit s (nominal) | served latency ms | limit s (served) | wall s | wall / nominal limit | wall / served limit | calls s (first request to last answer) | calls / nominal limit | calls / served limit | client CPU ms/case | peak RSS MiB | first request after spawn ms | last answer to exit ms | client turnaround ms (mean / p90 / p99) |"
     );
     println!(
-        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     // Every configuration's folder is kept until the end: removing hundreds of files makes
     // the next files created slower for a while on some filesystems (ext4 without a journal
@@ -149,10 +149,11 @@ fn main() {
             };
             let turnaround = seen.turnaround_ms();
             println!(
-                "| {cases} | {latency_ms} ms | {concurrency} | {store} | {nominal:.3} | {served_ms:.2} | {served:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {:.3} | {:.3} | {:.1} | {} | {} | {:.3} / {:.3} / {:.3} |",
+                "| {cases} | {latency_ms} ms | {concurrency} | {store} | {nominal:.3} | {served_ms:.2} | {served:.3} | {:.3} | {:.3} | {:.3} | {calls:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {} | {} | {:.3} / {:.3} / {:.3} |",
                 wall.as_secs_f64(),
                 wall.as_secs_f64() / nominal,
                 wall.as_secs_f64() / served,
+                calls / nominal,
                 calls / served,
                 usage.cpu.as_secs_f64() * 1000.0 / cases as f64,
                 usage.max_rss_kib as f64 / 1024.0,
