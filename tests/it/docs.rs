@@ -80,6 +80,23 @@ fn doc_output_examples_match_the_binary() {
 }
 
 #[test]
+fn doc_command_mentions_name_real_subcommands_and_flags() {
+    let mut help = std::collections::HashMap::new();
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for (file, text) in markdown::doc_files(commands::root()) {
+        for (at, mention) in commands::mentions(&file, &text) {
+            count += 1;
+            if let Err(e) = commands::check_mention(&at, &mention, &mut help) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(count > 50, "found only {count} command mentions");
+    report("command mention(s)", &failures);
+}
+
+#[test]
 fn skips_in_the_docs_give_a_reason() {
     // `markdown::blocks` refuses a bare `skip`; this keeps the count of exceptions visible.
     let skipped: Vec<String> = all_blocks(commands::root())
@@ -157,6 +174,29 @@ ok: 9 suites, 3 cases, 1 providers
     assert!(
         shown.contains("no output line matches `ok: 9 suites"),
         "{shown}"
+    );
+}
+
+#[test]
+fn a_wrong_command_mention_is_reported() {
+    let md = "Run `evalwatch review close SHEET` or\n\n```\nevalwatch export --format csv\n    --frobnicate\n```\nthen `evalwatch alerts purge`.\n";
+    let found = commands::mentions("docs/fake.md", md);
+    assert_eq!(found.len(), 3, "{found:?}");
+    let mut help = std::collections::HashMap::new();
+    let errors: Vec<String> = found
+        .iter()
+        .filter_map(|(at, m)| commands::check_mention(at, m, &mut help).err())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("docs/fake.md:4: `evalwatch export --format csv --frobnicate`")
+            && errors[0].ends_with("lists no --frobnicate"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("docs/fake.md:7: ")
+            && errors[1].contains("`purge` is not a subcommand of `evalwatch alerts`"),
+        "{errors:?}"
     );
 }
 

@@ -273,3 +273,117 @@ pub fn check_output(block: &Block) -> Result<(), String> {
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Every mention of a command in the docs, in code spans or blocks: (`file:line`, the text
+/// from `evalwatch` on, with a block's indented continuation lines joined).
+pub fn mentions(file: &str, text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut in_block = false;
+    for (i, line) in text.lines().enumerate() {
+        let at = format!("{file}:{}", i + 1);
+        let t = line.trim();
+        if t.starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if in_block {
+            let t = t.trim_start_matches("$ ");
+            if t.starts_with("evalwatch ") {
+                out.push((at, t.to_owned()));
+            } else if t.starts_with("--") && line.starts_with(' ') {
+                if let Some(last) = out.last_mut() {
+                    last.1.push(' ');
+                    last.1.push_str(t);
+                }
+            }
+            continue;
+        }
+        for (k, span) in line.split('`').enumerate() {
+            if k % 2 == 1 && span.starts_with("evalwatch ") {
+                out.push((at.clone(), span.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The subcommands listed under `Commands:` in a help text.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// Check that the subcommands and `--flags` of a mention exist: `evalwatch <path> --help` must
+/// list each flag. `help` caches help texts by subcommand path.
+pub fn check_mention(
+    at: &str,
+    mention: &str,
+    help: &mut std::collections::HashMap<Vec<String>, String>,
+) -> Result<(), String> {
+    let mut get = |path: &[String]| -> Result<String, String> {
+        if let Some(h) = help.get(path) {
+            return Ok(h.clone());
+        }
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = Project::new().run(&args);
+        if out.status.code() != Some(0) {
+            return Err(format!(
+                "{at}: `evalwatch {}` is not a command: {}",
+                path.join(" "),
+                stderr(&out)
+            ));
+        }
+        help.insert(path.to_vec(), stdout(&out));
+        Ok(stdout(&out))
+    };
+    let tokens: Vec<String> = mention
+        .split_whitespace()
+        .skip(1)
+        .take_while(|t| !t.starts_with('#') && *t != "|" && *t != ">" && *t != "&&")
+        .map(|t| {
+            t.trim_matches(|c| matches!(c, '[' | ']' | '(' | ')' | ',' | ';' | '.'))
+                .to_owned()
+        })
+        .collect();
+    let mut path: Vec<String> = Vec::new();
+    let mut h = get(&path)?;
+    let mut missing = Vec::new();
+    for t in &tokens {
+        if t.starts_with("--") {
+            let flag = t.split('=').next().unwrap_or(t);
+            let shown = h.lines().any(|l| {
+                l.split(|c: char| c.is_whitespace() || c == ',')
+                    .any(|w| w == flag)
+            });
+            if !shown {
+                missing.push(flag.to_owned());
+            }
+        } else if subcommands(&h).iter().any(|s| s == t) {
+            path.push(t.clone());
+            h = get(&path)?;
+        } else if h
+            .lines()
+            .any(|l| l.starts_with("Usage:") && l.ends_with("<COMMAND>"))
+        {
+            return Err(format!(
+                "{at}: `{mention}`: `{t}` is not a subcommand of `evalwatch {}` ({})",
+                path.join(" "),
+                subcommands(&h).join(", ")
+            ));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{at}: `{mention}`: `evalwatch {} --help` lists no {}",
+            path.join(" "),
+            missing.join(", ")
+        ))
+    }
+}
