@@ -290,11 +290,12 @@ pub fn mentions(file: &str, text: &str) -> Vec<(String, String)> {
             let t = t.trim_start_matches("$ ");
             if t.starts_with("evalwatch ") {
                 out.push((at, t.to_owned()));
-            } else if t.starts_with("--") && line.starts_with(' ') {
-                if let Some(last) = out.last_mut() {
-                    last.1.push(' ');
-                    last.1.push_str(t);
-                }
+            } else if t.starts_with("--")
+                && line.starts_with(' ')
+                && let Some(last) = out.last_mut()
+            {
+                last.1.push(' ');
+                last.1.push_str(t);
             }
             continue;
         }
