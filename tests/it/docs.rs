@@ -97,6 +97,38 @@ fn doc_command_mentions_name_real_subcommands_and_flags() {
 }
 
 #[test]
+fn repository_paths_named_in_the_docs_exist() {
+    let root = commands::root();
+    let mut missing = Vec::new();
+    let mut count = 0;
+    for (file, text) in markdown::doc_files(root) {
+        for (at, path) in markdown::named_paths(&file, &text) {
+            count += 1;
+            if !root.join(&path).exists() {
+                missing.push(format!("{at}: `{path}` does not exist"));
+            }
+        }
+    }
+    assert!(count > 20, "found only {count} named paths");
+    report("named path(s)", &missing);
+}
+
+#[test]
+fn named_paths_are_found() {
+    let found = markdown::named_paths(
+        "docs/x.md",
+        "Intro.\nSee `src/score/nope.rs`, `reports/x.html` and `cargo bench --bench nope -- 5`.\n",
+    );
+    assert_eq!(
+        found,
+        [
+            ("docs/x.md:2".to_owned(), "src/score/nope.rs".to_owned()),
+            ("docs/x.md:2".to_owned(), "benches/nope.rs".to_owned()),
+        ]
+    );
+}
+
+#[test]
 fn skips_in_the_docs_give_a_reason() {
     // `markdown::blocks` refuses a bare `skip`; this keeps the count of exceptions visible.
     let skipped: Vec<String> = all_blocks(commands::root())

@@ -166,3 +166,34 @@ pub fn all_blocks(root: &Path) -> Vec<Block> {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     all
 }
+
+/// Repository paths named in code spans (`src/score/misc.rs`, `benches/store.rs`, ...) and
+/// benches named by `cargo bench --bench NAME`, with where: (`file:line`, the path relative to
+/// the repository root).
+pub fn named_paths(file: &str, text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = format!("{file}:{}", i + 1);
+        for span in line.split('`').skip(1).step_by(2) {
+            let is_path = ["src/", "benches/", "tests/", "docs/", "suites/"]
+                .iter()
+                .any(|p| span.starts_with(p))
+                && span
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+            if is_path {
+                out.push((at.clone(), span.trim_end_matches('.').to_owned()));
+            }
+        }
+        let mut words = line.split_whitespace().peekable();
+        while let Some(w) = words.next() {
+            if w == "--bench"
+                && let Some(name) = words.peek()
+            {
+                let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+                out.push((at.clone(), format!("benches/{name}.rs")));
+            }
+        }
+    }
+    out
+}
