@@ -89,7 +89,8 @@ fn run_ids(p: &Project) -> Vec<String> {
 }
 
 /// Placeholders of the docs stand for runs of the reader's history: `A` and `B` (the older and
-/// the newer of `compare A B`), `ID`, and a date prefix such as `20261126`. Absolute paths
+/// the newer of `compare A B`), `ID`, and a date prefix such as `20261126` (a unique prefix of
+/// the newest run, as short as the history allows). Absolute paths
 /// (`--out /etc/systemd/system`) are moved under the project.
 fn substitute(p: &Project, args: &[String]) -> Vec<String> {
     let needs_runs = args
@@ -102,11 +103,18 @@ fn substitute(p: &Project, args: &[String]) -> Vec<String> {
     }
     let newest = ids.first().cloned().unwrap_or_default();
     let older = ids.get(1).cloned().unwrap_or_default();
+    // The shortest prefix (8 characters or more) that names the newest run alone, so that a
+    // documented prefix is exercised as a prefix.
+    let prefix = (8..=newest.len())
+        .map(|n| &newest[..n])
+        .find(|p| ids.iter().filter(|id| id.starts_with(p)).count() == 1)
+        .unwrap_or(&newest)
+        .to_owned();
     args.iter()
         .map(|a| match a.as_str() {
             "A" => older.clone(),
             "B" | "ID" => newest.clone(),
-            x if is_date_prefix(x) => newest.clone(),
+            x if is_date_prefix(x) => prefix.clone(),
             x if x.starts_with('/') => {
                 let dir = p.path().join(x.trim_start_matches('/'));
                 let _ = std::fs::create_dir_all(&dir);

@@ -175,7 +175,7 @@ pub fn named_paths(file: &str, text: &str) -> Vec<(String, String)> {
     for (i, line) in text.lines().enumerate() {
         let at = format!("{file}:{}", i + 1);
         for span in line.split('`').skip(1).step_by(2) {
-            let is_path = ["src/", "benches/", "tests/", "docs/", "suites/"]
+            let is_path = ["src/", "benches/", "tests/", "docs/", "suites/", ".ci/"]
                 .iter()
                 .any(|p| span.starts_with(p))
                 && span
