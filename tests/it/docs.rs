@@ -233,6 +233,18 @@ fn a_wrong_command_mention_is_reported() {
 }
 
 #[test]
+fn a_broken_alert_rule_example_is_reported() {
+    let md = "Rules:\n\n```yaml\nalerts:\n  - {metric: pass_rte, drop: 0.05}\n```\n";
+    let b = blocks("docs/fake.md", md).expect("blocks");
+    let e = yaml_check::check(&b[0]).expect_err("an unknown alert metric must fail");
+    assert!(
+        e.starts_with("docs/fake.md:4: yaml example does not pass"),
+        "{e}"
+    );
+    assert!(e.contains("unknown metric `pass_rte`"), "{e}");
+}
+
+#[test]
 fn annotations_are_parsed_strictly() {
     let bad = blocks("docs/x.md", "<!-- doctest: skip -->\n```yaml\na: 1\n```\n")
         .expect_err("a skip needs a reason");

@@ -310,7 +310,7 @@ pub fn check(block: &Block) -> Result<(), String> {
     let out = p.run(&["validate", suite]);
     let code = out.status.code();
     if code == Some(0) && stdout(&out).starts_with("ok:") {
-        return Ok(());
+        return check_alert_rules(block, &p, suite, &files);
     }
     Err(format!(
         "{}: {kind} example does not pass `evalwatch validate` (exit {code:?}):\n{}{}{}",
@@ -318,6 +318,34 @@ pub fn check(block: &Block) -> Result<(), String> {
         stdout(&out),
         stderr(&out),
         describe_files(&files),
+    ))
+}
+
+/// `alerts check` judges alert rules and sinks in this version beyond what `validate` does: an
+/// example with `alerts:` or `sinks:` must pass it too (on an empty history nothing fires).
+fn check_alert_rules(
+    block: &Block,
+    p: &Project,
+    suite: &str,
+    files: &[(String, String)],
+) -> Result<(), String> {
+    let docs = YamlLoader::load_from_str(&block.text).unwrap_or_default();
+    let ks = docs.first().map(keys).unwrap_or_default();
+    if !ks.iter().any(|k| k == "alerts" || k == "sinks") {
+        return Ok(());
+    }
+    let out = p.run(&["alerts", "check", suite]);
+    if out.status.code() == Some(0) {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: {} example does not pass `evalwatch alerts check` (exit {:?}):\n{}{}{}",
+        block.at(0),
+        block.lang,
+        out.status.code(),
+        stdout(&out),
+        stderr(&out),
+        describe_files(files),
     ))
 }
 
