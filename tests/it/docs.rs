@@ -9,8 +9,9 @@
 //!   must pass, and each assertion shown too (the docs promise it).
 //! - `evalwatch ...` lines of sh/console/bash/text blocks run in order in a project made by
 //!   `evalwatch init` with two runs of history, and must exit 0. Placeholders (`A`, `B`, `ID`,
-//!   a date prefix) stand for runs of that history; daemons and commands that need a browser
-//!   are checked with `--help` (the reasons are in `commands::not_runnable`).
+//!   a date prefix) stand for runs of that history; the grades file of `review import` is
+//!   written as a sheet's export would be; daemons are checked with `--help` (the reasons are
+//!   in `commands::not_runnable`).
 //! - A block annotated `<!-- doctest: output-of PROJECT COMMAND -->` must match what the
 //!   command prints (`...` skips lines; run ids, times and durations are masked).
 //! - `<!-- doctest: skip REASON -->` and `<!-- doctest: fragment-of KIND -->` are the explicit,
