@@ -54,6 +54,23 @@ fn doc_yaml_examples_load_through_validate() {
 }
 
 #[test]
+fn doc_inline_rules_and_gates_load() {
+    let blocks: Vec<Block> = markdown::doc_files(commands::root())
+        .iter()
+        .flat_map(|(file, text)| markdown::inline_yaml(file, text))
+        .collect();
+    assert!(
+        blocks.len() >= 4,
+        "found only {} inline examples",
+        blocks.len()
+    );
+    report(
+        "inline YAML example(s)",
+        &check_all(&blocks, yaml_check::check),
+    );
+}
+
+#[test]
 fn doc_command_examples_run() {
     let blocks: Vec<Block> = all_blocks(commands::root())
         .into_iter()

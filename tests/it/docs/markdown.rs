@@ -197,3 +197,28 @@ pub fn named_paths(file: &str, text: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// Inline YAML in code spans that a reader may paste into a suite: an alert rule
+/// (`{metric: ...}`) or a `gates:` mapping, as blocks of a suite fragment.
+pub fn inline_yaml(file: &str, text: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for span in line.split('`').skip(1).step_by(2) {
+            let yaml = if span.starts_with("{metric:") {
+                format!("alerts:\n  - {span}\n")
+            } else if span.starts_with("gates: {") {
+                format!("{span}\n")
+            } else {
+                continue;
+            };
+            out.push(Block {
+                file: file.to_owned(),
+                line: i + 1,
+                lang: "inline yaml".to_owned(),
+                text: yaml,
+                directive: None,
+            });
+        }
+    }
+    out
+}
