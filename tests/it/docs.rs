@@ -132,6 +132,70 @@ fn repository_paths_named_in_the_docs_exist() {
 }
 
 #[test]
+fn doc_links_reach_their_file_and_heading() {
+    let root = commands::root();
+    let files = markdown::doc_files(root);
+    let mut broken = Vec::new();
+    let mut count = 0;
+    for (file, text) in &files {
+        let dir = std::path::Path::new(file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        for (at, target) in markdown::links(file, text) {
+            count += 1;
+            let (path, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let linked = if path.is_empty() {
+                file.clone()
+            } else {
+                dir.join(path).to_string_lossy().into_owned()
+            };
+            if !root.join(&linked).exists() {
+                broken.push(format!("{at}: link `{target}`: `{linked}` does not exist"));
+                continue;
+            }
+            if anchor.is_empty() {
+                continue;
+            }
+            let Some((_, linked_text)) = files.iter().find(|(f, _)| *f == linked) else {
+                continue;
+            };
+            if !markdown::anchors(linked_text).iter().any(|a| a == anchor) {
+                broken.push(format!(
+                    "{at}: link `{target}`: `{linked}` has no heading `#{anchor}`"
+                ));
+            }
+        }
+    }
+    assert!(count > 20, "found only {count} links");
+    report("link(s)", &broken);
+}
+
+#[test]
+fn anchors_are_githubs() {
+    assert_eq!(
+        markdown::slug(" Environment variables: `${VAR}`"),
+        "environment-variables-var"
+    );
+    assert_eq!(markdown::slug(" Negation: `not-`"), "negation-not-");
+    assert_eq!(markdown::slug(" evalwatch.yaml"), "evalwatchyaml");
+    assert_eq!(
+        markdown::anchors("# A\n## A\n```\n# A\n```\n"),
+        ["a", "a-1"]
+    );
+    let l = markdown::links(
+        "docs/x.md",
+        "See [a](b.md#c) and [d](https://e) and [f](#g).\n",
+    );
+    assert_eq!(
+        l,
+        [
+            ("docs/x.md:1".to_owned(), "b.md#c".to_owned()),
+            ("docs/x.md:1".to_owned(), "#g".to_owned())
+        ]
+    );
+}
+
+#[test]
 fn named_paths_are_found() {
     let found = markdown::named_paths(
         "docs/x.md",
