@@ -13,7 +13,8 @@
 //!   written as a sheet's export would be; daemons are checked with `--help` (the reasons are
 //!   in `commands::not_runnable`).
 //! - A block annotated `<!-- doctest: output-of PROJECT COMMAND -->` must match what the
-//!   command prints (`...` skips lines; run ids, times and durations are masked).
+//!   command prints (`...` skips lines; run ids, times and durations are masked; the project
+//!   folder reads as `/srv/evals` and the binary as `/usr/local/bin/evalwatch`).
 //! - `<!-- doctest: skip REASON -->` and `<!-- doctest: fragment-of KIND -->` are the explicit,
 //!   rare exceptions.
 //!

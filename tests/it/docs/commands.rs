@@ -323,13 +323,33 @@ pub fn check_output(block: &Block) -> Result<(), String> {
     let args = shlex::split(command).unwrap_or_default();
     let args = substitute(&p, &args[1..]);
     let out = p.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    matches(&block.text, &stdout(&out)).map_err(|why| {
+    // Docs show a project in /srv/evals and the binary in /usr/local/bin.
+    let mut printed = stdout(&out);
+    let bin = assert_cmd::cargo::cargo_bin("evalwatch");
+    for (from, to) in [
+        (
+            bin.to_string_lossy().into_owned(),
+            "/usr/local/bin/evalwatch",
+        ),
+        (
+            p.path()
+                .canonicalize()
+                .unwrap_or_else(|_| p.path().to_owned())
+                .to_string_lossy()
+                .into_owned(),
+            "/srv/evals",
+        ),
+        (p.path().to_string_lossy().into_owned(), "/srv/evals"),
+    ] {
+        printed = printed.replace(&from, to);
+    }
+    matches(&block.text, &printed).map_err(|why| {
         format!(
             "{}: the output shown for `{command}` (in a project of {project}) drifted: {why}\n\
              --- the binary printed (exit {:?}) ---\n{}{}",
             block.at(0),
             out.status.code(),
-            stdout(&out),
+            printed,
             stderr(&out)
         )
     })
