@@ -8,7 +8,8 @@
 //! - Blocks with `# output: ...` comments are run against a replay of that output: the case
 //!   must pass, and each assertion shown too (the docs promise it).
 //! - `evalwatch ...` lines of sh/console/bash/text blocks run in order in a project made by
-//!   `evalwatch init` with two runs of history, and must exit 0. Placeholders (`A`, `B`, `ID`,
+//!   `evalwatch init` with two runs of history, and must exit 0 (or the code a comment on the
+//!   line documents: `# exits 1 when a gate is breached`). Placeholders (`A`, `B`, `ID`,
 //!   a date prefix) stand for runs of that history; the grades file of `review import` is
 //!   written as a sheet's export would be; daemons are checked with `--help` (the reasons are
 //!   in `commands::not_runnable`).
@@ -280,7 +281,9 @@ ok: 9 suites, 3 cases, 1 providers
 
     let cmd = commands::check(&b[3]).expect_err("an unknown flag must fail");
     assert!(
-        cmd.starts_with("docs/fake.md:25: `evalwatch runs --no-such-flag` exits Some(2)"),
+        cmd.starts_with(
+            "docs/fake.md:25: `evalwatch runs --no-such-flag` exits Some(2), the doc says 0"
+        ),
         "{cmd}"
     );
 
@@ -325,6 +328,20 @@ fn a_broken_alert_rule_example_is_reported() {
         "{e}"
     );
     assert!(e.contains("unknown metric `pass_rte`"), "{e}");
+}
+
+#[test]
+fn a_documented_exit_code_is_checked() {
+    let md = "```sh\nevalwatch runs --no-such-flag   # exits 2: usage\nevalwatch runs   # exits 1\n```\n";
+    let b = blocks("docs/fake.md", md).expect("blocks");
+    let lines = commands::lines(&b[0]).expect("lines");
+    assert_eq!((lines[0].exit, lines[1].exit), (2, 1));
+    let e = commands::check(&b[0]).expect_err("runs exits 0, not 1");
+    assert!(
+        e.starts_with("docs/fake.md:3: `evalwatch runs   # exits 1` exits Some(0), the doc says 1"),
+        "{e}"
+    );
+    assert!(!e.contains("docs/fake.md:2"), "{e}");
 }
 
 #[test]

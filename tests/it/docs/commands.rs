@@ -23,6 +23,8 @@ pub struct Line {
     pub args: Vec<String>,
     /// `> FILE`: stdout is written there (relative to the project).
     pub redirect: Option<String>,
+    /// The exit code the line's comment documents (`# exits 1 ...`), else 0.
+    pub exit: i32,
 }
 
 /// The `evalwatch` lines of a shell block; other commands (cargo, systemctl, ...) are not run.
@@ -48,11 +50,21 @@ pub fn lines(block: &Block) -> Result<Vec<Line>, String> {
             }
             args.push(t);
         }
+        let exit = l
+            .split_once(" #")
+            .and_then(|(_, comment)| {
+                regex::Regex::new(r"\bexits? (\d+)\b")
+                    .expect("exit regex")
+                    .captures(comment)
+                    .and_then(|c| c[1].parse().ok())
+            })
+            .unwrap_or(0);
         out.push(Line {
             offset: i,
             raw: l.to_owned(),
             args,
             redirect,
+            exit,
         });
     }
     Ok(out)
@@ -228,9 +240,10 @@ pub fn check(block: &Block) -> Result<(), String> {
         }
         let out = p.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let code = out.status.code();
-        if code != Some(0) {
+        let expected = if reason.is_some() { 0 } else { line.exit };
+        if code != Some(expected) {
             failures.push(format!(
-                "{}: `{}` exits {code:?}, the doc implies 0{}\n  ran: evalwatch {}\n{}{}",
+                "{}: `{}` exits {code:?}, the doc says {expected}{}\n  ran: evalwatch {}\n{}{}",
                 block.at(line.offset),
                 line.raw,
                 reason.map_or(String::new(), |r| format!(" (checked with --help: {r})")),
