@@ -29,6 +29,7 @@ pub struct Line {
 
 /// The `evalwatch` lines of a shell block; other commands (cargo, systemctl, ...) are not run.
 pub fn lines(block: &Block) -> Result<Vec<Line>, String> {
+    let exit_re = regex::Regex::new(r"\bexits? (\d+)\b").expect("exit regex");
     let mut out = Vec::new();
     for (i, raw) in block.text.lines().enumerate() {
         let l = raw.trim().trim_start_matches("$ ");
@@ -52,12 +53,7 @@ pub fn lines(block: &Block) -> Result<Vec<Line>, String> {
         }
         let exit = l
             .split_once(" #")
-            .and_then(|(_, comment)| {
-                regex::Regex::new(r"\bexits? (\d+)\b")
-                    .expect("exit regex")
-                    .captures(comment)
-                    .and_then(|c| c[1].parse().ok())
-            })
+            .and_then(|(_, comment)| exit_re.captures(comment).and_then(|c| c[1].parse().ok()))
             .unwrap_or(0);
         out.push(Line {
             offset: i,
