@@ -16,6 +16,10 @@
 //! - A block annotated `<!-- doctest: output-of PROJECT COMMAND -->` must match what the
 //!   command prints (`...` skips lines; run ids, times and durations are masked; the project
 //!   folder reads as `/srv/evals` and the binary as `/usr/local/bin/evalwatch`).
+//! - Inline alert rules (`{metric: ...}`) and `gates: {...}` load like blocks; every
+//!   `evalwatch ...` mention (code spans and blocks, synopses included) names real subcommands
+//!   and flags of `--help`; repository paths in code spans and `cargo bench --bench NAME` exist;
+//!   relative links reach an existing file and heading.
 //! - `<!-- doctest: skip REASON -->` and `<!-- doctest: fragment-of KIND -->` are the explicit,
 //!   rare exceptions.
 //!
