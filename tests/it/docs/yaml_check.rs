@@ -240,9 +240,20 @@ fn numbered(text: &str) -> String {
         })
 }
 
-fn describe_files(files: &[(String, String)]) -> String {
+fn describe_files(block: &Block, files: &[(String, String)]) -> String {
     files.iter().fold(String::new(), |mut s, (path, text)| {
-        let _ = write!(s, "--- checked as {path} ---\n{}", numbered(text));
+        // Where the example is the head of the file, its lines keep their numbers.
+        let same = if text.starts_with(&block.text) {
+            format!(
+                " (lines 1-{} are {}-{})",
+                block.text.lines().count(),
+                block.at(0),
+                block.line + block.text.lines().count().saturating_sub(1)
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(s, "--- checked as {path}{same} ---\n{}", numbered(text));
         s
     })
 }
@@ -317,7 +328,7 @@ pub fn check(block: &Block) -> Result<(), String> {
         block.at(0),
         stdout(&out),
         stderr(&out),
-        describe_files(&files),
+        describe_files(block, &files),
     ))
 }
 
@@ -345,7 +356,7 @@ fn check_alert_rules(
         out.status.code(),
         stdout(&out),
         stderr(&out),
-        describe_files(files),
+        describe_files(block, files),
     ))
 }
 
@@ -433,7 +444,7 @@ fn check_output_example(block: &Block, seg: &OutputSegment) -> Result<(), String
             "output replayed: {:?}\n{}{}",
             seg.output,
             stderr(&out),
-            describe_files(&files)
+            describe_files(block, &files)
         )
     };
     if out.status.code() != Some(0) {
