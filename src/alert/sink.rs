@@ -263,14 +263,8 @@ impl Sink {
         env: Env<'_>,
     ) -> Result<(), SinkError> {
         match &self.kind {
-            SinkKind::Stdout => {
-                println!("{}", notice.text());
-                Ok(())
-            }
-            SinkKind::Stderr => {
-                eprintln!("{}", notice.text());
-                Ok(())
-            }
+            SinkKind::Stdout => print_to(&mut std::io::stdout().lock(), "stdout", notice),
+            SinkKind::Stderr => print_to(&mut std::io::stderr().lock(), "stderr", notice),
             SinkKind::File(path) => append_line(path, notice.body),
             SinkKind::Webhook {
                 url,
@@ -399,6 +393,22 @@ async fn send(req: reqwest::RequestBuilder) -> Result<(), SinkError> {
         // Without the URL: it may hold a token.
         Err(e) => Err(SinkError::retry(format!("send: {}", e.without_url()))),
     }
+}
+
+/// A `stdout` sink's notice. A closed stream (`evalwatch run | head`) is a failed delivery,
+/// not a panic: the notice stays queued for the next `run` or `alerts check`.
+fn print_to(w: &mut impl std::io::Write, name: &str, notice: &Notice<'_>) -> Result<(), SinkError> {
+    let mut text = notice.text();
+    text.push('\n');
+    w.write_all(text.as_bytes())
+        .and_then(|()| w.flush())
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                SinkError::fatal(format!("print on {name}: it is closed (broken pipe)"))
+            } else {
+                SinkError::retry(format!("print on {name}: {e}"))
+            }
+        })
 }
 
 fn append_line(path: &Path, body: &str) -> Result<(), SinkError> {

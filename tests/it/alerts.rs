@@ -475,3 +475,71 @@ fn named_metric_and_tag_rules_work_on_a_streamed_run() {
     assert_eq!(fired[0]["tag"], "billing", "{alerts}");
     assert_eq!(fired[0]["metric"], "pass_rate");
 }
+
+/// Run evalwatch with stdout and stderr on a pipe whose reader has already gone, as in
+/// `evalwatch run 2>&1 | head -2` once `head` has its two lines.
+fn run_into_closed_pipe(p: &Project, hook: &Receiver, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"));
+    cmd.current_dir(p.path())
+        .args(args)
+        .env_remove("EVALWATCH_DB")
+        .env_remove("EVALWATCH_CONFIG")
+        .env("NO_COLOR", "1")
+        .env("EW_TEST_HOOK_URL", &hook.url)
+        .env("EW_TEST_HOOK_SECRET", SECRET)
+        .stdout(writer.try_clone().expect("clone"))
+        .stderr(writer);
+    let status = cmd.status().expect("run evalwatch");
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
+}
+
+#[test]
+fn a_closed_pipe_never_panics_nor_costs_a_notice() {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n",
+        &format!("{HOOK_SINK}  - {{id: screen, type: stdout}}\n"),
+    );
+    assert_eq!(code(&run(&p, &hook, &["run"])), 0);
+    answers(&p, "faq", 100, &(0..20).collect::<Vec<_>>());
+    let o = run(&p, &hook, &["run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(hook.received().len(), 1, "the alert");
+    // Fixed, and the run that resolves the alert prints into a closed pipe.
+    answers(&p, "faq", 100, &[]);
+    for args in [&["run", "-v"][..], &["run", "--format", "json"][..]] {
+        let o = run_into_closed_pipe(&p, &hook, args);
+        assert_eq!(code(&o), 0, "{args:?}: no panic (101), no error");
+    }
+    let got = hook.received();
+    assert_eq!(got.len(), 2, "the resolved notice, once: {got:?}");
+    assert_eq!(got[1].json()["event"], "resolved");
+    // Later runs and checks send nothing again; the stdout sink's notice that met the
+    // closed pipe is still queued, and printed once stdout is back.
+    let o = run(&p, &hook, &["alerts", "check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).matches("[RESOLVED]").count(),
+        1,
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&p, &hook, &["alerts", "check"]);
+    assert_eq!(
+        stdout(&o).matches("[RESOLVED]").count(),
+        0,
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(hook.received().len(), 2);
+    let o = run(&p, &hook, &["alerts", "list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list["pending"], Value::Array(vec![]), "{list}");
+}
