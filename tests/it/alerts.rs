@@ -2,7 +2,7 @@
 //! receiver whose requests are asserted exactly.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -32,6 +32,8 @@ struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Received>>>,
     down: Arc<AtomicBool>,
+    /// How long the receiver takes to answer (a slow receiver), in ms.
+    delay_ms: Arc<AtomicU64>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -49,11 +51,12 @@ impl Receiver {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let (g, d) = (got.clone(), down.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (g, d, w) = (got.clone(), down.clone(), delay_ms.clone());
         let app = axum::Router::new().route(
             "/hook/{token}",
             axum::routing::post(move |headers: HeaderMap, body: String| {
-                let (g, d) = (g.clone(), d.clone());
+                let (g, d, w) = (g.clone(), d.clone(), w.clone());
                 async move {
                     if d.load(Ordering::SeqCst) {
                         return StatusCode::SERVICE_UNAVAILABLE;
@@ -70,6 +73,11 @@ impl Receiver {
                         delivery: h("x-evalwatch-delivery"),
                         body,
                     });
+                    // Recorded on arrival: a sender that gives up waiting still sent it.
+                    let wait = w.load(Ordering::SeqCst);
+                    if wait > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    }
                     StatusCode::OK
                 }
             }),
@@ -81,6 +89,7 @@ impl Receiver {
             url: format!("http://127.0.0.1:{port}/hook/TOKEN-IN-URL"),
             got,
             down,
+            delay_ms,
             _rt: rt,
         }
     }
@@ -542,4 +551,166 @@ fn a_closed_pipe_never_panics_nor_costs_a_notice() {
     let o = run(&p, &hook, &["alerts", "list", "--format", "json"]);
     let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(list["pending"], Value::Array(vec![]), "{list}");
+}
+
+/// Two rules that fire on the same broken run, their notices queued while the receiver is
+/// down: (project, receiver).
+fn queued_notices(sinks: &str) -> (Project, Receiver) {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n  - {metric: pass_rate, min: 0.9, severity: critical}\n",
+        sinks,
+    );
+    assert_eq!(code(&run(&p, &hook, &["run"])), 0);
+    answers(&p, "faq", 100, &(0..20).collect::<Vec<_>>());
+    hook.down.store(true, Ordering::SeqCst);
+    let o = run(&p, &hook, &["run", "--format", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(json_runs(&o)[0]["alerts"].as_array().unwrap().len(), 2);
+    assert!(hook.received().is_empty());
+    hook.down.store(false, Ordering::SeqCst);
+    (p, hook)
+}
+
+#[test]
+fn concurrent_senders_never_send_a_notice_twice() {
+    let (p, hook) = queued_notices(HOOK_SINK);
+    // A receiver that takes a while, so that the senders overlap.
+    hook.delay_ms.store(300, Ordering::SeqCst);
+    let children: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+                .current_dir(p.path())
+                .args(["alerts", "check"])
+                .env_remove("EVALWATCH_DB")
+                .env_remove("EVALWATCH_CONFIG")
+                .env("NO_COLOR", "1")
+                .env("EW_TEST_HOOK_URL", &hook.url)
+                .env("EW_TEST_HOOK_SECRET", SECRET)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        // The critical alert is open: exit 1, not a crash or a store error.
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+    }
+    let got = hook.received();
+    let mut ids: Vec<String> = got.iter().filter_map(|r| r.delivery.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(got.len(), 2, "each notice once: {got:?}");
+    assert_eq!(ids.len(), 2, "{got:?}");
+    let o = run(&p, &hook, &["alerts", "list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list["pending"], Value::Array(vec![]), "{list}");
+}
+
+#[test]
+fn a_slow_receiver_gets_one_post_per_round_and_is_told_about() {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n",
+        "  - {id: hook, type: webhook, url_env: EW_TEST_HOOK_URL, retries: 2, timeout: 1s}\n",
+    );
+    assert_eq!(code(&run(&p, &hook, &["run"])), 0);
+    answers(&p, "faq", 100, &(0..20).collect::<Vec<_>>());
+    // Slower than the sink's timeout: every POST times out (but arrives).
+    hook.delay_ms.store(2500, Ordering::SeqCst);
+    let o = run(&p, &hook, &["run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("sink `hook`") && err.contains("timed out after 1s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("by `run` from"),
+        "the next attempt is said: {err}"
+    );
+    hook.delay_ms.store(0, Ordering::SeqCst);
+    assert_eq!(hook.received().len(), 1, "one POST, not one per retry");
+    // The next `run` respects the backoff: no second POST yet.
+    let o = run(&p, &hook, &["run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(hook.received().len(), 1, "{}", stderr(&o));
+    let o = run(&p, &hook, &["alerts", "list"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("sink `hook`: 1 notice(s) not yet delivered; last error: timed out after 1s"),
+        "{out}"
+    );
+    let o = run(&p, &hook, &["alerts", "list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(list["pending"][0]["next_attempt_at"].is_string(), "{list}");
+    // `alerts check` sends it at once; the same delivery id as the POST that timed out.
+    let o = run(&p, &hook, &["alerts", "check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = hook.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].delivery, got[1].delivery);
+}
+
+#[test]
+fn each_sink_reports_its_own_queue() {
+    let (p, hook) = queued_notices(&format!(
+        "{HOOK_SINK}  - {{id: pager, type: command, command: [sh, -c, 'exit 3'], retries: 0, min_severity: critical}}\n"
+    ));
+    hook.down.store(true, Ordering::SeqCst);
+    let o = run(&p, &hook, &["alerts", "check"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("sink `hook`") && err.contains("2 notice(s) for this sink stay queued"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sink `pager`") && err.contains("1 notice(s) for this sink stay queued"),
+        "{err}"
+    );
+}
+
+#[test]
+fn slack_posts_carry_the_delivery_id() {
+    let got: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/services/{token}",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let g = g.clone();
+                async move {
+                    let id = headers
+                        .get("x-evalwatch-delivery")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    g.lock().expect("lock").push((id, body));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let addr = super::support::serve_on_loopback(app);
+    let p = project(
+        50,
+        "  - {metric: pass_rate, min: 0.9, severity: critical}\n",
+        "  - {id: chat, type: slack, url_env: EW_TEST_SLACK_URL}\n",
+    );
+    answers(&p, "faq", 50, &(0..10).collect::<Vec<_>>());
+    let o = p
+        .cmd()
+        .args(["run"])
+        .env("EW_TEST_SLACK_URL", format!("http://{addr}/services/T0KEN"))
+        .output()
+        .expect("run");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let got = got.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let id = got[0].0.clone().expect("delivery header");
+    let text = got[0].1["text"].as_str().expect("text");
+    assert!(text.contains(&format!("evalwatch delivery {id}")), "{text}");
 }
