@@ -347,10 +347,33 @@ impl<'a> SuiteEval<'a> {
                     }
                     Baseline::Pinned(None) => &[],
                 };
+                // Runs during which a pass-rate alert of this provider and tag was firing
+                // are left out of the flakiness window: a regression and its fix are a step
+                // down and up, not flakiness (else the same regression would not page twice).
+                let calm;
+                let flaky_window: &[RunSnapshot] = if eval::needs_statuses(rule) {
+                    let alerted = store.pass_rate_alerted_runs(
+                        &self.suite.name,
+                        provider,
+                        rule.tag.as_deref(),
+                    )?;
+                    if window.iter().any(|r| alerted.contains(&r.run_id)) {
+                        calm = window
+                            .iter()
+                            .filter(|r| !alerted.contains(&r.run_id))
+                            .cloned()
+                            .collect::<Vec<_>>();
+                        &calm
+                    } else {
+                        &window
+                    }
+                } else {
+                    &window
+                };
                 let input = EvalInput {
                     current: snap,
                     baseline,
-                    window: &window,
+                    window: flaky_window,
                     case_tags: &self.case_tags,
                 };
                 out.push((i, eval::evaluate(rule, provider, &input)));
@@ -433,6 +456,26 @@ impl Apply<'_> {
         let mut fired = Vec::new();
         for (i, f) in findings {
             let Some(rule) = rules.get(*i) else { continue };
+            // -v: every rule, what was tested and why it did or did not fire.
+            self.ctx.printer.detail(&format!(
+                "alert rule `{}` on {}{}{}: {}: {}",
+                rule.name,
+                suite.name,
+                if f.provider == "*" {
+                    String::new()
+                } else {
+                    format!("/{}", f.provider)
+                },
+                f.tag
+                    .as_deref()
+                    .map_or_else(String::new, |t| format!(" [tag {t}]")),
+                match f.verdict {
+                    Verdict::Firing => "fires",
+                    Verdict::Clear => "quiet",
+                    Verdict::Unknown => "undecided, state kept",
+                },
+                f.detail
+            ));
             let open = store.open_alert(&suite.name, &rule.name, &f.provider, f.tag.as_deref())?;
             let sinks = self.sinks_for(rule.severity);
             let severity = severity_str(rule.severity);
@@ -500,13 +543,7 @@ impl Apply<'_> {
                         .printer
                         .note(&format!("resolved [{severity}] {}", headline(f)));
                 }
-                (Verdict::Clear | Verdict::Unknown, None) | (Verdict::Unknown, Some(_)) => {
-                    if f.verdict == Verdict::Unknown {
-                        self.ctx
-                            .printer
-                            .detail(&format!("alert rule `{}`: {}", rule.name, f.detail));
-                    }
-                }
+                (Verdict::Clear | Verdict::Unknown, None) | (Verdict::Unknown, Some(_)) => {}
             }
         }
         Ok(fired)

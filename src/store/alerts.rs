@@ -147,6 +147,31 @@ impl Store {
             .optional()?)
     }
 
+    /// Ids of the runs of `suite` during which a `pass_rate` alert of `provider` and `tag`
+    /// was firing (from the run that opened it to the last run that saw it fire).
+    pub fn pass_rate_alerted_runs(
+        &self,
+        suite: &str,
+        provider: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT r.run_id FROM alerts a
+                 JOIN runs ro ON ro.run_id = a.opened_run
+                 JOIN runs rl ON rl.run_id = a.last_run
+                 JOIN suites s ON s.name = a.suite
+                 JOIN runs r ON r.suite_ref = s.id
+                 WHERE a.suite = ?1 AND a.provider = ?2 AND a.tag = ?3 AND a.metric = 'pass_rate'
+                   AND julianday(r.started_at) BETWEEN julianday(ro.started_at)
+                                                   AND julianday(rl.started_at)",
+            )?
+            .query_map(params![suite, provider, tag.unwrap_or("")], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Open alerts, of one suite or all, oldest first.
     pub fn open_alerts(&self, suite: Option<&str>) -> Result<Vec<AlertRow>, StoreError> {
         let rows = self

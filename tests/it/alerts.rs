@@ -196,7 +196,13 @@ fn a_planted_regression_alerts_once_and_resolves_once() {
     assert!(body["test"]["p_value"].as_f64().unwrap() < 1e-6);
     assert_eq!(body["flipped"]["total"], 30);
     assert_eq!(body["flipped"]["cases"][0]["case_id"], "c0");
-    assert_eq!(body["flipped"]["cases"].as_array().unwrap().len(), 10);
+    // Every case failing against the baseline is in the payload; the text names 10.
+    assert_eq!(body["flipped"]["cases"].as_array().unwrap().len(), 30);
+    assert!(
+        body["text"].as_str().unwrap().contains("and 20 more"),
+        "{}",
+        body["text"]
+    );
     assert_eq!(body["runbook"], "https://wiki.example/rb");
     assert!(
         body["text"]
@@ -676,7 +682,9 @@ fn each_sink_reports_its_own_queue() {
 
 #[test]
 fn slack_posts_carry_the_delivery_id() {
-    let got: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    // (X-Evalwatch-Delivery, body) of each POST.
+    type Posts = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+    let got: Posts = Arc::default();
     let g = got.clone();
     let app = axum::Router::new().route(
         "/services/{token}",
@@ -713,4 +721,85 @@ fn slack_posts_carry_the_delivery_id() {
     let id = got[0].0.clone().expect("delivery header");
     let text = got[0].1["text"].as_str().expect("text");
     assert!(text.contains(&format!("evalwatch delivery {id}")), "{text}");
+}
+
+#[test]
+fn verbose_says_for_each_rule_what_was_tested_and_why() {
+    let hook = Receiver::start();
+    let p = project(
+        10,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n  - {metric: pass_rate, drop: 0.05, baseline: 'trailing:7', severity: critical}\n  - {metric: latency_p95_ms, ratio: 3.0}\n",
+        HOOK_SINK,
+    );
+    answers(&p, "faq", 10, &[0]);
+    assert_eq!(code(&run(&p, &hook, &["run"])), 0);
+    // 2 more of 10 fail: 90% -> 70%, not significant on 10 cases.
+    answers(&p, "faq", 10, &[0, 1, 2]);
+    let o = run(&p, &hook, &["run", "-v"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("alert rule `pass_rate drop 0.05 vs previous` on faq/rec: quiet: pass_rate 70.0% vs baseline 90.0%: down 20.0 points (-22.2%)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("p = 0.2500 >= alpha 0.01: not significant"),
+        "{err}"
+    );
+    assert!(
+        err.contains("on faq/rec: undecided, state kept: no baseline yet: 1 of 7 trailing runs"),
+        "{err}"
+    );
+    assert!(err.contains("ratio 1.00 < limit 3"), "{err}");
+    // `alerts check -v` says the same of the latest run.
+    let o = run(&p, &hook, &["alerts", "check", "-v"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("p = 0.2500 >= alpha 0.01: not significant"),
+        "{}",
+        stderr(&o)
+    );
+    // Without -v, nothing of it.
+    let o = run(&p, &hook, &["alerts", "check"]);
+    assert!(!stderr(&o).contains("not significant"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_same_regression_alerts_again_after_it_was_fixed() {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: critical}\n",
+        HOOK_SINK,
+    );
+    let good: Vec<usize> = (0..10).collect(); // 90%
+    let bad: Vec<usize> = (0..70).collect(); // 30%
+    let go = |wrong: &[usize]| {
+        answers(&p, "faq", 100, wrong);
+        let o = run(&p, &hook, &["run", "--format", "json"]);
+        (
+            code(&o),
+            json_runs(&o)[0]["alerts"].as_array().unwrap().len(),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(go(&good), (0, 0));
+    }
+    assert_eq!(go(&bad), (1, 1), "the regression alerts");
+    assert_eq!(go(&good), (0, 0), "fixed: resolved");
+    assert_eq!(go(&bad), (1, 1), "the same regression alerts again");
+    let got = hook.received();
+    let events: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(events, ["alert", "resolved", "alert"]);
+    // The cases that broke twice are not known-flaky: they are all counted.
+    assert_eq!(got[2].json()["flipped"]["total"], 60, "{}", got[2].body);
+    assert_eq!(
+        got[2].json()["flaky_flipped"]["total"],
+        0,
+        "{}",
+        got[2].body
+    );
 }
