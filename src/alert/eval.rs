@@ -134,6 +134,9 @@ pub struct Finding {
     pub flaky_flipped: Vec<Flip>,
     pub flaky_flipped_total: usize,
     pub concentration: Vec<Concentration>,
+    /// The cases counted as known-flaky (the pass-rate test only): they cannot trigger an
+    /// alert alone.
+    pub known_flaky: Vec<String>,
     /// One line: why it fired, or why not.
     pub detail: String,
 }
@@ -152,6 +155,7 @@ impl Finding {
             flaky_flipped: Vec::new(),
             flaky_flipped_total: 0,
             concentration: Vec::new(),
+            known_flaky: Vec::new(),
             detail: String::new(),
         }
     }
@@ -791,6 +795,7 @@ fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: F
     };
     let _ = write!(detail, ": {why}");
     f.detail = detail;
+    f.known_flaky = flaky.iter().take(MAX_FLIPS).cloned().collect();
     f.test = Some(test);
     f.verdict = if significant && large_enough {
         Verdict::Firing

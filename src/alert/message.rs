@@ -223,6 +223,7 @@ mod tests {
                 baseline: 0.9,
                 worse_by: 0.4,
             }],
+            known_flaky: Vec::new(),
             detail: "pass_rate 80.0% vs baseline 90.0%".into(),
         };
         let ctx = NoticeContext {

@@ -570,6 +570,31 @@ fn machine(rule: &Rule, f: &Finding, message: &str, new: bool, id: i64) -> Value
     })
 }
 
+/// Remember the cases the pass-rate rules of `suite` counted as known-flaky on run `run_id`
+/// (the trend page lists them with the flaky cases).
+fn record_known_flaky(
+    store: &mut Store,
+    suite: &str,
+    run_id: &str,
+    rules: &[Rule],
+    findings: &[(usize, Finding)],
+) -> anyhow::Result<()> {
+    if !rules.iter().any(eval::needs_statuses) {
+        return Ok(());
+    }
+    let cases: BTreeSet<(String, String)> = findings
+        .iter()
+        .filter(|(i, _)| rules.get(*i).is_some_and(eval::needs_statuses))
+        .flat_map(|(_, f)| {
+            f.known_flaky
+                .iter()
+                .map(|c| (f.provider.clone(), c.clone()))
+        })
+        .collect();
+    store.set_known_flaky(suite, run_id, &cases.into_iter().collect::<Vec<_>>())?;
+    Ok(())
+}
+
 /// The first pause after a failed delivery round; each further failed round doubles it.
 const ROUND_BACKOFF: chrono::Duration = chrono::Duration::seconds(30);
 /// The longest pause between delivery rounds.
@@ -793,6 +818,7 @@ pub fn after_run_with(
         now: now_rfc3339(now),
     };
     let fired = apply.apply(store, suite, &rules, &findings, Some(&info.run_id))?;
+    record_known_flaky(store, &suite.name, &info.run_id, &rules, &findings)?;
     if let Err(e) = flush_queue(ctx, store, &sinks, env, false) {
         ctx.printer
             .warn(&format!("deliver alerts: {e}; notices stay queued"));
@@ -877,6 +903,9 @@ fn check(
             .into_iter()
             .partition(|(i, _)| rules.get(*i).is_some_and(|r| r.metric == MISSED_RUN));
         apply.apply(&mut store, suite, rules, &regular, run_id)?;
+        if let Some(r) = run_id {
+            record_known_flaky(&mut store, &suite.name, r, rules, &regular)?;
+        }
         apply.apply(&mut store, suite, rules, &missed, None)?;
         let open = store.open_alerts(Some(&suite.name))?;
         if open.is_empty() {

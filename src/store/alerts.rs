@@ -172,6 +172,44 @@ impl Store {
         Ok(rows)
     }
 
+    /// Replace the known-flaky cases of `suite` with `cases` ((provider, case id)), as the
+    /// alert evaluation of run `run_id` counted them.
+    pub fn set_known_flaky(
+        &mut self,
+        suite: &str,
+        run_id: &str,
+        cases: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM alert_known_flaky WHERE suite = ?1", [suite])?;
+        {
+            let mut add = tx.prepare_cached(
+                "INSERT INTO alert_known_flaky (suite, provider, case_id, run_id)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )?;
+            for (provider, case) in cases {
+                add.execute(params![suite, provider, case, run_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The known-flaky cases of `suite`: (provider, case id, run id), by provider and case.
+    pub fn known_flaky(&self, suite: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT provider, case_id, run_id FROM alert_known_flaky WHERE suite = ?1
+                 ORDER BY provider, case_id",
+            )?
+            .query_map([suite], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Open alerts, of one suite or all, oldest first.
     pub fn open_alerts(&self, suite: Option<&str>) -> Result<Vec<AlertRow>, StoreError> {
         let rows = self

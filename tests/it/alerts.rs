@@ -803,3 +803,28 @@ fn the_same_regression_alerts_again_after_it_was_fixed() {
         got[2].body
     );
 }
+
+#[test]
+fn cases_discounted_as_known_flaky_are_listed_on_the_trend_page() {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n",
+        HOOK_SINK,
+    );
+    // c7 fails, passes, fails, passes: an outcome that changed twice is known-flaky.
+    for k in 0..4 {
+        let wrong: Vec<usize> = if k % 2 == 0 { vec![7] } else { vec![] };
+        answers(&p, "faq", 100, &wrong);
+        let o = run(&p, &hook, &["run", "-v"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let page = std::fs::read_to_string(p.path().join("reports/faq.html")).expect("trend page");
+    let start = page.find("<h2>Flaky cases").expect("flaky section");
+    let section = &page[start..];
+    let section = &section[..section[4..].find("<h2>").map_or(section.len(), |e| e + 4)];
+    assert!(!section.contains("None."), "{section}");
+    assert!(section.contains("<code>c7</code>"), "{section}");
+    assert!(section.contains("not counted alone"), "{section}");
+    assert!(!section.contains("<code>c8</code>"), "{section}");
+}
