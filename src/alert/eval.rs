@@ -1036,7 +1036,10 @@ pub fn missed_run(
         };
     } else {
         f.verdict = Verdict::Clear;
-        f.detail = format!("last complete run {hours:.1}h ago");
+        f.detail = format!(
+            "last complete run {hours:.1}h ago, limit {}: within limits",
+            super::rule::fmt_duration(rule.condition_after())
+        );
     }
     f
 }

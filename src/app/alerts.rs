@@ -456,27 +456,32 @@ impl Apply<'_> {
         let mut fired = Vec::new();
         for (i, f) in findings {
             let Some(rule) = rules.get(*i) else { continue };
-            // -v: every rule, what was tested and why it did or did not fire.
-            self.ctx.printer.detail(&format!(
-                "alert rule `{}` on {}{}{}: {}: {}",
-                rule.name,
-                suite.name,
-                if f.provider == "*" {
-                    String::new()
-                } else {
-                    format!("/{}", f.provider)
-                },
-                f.tag
-                    .as_deref()
-                    .map_or_else(String::new, |t| format!(" [tag {t}]")),
-                match f.verdict {
-                    Verdict::Firing => "fires",
-                    Verdict::Clear => "quiet",
-                    Verdict::Unknown => "undecided, state kept",
-                },
-                f.detail
-            ));
             let open = store.open_alert(&suite.name, &rule.name, &f.provider, f.tag.as_deref())?;
+            // -v: every rule, what was tested and why it did or did not fire (a rule that
+            // fires or resolves says it in its own line, printed without -v too).
+            let said =
+                f.verdict == Verdict::Firing || (f.verdict == Verdict::Clear && open.is_some());
+            if !said {
+                self.ctx.printer.detail(&format!(
+                    "alert rule `{}` on {}{}{}: {}: {}",
+                    rule.name,
+                    suite.name,
+                    if f.provider == "*" {
+                        String::new()
+                    } else {
+                        format!("/{}", f.provider)
+                    },
+                    f.tag
+                        .as_deref()
+                        .map_or_else(String::new, |t| format!(" [tag {t}]")),
+                    match f.verdict {
+                        Verdict::Firing => "fires",
+                        Verdict::Clear => "quiet",
+                        Verdict::Unknown => "undecided, state kept",
+                    },
+                    f.detail
+                ));
+            }
             let sinks = self.sinks_for(rule.severity);
             let severity = severity_str(rule.severity);
             let mut ctx = NoticeContext {
