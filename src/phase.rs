@@ -17,11 +17,11 @@ fn enabled() -> bool {
 pub fn phase(name: &str) {
     if enabled() {
         let t0 = T0.get_or_init(Instant::now);
-        eprintln!(
+        crate::output::err(&format!(
             "phase {:>8.1} ms {name}{}",
             t0.elapsed().as_secs_f64() * 1000.0,
             memory()
-        );
+        ));
     }
 }
 

@@ -22,8 +22,10 @@ use super::rule::{BaselineKind, Condition, LABEL_DISTRIBUTION, OUTPUT_CHARS, Rul
 use super::stats;
 use crate::model::{CaseStatus, ProviderMetrics};
 
-/// Flipped cases listed in a notice.
+/// Flipped cases named in a notice's text.
 pub const TOP_FLIPS: usize = 10;
+/// Flipped cases listed in a notice's JSON payload (`flipped.cases`; `total` counts all).
+pub const MAX_FLIPS: usize = 1000;
 /// Tags and providers listed where a change concentrates.
 pub const TOP_CONCENTRATION: usize = 3;
 
@@ -95,7 +97,8 @@ pub struct TestResult {
     pub n: u64,
 }
 
-/// A case whose outcome changed against the most recent baseline run.
+/// A case whose outcome went the bad way against the baseline: for a drop, it fails now and
+/// passed in most of the baseline runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Flip {
     pub case_id: String,
@@ -131,6 +134,9 @@ pub struct Finding {
     pub flaky_flipped: Vec<Flip>,
     pub flaky_flipped_total: usize,
     pub concentration: Vec<Concentration>,
+    /// The cases counted as known-flaky (the pass-rate test only): they cannot trigger an
+    /// alert alone.
+    pub known_flaky: Vec<String>,
     /// One line: why it fired, or why not.
     pub detail: String,
 }
@@ -149,6 +155,7 @@ impl Finding {
             flaky_flipped: Vec::new(),
             flaky_flipped_total: 0,
             concentration: Vec::new(),
+            known_flaky: Vec::new(),
             detail: String::new(),
         }
     }
@@ -321,7 +328,7 @@ pub fn evaluate(rule: &Rule, provider: &str, input: &EvalInput<'_>) -> Finding {
         && input.baseline.len() < n as usize
     {
         f.detail = format!(
-            "trailing:{n} needs {n} complete runs before this one, {} so far",
+            "no baseline yet: {} of {n} trailing runs (trailing:{n} waits for {n} complete runs before this one)",
             input.baseline.len()
         );
         return f;
@@ -464,6 +471,16 @@ pub fn fmt_p(p: f64) -> String {
     }
 }
 
+/// `= 0.0312`, `< 1e-6`: a p-value after its `p`.
+fn p_text(p: f64) -> String {
+    let s = fmt_p(p);
+    if s.starts_with('<') {
+        s
+    } else {
+        format!("= {s}")
+    }
+}
+
 /// A metric value for humans: rates as percentages, the rest with few digits.
 #[must_use]
 pub fn fmt_value(metric: &str, v: f64) -> String {
@@ -480,29 +497,108 @@ pub fn fmt_value(metric: &str, v: f64) -> String {
     }
 }
 
+/// An amount of a metric: points for a rate (`0.05` is 5.0 points), the metric's unit
+/// otherwise.
+#[must_use]
+pub fn fmt_amount(metric: &str, v: f64) -> String {
+    if metric.ends_with("_rate") {
+        format!("{:.1} points", v * 100.0)
+    } else {
+        fmt_value(metric, v)
+    }
+}
+
+/// The change from `base` to `value`: its absolute size (points for a rate) and its
+/// relative size in percent: `down 60.0 points (-66.7%)`, `up 100 ms (+9.1%)`, `unchanged`.
+#[must_use]
+pub fn fmt_change(metric: &str, value: f64, base: f64) -> String {
+    let diff = value - base;
+    if diff == 0.0 {
+        return "unchanged".into();
+    }
+    let dir = if diff < 0.0 { "down" } else { "up" };
+    let rel = if base == 0.0 {
+        String::new()
+    } else {
+        format!(" ({:+.1}%)", diff / base.abs() * 100.0)
+    };
+    format!("{dir} {}{rel}", fmt_amount(metric, diff.abs()))
+}
+
 fn describe_threshold(rule: &Rule, value: f64, base: Option<f64>, breached: bool) -> String {
     let m = &rule.metric;
     let v = fmt_value(m, value);
-    let text = match (rule.condition, base) {
-        (Condition::Min(x), _) => format!("{m} {v}, floor {}", fmt_value(m, x)),
-        (Condition::Max(x), _) => format!("{m} {v}, ceiling {}", fmt_value(m, x)),
-        (Condition::Ratio(r), Some(b)) if b > 0.0 => format!(
-            "{m} {v} vs baseline {} (x{:.2}, limit x{r})",
-            fmt_value(m, b),
-            value / b
+    let (text, verdict) = match (rule.condition, base) {
+        (Condition::Min(x), _) => (
+            format!("{m} {v}, floor {}", fmt_value(m, x)),
+            if breached {
+                "below the floor"
+            } else {
+                "not below the floor"
+            },
         ),
-        (Condition::Drop(d) | Condition::Rise(d), Some(b)) => format!(
-            "{m} {v} vs baseline {} (change {:+.4}, limit {d})",
-            fmt_value(m, b),
-            value - b
+        (Condition::Max(x), _) => (
+            format!("{m} {v}, ceiling {}", fmt_value(m, x)),
+            if breached {
+                "above the ceiling"
+            } else {
+                "not above the ceiling"
+            },
         ),
-        (_, Some(b)) => format!("{m} {v} vs baseline {}", fmt_value(m, b)),
-        (_, None) => format!("{m} {v}"),
+        (Condition::Ratio(r), Some(b)) if b > 0.0 => {
+            let ratio = value / b;
+            let cmp = match (r >= 1.0, breached) {
+                (true, true) => ">=",
+                (true, false) => "<",
+                (false, true) => "<=",
+                (false, false) => ">",
+            };
+            (
+                format!(
+                    "{m} {v} vs baseline {}: ratio {ratio:.2} {cmp} limit {r}",
+                    fmt_value(m, b)
+                ),
+                if breached {
+                    "breached"
+                } else {
+                    "within limits"
+                },
+            )
+        }
+        (Condition::Ratio(_), Some(b)) => (
+            format!(
+                "{m} {v} vs baseline {}: no ratio to a zero baseline",
+                fmt_value(m, b)
+            ),
+            "not judged",
+        ),
+        (Condition::Drop(d) | Condition::Rise(d), Some(b)) => {
+            let want = if matches!(rule.condition, Condition::Drop(_)) {
+                "drop"
+            } else {
+                "rise"
+            };
+            (
+                format!(
+                    "{m} {v} vs baseline {}: {}, limit a {want} of {}",
+                    fmt_value(m, b),
+                    fmt_change(m, value, b),
+                    fmt_amount(m, d)
+                ),
+                if breached {
+                    "breached"
+                } else {
+                    "within limits"
+                },
+            )
+        }
+        (_, Some(b)) => (format!("{m} {v} vs baseline {}", fmt_value(m, b)), ""),
+        (_, None) => (format!("{m} {v}"), ""),
     };
-    if breached {
+    if verdict.is_empty() {
         text
     } else {
-        format!("{text}: within limits")
+        format!("{text}: {verdict}")
     }
 }
 
@@ -526,12 +622,26 @@ fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: F
         .iter()
         .map(|run| outcome_map(&outcomes(run, provider, tag, input.case_tags)))
         .collect();
-    let last = &base_maps[0];
-    // Flips against the most recent baseline run, stable and flaky apart.
+    // Every case that went the bad way against the baseline (for a drop: fails now,
+    // passed in most of the baseline runs where it has an outcome; not only the flips since
+    // the latest run), stable and flaky apart.
     let mut flips = Vec::new();
     let mut flaky_flips = Vec::new();
     for &(key, now) in &cur {
-        if let Some(&before) = last.get(&key)
+        let (mut n, mut t) = (0u32, 0u32);
+        for b in &base_maps {
+            if let Some(&pass) = b.get(&key) {
+                n += 1;
+                t += u32::from(pass);
+            }
+        }
+        let before = match (2 * t).cmp(&n) {
+            std::cmp::Ordering::Greater => Some(true),
+            std::cmp::Ordering::Less => Some(false),
+            // No baseline outcome, or as often passed as failed.
+            std::cmp::Ordering::Equal => None,
+        };
+        if let Some(before) = before
             && before != now
             && before == drop
         {
@@ -550,8 +660,8 @@ fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: F
     }
     f.flipped_total = flips.len();
     f.flaky_flipped_total = flaky_flips.len();
-    flips.truncate(TOP_FLIPS);
-    flaky_flips.truncate(TOP_FLIPS);
+    flips.truncate(MAX_FLIPS);
+    flaky_flips.truncate(MAX_FLIPS);
     f.flipped = flips;
     f.flaky_flipped = flaky_flips;
 
@@ -612,32 +722,80 @@ fn pass_rate_change(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: F
     let large_enough = worse > 0.0 && upper >= threshold;
     let word = if drop { "drop" } else { "rise" };
     let value = f.value.unwrap_or(0.0);
-    let base_text = f
+    let pct = |x: f64| format!("{:.1}", x * 100.0);
+    let conf = format!("{:.0}%", (1.0 - rule.alpha) * 100.0);
+    // The change between the two numbers shown, in points (absolute) and percent
+    // (relative); the test's paired estimate is said apart when it differs (it counts only
+    // the cases with a baseline outcome, and averages the trailing runs case by case).
+    let mut detail = match f.baseline_value {
+        Some(b) => format!(
+            "pass_rate {} vs baseline {}: {}",
+            fmt_value("pass_rate", value),
+            fmt_value("pass_rate", b),
+            fmt_change("pass_rate", value, b)
+        ),
+        None => format!("pass_rate {}", fmt_value("pass_rate", value)),
+    };
+    let shown_worse = f
         .baseline_value
-        .map_or_else(|| "n/a".into(), |b| fmt_value("pass_rate", b));
-    f.detail = format!(
-        "pass_rate {} vs baseline {base_text}: {word} of {:.1} points (up to {:.1} at {:.0}% confidence; limit {:.1}), {} p = {}{}{}",
-        fmt_value("pass_rate", value),
-        worse * 100.0,
-        upper * 100.0,
-        (1.0 - rule.alpha) * 100.0,
-        threshold * 100.0,
+        .map(|b| if drop { b - value } else { value - b });
+    if shown_worse.is_none_or(|w| (w - worse).abs() >= 0.0005) {
+        let paired = if drop { -worse } else { worse };
+        let _ = write!(
+            detail,
+            "; case by case over {} result(s) with a baseline outcome: {}",
+            test.n,
+            if paired == 0.0 {
+                "unchanged".to_owned()
+            } else {
+                format!(
+                    "{} {} points",
+                    if paired < 0.0 { "down" } else { "up" },
+                    pct(paired.abs())
+                )
+            }
+        );
+    }
+    let _ = write!(
+        detail,
+        "; {} p {} {} alpha {}",
         test.name,
-        fmt_p(test.p_value),
-        match stable_p {
-            Some(p) if !flaky.is_empty() => format!(
-                "; without the {} known-flaky case(s) p = {}",
-                flaky.len(),
-                fmt_p(p)
-            ),
-            _ => String::new(),
-        },
-        if test.p_value < rule.alpha && !stable_ok {
-            " (the change rests on known-flaky cases: no alert)"
-        } else {
-            ""
-        }
+        p_text(test.p_value),
+        if test.p_value < rule.alpha { "<" } else { ">=" },
+        rule.alpha
     );
+    if let Some(p) = stable_p
+        && !flaky.is_empty()
+    {
+        let _ = write!(
+            detail,
+            "; without the {} known-flaky case(s) p = {}",
+            flaky.len(),
+            fmt_p(p)
+        );
+    }
+    let why = if worse <= 0.0 {
+        format!("no {word}: does not fire")
+    } else if test.p_value >= rule.alpha {
+        "not significant: does not fire".to_owned()
+    } else if !stable_ok {
+        "the change rests on known-flaky cases: does not fire".to_owned()
+    } else if !large_enough {
+        format!(
+            "significant, but the {word} is at most {} points at {conf} confidence, under the limit of {} points: does not fire",
+            pct(upper),
+            pct(threshold)
+        )
+    } else {
+        format!(
+            "the {word} could reach the limit ({} points at {conf} confidence >= {} points): fires",
+            pct(upper),
+            pct(threshold)
+        )
+    };
+    let _ = write!(detail, ": {why}");
+    f.detail = detail;
+    f.known_flaky = flaky.iter().take(MAX_FLIPS).cloned().collect();
     f.test = Some(test);
     f.verdict = if significant && large_enough {
         Verdict::Firing
@@ -878,7 +1036,10 @@ pub fn missed_run(
         };
     } else {
         f.verdict = Verdict::Clear;
-        f.detail = format!("last complete run {hours:.1}h ago");
+        f.detail = format!(
+            "last complete run {hours:.1}h ago, limit {}: within limits",
+            super::rule::fmt_duration(rule.condition_after())
+        );
     }
     f
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::eval::{Finding, fmt_value};
+use super::eval::{Finding, TOP_FLIPS, fmt_value};
 use super::rule::{Condition, Rule, severity_str};
 
 /// Where a notice comes from.
@@ -54,8 +54,8 @@ pub fn alert_payload(rule: &Rule, f: &Finding, ctx: &NoticeContext<'_>, alert_id
         text.push(format!("run {r}"));
     }
     if f.flipped_total > 0 {
-        let ids: Vec<String> = f.flipped.iter().map(flip_text).collect();
-        let more = f.flipped_total.saturating_sub(f.flipped.len());
+        let ids: Vec<String> = f.flipped.iter().take(TOP_FLIPS).map(flip_text).collect();
+        let more = f.flipped_total.saturating_sub(ids.len());
         text.push(format!(
             "flipped ({}): {}{}",
             f.flipped_total,
@@ -68,11 +68,22 @@ pub fn alert_payload(rule: &Rule, f: &Finding, ctx: &NoticeContext<'_>, alert_id
         ));
     }
     if f.flaky_flipped_total > 0 {
-        let ids: Vec<String> = f.flaky_flipped.iter().map(flip_text).collect();
+        let ids: Vec<String> = f
+            .flaky_flipped
+            .iter()
+            .take(TOP_FLIPS)
+            .map(flip_text)
+            .collect();
+        let more = f.flaky_flipped_total.saturating_sub(ids.len());
         text.push(format!(
-            "known-flaky, not counted ({}): {}",
+            "known-flaky, not counted ({}): {}{}",
             f.flaky_flipped_total,
-            ids.join(", ")
+            ids.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ));
     }
     if !f.concentration.is_empty() {
@@ -212,6 +223,7 @@ mod tests {
                 baseline: 0.9,
                 worse_by: 0.4,
             }],
+            known_flaky: Vec::new(),
             detail: "pass_rate 80.0% vs baseline 90.0%".into(),
         };
         let ctx = NoticeContext {

@@ -12,7 +12,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::rule::{severity_parse, severity_str};
+use super::rule::{fmt_duration, parse_duration, severity_parse, severity_str};
 use crate::model::Severity;
 use crate::model::SinkSpec;
 
@@ -28,6 +28,8 @@ const DEFAULT_RETRIES: u32 = 2;
 const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(5);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `timeout` a sink may set.
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Where a URL comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +78,9 @@ pub struct SinkError {
     pub message: String,
     /// Whether another attempt may succeed.
     pub retryable: bool,
+    /// The receiver did not answer in time: it may still have got the notice, so it is not
+    /// sent again at once (the next attempt waits for the queue's backoff).
+    pub timed_out: bool,
 }
 
 impl SinkError {
@@ -83,6 +88,7 @@ impl SinkError {
         Self {
             message: message.into(),
             retryable: true,
+            timed_out: false,
         }
     }
 
@@ -90,11 +96,23 @@ impl SinkError {
         Self {
             message: message.into(),
             retryable: false,
+            timed_out: false,
+        }
+    }
+
+    fn timeout(timeout: Duration) -> Self {
+        Self {
+            message: format!(
+                "timed out after {} (the receiver may still have got it: every attempt carries the same delivery id)",
+                fmt_duration(timeout)
+            ),
+            retryable: true,
+            timed_out: true,
         }
     }
 }
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "min_severity",
     "url",
     "url_env",
@@ -103,6 +121,7 @@ const KEYS: [&str; 8] = [
     "path",
     "command",
     "retries",
+    "timeout",
 ];
 
 fn url_source(s: &serde_json::Map<String, Value>) -> Result<UrlSource, String> {
@@ -143,6 +162,24 @@ pub fn parse_sink(spec: &SinkSpec, root: &Path) -> Result<Sink, String> {
             .ok_or_else(|| {
                 err(format!(
                     "`retries` must be a whole number 0..=10, found {v}"
+                ))
+            })?,
+    };
+    let timeout = match s.get("timeout") {
+        None => DEFAULT_TIMEOUT,
+        Some(v) => v
+            .as_str()
+            .and_then(parse_duration)
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|x| *x > 0.0 && x.is_finite())
+                    .map(Duration::from_secs_f64)
+            })
+            .filter(|d| *d >= Duration::from_secs(1) && *d <= MAX_TIMEOUT)
+            .ok_or_else(|| {
+                err(format!(
+                    "`timeout` must be a duration from 1s to {} (`10s`, `2m`), found {v}",
+                    fmt_duration(MAX_TIMEOUT)
                 ))
             })?,
     };
@@ -211,7 +248,7 @@ pub fn parse_sink(spec: &SinkSpec, root: &Path) -> Result<Sink, String> {
         min_severity,
         retries,
         base_delay: DEFAULT_BASE_DELAY,
-        timeout: DEFAULT_TIMEOUT,
+        timeout,
     })
 }
 
@@ -232,8 +269,17 @@ impl Sink {
         severity >= self.min_severity
     }
 
+    /// The longest one [`Sink::deliver`] can take: every attempt timing out, with the
+    /// backoff between them. A claim on a delivery lasts longer than this.
+    #[must_use]
+    pub fn max_delivery_time(&self) -> Duration {
+        let attempts = self.retries + 1;
+        self.timeout.saturating_mul(attempts) + MAX_DELAY.saturating_mul(self.retries)
+    }
+
     /// Deliver one notice, retrying with exponential backoff. Returns the attempts made and
-    /// the last error, if every attempt failed.
+    /// the last error, if every attempt failed. A timeout is not retried at once: the
+    /// receiver may be slow rather than down, and another POST now would be a duplicate.
     pub async fn deliver(
         &self,
         client: &reqwest::Client,
@@ -246,7 +292,9 @@ impl Sink {
             let r = self.send_once(client, notice, env).await;
             match r {
                 Ok(()) => return (attempt, Ok(())),
-                Err(e) if !e.retryable || attempt > self.retries => return (attempt, Err(e)),
+                Err(e) if !e.retryable || e.timed_out || attempt > self.retries => {
+                    return (attempt, Err(e));
+                }
                 Err(_) => {
                     let factor = 2u32.saturating_pow(attempt - 1);
                     let delay = self.base_delay.saturating_mul(factor).min(MAX_DELAY);
@@ -263,14 +311,8 @@ impl Sink {
         env: Env<'_>,
     ) -> Result<(), SinkError> {
         match &self.kind {
-            SinkKind::Stdout => {
-                println!("{}", notice.text());
-                Ok(())
-            }
-            SinkKind::Stderr => {
-                eprintln!("{}", notice.text());
-                Ok(())
-            }
+            SinkKind::Stdout => print_to(&mut std::io::stdout().lock(), "stdout", notice),
+            SinkKind::Stderr => print_to(&mut std::io::stderr().lock(), "stderr", notice),
             SinkKind::File(path) => append_line(path, notice.body),
             SinkKind::Webhook {
                 url,
@@ -298,12 +340,24 @@ impl Sink {
                 for (k, v) in headers {
                     req = req.header(k.as_str(), expand(v, env)?);
                 }
-                send(req.body(notice.body.to_owned())).await
+                send(req.body(notice.body.to_owned()), self.timeout).await
             }
             SinkKind::Slack { url } => {
                 let url = resolve_url(url, env)?;
-                let body = serde_json::json!({ "text": notice.text() });
-                send(client.post(url).timeout(self.timeout).json(&body)).await
+                // The delivery id, as webhooks get it, in the header and at the end of the
+                // text (the part a human forwarding a duplicate can see).
+                let text = format!(
+                    "{}\n_evalwatch delivery {}_",
+                    notice.text(),
+                    notice.delivery_id
+                );
+                let body = serde_json::json!({ "text": text });
+                let req = client
+                    .post(url)
+                    .timeout(self.timeout)
+                    .header(DELIVERY_HEADER, notice.delivery_id.to_string())
+                    .json(&body);
+                send(req, self.timeout).await
             }
             SinkKind::Command(argv) => run_command(argv, notice, self.timeout).await,
         }
@@ -384,7 +438,7 @@ fn expand(template: &str, env: Env<'_>) -> Result<String, SinkError> {
     Ok(out)
 }
 
-async fn send(req: reqwest::RequestBuilder) -> Result<(), SinkError> {
+async fn send(req: reqwest::RequestBuilder, timeout: Duration) -> Result<(), SinkError> {
     match req.send().await {
         Ok(resp) => {
             let status = resp.status();
@@ -396,9 +450,26 @@ async fn send(req: reqwest::RequestBuilder) -> Result<(), SinkError> {
                 Err(SinkError::fatal(format!("the endpoint answered {status}")))
             }
         }
+        Err(e) if e.is_timeout() => Err(SinkError::timeout(timeout)),
         // Without the URL: it may hold a token.
         Err(e) => Err(SinkError::retry(format!("send: {}", e.without_url()))),
     }
+}
+
+/// A `stdout` sink's notice. A closed stream (`evalwatch run | head`) is a failed delivery,
+/// not a panic: the notice stays queued for the next `run` or `alerts check`.
+fn print_to(w: &mut impl std::io::Write, name: &str, notice: &Notice<'_>) -> Result<(), SinkError> {
+    let mut text = notice.text();
+    text.push('\n');
+    w.write_all(text.as_bytes())
+        .and_then(|()| w.flush())
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                SinkError::fatal(format!("print on {name}: it is closed (broken pipe)"))
+            } else {
+                SinkError::retry(format!("print on {name}: {e}"))
+            }
+        })
 }
 
 fn append_line(path: &Path, body: &str) -> Result<(), SinkError> {
@@ -446,7 +517,7 @@ async fn run_command(
     }
     let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
-        .map_err(|_| SinkError::retry(format!("`{program}` did not finish within {timeout:?}")))?
+        .map_err(|_| SinkError::timeout(timeout))?
         .map_err(|e| SinkError::retry(format!("wait for `{program}`: {e}")))?;
     if out.status.success() {
         Ok(())

@@ -347,10 +347,33 @@ impl<'a> SuiteEval<'a> {
                     }
                     Baseline::Pinned(None) => &[],
                 };
+                // Runs during which a pass-rate alert of this provider and tag was firing
+                // are left out of the flakiness window: a regression and its fix are a step
+                // down and up, not flakiness (else the same regression would not page twice).
+                let calm;
+                let flaky_window: &[RunSnapshot] = if eval::needs_statuses(rule) {
+                    let alerted = store.pass_rate_alerted_runs(
+                        &self.suite.name,
+                        provider,
+                        rule.tag.as_deref(),
+                    )?;
+                    if window.iter().any(|r| alerted.contains(&r.run_id)) {
+                        calm = window
+                            .iter()
+                            .filter(|r| !alerted.contains(&r.run_id))
+                            .cloned()
+                            .collect::<Vec<_>>();
+                        &calm
+                    } else {
+                        &window
+                    }
+                } else {
+                    &window
+                };
                 let input = EvalInput {
                     current: snap,
                     baseline,
-                    window: &window,
+                    window: flaky_window,
                     case_tags: &self.case_tags,
                 };
                 out.push((i, eval::evaluate(rule, provider, &input)));
@@ -434,6 +457,31 @@ impl Apply<'_> {
         for (i, f) in findings {
             let Some(rule) = rules.get(*i) else { continue };
             let open = store.open_alert(&suite.name, &rule.name, &f.provider, f.tag.as_deref())?;
+            // -v: every rule, what was tested and why it did or did not fire (a rule that
+            // fires or resolves says it in its own line, printed without -v too).
+            let said =
+                f.verdict == Verdict::Firing || (f.verdict == Verdict::Clear && open.is_some());
+            if !said {
+                self.ctx.printer.detail(&format!(
+                    "alert rule `{}` on {}{}{}: {}: {}",
+                    rule.name,
+                    suite.name,
+                    if f.provider == "*" {
+                        String::new()
+                    } else {
+                        format!("/{}", f.provider)
+                    },
+                    f.tag
+                        .as_deref()
+                        .map_or_else(String::new, |t| format!(" [tag {t}]")),
+                    match f.verdict {
+                        Verdict::Firing => "fires",
+                        Verdict::Clear => "quiet",
+                        Verdict::Unknown => "undecided, state kept",
+                    },
+                    f.detail
+                ));
+            }
             let sinks = self.sinks_for(rule.severity);
             let severity = severity_str(rule.severity);
             let mut ctx = NoticeContext {
@@ -500,13 +548,7 @@ impl Apply<'_> {
                         .printer
                         .note(&format!("resolved [{severity}] {}", headline(f)));
                 }
-                (Verdict::Clear | Verdict::Unknown, None) | (Verdict::Unknown, Some(_)) => {
-                    if f.verdict == Verdict::Unknown {
-                        self.ctx
-                            .printer
-                            .detail(&format!("alert rule `{}`: {}", rule.name, f.detail));
-                    }
-                }
+                (Verdict::Clear | Verdict::Unknown, None) | (Verdict::Unknown, Some(_)) => {}
             }
         }
         Ok(fired)
@@ -533,95 +575,168 @@ fn machine(rule: &Rule, f: &Finding, message: &str, new: bool, id: i64) -> Value
     })
 }
 
-/// Deliver every pending notice. Failures are warnings: the notices stay queued. Returns
-/// (delivered, still pending).
+/// Remember the cases the pass-rate rules of `suite` counted as known-flaky on run `run_id`
+/// (the trend page lists them with the flaky cases).
+fn record_known_flaky(
+    store: &mut Store,
+    suite: &str,
+    run_id: &str,
+    rules: &[Rule],
+    findings: &[(usize, Finding)],
+) -> anyhow::Result<()> {
+    if !rules.iter().any(eval::needs_statuses) {
+        return Ok(());
+    }
+    let cases: BTreeSet<(String, String)> = findings
+        .iter()
+        .filter(|(i, _)| rules.get(*i).is_some_and(eval::needs_statuses))
+        .flat_map(|(_, f)| {
+            f.known_flaky
+                .iter()
+                .map(|c| (f.provider.clone(), c.clone()))
+        })
+        .collect();
+    store.set_known_flaky(suite, run_id, &cases.into_iter().collect::<Vec<_>>())?;
+    Ok(())
+}
+
+/// The first pause after a failed delivery round; each further failed round doubles it.
+const ROUND_BACKOFF: chrono::Duration = chrono::Duration::seconds(30);
+/// The longest pause between delivery rounds.
+const MAX_ROUND_BACKOFF: chrono::Duration = chrono::Duration::hours(1);
+/// Added to a delivery's longest possible duration to make its claim.
+const CLAIM_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
+
+/// When a delivery that failed its `rounds`-th round is tried again: 30 s, 1 min, 2 min, ...
+/// up to an hour after `now`.
+fn next_attempt(now: DateTime<Utc>, rounds: u32) -> DateTime<Utc> {
+    let factor = 2i32.saturating_pow(rounds.saturating_sub(1).min(20));
+    now + (ROUND_BACKOFF * factor).min(MAX_ROUND_BACKOFF)
+}
+
+/// Who is sending: this process, for delivery claims.
+fn sender_id() -> String {
+    format!("pid {} on {}", std::process::id(), now_rfc3339(Utc::now()))
+}
+
+/// What one delivery round did to one notice.
+struct Round {
+    id: i64,
+    sink: String,
+    result: Result<(), String>,
+    next: Option<String>,
+}
+
+/// Deliver every pending notice that is due. Each delivery is claimed in the store before
+/// it is sent (so that concurrent senders, two `alerts check` or a daemon and a `run`, never
+/// send a notice twice) and recorded as soon as it is done. A failed delivery stays queued
+/// and is tried again after a backoff (30 s, doubling, up to an hour) that `run` honours and
+/// `alerts check` (`ignore_backoff`) does not. Failures are warnings, one per sink with that
+/// sink's queue. Returns (delivered, still pending).
 pub fn flush_queue(
     ctx: &Ctx,
     store: &mut Store,
     sinks: &[Sink],
     env: Env<'_>,
+    ignore_backoff: bool,
 ) -> anyhow::Result<(usize, usize)> {
     let pending = store.pending_deliveries()?;
     if pending.is_empty() {
         return Ok((0, 0));
     }
     let client = crate::provider::http_client()?;
+    let owner = sender_id();
     // Sends happen on a thread of their own with its own runtime, so that this works
     // whether or not the caller is inside one.
-    let results: Vec<(i64, u32, Result<(), String>)> = std::thread::scope(|scope| {
+    let rounds: anyhow::Result<Vec<Round>> = std::thread::scope(|scope| {
         scope
-            .spawn(|| {
+            .spawn(|| -> anyhow::Result<Vec<Round>> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build();
-                let Ok(rt) = rt else {
-                    return Vec::new();
-                };
+                    .build()?;
                 rt.block_on(async {
                     let mut out = Vec::new();
-                    let mut down: BTreeSet<&str> = BTreeSet::new();
+                    // Sinks that failed, or whose next notice another sender holds: a
+                    // sink's notices go out in order, so later ones wait.
+                    let mut blocked: BTreeSet<&str> = BTreeSet::new();
                     for d in &pending {
-                        let Some(sink) = sinks.iter().find(|s| s.id == d.sink) else {
-                            out.push((
-                                d.id,
-                                0,
-                                Err(format!("sink `{}` is no longer configured", d.sink)),
-                            ));
-                            continue;
-                        };
-                        // Keep a sink's notices in order: once one fails, later ones wait.
-                        if down.contains(d.sink.as_str()) {
+                        if blocked.contains(d.sink.as_str()) {
                             continue;
                         }
-                        let notice = Notice {
-                            delivery_id: d.id,
-                            kind: &d.kind,
-                            body: &d.payload,
-                        };
-                        let (attempts, r) = sink.deliver(&client, &notice, env).await;
-                        if r.is_err() {
-                            down.insert(d.sink.as_str());
+                        let sink = sinks.iter().find(|s| s.id == d.sink);
+                        let lease = sink.map_or(std::time::Duration::ZERO, Sink::max_delivery_time);
+                        let now = Utc::now();
+                        let until = now
+                            + chrono::Duration::from_std(lease).unwrap_or(MAX_ROUND_BACKOFF)
+                            + CLAIM_MARGIN;
+                        if !store.claim_delivery(
+                            d.id,
+                            &owner,
+                            &now_rfc3339(now),
+                            &now_rfc3339(until),
+                            ignore_backoff,
+                        )? {
+                            blocked.insert(d.sink.as_str());
+                            continue;
                         }
-                        out.push((d.id, attempts, r.map_err(|e| e.message)));
+                        let (attempts, result) = match sink {
+                            Some(sink) => {
+                                let notice = Notice {
+                                    delivery_id: d.id,
+                                    kind: &d.kind,
+                                    body: &d.payload,
+                                };
+                                let (a, r) = sink.deliver(&client, &notice, env).await;
+                                (a, r.map_err(|e| e.message))
+                            }
+                            None => (0, Err(format!("sink `{}` is no longer configured", d.sink))),
+                        };
+                        let done = Utc::now();
+                        let next = result
+                            .is_err()
+                            .then(|| now_rfc3339(next_attempt(done, d.failed_rounds + 1)));
+                        store.record_delivery(
+                            d.id,
+                            &now_rfc3339(done),
+                            result.as_ref().err().map(String::as_str),
+                            attempts,
+                            next.as_deref(),
+                        )?;
+                        if result.is_err() {
+                            blocked.insert(d.sink.as_str());
+                        }
+                        out.push(Round {
+                            id: d.id,
+                            sink: d.sink.clone(),
+                            result,
+                            next,
+                        });
                     }
-                    out
+                    Ok(out)
                 })
             })
             .join()
-            .unwrap_or_default()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the delivery thread panicked")))
     });
-    let now = now_rfc3339(Utc::now());
-    let mut delivered = 0;
-    for (id, attempts, r) in &results {
-        match r {
-            Ok(()) => {
-                delivered += 1;
-                store.record_delivery(*id, &now, None, *attempts)?;
-            }
-            Err(e) => {
-                store.record_delivery(*id, &now, Some(e), *attempts)?;
-            }
-        }
-    }
-    let left = pending.len() - delivered;
-    let failed: BTreeSet<String> = results
-        .iter()
-        .filter_map(|(id, _, r)| {
-            r.as_ref().err().map(|e| {
-                let sink = pending
-                    .iter()
-                    .find(|d| d.id == *id)
-                    .map_or("?", |d| d.sink.as_str());
-                format!("sink `{sink}`: {e}")
-            })
-        })
-        .collect();
-    for f in &failed {
+    let rounds = rounds?;
+    let delivered = rounds.iter().filter(|r| r.result.is_ok()).count();
+    let backlog = store.pending_by_sink()?;
+    let left: u64 = backlog.iter().map(|b| b.notices).sum();
+    for r in &rounds {
+        let Err(e) = &r.result else { continue };
+        let queued = backlog
+            .iter()
+            .find(|b| b.sink == r.sink)
+            .map_or(0, |b| b.notices);
+        let when = r.next.as_deref().map_or_else(String::new, |t| {
+            format!(" (by `run` from {t}; `alerts check` at once)")
+        });
         ctx.printer.warn(&format!(
-            "deliver alerts: {f}; {left} notice(s) stay queued and are retried on the next `run` or `alerts check`"
+            "deliver alerts: sink `{}`: notice {}: {e}; {queued} notice(s) for this sink stay queued and are retried{when}",
+            r.sink, r.id
         ));
     }
-    Ok((delivered, left))
+    Ok((delivered, usize::try_from(left).unwrap_or(usize::MAX)))
 }
 
 /// The alert step of `run`, after the run is stored: evaluate the suite's rules against its
@@ -708,7 +823,8 @@ pub fn after_run_with(
         now: now_rfc3339(now),
     };
     let fired = apply.apply(store, suite, &rules, &findings, Some(&info.run_id))?;
-    if let Err(e) = flush_queue(ctx, store, &sinks, env) {
+    record_known_flaky(store, &suite.name, &info.run_id, &rules, &findings)?;
+    if let Err(e) = flush_queue(ctx, store, &sinks, env, false) {
         ctx.printer
             .warn(&format!("deliver alerts: {e}; notices stay queued"));
     }
@@ -792,6 +908,9 @@ fn check(
             .into_iter()
             .partition(|(i, _)| rules.get(*i).is_some_and(|r| r.metric == MISSED_RUN));
         apply.apply(&mut store, suite, rules, &regular, run_id)?;
+        if let Some(r) = run_id {
+            record_known_flaky(&mut store, &suite.name, r, rules, &regular)?;
+        }
         apply.apply(&mut store, suite, rules, &missed, None)?;
         let open = store.open_alerts(Some(&suite.name))?;
         if open.is_empty() {
@@ -805,7 +924,7 @@ fn check(
             }
         }
     }
-    let (delivered, left) = flush_queue(ctx, &mut store, &sinks, env)?;
+    let (delivered, left) = flush_queue(ctx, &mut store, &sinks, env, true)?;
     if delivered > 0 || left > 0 {
         ctx.printer
             .info(&format!("notices: {delivered} delivered, {left} queued"));
@@ -844,7 +963,10 @@ fn list(ctx: &Ctx, format: ReadFormat) -> anyhow::Result<u8> {
     if format == ReadFormat::Json {
         let out = json!({
             "alerts": rows.iter().map(row_json).collect::<Vec<_>>(),
-            "pending": pending.iter().map(|(s, n)| json!({"sink": s, "notices": n})).collect::<Vec<_>>(),
+            "pending": pending.iter().map(|b| json!({
+                "sink": b.sink, "notices": b.notices, "last_error": b.last_error,
+                "next_attempt_at": b.next_attempt_at,
+            })).collect::<Vec<_>>(),
         });
         ctx.printer.result(&serde_json::to_string_pretty(&out)?);
         return Ok(exit::OK);
@@ -865,9 +987,18 @@ fn list(ctx: &Ctx, format: ReadFormat) -> anyhow::Result<u8> {
             a.severity, a.rule, a.message
         ));
     }
-    for (sink, n) in &pending {
+    for b in &pending {
+        let why = b
+            .last_error
+            .as_deref()
+            .map_or_else(String::new, |e| format!("; last error: {e}"));
+        let when = b.next_attempt_at.as_deref().map_or_else(
+            || "the next `run` or `alerts check`".to_owned(),
+            |t| format!("`run` from {t}, `alerts check` at once"),
+        );
         ctx.printer.result(&format!(
-            "sink `{sink}`: {n} notice(s) not yet delivered (retried on the next `run` or `alerts check`)"
+            "sink `{}`: {} notice(s) not yet delivered{why} (retried by {when})",
+            b.sink, b.notices
         ));
     }
     Ok(exit::OK)

@@ -179,8 +179,7 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
                 .map(|f| json!({"case_id": f.case_id, "provider": f.provider, "sample": f.sample, "from": f.from, "to": f.to}))
                 .collect(),
         );
-        let stdout = std::io::stdout();
-        let mut lock = std::io::BufWriter::new(stdout.lock());
+        let mut lock = crate::output::stdout_writer();
         let mut w = JsonRunWriter::begin(&mut lock, &head)?;
         store.for_each_result(&info.run_id, |rec| {
             w.case(&rec)

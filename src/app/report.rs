@@ -808,8 +808,7 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<u8> {
         }
     } else {
         {
-            let stdout = std::io::stdout();
-            let mut w = std::io::BufWriter::new(stdout.lock());
+            let mut w = crate::output::stdout_writer();
             export_to(&store, args, &mut w)?;
             w.flush()?;
         }

@@ -1599,7 +1599,7 @@ fn emit(ctx: &Ctx, store: &Store, args: &RunArgs, runs: &[Done]) -> anyhow::Resu
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
         )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(crate::output::stdout_writer()),
     };
     match args.format {
         RunFormat::Text => {

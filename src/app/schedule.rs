@@ -631,7 +631,7 @@ impl Host for AppHost<'_> {
     }
 
     fn log(&mut self, event: Event) {
-        eprintln!("{}", event.to_json(self.now()));
+        crate::output::err(&event.to_json(self.now()));
     }
 }
 
@@ -1054,16 +1054,16 @@ fn emit(
         }
         None if files.len() == 1 => {
             for (_, text) in &files {
-                print!("{text}");
+                crate::output::out_raw(text);
             }
         }
         None => {
             for (i, (name, text)) in files.iter().enumerate() {
                 if i > 0 {
-                    println!();
+                    crate::output::out("");
                 }
-                println!("# ==> {name} <==");
-                print!("{text}");
+                crate::output::out(&format!("# ==> {name} <=="));
+                crate::output::out_raw(text);
             }
         }
     }

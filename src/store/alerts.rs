@@ -147,6 +147,69 @@ impl Store {
             .optional()?)
     }
 
+    /// Ids of the runs of `suite` during which a `pass_rate` alert of `provider` and `tag`
+    /// was firing (from the run that opened it to the last run that saw it fire).
+    pub fn pass_rate_alerted_runs(
+        &self,
+        suite: &str,
+        provider: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT r.run_id FROM alerts a
+                 JOIN runs ro ON ro.run_id = a.opened_run
+                 JOIN runs rl ON rl.run_id = a.last_run
+                 JOIN suites s ON s.name = a.suite
+                 JOIN runs r ON r.suite_ref = s.id
+                 WHERE a.suite = ?1 AND a.provider = ?2 AND a.tag = ?3 AND a.metric = 'pass_rate'
+                   AND julianday(r.started_at) BETWEEN julianday(ro.started_at)
+                                                   AND julianday(rl.started_at)",
+            )?
+            .query_map(params![suite, provider, tag.unwrap_or("")], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Replace the known-flaky cases of `suite` with `cases` ((provider, case id)), as the
+    /// alert evaluation of run `run_id` counted them.
+    pub fn set_known_flaky(
+        &mut self,
+        suite: &str,
+        run_id: &str,
+        cases: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM alert_known_flaky WHERE suite = ?1", [suite])?;
+        {
+            let mut add = tx.prepare_cached(
+                "INSERT INTO alert_known_flaky (suite, provider, case_id, run_id)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )?;
+            for (provider, case) in cases {
+                add.execute(params![suite, provider, case, run_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The known-flaky cases of `suite`: (provider, case id, run id), by provider and case.
+    pub fn known_flaky(&self, suite: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT provider, case_id, run_id FROM alert_known_flaky WHERE suite = ?1
+                 ORDER BY provider, case_id",
+            )?
+            .query_map([suite], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Open alerts, of one suite or all, oldest first.
     pub fn open_alerts(&self, suite: Option<&str>) -> Result<Vec<AlertRow>, StoreError> {
         let rows = self
@@ -241,7 +304,8 @@ impl Store {
         let rows = self
             .conn
             .prepare_cached(
-                "SELECT d.id, d.sink, d.attempts, n.kind, n.payload, n.created_at
+                "SELECT d.id, d.sink, d.attempts, n.kind, n.payload, n.created_at,
+                     d.failed_rounds, d.next_attempt_at
                  FROM alert_deliveries d JOIN alert_notices n ON n.id = d.notice_ref
                  WHERE d.delivered_at IS NULL ORDER BY d.id",
             )?
@@ -253,26 +317,62 @@ impl Store {
                     kind: r.get(3)?,
                     payload: r.get(4)?,
                     created_at: r.get(5)?,
+                    failed_rounds: codec::to_u32(r.get(6)?),
+                    next_attempt_at: r.get(7)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    /// Record a delivery attempt: delivered (`error` None) or failed with a reason (which
-    /// must not contain a secret).
+    /// Claim a pending delivery for `owner` until `until` (RFC 3339), before sending it:
+    /// true when this caller may send it. Refused when it is delivered, claimed by a sender
+    /// whose claim has not expired, waiting for its backoff (`next_attempt_at` after `now`,
+    /// unless `ignore_backoff`), or when an earlier notice to the same sink is still
+    /// pending (a sink's notices go out in order). One statement, so that of concurrent
+    /// claimants exactly one wins.
+    pub fn claim_delivery(
+        &mut self,
+        id: i64,
+        owner: &str,
+        now: &str,
+        until: &str,
+        ignore_backoff: bool,
+    ) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE alert_deliveries SET claimed_by = ?2, claimed_until = ?4
+             WHERE id = ?1 AND delivered_at IS NULL
+               AND (claimed_until IS NULL OR julianday(claimed_until) <= julianday(?3))
+               AND (?5 OR next_attempt_at IS NULL
+                    OR julianday(next_attempt_at) <= julianday(?3))
+               AND NOT EXISTS (SELECT 1 FROM alert_deliveries e
+                               WHERE e.sink = alert_deliveries.sink
+                                 AND e.id < alert_deliveries.id AND e.delivered_at IS NULL)",
+            params![id, owner, now, until, ignore_backoff],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Record a delivery round of a claimed delivery and release the claim: delivered
+    /// (`error` None) or failed with a reason (which must not contain a secret) and the
+    /// time before which it is not tried again (`next_attempt`).
     pub fn record_delivery(
         &mut self,
         id: i64,
         at: &str,
         error: Option<&str>,
         attempts: u32,
+        next_attempt: Option<&str>,
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE alert_deliveries SET attempts = attempts + ?4, last_attempt = ?2,
-                 last_error = ?3, delivered_at = CASE WHEN ?3 IS NULL THEN ?2 END
+                 last_error = ?3, delivered_at = CASE WHEN ?3 IS NULL THEN ?2 END,
+                 failed_rounds = CASE WHEN ?3 IS NULL THEN failed_rounds
+                                      ELSE failed_rounds + 1 END,
+                 next_attempt_at = CASE WHEN ?3 IS NULL THEN NULL ELSE ?5 END,
+                 claimed_by = NULL, claimed_until = NULL
              WHERE id = ?1",
-            params![id, at, error, attempts],
+            params![id, at, error, attempts, next_attempt],
         )?;
         Ok(())
     }
@@ -293,15 +393,27 @@ impl Store {
         Ok(rows)
     }
 
-    /// Undelivered notices per sink.
-    pub fn pending_by_sink(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    /// Undelivered notices per sink, with the oldest one's last error and next attempt.
+    pub fn pending_by_sink(&self) -> Result<Vec<SinkBacklog>, StoreError> {
         let rows = self
             .conn
             .prepare_cached(
-                "SELECT sink, count(*) FROM alert_deliveries WHERE delivered_at IS NULL
-                 GROUP BY sink ORDER BY sink",
+                "SELECT d.sink, count(*),
+                     (SELECT o.last_error FROM alert_deliveries o
+                      WHERE o.sink = d.sink AND o.delivered_at IS NULL ORDER BY o.id LIMIT 1),
+                     (SELECT o.next_attempt_at FROM alert_deliveries o
+                      WHERE o.sink = d.sink AND o.delivered_at IS NULL ORDER BY o.id LIMIT 1)
+                 FROM alert_deliveries d WHERE d.delivered_at IS NULL
+                 GROUP BY d.sink ORDER BY d.sink",
             )?
-            .query_map([], |r| Ok((r.get(0)?, codec::to_u64(r.get(1)?))))?
+            .query_map([], |r| {
+                Ok(SinkBacklog {
+                    sink: r.get(0)?,
+                    notices: codec::to_u64(r.get(1)?),
+                    last_error: r.get(2)?,
+                    next_attempt_at: r.get(3)?,
+                })
+            })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
@@ -358,18 +470,30 @@ mod tests {
         assert_eq!(pending[0].payload, format!("{{\"alert_id\":{id}}}"));
         assert_eq!(pending[0].kind, "alert");
         store
-            .record_delivery(pending[0].id, "2025-01-01T00:00:02Z", None, 1)
+            .record_delivery(pending[0].id, "2025-01-01T00:00:02Z", None, 1, None)
             .unwrap();
         store
-            .record_delivery(pending[1].id, "2025-01-01T00:00:02Z", Some("refused"), 3)
+            .record_delivery(
+                pending[1].id,
+                "2025-01-01T00:00:02Z",
+                Some("refused"),
+                3,
+                Some("2025-01-01T00:01:00Z"),
+            )
             .unwrap();
         let left = store.pending_deliveries().unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].sink, "file");
         assert_eq!(left[0].attempts, 3);
+        assert_eq!(left[0].failed_rounds, 1);
         assert_eq!(
             store.pending_by_sink().unwrap(),
-            vec![("file".to_owned(), 1)]
+            vec![SinkBacklog {
+                sink: "file".to_owned(),
+                notices: 1,
+                last_error: Some("refused".into()),
+                next_attempt_at: Some("2025-01-01T00:01:00Z".into()),
+            }]
         );
         store
             .touch_alert(id, Some("r2"), "2025-01-02T00:00:00Z", Some(0.7), Some(0.9))
@@ -398,6 +522,85 @@ mod tests {
             .unwrap();
         assert_eq!(store.open_alerts(Some("s")).unwrap().len(), 1);
         assert!(store.open_alerts(Some("other")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_delivery_is_claimed_by_one_sender_in_order_and_after_its_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let mut a = Store::open(&path).unwrap();
+        let mut b = Store::open(&path).unwrap();
+        let sinks = vec!["hook".to_owned()];
+        let id = a
+            .open_new_alert(
+                &new_alert("r", "2025-01-01T00:00:00Z"),
+                |_| "{}".into(),
+                &sinks,
+            )
+            .unwrap();
+        a.resolve_alert(id, Some("r2"), "2025-01-01T00:00:01Z", "{}", &sinks)
+            .unwrap();
+        let p = a.pending_deliveries().unwrap();
+        let (first, second) = (p[0].id, p[1].id);
+        let (now, until) = ("2025-01-01T00:00:02Z", "2025-01-01T00:01:00Z");
+        // The second notice waits for the first (order per sink).
+        assert!(!b.claim_delivery(second, "b", now, until, false).unwrap());
+        assert!(a.claim_delivery(first, "a", now, until, false).unwrap());
+        // Claimed: nobody else sends it, not even the same store again.
+        assert!(!b.claim_delivery(first, "b", now, until, false).unwrap());
+        // A claim that expired (its sender died) is taken over.
+        assert!(
+            b.claim_delivery(
+                first,
+                "b",
+                "2025-01-01T00:02:00Z",
+                "2025-01-01T00:03:00Z",
+                false
+            )
+            .unwrap()
+        );
+        // A failed round releases the claim and sets the backoff.
+        b.record_delivery(
+            first,
+            now,
+            Some("timed out"),
+            1,
+            Some("2025-01-01T00:10:00Z"),
+        )
+        .unwrap();
+        assert!(
+            !a.claim_delivery(
+                first,
+                "a",
+                "2025-01-01T00:05:00Z",
+                "2025-01-01T00:06:00Z",
+                false
+            )
+            .unwrap()
+        );
+        assert!(
+            a.claim_delivery(
+                first,
+                "a",
+                "2025-01-01T00:05:00Z",
+                "2025-01-01T00:06:00Z",
+                true
+            )
+            .unwrap()
+        );
+        a.record_delivery(first, now, None, 1, None).unwrap();
+        // Delivered: never claimed again; the next one in line may go.
+        assert!(
+            !b.claim_delivery(
+                first,
+                "b",
+                "2025-01-02T00:00:00Z",
+                "2025-01-02T00:01:00Z",
+                true
+            )
+            .unwrap()
+        );
+        assert!(b.claim_delivery(second, "b", now, until, false).unwrap());
     }
 
     #[test]
@@ -466,4 +669,19 @@ pub struct PendingDelivery {
     pub kind: String,
     pub payload: String,
     pub created_at: String,
+    /// Delivery rounds that failed so far (the backoff grows with them).
+    pub failed_rounds: u32,
+    /// Not tried again before this (RFC 3339), after a failed round.
+    pub next_attempt_at: Option<String>,
+}
+
+/// The undelivered notices of one sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkBacklog {
+    pub sink: String,
+    pub notices: u64,
+    /// Why the oldest one is not delivered yet.
+    pub last_error: Option<String>,
+    /// When it is tried again, at the earliest.
+    pub next_attempt_at: Option<String>,
 }

@@ -9,7 +9,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 6] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 7] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -22,6 +22,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 6] = [
     ),
     ("0005_judge", include_str!("migrations/0005_judge.sql")),
     ("0006_review", include_str!("migrations/0006_review.sql")),
+    (
+        "0007_alert_claims",
+        include_str!("migrations/0007_alert_claims.sql"),
+    ),
 ];
 
 /// The schema version this code writes.

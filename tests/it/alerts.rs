@@ -2,7 +2,7 @@
 //! receiver whose requests are asserted exactly.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -32,6 +32,8 @@ struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Received>>>,
     down: Arc<AtomicBool>,
+    /// How long the receiver takes to answer (a slow receiver), in ms.
+    delay_ms: Arc<AtomicU64>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -49,11 +51,12 @@ impl Receiver {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let (g, d) = (got.clone(), down.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (g, d, w) = (got.clone(), down.clone(), delay_ms.clone());
         let app = axum::Router::new().route(
             "/hook/{token}",
             axum::routing::post(move |headers: HeaderMap, body: String| {
-                let (g, d) = (g.clone(), d.clone());
+                let (g, d, w) = (g.clone(), d.clone(), w.clone());
                 async move {
                     if d.load(Ordering::SeqCst) {
                         return StatusCode::SERVICE_UNAVAILABLE;
@@ -70,6 +73,11 @@ impl Receiver {
                         delivery: h("x-evalwatch-delivery"),
                         body,
                     });
+                    // Recorded on arrival: a sender that gives up waiting still sent it.
+                    let wait = w.load(Ordering::SeqCst);
+                    if wait > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    }
                     StatusCode::OK
                 }
             }),
@@ -81,6 +89,7 @@ impl Receiver {
             url: format!("http://127.0.0.1:{port}/hook/TOKEN-IN-URL"),
             got,
             down,
+            delay_ms,
             _rt: rt,
         }
     }
@@ -187,7 +196,13 @@ fn a_planted_regression_alerts_once_and_resolves_once() {
     assert!(body["test"]["p_value"].as_f64().unwrap() < 1e-6);
     assert_eq!(body["flipped"]["total"], 30);
     assert_eq!(body["flipped"]["cases"][0]["case_id"], "c0");
-    assert_eq!(body["flipped"]["cases"].as_array().unwrap().len(), 10);
+    // Every case failing against the baseline is in the payload; the text names 10.
+    assert_eq!(body["flipped"]["cases"].as_array().unwrap().len(), 30);
+    assert!(
+        body["text"].as_str().unwrap().contains("and 20 more"),
+        "{}",
+        body["text"]
+    );
     assert_eq!(body["runbook"], "https://wiki.example/rb");
     assert!(
         body["text"]
@@ -474,4 +489,342 @@ fn named_metric_and_tag_rules_work_on_a_streamed_run() {
     assert_eq!(fired.len(), 1, "{alerts}");
     assert_eq!(fired[0]["tag"], "billing", "{alerts}");
     assert_eq!(fired[0]["metric"], "pass_rate");
+}
+
+/// Run evalwatch with stdout and stderr on a pipe whose reader has already gone, as in
+/// `evalwatch run 2>&1 | head -2` once `head` has its two lines.
+fn run_into_closed_pipe(p: &Project, hook: &Receiver, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"));
+    cmd.current_dir(p.path())
+        .args(args)
+        .env_remove("EVALWATCH_DB")
+        .env_remove("EVALWATCH_CONFIG")
+        .env("NO_COLOR", "1")
+        .env("EW_TEST_HOOK_URL", &hook.url)
+        .env("EW_TEST_HOOK_SECRET", SECRET)
+        .stdout(writer.try_clone().expect("clone"))
+        .stderr(writer);
+    let status = cmd.status().expect("run evalwatch");
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
+}
+
+#[test]
+fn a_closed_pipe_never_panics_nor_costs_a_notice() {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n",
+        &format!("{HOOK_SINK}  - {{id: screen, type: stdout}}\n"),
+    );
+    assert_eq!(code(&run(&p, &hook, &["run"])), 0);
+    answers(&p, "faq", 100, &(0..20).collect::<Vec<_>>());
+    let o = run(&p, &hook, &["run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(hook.received().len(), 1, "the alert");
+    // Fixed, and the run that resolves the alert prints into a closed pipe.
+    answers(&p, "faq", 100, &[]);
+    for args in [&["run", "-v"][..], &["run", "--format", "json"][..]] {
+        let o = run_into_closed_pipe(&p, &hook, args);
+        assert_eq!(code(&o), 0, "{args:?}: no panic (101), no error");
+    }
+    let got = hook.received();
+    assert_eq!(got.len(), 2, "the resolved notice, once: {got:?}");
+    assert_eq!(got[1].json()["event"], "resolved");
+    // Later runs and checks send nothing again; the stdout sink's notice that met the
+    // closed pipe is still queued, and printed once stdout is back.
+    let o = run(&p, &hook, &["alerts", "check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).matches("[RESOLVED]").count(),
+        1,
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&p, &hook, &["alerts", "check"]);
+    assert_eq!(
+        stdout(&o).matches("[RESOLVED]").count(),
+        0,
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(hook.received().len(), 2);
+    let o = run(&p, &hook, &["alerts", "list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list["pending"], Value::Array(vec![]), "{list}");
+}
+
+/// Two rules that fire on the same broken run, their notices queued while the receiver is
+/// down: (project, receiver).
+fn queued_notices(sinks: &str) -> (Project, Receiver) {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n  - {metric: pass_rate, min: 0.9, severity: critical}\n",
+        sinks,
+    );
+    assert_eq!(code(&run(&p, &hook, &["run"])), 0);
+    answers(&p, "faq", 100, &(0..20).collect::<Vec<_>>());
+    hook.down.store(true, Ordering::SeqCst);
+    let o = run(&p, &hook, &["run", "--format", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(json_runs(&o)[0]["alerts"].as_array().unwrap().len(), 2);
+    assert!(hook.received().is_empty());
+    hook.down.store(false, Ordering::SeqCst);
+    (p, hook)
+}
+
+#[test]
+fn concurrent_senders_never_send_a_notice_twice() {
+    let (p, hook) = queued_notices(HOOK_SINK);
+    // A receiver that takes a while, so that the senders overlap.
+    hook.delay_ms.store(300, Ordering::SeqCst);
+    let children: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+                .current_dir(p.path())
+                .args(["alerts", "check"])
+                .env_remove("EVALWATCH_DB")
+                .env_remove("EVALWATCH_CONFIG")
+                .env("NO_COLOR", "1")
+                .env("EW_TEST_HOOK_URL", &hook.url)
+                .env("EW_TEST_HOOK_SECRET", SECRET)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        // The critical alert is open: exit 1, not a crash or a store error.
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+    }
+    let got = hook.received();
+    let mut ids: Vec<String> = got.iter().filter_map(|r| r.delivery.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(got.len(), 2, "each notice once: {got:?}");
+    assert_eq!(ids.len(), 2, "{got:?}");
+    let o = run(&p, &hook, &["alerts", "list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list["pending"], Value::Array(vec![]), "{list}");
+}
+
+#[test]
+fn a_slow_receiver_gets_one_post_per_round_and_is_told_about() {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n",
+        "  - {id: hook, type: webhook, url_env: EW_TEST_HOOK_URL, retries: 2, timeout: 1s}\n",
+    );
+    assert_eq!(code(&run(&p, &hook, &["run"])), 0);
+    answers(&p, "faq", 100, &(0..20).collect::<Vec<_>>());
+    // Slower than the sink's timeout: every POST times out (but arrives).
+    hook.delay_ms.store(2500, Ordering::SeqCst);
+    let o = run(&p, &hook, &["run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("sink `hook`") && err.contains("timed out after 1s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("by `run` from"),
+        "the next attempt is said: {err}"
+    );
+    hook.delay_ms.store(0, Ordering::SeqCst);
+    assert_eq!(hook.received().len(), 1, "one POST, not one per retry");
+    // The next `run` respects the backoff: no second POST yet.
+    let o = run(&p, &hook, &["run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(hook.received().len(), 1, "{}", stderr(&o));
+    let o = run(&p, &hook, &["alerts", "list"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("sink `hook`: 1 notice(s) not yet delivered; last error: timed out after 1s"),
+        "{out}"
+    );
+    let o = run(&p, &hook, &["alerts", "list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(list["pending"][0]["next_attempt_at"].is_string(), "{list}");
+    // `alerts check` sends it at once; the same delivery id as the POST that timed out.
+    let o = run(&p, &hook, &["alerts", "check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = hook.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].delivery, got[1].delivery);
+}
+
+#[test]
+fn each_sink_reports_its_own_queue() {
+    let (p, hook) = queued_notices(&format!(
+        "{HOOK_SINK}  - {{id: pager, type: command, command: [sh, -c, 'exit 3'], retries: 0, min_severity: critical}}\n"
+    ));
+    hook.down.store(true, Ordering::SeqCst);
+    let o = run(&p, &hook, &["alerts", "check"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("sink `hook`") && err.contains("2 notice(s) for this sink stay queued"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sink `pager`") && err.contains("1 notice(s) for this sink stay queued"),
+        "{err}"
+    );
+}
+
+#[test]
+fn slack_posts_carry_the_delivery_id() {
+    // (X-Evalwatch-Delivery, body) of each POST.
+    type Posts = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+    let got: Posts = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/services/{token}",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let g = g.clone();
+                async move {
+                    let id = headers
+                        .get("x-evalwatch-delivery")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    g.lock().expect("lock").push((id, body));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let addr = super::support::serve_on_loopback(app);
+    let p = project(
+        50,
+        "  - {metric: pass_rate, min: 0.9, severity: critical}\n",
+        "  - {id: chat, type: slack, url_env: EW_TEST_SLACK_URL}\n",
+    );
+    answers(&p, "faq", 50, &(0..10).collect::<Vec<_>>());
+    let o = p
+        .cmd()
+        .args(["run"])
+        .env("EW_TEST_SLACK_URL", format!("http://{addr}/services/T0KEN"))
+        .output()
+        .expect("run");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let got = got.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let id = got[0].0.clone().expect("delivery header");
+    let text = got[0].1["text"].as_str().expect("text");
+    assert!(text.contains(&format!("evalwatch delivery {id}")), "{text}");
+}
+
+#[test]
+fn verbose_says_for_each_rule_what_was_tested_and_why() {
+    let hook = Receiver::start();
+    let p = project(
+        10,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n  - {metric: pass_rate, drop: 0.05, baseline: 'trailing:7', severity: critical}\n  - {metric: latency_p95_ms, ratio: 3.0}\n",
+        HOOK_SINK,
+    );
+    answers(&p, "faq", 10, &[0]);
+    assert_eq!(code(&run(&p, &hook, &["run"])), 0);
+    // 2 more of 10 fail: 90% -> 70%, not significant on 10 cases.
+    answers(&p, "faq", 10, &[0, 1, 2]);
+    let o = run(&p, &hook, &["run", "-v"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("alert rule `pass_rate drop 0.05 vs previous` on faq/rec: quiet: pass_rate 70.0% vs baseline 90.0%: down 20.0 points (-22.2%)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("p = 0.2500 >= alpha 0.01: not significant"),
+        "{err}"
+    );
+    assert!(
+        err.contains("on faq/rec: undecided, state kept: no baseline yet: 1 of 7 trailing runs"),
+        "{err}"
+    );
+    assert!(err.contains("ratio 1.00 < limit 3"), "{err}");
+    // `alerts check -v` says the same of the latest run.
+    let o = run(&p, &hook, &["alerts", "check", "-v"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("p = 0.2500 >= alpha 0.01: not significant"),
+        "{}",
+        stderr(&o)
+    );
+    // Without -v, nothing of it.
+    let o = run(&p, &hook, &["alerts", "check"]);
+    assert!(!stderr(&o).contains("not significant"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_same_regression_alerts_again_after_it_was_fixed() {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: critical}\n",
+        HOOK_SINK,
+    );
+    let good: Vec<usize> = (0..10).collect(); // 90%
+    let bad: Vec<usize> = (0..70).collect(); // 30%
+    let go = |wrong: &[usize]| {
+        answers(&p, "faq", 100, wrong);
+        let o = run(&p, &hook, &["run", "--format", "json"]);
+        (
+            code(&o),
+            json_runs(&o)[0]["alerts"].as_array().unwrap().len(),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(go(&good), (0, 0));
+    }
+    assert_eq!(go(&bad), (1, 1), "the regression alerts");
+    assert_eq!(go(&good), (0, 0), "fixed: resolved");
+    assert_eq!(go(&bad), (1, 1), "the same regression alerts again");
+    let got = hook.received();
+    let events: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(events, ["alert", "resolved", "alert"]);
+    // The cases that broke twice are not known-flaky: they are all counted.
+    assert_eq!(got[2].json()["flipped"]["total"], 60, "{}", got[2].body);
+    assert_eq!(
+        got[2].json()["flaky_flipped"]["total"],
+        0,
+        "{}",
+        got[2].body
+    );
+}
+
+#[test]
+fn cases_discounted_as_known_flaky_are_listed_on_the_trend_page() {
+    let hook = Receiver::start();
+    let p = project(
+        100,
+        "  - {metric: pass_rate, drop: 0.05, severity: warning}\n",
+        HOOK_SINK,
+    );
+    // c7 fails, passes, fails, passes: an outcome that changed twice is known-flaky.
+    for k in 0..4 {
+        let wrong: Vec<usize> = if k % 2 == 0 { vec![7] } else { vec![] };
+        answers(&p, "faq", 100, &wrong);
+        let o = run(&p, &hook, &["run", "-v"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let page = std::fs::read_to_string(p.path().join("reports/faq.html")).expect("trend page");
+    let start = page.find("<h2>Flaky cases").expect("flaky section");
+    let section = &page[start..];
+    let section = &section[..section[4..].find("<h2>").map_or(section.len(), |e| e + 4)];
+    assert!(!section.contains("None."), "{section}");
+    assert!(section.contains("<code>c7</code>"), "{section}");
+    assert!(section.contains("not counted alone"), "{section}");
+    assert!(!section.contains("<code>c8</code>"), "{section}");
 }

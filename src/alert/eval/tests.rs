@@ -87,7 +87,11 @@ fn a_large_paired_drop_fires_with_mcnemar_and_lists_flips() {
     assert_eq!(t.n, 200);
     assert!(t.p_value < 1e-9);
     assert_eq!(f.flipped_total, 36);
-    assert_eq!(f.flipped.len(), TOP_FLIPS);
+    assert_eq!(
+        f.flipped.len(),
+        36,
+        "every one, not only the first {TOP_FLIPS}"
+    );
     assert_eq!(f.flipped[0].case_id, "c001");
     assert_eq!((f.flipped[0].from, f.flipped[0].to), ("passed", "failed"));
     assert!((f.value.unwrap() - 0.72).abs() < 1e-12);
@@ -388,4 +392,122 @@ fn concentration_names_the_worst_tag() {
     assert_eq!(f.concentration[0].name, "billing");
     assert!((f.concentration[0].worse_by - 0.4).abs() < 1e-12);
     assert_eq!(f.concentration.len(), 2);
+}
+
+/// 30 cases; `passing` of them pass.
+fn rate_run(id: &str, passing: usize) -> RunSnapshot {
+    run(id, &(0..30).map(|i| i < passing).collect::<Vec<_>>())
+}
+
+#[test]
+fn the_drop_is_said_in_points_and_percent_between_the_numbers_shown() {
+    // Trailing runs at 90%, 90% and 70%: the baseline (median) is 90%; now 30%.
+    let r = rule(json!({"metric": "pass_rate", "drop": 0.05, "baseline": "trailing:3"}));
+    let b = [rate_run("b1", 27), rate_run("b2", 27), rate_run("b3", 21)];
+    let f = eval(&r, &rate_run("c", 9), &b, &b);
+    assert_eq!(f.verdict, Verdict::Firing, "{}", f.detail);
+    assert!(
+        f.detail
+            .starts_with("pass_rate 30.0% vs baseline 90.0%: down 60.0 points (-66.7%)"),
+        "{}",
+        f.detail
+    );
+    // The test's own case-by-case estimate (averaging the three runs) is said apart.
+    assert!(
+        f.detail.contains("case by case over 30 result(s)"),
+        "{}",
+        f.detail
+    );
+    assert!(f.detail.contains("down 53.3 points"), "{}", f.detail);
+    assert!(f.detail.ends_with(": fires"), "{}", f.detail);
+    // A value that rose is not a negative drop.
+    let r = rule(json!({"metric": "pass_rate", "drop": 0.05}));
+    let f = eval(&r, &rate_run("c", 29), &b[..1], &b[..1]);
+    assert_eq!(f.verdict, Verdict::Clear, "{}", f.detail);
+    assert!(
+        f.detail
+            .starts_with("pass_rate 96.7% vs baseline 90.0%: up 6.7 points (+7.4%)"),
+        "{}",
+        f.detail
+    );
+    assert!(f.detail.ends_with("no drop: does not fire"), "{}", f.detail);
+    assert!(!f.detail.contains("-6.7"), "{}", f.detail);
+    // Other metrics: the change in their unit and in percent.
+    let r = rule(json!({"metric": "latency_p95_ms", "rise": 500}));
+    let base = with_metric(rate_run("b", 27), |m| m.latency_p95_ms = Some(1100.0));
+    let now = with_metric(rate_run("c", 27), |m| m.latency_p95_ms = Some(1200.0));
+    let f = eval(
+        &r,
+        &now,
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&base),
+    );
+    assert_eq!(
+        f.detail,
+        "latency_p95_ms 1200 ms vs baseline 1100 ms: up 100 ms (+9.1%), limit a rise of 500 ms: within limits"
+    );
+}
+
+#[test]
+fn the_detail_says_why_a_rule_did_not_fire() {
+    // 2 of 10 stable cases fail now: McNemar one-sided p = 0.25.
+    let r = rule(json!({"metric": "pass_rate", "drop": 0.05}));
+    let base: Vec<bool> = (0..10).map(|i| i != 0).collect();
+    let now: Vec<bool> = (0..10).map(|i| i > 2).collect();
+    let b = [run("b", &base)];
+    let f = eval(&r, &run("c", &now), &b, &b);
+    assert_eq!(f.verdict, Verdict::Clear, "{}", f.detail);
+    assert!(
+        f.detail
+            .contains("mcnemar p = 0.2500 >= alpha 0.01: not significant"),
+        "{}",
+        f.detail
+    );
+    // Significant but too small to reach the limit.
+    let base = vec![true; 10_000];
+    let mut now = base.clone();
+    for b in now.iter_mut().take(150) {
+        *b = false;
+    }
+    let b = [run("b", &base)];
+    let f = eval(&r, &run("c", &now), &b, &b);
+    assert!(
+        f.detail.contains("significant, but the drop is at most")
+            && f.detail.contains("under the limit of 5.0 points"),
+        "{}",
+        f.detail
+    );
+    // A ratio rule gives the ratio and the limit.
+    let r = rule(json!({"metric": "latency_p95_ms", "ratio": 3.0}));
+    let base = with_metric(rate_run("b", 27), |m| m.latency_p95_ms = Some(1100.0));
+    let now = with_metric(rate_run("c", 27), |m| m.latency_p95_ms = Some(1200.0));
+    let f = eval(
+        &r,
+        &now,
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&base),
+    );
+    assert!(f.detail.contains("ratio 1.09 < limit 3"), "{}", f.detail);
+}
+
+#[test]
+fn every_case_failing_against_the_baseline_is_listed() {
+    // c005 passed in the two older baseline runs, failed in the latest and fails now: it
+    // fails against the baseline, though it did not flip since the latest run.
+    let all = vec![true; 30];
+    let mut latest = all.clone();
+    latest[5] = false;
+    let mut now = latest.clone();
+    for b in now.iter_mut().skip(10).take(10) {
+        *b = false;
+    }
+    let r = rule(json!({"metric": "pass_rate", "drop": 0.05, "baseline": "trailing:3"}));
+    let b = [run("b3", &latest), run("b2", &all), run("b1", &all)];
+    let f = eval(&r, &run("c", &now), &b, &b);
+    assert_eq!(f.flipped_total, 11, "{:?}", f.flipped);
+    assert!(
+        f.flipped.iter().any(|x| x.case_id == "c005"),
+        "{:?}",
+        f.flipped
+    );
 }

@@ -658,6 +658,8 @@ struct FlakyRow {
     case: String,
     provider: String,
     runs: usize,
+    /// The run whose alert evaluation counted the case as known-flaky, if it did.
+    alerts: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -1009,14 +1011,30 @@ fn build_suite(
             }
         }
     }
+    // The cases alert rules discount as known-flaky (docs/alerts.md) are flaky cases too.
+    let mut known: HashMap<(String, String), String> = store
+        .known_flaky(name)?
+        .into_iter()
+        .map(|(provider, case, run)| ((case, provider), run))
+        .collect();
     let mut flaky: Vec<FlakyRow> = flaky_count
         .into_iter()
-        .map(|((case, provider), runs)| FlakyRow {
-            case,
-            provider,
-            runs,
+        .map(|((case, provider), runs)| {
+            let alerts = known.remove(&(case.clone(), provider.clone()));
+            FlakyRow {
+                case,
+                provider,
+                runs,
+                alerts,
+            }
         })
         .collect();
+    flaky.extend(known.into_iter().map(|((case, provider), run)| FlakyRow {
+        case,
+        provider,
+        runs: 0,
+        alerts: Some(run),
+    }));
     flaky.sort_by(|a, b| {
         b.runs
             .cmp(&a.runs)
