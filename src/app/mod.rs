@@ -48,8 +48,25 @@ impl Failure {
 /// Map an error to its exit code.
 #[must_use]
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    err.downcast_ref::<Failure>()
-        .map_or(exit::INCOMPLETE, |f| f.code)
+    if let Some(f) = err.downcast_ref::<Failure>() {
+        return f.code;
+    }
+    // An id prefix that matches several runs or sheets is a usage error, whichever command
+    // took it.
+    let ambiguous = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::store::StoreError>(),
+            Some(
+                crate::store::StoreError::AmbiguousRun { .. }
+                    | crate::store::StoreError::AmbiguousSheet { .. }
+            )
+        )
+    });
+    if ambiguous {
+        exit::INVALID
+    } else {
+        exit::INCOMPLETE
+    }
 }
 
 /// Diagnostics with paths shown relative to the working directory where they lie below it.
