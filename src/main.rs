@@ -40,3 +40,27 @@ fn error_text(err: &anyhow::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        // A wrapper that prints its source, over that source: said once.
+        let io = std::io::Error::from_raw_os_error(13);
+        let shown = io.to_string();
+        let err = anyhow::Error::new(io).context(format!("write /x/y: {shown}"));
+        assert_eq!(error_text(&err), format!("write /x/y: {shown}"));
+        // A cause that adds something is kept, in order.
+        let err = anyhow::anyhow!("disk full").context("write the export");
+        assert_eq!(error_text(&err), "write the export: disk full");
+        // SQLite's "Error code N: ..." under the same message is left out.
+        let err = anyhow::anyhow!("Error code 26: file is not a database")
+            .context("open the store at a.db: file is not a database");
+        assert_eq!(
+            error_text(&err),
+            "open the store at a.db: file is not a database"
+        );
+    }
+}
