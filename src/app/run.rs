@@ -1570,7 +1570,20 @@ fn emit(ctx: &Ctx, store: &Store, args: &RunArgs, runs: &[Done]) -> anyhow::Resu
             let view = view_of(d);
             // -q: one verdict line per run; problems (warnings, errors) still go to stderr.
             if verbosity == crate::output::Verbosity::Quiet {
-                ctx.printer.result(&terminal::verdict_line(&view));
+                let mut line = terminal::verdict_line(&view);
+                for a in &d.alerts {
+                    line = format!(
+                        "{line}; alert {} ({}, {})",
+                        a["rule"].as_str().unwrap_or("?"),
+                        a["severity"].as_str().unwrap_or("?"),
+                        if a["new"].as_bool() == Some(true) {
+                            "new"
+                        } else {
+                            "still open"
+                        }
+                    );
+                }
+                ctx.printer.result(&line);
                 continue;
             }
             ctx.printer.result(

@@ -573,3 +573,46 @@ fn csv_export_neutralises_formulas_in_text_cells() {
         }
     }
 }
+
+#[test]
+fn quiet_names_the_alerts_a_run_fired() {
+    let p = Project::new();
+    let suite = replay_suite(&p, "a", 20, 0);
+    let mut yaml = std::fs::read_to_string(&suite).expect("read");
+    yaml.push_str(
+        "alerts:\n  - {name: quality, metric: pass_rate, drop: 0.1, baseline: previous, severity: warning}\n",
+    );
+    std::fs::write(&suite, yaml).expect("write");
+    p.write(
+        "evalwatch.yaml",
+        "sinks:\n  - {id: log, type: file, path: alerts.jsonl}\n",
+    );
+    assert_eq!(code(&p.run(&["-q", "run"])), 0);
+    // Half the answers go wrong: the rule fires.
+    let rec = p.path().join("suites/a.jsonl");
+    let text = std::fs::read_to_string(&rec)
+        .expect("read")
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i % 2 == 0 {
+                l.replace("the answer is right", "no idea")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&rec, text + "\n").expect("write");
+    let out = p.run(&["-q", "run"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "a warning does not fail the run: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("10 not passed"), "{text}");
+    assert!(text.contains("alert quality (warning, new)"), "{text}");
+}
