@@ -616,3 +616,28 @@ fn quiet_names_the_alerts_a_run_fired() {
     assert!(text.contains("10 not passed"), "{text}");
     assert!(text.contains("alert quality (warning, new)"), "{text}");
 }
+
+#[test]
+fn verbose_lists_every_failure_once_past_the_first_ten() {
+    let p = Project::new();
+    replay_suite(&p, "v", 30, 2);
+    let normal = p.run(&["run"]);
+    assert_eq!(code(&normal), 0, "{}", stderr(&normal));
+    assert!(
+        stdout(&normal).contains("... and 5 more"),
+        "{}",
+        stdout(&normal)
+    );
+    let out = p.run(&["-v", "run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(all.contains("not passed (15):"), "{all}");
+    for i in (0..30).step_by(2) {
+        assert_eq!(
+            all.matches(&format!("failed c{i} [rec]")).count(),
+            1,
+            "c{i}: {all}"
+        );
+    }
+    assert!(!all.contains("more"), "{all}");
+}
