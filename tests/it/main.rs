@@ -3,6 +3,7 @@
 
 mod alerts;
 mod cli;
+mod docs;
 mod examples;
 mod history;
 mod judges;
