@@ -592,7 +592,7 @@ impl Backend for StoreBackend {
         if !row.open {
             return Ok(None);
         }
-        let items = stored_items(&row).map_err(|e| format!("{e:#}"))?;
+        let items = stored_items(&row).map_err(|e| super::error_text(&e))?;
         Ok(Some(sheet::render(&SheetData {
             sheet_id: &row.sheet_id,
             created_at: &row.created_at,
@@ -619,7 +619,7 @@ impl Backend for StoreBackend {
             }),
             Err(Rejected::Store(e)) => Err(Refusal {
                 status: 500,
-                message: format!("store the grades: {e:#}"),
+                message: format!("store the grades: {}", super::error_text(&e)),
             }),
         }
     }

@@ -392,7 +392,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         let ran: Vec<&Suite> = done_runs.iter().map(|d| &d.suite).collect();
         if let Err(e) = super::report::after_run(ctx, store, &project, &ran, prepared) {
             // Reports are a view of stored history: failing to refresh them never fails a run.
-            ctx.printer.warn(&format!("refresh the reports: {e:#}"));
+            ctx.printer
+                .warn(&format!("refresh the reports: {}", super::error_text(&e)));
         }
     }
     crate::phase::phase("reports");
