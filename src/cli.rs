@@ -26,10 +26,10 @@ pub struct Global {
     /// Project config [default: ./evalwatch.yaml when present]
     #[arg(long, global = true, env = "EVALWATCH_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Print only errors and the final result
+    /// Print only problems and the final result (`run`: one verdict line per run)
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more detail (each failure, each retry)
+    /// Print more detail (every failure, each retry)
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// Never use colour (also honoured: `NO_COLOR`)

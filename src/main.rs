@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            evalwatch::output::err(&format!("error: {err:#}"));
+            evalwatch::output::err(&format!("error: {}", evalwatch::app::error_text(&err)));
             ExitCode::from(evalwatch::app::exit_code(&err))
         }
     }

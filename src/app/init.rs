@@ -1,6 +1,6 @@
 //! `evalwatch init`: a project that runs offline out of the box.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use super::{Ctx, Failure, exit};
 use crate::cli::InitArgs;
@@ -66,12 +66,38 @@ fn write_new(path: &Path, text: &str, force: bool) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// `path` without `.` segments and with `dir/..` folded (lexically: the folder is created,
+/// so no symlink is crossed that could make `..` mean something else).
+fn tidy(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// How a written file is named to the user: relative to the working folder when below it.
+fn shown(ctx: &Ctx, path: &Path) -> String {
+    path.strip_prefix(tidy(&ctx.cwd))
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
-    let dir = if args.dir.is_absolute() {
+    let dir = tidy(&if args.dir.is_absolute() {
         args.dir.clone()
     } else {
         ctx.cwd.join(&args.dir)
-    };
+    });
     let files = [
         (dir.join("evalwatch.yaml"), CONFIG),
         (dir.join("suites/example.yaml"), SUITE),
@@ -80,7 +106,7 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
     let existing: Vec<String> = files
         .iter()
         .filter(|(p, _)| p.exists())
-        .map(|(p, _)| p.display().to_string())
+        .map(|(p, _)| shown(ctx, p))
         .collect();
     if !existing.is_empty() && !args.force {
         return Err(Failure::invalid(format!(
@@ -91,7 +117,7 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
     }
     for (path, text) in &files {
         write_new(path, text, args.force)?;
-        ctx.printer.info(&format!("wrote {}", path.display()));
+        ctx.printer.info(&format!("wrote {}", shown(ctx, path)));
     }
     ctx.printer
         .info("next: `evalwatch run` runs suites/ offline against the recorded outputs");

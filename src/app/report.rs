@@ -39,7 +39,24 @@ pub struct CompareArgs {
     /// text or json
     #[arg(long, default_value = "text")]
     pub format: String,
+    /// A latency change is called significant only when its 95% interval excludes zero and it
+    /// is at least this many milliseconds ...
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_MIN_LATENCY_MS)]
+    pub min_latency_change_ms: f64,
+    /// ... and at least this percentage of the earlier run's mean latency
+    #[arg(long, value_name = "PCT", default_value_t = DEFAULT_MIN_LATENCY_PCT)]
+    pub min_latency_change_pct: f64,
 }
+
+/// Smallest latency change `compare` calls significant, milliseconds (practical threshold).
+pub const DEFAULT_MIN_LATENCY_MS: f64 = 50.0;
+/// Smallest latency change `compare` calls significant, percent of the earlier run's mean.
+pub const DEFAULT_MIN_LATENCY_PCT: f64 = 10.0;
+/// Characters of an output `compare` shows in text (JSON keeps up to `FLIP_OUTPUT_JSON`).
+const FLIP_OUTPUT_TEXT: usize = 120;
+const FLIP_OUTPUT_JSON: usize = 2000;
+/// Flipped results listed in text, per direction (JSON lists them all).
+const FLIPS_SHOWN: usize = 50;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -47,8 +64,12 @@ pub struct ExportArgs {
     #[arg(long)]
     pub format: String,
     /// Write here instead of stdout
-    #[arg(long)]
+    #[arg(long, conflicts_with = "textfile")]
     pub out: Option<PathBuf>,
+    /// Prometheus only: write DIR/evalwatch.prom for node_exporter's textfile collector
+    /// (atomically: a temporary file renamed into place)
+    #[arg(long, value_name = "DIR")]
+    pub textfile: Option<PathBuf>,
     /// Only this suite
     #[arg(long)]
     pub suite: Option<String>,
@@ -258,6 +279,13 @@ pub struct Comparison {
     /// B - A, paired.
     pub score_delta: Option<Interval>,
     pub latency_delta_ms: Option<Interval>,
+    /// Mean latency of run A over the paired results, milliseconds.
+    pub latency_a_mean_ms: Option<f64>,
+    /// The smallest change called significant: max(--min-latency-change-ms, --min-latency-change-pct
+    /// of `latency_a_mean_ms`).
+    pub latency_threshold_ms: Option<f64>,
+    /// The interval excludes zero and the change is at least the threshold.
+    pub latency_significant: bool,
     pub metric_deltas: Vec<MetricDelta>,
 }
 
@@ -268,6 +296,11 @@ pub struct FlipOut {
     pub sample: u32,
     pub from: CaseStatus,
     pub to: CaseStatus,
+    /// Why the failing side failed: its failed assertions (`type: reason`) or its error.
+    pub reason: String,
+    /// The outputs of run A and run B (cut at 2,000 characters, marked with "...").
+    pub output_a: Option<String>,
+    pub output_b: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -310,7 +343,7 @@ pub fn pair_results(
         .map(|r| ((r.case_id.as_str(), r.provider.as_str(), r.sample), r))
         .collect();
     let (mut paired, mut ptf, mut ftp) = (0usize, Vec::new(), Vec::new());
-    let (mut score_d, mut lat_d) = (Vec::new(), Vec::new());
+    let (mut score_d, mut lat_d, mut lat_a) = (Vec::new(), Vec::new(), 0.0);
     for rb in b {
         let Some(ra) = before.get(&(rb.case_id.as_str(), rb.provider.as_str(), rb.sample)) else {
             continue;
@@ -320,6 +353,7 @@ pub fn pair_results(
         }
         if let (Some(x), Some(y)) = (ra.latency_ms, rb.latency_ms) {
             lat_d.push(y - x);
+            lat_a += x;
         }
         let decided = |s: CaseStatus| matches!(s, CaseStatus::Passed | CaseStatus::Failed);
         if !(decided(ra.status) && decided(rb.status)) {
@@ -332,6 +366,9 @@ pub fn pair_results(
             sample: rb.sample,
             from: ra.status,
             to: rb.status,
+            reason: String::new(),
+            output_a: None,
+            output_b: None,
         };
         match (ra.status, rb.status) {
             (CaseStatus::Passed, CaseStatus::Failed) => ptf.push(flip),
@@ -348,8 +385,110 @@ pub fn pair_results(
         fail_to_pass: ftp,
         score_delta: stats::bootstrap_mean(&score_d, stats::RESAMPLES, stats::SEED),
         latency_delta_ms: stats::bootstrap_mean(&lat_d, stats::RESAMPLES, stats::SEED),
+        latency_a_mean_ms: (!lat_d.is_empty()).then(|| lat_a / lat_d.len() as f64),
+        latency_threshold_ms: None,
+        latency_significant: false,
         metric_deltas: Vec::new(),
     }
+}
+
+impl Comparison {
+    /// Call the latency change significant only when it is both statistically (the 95%
+    /// interval excludes zero) and practically significant (at least `min_ms` and `min_pct`
+    /// percent of run A's mean latency).
+    pub fn judge_latency(&mut self, min_ms: f64, min_pct: f64) {
+        let threshold = self
+            .latency_a_mean_ms
+            .map(|m| min_ms.max(m.abs() * min_pct / 100.0));
+        self.latency_threshold_ms = threshold;
+        self.latency_significant = match (&self.latency_delta_ms, threshold) {
+            (Some(i), Some(t)) => i.significant() && i.mean.abs() >= t,
+            _ => false,
+        };
+    }
+}
+
+/// Text cut to `max` characters, marked with "..." when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max).collect();
+    out.push_str("...");
+    out
+}
+
+/// Why a result did not pass: its error, or its failed assertions as `type: reason`.
+fn why_not_passed(rec: &crate::model::ResultRecord) -> String {
+    if let Some(e) = &rec.error {
+        return e.clone();
+    }
+    rec.assertions
+        .iter()
+        .filter(|a| !a.pass || a.unscorable)
+        .map(|a| format!("{}: {}", a.type_name, a.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Fill in the outputs of both runs and the reason of the failing side of every flip,
+/// reading each run once (only the flipped results are kept).
+fn explain_flips(store: &Store, cmp: &mut Comparison) -> Result<(), StoreError> {
+    let mut index: HashMap<(String, String, u32), (bool, usize)> = HashMap::new();
+    for (i, f) in cmp.pass_to_fail.iter().enumerate() {
+        index.insert((f.case_id.clone(), f.provider.clone(), f.sample), (true, i));
+    }
+    for (i, f) in cmp.fail_to_pass.iter().enumerate() {
+        index.insert(
+            (f.case_id.clone(), f.provider.clone(), f.sample),
+            (false, i),
+        );
+    }
+    if index.is_empty() {
+        return Ok(());
+    }
+    for (run, is_a) in [(cmp.run_a.clone(), true), (cmp.run_b.clone(), false)] {
+        store.for_each_result(&run, |rec| {
+            let key = (
+                rec.job.case_id.clone(),
+                rec.job.provider_id.clone(),
+                rec.job.sample,
+            );
+            let Some(&(to_fail, i)) = index.get(&key) else {
+                return Ok(());
+            };
+            let flip = if to_fail {
+                &mut cmp.pass_to_fail[i]
+            } else {
+                &mut cmp.fail_to_pass[i]
+            };
+            let output = rec.output.as_deref().map(|o| cut(o, FLIP_OUTPUT_JSON));
+            if is_a {
+                flip.output_a = output;
+            } else {
+                flip.output_b = output;
+            }
+            // The failing side says why: run B for pass -> fail, run A for fail -> pass.
+            if to_fail != is_a {
+                flip.reason = why_not_passed(&rec);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// One line of text: newlines shown as spaces, cut for the terminal.
+fn one_line(text: Option<&str>) -> String {
+    text.map_or_else(
+        || "(no output)".into(),
+        |t| {
+            cut(
+                &t.split_whitespace().collect::<Vec<_>>().join(" "),
+                FLIP_OUTPUT_TEXT,
+            )
+        },
+    )
 }
 
 fn find_run(store: &Store, id: &str) -> anyhow::Result<RunInfo> {
@@ -360,17 +499,23 @@ fn find_run(store: &Store, id: &str) -> anyhow::Result<RunInfo> {
     })
 }
 
-fn fmt_interval(i: Option<&Interval>, scale: f64, unit: &str) -> String {
+/// A paired mean difference with its interval, `decimals` after the point, and whether it is
+/// called significant.
+fn fmt_interval(i: Option<&Interval>, decimals: usize, unit: &str, significant: bool) -> String {
     i.map_or_else(
         || "n/a (no paired values)".into(),
         |i| {
             format!(
-                "{:+.3}{unit} (95% CI {:+.3} .. {:+.3}, n={}){}",
-                i.mean * scale,
-                i.low * scale,
-                i.high * scale,
+                "{:+.decimals$}{unit} (95% CI {:+.decimals$} .. {:+.decimals$}, n={}){}",
+                i.mean,
+                i.low,
+                i.high,
                 i.n,
-                if i.significant() { " significant" } else { "" }
+                if significant {
+                    " significant"
+                } else {
+                    " not significant"
+                }
             )
         },
     )
@@ -396,6 +541,8 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
         &store.result_scores(&a.run_id)?,
         &store.result_scores(&b.run_id)?,
     );
+    cmp.judge_latency(args.min_latency_change_ms, args.min_latency_change_pct);
+    explain_flips(&store, &mut cmp)?;
     let ma = store.run_metrics(&a.run_id)?;
     let mb = store.run_metrics(&b.run_id)?;
     for pb in mb.iter().filter(|m| m.tag.is_none()) {
@@ -447,12 +594,25 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
     let _ = writeln!(
         out,
         "mean score delta: {}",
-        fmt_interval(cmp.score_delta.as_ref(), 1.0, "")
+        fmt_interval(
+            cmp.score_delta.as_ref(),
+            3,
+            "",
+            cmp.score_delta.as_ref().is_some_and(Interval::significant)
+        )
     );
     let _ = writeln!(
         out,
-        "latency delta: {}",
-        fmt_interval(cmp.latency_delta_ms.as_ref(), 1.0, " ms")
+        "latency delta: {}{}",
+        fmt_interval(
+            cmp.latency_delta_ms.as_ref(),
+            0,
+            " ms",
+            cmp.latency_significant
+        ),
+        cmp.latency_threshold_ms
+            .map(|t| format!(" (threshold {t:.0} ms)"))
+            .unwrap_or_default()
     );
     let mut table = vec![
         ["provider", "metric", "a", "b", "delta"]
@@ -460,13 +620,35 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
             .to_vec(),
     ];
     for d in &cmp.metric_deltas {
-        let f = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |x| format!("{x:.4}"));
+        // Milliseconds and token counts are whole numbers; shares and scores keep 4 places.
+        let whole = d.metric.ends_with("_ms") || d.metric.starts_with("tokens_");
+        let f = |v: Option<f64>| {
+            v.map_or_else(
+                || "n/a".into(),
+                |x| {
+                    if whole {
+                        format!("{x:.0}")
+                    } else {
+                        format!("{x:.4}")
+                    }
+                },
+            )
+        };
         table.push(vec![
             d.provider.clone(),
             d.metric.clone(),
             f(d.a),
             f(d.b),
-            d.delta.map_or_else(|| "n/a".into(), |x| format!("{x:+.4}")),
+            d.delta.map_or_else(
+                || "n/a".into(),
+                |x| {
+                    if whole {
+                        format!("{x:+.0}")
+                    } else {
+                        format!("{x:+.4}")
+                    }
+                },
+            ),
         ]);
     }
     out.push_str(&terminal::table_with(&table, 2));
@@ -476,13 +658,27 @@ pub fn compare(ctx: &Ctx, args: &CompareArgs) -> anyhow::Result<u8> {
     ] {
         if !list.is_empty() {
             let _ = writeln!(out, "{title} ({}):", list.len());
-            for f in list {
+            for f in list.iter().take(FLIPS_SHOWN) {
                 let sample = if f.sample > 0 {
                     format!(" #{}", f.sample)
                 } else {
                     String::new()
                 };
-                let _ = writeln!(out, "  {}{} [{}]", f.case_id, sample, f.provider);
+                let why = if f.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", one_line(Some(&f.reason)))
+                };
+                let _ = writeln!(out, "  {}{} [{}]{why}", f.case_id, sample, f.provider);
+                let _ = writeln!(out, "      a: {}", one_line(f.output_a.as_deref()));
+                let _ = writeln!(out, "      b: {}", one_line(f.output_b.as_deref()));
+            }
+            if list.len() > FLIPS_SHOWN {
+                let _ = writeln!(
+                    out,
+                    "  ... and {} more (`--format json` lists them all)",
+                    list.len() - FLIPS_SHOWN
+                );
             }
         }
     }
@@ -508,62 +704,148 @@ pub fn prom_label(v: &str) -> String {
     out
 }
 
-const PROM_METRICS: [(&str, &str); 16] = [
+/// The metrics the Prometheus export writes: (name in the store, exposition name, scale,
+/// help). Names follow Prometheus conventions: base units (`_seconds`), `_ratio` for shares
+/// in [0, 1]; the figures of one run are gauges.
+const PROM_METRICS: [(&str, &str, f64, &str); 17] = [
     (
         "pass_rate",
-        "Share of scored results that passed (passed / (passed + failed)).",
+        "pass_ratio",
+        1.0,
+        "Share of scored results that passed (passed / (passed + failed)) in the newest run.",
     ),
-    ("mean_score", "Mean score of the results."),
-    (
-        "error_rate",
-        "Share of results that failed with a provider error.",
-    ),
-    (
-        "hallucination_rate",
-        "Share of results flagged as hallucinating.",
-    ),
-    (
-        "contradiction_rate",
-        "Share of results that contradict the context.",
-    ),
-    (
-        "unsupported_rate",
-        "Share of results with unsupported additions.",
-    ),
-    ("latency_p50_ms", "Median latency of the run, milliseconds."),
-    (
-        "latency_p95_ms",
-        "95th percentile latency of the run, milliseconds.",
-    ),
-    (
-        "latency_p99_ms",
-        "99th percentile latency of the run, milliseconds.",
-    ),
-    ("tokens_in", "Input tokens of the run."),
-    ("tokens_out", "Output tokens of the run."),
-    ("cost_usd", "Cost of the run, US dollars."),
-    ("cases", "Results of the run."),
-    ("flaky_cases", "Cases with mixed outcomes across samples."),
     (
         "case_pass_rate",
-        "Share of case verdicts (under repeat_policy) that passed.",
+        "case_pass_ratio",
+        1.0,
+        "Share of case verdicts (under repeat_policy) that passed in the newest run.",
     ),
     (
         "agreement",
+        "sample_agreement_ratio",
+        1.0,
         "Mean share of a repeated case's samples that agree with its majority outcome.",
+    ),
+    (
+        "mean_score",
+        "mean_score",
+        1.0,
+        "Mean score of the results of the newest run.",
+    ),
+    (
+        "error_rate",
+        "error_ratio",
+        1.0,
+        "Share of results of the newest run that failed with a provider error.",
+    ),
+    (
+        "hallucination_rate",
+        "hallucination_ratio",
+        1.0,
+        "Share of checked results of the newest run flagged as hallucinating.",
+    ),
+    (
+        "contradiction_rate",
+        "contradiction_ratio",
+        1.0,
+        "Share of checked results of the newest run that contradict the context.",
+    ),
+    (
+        "unsupported_rate",
+        "unsupported_ratio",
+        1.0,
+        "Share of checked results of the newest run with unsupported additions.",
+    ),
+    (
+        "latency_p50_ms",
+        "latency_p50_seconds",
+        0.001,
+        "Median latency of the newest run, seconds.",
+    ),
+    (
+        "latency_p95_ms",
+        "latency_p95_seconds",
+        0.001,
+        "95th percentile latency of the newest run, seconds.",
+    ),
+    (
+        "latency_p99_ms",
+        "latency_p99_seconds",
+        0.001,
+        "99th percentile latency of the newest run, seconds.",
+    ),
+    ("cases", "run_results", 1.0, "Results in the newest run."),
+    (
+        "errors",
+        "run_errors",
+        1.0,
+        "Results of the newest run that ended in a provider error.",
+    ),
+    (
+        "flaky_cases",
+        "run_flaky_cases",
+        1.0,
+        "Cases of the newest run with mixed outcomes across samples.",
+    ),
+    (
+        "tokens_in",
+        "run_input_tokens",
+        1.0,
+        "Input tokens of the newest run.",
+    ),
+    (
+        "tokens_out",
+        "run_output_tokens",
+        1.0,
+        "Output tokens of the newest run.",
+    ),
+    (
+        "cost_usd",
+        "run_cost_usd",
+        1.0,
+        "Cost of the newest run, US dollars.",
     ),
 ];
 
+/// Name of the file `export --format prometheus --textfile DIR` writes.
+pub const TEXTFILE_NAME: &str = "evalwatch.prom";
+
+/// The label set `{suite="..",provider=".."[,tag=".."]}` with escaped values.
+fn prom_labels(pairs: &[(&str, &str)]) -> String {
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", prom_label(v)))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// A sample value as the exposition format writes it.
+fn prom_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Prometheus text exposition of the newest finished run of each suite and provider.
+///
+/// Series are labelled by `suite`, `provider` and, for the per-tag figures, `tag`; never by
+/// run id (each run would start new series). The run id of each newest run is the
+/// `evalwatch_run_info` series (value 1), its start `evalwatch_last_run_timestamp_seconds`,
+/// and `evalwatch_runs_total` counts the runs of each suite in the store.
 pub fn prometheus(store: &Store, suite: Option<&str>) -> Result<String, StoreError> {
     let names = store.suite_names()?;
-    // (suite, provider) -> (run, started_at, metrics)
-    let mut latest: BTreeMap<(String, String), (String, String, crate::model::Metrics)> =
-        BTreeMap::new();
+    // (suite, provider) -> (run, started_at, status)
+    let mut latest: BTreeMap<(String, String), (String, String, RunStatus)> = BTreeMap::new();
+    let mut runs_total: BTreeMap<String, usize> = BTreeMap::new();
     for name in names
         .iter()
         .filter(|n| suite.is_none_or(|s| s == n.as_str()))
     {
+        runs_total.insert(name.clone(), store.run_infos(Some(name), None, 0)?.len());
         let rows = store.trend(&crate::store::TrendQuery {
             suite: name,
             since: None,
@@ -571,43 +853,69 @@ pub fn prometheus(store: &Store, suite: Option<&str>) -> Result<String, StoreErr
             full: true,
         })?;
         for r in rows {
-            if let Some(m) = r.metrics {
+            if r.metrics.is_some() {
                 latest.insert(
                     (name.clone(), r.provider.clone()),
-                    (r.run_id, r.started_at, m),
+                    (r.run_id, r.started_at, r.status),
                 );
             }
         }
     }
+    // The metrics of each newest run (overall and per tag), read once per run.
+    let mut by_run: HashMap<String, Vec<crate::model::ProviderMetrics>> = HashMap::new();
+    for (run, _, _) in latest.values() {
+        if !by_run.contains_key(run) {
+            by_run.insert(run.clone(), store.run_metrics(run)?);
+        }
+    }
     let mut out = String::new();
-    for (metric, help) in PROM_METRICS {
+    for (key, name, scale, help) in PROM_METRICS {
         let _ = writeln!(
             out,
-            "# HELP evalwatch_{metric} {help}\n# TYPE evalwatch_{metric} gauge"
+            "# HELP evalwatch_{name} {help}\n# TYPE evalwatch_{name} gauge"
         );
-        for ((s, p), (run, _, m)) in &latest {
-            if let Some(v) = m.get(metric).filter(|v| v.is_finite()) {
-                let _ = writeln!(
-                    out,
-                    "evalwatch_{metric}{{suite=\"{}\",provider=\"{}\",run_id=\"{}\"}} {v}",
-                    prom_label(s),
-                    prom_label(p),
-                    prom_label(run)
-                );
+        for ((s, p), (run, _, _)) in &latest {
+            let metrics = by_run.get(run).map(Vec::as_slice).unwrap_or_default();
+            for m in metrics.iter().filter(|m| &m.provider == p) {
+                let Some(v) = m.metrics.get(key).filter(|v| v.is_finite()) else {
+                    continue;
+                };
+                let labels = match &m.tag {
+                    None => prom_labels(&[("suite", s), ("provider", p)]),
+                    Some(t) => prom_labels(&[("suite", s), ("provider", p), ("tag", t)]),
+                };
+                let _ = writeln!(out, "evalwatch_{name}{labels} {}", prom_value(v * scale));
             }
         }
+    }
+    out.push_str("# HELP evalwatch_run_info The newest finished run of each suite and provider (value 1; the run id is a label here only).\n# TYPE evalwatch_run_info gauge\n");
+    for ((s, p), (run, _, status)) in &latest {
+        let labels = prom_labels(&[
+            ("suite", s),
+            ("provider", p),
+            ("run_id", run),
+            ("status", status.as_str()),
+        ]);
+        let _ = writeln!(out, "evalwatch_run_info{labels} 1");
     }
     out.push_str("# HELP evalwatch_last_run_timestamp_seconds Start of the newest finished run, Unix seconds.\n# TYPE evalwatch_last_run_timestamp_seconds gauge\n");
     for ((s, p), (_, started, _)) in &latest {
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(started) {
+            let labels = prom_labels(&[("suite", s), ("provider", p)]);
             let _ = writeln!(
                 out,
-                "evalwatch_last_run_timestamp_seconds{{suite=\"{}\",provider=\"{}\"}} {}",
-                prom_label(s),
-                prom_label(p),
+                "evalwatch_last_run_timestamp_seconds{labels} {}",
                 t.timestamp()
             );
         }
+    }
+    out.push_str("# HELP evalwatch_runs_total Runs of the suite in the store.\n# TYPE evalwatch_runs_total counter\n");
+    for (s, n) in &runs_total {
+        let _ = writeln!(
+            out,
+            "evalwatch_runs_total{} {n}",
+            prom_labels(&[("suite", s)])
+        );
     }
     Ok(out)
 }
@@ -667,6 +975,19 @@ const CSV_HEADER: [&str; 21] = [
     "output",
 ];
 
+/// A text cell of the CSV export made safe to open in a spreadsheet (OWASP "CSV injection"):
+/// text that starts with `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a
+/// formula, so it gets a leading `'`. Number columns are written as numbers and never pass
+/// through here.
+#[must_use]
+pub fn csv_text(v: String) -> String {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v
+    }
+}
+
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
@@ -719,27 +1040,27 @@ fn export_to(store: &Store, args: &ExportArgs, w: &mut dyn Write) -> anyhow::Res
                         .map(|a| a.type_name.clone())
                         .collect();
                     c.write_record([
-                        r.run_id.clone(),
-                        r.suite.clone(),
-                        r.started_at.clone(),
-                        r.finished_at.clone().unwrap_or_default(),
-                        r.status.as_str().into(),
-                        rec.job.case_id.clone(),
-                        rec.job.provider_id.clone(),
+                        csv_text(r.run_id.clone()),
+                        csv_text(r.suite.clone()),
+                        csv_text(r.started_at.clone()),
+                        csv_text(r.finished_at.clone().unwrap_or_default()),
+                        csv_text(r.status.as_str().into()),
+                        csv_text(rec.job.case_id.clone()),
+                        csv_text(rec.job.provider_id.clone()),
                         rec.job.sample.to_string(),
-                        rec.status.as_str().into(),
+                        csv_text(rec.status.as_str().into()),
                         opt(rec.score),
                         opt(rec.latency_ms),
                         opt(rec.tokens_in),
                         opt(rec.tokens_out),
                         opt(rec.cost_usd),
                         rec.attempts.to_string(),
-                        opt(rec.error_kind.map(crate::model::ErrorKind::as_str)),
-                        rec.error.clone().unwrap_or_default(),
-                        rec.finish_reason.clone().unwrap_or_default(),
-                        rec.tags.join(";"),
-                        failed.join(";"),
-                        rec.output.clone().unwrap_or_default(),
+                        csv_text(opt(rec.error_kind.map(crate::model::ErrorKind::as_str))),
+                        csv_text(rec.error.clone().unwrap_or_default()),
+                        csv_text(rec.finish_reason.clone().unwrap_or_default()),
+                        csv_text(rec.tags.join(";")),
+                        csv_text(failed.join(";")),
+                        csv_text(rec.output.clone().unwrap_or_default()),
                     ])
                     .map_err(|e| StoreError::Other(format!("write the export: {e}")))
                 })?;
@@ -788,9 +1109,46 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<u8> {
     if let Some(s) = &args.since {
         parse_window(s)?;
     }
+    let textfile = match &args.textfile {
+        None => None,
+        Some(_) if args.format != "prometheus" => {
+            return Err(Failure::invalid(format!(
+                "export: --textfile is for --format prometheus (node_exporter's textfile collector), not {}; use --out FILE",
+                args.format
+            )));
+        }
+        Some(dir) => {
+            let abs = if dir.is_absolute() {
+                dir.clone()
+            } else {
+                ctx.cwd.join(dir)
+            };
+            if !abs.is_dir() {
+                return Err(Failure::invalid(format!(
+                    "export: --textfile {} is not a folder; give the folder node_exporter reads (--collector.textfile.directory)",
+                    dir.display()
+                )));
+            }
+            Some(abs.join(TEXTFILE_NAME))
+        }
+    };
     let project = ctx.project()?;
     let store = open(ctx, &project)?;
-    if let Some(path) = &args.out {
+    if let Some(path) = &textfile {
+        // node_exporter reads only `*.prom`: the temporary name is never read half-written.
+        let tmp = path.with_file_name(format!(".{TEXTFILE_NAME}.{}.tmp", std::process::id()));
+        let text = prometheus(&store, args.suite.as_deref())?;
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                Failure {
+                    code: exit::INCOMPLETE,
+                    message: format!("export: write {}: {e}", path.display()),
+                }
+            })?;
+        ctx.printer.info(&format!("wrote {}", path.display()));
+    } else if let Some(path) = &args.out {
         {
             let path = if path.is_absolute() {
                 path.clone()

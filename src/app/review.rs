@@ -82,14 +82,79 @@ pub enum ReviewCommand {
         #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
         format: ReadFormat,
     },
-    /// The current grades of a sheet
+    /// The current grades of a sheet; with --html, write its page again from the store
     Show {
+        /// Sheet id (a unique prefix is enough)
         sheet_id: String,
         #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
         format: ReadFormat,
+        /// Write the sheet's page (reports/review/<sheet_id>.html) again from the store
+        #[arg(long)]
+        html: bool,
     },
     /// Close a sheet without grading the rest: its results may be sampled again
-    Close { sheet_id: String },
+    Close {
+        /// Sheet id (a unique prefix is enough)
+        sheet_id: String,
+    },
+}
+
+/// The full id of the sheet a (prefix of an) id names, or exit 2.
+fn resolve_sheet(store: &Store, verb: &str, id: &str) -> anyhow::Result<String> {
+    store.resolve_sheet(id)?.ok_or_else(|| {
+        Failure::invalid(format!(
+            "{verb} review sheet {id}: no such sheet (`evalwatch review list --all` shows them)"
+        ))
+    })
+}
+
+/// The items of a stored sheet, as its page shows them.
+fn stored_items(row: &crate::store::SheetRow) -> anyhow::Result<Vec<SheetItem>> {
+    let mut items = Vec::with_capacity(row.items.len());
+    for (id, _, json) in &row.items {
+        items.push(serde_json::from_str::<SheetItem>(json).map_err(|e| {
+            anyhow::anyhow!(
+                "read item {id} of review sheet {}: it is not valid: {e}",
+                row.sheet_id
+            )
+        })?);
+    }
+    Ok(items)
+}
+
+/// `review show SHEET --html`: the sheet's page written again from the store (after a failed
+/// write, a lost file, or a new evalwatch's sheet template).
+fn rewrite_page(
+    ctx: &Ctx,
+    project: &ProjectConfig,
+    store: &Store,
+    sheet_id: &str,
+) -> anyhow::Result<u8> {
+    let Some(row) = store.sheet(sheet_id)? else {
+        return Err(Failure::invalid(format!(
+            "show review sheet {sheet_id}: no such sheet (`evalwatch review list --all` shows them)"
+        )));
+    };
+    let items = stored_items(&row)?;
+    let page = sheet::render(&SheetData {
+        sheet_id: &row.sheet_id,
+        created_at: &row.created_at,
+        mac: &row.mac,
+        items: &items,
+        submit: None,
+    });
+    let path = reports_dir(project)
+        .join("review")
+        .join(format!("{}.html", row.sheet_id));
+    write_page(&path, &page)?;
+    ctx.printer.result(&format!(
+        "review sheet {} ({}, {} item(s)): wrote {}",
+        row.sheet_id,
+        if row.open { "open" } else { "closed" },
+        items.len(),
+        path.display()
+    ));
+    Ok(exit::OK)
 }
 
 pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
@@ -125,9 +190,21 @@ pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
         ReviewCommand::Serve { addr } => serve_sheets(ctx, store, addr),
         ReviewCommand::Stats { suite, format } => stats(ctx, &store, suite.as_deref(), *format),
         ReviewCommand::List { all, format } => list(ctx, &store, *all, *format),
-        ReviewCommand::Show { sheet_id, format } => show(ctx, &store, sheet_id, *format),
+        ReviewCommand::Show {
+            sheet_id,
+            format,
+            html,
+        } => {
+            let sheet_id = resolve_sheet(&store, "show", sheet_id)?;
+            if *html {
+                rewrite_page(ctx, &project, &store, &sheet_id)
+            } else {
+                show(ctx, &store, &sheet_id, *format)
+            }
+        }
         ReviewCommand::Close { sheet_id } => {
-            if !store.close_sheet(sheet_id)? {
+            let sheet_id = resolve_sheet(&store, "close", sheet_id)?;
+            if !store.close_sheet(&sheet_id)? {
                 return Err(Failure::invalid(format!(
                     "close review sheet {sheet_id}: no such sheet (`evalwatch review list --all` shows them)"
                 )));
@@ -341,14 +418,8 @@ fn sample(
     for (item, id) in items.iter().zip(&ids) {
         rows.push((*id, item.stratum.clone(), serde_json::to_string(item)?));
     }
-    store.create_sheet(&NewSheet {
-        sheet_id: sheet_id.clone(),
-        created_at: created_at.clone(),
-        secret,
-        mac: mac.clone(),
-        params: params.to_string(),
-        items: rows,
-    })?;
+    // The page first: a sheet recorded without its page would hold its results (no other
+    // sheet may sample them) while nobody can grade it. A page without a record is removed.
     let page = sheet::render(&SheetData {
         sheet_id: &sheet_id,
         created_at: &created_at,
@@ -360,6 +431,17 @@ fn sample(
         .join("review")
         .join(format!("{sheet_id}.html"));
     write_page(&path, &page)?;
+    if let Err(e) = store.create_sheet(&NewSheet {
+        sheet_id: sheet_id.clone(),
+        created_at: created_at.clone(),
+        secret,
+        mac: mac.clone(),
+        params: params.to_string(),
+        items: rows,
+    }) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e.into());
+    }
     let strata: Vec<String> = counts
         .iter()
         .filter(|c| c.available > 0)
@@ -383,7 +465,17 @@ fn write_page(path: &Path, page: &str) -> Result<(), ReviewError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    std::fs::write(path, page).map_err(err)
+    // Whole or not at all: a page cut short by a full disk would lose grades typed into it.
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, page)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })
 }
 
 /// Why a grades file was not imported.
@@ -500,12 +592,7 @@ impl Backend for StoreBackend {
         if !row.open {
             return Ok(None);
         }
-        let mut items = Vec::with_capacity(row.items.len());
-        for (id, _, json) in &row.items {
-            items.push(serde_json::from_str::<SheetItem>(json).map_err(|e| {
-                format!("read item {id} of sheet {sheet_id}: it is not valid: {e}")
-            })?);
-        }
+        let items = stored_items(&row).map_err(|e| super::error_text(&e))?;
         Ok(Some(sheet::render(&SheetData {
             sheet_id: &row.sheet_id,
             created_at: &row.created_at,
@@ -532,7 +619,7 @@ impl Backend for StoreBackend {
             }),
             Err(Rejected::Store(e)) => Err(Refusal {
                 status: 500,
-                message: format!("store the grades: {e:#}"),
+                message: format!("store the grades: {}", super::error_text(&e)),
             }),
         }
     }

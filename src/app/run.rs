@@ -392,7 +392,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         let ran: Vec<&Suite> = done_runs.iter().map(|d| &d.suite).collect();
         if let Err(e) = super::report::after_run(ctx, store, &project, &ran, prepared) {
             // Reports are a view of stored history: failing to refresh them never fails a run.
-            ctx.printer.warn(&format!("refresh the reports: {e:#}"));
+            ctx.printer
+                .warn(&format!("refresh the reports: {}", super::error_text(&e)));
         }
     }
     crate::phase::phase("reports");
@@ -1375,13 +1376,13 @@ fn consume(
                 writer.send_judge(judged.cache, new)?;
                 out.acc.add(&record);
                 out.finished += 1;
+                // Listed once, after the run (all of them with -v, read back from the store).
                 if record.status != CaseStatus::Passed {
                     if out.failures.len() < SHOWN_FAILURES {
                         out.failures.push(terminal::failure_line(&record));
                     } else {
                         out.more_failures += 1;
                     }
-                    printer.detail(&terminal::failure_line(&record));
                 }
                 bar.inc(1);
                 writer.send(record)?;
@@ -1564,36 +1565,62 @@ fn judging(
 
 /// Print or write the chosen format for every run.
 fn emit(ctx: &Ctx, store: &Store, args: &RunArgs, runs: &[Done]) -> anyhow::Result<()> {
-    let text = || {
+    let text = || -> anyhow::Result<()> {
+        let verbosity = ctx.printer.verbosity;
         for d in runs {
             let view = view_of(d);
+            // -q: one verdict line per run; problems (warnings, errors) still go to stderr.
+            if verbosity == crate::output::Verbosity::Quiet {
+                let mut line = terminal::verdict_line(&view);
+                for a in &d.alerts {
+                    line = format!(
+                        "{line}; alert {} ({}, {})",
+                        a["rule"].as_str().unwrap_or("?"),
+                        a["severity"].as_str().unwrap_or("?"),
+                        if a["new"].as_bool() == Some(true) {
+                            "new"
+                        } else {
+                            "still open"
+                        }
+                    );
+                }
+                ctx.printer.result(&line);
+                continue;
+            }
             ctx.printer.result(
-                terminal::summary(
-                    &view,
-                    ctx.printer.verbosity == crate::output::Verbosity::Verbose,
-                )
-                .trim_end(),
+                terminal::summary(&view, verbosity == crate::output::Verbosity::Verbose).trim_end(),
             );
-            if !d.failures.is_empty() {
+            if d.failures.is_empty() {
+                continue;
+            }
+            ctx.printer.info(&format!(
+                "not passed ({}):",
+                d.failures.len() + d.more_failures
+            ));
+            if verbosity == crate::output::Verbosity::Verbose && d.more_failures > 0 {
+                // -v lists every one, read back from the store (never held in memory).
+                store.for_each_result(&d.info.run_id, |rec| {
+                    if rec.status != CaseStatus::Passed {
+                        ctx.printer.info(&terminal::failure_line(&rec));
+                    }
+                    Ok(())
+                })?;
+                continue;
+            }
+            for f in &d.failures {
+                ctx.printer.info(f);
+            }
+            if d.more_failures > 0 {
                 ctx.printer.info(&format!(
-                    "not passed ({}):",
-                    d.failures.len() + d.more_failures
+                    "  ... and {} more: `evalwatch show {}` (or -v) lists them",
+                    d.more_failures, d.info.run_id
                 ));
-                for f in &d.failures {
-                    ctx.printer.info(f);
-                }
-                if d.more_failures > 0 {
-                    ctx.printer.info(&format!(
-                        "  ... and {} more: `evalwatch show {}`",
-                        d.more_failures, d.info.run_id
-                    ));
-                }
             }
         }
+        Ok(())
     };
     if args.format == RunFormat::Text && args.out.is_none() {
-        text();
-        return Ok(());
+        return text();
     }
     let mut sink: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -1637,7 +1664,7 @@ fn emit(ctx: &Ctx, store: &Store, args: &RunArgs, runs: &[Done]) -> anyhow::Resu
     sink.flush()?;
     drop(sink);
     if args.out.is_some() {
-        text();
+        text()?;
     }
     Ok(())
 }

@@ -268,6 +268,57 @@ fn repeat_lines(out: &mut String, provider: &str, m: &Metrics, detailed: bool) {
     let _ = writeln!(out, "case verdicts on {provider}: {line}");
 }
 
+/// The one line `run -q` prints per run: status, passed of results per provider, and the
+/// gates (each breached one named, else "gates ok").
+#[must_use]
+pub fn verdict_line(view: &RunView<'_>) -> String {
+    let mut line = format!(
+        "{}  run {}  {}:",
+        view.info.suite,
+        view.info.run_id,
+        view.info.status.as_str()
+    );
+    let providers: Vec<String> = view
+        .overall()
+        .map(|m| {
+            let not_passed = m.metrics.cases.saturating_sub(m.metrics.passed);
+            let mut part = format!(
+                " {} {}/{} passed",
+                m.provider, m.metrics.passed, m.metrics.cases
+            );
+            if not_passed > 0 {
+                let _ = write!(part, ", {not_passed} not passed");
+            }
+            part
+        })
+        .collect();
+    if providers.is_empty() {
+        line.push_str(" no results");
+    } else {
+        line.push_str(&providers.join(";"));
+    }
+    let breached: Vec<String> = view
+        .gates
+        .iter()
+        .filter(|g| !g.ok)
+        .map(|g| {
+            format!(
+                "gate {} {} on {} BREACHED ({})",
+                g.metric,
+                g.limit,
+                g.provider,
+                value(g.value)
+            )
+        })
+        .collect();
+    if !breached.is_empty() {
+        let _ = write!(line, "; {}", breached.join("; "));
+    } else if !view.gates.is_empty() {
+        line.push_str("; gates ok");
+    }
+    line
+}
+
 /// One line per failed, errored or unscorable result.
 #[must_use]
 pub fn failure_line(rec: &ResultRecord) -> String {

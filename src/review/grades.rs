@@ -1,7 +1,7 @@
 //! The grades file a sheet exports and `review import` reads:
 //! `{"sheet_id", "reviewer", "exported_at", "grades": [{"result_id", "verdict": "pass|fail",
 //! "quality": 1-5 or null, "hallucination": true|false|null, "note"}]}`, plus `sheet_mac`, the
-//! sheet's HMAC, which a sheet writes and an import checks when present.
+//! sheet's HMAC, which a sheet writes and an import requires and checks.
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -24,7 +24,7 @@ pub struct GradesFile {
     pub reviewer: String,
     /// RFC 3339 UTC, normalised.
     pub exported_at: String,
-    pub sheet_mac: Option<String>,
+    pub sheet_mac: String,
     pub grades: Vec<Grade>,
 }
 
@@ -136,17 +136,26 @@ pub fn parse(text: &str, file: &str) -> Result<GradesFile, ReviewError> {
             note,
         });
     }
+    let sheet_mac = raw
+        .sheet_mac
+        .map(|m| m.trim().to_owned())
+        .unwrap_or_default();
+    if sheet_mac.is_empty() {
+        return Err(err(
+            "`sheet_mac` is missing: it ties the grades to the sheet they were given on; export the grades again from the sheet (or from `evalwatch review show SHEET_ID --html`)".into(),
+        ));
+    }
     Ok(GradesFile {
         sheet_id,
         reviewer,
         exported_at,
-        sheet_mac: raw.sheet_mac,
+        sheet_mac,
         grades,
     })
 }
 
-/// Check that a grades file belongs to its sheet: the sheet's HMAC matches when the file
-/// carries one, and every graded result is an item of the sheet.
+/// Check that a grades file belongs to its sheet: the sheet's HMAC matches, and every graded
+/// result is an item of the sheet.
 pub fn check_against_sheet<S: BuildHasher>(
     file: &GradesFile,
     sheet_mac: &str,
@@ -156,9 +165,7 @@ pub fn check_against_sheet<S: BuildHasher>(
         sheet_id: file.sheet_id.clone(),
         message,
     };
-    if let Some(mac) = &file.sheet_mac
-        && !super::sheet::same_mac(mac, sheet_mac)
-    {
+    if !super::sheet::same_mac(&file.sheet_mac, sheet_mac) {
         return Err(tampered(
             "the file's `sheet_mac` does not match the sheet: the file was edited or comes from another sheet; nothing was imported".into(),
         ));
@@ -266,9 +273,11 @@ mod tests {
             .to_string();
         assert!(err.contains("2 graded result(s) are not items"), "{err}");
         assert!(err.contains("4294967297"), "{err}");
-        // Without a MAC, membership alone decides.
-        let mut bare = f.clone();
-        bare.sheet_mac = None;
-        check_against_sheet(&bare, "zz", &items).unwrap();
+        // A file without a MAC is refused when read.
+        let bare = GOOD.replace(r#""sheet_mac": "ab","#, "");
+        let err = parse(&bare, "g.json").unwrap_err().to_string();
+        assert!(err.contains("`sheet_mac` is missing"), "{err}");
+        let blank = GOOD.replace(r#""sheet_mac": "ab","#, r#""sheet_mac": " ","#);
+        assert!(parse(&blank, "g.json").is_err());
     }
 }

@@ -68,6 +68,16 @@ pub enum StoreError {
         /// Some of the matching run ids (at most five).
         matches: Vec<String>,
     },
+    /// A review sheet id prefix matches several sheets.
+    #[error(
+        "find review sheet {prefix}: the prefix is ambiguous, it matches {}; give more characters",
+        matches.join(", ")
+    )]
+    AmbiguousSheet {
+        prefix: String,
+        /// Some of the matching sheet ids (at most five).
+        matches: Vec<String>,
+    },
     /// The writer thread failed; what it was doing and why.
     #[error("write the results of run {run_id}: {message}")]
     Writer { run_id: String, message: String },

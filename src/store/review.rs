@@ -157,6 +157,32 @@ impl Store {
         Ok(())
     }
 
+    /// The full id of the sheet `prefix` names: an exact id always wins, else the one sheet
+    /// whose id starts with it; a prefix of several sheets is
+    /// [`StoreError::AmbiguousSheet`]; an empty or unknown one is `None`.
+    pub fn resolve_sheet(&self, prefix: &str) -> Result<Option<String>, StoreError> {
+        if prefix.is_empty() {
+            return Ok(None);
+        }
+        let mut found: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT sheet_id FROM review_sheets
+                 WHERE sheet_id = ?1 OR substr(sheet_id, 1, length(?1)) = ?1
+                 ORDER BY sheet_id = ?1 DESC, sheet_id LIMIT 5",
+            )?
+            .query_map([prefix], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        match found.first() {
+            None => Ok(None),
+            Some(first) if first == prefix || found.len() == 1 => Ok(Some(found.swap_remove(0))),
+            Some(_) => Err(StoreError::AmbiguousSheet {
+                prefix: prefix.to_owned(),
+                matches: found,
+            }),
+        }
+    }
+
     /// One sheet with its items.
     pub fn sheet(&self, sheet_id: &str) -> Result<Option<SheetRow>, StoreError> {
         let head = self

@@ -94,10 +94,14 @@ fn compare_reports_flips_and_significance() {
 fn export_writes_every_format() {
     let (p, _first, second) = history();
     let prom = stdout(&p.run(&["export", "--format", "prometheus"]));
-    assert!(prom.contains("# TYPE evalwatch_pass_rate gauge"), "{prom}");
+    assert!(prom.contains("# TYPE evalwatch_pass_ratio gauge"), "{prom}");
+    assert!(
+        prom.contains("evalwatch_pass_ratio{suite=\"h\",provider=\"rec\"} 0.8333"),
+        "{prom}"
+    );
     assert!(
         prom.contains(&format!(
-            "evalwatch_pass_rate{{suite=\"h\",provider=\"rec\",run_id=\"{second}\"}} 0.8333"
+            "evalwatch_run_info{{suite=\"h\",provider=\"rec\",run_id=\"{second}\",status=\"complete\"}} 1"
         )),
         "{prom}"
     );

@@ -580,6 +580,11 @@ fn serve_needs_the_token_and_stores_grades_like_import() {
     let (st, msg) = http(port, "POST", "/api/grades", &auth, &bad.to_string());
     assert_eq!(st, 422, "{msg}");
     assert_eq!(http(port, "POST", "/api/grades", &auth, "{nope").0, 400);
+    let mut bare = grades_file(&sheet, &items, "2026-01-01T00:00:00Z", "pass");
+    bare.as_object_mut().expect("object").remove("sheet_mac");
+    let (st, msg) = http(port, "POST", "/api/grades", &auth, &bare.to_string());
+    assert_eq!(st, 400, "grades without the sheet's MAC are refused: {msg}");
+    assert!(msg.contains("sheet_mac"), "{msg}");
     let (st, msg) = http(port, "POST", "/api/grades", &auth, &good);
     assert_eq!(st, 200, "{msg}");
     assert!(msg.contains("3 new"), "{msg}");
@@ -652,5 +657,86 @@ fn a_low_human_score_opens_an_alert() {
     assert!(
         text.contains("open [warning]") && text.contains("human_score"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_sheet_whose_page_cannot_be_written_is_not_recorded() {
+    let p = graded_project();
+    // `reports/review` is a file: the page cannot be written (even by root).
+    p.write("reports/review", "in the way");
+    let out = p.run(&["review", "sample", "--n", "6", "--seed", "7"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("reports/review"), "{}", stderr(&out));
+    let list = p.run(&["review", "list", "--all", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(
+        v.as_array().map(Vec::len),
+        Some(0),
+        "no sheet recorded: {v}"
+    );
+    // Once the folder can be written, the same results are sampled again.
+    std::fs::remove_file(p.path().join("reports/review")).expect("rm");
+    let (_, page) = sample(&p, &["--n", "6", "--seed", "7"]);
+    let sheet = sheet_json(&std::fs::read_to_string(page).expect("page"));
+    assert_eq!(sheet["items"].as_array().map(Vec::len), Some(6));
+}
+
+#[test]
+fn review_show_html_renders_a_sheet_again_and_sheet_ids_take_a_prefix() {
+    let p = graded_project();
+    let (a, page_a) = sample(&p, &["--n", "2", "--seed", "1"]);
+    let before = std::fs::read_to_string(&page_a).expect("page");
+    std::fs::remove_file(&page_a).expect("rm");
+    let prefix = &a[..a.len() - 3];
+    let out = p.run(&["review", "show", prefix, "--html"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("{a}.html")),
+        "{}",
+        stdout(&out)
+    );
+    let after = std::fs::read_to_string(&page_a).expect("page written again");
+    assert_eq!(sheet_json(&after), sheet_json(&before));
+    // A second sheet sharing a prefix: the prefix is ambiguous, a usage error.
+    let (b, _) = sample(&p, &["--n", "2", "--seed", "1"]);
+    let shared: String = a
+        .chars()
+        .zip(b.chars())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect();
+    for args in [
+        vec!["review", "show", shared.as_str()],
+        vec!["review", "close", shared.as_str()],
+    ] {
+        let out = p.run(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("ambiguous"), "{}", stderr(&out));
+    }
+    let out = p.run(&["review", "close", &b[..b.len() - 2]]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(&b), "{}", stdout(&out));
+    assert_eq!(code(&p.run(&["review", "show", "nope"])), 2);
+}
+
+#[test]
+fn grades_without_the_sheet_mac_are_refused() {
+    let p = graded_project();
+    let (a, page) = sample(&p, &["--n", "2", "--seed", "1"]);
+    let sheet = sheet_json(&std::fs::read_to_string(page).expect("page"));
+    let items: Vec<&Value> = sheet["items"].as_array().expect("items").iter().collect();
+    let mut bare = grades_file(&sheet, &items, "2026-01-01T00:00:00Z", "pass");
+    bare.as_object_mut().expect("object").remove("sheet_mac");
+    let path = p.write("bare.json", &bare.to_string());
+    let out = p.run(&["review", "import", &path.display().to_string()]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("sheet_mac"), "{}", stderr(&out));
+    let shown = p.run(&["review", "show", &a, "--format", "json"]);
+    let v: Value = serde_json::from_slice(&shown.stdout).expect("json");
+    assert_eq!(
+        v["grades"].as_array().map(Vec::len),
+        Some(0),
+        "nothing stored"
     );
 }
