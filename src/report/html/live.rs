@@ -135,7 +135,7 @@ fn key(case: &str, provider: &str, sample: u32) -> u64 {
 }
 
 /// Where the rows of a run's pages are kept while it goes.
-fn rows_path(runs_dir: &Path, run_id: &str) -> PathBuf {
+pub(super) fn rows_path(runs_dir: &Path, run_id: &str) -> PathBuf {
     runs_dir.join(format!(".{}.rows", file_stem(run_id)))
 }
 

@@ -260,6 +260,7 @@ fn engine() -> Result<tera::Tera, HtmlError> {
 fn engine_of(templates: &[(&str, &str)]) -> Result<tera::Tera, HtmlError> {
     let mut t = tera::Tera::new();
     t.autoescape_on([".html"]);
+    t.set_escape_fn(run_page::escape_visible);
     t.add_raw_templates(templates.iter().copied())
         .map_err(|e| HtmlError::Template {
             page: "templates".into(),
@@ -1272,12 +1273,36 @@ fn page_newer_than(page: &Path, finished_at: Option<&str>) -> bool {
 
 /// A run is being resumed: its pages in `dir` are out of date from now on. Its first page is
 /// removed, so that the next refresh writes them again, even if the run is killed before it
-/// finishes (and has no finish time to tell).
+/// finishes (and has no finish time to tell). So are the file of rows and the empty page
+/// files the killed run left behind: the resumed run writes its pages from the store, and
+/// while it runs no clean-up takes them (they belong to a running run).
 pub fn run_resumed(dir: &Path, run_id: &str) -> std::io::Result<()> {
-    match std::fs::remove_file(dir.join("runs").join(run_file(run_id, 1))) {
+    let runs = dir.join("runs");
+    let gone = |path: PathBuf| match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    };
+    gone(runs.join(run_file(run_id, 1)))?;
+    gone(live::rows_path(&runs, run_id))?;
+    let stem = file_stem(run_id);
+    if let Ok(entries) = std::fs::read_dir(&runs) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(page) = name.strip_suffix(".html.tmp") else {
+                continue;
+            };
+            let of_run = page == stem
+                || page
+                    .strip_prefix(stem.as_str())
+                    .and_then(|rest| rest.strip_prefix("-p"))
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+            if of_run && entry.metadata().is_ok_and(|m| m.len() == 0) {
+                gone(entry.path())?;
+            }
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -278,6 +278,28 @@ fn escaping_is_teras() {
     }
 }
 
+/// No raw control byte reaches a page: each is shown as a visible symbol, in results written
+/// directly and in what the templates write.
+#[test]
+fn control_bytes_are_shown_not_written_raw() {
+    let text = "red \x1b[31mALERT\x07 nul\x00 del\x7f csi\u{9b} tab\tline\nend <b>";
+    let mut mine = String::new();
+    push_escaped(&mut mine, text);
+    assert_eq!(
+        mine,
+        "red \u{241b}[31mALERT\u{2407} nul\u{2400} del\u{2421} csi\\u{9b} tab\tline\nend &lt;b&gt;"
+    );
+    let t = engine_of(&[("x.html", "{{ v }}")]).expect("engine");
+    let ctx = tera::Context::from_serialize(&serde_json::json!({ "v": text })).expect("ctx");
+    assert_eq!(t.render("x.html", &ctx).expect("render"), mine);
+    for c in mine.chars() {
+        assert!(
+            !c.is_control() || matches!(c, '\t' | '\n'),
+            "raw control {c:?} in {mine:?}"
+        );
+    }
+}
+
 #[test]
 fn status_lookup_by_position_or_by_key() {
     let rows: Vec<StatusRow> = vec![
