@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use self::chart::{MarkerIn, Sample, SeriesIn, Unit, line_chart, sparkline};
+use self::chart::{MarkerIn, Sample, SeriesIn, ThresholdIn, Unit, line_chart, sparkline};
 use crate::model::{CaseStatus, RunStatus, Suite};
 use crate::store::{Store, StoreError};
 use crate::store::{TrendQuery, TrendRow};
@@ -59,6 +59,8 @@ pub const TABLE_ROWS: usize = 60;
 pub const FLIPS_SHOWN: usize = 200;
 /// Runs listed under "Recent runs".
 pub const RECENT_RUNS: usize = 20;
+/// Alerts listed on the alert history page (and marked on a suite's charts).
+pub const ALERTS_SHOWN: usize = 500;
 
 const CSS: &str = include_str!("templates/style.css");
 
@@ -712,9 +714,26 @@ fn provider_charts(
     provider: &str,
     rows: &[&TrendRow],
     markers: &[MarkerIn],
+    alerts: &[(String, MarkerIn)],
+    gates: &[crate::model::GateResult],
 ) -> Result<Vec<String>, HtmlError> {
     type Get = fn(&TrendRow) -> Option<f64>;
     type Spec<'a> = (&'a str, Unit, Vec<(&'a str, Get)>);
+    // The gate metrics each chart draws, in chart order.
+    const GATE_METRICS: [&[&str]; 8] = [
+        &["pass_rate", "case_pass_rate"],
+        &["mean_score"],
+        &[
+            "hallucination_rate",
+            "contradiction_rate",
+            "unsupported_rate",
+        ],
+        &["error_rate"],
+        &["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"],
+        &["tokens_in", "tokens_out"],
+        &["cost_usd"],
+        &["cost_per_case_usd"],
+    ];
     let specs: Vec<Spec<'_>> = vec![
         (
             "Pass rate",
@@ -771,7 +790,32 @@ fn provider_charts(
         ),
     ];
     let mut out = Vec::with_capacity(specs.len());
-    for (title, unit, series) in specs {
+    for ((title, unit, series), metrics) in specs.into_iter().zip(GATE_METRICS) {
+        let thresholds: Vec<ThresholdIn> = gates
+            .iter()
+            .filter(|g| g.provider == provider && metrics.contains(&g.metric.as_str()))
+            .flat_map(|g| {
+                gate_limits(&g.limit).into_iter().map(|v| ThresholdIn {
+                    value: v,
+                    label: format!("gate {} {}", g.metric, g.limit),
+                })
+            })
+            .collect();
+        // Alerts on a metric no chart draws (a human score, a named metric) go on the first.
+        let charted = |metric: &str| GATE_METRICS.iter().any(|l| l.contains(&metric));
+        let mine: Vec<MarkerIn> = markers
+            .iter()
+            .cloned()
+            .chain(
+                alerts
+                    .iter()
+                    .filter(|(metric, _)| {
+                        metrics.contains(&metric.as_str())
+                            || (title == "Pass rate" && !charted(metric))
+                    })
+                    .map(|(_, m)| m.clone()),
+            )
+            .collect();
         let series: Vec<SeriesIn> = series
             .into_iter()
             .map(|(name, get)| SeriesIn {
@@ -787,12 +831,24 @@ fn provider_charts(
             &format!("{title} · {provider}"),
             unit,
             &series,
-            markers,
+            &mine,
+            &thresholds,
             (600.0, 220.0),
         );
         out.push(render(t, "chart.html", &ChartView { c })?);
     }
     Ok(out)
+}
+
+/// The numbers of a gate's limit as the store keeps it (`>= 0.9`, `<= 4000`, `0.5..0.9`).
+fn gate_limits(limit: &str) -> Vec<f64> {
+    limit
+        .trim_start_matches(">=")
+        .trim_start_matches("<=")
+        .split("..")
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .collect()
 }
 
 /// Markers where the suite's content, or the judge or rubric that scored it, changed from one
@@ -895,9 +951,43 @@ fn build_suite(
                 .map(|r| MarkerIn {
                     t: epoch(&r.started_at),
                     label: format!("{}: {}", m.started, m.label),
+                    class: "change",
                 })
         })
         .collect();
+    // Alert markers by provider: (metric, marker), where each alert opened and resolved.
+    let mut alert_markers: HashMap<String, Vec<(String, MarkerIn)>> = HashMap::new();
+    for a in store.alert_history(Some(name), ALERTS_SHOWN)? {
+        let what = format!("{} alert `{}` ({})", a.severity, a.rule, a.metric);
+        let list = alert_markers.entry(a.provider.clone()).or_default();
+        list.push((
+            a.metric.clone(),
+            MarkerIn {
+                t: epoch(&a.opened_at),
+                label: format!("{}: {what} opened: {}", show_time(&a.opened_at), a.message),
+                class: "alert",
+            },
+        ));
+        if let Some(at) = &a.resolved_at {
+            list.push((
+                a.metric.clone(),
+                MarkerIn {
+                    t: epoch(at),
+                    label: format!("{}: {what} resolved", show_time(at)),
+                    class: "resolved",
+                },
+            ));
+        }
+    }
+    // The gates of the newest complete run: the limits the charts draw.
+    let gates = match overall
+        .iter()
+        .rev()
+        .find(|r| r.status == RunStatus::Complete)
+    {
+        Some(r) => store.run_gates(&r.run_id)?,
+        None => Vec::new(),
+    };
     let mut runs_in: Vec<&str> = overall.iter().map(|r| r.run_id.as_str()).collect();
     runs_in.dedup();
     let run_count = runs_in.len();
@@ -931,7 +1021,14 @@ fn build_suite(
                 }
                 pcs.push(ProviderCharts {
                     provider: p.clone(),
-                    charts: provider_charts(t, p, &pr, &marker_in)?,
+                    charts: provider_charts(
+                        t,
+                        p,
+                        &pr,
+                        &marker_in,
+                        alert_markers.get(p).map_or(&[][..], Vec::as_slice),
+                        &gates,
+                    )?,
                 });
             }
         }
