@@ -96,3 +96,110 @@ fn a_resumed_run_leaves_no_file_of_rows_behind() {
         "the resumed run's page"
     );
 }
+
+/// Rewrite the replay answers of suite `name`: the cases in `wrong` answer wrongly.
+fn answers(p: &Project, name: &str, n: usize, wrong: &[usize]) {
+    use std::fmt::Write as _;
+    let mut rec = String::new();
+    for i in 0..n {
+        let answer = if wrong.contains(&i) { "wrong" } else { "right" };
+        let _ = writeln!(
+            rec,
+            "{{\"case_id\": \"c{i}\", \"output\": \"the answer is {answer}\", \"latency_ms\": {}}}",
+            100 + i % 50
+        );
+    }
+    p.write(&format!("suites/{name}.jsonl"), &rec);
+}
+
+fn run_id(o: &std::process::Output) -> String {
+    json_runs(o)[0]["run_id"].as_str().expect("id").to_string()
+}
+
+fn read(p: &Project, rel: &str) -> String {
+    std::fs::read_to_string(p.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// A project whose suite `faq` of 40 cases has a pass-rate gate and a drop alert; two
+/// healthy runs, then one where 20 cases break (the alert opens), then one where they are
+/// fixed (it resolves). Returns the project and the ids of the last two runs.
+fn alerted() -> (Project, String, String) {
+    let p = Project::new();
+    let path = crate::support::replay_suite(&p, "faq", 40, 0);
+    let mut yaml = std::fs::read_to_string(&path).expect("suite");
+    yaml.push_str("gates:\n  pass_rate: {min: 0.9}\nalerts:\n  - {metric: pass_rate, drop: 0.05, severity: critical}\n");
+    std::fs::write(&path, yaml).expect("write");
+    for _ in 0..2 {
+        let o = p.run(&["run", "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    answers(&p, "faq", 40, &(0..20).collect::<Vec<_>>());
+    let bad = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&bad), 1, "{}", stderr(&bad));
+    (p, run_id(&bad), String::new())
+}
+
+/// The run page and `show` name the alert a run opened and the one it resolved; the alert
+/// history page lists it, the index's badge links to it; the charts draw the gate's limit and
+/// mark the alert.
+#[test]
+fn pages_show_the_alerts_a_run_opened_and_resolved() {
+    let (p, bad, _) = alerted();
+    let index = read(&p, "reports/index.html");
+    let history = read(&p, "reports/alerts.html");
+    let id_at = history.find("id=\"alert-").expect("an alert listed") + 10;
+    let alert_id: String = history[id_at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(
+        index.contains(&format!("href=\"alerts.html#alert-{alert_id}\"")),
+        "the index badge links to the open alert"
+    );
+    assert!(history.contains(">open</span>"), "open while it fires");
+    let page = read(&p, &format!("reports/runs/{bad}.html"));
+    let alerts_at = page.find("<h2>Alerts</h2>").expect("an Alerts section");
+    let section = &page[alerts_at..page.find("<h2>Against the baseline").expect("baseline")];
+    assert!(section.contains(">opened</span>"), "{section}");
+    assert!(
+        section.contains(&format!("alerts.html#alert-{alert_id}")),
+        "{section}"
+    );
+    let show = p.run(&["show", &bad]);
+    assert_eq!(code(&show), 0, "{}", stderr(&show));
+    assert!(
+        crate::support::stdout(&show).contains("alert opened by this run: critical"),
+        "{}",
+        crate::support::stdout(&show)
+    );
+    let suite = read(&p, "reports/faq.html");
+    assert!(
+        suite.contains("<g class=\"marker alert\">"),
+        "alert marked on the charts"
+    );
+    assert!(
+        suite.contains("<g class=\"threshold\">") && suite.contains("gate pass_rate &gt;= 0.9"),
+        "the gate's limit drawn"
+    );
+
+    answers(&p, "faq", 40, &[]);
+    let good = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&good), 0, "{}", stderr(&good));
+    let good = run_id(&good);
+    let page = read(&p, &format!("reports/runs/{good}.html"));
+    assert!(
+        page.contains(">resolved</span>"),
+        "the resolving run says so"
+    );
+    let history = read(&p, "reports/alerts.html");
+    assert!(
+        history.contains(&format!("href=\"runs/{bad}.html\""))
+            && history.contains(&format!("href=\"runs/{good}.html\"")),
+        "opened and resolved by, linked"
+    );
+    assert!(!history.contains(">open</span>"), "resolved now");
+    let suite = read(&p, "reports/faq.html");
+    assert!(suite.contains("<g class=\"marker resolved\">"));
+    let show = p.run(&["show", &good]);
+    assert!(crate::support::stdout(&show).contains("alert resolved by this run"));
+}

@@ -241,7 +241,8 @@ pub struct Prepared {
 pub type StatusRow = (String, String, u32, CaseStatus);
 
 /// The templates of the trend pages and the index.
-const TREND_TEMPLATES: [(&str, &str); 4] = [
+const TREND_TEMPLATES: [(&str, &str); 5] = [
+    ("alerts.html", include_str!("templates/alerts.html")),
     ("chart.html", include_str!("templates/chart.html")),
     ("spark.html", include_str!("templates/spark.html")),
     ("index.html", include_str!("templates/index.html")),
@@ -384,6 +385,8 @@ fn clip(text: &str) -> String {
 #[derive(Serialize)]
 struct IndexProvider {
     provider: String,
+    /// The open alert the status badge links to on the alert history page.
+    alert_href: Option<String>,
     status: String,
     status_class: String,
     status_detail: String,
@@ -568,7 +571,14 @@ fn build_index(
                 &open,
                 provider,
             );
+            // The most severe open alert (the one the status names), else the oldest.
+            let alert_href = open
+                .iter()
+                .filter(|a| a.provider == provider)
+                .min_by_key(|a| (a.severity != "critical", a.id))
+                .map(|a| format!("alerts.html#alert-{}", a.id));
             providers.push(IndexProvider {
+                alert_href,
                 provider: provider.to_string(),
                 status,
                 status_class,
@@ -615,6 +625,94 @@ fn build_index(
             generated: opts.now.format("%Y-%m-%d %H:%M UTC").to_string(),
             window: opts.window.title(),
             suites: out,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Alert history
+
+#[derive(Serialize)]
+struct AlertEntry {
+    id: i64,
+    open: bool,
+    severity: String,
+    suite: String,
+    suite_href: String,
+    provider: String,
+    tag: Option<String>,
+    rule: String,
+    metric: String,
+    opened: String,
+    opened_run: Option<String>,
+    opened_href: Option<String>,
+    resolved: Option<String>,
+    resolved_run: Option<String>,
+    resolved_href: Option<String>,
+    last_seen: String,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct AlertsPage {
+    css: &'static str,
+    generated: String,
+    open: usize,
+    more: usize,
+    alerts: Vec<AlertEntry>,
+}
+
+/// `alerts.html`: every alert, open and resolved, newest opened first (at most
+/// [`ALERTS_SHOWN`]), linked to the runs that opened and resolved it where they have a page.
+fn build_alerts(
+    store: &Store,
+    t: &tera::Tera,
+    opts: &Options,
+    with_pages: &HashMap<String, bool>,
+) -> Result<String, HtmlError> {
+    let mut rows = store.alert_history(None, ALERTS_SHOWN + 1)?;
+    let more = if rows.len() > ALERTS_SHOWN {
+        rows.truncate(ALERTS_SHOWN);
+        store.alert_history(None, 0)?.len() - ALERTS_SHOWN
+    } else {
+        0
+    };
+    let href = |run: &Option<String>| {
+        run.as_ref()
+            .filter(|r| with_pages.contains_key(r.as_str()))
+            .map(|r| format!("runs/{}", run_file(r, 1)))
+    };
+    let alerts: Vec<AlertEntry> = rows
+        .into_iter()
+        .map(|a| AlertEntry {
+            id: a.id,
+            open: a.resolved_at.is_none(),
+            opened_href: href(&a.opened_run),
+            resolved_href: href(&a.resolved_run),
+            suite_href: suite_href(&a.suite),
+            opened: show_time(&a.opened_at),
+            resolved: a.resolved_at.as_deref().map(show_time),
+            last_seen: show_time(&a.last_seen_at),
+            severity: a.severity,
+            suite: a.suite,
+            provider: a.provider,
+            tag: a.tag,
+            rule: a.rule,
+            metric: a.metric,
+            opened_run: a.opened_run,
+            resolved_run: a.resolved_run,
+            message: a.message,
+        })
+        .collect();
+    render(
+        t,
+        "alerts.html",
+        &AlertsPage {
+            css: CSS,
+            generated: opts.now.format("%Y-%m-%d %H:%M UTC").to_string(),
+            open: store.open_alerts(None)?.len(),
+            more,
+            alerts,
         },
     )
 }
@@ -1287,19 +1385,32 @@ pub fn write_reports_with(
         let pages = scope.spawn(move || -> Result<Written, HtmlError> {
             let mut written = Written::default();
             let mut from_store = Vec::new();
+            let mut early_done = Vec::new();
             for run_id in to_write {
                 match early.remove(run_id).map(live::EarlyPages::join) {
-                    Some(Ok(Some(w))) => written.files.extend(w.files),
+                    Some(Ok(Some(w))) => early_done.push((run_id, w)),
                     Some(Err(e)) => return Err(e),
                     Some(Ok(None)) | None => from_store.push(run_id),
                 }
             }
             // Pages being written for runs not refreshed here are waited for too.
             drop(early);
-            if from_store.is_empty() {
+            if from_store.is_empty() && early_done.is_empty() {
                 return Ok(written);
             }
             let own = Store::open(&db_path)?;
+            // Pages written as the run ended were written before its alerts were decided:
+            // those of a run that opened or resolved one are written again, with them.
+            for (run_id, w) in early_done {
+                if own.alerts_of_run(run_id)?.is_empty() {
+                    written.files.extend(w.files);
+                } else {
+                    from_store.push(run_id);
+                }
+            }
+            if from_store.is_empty() {
+                return Ok(written);
+            }
             let t = engine_of(&[RUN_TEMPLATE])?;
             for run_id in from_store {
                 let live = live.get(run_id);
@@ -1332,6 +1443,8 @@ pub fn write_reports_with(
             &with_pages,
         )?;
         write(&dir.join("index.html"), &html, &mut out)?;
+        let html = build_alerts(store, &t, opts, &with_pages)?;
+        write(&dir.join("alerts.html"), &html, &mut out)?;
         crate::phase::phase("reports: index");
         let written = pages.join().map_err(|_| HtmlError::Template {
             page: "run".to_string(),

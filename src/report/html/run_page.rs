@@ -210,6 +210,33 @@ struct FlipRow {
     to: &'static str,
 }
 
+/// An alert the run opened, resolved or saw still firing.
+#[derive(Serialize)]
+pub(super) struct AlertView {
+    pub(super) id: i64,
+    /// `opened`, `resolved`, `still open`.
+    pub(super) state: &'static str,
+    pub(super) severity: String,
+    pub(super) rule: String,
+    pub(super) metric: String,
+    pub(super) provider: String,
+    pub(super) message: String,
+}
+
+pub(super) fn alert_views(rows: Vec<crate::store::AlertRow>, run_id: &str) -> Vec<AlertView> {
+    rows.into_iter()
+        .map(|a| AlertView {
+            id: a.id,
+            state: a.state_in(run_id),
+            severity: a.severity,
+            rule: a.rule,
+            metric: a.metric,
+            provider: a.provider,
+            message: a.message,
+        })
+        .collect()
+}
+
 /// What `run.html` renders: everything above the results.
 #[derive(Serialize)]
 struct RunHead<'a> {
@@ -224,6 +251,7 @@ struct RunHead<'a> {
     total: usize,
     metrics: &'a [MetricRow],
     gates: &'a [GateRow],
+    alerts: &'a [AlertView],
     baseline: Option<&'a str>,
     baseline_href: Option<String>,
     flips: &'a [FlipRow],
@@ -426,6 +454,9 @@ struct Pages<'a> {
     runs_dir: &'a Path,
     metrics: Vec<MetricRow>,
     gates: Vec<GateRow>,
+    /// The alerts the run opened, resolved or saw still firing (none on pages written before
+    /// the alerts were decided: the refresh writes those again, [`super::write_reports_with`]).
+    alerts: Vec<AlertView>,
     baseline: Option<String>,
     baseline_href: Option<String>,
 }
@@ -466,6 +497,7 @@ impl Pages<'_> {
                 total,
                 metrics: &self.metrics,
                 gates: &self.gates,
+                alerts: &self.alerts,
                 baseline: self.baseline.as_deref(),
                 baseline_href: self.baseline_href.clone(),
                 flips: &flips.shown,
@@ -696,6 +728,7 @@ pub(super) fn write_finished(
         runs_dir: &runs_dir,
         metrics: metric_rows(metrics.iter().cloned()),
         gates: gate_rows(gates.iter().cloned()),
+        alerts: Vec::new(),
         baseline: baseline_info.map(|b| b.run_id),
         baseline_href,
     };
@@ -765,6 +798,7 @@ pub(super) fn write_run(
         runs_dir: &runs_dir,
         metrics,
         gates,
+        alerts: alert_views(store.alerts_of_run(&info.run_id)?, &info.run_id),
         baseline: baseline_info.as_ref().map(|b| b.run_id.clone()),
         baseline_href,
     };

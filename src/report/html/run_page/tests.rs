@@ -393,6 +393,15 @@ fn pages_are_what_the_template_wrote() {
                 value: "0.2500".into(),
                 ok: false,
             }],
+            alerts: vec![AlertView {
+                id: 7,
+                state: "opened",
+                severity: "critical".into(),
+                rule: "drop<&>".into(),
+                metric: "pass_rate".into(),
+                provider: "p".into(),
+                message: NASTY.into(),
+            }],
             baseline: baseline.map(str::to_owned),
             baseline_href: baseline.map(|b| run_file(b, 1)),
         };
@@ -429,6 +438,7 @@ fn pages_are_what_the_template_wrote() {
             total: records.len(),
             metrics: &pages.metrics,
             gates: &pages.gates,
+            alerts: &pages.alerts,
             baseline: pages.baseline.as_deref(),
             baseline_href: pages.baseline_href.clone(),
             flips: &flips.shown,
