@@ -203,3 +203,55 @@ fn pages_show_the_alerts_a_run_opened_and_resolved() {
     let show = p.run(&["show", &good]);
     assert!(crate::support::stdout(&show).contains("alert resolved by this run"));
 }
+
+/// A grounded case whose answer adds a fact: its run page shows the case's context and
+/// expected answer, and marks the words the hallucination check flagged in the output; raw
+/// control bytes in the output are shown as symbols.
+#[test]
+fn a_hallucination_can_be_judged_from_the_run_page() {
+    let p = Project::new();
+    p.write(
+        "suites/g.jsonl",
+        "{\"case_id\": \"refund\", \"output\": \"Items can be returned within 30 days for a full refund via Zelle.\\u001b[31m\\u0007\", \"latency_ms\": 5}\n",
+    );
+    p.write(
+        "suites/g.yaml",
+        "suite: g\nproviders:\n  - id: rec\n    type: replay\n    file: g.jsonl\nprompt: \"Q: {{ q }}\"\ncases:\n  - id: refund\n    vars: {q: How long do I have to return an item?}\n    expected: \"30 days\"\n    context: \"Items can be returned within 30 days of delivery.\"\n    assert:\n      - {type: hallucination, method: lexical, max: 0.1}\n",
+    );
+    let out = p.run(&["run", "--format", "json"]);
+    assert!(code(&out) <= 1, "{}", stderr(&out));
+    let id = run_id(&out);
+    let check = |page: &str| {
+        assert!(
+            page.contains("<h4>Context</h4><pre class=\"context\">Items can be returned within 30 days of delivery.</pre>"),
+            "context shown"
+        );
+        assert!(page.contains("<pre>30 days</pre>"), "expected shown");
+        let marks: Vec<&str> = page
+            .split("<mark class=\"unsupported\" title=\"unsupported\">")
+            .skip(1)
+            .filter_map(|m| m.split("</mark>").next())
+            .collect();
+        assert!(
+            marks.iter().any(|m| m.contains("Zelle")),
+            "the unsupported words marked: {marks:?}"
+        );
+        assert!(
+            marks.iter().all(|m| !m.contains("30 days")),
+            "supported words unmarked: {marks:?}"
+        );
+        assert!(
+            page.contains("\u{241b}[") && page.contains("\u{2407}"),
+            "control bytes shown"
+        );
+        assert!(!page.contains('\u{1b}') && !page.contains('\u{7}'));
+    };
+    // Written as the run went, then again from the store.
+    let path = p.path().join(format!("reports/runs/{id}.html"));
+    let live = std::fs::read_to_string(&path).expect("page");
+    check(&live);
+    std::fs::remove_file(&path).expect("remove");
+    let again = p.run(&["report"]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    check(&std::fs::read_to_string(&path).expect("page"));
+}

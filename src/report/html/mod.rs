@@ -112,13 +112,16 @@ impl Window {
     }
 }
 
+/// (content hash, expected answer, context passages) of a case.
+type CaseShown = (String, Option<String>, Vec<String>);
+
 /// The expected answers of the suites on disk, to show beside stored results (the store
 /// keeps prompts and outputs, not the expected answer). A case whose content hash changed
 /// since a run says so.
 #[derive(Debug, Default, Clone)]
 pub struct Expected {
-    /// suite -> case id -> (content hash, expected)
-    cases: HashMap<String, HashMap<String, (String, Option<String>)>>,
+    /// suite -> case id -> (content hash, expected, context)
+    cases: HashMap<String, HashMap<String, CaseShown>>,
 }
 
 impl Expected {
@@ -132,6 +135,7 @@ impl Expected {
                 .reserve(s.cases.len());
             for c in &s.cases {
                 out.add(&s.name, &c.id, &c.hash, c.expected.as_deref());
+                out.add_context(&s.name, &c.id, &c.context);
             }
         }
         out
@@ -145,8 +149,25 @@ impl Expected {
         };
         of_suite.insert(
             id.to_owned(),
-            (hash.to_owned(), expected.map(str::to_owned)),
+            (hash.to_owned(), expected.map(str::to_owned), Vec::new()),
         );
+    }
+
+    /// The context passages of a case [`Expected::add`]ed.
+    pub fn add_context(&mut self, suite: &str, id: &str, context: &[String]) {
+        if let Some(c) = self.cases.get_mut(suite).and_then(|s| s.get_mut(id)) {
+            c.2 = context.to_vec();
+        }
+    }
+
+    /// The context passages of a case, when the case has not changed since the run (none
+    /// otherwise: the expected answer says why).
+    fn context(&self, suite: &str, case_id: &str, hash: &str) -> &[String] {
+        self.cases
+            .get(suite)
+            .and_then(|s| s.get(case_id))
+            .filter(|c| c.0 == hash)
+            .map_or(&[], |c| c.2.as_slice())
     }
 
     /// The expected answer, or why there is none to show.
@@ -155,7 +176,7 @@ impl Expected {
             self.cases
                 .get(suite)
                 .and_then(|s| s.get(case_id))
-                .map(|(h, e)| (h.as_str(), e.as_deref())),
+                .map(|(h, e, _)| (h.as_str(), e.as_deref())),
             hash,
         )
     }

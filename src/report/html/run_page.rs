@@ -313,6 +313,10 @@ fn push_result(
         out,
         expected.lookup(suite, &rec.job.case_id, &rec.case_hash),
     );
+    push_context(
+        out,
+        expected.context(suite, &rec.job.case_id, &rec.case_hash),
+    );
     push_result_tail(out, rec, scratch);
 }
 
@@ -371,14 +375,149 @@ pub(super) fn push_expected(out: &mut String, exp: Result<&str, &'static str>) {
     }
 }
 
+/// The grounding passages of a result's case (`context:`), when it has any.
+pub(super) fn push_context(out: &mut String, context: &[String]) {
+    if context.is_empty() {
+        return;
+    }
+    out.push_str("<h4>Context</h4>");
+    for passage in context {
+        out.push_str("<pre class=\"context\">");
+        push_clipped(out, passage);
+        out.push_str("</pre>");
+    }
+}
+
+/// What the hallucination check flagged in an output: spans (byte offsets into it, in
+/// order, not overlapping) to mark, and flagged claims it could not place.
+#[derive(Default)]
+struct Flagged {
+    /// (start, end, contradiction)
+    spans: Vec<(usize, usize, bool)>,
+    unplaced: Vec<(String, bool)>,
+}
+
+impl Flagged {
+    /// From the `unsupported` and `contradictions` details of the result's assertions (the
+    /// lexical pass and the judge both give `{text, start, end}`).
+    fn of(rec: &ResultRecord, output: &str) -> Self {
+        let mut out = Self::default();
+        for a in &rec.assertions {
+            for (key, contradiction) in [("contradictions", true), ("unsupported", false)] {
+                let Some(list) = a.details.get(key).and_then(serde_json::Value::as_array) else {
+                    continue;
+                };
+                for item in list {
+                    let at = |k: &str| {
+                        item.get(k)
+                            .and_then(serde_json::Value::as_u64)
+                            .and_then(|v| usize::try_from(v).ok())
+                    };
+                    match (at("start"), at("end")) {
+                        (Some(start), Some(end))
+                            if start < end
+                                && end <= output.len()
+                                && output.is_char_boundary(start)
+                                && output.is_char_boundary(end) =>
+                        {
+                            out.spans.push((start, end, contradiction));
+                        }
+                        _ => {
+                            let text = item
+                                .get("text")
+                                .and_then(serde_json::Value::as_str)
+                                .or_else(|| item.as_str());
+                            if let Some(t) = text
+                                && !out.unplaced.iter().any(|(u, _)| u == t)
+                            {
+                                out.unplaced.push((t.to_owned(), contradiction));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Contradictions first at a start, then the longest; overlaps keep the first.
+        out.spans
+            .sort_by_key(|&(start, end, c)| (start, !c, std::cmp::Reverse(end)));
+        let mut kept: Vec<(usize, usize, bool)> = Vec::with_capacity(out.spans.len());
+        for span in out.spans.drain(..) {
+            if kept.last().is_none_or(|last| span.0 >= last.1) {
+                kept.push(span);
+            }
+        }
+        out.spans = kept;
+        out
+    }
+
+    /// The legend under a marked output, and the flagged claims not found in it.
+    fn push_note(&self, out: &mut String) {
+        if self.spans.is_empty() && self.unplaced.is_empty() {
+            return;
+        }
+        out.push_str("<p class=\"muted small\">");
+        if !self.spans.is_empty() {
+            out.push_str("Flagged by the hallucination check: <mark class=\"unsupported\">unsupported</mark> (not in the expected answer, context or prompt), <mark class=\"contradiction\">contradicted</mark> (the support says otherwise).");
+        }
+        for (text, contradiction) in &self.unplaced {
+            out.push_str(if *contradiction {
+                " Contradicted claim, not found word for word in the output: "
+            } else {
+                " Unsupported claim, not found word for word in the output: "
+            });
+            out.push_str("<q>");
+            push_clipped(out, text);
+            out.push_str("</q>");
+        }
+        out.push_str("</p>");
+    }
+}
+
+/// `text` escaped and cut as [`push_clipped`] cuts it, with `spans` (sorted, apart, on
+/// character boundaries) wrapped in `<mark>`.
+fn push_marked(out: &mut String, text: &str, spans: &[(usize, usize, bool)]) {
+    let cut = text.char_indices().nth(MAX_TEXT).map(|(at, _)| at);
+    let shown = &text[..cut.unwrap_or(text.len())];
+    let mut at = 0;
+    for &(start, end, contradiction) in spans {
+        if start >= shown.len() {
+            break;
+        }
+        let end = end.min(shown.len());
+        push_escaped(out, &shown[at..start]);
+        out.push_str(if contradiction {
+            "<mark class=\"contradiction\" title=\"contradicted\">"
+        } else {
+            "<mark class=\"unsupported\" title=\"unsupported\">"
+        });
+        push_escaped(out, &shown[start..end]);
+        out.push_str("</mark>");
+        at = end;
+    }
+    push_escaped(out, &shown[at..]);
+    if let Some(c) = cut {
+        let _ = write!(
+            out,
+            "\n… [{} more characters not shown]",
+            text[c..].chars().count()
+        );
+    }
+}
+
 /// A result's block after its expected answer.
 pub(super) fn push_result_tail(out: &mut String, rec: &ResultRecord, scratch: &mut String) {
     out.push_str("\n<h4>Output</h4>");
     match rec.output.as_deref() {
         Some(o) if !o.is_empty() => {
+            let flagged = Flagged::of(rec, o);
             out.push_str("<pre>");
-            push_clipped(out, o);
+            if flagged.spans.is_empty() {
+                push_clipped(out, o);
+            } else {
+                push_marked(out, o, &flagged.spans);
+            }
             out.push_str("</pre>");
+            flagged.push_note(out);
         }
         _ => out.push_str("<p class=\"muted\">no output</p>"),
     }

@@ -300,6 +300,35 @@ fn control_bytes_are_shown_not_written_raw() {
     }
 }
 
+/// A judge's contradictions and unsupported claims are marked apart; overlapping and
+/// out-of-range spans never break the text; claims it could not place are listed.
+#[test]
+fn flagged_spans_are_marked_by_kind() {
+    let output = "Refunds take 90 days <fast>, shipping is free.";
+    let mut rec = record(1);
+    rec.output = Some(output.into());
+    let mut a = assertion("hallucination", false, false, 0.2, "judge found ...");
+    a.details = serde_json::json!({
+        "contradictions": [{"text": "90 days", "start": 13, "end": 20}],
+        "unsupported": [
+            {"text": "shipping is free", "start": 29, "end": 45},
+            {"text": "is free", "start": 38, "end": 45},
+            {"text": "beyond", "start": 40, "end": 400},
+            {"text": "a claim elsewhere", "start": null, "end": null},
+        ],
+    });
+    rec.assertions = vec![a];
+    let mut out = String::new();
+    push_result_tail(&mut out, &rec, &mut String::new());
+    assert!(out.contains(
+        "<pre>Refunds take <mark class=\"contradiction\" title=\"contradicted\">90 days</mark> &lt;fast&gt;, <mark class=\"unsupported\" title=\"unsupported\">shipping is free</mark>.</pre>"
+    ), "{out}");
+    assert!(
+        out.contains("not found word for word in the output: <q>a claim elsewhere</q>"),
+        "{out}"
+    );
+}
+
 #[test]
 fn status_lookup_by_position_or_by_key() {
     let rows: Vec<StatusRow> = vec![
