@@ -255,3 +255,144 @@ fn a_hallucination_can_be_judged_from_the_run_page() {
     assert_eq!(code(&again), 0, "{}", stderr(&again));
     check(&std::fs::read_to_string(&path).expect("page"));
 }
+
+/// Measures the layout of the page in the iframe `f` once it has loaded, and writes it into
+/// the DOM as JSON (`<pre id="measure">`), for `--dump-dom` to carry out. (Headless Chromium
+/// will not make a window narrower than 500 px: the page is laid out in an iframe of the
+/// width under test instead.)
+const MEASURE: &str = r#"<script>
+document.getElementById('f').addEventListener('load', () => {
+const doc = document.getElementById('f').contentDocument;
+const vw = doc.documentElement.clientWidth;
+const r = {vw: vw, page_overflow: doc.documentElement.scrollWidth - vw, cut: [], title_overlaps: 0};
+for (const t of doc.querySelectorAll('table')) {
+  if (t.getClientRects().length === 0) continue;
+  const sc = t.closest('.scroll');
+  const box = (sc || t).getBoundingClientRect();
+  if (box.right > vw + 1 || box.left < -1) r.cut.push((t.className || 'table') + ': ' + box.left + '..' + box.right);
+}
+const heat = doc.querySelector('table.heat');
+if (heat) {
+  const s = heat.closest('.scroll').getBoundingClientRect();
+  const cols = heat.querySelectorAll('thead th.rot');
+  const newest = cols[cols.length - 1].getBoundingClientRect();
+  r.heat_scrolls = heat.closest('.scroll').scrollWidth > heat.closest('.scroll').clientWidth;
+  r.newest_visible = newest.right <= s.right + 1 && newest.left >= s.left - 1;
+  const pin = heat.querySelector('tbody td.pin').getBoundingClientRect();
+  r.case_visible = pin.left >= s.left - 1 && pin.right <= s.right + 1;
+}
+const idx = doc.querySelector('table.index');
+if (idx) { const sc = idx.closest('.scroll'); r.index_fits = sc.scrollWidth <= sc.clientWidth + 1; }
+for (const svg of doc.querySelectorAll('figure.chart svg')) {
+  if (svg.getClientRects().length === 0) continue;
+  const title = svg.querySelector('text.axis-title').getBoundingClientRect();
+  for (const t of svg.querySelectorAll('text.tick')) {
+    const b = t.getBoundingClientRect();
+    if (b.left < title.right && title.left < b.right && b.top < title.bottom && title.top < b.bottom) r.title_overlaps++;
+  }
+}
+document.body.insertAdjacentHTML('beforeend', '<pre id="measure">' + JSON.stringify(r) + '</pre>');
+});
+</script>"#;
+
+/// The layout of `page` (relative to the reports folder) at `width` px, measured in headless
+/// Chromium.
+fn measure(dir: &Path, page: &str, width: u32, profile: &Path) -> serde_json::Value {
+    let probe = dir.join(format!("measure-{width}.html"));
+    std::fs::write(
+        &probe,
+        format!(
+            "<!DOCTYPE html><html><body style=\"margin:0\"><iframe id=\"f\" src=\"{page}\" style=\"width:{width}px;height:900px;border:0\"></iframe>{MEASURE}</body></html>"
+        ),
+    )
+    .expect("probe");
+    let out = std::process::Command::new("/usr/bin/chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--allow-file-access-from-files",
+            &format!("--window-size={},1000", width + 40),
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", probe.display()))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom.rfind("<pre id=\"measure\">").unwrap_or_else(|| {
+        panic!(
+            "{page}: no measurement: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }) + 18;
+    let end = start + dom[start..].find("</pre>").expect("end");
+    let text = dom[start..end]
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    let m: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{page}: {e}: {text}"));
+    assert_eq!(m["vw"], width, "{page}: laid out at {width}px");
+    m
+}
+
+/// At phone (390 px) and desktop (1280 px) widths: no page is wider than the screen, every
+/// table fits or scrolls in a container that does, the index stacks to fit, chart unit titles
+/// overlap no tick, and a wide flips grid shows the newest run and the case names first.
+#[test]
+fn pages_fit_phone_and_desktop_widths_in_chromium() {
+    let p = Project::new();
+    crate::support::replay_suite(&p, "wide-suite-name-for-layout", 12, 0);
+    for i in 0..15 {
+        // Every run flips four cases, so the flips grid has a column per run.
+        let wrong: Vec<usize> = (0..4).map(|k| (i + k) % 12).collect();
+        answers(&p, "wide-suite-name-for-layout", 12, &wrong);
+        let o = p.run(&["run", "--no-reports"]);
+        assert!(code(&o) <= 1, "{}", stderr(&o));
+    }
+    let o = p.run(&["report"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let dir = p.path().join("reports");
+    let newest = std::fs::read_dir(dir.join("runs"))
+        .expect("runs")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains("-p"))
+        .max()
+        .expect("a run page");
+    let tmp = tempfile::tempdir().expect("tmp");
+    for width in [390, 1280] {
+        for page in [
+            "index.html".to_string(),
+            "wide-suite-name-for-layout.html".to_string(),
+            format!("runs/{newest}"),
+            "alerts.html".to_string(),
+        ] {
+            let m = measure(&dir, &page, width, &tmp.path().join(format!("p{width}")));
+            assert!(
+                m["page_overflow"].as_f64().expect("overflow") <= 1.0,
+                "{page} at {width}px is wider than the screen: {m}"
+            );
+            assert_eq!(m["cut"], serde_json::json!([]), "{page} at {width}px: {m}");
+            assert_eq!(m["title_overlaps"], 0, "{page} at {width}px: {m}");
+            if page == "index.html" {
+                assert_eq!(m["index_fits"], true, "{page} at {width}px: {m}");
+            }
+            if page.starts_with("wide") {
+                assert_eq!(m["newest_visible"], true, "{page} at {width}px: {m}");
+                assert_eq!(m["case_visible"], true, "{page} at {width}px: {m}");
+                if width == 1280 {
+                    assert_eq!(
+                        m["heat_scrolls"], true,
+                        "15 runs are wider than 1280px: {m}"
+                    );
+                }
+            }
+        }
+    }
+}
