@@ -191,7 +191,11 @@ fn main() {
         let running = store.run(&info.run_id).expect("read").expect("run");
         let mut live = LivePages::new(&running, &db, &dir.join("reports"));
         for r in &records {
-            live.add(r, expected.get(r.job.case_id.as_str()).copied().flatten());
+            live.add(
+                r,
+                expected.get(r.job.case_id.as_str()).copied().flatten(),
+                &[],
+            );
         }
         // And the heat map's statuses of the runs before, read while the newest runs.
         let heat = html::HeatHistory::read(&store, "bench").expect("history");

@@ -162,9 +162,17 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
     };
     let (baseline, flipped) = flips(&store, &info)?;
     let human = store.human_scores(None, Some(&info.run_id))?;
+    let alerts = store.alerts_of_run(&info.run_id)?;
     if args.format == ReadFormat::Json {
         let mut head = header(&view, &[]);
         head.insert("baseline_run_id".into(), json!(baseline));
+        head.insert(
+            "alerts".into(),
+            alerts
+                .iter()
+                .map(|a| json!({"id": a.id, "state": a.state_in(&info.run_id), "rule": a.rule, "metric": a.metric, "provider": a.provider, "severity": a.severity, "message": a.message, "opened_at": a.opened_at, "resolved_at": a.resolved_at}))
+                .collect(),
+        );
         head.insert(
             "human_scores".into(),
             human
@@ -198,6 +206,16 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
             h.mean_quality,
             h.n,
             if h.n == 1 { "" } else { "s" }
+        ));
+    }
+    for a in &alerts {
+        ctx.printer.result(&format!(
+            "alert {} by this run: {} `{}` on {}: {}",
+            a.state_in(&info.run_id),
+            a.severity,
+            a.rule,
+            a.provider,
+            a.message
         ));
     }
     let mut shown = 0usize;

@@ -201,7 +201,7 @@ fn heads_on_disk(files: &[PathBuf], project: &ProjectConfig) -> Vec<Suite> {
 }
 
 /// The expected answers of the suites named `names` in `files` (the first file of a name
-/// wins), read one case at a time: only id, content hash and expected answer are kept.
+/// wins), read one case at a time: only id, content hash, expected answer and context are kept.
 fn expected_on_disk(files: &[PathBuf], project: &ProjectConfig, names: &[String]) -> Expected {
     let mut expected = Expected::default();
     let mut seen: Vec<String> = Vec::new();
@@ -218,6 +218,7 @@ fn expected_on_disk(files: &[PathBuf], project: &ProjectConfig, names: &[String]
         let mut on_case = |case: crate::model::Case| {
             if let Some(name) = current.borrow().as_deref() {
                 expected.add(name, &case.id, &case.hash, case.expected.as_deref());
+                expected.add_context(name, &case.id, &case.context);
             }
         };
         crate::suite::feed_suite(f, project, &mut on_head, &mut on_case);
@@ -1497,7 +1498,7 @@ pub(crate) mod tests {
                 if let (Some(t), 0) = (tamper, rec.job.seq) {
                     rec.output = Some(t.replace("&lt;", "<").replace("&gt;", ">"));
                 }
-                live.add(&rec, expected_of(&rec.job.case_id).as_deref());
+                live.add(&rec, expected_of(&rec.job.case_id).as_deref(), &[]);
             }
             let made = reports
                 .join("runs")

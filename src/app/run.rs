@@ -1360,8 +1360,13 @@ fn consume(
                 let case = out.live.as_ref().map(|_| finished.job.case.clone());
                 let record = record(&scorer, *finished, &judged.outcomes);
                 if let Some(live) = out.live.as_mut() {
-                    let expected = case.as_ref().and_then(|c| c.get()?.expected.as_deref());
-                    live.add(&record, expected);
+                    let case = case.as_ref().and_then(|c| c.get());
+                    let expected = case.and_then(|c| c.expected.as_deref());
+                    live.add(
+                        &record,
+                        expected,
+                        case.map_or(&[], |c| c.context.as_slice()),
+                    );
                 }
                 if let Some(heat) = out.heat.as_mut() {
                     let job = &record.job;

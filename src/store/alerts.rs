@@ -11,11 +11,12 @@ use super::codec::{self, RUN_SELECT, RawRun};
 use super::{Store, StoreError};
 use crate::model::RunInfo;
 
-const ALERT_SELECT: &str = "SELECT id, suite, rule, metric, provider, tag, severity, opened_at,
+pub(super) const ALERT_SELECT: &str =
+    "SELECT id, suite, rule, metric, provider, tag, severity, opened_at,
     opened_run, last_seen_at, last_run, value, baseline_value, message, resolved_at,
     resolved_run FROM alerts";
 
-fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+pub(super) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
     let tag: String = r.get(5)?;
     Ok(AlertRow {
         id: r.get(0)?,

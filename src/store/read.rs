@@ -2,8 +2,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::alerts::{ALERT_SELECT, alert_row};
 use super::codec::{self, RUN_SELECT, RawRun};
-use super::{RunRow, Store, StoreError};
+use super::{AlertRow, RunRow, Store, StoreError};
 use crate::model::{
     CaseStatus, GateResult, Job, LabelPair, Metrics, ProviderMetrics, ResultRecord, RunInfo,
 };
@@ -21,7 +22,58 @@ const RESULT_SELECT: &str = "SELECT x.id, x.seq, x.case_index, c.case_id, x.prov
     WHERE x.id BETWEEN ?1 AND ?2
     ORDER BY x.id";
 
+impl AlertRow {
+    /// What run `run_id` did to this alert: `opened`, `resolved` or `still open` (it saw it
+    /// firing again).
+    #[must_use]
+    pub fn state_in(&self, run_id: &str) -> &'static str {
+        if self.resolved_run.as_deref() == Some(run_id) {
+            "resolved"
+        } else if self.opened_run.as_deref() == Some(run_id) {
+            "opened"
+        } else {
+            "still open"
+        }
+    }
+}
+
 impl Store {
+    /// Alerts, open and resolved, of one suite or all, newest opened first; at most `limit`
+    /// (0: no limit). The alert history page and the charts' alert markers read these.
+    pub fn alert_history(
+        &self,
+        suite: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        let limit = if limit == 0 {
+            -1
+        } else {
+            codec::usize_to_i64(limit)
+        };
+        let rows = self
+            .conn
+            .prepare_cached(&format!(
+                "{ALERT_SELECT} WHERE (?1 IS NULL OR suite = ?1)
+                 ORDER BY julianday(opened_at) DESC, id DESC LIMIT ?2"
+            ))?
+            .query_map(params![suite, limit], alert_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Alerts run `run_id` opened, resolved or saw still firing, oldest first.
+    pub fn alerts_of_run(&self, run_id: &str) -> Result<Vec<AlertRow>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(&format!(
+                "{ALERT_SELECT} WHERE opened_run = ?1 OR resolved_run = ?1 OR last_run = ?1
+                 ORDER BY id"
+            ))?
+            .query_map([run_id], alert_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// History, newest first, optionally of one suite; at most `limit` runs (0: no limit).
     pub fn runs(&self, suite: Option<&str>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
         let limit = if limit == 0 {

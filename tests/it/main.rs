@@ -7,6 +7,7 @@ mod docs;
 mod examples;
 mod history;
 mod judges;
+mod pages;
 mod providers;
 mod reports;
 mod review;

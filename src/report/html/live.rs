@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::run_page::{
-    Flips, more_head, page_html, push_expected, push_result_head, push_result_tail, write_page_file,
+    Flips, more_head, page_html, push_context, push_expected, push_result_head, push_result_tail,
+    write_page_file,
 };
 use super::{FLIPS_SHOWN, RESULTS_PER_PAGE, file_stem, is_flip, run_file, tmp_of};
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
@@ -135,7 +136,7 @@ fn key(case: &str, provider: &str, sample: u32) -> u64 {
 }
 
 /// Where the rows of a run's pages are kept while it goes.
-fn rows_path(runs_dir: &Path, run_id: &str) -> PathBuf {
+pub(super) fn rows_path(runs_dir: &Path, run_id: &str) -> PathBuf {
     runs_dir.join(format!(".{}.rows", file_stem(run_id)))
 }
 
@@ -248,8 +249,8 @@ impl LivePages {
     }
 
     /// One scored result of the run (each once, in any order), with its case's expected
-    /// answer.
-    pub fn add(&mut self, rec: &ResultRecord, expected: Option<&str>) {
+    /// answer and context passages.
+    pub fn add(&mut self, rec: &ResultRecord, expected: Option<&str>, context: &[String]) {
         if self.broken.is_some() {
             return;
         }
@@ -278,6 +279,7 @@ impl LivePages {
             &mut html,
             expected.ok_or("the case sets no expected answer"),
         );
+        push_context(&mut html, context);
         push_result_tail(&mut html, rec, &mut self.scratch);
         let appended = self.append(seq, &html);
         self.row = html;

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use self::chart::{MarkerIn, Sample, SeriesIn, Unit, line_chart, sparkline};
+use self::chart::{MarkerIn, Sample, SeriesIn, ThresholdIn, Unit, line_chart, sparkline};
 use crate::model::{CaseStatus, RunStatus, Suite};
 use crate::store::{Store, StoreError};
 use crate::store::{TrendQuery, TrendRow};
@@ -59,6 +59,8 @@ pub const TABLE_ROWS: usize = 60;
 pub const FLIPS_SHOWN: usize = 200;
 /// Runs listed under "Recent runs".
 pub const RECENT_RUNS: usize = 20;
+/// Alerts listed on the alert history page (and marked on a suite's charts).
+pub const ALERTS_SHOWN: usize = 500;
 
 const CSS: &str = include_str!("templates/style.css");
 
@@ -110,13 +112,16 @@ impl Window {
     }
 }
 
+/// (content hash, expected answer, context passages) of a case.
+type CaseShown = (String, Option<String>, Vec<String>);
+
 /// The expected answers of the suites on disk, to show beside stored results (the store
 /// keeps prompts and outputs, not the expected answer). A case whose content hash changed
 /// since a run says so.
 #[derive(Debug, Default, Clone)]
 pub struct Expected {
-    /// suite -> case id -> (content hash, expected)
-    cases: HashMap<String, HashMap<String, (String, Option<String>)>>,
+    /// suite -> case id -> (content hash, expected, context)
+    cases: HashMap<String, HashMap<String, CaseShown>>,
 }
 
 impl Expected {
@@ -130,6 +135,7 @@ impl Expected {
                 .reserve(s.cases.len());
             for c in &s.cases {
                 out.add(&s.name, &c.id, &c.hash, c.expected.as_deref());
+                out.add_context(&s.name, &c.id, &c.context);
             }
         }
         out
@@ -143,8 +149,25 @@ impl Expected {
         };
         of_suite.insert(
             id.to_owned(),
-            (hash.to_owned(), expected.map(str::to_owned)),
+            (hash.to_owned(), expected.map(str::to_owned), Vec::new()),
         );
+    }
+
+    /// The context passages of a case [`Expected::add`]ed.
+    pub fn add_context(&mut self, suite: &str, id: &str, context: &[String]) {
+        if let Some(c) = self.cases.get_mut(suite).and_then(|s| s.get_mut(id)) {
+            c.2 = context.to_vec();
+        }
+    }
+
+    /// The context passages of a case, when the case has not changed since the run (none
+    /// otherwise: the expected answer says why).
+    fn context(&self, suite: &str, case_id: &str, hash: &str) -> &[String] {
+        self.cases
+            .get(suite)
+            .and_then(|s| s.get(case_id))
+            .filter(|c| c.0 == hash)
+            .map_or(&[], |c| c.2.as_slice())
     }
 
     /// The expected answer, or why there is none to show.
@@ -153,7 +176,7 @@ impl Expected {
             self.cases
                 .get(suite)
                 .and_then(|s| s.get(case_id))
-                .map(|(h, e)| (h.as_str(), e.as_deref())),
+                .map(|(h, e, _)| (h.as_str(), e.as_deref())),
             hash,
         )
     }
@@ -239,7 +262,8 @@ pub struct Prepared {
 pub type StatusRow = (String, String, u32, CaseStatus);
 
 /// The templates of the trend pages and the index.
-const TREND_TEMPLATES: [(&str, &str); 4] = [
+const TREND_TEMPLATES: [(&str, &str); 5] = [
+    ("alerts.html", include_str!("templates/alerts.html")),
     ("chart.html", include_str!("templates/chart.html")),
     ("spark.html", include_str!("templates/spark.html")),
     ("index.html", include_str!("templates/index.html")),
@@ -260,6 +284,7 @@ fn engine() -> Result<tera::Tera, HtmlError> {
 fn engine_of(templates: &[(&str, &str)]) -> Result<tera::Tera, HtmlError> {
     let mut t = tera::Tera::new();
     t.autoescape_on([".html"]);
+    t.set_escape_fn(run_page::escape_visible);
     t.add_raw_templates(templates.iter().copied())
         .map_err(|e| HtmlError::Template {
             page: "templates".into(),
@@ -381,6 +406,8 @@ fn clip(text: &str) -> String {
 #[derive(Serialize)]
 struct IndexProvider {
     provider: String,
+    /// The open alert the status badge links to on the alert history page.
+    alert_href: Option<String>,
     status: String,
     status_class: String,
     status_detail: String,
@@ -565,7 +592,14 @@ fn build_index(
                 &open,
                 provider,
             );
+            // The most severe open alert (the one the status names), else the oldest.
+            let alert_href = open
+                .iter()
+                .filter(|a| a.provider == provider)
+                .min_by_key(|a| (a.severity != "critical", a.id))
+                .map(|a| format!("alerts.html#alert-{}", a.id));
             providers.push(IndexProvider {
+                alert_href,
                 provider: provider.to_string(),
                 status,
                 status_class,
@@ -612,6 +646,94 @@ fn build_index(
             generated: opts.now.format("%Y-%m-%d %H:%M UTC").to_string(),
             window: opts.window.title(),
             suites: out,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Alert history
+
+#[derive(Serialize)]
+struct AlertEntry {
+    id: i64,
+    open: bool,
+    severity: String,
+    suite: String,
+    suite_href: String,
+    provider: String,
+    tag: Option<String>,
+    rule: String,
+    metric: String,
+    opened: String,
+    opened_run: Option<String>,
+    opened_href: Option<String>,
+    resolved: Option<String>,
+    resolved_run: Option<String>,
+    resolved_href: Option<String>,
+    last_seen: String,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct AlertsPage {
+    css: &'static str,
+    generated: String,
+    open: usize,
+    more: usize,
+    alerts: Vec<AlertEntry>,
+}
+
+/// `alerts.html`: every alert, open and resolved, newest opened first (at most
+/// [`ALERTS_SHOWN`]), linked to the runs that opened and resolved it where they have a page.
+fn build_alerts(
+    store: &Store,
+    t: &tera::Tera,
+    opts: &Options,
+    with_pages: &HashMap<String, bool>,
+) -> Result<String, HtmlError> {
+    let mut rows = store.alert_history(None, ALERTS_SHOWN + 1)?;
+    let more = if rows.len() > ALERTS_SHOWN {
+        rows.truncate(ALERTS_SHOWN);
+        store.alert_history(None, 0)?.len() - ALERTS_SHOWN
+    } else {
+        0
+    };
+    let href = |run: &Option<String>| {
+        run.as_ref()
+            .filter(|r| with_pages.contains_key(r.as_str()))
+            .map(|r| format!("runs/{}", run_file(r, 1)))
+    };
+    let alerts: Vec<AlertEntry> = rows
+        .into_iter()
+        .map(|a| AlertEntry {
+            id: a.id,
+            open: a.resolved_at.is_none(),
+            opened_href: href(&a.opened_run),
+            resolved_href: href(&a.resolved_run),
+            suite_href: suite_href(&a.suite),
+            opened: show_time(&a.opened_at),
+            resolved: a.resolved_at.as_deref().map(show_time),
+            last_seen: show_time(&a.last_seen_at),
+            severity: a.severity,
+            suite: a.suite,
+            provider: a.provider,
+            tag: a.tag,
+            rule: a.rule,
+            metric: a.metric,
+            opened_run: a.opened_run,
+            resolved_run: a.resolved_run,
+            message: a.message,
+        })
+        .collect();
+    render(
+        t,
+        "alerts.html",
+        &AlertsPage {
+            css: CSS,
+            generated: opts.now.format("%Y-%m-%d %H:%M UTC").to_string(),
+            open: store.open_alerts(None)?.len(),
+            more,
+            alerts,
         },
     )
 }
@@ -713,9 +835,26 @@ fn provider_charts(
     provider: &str,
     rows: &[&TrendRow],
     markers: &[MarkerIn],
+    alerts: &[(String, MarkerIn)],
+    gates: &[crate::model::GateResult],
 ) -> Result<Vec<String>, HtmlError> {
     type Get = fn(&TrendRow) -> Option<f64>;
     type Spec<'a> = (&'a str, Unit, Vec<(&'a str, Get)>);
+    // The gate metrics each chart draws, in chart order.
+    const GATE_METRICS: [&[&str]; 8] = [
+        &["pass_rate", "case_pass_rate"],
+        &["mean_score"],
+        &[
+            "hallucination_rate",
+            "contradiction_rate",
+            "unsupported_rate",
+        ],
+        &["error_rate"],
+        &["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"],
+        &["tokens_in", "tokens_out"],
+        &["cost_usd"],
+        &["cost_per_case_usd"],
+    ];
     let specs: Vec<Spec<'_>> = vec![
         (
             "Pass rate",
@@ -772,7 +911,32 @@ fn provider_charts(
         ),
     ];
     let mut out = Vec::with_capacity(specs.len());
-    for (title, unit, series) in specs {
+    for ((title, unit, series), metrics) in specs.into_iter().zip(GATE_METRICS) {
+        let thresholds: Vec<ThresholdIn> = gates
+            .iter()
+            .filter(|g| g.provider == provider && metrics.contains(&g.metric.as_str()))
+            .flat_map(|g| {
+                gate_limits(&g.limit).into_iter().map(|v| ThresholdIn {
+                    value: v,
+                    label: format!("gate {} {}", g.metric, g.limit),
+                })
+            })
+            .collect();
+        // Alerts on a metric no chart draws (a human score, a named metric) go on the first.
+        let charted = |metric: &str| GATE_METRICS.iter().any(|l| l.contains(&metric));
+        let mine: Vec<MarkerIn> = markers
+            .iter()
+            .cloned()
+            .chain(
+                alerts
+                    .iter()
+                    .filter(|(metric, _)| {
+                        metrics.contains(&metric.as_str())
+                            || (title == "Pass rate" && !charted(metric))
+                    })
+                    .map(|(_, m)| m.clone()),
+            )
+            .collect();
         let series: Vec<SeriesIn> = series
             .into_iter()
             .map(|(name, get)| SeriesIn {
@@ -788,12 +952,24 @@ fn provider_charts(
             &format!("{title} · {provider}"),
             unit,
             &series,
-            markers,
+            &mine,
+            &thresholds,
             (600.0, 220.0),
         );
         out.push(render(t, "chart.html", &ChartView { c })?);
     }
     Ok(out)
+}
+
+/// The numbers of a gate's limit as the store keeps it (`>= 0.9`, `<= 4000`, `0.5..0.9`).
+fn gate_limits(limit: &str) -> Vec<f64> {
+    limit
+        .trim_start_matches(">=")
+        .trim_start_matches("<=")
+        .split("..")
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .collect()
 }
 
 /// Markers where the suite's content, or the judge or rubric that scored it, changed from one
@@ -896,9 +1072,43 @@ fn build_suite(
                 .map(|r| MarkerIn {
                     t: epoch(&r.started_at),
                     label: format!("{}: {}", m.started, m.label),
+                    class: "change",
                 })
         })
         .collect();
+    // Alert markers by provider: (metric, marker), where each alert opened and resolved.
+    let mut alert_markers: HashMap<String, Vec<(String, MarkerIn)>> = HashMap::new();
+    for a in store.alert_history(Some(name), ALERTS_SHOWN)? {
+        let what = format!("{} alert `{}` ({})", a.severity, a.rule, a.metric);
+        let list = alert_markers.entry(a.provider.clone()).or_default();
+        list.push((
+            a.metric.clone(),
+            MarkerIn {
+                t: epoch(&a.opened_at),
+                label: format!("{}: {what} opened: {}", show_time(&a.opened_at), a.message),
+                class: "alert",
+            },
+        ));
+        if let Some(at) = &a.resolved_at {
+            list.push((
+                a.metric.clone(),
+                MarkerIn {
+                    t: epoch(at),
+                    label: format!("{}: {what} resolved", show_time(at)),
+                    class: "resolved",
+                },
+            ));
+        }
+    }
+    // The gates of the newest complete run: the limits the charts draw.
+    let gates = match overall
+        .iter()
+        .rev()
+        .find(|r| r.status == RunStatus::Complete)
+    {
+        Some(r) => store.run_gates(&r.run_id)?,
+        None => Vec::new(),
+    };
     let mut runs_in: Vec<&str> = overall.iter().map(|r| r.run_id.as_str()).collect();
     runs_in.dedup();
     let run_count = runs_in.len();
@@ -932,7 +1142,14 @@ fn build_suite(
                 }
                 pcs.push(ProviderCharts {
                     provider: p.clone(),
-                    charts: provider_charts(t, p, &pr, &marker_in)?,
+                    charts: provider_charts(
+                        t,
+                        p,
+                        &pr,
+                        &marker_in,
+                        alert_markers.get(p).map_or(&[][..], Vec::as_slice),
+                        &gates,
+                    )?,
                 });
             }
         }
@@ -1207,19 +1424,32 @@ pub fn write_reports_with(
         let pages = scope.spawn(move || -> Result<Written, HtmlError> {
             let mut written = Written::default();
             let mut from_store = Vec::new();
+            let mut early_done = Vec::new();
             for run_id in to_write {
                 match early.remove(run_id).map(live::EarlyPages::join) {
-                    Some(Ok(Some(w))) => written.files.extend(w.files),
+                    Some(Ok(Some(w))) => early_done.push((run_id, w)),
                     Some(Err(e)) => return Err(e),
                     Some(Ok(None)) | None => from_store.push(run_id),
                 }
             }
             // Pages being written for runs not refreshed here are waited for too.
             drop(early);
-            if from_store.is_empty() {
+            if from_store.is_empty() && early_done.is_empty() {
                 return Ok(written);
             }
             let own = Store::open(&db_path)?;
+            // Pages written as the run ended were written before its alerts were decided:
+            // those of a run that opened or resolved one are written again, with them.
+            for (run_id, w) in early_done {
+                if own.alerts_of_run(run_id)?.is_empty() {
+                    written.files.extend(w.files);
+                } else {
+                    from_store.push(run_id);
+                }
+            }
+            if from_store.is_empty() {
+                return Ok(written);
+            }
             let t = engine_of(&[RUN_TEMPLATE])?;
             for run_id in from_store {
                 let live = live.get(run_id);
@@ -1252,6 +1482,8 @@ pub fn write_reports_with(
             &with_pages,
         )?;
         write(&dir.join("index.html"), &html, &mut out)?;
+        let html = build_alerts(store, &t, opts, &with_pages)?;
+        write(&dir.join("alerts.html"), &html, &mut out)?;
         crate::phase::phase("reports: index");
         let written = pages.join().map_err(|_| HtmlError::Template {
             page: "run".to_string(),
@@ -1290,12 +1522,36 @@ fn page_newer_than(page: &Path, finished_at: Option<&str>) -> bool {
 
 /// A run is being resumed: its pages in `dir` are out of date from now on. Its first page is
 /// removed, so that the next refresh writes them again, even if the run is killed before it
-/// finishes (and has no finish time to tell).
+/// finishes (and has no finish time to tell). So are the file of rows and the empty page
+/// files the killed run left behind: the resumed run writes its pages from the store, and
+/// while it runs no clean-up takes them (they belong to a running run).
 pub fn run_resumed(dir: &Path, run_id: &str) -> std::io::Result<()> {
-    match std::fs::remove_file(dir.join("runs").join(run_file(run_id, 1))) {
+    let runs = dir.join("runs");
+    let gone = |path: PathBuf| match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    };
+    gone(runs.join(run_file(run_id, 1)))?;
+    gone(live::rows_path(&runs, run_id))?;
+    let stem = file_stem(run_id);
+    if let Ok(entries) = std::fs::read_dir(&runs) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(page) = name.strip_suffix(".html.tmp") else {
+                continue;
+            };
+            let of_run = page == stem
+                || page
+                    .strip_prefix(stem.as_str())
+                    .and_then(|rest| rest.strip_prefix("-p"))
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+            if of_run && entry.metadata().is_ok_and(|m| m.len() == 0) {
+                gone(entry.path())?;
+            }
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -57,21 +57,61 @@ fn rows_in_memory() -> usize {
 const PARALLEL_PAGES: usize = 8;
 
 /// Append `text` HTML-escaped exactly as the templates escape it (tera's escaping of
-/// `&`, `<`, `>`, `"` and `'`). Text with none of them, most of it, is copied as it is.
+/// `&`, `<`, `>`, `"` and `'`), with control characters made visible: C0 controls but tab,
+/// line feed and carriage return as their Unicode control pictures (`\x1b` as `␛`, `\x00` as
+/// `␀`, DEL as `␡`), C1 controls as `\u{9b}`, so that no raw control byte reaches a page (a
+/// terminal escape, a NUL or a bell in a model output is seen, not obeyed or dropped).
+/// Text with none of them, most of it, is copied as it is.
 pub(super) fn push_escaped(out: &mut String, text: &str) {
-    let Some(first) = text
-        .bytes()
-        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
-    else {
+    let Some(first) = text.bytes().position(|b| {
+        matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0x7f | 0xc2)
+            || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    }) else {
         out.push_str(text);
         return;
     };
     out.push_str(&text[..first]);
     let mut buf = Vec::with_capacity(text.len() - first + 16);
     // Writing into a Vec cannot fail.
-    let _ = tera::escape_html(&text[first..], &mut buf);
-    // ASCII bytes were replaced by ASCII: still UTF-8.
+    let _ = escape_visible(&text[first..], &mut buf);
+    // ASCII bytes were replaced by ASCII, controls by whole characters: still UTF-8.
     out.push_str(&String::from_utf8_lossy(&buf));
+}
+
+/// The pages' escaping (the template engine's too, [`super::engine_of`]): tera's HTML
+/// escaping, and control characters made visible ([`push_escaped`]).
+pub(super) fn escape_visible(text: &str, buf: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut rest = text;
+    while let Some((at, c)) = rest.char_indices().find(|&(_, c)| is_hidden_control(c)) {
+        tera::escape_html(&rest[..at], buf)?;
+        let mut symbol = String::new();
+        push_control(&mut symbol, c);
+        buf.write_all(symbol.as_bytes())?;
+        rest = &rest[at + c.len_utf8()..];
+    }
+    tera::escape_html(rest, buf)
+}
+
+/// A control character a page would not show as itself (all but tab, LF and CR).
+fn is_hidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// A control character as a visible symbol: C0 and DEL as their control pictures
+/// (U+2400..U+2421), C1 as `\u{..}`.
+fn push_control(out: &mut String, c: char) {
+    let code = u32::from(c);
+    let picture = match code {
+        0..=0x1f => char::from_u32(0x2400 + code),
+        0x7f => Some('\u{2421}'),
+        _ => None,
+    };
+    match picture {
+        Some(p) => out.push(p),
+        None => {
+            let _ = write!(out, "\\u{{{code:x}}}");
+        }
+    }
 }
 
 /// [`super::clip`], escaped, without the intermediate copy.
@@ -170,6 +210,33 @@ struct FlipRow {
     to: &'static str,
 }
 
+/// An alert the run opened, resolved or saw still firing.
+#[derive(Serialize)]
+pub(super) struct AlertView {
+    pub(super) id: i64,
+    /// `opened`, `resolved`, `still open`.
+    pub(super) state: &'static str,
+    pub(super) severity: String,
+    pub(super) rule: String,
+    pub(super) metric: String,
+    pub(super) provider: String,
+    pub(super) message: String,
+}
+
+pub(super) fn alert_views(rows: Vec<crate::store::AlertRow>, run_id: &str) -> Vec<AlertView> {
+    rows.into_iter()
+        .map(|a| AlertView {
+            id: a.id,
+            state: a.state_in(run_id),
+            severity: a.severity,
+            rule: a.rule,
+            metric: a.metric,
+            provider: a.provider,
+            message: a.message,
+        })
+        .collect()
+}
+
 /// What `run.html` renders: everything above the results.
 #[derive(Serialize)]
 struct RunHead<'a> {
@@ -184,6 +251,7 @@ struct RunHead<'a> {
     total: usize,
     metrics: &'a [MetricRow],
     gates: &'a [GateRow],
+    alerts: &'a [AlertView],
     baseline: Option<&'a str>,
     baseline_href: Option<String>,
     flips: &'a [FlipRow],
@@ -245,6 +313,10 @@ fn push_result(
         out,
         expected.lookup(suite, &rec.job.case_id, &rec.case_hash),
     );
+    push_context(
+        out,
+        expected.context(suite, &rec.job.case_id, &rec.case_hash),
+    );
     push_result_tail(out, rec, scratch);
 }
 
@@ -303,14 +375,149 @@ pub(super) fn push_expected(out: &mut String, exp: Result<&str, &'static str>) {
     }
 }
 
+/// The grounding passages of a result's case (`context:`), when it has any.
+pub(super) fn push_context(out: &mut String, context: &[String]) {
+    if context.is_empty() {
+        return;
+    }
+    out.push_str("<h4>Context</h4>");
+    for passage in context {
+        out.push_str("<pre class=\"context\">");
+        push_clipped(out, passage);
+        out.push_str("</pre>");
+    }
+}
+
+/// What the hallucination check flagged in an output: spans (byte offsets into it, in
+/// order, not overlapping) to mark, and flagged claims it could not place.
+#[derive(Default)]
+struct Flagged {
+    /// (start, end, contradiction)
+    spans: Vec<(usize, usize, bool)>,
+    unplaced: Vec<(String, bool)>,
+}
+
+impl Flagged {
+    /// From the `unsupported` and `contradictions` details of the result's assertions (the
+    /// lexical pass and the judge both give `{text, start, end}`).
+    fn of(rec: &ResultRecord, output: &str) -> Self {
+        let mut out = Self::default();
+        for a in &rec.assertions {
+            for (key, contradiction) in [("contradictions", true), ("unsupported", false)] {
+                let Some(list) = a.details.get(key).and_then(serde_json::Value::as_array) else {
+                    continue;
+                };
+                for item in list {
+                    let at = |k: &str| {
+                        item.get(k)
+                            .and_then(serde_json::Value::as_u64)
+                            .and_then(|v| usize::try_from(v).ok())
+                    };
+                    match (at("start"), at("end")) {
+                        (Some(start), Some(end))
+                            if start < end
+                                && end <= output.len()
+                                && output.is_char_boundary(start)
+                                && output.is_char_boundary(end) =>
+                        {
+                            out.spans.push((start, end, contradiction));
+                        }
+                        _ => {
+                            let text = item
+                                .get("text")
+                                .and_then(serde_json::Value::as_str)
+                                .or_else(|| item.as_str());
+                            if let Some(t) = text
+                                && !out.unplaced.iter().any(|(u, _)| u == t)
+                            {
+                                out.unplaced.push((t.to_owned(), contradiction));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Contradictions first at a start, then the longest; overlaps keep the first.
+        out.spans
+            .sort_by_key(|&(start, end, c)| (start, !c, std::cmp::Reverse(end)));
+        let mut kept: Vec<(usize, usize, bool)> = Vec::with_capacity(out.spans.len());
+        for span in out.spans.drain(..) {
+            if kept.last().is_none_or(|last| span.0 >= last.1) {
+                kept.push(span);
+            }
+        }
+        out.spans = kept;
+        out
+    }
+
+    /// The legend under a marked output, and the flagged claims not found in it.
+    fn push_note(&self, out: &mut String) {
+        if self.spans.is_empty() && self.unplaced.is_empty() {
+            return;
+        }
+        out.push_str("<p class=\"muted small\">");
+        if !self.spans.is_empty() {
+            out.push_str("Flagged by the hallucination check: <mark class=\"unsupported\">unsupported</mark> (not in the expected answer, context or prompt), <mark class=\"contradiction\">contradicted</mark> (the support says otherwise).");
+        }
+        for (text, contradiction) in &self.unplaced {
+            out.push_str(if *contradiction {
+                " Contradicted claim, not found word for word in the output: "
+            } else {
+                " Unsupported claim, not found word for word in the output: "
+            });
+            out.push_str("<q>");
+            push_clipped(out, text);
+            out.push_str("</q>");
+        }
+        out.push_str("</p>");
+    }
+}
+
+/// `text` escaped and cut as [`push_clipped`] cuts it, with `spans` (sorted, apart, on
+/// character boundaries) wrapped in `<mark>`.
+fn push_marked(out: &mut String, text: &str, spans: &[(usize, usize, bool)]) {
+    let cut = text.char_indices().nth(MAX_TEXT).map(|(at, _)| at);
+    let shown = &text[..cut.unwrap_or(text.len())];
+    let mut at = 0;
+    for &(start, end, contradiction) in spans {
+        if start >= shown.len() {
+            break;
+        }
+        let end = end.min(shown.len());
+        push_escaped(out, &shown[at..start]);
+        out.push_str(if contradiction {
+            "<mark class=\"contradiction\" title=\"contradicted\">"
+        } else {
+            "<mark class=\"unsupported\" title=\"unsupported\">"
+        });
+        push_escaped(out, &shown[start..end]);
+        out.push_str("</mark>");
+        at = end;
+    }
+    push_escaped(out, &shown[at..]);
+    if let Some(c) = cut {
+        let _ = write!(
+            out,
+            "\n… [{} more characters not shown]",
+            text[c..].chars().count()
+        );
+    }
+}
+
 /// A result's block after its expected answer.
 pub(super) fn push_result_tail(out: &mut String, rec: &ResultRecord, scratch: &mut String) {
     out.push_str("\n<h4>Output</h4>");
     match rec.output.as_deref() {
         Some(o) if !o.is_empty() => {
+            let flagged = Flagged::of(rec, o);
             out.push_str("<pre>");
-            push_clipped(out, o);
+            if flagged.spans.is_empty() {
+                push_clipped(out, o);
+            } else {
+                push_marked(out, o, &flagged.spans);
+            }
             out.push_str("</pre>");
+            flagged.push_note(out);
         }
         _ => out.push_str("<p class=\"muted\">no output</p>"),
     }
@@ -386,6 +593,9 @@ struct Pages<'a> {
     runs_dir: &'a Path,
     metrics: Vec<MetricRow>,
     gates: Vec<GateRow>,
+    /// The alerts the run opened, resolved or saw still firing (none on pages written before
+    /// the alerts were decided: the refresh writes those again, [`super::write_reports_with`]).
+    alerts: Vec<AlertView>,
     baseline: Option<String>,
     baseline_href: Option<String>,
 }
@@ -426,6 +636,7 @@ impl Pages<'_> {
                 total,
                 metrics: &self.metrics,
                 gates: &self.gates,
+                alerts: &self.alerts,
                 baseline: self.baseline.as_deref(),
                 baseline_href: self.baseline_href.clone(),
                 flips: &flips.shown,
@@ -656,6 +867,7 @@ pub(super) fn write_finished(
         runs_dir: &runs_dir,
         metrics: metric_rows(metrics.iter().cloned()),
         gates: gate_rows(gates.iter().cloned()),
+        alerts: Vec::new(),
         baseline: baseline_info.map(|b| b.run_id),
         baseline_href,
     };
@@ -725,6 +937,7 @@ pub(super) fn write_run(
         runs_dir: &runs_dir,
         metrics,
         gates,
+        alerts: alert_views(store.alerts_of_run(&info.run_id)?, &info.run_id),
         baseline: baseline_info.as_ref().map(|b| b.run_id.clone()),
         baseline_href,
     };

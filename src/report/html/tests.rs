@@ -76,6 +76,7 @@ fn templates_escape_suite_and_output_strings() {
             }],
         }],
         &[],
+        &[],
         (600.0, 200.0),
     );
     #[derive(Serialize)]

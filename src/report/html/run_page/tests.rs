@@ -278,6 +278,57 @@ fn escaping_is_teras() {
     }
 }
 
+/// No raw control byte reaches a page: each is shown as a visible symbol, in results written
+/// directly and in what the templates write.
+#[test]
+fn control_bytes_are_shown_not_written_raw() {
+    let text = "red \x1b[31mALERT\x07 nul\x00 del\x7f csi\u{9b} tab\tline\nend <b>";
+    let mut mine = String::new();
+    push_escaped(&mut mine, text);
+    assert_eq!(
+        mine,
+        "red \u{241b}[31mALERT\u{2407} nul\u{2400} del\u{2421} csi\\u{9b} tab\tline\nend &lt;b&gt;"
+    );
+    let t = engine_of(&[("x.html", "{{ v }}")]).expect("engine");
+    let ctx = tera::Context::from_serialize(&serde_json::json!({ "v": text })).expect("ctx");
+    assert_eq!(t.render("x.html", &ctx).expect("render"), mine);
+    for c in mine.chars() {
+        assert!(
+            !c.is_control() || matches!(c, '\t' | '\n'),
+            "raw control {c:?} in {mine:?}"
+        );
+    }
+}
+
+/// A judge's contradictions and unsupported claims are marked apart; overlapping and
+/// out-of-range spans never break the text; claims it could not place are listed.
+#[test]
+fn flagged_spans_are_marked_by_kind() {
+    let output = "Refunds take 90 days <fast>, shipping is free.";
+    let mut rec = record(1);
+    rec.output = Some(output.into());
+    let mut a = assertion("hallucination", false, false, 0.2, "judge found ...");
+    a.details = serde_json::json!({
+        "contradictions": [{"text": "90 days", "start": 13, "end": 20}],
+        "unsupported": [
+            {"text": "shipping is free", "start": 29, "end": 45},
+            {"text": "is free", "start": 38, "end": 45},
+            {"text": "beyond", "start": 40, "end": 400},
+            {"text": "a claim elsewhere", "start": null, "end": null},
+        ],
+    });
+    rec.assertions = vec![a];
+    let mut out = String::new();
+    push_result_tail(&mut out, &rec, &mut String::new());
+    assert!(out.contains(
+        "<pre>Refunds take <mark class=\"contradiction\" title=\"contradicted\">90 days</mark> &lt;fast&gt;, <mark class=\"unsupported\" title=\"unsupported\">shipping is free</mark>.</pre>"
+    ), "{out}");
+    assert!(
+        out.contains("not found word for word in the output: <q>a claim elsewhere</q>"),
+        "{out}"
+    );
+}
+
 #[test]
 fn status_lookup_by_position_or_by_key() {
     let rows: Vec<StatusRow> = vec![
@@ -371,6 +422,15 @@ fn pages_are_what_the_template_wrote() {
                 value: "0.2500".into(),
                 ok: false,
             }],
+            alerts: vec![AlertView {
+                id: 7,
+                state: "opened",
+                severity: "critical".into(),
+                rule: "drop<&>".into(),
+                metric: "pass_rate".into(),
+                provider: "p".into(),
+                message: NASTY.into(),
+            }],
             baseline: baseline.map(str::to_owned),
             baseline_href: baseline.map(|b| run_file(b, 1)),
         };
@@ -407,6 +467,7 @@ fn pages_are_what_the_template_wrote() {
             total: records.len(),
             metrics: &pages.metrics,
             gates: &pages.gates,
+            alerts: &pages.alerts,
             baseline: pages.baseline.as_deref(),
             baseline_href: pages.baseline_href.clone(),
             flips: &flips.shown,
