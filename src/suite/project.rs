@@ -11,6 +11,7 @@ use super::load::{decode_alerts, read_yaml};
 use super::wire::PROJECT_KEYS;
 use super::yaml::Node;
 use super::{Diagnostic, provider};
+use crate::alert::rule::MetricScope;
 use crate::model::{ProjectConfig, SinkSpec};
 
 const SINK_TYPES: [&str; 5] = ["slack", "webhook", "file", "stdout", "command"];
@@ -65,7 +66,10 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
                 judge_at = Some(v);
             }
             "sinks" => sinks(ctx, v, config),
-            "alerts" => config.alerts = decode_alerts(ctx, Some((k, v)), "`alerts`"),
+            "alerts" => {
+                (config.alerts, config.alert_locations) =
+                    decode_alerts(ctx, Some((k, v)), "`alerts`", MetricScope::Project);
+            }
             "error_budget" => {
                 if let Some(b) = ctx.decode::<f64>(v, "`error_budget`") {
                     if (0.0..=1.0).contains(&b) {
