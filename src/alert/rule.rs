@@ -440,9 +440,10 @@ pub fn judge_rule(raw: &Value, metrics: MetricScope<'_>) -> Result<Rule, Vec<Rul
             }
             [(_, c)] => Some(*c),
             [] => {
-                if !map.keys().any(|k| {
-                    ["drop", "rise", "ratio", "min", "max", "after"].contains(&k.as_str())
-                }) {
+                if !map
+                    .keys()
+                    .any(|k| ["drop", "rise", "ratio", "min", "max", "after"].contains(&k.as_str()))
+                {
                     errors.push(RuleProblem::whole(
                         "an alert rule needs one of `drop`, `rise`, `ratio`, `min` or `max`",
                     ));
@@ -489,9 +490,7 @@ pub fn judge_rule(raw: &Value, metrics: MetricScope<'_>) -> Result<Rule, Vec<Rul
                 );
                 errors.push(RuleProblem::at(
                     "severity",
-                    format!(
-                        "unknown severity {found}{hint}; use `info`, `warning` or `critical`"
-                    ),
+                    format!("unknown severity {found}{hint}; use `info`, `warning` or `critical`"),
                 ));
                 Severity::Warning
             }
@@ -828,13 +827,19 @@ mod tests {
         assert!(p[0].message.contains("did you mean `critical`?"), "{p:?}");
         let p = judge(json!({"metric": "pass_rate", "drop": 0.1, "baseline": "trailing:x"}));
         assert_eq!(p[0].key.as_deref(), Some("baseline"));
-        assert!(p[0].message.contains("`x` is not a number of runs"), "{p:?}");
+        assert!(
+            p[0].message.contains("`x` is not a number of runs"),
+            "{p:?}"
+        );
         let p = judge(json!({"metric": "pass_rate", "drop": 0.1, "baseline": "previos"}));
         assert!(p[0].message.contains("did you mean `previous`?"), "{p:?}");
         let p = judge(json!({"metric": "pass_rate", "drop": 0.1, "max": 0.5}));
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].key.as_deref(), Some("max"));
-        assert!(p[0].message.starts_with("`max` conflicts with `drop`"), "{p:?}");
+        assert!(
+            p[0].message.starts_with("`max` conflicts with `drop`"),
+            "{p:?}"
+        );
         let p = judge(json!({"metric": "pass_rte", "drop": 0.1}));
         assert_eq!(p[0].key.as_deref(), Some("metric"));
         let p = judge(json!({"metric": "missed_run", "after": "soon"}));
@@ -846,9 +851,15 @@ mod tests {
     fn project_rules_defer_unknown_names_but_not_near_misses() {
         let ok = judge_rule(&json!({"metric": "tone", "min": 0.5}), MetricScope::Project);
         assert!(ok.is_ok(), "{ok:?}");
-        let err = judge_rule(&json!({"metric": "pass_rte", "min": 0.5}), MetricScope::Project)
-            .expect_err("near miss");
-        assert!(err[0].message.contains("did you mean `pass_rate`?"), "{err:?}");
+        let err = judge_rule(
+            &json!({"metric": "pass_rte", "min": 0.5}),
+            MetricScope::Project,
+        )
+        .expect_err("near miss");
+        assert!(
+            err[0].message.contains("did you mean `pass_rate`?"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -96,7 +96,10 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
         let shown = j.file.strip_prefix(&ctx.cwd).unwrap_or(&j.file);
         ctx.printer.detail(&format!("{}: ok", shown.display()));
     }
-    let suites: Vec<&Suite> = judged.iter().filter_map(|j| j.suite.as_ref().ok()).collect();
+    let suites: Vec<&Suite> = judged
+        .iter()
+        .filter_map(|j| j.suite.as_ref().ok())
+        .collect();
     let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
     let providers: std::collections::BTreeSet<&str> = suites
         .iter()

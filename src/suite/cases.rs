@@ -563,7 +563,13 @@ impl<'a> CaseBuilder<'a> {
             .merged(wire.vars.map(Vars::from).unwrap_or_default());
         let skipped = skipped_defaults(ctx, node, &self.defaults.asserts);
         let mut asserts: Vec<Arc<Assertion>> = Vec::new();
-        for (i, (p, last)) in self.defaults.asserts.iter().zip(&mut self.shared).enumerate() {
+        for (i, (p, last)) in self
+            .defaults
+            .asserts
+            .iter()
+            .zip(&mut self.shared)
+            .enumerate()
+        {
             if skipped.contains(&i) {
                 continue;
             }

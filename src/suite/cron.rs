@@ -110,8 +110,7 @@ fn check_field(text: &str, field: &Field) -> Result<(), String> {
             "day of month" => item.contains(['L', 'l', 'W', 'w']),
             "day of week" => {
                 item.contains('#')
-                    || (item.starts_with(|c: char| c.is_ascii_digit())
-                        && item.contains(['L', 'l']))
+                    || (item.starts_with(|c: char| c.is_ascii_digit()) && item.contains(['L', 'l']))
             }
             _ => false,
         };
@@ -284,7 +283,10 @@ mod tests {
         assert!(check_timezone("Europe/Berlin").is_ok());
         assert!(check_timezone("UTC").is_ok());
         let err = check_timezone("Mars/Olympus").expect_err("mars");
-        assert!(err.starts_with("unknown time zone `Mars/Olympus` (use an IANA name"), "{err}");
+        assert!(
+            err.starts_with("unknown time zone `Mars/Olympus` (use an IANA name"),
+            "{err}"
+        );
         assert!(!err.contains("did you mean"), "{err}");
         let err = check_timezone("Europe/Berlni").expect_err("typo");
         assert!(err.contains("did you mean `Europe/Berlin`?"), "{err}");

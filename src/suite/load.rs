@@ -619,9 +619,11 @@ fn check_project_alerts(
         if own.contains(metric) || known_metric(metric, named) {
             continue;
         }
-        let location = project.alert_locations.get(i).cloned().unwrap_or_else(|| {
-            ctx.at(0, 0)
-        });
+        let location = project
+            .alert_locations
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| ctx.at(0, 0));
         let suite = suite.map_or_else(String::new, |s| format!("`{s}` "));
         ctx.push(
             location,

@@ -190,9 +190,9 @@ pub fn load_each(
         let (suite, diags) = load::load_suite(file, project);
         let result = match suite {
             Some(suite) if diags.is_empty() => {
-                let first = out.iter().find_map(|(f, r)| {
-                    r.as_ref().ok().filter(|s| s.name == suite.name).map(|_| f)
-                });
+                let first = out
+                    .iter()
+                    .find_map(|(f, r)| r.as_ref().ok().filter(|s| s.name == suite.name).map(|_| f));
                 match first {
                     Some(first) => Err(Diagnostics(vec![diagnostic(
                         file,

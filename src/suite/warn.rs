@@ -84,10 +84,7 @@ fn unset<'n>(spec: &ProviderSpec, item: &'n Node) -> Vec<(&'n Node, String)> {
             Some((_, v)) => (v, "`api_key_env`".to_owned()),
             None => (
                 item,
-                format!(
-                    "the default `api_key_env` of type `{}`",
-                    spec.kind.as_str()
-                ),
+                format!("the default `api_key_env` of type `{}`", spec.kind.as_str()),
             ),
         };
         out.push((
@@ -102,9 +99,7 @@ fn unset<'n>(spec: &ProviderSpec, item: &'n Node) -> Vec<(&'n Node, String)> {
         for (name, template) in &http.headers {
             for var in required_vars(template) {
                 if is_unset(&var) {
-                    let at = headers
-                        .and_then(|h| h.get(name))
-                        .map_or(item, |(_, v)| v);
+                    let at = headers.and_then(|h| h.get(name)).map_or(item, |(_, v)| v);
                     out.push((
                         at,
                         format!(

@@ -12,3 +12,4 @@ mod review;
 mod runs;
 mod schedule;
 mod support;
+mod validate;
