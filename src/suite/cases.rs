@@ -77,6 +77,8 @@ pub(crate) struct CaseBuilder<'a> {
     pub cases: Vec<Case>,
     /// Named metrics declared by assertions (`metric:`).
     pub named_metrics: BTreeSet<String>,
+    /// Every tag of a valid case (what an alert rule's `tag:` may name).
+    pub case_tags: BTreeSet<String>,
     pub out: Out<'a>,
     pub tally: Tally,
     /// With a stream: the providers and project the judges of each case are checked
@@ -99,6 +101,7 @@ impl<'a> CaseBuilder<'a> {
             seen_files: Vec::new(),
             cases: Vec::new(),
             named_metrics,
+            case_tags: BTreeSet::new(),
             out,
             tally: Tally::default(),
             judges: None,
@@ -140,6 +143,11 @@ impl<'a> CaseBuilder<'a> {
 
     /// A case built without a problem: kept, or checked, tallied and handed on.
     fn emit(&mut self, ctx: &mut Ctx, case: Case) {
+        for tag in &case.tags {
+            if !self.case_tags.contains(tag) {
+                self.case_tags.insert(tag.clone());
+            }
+        }
         let Out::Stream { sink, check } = &mut self.out else {
             self.cases.push(case);
             return;

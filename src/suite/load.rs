@@ -308,6 +308,9 @@ fn build(
         "`alerts`",
         MetricScope::Suite(&builder.named_metrics),
     );
+    if let Some(providers) = &providers {
+        check_rule_targets(ctx, get("alerts"), providers, &builder.case_tags);
+    }
     check_project_alerts(
         ctx,
         &alerts,
@@ -596,6 +599,47 @@ pub(crate) fn decode_alerts(
         }
     }
     (out, at)
+}
+
+/// A suite rule's `provider:` and `tag:` must name a provider and a case tag of the suite:
+/// otherwise the rule could never fire.
+fn check_rule_targets(
+    ctx: &mut Ctx,
+    part: Option<(&Node, &Node)>,
+    providers: &[ProviderSpec],
+    tags: &BTreeSet<String>,
+) {
+    let Some(items) = part.and_then(|(_, node)| node.as_seq()) else {
+        return;
+    };
+    for item in items {
+        if let Some((_, v)) = item.get("provider")
+            && let Some(id) = v.as_str()
+            && !providers.iter().any(|p| p.id == id)
+        {
+            let ids: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
+            let hint = did_you_mean(id, ids.iter().copied());
+            ctx.error(
+                v,
+                format!(
+                    "alert rule on provider `{id}`, which this suite does not run{hint} (it runs: {}); the rule could never fire",
+                    ids.join(", ")
+                ),
+            );
+        }
+        if let Some((_, v)) = item.get("tag")
+            && let Some(tag) = v.as_str()
+            && !tags.contains(tag)
+        {
+            let hint = did_you_mean(tag, tags.iter().map(String::as_str));
+            ctx.error(
+                v,
+                format!(
+                    "alert rule on tag `{tag}`, which no case of this suite has{hint}; the rule could never fire"
+                ),
+            );
+        }
+    }
 }
 
 /// The project's default rules a suite takes (those on metrics it has no rule of its own

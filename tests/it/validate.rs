@@ -322,3 +322,36 @@ fn a_case_can_switch_off_a_default_assertion() {
         "{text}"
     );
 }
+
+#[test]
+fn alert_rules_on_a_provider_or_tag_the_suite_lacks_are_refused() {
+    let p = Project::new();
+    p.write(
+        "suites/t.yaml",
+        "suite: t
+providers: [{id: echo, type: echo}]
+prompt: \"hi\"
+cases:
+  - {id: a, expected: hi, tags: [billing]}
+alerts:
+  - {metric: pass_rate, drop: 0.1, provider: ecko}
+  - {metric: pass_rate, drop: 0.1, tag: billng}
+  - {metric: pass_rate, drop: 0.1, tag: billing, provider: echo}
+",
+    );
+    for cmd in [&["validate"][..], &["run"][..]] {
+        let out = p.run(cmd);
+        assert_eq!(code(&out), 2, "{cmd:?}: {}{}", stdout(&out), stderr(&out));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        for want in [
+            "suites/t.yaml:7:46: alert rule on provider `ecko`, which this suite does not run; did you mean `echo`? (it runs: echo); the rule could never fire",
+            "suites/t.yaml:8:41: alert rule on tag `billng`, which no case of this suite has; did you mean `billing`?",
+        ] {
+            assert!(all.contains(want), "{cmd:?}: want `{want}` in:\n{all}");
+        }
+        assert!(
+            !all.contains("suites/t.yaml:9:"),
+            "the good rule is fine:\n{all}"
+        );
+    }
+}
