@@ -355,3 +355,20 @@ alerts:
         );
     }
 }
+
+#[test]
+fn a_case_that_does_not_render_stops_run_as_it_fails_validate() {
+    let p = Project::new();
+    p.write(
+        "suites/t.yaml",
+        "suite: t\nproviders: [{id: e, type: echo}]\nprompt: \"{{ user.nmae }}\"\ncases:\n  - id: a\n    vars: {user: {name: x}}\n    expected: x\n",
+    );
+    let want = "suites/t.yaml:5:5: case `a` does not render";
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(want), "{}", stdout(&out));
+    let out = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains(want), "{}", stderr(&out));
+    assert!(json_runs(&out).is_empty(), "{}", stdout(&out));
+}
