@@ -414,20 +414,19 @@ pub fn judge_rule(raw: &Value, metrics: MetricScope<'_>) -> Result<Rule, Vec<Rul
         }
     }
     let condition = if metric == MISSED_RUN {
-        match conditions.as_slice() {
-            [(_, Condition::After(d))] => Some(Condition::After(*d)),
-            _ => {
-                let other = conditions.iter().find(|(k, _)| *k != "after");
-                let message =
-                    "a `missed_run` rule takes `after` (e.g. `after: 26h`) and no other condition";
-                errors.push(match other {
-                    Some((k, _)) => RuleProblem::at(k, message),
-                    // A bad `after` was reported already.
-                    None if map.contains_key("after") => return Err(errors),
-                    None => RuleProblem::whole(message),
-                });
-                None
-            }
+        if let [(_, Condition::After(d))] = conditions.as_slice() {
+            Some(Condition::After(*d))
+        } else {
+            let other = conditions.iter().find(|(k, _)| *k != "after");
+            let message =
+                "a `missed_run` rule takes `after` (e.g. `after: 26h`) and no other condition";
+            errors.push(match other {
+                Some((k, _)) => RuleProblem::at(k, message),
+                // A bad `after` was reported already.
+                None if map.contains_key("after") => return Err(errors),
+                None => RuleProblem::whole(message),
+            });
+            None
         }
     } else {
         match conditions.as_slice() {

@@ -70,8 +70,8 @@ const FIELDS: [Field; 5] = [
 /// Why `expr` is not a schedule, in words of ours; `Ok` when every field reads. Tokens of
 /// croner's extensions (`L`, `W`, `#`) are left to the scheduler's parser.
 pub(crate) fn check(expr: &str) -> Result<(), String> {
-    let expr = expr.trim();
     const USAGE: &str = "use 5 cron fields (minute hour day-of-month month day-of-week, like `0 6 * * *`) or @hourly, @daily, @weekly, @monthly, @yearly";
+    let expr = expr.trim();
     if expr.is_empty() {
         return Err(format!("schedule is empty; {USAGE}"));
     }
@@ -207,11 +207,8 @@ pub(crate) fn check_timezone(name: &str) -> Result<(), String> {
     let all = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
     // Compare as typed, so `europe/berlin` finds `Europe/Berlin`.
     let lower = name.to_lowercase();
-    let near = all
-        .clone()
-        .find(|n| n.to_lowercase() == lower)
-        .map(|n| format!("; did you mean `{n}`?"))
-        .unwrap_or_else(|| {
+    let near = all.clone().find(|n| n.to_lowercase() == lower).map_or_else(
+        || {
             let names: Vec<String> = all.clone().map(str::to_lowercase).collect();
             let hint = did_you_mean(&lower, names.iter().map(String::as_str));
             // Give the suggestion back in its own spelling.
@@ -219,7 +216,9 @@ pub(crate) fn check_timezone(name: &str) -> Result<(), String> {
                 .and_then(|h| h.strip_suffix("`?"))
                 .and_then(|h| all.clone().find(|n| n.to_lowercase() == h))
                 .map_or(String::new(), |n| format!("; did you mean `{n}`?"))
-        });
+        },
+        |n| format!("; did you mean `{n}`?"),
+    );
     Err(format!(
         "unknown time zone `{name}` (use an IANA name like `Europe/Berlin`, `America/New_York` or `UTC`){near}"
     ))

@@ -382,14 +382,14 @@ fn bad_rules_are_located_errors_for_check_and_run() {
     );
     // `alerts check` and `run` judge rules as `validate` does: a located error, exit 2
     // (a typo must never quietly disarm alerting).
+    let re = regex::Regex::new(
+        r"faq\.yaml:\d+:\d+: unknown metric `pass_rte`; did you mean `pass_rate`\?",
+    )
+    .expect("regex");
     for cmd in [&["alerts", "check"][..], &["run"][..]] {
         let o = p.run(cmd);
         assert_eq!(code(&o), 2, "{cmd:?}: {}", stderr(&o));
         let err = stderr(&o);
-        let re = regex::Regex::new(
-            r"faq\.yaml:\d+:\d+: unknown metric `pass_rte`; did you mean `pass_rate`\?",
-        )
-        .expect("regex");
         assert!(re.is_match(&err), "{cmd:?}: {err}");
     }
     let o = p.run(&["baseline", "pin", "nope"]);
