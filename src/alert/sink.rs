@@ -94,7 +94,8 @@ impl SinkError {
     }
 }
 
-const KEYS: [&str; 8] = [
+/// The settings a sink takes beside `id` and `type` (the config loader checks them too).
+pub const KEYS: [&str; 8] = [
     "min_severity",
     "url",
     "url_env",

@@ -145,6 +145,7 @@ fn sinks(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
         };
         let mut id = None;
         let mut kind = None;
+        let mut bad_key = false;
         let mut settings = serde_json::Map::new();
         for (k, v) in entries {
             let key = k.key_text();
@@ -167,13 +168,31 @@ fn sinks(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
                     settings.insert(key, raw);
                 }
                 _ => {
+                    if !crate::alert::sink::KEYS.contains(&key.as_str()) {
+                        let keys = ["id", "type"]
+                            .into_iter()
+                            .chain(crate::alert::sink::KEYS.iter().copied());
+                        let hint = did_you_mean(&key, keys);
+                        ctx.error(k, format!("unknown setting `{key}` in a sink{hint}"));
+                        bad_key = true;
+                    }
                     let value: Value = ctx.json(v);
                     settings.insert(key, value);
                 }
             }
         }
         match (id, kind) {
-            (Some(id), Some(kind)) => config.sinks.push(SinkSpec { id, kind, settings }),
+            (Some(id), Some(kind)) => {
+                let spec = SinkSpec { id, kind, settings };
+                // Judged as `alerts check` and `run` judge it, so that `validate` agrees.
+                if !bad_key
+                    && SINK_TYPES.contains(&spec.kind.as_str())
+                    && let Err(e) = crate::alert::sink::parse_sink(&spec, &config.root)
+                {
+                    ctx.error(item, e);
+                }
+                config.sinks.push(spec);
+            }
             (None, _) if item.get("id").is_none() => ctx.error(item, "a sink needs an `id`"),
             (_, None) if item.get("type").is_none() => ctx.error(item, "a sink needs a `type`"),
             _ => {}

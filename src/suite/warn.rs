@@ -1,6 +1,6 @@
 //! Warnings of `validate`: what is valid as written but cannot run in this environment yet,
 //! such as a provider whose API key variable is unset (`run` refuses it; `validate` only says
-//! so, since keys are often set only where suites run).
+//! so, since keys are often set only where suites run) or a sink whose URL variable is.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -41,9 +41,45 @@ pub fn env_warnings(files: &[PathBuf], project: &ProjectConfig) -> Vec<Diagnosti
                     check(&mut ctx, item, &project.root, &mut warnings);
                 }
             }
+            for (at, message) in sinks(&root) {
+                warnings.push(Diagnostic {
+                    location: ctx.loc(at),
+                    message,
+                });
+            }
         }
     }
     warnings
+}
+
+/// The unset variables of the sinks of `evalwatch.yaml` (`url_env`, `secret_env`): alerts
+/// to such a sink cannot be delivered (they stay queued) until they are set.
+fn sinks(root: &Node) -> Vec<(&Node, String)> {
+    let items = root
+        .get("sinks")
+        .and_then(|(_, v)| v.as_seq())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for item in items {
+        let id = item.get("id").and_then(|(_, v)| v.as_str()).unwrap_or("?");
+        for (key, what) in [
+            ("url_env", "the URL notices are sent to"),
+            ("secret_env", "the key that signs each notice"),
+        ] {
+            if let Some((_, v)) = item.get(key)
+                && let Some(var) = v.as_str()
+                && is_unset(var)
+            {
+                out.push((
+                    v,
+                    format!(
+                        "sink `{id}`: environment variable `{var}` is not set (it holds {what}: `{key}`); alerts to this sink stay queued until it is set"
+                    ),
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn providers(root: &Node) -> &[Node] {

@@ -372,3 +372,45 @@ fn a_case_that_does_not_render_stops_run_as_it_fails_validate() {
     assert!(stderr(&out).contains(want), "{}", stderr(&out));
     assert!(json_runs(&out).is_empty(), "{}", stdout(&out));
 }
+
+#[test]
+fn sinks_are_judged_by_validate_as_alerts_check_judges_them() {
+    let p = Project::new();
+    p.write(
+        "suites/s.yaml",
+        "suite: s\nproviders: [{id: e, type: echo}]\nprompt: \"hi\"\ncases:\n  - {id: c, expected: hi}\n",
+    );
+    p.write(
+        "evalwatch.yaml",
+        "sinks:\n  - {id: hook, type: webhook, url_evn: HOOK}\n  - {id: f, type: file}\n  - {id: s, type: slack, url_env: X, min_severity: urgent}\n",
+    );
+    for cmd in [&["validate"][..], &["alerts", "check"][..], &["run"][..]] {
+        let out = p.run(cmd);
+        assert_eq!(code(&out), 2, "{cmd:?}: {}{}", stdout(&out), stderr(&out));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        for want in [
+            "evalwatch.yaml:2:31: unknown setting `url_evn` in a sink; did you mean `url_env`?",
+            "evalwatch.yaml:3:5: sink `f`: a file sink needs `path`",
+            "evalwatch.yaml:4:5: sink `s`: `min_severity` must be",
+        ] {
+            assert!(all.contains(want), "{cmd:?}: want `{want}` in:\n{all}");
+        }
+    }
+    // Valid, but its URL variable is unset here: a warning, exit 0.
+    p.write(
+        "evalwatch.yaml",
+        "sinks:\n  - id: oncall\n    type: slack\n    url_env: EVALWATCH_T_G1_HOOK\n",
+    );
+    let out = p
+        .cmd()
+        .env_remove("EVALWATCH_T_G1_HOOK")
+        .arg("validate")
+        .output()
+        .expect("validate");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: evalwatch.yaml:4:14: sink `oncall`: environment variable `EVALWATCH_T_G1_HOOK` is not set"),
+        "{}",
+        stderr(&out)
+    );
+}
