@@ -252,33 +252,129 @@ pub fn known_metric(metric: &str, named: &BTreeSet<String>) -> bool {
         || named.contains(metric)
 }
 
+/// One problem of a raw rule, with the key it is about so that the loader can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleProblem {
+    /// The rule's key the problem is about; None: the rule as a whole.
+    pub key: Option<String>,
+    /// Point at the key itself (an unknown key) rather than its value.
+    pub on_key: bool,
+    pub message: String,
+}
+
+impl RuleProblem {
+    fn at(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: Some(key.to_owned()),
+            on_key: false,
+            message: message.into(),
+        }
+    }
+
+    fn whole(message: impl Into<String>) -> Self {
+        Self {
+            key: None,
+            on_key: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// Which metrics a rule may name.
+#[derive(Debug, Clone, Copy)]
+pub enum MetricScope<'a> {
+    /// A suite's rule: a run metric, one of the alert stage's own, or a named metric of the
+    /// suite.
+    Suite(&'a BTreeSet<String>),
+    /// A project default rule (`evalwatch.yaml`), judged before any suite is known: a name
+    /// that is a near miss of a run metric is an error; any other name may be a suite's
+    /// named metric and is judged per suite.
+    Project,
+}
+
+/// Every metric name a rule may take, `named` included.
+fn metric_names(named: &BTreeSet<String>) -> Vec<&str> {
+    let mut all: Vec<&str> = Metrics::NAMES.to_vec();
+    all.extend([MISSED_RUN, OUTPUT_CHARS, LABEL_DISTRIBUTION, HUMAN_SCORE]);
+    all.extend(named.iter().map(String::as_str));
+    all
+}
+
+/// The message for a metric no rule may name.
+#[must_use]
+pub fn unknown_metric(metric: &str, named: &BTreeSet<String>) -> String {
+    let hint = did_you_mean(metric, metric_names(named));
+    format!(
+        "unknown metric `{metric}`{hint} (a run metric, a named `metric:` of an assertion, `missed_run`, `output_chars`, `label_distribution` or `human_score`)"
+    )
+}
+
 /// Parse one raw rule. `named` holds the suite's named metrics.
 pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String> {
+    judge_rule(raw, MetricScope::Suite(named)).map_err(|problems| {
+        problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Judge one raw rule: the rule, or every problem with it, each tied to the key it is about.
+/// This is the one judgement of the rule grammar: the suite loader (and so `validate`,
+/// `run`, `schedule` and `alerts check`) calls it.
+#[allow(clippy::too_many_lines)]
+pub fn judge_rule(raw: &Value, metrics: MetricScope<'_>) -> Result<Rule, Vec<RuleProblem>> {
     let Some(map) = raw.as_object() else {
-        return Err(format!("an alert rule must be a mapping, found {raw}"));
+        return Err(vec![RuleProblem::whole(format!(
+            "an alert rule must be a mapping, found {raw}"
+        ))]);
     };
-    let mut errors = Vec::new();
+    let no_names = BTreeSet::new();
+    let named = match metrics {
+        MetricScope::Suite(n) => n,
+        MetricScope::Project => &no_names,
+    };
+    let mut errors: Vec<RuleProblem> = Vec::new();
+    let mut hinted_metric = false;
     for key in map.keys() {
         if !KEYS.contains(&key.as_str()) {
             let hint = did_you_mean(key, KEYS.iter().copied());
-            errors.push(format!("unknown key `{key}`{hint}"));
+            hinted_metric |= hint.contains("`metric`");
+            errors.push(RuleProblem {
+                key: Some(key.clone()),
+                on_key: true,
+                message: format!("unknown key `{key}` in an alert rule{hint}"),
+            });
         }
     }
     let metric = match map.get("metric").map(|v| text(v, "metric")) {
         Some(Ok(m)) => m.to_owned(),
-        Some(Err(e)) => return Err(e),
-        None => return Err("an alert rule needs a `metric`".into()),
+        Some(Err(e)) => {
+            errors.push(RuleProblem::at("metric", e));
+            return Err(errors);
+        }
+        None => {
+            if !hinted_metric {
+                errors.push(RuleProblem::whole(
+                    "an alert rule needs a `metric` (e.g. `metric: pass_rate`)",
+                ));
+            }
+            return Err(errors);
+        }
     };
-    if !known_metric(&metric, named) {
-        let mut all: Vec<&str> = Metrics::NAMES.to_vec();
-        all.extend([MISSED_RUN, OUTPUT_CHARS, LABEL_DISTRIBUTION, HUMAN_SCORE]);
-        all.extend(named.iter().map(String::as_str));
-        let hint = did_you_mean(&metric, all);
-        errors.push(format!(
-            "unknown metric `{metric}`{hint} (a run metric, a named `metric:` of an assertion, `missed_run`, `output_chars`, `label_distribution` or `human_score`)"
-        ));
+    let metric_ok = match metrics {
+        MetricScope::Suite(named) => known_metric(&metric, named),
+        MetricScope::Project => {
+            known_metric(&metric, &no_names)
+                || did_you_mean(&metric, metric_names(&no_names)).is_empty()
+        }
+    };
+    if !metric_ok {
+        errors.push(RuleProblem::at("metric", unknown_metric(&metric, named)));
     }
-    let mut conditions = Vec::new();
+    // Each condition with the key it is written under.
+    let mut conditions: Vec<(&str, Condition)> = Vec::new();
     for key in ["drop", "rise", "ratio", "min", "max"] {
         if let Some(v) = map.get(key) {
             match number(v, key) {
@@ -291,16 +387,19 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
                         _ => Condition::Max(x),
                     };
                     if matches!(key, "drop" | "rise") && x < 0.0 {
-                        errors.push(format!("`{key}` must be zero or more, found {x}"));
-                    }
-                    if key == "ratio" && (x <= 0.0 || (x - 1.0).abs() < f64::EPSILON) {
-                        errors.push(format!(
-                            "`ratio` must be above 0 and not 1 (3.0: three times the baseline; 0.5: half of it), found {x}"
+                        errors.push(RuleProblem::at(
+                            key,
+                            format!("`{key}` must be zero or more, found {x}"),
                         ));
                     }
-                    conditions.push(c);
+                    if key == "ratio" && (x <= 0.0 || (x - 1.0).abs() < f64::EPSILON) {
+                        errors.push(RuleProblem::at(key, format!(
+                            "`ratio` must be above 0 and not 1 (3.0: three times the baseline; 0.5: half of it), found {x}"
+                        )));
+                    }
+                    conditions.push((key, c));
                 }
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(RuleProblem::at(key, e)),
             }
         }
     }
@@ -310,51 +409,65 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
                 format!("`after` must be a duration like `26h`, `90m` or `2d`, found `{s}`")
             })
         }) {
-            Ok(d) => conditions.push(Condition::After(d)),
-            Err(e) => errors.push(e),
+            Ok(d) => conditions.push(("after", Condition::After(d))),
+            Err(e) => errors.push(RuleProblem::at("after", e)),
         }
     }
     let condition = if metric == MISSED_RUN {
-        if let [Condition::After(d)] = conditions.as_slice() {
+        if let [(_, Condition::After(d))] = conditions.as_slice() {
             Some(Condition::After(*d))
         } else {
-            errors.push(
-                "a `missed_run` rule takes `after` (e.g. `after: 26h`) and no other condition"
-                    .into(),
-            );
+            let other = conditions.iter().find(|(k, _)| *k != "after");
+            let message =
+                "a `missed_run` rule takes `after` (e.g. `after: 26h`) and no other condition";
+            errors.push(match other {
+                Some((k, _)) => RuleProblem::at(k, message),
+                // A bad `after` was reported already.
+                None if map.contains_key("after") => return Err(errors),
+                None => RuleProblem::whole(message),
+            });
             None
         }
     } else {
         match conditions.as_slice() {
-            [Condition::After(_)] => {
-                errors.push("`after` only applies to `metric: missed_run`".into());
+            [(_, Condition::After(_))] => {
+                errors.push(RuleProblem::at(
+                    "after",
+                    "`after` only applies to `metric: missed_run`",
+                ));
                 None
             }
-            [c] => Some(*c),
+            [(_, c)] => Some(*c),
             [] => {
-                errors.push(
-                    "an alert rule needs one of `drop`, `rise`, `ratio`, `min` or `max`".into(),
-                );
+                if !map
+                    .keys()
+                    .any(|k| ["drop", "rise", "ratio", "min", "max", "after"].contains(&k.as_str()))
+                {
+                    errors.push(RuleProblem::whole(
+                        "an alert rule needs one of `drop`, `rise`, `ratio`, `min` or `max`",
+                    ));
+                }
                 None
             }
-            _ => {
-                errors.push("an alert rule takes one of `drop`, `rise`, `ratio`, `min`, `max`; write one rule per condition".into());
+            [(first, _), rest @ ..] => {
+                for (key, _) in rest {
+                    errors.push(RuleProblem::at(key, format!(
+                        "`{key}` conflicts with `{first}`: an alert rule takes one of `drop`, `rise`, `ratio`, `min`, `max`; write one rule per condition"
+                    )));
+                }
                 None
             }
         }
     };
     let baseline = match map.get("baseline") {
         None => BaselineKind::Previous,
-        Some(v) => match text(v, "baseline").map(BaselineKind::parse) {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                errors.push(format!(
-                    "`baseline` must be `previous`, `pinned` or `trailing:N` with N in 1..={MAX_TRAILING}, found {v}"
-                ));
+        Some(v) => match text(v, "baseline") {
+            Ok(s) => BaselineKind::parse(s).unwrap_or_else(|| {
+                errors.push(RuleProblem::at("baseline", bad_baseline(s)));
                 BaselineKind::Previous
-            }
+            }),
             Err(e) => {
-                errors.push(e);
+                errors.push(RuleProblem::at("baseline", e));
                 BaselineKind::Previous
             }
         },
@@ -365,8 +478,18 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
             if let Ok(Some(s)) = text(v, "severity").map(severity_parse) {
                 s
             } else {
-                errors.push(format!(
-                    "`severity` must be `info`, `warning` or `critical`, found {v}"
+                let (found, hint) = v.as_str().map_or_else(
+                    || (v.to_string(), String::new()),
+                    |s| {
+                        (
+                            format!("`{s}`"),
+                            did_you_mean(s, ["info", "warning", "critical"]),
+                        )
+                    },
+                );
+                errors.push(RuleProblem::at(
+                    "severity",
+                    format!("unknown severity {found}{hint}; use `info`, `warning` or `critical`"),
                 ));
                 Severity::Warning
             }
@@ -377,7 +500,7 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
         Some(v) => match text(v, key) {
             Ok(s) => Some(s.to_owned()),
             Err(e) => {
-                errors.push(e);
+                errors.push(RuleProblem::at(key, e));
                 None
             }
         },
@@ -392,11 +515,14 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
         Some(v) => match number(v, "alpha") {
             Ok(a) if a > 0.0 && a < 1.0 => a,
             Ok(a) => {
-                errors.push(format!("`alpha` must be between 0 and 1, found {a}"));
+                errors.push(RuleProblem::at(
+                    "alpha",
+                    format!("`alpha` must be between 0 and 1, found {a}"),
+                ));
                 DEFAULT_ALPHA
             }
             Err(e) => {
-                errors.push(e);
+                errors.push(RuleProblem::at("alpha", e));
                 DEFAULT_ALPHA
             }
         },
@@ -407,44 +533,58 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
         Some("ks") => TestKind::Ks,
         Some("chi2" | "chi-square") => TestKind::ChiSquare,
         Some(other) => {
-            errors.push(format!(
-                "`test` must be `auto`, `none`, `ks` or `chi2`, found `{other}`"
+            let hint = did_you_mean(other, ["auto", "none", "ks", "chi2", "chi-square"]);
+            errors.push(RuleProblem::at(
+                "test",
+                format!("`test` must be `auto`, `none`, `ks` or `chi2`, found `{other}`{hint}"),
             ));
             TestKind::Auto
         }
     };
     if test == TestKind::Ks && !KS_METRICS.contains(&metric.as_str()) {
-        errors.push(format!(
-            "`test: ks` compares per-result distributions; it applies to {}, not `{metric}`",
-            KS_METRICS.join(", ")
+        errors.push(RuleProblem::at(
+            "test",
+            format!(
+                "`test: ks` compares per-result distributions; it applies to {}, not `{metric}`",
+                KS_METRICS.join(", ")
+            ),
         ));
     }
     if metric == LABEL_DISTRIBUTION {
         if !matches!(test, TestKind::Auto | TestKind::ChiSquare) {
-            errors
-                .push("`label_distribution` is tested with chi-square only (`test: chi2`)".into());
+            errors.push(RuleProblem::at(
+                "test",
+                "`label_distribution` is tested with chi-square only (`test: chi2`)",
+            ));
         }
         if !matches!(condition, Some(Condition::Max(_)) | None) {
-            errors.push("`label_distribution` takes `max`: the largest chi-square statistic tolerated (0 alerts on any significant shift)".into());
+            let key = conditions.first().map_or("metric", |(k, _)| *k);
+            errors.push(RuleProblem::at(key, "`label_distribution` takes `max`: the largest chi-square statistic tolerated (0 alerts on any significant shift)"));
         }
     } else if test == TestKind::ChiSquare {
-        errors.push("`test: chi2` applies to `metric: label_distribution` only".into());
+        errors.push(RuleProblem::at(
+            "test",
+            "`test: chi2` applies to `metric: label_distribution` only",
+        ));
     }
     if let Some(c) = condition
         && !c.uses_baseline()
         && map.contains_key("baseline")
         && metric != LABEL_DISTRIBUTION
     {
-        errors.push(format!(
-            "`baseline` has no effect with `{}`: it compares with a fixed value",
-            c.label().split(' ').next().unwrap_or("")
+        errors.push(RuleProblem::at(
+            "baseline",
+            format!(
+                "`baseline` has no effect with `{}`: it compares with a fixed value",
+                c.label().split(' ').next().unwrap_or("")
+            ),
         ));
     }
     let Some(condition) = condition else {
-        return Err(errors.join("; "));
+        return Err(errors);
     };
     if !errors.is_empty() {
-        return Err(errors.join("; "));
+        return Err(errors);
     }
     let test = if metric == LABEL_DISTRIBUTION {
         TestKind::ChiSquare
@@ -473,6 +613,24 @@ pub fn parse_rule(raw: &Value, named: &BTreeSet<String>) -> Result<Rule, String>
         alpha,
         test,
     })
+}
+
+/// Why `s` is not a baseline, as precisely as can be told.
+fn bad_baseline(s: &str) -> String {
+    let usage = format!("use `previous`, `pinned` or `trailing:N` with N from 1 to {MAX_TRAILING}");
+    if let Some(n) = s.trim().strip_prefix("trailing:") {
+        let n = n.trim();
+        return match n.parse::<u64>() {
+            Ok(k) => format!(
+                "`baseline: {s}`: the trailing window must hold 1 to {MAX_TRAILING} runs, found {k}"
+            ),
+            Err(_) => format!(
+                "`baseline: {s}`: `{n}` is not a number of runs; {usage} (e.g. `trailing:7`)"
+            ),
+        };
+    }
+    let hint = did_you_mean(s, ["previous", "pinned", "trailing:7"]);
+    format!("unknown baseline `{s}`{hint}; {usage}")
 }
 
 /// A rule that did not parse: where it came from and why.
@@ -606,15 +764,15 @@ mod tests {
             ),
             (
                 json!({"metric": "pass_rate", "drop": 0.1, "baseline": "trailing:0"}),
-                "trailing:N",
+                "must hold 1 to 100 runs, found 0",
             ),
             (
                 json!({"metric": "pass_rate", "drop": 0.1, "baseline": "last"}),
-                "`baseline` must be",
+                "unknown baseline `last`",
             ),
             (
                 json!({"metric": "pass_rate", "drop": 0.1, "severity": "high"}),
-                "`severity` must be",
+                "unknown severity `high`; use `info`, `warning` or `critical`",
             ),
             (json!({"metric": "pass_rate", "drop": -0.1}), "zero or more"),
             (
@@ -651,6 +809,56 @@ mod tests {
             let err = parse(&raw).expect_err(&raw.to_string());
             assert!(err.contains(want), "{raw}: {err}");
         }
+    }
+
+    #[test]
+    fn problems_name_their_key_and_suggest_a_fix() {
+        let judge = |v: Value| {
+            judge_rule(&v, MetricScope::Suite(&BTreeSet::new())).expect_err(&v.to_string())
+        };
+        let p = judge(json!({"metrc": "pass_rate", "drop": 0.1}));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key.as_deref(), Some("metrc"));
+        assert!(p[0].on_key);
+        assert!(p[0].message.contains("did you mean `metric`?"), "{p:?}");
+        let p = judge(json!({"metric": "pass_rate", "drop": 0.1, "severity": "critcal"}));
+        assert_eq!(p[0].key.as_deref(), Some("severity"));
+        assert!(p[0].message.contains("did you mean `critical`?"), "{p:?}");
+        let p = judge(json!({"metric": "pass_rate", "drop": 0.1, "baseline": "trailing:x"}));
+        assert_eq!(p[0].key.as_deref(), Some("baseline"));
+        assert!(
+            p[0].message.contains("`x` is not a number of runs"),
+            "{p:?}"
+        );
+        let p = judge(json!({"metric": "pass_rate", "drop": 0.1, "baseline": "previos"}));
+        assert!(p[0].message.contains("did you mean `previous`?"), "{p:?}");
+        let p = judge(json!({"metric": "pass_rate", "drop": 0.1, "max": 0.5}));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key.as_deref(), Some("max"));
+        assert!(
+            p[0].message.starts_with("`max` conflicts with `drop`"),
+            "{p:?}"
+        );
+        let p = judge(json!({"metric": "pass_rte", "drop": 0.1}));
+        assert_eq!(p[0].key.as_deref(), Some("metric"));
+        let p = judge(json!({"metric": "missed_run", "after": "soon"}));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key.as_deref(), Some("after"));
+    }
+
+    #[test]
+    fn project_rules_defer_unknown_names_but_not_near_misses() {
+        let ok = judge_rule(&json!({"metric": "tone", "min": 0.5}), MetricScope::Project);
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = judge_rule(
+            &json!({"metric": "pass_rte", "min": 0.5}),
+            MetricScope::Project,
+        )
+        .expect_err("near miss");
+        assert!(
+            err[0].message.contains("did you mean `pass_rate`?"),
+            "{err:?}"
+        );
     }
 
     #[test]

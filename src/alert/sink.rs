@@ -112,7 +112,8 @@ impl SinkError {
     }
 }
 
-const KEYS: [&str; 9] = [
+/// The settings a sink takes beside `id` and `type` (the config loader checks them too).
+pub const KEYS: [&str; 9] = [
     "min_severity",
     "url",
     "url_env",

@@ -142,10 +142,23 @@ impl Checker {
             .name("evalwatch-check".to_owned())
             .spawn(move || {
                 let mut tallies = vec![FileTally::default(); files.len()];
-                // Assertions the scorer cannot build are problems of the suite too.
+                // Assertions the scorer cannot build are problems of the suite too, and so
+                // are cases that do not render: `validate` refuses both, and so does `run`.
                 let mut scorer = Scorer::empty();
                 let mut problems = Vec::new();
+                let renderers: Vec<Option<Renderer>> = files
+                    .iter()
+                    .map(|f| suite::suite_head(f, &project).and_then(|h| Renderer::new(&h).ok()))
+                    .collect();
                 let (suites, mut diags) = suite::check_suites(&files, &project, &mut |i, case| {
+                    if let Some(Some(renderer)) = renderers.get(i)
+                        && let Err(message) = renderer.render(&case, 0)
+                    {
+                        problems.push(Diagnostic {
+                            location: case.location.clone(),
+                            message: format!("case `{}` does not render: {message}", case.id),
+                        });
+                    }
                     if let Some(t) = tallies.get_mut(i) {
                         t.selected += u64::from(filters.selects(&case));
                         judge::Engine::add_judge_ids(

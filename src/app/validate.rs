@@ -1,69 +1,105 @@
-//! `evalwatch validate`: every error of every file at once.
+//! `evalwatch validate`: every error of every file at once, and the one judgement of a suite
+//! that `run`, `schedule` and `alerts check` share.
+
+use std::path::PathBuf;
 
 use super::{Ctx, Failure, exit, suite_files};
 use crate::cli::ValidateArgs;
+use crate::model::{ProjectConfig, Suite};
 use crate::suite;
+
+/// One suite file, judged.
+pub(crate) struct Judged {
+    pub file: PathBuf,
+    /// The suite, or every problem with it, one per line as `file:line:col: message` with
+    /// paths shown as given (relative to the working directory).
+    pub suite: Result<Suite, String>,
+}
+
+/// Judge each suite file on its own, as `validate` does: the loader's checks (fields,
+/// includes, templates, alert rules, schedule and time zone, against the project config),
+/// then what only the scorer and the renderer can tell (every assertion builds, every case
+/// renders). One bad file never hides the others: the scheduler runs the good ones and
+/// reports the rest.
+pub(crate) fn judge(ctx: &Ctx, project: &ProjectConfig, files: &[PathBuf]) -> Vec<Judged> {
+    suite::load_each(files, project)
+        .into_iter()
+        .map(|(file, loaded)| {
+            let suite = match loaded {
+                Err(diags) => Err(super::render_diagnostics(ctx, &diags)),
+                Ok(suite) => match runnable(ctx, &suite) {
+                    Some(problems) => Err(problems),
+                    None => Ok(suite),
+                },
+            };
+            Judged { file, suite }
+        })
+        .collect()
+}
+
+/// What stops a loaded suite from running, rendered; None when nothing does.
+fn runnable(ctx: &Ctx, suite: &Suite) -> Option<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = super::build_scorer(ctx, suite) {
+        problems.push(e.to_string());
+    }
+    match suite::Renderer::new(suite) {
+        Err(d) => problems.push(super::render_diagnostics(ctx, &d)),
+        Ok(renderer) => {
+            let diags: Vec<suite::Diagnostic> = suite
+                .cases
+                .iter()
+                .filter_map(|case| {
+                    renderer
+                        .render(case, 0)
+                        .err()
+                        .map(|message| suite::Diagnostic {
+                            location: case.location.clone(),
+                            message: format!("case `{}` does not render: {message}", case.id),
+                        })
+                })
+                .collect();
+            if !diags.is_empty() {
+                problems.push(super::render_diagnostics(ctx, &suite::Diagnostics(diags)));
+            }
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("\n"))
+}
 
 pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
     let files = suite_files(ctx, &project, &args.paths)?;
-    let (suites, diags) = suite::load_suites(&files, &project);
-    if !diags.is_empty() {
-        ctx.printer.result(&super::render_diagnostics(ctx, &diags));
-        let n = diags.0.len();
+    let judged = judge(ctx, &project, &files);
+    // Valid as written, but not runnable here yet: said, without failing.
+    let warnings = suite::env_warnings(&files, &project);
+    for line in super::render_diagnostics(ctx, &suite::Diagnostics(warnings)).lines() {
+        ctx.printer.warn(line);
+    }
+    let problems: Vec<&str> = judged
+        .iter()
+        .filter_map(|j| j.suite.as_ref().err().map(String::as_str))
+        .collect();
+    if !problems.is_empty() {
+        let text = problems.join("\n");
+        ctx.printer.result(&text);
+        let n = text.lines().filter(|l| !l.trim().is_empty()).count();
+        let bad = problems.len();
         return Err(Failure::invalid(format!(
-            "validate: {n} problem{} in {} file{}",
+            "validate: {n} problem{} in {bad} of {} file{}",
             if n == 1 { "" } else { "s" },
             files.len(),
             if files.len() == 1 { "" } else { "s" }
         )));
     }
-    // What only other stages can tell: every assertion builds, every case renders.
-    let mut problems = Vec::new();
-    for suite in &suites {
-        if let Some(expr) = &suite.schedule
-            && let Err(e) = crate::schedule::Schedule::parse(expr, suite.timezone.as_deref())
-        {
-            problems.push(format!(
-                    "{}: suite `{}`: failed to {e}; fix `schedule:`/`timezone:` (see docs/scheduling.md)",
-                    suite.source.display(),
-                    suite.name
-                ));
-        }
-        if let Err(e) = super::build_scorer(ctx, suite) {
-            problems.push(e.to_string());
-        }
-        match crate::suite::Renderer::new(suite) {
-            Err(d) => problems.push(super::render_diagnostics(ctx, &d)),
-            Ok(renderer) => {
-                let diags: Vec<crate::suite::Diagnostic> = suite
-                    .cases
-                    .iter()
-                    .filter_map(|case| {
-                        renderer
-                            .render(case, 0)
-                            .err()
-                            .map(|message| crate::suite::Diagnostic {
-                                location: case.location.clone(),
-                                message: format!("case `{}` does not render: {message}", case.id),
-                            })
-                    })
-                    .collect();
-                if !diags.is_empty() {
-                    problems.push(super::render_diagnostics(
-                        ctx,
-                        &crate::suite::Diagnostics(diags),
-                    ));
-                }
-            }
-        }
+    for j in &judged {
+        let shown = j.file.strip_prefix(&ctx.cwd).unwrap_or(&j.file);
+        ctx.printer.detail(&format!("{}: ok", shown.display()));
     }
-    if !problems.is_empty() {
-        ctx.printer.result(&problems.join("\n"));
-        return Err(Failure::invalid(
-            "validate: the suites load, but the problems above stop them from running",
-        ));
-    }
+    let suites: Vec<&Suite> = judged
+        .iter()
+        .filter_map(|j| j.suite.as_ref().ok())
+        .collect();
     let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
     let providers: std::collections::BTreeSet<&str> = suites
         .iter()

@@ -201,6 +201,9 @@ pub struct ProjectConfig {
     pub sinks: Vec<SinkSpec>,
     /// Default alert rules for every suite, raw.
     pub alerts: Vec<serde_json::Value>,
+    /// Where each of `alerts` names its metric (for a rule a suite cannot take).
+    #[serde(default, skip_serializing)]
+    pub alert_locations: Vec<super::Location>,
     /// Error budget: share of errored results above which `run` exits 3 (default 0.5).
     pub error_budget: Option<f64>,
 }

@@ -77,6 +77,8 @@ pub(crate) struct CaseBuilder<'a> {
     pub cases: Vec<Case>,
     /// Named metrics declared by assertions (`metric:`).
     pub named_metrics: BTreeSet<String>,
+    /// Every tag of a valid case (what an alert rule's `tag:` may name).
+    pub case_tags: BTreeSet<String>,
     pub out: Out<'a>,
     pub tally: Tally,
     /// With a stream: the providers and project the judges of each case are checked
@@ -99,6 +101,7 @@ impl<'a> CaseBuilder<'a> {
             seen_files: Vec::new(),
             cases: Vec::new(),
             named_metrics,
+            case_tags: BTreeSet::new(),
             out,
             tally: Tally::default(),
             judges: None,
@@ -140,6 +143,11 @@ impl<'a> CaseBuilder<'a> {
 
     /// A case built without a problem: kept, or checked, tallied and handed on.
     fn emit(&mut self, ctx: &mut Ctx, case: Case) {
+        for tag in &case.tags {
+            if !self.case_tags.contains(tag) {
+                self.case_tags.insert(tag.clone());
+            }
+        }
         let Out::Stream { sink, check } = &mut self.out else {
             self.cases.push(case);
             return;
@@ -561,8 +569,18 @@ impl<'a> CaseBuilder<'a> {
             .defaults
             .vars
             .merged(wire.vars.map(Vars::from).unwrap_or_default());
+        let skipped = skipped_defaults(ctx, node, &self.defaults.asserts);
         let mut asserts: Vec<Arc<Assertion>> = Vec::new();
-        for (p, last) in self.defaults.asserts.iter().zip(&mut self.shared) {
+        for (i, (p, last)) in self
+            .defaults
+            .asserts
+            .iter()
+            .zip(&mut self.shared)
+            .enumerate()
+        {
+            if skipped.contains(&i) {
+                continue;
+            }
             match resolve_shared(p, last, expected.as_deref()) {
                 Ok(a) => asserts.push(a),
                 Err(msg) => ctx.error(
@@ -725,6 +743,75 @@ struct PlainCase {
     expected: Option<Value>,
     context: Option<Value>,
     threshold: Option<f64>,
+}
+
+/// The indexes of the `defaults.assert` entries a case switches off with
+/// `skip_default_assert: true` (all of them) or a list of their types as written
+/// (`[not-is-refusal]`); a type the defaults do not have is an error, with did-you-mean.
+fn skipped_defaults(ctx: &mut Ctx, node: &Node, defaults: &[Pending]) -> BTreeSet<usize> {
+    let Some((_, v)) = node.get("skip_default_assert") else {
+        return BTreeSet::new();
+    };
+    let types: Vec<&str> = defaults.iter().map(|p| p.type_name.as_str()).collect();
+    let none = "the suite's `defaults` has no `assert` entries to skip";
+    match &v.kind {
+        Kind::Bool(false) | Kind::Null => BTreeSet::new(),
+        Kind::Bool(true) => {
+            if defaults.is_empty() {
+                ctx.error(v, none);
+            }
+            (0..defaults.len()).collect()
+        }
+        Kind::Seq(items) => {
+            let mut out = BTreeSet::new();
+            for item in items {
+                let Some(name) = item.as_str() else {
+                    ctx.error(
+                        item,
+                        format!(
+                            "`skip_default_assert` lists assertion types (like `not-is-refusal`), found {}",
+                            item.type_name()
+                        ),
+                    );
+                    continue;
+                };
+                let found: Vec<usize> = types
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| **t == name)
+                    .map(|(i, _)| i)
+                    .collect();
+                if found.is_empty() {
+                    if defaults.is_empty() {
+                        ctx.error(item, none);
+                    } else {
+                        let hint = did_you_mean(name, types.iter().copied());
+                        let mut listed: Vec<&str> = types.clone();
+                        listed.dedup();
+                        ctx.error(
+                            item,
+                            format!(
+                                "`{name}` is not an assertion of `defaults.assert`{hint} (it has: {})",
+                                listed.join(", ")
+                            ),
+                        );
+                    }
+                }
+                out.extend(found);
+            }
+            out
+        }
+        _ => {
+            ctx.error(
+                v,
+                format!(
+                    "`skip_default_assert` is `true` (skip every default assertion) or a list of their types, like `[not-is-refusal]`; found {}",
+                    v.type_name()
+                ),
+            );
+            BTreeSet::new()
+        }
+    }
 }
 
 /// No integer in `v` is above `i64::MAX`.

@@ -10,7 +10,8 @@ use super::cases::{CaseBuilder, Defaults, Out, decode_repeat_policy, parent};
 use super::decode::{Ctx, did_you_mean};
 use super::wire::{SUITE_KEYS, WireDefaults, WireGate, WireMessage, WireReview};
 use super::yaml::{self, Node};
-use super::{Diagnostic, hash, provider, template};
+use super::{Diagnostic, cron, hash, provider, template};
+use crate::alert::rule::{MetricScope, judge_rule, known_metric, unknown_metric};
 use crate::model::{
     Gate, Location, MessageTemplate, Metrics, ProjectConfig, PromptTemplate, ProviderSpec,
     ReviewSettings, Suite,
@@ -78,28 +79,6 @@ fn is_suite_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-}
-
-fn is_schedule(s: &str) -> bool {
-    let s = s.trim();
-    if s.starts_with('@') {
-        return [
-            "@hourly",
-            "@daily",
-            "@weekly",
-            "@monthly",
-            "@yearly",
-            "@annually",
-            "@midnight",
-        ]
-        .contains(&s);
-    }
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    fields.len() == 5
-        && fields.iter().all(|f| {
-            f.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/' | '?'))
-        })
 }
 
 #[allow(clippy::too_many_lines)]
@@ -176,11 +155,7 @@ fn build(
     });
     let system = opt_string(ctx, "system");
     let schedule = opt_string(ctx, "schedule");
-    if let (Some(s), Some((_, v))) = (&schedule, get("schedule"))
-        && !is_schedule(s)
-    {
-        ctx.error(v, format!("invalid schedule `{s}`: use 5 cron fields (`0 6 * * *`) or @hourly, @daily, @weekly, @monthly, @yearly"));
-    }
+    check_schedule(ctx, schedule.as_deref(), timezone.as_deref(), &get);
     let tags: Vec<String> = get("tags")
         .and_then(|(_, v)| ctx.decode(v, "`tags`"))
         .unwrap_or_default();
@@ -327,7 +302,22 @@ fn build(
     let has_hallucination = builder.tally.has_hallucination
         || builder.cases.iter().any(assertion::checks_hallucination);
     let gates = decode_gates(ctx, get("gates"), &builder.named_metrics, has_hallucination);
-    let alerts = decode_alerts(ctx, get("alerts"), "`alerts`");
+    let (alerts, _) = decode_alerts(
+        ctx,
+        get("alerts"),
+        "`alerts`",
+        MetricScope::Suite(&builder.named_metrics),
+    );
+    if let Some(providers) = &providers {
+        check_rule_targets(ctx, get("alerts"), providers, &builder.case_tags);
+    }
+    check_project_alerts(
+        ctx,
+        &alerts,
+        project,
+        &builder.named_metrics,
+        name.as_deref(),
+    );
     let review = get("review")
         .and_then(|(_, v)| ctx.decode::<WireReview>(v, "`review`"))
         .map(|r| ReviewSettings {
@@ -366,6 +356,32 @@ fn build(
         hash::suite_hash(&suite)
     };
     Some(suite)
+}
+
+/// `schedule:` and `timezone:`, judged where they are written: in words of ours first, then
+/// by the scheduler's own parser, so that a suite `validate` passes is one it can schedule.
+fn check_schedule<'n>(
+    ctx: &mut Ctx,
+    schedule: Option<&str>,
+    timezone: Option<&str>,
+    get: &dyn Fn(&str) -> Option<(&'n Node, &'n Node)>,
+) {
+    let mut tz_ok = true;
+    if let (Some(tz), Some((_, v))) = (timezone, get("timezone"))
+        && let Err(e) = cron::check_timezone(tz)
+    {
+        ctx.error(v, e);
+        tz_ok = false;
+    }
+    let (Some(expr), Some((_, v))) = (schedule, get("schedule")) else {
+        return;
+    };
+    if let Err(e) = cron::check(expr) {
+        ctx.error(v, e);
+    } else if let Err(e) = crate::schedule::Schedule::parse(expr, timezone.filter(|_| tz_ok)) {
+        // What only the scheduler's parser knows (croner's `L`, `W`, `#`).
+        ctx.error(v, format!("failed to {e}"));
+    }
 }
 
 fn suite_providers(
@@ -538,32 +554,128 @@ fn decode_gates(
     gates
 }
 
-/// Alert rules, kept raw; each must be a mapping with a `metric`.
-pub(crate) fn decode_alerts(ctx: &mut Ctx, part: Option<(&Node, &Node)>, what: &str) -> Vec<Value> {
+/// Alert rules, kept raw once judged: every problem of every rule is reported where it is
+/// written, by the alert stage's own grammar (`alert::rule::judge_rule`), so that
+/// `validate`, `run`, `schedule` and `alerts check` agree on them. Returns the rules and
+/// where each is written.
+pub(crate) fn decode_alerts(
+    ctx: &mut Ctx,
+    part: Option<(&Node, &Node)>,
+    what: &str,
+    scope: MetricScope<'_>,
+) -> (Vec<Value>, Vec<Location>) {
     let Some((_, node)) = part else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     if node.is_null() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let Some(items) = node.as_seq() else {
         ctx.error(
             node,
             format!("{what} must be a list of rules, found {}", node.type_name()),
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut out = Vec::new();
+    let mut at = Vec::new();
     for item in items {
-        match item.get("metric") {
-            Some((_, m)) if m.as_str().is_some() => out.push(ctx.json(item)),
-            Some((_, m)) => ctx.error(m, "alert `metric` must be a string"),
-            None if item.as_map().is_some() => ctx.error(item, "alert rule needs a `metric`"),
-            None => ctx.error(
-                item,
-                format!("alert rule must be a mapping, found {}", item.type_name()),
-            ),
+        let raw = ctx.json(item);
+        match judge_rule(&raw, scope) {
+            Ok(_) => {
+                at.push(ctx.loc(item.get("metric").map_or(item, |(_, m)| m)));
+                out.push(raw);
+            }
+            Err(problems) => {
+                for p in problems {
+                    let node = match (&p.key, item.get(p.key.as_deref().unwrap_or(""))) {
+                        (Some(_), Some((k, _))) if p.on_key => k,
+                        (Some(_), Some((_, v))) => v,
+                        _ => item,
+                    };
+                    ctx.error(node, p.message);
+                }
+            }
         }
     }
-    out
+    (out, at)
+}
+
+/// A suite rule's `provider:` and `tag:` must name a provider and a case tag of the suite:
+/// otherwise the rule could never fire.
+fn check_rule_targets(
+    ctx: &mut Ctx,
+    part: Option<(&Node, &Node)>,
+    providers: &[ProviderSpec],
+    tags: &BTreeSet<String>,
+) {
+    let Some(items) = part.and_then(|(_, node)| node.as_seq()) else {
+        return;
+    };
+    for item in items {
+        if let Some((_, v)) = item.get("provider")
+            && let Some(id) = v.as_str()
+            && !providers.iter().any(|p| p.id == id)
+        {
+            let ids: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
+            let hint = did_you_mean(id, ids.iter().copied());
+            ctx.error(
+                v,
+                format!(
+                    "alert rule on provider `{id}`, which this suite does not run{hint} (it runs: {}); the rule could never fire",
+                    ids.join(", ")
+                ),
+            );
+        }
+        if let Some((_, v)) = item.get("tag")
+            && let Some(tag) = v.as_str()
+            && !tags.contains(tag)
+        {
+            let hint = did_you_mean(tag, tags.iter().map(String::as_str));
+            ctx.error(
+                v,
+                format!(
+                    "alert rule on tag `{tag}`, which no case of this suite has{hint}; the rule could never fire"
+                ),
+            );
+        }
+    }
+}
+
+/// The project's default rules a suite takes (those on metrics it has no rule of its own
+/// on) must name a metric the suite has: each one that does not is reported where the
+/// project writes it.
+fn check_project_alerts(
+    ctx: &mut Ctx,
+    suite_rules: &[Value],
+    project: &ProjectConfig,
+    named: &BTreeSet<String>,
+    suite: Option<&str>,
+) {
+    let own: BTreeSet<&str> = suite_rules
+        .iter()
+        .filter_map(|r| r.get("metric").and_then(Value::as_str))
+        .collect();
+    for (i, raw) in project.alerts.iter().enumerate() {
+        let Some(metric) = raw.get("metric").and_then(Value::as_str) else {
+            continue;
+        };
+        if own.contains(metric) || known_metric(metric, named) {
+            continue;
+        }
+        let location = project
+            .alert_locations
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| ctx.at(0, 0));
+        let suite = suite.map_or_else(String::new, |s| format!("`{s}` "));
+        ctx.push(
+            location,
+            format!(
+                "default alert rule {} applies to every suite, and suite {suite}cannot take it: {}",
+                i + 1,
+                unknown_metric(metric, named)
+            ),
+        );
+    }
 }

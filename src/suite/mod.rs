@@ -8,12 +8,14 @@
 
 mod assertion;
 mod cases;
+mod cron;
 mod decode;
 mod hash;
 mod load;
 mod project;
 mod provider;
 mod template;
+mod warn;
 mod wire;
 mod yaml;
 
@@ -25,6 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::model::{Location, ProjectConfig, Suite};
 
 pub use template::Renderer;
+pub use warn::env_warnings;
 
 /// Whether model-assisted assertions (`llm-rubric`, `factuality`, `hallucination`,
 /// `semantic`) are accepted; until they are, they are reported as unsupported.
@@ -174,6 +177,39 @@ pub fn discover_suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnosti
 /// every file.
 pub fn load_suites(files: &[PathBuf], project: &ProjectConfig) -> (Vec<Suite>, Diagnostics) {
     collect(files, |_, file| load::load_suite(file, project))
+}
+
+/// Load and judge each suite file on its own: the suite, or every problem of that file (a
+/// name already used by an earlier file is one). One bad file never hides the others.
+pub fn load_each(
+    files: &[PathBuf],
+    project: &ProjectConfig,
+) -> Vec<(PathBuf, Result<Suite, Diagnostics>)> {
+    let mut out: Vec<(PathBuf, Result<Suite, Diagnostics>)> = Vec::new();
+    for file in files {
+        let (suite, diags) = load::load_suite(file, project);
+        let result = match suite {
+            Some(suite) if diags.is_empty() => {
+                let first = out
+                    .iter()
+                    .find_map(|(f, r)| r.as_ref().ok().filter(|s| s.name == suite.name).map(|_| f));
+                match first {
+                    Some(first) => Err(Diagnostics(vec![diagnostic(
+                        file,
+                        format!(
+                            "suite name `{}` is also used by {}; suite names must be unique",
+                            suite.name,
+                            first.display()
+                        ),
+                    )])),
+                    None => Ok(suite),
+                }
+            }
+            _ => Err(Diagnostics(in_file_order(file, diags))),
+        };
+        out.push((file.clone(), result));
+    }
+    out
 }
 
 /// Validate suites as [`load_suites`] does without keeping their cases: each valid case goes

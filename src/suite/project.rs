@@ -11,6 +11,7 @@ use super::load::{decode_alerts, read_yaml};
 use super::wire::PROJECT_KEYS;
 use super::yaml::Node;
 use super::{Diagnostic, provider};
+use crate::alert::rule::MetricScope;
 use crate::model::{ProjectConfig, SinkSpec};
 
 const SINK_TYPES: [&str; 5] = ["slack", "webhook", "file", "stdout", "command"];
@@ -65,7 +66,10 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
                 judge_at = Some(v);
             }
             "sinks" => sinks(ctx, v, config),
-            "alerts" => config.alerts = decode_alerts(ctx, Some((k, v)), "`alerts`"),
+            "alerts" => {
+                (config.alerts, config.alert_locations) =
+                    decode_alerts(ctx, Some((k, v)), "`alerts`", MetricScope::Project);
+            }
             "error_budget" => {
                 if let Some(b) = ctx.decode::<f64>(v, "`error_budget`") {
                     if (0.0..=1.0).contains(&b) {
@@ -141,6 +145,7 @@ fn sinks(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
         };
         let mut id = None;
         let mut kind = None;
+        let mut bad_key = false;
         let mut settings = serde_json::Map::new();
         for (k, v) in entries {
             let key = k.key_text();
@@ -163,13 +168,31 @@ fn sinks(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
                     settings.insert(key, raw);
                 }
                 _ => {
+                    if !crate::alert::sink::KEYS.contains(&key.as_str()) {
+                        let keys = ["id", "type"]
+                            .into_iter()
+                            .chain(crate::alert::sink::KEYS.iter().copied());
+                        let hint = did_you_mean(&key, keys);
+                        ctx.error(k, format!("unknown setting `{key}` in a sink{hint}"));
+                        bad_key = true;
+                    }
                     let value: Value = ctx.json(v);
                     settings.insert(key, value);
                 }
             }
         }
         match (id, kind) {
-            (Some(id), Some(kind)) => config.sinks.push(SinkSpec { id, kind, settings }),
+            (Some(id), Some(kind)) => {
+                let spec = SinkSpec { id, kind, settings };
+                // Judged as `alerts check` and `run` judge it, so that `validate` agrees.
+                if !bad_key
+                    && SINK_TYPES.contains(&spec.kind.as_str())
+                    && let Err(e) = crate::alert::sink::parse_sink(&spec, &config.root)
+                {
+                    ctx.error(item, e);
+                }
+                config.sinks.push(spec);
+            }
             (None, _) if item.get("id").is_none() => ctx.error(item, "a sink needs an `id`"),
             (_, None) if item.get("type").is_none() => ctx.error(item, "a sink needs a `type`"),
             _ => {}

@@ -807,8 +807,8 @@ fn schedule_and_alerts_light_checks() {
     assert_eq!(
         diags,
         vec![
-            "4:11: invalid schedule `every day`: use 5 cron fields (`0 6 * * *`) or @hourly, @daily, @weekly, @monthly, @yearly",
-            "6:5: alert rule needs a `metric`",
+            "4:11: schedule `every day` has 2 fields, not 5; use 5 cron fields (minute hour day-of-month month day-of-week, like `0 6 * * *`) or @hourly, @daily, @weekly, @monthly, @yearly",
+            "6:5: an alert rule needs a `metric` (e.g. `metric: pass_rate`)",
         ]
     );
     let (suite, diags) = load_text(format!(

@@ -61,6 +61,10 @@ pub(crate) struct WireCase {
     /// Checked from its node (`cases::repeat_policy`), for the position of an error.
     #[allow(dead_code)]
     pub repeat_policy: Option<IgnoredAny>,
+    /// `true`, or the types of `defaults.assert` entries this case does without; checked
+    /// from its node (`cases::skipped_defaults`).
+    #[allow(dead_code)]
+    pub skip_default_assert: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]

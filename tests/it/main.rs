@@ -14,3 +14,4 @@ mod review;
 mod runs;
 mod schedule;
 mod support;
+mod validate;
