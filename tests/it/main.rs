@@ -6,6 +6,7 @@ mod cli;
 mod examples;
 mod history;
 mod judges;
+mod limits;
 mod providers;
 mod reports;
 mod review;
