@@ -48,7 +48,7 @@ pub fn fmt_bytes(n: u64) -> String {
     const GIB: u64 = 1 << 30;
     const MIB: u64 = 1 << 20;
     const KIB: u64 = 1 << 10;
-    if n >= GIB && n % GIB == 0 {
+    if n >= GIB && n.is_multiple_of(GIB) {
         format!("{} GiB", n / GIB)
     } else if n >= MIB {
         format!("{:.0} MiB", n as f64 / MIB as f64)

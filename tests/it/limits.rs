@@ -127,9 +127,7 @@ fn templates_run_on_bounded_fuel_and_output() {
     );
     p.write(
         "suites/a.yaml",
-        &format!(
-            "suite: a\nproviders:\n  - id: e\n    type: echo\nprompt: \"{{{{ q * 9000000 }}}}{{{{ q * 9000000 }}}}\"\ncases:\n  - {{id: c1, vars: {{q: x}}, expected: x}}\n"
-        ),
+        "suite: a\nproviders:\n  - id: e\n    type: echo\nprompt: \"{{ q * 9000000 }}{{ q * 9000000 }}\"\ncases:\n  - {id: c1, vars: {q: x}, expected: x}\n",
     );
     refused(
         &p,

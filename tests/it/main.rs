@@ -4,6 +4,7 @@
 mod alerts;
 mod cli;
 mod examples;
+mod fuzz;
 mod history;
 mod judges;
 mod limits;
