@@ -159,6 +159,15 @@ pub fn discover_suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnosti
             }
             found.sort();
             files.extend(found);
+        } else if path.exists() {
+            // A FIFO or a device: never opened (it could block or never end).
+            let problem = crate::model::limits::open_regular(path, 0)
+                .err()
+                .map_or_else(
+                    || "not a regular file".to_owned(),
+                    |e| format!("the path {e}"),
+                );
+            diags.push(diagnostic(path, problem));
         } else {
             diags.push(diagnostic(path, "no such file or folder"));
         }

@@ -72,6 +72,23 @@ fn includes_that_are_not_regular_files_are_refused_not_called_missing() {
 }
 
 #[test]
+fn a_suite_path_that_is_a_fifo_is_named_as_such() {
+    let p = Project::new();
+    let made = std::process::Command::new("mkfifo")
+        .arg(p.path().join("pipe.yaml"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let out = p.run(&["validate", "pipe.yaml"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pipe.yaml: the path is a FIFO (named pipe), not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_replay_file_that_is_a_device_is_refused_at_validate() {
     let p = Project::new();
     std::os::unix::fs::symlink("/dev/zero", p.path().join("suites-rec.jsonl")).expect("symlink");
