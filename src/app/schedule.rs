@@ -628,7 +628,9 @@ fn sync_unschedulable(
         .collect();
     let recovering: Vec<&crate::store::AlertRow> = open
         .iter()
-        .filter(|a| judged.valid.contains(&a.suite))
+        .filter(|a| {
+            judged.valid.contains(&a.suite) && !judged.invalid.iter().any(|b| b.suite == a.suite)
+        })
         .collect();
     let opening: Vec<&Unschedulable> = judged
         .invalid
