@@ -339,24 +339,30 @@ fn once(ctx: &Ctx, args: &ScheduleArgs) -> anyhow::Result<u8> {
             .with("invalid", invalid.len()),
     );
     let report = daemon::tick(&mut host, &entries, &policy(args, false));
+    let runs = report.exit_code();
+    // An invalid suite makes the exit code at least 2 (an interruption stays 130).
+    let code = if invalid.is_empty() || runs == exit::INTERRUPTED {
+        runs
+    } else {
+        runs.max(exit::INVALID)
+    };
     host.log(
         Event::new("once_finished")
             .with("ran", report.runs.len())
             .with("invalid", invalid.len())
-            .with("exit_code", report.exit_code()),
+            .with("exit_code", code),
     );
     if report.runs.is_empty() && !report.stopped {
         ctx.printer
             .info(&nothing_due(&entries, host.now(), invalid.len()));
     }
-    let code = report.exit_code();
-    if invalid.is_empty() || code == exit::INTERRUPTED {
+    if invalid.is_empty() || runs == exit::INTERRUPTED {
         return Ok(code);
     }
     let n = invalid.len();
     let problems: Vec<&str> = invalid.iter().map(|b| b.problems.as_str()).collect();
     Err(Failure {
-        code: code.max(exit::INVALID),
+        code,
         message: format!(
             "schedule --once: {n} suite{} cannot be scheduled and did not run (the others did): fix {} (`evalwatch validate` lists every problem):\n{}",
             if n == 1 { "" } else { "s" },

@@ -533,6 +533,15 @@ fn once_runs_the_valid_suites_reports_each_invalid_one_and_alerts_once() {
     assert!(err.contains("did you mean `expected`"), "{err}");
     assert!(err.contains("suites/badcron.yaml"), "{err}");
     assert!(err.contains("2 suites cannot be scheduled"), "{err}");
+    assert!(err.contains("minute 99 is out of range 0-59"), "{err}");
+    let finished = ev
+        .iter()
+        .find(|e| e["event"] == "once_finished")
+        .expect("once_finished");
+    assert_eq!(
+        finished["exit_code"], 2,
+        "the event says what the process exits with"
+    );
     // ... and alerted on: a suite that cannot be scheduled misses every window.
     assert_eq!(
         notices(&p),
