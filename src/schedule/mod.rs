@@ -59,6 +59,13 @@ const FIELDS: [(&str, u32, u32); 5] = [
 /// range 0-59".
 fn check_field(text: &str, name: &str, lo: u32, hi: u32) -> Result<(), String> {
     for item in text.split(',') {
+        // Names (`mon`, `jan`) and croner's `L`, `W` and `#` are the parser's to judge.
+        if !item
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '?' | '-' | '/'))
+        {
+            continue;
+        }
         let (span, step) = match item.split_once('/') {
             Some((span, step)) => (span, Some(step)),
             None => (item, None),
@@ -83,15 +90,14 @@ fn check_field(text: &str, name: &str, lo: u32, hi: u32) -> Result<(), String> {
         }
         let mut numbers = Vec::new();
         for b in &bounds {
-            if b.chars().all(|c| c.is_ascii_digit()) {
-                match b.parse::<u32>() {
-                    Ok(n) if (lo..=hi).contains(&n) => numbers.push(n),
-                    _ => return Err(format!("{name} {b} is out of range {lo}-{hi}")),
+            match b.parse::<u32>() {
+                Ok(n) if (lo..=hi).contains(&n) => numbers.push(n),
+                Ok(_) => return Err(format!("{name} {b} is out of range {lo}-{hi}")),
+                Err(_) => {
+                    return Err(format!(
+                        "the {name} field `{text}` holds `{b}`, not a number"
+                    ));
                 }
-            } else if !b.chars().all(|c| c.is_ascii_alphabetic()) {
-                return Err(format!(
-                    "the {name} field `{text}` holds `{b}`, not a number"
-                ));
             }
         }
         if let [from, to] = numbers[..]

@@ -914,14 +914,18 @@ fn out_of_range_fields_are_said_in_our_words() {
         "the minute range 30-10 runs backwards"
     );
     assert_eq!(
-        msg("0 6 * * x1"),
-        "the day of week field `x1` holds `x1`, not a number"
+        msg("0 6 * * 1-*"),
+        "the day of week field `1-*` holds `*`, not a number"
     );
     for ok in [
         "*/15 6-18 1,15 jan-mar mon-fri",
         "0 0 * * 7",
         "5 4 * * sun",
         "0 */2 * * *",
+        "0 6 L * *",
+        "0 6 15W * *",
+        "0 6 * * 5#3",
+        "0 6 * * 5L",
     ] {
         assert!(Schedule::parse(ok, None).is_ok(), "{ok}");
     }
