@@ -125,8 +125,8 @@ pub struct RunArgs {
     /// Only cases with this tag (repeatable; any of them)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// Samples per case and provider (overrides the suite's `repeat`)
-    #[arg(long, value_name = "N")]
+    /// Samples per case and provider (overrides the suite's `repeat`; 1 to 1000)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::model::limits::MAX_REPEAT)))]
     pub repeat: Option<u32>,
     /// Most requests in flight across all providers [default: 64]
     #[arg(long, value_name = "N")]

@@ -74,7 +74,8 @@ pub struct ScheduleArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
-    /// Last and next run of each suite; overdue suites are marked (exit 0)
+    /// Last and next run of each suite; overdue suites are marked (exit 2 when a suite cannot
+    /// be scheduled, 0 otherwise)
     Status {
         /// Suite files or folders [default: suites/]
         paths: Vec<PathBuf>,
@@ -324,27 +325,87 @@ fn policy(args: &ScheduleArgs, jitter: bool) -> Policy {
 
 fn once(ctx: &Ctx, args: &ScheduleArgs) -> anyhow::Result<u8> {
     let mut host = AppHost::new(ctx, &args.paths, args.now)?;
+    // One bad suite never stops the others: it is reported and alerted on, the valid ones
+    // run, and the exit code says so at the end.
+    let (entries, invalid) = host.load_judged()?;
     // `--once` starts what is due at once: no suite's jitter applies.
-    let entries: Vec<Entry> = host
-        .load_strict()?
+    let entries: Vec<Entry> = entries
         .into_iter()
         .map(|e| Entry { jitter: None, ..e })
         .collect();
-    host.log(Event::new("once").with("suites", entries.len()));
+    host.log(
+        Event::new("once")
+            .with("suites", entries.len())
+            .with("invalid", invalid.len()),
+    );
     let report = daemon::tick(&mut host, &entries, &policy(args, false));
+    let runs = report.exit_code();
+    // An invalid suite makes the exit code at least 2 (an interruption stays 130).
+    let code = if invalid.is_empty() || runs == exit::INTERRUPTED {
+        runs
+    } else {
+        runs.max(exit::INVALID)
+    };
     host.log(
         Event::new("once_finished")
             .with("ran", report.runs.len())
-            .with("exit_code", report.exit_code()),
+            .with("invalid", invalid.len())
+            .with("exit_code", code),
     );
-    Ok(report.exit_code())
+    if report.runs.is_empty() && !report.stopped {
+        ctx.printer
+            .info(&nothing_due(&entries, host.now(), invalid.len()));
+    }
+    if invalid.is_empty() || runs == exit::INTERRUPTED {
+        return Ok(code);
+    }
+    let n = invalid.len();
+    let problems: Vec<&str> = invalid.iter().map(|b| b.problems.as_str()).collect();
+    Err(Failure {
+        code,
+        message: format!(
+            "schedule --once: {n} suite{} cannot be scheduled and did not run (the others did): fix {} (`evalwatch validate` lists every problem):\n{}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" },
+            problems.join("\n")
+        ),
+    }
+    .into())
+}
+
+/// The line `--once` prints when it ran nothing: which suites are scheduled, and when each
+/// is next due.
+fn nothing_due(entries: &[Entry], now: DateTime<Utc>, invalid: usize) -> String {
+    let at = daemon::rfc3339(now);
+    if entries.is_empty() {
+        return if invalid > 0 {
+            format!("nothing due at {at}: no valid suite has a schedule")
+        } else {
+            format!("nothing due at {at}: no suite has a `schedule:`")
+        };
+    }
+    let mut next: Vec<(Option<DateTime<Utc>>, &str)> = entries
+        .iter()
+        .map(|e| (e.schedule.next_after(now), e.suite.as_str()))
+        .collect();
+    next.sort();
+    let parts: Vec<String> = next
+        .iter()
+        .map(|(t, s)| match t {
+            Some(t) => format!("{s} at {}", daemon::rfc3339(*t)),
+            None => format!("{s} never again"),
+        })
+        .collect();
+    format!("nothing due at {at}; next: {}", parts.join(", "))
 }
 
 fn run_daemon(ctx: &Ctx, args: &ScheduleArgs) -> anyhow::Result<u8> {
     let mut host = AppHost::new(ctx, &args.paths, None)?;
-    // Fail fast on a broken project at start; later breakage is logged and survived.
-    host.load_strict()?;
-    host.signature = None;
+    // Fail fast on a broken project (config, paths) at start; a bad suite is reported and
+    // alerted on by the first load, and the others are scheduled. Later breakage of the
+    // project is logged and survived.
+    let project = ctx.project()?;
+    super::suite_files(ctx, &project, &args.paths)?;
     host.watch_signals()?;
     let stop = daemon::daemon(&mut host, &policy(args, true), args.poll);
     Ok(match stop {
@@ -419,50 +480,285 @@ impl<'a> AppHost<'a> {
         Ok(())
     }
 
-    /// Load every suite with a schedule; any invalid suite or config is an error (exit 2).
-    fn load_strict(&mut self) -> anyhow::Result<Vec<Entry>> {
-        let (entries, problems) = load_entries(self.ctx, &self.paths)?;
-        if let Some(p) = problems {
-            return Err(Failure::invalid(format!(
-                "{p}\nnothing was scheduled: fix the problems above (`evalwatch validate` lists them)"
-            )));
-        }
+    /// Judge the suites: the scheduled ones to act on, and the ones that cannot be
+    /// scheduled, reported (one JSON event each) and alerted on (see [`sync_unschedulable`]).
+    /// An error here is the project's (config, paths), not one suite's.
+    fn load_judged(&mut self) -> anyhow::Result<(Vec<Entry>, Vec<Unschedulable>)> {
+        let judged = load_entries(self.ctx, &self.paths)?;
         self.signature = Some(signature(self.ctx, &self.paths));
-        Ok(entries)
+        self.report_unschedulable(&judged);
+        Ok((judged.entries, judged.invalid))
+    }
+
+    /// Log each suite that cannot be scheduled and each that recovered, and keep their
+    /// `unschedulable` alerts in step (opened once, resolved once, notices delivered).
+    fn report_unschedulable(&mut self, judged: &Judgement) {
+        for bad in &judged.invalid {
+            self.log(
+                Event::new("suite_invalid")
+                    .suite(&bad.suite)
+                    .with("file", bad.file.clone())
+                    .with("message", bad.problems.clone())
+                    .with("action", "not scheduled until fixed; the other suites are"),
+            );
+        }
+        match sync_unschedulable(self.ctx, &mut self.store, judged) {
+            Ok(recovered) => {
+                for suite in recovered {
+                    self.log(Event::new("suite_recovered").suite(&suite).with(
+                        "message",
+                        "the suite can be scheduled again; its `unschedulable` alert is resolved",
+                    ));
+                }
+            }
+            Err(e) => self.log(Event::new("error").with(
+                "message",
+                format!("failed to record the `unschedulable` alerts: {e:#}"),
+            )),
+        }
     }
 }
 
-/// The scheduled suites of `paths`, and the problems found (rendered), if any.
-fn load_entries(ctx: &Ctx, paths: &[PathBuf]) -> anyhow::Result<(Vec<Entry>, Option<String>)> {
-    let (suites, mut problems) = load_suites(ctx, paths)?;
+/// A suite file the scheduler cannot schedule.
+#[derive(Debug, Clone)]
+struct Unschedulable {
+    /// The suite's name, or its file's stem when the name cannot be read.
+    suite: String,
+    /// The file as shown (relative to the working directory).
+    file: String,
+    /// Every problem, rendered (`file:line:col: message` lines).
+    problems: String,
+}
+
+/// What the scheduler makes of the suites of `paths`.
+struct Judgement {
+    /// The scheduled suites that are valid.
+    entries: Vec<Entry>,
+    /// Every suite that cannot be scheduled (invalid, or its schedule is).
+    invalid: Vec<Unschedulable>,
+    /// Names (and file stems) of the valid suites: their `unschedulable` alerts resolve.
+    valid: Vec<String>,
+}
+
+/// The one place where the scheduler judges suites, each on its own: the loader's verdict
+/// per file (what `validate` reports) and the schedule check `validate` makes. One bad suite
+/// never hides the others. Returns every suite (scheduled or not) that is valid, and the
+/// invalid ones.
+fn judge(ctx: &Ctx, paths: &[PathBuf]) -> anyhow::Result<(Vec<Suite>, Vec<Unschedulable>)> {
+    let project = ctx.project()?;
+    let files = super::suite_files(ctx, &project, paths)?;
+    let mut suites = Vec::new();
+    let mut invalid = Vec::new();
+    for judged in super::validate::judge(ctx, &project, &files) {
+        let stem = || {
+            judged
+                .file
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        };
+        match judged.suite {
+            Ok(s) => {
+                if let Some(expr) = &s.schedule
+                    && let Err(e) = Schedule::parse(expr, s.timezone.as_deref())
+                {
+                    invalid.push(Unschedulable {
+                        suite: s.name.clone(),
+                        file: shown_path(ctx, &s.source),
+                        problems: format!(
+                            "{}: suite `{}`: failed to {e}; fix `schedule:`/`timezone:` (see docs/scheduling.md)",
+                            shown_path(ctx, &s.source),
+                            s.name
+                        ),
+                    });
+                } else {
+                    suites.push(s);
+                }
+            }
+            Err(problems) => invalid.push(Unschedulable {
+                suite: suite::suite_head(&judged.file, &project).map_or_else(stem, |h| h.name),
+                file: shown_path(ctx, &judged.file),
+                problems,
+            }),
+        }
+    }
+    Ok((suites, invalid))
+}
+
+/// The scheduled suites of `paths`, and those that cannot be scheduled.
+fn load_entries(ctx: &Ctx, paths: &[PathBuf]) -> anyhow::Result<Judgement> {
+    let (suites, invalid) = judge(ctx, paths)?;
     let mut entries = Vec::new();
+    let mut valid = Vec::new();
     for s in suites {
+        valid.push(s.name.clone());
+        if let Some(stem) = s.source.file_stem() {
+            valid.push(stem.to_string_lossy().into_owned());
+        }
         let Some(expr) = &s.schedule else { continue };
-        match Schedule::parse(expr, s.timezone.as_deref()) {
-            Ok(schedule) => entries.push(Entry {
+        // `judge` parsed it already.
+        if let Ok(schedule) = Schedule::parse(expr, s.timezone.as_deref()) {
+            entries.push(Entry {
                 suite: s.name.clone(),
                 file: s.source.clone(),
                 schedule,
                 catch_up: s.catch_up,
                 jitter: s.jitter,
-            }),
-            Err(e) => problems.push(format!("{}: suite `{}`: {e}", s.source.display(), s.name)),
+            });
         }
     }
-    let problems = (!problems.is_empty()).then(|| problems.join("\n"));
-    Ok((entries, problems))
+    Ok(Judgement {
+        entries,
+        invalid,
+        valid,
+    })
 }
 
-/// Every suite that loads, and the rendered diagnostics of those that do not.
-fn load_suites(ctx: &Ctx, paths: &[PathBuf]) -> anyhow::Result<(Vec<Suite>, Vec<String>)> {
-    let project = ctx.project()?;
-    let files = super::suite_files(ctx, &project, paths)?;
-    let (suites, diags) = suite::load_suites(&files, &project);
-    let mut problems = Vec::new();
-    if !diags.is_empty() {
-        problems.push(super::render_diagnostics(ctx, &diags));
+/// The rule name (and metric) of the alert a suite that cannot be scheduled raises.
+pub const UNSCHEDULABLE: &str = "unschedulable";
+
+/// Open an `unschedulable` alert (critical: every window it misses is a missed run) for each
+/// invalid suite that has none open, and resolve those of suites that are valid again; the
+/// notices go to the project's sinks at once (and stay queued when a sink is down). Returns
+/// the suites that recovered.
+fn sync_unschedulable(
+    ctx: &Ctx,
+    store: &mut Store,
+    judged: &Judgement,
+) -> anyhow::Result<Vec<String>> {
+    use crate::alert::rule::severity_str;
+    use crate::model::Severity as Level;
+    let open: Vec<crate::store::AlertRow> = store
+        .open_alerts(None)?
+        .into_iter()
+        .filter(|a| a.rule == UNSCHEDULABLE)
+        .collect();
+    let recovering: Vec<&crate::store::AlertRow> = open
+        .iter()
+        .filter(|a| {
+            judged.valid.contains(&a.suite) && !judged.invalid.iter().any(|b| b.suite == a.suite)
+        })
+        .collect();
+    let opening: Vec<&Unschedulable> = judged
+        .invalid
+        .iter()
+        .filter(|b| !open.iter().any(|a| a.suite == b.suite))
+        .collect();
+    if recovering.is_empty() && opening.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok((suites, problems))
+    let project = ctx.project()?;
+    let sinks = super::alerts::project_sinks(&project).unwrap_or_else(|errors| {
+        for e in errors {
+            ctx.printer.warn(&format!(
+                "{e}; alerts are kept in the store until the sink is fixed"
+            ));
+        }
+        project
+            .sinks
+            .iter()
+            .filter_map(|s| crate::alert::sink::parse_sink(s, &project.root).ok())
+            .collect()
+    });
+    let to: Vec<String> = sinks
+        .iter()
+        .filter(|s| s.accepts(Level::Critical))
+        .map(|s| s.id.clone())
+        .collect();
+    let severity = severity_str(Level::Critical);
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let reports = project
+        .reports
+        .as_ref()
+        .map_or_else(|| "reports".into(), |p| p.display().to_string());
+    let trend = |suite: &str| format!("{}/{suite}.html", reports.trim_end_matches('/'));
+    for bad in opening {
+        let message = format!(
+            "{}: {UNSCHEDULABLE}: the suite cannot be scheduled, so none of its windows run until it is fixed (`evalwatch validate {}`)",
+            bad.suite, bad.file
+        );
+        store.open_new_alert(
+            &crate::store::NewAlert {
+                suite: &bad.suite,
+                rule: UNSCHEDULABLE,
+                metric: UNSCHEDULABLE,
+                provider: "*",
+                tag: None,
+                severity,
+                run_id: None,
+                at: &now,
+                value: None,
+                baseline_value: None,
+                message: &message,
+            },
+            |id| {
+                serde_json::json!({
+                    "event": "alert",
+                    "alert_id": id,
+                    "suite": bad.suite,
+                    "rule": UNSCHEDULABLE,
+                    "metric": UNSCHEDULABLE,
+                    "condition": null,
+                    "provider": "*",
+                    "tag": null,
+                    "severity": severity,
+                    "baseline": null,
+                    "value": null,
+                    "baseline_value": null,
+                    "run_id": null,
+                    "since_run": null,
+                    "opened_at": now,
+                    "at": now,
+                    "message": message,
+                    "text": format!("[{}] {message}\n{}", severity.to_uppercase(), bad.problems),
+                    "file": bad.file,
+                    "problems": bad.problems,
+                    "links": {"run": null, "trend": trend(&bad.suite)},
+                })
+                .to_string()
+            },
+            &to,
+        )?;
+        ctx.printer.warn(&format!("alert [{severity}] {message}"));
+    }
+    let mut recovered = Vec::new();
+    for a in recovering {
+        let message = format!(
+            "{}: {UNSCHEDULABLE}: resolved: the suite can be scheduled again",
+            a.suite
+        );
+        let payload = serde_json::json!({
+            "event": "resolved",
+            "alert_id": a.id,
+            "suite": a.suite,
+            "rule": UNSCHEDULABLE,
+            "metric": UNSCHEDULABLE,
+            "condition": null,
+            "provider": "*",
+            "tag": null,
+            "severity": a.severity,
+            "baseline": null,
+            "value": null,
+            "baseline_value": null,
+            "run_id": null,
+            "since_run": null,
+            "opened_at": a.opened_at,
+            "at": now,
+            "message": message,
+            "text": format!("[RESOLVED] {message} (open since {})", a.opened_at),
+            "links": {"run": null, "trend": trend(&a.suite)},
+        })
+        .to_string();
+        store.resolve_alert(a.id, None, &now, &payload, &to)?;
+        ctx.printer
+            .note(&format!("resolved [{}] {message}", a.severity));
+        recovered.push(a.suite.clone());
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    if let Err(e) = super::alerts::flush_queue(ctx, store, &sinks, &env, false) {
+        ctx.printer
+            .warn(&format!("deliver alerts: {e}; notices stay queued"));
+    }
+    Ok(recovered)
 }
 
 /// The suite files and config with their modification times: a change means reload.
@@ -537,18 +833,12 @@ impl Host for AppHost<'_> {
         let first = self.signature.is_none();
         self.signature = Some(sig);
         match load_entries(self.ctx, &self.paths) {
-            Ok((entries, problems)) => {
-                if let Some(p) = problems {
-                    self.log(
-                        Event::new("suites_invalid")
-                            .with("message", p)
-                            .with("action", "the suites that load are scheduled"),
-                    );
-                }
+            Ok(judged) => {
                 if !first {
                     self.log(Event::new("suites_changed"));
                 }
-                Some(entries)
+                self.report_unschedulable(&judged);
+                Some(judged.entries)
             }
             Err(e) => {
                 self.log(
@@ -647,9 +937,9 @@ fn suite_rows(
     grace: Duration,
     count: usize,
     catch_up: CatchUp,
-) -> anyhow::Result<(Vec<serde_json::Value>, Vec<String>)> {
+) -> anyhow::Result<(Vec<serde_json::Value>, Vec<Unschedulable>)> {
     use serde_json::{Value, json};
-    let (suites, problems) = load_suites(ctx, paths)?;
+    let (suites, invalid) = judge(ctx, paths)?;
     let project = ctx.project()?;
     let store = ctx.open_store(&ctx.db_path(&project))?;
     let leases = store.leases()?;
@@ -724,7 +1014,24 @@ fn suite_rows(
         }
         rows.push(row);
     }
-    Ok((rows, problems))
+    for bad in &invalid {
+        rows.push(json!({
+            "suite": bad.suite,
+            "file": bad.file,
+            "valid": false,
+            "schedule": Value::Null,
+            "timezone": Value::Null,
+            "error": bad.problems,
+            "next": [],
+            "last_run": Value::Null,
+            "last_fire": Value::Null,
+            "running": Value::Null,
+            "due": false,
+            "overdue": false,
+            "overdue_since": Value::Null,
+        }));
+    }
+    Ok((rows, invalid))
 }
 
 fn shown_path(ctx: &Ctx, p: &Path) -> String {
@@ -758,29 +1065,42 @@ fn last_run_text(row: &serde_json::Value) -> String {
     )
 }
 
-fn print_problems(ctx: &Ctx, problems: &[String]) {
-    for p in problems {
-        ctx.printer.warn(&format!(
-            "some suites could not be loaded and are not shown:\n{p}"
-        ));
+/// After `--list` or `status` showed the valid suites: exit 2 naming every suite that
+/// cannot be scheduled, with its located problems.
+fn invalid_exit(what: &str, invalid: &[Unschedulable]) -> anyhow::Result<u8> {
+    if invalid.is_empty() {
+        return Ok(exit::OK);
     }
+    let n = invalid.len();
+    let problems: Vec<&str> = invalid.iter().map(|b| b.problems.as_str()).collect();
+    Err(Failure::invalid(format!(
+        "{what}: {n} suite{} cannot be scheduled (the others are listed): fix {} (`evalwatch validate` lists every problem):\n{}",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "it" } else { "them" },
+        problems.join("\n")
+    )))
 }
 
 fn list(ctx: &Ctx, args: &ScheduleArgs) -> anyhow::Result<u8> {
     let now = args.now.unwrap_or_else(Utc::now);
-    let (rows, problems) =
-        suite_rows(ctx, &args.paths, now, args.grace, args.count, args.catch_up)?;
-    print_problems(ctx, &problems);
+    let (rows, invalid) = suite_rows(ctx, &args.paths, now, args.grace, args.count, args.catch_up)?;
     if args.format == ReadFormat::Json {
         ctx.printer
             .result(&serde_json::Value::Array(rows).to_string());
-        return Ok(exit::OK);
+        return invalid_exit("schedule --list", &invalid);
     }
     if rows.is_empty() {
         ctx.printer.result("no suites found");
     }
     for row in &rows {
         let name = row["suite"].as_str().unwrap_or("");
+        if row["valid"] == false {
+            ctx.printer.result(&format!(
+                "{name}: cannot be scheduled ({}): see the errors below",
+                row["file"].as_str().unwrap_or("")
+            ));
+            continue;
+        }
         let tz = row["timezone"].as_str().unwrap_or("UTC");
         let Some(expr) = row["schedule"].as_str() else {
             ctx.printer
@@ -808,7 +1128,7 @@ fn list(ctx: &Ctx, args: &ScheduleArgs) -> anyhow::Result<u8> {
             ctx.printer.result("  due now");
         }
     }
-    Ok(exit::OK)
+    invalid_exit("schedule --list", &invalid)
 }
 
 fn status(
@@ -819,19 +1139,20 @@ fn status(
     now: Option<DateTime<Utc>>,
 ) -> anyhow::Result<u8> {
     let now = now.unwrap_or_else(Utc::now);
-    let (rows, problems) = suite_rows(ctx, paths, now, grace, 1, CatchUp::Once)?;
-    print_problems(ctx, &problems);
+    let (rows, invalid) = suite_rows(ctx, paths, now, grace, 1, CatchUp::Once)?;
     if format == ReadFormat::Json {
         ctx.printer
             .result(&serde_json::Value::Array(rows).to_string());
-        return Ok(exit::OK);
+        return invalid_exit("schedule status", &invalid);
     }
     if rows.is_empty() {
         ctx.printer.result("no suites found");
     }
     for row in &rows {
         let name = row["suite"].as_str().unwrap_or("");
-        let state = if row["schedule"].is_null() {
+        let state = if row["valid"] == false {
+            "CANNOT BE SCHEDULED: see the errors below".to_owned()
+        } else if row["schedule"].is_null() {
             "unscheduled".to_owned()
         } else if let Some(e) = row["error"].as_str() {
             format!("invalid schedule: {e}")
@@ -854,7 +1175,7 @@ fn status(
             last_run_text(row)
         ));
     }
-    Ok(exit::OK)
+    invalid_exit("schedule status", &invalid)
 }
 
 // ---- emit -----------------------------------------------------------------------------
@@ -922,7 +1243,7 @@ fn emit(
         .iter()
         .filter_map(|p| p.api_key_env.clone())
         .collect();
-    if let Ok((suites, _)) = load_suites(ctx, paths) {
+    if let Ok((suites, _)) = judge(ctx, paths) {
         for s in suites {
             secrets.extend(s.providers.iter().filter_map(|p| p.api_key_env.clone()));
         }

@@ -24,16 +24,21 @@ pub(crate) struct Judged {
 pub(crate) fn judge(ctx: &Ctx, project: &ProjectConfig, files: &[PathBuf]) -> Vec<Judged> {
     suite::load_each(files, project)
         .into_iter()
-        .map(|(file, loaded)| {
-            let suite = match loaded {
-                Err(diags) => Err(super::render_diagnostics(ctx, &diags)),
-                Ok(suite) => match runnable(ctx, &suite) {
-                    Some(problems) => Err(problems),
-                    None => Ok(suite),
-                },
-            };
-            Judged { file, suite }
-        })
+        .map(
+            |suite::Judged {
+                 file,
+                 suite: loaded,
+             }| {
+                let suite = match loaded {
+                    Err(diags) => Err(super::render_diagnostics(ctx, &diags)),
+                    Ok(suite) => match runnable(ctx, &suite) {
+                        Some(problems) => Err(problems),
+                        None => Ok(suite),
+                    },
+                };
+                Judged { file, suite }
+            },
+        )
         .collect()
 }
 

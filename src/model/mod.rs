@@ -2,6 +2,7 @@
 
 mod config;
 mod judge;
+pub mod limits;
 mod outcome;
 mod review;
 mod suite;

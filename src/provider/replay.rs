@@ -2,12 +2,13 @@
 //! `{"case_id", "output", "latency_ms"?, "tokens_in"?, "tokens_out"?, "sample"?}`.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read as _};
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Provider, ProviderError};
+use crate::model::limits;
 use crate::model::{CallError, Completion, ErrorKind, ProviderSpec, Request};
 
 #[derive(Deserialize)]
@@ -47,18 +48,50 @@ impl ReplayProvider {
             .file
             .as_ref()
             .ok_or_else(|| ProviderError::setup(&spec.id, "a replay provider needs `file:`"))?;
-        let file = std::fs::File::open(path)
-            .map_err(|e| ProviderError::setup(&spec.id, format!("open {}: {e}", path.display())))?;
+        let file = limits::open_regular(path, limits::MAX_REPLAY_FILE_BYTES).map_err(|e| {
+            ProviderError::setup(&spec.id, format!("read {}: the file {e}", path.display()))
+        })?;
         let mut recordings = HashMap::new();
-        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let lineno = n + 1;
-            let line = line.map_err(|e| {
-                ProviderError::setup(&spec.id, format!("read {}:{lineno}: {e}", path.display()))
+        let mut reader = std::io::BufReader::new(file.take(limits::MAX_REPLAY_FILE_BYTES));
+        let mut buf = Vec::new();
+        let mut lineno = 0;
+        loop {
+            buf.clear();
+            // Each line is read up to the limit: a file with no newline cannot grow a line
+            // without bound.
+            let n = (&mut reader)
+                .take(limits::MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| {
+                    ProviderError::setup(
+                        &spec.id,
+                        format!("read {}:{}: {e}", path.display(), lineno + 1),
+                    )
+                })?;
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            if buf.len() > limits::MAX_LINE_BYTES {
+                return Err(ProviderError::setup(
+                    &spec.id,
+                    format!(
+                        "{}:{lineno}: line longer than {}; one recording per line",
+                        path.display(),
+                        limits::fmt_bytes(limits::MAX_LINE_BYTES as u64)
+                    ),
+                ));
+            }
+            let line = std::str::from_utf8(&buf).map_err(|e| {
+                ProviderError::setup(
+                    &spec.id,
+                    format!("{}:{lineno}: not UTF-8 ({e})", path.display()),
+                )
             })?;
             if line.trim().is_empty() {
                 continue;
             }
-            let rec: Line = serde_json::from_str(&line).map_err(|e| {
+            let rec: Line = serde_json::from_str(line).map_err(|e| {
                 ProviderError::setup(
                     &spec.id,
                     format!(

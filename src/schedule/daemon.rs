@@ -157,7 +157,7 @@ impl Event {
 
     fn level(&self) -> &'static str {
         match self.event {
-            "error" | "run_failed" | "suites_invalid" => "error",
+            "error" | "run_failed" | "suites_invalid" | "suite_invalid" => "error",
             "window_missed" | "window_skipped" | "busy" => "warn",
             _ => "info",
         }

@@ -45,6 +45,70 @@ pub enum ScheduleError {
     CatchUp(String),
 }
 
+/// The five cron fields: name and range of their numbers.
+const FIELDS: [(&str, u32, u32); 5] = [
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+];
+
+/// Numbers of one cron field within its range (`*`, lists, ranges, steps; names such as
+/// `mon` or `jan` are left to the cron parser), said in our words: "minute 99 is out of
+/// range 0-59".
+fn check_field(text: &str, name: &str, lo: u32, hi: u32) -> Result<(), String> {
+    for item in text.split(',') {
+        // Names (`mon`, `jan`) and croner's `L`, `W` and `#` are the parser's to judge.
+        if !item
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '?' | '-' | '/'))
+        {
+            continue;
+        }
+        let (span, step) = match item.split_once('/') {
+            Some((span, step)) => (span, Some(step)),
+            None => (item, None),
+        };
+        if let Some(step) = step {
+            match step.parse::<u32>() {
+                Ok(0) => return Err(format!("the {name} step in `{item}` is 0")),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(format!("the {name} step in `{item}` is not a whole number"));
+                }
+            }
+        }
+        let bounds: Vec<&str> = match span {
+            "*" | "?" => Vec::new(),
+            s => s.split('-').collect(),
+        };
+        if bounds.len() > 2 || bounds.iter().any(|b| b.is_empty()) {
+            return Err(format!(
+                "the {name} field `{text}` is not a value, a range or a list"
+            ));
+        }
+        let mut numbers = Vec::new();
+        for b in &bounds {
+            match b.parse::<u32>() {
+                Ok(n) if (lo..=hi).contains(&n) => numbers.push(n),
+                Ok(_) => return Err(format!("{name} {b} is out of range {lo}-{hi}")),
+                Err(_) => {
+                    return Err(format!(
+                        "the {name} field `{text}` holds `{b}`, not a number"
+                    ));
+                }
+            }
+        }
+        if let [from, to] = numbers[..]
+            && from > to
+        {
+            return Err(format!("the {name} range {from}-{to} runs backwards"));
+        }
+    }
+    Ok(())
+}
+
 /// A suite's cron expression in its time zone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -79,9 +143,12 @@ impl Schedule {
                 _ => return Err(err("unknown nickname".into())),
             }
         } else {
-            let fields = trimmed.split_whitespace().count();
-            if fields != 5 {
-                return Err(err(format!("it has {fields} fields, not 5")));
+            let fields: Vec<&str> = trimmed.split_whitespace().collect();
+            if fields.len() != 5 {
+                return Err(err(format!("it has {} fields, not 5", fields.len())));
+            }
+            for (text, (name, lo, hi)) in fields.iter().zip(FIELDS) {
+                check_field(text, name, lo, hi).map_err(&err)?;
             }
             trimmed.to_owned()
         };
@@ -90,7 +157,13 @@ impl Schedule {
             .year(Year::Disallowed)
             .build()
             .parse(&pattern)
-            .map_err(|e| err(e.to_string().to_lowercase()))?;
+            .map_err(|e| {
+                err(e
+                    .to_string()
+                    .to_lowercase()
+                    .trim_end_matches('.')
+                    .to_owned())
+            })?;
         Ok(Self {
             expr: trimmed.to_owned(),
             tz,

@@ -896,3 +896,37 @@ fn events_are_one_json_object_per_line() {
     let missed = Event::new("window_missed").to_json(utc("2030-01-01T06:01:00Z"));
     assert!(missed.contains("\"level\":\"warn\""));
 }
+
+#[test]
+fn out_of_range_fields_are_said_in_our_words() {
+    let msg = |expr: &str| match Schedule::parse(expr, None) {
+        Err(ScheduleError::Cron { reason, .. }) => reason,
+        other => panic!("{expr}: {other:?}"),
+    };
+    assert_eq!(msg("99 6 * * *"), "minute 99 is out of range 0-59");
+    assert_eq!(msg("0 24 * * *"), "hour 24 is out of range 0-23");
+    assert_eq!(msg("0 6 0 * *"), "day of month 0 is out of range 1-31");
+    assert_eq!(msg("0 6 * 1-13 *"), "month 13 is out of range 1-12");
+    assert_eq!(msg("0 6 * * 8"), "day of week 8 is out of range 0-7");
+    assert_eq!(msg("*/0 6 * * *"), "the minute step in `*/0` is 0");
+    assert_eq!(
+        msg("30-10 6 * * *"),
+        "the minute range 30-10 runs backwards"
+    );
+    assert_eq!(
+        msg("0 6 * * 1-*"),
+        "the day of week field `1-*` holds `*`, not a number"
+    );
+    for ok in [
+        "*/15 6-18 1,15 jan-mar mon-fri",
+        "0 0 * * 7",
+        "5 4 * * sun",
+        "0 */2 * * *",
+        "0 6 L * *",
+        "0 6 15W * *",
+        "0 6 * * 5#3",
+        "0 6 * * 5L",
+    ] {
+        assert!(Schedule::parse(ok, None).is_ok(), "{ok}");
+    }
+}

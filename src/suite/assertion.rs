@@ -616,17 +616,15 @@ fn load_schema(
         Value::Object(_) | Value::Bool(_) => schema?.clone(),
         Value::String(path) => {
             let full = base_dir.join(path);
-            let text = match std::fs::read_to_string(&full) {
+            let max = crate::model::limits::MAX_SCHEMA_FILE_BYTES;
+            let text = match crate::model::limits::read_regular(&full, max) {
                 Ok(t) => t,
                 Err(e) => {
-                    ctx.error(
-                        at,
-                        format!("cannot read schema file `{}`: {e}", full.display()),
-                    );
+                    ctx.error(at, format!("schema file `{path}` {e}"));
                     return None;
                 }
             };
-            match serde_json::from_str(&text) {
+            match serde_json::from_slice(&text) {
                 Ok(v) => v,
                 Err(e) => {
                     ctx.error(

@@ -2,7 +2,7 @@
 //! assertions resolved, template variables checked, duplicate ids caught, hashes computed.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::BufRead;
+use std::io::{BufRead, Read as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use super::decode::{Ctx, did_you_mean};
 use super::hash;
 use super::wire::{WireCase, WireInclude};
 use super::yaml::{self, Kind, Node};
+use crate::model::limits;
 use crate::model::{Assertion, Case, Location, RepeatPolicy, Vars};
 
 /// Deepest chain of YAML case files including each other.
@@ -81,6 +82,8 @@ pub(crate) struct CaseBuilder<'a> {
     pub case_tags: BTreeSet<String>,
     pub out: Out<'a>,
     pub tally: Tally,
+    /// Cases built so far (to stop at [`limits::MAX_CASES`]).
+    emitted: usize,
     /// With a stream: the providers and project the judges of each case are checked
     /// against as it is built (with `Keep`, the suite loader checks them all at the end).
     pub judges: Option<(Vec<crate::model::ProviderSpec>, crate::model::ProjectConfig)>,
@@ -104,6 +107,7 @@ impl<'a> CaseBuilder<'a> {
             case_tags: BTreeSet::new(),
             out,
             tally: Tally::default(),
+            emitted: 0,
             judges: None,
         }
     }
@@ -143,6 +147,19 @@ impl<'a> CaseBuilder<'a> {
 
     /// A case built without a problem: kept, or checked, tallied and handed on.
     fn emit(&mut self, ctx: &mut Ctx, case: Case) {
+        self.emitted += 1;
+        let max = limits::max_cases();
+        if self.emitted > max {
+            if self.emitted == max + 1 {
+                ctx.push(
+                    case.location.clone(),
+                    format!(
+                        "more than {max} cases in one suite (the limit; EVALWATCH_MAX_CASES sets another): split the suite"
+                    ),
+                );
+            }
+            return;
+        }
         for tag in &case.tags {
             if !self.case_tags.contains(tag) {
                 self.case_tags.insert(tag.clone());
@@ -200,22 +217,25 @@ impl<'a> CaseBuilder<'a> {
         };
         let at = item.get("include").map_or(item, |(_, v)| v);
         let path = base_dir.join(&wire.include);
-        if !path.is_file() {
-            ctx.error(
-                at,
-                format!(
-                    "included file `{}` not found (looked for {})",
-                    wire.include,
-                    path.display()
-                ),
-            );
-            return;
-        }
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
+        let max = if ext == "yaml" || ext == "yml" {
+            limits::MAX_YAML_FILE_BYTES
+        } else {
+            limits::MAX_CASE_FILE_BYTES
+        };
+        // Checked before anything opens it: a FIFO or a device would block or never end.
+        if let Err(e) = limits::open_regular(&path, max) {
+            let looked = match e {
+                limits::FileProblem::NotFound => format!(" (looked for {})", path.display()),
+                _ => String::new(),
+            };
+            ctx.error(at, format!("included file `{}` {e}{looked}", wire.include));
+            return;
+        }
         let mut inner = Ctx::new(&path, ext == "yaml" || ext == "yml");
         match ext.as_str() {
             "jsonl" | "ndjson" => self.add_jsonl(&mut inner, &path),
@@ -240,7 +260,7 @@ impl<'a> CaseBuilder<'a> {
 
     fn add_yaml_file(&mut self, ctx: &mut Ctx, path: &Path, depth: usize) {
         let at_start = ctx.at(1, 1);
-        let bytes = match std::fs::read(path) {
+        let bytes = match limits::read_regular(path, limits::MAX_YAML_FILE_BYTES) {
             Ok(b) => b,
             Err(e) => {
                 return ctx.push(
@@ -265,17 +285,19 @@ impl<'a> CaseBuilder<'a> {
     }
 
     fn add_jsonl(&mut self, ctx: &mut Ctx, path: &Path) {
-        let file = match std::fs::File::open(path) {
+        let file = match limits::open_regular(path, limits::MAX_CASE_FILE_BYTES) {
             Ok(f) => f,
-            Err(e) => return ctx.push(ctx.at(0, 0), format!("cannot read file: {e}")),
+            Err(e) => return ctx.push(ctx.at(0, 0), format!("the file {e}")),
         };
         let base_dir = parent(path);
-        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut reader =
+            std::io::BufReader::with_capacity(1 << 16, file.take(limits::MAX_CASE_FILE_BYTES));
         let mut buf = Vec::new();
         let mut line_no = 0;
         loop {
             buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
+            let line_max = limits::MAX_LINE_BYTES as u64 + 1;
+            match (&mut reader).take(line_max).read_until(b'\n', &mut buf) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
@@ -283,6 +305,15 @@ impl<'a> CaseBuilder<'a> {
                 }
             }
             line_no += 1;
+            if buf.len() > limits::MAX_LINE_BYTES {
+                return ctx.push(
+                    ctx.at(line_no, 1),
+                    format!(
+                        "line longer than {}: one case per line, each under the limit",
+                        limits::fmt_bytes(limits::MAX_LINE_BYTES as u64)
+                    ),
+                );
+            }
             let text = match yaml::decode_utf8(&buf) {
                 Ok(t) => t,
                 Err(e) => {
@@ -315,9 +346,11 @@ impl<'a> CaseBuilder<'a> {
 
     fn add_csv(&mut self, ctx: &mut Ctx, path: &Path) {
         let base_dir = parent(path);
-        let mut reader = match csv::ReaderBuilder::new().flexible(false).from_path(path) {
-            Ok(r) => r,
-            Err(e) => return ctx.push(ctx.at(0, 0), format!("cannot read file: {e}")),
+        let mut reader = match limits::open_regular(path, limits::MAX_CASE_FILE_BYTES) {
+            Ok(f) => csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(f.take(limits::MAX_CASE_FILE_BYTES)),
+            Err(e) => return ctx.push(ctx.at(0, 0), format!("the file {e}")),
         };
         let headers = match reader.headers() {
             Ok(h) => h.iter().map(|h| h.trim().to_owned()).collect::<Vec<_>>(),
@@ -640,7 +673,7 @@ impl<'a> CaseBuilder<'a> {
         case.hash = hash::case_hash(&case);
         if ctx.diags.len() == before {
             self.emit(ctx, case);
-        } else if matches!(self.out, Out::Keep) {
+        } else if matches!(self.out, Out::Keep) && self.cases.len() < limits::max_cases() {
             // The suite is rejected anyway; kept so that later checks see the case.
             self.cases.push(case);
         }

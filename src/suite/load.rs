@@ -12,6 +12,7 @@ use super::wire::{SUITE_KEYS, WireDefaults, WireGate, WireMessage, WireReview};
 use super::yaml::{self, Node};
 use super::{Diagnostic, cron, hash, provider, template};
 use crate::alert::rule::{MetricScope, judge_rule, known_metric, unknown_metric};
+use crate::model::limits;
 use crate::model::{
     Gate, Location, MessageTemplate, Metrics, ProjectConfig, PromptTemplate, ProviderSpec,
     ReviewSettings, Suite,
@@ -19,10 +20,14 @@ use crate::model::{
 
 /// Read and parse a YAML file; `Ok(None)` when it holds no document.
 pub(crate) fn read_yaml(ctx: &mut Ctx) -> Result<Option<Node>, ()> {
-    let bytes = match std::fs::read(&ctx.file) {
+    let bytes = match limits::read_regular(&ctx.file, limits::MAX_YAML_FILE_BYTES) {
         Ok(b) => b,
-        Err(e) => {
+        Err(limits::FileProblem::Io(e)) => {
             ctx.push(ctx.at(0, 0), format!("cannot read file: {e}"));
+            return Err(());
+        }
+        Err(e) => {
+            ctx.push(ctx.at(0, 0), format!("the file {e}"));
             return Err(());
         }
     };
@@ -163,6 +168,16 @@ fn build(
         Some((_, v)) => match ctx.decode::<u32>(v, "`repeat`") {
             Some(0) => {
                 ctx.error(v, "repeat must be at least 1");
+                1
+            }
+            Some(n) if n > limits::MAX_REPEAT => {
+                ctx.error(
+                    v,
+                    format!(
+                        "repeat {n} is over the limit of {}: samples per case and provider measure flakiness, a few suffice",
+                        limits::MAX_REPEAT
+                    ),
+                );
                 1
             }
             Some(n) => n,

@@ -162,6 +162,15 @@ pub fn discover_suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnosti
             }
             found.sort();
             files.extend(found);
+        } else if path.exists() {
+            // A FIFO or a device: never opened (it could block or never end).
+            let problem = crate::model::limits::open_regular(path, 0)
+                .err()
+                .map_or_else(
+                    || "not a regular file".to_owned(),
+                    |e| format!("the path {e}"),
+                );
+            diags.push(diagnostic(path, problem));
         } else {
             diags.push(diagnostic(path, "no such file or folder"));
         }
@@ -177,39 +186,6 @@ pub fn discover_suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnosti
 /// every file.
 pub fn load_suites(files: &[PathBuf], project: &ProjectConfig) -> (Vec<Suite>, Diagnostics) {
     collect(files, |_, file| load::load_suite(file, project))
-}
-
-/// Load and judge each suite file on its own: the suite, or every problem of that file (a
-/// name already used by an earlier file is one). One bad file never hides the others.
-pub fn load_each(
-    files: &[PathBuf],
-    project: &ProjectConfig,
-) -> Vec<(PathBuf, Result<Suite, Diagnostics>)> {
-    let mut out: Vec<(PathBuf, Result<Suite, Diagnostics>)> = Vec::new();
-    for file in files {
-        let (suite, diags) = load::load_suite(file, project);
-        let result = match suite {
-            Some(suite) if diags.is_empty() => {
-                let first = out
-                    .iter()
-                    .find_map(|(f, r)| r.as_ref().ok().filter(|s| s.name == suite.name).map(|_| f));
-                match first {
-                    Some(first) => Err(Diagnostics(vec![diagnostic(
-                        file,
-                        format!(
-                            "suite name `{}` is also used by {}; suite names must be unique",
-                            suite.name,
-                            first.display()
-                        ),
-                    )])),
-                    None => Ok(suite),
-                }
-            }
-            _ => Err(Diagnostics(in_file_order(file, diags))),
-        };
-        out.push((file.clone(), result));
-    }
-    out
 }
 
 /// Validate suites as [`load_suites`] does without keeping their cases: each valid case goes
@@ -262,32 +238,68 @@ pub fn suite_head(file: &Path, project: &ProjectConfig) -> Option<Suite> {
     head
 }
 
+/// One suite file's verdict: its suite, or every problem of the file (and its includes).
+#[derive(Debug)]
+pub struct Judged {
+    pub file: PathBuf,
+    pub suite: Result<Suite, Diagnostics>,
+}
+
+/// Load and validate each suite file on its own, as [`load_suites`] does (unique names
+/// included): one verdict per file, so that one bad suite does not hide the good ones (the
+/// scheduler runs those and reports the others).
+pub fn load_each(files: &[PathBuf], project: &ProjectConfig) -> Vec<Judged> {
+    collect_each(files, |_, file| load::load_suite(file, project))
+}
+
 /// Suites that loaded cleanly, under unique names, and every diagnostic in file order.
 fn collect(
     files: &[PathBuf],
-    mut load: impl FnMut(usize, &Path) -> (Option<Suite>, Vec<Diagnostic>),
+    load: impl FnMut(usize, &Path) -> (Option<Suite>, Vec<Diagnostic>),
 ) -> (Vec<Suite>, Diagnostics) {
     let mut suites = Vec::new();
     let mut all = Vec::new();
-    let mut names: Vec<(String, PathBuf)> = Vec::new();
-    for (i, file) in files.iter().enumerate() {
-        let (suite, diags) = load(i, file);
-        all.extend(in_file_order(file, diags));
-        if let Some(suite) = suite {
-            if let Some((_, first)) = names.iter().find(|(n, _)| *n == suite.name) {
-                all.push(diagnostic(
-                    file,
-                    format!(
-                        "suite name `{}` is also used by {}; suite names must be unique",
-                        suite.name,
-                        first.display()
-                    ),
-                ));
-                continue;
-            }
-            names.push((suite.name.clone(), file.clone()));
-            suites.push(suite);
+    for judged in collect_each(files, load) {
+        match judged.suite {
+            Ok(suite) => suites.push(suite),
+            Err(diags) => all.extend(diags.0),
         }
     }
     (suites, Diagnostics(all))
+}
+
+/// Each file's suite (under a name no earlier file took) or its diagnostics in file order.
+fn collect_each(
+    files: &[PathBuf],
+    mut load: impl FnMut(usize, &Path) -> (Option<Suite>, Vec<Diagnostic>),
+) -> Vec<Judged> {
+    let mut out = Vec::new();
+    let mut names: Vec<(String, PathBuf)> = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let (suite, diags) = load(i, file);
+        let diags = in_file_order(file, diags);
+        let suite = match suite {
+            Some(suite) if diags.is_empty() => {
+                if let Some((_, first)) = names.iter().find(|(n, _)| *n == suite.name) {
+                    Err(Diagnostics(vec![diagnostic(
+                        file,
+                        format!(
+                            "suite name `{}` is also used by {}; suite names must be unique",
+                            suite.name,
+                            first.display()
+                        ),
+                    )]))
+                } else {
+                    names.push((suite.name.clone(), file.clone()));
+                    Ok(suite)
+                }
+            }
+            _ => Err(Diagnostics(diags)),
+        };
+        out.push(Judged {
+            file: file.clone(),
+            suite,
+        });
+    }
+    out
 }

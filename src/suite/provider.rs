@@ -276,6 +276,17 @@ fn per_kind(
         ProviderKind::Replay => {
             require(ctx, wire.file.is_some(), "file");
             spec.file = wire.file.as_ref().map(|f| base_dir.join(f));
+            // Judged here, at validate: a FIFO or /dev/zero would hang the run's start. A
+            // file not there yet is the run's error (recordings may be written later).
+            if let (Some(file), Some(path)) = (&wire.file, &spec.file)
+                && let Err(e) = crate::model::limits::open_regular(
+                    path,
+                    crate::model::limits::MAX_REPLAY_FILE_BYTES,
+                )
+                && e != crate::model::limits::FileProblem::NotFound
+            {
+                ctx.error(field(node, "file"), format!("replay file `{file}` {e}"));
+            }
         }
         ProviderKind::Echo => {}
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use minijinja::{Environment, UndefinedBehavior};
 
 use super::{Diagnostic, Diagnostics};
+use crate::model::limits;
 use crate::model::{Case, ChatMessage, Location, PromptTemplate, Request, Suite};
 
 fn environment() -> Environment<'static> {
@@ -15,7 +16,30 @@ fn environment() -> Environment<'static> {
     // in debug mode, which is on by default in debug builds alone: the released binary would
     // say just "undefined value". It costs nothing until a value is undefined.
     env.set_debug(true);
+    // Bounded work per rendering: nested loops over `range(10000)` stop with an error.
+    env.set_fuel(Some(limits::TEMPLATE_FUEL));
     env
+}
+
+/// Collects a rendering up to [`limits::MAX_RENDERED_BYTES`], then refuses more.
+struct Bounded {
+    out: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > limits::MAX_RENDERED_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("the rendering is too large"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A template syntax error: the line inside the template (1-based) and the message.
@@ -126,9 +150,23 @@ impl Renderer {
 
     fn render_one(&self, name: &str, ctx: &minijinja::Value) -> Result<String, String> {
         let template = self.env.get_template(name).map_err(|e| e.to_string())?;
-        template
-            .render(ctx)
-            .map_err(|e| format!("failed to render {name}: {e}"))
+        let mut out = Bounded {
+            out: Vec::new(),
+            over: false,
+        };
+        match template.render_captured_to(ctx, &mut out) {
+            Ok(_) => String::from_utf8(out.out)
+                .map_err(|e| format!("failed to render {name}: not UTF-8 ({e})")),
+            Err(_) if out.over => Err(format!(
+                "failed to render {name}: the result is larger than {} (the limit)",
+                limits::fmt_bytes(limits::MAX_RENDERED_BYTES as u64)
+            )),
+            Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(format!(
+                "failed to render {name}: it takes more than {} template steps (the limit); a loop is too large",
+                limits::TEMPLATE_FUEL
+            )),
+            Err(e) => Err(format!("failed to render {name}: {e}")),
+        }
     }
 
     /// The request for one case and sample.

@@ -13,6 +13,8 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 const MAX_DEPTH: usize = 64;
 /// Most nodes a document may expand to (aliases included): guards against alias bombs.
 const MAX_NODES: usize = 2_000_000;
+/// Most text aliases may copy: guards against alias bombs built from long strings.
+const MAX_ALIAS_BYTES: usize = 64 << 20;
 
 /// A YAML node with its position.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +104,16 @@ impl Node {
             Kind::Seq(s) => 1 + s.iter().map(Node::size).sum::<usize>(),
             Kind::Map(m) => 1 + m.iter().map(|(k, v)| k.size() + v.size()).sum::<usize>(),
             _ => 1,
+        }
+    }
+
+    /// The bytes of text the node holds (its strings, nested ones included).
+    fn text_bytes(&self) -> usize {
+        match &self.kind {
+            Kind::Str(s) => s.len(),
+            Kind::Seq(s) => s.iter().map(Node::text_bytes).sum(),
+            Kind::Map(m) => m.iter().map(|(k, v)| k.text_bytes() + v.text_bytes()).sum(),
+            _ => 0,
         }
     }
 
@@ -230,6 +242,8 @@ struct Builder {
     root: Option<Node>,
     documents: usize,
     nodes: usize,
+    /// Bytes of text copied by aliases so far.
+    alias_bytes: usize,
     error: Option<SyntaxError>,
 }
 
@@ -325,6 +339,18 @@ impl MarkedEventReceiver for Builder {
                 self.nodes += node.size();
                 if self.nodes > MAX_NODES {
                     self.fail(mark, "the document expands to too many nodes (alias bomb?)");
+                    return;
+                }
+                // Few aliases of a long text expand as much as many of a short one.
+                self.alias_bytes = self.alias_bytes.saturating_add(node.text_bytes());
+                if self.alias_bytes > MAX_ALIAS_BYTES {
+                    self.fail(
+                        mark,
+                        format!(
+                            "aliases expand to more than {} MiB of text (alias bomb?)",
+                            MAX_ALIAS_BYTES >> 20
+                        ),
+                    );
                     return;
                 }
                 self.push(Node::new(line, col, node.kind), 0, mark);

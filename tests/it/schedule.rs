@@ -478,6 +478,185 @@ fn bad_flags_and_schedules_are_usage_errors() {
     let out = once(&p, "2030-01-01T06:00:10Z", &[]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("Mars/Olympus"), "{}", stderr(&out));
+    assert_eq!(runs_of(&p, "a").len(), 1, "the valid suite still ran");
+}
+
+/// A project whose alerts go to `alerts.jsonl`.
+fn with_file_sink(p: &Project) {
+    p.write(
+        "evalwatch.yaml",
+        "sinks:\n  - {id: log, type: file, path: alerts.jsonl}\n",
+    );
+}
+
+/// The notices the file sink received, as (event, suite, rule).
+fn notices(p: &Project) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(p.path().join("alerts.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON notice");
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            (s("event"), s("suite"), s("rule"))
+        })
+        .collect()
+}
+
+fn unschedulable(event: &str, suite: &str) -> (String, String, String) {
+    (event.into(), suite.into(), "unschedulable".into())
+}
+
+#[test]
+fn once_runs_the_valid_suites_reports_each_invalid_one_and_alerts_once() {
+    let p = Project::new();
+    with_file_sink(&p);
+    echo_suite(&p, "good", Some("0 6 * * *"));
+    echo_suite(&p, "badcron", Some("99 6 * * *"));
+    echo_suite(&p, "badcase", Some("0 6 * * *"));
+    let path = p.path().join("suites/badcase.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replace("expected: hello", "expectd: hello")).expect("write");
+    let out = once(&p, "2030-01-01T06:00:30Z", &[]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert_eq!(runs_of(&p, "good").len(), 1, "the valid suite ran: {err}");
+    assert!(runs_of(&p, "badcase").is_empty());
+    // Each invalid suite is reported, located, as an event and in the final error.
+    let ev = events(&err);
+    let invalid: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "suite_invalid" && e["level"] == "error")
+        .filter_map(|e| e["suite"].as_str())
+        .collect();
+    assert_eq!(invalid, ["badcase", "badcron"], "{err}");
+    assert!(err.contains("suites/badcase.yaml:8:"), "{err}");
+    assert!(err.contains("did you mean `expected`"), "{err}");
+    assert!(err.contains("suites/badcron.yaml"), "{err}");
+    assert!(err.contains("2 suites cannot be scheduled"), "{err}");
+    assert!(err.contains("minute 99 is out of range 0-59"), "{err}");
+    let finished = ev
+        .iter()
+        .find(|e| e["event"] == "once_finished")
+        .expect("once_finished");
+    assert_eq!(
+        finished["exit_code"], 2,
+        "the event says what the process exits with"
+    );
+    // ... and alerted on: a suite that cannot be scheduled misses every window.
+    assert_eq!(
+        notices(&p),
+        [
+            unschedulable("alert", "badcase"),
+            unschedulable("alert", "badcron")
+        ]
+    );
+    // Still broken an hour later: reported again, but the alert is not sent twice.
+    let out = once(&p, "2030-01-01T07:00:30Z", &[]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(notices(&p).len(), 2);
+    // Fixed: the alert resolves once, and the suite runs at its next window.
+    echo_suite(&p, "badcron", Some("0 6 * * *"));
+    let out = once(&p, "2030-01-02T06:00:30Z", &[]);
+    assert_eq!(code(&out), 2, "badcase is still broken: {}", stderr(&out));
+    assert_eq!(runs_of(&p, "badcron").len(), 1);
+    assert_eq!(notices(&p)[2], unschedulable("resolved", "badcron"));
+    echo_suite(&p, "badcase", Some("0 6 * * *"));
+    let out = once(&p, "2030-01-03T06:00:30Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(notices(&p).len(), 4);
+    assert_eq!(notices(&p)[3], unschedulable("resolved", "badcase"));
+}
+
+#[test]
+fn once_with_nothing_due_says_so_and_when_each_suite_is_next_due() {
+    let p = Project::new();
+    echo_suite(&p, "daily", Some("0 6 * * *"));
+    echo_suite(&p, "hourly", Some("@hourly"));
+    let out = once(&p, "2030-01-01T06:00:30Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stdout(&out).contains("nothing due"), "{}", stdout(&out));
+    let out = once(&p, "2030-01-01T06:20:00Z", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "nothing due at 2030-01-01T06:20:00Z; next: hourly at 2030-01-01T07:00:00Z, daily at 2030-01-02T06:00:00Z"
+    );
+}
+
+#[test]
+fn list_and_status_exit_2_on_an_unknown_time_zone_and_still_show_the_valid_suites() {
+    let p = Project::new();
+    echo_suite(&p, "a", Some("0 6 * * *"));
+    p.write(
+        "suites/tz.yaml",
+        "suite: tz\nschedule: \"0 6 * * *\"\ntimezone: Mars/Olympus\nproviders:\n  - id: e\n    type: echo\nprompt: \"{{ q }}\"\ncases:\n  - {id: c1, vars: {q: hello}, expected: hello}\n",
+    );
+    let out = p.run(&["schedule", "--list", "--now", "2030-01-01T05:00:00Z"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("a: 0 6 * * * (UTC)"), "{text}");
+    assert!(text.contains("next: 2030-01-01 06:00 UTC"), "{text}");
+    assert!(
+        text.contains("tz: cannot be scheduled (suites/tz.yaml)"),
+        "{text}"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("suites/tz.yaml"), "{err}");
+    assert!(err.contains("Mars/Olympus"), "{err}");
+    let out = p.run(&["schedule", "--list", "--format", "json"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
+    assert_eq!(rows[1]["suite"], "tz");
+    assert_eq!(rows[1]["valid"], false);
+    let out = p.run(&["schedule", "status"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stdout(&out).contains("tz  last: never"), "{}", stdout(&out));
+}
+
+#[test]
+fn the_daemon_starts_despite_a_bad_suite_and_reports_one_that_breaks_until_fixed() {
+    let p = Project::new();
+    with_file_sink(&p);
+    echo_suite(&p, "good", Some("@yearly"));
+    echo_suite(&p, "bad", Some("99 6 * * *"));
+    let (mut daemon, rx) = spawn(&p, &["schedule", "--catch-up", "skip", "--poll", "1s"]);
+    let mut seen = Vec::new();
+    wait_line(&rx, "\"suite_invalid\"", &mut seen);
+    wait_line(&rx, "\"window_skipped\"", &mut seen);
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("\"suite_invalid\"") && l.contains("\"suite\":\"bad\"")),
+        "{}",
+        seen.join("\n")
+    );
+    // `good` breaks while the daemon runs: reported and alerted on, not just dropped.
+    echo_suite(&p, "good", Some("0 6 * * * *"));
+    wait_line(&rx, "\"suite\":\"good\"", &mut seen);
+    assert!(
+        seen.last().is_some_and(|l| l.contains("\"suite_invalid\"")),
+        "{}",
+        seen.join("\n")
+    );
+    // Both fixed: both recover.
+    echo_suite(&p, "good", Some("@yearly"));
+    echo_suite(&p, "bad", Some("@yearly"));
+    wait_line(&rx, "\"suite_recovered\"", &mut seen);
+    wait_line(&rx, "\"suite_recovered\"", &mut seen);
+    signal(daemon.id(), "-TERM");
+    let status = daemon.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
+    let mut got = notices(&p);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            unschedulable("alert", "bad"),
+            unschedulable("alert", "good"),
+            unschedulable("resolved", "bad"),
+            unschedulable("resolved", "good"),
+        ]
+    );
 }
 
 #[test]
