@@ -4,6 +4,7 @@
 mod alerts;
 mod cli;
 mod examples;
+mod faults;
 mod history;
 mod judges;
 mod providers;
