@@ -1386,6 +1386,12 @@ fn consume(
                 bar.inc(1);
                 writer.send(record)?;
             }
+            Event::CircuitOpened {
+                provider_id: _,
+                reason,
+            } => printer.warn(&format!(
+                "{reason}; its remaining cases are stored as `circuit_open` errors"
+            )),
             Event::RunFinished { cancelled } => {
                 out.cancelled = cancelled;
                 break;

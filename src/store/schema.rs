@@ -108,6 +108,10 @@ fn recognise(conn: &Connection, shown: &str) -> Result<(), StoreError> {
         path: shown.to_owned(),
         source,
     };
+    // One read transaction, so that the three reads see one state of the file (another
+    // process may be creating the store meanwhile).
+    let snapshot = conn.unchecked_transaction().map_err(open_err)?;
+    let conn: &Connection = &snapshot;
     let app_id: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(open_err)?;
@@ -121,6 +125,7 @@ fn recognise(conn: &Connection, shown: &str) -> Result<(), StoreError> {
             .collect::<Result<_, _>>()
             .map_err(open_err)?
     };
+    drop(snapshot);
     let ours = app_id == APPLICATION_ID
         || (app_id == 0 && tables.is_empty() && version == 0)
         || (app_id == 0

@@ -141,3 +141,62 @@ fn processes_creating_one_new_store_at_once_all_succeed() {
         }
     }
 }
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[test]
+fn a_dead_endpoint_opens_the_circuit_breaker_and_the_run_stops_calling_it() {
+    use std::fmt::Write as _;
+    let port = closed_port();
+    let p = Project::new();
+    let mut cases = String::new();
+    for i in 0..300 {
+        let _ = writeln!(
+            cases,
+            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: x}}"
+        );
+    }
+    p.write(
+        "suites/dead.yaml",
+        &format!(
+            "suite: dead\nproviders:\n  - id: gpt\n    type: openai\n    model: m\n    base_url: http://127.0.0.1:{port}/v1\n    concurrency: 1\n    retries: {{max: 2, base_delay: 1ms, max_delay: 2ms}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}"
+        ),
+    );
+    let out = p
+        .cmd()
+        .env("OPENAI_API_KEY", "k")
+        .arg("run")
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("circuit breaker"),
+        "the reason is printed: {err}"
+    );
+    let conn = rusqlite::Connection::open(p.db()).expect("open");
+    let (results, attempts, skipped): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(attempts), sum(error_kind = 'circuit_open') FROM results",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("counts");
+    assert_eq!(results, 300, "every case is stored");
+    // Ten cases of three attempts each were tried; the rest were not called.
+    assert_eq!(attempts, 30, "calls made");
+    assert_eq!(skipped, 290);
+    let reason: String = conn
+        .query_row(
+            "SELECT error FROM results WHERE error_kind = 'circuit_open' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("reason");
+    assert!(reason.contains("circuit breaker"), "{reason}");
+    assert!(reason.contains(&format!("127.0.0.1:{port}")), "{reason}");
+}
