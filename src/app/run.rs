@@ -15,6 +15,8 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::provider::common::Secrets;
+
 use super::{Ctx, Failure, exit, host_name, suite_files};
 use crate::cli::{RunArgs, RunFormat};
 use crate::exec::{self, Event, Feed, Finished, Slot};
@@ -666,6 +668,7 @@ fn run_suite(
     };
     crate::phase::phase("head");
     let suite = &head;
+    let secrets = run_secrets(env.project, suite);
     // One rate limiter per provider id, shared by its calls as a provider and as a judge.
     let mut limiters: std::collections::HashMap<String, Arc<exec::Limiter>> =
         std::collections::HashMap::new();
@@ -854,6 +857,7 @@ fn run_suite(
     let consumer = {
         let printer = ctx.printer;
         let bar = bar.clone();
+        let secrets = secrets.clone();
         // The run pages are written as the results come, unless the run is resumed (its
         // pages are written from the store, with the results stored before).
         let live = (!env.args.no_reports && resume.is_none()).then(|| {
@@ -885,7 +889,7 @@ fn run_suite(
             .name("evalwatch-score".to_owned())
             .spawn(move || {
                 let mut writer = writer;
-                let consumed = consume(rx, &writer, printer, &bar, acc, live, heat);
+                let consumed = consume(rx, &writer, printer, &bar, acc, live, heat, &secrets);
                 // Nothing more comes: the writer commits its last batch while the run's end is
                 // worked out.
                 writer.close_input();
@@ -1295,6 +1299,7 @@ fn consume(
     acc: RunAccumulator,
     live: Option<LivePages>,
     heat: Option<HeatFeed>,
+    secrets: &Secrets,
 ) -> anyhow::Result<Consumed> {
     let mut out = Consumed {
         acc,
@@ -1342,10 +1347,10 @@ fn consume(
                     || "giving up".to_string(),
                     |d| format!("retrying in {d:.1?}"),
                 );
-                printer.detail(&format!(
+                printer.detail(&secrets.redact(&format!(
                     "[{provider_id}] attempt {attempt} failed ({}): {error}; {next}",
                     error.kind.as_str()
-                ));
+                )));
             }
             Event::JobFinished(mut finished) => {
                 let judged = finished.judged.take().unwrap_or_default();
@@ -1357,7 +1362,9 @@ fn consume(
                 }
                 // The case gives the run page its expected answer.
                 let case = out.live.as_ref().map(|_| finished.job.case.clone());
-                let record = record(&scorer, *finished, &judged.outcomes);
+                let mut record = record(&scorer, *finished, &judged.outcomes);
+                // The one point where outputs and errors enter the store (and the pages).
+                super::secrets::redact_record(secrets, &mut record);
                 if let Some(live) = out.live.as_mut() {
                     let expected = case.as_ref().and_then(|c| c.get()?.expected.as_deref());
                     live.add(&record, expected);
@@ -1399,6 +1406,22 @@ fn consume(
         }
     }
     Ok(out)
+}
+
+/// The secret values of a run of `suite` (see [`super::secrets`]).
+fn run_secrets(project: &ProjectConfig, suite: &Suite) -> Secrets {
+    let mut set = super::secrets::SecretSet::new(crate::provider::common::process_env());
+    set.providers(project.providers.iter().chain(&suite.providers));
+    for sink in &project.sinks {
+        if let Some(var) = sink.settings.get("url_env").and_then(|v| v.as_str()) {
+            set.named(var);
+        }
+    }
+    if let Some(config) = &project.source {
+        set.expanded_in_file(config);
+    }
+    set.expanded_in_file(&suite.source);
+    set.secrets().clone()
 }
 
 /// Score a finished job into the record the store keeps.

@@ -61,8 +61,8 @@ impl Breaker {
                 );
                 self.open.set(reason.clone()).ok().map(|()| reason)
             }
-            Err(_) => None,
-            Ok(_) => {
+            // Any answer, an error status included, shows the endpoint is alive.
+            Err(_) | Ok(_) => {
                 self.in_a_row.store(0, Ordering::SeqCst);
                 None
             }

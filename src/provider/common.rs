@@ -59,6 +59,12 @@ impl Secrets {
         }
     }
 
+    /// Whether there is nothing to hide.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// These secrets plus `extra`.
     #[must_use]
     pub fn with(&self, extra: impl IntoIterator<Item = String>) -> Self {

@@ -200,3 +200,124 @@ fn a_dead_endpoint_opens_the_circuit_breaker_and_the_run_stops_calling_it() {
     assert!(reason.contains("circuit breaker"), "{reason}");
     assert!(reason.contains(&format!("127.0.0.1:{port}")), "{reason}");
 }
+
+const ECHOED_KEY: &str = "sk-echoed-key-0f9e8d7c6b5a";
+const URL_TOKEN: &str = "tok-in-the-url-4c3b2a1909";
+
+/// An OpenAI-compatible answer that quotes the request's key, and an `http` endpoint that
+/// fails with an error body quoting its query string (where a `${VAR}` put a token).
+fn echoing_server() -> String {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    let chat = |headers: HeaderMap| async move {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = serde_json::json!({
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("Sure. You sent `{auth}`.")}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1}
+        });
+        ([("content-type", "application/json")], body.to_string())
+    };
+    let app_endpoint = |uri: axum::http::Uri| async move {
+        let msg = format!(
+            r#"{{"error":{{"message":"bad request to {}"}}}}"#,
+            uri.query().unwrap_or_default()
+        );
+        (StatusCode::BAD_REQUEST, msg).into_response()
+    };
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/app", get(app_endpoint).post(app_endpoint));
+    format!("http://{}", crate::support::serve_on_loopback(app))
+}
+
+#[test]
+fn a_key_echoed_by_a_server_reaches_no_row_page_or_export() {
+    let base = echoing_server();
+    let p = Project::new();
+    p.write(
+        "suites/echo.yaml",
+        &format!(
+            "suite: echo\nproviders:\n  - id: gpt\n    type: openai\n    model: m\n    base_url: {base}/v1\n    api_key_env: EVALWATCH_T_ECHO_KEY\n    retries: {{max: 0}}\n  - id: app\n    type: http\n    url: \"{base}/app?token=${{EVALWATCH_T_URL_TOKEN}}\"\n    body: {{q: '{{{{ q }}}}'}}\n    output: /answer\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n  - {{id: a, vars: {{q: hello}}, expected: Sure}}\n"
+        ),
+    );
+    let out = p
+        .cmd()
+        .env("EVALWATCH_T_ECHO_KEY", ECHOED_KEY)
+        .env("EVALWATCH_T_URL_TOKEN", URL_TOKEN)
+        .args(["-v", "run"])
+        .output()
+        .expect("run");
+    // One of two results errored: not over the default error budget of a half.
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let all_out = format!("{}{}", crate::support::stdout(&out), stderr(&out));
+    for secret in [ECHOED_KEY, URL_TOKEN] {
+        assert!(!all_out.contains(secret), "printed: {all_out}");
+    }
+    let conn = rusqlite::Connection::open(p.db()).expect("open");
+    let rows: Vec<(String, Option<String>, Option<String>)> = conn
+        .prepare("SELECT provider, output, error FROM results ORDER BY provider")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (app, gpt) = (&rows[0], &rows[1]);
+    let gpt_output = gpt.1.clone().expect("gpt answered");
+    assert!(
+        gpt_output.contains("Sure. You sent `Bearer [redacted]`"),
+        "{gpt_output}"
+    );
+    let app_error = app.2.clone().expect("app failed");
+    assert!(
+        app_error.contains("bad request to token=[redacted]"),
+        "{app_error}"
+    );
+    drop(conn);
+    // Exports and pages read the store; the store files themselves hold no copy.
+    let csv = p.run(&["export", "--format", "csv"]);
+    let json = p.run(&["export", "--format", "json"]);
+    let mut everything = Vec::new();
+    everything.extend_from_slice(&csv.stdout);
+    everything.extend_from_slice(&json.stdout);
+    let mut pages = 0;
+    for entry in walk(&p.path().join("reports")) {
+        everything.extend(std::fs::read(&entry).expect("read"));
+        pages += 1;
+    }
+    assert!(pages > 0, "run pages were written");
+    for name in names_in(p.path()) {
+        if name.starts_with("evalwatch.db") {
+            everything.extend(std::fs::read(p.path().join(name)).expect("read"));
+        }
+    }
+    let text = String::from_utf8_lossy(&everything);
+    assert!(
+        text.contains("[redacted]"),
+        "the exports show the redaction"
+    );
+    for secret in [ECHOED_KEY, URL_TOKEN] {
+        assert!(!text.contains(secret), "{secret} leaked");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let path = e.expect("entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
