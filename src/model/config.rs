@@ -151,6 +151,26 @@ pub struct ProviderSpec {
     pub cwd: Option<PathBuf>,
     /// `replay`: the JSONL file of recorded outputs.
     pub file: Option<PathBuf>,
+    /// The most of an answer that is read (an HTTP body, an `exec` command's stdout), in
+    /// bytes: [`DEFAULT_MAX_OUTPUT_BYTES`] unless set.
+    #[serde(
+        default = "default_max_output_bytes",
+        skip_serializing_if = "is_default_max_output"
+    )]
+    pub max_output_bytes: u64,
+}
+
+/// The default `max_output_bytes`: 1 MiB.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 20;
+
+fn default_max_output_bytes() -> u64 {
+    DEFAULT_MAX_OUTPUT_BYTES
+}
+
+// serde's `skip_serializing_if` passes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_default_max_output(v: &u64) -> bool {
+    *v == DEFAULT_MAX_OUTPUT_BYTES
 }
 
 impl ProviderSpec {
@@ -173,6 +193,7 @@ impl ProviderSpec {
             http: None,
             command: Vec::new(),
             cwd: None,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             file: None,
         }
     }

@@ -154,6 +154,8 @@ pub(crate) struct WireProvider {
     pub command: Option<Value>,
     pub cwd: Option<String>,
     pub file: Option<String>,
+    /// Bytes: a number, or a string with a unit (`512KiB`, `4MiB`).
+    pub max_output_bytes: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -321,3 +321,101 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// An OpenAI-compatible endpoint whose answer never ends (generated as it is sent, never
+/// held); returns its address and the bytes it managed to send.
+fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&sent);
+    let chat = move || {
+        let counter = Arc::clone(&counter);
+        async move {
+            let head = futures::stream::once(async {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+                    br#"{"choices": [{"index": 0, "message": {"role": "assistant", "content": ""#,
+                ))
+            });
+            let endless = futures::stream::repeat_with(move || {
+                counter.fetch_add(65536, Ordering::SeqCst);
+                Ok(axum::body::Bytes::from_static(&[b'a'; 65536]))
+            });
+            (
+                [("content-type", "application/json")],
+                axum::body::Body::from_stream(futures::StreamExt::chain(head, endless)),
+            )
+        }
+    };
+    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(chat));
+    (
+        format!("http://{}/v1", crate::support::serve_on_loopback(app)),
+        sent,
+    )
+}
+
+#[test]
+fn an_endless_answer_is_read_up_to_max_output_bytes_and_marked() {
+    let (base, sent) = endless_server();
+    let p = Project::new();
+    p.write(
+        "suites/big.yaml",
+        &format!(
+            "suite: big\nproviders:\n  - id: gpt\n    type: openai\n    model: m\n    base_url: {base}\n    max_output_bytes: 64KiB\n    timeout: 20s\n    retries: {{max: 0}}\n  - id: cmd\n    type: exec\n    command: [sh, -c, 'yes evalwatch']\n    max_output_bytes: 100KB\nprompt: \"{{{{ q }}}}\"\ncases:\n  - {{id: a, vars: {{q: hello}}, expected: evalwatch}}\n"
+        ),
+    );
+    let out = p
+        .cmd()
+        .env("OPENAI_API_KEY", "k")
+        .args(["run", "--format", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The endless body was not read on: what was sent is bounded by the socket buffers.
+    let served = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(served < 64 << 20, "the client read on: {served} bytes sent");
+    let conn = rusqlite::Connection::open(p.db()).expect("open");
+    let row = |provider: &str| -> (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) {
+        conn.query_row(
+            "SELECT output, error, error_kind, finish_reason FROM results WHERE provider = ?1",
+            [provider],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("row")
+    };
+    let (_, error, kind, _) = row("gpt");
+    let error = error.expect("the JSON answer cannot be parsed once cut");
+    assert_eq!(kind.as_deref(), Some("bad_response"));
+    assert!(
+        error.contains("larger than `max_output_bytes` (65536 bytes)"),
+        "{error}"
+    );
+    assert!(error.contains("read 65536 bytes"), "{error}");
+    assert!(error.len() < 1000, "the error does not carry the body");
+    let (output, _, _, finish) = row("cmd");
+    let output = output.expect("the command's answer is kept, truncated");
+    assert_eq!(finish.as_deref(), Some("truncated"));
+    assert!(
+        output.ends_with("[evalwatch: output truncated at max_output_bytes = 100000 bytes; the answer was longer]"),
+        "{}",
+        &output[output.len().saturating_sub(200)..]
+    );
+    assert!(
+        output.len() < 100_000 + 200,
+        "{} bytes stored",
+        output.len()
+    );
+    assert!(output.starts_with("evalwatch\nevalwatch\n"));
+    // The JSON output shows the mark too.
+    let text = crate::support::stdout(&out);
+    assert!(
+        text.contains("output truncated at max_output_bytes"),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
+}
