@@ -12,10 +12,10 @@ use std::path::Path;
 use crate::model::{ProviderSpec, ResultRecord};
 use crate::provider::common::{EnvLookup, Secrets};
 
-/// Values shorter than this, of variables only expanded in a file (not named as a key or a
-/// URL), are left alone: `${PORT}` or `${MODEL:-small}` would otherwise hide ordinary words
-/// and numbers in every output. Keys named by `api_key_env` and `url_env` are always hidden.
-pub const MIN_EXPANDED_SECRET: usize = 8;
+/// Values shorter than this are left alone: `${PORT}`, `${MODEL:-small}` or a stand-in key
+/// `k` would otherwise hide ordinary words and numbers in every output (a real API key or
+/// token is far longer).
+pub const MIN_SECRET_CHARS: usize = 8;
 
 /// The names in every `${VAR}` and `${VAR:-default}` of `text`.
 fn expanded_vars(text: &str) -> impl Iterator<Item = &str> {
@@ -48,10 +48,11 @@ impl SecretSet {
 
     /// The value of `var`, always hidden (a key or a URL).
     pub fn named(&mut self, var: &str) {
-        if let Some(v) = (self.env)(var) {
-            let trimmed = v.trim();
-            self.secrets.add(trimmed);
-            self.secrets.add(v);
+        if let Some(v) = (self.env)(var)
+            && v.trim().chars().count() >= MIN_SECRET_CHARS
+        {
+            self.secrets.add(v.trim());
+            self.secrets.add(v.clone());
         }
     }
 
@@ -59,7 +60,7 @@ impl SecretSet {
     pub fn expanded_in(&mut self, text: &str) {
         for var in expanded_vars(text) {
             if let Some(v) = (self.env)(var)
-                && v.trim().chars().count() >= MIN_EXPANDED_SECRET
+                && v.trim().chars().count() >= MIN_SECRET_CHARS
             {
                 self.secrets.add(v.trim());
                 self.secrets.add(v.clone());
@@ -147,6 +148,7 @@ mod tests {
         Arc::new(|name: &str| match name {
             "KEY" => Some("sk-abcdefgh12345\n".to_owned()),
             "PORT" => Some("8080".to_owned()),
+            "SHORT" => Some("k".to_owned()),
             "TOKEN" => Some("tok-0123456789".to_owned()),
             _ => None,
         })
@@ -166,11 +168,12 @@ mod tests {
     fn keys_and_long_expanded_values_are_hidden_short_ones_kept() {
         let mut set = SecretSet::new(env());
         set.named("KEY");
+        set.named("SHORT");
         set.expanded_in("url: http://h/?k=${TOKEN}&p=${PORT}");
         let s = set.secrets();
         assert_eq!(
-            s.redact("key sk-abcdefgh12345 token tok-0123456789 port 8080"),
-            "key [redacted] token [redacted] port 8080"
+            s.redact("key sk-abcdefgh12345 token tok-0123456789 port 8080; check it"),
+            "key [redacted] token [redacted] port 8080; check it"
         );
     }
 }
