@@ -1,5 +1,6 @@
 //! Opening a connection: pragmas and the embedded, append-only migrations.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -142,7 +143,7 @@ fn recognise(conn: &Connection, shown: &str) -> Result<(), StoreError> {
                 .collect::<Vec<_>>()
                 .join(", ");
             if tables.len() > 5 {
-                shown_tables.push_str(&format!(" and {} more", tables.len() - 5));
+                let _ = write!(shown_tables, " and {} more", tables.len() - 5);
             }
             format!("tables {shown_tables}")
         };

@@ -337,9 +337,10 @@ fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
                     br#"{"choices": [{"index": 0, "message": {"role": "assistant", "content": ""#,
                 ))
             });
+            let chunk = axum::body::Bytes::from(vec![b'a'; 65536]);
             let endless = futures::stream::repeat_with(move || {
                 counter.fetch_add(65536, Ordering::SeqCst);
-                Ok(axum::body::Bytes::from_static(&[b'a'; 65536]))
+                Ok(chunk.clone())
             });
             (
                 [("content-type", "application/json")],
