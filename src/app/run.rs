@@ -23,7 +23,7 @@ use crate::exec::{self, Event, Feed, Finished, Slot};
 use crate::metrics::{RunAccumulator, evaluate_gates};
 use crate::model::{
     AssertionOutcome, Case, CaseRef, CaseStatus, ErrorKind, GateResult, Job, JudgeSignature,
-    ProjectConfig, ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
+    ProjectConfig, ProviderMetrics, ProviderSpec, ResultRecord, RunInfo, RunStatus, Suite,
 };
 use crate::plan::{self, Filters};
 use crate::report::html::live::{EarlyPages, LivePages};
@@ -1144,6 +1144,17 @@ fn build_slots(
     let client = env.client.get()?;
     let mut slots = Vec::with_capacity(suite.providers.len());
     for spec in &suite.providers {
+        // evalwatch.yaml's `max_output_bytes` for a provider without its own.
+        let with_cap;
+        let spec = if spec.max_output_bytes.is_none() && env.project.max_output_bytes.is_some() {
+            with_cap = ProviderSpec {
+                max_output_bytes: env.project.max_output_bytes,
+                ..spec.clone()
+            };
+            &with_cap
+        } else {
+            spec
+        };
         let provider =
             provider::build(spec, client).map_err(|e| Failure::invalid(e.to_string()))?;
         let limiter = Arc::clone(

@@ -152,25 +152,21 @@ pub struct ProviderSpec {
     /// `replay`: the JSONL file of recorded outputs.
     pub file: Option<PathBuf>,
     /// The most of an answer that is read (an HTTP body, an `exec` command's stdout), in
-    /// bytes: [`DEFAULT_MAX_OUTPUT_BYTES`] unless set.
-    #[serde(
-        default = "default_max_output_bytes",
-        skip_serializing_if = "is_default_max_output"
-    )]
-    pub max_output_bytes: u64,
+    /// bytes, when set here: see [`ProviderSpec::output_cap`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
 }
 
 /// The default `max_output_bytes`: 1 MiB.
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 20;
 
-fn default_max_output_bytes() -> u64 {
-    DEFAULT_MAX_OUTPUT_BYTES
-}
-
-// serde's `skip_serializing_if` passes a reference.
-#[allow(clippy::trivially_copy_pass_by_ref)]
-fn is_default_max_output(v: &u64) -> bool {
-    *v == DEFAULT_MAX_OUTPUT_BYTES
+impl ProviderSpec {
+    /// The most of an answer that is read: the provider's `max_output_bytes`, else
+    /// [`DEFAULT_MAX_OUTPUT_BYTES`] (`run` fills in evalwatch.yaml's before building it).
+    #[must_use]
+    pub fn output_cap(&self) -> u64 {
+        self.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES)
+    }
 }
 
 impl ProviderSpec {
@@ -193,7 +189,7 @@ impl ProviderSpec {
             http: None,
             command: Vec::new(),
             cwd: None,
-            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_output_bytes: None,
             file: None,
         }
     }
@@ -224,4 +220,7 @@ pub struct ProjectConfig {
     pub alerts: Vec<serde_json::Value>,
     /// Error budget: share of errored results above which `run` exits 3 (default 0.5).
     pub error_budget: Option<f64>,
+    /// `max_output_bytes` of every provider that does not set its own.
+    #[serde(default)]
+    pub max_output_bytes: Option<u64>,
 }

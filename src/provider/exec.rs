@@ -32,7 +32,7 @@ impl ExecProvider {
             program: program.clone(),
             args: args.to_vec(),
             cwd: spec.cwd.clone(),
-            max_output: spec.max_output_bytes,
+            max_output: spec.output_cap(),
         })
     }
 }

@@ -116,7 +116,7 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
     }
     if let Some(v) = &wire.max_output_bytes {
         match parse_size(v) {
-            Some(n) if (1..=MAX_OUTPUT_CAP).contains(&n) => spec.max_output_bytes = n,
+            Some(n) if (1..=MAX_OUTPUT_CAP).contains(&n) => spec.max_output_bytes = Some(n),
             _ => ctx.error(
                 field(node, "max_output_bytes"),
                 format!(
@@ -148,11 +148,11 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
 }
 
 /// The largest `max_output_bytes` accepted: 1 GiB.
-const MAX_OUTPUT_CAP: u64 = 1 << 30;
+pub(crate) const MAX_OUTPUT_CAP: u64 = 1 << 30;
 
 /// A size in bytes: a whole number, or a string of one with a unit (B, KB, KiB, MB, MiB,
 /// GB, GiB; case-insensitive).
-fn parse_size(v: &Value) -> Option<u64> {
+pub(crate) fn parse_size(v: &Value) -> Option<u64> {
     if let Some(n) = v.as_u64() {
         return Some(n);
     }
@@ -504,9 +504,9 @@ mod tests {
     fn output_caps_take_sizes_with_units_and_refuse_nonsense() {
         let (spec, diags) = load("id: x\ntype: echo\nmax_output_bytes: 4MiB\n");
         assert!(diags.is_empty(), "{diags:?}");
-        assert_eq!(spec.expect("spec").max_output_bytes, 4 << 20);
+        assert_eq!(spec.expect("spec").output_cap(), 4 << 20);
         let (spec, _) = load("id: x\ntype: echo\n");
-        assert_eq!(spec.expect("spec").max_output_bytes, 1 << 20);
+        assert_eq!(spec.expect("spec").output_cap(), 1 << 20);
         let (_, diags) = load("id: x\ntype: echo\nmax_output_bytes: 2TiB\n");
         assert_eq!(diags.len(), 1);
         assert!(

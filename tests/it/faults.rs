@@ -420,3 +420,35 @@ fn an_endless_answer_is_read_up_to_max_output_bytes_and_marked() {
         &text[..text.len().min(2000)]
     );
 }
+
+#[test]
+fn evalwatch_yaml_sets_max_output_bytes_for_providers_without_their_own() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", "max_output_bytes: 50KB\n");
+    p.write(
+        "suites/big.yaml",
+        "suite: big\nproviders:\n  - id: wide\n    type: exec\n    command: [sh, -c, 'yes evalwatch']\n  - id: own\n    type: exec\n    command: [sh, -c, 'yes evalwatch']\n    max_output_bytes: 2KiB\nprompt: \"{{ q }}\"\ncases:\n  - {id: a, vars: {q: hello}, expected: evalwatch}\n",
+    );
+    let out = p.run(&["run", "--no-reports"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(p.db()).expect("open");
+    let output = |provider: &str| -> String {
+        conn.query_row(
+            "SELECT output FROM results WHERE provider = ?1",
+            [provider],
+            |r| r.get(0),
+        )
+        .expect("row")
+    };
+    assert!(output("wide").ends_with("max_output_bytes = 50000 bytes; the answer was longer]"));
+    assert!(output("own").ends_with("max_output_bytes = 2048 bytes; the answer was longer]"));
+    // A bad size is a located error.
+    p.write("evalwatch.yaml", "max_output_bytes: lots\n");
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("evalwatch.yaml:1:19: max_output_bytes must be a size"),
+        "{}",
+        stderr(&out)
+    );
+}
