@@ -8,6 +8,7 @@ pub mod report;
 pub mod review;
 pub mod run;
 pub mod schedule;
+mod secrets;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -15,13 +15,15 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::provider::common::Secrets;
+
 use super::{Ctx, Failure, exit, host_name, suite_files};
 use crate::cli::{RunArgs, RunFormat};
 use crate::exec::{self, Event, Feed, Finished, Slot};
 use crate::metrics::{RunAccumulator, evaluate_gates};
 use crate::model::{
     AssertionOutcome, Case, CaseRef, CaseStatus, ErrorKind, GateResult, Job, JudgeSignature,
-    ProjectConfig, ProviderMetrics, ResultRecord, RunInfo, RunStatus, Suite,
+    ProjectConfig, ProviderMetrics, ProviderSpec, ResultRecord, RunInfo, RunStatus, Suite,
 };
 use crate::plan::{self, Filters};
 use crate::report::html::live::{EarlyPages, LivePages};
@@ -680,6 +682,7 @@ fn run_suite(
     };
     crate::phase::phase("head");
     let suite = &head;
+    let secrets = run_secrets(env.project, suite);
     // One rate limiter per provider id, shared by its calls as a provider and as a judge.
     let mut limiters: std::collections::HashMap<String, Arc<exec::Limiter>> =
         std::collections::HashMap::new();
@@ -868,6 +871,7 @@ fn run_suite(
     let consumer = {
         let printer = ctx.printer;
         let bar = bar.clone();
+        let secrets = secrets.clone();
         // The run pages are written as the results come, unless the run is resumed (its
         // pages are written from the store, with the results stored before).
         let live = (!env.args.no_reports && resume.is_none()).then(|| {
@@ -899,7 +903,7 @@ fn run_suite(
             .name("evalwatch-score".to_owned())
             .spawn(move || {
                 let mut writer = writer;
-                let consumed = consume(rx, &writer, printer, &bar, acc, live, heat);
+                let consumed = consume(rx, &writer, printer, &bar, acc, live, heat, &secrets);
                 // Nothing more comes: the writer commits its last batch while the run's end is
                 // worked out.
                 writer.close_input();
@@ -1154,6 +1158,17 @@ fn build_slots(
     let client = env.client.get()?;
     let mut slots = Vec::with_capacity(suite.providers.len());
     for spec in &suite.providers {
+        // evalwatch.yaml's `max_output_bytes` for a provider without its own.
+        let with_cap;
+        let spec = if spec.max_output_bytes.is_none() && env.project.max_output_bytes.is_some() {
+            with_cap = ProviderSpec {
+                max_output_bytes: env.project.max_output_bytes,
+                ..spec.clone()
+            };
+            &with_cap
+        } else {
+            spec
+        };
         let provider =
             provider::build(spec, client).map_err(|e| Failure::invalid(e.to_string()))?;
         let limiter = Arc::clone(
@@ -1301,6 +1316,9 @@ const CONSUME_IDLE_POLLS: u32 = 25;
 
 /// The single consumer of executor events: scores, accumulates metrics, feeds the writer,
 /// drives the progress bar.
+// Each argument is a distinct piece the scoring thread owns or borrows; a struct of them
+// would only be built to be taken apart here.
+#[allow(clippy::too_many_arguments)]
 fn consume(
     mut rx: mpsc::Receiver<Event>,
     writer: &Writer,
@@ -1309,6 +1327,7 @@ fn consume(
     acc: RunAccumulator,
     live: Option<LivePages>,
     heat: Option<HeatFeed>,
+    secrets: &Secrets,
 ) -> anyhow::Result<Consumed> {
     let mut out = Consumed {
         acc,
@@ -1356,10 +1375,10 @@ fn consume(
                     || "giving up".to_string(),
                     |d| format!("retrying in {d:.1?}"),
                 );
-                printer.detail(&format!(
+                printer.detail(&secrets.redact(&format!(
                     "[{provider_id}] attempt {attempt} failed ({}): {error}; {next}",
                     error.kind.as_str()
-                ));
+                )));
             }
             Event::JobFinished(mut finished) => {
                 let judged = finished.judged.take().unwrap_or_default();
@@ -1371,7 +1390,9 @@ fn consume(
                 }
                 // The case gives the run page its expected answer.
                 let case = out.live.as_ref().map(|_| finished.job.case.clone());
-                let record = record(&scorer, *finished, &judged.outcomes);
+                let mut record = record(&scorer, *finished, &judged.outcomes);
+                // The one point where outputs and errors enter the store (and the pages).
+                super::secrets::redact_record(secrets, &mut record);
                 if let Some(live) = out.live.as_mut() {
                     let case = case.as_ref().and_then(|c| c.get());
                     let expected = case.and_then(|c| c.expected.as_deref());
@@ -1405,6 +1426,12 @@ fn consume(
                 bar.inc(1);
                 writer.send(record)?;
             }
+            Event::CircuitOpened {
+                provider_id: _,
+                reason,
+            } => printer.warn(&format!(
+                "{reason}; its remaining cases are stored as `circuit_open` errors"
+            )),
             Event::RunFinished { cancelled } => {
                 out.cancelled = cancelled;
                 break;
@@ -1412,6 +1439,22 @@ fn consume(
         }
     }
     Ok(out)
+}
+
+/// The secret values of a run of `suite` (see [`super::secrets`]).
+fn run_secrets(project: &ProjectConfig, suite: &Suite) -> Secrets {
+    let mut set = super::secrets::SecretSet::new(crate::provider::common::process_env());
+    set.providers(project.providers.iter().chain(&suite.providers));
+    for sink in &project.sinks {
+        if let Some(var) = sink.settings.get("url_env").and_then(|v| v.as_str()) {
+            set.named(var);
+        }
+    }
+    if let Some(config) = &project.source {
+        set.expanded_in_file(config);
+    }
+    set.expanded_in_file(&suite.source);
+    set.secrets().clone()
 }
 
 /// Score a finished job into the record the store keeps.

@@ -7,6 +7,7 @@ pub mod retry;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -30,6 +31,43 @@ pub struct Slot {
     /// A rate limiter shared with other callers of the same provider (a judge that is also a
     /// provider under test); None builds one from `rate_limit`.
     pub limiter: Option<Arc<Limiter>>,
+}
+
+/// Consecutive jobs of one provider that end in a connection failure or a timeout (after
+/// their retries), with no answer in between, after which the provider's circuit breaker
+/// opens: its remaining jobs are not called but finish at once as `circuit_open` errors.
+pub const BREAKER_AFTER: u32 = 10;
+
+/// One provider's circuit breaker: counts jobs that got no answer at all in a row.
+#[derive(Default)]
+struct Breaker {
+    in_a_row: AtomicU32,
+    /// Why it opened (set once, when it opens).
+    open: std::sync::OnceLock<String>,
+}
+
+impl Breaker {
+    /// Count a finished call; returns the reason when this call opened the breaker.
+    fn record(&self, provider_id: &str, result: &Result<Completion, CallError>) -> Option<String> {
+        match result {
+            Err(e) if matches!(e.kind, ErrorKind::Transport | ErrorKind::Timeout) => {
+                let n = self.in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+                if n < BREAKER_AFTER {
+                    return None;
+                }
+                let reason = format!(
+                    "provider `{provider_id}` gave no answer to {n} calls in a row (the last: {}); the circuit breaker stopped calling it for the rest of the run",
+                    e.message
+                );
+                self.open.set(reason.clone()).ok().map(|()| reason)
+            }
+            // Any answer, an error status included, shows the endpoint is alive.
+            Err(_) | Ok(_) => {
+                self.in_a_row.store(0, Ordering::SeqCst);
+                None
+            }
+        }
+    }
 }
 
 /// One finished job.
@@ -57,6 +95,12 @@ pub enum Event {
         retry_in: Option<Duration>,
     },
     JobFinished(Box<Finished>),
+    /// A provider's circuit breaker opened (see [`BREAKER_AFTER`]): its remaining jobs finish
+    /// as `circuit_open` errors without a call.
+    CircuitOpened {
+        provider_id: String,
+        reason: String,
+    },
     /// Always the last event. `cancelled`: jobs were left undone.
     RunFinished {
         cancelled: bool,
@@ -210,6 +254,7 @@ pub async fn execute_feeds(
             feed: tokio::sync::Mutex::new(feed),
             limiter,
             slot,
+            breaker: Breaker::default(),
         });
         for _ in 0..workers {
             let ctx = Worker {
@@ -235,6 +280,7 @@ struct Shared {
     feed: tokio::sync::Mutex<Feed>,
     limiter: Arc<Limiter>,
     slot: Slot,
+    breaker: Breaker,
 }
 
 struct Worker {
@@ -303,6 +349,20 @@ impl Worker {
             }
         };
         let slot = &self.shared.slot;
+        if let Some(reason) = self.shared.breaker.open.get() {
+            let mut error = CallError::new(
+                ErrorKind::CircuitOpen,
+                format!("not called: {reason}; check base_url and that the server is running"),
+            );
+            error.retryable = false;
+            return Some(Finished {
+                job,
+                request: Some(request),
+                result: Err(error),
+                attempts: 0,
+                judged: None,
+            });
+        }
         let limits = CallLimits {
             provider_id: slot.provider.id(),
             limiter: &self.shared.limiter,
@@ -342,6 +402,15 @@ impl Worker {
             }
             Err(e) => Err(e),
         };
+        if let Some(reason) = self.shared.breaker.record(slot.provider.id(), &result) {
+            let _ = self
+                .tx
+                .send(Event::CircuitOpened {
+                    provider_id: slot.provider.id().to_string(),
+                    reason,
+                })
+                .await;
+        }
         Some(Finished {
             job,
             request: Some(request),
@@ -475,6 +544,7 @@ mod tests {
             match ev {
                 Event::JobFinished(f) => done.push(*f),
                 Event::AttemptFailed { .. } => failed_attempts += 1,
+                Event::CircuitOpened { .. } => {}
                 Event::RunFinished { cancelled } => return (done, failed_attempts, cancelled),
             }
         }
@@ -642,6 +712,101 @@ mod tests {
         let err = done[0].result.as_ref().unwrap_err();
         assert_eq!(err.kind, ErrorKind::Timeout);
         assert_eq!(done[0].attempts, 3);
+    }
+
+    /// Refuses every call, like a closed port.
+    struct Dead {
+        calls: AtomicU32,
+        answer_from: u32,
+    }
+
+    #[async_trait]
+    impl Provider for Dead {
+        fn id(&self) -> &'static str {
+            "dead"
+        }
+        async fn complete(&self, _request: &Request) -> Result<Completion, CallError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if n >= self.answer_from {
+                return Ok(Completion::default());
+            }
+            Err(CallError::new(
+                ErrorKind::Transport,
+                "connect to http://127.0.0.1:9/v1: connection refused",
+            ))
+        }
+    }
+
+    async fn run_dead(answer_from: u32, n: usize) -> (Vec<Finished>, Vec<String>, u32) {
+        let p = Arc::new(Dead {
+            calls: AtomicU32::new(0),
+            answer_from,
+        });
+        let mut slot = slot(flaky(0, Duration::ZERO), 1, Duration::from_secs(5));
+        slot.provider = Arc::clone(&p) as Arc<dyn Provider>;
+        slot.retries.max = 0;
+        let (tx, mut rx) = mpsc::channel(16);
+        let run = execute(
+            jobs(n),
+            vec![slot],
+            4,
+            render(),
+            None,
+            CancellationToken::new(),
+            tx,
+        );
+        let gather = async move {
+            let (mut done, mut opened) = (Vec::new(), Vec::new());
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Event::JobFinished(f) => done.push(*f),
+                    Event::CircuitOpened { reason, .. } => opened.push(reason),
+                    Event::AttemptFailed { .. } => {}
+                    Event::RunFinished { .. } => break,
+                }
+            }
+            (done, opened)
+        };
+        let ((done, opened), ()) = tokio::join!(gather, run);
+        (done, opened, p.calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_provider_opens_the_breaker_and_the_rest_is_not_called() {
+        let (done, opened, calls) = run_dead(u32::MAX, 1000).await;
+        assert_eq!(calls, BREAKER_AFTER, "calls stop once the breaker opens");
+        assert_eq!(done.len(), 1000, "every job is still reported");
+        assert_eq!(opened.len(), 1, "{opened:?}");
+        assert!(
+            opened[0].contains("no answer to 10 calls in a row"),
+            "{}",
+            opened[0]
+        );
+        let skipped: Vec<_> = done
+            .iter()
+            .filter_map(|f| f.result.as_ref().err())
+            .filter(|e| e.kind == ErrorKind::CircuitOpen)
+            .collect();
+        assert_eq!(skipped.len(), 1000 - BREAKER_AFTER as usize);
+        assert!(
+            skipped[0].message.contains("connection refused"),
+            "{}",
+            skipped[0].message
+        );
+        assert!(
+            done.iter()
+                .filter(|f| f.result.is_err())
+                .all(|f| f.attempts <= 1)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_in_between_keeps_the_breaker_closed() {
+        // Nine failures, then answers: never ten in a row.
+        let (done, opened, calls) = run_dead(BREAKER_AFTER - 1, 50).await;
+        assert!(opened.is_empty(), "{opened:?}");
+        assert_eq!(calls, 50);
+        assert_eq!(done.iter().filter(|f| f.result.is_ok()).count(), 41);
     }
 
     #[tokio::test(start_paused = true)]

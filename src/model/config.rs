@@ -151,6 +151,22 @@ pub struct ProviderSpec {
     pub cwd: Option<PathBuf>,
     /// `replay`: the JSONL file of recorded outputs.
     pub file: Option<PathBuf>,
+    /// The most of an answer that is read (an HTTP body, an `exec` command's stdout), in
+    /// bytes, when set here: see [`ProviderSpec::output_cap`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+}
+
+/// The default `max_output_bytes`: 1 MiB.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 20;
+
+impl ProviderSpec {
+    /// The most of an answer that is read: the provider's `max_output_bytes`, else
+    /// [`DEFAULT_MAX_OUTPUT_BYTES`] (`run` fills in evalwatch.yaml's before building it).
+    #[must_use]
+    pub fn output_cap(&self) -> u64 {
+        self.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES)
+    }
 }
 
 impl ProviderSpec {
@@ -173,6 +189,7 @@ impl ProviderSpec {
             http: None,
             command: Vec::new(),
             cwd: None,
+            max_output_bytes: None,
             file: None,
         }
     }
@@ -206,4 +223,7 @@ pub struct ProjectConfig {
     pub alert_locations: Vec<super::Location>,
     /// Error budget: share of errored results above which `run` exits 3 (default 0.5).
     pub error_budget: Option<f64>,
+    /// `max_output_bytes` of every provider that does not set its own.
+    #[serde(default)]
+    pub max_output_bytes: Option<u64>,
 }

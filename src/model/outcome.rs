@@ -82,6 +82,9 @@ pub enum ErrorKind {
     /// Missing key or invalid settings discovered at call time.
     Config,
     Cancelled,
+    /// Not called: the provider's circuit breaker opened after consecutive connection
+    /// failures or timeouts with no answer in between.
+    CircuitOpen,
 }
 
 impl ErrorKind {
@@ -98,6 +101,7 @@ impl ErrorKind {
             Self::Missing => "missing",
             Self::Config => "config",
             Self::Cancelled => "cancelled",
+            Self::CircuitOpen => "circuit_open",
         }
     }
 }

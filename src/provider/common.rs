@@ -59,6 +59,12 @@ impl Secrets {
         }
     }
 
+    /// Whether there is nothing to hide.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// These secrets plus `extra`.
     #[must_use]
     pub fn with(&self, extra: impl IntoIterator<Item = String>) -> Self {
@@ -157,6 +163,8 @@ pub struct CallContext {
     pub auth_hint: Option<String>,
     /// Said on 404, e.g. "check `base_url` and model".
     pub not_found_hint: Option<String>,
+    /// The most of an answer's body that is read (the provider's `max_output_bytes`).
+    pub max_body_bytes: u64,
 }
 
 impl CallContext {
@@ -167,6 +175,7 @@ impl CallContext {
             secrets: Secrets::new(),
             auth_hint: None,
             not_found_hint: None,
+            max_body_bytes: crate::model::DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 
@@ -401,16 +410,68 @@ pub async fn send_json(ctx: &CallContext, request: RequestBuilder) -> Result<Val
     let response = request.send().await.map_err(|e| send_error(ctx, e))?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = match response.bytes().await {
-        Ok(b) => b.to_vec(),
+    let body = match read_capped(response, ctx.max_body_bytes).await {
+        Ok(b) => b,
         Err(e) if status.is_success() || e.is_timeout() => return Err(send_error(ctx, e)),
         // The status already says what went wrong; the body was only the explanation.
-        Err(_) => Vec::new(),
+        Err(_) => Capped::default(),
     };
     if !status.is_success() {
-        return Err(status_error(ctx, status, &headers, &body));
+        return Err(status_error(ctx, status, &headers, &body.bytes));
     }
-    parse_json_body(ctx, &headers, &body)
+    if body.cut {
+        let whole = headers
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or_else(
+                || "of a longer answer".to_owned(),
+                |n| format!("of {n} (its Content-Length)"),
+            );
+        let mut err = ctx.bad_response(format!(
+            "the answer is larger than `max_output_bytes` ({} bytes): evalwatch read {} bytes {whole} and stopped, so it was truncated and not parsed; raise `max_output_bytes` if such answers are expected",
+            ctx.max_body_bytes,
+            body.bytes.len()
+        ));
+        err.retryable = false;
+        return Err(err);
+    }
+    parse_json_body(ctx, &headers, &body.bytes)
+}
+
+/// A body read up to a cap.
+#[derive(Debug, Default)]
+pub struct Capped {
+    pub bytes: Vec<u8>,
+    /// More was sent than the cap: `bytes` holds the first `cap` bytes only.
+    pub cut: bool,
+}
+
+/// Read a response body, chunk by chunk, never holding more than `cap` bytes: the rest is
+/// not read from the socket (the connection is dropped with the response).
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    cap: u64,
+) -> Result<Capped, reqwest::Error> {
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let hint = response
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mut out = Capped {
+        bytes: Vec::with_capacity(hint.min(cap).min(1 << 20)),
+        cut: false,
+    };
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap - out.bytes.len();
+        if chunk.len() > room {
+            out.bytes.extend_from_slice(&chunk[..room]);
+            out.cut = true;
+            break;
+        }
+        out.bytes.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// Parse a 2xx body as JSON, explaining what was wrong when it is not.

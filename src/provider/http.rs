@@ -295,6 +295,7 @@ impl HttpProvider {
         }
 
         let mut ctx = CallContext::new(id);
+        ctx.max_body_bytes = spec.output_cap();
         ctx.auth_hint = Some("check the credentials in the provider's `headers`".into());
         ctx.not_found_hint = Some("check the provider's `url`".into());
         Ok(Self {

@@ -44,6 +44,7 @@ pub(crate) fn error_kind_parse(s: &str) -> Option<ErrorKind> {
         "missing" => ErrorKind::Missing,
         "config" => ErrorKind::Config,
         "cancelled" => ErrorKind::Cancelled,
+        "circuit_open" => ErrorKind::CircuitOpen,
         _ => return None,
     })
 }
@@ -259,6 +260,7 @@ mod tests {
             ErrorKind::Missing,
             ErrorKind::Config,
             ErrorKind::Cancelled,
+            ErrorKind::CircuitOpen,
         ];
         for k in all {
             assert_eq!(error_kind_parse(k.as_str()), Some(k));

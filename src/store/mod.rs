@@ -43,6 +43,11 @@ pub enum StoreError {
         path: String,
         source: rusqlite::Error,
     },
+    /// The file is a database, but not one evalwatch made.
+    #[error(
+        "use {path} as the store: it is an SQLite database but not an evalwatch store ({detail}); it was left untouched: give --db a new file or an evalwatch store"
+    )]
+    NotAStore { path: String, detail: String },
     #[error(
         "use the store at {path}: its schema version {found} is newer than this evalwatch knows ({known}); upgrade evalwatch"
     )]

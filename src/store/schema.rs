@@ -1,5 +1,6 @@
 //! Opening a connection: pragmas and the embedded, append-only migrations.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -37,6 +38,17 @@ pub(crate) const PAGE_SIZE: u32 = 16384;
 /// How long a connection waits for another writer before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `PRAGMA application_id` of an evalwatch store ("EvWa"), set by the first migration run of
+/// this version. Stores made before it carry 0 and are recognised by their tables.
+pub(crate) const APPLICATION_ID: i32 = 0x4576_5761;
+
+/// Tables every evalwatch store has had since schema version 1.
+const CORE_TABLES: [&str; 4] = ["cases", "results", "runs", "suites"];
+
+/// How many times opening retries a step that found the file locked by another process
+/// setting it up (the busy handler does not cover every such case, e.g. the WAL switch).
+const OPEN_ATTEMPTS: u32 = 200;
+
 /// Open a connection, set the pragmas, and migrate to [`SCHEMA_VERSION`].
 pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     connect_at(path, SCHEMA_VERSION)
@@ -58,13 +70,103 @@ pub(crate) fn connect_at(path: &Path, target: u32) -> Result<Connection, StoreEr
         source,
     };
     let mut conn = Connection::open(path).map_err(open_err)?;
-    configure(&conn).map_err(open_err)?;
-    migrate(&mut conn, &shown, target)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    // Judge the file before anything writes to it: the WAL switch, the page size and the
+    // migrations all change its bytes.
+    with_retry(|| recognise(&conn, &shown))?;
+    with_retry(|| configure(&conn).map_err(open_err))?;
+    with_retry(|| migrate(&mut conn, &shown, target))?;
     Ok(conn)
 }
 
+/// Run an opening step again while it fails only because another process holds the file
+/// (several processes creating one new store at once): bounded by count, with a short sleep.
+fn with_retry<T>(mut step: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match step() {
+            Err(e) if attempt + 1 < OPEN_ATTEMPTS && is_busy(&e) => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5 + u64::from(attempt % 20)));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(err: &StoreError) -> bool {
+    let code = match err {
+        StoreError::Open { source, .. } | StoreError::Sqlite(source) => source.sqlite_error_code(),
+        _ => None,
+    };
+    matches!(
+        code,
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Refuse, before a byte is written, a file that is not an evalwatch store: another
+/// application's database, or a store of a newer evalwatch. A new or empty file (no tables)
+/// is fine; so is a store of an earlier evalwatch (no `application_id`, the core tables).
+fn recognise(conn: &Connection, shown: &str) -> Result<(), StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: shown.to_owned(),
+        source,
+    };
+    // One read transaction, so that the three reads see one state of the file (another
+    // process may be creating the store meanwhile).
+    let snapshot = conn.unchecked_transaction().map_err(open_err)?;
+    let conn: &Connection = &snapshot;
+    let app_id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(open_err)?;
+    let version = user_version(conn).map_err(open_err)?;
+    let tables: Vec<String> = {
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .map_err(open_err)?;
+        st.query_map([], |r| r.get(0))
+            .map_err(open_err)?
+            .collect::<Result<_, _>>()
+            .map_err(open_err)?
+    };
+    drop(snapshot);
+    let ours = app_id == APPLICATION_ID
+        || (app_id == 0 && tables.is_empty() && version == 0)
+        || (app_id == 0
+            && version >= 1
+            && CORE_TABLES.iter().all(|t| tables.iter().any(|n| n == t)));
+    if !ours {
+        let what = if tables.is_empty() {
+            "no tables".to_owned()
+        } else {
+            let mut shown_tables = tables
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if tables.len() > 5 {
+                let _ = write!(shown_tables, " and {} more", tables.len() - 5);
+            }
+            format!("tables {shown_tables}")
+        };
+        return Err(StoreError::NotAStore {
+            path: shown.to_owned(),
+            detail: format!("application_id {app_id:#x}, user_version {version}, {what}"),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: shown.to_owned(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Only takes effect on a new, empty file: results are ~1 KB rows, and 16 KiB pages wrote
     // 20% faster than the default 4 KiB (docs/performance.md).
     conn.pragma_update(None, "page_size", PAGE_SIZE)?;
@@ -126,6 +228,8 @@ fn migrate(conn: &mut Connection, shown: &str, target: u32) -> Result<(), StoreE
         tx.pragma_update(None, "user_version", version)
             .map_err(open_err)?;
     }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(open_err)?;
     tx.commit().map_err(open_err)
 }
 
@@ -204,7 +308,7 @@ mod tests {
     fn newer_database_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
-        let conn = Connection::open(&path).unwrap();
+        let conn = connect(&path).unwrap();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         drop(conn);
@@ -230,17 +334,34 @@ mod tests {
 
     #[test]
     fn a_failing_migration_rolls_back_entirely() {
-        // A table that collides with migration 1 makes it fail; nothing of it may remain.
+        // A store at version 1 with a table where migration 2 puts a view: migration 2 fails
+        // and nothing of it may remain.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        drop(connect_at(&path, 1).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE result_rows (x INTEGER)")
+            .unwrap();
+        drop(conn);
+        let err = connect(&path).expect_err("must fail");
+        assert!(err.to_string().contains("0002_indexes_views"), "{err}");
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        assert!(table_names(&conn, "view").is_empty());
+    }
+
+    #[test]
+    fn a_database_of_another_application_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("CREATE TABLE results (x INTEGER)")
             .unwrap();
         drop(conn);
+        let before = std::fs::read(&path).unwrap();
         let err = connect(&path).expect_err("must fail");
-        assert!(err.to_string().contains("0001_schema"), "{err}");
-        let conn = Connection::open(&path).unwrap();
-        assert_eq!(user_version(&conn).unwrap(), 0);
-        assert_eq!(table_names(&conn, "table"), vec!["results"]);
+        assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+        assert!(err.to_string().contains("tables results"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 }

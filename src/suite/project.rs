@@ -79,6 +79,20 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
                     }
                 }
             }
+            "max_output_bytes" => {
+                let raw = ctx.json(v);
+                match super::provider::parse_size(&raw) {
+                    Some(n) if (1..=super::provider::MAX_OUTPUT_CAP).contains(&n) => {
+                        config.max_output_bytes = Some(n);
+                    }
+                    _ => ctx.error(
+                        v,
+                        format!(
+                            "max_output_bytes must be a size between 1 byte and 1GiB (`1048576`, `512KiB`, `4MiB`), got {raw}"
+                        ),
+                    ),
+                }
+            }
             _ => {
                 let hint = did_you_mean(&key, PROJECT_KEYS);
                 ctx.error(k, format!("unknown field `{key}` in evalwatch.yaml{hint}"));

@@ -114,6 +114,17 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
         }
         spec.retries = policy;
     }
+    if let Some(v) = &wire.max_output_bytes {
+        match parse_size(v) {
+            Some(n) if (1..=MAX_OUTPUT_CAP).contains(&n) => spec.max_output_bytes = Some(n),
+            _ => ctx.error(
+                field(node, "max_output_bytes"),
+                format!(
+                    "max_output_bytes must be a size between 1 byte and 1GiB (`1048576`, `512KiB`, `4MiB`), got {v}"
+                ),
+            ),
+        }
+    }
     spec.azure = wire.azure.as_ref().map(|a| AzureSpec {
         deployment: a.deployment.clone(),
         api_version: a.api_version.clone(),
@@ -134,6 +145,32 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
         .or_else(|| key_env.map(str::to_owned));
     per_kind(ctx, node, &wire, &mut spec, base_dir, &what);
     (ctx.diags.len() == before).then_some(spec)
+}
+
+/// The largest `max_output_bytes` accepted: 1 GiB.
+pub(crate) const MAX_OUTPUT_CAP: u64 = 1 << 30;
+
+/// A size in bytes: a whole number, or a string of one with a unit (B, KB, KiB, MB, MiB,
+/// GB, GiB; case-insensitive).
+pub(crate) fn parse_size(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let s = v.as_str()?.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 /// Provider fields that only some types use.
@@ -472,6 +509,23 @@ mod tests {
                 "p.yaml:3:10: timeout must be a duration like `500ms`, `60s`, `2m` or `1h`",
             ]
         );
+    }
+
+    #[test]
+    fn output_caps_take_sizes_with_units_and_refuse_nonsense() {
+        let (spec, diags) = load("id: x\ntype: echo\nmax_output_bytes: 4MiB\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(spec.expect("spec").output_cap(), 4 << 20);
+        let (spec, _) = load("id: x\ntype: echo\n");
+        assert_eq!(spec.expect("spec").output_cap(), 1 << 20);
+        let (_, diags) = load("id: x\ntype: echo\nmax_output_bytes: 2TiB\n");
+        assert_eq!(diags.len(), 1);
+        assert!(
+            diags[0].starts_with("p.yaml:3:19: max_output_bytes must be a size"),
+            "{diags:?}"
+        );
+        let (_, diags) = load("id: x\ntype: echo\nmax_output_bytes: 0\n");
+        assert_eq!(diags.len(), 1, "{diags:?}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(crate) const SUITE_KEYS: [&str; 18] = [
 ];
 
 /// Top-level keys of `evalwatch.yaml`.
-pub(crate) const PROJECT_KEYS: [&str; 7] = [
+pub(crate) const PROJECT_KEYS: [&str; 8] = [
     "store",
     "reports",
     "providers",
@@ -39,6 +39,7 @@ pub(crate) const PROJECT_KEYS: [&str; 7] = [
     "sinks",
     "alerts",
     "error_budget",
+    "max_output_bytes",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +159,8 @@ pub(crate) struct WireProvider {
     pub command: Option<Value>,
     pub cwd: Option<String>,
     pub file: Option<String>,
+    /// Bytes: a number, or a string with a unit (`512KiB`, `4MiB`).
+    pub max_output_bytes: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

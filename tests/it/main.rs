@@ -5,6 +5,7 @@ mod alerts;
 mod cli;
 mod docs;
 mod examples;
+mod faults;
 mod fuzz;
 mod history;
 mod judges;

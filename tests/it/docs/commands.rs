@@ -449,7 +449,8 @@ pub fn check_mention(
     let mut path: Vec<String> = Vec::new();
     let mut h = get(&path)?;
     let mut missing = Vec::new();
-    for t in &tokens {
+    let mut tokens = tokens.iter();
+    while let Some(t) = tokens.next() {
         if t.starts_with("--") {
             let flag = t.split('=').next().unwrap_or(t);
             let shown = h.lines().any(|l| {
@@ -458,6 +459,12 @@ pub fn check_mention(
             });
             if !shown {
                 missing.push(flag.to_owned());
+            }
+            // A flag that takes a value (`--db <PATH>`) written without `=`: the next word is
+            // its value, not a subcommand.
+            let takes_value = h.lines().any(|l| l.contains(&format!("{flag} <")));
+            if takes_value && !t.contains('=') {
+                tokens.next();
             }
         } else if subcommands(&h).iter().any(|s| s == t) {
             path.push(t.clone());

@@ -1,0 +1,179 @@
+//! The secret values of a run, and their redaction from everything it stores.
+//!
+//! A secret is the value of an environment variable the project names or expands: every
+//! provider's `api_key_env`, every sink's `url_env`, and every `${VAR}` written in
+//! evalwatch.yaml or a suite file (a key put into an `http` provider's `url` or headers).
+//! [`redact_record`] hides them in a result before it reaches the store, so that a server
+//! echoing a key back (in a 200 answer or an error body) cannot put it in the history, a
+//! page, a review sheet or an export.
+
+use std::path::Path;
+
+use crate::model::{ProviderSpec, ResultRecord};
+use crate::provider::common::{EnvLookup, Secrets};
+
+/// Values shorter than this are left alone: `${PORT}`, `${MODEL:-small}` or a stand-in key
+/// `k` would otherwise hide ordinary words and numbers in every output (a real API key or
+/// token is far longer).
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// The names in every `${VAR}` and `${VAR:-default}` of `text`.
+fn expanded_vars(text: &str) -> impl Iterator<Item = &str> {
+    text.split("${").skip(1).filter_map(|rest| {
+        let name_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        let after = &rest[name_end..];
+        let well_formed = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && (after.starts_with('}') || after.starts_with(":-"));
+        well_formed.then_some(name)
+    })
+}
+
+/// Collects a run's secret values.
+pub struct SecretSet {
+    env: EnvLookup,
+    secrets: Secrets,
+}
+
+impl SecretSet {
+    pub fn new(env: EnvLookup) -> Self {
+        Self {
+            env,
+            secrets: Secrets::new(),
+        }
+    }
+
+    /// The value of `var`, always hidden (a key or a URL).
+    pub fn named(&mut self, var: &str) {
+        if let Some(v) = (self.env)(var)
+            && v.trim().chars().count() >= MIN_SECRET_CHARS
+        {
+            self.secrets.add(v.trim());
+            self.secrets.add(v.clone());
+        }
+    }
+
+    /// Every `${VAR}` of a file's text, hidden when its value is long enough.
+    pub fn expanded_in(&mut self, text: &str) {
+        for var in expanded_vars(text) {
+            if let Some(v) = (self.env)(var)
+                && v.trim().chars().count() >= MIN_SECRET_CHARS
+            {
+                self.secrets.add(v.trim());
+                self.secrets.add(v.clone());
+            }
+        }
+    }
+
+    /// Every `${VAR}` of the file at `path` (unreadable files add nothing: loading reported them).
+    pub fn expanded_in_file(&mut self, path: &Path) {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            self.expanded_in(&text);
+        }
+    }
+
+    /// The keys of these providers.
+    pub fn providers<'a>(&mut self, specs: impl IntoIterator<Item = &'a ProviderSpec>) {
+        for spec in specs {
+            if let Some(var) = &spec.api_key_env {
+                self.named(var);
+            }
+        }
+    }
+
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+}
+
+/// `record` with every secret hidden: its output, error, prompt, finish reason and the
+/// reasons and details of its assertions.
+pub fn redact_record(secrets: &Secrets, rec: &mut ResultRecord) {
+    if secrets.is_empty() {
+        return;
+    }
+    let hide = |s: &mut String| {
+        let redacted = secrets.redact(s);
+        if redacted != *s {
+            *s = redacted;
+        }
+    };
+    if let Some(o) = rec.output.as_mut() {
+        hide(o);
+    }
+    if let Some(e) = rec.error.as_mut() {
+        hide(e);
+    }
+    if let Some(f) = rec.finish_reason.as_mut() {
+        hide(f);
+    }
+    hide(&mut rec.prompt);
+    for a in &mut rec.assertions {
+        hide(&mut a.reason);
+        redact_json(secrets, &mut a.details);
+    }
+}
+
+fn redact_json(secrets: &Secrets, value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            let redacted = secrets.redact(s);
+            if redacted != *s {
+                *s = redacted;
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                redact_json(secrets, v);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for v in map.values_mut() {
+                redact_json(secrets, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn env() -> EnvLookup {
+        Arc::new(|name: &str| match name {
+            "KEY" => Some("sk-abcdefgh12345\n".to_owned()),
+            "PORT" => Some("8080".to_owned()),
+            "SHORT" => Some("k".to_owned()),
+            "TOKEN" => Some("tok-0123456789".to_owned()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn expanded_variables_are_found_in_every_form() {
+        let text =
+            "url: http://h/x?k=${TOKEN}\nport: ${PORT}\nm: ${MODEL:-small} $HOME ${ nope} ${1X} ${";
+        assert_eq!(
+            expanded_vars(text).collect::<Vec<_>>(),
+            vec!["TOKEN", "PORT", "MODEL"]
+        );
+    }
+
+    #[test]
+    fn keys_and_long_expanded_values_are_hidden_short_ones_kept() {
+        let mut set = SecretSet::new(env());
+        set.named("KEY");
+        set.named("SHORT");
+        set.expanded_in("url: http://h/?k=${TOKEN}&p=${PORT}");
+        let s = set.secrets();
+        assert_eq!(
+            s.redact("key sk-abcdefgh12345 token tok-0123456789 port 8080; check it"),
+            "key [redacted] token [redacted] port 8080; check it"
+        );
+    }
+}
