@@ -178,6 +178,9 @@ impl Engine {
         prompt: &str,
         output: &str,
     ) -> Option<One> {
+        if matches!(check, ModelCheck::Hallucination { .. }) && output.trim().is_empty() {
+            return None; // unscorable in the scorer: nothing to judge
+        }
         let support = checks::support(case, prompt);
         let mut lexical_pass = None;
         if let ModelCheck::Hallucination {

@@ -282,18 +282,31 @@ pub fn support<'a>(case: &'a Case, prompt: &'a str) -> Vec<&'a str> {
     s
 }
 
-/// The lexical pass: passes when the unsupported share is at most `max`. The outcome score
-/// is 1 - that share (higher is better, like every score); `details.score` is the share.
+/// The lexical pass: passes when the lexical score is at most `max`. The outcome score is
+/// 1 - the lexical score (higher is better, like every score); `details.score` is the lexical
+/// score itself, `details.share` and `details.worst_claim` the two shares it is the mean of.
 pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> Verdict {
-    let share = if result.score.is_finite() {
-        result.score.clamp(0.0, 1.0)
-    } else {
-        1.0
+    let finite = |x: f64| {
+        if x.is_finite() {
+            x.clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
     };
-    let pass = share <= max + 1e-12;
-    let reason = if result.unsupported.is_empty() {
+    let score = finite(result.score);
+    let pass = score <= max + 1e-12;
+    let pct = |x: f64| format!("{:.0}%", finite(x) * 100.0);
+    let verdict = format!(
+        "score {score:.2} {} the max of {max:.2}",
+        if pass { "within" } else { "over" }
+    );
+    let reason = if result.checked == 0 {
         format!(
-            "every checked word of the output is in the support ({} checked)",
+            "{verdict}: nothing in the output is checkable against the support (only function words, conversation words or answer particles)"
+        )
+    } else if result.unsupported.is_empty() {
+        format!(
+            "{verdict}: every checked unit of the output is in the support ({} units checked)",
             result.checked
         )
     } else {
@@ -304,9 +317,15 @@ pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> V
             .map(|s| format!("\"{}\"", s.text))
             .collect();
         format!(
-            "{:.0}% of the output is not in the support ({} of {} checked: {}{}); {} {:.0}%",
-            share * 100.0,
+            "{verdict}: {} of the output's checked content (by weight) is not in the support, and {} of its worst claim; the score is the mean of the two. {} unsupported span{} among {} checked units: {}{}",
+            pct(result.share),
+            pct(result.worst_claim),
             result.unsupported.len(),
+            if result.unsupported.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             result.checked,
             shown.join(", "),
             if result.unsupported.len() > 5 {
@@ -314,34 +333,39 @@ pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> V
             } else {
                 ""
             },
-            if pass {
-                "within the max of"
-            } else {
-                "over the max of"
-            },
-            max * 100.0
         )
     };
     Verdict::graded(
         pass,
-        1.0 - share,
+        1.0 - score,
         reason,
         json!({
             "method": method.as_str(),
-            "score": share,
+            "score": score,
+            "share": result.share,
+            "worst_claim": result.worst_claim,
             "max": max,
             "unsupported": result.unsupported,
             "contradictions": [],
             "checked": result.checked,
+            "claims": result.claims.len(),
         }),
     )
 }
 
+/// Why an empty output is not scored: there is nothing to compare with the support, and a
+/// silent pass (score 0) would count it as faithful.
+pub const EMPTY_OUTPUT: &str = "the output is empty: there is nothing to check against the support (an empty answer is unscorable, not faithful)";
+
 /// The verdict of a model-assisted assertion without a judge's help: the lexical pass of
 /// `hallucination` (`method: lexical`, or `both` when it flags nothing); otherwise
-/// unscorable, as it needs a judge that did not answer.
+/// unscorable, as it needs a judge that did not answer. An empty output is unscorable for
+/// every method of `hallucination`.
 pub fn without_judge(check: &ModelCheck, kind: &str, output: &str, support: &[&str]) -> Verdict {
     match check {
+        ModelCheck::Hallucination { .. } if output.trim().is_empty() => {
+            Verdict::unscorable(format!("`{kind}`: {EMPTY_OUTPUT}"))
+        }
         ModelCheck::Hallucination { method, max, .. } if *method != Method::Judge => {
             let lx = lexical::check(output, support);
             if *method == Method::Lexical || lx.unsupported.is_empty() {
@@ -448,6 +472,74 @@ mod tests {
         .unwrap();
         assert_eq!(s.provider(), Some("emb"));
         assert!(s.may_call());
+    }
+
+    #[test]
+    fn lexical_reason_and_details_say_what_the_score_is() {
+        let support = ["Items can be returned within 30 days of delivery."];
+        let h = ModelCheck::Hallucination {
+            method: Method::Lexical,
+            max: 0.2,
+            provider: None,
+        };
+        // Two claims: one supported, one invented; the blended score is not a share.
+        let output =
+            "Items can be returned within 30 days. Refunds take 90 weeks via carrier pigeon.";
+        let lx = lexical::check(output, &support);
+        assert!(lx.share > 0.0 && lx.worst_claim > lx.share, "{lx:?}");
+        let v = without_judge(&h, "hallucination", output, &support);
+        assert!(!v.pass);
+        let pct = |x: f64| format!("{:.0}%", x * 100.0);
+        assert!(
+            v.reason.contains(&format!("score {:.2}", lx.score)),
+            "{}",
+            v.reason
+        );
+        assert!(v.reason.contains(&pct(lx.share)), "{}", v.reason);
+        assert!(v.reason.contains(&pct(lx.worst_claim)), "{}", v.reason);
+        assert!(v.reason.contains("mean of"), "{}", v.reason);
+        assert!(
+            !v.reason.contains(&format!(
+                "{} of the output is not in the support",
+                pct(lx.score)
+            )),
+            "{}",
+            v.reason
+        );
+        assert_eq!(v.details["score"], json!(lx.score));
+        assert_eq!(v.details["share"], json!(lx.share));
+        assert_eq!(v.details["worst_claim"], json!(lx.worst_claim));
+        assert_eq!(v.details["claims"], json!(2));
+    }
+
+    #[test]
+    fn an_empty_output_is_unscorable_not_a_silent_pass() {
+        let support = ["Items can be returned within 30 days of delivery."];
+        for method in [Method::Lexical, Method::Both, Method::Judge] {
+            let h = ModelCheck::Hallucination {
+                method,
+                max: 0.2,
+                provider: None,
+            };
+            for output in ["", "  \n\t "] {
+                let v = without_judge(&h, "hallucination", output, &support);
+                assert!(v.unscorable && !v.pass, "{method:?} {output:?}: {v:?}");
+                assert!(v.reason.contains("empty"), "{}", v.reason);
+            }
+        }
+        // Text with nothing checkable is scored 0 and says so.
+        let h = ModelCheck::Hallucination {
+            method: Method::Lexical,
+            max: 0.2,
+            provider: None,
+        };
+        let v = without_judge(&h, "hallucination", "Yes.", &support);
+        assert!(v.pass && !v.unscorable);
+        assert!(
+            v.reason.contains("nothing in the output is checkable"),
+            "{}",
+            v.reason
+        );
     }
 
     #[test]

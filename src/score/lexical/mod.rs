@@ -46,7 +46,7 @@ const W_NEGATION: f64 = 1.0;
 /// Weight of a conversation word ("yes", "I", "could", "really").
 const W_LIGHT: f64 = 0.35;
 /// Share of the score that comes from the worst claim (the rest from the whole output).
-const CLAIM_MIX: f64 = 0.5;
+pub const CLAIM_MIX: f64 = 0.5;
 
 /// What an unsupported span is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,9 +82,14 @@ pub struct Claim {
 /// The result of the lexical pass over one output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lexical {
-    /// Share of the output's checkable content that the support does not contain, in [0,1]
-    /// (0 = fully supported). 0 when nothing in the output is checkable.
+    /// The lexical score in [0,1] (0 = fully supported): the mean of `share` and `worst_claim`.
+    /// 0 when nothing in the output is checkable.
     pub score: f64,
+    /// Weighted share of the output's checkable units that the support does not contain.
+    pub share: f64,
+    /// The worst claim's own weighted unsupported share (over claims with more than
+    /// conversation words; a question only when the output has no such statement).
+    pub worst_claim: f64,
     /// Unsupported spans, in output order (adjacent unsupported units merged into one span).
     pub unsupported: Vec<Span>,
     /// Checkable units found in the output.
@@ -499,13 +504,20 @@ fn summarise(output: &str, units: &[Unit], questions: &[usize]) -> Lexical {
     if !has_statement {
         worst = worst_question;
     }
+    let share = if total_w > 0.0 {
+        (bad_w / total_w).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let score = if total_w > 0.0 {
-        ((1.0 - CLAIM_MIX) * (bad_w / total_w) + CLAIM_MIX * worst).clamp(0.0, 1.0)
+        ((1.0 - CLAIM_MIX) * share + CLAIM_MIX * worst).clamp(0.0, 1.0)
     } else {
         0.0
     };
     Lexical {
         score,
+        share,
+        worst_claim: worst,
         unsupported,
         checked: units.len(),
         claims,
