@@ -170,12 +170,35 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
                 particle = true;
                 (UnitKind::Word, [NO_HASH, 0], W_LIGHT)
             }
+            // "No, not even", "Yes, never": a negation right after the answer particles that
+            // open a claim is part of the answer, not a negated claim.
+            Token::Negation if opens_with_particles(&units, claim) => {
+                particle = true;
+                (UnitKind::Word, [NO_HASH, 0], W_LIGHT)
+            }
             Token::Light(h, p) => {
                 particle = p;
+                // "Not really", "Never really": a negation that opens its claim, followed by
+                // a conversation word, answers rather than negates a claim.
+                if let Some(i) = prev_unit
+                    && units[i].kind == UnitKind::Negation
+                    && units[i].claim == claim
+                    && claim_is_empty(&units[..i], claim)
+                {
+                    let u = &mut units[i];
+                    (u.kind, u.weight, u.form, u.particle, u.supported) =
+                        (UnitKind::Word, W_LIGHT, NO_HASH, true, false);
+                    particle = true;
+                }
                 (UnitKind::Word, [h, 0], W_LIGHT)
             }
             // "the us" is the country.
             Token::Speaker(h) if after_the => (UnitKind::Word, [h, 0], W_WORD),
+            // A capitalised speaker word inside a name ("Barton Mine", "Us Weekly") is part
+            // of the name; the speaker's own "I" ("I", "I'm") is not.
+            Token::Speaker(h) if capitalised && !is_first_person_i(raw) => {
+                (UnitKind::Name, [h, 0], W_NAME)
+            }
             Token::Speaker(_) => (UnitKind::Word, [0, 0], W_LIGHT),
             Token::Negation => (UnitKind::Negation, [NEGATION_HASH, 0], W_NEGATION),
             Token::Word(h) if capitalised => (UnitKind::Name, [h, 0], W_NAME),
@@ -537,6 +560,28 @@ fn stronger(a: UnitKind, b: UnitKind) -> UnitKind {
 /// An answer particle ("yes", "no"), folded.
 fn is_particle(folded: &str) -> bool {
     words::PARTICLES.contains(&folded)
+}
+
+/// True when claim `claim` so far (at the end of `units`) has at least one unit and every
+/// one is an answer particle ("No", "Yes, no").
+fn opens_with_particles(units: &[Unit], claim: usize) -> bool {
+    let mut own = units
+        .iter()
+        .rev()
+        .take_while(|u| u.claim == claim)
+        .peekable();
+    own.peek().is_some() && own.all(|u| u.particle)
+}
+
+/// True when claim `claim` has no unit yet in `units`.
+fn claim_is_empty(units: &[Unit], claim: usize) -> bool {
+    units.last().is_none_or(|u| u.claim != claim)
+}
+
+/// "I" and its contractions ("I'm", "I'd") as written: the speaker, even though capitalised.
+fn is_first_person_i(raw: &str) -> bool {
+    let mut chars = raw.chars();
+    chars.next() == Some('I') && matches!(chars.next(), None | Some('\'' | '\u{2019}'))
 }
 
 /// True when the text between two tokens ends a claim.
@@ -937,6 +982,13 @@ impl Iterator for Tokens<'_> {
                     }
                     '\'' | '\u{2019}' => {
                         prev.is_alphabetic() && char_at(i + c.len_utf8()).is_alphabetic()
+                    }
+                    // Codes of capital letters and digits ("I-90", "COVID-19", "F-16") are
+                    // one token: "I" there is not the speaker.
+                    '-' => {
+                        prev.is_ascii_uppercase()
+                            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                            && text[start..i].bytes().all(|b| b.is_ascii_uppercase())
                     }
                     _ => false,
                 };

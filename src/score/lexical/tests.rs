@@ -436,3 +436,77 @@ fn a_question_beside_a_statement_is_not_the_worst_claim() {
     let only_question = score("Which beers do you like?", &[knowledge]);
     assert!(only_question > asked, "{only_question} vs {asked}");
 }
+
+#[test]
+fn capitalised_words_inside_a_name_are_names_not_speaker_words() {
+    // "Mine" in "Barton Mine" is part of a place name the support has.
+    let support = ["The Barton Mine is a garnet mine in the Adirondacks."];
+    let r = check("Barton Mine is in the Adirondacks.", &support);
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    assert!(r.score.abs() < 1e-12, "{r:?}");
+    // The same name missing from the support is flagged as a name.
+    let r = check(
+        "Barton Mine is in the Adirondacks.",
+        &["Garnets are mined in the Adirondacks."],
+    );
+    assert!(
+        r.unsupported
+            .iter()
+            .any(|s| s.text.contains("Mine") && s.kind == UnitKind::Name),
+        "{r:?}"
+    );
+    // The speaker's own "I" is still a speaker word.
+    let r = check("I like the Adirondacks.", &support);
+    assert_eq!(r.unsupported.len(), 1, "{r:?}");
+    assert_eq!(
+        (r.unsupported[0].text.as_str(), r.unsupported[0].kind),
+        ("I like", UnitKind::Word)
+    );
+}
+
+#[test]
+fn codes_with_a_letter_and_digits_are_one_unit() {
+    let support = ["Interstate 90 (I-90) runs from Seattle to Boston."];
+    let r = check("I-90 runs from Seattle to Boston.", &support);
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    // A different code is one unsupported number-like unit, not a speaker word and a number.
+    let r = check("I-95 runs from Seattle to Boston.", &support);
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["I-95"], "{r:?}");
+    assert_eq!(r.unsupported[0].kind, UnitKind::Number);
+}
+
+#[test]
+fn negated_answer_particles_are_not_negated_claims() {
+    let support = ["Lionel Messi plays for Inter Miami."];
+    for reply in ["Not really.", "No, not even.", "No, never.", "Not really!"] {
+        let r = check(reply, &support);
+        assert!(r.score.abs() < 1e-12 && r.checked == 0, "{reply}: {r:?}");
+    }
+    // In front of a grounded sentence they weigh like "No" does, not like a negated claim.
+    let particle = check("Not really. Messi plays for Inter Miami.", &support);
+    assert!(
+        particle
+            .unsupported
+            .iter()
+            .all(|s| s.kind != UnitKind::Negation),
+        "{particle:?}"
+    );
+    // A negated claim is still a negation.
+    let claim = check("Messi does not play for Inter Miami.", &support);
+    assert!(
+        claim
+            .unsupported
+            .iter()
+            .any(|s| s.kind == UnitKind::Negation),
+        "{claim:?}"
+    );
+    let claim = check("Not Messi but Suarez plays for Inter Miami.", &support);
+    assert!(
+        claim
+            .unsupported
+            .iter()
+            .any(|s| s.kind == UnitKind::Negation),
+        "{claim:?}"
+    );
+}
