@@ -45,6 +45,8 @@ const W_NUMBER: f64 = 2.0;
 const W_NEGATION: f64 = 1.0;
 /// Weight of a conversation word ("yes", "I", "could", "really").
 const W_LIGHT: f64 = 0.35;
+/// Weight kept by a name or number the output finds only in the prompt (echo).
+const ECHO_NAME_WEIGHT: f64 = 0.5;
 /// Share of the score that comes from the worst claim (the rest from the whole output).
 pub const CLAIM_MIX: f64 = 0.5;
 
@@ -102,6 +104,16 @@ pub struct Lexical {
 #[must_use]
 pub fn check(output: &str, support: &[&str]) -> Lexical {
     check_with(&Support::new(support), output)
+}
+
+/// Check `output` against the support texts, with `echo` texts (the prompt) that only excuse
+/// the words they share with the output: an ordinary word the output repeats from the
+/// prompt is not counted at all, but a name, number or negation found only in the prompt
+/// is unsupported ("Which came first, A or B?" does not support "B came first" unless the
+/// support says so).
+#[must_use]
+pub fn check_echo(output: &str, support: &[&str], echo: &[&str]) -> Lexical {
+    check_with(&Support::with_echo(support, echo), output)
 }
 
 /// Check `output` against a prepared support (build it once when many outputs share it).
@@ -215,7 +227,8 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
             kind,
             weight,
             supported: if kind == UnitKind::Negation {
-                support.negation
+                // A negation repeated from the prompt ("No, I didn't know") is an echo too.
+                support.negation || support.echo_negation
             } else {
                 forms.iter().any(|&f| f != 0 && support.contains(f))
             },
@@ -246,8 +259,17 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
                 && unit.supported
                 && units[i].supported
                 && !support.contains(pair_hash(units[i].form, unit.form))
+                && !support.echoed(pair_hash(units[i].form, unit.form))
             {
                 unit.supported = false;
+            }
+        }
+        // A word the output only repeats from the prompt is excused: not counted at all.
+        if !unit.supported && !unit.particle && unit.form != 0 && support.echoed(unit.form) {
+            match unit.kind {
+                UnitKind::Word => unit.supported = true,
+                UnitKind::Name | UnitKind::Number => unit.weight *= ECHO_NAME_WEIGHT,
+                UnitKind::Negation => {}
             }
         }
         units.push(unit);
@@ -294,6 +316,10 @@ pub struct Support {
     len: usize,
     /// The support contains a negation somewhere.
     negation: bool,
+    /// Echo texts were indexed (their forms are stored as `echo_hash`).
+    echo: bool,
+    /// An echo text has a negation.
+    echo_negation: bool,
 }
 
 impl Support {
@@ -323,6 +349,8 @@ impl Support {
             slots: vec![0; total.max(16).next_power_of_two()],
             len: 0,
             negation: false,
+            echo: false,
+            echo_negation: false,
         };
         let mut buf = String::with_capacity(32);
         for text in indexed {
@@ -375,6 +403,39 @@ impl Support {
             }
         }
         s
+    }
+
+    /// Index the support texts, plus `echo` texts (the prompt) whose words only excuse the
+    /// output's ordinary words that repeat them (see [`check_echo`]).
+    #[must_use]
+    pub fn with_echo(texts: &[&str], echo: &[&str]) -> Self {
+        let mut s = Self::new(texts);
+        let mut buf = String::with_capacity(32);
+        for text in echo {
+            let mut prev_form = 0;
+            for (start, end) in Tokens::new(text) {
+                let token = classify(&text[start..end], &mut buf);
+                let form = token.form();
+                if form != 0 {
+                    s.insert(echo_hash(form));
+                    s.echo = true;
+                    if prev_form != 0 {
+                        s.insert(echo_hash(pair_hash(prev_form, form)));
+                    }
+                }
+                prev_form = form;
+                s.echo_negation |= token == Token::Negation;
+                if let Token::NumberWord(_, n) = token {
+                    s.insert(echo_hash(n.hash()));
+                }
+            }
+        }
+        s
+    }
+
+    /// The echo texts have this word form.
+    fn echoed(&self, form: u64) -> bool {
+        self.echo && self.contains(echo_hash(form))
     }
 
     fn insert(&mut self, h: u64) {
@@ -1018,6 +1079,11 @@ fn hash_word(bytes: &[u8]) -> u64 {
 
 fn pair_hash(a: u64, b: u64) -> u64 {
     nonzero(mix(a.rotate_left(17) ^ 0x7061_6972, b))
+}
+
+/// The form `h` as found in an echo text (the prompt).
+fn echo_hash(h: u64) -> u64 {
+    nonzero(mix(h ^ 0x6563_686f_0000_0000, 0x6563_686f))
 }
 
 fn month_hash(m: u64) -> u64 {
