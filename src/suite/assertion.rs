@@ -145,7 +145,7 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
         negate,
         base,
         normalize: Vec::new(),
-        algorithm: SimilarityAlgo::Levenshtein,
+        algorithm: SimilarityAlgo::SoftTokens,
         metric: wire.metric.clone(),
         tolerance: Tolerance::Absolute(0.0),
         unit: LengthUnit::Chars,

@@ -414,6 +414,23 @@ fn hallucination_support_and_judge_share_are_validated_where_written() {
 }
 
 #[test]
+fn similarity_defaults_to_soft_tokens() {
+    let (suite, diags) = load_text(with_cases(
+        "  - id: a\n    expected: Use the Forgot password link.\n    vars: {question: q}\n    assert:\n      - type: similarity\n",
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    let suite = suite.expect("suite");
+    assert_eq!(
+        suite.cases[0].asserts[0].check,
+        Check::Similarity {
+            algorithm: SimilarityAlgo::SoftTokens,
+            value: "Use the Forgot password link.".into(),
+            threshold: 0.8
+        }
+    );
+}
+
+#[test]
 fn model_assisted_params_are_carried() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = yaml::parse("type: llm-rubric\nrubric: polite\nweight: 2\nprovider: judge\n")
