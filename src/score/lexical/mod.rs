@@ -411,7 +411,26 @@ impl Support {
     pub fn with_echo(texts: &[&str], echo: &[&str]) -> Self {
         let mut s = Self::new(texts);
         let mut buf = String::with_capacity(32);
+        // A rendered prompt usually repeats the support (the context): those parts are
+        // supported already, so only the rest of the prompt (the question) is indexed.
+        let mut parts: Vec<&str> = Vec::new();
         for text in echo {
+            let mut cut: Vec<(usize, usize)> = texts
+                .iter()
+                .filter(|k| k.len() >= 32)
+                .flat_map(|k| text.match_indices(k).map(|(at, m)| (at, at + m.len())))
+                .collect();
+            cut.sort_unstable();
+            let mut from = 0;
+            for (a, b) in cut {
+                if a > from {
+                    parts.push(&text[from..a]);
+                }
+                from = from.max(b);
+            }
+            parts.push(&text[from..]);
+        }
+        for text in parts {
             let mut prev_form = 0;
             for (start, end) in Tokens::new(text) {
                 let token = classify(&text[start..end], &mut buf);

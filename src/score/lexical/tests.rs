@@ -1,6 +1,6 @@
 use std::fmt::Write as _;
 
-use super::{Support, UnitKind, check, check_with};
+use super::{Support, UnitKind, check, check_echo, check_with};
 
 fn spans(output: &str, support: &[&str]) -> Vec<String> {
     check(output, support)
@@ -508,5 +508,41 @@ fn negated_answer_particles_are_not_negated_claims() {
             .iter()
             .any(|s| s.kind == UnitKind::Negation),
         "{claim:?}"
+    );
+}
+
+#[test]
+fn the_prompt_as_echo_excuses_repeated_words_but_supports_no_name_or_number() {
+    let context = "The Golden Gate Bridge opened in 1937 and spans the Golden Gate strait.";
+    // The rendered prompt repeats the context, then asks.
+    let prompt = format!("{context}\nQuestion: Was the famous bridge finished in 1936 by Strauss?");
+    // "famous" and "finished" only come from the question: excused.
+    let r = check_echo(
+        "The famous bridge was finished and opened in 1937.",
+        &[context],
+        &[&prompt],
+    );
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    // A year and a name copied from the question are not supported by it.
+    let r = check_echo(
+        "It was finished in 1936 by Strauss.",
+        &[context],
+        &[&prompt],
+    );
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["1936", "Strauss"], "{r:?}");
+    // ... though they weigh less than an invented year and name.
+    let invented = check_echo("It was finished in 1935 by Morrow.", &[context], &[&prompt]);
+    assert!(
+        r.score < invented.score,
+        "{} vs {}",
+        r.score,
+        invented.score
+    );
+    // As full support the prompt supports them.
+    assert!(
+        check("It was finished in 1936 by Strauss.", &[context, &prompt])
+            .unsupported
+            .is_empty()
     );
 }
