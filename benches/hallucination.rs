@@ -13,7 +13,8 @@
 //! (alias `--halueval DIR`, or `HALUEVAL_DIR`) when given; they
 //! are not in the repository (see `tests/data/hallucination/README.md`).
 //! `-- dump SET` prints every example of one set with both scores and the flagged spans
-//! (`-- dump-knowledge SET`: with the knowledge alone as support).
+//! (`-- dump-knowledge SET`: with the knowledge alone as support; `-- dump-echo SET`: the
+//! knowledge as support and the prompt as an echo, the scorer's default).
 //!
 //! Throughput: outputs of ~50-100 words checked against a support of ~200-400 words (expected,
 //! two context items, a rendered prompt), single-threaded; once with `check` (the support
@@ -56,7 +57,7 @@ fn main() {
         match a.as_str() {
             "--halueval" | "--dir" => halueval = it.next().map(PathBuf::from),
             "eval" | "throughput" | "all" => mode.clone_from(a),
-            "dump" | "dump-knowledge" => {
+            "dump" | "dump-knowledge" | "dump-echo" => {
                 a.clone_into(&mut mode);
                 dump = it.next().cloned();
             }
@@ -73,14 +74,14 @@ fn main() {
         sets.extend(load_begin_dir(dir));
     }
     match mode.as_str() {
-        "dump" | "dump-knowledge" => {
+        "dump" | "dump-knowledge" | "dump-echo" => {
             let name = dump.unwrap_or_default();
             let Some(set) = sets.iter().find(|s| s.name == name) else {
                 let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
                 eprintln!("no set `{name}`: have {}", names.join(", "));
                 std::process::exit(2);
             };
-            dump_set(set, mode == "dump-knowledge");
+            dump_set(set, &mode);
         }
         "eval" => eval(&sets),
         "throughput" => throughput(&sets),
@@ -98,7 +99,7 @@ fn eval(sets: &[Set]) {
         "set", "kind", "n", "pos", "lexical", "naive", "delta", "lexical", "naive", "delta"
     );
     println!(
-        "{:<40} | {:^25} | {:^25}",
+        "{:<40} | {:^25} | {:^25} | knowledge, prompt as echo (default)",
         "", "support: knowledge + prompt", "support: knowledge only"
     );
     for set in sets.iter().flat_map(with_generic_excluded) {
@@ -127,8 +128,17 @@ fn eval(sets: &[Set]) {
             .map(|e| naive(&e.output, &refs(&e.support[..1])))
             .collect();
         let (ak, bk) = (auroc(&ours_k, &labels), auroc(&base_k, &labels));
+        // The scorer's default: the knowledge as support, the prompt only excusing echoes.
+        let ours_e: Vec<f64> = set
+            .examples
+            .iter()
+            .map(|e| {
+                lexical::check_echo(&e.output, &refs(&e.support[..1]), &refs(&e.support[1..])).score
+            })
+            .collect();
+        let ae = auroc(&ours_e, &labels);
         println!(
-            "{:<20} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4}",
+            "{:<20} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4}",
             set.name,
             set.kind,
             labels.len(),
@@ -138,7 +148,8 @@ fn eval(sets: &[Set]) {
             a - b,
             ak,
             bk,
-            ak - bk
+            ak - bk,
+            ae
         );
     }
 }
@@ -169,16 +180,16 @@ fn with_generic_excluded(set: &Set) -> Vec<Set> {
     out
 }
 
-/// Every example with both scores and the flagged spans; `knowledge_only`: the knowledge
-/// alone as support.
-fn dump_set(set: &Set, knowledge_only: bool) {
+/// Every example with both scores and the flagged spans; `dump-knowledge`: the knowledge
+/// alone as support; `dump-echo`: the knowledge as support, the prompt excusing echoes.
+fn dump_set(set: &Set, mode: &str) {
     for (i, e) in set.examples.iter().enumerate() {
-        let support = if knowledge_only {
-            &e.support[..1]
-        } else {
-            &e.support[..]
+        let (support, echo) = match mode {
+            "dump-knowledge" => (&e.support[..1], &e.support[..0]),
+            "dump-echo" => (&e.support[..1], &e.support[1..]),
+            _ => (&e.support[..], &e.support[..0]),
         };
-        let r = lexical::check(&e.output, &refs(support));
+        let r = lexical::check_echo(&e.output, &refs(support), &refs(echo));
         let spans: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
         println!(
             "{i:4} label={} lexical={:.3} naive={:.3} | {} | unsupported: {}",
@@ -534,6 +545,25 @@ fn throughput(sets: &[Set]) {
     for (out, sup) in cases.iter().take(200) {
         black_box(lexical::check(out, &refs(sup)));
     }
+    // How the scorer calls it by default: expected + context as support, the prompt (which
+    // repeats the context) as an echo.
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        for (out, sup) in &cases {
+            black_box(lexical::check_echo(
+                black_box(out),
+                &refs(&sup[..3]),
+                &refs(&sup[3..]),
+            ));
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = (CASES * ROUNDS) as f64;
+    println!(
+        "  check_echo (the scorer's default):   {:>10.0} outputs/s ({:.1} us each)",
+        n / secs,
+        secs / n * 1e6
+    );
     let started = Instant::now();
     let mut flagged = 0usize;
     for _ in 0..ROUNDS {
@@ -543,7 +573,6 @@ fn throughput(sets: &[Set]) {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let n = (CASES * ROUNDS) as f64;
     println!(
         "  check (support indexed per output): {:>10.0} outputs/s ({:.1} us each, {} spans)",
         n / secs,

@@ -19,8 +19,9 @@ use crate::model::{
     Pricing, Request, RetryPolicy, Suite,
 };
 use crate::provider::Provider;
-use crate::score::lexical;
 use crate::score::model::{self as checks, Method, ModelCheck};
+#[cfg(test)]
+use crate::score::model::{DEFAULT_JUDGE_SHARE, SupportSources};
 use crate::score::verdict::Verdict;
 
 /// An embeddings endpoint (`semantic`).
@@ -178,18 +179,29 @@ impl Engine {
         prompt: &str,
         output: &str,
     ) -> Option<One> {
-        let support = checks::support(case, prompt);
+        if matches!(check, ModelCheck::Hallucination { .. }) && output.trim().is_empty() {
+            return None; // unscorable in the scorer: nothing to judge
+        }
+        let texts = match check {
+            ModelCheck::Hallucination { support, .. } => checks::support(case, prompt, *support),
+            _ => checks::SupportTexts::default(),
+        };
         let mut lexical_pass = None;
         if let ModelCheck::Hallucination {
             method: Method::Both,
+            judge_share,
             ..
         } = check
         {
-            let lx = lexical::check(output, &support);
-            if lx.unsupported.is_empty() {
+            let lx = texts.check(output);
+            // What the lexical pass does not flag reaches the judge too, in a stable sample:
+            // a hallucination made of supported words scores 0 there.
+            let sampled =
+                lx.unsupported.is_empty() && checks::judge_sampled(&case.id, output, *judge_share);
+            if lx.unsupported.is_empty() && !sampled {
                 return None; // the scorer's lexical pass decides
             }
-            lexical_pass = Some(lx);
+            lexical_pass = Some((lx, sampled));
         }
         let Some(id) = check.provider().or(self.default_judge.as_deref()) else {
             return Some(self.plain(
@@ -239,7 +251,7 @@ impl Engine {
                 )
             }
             ModelCheck::Hallucination { .. } => {
-                let joined = support.join("\n---\n");
+                let joined = texts.support.join("\n---\n");
                 let content = rubrics::HALLUCINATION
                     .render(&[("support", joined.as_str()), ("output", output)]);
                 (
@@ -288,10 +300,17 @@ impl Engine {
             if let Some(c) = confidence {
                 details.insert("confidence".into(), json!(c));
             }
-            if let Some(lx) = &lexical_pass {
+            if let Some((lx, sampled)) = &lexical_pass {
                 details.insert(
                     "lexical".into(),
-                    json!({"score": lx.score, "unsupported": lx.unsupported, "checked": lx.checked}),
+                    json!({
+                        "score": lx.score,
+                        "share": lx.share,
+                        "worst_claim": lx.worst_claim,
+                        "unsupported": lx.unsupported,
+                        "checked": lx.checked,
+                        "sampled": sampled,
+                    }),
                 );
             }
             v.details = Value::Object(details);
@@ -727,6 +746,8 @@ mod tests {
             method: Method::Judge,
             max: 0.2,
             provider: None,
+            support: SupportSources::default(),
+            judge_share: DEFAULT_JUDGE_SHARE,
         };
         let out = "Returns within 30 days. Shipping is free. Refunds take 90 days.";
         let answer = r#"{"claims": [

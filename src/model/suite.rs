@@ -50,16 +50,19 @@ pub enum SimilarityAlgo {
     JaroWinkler,
     SorensenDice,
     TokenJaccard,
+    /// Content words matched softly (character-trigram Dice of each word's best match).
+    SoftTokens,
 }
 
 impl SimilarityAlgo {
-    pub const ALL: [&'static str; 6] = [
+    pub const ALL: [&'static str; 7] = [
         "levenshtein",
         "damerau",
         "jaro",
         "jaro-winkler",
         "sorensen-dice",
         "token-jaccard",
+        "soft-tokens",
     ];
 
     #[must_use]
@@ -71,6 +74,7 @@ impl SimilarityAlgo {
             "jaro-winkler" => Self::JaroWinkler,
             "sorensen-dice" => Self::SorensenDice,
             "token-jaccard" => Self::TokenJaccard,
+            "soft-tokens" => Self::SoftTokens,
             _ => return None,
         })
     }

@@ -175,12 +175,18 @@ impl Scorer {
                     case.expected.as_deref(),
                     assertion.threshold,
                 ) {
-                    Ok(check) => model::without_judge(
-                        &check,
-                        kind,
-                        input.output,
-                        &model::support(case, input.prompt),
-                    ),
+                    Ok(check) => {
+                        let sources = match &check {
+                            model::ModelCheck::Hallucination { support, .. } => *support,
+                            _ => model::SupportSources::default(),
+                        };
+                        model::without_judge(
+                            &check,
+                            kind,
+                            input.output,
+                            &model::support(case, input.prompt, sources),
+                        )
+                    }
                     Err(e) => Verdict::unscorable(format!("`{kind}`: {e}")),
                 };
                 outcomes.push(v.into_outcome(assertion));

@@ -128,6 +128,95 @@ impl FactualityScores {
     }
 }
 
+/// `method: both` sends this share of the outputs the lexical pass does not flag to the judge
+/// too, unless `judge_share` says otherwise.
+pub const DEFAULT_JUDGE_SHARE: f64 = 0.1;
+
+/// The sources a `hallucination` assertion may name in `support:`.
+pub const SUPPORT_SOURCES: [&str; 3] = ["expected", "context", "prompt"];
+
+/// What `hallucination` checks the output against (`support:`). The prompt, when not named,
+/// still excuses the ordinary words the output repeats from it (an echo), but supports no
+/// name, number or claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct SupportSources {
+    pub expected: bool,
+    pub context: bool,
+    pub prompt: bool,
+}
+
+impl Default for SupportSources {
+    /// `[expected, context]`: the prompt only excuses echoes.
+    fn default() -> Self {
+        Self {
+            expected: true,
+            context: true,
+            prompt: false,
+        }
+    }
+}
+
+impl SupportSources {
+    /// `support:` as written: one source or a non-empty list of distinct sources.
+    pub fn from_value(v: Option<&Value>) -> Result<Self, String> {
+        let Some(v) = v else {
+            return Ok(Self::default());
+        };
+        let items: Vec<&Value> = match v {
+            Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        if items.is_empty() {
+            return Err(format!(
+                "`support` must name at least one of {}",
+                SUPPORT_SOURCES.join(", ")
+            ));
+        }
+        let mut out = Self {
+            expected: false,
+            context: false,
+            prompt: false,
+        };
+        for item in items {
+            let name = item.as_str().ok_or_else(|| {
+                format!(
+                    "`support` lists sources by name ({}), got {item}",
+                    SUPPORT_SOURCES.join(", ")
+                )
+            })?;
+            let slot = match name {
+                "expected" => &mut out.expected,
+                "context" => &mut out.context,
+                "prompt" => &mut out.prompt,
+                _ => {
+                    return Err(format!(
+                        "unknown support source `{name}`; use {}",
+                        SUPPORT_SOURCES.join(", ")
+                    ));
+                }
+            };
+            if std::mem::replace(slot, true) {
+                return Err(format!("support source `{name}` is listed twice"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The sources as written in `support:`.
+    #[must_use]
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.expected, "expected"),
+            (self.context, "context"),
+            (self.prompt, "prompt"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect()
+    }
+}
+
 /// A model-assisted assertion with its parameters checked and defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelCheck {
@@ -148,6 +237,11 @@ pub enum ModelCheck {
         method: Method,
         max: f64,
         provider: Option<String>,
+        /// What the output is checked against (`support:`).
+        support: SupportSources,
+        /// `method: both`: share of the outputs the lexical pass does not flag that the judge
+        /// sees anyway (`judge_share:`).
+        judge_share: f64,
     },
     Semantic {
         reference: String,
@@ -226,10 +320,16 @@ impl ModelCheck {
                     None => DEFAULT_HALLUCINATION_MAX,
                     Some(v) => unit(v.as_f64().unwrap_or(f64::NAN), "max")?,
                 };
+                let judge_share = match params.get("judge_share") {
+                    None => DEFAULT_JUDGE_SHARE,
+                    Some(v) => unit(v.as_f64().unwrap_or(f64::NAN), "judge_share")?,
+                };
                 Self::Hallucination {
                     method,
                     max,
                     provider,
+                    support: SupportSources::from_value(params.get("support"))?,
+                    judge_share,
                 }
             }
             "semantic" => Self::Semantic {
@@ -270,30 +370,106 @@ impl ModelCheck {
     }
 }
 
-/// What `hallucination` checks the output against: `expected`, each `context` item, and the
-/// rendered prompt.
-pub fn support<'a>(case: &'a Case, prompt: &'a str) -> Vec<&'a str> {
-    let mut s: Vec<&str> = Vec::with_capacity(case.context.len() + 2);
-    s.extend(case.expected.as_deref());
-    s.extend(case.context.iter().map(String::as_str));
-    if !prompt.is_empty() {
-        s.push(prompt);
-    }
-    s
+/// The texts a `hallucination` assertion checks an output against: `support` (supports
+/// content) and `echo` (the prompt when `support:` does not name it: excuses repeated words).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SupportTexts<'a> {
+    pub support: Vec<&'a str>,
+    pub echo: Vec<&'a str>,
 }
 
-/// The lexical pass: passes when the unsupported share is at most `max`. The outcome score
-/// is 1 - that share (higher is better, like every score); `details.score` is the share.
+impl<'a> SupportTexts<'a> {
+    /// Plain support texts, no echo.
+    #[must_use]
+    pub fn plain(support: &[&'a str]) -> Self {
+        Self {
+            support: support.to_vec(),
+            echo: Vec::new(),
+        }
+    }
+
+    /// The lexical pass over `output`.
+    #[must_use]
+    pub fn check(&self, output: &str) -> lexical::Lexical {
+        lexical::check_echo(output, &self.support, &self.echo)
+    }
+}
+
+/// What `hallucination` checks the output against: the sources `support:` names (`expected`,
+/// each `context` item, the rendered prompt); the prompt, when not named, as an echo. A case
+/// with neither `expected` nor `context` has nothing else to check against, so its prompt is
+/// the support whatever `support:` says.
+pub fn support<'a>(case: &'a Case, prompt: &'a str, sources: SupportSources) -> SupportTexts<'a> {
+    let mut s: Vec<&str> = Vec::with_capacity(case.context.len() + 2);
+    if sources.expected {
+        s.extend(case.expected.as_deref());
+    }
+    if sources.context {
+        s.extend(case.context.iter().map(String::as_str));
+    }
+    let knowledge_missing = case.expected.is_none() && case.context.is_empty();
+    let mut echo = Vec::new();
+    if !prompt.is_empty() {
+        if sources.prompt || knowledge_missing {
+            s.push(prompt);
+        } else {
+            echo.push(prompt);
+        }
+    }
+    SupportTexts { support: s, echo }
+}
+
+/// Whether `method: both` sends an output the lexical pass did not flag to the judge anyway:
+/// a stable draw (the same case and output always give the same answer, so reruns and the
+/// judge cache agree) that is true for about `share` of outputs.
+#[must_use]
+pub fn judge_sampled(case_id: &str, output: &str, share: f64) -> bool {
+    use std::hash::Hasher;
+    if share <= 0.0 {
+        return false;
+    }
+    if share >= 1.0 {
+        return true;
+    }
+    let mut h = fnv::FnvHasher::default();
+    h.write(case_id.as_bytes());
+    h.write(&[0xff]);
+    h.write(output.as_bytes());
+    // splitmix64 finaliser: FNV's high bits alone are not uniform enough for a share.
+    let mut x = h.finish();
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    #[allow(clippy::cast_precision_loss)]
+    let draw = (x >> 11) as f64 / (1u64 << 53) as f64;
+    draw < share
+}
+
+/// The lexical pass: passes when the lexical score is at most `max`. The outcome score is
+/// 1 - the lexical score (higher is better, like every score); `details.score` is the lexical
+/// score itself, `details.share` and `details.worst_claim` the two shares it is the mean of.
 pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> Verdict {
-    let share = if result.score.is_finite() {
-        result.score.clamp(0.0, 1.0)
-    } else {
-        1.0
+    let finite = |x: f64| {
+        if x.is_finite() {
+            x.clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
     };
-    let pass = share <= max + 1e-12;
-    let reason = if result.unsupported.is_empty() {
+    let score = finite(result.score);
+    let pass = score <= max + 1e-12;
+    let pct = |x: f64| format!("{:.0}%", finite(x) * 100.0);
+    let verdict = format!(
+        "score {score:.2} {} the max of {max:.2}",
+        if pass { "within" } else { "over" }
+    );
+    let reason = if result.checked == 0 {
         format!(
-            "every checked word of the output is in the support ({} checked)",
+            "{verdict}: nothing in the output is checkable against the support (only function words, conversation words or answer particles)"
+        )
+    } else if result.unsupported.is_empty() {
+        format!(
+            "{verdict}: every checked unit of the output is in the support ({} units checked)",
             result.checked
         )
     } else {
@@ -304,9 +480,15 @@ pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> V
             .map(|s| format!("\"{}\"", s.text))
             .collect();
         format!(
-            "{:.0}% of the output is not in the support ({} of {} checked: {}{}); {} {:.0}%",
-            share * 100.0,
+            "{verdict}: {} of the output's checked content (by weight) is not in the support, and {} of its worst claim; the score is the mean of the two. {} unsupported span{} among {} checked units: {}{}",
+            pct(result.share),
+            pct(result.worst_claim),
             result.unsupported.len(),
+            if result.unsupported.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             result.checked,
             shown.join(", "),
             if result.unsupported.len() > 5 {
@@ -314,36 +496,46 @@ pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> V
             } else {
                 ""
             },
-            if pass {
-                "within the max of"
-            } else {
-                "over the max of"
-            },
-            max * 100.0
         )
     };
     Verdict::graded(
         pass,
-        1.0 - share,
+        1.0 - score,
         reason,
         json!({
             "method": method.as_str(),
-            "score": share,
+            "score": score,
+            "share": result.share,
+            "worst_claim": result.worst_claim,
             "max": max,
             "unsupported": result.unsupported,
             "contradictions": [],
             "checked": result.checked,
+            "claims": result.claims.len(),
         }),
     )
 }
 
+/// Why an empty output is not scored: there is nothing to compare with the support, and a
+/// silent pass (score 0) would count it as faithful.
+pub const EMPTY_OUTPUT: &str = "the output is empty: there is nothing to check against the support (an empty answer is unscorable, not faithful)";
+
 /// The verdict of a model-assisted assertion without a judge's help: the lexical pass of
 /// `hallucination` (`method: lexical`, or `both` when it flags nothing); otherwise
-/// unscorable, as it needs a judge that did not answer.
-pub fn without_judge(check: &ModelCheck, kind: &str, output: &str, support: &[&str]) -> Verdict {
+/// unscorable, as it needs a judge that did not answer. An empty output is unscorable for
+/// every method of `hallucination`.
+pub fn without_judge(
+    check: &ModelCheck,
+    kind: &str,
+    output: &str,
+    support: &SupportTexts<'_>,
+) -> Verdict {
     match check {
+        ModelCheck::Hallucination { .. } if output.trim().is_empty() => {
+            Verdict::unscorable(format!("`{kind}`: {EMPTY_OUTPUT}"))
+        }
         ModelCheck::Hallucination { method, max, .. } if *method != Method::Judge => {
-            let lx = lexical::check(output, support);
+            let lx = support.check(output);
             if *method == Method::Lexical || lx.unsupported.is_empty() {
                 let mut v = lexical_verdict(&lx, *method, *max);
                 if *method == Method::Both {
@@ -435,7 +627,9 @@ mod tests {
             ModelCheck::Hallucination {
                 method: Method::Lexical,
                 max: DEFAULT_HALLUCINATION_MAX,
-                provider: None
+                provider: None,
+                support: SupportSources::default(),
+                judge_share: DEFAULT_JUDGE_SHARE,
             }
         );
         assert!(!h.may_call());
@@ -451,18 +645,195 @@ mod tests {
     }
 
     #[test]
+    fn support_sources_parse_and_default_to_the_prompt_as_an_echo() {
+        let h = ModelCheck::parse(
+            "hallucination",
+            &params(
+                json!({"support": ["context", "prompt"], "method": "both", "judge_share": 0.25}),
+            ),
+            None,
+            None,
+        )
+        .unwrap();
+        let ModelCheck::Hallucination {
+            support: sources,
+            judge_share,
+            ..
+        } = h
+        else {
+            panic!()
+        };
+        assert_eq!(sources.names(), ["context", "prompt"]);
+        assert!((judge_share - 0.25).abs() < 1e-12);
+        assert_eq!(
+            SupportSources::from_value(Some(&json!("expected")))
+                .unwrap()
+                .names(),
+            ["expected"]
+        );
+        assert_eq!(SupportSources::default().names(), ["expected", "context"]);
+        for bad in [
+            json!([]),
+            json!(["contxt"]),
+            json!([1]),
+            json!(["prompt", "prompt"]),
+        ] {
+            assert!(SupportSources::from_value(Some(&bad)).is_err(), "{bad}");
+        }
+
+        let mut case = crate::score::testutil::case("q1", Vec::new());
+        case.expected = Some("Arthur's Magazine was started in 1844.".into());
+        case.context = vec!["First for Women was started in 1989.".into()];
+        let prompt = "Which magazine was started first, Arthur's Magazine or First for Women?";
+        // Default: the prompt excuses the words it shares with the output, but a name copied
+        // from the question is not supported by it.
+        let texts = support(&case, prompt, SupportSources::default());
+        assert_eq!(texts.support.len(), 2);
+        assert_eq!(texts.echo, [prompt]);
+        let lx = texts.check("The magazine started first was Arthur's Magazine.");
+        assert!(lx.unsupported.is_empty(), "{lx:?}");
+        let wrong = support(
+            &Case {
+                context: vec![],
+                ..case.clone()
+            },
+            "Which magazine was started first, Arthur's Magazine or Women's Health?",
+            SupportSources::default(),
+        )
+        .check("Women's Health was started first.");
+        assert!(
+            wrong.unsupported.iter().any(|s| s.text.contains("Health")),
+            "{wrong:?}"
+        );
+        // Naming the prompt makes it support content again.
+        let with_prompt = support(
+            &Case {
+                context: vec![],
+                ..case.clone()
+            },
+            "Which magazine was started first, Arthur's Magazine or Women's Health?",
+            SupportSources::from_value(Some(&json!(["expected", "prompt"]))).unwrap(),
+        )
+        .check("Women's Health was started first.");
+        assert!(with_prompt.unsupported.is_empty(), "{with_prompt:?}");
+        // A case with no expected and no context has only its prompt to check against.
+        let bare = crate::score::testutil::case("q2", Vec::new());
+        let texts = support(
+            &bare,
+            "Summarise: the plant opened in 1998.",
+            SupportSources::default(),
+        );
+        assert_eq!(texts.support, ["Summarise: the plant opened in 1998."]);
+        assert!(texts.echo.is_empty());
+    }
+
+    #[test]
+    fn judge_sample_is_stable_and_close_to_its_share() {
+        let n = 4000;
+        let picked = (0..n)
+            .filter(|i| judge_sampled(&format!("case-{i}"), "Paris is the capital.", 0.1))
+            .count();
+        assert!((300..=500).contains(&picked), "{picked} of {n}");
+        for i in 0..50 {
+            let id = format!("case-{i}");
+            assert_eq!(
+                judge_sampled(&id, "out", 0.3),
+                judge_sampled(&id, "out", 0.3)
+            );
+        }
+        assert!(!judge_sampled("a", "b", 0.0));
+        assert!(judge_sampled("a", "b", 1.0));
+    }
+
+    #[test]
+    fn lexical_reason_and_details_say_what_the_score_is() {
+        let support = ["Items can be returned within 30 days of delivery."];
+        let h = ModelCheck::Hallucination {
+            method: Method::Lexical,
+            max: 0.2,
+            provider: None,
+            support: SupportSources::default(),
+            judge_share: DEFAULT_JUDGE_SHARE,
+        };
+        // Two claims: one supported, one invented; the blended score is not a share.
+        let output =
+            "Items can be returned within 30 days. Refunds take 90 weeks via carrier pigeon.";
+        let lx = lexical::check(output, &support);
+        assert!(lx.share > 0.0 && lx.worst_claim > lx.share, "{lx:?}");
+        let v = without_judge(&h, "hallucination", output, &SupportTexts::plain(&support));
+        assert!(!v.pass);
+        let pct = |x: f64| format!("{:.0}%", x * 100.0);
+        assert!(
+            v.reason.contains(&format!("score {:.2}", lx.score)),
+            "{}",
+            v.reason
+        );
+        assert!(v.reason.contains(&pct(lx.share)), "{}", v.reason);
+        assert!(v.reason.contains(&pct(lx.worst_claim)), "{}", v.reason);
+        assert!(v.reason.contains("mean of"), "{}", v.reason);
+        assert!(
+            !v.reason.contains(&format!(
+                "{} of the output is not in the support",
+                pct(lx.score)
+            )),
+            "{}",
+            v.reason
+        );
+        assert_eq!(v.details["score"], json!(lx.score));
+        assert_eq!(v.details["share"], json!(lx.share));
+        assert_eq!(v.details["worst_claim"], json!(lx.worst_claim));
+        assert_eq!(v.details["claims"], json!(2));
+    }
+
+    #[test]
+    fn an_empty_output_is_unscorable_not_a_silent_pass() {
+        let support = ["Items can be returned within 30 days of delivery."];
+        for method in [Method::Lexical, Method::Both, Method::Judge] {
+            let h = ModelCheck::Hallucination {
+                method,
+                max: 0.2,
+                provider: None,
+                support: SupportSources::default(),
+                judge_share: DEFAULT_JUDGE_SHARE,
+            };
+            for output in ["", "  \n\t "] {
+                let v = without_judge(&h, "hallucination", output, &SupportTexts::plain(&support));
+                assert!(v.unscorable && !v.pass, "{method:?} {output:?}: {v:?}");
+                assert!(v.reason.contains("empty"), "{}", v.reason);
+            }
+        }
+        // Text with nothing checkable is scored 0 and says so.
+        let h = ModelCheck::Hallucination {
+            method: Method::Lexical,
+            max: 0.2,
+            provider: None,
+            support: SupportSources::default(),
+            judge_share: DEFAULT_JUDGE_SHARE,
+        };
+        let v = without_judge(&h, "hallucination", "Yes.", &SupportTexts::plain(&support));
+        assert!(v.pass && !v.unscorable);
+        assert!(
+            v.reason.contains("nothing in the output is checkable"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
     fn lexical_pass_fails_over_max_and_reports_spans() {
         let support = ["Items can be returned within 30 days of delivery."];
         let h = ModelCheck::Hallucination {
             method: Method::Lexical,
             max: 0.2,
             provider: None,
+            support: SupportSources::default(),
+            judge_share: DEFAULT_JUDGE_SHARE,
         };
         let ok = without_judge(
             &h,
             "hallucination",
             "Items can be returned within 30 days.",
-            &support,
+            &SupportTexts::plain(&support),
         );
         assert!(ok.pass && !ok.unscorable);
         assert_eq!(ok.details["score"], json!(0.0));
@@ -470,7 +841,7 @@ mod tests {
             &h,
             "hallucination",
             "Refunds take 90 weeks via carrier pigeon.",
-            &support,
+            &SupportTexts::plain(&support),
         );
         assert!(!bad.pass);
         assert!(
@@ -484,13 +855,15 @@ mod tests {
             method: Method::Both,
             max: 0.2,
             provider: None,
+            support: SupportSources::default(),
+            judge_share: DEFAULT_JUDGE_SHARE,
         };
         assert!(
             without_judge(
                 &both,
                 "hallucination",
                 "Refunds take 90 weeks via carrier pigeon.",
-                &support
+                &SupportTexts::plain(&support)
             )
             .unscorable
         );
@@ -498,7 +871,7 @@ mod tests {
             &both,
             "hallucination",
             "Items can be returned within 30 days.",
-            &support,
+            &SupportTexts::plain(&support),
         );
         assert!(clean.pass && clean.reason.contains("no judge needed"));
     }

@@ -60,7 +60,7 @@ fn extra_fields(base: &str) -> &'static [&'static str] {
         "classification" => &["value", "labels"],
         "llm-rubric" => &["rubric", "value", "provider"],
         "factuality" => &["value", "provider", "scores"],
-        "hallucination" => &["method", "max", "provider"],
+        "hallucination" => &["method", "max", "provider", "support", "judge_share"],
         "semantic" => &["value", "provider"],
         _ => &[],
     }
@@ -145,7 +145,7 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
         negate,
         base,
         normalize: Vec::new(),
-        algorithm: SimilarityAlgo::Levenshtein,
+        algorithm: SimilarityAlgo::SoftTokens,
         metric: wire.metric.clone(),
         tolerance: Tolerance::Absolute(0.0),
         unit: LengthUnit::Chars,
@@ -411,6 +411,22 @@ fn check_model(ctx: &mut Ctx, node: &Node, p: &Pending) {
                     ),
                 );
             }
+            check_support(ctx, node, w);
+            if let Some(share) = w.judge_share {
+                if !(0.0..=1.0).contains(&share) {
+                    ctx.error(
+                        field(node, "judge_share"),
+                        format!(
+                            "judge_share is the share of unflagged outputs the judge also sees, between 0 and 1; got {share}"
+                        ),
+                    );
+                } else if w.method.as_deref() != Some("both") {
+                    ctx.error(
+                        field(node, "judge_share"),
+                        "`judge_share` applies to `method: both` only (the judge sees every output with `judge`, none with `lexical`)",
+                    );
+                }
+            }
         }
         "factuality" => {
             let at = field(node, "scores");
@@ -442,6 +458,59 @@ fn check_model(ctx: &mut Ctx, node: &Node, p: &Pending) {
             }
         }
         _ => {}
+    }
+}
+
+/// `support:` of `hallucination`: one source or a list of distinct ones, each `expected`,
+/// `context` or `prompt`; every problem at its own item.
+fn check_support(ctx: &mut Ctx, node: &Node, w: &WireAssertion) {
+    use crate::score::model::SUPPORT_SOURCES;
+    let Some(v) = &w.support else { return };
+    let at = field(node, "support");
+    let items: Vec<(&Value, &Node)> = match (v, at.as_seq()) {
+        (Value::Array(a), Some(nodes)) => a.iter().zip(nodes.iter()).collect(),
+        (Value::Array(a), None) => a.iter().map(|x| (x, at)).collect(),
+        (other, _) => vec![(other, at)],
+    };
+    if items.is_empty() {
+        ctx.error(
+            at,
+            format!(
+                "`support` must name at least one of {}",
+                SUPPORT_SOURCES.join(", ")
+            ),
+        );
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (item, item_node) in items {
+        match item.as_str() {
+            Some(name) if SUPPORT_SOURCES.contains(&name) => {
+                if seen.contains(&name) {
+                    ctx.error(
+                        item_node,
+                        format!("support source `{name}` is listed twice"),
+                    );
+                }
+                seen.push(name);
+            }
+            Some(name) => {
+                let hint = did_you_mean(name, SUPPORT_SOURCES);
+                ctx.error(
+                    item_node,
+                    format!(
+                        "unknown support source `{name}`; use {}{hint}",
+                        SUPPORT_SOURCES.join(", ")
+                    ),
+                );
+            }
+            None => ctx.error(
+                item_node,
+                format!(
+                    "`support` lists sources by name ({}), e.g. `support: [expected, context]`",
+                    SUPPORT_SOURCES.join(", ")
+                ),
+            ),
+        }
     }
 }
 

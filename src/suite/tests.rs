@@ -376,6 +376,61 @@ fn model_assisted_assertions_are_validated_with_their_judge() {
 }
 
 #[test]
+fn hallucination_support_and_judge_share_are_validated_where_written() {
+    let (suite, diags) = load_text(with_cases(
+        "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - type: hallucination\n        support: [expected, context, prompt]\n      - type: hallucination\n        support: context\n",
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    assert!(suite.is_some());
+    let (_, diags) = load_text(with_cases(
+        "  - id: a\n    expected: x\n    vars: {question: q}\n    assert:\n      - type: hallucination\n        support: [expected, contxt, expected]\n      - type: hallucination\n        support: []\n      - type: hallucination\n        support: [3]\n      - type: hallucination\n        judge_share: 0.3\n      - type: hallucination\n        method: both\n        judge_share: 1.5\n      - type: equals\n        support: [prompt]\n",
+    ));
+    let text = diags.join("\n");
+    assert!(
+        text.contains("10:29: unknown support source `contxt`; use expected, context, prompt; did you mean `context`?"),
+        "{text}"
+    );
+    assert!(
+        text.contains("10:37: support source `expected` is listed twice"),
+        "{text}"
+    );
+    assert!(
+        text.contains("12:18: `support` must name at least one of"),
+        "{text}"
+    );
+    assert!(
+        text.contains("14:19: `support` lists sources by name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("16:22: `judge_share` applies to `method: both` only"),
+        "{text}"
+    );
+    assert!(text.contains("19:22: judge_share is the share"), "{text}");
+    assert!(
+        text.contains("field `support` does not apply to assertion type `equals`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn similarity_defaults_to_soft_tokens() {
+    let (suite, diags) = load_text(with_cases(
+        "  - id: a\n    expected: Use the Forgot password link.\n    vars: {question: q}\n    assert:\n      - type: similarity\n",
+    ));
+    assert!(diags.is_empty(), "{diags:?}");
+    let suite = suite.expect("suite");
+    assert_eq!(
+        suite.cases[0].asserts[0].check,
+        Check::Similarity {
+            algorithm: SimilarityAlgo::SoftTokens,
+            value: "Use the Forgot password link.".into(),
+            threshold: 0.8
+        }
+    );
+}
+
+#[test]
 fn model_assisted_params_are_carried() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = yaml::parse("type: llm-rubric\nrubric: polite\nweight: 2\nprovider: judge\n")

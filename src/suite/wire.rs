@@ -98,6 +98,9 @@ pub(crate) struct WireAssertion {
     pub rubric: Option<String>,
     pub method: Option<String>,
     pub scores: Option<Value>,
+    /// `hallucination`: what the output is checked against, and the judge's sample.
+    pub support: Option<Value>,
+    pub judge_share: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

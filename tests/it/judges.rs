@@ -452,3 +452,42 @@ fn shipped_example_judges_offline_with_recorded_verdicts() {
     assert_eq!(m["unsupported_rate"], 1.0, "{m}");
     assert_eq!(m["contradiction_rate"], 0.0, "{m}");
 }
+
+#[test]
+fn both_sends_a_share_of_unflagged_outputs_to_the_judge_and_support_chooses_the_sources() {
+    let (base, state) = serve();
+    let p = Project::new();
+    config(&p, &base, "judge-1");
+    // The echo provider answers with the prompt, so every output repeats its question.
+    p.write(
+        "suites/both.yaml",
+        "suite: both\nproviders: [bot]\nprompt: \"{{ q }}\"\ncases:\n  - id: sampled\n    vars: {q: SAMPLED returns take 30 days}\n    expected: SAMPLED returns take 30 days\n    assert: [{type: hallucination, method: both, judge_share: 1}]\n  - id: unsampled\n    vars: {q: UNSAMPLED returns take 30 days}\n    expected: UNSAMPLED returns take 30 days\n    assert: [{type: hallucination, method: both, judge_share: 0}]\n  - id: echoed-number\n    vars: {q: returns take 90 days}\n    expected: returns take 30 days\n    assert: [{type: hallucination, max: 0}]\n  - id: prompt-supports\n    vars: {q: returns take 90 days}\n    expected: returns take 30 days\n    assert: [{type: hallucination, max: 0, support: [expected, prompt]}]\n",
+    );
+    let run = run_json(&p);
+    // judge_share: 1 sends the clean output to the judge, which decides (and finds the
+    // scripted contradiction); the lexical pass is kept beside it, marked as sampled.
+    let sampled = assertion(&run, "sampled", "hallucination");
+    assert_eq!(
+        sampled["details"]["judge"]["rubric_version"], "hallucination/v1",
+        "{sampled}"
+    );
+    assert_eq!(sampled["details"]["lexical"]["sampled"], true, "{sampled}");
+    assert_eq!(sampled["details"]["lexical"]["score"], 0.0, "{sampled}");
+    assert_eq!(sampled["pass"], false, "{sampled}");
+    assert_eq!(state.chats_with("SAMPLED returns"), 1);
+    // judge_share: 0 keeps the old behaviour: nothing flagged, no judge.
+    let unsampled = assertion(&run, "unsampled", "hallucination");
+    assert_eq!(unsampled["pass"], true, "{unsampled}");
+    assert!(unsampled["details"].get("judge").is_none(), "{unsampled}");
+    assert_eq!(state.chats_with("UNSAMPLED"), 0);
+    // By default the question supports no number: "90" copied from it is unsupported.
+    let echoed = assertion(&run, "echoed-number", "hallucination");
+    assert_eq!(echoed["pass"], false, "{echoed}");
+    assert_eq!(
+        echoed["details"]["unsupported"][0]["text"], "90",
+        "{echoed}"
+    );
+    // `support: [expected, prompt]` makes the prompt support content again.
+    let supported = assertion(&run, "prompt-supports", "hallucination");
+    assert_eq!(supported["pass"], true, "{supported}");
+}

@@ -45,8 +45,10 @@ const W_NUMBER: f64 = 2.0;
 const W_NEGATION: f64 = 1.0;
 /// Weight of a conversation word ("yes", "I", "could", "really").
 const W_LIGHT: f64 = 0.35;
+/// Weight kept by a name or number the output finds only in the prompt (echo).
+const ECHO_NAME_WEIGHT: f64 = 0.5;
 /// Share of the score that comes from the worst claim (the rest from the whole output).
-const CLAIM_MIX: f64 = 0.5;
+pub const CLAIM_MIX: f64 = 0.5;
 
 /// What an unsupported span is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,9 +84,14 @@ pub struct Claim {
 /// The result of the lexical pass over one output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lexical {
-    /// Share of the output's checkable content that the support does not contain, in [0,1]
-    /// (0 = fully supported). 0 when nothing in the output is checkable.
+    /// The lexical score in [0,1] (0 = fully supported): the mean of `share` and `worst_claim`.
+    /// 0 when nothing in the output is checkable.
     pub score: f64,
+    /// Weighted share of the output's checkable units that the support does not contain.
+    pub share: f64,
+    /// The worst claim's own weighted unsupported share (over claims with more than
+    /// conversation words; a question only when the output has no such statement).
+    pub worst_claim: f64,
     /// Unsupported spans, in output order (adjacent unsupported units merged into one span).
     pub unsupported: Vec<Span>,
     /// Checkable units found in the output.
@@ -97,6 +104,16 @@ pub struct Lexical {
 #[must_use]
 pub fn check(output: &str, support: &[&str]) -> Lexical {
     check_with(&Support::new(support), output)
+}
+
+/// Check `output` against the support texts, with `echo` texts (the prompt) that only excuse
+/// the words they share with the output: an ordinary word the output repeats from the
+/// prompt is not counted at all, but a name, number or negation found only in the prompt
+/// is unsupported ("Which came first, A or B?" does not support "B came first" unless the
+/// support says so).
+#[must_use]
+pub fn check_echo(output: &str, support: &[&str], echo: &[&str]) -> Lexical {
+    check_with(&Support::with_echo(support, echo), output)
 }
 
 /// Check `output` against a prepared support (build it once when many outputs share it).
@@ -165,12 +182,35 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
                 particle = true;
                 (UnitKind::Word, [NO_HASH, 0], W_LIGHT)
             }
+            // "No, not even", "Yes, never": a negation right after the answer particles that
+            // open a claim is part of the answer, not a negated claim.
+            Token::Negation if opens_with_particles(&units, claim) => {
+                particle = true;
+                (UnitKind::Word, [NO_HASH, 0], W_LIGHT)
+            }
             Token::Light(h, p) => {
                 particle = p;
+                // "Not really", "Never really": a negation that opens its claim, followed by
+                // a conversation word, answers rather than negates a claim.
+                if let Some(i) = prev_unit
+                    && units[i].kind == UnitKind::Negation
+                    && units[i].claim == claim
+                    && claim_is_empty(&units[..i], claim)
+                {
+                    let u = &mut units[i];
+                    (u.kind, u.weight, u.form, u.particle, u.supported) =
+                        (UnitKind::Word, W_LIGHT, NO_HASH, true, false);
+                    particle = true;
+                }
                 (UnitKind::Word, [h, 0], W_LIGHT)
             }
             // "the us" is the country.
             Token::Speaker(h) if after_the => (UnitKind::Word, [h, 0], W_WORD),
+            // A capitalised speaker word inside a name ("Barton Mine", "Us Weekly") is part
+            // of the name; the speaker's own "I" ("I", "I'm") is not.
+            Token::Speaker(h) if capitalised && !is_first_person_i(raw) => {
+                (UnitKind::Name, [h, 0], W_NAME)
+            }
             Token::Speaker(_) => (UnitKind::Word, [0, 0], W_LIGHT),
             Token::Negation => (UnitKind::Negation, [NEGATION_HASH, 0], W_NEGATION),
             Token::Word(h) if capitalised => (UnitKind::Name, [h, 0], W_NAME),
@@ -187,7 +227,8 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
             kind,
             weight,
             supported: if kind == UnitKind::Negation {
-                support.negation
+                // A negation repeated from the prompt ("No, I didn't know") is an echo too.
+                support.negation || support.echo_negation
             } else {
                 forms.iter().any(|&f| f != 0 && support.contains(f))
             },
@@ -218,8 +259,17 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
                 && unit.supported
                 && units[i].supported
                 && !support.contains(pair_hash(units[i].form, unit.form))
+                && !support.echoed(pair_hash(units[i].form, unit.form))
             {
                 unit.supported = false;
+            }
+        }
+        // A word the output only repeats from the prompt is excused: not counted at all.
+        if !unit.supported && !unit.particle && unit.form != 0 && support.echoed(unit.form) {
+            match unit.kind {
+                UnitKind::Word => unit.supported = true,
+                UnitKind::Name | UnitKind::Number => unit.weight *= ECHO_NAME_WEIGHT,
+                UnitKind::Negation => {}
             }
         }
         units.push(unit);
@@ -266,6 +316,10 @@ pub struct Support {
     len: usize,
     /// The support contains a negation somewhere.
     negation: bool,
+    /// Echo texts were indexed (their forms are stored as `echo_hash`).
+    echo: bool,
+    /// An echo text has a negation.
+    echo_negation: bool,
 }
 
 impl Support {
@@ -295,6 +349,8 @@ impl Support {
             slots: vec![0; total.max(16).next_power_of_two()],
             len: 0,
             negation: false,
+            echo: false,
+            echo_negation: false,
         };
         let mut buf = String::with_capacity(32);
         for text in indexed {
@@ -347,6 +403,58 @@ impl Support {
             }
         }
         s
+    }
+
+    /// Index the support texts, plus `echo` texts (the prompt) whose words only excuse the
+    /// output's ordinary words that repeat them (see [`check_echo`]).
+    #[must_use]
+    pub fn with_echo(texts: &[&str], echo: &[&str]) -> Self {
+        let mut s = Self::new(texts);
+        let mut buf = String::with_capacity(32);
+        // A rendered prompt usually repeats the support (the context): those parts are
+        // supported already, so only the rest of the prompt (the question) is indexed.
+        let mut parts: Vec<&str> = Vec::new();
+        for text in echo {
+            let mut cut: Vec<(usize, usize)> = texts
+                .iter()
+                .filter(|k| k.len() >= 32)
+                .flat_map(|k| text.match_indices(k).map(|(at, m)| (at, at + m.len())))
+                .collect();
+            cut.sort_unstable();
+            let mut from = 0;
+            for (a, b) in cut {
+                if a > from {
+                    parts.push(&text[from..a]);
+                }
+                from = from.max(b);
+            }
+            parts.push(&text[from..]);
+        }
+        for text in parts {
+            let mut prev_form = 0;
+            for (start, end) in Tokens::new(text) {
+                let token = classify(&text[start..end], &mut buf);
+                let form = token.form();
+                if form != 0 {
+                    s.insert(echo_hash(form));
+                    s.echo = true;
+                    if prev_form != 0 {
+                        s.insert(echo_hash(pair_hash(prev_form, form)));
+                    }
+                }
+                prev_form = form;
+                s.echo_negation |= token == Token::Negation;
+                if let Token::NumberWord(_, n) = token {
+                    s.insert(echo_hash(n.hash()));
+                }
+            }
+        }
+        s
+    }
+
+    /// The echo texts have this word form.
+    fn echoed(&self, form: u64) -> bool {
+        self.echo && self.contains(echo_hash(form))
     }
 
     fn insert(&mut self, h: u64) {
@@ -499,13 +607,20 @@ fn summarise(output: &str, units: &[Unit], questions: &[usize]) -> Lexical {
     if !has_statement {
         worst = worst_question;
     }
+    let share = if total_w > 0.0 {
+        (bad_w / total_w).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let score = if total_w > 0.0 {
-        ((1.0 - CLAIM_MIX) * (bad_w / total_w) + CLAIM_MIX * worst).clamp(0.0, 1.0)
+        ((1.0 - CLAIM_MIX) * share + CLAIM_MIX * worst).clamp(0.0, 1.0)
     } else {
         0.0
     };
     Lexical {
         score,
+        share,
+        worst_claim: worst,
         unsupported,
         checked: units.len(),
         claims,
@@ -525,6 +640,28 @@ fn stronger(a: UnitKind, b: UnitKind) -> UnitKind {
 /// An answer particle ("yes", "no"), folded.
 fn is_particle(folded: &str) -> bool {
     words::PARTICLES.contains(&folded)
+}
+
+/// True when claim `claim` so far (at the end of `units`) has at least one unit and every
+/// one is an answer particle ("No", "Yes, no").
+fn opens_with_particles(units: &[Unit], claim: usize) -> bool {
+    let mut own = units
+        .iter()
+        .rev()
+        .take_while(|u| u.claim == claim)
+        .peekable();
+    own.peek().is_some() && own.all(|u| u.particle)
+}
+
+/// True when claim `claim` has no unit yet in `units`.
+fn claim_is_empty(units: &[Unit], claim: usize) -> bool {
+    units.last().is_none_or(|u| u.claim != claim)
+}
+
+/// "I" and its contractions ("I'm", "I'd") as written: the speaker, even though capitalised.
+fn is_first_person_i(raw: &str) -> bool {
+    let mut chars = raw.chars();
+    chars.next() == Some('I') && matches!(chars.next(), None | Some('\'' | '\u{2019}'))
 }
 
 /// True when the text between two tokens ends a claim.
@@ -926,6 +1063,13 @@ impl Iterator for Tokens<'_> {
                     '\'' | '\u{2019}' => {
                         prev.is_alphabetic() && char_at(i + c.len_utf8()).is_alphabetic()
                     }
+                    // Codes of capital letters and digits ("I-90", "COVID-19", "F-16") are
+                    // one token: "I" there is not the speaker.
+                    '-' => {
+                        prev.is_ascii_uppercase()
+                            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                            && text[start..i].bytes().all(|b| b.is_ascii_uppercase())
+                    }
                     _ => false,
                 };
             if !keep {
@@ -954,6 +1098,11 @@ fn hash_word(bytes: &[u8]) -> u64 {
 
 fn pair_hash(a: u64, b: u64) -> u64 {
     nonzero(mix(a.rotate_left(17) ^ 0x7061_6972, b))
+}
+
+/// The form `h` as found in an echo text (the prompt).
+fn echo_hash(h: u64) -> u64 {
+    nonzero(mix(h ^ 0x6563_686f_0000_0000, 0x6563_686f))
 }
 
 fn month_hash(m: u64) -> u64 {

@@ -1,6 +1,6 @@
 use std::fmt::Write as _;
 
-use super::{Support, UnitKind, check, check_with};
+use super::{Support, UnitKind, check, check_echo, check_with};
 
 fn spans(output: &str, support: &[&str]) -> Vec<String> {
     check(output, support)
@@ -435,4 +435,114 @@ fn a_question_beside_a_statement_is_not_the_worst_claim() {
     // With no statement beside it, the question is the worst claim.
     let only_question = score("Which beers do you like?", &[knowledge]);
     assert!(only_question > asked, "{only_question} vs {asked}");
+}
+
+#[test]
+fn capitalised_words_inside_a_name_are_names_not_speaker_words() {
+    // "Mine" in "Barton Mine" is part of a place name the support has.
+    let support = ["The Barton Mine is a garnet mine in the Adirondacks."];
+    let r = check("Barton Mine is in the Adirondacks.", &support);
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    assert!(r.score.abs() < 1e-12, "{r:?}");
+    // The same name missing from the support is flagged as a name.
+    let r = check(
+        "Barton Mine is in the Adirondacks.",
+        &["Garnets are mined in the Adirondacks."],
+    );
+    assert!(
+        r.unsupported
+            .iter()
+            .any(|s| s.text.contains("Mine") && s.kind == UnitKind::Name),
+        "{r:?}"
+    );
+    // The speaker's own "I" is still a speaker word.
+    let r = check("I like the Adirondacks.", &support);
+    assert_eq!(r.unsupported.len(), 1, "{r:?}");
+    assert_eq!(
+        (r.unsupported[0].text.as_str(), r.unsupported[0].kind),
+        ("I like", UnitKind::Word)
+    );
+}
+
+#[test]
+fn codes_with_a_letter_and_digits_are_one_unit() {
+    let support = ["Interstate 90 (I-90) runs from Seattle to Boston."];
+    let r = check("I-90 runs from Seattle to Boston.", &support);
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    // A different code is one unsupported number-like unit, not a speaker word and a number.
+    let r = check("I-95 runs from Seattle to Boston.", &support);
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["I-95"], "{r:?}");
+    assert_eq!(r.unsupported[0].kind, UnitKind::Number);
+}
+
+#[test]
+fn negated_answer_particles_are_not_negated_claims() {
+    let support = ["Lionel Messi plays for Inter Miami."];
+    for reply in ["Not really.", "No, not even.", "No, never.", "Not really!"] {
+        let r = check(reply, &support);
+        assert!(r.score.abs() < 1e-12 && r.checked == 0, "{reply}: {r:?}");
+    }
+    // In front of a grounded sentence they weigh like "No" does, not like a negated claim.
+    let particle = check("Not really. Messi plays for Inter Miami.", &support);
+    assert!(
+        particle
+            .unsupported
+            .iter()
+            .all(|s| s.kind != UnitKind::Negation),
+        "{particle:?}"
+    );
+    // A negated claim is still a negation.
+    let claim = check("Messi does not play for Inter Miami.", &support);
+    assert!(
+        claim
+            .unsupported
+            .iter()
+            .any(|s| s.kind == UnitKind::Negation),
+        "{claim:?}"
+    );
+    let claim = check("Not Messi but Suarez plays for Inter Miami.", &support);
+    assert!(
+        claim
+            .unsupported
+            .iter()
+            .any(|s| s.kind == UnitKind::Negation),
+        "{claim:?}"
+    );
+}
+
+#[test]
+fn the_prompt_as_echo_excuses_repeated_words_but_supports_no_name_or_number() {
+    let context = "The Golden Gate Bridge opened in 1937 and spans the Golden Gate strait.";
+    // The rendered prompt repeats the context, then asks.
+    let prompt = format!("{context}\nQuestion: Was the famous bridge finished in 1936 by Strauss?");
+    // "famous" and "finished" only come from the question: excused.
+    let r = check_echo(
+        "The famous bridge was finished and opened in 1937.",
+        &[context],
+        &[&prompt],
+    );
+    assert!(r.unsupported.is_empty(), "{r:?}");
+    // A year and a name copied from the question are not supported by it.
+    let r = check_echo(
+        "It was finished in 1936 by Strauss.",
+        &[context],
+        &[&prompt],
+    );
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["1936", "Strauss"], "{r:?}");
+    // ... though they weigh less than an invented year and name.
+    let invented = check_echo("It was finished in 1935 by Morrow.", &[context], &[&prompt]);
+    assert!(
+        r.score < invented.score,
+        "{} vs {}",
+        r.score,
+        invented.score
+    );
+    // As full support the prompt supports them.
+    assert!(
+        check("It was finished in 1936 by Strauss.", &[context, &prompt])
+            .unsupported
+            .is_empty()
+    );
 }
