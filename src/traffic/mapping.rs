@@ -431,6 +431,15 @@ fn text(v: &Value) -> Option<String> {
 fn message(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
+        // OpenTelemetry GenAI messages: {"role", "parts": [{"type": "text", "content"}]}.
+        Value::Object(m) if m.get("parts").is_some_and(Value::is_array) => {
+            let parts = m.get("parts").and_then(Value::as_array)?;
+            let texts: Vec<&str> = parts
+                .iter()
+                .filter_map(|p| p.get("content").or_else(|| p.get("text"))?.as_str())
+                .collect();
+            Some(texts.join(" "))
+        }
         Value::Object(m) => match m.get("content").or_else(|| m.get("text"))? {
             Value::String(s) => Some(s.clone()),
             Value::Array(parts) => {

@@ -5,6 +5,7 @@
 //! (`app`) reads bytes from a source, hands them here, and passes the sampled records to the
 //! scorer and the buckets to the store (`../shared/spec/traffic.md`, `docs/architecture.md`).
 //!
+//! - [`otlp`]: OTLP protobuf and JSON trace exports -> one record per model-call span.
 //! - [`mapping`]: JSON pointers (RFC 6901) or CSV columns -> a [`Record`], with typed errors.
 //! - [`redact`]: built-in patterns (email, phone, card, secret) and custom regexes.
 //! - [`sample`]: a deterministic keep/drop decision by trace id, so feedback finds its record.
@@ -12,6 +13,7 @@
 
 pub mod bucket;
 pub mod mapping;
+pub mod otlp;
 pub mod record;
 pub mod redact;
 pub mod sample;
