@@ -6,14 +6,18 @@
 //! scorer and the buckets to the store (`../shared/spec/traffic.md`, `docs/architecture.md`).
 //!
 //! - [`otlp`]: OTLP protobuf and JSON trace exports -> one record per model-call span.
+//! - [`reader`]: log lines with resume offsets; long, broken and unfinished lines handled.
 //! - [`mapping`]: JSON pointers (RFC 6901) or CSV columns -> a [`Record`], with typed errors.
 //! - [`redact`]: built-in patterns (email, phone, card, secret) and custom regexes.
 //! - [`sample`]: a deterministic keep/drop decision by trace id, so feedback finds its record.
+//! - [`ingest`]: one source's records through map, redact, sample and count.
 //! - [`bucket`]: per-minute aggregates with a mergeable latency sketch, rolled up to hour and day.
 
 pub mod bucket;
+pub mod ingest;
 pub mod mapping;
 pub mod otlp;
+pub mod reader;
 pub mod record;
 pub mod redact;
 pub mod sample;
