@@ -20,3 +20,4 @@ pub mod schedule;
 pub mod score;
 pub mod store;
 pub mod suite;
+pub mod traffic;

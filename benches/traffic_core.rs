@@ -1,0 +1,132 @@
+//! The pure part of traffic ingestion, measured: JSONL lines of ~500 bytes through the line
+//! reader, JSON parsing, field mapping, redaction (email, phone, card, secret), the sample
+//! decision and minute buckets with their latency sketch. Nothing is scored or stored: this is
+//! the ceiling the wired `ingest` (issue #20) starts from, not the `ingest` figure itself.
+//!
+//! Run with `cargo bench --bench traffic_core [-- RECORDS [RUNS]]` (default 1,000,000 records,
+//! 5 runs). Prints records/s per run, then the median and range.
+
+use std::io::{BufReader, Cursor};
+use std::time::Instant;
+
+use evalwatch::traffic::ingest::{Ingestor, SourceRules, StoreText};
+use evalwatch::traffic::mapping::{FieldMap, FieldRef, Mapping, UserHasher};
+use evalwatch::traffic::reader::LineReader;
+use evalwatch::traffic::{RedactRule, Redactor, SampleRate};
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let records = args.first().copied().unwrap_or(1_000_000);
+    let runs = args.get(1).copied().unwrap_or(5);
+    let log = generate(records);
+    println!(
+        "{records} records, {:.0} bytes each on average, {} MB",
+        log.len() as f64 / records as f64,
+        log.len() / 1_000_000
+    );
+    let rules = rules();
+    let mut rates = Vec::new();
+    for run in 1..=runs {
+        let start = Instant::now();
+        let mut ing = Ingestor::new(&rules);
+        let mut reader = LineReader::new(BufReader::new(Cursor::new(&log)), 0, 0, 1 << 20);
+        let mut kept = 0usize;
+        while let Some(line) = reader.next_line().expect("in-memory read") {
+            if let Ok(text) = line.text {
+                kept += usize::from(ing.json_line(&text, String::new).is_some());
+            }
+        }
+        let buckets = ing.buckets.close_all().len();
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(ing.counts.records as usize, records);
+        let rate = records as f64 / secs;
+        println!(
+            "run {run}: {rate:>10.0} records/s  ({secs:.3} s, {kept} kept in the 10% sample, {buckets} minute buckets)"
+        );
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "median {:.0} records/s, range {:.0}-{:.0}",
+        rates[rates.len() / 2],
+        rates[0],
+        rates[rates.len() - 1]
+    );
+}
+
+fn rules() -> SourceRules {
+    let p = |s: &str| Some(FieldRef::pointer(s).expect("pointer"));
+    let mut f = FieldMap::new(FieldRef::pointer("/ts").expect("pointer"));
+    f.input = p("/request/messages");
+    f.output = p("/response/text");
+    f.model = p("/model");
+    f.feature = p("/meta/feature");
+    f.segment = p("/user/plan");
+    f.region = p("/geo/country");
+    f.user = p("/user/id");
+    f.trace_id = p("/trace_id");
+    f.latency_ms = p("/latency_ms");
+    f.tokens_in = p("/usage/prompt_tokens");
+    f.tokens_out = p("/usage/completion_tokens");
+    f.cost_usd = p("/cost");
+    f.error = p("/error");
+    SourceRules {
+        mapping: Mapping {
+            fields: f,
+            users: UserHasher::new(b"bench-salt"),
+        },
+        redactor: Redactor::new(&[
+            RedactRule::Email,
+            RedactRule::Phone,
+            RedactRule::Card,
+            RedactRule::Secret,
+        ])
+        .expect("built-in rules"),
+        sample: SampleRate::parse("10%").expect("share"),
+        store_text: StoreText::Sampled,
+    }
+}
+
+/// A day of traffic: 4 features, 3 models, 3 plans, 5 regions; one request in 50 failed.
+fn generate(n: usize) -> Vec<u8> {
+    let features = ["faq", "search", "summarise", "chat"];
+    let models = ["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku"];
+    let plans = ["free", "pro", "team"];
+    let regions = ["DE", "US", "FR", "BR", "JP"];
+    let mut out = Vec::with_capacity(n * 520);
+    for i in 0..n {
+        let error = if i % 50 == 0 {
+            r#"{"type":"timeout"}"#
+        } else {
+            "null"
+        };
+        let line = format!(
+            concat!(
+                r#"{{"ts":{ts},"trace_id":"{i:032x}","model":"{model}","meta":{{"feature":"{feature}"}},"#,
+                r#""user":{{"id":"user-{user}","plan":"{plan}"}},"geo":{{"country":"{region}"}},"#,
+                r#""request":{{"messages":[{{"role":"system","content":"You are the support assistant of Acme."}},"#,
+                r#"{{"role":"user","content":"How long do I have to return item {i}? Order placed on the 3rd."}}]}},"#,
+                r#""response":{{"text":"You can return any item within 30 days of delivery; refunds reach your card in 5 to 7 days."}},"#,
+                r#""latency_ms":{latency},"usage":{{"prompt_tokens":{tin},"completion_tokens":{tout}}},"cost":0.00012,"error":{error}}}"#,
+                "\n"
+            ),
+            ts = 1_765_000_000 + i * 86_400 / n.max(1),
+            i = i,
+            model = models[i % 3],
+            feature = features[i % 4],
+            user = i % 5_000,
+            plan = plans[i % 3],
+            region = regions[i % 5],
+            latency = 200 + (i * 7919) % 3_000,
+            tin = 100 + i % 400,
+            tout = 20 + i % 200,
+            error = error,
+        );
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}

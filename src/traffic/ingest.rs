@@ -1,0 +1,247 @@
+//! One source's records through the pure part of ingestion: map, redact, decide the sample,
+//! count in minute buckets. What is kept whole comes back to the caller (to be scored and
+//! stored); everything else lives on only in the buckets. Malformed records are counted, and
+//! the first few are kept with their place and reason, so that `ingest` can show them.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::bucket::Aggregator;
+use super::mapping::{MapError, Mapping};
+use super::record::Record;
+use super::redact::Redactor;
+use super::sample::SampleRate;
+
+/// How many malformed records are kept with their reason; the rest are only counted.
+pub const SHOWN_ERRORS: usize = 10;
+
+/// Which records keep their text in the store (`store_text:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreText {
+    None,
+    Sampled,
+    All,
+}
+
+/// A source, ready to read records.
+#[derive(Debug)]
+pub struct SourceRules {
+    pub mapping: Mapping,
+    pub redactor: Redactor,
+    pub sample: SampleRate,
+    pub store_text: StoreText,
+}
+
+/// A record that leaves the pure stage: in the sample, or kept for its text.
+#[derive(Debug)]
+pub struct Kept {
+    pub record: Record,
+    /// In the sample: scored by the source's `monitor` assertions.
+    pub sampled: bool,
+    /// The de-duplication key: the trace id (with the span id for spans), else a hash of the
+    /// raw record, so that reading a file twice stores nothing twice.
+    pub key: String,
+}
+
+/// What one ingestion has seen.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub records: u64,
+    pub sampled: u64,
+    pub malformed: u64,
+    /// The first [`SHOWN_ERRORS`] malformed records: where (`file:line`) and why.
+    pub shown: Vec<(String, String)>,
+}
+
+/// The pure stage for one source.
+#[derive(Debug)]
+pub struct Ingestor<'s> {
+    rules: &'s SourceRules,
+    pub buckets: Aggregator,
+    pub counts: Counts,
+}
+
+impl<'s> Ingestor<'s> {
+    pub fn new(rules: &'s SourceRules) -> Self {
+        Self {
+            rules,
+            buckets: Aggregator::default(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// A line of JSONL. `at` says where it is (`logs/app.jsonl:12`) for an error.
+    pub fn json_line(&mut self, line: &str, at: impl FnOnce() -> String) -> Option<Kept> {
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => self.value(&v, line.as_bytes(), at),
+            Err(e) => {
+                self.malformed(at(), format!("not JSON: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A record already parsed; `raw` is what the de-duplication hash is of when the record
+    /// has no trace id.
+    pub fn value(&mut self, v: &Value, raw: &[u8], at: impl FnOnce() -> String) -> Option<Kept> {
+        match self.rules.mapping.apply(v) {
+            Ok(record) => self.record(record, v, raw),
+            Err(e) => {
+                self.map_error(&e, at);
+                None
+            }
+        }
+    }
+
+    fn map_error(&mut self, e: &MapError, at: impl FnOnce() -> String) {
+        self.malformed(at(), e.to_string());
+    }
+
+    fn malformed(&mut self, at: String, why: String) {
+        self.counts.malformed += 1;
+        if self.counts.shown.len() < SHOWN_ERRORS {
+            self.counts.shown.push((at, why));
+        }
+    }
+
+    fn record(&mut self, mut record: Record, v: &Value, raw: &[u8]) -> Option<Kept> {
+        let key = match (&record.trace_id, v.get("span_id").and_then(Value::as_str)) {
+            (Some(t), Some(s)) => format!("{t}:{s}"),
+            (Some(t), None) => t.clone(),
+            (None, _) => hex::encode(&Sha256::digest(raw)[..16]),
+        };
+        let sample_key = record.trace_id.as_deref().unwrap_or(&key);
+        let sampled = self.rules.sample.keeps(sample_key.as_bytes());
+        self.counts.records += 1;
+        self.counts.sampled += u64::from(sampled);
+        self.buckets.add(&record, sampled);
+        let keep_text = match self.rules.store_text {
+            StoreText::All => true,
+            StoreText::Sampled => sampled,
+            StoreText::None => false,
+        };
+        if !(sampled || keep_text) {
+            return None;
+        }
+        let redactor = &self.rules.redactor;
+        let redact = |text: &mut String| {
+            if let std::borrow::Cow::Owned(r) = redactor.apply(text) {
+                *text = r;
+            }
+        };
+        record
+            .input
+            .iter_mut()
+            .chain(record.output.iter_mut())
+            .chain(record.context.iter_mut())
+            .for_each(redact);
+        Some(Kept {
+            record,
+            sampled,
+            key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::mapping::{FieldMap, FieldRef};
+    use crate::traffic::redact::RedactRule;
+
+    fn rules(sample: &str, store_text: StoreText) -> SourceRules {
+        let p = |s: &str| Some(FieldRef::pointer(s).unwrap());
+        let mut f = FieldMap::new(FieldRef::pointer("/ts").unwrap());
+        f.input = p("/q");
+        f.output = p("/a");
+        f.trace_id = p("/trace");
+        f.latency_ms = p("/ms");
+        SourceRules {
+            mapping: Mapping {
+                fields: f,
+                users: None,
+            },
+            redactor: Redactor::new(&[RedactRule::Email]).unwrap(),
+            sample: SampleRate::parse(sample).unwrap(),
+            store_text,
+        }
+    }
+
+    #[test]
+    fn every_record_is_counted_and_only_the_sample_comes_back_redacted() {
+        let r = rules("10%", StoreText::Sampled);
+        let mut ing = Ingestor::new(&r);
+        let mut kept = Vec::new();
+        for i in 0..2_000 {
+            let line = format!(
+                r#"{{"ts": {}, "trace": "t{i}", "q": "mail me at u{i}@example.com", "a": "ok", "ms": 5}}"#,
+                1_765_000_000 + i
+            );
+            kept.extend(ing.json_line(&line, || format!("log:{}", i + 1)));
+        }
+        assert_eq!(ing.counts.records, 2_000);
+        assert_eq!(ing.counts.sampled, kept.len() as u64);
+        assert!((150..=250).contains(&kept.len()), "{}", kept.len());
+        assert!(kept.iter().all(|k| k.sampled));
+        assert!(
+            kept.iter()
+                .all(|k| k.record.input.as_deref() == Some("mail me at [redacted:email]"))
+        );
+        let total: u64 = ing
+            .buckets
+            .close_all()
+            .iter()
+            .map(|(_, b)| b.requests)
+            .sum();
+        assert_eq!(total, 2_000);
+        // The same trace is in or out of the sample in any process.
+        let mut again = Ingestor::new(&r);
+        let line = format!(r#"{{"ts": 1, "trace": "{}"}}"#, kept[0].key);
+        assert!(again.json_line(&line, String::new).is_some());
+    }
+
+    #[test]
+    fn malformed_records_are_counted_and_the_first_ten_shown_with_their_place() {
+        let r = rules("100%", StoreText::Sampled);
+        let mut ing = Ingestor::new(&r);
+        for i in 1..=15 {
+            assert!(
+                ing.json_line("{\"ts\": \"soon\"}", || format!("a.jsonl:{i}"))
+                    .is_none()
+            );
+        }
+        assert!(ing.json_line("{not json", || "a.jsonl:16".into()).is_none());
+        assert!(
+            ing.json_line(r#"{"ts": 5}"#, || "a.jsonl:17".into())
+                .is_some()
+        );
+        assert_eq!((ing.counts.records, ing.counts.malformed), (1, 16));
+        assert_eq!(ing.counts.shown.len(), SHOWN_ERRORS);
+        assert_eq!(ing.counts.shown[0].0, "a.jsonl:1");
+        assert!(
+            ing.counts.shown[0].1.starts_with("field `time` (/ts): "),
+            "{:?}",
+            ing.counts.shown[0]
+        );
+    }
+
+    #[test]
+    fn keys_are_the_trace_or_a_hash_of_the_raw_record() {
+        let r = rules("0%", StoreText::All);
+        let mut ing = Ingestor::new(&r);
+        let traced = ing
+            .json_line(r#"{"ts": 5, "trace": "abc"}"#, String::new)
+            .unwrap();
+        assert_eq!((traced.key.as_str(), traced.sampled), ("abc", false));
+        let first = ing.json_line(r#"{"ts": 5}"#, String::new).unwrap();
+        let same = ing.json_line(r#"{"ts": 5}"#, String::new).unwrap();
+        let other = ing.json_line(r#"{"ts": 6}"#, String::new).unwrap();
+        assert_eq!(first.key, same.key);
+        assert_ne!(first.key, other.key);
+        assert_eq!(first.key.len(), 32);
+        let none = rules("0%", StoreText::None);
+        let mut ing = Ingestor::new(&none);
+        assert!(ing.json_line(r#"{"ts": 5}"#, String::new).is_none());
+        assert_eq!(ing.counts.records, 1);
+    }
+}

@@ -1,0 +1,692 @@
+//! From one log record (a JSON value, or a CSV row read as one) to a [`Record`], by the
+//! source's `fields:`: JSON pointers (RFC 6901) for JSON, column names for CSV.
+//!
+//! A field that is absent is `None`; a field that is present with the wrong type is an error
+//! that names the field, its pointer and what was found, so that `ingest` can count and show it.
+
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::record::{Feedback, Record, RecordError};
+
+/// Where a field is found in a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldRef {
+    /// An RFC 6901 JSON pointer (`/response/text`); `""` is the whole record.
+    Pointer(String),
+    /// A CSV column, by its header.
+    Column(String),
+}
+
+impl FieldRef {
+    /// A JSON pointer as written in `fields:`, checked: it is `""` or starts with `/`, and every
+    /// `~` is `~0` or `~1`.
+    pub fn pointer(text: &str) -> Result<Self, String> {
+        if !text.is_empty() && !text.starts_with('/') {
+            return Err(format!(
+                "`{text}` is not a JSON pointer: it must start with `/` (did you mean `/{text}`?)"
+            ));
+        }
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '~' && !matches!(chars.peek(), Some('0' | '1')) {
+                return Err(format!(
+                    "`{text}` is not a JSON pointer: `~` must be followed by 0 (for `~`) or 1 (for `/`)"
+                ));
+            }
+        }
+        Ok(Self::Pointer(text.to_owned()))
+    }
+
+    fn get<'v>(&self, record: &'v Value) -> Option<&'v Value> {
+        let found = match self {
+            Self::Pointer(p) => record.pointer(p),
+            Self::Column(c) => record.get(c),
+        };
+        found.filter(|v| !v.is_null())
+    }
+
+    /// As written, for messages.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Pointer(p) | Self::Column(p) => p,
+        }
+    }
+}
+
+/// The source's `fields:`. Only `time` is required.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldMap {
+    pub time: FieldRef,
+    pub input: Option<FieldRef>,
+    pub output: Option<FieldRef>,
+    pub context: Option<FieldRef>,
+    pub model: Option<FieldRef>,
+    pub feature: Option<FieldRef>,
+    pub segment: Option<FieldRef>,
+    pub region: Option<FieldRef>,
+    pub user: Option<FieldRef>,
+    pub trace_id: Option<FieldRef>,
+    pub latency_ms: Option<FieldRef>,
+    pub tokens_in: Option<FieldRef>,
+    pub tokens_out: Option<FieldRef>,
+    pub cost_usd: Option<FieldRef>,
+    pub error: Option<FieldRef>,
+    pub error_kind: Option<FieldRef>,
+    pub confidence: Option<FieldRef>,
+    pub feedback: Option<FieldRef>,
+}
+
+impl FieldMap {
+    /// Only a time field: every other field absent.
+    pub fn new(time: FieldRef) -> Self {
+        Self {
+            time,
+            input: None,
+            output: None,
+            context: None,
+            model: None,
+            feature: None,
+            segment: None,
+            region: None,
+            user: None,
+            trace_id: None,
+            latency_ms: None,
+            tokens_in: None,
+            tokens_out: None,
+            cost_usd: None,
+            error: None,
+            error_kind: None,
+            confidence: None,
+            feedback: None,
+        }
+    }
+
+    /// The names of `fields:` keys, for did-you-mean.
+    pub const NAMES: [&'static str; 18] = [
+        "time",
+        "input",
+        "output",
+        "context",
+        "model",
+        "feature",
+        "segment",
+        "region",
+        "user",
+        "trace_id",
+        "latency_ms",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "error",
+        "error_kind",
+        "confidence",
+        "feedback",
+    ];
+}
+
+/// A field present with a value it cannot take, or the required time missing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` ({at}): {reason}")]
+pub struct MapError {
+    pub field: &'static str,
+    /// The pointer or column it was read from.
+    pub at: String,
+    pub reason: String,
+}
+
+/// Hashes user ids with a secret salt (HMAC-SHA256), so that distinct users can be counted
+/// and a user's records linked without the id ever being stored.
+#[derive(Clone)]
+pub struct UserHasher {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for UserHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserHasher(..)")
+    }
+}
+
+impl UserHasher {
+    /// `None` for an empty salt: an unsalted hash of a user id is easily reversed.
+    pub fn new(salt: &[u8]) -> Option<Self> {
+        if salt.is_empty() {
+            return None;
+        }
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(salt).ok()?;
+        Some(Self { mac })
+    }
+
+    /// 32 hex digits (128 bits of the HMAC).
+    pub fn hash(&self, user: &str) -> String {
+        let mut m = self.mac.clone();
+        m.update(user.as_bytes());
+        hex::encode(&m.finalize().into_bytes()[..16])
+    }
+}
+
+/// A source's field map with what applying it needs.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub fields: FieldMap,
+    /// Without a hasher, a mapped `user` field is an error: ids are never kept as they are.
+    pub users: Option<UserHasher>,
+}
+
+type Res<T> = Result<T, MapError>;
+
+impl Mapping {
+    /// Maps one record. Absent optional fields are `None`; the first field with a wrong value
+    /// is the error.
+    pub fn apply(&self, record: &Value) -> Res<Record> {
+        let f = &self.fields;
+        let time = match f.time.get(record) {
+            Some(v) => parse_time(v).map_err(|reason| err("time", &f.time, reason))?,
+            None => return Err(err("time", &f.time, "missing".into())),
+        };
+        let user_hash = match opt_label(record, f.user.as_ref(), "user")? {
+            None => None,
+            Some(user) => {
+                let Some(hasher) = &self.users else {
+                    return Err(err(
+                        "user",
+                        f.user.as_ref().unwrap_or(&f.time),
+                        "user ids are stored only as salted hashes, and no salt is set".into(),
+                    ));
+                };
+                Some(hasher.hash(&user))
+            }
+        };
+        let error = match &f.error {
+            Some(r) if r.get(record).is_some_and(is_failure) => Some(RecordError {
+                kind: opt_label(record, f.error_kind.as_ref(), "error_kind")?,
+            }),
+            _ => None,
+        };
+        let feedback = match &f.feedback {
+            None => None,
+            Some(r) => match r.get(record) {
+                None => None,
+                Some(Value::String(s)) if s.trim().is_empty() => None,
+                Some(v) => Some(Feedback::from_json(v).ok_or_else(|| {
+                    err(
+                        "feedback",
+                        r,
+                        format!(
+                            "{} is no vote: use up/down, true/false or 1-5 stars",
+                            found(v)
+                        ),
+                    )
+                })?),
+            },
+        };
+        Ok(Record {
+            time,
+            input: opt_text(record, f.input.as_ref(), "input")?,
+            output: opt_text(record, f.output.as_ref(), "output")?,
+            context: match &f.context {
+                None => Vec::new(),
+                Some(r) => r.get(record).map_or(Ok(Vec::new()), |v| {
+                    passages(v).map_err(|reason| err("context", r, reason))
+                })?,
+            },
+            model: opt_label(record, f.model.as_ref(), "model")?,
+            feature: opt_label(record, f.feature.as_ref(), "feature")?,
+            segment: opt_label(record, f.segment.as_ref(), "segment")?,
+            region: opt_label(record, f.region.as_ref(), "region")?,
+            user_hash,
+            trace_id: opt_label(record, f.trace_id.as_ref(), "trace_id")?,
+            latency_ms: opt_number(record, f.latency_ms.as_ref(), "latency_ms", 0.0)?,
+            tokens_in: opt_count(record, f.tokens_in.as_ref(), "tokens_in")?,
+            tokens_out: opt_count(record, f.tokens_out.as_ref(), "tokens_out")?,
+            cost_usd: opt_number(record, f.cost_usd.as_ref(), "cost_usd", 0.0)?,
+            error,
+            confidence: opt_number(
+                record,
+                f.confidence.as_ref(),
+                "confidence",
+                f64::NEG_INFINITY,
+            )?,
+            feedback,
+        })
+    }
+
+    /// Maps a CSV row: each column is a string under its header; empty cells are absent.
+    pub fn apply_row(&self, headers: &csv::StringRecord, row: &csv::StringRecord) -> Res<Record> {
+        let object = headers
+            .iter()
+            .zip(row.iter())
+            .filter(|(_, cell)| !cell.is_empty())
+            .map(|(h, cell)| (h.to_owned(), Value::String(cell.to_owned())))
+            .collect::<serde_json::Map<_, _>>();
+        self.apply(&Value::Object(object))
+    }
+}
+
+fn err(field: &'static str, at: &FieldRef, reason: String) -> MapError {
+    MapError {
+        field,
+        at: at.as_str().to_owned(),
+        reason,
+    }
+}
+
+/// What was found, short, for an error message.
+fn found(v: &Value) -> String {
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    };
+    let mut text = v.to_string();
+    if text.len() > 40 {
+        let cut = (0..=40)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push('…');
+    }
+    format!("{kind} {text}")
+}
+
+/// Unix seconds below this, milliseconds from here on (1e11 s is the year 5138).
+const MILLIS_FROM: f64 = 1e11;
+
+fn parse_time(v: &Value) -> Result<DateTime<Utc>, String> {
+    let secs = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Ok(t.with_timezone(&Utc));
+            }
+            s.parse::<f64>().ok()
+        }
+        _ => None,
+    };
+    let Some(secs) = secs.filter(|n| n.is_finite() && *n >= 0.0) else {
+        return Err(format!(
+            "{} is no time: use RFC 3339 (2026-12-06T14:30:00Z) or unix seconds or milliseconds",
+            found(v)
+        ));
+    };
+    let millis = if secs >= MILLIS_FROM {
+        secs
+    } else {
+        secs * 1000.0
+    };
+    Utc.timestamp_millis_opt(millis.round() as i64)
+        .single()
+        .ok_or_else(|| format!("{} is out of range for a time", found(v)))
+}
+
+fn is_failure(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+fn opt_label(record: &Value, at: Option<&FieldRef>, field: &'static str) -> Res<Option<String>> {
+    let Some(r) = at else { return Ok(None) };
+    match r.get(record) {
+        None => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(v) => Err(err(
+            field,
+            r,
+            format!("{} where a label was expected", found(v)),
+        )),
+    }
+}
+
+fn opt_number(
+    record: &Value,
+    at: Option<&FieldRef>,
+    field: &'static str,
+    min: f64,
+) -> Res<Option<f64>> {
+    let Some(r) = at else { return Ok(None) };
+    let Some(v) = r.get(record) else {
+        return Ok(None);
+    };
+    let n = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if n.is_finite() && n >= min => Ok(Some(n)),
+        Some(n) if n.is_finite() => Err(err(field, r, format!("{n} is below {min}"))),
+        _ => Err(err(
+            field,
+            r,
+            format!("{} where a number was expected", found(v)),
+        )),
+    }
+}
+
+fn opt_count(record: &Value, at: Option<&FieldRef>, field: &'static str) -> Res<Option<u64>> {
+    let Some(r) = at else { return Ok(None) };
+    let Some(v) = r.get(record) else {
+        return Ok(None);
+    };
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    n.map(Some).ok_or_else(|| {
+        err(
+            field,
+            r,
+            format!("{} where a whole number >= 0 was expected", found(v)),
+        )
+    })
+}
+
+fn opt_text(record: &Value, at: Option<&FieldRef>, field: &'static str) -> Res<Option<String>> {
+    let Some(r) = at else { return Ok(None) };
+    r.get(record)
+        .map(|v| {
+            text(v).ok_or_else(|| {
+                err(
+                    field,
+                    r,
+                    format!("{} is neither text nor chat messages", found(v)),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A string; chat messages `[{role, content}]` (content a string or OpenAI-style parts
+/// `[{type: text, text}]`), one message a line; or one such message.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => {
+            let mut lines = Vec::with_capacity(items.len());
+            for item in items {
+                lines.push(message(item)?);
+            }
+            Some(lines.join("\n"))
+        }
+        Value::Object(_) => message(v),
+        _ => None,
+    }
+}
+
+fn message(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        // OpenTelemetry GenAI messages: {"role", "parts": [{"type": "text", "content"}]}.
+        Value::Object(m) if m.get("parts").is_some_and(Value::is_array) => {
+            let parts = m.get("parts").and_then(Value::as_array)?;
+            let texts: Vec<&str> = parts
+                .iter()
+                .filter_map(|p| p.get("content").or_else(|| p.get("text"))?.as_str())
+                .collect();
+            Some(texts.join(" "))
+        }
+        Value::Object(m) => match m.get("content").or_else(|| m.get("text"))? {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(parts) => {
+                let texts: Vec<&str> = parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Value::String(s) => Some(s.as_str()),
+                        Value::Object(o) => o.get("text").and_then(Value::as_str),
+                        _ => None,
+                    })
+                    .collect();
+                Some(texts.join(" "))
+            }
+            Value::Null => Some(String::new()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A string, or a list of strings or of objects with `text` / `content` (retrieved chunks).
+fn passages(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                message(item).ok_or_else(|| format!("{} is no passage: use text", found(item)))
+            })
+            .collect(),
+        other => Err(format!(
+            "{} is no passage: use text or a list of texts",
+            found(other)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::record::Vote;
+    use serde_json::json;
+
+    #[allow(clippy::unnecessary_wraps)] // reads like the optional fields it fills
+    fn p(s: &str) -> Option<FieldRef> {
+        Some(FieldRef::pointer(s).unwrap())
+    }
+
+    fn full() -> Mapping {
+        let mut f = FieldMap::new(FieldRef::pointer("/ts").unwrap());
+        f.input = p("/request/messages");
+        f.output = p("/response/text");
+        f.context = p("/retrieval/passages");
+        f.model = p("/model");
+        f.feature = p("/meta/feature");
+        f.segment = p("/user/plan");
+        f.region = p("/geo/country");
+        f.user = p("/user/id");
+        f.trace_id = p("/trace_id");
+        f.latency_ms = p("/latency_ms");
+        f.tokens_in = p("/usage/prompt_tokens");
+        f.tokens_out = p("/usage/completion_tokens");
+        f.cost_usd = p("/cost");
+        f.error = p("/error");
+        f.error_kind = p("/error/type");
+        f.confidence = p("/mean_logprob");
+        f.feedback = p("/feedback");
+        Mapping {
+            fields: f,
+            users: UserHasher::new(b"pepper"),
+        }
+    }
+
+    #[test]
+    fn a_full_record_maps_every_field() {
+        let line = json!({
+            "ts": "2026-12-06T14:30:00.250+01:00",
+            "request": {"messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Refund window?"}]}
+            ]},
+            "response": {"text": "30 days."},
+            "retrieval": {"passages": ["Returns within 30 days.", {"text": "Ship in 2 days."}]},
+            "model": "gpt-4o-mini", "meta": {"feature": "faq"},
+            "user": {"plan": "pro", "id": "u-42"}, "geo": {"country": "DE"},
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "latency_ms": 812.5, "usage": {"prompt_tokens": 120, "completion_tokens": "9"},
+            "cost": 0.00012, "error": {"type": "timeout"}, "mean_logprob": -0.4,
+            "feedback": "down"
+        });
+        let r = full().apply(&line).unwrap();
+        assert_eq!(r.time.to_rfc3339(), "2026-12-06T13:30:00.250+00:00");
+        assert_eq!(r.input.as_deref(), Some("Be brief.\nRefund window?"));
+        assert_eq!(r.output.as_deref(), Some("30 days."));
+        assert_eq!(r.context, ["Returns within 30 days.", "Ship in 2 days."]);
+        assert_eq!(r.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(r.feature.as_deref(), Some("faq"));
+        assert_eq!(r.segment.as_deref(), Some("pro"));
+        assert_eq!(r.region.as_deref(), Some("DE"));
+        let hash = r.user_hash.unwrap();
+        assert_eq!(hash.len(), 32);
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{hash}");
+        assert_eq!(hash, UserHasher::new(b"pepper").unwrap().hash("u-42"));
+        assert_ne!(hash, UserHasher::new(b"salt").unwrap().hash("u-42"));
+        assert_eq!(r.latency_ms, Some(812.5));
+        assert_eq!((r.tokens_in, r.tokens_out), (Some(120), Some(9)));
+        assert_eq!(r.cost_usd, Some(0.00012));
+        assert_eq!(r.error.unwrap().kind.as_deref(), Some("timeout"));
+        assert_eq!(r.confidence, Some(-0.4));
+        assert_eq!(r.feedback.unwrap().vote, Vote::Negative);
+    }
+
+    #[test]
+    fn absent_and_null_fields_are_none_and_errors_follow_the_spec() {
+        let m = full();
+        let base = json!({"ts": 1_765_000_000});
+        let r = m.apply(&base).unwrap();
+        assert_eq!(r.time.timestamp(), 1_765_000_000);
+        assert_eq!((r.output, r.error, r.feedback), (None, None, None));
+        for (error, failed) in [
+            (json!(null), false),
+            (json!(false), false),
+            (json!(""), false),
+            (json!(true), true),
+            (json!("boom"), true),
+            (json!({"type": "rate_limit"}), true),
+        ] {
+            let r = m
+                .apply(&json!({"ts": 1_765_000_000, "error": error}))
+                .unwrap();
+            assert_eq!(r.error.is_some(), failed, "{error}");
+        }
+    }
+
+    #[test]
+    fn times_in_seconds_milliseconds_and_text_agree() {
+        let m = Mapping {
+            fields: FieldMap::new(FieldRef::pointer("/t").unwrap()),
+            users: None,
+        };
+        let at = |t: Value| {
+            m.apply(&json!({ "t": t }))
+                .map(|r| r.time.timestamp_millis())
+        };
+        assert_eq!(at(json!(1_765_000_000)), Ok(1_765_000_000_000));
+        assert_eq!(at(json!(1_765_000_000.5)), Ok(1_765_000_000_500));
+        assert_eq!(at(json!(1_765_000_000_123_i64)), Ok(1_765_000_000_123));
+        assert_eq!(at(json!("1765000000123")), Ok(1_765_000_000_123));
+        assert_eq!(at(json!("2025-12-06T05:46:40Z")), Ok(1_765_000_000_000));
+        for bad in [json!("yesterday"), json!(-5), json!([1]), json!(true)] {
+            let e = at(bad.clone()).unwrap_err();
+            assert_eq!((e.field, e.at.as_str()), ("time", "/t"), "{bad}");
+            assert!(e.to_string().starts_with("field `time` (/t): "), "{e}");
+        }
+        let missing = m.apply(&json!({"ts": 1})).unwrap_err();
+        assert_eq!(missing.to_string(), "field `time` (/t): missing");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_and_what_was_found() {
+        let m = full();
+        let cases = [
+            (
+                json!({"ts": 1, "latency_ms": "fast"}),
+                "latency_ms",
+                "a string \"fast\"",
+            ),
+            (json!({"ts": 1, "latency_ms": -3}), "latency_ms", "below 0"),
+            (
+                json!({"ts": 1, "usage": {"prompt_tokens": 1.5}}),
+                "tokens_in",
+                "a number 1.5",
+            ),
+            (
+                json!({"ts": 1, "model": {"name": "x"}}),
+                "model",
+                "an object",
+            ),
+            (
+                json!({"ts": 1, "response": {"text": 7}}),
+                "output",
+                "a number 7",
+            ),
+            (json!({"ts": 1, "feedback": "meh"}), "feedback", "no vote"),
+            (
+                json!({"ts": 1, "retrieval": {"passages": 3}}),
+                "context",
+                "no passage",
+            ),
+        ];
+        for (line, field, says) in cases {
+            let e = m.apply(&line).unwrap_err();
+            assert_eq!(e.field, field, "{line}");
+            assert!(e.reason.contains(says), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn user_ids_are_refused_without_a_salt() {
+        let mut m = full();
+        m.users = None;
+        let e = m
+            .apply(&json!({"ts": 1, "user": {"id": "u-1"}}))
+            .unwrap_err();
+        assert_eq!(e.field, "user");
+        assert!(e.reason.contains("salt"), "{e}");
+        assert!(UserHasher::new(b"").is_none());
+    }
+
+    #[test]
+    fn pointers_are_checked_as_written() {
+        assert!(FieldRef::pointer("").is_ok());
+        assert!(FieldRef::pointer("/a~1b/~0c").is_ok());
+        assert!(
+            FieldRef::pointer("ts")
+                .unwrap_err()
+                .contains("did you mean `/ts`")
+        );
+        assert!(
+            FieldRef::pointer("/a~2")
+                .unwrap_err()
+                .contains("`~` must be followed")
+        );
+        // ~1 is a slash inside a key.
+        let m = Mapping {
+            fields: FieldMap::new(FieldRef::pointer("/a~1b").unwrap()),
+            users: None,
+        };
+        assert!(m.apply(&json!({"a/b": 5})).is_ok());
+    }
+
+    #[test]
+    fn csv_rows_map_by_column_with_empty_cells_absent() {
+        let mut f = FieldMap::new(FieldRef::Column("time".into()));
+        f.latency_ms = Some(FieldRef::Column("latency".into()));
+        f.error = Some(FieldRef::Column("error".into()));
+        f.feedback = Some(FieldRef::Column("stars".into()));
+        let m = Mapping {
+            fields: f,
+            users: None,
+        };
+        let headers = csv::StringRecord::from(vec!["time", "latency", "error", "stars"]);
+        let row = csv::StringRecord::from(vec!["2026-12-06T10:00:00Z", "250", "", "5"]);
+        let r = m.apply_row(&headers, &row).unwrap();
+        assert_eq!((r.latency_ms, r.error.is_some()), (Some(250.0), false));
+        assert_eq!(r.feedback.unwrap().vote, Vote::Positive);
+        let row = csv::StringRecord::from(vec!["2026-12-06T10:00:00Z", "x", "", ""]);
+        assert_eq!(m.apply_row(&headers, &row).unwrap_err().field, "latency_ms");
+    }
+}

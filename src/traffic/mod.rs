@@ -1,0 +1,29 @@
+//! Production traffic: records read from logs or OpenTelemetry spans, mapped onto evalwatch's
+//! fields, redacted, sampled and counted into minute buckets.
+//!
+//! This module is pure: it knows nothing of suites, the store or the command line. The composer
+//! (`app`) reads bytes from a source, hands them here, and passes the sampled records to the
+//! scorer and the buckets to the store (`../shared/spec/traffic.md`, `docs/architecture.md`).
+//!
+//! - [`otlp`]: OTLP protobuf and JSON trace exports -> one record per model-call span.
+//! - [`reader`]: log lines with resume offsets; long, broken and unfinished lines handled.
+//! - [`mapping`]: JSON pointers (RFC 6901) or CSV columns -> a [`Record`], with typed errors.
+//! - [`redact`]: built-in patterns (email, phone, card, secret) and custom regexes.
+//! - [`sample`]: a deterministic keep/drop decision by trace id, so feedback finds its record.
+//! - [`ingest`]: one source's records through map, redact, sample and count.
+//! - [`bucket`]: per-minute aggregates with a mergeable latency sketch, rolled up to hour and day.
+
+pub mod bucket;
+pub mod ingest;
+pub mod mapping;
+pub mod otlp;
+pub mod reader;
+pub mod record;
+pub mod redact;
+pub mod sample;
+
+pub use bucket::{Aggregator, Bucket, BucketKey, Resolution};
+pub use mapping::{FieldMap, FieldRef, MapError, Mapping, UserHasher};
+pub use record::{Feedback, Record, Vote};
+pub use redact::{RedactRule, Redactor};
+pub use sample::SampleRate;

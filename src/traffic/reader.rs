@@ -1,0 +1,196 @@
+//! Lines of a log file, read so that nothing is lost and nothing is counted twice: each line
+//! comes with the byte offset just past it (where a later ingest resumes), a line longer than the
+//! limit is skipped without being held in memory, invalid UTF-8 is an error of that line only,
+//! and a last line without its newline (a file still being written) is left for the next read.
+
+use std::io::{self, BufRead};
+
+/// One line of the file, or why it cannot be read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Line {
+    /// 1-based line number in the file.
+    pub number: u64,
+    /// Offset just past this line's newline: where reading resumes after it.
+    pub end: u64,
+    pub text: Result<String, LineError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("record of {len} bytes is over the limit of {limit} bytes; skipped")]
+    TooLong { len: u64, limit: usize },
+    #[error("record is not valid UTF-8 (byte {at}); skipped")]
+    NotUtf8 { at: usize },
+}
+
+/// Reads lines from `offset` on. Blank lines are skipped (they count in the numbering).
+pub struct LineReader<R> {
+    inner: R,
+    offset: u64,
+    number: u64,
+    limit: usize,
+    /// A last line without a newline, seen at the end: not returned, not consumed.
+    pending: u64,
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// `offset` and `number`: where an earlier read stopped (0 and 0 for a new file).
+    pub fn new(inner: R, offset: u64, number: u64, limit: usize) -> Self {
+        Self {
+            inner,
+            offset,
+            number,
+            limit,
+            pending: 0,
+        }
+    }
+
+    /// The offset up to which every line has been returned.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes of an unfinished last line left for the next read (0 when the file ended with a
+    /// newline).
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// The next complete line, `None` at the end (see [`Self::pending`]).
+    pub fn next_line(&mut self) -> io::Result<Option<Line>> {
+        loop {
+            let mut buf = Vec::new();
+            let mut len: u64 = 0;
+            let mut newline = false;
+            loop {
+                let chunk = self.inner.fill_buf()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let (take, found) = match chunk.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (chunk.len(), false),
+                };
+                let room = (self.limit + 1).saturating_sub(buf.len());
+                buf.extend_from_slice(&chunk[..take.min(room)]);
+                len += take as u64;
+                self.inner.consume(take);
+                if found {
+                    newline = true;
+                    break;
+                }
+            }
+            if !newline {
+                // End of file: an unfinished line stays for later, whole.
+                self.pending = len;
+                return Ok(None);
+            }
+            self.offset += len;
+            self.number += 1;
+            let content_len = len - 1;
+            if content_len > self.limit as u64 {
+                return Ok(Some(self.line(Err(LineError::TooLong {
+                    len: content_len,
+                    limit: self.limit,
+                }))));
+            }
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let text = String::from_utf8(buf).map_err(|e| LineError::NotUtf8 {
+                at: e.utf8_error().valid_up_to(),
+            });
+            return Ok(Some(self.line(text)));
+        }
+    }
+
+    fn line(&self, text: Result<String, LineError>) -> Line {
+        Line {
+            number: self.number,
+            end: self.offset,
+            text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufReader, Cursor, Seek, SeekFrom};
+
+    fn all(bytes: &[u8], limit: usize) -> (Vec<Line>, u64, u64) {
+        // A tiny buffer, so that lines span many reads.
+        let mut r = LineReader::new(BufReader::with_capacity(4, Cursor::new(bytes)), 0, 0, limit);
+        let mut lines = Vec::new();
+        while let Some(l) = r.next_line().unwrap() {
+            lines.push(l);
+        }
+        (lines, r.offset(), r.pending())
+    }
+
+    #[test]
+    fn lines_carry_their_number_and_resume_offset() {
+        let (lines, offset, pending) = all(b"{\"a\":1}\n\n{\"b\":2}\r\n", 100);
+        let got: Vec<_> = lines
+            .iter()
+            .map(|l| (l.number, l.end, l.text.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, 8, Ok("{\"a\":1}".to_owned())),
+                (3, 18, Ok("{\"b\":2}".to_owned()))
+            ]
+        );
+        assert_eq!((offset, pending), (18, 0));
+    }
+
+    #[test]
+    fn an_unfinished_last_line_waits_and_is_read_whole_later() {
+        let mut file = b"one\ntw".to_vec();
+        let (lines, offset, pending) = all(&file, 100);
+        assert_eq!(lines.len(), 1);
+        assert_eq!((offset, pending), (4, 2));
+        // The writer finishes the line; a new read from the offset sees it once, whole.
+        file.extend_from_slice(b"o\nthree\n");
+        let mut cur = Cursor::new(file);
+        cur.seek(SeekFrom::Start(offset)).unwrap();
+        let mut r = LineReader::new(BufReader::new(cur), offset, 1, 100);
+        let a = r.next_line().unwrap().unwrap();
+        assert_eq!((a.number, a.text), (2, Ok("two".to_owned())));
+        let b = r.next_line().unwrap().unwrap();
+        assert_eq!((b.number, b.end, b.text), (3, 14, Ok("three".to_owned())));
+        assert!(r.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn long_and_invalid_lines_are_errors_of_their_own_line_only() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(b"ok\n");
+        bytes.extend(std::iter::repeat_n(b'x', 10_000));
+        bytes.extend_from_slice(b"\nbad \xff byte\nfine\n");
+        let (lines, offset, _) = all(&bytes, 64);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            lines[1].text,
+            Err(LineError::TooLong {
+                len: 10_000,
+                limit: 64
+            })
+        );
+        assert_eq!(lines[2].text, Err(LineError::NotUtf8 { at: 4 }));
+        assert_eq!(
+            (lines[3].number, lines[3].text.clone()),
+            (4, Ok("fine".to_owned()))
+        );
+        assert_eq!(offset, bytes.len() as u64);
+        assert_eq!(
+            lines[1].text.clone().unwrap_err().to_string(),
+            "record of 10000 bytes is over the limit of 64 bytes; skipped"
+        );
+    }
+}
