@@ -633,6 +633,23 @@ struct Round {
 /// and is tried again after a backoff (30 s, doubling, up to an hour) that `run` honours and
 /// `alerts check` (`ignore_backoff`) does not. Failures are warnings, one per sink with that
 /// sink's queue. Returns (delivered, still pending).
+/// The project's sinks that parse; each one that does not is a warning (its notices stay
+/// queued in the store until it is fixed), never a lost run or a lost alert.
+pub(super) fn usable_sinks(ctx: &Ctx, project: &ProjectConfig) -> Vec<Sink> {
+    project_sinks(project).unwrap_or_else(|errors| {
+        for e in errors {
+            ctx.printer.warn(&format!(
+                "{e}; alerts are kept in the store until the sink is fixed"
+            ));
+        }
+        project
+            .sinks
+            .iter()
+            .filter_map(|s| sink::parse_sink(s, &project.root).ok())
+            .collect()
+    })
+}
+
 pub fn flush_queue(
     ctx: &Ctx,
     store: &mut Store,
@@ -782,19 +799,7 @@ pub fn after_run_with(
         }
         Vec::new()
     });
-    let sinks: Vec<Sink> = project_sinks(project)
-        .unwrap_or_else(|errors| {
-            for e in errors {
-                ctx.printer.warn(&format!(
-                    "{e}; alerts are kept in the store until the sink is fixed"
-                ));
-            }
-            project
-                .sinks
-                .iter()
-                .filter_map(|s| sink::parse_sink(s, &project.root).ok())
-                .collect()
-        })
+    let sinks: Vec<Sink> = usable_sinks(ctx, project)
         .into_iter()
         .map(|s| {
             if ctx.machine_stdout.get() {

@@ -419,19 +419,6 @@ fn cut(text: &str, max: usize) -> String {
     out
 }
 
-/// Why a result did not pass: its error, or its failed assertions as `type: reason`.
-fn why_not_passed(rec: &crate::model::ResultRecord) -> String {
-    if let Some(e) = &rec.error {
-        return e.clone();
-    }
-    rec.assertions
-        .iter()
-        .filter(|a| !a.pass || a.unscorable)
-        .map(|a| format!("{}: {}", a.type_name, a.reason))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// Fill in the outputs of both runs and the reason of the failing side of every flip,
 /// reading each run once (only the flipped results are kept).
 fn explain_flips(store: &Store, cmp: &mut Comparison) -> Result<(), StoreError> {
@@ -471,7 +458,7 @@ fn explain_flips(store: &Store, cmp: &mut Comparison) -> Result<(), StoreError> 
             }
             // The failing side says why: run B for pass -> fail, run A for fail -> pass.
             if to_fail != is_a {
-                flip.reason = why_not_passed(&rec);
+                flip.reason = crate::report::terminal::why_not_passed(&rec);
             }
             Ok(())
         })?;

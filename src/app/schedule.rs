@@ -647,18 +647,7 @@ fn sync_unschedulable(
         return Ok(Vec::new());
     }
     let project = ctx.project()?;
-    let sinks = super::alerts::project_sinks(&project).unwrap_or_else(|errors| {
-        for e in errors {
-            ctx.printer.warn(&format!(
-                "{e}; alerts are kept in the store until the sink is fixed"
-            ));
-        }
-        project
-            .sinks
-            .iter()
-            .filter_map(|s| crate::alert::sink::parse_sink(s, &project.root).ok())
-            .collect()
-    });
+    let sinks = super::alerts::usable_sinks(ctx, &project);
     let to: Vec<String> = sinks
         .iter()
         .filter(|s| s.accepts(Level::Critical))

@@ -319,6 +319,20 @@ pub fn verdict_line(view: &RunView<'_>) -> String {
     line
 }
 
+/// Why a result did not pass: its error, or its failed assertions as `type: reason`.
+#[must_use]
+pub fn why_not_passed(rec: &ResultRecord) -> String {
+    if let Some(e) = &rec.error {
+        return e.clone();
+    }
+    rec.assertions
+        .iter()
+        .filter(|a| !a.pass || a.unscorable)
+        .map(|a| format!("{}: {}", a.type_name, a.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// One line per failed, errored or unscorable result.
 #[must_use]
 pub fn failure_line(rec: &ResultRecord) -> String {
@@ -327,16 +341,7 @@ pub fn failure_line(rec: &ResultRecord) -> String {
     } else {
         String::new()
     };
-    let why = if let Some(e) = &rec.error {
-        e.clone()
-    } else {
-        rec.assertions
-            .iter()
-            .filter(|a| !a.pass || a.unscorable)
-            .map(|a| format!("{}: {}", a.type_name, a.reason))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+    let why = why_not_passed(rec);
     format!(
         "  {} {}{} [{}]: {}",
         rec.status.as_str(),
