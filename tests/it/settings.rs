@@ -80,3 +80,28 @@ fn the_trend_page_names_the_settings_that_changed() {
     assert_eq!(changes.matches("<tr>").count(), 1, "{changes}");
     assert!(changes.contains("defaults.assert changed"), "{changes}");
 }
+
+#[test]
+fn runs_stored_without_settings_say_so_rather_than_guess() {
+    let p = Project::new();
+    let url = ollama();
+    p.write("suites/changes.yaml", &suite(TWO, "small-1", &url));
+    let first = p.run(&["run"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    // As a store of an evalwatch before the settings were recorded has it.
+    let conn = rusqlite::Connection::open(p.db()).expect("open store");
+    let gone = conn
+        .execute("DELETE FROM run_settings", [])
+        .expect("remove the settings");
+    assert_eq!(gone, 1);
+    drop(conn);
+    p.write("suites/changes.yaml", &suite(ONE, "small-2", &url));
+    let second = p.run(&["run"]);
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    let page = trend_page(&p);
+    assert!(
+        page.contains("suite settings changed (not recorded for runs before this version)"),
+        "{page}"
+    );
+    assert!(!page.contains("defaults.assert changed"), "{page}");
+}
