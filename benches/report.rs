@@ -70,6 +70,7 @@ fn suite(s: usize, cases: usize, version: u64) -> Suite {
         review: None,
         hash: format!("suite-{s:02}-v{version}"),
         named_metrics: std::collections::BTreeSet::new(),
+        settings: std::collections::BTreeMap::new(),
     }
 }
 

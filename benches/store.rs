@@ -144,6 +144,7 @@ fn suite() -> Suite {
         review: None,
         hash: "bench-suite".to_owned(),
         named_metrics: std::collections::BTreeSet::new(),
+        settings: std::collections::BTreeMap::new(),
     }
 }
 

@@ -237,7 +237,9 @@ fn load_whole(ctx: &Ctx, files: &[PathBuf], project: &ProjectConfig) -> anyhow::
     Ok(suites)
 }
 
-/// What one suite's run takes its jobs from.
+/// What one suite's run takes its jobs from. One per suite file, moved a few times: the
+/// size of a fed suite's head (with its settings) inline costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Source {
     /// A suite file whose cases stream in (the `index`-th file the checker checks), its
     /// feed started already or not.
@@ -945,6 +947,7 @@ fn run_suite(
         );
         // On the runtime's own thread, between polls: a one-row update.
         store.set_run_plan(&info.run_id, &whole.hash, planned)?;
+        store.record_run_settings(&info.run_id, &whole.settings)?;
         let engine = judging(
             env,
             &Arc::new(whole.clone()),
@@ -1023,6 +1026,13 @@ fn run_suite(
             (whole, info)
         }
     };
+    if resume.is_some() {
+        // Kept if its first part recorded them (a run begun before they were recorded gets
+        // the suite's current ones, which its remaining jobs run with).
+        store
+            .record_run_settings(&info.run_id, &suite.settings)
+            .with_context(|| format!("record the settings of run {}", info.run_id))?;
+    }
     if info.planned == 0 && resume.is_none() {
         finish_writer(writer)?;
         store.discard_run(&info.run_id)?;

@@ -380,6 +380,22 @@ pub struct Suite {
     /// gates and alert rules may name besides the built-in metrics.
     #[serde(default)]
     pub named_metrics: std::collections::BTreeSet<String>,
+    /// Each top-level setting that shapes its results (providers by id and field, system,
+    /// prompt, defaults, repeat, gates by metric, alert rules by name), keyed by a dotted
+    /// name (`provider.prod-gpt.model`, `defaults.assert`, `gates.pass_rate`): recorded with
+    /// every run, so that the trend page can name what changed between two runs.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, Setting>,
+}
+
+/// One setting of a suite as recorded with a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setting {
+    /// What a page may show of it: short and never a secret (a model name, a gate's limits,
+    /// assertion types, parameter names); empty where only a change can be told.
+    pub shown: String,
+    /// Short hash of the whole value: two runs' settings differ where their digests do.
+    pub digest: String,
 }
 
 #[cfg(test)]

@@ -185,6 +185,7 @@ mod tests {
             review: None,
             hash: "h".into(),
             named_metrics: std::collections::BTreeSet::new(),
+            settings: std::collections::BTreeMap::new(),
         }
     }
 

@@ -71,5 +71,6 @@ pub fn suite(cases: Vec<Case>) -> Suite {
         review: None,
         hash: "suite-hash".into(),
         named_metrics: std::collections::BTreeSet::new(),
+        settings: std::collections::BTreeMap::new(),
     }
 }

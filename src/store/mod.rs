@@ -15,6 +15,7 @@ mod read;
 mod review;
 mod schedule;
 mod schema;
+mod settings;
 mod trends;
 mod writer;
 
@@ -32,6 +33,7 @@ pub use judge::JudgeCache;
 pub use review::{HumanScore, ImportCount, NewSheet, PastGrade, SheetRow, SheetSummary};
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
+pub use settings::RunSettings;
 pub use trends::{ScoredResult, TrendQuery, TrendRow};
 pub use writer::{Checkpointer, Writer, WriterStats};
 
@@ -385,7 +387,7 @@ impl Store {
             "DELETE FROM results WHERE id BETWEEN ?1 AND ?2",
             params![low, high],
         )?;
-        for table in ["run_metrics", "run_gates", "run_judges"] {
+        for table in ["run_metrics", "run_gates", "run_judges", "run_settings"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE run_ref = ?1"),
                 [run_ref],

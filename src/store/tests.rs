@@ -46,6 +46,7 @@ fn suite(name: &str, cases: Vec<Case>) -> Suite {
         review: None,
         hash: format!("{name}-hash"),
         named_metrics: std::collections::BTreeSet::new(),
+        settings: std::collections::BTreeMap::new(),
     }
 }
 

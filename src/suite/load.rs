@@ -260,6 +260,14 @@ fn build(
     };
 
     let defaults = decode_defaults(ctx, get("defaults"), &base_dir);
+    // As written, for the settings recorded with each run (variables not expanded: their
+    // problems were told above, and a secret's value is not hashed).
+    let defaults_raw = get("defaults").map(|(_, v)| {
+        let expand = std::mem::replace(&mut ctx.expand_env, false);
+        let raw = ctx.json(v);
+        ctx.expand_env = expand;
+        raw
+    });
     let streaming = matches!(out, Out::Stream { .. });
     let head_only = matches!(out, Out::Head);
     let mut builder = CaseBuilder::new(defaults, needs, out);
@@ -291,6 +299,7 @@ fn build(
             review: None,
             hash: String::new(),
             named_metrics: builder.named_metrics.clone(),
+            settings: std::collections::BTreeMap::new(),
         });
         head_told = true;
     }
@@ -362,7 +371,9 @@ fn build(
         review,
         hash: String::new(),
         named_metrics: std::mem::take(&mut builder.named_metrics),
+        settings: std::collections::BTreeMap::new(),
     };
+    suite.settings = super::settings::of(&suite, defaults_raw.as_ref());
     suite.hash = if streaming {
         let mut pairs = std::mem::take(&mut builder.tally.pairs);
         pairs.extend_from_slice(if pairs.is_empty() { b"[]" } else { b"]" });

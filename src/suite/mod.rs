@@ -14,6 +14,7 @@ mod hash;
 mod load;
 mod project;
 mod provider;
+mod settings;
 mod template;
 mod warn;
 mod wire;

@@ -1439,3 +1439,39 @@ fn streaming_passes_match_the_whole_load() {
     feed_suite(&bad, &project(), &mut |_| heads += 1, &mut |_| fed += 1);
     assert_eq!((heads, fed), (0, 0));
 }
+
+#[test]
+fn settings_name_each_top_level_setting_without_secrets() {
+    let text = format!(
+        "{HEAD}system: \"You are terse.\"\ndefaults:\n  vars: {{question: \"${{SETTINGS_TEST_SECRET:-s3cr3t-value}}\"}}\n  assert:\n    - type: icontains\n      value: a\n    - type: not-is-refusal\n  threshold: 0.7\nrepeat: 2\ngates:\n  pass_rate: {{min: 0.9}}\nalerts:\n  - name: drop\n    metric: pass_rate\n    drop: 0.1\ncases:\n  - id: a\n"
+    );
+    let (suite, errs) = load_text(&text);
+    assert!(errs.is_empty(), "{errs:?}");
+    let s = suite.expect("suite").settings;
+    let shown = |k: &str| s.get(k).map(|v| v.shown.clone());
+    assert_eq!(shown("provider.bot.type").as_deref(), Some("echo"));
+    assert_eq!(
+        shown("defaults.assert").as_deref(),
+        Some("icontains, not-is-refusal")
+    );
+    assert_eq!(shown("defaults.threshold").as_deref(), Some("0.7"));
+    assert_eq!(shown("repeat").as_deref(), Some("2"));
+    assert_eq!(shown("gates.pass_rate").as_deref(), Some("min 0.9"));
+    assert_eq!(shown("alerts.drop").as_deref(), Some("pass_rate"));
+    assert_eq!(shown("system").as_deref(), Some(""));
+    assert_eq!(shown("defaults.vars.question").as_deref(), Some(""));
+    assert!(s.contains_key("prompt"));
+    let all = serde_json::to_string(&s).expect("json");
+    assert!(!all.contains("s3cr3t"), "{all}");
+    assert!(!all.contains("terse"), "{all}");
+    // One default assertion fewer: that setting alone changes.
+    let fewer = text.replace("    - type: not-is-refusal\n", "");
+    let (suite, errs) = load_text(&fewer);
+    assert!(errs.is_empty(), "{errs:?}");
+    let t = suite.expect("suite").settings;
+    let differ: Vec<&String> = s
+        .keys()
+        .filter(|k| s.get(*k).map(|v| &v.digest) != t.get(*k).map(|v| &v.digest))
+        .collect();
+    assert_eq!(differ, vec!["defaults.assert"]);
+}

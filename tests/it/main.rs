@@ -16,5 +16,6 @@ mod reports;
 mod review;
 mod runs;
 mod schedule;
+mod settings;
 mod support;
 mod validate;

@@ -6,6 +6,7 @@
 //! engine's HTML escaping. Pages are bounded: charts average long series into at most
 //! [`chart::MAX_POINTS`] points, the heat map and tables are capped, and run pages paginate.
 
+mod changes;
 pub mod chart;
 mod heat;
 mod human;
@@ -972,8 +973,9 @@ fn gate_limits(limit: &str) -> Vec<f64> {
         .collect()
 }
 
-/// Markers where the suite's content, or the judge or rubric that scored it, changed from one
-/// run to the next.
+/// Markers where the suite's content or settings, or the judge or rubric that scored it,
+/// changed from one run to the next: each change named (a provider's model, a gate's limit,
+/// `defaults.assert`, the cases edited), from the settings recorded with each run.
 fn change_markers(
     store: &Store,
     suite: &str,
@@ -981,8 +983,9 @@ fn change_markers(
 ) -> Result<Vec<MarkerView>, HtmlError> {
     let judges: std::collections::HashMap<String, Vec<crate::model::JudgeSignature>> =
         store.suite_run_judges(suite)?.into_iter().collect();
+    let settings = store.suite_run_settings(suite)?;
     let mut out = Vec::new();
-    let mut prev: Option<&str> = None;
+    let mut prev: Option<&TrendRow> = None;
     let mut prev_judges: Option<&Vec<crate::model::JudgeSignature>> = None;
     let mut seen_run: Option<&str> = None;
     for r in rows {
@@ -991,17 +994,36 @@ fn change_markers(
         }
         seen_run = Some(&r.run_id);
         let mut labels = Vec::new();
-        if let Some(p) = prev
-            && p != r.suite_hash
-        {
-            let cases = store.cases_first_seen_at(suite, &r.started_at, 6)?;
-            labels.push(if cases.is_empty() {
-                "suite settings changed (providers, prompt, judge, rubric or gates)".to_string()
-            } else if cases.len() > 5 {
-                format!("cases changed: {}, …", cases[..5].join(", "))
+        if let Some(p) = prev {
+            let hash_changed = p.suite_hash != r.suite_hash;
+            let named = match (settings.get(&p.run_id), settings.get(&r.run_id)) {
+                (Some(before), Some(now)) => Some(changes::describe(before, now)),
+                _ => None,
+            };
+            let cases = if hash_changed {
+                store.cases_first_seen_at(suite, &r.started_at, 6)?
             } else {
-                format!("cases changed: {}", cases.join(", "))
-            });
+                Vec::new()
+            };
+            match named {
+                Some(named) => labels.extend(named),
+                None if hash_changed && cases.is_empty() => labels.push(
+                    "suite settings changed (not recorded for runs before this version)"
+                        .to_string(),
+                ),
+                None => {}
+            }
+            if !cases.is_empty() {
+                labels.push(if cases.len() > 5 {
+                    format!("cases changed: {}, …", cases[..5].join(", "))
+                } else {
+                    format!("cases changed: {}", cases.join(", "))
+                });
+            } else if hash_changed && labels.is_empty() {
+                // The settings are the same: what the suite hash covers besides them is its
+                // cases' content.
+                labels.push("cases changed".to_string());
+            }
         }
         if let Some(now) = judges.get(&r.run_id) {
             if let Some(before) = prev_judges
@@ -1028,7 +1050,7 @@ fn change_markers(
                 label: labels.join("; "),
             });
         }
-        prev = Some(&r.suite_hash);
+        prev = Some(r);
     }
     Ok(out)
 }
