@@ -16,5 +16,6 @@ mod reports;
 mod review;
 mod runs;
 mod schedule;
+mod signals;
 mod support;
 mod validate;
