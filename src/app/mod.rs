@@ -4,6 +4,7 @@
 pub mod alerts;
 mod history;
 mod init;
+mod interrupt;
 pub mod report;
 pub mod review;
 pub mod run;
@@ -234,8 +235,14 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     match cli.command {
         Command::Init(a) => init::run(&ctx, &a),
-        Command::Validate(a) => validate::run(&ctx, &a),
-        Command::Run(a) => run::run(&ctx, &a),
+        Command::Validate(a) => {
+            interrupt::watch()?;
+            validate::run(&ctx, &a)
+        }
+        Command::Run(a) => {
+            interrupt::watch()?;
+            run::run(&ctx, &a)
+        }
         Command::Runs(a) => history::runs(&ctx, &a),
         Command::Show(a) => history::show(&ctx, &a),
         Command::Report(a) => report::report(&ctx, &a),

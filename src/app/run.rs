@@ -489,6 +489,15 @@ fn cancel_on_signal(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let _entered = runtime.enter();
+    // `run` as a command listens from its start (a signal while the suites load ends it at
+    // once); a run started by the scheduler listens from here.
+    if let Some(token) = super::interrupt::token() {
+        runtime.spawn(async move {
+            token.cancelled().await;
+            cancel.cancel();
+        });
+        return Ok(());
+    }
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -821,6 +830,9 @@ fn run_suite(
         let _ = env.runtime.block_on(calls);
         e
     };
+    // From here on something is written: a signal cancels the run rather than ending the
+    // process (`interrupt`).
+    super::interrupt::begun();
     if store.is_none() {
         match ctx.open_store(env.db) {
             Ok(opened) => *store = Some(opened),
@@ -923,7 +935,13 @@ fn run_suite(
             () = first_call.notified() => {}
             () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
         }
-        let checked = checker(env)?.wait().await?;
+        // A signal before the whole suite is checked stops the wait (reading a large case
+        // file can take seconds): the run is kept as far as it went, incomplete; the planned
+        // count is what it finished (`run --resume` loads and judges the suite whole).
+        let checked = tokio::select! {
+            checked = checker(env)?.wait() => checked?,
+            () = env.cancel.cancelled() => return Ok(Some((head.as_ref().clone(), None))),
+        };
         if !checked.diags.is_empty() {
             env.cancel.cancel();
             return Err(invalid(ctx, &checked.diags));
@@ -957,7 +975,7 @@ fn run_suite(
         )
         .inspect_err(|_| env.cancel.cancel())?;
         let _ = engine_tx.send(Stage::Ready(engine));
-        anyhow::Ok(Some((whole, planned)))
+        anyhow::Ok(Some((whole, Some(planned))))
     };
     let (checked, calls) = env
         .runtime
@@ -1014,10 +1032,28 @@ fn run_suite(
                 .discard_run(&info.run_id)
                 .with_context(|| format!("remove run {} of a suite with problems", info.run_id))?;
             lease.release();
+            // Nor are the pages written as its results came.
+            if live.is_some() {
+                let reports = super::report::reports_dir(env.project);
+                let _ = report::html::run_discarded(&reports, &info.run_id);
+            }
             return Err(e);
         }
         Ok(None) => (head.as_ref().clone(), info),
-        Ok(Some((whole, planned))) => {
+        Ok(Some((head, None))) => {
+            // Interrupted before the suite was checked whole.
+            // Kept as far as it went (even with no result: the run's row says it was
+            // interrupted), as any interrupted run.
+            let kept = consumed.finished;
+            store.set_run_plan(&info.run_id, &head.hash, kept)?;
+            let info = RunInfo {
+                suite_hash: head.hash.clone(),
+                planned: kept,
+                ..info
+            };
+            (head, info)
+        }
+        Ok(Some((whole, Some(planned)))) => {
             let info = RunInfo {
                 suite_hash: whole.hash.clone(),
                 planned,
@@ -1033,7 +1069,7 @@ fn run_suite(
             .record_run_settings(&info.run_id, &suite.settings)
             .with_context(|| format!("record the settings of run {}", info.run_id))?;
     }
-    if info.planned == 0 && resume.is_none() {
+    if info.planned == 0 && resume.is_none() && !consumed.cancelled {
         finish_writer(writer)?;
         store.discard_run(&info.run_id)?;
         lease.release();

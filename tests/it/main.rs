@@ -17,5 +17,6 @@ mod review;
 mod runs;
 mod schedule;
 mod settings;
+mod signals;
 mod support;
 mod validate;

@@ -1576,5 +1576,38 @@ pub fn run_resumed(dir: &Path, run_id: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A run was discarded (its suite was not judged whole): every page written for it as its
+/// results came, and its file of rows, are removed from `dir`.
+pub fn run_discarded(dir: &Path, run_id: &str) -> std::io::Result<()> {
+    let runs = dir.join("runs");
+    let stem = file_stem(run_id);
+    match std::fs::remove_file(live::rows_path(&runs, run_id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let Ok(entries) = std::fs::read_dir(&runs) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(page) = name
+            .strip_suffix(".html")
+            .or_else(|| name.strip_suffix(".html.tmp"))
+        else {
+            continue;
+        };
+        let of_run = page == stem
+            || page
+                .strip_prefix(stem.as_str())
+                .and_then(|rest| rest.strip_prefix("-p"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if of_run {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;
