@@ -762,10 +762,20 @@ fn run_suite(
     if let Some(store) = store.as_ref() {
         super::schedule::check_lease(store, suite)?;
     }
-    let slots = match slots.take() {
+    let mut slots = match slots.take() {
         Some(slots) => slots,
         None => build_slots(env, suite, &mut limiters)?,
     };
+    // One budget for the run: once it cannot be met, no provider is called again. A resumed
+    // run's stored errors are not counted (it stops no earlier than it should).
+    let budget = Arc::new(exec::ErrorBudget::new(
+        env.project.error_budget.unwrap_or(DEFAULT_ERROR_BUDGET),
+        info.planned,
+        0,
+    ));
+    for slot in &mut slots {
+        slot.budget = Some(Arc::clone(&budget));
+    }
     crate::phase::phase("providers");
     let bar = ctx
         .printer
@@ -943,6 +953,7 @@ fn run_suite(
             usize::try_from(planned).unwrap_or(usize::MAX),
             std::sync::atomic::Ordering::Relaxed,
         );
+        budget.set_planned(planned);
         // On the runtime's own thread, between polls: a one-row update.
         store.set_run_plan(&info.run_id, &whole.hash, planned)?;
         let engine = judging(
@@ -1184,6 +1195,8 @@ fn build_slots(
             pricing: spec.pricing,
             rate_limit: spec.rate_limit,
             limiter: Some(limiter),
+            breaker_after: env.project.circuit_breaker.unwrap_or(exec::BREAKER_AFTER),
+            budget: None,
         });
     }
     Ok(slots)
@@ -1431,6 +1444,9 @@ fn consume(
                 reason,
             } => printer.warn(&format!(
                 "{reason}; its remaining cases are stored as `circuit_open` errors"
+            )),
+            Event::BudgetSpent { reason } => printer.warn(&format!(
+                "{reason}; the remaining cases are stored as `circuit_open` errors"
             )),
             Event::RunFinished { cancelled } => {
                 out.cancelled = cancelled;
