@@ -1196,6 +1196,7 @@ fn build_slots(
             rate_limit: spec.rate_limit,
             limiter: Some(limiter),
             breaker_after: env.project.circuit_breaker.unwrap_or(exec::BREAKER_AFTER),
+            max_output_bytes: spec.output_cap(),
             budget: None,
         });
     }
@@ -1515,6 +1516,8 @@ fn record(scorer: &Scorer, mut f: Finished, judged: &[(usize, AssertionOutcome)]
             rec.tokens_out = c.tokens_out;
             rec.cost_usd = c.cost_usd;
             rec.finish_reason = c.finish_reason;
+            rec.output_bytes = c.output_bytes;
+            rec.truncated = c.truncated;
         }
         Err(e) => {
             rec.error_kind = Some(e.kind);

@@ -34,6 +34,9 @@ pub struct Slot {
     /// Jobs in a row with no answer after which the provider is not called again (its
     /// circuit breaker); 0 switches the breaker off.
     pub breaker_after: u32,
+    /// The most of an answer's text kept (`max_output_bytes`); a longer one is cut there and
+    /// marked (see [`cap_output`]). 0: no cap.
+    pub max_output_bytes: u64,
     /// The run's error budget, shared by every slot of the run (None: no early stop).
     pub budget: Option<Arc<ErrorBudget>>,
 }
@@ -143,6 +146,30 @@ impl Breaker {
             }
         }
     }
+}
+
+/// Record the answer's length, and cut an answer longer than `cap` bytes (0: no cap) at the
+/// cap (a character split by the cut is dropped), followed by the truncation mark, flagged
+/// as truncated. An answer the provider already cut (an `exec` command) is left as it is.
+pub fn cap_output(completion: &mut Completion, cap: u64) {
+    if completion.truncated {
+        return;
+    }
+    let len = completion.output.len() as u64;
+    completion.output_bytes.get_or_insert(len);
+    if cap == 0 || len <= cap {
+        return;
+    }
+    let mut end = usize::try_from(cap).unwrap_or(usize::MAX);
+    while !completion.output.is_char_boundary(end) {
+        end -= 1;
+    }
+    completion.output.truncate(end);
+    completion.output.push('\n');
+    completion
+        .output
+        .push_str(&crate::provider::exec::truncation_mark(cap));
+    completion.truncated = true;
 }
 
 /// One finished job.
@@ -503,6 +530,7 @@ impl Worker {
                 {
                     completion.cost_usd = Some(p.cost(i, o));
                 }
+                cap_output(&mut completion, slot.max_output_bytes);
                 Ok(completion)
             }
             Err(e) => Err(e),
@@ -640,6 +668,7 @@ mod tests {
             rate_limit: RateLimit::default(),
             limiter: None,
             breaker_after: BREAKER_AFTER,
+            max_output_bytes: 0,
             budget: None,
         }
     }
@@ -976,6 +1005,28 @@ mod tests {
         assert_eq!(calls, 100);
         assert_eq!(done.iter().filter(|f| f.result.is_ok()).count(), 50);
         assert!(budget.spent().is_none());
+    }
+
+    #[test]
+    fn a_long_answer_is_cut_at_the_cap_on_a_character_boundary_and_marked() {
+        let mut c = Completion {
+            output: "aé".repeat(10), // 30 bytes; byte 4 is inside an é
+            ..Completion::default()
+        };
+        cap_output(&mut c, 4);
+        assert!(c.truncated);
+        assert_eq!(c.output_bytes, Some(30));
+        assert_eq!(
+            c.output,
+            "aéa\n[evalwatch: output truncated at max_output_bytes = 4 bytes; the answer was longer]"
+        );
+        let mut short = Completion {
+            output: "ok".to_owned(),
+            ..Completion::default()
+        };
+        cap_output(&mut short, 4);
+        assert!(!short.truncated);
+        assert_eq!((short.output.as_str(), short.output_bytes), ("ok", Some(2)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 7] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 8] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -26,6 +26,11 @@ pub(crate) const MIGRATIONS: [(&str, &str); 7] = [
     (
         "0007_alert_claims",
         include_str!("migrations/0007_alert_claims.sql"),
+    ),
+    // 0008 is another change's (the lead renumbers at merge if needed).
+    (
+        "0009_output_length",
+        include_str!("migrations/0009_output_length.sql"),
     ),
 ];
 

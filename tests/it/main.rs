@@ -18,4 +18,5 @@ mod review;
 mod runs;
 mod schedule;
 mod support;
+mod truncation;
 mod validate;
