@@ -116,6 +116,8 @@ fn record(suite: &Suite, day: usize, seq: usize) -> ResultRecord {
         tokens_out: Some(18),
         cost_usd: Some(0.000_02),
         finish_reason: Some("stop".to_owned()),
+        output_bytes: None,
+        truncated: false,
         attempts: 1,
         assertions: vec![AssertionOutcome {
             type_name: "icontains".to_owned(),

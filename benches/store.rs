@@ -243,6 +243,8 @@ impl Corpus {
             tokens_out: Some(110),
             cost_usd: Some(0.000_078),
             finish_reason: Some("stop".to_owned()),
+            output_bytes: None,
+            truncated: false,
             attempts: 1,
             assertions: vec![
                 assertion("icontains", true, "found \"30 days\""),

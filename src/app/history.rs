@@ -221,7 +221,23 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
     let mut shown = 0usize;
     let mut total = 0usize;
     let mut lines = Vec::new();
+    let mut truncated = Vec::new();
+    let mut truncated_total = 0usize;
     store.for_each_result(&info.run_id, |rec| {
+        if let Some(note) = crate::report::html::truncation_note(&rec) {
+            truncated_total += 1;
+            if truncated.len() < args.failures.max(1) {
+                let sample = if rec.job.sample > 0 {
+                    format!(" #{}", rec.job.sample)
+                } else {
+                    String::new()
+                };
+                truncated.push(format!(
+                    "  {} [{}]{sample}: {note}",
+                    rec.job.case_id, rec.job.provider_id
+                ));
+            }
+        }
         if rec.status != CaseStatus::Passed {
             total += 1;
             if shown < args.failures {
@@ -240,6 +256,20 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
             ctx.printer.result(&format!(
                 "  ... and {} more (--failures N shows more)",
                 total - shown
+            ));
+        }
+    }
+    if truncated_total > 0 {
+        ctx.printer.result(&format!(
+            "outputs truncated at max_output_bytes ({truncated_total}):"
+        ));
+        for l in &truncated {
+            ctx.printer.result(l);
+        }
+        if truncated_total > truncated.len() {
+            ctx.printer.result(&format!(
+                "  ... and {} more",
+                truncated_total - truncated.len()
             ));
         }
     }

@@ -773,10 +773,20 @@ fn run_suite(
     if let Some(store) = store.as_ref() {
         super::schedule::check_lease(store, suite)?;
     }
-    let slots = match slots.take() {
+    let mut slots = match slots.take() {
         Some(slots) => slots,
         None => build_slots(env, suite, &mut limiters)?,
     };
+    // One budget for the run: once it cannot be met, no provider is called again. A resumed
+    // run's stored errors are not counted (it stops no earlier than it should).
+    let budget = Arc::new(exec::ErrorBudget::new(
+        env.project.error_budget.unwrap_or(DEFAULT_ERROR_BUDGET),
+        info.planned,
+        0,
+    ));
+    for slot in &mut slots {
+        slot.budget = Some(Arc::clone(&budget));
+    }
     crate::phase::phase("providers");
     let bar = ctx
         .printer
@@ -963,6 +973,7 @@ fn run_suite(
             usize::try_from(planned).unwrap_or(usize::MAX),
             std::sync::atomic::Ordering::Relaxed,
         );
+        budget.set_planned(planned);
         // On the runtime's own thread, between polls: a one-row update.
         store.set_run_plan(&info.run_id, &whole.hash, planned)?;
         store.record_run_settings(&info.run_id, &whole.settings)?;
@@ -1230,6 +1241,9 @@ fn build_slots(
             pricing: spec.pricing,
             rate_limit: spec.rate_limit,
             limiter: Some(limiter),
+            breaker_after: env.project.circuit_breaker.unwrap_or(exec::BREAKER_AFTER),
+            max_output_bytes: spec.output_cap(),
+            budget: None,
         });
     }
     Ok(slots)
@@ -1478,6 +1492,9 @@ fn consume(
             } => printer.warn(&format!(
                 "{reason}; its remaining cases are stored as `circuit_open` errors"
             )),
+            Event::BudgetSpent { reason } => printer.warn(&format!(
+                "{reason}; the remaining cases are stored as `circuit_open` errors"
+            )),
             Event::RunFinished { cancelled } => {
                 out.cancelled = cancelled;
                 break;
@@ -1545,6 +1562,8 @@ fn record(scorer: &Scorer, mut f: Finished, judged: &[(usize, AssertionOutcome)]
             rec.tokens_out = c.tokens_out;
             rec.cost_usd = c.cost_usd;
             rec.finish_reason = c.finish_reason;
+            rec.output_bytes = c.output_bytes;
+            rec.truncated = c.truncated;
         }
         Err(e) => {
             rec.error_kind = Some(e.kind);

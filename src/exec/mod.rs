@@ -31,6 +31,82 @@ pub struct Slot {
     /// A rate limiter shared with other callers of the same provider (a judge that is also a
     /// provider under test); None builds one from `rate_limit`.
     pub limiter: Option<Arc<Limiter>>,
+    /// Jobs in a row with no answer after which the provider is not called again (its
+    /// circuit breaker); 0 switches the breaker off.
+    pub breaker_after: u32,
+    /// The most of an answer's text kept (`max_output_bytes`); a longer one is cut there and
+    /// marked (see [`cap_output`]). 0: no cap.
+    pub max_output_bytes: u64,
+    /// The run's error budget, shared by every slot of the run (None: no early stop).
+    pub budget: Option<Arc<ErrorBudget>>,
+}
+
+/// The run's error budget, watched while it runs: once more results have errored than the
+/// budget allows of every result planned, the run is `failed` whatever the rest does, so
+/// no provider is called again and the remaining jobs finish at once as `circuit_open`
+/// errors carrying the reason.
+#[derive(Debug)]
+pub struct ErrorBudget {
+    /// Share of results allowed to be errors (0..=1).
+    share: f64,
+    /// Results the run plans in all (stored ones of a resumed run included); 0 while not
+    /// known yet (the budget then never stops the run).
+    planned: std::sync::atomic::AtomicU64,
+    errors: std::sync::atomic::AtomicU64,
+    /// Why it was spent (set once).
+    spent: std::sync::OnceLock<String>,
+}
+
+impl ErrorBudget {
+    /// A budget of `share` of `planned` results, `errors` of which are already errors (a
+    /// resumed run's stored ones).
+    #[must_use]
+    pub fn new(share: f64, planned: u64, errors: u64) -> Self {
+        Self {
+            share,
+            planned: std::sync::atomic::AtomicU64::new(planned),
+            errors: std::sync::atomic::AtomicU64::new(errors),
+            spent: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Set the results planned, once known (a streamed run knows them once its suite is
+    /// checked in full).
+    pub fn set_planned(&self, planned: u64) {
+        self.planned.store(planned, Ordering::SeqCst);
+    }
+
+    /// Why the budget cannot be met any more, once it cannot.
+    #[must_use]
+    pub fn spent(&self) -> Option<&str> {
+        self.spent.get().map(String::as_str)
+    }
+
+    /// Count a finished job; returns the reason when this job spent the budget.
+    fn record(&self, result: &Result<Completion, CallError>) -> Option<String> {
+        if result.is_ok() {
+            return None;
+        }
+        let errors = self.errors.fetch_add(1, Ordering::SeqCst) + 1;
+        let planned = self.planned.load(Ordering::SeqCst);
+        #[allow(clippy::cast_precision_loss)]
+        let over = planned > 0 && errors as f64 > self.share * planned as f64;
+        if !over || self.spent.get().is_some() {
+            return None;
+        }
+        let reason = format!(
+            "error budget of {}% cannot be met: {errors} of {} results already errored, so the run fails whatever the rest answers; evalwatch stopped calling providers",
+            fmt_share(self.share),
+            planned
+        );
+        self.spent.set(reason.clone()).ok().map(|()| reason)
+    }
+}
+
+/// A share as a percentage without needless decimals (0.5 -> "50", 0.125 -> "12.5").
+fn fmt_share(share: f64) -> String {
+    let text = format!("{:.2}", share * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Consecutive jobs of one provider that end in a connection failure or a timeout (after
@@ -44,6 +120,8 @@ struct Breaker {
     in_a_row: AtomicU32,
     /// Why it opened (set once, when it opens).
     open: std::sync::OnceLock<String>,
+    /// Opens after this many in a row; 0: never.
+    after: u32,
 }
 
 impl Breaker {
@@ -52,7 +130,7 @@ impl Breaker {
         match result {
             Err(e) if matches!(e.kind, ErrorKind::Transport | ErrorKind::Timeout) => {
                 let n = self.in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
-                if n < BREAKER_AFTER {
+                if self.after == 0 || n < self.after {
                     return None;
                 }
                 let reason = format!(
@@ -68,6 +146,30 @@ impl Breaker {
             }
         }
     }
+}
+
+/// Record the answer's length, and cut an answer longer than `cap` bytes (0: no cap) at the
+/// cap (a character split by the cut is dropped), followed by the truncation mark, flagged
+/// as truncated. An answer the provider already cut (an `exec` command) is left as it is.
+pub fn cap_output(completion: &mut Completion, cap: u64) {
+    if completion.truncated {
+        return;
+    }
+    let len = completion.output.len() as u64;
+    completion.output_bytes.get_or_insert(len);
+    if cap == 0 || len <= cap {
+        return;
+    }
+    let mut end = usize::try_from(cap).unwrap_or(usize::MAX);
+    while !completion.output.is_char_boundary(end) {
+        end -= 1;
+    }
+    completion.output.truncate(end);
+    completion.output.push('\n');
+    completion
+        .output
+        .push_str(&crate::provider::exec::truncation_mark(cap));
+    completion.truncated = true;
 }
 
 /// One finished job.
@@ -99,6 +201,11 @@ pub enum Event {
     /// as `circuit_open` errors without a call.
     CircuitOpened {
         provider_id: String,
+        reason: String,
+    },
+    /// The run's error budget can no longer be met (see [`ErrorBudget`]): every remaining
+    /// job finishes as a `circuit_open` error without a call.
+    BudgetSpent {
         reason: String,
     },
     /// Always the last event. `cancelled`: jobs were left undone.
@@ -250,11 +357,15 @@ pub async fn execute_feeds(
             .limiter
             .take()
             .unwrap_or_else(|| Arc::new(Limiter::new(slot.rate_limit)));
+        let breaker_after = slot.breaker_after;
         let shared = Arc::new(Shared {
             feed: tokio::sync::Mutex::new(feed),
             limiter,
             slot,
-            breaker: Breaker::default(),
+            breaker: Breaker {
+                after: breaker_after,
+                ..Breaker::default()
+            },
         });
         for _ in 0..workers {
             let ctx = Worker {
@@ -311,6 +422,7 @@ impl Worker {
                 return; // cancelled mid-call
             };
             drop(permit);
+            self.count(&finished.result).await;
             if let (Some(after), Some(request), Ok(completion)) =
                 (&self.after, &finished.request, &finished.result)
             {
@@ -328,6 +440,19 @@ impl Worker {
             {
                 return;
             }
+        }
+    }
+
+    /// Count a finished job's result (called or not) against the run's error budget.
+    async fn count(&self, result: &Result<Completion, CallError>) {
+        if let Some(reason) = self
+            .shared
+            .slot
+            .budget
+            .as_ref()
+            .and_then(|b| b.record(result))
+        {
+            let _ = self.tx.send(Event::BudgetSpent { reason }).await;
         }
     }
 
@@ -349,11 +474,18 @@ impl Worker {
             }
         };
         let slot = &self.shared.slot;
-        if let Some(reason) = self.shared.breaker.open.get() {
-            let mut error = CallError::new(
-                ErrorKind::CircuitOpen,
-                format!("not called: {reason}; check base_url and that the server is running"),
-            );
+        let not_called = if let Some(reason) = self.shared.breaker.open.get() {
+            Some(format!(
+                "not called: {reason}; check base_url and that the server is running"
+            ))
+        } else {
+            slot.budget
+                .as_ref()
+                .and_then(|b| b.spent())
+                .map(|reason| format!("not called: {reason}"))
+        };
+        if let Some(message) = not_called {
+            let mut error = CallError::new(ErrorKind::CircuitOpen, message);
             error.retryable = false;
             return Some(Finished {
                 job,
@@ -398,6 +530,7 @@ impl Worker {
                 {
                     completion.cost_usd = Some(p.cost(i, o));
                 }
+                cap_output(&mut completion, slot.max_output_bytes);
                 Ok(completion)
             }
             Err(e) => Err(e),
@@ -534,6 +667,9 @@ mod tests {
             }),
             rate_limit: RateLimit::default(),
             limiter: None,
+            breaker_after: BREAKER_AFTER,
+            max_output_bytes: 0,
+            budget: None,
         }
     }
 
@@ -544,7 +680,7 @@ mod tests {
             match ev {
                 Event::JobFinished(f) => done.push(*f),
                 Event::AttemptFailed { .. } => failed_attempts += 1,
-                Event::CircuitOpened { .. } => {}
+                Event::CircuitOpened { .. } | Event::BudgetSpent { .. } => {}
                 Event::RunFinished { cancelled } => return (done, failed_attempts, cancelled),
             }
         }
@@ -738,6 +874,15 @@ mod tests {
     }
 
     async fn run_dead(answer_from: u32, n: usize) -> (Vec<Finished>, Vec<String>, u32) {
+        run_dead_with(answer_from, n, |_| {}).await
+    }
+
+    /// [`run_dead`] with the slot adjusted by `adjust`; budget events count as openings.
+    async fn run_dead_with(
+        answer_from: u32,
+        n: usize,
+        adjust: impl FnOnce(&mut Slot),
+    ) -> (Vec<Finished>, Vec<String>, u32) {
         let p = Arc::new(Dead {
             calls: AtomicU32::new(0),
             answer_from,
@@ -745,6 +890,7 @@ mod tests {
         let mut slot = slot(flaky(0, Duration::ZERO), 1, Duration::from_secs(5));
         slot.provider = Arc::clone(&p) as Arc<dyn Provider>;
         slot.retries.max = 0;
+        adjust(&mut slot);
         let (tx, mut rx) = mpsc::channel(16);
         let run = execute(
             jobs(n),
@@ -760,7 +906,9 @@ mod tests {
             while let Some(ev) = rx.recv().await {
                 match ev {
                     Event::JobFinished(f) => done.push(*f),
-                    Event::CircuitOpened { reason, .. } => opened.push(reason),
+                    Event::CircuitOpened { reason, .. } | Event::BudgetSpent { reason } => {
+                        opened.push(reason);
+                    }
                     Event::AttemptFailed { .. } => {}
                     Event::RunFinished { .. } => break,
                 }
@@ -798,6 +946,94 @@ mod tests {
                 .filter(|f| f.result.is_err())
                 .all(|f| f.attempts <= 1)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_breaker_switched_off_calls_every_job() {
+        let (done, opened, calls) = run_dead_with(u32::MAX, 40, |s| s.breaker_after = 0).await;
+        assert!(opened.is_empty(), "{opened:?}");
+        assert_eq!(calls, 40);
+        assert_eq!(done.len(), 40);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_configured_breaker_opens_after_its_count() {
+        let (done, opened, calls) = run_dead_with(u32::MAX, 40, |s| s.breaker_after = 3).await;
+        assert_eq!(calls, 3);
+        assert_eq!(opened.len(), 1, "{opened:?}");
+        assert!(opened[0].contains("no answer to 3 calls"), "{}", opened[0]);
+        assert_eq!(done.len(), 40);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_error_budget_stops_every_call() {
+        // Breaker off: only the budget can stop it. 100 jobs, 50%: the 51st error spends it.
+        let budget = Arc::new(ErrorBudget::new(0.5, 100, 0));
+        let b = Arc::clone(&budget);
+        let (done, opened, calls) = run_dead_with(u32::MAX, 100, move |s| {
+            s.breaker_after = 0;
+            s.budget = Some(b);
+        })
+        .await;
+        assert_eq!(calls, 51, "calls stop once the budget cannot be met");
+        assert_eq!(done.len(), 100, "every job is still reported");
+        assert_eq!(opened.len(), 1, "{opened:?}");
+        assert_eq!(
+            opened[0],
+            "error budget of 50% cannot be met: 51 of 100 results already errored, so the run fails whatever the rest answers; evalwatch stopped calling providers"
+        );
+        let skipped = done
+            .iter()
+            .filter_map(|f| f.result.as_ref().err())
+            .filter(|e| e.kind == ErrorKind::CircuitOpen && e.message.contains("error budget"))
+            .count();
+        assert_eq!(skipped, 49);
+        assert!(budget.spent().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_that_can_still_be_met_never_stops_the_run() {
+        // 50 errors of 100 is exactly the budget, not over it.
+        let budget = Arc::new(ErrorBudget::new(0.5, 100, 0));
+        let b = Arc::clone(&budget);
+        let (done, opened, calls) = run_dead_with(50, 100, move |s| {
+            s.breaker_after = 0;
+            s.budget = Some(b);
+        })
+        .await;
+        assert!(opened.is_empty(), "{opened:?}");
+        assert_eq!(calls, 100);
+        assert_eq!(done.iter().filter(|f| f.result.is_ok()).count(), 50);
+        assert!(budget.spent().is_none());
+    }
+
+    #[test]
+    fn a_long_answer_is_cut_at_the_cap_on_a_character_boundary_and_marked() {
+        let mut c = Completion {
+            output: "aé".repeat(10), // 30 bytes; byte 4 is inside an é
+            ..Completion::default()
+        };
+        cap_output(&mut c, 4);
+        assert!(c.truncated);
+        assert_eq!(c.output_bytes, Some(30));
+        assert_eq!(
+            c.output,
+            "aéa\n[evalwatch: output truncated at max_output_bytes = 4 bytes; the answer was longer]"
+        );
+        let mut short = Completion {
+            output: "ok".to_owned(),
+            ..Completion::default()
+        };
+        cap_output(&mut short, 4);
+        assert!(!short.truncated);
+        assert_eq!((short.output.as_str(), short.output_bytes), ("ok", Some(2)));
+    }
+
+    #[test]
+    fn shares_print_without_needless_decimals() {
+        assert_eq!(fmt_share(0.5), "50");
+        assert_eq!(fmt_share(0.125), "12.5");
+        assert_eq!(fmt_share(0.0), "0");
     }
 
     #[tokio::test(start_paused = true)]

@@ -226,4 +226,8 @@ pub struct ProjectConfig {
     /// `max_output_bytes` of every provider that does not set its own.
     #[serde(default)]
     pub max_output_bytes: Option<u64>,
+    /// `circuit_breaker:` — cases of one provider in a row with no answer after which it is
+    /// not called again: None for the default (10), `Some(0)` when switched `off`.
+    #[serde(default)]
+    pub circuit_breaker: Option<u32>,
 }

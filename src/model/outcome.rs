@@ -61,6 +61,13 @@ pub struct Completion {
     pub finish_reason: Option<String>,
     /// Filled from pricing by the executor when the provider has one.
     pub cost_usd: Option<f64>,
+    /// The answer's length in bytes as the provider gave it (filled by the executor when the
+    /// provider does not say); for an `exec` command stopped at its cap, the bytes read.
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    /// `output` holds only the first `max_output_bytes` of a longer answer (then marked).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// Why a call failed, for counting errors by kind.
@@ -286,6 +293,12 @@ pub struct ResultRecord {
     pub tokens_out: Option<u64>,
     pub cost_usd: Option<f64>,
     pub finish_reason: Option<String>,
+    /// The answer's length in bytes as the provider gave it (see [`Completion::output_bytes`]).
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    /// The stored output is the first part of a longer answer.
+    #[serde(default)]
+    pub truncated: bool,
     /// Attempts made (1 = no retry).
     pub attempts: u32,
     pub assertions: Vec<AssertionOutcome>,
@@ -312,6 +325,8 @@ impl ResultRecord {
             tokens_out: None,
             cost_usd: None,
             finish_reason: None,
+            output_bytes: None,
+            truncated: false,
             attempts: 1,
             assertions: Vec::new(),
             label: None,

@@ -45,7 +45,7 @@ impl AnthropicProvider {
         let url = common::endpoint(id, base, "/v1/messages")?;
         let model = common::required_model(spec)?;
         let mut ctx = CallContext::new(id);
-        ctx.max_body_bytes = spec.output_cap();
+        ctx.max_body_bytes = common::read_limit(spec.output_cap());
         let api_key = if let Some(var) = &spec.api_key_env {
             let key = common::read_api_key(id, var, env)?;
             ctx.secrets.add(key.expose());

@@ -163,8 +163,16 @@ pub struct CallContext {
     pub auth_hint: Option<String>,
     /// Said on 404, e.g. "check `base_url` and model".
     pub not_found_hint: Option<String>,
-    /// The most of an answer's body that is read (the provider's `max_output_bytes`).
+    /// The most of an answer's body that is read: see [`read_limit`].
     pub max_body_bytes: u64,
+}
+
+/// What is read of a JSON answer's body for an answer of at most `cap` bytes of text: the
+/// cap plus a margin for the JSON around it (a quarter of the cap, at least 64 KiB). An
+/// answer whose text alone is longer is kept cut at the cap, marked, by the executor.
+#[must_use]
+pub fn read_limit(cap: u64) -> u64 {
+    cap.saturating_add((cap / 4).max(64 << 10))
 }
 
 impl CallContext {
@@ -429,7 +437,7 @@ pub async fn send_json(ctx: &CallContext, request: RequestBuilder) -> Result<Val
                 |n| format!("of {n} (its Content-Length)"),
             );
         let mut err = ctx.bad_response(format!(
-            "the answer is larger than `max_output_bytes` ({} bytes): evalwatch read {} bytes {whole} and stopped, so it was truncated and not parsed; raise `max_output_bytes` if such answers are expected",
+            "the answer is larger than `max_output_bytes` allows (evalwatch reads {} bytes of a body, the cap plus a margin for the JSON): evalwatch read {} bytes {whole} and stopped, so it was truncated and not parsed; raise `max_output_bytes` if such answers are expected",
             ctx.max_body_bytes,
             body.bytes.len()
         ));
@@ -603,6 +611,7 @@ pub fn completion(
         tokens_out: as_count(answer.pointer(tokens_out)),
         finish_reason,
         cost_usd: None,
+        ..crate::model::Completion::default()
     }
 }
 

@@ -33,6 +33,7 @@ impl Provider for EchoProvider {
             tokens_out: None,
             finish_reason: Some("stop".into()),
             cost_usd: None,
+            ..crate::model::Completion::default()
         })
     }
 }

@@ -69,6 +69,8 @@ fn truncated_completion(stdout: &[u8], cap: u64, started: std::time::Instant) ->
         tokens_out: None,
         finish_reason: Some("truncated".to_owned()),
         cost_usd: None,
+        output_bytes: Some(stdout.len() as u64),
+        truncated: true,
     }
 }
 
@@ -206,6 +208,7 @@ impl Provider for ExecProvider {
             tokens_out: None,
             finish_reason: None,
             cost_usd: None,
+            ..crate::model::Completion::default()
         })
     }
 }

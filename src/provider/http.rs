@@ -295,7 +295,7 @@ impl HttpProvider {
         }
 
         let mut ctx = CallContext::new(id);
-        ctx.max_body_bytes = spec.output_cap();
+        ctx.max_body_bytes = common::read_limit(spec.output_cap());
         ctx.auth_hint = Some("check the credentials in the provider's `headers`".into());
         ctx.not_found_hint = Some("check the provider's `url`".into());
         Ok(Self {
@@ -554,6 +554,7 @@ impl Provider for HttpProvider {
             tokens_out: count(&self.usage_out),
             finish_reason: None,
             cost_usd: None,
+            ..crate::model::Completion::default()
         })
     }
 }

@@ -43,7 +43,7 @@ impl OllamaProvider {
         let url = common::endpoint(id, base.as_ref(), "/api/chat")?;
         let model = common::required_model(spec)?;
         let mut ctx = CallContext::new(id);
-        ctx.max_body_bytes = spec.output_cap();
+        ctx.max_body_bytes = common::read_limit(spec.output_cap());
         let auth = match &spec.api_key_env {
             Some(var) => {
                 let key = common::read_api_key(id, var, env)?;

@@ -99,7 +99,7 @@ impl OpenAiProvider {
         };
 
         let mut ctx = CallContext::new(id);
-        ctx.max_body_bytes = spec.output_cap();
+        ctx.max_body_bytes = common::read_limit(spec.output_cap());
         let auth = if let Some(var) = &spec.api_key_env {
             let key = common::read_api_key(id, var, env)?;
             ctx.secrets.add(key.expose());

@@ -164,6 +164,7 @@ impl Provider for ReplayProvider {
             tokens_out: rec.tokens_out,
             finish_reason: rec.finish_reason.clone(),
             cost_usd: None,
+            ..crate::model::Completion::default()
         })
     }
 }

@@ -91,6 +91,8 @@ pub fn case(rec: &ResultRecord) -> Value {
         "status": rec.status,
         "score": rec.score,
         "output": rec.output,
+        "output_bytes": rec.output_bytes,
+        "truncated": rec.truncated,
         "latency_ms": rec.latency_ms,
         "tokens_in": rec.tokens_in,
         "tokens_out": rec.tokens_out,

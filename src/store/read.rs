@@ -15,7 +15,8 @@ const AMBIGUOUS_SHOWN: usize = 5;
 const RESULT_SELECT: &str = "SELECT x.id, x.seq, x.case_index, c.case_id, x.provider_index,
     x.provider, x.sample, c.hash, coalesce(x.tags, c.tags), p.text, x.status, x.score,
     x.output, x.error, x.error_kind, x.latency_ms, x.tokens_in, x.tokens_out, x.cost_usd,
-    x.finish_reason, x.attempts, x.label_expected, x.label_predicted, x.assertions
+    x.finish_reason, x.attempts, x.label_expected, x.label_predicted, x.assertions,
+    x.output_bytes, x.truncated
     FROM results x
     JOIN cases c ON c.id = x.case_ref
     LEFT JOIN prompts p ON p.id = x.prompt_ref
@@ -249,6 +250,8 @@ impl Store {
                 tokens_out: r.get::<_, Option<i64>>(17)?.map(codec::to_u64),
                 cost_usd: r.get(18)?,
                 finish_reason: r.get(19)?,
+                output_bytes: r.get::<_, Option<i64>>(24)?.map(codec::to_u64),
+                truncated: r.get(25)?,
                 attempts: codec::to_u32(r.get(20)?),
                 assertions: codec::assertions_from_json(assertions.as_deref(), run_id)?,
                 label: label.transpose()?,

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 8] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 9] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -30,6 +30,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 8] = [
     (
         "0008_run_settings",
         include_str!("migrations/0008_run_settings.sql"),
+    ),
+    (
+        "0009_output_length",
+        include_str!("migrations/0009_output_length.sql"),
     ),
 ];
 

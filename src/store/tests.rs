@@ -114,6 +114,8 @@ fn record(seq: usize) -> ResultRecord {
         tokens_out: Some(20),
         cost_usd: Some(0.001),
         finish_reason: Some("stop".to_owned()),
+        output_bytes: None,
+        truncated: false,
         attempts: 1,
         assertions: vec![assertion("contains", true)],
         label: None,
@@ -465,6 +467,8 @@ fn every_result_field_round_trips_in_plan_order() {
         tokens_out: Some(0),
         cost_usd: Some(0.000_123),
         finish_reason: Some("length".to_owned()),
+        output_bytes: Some(5000),
+        truncated: true,
         attempts: 3,
         assertions: vec![
             AssertionOutcome {
@@ -517,6 +521,8 @@ fn every_result_field_round_trips_in_plan_order() {
         tokens_out: None,
         cost_usd: None,
         finish_reason: None,
+        output_bytes: None,
+        truncated: false,
         attempts: 5,
         assertions: Vec::new(),
         label: Some(LabelPair {

@@ -478,9 +478,9 @@ fn write_loop(
 const INSERT_RESULT: &str = "INSERT INTO results (id, run_ref, seq, case_ref, case_index, provider,
     provider_index, sample, status, score, latency_ms, tokens_in, tokens_out, cost_usd, attempts,
     error_kind, finish_reason, prompt_ref, label_expected, label_predicted, tags, assertions,
-    error, output)
+    error, output, output_bytes, truncated)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24)";
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
 fn write_batch(conn: &mut Connection, ctx: &mut Context, buf: &[Msg]) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -527,6 +527,8 @@ fn write_batch(conn: &mut Connection, ctx: &mut Context, buf: &[Msg]) -> Result<
                 codec::assertions_to_json(&rec.assertions)?,
                 rec.error,
                 rec.output,
+                rec.output_bytes.map(codec::to_i64),
+                rec.truncated,
             ])?;
         }
     }

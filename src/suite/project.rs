@@ -93,6 +93,7 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
                     ),
                 }
             }
+            "circuit_breaker" => config.circuit_breaker = circuit_breaker(ctx, v),
             _ => {
                 let hint = did_you_mean(&key, PROJECT_KEYS);
                 ctx.error(k, format!("unknown field `{key}` in evalwatch.yaml{hint}"));
@@ -107,6 +108,56 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
             at,
             format!("judge `{judge}` is not a provider defined in evalwatch.yaml{hint}"),
         );
+    }
+}
+
+/// The largest `circuit_breaker.after` accepted.
+const MAX_BREAKER_AFTER: u64 = 1_000_000;
+
+/// `circuit_breaker: {after: N}` or `circuit_breaker: off`: Some(N), Some(0) for off.
+fn circuit_breaker(ctx: &mut Ctx, v: &Node) -> Option<u32> {
+    let raw = ctx.json(v);
+    let usage = "write `circuit_breaker: {after: 10}` (cases in a row with no answer) or `circuit_breaker: off`";
+    match &raw {
+        serde_json::Value::String(s) if s == "off" => Some(0),
+        serde_json::Value::Bool(false) => Some(0),
+        serde_json::Value::Object(map) => {
+            let mut after = None;
+            let mut ok = true;
+            for (key, value) in map {
+                if key == "after" {
+                    match value.as_u64() {
+                        Some(n) if (1..=MAX_BREAKER_AFTER).contains(&n) => {
+                            after = u32::try_from(n).ok();
+                        }
+                        _ => {
+                            ok = false;
+                            ctx.error(
+                                v,
+                                format!(
+                                    "circuit_breaker.after must be a whole number between 1 and {MAX_BREAKER_AFTER}, got {value}; {usage}"
+                                ),
+                            );
+                        }
+                    }
+                } else {
+                    ok = false;
+                    let hint = did_you_mean(key, ["after"]);
+                    ctx.error(
+                        v,
+                        format!("unknown field `{key}` in `circuit_breaker`{hint}; {usage}"),
+                    );
+                }
+            }
+            if after.is_none() && ok {
+                ctx.error(v, format!("`circuit_breaker` needs `after`; {usage}"));
+            }
+            after
+        }
+        other => {
+            ctx.error(v, format!("`circuit_breaker` cannot be {other}; {usage}"));
+            None
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub(crate) const SUITE_KEYS: [&str; 18] = [
 ];
 
 /// Top-level keys of `evalwatch.yaml`.
-pub(crate) const PROJECT_KEYS: [&str; 8] = [
+pub(crate) const PROJECT_KEYS: [&str; 9] = [
     "store",
     "reports",
     "providers",
@@ -40,6 +40,7 @@ pub(crate) const PROJECT_KEYS: [&str; 8] = [
     "alerts",
     "error_budget",
     "max_output_bytes",
+    "circuit_breaker",
 ];
 
 #[derive(Debug, Deserialize)]

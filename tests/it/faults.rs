@@ -393,10 +393,10 @@ fn an_endless_answer_is_read_up_to_max_output_bytes_and_marked() {
     let error = error.expect("the JSON answer cannot be parsed once cut");
     assert_eq!(kind.as_deref(), Some("bad_response"));
     assert!(
-        error.contains("larger than `max_output_bytes` (65536 bytes)"),
+        error.contains("larger than `max_output_bytes` allows (evalwatch reads 131072 bytes"),
         "{error}"
     );
-    assert!(error.contains("read 65536 bytes"), "{error}");
+    assert!(error.contains("read 131072 bytes"), "{error}");
     assert!(error.len() < 1000, "the error does not carry the body");
     let (output, _, _, finish) = row("cmd");
     let output = output.expect("the command's answer is kept, truncated");

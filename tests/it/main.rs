@@ -2,6 +2,7 @@
 //! providers, loopback servers. One test binary, one module per area.
 
 mod alerts;
+mod budget;
 mod cli;
 mod docs;
 mod examples;
@@ -19,4 +20,5 @@ mod schedule;
 mod settings;
 mod signals;
 mod support;
+mod truncation;
 mod validate;

@@ -15,6 +15,7 @@ pub mod live;
 mod run_page;
 #[cfg(test)]
 pub(crate) use run_page::TEST_ROWS_IN_MEMORY;
+pub use run_page::truncation_note;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};

@@ -504,9 +504,30 @@ fn push_marked(out: &mut String, text: &str, spans: &[(usize, usize, bool)]) {
     }
 }
 
+/// "truncated: N bytes, showing the first M" for an output cut at `max_output_bytes` (M: the
+/// bytes kept, before the truncation mark; N: the answer's length, or the bytes read of an
+/// `exec` command stopped at its cap).
+#[must_use]
+pub fn truncation_note(rec: &ResultRecord) -> Option<String> {
+    if !rec.truncated {
+        return None;
+    }
+    let output = rec.output.as_deref().unwrap_or_default();
+    let kept = output
+        .rfind("\n[evalwatch: output truncated")
+        .unwrap_or(output.len());
+    Some(match rec.output_bytes {
+        Some(n) => format!("truncated: {n} bytes, showing the first {kept}"),
+        None => format!("truncated: showing the first {kept} bytes"),
+    })
+}
+
 /// A result's block after its expected answer.
 pub(super) fn push_result_tail(out: &mut String, rec: &ResultRecord, scratch: &mut String) {
     out.push_str("\n<h4>Output</h4>");
+    if let Some(note) = truncation_note(rec) {
+        let _ = write!(out, "<p class=\"muted truncated\">{note}</p>");
+    }
     match rec.output.as_deref() {
         Some(o) if !o.is_empty() => {
             let flagged = Flagged::of(rec, o);
