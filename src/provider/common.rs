@@ -75,17 +75,48 @@ impl Secrets {
         out
     }
 
-    /// `text` with every secret replaced by [`REDACTED`].
+    /// `text` with every secret replaced by [`REDACTED`]. A secret shorter than
+    /// [`WHOLE_WORD_BELOW`] characters is replaced only where it stands as a whole word, so
+    /// that a one-letter test key does not garble every word containing that letter.
     #[must_use]
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for secret in &self.0 {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
+            if !out.contains(secret.as_str()) {
+                continue;
             }
+            out = if secret.chars().count() >= WHOLE_WORD_BELOW {
+                out.replace(secret.as_str(), REDACTED)
+            } else {
+                replace_whole_words(&out, secret)
+            };
         }
         out
     }
+}
+
+/// Secrets shorter than this are redacted only as whole words.
+pub const WHOLE_WORD_BELOW: usize = 8;
+
+fn replace_whole_words(text: &str, word: &str) -> String {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(i) = rest.find(word) {
+        let prev = rest[..i].chars().next_back().or(before);
+        let next = rest[i + word.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        if prev.is_some_and(is_word) || next.is_some_and(is_word) {
+            out.push_str(word);
+        } else {
+            out.push_str(REDACTED);
+        }
+        before = word.chars().next_back();
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `text` cut to at most `max_chars` characters, with an ellipsis when cut.
@@ -922,6 +953,19 @@ mod tests {
             parse_retry_after(&bad_ms, now()),
             Some(Duration::from_secs(2))
         );
+    }
+
+    #[test]
+    fn short_secrets_are_hidden_only_as_whole_words() {
+        let mut secrets = Secrets::default();
+        secrets.add("k".to_owned());
+        assert_eq!(
+            secrets.redact("check key k: bearer k, k-9 k"),
+            format!("check key {REDACTED}: bearer {REDACTED}, k-9 {REDACTED}")
+        );
+        let mut long = Secrets::default();
+        long.add("sk-abcdefgh".to_owned());
+        assert_eq!(long.redact("xsk-abcdefghx"), format!("x{REDACTED}x"));
     }
 
     #[test]
