@@ -41,6 +41,15 @@ fn mostly_failing_server() -> (String, Arc<AtomicUsize>) {
     (format!("http://{}/v1", serve_on_loopback(app)), calls)
 }
 
+/// A suite `name` of one openai provider at `base_url` (one call at a time, no retries) and
+/// `n` cases.
+fn openai_suite(name: &str, base_url: &str, n: usize) -> String {
+    format!(
+        "suite: {name}\nproviders:\n  - id: gpt\n    type: openai\n    model: m\n    base_url: {base_url}\n    concurrency: 1\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{}",
+        cases(n)
+    )
+}
+
 fn cases(n: usize) -> String {
     let mut cases = String::new();
     for i in 0..n {
@@ -58,13 +67,7 @@ const CASES: i64 = 400;
 fn a_run_that_cannot_meet_its_error_budget_stops_calling_and_says_why() {
     let (base, calls) = mostly_failing_server();
     let p = Project::new();
-    p.write(
-        "suites/flaky.yaml",
-        &format!(
-            "suite: flaky\nproviders:\n  - id: gpt\n    type: openai\n    model: m\n    base_url: {base}\n    concurrency: 1\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{}",
-            cases(400)
-        ),
-    );
+    p.write("suites/flaky.yaml", &openai_suite("flaky", &base, 400));
     let out = p
         .cmd()
         .env("OPENAI_API_KEY", "sk-test-budget-key")
@@ -117,13 +120,7 @@ fn a_run_within_its_error_budget_calls_every_case() {
     let (base, calls) = mostly_failing_server();
     let p = Project::new();
     p.write("evalwatch.yaml", "error_budget: 0.9\n");
-    p.write(
-        "suites/flaky.yaml",
-        &format!(
-            "suite: flaky\nproviders:\n  - id: gpt\n    type: openai\n    model: m\n    base_url: {base}\n    concurrency: 1\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{}",
-            cases(50)
-        ),
-    );
+    p.write("suites/flaky.yaml", &openai_suite("flaky", &base, 50));
     let out = p
         .cmd()
         .env("OPENAI_API_KEY", "sk-test-budget-key")
@@ -150,10 +147,7 @@ fn dead_run(config: &str) -> (i64, i64, String) {
     p.write("evalwatch.yaml", config);
     p.write(
         "suites/dead.yaml",
-        &format!(
-            "suite: dead\nproviders:\n  - id: gpt\n    type: openai\n    model: m\n    base_url: http://127.0.0.1:{port}/v1\n    concurrency: 1\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{}",
-            cases(30)
-        ),
+        &openai_suite("dead", &format!("http://127.0.0.1:{port}/v1"), 30),
     );
     let out = p
         .cmd()
