@@ -939,7 +939,7 @@ fn runs_for_export(
     Ok(store.run_infos(args.suite.as_deref(), since.as_deref(), 0)?)
 }
 
-const CSV_HEADER: [&str; 21] = [
+const CSV_HEADER: [&str; 23] = [
     "run_id",
     "suite",
     "started_at",
@@ -958,6 +958,8 @@ const CSV_HEADER: [&str; 21] = [
     "error_kind",
     "error",
     "finish_reason",
+    "output_bytes",
+    "truncated",
     "tags",
     "failed_assertions",
     "output",
@@ -1046,6 +1048,8 @@ fn export_to(store: &Store, args: &ExportArgs, w: &mut dyn Write) -> anyhow::Res
                         csv_text(opt(rec.error_kind.map(crate::model::ErrorKind::as_str))),
                         csv_text(rec.error.clone().unwrap_or_default()),
                         csv_text(rec.finish_reason.clone().unwrap_or_default()),
+                        opt(rec.output_bytes),
+                        rec.truncated.to_string(),
                         csv_text(rec.tags.join(";")),
                         csv_text(failed.join(";")),
                         csv_text(rec.output.clone().unwrap_or_default()),

@@ -116,6 +116,27 @@ fn a_long_answer_is_stored_cut_with_its_length_and_flag_and_shown_as_such() {
     assert_eq!(gpt["output_bytes"], 3000);
     assert_eq!(gpt["truncated"], true);
 
+    // The exports: json carries the result's fields, csv two columns.
+    let json = p.run(&["export", "--format", "json"]);
+    assert_eq!(code(&json), 0, "{}", stderr(&json));
+    assert!(
+        stdout(&json).contains("\"output_bytes\":3000,\"truncated\":true"),
+        "json export lacks the length"
+    );
+    let csv = p.run(&["export", "--format", "csv"]);
+    assert_eq!(code(&csv), 0, "{}", stderr(&csv));
+    let csv = stdout(&csv);
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().expect("header").clone();
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (provider, bytes, cut) = (col("provider"), col("output_bytes"), col("truncated"));
+    let gpt = rows
+        .records()
+        .map(|r| r.expect("row"))
+        .find(|r| &r[provider] == "gpt")
+        .expect("gpt row");
+    assert_eq!((&gpt[bytes], &gpt[cut]), ("3000", "true"));
+
     // The run page: a visible note above the output.
     let page = std::fs::read_to_string(p.path().join(format!("reports/runs/{run_id}.html")))
         .expect("run page");
