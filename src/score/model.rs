@@ -745,16 +745,21 @@ mod tests {
         assert!(judge_sampled("a", "b", 1.0));
     }
 
-    #[test]
-    fn lexical_reason_and_details_say_what_the_score_is() {
-        let support = ["Items can be returned within 30 days of delivery."];
-        let h = ModelCheck::Hallucination {
+    /// A lexical hallucination check with every default but `max`.
+    fn lexical(max: f64) -> ModelCheck {
+        ModelCheck::Hallucination {
             method: Method::Lexical,
-            max: 0.2,
+            max,
             provider: None,
             support: SupportSources::default(),
             judge_share: DEFAULT_JUDGE_SHARE,
-        };
+        }
+    }
+
+    #[test]
+    fn lexical_reason_and_details_say_what_the_score_is() {
+        let support = ["Items can be returned within 30 days of delivery."];
+        let h = lexical(0.2);
         // Two claims: one supported, one invented; the blended score is not a share.
         let output =
             "Items can be returned within 30 days. Refunds take 90 weeks via carrier pigeon.";
@@ -803,13 +808,7 @@ mod tests {
             }
         }
         // Text with nothing checkable is scored 0 and says so.
-        let h = ModelCheck::Hallucination {
-            method: Method::Lexical,
-            max: 0.2,
-            provider: None,
-            support: SupportSources::default(),
-            judge_share: DEFAULT_JUDGE_SHARE,
-        };
+        let h = lexical(0.2);
         let v = without_judge(&h, "hallucination", "Yes.", &SupportTexts::plain(&support));
         assert!(v.pass && !v.unscorable);
         assert!(
@@ -822,13 +821,7 @@ mod tests {
     #[test]
     fn lexical_pass_fails_over_max_and_reports_spans() {
         let support = ["Items can be returned within 30 days of delivery."];
-        let h = ModelCheck::Hallucination {
-            method: Method::Lexical,
-            max: 0.2,
-            provider: None,
-            support: SupportSources::default(),
-            judge_share: DEFAULT_JUDGE_SHARE,
-        };
+        let h = lexical(0.2);
         let ok = without_judge(
             &h,
             "hallucination",

@@ -3,53 +3,9 @@
 //! desktop widths in headless Chromium.
 
 use std::path::Path;
-use std::time::Duration;
 
-use evalwatch::store::Store;
-
+use crate::runs::{slow_suite, wait_for_results};
 use crate::support::{Project, code, json_runs, signal, stderr};
-
-/// A suite of `n` cases whose exec provider sleeps `secs` per call, one call at a time.
-fn slow_suite(p: &Project, n: usize, secs: &str) {
-    use std::fmt::Write as _;
-    let mut cases = String::new();
-    for i in 0..n {
-        let _ = writeln!(cases, "  - {{id: c{i}, vars: {{q: q{i}}}, expected: Q{i}}}");
-    }
-    p.write(
-        "suites/slow.yaml",
-        &format!(
-            "suite: slow\nproviders:\n  - id: x\n    type: exec\n    concurrency: 1\n    command: [sh, -c, 'sleep {secs}; tr a-z A-Z']\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}"
-        ),
-    );
-}
-
-/// The id of the only run of `slow` once the store holds at least `n` of its results.
-fn wait_for_results(p: &Project, n: u64) -> String {
-    // A guard against a run that never progresses, not a bound on how fast it goes.
-    for _ in 0..3000 {
-        std::thread::sleep(Duration::from_millis(100));
-        let Ok(store) = Store::open(&p.db()) else {
-            continue;
-        };
-        let Ok(rows) = store.runs(Some("slow"), 1) else {
-            continue;
-        };
-        let Some(row) = rows.first() else { continue };
-        let mut count = 0;
-        if store
-            .for_each_result(&row.info.run_id, |_| {
-                count += 1;
-                Ok(())
-            })
-            .is_ok()
-            && count >= n
-        {
-            return row.info.run_id.clone();
-        }
-    }
-    panic!("the run stored fewer than {n} results");
-}
 
 fn names_in(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)

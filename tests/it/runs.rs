@@ -53,7 +53,7 @@ fn two_processes_on_one_store_both_complete_with_nothing_lost() {
 }
 
 /// A suite whose provider takes `secs` per call, one at a time.
-fn slow_suite(p: &Project, n: usize, secs: &str) {
+pub(crate) fn slow_suite(p: &Project, n: usize, secs: &str) {
     use std::fmt::Write as _;
     let mut cases = String::new();
     for i in 0..n {
@@ -79,7 +79,7 @@ fn spawn_quiet_run(p: &Project) -> std::process::Child {
         .expect("spawn")
 }
 
-fn wait_for_results(p: &Project, n: u64) -> String {
+pub(crate) fn wait_for_results(p: &Project, n: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "no progress in the store");
