@@ -48,23 +48,23 @@ impl SecretSet {
 
     /// The value of `var`, always hidden (a key or a URL).
     pub fn named(&mut self, var: &str) {
-        if let Some(v) = (self.env)(var)
-            && v.trim().chars().count() >= MIN_SECRET_CHARS
-        {
+        if let Some(v) = (self.env)(var) {
+            self.add(v);
+        }
+    }
+
+    /// A value, as written and trimmed, when it is long enough to be a secret.
+    fn add(&mut self, v: String) {
+        if v.trim().chars().count() >= MIN_SECRET_CHARS {
             self.secrets.add(v.trim());
-            self.secrets.add(v.clone());
+            self.secrets.add(v);
         }
     }
 
     /// Every `${VAR}` of a file's text, hidden when its value is long enough.
     pub fn expanded_in(&mut self, text: &str) {
         for var in expanded_vars(text) {
-            if let Some(v) = (self.env)(var)
-                && v.trim().chars().count() >= MIN_SECRET_CHARS
-            {
-                self.secrets.add(v.trim());
-                self.secrets.add(v.clone());
-            }
+            self.named(var);
         }
     }
 
