@@ -104,3 +104,66 @@ impl RunSettings {
         self.output != Output::Text && self.out.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Output, RunSettings};
+    use crate::cli::{Cli, Command};
+    use crate::model::Severity;
+
+    fn settings(args: &[&str]) -> anyhow::Result<RunSettings> {
+        let cli = Cli::try_parse_from(args).expect("parse");
+        let Command::Run(args) = cli.command else {
+            panic!("not a run");
+        };
+        RunSettings::from_args(&args)
+    }
+
+    #[test]
+    fn a_scheduled_run_has_the_command_lines_defaults() {
+        let cli = settings(&["evalwatch", "run", "a.yaml"]).expect("settings");
+        let scheduled = RunSettings::suite_file("a.yaml".into());
+        assert_eq!(format!("{cli:?}"), format!("{scheduled:?}"));
+    }
+
+    #[test]
+    fn flags_become_settings() {
+        let s = settings(&[
+            "evalwatch",
+            "run",
+            "--case",
+            "q-*",
+            "--tag",
+            "t",
+            "--provider",
+            "p",
+            "--repeat",
+            "3",
+            "--concurrency",
+            "5",
+            "--no-alerts",
+            "--no-reports",
+            "--fail-on",
+            "warning",
+            "--format",
+            "junit",
+        ])
+        .expect("settings");
+        assert!(s.filters.cases[0].matches("q-1") && !s.filters.cases[0].matches("r-1"));
+        assert_eq!((s.filters.tags.len(), s.filters.providers.len()), (1, 1));
+        assert_eq!((s.filters.repeat, s.concurrency), (Some(3), 5));
+        assert!(!s.alerts && !s.reports);
+        assert_eq!((s.fail_on, s.output), (Severity::Warning, Output::Junit));
+        assert!(s.machine_stdout());
+    }
+
+    #[test]
+    fn a_bad_glob_or_no_concurrency_is_a_usage_error() {
+        let e = settings(&["evalwatch", "run", "--case", "[x"]).expect_err("bad glob");
+        assert!(e.to_string().contains("read --case `[x`"), "{e}");
+        let e = settings(&["evalwatch", "run", "--concurrency", "0"]).expect_err("zero");
+        assert!(e.to_string().contains("at least 1"), "{e}");
+    }
+}
