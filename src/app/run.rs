@@ -899,8 +899,12 @@ fn run_suite(
         // The run pages are written as the results come, unless the run is resumed (its
         // pages are written from the store, with the results stored before).
         let live = (!env.args.no_reports && resume.is_none()).then(|| {
-            LivePages::new(&info, env.db, &super::report::reports_dir(env.project))
-                .with_total(Arc::clone(&results_planned))
+            LivePages::new(
+                &info,
+                super::report::live_baseline_reader(env.db, &info),
+                &super::report::reports_dir(env.project),
+            )
+            .with_total(Arc::clone(&results_planned))
         });
         // And the heat map's statuses of the runs before, read once the first calls are out;
         // its own are taken as they are scored (but for a resumed run: those stored before).
@@ -916,7 +920,7 @@ fn run_suite(
                         let store = Store::open_for_scan(&db).ok()?;
                         let history = HeatHistory::read(&store, &name).ok();
                         // Meanwhile, rows that runs killed while they went left behind.
-                        let _ = report::html::live::remove_leftovers(&store, &reports);
+                        let _ = super::report::remove_leftovers(&store, &reports);
                         history
                     })
                     .ok()?;
@@ -1129,7 +1133,7 @@ fn run_suite(
     // its end: everything above the rows is known now.
     let pages = live.and_then(|live| {
         EarlyPages::start(
-            env.db,
+            super::report::early_baseline_reader(env.db, &finished_info),
             &super::report::reports_dir(env.project),
             finished_info.clone(),
             metrics.clone(),
