@@ -13,7 +13,8 @@ use crate::report::html::live::{EarlyPages, LivePages, LiveRun};
 use crate::report::html::{self, HeatFeed, HeatHistory};
 use crate::store::Store;
 
-use super::super::{Ctx, report::reports_dir};
+use super::super::Ctx;
+use super::super::report::{self, reports_dir};
 use super::{Done, RunEnv};
 
 /// How long the heat map's reading waits before it opens the store: the first calls go
@@ -51,8 +52,10 @@ impl Pages {
             };
         }
         let reports = reports_dir(env.project);
-        let live = (!resumed)
-            .then(|| LivePages::new(info, env.db, &reports).with_total(Arc::clone(total)));
+        let live = (!resumed).then(|| {
+            LivePages::new(info, report::live_baseline_reader(env.db, info), &reports)
+                .with_total(Arc::clone(total))
+        });
         Self {
             live,
             heat: heat_feed(env, &info.suite, resumed),
@@ -108,7 +111,7 @@ fn heat_feed(env: &RunEnv<'_>, suite: &str, resumed: bool) -> Option<HeatFeed> {
             let store = Store::open_for_scan(&db).ok()?;
             let history = HeatHistory::read(&store, &name).ok();
             // Meanwhile, rows that runs killed while they went left behind.
-            let _ = html::live::remove_leftovers(&store, &reports);
+            let _ = report::remove_leftovers(&store, &reports);
             history
         })
         .ok()?;
@@ -143,7 +146,7 @@ pub(super) fn start_early(
     live: Option<LiveRun>,
 ) -> Option<EarlyPages> {
     EarlyPages::start(
-        env.db,
+        report::early_baseline_reader(env.db, info),
         &reports_dir(env.project),
         info.clone(),
         metrics.to_vec(),
