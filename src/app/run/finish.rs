@@ -93,13 +93,7 @@ impl SuiteRun<'_, '_> {
         };
         let (suite, info) = self.settle(store, whole, finished)?;
         if info.planned == 0 && self.resume.is_none() && !cancelled {
-            self.finish_writer(writer)?;
-            store.discard_run(&info.run_id)?;
-            lease.release();
-            self.env.ctx.printer.warn(&format!(
-                "suite `{}`: no case matches the filters; nothing run",
-                suite.name
-            ));
+            self.nothing_run(store, lease, writer, &suite)?;
             return Ok(None);
         }
         let metrics = acc.finish(Some(wall_secs));
@@ -214,6 +208,24 @@ impl SuiteRun<'_, '_> {
                 .with_context(|| format!("record the settings of run {}", info.run_id))?;
         }
         Ok((suite, info))
+    }
+
+    /// No case matched the filters: the run is not kept.
+    fn nothing_run(
+        &self,
+        store: &mut Store,
+        lease: Lease,
+        writer: Writer,
+        suite: &Suite,
+    ) -> anyhow::Result<()> {
+        self.finish_writer(writer)?;
+        store.discard_run(&self.info.run_id)?;
+        lease.release();
+        self.env.ctx.printer.warn(&format!(
+            "suite `{}`: no case matches the filters; nothing run",
+            suite.name
+        ));
+        Ok(())
     }
 
     fn finish_writer(&self, writer: Writer) -> anyhow::Result<()> {
