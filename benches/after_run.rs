@@ -189,7 +189,8 @@ fn main() {
             .set_run_status(&info.run_id, RunStatus::Running)
             .expect("status");
         let running = store.run(&info.run_id).expect("read").expect("run");
-        let mut live = LivePages::new(&running, &db, &dir.join("reports"));
+        let read_baseline = evalwatch::app::report::live_baseline_reader(&db, &running);
+        let mut live = LivePages::new(&running, read_baseline, &dir.join("reports"));
         for r in &records {
             live.add(
                 r,

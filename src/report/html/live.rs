@@ -26,7 +26,13 @@ use super::run_page::{
 };
 use super::{FLIPS_SHOWN, RESULTS_PER_PAGE, file_stem, is_flip, run_file, tmp_of};
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
-use crate::store::{Store, StoreError};
+
+/// An error of the composer reading what a page needs (the pages never read the store).
+pub type ReadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Reads the baseline of the live pages' run when its first result comes (not before: the
+/// run's first calls go out first). The composer gives it ([`LivePages::new`]).
+pub type ReadBaseline = Box<dyn FnOnce() -> Result<Option<LiveBaseline>, ReadError> + Send>;
 
 /// The run pages of one run being written as it goes ([`LivePages::add`] each scored result,
 /// then [`LivePages::finish`]).
@@ -34,12 +40,13 @@ pub struct LivePages {
     run_id: String,
     suite: String,
     started_at: String,
-    db: PathBuf,
     rows_path: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
     /// Pages 1..=`made` have their file to be written made ([`tmp_of`]), empty.
     made: usize,
     baseline: Baseline,
+    /// Reads the baseline, until it is read.
+    read_baseline: Option<ReadBaseline>,
     /// Bytes written so far.
     written: u64,
     /// Where each result's row is in the file (offset, length), by plan position; a length
@@ -95,12 +102,13 @@ type FlipAt = (String, String, u32, (CaseStatus, CaseStatus));
 enum Baseline {
     Unread,
     None,
-    Run(BaselineRun),
+    Run(LiveBaseline),
 }
 
-/// The baseline's per-result statuses, compact: a hash of (case, provider, sample) and the
-/// status, in plan order.
-struct BaselineRun {
+/// The view the live pages take of their run's baseline (its previous complete run): the
+/// run and its per-result statuses, compact (a hash of (case, provider, sample) and the
+/// status, in plan order). The composer fills it from its store ([`LiveBaseline::push`]).
+pub struct LiveBaseline {
     run_id: String,
     status: RunStatus,
     finished_at: Option<String>,
@@ -109,7 +117,51 @@ struct BaselineRun {
     map: OnceCell<HashMap<u64, CaseStatus>>,
 }
 
-impl BaselineRun {
+impl std::fmt::Debug for LiveBaseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveBaseline")
+            .field("run_id", &self.run_id)
+            .field("rows", &self.rows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveBaseline {
+    /// The baseline run `info`, its statuses to come ([`LiveBaseline::push`], in plan order).
+    #[must_use]
+    pub fn new(info: RunInfo) -> Self {
+        Self {
+            rows: Vec::with_capacity(usize::try_from(info.planned).unwrap_or(0)),
+            run_id: info.run_id,
+            status: info.status,
+            finished_at: info.finished_at,
+            map: OnceCell::new(),
+        }
+    }
+
+    /// The baseline's run id.
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// How many results' statuses it holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether it holds no status.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The status of the baseline's next result.
+    pub fn push(&mut self, case: &str, provider: &str, sample: u32, status: CaseStatus) {
+        self.rows.push((key(case, provider, sample), status));
+    }
+
     fn get(&self, at: usize, key: u64) -> Option<CaseStatus> {
         if let Some(&(k, s)) = self.rows.get(at)
             && k == key
@@ -142,16 +194,13 @@ pub(super) fn rows_path(runs_dir: &Path, run_id: &str) -> PathBuf {
 
 /// Remove the files of rows (and the empty files made for their pages) that runs no longer
 /// running left in the reports folder `dir` (a process killed while its run went leaves them
-/// behind; the store marks such a run incomplete). Returns how many were removed.
-pub fn remove_leftovers(store: &Store, dir: &Path) -> Result<usize, StoreError> {
+/// behind; the store marks such a run incomplete). `running` are the ids of the runs running
+/// now. Returns how many were removed.
+pub fn remove_leftovers(running: &[String], dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir.join("runs")) else {
-        return Ok(0);
+        return 0;
     };
-    let running: Vec<String> = store
-        .running_runs()?
-        .into_iter()
-        .map(|(run_id, _, _)| file_stem(&run_id))
-        .collect();
+    let running: Vec<String> = running.iter().map(|run_id| file_stem(run_id)).collect();
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -177,23 +226,23 @@ pub fn remove_leftovers(store: &Store, dir: &Path) -> Result<usize, StoreError> 
             removed += 1;
         }
     }
-    Ok(removed)
+    removed
 }
 
 impl LivePages {
     /// The pages of `info` (begun, stored as running), into the reports folder `dir`, its
-    /// baseline read from the store at `db` on the first result.
+    /// baseline read by `read_baseline` on the first result.
     #[must_use]
-    pub fn new(info: &RunInfo, db: &Path, dir: &Path) -> Self {
+    pub fn new(info: &RunInfo, read_baseline: ReadBaseline, dir: &Path) -> Self {
         Self {
             run_id: info.run_id.clone(),
             suite: info.suite.clone(),
             started_at: info.started_at.clone(),
-            db: db.to_path_buf(),
             rows_path: rows_path(&dir.join("runs"), &info.run_id),
             file: None,
             made: 0,
             baseline: Baseline::Unread,
+            read_baseline: Some(read_baseline),
             written: 0,
             spans: Vec::new(),
             rows: 0,
@@ -227,25 +276,11 @@ impl LivePages {
         }
     }
 
-    fn read_baseline(&self) -> Result<Baseline, StoreError> {
-        let store = Store::open_for_scan(&self.db)?;
-        let Some(id) = store.previous_complete_run(&self.suite, &self.started_at)? else {
+    fn read_baseline(&mut self) -> Result<Baseline, ReadError> {
+        let Some(read) = self.read_baseline.take() else {
             return Ok(Baseline::None);
         };
-        let Some(info) = store.run(&id)? else {
-            return Ok(Baseline::None);
-        };
-        let mut rows = Vec::with_capacity(usize::try_from(info.planned).unwrap_or(0));
-        store.for_each_status(&info.run_id, |case, provider, sample, status| {
-            rows.push((key(case, provider, sample), status));
-        })?;
-        Ok(Baseline::Run(BaselineRun {
-            run_id: info.run_id,
-            status: info.status,
-            finished_at: info.finished_at,
-            rows,
-            map: OnceCell::new(),
-        }))
+        Ok(read()?.map_or(Baseline::None, Baseline::Run))
     }
 
     /// One scored result of the run (each once, in any order), with its case's expected
@@ -631,10 +666,11 @@ pub struct EarlyPages {
 impl EarlyPages {
     /// Start writing the pages of `info`'s run (finished: its status and finish time set)
     /// into the reports folder `dir`, with `metrics` and `gates` above the rows of `live`
-    /// and its baseline read from the store at `db`. None when the rows cannot be used.
+    /// and its baseline (its previous complete run, as the store has it now) read by
+    /// `read_baseline` on the pages' thread. None when the rows cannot be used.
     #[must_use]
     pub fn start(
-        db: &Path,
+        read_baseline: impl FnOnce() -> Result<Option<RunInfo>, ReadError> + Send + 'static,
         dir: &Path,
         info: RunInfo,
         metrics: Vec<crate::model::ProviderMetrics>,
@@ -644,12 +680,13 @@ impl EarlyPages {
         if live.rows_path.is_none() || live.run_id != info.run_id {
             return None;
         }
-        let (db, dir) = (db.to_path_buf(), dir.to_path_buf());
+        let dir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("evalwatch-pages".into())
             .spawn(move || {
+                let baseline = read_baseline().map_err(super::HtmlError::Read)?;
                 // The rows' file goes with `live`, once the pages are written.
-                super::run_page::write_finished(&db, &dir, &info, &metrics, &gates, &live)
+                super::run_page::write_finished(&dir, &info, &metrics, &gates, &live, baseline)
             })
             .ok()?;
         Some(Self {

@@ -36,6 +36,9 @@ use crate::store::{TrendQuery, TrendRow};
 pub enum HtmlError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// What the composer read for a page could not be read.
+    #[error("{0}")]
+    Read(#[source] live::ReadError),
     #[error("render the {page} page: {message}")]
     Template { page: String, message: String },
     #[error("write {path}: {source}")]

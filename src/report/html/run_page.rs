@@ -858,28 +858,33 @@ fn baseline_of(
     let Some(id) = store.previous_complete_run(&info.suite, &info.started_at)? else {
         return Ok((None, None));
     };
-    let href = Some(run_file(&id, 1)).filter(|f| runs_dir.join(f).exists());
-    Ok((store.run(&id)?, href))
+    Ok((store.run(&id)?, baseline_href(runs_dir, &id)))
+}
+
+/// The link to the first page of the baseline `id`, when that page exists.
+fn baseline_href(runs_dir: &Path, id: &str) -> Option<String> {
+    Some(run_file(id, 1)).filter(|f| runs_dir.join(f).exists())
 }
 
 /// Write the pages of a run `run` has just finished from the rows it rendered as it went,
 /// with what it holds in memory for the part above them (`info` finished, its `metrics` and
 /// `gates`), before the store has them: the pages are written while the store finishes the
-/// run. The baseline is read from the store at `db`. The pages are those the store would
-/// give once the run is stored as `info`, `metrics` and `gates` say (a test compares them).
-/// None when the rows cannot be used: the refresh writes the pages from the store then.
+/// run. `baseline` is the run's baseline as the store has it now. The pages are those the
+/// store would give once the run is stored as `info`, `metrics` and `gates` say (a test
+/// compares them). None when the rows cannot be used: the refresh writes the pages from the
+/// store then.
 pub(super) fn write_finished(
-    db: &Path,
     dir: &Path,
     info: &RunInfo,
     metrics: &[ProviderMetrics],
     gates: &[GateResult],
     live: &LiveRun,
+    baseline_info: Option<RunInfo>,
 ) -> Result<Option<Written>, HtmlError> {
-    let store = Store::open_for_scan(db)?;
     let runs_dir = dir.join("runs");
-    let (baseline_info, baseline_href) = baseline_of(&store, info, &runs_dir)?;
-    drop(store);
+    let baseline_href = baseline_info
+        .as_ref()
+        .and_then(|b| baseline_href(&runs_dir, &b.run_id));
     if !live.usable(baseline_info.as_ref()) {
         return Ok(None);
     }

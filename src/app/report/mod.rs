@@ -17,6 +17,11 @@ use crate::report::{RunView, terminal};
 use crate::store::ScoredResult;
 use crate::store::{Store, StoreError};
 
+mod live;
+pub use live::{
+    baseline_run, early_baseline_reader, live_baseline, live_baseline_reader, remove_leftovers,
+};
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Window of history to chart (e.g. 24h, 7d, 30d, 90d, all)
@@ -238,7 +243,7 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
     let suites = suites_on_disk(ctx, &project);
     let (expected, descriptions) = (Expected::from_suites(&suites), descriptions_of(&suites));
     // Rows that runs killed while they went left behind (`run` cleans up too).
-    html::live::remove_leftovers(&store, &dir)?;
+    remove_leftovers(&store, &dir)?;
     let mut extra = html::Written::default();
     for id in &args.runs {
         let info = store.run(id)?.ok_or_else(|| {
@@ -1476,8 +1481,12 @@ pub(crate) mod tests {
                 } else {
                     0
                 }));
-            let mut live = html::live::LivePages::new(&running, &dir.path().join("h.db"), &reports)
-                .with_total(std::sync::Arc::clone(&known));
+            let mut live = html::live::LivePages::new(
+                &running,
+                live_baseline_reader(&dir.path().join("h.db"), &running),
+                &reports,
+            )
+            .with_total(std::sync::Arc::clone(&known));
             for (i, rec) in order.iter().enumerate() {
                 if i == known_after {
                     known.store(total, std::sync::atomic::Ordering::Relaxed);
@@ -1574,10 +1583,7 @@ pub(crate) mod tests {
         let new_made = made(0, 3, "", 0);
         let going_made = made(1, 2, "", 120);
         let writing = made(0, 4, "<html>", 120);
-        assert_eq!(
-            html::live::remove_leftovers(&store, &reports).expect("clean"),
-            2
-        );
+        assert_eq!(remove_leftovers(&store, &reports).expect("clean"), 2);
         assert!(!left.exists(), "left by a run no longer running");
         assert!(!old_made.exists(), "made for a run no longer running");
         assert!(going.exists(), "a running run's rows are kept");
@@ -1586,7 +1592,7 @@ pub(crate) mod tests {
         assert!(writing.exists(), "a page being written is kept");
         assert!(page.exists(), "other files are not touched");
         assert_eq!(
-            html::live::remove_leftovers(&store, &dir.path().join("nowhere")).expect("none"),
+            remove_leftovers(&store, &dir.path().join("nowhere")).expect("none"),
             0
         );
     }
