@@ -12,18 +12,19 @@
 //! - Other baseline rules compare the value with the baseline value (one run's, or the
 //!   median over a trailing window); `test: ks` adds a two-sample KS test on the per-result
 //!   values behind the metric; `label_distribution` is a chi-square test.
+//!
+//! This file holds the inputs, the finding and the threshold, KS and label rules;
+//! `pass_rate.rs` the pass-rate change test; `text.rs` the human text of values and changes.
 
-mod labels;
 mod pass_rate;
 mod text;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use super::rule::{BaselineKind, Condition, LABEL_DISTRIBUTION, OUTPUT_CHARS, Rule, TestKind};
 use super::stats;
 use crate::model::{CaseStatus, ProviderMetrics};
-use labels::label_shift;
 use pass_rate::pass_rate_change;
 use text::describe_threshold;
 pub use text::{fmt_amount, fmt_change, fmt_p, fmt_value};
@@ -432,6 +433,66 @@ fn concentration(
             .take(TOP_CONCENTRATION),
     );
     tags
+}
+
+/// `label_distribution`: chi-square of predicted labels against the pooled baseline.
+fn label_shift(rule: &Rule, provider: &str, input: &EvalInput<'_>, mut f: Finding) -> Finding {
+    let tag = rule.tag.as_deref();
+    let count = |run: &RunSnapshot, into: &mut BTreeMap<String, (u64, u64)>, first: bool| {
+        for s in &run.samples {
+            if s.provider != provider || !has_tag(input.case_tags, &s.case_id, tag) {
+                continue;
+            }
+            let Some(label) = &s.label else { continue };
+            let e = into.entry(label.clone()).or_default();
+            if first {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    };
+    let mut table = BTreeMap::new();
+    count(input.current, &mut table, true);
+    for run in input.baseline {
+        count(run, &mut table, false);
+    }
+    if input.baseline.is_empty() {
+        f.detail = format!("no {} baseline run yet", rule.baseline.label());
+        return f;
+    }
+    let cur: Vec<u64> = table.values().map(|c| c.0).collect();
+    let base: Vec<u64> = table.values().map(|c| c.1).collect();
+    if cur.iter().sum::<u64>() == 0 || base.iter().sum::<u64>() == 0 {
+        f.detail = "no classification labels to compare".into();
+        return f;
+    }
+    let chi = stats::chi_square_homogeneity(&cur, &base);
+    let max = match rule.condition {
+        Condition::Max(m) => m,
+        _ => 0.0,
+    };
+    f.value = Some(chi.statistic);
+    f.test = Some(TestResult {
+        name: "chi2",
+        p_value: chi.p_value,
+        statistic: Some(chi.statistic),
+        n: cur.iter().chain(&base).sum(),
+    });
+    let firing = chi.p_value < rule.alpha && chi.statistic > max;
+    f.detail = format!(
+        "predicted labels: chi-square {:.2} (df {}), p = {}{}",
+        chi.statistic,
+        chi.df,
+        fmt_p(chi.p_value),
+        if firing { "" } else { ": no significant shift" }
+    );
+    f.verdict = if firing {
+        Verdict::Firing
+    } else {
+        Verdict::Clear
+    };
+    f
 }
 
 /// The dead-man switch: `last_complete` is the start time of the newest complete run (or
