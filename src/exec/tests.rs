@@ -1,4 +1,3 @@
-
 use super::*;
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};

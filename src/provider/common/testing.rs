@@ -1,4 +1,3 @@
-
 //! Loopback mock servers for provider tests.
 
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,3 @@
-
 use super::*;
 
 #[allow(clippy::needless_pass_by_value)]
