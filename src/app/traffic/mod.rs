@@ -3,8 +3,10 @@
 
 mod check;
 mod files;
+mod write;
 
 pub(crate) use check::pointer_warnings;
+pub use write::{Batch, Scored, Written, write_batch};
 
 use std::path::PathBuf;
 
