@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod traffic;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "evalwatch",
@@ -63,6 +65,12 @@ pub enum Command {
     Schedule(crate::app::schedule::ScheduleArgs),
     /// Human review: sample results into an HTML sheet, import grades, serve sheets, stats
     Review(crate::app::review::ReviewArgs),
+    /// Read production traffic (logs, OTLP/JSON files, stdin) into the store
+    Ingest(traffic::IngestArgs),
+    /// The four pillars of a traffic source for a window, against the window before
+    Traffic(traffic::TrafficArgs),
+    /// Apply the traffic sources' retention
+    Prune(traffic::PruneArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).
