@@ -2,4 +2,5 @@
 //! real binary against real log files and a real store.
 
 mod config;
+mod figures;
 mod ingest;
