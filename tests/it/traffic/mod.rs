@@ -4,3 +4,4 @@
 mod config;
 mod figures;
 mod ingest;
+mod prune;
