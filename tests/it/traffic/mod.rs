@@ -3,5 +3,6 @@
 
 mod config;
 mod figures;
+mod formats;
 mod ingest;
 mod prune;
