@@ -11,6 +11,7 @@ pub mod review;
 pub mod run;
 pub mod schedule;
 mod secrets;
+pub mod traffic;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -253,6 +254,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Baseline(a) => alerts::baseline(&ctx, &a),
         Command::Schedule(a) => schedule::run(&ctx, &a),
         Command::Review(a) => review::run(&ctx, &a),
+        Command::Ingest(a) => {
+            interrupt::watch()?;
+            traffic::ingest::run(&ctx, &a)
+        }
+        Command::Traffic(a) => traffic::show::run(&ctx, &a),
+        Command::Prune(a) => traffic::prune::run(&ctx, &a),
         Command::Mark(a) => mark::run(&ctx, &a),
     }
 }

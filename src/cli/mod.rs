@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod mark;
 mod run;
 pub use run::{RunArgs, RunFormat};
+pub mod traffic;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,6 +68,12 @@ pub enum Command {
     Schedule(crate::app::schedule::ScheduleArgs),
     /// Human review: sample results into an HTML sheet, import grades, serve sheets, stats
     Review(crate::app::review::ReviewArgs),
+    /// Read production traffic (logs, OTLP/JSON files, stdin) into the store
+    Ingest(traffic::IngestArgs),
+    /// The four pillars of a traffic source for a window, against the window before
+    Traffic(traffic::TrafficArgs),
+    /// Apply the traffic sources' retention
+    Prune(traffic::PruneArgs),
     /// Record a change (deploy, model, prompt, note) to show beside the figures; list them
     Mark(mark::MarkArgs),
 }

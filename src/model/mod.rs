@@ -7,6 +7,7 @@ mod mark;
 mod outcome;
 mod review;
 mod suite;
+mod traffic;
 mod vars;
 
 pub use config::*;
@@ -15,6 +16,7 @@ pub use mark::{Mark, MarkKind, MarkOrigin};
 pub use outcome::*;
 pub use review::*;
 pub use suite::*;
+pub use traffic::*;
 pub use vars::Vars;
 
 /// A place in a user's file, for error messages (`file:line:col`).

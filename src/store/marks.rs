@@ -1,4 +1,4 @@
-//! Change markers (`marks`, schema version 10).
+//! Change markers (`marks`, schema version 11).
 
 use rusqlite::params;
 

@@ -1,0 +1,8 @@
+//! Production traffic: sources in evalwatch.yaml, `ingest`, `traffic` and `prune`, run as the
+//! real binary against real log files and a real store.
+
+mod config;
+mod figures;
+mod formats;
+mod ingest;
+mod prune;
