@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::{Ctx, Failure, exit};
@@ -22,6 +21,7 @@ use crate::alert::rule::{
 };
 use crate::alert::sink::{self, Env, Notice, Sink};
 use crate::cli::ReadFormat;
+use crate::cli::alerts::{AlertsArgs, AlertsCommand, BaselineArgs, BaselineCommand};
 use crate::model::Severity;
 use crate::model::{CaseStatus, ProjectConfig, ProviderMetrics, RunInfo, RunStatus, Suite};
 use crate::store::Store;
@@ -31,44 +31,6 @@ use crate::store::{AlertRow, NewAlert};
 pub const FLAKY_WINDOW: usize = 5;
 /// How far back `alerts list` shows resolved alerts.
 const RECENT_DAYS: i64 = 7;
-
-#[derive(Debug, Args)]
-pub struct AlertsArgs {
-    #[command(subcommand)]
-    pub command: AlertsCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AlertsCommand {
-    /// Evaluate every suite's alert rules (missed runs included) and notify the sinks
-    Check {
-        /// Suite files or folders [default: suites/]
-        paths: Vec<std::path::PathBuf>,
-        /// Exit 1 when an alert at or above this severity is open
-        #[arg(long, value_enum, default_value_t = crate::cli::Severity::Critical)]
-        fail_on: crate::cli::Severity,
-    },
-    /// Open and recent alerts
-    List {
-        #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
-        format: ReadFormat,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct BaselineArgs {
-    #[command(subcommand)]
-    pub command: BaselineCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BaselineCommand {
-    /// Bless a run as the baseline of its suite
-    Pin {
-        /// Run id (a unique prefix is enough)
-        run_id: String,
-    },
-}
 
 /// What the alert step of `run` found, for the machine output and the exit code.
 #[derive(Debug, Default)]
@@ -757,7 +719,8 @@ pub fn flush_queue(
 }
 
 /// The alert step of `run`, after the run is stored: evaluate the suite's rules against its
-/// baselines, record state, notify sinks (queueing what cannot be delivered).
+/// baselines, record state, notify sinks (queueing what cannot be delivered). `fail_on` is a
+/// model severity, or the command line's `--fail-on` as it is.
 pub fn after_run(
     ctx: &Ctx,
     store: &mut Store,
@@ -765,7 +728,7 @@ pub fn after_run(
     suite: &Suite,
     info: &RunInfo,
     metrics: &[ProviderMetrics],
-    fail_on: crate::cli::Severity,
+    fail_on: impl Into<Severity>,
 ) -> anyhow::Result<AlertOutcome> {
     after_run_with(
         ctx,

@@ -6,7 +6,8 @@ use std::io::Write;
 use serde_json::json;
 
 use super::{Ctx, Failure, exit};
-use crate::cli::{ReadFormat, RunsArgs, ShowArgs};
+use crate::cli::ReadFormat;
+use crate::cli::history::{RunsArgs, ShowArgs};
 use crate::model::{CaseStatus, RunInfo};
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{RunView, terminal};

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::{Ctx, Failure, exit, suite_files};
-use crate::cli::ValidateArgs;
+use crate::cli::validate::ValidateArgs;
 use crate::model::{ProjectConfig, Suite};
 use crate::suite;
 

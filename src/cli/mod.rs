@@ -1,4 +1,13 @@
-//! Command-line arguments (clap derive). No I/O here; clap types never leave this file and `app`.
+//! Command-line arguments (clap derive). No I/O here; clap types never leave this folder and
+//! `app`, which turns them into settings. One file per command (or family of commands); this
+//! one holds the command line itself and the value enums that several commands share.
+
+pub mod alerts;
+pub mod history;
+pub mod init;
+pub mod review;
+pub mod schedule;
+pub mod validate;
 
 use std::path::PathBuf;
 
@@ -40,15 +49,15 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scaffold evalwatch.yaml and suites/example.yaml (runs offline)
-    Init(InitArgs),
+    Init(init::InitArgs),
     /// Check suites and config; print every error at once as file:line:col: message
-    Validate(ValidateArgs),
+    Validate(validate::ValidateArgs),
     /// Run suites, store the results, check gates
     Run(RunArgs),
     /// History of runs, newest first
-    Runs(RunsArgs),
+    Runs(history::RunsArgs),
     /// One run: metrics, failures, flips against the previous complete run
-    Show(ShowArgs),
+    Show(history::ShowArgs),
     /// Write reports/index.html and one trend page per suite
     Report(crate::app::report::ReportArgs),
     /// Per-case diff and metric deltas of two runs, with significance
@@ -56,13 +65,13 @@ pub enum Command {
     /// Export runs and results as json, csv, junit or prometheus
     Export(crate::app::report::ExportArgs),
     /// Evaluate alert rules (missed runs included) and notify; list alerts
-    Alerts(crate::app::alerts::AlertsArgs),
+    Alerts(alerts::AlertsArgs),
     /// Bless a run as the baseline of its suite
-    Baseline(crate::app::alerts::BaselineArgs),
+    Baseline(alerts::BaselineArgs),
     /// Run suites whose cron is due; never overlaps a suite with itself
-    Schedule(crate::app::schedule::ScheduleArgs),
+    Schedule(schedule::ScheduleArgs),
     /// Human review: sample results into an HTML sheet, import grades, serve sheets, stats
-    Review(crate::app::review::ReviewArgs),
+    Review(review::ReviewArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).
@@ -81,22 +90,6 @@ impl From<Severity> for crate::model::Severity {
             Severity::Critical => Self::Critical,
         }
     }
-}
-
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// Folder to scaffold in
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
-    /// Overwrite existing files
-    #[arg(long)]
-    pub force: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ValidateArgs {
-    /// Suite files or folders [default: suites/]
-    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -152,27 +145,4 @@ pub struct RunArgs {
     /// Write the formatted output to this file (a text summary still goes to stdout)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct RunsArgs {
-    /// Only this suite
-    #[arg(long)]
-    pub suite: Option<String>,
-    /// At most this many runs
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
-    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
-    pub format: ReadFormat,
-}
-
-#[derive(Debug, Args)]
-pub struct ShowArgs {
-    /// Run id (a unique prefix is enough)
-    pub run_id: String,
-    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
-    pub format: ReadFormat,
-    /// Show at most this many failures in text
-    #[arg(long, default_value_t = 20)]
-    pub failures: usize,
 }
