@@ -802,7 +802,7 @@ pub fn after_run_with(
     })
 }
 
-fn reports_dir(project: &ProjectConfig) -> String {
+pub(super) fn reports_dir(project: &ProjectConfig) -> String {
     project
         .reports
         .as_ref()
