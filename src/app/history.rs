@@ -15,14 +15,7 @@ use crate::store::{Store, StoreError};
 
 fn open(ctx: &Ctx) -> anyhow::Result<Store> {
     let project = ctx.project()?;
-    let db = ctx.db_path(&project);
-    if !db.exists() {
-        return Err(Failure::invalid(format!(
-            "read history: no store at {}; run `evalwatch run` first or point --db at it",
-            db.display()
-        )));
-    }
-    ctx.open_store(&db)
+    ctx.existing_store(&project, "read history")
 }
 
 pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {

@@ -87,14 +87,7 @@ fn rewrite_page(
 
 pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
-    let db = ctx.db_path(&project);
-    if !db.exists() {
-        return Err(Failure::invalid(format!(
-            "read history: no store at {}; run `evalwatch run` first or point --db at it",
-            db.display()
-        )));
-    }
-    let mut store = ctx.open_store(&db)?;
+    let mut store = ctx.existing_store(&project, "read history")?;
     match &args.command {
         ReviewCommand::Sample {
             run,

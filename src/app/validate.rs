@@ -98,8 +98,7 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
         )));
     }
     for j in &judged {
-        let shown = j.file.strip_prefix(&ctx.cwd).unwrap_or(&j.file);
-        ctx.printer.detail(&format!("{}: ok", shown.display()));
+        ctx.printer.detail(&format!("{}: ok", ctx.shown(&j.file)));
     }
     let suites: Vec<&Suite> = judged
         .iter()

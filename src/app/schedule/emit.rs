@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::judge::judge;
-use super::shown_path;
 use crate::app::{Ctx, Failure, exit};
 use crate::cli::schedule::EmitTarget;
 use crate::schedule as sched;
@@ -287,8 +286,7 @@ fn write_files(ctx: &Ctx, files: &[(&str, String)], out: Option<&Path>) -> anyho
                 let path = dir.join(name);
                 std::fs::write(&path, text)
                     .map_err(|e| Failure::invalid(format!("write {}: {e}", path.display())))?;
-                ctx.printer
-                    .result(&format!("wrote {}", shown_path(ctx, &path)));
+                ctx.printer.result(&format!("wrote {}", ctx.shown(&path)));
             }
         }
         None if files.len() == 1 => {

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use super::shown_path;
 use crate::app::Ctx;
 use crate::model::Suite;
 use crate::schedule::Schedule;
@@ -78,10 +77,10 @@ pub(super) fn judge(
                 {
                     invalid.push(Unschedulable {
                         suite: s.name.clone(),
-                        file: shown_path(ctx, &s.source),
+                        file: ctx.shown(&s.source),
                         problems: format!(
                             "{}: suite `{}`: failed to {e}; fix `schedule:`/`timezone:` (see docs/scheduling.md)",
-                            shown_path(ctx, &s.source),
+                            ctx.shown(&s.source),
                             s.name
                         ),
                     });
@@ -91,7 +90,7 @@ pub(super) fn judge(
             }
             Err(problems) => invalid.push(Unschedulable {
                 suite: suite::suite_head(&judged.file, &project).map_or_else(stem, |h| h.name),
-                file: shown_path(ctx, &judged.file),
+                file: ctx.shown(&judged.file),
                 problems,
             }),
         }

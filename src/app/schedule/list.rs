@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::Settings;
 use super::daemon::handled_in;
 use super::judge::{Unschedulable, judge};
-use super::{Settings, shown_path};
 use crate::app::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::model::Suite;
@@ -152,7 +152,7 @@ fn suite_row(
         .map(|l| json!({"pid": l.pid, "host": l.host, "since": daemon::rfc3339(l.acquired_at)}));
     let mut row = json!({
         "suite": s.name,
-        "file": shown_path(ctx, &s.source),
+        "file": ctx.shown(&s.source),
         "schedule": s.schedule,
         "timezone": s.timezone.clone().unwrap_or_else(|| "UTC".into()),
         "error": Value::Null,

@@ -29,7 +29,7 @@ mod list;
 mod once;
 mod unschedulable;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -130,9 +130,4 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> anyhow::Result<u8> {
             daemon::run_daemon(ctx, &Settings::from_args(args))
         }
     }
-}
-
-/// A path as shown to people: relative to the working directory where it lies below it.
-fn shown_path(ctx: &Ctx, p: &Path) -> String {
-    p.strip_prefix(&ctx.cwd).unwrap_or(p).display().to_string()
 }
