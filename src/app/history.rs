@@ -6,22 +6,16 @@ use std::io::Write;
 use serde_json::json;
 
 use super::{Ctx, Failure, exit};
-use crate::cli::{ReadFormat, RunsArgs, ShowArgs};
+use crate::cli::ReadFormat;
+use crate::cli::history::{RunsArgs, ShowArgs};
 use crate::model::{CaseStatus, RunInfo};
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{RunView, terminal};
-use crate::store::{Store, StoreError};
+use crate::store::{AlertRow, HumanScore, Store, StoreError};
 
 fn open(ctx: &Ctx) -> anyhow::Result<Store> {
     let project = ctx.project()?;
-    let db = ctx.db_path(&project);
-    if !db.exists() {
-        return Err(Failure::invalid(format!(
-            "read history: no store at {}; run `evalwatch run` first or point --db at it",
-            db.display()
-        )));
-    }
-    ctx.open_store(&db)
+    ctx.existing_store(&project, "read history")
 }
 
 pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
@@ -138,6 +132,8 @@ fn flips(store: &Store, info: &RunInfo) -> anyhow::Result<(Option<String>, Vec<F
     Ok((Some(base), out))
 }
 
+/// `evalwatch show RUN`: the run's summary, human scores, alerts, failures, truncated
+/// outputs and flips against its baseline; or all of it as JSON with every result.
 pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
     let store = open(ctx)?;
     let info = store.run(&args.run_id)?.ok_or_else(|| {
@@ -161,45 +157,75 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
         wall_secs,
     };
     let (baseline, flipped) = flips(&store, &info)?;
-    let human = store.human_scores(None, Some(&info.run_id))?;
-    let alerts = store.alerts_of_run(&info.run_id)?;
+    let detail = Detail {
+        view,
+        baseline,
+        flipped,
+        human: store.human_scores(None, Some(&info.run_id))?,
+        alerts: store.alerts_of_run(&info.run_id)?,
+    };
     if args.format == ReadFormat::Json {
-        let mut head = header(&view, &[]);
-        head.insert("baseline_run_id".into(), json!(baseline));
-        head.insert(
-            "alerts".into(),
-            alerts
-                .iter()
-                .map(|a| json!({"id": a.id, "state": a.state_in(&info.run_id), "rule": a.rule, "metric": a.metric, "provider": a.provider, "severity": a.severity, "message": a.message, "opened_at": a.opened_at, "resolved_at": a.resolved_at}))
-                .collect(),
-        );
-        head.insert(
-            "human_scores".into(),
-            human
-                .iter()
-                .map(|h| json!({"provider": h.provider, "mean_quality": h.mean_quality, "grades": h.n}))
-                .collect(),
-        );
-        head.insert(
-            "flips".into(),
-            flipped
-                .iter()
-                .map(|f| json!({"case_id": f.case_id, "provider": f.provider, "sample": f.sample, "from": f.from, "to": f.to}))
-                .collect(),
-        );
-        let mut lock = crate::output::stdout_writer();
-        let mut w = JsonRunWriter::begin(&mut lock, &head)?;
-        store.for_each_result(&info.run_id, |rec| {
-            w.case(&rec)
-                .map_err(|e| StoreError::Other(format!("write output: {e}")))
-        })?;
-        w.end()?;
-        lock.flush()?;
+        show_json(&store, &detail)?;
         return Ok(exit::OK);
     }
+    show_text(ctx, &store, &detail, args.failures)?;
+    Ok(exit::OK)
+}
+
+/// What `show` says of a run besides its results.
+struct Detail<'a> {
+    view: RunView<'a>,
+    /// The previous complete run, when there is one.
+    baseline: Option<String>,
+    flipped: Vec<Flip>,
+    human: Vec<HumanScore>,
+    alerts: Vec<AlertRow>,
+}
+
+/// `show --format json`: the run's header, then every result, streamed.
+fn show_json(store: &Store, d: &Detail<'_>) -> anyhow::Result<()> {
+    let info = d.view.info;
+    let (baseline, alerts, human, flipped) = (&d.baseline, &d.alerts, &d.human, &d.flipped);
+    let mut head = header(&d.view, &[]);
+    head.insert("baseline_run_id".into(), json!(baseline));
+    head.insert(
+        "alerts".into(),
+        alerts
+            .iter()
+            .map(|a| json!({"id": a.id, "state": a.state_in(&info.run_id), "rule": a.rule, "metric": a.metric, "provider": a.provider, "severity": a.severity, "message": a.message, "opened_at": a.opened_at, "resolved_at": a.resolved_at}))
+            .collect(),
+    );
+    head.insert(
+        "human_scores".into(),
+        human
+            .iter()
+            .map(|h| json!({"provider": h.provider, "mean_quality": h.mean_quality, "grades": h.n}))
+            .collect(),
+    );
+    head.insert(
+        "flips".into(),
+        flipped
+            .iter()
+            .map(|f| json!({"case_id": f.case_id, "provider": f.provider, "sample": f.sample, "from": f.from, "to": f.to}))
+            .collect(),
+    );
+    let mut lock = crate::output::stdout_writer();
+    let mut w = JsonRunWriter::begin(&mut lock, &head)?;
+    store.for_each_result(&info.run_id, |rec| {
+        w.case(&rec)
+            .map_err(|e| StoreError::Other(format!("write output: {e}")))
+    })?;
+    w.end()?;
+    lock.flush()?;
+    Ok(())
+}
+
+/// `show` for people.
+fn show_text(ctx: &Ctx, store: &Store, d: &Detail<'_>, failures: usize) -> anyhow::Result<()> {
+    let info = d.view.info;
     ctx.printer
-        .result(terminal::summary(&view, true).trim_end());
-    for h in &human {
+        .result(terminal::summary(&d.view, true).trim_end());
+    for h in &d.human {
         ctx.printer.result(&format!(
             "human review on {}: mean quality {:.2} of 5 over {} grade{} (`evalwatch review stats` for agreement)",
             h.provider,
@@ -208,7 +234,7 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
             if h.n == 1 { "" } else { "s" }
         ));
     }
-    for a in &alerts {
+    for a in &d.alerts {
         ctx.printer.result(&format!(
             "alert {} by this run: {} `{}` on {}: {}",
             a.state_in(&info.run_id),
@@ -218,15 +244,23 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
             a.message
         ));
     }
+    results_text(ctx, store, &info.run_id, failures)?;
+    flips_text(ctx, d.baseline.as_deref(), &d.flipped);
+    Ok(())
+}
+
+/// The results that did not pass and the outputs cut at `max_output_bytes`, at most
+/// `failures` of each (and at least one truncated output).
+fn results_text(ctx: &Ctx, store: &Store, run_id: &str, failures: usize) -> anyhow::Result<()> {
     let mut shown = 0usize;
     let mut total = 0usize;
     let mut lines = Vec::new();
     let mut truncated = Vec::new();
     let mut truncated_total = 0usize;
-    store.for_each_result(&info.run_id, |rec| {
+    store.for_each_result(run_id, |rec| {
         if let Some(note) = crate::report::html::truncation_note(&rec) {
             truncated_total += 1;
-            if truncated.len() < args.failures.max(1) {
+            if truncated.len() < failures.max(1) {
                 let sample = if rec.job.sample > 0 {
                     format!(" #{}", rec.job.sample)
                 } else {
@@ -240,7 +274,7 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
         }
         if rec.status != CaseStatus::Passed {
             total += 1;
-            if shown < args.failures {
+            if shown < failures {
                 shown += 1;
                 lines.push(terminal::failure_line(&rec));
             }
@@ -273,6 +307,11 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The flips against the baseline.
+fn flips_text(ctx: &Ctx, baseline: Option<&str>, flipped: &[Flip]) {
     match baseline {
         None => ctx
             .printer
@@ -281,7 +320,7 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
         Some(b) => {
             ctx.printer
                 .result(&format!("flips against baseline {b} ({}):", flipped.len()));
-            for f in &flipped {
+            for f in flipped {
                 let sample = if f.sample > 0 {
                     format!(" #{}", f.sample)
                 } else {
@@ -298,5 +337,4 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    Ok(exit::OK)
 }

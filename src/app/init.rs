@@ -3,7 +3,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::{Ctx, Failure, exit};
-use crate::cli::InitArgs;
+use crate::cli::init::InitArgs;
 
 const CONFIG: &str = r#"# evalwatch project config. See docs/suite-reference.md.
 store: evalwatch.db

@@ -178,6 +178,27 @@ impl Ctx {
         }
     }
 
+    /// A path as shown to people: relative to the working directory where it lies below it.
+    pub fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(&self.cwd)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// The store of the project's history, which must exist already, or exit 2 saying where
+    /// it was looked for; `verb` says what needed it ("read history").
+    pub fn existing_store(&self, project: &ProjectConfig, verb: &str) -> anyhow::Result<Store> {
+        let db = self.db_path(project);
+        if !db.exists() {
+            return Err(Failure::invalid(format!(
+                "{verb}: no store at {}; run `evalwatch run` first or point --db at it",
+                db.display()
+            )));
+        }
+        self.open_store(&db)
+    }
+
     /// Open the store and mark runs of dead processes incomplete.
     pub fn open_store(&self, path: &Path) -> anyhow::Result<Store> {
         let mut store = Store::open(path)?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::{Ctx, Failure, exit, suite_files};
-use crate::cli::ValidateArgs;
+use crate::cli::validate::ValidateArgs;
 use crate::model::{ProjectConfig, Suite};
 use crate::suite;
 
@@ -99,8 +99,7 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
         )));
     }
     for j in &judged {
-        let shown = j.file.strip_prefix(&ctx.cwd).unwrap_or(&j.file);
-        ctx.printer.detail(&format!("{}: ok", shown.display()));
+        ctx.printer.detail(&format!("{}: ok", ctx.shown(&j.file)));
     }
     let suites: Vec<&Suite> = judged
         .iter()

@@ -1,13 +1,22 @@
-//! Command-line arguments (clap derive). No I/O here; clap types never leave this file and `app`.
+//! Command-line arguments (clap derive). No I/O here; clap types never leave this folder and
+//! `app`, which turns them into settings. One file per command (or family of commands); this
+//! one holds the command line itself and the value enums that several commands share.
+
+pub mod alerts;
+pub mod history;
+pub mod init;
+pub mod mark;
+pub mod review;
+mod run;
+pub mod schedule;
+pub mod traffic;
+pub mod validate;
+
+pub use run::{RunArgs, RunFormat};
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-pub mod mark;
-mod run;
-pub use run::{RunArgs, RunFormat};
-pub mod traffic;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,15 +54,15 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scaffold evalwatch.yaml and suites/example.yaml (runs offline)
-    Init(InitArgs),
+    Init(init::InitArgs),
     /// Check suites and config; print every error at once as file:line:col: message
-    Validate(ValidateArgs),
+    Validate(validate::ValidateArgs),
     /// Run suites, store the results, check gates
     Run(RunArgs),
     /// History of runs, newest first
-    Runs(RunsArgs),
+    Runs(history::RunsArgs),
     /// One run: metrics, failures, flips against the previous complete run
-    Show(ShowArgs),
+    Show(history::ShowArgs),
     /// Write reports/index.html and one trend page per suite
     Report(crate::app::report::ReportArgs),
     /// Per-case diff and metric deltas of two runs, with significance
@@ -61,13 +70,13 @@ pub enum Command {
     /// Export runs and results as json, csv, junit or prometheus
     Export(crate::app::report::ExportArgs),
     /// Evaluate alert rules (missed runs included) and notify; list alerts
-    Alerts(crate::app::alerts::AlertsArgs),
+    Alerts(alerts::AlertsArgs),
     /// Bless a run as the baseline of its suite
-    Baseline(crate::app::alerts::BaselineArgs),
+    Baseline(alerts::BaselineArgs),
     /// Run suites whose cron is due; never overlaps a suite with itself
-    Schedule(crate::app::schedule::ScheduleArgs),
+    Schedule(schedule::ScheduleArgs),
     /// Human review: sample results into an HTML sheet, import grades, serve sheets, stats
-    Review(crate::app::review::ReviewArgs),
+    Review(review::ReviewArgs),
     /// Read production traffic (logs, OTLP/JSON files, stdin) into the store
     Ingest(traffic::IngestArgs),
     /// The four pillars of a traffic source for a window, against the window before
@@ -96,47 +105,8 @@ impl From<Severity> for crate::model::Severity {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// Folder to scaffold in
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
-    /// Overwrite existing files
-    #[arg(long)]
-    pub force: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ValidateArgs {
-    /// Suite files or folders [default: suites/]
-    pub paths: Vec<PathBuf>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReadFormat {
     Text,
     Json,
-}
-
-#[derive(Debug, Args)]
-pub struct RunsArgs {
-    /// Only this suite
-    #[arg(long)]
-    pub suite: Option<String>,
-    /// At most this many runs
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
-    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
-    pub format: ReadFormat,
-}
-
-#[derive(Debug, Args)]
-pub struct ShowArgs {
-    /// Run id (a unique prefix is enough)
-    pub run_id: String,
-    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
-    pub format: ReadFormat,
-    /// Show at most this many failures in text
-    #[arg(long, default_value_t = 20)]
-    pub failures: usize,
 }

@@ -641,3 +641,29 @@ fn verbose_lists_every_failure_once_past_the_first_ten() {
     }
     assert!(!all.contains("more"), "{all}");
 }
+
+#[test]
+fn every_reader_of_history_refuses_a_missing_store_and_creates_none() {
+    let p = Project::new();
+    let db = p.db();
+    for (args, verb) in [
+        (&["runs"][..], "read history"),
+        (&["show", "abc"][..], "read history"),
+        (&["review", "list"][..], "read history"),
+        (&["alerts", "list"][..], "list alerts"),
+        (&["baseline", "pin", "abc"][..], "pin a baseline"),
+    ] {
+        let out = p.run(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        let expected = format!(
+            "error: {verb}: no store at {}; run `evalwatch run` first or point --db at it",
+            db.display()
+        );
+        assert!(
+            stderr(&out).contains(&expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!db.exists(), "{args:?} created the store");
+    }
+}

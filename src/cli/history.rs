@@ -1,0 +1,28 @@
+//! `evalwatch runs` and `evalwatch show`.
+
+use clap::Args;
+
+use super::ReadFormat;
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this suite
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// At most this many runs
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
+    pub format: ReadFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Run id (a unique prefix is enough)
+    pub run_id: String,
+    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
+    pub format: ReadFormat,
+    /// Show at most this many failures in text
+    #[arg(long, default_value_t = 20)]
+    pub failures: usize,
+}
