@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod report;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "evalwatch",
@@ -50,11 +52,11 @@ pub enum Command {
     /// One run: metrics, failures, flips against the previous complete run
     Show(ShowArgs),
     /// Write reports/index.html and one trend page per suite
-    Report(crate::app::report::ReportArgs),
+    Report(report::ReportArgs),
     /// Per-case diff and metric deltas of two runs, with significance
-    Compare(crate::app::report::CompareArgs),
+    Compare(report::CompareArgs),
     /// Export runs and results as json, csv, junit or prometheus
-    Export(crate::app::report::ExportArgs),
+    Export(report::ExportArgs),
     /// Evaluate alert rules (missed runs included) and notify; list alerts
     Alerts(crate::app::alerts::AlertsArgs),
     /// Bless a run as the baseline of its suite
