@@ -589,6 +589,18 @@ pub(super) fn build_suite(
             values,
         });
     }
+    // The human review section: the suite's current grades tallied as they are read.
+    let mut tally = human::HumanTally::default();
+    store.for_each_graded(Some(name), None, |g| {
+        tally.add(g);
+        Ok(())
+    })?;
+    let human = tally.finish(
+        store
+            .human_scores(Some(name), None)?
+            .iter()
+            .map(|h| (h.run_id.as_str(), h.provider.as_str(), h.mean_quality, h.n)),
+    );
     render(
         t,
         "suite.html",
@@ -609,7 +621,7 @@ pub(super) fn build_suite(
             flaky,
             recent,
             run_pages: opts.run_pages,
-            human: human::human_review(store, name)?,
+            human,
         },
     )
 }
