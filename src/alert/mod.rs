@@ -8,6 +8,7 @@
 //! Alert episodes and pending deliveries, as stored, are rows of `crate::store`.
 //! - [`sink`]: delivery to stdout, a file, a webhook, Slack or a command, with retries.
 
+pub mod drift;
 pub mod eval;
 pub mod message;
 pub mod rule;

@@ -5,6 +5,7 @@ pub mod alerts;
 mod history;
 mod init;
 mod interrupt;
+mod mark;
 pub mod report;
 pub mod review;
 pub mod run;
@@ -252,6 +253,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Baseline(a) => alerts::baseline(&ctx, &a),
         Command::Schedule(a) => schedule::run(&ctx, &a),
         Command::Review(a) => review::run(&ctx, &a),
+        Command::Mark(a) => mark::run(&ctx, &a),
     }
 }
 

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{Ctx, Failure, exit, host_name};
-use crate::cli::{ReadFormat, RunArgs, RunFormat, Severity};
+use crate::cli::ReadFormat;
 use crate::model::Suite;
 use crate::schedule::daemon::{self, Entry, Event, Fire, Host, Outcome, RunReport, Stop};
 use crate::schedule::{self as sched, CatchUp, Policy, Schedule};
@@ -858,23 +858,9 @@ impl Host for AppHost<'_> {
     }
 
     fn run(&mut self, entry: &Entry, _window: DateTime<Utc>) -> RunReport {
-        let args = RunArgs {
-            paths: vec![entry.file.clone()],
-            providers: Vec::new(),
-            cases: Vec::new(),
-            tags: Vec::new(),
-            repeat: None,
-            concurrency: None,
-            dry_run: false,
-            resume: None,
-            no_alerts: false,
-            no_reports: false,
-            fail_on: Severity::Critical,
-            format: RunFormat::Text,
-            out: None,
-        };
+        let settings = super::run::RunSettings::suite_file(entry.file.clone());
         let started = Utc::now() - chrono::TimeDelta::seconds(1);
-        let result = super::run::run(self.ctx, &args);
+        let result = super::run::execute(self.ctx, &settings);
         let run_id = self
             .store
             .last_run_start(&entry.suite, false)

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod mark;
 pub mod report;
+mod run;
+pub use run::{RunArgs, RunFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +68,8 @@ pub enum Command {
     Schedule(crate::app::schedule::ScheduleArgs),
     /// Human review: sample results into an HTML sheet, import grades, serve sheets, stats
     Review(crate::app::review::ReviewArgs),
+    /// Record a change (deploy, model, prompt, note) to show beside the figures; list them
+    Mark(mark::MarkArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).
@@ -102,58 +107,9 @@ pub struct ValidateArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RunFormat {
-    Text,
-    Json,
-    Junit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReadFormat {
     Text,
     Json,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Suite files or folders [default: suites/]
-    pub paths: Vec<PathBuf>,
-    /// Only these providers (repeatable)
-    #[arg(long = "provider", value_name = "ID")]
-    pub providers: Vec<String>,
-    /// Only cases whose id matches this glob (repeatable)
-    #[arg(long = "case", value_name = "GLOB")]
-    pub cases: Vec<String>,
-    /// Only cases with this tag (repeatable; any of them)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Samples per case and provider (overrides the suite's `repeat`; 1 to 1000)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::model::limits::MAX_REPEAT)))]
-    pub repeat: Option<u32>,
-    /// Most requests in flight across all providers [default: 64]
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-    /// Plan and render prompts, call nothing, store nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Continue an interrupted run: run only the jobs it has no result for, into the same run
-    #[arg(long, value_name = "RUN_ID", conflicts_with = "dry_run")]
-    pub resume: Option<String>,
-    /// Do not evaluate alert rules
-    #[arg(long)]
-    pub no_alerts: bool,
-    /// Do not refresh the HTML reports of the suites that ran
-    #[arg(long)]
-    pub no_reports: bool,
-    /// Exit 1 when an alert at or above this severity fires
-    #[arg(long, value_enum, default_value_t = Severity::Critical)]
-    pub fail_on: Severity,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
-    pub format: RunFormat,
-    /// Write the formatted output to this file (a text summary still goes to stdout)
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod config;
 mod judge;
 pub mod limits;
+mod mark;
 mod outcome;
 mod review;
 mod suite;
@@ -10,6 +11,7 @@ mod vars;
 
 pub use config::*;
 pub use judge::*;
+pub use mark::{Mark, MarkKind, MarkOrigin};
 pub use outcome::*;
 pub use review::*;
 pub use suite::*;

@@ -11,6 +11,7 @@
 mod alerts;
 mod codec;
 mod judge;
+mod marks;
 mod read;
 mod review;
 mod schedule;
@@ -30,6 +31,7 @@ use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use alerts::{AlertRow, NewAlert, PendingDelivery};
 pub use judge::JudgeCache;
+pub use marks::{MarkQuery, NewMark};
 pub use review::{HumanScore, ImportCount, NewSheet, PastGrade, SheetRow, SheetSummary};
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;

@@ -15,6 +15,7 @@
 
 pub mod bucket;
 pub mod ingest;
+pub mod language;
 pub mod mapping;
 pub mod otlp;
 pub mod reader;

@@ -11,6 +11,7 @@ mod fuzz;
 mod history;
 mod judges;
 mod limits;
+mod marks;
 mod pages;
 mod providers;
 mod reports;
