@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod history;
 pub mod init;
 pub mod mark;
+pub mod report;
 pub mod review;
 mod run;
 pub mod schedule;
@@ -64,11 +65,11 @@ pub enum Command {
     /// One run: metrics, failures, flips against the previous complete run
     Show(history::ShowArgs),
     /// Write reports/index.html and one trend page per suite
-    Report(crate::app::report::ReportArgs),
+    Report(report::ReportArgs),
     /// Per-case diff and metric deltas of two runs, with significance
-    Compare(crate::app::report::CompareArgs),
+    Compare(report::CompareArgs),
     /// Export runs and results as json, csv, junit or prometheus
-    Export(crate::app::report::ExportArgs),
+    Export(report::ExportArgs),
     /// Evaluate alert rules (missed runs included) and notify; list alerts
     Alerts(alerts::AlertsArgs),
     /// Bless a run as the baseline of its suite

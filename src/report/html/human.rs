@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{CaseStatus, Confusion};
-use crate::store::{Store, StoreError};
+use crate::model::{CaseStatus, Confusion, GradedResult};
 
 /// Graded runs shown, newest.
 const SCORE_RUNS: usize = 10;
@@ -43,53 +42,89 @@ pub(super) struct HumanReview {
     pub scores: Vec<HumanScoreRow>,
 }
 
-/// The section of one suite (empty when it has no grades).
-pub(super) fn human_review(store: &Store, suite: &str) -> Result<HumanReview, StoreError> {
-    let mut tables: BTreeMap<String, Confusion> = BTreeMap::new();
-    let mut grades = 0u64;
-    store.for_each_graded(Some(suite), None, |g| {
-        grades += 1;
+/// The section of one suite, tallied from its graded results ([`HumanTally::add`], in any
+/// order) by the composer, then [`HumanTally::finish`]ed with the human quality scores of its
+/// graded runs (empty when it has no grades). Only counts are kept per provider.
+#[derive(Debug, Default)]
+pub(super) struct HumanTally {
+    tables: BTreeMap<String, Confusion>,
+    grades: u64,
+}
+
+impl HumanTally {
+    /// One current grade.
+    pub(super) fn add(&mut self, g: GradedResult) {
+        self.grades += 1;
         let auto = match g.auto_status {
             CaseStatus::Passed => Some(true),
             CaseStatus::Failed => Some(false),
             CaseStatus::Error | CaseStatus::Unscorable => None,
         };
         if let Some(a) = auto {
-            tables.entry(g.provider).or_default().add(g.grade.pass, a);
+            self.tables
+                .entry(g.provider)
+                .or_default()
+                .add(g.grade.pass, a);
         }
-        Ok(())
-    })?;
-    let agreement = tables
-        .into_iter()
-        .map(|(provider, c)| HumanAgreement {
-            provider,
-            n: c.n(),
-            both_pass: c.counts[0][0],
-            human_pass_auto_fail: c.counts[0][1],
-            human_fail_auto_pass: c.counts[1][0],
-            both_fail: c.counts[1][1],
-            kappa: c
-                .kappa()
-                .map_or_else(|| "n/a".into(), |k| format!("{k:.2}")),
-            false_pass: pct(c.false_pass_rate()),
-            false_fail: pct(c.false_fail_rate()),
-        })
-        .collect();
-    let all = store.human_scores(Some(suite), None)?;
-    let scores = all
-        .iter()
-        .rev()
-        .take(SCORE_RUNS)
-        .map(|h| HumanScoreRow {
-            run_id: h.run_id.clone(),
-            provider: h.provider.clone(),
-            score: format!("{:.2}", h.mean_quality),
-            n: h.n,
-        })
-        .collect();
-    Ok(HumanReview {
-        grades,
-        agreement,
-        scores,
-    })
+    }
+
+    /// The section, with the scores of the graded runs, oldest first: (run id, provider,
+    /// mean quality, grades with a quality); the newest [`SCORE_RUNS`] are shown.
+    pub(super) fn finish<'a>(
+        self,
+        scores: impl DoubleEndedIterator<Item = (&'a str, &'a str, f64, u64)>,
+    ) -> HumanReview {
+        let agreement = self
+            .tables
+            .into_iter()
+            .map(|(provider, c)| HumanAgreement {
+                provider,
+                n: c.n(),
+                both_pass: c.counts[0][0],
+                human_pass_auto_fail: c.counts[0][1],
+                human_fail_auto_pass: c.counts[1][0],
+                both_fail: c.counts[1][1],
+                kappa: c
+                    .kappa()
+                    .map_or_else(|| "n/a".into(), |k| format!("{k:.2}")),
+                false_pass: pct(c.false_pass_rate()),
+                false_fail: pct(c.false_fail_rate()),
+            })
+            .collect();
+        let scores = scores
+            .rev()
+            .take(SCORE_RUNS)
+            .map(|(run_id, provider, mean_quality, n)| HumanScoreRow {
+                run_id: run_id.to_owned(),
+                provider: provider.to_owned(),
+                score: format!("{mean_quality:.2}"),
+                n,
+            })
+            .collect();
+        HumanReview {
+            grades: self.grades,
+            agreement,
+            scores,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_graded_runs_are_shown_newest_first() {
+        let scores: Vec<(String, f64)> = (0..15)
+            .map(|i| (format!("run-{i}"), f64::from(i)))
+            .collect();
+        let review =
+            HumanTally::default().finish(scores.iter().map(|(run, q)| (run.as_str(), "p", *q, 2)));
+        assert_eq!(review.grades, 0);
+        assert!(review.agreement.is_empty());
+        assert_eq!(review.scores.len(), SCORE_RUNS);
+        assert_eq!(review.scores[0].run_id, "run-14");
+        assert_eq!(review.scores[0].score, "14.00");
+        assert_eq!(review.scores[SCORE_RUNS - 1].run_id, "run-5");
+    }
 }

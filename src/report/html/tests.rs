@@ -1,3 +1,5 @@
+use super::chart::{Sample, SeriesIn, Unit, line_chart};
+use super::suite_page::windows_for;
 use super::*;
 
 #[test]

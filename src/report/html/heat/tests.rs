@@ -7,7 +7,8 @@ use super::*;
 use crate::app::report::tests::job;
 use crate::model::{PromptTemplate, ResultRecord, Suite};
 use crate::report::html::run_page::{StatusIndex, StatusRow};
-use crate::report::html::{Options, TREND_TEMPLATES, Window, build_suite, engine_of};
+use crate::report::html::suite_page::build_suite;
+use crate::report::html::{Options, TREND_TEMPLATES, Window, engine_of};
 
 const SUITE: &str = "heat";
 

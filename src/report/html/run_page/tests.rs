@@ -2,9 +2,10 @@
 //! reference is that template (`testdata/run_page_reference.html`) rendered through tera with
 //! the view the old code built.
 
+use super::result::push_result;
 use super::*;
-use crate::model::{AssertionOutcome, LabelPair};
-use crate::report::html::{clip, engine_of};
+use crate::model::{AssertionOutcome, LabelPair, ResultRecord};
+use crate::report::html::{Expected, MAX_TEXT, clip, engine_of};
 
 // ---------------------------------------------------------------------------------------
 // The reference: the old view of a result and of a page, rendered by the old template.
