@@ -94,6 +94,20 @@ fn files(ctx: &Ctx, source: &TrafficSource, paths: &[String]) -> anyhow::Result<
     Ok(files)
 }
 
+/// One line of CSV as its cells (a header row, or a row whose columns it names). A line that is
+/// not CSV gives no cells.
+fn csv_row(line: &str) -> csv::StringRecord {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    let mut row = csv::StringRecord::new();
+    if r.read_record(&mut row).is_err() {
+        row.clear();
+    }
+    row
+}
+
 /// Scores sampled records with the source's `monitor`, through the suite scorer.
 struct Monitor {
     case: Option<Case>,
@@ -293,12 +307,7 @@ impl<'a> Reading<'a> {
         let headers = if self.source.format == TrafficFormat::Csv {
             let mut first = String::new();
             BufReader::new(&file).read_line(&mut first)?;
-            let mut r = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_reader(first.as_bytes());
-            let mut h = csv::StringRecord::new();
-            r.read_record(&mut h).ok();
-            Some(h)
+            Some(csv_row(&first))
         } else {
             None
         };
@@ -354,7 +363,7 @@ impl<'a> Reading<'a> {
             match line.text {
                 Err(e) => self.ing.malformed(at, e.to_string()),
                 Ok(text) if self.source.format == TrafficFormat::Csv && headers.is_none() => {
-                    headers = Some(text.split(',').map(str::trim).collect());
+                    headers = Some(csv_row(&text));
                 }
                 Ok(text) => self.line(&text, &at, headers.as_ref(), &mut last),
             }
