@@ -38,12 +38,27 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     let rules = super::rules(source)?;
     let mut reading = Reading::new(ctx, &project, source, &rules)?;
     let mut store = ctx.open_store(&ctx.db_path(&project))?;
+    let mut warned = false;
     loop {
         let before = reading.written.new;
         if paths.iter().any(|p| p == "-") {
             reading.read_stdin(&mut store)?;
         } else {
-            for file in files(ctx, source, paths)? {
+            let files = files(ctx, source, paths)?;
+            if files.is_empty() && !warned {
+                warned = true;
+                ctx.printer.warn(&format!(
+                    "ingest `{}`: no file matches {}{}",
+                    source.id,
+                    if paths.is_empty() {
+                        "the source's `path`"
+                    } else {
+                        "the paths given"
+                    },
+                    if args.follow { "; waiting for one" } else { "" }
+                ));
+            }
+            for file in files {
                 reading.read_file(&mut store, &file)?;
             }
         }

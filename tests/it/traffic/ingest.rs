@@ -138,6 +138,13 @@ fn reingesting_adds_nothing_and_a_new_line_is_read_once() {
     let p = Project::new();
     p.write("evalwatch.yaml", &source_config("10%"));
     let log = generated_log(recent_start(), 500);
+    // Nothing to read yet is said, not silent.
+    let out = ingest(&p, &[]);
+    assert!(
+        stderr(&out).contains("ingest `bot`: no file matches the source's `path`"),
+        "{}",
+        stderr(&out)
+    );
     p.write("logs/a.jsonl", &log);
     let out = ingest(&p, &[]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
