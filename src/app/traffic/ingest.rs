@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Batch, Scored, write_batch};
+use super::{Batch, Prepare, write_batch};
 use crate::app::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::cli::traffic::IngestArgs;
-use crate::model::{Case, Pricing, ProjectConfig, Score, TrafficFormat, TrafficSource, Vars};
-use crate::score::{ScoreInput, Scorer};
+use crate::model::{ProjectConfig, TrafficFormat, TrafficSource};
 use crate::store::{FileOffset, Store};
 use crate::traffic::ingest::{Ingestor, Kept, SourceRules};
 use crate::traffic::otlp;
@@ -123,71 +122,12 @@ fn csv_row(line: &str) -> csv::StringRecord {
     row
 }
 
-/// Scores sampled records with the source's `monitor`, through the suite scorer.
-struct Monitor {
-    case: Option<Case>,
-    scorer: Scorer,
-}
-
-impl Monitor {
-    fn new(source: &TrafficSource) -> anyhow::Result<Self> {
-        let mut scorer = Scorer::empty();
-        if source.monitor.is_empty() {
-            return Ok(Self { case: None, scorer });
-        }
-        let case = Case {
-            id: source.id.clone(),
-            tags: Vec::new(),
-            vars: Vars::new(),
-            expected: None,
-            context: Vec::new(),
-            asserts: source.monitor.clone(),
-            threshold: None,
-            repeat_policy: None,
-            hash: String::new(),
-            location: source.location.clone(),
-        };
-        scorer.prepare_case(&case).map_err(|e| {
-            Failure::invalid(format!(
-                "{}: monitor of `{}`: {e}",
-                source.location, source.id
-            ))
-        })?;
-        Ok(Self {
-            case: Some(case),
-            scorer,
-        })
-    }
-
-    /// The verdict on a sampled record; `None` for a failed request or one without output.
-    fn score(&mut self, kept: &Kept) -> Option<Score> {
-        let case = self.case.as_mut()?;
-        let r = &kept.record;
-        if r.error.is_some() {
-            return None;
-        }
-        let output = r.output.as_deref()?;
-        case.context.clone_from(&r.context);
-        Some(self.scorer.score(
-            0,
-            case,
-            &ScoreInput {
-                output,
-                prompt: r.input.as_deref().unwrap_or(""),
-                latency_ms: r.latency_ms,
-                cost_usd: r.cost_usd,
-            },
-        ))
-    }
-}
-
 /// One `ingest`: what it read, what it holds before the next commit, what it stored.
 struct Reading<'a> {
     cwd: PathBuf,
     source: &'a TrafficSource,
     ing: Ingestor<'a>,
-    monitor: Monitor,
-    pricing: Vec<(String, Pricing)>,
+    prepare: Prepare,
     batch: Batch,
     written: super::Written,
     files: u64,
@@ -206,17 +146,11 @@ impl<'a> Reading<'a> {
     ) -> anyhow::Result<Self> {
         let mut ing = Ingestor::new(rules);
         ing.not_after = Some(chrono::Utc::now().timestamp() + FUTURE_SLACK_SECS);
-        let pricing = project
-            .providers
-            .iter()
-            .filter_map(|p| Some((p.model.clone()?, p.pricing?)))
-            .collect();
         Ok(Self {
             cwd: ctx.cwd.clone(),
             source,
             ing,
-            monitor: Monitor::new(source)?,
-            pricing,
+            prepare: Prepare::new(project, source)?,
             batch: Batch::default(),
             written: super::Written::default(),
             files: 0,
@@ -227,21 +161,10 @@ impl<'a> Reading<'a> {
         })
     }
 
-    fn push(&mut self, mut kept: Kept) {
-        let r = &mut kept.record;
-        if r.cost_usd.is_none()
-            && let (Some(model), Some(tin), Some(tout)) = (&r.model, r.tokens_in, r.tokens_out)
-            && let Some((_, price)) = self.pricing.iter().find(|(m, _)| m == model)
-        {
-            r.cost_usd = Some(price.cost(tin, tout));
-        }
-        let score = if kept.sampled {
-            self.monitor.score(&kept)
-        } else {
-            None
-        };
-        self.scored += u64::from(score.is_some());
-        self.batch.records.push(Scored { kept, score });
+    fn push(&mut self, kept: Kept) {
+        let scored = self.prepare.scored(kept);
+        self.scored += u64::from(scored.score.is_some());
+        self.batch.records.push(scored);
     }
 
     fn flush(&mut self, store: &mut Store) -> anyhow::Result<()> {
