@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use super::ingest::{SALT, recent_start};
+use super::ingest::{keys_stored, recent_start, spawn_ingest};
 use crate::support::{Project, code, signal, stderr, stdout};
 
 fn json_out(out: &std::process::Output) -> serde_json::Value {
@@ -11,10 +11,9 @@ fn json_out(out: &std::process::Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
 }
 
-fn span(trace: &str, start_s: i64, attrs: &str, status: &str) -> String {
+fn span(trace: &str, s: i64, attrs: &str, status: &str) -> String {
     format!(
-        r#"{{"traceId":"{trace}","spanId":"eee19b7ec3c1b174","name":"chat","kind":3,"startTimeUnixNano":"{s}000000000","endTimeUnixNano":"{s}250000000","attributes":[{attrs}],"status":{status}}}"#,
-        s = start_s
+        r#"{{"traceId":"{trace}","spanId":"eee19b7ec3c1b174","name":"chat","kind":3,"startTimeUnixNano":"{s}000000000","endTimeUnixNano":"{s}250000000","attributes":[{attrs}],"status":{status}}}"#
     )
 }
 
@@ -118,23 +117,9 @@ fn follow_reads_lines_as_they_are_written_and_a_rotated_file_from_its_start() {
     let t = recent_start();
     let line = |id: &str| format!("{{\"ts\": {t}, \"id\": \"{id}\"}}\n");
     p.write("logs/app.jsonl", &line("a"));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
-        .current_dir(p.path())
-        .env("EVALWATCH_TRAFFIC_SALT", SALT)
-        .env_remove("EVALWATCH_DB")
-        .env_remove("EVALWATCH_CONFIG")
-        .args(["ingest", "--follow"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let keys = |p: &Project| -> i64 {
-        rusqlite::Connection::open(p.db())
-            .and_then(|c| c.query_row("SELECT count(*) FROM traffic_keys", [], |r| r.get(0)))
-            .unwrap_or(0)
-    };
+    let mut child = spawn_ingest(&p, &["--follow"]);
     let wait_for = |n: i64, child: &mut std::process::Child| {
-        while keys(&p) < n {
+        while keys_stored(&p) < n {
             assert!(child.try_wait().unwrap().is_none(), "--follow ended");
             std::thread::yield_now();
         }
@@ -156,5 +141,5 @@ fn follow_reads_lines_as_they_are_written_and_a_rotated_file_from_its_start() {
     wait_for(3, &mut child);
     signal(child.id(), "-TERM");
     child.wait().unwrap();
-    assert_eq!(keys(&p), 3);
+    assert_eq!(keys_stored(&p), 3);
 }
