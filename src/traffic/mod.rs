@@ -10,10 +10,12 @@
 //! - [`mapping`]: JSON pointers (RFC 6901) or CSV columns -> a [`Record`], with typed errors.
 //! - [`redact`]: built-in patterns (email, phone, card, secret) and custom regexes.
 //! - [`sample`]: a deterministic keep/drop decision by trace id, so feedback finds its record.
+//! - [`collect`]: an OTLP/HTTP receiver that hands each export to one consumer and answers once stored.
 //! - [`ingest`]: one source's records through map, redact, sample and count.
 //! - [`bucket`]: per-minute aggregates with a mergeable latency sketch, rolled up to hour and day.
 
 pub mod bucket;
+pub mod collect;
 pub mod ingest;
 pub mod mapping;
 pub mod otlp;
