@@ -7,10 +7,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::bucket::Aggregator;
-use super::mapping::{MapError, Mapping};
+use super::mapping::{FieldRef, MapError, Mapping};
 use super::record::Record;
 use super::redact::Redactor;
 use super::sample::SampleRate;
+use super::sparse::Paths;
 
 /// How many malformed records are kept with their reason; the rest are only counted.
 pub const SHOWN_ERRORS: usize = 10;
@@ -57,14 +58,21 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct Ingestor<'s> {
     rules: &'s SourceRules,
+    /// What [`Ingestor::json_line`] builds of a line: the source's pointers and the span id.
+    paths: Paths,
     pub buckets: Aggregator,
     pub counts: Counts,
 }
 
 impl<'s> Ingestor<'s> {
     pub fn new(rules: &'s SourceRules) -> Self {
+        let pointers = rules.mapping.fields.refs().filter_map(|r| match r {
+            FieldRef::Pointer(p) => Some(p.as_str()),
+            FieldRef::Column(_) => None,
+        });
         Self {
             rules,
+            paths: Paths::new(pointers.chain(["/span_id"])),
             buckets: Aggregator::default(),
             counts: Counts::default(),
         }
@@ -72,7 +80,7 @@ impl<'s> Ingestor<'s> {
 
     /// A line of JSONL. `at` says where it is (`logs/app.jsonl:12`) for an error.
     pub fn json_line(&mut self, line: &str, at: impl FnOnce() -> String) -> Option<Kept> {
-        match serde_json::from_str::<Value>(line) {
+        match self.paths.parse(line) {
             Ok(v) => self.value(&v, line.as_bytes(), at),
             Err(e) => {
                 self.malformed(at(), format!("not JSON: {e}"));
