@@ -12,7 +12,7 @@ use std::time::Instant;
 use evalwatch::traffic::ingest::{Ingestor, SourceRules, StoreText};
 use evalwatch::traffic::mapping::{FieldMap, FieldRef, Mapping, UserHasher};
 use evalwatch::traffic::reader::LineReader;
-use evalwatch::traffic::{RedactRule, Redactor, SampleRate};
+use evalwatch::traffic::{Aggregator, RedactRule, Redactor, SampleRate};
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -33,14 +33,18 @@ fn main() {
     for run in 1..=runs {
         let start = Instant::now();
         let mut ing = Ingestor::new(&rules);
+        let mut minutes = Aggregator::default();
         let mut reader = LineReader::new(BufReader::new(Cursor::new(&log)), 0, 0, 1 << 20);
         let mut kept = 0usize;
         while let Some(line) = reader.next_line().expect("in-memory read") {
-            if let Ok(text) = line.text {
-                kept += usize::from(ing.json_line(&text, String::new).is_some());
+            if let Ok(text) = line.text
+                && let Some(k) = ing.json_line(&text, String::new)
+            {
+                minutes.add(&k.record, k.sampled);
+                kept += usize::from(k.keep);
             }
         }
-        let buckets = ing.buckets.close_all().len();
+        let buckets = minutes.close_all().len();
         let secs = start.elapsed().as_secs_f64();
         assert_eq!(ing.counts.records as usize, records);
         let rate = records as f64 / secs;

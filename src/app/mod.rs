@@ -10,6 +10,7 @@ pub mod review;
 pub mod run;
 pub mod schedule;
 mod secrets;
+pub mod traffic;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -77,7 +77,8 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
     let files = suite_files(ctx, &project, &args.paths)?;
     let judged = judge(ctx, &project, &files);
     // Valid as written, but not runnable here yet: said, without failing.
-    let warnings = suite::env_warnings(&files, &project);
+    let mut warnings = suite::env_warnings(&files, &project);
+    warnings.extend(super::traffic::pointer_warnings(&project));
     for line in super::render_diagnostics(ctx, &suite::Diagnostics(warnings)).lines() {
         ctx.printer.warn(line);
     }

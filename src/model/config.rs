@@ -230,4 +230,7 @@ pub struct ProjectConfig {
     /// not called again: None for the default (10), `Some(0)` when switched `off`.
     #[serde(default)]
     pub circuit_breaker: Option<u32>,
+    /// `traffic:` sources, in the order written.
+    #[serde(skip)]
+    pub traffic: Vec<super::TrafficSource>,
 }

@@ -6,6 +6,7 @@ pub mod limits;
 mod outcome;
 mod review;
 mod suite;
+mod traffic;
 mod vars;
 
 pub use config::*;
@@ -13,6 +14,7 @@ pub use judge::*;
 pub use outcome::*;
 pub use review::*;
 pub use suite::*;
+pub use traffic::*;
 pub use vars::Vars;
 
 /// A place in a user's file, for error messages (`file:line:col`).

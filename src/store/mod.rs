@@ -16,6 +16,7 @@ mod review;
 mod schedule;
 mod schema;
 mod settings;
+mod traffic;
 mod trends;
 mod writer;
 
@@ -34,6 +35,9 @@ pub use review::{HumanScore, ImportCount, NewSheet, PastGrade, SheetRow, SheetSu
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use settings::RunSettings;
+pub use traffic::{
+    BucketRow, FileOffset, PruneBefore, Pruned, Quality, RecordRow, TrafficTx, Users,
+};
 pub use trends::{ScoredResult, TrendQuery, TrendRow};
 pub use writer::{Checkpointer, Writer, WriterStats};
 

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 9] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 10] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -35,6 +35,7 @@ pub(crate) const MIGRATIONS: [(&str, &str); 9] = [
         "0009_output_length",
         include_str!("migrations/0009_output_length.sql"),
     ),
+    ("0010_traffic", include_str!("migrations/0010_traffic.sql")),
 ];
 
 /// The schema version this code writes.

@@ -78,7 +78,7 @@ pub(crate) fn load_suite_with(
     }
 }
 
-fn is_suite_name(name: &str) -> bool {
+pub(crate) fn is_suite_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

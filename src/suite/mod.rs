@@ -16,6 +16,7 @@ mod project;
 mod provider;
 mod settings;
 mod template;
+mod traffic;
 mod warn;
 mod wire;
 mod yaml;
@@ -27,7 +28,9 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{Location, ProjectConfig, Suite};
 
+pub(crate) use decode::did_you_mean;
 pub use template::Renderer;
+pub use traffic::TRAFFIC_METRICS;
 pub use warn::env_warnings;
 
 /// Whether model-assisted assertions (`llm-rubric`, `factuality`, `hallucination`,

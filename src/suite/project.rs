@@ -94,6 +94,7 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
                 }
             }
             "circuit_breaker" => config.circuit_breaker = circuit_breaker(ctx, v),
+            "traffic" => super::traffic::sources(ctx, v, config),
             _ => {
                 let hint = did_you_mean(&key, PROJECT_KEYS);
                 ctx.error(k, format!("unknown field `{key}` in evalwatch.yaml{hint}"));

@@ -31,7 +31,7 @@ pub(crate) const SUITE_KEYS: [&str; 18] = [
 ];
 
 /// Top-level keys of `evalwatch.yaml`.
-pub(crate) const PROJECT_KEYS: [&str; 9] = [
+pub(crate) const PROJECT_KEYS: [&str; 10] = [
     "store",
     "reports",
     "providers",
@@ -41,6 +41,7 @@ pub(crate) const PROJECT_KEYS: [&str; 9] = [
     "error_budget",
     "max_output_bytes",
     "circuit_breaker",
+    "traffic",
 ];
 
 #[derive(Debug, Deserialize)]

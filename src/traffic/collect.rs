@@ -105,8 +105,8 @@ pub struct Stored {
     pub reason: Option<String>,
 }
 
-/// An export's records through the source's pure stage. Returns what is kept whole and what the
-/// export's answer says about the records that were refused.
+/// An export's records through the source's pure stage. Returns the records read (each to be
+/// counted, and stored whole when kept) and what the export's answer says about those refused.
 pub fn take(ingestor: &mut Ingestor<'_>, records: &[Value]) -> (Vec<Kept>, Stored) {
     let before = ingestor.counts.malformed;
     let mut stored = Stored::default();

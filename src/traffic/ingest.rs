@@ -1,12 +1,12 @@
-//! One source's records through the pure part of ingestion: map, redact, decide the sample,
-//! count in minute buckets. What is kept whole comes back to the caller (to be scored and
-//! stored); everything else lives on only in the buckets. Malformed records are counted, and
-//! the first few are kept with their place and reason, so that `ingest` can show them.
+//! One source's records through the pure part of ingestion: map, decide the sample and the
+//! de-duplication key, redact what is kept. Counting into buckets is the caller's, once it
+//! knows a record is new (re-reading a file must count nothing twice). Malformed records are
+//! counted, and the first few are kept with their place and reason, so that `ingest` can show
+//! them.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::bucket::Aggregator;
 use super::mapping::{FieldRef, MapError, Mapping};
 use super::record::Record;
 use super::redact::Redactor;
@@ -33,12 +33,18 @@ pub struct SourceRules {
     pub store_text: StoreText,
 }
 
-/// A record that leaves the pure stage: in the sample, or kept for its text.
+/// A record read and mapped.
 #[derive(Debug)]
 pub struct Kept {
+    /// Its text redacted when kept, and dropped when not.
     pub record: Record,
     /// In the sample: scored by the source's `monitor` assertions.
     pub sampled: bool,
+    /// Stored whole: sampled, or kept for its text (`store_text: all`).
+    pub keep: bool,
+    /// Its (redacted) text is stored too (`store_text:`); a sampled record of a source with
+    /// `store_text: none` keeps its text only to be scored.
+    pub text: bool,
     /// The de-duplication key: the trace id (with the span id for spans), else a hash of the
     /// raw record, so that reading a file twice stores nothing twice.
     pub key: String,
@@ -47,6 +53,7 @@ pub struct Kept {
 /// What one ingestion has seen.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Records read and mapped (new or seen before).
     pub records: u64,
     pub sampled: u64,
     pub malformed: u64,
@@ -60,7 +67,9 @@ pub struct Ingestor<'s> {
     rules: &'s SourceRules,
     /// What [`Ingestor::json_line`] builds of a line: the source's pointers and the span id.
     paths: Paths,
-    pub buckets: Aggregator,
+    /// Records timed after this (unix seconds) are malformed: a clock that is wrong would
+    /// otherwise fill buckets of the future.
+    pub not_after: Option<i64>,
     pub counts: Counts,
 }
 
@@ -73,7 +82,7 @@ impl<'s> Ingestor<'s> {
         Self {
             rules,
             paths: Paths::new(pointers.chain(["/span_id"])),
-            buckets: Aggregator::default(),
+            not_after: None,
             counts: Counts::default(),
         }
     }
@@ -92,8 +101,26 @@ impl<'s> Ingestor<'s> {
     /// A record already parsed; `raw` is what the de-duplication hash is of when the record
     /// has no trace id.
     pub fn value(&mut self, v: &Value, raw: &[u8], at: impl FnOnce() -> String) -> Option<Kept> {
+        let span = v.get("span_id").and_then(Value::as_str);
         match self.rules.mapping.apply(v) {
-            Ok(record) => self.record(record, v, raw),
+            Ok(record) => self.record(record, span, raw, at),
+            Err(e) => {
+                self.map_error(&e, at);
+                None
+            }
+        }
+    }
+
+    /// A CSV row under its headers; `raw` as for [`Self::value`].
+    pub fn row(
+        &mut self,
+        headers: &csv::StringRecord,
+        row: &csv::StringRecord,
+        raw: &[u8],
+        at: impl FnOnce() -> String,
+    ) -> Option<Kept> {
+        match self.rules.mapping.apply_row(headers, row) {
+            Ok(record) => self.record(record, None, raw, at),
             Err(e) => {
                 self.map_error(&e, at);
                 None
@@ -105,15 +132,34 @@ impl<'s> Ingestor<'s> {
         self.malformed(at(), e.to_string());
     }
 
-    fn malformed(&mut self, at: String, why: String) {
+    /// Counts a record that cannot be read, keeping the first few with where and why.
+    pub fn malformed(&mut self, at: String, why: String) {
         self.counts.malformed += 1;
         if self.counts.shown.len() < SHOWN_ERRORS {
             self.counts.shown.push((at, why));
         }
     }
 
-    fn record(&mut self, mut record: Record, v: &Value, raw: &[u8]) -> Option<Kept> {
-        let key = match (&record.trace_id, v.get("span_id").and_then(Value::as_str)) {
+    fn record(
+        &mut self,
+        mut record: Record,
+        span: Option<&str>,
+        raw: &[u8],
+        at: impl FnOnce() -> String,
+    ) -> Option<Kept> {
+        if let Some(limit) = self.not_after
+            && record.time.timestamp() > limit
+        {
+            self.malformed(
+                at(),
+                format!(
+                    "field `time`: {} is in the future (a clock that is off?); skipped",
+                    record.time.to_rfc3339()
+                ),
+            );
+            return None;
+        }
+        let key = match (&record.trace_id, span) {
             (Some(t), Some(s)) => format!("{t}:{s}"),
             (Some(t), None) => t.clone(),
             (None, _) => hex::encode(&Sha256::digest(raw)[..16]),
@@ -122,30 +168,35 @@ impl<'s> Ingestor<'s> {
         let sampled = self.rules.sample.keeps(sample_key.as_bytes());
         self.counts.records += 1;
         self.counts.sampled += u64::from(sampled);
-        self.buckets.add(&record, sampled);
-        let keep_text = match self.rules.store_text {
+        let text = match self.rules.store_text {
             StoreText::All => true,
             StoreText::Sampled => sampled,
             StoreText::None => false,
         };
-        if !(sampled || keep_text) {
-            return None;
+        let keep = sampled || text;
+        if keep {
+            let redactor = &self.rules.redactor;
+            let redact = |text: &mut String| {
+                if let std::borrow::Cow::Owned(r) = redactor.apply(text) {
+                    *text = r;
+                }
+            };
+            record
+                .input
+                .iter_mut()
+                .chain(record.output.iter_mut())
+                .chain(record.context.iter_mut())
+                .for_each(redact);
+        } else {
+            record.input = None;
+            record.output = None;
+            record.context = Vec::new();
         }
-        let redactor = &self.rules.redactor;
-        let redact = |text: &mut String| {
-            if let std::borrow::Cow::Owned(r) = redactor.apply(text) {
-                *text = r;
-            }
-        };
-        record
-            .input
-            .iter_mut()
-            .chain(record.output.iter_mut())
-            .chain(record.context.iter_mut())
-            .for_each(redact);
         Some(Kept {
             record,
             sampled,
+            keep,
+            text,
             key,
         })
     }
@@ -185,7 +236,10 @@ mod tests {
                 r#"{{"ts": {}, "trace": "t{i}", "q": "mail me at u{i}@example.com", "a": "ok", "ms": 5}}"#,
                 1_765_000_000 + i
             );
-            kept.extend(ing.json_line(&line, || format!("log:{}", i + 1)));
+            kept.extend(
+                ing.json_line(&line, || format!("log:{}", i + 1))
+                    .filter(|k| k.keep),
+            );
         }
         assert_eq!(ing.counts.records, 2_000);
         assert_eq!(ing.counts.sampled, kept.len() as u64);
@@ -195,17 +249,14 @@ mod tests {
             kept.iter()
                 .all(|k| k.record.input.as_deref() == Some("mail me at [redacted:email]"))
         );
-        let total: u64 = ing
-            .buckets
-            .close_all()
-            .iter()
-            .map(|(_, b)| b.requests)
-            .sum();
-        assert_eq!(total, 2_000);
         // The same trace is in or out of the sample in any process.
         let mut again = Ingestor::new(&r);
         let line = format!(r#"{{"ts": 1, "trace": "{}"}}"#, kept[0].key);
-        assert!(again.json_line(&line, String::new).is_some());
+        assert!(
+            again
+                .json_line(&line, String::new)
+                .is_some_and(|k| k.sampled)
+        );
     }
 
     #[test]
@@ -240,7 +291,10 @@ mod tests {
         let traced = ing
             .json_line(r#"{"ts": 5, "trace": "abc"}"#, String::new)
             .unwrap();
-        assert_eq!((traced.key.as_str(), traced.sampled), ("abc", false));
+        assert_eq!(
+            (traced.key.as_str(), traced.sampled, traced.text),
+            ("abc", false, true)
+        );
         let first = ing.json_line(r#"{"ts": 5}"#, String::new).unwrap();
         let same = ing.json_line(r#"{"ts": 5}"#, String::new).unwrap();
         let other = ing.json_line(r#"{"ts": 6}"#, String::new).unwrap();
@@ -249,7 +303,18 @@ mod tests {
         assert_eq!(first.key.len(), 32);
         let none = rules("0%", StoreText::None);
         let mut ing = Ingestor::new(&none);
-        assert!(ing.json_line(r#"{"ts": 5}"#, String::new).is_none());
+        let k = ing
+            .json_line(r#"{"ts": 5, "q": "hi"}"#, String::new)
+            .unwrap();
+        assert!(!k.keep && !k.text && k.record.input.is_none());
         assert_eq!(ing.counts.records, 1);
+        // A record timed after `not_after` is malformed, with the reason.
+        ing.not_after = Some(4);
+        assert!(ing.json_line(r#"{"ts": 5}"#, || "f:9".into()).is_none());
+        assert!(
+            ing.counts.shown[0].1.contains("in the future"),
+            "{:?}",
+            ing.counts.shown
+        );
     }
 }

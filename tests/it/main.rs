@@ -20,5 +20,6 @@ mod schedule;
 mod settings;
 mod signals;
 mod support;
+mod traffic;
 mod truncation;
 mod validate;

@@ -48,7 +48,14 @@ const SUITE_KEYS: &[&str] = &[
     "alerts",
     "review",
 ];
-const CONFIG_ONLY_KEYS: &[&str] = &["store", "reports", "judge", "sinks", "error_budget"];
+const CONFIG_ONLY_KEYS: &[&str] = &[
+    "store",
+    "reports",
+    "judge",
+    "sinks",
+    "error_budget",
+    "traffic",
+];
 const CASE_KEYS: &[&str] = &[
     "id",
     "description",

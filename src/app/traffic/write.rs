@@ -1,0 +1,138 @@
+//! Storing an ingested batch: the one place where traffic records become buckets, records,
+//! keys and offsets, in one transaction. `ingest` and `collect` both call [`write_batch`].
+
+use std::collections::BTreeMap;
+
+use crate::model::{AssertionOutcome, CaseStatus, Score};
+use crate::store::{BucketRow, FileOffset, RecordRow, Store};
+use crate::traffic::ingest::Kept;
+use crate::traffic::{BucketKey, Record, Resolution};
+
+/// One record of a batch: read and mapped, with the monitor's verdict when it was scored.
+#[derive(Debug)]
+pub struct Scored {
+    pub kept: Kept,
+    pub score: Option<Score>,
+}
+
+/// Records of one source read since the last commit, and where each file's reading stands
+/// once they are stored.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub records: Vec<Scored>,
+    /// (file, offset just past the last record of the batch).
+    pub offsets: Vec<(String, FileOffset)>,
+}
+
+/// What a stored batch added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Records counted for the first time.
+    pub new: u64,
+    /// Records this source had read before (same trace id, or the same record): not counted.
+    pub seen: u64,
+}
+
+/// Stores a batch of `source` in one transaction: each record's de-duplication key is claimed
+/// (a record read before adds nothing), the new ones are counted into their minute, hour and
+/// day buckets, the kept ones stored whole, and the files' offsets moved past them. A crash
+/// before the commit leaves the store as it was: the next ingest reads the batch again.
+pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Result<Written> {
+    let tx = store.begin_traffic(source)?;
+    let mut rows: BTreeMap<BucketKey, BucketRow> = BTreeMap::new();
+    let mut written = Written::default();
+    for scored in &batch.records {
+        let kept = &scored.kept;
+        let r = &kept.record;
+        if !tx.claim(&kept.key, r.time.timestamp())? {
+            written.seen += 1;
+            continue;
+        }
+        written.new += 1;
+        let row = rows.entry(minute_of(r)).or_default();
+        row.bucket.add(r, kept.sampled);
+        if let Some(u) = &r.user_hash {
+            row.users.add_hex(u);
+        }
+        if let Some(score) = &scored.score {
+            count_quality(&mut row.quality, score);
+        }
+        if kept.keep {
+            let stripped;
+            let record = if kept.text {
+                r
+            } else {
+                stripped = Record {
+                    input: None,
+                    output: None,
+                    context: Vec::new(),
+                    ..r.clone()
+                };
+                &stripped
+            };
+            tx.put_record(&RecordRow {
+                key: &kept.key,
+                record,
+                sampled: kept.sampled,
+                score: scored.score.as_ref(),
+            })?;
+        }
+    }
+    for (key, row) in &rows {
+        tx.merge_bucket(key, row)?;
+    }
+    for (file, at) in &batch.offsets {
+        tx.set_offset(file, at)?;
+    }
+    tx.commit()?;
+    Ok(written)
+}
+
+/// The minute bucket a record counts in.
+fn minute_of(r: &Record) -> BucketKey {
+    BucketKey {
+        start: Resolution::Minute.floor(r.time.timestamp()),
+        resolution: Resolution::Minute,
+        model: r.model.clone().unwrap_or_default(),
+        feature: r.feature.clone().unwrap_or_default(),
+        segment: r.segment.clone().unwrap_or_default(),
+        region: r.region.clone().unwrap_or_default(),
+    }
+}
+
+/// The monitor's verdict on one sampled record, counted: decided, passed, and what its
+/// hallucination and refusal checks found.
+fn count_quality(q: &mut crate::store::Quality, score: &Score) {
+    match score.status {
+        CaseStatus::Passed => {
+            q.scored += 1;
+            q.passed += 1;
+        }
+        CaseStatus::Failed => q.scored += 1,
+        CaseStatus::Error | CaseStatus::Unscorable => {}
+    }
+    let decided = |base: &'static str| {
+        score
+            .assertions
+            .iter()
+            .filter(move |a: &&AssertionOutcome| {
+                !a.unscorable && a.type_name.trim_start_matches("not-") == base
+            })
+    };
+    let mut checked = decided("hallucination").peekable();
+    if checked.peek().is_some() {
+        q.hallucination_checked += 1;
+        // Found unsupported claims: failed as written, or passed when negated.
+        if checked.any(|a| a.pass == a.type_name.starts_with("not-")) {
+            q.hallucinated += 1;
+        }
+    }
+    let mut checked = decided("is-refusal").peekable();
+    if checked.peek().is_some() {
+        q.refusal_checked += 1;
+        // A refusal: `is-refusal` passed, or `not-is-refusal` failed.
+        if checked.any(|a| a.pass != a.type_name.starts_with("not-")) {
+            q.refused += 1;
+        }
+    }
+}

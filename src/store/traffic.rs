@@ -1,0 +1,618 @@
+//! Production traffic in the store: buckets (minute, hour and day, all written as records
+//! arrive, so that roll-ups are always current), sampled records, de-duplication keys and
+//! per-file read offsets. One ingested batch is one transaction ([`TrafficTx`]): its keys,
+//! records, buckets and offsets commit together or not at all, so a crash at any point leaves
+//! the store as if the batch had never been read, and the next ingest reads it again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+
+use super::codec::{to_i64, to_u64};
+use super::{Store, StoreError};
+use crate::model::Score;
+use crate::traffic::{Bucket, BucketKey, Record, Resolution, Vote};
+
+/// The most user hashes a bucket keeps: past it, the smallest ones (a K-minimum-values
+/// sketch, about 2% error), so that a day of a million users stays 16 KiB.
+pub const USER_SKETCH: usize = 2048;
+
+/// The monitor's verdicts on a bucket's sampled records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quality {
+    /// Sampled records the monitor decided (passed or failed).
+    pub scored: u64,
+    pub passed: u64,
+    pub hallucination_checked: u64,
+    pub hallucinated: u64,
+    pub refusal_checked: u64,
+    pub refused: u64,
+}
+
+impl Quality {
+    pub fn merge(&mut self, o: &Self) {
+        self.scored += o.scored;
+        self.passed += o.passed;
+        self.hallucination_checked += o.hallucination_checked;
+        self.hallucinated += o.hallucinated;
+        self.refusal_checked += o.refusal_checked;
+        self.refused += o.refused;
+    }
+}
+
+/// Distinct users of a bucket: every hash while few, the smallest [`USER_SKETCH`] past that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Users(BTreeSet<u64>);
+
+impl Users {
+    /// Counts a user by the salted hash the mapping made (hex).
+    pub fn add_hex(&mut self, hash: &str) {
+        let prefix = hash.get(..16).unwrap_or(hash);
+        if let Ok(h) = u64::from_str_radix(prefix, 16) {
+            self.insert(h);
+        }
+    }
+
+    fn insert(&mut self, h: u64) {
+        self.0.insert(h);
+        if self.0.len() > USER_SKETCH {
+            self.0.pop_last();
+        }
+    }
+
+    pub fn merge(&mut self, o: &Self) {
+        for h in &o.0 {
+            self.insert(*h);
+        }
+    }
+
+    /// Distinct users: exact below [`USER_SKETCH`], else the K-minimum-values estimate.
+    #[must_use]
+    pub fn estimate(&self) -> u64 {
+        if self.0.len() < USER_SKETCH {
+            return self.0.len() as u64;
+        }
+        let kth = self.0.last().copied().unwrap_or(u64::MAX).max(1);
+        let share = kth as f64 / u64::MAX as f64;
+        ((USER_SKETCH - 1) as f64 / share).round() as u64
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        self.0.iter().flat_map(|h| h.to_be_bytes()).collect()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Self {
+        Self(
+            bytes
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(c);
+                    u64::from_be_bytes(b)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Everything one bucket holds.
+#[derive(Debug, Clone, Default)]
+pub struct BucketRow {
+    pub bucket: Bucket,
+    pub quality: Quality,
+    pub users: Users,
+}
+
+impl BucketRow {
+    pub fn merge(&mut self, o: &Self) {
+        self.bucket.merge(&o.bucket);
+        self.quality.merge(&o.quality);
+        self.users.merge(&o.users);
+    }
+}
+
+/// How far a file has been read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOffset {
+    /// `device:inode`, to tell a rotated file (read it from the start) from a grown one.
+    pub identity: String,
+    pub offset: u64,
+    pub line: u64,
+}
+
+/// A record kept whole: sampled (with the monitor's verdict) or kept for its text.
+#[derive(Debug)]
+pub struct RecordRow<'a> {
+    pub key: &'a str,
+    pub record: &'a Record,
+    pub sampled: bool,
+    pub score: Option<&'a Score>,
+}
+
+/// What `prune` removed (or would remove).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub records: u64,
+    pub keys: u64,
+    pub minute: u64,
+    pub hour: u64,
+    pub day: u64,
+}
+
+/// Cut-offs (unix seconds) before which each kind is removed; `None` keeps it forever.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneBefore {
+    pub records: Option<i64>,
+    pub minute: Option<i64>,
+    pub hour: Option<i64>,
+    pub day: Option<i64>,
+}
+
+/// One ingested batch of one source, as one transaction.
+pub struct TrafficTx<'s> {
+    tx: Transaction<'s>,
+    source: String,
+}
+
+const RESOLUTIONS: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+
+fn key_hash(key: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&Sha256::digest(key.as_bytes())[..16]);
+    out
+}
+
+impl TrafficTx<'_> {
+    /// Claims a record's de-duplication key: `true` the first time, `false` when the source
+    /// has read it before (it is then not counted again).
+    pub fn claim(&self, key: &str, time: i64) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO traffic_keys (source, key, time) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![self.source, key_hash(key).as_slice(), time])?;
+        Ok(n == 1)
+    }
+
+    /// Stores a record kept whole (its text already redacted by the caller).
+    pub fn put_record(&self, row: &RecordRow<'_>) -> Result<(), StoreError> {
+        let r = row.record;
+        let vote = r.feedback.as_ref().map(|f| match f.vote {
+            Vote::Positive => "positive",
+            Vote::Negative => "negative",
+            Vote::Neutral => "neutral",
+        });
+        let context = if r.context.is_empty() {
+            None
+        } else {
+            Some(super::codec::to_json(&r.context)?)
+        };
+        let assertions = row
+            .score
+            .map(|s| super::codec::to_json(&s.assertions))
+            .transpose()?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO traffic_records (source, key, time_ms, sampled, model, feature,
+                    segment, region, user_hash, trace_id, latency_ms, tokens_in, tokens_out,
+                    cost_usd, error, error_kind, confidence, feedback, feedback_vote, input,
+                    output, context, status, score, assertions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                 ON CONFLICT (source, key) DO NOTHING",
+            )?
+            .execute(params![
+                self.source,
+                row.key,
+                r.time.timestamp_millis(),
+                row.sampled,
+                r.model,
+                r.feature,
+                r.segment,
+                r.region,
+                r.user_hash,
+                r.trace_id,
+                r.latency_ms,
+                r.tokens_in.map(to_i64),
+                r.tokens_out.map(to_i64),
+                r.cost_usd,
+                r.error.is_some(),
+                r.error.as_ref().and_then(|e| e.kind.clone()),
+                r.confidence,
+                r.feedback.as_ref().map(|f| f.raw.clone()),
+                vote,
+                r.input,
+                r.output,
+                context,
+                row.score.map(|s| s.status.as_str()),
+                row.score.and_then(|s| s.score),
+                assertions,
+            ])?;
+        Ok(())
+    }
+
+    /// Adds a minute bucket's counts to its minute, hour and day rows.
+    pub fn merge_bucket(&self, key: &BucketKey, row: &BucketRow) -> Result<(), StoreError> {
+        for to in RESOLUTIONS {
+            let k = key.rolled_up(to);
+            let mut merged = read_bucket(&self.tx, &self.source, &k)?.unwrap_or_default();
+            merged.merge(row);
+            write_bucket(&self.tx, &self.source, &k, &merged)?;
+        }
+        Ok(())
+    }
+
+    /// Where the next read of `file` starts.
+    pub fn set_offset(&self, file: &str, at: &FileOffset) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO traffic_offsets (source, file, identity, offset, line, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, unixepoch())
+                 ON CONFLICT (source, file) DO UPDATE SET identity = excluded.identity,
+                    offset = excluded.offset, line = excluded.line,
+                    updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                self.source,
+                file,
+                at.identity,
+                to_i64(at.offset),
+                to_i64(at.line)
+            ])?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit()?)
+    }
+}
+
+const BUCKET_COLUMNS: &str = "requests, errors, errors_by_kind, latency, tokens_in, tokens_out,
+    cost_usd, costed, feedback_positive, feedback_negative, feedback_neutral, sampled, scored,
+    passed, hallucination_checked, hallucinated, refusal_checked, refused, users";
+
+fn row_from(r: &rusqlite::Row<'_>, at: usize) -> Result<BucketRow, StoreError> {
+    let n = |i: usize| -> rusqlite::Result<u64> { r.get::<_, i64>(at + i).map(to_u64) };
+    let kinds: String = r.get(at + 2)?;
+    let latency: Vec<u8> = r.get(at + 3)?;
+    let users: Vec<u8> = r.get(at + 18)?;
+    let bucket = Bucket {
+        requests: n(0)?,
+        errors: n(1)?,
+        errors_by_kind: serde_json::from_str::<BTreeMap<String, u64>>(&kinds)
+            .map_err(|e| StoreError::Other(format!("read errors by kind: {e}")))?,
+        latency: Bucket::latency_from_bytes(&latency).map_err(StoreError::Other)?,
+        tokens_in: n(4)?,
+        tokens_out: n(5)?,
+        cost_usd: r.get(at + 6)?,
+        costed: n(7)?,
+        feedback_positive: n(8)?,
+        feedback_negative: n(9)?,
+        feedback_neutral: n(10)?,
+        sampled: n(11)?,
+    };
+    Ok(BucketRow {
+        bucket,
+        quality: Quality {
+            scored: n(12)?,
+            passed: n(13)?,
+            hallucination_checked: n(14)?,
+            hallucinated: n(15)?,
+            refusal_checked: n(16)?,
+            refused: n(17)?,
+        },
+        users: Users::from_bytes(&users),
+    })
+}
+
+fn read_bucket(
+    tx: &Transaction<'_>,
+    source: &str,
+    k: &BucketKey,
+) -> Result<Option<BucketRow>, StoreError> {
+    let sql = format!(
+        "SELECT {BUCKET_COLUMNS} FROM traffic_buckets WHERE source = ?1 AND resolution = ?2
+         AND start = ?3 AND model = ?4 AND feature = ?5 AND segment = ?6 AND region = ?7"
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![
+        source,
+        k.resolution.name(),
+        k.start,
+        k.model,
+        k.feature,
+        k.segment,
+        k.region
+    ])?;
+    rows.next()?.map(|r| row_from(r, 0)).transpose()
+}
+
+fn write_bucket(
+    tx: &Transaction<'_>,
+    source: &str,
+    k: &BucketKey,
+    row: &BucketRow,
+) -> Result<(), StoreError> {
+    let b = &row.bucket;
+    let q = &row.quality;
+    let sql = format!(
+        "INSERT OR REPLACE INTO traffic_buckets (source, resolution, start, model, feature,
+            segment, region, {BUCKET_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+    );
+    tx.prepare_cached(&sql)?.execute(params![
+        source,
+        k.resolution.name(),
+        k.start,
+        k.model,
+        k.feature,
+        k.segment,
+        k.region,
+        to_i64(b.requests),
+        to_i64(b.errors),
+        super::codec::to_json(&b.errors_by_kind)?,
+        b.latency_bytes(),
+        to_i64(b.tokens_in),
+        to_i64(b.tokens_out),
+        b.cost_usd,
+        to_i64(b.costed),
+        to_i64(b.feedback_positive),
+        to_i64(b.feedback_negative),
+        to_i64(b.feedback_neutral),
+        to_i64(b.sampled),
+        to_i64(q.scored),
+        to_i64(q.passed),
+        to_i64(q.hallucination_checked),
+        to_i64(q.hallucinated),
+        to_i64(q.refusal_checked),
+        to_i64(q.refused),
+        row.users.to_bytes(),
+    ])?;
+    Ok(())
+}
+
+impl Store {
+    /// Starts one batch of `source` (an immediate transaction: it waits for other writers).
+    pub fn begin_traffic(&mut self, source: &str) -> Result<TrafficTx<'_>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(TrafficTx {
+            tx,
+            source: source.to_owned(),
+        })
+    }
+
+    /// Where the last committed read of `file` stopped.
+    pub fn traffic_offset(
+        &self,
+        source: &str,
+        file: &str,
+    ) -> Result<Option<FileOffset>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT identity, offset, line FROM traffic_offsets
+                 WHERE source = ?1 AND file = ?2",
+                params![source, file],
+                |r| {
+                    Ok(FileOffset {
+                        identity: r.get(0)?,
+                        offset: to_u64(r.get(1)?),
+                        line: to_u64(r.get(2)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Buckets of `source` at `resolution` that start in `[from, to)`, in key order.
+    pub fn traffic_buckets(
+        &self,
+        source: &str,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(BucketKey, BucketRow)>, StoreError> {
+        let sql = format!(
+            "SELECT start, model, feature, segment, region, {BUCKET_COLUMNS}
+             FROM traffic_buckets WHERE source = ?1 AND resolution = ?2
+             AND start >= ?3 AND start < ?4
+             ORDER BY start, model, feature, segment, region"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params![source, resolution.name(), from, to])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let key = BucketKey {
+                start: r.get(0)?,
+                resolution,
+                model: r.get(1)?,
+                feature: r.get(2)?,
+                segment: r.get(3)?,
+                region: r.get(4)?,
+            };
+            out.push((key, row_from(r, 5)?));
+        }
+        Ok(out)
+    }
+
+    /// The newest bucket start of `source` (unix seconds), if it has any.
+    pub fn traffic_latest(&self, source: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT max(start) FROM traffic_buckets WHERE source = ?1 AND resolution = 'minute'",
+            params![source],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Removes (or, `dry_run`, counts) what is older than the cut-offs, in one transaction.
+    /// De-duplication keys go with the records' retention.
+    pub fn prune_traffic(
+        &mut self,
+        source: &str,
+        before: &PruneBefore,
+        dry_run: bool,
+    ) -> Result<Pruned, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let run =
+            |sql_count: &str, sql_delete: &str, cut: Option<i64>| -> Result<u64, StoreError> {
+                let Some(cut) = cut else { return Ok(0) };
+                let n: i64 = tx.query_row(sql_count, params![source, cut], |r| r.get(0))?;
+                if !dry_run {
+                    tx.execute(sql_delete, params![source, cut])?;
+                }
+                Ok(to_u64(n))
+            };
+        let bucket = |res: &str, cut: Option<i64>| {
+            run(
+                &format!(
+                    "SELECT count(*) FROM traffic_buckets WHERE source = ?1 AND resolution = '{res}' AND start < ?2"
+                ),
+                &format!(
+                    "DELETE FROM traffic_buckets WHERE source = ?1 AND resolution = '{res}' AND start < ?2"
+                ),
+                cut,
+            )
+        };
+        let out = Pruned {
+            records: run(
+                "SELECT count(*) FROM traffic_records WHERE source = ?1 AND time_ms < ?2 * 1000",
+                "DELETE FROM traffic_records WHERE source = ?1 AND time_ms < ?2 * 1000",
+                before.records,
+            )?,
+            keys: run(
+                "SELECT count(*) FROM traffic_keys WHERE source = ?1 AND time < ?2",
+                "DELETE FROM traffic_keys WHERE source = ?1 AND time < ?2",
+                before.records,
+            )?,
+            minute: bucket("minute", before.minute)?,
+            hour: bucket("hour", before.hour)?,
+            day: bucket("day", before.day)?,
+        };
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_batch_commits_keys_buckets_and_offsets_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let record = Record {
+            time: chrono::Utc.timestamp_opt(1_765_000_000, 0).unwrap(),
+            latency_ms: Some(120.0),
+            tokens_in: Some(10),
+            ..Record::default()
+        };
+        let key = BucketKey {
+            start: Resolution::Minute.floor(record.time.timestamp()),
+            resolution: Resolution::Minute,
+            model: "m".into(),
+            feature: String::new(),
+            segment: String::new(),
+            region: String::new(),
+        };
+        let mut row = BucketRow::default();
+        row.bucket.add(&record, false);
+        let at = FileOffset {
+            identity: "1:2".into(),
+            offset: 100,
+            line: 3,
+        };
+        // Not committed: nothing of it is stored.
+        {
+            let tx = store.begin_traffic("s").unwrap();
+            assert!(tx.claim("k1", 1_765_000_000).unwrap());
+            tx.merge_bucket(&key, &row).unwrap();
+            tx.set_offset("f", &at).unwrap();
+        }
+        assert_eq!(store.traffic_offset("s", "f").unwrap(), None);
+        assert!(
+            store
+                .traffic_buckets("s", Resolution::Minute, 0, i64::MAX)
+                .unwrap()
+                .is_empty()
+        );
+        for _ in 0..2 {
+            let tx = store.begin_traffic("s").unwrap();
+            if tx.claim("k1", 1_765_000_000).unwrap() {
+                tx.merge_bucket(&key, &row).unwrap();
+            }
+            tx.set_offset("f", &at).unwrap();
+            tx.commit().unwrap();
+        }
+        assert_eq!(store.traffic_offset("s", "f").unwrap(), Some(at));
+        for res in RESOLUTIONS {
+            let rows = store.traffic_buckets("s", res, 0, i64::MAX).unwrap();
+            assert_eq!(rows.len(), 1, "{res:?}");
+            assert_eq!(rows[0].0.start, res.floor(1_765_000_000));
+            assert_eq!(
+                (rows[0].1.bucket.requests, rows[0].1.bucket.tokens_in),
+                (1, 10)
+            );
+        }
+        let before = PruneBefore {
+            minute: Some(i64::MAX),
+            records: Some(i64::MAX),
+            ..PruneBefore::default()
+        };
+        let dry = store.prune_traffic("s", &before, true).unwrap();
+        assert_eq!((dry.minute, dry.keys, dry.hour), (1, 1, 0));
+        assert_eq!(store.prune_traffic("s", &before, false).unwrap(), dry);
+        assert!(
+            store
+                .traffic_buckets("s", Resolution::Minute, 0, i64::MAX)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .traffic_buckets("s", Resolution::Hour, 0, i64::MAX)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn users_are_exact_when_few_and_estimated_within_a_few_percent_when_many() {
+        let hash = |i: u64| hex::encode(&Sha256::digest(i.to_be_bytes())[..16]);
+        let mut u = Users::default();
+        for i in 0..100 {
+            u.add_hex(&hash(i));
+            u.add_hex(&hash(i));
+        }
+        assert_eq!(u.estimate(), 100);
+        let mut many = Users::default();
+        for i in 0..100_000_u64 {
+            many.add_hex(&hash(i));
+        }
+        let est = many.estimate() as f64;
+        assert!((est - 100_000.0).abs() / 100_000.0 < 0.07, "{est}");
+        // Merging two halves gives the same sketch as one pass.
+        let (mut a, mut b) = (Users::default(), Users::default());
+        for i in 0..100_000_u64 {
+            let h = hex::encode(&Sha256::digest(i.to_be_bytes())[..16]);
+            if i % 2 == 0 {
+                a.add_hex(&h)
+            } else {
+                b.add_hex(&h)
+            }
+        }
+        a.merge(&b);
+        assert_eq!(a, many);
+        assert_eq!(Users::from_bytes(&a.to_bytes()), a);
+    }
+}

@@ -1,0 +1,473 @@
+//! `traffic:` of evalwatch.yaml -> `model::TrafficSource`: every field of a source checked,
+//! every problem located (unknown keys with did-you-mean, bad pointers, shares, durations,
+//! redaction patterns and monitor assertions).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::assertion;
+use super::decode::{Ctx, did_you_mean};
+use super::load::is_suite_name;
+use super::yaml::Node;
+use crate::model::{
+    Check, ProjectConfig, RedactSpec, Retention, TextKept, TrafficField, TrafficFormat,
+    TrafficSource,
+};
+use crate::traffic::{FieldMap, FieldRef, RedactRule, Redactor, SampleRate, otlp};
+
+/// The keys of a source.
+pub(crate) const SOURCE_KEYS: [&str; 11] = [
+    "id",
+    "format",
+    "path",
+    "fields",
+    "sample",
+    "store_text",
+    "redact",
+    "monitor",
+    "alerts",
+    "retention",
+    "description",
+];
+
+/// The keys of `retention:`.
+const RETENTION_KEYS: [&str; 4] = ["records", "minute", "hour", "day"];
+
+/// The traffic metrics a rule may name (`../shared/spec/traffic.md`).
+pub const TRAFFIC_METRICS: [&str; 21] = [
+    "traffic.volume",
+    "traffic.throughput_rps",
+    "traffic.error_rate",
+    "traffic.errors_by_kind",
+    "traffic.latency_p50_ms",
+    "traffic.latency_p95_ms",
+    "traffic.latency_p99_ms",
+    "traffic.availability",
+    "traffic.pass_rate",
+    "traffic.hallucination_rate",
+    "traffic.refusal_rate",
+    "traffic.low_confidence_rate",
+    "traffic.satisfaction",
+    "traffic.thumbs_down_rate",
+    "traffic.feedback_rate",
+    "traffic.tokens_in",
+    "traffic.tokens_out",
+    "traffic.cost_usd",
+    "traffic.cost_per_request_usd",
+    "traffic.users",
+    "traffic.volume_by_hour",
+];
+
+/// Reads `traffic:` into `config.traffic`.
+pub(crate) fn sources(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
+    let Some(items) = list.as_seq() else {
+        if !list.is_null() {
+            ctx.error(
+                list,
+                format!(
+                    "`traffic` must be a list of sources, found {}",
+                    list.type_name()
+                ),
+            );
+        }
+        return;
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for item in items {
+        if let Some(source) = source(ctx, item, config) {
+            if let Some(first) = seen.get(&source.id) {
+                ctx.error(
+                    item,
+                    format!(
+                        "duplicate traffic source id `{}`; first defined at line {first}",
+                        source.id
+                    ),
+                );
+            } else {
+                seen.insert(source.id.clone(), item.line);
+                config.traffic.push(source);
+            }
+        }
+    }
+}
+
+fn source(ctx: &mut Ctx, item: &Node, config: &ProjectConfig) -> Option<TrafficSource> {
+    let Some(entries) = item.as_map() else {
+        ctx.error(
+            item,
+            format!(
+                "a traffic source must be a mapping, found {}",
+                item.type_name()
+            ),
+        );
+        return None;
+    };
+    let before = ctx.diags.len();
+    for (k, _) in entries {
+        let key = k.key_text();
+        if !SOURCE_KEYS.contains(&key.as_str()) {
+            let hint = did_you_mean(&key, SOURCE_KEYS);
+            ctx.error(
+                k,
+                format!("unknown field `{key}` in a traffic source{hint}"),
+            );
+        }
+    }
+    let get = |key: &str| item.get(key).map(|(_, v)| v);
+    let id = match get("id") {
+        None => {
+            ctx.error(item, "a traffic source needs an `id` (a stable name, such as `support-bot-prod`)");
+            None
+        }
+        Some(v) => ctx.decode::<String>(v, "traffic source `id`").filter(|id| {
+            let ok = is_suite_name(id);
+            if !ok {
+                ctx.error(v, format!("invalid traffic source id `{id}`: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"));
+            }
+            ok
+        }),
+    };
+    let what = id.as_deref().map_or_else(
+        || "this traffic source".to_owned(),
+        |id| format!("traffic source `{id}`"),
+    );
+    let format = match get("format") {
+        None => TrafficFormat::Jsonl,
+        Some(v) => match ctx.decode::<String>(v, "`format`") {
+            Some(f) => TrafficFormat::parse(&f).unwrap_or_else(|| {
+                let hint = did_you_mean(&f, TrafficFormat::ALL);
+                ctx.error(
+                    v,
+                    format!(
+                        "unknown traffic format `{f}`: use {}{hint}",
+                        TrafficFormat::ALL.join(", ")
+                    ),
+                );
+                TrafficFormat::Jsonl
+            }),
+            None => TrafficFormat::Jsonl,
+        },
+    };
+    let path = get("path")
+        .and_then(|v| ctx.decode::<String>(v, "`path`"))
+        .map(|p| config.root.join(p));
+    let fields = if let Some(v) = get("fields") {
+        fields(ctx, v, format, &what)
+    } else {
+        if format != TrafficFormat::Otlp {
+            ctx.error(
+                item,
+                format!("{what} needs `fields` with at least `time` (a JSON pointer such as `/ts`, or a CSV column)"),
+            );
+        }
+        Vec::new()
+    };
+    let sample = get("sample").map_or(0.1, |v| share(ctx, v));
+    let store_text = get("store_text").map_or(TextKept::Sampled, |v| store_text(ctx, v));
+    let redact = get("redact").map_or_else(Vec::new, |v| redact(ctx, v));
+    let monitor = get("monitor").map_or_else(Vec::new, |v| monitor(ctx, v, config, &what));
+    let alerts = get("alerts").map_or_else(Vec::new, |v| alerts(ctx, v));
+    let retention = get("retention").map_or_else(Retention::default, |v| retention(ctx, v));
+    if ctx.diags.len() > before {
+        return None;
+    }
+    Some(TrafficSource {
+        id: id?,
+        format,
+        path,
+        fields,
+        sample,
+        store_text,
+        redact,
+        monitor,
+        alerts,
+        retention,
+        location: ctx.loc(item),
+    })
+}
+
+fn fields(ctx: &mut Ctx, node: &Node, format: TrafficFormat, what: &str) -> Vec<TrafficField> {
+    let Some(entries) = node.as_map() else {
+        ctx.error(
+            node,
+            format!(
+                "`fields` must be a mapping of field names to {}, found {}",
+                if format == TrafficFormat::Csv {
+                    "column names"
+                } else {
+                    "JSON pointers"
+                },
+                node.type_name()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let name = k.key_text();
+        if !FieldMap::NAMES.contains(&name.as_str()) {
+            let hint = did_you_mean(&name, FieldMap::NAMES);
+            ctx.error(k, format!("unknown field `{name}` in `fields`{hint}"));
+            continue;
+        }
+        let Some(from) = ctx.decode::<String>(v, &format!("`fields.{name}`")) else {
+            continue;
+        };
+        let checked = match format {
+            TrafficFormat::Jsonl => FieldRef::pointer(&from).map(|_| ()),
+            TrafficFormat::Otlp => otlp::field_ref(&from).map(|_| ()),
+            TrafficFormat::Csv if from.trim().is_empty() => {
+                Err("a CSV column name cannot be empty".to_owned())
+            }
+            TrafficFormat::Csv => Ok(()),
+        };
+        if let Err(e) = checked {
+            ctx.error(v, format!("`fields.{name}`: {e}"));
+            continue;
+        }
+        out.push(TrafficField {
+            name,
+            from,
+            location: ctx.loc(v),
+        });
+    }
+    if format != TrafficFormat::Otlp && node.get("time").is_none() {
+        ctx.error(
+            node,
+            format!("{what}: `fields` needs `time` (RFC 3339, or unix seconds / milliseconds)"),
+        );
+    }
+    out
+}
+
+fn share(ctx: &mut Ctx, node: &Node) -> f64 {
+    let text = match ctx.json(node) {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        other => {
+            ctx.error(
+                node,
+                format!("`sample` must be a share such as 10% or 0.1, found {other}"),
+            );
+            return 0.0;
+        }
+    };
+    match SampleRate::parse(&text) {
+        Ok(rate) => rate.share(),
+        Err(e) => {
+            ctx.error(node, format!("`sample`: {e}"));
+            0.0
+        }
+    }
+}
+
+fn store_text(ctx: &mut Ctx, node: &Node) -> TextKept {
+    match ctx.decode::<String>(node, "`store_text`").as_deref() {
+        Some("none") => TextKept::None,
+        Some("sampled") | None => TextKept::Sampled,
+        Some("all") => TextKept::All,
+        Some(other) => {
+            let hint = did_you_mean(other, TextKept::ALL);
+            ctx.error(
+                node,
+                format!("`store_text` must be none, sampled or all, got `{other}`{hint}"),
+            );
+            TextKept::Sampled
+        }
+    }
+}
+
+fn redact(ctx: &mut Ctx, node: &Node) -> Vec<RedactSpec> {
+    let Some(items) = node.as_seq() else {
+        ctx.error(
+            node,
+            format!(
+                "`redact` must be a list (such as [email, phone, card, secret]), found {}",
+                node.type_name()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        if let Some(name) = item.as_str() {
+            if RedactRule::built_in(name).is_some() {
+                out.push(RedactSpec::BuiltIn(name.to_owned()));
+            } else {
+                let hint = did_you_mean(name, RedactRule::BUILT_IN);
+                ctx.error(
+                    item,
+                    format!(
+                        "unknown redaction `{name}`: use {} or {{regex: \"...\"}}{hint}",
+                        RedactRule::BUILT_IN.join(", ")
+                    ),
+                );
+            }
+            continue;
+        }
+        let pattern = item.get("regex").map(|(_, v)| v);
+        match (item.as_map().map(<[_]>::len), pattern) {
+            (Some(1), Some(v)) => {
+                if let Some(p) = ctx.decode::<String>(v, "`regex`") {
+                    match Redactor::new(&[RedactRule::Regex(p.clone())]) {
+                        Ok(_) => out.push(RedactSpec::Regex(p)),
+                        Err(e) => {
+                            // The regex crate's message spans lines (with a caret): keep its
+                            // last line, so that each problem stays one `file:line:col:` line.
+                            let why = e.reason.lines().rev().find(|l| !l.trim().is_empty());
+                            let why = why.unwrap_or("invalid").trim().trim_start_matches("error: ");
+                            ctx.error(v, format!("redact regex `{p}` does not compile: {why}"));
+                        }
+                    }
+                }
+            }
+            _ => ctx.error(
+                item,
+                "a `redact` entry is a built-in name (email, phone, card, secret) or {regex: \"...\"}",
+            ),
+        }
+    }
+    out
+}
+
+/// Monitor assertions: reference-free, so resolved without an `expected`. Assertions that need
+/// a judge are refused here rather than skipped when records are scored.
+fn monitor(
+    ctx: &mut Ctx,
+    node: &Node,
+    config: &ProjectConfig,
+    what: &str,
+) -> Vec<Arc<crate::model::Assertion>> {
+    let Some(items) = node.as_seq() else {
+        ctx.error(
+            node,
+            format!(
+                "`monitor` must be a list of assertions, found {}",
+                node.type_name()
+            ),
+        );
+        return Vec::new();
+    };
+    let owner = format!("the monitor of {what}");
+    let mut out = Vec::new();
+    for item in items {
+        let Some(pending) = assertion::decode(ctx, item, &owner, &config.root) else {
+            continue;
+        };
+        match pending.resolve(None) {
+            Err(e) => ctx.error(
+                item,
+                format!("{e}; a monitor has no reference answer, so give `value`"),
+            ),
+            Ok(a) => {
+                if let Some(why) = needs_judge(&a.check) {
+                    ctx.push(
+                        pending.location.clone(),
+                        format!(
+                            "assertion `{}` is not yet supported for traffic: {why}",
+                            a.type_name
+                        ),
+                    );
+                } else {
+                    out.push(Arc::new(a));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Why a monitor assertion cannot run on traffic yet: it needs a judge.
+fn needs_judge(check: &Check) -> Option<&'static str> {
+    let Check::Model { kind, params } = check else {
+        return None;
+    };
+    if kind == "hallucination" {
+        let method = params.get("method").and_then(Value::as_str);
+        return matches!(method, Some("judge" | "both"))
+            .then_some("traffic monitors check hallucination lexically; use `method: lexical`");
+    }
+    Some(
+        "traffic monitors do not call a judge yet; use deterministic assertions or `hallucination` (lexical)",
+    )
+}
+
+fn alerts(ctx: &mut Ctx, node: &Node) -> Vec<Value> {
+    let Some(items) = node.as_seq() else {
+        ctx.error(
+            node,
+            format!(
+                "`alerts` must be a list of rules, found {}",
+                node.type_name()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some((_, metric)) = item.get("metric") else {
+            ctx.error(
+                item,
+                "a traffic alert rule needs a `metric` (such as traffic.error_rate)",
+            );
+            continue;
+        };
+        if let Some(m) = ctx.decode::<String>(metric, "`metric`")
+            && !TRAFFIC_METRICS.contains(&m.as_str())
+        {
+            let hint = did_you_mean(&m, TRAFFIC_METRICS);
+            ctx.error(metric, format!("unknown traffic metric `{m}`{hint}"));
+            continue;
+        }
+        out.push(ctx.json(item));
+    }
+    out
+}
+
+fn retention(ctx: &mut Ctx, node: &Node) -> Retention {
+    let mut out = Retention::default();
+    let Some(entries) = node.as_map() else {
+        ctx.error(
+            node,
+            format!(
+                "`retention` must be a mapping such as {{records: 30d, minute: 14d, hour: 180d, day: forever}}, found {}",
+                node.type_name()
+            ),
+        );
+        return out;
+    };
+    for (k, v) in entries {
+        let key = k.key_text();
+        let slot = match key.as_str() {
+            "records" => &mut out.records,
+            "minute" => &mut out.minute,
+            "hour" => &mut out.hour,
+            "day" => &mut out.day,
+            _ => {
+                let hint = did_you_mean(&key, RETENTION_KEYS);
+                ctx.error(k, format!("unknown field `{key}` in `retention`{hint}"));
+                continue;
+            }
+        };
+        let text = match ctx.json(v) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        if text == "forever" {
+            *slot = None;
+        } else if let Some(d) = crate::alert::rule::parse_duration(&text)
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .filter(|s| *s >= 60)
+        {
+            *slot = Some(d);
+        } else {
+            ctx.error(
+                v,
+                format!("`retention.{key}` must be a duration of at least a minute (30d, 12h) or `forever`, got `{text}`"),
+            );
+        }
+    }
+    out
+}

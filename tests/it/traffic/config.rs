@@ -1,0 +1,87 @@
+//! `traffic:` sources are checked by `validate` like suites: every problem located.
+
+use crate::support::{Project, code, stderr, stdout};
+
+const SUITE: &str =
+    "suite: a\nproviders: [{id: e, type: echo}]\nprompt: hi\ncases:\n  - {id: c, expected: hi}\n";
+
+#[test]
+fn every_bad_field_of_a_source_is_reported_where_it_is_written() {
+    let p = Project::new();
+    p.write("suites/a.yaml", SUITE);
+    p.write(
+        "evalwatch.yaml",
+        "traffic:
+  - id: Bad Id
+    formt: jsonl
+  - id: bot
+    format: jsnl
+    fields: {time: ts, ouput: /a, model: /m~2}
+    sample: 150%
+    store_text: some
+    redact: [emial, {regex: \"(\"}]
+    retention: {records: 30x, minut: 1d}
+    monitor:
+      - type: llm-rubric
+        rubric: polite
+      - type: icontans
+        value: x
+    alerts:
+      - {metric: traffic.eror_rate, max: 0.05}
+  - id: csv-src
+    format: csv
+    fields: {model: m}
+",
+    );
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    for line in [
+        "evalwatch.yaml:2:9: invalid traffic source id `Bad Id`",
+        "evalwatch.yaml:3:5: unknown field `formt` in a traffic source; did you mean `format`?",
+        "evalwatch.yaml:5:13: unknown traffic format `jsnl`: use jsonl, csv, otlp; did you mean `jsonl`?",
+        "evalwatch.yaml:6:20: `fields.time`: `ts` is not a JSON pointer: it must start with `/` (did you mean `/ts`?)",
+        "evalwatch.yaml:6:24: unknown field `ouput` in `fields`; did you mean `output`?",
+        "evalwatch.yaml:6:42: `fields.model`: `/m~2` is not a JSON pointer",
+        "evalwatch.yaml:7:13: `sample`: `150%` is not between 0% and 100%",
+        "evalwatch.yaml:8:17: `store_text` must be none, sampled or all, got `some`",
+        "evalwatch.yaml:9:14: unknown redaction `emial`",
+        "evalwatch.yaml:9:29: redact regex `(` does not compile: unclosed group\n",
+        "evalwatch.yaml:10:26: `retention.records` must be a duration",
+        "evalwatch.yaml:10:31: unknown field `minut` in `retention`; did you mean `minute`?",
+        "evalwatch.yaml:12:9: assertion `llm-rubric` is not yet supported for traffic",
+        "evalwatch.yaml:14:15: unknown assertion type `icontans`; did you mean `icontains`?",
+        "evalwatch.yaml:17:18: unknown traffic metric `traffic.eror_rate`; did you mean `traffic.error_rate`?",
+        "evalwatch.yaml:20:13: traffic source `csv-src`: `fields` needs `time`",
+    ] {
+        assert!(err.contains(line), "missing `{line}` in:\n{err}");
+    }
+    // A `time` written with a bad pointer is not also reported missing.
+    assert!(!err.contains("`bot`: `fields` needs `time`"), "{err}");
+}
+
+#[test]
+fn a_pointer_that_matches_nothing_in_the_first_records_is_a_warning() {
+    let p = Project::new();
+    p.write("suites/a.yaml", SUITE);
+    p.write(
+        "logs/app.jsonl",
+        "{\"ts\": 1765000000, \"model\": \"m\", \"latency_ms\": 5}\n",
+    );
+    p.write(
+        "evalwatch.yaml",
+        "traffic:
+  - id: bot
+    path: logs/*.jsonl
+    fields: {time: /ts, model: /model, latency_ms: /latncy_ms}
+",
+    );
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("evalwatch.yaml:4:52: `fields.latency_ms` (`/latncy_ms`) matches nothing in the first 1 records of logs/app.jsonl"),
+        "{err}"
+    );
+    assert!(!err.contains("fields.model"), "{err}");
+}

@@ -1,0 +1,4 @@
+//! Production traffic: sources in evalwatch.yaml, `ingest`, `traffic` and `prune`, run as the
+//! real binary against real log files and a real store.
+
+mod config;
