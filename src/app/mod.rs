@@ -2,6 +2,7 @@
 //! module that knows every stage.
 
 pub mod alerts;
+mod collect;
 mod history;
 mod init;
 mod interrupt;
@@ -253,6 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Baseline(a) => alerts::baseline(&ctx, &a),
         Command::Schedule(a) => schedule::run(&ctx, &a),
         Command::Review(a) => review::run(&ctx, &a),
+        Command::Collect(a) => collect::run(&ctx, &a),
     }
 }
 

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod collect;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "evalwatch",
@@ -63,6 +65,8 @@ pub enum Command {
     Schedule(crate::app::schedule::ScheduleArgs),
     /// Human review: sample results into an HTML sheet, import grades, serve sheets, stats
     Review(crate::app::review::ReviewArgs),
+    /// Receive OpenTelemetry spans over OTLP/HTTP and store them as traffic
+    Collect(collect::CollectArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).
