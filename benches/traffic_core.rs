@@ -33,18 +33,18 @@ fn main() {
     for run in 1..=runs {
         let start = Instant::now();
         let mut ing = Ingestor::new(&rules);
-        let mut minutes = Aggregator::default();
         let mut reader = LineReader::new(BufReader::new(Cursor::new(&log)), 0, 0, 1 << 20);
+        let mut buckets = Aggregator::default();
         let mut kept = 0usize;
         while let Some(line) = reader.next_line().expect("in-memory read") {
             if let Ok(text) = line.text
                 && let Some(k) = ing.json_line(&text, String::new)
             {
-                minutes.add(&k.record, k.sampled);
+                buckets.add(&k.record, k.sampled);
                 kept += usize::from(k.keep);
             }
         }
-        let buckets = minutes.close_all().len();
+        let buckets = buckets.close_all().len();
         let secs = start.elapsed().as_secs_f64();
         assert_eq!(ing.counts.records as usize, records);
         let rate = records as f64 / secs;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 
+use super::traffic::ingest::{FUTURE_SLACK_SECS, Monitor, price, pricing};
 use super::traffic::{Batch, Scored, write_batch};
 use super::{Ctx, Failure, exit, interrupt};
 use crate::cli::collect::CollectArgs;
@@ -20,8 +21,6 @@ use crate::traffic::ingest::{Ingestor, SourceRules};
 const QUEUE: usize = 64;
 /// One transaction takes the exports waiting, up to this many spans.
 const BATCH_SPANS: usize = 20_000;
-/// Spans timed this far past the receiver's clock are refused as in the future (seconds).
-const FUTURE_SLACK: i64 = 300;
 
 /// What the consumer stored over the receiver's life.
 #[derive(Debug, Default)]
@@ -45,6 +44,10 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
     let source = otlp_source(&project, args.source.as_deref())?.clone();
     let rules = super::traffic::rules(&source)?;
+    let reading = Reading {
+        monitor: Monitor::new(&source)?,
+        pricing: pricing(&project),
+    };
     let store = ctx.open_store(&ctx.db_path(&project))?;
     interrupt::watch()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -56,7 +59,7 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
     let id = source.id.clone();
     let consumer = std::thread::Builder::new()
         .name("evalwatch-collect-store".into())
-        .spawn(move || consume(store, &rules, &id, exports, printer))?;
+        .spawn(move || consume(store, &rules, reading, &id, exports, printer))?;
     let settings = Settings {
         token,
         ..Settings::default()
@@ -151,11 +154,19 @@ fn otlp_source<'p>(
     Ok(source)
 }
 
+/// What a span needs beyond the pure stage, as `ingest` does it: a price when it logs only
+/// tokens, and the monitor's verdict when it is in the sample.
+struct Reading {
+    monitor: Monitor,
+    pricing: Vec<(String, crate::model::Pricing)>,
+}
+
 /// The store's one writer: takes the exports waiting (up to [`BATCH_SPANS`] spans), stores them
 /// in one transaction and answers each. Ends when the receiver has stopped and the queue is empty.
 fn consume(
     mut store: Store,
     rules: &SourceRules,
+    mut reading: Reading,
     source: &str,
     mut exports: mpsc::Receiver<Export>,
     printer: Printer,
@@ -170,15 +181,21 @@ fn consume(
             spans += next.records.len();
             waiting.push(next);
         }
-        ingestor.not_after = Some(chrono::Utc::now().timestamp() + FUTURE_SLACK);
+        ingestor.not_after = Some(chrono::Utc::now().timestamp() + FUTURE_SLACK_SECS);
         let mut batch = Batch::default();
         let mut answers = Vec::with_capacity(waiting.len());
         for export in waiting {
             let (kept, stored) = collect::take(&mut ingestor, &export.records);
             totals.rejected += stored.rejected;
-            batch
-                .records
-                .extend(kept.into_iter().map(|kept| Scored { kept, score: None }));
+            batch.records.extend(kept.into_iter().map(|mut kept| {
+                price(&reading.pricing, &mut kept.record);
+                let score = if kept.sampled {
+                    reading.monitor.score(&kept)
+                } else {
+                    None
+                };
+                Scored { kept, score }
+            }));
             answers.push((export.done, stored));
         }
         totals.exports += answers.len() as u64;

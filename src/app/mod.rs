@@ -254,7 +254,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Baseline(a) => alerts::baseline(&ctx, &a),
         Command::Schedule(a) => schedule::run(&ctx, &a),
         Command::Review(a) => review::run(&ctx, &a),
+        Command::Ingest(a) => {
+            interrupt::watch()?;
+            traffic::ingest::run(&ctx, &a)
+        }
         Command::Collect(a) => collect::run(&ctx, &a),
+        Command::Traffic(a) => traffic::show::run(&ctx, &a),
+        Command::Prune(a) => traffic::prune::run(&ctx, &a),
     }
 }
 

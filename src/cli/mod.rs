@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod collect;
+pub mod traffic;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,8 +66,14 @@ pub enum Command {
     Schedule(crate::app::schedule::ScheduleArgs),
     /// Human review: sample results into an HTML sheet, import grades, serve sheets, stats
     Review(crate::app::review::ReviewArgs),
+    /// Read production traffic (logs, OTLP/JSON files, stdin) into the store
+    Ingest(traffic::IngestArgs),
     /// Receive OpenTelemetry spans over OTLP/HTTP and store them as traffic
     Collect(collect::CollectArgs),
+    /// The four pillars of a traffic source for a window, against the window before
+    Traffic(traffic::TrafficArgs),
+    /// Apply the traffic sources' retention
+    Prune(traffic::PruneArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).

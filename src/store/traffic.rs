@@ -606,9 +606,9 @@ mod tests {
         for i in 0..100_000_u64 {
             let h = hex::encode(&Sha256::digest(i.to_be_bytes())[..16]);
             if i % 2 == 0 {
-                a.add_hex(&h)
+                a.add_hex(&h);
             } else {
-                b.add_hex(&h)
+                b.add_hex(&h);
             }
         }
         a.merge(&b);

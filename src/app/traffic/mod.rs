@@ -3,6 +3,9 @@
 
 mod check;
 mod files;
+pub mod ingest;
+pub mod prune;
+pub mod show;
 mod write;
 
 pub(crate) use check::pointer_warnings;
@@ -116,17 +119,16 @@ pub(crate) fn field_map(source: &TrafficSource) -> anyhow::Result<FieldMap> {
 /// salt (exit 2 without it): user ids are only ever stored hashed.
 pub(crate) fn rules(source: &TrafficSource) -> anyhow::Result<SourceRules> {
     let fields = field_map(source)?;
-    let users = match &fields.user {
-        None => None,
-        Some(_) => {
-            let salt = std::env::var(SALT_ENV).unwrap_or_default();
-            Some(UserHasher::new(salt.as_bytes()).ok_or_else(|| {
-                Failure::invalid(format!(
-                    "read traffic source `{}`: `fields.user` is mapped, and user ids are stored only as salted hashes: set {SALT_ENV} to a secret salt (keep it stable, or distinct users are counted anew)",
-                    source.id
-                ))
-            })?)
-        }
+    let users = if fields.user.is_some() {
+        let salt = std::env::var(SALT_ENV).unwrap_or_default();
+        Some(UserHasher::new(salt.as_bytes()).ok_or_else(|| {
+            Failure::invalid(format!(
+                "read traffic source `{}`: `fields.user` is mapped, and user ids are stored only as salted hashes: set {SALT_ENV} to a secret salt (keep it stable, or distinct users are counted anew)",
+                source.id
+            ))
+        })?)
+    } else {
+        None
     };
     let redact: Vec<RedactRule> = source
         .redact

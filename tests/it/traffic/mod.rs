@@ -2,3 +2,4 @@
 //! real binary against real log files and a real store.
 
 mod config;
+mod ingest;

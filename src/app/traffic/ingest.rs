@@ -1,0 +1,439 @@
+//! `evalwatch ingest [SOURCE] [PATH...|-] [--follow]`: a source's files (or stdin) through the
+//! pure stage (map, redact, sample), the sample scored by the source's `monitor`, and every
+//! batch stored by [`super::write_batch`] with the files' offsets, so that a later ingest (or
+//! a restart after a crash) resumes where the last commit stopped and counts nothing twice.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Batch, Scored, write_batch};
+use crate::app::{Ctx, Failure, exit};
+use crate::cli::ReadFormat;
+use crate::cli::traffic::IngestArgs;
+use crate::model::{Case, Pricing, ProjectConfig, Score, TrafficFormat, TrafficSource, Vars};
+use crate::score::{ScoreInput, Scorer};
+use crate::store::{FileOffset, Store};
+use crate::traffic::ingest::{Ingestor, Kept, SourceRules};
+use crate::traffic::reader::LineReader;
+use crate::traffic::{Record, otlp};
+
+/// The longest record read; a longer line is counted as malformed and skipped unread.
+const LINE_LIMIT: usize = 1 << 20;
+/// Records per transaction.
+const BATCH: usize = 4096;
+/// How often `--follow` looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+/// How far ahead of this machine's clock a record may be timed.
+pub(crate) const FUTURE_SLACK_SECS: i64 = 300;
+
+pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
+    let project = ctx.project()?;
+    let (id, paths) = split_args(&project, &args.args);
+    let source = super::pick_source(&project, id)?;
+    let rules = super::rules(source)?;
+    let mut reading = Reading::new(ctx, &project, source, &rules)?;
+    let mut store = ctx.open_store(&ctx.db_path(&project))?;
+    loop {
+        let before = reading.written.new;
+        if paths.iter().any(|p| p == "-") {
+            reading.read_stdin(&mut store)?;
+        } else {
+            for file in files(ctx, source, paths)? {
+                reading.read_file(&mut store, &file)?;
+            }
+        }
+        if !args.follow {
+            break;
+        }
+        if reading.written.new > before && args.format == ReadFormat::Text {
+            ctx.printer
+                .detail(&format!("{} new records", reading.written.new - before));
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+    reading.report(ctx, args.format);
+    Ok(if reading.ing.counts.malformed > 0 {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+/// The source id (when the first argument names a source) and the paths.
+fn split_args<'a>(project: &ProjectConfig, args: &'a [String]) -> (Option<&'a str>, &'a [String]) {
+    match args.split_first() {
+        Some((first, rest)) if project.traffic.iter().any(|s| &s.id == first) => {
+            (Some(first.as_str()), rest)
+        }
+        _ => (None, args),
+    }
+}
+
+/// The files to read: the paths given, else the source's `path`; none is exit 2.
+fn files(ctx: &Ctx, source: &TrafficSource, paths: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let files = if paths.is_empty() {
+        if source.path.is_none() {
+            return Err(Failure::invalid(format!(
+                "ingest `{}`: the source has no `path`; give files, a glob, a folder or `-` (stdin)",
+                source.id
+            )));
+        }
+        super::source_files(source)?
+    } else {
+        let mut out = Vec::new();
+        for p in paths {
+            out.extend(super::files::expand(&ctx.cwd.join(p))?);
+        }
+        out
+    };
+    Ok(files)
+}
+
+/// Scores sampled records with the source's `monitor`, through the suite scorer.
+pub(crate) struct Monitor {
+    case: Option<Case>,
+    scorer: Scorer,
+}
+
+impl Monitor {
+    pub(crate) fn new(source: &TrafficSource) -> anyhow::Result<Self> {
+        let mut scorer = Scorer::empty();
+        if source.monitor.is_empty() {
+            return Ok(Self { case: None, scorer });
+        }
+        let case = Case {
+            id: source.id.clone(),
+            tags: Vec::new(),
+            vars: Vars::new(),
+            expected: None,
+            context: Vec::new(),
+            asserts: source.monitor.clone(),
+            threshold: None,
+            repeat_policy: None,
+            hash: String::new(),
+            location: source.location.clone(),
+        };
+        scorer.prepare_case(&case).map_err(|e| {
+            Failure::invalid(format!(
+                "{}: monitor of `{}`: {e}",
+                source.location, source.id
+            ))
+        })?;
+        Ok(Self {
+            case: Some(case),
+            scorer,
+        })
+    }
+
+    /// The verdict on a sampled record; `None` for a failed request or one without output.
+    pub(crate) fn score(&mut self, kept: &Kept) -> Option<Score> {
+        let case = self.case.as_mut()?;
+        let r = &kept.record;
+        if r.error.is_some() {
+            return None;
+        }
+        let output = r.output.as_deref()?;
+        case.context.clone_from(&r.context);
+        Some(self.scorer.score(
+            0,
+            case,
+            &ScoreInput {
+                output,
+                prompt: r.input.as_deref().unwrap_or(""),
+                latency_ms: r.latency_ms,
+                cost_usd: r.cost_usd,
+            },
+        ))
+    }
+}
+
+/// The models' prices of the project's providers, to cost records that log only tokens.
+pub(crate) fn pricing(project: &ProjectConfig) -> Vec<(String, Pricing)> {
+    project
+        .providers
+        .iter()
+        .filter_map(|p| Some((p.model.clone()?, p.pricing?)))
+        .collect()
+}
+
+/// Costs a record without a logged cost from its model's price and its tokens.
+pub(crate) fn price(pricing: &[(String, Pricing)], r: &mut Record) {
+    if r.cost_usd.is_none()
+        && let (Some(model), Some(tin), Some(tout)) = (&r.model, r.tokens_in, r.tokens_out)
+        && let Some((_, price)) = pricing.iter().find(|(m, _)| m == model)
+    {
+        r.cost_usd = Some(price.cost(tin, tout));
+    }
+}
+
+/// One `ingest`: what it read, what it holds before the next commit, what it stored.
+struct Reading<'a> {
+    cwd: PathBuf,
+    source: &'a TrafficSource,
+    ing: Ingestor<'a>,
+    monitor: Monitor,
+    pricing: Vec<(String, Pricing)>,
+    batch: Batch,
+    written: super::Written,
+    files: u64,
+    scored: u64,
+    skipped_spans: u64,
+    out_of_order: u64,
+    unfinished: Vec<String>,
+}
+
+impl<'a> Reading<'a> {
+    fn new(
+        ctx: &Ctx,
+        project: &ProjectConfig,
+        source: &'a TrafficSource,
+        rules: &'a SourceRules,
+    ) -> anyhow::Result<Self> {
+        let mut ing = Ingestor::new(rules);
+        ing.not_after = Some(chrono::Utc::now().timestamp() + FUTURE_SLACK_SECS);
+        let pricing = pricing(project);
+        Ok(Self {
+            cwd: ctx.cwd.clone(),
+            source,
+            ing,
+            monitor: Monitor::new(source)?,
+            pricing,
+            batch: Batch::default(),
+            written: super::Written::default(),
+            files: 0,
+            scored: 0,
+            skipped_spans: 0,
+            out_of_order: 0,
+            unfinished: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, mut kept: Kept) {
+        price(&self.pricing, &mut kept.record);
+        let score = if kept.sampled {
+            self.monitor.score(&kept)
+        } else {
+            None
+        };
+        self.scored += u64::from(score.is_some());
+        self.batch.records.push(Scored { kept, score });
+    }
+
+    fn flush(&mut self, store: &mut Store) -> anyhow::Result<()> {
+        if self.batch.records.is_empty() && self.batch.offsets.is_empty() {
+            return Ok(());
+        }
+        let w = write_batch(store, &self.source.id, &self.batch)?;
+        self.written.new += w.new;
+        self.written.seen += w.seen;
+        self.batch = Batch::default();
+        Ok(())
+    }
+
+    /// One line of the source's format: its records pushed, or why it is malformed.
+    fn line(&mut self, text: &str, at: &str, headers: Option<&csv::StringRecord>, last: &mut i64) {
+        let mut kept = Vec::new();
+        match self.source.format {
+            TrafficFormat::Jsonl => kept.extend(self.ing.json_line(text, || at.to_owned())),
+            TrafficFormat::Csv => {
+                let mut r = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(text.as_bytes());
+                let mut row = csv::StringRecord::new();
+                match (r.read_record(&mut row), headers) {
+                    (Ok(true), Some(h)) => {
+                        kept.extend(self.ing.row(h, &row, text.as_bytes(), || at.to_owned()));
+                    }
+                    (Ok(_), _) => {}
+                    (Err(e), _) => self.ing.malformed(at.to_owned(), format!("not CSV: {e}")),
+                }
+            }
+            TrafficFormat::Otlp => match otlp::decode_json(text.as_bytes()) {
+                Err(e) => self.ing.malformed(at.to_owned(), e.to_string()),
+                Ok(d) if d.records.is_empty() && d.skipped == 0 => self.ing.malformed(
+                    at.to_owned(),
+                    "no spans: not an OTLP/JSON trace export (one ExportTraceServiceRequest with `resourceSpans` per line)".to_owned(),
+                ),
+                Ok(d) => {
+                    self.skipped_spans += d.skipped as u64;
+                    for v in &d.records {
+                        let raw = v.to_string();
+                        kept.extend(self.ing.value(v, raw.as_bytes(), || at.to_owned()));
+                    }
+                }
+            },
+        }
+        for k in kept {
+            let t = k.record.time.timestamp();
+            if t < *last {
+                self.out_of_order += 1;
+            }
+            *last = (*last).max(t);
+            self.push(k);
+        }
+    }
+
+    fn read_file(&mut self, store: &mut Store, path: &Path) -> anyhow::Result<()> {
+        let shown = path
+            .strip_prefix(&self.cwd)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let key = full.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
+        let identity = format!("{}:{}", meta.dev(), meta.ino());
+        let (offset, number) = match store.traffic_offset(&self.source.id, &key)? {
+            // Rotated (another file now) or truncated: read it from the start.
+            Some(o) if o.identity == identity && o.offset <= meta.len() => (o.offset, o.line),
+            _ => (0, 0),
+        };
+        self.files += 1;
+        if offset == meta.len() {
+            return Ok(());
+        }
+        let mut file = File::open(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
+        let headers = if self.source.format == TrafficFormat::Csv {
+            let mut first = String::new();
+            BufReader::new(&file).read_line(&mut first)?;
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(first.as_bytes());
+            let mut h = csv::StringRecord::new();
+            r.read_record(&mut h).ok();
+            Some(h)
+        } else {
+            None
+        };
+        file.seek(SeekFrom::Start(offset))?;
+        let mut reader = LineReader::new(BufReader::new(file), offset, number, LINE_LIMIT);
+        let mut last = i64::MIN;
+        let mut line_no = number;
+        while let Some(line) = reader.next_line()? {
+            line_no = line.number;
+            let at = format!("{shown}:{}", line.number);
+            match line.text {
+                Err(e) => self.ing.malformed(at, e.to_string()),
+                Ok(_) if headers.is_some() && line.number == 1 => {}
+                Ok(text) => self.line(&text, &at, headers.as_ref(), &mut last),
+            }
+            if self.batch.records.len() >= BATCH {
+                self.batch.offsets.push((
+                    key.clone(),
+                    FileOffset {
+                        identity: identity.clone(),
+                        offset: line.end,
+                        line: line.number,
+                    },
+                ));
+                self.flush(store)?;
+            }
+        }
+        if reader.pending() > 0 {
+            self.unfinished.push(format!(
+                "{shown}:{}: the last line has no newline yet (a file being written?): left for the next ingest",
+                line_no + 1
+            ));
+        }
+        self.batch.offsets.push((
+            key,
+            FileOffset {
+                identity,
+                offset: reader.offset(),
+                line: line_no,
+            },
+        ));
+        self.flush(store)
+    }
+
+    fn read_stdin(&mut self, store: &mut Store) -> anyhow::Result<()> {
+        let stdin = std::io::stdin();
+        let mut reader = LineReader::new(stdin.lock(), 0, 0, LINE_LIMIT);
+        let mut headers: Option<csv::StringRecord> = None;
+        let mut last = i64::MIN;
+        self.files += 1;
+        while let Some(line) = reader.next_line()? {
+            let at = format!("stdin:{}", line.number);
+            match line.text {
+                Err(e) => self.ing.malformed(at, e.to_string()),
+                Ok(text) if self.source.format == TrafficFormat::Csv && headers.is_none() => {
+                    headers = Some(text.split(',').map(str::trim).collect());
+                }
+                Ok(text) => self.line(&text, &at, headers.as_ref(), &mut last),
+            }
+            if self.batch.records.len() >= BATCH {
+                self.flush(store)?;
+            }
+        }
+        if reader.pending() > 0 {
+            self.unfinished
+                .push("stdin: the last line has no newline: not read".to_owned());
+        }
+        self.flush(store)
+    }
+
+    fn report(&self, ctx: &Ctx, format: ReadFormat) {
+        let c = &self.ing.counts;
+        let more = c.malformed.saturating_sub(c.shown.len() as u64);
+        if format == ReadFormat::Json {
+            let body = json!({
+                "source": self.source.id,
+                "files": self.files,
+                "records": c.records,
+                "new": self.written.new,
+                "seen_before": self.written.seen,
+                "sampled": c.sampled,
+                "scored": self.scored,
+                "malformed": c.malformed,
+                "errors": c.shown.iter().map(|(at, why)| json!({"at": at, "reason": why})).collect::<Vec<_>>(),
+                "skipped_spans": self.skipped_spans,
+                "out_of_order": self.out_of_order,
+                "unfinished": self.unfinished,
+            });
+            crate::output::out(&body.to_string());
+            return;
+        }
+        for (at, why) in &c.shown {
+            ctx.printer.warn(&format!("{at}: {why}"));
+        }
+        if more > 0 {
+            ctx.printer
+                .warn(&format!("... and {more} more malformed records"));
+        }
+        for u in &self.unfinished {
+            ctx.printer.note(u);
+        }
+        if self.out_of_order > 0 {
+            ctx.printer.note(&format!(
+                "{} records were out of time order: each is counted in its own minute",
+                self.out_of_order
+            ));
+        }
+        if self.skipped_spans > 0 {
+            ctx.printer.note(&format!(
+                "{} spans were not model calls (no GenAI or OpenInference attributes): skipped",
+                self.skipped_spans
+            ));
+        }
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        ctx.printer.result(&format!(
+            "ingest {}: {} record{} read from {} file{}: {} new, {} seen before, {} sampled ({} scored); {} malformed",
+            self.source.id,
+            c.records,
+            plural(c.records),
+            self.files,
+            plural(self.files),
+            self.written.new,
+            self.written.seen,
+            c.sampled,
+            self.scored,
+            c.malformed
+        ));
+    }
+}
