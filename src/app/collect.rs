@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 
-use super::traffic::ingest::{FUTURE_SLACK_SECS, Monitor, price, pricing};
-use super::traffic::{Batch, Scored, write_batch};
+use super::traffic::ingest::FUTURE_SLACK_SECS;
+use super::traffic::{Batch, Prepare, write_batch};
 use super::{Ctx, Failure, exit, interrupt};
 use crate::cli::collect::CollectArgs;
 use crate::model::{ProjectConfig, TrafficFormat, TrafficSource};
@@ -44,10 +44,7 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
     let source = otlp_source(&project, args.source.as_deref())?.clone();
     let rules = super::traffic::rules(&source)?;
-    let reading = Reading {
-        monitor: Monitor::new(&source)?,
-        pricing: pricing(&project),
-    };
+    let prepare = Prepare::new(&project, &source)?;
     let store = ctx.open_store(&ctx.db_path(&project))?;
     interrupt::watch()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -59,7 +56,7 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
     let id = source.id.clone();
     let consumer = std::thread::Builder::new()
         .name("evalwatch-collect-store".into())
-        .spawn(move || consume(store, &rules, reading, &id, exports, printer))?;
+        .spawn(move || consume(store, &rules, prepare, &id, exports, printer))?;
     let settings = Settings {
         token,
         ..Settings::default()
@@ -154,19 +151,12 @@ fn otlp_source<'p>(
     Ok(source)
 }
 
-/// What a span needs beyond the pure stage, as `ingest` does it: a price when it logs only
-/// tokens, and the monitor's verdict when it is in the sample.
-struct Reading {
-    monitor: Monitor,
-    pricing: Vec<(String, crate::model::Pricing)>,
-}
-
 /// The store's one writer: takes the exports waiting (up to [`BATCH_SPANS`] spans), stores them
 /// in one transaction and answers each. Ends when the receiver has stopped and the queue is empty.
 fn consume(
     mut store: Store,
     rules: &SourceRules,
-    mut reading: Reading,
+    mut prepare: Prepare,
     source: &str,
     mut exports: mpsc::Receiver<Export>,
     printer: Printer,
@@ -187,15 +177,9 @@ fn consume(
         for export in waiting {
             let (kept, stored) = collect::take(&mut ingestor, &export.records);
             totals.rejected += stored.rejected;
-            batch.records.extend(kept.into_iter().map(|mut kept| {
-                price(&reading.pricing, &mut kept.record);
-                let score = if kept.sampled {
-                    reading.monitor.score(&kept)
-                } else {
-                    None
-                };
-                Scored { kept, score }
-            }));
+            batch
+                .records
+                .extend(kept.into_iter().map(|k| prepare.scored(k)));
             answers.push((export.done, stored));
         }
         totals.exports += answers.len() as u64;

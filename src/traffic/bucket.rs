@@ -53,6 +53,19 @@ pub struct BucketKey {
 }
 
 impl BucketKey {
+    /// The minute bucket a record counts in.
+    #[must_use]
+    pub fn minute_of(r: &Record) -> Self {
+        Self {
+            start: Resolution::Minute.floor(r.time.timestamp()),
+            resolution: Resolution::Minute,
+            model: r.model.clone().unwrap_or_default(),
+            feature: r.feature.clone().unwrap_or_default(),
+            segment: r.segment.clone().unwrap_or_default(),
+            region: r.region.clone().unwrap_or_default(),
+        }
+    }
+
     /// The same labels in the coarser bucket that holds this one.
     #[must_use]
     pub fn rolled_up(&self, to: Resolution) -> Self {
@@ -200,15 +213,10 @@ pub struct Aggregator {
 impl Aggregator {
     /// Counts a record in its minute.
     pub fn add(&mut self, r: &Record, sampled: bool) {
-        let key = BucketKey {
-            start: Resolution::Minute.floor(r.time.timestamp()),
-            resolution: Resolution::Minute,
-            model: r.model.clone().unwrap_or_default(),
-            feature: r.feature.clone().unwrap_or_default(),
-            segment: r.segment.clone().unwrap_or_default(),
-            region: r.region.clone().unwrap_or_default(),
-        };
-        self.open.entry(key).or_default().add(r, sampled);
+        self.open
+            .entry(BucketKey::minute_of(r))
+            .or_default()
+            .add(r, sampled);
     }
 
     /// Takes every bucket that starts before `before` (a watermark: minutes that can no longer

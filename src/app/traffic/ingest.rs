@@ -11,16 +11,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Batch, Scored, write_batch};
+use super::{Batch, Prepare, write_batch};
 use crate::app::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::cli::traffic::IngestArgs;
-use crate::model::{Case, Pricing, ProjectConfig, Score, TrafficFormat, TrafficSource, Vars};
-use crate::score::{ScoreInput, Scorer};
+use crate::model::{ProjectConfig, TrafficFormat, TrafficSource};
 use crate::store::{FileOffset, Store};
 use crate::traffic::ingest::{Ingestor, Kept, SourceRules};
+use crate::traffic::otlp;
 use crate::traffic::reader::LineReader;
-use crate::traffic::{Record, otlp};
 
 /// The longest record read; a longer line is counted as malformed and skipped unread.
 const LINE_LIMIT: usize = 1 << 20;
@@ -38,12 +37,27 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     let rules = super::rules(source)?;
     let mut reading = Reading::new(ctx, &project, source, &rules)?;
     let mut store = ctx.open_store(&ctx.db_path(&project))?;
+    let mut warned = false;
     loop {
         let before = reading.written.new;
         if paths.iter().any(|p| p == "-") {
             reading.read_stdin(&mut store)?;
         } else {
-            for file in files(ctx, source, paths)? {
+            let files = files(ctx, source, paths)?;
+            if files.is_empty() && !warned {
+                warned = true;
+                ctx.printer.warn(&format!(
+                    "ingest `{}`: no file matches {}{}",
+                    source.id,
+                    if paths.is_empty() {
+                        "the source's `path`"
+                    } else {
+                        "the paths given"
+                    },
+                    if args.follow { "; waiting for one" } else { "" }
+                ));
+            }
+            for file in files {
                 reading.read_file(&mut store, &file)?;
             }
         }
@@ -94,81 +108,18 @@ fn files(ctx: &Ctx, source: &TrafficSource, paths: &[String]) -> anyhow::Result<
     Ok(files)
 }
 
-/// Scores sampled records with the source's `monitor`, through the suite scorer.
-pub(crate) struct Monitor {
-    case: Option<Case>,
-    scorer: Scorer,
-}
-
-impl Monitor {
-    pub(crate) fn new(source: &TrafficSource) -> anyhow::Result<Self> {
-        let mut scorer = Scorer::empty();
-        if source.monitor.is_empty() {
-            return Ok(Self { case: None, scorer });
-        }
-        let case = Case {
-            id: source.id.clone(),
-            tags: Vec::new(),
-            vars: Vars::new(),
-            expected: None,
-            context: Vec::new(),
-            asserts: source.monitor.clone(),
-            threshold: None,
-            repeat_policy: None,
-            hash: String::new(),
-            location: source.location.clone(),
-        };
-        scorer.prepare_case(&case).map_err(|e| {
-            Failure::invalid(format!(
-                "{}: monitor of `{}`: {e}",
-                source.location, source.id
-            ))
-        })?;
-        Ok(Self {
-            case: Some(case),
-            scorer,
-        })
+/// One line of CSV as its cells (a header row, or a row whose columns it names). A line that is
+/// not CSV gives no cells.
+fn csv_row(line: &str) -> csv::StringRecord {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    let mut row = csv::StringRecord::new();
+    if r.read_record(&mut row).is_err() {
+        row.clear();
     }
-
-    /// The verdict on a sampled record; `None` for a failed request or one without output.
-    pub(crate) fn score(&mut self, kept: &Kept) -> Option<Score> {
-        let case = self.case.as_mut()?;
-        let r = &kept.record;
-        if r.error.is_some() {
-            return None;
-        }
-        let output = r.output.as_deref()?;
-        case.context.clone_from(&r.context);
-        Some(self.scorer.score(
-            0,
-            case,
-            &ScoreInput {
-                output,
-                prompt: r.input.as_deref().unwrap_or(""),
-                latency_ms: r.latency_ms,
-                cost_usd: r.cost_usd,
-            },
-        ))
-    }
-}
-
-/// The models' prices of the project's providers, to cost records that log only tokens.
-pub(crate) fn pricing(project: &ProjectConfig) -> Vec<(String, Pricing)> {
-    project
-        .providers
-        .iter()
-        .filter_map(|p| Some((p.model.clone()?, p.pricing?)))
-        .collect()
-}
-
-/// Costs a record without a logged cost from its model's price and its tokens.
-pub(crate) fn price(pricing: &[(String, Pricing)], r: &mut Record) {
-    if r.cost_usd.is_none()
-        && let (Some(model), Some(tin), Some(tout)) = (&r.model, r.tokens_in, r.tokens_out)
-        && let Some((_, price)) = pricing.iter().find(|(m, _)| m == model)
-    {
-        r.cost_usd = Some(price.cost(tin, tout));
-    }
+    row
 }
 
 /// One `ingest`: what it read, what it holds before the next commit, what it stored.
@@ -176,8 +127,7 @@ struct Reading<'a> {
     cwd: PathBuf,
     source: &'a TrafficSource,
     ing: Ingestor<'a>,
-    monitor: Monitor,
-    pricing: Vec<(String, Pricing)>,
+    prepare: Prepare,
     batch: Batch,
     written: super::Written,
     files: u64,
@@ -196,13 +146,11 @@ impl<'a> Reading<'a> {
     ) -> anyhow::Result<Self> {
         let mut ing = Ingestor::new(rules);
         ing.not_after = Some(chrono::Utc::now().timestamp() + FUTURE_SLACK_SECS);
-        let pricing = pricing(project);
         Ok(Self {
             cwd: ctx.cwd.clone(),
             source,
             ing,
-            monitor: Monitor::new(source)?,
-            pricing,
+            prepare: Prepare::new(project, source)?,
             batch: Batch::default(),
             written: super::Written::default(),
             files: 0,
@@ -213,15 +161,10 @@ impl<'a> Reading<'a> {
         })
     }
 
-    fn push(&mut self, mut kept: Kept) {
-        price(&self.pricing, &mut kept.record);
-        let score = if kept.sampled {
-            self.monitor.score(&kept)
-        } else {
-            None
-        };
-        self.scored += u64::from(score.is_some());
-        self.batch.records.push(Scored { kept, score });
+    fn push(&mut self, kept: Kept) {
+        let scored = self.prepare.scored(kept);
+        self.scored += u64::from(scored.score.is_some());
+        self.batch.records.push(scored);
     }
 
     fn flush(&mut self, store: &mut Store) -> anyhow::Result<()> {
@@ -302,12 +245,7 @@ impl<'a> Reading<'a> {
         let headers = if self.source.format == TrafficFormat::Csv {
             let mut first = String::new();
             BufReader::new(&file).read_line(&mut first)?;
-            let mut r = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_reader(first.as_bytes());
-            let mut h = csv::StringRecord::new();
-            r.read_record(&mut h).ok();
-            Some(h)
+            Some(csv_row(&first))
         } else {
             None
         };
@@ -363,7 +301,7 @@ impl<'a> Reading<'a> {
             match line.text {
                 Err(e) => self.ing.malformed(at, e.to_string()),
                 Ok(text) if self.source.format == TrafficFormat::Csv && headers.is_none() => {
-                    headers = Some(text.split(',').map(str::trim).collect());
+                    headers = Some(csv_row(&text));
                 }
                 Ok(text) => self.line(&text, &at, headers.as_ref(), &mut last),
             }

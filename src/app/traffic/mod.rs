@@ -4,11 +4,14 @@
 mod check;
 mod files;
 pub mod ingest;
+mod monitor;
+pub mod pillars;
 pub mod prune;
 pub mod show;
 mod write;
 
 pub(crate) use check::pointer_warnings;
+pub use monitor::Prepare;
 pub use write::{Batch, Scored, Written, write_batch};
 
 use std::path::PathBuf;

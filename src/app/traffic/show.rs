@@ -1,5 +1,266 @@
-//! `evalwatch traffic`.
+//! `evalwatch traffic [SOURCE] [--window 1h|24h|7d|30d] [--by LABEL]`: the four pillars of a
+//! source for the window that ends now, beside the window before it.
 
-pub fn run(_ctx: &crate::app::Ctx, _args: &crate::cli::traffic::TrafficArgs) -> anyhow::Result<u8> {
-    Ok(0)
+use std::fmt::Write as _;
+
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+
+use super::pillars::{Pillars, pillars, usage};
+use crate::app::{Ctx, exit};
+use crate::cli::ReadFormat;
+use crate::cli::traffic::{By, TrafficArgs, Window};
+use crate::store::BucketRow;
+use crate::traffic::{BucketKey, Resolution};
+
+/// The window's length and the buckets it is counted in: minutes up to a day, hours for a
+/// week, days for a month (what `retention` keeps longest).
+fn span(w: Window) -> (&'static str, i64, Resolution) {
+    match w {
+        Window::Hour => ("1h", 3_600, Resolution::Minute),
+        Window::Day => ("24h", 86_400, Resolution::Minute),
+        Window::Week => ("7d", 7 * 86_400, Resolution::Hour),
+        Window::Month => ("30d", 30 * 86_400, Resolution::Day),
+    }
+}
+
+fn label(key: &BucketKey, by: By) -> &str {
+    match by {
+        By::Feature => &key.feature,
+        By::Model => &key.model,
+        By::Segment => &key.segment,
+        By::Region => &key.region,
+    }
+}
+
+fn by_name(by: By) -> &'static str {
+    match by {
+        By::Feature => "feature",
+        By::Model => "model",
+        By::Segment => "segment",
+        By::Region => "region",
+    }
+}
+
+pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
+    let project = ctx.project()?;
+    let source = super::pick_source(&project, args.source.as_deref())?;
+    let store = ctx.open_store(&ctx.db_path(&project))?;
+    let (name, secs, res) = span(args.window);
+    // The window ends with the bucket that holds now, so the current minute counts.
+    let end = res.floor(Utc::now().timestamp()) + res.seconds();
+    let current = store.traffic_buckets(&source.id, res, end - secs, end)?;
+    let previous = store.traffic_buckets(&source.id, res, end - 2 * secs, end - secs)?;
+    let cur = pillars(refs(&current), secs, res.seconds());
+    let prev = pillars(refs(&previous), secs, res.seconds());
+    let use_now = usage(refs(&current), res.seconds());
+    let split = args.by.map(|by| {
+        let mut values: Vec<String> = current
+            .iter()
+            .chain(&previous)
+            .map(|(k, _)| label(k, by).to_owned())
+            .collect();
+        values.sort();
+        values.dedup();
+        let rows = values
+            .into_iter()
+            .map(|v| {
+                let of = |rows: &[(BucketKey, BucketRow)]| {
+                    pillars(
+                        rows.iter()
+                            .filter(|(k, _)| label(k, by) == v)
+                            .map(|(k, r)| (k, r)),
+                        secs,
+                        res.seconds(),
+                    )
+                };
+                (v.clone(), of(&current), of(&previous))
+            })
+            .collect::<Vec<_>>();
+        (by, rows)
+    });
+    let time = |t: i64| {
+        Utc.timestamp_opt(t, 0)
+            .single()
+            .map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+    };
+    if args.format == ReadFormat::Json {
+        let mut body = json!({
+            "source": source.id,
+            "window": name,
+            "resolution": res.name(),
+            "from": Utc.timestamp_opt(end - secs, 0).single().map(|d| d.to_rfc3339()),
+            "to": Utc.timestamp_opt(end, 0).single().map(|d| d.to_rfc3339()),
+            "current": cur,
+            "previous": prev,
+            "usage": use_now,
+        });
+        if let Some((by, rows)) = &split {
+            body["by"] = json!({
+                "label": by_name(*by),
+                "values": rows.iter().map(|(v, c, p)| json!({"value": v, "current": c, "previous": p})).collect::<Vec<Value>>(),
+            });
+        }
+        crate::output::out(&body.to_string());
+        return Ok(exit::OK);
+    }
+    let mut out = format!(
+        "traffic `{}`, last {name} ({} to {}), against the {name} before\n",
+        source.id,
+        time(end - secs),
+        time(end)
+    );
+    if cur.volume == 0 && prev.volume == 0 {
+        out.push_str("no traffic stored in these windows (`evalwatch ingest` reads a source)\n");
+    }
+    out.push_str(&table(&cur, &prev));
+    out.push_str("volume by\n");
+    let mix = |name: &str, m: &std::collections::BTreeMap<String, u64>| {
+        let parts: Vec<String> = m
+            .iter()
+            .map(|(k, n)| format!("{}={n}", if k.is_empty() { "(none)" } else { k }))
+            .collect();
+        format!("  {name:<24} {}\n", parts.join(" "))
+    };
+    if let Some(h) = &use_now.by_hour {
+        let parts: Vec<String> = h.iter().map(|(k, n)| format!("{k:02}h={n}")).collect();
+        let _ = writeln!(out, "  {:<24} {}", "hour of day (UTC)", parts.join(" "));
+    }
+    out.push_str(&mix("feature", &use_now.by_feature));
+    out.push_str(&mix("model", &use_now.by_model));
+    out.push_str(&mix("segment", &use_now.by_segment));
+    out.push_str(&mix("region", &use_now.by_region));
+    if let Some((by, rows)) = &split {
+        for (v, c, p) in rows {
+            let shown = if v.is_empty() { "(none)" } else { v };
+            let _ = writeln!(out, "\n{} {shown}", by_name(*by));
+            out.push_str(&table(c, p));
+        }
+    }
+    ctx.printer.result(out.trim_end());
+    Ok(exit::OK)
+}
+
+fn refs(rows: &[(BucketKey, BucketRow)]) -> impl Iterator<Item = (&BucketKey, &BucketRow)> {
+    rows.iter().map(|(k, r)| (k, r))
+}
+
+fn count(v: u64) -> String {
+    v.to_string()
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{:.2}%", v * 100.0))
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.0} ms"))
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+}
+
+fn usd(v: f64) -> String {
+    format!("${v:.4}")
+}
+
+/// Each figure beside the previous window's.
+fn table(c: &Pillars, p: &Pillars) -> String {
+    let kinds = |x: &Pillars| {
+        if x.errors_by_kind.is_empty() {
+            "-".to_owned()
+        } else {
+            x.errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{}={n}", if k.is_empty() { "(none)" } else { k }))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    let rows: [(&str, &str, String, String); 21] = [
+        ("performance", "volume", count(c.volume), count(p.volume)),
+        (
+            "",
+            "throughput (mean)",
+            format!("{:.3} rps", c.throughput_rps),
+            format!("{:.3} rps", p.throughput_rps),
+        ),
+        (
+            "",
+            "throughput (peak)",
+            format!("{:.3} rps", c.throughput_peak_rps),
+            format!("{:.3} rps", p.throughput_peak_rps),
+        ),
+        ("", "error rate", pct(c.error_rate), pct(p.error_rate)),
+        ("", "errors by kind", kinds(c), kinds(p)),
+        ("", "availability", pct(c.availability), pct(p.availability)),
+        (
+            "",
+            "latency p50",
+            ms(c.latency_p50_ms),
+            ms(p.latency_p50_ms),
+        ),
+        (
+            "",
+            "latency p95",
+            ms(c.latency_p95_ms),
+            ms(p.latency_p95_ms),
+        ),
+        (
+            "",
+            "latency p99",
+            ms(c.latency_p99_ms),
+            ms(p.latency_p99_ms),
+        ),
+        (
+            "quality",
+            "sampled / scored",
+            format!("{} / {}", c.sampled, c.scored),
+            format!("{} / {}", p.sampled, p.scored),
+        ),
+        ("", "pass rate", pct(c.pass_rate), pct(p.pass_rate)),
+        (
+            "",
+            "hallucination rate",
+            pct(c.hallucination_rate),
+            pct(p.hallucination_rate),
+        ),
+        ("", "refusal rate", pct(c.refusal_rate), pct(p.refusal_rate)),
+        ("cost", "tokens in", count(c.tokens_in), count(p.tokens_in)),
+        ("", "tokens out", count(c.tokens_out), count(p.tokens_out)),
+        (
+            "",
+            "tokens in / request",
+            num(c.tokens_in_per_request),
+            num(p.tokens_in_per_request),
+        ),
+        (
+            "",
+            "tokens out / request",
+            num(c.tokens_out_per_request),
+            num(p.tokens_out_per_request),
+        ),
+        ("", "cost", usd(c.cost_usd), usd(p.cost_usd)),
+        (
+            "",
+            "cost / request",
+            c.cost_per_request_usd
+                .map_or_else(|| "-".into(), |v| format!("${v:.6}")),
+            p.cost_per_request_usd
+                .map_or_else(|| "-".into(), |v| format!("${v:.6}")),
+        ),
+        ("usage", "users", count(c.users), count(p.users)),
+        ("", "", String::new(), String::new()),
+    ];
+    let mut out = format!("  {:<24} {:>16}  {:>16}\n", "", "this window", "previous");
+    for (pillar, name, a, b) in rows {
+        if !pillar.is_empty() {
+            let _ = writeln!(out, "{pillar}");
+        }
+        if !name.is_empty() {
+            let _ = writeln!(out, "  {name:<24} {a:>16}  {b:>16}");
+        }
+    }
+    out
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::model::{AssertionOutcome, CaseStatus, Score};
 use crate::store::{BucketRow, FileOffset, RecordRow, Store};
 use crate::traffic::ingest::Kept;
-use crate::traffic::{BucketKey, Record, Resolution};
+use crate::traffic::{BucketKey, Record};
 
 /// One record of a batch: read and mapped, with the monitor's verdict when it was scored.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
             continue;
         }
         written.new += 1;
-        let row = rows.entry(minute_of(r)).or_default();
+        let row = rows.entry(BucketKey::minute_of(r)).or_default();
         row.bucket.add(r, kept.sampled);
         if let Some(u) = &r.user_hash {
             row.users.add_hex(u);
@@ -86,18 +86,6 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
     }
     tx.commit()?;
     Ok(written)
-}
-
-/// The minute bucket a record counts in.
-fn minute_of(r: &Record) -> BucketKey {
-    BucketKey {
-        start: Resolution::Minute.floor(r.time.timestamp()),
-        resolution: Resolution::Minute,
-        model: r.model.clone().unwrap_or_default(),
-        feature: r.feature.clone().unwrap_or_default(),
-        segment: r.segment.clone().unwrap_or_default(),
-        region: r.region.clone().unwrap_or_default(),
-    }
 }
 
 /// The monitor's verdict on one sampled record, counted: decided, passed, and what its

@@ -77,6 +77,28 @@ pub fn ingest(p: &Project, extra: &[&str]) -> std::process::Output {
         .expect("run evalwatch")
 }
 
+/// `ingest` with `args`, running on its own (stdout and stderr dropped).
+pub fn spawn_ingest(p: &Project, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .env_remove("EVALWATCH_DB")
+        .env_remove("EVALWATCH_CONFIG")
+        .arg("ingest")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+/// De-duplication keys committed so far (0 before the store exists).
+pub fn keys_stored(p: &Project) -> i64 {
+    rusqlite::Connection::open(p.db())
+        .and_then(|c| c.query_row("SELECT count(*) FROM traffic_keys", [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(stdout(out).trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
@@ -116,6 +138,13 @@ fn reingesting_adds_nothing_and_a_new_line_is_read_once() {
     let p = Project::new();
     p.write("evalwatch.yaml", &source_config("10%"));
     let log = generated_log(recent_start(), 500);
+    // Nothing to read yet is said, not silent.
+    let out = ingest(&p, &[]);
+    assert!(
+        stderr(&out).contains("ingest `bot`: no file matches the source's `path`"),
+        "{}",
+        stderr(&out)
+    );
     p.write("logs/a.jsonl", &log);
     let out = ingest(&p, &[]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
@@ -166,23 +195,9 @@ fn kill_9_mid_ingest_and_a_restart_give_the_store_of_one_clean_ingest() {
     let p = Project::new();
     p.write("evalwatch.yaml", &source_config("10%"));
     p.write("logs/a.jsonl", &log);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
-        .current_dir(p.path())
-        .env("EVALWATCH_TRAFFIC_SALT", SALT)
-        .env_remove("EVALWATCH_DB")
-        .env_remove("EVALWATCH_CONFIG")
-        .args(["ingest", "--format", "json"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_ingest(&p, &["--format", "json"]);
     // Wait for the first committed batch, then kill the process without warning.
-    let committed = |p: &Project| -> i64 {
-        rusqlite::Connection::open(p.db())
-            .and_then(|c| c.query_row("SELECT count(*) FROM traffic_keys", [], |r| r.get(0)))
-            .unwrap_or(0)
-    };
-    while committed(&p) == 0 {
+    while keys_stored(&p) == 0 {
         assert!(
             child.try_wait().expect("wait").is_none(),
             "ingest ended before a batch was seen"
@@ -195,7 +210,7 @@ fn kill_9_mid_ingest_and_a_restart_give_the_store_of_one_clean_ingest() {
     );
     signal(child.id(), "-KILL");
     child.wait().expect("wait");
-    let partial = committed(&p);
+    let partial = keys_stored(&p);
     assert!(partial > 0 && partial < n, "killed after {partial} of {n}");
     let out = ingest(&p, &[]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));

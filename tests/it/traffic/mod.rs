@@ -2,4 +2,7 @@
 //! real binary against real log files and a real store.
 
 mod config;
+mod figures;
+mod formats;
 mod ingest;
+mod prune;

@@ -1,0 +1,145 @@
+//! `ingest` reads OTLP/JSON files (the Collector's file exporter), CSV, standard input, and
+//! with `--follow` growing and rotated files.
+
+use std::io::Write as _;
+
+use super::ingest::{keys_stored, recent_start, spawn_ingest};
+use crate::support::{Project, code, signal, stderr, stdout};
+
+fn json_out(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(stdout(out).trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
+}
+
+fn span(trace: &str, s: i64, attrs: &str, status: &str) -> String {
+    format!(
+        r#"{{"traceId":"{trace}","spanId":"eee19b7ec3c1b174","name":"chat","kind":3,"startTimeUnixNano":"{s}000000000","endTimeUnixNano":"{s}250000000","attributes":[{attrs}],"status":{status}}}"#
+    )
+}
+
+#[test]
+fn otlp_json_lines_are_read_and_spans_that_are_not_model_calls_counted() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: spans\n    format: otlp\n    path: otel/spans.jsonl\n    fields: {feature: \"attr:app.feature\", region: \"resource:cloud.region\"}\n",
+    );
+    let t = recent_start();
+    let genai = span(
+        "5b8efff798038103d269b633813fc60c",
+        t,
+        r#"{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"42"}},{"key":"app.feature","value":{"stringValue":"search"}}"#,
+        r#"{"code":2,"message":"rate limited"}"#,
+    );
+    let plain = span(
+        "6b8efff798038103d269b633813fc60c",
+        t,
+        r#"{"key":"http.method","value":{"stringValue":"GET"}}"#,
+        "{}",
+    );
+    let line = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"cloud.region","value":{{"stringValue":"eu-west-1"}}}}]}},"scopeSpans":[{{"spans":[{genai},{plain}]}}]}}]}}"#
+    );
+    p.write("otel/spans.jsonl", &format!("{line}\n{{\"ts\": 1}}\n"));
+    let out = p.run(&["ingest", "--format", "json"]);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let j = json_out(&out);
+    assert_eq!(
+        (
+            j["new"].as_u64(),
+            j["skipped_spans"].as_u64(),
+            j["malformed"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{j}"
+    );
+    assert!(
+        j["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an OTLP/JSON trace export"),
+        "{j}"
+    );
+    let out = p.run(&["traffic", "--format", "json"]);
+    let t = json_out(&out);
+    let c = &t["current"];
+    assert_eq!(
+        (c["volume"].as_u64(), c["tokens_in"].as_u64()),
+        (Some(1), Some(42)),
+        "{t}"
+    );
+    assert_eq!(c["errors_by_kind"], serde_json::json!({"rate limited": 1}));
+    assert_eq!(t["usage"]["by_model"], serde_json::json!({"gpt-4o": 1}));
+    assert_eq!(t["usage"]["by_feature"], serde_json::json!({"search": 1}));
+    assert_eq!(t["usage"]["by_region"], serde_json::json!({"eu-west-1": 1}));
+}
+
+#[test]
+fn csv_from_standard_input_is_read_and_priced_from_the_providers_table() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "providers:\n  - {id: prod, type: openai, model: m1, pricing: {input_per_mtok: 1.0, output_per_mtok: 2.0}}\ntraffic:\n  - id: rows\n    format: csv\n    fields: {time: ts, model: model, latency_ms: ms, tokens_in: tin, tokens_out: tout}\n",
+    );
+    let t = recent_start();
+    let body = format!(
+        "ts,model,ms,tin,tout\n{t},m1,120,1000,500\n{},m1,80,1000,500\n{},m1,slow,1,1\n",
+        t + 1,
+        t + 2
+    );
+    let out = p
+        .cmd()
+        .args(["ingest", "rows", "-", "--format", "json"])
+        .write_stdin(body)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let j = json_out(&out);
+    assert_eq!(
+        (j["new"].as_u64(), j["malformed"].as_u64()),
+        (Some(2), Some(1)),
+        "{j}"
+    );
+    assert!(j["errors"][0]["at"] == "stdin:4", "{j}");
+    let t = json_out(&p.run(&["traffic", "--format", "json"]));
+    // 2 x (1000 in at $1/M + 500 out at $2/M) = $0.004.
+    let cost = t["current"]["cost_usd"].as_f64().unwrap();
+    assert!((cost - 0.004).abs() < 1e-12, "{t}");
+}
+
+#[test]
+fn follow_reads_lines_as_they_are_written_and_a_rotated_file_from_its_start() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: live\n    path: logs/app.jsonl\n    fields: {time: /ts, trace_id: /id}\n",
+    );
+    let t = recent_start();
+    let line = |id: &str| format!("{{\"ts\": {t}, \"id\": \"{id}\"}}\n");
+    p.write("logs/app.jsonl", &line("a"));
+    let mut child = spawn_ingest(&p, &["--follow"]);
+    let wait_for = |n: i64, child: &mut std::process::Child| {
+        while keys_stored(&p) < n {
+            assert!(child.try_wait().unwrap().is_none(), "--follow ended");
+            std::thread::yield_now();
+        }
+    };
+    wait_for(1, &mut child);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(p.path().join("logs/app.jsonl"))
+        .unwrap();
+    f.write_all(line("b").as_bytes()).unwrap();
+    wait_for(2, &mut child);
+    // Rotated: the old file moves away, a new one takes its name.
+    std::fs::rename(
+        p.path().join("logs/app.jsonl"),
+        p.path().join("logs/app.jsonl.1"),
+    )
+    .unwrap();
+    p.write("logs/app.jsonl", &line("c"));
+    wait_for(3, &mut child);
+    signal(child.id(), "-TERM");
+    child.wait().unwrap();
+    assert_eq!(keys_stored(&p), 3);
+}

@@ -1,0 +1,64 @@
+//! `prune` applies `retention`: old minutes go, their hours and days stay, so longer windows
+//! keep their figures; `--dry-run` removes nothing.
+
+use super::ingest::{SALT, dump, generated_log, source_config};
+use crate::support::{Project, code, stderr, stdout};
+
+#[test]
+fn prune_removes_what_retention_says_and_longer_windows_keep_their_figures() {
+    let p = Project::new();
+    let config = source_config("100%").replace(
+        "    monitor:",
+        "    retention: {records: 1d, minute: 2d, hour: 30d, day: forever}\n    monitor:",
+    );
+    p.write("evalwatch.yaml", &config);
+    let three_days_ago = (chrono::Utc::now().timestamp() - 3 * 86_400) / 3600 * 3600;
+    p.write("logs/a.jsonl", &generated_log(three_days_ago, 200));
+    let out = p
+        .cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args(["ingest"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let before = dump(&p);
+    let dry = p.run(&["prune", "--dry-run", "--format", "json"]);
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    let j: serde_json::Value = serde_json::from_str(stdout(&dry).trim()).unwrap();
+    let s = &j["sources"][0];
+    assert_eq!(
+        (s["records"].as_u64(), s["keys"].as_u64()),
+        (Some(200), Some(200)),
+        "{j}"
+    );
+    assert!(s["minute_buckets"].as_u64() > Some(0), "{j}");
+    assert_eq!(
+        (s["hour_buckets"].as_u64(), s["day_buckets"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(dump(&p), before, "--dry-run changed the store");
+    let out = p.run(&["prune"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("prune `bot`: removed 200 records, 200 de-duplication keys"),
+        "{}",
+        stdout(&out)
+    );
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM traffic_records"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM traffic_buckets WHERE resolution = 'minute'"),
+        0
+    );
+    assert!(count("SELECT count(*) FROM traffic_buckets WHERE resolution = 'hour'") > 0);
+    // The week still counts every request, from the hours.
+    let out = p.run(&["traffic", "--window", "7d", "--format", "json"]);
+    let t: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(t["current"]["volume"], 200, "{t}");
+    assert_eq!(t["current"]["error_rate"], 0.05, "{t}");
+    // A second prune finds nothing left to remove.
+    let again = p.run(&["prune", "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_str(stdout(&again).trim()).unwrap();
+    assert_eq!(j["sources"][0]["records"], 0);
+}
