@@ -3,6 +3,7 @@
 //! one holds the command line itself and the value enums that several commands share.
 
 pub mod alerts;
+pub mod collect;
 pub mod history;
 pub mod init;
 pub mod mark;
@@ -80,6 +81,8 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// Read production traffic (logs, OTLP/JSON files, stdin) into the store
     Ingest(traffic::IngestArgs),
+    /// Receive OpenTelemetry spans over OTLP/HTTP and store them as traffic
+    Collect(collect::CollectArgs),
     /// The four pillars of a traffic source for a window, against the window before
     Traffic(traffic::TrafficArgs),
     /// Apply the traffic sources' retention
