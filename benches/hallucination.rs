@@ -9,9 +9,11 @@
 //! missing from the support), on every development set under `tests/data/hallucination/`.
 //! Sets in HaluEval's own JSON-lines format (`qa.jsonl`: knowledge, question, right_answer,
 //! hallucinated_answer; `dialogue.jsonl`: knowledge, dialogue_history, right_response,
-//! hallucinated_response) and BEGIN-format `begin_*.tsv` files are read from `--dir DIR`
-//! (alias `--halueval DIR`, or `HALUEVAL_DIR`) when given; they
-//! are not in the repository (see `tests/data/hallucination/README.md`).
+//! hallucinated_response), BEGIN-format `begin_*.tsv` files and FaithDial audit files
+//! (`faithdial_*.csv`) are read from `--dir DIR` (alias `--halueval DIR`, or `HALUEVAL_DIR`)
+//! when given; they are not in the repository (see `tests/data/hallucination/README.md`), and
+//! the eval marks them `*`. A set that names its response generators (BEGIN's `model_name`)
+//! is also reported per generator, without its `Generic` rows (indented rows).
 //! `-- dump SET` prints every example of one set with both scores and the flagged spans
 //! (`-- dump-knowledge SET`: with the knowledge alone as support; `-- dump-echo SET`: the
 //! knowledge as support and the prompt as an echo, the scorer's default).
