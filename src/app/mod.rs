@@ -2,6 +2,7 @@
 //! module that knows every stage.
 
 pub mod alerts;
+mod feedback;
 mod history;
 mod init;
 mod interrupt;
@@ -282,6 +283,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Traffic(a) => traffic::show::run(&ctx, &a),
         Command::Prune(a) => traffic::prune::run(&ctx, &a),
         Command::Mark(a) => mark::run(&ctx, &a),
+        Command::Feedback(a) => feedback::run(&ctx, &a),
     }
 }
 

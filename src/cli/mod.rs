@@ -3,6 +3,7 @@
 //! one holds the command line itself and the value enums that several commands share.
 
 pub mod alerts;
+pub mod feedback;
 pub mod history;
 pub mod init;
 pub mod mark;
@@ -86,6 +87,8 @@ pub enum Command {
     Prune(traffic::PruneArgs),
     /// Record a change (deploy, model, prompt, note) to show beside the figures; list them
     Mark(mark::MarkArgs),
+    /// Users' feedback on traffic records: import it after the fact
+    Feedback(feedback::FeedbackArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).

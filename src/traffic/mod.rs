@@ -12,8 +12,10 @@
 //! - [`sample`]: a deterministic keep/drop decision by trace id, so feedback finds its record.
 //! - [`ingest`]: one source's records through map, redact, sample and count.
 //! - [`bucket`]: per-minute aggregates with a mergeable latency sketch, rolled up to hour and day.
+//! - [`feedback`]: users' feedback given after the fact (JSONL or CSV rows), read and normalised.
 
 pub mod bucket;
+pub mod feedback;
 pub mod ingest;
 pub mod language;
 pub mod mapping;

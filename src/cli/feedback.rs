@@ -1,0 +1,32 @@
+//! Arguments of `feedback`: users' feedback imported after the fact.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::ReadFormat;
+
+#[derive(Debug, Args)]
+pub struct FeedbackArgs {
+    #[command(subcommand)]
+    pub command: FeedbackCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedbackCommand {
+    /// Import feedback (JSONL or CSV: trace_id, time, value, optional comment, feature, user),
+    /// linked to traffic records by trace id
+    Import(ImportFeedbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFeedbackArgs {
+    /// The file: `.csv` is read as CSV with a header row, anything else as JSONL
+    pub file: PathBuf,
+    /// The traffic source the feedback belongs to [default: the only source]
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReadFormat,
+}

@@ -1,0 +1,216 @@
+//! `feedback import`: users' votes linked to traffic records by trace id, counted once, in the
+//! buckets of their record's minute even when the record was not sampled; a late record
+//! finds the feedback that waited for it; a changed vote replaces the earlier one.
+
+use std::fmt::Write as _;
+
+use super::ingest::{SALT, dump, generated_log, ingest, json, recent_start, source_config};
+use crate::support::{Project, code, stderr, stdout};
+
+fn import(p: &Project, file: &str) -> std::process::Output {
+    p.cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args(["feedback", "import", file, "--format", "json"])
+        .output()
+        .expect("run evalwatch")
+}
+
+/// (positive, negative, neutral) summed over the minute buckets, then over the day buckets.
+fn votes(p: &Project) -> [(i64, i64, i64); 2] {
+    let conn = rusqlite::Connection::open(p.db()).expect("open store");
+    ["minute", "day"].map(|res| {
+        conn.query_row(
+            "SELECT coalesce(sum(feedback_positive), 0), coalesce(sum(feedback_negative), 0),
+                coalesce(sum(feedback_neutral), 0) FROM traffic_buckets WHERE resolution = ?1",
+            [res],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("sum")
+    })
+}
+
+/// JSONL feedback: `(trace, seconds after start, value, comment)`.
+fn feedback_file(start: i64, rows: &[(&str, i64, &str, &str)]) -> String {
+    let mut out = String::new();
+    for (trace, after, value, comment) in rows {
+        let _ = writeln!(
+            out,
+            r#"{{"trace_id": "{trace}", "time": {}, "value": {value}, "comment": "{comment}", "user": "user-1"}}"#,
+            start + after
+        );
+    }
+    out
+}
+
+#[test]
+fn feedback_imported_twice_changes_nothing_and_counts_for_unsampled_records() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    let start = recent_start();
+    p.write("logs/a.jsonl", &generated_log(start, 200));
+    assert_eq!(code(&ingest(&p, &[])), 0);
+    let rows: Vec<(String, i64, &str, &str)> = (0..40)
+        .map(|i| {
+            let value = if i < 30 { r#""down""# } else { "5" };
+            (format!("t{i}"), 600 + i, value, "wrong refund policy")
+        })
+        .collect();
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|(t, a, v, c)| (t.as_str(), *a, *v, *c))
+        .collect();
+    p.write("fb.jsonl", &feedback_file(start, &rows));
+    let out = import(&p, "fb.jsonl");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let first = json(&out);
+    assert_eq!(
+        (
+            first["added"].as_u64(),
+            first["counted"].as_u64(),
+            first["unmatched"].as_u64()
+        ),
+        (Some(40), Some(40), Some(0))
+    );
+    // With a 10% sample most of these records were not kept whole: all 40 votes count.
+    assert_eq!(votes(&p), [(10, 30, 0), (10, 30, 0)]);
+    let before = dump(&p);
+    let again = json(&import(&p, "fb.jsonl"));
+    assert_eq!(
+        (again["added"].as_u64(), again["repeated"].as_u64()),
+        (Some(0), Some(40))
+    );
+    assert_eq!(dump(&p), before);
+    assert_eq!(votes(&p), [(10, 30, 0), (10, 30, 0)]);
+    // Users are stored hashed, never as given.
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let raw_users: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM traffic_feedback WHERE user_hash LIKE '%user-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(raw_users, 0);
+}
+
+#[test]
+fn a_late_record_finds_the_feedback_waiting_for_it() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    let start = recent_start();
+    p.write(
+        "fb.jsonl",
+        &feedback_file(start, &[("t3", 60, r#""thumbs_down""#, "slow")]),
+    );
+    let first = json(&import(&p, "fb.jsonl"));
+    assert_eq!(
+        (first["waiting"].as_u64(), first["unmatched"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let out = p
+        .cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args(["feedback", "import", "fb.jsonl"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("1 records of this source not ingested yet have feedback"),
+        "{}",
+        stdout(&out)
+    );
+    p.write("logs/a.jsonl", &generated_log(start, 20));
+    let out = ingest(&p, &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+    let after = json(&import(&p, "fb.jsonl"));
+    assert_eq!(
+        (after["repeated"].as_u64(), after["unmatched"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+}
+
+#[test]
+fn a_changed_vote_replaces_the_earlier_one_and_both_are_kept() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("100%"));
+    let start = recent_start();
+    p.write("logs/a.jsonl", &generated_log(start, 10));
+    assert_eq!(code(&ingest(&p, &[])), 0);
+    p.write("a.jsonl", &feedback_file(start, &[("t2", 100, "1", "")]));
+    assert_eq!(json(&import(&p, "a.jsonl"))["counted"], 1);
+    assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+    // Later: the user changed their mind (CSV this time).
+    p.write(
+        "b.csv",
+        &format!(
+            "trace_id,time,value,comment\nt2,{},up,\"fixed, thanks\"\n",
+            start + 200
+        ),
+    );
+    let out = import(&p, "b.csv");
+    assert_eq!(json(&out)["replaced"], 1, "{}", stderr(&out));
+    assert_eq!(votes(&p), [(1, 0, 0), (1, 0, 0)]);
+    // An older vote arriving late is kept in history but does not count.
+    p.write(
+        "c.jsonl",
+        &feedback_file(start, &[("t2", 50, r#""down""#, "")]),
+    );
+    assert_eq!(json(&import(&p, "c.jsonl"))["superseded"], 1);
+    assert_eq!(votes(&p), [(1, 0, 0), (1, 0, 0)]);
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let (history, vote): (i64, String) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM traffic_feedback WHERE trace_id = 't2'),
+                feedback_vote FROM traffic_records WHERE trace_id = 't2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((history, vote.as_str()), (3, "positive"));
+}
+
+#[test]
+fn values_outside_the_scale_are_located_and_do_not_stop_the_import() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    let start = recent_start();
+    p.write("logs/a.jsonl", &generated_log(start, 10));
+    assert_eq!(code(&ingest(&p, &[])), 0);
+    p.write(
+        "fb.jsonl",
+        &feedback_file(
+            start,
+            &[
+                ("t1", 1, "7", ""),
+                ("t2", 1, r#""down""#, ""),
+                ("t3", 1, r#""meh""#, ""),
+            ],
+        ),
+    );
+    let out = p
+        .cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args(["feedback", "import", "fb.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fb.jsonl:1: `value` 7 is not feedback"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fb.jsonl:3: `value` \"meh\" is not feedback"),
+        "{err}"
+    );
+    assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+    // A user id without the salt: nothing imported, exit 2.
+    let out = p
+        .cmd()
+        .env_remove("EVALWATCH_TRAFFIC_SALT")
+        .args(["feedback", "import", "fb.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
