@@ -214,3 +214,72 @@ fn values_outside_the_scale_are_located_and_do_not_stop_the_import() {
         .unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
 }
+
+#[test]
+fn a_rise_in_thumbs_down_on_one_feature_shows_in_traffic_by_feature() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    let start = recent_start();
+    p.write("logs/a.jsonl", &generated_log(start, 200));
+    assert_eq!(code(&ingest(&p, &[])), 0);
+    // Even traces are `chat`, odd ones `summarise`: 20 chat answers voted down, 10 summaries up.
+    let traces: Vec<(String, &str)> = (0..20)
+        .map(|i| (format!("t{}", 2 * i), r#""down""#))
+        .chain((0..10).map(|i| (format!("t{}", 2 * i + 1), "true")))
+        .collect();
+    let rows: Vec<_> = traces
+        .iter()
+        .map(|(t, v)| (t.as_str(), 900, *v, ""))
+        .collect();
+    p.write("fb.jsonl", &feedback_file(start, &rows));
+    assert_eq!(code(&import(&p, "fb.jsonl")), 0);
+    let out = p
+        .cmd()
+        .args(["traffic", "--by", "feature", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let t = json(&out);
+    let c = &t["current"];
+    assert_eq!(
+        (c["rated"].as_u64(), c["satisfaction"].as_f64()),
+        (Some(30), Some(10.0 / 30.0))
+    );
+    assert_eq!(c["thumbs_down_rate"].as_f64(), Some(0.1));
+    assert_eq!(c["feedback_rate"].as_f64(), Some(0.15));
+    let of = |v: &str| {
+        t["by"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["value"] == v)
+            .unwrap()["current"]
+            .clone()
+    };
+    let (chat, summarise) = (of("chat"), of("summarise"));
+    assert_eq!(
+        (
+            chat["thumbs_down_rate"].as_f64(),
+            chat["satisfaction"].as_f64()
+        ),
+        (Some(0.2), Some(0.0))
+    );
+    assert_eq!(
+        (
+            summarise["thumbs_down_rate"].as_f64(),
+            summarise["satisfaction"].as_f64()
+        ),
+        (Some(0.0), Some(1.0))
+    );
+    let text = p
+        .cmd()
+        .args(["traffic", "--by", "feature"])
+        .output()
+        .unwrap();
+    let text = stdout(&text);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("thumbs-down rate") && l.contains("20.00%")),
+        "{text}"
+    );
+}
