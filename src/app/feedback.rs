@@ -2,16 +2,18 @@
 //! (pure, `traffic::feedback`), its comments redacted and its users hashed as `ingest` does,
 //! then stored in one transaction and counted in its records' buckets (`store::feedback`).
 
+use std::fmt::Write as _;
+
 use anyhow::Context as _;
 use serde_json::json;
 
 use super::traffic::{SALT_ENV, pick_source, rules};
 use super::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
-use crate::cli::feedback::{FeedbackArgs, FeedbackCommand, ImportFeedbackArgs};
+use crate::cli::feedback::{DigestArgs, FeedbackArgs, FeedbackCommand, ImportFeedbackArgs};
 use crate::store::NewFeedback;
-use crate::traffic::UserHasher;
-use crate::traffic::feedback::{read_csv, read_jsonl};
+use crate::traffic::feedback::{read_csv, read_jsonl, top_terms};
+use crate::traffic::{UserHasher, Vote};
 
 /// How many unreadable rows are shown one by one (all are counted).
 const SHOWN_ERRORS: usize = 10;
@@ -19,6 +21,7 @@ const SHOWN_ERRORS: usize = 10;
 pub fn run(ctx: &Ctx, args: &FeedbackArgs) -> anyhow::Result<u8> {
     match &args.command {
         FeedbackCommand::Import(a) => import(ctx, a),
+        FeedbackCommand::Digest(a) => digest(ctx, a),
     }
 }
 
@@ -124,4 +127,96 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
         ));
     }
     Ok(if bad > 0 { exit::INCOMPLETE } else { exit::OK })
+}
+
+/// How many terms and trace ids a digest shows per feature.
+const DIGEST_TERMS: usize = 8;
+const DIGEST_TRACES: usize = 20;
+
+/// The week's negative feedback (each record's latest vote), grouped by feature, the features
+/// with the most complaints first.
+fn digest(ctx: &Ctx, a: &DigestArgs) -> anyhow::Result<u8> {
+    let project = ctx.project()?;
+    let source = pick_source(&project, a.source.as_deref())?;
+    let store = ctx.existing_store(&project, "feedback digest")?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let from = now - 7 * 86_400_000;
+    let rows = store.feedback_with_vote(&source.id, Vote::Negative, from, now + 1)?;
+    let mut groups: std::collections::BTreeMap<String, Vec<&crate::store::FeedbackRow>> =
+        std::collections::BTreeMap::new();
+    for r in &rows {
+        groups
+            .entry(r.feature.clone().unwrap_or_default())
+            .or_default()
+            .push(r);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by(|x, y| y.1.len().cmp(&x.1.len()).then_with(|| x.0.cmp(&y.0)));
+    let shown = |f: &str| {
+        if f.is_empty() {
+            "(none)".to_owned()
+        } else {
+            f.to_owned()
+        }
+    };
+    let digested: Vec<_> = groups
+        .iter()
+        .map(|(feature, rs)| {
+            let terms = top_terms(rs.iter().filter_map(|r| r.comment.as_deref()), DIGEST_TERMS);
+            (feature, rs, terms)
+        })
+        .collect();
+    if a.format == ReadFormat::Json {
+        let features: Vec<_> = digested
+            .iter()
+            .map(|(feature, rs, terms)| {
+                json!({
+                    "feature": feature, "negative": rs.len(),
+                    "terms": terms.iter().map(|(t, n)| json!({"term": t, "count": n})).collect::<Vec<_>>(),
+                    "records": rs.iter().map(|r| json!({
+                        "trace_id": r.trace_id, "record_key": r.record_key,
+                        "value": r.raw, "comment": r.comment,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        crate::output::out(
+            &json!({"source": source.id, "period": "7d", "negative": rows.len(), "features": features})
+                .to_string(),
+        );
+        return Ok(exit::OK);
+    }
+    let mut out = format!(
+        "feedback digest `{}`, last 7 days: {} negative votes\n",
+        source.id,
+        rows.len()
+    );
+    for (feature, rs, terms) in &digested {
+        let terms: Vec<String> = terms.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+        let traces: Vec<&str> = rs
+            .iter()
+            .take(DIGEST_TRACES)
+            .map(|r| r.trace_id.as_str())
+            .collect();
+        let more = rs.len().saturating_sub(DIGEST_TRACES);
+        let _ = write!(
+            out,
+            "\n{} : {} negative\n  terms: {}\n  traces: {}{}\n",
+            shown(feature),
+            rs.len(),
+            if terms.is_empty() {
+                "-".to_owned()
+            } else {
+                terms.join(", ")
+            },
+            traces.join(" "),
+            if more > 0 {
+                format!(" (+{more} more)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    ctx.printer.result(out.trim_end());
+    Ok(exit::OK)
 }

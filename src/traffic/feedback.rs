@@ -148,8 +148,55 @@ pub fn read_csv(bytes: &[u8]) -> Result<FeedbackRead, FeedbackFileError> {
     Ok(out)
 }
 
+/// Words too common to say what users complained about.
+const STOP_WORDS: &[&str] = &[
+    "about", "after", "all", "also", "and", "any", "are", "but", "can", "could", "did", "does",
+    "doesn", "don", "for", "from", "had", "has", "have", "her", "him", "his", "how", "into", "its",
+    "just", "not", "now", "off", "one", "our", "out", "she", "that", "the", "their", "them",
+    "then", "there", "they", "this", "too", "very", "was", "were", "what", "when", "which", "who",
+    "why", "will", "with", "would", "you", "your",
+];
+
+/// The most frequent terms of `comments` (lowercased words of 3 letters or more, stop words
+/// out), most frequent first, ties alphabetical; each comment counts a term once.
+#[must_use]
+pub fn top_terms<'a>(comments: impl IntoIterator<Item = &'a str>, n: usize) -> Vec<(String, u64)> {
+    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for c in comments {
+        let mut seen = std::collections::BTreeSet::new();
+        for w in c.split(|ch: char| !ch.is_alphanumeric()) {
+            let w = w.to_lowercase();
+            if w.chars().count() >= 3 && !STOP_WORDS.contains(&w.as_str()) && seen.insert(w.clone())
+            {
+                *counts.entry(w).or_default() += 1;
+            }
+        }
+    }
+    let mut terms: Vec<(String, u64)> = counts.into_iter().collect();
+    terms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    terms.truncate(n);
+    terms
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn top_terms_count_each_comment_once_without_stop_words() {
+        let comments = [
+            "The refund policy was made up",
+            "refund policy is wrong, wrong, wrong",
+            "Too slow and the refund was late",
+        ];
+        assert_eq!(
+            super::top_terms(comments, 3),
+            [
+                ("refund".to_owned(), 3),
+                ("policy".to_owned(), 2),
+                ("late".to_owned(), 1)
+            ]
+        );
+    }
+
     use super::*;
     use crate::traffic::Vote;
 

@@ -283,3 +283,64 @@ fn a_rise_in_thumbs_down_on_one_feature_shows_in_traffic_by_feature() {
         "{text}"
     );
 }
+
+#[test]
+fn the_digest_names_the_feature_and_its_top_terms() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    let start = recent_start();
+    p.write("logs/a.jsonl", &generated_log(start, 40));
+    assert_eq!(code(&ingest(&p, &[])), 0);
+    p.write(
+        "fb.jsonl",
+        &feedback_file(
+            start,
+            &[
+                ("t0", 900, r#""down""#, "The refund policy is made up"),
+                ("t2", 900, r#""down""#, "wrong refund policy"),
+                ("t4", 900, r#""down""#, "refund amount wrong"),
+                ("t1", 900, r#""down""#, "summary too long"),
+                ("t3", 900, r#""up""#, "great summary"),
+            ],
+        ),
+    );
+    assert_eq!(code(&import(&p, "fb.jsonl")), 0);
+    let out = p
+        .cmd()
+        .args(["feedback", "digest", "--week", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let d = json(&out);
+    assert_eq!(d["negative"], 4);
+    let first = &d["features"][0];
+    assert_eq!(
+        (first["feature"].as_str(), first["negative"].as_u64()),
+        (Some("chat"), Some(3))
+    );
+    assert_eq!(
+        first["terms"][0],
+        serde_json::json!({"term": "refund", "count": 3})
+    );
+    assert_eq!(
+        first["terms"][1],
+        serde_json::json!({"term": "policy", "count": 2})
+    );
+    let traces: Vec<&str> = first["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(traces, ["t0", "t2", "t4"]);
+    assert_eq!(d["features"][1]["feature"], "summarise");
+    assert_eq!(d["features"][1]["negative"], 1);
+    let text = p
+        .cmd()
+        .args(["feedback", "digest", "--week"])
+        .output()
+        .unwrap();
+    let text = stdout(&text);
+    assert!(text.contains("chat : 3 negative"), "{text}");
+    assert!(text.contains("terms: refund (3), policy (2)"), "{text}");
+}
