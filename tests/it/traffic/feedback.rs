@@ -15,6 +15,31 @@ fn import(p: &Project, file: &str) -> std::process::Output {
         .expect("run evalwatch")
 }
 
+/// A project whose source (sampling `sample`) has ingested `n` generated records, and when
+/// they start.
+fn ingested(sample: &str, n: i64) -> (Project, i64) {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config(sample));
+    let start = recent_start();
+    p.write("logs/a.jsonl", &generated_log(start, n));
+    let out = ingest(&p, &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    (p, start)
+}
+
+/// `feedback import FILE` in text, with the salt unless `salt` is false.
+fn import_text(p: &Project, file: &str, salt: bool) -> std::process::Output {
+    let mut cmd = p.cmd();
+    if salt {
+        cmd.env("EVALWATCH_TRAFFIC_SALT", SALT);
+    } else {
+        cmd.env_remove("EVALWATCH_TRAFFIC_SALT");
+    }
+    cmd.args(["feedback", "import", file])
+        .output()
+        .expect("run evalwatch")
+}
+
 /// (positive, negative, neutral) summed over the minute buckets, then over the day buckets.
 fn votes(p: &Project) -> [(i64, i64, i64); 2] {
     let conn = rusqlite::Connection::open(p.db()).expect("open store");
@@ -44,11 +69,7 @@ fn feedback_file(start: i64, rows: &[(&str, i64, &str, &str)]) -> String {
 
 #[test]
 fn feedback_imported_twice_changes_nothing_and_counts_for_unsampled_records() {
-    let p = Project::new();
-    p.write("evalwatch.yaml", &source_config("10%"));
-    let start = recent_start();
-    p.write("logs/a.jsonl", &generated_log(start, 200));
-    assert_eq!(code(&ingest(&p, &[])), 0);
+    let (p, start) = ingested("10%", 200);
     let rows: Vec<(String, i64, &str, &str)> = (0..40)
         .map(|i| {
             let value = if i < 30 { r#""down""# } else { "5" };
@@ -107,12 +128,7 @@ fn a_late_record_finds_the_feedback_waiting_for_it() {
         (first["waiting"].as_u64(), first["unmatched"].as_u64()),
         (Some(1), Some(1))
     );
-    let out = p
-        .cmd()
-        .env("EVALWATCH_TRAFFIC_SALT", SALT)
-        .args(["feedback", "import", "fb.jsonl"])
-        .output()
-        .unwrap();
+    let out = import_text(&p, "fb.jsonl", true);
     assert!(
         stdout(&out).contains("1 records of this source not ingested yet have feedback"),
         "{}",
@@ -132,11 +148,7 @@ fn a_late_record_finds_the_feedback_waiting_for_it() {
 
 #[test]
 fn a_changed_vote_replaces_the_earlier_one_and_both_are_kept() {
-    let p = Project::new();
-    p.write("evalwatch.yaml", &source_config("100%"));
-    let start = recent_start();
-    p.write("logs/a.jsonl", &generated_log(start, 10));
-    assert_eq!(code(&ingest(&p, &[])), 0);
+    let (p, start) = ingested("100%", 10);
     p.write("a.jsonl", &feedback_file(start, &[("t2", 100, "1", "")]));
     assert_eq!(json(&import(&p, "a.jsonl"))["counted"], 1);
     assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
@@ -172,11 +184,7 @@ fn a_changed_vote_replaces_the_earlier_one_and_both_are_kept() {
 
 #[test]
 fn values_outside_the_scale_are_located_and_do_not_stop_the_import() {
-    let p = Project::new();
-    p.write("evalwatch.yaml", &source_config("10%"));
-    let start = recent_start();
-    p.write("logs/a.jsonl", &generated_log(start, 10));
-    assert_eq!(code(&ingest(&p, &[])), 0);
+    let (p, start) = ingested("10%", 10);
     p.write(
         "fb.jsonl",
         &feedback_file(
@@ -188,12 +196,7 @@ fn values_outside_the_scale_are_located_and_do_not_stop_the_import() {
             ],
         ),
     );
-    let out = p
-        .cmd()
-        .env("EVALWATCH_TRAFFIC_SALT", SALT)
-        .args(["feedback", "import", "fb.jsonl"])
-        .output()
-        .unwrap();
+    let out = import_text(&p, "fb.jsonl", true);
     assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -206,22 +209,13 @@ fn values_outside_the_scale_are_located_and_do_not_stop_the_import() {
     );
     assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
     // A user id without the salt: nothing imported, exit 2.
-    let out = p
-        .cmd()
-        .env_remove("EVALWATCH_TRAFFIC_SALT")
-        .args(["feedback", "import", "fb.jsonl"])
-        .output()
-        .unwrap();
+    let out = import_text(&p, "fb.jsonl", false);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
 }
 
 #[test]
 fn a_rise_in_thumbs_down_on_one_feature_shows_in_traffic_by_feature() {
-    let p = Project::new();
-    p.write("evalwatch.yaml", &source_config("10%"));
-    let start = recent_start();
-    p.write("logs/a.jsonl", &generated_log(start, 200));
-    assert_eq!(code(&ingest(&p, &[])), 0);
+    let (p, start) = ingested("10%", 200);
     // Even traces are `chat`, odd ones `summarise`: 20 chat answers voted down, 10 summaries up.
     let traces: Vec<(String, &str)> = (0..20)
         .map(|i| (format!("t{}", 2 * i), r#""down""#))
@@ -286,11 +280,7 @@ fn a_rise_in_thumbs_down_on_one_feature_shows_in_traffic_by_feature() {
 
 #[test]
 fn the_digest_names_the_feature_and_its_top_terms() {
-    let p = Project::new();
-    p.write("evalwatch.yaml", &source_config("10%"));
-    let start = recent_start();
-    p.write("logs/a.jsonl", &generated_log(start, 40));
-    assert_eq!(code(&ingest(&p, &[])), 0);
+    let (p, start) = ingested("10%", 40);
     p.write(
         "fb.jsonl",
         &feedback_file(
