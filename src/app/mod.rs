@@ -3,6 +3,7 @@
 
 pub mod alerts;
 mod collect;
+mod feedback;
 mod history;
 mod init;
 mod interrupt;
@@ -284,6 +285,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Traffic(a) => traffic::show::run(&ctx, &a),
         Command::Prune(a) => traffic::prune::run(&ctx, &a),
         Command::Mark(a) => mark::run(&ctx, &a),
+        Command::Feedback(a) => feedback::run(&ctx, &a),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod collect;
+pub mod feedback;
 pub mod history;
 pub mod init;
 pub mod mark;
@@ -89,6 +90,8 @@ pub enum Command {
     Prune(traffic::PruneArgs),
     /// Record a change (deploy, model, prompt, note) to show beside the figures; list them
     Mark(mark::MarkArgs),
+    /// Users' feedback on traffic records: import it after the fact
+    Feedback(feedback::FeedbackArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).

@@ -361,7 +361,7 @@ fn found(v: &Value) -> String {
 /// Unix seconds below this, milliseconds from here on (1e11 s is the year 5138).
 const MILLIS_FROM: f64 = 1e11;
 
-fn parse_time(v: &Value) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_time(v: &Value) -> Result<DateTime<Utc>, String> {
     let secs = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => {

@@ -14,9 +14,11 @@
 //! - [`collect`]: an OTLP/HTTP receiver that hands each export to one consumer and answers once stored.
 //! - [`ingest`]: one source's records through map, redact, sample and count.
 //! - [`bucket`]: per-minute aggregates with a mergeable latency sketch, rolled up to hour and day.
+//! - [`feedback`]: users' feedback given after the fact (JSONL or CSV rows), read and normalised.
 
 pub mod bucket;
 pub mod collect;
+pub mod feedback;
 pub mod ingest;
 pub mod language;
 pub mod mapping;

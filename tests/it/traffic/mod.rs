@@ -2,6 +2,7 @@
 //! real binary against real log files and a real store.
 
 mod config;
+mod feedback;
 mod figures;
 mod formats;
 mod ingest;
