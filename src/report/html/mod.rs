@@ -23,6 +23,7 @@ mod run_page;
 pub(crate) use run_page::TEST_ROWS_IN_MEMORY;
 pub use run_page::truncation_note;
 pub mod stats;
+pub mod traffic;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
