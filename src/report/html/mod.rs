@@ -247,6 +247,8 @@ pub struct Options {
     pub now: DateTime<Utc>,
     /// Newest runs of each suite that get a run page.
     pub run_pages: usize,
+    /// The traffic pages the index links to.
+    pub traffic: Vec<traffic::TrafficLink>,
 }
 
 /// What was written.

@@ -55,6 +55,8 @@ pub struct TrafficWindow {
     pub label: String,
     /// What a point of the charts is: `hour`, `day`.
     pub bucket: String,
+    /// Its length in seconds.
+    pub bucket_secs: i64,
     pub current: TrafficFigures,
     pub previous: TrafficFigures,
     /// One per bucket that has traffic, in time order.
@@ -314,11 +316,13 @@ fn window_view(
         w.points.first().map_or(i64::MAX, |p| p.t),
         w.points.last().map_or(i64::MIN, |p| p.t),
     );
+    // A marker stands on the bucket it falls in (its hover text gives the exact time).
+    let on_bucket = |t: i64| t.div_euclid(w.bucket_secs.max(1)) * w.bucket_secs.max(1);
     let marks: Vec<MarkerIn> = markers
         .iter()
-        .filter(|m| m.t >= from && m.t <= to)
+        .filter(|m| on_bucket(m.t) >= from && on_bucket(m.t) <= to)
         .map(|m| MarkerIn {
-            t: m.t as f64,
+            t: on_bucket(m.t) as f64,
             label: format!("{}: {}", time_label(m.t, "minute"), m.text),
             class: "change",
         })

@@ -5,4 +5,5 @@ mod config;
 mod figures;
 mod formats;
 mod ingest;
+mod page;
 mod prune;

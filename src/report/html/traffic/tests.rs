@@ -21,6 +21,7 @@ fn page(source: &str, feature: &str) -> TrafficPage {
         windows: vec![TrafficWindow {
             label: "24h".into(),
             bucket: "hour".into(),
+            bucket_secs: 3600,
             current: figures(40),
             previous: TrafficFigures::default(),
             points: vec![
