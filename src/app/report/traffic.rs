@@ -44,6 +44,8 @@ fn figures(p: &Pillars) -> TrafficFigures {
 }
 
 type Rows = [(BucketKey, BucketRow)];
+/// Buckets read at one resolution: the resolution, where its windows end, the rows.
+type Read = (Resolution, i64, Vec<(BucketKey, BucketRow)>);
 
 /// The window `[end - secs, end)` of `rows` (sorted by start), beside the one before it.
 fn window(label: &str, rows: &Rows, end: i64, secs: i64, res: Resolution) -> TrafficWindow {
@@ -108,7 +110,7 @@ pub fn traffic_page(
 ) -> Result<TrafficPage, crate::store::StoreError> {
     let unix = now.timestamp();
     let mut windows = Vec::new();
-    let mut reads: Vec<(Resolution, i64, Vec<(BucketKey, BucketRow)>)> = Vec::new();
+    let mut reads: Vec<Read> = Vec::new();
     for (label, secs, res) in WINDOWS {
         // The window ends with the bucket that holds now, so the current hour counts.
         let end = res.floor(unix) + res.seconds();
@@ -128,7 +130,7 @@ pub fn traffic_page(
         }
     }
     let since = (now - chrono::Duration::days(30)).to_rfc3339();
-    let markers = store
+    let mut markers = store
         .marks(&MarkQuery {
             since: Some(&since),
             source: Some(id),
@@ -140,7 +142,6 @@ pub fn traffic_page(
             Some(TrafficMarker { t, text: m.text })
         })
         .collect::<Vec<_>>();
-    let mut markers = markers;
     markers.sort_by_key(|m| m.t);
     Ok(TrafficPage {
         source: id.to_string(),
