@@ -19,6 +19,38 @@ providers:
   #   model: gpt-4o-mini
   #   params: {temperature: 0, max_tokens: 256}
   #   pricing: {input_per_mtok: 0.15, output_per_mtok: 0.60}
+# Production traffic: `evalwatch ingest` reads the example app's log (written by `init`, five
+# days up to the moment it ran) into the store; `evalwatch report` shows it on
+# reports/traffic-example-app.html. See docs/traffic.md.
+traffic:
+  - id: example-app
+    format: jsonl
+    path: logs/example-app.jsonl
+    fields:
+      time: /ts
+      input: /request/prompt
+      output: /response/text
+      context: /retrieval/passages
+      model: /model
+      feature: /meta/feature
+      segment: /user/plan
+      region: /geo/country
+      trace_id: /trace_id
+      latency_ms: /latency_ms
+      tokens_in: /usage/prompt_tokens
+      tokens_out: /usage/completion_tokens
+      cost_usd: /cost
+      error: /error
+      error_kind: /error/type
+    sample: 20%
+    redact: [email, phone, card, secret]
+    monitor:
+      - type: hallucination
+      - type: not-is-refusal
+    alerts:
+      - {metric: traffic.error_rate, max: 0.05, window: 15m, severity: critical, runbook: "check the provider's status page, then the app's recent deploys"}
+      - {metric: traffic.latency_p95_ms, ratio: 3, baseline: "trailing:7d", window: 15m, severity: warning}
+      - {metric: traffic.cost_usd, ratio: 1.2, baseline: "trailing:7d", window: 1d, severity: warning}
 "#;
 
 const SUITE: &str = r#"suite: example
@@ -54,6 +86,70 @@ const RECORDINGS: &str = r#"{"case_id": "capital-france", "output": "The capital
 {"case_id": "refund-window", "output": "You can return an item within 30 days of delivery.", "latency_ms": 530, "tokens_in": 24, "tokens_out": 12}
 {"case_id": "order-total", "output": "12 items at $4.50 cost $54.00.", "latency_ms": 388, "tokens_in": 25, "tokens_out": 10}
 "#;
+
+/// Records in the example traffic log.
+const TRAFFIC_RECORDS: u64 = 360;
+/// Days the example traffic log spans, up to the moment `init` runs.
+const TRAFFIC_DAYS: i64 = 5;
+
+/// The example app's log: [`TRAFFIC_RECORDS`] requests spread over the [`TRAFFIC_DAYS`] days
+/// before `now` (unix seconds), so that the last 24h, 7d and 30d all hold some. Everything but
+/// the times is fixed (a small linear congruential generator): three features, two models, two
+/// plans, three countries, about 4% failed requests, latencies with a long tail, tokens and
+/// cost per request, and a few answers the context does not support.
+fn example_traffic(now: i64) -> String {
+    use std::fmt::Write as _;
+    const FEATURES: [&str; 3] = ["chat", "summarise", "search"];
+    const MODELS: [(&str, f64, f64); 2] = [
+        ("gpt-4o-mini", 0.15e-6, 0.60e-6),
+        ("claude-3-5-haiku", 0.80e-6, 4.0e-6),
+    ];
+    const PLANS: [&str; 2] = ["free", "pro"];
+    const COUNTRIES: [&str; 3] = ["FR", "US", "DE"];
+    const CONTEXT: &str = "Orders can be returned within 30 days of delivery. Refunds reach the card in 5 business days.";
+    const ANSWERS: [&str; 4] = [
+        "You can return an order within 30 days of delivery.",
+        "Refunds reach the card in 5 business days.",
+        "Returns are accepted within 30 days of delivery; the refund takes 5 business days.",
+        "You can return an order within 90 days, and shipping is always free.",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let span = TRAFFIC_DAYS * 86_400;
+    let start = now - span;
+    let step = span / TRAFFIC_RECORDS.cast_signed();
+    let mut out = String::new();
+    for i in 0..TRAFFIC_RECORDS {
+        let ts = start + i.cast_signed() * step + next(step.unsigned_abs()).cast_signed();
+        let feature = FEATURES[usize::try_from(next(3)).unwrap_or(0)];
+        let (model, per_in, per_out) = MODELS[usize::try_from(next(2)).unwrap_or(0)];
+        let plan = PLANS[usize::try_from(next(2)).unwrap_or(0)];
+        let country = COUNTRIES[usize::try_from(next(3)).unwrap_or(0)];
+        let tokens_in = 200 + next(600);
+        let tokens_out = 20 + next(180);
+        let latency = 300 + next(700) + if next(20) == 0 { 2000 + next(3000) } else { 0 };
+        let cost = tokens_in as f64 * per_in + tokens_out as f64 * per_out;
+        let when = chrono::DateTime::from_timestamp(ts, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (answer, error) = if next(25) == 0 {
+            (String::new(), r#", "error": {"type": "timeout"}"#)
+        } else {
+            let a = ANSWERS[usize::try_from(next(4)).unwrap_or(0)];
+            (a.to_string(), "")
+        };
+        let _ = writeln!(
+            out,
+            r#"{{"ts": "{when}", "trace_id": "ex-{i:04}", "model": "{model}", "meta": {{"feature": "{feature}"}}, "user": {{"plan": "{plan}"}}, "geo": {{"country": "{country}"}}, "request": {{"prompt": "How do returns and refunds work?"}}, "response": {{"text": "{answer}"}}, "retrieval": {{"passages": ["{CONTEXT}"]}}, "latency_ms": {latency}, "usage": {{"prompt_tokens": {tokens_in}, "completion_tokens": {tokens_out}}}, "cost": {cost:.6}{error}}}"#
+        );
+    }
+    out
+}
 
 fn write_new(path: &Path, text: &str, force: bool) -> anyhow::Result<bool> {
     if path.exists() && !force {
@@ -98,10 +194,12 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
     } else {
         ctx.cwd.join(&args.dir)
     });
+    let traffic = example_traffic(chrono::Utc::now().timestamp());
     let files = [
         (dir.join("evalwatch.yaml"), CONFIG),
         (dir.join("suites/example.yaml"), SUITE),
         (dir.join("suites/recordings/example.jsonl"), RECORDINGS),
+        (dir.join("logs/example-app.jsonl"), traffic.as_str()),
     ];
     let existing: Vec<String> = files
         .iter()
@@ -119,7 +217,9 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
         write_new(path, text, args.force)?;
         ctx.printer.info(&format!("wrote {}", shown(ctx, path)));
     }
-    ctx.printer
-        .info("next: `evalwatch run` runs suites/ offline against the recorded outputs");
+    ctx.printer.info(
+        "next: `evalwatch run` runs suites/ offline against the recorded outputs; \
+         `evalwatch ingest` reads the example app's traffic log, `evalwatch report` shows it",
+    );
     Ok(exit::OK)
 }

@@ -253,7 +253,7 @@ document.body.insertAdjacentHTML('beforeend', '<pre id="measure">' + JSON.string
 
 /// The layout of `page` (relative to the reports folder) at `width` px, measured in headless
 /// Chromium.
-fn measure(dir: &Path, page: &str, width: u32, profile: &Path) -> serde_json::Value {
+pub(crate) fn measure(dir: &Path, page: &str, width: u32, profile: &Path) -> serde_json::Value {
     let probe = dir.join(format!("measure-{width}.html"));
     std::fs::write(
         &probe,

@@ -12,6 +12,7 @@ use crate::store::Store;
 mod compare;
 mod export;
 mod live;
+pub mod traffic;
 pub use compare::{
     ALPHA, CompareSettings, Comparison, FlipOut, MetricDelta, compare, pair_results,
 };
@@ -91,6 +92,7 @@ pub fn after_run(
         window: Window::parse("30d").ok_or_else(|| anyhow::anyhow!("default window"))?,
         now: chrono::Utc::now(),
         run_pages: html::RUN_PAGES,
+        traffic: traffic::traffic_links(project, &dir),
     };
     let mut names: Vec<String> = Vec::new();
     for s in ran {
@@ -211,10 +213,13 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
         })?;
         html::write_run_pages(&store, &dir, &info.run_id, &expected, &mut extra)?;
     }
+    let now = chrono::Utc::now();
+    traffic::write_traffic_pages(&store, &project, &dir, now, &mut extra)?;
     let opts = Options {
         window,
-        now: chrono::Utc::now(),
+        now,
         run_pages: html::RUN_PAGES,
+        traffic: traffic::traffic_links(&project, &dir),
     };
     let written = html::write_reports(&store, &dir, None, &descriptions, &expected, &opts)?;
     ctx.printer.result(&format!(

@@ -441,6 +441,7 @@ fn a_run_finished_again_gets_its_pages_again_once() {
         window: Window::parse("30d").expect("window"),
         now: chrono::Utc::now(),
         run_pages: html::RUN_PAGES,
+        traffic: Vec::new(),
     };
     let write = || {
         html::write_reports(

@@ -49,6 +49,7 @@ struct IndexPage {
     generated: String,
     window: String,
     suites: Vec<IndexSuite>,
+    traffic: Vec<super::traffic::TrafficLink>,
 }
 
 pub(super) fn spark(
@@ -268,6 +269,7 @@ pub(super) fn build_index(
             generated: opts.now.format("%Y-%m-%d %H:%M UTC").to_string(),
             window: opts.window.title(),
             suites: out,
+            traffic: opts.traffic.clone(),
         },
     )
 }

@@ -23,6 +23,7 @@ mod run_page;
 pub(crate) use run_page::TEST_ROWS_IN_MEMORY;
 pub use run_page::truncation_note;
 pub mod stats;
+pub mod traffic;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -246,6 +247,8 @@ pub struct Options {
     pub now: DateTime<Utc>,
     /// Newest runs of each suite that get a run page.
     pub run_pages: usize,
+    /// The traffic pages the index links to.
+    pub traffic: Vec<traffic::TrafficLink>,
 }
 
 /// What was written.

@@ -6,4 +6,5 @@ mod feedback;
 mod figures;
 mod formats;
 mod ingest;
+mod page;
 mod prune;

@@ -336,6 +336,7 @@ fn a_history_read_ahead_is_reused_and_only_the_new_run_is_read() {
             .expect("now")
             .with_timezone(&chrono::Utc),
         run_pages: 5,
+        traffic: Vec::new(),
     };
     let page = |ahead: Option<&HeatHistory>| {
         build_suite(&h.store, &t, SUITE, None, &opts, &with_pages, ahead).expect("page")

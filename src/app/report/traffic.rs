@@ -1,0 +1,183 @@
+//! The traffic pages of `report`: one per source of evalwatch.yaml, filled from stored
+//! buckets with two reads per source (hour buckets for the last 14 days: the 24h and 7d
+//! windows and the windows before them; day buckets for the last 60 days: 30d and the 30
+//! days before) and one read of change markers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::app::traffic::pillars::{Pillars, pillars, usage};
+use crate::model::ProjectConfig;
+use crate::report::html::Written;
+use crate::report::html::traffic::{
+    TrafficFigures, TrafficLink, TrafficMarker, TrafficPage, TrafficPoint, TrafficUsage,
+    TrafficWindow, traffic_href, write_traffic,
+};
+use crate::store::{BucketRow, MarkQuery, Store};
+use crate::traffic::{BucketKey, Resolution};
+
+const DAY: i64 = 86_400;
+
+/// The windows of the page: label, length, the resolution counted in.
+const WINDOWS: [(&str, i64, Resolution); 3] = [
+    ("24h", DAY, Resolution::Hour),
+    ("7d", 7 * DAY, Resolution::Hour),
+    ("30d", 30 * DAY, Resolution::Day),
+];
+
+fn figures(p: &Pillars) -> TrafficFigures {
+    TrafficFigures {
+        volume: p.volume,
+        error_rate: p.error_rate,
+        latency_p50_ms: p.latency_p50_ms,
+        latency_p95_ms: p.latency_p95_ms,
+        latency_p99_ms: p.latency_p99_ms,
+        cost_usd: p.cost_usd,
+        sampled: p.sampled,
+        scored: p.scored,
+        pass_rate: p.pass_rate,
+        hallucination_rate: p.hallucination_rate,
+        refusal_rate: p.refusal_rate,
+    }
+}
+
+type Rows = [(BucketKey, BucketRow)];
+/// Buckets read at one resolution: the resolution, where its windows end, the rows.
+type Read = (Resolution, i64, Vec<(BucketKey, BucketRow)>);
+
+/// The window `[end - secs, end)` of `rows` (sorted by start), beside the one before it.
+fn window(label: &str, rows: &Rows, end: i64, secs: i64, res: Resolution) -> TrafficWindow {
+    let within = |from: i64, to: i64| {
+        rows.iter()
+            .filter(move |(k, _)| k.start >= from && k.start < to)
+            .map(|(k, r)| (k, r))
+    };
+    let from = end - secs;
+    let mut per_start: BTreeMap<i64, Vec<(&BucketKey, &BucketRow)>> = BTreeMap::new();
+    let mut cost_by_feature: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+    let mut cost_by_model: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+    for (k, r) in within(from, end) {
+        per_start.entry(k.start).or_default().push((k, r));
+        let day = k.start.div_euclid(DAY) * DAY;
+        *cost_by_feature
+            .entry(k.feature.clone())
+            .or_default()
+            .entry(day)
+            .or_default() += r.bucket.cost_usd;
+        *cost_by_model
+            .entry(k.model.clone())
+            .or_default()
+            .entry(day)
+            .or_default() += r.bucket.cost_usd;
+    }
+    let flat = |m: BTreeMap<String, BTreeMap<i64, f64>>| {
+        m.into_iter()
+            .map(|(k, days)| (k, days.into_iter().collect()))
+            .collect()
+    };
+    let u = usage(within(from, end), res.seconds());
+    TrafficWindow {
+        label: label.to_string(),
+        bucket: res.name().to_string(),
+        bucket_secs: res.seconds(),
+        current: figures(&pillars(within(from, end), secs, res.seconds())),
+        previous: figures(&pillars(within(from - secs, from), secs, res.seconds())),
+        points: per_start
+            .into_iter()
+            .map(|(t, rows)| TrafficPoint {
+                t,
+                figures: figures(&pillars(rows, res.seconds(), res.seconds())),
+            })
+            .collect(),
+        cost_by_feature: flat(cost_by_feature),
+        cost_by_model: flat(cost_by_model),
+        usage: TrafficUsage {
+            by_hour: u.by_hour,
+            by_feature: u.by_feature,
+            by_segment: u.by_segment,
+            by_region: u.by_region,
+        },
+    }
+}
+
+/// The page of source `id` at `now`.
+pub fn traffic_page(
+    store: &Store,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<TrafficPage, crate::store::StoreError> {
+    let unix = now.timestamp();
+    let mut windows = Vec::new();
+    let mut reads: Vec<Read> = Vec::new();
+    for (label, secs, res) in WINDOWS {
+        // The window ends with the bucket that holds now, so the current hour counts.
+        let end = res.floor(unix) + res.seconds();
+        // One read per resolution, as long as its longest window and the one before.
+        if !reads.iter().any(|(r, _, _)| *r == res) {
+            let longest = WINDOWS
+                .iter()
+                .filter(|w| w.2 == res)
+                .map(|w| w.1)
+                .max()
+                .unwrap_or(secs);
+            let rows = store.traffic_buckets(id, res, end - 2 * longest, end)?;
+            reads.push((res, end, rows));
+        }
+        if let Some((_, end, rows)) = reads.iter().find(|(r, _, _)| *r == res) {
+            windows.push(window(label, rows, *end, secs, res));
+        }
+    }
+    let since = (now - chrono::Duration::days(30)).to_rfc3339();
+    let mut markers = store
+        .marks(&MarkQuery {
+            since: Some(&since),
+            source: Some(id),
+            ..MarkQuery::default()
+        })?
+        .into_iter()
+        .filter_map(|m| {
+            let t = DateTime::parse_from_rfc3339(&m.at).ok()?.timestamp();
+            Some(TrafficMarker { t, text: m.text })
+        })
+        .collect::<Vec<_>>();
+    markers.sort_by_key(|m| m.t);
+    Ok(TrafficPage {
+        source: id.to_string(),
+        generated: now,
+        windows,
+        markers,
+        // TODO(#20, T3): open traffic alerts once the store can read them.
+        alerts: Vec::new(),
+    })
+}
+
+/// Write the page of every source of the project into `dir`.
+pub fn write_traffic_pages(
+    store: &Store,
+    project: &ProjectConfig,
+    dir: &Path,
+    now: DateTime<Utc>,
+    out: &mut Written,
+) -> anyhow::Result<()> {
+    for source in &project.traffic {
+        let page = traffic_page(store, &source.id, now)?;
+        write_traffic(dir, &page, out)?;
+    }
+    Ok(())
+}
+
+/// Links to the traffic pages of the project's sources that are in `dir`, for the index.
+#[must_use]
+pub fn traffic_links(project: &ProjectConfig, dir: &Path) -> Vec<TrafficLink> {
+    project
+        .traffic
+        .iter()
+        .map(|s| TrafficLink {
+            source: s.id.clone(),
+            href: traffic_href(&s.id),
+        })
+        .filter(|l| dir.join(&l.href).exists())
+        .collect()
+}
