@@ -19,6 +19,7 @@ mod evaluate;
 mod list;
 #[cfg(test)]
 mod tests;
+pub mod traffic;
 
 use std::collections::BTreeSet;
 

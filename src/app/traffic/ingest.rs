@@ -71,8 +71,18 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
         std::thread::sleep(FOLLOW_POLL);
     }
     reading.report(ctx, args.format);
+    // The source's alert rules judge every window this read closed (docs/alerts.md).
+    let alerts = crate::app::alerts::traffic::evaluate_closed_windows(
+        ctx,
+        &mut store,
+        &project,
+        source,
+        chrono::Utc::now(),
+    )?;
     Ok(if reading.ing.counts.malformed > 0 {
         exit::INCOMPLETE
+    } else if alerts.opened > 0 {
+        exit::GATE
     } else {
         exit::OK
     })
