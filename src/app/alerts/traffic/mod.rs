@@ -276,6 +276,15 @@ impl Judge<'_> {
                 labels.push(group_of(&a.provider));
             }
         }
+        if labels.is_empty() {
+            said.push(format!(
+                "alert rule `{}` on {}, window {}..{}: no data (no traffic in the window); never fires on no data",
+                rule.rule.name,
+                self.suite,
+                at(start),
+                at(end)
+            ));
+        }
         for group in labels {
             let v = now_groups
                 .get(&group)
