@@ -206,18 +206,17 @@ pub fn judge_traffic_rule(raw: &Value, metrics: &[&str]) -> Result<TrafficRule, 
         None => DEFAULT_WINDOW,
         Some(v) => {
             let s = v.as_str().unwrap_or_default();
-            WINDOWS
-                .iter()
-                .find(|(l, _)| *l == s)
-                .map(|(_, secs)| *secs)
-                .unwrap_or_else(|| {
+            WINDOWS.iter().find(|(l, _)| *l == s).map_or_else(
+                || {
                     let hint = did_you_mean(s, WINDOWS.iter().map(|(l, _)| *l));
                     errors.push(RuleProblem::at(
                         "window",
                         format!("`window` must be one of 5m, 15m, 1h, 1d, 7d, found {v}{hint}"),
                     ));
                     DEFAULT_WINDOW
-                })
+                },
+                |(_, secs)| *secs,
+            )
         }
     };
     let by = map.get("by").and_then(|v| {

@@ -2,6 +2,7 @@
 //! value, when it started, where it concentrates, and the change markers just before it.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -142,37 +143,34 @@ impl Context<'_> {
         let metric = &self.rule.rule.metric;
         let mut s = metric_words(metric);
         if let Some(split) = self.rule.by {
-            s.push_str(&format!(" of {} `{}`", split.name(), self.group));
+            let _ = write!(s, " of {} `{}`", split.name(), self.group);
         }
-        s.push_str(&format!(" is {}", show(metric, self.value)));
-        s.push_str(&match self.normal {
-            Some(n) => format!(" (normally {})", show(metric, n)),
-            None => " (no earlier traffic to compare with)".to_owned(),
-        });
-        let ago = (self.now - self.started).num_seconds();
-        s.push_str(&format!(
-            ", started {}",
-            if ago >= 60 {
-                format!(
-                    "{} ago (window from {} UTC)",
-                    span(ago),
-                    self.started.format("%Y-%m-%d %H:%M")
-                )
-            } else {
-                format!("at {} UTC", self.started.format("%Y-%m-%d %H:%M"))
+        let _ = write!(s, " is {}", show(metric, self.value));
+        match self.normal {
+            Some(n) => {
+                let _ = write!(s, " (normally {})", show(metric, n));
             }
-        ));
+            None => s.push_str(" (no earlier traffic to compare with)"),
+        }
+        let ago = (self.now - self.started).num_seconds();
+        let from = self.started.format("%Y-%m-%d %H:%M");
+        if ago >= 60 {
+            let _ = write!(s, ", started {} ago (window from {from} UTC)", span(ago));
+        } else {
+            let _ = write!(s, ", started at {from} UTC");
+        }
         if let Some(c) = &self.concentration {
-            s.push_str(&format!(
-                ", concentrated in the {} {} ({:.0}% of the excess)",
-                if c.label.is_empty() {
-                    "(unlabelled)"
-                } else {
-                    &c.label
-                },
+            let label = if c.label.is_empty() {
+                "(unlabelled)"
+            } else {
+                &c.label
+            };
+            let _ = write!(
+                s,
+                ", concentrated in the {label} {} ({:.0}% of the excess)",
                 c.split.name(),
                 c.share * 100.0
-            ));
+            );
         }
         if !self.marks.is_empty() {
             let named: Vec<String> = self
@@ -188,7 +186,7 @@ impl Context<'_> {
                     )
                 })
                 .collect();
-            s.push_str(&format!(", possibly related to {}", named.join(" or ")));
+            let _ = write!(s, ", possibly related to {}", named.join(" or "));
         }
         s.push('.');
         s
