@@ -127,6 +127,15 @@ pub(super) fn usable_sinks(ctx: &Ctx, project: &ProjectConfig) -> Vec<Sink> {
     })
 }
 
+/// The ids of the sinks that take notices of `severity`.
+pub(super) fn sink_ids(sinks: &[Sink], severity: crate::model::Severity) -> Vec<String> {
+    sinks
+        .iter()
+        .filter(|s| s.accepts(severity))
+        .map(|s| s.id.clone())
+        .collect()
+}
+
 /// The reports folder as the notices' links give it.
 pub(super) fn reports_dir(project: &ProjectConfig) -> String {
     project

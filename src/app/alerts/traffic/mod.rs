@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use self::context::{Concentration, Context, MARKS_BEFORE_SECS, concentration};
 use self::figures::{additive, groups, value};
-use super::{flush_queue, process_env, usable_sinks};
+use super::{flush_queue, process_env, sink_ids, usable_sinks};
 use crate::alert::rule::severity_str;
 use crate::alert::sink::{Env, Sink};
 use crate::alert::traffic::{TrafficBaseline, TrafficRule, WEEK, judge_traffic_rule};
@@ -367,14 +367,8 @@ impl Judge<'_> {
                 }
                 (false, Some(a)) => {
                     let message = format!(
-                        "{}: {}{}: resolved: {} is {} (normally {shown_b})",
-                        self.suite,
-                        rule.rule.name,
-                        if provider == "*" {
-                            String::new()
-                        } else {
-                            format!(" [{provider}]")
-                        },
+                        "{}: resolved: {} is {} (normally {shown_b})",
+                        self.subject(&provider),
                         figures::metric_words(metric),
                         figures::show(metric, v),
                     );
@@ -394,7 +388,7 @@ impl Judge<'_> {
                         "message": message,
                         "text": message,
                     });
-                    let sinks = self.sinks_for(rule.rule.severity);
+                    let sinks = sink_ids(self.sinks, rule.rule.severity);
                     self.store
                         .resolve_alert(a.id, None, &at(end), &payload.to_string(), &sinks)?;
                     self.ctx
@@ -407,12 +401,14 @@ impl Judge<'_> {
         Ok(said)
     }
 
-    fn sinks_for(&self, severity: Severity) -> Vec<String> {
-        self.sinks
-            .iter()
-            .filter(|s| s.accepts(severity))
-            .map(|s| s.id.clone())
-            .collect()
+    /// `traffic:bot: RULE` or `traffic:bot: RULE [feature=summarise]`.
+    fn subject(&self, provider: &str) -> String {
+        let label = if provider == "*" {
+            String::new()
+        } else {
+            format!(" [{provider}]")
+        };
+        format!("{}: {}{label}", self.suite, self.rule.rule.name)
     }
 
     /// Open an alert with its notice queued per sink.
@@ -420,17 +416,8 @@ impl Judge<'_> {
         let rule = self.rule;
         let severity = severity_str(rule.rule.severity);
         let sentence = cx.sentence();
-        let headline = format!(
-            "{}: {}{}: {sentence}",
-            self.suite,
-            rule.rule.name,
-            if provider == "*" {
-                String::new()
-            } else {
-                format!(" [{provider}]")
-            },
-        );
-        let sinks = self.sinks_for(rule.rule.severity);
+        let headline = format!("{}: {sentence}", self.subject(provider));
+        let sinks = sink_ids(self.sinks, rule.rule.severity);
         let payload = |id: i64| -> String {
             let mut text = vec![format!("[{}] {headline}", severity.to_uppercase())];
             if let Some(r) = &rule.rule.runbook {
