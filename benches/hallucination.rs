@@ -9,9 +9,11 @@
 //! missing from the support), on every development set under `tests/data/hallucination/`.
 //! Sets in HaluEval's own JSON-lines format (`qa.jsonl`: knowledge, question, right_answer,
 //! hallucinated_answer; `dialogue.jsonl`: knowledge, dialogue_history, right_response,
-//! hallucinated_response) and BEGIN-format `begin_*.tsv` files are read from `--dir DIR`
-//! (alias `--halueval DIR`, or `HALUEVAL_DIR`) when given; they
-//! are not in the repository (see `tests/data/hallucination/README.md`).
+//! hallucinated_response), BEGIN-format `begin_*.tsv` files and FaithDial audit files
+//! (`faithdial_*.csv`) are read from `--dir DIR` (alias `--halueval DIR`, or `HALUEVAL_DIR`)
+//! when given; they are not in the repository (see `tests/data/hallucination/README.md`), and
+//! the eval marks them `*`. A set that names its response generators (BEGIN's `model_name`)
+//! is also reported per generator, without its `Generic` rows (indented rows).
 //! `-- dump SET` prints every example of one set with both scores and the flagged spans
 //! (`-- dump-knowledge SET`: with the knowledge alone as support; `-- dump-echo SET`: the
 //! knowledge as support and the prompt as an echo, the scorer's default).
@@ -36,6 +38,8 @@ struct Example {
     /// BEGIN's `Generic` label (counted as hallucinated; the eval also reports the set
     /// without these examples).
     generic: bool,
+    /// The system that wrote the response, where the set names it (BEGIN's `model_name`).
+    generator: Option<String>,
 }
 
 struct Set {
@@ -72,6 +76,7 @@ fn main() {
     if let Some(dir) = &halueval {
         sets.extend(load_halueval(dir));
         sets.extend(load_begin_dir(dir));
+        sets.extend(load_faithdial_dir(dir));
     }
     match mode.as_str() {
         "dump" | "dump-knowledge" | "dump-echo" => {
@@ -95,11 +100,11 @@ fn main() {
 fn eval(sets: &[Set]) {
     println!("quality: AUROC of the score against the human label (hallucinated = positive)");
     println!(
-        "{:<20} {:<9} {:>4} {:>4} | {:>8} {:>8} {:>7} | {:>8} {:>8} {:>7}",
+        "{:<30} {:<9} {:>4} {:>4} | {:>8} {:>8} {:>7} | {:>8} {:>8} {:>7}",
         "set", "kind", "n", "pos", "lexical", "naive", "delta", "lexical", "naive", "delta"
     );
     println!(
-        "{:<40} | {:^25} | {:^25} | knowledge, prompt as echo (default)",
+        "{:<50} | {:^25} | {:^25} | knowledge, prompt as echo (default)",
         "", "support: knowledge + prompt", "support: knowledge only"
     );
     for set in sets.iter().flat_map(with_generic_excluded) {
@@ -138,7 +143,7 @@ fn eval(sets: &[Set]) {
             .collect();
         let ae = auroc(&ours_e, &labels);
         println!(
-            "{:<20} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4}",
+            "{:<30} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4}",
             set.name,
             set.kind,
             labels.len(),
@@ -167,6 +172,7 @@ fn with_generic_excluded(set: &Set) -> Vec<Set> {
                 support: e.support.clone(),
                 hallucinated: e.hallucinated,
                 generic: e.generic,
+                generator: e.generator.clone(),
             })
             .collect(),
     };
@@ -176,6 +182,25 @@ fn with_generic_excluded(set: &Set) -> Vec<Set> {
             set.examples.iter().filter(|e| !e.generic).collect(),
             format!("{}-nogeneric", set.name),
         ));
+    }
+    // Per response generator (without `Generic` rows), where the set names them.
+    let mut generators: Vec<&str> = set
+        .examples
+        .iter()
+        .filter_map(|e| e.generator.as_deref())
+        .collect();
+    generators.sort_unstable();
+    generators.dedup();
+    if generators.len() > 1 {
+        for g in generators {
+            out.push(copy(
+                set.examples
+                    .iter()
+                    .filter(|e| !e.generic && e.generator.as_deref() == Some(g))
+                    .collect(),
+                format!("  {}/{g}", set.name),
+            ));
+        }
     }
     out
 }
@@ -323,6 +348,7 @@ fn parse_begin(text: &str) -> Vec<Example> {
                 support: vec![f[2].to_owned(), f[3].to_owned()],
                 hallucinated: f[5] != "Fully attributable",
                 generic: f[5] == "Generic",
+                generator: Some(f[0].to_owned()),
             })
         })
         .collect()
@@ -346,6 +372,7 @@ fn parse_faithdial(text: &str) -> Vec<Example> {
                 support: vec![r[0].to_owned(), r[1].to_owned()],
                 hallucinated: generic || label.contains("hallucination"),
                 generic,
+                generator: None,
             }
         })
         .collect()
@@ -375,6 +402,7 @@ fn parse_own(text: &str, path: &Path) -> Vec<Example> {
                     support: support.clone(),
                     hallucinated: l == 1,
                     generic: false,
+                    generator: None,
                 });
             }
         }
@@ -421,6 +449,7 @@ fn load_halueval(dir: &Path) -> Vec<Set> {
                     support: support.clone(),
                     hallucinated,
                     generic: false,
+                    generator: None,
                 });
             }
         }
@@ -436,6 +465,38 @@ fn load_halueval(dir: &Path) -> Vec<Set> {
 /// Sets in BEGIN's TSV format in a directory (`begin_*.tsv`, e.g. BEGIN's CMU-DoG and
 /// TopicalChat parts, which are not in the repository), named after the file.
 fn load_begin_dir(dir: &Path) -> Vec<Set> {
+    files_in(dir, "begin_", "tsv")
+        .into_iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            let stem = p.file_stem()?.to_str()?.replace('_', "-");
+            Some(Set {
+                name: format!("{stem}*"),
+                kind: "dialogue",
+                examples: parse_begin(&text),
+            })
+        })
+        .collect()
+}
+
+/// FaithDial audit files in a directory (`faithdial_*.csv`, e.g. the audits of CMU-DoG and
+/// of GPT-2 on Wizard of Wikipedia, which are not in the repository), named after the file.
+fn load_faithdial_dir(dir: &Path) -> Vec<Set> {
+    files_in(dir, "faithdial_", "csv")
+        .into_iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            Some(Set {
+                name: format!("{}*", p.file_stem()?.to_str()?.replace('_', "-")),
+                kind: "dialogue",
+                examples: parse_faithdial(&text),
+            })
+        })
+        .collect()
+}
+
+/// Files in `dir` named `PREFIX*.EXT`, sorted.
+fn files_in(dir: &Path, prefix: &str, ext: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -444,23 +505,12 @@ fn load_begin_dir(dir: &Path) -> Vec<Set> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("begin_"))
-                && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
+                .is_some_and(|n| n.starts_with(prefix))
+                && p.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
         })
         .collect();
     paths.sort();
     paths
-        .into_iter()
-        .filter_map(|p| {
-            let text = std::fs::read_to_string(&p).ok()?;
-            let stem = p.file_stem()?.to_str()?.replace('_', "-");
-            Some(Set {
-                name: stem,
-                kind: "dialogue",
-                examples: parse_begin(&text),
-            })
-        })
-        .collect()
 }
 
 fn splitmix(mut x: u64) -> u64 {

@@ -2,6 +2,8 @@
 //! module that knows every stage.
 
 pub mod alerts;
+mod collect;
+mod feedback;
 mod history;
 mod init;
 mod interrupt;
@@ -279,9 +281,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             interrupt::watch()?;
             traffic::ingest::run(&ctx, &a)
         }
+        Command::Collect(a) => collect::run(&ctx, &a),
         Command::Traffic(a) => traffic::show::run(&ctx, &a),
         Command::Prune(a) => traffic::prune::run(&ctx, &a),
         Command::Mark(a) => mark::run(&ctx, &a),
+        Command::Feedback(a) => feedback::run(&ctx, &a),
     }
 }
 

@@ -3,6 +3,8 @@
 //! one holds the command line itself and the value enums that several commands share.
 
 pub mod alerts;
+pub mod collect;
+pub mod feedback;
 pub mod history;
 pub mod init;
 pub mod mark;
@@ -80,12 +82,16 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// Read production traffic (logs, OTLP/JSON files, stdin) into the store
     Ingest(traffic::IngestArgs),
+    /// Receive OpenTelemetry spans over OTLP/HTTP and store them as traffic
+    Collect(collect::CollectArgs),
     /// The four pillars of a traffic source for a window, against the window before
     Traffic(traffic::TrafficArgs),
     /// Apply the traffic sources' retention
     Prune(traffic::PruneArgs),
     /// Record a change (deploy, model, prompt, note) to show beside the figures; list them
     Mark(mark::MarkArgs),
+    /// Users' feedback on traffic records: import it after the fact
+    Feedback(feedback::FeedbackArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).

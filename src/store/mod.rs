@@ -10,6 +10,7 @@
 
 mod alerts;
 mod codec;
+mod feedback;
 mod judge;
 mod marks;
 mod read;
@@ -32,6 +33,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use alerts::{AlertRow, NewAlert, PendingDelivery};
+pub use feedback::{FeedbackImport, FeedbackRow, NewFeedback};
 pub use judge::JudgeCache;
 pub use marks::{MarkQuery, NewMark};
 pub use review::{HumanScore, ImportCount, NewSheet, PastGrade, SheetRow, SheetSummary};

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 12] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 13] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -38,8 +38,12 @@ pub(crate) const MIGRATIONS: [(&str, &str); 12] = [
     ("0010_traffic", include_str!("migrations/0010_traffic.sql")),
     ("0011_marks", include_str!("migrations/0011_marks.sql")),
     (
-        "0012_traffic_alerts",
-        include_str!("migrations/0012_traffic_alerts.sql"),
+        "0012_feedback",
+        include_str!("migrations/0012_feedback.sql"),
+    ),
+    (
+        "0013_traffic_alerts",
+        include_str!("migrations/0013_traffic_alerts.sql"),
     ),
 ];
 

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::codec::{to_i64, to_u64};
 use super::{Store, StoreError};
 use crate::model::Score;
-use crate::traffic::{Bucket, BucketKey, Record, Resolution, Vote};
+use crate::traffic::{Bucket, BucketKey, Record, Resolution};
 
 /// The most user hashes a bucket keeps: past it, the smallest ones (a K-minimum-values
 /// sketch, about 2% error), so that a day of a million users stays 16 KiB.
@@ -151,11 +151,12 @@ pub struct PruneBefore {
 
 /// One ingested batch of one source, as one transaction.
 pub struct TrafficTx<'s> {
-    tx: Transaction<'s>,
-    source: String,
+    pub(super) tx: Transaction<'s>,
+    pub(super) source: String,
 }
 
-const RESOLUTIONS: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+pub(super) const RESOLUTIONS: [Resolution; 3] =
+    [Resolution::Minute, Resolution::Hour, Resolution::Day];
 
 fn key_hash(key: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -180,11 +181,7 @@ impl TrafficTx<'_> {
     /// Stores a record kept whole (its text already redacted by the caller).
     pub fn put_record(&self, row: &RecordRow<'_>) -> Result<(), StoreError> {
         let r = row.record;
-        let vote = r.feedback.as_ref().map(|f| match f.vote {
-            Vote::Positive => "positive",
-            Vote::Negative => "negative",
-            Vote::Neutral => "neutral",
-        });
+        let vote = r.feedback.as_ref().map(|f| f.vote.as_str());
         let context = if r.context.is_empty() {
             None
         } else {
@@ -308,7 +305,7 @@ fn row_from(r: &rusqlite::Row<'_>, at: usize) -> Result<BucketRow, StoreError> {
     })
 }
 
-fn read_bucket(
+pub(super) fn read_bucket(
     tx: &Transaction<'_>,
     source: &str,
     k: &BucketKey,
@@ -330,7 +327,7 @@ fn read_bucket(
     rows.next()?.map(|r| row_from(r, 0)).transpose()
 }
 
-fn write_bucket(
+pub(super) fn write_bucket(
     tx: &Transaction<'_>,
     source: &str,
     k: &BucketKey,
@@ -481,6 +478,13 @@ impl Store {
                 cut,
             )
         };
+        // The trace index feedback uses goes with the records' retention too.
+        if let (Some(cut), false) = (before.records, dry_run) {
+            tx.execute(
+                "DELETE FROM traffic_traces WHERE source = ?1 AND start < ?2",
+                params![source, cut],
+            )?;
+        }
         let out = Pruned {
             records: run(
                 "SELECT count(*) FROM traffic_records WHERE source = ?1 AND time_ms < ?2 * 1000",

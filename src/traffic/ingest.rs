@@ -7,10 +7,11 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::mapping::{MapError, Mapping};
+use super::mapping::{FieldRef, MapError, Mapping};
 use super::record::Record;
 use super::redact::Redactor;
 use super::sample::SampleRate;
+use super::sparse::Paths;
 
 /// How many malformed records are kept with their reason; the rest are only counted.
 pub const SHOWN_ERRORS: usize = 10;
@@ -64,6 +65,8 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct Ingestor<'s> {
     rules: &'s SourceRules,
+    /// What [`Ingestor::json_line`] builds of a line: the source's pointers and the span id.
+    paths: Paths,
     /// Records timed after this (unix seconds) are malformed: a clock that is wrong would
     /// otherwise fill buckets of the future.
     pub not_after: Option<i64>,
@@ -72,8 +75,13 @@ pub struct Ingestor<'s> {
 
 impl<'s> Ingestor<'s> {
     pub fn new(rules: &'s SourceRules) -> Self {
+        let pointers = rules.mapping.fields.refs().filter_map(|r| match r {
+            FieldRef::Pointer(p) => Some(p.as_str()),
+            FieldRef::Column(_) => None,
+        });
         Self {
             rules,
+            paths: Paths::new(pointers.chain(["/span_id"])),
             not_after: None,
             counts: Counts::default(),
         }
@@ -81,7 +89,7 @@ impl<'s> Ingestor<'s> {
 
     /// A line of JSONL. `at` says where it is (`logs/app.jsonl:12`) for an error.
     pub fn json_line(&mut self, line: &str, at: impl FnOnce() -> String) -> Option<Kept> {
-        match serde_json::from_str::<Value>(line) {
+        match self.paths.parse(line) {
             Ok(v) => self.value(&v, line.as_bytes(), at),
             Err(e) => {
                 self.malformed(at(), format!("not JSON: {e}"));

@@ -9,11 +9,16 @@
 //! - [`reader`]: log lines with resume offsets; long, broken and unfinished lines handled.
 //! - [`mapping`]: JSON pointers (RFC 6901) or CSV columns -> a [`Record`], with typed errors.
 //! - [`redact`]: built-in patterns (email, phone, card, secret) and custom regexes.
+//! - [`sparse`]: builds of a JSON line only what the source's pointers read.
 //! - [`sample`]: a deterministic keep/drop decision by trace id, so feedback finds its record.
+//! - [`collect`]: an OTLP/HTTP receiver that hands each export to one consumer and answers once stored.
 //! - [`ingest`]: one source's records through map, redact, sample and count.
 //! - [`bucket`]: per-minute aggregates with a mergeable latency sketch, rolled up to hour and day.
+//! - [`feedback`]: users' feedback given after the fact (JSONL or CSV rows), read and normalised.
 
 pub mod bucket;
+pub mod collect;
+pub mod feedback;
 pub mod ingest;
 pub mod language;
 pub mod mapping;
@@ -22,6 +27,7 @@ pub mod reader;
 pub mod record;
 pub mod redact;
 pub mod sample;
+pub mod sparse;
 
 pub use bucket::{Aggregator, Bucket, BucketKey, Resolution};
 pub use mapping::{FieldMap, FieldRef, MapError, Mapping, UserHasher};

@@ -53,6 +53,20 @@ pub fn decode_protobuf(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 pub fn decode_json(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let request: ExportTraceServiceRequest =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    if request.resource_spans.is_empty() {
+        // Unknown fields are ignored by the generated types, so any JSON object would read as
+        // an empty export: say so unless it is one (`{}` or `{"resourceSpans": []}`).
+        let keys: Map<String, Value> =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+        if let Some(k) = keys
+            .keys()
+            .find(|k| !matches!(k.as_str(), "resourceSpans" | "resource_spans"))
+        {
+            return Err(DecodeError::Json(format!(
+                "it has `{k}` and no `resourceSpans`"
+            )));
+        }
+    }
     Ok(flatten(&request))
 }
 
@@ -404,7 +418,10 @@ mod tests {
 
     #[test]
     fn what_is_not_otlp_is_refused_with_the_reason() {
-        assert!(matches!(decode_json(b"{\"ts\": 1}"), Ok(d) if d.records.is_empty()));
+        let e = decode_json(b"{\"ts\": 1}").unwrap_err().to_string();
+        assert!(e.ends_with("it has `ts` and no `resourceSpans`"), "{e}");
+        assert!(matches!(decode_json(b"{}"), Ok(d) if d.records.is_empty() && d.skipped == 0));
+        assert!(decode_json(b"{\"resourceSpans\": []}").is_ok());
         assert!(matches!(
             decode_json(b"not json"),
             Err(DecodeError::Json(_))

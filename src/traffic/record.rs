@@ -47,6 +47,29 @@ pub enum Vote {
     Neutral,
 }
 
+impl Vote {
+    /// The name stored and shown: `positive`, `negative` or `neutral`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Positive => "positive",
+            Self::Negative => "negative",
+            Self::Neutral => "neutral",
+        }
+    }
+
+    /// The vote named by [`Vote::as_str`].
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "positive" => Some(Self::Positive),
+            "negative" => Some(Self::Negative),
+            "neutral" => Some(Self::Neutral),
+            _ => None,
+        }
+    }
+}
+
 /// Feedback as normalised, with the raw value kept as the user's tool wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Feedback {

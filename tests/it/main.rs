@@ -4,6 +4,7 @@
 mod alerts;
 mod budget;
 mod cli;
+mod collect;
 mod docs;
 mod examples;
 mod faults;

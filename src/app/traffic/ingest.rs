@@ -28,7 +28,7 @@ const BATCH: usize = 4096;
 /// How often `--follow` looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 /// How far ahead of this machine's clock a record may be timed.
-const FUTURE_SLACK_SECS: i64 = 300;
+pub(crate) const FUTURE_SLACK_SECS: i64 = 300;
 
 pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;

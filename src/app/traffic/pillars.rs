@@ -30,6 +30,12 @@ pub struct Pillars {
     pub pass_rate: Option<f64>,
     pub hallucination_rate: Option<f64>,
     pub refusal_rate: Option<f64>,
+    // quality (users' feedback, on every request)
+    /// Requests a user voted on.
+    pub rated: u64,
+    pub satisfaction: Option<f64>,
+    pub thumbs_down_rate: Option<f64>,
+    pub feedback_rate: Option<f64>,
     // cost
     pub tokens_in: u64,
     pub tokens_out: u64,
@@ -65,15 +71,18 @@ pub fn pillars<'a>(
     bucket_secs: i64,
 ) -> Pillars {
     let mut all = BucketRow::default();
+    let mut votes = Vec::new();
     let mut per_start: BTreeMap<i64, u64> = BTreeMap::new();
     for (key, row) in rows {
         all.merge(row);
+        votes.push(row);
         *per_start.entry(key.start).or_default() += row.bucket.requests;
     }
     let b = &all.bucket;
     let q = &all.quality;
     let peak = per_start.values().copied().max().unwrap_or(0);
     let error_rate = b.error_rate();
+    let feedback = super::satisfaction::satisfaction(votes);
     Pillars {
         volume: b.requests,
         throughput_rps: b.requests as f64 / window_secs.max(1) as f64,
@@ -89,6 +98,10 @@ pub fn pillars<'a>(
         pass_rate: ratio(q.passed, q.scored),
         hallucination_rate: ratio(q.hallucinated, q.hallucination_checked),
         refusal_rate: ratio(q.refused, q.refusal_checked),
+        rated: feedback.rated,
+        satisfaction: feedback.satisfaction,
+        thumbs_down_rate: feedback.thumbs_down_rate,
+        feedback_rate: feedback.feedback_rate,
         tokens_in: b.tokens_in,
         tokens_out: b.tokens_out,
         tokens_in_per_request: ratio(b.tokens_in, b.requests),

@@ -178,7 +178,7 @@ fn table(c: &Pillars, p: &Pillars) -> String {
                 .join(" ")
         }
     };
-    let rows: [(&str, &str, String, String); 21] = [
+    let rows: [(&str, &str, String, String); 24] = [
         ("performance", "volume", count(c.volume), count(p.volume)),
         (
             "",
@@ -227,6 +227,19 @@ fn table(c: &Pillars, p: &Pillars) -> String {
             pct(p.hallucination_rate),
         ),
         ("", "refusal rate", pct(c.refusal_rate), pct(p.refusal_rate)),
+        ("", "satisfaction", pct(c.satisfaction), pct(p.satisfaction)),
+        (
+            "",
+            "thumbs-down rate",
+            pct(c.thumbs_down_rate),
+            pct(p.thumbs_down_rate),
+        ),
+        (
+            "",
+            "feedback rate",
+            pct(c.feedback_rate),
+            pct(p.feedback_rate),
+        ),
         ("cost", "tokens in", count(c.tokens_in), count(p.tokens_in)),
         ("", "tokens out", count(c.tokens_out), count(p.tokens_out)),
         (

@@ -41,6 +41,9 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
     let tx = store.begin_traffic(source)?;
     let mut rows: BTreeMap<BucketKey, BucketRow> = BTreeMap::new();
     let mut written = Written::default();
+    // Feedback imported before its record arrived is counted once the record's buckets are.
+    let waiting = tx.feedback_waiting()?;
+    let mut traced = Vec::new();
     for scored in &batch.records {
         let kept = &scored.kept;
         let r = &kept.record;
@@ -49,7 +52,18 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
             continue;
         }
         written.new += 1;
-        let row = rows.entry(BucketKey::minute_of(r)).or_default();
+        let minute = BucketKey::minute_of(r);
+        if let Some(trace) = &r.trace_id {
+            let inline = r
+                .feedback
+                .as_ref()
+                .map(|f| (r.time.timestamp_millis(), f.vote));
+            tx.index_trace(trace, &minute, inline)?;
+            if waiting {
+                traced.push(trace.as_str());
+            }
+        }
+        let row = rows.entry(minute).or_default();
         row.bucket.add(r, kept.sampled);
         if let Some(u) = &r.user_hash {
             row.users.add_hex(u);
@@ -80,6 +94,9 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
     }
     for (key, row) in &rows {
         tx.merge_bucket(key, row)?;
+    }
+    for trace in traced {
+        tx.match_feedback(trace)?;
     }
     for (file, at) in &batch.offsets {
         tx.set_offset(file, at)?;

@@ -79,6 +79,7 @@ fn not_runnable(args: &[String]) -> Option<&'static str> {
             Some("the scheduler daemon runs until stopped")
         }
         ["review", "serve", ..] => Some("the review server runs until stopped"),
+        ["collect", ..] => Some("the OTLP receiver runs until stopped"),
         _ => None,
     }
 }

@@ -99,7 +99,7 @@ pub fn keys_stored(p: &Project) -> i64 {
         .unwrap_or(0)
 }
 
-fn json(out: &std::process::Output) -> serde_json::Value {
+pub fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(stdout(out).trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
 }

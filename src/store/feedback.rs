@@ -1,0 +1,317 @@
+//! Users' feedback on traffic records: imported after the fact, linked by trace id, and counted
+//! in the buckets of its record's minute, hour and day, sampled record or not.
+//!
+//! Each traced record leaves its bucket coordinates in `traffic_traces` when it is counted.
+//! A record's vote in the buckets is the latest by time (inline in the log or imported):
+//! `traffic_votes` holds it, so that a changed vote takes the earlier one out of the counts.
+//! Feedback for a record not ingested yet waits in `traffic_feedback_waiting` and is counted
+//! by the batch that brings its record.
+
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::traffic::{RESOLUTIONS, TrafficTx, read_bucket, write_bucket};
+use super::{Store, StoreError};
+use crate::traffic::{Bucket, BucketKey, Resolution, Vote};
+
+/// One piece of feedback to import (the user already hashed, the comment already redacted).
+#[derive(Debug, Clone)]
+pub struct NewFeedback<'a> {
+    pub trace_id: &'a str,
+    pub time_ms: i64,
+    pub raw: &'a str,
+    pub vote: Vote,
+    pub comment: Option<&'a str>,
+    pub feature: Option<&'a str>,
+    pub user_hash: Option<&'a str>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedbackImport {
+    /// Feedback stored for the first time.
+    pub added: u64,
+    /// Feedback already stored (the same trace, time and value): counted once.
+    pub repeated: u64,
+    /// Records whose vote now counts for the first time.
+    pub counted: u64,
+    /// Records whose earlier vote a later one replaced.
+    pub replaced: u64,
+    /// Feedback kept but older than the vote that counts for its record.
+    pub superseded: u64,
+    /// Feedback whose record is not ingested yet (kept; counted when it arrives).
+    pub waiting: u64,
+}
+
+/// What applying a trace's latest feedback changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    Counted,
+    Replaced,
+    Unchanged,
+    Waiting,
+}
+
+/// A piece of negative feedback with its record's labels, for the digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackRow {
+    pub trace_id: String,
+    pub time_ms: i64,
+    pub raw: String,
+    pub vote: Vote,
+    pub comment: Option<String>,
+    /// The record's feature, else the one the feedback names.
+    pub feature: Option<String>,
+    /// The record's key when it is stored whole (sampled or kept for its text).
+    pub record_key: Option<String>,
+}
+
+fn add_vote(b: &mut Bucket, vote: Vote, sign: i8) {
+    let slot = match vote {
+        Vote::Positive => &mut b.feedback_positive,
+        Vote::Negative => &mut b.feedback_negative,
+        Vote::Neutral => &mut b.feedback_neutral,
+    };
+    *slot = if sign > 0 {
+        *slot + 1
+    } else {
+        slot.saturating_sub(1)
+    };
+}
+
+/// Counts the latest feedback of `trace_id` in its record's buckets (taking the vote it
+/// replaces out), or leaves it waiting when the record has not been counted yet.
+fn apply_latest(tx: &Transaction<'_>, source: &str, trace_id: &str) -> Result<Applied, StoreError> {
+    let latest: Option<(i64, String, String)> = tx
+        .prepare_cached(
+            "SELECT time_ms, vote, raw FROM traffic_feedback WHERE source = ?1 AND trace_id = ?2
+             ORDER BY time_ms DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![source, trace_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((time_ms, vote_name, raw)) = latest else {
+        return Ok(Applied::Unchanged);
+    };
+    let vote = Vote::from_name(&vote_name)
+        .ok_or_else(|| StoreError::Other(format!("read feedback vote `{vote_name}`")))?;
+    let key: Option<BucketKey> = tx
+        .prepare_cached(
+            "SELECT start, model, feature, segment, region FROM traffic_traces
+             WHERE source = ?1 AND trace_id = ?2",
+        )?
+        .query_row(params![source, trace_id], |r| {
+            Ok(BucketKey {
+                start: r.get(0)?,
+                resolution: Resolution::Minute,
+                model: r.get(1)?,
+                feature: r.get(2)?,
+                segment: r.get(3)?,
+                region: r.get(4)?,
+            })
+        })
+        .optional()?;
+    let Some(key) = key else {
+        tx.prepare_cached(
+            "INSERT INTO traffic_feedback_waiting (source, trace_id) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![source, trace_id])?;
+        return Ok(Applied::Waiting);
+    };
+    let current: Option<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT time_ms, vote FROM traffic_votes WHERE source = ?1 AND trace_id = ?2",
+        )?
+        .query_row(params![source, trace_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let old = match &current {
+        Some((t, _)) if *t > time_ms => return Ok(Applied::Unchanged),
+        Some((t, v)) if *t == time_ms && *v == vote_name => return Ok(Applied::Unchanged),
+        Some((_, v)) => Vote::from_name(v),
+        None => None,
+    };
+    for to in RESOLUTIONS {
+        let k = key.rolled_up(to);
+        // A bucket pruned by retention has nothing left to correct.
+        if let Some(mut row) = read_bucket(tx, source, &k)? {
+            if let Some(old) = old {
+                add_vote(&mut row.bucket, old, -1);
+            }
+            add_vote(&mut row.bucket, vote, 1);
+            write_bucket(tx, source, &k, &row)?;
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO traffic_votes (source, trace_id, time_ms, vote) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source, trace_id) DO UPDATE SET time_ms = excluded.time_ms,
+            vote = excluded.vote",
+    )?
+    .execute(params![source, trace_id, time_ms, vote_name])?;
+    tx.prepare_cached(
+        "UPDATE traffic_records SET feedback = ?3, feedback_vote = ?4
+         WHERE source = ?1 AND trace_id = ?2",
+    )?
+    .execute(params![source, trace_id, raw, vote_name])?;
+    tx.prepare_cached("DELETE FROM traffic_feedback_waiting WHERE source = ?1 AND trace_id = ?2")?
+        .execute(params![source, trace_id])?;
+    Ok(if old.is_some() {
+        Applied::Replaced
+    } else {
+        Applied::Counted
+    })
+}
+
+impl TrafficTx<'_> {
+    /// Whether this source has feedback waiting for records (checked once per batch, so that
+    /// a batch without any pays one lookup, not one per record).
+    pub fn feedback_waiting(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM traffic_feedback_waiting WHERE source = ?1)",
+            )?
+            .query_row(params![self.source], |r| r.get(0))?)
+    }
+
+    /// Remembers which minute bucket a newly counted traced record is in, with its inline
+    /// vote (already counted by the bucket) as the vote a later one replaces.
+    pub fn index_trace(
+        &self,
+        trace_id: &str,
+        key: &BucketKey,
+        inline: Option<(i64, Vote)>,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO traffic_traces (source, trace_id, start, model, feature, segment,
+                    region) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                self.source,
+                trace_id,
+                key.start,
+                key.model,
+                key.feature,
+                key.segment,
+                key.region
+            ])?;
+        if let Some((time_ms, vote)) = inline {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO traffic_votes (source, trace_id, time_ms, vote)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![self.source, trace_id, time_ms, vote.as_str()])?;
+        }
+        Ok(())
+    }
+
+    /// Counts the feedback waiting for `trace_id`, now that its record is in the buckets
+    /// (call after the batch's buckets are merged). `true` when there was some.
+    pub fn match_feedback(&self, trace_id: &str) -> Result<bool, StoreError> {
+        let waiting: bool = self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM traffic_feedback_waiting
+                 WHERE source = ?1 AND trace_id = ?2)",
+            )?
+            .query_row(params![self.source, trace_id], |r| r.get(0))?;
+        if waiting {
+            apply_latest(&self.tx, &self.source, trace_id)?;
+        }
+        Ok(waiting)
+    }
+}
+
+impl Store {
+    /// Stores feedback of `source` in one transaction and counts each record's latest vote.
+    pub fn import_feedback(
+        &mut self,
+        source: &str,
+        rows: &[NewFeedback<'_>],
+    ) -> Result<FeedbackImport, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = FeedbackImport::default();
+        for f in rows {
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO traffic_feedback (source, trace_id, time_ms, raw, vote, comment,
+                        feature, user_hash, imported_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, unixepoch())
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    source,
+                    f.trace_id,
+                    f.time_ms,
+                    f.raw,
+                    f.vote.as_str(),
+                    f.comment,
+                    f.feature,
+                    f.user_hash
+                ])?;
+            if n == 0 {
+                out.repeated += 1;
+                continue;
+            }
+            out.added += 1;
+            match apply_latest(&tx, source, f.trace_id)? {
+                Applied::Counted => out.counted += 1,
+                Applied::Replaced => out.replaced += 1,
+                Applied::Unchanged => out.superseded += 1,
+                Applied::Waiting => out.waiting += 1,
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Records of `source` that feedback is waiting for (not ingested yet).
+    pub fn feedback_unmatched(&self, source: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM traffic_feedback_waiting WHERE source = ?1",
+            params![source],
+            |r| r.get(0),
+        )?;
+        Ok(super::codec::to_u64(n))
+    }
+
+    /// The feedback that counts (each record's latest) of `source` given in `[from_ms, to_ms)`
+    /// with the vote `vote`, newest first, with its record's feature and stored key.
+    pub fn feedback_with_vote(
+        &self,
+        source: &str,
+        vote: Vote,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<FeedbackRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT f.trace_id, f.time_ms, f.raw, f.comment, coalesce(t.feature, f.feature),
+                    (SELECT r.key FROM traffic_records r
+                     WHERE r.source = f.source AND r.trace_id = f.trace_id LIMIT 1)
+             FROM traffic_feedback f
+             LEFT JOIN traffic_traces t ON t.source = f.source AND t.trace_id = f.trace_id
+             WHERE f.source = ?1 AND f.vote = ?2 AND f.time_ms >= ?3 AND f.time_ms < ?4
+               AND f.id = (SELECT g.id FROM traffic_feedback g
+                           WHERE g.source = f.source AND g.trace_id = f.trace_id
+                           ORDER BY g.time_ms DESC, g.id DESC LIMIT 1)
+             ORDER BY f.time_ms DESC, f.trace_id",
+        )?;
+        let rows = stmt.query_map(params![source, vote.as_str(), from_ms, to_ms], |r| {
+            let feature: Option<String> = r.get(4)?;
+            Ok(FeedbackRow {
+                trace_id: r.get(0)?,
+                time_ms: r.get(1)?,
+                raw: r.get(2)?,
+                vote,
+                comment: r.get(3)?,
+                feature: feature.filter(|f| !f.is_empty()),
+                record_key: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,336 @@
+//! `feedback import`: users' votes linked to traffic records by trace id, counted once, in the
+//! buckets of their record's minute even when the record was not sampled; a late record
+//! finds the feedback that waited for it; a changed vote replaces the earlier one.
+
+use std::fmt::Write as _;
+
+use super::ingest::{SALT, dump, generated_log, ingest, json, recent_start, source_config};
+use crate::support::{Project, code, stderr, stdout};
+
+fn import(p: &Project, file: &str) -> std::process::Output {
+    p.cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args(["feedback", "import", file, "--format", "json"])
+        .output()
+        .expect("run evalwatch")
+}
+
+/// A project whose source (sampling `sample`) has ingested `n` generated records, and when
+/// they start.
+fn ingested(sample: &str, n: i64) -> (Project, i64) {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config(sample));
+    let start = recent_start();
+    p.write("logs/a.jsonl", &generated_log(start, n));
+    let out = ingest(&p, &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    (p, start)
+}
+
+/// `feedback import FILE` in text, with the salt unless `salt` is false.
+fn import_text(p: &Project, file: &str, salt: bool) -> std::process::Output {
+    let mut cmd = p.cmd();
+    if salt {
+        cmd.env("EVALWATCH_TRAFFIC_SALT", SALT);
+    } else {
+        cmd.env_remove("EVALWATCH_TRAFFIC_SALT");
+    }
+    cmd.args(["feedback", "import", file])
+        .output()
+        .expect("run evalwatch")
+}
+
+/// (positive, negative, neutral) summed over the minute buckets, then over the day buckets.
+fn votes(p: &Project) -> [(i64, i64, i64); 2] {
+    let conn = rusqlite::Connection::open(p.db()).expect("open store");
+    ["minute", "day"].map(|res| {
+        conn.query_row(
+            "SELECT coalesce(sum(feedback_positive), 0), coalesce(sum(feedback_negative), 0),
+                coalesce(sum(feedback_neutral), 0) FROM traffic_buckets WHERE resolution = ?1",
+            [res],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("sum")
+    })
+}
+
+/// JSONL feedback: `(trace, seconds after start, value, comment)`.
+fn feedback_file(start: i64, rows: &[(&str, i64, &str, &str)]) -> String {
+    let mut out = String::new();
+    for (trace, after, value, comment) in rows {
+        let _ = writeln!(
+            out,
+            r#"{{"trace_id": "{trace}", "time": {}, "value": {value}, "comment": "{comment}", "user": "user-1"}}"#,
+            start + after
+        );
+    }
+    out
+}
+
+#[test]
+fn feedback_imported_twice_changes_nothing_and_counts_for_unsampled_records() {
+    let (p, start) = ingested("10%", 200);
+    let rows: Vec<(String, i64, &str, &str)> = (0..40)
+        .map(|i| {
+            let value = if i < 30 { r#""down""# } else { "5" };
+            (format!("t{i}"), 600 + i, value, "wrong refund policy")
+        })
+        .collect();
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|(t, a, v, c)| (t.as_str(), *a, *v, *c))
+        .collect();
+    p.write("fb.jsonl", &feedback_file(start, &rows));
+    let out = import(&p, "fb.jsonl");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let first = json(&out);
+    assert_eq!(
+        (
+            first["added"].as_u64(),
+            first["counted"].as_u64(),
+            first["unmatched"].as_u64()
+        ),
+        (Some(40), Some(40), Some(0))
+    );
+    // With a 10% sample most of these records were not kept whole: all 40 votes count.
+    assert_eq!(votes(&p), [(10, 30, 0), (10, 30, 0)]);
+    let before = dump(&p);
+    let again = json(&import(&p, "fb.jsonl"));
+    assert_eq!(
+        (again["added"].as_u64(), again["repeated"].as_u64()),
+        (Some(0), Some(40))
+    );
+    assert_eq!(dump(&p), before);
+    assert_eq!(votes(&p), [(10, 30, 0), (10, 30, 0)]);
+    // Users are stored hashed, never as given.
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let raw_users: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM traffic_feedback WHERE user_hash LIKE '%user-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(raw_users, 0);
+}
+
+#[test]
+fn a_late_record_finds_the_feedback_waiting_for_it() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    let start = recent_start();
+    p.write(
+        "fb.jsonl",
+        &feedback_file(start, &[("t3", 60, r#""thumbs_down""#, "slow")]),
+    );
+    let first = json(&import(&p, "fb.jsonl"));
+    assert_eq!(
+        (first["waiting"].as_u64(), first["unmatched"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let out = import_text(&p, "fb.jsonl", true);
+    assert!(
+        stdout(&out).contains("1 records of this source not ingested yet have feedback"),
+        "{}",
+        stdout(&out)
+    );
+    p.write("logs/a.jsonl", &generated_log(start, 20));
+    let out = ingest(&p, &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+    let after = json(&import(&p, "fb.jsonl"));
+    assert_eq!(
+        (after["repeated"].as_u64(), after["unmatched"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+}
+
+#[test]
+fn a_changed_vote_replaces_the_earlier_one_and_both_are_kept() {
+    let (p, start) = ingested("100%", 10);
+    p.write("a.jsonl", &feedback_file(start, &[("t2", 100, "1", "")]));
+    assert_eq!(json(&import(&p, "a.jsonl"))["counted"], 1);
+    assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+    // Later: the user changed their mind (CSV this time).
+    p.write(
+        "b.csv",
+        &format!(
+            "trace_id,time,value,comment\nt2,{},up,\"fixed, thanks\"\n",
+            start + 200
+        ),
+    );
+    let out = import(&p, "b.csv");
+    assert_eq!(json(&out)["replaced"], 1, "{}", stderr(&out));
+    assert_eq!(votes(&p), [(1, 0, 0), (1, 0, 0)]);
+    // An older vote arriving late is kept in history but does not count.
+    p.write(
+        "c.jsonl",
+        &feedback_file(start, &[("t2", 50, r#""down""#, "")]),
+    );
+    assert_eq!(json(&import(&p, "c.jsonl"))["superseded"], 1);
+    assert_eq!(votes(&p), [(1, 0, 0), (1, 0, 0)]);
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let (history, vote): (i64, String) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM traffic_feedback WHERE trace_id = 't2'),
+                feedback_vote FROM traffic_records WHERE trace_id = 't2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((history, vote.as_str()), (3, "positive"));
+}
+
+#[test]
+fn values_outside_the_scale_are_located_and_do_not_stop_the_import() {
+    let (p, start) = ingested("10%", 10);
+    p.write(
+        "fb.jsonl",
+        &feedback_file(
+            start,
+            &[
+                ("t1", 1, "7", ""),
+                ("t2", 1, r#""down""#, ""),
+                ("t3", 1, r#""meh""#, ""),
+            ],
+        ),
+    );
+    let out = import_text(&p, "fb.jsonl", true);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fb.jsonl:1: `value` 7 is not feedback"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fb.jsonl:3: `value` \"meh\" is not feedback"),
+        "{err}"
+    );
+    assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+    // A user id without the salt: nothing imported, exit 2.
+    let out = import_text(&p, "fb.jsonl", false);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[test]
+fn a_rise_in_thumbs_down_on_one_feature_shows_in_traffic_by_feature() {
+    let (p, start) = ingested("10%", 200);
+    // Even traces are `chat`, odd ones `summarise`: 20 chat answers voted down, 10 summaries up.
+    let traces: Vec<(String, &str)> = (0..20)
+        .map(|i| (format!("t{}", 2 * i), r#""down""#))
+        .chain((0..10).map(|i| (format!("t{}", 2 * i + 1), "true")))
+        .collect();
+    let rows: Vec<_> = traces
+        .iter()
+        .map(|(t, v)| (t.as_str(), 900, *v, ""))
+        .collect();
+    p.write("fb.jsonl", &feedback_file(start, &rows));
+    assert_eq!(code(&import(&p, "fb.jsonl")), 0);
+    let out = p
+        .cmd()
+        .args(["traffic", "--by", "feature", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let t = json(&out);
+    let c = &t["current"];
+    assert_eq!(
+        (c["rated"].as_u64(), c["satisfaction"].as_f64()),
+        (Some(30), Some(10.0 / 30.0))
+    );
+    assert_eq!(c["thumbs_down_rate"].as_f64(), Some(0.1));
+    assert_eq!(c["feedback_rate"].as_f64(), Some(0.15));
+    let of = |v: &str| {
+        t["by"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["value"] == v)
+            .unwrap()["current"]
+            .clone()
+    };
+    let (chat, summarise) = (of("chat"), of("summarise"));
+    assert_eq!(
+        (
+            chat["thumbs_down_rate"].as_f64(),
+            chat["satisfaction"].as_f64()
+        ),
+        (Some(0.2), Some(0.0))
+    );
+    assert_eq!(
+        (
+            summarise["thumbs_down_rate"].as_f64(),
+            summarise["satisfaction"].as_f64()
+        ),
+        (Some(0.0), Some(1.0))
+    );
+    let text = p
+        .cmd()
+        .args(["traffic", "--by", "feature"])
+        .output()
+        .unwrap();
+    let text = stdout(&text);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("thumbs-down rate") && l.contains("20.00%")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_digest_names_the_feature_and_its_top_terms() {
+    let (p, start) = ingested("10%", 40);
+    p.write(
+        "fb.jsonl",
+        &feedback_file(
+            start,
+            &[
+                ("t0", 900, r#""down""#, "The refund policy is made up"),
+                ("t2", 900, r#""down""#, "wrong refund policy"),
+                ("t4", 900, r#""down""#, "refund amount wrong"),
+                ("t1", 900, r#""down""#, "summary too long"),
+                ("t3", 900, r#""up""#, "great summary"),
+            ],
+        ),
+    );
+    assert_eq!(code(&import(&p, "fb.jsonl")), 0);
+    let out = p
+        .cmd()
+        .args(["feedback", "digest", "--week", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let d = json(&out);
+    assert_eq!(d["negative"], 4);
+    let first = &d["features"][0];
+    assert_eq!(
+        (first["feature"].as_str(), first["negative"].as_u64()),
+        (Some("chat"), Some(3))
+    );
+    assert_eq!(
+        first["terms"][0],
+        serde_json::json!({"term": "refund", "count": 3})
+    );
+    assert_eq!(
+        first["terms"][1],
+        serde_json::json!({"term": "policy", "count": 2})
+    );
+    let traces: Vec<&str> = first["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(traces, ["t0", "t2", "t4"]);
+    assert_eq!(d["features"][1]["feature"], "summarise");
+    assert_eq!(d["features"][1]["negative"], 1);
+    let text = p
+        .cmd()
+        .args(["feedback", "digest", "--week"])
+        .output()
+        .unwrap();
+    let text = stdout(&text);
+    assert!(text.contains("chat : 3 negative"), "{text}");
+    assert!(text.contains("terms: refund (3), policy (2)"), "{text}");
+}
