@@ -6,6 +6,7 @@
 //! - [`message`]: the notice (JSON payload and text) of a finding or a recovery.
 //!
 //! Alert episodes and pending deliveries, as stored, are rows of `crate::store`.
+//! - [`traffic`]: alert rules over traffic metrics (window, split, calendar baselines).
 //! - [`sink`]: delivery to stdout, a file, a webhook, Slack or a command, with retries.
 
 pub mod drift;
@@ -14,3 +15,4 @@ pub mod message;
 pub mod rule;
 pub mod sink;
 pub mod stats;
+pub mod traffic;

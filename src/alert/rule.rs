@@ -78,7 +78,7 @@ impl Condition {
         matches!(self, Self::Drop(_) | Self::Rise(_) | Self::Ratio(_))
     }
 
-    fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         match self {
             Self::Drop(v) => format!("drop {v}"),
             Self::Rise(v) => format!("rise {v}"),
@@ -216,7 +216,10 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 /// ` ; did you mean `x`?` when a candidate is a plausible misspelling, else empty.
-fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
     let lower = word.to_lowercase();
     candidates
         .into_iter()
@@ -263,7 +266,7 @@ pub struct RuleProblem {
 }
 
 impl RuleProblem {
-    fn at(key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn at(key: &str, message: impl Into<String>) -> Self {
         Self {
             key: Some(key.to_owned()),
             on_key: false,
@@ -271,7 +274,7 @@ impl RuleProblem {
         }
     }
 
-    fn whole(message: impl Into<String>) -> Self {
+    pub(crate) fn whole(message: impl Into<String>) -> Self {
         Self {
             key: None,
             on_key: false,
@@ -290,6 +293,8 @@ pub enum MetricScope<'a> {
     /// that is a near miss of a run metric is an error; any other name may be a suite's
     /// named metric and is judged per suite.
     Project,
+    /// A traffic source's rule (`alert::traffic`): one of the listed traffic metrics.
+    Traffic(&'a [&'a str]),
 }
 
 /// Every metric name a rule may take, `named` included.
@@ -333,7 +338,7 @@ pub fn judge_rule(raw: &Value, metrics: MetricScope<'_>) -> Result<Rule, Vec<Rul
     let no_names = BTreeSet::new();
     let named = match metrics {
         MetricScope::Suite(n) => n,
-        MetricScope::Project => &no_names,
+        MetricScope::Project | MetricScope::Traffic(_) => &no_names,
     };
     let mut errors: Vec<RuleProblem> = Vec::new();
     let mut hinted_metric = false;
@@ -369,9 +374,17 @@ pub fn judge_rule(raw: &Value, metrics: MetricScope<'_>) -> Result<Rule, Vec<Rul
             known_metric(&metric, &no_names)
                 || did_you_mean(&metric, metric_names(&no_names)).is_empty()
         }
+        MetricScope::Traffic(list) => list.contains(&metric.as_str()),
     };
     if !metric_ok {
-        errors.push(RuleProblem::at("metric", unknown_metric(&metric, named)));
+        let message = match metrics {
+            MetricScope::Traffic(list) => format!(
+                "unknown traffic metric `{metric}`{}",
+                did_you_mean(&metric, list.iter().copied())
+            ),
+            _ => unknown_metric(&metric, named),
+        };
+        errors.push(RuleProblem::at("metric", message));
     }
     // Each condition with the key it is written under.
     let mut conditions: Vec<(&str, Condition)> = Vec::new();

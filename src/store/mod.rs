@@ -19,6 +19,7 @@ mod schedule;
 mod schema;
 mod settings;
 mod traffic;
+mod traffic_alerts;
 mod trends;
 mod writer;
 

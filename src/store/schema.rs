@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 12] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 13] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -40,6 +40,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 12] = [
     (
         "0012_feedback",
         include_str!("migrations/0012_feedback.sql"),
+    ),
+    (
+        "0013_traffic_alerts",
+        include_str!("migrations/0013_traffic_alerts.sql"),
     ),
 ];
 

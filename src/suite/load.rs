@@ -11,7 +11,7 @@ use super::decode::{Ctx, did_you_mean};
 use super::wire::{SUITE_KEYS, WireDefaults, WireGate, WireMessage, WireReview};
 use super::yaml::{self, Node};
 use super::{Diagnostic, cron, hash, provider, template};
-use crate::alert::rule::{MetricScope, judge_rule, known_metric, unknown_metric};
+use crate::alert::rule::{MetricScope, RuleProblem, judge_rule, known_metric, unknown_metric};
 use crate::model::limits;
 use crate::model::{
     Gate, Location, MessageTemplate, Metrics, ProjectConfig, PromptTemplate, ProviderSpec,
@@ -612,19 +612,23 @@ pub(crate) fn decode_alerts(
                 at.push(ctx.loc(item.get("metric").map_or(item, |(_, m)| m)));
                 out.push(raw);
             }
-            Err(problems) => {
-                for p in problems {
-                    let node = match (&p.key, item.get(p.key.as_deref().unwrap_or(""))) {
-                        (Some(_), Some((k, _))) if p.on_key => k,
-                        (Some(_), Some((_, v))) => v,
-                        _ => item,
-                    };
-                    ctx.error(node, p.message);
-                }
-            }
+            Err(problems) => put_rule_problems(ctx, item, problems),
         }
     }
     (out, at)
+}
+
+/// Report each problem of a rule where it is written: at its key (an unknown key), at its
+/// value, or at the rule as a whole.
+pub(crate) fn put_rule_problems(ctx: &mut Ctx, item: &Node, problems: Vec<RuleProblem>) {
+    for p in problems {
+        let node = match (&p.key, item.get(p.key.as_deref().unwrap_or(""))) {
+            (Some(_), Some((k, _))) if p.on_key => k,
+            (Some(_), Some((_, v))) => v,
+            _ => item,
+        };
+        ctx.error(node, p.message);
+    }
 }
 
 /// A suite rule's `provider:` and `tag:` must name a provider and a case tag of the suite:

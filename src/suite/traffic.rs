@@ -407,21 +407,13 @@ fn alerts(ctx: &mut Ctx, node: &Node) -> Vec<Value> {
     };
     let mut out = Vec::new();
     for item in items {
-        let Some((_, metric)) = item.get("metric") else {
-            ctx.error(
-                item,
-                "a traffic alert rule needs a `metric` (such as traffic.error_rate)",
-            );
-            continue;
-        };
-        if let Some(m) = ctx.decode::<String>(metric, "`metric`")
-            && !TRAFFIC_METRICS.contains(&m.as_str())
-        {
-            let hint = did_you_mean(&m, TRAFFIC_METRICS);
-            ctx.error(metric, format!("unknown traffic metric `{m}`{hint}"));
-            continue;
+        let raw = ctx.json(item);
+        // The alert stage's own grammar judges the rule, so that `validate`, `ingest`,
+        // `collect` and `alerts check` agree on it; each problem is put where it is written.
+        match crate::alert::traffic::judge_traffic_rule(&raw, &TRAFFIC_METRICS) {
+            Ok(_) => out.push(raw),
+            Err(problems) => super::load::put_rule_problems(ctx, item, problems),
         }
-        out.push(ctx.json(item));
     }
     out
 }

@@ -10,26 +10,26 @@ use serde_json::Value;
 
 use super::support::{Project, code, json_runs, replay_suite, stderr, stdout};
 
-const SECRET: &str = "s3cret-hmac-key";
+pub(crate) const SECRET: &str = "s3cret-hmac-key";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     signature: Option<String>,
-    event: Option<String>,
+    pub(crate) event: Option<String>,
     delivery: Option<String>,
     body: String,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).expect("JSON body")
     }
 }
 
 /// A loopback webhook receiver: records every request; answers 503 while `down`.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
     down: Arc<AtomicBool>,
     /// How long the receiver takes to answer (a slow receiver), in ms.
@@ -38,7 +38,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         use axum::http::{HeaderMap, StatusCode};
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -94,12 +94,12 @@ impl Receiver {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.got.lock().expect("lock").clone()
     }
 }
 
-fn verify(r: &Received) {
+pub(crate) fn verify(r: &Received) {
     let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(r.body.as_bytes());
     let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));

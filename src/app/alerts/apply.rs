@@ -22,14 +22,6 @@ pub(super) struct Apply<'a> {
 }
 
 impl Apply<'_> {
-    fn sinks_for(&self, severity: Severity) -> Vec<String> {
-        self.sinks
-            .iter()
-            .filter(|s| s.accepts(severity))
-            .map(|s| s.id.clone())
-            .collect()
-    }
-
     /// Record the findings of one suite; returns the firing ones as machine-output objects.
     pub(super) fn apply(
         &self,
@@ -68,7 +60,7 @@ impl Apply<'_> {
         open: Option<AlertRow>,
         run_id: Option<&str>,
     ) -> anyhow::Result<Option<Value>> {
-        let sinks = self.sinks_for(rule.severity);
+        let sinks = super::sink_ids(self.sinks, rule.severity);
         let severity = severity_str(rule.severity);
         let mut ctx = NoticeContext {
             suite: &suite.name,

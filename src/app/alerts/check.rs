@@ -66,6 +66,18 @@ pub(super) fn check(
             }
         }
     }
+    for source in &project.traffic {
+        let suite = super::traffic::alert_suite(&source.id);
+        let outcome = super::traffic::judge_source(ctx, &mut store, &sinks, source, now)?;
+        if outcome.open.is_empty() {
+            ctx.printer.info(&format!("{suite}: no open alerts"));
+        }
+        for a in store.open_alerts(Some(&suite))? {
+            ctx.printer
+                .result(&format!("open [{}] {}", a.severity, a.message));
+        }
+        worst = worst.max(outcome.open.into_iter().max());
+    }
     let (delivered, left) = flush_queue(ctx, &mut store, &sinks, env, true)?;
     if delivered > 0 || left > 0 {
         ctx.printer
@@ -88,7 +100,14 @@ struct Configured {
 
 /// The suites of `paths`, each one's rules, and the sinks; or exit 2 with every problem.
 fn configured(ctx: &Ctx, project: &ProjectConfig, paths: &[PathBuf]) -> anyhow::Result<Configured> {
-    let files = crate::app::suite_files(ctx, project, paths)?;
+    // A project that only watches traffic has no suites to check.
+    let files =
+        if paths.is_empty() && !project.traffic.is_empty() && !project.root.join("suites").exists()
+        {
+            Vec::new()
+        } else {
+            crate::app::suite_files(ctx, project, paths)?
+        };
     let (suites, diags) = crate::suite::load_suites(&files, project);
     if !diags.is_empty() {
         return Err(Failure::invalid(crate::app::render_diagnostics(

@@ -19,6 +19,7 @@ mod evaluate;
 mod list;
 #[cfg(test)]
 mod tests;
+pub mod traffic;
 
 use std::collections::BTreeSet;
 
@@ -124,6 +125,15 @@ pub(super) fn usable_sinks(ctx: &Ctx, project: &ProjectConfig) -> Vec<Sink> {
             .filter_map(|s| sink::parse_sink(s, &project.root).ok())
             .collect()
     })
+}
+
+/// The ids of the sinks that take notices of `severity`.
+pub(super) fn sink_ids(sinks: &[Sink], severity: crate::model::Severity) -> Vec<String> {
+    sinks
+        .iter()
+        .filter(|s| s.accepts(severity))
+        .map(|s| s.id.clone())
+        .collect()
 }
 
 /// The reports folder as the notices' links give it.

@@ -38,6 +38,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     let mut reading = Reading::new(ctx, &project, source, &rules)?;
     let mut store = ctx.open_store(&ctx.db_path(&project))?;
     let mut warned = false;
+    let mut opened = 0;
     loop {
         let before = reading.written.new;
         if paths.iter().any(|p| p == "-") {
@@ -64,21 +65,46 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
         if !args.follow {
             break;
         }
-        if reading.written.new > before && args.format == ReadFormat::Text {
-            ctx.printer
-                .detail(&format!("{} new records", reading.written.new - before));
+        if reading.written.new > before {
+            if args.format == ReadFormat::Text {
+                ctx.printer
+                    .detail(&format!("{} new records", reading.written.new - before));
+            }
+            // Following: the rules judge the windows the new records closed.
+            opened += judge_windows(ctx, &mut store, &project, source)?;
         }
         std::thread::sleep(FOLLOW_POLL);
     }
     reading.report(ctx, args.format);
+    opened += judge_windows(ctx, &mut store, &project, source)?;
     Ok(if reading.ing.counts.malformed > 0 {
         exit::INCOMPLETE
+    } else if opened > 0 {
+        exit::GATE
     } else {
         exit::OK
     })
 }
 
 /// The source id (when the first argument names a source) and the paths.
+/// The source's alert rules judge every window the records read closed (docs/alerts.md);
+/// returns how many alerts opened.
+fn judge_windows(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    source: &TrafficSource,
+) -> anyhow::Result<usize> {
+    let outcome = crate::app::alerts::traffic::evaluate_closed_windows(
+        ctx,
+        store,
+        project,
+        source,
+        chrono::Utc::now(),
+    )?;
+    Ok(outcome.opened)
+}
+
 fn split_args<'a>(project: &ProjectConfig, args: &'a [String]) -> (Option<&'a str>, &'a [String]) {
     match args.split_first() {
         Some((first, rest)) if project.traffic.iter().any(|s| &s.id == first) => {

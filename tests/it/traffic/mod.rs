@@ -1,6 +1,7 @@
 //! Production traffic: sources in evalwatch.yaml, `ingest`, `traffic` and `prune`, run as the
 //! real binary against real log files and a real store.
 
+mod alerts;
 mod config;
 mod feedback;
 mod figures;

@@ -1,0 +1,221 @@
+//! The context a traffic alert carries (`../shared/spec/traffic.md`): value and normal
+//! value, when it started, where it concentrates, and the change markers just before it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::figures::{additive, groups, metric_words, show, value};
+use crate::alert::rule::Condition;
+use crate::alert::traffic::{Split, TrafficRule};
+use crate::model::{Mark, MarkKind};
+use crate::store::BucketRow;
+use crate::traffic::BucketKey;
+
+/// How long before an alert started its change markers are named.
+pub(super) const MARKS_BEFORE_SECS: i64 = 6 * 3_600;
+
+/// Where the excess of a firing, unsplit rule concentrates.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Concentration {
+    pub(super) split: Split,
+    pub(super) label: String,
+    /// Its share of the excess (0..=1).
+    pub(super) share: f64,
+}
+
+/// The label (of any split) that carries the largest share of the excess of `window` over
+/// `normal` (rows of the baseline, `scale`d to the window for additive metrics), when one
+/// carries at least half of it. For rates and percentiles a label's excess is its distance
+/// from the normal value times its requests; for additive metrics, its own rise.
+pub(super) fn concentration(
+    rule: &TrafficRule,
+    window: &[(BucketKey, BucketRow)],
+    normal_rows: &[(BucketKey, BucketRow)],
+    normal: Option<f64>,
+    scale: f64,
+) -> Option<Concentration> {
+    let metric = rule.rule.metric.as_str();
+    let secs = rule.window;
+    // Drops move down: their excess is below normal.
+    let sign = match rule.rule.condition {
+        Condition::Drop(_) | Condition::Min(_) => -1.0,
+        Condition::Ratio(r) if r < 1.0 => -1.0,
+        _ => 1.0,
+    };
+    let mut best: Option<Concentration> = None;
+    for split in Split::ALL {
+        let now = groups(window, Some(split));
+        if now.len() < 2 {
+            continue;
+        }
+        let before = groups(normal_rows, Some(split));
+        let excess: BTreeMap<&str, f64> = now
+            .iter()
+            .filter_map(|(name, row)| {
+                let v = value(metric, row, secs)?;
+                let e = if additive(metric) {
+                    let was = before
+                        .get(name)
+                        .and_then(|r| value(metric, r, secs))
+                        .unwrap_or(0.0);
+                    v - was * scale
+                } else {
+                    (v - normal?) * row.bucket.requests as f64
+                };
+                Some((name.as_str(), sign * e))
+            })
+            .filter(|(_, e)| *e > 0.0)
+            .collect();
+        let total: f64 = excess.values().sum();
+        if total <= 0.0 {
+            continue;
+        }
+        if let Some((name, e)) = excess.iter().max_by(|a, b| a.1.total_cmp(b.1)) {
+            let share = e / total;
+            if share >= 0.5 && best.as_ref().is_none_or(|b| share > b.share) {
+                best = Some(Concentration {
+                    split,
+                    label: (*name).to_owned(),
+                    share,
+                });
+            }
+        }
+    }
+    best
+}
+
+fn words(kind: MarkKind) -> &'static str {
+    match kind {
+        MarkKind::Deploy => "the deployment",
+        MarkKind::Model => "the model change",
+        MarkKind::Prompt => "the prompt change",
+        MarkKind::Note => "the note",
+    }
+}
+
+/// `15 minutes`, `3 hours`, `2 days`.
+fn span(secs: i64) -> String {
+    let (n, unit) = if secs < 3_600 {
+        (secs / 60, "minute")
+    } else if secs < 86_400 {
+        (secs / 3_600, "hour")
+    } else {
+        (secs / 86_400, "day")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `14:30`, with the date when it is not the day of `day`.
+fn clock(t: &str, day: DateTime<Utc>) -> String {
+    DateTime::parse_from_rfc3339(t).map_or_else(
+        |_| t.to_owned(),
+        |t| {
+            let t = t.with_timezone(&Utc);
+            if t.date_naive() == day.date_naive() {
+                t.format("%H:%M").to_string()
+            } else {
+                t.format("%Y-%m-%d %H:%M").to_string()
+            }
+        },
+    )
+}
+
+/// What an alert says and sends.
+pub(super) struct Context<'a> {
+    pub(super) rule: &'a TrafficRule,
+    /// `*`, or the split's label.
+    pub(super) group: &'a str,
+    pub(super) value: f64,
+    pub(super) normal: Option<f64>,
+    pub(super) started: DateTime<Utc>,
+    pub(super) now: DateTime<Utc>,
+    pub(super) concentration: Option<Concentration>,
+    pub(super) marks: Vec<Mark>,
+}
+
+impl Context<'_> {
+    /// The spec's sentence: "Error rate is 8% (normally 2%), started 15 minutes ago,
+    /// concentrated in the summarisation feature, possibly related to the deployment at 14:30."
+    pub(super) fn sentence(&self) -> String {
+        let metric = &self.rule.rule.metric;
+        let mut s = metric_words(metric);
+        if let Some(split) = self.rule.by {
+            let _ = write!(s, " of {} `{}`", split.name(), self.group);
+        }
+        let _ = write!(s, " is {}", show(metric, self.value));
+        match self.normal {
+            Some(n) => {
+                let _ = write!(s, " (normally {})", show(metric, n));
+            }
+            None => s.push_str(" (no earlier traffic to compare with)"),
+        }
+        let ago = (self.now - self.started).num_seconds();
+        let from = self.started.format("%Y-%m-%d %H:%M");
+        if ago >= 60 {
+            let _ = write!(s, ", started {} ago (window from {from} UTC)", span(ago));
+        } else {
+            let _ = write!(s, ", started at {from} UTC");
+        }
+        if let Some(c) = &self.concentration {
+            let label = if c.label.is_empty() {
+                "(unlabelled)"
+            } else {
+                &c.label
+            };
+            let _ = write!(
+                s,
+                ", concentrated in the {label} {} ({:.0}% of the excess)",
+                c.split.name(),
+                c.share * 100.0
+            );
+        }
+        if !self.marks.is_empty() {
+            let named: Vec<String> = self
+                .marks
+                .iter()
+                .take(3)
+                .map(|m| {
+                    format!(
+                        "{} at {} ({})",
+                        words(m.kind),
+                        clock(&m.at, self.started),
+                        m.text
+                    )
+                })
+                .collect();
+            let _ = write!(s, ", possibly related to {}", named.join(" or "));
+        }
+        s.push('.');
+        s
+    }
+
+    /// The context as the notice's JSON carries it.
+    pub(super) fn json(&self) -> Value {
+        json!({
+            "value": self.value,
+            "normal": self.normal,
+            "started_at": self.started.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "concentrated": self.concentration.as_ref().map(|c| json!({
+                "by": c.split.name(), "label": c.label, "share": c.share,
+            })),
+            "marks": self.marks.iter().map(|m| json!({
+                "kind": m.kind.as_str(), "text": m.text, "at": m.at, "feature": m.feature,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_naturally() {
+        assert_eq!(span(900), "15 minutes");
+        assert_eq!(span(3_600), "1 hour");
+        assert_eq!(span(3 * 86_400), "3 days");
+    }
+}

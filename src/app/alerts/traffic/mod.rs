@@ -1,0 +1,484 @@
+//! Traffic alert rules: each rule walks its source's closed windows in order, from where it
+//! last stopped (a cursor in the store), and turns each window into alert state through the
+//! same episodes, notices and delivery claims as suite alerts: open once per (source, rule,
+//! split label), touch while firing, resolve once. A window closes when the clock has
+//! passed its end and traffic from after its end is stored; a window with no data decides
+//! nothing (an alert is never opened, nor resolved, on no data).
+//!
+//! `ingest` calls [`evaluate_closed_windows`] at the end of a read, `collect` as windows
+//! close, and `alerts check` for every source.
+
+mod context;
+mod figures;
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use self::context::{Concentration, Context, MARKS_BEFORE_SECS, concentration};
+use self::figures::{additive, groups, value};
+use super::{flush_queue, process_env, sink_ids, usable_sinks};
+use crate::alert::rule::severity_str;
+use crate::alert::sink::{Env, Sink};
+use crate::alert::traffic::{TrafficBaseline, TrafficRule, WEEK, judge_traffic_rule};
+use crate::app::Ctx;
+use crate::model::{ProjectConfig, Severity, TrafficSource};
+use crate::store::{BucketRow, MarkQuery, NewAlert, Store};
+use crate::suite::TRAFFIC_METRICS;
+use crate::traffic::{BucketKey, Resolution};
+
+/// The most windows one evaluation judges per rule (older ones are skipped, and said so).
+pub const MAX_WINDOWS: i64 = 96;
+
+/// What the traffic rules of a source did.
+#[derive(Debug, Default)]
+pub struct TrafficOutcome {
+    /// Alerts opened by this evaluation.
+    pub opened: usize,
+    /// Alerts of the source open after it, by severity.
+    pub open: Vec<Severity>,
+}
+
+/// The alert state key of a source's alerts.
+#[must_use]
+pub fn alert_suite(source: &str) -> String {
+    format!("traffic:{source}")
+}
+
+/// Judge every window of `source` that closed since its rules last looked, record alert
+/// state, then deliver pending notices (a sink that is down keeps its notices queued).
+/// The entry point for `ingest` (after a read) and `collect` (as windows close): call it
+/// with the store the records were written to and `Utc::now()`.
+pub fn evaluate_closed_windows(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    source: &TrafficSource,
+    now: DateTime<Utc>,
+) -> anyhow::Result<TrafficOutcome> {
+    evaluate_closed_windows_with(ctx, store, project, source, now, &process_env)
+}
+
+/// [`evaluate_closed_windows`] with an injected environment lookup.
+pub fn evaluate_closed_windows_with(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    source: &TrafficSource,
+    now: DateTime<Utc>,
+    env: Env<'_>,
+) -> anyhow::Result<TrafficOutcome> {
+    let sinks = usable_sinks(ctx, project);
+    let outcome = judge_source(ctx, store, &sinks, source, now)?;
+    if let Err(e) = flush_queue(ctx, store, &sinks, env, false) {
+        ctx.printer
+            .warn(&format!("deliver alerts: {e}; notices stay queued"));
+    }
+    Ok(outcome)
+}
+
+/// The source's rules (judged at load already; one that fails here is skipped, said so).
+fn rules(ctx: &Ctx, source: &TrafficSource) -> Vec<TrafficRule> {
+    let mut out: Vec<TrafficRule> = Vec::new();
+    for (i, raw) in source.alerts.iter().enumerate() {
+        match judge_traffic_rule(raw, &TRAFFIC_METRICS) {
+            Ok(mut r) => {
+                // Two rules with one name would share alert state: number the later ones.
+                let base = r.rule.name.clone();
+                let mut k = 2;
+                while out.iter().any(|o| o.rule.name == r.rule.name) {
+                    r.rule.name = format!("{base} #{k}");
+                    k += 1;
+                }
+                out.push(r);
+            }
+            Err(p) => {
+                let why: Vec<String> = p.into_iter().map(|p| p.message).collect();
+                ctx.printer.warn(&format!(
+                    "traffic source `{}`: alert rule {}: {}; the rule is skipped",
+                    source.id,
+                    i + 1,
+                    why.join("; ")
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Judge the closed windows of every rule of `source` (no delivery).
+pub(super) fn judge_source(
+    ctx: &Ctx,
+    store: &mut Store,
+    sinks: &[Sink],
+    source: &TrafficSource,
+    now: DateTime<Utc>,
+) -> anyhow::Result<TrafficOutcome> {
+    let mut outcome = TrafficOutcome::default();
+    let suite = alert_suite(&source.id);
+    let rules = rules(ctx, source);
+    let latest = store.traffic_latest(&source.id)?;
+    for rule in &rules {
+        let Some(latest) = latest else {
+            ctx.printer.detail(&format!(
+                "alert rule `{}` on {suite}: no traffic stored yet; nothing to judge",
+                rule.rule.name
+            ));
+            continue;
+        };
+        let step = rule.window.min(86_400);
+        let closed = now.timestamp().min(latest).div_euclid(step) * step;
+        let oldest = closed - (MAX_WINDOWS - 1) * step;
+        let cursor = store.traffic_alert_cursor(&source.id, &rule.rule.name)?;
+        let first = cursor.map_or(oldest, |c| c + step).max(oldest);
+        if cursor.is_some_and(|c| c + step < oldest) {
+            ctx.printer.warn(&format!(
+                "alert rule `{}` on {suite}: windows before {} were not judged (at most {MAX_WINDOWS} per evaluation)",
+                rule.rule.name,
+                at(oldest)
+            ));
+        }
+        let mut judge = Judge {
+            ctx,
+            store,
+            sinks,
+            source,
+            suite: &suite,
+            rule,
+            now,
+        };
+        let mut end = first;
+        let mut last = None;
+        while end <= closed {
+            last = Some(judge.window(end, &mut outcome)?);
+            end += step;
+        }
+        if let Some(lines) = last {
+            for l in lines {
+                ctx.printer.detail(&l);
+            }
+        } else {
+            ctx.printer.detail(&format!(
+                "alert rule `{}` on {suite}: no window closed since the last evaluation",
+                rule.rule.name
+            ));
+        }
+        if first <= closed {
+            store.set_traffic_alert_cursor(&source.id, &rule.rule.name, closed)?;
+        }
+    }
+    for a in store.open_alerts(Some(&suite))? {
+        if let Some(s) = crate::alert::rule::severity_parse(&a.severity) {
+            outcome.open.push(s);
+        }
+    }
+    Ok(outcome)
+}
+
+/// RFC 3339 of unix seconds.
+fn at(unix: i64) -> String {
+    instant(unix).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn instant(unix: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(unix, 0).single().unwrap_or_default()
+}
+
+/// The buckets a window of `secs` is counted in.
+fn resolution(secs: i64) -> Resolution {
+    if secs < 3_600 {
+        Resolution::Minute
+    } else if secs < 86_400 {
+        Resolution::Hour
+    } else {
+        Resolution::Day
+    }
+}
+
+/// One rule of one source, judging windows.
+struct Judge<'a> {
+    ctx: &'a Ctx,
+    store: &'a mut Store,
+    sinks: &'a [Sink],
+    source: &'a TrafficSource,
+    suite: &'a str,
+    rule: &'a TrafficRule,
+    now: DateTime<Utc>,
+}
+
+/// The rows a window is compared with, and the factor that scales additive metrics to the
+/// window's length.
+struct Normal {
+    rows: Vec<(BucketKey, BucketRow)>,
+    scale: f64,
+}
+
+impl Judge<'_> {
+    fn rows(
+        &self,
+        res: Resolution,
+        from: i64,
+        to: i64,
+    ) -> anyhow::Result<Vec<(BucketKey, BucketRow)>> {
+        Ok(self.store.traffic_buckets(&self.source.id, res, from, to)?)
+    }
+
+    /// The baseline rows of the window `[start, end)`. Min/max rules have no baseline; their
+    /// "normal" (for the context) is the trailing week.
+    fn normal(&self, start: i64, end: i64) -> anyhow::Result<Normal> {
+        let w = self.rule.window;
+        let kind = if self.rule.rule.condition.uses_baseline() {
+            self.rule.baseline
+        } else {
+            TrafficBaseline::Trailing7d
+        };
+        Ok(match kind {
+            TrafficBaseline::Previous => Normal {
+                rows: self.rows(resolution(w), start - w, start)?,
+                scale: 1.0,
+            },
+            TrafficBaseline::SameWindowLastWeek => Normal {
+                rows: self.rows(resolution(w), start - WEEK, end - WEEK)?,
+                scale: 1.0,
+            },
+            TrafficBaseline::Trailing7d => {
+                // Whole hours (whole days for day windows) before the window's start.
+                let res = if w < 86_400 {
+                    Resolution::Hour
+                } else {
+                    Resolution::Day
+                };
+                let to = res.floor(start);
+                let rows = self.rows(res, to - WEEK, to)?;
+                let from = rows.iter().map(|(k, _)| k.start).min().unwrap_or(to);
+                let covered = (to - from).max(1);
+                Normal {
+                    rows,
+                    scale: w as f64 / covered as f64,
+                }
+            }
+        })
+    }
+
+    /// Judge the window ending at `end`; returns what -v says of each group.
+    fn window(&mut self, end: i64, outcome: &mut TrafficOutcome) -> anyhow::Result<Vec<String>> {
+        let rule = self.rule;
+        let metric = rule.rule.metric.as_str();
+        let start = end - rule.window;
+        let rows = self.rows(resolution(rule.window), start, end)?;
+        let normal = self.normal(start, end)?;
+        let now_groups = groups(&rows, rule.by);
+        let before = groups(&normal.rows, rule.by);
+        let mut said = Vec::new();
+        let mut labels: Vec<String> = now_groups.keys().cloned().collect();
+        // A split label with an open alert and no traffic now is judged too (undecided).
+        for a in self.store.open_alerts(Some(self.suite))? {
+            if a.rule == rule.rule.name && !labels.contains(&group_of(&a.provider)) {
+                labels.push(group_of(&a.provider));
+            }
+        }
+        if labels.is_empty() {
+            said.push(format!(
+                "alert rule `{}` on {}, window {}..{}: no data (no traffic in the window); never fires on no data",
+                rule.rule.name,
+                self.suite,
+                at(start),
+                at(end)
+            ));
+        }
+        for group in labels {
+            let v = now_groups
+                .get(&group)
+                .and_then(|r| value(metric, r, rule.window));
+            let b = before
+                .get(&group)
+                .and_then(|r| value(metric, r, rule.window))
+                .map(|b| {
+                    if additive(metric) {
+                        b * normal.scale
+                    } else {
+                        b
+                    }
+                });
+            let provider = provider_of(rule, &group);
+            let open = self
+                .store
+                .open_alert(self.suite, &rule.rule.name, &provider, None)?;
+            let what = format!(
+                "alert rule `{}` on {}{}, window {}..{}",
+                rule.rule.name,
+                self.suite,
+                if provider == "*" {
+                    String::new()
+                } else {
+                    format!(" [{provider}]")
+                },
+                at(start),
+                at(end)
+            );
+            let Some(v) = v else {
+                said.push(format!("{what}: no data (nothing in the window to compute `{metric}` from); never fires on no data, state kept"));
+                continue;
+            };
+            let Some(fires) = rule.fires(v, b) else {
+                said.push(format!(
+                    "{what}: {} against no baseline ({} has no data); undecided, state kept",
+                    figures::show(metric, v),
+                    rule.baseline.label()
+                ));
+                continue;
+            };
+            let shown_b = b.map_or_else(|| "none".to_owned(), |b| figures::show(metric, b));
+            said.push(format!(
+                "{what}: {} (normal {shown_b}): {}",
+                figures::show(metric, v),
+                if fires { "fires" } else { "quiet" }
+            ));
+            match (fires, open) {
+                (true, None) => {
+                    let conc: Option<Concentration> = if rule.by.is_none() {
+                        concentration(rule, &rows, &normal.rows, b, normal.scale)
+                    } else {
+                        None
+                    };
+                    let since = at(start - MARKS_BEFORE_SECS);
+                    let until = at(end);
+                    let marks = self.store.marks(&MarkQuery {
+                        since: Some(&since),
+                        until: Some(&until),
+                        feature: None,
+                        source: Some(&self.source.id),
+                        limit: Some(5),
+                    })?;
+                    let cx = Context {
+                        rule,
+                        group: &group,
+                        value: v,
+                        normal: b,
+                        started: instant(start),
+                        now: self.now,
+                        concentration: conc,
+                        marks,
+                    };
+                    self.open(&cx, &provider, &until)?;
+                    outcome.opened += 1;
+                }
+                (true, Some(a)) => {
+                    self.store.touch_alert(a.id, None, &at(end), Some(v), b)?;
+                }
+                (false, Some(a)) => {
+                    let message = format!(
+                        "{}: resolved: {} is {} (normally {shown_b})",
+                        self.subject(&provider),
+                        figures::metric_words(metric),
+                        figures::show(metric, v),
+                    );
+                    let payload = json!({
+                        "event": "resolved",
+                        "alert_id": a.id,
+                        "source": self.source.id,
+                        "rule": rule.rule.name,
+                        "metric": metric,
+                        "severity": a.severity,
+                        "window": rule.window_label(),
+                        "split": split_json(rule, &group),
+                        "value": v,
+                        "normal": b,
+                        "opened_at": a.opened_at,
+                        "resolved_at": at(end),
+                        "message": message,
+                        "text": message,
+                    });
+                    let sinks = sink_ids(self.sinks, rule.rule.severity);
+                    self.store
+                        .resolve_alert(a.id, None, &at(end), &payload.to_string(), &sinks)?;
+                    self.ctx
+                        .printer
+                        .note(&format!("resolved [{}] {message}", a.severity));
+                }
+                (false, None) => {}
+            }
+        }
+        Ok(said)
+    }
+
+    /// `traffic:bot: RULE` or `traffic:bot: RULE [feature=summarise]`.
+    fn subject(&self, provider: &str) -> String {
+        let label = if provider == "*" {
+            String::new()
+        } else {
+            format!(" [{provider}]")
+        };
+        format!("{}: {}{label}", self.suite, self.rule.rule.name)
+    }
+
+    /// Open an alert with its notice queued per sink.
+    fn open(&mut self, cx: &Context<'_>, provider: &str, when: &str) -> anyhow::Result<()> {
+        let rule = self.rule;
+        let severity = severity_str(rule.rule.severity);
+        let sentence = cx.sentence();
+        let headline = format!("{}: {sentence}", self.subject(provider));
+        let sinks = sink_ids(self.sinks, rule.rule.severity);
+        let payload = |id: i64| -> String {
+            let mut text = vec![format!("[{}] {headline}", severity.to_uppercase())];
+            if let Some(r) = &rule.rule.runbook {
+                text.push(format!("runbook: {r}"));
+            }
+            json!({
+                "event": "alert",
+                "alert_id": id,
+                "source": self.source.id,
+                "rule": rule.rule.name,
+                "metric": rule.rule.metric,
+                "severity": severity,
+                "window": rule.window_label(),
+                "baseline": rule.rule.condition.uses_baseline().then(|| rule.baseline.label()),
+                "split": split_json(rule, cx.group),
+                "context": cx.json(),
+                "runbook": rule.rule.runbook,
+                "opened_at": when,
+                "message": headline,
+                "text": text.join("\n"),
+            })
+            .to_string()
+        };
+        self.store.open_new_alert(
+            &NewAlert {
+                suite: self.suite,
+                rule: &rule.rule.name,
+                metric: &rule.rule.metric,
+                provider,
+                tag: None,
+                severity,
+                run_id: None,
+                at: when,
+                value: Some(cx.value),
+                baseline_value: cx.normal,
+                message: &headline,
+            },
+            payload,
+            &sinks,
+        )?;
+        self.ctx
+            .printer
+            .warn(&format!("alert [{severity}] {headline}"));
+        Ok(())
+    }
+}
+
+/// The alerts table's `provider` of a group: `*`, or `feature=summarise`.
+fn provider_of(rule: &TrafficRule, group: &str) -> String {
+    rule.by
+        .map_or_else(|| "*".to_owned(), |s| format!("{}={group}", s.name()))
+}
+
+/// The group of an alert's `provider`.
+fn group_of(provider: &str) -> String {
+    provider
+        .split_once('=')
+        .map_or_else(|| provider.to_owned(), |(_, g)| g.to_owned())
+}
+
+fn split_json(rule: &TrafficRule, group: &str) -> Value {
+    rule.by
+        .map_or(Value::Null, |s| json!({"by": s.name(), "label": group}))
+}

@@ -1,0 +1,54 @@
+//! How far each traffic alert rule has judged its source's windows.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// The end (unix seconds) of the last window rule `rule` of `source` judged.
+    pub fn traffic_alert_cursor(
+        &self,
+        source: &str,
+        rule: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT evaluated_until FROM traffic_alert_cursor WHERE source = ?1 AND rule = ?2",
+            )?
+            .query_row(params![source, rule], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Remember that rule `rule` of `source` judged every window ending at or before `until`.
+    pub fn set_traffic_alert_cursor(
+        &mut self,
+        source: &str,
+        rule: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO traffic_alert_cursor (source, rule, evaluated_until) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source, rule) DO UPDATE SET evaluated_until =
+                 max(evaluated_until, excluded.evaluated_until)",
+            params![source, rule, until],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        assert_eq!(store.traffic_alert_cursor("s", "r").unwrap(), None);
+        store.set_traffic_alert_cursor("s", "r", 900).unwrap();
+        store.set_traffic_alert_cursor("s", "r", 600).unwrap();
+        assert_eq!(store.traffic_alert_cursor("s", "r").unwrap(), Some(900));
+        assert_eq!(store.traffic_alert_cursor("s", "other").unwrap(), None);
+    }
+}
