@@ -152,7 +152,7 @@ pub(super) struct AlertView {
     pub(super) message: String,
 }
 
-pub(super) fn alert_views(rows: Vec<crate::store::AlertRow>, run_id: &str) -> Vec<AlertView> {
+pub(super) fn alert_views(rows: Vec<crate::model::AlertRow>, run_id: &str) -> Vec<AlertView> {
     rows.into_iter()
         .map(|a| AlertView {
             id: a.id,
