@@ -5,6 +5,7 @@ pub mod alerts;
 mod history;
 mod init;
 mod interrupt;
+pub mod lease;
 mod mark;
 pub mod report;
 pub mod review;
