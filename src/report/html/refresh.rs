@@ -152,7 +152,7 @@ pub fn write_reports_with(
             }
             let t = engine_of(&[RUN_TEMPLATE])?;
             for run_id in from_store {
-                let live = live.get(run_id);
+                let live = live.get(run_id).map(|l| l as &dyn run_page::RenderedRows);
                 run_page::write_run(own, &t, dir, run_id, expected, live, &mut written)?;
             }
             crate::phase::phase("reports: run pages");

@@ -5,11 +5,10 @@ use std::path::Path;
 
 use super::result::push_result;
 use super::{
-    Flips, Pages, ROW_BYTES, StatusIndex, alert_views, baseline_href, flip_of, gate_rows,
-    metric_rows, remove_pages_after, rows_in_memory, write_live, write_pages,
+    Flips, Pages, ROW_BYTES, RenderedRows, StatusIndex, alert_views, baseline_href, flip_of,
+    gate_rows, metric_rows, remove_pages_after, rows_in_memory, write_live, write_pages,
 };
 use crate::model::RunInfo;
-use crate::report::html::live::LiveRun;
 use crate::report::html::{
     Expected, HtmlError, LazyExpected, RESULTS_PER_PAGE, ReadError, Source, Written,
 };
@@ -27,7 +26,7 @@ fn baseline_of(
     Ok((store.run(&id)?, baseline_href(runs_dir, &id)))
 }
 
-/// Write the pages of one run: from the rows `run` wrote as it went ([`LiveRun`]) when they
+/// Write the pages of one run: from the rows `run` wrote as it went ([`RenderedRows`]) when they
 /// are exactly its stored results, from the store otherwise.
 pub(in crate::report::html) fn write_run(
     store: &dyn Source,
@@ -35,7 +34,7 @@ pub(in crate::report::html) fn write_run(
     dir: &Path,
     run_id: &str,
     expected: &LazyExpected<'_>,
-    live: Option<&LiveRun>,
+    live: Option<&dyn RenderedRows>,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
     let info = store.run(run_id)?.ok_or_else(|| {
