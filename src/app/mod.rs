@@ -7,6 +7,7 @@ mod feedback;
 mod history;
 mod init;
 mod interrupt;
+pub mod lease;
 mod mark;
 pub mod report;
 pub mod review;

@@ -1,6 +1,7 @@
 //! Plain data shared by every stage. This module imports nothing from the crate.
 
 mod config;
+mod history;
 mod judge;
 pub mod limits;
 mod mark;
@@ -11,6 +12,7 @@ mod traffic;
 mod vars;
 
 pub use config::*;
+pub use history::{AlertRow, TrendQuery, TrendRow};
 pub use judge::*;
 pub use mark::{Mark, MarkKind, MarkOrigin};
 pub use outcome::*;

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::codec::{self, RUN_SELECT, RawRun};
 use super::{Store, StoreError};
-use crate::model::RunInfo;
+use crate::model::{AlertRow, RunInfo};
 
 pub(super) const ALERT_SELECT: &str =
     "SELECT id, suite, rule, metric, provider, tag, severity, opened_at,
@@ -622,27 +622,6 @@ mod tests {
 }
 
 // Rows of alert state.
-
-/// One alert episode.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertRow {
-    pub id: i64,
-    pub suite: String,
-    pub rule: String,
-    pub metric: String,
-    pub provider: String,
-    pub tag: Option<String>,
-    pub severity: String,
-    pub opened_at: String,
-    pub opened_run: Option<String>,
-    pub last_seen_at: String,
-    pub last_run: Option<String>,
-    pub value: Option<f64>,
-    pub baseline_value: Option<f64>,
-    pub message: String,
-    pub resolved_at: Option<String>,
-    pub resolved_run: Option<String>,
-}
 
 /// What opening an alert records.
 #[derive(Debug, Clone, PartialEq)]

@@ -32,7 +32,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
-pub use alerts::{AlertRow, NewAlert, PendingDelivery};
+pub use crate::model::{AlertRow, TrendQuery, TrendRow};
+pub use alerts::{NewAlert, PendingDelivery};
 pub use feedback::{FeedbackImport, FeedbackRow, NewFeedback};
 pub use judge::JudgeCache;
 pub use marks::{MarkQuery, NewMark};
@@ -43,7 +44,7 @@ pub use settings::RunSettings;
 pub use traffic::{
     BucketRow, FileOffset, PruneBefore, Pruned, Quality, RecordRow, TrafficTx, Users,
 };
-pub use trends::{ScoredResult, TrendQuery, TrendRow};
+pub use trends::ScoredResult;
 pub use writer::{Checkpointer, Writer, WriterStats};
 
 /// Failures of the store. Messages read after "failed to ...".

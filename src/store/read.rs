@@ -23,21 +23,6 @@ const RESULT_SELECT: &str = "SELECT x.id, x.seq, x.case_index, c.case_id, x.prov
     WHERE x.id BETWEEN ?1 AND ?2
     ORDER BY x.id";
 
-impl AlertRow {
-    /// What run `run_id` did to this alert: `opened`, `resolved` or `still open` (it saw it
-    /// firing again).
-    #[must_use]
-    pub fn state_in(&self, run_id: &str) -> &'static str {
-        if self.resolved_run.as_deref() == Some(run_id) {
-            "resolved"
-        } else if self.opened_run.as_deref() == Some(run_id) {
-            "opened"
-        } else {
-            "still open"
-        }
-    }
-}
-
 impl Store {
     /// Alerts, open and resolved, of one suite or all, newest opened first; at most `limit`
     /// (0: no limit). The alert history page and the charts' alert markers read these.

@@ -12,6 +12,7 @@ use crate::store::Store;
 mod compare;
 mod export;
 mod live;
+mod source;
 pub mod traffic;
 pub use compare::{
     ALPHA, CompareSettings, Comparison, FlipOut, MetricDelta, compare, pair_results,

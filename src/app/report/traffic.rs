@@ -12,8 +12,8 @@ use crate::app::traffic::pillars::{Pillars, pillars, usage};
 use crate::model::ProjectConfig;
 use crate::report::html::Written;
 use crate::report::html::traffic::{
-    TrafficFigures, TrafficLink, TrafficMarker, TrafficPage, TrafficPoint, TrafficUsage,
-    TrafficWindow, traffic_href, write_traffic,
+    TrafficAlert, TrafficFigures, TrafficLink, TrafficMarker, TrafficPage, TrafficPoint,
+    TrafficUsage, TrafficWindow, traffic_href, write_traffic,
 };
 use crate::store::{BucketRow, MarkQuery, Store};
 use crate::traffic::{BucketKey, Resolution};
@@ -148,8 +148,14 @@ pub fn traffic_page(
         generated: now,
         windows,
         markers,
-        // TODO(#20, T3): open traffic alerts once the store can read them.
-        alerts: Vec::new(),
+        alerts: store
+            .open_alerts(Some(&crate::app::alerts::traffic::alert_suite(id)))?
+            .into_iter()
+            .map(|a| TrafficAlert {
+                severity: a.severity,
+                text: format!("{} (open since {})", a.message, a.opened_at),
+            })
+            .collect(),
     })
 }
 

@@ -10,11 +10,11 @@ use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 use crate::report::html::{HeatFeed, live::EarlyPages};
 use crate::store::{Checkpointer, Store, Writer};
 
-use super::super::schedule::Lease;
 use super::DEFAULT_ERROR_BUDGET;
 use super::consume::Consumed;
 use super::pages::{self, Rendered};
 use super::suite::{Scored, SuiteRun, Whole};
+use crate::app::lease::Lease;
 
 /// One finished run, as the formatters need it.
 pub(super) struct Done {

@@ -18,7 +18,6 @@ use crate::provider::common::Secrets;
 use crate::store::{Store, Writer};
 use crate::suite::Renderer;
 
-use super::super::schedule::{self, Lease};
 use super::super::{Failure, host_name};
 use super::calls::{Calls, Launch, Limiters, build_slots, render_fn};
 use super::check::{FileTally, invalid};
@@ -28,6 +27,7 @@ use super::judging::{Stage, after_hook, judging};
 use super::pages::Pages;
 use super::resume::{self, Resume};
 use super::{DEFAULT_ERROR_BUDGET, Head, RunEnv, Source};
+use crate::app::lease::{self, Lease};
 
 /// Results per store transaction.
 const BATCH: usize = 1000;
@@ -138,7 +138,7 @@ impl<'e, 'a> SuiteRun<'e, 'a> {
         // store. Checked here with a read; taken once the first calls are out. A store
         // that does not exist yet holds no lease.
         if let Some(store) = store {
-            schedule::check_lease(store, &suite)?;
+            lease::check_lease(store, &suite)?;
         }
         let mut slots = match built {
             Some(slots) => slots,
@@ -240,7 +240,7 @@ impl<'e, 'a> SuiteRun<'e, 'a> {
         let store = store
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("open the store"))?;
-        let lease = schedule::lease(ctx, store, &self.head)?;
+        let lease = lease::lease(ctx, store, &self.head)?;
         crate::phase::phase("lease");
         // Case versions are registered by the writer as their first result is stored.
         if let Err(e) = store.begin_run_deferred(info, &self.head, std::process::id(), &host_name())

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 
 use super::Settings;
 use super::judge::{Judgement, Unschedulable, load_entries};
-use super::lease::LeaseHeld;
 use super::unschedulable::sync_unschedulable;
+use crate::app::lease::LeaseHeld;
 use crate::app::run::RunSettings;
 use crate::app::{Ctx, exit};
 use crate::schedule::daemon::{self, Entry, Event, Fire, Host, Outcome, RunReport, Stop};

@@ -17,14 +17,14 @@
 //!
 //! `--now` (hidden) fixes the clock of `--once`, `--list` and `status`: for tests only.
 //!
-//! The files: `lease` (the lease), `judge` (which suites can be scheduled) and
+//! The lease itself is `app::lease`, shared with `run` (which takes it). The files: `judge`
+//! (which suites can be scheduled) and
 //! `unschedulable` (the alert of those that cannot), `daemon` (the long-running loop, and the
 //! real world that it and `--once` act on), `once`, `list` (`--list` and `status`), `emit`.
 
 mod daemon;
 mod emit;
 mod judge;
-mod lease;
 mod list;
 mod once;
 mod unschedulable;
@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use self::lease::{HEARTBEAT, LEASE_TTL, Lease, LeaseHeld, check_lease, lease};
 pub use self::unschedulable::UNSCHEDULABLE;
+pub use super::lease::{HEARTBEAT, LEASE_TTL, Lease, LeaseHeld, check_lease, lease};
 use super::{Ctx, Failure};
 use crate::cli::ReadFormat;
 use crate::cli::schedule::{ScheduleArgs, ScheduleCommand};

@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::{HEAT_ROWS, HEAT_RUNS, HtmlError, RECENT_RUNS, file_stem, is_flip, run_file};
+use super::{ReadError, Source};
 use super::{short_time, show_time};
 use crate::model::{CaseStatus, RunInfo, RunStatus};
-use crate::store::{Store, StoreError};
 
 #[derive(Serialize)]
 pub(super) struct HeatRun {
@@ -72,7 +72,7 @@ struct Column {
 impl HeatHistory {
     /// Read the statuses of the newest finished runs of `suite`, as its heat map picks them
     /// (the heat map of any window picks among these).
-    pub fn read(store: &Store, suite: &str) -> Result<Self, StoreError> {
+    pub fn read(store: &dyn Source, suite: &str) -> Result<Self, ReadError> {
         let runs = store.run_infos(Some(suite), None, HEAT_RUNS.max(RECENT_RUNS))?;
         let mut space = KeySpace::new(None);
         let mut columns = Vec::new();
@@ -273,12 +273,12 @@ fn decode(c: u8) -> Option<CaseStatus> {
 
 /// Read one run's statuses into a column of `space`'s keys (interning the new ones).
 fn read_column(
-    store: &Store,
+    store: &dyn Source,
     run: &RunInfo,
     space: &mut KeySpace<'_>,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Vec<u8>, ReadError> {
     let mut column = Filling::default();
-    store.for_each_status(&run.run_id, |case, provider, sample, status| {
+    store.for_each_status(&run.run_id, &mut |case, provider, sample, status| {
         column.set(code(status), |hint| {
             space.index(case, provider, sample, hint)
         });
@@ -289,7 +289,7 @@ fn read_column(
 /// Runs x results that changed verdict, over the newest [`HEAT_RUNS`] finished runs of `runs`
 /// (oldest first). The statuses of runs held unchanged in `ahead` are not read again.
 pub(super) fn heat_map(
-    store: &Store,
+    store: &dyn Source,
     runs: &[RunInfo],
     with_pages: &HashMap<String, bool>,
     ahead: Option<&HeatHistory>,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::Source;
 use super::chart::Sample;
 use super::chart::Unit;
 use super::chart::sparkline;
@@ -13,9 +14,7 @@ use super::{
     ALERTS_SHOWN, CSS, HtmlError, Options, chart, epoch, render, run_file, show_time, suite_href,
 };
 use crate::model::RunStatus;
-use crate::store::Store;
-use crate::store::TrendQuery;
-use crate::store::TrendRow;
+use crate::model::{AlertRow, TrendQuery, TrendRow};
 
 #[derive(Serialize)]
 struct IndexProvider {
@@ -88,7 +87,7 @@ pub(super) fn samples_of(
 
 /// Status of a provider from its last run's gates.
 fn provider_status(
-    store: &Store,
+    store: &dyn Source,
     last: &TrendRow,
     gates_cache: &mut HashMap<String, Vec<crate::model::GateResult>>,
 ) -> Result<(String, String, String), HtmlError> {
@@ -145,11 +144,10 @@ fn provider_status(
 /// regression is what the morning look should see, even when the gates hold.
 fn with_open_alerts(
     status: (String, String, String),
-    open: &[crate::store::AlertRow],
+    open: &[AlertRow],
     provider: &str,
 ) -> (String, String, String) {
-    let mut mine: Vec<&crate::store::AlertRow> =
-        open.iter().filter(|a| a.provider == provider).collect();
+    let mut mine: Vec<&AlertRow> = open.iter().filter(|a| a.provider == provider).collect();
     if mine.is_empty() {
         return status;
     }
@@ -185,7 +183,7 @@ fn with_open_alerts(
 }
 
 pub(super) fn build_index(
-    store: &Store,
+    store: &dyn Source,
     t: &tera::Tera,
     suites: &[String],
     descriptions: &HashMap<String, String>,
@@ -310,7 +308,7 @@ struct AlertsPage {
 /// `alerts.html`: every alert, open and resolved, newest opened first (at most
 /// [`ALERTS_SHOWN`]), linked to the runs that opened and resolved it where they have a page.
 pub(super) fn build_alerts(
-    store: &Store,
+    store: &dyn Source,
     t: &tera::Tera,
     opts: &Options,
     with_pages: &HashMap<String, bool>,

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::run_page::{
-    Flips, more_head, page_html, push_context, push_expected, push_result_head, push_result_tail,
-    write_page_file,
+    Flips, RenderedRows, more_head, page_html, push_context, push_expected, push_result_head,
+    push_result_tail, write_page_file,
 };
 use super::{FLIPS_SHOWN, RESULTS_PER_PAGE, file_stem, is_flip, run_file, tmp_of};
 use crate::model::{CaseStatus, ResultRecord, RunInfo, RunStatus};
@@ -571,9 +571,11 @@ impl LiveRun {
     pub fn broken(&self) -> Option<&str> {
         self.broken.as_deref()
     }
+}
 
+impl RenderedRows for LiveRun {
     /// Whether the rows are exactly the run's results against `baseline`, its baseline now.
-    pub(super) fn usable(&self, baseline: Option<&RunInfo>) -> bool {
+    fn usable(&self, baseline: Option<&RunInfo>) -> bool {
         let same = match (&self.baseline, baseline) {
             (None, None) => true,
             (Some((id, status, finished)), Some(now)) => {
@@ -585,13 +587,13 @@ impl LiveRun {
     }
 
     /// How many results the rows are of.
-    pub(super) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.spans.len()
     }
 
     /// The pages written as the run went that can be kept: those written for as many
     /// results as it has (sorted).
-    pub(super) fn written_early(&self) -> &[usize] {
+    fn written_early(&self) -> &[usize] {
         if self.early.0 == self.spans.len() {
             &self.early.1
         } else {
@@ -600,11 +602,7 @@ impl LiveRun {
     }
 
     /// Append the rendered results `range` (positions in plan order) to `html`.
-    pub(super) fn push_rows(
-        &self,
-        range: std::ops::Range<usize>,
-        html: &mut String,
-    ) -> std::io::Result<()> {
+    fn push_rows(&self, range: std::ops::Range<usize>, html: &mut String) -> std::io::Result<()> {
         let (Some(path), Some(spans)) = (&self.rows_path, self.spans.get(range)) else {
             return Ok(());
         };
@@ -612,6 +610,10 @@ impl LiveRun {
             return Ok(());
         }
         push_rows_from(&mut std::fs::File::open(path)?, spans, html)
+    }
+
+    fn flips(&self) -> &Flips {
+        &self.flips
     }
 }
 

@@ -19,9 +19,11 @@ pub use refresh::{
 };
 pub mod live;
 mod run_page;
+mod source;
 #[cfg(test)]
 pub(crate) use run_page::TEST_ROWS_IN_MEMORY;
 pub use run_page::truncation_note;
+pub use source::{HumanScoreRow, OpenSource, ReadError, RunSettings, Source};
 pub mod stats;
 pub mod traffic;
 
@@ -33,16 +35,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::{CaseStatus, Suite};
-use crate::store::StoreError;
 
 /// Failures of report generation. Messages read after "failed to ...".
 #[derive(Debug, thiserror::Error)]
 pub enum HtmlError {
+    /// What a page reads ([`Source`]) could not be read.
     #[error("{0}")]
-    Store(#[from] StoreError),
-    /// What the composer read for a page could not be read.
-    #[error("{0}")]
-    Read(#[source] live::ReadError),
+    Read(#[from] live::ReadError),
     #[error("render the {page} page: {message}")]
     Template { page: String, message: String },
     #[error("write {path}: {source}")]
@@ -269,7 +268,7 @@ pub struct Prepared {
 }
 
 /// One result's status in a run: (case id, provider, sample, status), as
-/// [`Store::result_statuses`] gives them.
+/// [`Source::result_statuses`] gives them.
 pub type StatusRow = (String, String, u32, CaseStatus);
 
 /// The templates of the trend pages and the index.

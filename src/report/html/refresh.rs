@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::path::PathBuf;
 
+use super::Source;
 use super::index::build_alerts;
 use super::index::build_index;
 use super::suite_page::build_suite;
@@ -14,12 +15,11 @@ use super::{
     write,
 };
 use crate::model::RunStatus;
-use crate::store::Store;
 
 /// Write the pages of one run (`runs/<run>.html`, then `-p2`, `-p3`... of
 /// [`RESULTS_PER_PAGE`] results each).
 pub fn write_run_pages(
-    store: &Store,
+    store: &dyn Source,
     dir: &Path,
     run_id: &str,
     expected: &Expected,
@@ -37,7 +37,7 @@ pub fn write_run_pages(
 /// None) and the run pages of their newest runs, into `dir`.
 #[allow(clippy::implicit_hasher)]
 pub fn write_reports(
-    store: &Store,
+    store: &dyn Source,
     dir: &Path,
     only: Option<&[String]>,
     descriptions: &HashMap<String, String>,
@@ -63,7 +63,7 @@ pub fn write_reports(
 /// while the runs went (`run`); `expected` is read only for run pages written from the store.
 #[allow(clippy::implicit_hasher, clippy::too_many_arguments)]
 pub fn write_reports_with(
-    store: &Store,
+    store: &dyn Source,
     dir: &Path,
     only: Option<&[String]>,
     descriptions: &HashMap<String, String>,
@@ -112,7 +112,7 @@ pub fn write_reports_with(
     }
     // Run pages on a second thread with its own connection and template (SQLite readers run
     // side by side), while this one builds the trend pages and the index.
-    let db_path = store.path().to_path_buf();
+    let open_own = store.another();
     let Prepared {
         live,
         heat,
@@ -136,7 +136,8 @@ pub fn write_reports_with(
             if from_store.is_empty() && early_done.is_empty() {
                 return Ok(written);
             }
-            let own = Store::open(&db_path)?;
+            let own = open_own()?;
+            let own = own.as_ref();
             // Pages written as the run ended were written before its alerts were decided:
             // those of a run that opened or resolved one are written again, with them.
             for (run_id, w) in early_done {
@@ -151,8 +152,8 @@ pub fn write_reports_with(
             }
             let t = engine_of(&[RUN_TEMPLATE])?;
             for run_id in from_store {
-                let live = live.get(run_id);
-                run_page::write_run(&own, &t, dir, run_id, expected, live, &mut written)?;
+                let live = live.get(run_id).map(|l| l as &dyn run_page::RenderedRows);
+                run_page::write_run(own, &t, dir, run_id, expected, live, &mut written)?;
             }
             crate::phase::phase("reports: run pages");
             Ok(written)

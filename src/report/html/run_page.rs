@@ -28,7 +28,6 @@ pub(super) use self::result::{push_context, push_expected, push_result_head, pus
 pub(super) use self::stored::write_run;
 pub(super) use super::StatusRow;
 use super::chart::Unit;
-use super::live::LiveRun;
 use super::{
     CSS, FLIPS_SHOWN, HtmlError, RESULTS_PER_PAGE, Written, is_flip, render, run_file, show_time,
     suite_href, write,
@@ -58,6 +57,22 @@ fn rows_in_memory() -> usize {
     {
         ROWS_IN_MEMORY
     }
+}
+
+/// A run's results rendered ahead, in plan order, to be written into its pages as they are
+/// (`live::LiveRun`, the rows `run` rendered as the run went). Run pages take them through
+/// this, so that they need not know where the rows are kept.
+pub(super) trait RenderedRows: Sync {
+    /// Whether the rows are exactly the run's results against `baseline`, its baseline now.
+    fn usable(&self, baseline: Option<&RunInfo>) -> bool;
+    /// How many results the rows are of.
+    fn len(&self) -> usize;
+    /// The pages already written from these rows that can be kept (sorted).
+    fn written_early(&self) -> &[usize];
+    /// Append the rendered results `range` (positions in plan order) to `html`.
+    fn push_rows(&self, range: std::ops::Range<usize>, html: &mut String) -> std::io::Result<()>;
+    /// The flips found against the baseline while the rows were rendered.
+    fn flips(&self) -> &Flips;
 }
 
 /// Pages of a run from which the writing is shared with a second thread.
@@ -152,7 +167,7 @@ pub(super) struct AlertView {
     pub(super) message: String,
 }
 
-pub(super) fn alert_views(rows: Vec<crate::store::AlertRow>, run_id: &str) -> Vec<AlertView> {
+pub(super) fn alert_views(rows: Vec<crate::model::AlertRow>, run_id: &str) -> Vec<AlertView> {
     rows.into_iter()
         .map(|a| AlertView {
             id: a.id,
@@ -485,7 +500,7 @@ pub(super) fn write_finished(
     info: &RunInfo,
     metrics: &[ProviderMetrics],
     gates: &[GateResult],
-    live: &LiveRun,
+    live: &dyn RenderedRows,
     baseline_info: Option<RunInfo>,
 ) -> Result<Option<Written>, HtmlError> {
     let runs_dir = dir.join("runs");
@@ -514,7 +529,7 @@ pub(super) fn write_finished(
 fn write_live(
     t: &tera::Tera,
     pages: &Pages<'_>,
-    live: &LiveRun,
+    live: &dyn RenderedRows,
 ) -> Result<Option<Written>, HtmlError> {
     let failed = std::sync::Mutex::new(None);
     let results = |range: std::ops::Range<usize>, html: &mut String| {
@@ -533,7 +548,7 @@ fn write_live(
         pages,
         live.len(),
         &results,
-        &live.flips,
+        live.flips(),
         before,
         &mut written,
     )?;

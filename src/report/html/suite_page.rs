@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::Source;
 use super::chart::MarkerIn;
 use super::chart::SeriesIn;
 use super::chart::ThresholdIn;
@@ -20,9 +21,7 @@ use super::{
     chart, epoch, file_stem, heat, human, render, run_file, show_time,
 };
 use crate::model::RunStatus;
-use crate::store::Store;
-use crate::store::TrendQuery;
-use crate::store::TrendRow;
+use crate::model::{TrendQuery, TrendRow};
 
 #[derive(Serialize)]
 struct WindowView {
@@ -259,7 +258,7 @@ fn gate_limits(limit: &str) -> Vec<f64> {
 /// changed from one run to the next: each change named (a provider's model, a gate's limit,
 /// `defaults.assert`, the cases edited), from the settings recorded with each run.
 fn change_markers(
-    store: &Store,
+    store: &dyn Source,
     suite: &str,
     rows: &[TrendRow],
 ) -> Result<Vec<MarkerView>, HtmlError> {
@@ -339,7 +338,7 @@ fn change_markers(
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn build_suite(
-    store: &Store,
+    store: &dyn Source,
     t: &tera::Tera,
     name: &str,
     description: Option<String>,
@@ -591,15 +590,12 @@ pub(super) fn build_suite(
     }
     // The human review section: the suite's current grades tallied as they are read.
     let mut tally = human::HumanTally::default();
-    store.for_each_graded(Some(name), None, |g| {
-        tally.add(g);
-        Ok(())
-    })?;
+    store.for_each_graded(name, &mut |g| tally.add(g))?;
     let human = tally.finish(
         store
-            .human_scores(Some(name), None)?
+            .human_scores(name)?
             .iter()
-            .map(|h| (h.run_id.as_str(), h.provider.as_str(), h.mean_quality, h.n)),
+            .map(|h| (h.0.as_str(), h.1.as_str(), h.2, h.3)),
     );
     render(
         t,

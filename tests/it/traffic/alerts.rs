@@ -109,6 +109,18 @@ const SATISFACTION: &str = "      - {metric: traffic.satisfaction, drop: 0.10, r
 /// Ingest windows 0-9 (the spike in 8 and 9) and the first minute of window 10: one alert;
 /// then the rest of window 10 and windows 11-12: one resolved notice; then `alerts check`:
 /// nothing more. Returns the two notices' JSON.
+/// `evalwatch report`, then the source's traffic page.
+fn traffic_page(p: &Project) -> String {
+    let out = p
+        .cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args(["report"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    std::fs::read_to_string(p.path().join("reports/traffic-bot.html")).expect("traffic page")
+}
+
 fn spike_and_recovery(
     rule: &str,
     spike: Spike,
@@ -142,6 +154,9 @@ fn spike_and_recovery(
     verify(&got[0]);
     assert_eq!(got[0].event.as_deref(), Some("alert"));
     let alert = got[0].json();
+    // The traffic page lists the open alert.
+    let page = traffic_page(&p);
+    assert!(page.contains("open since"), "the open alert is on the page");
 
     p.write("logs/b.jsonl", &log(base, 10 * 15 + 1, 13 * 15 + 1, spike));
     let out = ingest(&p, &hook);
@@ -152,6 +167,10 @@ fn spike_and_recovery(
     let resolved = got[1].json();
     assert_eq!(resolved["alert_id"], alert["alert_id"]);
     assert_eq!(resolved["resolved_at"], rfc(base + 11 * W));
+    assert!(
+        !traffic_page(&p).contains("open since"),
+        "a resolved alert leaves the page"
+    );
 
     // Judged again, and the same files read again: nothing new is sent.
     let out = p

@@ -9,6 +9,7 @@ use crate::model::{PromptTemplate, ResultRecord, Suite};
 use crate::report::html::run_page::{StatusIndex, StatusRow};
 use crate::report::html::suite_page::build_suite;
 use crate::report::html::{Options, TREND_TEMPLATES, Window, engine_of};
+use crate::store::Store;
 
 const SUITE: &str = "heat";
 

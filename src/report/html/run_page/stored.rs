@@ -5,40 +5,42 @@ use std::path::Path;
 
 use super::result::push_result;
 use super::{
-    Flips, Pages, ROW_BYTES, StatusIndex, alert_views, baseline_href, flip_of, gate_rows,
-    metric_rows, remove_pages_after, rows_in_memory, write_live, write_pages,
+    Flips, Pages, ROW_BYTES, RenderedRows, StatusIndex, alert_views, baseline_href, flip_of,
+    gate_rows, metric_rows, remove_pages_after, rows_in_memory, write_live, write_pages,
 };
 use crate::model::RunInfo;
-use crate::report::html::live::LiveRun;
-use crate::report::html::{Expected, HtmlError, LazyExpected, RESULTS_PER_PAGE, Written};
-use crate::store::{Store, StoreError};
+use crate::report::html::{
+    Expected, HtmlError, LazyExpected, RESULTS_PER_PAGE, ReadError, Source, Written,
+};
 
 /// The run `info`'s baseline (its previous complete run), and the link to its first page
 /// when that page exists.
 fn baseline_of(
-    store: &Store,
+    store: &dyn Source,
     info: &RunInfo,
     runs_dir: &Path,
-) -> Result<(Option<RunInfo>, Option<String>), StoreError> {
+) -> Result<(Option<RunInfo>, Option<String>), ReadError> {
     let Some(id) = store.previous_complete_run(&info.suite, &info.started_at)? else {
         return Ok((None, None));
     };
     Ok((store.run(&id)?, baseline_href(runs_dir, &id)))
 }
 
-/// Write the pages of one run: from the rows `run` wrote as it went ([`LiveRun`]) when they
+/// Write the pages of one run: from the rows `run` wrote as it went ([`RenderedRows`]) when they
 /// are exactly its stored results, from the store otherwise.
 pub(in crate::report::html) fn write_run(
-    store: &Store,
+    store: &dyn Source,
     t: &tera::Tera,
     dir: &Path,
     run_id: &str,
     expected: &LazyExpected<'_>,
-    live: Option<&LiveRun>,
+    live: Option<&dyn RenderedRows>,
     out: &mut Written,
 ) -> Result<(), HtmlError> {
-    let info = store.run(run_id)?.ok_or_else(|| StoreError::UnknownRun {
-        run_id: run_id.to_string(),
+    let info = store.run(run_id)?.ok_or_else(|| {
+        ReadError::from(format!(
+            "find run {run_id}: no such run in the store (`evalwatch runs` lists them)"
+        ))
     })?;
     let metrics = metric_rows(store.run_metrics(&info.run_id)?);
     let gates = gate_rows(store.run_gates(&info.run_id)?);
@@ -89,7 +91,7 @@ pub(in crate::report::html) fn write_run(
     let mut flips = Flips::default();
     let mut scratch = String::new();
     let mut too_big = false;
-    let read = store.for_each_result(&info.run_id, |rec| {
+    let read = store.for_each_result(&info.run_id, &mut |rec| {
         let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
         let flip = flip_of(
             before.as_ref(),
@@ -106,7 +108,7 @@ pub(in crate::report::html) fn write_run(
         ends.push(rows.len());
         if rows.len() > rows_in_memory() {
             too_big = true;
-            return Err(StoreError::Other("too large to hold".into()));
+            return Err("too large to hold".into());
         }
         Ok(())
     });
@@ -137,7 +139,7 @@ pub(in crate::report::html) fn write_run(
 /// [`write_run`] for a run too large to hold rendered: the statuses first (for the flips
 /// above the results), then one page of results in memory at a time.
 fn write_run_streaming(
-    store: &Store,
+    store: &dyn Source,
     t: &tera::Tera,
     pages: &Pages<'_>,
     before: Option<&StatusIndex<'_>>,
@@ -163,7 +165,7 @@ fn write_run_streaming(
     let (mut at, mut in_page, mut page) = (0usize, 0usize, 1usize);
     let mut failure: Option<HtmlError> = None;
     store
-        .for_each_result(&info.run_id, |rec| {
+        .for_each_result(&info.run_id, &mut |rec| {
             let (case, provider, sample) = (&rec.job.case_id, &rec.job.provider_id, rec.job.sample);
             let flip = flip_of(before, at, case, provider, sample, rec.status);
             push_result(&mut rows, &rec, &info.suite, expected, flip, &mut scratch);
@@ -174,7 +176,7 @@ fn write_run_streaming(
                 if let Err(e) = pages.write_page(&mut html, &heads, page, page_count, &results, out)
                 {
                     failure = Some(e);
-                    return Err(StoreError::Other("write a run page".into()));
+                    return Err("write a run page".into());
                 }
                 rows.clear();
                 in_page = 0;
@@ -182,7 +184,7 @@ fn write_run_streaming(
             }
             Ok(())
         })
-        .map_err(|e| failure.take().unwrap_or(HtmlError::Store(e)))?;
+        .map_err(|e| failure.take().unwrap_or(HtmlError::Read(e)))?;
     if in_page > 0 || page == 1 {
         let results = |html: &mut String| html.push_str(&rows);
         pages.write_page(&mut html, &heads, page, page_count, &results, out)?;
