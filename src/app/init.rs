@@ -47,10 +47,13 @@ traffic:
     monitor:
       - type: hallucination
       - type: not-is-refusal
-    alerts:
-      - {metric: traffic.error_rate, max: 0.05, window: 15m, severity: critical, runbook: "check the provider's status page, then the app's recent deploys"}
-      - {metric: traffic.latency_p95_ms, ratio: 3, baseline: "trailing:7d", window: 15m, severity: warning}
-      - {metric: traffic.cost_usd, ratio: 1.2, baseline: "trailing:7d", window: 1d, severity: warning}
+    # The starting rules (docs/alerts.md, "Traffic rules"). Uncomment them on real traffic:
+    # this example log holds about three requests an hour, so a 15-minute window holds one
+    # request and the rules would fire on noise.
+    # alerts:
+    #   - {metric: traffic.error_rate, max: 0.05, window: 15m, severity: critical, runbook: "check the provider's status page, then the app's recent deploys"}
+    #   - {metric: traffic.latency_p95_ms, ratio: 3, baseline: "trailing:7d", window: 15m, severity: warning}
+    #   - {metric: traffic.cost_usd, ratio: 1.2, baseline: "trailing:7d", window: 1d, severity: warning}
 "#;
 
 const SUITE: &str = r#"suite: example
