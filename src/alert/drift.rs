@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::stats;
+use crate::metrics::percentile_nearest_rank;
 
 /// Which test a drift figure comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,7 +57,8 @@ pub const MIX: [(&str, &str); 4] = [
 const MOVED_SHOWN: usize = 3;
 
 /// A numeric drift metric: KS of `current` against `baseline`, and how the median (and the
-/// 95th percentile, when it moved otherwise) changed. `what` names the quantity ("inputs"),
+/// 95th percentile, when it moved otherwise) changed, by nearest rank as `p50`/`p95` are
+/// everywhere else. `what` names the quantity ("inputs"),
 /// `unit` its unit ("characters"; empty for none).
 #[must_use]
 pub fn numeric(metric: &str, what: &str, unit: &str, current: &[f64], baseline: &[f64]) -> Drift {
@@ -64,9 +66,15 @@ pub fn numeric(metric: &str, what: &str, unit: &str, current: &[f64], baseline: 
     let cur = sorted(current);
     let base = sorted(baseline);
     let mut moved = Vec::new();
-    if let (Some(c50), Some(b50)) = (quantile(&cur, 0.5), quantile(&base, 0.5)) {
+    if let (Some(c50), Some(b50)) = (
+        percentile_nearest_rank(&cur, 50.0),
+        percentile_nearest_rank(&base, 50.0),
+    ) {
         moved.push(change_at(what, unit, "the median", c50, b50));
-        if let (Some(c95), Some(b95)) = (quantile(&cur, 0.95), quantile(&base, 0.95)) {
+        if let (Some(c95), Some(b95)) = (
+            percentile_nearest_rank(&cur, 95.0),
+            percentile_nearest_rank(&base, 95.0),
+        ) {
             let p95 = change_at(what, unit, "p95", c95, b95);
             if relative(c95, b95).abs() > relative(c50, b50).abs() + 0.05 {
                 moved.insert(0, p95);
@@ -158,14 +166,6 @@ fn sorted(xs: &[f64]) -> Vec<f64> {
     let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
     v.sort_by(f64::total_cmp);
     v
-}
-
-/// The `q` quantile of sorted `v` (linear interpolation), None when empty.
-fn quantile(v: &[f64], q: f64) -> Option<f64> {
-    let last = v.len().checked_sub(1)?;
-    let pos = q * last as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64))
 }
 
 fn relative(now: f64, before: f64) -> f64 {

@@ -1,16 +1,15 @@
 //! `evalwatch mark`: record and list change markers (deploys, model and prompt changes,
 //! notes), which pages and alerts show beside the figures.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
+use super::traffic::ingest::FUTURE_SLACK_SECS;
 use super::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::cli::mark::{ListMarksArgs, MarkArgs, MarkCommand, NewMarkArgs};
 use crate::model::{MarkKind, MarkOrigin};
+use crate::schedule::daemon::rfc3339;
 use crate::store::{MarkQuery, NewMark};
-
-/// How far ahead of this machine's clock a marker may be dated (clocks differ a little).
-const FUTURE_SLACK_SECS: i64 = 300;
 
 pub fn run(ctx: &Ctx, args: &MarkArgs) -> anyhow::Result<u8> {
     let (kind, a) = match &args.command {
@@ -134,10 +133,6 @@ fn scope_text(feature: Option<&str>, source: Option<&str>) -> String {
         (None, Some(s)) => format!(" [source {s}]"),
         (Some(f), Some(s)) => format!(" [source {s}, feature {f}]"),
     }
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A point in time: RFC 3339, a date and time without offset (read as UTC), a date (midnight
