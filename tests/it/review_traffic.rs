@@ -4,9 +4,10 @@
 
 use std::fmt::Write as _;
 
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
-use crate::review::{sample, sheet_json};
+use crate::review::{browser, chromedriver, downloaded, keys, sample, sheet_json, text_of};
 use crate::support::{Project, code, stderr, stdout};
 
 const SALT: &str = "review-salt-7c1e";
@@ -455,4 +456,83 @@ fn review_stats_compares_reviewers_with_users_votes() {
     assert_eq!(shown["status"], "closed");
     let text = stdout(&p.run(&["review", "show", &sheet_id]));
     assert!(text.contains("30/30 item(s) graded"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traffic_sheet_is_graded_in_chromium_and_stats_compare_it_with_votes() {
+    let p = ingested();
+    let (sheet_id, page) = sample(&p, &["--from", "traffic:bot", "--n", "6", "--seed", "1"]);
+    let data = sheet_json(&std::fs::read_to_string(&page).expect("page"));
+    let items = data["items"].as_array().expect("items").clone();
+    assert_eq!(items[0]["stratum"], "thumbs_down", "{items:?}");
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let downloads = tmp.path().join("downloads");
+    std::fs::create_dir_all(&downloads).expect("mkdir");
+    let driver = chromedriver();
+    let c = browser(&driver, &tmp.path().join("profile"), &downloads).await;
+    c.goto(&format!("file://{}", page.display()))
+        .await
+        .expect("open sheet");
+    assert_eq!(text_of(&c, "#progress").await, "0 / 6 graded");
+    let reviewer = c.find(Locator::Css("#reviewer")).await.expect("reviewer");
+    reviewer.send_keys("Ann Lee").await.expect("type name");
+    keys(&c, "\u{e00c}").await;
+    // The record's labels and its input are shown; the user's vote waits (blind mode).
+    let meta = text_of(&c, "#item .meta").await;
+    assert!(
+        meta.contains("source bot") && meta.contains("model m1") && meta.contains("segment pro"),
+        "{meta}"
+    );
+    let input = items[0]["prompt"].as_str().expect("input");
+    assert!(text_of(&c, "#item").await.contains(input));
+    assert!(
+        text_of(&c, "#feedback")
+            .await
+            .contains("Hidden until you grade"),
+        "blind mode hides the vote"
+    );
+    // Fail the thumbs-down item: its vote shows once graded.
+    keys(&c, "f").await;
+    keys(&c, "2").await;
+    let feedback = text_of(&c, "#feedback").await;
+    assert!(feedback.contains("negative"), "{feedback}");
+    assert!(!text_of(&c, "#auto").await.contains("Hidden"));
+    keys(&c, "j").await;
+    keys(&c, "p").await;
+    keys(&c, "4").await;
+    assert_eq!(text_of(&c, "#progress").await, "2 / 6 graded");
+    // Saved: a reload keeps both grades.
+    c.refresh().await.expect("reload");
+    assert_eq!(text_of(&c, "#progress").await, "2 / 6 graded");
+    keys(&c, "e").await;
+    let file = downloaded(&downloads);
+    c.close().await.expect("close browser");
+    drop(driver);
+
+    let exported: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("grades")).expect("json");
+    assert_eq!(exported["sheet_id"], sheet_id.as_str());
+    let grades = exported["grades"].as_array().expect("grades");
+    assert_eq!(grades.len(), 2);
+    assert_eq!(grades[0]["result_id"], items[0]["result_id"]);
+    assert_eq!(grades[0]["verdict"], "fail");
+    let out = p.run(&["review", "import", &file.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 new"), "{}", stdout(&out));
+    let out = p.run(&[
+        "review",
+        "stats",
+        "--from",
+        "traffic:bot",
+        "--format",
+        "json",
+    ]);
+    let stats: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let t = &stats["traffic"][0];
+    // The thumbs-down item failed: agreement on a user's down vote.
+    assert_eq!(t["confusion"]["reviewer_fail_user_down"], 1, "{t}");
+    let second = items[1]["traffic"]["vote"].as_str();
+    let n = 1 + u64::from(matches!(second, Some("positive" | "negative")));
+    assert_eq!(t["n"], n, "{t}");
 }
