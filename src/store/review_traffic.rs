@@ -62,47 +62,6 @@ pub struct TrafficGrade {
     pub superseded: u64,
 }
 
-/// A monitor verdict as `ingest` stores it (the model's own form; a score that was not a
-/// number is stored as null).
-#[derive(serde::Deserialize)]
-struct StoredOutcome {
-    type_name: String,
-    pass: bool,
-    score: Option<f64>,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    details: serde_json::Value,
-    weight: Option<f64>,
-    metric: Option<String>,
-    #[serde(default)]
-    unscorable: bool,
-}
-
-fn monitor_outcomes(text: Option<&str>, what: &str) -> Result<Vec<AssertionOutcome>, StoreError> {
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    let list: Vec<StoredOutcome> = serde_json::from_str(text).map_err(|e| {
-        StoreError::Other(format!(
-            "read the monitor's verdicts of {what}: they are not valid: {e}"
-        ))
-    })?;
-    Ok(list
-        .into_iter()
-        .map(|a| AssertionOutcome {
-            type_name: a.type_name,
-            pass: a.pass,
-            score: a.score.unwrap_or(f64::NAN),
-            reason: a.reason,
-            details: a.details,
-            weight: a.weight.unwrap_or(f64::NAN),
-            metric: a.metric,
-            unscorable: a.unscorable,
-        })
-        .collect())
-}
-
 /// The records of a window that review may sample and that carry a confidence.
 const CONFIDENT: &str = "WHERE source = ?1 AND time_ms >= ?2 AND time_ms < ?3
     AND confidence IS NOT NULL AND (input IS NOT NULL OR output IS NOT NULL)";
@@ -173,7 +132,16 @@ impl Store {
                     })
                     .transpose()?,
                 score: r.get(18)?,
-                assertions: monitor_outcomes(assertions.as_deref(), &what)?,
+                assertions: assertions
+                    .as_deref()
+                    .map(codec::outcomes_from_json)
+                    .transpose()
+                    .map_err(|e| {
+                        StoreError::Other(format!(
+                            "read the monitor's verdicts of {what}: they are not valid: {e}"
+                        ))
+                    })?
+                    .unwrap_or_default(),
                 key,
             })?;
         }

@@ -93,13 +93,7 @@ fn ingested() -> Project {
     p.write("logs/bot.jsonl", &generated_log(start, 120));
     p.write("logs/quiet.jsonl", &generated_log(start, 20));
     for source in ["bot", "quiet"] {
-        let out = p
-            .cmd()
-            .env("EVALWATCH_TRAFFIC_SALT", SALT)
-            .args(["ingest", source])
-            .output()
-            .expect("run evalwatch");
-        assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+        salted(&p, &["ingest", source]);
     }
     let mut fb = String::new();
     for i in [6, 16, 26] {
@@ -110,14 +104,33 @@ fn ingested() -> Project {
         );
     }
     p.write("fb.jsonl", &fb);
+    salted(&p, &["feedback", "import", "fb.jsonl", "--source", "bot"]);
+    p
+}
+
+/// `evalwatch ARGS` with the salt user ids are hashed with; it must succeed.
+fn salted(p: &Project, args: &[&str]) {
     let out = p
         .cmd()
         .env("EVALWATCH_TRAFFIC_SALT", SALT)
-        .args(["feedback", "import", "fb.jsonl", "--source", "bot"])
+        .args(args)
         .output()
         .expect("run evalwatch");
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
-    p
+}
+
+/// `review stats --from traffic:bot --format json`.
+fn bot_stats(p: &Project) -> Value {
+    let out = p.run(&[
+        "review",
+        "stats",
+        "--from",
+        "traffic:bot",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 fn items_of(p: &Project, args: &[&str]) -> (String, Value) {
@@ -304,13 +317,7 @@ fn a_window_without_records_and_a_source_without_feedback_are_said() {
             s
         });
     p.write("logs/bot.jsonl", &log);
-    let out = p
-        .cmd()
-        .env("EVALWATCH_TRAFFIC_SALT", SALT)
-        .args(["ingest", "bot"])
-        .output()
-        .expect("run evalwatch");
-    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    salted(&p, &["ingest", "bot"]);
     let out = p.run(&[
         "review",
         "sample",
@@ -377,13 +384,7 @@ fn review_stats_compares_reviewers_with_users_votes() {
             start + 5000
         ),
     );
-    let out = p
-        .cmd()
-        .env("EVALWATCH_TRAFFIC_SALT", SALT)
-        .args(["feedback", "import", "late.jsonl", "--source", "bot"])
-        .output()
-        .expect("run evalwatch");
-    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    salted(&p, &["feedback", "import", "late.jsonl", "--source", "bot"]);
 
     // Expected from the sheet: reviewer verdict by stratum, user vote as now stored.
     let (mut table, mut unrated) = ([[0u64; 2]; 2], 0u64);
@@ -402,16 +403,7 @@ fn review_stats_compares_reviewers_with_users_votes() {
     }
     assert!(table[0][0] > 0 && table[1][1] > 0, "{table:?}");
     assert_eq!(table[1][0], 1, "the changed vote is the one disagreement");
-    let out = p.run(&[
-        "review",
-        "stats",
-        "--from",
-        "traffic:bot",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let stats: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stats = bot_stats(&p);
     let t = &stats["traffic"][0];
     assert_eq!(t["source"], "bot");
     assert_eq!(
@@ -520,15 +512,7 @@ async fn a_traffic_sheet_is_graded_in_chromium_and_stats_compare_it_with_votes()
     let out = p.run(&["review", "import", &file.display().to_string()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("2 new"), "{}", stdout(&out));
-    let out = p.run(&[
-        "review",
-        "stats",
-        "--from",
-        "traffic:bot",
-        "--format",
-        "json",
-    ]);
-    let stats: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stats = bot_stats(&p);
     let t = &stats["traffic"][0];
     // The thumbs-down item failed: agreement on a user's down vote.
     assert_eq!(t["confusion"]["reviewer_fail_user_down"], 1, "{t}");
