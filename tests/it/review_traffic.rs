@@ -299,7 +299,20 @@ fn records_without_text_are_counted_and_bad_sources_are_refused() {
         "soon",
     ]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("--window `soon`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("read the window `soon`: give one such as 24h"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.run(&["review", "stats", "--from", "traffic:bot"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("no grades of traffic source bot yet"),
+        "{}",
+        stdout(&out)
+    );
+    let out = p.run(&["review", "stats", "--from", "traffic:nope"]);
+    assert_eq!(code(&out), 2, "an unknown source: {}", stderr(&out));
 }
 
 #[test]

@@ -60,8 +60,12 @@ pub(super) fn stats(
         return Ok(exit::OK);
     }
     if grades == 0 && traffic.is_empty() {
-        ctx.printer
-            .result("no grades yet: `evalwatch review sample`, grade the sheet, then `evalwatch review import`");
+        ctx.printer.result(&match only {
+            Only::Traffic(source) => format!(
+                "no grades of traffic source {source} yet: `evalwatch review sample --from traffic:{source}`, grade the sheet, then `evalwatch review import`"
+            ),
+            Only::Suite(_) => "no grades yet: `evalwatch review sample`, grade the sheet, then `evalwatch review import`".to_owned(),
+        });
         return Ok(exit::OK);
     }
     if grades > 0 {

@@ -59,7 +59,7 @@ pub(super) fn sample(
     let text = args.since.unwrap_or(DEFAULT_SINCE);
     let window = Window::parse(text).ok_or_else(|| {
         Failure::invalid(format!(
-            "read --window `{text}`: give a window such as 24h, 7d, 30d, 2w or all"
+            "read the window `{text}`: give one such as 24h, 7d, 30d, 2w or all"
         ))
     })?;
     let from_ms = window.start(now).map_or(i64::MIN, |t| t.timestamp_millis());
