@@ -17,17 +17,23 @@ pub struct ReviewArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ReviewCommand {
-    /// Sample results into a review sheet: reports/review/<sheet_id>.html
+    /// Sample results (or production traffic) into a review sheet: reports/review/<sheet_id>.html
     Sample {
         /// Sample this run (a unique prefix is enough)
-        #[arg(long, value_name = "ID", conflicts_with = "since")]
+        #[arg(long, value_name = "ID", conflicts_with_all = ["since", "from"])]
         run: Option<String>,
-        /// Sample the runs of this window (24h, 7d, 2w, all) [default: 7d]
+        /// Sample the runs (or traffic records) of this window (24h, 7d, 30d, 2w, all) [default: 7d]
         #[arg(long, value_name = "WINDOW")]
         since: Option<String>,
+        /// The same as --since (the word `traffic` uses)
+        #[arg(long, value_name = "WINDOW", conflicts_with_all = ["since", "run"])]
+        window: Option<String>,
         /// Only this suite
-        #[arg(long, value_name = "S")]
+        #[arg(long, value_name = "S", conflicts_with = "from")]
         suite: Option<String>,
+        /// Sample the stored records of a traffic source instead of suite results: traffic:ID
+        #[arg(long, value_name = "traffic:ID")]
+        from: Option<String>,
         /// Items in the sheet [default: the suite's `review: sample`, else 50]
         #[arg(long, value_name = "N")]
         n: Option<usize>,
@@ -46,11 +52,15 @@ pub enum ReviewCommand {
         #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADDR)]
         addr: String,
     },
-    /// Agreement of human and automatic verdicts; human quality over time
+    /// Agreement of human and automatic verdicts, human quality over time, and of reviewers
+    /// with users' votes on traffic
     Stats {
         /// Only this suite
-        #[arg(long, value_name = "S")]
+        #[arg(long, value_name = "S", conflicts_with = "from")]
         suite: Option<String>,
+        /// Only the traffic sheets of this source: traffic:ID
+        #[arg(long, value_name = "traffic:ID")]
+        from: Option<String>,
         #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
         format: ReadFormat,
     },

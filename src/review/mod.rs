@@ -6,6 +6,7 @@
 //! - [`grades`]: reading and checking a grades file.
 //! - [`stats`]: human against automatic verdicts; human quality over time.
 //! - [`serve`]: `review serve`, an axum server on 127.0.0.1 with an access token.
+//! - [`traffic`]: the strata of production traffic; reviewers against users' votes.
 //!
 //! Nothing here touches the store: `app::review` reads and writes it.
 
@@ -14,6 +15,7 @@ pub mod sample;
 pub mod serve;
 pub mod sheet;
 pub mod stats;
+pub mod traffic;
 
 /// Failures of the review stage. Messages read after "failed to ...".
 #[derive(Debug, thiserror::Error)]

@@ -56,9 +56,28 @@ impl Stratum {
             Self::Pass => "pass",
         }
     }
+}
 
+/// A set of strata in priority order: a candidate belongs to the first that applies, and the
+/// last is the plain share (passes of a suite, random records of traffic).
+pub trait Strata: Copy + Eq + 'static {
+    /// Every stratum, in priority order.
+    const ORDER: &'static [Self];
+
+    /// The name shown and stored.
+    fn name(self) -> &'static str;
+
+    /// Position in [`Strata::ORDER`].
     fn index(self) -> usize {
-        Self::ALL.iter().position(|s| *s == self).unwrap_or(0)
+        Self::ORDER.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+impl Strata for Stratum {
+    const ORDER: &'static [Self] = &Self::ALL;
+
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -157,37 +176,39 @@ impl SplitMix64 {
     }
 }
 
-/// The reservoirs of one sample.
+/// The reservoirs of one sample, one per stratum of `S`.
 #[derive(Debug)]
-pub struct Sampler<T> {
+pub struct Sampler<S, T> {
     n: usize,
     rng: SplitMix64,
-    seen: [u64; 6],
-    kept: [Vec<T>; 6],
+    seen: Vec<u64>,
+    kept: Vec<Vec<T>>,
+    strata: std::marker::PhantomData<S>,
 }
 
-/// How many results each stratum had and gave, in [`Stratum::ALL`] order.
+/// How many candidates each stratum had and gave, in [`Strata::ORDER`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StratumCount {
-    pub stratum: Stratum,
+pub struct StratumCount<S> {
+    pub stratum: S,
     pub available: u64,
     pub taken: usize,
 }
 
-impl<T> Sampler<T> {
+impl<S: Strata, T> Sampler<S, T> {
     /// A sampler of at most `n` results with `seed`.
     #[must_use]
     pub fn new(n: usize, seed: u64) -> Self {
         Self {
             n,
             rng: SplitMix64::new(seed),
-            seen: [0; 6],
-            kept: Default::default(),
+            seen: vec![0; S::ORDER.len()],
+            kept: S::ORDER.iter().map(|_| Vec::new()).collect(),
+            strata: std::marker::PhantomData,
         }
     }
 
     /// Offer one candidate (Algorithm R per stratum).
-    pub fn offer(&mut self, stratum: Stratum, item: T) {
+    pub fn offer(&mut self, stratum: S, item: T) {
         let i = stratum.index();
         self.seen[i] += 1;
         if self.kept[i].len() < self.n {
@@ -204,12 +225,12 @@ impl<T> Sampler<T> {
     }
 
     /// The sample, in a seeded random order, with the counts per stratum.
-    pub fn finish(mut self) -> (Vec<(Stratum, T)>, Vec<StratumCount>) {
+    pub fn finish(mut self) -> (Vec<(S, T)>, Vec<StratumCount<S>>) {
         let avail: Vec<usize> = self.kept.iter().map(Vec::len).collect();
         let quota = allocate(self.n, &avail);
         let mut out = Vec::with_capacity(self.n);
-        let mut counts = Vec::with_capacity(Stratum::ALL.len());
-        for (i, stratum) in Stratum::ALL.iter().enumerate() {
+        let mut counts = Vec::with_capacity(S::ORDER.len());
+        for (i, stratum) in S::ORDER.iter().enumerate() {
             let mut kept = std::mem::take(&mut self.kept[i]);
             self.rng.shuffle(&mut kept);
             kept.truncate(quota[i]);
@@ -225,7 +246,7 @@ impl<T> Sampler<T> {
     }
 }
 
-/// How many to take from each stratum (in [`Stratum::ALL`] order, passes last) out of
+/// How many to take from each stratum (in [`Strata::ORDER`], the plain share last) out of
 /// `avail`: [`PASS_SHARE`] of `n` (at least one) from passes, the rest round robin over the
 /// other strata, then whatever is left from any stratum that still has results.
 #[must_use]
@@ -342,7 +363,7 @@ mod tests {
     }
 
     fn sample(seed: u64, n: usize) -> Vec<(Stratum, u32)> {
-        let mut s = Sampler::new(n, seed);
+        let mut s: Sampler<Stratum, u32> = Sampler::new(n, seed);
         for i in 0..1000u32 {
             let stratum = match i % 10 {
                 0 => Stratum::Fail,
@@ -384,7 +405,7 @@ mod tests {
         // Every candidate of a stratum has the same chance, late ones included.
         let mut hits = [0u32; 100];
         for seed in 0..2000 {
-            let mut s = Sampler::new(10, seed);
+            let mut s: Sampler<Stratum, usize> = Sampler::new(10, seed);
             for i in 0..100usize {
                 s.offer(Stratum::Fail, i);
             }

@@ -54,6 +54,34 @@ pub struct SheetItem {
     pub context: Vec<String>,
     pub output: Option<String>,
     pub auto: AutoVerdict,
+    /// For an item of production traffic: the record it shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficItem>,
+}
+
+/// What a traffic item shows beside the text: where the record came from and what its user
+/// said. (`case_id` holds the record's key, `provider` its model, `run_id` and `suite` its
+/// source.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficItem {
+    pub source: String,
+    pub key: String,
+    /// RFC 3339 UTC.
+    pub time: String,
+    pub model: Option<String>,
+    pub feature: Option<String>,
+    pub segment: Option<String>,
+    pub region: Option<String>,
+    pub trace_id: Option<String>,
+    /// The user's vote when the sheet was made: positive, negative or neutral.
+    pub vote: Option<String>,
+    /// The vote as the user's tool wrote it.
+    pub feedback_raw: Option<String>,
+    pub comment: Option<String>,
+    pub confidence: Option<f64>,
+    /// The error kind of a failed request (`error` when the log names none).
+    pub error: Option<String>,
+    pub latency_ms: Option<f64>,
 }
 
 impl SheetItem {
@@ -227,6 +255,7 @@ mod tests {
             context: vec!["ctx".into()],
             output: Some(output.into()),
             auto: SheetItem::auto_verdict(CaseStatus::Failed, Some(f64::NAN), &[]),
+            traffic: None,
         }
     }
 

@@ -105,7 +105,8 @@ struct AssertionOut<'a> {
 
 #[derive(Deserialize)]
 struct AssertionIn {
-    #[serde(rename = "type")]
+    /// `type` as results store it; `type_name` as traffic records do (the model's own form).
+    #[serde(rename = "type", alias = "type_name")]
     type_name: String,
     pass: bool,
     score: Option<f64>,
@@ -164,11 +165,16 @@ pub(crate) fn assertions_from_json(
     let Some(text) = text else {
         return Ok(Vec::new());
     };
-    let list: Vec<AssertionIn> = serde_json::from_str(text).map_err(|e| {
+    outcomes_from_json(text).map_err(|e| {
         StoreError::Other(format!(
             "read run {run_id}: the assertions of a result are not valid: {e}"
         ))
-    })?;
+    })
+}
+
+/// Assertion outcomes stored as JSON, by results (compact) or by traffic records (whole).
+pub(crate) fn outcomes_from_json(text: &str) -> Result<Vec<AssertionOutcome>, serde_json::Error> {
+    let list: Vec<AssertionIn> = serde_json::from_str(text)?;
     Ok(list
         .into_iter()
         .map(|a| AssertionOutcome {

@@ -15,6 +15,7 @@ mod judge;
 mod marks;
 mod read;
 mod review;
+mod review_traffic;
 mod schedule;
 mod schema;
 mod settings;
@@ -37,7 +38,10 @@ pub use alerts::{NewAlert, PendingDelivery};
 pub use feedback::{FeedbackImport, FeedbackRow, NewFeedback};
 pub use judge::JudgeCache;
 pub use marks::{MarkQuery, NewMark};
-pub use review::{HumanScore, ImportCount, NewSheet, PastGrade, SheetRow, SheetSummary};
+pub use review::{
+    HumanScore, ImportCount, NewItem, NewSheet, PastGrade, SheetRow, SheetSummary, traffic_item_id,
+};
+pub use review_traffic::{ReviewRecord, TrafficGrade};
 pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use settings::RunSettings;

@@ -8,7 +8,7 @@ use super::codec;
 use super::{Store, StoreError};
 use crate::model::{AutoAssertion, Grade, GradedResult};
 
-/// A sheet to store: its items in sheet order as (result id, stratum, item JSON).
+/// A sheet to store, its items in sheet order.
 #[derive(Debug, Clone)]
 pub struct NewSheet {
     pub sheet_id: String,
@@ -16,7 +16,36 @@ pub struct NewSheet {
     pub secret: String,
     pub mac: String,
     pub params: String,
-    pub items: Vec<(i64, String, String)>,
+    pub items: Vec<NewItem>,
+}
+
+/// One item of a new sheet: a suite result, or a traffic record (`record`, with the id
+/// [`traffic_item_id`] gives it).
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub result_id: i64,
+    pub stratum: String,
+    /// The item as shown, JSON.
+    pub item: String,
+    /// The traffic record (source, key) the item shows, for a traffic item.
+    pub record: Option<(String, String)>,
+}
+
+/// The item id of a traffic record: from its (source, key), in `[2^62, 2^63)`, a range no
+/// `results.id` reaches (that takes 2^30 runs), so that suite and traffic items share the
+/// grades' one id space and a record is in at most one open sheet like a result.
+#[must_use]
+pub fn traffic_item_id(source: &str, key: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(source.as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let low = u64::from_be_bytes(first) & ((1u64 << 62) - 1);
+    i64::try_from(low | (1u64 << 62)).unwrap_or(i64::MAX)
 }
 
 /// A stored sheet with its items.
@@ -77,7 +106,7 @@ pub struct HumanScore {
 }
 
 /// Current grades: the newest grade of each (result, reviewer); the number it superseded.
-const CURRENT_GRADES: &str = "SELECT * FROM (
+pub(super) const CURRENT_GRADES: &str = "SELECT * FROM (
         SELECT g.*, row_number() OVER w AS rn, count(*) OVER (PARTITION BY g.result_id, g.reviewer) AS total
         FROM review_grades g
         WINDOW w AS (PARTITION BY g.result_id, g.reviewer ORDER BY julianday(g.graded_at) DESC, g.id DESC)
@@ -100,7 +129,8 @@ impl Store {
     }
 
     /// Store a new open sheet and its items, in one transaction. Fails, storing nothing,
-    /// when a result is already an item of an open sheet or does not exist.
+    /// when a result (or traffic record) is already an item of an open sheet or does not
+    /// exist.
     pub fn create_sheet(&mut self, sheet: &NewSheet) -> Result<(), StoreError> {
         let tx = self
             .conn
@@ -124,14 +154,29 @@ impl Store {
             )?;
             let mut exists =
                 tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM results WHERE id = ?1)")?;
-            let mut add = tx.prepare_cached(
-                "INSERT INTO review_items (sheet_ref, idx, result_id, stratum, item)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            let mut record_exists = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM traffic_records WHERE source = ?1 AND key = ?2)",
             )?;
-            for (i, (result_id, stratum, item)) in sheet.items.iter().enumerate() {
-                if !exists.query_row([result_id], |r| r.get::<_, bool>(0))? {
+            let mut add = tx.prepare_cached(
+                "INSERT INTO review_items (sheet_ref, idx, result_id, stratum, item,
+                     traffic_source, traffic_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (i, it) in sheet.items.iter().enumerate() {
+                let result_id = it.result_id;
+                let found = match &it.record {
+                    None => exists.query_row([result_id], |r| r.get::<_, bool>(0))?,
+                    Some((source, key)) => {
+                        record_exists.query_row(params![source, key], |r| r.get::<_, bool>(0))?
+                    }
+                };
+                if !found {
+                    let what = match &it.record {
+                        None => format!("result {result_id}"),
+                        Some((source, key)) => format!("traffic record {key} of source {source}"),
+                    };
                     return Err(StoreError::Other(format!(
-                        "create review sheet {}: result {result_id} does not exist",
+                        "create review sheet {}: {what} does not exist",
                         sheet.sheet_id
                     )));
                 }
@@ -148,8 +193,10 @@ impl Store {
                     sheet_ref,
                     codec::usize_to_i64(i),
                     result_id,
-                    stratum,
-                    item
+                    it.stratum,
+                    it.item,
+                    it.record.as_ref().map(|r| r.0.as_str()),
+                    it.record.as_ref().map(|r| r.1.as_str()),
                 ])?;
             }
         }
@@ -531,7 +578,12 @@ mod tests {
             params: "{}".into(),
             items: results
                 .iter()
-                .map(|r| (*r, "pass".to_string(), "{}".to_string()))
+                .map(|r| NewItem {
+                    result_id: *r,
+                    stratum: "pass".to_string(),
+                    item: "{}".to_string(),
+                    record: None,
+                })
                 .collect(),
         }
     }
@@ -610,6 +662,55 @@ mod tests {
             !store.sheets(false).unwrap()[0].open,
             "every item graded: closed"
         );
+    }
+
+    #[test]
+    fn suite_sheets_survive_the_migration_to_traffic_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let conn = super::super::schema::connect_at(&path, 13).unwrap();
+        conn.execute_batch(
+            "INSERT INTO suites (id, name, first_seen, last_seen) VALUES (1, 's', 't', 't');
+             INSERT INTO cases (id, suite_ref, case_id, hash, first_seen) VALUES (1, 1, 'c', 'h', 't');
+             INSERT INTO runs (id, run_id, suite_ref, suite_hash, started_at, status, planned, evalwatch_version)
+               VALUES (1, 'r1', 1, 'h', '2026-01-01T00:00:00Z', 'complete', 0, 'x');
+             INSERT INTO results (id, run_ref, seq, case_ref, case_index, provider, provider_index,
+                 sample, status, attempts) VALUES (4294967296, 1, 0, 1, 0, 'p', 0, 0, 'passed', 1);
+             INSERT INTO review_sheets (id, sheet_id, created_at, status, secret, mac)
+               VALUES (1, 'old', '2026-01-02T00:00:00Z', 'closed', 'k', 'm');
+             INSERT INTO review_items (sheet_ref, idx, result_id, stratum, item)
+               VALUES (1, 0, 4294967296, 'pass', '{}');
+             INSERT INTO review_grades (sheet_ref, result_id, reviewer, verdict, quality, note,
+                 graded_at, imported_at)
+               VALUES (1, 4294967296, 'ann', 'fail', 2, 'meh', '2026-01-03T00:00:00Z', 'now');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        let sheet = store.sheet("old").unwrap().unwrap();
+        assert_eq!(sheet.items, [(4_294_967_296, "pass".into(), "{}".into())]);
+        let mut graded = Vec::new();
+        store
+            .for_each_graded(None, Some("old"), |g| {
+                graded.push(g);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(graded.len(), 1);
+        assert!(!graded[0].grade.pass);
+        assert_eq!(graded[0].grade.note, "meh");
+        assert_eq!(store.grade_rows().unwrap(), 1);
+    }
+
+    #[test]
+    fn traffic_item_ids_are_stable_and_never_a_result_id() {
+        let a = traffic_item_id("bot", "t1");
+        assert_eq!(a, traffic_item_id("bot", "t1"));
+        assert_ne!(a, traffic_item_id("bot", "t2"));
+        assert_ne!(a, traffic_item_id("bo", "tt1"), "the separator counts");
+        for id in [a, traffic_item_id("x", "")] {
+            assert!(id >= 1 << 62, "{id}");
+        }
     }
 
     #[test]

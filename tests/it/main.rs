@@ -17,6 +17,7 @@ mod pages;
 mod providers;
 mod reports;
 mod review;
+mod review_traffic;
 mod runs;
 mod schedule;
 mod settings;

@@ -38,7 +38,7 @@ fn graded_project() -> Project {
 }
 
 /// `review sample`: the sheet id and the page.
-fn sample(p: &Project, args: &[&str]) -> (String, PathBuf) {
+pub(crate) fn sample(p: &Project, args: &[&str]) -> (String, PathBuf) {
     let mut all = vec!["review", "sample"];
     all.extend_from_slice(args);
     let out = p.run(&all);
@@ -56,14 +56,14 @@ fn sample(p: &Project, args: &[&str]) -> (String, PathBuf) {
 }
 
 /// The JSON a sheet carries.
-fn sheet_json(page: &str) -> Value {
+pub(crate) fn sheet_json(page: &str) -> Value {
     let open = "id=\"evalwatch-sheet\">";
     let start = page.find(open).expect("sheet data") + open.len();
     let end = start + page[start..].find("</script>").expect("end of data");
     serde_json::from_str(&page[start..end]).expect("sheet json")
 }
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -76,7 +76,7 @@ impl Drop for Driver {
 }
 
 /// chromedriver on a free loopback port, once it says it is ready.
-fn chromedriver() -> Driver {
+pub(crate) fn chromedriver() -> Driver {
     assert!(
         Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
         "the review browser test needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver"
@@ -106,7 +106,7 @@ fn chromedriver() -> Driver {
     Driver { child, port }
 }
 
-async fn browser(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
+pub(crate) async fn browser(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
     caps.insert(
@@ -135,7 +135,7 @@ async fn browser(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
 }
 
 /// Press keys on the page (real key events to the focused element).
-async fn keys(c: &Client, text: &str) {
+pub(crate) async fn keys(c: &Client, text: &str) {
     let mut seq = KeyActions::new("keyboard".into());
     for ch in text.chars() {
         seq = seq
@@ -145,7 +145,7 @@ async fn keys(c: &Client, text: &str) {
     c.perform_actions(seq).await.expect("keys");
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub(crate) async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css))
         .await
         .expect("element")
@@ -155,7 +155,7 @@ async fn text_of(c: &Client, css: &str) -> String {
 }
 
 /// The one finished download in `dir`, waiting until Chromium has written it.
-fn downloaded(dir: &Path) -> PathBuf {
+pub(crate) fn downloaded(dir: &Path) -> PathBuf {
     for _ in 0..600 {
         let files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())

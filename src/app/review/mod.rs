@@ -2,13 +2,14 @@
 //! open sheets on loopback, and show agreement of human and automatic verdicts.
 //!
 //! The files: `sample`, `grades` (import, and what `serve` receives), `serve`, `stats`,
-//! `sheets` (list, show).
+//! `sheets` (list, show), `traffic` (`sample --from traffic:ID`).
 
 mod grades;
 mod sample;
 mod serve;
 mod sheets;
 mod stats;
+mod traffic;
 
 use std::path::{Path, PathBuf};
 
@@ -48,18 +49,38 @@ pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
     let mut store = ctx.existing_store(&project, "read history")?;
     match &args.command {
         ReviewCommand::Sample {
+            from: Some(from),
+            since,
+            window,
+            n,
+            seed,
+            ..
+        } => traffic::sample(
+            ctx,
+            &project,
+            &mut store,
+            &traffic::TrafficSampleSettings {
+                from,
+                since: since.as_deref().or(window.as_deref()),
+                n: *n,
+                seed: *seed,
+            },
+        ),
+        ReviewCommand::Sample {
             run,
             since,
+            window,
             suite,
             n,
             seed,
+            from: None,
         } => sample::sample(
             ctx,
             &project,
             &mut store,
             &sample::SampleSettings {
                 run: run.as_deref(),
-                since: since.as_deref(),
+                since: since.as_deref().or(window.as_deref()),
                 suite: suite.as_deref(),
                 n: *n,
                 seed: *seed,
@@ -67,9 +88,17 @@ pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
         ),
         ReviewCommand::Import { file } => grades::import(ctx, &mut store, file),
         ReviewCommand::Serve { addr } => serve::serve_sheets(ctx, store, addr),
-        ReviewCommand::Stats { suite, format } => {
-            stats::stats(ctx, &store, suite.as_deref(), *format)
-        }
+        ReviewCommand::Stats {
+            suite,
+            from,
+            format,
+        } => match from {
+            Some(from) => {
+                let source = traffic::source_of(&project, from)?;
+                stats::stats(ctx, &store, &stats::Only::Traffic(&source.id), *format)
+            }
+            None => stats::stats(ctx, &store, &stats::Only::Suite(suite.as_deref()), *format),
+        },
         ReviewCommand::List { all, format } => sheets::list(ctx, &store, *all, *format),
         ReviewCommand::Show {
             sheet_id,

@@ -13,7 +13,7 @@ use crate::model::{CaseStatus, ProjectConfig, ResultRecord, RunInfo, RunStatus, 
 use crate::report::html::Window;
 use crate::review::sample::{Sampler, Stratum, StratumCount, classify};
 use crate::review::sheet::{self, SheetData, SheetItem};
-use crate::store::{NewSheet, Store};
+use crate::store::{NewItem, NewSheet, Store};
 
 /// Sheet size when neither `--n` nor the suite's `review:` says.
 pub const DEFAULT_N: usize = 50;
@@ -85,6 +85,7 @@ fn item_of(c: Candidate, stratum: Stratum, suites: &HashMap<String, Suite>) -> S
         context,
         output: r.output,
         auto: SheetItem::auto_verdict(r.status, r.score, &r.assertions),
+        traffic: None,
     }
 }
 
@@ -204,7 +205,7 @@ fn size_and_seed(
 /// What a draw took, and what it passed over.
 struct Draw {
     chosen: Vec<(Stratum, Candidate)>,
-    counts: Vec<StratumCount>,
+    counts: Vec<StratumCount<Stratum>>,
     /// Results left out because an open sheet holds them.
     skipped_busy: u64,
 }
@@ -213,7 +214,7 @@ struct Draw {
 /// classified against the run before it), and draw.
 fn draw(store: &Store, runs: &[RunInfo], n: usize, seed: u64) -> anyhow::Result<Draw> {
     let busy = store.results_in_open_sheets()?;
-    let mut sampler: Sampler<Candidate> = Sampler::new(n, seed);
+    let mut sampler: Sampler<Stratum, Candidate> = Sampler::new(n, seed);
     let mut skipped_busy = 0u64;
     for info in runs {
         let baseline: HashMap<(String, String, u32), CaseStatus> =
@@ -262,7 +263,7 @@ fn draw(store: &Store, runs: &[RunInfo], n: usize, seed: u64) -> anyhow::Result<
 }
 
 /// Write the sheet's page, then record the sheet; returns its id and page.
-fn write_sheet(
+pub(super) fn write_sheet(
     project: &ProjectConfig,
     store: &mut Store,
     items: &[SheetItem],
@@ -279,7 +280,15 @@ fn write_sheet(
     let created_at = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut rows = Vec::with_capacity(items.len());
     for (item, id) in items.iter().zip(&ids) {
-        rows.push((*id, item.stratum.clone(), serde_json::to_string(item)?));
+        rows.push(NewItem {
+            result_id: *id,
+            stratum: item.stratum.clone(),
+            item: serde_json::to_string(item)?,
+            record: item
+                .traffic
+                .as_ref()
+                .map(|t| (t.source.clone(), t.key.clone())),
+        });
     }
     // The page first: a sheet recorded without its page would hold its results (no other
     // sheet may sample them) while nobody can grade it. A page without a record is removed.

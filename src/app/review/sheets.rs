@@ -11,7 +11,7 @@ use crate::cli::ReadFormat;
 use crate::model::ProjectConfig;
 use crate::report::terminal;
 use crate::review::sheet::{self, SheetData};
-use crate::store::Store;
+use crate::store::{Store, traffic_item_id};
 
 /// `review show SHEET --html`: the sheet's page written again from the store (after a failed
 /// write, a lost file, or a new evalwatch's sheet template).
@@ -100,8 +100,9 @@ pub(super) fn show(
         graded.push(g);
         Ok(())
     })?;
+    let traffic = store.traffic_grades(None, Some(sheet_id))?;
     if format == ReadFormat::Json {
-        let grades: Vec<serde_json::Value> = graded
+        let mut grades: Vec<serde_json::Value> = graded
             .iter()
             .map(|g| {
                 json!({
@@ -113,6 +114,16 @@ pub(super) fn show(
                 })
             })
             .collect();
+        grades.extend(traffic.iter().map(|g| {
+            json!({
+                "result_id": traffic_item_id(&g.source, &g.key).to_string(),
+                "source": g.source, "key": g.key, "feature": g.feature,
+                "reviewer": g.reviewer, "graded_at": g.graded_at,
+                "verdict": if g.pass {"pass"} else {"fail"}, "quality": g.quality,
+                "hallucination": g.hallucination, "note": g.note,
+                "user_vote": g.vote, "user_comment": g.comment, "superseded": g.superseded,
+            })
+        }));
         ctx.printer.result(&serde_json::to_string_pretty(&json!({
             "sheet_id": sheet.sheet_id, "created_at": sheet.created_at,
             "status": if sheet.open {"open"} else {"closed"}, "items": sheet.items.len(),
@@ -120,7 +131,11 @@ pub(super) fn show(
         }))?);
         return Ok(exit::OK);
     }
-    let done: HashSet<i64> = graded.iter().map(|g| g.result_id).collect();
+    let done: HashSet<i64> = graded
+        .iter()
+        .map(|g| g.result_id)
+        .chain(traffic.iter().map(|g| traffic_item_id(&g.source, &g.key)))
+        .collect();
     ctx.printer.result(&format!(
         "review sheet {} ({}): {}/{} item(s) graded",
         sheet.sheet_id,
@@ -157,6 +172,23 @@ pub(super) fn show(
         }
         if !g.grade.note.is_empty() {
             let _ = write!(line, ": {}", g.grade.note.replace('\n', " "));
+        }
+        ctx.printer.result(&line);
+    }
+    for g in &traffic {
+        let mut line = format!(
+            "  record {} of {}: {} (user {})",
+            g.key,
+            g.source,
+            if g.pass { "pass" } else { "fail" },
+            g.vote.as_deref().unwrap_or("gave no vote")
+        );
+        if let Some(q) = g.quality {
+            let _ = write!(line, ", quality {q}");
+        }
+        let _ = write!(line, " by {}", g.reviewer);
+        if !g.note.is_empty() {
+            let _ = write!(line, ": {}", g.note.replace('\n', " "));
         }
         ctx.printer.result(&line);
     }

@@ -109,9 +109,23 @@
     stratum.id = "stratum";
     h.appendChild(stratum);
     art.appendChild(h);
-    art.appendChild(el("p", "meta", "suite " + item.suite + " · provider " + item.provider +
-      " · run " + item.run_id + (item.sample ? " · sample " + item.sample : "") + " · result " + item.result_id));
-    art.appendChild(section("Prompt", pre(item.prompt)));
+    var t = item.traffic || null;
+    if (t) {
+      var parts = ["source " + t.source, "model " + (t.model || "-")];
+      if (t.feature) { parts.push("feature " + t.feature); }
+      if (t.segment) { parts.push("segment " + t.segment); }
+      if (t.region) { parts.push("region " + t.region); }
+      parts.push(t.time);
+      if (t.latency_ms !== null && t.latency_ms !== undefined) { parts.push(Math.round(t.latency_ms) + " ms"); }
+      if (t.confidence !== null && t.confidence !== undefined) { parts.push("confidence " + t.confidence); }
+      if (t.error) { parts.push("error " + t.error); }
+      parts.push("record " + t.key);
+      art.appendChild(el("p", "meta", parts.join(" · ")));
+    } else {
+      art.appendChild(el("p", "meta", "suite " + item.suite + " · provider " + item.provider +
+        " · run " + item.run_id + (item.sample ? " · sample " + item.sample : "") + " · result " + item.result_id));
+    }
+    art.appendChild(section(t ? "Input" : "Prompt", pre(item.prompt)));
     var cols = el("div", "cols");
     var ctx = el("div");
     if (item.context && item.context.length) {
@@ -150,7 +164,26 @@
         auto.appendChild(ul);
       }
     }
-    art.appendChild(section("Automatic verdict", auto));
+    art.appendChild(section(t ? "Monitor verdict" : "Automatic verdict", auto));
+    if (t) {
+      // The user's vote anchors a grader like the automatic verdict: blind mode hides both.
+      var fb = el("div");
+      fb.id = "feedback";
+      if (state.blind && !graded(item)) {
+        fb.appendChild(el("p", "hidden-verdict", "Hidden until you grade this item (blind mode)."));
+      } else if (t.vote) {
+        var fv = el("p");
+        fv.appendChild(el("span", "badge " + (t.vote === "negative" ? "failed" : (t.vote === "positive" ? "passed" : "")), t.vote));
+        if (t.feedback_raw !== null && t.feedback_raw !== undefined) {
+          fv.appendChild(document.createTextNode(" (" + t.feedback_raw + ")"));
+        }
+        fb.appendChild(fv);
+        if (t.comment) { fb.appendChild(pre(t.comment)); }
+      } else {
+        fb.appendChild(el("p", "muted", "The user gave no feedback."));
+      }
+      art.appendChild(section("User feedback", fb));
+    }
 
     var form = el("div", "grade");
     form.appendChild(el("strong", null, "Your grade:"));
