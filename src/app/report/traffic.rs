@@ -13,7 +13,7 @@ use crate::model::ProjectConfig;
 use crate::report::html::Written;
 use crate::report::html::traffic::{
     TrafficAlert, TrafficFigures, TrafficLink, TrafficMarker, TrafficPage, TrafficPoint,
-    TrafficUsage, TrafficWindow, traffic_href, write_traffic,
+    TrafficRuleState, TrafficUsage, TrafficWindow, traffic_href, write_traffic,
 };
 use crate::store::{BucketRow, MarkQuery, Store};
 use crate::traffic::{BucketKey, Resolution};
@@ -146,6 +146,12 @@ pub fn traffic_page(
     Ok(TrafficPage {
         source: id.to_string(),
         generated: now,
+        quiet: None,
+        rules: store
+            .traffic_alert_verdicts(id)?
+            .into_iter()
+            .map(|(rule, _, verdict)| TrafficRuleState { rule, verdict })
+            .collect(),
         windows,
         markers,
         alerts: store
