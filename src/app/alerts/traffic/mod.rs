@@ -285,7 +285,18 @@ impl Judge<'_> {
                 };
                 let to = res.floor(start);
                 let rows = self.rows(res, to - WEEK, to)?;
-                let from = rows.iter().map(|(k, _)| k.start).min().unwrap_or(to);
+                let mut from = rows.iter().map(|(k, _)| k.start).min().unwrap_or(to);
+                if res == Resolution::Day && from > to - WEEK {
+                    // The source's first day is rarely whole: its coverage starts at its
+                    // first hour of traffic, or a first half day would read as half the
+                    // normal and the next whole day as twice it.
+                    let first_hours = self.rows(Resolution::Hour, from, from + 86_400)?;
+                    from = first_hours
+                        .iter()
+                        .map(|(k, _)| k.start)
+                        .min()
+                        .unwrap_or(from);
+                }
                 let covered = (to - from).max(1);
                 Normal {
                     rows,
