@@ -1,7 +1,8 @@
 //! Alert rules over traffic metrics (`traffic:` sources' `alerts:`): the suite rule grammar
 //! (`metric`, `drop`/`rise`/`ratio`/`min`/`max`, `severity`, `runbook`, `name`) plus
-//! `window`, `by`, `relative` and the calendar baselines `previous` (the window before),
-//! `trailing:7d` and `same_window_last_week`. Pure: judging a rule and deciding a condition.
+//! `window`, `by`, `relative`, `min_requests` and the calendar baselines `previous` (the
+//! window before), `trailing:7d` and `same_window_last_week`. Pure: judging a rule and
+//! deciding a condition.
 
 use std::fmt::Write as _;
 
@@ -10,9 +11,21 @@ use serde_json::Value;
 use super::rule::{Condition, MetricScope, Rule, RuleProblem, did_you_mean, judge_rule};
 
 /// The keys of a traffic rule.
-pub const KEYS: [&str; 13] = [
-    "metric", "drop", "rise", "ratio", "min", "max", "relative", "baseline", "window", "by",
-    "severity", "runbook", "name",
+pub const KEYS: [&str; 14] = [
+    "metric",
+    "drop",
+    "rise",
+    "ratio",
+    "min",
+    "max",
+    "relative",
+    "baseline",
+    "window",
+    "by",
+    "min_requests",
+    "severity",
+    "runbook",
+    "name",
 ];
 
 /// The keys the suite grammar judges (the others are the traffic rule's own).
@@ -96,6 +109,53 @@ impl Split {
     }
 }
 
+/// What a metric is computed over, and so what `min_requests` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Requests in the window.
+    Requests,
+    /// Sampled records the monitor's assertion decided (`pass_rate`, `hallucination_rate`,
+    /// `refusal_rate`).
+    Scored,
+    /// Requests with a rating (`satisfaction`, `thumbs_down_rate`).
+    Rated,
+}
+
+impl Counted {
+    /// What one of them is called: `request`, `scored record`, `rated request`.
+    #[must_use]
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Requests => "request",
+            Self::Scored => "scored record",
+            Self::Rated => "rated request",
+        }
+    }
+
+    /// What `metric` is computed over.
+    #[must_use]
+    pub fn of(metric: &str) -> Self {
+        match metric.strip_prefix("traffic.").unwrap_or(metric) {
+            "pass_rate" | "hallucination_rate" | "refusal_rate" => Self::Scored,
+            "satisfaction" | "thumbs_down_rate" => Self::Rated,
+            _ => Self::Requests,
+        }
+    }
+}
+
+/// The least data a window (and its baseline) must hold before a rule on `metric` is
+/// judged, when the rule names no `min_requests`: 20 of what the metric is computed over
+/// (requests, scored records, rated requests: below that one request moves a rate by 5
+/// points or more, and a p95 is a single request), and 0 for the counts themselves
+/// (`volume`, `throughput_rps`, `users`), whose low value is what a rule looks for.
+#[must_use]
+pub fn default_min_requests(metric: &str) -> u64 {
+    match metric.strip_prefix("traffic.").unwrap_or(metric) {
+        "volume" | "throughput_rps" | "users" => 0,
+        _ => 20,
+    }
+}
+
 /// A validated traffic rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrafficRule {
@@ -107,6 +167,9 @@ pub struct TrafficRule {
     pub baseline: TrafficBaseline,
     /// `drop`/`rise` as a share of the baseline (0.10: ten percent) rather than absolute.
     pub relative: bool,
+    /// The least a window, and a baseline, must hold (of [`Counted::of`] the metric) to be
+    /// judged; fewer leaves the alert state as it is.
+    pub min_requests: u64,
 }
 
 impl TrafficRule {
@@ -247,6 +310,16 @@ pub fn judge_traffic_rule(raw: &Value, metrics: &[&str]) -> Result<TrafficRule, 
             })
         }
     };
+    let min_requests = match map.get("min_requests") {
+        None => None,
+        Some(v) => v.as_u64().or_else(|| {
+            errors.push(RuleProblem::at(
+                "min_requests",
+                format!("`min_requests` must be a whole number of requests (0 or more), found {v}"),
+            ));
+            None
+        }),
+    };
     let relative = match map.get("relative") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -292,12 +365,14 @@ pub fn judge_traffic_rule(raw: &Value, metrics: &[&str]) -> Result<TrafficRule, 
         }
         rule.name = n;
     }
+    let min_requests = min_requests.unwrap_or_else(|| default_min_requests(&rule.metric));
     Ok(TrafficRule {
         rule,
         window,
         by,
         baseline,
         relative,
+        min_requests,
     })
 }
 
@@ -306,7 +381,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const METRICS: [&str; 4] = [
+    const METRICS: [&str; 5] = [
+        "traffic.volume",
         "traffic.error_rate",
         "traffic.latency_p95_ms",
         "traffic.cost_usd",
@@ -336,6 +412,38 @@ mod tests {
             "traffic.error_rate max 0.05 over 15m by feature"
         );
         assert_eq!((r.window, r.by), (900, Some(Split::Feature)));
+        assert_eq!(r.min_requests, 20);
+    }
+
+    #[test]
+    fn min_requests_defaults_per_metric_family_and_is_checked() {
+        let r = |v: Value| judge(&v).unwrap();
+        assert_eq!(
+            r(json!({"metric": "traffic.volume", "min": 10})).min_requests,
+            0
+        );
+        assert_eq!(
+            r(json!({"metric": "traffic.satisfaction", "min": 0.5})).min_requests,
+            20
+        );
+        assert_eq!(
+            r(json!({"metric": "traffic.error_rate", "max": 0.05, "min_requests": 5})).min_requests,
+            5
+        );
+        assert_eq!(Counted::of("traffic.satisfaction"), Counted::Rated);
+        assert_eq!(Counted::of("traffic.pass_rate"), Counted::Scored);
+        assert_eq!(Counted::of("traffic.latency_p95_ms"), Counted::Requests);
+        for bad in [json!(-1), json!(2.5), json!("20")] {
+            let e =
+                judge(&json!({"metric": "traffic.error_rate", "max": 0.05, "min_requests": bad}))
+                    .unwrap_err();
+            assert_eq!(
+                e,
+                vec![format!(
+                    "`min_requests` must be a whole number of requests (0 or more), found {bad}"
+                )]
+            );
+        }
     }
 
     #[test]

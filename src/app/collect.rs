@@ -1,18 +1,21 @@
 //! `evalwatch collect`: the OTLP/HTTP receiver ([`crate::traffic::collect`]) in front of one
 //! consumer thread that owns the store. Each export is read through the source's rules (the
 //! same map, redact and sample as `ingest`), stored with [`super::traffic::write_batch`], and
-//! only then answered. Ctrl-C or SIGTERM stops accepting, answers what was accepted, and exits.
+//! only then answered. After a durable batch that moved the source's newest stored minute, the
+//! source's alert rules judge the windows that closed ([`evaluate_closed_windows`]), printed
+//! where collect's other messages go. Ctrl-C or SIGTERM stops accepting, answers what was
+//! accepted, and exits.
 
 use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 
+use super::alerts::traffic::evaluate_closed_windows;
 use super::traffic::ingest::FUTURE_SLACK_SECS;
 use super::traffic::{Batch, Prepare, write_batch};
 use super::{Ctx, Failure, exit, interrupt};
 use crate::cli::collect::CollectArgs;
 use crate::model::{ProjectConfig, TrafficFormat, TrafficSource};
-use crate::output::Printer;
 use crate::store::Store;
 use crate::traffic::collect::{self, DEFAULT_LISTEN, Export, Settings, Stored};
 use crate::traffic::ingest::{Ingestor, SourceRules};
@@ -53,10 +56,21 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
         .build()?;
     let (queue, exports) = mpsc::channel(QUEUE);
     let printer = ctx.printer;
-    let id = source.id.clone();
+    let alerts = Alerts {
+        ctx: Ctx {
+            machine_stdout: std::cell::Cell::new(false),
+            printer,
+            db: ctx.db.clone(),
+            config: ctx.config.clone(),
+            cwd: ctx.cwd.clone(),
+        },
+        project: project.clone(),
+        source: source.clone(),
+        latest: None,
+    };
     let consumer = std::thread::Builder::new()
         .name("evalwatch-collect-store".into())
-        .spawn(move || consume(store, &rules, prepare, &id, exports, printer))?;
+        .spawn(move || consume(store, &rules, prepare, alerts, exports))?;
     let settings = Settings {
         token,
         ..Settings::default()
@@ -151,16 +165,65 @@ fn otlp_source<'p>(
     Ok(source)
 }
 
+/// What the writer needs to judge the source's alert rules as windows close.
+struct Alerts {
+    ctx: Ctx,
+    project: ProjectConfig,
+    source: TrafficSource,
+    /// The source's newest stored minute when the rules last judged.
+    latest: Option<i64>,
+}
+
+impl Alerts {
+    /// Judge the windows that closed, when the newest stored minute moved (a window only
+    /// closes once traffic after its end is stored). A failure is said and collecting goes on:
+    /// the next batch, or `alerts check`, judges those windows.
+    fn after_batch(&mut self, store: &mut Store) {
+        let latest = match store.traffic_latest(&self.source.id) {
+            Ok(l) => l,
+            Err(e) => {
+                self.ctx.printer.warn(&format!(
+                    "collect: judge alert rules of `{}`: {e}; `evalwatch alerts check` judges them later",
+                    self.source.id
+                ));
+                return;
+            }
+        };
+        if latest.is_none() || latest == self.latest {
+            return;
+        }
+        self.latest = latest;
+        if self.source.alerts.is_empty() {
+            return;
+        }
+        if let Err(e) = evaluate_closed_windows(
+            &self.ctx,
+            store,
+            &self.project,
+            &self.source,
+            chrono::Utc::now(),
+        ) {
+            self.ctx.printer.warn(&format!(
+                "collect: judge alert rules of `{}`: {}; `evalwatch alerts check` judges them later",
+                self.source.id,
+                super::error_text(&e)
+            ));
+        }
+    }
+}
+
 /// The store's one writer: takes the exports waiting (up to [`BATCH_SPANS`] spans), stores them
 /// in one transaction and answers each. Ends when the receiver has stopped and the queue is empty.
 fn consume(
     mut store: Store,
     rules: &SourceRules,
     mut prepare: Prepare,
-    source: &str,
+    mut alerts: Alerts,
     mut exports: mpsc::Receiver<Export>,
-    printer: Printer,
 ) -> Totals {
+    let printer = alerts.ctx.printer;
+    let source = alerts.source.id.clone();
+    let source = source.as_str();
     let mut ingestor = Ingestor::new(rules);
     let mut totals = Totals::default();
     while let Some(first) = exports.blocking_recv() {
@@ -197,6 +260,7 @@ fn consume(
                     // A sender that gave up (timed out) will send again: nothing is lost.
                     let _ = done.send(Ok(stored));
                 }
+                alerts.after_batch(&mut store);
             }
             Err(e) => {
                 totals.failed_batches += 1;

@@ -47,13 +47,14 @@ traffic:
     monitor:
       - type: hallucination
       - type: not-is-refusal
-    # The starting rules (docs/alerts.md, "Traffic rules"). Uncomment them on real traffic:
-    # this example log holds about three requests an hour, so a 15-minute window holds one
-    # request and the rules would fire on noise.
-    # alerts:
-    #   - {metric: traffic.error_rate, max: 0.05, window: 15m, severity: critical, runbook: "check the provider's status page, then the app's recent deploys"}
-    #   - {metric: traffic.latency_p95_ms, ratio: 3, baseline: "trailing:7d", window: 15m, severity: warning}
-    #   - {metric: traffic.cost_usd, ratio: 1.2, baseline: "trailing:7d", window: 1d, severity: warning}
+    # The starting rules (docs/alerts.md, "Traffic rules"). A rule judges a window only when
+    # it holds `min_requests` requests (default 20): this example log holds about three an
+    # hour, so the 15-minute rules say "not judged" under `ingest -v` until real traffic
+    # comes, while the daily cost rule judges each whole day.
+    alerts:
+      - {metric: traffic.error_rate, max: 0.05, window: 15m, severity: critical, runbook: "check the provider's status page, then the app's recent deploys"}
+      - {metric: traffic.latency_p95_ms, ratio: 3, baseline: "trailing:7d", window: 15m, severity: warning}
+      - {metric: traffic.cost_usd, ratio: 1.2, baseline: "trailing:7d", window: 1d, severity: warning}
 "#;
 
 const SUITE: &str = r#"suite: example
@@ -97,9 +98,11 @@ const TRAFFIC_DAYS: i64 = 5;
 
 /// The example app's log: [`TRAFFIC_RECORDS`] requests spread over the [`TRAFFIC_DAYS`] days
 /// before `now` (unix seconds), so that the last 24h, 7d and 30d all hold some. Everything but
-/// the times is fixed (a small linear congruential generator): three features, two models, two
-/// plans, three countries, about 4% failed requests, latencies with a long tail, tokens and
-/// cost per request, and a few answers the context does not support.
+/// the times is fixed (a small linear congruential generator): three features, two models
+/// taking turns (so that a day's cost is steady whatever hour the day boundaries fall on, and
+/// the daily cost rule stays quiet), two plans, three countries, about 4% failed requests,
+/// latencies with a long tail, tokens and cost per request, and a few answers the context
+/// does not support.
 fn example_traffic(now: i64) -> String {
     use std::fmt::Write as _;
     const FEATURES: [&str; 3] = ["chat", "summarise", "search"];
@@ -130,7 +133,7 @@ fn example_traffic(now: i64) -> String {
     for i in 0..TRAFFIC_RECORDS {
         let ts = start + i.cast_signed() * step + next(step.unsigned_abs()).cast_signed();
         let feature = FEATURES[usize::try_from(next(3)).unwrap_or(0)];
-        let (model, per_in, per_out) = MODELS[usize::try_from(next(2)).unwrap_or(0)];
+        let (model, per_in, per_out) = MODELS[usize::from(i % 2 == 1)];
         let plan = PLANS[usize::try_from(next(2)).unwrap_or(0)];
         let country = COUNTRIES[usize::try_from(next(3)).unwrap_or(0)];
         let tokens_in = 200 + next(600);
@@ -225,4 +228,51 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
          `evalwatch ingest` reads the example app's traffic log, `evalwatch report` shows it",
     );
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daily cost rule (`ratio: 1.2` against the trailing week, whole days, the first
+    /// day's coverage from its first hour) over the example log, wherever the day boundaries
+    /// fall: no whole day of it costs 1.2 times its normal.
+    #[test]
+    fn the_example_log_does_not_trip_the_daily_cost_rule() {
+        const DAY: i64 = 86_400;
+        let start = 1_800_000_000 / DAY * DAY;
+        for half_hours in 0..48 {
+            let now = start + half_hours * 1_800;
+            let records: Vec<(i64, f64)> = example_traffic(now)
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                    let ts = chrono::DateTime::parse_from_rfc3339(v["ts"].as_str().expect("ts"))
+                        .expect("time")
+                        .timestamp();
+                    (ts, v["cost"].as_f64().expect("cost"))
+                })
+                .collect();
+            let first = records.iter().map(|r| r.0).min().expect("records");
+            let last = records.iter().map(|r| r.0).max().expect("records");
+            let first_hour = first / 3_600 * 3_600;
+            let (mut day, closed) = (first / DAY * DAY + DAY, last / DAY * DAY);
+            while day + DAY <= closed {
+                let sum = |from: i64, to: i64| -> (usize, f64) {
+                    let within = records.iter().filter(|r| r.0 >= from && r.0 < to);
+                    (within.clone().count(), within.map(|r| r.1).sum())
+                };
+                let (n, cost) = sum(day, day + DAY);
+                let (nb, before) = sum(day - 7 * DAY, day);
+                let normal = before * DAY as f64 / (day - first_hour.max(day - 7 * DAY)) as f64;
+                assert!(n >= 20, "a whole day holds enough to be judged");
+                // A first part-day of fewer than 20 requests is no baseline (not judged).
+                assert!(
+                    nb < 20 || cost < 1.2 * normal,
+                    "now {now}: day {day} costs {cost} against a normal of {normal}"
+                );
+                day += DAY;
+            }
+        }
+    }
 }

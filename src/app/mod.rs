@@ -292,6 +292,19 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// The suite files named on the command line, or the project's `suites/` folder; none is an
 /// error (exit 2).
+/// [`suite_files`], except that a project that only watches traffic (`traffic:` sources, no
+/// `suites/` folder, no paths given) has none.
+pub fn suite_files_if_any(
+    ctx: &Ctx,
+    project: &ProjectConfig,
+    paths: &[PathBuf],
+) -> anyhow::Result<Vec<PathBuf>> {
+    if paths.is_empty() && !project.traffic.is_empty() && !project.root.join("suites").exists() {
+        return Ok(Vec::new());
+    }
+    suite_files(ctx, project, paths)
+}
+
 pub fn suite_files(
     ctx: &Ctx,
     project: &ProjectConfig,

@@ -1,9 +1,10 @@
 //! `evalwatch validate`: every error of every file at once, and the one judgement of a suite
 //! that `run`, `schedule` and `alerts check` share.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::{Ctx, Failure, exit, suite_files};
+use super::{Ctx, Failure, exit, suite_files_if_any};
 use crate::cli::validate::ValidateArgs;
 use crate::model::{ProjectConfig, Suite};
 use crate::suite;
@@ -74,7 +75,9 @@ fn runnable(ctx: &Ctx, suite: &Suite) -> Option<String> {
 
 pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
-    let files = suite_files(ctx, &project, &args.paths)?;
+    // A project that only watches traffic has no suites: its sources were judged with the
+    // project config above (fields, formats, redaction, monitor, alert rules).
+    let files = suite_files_if_any(ctx, &project, &args.paths)?;
     let judged = judge(ctx, &project, &files);
     // Valid as written, but not runnable here yet: said, without failing.
     let mut warnings = suite::env_warnings(&files, &project);
@@ -110,13 +113,32 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<u8> {
         .iter()
         .flat_map(|s| s.providers.iter().map(|p| p.id.as_str()))
         .collect();
-    ctx.printer.result(&format!(
-        "ok: {} suite{}, {cases} case{}, {} provider{}",
-        suites.len(),
-        if suites.len() == 1 { "" } else { "s" },
-        if cases == 1 { "" } else { "s" },
-        providers.len(),
-        if providers.len() == 1 { "" } else { "s" },
-    ));
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let mut said = if files.is_empty() {
+        "ok: no suites (no suites/ folder)".to_owned()
+    } else {
+        format!(
+            "ok: {}, {}, {}",
+            plural(suites.len(), "suite"),
+            plural(cases, "case"),
+            plural(providers.len(), "provider")
+        )
+    };
+    if !project.traffic.is_empty() {
+        let monitors: usize = project.traffic.iter().map(|s| s.monitor.len()).sum();
+        let rules: usize = project.traffic.iter().map(|s| s.alerts.len()).sum();
+        let _ = write!(
+            said,
+            "; {} ({}, {})",
+            plural(project.traffic.len(), "traffic source"),
+            plural(monitors, "monitor assertion"),
+            plural(rules, "alert rule")
+        );
+        for s in &project.traffic {
+            ctx.printer
+                .detail(&format!("{}: traffic source `{}`: ok", s.location, s.id));
+        }
+    }
+    ctx.printer.result(&said);
     Ok(exit::OK)
 }

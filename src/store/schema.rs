@@ -49,6 +49,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 14] = [
         "0014_review_traffic",
         include_str!("migrations/0014_review_traffic.sql"),
     ),
+    (
+        "0015_traffic_alert_verdict",
+        include_str!("migrations/0015_traffic_alert_verdict.sql"),
+    ),
 ];
 
 /// The schema version this code writes.

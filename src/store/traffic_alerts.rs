@@ -35,6 +35,34 @@ impl Store {
         )?;
         Ok(())
     }
+
+    /// Remember what rule `rule` of `source` made of the last window it judged.
+    pub fn set_traffic_alert_verdict(
+        &mut self,
+        source: &str,
+        rule: &str,
+        verdict: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE traffic_alert_cursor SET last_verdict = ?3 WHERE source = ?1 AND rule = ?2",
+            params![source, rule, verdict],
+        )?;
+        Ok(())
+    }
+
+    /// Each rule of `source` that has judged a window: its name, the end of the last window
+    /// it judged (unix seconds) and what it made of it, by rule name.
+    pub fn traffic_alert_verdicts(
+        &self,
+        source: &str,
+    ) -> Result<Vec<(String, i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rule, evaluated_until, coalesce(last_verdict, '') FROM traffic_alert_cursor
+             WHERE source = ?1 ORDER BY rule",
+        )?;
+        let rows = stmt.query_map(params![source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 #[cfg(test)]
@@ -50,5 +78,12 @@ mod tests {
         store.set_traffic_alert_cursor("s", "r", 600).unwrap();
         assert_eq!(store.traffic_alert_cursor("s", "r").unwrap(), Some(900));
         assert_eq!(store.traffic_alert_cursor("s", "other").unwrap(), None);
+        store
+            .set_traffic_alert_verdict("s", "r", "window a..b: quiet")
+            .unwrap();
+        assert_eq!(
+            store.traffic_alert_verdicts("s").unwrap(),
+            vec![("r".to_owned(), 900, "window a..b: quiet".to_owned())]
+        );
     }
 }

@@ -272,3 +272,90 @@ fn what_collect_cannot_do_safely_is_refused_before_it_listens() {
         stderr(&out)
     );
 }
+
+/// One JSON export of `spans`: (trace number, start unix seconds, failed).
+fn json_spans(spans: &[(u32, i64, bool)]) -> String {
+    let one = |&(i, t, failed): &(u32, i64, bool)| {
+        let start = t * 1_000_000_000;
+        format!(
+            r#"{{"traceId":"{i:032x}","spanId":"{i:016x}","name":"chat","startTimeUnixNano":"{start}",
+             "endTimeUnixNano":"{end}","status":{{"code":{code}}},
+             "attributes":[{{"key":"gen_ai.request.model","value":{{"stringValue":"m"}}}}]}}"#,
+            end = start + 200_000_000,
+            code = if failed { 2 } else { 1 },
+        )
+    };
+    let all: Vec<String> = spans.iter().map(one).collect();
+    format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        all.join(",")
+    )
+}
+
+#[tokio::test]
+async fn collect_judges_alert_windows_as_they_close() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:
+  - id: app
+    format: otlp
+    sample: 0%
+    alerts:
+      - {metric: traffic.error_rate, max: 0.05, window: 15m, severity: critical}
+",
+    );
+    let (child, url) = start_collect(&p, &["-v"], &[]);
+    let client = evalwatch::provider::http_client().expect("client");
+    let post = |body: String| {
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // A closed 15-minute window of 40 requests, 10 failed (25%), and one request after it,
+    // which closes it.
+    let w = (chrono::Utc::now().timestamp() / 900 - 2) * 900;
+    let mut spans: Vec<(u32, i64, bool)> = (0..40)
+        .map(|i| (i, w + 10 + i64::from(i) * 20, i % 4 == 0))
+        .collect();
+    spans.push((100, w + 900 + 30, false));
+    assert_eq!(post(json_spans(&spans)).await.expect("send").status(), 200);
+    // The writer answers exports in order and judges after each batch: once a later export
+    // is answered, the first one's windows have been judged.
+    assert_eq!(
+        post(json_spans(&[(101, w + 900 + 40, false)]))
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    let open: Vec<(String, String, f64)> = {
+        let db = rusqlite::Connection::open(p.db()).expect("open store");
+        let mut stmt = db
+            .prepare("SELECT suite, rule, value FROM alerts WHERE resolved_at IS NULL")
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        open,
+        [(
+            "traffic:app".to_owned(),
+            "traffic.error_rate max 0.05 over 15m".to_owned(),
+            0.25
+        )],
+        "one alert is open while collect runs"
+    );
+    let (status, err) = stop(child);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(
+        err.matches("alert [critical] traffic:app: traffic.error_rate max 0.05 over 15m: Error rate is 25.0%")
+            .count(),
+        1,
+        "{err}"
+    );
+}

@@ -128,3 +128,55 @@ fn init_scaffolds_a_project_that_runs_and_refuses_to_overwrite() {
     assert_eq!(code(&again), 2);
     assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
 }
+
+/// The README's first command (`ingest && run`) on the shipped project, offline: the suites
+/// run, the recorded traffic log is read without an alert, and reports/ holds a traffic page
+/// linked from the index, its windows ending at the log's last record and saying so.
+#[test]
+fn the_first_command_shows_a_traffic_page() {
+    let p = Project::examples();
+    let out = p.run(&["-v", "ingest"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{}{err}", stdout(&out));
+    assert!(!err.contains("alert ["), "{err}");
+    assert!(stdout(&out).contains("397 new"), "{}", stdout(&out));
+    assert!(
+        err.contains("over 1d` on traffic:support-bot-prod, window 2026-11-30T00:00:00Z..2026-12-01T00:00:00Z: ")
+            && err.contains(": quiet"),
+        "the daily cost rule judges the last whole day: {err}"
+    );
+    let out = p.run(&["run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let index = std::fs::read_to_string(p.path().join("reports/index.html")).expect("index");
+    assert!(
+        index.contains("href=\"traffic-support-bot-prod.html\""),
+        "the index links the traffic page"
+    );
+    let page = std::fs::read_to_string(p.path().join("reports/traffic-support-bot-prod.html"))
+        .expect("traffic page");
+    assert!(
+        page.contains("no records since 2026-12-01 13:56 UTC (")
+            && page.contains("; windows end at the last record"),
+        "a quiet source is said"
+    );
+    // Every window holds traffic: all 397 records in the 7d and 30d windows.
+    assert_eq!(page.matches("<b>397</b>").count(), 2, "7d and 30d volumes");
+    assert!(!page.contains("No traffic stored in this window"));
+    for feature in ["support-chat", "order-summary", "product-search"] {
+        assert!(page.contains(&format!("<td>{feature}</td>")), "{feature}");
+    }
+    // `traffic` anchors its window the same way.
+    let out = p.run(&["traffic", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        json["quiet"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("no records since 2026-12-01 13:56 UTC")),
+        "{json}"
+    );
+    assert!(
+        json["current"]["volume"].as_u64().unwrap_or(0) > 100,
+        "{json}"
+    );
+}

@@ -101,13 +101,7 @@ struct Configured {
 /// The suites of `paths`, each one's rules, and the sinks; or exit 2 with every problem.
 fn configured(ctx: &Ctx, project: &ProjectConfig, paths: &[PathBuf]) -> anyhow::Result<Configured> {
     // A project that only watches traffic has no suites to check.
-    let files =
-        if paths.is_empty() && !project.traffic.is_empty() && !project.root.join("suites").exists()
-        {
-            Vec::new()
-        } else {
-            crate::app::suite_files(ctx, project, paths)?
-        };
+    let files = crate::app::suite_files_if_any(ctx, project, paths)?;
     let (suites, diags) = crate::suite::load_suites(&files, project);
     if !diags.is_empty() {
         return Err(Failure::invalid(crate::app::render_diagnostics(

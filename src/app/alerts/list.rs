@@ -28,12 +28,28 @@ pub(super) fn list(ctx: &Ctx, format: ReadFormat) -> anyhow::Result<u8> {
     let since = now_rfc3339(Utc::now() - chrono::Duration::days(RECENT_DAYS));
     let rows = store.recent_alerts(&since, 200)?;
     let pending = store.pending_by_sink()?;
+    // What each traffic rule made of its last window: a rule that is not judging (too
+    // little data) is said, not left as a silent gap.
+    let mut verdicts = Vec::new();
+    for source in &project.traffic {
+        for (rule, until, verdict) in store.traffic_alert_verdicts(&source.id)? {
+            verdicts.push((
+                super::traffic::alert_suite(&source.id),
+                rule,
+                until,
+                verdict,
+            ));
+        }
+    }
     if format == ReadFormat::Json {
         let out = json!({
             "alerts": rows.iter().map(row_json).collect::<Vec<_>>(),
             "pending": pending.iter().map(|b| json!({
                 "sink": b.sink, "notices": b.notices, "last_error": b.last_error,
                 "next_attempt_at": b.next_attempt_at,
+            })).collect::<Vec<_>>(),
+            "traffic_rules": verdicts.iter().map(|(suite, rule, until, verdict)| json!({
+                "suite": suite, "rule": rule, "judged_until": until, "last_window": verdict,
             })).collect::<Vec<_>>(),
         });
         ctx.printer.result(&serde_json::to_string_pretty(&out)?);
@@ -54,6 +70,10 @@ pub(super) fn list(ctx: &Ctx, format: ReadFormat) -> anyhow::Result<u8> {
             "[{}] {} — {state}\n    {}",
             a.severity, a.rule, a.message
         ));
+    }
+    for (suite, rule, _, verdict) in &verdicts {
+        ctx.printer
+            .result(&format!("{suite}: rule `{rule}`, last {verdict}"));
     }
     for b in &pending {
         let why = b

@@ -89,9 +89,14 @@ pub fn after_run(
         return Ok(());
     }
     let dir = reports_dir(project);
+    let now = chrono::Utc::now();
+    // The traffic pages of sources with traffic stored are refreshed too, so that the index
+    // links them (`ingest && run` shows suites and traffic side by side).
+    let mut traffic_pages = html::Written::default();
+    traffic::write_traffic_pages(store, project, &dir, now, true, &mut traffic_pages)?;
     let opts = Options {
         window: Window::parse("30d").ok_or_else(|| anyhow::anyhow!("default window"))?,
-        now: chrono::Utc::now(),
+        now,
         run_pages: html::RUN_PAGES,
         traffic: traffic::traffic_links(project, &dir),
     };
@@ -215,7 +220,7 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
         html::write_run_pages(&store, &dir, &info.run_id, &expected, &mut extra)?;
     }
     let now = chrono::Utc::now();
-    traffic::write_traffic_pages(&store, &project, &dir, now, &mut extra)?;
+    traffic::write_traffic_pages(&store, &project, &dir, now, false, &mut extra)?;
     let opts = Options {
         window,
         now,

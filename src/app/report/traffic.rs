@@ -13,7 +13,7 @@ use crate::model::ProjectConfig;
 use crate::report::html::Written;
 use crate::report::html::traffic::{
     TrafficAlert, TrafficFigures, TrafficLink, TrafficMarker, TrafficPage, TrafficPoint,
-    TrafficUsage, TrafficWindow, traffic_href, write_traffic,
+    TrafficRuleState, TrafficUsage, TrafficWindow, traffic_href, write_traffic,
 };
 use crate::store::{BucketRow, MarkQuery, Store};
 use crate::traffic::{BucketKey, Resolution};
@@ -102,13 +102,18 @@ fn window(label: &str, rows: &Rows, end: i64, secs: i64, res: Resolution) -> Tra
     }
 }
 
-/// The page of source `id` at `now`.
+/// The page of source `id` at `now` (windows end now, or at the source's last record when it
+/// has been silent for longer than a day: [`crate::app::traffic::quiet::anchor`]).
 pub fn traffic_page(
     store: &Store,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<TrafficPage, crate::store::StoreError> {
-    let unix = now.timestamp();
+    // A source silent for longer than the shortest window: its windows end at its last record.
+    let shortest = WINDOWS.iter().map(|w| w.1).min().unwrap_or(DAY);
+    let (anchored, quiet) =
+        crate::app::traffic::quiet::anchor(now, store.traffic_latest(id)?, shortest);
+    let unix = anchored.timestamp();
     let mut windows = Vec::new();
     let mut reads: Vec<Read> = Vec::new();
     for (label, secs, res) in WINDOWS {
@@ -129,7 +134,7 @@ pub fn traffic_page(
             windows.push(window(label, rows, *end, secs, res));
         }
     }
-    let since = (now - chrono::Duration::days(30)).to_rfc3339();
+    let since = (anchored - chrono::Duration::days(30)).to_rfc3339();
     let mut markers = store
         .marks(&MarkQuery {
             since: Some(&since),
@@ -146,6 +151,12 @@ pub fn traffic_page(
     Ok(TrafficPage {
         source: id.to_string(),
         generated: now,
+        quiet,
+        rules: store
+            .traffic_alert_verdicts(id)?
+            .into_iter()
+            .map(|(rule, _, verdict)| TrafficRuleState { rule, verdict })
+            .collect(),
         windows,
         markers,
         alerts: store
@@ -159,15 +170,20 @@ pub fn traffic_page(
     })
 }
 
-/// Write the page of every source of the project into `dir`.
+/// Write the page of every source of the project into `dir` (`report`), or, `stored_only`,
+/// of every source with traffic stored (`run` refreshing the reports).
 pub fn write_traffic_pages(
     store: &Store,
     project: &ProjectConfig,
     dir: &Path,
     now: DateTime<Utc>,
+    stored_only: bool,
     out: &mut Written,
 ) -> anyhow::Result<()> {
     for source in &project.traffic {
+        if stored_only && store.traffic_latest(&source.id)?.is_none() {
+            continue;
+        }
         let page = traffic_page(store, &source.id, now)?;
         write_traffic(dir, &page, out)?;
     }

@@ -7,6 +7,7 @@ pub mod ingest;
 mod monitor;
 pub mod pillars;
 pub mod prune;
+pub mod quiet;
 pub mod satisfaction;
 pub mod show;
 mod write;

@@ -47,8 +47,10 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     let source = super::pick_source(&project, args.source.as_deref())?;
     let store = ctx.open_store(&ctx.db_path(&project))?;
     let (name, secs, res) = span(args.window);
-    // The window ends with the bucket that holds now, so the current minute counts.
-    let end = res.floor(Utc::now().timestamp()) + res.seconds();
+    // The window ends with the bucket that holds now, so the current minute counts; for a
+    // source silent for longer than the window, with the bucket of its last record.
+    let (now, quiet) = super::quiet::anchor(Utc::now(), store.traffic_latest(&source.id)?, secs);
+    let end = res.floor(now.timestamp()) + res.seconds();
     let current = store.traffic_buckets(&source.id, res, end - secs, end)?;
     let previous = store.traffic_buckets(&source.id, res, end - 2 * secs, end - secs)?;
     let cur = pillars(refs(&current), secs, res.seconds());
@@ -94,6 +96,7 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
             "current": cur,
             "previous": prev,
             "usage": use_now,
+            "quiet": quiet,
         });
         if let Some((by, rows)) = &split {
             body["by"] = json!({
@@ -110,6 +113,9 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
         time(end - secs),
         time(end)
     );
+    if let Some(q) = &quiet {
+        let _ = writeln!(out, "quiet source: {q}");
+    }
     if cur.volume == 0 && prev.volume == 0 {
         out.push_str("no traffic stored in these windows (`evalwatch ingest` reads a source)\n");
     }

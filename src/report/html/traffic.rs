@@ -82,11 +82,24 @@ pub struct TrafficAlert {
     pub text: String,
 }
 
+/// What an alert rule of the source made of the last window it judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficRuleState {
+    pub rule: String,
+    /// `window A..B: quiet`, `window A..B: not judged: 15m window holds 1 request, ...`.
+    pub verdict: String,
+}
+
 /// Everything the page of one source shows.
 #[derive(Debug, Clone)]
 pub struct TrafficPage {
     pub source: String,
     pub generated: DateTime<Utc>,
+    /// Said above the windows when the source has gone quiet and they end at its last
+    /// record instead of now: `no records since 2026-12-01 14:02 UTC (5 days ago); ...`.
+    pub quiet: Option<String>,
+    /// The source's alert rules that have judged a window, by name.
+    pub rules: Vec<TrafficRuleState>,
     pub windows: Vec<TrafficWindow>,
     /// In time order.
     pub markers: Vec<TrafficMarker>,
@@ -161,11 +174,21 @@ struct AlertView {
 }
 
 #[derive(Serialize)]
+struct RuleView {
+    rule: String,
+    verdict: String,
+    /// The rule could not judge its last window (too little data, no baseline).
+    unjudged: bool,
+}
+
+#[derive(Serialize)]
 struct PageView {
     source: String,
     css: &'static str,
     window_css: String,
     generated: String,
+    quiet: Option<String>,
+    rules: Vec<RuleView>,
     windows: Vec<WindowView>,
     markers: Vec<MarkerView>,
     alerts: Vec<AlertView>,
@@ -436,6 +459,16 @@ pub fn render_traffic(page: &TrafficPage) -> Result<String, HtmlError> {
         css: CSS,
         window_css,
         generated: page.generated.format("%Y-%m-%d %H:%M UTC").to_string(),
+        quiet: page.quiet.clone(),
+        rules: page
+            .rules
+            .iter()
+            .map(|r| RuleView {
+                rule: r.rule.clone(),
+                verdict: r.verdict.clone(),
+                unjudged: r.verdict.contains("not judged") || r.verdict.contains("undecided"),
+            })
+            .collect(),
         windows,
         markers: page
             .markers

@@ -304,6 +304,7 @@ fn no_data_never_fires_and_validate_locates_bad_rules() {
     alerts:
       - {metric: traffic.eror_rate, max: 0.05, window: 10m}
       - {metric: traffic.error_rate, max: 0.05, windw: 15m, baseline: trailing:7d}
+      - {metric: traffic.error_rate, max: 0.05, min_requests: -3}
 ",
     );
     let out = bad.run(&["validate"]);
@@ -314,7 +315,67 @@ fn no_data_never_fires_and_validate_locates_bad_rules() {
         "evalwatch.yaml:6:56: `window` must be one of 5m, 15m, 1h, 1d, 7d, found \"10m\"",
         "evalwatch.yaml:7:49: unknown key `windw` in a traffic alert rule; did you mean `window`?",
         "evalwatch.yaml:7:71: `baseline` has no effect with `min` or `max`",
+        "evalwatch.yaml:8:63: `min_requests` must be a whole number of requests (0 or more), found -3",
     ] {
         assert!(err.contains(line), "{line}\n{err}");
     }
+}
+
+#[test]
+fn a_window_of_one_request_is_not_judged_and_says_why() {
+    let hook = Receiver::start();
+    let p = project(
+        "      - {metric: traffic.error_rate, max: 0.05, window: 15m, severity: critical}\n",
+    );
+    // One failed request in window 0, one in window 1 (which closes window 0): a 100%
+    // error rate over one request each.
+    let base = base();
+    let line = |t: i64, id: &str| {
+        format!(
+            r#"{{"ts": "{}", "trace": "{id}", "model": "m1", "feature": "chat", "ms": 120, "error": {{"type": "upstream"}}}}"#,
+            rfc(t)
+        )
+    };
+    p.write(
+        "logs/a.jsonl",
+        &format!("{}\n{}\n", line(base + 60, "a"), line(base + W + 60, "b")),
+    );
+    let out = ingest(&p, &hook);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "no alert opens: {}{err}", stdout(&out));
+    assert!(
+        err.contains(&format!(
+            "window {}..{}: not judged: 15m window holds 1 request, needs 20 (min_requests); state kept",
+            rfc(base),
+            rfc(base + W)
+        )),
+        "{err}"
+    );
+    assert!(hook.received().is_empty());
+    // `alerts list` and the traffic page say the rule is not judging, not a silent gap.
+    let out = p.run(&["alerts", "list"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("traffic:bot: rule `traffic.error_rate max 0.05 over 15m`, last window ")
+            && stdout(&out).contains("not judged: 15m window holds 1 request, needs 20"),
+        "{}",
+        stdout(&out)
+    );
+    let page = traffic_page(&p);
+    assert!(
+        page.contains("not judged: 15m window holds 1 request"),
+        "{page}"
+    );
+
+    // The same rule with `min_requests: 1` judges that window and fires.
+    let p2 =
+        project("      - {metric: traffic.error_rate, max: 0.05, window: 15m, min_requests: 1}\n");
+    p2.write(
+        "logs/a.jsonl",
+        &format!("{}\n{}\n", line(base + 60, "a"), line(base + W + 60, "b")),
+    );
+    let out = ingest(&p2, &hook);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(hook.received().len(), 1);
 }

@@ -85,3 +85,47 @@ fn a_pointer_that_matches_nothing_in_the_first_records_is_a_warning() {
     );
     assert!(!err.contains("fields.model"), "{err}");
 }
+
+#[test]
+fn validate_on_a_traffic_only_project_checks_its_sources() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:
+  - id: bot
+    path: logs/*.jsonl
+    fields: {time: /ts, model: /model, error: /error}
+    monitor:
+      - type: not-is-refusal
+    alerts:
+      - {metric: traffic.error_rate, max: 0.05, window: 15m}
+",
+    );
+    let out = p.run(&["-v", "validate"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "ok: no suites (no suites/ folder); 1 traffic source (1 monitor assertion, 1 alert rule)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("evalwatch.yaml:2:")
+            && stderr(&out).contains("traffic source `bot`: ok"),
+        "{}",
+        stderr(&out)
+    );
+    // The sources are still judged: a bad rule in a traffic-only project is exit 2.
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: bot\n    fields: {time: /ts}\n    alerts:\n      - {metric: traffic.error_rate, max: 0.05, min_requests: many}\n",
+    );
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("evalwatch.yaml:5:63: `min_requests` must be a whole number"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -87,8 +87,9 @@ fn report_writes_a_traffic_page_per_source_linked_from_the_index() {
 }
 
 /// `init` scaffolds a traffic source with a recorded log of the last days and the spec's first
-/// three starting rules (commented out: the example log is too thin for 15-minute windows): it
-/// validates, ingests with exit 0, and `report` shows it on a traffic page.
+/// three starting rules, live: it validates, ingests with exit 0 and no alert (the 15-minute
+/// rules say their windows hold too few requests, the daily cost rule judges whole days), and
+/// `report` shows it on a traffic page.
 #[test]
 fn init_writes_an_example_traffic_source_that_ingests_and_shows_a_page() {
     let p = Project::new();
@@ -100,12 +101,35 @@ fn init_writes_an_example_traffic_source_that_ingests_and_shows_a_page() {
         "metric: traffic.latency_p95_ms, ratio: 3, baseline: \"trailing:7d\", window: 15m",
         "metric: traffic.cost_usd, ratio: 1.2, baseline: \"trailing:7d\", window: 1d",
     ] {
-        assert!(config.contains(rule), "rule `{rule}` in {config}");
+        assert!(
+            config.contains("\n    alerts:\n") && config.contains(&format!("\n      - {{{rule}")),
+            "rule `{rule}` live in {config}"
+        );
     }
     let out = p.run(&["validate"]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
-    let out = ingest(&p, &[]);
-    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("3 alert rules"), "{}", stdout(&out));
+    let out = ingest(&p, &["-v"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "no alert opens: {}{err}", stdout(&out));
+    assert!(!err.contains("alert ["), "{err}");
+    for rule in [
+        "traffic.error_rate max 0.05 over 15m",
+        "traffic.latency_p95_ms ratio 3 vs trailing:7d over 15m",
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("alert rule `{rule}`"))
+                    && (l.contains("not judged: 15m window holds") || l.contains("no data"))),
+            "{rule}: {err}"
+        );
+    }
+    assert!(
+        err.lines().any(|l| l
+            .contains("alert rule `traffic.cost_usd ratio 1.2 vs trailing:7d over 1d`")
+            && l.contains(": quiet")),
+        "the daily cost rule judges a whole day: {err}"
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["new"], 360, "{json}");
     // Ingesting again adds nothing.

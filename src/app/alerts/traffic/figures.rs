@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::alert::traffic::Split;
+use crate::alert::traffic::{Counted, Split};
 use crate::store::BucketRow;
 use crate::traffic::BucketKey;
 
@@ -43,6 +43,30 @@ pub(super) fn value(metric: &str, row: &BucketRow, secs: i64) -> Option<f64> {
         // Not kept in buckets yet (confidence), or not one number (volume by hour).
         _ => None,
     }
+}
+
+/// How many of what `metric` is computed over `row` holds (requests, the records its
+/// assertion scored, rated requests): what a rule's `min_requests` is compared with.
+#[must_use]
+pub(super) fn count(metric: &str, row: &BucketRow) -> u64 {
+    let b = &row.bucket;
+    let q = &row.quality;
+    match Counted::of(metric) {
+        Counted::Requests => b.requests,
+        Counted::Scored => match metric {
+            "traffic.hallucination_rate" => q.hallucination_checked,
+            "traffic.refusal_rate" => q.refusal_checked,
+            _ => q.scored,
+        },
+        Counted::Rated => b.feedback_positive + b.feedback_negative + b.feedback_neutral,
+    }
+}
+
+/// `1 request`, `3 rated requests`.
+#[must_use]
+pub(super) fn counted(metric: &str, n: u64) -> String {
+    let noun = Counted::of(metric).noun();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Whether the metric adds up over time (a week's is about seven days'), so that a longer

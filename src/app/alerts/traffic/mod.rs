@@ -11,6 +11,8 @@
 mod context;
 mod figures;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{Value, json};
 
@@ -148,23 +150,57 @@ pub(super) fn judge_source(
         };
         let mut end = first;
         let mut last = None;
+        let (mut judged, mut too_little) = (0_u32, 0_u32);
         while end <= closed {
-            last = Some(judge.window(end, &mut outcome)?);
+            let verdicts = judge.window(end, &mut outcome)?;
+            judged += 1;
+            if verdicts.iter().any(|(_, v)| v.starts_with("not judged")) {
+                too_little += 1;
+            }
+            last = Some((end, verdicts));
             end += step;
         }
-        if let Some(lines) = last {
-            for l in lines {
-                ctx.printer.detail(&l);
-            }
-        } else {
+        let Some((end, verdicts)) = last else {
             ctx.printer.detail(&format!(
                 "alert rule `{}` on {suite}: no window closed since the last evaluation",
                 rule.rule.name
             ));
+            continue;
+        };
+        if too_little > 0 {
+            ctx.printer.detail(&format!(
+                "alert rule `{}` on {suite}: {too_little} of {judged} window(s) judged now held too little data to be judged (min_requests {}); state kept",
+                rule.rule.name, rule.min_requests
+            ));
         }
-        if first <= closed {
-            store.set_traffic_alert_cursor(&source.id, &rule.rule.name, closed)?;
+        let span = format!("window {}..{}", at(end - rule.window), at(end));
+        for (provider, verdict) in &verdicts {
+            let label = if provider == "*" {
+                String::new()
+            } else {
+                format!(" [{provider}]")
+            };
+            ctx.printer.detail(&format!(
+                "alert rule `{}` on {suite}{label}, {span}: {verdict}",
+                rule.rule.name
+            ));
         }
+        let summary: Vec<String> = verdicts
+            .iter()
+            .map(|(p, v)| {
+                if p == "*" {
+                    v.clone()
+                } else {
+                    format!("[{p}] {v}")
+                }
+            })
+            .collect();
+        store.set_traffic_alert_cursor(&source.id, &rule.rule.name, closed)?;
+        store.set_traffic_alert_verdict(
+            &source.id,
+            &rule.rule.name,
+            &format!("{span}: {}", summary.join("; ")),
+        )?;
     }
     for a in store.open_alerts(Some(&suite))? {
         if let Some(s) = crate::alert::rule::severity_parse(&a.severity) {
@@ -249,7 +285,18 @@ impl Judge<'_> {
                 };
                 let to = res.floor(start);
                 let rows = self.rows(res, to - WEEK, to)?;
-                let from = rows.iter().map(|(k, _)| k.start).min().unwrap_or(to);
+                let mut from = rows.iter().map(|(k, _)| k.start).min().unwrap_or(to);
+                if res == Resolution::Day && from > to - WEEK {
+                    // The source's first day is rarely whole: its coverage starts at its
+                    // first hour of traffic, or a first half day would read as half the
+                    // normal and the next whole day as twice it.
+                    let first_hours = self.rows(Resolution::Hour, from, from + 86_400)?;
+                    from = first_hours
+                        .iter()
+                        .map(|(k, _)| k.start)
+                        .min()
+                        .unwrap_or(from);
+                }
                 let covered = (to - from).max(1);
                 Normal {
                     rows,
@@ -259,8 +306,13 @@ impl Judge<'_> {
         })
     }
 
-    /// Judge the window ending at `end`; returns what -v says of each group.
-    fn window(&mut self, end: i64, outcome: &mut TrafficOutcome) -> anyhow::Result<Vec<String>> {
+    /// Judge the window ending at `end`; returns what each group came to (its label, as
+    /// the alerts table keys it, and the verdict), for -v and the stored last verdict.
+    fn window(
+        &mut self,
+        end: i64,
+        outcome: &mut TrafficOutcome,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let rule = self.rule;
         let metric = rule.rule.metric.as_str();
         let start = end - rule.window;
@@ -277,12 +329,9 @@ impl Judge<'_> {
             }
         }
         if labels.is_empty() {
-            said.push(format!(
-                "alert rule `{}` on {}, window {}..{}: no data (no traffic in the window); never fires on no data",
-                rule.rule.name,
-                self.suite,
-                at(start),
-                at(end)
+            said.push((
+                "*".to_owned(),
+                "no data (no traffic in the window); never fires on no data".to_owned(),
             ));
         }
         for group in labels {
@@ -300,39 +349,34 @@ impl Judge<'_> {
                     }
                 });
             let provider = provider_of(rule, &group);
-            let open = self
-                .store
-                .open_alert(self.suite, &rule.rule.name, &provider, None)?;
-            let what = format!(
-                "alert rule `{}` on {}{}, window {}..{}",
-                rule.rule.name,
-                self.suite,
-                if provider == "*" {
-                    String::new()
-                } else {
-                    format!(" [{provider}]")
-                },
-                at(start),
-                at(end)
-            );
+            let mut say = |verdict: String| said.push((provider.clone(), verdict));
             let Some(v) = v else {
-                said.push(format!("{what}: no data (nothing in the window to compute `{metric}` from); never fires on no data, state kept"));
+                say(format!(
+                    "no data (nothing in the window to compute `{metric}` from); never fires on no data, state kept"
+                ));
                 continue;
             };
+            if let Some(short) = self.too_little(&group, &now_groups, &before) {
+                say(format!("not judged: {short}; state kept"));
+                continue;
+            }
             let Some(fires) = rule.fires(v, b) else {
-                said.push(format!(
-                    "{what}: {} against no baseline ({} has no data); undecided, state kept",
+                say(format!(
+                    "{} against no baseline ({} has no data); undecided, state kept",
                     figures::show(metric, v),
                     rule.baseline.label()
                 ));
                 continue;
             };
             let shown_b = b.map_or_else(|| "none".to_owned(), |b| figures::show(metric, b));
-            said.push(format!(
-                "{what}: {} (normal {shown_b}): {}",
+            say(format!(
+                "{} (normal {shown_b}): {}",
                 figures::show(metric, v),
                 if fires { "fires" } else { "quiet" }
             ));
+            let open = self
+                .store
+                .open_alert(self.suite, &rule.rule.name, &provider, None)?;
             match (fires, open) {
                 (true, None) => {
                     let conc: Option<Concentration> = if rule.by.is_none() {
@@ -399,6 +443,38 @@ impl Judge<'_> {
             }
         }
         Ok(said)
+    }
+
+    /// Why `group` of the window (or of its baseline) holds too little to be judged:
+    /// `15m window holds 1 request, needs 20`; None when both hold enough.
+    fn too_little(
+        &self,
+        group: &str,
+        now: &BTreeMap<String, BucketRow>,
+        before: &BTreeMap<String, BucketRow>,
+    ) -> Option<String> {
+        let rule = self.rule;
+        let metric = rule.rule.metric.as_str();
+        let need = rule.min_requests;
+        let n = now.get(group).map_or(0, |r| figures::count(metric, r));
+        if n < need {
+            return Some(format!(
+                "{} window holds {}, needs {need} (min_requests)",
+                rule.window_label(),
+                figures::counted(metric, n)
+            ));
+        }
+        if !rule.rule.condition.uses_baseline() {
+            return None;
+        }
+        let nb = before.get(group).map_or(0, |r| figures::count(metric, r));
+        (nb > 0 && nb < need).then(|| {
+            format!(
+                "its {} baseline holds {}, needs {need} (min_requests)",
+                rule.baseline.label(),
+                figures::counted(metric, nb)
+            )
+        })
     }
 
     /// `traffic:bot: RULE` or `traffic:bot: RULE [feature=summarise]`.

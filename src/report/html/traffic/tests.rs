@@ -18,6 +18,8 @@ fn page(source: &str, feature: &str) -> TrafficPage {
     TrafficPage {
         source: source.into(),
         generated: DateTime::from_timestamp(t0 + 7200, 0).expect("time"),
+        quiet: None,
+        rules: Vec::new(),
         windows: vec![TrafficWindow {
             label: "24h".into(),
             bucket: "hour".into(),
