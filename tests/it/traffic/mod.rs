@@ -7,5 +7,6 @@ mod feedback;
 mod figures;
 mod formats;
 mod ingest;
+mod judge;
 mod page;
 mod prune;
