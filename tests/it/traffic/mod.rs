@@ -10,3 +10,4 @@ mod ingest;
 mod judge;
 mod page;
 mod prune;
+mod satisfaction;
