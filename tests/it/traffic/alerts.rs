@@ -110,7 +110,7 @@ pub(super) const SATISFACTION: &str = "      - {metric: traffic.satisfaction, dr
 /// then the rest of window 10 and windows 11-12: one resolved notice; then `alerts check`:
 /// nothing more. Returns the two notices' JSON.
 /// `evalwatch report`, then the source's traffic page.
-fn traffic_page(p: &Project) -> String {
+pub(super) fn traffic_page(p: &Project) -> String {
     let out = p
         .cmd()
         .env("EVALWATCH_TRAFFIC_SALT", SALT)

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use super::alerts::traffic_page;
 use super::ingest::{SALT, json, recent_start};
 use crate::support::{Project, code, serve_on_loopback, stderr, stdout};
 
@@ -245,6 +246,14 @@ fn a_judge_outage_never_stops_ingest_and_the_next_ingest_judges_what_waited() {
         stdout(&text)
     );
 
+    // The page says it too, beside the judge's calls and cost.
+    let page = traffic_page(&p);
+    assert!(page.contains("awaiting the judge"), "figure on the page");
+    assert!(
+        page.contains("awaiting the judge: judge `judge` failed after 2 attempts"),
+        "why on the page"
+    );
+
     // The judge is back: the next ingest (nothing new to read) judges the six.
     judge.down.store(false, Ordering::SeqCst);
     let out = ingest(&p);
@@ -260,6 +269,12 @@ fn a_judge_outage_never_stops_ingest_and_the_next_ingest_judges_what_waited() {
     assert_eq!(t["current"]["scored"], 6, "{t}");
     assert_eq!(t["current"]["pass_rate"], 0.5, "{t}");
     assert_eq!(t["judge"]["current"]["pending"], 0, "{t}");
+    let page = traffic_page(&p);
+    assert!(page.contains("judge calls"), "judge figures on the page");
+    assert!(
+        !page.contains("awaiting the judge: "),
+        "no one waits any more"
+    );
 }
 
 #[test]
