@@ -22,6 +22,10 @@ use evalwatch::alert::traffic::{TrafficRule, judge_traffic_rule};
 use evalwatch::suite::TRAFFIC_METRICS;
 use evalwatch::traffic::Bucket;
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 /// True satisfaction of a stable stream.
 const SATISFACTION: f64 = 0.9;
 /// The weekday pattern (points of satisfaction, Monday first), the same every week.
@@ -36,23 +40,6 @@ const WINDOW_DAYS: usize = 7;
 const VOLUMES: [u64; 4] = [30, 100, 300, 1000];
 /// Relative drops of satisfaction after the shift.
 const SHIFTS: [f64; 5] = [0.05, 0.10, 0.15, 0.20, 0.30];
-
-/// SplitMix64: small, seedable, good enough for a simulation (as `alert_sim`).
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// One day's votes: (positive, negative).
 fn day(volume: u64, p: f64, rng: &mut Rng) -> (u64, u64) {

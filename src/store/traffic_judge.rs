@@ -135,15 +135,8 @@ impl Store {
                     write_bucket(&tx, source, &k, &merged)?;
                 }
             }
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let mut add = tx.prepare_cached(
-                "INSERT OR REPLACE INTO judge_cache (key, judge, rubric_hash, answer, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for e in cache {
-                add.execute(params![e.key, e.judge, e.rubric_hash, e.answer, now])?;
-            }
         }
+        super::judge::put_cache(&tx, cache)?;
         tx.commit()?;
         Ok(())
     }

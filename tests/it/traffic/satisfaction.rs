@@ -4,6 +4,7 @@
 //! changes nothing; a stable stream over eight weeks opens none.
 
 use std::fmt::Write as _;
+use std::process::Output;
 
 use chrono::Utc;
 
@@ -75,7 +76,7 @@ fn traffic(from: i64, planted: bool, votes: Votes) -> (String, String) {
     (log, file)
 }
 
-fn import(p: &Project, hook: &Receiver) -> std::process::Output {
+fn import(p: &Project, hook: &Receiver) -> Output {
     p.cmd()
         .env("EVALWATCH_TRAFFIC_SALT", SALT)
         .env("EW_TEST_HOOK_URL", &hook.url)
@@ -109,20 +110,33 @@ fn assert_one_satisfaction_alert(hook: &Receiver) {
     );
 }
 
-#[test]
-fn a_planted_rise_in_thumbs_down_on_one_feature_opens_one_satisfaction_alert() {
+/// A project with the satisfaction rule that has ingested `days` days of traffic (with the
+/// planted rise or not, votes inline or not): the webhook, the project, what `ingest` gave
+/// and the votes as a file for `feedback import`.
+fn ingested(days: i64, planted: bool, votes: Votes) -> (Receiver, Project, Output, String) {
     let hook = Receiver::start();
     let p = project(SATISFACTION);
-    let (log, _) = traffic(16, true, Votes::Inline);
+    let (log, file) = traffic(days, planted, votes);
     p.write("logs/a.jsonl", &log);
     let out = ingest(&p, &hook);
+    (hook, p, out, file)
+}
+
+/// The command exited 1: an alert opened.
+fn assert_opened(out: &Output) {
     assert_eq!(
-        code(&out),
+        code(out),
         1,
         "an alert opened: {}{}",
-        stdout(&out),
-        stderr(&out)
+        stdout(out),
+        stderr(out)
     );
+}
+
+#[test]
+fn a_planted_rise_in_thumbs_down_on_one_feature_opens_one_satisfaction_alert() {
+    let (hook, p, out, _) = ingested(16, true, Votes::Inline);
+    assert_opened(&out);
     assert_one_satisfaction_alert(&hook);
     // Read again and judged again: nothing more.
     assert_eq!(code(&ingest(&p, &hook)), 0);
@@ -131,23 +145,12 @@ fn a_planted_rise_in_thumbs_down_on_one_feature_opens_one_satisfaction_alert() {
 
 #[test]
 fn votes_imported_after_the_fact_open_it_too_and_importing_them_twice_changes_nothing() {
-    let hook = Receiver::start();
-    let p = project(SATISFACTION);
-    let (log, votes) = traffic(16, true, Votes::Imported);
-    p.write("logs/a.jsonl", &log);
-    let out = ingest(&p, &hook);
+    let (hook, p, out, votes) = ingested(16, true, Votes::Imported);
     // No vote yet: the rule has nothing to judge.
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     assert!(hook.received().is_empty());
     p.write("votes.jsonl", &votes);
-    let out = import(&p, &hook);
-    assert_eq!(
-        code(&out),
-        1,
-        "an alert opened: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_opened(&import(&p, &hook));
     assert_one_satisfaction_alert(&hook);
     let figures = |p: &Project| {
         let out = p
@@ -173,11 +176,7 @@ fn votes_imported_after_the_fact_open_it_too_and_importing_them_twice_changes_no
 
 #[test]
 fn a_stable_stream_over_eight_weeks_opens_no_satisfaction_alert() {
-    let hook = Receiver::start();
-    let p = project(SATISFACTION);
-    let (log, _) = traffic(57, false, Votes::Inline);
-    p.write("logs/a.jsonl", &log);
-    let out = ingest(&p, &hook);
+    let (hook, _p, out, _) = ingested(57, false, Votes::Inline);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
     // The rule did judge windows (it is not quiet for want of data).
