@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::alerts::traffic_page;
 use super::ingest::{SALT, json, recent_start};
+use crate::collect::{start_collect, stop};
 use crate::support::{Project, code, serve_on_loopback, stderr, stdout};
 
 #[derive(Default)]
@@ -319,4 +320,56 @@ traffic:
     ] {
         assert!(err.contains(line), "missing `{line}` in:\n{err}");
     }
+}
+
+#[tokio::test]
+async fn collect_judges_the_spans_it_stores_beside_the_receiving() {
+    let (base, judge) = serve();
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        &format!(
+            "providers:
+  - {{id: judge, type: openai, model: judge-1, base_url: {base}}}
+judge: judge
+traffic:
+  - id: app
+    format: otlp
+    sample: 100%
+    monitor:
+      - type: llm-rubric
+        value: Answers politely.
+"
+        ),
+    );
+    let (child, url) = start_collect(&p, &[], &[("OPENAI_API_KEY", "sk-test")]);
+    let start = (chrono::Utc::now().timestamp() - 600) * 1_000_000_000;
+    let export = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[
+          {{"traceId":"{:032x}","spanId":"{:016x}","name":"chat","startTimeUnixNano":"{start}",
+           "endTimeUnixNano":"{}","attributes":[{{"key":"gen_ai.request.model","value":{{"stringValue":"m"}}}},
+             {{"key":"input.value","value":{{"stringValue":"question"}}}},
+             {{"key":"output.value","value":{{"stringValue":"GOOD answer"}}}}]}}]}}]}}]}}"#,
+        7,
+        7,
+        start + 5_000_000
+    );
+    let r = evalwatch::provider::http_client()
+        .expect("client")
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(export)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    // Stopped, the receiver judges what waits before it exits.
+    let (status, err) = stop(child);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        err.contains("judge monitors: 1 record judged, 1 judge call"),
+        "{err}"
+    );
+    assert_eq!(judge.calls(), 1);
+    assert_eq!(statuses(&p), vec![("passed".to_owned(), 1)]);
 }
