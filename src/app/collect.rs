@@ -49,6 +49,14 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
     let rules = super::traffic::rules(&source)?;
     let prepare = Prepare::new(&project, &source)?;
     let store = ctx.open_store(&ctx.db_path(&project))?;
+    // Judge monitors judge the sample beside the collecting, on their own connection.
+    let judging = super::traffic::judging::Judging::new(&project, &source, &ctx.db_path(&project))?
+        .map(|j| j.spawn(ctx.open_store(&ctx.db_path(&project))?))
+        .transpose()?;
+    let committed = judging
+        .as_ref()
+        .map(super::traffic::judging::Background::notifier)
+        .unwrap_or_default();
     interrupt::watch()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -70,7 +78,7 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
     };
     let consumer = std::thread::Builder::new()
         .name("evalwatch-collect-store".into())
-        .spawn(move || consume(store, &rules, prepare, alerts, exports))?;
+        .spawn(move || consume(store, &rules, prepare, alerts, exports, &committed))?;
     let settings = Settings {
         token,
         ..Settings::default()
@@ -106,6 +114,9 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
         .join()
         .map_err(|_| anyhow::anyhow!("collect: the store writer stopped unexpectedly"))?;
     served?;
+    if let Some(j) = judging {
+        super::traffic::judging::print_report(ctx, &j.finish()?);
+    }
     ctx.printer.result(&format!(
         "stored {} new span(s) from {} export(s); {} seen before, {} rejected",
         totals.new, totals.exports, totals.seen, totals.rejected
@@ -220,6 +231,7 @@ fn consume(
     mut prepare: Prepare,
     mut alerts: Alerts,
     mut exports: mpsc::Receiver<Export>,
+    committed: &super::traffic::judging::Committed,
 ) -> Totals {
     let printer = alerts.ctx.printer;
     let source = alerts.source.id.clone();
@@ -260,6 +272,7 @@ fn consume(
                     // A sender that gave up (timed out) will send again: nothing is lost.
                     let _ = done.send(Ok(stored));
                 }
+                committed.tell();
                 alerts.after_batch(&mut store);
             }
             Err(e) => {

@@ -85,6 +85,19 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
     let done = store
         .import_feedback(&source.id, &rows)
         .context("feedback import: store the feedback")?;
+    // Votes change windows the source's rules have judged: they judge them again.
+    let opened = if done.counted + done.replaced > 0 {
+        crate::app::alerts::traffic::evaluate_after_feedback(
+            ctx,
+            &mut store,
+            &project,
+            source,
+            chrono::Utc::now(),
+        )?
+        .opened
+    } else {
+        0
+    };
     let unmatched = store.feedback_unmatched(&source.id)?;
     let bad = read.errors.len();
     if a.format == ReadFormat::Json {
@@ -126,7 +139,13 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
             done.waiting,
         ));
     }
-    Ok(if bad > 0 { exit::INCOMPLETE } else { exit::OK })
+    Ok(if bad > 0 {
+        exit::INCOMPLETE
+    } else if opened > 0 {
+        exit::GATE
+    } else {
+        exit::OK
+    })
 }
 
 /// How many terms and trace ids a digest shows per feature.

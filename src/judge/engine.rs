@@ -333,7 +333,7 @@ impl Engine {
         let answer = if let ModelCheck::Semantic { reference, .. } = check {
             match self.embed(judge, job.seq, output, reference).await {
                 Ok(c) => json!({ "cosine": c }).to_string(),
-                Err(why) => return Some(finish(Verdict::unscorable(why), false, None, None, None)),
+                Err(why) => return Some(finish(call_failed(why), false, None, None, None)),
             }
         } else {
             let request = Request {
@@ -351,7 +351,7 @@ impl Engine {
                     usage = Some(used);
                     text
                 }
-                Err(why) => return Some(finish(Verdict::unscorable(why), false, None, None, None)),
+                Err(why) => return Some(finish(call_failed(why), false, None, None, None)),
             }
         };
         Some(match decide(check, output, &answer) {
@@ -480,6 +480,15 @@ impl Engine {
     }
 }
 
+/// Unscorable because the judge gave no answer (down, cancelled, no embeddings): marked
+/// `details.call_failed`, so that a caller that can ask again later (traffic) tells it from a
+/// judge's answer that did not parse.
+fn call_failed(why: String) -> Verdict {
+    let mut v = Verdict::unscorable(why);
+    v.details = json!({ "call_failed": true });
+    v
+}
+
 fn failed(id: &str, attempts: u32, e: &CallError) -> String {
     format!(
         "judge `{id}` failed after {attempts} attempt{} ({}): {e}",
@@ -489,7 +498,8 @@ fn failed(id: &str, attempts: u32, e: &CallError) -> String {
 }
 
 /// Whether an assertion of `case` may call a model.
-fn may_call(case: &Case, a: &Assertion) -> bool {
+#[must_use]
+pub fn may_call(case: &Case, a: &Assertion) -> bool {
     match &a.check {
         Check::Model { kind, params } => {
             ModelCheck::parse(kind, params, case.expected.as_deref(), a.threshold)

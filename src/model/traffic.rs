@@ -114,3 +114,23 @@ pub struct TrafficSource {
     /// Where the source's entry starts.
     pub location: Location,
 }
+
+impl TrafficSource {
+    /// The `monitor` as the case sampled records are scored and judged against: its id the
+    /// source's, no reference answer, and (set per record) the record's context.
+    #[must_use]
+    pub fn monitor_case(&self) -> super::Case {
+        super::Case {
+            id: self.id.clone(),
+            tags: Vec::new(),
+            vars: super::Vars::new(),
+            expected: None,
+            context: Vec::new(),
+            asserts: self.monitor.clone(),
+            threshold: None,
+            repeat_policy: None,
+            hash: String::new(),
+            location: self.location.clone(),
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError, codec, schema};
-use crate::model::JudgeSignature;
+use crate::model::{JudgeCacheEntry, JudgeSignature};
 
 /// Reads cached judge answers on its own connection (WAL: never blocks the writer).
 pub struct JudgeCache {
@@ -87,6 +87,25 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM judge_cache", [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// Stores judge answers in the cache (a suite run's writer, and judged traffic).
+pub(super) fn put_cache(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &[JudgeCacheEntry],
+) -> Result<(), StoreError> {
+    if cache.is_empty() {
+        return Ok(());
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut add = tx.prepare_cached(
+        "INSERT OR REPLACE INTO judge_cache (key, judge, rubric_hash, answer, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for e in cache {
+        add.execute(params![e.key, e.judge, e.rubric_hash, e.answer, now])?;
+    }
+    Ok(())
 }
 
 fn signature(r: &rusqlite::Row<'_>) -> rusqlite::Result<JudgeSignature> {

@@ -21,6 +21,7 @@ mod schema;
 mod settings;
 mod traffic;
 mod traffic_alerts;
+mod traffic_judge;
 mod trends;
 mod writer;
 
@@ -48,6 +49,7 @@ pub use settings::RunSettings;
 pub use traffic::{
     BucketRow, FileOffset, PruneBefore, Pruned, Quality, RecordRow, TrafficTx, Users,
 };
+pub use traffic_judge::{Awaiting, JudgeTotals, Judged as TrafficJudged};
 pub use trends::ScoredResult;
 pub use writer::{Checkpointer, Writer, WriterStats};
 

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 15] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 16] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -52,6 +52,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 15] = [
     (
         "0015_traffic_alert_verdict",
         include_str!("migrations/0015_traffic_alert_verdict.sql"),
+    ),
+    (
+        "0016_traffic_judge",
+        include_str!("migrations/0016_traffic_judge.sql"),
     ),
 ];
 

@@ -63,6 +63,22 @@ impl Store {
         let rows = stmt.query_map(params![source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// Have rule `rule` of `source` judge again the windows ending after `until` (votes
+    /// imported after the fact changed them); a cursor already before it stays.
+    pub fn rewind_traffic_alert_cursor(
+        &mut self,
+        source: &str,
+        rule: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE traffic_alert_cursor SET evaluated_until = min(evaluated_until, ?3)
+             WHERE source = ?1 AND rule = ?2",
+            params![source, rule, until],
+        )?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -85,5 +101,18 @@ mod tests {
             store.traffic_alert_verdicts("s").unwrap(),
             vec![("r".to_owned(), 900, "window a..b: quiet".to_owned())]
         );
+    }
+
+    #[test]
+    fn a_rewind_only_moves_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        store.rewind_traffic_alert_cursor("s", "r", 600).unwrap();
+        assert_eq!(store.traffic_alert_cursor("s", "r").unwrap(), None);
+        store.set_traffic_alert_cursor("s", "r", 900).unwrap();
+        store.rewind_traffic_alert_cursor("s", "r", 1200).unwrap();
+        assert_eq!(store.traffic_alert_cursor("s", "r").unwrap(), Some(900));
+        store.rewind_traffic_alert_cursor("s", "r", 600).unwrap();
+        assert_eq!(store.traffic_alert_cursor("s", "r").unwrap(), Some(600));
     }
 }

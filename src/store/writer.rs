@@ -542,16 +542,7 @@ fn write_judge(
     cache: &[JudgeCacheEntry],
     signatures: &[JudgeSignature],
 ) -> Result<(), StoreError> {
-    if !cache.is_empty() {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let mut add = tx.prepare_cached(
-            "INSERT OR REPLACE INTO judge_cache (key, judge, rubric_hash, answer, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for e in cache {
-            add.execute(params![e.key, e.judge, e.rubric_hash, e.answer, now])?;
-        }
-    }
+    super::judge::put_cache(tx, cache)?;
     let mut add = tx.prepare_cached(
         "INSERT OR IGNORE INTO run_judges (run_ref, assertion, provider, model, rubric_version, rubric_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -14,7 +14,7 @@ use super::wire::WireAssertion;
 use super::yaml::Node;
 use crate::model::{Assertion, Check, LengthUnit, Location, Normalize, SimilarityAlgo, Tolerance};
 use model_assisted::check_model;
-pub(crate) use model_assisted::{check_judges, checks_hallucination};
+pub(crate) use model_assisted::{calls_model, check_judges, checks_hallucination};
 
 /// Model-assisted assertions are accepted: the judging stage (`src/judge/`) scores them.
 pub(crate) const MODEL_ASSISTED_SUPPORTED: bool = true;
@@ -94,6 +94,28 @@ fn field<'a>(node: &'a Node, key: &str) -> &'a Node {
 
 /// Validate one assertion. Returns None when it has errors (all reported to `ctx`).
 pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -> Option<Pending> {
+    decode_as(ctx, node, owner, base_dir, false)
+}
+
+/// As [`decode`], for a traffic source's `monitor`: there is no reference answer there, so an
+/// `llm-rubric` written with `value` and no `rubric` (as docs/traffic.md shows it) takes the
+/// value as its rubric.
+pub(crate) fn decode_monitor(
+    ctx: &mut Ctx,
+    node: &Node,
+    owner: &str,
+    base_dir: &Path,
+) -> Option<Pending> {
+    decode_as(ctx, node, owner, base_dir, true)
+}
+
+fn decode_as(
+    ctx: &mut Ctx,
+    node: &Node,
+    owner: &str,
+    base_dir: &Path,
+    monitor: bool,
+) -> Option<Pending> {
     let before = ctx.diags.len();
     let wire: WireAssertion = ctx.decode(node, &format!("an assertion of {owner}"))?;
     let type_name = wire.kind.clone();
@@ -110,6 +132,14 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
         return None;
     };
     let mut wire = wire;
+    if monitor
+        && base == "llm-rubric"
+        && wire.rubric.is_none()
+        && let Some(Value::String(rubric)) = &wire.value
+    {
+        wire.rubric = Some(rubric.clone());
+        wire.value = None;
+    }
     if base == "json-path"
         && wire.value.is_none()
         && node
@@ -169,6 +199,13 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, owner: &str, base_dir: &Path) -
         if let Value::Object(mut map) = raw {
             for k in COMMON {
                 map.remove(k);
+            }
+            if let Some(rubric) = &pending.wire.rubric
+                && !map.contains_key("rubric")
+            {
+                // A monitor's `value` taken as its rubric (see `decode_monitor`).
+                map.remove("value");
+                map.insert("rubric".into(), Value::String(rubric.clone()));
             }
             pending.params = map;
         }

@@ -110,6 +110,7 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
             format!("judge `{judge}` is not a provider defined in evalwatch.yaml{hint}"),
         );
     }
+    super::traffic::check_monitor_judges(ctx, config);
 }
 
 /// The largest `circuit_breaker.after` accepted.

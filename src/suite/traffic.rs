@@ -332,8 +332,8 @@ fn redact(ctx: &mut Ctx, node: &Node) -> Vec<RedactSpec> {
     out
 }
 
-/// Monitor assertions: reference-free, so resolved without an `expected`. Assertions that need
-/// a judge are refused here rather than skipped when records are scored.
+/// Monitor assertions: reference-free, so resolved without an `expected`. Their judges are
+/// checked by [`check_monitor_judges`].
 fn monitor(
     ctx: &mut Ctx,
     node: &Node,
@@ -353,7 +353,7 @@ fn monitor(
     let owner = format!("the monitor of {what}");
     let mut out = Vec::new();
     for item in items {
-        let Some(pending) = assertion::decode(ctx, item, &owner, &config.root) else {
+        let Some(pending) = assertion::decode_monitor(ctx, item, &owner, &config.root) else {
             continue;
         };
         match pending.resolve(None) {
@@ -361,37 +361,37 @@ fn monitor(
                 item,
                 format!("{e}; a monitor has no reference answer, so give `value`"),
             ),
-            Ok(a) => {
-                if let Some(why) = needs_judge(&a.check) {
-                    ctx.push(
-                        pending.location.clone(),
-                        format!(
-                            "assertion `{}` is not yet supported for traffic: {why}",
-                            a.type_name
-                        ),
-                    );
-                } else {
-                    out.push(Arc::new(a));
-                }
-            }
+            Ok(a) => out.push(Arc::new(a)),
         }
     }
     out
 }
 
-/// Why a monitor assertion cannot run on traffic yet: it needs a judge.
-fn needs_judge(check: &Check) -> Option<&'static str> {
-    let Check::Model { kind, params } = check else {
-        return None;
-    };
-    if kind == "hallucination" {
-        let method = params.get("method").and_then(Value::as_str);
-        return matches!(method, Some("judge" | "both"))
-            .then_some("traffic monitors check hallucination lexically; use `method: lexical`");
+/// Judge monitors (`llm-rubric`, `factuality`, `hallucination` with a judge...): each has a
+/// judge, as in a suite, and the sample's text is stored, since records are judged from the
+/// store after their batch commits. Checked once the whole of evalwatch.yaml is read (the
+/// providers and `judge:` may come after `traffic:`).
+pub(crate) fn check_monitor_judges(ctx: &mut Ctx, config: &ProjectConfig) {
+    for source in &config.traffic {
+        let case = source.monitor_case();
+        assertion::check_judges(ctx, std::slice::from_ref(&case), &[], config);
+        if source.store_text == TextKept::None
+            && let Some(a) = source.monitor.iter().find(|a| calls_judge(&a.check))
+        {
+            ctx.push(
+                a.location.clone(),
+                format!(
+                    "assertion `{}` needs a judge, and judges read the sampled records' stored text: traffic source `{}` has `store_text: none`; set `store_text: sampled`",
+                    a.type_name, source.id
+                ),
+            );
+        }
     }
-    Some(
-        "traffic monitors do not call a judge yet; use deterministic assertions or `hallucination` (lexical)",
-    )
+}
+
+/// Whether an assertion calls a judge.
+fn calls_judge(check: &Check) -> bool {
+    matches!(check, Check::Model { kind, params } if assertion::calls_model(kind, params))
 }
 
 fn alerts(ctx: &mut Ctx, node: &Node) -> Vec<Value> {

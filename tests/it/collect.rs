@@ -16,7 +16,7 @@ const CONFIG: &str = "traffic:
 
 /// `evalwatch collect` on a free loopback port; returns the child and its traces URL, once it
 /// listens.
-fn start_collect(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+pub(crate) fn start_collect(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
         .current_dir(p.path())
         .envs(env.iter().copied())
@@ -43,7 +43,7 @@ fn start_collect(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> (Child, S
 }
 
 /// Stops the receiver as a service manager would (SIGTERM); returns its exit code and stderr.
-fn stop(child: Child) -> (i32, String) {
+pub(crate) fn stop(child: Child) -> (i32, String) {
     signal(child.id(), "-TERM");
     let out = child.wait_with_output().expect("wait");
     (

@@ -12,8 +12,8 @@ use crate::app::traffic::pillars::{Pillars, pillars, usage};
 use crate::model::ProjectConfig;
 use crate::report::html::Written;
 use crate::report::html::traffic::{
-    TrafficAlert, TrafficFigures, TrafficLink, TrafficMarker, TrafficPage, TrafficPoint,
-    TrafficRuleState, TrafficUsage, TrafficWindow, traffic_href, write_traffic,
+    TrafficAlert, TrafficFigures, TrafficJudge, TrafficLink, TrafficMarker, TrafficPage,
+    TrafficPoint, TrafficRuleState, TrafficUsage, TrafficWindow, traffic_href, write_traffic,
 };
 use crate::store::{BucketRow, MarkQuery, Store};
 use crate::traffic::{BucketKey, Resolution};
@@ -99,6 +99,8 @@ fn window(label: &str, rows: &Rows, end: i64, secs: i64, res: Resolution) -> Tra
             by_segment: u.by_segment,
             by_region: u.by_region,
         },
+        // Filled by the caller when the monitor calls a judge.
+        judge: None,
     }
 }
 
@@ -184,10 +186,42 @@ pub fn write_traffic_pages(
         if stored_only && store.traffic_latest(&source.id)?.is_none() {
             continue;
         }
-        let page = traffic_page(store, &source.id, now)?;
+        let mut page = traffic_page(store, &source.id, now)?;
+        if crate::judge::Engine::wants(&source.monitor_case()) {
+            for w in &mut page.windows {
+                w.judge = judge_of(store, &source.id, &w.label, now)?;
+            }
+        }
         write_traffic(dir, &page, out)?;
     }
     Ok(())
+}
+
+/// What judge monitors did in the window `label` ending now and the one before it, from the
+/// stored sample (as far back as `retention.records` keeps it).
+fn judge_of(
+    store: &Store,
+    source: &str,
+    label: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(TrafficJudge, TrafficJudge)>, crate::store::StoreError> {
+    let Some((_, secs, res)) = WINDOWS.iter().find(|(l, _, _)| *l == label) else {
+        return Ok(None);
+    };
+    let end = res.floor(now.timestamp()) + res.seconds();
+    let of = |from: i64, to: i64| -> Result<TrafficJudge, crate::store::StoreError> {
+        let t = store.traffic_judge_totals(source, from, to)?;
+        Ok(TrafficJudge {
+            calls: t.calls,
+            cost_usd: t.cost_usd,
+            pending: t.pending,
+            why: t.why,
+        })
+    };
+    Ok(Some((
+        of(end - secs, end)?,
+        of(end - 2 * secs, end - secs)?,
+    )))
 }
 
 /// Links to the traffic pages of the project's sources that are in `dir`, for the index.

@@ -119,7 +119,16 @@ fn judge_provider(
     spec: &crate::model::ProviderSpec,
     limiters: &mut Limiters,
 ) -> anyhow::Result<judge::JudgeProvider> {
-    let client = env.client.get()?;
+    build_judge(env.client.get()?, spec, limiter(limiters, spec))
+}
+
+/// A judge for `spec` on `client`, its calls under `limiter`: a suite's run and traffic
+/// monitors (`app::traffic`) build theirs here.
+pub(crate) fn build_judge(
+    client: &reqwest::Client,
+    spec: &crate::model::ProviderSpec,
+    limiter: Arc<exec::Limiter>,
+) -> anyhow::Result<judge::JudgeProvider> {
     let mut spec = spec.clone();
     spec.params
         .entry("temperature")
@@ -142,7 +151,7 @@ fn judge_provider(
         id: spec.id.clone(),
         provider: built,
         embedder,
-        limiter: limiter(limiters, &spec),
+        limiter,
         concurrency: Arc::new(tokio::sync::Semaphore::new(spec.concurrency.max(1))),
         timeout: spec.timeout,
         retries: spec.retries,

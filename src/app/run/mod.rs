@@ -44,6 +44,7 @@ use calls::LazyClient;
 use check::Checker;
 use finish::Done;
 
+pub(crate) use judging::build_judge;
 pub use settings::{DEFAULT_CONCURRENCY, Output, RunSettings};
 
 /// Default share of errored results above which a run cannot count as complete (exit 3).

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::judging::JudgeReport;
 use super::{Batch, Prepare, write_batch};
 use crate::app::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
@@ -37,6 +38,10 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     let rules = super::rules(source)?;
     let mut reading = Reading::new(ctx, &project, source, &rules)?;
     let mut store = ctx.open_store(&ctx.db_path(&project))?;
+    // Judge monitors judge the sample beside the reading, on their own connection.
+    reading.judging = super::judging::Judging::new(&project, source, &ctx.db_path(&project))?
+        .map(|j| j.spawn(ctx.open_store(&ctx.db_path(&project))?))
+        .transpose()?;
     let mut warned = false;
     let mut opened = 0;
     loop {
@@ -75,7 +80,12 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
         }
         std::thread::sleep(FOLLOW_POLL);
     }
-    reading.report(ctx, args.format);
+    let judged = reading
+        .judging
+        .take()
+        .map(super::judging::Background::finish)
+        .transpose()?;
+    reading.report(ctx, args.format, judged.as_ref());
     opened += judge_windows(ctx, &mut store, &project, source)?;
     Ok(if reading.ing.counts.malformed > 0 {
         exit::INCOMPLETE
@@ -161,6 +171,7 @@ struct Reading<'a> {
     skipped_spans: u64,
     out_of_order: u64,
     unfinished: Vec<String>,
+    judging: Option<super::judging::Background>,
 }
 
 impl<'a> Reading<'a> {
@@ -184,6 +195,7 @@ impl<'a> Reading<'a> {
             skipped_spans: 0,
             out_of_order: 0,
             unfinished: Vec::new(),
+            judging: None,
         })
     }
 
@@ -201,6 +213,9 @@ impl<'a> Reading<'a> {
         self.written.new += w.new;
         self.written.seen += w.seen;
         self.batch = Batch::default();
+        if let Some(j) = &self.judging {
+            j.committed();
+        }
         Ok(())
     }
 
@@ -342,7 +357,7 @@ impl<'a> Reading<'a> {
         self.flush(store)
     }
 
-    fn report(&self, ctx: &Ctx, format: ReadFormat) {
+    fn report(&self, ctx: &Ctx, format: ReadFormat, judged: Option<&JudgeReport>) {
         let c = &self.ing.counts;
         let more = c.malformed.saturating_sub(c.shown.len() as u64);
         if format == ReadFormat::Json {
@@ -359,6 +374,7 @@ impl<'a> Reading<'a> {
                 "skipped_spans": self.skipped_spans,
                 "out_of_order": self.out_of_order,
                 "unfinished": self.unfinished,
+                "judge": judged.map(super::judging::report_json),
             });
             crate::output::out(&body.to_string());
             return;
@@ -384,6 +400,9 @@ impl<'a> Reading<'a> {
                 "{} spans were not model calls (no GenAI or OpenInference attributes): skipped",
                 self.skipped_spans
             ));
+        }
+        if let Some(j) = judged {
+            super::judging::print_report(ctx, j);
         }
         let plural = |n: u64| if n == 1 { "" } else { "s" };
         ctx.printer.result(&format!(

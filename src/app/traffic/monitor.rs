@@ -1,10 +1,14 @@
 //! What happens to a record between reading and storing, for `ingest` and `collect` alike: a
 //! cost from the providers' pricing when the record has none, and, for the sample, the
-//! verdict of the source's `monitor` assertions from the suite scorer.
+//! verdict of the source's `monitor` assertions from the suite scorer. A monitor that needs a
+//! judge gives a sampled record a pending verdict instead: it is judged after its batch
+//! commits ([`super::judging`]), so that judging never holds up reading.
 
 use super::Scored;
 use crate::app::Failure;
-use crate::model::{Case, Pricing, ProjectConfig, Score, TrafficSource, Vars};
+use crate::judge::engine::may_call;
+use crate::model::{Case, CaseStatus, Pricing, ProjectConfig, Score, TrafficSource};
+use crate::score::verdict::Verdict;
 use crate::score::{ScoreInput, Scorer};
 use crate::traffic::ingest::Kept;
 
@@ -51,26 +55,21 @@ impl Prepare {
 struct Monitor {
     case: Option<Case>,
     scorer: Scorer,
+    /// Whether an assertion of the monitor calls a judge: sampled records then wait for it.
+    judged: bool,
 }
 
 impl Monitor {
     fn new(source: &TrafficSource) -> anyhow::Result<Self> {
         let mut scorer = Scorer::empty();
         if source.monitor.is_empty() {
-            return Ok(Self { case: None, scorer });
+            return Ok(Self {
+                case: None,
+                scorer,
+                judged: false,
+            });
         }
-        let case = Case {
-            id: source.id.clone(),
-            tags: Vec::new(),
-            vars: Vars::new(),
-            expected: None,
-            context: Vec::new(),
-            asserts: source.monitor.clone(),
-            threshold: None,
-            repeat_policy: None,
-            hash: String::new(),
-            location: source.location.clone(),
-        };
+        let case = source.monitor_case();
         scorer.prepare_case(&case).map_err(|e| {
             Failure::invalid(format!(
                 "{}: monitor of `{}`: {e}",
@@ -78,6 +77,7 @@ impl Monitor {
             ))
         })?;
         Ok(Self {
+            judged: crate::judge::Engine::wants(&case),
             case: Some(case),
             scorer,
         })
@@ -92,15 +92,42 @@ impl Monitor {
         }
         let output = r.output.as_deref()?;
         case.context.clone_from(&r.context);
-        Some(self.scorer.score(
-            0,
-            case,
-            &ScoreInput {
-                output,
-                prompt: r.input.as_deref().unwrap_or(""),
-                latency_ms: r.latency_ms,
-                cost_usd: r.cost_usd,
-            },
-        ))
+        let input = ScoreInput {
+            output,
+            prompt: r.input.as_deref().unwrap_or(""),
+            latency_ms: r.latency_ms,
+            cost_usd: r.cost_usd,
+        };
+        if !self.judged {
+            return Some(self.scorer.score(0, case, &input));
+        }
+        Some(pending(&self.scorer, case, &input))
     }
+}
+
+/// The verdict of a sampled record before the judge has answered: unscorable, counted
+/// nowhere, its judged assertions marked `details.pending` (what [`super::judging`] looks
+/// for) and the others as the scorer decides them.
+fn pending(scorer: &Scorer, case: &Case, input: &ScoreInput<'_>) -> Score {
+    let waiting: Vec<_> = case
+        .asserts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| may_call(case, a))
+        .map(|(i, a)| (i, waiting_outcome(a, "awaiting the judge")))
+        .collect();
+    let mut score = scorer.score_with(0, case, input, &waiting);
+    score.status = CaseStatus::Unscorable;
+    score.score = None;
+    score
+}
+
+/// A judged assertion still waiting for the judge, and why.
+pub(super) fn waiting_outcome(
+    a: &crate::model::Assertion,
+    why: &str,
+) -> crate::model::AssertionOutcome {
+    let mut v = Verdict::unscorable(why);
+    v.details = serde_json::json!({ "pending": true, "judge": null });
+    v.into_outcome(a)
 }

@@ -10,7 +10,7 @@ use super::pillars::{Pillars, pillars, usage};
 use crate::app::{Ctx, exit};
 use crate::cli::ReadFormat;
 use crate::cli::traffic::{By, TrafficArgs, Window};
-use crate::store::BucketRow;
+use crate::store::{BucketRow, JudgeTotals};
 use crate::traffic::{BucketKey, Resolution};
 
 /// The window's length and the buckets it is counted in: minutes up to a day, hours for a
@@ -56,6 +56,16 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     let cur = pillars(refs(&current), secs, res.seconds());
     let prev = pillars(refs(&previous), secs, res.seconds());
     let use_now = usage(refs(&current), res.seconds());
+    // Judge monitors: what judging the window's sample cost (apart from traffic cost), and
+    // what still waits for the judge.
+    let judge = crate::judge::Engine::wants(&source.monitor_case())
+        .then(|| -> anyhow::Result<_> {
+            Ok((
+                store.traffic_judge_totals(&source.id, end - secs, end)?,
+                store.traffic_judge_totals(&source.id, end - 2 * secs, end - secs)?,
+            ))
+        })
+        .transpose()?;
     let split = args.by.map(|by| {
         let mut values: Vec<String> = current
             .iter()
@@ -98,6 +108,9 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
             "usage": use_now,
             "quiet": quiet,
         });
+        if let Some((c, p)) = &judge {
+            body["judge"] = json!({"current": judge_json(c), "previous": judge_json(p)});
+        }
         if let Some((by, rows)) = &split {
             body["by"] = json!({
                 "label": by_name(*by),
@@ -120,6 +133,9 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
         out.push_str("no traffic stored in these windows (`evalwatch ingest` reads a source)\n");
     }
     out.push_str(&table(&cur, &prev));
+    if let Some((c, p)) = &judge {
+        out.push_str(&judge_rows(c, p));
+    }
     out.push_str("volume by\n");
     let mix = |name: &str, m: &std::collections::BTreeMap<String, u64>| {
         let parts: Vec<String> = m
@@ -145,6 +161,33 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     }
     ctx.printer.result(out.trim_end());
     Ok(exit::OK)
+}
+
+fn judge_json(t: &JudgeTotals) -> Value {
+    json!({
+        "calls": t.calls,
+        "cached": t.cached,
+        "cost_usd": t.cost_usd,
+        "pending": t.pending,
+        "pending_why": t.why,
+    })
+}
+
+/// The judge monitors' rows, as the table's: calls, cost, cache hits, records waiting.
+fn judge_rows(c: &JudgeTotals, p: &JudgeTotals) -> String {
+    let mut out = "judge monitors (apart from traffic cost)\n".to_owned();
+    for (name, a, b) in [
+        ("judge calls", count(c.calls), count(p.calls)),
+        ("judge cost", usd(c.cost_usd), usd(p.cost_usd)),
+        ("answers from the cache", count(c.cached), count(p.cached)),
+        ("awaiting the judge", count(c.pending), count(p.pending)),
+    ] {
+        let _ = writeln!(out, "  {name:<24} {a:>16}  {b:>16}");
+    }
+    if let Some(why) = &c.why {
+        let _ = writeln!(out, "  {why}");
+    }
+    out
 }
 
 fn refs(rows: &[(BucketKey, BucketRow)]) -> impl Iterator<Item = (&BucketKey, &BucketRow)> {

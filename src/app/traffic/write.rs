@@ -107,7 +107,7 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
 
 /// The monitor's verdict on one sampled record, counted: decided, passed, and what its
 /// hallucination and refusal checks found.
-fn count_quality(q: &mut crate::store::Quality, score: &Score) {
+pub(super) fn count_quality(q: &mut crate::store::Quality, score: &Score) {
     match score.status {
         CaseStatus::Passed => {
             q.scored += 1;

@@ -65,6 +65,20 @@ pub struct TrafficWindow {
     pub cost_by_feature: BTreeMap<String, Vec<(i64, f64)>>,
     pub cost_by_model: BTreeMap<String, Vec<(i64, f64)>>,
     pub usage: TrafficUsage,
+    /// (current, previous) when the source's monitor calls a judge.
+    pub judge: Option<(TrafficJudge, TrafficJudge)>,
+}
+
+/// What judge monitors did for a window's sampled records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficJudge {
+    /// Judge calls made (not answered by the judge cache).
+    pub calls: u64,
+    /// Their cost, apart from the traffic's.
+    pub cost_usd: f64,
+    /// Sampled records still awaiting the judge, and why the newest waits.
+    pub pending: u64,
+    pub why: Option<String>,
 }
 
 /// A change marker (`evalwatch mark`) to draw on the charts.
@@ -157,6 +171,8 @@ struct WindowView {
     checked: bool,
     volume: u64,
     figures: Vec<Figure>,
+    /// Why sampled records still await the judge, when some do.
+    judge_note: Option<String>,
     charts: Vec<String>,
     tables: Vec<Table>,
 }
@@ -211,6 +227,20 @@ fn figures(cur: &TrafficFigures, prev: &TrafficFigures) -> Vec<Figure> {
         f("monitor pass rate", Unit::Rate, &|x| x.pass_rate),
         f("hallucination rate", Unit::Rate, &|x| x.hallucination_rate),
         f("refusal rate", Unit::Rate, &|x| x.refusal_rate),
+    ]
+}
+
+/// The judge monitors' figures: calls, their cost, records awaiting the judge.
+fn judge_figures(cur: &TrafficJudge, prev: &TrafficJudge) -> Vec<Figure> {
+    let f = |name, unit: Unit, get: &dyn Fn(&TrafficJudge) -> f64| Figure {
+        name,
+        value: unit.show(Some(get(cur))),
+        previous: unit.show(Some(get(prev))),
+    };
+    vec![
+        f("judge calls", Unit::Count, &|x| x.calls as f64),
+        f("judge cost", Unit::Usd, &|x| x.cost_usd),
+        f("awaiting the judge", Unit::Count, &|x| x.pending as f64),
     ]
 }
 
@@ -431,7 +461,17 @@ fn window_view(
         label: w.label.clone(),
         checked,
         volume: w.current.volume,
-        figures: figures(&w.current, &w.previous),
+        figures: {
+            let mut f = figures(&w.current, &w.previous);
+            if let Some((c, p)) = &w.judge {
+                f.extend(judge_figures(c, p));
+            }
+            f
+        },
+        judge_note: w
+            .judge
+            .as_ref()
+            .and_then(|(c, _)| c.why.clone().filter(|_| c.pending > 0)),
         charts,
         tables: vec![
             table("by feature", &w.usage.by_feature),

@@ -170,7 +170,7 @@ fn check_support(ctx: &mut Ctx, node: &Node, w: &WireAssertion) {
 
 /// Whether a model-assisted assertion calls a model: all but `hallucination` with
 /// `method: lexical` (its default).
-fn calls_model(kind: &str, params: &serde_json::Map<String, Value>) -> bool {
+pub(crate) fn calls_model(kind: &str, params: &serde_json::Map<String, Value>) -> bool {
     kind != "hallucination"
         || params
             .get("method")

@@ -14,7 +14,7 @@ use crate::support::{Project, code, stderr, stdout};
 const W: i64 = 900;
 
 /// A source over `logs/*.jsonl` with `rules`, and a webhook sink.
-fn project(rules: &str) -> Project {
+pub(super) fn project(rules: &str) -> Project {
     let p = Project::new();
     p.write(
         "evalwatch.yaml",
@@ -46,7 +46,7 @@ fn base() -> i64 {
     (Utc::now().timestamp() / 3600) * 3600 - 6 * 3600
 }
 
-fn rfc(unix: i64) -> String {
+pub(super) fn rfc(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0)
         .unwrap()
         .to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -94,7 +94,7 @@ fn log(base: i64, from: i64, to: i64, spike: Spike) -> String {
     out
 }
 
-fn ingest(p: &Project, hook: &Receiver) -> std::process::Output {
+pub(super) fn ingest(p: &Project, hook: &Receiver) -> std::process::Output {
     p.cmd()
         .env("EVALWATCH_TRAFFIC_SALT", SALT)
         .env("EW_TEST_HOOK_URL", &hook.url)
@@ -104,13 +104,13 @@ fn ingest(p: &Project, hook: &Receiver) -> std::process::Output {
         .expect("run evalwatch")
 }
 
-const SATISFACTION: &str = "      - {metric: traffic.satisfaction, drop: 0.10, relative: true, baseline: same_window_last_week, window: 7d, severity: warning}\n";
+pub(super) const SATISFACTION: &str = "      - {metric: traffic.satisfaction, drop: 0.10, relative: true, baseline: same_window_last_week, window: 7d, severity: warning}\n";
 
 /// Ingest windows 0-9 (the spike in 8 and 9) and the first minute of window 10: one alert;
 /// then the rest of window 10 and windows 11-12: one resolved notice; then `alerts check`:
 /// nothing more. Returns the two notices' JSON.
 /// `evalwatch report`, then the source's traffic page.
-fn traffic_page(p: &Project) -> String {
+pub(super) fn traffic_page(p: &Project) -> String {
     let out = p
         .cmd()
         .env("EVALWATCH_TRAFFIC_SALT", SALT)

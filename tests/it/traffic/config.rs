@@ -49,13 +49,14 @@ fn every_bad_field_of_a_source_is_reported_where_it_is_written() {
         "evalwatch.yaml:9:29: redact regex `(` does not compile: unclosed group\n",
         "evalwatch.yaml:10:26: `retention.records` must be a duration",
         "evalwatch.yaml:10:31: unknown field `minut` in `retention`; did you mean `minute`?",
-        "evalwatch.yaml:12:9: assertion `llm-rubric` is not yet supported for traffic",
         "evalwatch.yaml:14:15: unknown assertion type `icontans`; did you mean `icontains`?",
         "evalwatch.yaml:17:18: unknown traffic metric `traffic.eror_rate`; did you mean `traffic.error_rate`?",
         "evalwatch.yaml:20:13: traffic source `csv-src`: `fields` needs `time`",
     ] {
         assert!(err.contains(line), "missing `{line}` in:\n{err}");
     }
+    // Judge monitors are accepted (tests/it/traffic/judge.rs checks their judges).
+    assert!(!err.contains("llm-rubric"), "{err}");
     // A `time` written with a bad pointer is not also reported missing.
     assert!(!err.contains("`bot`: `fields` needs `time`"), "{err}");
 }

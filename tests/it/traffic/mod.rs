@@ -7,5 +7,7 @@ mod feedback;
 mod figures;
 mod formats;
 mod ingest;
+mod judge;
 mod page;
 mod prune;
+mod satisfaction;

@@ -78,6 +78,36 @@ pub fn evaluate_closed_windows_with(
     Ok(outcome)
 }
 
+/// Metrics counted from users' votes, which `feedback import` adds to windows already judged.
+const FEEDBACK_METRICS: [&str; 3] = [
+    "traffic.satisfaction",
+    "traffic.thumbs_down_rate",
+    "traffic.feedback_rate",
+];
+
+/// After `feedback import`: the rules on feedback metrics judge their latest closed window
+/// again (votes given after the fact changed it), then every window closed since, as
+/// [`evaluate_closed_windows`]. An alert already open for that window is touched, not sent
+/// again.
+pub fn evaluate_after_feedback(
+    ctx: &Ctx,
+    store: &mut Store,
+    project: &ProjectConfig,
+    source: &TrafficSource,
+    now: DateTime<Utc>,
+) -> anyhow::Result<TrafficOutcome> {
+    for rule in rules(ctx, source) {
+        if !FEEDBACK_METRICS.contains(&rule.rule.metric.as_str()) {
+            continue;
+        }
+        let step = rule.window.min(86_400);
+        if let Some(c) = store.traffic_alert_cursor(&source.id, &rule.rule.name)? {
+            store.rewind_traffic_alert_cursor(&source.id, &rule.rule.name, c - step)?;
+        }
+    }
+    evaluate_closed_windows(ctx, store, project, source, now)
+}
+
 /// The source's rules (judged at load already; one that fails here is skipped, said so).
 fn rules(ctx: &Ctx, source: &TrafficSource) -> Vec<TrafficRule> {
     let mut out: Vec<TrafficRule> = Vec::new();

@@ -43,6 +43,7 @@ fn page(source: &str, feature: &str) -> TrafficPage {
                 by_feature: BTreeMap::from([(feature.to_string(), 30), (String::new(), 10)]),
                 ..TrafficUsage::default()
             },
+            judge: None,
         }],
         markers: vec![TrafficMarker {
             t: t0 + 1800,
