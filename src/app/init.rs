@@ -42,6 +42,7 @@ traffic:
       cost_usd: /cost
       error: /error
       error_kind: /error/type
+      feedback: /feedback
     sample: 20%
     redact: [email, phone, card, secret]
     monitor:
@@ -50,11 +51,14 @@ traffic:
     # The starting rules (docs/alerts.md, "Traffic rules"). A rule judges a window only when
     # it holds `min_requests` requests (default 20): this example log holds about three an
     # hour, so the 15-minute rules say "not judged" under `ingest -v` until real traffic
-    # comes, while the daily cost rule judges each whole day.
+    # comes, while the daily cost rule judges each whole day. The satisfaction rule compares
+    # this week's votes with the same 7 days a week before: not judged until there are two
+    # weeks of votes.
     alerts:
       - {metric: traffic.error_rate, max: 0.05, window: 15m, severity: critical, runbook: "check the provider's status page, then the app's recent deploys"}
       - {metric: traffic.latency_p95_ms, ratio: 3, baseline: "trailing:7d", window: 15m, severity: warning}
       - {metric: traffic.cost_usd, ratio: 1.2, baseline: "trailing:7d", window: 1d, severity: warning}
+      - {metric: traffic.satisfaction, drop: 0.10, relative: true, baseline: same_window_last_week, window: 7d, severity: warning}
 "#;
 
 const SUITE: &str = r#"suite: example
@@ -101,8 +105,8 @@ const TRAFFIC_DAYS: i64 = 5;
 /// the times is fixed (a small linear congruential generator): three features, two models
 /// taking turns (so that a day's cost is steady whatever hour the day boundaries fall on, and
 /// the daily cost rule stays quiet), two plans, three countries, about 4% failed requests,
-/// latencies with a long tail, tokens and cost per request, and a few answers the context
-/// does not support.
+/// latencies with a long tail, tokens and cost per request, a few answers the context does
+/// not support, and a thumbs up or down from one user in four.
 fn example_traffic(now: i64) -> String {
     use std::fmt::Write as _;
     const FEATURES: [&str; 3] = ["chat", "summarise", "search"];
@@ -149,9 +153,16 @@ fn example_traffic(now: i64) -> String {
             let a = ANSWERS[usize::try_from(next(4)).unwrap_or(0)];
             (a.to_string(), "")
         };
+        // One user in four votes (taken from the index, so the other fields stay as they
+        // were): down on a failure or the unsupported answer, up otherwise.
+        let feedback = match (i % 4, error.is_empty() && answer != ANSWERS[3]) {
+            (0, true) => r#", "feedback": "up""#,
+            (0, false) => r#", "feedback": "down""#,
+            _ => "",
+        };
         let _ = writeln!(
             out,
-            r#"{{"ts": "{when}", "trace_id": "ex-{i:04}", "model": "{model}", "meta": {{"feature": "{feature}"}}, "user": {{"plan": "{plan}"}}, "geo": {{"country": "{country}"}}, "request": {{"prompt": "How do returns and refunds work?"}}, "response": {{"text": "{answer}"}}, "retrieval": {{"passages": ["{CONTEXT}"]}}, "latency_ms": {latency}, "usage": {{"prompt_tokens": {tokens_in}, "completion_tokens": {tokens_out}}}, "cost": {cost:.6}{error}}}"#
+            r#"{{"ts": "{when}", "trace_id": "ex-{i:04}", "model": "{model}", "meta": {{"feature": "{feature}"}}, "user": {{"plan": "{plan}"}}, "geo": {{"country": "{country}"}}, "request": {{"prompt": "How do returns and refunds work?"}}, "response": {{"text": "{answer}"}}, "retrieval": {{"passages": ["{CONTEXT}"]}}, "latency_ms": {latency}, "usage": {{"prompt_tokens": {tokens_in}, "completion_tokens": {tokens_out}}}, "cost": {cost:.6}{error}{feedback}}}"#
         );
     }
     out

@@ -86,10 +86,11 @@ fn report_writes_a_traffic_page_per_source_linked_from_the_index() {
     }
 }
 
-/// `init` scaffolds a traffic source with a recorded log of the last days and the spec's first
-/// three starting rules, live: it validates, ingests with exit 0 and no alert (the 15-minute
-/// rules say their windows hold too few requests, the daily cost rule judges whole days), and
-/// `report` shows it on a traffic page.
+/// `init` scaffolds a traffic source with a recorded log of the last days and the spec's four
+/// starting rules, live: it validates, ingests with exit 0 and no alert (the 15-minute rules
+/// say their windows hold too few requests, the daily cost rule judges whole days, the weekly
+/// satisfaction rule has no week before to compare with), and `report` shows it on a traffic
+/// page.
 #[test]
 fn init_writes_an_example_traffic_source_that_ingests_and_shows_a_page() {
     let p = Project::new();
@@ -100,6 +101,7 @@ fn init_writes_an_example_traffic_source_that_ingests_and_shows_a_page() {
         "metric: traffic.error_rate, max: 0.05, window: 15m",
         "metric: traffic.latency_p95_ms, ratio: 3, baseline: \"trailing:7d\", window: 15m",
         "metric: traffic.cost_usd, ratio: 1.2, baseline: \"trailing:7d\", window: 1d",
+        "metric: traffic.satisfaction, drop: 0.10, relative: true, baseline: same_window_last_week, window: 7d",
     ] {
         assert!(
             config.contains("\n    alerts:\n") && config.contains(&format!("\n      - {{{rule}")),
@@ -108,7 +110,7 @@ fn init_writes_an_example_traffic_source_that_ingests_and_shows_a_page() {
     }
     let out = p.run(&["validate"]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("3 alert rules"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("4 alert rules"), "{}", stdout(&out));
     let out = ingest(&p, &["-v"]);
     let err = stderr(&out);
     assert_eq!(code(&out), 0, "no alert opens: {}{err}", stdout(&out));
@@ -129,6 +131,12 @@ fn init_writes_an_example_traffic_source_that_ingests_and_shows_a_page() {
             .contains("alert rule `traffic.cost_usd ratio 1.2 vs trailing:7d over 1d`")
             && l.contains(": quiet")),
         "the daily cost rule judges a whole day: {err}"
+    );
+    assert!(
+        err.lines().any(|l| l.contains(
+            "alert rule `traffic.satisfaction drop 0.1 relative vs same_window_last_week over 7d`"
+        ) && l.contains("same_window_last_week has no data")),
+        "the example's votes reach the satisfaction rule, which has no week before: {err}"
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["new"], 360, "{json}");
