@@ -12,6 +12,7 @@ mod alerts;
 mod codec;
 mod feedback;
 mod judge;
+mod labels;
 mod marks;
 mod read;
 mod review;
@@ -397,7 +398,13 @@ impl Store {
             "DELETE FROM results WHERE id BETWEEN ?1 AND ?2",
             params![low, high],
         )?;
-        for table in ["run_metrics", "run_gates", "run_judges", "run_settings"] {
+        for table in [
+            "run_metrics",
+            "run_gates",
+            "run_judges",
+            "run_settings",
+            "run_labels",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE run_ref = ?1"),
                 [run_ref],

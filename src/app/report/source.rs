@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::model::{
     AlertRow, CaseStatus, GateResult, GradedResult, JudgeSignature, ProviderMetrics, ResultRecord,
-    RunInfo, TrendQuery, TrendRow,
+    RunInfo, RunLabels, TrendQuery, TrendRow,
 };
 use crate::report::html::{self, HumanScoreRow, ReadError, RunSettings, StatusRow};
 use crate::store::{Store, StoreError};
@@ -78,6 +78,14 @@ impl html::Source for Store {
         suite: &str,
     ) -> Result<Vec<(String, Vec<JudgeSignature>)>, ReadError> {
         Ok(Store::suite_run_judges(self, suite)?)
+    }
+
+    fn run_labels(&self, run_id: &str) -> Result<RunLabels, ReadError> {
+        Ok(Store::run_labels(self, run_id)?)
+    }
+
+    fn suite_run_labels(&self, suite: &str) -> Result<HashMap<String, RunLabels>, ReadError> {
+        Ok(Store::suite_run_labels(self, suite)?)
     }
 
     fn suite_run_settings(&self, suite: &str) -> Result<HashMap<String, RunSettings>, ReadError> {

@@ -44,7 +44,7 @@ use calls::LazyClient;
 use check::Checker;
 use finish::Done;
 
-pub use settings::{DEFAULT_CONCURRENCY, Output, RunSettings};
+pub use settings::{DEFAULT_CONCURRENCY, Output, RunSettings, parse_label};
 
 /// Default share of errored results above which a run cannot count as complete (exit 3).
 pub const DEFAULT_ERROR_BUDGET: f64 = 0.5;
