@@ -11,7 +11,7 @@ use crate::cli::history::{RunsArgs, ShowArgs};
 use crate::model::{CaseStatus, RunInfo, RunLabels};
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{RunView, terminal};
-use crate::store::{AlertRow, HumanScore, Store, StoreError};
+use crate::store::{AlertRow, HumanScore, Store, StoreError, VersionCount};
 
 fn open(ctx: &Ctx) -> anyhow::Result<Store> {
     let project = ctx.project()?;
@@ -191,6 +191,7 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
         human: store.human_scores(None, Some(&info.run_id))?,
         alerts: store.alerts_of_run(&info.run_id)?,
         labels: store.run_labels(&info.run_id)?,
+        versions: store.run_versions(&info.run_id)?,
     };
     if args.format == ReadFormat::Json {
         show_json(&store, &detail)?;
@@ -209,6 +210,8 @@ struct Detail<'a> {
     human: Vec<HumanScore>,
     alerts: Vec<AlertRow>,
     labels: RunLabels,
+    /// The model versions the providers reported.
+    versions: Vec<VersionCount>,
 }
 
 /// `show --format json`: the run's header, then every result, streamed.
@@ -218,6 +221,13 @@ fn show_json(store: &Store, d: &Detail<'_>) -> anyhow::Result<()> {
     let mut head = header(&d.view, &[]);
     head.insert("baseline_run_id".into(), json!(baseline));
     head.insert("labels".into(), json!(d.labels));
+    head.insert(
+        "model_versions".into(),
+        d.versions
+            .iter()
+            .map(|v| json!({"provider": v.provider, "model": v.version.model, "fingerprint": v.version.fingerprint, "answers": v.answers}))
+            .collect(),
+    );
     head.insert(
         "alerts".into(),
         alerts
@@ -258,6 +268,15 @@ fn show_text(ctx: &Ctx, store: &Store, d: &Detail<'_>, failures: usize) -> anyho
     if !d.labels.is_empty() {
         ctx.printer
             .result(&format!("labels: {}", labels_text(&d.labels)));
+    }
+    for v in &d.versions {
+        ctx.printer.result(&format!(
+            "model version reported by {}: {} ({} answer{})",
+            v.provider,
+            v.version.label(),
+            v.answers,
+            if v.answers == 1 { "" } else { "s" }
+        ));
     }
     for h in &d.human {
         ctx.printer.result(&format!(

@@ -22,6 +22,7 @@ mod settings;
 mod traffic;
 mod traffic_alerts;
 mod trends;
+mod versions;
 mod writer;
 
 #[cfg(test)]
@@ -46,6 +47,7 @@ pub use traffic::{
     BucketRow, FileOffset, PruneBefore, Pruned, Quality, RecordRow, TrafficTx, Users,
 };
 pub use trends::ScoredResult;
+pub use versions::VersionCount;
 pub use writer::{Checkpointer, Writer, WriterStats};
 
 /// Failures of the store. Messages read after "failed to ...".
@@ -404,6 +406,7 @@ impl Store {
             "run_judges",
             "run_settings",
             "run_labels",
+            "run_versions",
         ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE run_ref = ?1"),

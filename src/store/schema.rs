@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 14] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 15] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -48,6 +48,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 14] = [
     (
         "0014_run_labels",
         include_str!("migrations/0014_run_labels.sql"),
+    ),
+    (
+        "0015_run_versions",
+        include_str!("migrations/0015_run_versions.sql"),
     ),
 ];
 

@@ -114,3 +114,188 @@ fn bad_labels_exit_2_with_the_reason() {
     let out = p.run(&["runs", "--label", "=x"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
 }
+
+/// What the loopback model server answers with: the versions it reports, and whether its
+/// answers are right.
+struct Served {
+    openai: (&'static str, &'static str),
+    anthropic: &'static str,
+    right: bool,
+}
+
+/// A loopback server speaking OpenAI's Chat Completions and Anthropic's Messages wire
+/// formats, reporting the versions `state` holds.
+fn model_server() -> (String, std::sync::Arc<std::sync::Mutex<Served>>) {
+    use axum::extract::State;
+    use axum::routing::post;
+    type Shared = std::sync::Arc<std::sync::Mutex<Served>>;
+    fn answer(right: bool) -> &'static str {
+        if right {
+            "Answer: 30 days."
+        } else {
+            "I am not sure."
+        }
+    }
+    async fn chat(State(s): State<Shared>) -> axum::Json<serde_json::Value> {
+        let (model, fp, right) = {
+            let s = s.lock().unwrap();
+            (s.openai.0, s.openai.1, s.right)
+        };
+        axum::Json(serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+            "system_fingerprint": fp,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer(right)}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        }))
+    }
+    async fn messages(State(s): State<Shared>) -> axum::Json<serde_json::Value> {
+        let (model, right) = {
+            let s = s.lock().unwrap();
+            (s.anthropic, s.right)
+        };
+        axum::Json(serde_json::json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": answer(right)}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 5}
+        }))
+    }
+    let state: Shared = std::sync::Arc::new(std::sync::Mutex::new(Served {
+        openai: ("gpt-4o-2024-08-06", "fp_abc"),
+        anthropic: "claude-sonnet-4-20250514",
+        right: true,
+    }));
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
+        .with_state(std::sync::Arc::clone(&state));
+    (
+        format!("http://{}", crate::support::serve_on_loopback(app)),
+        state,
+    )
+}
+
+#[test]
+fn a_model_version_change_is_marked_and_named_by_the_next_alert() {
+    use std::fmt::Write as _;
+    let (base, state) = model_server();
+    let p = Project::new();
+    let mut cases = String::new();
+    for i in 0..20 {
+        let _ = writeln!(
+            cases,
+            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: 30 days}}"
+        );
+    }
+    p.write(
+        "suites/faq.yaml",
+        &format!(
+            "suite: faq\nproviders:\n  - id: gpt\n    type: openai\n    model: gpt-4o\n    base_url: {base}/v1\n    api_key_env: EW_T_MODEL_KEY\n    retries: {{max: 0}}\n  - id: claude\n    type: anthropic\n    model: claude-sonnet-4-0\n    base_url: {base}\n    api_key_env: EW_T_MODEL_KEY\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}alerts:\n  - {{metric: pass_rate, drop: 0.05, severity: warning}}\n"
+        ),
+    );
+    let run = |args: &[&str]| {
+        p.cmd()
+            .args(args)
+            .env("EW_T_MODEL_KEY", "sk-test")
+            .output()
+            .expect("run evalwatch")
+    };
+    let out = run(&["run", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let first = json_runs(&out)[0]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    // The same versions again: nothing marked.
+    let out = run(&["run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("model version changed"),
+        "{}",
+        stderr(&out)
+    );
+    let marks = stdout(&run(&["mark", "list"]));
+    assert_eq!(marks.trim(), "no markers");
+
+    // The provider rolls out a new snapshot, and the answers get worse.
+    {
+        let mut s = state.lock().unwrap();
+        s.openai = ("gpt-4o-2024-11-20", "fp_def");
+        s.anthropic = "claude-sonnet-4-20250601";
+        s.right = false;
+    }
+    let out = run(&["run", "--format", "json"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "warnings do not fail the run: {}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "model version changed: gpt gpt-4o-2024-08-06 -> gpt-4o-2024-11-20 (fp_abc -> fp_def), seen by suite faq"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "claude claude-sonnet-4-20250514 -> claude-sonnet-4-20250601, seen by suite faq"
+        ),
+        "{err}"
+    );
+    let third = json_runs(&out)[0]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+
+    // The markers, automatic, in `mark list`.
+    let out = run(&["mark", "list", "--format", "json"]);
+    let marks: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let marks = marks.as_array().expect("array");
+    assert_eq!(marks.len(), 2, "{marks:?}");
+    assert!(
+        marks
+            .iter()
+            .all(|m| m["kind"] == "model" && m["origin"] == "auto")
+    );
+
+    // Each alert the run opened names the change.
+    let out = run(&["alerts", "list", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let alerts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let alerts = alerts["alerts"].as_array().expect("array");
+    assert_eq!(alerts.len(), 2, "one per provider: {alerts:?}");
+    for a in alerts {
+        let message = a["message"].as_str().expect("message");
+        assert!(
+            message.contains(", possibly related to the model change at "),
+            "{message}"
+        );
+    }
+    assert!(
+        alerts.iter().any(|a| a["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("(gpt gpt-4o-2024-08-06 -> gpt-4o-2024-11-20 (fp_abc -> fp_def)")),
+        "{alerts:?}"
+    );
+
+    // The versions are stored per run: `show` lists them.
+    let text = stdout(&run(&["show", &first]));
+    assert!(
+        text.contains("model version reported by gpt: gpt-4o-2024-08-06 (fp_abc) (20 answers)"),
+        "{text}"
+    );
+    let out = run(&["show", &third, "--format", "json"]);
+    let head: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().expect("a header line")).expect("json");
+    let versions = head["model_versions"].as_array().expect("versions");
+    assert!(
+        versions.iter().any(|v| v["provider"] == "claude"
+            && v["model"] == "claude-sonnet-4-20250601"
+            && v["fingerprint"].is_null()
+            && v["answers"] == 20),
+        "{versions:?}"
+    );
+}

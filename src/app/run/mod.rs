@@ -29,6 +29,7 @@ mod resume;
 mod settings;
 mod start;
 mod suite;
+mod versions;
 
 use std::path::Path;
 
