@@ -299,3 +299,69 @@ fn a_model_version_change_is_marked_and_named_by_the_next_alert() {
         "{versions:?}"
     );
 }
+
+/// Reads, in the page of iframe `f`, the change markers of the first chart shown: their
+/// lines, hover titles, and the list under the chart (laid out within the screen).
+const MARKERS: &str = r#"<script>
+document.getElementById('f').addEventListener('load', () => {
+const doc = document.getElementById('f').contentDocument;
+const vw = doc.documentElement.clientWidth;
+const r = {vw: vw, page_overflow: doc.documentElement.scrollWidth - vw};
+const fig = [...doc.querySelectorAll('figure.chart')].find(f => f.getClientRects().length > 0);
+const svg = fig.querySelector('svg').getBoundingClientRect();
+r.lines = [...fig.querySelectorAll('g.marker.mark')].map(g => {
+  const l = g.querySelector('line').getBoundingClientRect();
+  return {title: g.querySelector('title').textContent, inside: l.left >= svg.left && l.right <= svg.right};
+});
+r.listed = [...fig.querySelectorAll('ul.markers li.mark')].map(li => {
+  const b = li.getBoundingClientRect();
+  return {text: li.textContent, shown: b.width > 0 && b.height > 0 && b.right <= vw + 1};
+});
+document.body.insertAdjacentHTML('beforeend', '<pre id="measure">' + JSON.stringify(r) + '</pre>');
+});
+</script>"#;
+
+#[test]
+fn trend_charts_draw_markers_with_their_text_at_phone_and_desktop_widths() {
+    let p = Project::new();
+    replay_suite(&p, "marked", 6, 0);
+    let out = p.run(&["run", "--no-reports"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = p.run(&["mark", "deploy", "v<2> & new index"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = p.run(&["run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let dir = p.path().join("reports");
+    let html = std::fs::read_to_string(dir.join("marked.html")).expect("trend page");
+    assert!(
+        html.contains("deploy v&lt;2&gt; &amp; new index</title>"),
+        "escaped in the hover title"
+    );
+    assert!(!html.contains("v<2>"), "never raw");
+    let tmp = tempfile::tempdir().expect("tmp");
+    for width in [390, 1280] {
+        let m = crate::pages::measure_with(
+            &dir,
+            "marked.html",
+            width,
+            &tmp.path().join(format!("p{width}")),
+            MARKERS,
+        );
+        assert!(
+            m["page_overflow"].as_f64().expect("overflow") <= 1.0,
+            "{width}px: {m}"
+        );
+        let lines = m["lines"].as_array().expect("lines");
+        assert_eq!(lines.len(), 1, "{width}px: one marker line: {m}");
+        // The dump of the DOM escapes `<` and `>` in the measurement (`measure_with` reads
+        // back `&amp;` and `&quot;` only).
+        let title = lines[0]["title"].as_str().expect("title");
+        let shown = title.replace("&lt;", "<").replace("&gt;", ">");
+        assert!(shown.ends_with("deploy v<2> & new index"), "{width}px: {m}");
+        assert_eq!(lines[0]["inside"], true, "{width}px: within the chart: {m}");
+        let listed = m["listed"].as_array().expect("listed");
+        assert_eq!(listed.len(), 1, "{width}px: listed under the chart: {m}");
+        assert_eq!(listed[0]["text"].as_str(), Some(title), "{width}px: {m}");
+        assert_eq!(listed[0]["shown"], true, "{width}px: {m}");
+    }
+}

@@ -20,7 +20,7 @@ use super::{
     ALERTS_SHOWN, CSS, HEAT_RUNS, HtmlError, Options, RECENT_RUNS, TABLE_ROWS, Window, changes,
     chart, epoch, file_stem, heat, human, render, run_file, show_time,
 };
-use crate::model::{RunLabels, RunStatus};
+use crate::model::{MarkOrigin, RunLabels, RunStatus};
 use crate::model::{TrendQuery, TrendRow};
 
 #[derive(Serialize)]
@@ -400,7 +400,11 @@ pub(super) fn build_suite(
     }
     let run_labels = store.suite_run_labels(name)?;
     let markers = change_markers(store, name, &overall, &run_labels)?;
-    let marker_in: Vec<MarkerIn> = markers
+    let marks = match overall.first() {
+        Some(first) => store.general_marks(Some(&first.started_at))?,
+        None => Vec::new(),
+    };
+    let mut marker_in: Vec<MarkerIn> = markers
         .iter()
         .filter_map(|m| {
             overall
@@ -413,6 +417,22 @@ pub(super) fn build_suite(
                 })
         })
         .collect();
+    // The change markers (`evalwatch mark`, model versions seen to change) of the history.
+    marker_in.extend(marks.iter().map(|m| MarkerIn {
+        t: epoch(&m.at),
+        label: format!(
+            "{}: {} {}{}",
+            show_time(&m.at),
+            m.kind.as_str(),
+            m.text,
+            if m.origin == MarkOrigin::Auto {
+                " (seen by evalwatch)"
+            } else {
+                ""
+            }
+        ),
+        class: "mark",
+    }));
     // Alert markers by provider: (metric, marker), where each alert opened and resolved.
     let mut alert_markers: HashMap<String, Vec<(String, MarkerIn)>> = HashMap::new();
     for a in store.alert_history(Some(name), ALERTS_SHOWN)? {
