@@ -66,6 +66,21 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The models of traffic source `source` with the start (unix seconds) of the first
+    /// minute bucket of each, earliest first (records without a model left out). Minute
+    /// buckets only: an hour or day bucket starts before the change it holds.
+    pub fn traffic_models_first_seen(
+        &self,
+        source: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT model, MIN(start) AS first FROM traffic_buckets
+             WHERE source = ?1 AND resolution = 'minute' AND model <> '' GROUP BY model ORDER BY first, model",
+        )?;
+        let rows = st.query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The newest run of `suite` before run `run_id` in which `provider` reported a version.
     pub fn previous_versioned_run(
         &self,

@@ -365,3 +365,64 @@ fn trend_charts_draw_markers_with_their_text_at_phone_and_desktop_widths() {
         assert_eq!(listed[0]["shown"], true, "{width}px: {m}");
     }
 }
+
+#[test]
+fn a_new_model_in_traffic_is_marked_once_for_its_source() {
+    use std::fmt::Write as _;
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: bot\n    path: logs/*.jsonl\n    fields:\n      time: /ts\n      model: /model\n      latency_ms: /ms\n    sample: 0%\n",
+    );
+    let base = (chrono::Utc::now().timestamp() / 3600) * 3600 - 3 * 3600;
+    let at = |s: i64| {
+        chrono::DateTime::from_timestamp(s, 0)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let mut log = String::new();
+    for minute in 0..60 {
+        let model = if minute < 40 {
+            "gpt-4o-2024-08-06"
+        } else {
+            "gpt-4o-2024-11-20"
+        };
+        let _ = writeln!(
+            log,
+            r#"{{"ts": "{}", "model": "{model}", "ms": 120}}"#,
+            at(base + minute * 60)
+        );
+    }
+    p.write("logs/a.jsonl", &log);
+    let ingest = || {
+        p.cmd()
+            .env("EVALWATCH_TRAFFIC_SALT", "salt-for-tests")
+            .args(["ingest"])
+            .output()
+            .expect("run evalwatch")
+    };
+    let out = ingest();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("new model seen in traffic: bot gpt-4o-2024-08-06 -> gpt-4o-2024-11-20"),
+        "{}",
+        stderr(&out)
+    );
+    // Read again (nothing new): marked once.
+    let out = ingest();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("new model seen"), "{}", stderr(&out));
+    let out = p.run(&["mark", "list", "--format", "json"]);
+    let marks: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let marks = marks.as_array().expect("array");
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    assert_eq!(marks[0]["kind"], "model");
+    assert_eq!(marks[0]["origin"], "auto");
+    assert_eq!(marks[0]["source"], "bot");
+    assert_eq!(marks[0]["at"], at(base + 40 * 60).as_str());
+    assert_eq!(
+        marks[0]["text"],
+        "bot gpt-4o-2024-08-06 -> gpt-4o-2024-11-20"
+    );
+}

@@ -4,6 +4,7 @@
 mod check;
 mod files;
 pub mod ingest;
+mod models;
 mod monitor;
 pub mod pillars;
 pub mod prune;
