@@ -21,6 +21,8 @@ pub struct NoticeContext<'a> {
     pub at: &'a str,
     /// The project's reports folder as configured (for links).
     pub reports: &'a str,
+    /// The change markers of the hours before the alert started ([`super::changes`]).
+    pub marks: &'a [crate::model::Mark],
 }
 
 fn headline(rule: &Rule, f: &Finding, suite: &str) -> String {
@@ -48,7 +50,7 @@ fn links(ctx: &NoticeContext<'_>) -> Value {
 pub fn alert_payload(rule: &Rule, f: &Finding, ctx: &NoticeContext<'_>, alert_id: i64) -> Value {
     let sev = severity_str(rule.severity);
     let head = headline(rule, f, ctx.suite);
-    let message = format!("{head}: {}", f.detail);
+    let message = format!("{head}: {}{}", f.detail, related(ctx));
     let mut text = vec![format!("[{}] {message}", sev.to_uppercase())];
     if let Some(r) = ctx.run_id {
         text.push(format!("run {r}"));
@@ -129,9 +131,18 @@ pub fn alert_payload(rule: &Rule, f: &Finding, ctx: &NoticeContext<'_>, alert_id
         "flipped": {"total": f.flipped_total, "cases": f.flipped},
         "flaky_flipped": {"total": f.flaky_flipped_total, "cases": f.flaky_flipped},
         "concentration": f.concentration,
+        "marks": super::changes::marks_json(ctx.marks),
         "runbook": rule.runbook,
         "links": links,
     })
+}
+
+/// What changed before the alert (`, possibly related to ...`), from its opening time.
+#[must_use]
+pub fn related(ctx: &NoticeContext<'_>) -> String {
+    let started = chrono::DateTime::parse_from_rfc3339(ctx.opened_at)
+        .map_or_else(|_| chrono::Utc::now(), |t| t.with_timezone(&chrono::Utc));
+    super::changes::related(ctx.marks, started)
 }
 
 /// The payload of a `resolved` notice for an episode opened at `ctx.since_run`.
@@ -230,9 +241,19 @@ mod tests {
             suite: "faq",
             run_id: Some("r2"),
             since_run: Some("r2"),
-            opened_at: "t",
-            at: "t",
+            opened_at: "2026-03-02T14:45:00Z",
+            at: "2026-03-02T14:45:00Z",
             reports: "reports/",
+            marks: &[crate::model::Mark {
+                id: 1,
+                kind: crate::model::MarkKind::Model,
+                text: "gpt a -> b".into(),
+                at: "2026-03-02T14:30:00Z".into(),
+                feature: None,
+                source: None,
+                origin: crate::model::MarkOrigin::Auto,
+                created_at: "t".into(),
+            }],
         };
         let p = alert_payload(&rule, &f, &ctx, 7);
         assert_eq!(p["event"], "alert");
@@ -255,6 +276,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("runbook: https://wiki/rb"), "{text}");
+        assert!(
+            p["message"]
+                .as_str()
+                .unwrap()
+                .ends_with(", possibly related to the model change at 14:30 (gpt a -> b)"),
+            "{p}"
+        );
+        assert_eq!(p["marks"][0]["text"], "gpt a -> b");
         let r = resolved_payload(&rule, &f, &ctx, 7);
         assert_eq!(r["event"], "resolved");
         assert!(

@@ -4,11 +4,13 @@
 //! - [`stats`]: exact McNemar, Fisher's exact test, two-sample KS, chi-square.
 //! - [`eval`]: one rule against the current run and its baseline runs -> a finding.
 //! - [`message`]: the notice (JSON payload and text) of a finding or a recovery.
+//! - [`changes`]: the change markers an alert names ("possibly related to ...").
 //!
 //! Alert episodes and pending deliveries, as stored, are rows of `crate::store`.
 //! - [`traffic`]: alert rules over traffic metrics (window, split, calendar baselines).
 //! - [`sink`]: delivery to stdout, a file, a webhook, Slack or a command, with retries.
 
+pub mod changes;
 pub mod drift;
 pub mod eval;
 pub mod message;

@@ -8,10 +8,10 @@ use serde_json::json;
 use super::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::cli::history::{RunsArgs, ShowArgs};
-use crate::model::{CaseStatus, RunInfo};
+use crate::model::{CaseStatus, RunInfo, RunLabels};
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{RunView, terminal};
-use crate::store::{AlertRow, HumanScore, Store, StoreError};
+use crate::store::{AlertRow, HumanScore, Store, StoreError, VersionCount};
 
 fn open(ctx: &Ctx) -> anyhow::Result<Store> {
     let project = ctx.project()?;
@@ -19,12 +19,28 @@ fn open(ctx: &Ctx) -> anyhow::Result<Store> {
 }
 
 pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
+    let label = match &args.label {
+        Some(flag) => Some(
+            crate::app::run::parse_label(flag)
+                .map_err(|e| Failure::invalid(format!("read --label `{flag}`: {e}")))?,
+        ),
+        None => None,
+    };
     let store = open(ctx)?;
-    let rows = store.runs(args.suite.as_deref(), args.limit)?;
+    let rows = store.runs_labelled(
+        args.suite.as_deref(),
+        label.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
+        args.limit,
+    )?;
+    let labels = rows
+        .iter()
+        .map(|r| store.run_labels(&r.info.run_id))
+        .collect::<Result<Vec<_>, _>>()?;
     if args.format == ReadFormat::Json {
         let items: Vec<serde_json::Value> = rows
             .iter()
-            .map(|r| {
+            .zip(&labels)
+            .map(|(r, labels)| {
                 let providers: Vec<serde_json::Value> = r
                     .metrics
                     .iter()
@@ -33,7 +49,7 @@ pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
                 json!({
                     "run_id": r.info.run_id, "suite": r.info.suite, "started_at": r.info.started_at,
                     "finished_at": r.info.finished_at, "status": r.info.status,
-                    "planned": r.info.planned, "providers": providers,
+                    "planned": r.info.planned, "labels": labels, "providers": providers,
                 })
             })
             .collect();
@@ -41,27 +57,23 @@ pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        ctx.printer.result("no runs yet");
+        ctx.printer.result(if label.is_some() {
+            "no runs with that label"
+        } else {
+            "no runs yet"
+        });
         return Ok(exit::OK);
     }
-    let mut table = vec![
-        [
-            "run_id",
-            "suite",
-            "started_at",
-            "status",
-            "provider",
-            "cases",
-            "pass_rate",
-            "errors",
-            "p95_ms",
-        ]
-        .iter()
-        .map(|s| (*s).to_string())
-        .collect::<Vec<_>>(),
-    ];
-    for r in &rows {
-        let base = [
+    // A labels column when a run has labels.
+    let labelled = labels.iter().any(|l| !l.is_empty());
+    let mut head = vec!["run_id", "suite", "started_at", "status"];
+    if labelled {
+        head.push("labels");
+    }
+    head.extend(["provider", "cases", "pass_rate", "errors", "p95_ms"]);
+    let mut table = vec![head.iter().map(|s| (*s).to_string()).collect::<Vec<_>>()];
+    for (r, labels) in rows.iter().zip(&labels) {
+        let mut base = vec![
             r.info.run_id.clone(),
             r.info.suite.clone(),
             r.info
@@ -72,13 +84,16 @@ pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
                 .replace('T', " "),
             r.info.status.as_str().to_string(),
         ];
+        if labelled {
+            base.push(labels_text(labels));
+        }
         if r.metrics.is_empty() {
-            let mut row = base.to_vec();
+            let mut row = base.clone();
             row.extend(["-", "-", "-", "-", "-"].map(String::from));
             table.push(row);
         }
         for m in &r.metrics {
-            let mut row = base.to_vec();
+            let mut row = base.clone();
             row.push(m.provider.clone());
             row.push(m.metrics.cases.to_string());
             row.push(terminal::pct(m.metrics.pass_rate));
@@ -92,8 +107,20 @@ pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
         }
     }
     ctx.printer
-        .result(terminal::table_with(&table, 5).trim_end());
+        .result(terminal::table_with(&table, head.len() - 4).trim_end());
     Ok(exit::OK)
+}
+
+/// `release=v2, branch=main`, or `-` for none.
+fn labels_text(labels: &RunLabels) -> String {
+    if labels.is_empty() {
+        return "-".to_owned();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A result that changed verdict between the baseline and this run.
@@ -163,6 +190,8 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
         flipped,
         human: store.human_scores(None, Some(&info.run_id))?,
         alerts: store.alerts_of_run(&info.run_id)?,
+        labels: store.run_labels(&info.run_id)?,
+        versions: store.run_versions(&info.run_id)?,
     };
     if args.format == ReadFormat::Json {
         show_json(&store, &detail)?;
@@ -180,6 +209,9 @@ struct Detail<'a> {
     flipped: Vec<Flip>,
     human: Vec<HumanScore>,
     alerts: Vec<AlertRow>,
+    labels: RunLabels,
+    /// The model versions the providers reported.
+    versions: Vec<VersionCount>,
 }
 
 /// `show --format json`: the run's header, then every result, streamed.
@@ -188,6 +220,14 @@ fn show_json(store: &Store, d: &Detail<'_>) -> anyhow::Result<()> {
     let (baseline, alerts, human, flipped) = (&d.baseline, &d.alerts, &d.human, &d.flipped);
     let mut head = header(&d.view, &[]);
     head.insert("baseline_run_id".into(), json!(baseline));
+    head.insert("labels".into(), json!(d.labels));
+    head.insert(
+        "model_versions".into(),
+        d.versions
+            .iter()
+            .map(|v| json!({"provider": v.provider, "model": v.version.model, "fingerprint": v.version.fingerprint, "answers": v.answers}))
+            .collect(),
+    );
     head.insert(
         "alerts".into(),
         alerts
@@ -225,6 +265,19 @@ fn show_text(ctx: &Ctx, store: &Store, d: &Detail<'_>, failures: usize) -> anyho
     let info = d.view.info;
     ctx.printer
         .result(terminal::summary(&d.view, true).trim_end());
+    if !d.labels.is_empty() {
+        ctx.printer
+            .result(&format!("labels: {}", labels_text(&d.labels)));
+    }
+    for v in &d.versions {
+        ctx.printer.result(&format!(
+            "model version reported by {}: {} ({} answer{})",
+            v.provider,
+            v.version.label(),
+            v.answers,
+            if v.answers == 1 { "" } else { "s" }
+        ));
+    }
     for h in &d.human {
         ctx.printer.result(&format!(
             "human review on {}: mean quality {:.2} of 5 over {} grade{} (`evalwatch review stats` for agreement)",

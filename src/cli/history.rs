@@ -12,6 +12,9 @@ pub struct RunsArgs {
     /// At most this many runs
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Only runs labelled so (`run --label KEY=VALUE`)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Option<String>,
     #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
     pub format: ReadFormat,
 }

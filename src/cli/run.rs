@@ -54,4 +54,8 @@ pub struct RunArgs {
     /// Write the formatted output to this file (a text summary still goes to stdout)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Label the run (repeatable): `release=v2.3.1`, `branch=main`; shown on pages and
+    /// in `runs`/`show`, and a filter of `runs --label`
+    #[arg(long = "label", value_name = "KEY=VALUE", conflicts_with = "resume")]
+    pub labels: Vec<String>,
 }

@@ -3,6 +3,9 @@
 
 use super::{Metrics, RunStatus};
 
+/// The labels a run was given (`run --label key=value`), by key.
+pub type RunLabels = std::collections::BTreeMap<String, String>;
+
 /// One run's metrics for one provider (and optionally one tag), for trends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrendRow {

@@ -12,7 +12,7 @@ mod traffic;
 mod vars;
 
 pub use config::*;
-pub use history::{AlertRow, TrendQuery, TrendRow};
+pub use history::{AlertRow, RunLabels, TrendQuery, TrendRow};
 pub use judge::*;
 pub use mark::{Mark, MarkKind, MarkOrigin};
 pub use outcome::*;

@@ -68,6 +68,30 @@ pub struct Completion {
     /// `output` holds only the first `max_output_bytes` of a longer answer (then marked).
     #[serde(default)]
     pub truncated: bool,
+    /// The model version the provider said answered (`model`, OpenAI's
+    /// `system_fingerprint`), when it says.
+    #[serde(default)]
+    pub reported: Option<ReportedModel>,
+}
+
+/// The model version a provider reports with an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct ReportedModel {
+    /// `gpt-4o-2024-11-20`, `claude-sonnet-4-20250514`.
+    pub model: String,
+    /// OpenAI's `system_fingerprint` (the backend configuration), when given.
+    pub fingerprint: Option<String>,
+}
+
+impl ReportedModel {
+    /// `gpt-4o-2024-11-20 (fp_abc)`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match &self.fingerprint {
+            Some(fp) => format!("{} ({fp})", self.model),
+            None => self.model.clone(),
+        }
+    }
 }
 
 /// Why a call failed, for counting errors by kind.

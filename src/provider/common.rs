@@ -642,8 +642,27 @@ pub fn completion(
         tokens_out: as_count(answer.pointer(tokens_out)),
         finish_reason,
         cost_usd: None,
+        reported: reported_model(answer),
         ..crate::model::Completion::default()
     }
+}
+
+/// The model version an answer says answered: its top-level `model` (`OpenAI`, Anthropic,
+/// Ollama) and `system_fingerprint` (`OpenAI`), when not empty.
+#[must_use]
+pub fn reported_model(answer: &Value) -> Option<crate::model::ReportedModel> {
+    let text = |k: &str| {
+        answer
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Some(crate::model::ReportedModel {
+        model: text("model")?,
+        fingerprint: text("system_fingerprint"),
+    })
 }
 
 /// A string field of an answer, such as its stop reason.

@@ -71,6 +71,7 @@ fn truncated_completion(stdout: &[u8], cap: u64, started: std::time::Instant) ->
         cost_usd: None,
         output_bytes: Some(stdout.len() as u64),
         truncated: true,
+        reported: None,
     }
 }
 

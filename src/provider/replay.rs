@@ -1,5 +1,6 @@
 //! `replay`: scores recorded outputs (logged production traffic) from a JSONL file, one line
-//! `{"case_id", "output", "latency_ms"?, "tokens_in"?, "tokens_out"?, "sample"?}`.
+//! `{"case_id", "output", "latency_ms"?, "tokens_in"?, "tokens_out"?, "sample"?,
+//! "finish_reason"?, "model"?, "system_fingerprint"?}`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read as _};
@@ -26,6 +27,11 @@ struct Line {
     sample: Option<u32>,
     #[serde(default)]
     finish_reason: Option<String>,
+    /// The model version that answered, when the recording says.
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    system_fingerprint: Option<String>,
 }
 
 struct Recorded {
@@ -34,6 +40,7 @@ struct Recorded {
     tokens_in: Option<u64>,
     tokens_out: Option<u64>,
     finish_reason: Option<String>,
+    reported: Option<crate::model::ReportedModel>,
 }
 
 pub struct ReplayProvider {
@@ -95,7 +102,7 @@ impl ReplayProvider {
                 ProviderError::setup(
                     &spec.id,
                     format!(
-                        "{}:{lineno}:{}: {e}; each line must be {{\"case_id\", \"output\", \"latency_ms\"?, \"tokens_in\"?, \"tokens_out\"?, \"sample\"?}}",
+                        "{}:{lineno}:{}: {e}; each line must be {{\"case_id\", \"output\", \"latency_ms\"?, \"tokens_in\"?, \"tokens_out\"?, \"sample\"?, \"finish_reason\"?, \"model\"?, \"system_fingerprint\"?}}",
                         path.display(),
                         e.column()
                     ),
@@ -121,6 +128,12 @@ impl ReplayProvider {
                     tokens_in: rec.tokens_in,
                     tokens_out: rec.tokens_out,
                     finish_reason: rec.finish_reason,
+                    reported: rec.model.filter(|m| !m.trim().is_empty()).map(|model| {
+                        crate::model::ReportedModel {
+                            model,
+                            fingerprint: rec.system_fingerprint,
+                        }
+                    }),
                 },
             );
         }
@@ -164,6 +177,7 @@ impl Provider for ReplayProvider {
             tokens_out: rec.tokens_out,
             finish_reason: rec.finish_reason.clone(),
             cost_usd: None,
+            reported: rec.reported.clone(),
             ..crate::model::Completion::default()
         })
     }

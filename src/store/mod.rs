@@ -12,6 +12,7 @@ mod alerts;
 mod codec;
 mod feedback;
 mod judge;
+mod labels;
 mod marks;
 mod read;
 mod review;
@@ -23,6 +24,7 @@ mod traffic;
 mod traffic_alerts;
 mod traffic_judge;
 mod trends;
+mod versions;
 mod writer;
 
 #[cfg(test)]
@@ -51,6 +53,7 @@ pub use traffic::{
 };
 pub use traffic_judge::{Awaiting, JudgeTotals, Judged as TrafficJudged};
 pub use trends::ScoredResult;
+pub use versions::VersionCount;
 pub use writer::{Checkpointer, Writer, WriterStats};
 
 /// Failures of the store. Messages read after "failed to ...".
@@ -403,7 +406,14 @@ impl Store {
             "DELETE FROM results WHERE id BETWEEN ?1 AND ?2",
             params![low, high],
         )?;
-        for table in ["run_metrics", "run_gates", "run_judges", "run_settings"] {
+        for table in [
+            "run_metrics",
+            "run_gates",
+            "run_judges",
+            "run_settings",
+            "run_labels",
+            "run_versions",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE run_ref = ?1"),
                 [run_ref],

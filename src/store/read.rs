@@ -62,6 +62,16 @@ impl Store {
 
     /// History, newest first, optionally of one suite; at most `limit` runs (0: no limit).
     pub fn runs(&self, suite: Option<&str>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        self.runs_labelled(suite, None, limit)
+    }
+
+    /// [`Store::runs`], of the runs labelled `key=value` when `label` is given.
+    pub fn runs_labelled(
+        &self,
+        suite: Option<&str>,
+        label: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>, StoreError> {
         let limit = if limit == 0 {
             -1
         } else {
@@ -69,12 +79,15 @@ impl Store {
         };
         let sql = format!(
             "{RUN_SELECT} WHERE (?1 IS NULL OR s.name = ?1)
+               AND (?3 IS NULL OR EXISTS (SELECT 1 FROM run_labels l
+                    WHERE l.run_ref = r.id AND l.key = ?3 AND l.value = ?4))
              ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?2"
         );
+        let (key, value) = label.unzip();
         let raws: Vec<RawRun> = self
             .conn
             .prepare_cached(&sql)?
-            .query_map(params![suite, limit], RawRun::from_row)?
+            .query_map(params![suite, limit, key, value], RawRun::from_row)?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(raws.len());
         for raw in raws {

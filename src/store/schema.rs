@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 16] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 18] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -56,6 +56,14 @@ pub(crate) const MIGRATIONS: [(&str, &str); 16] = [
     (
         "0016_traffic_judge",
         include_str!("migrations/0016_traffic_judge.sql"),
+    ),
+    (
+        "0017_run_labels",
+        include_str!("migrations/0017_run_labels.sql"),
+    ),
+    (
+        "0018_run_versions",
+        include_str!("migrations/0018_run_versions.sql"),
     ),
 ];
 

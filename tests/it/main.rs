@@ -3,6 +3,7 @@
 
 mod alerts;
 mod budget;
+mod changes;
 mod cli;
 mod collect;
 mod docs;

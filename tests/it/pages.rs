@@ -254,11 +254,22 @@ document.body.insertAdjacentHTML('beforeend', '<pre id="measure">' + JSON.string
 /// The layout of `page` (relative to the reports folder) at `width` px, measured in headless
 /// Chromium.
 pub(crate) fn measure(dir: &Path, page: &str, width: u32, profile: &Path) -> serde_json::Value {
+    measure_with(dir, page, width, profile, MEASURE)
+}
+
+/// [`measure`] with another script: one that writes its JSON into `<pre id="measure">`.
+pub(crate) fn measure_with(
+    dir: &Path,
+    page: &str,
+    width: u32,
+    profile: &Path,
+    script: &str,
+) -> serde_json::Value {
     let probe = dir.join(format!("measure-{width}.html"));
     std::fs::write(
         &probe,
         format!(
-            "<!DOCTYPE html><html><body style=\"margin:0\"><iframe id=\"f\" src=\"{page}\" style=\"width:{width}px;height:900px;border:0\"></iframe>{MEASURE}</body></html>"
+            "<!DOCTYPE html><html><body style=\"margin:0\"><iframe id=\"f\" src=\"{page}\" style=\"width:{width}px;height:900px;border:0\"></iframe>{script}</body></html>"
         ),
     )
     .expect("probe");

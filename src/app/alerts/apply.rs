@@ -10,8 +10,8 @@ use crate::alert::message::{self, NoticeContext};
 use crate::alert::rule::{Rule, severity_str};
 use crate::alert::sink::Sink;
 use crate::app::Ctx;
-use crate::model::{Severity, Suite};
-use crate::store::{AlertRow, NewAlert, Store};
+use crate::model::{Mark, Severity, Suite};
+use crate::store::{AlertRow, MarkQuery, NewAlert, Store};
 
 /// Turns findings into state and notices.
 pub(super) struct Apply<'a> {
@@ -62,6 +62,12 @@ impl Apply<'_> {
     ) -> anyhow::Result<Option<Value>> {
         let sinks = super::sink_ids(self.sinks, rule.severity);
         let severity = severity_str(rule.severity);
+        // What changed before an alert opens: read only then.
+        let marks = if f.verdict == Verdict::Firing && open.is_none() {
+            self.marks_before(store)?
+        } else {
+            Vec::new()
+        };
         let mut ctx = NoticeContext {
             suite: &suite.name,
             run_id,
@@ -69,13 +75,15 @@ impl Apply<'_> {
             opened_at: &self.now,
             at: &self.now,
             reports: &self.reports,
+            marks: &marks,
         };
         let headline = format!(
-            "{}{}: {}: {}",
+            "{}{}: {}: {}{}",
             suite.name,
             provider_suffix(f),
             rule.name,
-            f.detail
+            f.detail,
+            message::related(&ctx)
         );
         match (f.verdict, open) {
             (Verdict::Firing, None) => {
@@ -121,6 +129,32 @@ impl Apply<'_> {
             }
             (Verdict::Clear | Verdict::Unknown, None) | (Verdict::Unknown, Some(_)) => Ok(None),
         }
+    }
+}
+
+impl Apply<'_> {
+    /// The change markers of the hours before now that concern every traffic source (a
+    /// suite is none of them), newest last.
+    fn marks_before(&self, store: &Store) -> anyhow::Result<Vec<Mark>> {
+        let Ok(now) = chrono::DateTime::parse_from_rfc3339(&self.now) else {
+            return Ok(Vec::new());
+        };
+        let since = crate::schedule::daemon::rfc3339(
+            now.with_timezone(&chrono::Utc)
+                - chrono::Duration::seconds(crate::alert::changes::MARKS_BEFORE_SECS),
+        );
+        let mut marks = store.marks(&MarkQuery {
+            since: Some(&since),
+            until: None,
+            feature: None,
+            source: None,
+            limit: Some(20),
+        })?;
+        marks.retain(|m| m.source.is_none());
+        // The newest first: those nearest the alert are named.
+        marks.reverse();
+        marks.truncate(5);
+        Ok(marks)
     }
 }
 

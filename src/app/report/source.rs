@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    AlertRow, CaseStatus, GateResult, GradedResult, JudgeSignature, ProviderMetrics, ResultRecord,
-    RunInfo, TrendQuery, TrendRow,
+    AlertRow, CaseStatus, GateResult, GradedResult, JudgeSignature, Mark, ProviderMetrics,
+    ResultRecord, RunInfo, RunLabels, TrendQuery, TrendRow,
 };
 use crate::report::html::{self, HumanScoreRow, ReadError, RunSettings, StatusRow};
 use crate::store::{Store, StoreError};
@@ -78,6 +78,26 @@ impl html::Source for Store {
         suite: &str,
     ) -> Result<Vec<(String, Vec<JudgeSignature>)>, ReadError> {
         Ok(Store::suite_run_judges(self, suite)?)
+    }
+
+    fn general_marks(&self, since: Option<&str>) -> Result<Vec<Mark>, ReadError> {
+        let mut marks = Store::marks(
+            self,
+            &crate::store::MarkQuery {
+                since,
+                ..crate::store::MarkQuery::default()
+            },
+        )?;
+        marks.retain(|m| m.source.is_none());
+        Ok(marks)
+    }
+
+    fn run_labels(&self, run_id: &str) -> Result<RunLabels, ReadError> {
+        Ok(Store::run_labels(self, run_id)?)
+    }
+
+    fn suite_run_labels(&self, suite: &str) -> Result<HashMap<String, RunLabels>, ReadError> {
+        Ok(Store::suite_run_labels(self, suite)?)
     }
 
     fn suite_run_settings(&self, suite: &str) -> Result<HashMap<String, RunSettings>, ReadError> {

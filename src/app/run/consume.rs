@@ -3,14 +3,15 @@
 //! accumulates metrics, feeds the store's writer and the run's pages, and drives the
 //! progress bar.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use tokio::sync::mpsc;
 
 use crate::exec::{Event, Finished};
 use crate::metrics::RunAccumulator;
 use crate::model::{
-    AssertionOutcome, CaseStatus, ErrorKind, JudgeSignature, ProjectConfig, ResultRecord, Suite,
+    AssertionOutcome, CaseStatus, ErrorKind, JudgeSignature, ProjectConfig, ReportedModel,
+    ResultRecord, Suite,
 };
 use crate::output::Printer;
 use crate::provider::common::Secrets;
@@ -37,6 +38,8 @@ pub(super) struct Consumed {
     pub(super) finished: u64,
     pub(super) failures: Vec<String>,
     pub(super) more_failures: usize,
+    /// Answers by provider and the model version it reported (a handful of entries).
+    pub(super) versions: BTreeMap<(String, ReportedModel), u64>,
 }
 
 /// The consumer's own state: what it hands back, and what it keeps to score.
@@ -69,6 +72,7 @@ pub(super) fn consume(
             finished: 0,
             failures: Vec::new(),
             more_failures: 0,
+            versions: BTreeMap::new(),
         },
         writer,
         printer,
@@ -150,6 +154,13 @@ impl Consumer<'_> {
             if let Some(p) = case.repeat_policy {
                 out.acc.add_policy(&case.id, p);
             }
+        }
+        if let Ok(c) = &mut finished.result
+            && let Some(v) = c.reported.take()
+        {
+            *out.versions
+                .entry((finished.job.provider_id.clone(), v))
+                .or_default() += 1;
         }
         // The case gives the run page its expected answer.
         let case = out.pages.wants_case().then(|| finished.job.case.clone());

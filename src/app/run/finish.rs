@@ -85,6 +85,7 @@ impl SuiteRun<'_, '_> {
             finished,
             failures,
             more_failures,
+            versions,
         } = consumed;
         let rendered = pages.finish(self.env.ctx, &self.info.run_id, finished);
         let whole = match checked {
@@ -119,6 +120,15 @@ impl SuiteRun<'_, '_> {
         };
         lease.release();
         crate::phase::phase("finish_run");
+        // Before the alerts: a change of model version is among what they name.
+        for text in super::versions::record(store, &info, versions)
+            .with_context(|| format!("record the model versions of run {}", info.run_id))?
+        {
+            self.env
+                .ctx
+                .printer
+                .note(&format!("model version changed: {text} (marked)"));
+        }
         let alerts = self.alerts(store, &suite, &info, &metrics)?;
         crate::phase::phase("alerts");
         // What the run stored is copied into the database file while the reports are

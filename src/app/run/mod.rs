@@ -29,6 +29,7 @@ mod resume;
 mod settings;
 mod start;
 mod suite;
+mod versions;
 
 use std::path::Path;
 
@@ -45,7 +46,7 @@ use check::Checker;
 use finish::Done;
 
 pub(crate) use judging::build_judge;
-pub use settings::{DEFAULT_CONCURRENCY, Output, RunSettings};
+pub use settings::{DEFAULT_CONCURRENCY, Output, RunSettings, parse_label};
 
 /// Default share of errored results above which a run cannot count as complete (exit 3).
 pub const DEFAULT_ERROR_BUDGET: f64 = 0.5;

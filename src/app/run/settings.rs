@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{RunArgs, RunFormat};
-use crate::model::Severity;
+use crate::model::{RunLabels, Severity};
 use crate::plan::Filters;
 
 use super::super::Failure;
@@ -42,6 +42,8 @@ pub struct RunSettings {
     pub output: Output,
     /// Where the output goes instead of stdout.
     pub out: Option<PathBuf>,
+    /// `--label key=value`: stored with each run.
+    pub labels: RunLabels,
 }
 
 impl RunSettings {
@@ -59,6 +61,7 @@ impl RunSettings {
             fail_on: Severity::Critical,
             output: Output::Text,
             out: None,
+            labels: RunLabels::new(),
         }
     }
 
@@ -95,6 +98,7 @@ impl RunSettings {
                 RunFormat::Junit => Output::Junit,
             },
             out: args.out.clone(),
+            labels: labels(&args.labels)?,
         })
     }
 
@@ -105,11 +109,69 @@ impl RunSettings {
     }
 }
 
+/// Longest label key and value, in characters.
+const LABEL_KEY_MAX: usize = 64;
+const LABEL_VALUE_MAX: usize = 200;
+
+/// The labels of `--label key=value` flags; a malformed, empty or repeated one is an error
+/// (exit 2).
+fn labels(flags: &[String]) -> anyhow::Result<RunLabels> {
+    let mut out = RunLabels::new();
+    for flag in flags {
+        let (key, value) = parse_label(flag)
+            .map_err(|e| Failure::invalid(format!("read --label `{flag}`: {e}")))?;
+        if let Some(first) = out.get(&key) {
+            return Err(Failure::invalid(format!(
+                "read --label `{flag}`: label `{key}` is given twice (first `{key}={first}`); give each key once"
+            )));
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// `key=value`: a key of letters, digits, `_`, `-` and `.` (at most 64), a value of at
+/// most 200 characters that is not empty and holds no control character. Both trimmed.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err("expected KEY=VALUE, e.g. `--label release=v2.3.1`".to_owned());
+    };
+    let (key, value) = (key.trim(), value.trim());
+    if key.is_empty() {
+        return Err("the key is empty; expected KEY=VALUE, e.g. `release=v2.3.1`".to_owned());
+    }
+    if let Some(c) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "the key `{key}` holds {c:?}; a key is letters, digits, `_`, `-` and `.`"
+        ));
+    }
+    if key.chars().count() > LABEL_KEY_MAX {
+        return Err(format!("the key is longer than {LABEL_KEY_MAX} characters"));
+    }
+    if value.is_empty() {
+        return Err(format!(
+            "the value of `{key}` is empty; leave the label out instead"
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("the value of `{key}` holds a control character"));
+    }
+    if value.chars().count() > LABEL_VALUE_MAX {
+        return Err(format!(
+            "the value of `{key}` is longer than {LABEL_VALUE_MAX} characters"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser as _;
 
-    use super::{Output, RunSettings};
+    use super::{Output, RunSettings, parse_label};
     use crate::cli::{Cli, Command};
     use crate::model::Severity;
 
@@ -165,5 +227,36 @@ mod tests {
         assert!(e.to_string().contains("read --case `[x`"), "{e}");
         let e = settings(&["evalwatch", "run", "--concurrency", "0"]).expect_err("zero");
         assert!(e.to_string().contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn labels_are_checked() {
+        assert_eq!(
+            parse_label(" release = v2.3.1 ").unwrap(),
+            ("release".to_owned(), "v2.3.1".to_owned())
+        );
+        assert_eq!(parse_label("a=b=c").unwrap().1, "b=c");
+        for (bad, why) in [
+            ("release", "expected KEY=VALUE"),
+            ("=v2", "the key is empty"),
+            ("re lease=v2", "holds ' '"),
+            ("release=", "is empty"),
+            ("release=a\tb", "control character"),
+        ] {
+            let e = parse_label(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let e = settings(&["evalwatch", "run", "--label", "a=1", "--label", "a=2"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("given twice (first `a=1`)"), "{e}");
+        let s = settings(&["evalwatch", "run", "--label", "b=2", "--label", "a=1"]).unwrap();
+        assert_eq!(
+            s.labels.iter().collect::<Vec<_>>(),
+            [
+                (&"a".to_owned(), &"1".to_owned()),
+                (&"b".to_owned(), &"2".to_owned())
+            ]
+        );
     }
 }

@@ -248,6 +248,11 @@ impl<'e, 'a> SuiteRun<'e, 'a> {
             lease.release();
             return Err(e.into());
         }
+        if let Err(e) = store.set_run_labels(&info.run_id, &self.env.settings.labels) {
+            let _ = store.discard_run(&info.run_id);
+            lease.release();
+            return Err(e.into());
+        }
         if self.resume.is_some() {
             super::pages::remove_resumed(self.env, &info.run_id);
         }

@@ -105,6 +105,7 @@ fn judge_windows(
     project: &ProjectConfig,
     source: &TrafficSource,
 ) -> anyhow::Result<usize> {
+    super::models::mark_new_models(ctx, store, source)?;
     let outcome = crate::app::alerts::traffic::evaluate_closed_windows(
         ctx,
         store,

@@ -5,6 +5,7 @@ mod check;
 mod files;
 pub mod ingest;
 pub mod judging;
+mod models;
 mod monitor;
 pub mod pillars;
 pub mod prune;

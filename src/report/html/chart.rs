@@ -126,7 +126,7 @@ pub struct SeriesIn {
 pub struct MarkerIn {
     pub t: f64,
     pub label: String,
-    /// CSS class: `change`, `alert` (opened) or `resolved`.
+    /// CSS class: `change`, `alert` (opened), `resolved`, or `mark` (a change marker).
     pub class: &'static str,
 }
 

@@ -138,10 +138,11 @@ pub fn write_reports_with(
             }
             let own = open_own()?;
             let own = own.as_ref();
-            // Pages written as the run ended were written before its alerts were decided:
-            // those of a run that opened or resolved one are written again, with them.
+            // Pages written as the run ended were written before its alerts were decided,
+            // and without its labels: those of a run that opened or resolved one, or has
+            // labels, are written again, with them.
             for (run_id, w) in early_done {
-                if own.alerts_of_run(run_id)?.is_empty() {
+                if own.alerts_of_run(run_id)?.is_empty() && own.run_labels(run_id)?.is_empty() {
                     written.files.extend(w.files);
                 } else {
                     from_store.push(run_id);

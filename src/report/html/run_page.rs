@@ -196,6 +196,7 @@ struct RunHead<'a> {
     metrics: &'a [MetricRow],
     gates: &'a [GateRow],
     alerts: &'a [AlertView],
+    labels: &'a [String],
     baseline: Option<&'a str>,
     baseline_href: Option<String>,
     flips: &'a [FlipRow],
@@ -252,6 +253,9 @@ struct Pages<'a> {
     /// The alerts the run opened, resolved or saw still firing (none on pages written before
     /// the alerts were decided: the refresh writes those again, [`super::write_reports_with`]).
     alerts: Vec<AlertView>,
+    /// `key=value` of each label the run was given (none on pages written as it ran: the
+    /// refresh writes them again, as for the alerts).
+    labels: Vec<String>,
     baseline: Option<String>,
     baseline_href: Option<String>,
 }
@@ -293,6 +297,7 @@ impl Pages<'_> {
                 metrics: &self.metrics,
                 gates: &self.gates,
                 alerts: &self.alerts,
+                labels: &self.labels,
                 baseline: self.baseline.as_deref(),
                 baseline_href: self.baseline_href.clone(),
                 flips: &flips.shown,
@@ -469,6 +474,11 @@ fn metric_rows(metrics: impl IntoIterator<Item = ProviderMetrics>) -> Vec<Metric
         .collect()
 }
 
+/// `key=value` of each of a run's labels, by key.
+fn labels_of(labels: &crate::model::RunLabels) -> Vec<String> {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
 /// The gate rows of a run's pages.
 fn gate_rows(gates: impl IntoIterator<Item = GateResult>) -> Vec<GateRow> {
     gates
@@ -516,6 +526,7 @@ pub(super) fn write_finished(
         metrics: metric_rows(metrics.iter().cloned()),
         gates: gate_rows(gates.iter().cloned()),
         alerts: Vec::new(),
+        labels: Vec::new(),
         baseline: baseline_info.map(|b| b.run_id),
         baseline_href,
     };

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::model::{
-    AlertRow, CaseStatus, GateResult, GradedResult, JudgeSignature, ProviderMetrics, ResultRecord,
-    RunInfo, Setting, TrendQuery, TrendRow,
+    AlertRow, CaseStatus, GateResult, GradedResult, JudgeSignature, Mark, ProviderMetrics,
+    ResultRecord, RunInfo, RunLabels, Setting, TrendQuery, TrendRow,
 };
 
 /// Why a read failed (the store's error, boxed: renderers do not know the backend).
@@ -58,6 +58,13 @@ pub trait Source {
         &self,
         suite: &str,
     ) -> Result<Vec<(String, Vec<JudgeSignature>)>, ReadError>;
+    /// The change markers at or after `since` (RFC 3339) that concern every traffic source
+    /// (`evalwatch mark`, model versions seen to change), oldest first.
+    fn general_marks(&self, since: Option<&str>) -> Result<Vec<Mark>, ReadError>;
+    /// The labels of run `run_id` (`run --label`).
+    fn run_labels(&self, run_id: &str) -> Result<RunLabels, ReadError>;
+    /// The labels of the labelled runs of `suite`, by run id.
+    fn suite_run_labels(&self, suite: &str) -> Result<HashMap<String, RunLabels>, ReadError>;
     /// The recorded settings of the runs of `suite` that have them, by run id.
     fn suite_run_settings(&self, suite: &str) -> Result<HashMap<String, RunSettings>, ReadError>;
     /// Case ids of `suite` whose content version first appeared at `started_at`, sorted.

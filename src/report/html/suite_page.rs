@@ -20,7 +20,7 @@ use super::{
     ALERTS_SHOWN, CSS, HEAT_RUNS, HtmlError, Options, RECENT_RUNS, TABLE_ROWS, Window, changes,
     chart, epoch, file_stem, heat, human, render, run_file, show_time,
 };
-use crate::model::RunStatus;
+use crate::model::{MarkOrigin, RunLabels, RunStatus};
 use crate::model::{TrendQuery, TrendRow};
 
 #[derive(Serialize)]
@@ -119,6 +119,7 @@ fn provider_charts(
     markers: &[MarkerIn],
     alerts: &[(String, MarkerIn)],
     gates: &[crate::model::GateResult],
+    labels: &HashMap<String, RunLabels>,
 ) -> Result<Vec<String>, HtmlError> {
     type Get = fn(&TrendRow) -> Option<f64>;
     type Spec<'a> = (&'a str, Unit, Vec<(&'a str, Get)>);
@@ -223,7 +224,7 @@ fn provider_charts(
             .into_iter()
             .map(|(name, get)| SeriesIn {
                 name: name.to_string(),
-                samples: samples_of(rows, get),
+                samples: labelled(samples_of(rows, get), rows, labels),
             })
             .collect();
         #[derive(Serialize)]
@@ -241,6 +242,29 @@ fn provider_charts(
         out.push(render(t, "chart.html", &ChartView { c })?);
     }
     Ok(out)
+}
+
+/// The samples of `rows`, each run's labels added to its hover text.
+fn labelled(
+    mut samples: Vec<chart::Sample>,
+    rows: &[&TrendRow],
+    labels: &HashMap<String, RunLabels>,
+) -> Vec<chart::Sample> {
+    for (s, r) in samples.iter_mut().zip(rows) {
+        if let Some(l) = labels.get(&r.run_id).filter(|l| !l.is_empty()) {
+            let _ = write!(s.label, " [{}]", labels_text(l));
+        }
+    }
+    samples
+}
+
+/// `release=v2, branch=main`.
+fn labels_text(labels: &RunLabels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The numbers of a gate's limit as the store keeps it (`>= 0.9`, `<= 4000`, `0.5..0.9`).
@@ -261,6 +285,7 @@ fn change_markers(
     store: &dyn Source,
     suite: &str,
     rows: &[TrendRow],
+    run_labels: &HashMap<String, RunLabels>,
 ) -> Result<Vec<MarkerView>, HtmlError> {
     let judges: std::collections::HashMap<String, Vec<crate::model::JudgeSignature>> =
         store.suite_run_judges(suite)?.into_iter().collect();
@@ -304,6 +329,18 @@ fn change_markers(
                 // The settings are the same: what the suite hash covers besides them is its
                 // cases' content.
                 labels.push("cases changed".to_string());
+            }
+            let none = RunLabels::new();
+            let (was, is) = (
+                run_labels.get(&p.run_id).unwrap_or(&none),
+                run_labels.get(&r.run_id).unwrap_or(&none),
+            );
+            if was != is {
+                labels.push(if is.is_empty() {
+                    "run labels removed".to_owned()
+                } else {
+                    format!("run labels: {}", labels_text(is))
+                });
             }
         }
         if let Some(now) = judges.get(&r.run_id) {
@@ -361,8 +398,13 @@ pub(super) fn build_suite(
             providers.push(r.provider.clone());
         }
     }
-    let markers = change_markers(store, name, &overall)?;
-    let marker_in: Vec<MarkerIn> = markers
+    let run_labels = store.suite_run_labels(name)?;
+    let markers = change_markers(store, name, &overall, &run_labels)?;
+    let marks = match overall.first() {
+        Some(first) => store.general_marks(Some(&first.started_at))?,
+        None => Vec::new(),
+    };
+    let mut marker_in: Vec<MarkerIn> = markers
         .iter()
         .filter_map(|m| {
             overall
@@ -375,6 +417,22 @@ pub(super) fn build_suite(
                 })
         })
         .collect();
+    // The change markers (`evalwatch mark`, model versions seen to change) of the history.
+    marker_in.extend(marks.iter().map(|m| MarkerIn {
+        t: epoch(&m.at),
+        label: format!(
+            "{}: {} {}{}",
+            show_time(&m.at),
+            m.kind.as_str(),
+            m.text,
+            if m.origin == MarkOrigin::Auto {
+                " (seen by evalwatch)"
+            } else {
+                ""
+            }
+        ),
+        class: "mark",
+    }));
     // Alert markers by provider: (metric, marker), where each alert opened and resolved.
     let mut alert_markers: HashMap<String, Vec<(String, MarkerIn)>> = HashMap::new();
     for a in store.alert_history(Some(name), ALERTS_SHOWN)? {
@@ -448,6 +506,7 @@ pub(super) fn build_suite(
                         &marker_in,
                         alert_markers.get(p).map_or(&[][..], Vec::as_slice),
                         &gates,
+                        &run_labels,
                     )?,
                 });
             }

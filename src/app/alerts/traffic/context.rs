@@ -8,14 +8,14 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::figures::{additive, groups, metric_words, show, value};
+use crate::alert::changes::{marks_json, related};
 use crate::alert::rule::Condition;
 use crate::alert::traffic::{Split, TrafficRule};
-use crate::model::{Mark, MarkKind};
+use crate::model::Mark;
 use crate::store::BucketRow;
 use crate::traffic::BucketKey;
 
-/// How long before an alert started its change markers are named.
-pub(super) const MARKS_BEFORE_SECS: i64 = 6 * 3_600;
+pub(super) use crate::alert::changes::MARKS_BEFORE_SECS;
 
 /// Where the excess of a firing, unsplit rule concentrates.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,15 +87,6 @@ pub(super) fn concentration(
     best
 }
 
-fn words(kind: MarkKind) -> &'static str {
-    match kind {
-        MarkKind::Deploy => "the deployment",
-        MarkKind::Model => "the model change",
-        MarkKind::Prompt => "the prompt change",
-        MarkKind::Note => "the note",
-    }
-}
-
 /// `15 minutes`, `3 hours`, `2 days`.
 fn span(secs: i64) -> String {
     let (n, unit) = if secs < 3_600 {
@@ -106,21 +97,6 @@ fn span(secs: i64) -> String {
         (secs / 86_400, "day")
     };
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
-
-/// `14:30`, with the date when it is not the day of `day`.
-fn clock(t: &str, day: DateTime<Utc>) -> String {
-    DateTime::parse_from_rfc3339(t).map_or_else(
-        |_| t.to_owned(),
-        |t| {
-            let t = t.with_timezone(&Utc);
-            if t.date_naive() == day.date_naive() {
-                t.format("%H:%M").to_string()
-            } else {
-                t.format("%Y-%m-%d %H:%M").to_string()
-            }
-        },
-    )
 }
 
 /// What an alert says and sends.
@@ -172,22 +148,7 @@ impl Context<'_> {
                 c.share * 100.0
             );
         }
-        if !self.marks.is_empty() {
-            let named: Vec<String> = self
-                .marks
-                .iter()
-                .take(3)
-                .map(|m| {
-                    format!(
-                        "{} at {} ({})",
-                        words(m.kind),
-                        clock(&m.at, self.started),
-                        m.text
-                    )
-                })
-                .collect();
-            let _ = write!(s, ", possibly related to {}", named.join(" or "));
-        }
+        s.push_str(&related(&self.marks, self.started));
         s.push('.');
         s
     }
@@ -201,9 +162,7 @@ impl Context<'_> {
             "concentrated": self.concentration.as_ref().map(|c| json!({
                 "by": c.split.name(), "label": c.label, "share": c.share,
             })),
-            "marks": self.marks.iter().map(|m| json!({
-                "kind": m.kind.as_str(), "text": m.text, "at": m.at, "feature": m.feature,
-            })).collect::<Vec<_>>(),
+            "marks": marks_json(&self.marks),
         })
     }
 }

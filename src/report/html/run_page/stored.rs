@@ -6,7 +6,7 @@ use std::path::Path;
 use super::result::push_result;
 use super::{
     Flips, Pages, ROW_BYTES, RenderedRows, StatusIndex, alert_views, baseline_href, flip_of,
-    gate_rows, metric_rows, remove_pages_after, rows_in_memory, write_live, write_pages,
+    gate_rows, labels_of, metric_rows, remove_pages_after, rows_in_memory, write_live, write_pages,
 };
 use crate::model::RunInfo;
 use crate::report::html::{
@@ -52,6 +52,7 @@ pub(in crate::report::html) fn write_run(
         metrics,
         gates,
         alerts: alert_views(store.alerts_of_run(&info.run_id)?, &info.run_id),
+        labels: labels_of(&store.run_labels(&info.run_id)?),
         baseline: baseline_info.as_ref().map(|b| b.run_id.clone()),
         baseline_href,
     };

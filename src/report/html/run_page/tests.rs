@@ -403,6 +403,7 @@ fn pages_are_what_the_template_wrote() {
         let pages = Pages {
             info: &info,
             runs_dir: &dir,
+            labels: vec!["release=v<2>".into()],
             metrics: vec![MetricRow {
                 provider: "p<&>".into(),
                 cases: 24,
@@ -469,6 +470,7 @@ fn pages_are_what_the_template_wrote() {
             metrics: &pages.metrics,
             gates: &pages.gates,
             alerts: &pages.alerts,
+            labels: &pages.labels,
             baseline: pages.baseline.as_deref(),
             baseline_href: pages.baseline_href.clone(),
             flips: &flips.shown,

@@ -1,0 +1,104 @@
+//! The model versions providers reported in each run (`run_versions`, schema version 15).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, codec};
+use crate::model::ReportedModel;
+
+/// How many answers of a run's provider carried one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionCount {
+    pub provider: String,
+    pub version: ReportedModel,
+    pub answers: u64,
+}
+
+impl Store {
+    /// Add `counts` to the versions recorded for run `run_id` (a resumed run adds to what its
+    /// first part recorded).
+    pub fn add_run_versions(
+        &mut self,
+        run_id: &str,
+        counts: &[VersionCount],
+    ) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        let run_ref = codec::run_ref(&tx, run_id)?;
+        {
+            let mut add = tx.prepare_cached(
+                "INSERT INTO run_versions (run_ref, provider, model, fingerprint, answers)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET answers = answers + excluded.answers",
+            )?;
+            for c in counts {
+                add.execute(params![
+                    run_ref,
+                    c.provider,
+                    c.version.model,
+                    c.version.fingerprint.as_deref().unwrap_or(""),
+                    codec::to_i64(c.answers),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The versions reported in run `run_id`: by provider, the most answered first.
+    pub fn run_versions(&self, run_id: &str) -> Result<Vec<VersionCount>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT v.provider, v.model, v.fingerprint, v.answers FROM run_versions v
+             JOIN runs r ON r.id = v.run_ref WHERE r.run_id = ?1
+             ORDER BY v.provider, v.answers DESC, v.model, v.fingerprint",
+        )?;
+        let rows = st.query_map([run_id], |r| {
+            Ok(VersionCount {
+                provider: r.get(0)?,
+                version: ReportedModel {
+                    model: r.get(1)?,
+                    fingerprint: Some(r.get::<_, String>(2)?).filter(|f| !f.is_empty()),
+                },
+                answers: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The models of traffic source `source` with the start (unix seconds) of the first
+    /// minute bucket of each, earliest first (records without a model left out). Minute
+    /// buckets only: an hour or day bucket starts before the change it holds.
+    pub fn traffic_models_first_seen(
+        &self,
+        source: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT model, MIN(start) AS first FROM traffic_buckets
+             WHERE source = ?1 AND resolution = 'minute' AND model <> '' GROUP BY model ORDER BY first, model",
+        )?;
+        let rows = st.query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest run of `suite` before run `run_id` in which `provider` reported a version.
+    pub fn previous_versioned_run(
+        &self,
+        suite: &str,
+        provider: &str,
+        run_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT r.run_id FROM runs r JOIN suites s ON s.id = r.suite_ref
+                 WHERE s.name = ?1 AND r.run_id <> ?3
+                   AND r.started_at <= (SELECT started_at FROM runs WHERE run_id = ?3)
+                   AND EXISTS (SELECT 1 FROM run_versions v
+                               WHERE v.run_ref = r.id AND v.provider = ?2)
+                 ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT 1",
+            )?
+            .query_row(params![suite, provider, run_id], |r| r.get(0))
+            .optional()?)
+    }
+}
