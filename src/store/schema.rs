@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 13] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 14] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -44,6 +44,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 13] = [
     (
         "0013_traffic_alerts",
         include_str!("migrations/0013_traffic_alerts.sql"),
+    ),
+    (
+        "0014_record_shape",
+        include_str!("migrations/0014_record_shape.sql"),
     ),
 ];
 

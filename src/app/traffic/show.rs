@@ -79,6 +79,12 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
             .collect::<Vec<_>>();
         (by, rows)
     });
+    let drift = crate::app::alerts::traffic::drift::between(
+        &store,
+        &source.id,
+        (end - secs, end),
+        (end - 2 * secs, end - secs),
+    )?;
     let time = |t: i64| {
         Utc.timestamp_opt(t, 0)
             .single()
@@ -94,6 +100,7 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
             "current": cur,
             "previous": prev,
             "usage": use_now,
+            "drift": drift.iter().map(crate::app::alerts::traffic::drift::Figure::json).collect::<Vec<Value>>(),
         });
         if let Some((by, rows)) = &split {
             body["by"] = json!({
@@ -130,6 +137,7 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     out.push_str(&mix("model", &use_now.by_model));
     out.push_str(&mix("segment", &use_now.by_segment));
     out.push_str(&mix("region", &use_now.by_region));
+    out.push_str(&crate::app::alerts::traffic::drift::text_section(&drift));
     if let Some((by, rows)) = &split {
         for (v, c, p) in rows {
             let shown = if v.is_empty() { "(none)" } else { v };

@@ -97,7 +97,7 @@ fn words(kind: MarkKind) -> &'static str {
 }
 
 /// `15 minutes`, `3 hours`, `2 days`.
-fn span(secs: i64) -> String {
+pub(super) fn span(secs: i64) -> String {
     let (n, unit) = if secs < 3_600 {
         (secs / 60, "minute")
     } else if secs < 86_400 {
@@ -121,6 +121,35 @@ fn clock(t: &str, day: DateTime<Utc>) -> String {
             }
         },
     )
+}
+
+/// `, possibly related to the deployment at 14:30 (v2.3)` for the markers before an alert
+/// that started at `started`; empty without one.
+pub(super) fn related(marks: &[Mark], started: DateTime<Utc>) -> String {
+    if marks.is_empty() {
+        return String::new();
+    }
+    let named: Vec<String> = marks
+        .iter()
+        .take(3)
+        .map(|m| {
+            format!(
+                "{} at {} ({})",
+                words(m.kind),
+                clock(&m.at, started),
+                m.text
+            )
+        })
+        .collect();
+    format!(", possibly related to {}", named.join(" or "))
+}
+
+/// The markers as a notice's JSON carries them.
+pub(super) fn marks_json(marks: &[Mark]) -> Value {
+    marks
+        .iter()
+        .map(|m| json!({"kind": m.kind.as_str(), "text": m.text, "at": m.at, "feature": m.feature}))
+        .collect()
 }
 
 /// What an alert says and sends.
@@ -172,22 +201,7 @@ impl Context<'_> {
                 c.share * 100.0
             );
         }
-        if !self.marks.is_empty() {
-            let named: Vec<String> = self
-                .marks
-                .iter()
-                .take(3)
-                .map(|m| {
-                    format!(
-                        "{} at {} ({})",
-                        words(m.kind),
-                        clock(&m.at, self.started),
-                        m.text
-                    )
-                })
-                .collect();
-            let _ = write!(s, ", possibly related to {}", named.join(" or "));
-        }
+        s.push_str(&related(&self.marks, self.started));
         s.push('.');
         s
     }
@@ -201,9 +215,7 @@ impl Context<'_> {
             "concentrated": self.concentration.as_ref().map(|c| json!({
                 "by": c.split.name(), "label": c.label, "share": c.share,
             })),
-            "marks": self.marks.iter().map(|m| json!({
-                "kind": m.kind.as_str(), "text": m.text, "at": m.at, "feature": m.feature,
-            })).collect::<Vec<_>>(),
+            "marks": marks_json(&self.marks),
         })
     }
 }

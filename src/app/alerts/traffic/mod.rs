@@ -8,7 +8,10 @@
 //! `ingest` calls [`evaluate_closed_windows`] at the end of a read, `collect` as windows
 //! close, and `alerts check` for every source.
 
+mod confidence;
 mod context;
+pub(crate) mod drift;
+mod drift_alerts;
 mod figures;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
@@ -17,6 +20,7 @@ use serde_json::{Value, json};
 use self::context::{Concentration, Context, MARKS_BEFORE_SECS, concentration};
 use self::figures::{additive, groups, value};
 use super::{flush_queue, process_env, sink_ids, usable_sinks};
+use crate::alert::drift_rule::is_drift_rule;
 use crate::alert::rule::severity_str;
 use crate::alert::sink::{Env, Sink};
 use crate::alert::traffic::{TrafficBaseline, TrafficRule, WEEK, judge_traffic_rule};
@@ -80,6 +84,9 @@ pub fn evaluate_closed_windows_with(
 fn rules(ctx: &Ctx, source: &TrafficSource) -> Vec<TrafficRule> {
     let mut out: Vec<TrafficRule> = Vec::new();
     for (i, raw) in source.alerts.iter().enumerate() {
+        if is_drift_rule(raw) {
+            continue; // judged by `drift_alerts`
+        }
         match judge_traffic_rule(raw, &TRAFFIC_METRICS) {
             Ok(mut r) => {
                 // Two rules with one name would share alert state: number the later ones.
@@ -165,6 +172,9 @@ pub(super) fn judge_source(
         if first <= closed {
             store.set_traffic_alert_cursor(&source.id, &rule.rule.name, closed)?;
         }
+    }
+    if let Some(latest) = latest {
+        drift_alerts::judge(ctx, store, sinks, source, latest, now, &mut outcome)?;
     }
     for a in store.open_alerts(Some(&suite))? {
         if let Some(s) = crate::alert::rule::severity_parse(&a.severity) {
@@ -285,6 +295,10 @@ impl Judge<'_> {
                 at(end)
             ));
         }
+        // Read from the sampled records, not the buckets.
+        let from_records = (metric == confidence::LOW_CONFIDENCE_RATE)
+            .then(|| confidence::window_rates(self.store, self.source, rule, start, end))
+            .transpose()?;
         for group in labels {
             let v = now_groups
                 .get(&group)
@@ -299,6 +313,9 @@ impl Judge<'_> {
                         b
                     }
                 });
+            let (v, b) = from_records.as_ref().map_or((v, b), |(now, base)| {
+                (now.get(&group).copied(), base.get(&group).copied())
+            });
             let provider = provider_of(rule, &group);
             let open = self
                 .store
