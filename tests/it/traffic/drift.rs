@@ -204,6 +204,47 @@ fn a_planted_language_shift_opens_exactly_one_drift_alert_naming_the_language() 
         .map(|f| f["metric"].as_str().unwrap())
         .collect();
     assert_eq!(metrics.len(), 8, "{metrics:?}");
+    drift_on_the_page(&p);
+}
+
+/// The traffic page shows drift per day: the planted days flagged with what moved, escaped,
+/// self-contained, and laid out within phone and desktop widths in headless Chromium.
+fn drift_on_the_page(p: &Project) {
+    let out = p.run(&["report"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let dir = p.path().join("reports");
+    let page = std::fs::read_to_string(dir.join("traffic-bot.html")).expect("traffic page");
+    let section = &page[page.find("<h2 id=\"drift\">").expect("drift section")..];
+    let row = &section[section
+        .find("<code>drift.language_mix</code>")
+        .expect("language row")..];
+    let row = &row[..row.find("</tr>").expect("row end")];
+    // The last two of the fourteen days are the planted ones.
+    assert_eq!(row.matches("class=\"cell failed\"").count(), 2, "{row}");
+    assert_eq!(row.matches("class=\"cell passed\"").count(), 12, "{row}");
+    let moved =
+        regex::Regex::new(r"<code>drift.language_mix</code>: Spanish \d+% -&gt; 2\d% of inputs")
+            .unwrap();
+    assert!(moved.is_match(section), "{section}");
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "the page loads nothing from the network"
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    for width in [390, 1280] {
+        let m = crate::pages::measure(
+            &dir,
+            "traffic-bot.html",
+            width,
+            &tmp.path().join(format!("p{width}")),
+        );
+        assert!(
+            m["page_overflow"].as_f64().expect("overflow") <= 1.0,
+            "traffic page at {width}px is wider than the screen: {m}"
+        );
+        assert_eq!(m["cut"], serde_json::json!([]), "at {width}px: {m}");
+        assert_eq!(m["title_overlaps"], 0, "at {width}px: {m}");
+    }
 }
 
 #[test]

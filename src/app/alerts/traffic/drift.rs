@@ -10,13 +10,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::alert::drift::{self, Drift, MIX, NUMERIC};
-use crate::store::{SampleRow, Store};
+use crate::report::html::traffic::{DriftCell, DriftHistory};
+use crate::store::{SampleRow, Store, StoreError};
 use crate::traffic::Resolution;
-use crate::traffic::language::UNKNOWN;
-
-/// A category seen fewer times than this in both windows together is pooled into
-/// `(other)`: the chi-square approximation needs expected counts of about five per cell.
-const POOL_BELOW: u64 = 10;
 
 /// What a window holds for drift.
 #[derive(Debug, Default)]
@@ -35,7 +31,7 @@ fn tiling(from: i64, to: i64) -> Resolution {
 }
 
 /// Reads `[from, to)` (unix seconds) of `source`.
-pub(crate) fn load(store: &Store, source: &str, from: i64, to: i64) -> anyhow::Result<Data> {
+pub(crate) fn load(store: &Store, source: &str, from: i64, to: i64) -> Result<Data, StoreError> {
     let mut data = Data {
         samples: store.traffic_samples(source, from, to)?,
         mixes: Default::default(),
@@ -179,28 +175,6 @@ fn mix_counts(data: &Data, metric: &str) -> BTreeMap<String, u64> {
     }
 }
 
-/// Categories too rare in both windows together go into `(other)`; `unknown` (a text too
-/// short to tell) stays itself.
-fn pooled(
-    cur: &BTreeMap<String, u64>,
-    base: &BTreeMap<String, u64>,
-) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
-    let total = |k: &str| cur.get(k).copied().unwrap_or(0) + base.get(k).copied().unwrap_or(0);
-    let pool = |m: &BTreeMap<String, u64>| {
-        let mut out: BTreeMap<String, u64> = BTreeMap::new();
-        for (k, n) in m {
-            let name = if total(k) < POOL_BELOW && k != UNKNOWN {
-                "(other)"
-            } else {
-                k.as_str()
-            };
-            *out.entry(name.to_owned()).or_default() += n;
-        }
-        out
-    };
-    (pool(cur), pool(base))
-}
-
 /// One drift metric of `cur` against `base`, needing `min` records in each.
 pub(crate) fn figure(metric: &'static str, cur: &Data, base: &Data, min: u64) -> Figure {
     let short = |c: u64, b: u64| {
@@ -221,7 +195,7 @@ pub(crate) fn figure(metric: &'static str, cur: &Data, base: &Data, min: u64) ->
             .iter()
             .find(|m| m.0 == metric)
             .map_or("requests", |m| m.1);
-        let (c, b) = pooled(&mix_counts(cur, metric), &mix_counts(base, metric));
+        let (c, b) = drift::pooled(&mix_counts(cur, metric), &mix_counts(base, metric));
         match short(c.values().sum(), b.values().sum()) {
             Some(s) => Err(s),
             None => Ok(drift::mix(metric, of, &c, &b)),
@@ -248,6 +222,60 @@ pub(crate) fn between(
     let cur = load(store, source, from, to)?;
     let base = load(store, source, base_from, base_to)?;
     Ok(figures(&cur, &base, crate::alert::drift_rule::MIN_RECORDS))
+}
+
+/// Days the traffic page shows drift for.
+pub(crate) const PAGE_DAYS: i64 = 14;
+
+/// The traffic page's drift: each of the last [`PAGE_DAYS`] closed days against the same day
+/// a week earlier (the drift rules' default baseline), flagged under their default `max_p`.
+pub(crate) fn history(
+    store: &Store,
+    source: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<DriftHistory, StoreError> {
+    const DAY: i64 = 86_400;
+    let min = crate::alert::drift_rule::MIN_RECORDS;
+    let end = now.timestamp().div_euclid(DAY) * DAY;
+    let first = end - PAGE_DAYS * DAY;
+    // Each day is read once: day d is the current window of d and the baseline of d + 7.
+    let mut data = BTreeMap::new();
+    for d in (first - 7 * DAY..end).step_by(DAY as usize) {
+        data.insert(d, load(store, source, d, d + DAY)?);
+    }
+    let with_traffic = |d: &i64| {
+        data.get(d)
+            .is_some_and(|x| !x.samples.is_empty() || x.mixes[0].values().any(|n| *n > 0))
+    };
+    let days: Vec<i64> = (first..end)
+        .step_by(DAY as usize)
+        .filter(with_traffic)
+        .collect();
+    let empty = Data::default();
+    let mut metrics: Vec<(String, Vec<DriftCell>)> = crate::alert::drift_rule::metrics()
+        .map(|m| (m.to_owned(), Vec::new()))
+        .collect();
+    for d in &days {
+        let cur = data.get(d).unwrap_or(&empty);
+        let base = data.get(&(d - 7 * DAY)).unwrap_or(&empty);
+        for (f, (_, cells)) in figures(cur, base, min).into_iter().zip(&mut metrics) {
+            let cell = match &f.result {
+                Ok(x) => DriftCell::Tested {
+                    p_value: x.p_value,
+                    test: f.test_words(),
+                    moved: x.moved.clone(),
+                },
+                Err(s) => DriftCell::Short(s.message()),
+            };
+            cells.push(cell);
+        }
+    }
+    Ok(DriftHistory {
+        max_p: crate::alert::drift_rule::DEFAULT_MAX_P,
+        needs: min,
+        days,
+        metrics,
+    })
 }
 
 /// The drift section of `evalwatch traffic`'s text: each figure, flagged `!` when its p-value
