@@ -28,27 +28,14 @@ use evalwatch::alert::drift_rule::{DriftRule, judge_drift_rule};
 const WEEKS: usize = 8;
 const SHIFT_DAY: usize = 28;
 
-/// SplitMix64: small, seedable, good enough for a simulation.
-struct Rng(u64);
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A standard normal draw (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let u = self.unit().max(1e-300);
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.unit()).cos()
-    }
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut Rng) -> f64 {
+    let u = rng.unit().max(1e-300);
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * rng.unit()).cos()
 }
 
 /// How a day differs from the stable stream.
@@ -90,7 +77,7 @@ fn day(rng: &mut Rng, n: usize, s: Shift) -> Day {
             "English"
         };
         *languages.entry(lang.to_owned()).or_default() += 1;
-        input_length.push((200.0 * (0.6 * rng.normal()).exp() * s.length).round());
+        input_length.push((200.0 * (0.6 * normal(rng)).exp() * s.length).round());
         confidence.push(0.6 + 0.2 * (rng.unit() + rng.unit()));
     }
     Day {

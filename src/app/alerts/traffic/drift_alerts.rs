@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::context::{MARKS_BEFORE_SECS, marks_json, related, span};
 use super::drift::{Figure, figure, load, p_value};
-use super::{MAX_WINDOWS, TrafficOutcome, at, instant};
+use super::{Pending, TrafficOutcome, at, instant};
 use crate::alert::drift::runbook_step;
 use crate::alert::drift_rule::{DriftRule, is_drift_rule, judge_drift_rule};
 use crate::alert::rule::severity_str;
@@ -35,15 +35,7 @@ fn rules(ctx: &Ctx, source: &TrafficSource) -> Vec<DriftRule> {
                 r.name
             )),
             Ok(r) => out.push(r),
-            Err(p) => {
-                let why: Vec<String> = p.into_iter().map(|p| p.message).collect();
-                ctx.printer.warn(&format!(
-                    "traffic source `{}`: alert rule {}: {}; the rule is skipped",
-                    source.id,
-                    i + 1,
-                    why.join("; ")
-                ));
-            }
+            Err(p) => super::skipped(ctx, source, i, p),
         }
     }
     out
@@ -82,11 +74,7 @@ pub(super) fn judge(
 ) -> anyhow::Result<()> {
     let suite = super::alert_suite(&source.id);
     for rule in rules(ctx, source) {
-        let step = rule.window.min(86_400);
-        let closed = now.timestamp().min(latest).div_euclid(step) * step;
-        let oldest = closed - (MAX_WINDOWS - 1) * step;
-        let cursor = store.traffic_alert_cursor(&source.id, &rule.name)?;
-        let first = cursor.map_or(oldest, |c| c + step).max(oldest);
+        let pending = Pending::of(ctx, store, &source.id, &rule.name, rule.window, latest, now)?;
         let mut judge = Window {
             ctx,
             store: &mut *store,
@@ -96,15 +84,11 @@ pub(super) fn judge(
             rule: &rule,
             now,
         };
-        let mut end = first;
-        while end <= closed {
+        for end in pending.ends() {
             let line = judge.window(end, outcome)?;
             ctx.printer.detail(&line);
-            end += step;
         }
-        if first <= closed {
-            store.set_traffic_alert_cursor(&source.id, &rule.name, closed)?;
-        }
+        pending.done(store, &source.id, &rule.name)?;
     }
     Ok(())
 }
