@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::drift::{MIX, NUMERIC};
 use super::rule::{RuleProblem, did_you_mean, severity_parse};
-use super::traffic::{TrafficBaseline, WINDOWS, window_label};
+use super::traffic::{TrafficBaseline, window_label, window_of};
 use crate::model::Severity;
 
 /// The keys of a drift rule.
@@ -48,7 +48,7 @@ pub struct DriftRule {
     pub metric: String,
     pub max_p: f64,
     pub min_records: u64,
-    /// Window length in seconds (one of the traffic [`WINDOWS`]).
+    /// Window length in seconds (one of the traffic [`super::traffic::WINDOWS`]).
     pub window: i64,
     pub baseline: TrafficBaseline,
     pub severity: Severity,
@@ -149,23 +149,13 @@ pub fn judge_drift_rule(raw: &Value) -> Result<DriftRule, Vec<RuleProblem>> {
             }
         },
     };
-    let window = match map.get("window") {
-        None => DEFAULT_WINDOW,
-        Some(v) => {
-            let s = v.as_str().unwrap_or_default();
-            WINDOWS.iter().find(|(l, _)| *l == s).map_or_else(
-                || {
-                    let hint = did_you_mean(s, WINDOWS.iter().map(|(l, _)| *l));
-                    errors.push(RuleProblem::at(
-                        "window",
-                        format!("`window` must be one of 5m, 15m, 1h, 1d, 7d, found {v}{hint}"),
-                    ));
-                    DEFAULT_WINDOW
-                },
-                |(_, secs)| *secs,
-            )
-        }
-    };
+    let window = map
+        .get("window")
+        .map_or(Ok(DEFAULT_WINDOW), window_of)
+        .unwrap_or_else(|p| {
+            errors.push(p);
+            DEFAULT_WINDOW
+        });
     let baseline = match map.get("baseline") {
         None => TrafficBaseline::SameWindowLastWeek,
         Some(v) => {
