@@ -230,21 +230,7 @@ fn drift_on_the_page(p: &Project) {
         !page.contains("src=\"http") && !page.contains("href=\"http"),
         "the page loads nothing from the network"
     );
-    let tmp = tempfile::tempdir().expect("tmp");
-    for width in [390, 1280] {
-        let m = crate::pages::measure(
-            &dir,
-            "traffic-bot.html",
-            width,
-            &tmp.path().join(format!("p{width}")),
-        );
-        assert!(
-            m["page_overflow"].as_f64().expect("overflow") <= 1.0,
-            "traffic page at {width}px is wider than the screen: {m}"
-        );
-        assert_eq!(m["cut"], serde_json::json!([]), "at {width}px: {m}");
-        assert_eq!(m["title_overlaps"], 0, "at {width}px: {m}");
-    }
+    crate::pages::assert_fits(&dir, "traffic-bot.html");
 }
 
 #[test]
