@@ -1,5 +1,5 @@
 //! SplitMix64: small, seedable, good enough for the simulations (`alert_sim`,
-//! `satisfaction_sim`).
+//! `satisfaction_sim`, `drift_sim`).
 
 pub struct Rng(pub u64);
 

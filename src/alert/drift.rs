@@ -147,6 +147,33 @@ pub fn mix(
     }
 }
 
+/// A category seen fewer times than this in both windows together is pooled into
+/// `(other)`: the chi-square approximation needs expected counts of about five per cell.
+pub const POOL_BELOW: u64 = 10;
+
+/// The counts of two windows with the categories seen fewer than [`POOL_BELOW`] times in
+/// both together summed as `(other)`; `unknown` (a text too short to tell) stays itself.
+#[must_use]
+pub fn pooled(
+    cur: &BTreeMap<String, u64>,
+    base: &BTreeMap<String, u64>,
+) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let total = |k: &str| cur.get(k).copied().unwrap_or(0) + base.get(k).copied().unwrap_or(0);
+    let pool = |m: &BTreeMap<String, u64>| {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, n) in m {
+            let name = if total(k) < POOL_BELOW && k != "unknown" {
+                "(other)"
+            } else {
+                k.as_str()
+            };
+            *out.entry(name.to_owned()).or_default() += n;
+        }
+        out
+    };
+    (pool(cur), pool(base))
+}
+
 /// Which runbook step a drift metric points at, as the monitoring guide puts it: inputs that
 /// changed call for a prompt update (and new cases); a model that behaves differently on the
 /// same kind of input calls for retraining or a model change.

@@ -8,10 +8,12 @@
 //!
 //! Alert episodes and pending deliveries, as stored, are rows of `crate::store`.
 //! - [`traffic`]: alert rules over traffic metrics (window, split, calendar baselines).
+//! - [`drift`], [`drift_rule`]: drift tests on traffic windows, and the rules that watch them.
 //! - [`sink`]: delivery to stdout, a file, a webhook, Slack or a command, with retries.
 
 pub mod changes;
 pub mod drift;
+pub mod drift_rule;
 pub mod eval;
 pub mod message;
 pub mod rule;

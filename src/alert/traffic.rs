@@ -220,6 +220,21 @@ pub fn window_label(secs: i64) -> &'static str {
         .map_or("1h", |(l, _)| l)
 }
 
+/// The seconds of a rule's `window:` (one of [`WINDOWS`]), or the problem with it.
+pub(crate) fn window_of(v: &Value) -> Result<i64, RuleProblem> {
+    let s = v.as_str().unwrap_or_default();
+    WINDOWS.iter().find(|(l, _)| *l == s).map_or_else(
+        || {
+            let hint = did_you_mean(s, WINDOWS.iter().map(|(l, _)| *l));
+            Err(RuleProblem::at(
+                "window",
+                format!("`window` must be one of 5m, 15m, 1h, 1d, 7d, found {v}{hint}"),
+            ))
+        },
+        |(_, secs)| Ok(*secs),
+    )
+}
+
 /// Judge one raw traffic rule: the rule, or every problem with it, each tied to its key.
 /// `metrics` lists the traffic metrics a rule may name. This is the one judgement of the
 /// traffic rule grammar: `validate` (through the config loader), `ingest`, `collect` and
@@ -265,23 +280,13 @@ pub fn judge_traffic_rule(raw: &Value, metrics: &[&str]) -> Result<TrafficRule, 
             None
         }
     };
-    let window = match map.get("window") {
-        None => DEFAULT_WINDOW,
-        Some(v) => {
-            let s = v.as_str().unwrap_or_default();
-            WINDOWS.iter().find(|(l, _)| *l == s).map_or_else(
-                || {
-                    let hint = did_you_mean(s, WINDOWS.iter().map(|(l, _)| *l));
-                    errors.push(RuleProblem::at(
-                        "window",
-                        format!("`window` must be one of 5m, 15m, 1h, 1d, 7d, found {v}{hint}"),
-                    ));
-                    DEFAULT_WINDOW
-                },
-                |(_, secs)| *secs,
-            )
-        }
-    };
+    let window = map
+        .get("window")
+        .map_or(Ok(DEFAULT_WINDOW), window_of)
+        .unwrap_or_else(|p| {
+            errors.push(p);
+            DEFAULT_WINDOW
+        });
     let by = map.get("by").and_then(|v| {
         let s = v.as_str().unwrap_or_default();
         let split = Split::parse(s);

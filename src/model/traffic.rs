@@ -111,6 +111,9 @@ pub struct TrafficSource {
     /// Alert rules over traffic metrics, raw (judged by the traffic alerts).
     pub alerts: Vec<serde_json::Value>,
     pub retention: Retention,
+    /// `low_confidence:`: a sampled record whose confidence is below it counts in
+    /// `traffic.low_confidence_rate`.
+    pub low_confidence: f64,
     /// Where the source's entry starts.
     pub location: Location,
 }

@@ -10,6 +10,7 @@
 
 mod alerts;
 mod codec;
+mod drift;
 mod feedback;
 mod judge;
 mod labels;
@@ -38,6 +39,7 @@ use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use crate::model::{AlertRow, TrendQuery, TrendRow};
 pub use alerts::{NewAlert, PendingDelivery};
+pub use drift::SampleRow;
 pub use feedback::{FeedbackImport, FeedbackRow, NewFeedback};
 pub use judge::JudgeCache;
 pub use marks::{MarkQuery, NewMark};

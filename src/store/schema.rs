@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 18] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 19] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -64,6 +64,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 18] = [
     (
         "0018_run_versions",
         include_str!("migrations/0018_run_versions.sql"),
+    ),
+    (
+        "0019_record_shape",
+        include_str!("migrations/0019_record_shape.sql"),
     ),
 ];
 

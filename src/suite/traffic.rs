@@ -18,7 +18,7 @@ use crate::model::{
 use crate::traffic::{FieldMap, FieldRef, RedactRule, Redactor, SampleRate, otlp};
 
 /// The keys of a source.
-pub(crate) const SOURCE_KEYS: [&str; 11] = [
+pub(crate) const SOURCE_KEYS: [&str; 12] = [
     "id",
     "format",
     "path",
@@ -30,7 +30,12 @@ pub(crate) const SOURCE_KEYS: [&str; 11] = [
     "alerts",
     "retention",
     "description",
+    "low_confidence",
 ];
+
+/// The confidence under which a record counts as low-confidence when the source names no
+/// `low_confidence:` (for confidences in 0..1; set it for log-probabilities).
+pub const DEFAULT_LOW_CONFIDENCE: f64 = 0.5;
 
 /// The keys of `retention:`.
 const RETENTION_KEYS: [&str; 4] = ["records", "minute", "hour", "day"];
@@ -170,6 +175,11 @@ fn source(ctx: &mut Ctx, item: &Node, config: &ProjectConfig) -> Option<TrafficS
     let monitor = get("monitor").map_or_else(Vec::new, |v| monitor(ctx, v, config, &what));
     let alerts = get("alerts").map_or_else(Vec::new, |v| alerts(ctx, v));
     let retention = get("retention").map_or_else(Retention::default, |v| retention(ctx, v));
+    let low_confidence = get("low_confidence").map_or(DEFAULT_LOW_CONFIDENCE, |v| {
+        ctx.decode::<f64>(v, "`low_confidence` (a confidence threshold)")
+            .filter(|x| x.is_finite())
+            .unwrap_or(DEFAULT_LOW_CONFIDENCE)
+    });
     if ctx.diags.len() > before {
         return None;
     }
@@ -184,6 +194,7 @@ fn source(ctx: &mut Ctx, item: &Node, config: &ProjectConfig) -> Option<TrafficS
         monitor,
         alerts,
         retention,
+        low_confidence,
         location: ctx.loc(item),
     })
 }
@@ -410,8 +421,13 @@ fn alerts(ctx: &mut Ctx, node: &Node) -> Vec<Value> {
         let raw = ctx.json(item);
         // The alert stage's own grammar judges the rule, so that `validate`, `ingest`,
         // `collect` and `alerts check` agree on it; each problem is put where it is written.
-        match crate::alert::traffic::judge_traffic_rule(&raw, &TRAFFIC_METRICS) {
-            Ok(_) => out.push(raw),
+        let judged = if crate::alert::drift_rule::is_drift_rule(&raw) {
+            crate::alert::drift_rule::judge_drift_rule(&raw).map(|_| ())
+        } else {
+            crate::alert::traffic::judge_traffic_rule(&raw, &TRAFFIC_METRICS).map(|_| ())
+        };
+        match judged {
+            Ok(()) => out.push(raw),
             Err(problems) => super::load::put_rule_problems(ctx, item, problems),
         }
     }

@@ -14,6 +14,7 @@
 //! - [`collect`]: an OTLP/HTTP receiver that hands each export to one consumer and answers once stored.
 //! - [`ingest`]: one source's records through map, redact, sample and count.
 //! - [`bucket`]: per-minute aggregates with a mergeable latency sketch, rolled up to hour and day.
+//! - [`shape`]: a sampled record's input and output lengths and input language, for drift.
 //! - [`feedback`]: users' feedback given after the fact (JSONL or CSV rows), read and normalised.
 
 pub mod bucket;
@@ -27,6 +28,7 @@ pub mod reader;
 pub mod record;
 pub mod redact;
 pub mod sample;
+pub mod shape;
 pub mod sparse;
 
 pub use bucket::{Aggregator, Bucket, BucketKey, Resolution};

@@ -251,6 +251,21 @@ document.body.insertAdjacentHTML('beforeend', '<pre id="measure">' + JSON.string
 });
 </script>"#;
 
+/// `page` (relative to the reports folder `dir`) fits phone (390 px) and desktop (1280 px)
+/// widths in headless Chromium: no page overflow, nothing cut, no overlapping titles.
+pub(crate) fn assert_fits(dir: &Path, page: &str) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for width in [390, 1280] {
+        let m = measure(dir, page, width, &tmp.path().join(format!("p{width}")));
+        assert!(
+            m["page_overflow"].as_f64().expect("overflow") <= 1.0,
+            "{page} at {width}px is wider than the screen: {m}"
+        );
+        assert_eq!(m["cut"], serde_json::json!([]), "{page} at {width}px: {m}");
+        assert_eq!(m["title_overlaps"], 0, "{page} at {width}px: {m}");
+    }
+}
+
 /// The layout of `page` (relative to the reports folder) at `width` px, measured in headless
 /// Chromium.
 pub(crate) fn measure(dir: &Path, page: &str, width: u32, profile: &Path) -> serde_json::Value {

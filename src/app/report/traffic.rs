@@ -169,6 +169,7 @@ pub fn traffic_page(
                 text: format!("{} (open since {})", a.message, a.opened_at),
             })
             .collect(),
+        drift: crate::app::alerts::traffic::drift::history(store, id, now)?,
     })
 }
 

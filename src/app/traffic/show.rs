@@ -91,6 +91,12 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
             .collect::<Vec<_>>();
         (by, rows)
     });
+    let drift = crate::app::alerts::traffic::drift::between(
+        &store,
+        &source.id,
+        (end - secs, end),
+        (end - 2 * secs, end - secs),
+    )?;
     let time = |t: i64| {
         Utc.timestamp_opt(t, 0)
             .single()
@@ -107,6 +113,7 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
             "previous": prev,
             "usage": use_now,
             "quiet": quiet,
+            "drift": drift.iter().map(crate::app::alerts::traffic::drift::Figure::json).collect::<Vec<Value>>(),
         });
         if let Some((c, p)) = &judge {
             body["judge"] = json!({"current": judge_json(c), "previous": judge_json(p)});
@@ -152,6 +159,7 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     out.push_str(&mix("model", &use_now.by_model));
     out.push_str(&mix("segment", &use_now.by_segment));
     out.push_str(&mix("region", &use_now.by_region));
+    out.push_str(&crate::app::alerts::traffic::drift::text_section(&drift));
     if let Some((by, rows)) = &split {
         for (v, c, p) in rows {
             let shown = if v.is_empty() { "(none)" } else { v };

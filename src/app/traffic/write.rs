@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::model::{AssertionOutcome, CaseStatus, Score};
 use crate::store::{BucketRow, FileOffset, RecordRow, Store};
 use crate::traffic::ingest::Kept;
+use crate::traffic::shape::Shape;
 use crate::traffic::{BucketKey, Record};
 
 /// One record of a batch: read and mapped, with the monitor's verdict when it was scored.
@@ -90,6 +91,10 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
                 sampled: kept.sampled,
                 score: scored.score.as_ref(),
             })?;
+            if kept.sampled {
+                // Drift reads lengths and language even when the text is not kept.
+                tx.put_shape(&kept.key, &Shape::of(r))?;
+            }
         }
     }
     for (key, row) in &rows {

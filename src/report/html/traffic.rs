@@ -10,6 +10,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use self::drift::{DriftCell, DriftHistory};
 use super::chart::{self, MarkerIn, Sample, SeriesIn, Unit, line_chart};
 use super::{CSS, HtmlError, Written, engine_of, file_stem, render, write};
 
@@ -118,6 +119,8 @@ pub struct TrafficPage {
     /// In time order.
     pub markers: Vec<TrafficMarker>,
     pub alerts: Vec<TrafficAlert>,
+    /// Drift per day (the drift section).
+    pub drift: DriftHistory,
 }
 
 /// A link from the index to a source's page.
@@ -208,6 +211,7 @@ struct PageView {
     windows: Vec<WindowView>,
     markers: Vec<MarkerView>,
     alerts: Vec<AlertView>,
+    drift: String,
 }
 
 fn figures(cur: &TrafficFigures, prev: &TrafficFigures) -> Vec<Figure> {
@@ -527,6 +531,7 @@ pub fn render_traffic(page: &TrafficPage) -> Result<String, HtmlError> {
                 text: a.text.clone(),
             })
             .collect(),
+        drift: drift::drift_html(&page.drift)?,
     };
     render(&t, "traffic.html", &view)
 }
@@ -537,5 +542,6 @@ pub fn write_traffic(dir: &Path, page: &TrafficPage, out: &mut Written) -> Resul
     write(&dir.join(traffic_href(&page.source)), &html, out)
 }
 
+mod drift;
 #[cfg(test)]
 mod tests;

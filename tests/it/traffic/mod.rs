@@ -3,6 +3,7 @@
 
 mod alerts;
 mod config;
+mod drift;
 mod feedback;
 mod figures;
 mod formats;

@@ -2,7 +2,6 @@
 //! with change markers, and laid out within phone and desktop widths in headless Chromium.
 
 use super::ingest::{generated_log, ingest, recent_start, source_config};
-use crate::pages::measure;
 use crate::support::{Project, code, stderr, stdout};
 
 #[test]
@@ -69,21 +68,7 @@ fn report_writes_a_traffic_page_per_source_linked_from_the_index() {
         !page.contains("src=\"http") && !page.contains("href=\"http"),
         "the page loads nothing from the network"
     );
-    let tmp = tempfile::tempdir().expect("tmp");
-    for width in [390, 1280] {
-        let m = measure(
-            &dir,
-            "traffic-bot.html",
-            width,
-            &tmp.path().join(format!("p{width}")),
-        );
-        assert!(
-            m["page_overflow"].as_f64().expect("overflow") <= 1.0,
-            "traffic page at {width}px is wider than the screen: {m}"
-        );
-        assert_eq!(m["cut"], serde_json::json!([]), "at {width}px: {m}");
-        assert_eq!(m["title_overlaps"], 0, "at {width}px: {m}");
-    }
+    crate::pages::assert_fits(&dir, "traffic-bot.html");
 }
 
 /// `init` scaffolds a traffic source with a recorded log of the last days and the spec's four

@@ -88,7 +88,7 @@ pub(super) fn concentration(
 }
 
 /// `15 minutes`, `3 hours`, `2 days`.
-fn span(secs: i64) -> String {
+pub(super) fn span(secs: i64) -> String {
     let (n, unit) = if secs < 3_600 {
         (secs / 60, "minute")
     } else if secs < 86_400 {

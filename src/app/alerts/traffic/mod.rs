@@ -8,7 +8,10 @@
 //! `ingest` calls [`evaluate_closed_windows`] at the end of a read, `collect` as windows
 //! close, and `alerts check` for every source.
 
+mod confidence;
 mod context;
+pub(crate) mod drift;
+mod drift_alerts;
 mod figures;
 
 use std::collections::BTreeMap;
@@ -19,7 +22,8 @@ use serde_json::{Value, json};
 use self::context::{Concentration, Context, MARKS_BEFORE_SECS, concentration};
 use self::figures::{additive, groups, value};
 use super::{flush_queue, process_env, sink_ids, usable_sinks};
-use crate::alert::rule::severity_str;
+use crate::alert::drift_rule::is_drift_rule;
+use crate::alert::rule::{RuleProblem, severity_str};
 use crate::alert::sink::{Env, Sink};
 use crate::alert::traffic::{TrafficBaseline, TrafficRule, WEEK, judge_traffic_rule};
 use crate::app::Ctx;
@@ -112,6 +116,9 @@ pub fn evaluate_after_feedback(
 fn rules(ctx: &Ctx, source: &TrafficSource) -> Vec<TrafficRule> {
     let mut out: Vec<TrafficRule> = Vec::new();
     for (i, raw) in source.alerts.iter().enumerate() {
+        if is_drift_rule(raw) {
+            continue; // judged by `drift_alerts`
+        }
         match judge_traffic_rule(raw, &TRAFFIC_METRICS) {
             Ok(mut r) => {
                 // Two rules with one name would share alert state: number the later ones.
@@ -123,18 +130,74 @@ fn rules(ctx: &Ctx, source: &TrafficSource) -> Vec<TrafficRule> {
                 }
                 out.push(r);
             }
-            Err(p) => {
-                let why: Vec<String> = p.into_iter().map(|p| p.message).collect();
-                ctx.printer.warn(&format!(
-                    "traffic source `{}`: alert rule {}: {}; the rule is skipped",
-                    source.id,
-                    i + 1,
-                    why.join("; ")
-                ));
-            }
+            Err(p) => skipped(ctx, source, i, p),
         }
     }
     out
+}
+
+/// Says that rule `i` of `source` is skipped, and why.
+fn skipped(ctx: &Ctx, source: &TrafficSource, i: usize, problems: Vec<RuleProblem>) {
+    let why: Vec<String> = problems.into_iter().map(|p| p.message).collect();
+    ctx.printer.warn(&format!(
+        "traffic source `{}`: alert rule {}: {}; the rule is skipped",
+        source.id,
+        i + 1,
+        why.join("; ")
+    ));
+}
+
+/// The windows a rule judges now: the ends of its windows from `first` to `closed` (the
+/// last closed one), `step` apart, from where its cursor stopped; at most [`MAX_WINDOWS`].
+struct Pending {
+    step: i64,
+    first: i64,
+    closed: i64,
+}
+
+impl Pending {
+    fn of(
+        ctx: &Ctx,
+        store: &Store,
+        source: &str,
+        rule: &str,
+        window: i64,
+        latest: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Self> {
+        let step = window.min(86_400);
+        let closed = now.timestamp().min(latest).div_euclid(step) * step;
+        let oldest = closed - (MAX_WINDOWS - 1) * step;
+        let cursor = store.traffic_alert_cursor(source, rule)?;
+        let first = cursor.map_or(oldest, |c| c + step).max(oldest);
+        if cursor.is_some_and(|c| c + step < oldest) {
+            ctx.printer.warn(&format!(
+                "alert rule `{rule}` on {}: windows before {} were not judged (at most {MAX_WINDOWS} per evaluation)",
+                alert_suite(source),
+                at(oldest)
+            ));
+        }
+        Ok(Self {
+            step,
+            first,
+            closed,
+        })
+    }
+
+    /// The ends of the windows to judge, oldest first.
+    fn ends(&self) -> impl Iterator<Item = i64> + use<> {
+        let (first, closed, step) = (self.first, self.closed, self.step);
+        std::iter::successors(Some(first), move |e| Some(e + step))
+            .take_while(move |e| *e <= closed)
+    }
+
+    /// Moves the rule's cursor past the windows judged.
+    fn done(&self, store: &mut Store, source: &str, rule: &str) -> anyhow::Result<()> {
+        if self.first <= self.closed {
+            store.set_traffic_alert_cursor(source, rule, self.closed)?;
+        }
+        Ok(())
+    }
 }
 
 /// Judge the closed windows of every rule of `source` (no delivery).
@@ -157,18 +220,15 @@ pub(super) fn judge_source(
             ));
             continue;
         };
-        let step = rule.window.min(86_400);
-        let closed = now.timestamp().min(latest).div_euclid(step) * step;
-        let oldest = closed - (MAX_WINDOWS - 1) * step;
-        let cursor = store.traffic_alert_cursor(&source.id, &rule.rule.name)?;
-        let first = cursor.map_or(oldest, |c| c + step).max(oldest);
-        if cursor.is_some_and(|c| c + step < oldest) {
-            ctx.printer.warn(&format!(
-                "alert rule `{}` on {suite}: windows before {} were not judged (at most {MAX_WINDOWS} per evaluation)",
-                rule.rule.name,
-                at(oldest)
-            ));
-        }
+        let pending = Pending::of(
+            ctx,
+            store,
+            &source.id,
+            &rule.rule.name,
+            rule.window,
+            latest,
+            now,
+        )?;
         let mut judge = Judge {
             ctx,
             store,
@@ -178,17 +238,15 @@ pub(super) fn judge_source(
             rule,
             now,
         };
-        let mut end = first;
         let mut last = None;
         let (mut judged, mut too_little) = (0_u32, 0_u32);
-        while end <= closed {
+        for end in pending.ends() {
             let verdicts = judge.window(end, &mut outcome)?;
             judged += 1;
             if verdicts.iter().any(|(_, v)| v.starts_with("not judged")) {
                 too_little += 1;
             }
             last = Some((end, verdicts));
-            end += step;
         }
         let Some((end, verdicts)) = last else {
             ctx.printer.detail(&format!(
@@ -225,12 +283,15 @@ pub(super) fn judge_source(
                 }
             })
             .collect();
-        store.set_traffic_alert_cursor(&source.id, &rule.rule.name, closed)?;
+        pending.done(store, &source.id, &rule.rule.name)?;
         store.set_traffic_alert_verdict(
             &source.id,
             &rule.rule.name,
             &format!("{span}: {}", summary.join("; ")),
         )?;
+    }
+    if let Some(latest) = latest {
+        drift_alerts::judge(ctx, store, sinks, source, latest, now, &mut outcome)?;
     }
     for a in store.open_alerts(Some(&suite))? {
         if let Some(s) = crate::alert::rule::severity_parse(&a.severity) {
@@ -364,6 +425,10 @@ impl Judge<'_> {
                 "no data (no traffic in the window); never fires on no data".to_owned(),
             ));
         }
+        // Read from the sampled records, not the buckets.
+        let from_records = (metric == confidence::LOW_CONFIDENCE_RATE)
+            .then(|| confidence::window_rates(self.store, self.source, rule, start, end))
+            .transpose()?;
         for group in labels {
             let v = now_groups
                 .get(&group)
@@ -378,6 +443,9 @@ impl Judge<'_> {
                         b
                     }
                 });
+            let (v, b) = from_records.as_ref().map_or((v, b), |(now, base)| {
+                (now.get(&group).copied(), base.get(&group).copied())
+            });
             let provider = provider_of(rule, &group);
             let mut say = |verdict: String| said.push((provider.clone(), verdict));
             let Some(v) = v else {

@@ -50,6 +50,7 @@ fn page(source: &str, feature: &str) -> TrafficPage {
             text: "deploy <b>v2</b>".into(),
         }],
         alerts: vec![],
+        drift: DriftHistory::default(),
     }
 }
 

@@ -1,0 +1,89 @@
+//! `traffic.low_confidence_rate`: the share of sampled records whose confidence (the
+//! `confidence` field) is below the source's `low_confidence:` threshold. Buckets keep no
+//! confidence, so rules on it read the sampled records of each window.
+
+use std::collections::BTreeMap;
+
+use crate::alert::traffic::{Split, TrafficRule, WEEK};
+use crate::model::TrafficSource;
+use crate::store::{SampleRow, Store};
+
+/// The metric read from records rather than buckets.
+pub(crate) const LOW_CONFIDENCE_RATE: &str = "traffic.low_confidence_rate";
+
+fn label(r: &SampleRow, split: Split) -> String {
+    let l = match split {
+        Split::Feature => &r.feature,
+        Split::Model => &r.model,
+        Split::Segment => &r.segment,
+        Split::Region => &r.region,
+    };
+    l.clone().unwrap_or_default()
+}
+
+/// The low-confidence share of `rows` under `threshold`, per label of `split` (one group,
+/// `*`, without one); a group without a record carrying a confidence has none.
+pub(crate) fn rates(
+    rows: &[SampleRow],
+    threshold: f64,
+    split: Option<Split>,
+) -> BTreeMap<String, f64> {
+    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for r in rows {
+        let Some(c) = r.confidence else { continue };
+        let group = split.map_or_else(|| "*".to_owned(), |s| label(r, s));
+        let e = counts.entry(group).or_default();
+        e.0 += u64::from(c < threshold);
+        e.1 += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(g, (low, n))| (g, low as f64 / n as f64))
+        .collect()
+}
+
+/// The rates of a rule's window `[start, end)` and of its baseline (the trailing week for
+/// `min`/`max` rules, whose "normal" is only context).
+pub(super) fn window_rates(
+    store: &Store,
+    source: &TrafficSource,
+    rule: &TrafficRule,
+    start: i64,
+    end: i64,
+) -> anyhow::Result<(BTreeMap<String, f64>, BTreeMap<String, f64>)> {
+    let (bf, bt) = if rule.rule.condition.uses_baseline() {
+        super::drift_alerts::baseline_of(rule.baseline, start, end)
+    } else {
+        (start - WEEK, start)
+    };
+    let t = source.low_confidence;
+    Ok((
+        rates(&store.traffic_samples(&source.id, start, end)?, t, rule.by),
+        rates(&store.traffic_samples(&source.id, bf, bt)?, t, rule.by),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_counts_records_with_a_confidence_below_the_threshold() {
+        let row = |c: Option<f64>, f: &str| SampleRow {
+            confidence: c,
+            feature: Some(f.to_owned()),
+            ..SampleRow::default()
+        };
+        let rows = [
+            row(Some(0.2), "a"),
+            row(Some(0.9), "a"),
+            row(Some(0.4), "b"),
+            row(None, "b"),
+        ];
+        let all = rates(&rows, 0.5, None);
+        assert!((all["*"] - 2.0 / 3.0).abs() < 1e-12, "{all:?}");
+        let by = rates(&rows, 0.5, Some(Split::Feature));
+        assert!((by["a"] - 0.5).abs() < 1e-12 && (by["b"] - 1.0).abs() < 1e-12);
+        assert!(rates(&[row(None, "a")], 0.5, None).is_empty());
+    }
+}

@@ -1,0 +1,81 @@
+//! What drift on traffic reads of sampled records: their lengths, language, latency and
+//! confidence (written with the record, [`TrafficTx::put_shape`]), per window.
+
+use rusqlite::params;
+
+use super::codec::to_u64;
+use super::{Store, StoreError, TrafficTx};
+use crate::traffic::shape::Shape;
+
+/// One sampled record as drift reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleRow {
+    /// Unix milliseconds.
+    pub time_ms: i64,
+    pub input_chars: Option<u64>,
+    pub output_chars: Option<u64>,
+    pub language: Option<String>,
+    /// Successful requests only (as the latency sketches): `None` for a failed one.
+    pub latency_ms: Option<f64>,
+    pub confidence: Option<f64>,
+    pub feature: Option<String>,
+    pub model: Option<String>,
+    pub segment: Option<String>,
+    pub region: Option<String>,
+}
+
+impl TrafficTx<'_> {
+    /// Keeps a sampled record's lengths and language beside it (after [`Self::put_record`]).
+    pub fn put_shape(&self, key: &str, shape: &Shape) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE traffic_records SET input_chars = ?3, output_chars = ?4, language = ?5
+                 WHERE source = ?1 AND key = ?2",
+            )?
+            .execute(params![
+                self.source,
+                key,
+                shape.input_chars.map(super::codec::to_i64),
+                shape.output_chars.map(super::codec::to_i64),
+                shape.language,
+            ])?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The sampled records of `source` timed in `[from, to)` (unix seconds), oldest first.
+    pub fn traffic_samples(
+        &self,
+        source: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SampleRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT time_ms, input_chars, output_chars, language,
+                    CASE WHEN error THEN NULL ELSE latency_ms END, confidence,
+                    feature, model, segment, region
+             FROM traffic_records
+             WHERE source = ?1 AND sampled = 1 AND time_ms >= ?2 AND time_ms < ?3
+             ORDER BY time_ms",
+        )?;
+        let rows = stmt.query_map(
+            params![source, from.saturating_mul(1000), to.saturating_mul(1000)],
+            |r| {
+                Ok(SampleRow {
+                    time_ms: r.get(0)?,
+                    input_chars: r.get::<_, Option<i64>>(1)?.map(to_u64),
+                    output_chars: r.get::<_, Option<i64>>(2)?.map(to_u64),
+                    language: r.get(3)?,
+                    latency_ms: r.get(4)?,
+                    confidence: r.get(5)?,
+                    feature: r.get(6)?,
+                    model: r.get(7)?,
+                    segment: r.get(8)?,
+                    region: r.get(9)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
