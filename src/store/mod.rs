@@ -13,6 +13,7 @@ mod codec;
 mod feedback;
 mod judge;
 mod marks;
+pub mod pg;
 mod read;
 mod review;
 mod schedule;
