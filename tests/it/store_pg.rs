@@ -223,6 +223,19 @@ fn pg_store_migrate_copies_a_history_there_and_back_unchanged() {
         .query_row("SELECT count(*) FROM assertion_rows", [], |r| r.get(0))
         .expect("query");
     assert_eq!(assertions, lite);
+    // Keys continue after the copied ones: a new row gets the next id, not a copied one's.
+    let max: i64 = client
+        .query_one("SELECT max(id) FROM prompts", &[])
+        .expect("query")
+        .get(0);
+    let next: i64 = client
+        .query_one(
+            "INSERT INTO prompts (hash, text) VALUES ('\\x00', 'new') RETURNING id",
+            &[],
+        )
+        .expect("insert after the copy")
+        .get(0);
+    assert_eq!(next, max + 1);
 }
 
 #[test]
