@@ -141,21 +141,15 @@ fn pg_store_migrate_copies_a_history_there_and_back_unchanged() {
         !before["review_items"].is_empty(),
         "the history has a review sheet"
     );
-    let pw = [("PGPASSWORD", db.password.as_str())];
+    let migrate = |from: &str, to: &str| {
+        p.cmd()
+            .env("PGPASSWORD", &db.password)
+            .args(["store", "migrate", "--from", from, "--to", to])
+            .output()
+            .expect("run")
+    };
 
-    let out = p
-        .cmd()
-        .envs(pw)
-        .args([
-            "store",
-            "migrate",
-            "--from",
-            "evalwatch.db",
-            "--to",
-            &db.url,
-        ])
-        .output()
-        .expect("run");
+    let out = migrate("evalwatch.db", &db.url);
     assert_eq!(code(&out), 0, "{}", all_output(&out));
     let first = stdout(&out);
     assert!(
@@ -169,19 +163,7 @@ fn pg_store_migrate_copies_a_history_there_and_back_unchanged() {
     );
 
     // Again: nothing added, the same checksum.
-    let out = p
-        .cmd()
-        .envs(pw)
-        .args([
-            "store",
-            "migrate",
-            "--from",
-            "evalwatch.db",
-            "--to",
-            &db.url,
-        ])
-        .output()
-        .expect("run");
+    let out = migrate("evalwatch.db", &db.url);
     assert_eq!(code(&out), 0, "{}", all_output(&out));
     assert!(
         stdout(&out).contains(&format!("{rows} rows, 0 added")),
@@ -196,12 +178,7 @@ fn pg_store_migrate_copies_a_history_there_and_back_unchanged() {
     assert_eq!(sum(&first), sum(&stdout(&out)));
 
     // Back into a new SQLite file: the same rows in every table, and a store that works.
-    let out = p
-        .cmd()
-        .envs(pw)
-        .args(["store", "migrate", "--from", &db.url, "--to", "back.db"])
-        .output()
-        .expect("run");
+    let out = migrate(&db.url, "back.db");
     assert_eq!(code(&out), 0, "{}", all_output(&out));
     assert_eq!(dump(&p.path().join("back.db")), before);
     let runs = |file: &str| stdout(&p.run(&["--db", file, "runs", "--format", "json"]));
