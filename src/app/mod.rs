@@ -14,6 +14,7 @@ pub mod review;
 pub mod run;
 pub mod schedule;
 mod secrets;
+mod store;
 pub mod traffic;
 mod validate;
 
@@ -259,6 +260,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         config: cli.global.config,
         cwd: std::env::current_dir()?,
     };
+    store::refuse_postgres(&ctx, &cli.command)?;
     match cli.command {
         Command::Init(a) => init::run(&ctx, &a),
         Command::Validate(a) => {
@@ -287,6 +289,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Prune(a) => traffic::prune::run(&ctx, &a),
         Command::Mark(a) => mark::run(&ctx, &a),
         Command::Feedback(a) => feedback::run(&ctx, &a),
+        Command::Store(a) => store::run(&ctx, &a),
     }
 }
 

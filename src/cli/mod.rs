@@ -12,6 +12,7 @@ pub mod report;
 pub mod review;
 mod run;
 pub mod schedule;
+pub mod store;
 pub mod traffic;
 pub mod validate;
 
@@ -37,7 +38,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// SQLite history file [default: `store:` in evalwatch.yaml, else evalwatch.db]
+    /// History store: an SQLite file (PostgreSQL URLs: `store migrate` only, so far) [default:
+    /// `store:` in evalwatch.yaml, else evalwatch.db]
     #[arg(long, global = true, env = "EVALWATCH_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Project config [default: ./evalwatch.yaml when present]
@@ -92,6 +94,8 @@ pub enum Command {
     Mark(mark::MarkArgs),
     /// Users' feedback on traffic records: import it after the fact
     Feedback(feedback::FeedbackArgs),
+    /// The history store: copy it between SQLite and PostgreSQL
+    Store(store::StoreArgs),
 }
 
 /// Alert severities, lowest first (the command-line face of `model::Severity`).

@@ -15,6 +15,7 @@ mod feedback;
 mod judge;
 mod labels;
 mod marks;
+pub mod pg;
 mod read;
 mod review;
 mod review_traffic;

@@ -53,7 +53,15 @@ fn fill(ctx: &mut Ctx, root: &Node, config: &mut ProjectConfig) {
         let key = k.key_text();
         match key.as_str() {
             "store" => {
-                config.store = ctx.decode::<String>(v, "`store`").map(|s| root_dir.join(s));
+                // A URL (a PostgreSQL store) is kept as written; a file is relative to
+                // the project.
+                config.store = ctx.decode::<String>(v, "`store`").map(|s| {
+                    if s.contains("://") {
+                        s.into()
+                    } else {
+                        root_dir.join(s)
+                    }
+                });
             }
             "reports" => {
                 config.reports = ctx

@@ -23,6 +23,7 @@ mod runs;
 mod schedule;
 mod settings;
 mod signals;
+mod store_pg;
 mod support;
 mod traffic;
 mod truncation;

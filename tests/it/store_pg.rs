@@ -1,0 +1,569 @@
+//! The PostgreSQL store against a real server (docs/store.md): `store migrate` both ways,
+//! migrations applied once by processes starting together, leases across hosts, and the
+//! password kept out of every output.
+//!
+//! The server is the throwaway cluster `scripts/with-pg` starts (scripts/test and .ci/run go
+//! through it): its URL is in `EVALWATCH_TEST_PG`, its password in
+//! `EVALWATCH_TEST_PGPASSWORD`. Each test makes its own database. Without the variable the
+//! tests skip, saying so, except under CI (`CI=true`), where they fail.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use evalwatch::store::pg::{LeaseOutcome, PgLeases, PgTarget};
+
+use crate::support::{Project, code, stderr, stdout};
+
+/// A fresh database on the test server.
+struct PgDb {
+    /// Its URL, without the password.
+    url: String,
+    password: String,
+}
+
+impl PgDb {
+    /// The URL with the password in it.
+    fn url_with_password(&self) -> String {
+        self.url.replacen(
+            "postgres://evalwatch@",
+            &format!("postgres://evalwatch:{}@", self.password),
+            1,
+        )
+    }
+
+    fn target(&self) -> PgTarget {
+        PgTarget::parse(&self.url_with_password()).expect("the test URL parses")
+    }
+
+    fn client(&self) -> postgres::Client {
+        self.target().connect().expect("connect to the test server")
+    }
+}
+
+/// A new database named after the test, or `None` (with the reason printed) when no server
+/// was started outside CI.
+fn fresh_db(test: &str) -> Option<PgDb> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let Ok(url) = std::env::var("EVALWATCH_TEST_PG") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "EVALWATCH_TEST_PG is unset under CI: run the tests through scripts/test, which starts PostgreSQL (scripts/with-pg)"
+        );
+        eprintln!(
+            "skipped {test}: no PostgreSQL server (EVALWATCH_TEST_PG is unset; scripts/test starts one when PostgreSQL is installed)"
+        );
+        return None;
+    };
+    let password = std::env::var("EVALWATCH_TEST_PGPASSWORD").unwrap_or_default();
+    let admin = PgDb {
+        url: url.clone(),
+        password: password.clone(),
+    };
+    let name = format!(
+        "t_{test}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    admin
+        .client()
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .expect("create the test database");
+    let base = url.rsplit_once('/').expect("a URL with a database").0;
+    Some(PgDb {
+        url: format!("{base}/{name}"),
+        password,
+    })
+}
+
+/// A project with history: the shipped examples run twice, a marker, a review sheet.
+fn project_with_history() -> Project {
+    let p = Project::examples();
+    for _ in 0..2 {
+        let out = p.run(&["run"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let out = p.run(&["mark", "deploy", "v1.2.3"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = p.run(&["review", "sample", "--n", "2"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    p
+}
+
+/// Every row of every table of an SQLite store, as text, sorted: two stores with the same
+/// dump hold the same history.
+fn dump(db: &Path) -> BTreeMap<String, Vec<String>> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("tables");
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let mut st = conn
+            .prepare(&format!("SELECT * FROM \"{t}\""))
+            .expect("prepare");
+        let n = st.column_count();
+        let mut rows: Vec<String> = st
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| r.get_ref(i).map(|v| format!("{v:?}")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|cells| cells.join("|"))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        rows.sort();
+        out.insert(t, rows);
+    }
+    out
+}
+
+fn all_output(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+#[test]
+fn pg_store_migrate_copies_a_history_there_and_back_unchanged() {
+    let Some(db) = fresh_db("round_trip") else {
+        return;
+    };
+    let p = project_with_history();
+    let before = dump(&p.db());
+    assert!(before["results"].len() >= 6, "the history has results");
+    assert!(
+        !before["review_items"].is_empty(),
+        "the history has a review sheet"
+    );
+    let migrate = |from: &str, to: &str| {
+        p.cmd()
+            .env("PGPASSWORD", &db.password)
+            .args(["store", "migrate", "--from", from, "--to", to])
+            .output()
+            .expect("run")
+    };
+
+    let out = migrate("evalwatch.db", &db.url);
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    let first = stdout(&out);
+    assert!(
+        first.contains("verified: row counts match, results sha256:"),
+        "{first}"
+    );
+    let rows: usize = before.values().map(Vec::len).sum();
+    assert!(
+        first.contains(&format!("{rows} rows, {rows} added")),
+        "{first}"
+    );
+
+    // Again: nothing added, the same checksum.
+    let out = migrate("evalwatch.db", &db.url);
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!("{rows} rows, 0 added")),
+        "{}",
+        stdout(&out)
+    );
+    let sum = |s: &str| {
+        s.split("results ")
+            .nth(1)
+            .map(|r| r.split(';').next().unwrap_or("").to_owned())
+    };
+    assert_eq!(sum(&first), sum(&stdout(&out)));
+
+    // Back into a new SQLite file: the same rows in every table, and a store that works.
+    let out = migrate(&db.url, "back.db");
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    assert_eq!(dump(&p.path().join("back.db")), before);
+    let runs = |file: &str| stdout(&p.run(&["--db", file, "runs", "--format", "json"]));
+    assert_eq!(runs("back.db"), runs("evalwatch.db"));
+
+    // The copy on PostgreSQL answers the same SQL (the views included).
+    let mut client = db.client();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM result_rows", &[])
+        .expect("query")
+        .get(0);
+    assert_eq!(n as usize, before["results"].len());
+    let assertions: i64 = client
+        .query_one("SELECT count(*) FROM assertion_rows", &[])
+        .expect("query")
+        .get(0);
+    let conn = rusqlite::Connection::open(p.db()).expect("open");
+    let lite: i64 = conn
+        .query_row("SELECT count(*) FROM assertion_rows", [], |r| r.get(0))
+        .expect("query");
+    assert_eq!(assertions, lite);
+    // Keys continue after the copied ones: a new row gets the next id, not a copied one's.
+    let max: i64 = client
+        .query_one("SELECT max(id) FROM prompts", &[])
+        .expect("query")
+        .get(0);
+    let next: i64 = client
+        .query_one(
+            "INSERT INTO prompts (hash, text) VALUES ('\\x00', 'new') RETURNING id",
+            &[],
+        )
+        .expect("insert after the copy")
+        .get(0);
+    assert_eq!(next, max + 1);
+}
+
+#[test]
+fn pg_store_migrate_finishes_a_copy_cut_short_and_refuses_another_level() {
+    let Some(db) = fresh_db("partial") else {
+        return;
+    };
+    let p = project_with_history();
+    let pw = [("PGPASSWORD", db.password.as_str())];
+    let migrate = |args: &[&str]| {
+        p.cmd()
+            .envs(pw)
+            .args(["store", "migrate"])
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = migrate(&["--from", "evalwatch.db", "--to", &db.url, "--batch", "2"]);
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    // Cut short: half the results and a whole table gone; the next run puts them back.
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "DELETE FROM review_grades; DELETE FROM review_items;
+             DELETE FROM results WHERE seq % 2 = 0 AND id NOT IN (SELECT result_id FROM review_items)",
+        )
+        .expect("delete");
+    let out = migrate(&["--from", "evalwatch.db", "--to", &db.url, "--batch", "2"]);
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    let there = |client: &mut postgres::Client, t: &str| -> i64 {
+        client
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .expect("count")
+            .get(0)
+    };
+    let conn = rusqlite::Connection::open(p.db()).expect("open");
+    let here = |t: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .expect("count")
+    };
+    for t in ["results", "review_items", "runs"] {
+        assert_eq!(there(&mut client, t), here(t), "{t}");
+    }
+    assert!(
+        stdout(&out).contains("added by this run"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A target at another migration level is refused (exit 2), nothing copied.
+    let Some(other) = fresh_db("level") else {
+        return;
+    };
+    let target = other.target();
+    evalwatch::store::pg::schema::migrate(&mut other.client(), target.shown(), 5)
+        .expect("migrate to 5");
+    let out = migrate(&["--from", "evalwatch.db", "--to", &other.url]);
+    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    assert!(
+        stderr(&out).contains("its migration level is 5"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(there(&mut other.client(), "runs"), 0);
+
+    // Two SQLite files, or two PostgreSQL stores, are not this command's job.
+    let out = migrate(&["--from", "evalwatch.db", "--to", "copy.db"]);
+    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    assert!(stderr(&out).contains(".backup"), "{}", stderr(&out));
+}
+
+#[test]
+fn pg_three_processes_migrate_one_empty_database_at_once() {
+    let Some(db) = fresh_db("together") else {
+        return;
+    };
+    let p = project_with_history();
+    let bin = assert_cmd::cargo::cargo_bin("evalwatch");
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(&bin)
+                .current_dir(p.path())
+                .env("PGPASSWORD", &db.password)
+                .env("NO_COLOR", "1")
+                .args([
+                    "store",
+                    "migrate",
+                    "--from",
+                    "evalwatch.db",
+                    "--to",
+                    &db.url,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(code(&out), 0, "{}", all_output(&out));
+    }
+    let mut client = db.client();
+    let versions: Vec<i64> = client
+        .query(
+            "SELECT version FROM evalwatch_migrations ORDER BY version",
+            &[],
+        )
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let known = i64::from(evalwatch::store::SCHEMA_VERSION);
+    assert_eq!(
+        versions,
+        (1..=known).collect::<Vec<_>>(),
+        "each migration applied once"
+    );
+    let conn = rusqlite::Connection::open(p.db()).expect("open");
+    let here: i64 = conn
+        .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
+        .expect("count");
+    let there: i64 = client
+        .query_one("SELECT count(*) FROM results", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(here, there, "each result copied once");
+}
+
+#[test]
+fn pg_password_never_appears_in_any_output() {
+    let Some(db) = fresh_db("secret") else { return };
+    let p = project_with_history();
+    let secret = db.password.clone();
+    let with_pw = db.url_with_password();
+    let wrong = with_pw.replace(&secret, "Wr0ng-Pa55word");
+    let clean = |out: &Output, word: &str| {
+        let all = all_output(out);
+        assert!(
+            !all.contains(word),
+            "the password reached the output:\n{all}"
+        );
+    };
+
+    // In the URL: it connects, and neither progress nor summary shows it.
+    let out = p.run(&[
+        "-v",
+        "store",
+        "migrate",
+        "--from",
+        "evalwatch.db",
+        "--to",
+        &with_pw,
+    ]);
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    clean(&out, &secret);
+    assert!(
+        stdout(&out).contains(&db.url),
+        "shown without the password: {}",
+        stdout(&out)
+    );
+
+    // A wrong one: the server refuses (exit 3), the message names the store, not the password.
+    let out = p.run(&["store", "migrate", "--from", "evalwatch.db", "--to", &wrong]);
+    assert_eq!(code(&out), 3, "{}", all_output(&out));
+    clean(&out, "Wr0ng-Pa55word");
+    assert!(
+        stderr(&out).contains("password authentication failed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // From the environment, and from a password file; none at all is refused by the server.
+    let home = tempfile::tempdir().expect("tempdir");
+    let pgpass = home.path().join(".pgpass");
+    let addr = db.url.trim_start_matches("postgres://evalwatch@");
+    let (hostport, dbname) = addr.split_once('/').expect("host/db");
+    let (host, port) = hostport.split_once(':').expect("host:port");
+    std::fs::write(
+        &pgpass,
+        format!("{host}:{port}:{dbname}:evalwatch:{secret}\n"),
+    )
+    .expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let back = |env: &[(&str, &str)], file: &str| {
+        p.cmd()
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", home.path())
+            .envs(env.iter().copied())
+            .args(["store", "migrate", "--from", &db.url, "--to", file])
+            .output()
+            .expect("run")
+    };
+    let out = back(&[("PGPASSWORD", &secret)], "env.db");
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    clean(&out, &secret);
+    let out = back(&[], "file.db");
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
+    clean(&out, &secret);
+    std::fs::remove_file(&pgpass).expect("rm");
+    let out = back(&[], "none.db");
+    assert_eq!(code(&out), 3, "{}", all_output(&out));
+
+    // Any other command, given the store by --db, EVALWATCH_DB or `store:`, exits 2 saying
+    // what works today, without the password and without touching an SQLite file.
+    let out = p.run(&["--db", &with_pw, "runs"]);
+    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    clean(&out, &secret);
+    assert!(
+        stderr(&out).contains("evalwatch store migrate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p
+        .cmd()
+        .env("EVALWATCH_DB", &with_pw)
+        .arg("report")
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    clean(&out, &secret);
+    let config = std::fs::read_to_string(p.path().join("evalwatch.yaml")).expect("read");
+    let config = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("store:") {
+                format!("store: {with_pw}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    p.write("evalwatch.yaml", &format!("{config}\n"));
+    let runs_before = dump(&p.db())["runs"].len();
+    let out = p.run(&["run"]);
+    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    clean(&out, &secret);
+    assert!(
+        stderr(&out).contains("`run` needs an SQLite store"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        dump(&p.db())["runs"].len(),
+        runs_before,
+        "no fallback to the SQLite file"
+    );
+}
+
+#[test]
+fn pg_leases_hold_across_three_hosts_and_a_dead_holder_is_recovered_by_time() {
+    let Some(db) = fresh_db("leases") else { return };
+    let target = db.target();
+    evalwatch::store::pg::schema::migrate(
+        &mut db.client(),
+        target.shown(),
+        evalwatch::store::SCHEMA_VERSION,
+    )
+    .expect("migrate");
+    db.client()
+        .batch_execute("CREATE TABLE lease_check (id INT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO lease_check VALUES (1, 0)")
+        .expect("check table");
+
+    // A dead holder: host-a takes the lease and never renews or releases it.
+    let long = Duration::from_secs(3600);
+    let mut a = PgLeases::connect(&target, "host-a").expect("connect");
+    let mut b = PgLeases::connect(&target, "host-b").expect("connect");
+    let LeaseOutcome::Acquired(held) = a.acquire("nightly", "tok-a", 11, long).expect("acquire")
+    else {
+        panic!("a free lease was not taken");
+    };
+    match b.acquire("nightly", "tok-b", 22, long).expect("acquire") {
+        LeaseOutcome::Held { host, pid, .. } => assert_eq!((host.as_str(), pid), ("host-a", 11)),
+        LeaseOutcome::Acquired(_) => panic!("host-b took a lease host-a holds"),
+    }
+    // Its lease ran out (a lease time of zero: already expired): host-b recovers it.
+    assert!(a.renew(&held, Duration::ZERO).expect("renew"));
+    drop(a);
+    let LeaseOutcome::Acquired(taken) = b.acquire("nightly", "tok-b", 22, long).expect("acquire")
+    else {
+        panic!("an expired lease was not recovered");
+    };
+    // The old holder, back, has lost it: it can neither renew nor release host-b's lease.
+    let mut a = PgLeases::connect(&target, "host-a").expect("connect");
+    assert!(
+        !a.renew(&held, long).expect("renew"),
+        "a lost lease renewed"
+    );
+    assert!(!a.release(&held).expect("release"), "a lost lease released");
+    assert!(b.release(&taken).expect("release"));
+    drop(a);
+
+    // Three hosts contend for one suite: whoever holds the lease does a read-modify-write
+    // that loses updates unless it is alone; every taking is counted.
+    let taken = std::sync::Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = ["host-a", "host-b", "host-c"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let target = target.clone();
+            let taken = taken.clone();
+            std::thread::spawn(move || {
+                let mut leases = PgLeases::connect(&target, host).expect("connect");
+                let mut mine = 0;
+                for round in 0..150 {
+                    let token = format!("{host}-{round}");
+                    let LeaseOutcome::Acquired(lease) = leases
+                        .acquire("contended", &token, i as u32, long)
+                        .expect("acquire")
+                    else {
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    let c = leases.client();
+                    let n: i64 = c
+                        .query_one("SELECT n FROM lease_check WHERE id = 1", &[])
+                        .expect("read")
+                        .get(0);
+                    std::thread::yield_now();
+                    c.execute("UPDATE lease_check SET n = $1 WHERE id = 1", &[&(n + 1)])
+                        .expect("write");
+                    assert!(
+                        leases.release(&lease).expect("release"),
+                        "{host} lost a lease it held"
+                    );
+                    mine += 1;
+                }
+                taken.fetch_add(mine, Ordering::SeqCst);
+                mine
+            })
+        })
+        .collect();
+    let per_host: Vec<usize> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let total = taken.load(Ordering::SeqCst);
+    let n: i64 = db
+        .client()
+        .query_one("SELECT n FROM lease_check WHERE id = 1", &[])
+        .expect("read")
+        .get(0);
+    assert!(total > 0, "no host ever took the lease: {per_host:?}");
+    assert_eq!(
+        n as usize, total,
+        "two hosts held the lease at once: {per_host:?}"
+    );
+}
