@@ -413,7 +413,9 @@ impl Side {
         if let Self::Pg { client, locked, .. } = &mut side {
             // A new database gets the schema first, under the migrations' own lock (which
             // serves processes that start together), then the copy takes its lock.
-            if schema::level(client, &shown)? == 0 {
+            // Another process may be bringing the same new database up: its level is read
+            // once that process is done.
+            if schema::settled_level(client, &shown)? == 0 {
                 schema::migrate(client, &shown, level)?;
             }
             client

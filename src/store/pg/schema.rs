@@ -106,6 +106,27 @@ pub fn level(client: &mut Client, shown: &str) -> Result<u32, PgError> {
     Ok(max.map_or(0, |v| v as u32))
 }
 
+/// The migration level once no other process is migrating: waits for the migrations' lock,
+/// so that a database another process is still bringing up does not read as an old one.
+pub fn settled_level(client: &mut Client, shown: &str) -> Result<u32, PgError> {
+    let query = |what: &str| {
+        let what = what.to_owned();
+        move |e: postgres::Error| PgError::Query {
+            shown: shown.to_owned(),
+            what,
+            reason: reason(&e),
+        }
+    };
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
+        .map_err(query("take the migration lock"))?;
+    let found = level(client, shown);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK]);
+    let found = found?;
+    unlocked.map_err(query("release the migration lock"))?;
+    Ok(found)
+}
+
 /// Bring a PostgreSQL store to migration level `target` (at most the newest this evalwatch
 /// knows), under an advisory lock so that processes starting together apply each migration
 /// once. Returns the names of the migrations this call applied.
