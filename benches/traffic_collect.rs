@@ -19,14 +19,14 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
 use prost::Message;
 
+#[path = "support/traffic_log.rs"]
+#[allow(dead_code)] // each bench uses part of it
+mod traffic_log;
+
 const MODELS: [&str; 3] = ["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku"];
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = traffic_log::numbers();
     let spans = args.first().copied().unwrap_or(200_000);
     let runs = args.get(1).copied().unwrap_or(5);
     let per_export = args.get(2).copied().unwrap_or(512);
@@ -71,26 +71,19 @@ fn main() {
         let secs = rt.block_on(post_all(&url, &bodies, in_flight));
         let rate = spans as f64 / secs;
         // SIGTERM: the receiver drains and stops.
-        let pid = libc::pid_t::try_from(child.id()).expect("pid");
-        #[allow(unsafe_code)]
-        // SAFETY: signals our own child, still running (not yet waited for).
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success(), "kill -TERM failed");
         let status = child.wait().expect("wait");
         assert!(status.success(), "collect exited {status}");
         let counted = counted(&dir.path().join("evalwatch.db"));
-        assert_eq!(counted, spans as i64, "every span counted once");
+        assert_eq!(Ok(counted), i64::try_from(spans), "every span counted once");
         println!("run {run}: {rate:>9.0} spans/s ({secs:.2} s, {counted} counted)");
         rates.push(rate);
     }
-    rates.sort_by(f64::total_cmp);
-    println!(
-        "median {:.0} spans/s, range {:.0}-{:.0} ({runs} runs)",
-        rates[rates.len() / 2],
-        rates[0],
-        rates[rates.len() - 1]
-    );
+    println!("{}", traffic_log::median_range(rates, "spans/s"));
 }
 
 /// Posts every export, `in_flight` at a time; seconds from the first post to the last answer.
@@ -141,13 +134,14 @@ fn kv(key: &str, value: any_value::Value) -> KeyValue {
 /// One export of `n` GenAI chat spans, numbered from `first`: model, tokens, 0.2-3.2 s of
 /// latency, one in 50 failed; timed in the last hour.
 fn export(first: usize, n: usize) -> Vec<u8> {
-    let now_ns = chrono::Utc::now().timestamp_nanos_opt().expect("time") as u64;
+    let now_ns =
+        u64::try_from(chrono::Utc::now().timestamp_nanos_opt().expect("time")).expect("after 1970");
     let spans = (first..first + n)
         .map(|i| {
             let start = now_ns - 3_600_000_000_000 + (i as u64 % 3_000_000) * 1_000_000;
             let latency_ns = (200 + (i as u64 * 7919) % 3_000) * 1_000_000;
             let s = |t: &str| any_value::Value::StringValue(t.into());
-            let int = |n: usize| any_value::Value::IntValue(n as i64);
+            let int = |n: usize| any_value::Value::IntValue(i64::try_from(n).expect("tokens"));
             Span {
                 trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
                 span_id: (i as u64 + 1).to_be_bytes().to_vec(),
@@ -161,7 +155,7 @@ fn export(first: usize, n: usize) -> Vec<u8> {
                     kv("gen_ai.usage.input_tokens", int(100 + i % 400)),
                     kv("gen_ai.usage.output_tokens", int(20 + i % 200)),
                 ],
-                status: (i % 50 == 0).then(|| Status {
+                status: i.is_multiple_of(50).then(|| Status {
                     code: status::StatusCode::Error as i32,
                     message: "timeout".into(),
                 }),

@@ -19,11 +19,7 @@ use evalwatch::traffic::{Aggregator, RedactRule, Redactor, SampleRate};
 mod traffic_log;
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = traffic_log::numbers();
     let records = args.first().copied().unwrap_or(1_000_000);
     let runs = args.get(1).copied().unwrap_or(5);
     let log = traffic_log::generate(records, 1_765_000_000, false);
@@ -57,13 +53,7 @@ fn main() {
         );
         rates.push(rate);
     }
-    rates.sort_by(f64::total_cmp);
-    println!(
-        "median {:.0} records/s, range {:.0}-{:.0}",
-        rates[rates.len() / 2],
-        rates[0],
-        rates[rates.len() - 1]
-    );
+    println!("{}", traffic_log::median_range(rates, "records/s"));
 }
 
 fn rules() -> SourceRules {

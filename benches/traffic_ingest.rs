@@ -108,6 +108,8 @@ struct Ran {
 /// its stdin (`from` is then `-`).
 fn ingest(dir: &Path, from: &str, feed: Option<(usize, i64)>) -> Ran {
     let start = Instant::now();
+    // Waited for by `child::wait` (wait4), which reads its own resource usage.
+    #[allow(clippy::zombie_processes)]
     let mut c = Command::new(env!("CARGO_BIN_EXE_evalwatch"))
         .current_dir(dir)
         .env_remove("EVALWATCH_DB")
@@ -191,17 +193,11 @@ fn rate(n: usize, runs: usize, day: i64) {
             rates[kind].push(rate);
         }
     }
-    for (name, mut r) in ["without a monitor", "10% scored by hallucination"]
+    for (name, r) in ["without a monitor", "10% scored by hallucination"]
         .into_iter()
         .zip(rates)
     {
-        r.sort_by(f64::total_cmp);
-        println!(
-            "{name}: median {:.0} records/s, range {:.0}-{:.0} ({runs} runs)",
-            r[r.len() / 2],
-            r[0],
-            r[r.len() - 1]
-        );
+        println!("{name}: {}", traffic_log::median_range(r, "records/s"));
     }
 }
 

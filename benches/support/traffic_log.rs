@@ -13,7 +13,7 @@ const REGIONS: [&str; 5] = ["DE", "US", "FR", "BR", "JP"];
 /// appended to `out` with its newline. `context`: with two retrieved passages (what the
 /// `hallucination` monitor checks the answer against).
 pub fn record(out: &mut Vec<u8>, i: usize, n: usize, day_start: i64, context: bool) {
-    let error = if i % 50 == 0 {
+    let error = if i.is_multiple_of(50) {
         r#"{"type":"timeout"}"#
     } else {
         "null"
@@ -37,7 +37,7 @@ pub fn record(out: &mut Vec<u8>, i: usize, n: usize, day_start: i64, context: bo
             r#""latency_ms":{latency},"usage":{{"prompt_tokens":{tin},"completion_tokens":{tout}}},"cost":0.00012,"error":{error}}}"#,
             "\n"
         ),
-        ts = day_start + (i as i64) * 86_400 / (n.max(1) as i64),
+        ts = day_start + i64::try_from(i * 86_400 / n.max(1)).expect("a second of the day"),
         i = i,
         model = MODELS[i % 3],
         feature = FEATURES[i % 4],
@@ -59,4 +59,26 @@ pub fn generate(n: usize, day_start: i64, context: bool) -> Vec<u8> {
         record(&mut out, i, n, day_start, context);
     }
     out
+}
+
+/// The bench's numeric arguments (`cargo bench` adds `--bench`, which is skipped).
+pub fn numbers() -> Vec<usize> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// `median M UNIT, range LO-HI (N runs)` of the runs' rates.
+pub fn median_range(mut rates: Vec<f64>, unit: &str) -> String {
+    rates.sort_by(f64::total_cmp);
+    match (rates.first(), rates.last()) {
+        (Some(lo), Some(hi)) => format!(
+            "median {:.0} {unit}, range {lo:.0}-{hi:.0} ({} runs)",
+            rates[rates.len() / 2],
+            rates.len()
+        ),
+        _ => "no runs".to_owned(),
+    }
 }
