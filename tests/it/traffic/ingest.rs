@@ -160,6 +160,14 @@ fn reingesting_adds_nothing_and_a_new_line_is_read_once() {
         (first["records"].as_u64(), first["new"].as_u64()),
         (Some(500), Some(500))
     );
+    // Each record is known by its trace id: claimed through the trace index, with no second
+    // key of its own.
+    let conn = rusqlite::Connection::open(p.db()).expect("open store");
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!((count("traffic_traces"), count("traffic_keys")), (500, 0));
     let before = dump(&p);
     // The same file again: its offset says it was read.
     let again = json(&ingest(&p, &[]));
