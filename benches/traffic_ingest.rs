@@ -162,8 +162,8 @@ fn rate(n: usize, runs: usize, day: i64) {
     let tmp = tempfile::tempdir().expect("tmp");
     let plain = tmp.path().join("plain.jsonl");
     let with_context = tmp.path().join("context.jsonl");
-    std::fs::write(&plain, traffic_log::generate(n, day, false)).expect("write log");
-    std::fs::write(&with_context, traffic_log::generate(n, day, true)).expect("write log");
+    traffic_log::write(&plain, n, day, false);
+    traffic_log::write(&with_context, n, day, true);
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len()) as f64 / n as f64;
     println!(
         "{n} records: {:.0} bytes each without passages, {:.0} with",
@@ -219,7 +219,7 @@ fn bytes(n: usize, day: i64) {
     let dir = tempfile::tempdir().expect("tmp");
     project(dir.path(), false);
     let log = dir.path().join("app.jsonl");
-    std::fs::write(&log, traffic_log::generate(n, day, false)).expect("write log");
+    traffic_log::write(&log, n, day, false);
     let ran = ingest(dir.path(), "app.jsonl", None);
     assert_eq!(ran.report["new"].as_u64(), Some(n as u64), "{}", ran.report);
     std::fs::remove_file(&log).expect("remove log");

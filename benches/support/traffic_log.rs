@@ -52,6 +52,21 @@ pub fn record(out: &mut Vec<u8>, i: usize, n: usize, day_start: i64, context: bo
     );
 }
 
+/// `n` records of one day written to `path` a megabyte at a time, so that the writer's own
+/// memory stays small (a child's peak RSS as `wait4` reads it includes its parent's at the fork).
+pub fn write(path: &std::path::Path, n: usize, day_start: i64, context: bool) {
+    let mut file = std::fs::File::create(path).expect("create log");
+    let mut buf = Vec::with_capacity(1 << 20);
+    for i in 0..n {
+        record(&mut buf, i, n, day_start, context);
+        if buf.len() >= 1 << 20 {
+            file.write_all(&buf).expect("write log");
+            buf.clear();
+        }
+    }
+    file.write_all(&buf).expect("write log");
+}
+
 /// `n` records of one day, as one buffer.
 pub fn generate(n: usize, day_start: i64, context: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * if context { 740 } else { 590 });
