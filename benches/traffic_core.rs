@@ -14,15 +14,15 @@ use evalwatch::traffic::mapping::{FieldMap, FieldRef, Mapping, UserHasher};
 use evalwatch::traffic::reader::LineReader;
 use evalwatch::traffic::{Aggregator, RedactRule, Redactor, SampleRate};
 
+#[path = "support/traffic_log.rs"]
+#[allow(dead_code)] // each bench uses part of it
+mod traffic_log;
+
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = traffic_log::numbers();
     let records = args.first().copied().unwrap_or(1_000_000);
     let runs = args.get(1).copied().unwrap_or(5);
-    let log = generate(records);
+    let log = traffic_log::generate(records, 1_765_000_000, false);
     println!(
         "{records} records, {:.0} bytes each on average, {} MB",
         log.len() as f64 / records as f64,
@@ -53,13 +53,7 @@ fn main() {
         );
         rates.push(rate);
     }
-    rates.sort_by(f64::total_cmp);
-    println!(
-        "median {:.0} records/s, range {:.0}-{:.0}",
-        rates[rates.len() / 2],
-        rates[0],
-        rates[rates.len() - 1]
-    );
+    println!("{}", traffic_log::median_range(rates, "records/s"));
 }
 
 fn rules() -> SourceRules {
@@ -93,44 +87,4 @@ fn rules() -> SourceRules {
         sample: SampleRate::parse("10%").expect("share"),
         store_text: StoreText::Sampled,
     }
-}
-
-/// A day of traffic: 4 features, 3 models, 3 plans, 5 regions; one request in 50 failed.
-fn generate(n: usize) -> Vec<u8> {
-    let features = ["faq", "search", "summarise", "chat"];
-    let models = ["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku"];
-    let plans = ["free", "pro", "team"];
-    let regions = ["DE", "US", "FR", "BR", "JP"];
-    let mut out = Vec::with_capacity(n * 520);
-    for i in 0..n {
-        let error = if i % 50 == 0 {
-            r#"{"type":"timeout"}"#
-        } else {
-            "null"
-        };
-        let line = format!(
-            concat!(
-                r#"{{"ts":{ts},"trace_id":"{i:032x}","model":"{model}","meta":{{"feature":"{feature}"}},"#,
-                r#""user":{{"id":"user-{user}","plan":"{plan}"}},"geo":{{"country":"{region}"}},"#,
-                r#""request":{{"messages":[{{"role":"system","content":"You are the support assistant of Acme."}},"#,
-                r#"{{"role":"user","content":"How long do I have to return item {i}? Order placed on the 3rd."}}]}},"#,
-                r#""response":{{"text":"You can return any item within 30 days of delivery; refunds reach your card in 5 to 7 days."}},"#,
-                r#""latency_ms":{latency},"usage":{{"prompt_tokens":{tin},"completion_tokens":{tout}}},"cost":0.00012,"error":{error}}}"#,
-                "\n"
-            ),
-            ts = 1_765_000_000 + i * 86_400 / n.max(1),
-            i = i,
-            model = models[i % 3],
-            feature = features[i % 4],
-            user = i % 5_000,
-            plan = plans[i % 3],
-            region = regions[i % 5],
-            latency = 200 + (i * 7919) % 3_000,
-            tin = 100 + i % 400,
-            tout = 20 + i % 200,
-            error = error,
-        );
-        out.extend_from_slice(line.as_bytes());
-    }
-    out
 }

@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::traffic::{RESOLUTIONS, TrafficTx, read_bucket, write_bucket};
 use super::{Store, StoreError};
-use crate::traffic::{Bucket, BucketKey, Resolution, Vote};
+use crate::traffic::{Bucket, BucketKey, MinuteOf, Resolution, Vote};
 
 /// One piece of feedback to import (the user already hashed, the comment already redacted).
 #[derive(Debug, Clone)]
@@ -175,14 +175,17 @@ impl TrafficTx<'_> {
     }
 
     /// Remembers which minute bucket a newly counted traced record is in, with its inline
-    /// vote (already counted by the bucket) as the vote a later one replaces.
+    /// vote (already counted by the bucket) as the vote a later one replaces. `true` when the
+    /// trace was not indexed yet: for a record known by its trace id alone, that is its
+    /// de-duplication claim (`traffic_traces` then serves as its key).
     pub fn index_trace(
         &self,
         trace_id: &str,
-        key: &BucketKey,
+        key: MinuteOf<'_>,
         inline: Option<(i64, Vote)>,
-    ) -> Result<(), StoreError> {
-        self.tx
+    ) -> Result<bool, StoreError> {
+        let new = self
+            .tx
             .prepare_cached(
                 "INSERT INTO traffic_traces (source, trace_id, start, model, feature, segment,
                     region) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
@@ -195,7 +198,8 @@ impl TrafficTx<'_> {
                 key.feature,
                 key.segment,
                 key.region
-            ])?;
+            ])?
+            == 1;
         if let Some((time_ms, vote)) = inline {
             self.tx
                 .prepare_cached(
@@ -204,7 +208,7 @@ impl TrafficTx<'_> {
                 )?
                 .execute(params![self.source, trace_id, time_ms, vote.as_str()])?;
         }
-        Ok(())
+        Ok(new)
     }
 
     /// Counts the feedback waiting for `trace_id`, now that its record is in the buckets

@@ -134,6 +134,7 @@ pub struct RecordRow<'a> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub records: u64,
+    /// De-duplication keys: `traffic_keys`, and the trace index of records known by trace id.
     pub keys: u64,
     pub minute: u64,
     pub hour: u64,
@@ -478,14 +479,14 @@ impl Store {
                 cut,
             )
         };
-        // The trace index feedback uses goes with the records' retention too.
-        if let (Some(cut), false) = (before.records, dry_run) {
-            tx.execute(
-                "DELETE FROM traffic_traces WHERE source = ?1 AND start < ?2",
-                params![source, cut],
-            )?;
-        }
-        let out = Pruned {
+        // The trace index goes with the records' retention too: feedback finds buckets by it,
+        // and a record known by its trace id alone has it as its de-duplication key.
+        let traces = run(
+            "SELECT count(*) FROM traffic_traces WHERE source = ?1 AND start < ?2",
+            "DELETE FROM traffic_traces WHERE source = ?1 AND start < ?2",
+            before.records,
+        )?;
+        let mut out = Pruned {
             records: run(
                 "SELECT count(*) FROM traffic_records WHERE source = ?1 AND time_ms < ?2 * 1000",
                 "DELETE FROM traffic_records WHERE source = ?1 AND time_ms < ?2 * 1000",
@@ -500,6 +501,7 @@ impl Store {
             hour: bucket("hour", before.hour)?,
             day: bucket("day", before.day)?,
         };
+        out.keys += traces;
         tx.commit()?;
         Ok(out)
     }

@@ -52,18 +52,48 @@ pub struct BucketKey {
     pub region: String,
 }
 
+/// The minute bucket a record counts in, borrowing its labels: what a batch groups its records
+/// by without copying four strings a record ([`MinuteOf::to_key`] owns them, once a bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MinuteOf<'r> {
+    pub start: i64,
+    pub model: &'r str,
+    pub feature: &'r str,
+    pub segment: &'r str,
+    pub region: &'r str,
+}
+
+impl<'r> MinuteOf<'r> {
+    #[must_use]
+    pub fn of(r: &'r Record) -> Self {
+        let label = |l: &'r Option<String>| l.as_deref().unwrap_or_default();
+        Self {
+            start: Resolution::Minute.floor(r.time.timestamp()),
+            model: label(&r.model),
+            feature: label(&r.feature),
+            segment: label(&r.segment),
+            region: label(&r.region),
+        }
+    }
+
+    #[must_use]
+    pub fn to_key(self) -> BucketKey {
+        BucketKey {
+            start: self.start,
+            resolution: Resolution::Minute,
+            model: self.model.to_owned(),
+            feature: self.feature.to_owned(),
+            segment: self.segment.to_owned(),
+            region: self.region.to_owned(),
+        }
+    }
+}
+
 impl BucketKey {
     /// The minute bucket a record counts in.
     #[must_use]
     pub fn minute_of(r: &Record) -> Self {
-        Self {
-            start: Resolution::Minute.floor(r.time.timestamp()),
-            resolution: Resolution::Minute,
-            model: r.model.clone().unwrap_or_default(),
-            feature: r.feature.clone().unwrap_or_default(),
-            segment: r.segment.clone().unwrap_or_default(),
-            region: r.region.clone().unwrap_or_default(),
-        }
+        MinuteOf::of(r).to_key()
     }
 
     /// The same labels in the coarser bucket that holds this one.

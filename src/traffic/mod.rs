@@ -31,7 +31,7 @@ pub mod sample;
 pub mod shape;
 pub mod sparse;
 
-pub use bucket::{Aggregator, Bucket, BucketKey, Resolution};
+pub use bucket::{Aggregator, Bucket, BucketKey, MinuteOf, Resolution};
 pub use mapping::{FieldMap, FieldRef, MapError, Mapping, UserHasher};
 pub use record::{Feedback, Record, Vote};
 pub use redact::{RedactRule, Redactor};

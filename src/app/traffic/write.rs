@@ -1,13 +1,13 @@
 //! Storing an ingested batch: the one place where traffic records become buckets, records,
 //! keys and offsets, in one transaction. `ingest` and `collect` both call [`write_batch`].
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use crate::model::{AssertionOutcome, CaseStatus, Score};
 use crate::store::{BucketRow, FileOffset, RecordRow, Store};
 use crate::traffic::ingest::Kept;
 use crate::traffic::shape::Shape;
-use crate::traffic::{BucketKey, Record};
+use crate::traffic::{MinuteOf, Record};
 
 /// One record of a batch: read and mapped, with the monitor's verdict when it was scored.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub struct Written {
 /// before the commit leaves the store as it was: the next ingest reads the batch again.
 pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Result<Written> {
     let tx = store.begin_traffic(source)?;
-    let mut rows: BTreeMap<BucketKey, BucketRow> = BTreeMap::new();
+    let mut rows: HashMap<MinuteOf<'_>, BucketRow> = HashMap::new();
     let mut written = Written::default();
     // Feedback imported before its record arrived is counted once the record's buckets are.
     let waiting = tx.feedback_waiting()?;
@@ -48,21 +48,29 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
     for scored in &batch.records {
         let kept = &scored.kept;
         let r = &kept.record;
-        if !tx.claim(&kept.key, r.time.timestamp())? {
+        let minute = MinuteOf::of(r);
+        let inline = r
+            .feedback
+            .as_ref()
+            .map(|f| (r.time.timestamp_millis(), f.vote));
+        let new = match &r.trace_id {
+            // Known by its trace id alone: the trace index is its key (one insert, not two).
+            Some(trace) if *trace == kept.key => tx.index_trace(trace, minute, inline)?,
+            _ => {
+                let new = tx.claim(&kept.key, r.time.timestamp())?;
+                if let (true, Some(trace)) = (new, &r.trace_id) {
+                    tx.index_trace(trace, minute, inline)?;
+                }
+                new
+            }
+        };
+        if !new {
             written.seen += 1;
             continue;
         }
         written.new += 1;
-        let minute = BucketKey::minute_of(r);
-        if let Some(trace) = &r.trace_id {
-            let inline = r
-                .feedback
-                .as_ref()
-                .map(|f| (r.time.timestamp_millis(), f.vote));
-            tx.index_trace(trace, &minute, inline)?;
-            if waiting {
-                traced.push(trace.as_str());
-            }
+        if let (true, Some(trace)) = (waiting, &r.trace_id) {
+            traced.push(trace.as_str());
         }
         let row = rows.entry(minute).or_default();
         row.bucket.add(r, kept.sampled);
@@ -97,8 +105,11 @@ pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Re
             }
         }
     }
+    // In key order, as the buckets lie in the store.
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_unstable_by_key(|(k, _)| *k);
     for (key, row) in &rows {
-        tx.merge_bucket(key, row)?;
+        tx.merge_bucket(&key.to_key(), row)?;
     }
     for trace in traced {
         tx.match_feedback(trace)?;

@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use super::ingest::{keys_stored, recent_start, spawn_ingest};
+use super::ingest::{recent_start, records_counted, spawn_ingest};
 use crate::support::{Project, code, signal, stderr, stdout};
 
 fn json_out(out: &std::process::Output) -> serde_json::Value {
@@ -119,7 +119,7 @@ fn follow_reads_lines_as_they_are_written_and_a_rotated_file_from_its_start() {
     p.write("logs/app.jsonl", &line("a"));
     let mut child = spawn_ingest(&p, &["--follow"]);
     let wait_for = |n: i64, child: &mut std::process::Child| {
-        while keys_stored(&p) < n {
+        while records_counted(&p) < n {
             assert!(child.try_wait().unwrap().is_none(), "--follow ended");
             std::thread::yield_now();
         }
@@ -141,5 +141,5 @@ fn follow_reads_lines_as_they_are_written_and_a_rotated_file_from_its_start() {
     wait_for(3, &mut child);
     signal(child.id(), "-TERM");
     child.wait().unwrap();
-    assert_eq!(keys_stored(&p), 3);
+    assert_eq!(records_counted(&p), 3);
 }
