@@ -274,6 +274,9 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
         // A word the output only repeats from the prompt is excused: not counted at all.
         if !unit.supported && !unit.particle && unit.form != 0 && support.echoed(unit.form) {
             match unit.kind {
+                // A conversation word ("yes", "you", "really") repeated from the prompt is
+                // the other speaker's, not grounded: only content words are excused.
+                UnitKind::Word if unit.weight < W_WORD => {}
                 UnitKind::Word => unit.supported = true,
                 UnitKind::Name | UnitKind::Number => unit.weight *= ECHO_NAME_WEIGHT,
                 UnitKind::Negation => {}

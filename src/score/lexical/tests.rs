@@ -546,3 +546,18 @@ fn the_prompt_as_echo_excuses_repeated_words_but_supports_no_name_or_number() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_prompt_as_echo_excuses_no_conversation_word() {
+    // The previous turn says "hello" and "really"; repeating them grounds nothing.
+    let knowledge = "Inception is a 2010 science fiction film directed by Christopher Nolan.";
+    let turn = "Hello! I really liked the film, did you?";
+    let r = check_echo("Hello, really!", &[knowledge], &[turn]);
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["Hello", "really"], "{r:?}");
+    assert!(r.score > 0.0, "{r:?}");
+    // A content word repeated from the turn is still excused.
+    let r = check_echo("Nolan directed the film I liked.", &[knowledge], &[turn]);
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["I"], "{r:?}");
+}
