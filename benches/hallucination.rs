@@ -144,14 +144,8 @@ fn eval(sets: &[Set]) {
             .map(|e| naive(&e.output, &refs(&e.support[..1])))
             .collect();
         let (ak, bk) = (auroc(&ours_k, &labels), auroc(&base_k, &labels));
-        // The scorer's default: the knowledge as support, the prompt only excusing echoes.
-        let ours_e: Vec<f64> = set
-            .examples
-            .iter()
-            .map(|e| {
-                lexical::check_echo(&e.output, &refs(&e.support[..1]), &refs(&e.support[1..])).score
-            })
-            .collect();
+        // The scorer's default: the knowledge as support, the prompt as an echo.
+        let ours_e: Vec<f64> = set.examples.iter().map(|e| by_default(e).score).collect();
         let ae = auroc(&ours_e, &labels);
         println!(
             "{:<30} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4}",
@@ -236,6 +230,12 @@ fn dump_set(set: &Set, mode: &str) {
             spans.join(" / ")
         );
     }
+}
+
+/// The example checked as the scorer does by default: the knowledge (the first support text)
+/// as support, the prompt (the rest) as an echo.
+fn by_default(e: &Example) -> lexical::Lexical {
+    lexical::check_echo(&e.output, &refs(&e.support[..1]), &refs(&e.support[1..]))
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
@@ -709,7 +709,7 @@ fn set_features(set: &Set) -> Vec<([f64; fit::N], bool, f64)> {
     set.examples
         .iter()
         .map(|e| {
-            let r = lexical::check_echo(&e.output, &refs(&e.support[..1]), &refs(&e.support[1..]));
+            let r = by_default(e);
             // Each set weighs the same, and so does each class within it (AUROC is balanced).
             let w = if e.hallucinated { 0.5 / pos } else { 0.5 / neg };
             let mut x = fit::features(&r, &e.output);
@@ -791,13 +791,7 @@ fn fit_eval(sets: &[Set]) {
             &model
         };
         let labels: Vec<bool> = feats[i].iter().map(|r| r.1).collect();
-        let shipped: Vec<f64> = set
-            .examples
-            .iter()
-            .map(|e| {
-                lexical::check_echo(&e.output, &refs(&e.support[..1]), &refs(&e.support[1..])).score
-            })
-            .collect();
+        let shipped: Vec<f64> = set.examples.iter().map(|e| by_default(e).score).collect();
         let fitted: Vec<f64> = feats[i].iter().map(|r| m.score(&r.0)).collect();
         let (a, b) = (auroc(&shipped, &labels), auroc(&fitted, &labels));
         if is_tuning {
