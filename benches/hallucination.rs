@@ -18,6 +18,13 @@
 //! (`-- dump-knowledge SET`: with the knowledge alone as support; `-- dump-echo SET`: the
 //! knowledge as support and the prompt as an echo, the scorer's default).
 //!
+//! `-- fit` fits a logistic regression over features of the lexical result
+//! (`support/fit.rs`) on the tuning sets (`TUNING`) and prints each tuning set's AUROC
+//! scored by a model fitted without it (leave one set out) beside the shipped score;
+//! `FIT_REPORT=1` adds the other (reported) sets, `FIT_LAMBDA` sets the L2 penalty,
+//! `FIT_FEATURES=0,1,...` keeps only those features. The combiner is not shipped: it did
+//! not beat the hand-set score (docs/scoring.md).
+//!
 //! Throughput: outputs of ~50-100 words checked against a support of ~200-400 words (expected,
 //! two context items, a rendered prompt), single-threaded; once with `check` (the support
 //! indexed for every output, as the scorer calls it) and once with a prepared `Support`.
@@ -28,6 +35,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use evalwatch::score::lexical::{self, Support};
+
+#[path = "support/fit.rs"]
+mod fit;
 
 /// One labelled example: the output, its support texts, and whether humans judged it
 /// hallucinated (not supported by the knowledge).
@@ -60,7 +70,7 @@ fn main() {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--halueval" | "--dir" => halueval = it.next().map(PathBuf::from),
-            "eval" | "throughput" | "all" => mode.clone_from(a),
+            "eval" | "throughput" | "all" | "fit" => mode.clone_from(a),
             "dump" | "dump-knowledge" | "dump-echo" => {
                 a.clone_into(&mut mode);
                 dump = it.next().cloned();
@@ -89,6 +99,7 @@ fn main() {
             dump_set(set, &mode);
         }
         "eval" => eval(&sets),
+        "fit" => fit_eval(&sets),
         "throughput" => throughput(&sets),
         _ => {
             eval(&sets);
@@ -133,14 +144,8 @@ fn eval(sets: &[Set]) {
             .map(|e| naive(&e.output, &refs(&e.support[..1])))
             .collect();
         let (ak, bk) = (auroc(&ours_k, &labels), auroc(&base_k, &labels));
-        // The scorer's default: the knowledge as support, the prompt only excusing echoes.
-        let ours_e: Vec<f64> = set
-            .examples
-            .iter()
-            .map(|e| {
-                lexical::check_echo(&e.output, &refs(&e.support[..1]), &refs(&e.support[1..])).score
-            })
-            .collect();
+        // The scorer's default: the knowledge as support, the prompt as an echo.
+        let ours_e: Vec<f64> = set.examples.iter().map(|e| by_default(e).score).collect();
         let ae = auroc(&ours_e, &labels);
         println!(
             "{:<30} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4}",
@@ -225,6 +230,12 @@ fn dump_set(set: &Set, mode: &str) {
             spans.join(" / ")
         );
     }
+}
+
+/// The example checked as the scorer does by default: the knowledge (the first support text)
+/// as support, the prompt (the rest) as an echo.
+fn by_default(e: &Example) -> lexical::Lexical {
+    lexical::check_echo(&e.output, &refs(&e.support[..1]), &refs(&e.support[1..]))
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
@@ -661,4 +672,140 @@ fn throughput(sets: &[Set]) {
         n / secs,
         secs / n * 1e6
     );
+}
+
+/// Sets the combiner may be fitted on (looked at while the check was developed, or the
+/// tuning rows of the last round); every other set is only reported.
+const TUNING: &[&str] = &[
+    "begin-wow-dev",
+    "begin-wow-test",
+    "faithdial-wow-gold",
+    "faithdial-wow-ctrl",
+    "own-qa",
+    "own-dialogue",
+    "begin-cmu-dev*",
+    "faithdial-cmu*",
+    "faithdial-gpt2-wow*",
+];
+
+/// Features of every example with the scorer's default support (knowledge, prompt as echo).
+fn set_features(set: &Set) -> Vec<([f64; fit::N], bool, f64)> {
+    // FIT_FEATURES=0,1,8: use only these features (the others are set to 0).
+    let keep: Option<Vec<usize>> = std::env::var("FIT_FEATURES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|f| f.trim().parse().ok()).collect());
+    let pos = set
+        .examples
+        .iter()
+        .filter(|e| e.hallucinated)
+        .count()
+        .max(1) as f64;
+    let neg = set
+        .examples
+        .iter()
+        .filter(|e| !e.hallucinated)
+        .count()
+        .max(1) as f64;
+    set.examples
+        .iter()
+        .map(|e| {
+            let r = by_default(e);
+            // Each set weighs the same, and so does each class within it (AUROC is balanced).
+            let w = if e.hallucinated { 0.5 / pos } else { 0.5 / neg };
+            let mut x = fit::features(&r, &e.output);
+            if let Some(keep) = &keep {
+                for (f, v) in x.iter_mut().enumerate() {
+                    if !keep.contains(&f) {
+                        *v = 0.0;
+                    }
+                }
+            }
+            (x, e.hallucinated, w)
+        })
+        .collect()
+}
+
+fn fit_eval(sets: &[Set]) {
+    let lambda: f64 = std::env::var("FIT_LAMBDA")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.001);
+    let feats: Vec<Vec<([f64; fit::N], bool, f64)>> = sets.iter().map(set_features).collect();
+    let tuning: Vec<usize> = (0..sets.len())
+        .filter(|&i| TUNING.contains(&sets[i].name.as_str()))
+        .collect();
+    let all: Vec<_> = tuning
+        .iter()
+        .flat_map(|&i| feats[i].iter().copied())
+        .collect();
+    let model = fit::fit(&all, lambda, 3000);
+    println!(
+        "fitted on {} rows of {} tuning sets, lambda {lambda}",
+        all.len(),
+        tuning.len()
+    );
+    for i in 0..fit::N {
+        println!(
+            "  {:<28} mean {:>8.4} sd {:>8.4} w {:>+8.4}",
+            fit::NAMES[i],
+            model.mean[i],
+            model.sd[i],
+            model.w[i]
+        );
+    }
+    println!("  bias {:+.4}", model.bias);
+    // Each feature alone: its AUROC on every tuning set.
+    for f in 0..fit::N {
+        let per: Vec<String> = tuning
+            .iter()
+            .map(|&i| {
+                let labels: Vec<bool> = feats[i].iter().map(|r| r.1).collect();
+                let xs: Vec<f64> = feats[i].iter().map(|r| r.0[f]).collect();
+                format!("{:.3}", auroc(&xs, &labels))
+            })
+            .collect();
+        println!("  alone {:<28} {}", fit::NAMES[f], per.join(" "));
+    }
+    println!(
+        "{:<30} {:>6} {:>4} | {:>8} {:>8} {:>8}",
+        "set", "role", "n", "shipped", "fitted", "delta"
+    );
+    let report = std::env::var_os("FIT_REPORT").is_some();
+    let mut tuning_delta = 0.0;
+    for (i, set) in sets.iter().enumerate() {
+        let is_tuning = tuning.contains(&i);
+        if !is_tuning && !report {
+            continue;
+        }
+        // A tuning set is scored by a model fitted without it (leave one set out).
+        let held;
+        let m = if is_tuning {
+            let rest: Vec<_> = tuning
+                .iter()
+                .filter(|&&j| j != i)
+                .flat_map(|&j| feats[j].iter().copied())
+                .collect();
+            held = fit::fit(&rest, lambda, 3000);
+            &held
+        } else {
+            &model
+        };
+        let labels: Vec<bool> = feats[i].iter().map(|r| r.1).collect();
+        let shipped: Vec<f64> = set.examples.iter().map(|e| by_default(e).score).collect();
+        let fitted: Vec<f64> = feats[i].iter().map(|r| m.score(&r.0)).collect();
+        let (a, b) = (auroc(&shipped, &labels), auroc(&fitted, &labels));
+        if is_tuning {
+            tuning_delta += (b - a) / tuning.len() as f64;
+        }
+        println!(
+            "{:<30} {:>6} {:>4} | {:>8.4} {:>8.4} {:>+8.4}",
+            set.name,
+            if is_tuning { "tune" } else { "REPORT" },
+            labels.len(),
+            a,
+            b,
+            b - a
+        );
+    }
+    println!("mean delta over the tuning sets (each scored without itself): {tuning_delta:+.4}");
 }

@@ -52,8 +52,9 @@ const W_NUMBER: f64 = 2.0;
 const W_NEGATION: f64 = 1.0;
 /// Weight of a conversation word ("yes", "I", "could", "really").
 const W_LIGHT: f64 = 0.35;
-/// Weight kept by a name or number the output finds only in the prompt (echo).
-const ECHO_NAME_WEIGHT: f64 = 0.5;
+/// Share of its weight an unsupported content word, name or number keeps when the output
+/// finds it in the prompt (echo): still unsupported, but weighing less than an invented one.
+const ECHO_WEIGHT: f64 = 0.5;
 /// Share of the score that comes from the worst claim (the rest from the whole output).
 pub const CLAIM_MIX: f64 = 0.5;
 
@@ -113,11 +114,11 @@ pub fn check(output: &str, support: &[&str]) -> Lexical {
     check_with(&Support::new(support), output)
 }
 
-/// Check `output` against the support texts, with `echo` texts (the prompt) that only excuse
-/// the words they share with the output: an ordinary word the output repeats from the
-/// prompt is not counted at all, but a name, number or negation found only in the prompt
-/// is unsupported ("Which came first, A or B?" does not support "B came first" unless the
-/// support says so).
+/// Check `output` against the support texts, with `echo` texts (the prompt) that support
+/// nothing but soften what the output repeats from them: a content word, name or number
+/// found only in the prompt is unsupported at half its weight ("Which came first, A or B?"
+/// does not support "B came first" unless the support says so), a negation the prompt has
+/// is supported.
 #[must_use]
 pub fn check_echo(output: &str, support: &[&str], echo: &[&str]) -> Lexical {
     check_with(&Support::with_echo(support, echo), output)
@@ -271,11 +272,15 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
                 unit.supported = false;
             }
         }
-        // A word the output only repeats from the prompt is excused: not counted at all.
+        // A word the output only repeats from the prompt is still unsupported (the prompt
+        // grounds nothing: a question's words restated are no answer, a previous turn's are
+        // the other speaker's), at half its weight: a right answer often repeats the
+        // question's words, a wrong one copies the wrong entity or year from it.
+        // A conversation word ("yes", "you", "really") keeps its (light) weight.
         if !unit.supported && !unit.particle && unit.form != 0 && support.echoed(unit.form) {
             match unit.kind {
-                UnitKind::Word => unit.supported = true,
-                UnitKind::Name | UnitKind::Number => unit.weight *= ECHO_NAME_WEIGHT,
+                UnitKind::Word if unit.weight < W_WORD => {}
+                UnitKind::Word | UnitKind::Name | UnitKind::Number => unit.weight *= ECHO_WEIGHT,
                 UnitKind::Negation => {}
             }
         }
@@ -412,8 +417,8 @@ impl Support {
         s
     }
 
-    /// Index the support texts, plus `echo` texts (the prompt) whose words only excuse the
-    /// output's ordinary words that repeat them (see [`check_echo`]).
+    /// Index the support texts, plus `echo` texts (the prompt) whose words only soften the
+    /// output's words that repeat them (see [`check_echo`]).
     #[must_use]
     pub fn with_echo(texts: &[&str], echo: &[&str]) -> Self {
         let mut s = Self::new(texts);

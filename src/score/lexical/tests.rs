@@ -512,27 +512,44 @@ fn negated_answer_particles_are_not_negated_claims() {
 }
 
 #[test]
-fn the_prompt_as_echo_excuses_repeated_words_but_supports_no_name_or_number() {
+fn the_prompt_as_echo_softens_repeated_words_but_supports_nothing() {
     let context = "The Golden Gate Bridge opened in 1937 and spans the Golden Gate strait.";
     // The rendered prompt repeats the context, then asks.
     let prompt = format!("{context}\nQuestion: Was the famous bridge finished in 1936 by Strauss?");
-    // "famous" and "finished" only come from the question: excused.
-    let r = check_echo(
+    // "famous" and "finished" only come from the question: still unsupported, at half the
+    // weight of words that come from nowhere.
+    let echoed = check_echo(
         "The famous bridge was finished and opened in 1937.",
         &[context],
         &[&prompt],
     );
-    assert!(r.unsupported.is_empty(), "{r:?}");
+    let flagged: Vec<&str> = echoed.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["famous", "finished"], "{echoed:?}");
+    let new = check_echo(
+        "The tall bridge was painted and opened in 1937.",
+        &[context],
+        &[&prompt],
+    );
+    assert!(
+        echoed.score > 0.0 && echoed.score < new.score,
+        "{} vs {}",
+        echoed.score,
+        new.score
+    );
     // A year and a name copied from the question are not supported by it.
     let r = check_echo(
-        "It was finished in 1936 by Strauss.",
+        "The bridge opened in 1936 under Strauss.",
         &[context],
         &[&prompt],
     );
     let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
     assert_eq!(flagged, ["1936", "Strauss"], "{r:?}");
     // ... though they weigh less than an invented year and name.
-    let invented = check_echo("It was finished in 1935 by Morrow.", &[context], &[&prompt]);
+    let invented = check_echo(
+        "The bridge opened in 1935 under Morrow.",
+        &[context],
+        &[&prompt],
+    );
     assert!(
         r.score < invented.score,
         "{} vs {}",
@@ -545,4 +562,19 @@ fn the_prompt_as_echo_excuses_repeated_words_but_supports_no_name_or_number() {
             .unsupported
             .is_empty()
     );
+}
+
+#[test]
+fn the_prompt_as_echo_softens_no_conversation_word() {
+    // The previous turn says "hello" and "really"; repeating them grounds nothing.
+    let knowledge = "Inception is a 2010 science fiction film directed by Christopher Nolan.";
+    let turn = "Hello! I really liked the film, did you?";
+    let r = check_echo("Hello, really!", &[knowledge], &[turn]);
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["Hello", "really"], "{r:?}");
+    assert!(r.score > 0.0, "{r:?}");
+    // The speaker's "I" is flagged and so is "liked" (the other speaker's word, softened).
+    let r = check_echo("Nolan directed the film I liked.", &[knowledge], &[turn]);
+    let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(flagged, ["I liked"], "{r:?}");
 }
