@@ -109,28 +109,22 @@ pub fn level(client: &mut Client, shown: &str) -> Result<u32, PgError> {
 /// The migration level once no other process is migrating: waits for the migrations' lock,
 /// so that a database another process is still bringing up does not read as an old one.
 pub fn settled_level(client: &mut Client, shown: &str) -> Result<u32, PgError> {
-    let query = |what: &str| {
-        let what = what.to_owned();
-        move |e: postgres::Error| PgError::Query {
-            shown: shown.to_owned(),
-            what,
-            reason: reason(&e),
-        }
-    };
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
-        .map_err(query("take the migration lock"))?;
-    let found = level(client, shown);
-    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK]);
-    let found = found?;
-    unlocked.map_err(query("release the migration lock"))?;
-    Ok(found)
+    under_migration_lock(client, shown, |c| level(c, shown))
 }
 
 /// Bring a PostgreSQL store to migration level `target` (at most the newest this evalwatch
 /// knows), under an advisory lock so that processes starting together apply each migration
 /// once. Returns the names of the migrations this call applied.
 pub fn migrate(client: &mut Client, shown: &str, target: u32) -> Result<Vec<String>, PgError> {
+    under_migration_lock(client, shown, |c| migrate_locked(c, shown, target))
+}
+
+/// `step` while holding the migrations' advisory lock.
+fn under_migration_lock<T>(
+    client: &mut Client,
+    shown: &str,
+    step: impl FnOnce(&mut Client) -> Result<T, PgError>,
+) -> Result<T, PgError> {
     let query = |what: &str| {
         let what = what.to_owned();
         move |e: postgres::Error| PgError::Query {
@@ -142,13 +136,13 @@ pub fn migrate(client: &mut Client, shown: &str, target: u32) -> Result<Vec<Stri
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
         .map_err(query("take the migration lock"))?;
-    let applied = migrate_locked(client, shown, target);
-    // A failed unlock is not worth more than the migration's own outcome: the lock goes
-    // with the session anyway.
+    let done = step(client);
+    // A failed unlock is not worth more than the step's own outcome: the lock goes with the
+    // session anyway.
     let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK]);
-    let applied = applied?;
+    let done = done?;
     unlocked.map_err(query("release the migration lock"))?;
-    Ok(applied)
+    Ok(done)
 }
 
 fn migrate_locked(client: &mut Client, shown: &str, target: u32) -> Result<Vec<String>, PgError> {

@@ -12,7 +12,7 @@ use crate::alert::changes::{marks_json, related};
 use crate::alert::rule::Condition;
 use crate::alert::traffic::{Split, TrafficRule};
 use crate::model::Mark;
-use crate::store::BucketRow;
+use crate::store::{BucketRow, MarkQuery, Store};
 use crate::traffic::BucketKey;
 
 pub(super) use crate::alert::changes::MARKS_BEFORE_SECS;
@@ -87,6 +87,37 @@ pub(super) fn concentration(
     best
 }
 
+/// `, started 15 minutes ago (window from 2026-03-02 14:45 UTC)`, or `, started at ...` when
+/// it started less than a minute before `now`.
+pub(super) fn started_words(started: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let ago = (now - started).num_seconds();
+    let from = started.format("%Y-%m-%d %H:%M");
+    if ago >= 60 {
+        format!(", started {} ago (window from {from} UTC)", span(ago))
+    } else {
+        format!(", started at {from} UTC")
+    }
+}
+
+/// The change markers an alert of `source` names: from [`MARKS_BEFORE_SECS`] before its
+/// window started (`start`) to the window's end, at most five.
+pub(super) fn marks_before(
+    store: &Store,
+    source: &str,
+    start: i64,
+    end: i64,
+) -> anyhow::Result<Vec<Mark>> {
+    let since = super::at(start - MARKS_BEFORE_SECS);
+    let until = super::at(end);
+    Ok(store.marks(&MarkQuery {
+        since: Some(&since),
+        until: Some(&until),
+        feature: None,
+        source: Some(source),
+        limit: Some(5),
+    })?)
+}
+
 /// `15 minutes`, `3 hours`, `2 days`.
 pub(super) fn span(secs: i64) -> String {
     let (n, unit) = if secs < 3_600 {
@@ -128,13 +159,7 @@ impl Context<'_> {
             }
             None => s.push_str(" (no earlier traffic to compare with)"),
         }
-        let ago = (self.now - self.started).num_seconds();
-        let from = self.started.format("%Y-%m-%d %H:%M");
-        if ago >= 60 {
-            let _ = write!(s, ", started {} ago (window from {from} UTC)", span(ago));
-        } else {
-            let _ = write!(s, ", started at {from} UTC");
-        }
+        s.push_str(&started_words(self.started, self.now));
         if let Some(c) = &self.concentration {
             let label = if c.label.is_empty() {
                 "(unlabelled)"

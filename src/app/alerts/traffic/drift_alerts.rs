@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::context::{MARKS_BEFORE_SECS, span};
+use super::context::{marks_before, started_words};
 use super::drift::{Figure, figure, load, p_value};
 use super::{Pending, TrafficOutcome, at, instant};
 use crate::alert::changes::{marks_json, related};
@@ -19,7 +19,7 @@ use crate::alert::sink::Sink;
 use crate::alert::traffic::{TrafficBaseline, WEEK};
 use crate::app::Ctx;
 use crate::model::TrafficSource;
-use crate::store::{MarkQuery, NewAlert, Store};
+use crate::store::{NewAlert, Store};
 
 /// The drift rules of `source` (judged at load already; one that fails here is skipped).
 fn rules(ctx: &Ctx, source: &TrafficSource) -> Vec<DriftRule> {
@@ -201,13 +201,7 @@ impl Window<'_> {
             );
         }
         let started = instant(start);
-        let ago = (self.now - started).num_seconds();
-        let from = started.format("%Y-%m-%d %H:%M");
-        if ago >= 60 {
-            let _ = write!(s, ", started {} ago (window from {from} UTC)", span(ago));
-        } else {
-            let _ = write!(s, ", started at {from} UTC");
-        }
+        s.push_str(&started_words(started, self.now));
         s.push_str(&related(marks, started));
         s.push('.');
         s
@@ -216,15 +210,8 @@ impl Window<'_> {
     /// Open an alert with its notice queued per sink.
     fn open(&mut self, fig: &Figure, start: i64, end: i64) -> anyhow::Result<()> {
         let rule = self.rule;
-        let since = at(start - MARKS_BEFORE_SECS);
+        let marks = marks_before(self.store, &self.source.id, start, end)?;
         let until = at(end);
-        let marks = self.store.marks(&MarkQuery {
-            since: Some(&since),
-            until: Some(&until),
-            feature: None,
-            source: Some(&self.source.id),
-            limit: Some(5),
-        })?;
         let severity = severity_str(rule.severity);
         let headline = format!(
             "{}: {}: {}",

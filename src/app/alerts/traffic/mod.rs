@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{Value, json};
 
-use self::context::{Concentration, Context, MARKS_BEFORE_SECS, concentration};
+use self::context::{Concentration, Context, concentration};
 use self::figures::{additive, groups, value};
 use super::{flush_queue, process_env, sink_ids, usable_sinks};
 use crate::alert::drift_rule::is_drift_rule;
@@ -28,7 +28,7 @@ use crate::alert::sink::{Env, Sink};
 use crate::alert::traffic::{TrafficBaseline, TrafficRule, WEEK, judge_traffic_rule};
 use crate::app::Ctx;
 use crate::model::{ProjectConfig, Severity, TrafficSource};
-use crate::store::{BucketRow, MarkQuery, NewAlert, Store};
+use crate::store::{BucketRow, NewAlert, Store};
 use crate::suite::TRAFFIC_METRICS;
 use crate::traffic::{BucketKey, Resolution};
 
@@ -482,15 +482,8 @@ impl Judge<'_> {
                     } else {
                         None
                     };
-                    let since = at(start - MARKS_BEFORE_SECS);
+                    let marks = context::marks_before(self.store, &self.source.id, start, end)?;
                     let until = at(end);
-                    let marks = self.store.marks(&MarkQuery {
-                        since: Some(&since),
-                        until: Some(&until),
-                        feature: None,
-                        source: Some(&self.source.id),
-                        limit: Some(5),
-                    })?;
                     let cx = Context {
                         rule,
                         group: &group,
