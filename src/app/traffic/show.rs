@@ -105,7 +105,10 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
             source.low_confidence,
         ))
     };
-    let confidence = (spread(end - secs, end)?, spread(end - 2 * secs, end - secs)?);
+    let confidence = (
+        spread(end - secs, end)?,
+        spread(end - 2 * secs, end - secs)?,
+    );
     let confidence = (confidence.0.is_some() || confidence.1.is_some()).then_some(confidence);
     let time = |t: i64| {
         Utc.timestamp_opt(t, 0)
@@ -159,7 +162,11 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
         out.push_str(&judge_rows(c, p));
     }
     if let Some((c, p)) = &confidence {
-        out.push_str(&confidence_rows(source.low_confidence, c.as_ref(), p.as_ref()));
+        out.push_str(&confidence_rows(
+            source.low_confidence,
+            c.as_ref(),
+            p.as_ref(),
+        ));
     }
     out.push_str("volume by\n");
     let mix = |name: &str, m: &std::collections::BTreeMap<String, u64>| {

@@ -52,7 +52,10 @@ pub(crate) fn spread(mut values: Vec<f64>, threshold: f64) -> Option<Spread> {
 
 /// The spread of the confidences of `rows` under `threshold`; None when none carries one.
 pub(crate) fn spread_of(rows: &[SampleRow], threshold: f64) -> Option<Spread> {
-    spread(rows.iter().filter_map(|r| r.confidence).collect(), threshold)
+    spread(
+        rows.iter().filter_map(|r| r.confidence).collect(),
+        threshold,
+    )
 }
 
 /// The low-confidence share of `rows` under `threshold`, per label of `split` (one group,
