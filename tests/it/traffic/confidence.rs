@@ -106,9 +106,13 @@ fn a_confidence_drop_shows_in_traffic_and_on_the_page() {
     );
     assert_eq!(c["current"]["low_confidence_rate"], 0.75, "{c}");
     assert_eq!(c["previous"]["low_confidence_rate"], 0.1, "{c}");
-    let spread = |w: &str| ["p10", "p50", "p90"].map(|q| c[w][q].as_f64().expect("percentile"));
-    assert_eq!(spread("current"), [0.3, 0.3, 0.9], "{c}");
-    assert_eq!(spread("previous"), [0.3, 0.9, 0.9], "{c}");
+    let spread = |w: &str| serde_json::json!([c[w]["p10"], c[w]["p50"], c[w]["p90"]]);
+    assert_eq!(spread("current"), serde_json::json!([0.3, 0.3, 0.9]), "{c}");
+    assert_eq!(
+        spread("previous"),
+        serde_json::json!([0.3, 0.9, 0.9]),
+        "{c}"
+    );
     let text = traffic(&p, "text");
     assert!(
         text.contains("confidence (sampled records carrying one; low = below 0.5)"),
