@@ -6,30 +6,22 @@ use std::fmt::Write as _;
 
 use chrono::{SecondsFormat, TimeZone, Utc};
 
-use super::ingest::SALT;
+use super::ingest::{SALT, source_config};
 use crate::support::{Project, code, stderr, stdout};
 
 const DAY: i64 = 86_400;
 
+/// The shared test source (every record sampled), with `confidence: /conf` when asked.
 fn config(confidence: bool) -> String {
-    format!(
-        "traffic:
-  - id: bot
-    path: logs/*.jsonl
-    fields:
-      time: /ts
-      trace_id: /trace
-      input: /q
-      output: /a
-{}    sample: 100%
-    store_text: none
-",
-        if confidence {
-            "      confidence: /conf\n"
-        } else {
-            ""
-        }
-    )
+    let c = source_config("100%");
+    if confidence {
+        c.replace(
+            "      error: /error\n",
+            "      error: /error\n      confidence: /conf\n",
+        )
+    } else {
+        c
+    }
 }
 
 /// The start of the current records: inside the last 24 hours and on one UTC day with the
