@@ -8,12 +8,14 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
+use crate::app::alerts::traffic::confidence::spread;
 use crate::app::traffic::pillars::{Pillars, pillars, usage};
 use crate::model::ProjectConfig;
 use crate::report::html::Written;
 use crate::report::html::traffic::{
-    TrafficAlert, TrafficFigures, TrafficJudge, TrafficLink, TrafficMarker, TrafficPage,
-    TrafficPoint, TrafficRuleState, TrafficUsage, TrafficWindow, traffic_href, write_traffic,
+    ConfidenceDay, ConfidenceHistory, TrafficAlert, TrafficFigures, TrafficJudge, TrafficLink,
+    TrafficMarker, TrafficPage, TrafficPoint, TrafficRuleState, TrafficUsage, TrafficWindow,
+    traffic_href, write_traffic,
 };
 use crate::store::{BucketRow, MarkQuery, Store};
 use crate::traffic::{BucketKey, Resolution};
@@ -170,7 +172,40 @@ pub fn traffic_page(
             })
             .collect(),
         drift: crate::app::alerts::traffic::drift::history(store, id, now)?,
+        // Filled by the caller, which knows the source's threshold.
+        confidence: None,
     })
+}
+
+/// The confidence section of source `id`: each of the last 14 days (UTC, today so far
+/// included) whose sampled records carry a confidence; None when no record does.
+fn confidence_history(
+    store: &Store,
+    id: &str,
+    threshold: f64,
+    now: DateTime<Utc>,
+) -> Result<Option<ConfidenceHistory>, crate::store::StoreError> {
+    let today = now.timestamp().div_euclid(DAY) * DAY;
+    let mut days: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for r in store.traffic_samples(id, today - 13 * DAY, today + DAY)? {
+        if let Some(c) = r.confidence {
+            let day = r.time_ms.div_euclid(1000).div_euclid(DAY) * DAY;
+            days.entry(day).or_default().push(c);
+        }
+    }
+    let days: Vec<ConfidenceDay> = days
+        .into_iter()
+        .filter_map(|(day, values)| {
+            let s = spread(values, threshold)?;
+            Some(ConfidenceDay {
+                day,
+                n: s.n,
+                low: s.low,
+                median: s.p50,
+            })
+        })
+        .collect();
+    Ok((!days.is_empty()).then_some(ConfidenceHistory { threshold, days }))
 }
 
 /// Write the page of every source of the project into `dir` (`report`), or, `stored_only`,
@@ -188,6 +223,7 @@ pub fn write_traffic_pages(
             continue;
         }
         let mut page = traffic_page(store, &source.id, now)?;
+        page.confidence = confidence_history(store, &source.id, source.low_confidence, now)?;
         if crate::judge::Engine::wants(&source.monitor_case()) {
             for w in &mut page.windows {
                 w.judge = judge_of(store, &source.id, &w.label, now)?;

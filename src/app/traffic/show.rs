@@ -7,6 +7,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::pillars::{Pillars, pillars, usage};
+use crate::app::alerts::traffic::confidence::{Spread, spread_of};
 use crate::app::{Ctx, exit};
 use crate::cli::ReadFormat;
 use crate::cli::traffic::{By, TrafficArgs, Window};
@@ -97,6 +98,18 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
         (end - secs, end),
         (end - 2 * secs, end - secs),
     )?;
+    // Confidence, from the sampled records (buckets keep none).
+    let spread = |from: i64, to: i64| -> anyhow::Result<Option<Spread>> {
+        Ok(spread_of(
+            &store.traffic_samples(&source.id, from, to)?,
+            source.low_confidence,
+        ))
+    };
+    let confidence = (
+        spread(end - secs, end)?,
+        spread(end - 2 * secs, end - secs)?,
+    );
+    let confidence = (confidence.0.is_some() || confidence.1.is_some()).then_some(confidence);
     let time = |t: i64| {
         Utc.timestamp_opt(t, 0)
             .single()
@@ -113,6 +126,11 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
             "previous": prev,
             "usage": use_now,
             "quiet": quiet,
+            "confidence": confidence.as_ref().map(|(c, p)| json!({
+                "threshold": source.low_confidence,
+                "current": c,
+                "previous": p,
+            })),
             "drift": drift.iter().map(crate::app::alerts::traffic::drift::Figure::json).collect::<Vec<Value>>(),
         });
         if let Some((c, p)) = &judge {
@@ -142,6 +160,13 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     out.push_str(&table(&cur, &prev));
     if let Some((c, p)) = &judge {
         out.push_str(&judge_rows(c, p));
+    }
+    if let Some((c, p)) = &confidence {
+        out.push_str(&confidence_rows(
+            source.low_confidence,
+            c.as_ref(),
+            p.as_ref(),
+        ));
     }
     out.push_str("volume by\n");
     let mix = |name: &str, m: &std::collections::BTreeMap<String, u64>| {
@@ -194,6 +219,31 @@ fn judge_rows(c: &JudgeTotals, p: &JudgeTotals) -> String {
     }
     if let Some(why) = &c.why {
         let _ = writeln!(out, "  {why}");
+    }
+    out
+}
+
+/// The confidence rows, as the table's: the low-confidence share with its counts, then the
+/// spread.
+fn confidence_rows(threshold: f64, c: Option<&Spread>, p: Option<&Spread>) -> String {
+    let mut out = format!("confidence (sampled records carrying one; low = below {threshold})\n");
+    let rate = |s: Option<&Spread>| {
+        s.map_or_else(
+            || "-".into(),
+            |s| format!("{} ({}/{})", pct(Some(s.low_confidence_rate)), s.low, s.n),
+        )
+    };
+    let at = |s: Option<&Spread>, get: fn(&Spread) -> f64| {
+        s.map_or_else(|| "-".into(), |s| format!("{:.3}", get(s)))
+    };
+    let rows: [(&str, String, String); 4] = [
+        ("low_confidence_rate", rate(c), rate(p)),
+        ("confidence p10", at(c, |s| s.p10), at(p, |s| s.p10)),
+        ("confidence p50", at(c, |s| s.p50), at(p, |s| s.p50)),
+        ("confidence p90", at(c, |s| s.p90), at(p, |s| s.p90)),
+    ];
+    for (name, a, b) in rows {
+        let _ = writeln!(out, "  {name:<24} {a:>16}  {b:>16}");
     }
     out
 }

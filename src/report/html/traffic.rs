@@ -121,6 +121,26 @@ pub struct TrafficPage {
     pub alerts: Vec<TrafficAlert>,
     /// Drift per day (the drift section).
     pub drift: DriftHistory,
+    /// Confidence per day, when the source's records carry one (the confidence section).
+    pub confidence: Option<ConfidenceHistory>,
+}
+
+/// The confidence of one day's sampled records (those carrying one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfidenceDay {
+    /// Unix seconds of the day's start.
+    pub day: i64,
+    pub n: u64,
+    /// Below the threshold.
+    pub low: u64,
+    pub median: f64,
+}
+
+/// Confidence per day, oldest first, under the source's `low_confidence:` threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfidenceHistory {
+    pub threshold: f64,
+    pub days: Vec<ConfidenceDay>,
 }
 
 /// A link from the index to a source's page.
@@ -181,6 +201,37 @@ struct WindowView {
 }
 
 #[derive(Serialize)]
+struct ConfidenceDayView {
+    day: String,
+    share: String,
+    counts: String,
+    median: String,
+}
+
+#[derive(Serialize)]
+struct ConfidenceView {
+    threshold: f64,
+    days: Vec<ConfidenceDayView>,
+}
+
+fn confidence_view(h: &ConfidenceHistory) -> ConfidenceView {
+    ConfidenceView {
+        threshold: h.threshold,
+        days: h
+            .days
+            .iter()
+            .map(|d| ConfidenceDayView {
+                day: chrono::DateTime::from_timestamp(d.day, 0)
+                    .map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string()),
+                share: format!("{:.1}%", d.low as f64 * 100.0 / d.n.max(1) as f64),
+                counts: format!("{}/{}", d.low, d.n),
+                median: format!("{:.3}", d.median),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Serialize)]
 struct MarkerView {
     at: String,
     text: String,
@@ -212,6 +263,7 @@ struct PageView {
     markers: Vec<MarkerView>,
     alerts: Vec<AlertView>,
     drift: String,
+    confidence: Option<ConfidenceView>,
 }
 
 fn figures(cur: &TrafficFigures, prev: &TrafficFigures) -> Vec<Figure> {
@@ -532,6 +584,7 @@ pub fn render_traffic(page: &TrafficPage) -> Result<String, HtmlError> {
             })
             .collect(),
         drift: drift::drift_html(&page.drift)?,
+        confidence: page.confidence.as_ref().map(confidence_view),
     };
     render(&t, "traffic.html", &view)
 }

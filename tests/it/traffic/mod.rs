@@ -2,6 +2,7 @@
 //! real binary against real log files and a real store.
 
 mod alerts;
+mod confidence;
 mod config;
 mod drift;
 mod feedback;

@@ -21,6 +21,43 @@ fn label(r: &SampleRow, split: Split) -> String {
     l.clone().unwrap_or_default()
 }
 
+/// The confidences of one window's sampled records (those carrying one): how many, how many
+/// fall below the threshold, and their spread (nearest-rank percentiles).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct Spread {
+    pub n: u64,
+    pub low: u64,
+    pub low_confidence_rate: f64,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+}
+
+/// The spread of `values` under `threshold`; None without a value.
+pub(crate) fn spread(mut values: Vec<f64>, threshold: f64) -> Option<Spread> {
+    values.sort_by(f64::total_cmp);
+    let at = |p| crate::metrics::percentile_nearest_rank(&values, p);
+    let (p10, p50, p90) = (at(10.0)?, at(50.0)?, at(90.0)?);
+    let low = values.iter().filter(|c| **c < threshold).count() as u64;
+    let n = values.len() as u64;
+    Some(Spread {
+        n,
+        low,
+        low_confidence_rate: low as f64 / n as f64,
+        p10,
+        p50,
+        p90,
+    })
+}
+
+/// The spread of the confidences of `rows` under `threshold`; None when none carries one.
+pub(crate) fn spread_of(rows: &[SampleRow], threshold: f64) -> Option<Spread> {
+    spread(
+        rows.iter().filter_map(|r| r.confidence).collect(),
+        threshold,
+    )
+}
+
 /// The low-confidence share of `rows` under `threshold`, per label of `split` (one group,
 /// `*`, without one); a group without a record carrying a confidence has none.
 pub(crate) fn rates(
@@ -28,17 +65,15 @@ pub(crate) fn rates(
     threshold: f64,
     split: Option<Split>,
 ) -> BTreeMap<String, f64> {
-    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in rows {
         let Some(c) = r.confidence else { continue };
         let group = split.map_or_else(|| "*".to_owned(), |s| label(r, s));
-        let e = counts.entry(group).or_default();
-        e.0 += u64::from(c < threshold);
-        e.1 += 1;
+        groups.entry(group).or_default().push(c);
     }
-    counts
+    groups
         .into_iter()
-        .map(|(g, (low, n))| (g, low as f64 / n as f64))
+        .filter_map(|(g, v)| Some((g, spread(v, threshold)?.low_confidence_rate)))
         .collect()
 }
 
@@ -85,5 +120,9 @@ mod tests {
         let by = rates(&rows, 0.5, Some(Split::Feature));
         assert!((by["a"] - 0.5).abs() < 1e-12 && (by["b"] - 1.0).abs() < 1e-12);
         assert!(rates(&[row(None, "a")], 0.5, None).is_empty());
+        assert_eq!(spread_of(&[row(None, "a")], 0.5), None);
+        let s = spread_of(&rows, 0.5).expect("three carry one");
+        assert_eq!((s.n, s.low), (3, 2));
+        assert_eq!((s.p10, s.p50, s.p90), (0.2, 0.4, 0.9));
     }
 }

@@ -8,7 +8,7 @@
 //! `ingest` calls [`evaluate_closed_windows`] at the end of a read, `collect` as windows
 //! close, and `alerts check` for every source.
 
-mod confidence;
+pub(crate) mod confidence;
 mod context;
 pub(crate) mod drift;
 mod drift_alerts;

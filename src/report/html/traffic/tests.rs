@@ -51,6 +51,7 @@ fn page(source: &str, feature: &str) -> TrafficPage {
         }],
         alerts: vec![],
         drift: DriftHistory::default(),
+        confidence: None,
     }
 }
 
@@ -109,4 +110,30 @@ fn href_is_a_plain_file_name() {
     assert_eq!(traffic_href("support-bot"), "traffic-support-bot.html");
     let odd = traffic_href("../x y");
     assert!(odd.starts_with("traffic-") && !odd.contains('/') && !odd.contains(' '));
+}
+
+#[test]
+fn the_confidence_section_shows_each_day_only_when_records_carry_one() {
+    let mut p = page("bot", "summarise");
+    let html = render_traffic(&p).expect("render");
+    assert!(
+        !html.contains("id=\"confidence\""),
+        "no confidence, no section"
+    );
+    p.confidence = Some(ConfidenceHistory {
+        threshold: 0.5,
+        days: vec![ConfidenceDay {
+            day: 1_700_006_400,
+            n: 40,
+            low: 30,
+            median: 0.3,
+        }],
+    });
+    let html = render_traffic(&p).expect("render");
+    assert!(html.contains("id=\"confidence\""), "{html}");
+    assert!(
+        html.contains("<td>2023-11-15</td><td>75.0%</td><td>30/40</td><td>0.300</td>"),
+        "{html}"
+    );
+    assert!(html.contains("threshold (0.5)"), "the threshold is named");
 }
