@@ -374,7 +374,9 @@ fn a_new_model_in_traffic_is_marked_once_for_its_source() {
         "evalwatch.yaml",
         "traffic:\n  - id: bot\n    path: logs/*.jsonl\n    fields:\n      time: /ts\n      model: /model\n      latency_ms: /ms\n    sample: 0%\n",
     );
-    let base = (chrono::Utc::now().timestamp() / 3600) * 3600 - 3 * 3600;
+    // Three hours of traffic, a request every three minutes; the switch two hours in (past the
+    // first hour, whose models are the source's starting mix).
+    let base = (chrono::Utc::now().timestamp() / 3600) * 3600 - 4 * 3600;
     let at = |s: i64| {
         chrono::DateTime::from_timestamp(s, 0)
             .expect("time")
@@ -390,7 +392,7 @@ fn a_new_model_in_traffic_is_marked_once_for_its_source() {
         let _ = writeln!(
             log,
             r#"{{"ts": "{}", "model": "{model}", "ms": 120}}"#,
-            at(base + minute * 60)
+            at(base + minute * 180)
         );
     }
     p.write("logs/a.jsonl", &log);
@@ -420,9 +422,45 @@ fn a_new_model_in_traffic_is_marked_once_for_its_source() {
     assert_eq!(marks[0]["kind"], "model");
     assert_eq!(marks[0]["origin"], "auto");
     assert_eq!(marks[0]["source"], "bot");
-    assert_eq!(marks[0]["at"], at(base + 40 * 60).as_str());
+    assert_eq!(marks[0]["at"], at(base + 40 * 180).as_str());
     assert_eq!(
         marks[0]["text"],
         "bot gpt-4o-2024-08-06 -> gpt-4o-2024-11-20"
     );
+}
+
+/// Two models taking turns from a source's first request are its starting mix: no marker.
+#[test]
+fn models_of_a_sources_first_hour_are_its_starting_mix_not_a_change() {
+    use std::fmt::Write as _;
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: bot\n    path: logs/*.jsonl\n    fields:\n      time: /ts\n      model: /model\n      latency_ms: /ms\n    sample: 0%\n",
+    );
+    let base = (chrono::Utc::now().timestamp() / 3600) * 3600 - 4 * 3600;
+    let mut log = String::new();
+    for i in 0..60_i64 {
+        let model = if i % 2 == 0 {
+            "claude-3-5-haiku"
+        } else {
+            "gpt-4o-mini"
+        };
+        let ts = chrono::DateTime::from_timestamp(base + i * 180, 0)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let _ = writeln!(log, r#"{{"ts": "{ts}", "model": "{model}", "ms": 120}}"#);
+    }
+    p.write("logs/a.jsonl", &log);
+    let out = p
+        .cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", "salt-for-tests")
+        .args(["ingest"])
+        .output()
+        .expect("run evalwatch");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("new model seen"), "{}", stderr(&out));
+    let out = p.run(&["mark", "list", "--format", "json"]);
+    let marks: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(marks, serde_json::json!([]), "no marker");
 }
