@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::drift::{MIX, NUMERIC};
 use super::rule::{RuleProblem, did_you_mean, severity_parse};
-use super::traffic::{TrafficBaseline, window_label, window_of};
+use super::traffic::{TrafficBaseline, baseline_field, window_label, window_of};
 use crate::model::Severity;
 
 /// The keys of a drift rule.
@@ -156,22 +156,12 @@ pub fn judge_drift_rule(raw: &Value) -> Result<DriftRule, Vec<RuleProblem>> {
             errors.push(p);
             DEFAULT_WINDOW
         });
-    let baseline = match map.get("baseline") {
-        None => TrafficBaseline::SameWindowLastWeek,
-        Some(v) => {
-            let s = v.as_str().unwrap_or_default();
-            TrafficBaseline::parse(s).unwrap_or_else(|| {
-                let hint = did_you_mean(s, ["previous", "trailing:7d", "same_window_last_week"]);
-                errors.push(RuleProblem::at(
-                    "baseline",
-                    format!(
-                        "unknown traffic baseline {v}{hint}; use `same_window_last_week` (the default), `previous` (the window before) or `trailing:7d`"
-                    ),
-                ));
-                TrafficBaseline::SameWindowLastWeek
-            })
-        }
-    };
+    let baseline = baseline_field(
+        map,
+        TrafficBaseline::SameWindowLastWeek,
+        "`same_window_last_week` (the default), `previous` (the window before) or `trailing:7d`",
+        &mut errors,
+    );
     let severity = match map.get("severity") {
         None => Severity::Warning,
         Some(v) => v.as_str().and_then(severity_parse).unwrap_or_else(|| {

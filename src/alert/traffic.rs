@@ -59,6 +59,29 @@ pub enum TrafficBaseline {
     SameWindowLastWeek,
 }
 
+/// A traffic rule's `baseline:` key: `default` when absent. An unknown name is a located
+/// problem with a did-you-mean, saying "use " and `choices` (each rule kind words its own
+/// default), and reads as `default` so that the other keys are still judged.
+pub(crate) fn baseline_field(
+    map: &serde_json::Map<String, Value>,
+    default: TrafficBaseline,
+    choices: &str,
+    errors: &mut Vec<RuleProblem>,
+) -> TrafficBaseline {
+    let Some(v) = map.get("baseline") else {
+        return default;
+    };
+    let s = v.as_str().unwrap_or_default();
+    TrafficBaseline::parse(s).unwrap_or_else(|| {
+        let hint = did_you_mean(s, TrafficBaseline::NAMES);
+        errors.push(RuleProblem::at(
+            "baseline",
+            format!("unknown traffic baseline {v}{hint}; use {choices}"),
+        ));
+        default
+    })
+}
+
 impl TrafficBaseline {
     const NAMES: [&str; 3] = ["previous", "trailing:7d", "same_window_last_week"];
 
@@ -299,22 +322,12 @@ pub fn judge_traffic_rule(raw: &Value, metrics: &[&str]) -> Result<TrafficRule, 
         }
         split
     });
-    let baseline = match map.get("baseline") {
-        None => TrafficBaseline::Previous,
-        Some(v) => {
-            let s = v.as_str().unwrap_or_default();
-            TrafficBaseline::parse(s).unwrap_or_else(|| {
-                let hint = did_you_mean(s, TrafficBaseline::NAMES);
-                errors.push(RuleProblem::at(
-                    "baseline",
-                    format!(
-                        "unknown traffic baseline {v}{hint}; use `previous` (the window before), `trailing:7d` or `same_window_last_week`"
-                    ),
-                ));
-                TrafficBaseline::Previous
-            })
-        }
-    };
+    let baseline = baseline_field(
+        map,
+        TrafficBaseline::Previous,
+        "`previous` (the window before), `trailing:7d` or `same_window_last_week`",
+        &mut errors,
+    );
     let min_requests = match map.get("min_requests") {
         None => None,
         Some(v) => v.as_u64().or_else(|| {
