@@ -5,7 +5,7 @@
 //! sinks receive) and one pending delivery per sink, in one transaction, so that a notice is
 //! never lost between being decided and being sent.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use super::db::{OptionalExtension, TransactionBehavior, params};
 
 use super::codec::{self, RUN_SELECT, RawRun};
 use super::{Store, StoreError};
@@ -16,7 +16,7 @@ pub(super) const ALERT_SELECT: &str =
     opened_run, last_seen_at, last_run, value, baseline_value, message, resolved_at,
     resolved_run FROM alerts";
 
-pub(super) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+pub(super) fn alert_row(r: &super::db::Row<'_>) -> Result<AlertRow, super::db::DbError> {
     let tag: String = r.get(5)?;
     Ok(AlertRow {
         id: r.get(0)?,
@@ -39,7 +39,7 @@ pub(super) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
 }
 
 fn add_notice(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &super::db::Tx<'_>,
     alert: i64,
     kind: &str,
     at: &str,
@@ -310,7 +310,7 @@ impl Store {
                  FROM alert_deliveries d JOIN alert_notices n ON n.id = d.notice_ref
                  WHERE d.delivered_at IS NULL ORDER BY d.id",
             )?
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok(PendingDelivery {
                     id: r.get(0)?,
                     sink: r.get(1)?,
@@ -407,7 +407,7 @@ impl Store {
                  FROM alert_deliveries d WHERE d.delivered_at IS NULL
                  GROUP BY d.sink ORDER BY d.sink",
             )?
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok(SinkBacklog {
                     sink: r.get(0)?,
                     notices: codec::to_u64(r.get(1)?),

@@ -1,6 +1,6 @@
 //! Conversions between the model types and SQL values.
 
-use rusqlite::{Connection, OptionalExtension};
+use super::db::{Db, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -58,7 +58,7 @@ pub(crate) fn case_status(s: &str, run_id: &str) -> Result<CaseStatus, StoreErro
 }
 
 /// The surrogate key of a run, by its exact id.
-pub(crate) fn run_ref(conn: &Connection, run_id: &str) -> Result<i64, StoreError> {
+pub(crate) fn run_ref(conn: &Db, run_id: &str) -> Result<i64, StoreError> {
     conn.prepare_cached("SELECT id FROM runs WHERE run_id = ?1")?
         .query_row([run_id], |r| r.get(0))
         .optional()?
@@ -209,7 +209,7 @@ pub(crate) struct RawRun {
 }
 
 impl RawRun {
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(r: &super::db::Row<'_>) -> Result<Self, super::db::DbError> {
         Ok(Self {
             id: r.get(0)?,
             run_id: r.get(1)?,

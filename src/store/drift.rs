@@ -1,7 +1,7 @@
 //! What drift on traffic reads of sampled records: their lengths, language, latency and
 //! confidence (written with the record, [`TrafficTx::put_shape`]), per window.
 
-use rusqlite::params;
+use super::db::params;
 
 use super::codec::to_u64;
 use super::{Store, StoreError, TrafficTx};

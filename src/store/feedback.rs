@@ -7,7 +7,7 @@
 //! Feedback for a record not ingested yet waits in `traffic_feedback_waiting` and is counted
 //! by the batch that brings its record.
 
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use super::db::{OptionalExtension, TransactionBehavior, Tx, params};
 
 use super::traffic::{RESOLUTIONS, TrafficTx, read_bucket, write_bucket};
 use super::{Store, StoreError};
@@ -80,7 +80,7 @@ fn add_vote(b: &mut Bucket, vote: Vote, sign: i8) {
 
 /// Counts the latest feedback of `trace_id` in its record's buckets (taking the vote it
 /// replaces out), or leaves it waiting when the record has not been counted yet.
-fn apply_latest(tx: &Transaction<'_>, source: &str, trace_id: &str) -> Result<Applied, StoreError> {
+fn apply_latest(tx: &Tx<'_>, source: &str, trace_id: &str) -> Result<Applied, StoreError> {
     let latest: Option<(i64, String, String)> = tx
         .prepare_cached(
             "SELECT time_ms, vote, raw FROM traffic_feedback WHERE source = ?1 AND trace_id = ?2

@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::db::{Db, OptionalExtension, params};
 
-use super::{Store, StoreError, codec, schema};
+use super::{Store, StoreError, codec};
 use crate::model::{JudgeCacheEntry, JudgeSignature};
 
 /// Reads cached judge answers on its own connection (WAL: never blocks the writer).
 pub struct JudgeCache {
-    conn: Mutex<Connection>,
+    conn: Mutex<Db>,
 }
 
 impl std::fmt::Debug for JudgeCache {
@@ -23,7 +23,7 @@ impl std::fmt::Debug for JudgeCache {
 impl JudgeCache {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
-            conn: Mutex::new(schema::connect(path)?),
+            conn: Mutex::new(super::connect(path)?),
         })
     }
 
@@ -84,14 +84,14 @@ impl Store {
     pub fn judge_cache_len(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM judge_cache", [], |r| r.get(0))?;
+            .query_row("SELECT COUNT(*) FROM judge_cache", (), |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 
 /// Stores judge answers in the cache (a suite run's writer, and judged traffic).
 pub(super) fn put_cache(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &super::db::Tx<'_>,
     cache: &[JudgeCacheEntry],
 ) -> Result<(), StoreError> {
     if cache.is_empty() {
@@ -108,7 +108,7 @@ pub(super) fn put_cache(
     Ok(())
 }
 
-fn signature(r: &rusqlite::Row<'_>) -> rusqlite::Result<JudgeSignature> {
+fn signature(r: &super::db::Row<'_>) -> Result<JudgeSignature, super::db::DbError> {
     Ok(JudgeSignature {
         assertion: r.get(0)?,
         provider: r.get(1)?,

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use super::db::params;
 
 use super::{Store, StoreError, codec};
 use crate::model::RunLabels;

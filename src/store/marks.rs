@@ -1,6 +1,6 @@
 //! Change markers (`marks`, schema version 11).
 
-use rusqlite::params;
+use super::db::params;
 
 use super::{Store, StoreError};
 use crate::model::{Mark, MarkKind, MarkOrigin};

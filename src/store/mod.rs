@@ -10,6 +10,7 @@
 
 mod alerts;
 mod codec;
+pub mod db;
 mod drift;
 mod feedback;
 mod judge;
@@ -34,7 +35,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use db::{Db, OptionalExtension, TransactionBehavior, params};
 
 use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
@@ -82,6 +83,11 @@ pub enum StoreError {
     },
     #[error("query the store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("query the store: {0}")]
+    Db(#[from] db::DbError),
+    /// The PostgreSQL store could not be reached, or refused what was asked.
+    #[error("{0}")]
+    Pg(#[from] pg::PgError),
     #[error("store: {0}")]
     Other(String),
     /// No run has this id.
@@ -119,9 +125,10 @@ pub struct RunRow {
     pub metrics: Vec<ProviderMetrics>,
 }
 
-/// An open `SQLite` store (WAL, busy timeout, foreign keys, migrated).
+/// An open store, migrated: an `SQLite` file (WAL, busy timeout, foreign keys) or a
+/// PostgreSQL database (`postgres://` URL).
 pub struct Store {
-    conn: Connection,
+    conn: Db,
     path: PathBuf,
 }
 
@@ -135,19 +142,30 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Open (creating if needed, parent directories included) and migrate.
+    ///
+    /// A path that is a `postgres://` URL opens that PostgreSQL database (password from
+    /// the environment or a password file) and brings it to this evalwatch's schema, once,
+    /// under the migrations' lock.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = schema::connect(path)?;
         Ok(Self {
-            conn,
+            conn: connect(path)?,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Whether this store is on PostgreSQL.
+    #[must_use]
+    pub fn is_pg(&self) -> bool {
+        self.conn.is_pg()
     }
 
     /// A store opened for one pass over many results (a run's statuses): its page cache is
     /// kept small (256 KiB, against SQLite's 2 MiB), as a single pass reads each page once.
     pub fn open_for_scan(path: &Path) -> Result<Self, StoreError> {
         let store = Self::open(path)?;
-        store.conn.pragma_update(None, "cache_size", -256)?;
+        if let Db::Sqlite(conn) = &store.conn {
+            conn.pragma_update(None, "cache_size", -256)?;
+        }
         Ok(store)
     }
 
@@ -156,9 +174,20 @@ impl Store {
         &self.path
     }
 
-    /// Schema version (`PRAGMA user_version`).
+    /// Schema version (`PRAGMA user_version` on SQLite, the newest migration applied on
+    /// PostgreSQL).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        Ok(schema::user_version(&self.conn)?)
+        match &self.conn {
+            Db::Sqlite(conn) => Ok(schema::user_version(conn)?),
+            Db::Pg(_) => {
+                let v: Option<i64> = self.conn.query_row(
+                    &format!("SELECT max(version) FROM {}", pg::schema::VERSION_TABLE),
+                    (),
+                    |r| r.get(0),
+                )?;
+                Ok(v.map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX)))
+            }
+        }
     }
 
     /// Record the suite (and any new case versions) and insert the run as `running`.
@@ -344,7 +373,7 @@ impl Store {
             "SELECT run_id, pid, host FROM runs WHERE status = 'running'
              ORDER BY julianday(started_at), id",
         )?;
-        let rows = st.query_map([], |r| {
+        let rows = st.query_map((), |r| {
             let pid: Option<i64> = r.get(1)?;
             let host: Option<String> = r.get(2)?;
             Ok((
@@ -441,10 +470,21 @@ impl Store {
     }
 }
 
+/// A connection to the store at `path`: a `postgres://` URL or an `SQLite` file, migrated.
+pub(crate) fn connect(path: &Path) -> Result<Db, StoreError> {
+    if let Some(url) = path.to_str().filter(|p| pg::is_postgres_url(p)) {
+        let target = pg::PgTarget::parse(url)?;
+        let mut client = target.connect()?;
+        pg::schema::migrate(&mut client, target.shown(), SCHEMA_VERSION)?;
+        return Ok(Db::Pg(Box::new(db::PgConn::new(client, target))));
+    }
+    Ok(Db::Sqlite(schema::connect(path)?))
+}
+
 /// Register every case version of `suite` (id, content hash, tags), first seen at
 /// `first_seen`; versions already known are left as they are.
 pub(crate) fn register_cases(
-    conn: &Connection,
+    conn: &Db,
     suite_ref: i64,
     suite: &Suite,
     first_seen: &str,

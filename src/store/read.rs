@@ -1,6 +1,6 @@
 //! The read side: history, one run, its metrics, gates and results.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 use super::alerts::{ALERT_SELECT, alert_row};
 use super::codec::{self, RUN_SELECT, RawRun};
@@ -219,7 +219,7 @@ impl Store {
             let assertions: Option<String> = r.get(23)?;
             let error_kind: Option<String> = r.get(14)?;
             let label_expected: Option<String> = r.get(21)?;
-            let label = label_expected.map(|expected| -> rusqlite::Result<LabelPair> {
+            let label = label_expected.map(|expected| -> Result<LabelPair, super::db::DbError> {
                 Ok(LabelPair {
                     expected,
                     predicted: r.get(22)?,
@@ -288,9 +288,7 @@ impl Store {
         let (lo, hi) = codec::result_range(run_ref);
         let mut rows = st.query([lo, hi])?;
         while let Some(r) = rows.next()? {
-            let text = |i: usize| -> Result<&str, rusqlite::Error> {
-                r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)
-            };
+            let text = |i: usize| r.str(i);
             let (case, provider) = (text(0)?, text(1)?);
             let status = codec::case_status(text(3)?, run_id)?;
             f(case, provider, codec::to_u32(r.get(2)?), status);

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use super::db::{OptionalExtension, TransactionBehavior, params};
 
 use super::codec;
 use super::{Store, StoreError};
@@ -119,7 +119,7 @@ impl Store {
             "SELECT i.result_id FROM review_items i
              JOIN review_sheets s ON s.id = i.sheet_ref WHERE s.status = 'open'",
         )?;
-        let rows = st.query_map([], |r| r.get(0))?;
+        let rows = st.query_map((), |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -530,7 +530,7 @@ impl Store {
     pub fn grade_rows(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT count(*) FROM review_grades", [], |r| r.get(0))?;
+            .query_row("SELECT count(*) FROM review_grades", (), |r| r.get(0))?;
         Ok(codec::to_u64(n))
     }
 }

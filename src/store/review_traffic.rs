@@ -1,7 +1,7 @@
 //! Human review of production traffic: the stored records a traffic sheet samples from, and
 //! the current grades of traffic items with their users' votes.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 use super::review::CURRENT_GRADES;
 use super::{Store, StoreError, codec};

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use super::db::{OptionalExtension, TransactionBehavior, params};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{Store, StoreError};
 use crate::model::RunStatus;
@@ -82,7 +82,7 @@ fn lease_of(raw: RawLease) -> Result<LeaseRow, StoreError> {
 const LEASE_SELECT: &str = "SELECT suite, token, pid, host, acquired_at, heartbeat_at, expires_at
      FROM schedule_leases";
 
-fn raw_lease(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawLease> {
+fn raw_lease(r: &super::db::Row<'_>) -> Result<RawLease, super::db::DbError> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -118,7 +118,7 @@ fn fire_of(raw: RawFire) -> Result<FireRow, StoreError> {
 const FIRE_SELECT: &str =
     "SELECT suite, scheduled_for, fired_at, outcome, run_id, detail FROM schedule_fires";
 
-fn raw_fire(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawFire> {
+fn raw_fire(r: &super::db::Row<'_>) -> Result<RawFire, super::db::DbError> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -205,7 +205,7 @@ impl Store {
         let raws: Vec<RawLease> = self
             .conn
             .prepare_cached(&format!("{LEASE_SELECT} ORDER BY suite"))?
-            .query_map([], raw_lease)?
+            .query_map((), raw_lease)?
             .collect::<Result<_, _>>()?;
         raws.into_iter().map(lease_of).collect()
     }

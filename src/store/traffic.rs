@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use super::db::{OptionalExtension, TransactionBehavior, Tx, params};
 use sha2::{Digest, Sha256};
 
 use super::codec::{to_i64, to_u64};
@@ -152,7 +152,7 @@ pub struct PruneBefore {
 
 /// One ingested batch of one source, as one transaction.
 pub struct TrafficTx<'s> {
-    pub(super) tx: Transaction<'s>,
+    pub(super) tx: Tx<'s>,
     pub(super) source: String,
 }
 
@@ -272,8 +272,8 @@ const BUCKET_COLUMNS: &str = "requests, errors, errors_by_kind, latency, tokens_
     cost_usd, costed, feedback_positive, feedback_negative, feedback_neutral, sampled, scored,
     passed, hallucination_checked, hallucinated, refusal_checked, refused, users";
 
-fn row_from(r: &rusqlite::Row<'_>, at: usize) -> Result<BucketRow, StoreError> {
-    let n = |i: usize| -> rusqlite::Result<u64> { r.get::<_, i64>(at + i).map(to_u64) };
+fn row_from(r: &super::db::Row<'_>, at: usize) -> Result<BucketRow, StoreError> {
+    let n = |i: usize| -> Result<u64, super::db::DbError> { r.get::<_, i64>(at + i).map(to_u64) };
     let kinds: String = r.get(at + 2)?;
     let latency: Vec<u8> = r.get(at + 3)?;
     let users: Vec<u8> = r.get(at + 18)?;
@@ -307,7 +307,7 @@ fn row_from(r: &rusqlite::Row<'_>, at: usize) -> Result<BucketRow, StoreError> {
 }
 
 pub(super) fn read_bucket(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     source: &str,
     k: &BucketKey,
 ) -> Result<Option<BucketRow>, StoreError> {
@@ -325,11 +325,11 @@ pub(super) fn read_bucket(
         k.segment,
         k.region
     ])?;
-    rows.next()?.map(|r| row_from(r, 0)).transpose()
+    rows.next()?.map(|r| row_from(&r, 0)).transpose()
 }
 
 pub(super) fn write_bucket(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     source: &str,
     k: &BucketKey,
     row: &BucketRow,
@@ -434,7 +434,7 @@ impl Store {
                 segment: r.get(3)?,
                 region: r.get(4)?,
             };
-            out.push((key, row_from(r, 5)?));
+            out.push((key, row_from(&r, 5)?));
         }
         Ok(out)
     }

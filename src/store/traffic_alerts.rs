@@ -1,6 +1,6 @@
 //! How far each traffic alert rule has judged its source's windows.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 

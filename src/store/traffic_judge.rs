@@ -3,7 +3,7 @@
 //! updated and its quality counted into its minute, hour and day buckets, with the judge's
 //! answers cached, in one transaction), and what judging cost in a window.
 
-use rusqlite::{TransactionBehavior, params};
+use super::db::{TransactionBehavior, params};
 
 use super::codec::{to_i64, to_json};
 use super::traffic::{BucketRow, Quality, RESOLUTIONS, read_bucket, write_bucket};
@@ -71,7 +71,7 @@ impl Store {
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let time_ms: i64 = r.get(1)?;
-            let label = |i: usize| -> rusqlite::Result<String> {
+            let label = |i: usize| -> Result<String, super::db::DbError> {
                 Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
             };
             let context: Option<String> = r.get(8)?;

@@ -4,7 +4,7 @@
 //! never the raw results, except for bounded reads of result statuses (the flip heat map)
 //! and the results of the one run a run page shows.
 
-use rusqlite::params;
+use super::db::params;
 
 use super::codec::{self, RUN_SELECT, RawRun};
 use super::{Store, StoreError};
@@ -18,7 +18,7 @@ impl Store {
              WHERE EXISTS (SELECT 1 FROM runs r WHERE r.suite_ref = s.id)
              ORDER BY s.name",
         )?;
-        let rows = st.query_map([], |r| r.get(0))?;
+        let rows = st.query_map((), |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

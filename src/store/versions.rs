@@ -1,6 +1,6 @@
 //! The model versions providers reported in each run (`run_versions`, schema version 15).
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 use super::{Store, StoreError, codec};
 use crate::model::ReportedModel;

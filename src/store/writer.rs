@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use super::db::{Db, OptionalExtension, TransactionBehavior, Tx, params};
 use sha2::{Digest, Sha256};
 
 use super::{StoreError, codec, schema};
@@ -90,13 +90,17 @@ impl Writer {
         register: Option<(Arc<Suite>, String)>,
     ) -> Result<Self, StoreError> {
         let batch = batch.max(1);
-        let mut conn = schema::connect(path)?;
-        // Checkpoint less often than SQLite's default 1000 pages: pages rewritten by several
-        // batches are then copied to the database once (measured: +30% write rate).
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
-        // The writer only inserts references it has just resolved itself; checking them again
-        // costs 8% of the write rate (docs/performance.md). Every other connection checks.
-        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let mut conn = super::connect(path)?;
+        if let Db::Sqlite(conn) = &conn {
+            // Checkpoint less often than SQLite's default 1000 pages: pages rewritten by
+            // several batches are then copied to the database once (measured: +30% write
+            // rate).
+            conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
+            // The writer only inserts references it has just resolved itself; checking them
+            // again costs 8% of the write rate (docs/performance.md). Every other connection
+            // checks.
+            conn.pragma_update(None, "foreign_keys", "OFF")?;
+        }
         let ctx = Context::load(&conn, run_id)?;
         let checkpointer = Checkpointer::spawn(path)?;
         let nudge = checkpointer.handle();
@@ -246,7 +250,7 @@ struct Context {
 }
 
 impl Context {
-    fn load(conn: &Connection, run_id: &str) -> Result<Self, StoreError> {
+    fn load(conn: &Db, run_id: &str) -> Result<Self, StoreError> {
         let (run_ref, suite_ref): (i64, i64) = conn
             .query_row(
                 "SELECT id, suite_ref FROM runs WHERE run_id = ?1",
@@ -269,11 +273,7 @@ impl Context {
     }
 
     /// The case row of a result, added when `begin_run` did not know that version.
-    fn case_row(
-        &mut self,
-        tx: &Transaction<'_>,
-        rec: &ResultRecord,
-    ) -> Result<(i64, bool), StoreError> {
+    fn case_row(&mut self, tx: &Tx<'_>, rec: &ResultRecord) -> Result<(i64, bool), StoreError> {
         if let Some(row) = self
             .cases
             .get(rec.job.case_id.as_str())
@@ -281,7 +281,7 @@ impl Context {
         {
             return Ok((row.id, row.tags == rec.tags));
         }
-        let find = |tx: &Transaction<'_>| -> Result<Option<(i64, String)>, StoreError> {
+        let find = |tx: &Tx<'_>| -> Result<Option<(i64, String)>, StoreError> {
             Ok(tx
                 .prepare_cached(
                     "SELECT id, tags FROM cases WHERE suite_ref = ?1 AND case_id = ?2 AND hash = ?3",
@@ -327,7 +327,7 @@ impl Context {
     }
 
     /// The prompt row of a text, stored once (keyed by its SHA-256) across all runs.
-    fn prompt_ref(&mut self, tx: &Transaction<'_>, text: &str) -> Result<Option<i64>, StoreError> {
+    fn prompt_ref(&mut self, tx: &Tx<'_>, text: &str) -> Result<Option<i64>, StoreError> {
         if text.is_empty() {
             return Ok(None);
         }
@@ -342,8 +342,8 @@ impl Context {
         let id = match found {
             Some(id) => id,
             None => tx
-                .prepare_cached("INSERT INTO prompts (hash, text) VALUES (?1, ?2)")?
-                .insert(params![&hash[..], text])?,
+                .prepare_cached("INSERT INTO prompts (hash, text) VALUES (?1, ?2) RETURNING id")?
+                .query_row(params![&hash[..], text], |r| r.get(0))?,
         };
         if self.prompts.len() >= PROMPT_CACHE {
             self.prompts.clear();
@@ -370,6 +370,13 @@ impl std::fmt::Debug for Checkpointer {
 
 impl Checkpointer {
     fn spawn(path: &Path) -> Result<Self, StoreError> {
+        if path.to_str().is_some_and(super::pg::is_postgres_url) {
+            // The server checkpoints its own log: nothing to do here.
+            return Ok(Self {
+                nudge: Nudge(None),
+                thread: None,
+            });
+        }
         let conn = schema::connect(path)?;
         let (nudge, wake) = sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
@@ -380,7 +387,7 @@ impl Checkpointer {
                 while wake.recv().is_ok() {
                     // A failed checkpoint is retried on the next nudge; the writer's own
                     // autocheckpoint is the safety net.
-                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |_| Ok(()));
                 }
             })
             .map_err(|e| StoreError::Other(format!("start the checkpoint thread: {e}")))?;
@@ -423,7 +430,7 @@ impl Nudge {
 }
 
 fn write_loop(
-    mut conn: Connection,
+    mut conn: Db,
     mut ctx: Context,
     receiver: &Receiver<Msg>,
     batch: usize,
@@ -482,7 +489,7 @@ const INSERT_RESULT: &str = "INSERT INTO results (id, run_ref, seq, case_ref, ca
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
-fn write_batch(conn: &mut Connection, ctx: &mut Context, buf: &[Msg]) -> Result<(), StoreError> {
+fn write_batch(conn: &mut Db, ctx: &mut Context, buf: &[Msg]) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut add_result = tx.prepare_cached(INSERT_RESULT)?;
@@ -537,7 +544,7 @@ fn write_batch(conn: &mut Connection, ctx: &mut Context, buf: &[Msg]) -> Result<
 }
 
 fn write_judge(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     run_ref: i64,
     cache: &[JudgeCacheEntry],
     signatures: &[JudgeSignature],

@@ -1,0 +1,1020 @@
+//! One connection to the store, whichever engine holds it: SQLite (a file) or PostgreSQL (a
+//! server shared by many hosts). The store's files write their SQL once, in SQLite's
+//! dialect with `?N` parameters, and run it through this interface:
+//!
+//! - statements are prepared and cached ([`Db::prepare_cached`]), executed with parameters
+//!   built by [`params!`](crate::store::db::params) or an array, and read row by row through
+//!   [`Row::get`], as with rusqlite, whose shape this interface keeps so that the SQLite path
+//!   is a thin layer over it and keeps its speed;
+//! - on PostgreSQL the SQL is rewritten once per statement ([`translate`]): `?N` becomes `$N`,
+//!   a bare `?` the next `$N`, `IFNULL` `COALESCE`, `INSERT OR IGNORE` an `ON CONFLICT DO
+//!   NOTHING`; the few SQLite functions the store's queries use (`julianday`, `unixepoch`,
+//!   `json_extract`) exist on the server as SQL functions of the same meaning
+//!   (`src/store/migrations/pg_functions.sql`, installed with the migrations). What does not
+//!   translate is written for both engines in the store file, chosen by [`Db::is_pg`].
+//! - values cross as five kinds ([`CellRef`]: null, integer, real, text, blob), SQLite's
+//!   storage classes; a PostgreSQL column of another numeric type (INTEGER, NUMERIC from a
+//!   `sum`, BOOLEAN) is read as the kind it holds.
+//!
+//! Code not yet moved onto this interface reaches the SQLite connection through
+//! [`Db::sqlite`], which refuses a PostgreSQL store with a message that says so.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::ops::Deref;
+use std::sync::LazyLock;
+
+use bytes::BytesMut;
+use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use regex::Regex;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+
+use super::pg::{Cell, PgTarget, reason};
+
+/// How a transaction takes its locks (SQLite's three; PostgreSQL takes row locks as it
+/// writes whichever is asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionBehavior {
+    Deferred,
+    Immediate,
+    Exclusive,
+}
+
+/// Failures of one statement.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The server's words, with the password scrubbed.
+    #[error("{0}")]
+    Pg(String),
+    #[error("query returned no rows")]
+    NoRows,
+    /// A value read or written does not fit: which column or parameter, and why.
+    #[error("{0}")]
+    Conversion(String),
+    /// Something this store cannot do on the engine it is on (yet).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl DbError {
+    /// Whether the error means no row came back from `query_row`.
+    #[must_use]
+    pub fn is_no_rows(&self) -> bool {
+        matches!(
+            self,
+            Self::NoRows | Self::Sqlite(rusqlite::Error::QueryReturnedNoRows)
+        )
+    }
+}
+
+/// `Result::optional` for queries: no row is `None`, not an error.
+pub trait OptionalExtension<T> {
+    fn optional(self) -> Result<Option<T>, DbError>;
+}
+
+impl<T> OptionalExtension<T> for Result<T, DbError> {
+    fn optional(self) -> Result<Option<T>, DbError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_no_rows() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
+
+/// A value as both engines see it, borrowed: SQLite's five storage classes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellRef<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl CellRef<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Int(_) => "an integer",
+            Self::Real(_) => "a real",
+            Self::Text(_) => "text",
+            Self::Blob(_) => "a blob",
+        }
+    }
+
+    fn from_sqlite(value: ValueRef<'_>) -> Result<CellRef<'_>, DbError> {
+        Ok(match value {
+            ValueRef::Null => CellRef::Null,
+            ValueRef::Integer(i) => CellRef::Int(i),
+            ValueRef::Real(f) => CellRef::Real(f),
+            ValueRef::Text(t) => CellRef::Text(
+                std::str::from_utf8(t)
+                    .map_err(|e| DbError::Conversion(format!("text that is not UTF-8: {e}")))?,
+            ),
+            ValueRef::Blob(b) => CellRef::Blob(b),
+        })
+    }
+
+    fn from_cell(cell: &Cell) -> CellRef<'_> {
+        match cell {
+            Cell::Null => CellRef::Null,
+            Cell::Int(i) => CellRef::Int(*i),
+            Cell::Real(f) => CellRef::Real(*f),
+            Cell::Text(t) => CellRef::Text(t),
+            Cell::Blob(b) => CellRef::Blob(b),
+        }
+    }
+}
+
+/// A value that can be a statement's parameter.
+pub trait Value {
+    fn cell(&self) -> Result<CellRef<'_>, DbError>;
+}
+
+impl<T: Value + ?Sized> Value for &T {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        (**self).cell()
+    }
+}
+
+impl<T: Value> Value for Option<T> {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        match self {
+            Some(v) => v.cell(),
+            None => Ok(CellRef::Null),
+        }
+    }
+}
+
+macro_rules! int_value {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            fn cell(&self) -> Result<CellRef<'_>, DbError> {
+                i64::try_from(*self).map(CellRef::Int).map_err(|_| {
+                    DbError::Conversion(format!("{} does not fit a 64-bit integer", self))
+                })
+            }
+        }
+    )*};
+}
+int_value!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
+
+impl Value for bool {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::Int(i64::from(*self)))
+    }
+}
+
+impl Value for f64 {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::Real(*self))
+    }
+}
+
+impl Value for f32 {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::Real(f64::from(*self)))
+    }
+}
+
+impl Value for str {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::Text(self))
+    }
+}
+
+impl Value for String {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::Text(self))
+    }
+}
+
+impl Value for [u8] {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::Blob(self))
+    }
+}
+
+impl Value for Vec<u8> {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::Blob(self))
+    }
+}
+
+impl<const N: usize> Value for [u8; N] {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::Blob(self))
+    }
+}
+
+impl Value for Cell {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(CellRef::from_cell(self))
+    }
+}
+
+impl Value for CellRef<'_> {
+    fn cell(&self) -> Result<CellRef<'_>, DbError> {
+        Ok(*self)
+    }
+}
+
+/// A value read from a column.
+pub trait FromValue: Sized {
+    fn from_value(value: CellRef<'_>) -> Result<Self, String>;
+}
+
+fn mismatch<T>(value: CellRef<'_>, want: &str) -> Result<T, String> {
+    Err(format!("{} where {want} was expected", value.kind()))
+}
+
+macro_rules! int_from {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(value: CellRef<'_>) -> Result<Self, String> {
+                match value {
+                    CellRef::Int(i) => <$t>::try_from(i)
+                        .map_err(|_| format!("{i} does not fit {}", stringify!($t))),
+                    other => mismatch(other, "an integer"),
+                }
+            }
+        }
+    )*};
+}
+int_from!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
+
+impl FromValue for bool {
+    fn from_value(value: CellRef<'_>) -> Result<Self, String> {
+        match value {
+            CellRef::Int(i) => Ok(i != 0),
+            other => mismatch(other, "an integer"),
+        }
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(value: CellRef<'_>) -> Result<Self, String> {
+        match value {
+            CellRef::Real(f) => Ok(f),
+            CellRef::Int(i) => Ok(i as f64),
+            other => mismatch(other, "a real"),
+        }
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: CellRef<'_>) -> Result<Self, String> {
+        match value {
+            CellRef::Text(t) => Ok(t.to_owned()),
+            other => mismatch(other, "text"),
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: CellRef<'_>) -> Result<Self, String> {
+        match value {
+            CellRef::Blob(b) => Ok(b.to_vec()),
+            CellRef::Text(t) => Ok(t.as_bytes().to_vec()),
+            other => mismatch(other, "a blob"),
+        }
+    }
+}
+
+impl FromValue for Cell {
+    fn from_value(value: CellRef<'_>) -> Result<Self, String> {
+        Ok(match value {
+            CellRef::Null => Cell::Null,
+            CellRef::Int(i) => Cell::Int(i),
+            CellRef::Real(f) => Cell::Real(f),
+            CellRef::Text(t) => Cell::Text(t.to_owned()),
+            CellRef::Blob(b) => Cell::Blob(b.to_vec()),
+        })
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: CellRef<'_>) -> Result<Self, String> {
+        match value {
+            CellRef::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// A parameter as rusqlite takes it.
+struct Sq<'a>(&'a dyn Value);
+
+impl rusqlite::ToSql for Sq<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let cell = self
+            .0
+            .cell()
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(ToSqlOutput::Borrowed(match cell {
+            CellRef::Null => ValueRef::Null,
+            CellRef::Int(i) => ValueRef::Integer(i),
+            CellRef::Real(f) => ValueRef::Real(f),
+            CellRef::Text(t) => ValueRef::Text(t.as_bytes()),
+            CellRef::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// A parameter as the PostgreSQL client takes it: converted to the type the server
+/// inferred for its place, as SQLite would store it there.
+#[derive(Debug)]
+struct Pq<'a>(CellRef<'a>);
+
+type BoxError = Box<dyn StdError + Sync + Send>;
+
+impl ToSql for Pq<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match (self.0, ty) {
+            (CellRef::Null, _) => Ok(IsNull::Yes),
+            (CellRef::Int(i), &Type::INT8) => i.to_sql(ty, out),
+            (CellRef::Int(i), &Type::INT4) => i32::try_from(i)?.to_sql(ty, out),
+            (CellRef::Int(i), &Type::INT2) => i16::try_from(i)?.to_sql(ty, out),
+            (CellRef::Int(i), &Type::BOOL) => (i != 0).to_sql(ty, out),
+            (CellRef::Int(i), &Type::FLOAT8) => (i as f64).to_sql(ty, out),
+            (CellRef::Int(i), &Type::FLOAT4) => (i as f32).to_sql(ty, out),
+            (CellRef::Int(i), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR) => {
+                i.to_string().to_sql(ty, out)
+            }
+            (CellRef::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
+            (CellRef::Real(f), &Type::FLOAT4) => (f as f32).to_sql(ty, out),
+            (CellRef::Real(f), &Type::INT8) if f.fract() == 0.0 => (f as i64).to_sql(ty, out),
+            (CellRef::Real(f), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR) => {
+                f.to_string().to_sql(ty, out)
+            }
+            (CellRef::Text(t), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME) => {
+                t.to_sql(ty, out)
+            }
+            (CellRef::Text(t), &Type::JSON) => {
+                out.extend_from_slice(t.as_bytes());
+                Ok(IsNull::No)
+            }
+            (CellRef::Text(t), &Type::JSONB) => {
+                out.extend_from_slice(&[1]);
+                out.extend_from_slice(t.as_bytes());
+                Ok(IsNull::No)
+            }
+            (CellRef::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
+            (value, ty) => {
+                Err(format!("{} does not fit a value of type {ty}", value.kind()).into())
+            }
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// A statement's parameters: `params![a, b]`, an array of one type, or `()`.
+pub trait Params {
+    fn values(&self) -> Vec<&dyn Value>;
+}
+
+impl Params for () {
+    fn values(&self) -> Vec<&dyn Value> {
+        Vec::new()
+    }
+}
+
+impl Params for &[&dyn Value] {
+    fn values(&self) -> Vec<&dyn Value> {
+        self.to_vec()
+    }
+}
+
+impl Params for Vec<&dyn Value> {
+    fn values(&self) -> Vec<&dyn Value> {
+        self.clone()
+    }
+}
+
+impl<T: Value, const N: usize> Params for [T; N] {
+    fn values(&self) -> Vec<&dyn Value> {
+        self.iter().map(|v| v as &dyn Value).collect()
+    }
+}
+
+/// Parameters of mixed types: `params![run_id, 3, score]`.
+macro_rules! params {
+    () => {
+        &[] as &[&dyn $crate::store::db::Value]
+    };
+    ($($p:expr),+ $(,)?) => {
+        &[$(&$p as &dyn $crate::store::db::Value),+] as &[&dyn $crate::store::db::Value]
+    };
+}
+pub(crate) use params;
+
+fn sqlite_params<'a>(
+    values: &'a [&'a dyn Value],
+) -> rusqlite::ParamsFromIter<impl Iterator<Item = Sq<'a>>> {
+    rusqlite::params_from_iter(values.iter().map(|v| Sq(*v)))
+}
+
+fn pg_params<'a>(values: &'a [&'a dyn Value]) -> Result<Vec<Pq<'a>>, DbError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.cell()
+                .map(Pq)
+                .map_err(|e| DbError::Conversion(format!("parameter {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+fn pg_refs<'a>(values: &'a [Pq<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Rows
+
+/// A column's place in a row (from 0).
+pub trait RowIndex {
+    fn index(self) -> usize;
+}
+
+impl RowIndex for usize {
+    fn index(self) -> usize {
+        self
+    }
+}
+
+/// One row of a result.
+pub enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Pg(&'a postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `i` (from 0) as `T`.
+    pub fn get<I: RowIndex, T: FromValue>(&self, i: I) -> Result<T, DbError> {
+        let i = i.index();
+        let convert = |v: CellRef<'_>| {
+            T::from_value(v).map_err(|e| DbError::Conversion(format!("column {i}: {e}")))
+        };
+        match self {
+            Self::Sqlite(r) => convert(CellRef::from_sqlite(r.get_ref(i)?)?),
+            Self::Pg(r) => {
+                let cell: Cell = r
+                    .try_get(i)
+                    .map_err(|e| DbError::Conversion(format!("column {i}: {}", reason(&e))))?;
+                convert(CellRef::from_cell(&cell))
+            }
+        }
+    }
+
+    /// Column `i`, text, borrowed from the row.
+    pub fn str(&self, i: usize) -> Result<&str, DbError> {
+        match self {
+            Self::Sqlite(r) => match CellRef::from_sqlite(r.get_ref(i)?)? {
+                CellRef::Text(t) => Ok(t),
+                other => Err(DbError::Conversion(format!(
+                    "column {i}: {} where text was expected",
+                    other.kind()
+                ))),
+            },
+            Self::Pg(r) => r
+                .try_get(i)
+                .map_err(|e| DbError::Conversion(format!("column {i}: {}", reason(&e)))),
+        }
+    }
+
+    /// Column `i` as a value of whichever kind it holds.
+    pub fn cell(&self, i: usize) -> Result<Cell, DbError> {
+        self.get(i)
+    }
+}
+
+/// The rows of a query, one at a time.
+pub struct Rows<'s> {
+    inner: RowsInner<'s>,
+}
+
+enum RowsInner<'s> {
+    Sqlite(rusqlite::Rows<'s>),
+    Pg(std::vec::IntoIter<postgres::Row>, Option<postgres::Row>),
+}
+
+impl Rows<'_> {
+    /// The next row, or `None` after the last.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Row<'_>>, DbError> {
+        match &mut self.inner {
+            RowsInner::Sqlite(rows) => Ok(rows.next()?.map(Row::Sqlite)),
+            RowsInner::Pg(rows, current) => {
+                *current = rows.next();
+                Ok(current.as_ref().map(Row::Pg))
+            }
+        }
+    }
+}
+
+/// The rows of a query, each mapped by a function.
+pub struct MappedRows<'s, F> {
+    rows: Rows<'s>,
+    map: F,
+}
+
+impl<T, F> Iterator for MappedRows<'_, F>
+where
+    F: FnMut(&Row<'_>) -> Result<T, DbError>,
+{
+    type Item = Result<T, DbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let map = &mut self.map;
+        match self.rows.next() {
+            Ok(Some(row)) => Some(map(&row)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Connections and statements
+
+/// A connection to a PostgreSQL store, with its statements prepared once.
+pub struct PgConn {
+    client: RefCell<postgres::Client>,
+    target: PgTarget,
+    prepared: RefCell<HashMap<String, postgres::Statement>>,
+}
+
+impl PgConn {
+    #[must_use]
+    pub fn new(client: postgres::Client, target: PgTarget) -> Self {
+        Self {
+            client: RefCell::new(client),
+            target,
+            prepared: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The store as shown to people (no password).
+    #[must_use]
+    pub fn target(&self) -> &PgTarget {
+        &self.target
+    }
+
+    fn fail(&self, err: &postgres::Error) -> DbError {
+        DbError::Pg(self.target.scrub(&reason(err)))
+    }
+
+    fn prepare(&self, sql: &str) -> Result<postgres::Statement, DbError> {
+        if let Some(st) = self.prepared.borrow().get(sql) {
+            return Ok(st.clone());
+        }
+        let pg_sql = translate(sql);
+        let st = self
+            .client
+            .borrow_mut()
+            .prepare(&pg_sql)
+            .map_err(|e| self.fail(&e))?;
+        self.prepared
+            .borrow_mut()
+            .insert(sql.to_owned(), st.clone());
+        Ok(st)
+    }
+
+    fn execute(&self, st: &postgres::Statement, values: &[&dyn Value]) -> Result<usize, DbError> {
+        let params = pg_params(values)?;
+        let n = self
+            .client
+            .borrow_mut()
+            .execute(st, &pg_refs(&params))
+            .map_err(|e| self.fail(&e))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn query(
+        &self,
+        st: &postgres::Statement,
+        values: &[&dyn Value],
+    ) -> Result<Vec<postgres::Row>, DbError> {
+        let params = pg_params(values)?;
+        self.client
+            .borrow_mut()
+            .query(st, &pg_refs(&params))
+            .map_err(|e| self.fail(&e))
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), DbError> {
+        self.client
+            .borrow_mut()
+            .batch_execute(sql)
+            .map_err(|e| self.fail(&e))
+    }
+}
+
+/// A connection to the store.
+pub enum Db {
+    Sqlite(rusqlite::Connection),
+    Pg(Box<PgConn>),
+}
+
+impl From<rusqlite::Connection> for Db {
+    fn from(conn: rusqlite::Connection) -> Self {
+        Self::Sqlite(conn)
+    }
+}
+
+impl Db {
+    /// Whether the store is on PostgreSQL.
+    #[must_use]
+    pub fn is_pg(&self) -> bool {
+        matches!(self, Self::Pg(_))
+    }
+
+    /// The SQLite connection, for code that only SQLite has: refused on PostgreSQL, naming
+    /// what was asked (`what`, after "failed to ...").
+    pub fn sqlite(&self) -> Result<&rusqlite::Connection, DbError> {
+        match self {
+            Self::Sqlite(c) => Ok(c),
+            Self::Pg(pg) => Err(unsupported(pg)),
+        }
+    }
+
+    /// [`Db::sqlite`], for changes that need the connection itself.
+    pub fn sqlite_mut(&mut self) -> Result<&mut rusqlite::Connection, DbError> {
+        match self {
+            Self::Sqlite(c) => Ok(c),
+            Self::Pg(pg) => Err(unsupported(pg)),
+        }
+    }
+
+    /// Prepare a statement, cached by its text.
+    pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'_>, DbError> {
+        Ok(Stmt(match self {
+            Self::Sqlite(c) => StmtInner::SqliteCached(c.prepare_cached(sql)?),
+            Self::Pg(pg) => StmtInner::Pg(pg, pg.prepare(sql)?),
+        }))
+    }
+
+    /// Prepare a statement used once (SQLite does not keep it; PostgreSQL does, by text).
+    pub fn prepare(&self, sql: &str) -> Result<Stmt<'_>, DbError> {
+        Ok(Stmt(match self {
+            Self::Sqlite(c) => StmtInner::Sqlite(c.prepare(sql)?),
+            Self::Pg(pg) => StmtInner::Pg(pg, pg.prepare(sql)?),
+        }))
+    }
+
+    /// Run one statement; the number of rows it changed.
+    pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize, DbError> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    /// Run statements without parameters, separated by `;`.
+    pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Self::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Self::Pg(pg) => pg.batch(&translate(sql)),
+        }
+    }
+
+    /// The first row of a query, mapped; [`DbError::NoRows`] when there is none.
+    pub fn query_row<T, P, F>(&self, sql: &str, params: P, map: F) -> Result<T, DbError>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> Result<T, DbError>,
+    {
+        self.prepare_cached(sql)?.query_row(params, map)
+    }
+
+    /// Begin a transaction.
+    pub fn transaction_with_behavior(
+        &mut self,
+        behavior: TransactionBehavior,
+    ) -> Result<Tx<'_>, DbError> {
+        self.begin(behavior)
+    }
+
+    /// Begin a deferred transaction.
+    pub fn transaction(&mut self) -> Result<Tx<'_>, DbError> {
+        self.begin(TransactionBehavior::Deferred)
+    }
+
+    /// Begin a transaction through a shared reference: the caller makes sure none is open.
+    pub fn unchecked_transaction(&self) -> Result<Tx<'_>, DbError> {
+        self.begin(TransactionBehavior::Deferred)
+    }
+
+    fn begin(&self, behavior: TransactionBehavior) -> Result<Tx<'_>, DbError> {
+        match self {
+            Self::Sqlite(c) => c.execute_batch(match behavior {
+                TransactionBehavior::Deferred => "BEGIN DEFERRED",
+                TransactionBehavior::Immediate => "BEGIN IMMEDIATE",
+                TransactionBehavior::Exclusive => "BEGIN EXCLUSIVE",
+            })?,
+            Self::Pg(pg) => pg.batch("BEGIN")?,
+        }
+        Ok(Tx {
+            db: self,
+            done: false,
+        })
+    }
+}
+
+fn unsupported(pg: &PgConn) -> DbError {
+    DbError::Unsupported(format!(
+        "this is not available on a PostgreSQL store yet ({}); use an SQLite store for it (docs/store.md lists what works on each)",
+        pg.target.shown()
+    ))
+}
+
+/// An open transaction: rolled back when dropped uncommitted.
+pub struct Tx<'a> {
+    db: &'a Db,
+    done: bool,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        self.db
+    }
+}
+
+impl Tx<'_> {
+    pub fn commit(mut self) -> Result<(), DbError> {
+        self.done = true;
+        self.db.execute_batch("COMMIT")
+    }
+
+    pub fn rollback(mut self) -> Result<(), DbError> {
+        self.done = true;
+        self.db.execute_batch("ROLLBACK")
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Nothing to do with a failure here: the transaction is gone either way (the
+            // connection rolls it back when it closes).
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A prepared statement.
+pub struct Stmt<'c>(StmtInner<'c>);
+
+enum StmtInner<'c> {
+    SqliteCached(rusqlite::CachedStatement<'c>),
+    Sqlite(rusqlite::Statement<'c>),
+    Pg(&'c PgConn, postgres::Statement),
+}
+
+// Parameters are taken by value as rusqlite takes them, so that `params![...]`, arrays and
+// `()` read the same at every call.
+#[allow(clippy::needless_pass_by_value)]
+impl Stmt<'_> {
+    /// Run it; the number of rows it changed.
+    pub fn execute<P: Params>(&mut self, params: P) -> Result<usize, DbError> {
+        let values = params.values();
+        match &mut self.0 {
+            StmtInner::SqliteCached(st) => Ok(st.execute(sqlite_params(&values))?),
+            StmtInner::Sqlite(st) => Ok(st.execute(sqlite_params(&values))?),
+            StmtInner::Pg(pg, st) => pg.execute(st, &values),
+        }
+    }
+
+    /// Its rows, one at a time.
+    pub fn query<P: Params>(&mut self, params: P) -> Result<Rows<'_>, DbError> {
+        let values = params.values();
+        let inner = match &mut self.0 {
+            StmtInner::SqliteCached(st) => RowsInner::Sqlite(st.query(sqlite_params(&values))?),
+            StmtInner::Sqlite(st) => RowsInner::Sqlite(st.query(sqlite_params(&values))?),
+            StmtInner::Pg(pg, st) => RowsInner::Pg(pg.query(st, &values)?.into_iter(), None),
+        };
+        Ok(Rows { inner })
+    }
+
+    /// Its rows, each mapped by `map`.
+    pub fn query_map<T, P, F>(&mut self, params: P, map: F) -> Result<MappedRows<'_, F>, DbError>
+    where
+        P: Params,
+        F: FnMut(&Row<'_>) -> Result<T, DbError>,
+    {
+        Ok(MappedRows {
+            rows: self.query(params)?,
+            map,
+        })
+    }
+
+    /// Its first row, mapped; [`DbError::NoRows`] when there is none.
+    pub fn query_row<T, P, F>(&mut self, params: P, map: F) -> Result<T, DbError>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> Result<T, DbError>,
+    {
+        let mut rows = self.query(params)?;
+        match rows.next()? {
+            Some(row) => map(&row),
+            None => Err(DbError::NoRows),
+        }
+    }
+
+    /// Whether it returns a row.
+    pub fn exists<P: Params>(&mut self, params: P) -> Result<bool, DbError> {
+        Ok(self.query(params)?.next()?.is_some())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SQL for PostgreSQL
+
+struct Rule {
+    find: Regex,
+    with: &'static str,
+}
+
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    let rule = |find: &str, with: &'static str| Rule {
+        find: Regex::new(find).expect("a valid pattern"),
+        with,
+    };
+    vec![
+        rule(r"(?i)\bIFNULL\s*\(", "COALESCE("),
+        rule(r"(?i)\bAS\s+INTEGER\b", "AS BIGINT"),
+        rule(r"(?i)\bAS\s+REAL\b", "AS DOUBLE PRECISION"),
+        rule(r"(?i)\bAS\s+BLOB\b", "AS BYTEA"),
+        // A column named `offset` (PostgreSQL reserves the word); the keyword is written
+        // OFFSET in the store's SQL, and `excluded.offset` needs no quotes.
+        rule(r#"(^|[^"\w.])offset\b"#, "$1\"offset\""),
+    ]
+});
+
+static OR_IGNORE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bINSERT\s+OR\s+IGNORE\s+INTO\b").expect("a valid pattern"));
+static RETURNING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bRETURNING\b").expect("a valid pattern"));
+
+/// A statement in SQLite's dialect rewritten for PostgreSQL: parameters numbered `$N`
+/// (string literals and quoted names left alone), and the rules above.
+#[must_use]
+pub fn translate(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut next = 0u32;
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                if digits.is_empty() {
+                    next += 1;
+                    out.push('$');
+                    out.push_str(&next.to_string());
+                } else {
+                    next = next.max(digits.parse().unwrap_or(0));
+                    out.push('$');
+                    out.push_str(&digits);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    for rule in RULES.iter() {
+        out = rule.find.replace_all(&out, rule.with).into_owned();
+    }
+    if OR_IGNORE.is_match(&out) {
+        out = OR_IGNORE.replace(&out, "INSERT INTO").into_owned();
+        let body = out.trim_end().trim_end_matches(';');
+        out = match RETURNING.find(body) {
+            Some(m) => format!(
+                "{} ON CONFLICT DO NOTHING {}",
+                body[..m.start()].trim_end(),
+                &body[m.start()..]
+            ),
+            None => format!("{body} ON CONFLICT DO NOTHING"),
+        };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_numbered_outside_literals() {
+        assert_eq!(
+            translate("SELECT a FROM t WHERE b = ?1 AND c = '?' AND d = ?2 OR e = ?1"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d = $2 OR e = $1"
+        );
+        assert_eq!(
+            translate("INSERT INTO t (a, b) VALUES (?, ?)"),
+            "INSERT INTO t (a, b) VALUES ($1, $2)"
+        );
+        assert_eq!(
+            translate("SELECT IFNULL(x, 0), CAST(y AS REAL) FROM t"),
+            "SELECT COALESCE(x, 0), CAST(y AS DOUBLE PRECISION) FROM t"
+        );
+        assert_eq!(
+            translate("UPDATE o SET offset = excluded.offset WHERE offset < 3 LIMIT 1 OFFSET ?"),
+            "UPDATE o SET \"offset\" = excluded.offset WHERE \"offset\" < 3 LIMIT 1 OFFSET $1"
+        );
+    }
+
+    #[test]
+    fn insert_or_ignore_becomes_on_conflict_do_nothing() {
+        assert_eq!(
+            translate("INSERT OR IGNORE INTO t (a) VALUES (?1);"),
+            "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            translate("INSERT OR IGNORE INTO t (a) VALUES (?1) RETURNING id"),
+            "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id"
+        );
+    }
+
+    #[test]
+    fn values_read_back_as_written_on_sqlite() {
+        let db = Db::from(rusqlite::Connection::open_in_memory().unwrap());
+        db.execute_batch("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB)")
+            .unwrap();
+        db.execute(
+            "INSERT INTO t VALUES (?1, ?2, ?3, ?4)",
+            params![7u32, 0.5, "x", vec![1u8, 2]],
+        )
+        .unwrap();
+        let got: (i64, f64, String, Vec<u8>) = db
+            .query_row("SELECT i, r, s, b FROM t", (), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!(got, (7, 0.5, "x".into(), vec![1, 2]));
+        let none: Option<i64> = db
+            .query_row("SELECT i FROM t WHERE s = ?1", ["y"], |r| r.get(0))
+            .optional()
+            .unwrap();
+        assert_eq!(none, None);
+        let err = db
+            .query_row("SELECT s FROM t", (), |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "column 0: text where an integer was expected"
+        );
+    }
+
+    #[test]
+    fn a_dropped_transaction_rolls_back() {
+        let mut db = Db::from(rusqlite::Connection::open_in_memory().unwrap());
+        db.execute_batch("CREATE TABLE t (i INTEGER)").unwrap();
+        {
+            let tx = db
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .unwrap();
+            tx.execute("INSERT INTO t VALUES (1)", ()).unwrap();
+        }
+        {
+            let tx = db.transaction().unwrap();
+            tx.execute("INSERT INTO t VALUES (2)", ()).unwrap();
+            tx.commit().unwrap();
+        }
+        let rows: Vec<i64> = db
+            .prepare("SELECT i FROM t")
+            .unwrap()
+            .query_map((), |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![2]);
+    }
+}
