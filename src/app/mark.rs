@@ -82,7 +82,7 @@ fn list(ctx: &Ctx, a: &ListMarksArgs) -> anyhow::Result<u8> {
     };
     let project = ctx.project()?;
     let db = ctx.db_path(&project);
-    let marks = if db.exists() {
+    let marks = if crate::store::exists(&db) {
         ctx.open_store(&db)?.marks(&MarkQuery {
             since: since.as_deref(),
             until: None,

@@ -171,19 +171,24 @@ impl Ctx {
     }
 
     /// The store path: --db / `EVALWATCH_DB`, else `store:` of evalwatch.yaml, else evalwatch.db.
+    /// A `postgres://` URL is kept as it is.
     pub fn db_path(&self, project: &ProjectConfig) -> PathBuf {
         if let Some(p) = &self.db {
             return p.clone();
         }
         match &project.store {
-            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) if p.is_absolute() || crate::store::is_url(p) => p.clone(),
             Some(p) => project.root.join(p),
             None => project.root.join("evalwatch.db"),
         }
     }
 
     /// A path as shown to people: relative to the working directory where it lies below it.
+    /// A PostgreSQL store's URL is shown without its password.
     pub fn shown(&self, path: &Path) -> String {
+        if crate::store::is_url(path) {
+            return crate::store::shown_url(path);
+        }
         path.strip_prefix(&self.cwd)
             .unwrap_or(path)
             .display()
@@ -194,10 +199,10 @@ impl Ctx {
     /// it was looked for; `verb` says what needed it ("read history").
     pub fn existing_store(&self, project: &ProjectConfig, verb: &str) -> anyhow::Result<Store> {
         let db = self.db_path(project);
-        if !db.exists() {
+        if !crate::store::exists(&db) {
             return Err(Failure::invalid(format!(
                 "{verb}: no store at {}; run `evalwatch run` first or point --db at it",
-                db.display()
+                self.shown(&db)
             )));
         }
         self.open_store(&db)

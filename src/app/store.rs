@@ -79,29 +79,17 @@ fn shown(ctx: &Ctx, e: &Endpoint) -> String {
     }
 }
 
-/// Until the commands read and write PostgreSQL, a command given a PostgreSQL store (by
-/// `--db`, `EVALWATCH_DB` or `store:` of evalwatch.yaml) exits 2 saying what works today;
-/// it never falls back to an SQLite file.
+/// The traffic commands do not read or write PostgreSQL yet: given a PostgreSQL store (by
+/// `--db`, `EVALWATCH_DB` or `store:` of evalwatch.yaml) they exit 2 saying so; they never
+/// fall back to an SQLite file. Every other command works on either engine.
 pub fn refuse_postgres(ctx: &Ctx, command: &Command) -> anyhow::Result<()> {
     let name = match command {
-        // Commands that never open the store, and the one that takes its stores itself.
-        Command::Init(_) | Command::Validate(_) | Command::Store(_) => return Ok(()),
-        Command::Run(_) => "run",
-        Command::Runs(_) => "runs",
-        Command::Show(_) => "show",
-        Command::Report(_) => "report",
-        Command::Compare(_) => "compare",
-        Command::Export(_) => "export",
-        Command::Alerts(_) => "alerts",
-        Command::Baseline(_) => "baseline",
-        Command::Schedule(_) => "schedule",
-        Command::Review(_) => "review",
         Command::Ingest(_) => "ingest",
         Command::Collect(_) => "collect",
         Command::Traffic(_) => "traffic",
         Command::Prune(_) => "prune",
-        Command::Mark(_) => "mark",
         Command::Feedback(_) => "feedback",
+        _ => return Ok(()),
     };
     let store = match &ctx.db {
         Some(db) => Some(db.to_string_lossy().into_owned()),
@@ -113,8 +101,7 @@ pub fn refuse_postgres(ctx: &Ctx, command: &Command) -> anyhow::Result<()> {
     };
     match store {
         Some(url) if is_postgres_url(&url) => Err(Failure::invalid(format!(
-            "{name}: the store {} is PostgreSQL, and this evalwatch reads and writes PostgreSQL only in `evalwatch store migrate` so far; `{name}` needs an SQLite store: copy the history with `evalwatch store migrate --from {} --to evalwatch.db` and point --db at the file (docs/store.md)",
-            shown_url(&url),
+            "{name}: the store {} is PostgreSQL, and traffic (`ingest`, `collect`, `traffic`, `prune`, `feedback`) is kept only in an SQLite store so far; give `{name}` an SQLite store with --db (docs/store.md)",
             shown_url(&url),
         ))),
         _ => Ok(()),

@@ -426,16 +426,8 @@ fn sqlite_params<'a>(
     rusqlite::params_from_iter(values.iter().map(|v| Sq(*v)))
 }
 
-fn pg_params<'a>(values: &'a [&'a dyn Value]) -> Result<Vec<Pq<'a>>, DbError> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.cell()
-                .map(Pq)
-                .map_err(|e| DbError::Conversion(format!("parameter {}: {e}", i + 1)))
-        })
-        .collect()
+fn pg_params(cells: &[Cell]) -> Vec<Pq<'_>> {
+    cells.iter().map(|c| Pq(CellRef::from_cell(c))).collect()
 }
 
 fn pg_refs<'a>(values: &'a [Pq<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
@@ -551,21 +543,77 @@ where
 // ---------------------------------------------------------------------------------------
 // Connections and statements
 
+/// What the connection's thread is asked to do with the client.
+type Job = Box<dyn FnOnce(&mut postgres::Client) + Send>;
+
 /// A connection to a PostgreSQL store, with its statements prepared once.
+///
+/// The client lives on a thread of its own, and every statement is handed to it: the
+/// PostgreSQL client blocks on a runtime of its own, which cannot run on a thread that is
+/// driving another (the run's executor, an alert sender), while a plain thread can always
+/// wait for an answer.
 pub struct PgConn {
-    client: RefCell<postgres::Client>,
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     target: PgTarget,
     prepared: RefCell<HashMap<String, postgres::Statement>>,
 }
 
 impl PgConn {
-    #[must_use]
-    pub fn new(client: postgres::Client, target: PgTarget) -> Self {
-        Self {
-            client: RefCell::new(client),
-            target,
-            prepared: RefCell::new(HashMap::new()),
-        }
+    /// Connect to `target` on a thread of its own and run `setup` there first (the
+    /// migrations), returning what it says.
+    pub fn connect<T, E>(
+        target: &PgTarget,
+        setup: impl FnOnce(&mut postgres::Client) -> Result<T, E> + Send + 'static,
+    ) -> Result<(Self, T), E>
+    where
+        T: Send + 'static,
+        E: From<super::pg::PgError> + Send + 'static,
+    {
+        let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
+        let (ready, started) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
+        let for_thread = target.clone();
+        let thread = std::thread::Builder::new()
+            .name("evalwatch-pg".to_owned())
+            .spawn(move || {
+                let mut client = match for_thread.connect() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready.send(Err(E::from(e)));
+                        return;
+                    }
+                };
+                let set = setup(&mut client);
+                let ok = set.is_ok();
+                let _ = ready.send(set);
+                if !ok {
+                    return;
+                }
+                while let Ok(job) = inbox.recv() {
+                    job(&mut client);
+                }
+            })
+            .map_err(|e| {
+                E::from(super::pg::PgError::Connect {
+                    shown: target.shown().to_owned(),
+                    reason: format!("start the connection's thread: {e}"),
+                })
+            })?;
+        let out = started.recv().unwrap_or_else(|_| {
+            Err(E::from(super::pg::PgError::Connect {
+                shown: target.shown().to_owned(),
+                reason: "the connection's thread stopped".to_owned(),
+            }))
+        })?;
+        Ok((
+            Self {
+                jobs: Some(jobs),
+                thread: Some(thread),
+                target: target.clone(),
+                prepared: RefCell::new(HashMap::new()),
+            },
+            out,
+        ))
     }
 
     /// The store as shown to people (no password).
@@ -574,8 +622,29 @@ impl PgConn {
         &self.target
     }
 
-    fn fail(&self, err: &postgres::Error) -> DbError {
-        DbError::Pg(self.target.scrub(&reason(err)))
+    /// Run `f` with the client on the connection's thread and wait for its answer.
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<R, DbError> {
+        let (answer, wait) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = answer.send(f(client));
+        });
+        let gone = || {
+            DbError::Pg(format!(
+                "the connection to {} is gone (its thread stopped)",
+                self.target.shown()
+            ))
+        };
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(job)
+            .map_err(|_| gone())?;
+        wait.recv()
+            .map_err(|_| gone())?
+            .map_err(|e| DbError::Pg(self.target.scrub(&reason(&e))))
     }
 
     fn prepare(&self, sql: &str) -> Result<postgres::Statement, DbError> {
@@ -583,11 +652,7 @@ impl PgConn {
             return Ok(st.clone());
         }
         let pg_sql = translate(sql);
-        let st = self
-            .client
-            .borrow_mut()
-            .prepare(&pg_sql)
-            .map_err(|e| self.fail(&e))?;
+        let st = self.call(move |c| c.prepare(&pg_sql))?;
         self.prepared
             .borrow_mut()
             .insert(sql.to_owned(), st.clone());
@@ -595,12 +660,9 @@ impl PgConn {
     }
 
     fn execute(&self, st: &postgres::Statement, values: &[&dyn Value]) -> Result<usize, DbError> {
-        let params = pg_params(values)?;
-        let n = self
-            .client
-            .borrow_mut()
-            .execute(st, &pg_refs(&params))
-            .map_err(|e| self.fail(&e))?;
+        let cells = owned_cells(values)?;
+        let st = st.clone();
+        let n = self.call(move |c| c.execute(&st, &pg_refs(&pg_params(&cells))))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -609,19 +671,38 @@ impl PgConn {
         st: &postgres::Statement,
         values: &[&dyn Value],
     ) -> Result<Vec<postgres::Row>, DbError> {
-        let params = pg_params(values)?;
-        self.client
-            .borrow_mut()
-            .query(st, &pg_refs(&params))
-            .map_err(|e| self.fail(&e))
+        let cells = owned_cells(values)?;
+        let st = st.clone();
+        self.call(move |c| c.query(&st, &pg_refs(&pg_params(&cells))))
     }
 
     fn batch(&self, sql: &str) -> Result<(), DbError> {
-        self.client
-            .borrow_mut()
-            .batch_execute(sql)
-            .map_err(|e| self.fail(&e))
+        let sql = sql.to_owned();
+        self.call(move |c| c.batch_execute(&sql))
     }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        // The thread ends once its inbox is closed; the client closes with it.
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Parameters as owned values, to hand to the connection's thread.
+fn owned_cells(values: &[&dyn Value]) -> Result<Vec<Cell>, DbError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.cell()
+                .map(|c| Cell::from_value(c).unwrap_or(Cell::Null))
+                .map_err(|e| DbError::Conversion(format!("parameter {}: {e}", i + 1)))
+        })
+        .collect()
 }
 
 /// A connection to the store.

@@ -470,13 +470,45 @@ impl Store {
     }
 }
 
+/// Whether `path` names a PostgreSQL store (a `postgres://` URL) rather than a file.
+#[must_use]
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(pg::is_postgres_url)
+}
+
+/// Whether there is a store at `path`: a file that exists, or a PostgreSQL URL (its
+/// database is the server's to have; opening it says when it cannot be reached).
+#[must_use]
+pub fn exists(path: &Path) -> bool {
+    is_url(path) || path.exists()
+}
+
+/// A PostgreSQL store's URL as shown to people: without its password.
+#[must_use]
+pub fn shown_url(path: &Path) -> String {
+    let url = path.to_string_lossy();
+    pg::PgTarget::parse(&url).map_or_else(|_| pg::redact_url(&url), |t| t.shown().to_owned())
+}
+
+/// A store's place as shown to people: a file's path, or a URL without its password.
+#[must_use]
+pub fn shown(path: &Path) -> String {
+    if is_url(path) {
+        shown_url(path)
+    } else {
+        path.display().to_string()
+    }
+}
+
 /// A connection to the store at `path`: a `postgres://` URL or an `SQLite` file, migrated.
 pub(crate) fn connect(path: &Path) -> Result<Db, StoreError> {
-    if let Some(url) = path.to_str().filter(|p| pg::is_postgres_url(p)) {
+    if let Some(url) = path.to_str().filter(|_| is_url(path)) {
         let target = pg::PgTarget::parse(url)?;
-        let mut client = target.connect()?;
-        pg::schema::migrate(&mut client, target.shown(), SCHEMA_VERSION)?;
-        return Ok(Db::Pg(Box::new(db::PgConn::new(client, target))));
+        let shown = target.shown().to_owned();
+        let (conn, _applied) = db::PgConn::connect(&target, move |client| {
+            pg::schema::migrate(client, &shown, SCHEMA_VERSION)
+        })?;
+        return Ok(Db::Pg(Box::new(conn)));
     }
     Ok(Db::Sqlite(schema::connect(path)?))
 }

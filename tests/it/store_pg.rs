@@ -421,20 +421,20 @@ fn pg_password_never_appears_in_any_output() {
     let out = back(&[], "none.db");
     assert_eq!(code(&out), 3, "{}", all_output(&out));
 
-    // Any other command, given the store by --db, EVALWATCH_DB or `store:`, exits 2 saying
-    // what works today, without the password and without touching an SQLite file.
-    let out = p.run(&["--db", &with_pw, "runs"]);
+    // The traffic commands, given the store by --db or EVALWATCH_DB, exit 2 saying they need
+    // SQLite, without the password; the others use PostgreSQL (below, by `store:`).
+    let out = p.run(&["--db", &with_pw, "ingest"]);
     assert_eq!(code(&out), 2, "{}", all_output(&out));
     clean(&out, &secret);
     assert!(
-        stderr(&out).contains("evalwatch store migrate"),
+        stderr(&out).contains("kept only in an SQLite store so far"),
         "{}",
         stderr(&out)
     );
     let out = p
         .cmd()
         .env("EVALWATCH_DB", &with_pw)
-        .arg("report")
+        .arg("traffic")
         .output()
         .expect("run");
     assert_eq!(code(&out), 2, "{}", all_output(&out));
@@ -453,19 +453,22 @@ fn pg_password_never_appears_in_any_output() {
         .join("\n");
     p.write("evalwatch.yaml", &format!("{config}\n"));
     let runs_before = dump(&p.db())["runs"].len();
+    let pg_runs = |db: &PgDb| -> i64 {
+        db.client()
+            .query_one("SELECT count(*) FROM runs", &[])
+            .expect("count")
+            .get(0)
+    };
+    let pg_before = pg_runs(&db);
     let out = p.run(&["run"]);
-    assert_eq!(code(&out), 2, "{}", all_output(&out));
+    assert_eq!(code(&out), 0, "{}", all_output(&out));
     clean(&out, &secret);
-    assert!(
-        stderr(&out).contains("`run` needs an SQLite store"),
-        "{}",
-        stderr(&out)
-    );
     assert_eq!(
         dump(&p.db())["runs"].len(),
         runs_before,
-        "no fallback to the SQLite file"
+        "the run went to PostgreSQL, not to the SQLite file"
     );
+    assert!(pg_runs(&db) > pg_before, "the runs are in PostgreSQL");
 }
 
 #[test]

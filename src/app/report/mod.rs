@@ -52,10 +52,10 @@ fn descriptions_of<'a>(suites: impl IntoIterator<Item = &'a Suite>) -> HashMap<S
 
 fn open(ctx: &Ctx, project: &ProjectConfig) -> anyhow::Result<Store> {
     let db = ctx.db_path(project);
-    if !db.exists() {
+    if !crate::store::exists(&db) {
         return Err(Failure::invalid(format!(
             "read history: no store at {}; run `evalwatch run` first or point --db at it",
-            db.display()
+            ctx.shown(&db)
         )));
     }
     ctx.open_store(&db)

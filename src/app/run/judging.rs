@@ -89,7 +89,7 @@ pub(super) fn judging(
     }
     let db = env.db;
     let cache = crate::store::JudgeCache::open(db)
-        .with_context(|| format!("open the judge cache in {}", db.display()))?;
+        .with_context(|| format!("open the judge cache in {}", crate::store::shown(db)))?;
     let lookup: judge::CacheLookup = Arc::new(move |key| cache.get(key).ok().flatten());
     // Failed judge attempts show like the provider's ("[judge ID] attempt 1 failed ...");
     // a full channel drops the line rather than wait.

@@ -73,7 +73,7 @@ impl Judging {
             }
         }
         let cache = crate::store::JudgeCache::open(db)
-            .with_context(|| format!("open the judge cache in {}", db.display()))?;
+            .with_context(|| format!("open the judge cache in {}", crate::store::shown(db)))?;
         let lookup: judge::CacheLookup = Arc::new(move |key| cache.get(key).ok().flatten());
         let engine = Engine::new(
             judges,

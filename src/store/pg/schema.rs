@@ -23,6 +23,9 @@ pub(crate) const PG_VARIANTS: [(&str, &str); 1] = [(
     include_str!("../migrations/0002_indexes_views.pg.sql"),
 )];
 
+/// SQLite's functions the store's queries use, defined on the server (see the file).
+const FUNCTIONS: &str = include_str!("../migrations/pg_functions.sql");
+
 /// The table that records which migrations a PostgreSQL store has had.
 pub const VERSION_TABLE: &str = "evalwatch_migrations";
 
@@ -186,7 +189,19 @@ fn migrate_locked(client: &mut Client, shown: &str, target: u32) -> Result<Vec<S
         tx.commit().map_err(fail)?;
         applied.push((*name).to_owned());
     }
+    install_functions(client, shown)?;
     Ok(applied)
+}
+
+/// Define (or redefine) [`FUNCTIONS`] on the server.
+fn install_functions(client: &mut Client, shown: &str) -> Result<(), PgError> {
+    client
+        .batch_execute(FUNCTIONS)
+        .map_err(|e| PgError::Migration {
+            shown: shown.to_owned(),
+            name: "pg_functions".into(),
+            reason: reason(&e),
+        })
 }
 
 /// Refuse a database that already has tables of evalwatch's names but no migration record:
