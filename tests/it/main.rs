@@ -15,6 +15,7 @@ mod judges;
 mod limits;
 mod marks;
 mod pages;
+mod pgdb;
 mod providers;
 mod reports;
 mod review;

@@ -13,72 +13,11 @@ use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use evalwatch::store::pg::{LeaseOutcome, PgLeases, PgTarget};
+use evalwatch::store::pg::{LeaseOutcome, PgLeases};
 
+use crate::pgdb::{PgDb, fresh_db};
 use crate::support::{Project, code, stderr, stdout};
 
-/// A fresh database on the test server.
-struct PgDb {
-    /// Its URL, without the password.
-    url: String,
-    password: String,
-}
-
-impl PgDb {
-    /// The URL with the password in it.
-    fn url_with_password(&self) -> String {
-        self.url.replacen(
-            "postgres://evalwatch@",
-            &format!("postgres://evalwatch:{}@", self.password),
-            1,
-        )
-    }
-
-    fn target(&self) -> PgTarget {
-        PgTarget::parse(&self.url_with_password()).expect("the test URL parses")
-    }
-
-    fn client(&self) -> postgres::Client {
-        self.target().connect().expect("connect to the test server")
-    }
-}
-
-/// A new database named after the test, or `None` (with the reason printed) when no server
-/// was started outside CI.
-fn fresh_db(test: &str) -> Option<PgDb> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let Ok(url) = std::env::var("EVALWATCH_TEST_PG") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "EVALWATCH_TEST_PG is unset under CI: run the tests through scripts/test, which starts PostgreSQL (scripts/with-pg)"
-        );
-        eprintln!(
-            "skipped {test}: no PostgreSQL server (EVALWATCH_TEST_PG is unset; scripts/test starts one when PostgreSQL is installed)"
-        );
-        return None;
-    };
-    let password = std::env::var("EVALWATCH_TEST_PGPASSWORD").unwrap_or_default();
-    let admin = PgDb {
-        url: url.clone(),
-        password: password.clone(),
-    };
-    let name = format!(
-        "t_{test}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    admin
-        .client()
-        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-        .expect("create the test database");
-    let base = url.rsplit_once('/').expect("a URL with a database").0;
-    Some(PgDb {
-        url: format!("{base}/{name}"),
-        password,
-    })
-}
-
-/// A project with history: the shipped examples run twice, a marker, a review sheet.
 fn project_with_history() -> Project {
     let p = Project::examples();
     for _ in 0..2 {

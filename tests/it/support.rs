@@ -8,12 +8,16 @@ use assert_cmd::Command;
 /// A scratch project folder.
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// A PostgreSQL store every command is given (`EVALWATCH_DB`, and its password in
+    /// `PGPASSWORD`), instead of the folder's SQLite file: see `crate::pgdb::Backend`.
+    pub pg: Option<(String, String)>,
 }
 
 impl Project {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
+            pg: None,
         }
     }
 
@@ -50,6 +54,9 @@ impl Project {
             .env_remove("EVALWATCH_DB")
             .env_remove("EVALWATCH_CONFIG")
             .env("NO_COLOR", "1");
+        if let Some((url, password)) = &self.pg {
+            c.env("EVALWATCH_DB", url).env("PGPASSWORD", password);
+        }
         c
     }
 
