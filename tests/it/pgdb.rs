@@ -70,8 +70,6 @@ pub fn fresh_db(test: &str) -> Option<PgDb> {
     })
 }
 
-/// A project with history: the shipped examples run twice, a marker, a review sheet.
-
 /// Where a scenario keeps its history.
 #[allow(dead_code)] // the scenarios on both backends come next (#22)
 pub enum Backend {

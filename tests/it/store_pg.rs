@@ -18,6 +18,7 @@ use evalwatch::store::pg::{LeaseOutcome, PgLeases};
 use crate::pgdb::{PgDb, fresh_db};
 use crate::support::{Project, code, stderr, stdout};
 
+/// A project with history: the shipped examples run twice, a marker, a review sheet.
 fn project_with_history() -> Project {
     let p = Project::examples();
     for _ in 0..2 {
