@@ -3,6 +3,7 @@
 
 use super::{Ctx, Failure, exit};
 use crate::cli::Command;
+use crate::cli::schedule::ScheduleCommand;
 use crate::cli::store::{MigrateArgs, StoreArgs, StoreCommand};
 use crate::store::pg::{Endpoint, PgError, is_postgres_url, migrate_history, redact_url};
 
@@ -86,6 +87,10 @@ pub fn refuse_postgres(ctx: &Ctx, command: &Command) -> anyhow::Result<()> {
     let name = match command {
         // Commands that never open the store, and the one that takes its stores itself.
         Command::Init(_) | Command::Validate(_) | Command::Store(_) => return Ok(()),
+        // `schedule emit` writes files that name the store; it never opens it.
+        Command::Schedule(a) if matches!(a.command, Some(ScheduleCommand::Emit { .. })) => {
+            return Ok(());
+        }
         Command::Run(_) => "run",
         Command::Runs(_) => "runs",
         Command::Show(_) => "show",
