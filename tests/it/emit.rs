@@ -214,6 +214,7 @@ fn a_postgres_url_with_its_password_is_refused() {
                 err.contains("carries its password") && err.contains("PGPASSWORD"),
                 "{err}"
             );
+            assert!(err.contains("(`store:` of evalwatch.yaml)"), "{err}");
             assert!(!err.contains("s3cret"), "{err}");
             assert!(!p.path().join("deploy").exists(), "nothing written");
         }
@@ -223,6 +224,19 @@ fn a_postgres_url_with_its_password_is_refused() {
     let out = p.run(&["schedule", "emit", "kubernetes"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("names no user"), "{}", stderr(&out));
+    let out = project(None)
+        .cmd()
+        .args(["schedule", "emit", "kubernetes"])
+        .env("EVALWATCH_DB", "postgres://evals:s3cret@db/evals")
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("(--db / EVALWATCH_DB)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("s3cret"), "{}", stderr(&out));
 }
 
 #[test]

@@ -178,13 +178,19 @@ impl History {
             .and_then(|p| p.to_str())
             .filter(|s| is_postgres_url(s))
         {
+            let from = match (&ctx.db, &project.source) {
+                (Some(_), _) => "--db / EVALWATCH_DB".to_owned(),
+                (None, Some(file)) => format!("`store:` of {}", ctx.shown(file)),
+                (None, None) => "`store:`".to_owned(),
+            };
             let shown = redact_url(url);
             if shown != url {
                 return Err(Failure::invalid(format!(
-                    "schedule emit: the store {shown} carries its password, which the emitted file would then hold: take it out of the URL and give it in PGPASSWORD or a ~/.pgpass line instead (docs/store.md); the emitted files read it from a secret"
+                    "schedule emit: the store {shown} ({from}) carries its password, which the emitted file would then hold: take it out of the URL and give it in PGPASSWORD or a ~/.pgpass line instead (docs/store.md); the emitted files read it from a secret"
                 )));
             }
-            PgTarget::parse(url).map_err(|e| Failure::invalid(format!("schedule emit: {e}")))?;
+            PgTarget::parse(url)
+                .map_err(|e| Failure::invalid(format!("schedule emit: {e} ({from})")))?;
             return Ok(Self::Postgres {
                 url: url.to_owned(),
             });
