@@ -73,6 +73,11 @@ pub enum ScheduleCommand {
         /// 30m, 1h, 2h, 6h, 12h, 1d
         #[arg(long, default_value = "5m", value_name = "DURATION")]
         every: String,
+        /// The repository whose GitHub releases hold this version's binary
+        /// (https://github.com/OWNER/evalwatch): the github-actions workflow installs it from
+        /// there, the kubernetes file names it [default: Cargo.toml's `repository`, if any]
+        #[arg(long, value_name = "URL")]
+        release_url: Option<String>,
         /// Write the files into this folder instead of printing them
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,

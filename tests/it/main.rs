@@ -7,6 +7,7 @@ mod changes;
 mod cli;
 mod collect;
 mod docs;
+mod emit;
 mod examples;
 mod faults;
 mod fuzz;

@@ -430,7 +430,11 @@ fn emitted_files_call_once_and_parse() {
             "OPENAI_API_KEY: ${{ secrets.OPENAI_API_KEY }}",
         ),
     ] {
-        let out = p.run(&["schedule", "emit", target]);
+        let mut args = vec!["schedule", "emit", target];
+        if target == "github-actions" {
+            args.extend(["--release-url", "https://github.com/acme/evalwatch"]);
+        }
+        let out = p.run(&args);
         assert_eq!(code(&out), 0, "{target}: {}", stderr(&out));
         let text = stdout(&out);
         assert!(

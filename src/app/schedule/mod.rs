@@ -117,8 +117,16 @@ pub fn run(ctx: &Ctx, args: &ScheduleArgs) -> anyhow::Result<u8> {
             target,
             paths,
             every,
+            release_url,
             out,
-        }) => emit::emit(ctx, *target, paths, every, out.as_deref()),
+        }) => emit::emit(
+            ctx,
+            *target,
+            paths,
+            every,
+            release_url.as_deref(),
+            out.as_deref(),
+        ),
         None if args.list => list::list(ctx, &Settings::from_args(args)),
         None if args.once => once::once(ctx, &Settings::from_args(args)),
         None => {
