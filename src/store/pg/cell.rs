@@ -145,7 +145,7 @@ fn numeric(raw: &[u8]) -> Result<Cell, BoxError> {
             .ok_or_else(|| "a NUMERIC value cut short".into())
     };
     let ndigits = usize::from(word(0)?);
-    let weight = i32::from(word(1)? as i16);
+    let weight = i32::from(word(1)?.cast_signed());
     let sign = word(2)?;
     let scale = word(3)?;
     match sign {
@@ -158,9 +158,8 @@ fn numeric(raw: &[u8]) -> Result<Cell, BoxError> {
     let negative = sign == 0x4000;
     let mut int: Option<i128> = Some(0);
     let mut real = 0f64;
-    for i in 0..ndigits {
+    for (i, power) in (0..ndigits).zip((i32::MIN..=weight).rev()) {
         let digit = word(4 + i)?;
-        let power = weight - i as i32;
         real += f64::from(digit) * 10000f64.powi(power);
         int = match (int, power >= 0) {
             (Some(v), true) => u32::try_from(power)
