@@ -341,9 +341,10 @@ impl Context {
             .optional()?;
         let id = match found {
             Some(id) => id,
-            None => tx
-                .prepare_cached("INSERT INTO prompts (hash, text) VALUES (?1, ?2) RETURNING id")?
-                .query_row(params![&hash[..], text], |r| r.get(0))?,
+            None => tx.insert_id(
+                "INSERT INTO prompts (hash, text) VALUES (?1, ?2)",
+                params![&hash[..], text],
+            )?,
         };
         if self.prompts.len() >= PROMPT_CACHE {
             self.prompts.clear();
