@@ -409,6 +409,28 @@ fn pg_password_never_appears_in_any_output() {
         "the run went to PostgreSQL, not to the SQLite file"
     );
     assert!(pg_runs(&db) > pg_before, "the runs are in PostgreSQL");
+
+    // The history read back from PostgreSQL, and its pages, without the password.
+    for args in [&["runs"][..], &["report", "--since", "all"]] {
+        let out = p.run(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", all_output(&out));
+        clean(&out, &secret);
+    }
+    let out = p.run(&["runs", "--limit", "0", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let listed = rows.as_array().map_or(0, Vec::len);
+    assert_eq!(
+        listed as i64,
+        pg_runs(&db),
+        "every run of PostgreSQL listed"
+    );
+    for page in std::fs::read_dir(p.path().join("reports")).expect("pages") {
+        let path = page.expect("entry").path();
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).expect("read page");
+            assert!(!text.contains(&secret), "{}: the password", path.display());
+        }
+    }
 }
 
 #[test]
