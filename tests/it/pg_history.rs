@@ -340,18 +340,12 @@ fn pages(s: &Session) -> Vec<(String, String)> {
 
 /// `evalwatch ARGS` in the background on the project's store, its output piped.
 fn spawn(p: &Project, args: &[&str]) -> std::process::Child {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"));
-    c.current_dir(p.path())
+    p.std_cmd()
         .args(args)
-        .env_remove("EVALWATCH_DB")
-        .env_remove("EVALWATCH_CONFIG")
-        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    if let Some((url, password)) = &p.pg {
-        c.env("EVALWATCH_DB", url).env("PGPASSWORD", password);
-    }
-    c.spawn().expect("spawn evalwatch")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn evalwatch")
 }
 
 /// A suite of six cases answered one at a time by a command; the fourth stalls (after

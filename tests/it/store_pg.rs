@@ -559,7 +559,7 @@ fn pg_values_of_every_kind_read_back_through_the_store_interface() {
     // sum and avg of BIGINT are NUMERIC on PostgreSQL; counts BIGINT; comparisons BOOLEAN.
     let got: (i64, f64, i64, bool, String, Vec<u8>) = conn
         .query_row(
-            "SELECT sum(i), avg(i), count(*), max(i) > ?1, min(s), min(b) FROM t",
+            "SELECT sum(i), avg(i), count(*), max(i) > ?1, min(s), (SELECT b FROM t LIMIT 1) FROM t",
             [2i64],
             |r| {
                 Ok((
