@@ -38,8 +38,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// History store: an SQLite file (PostgreSQL URLs: `store migrate` only, so far) [default:
-    /// `store:` in evalwatch.yaml, else evalwatch.db]
+    /// History store: an SQLite file or a `postgres://USER@HOST:PORT/DATABASE` URL (not for
+    /// the traffic commands yet; docs/store.md) [default: `store:` in evalwatch.yaml, else
+    /// evalwatch.db]
     #[arg(long, global = true, env = "EVALWATCH_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Project config [default: ./evalwatch.yaml when present]

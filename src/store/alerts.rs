@@ -216,7 +216,7 @@ impl Store {
         let rows = self
             .conn
             .prepare_cached(&format!(
-                "{ALERT_SELECT} WHERE resolved_at IS NULL AND (?1 IS NULL OR suite = ?1)
+                "{ALERT_SELECT} WHERE resolved_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR suite = ?1)
                  ORDER BY id"
             ))?
             .query_map([suite], alert_row)?

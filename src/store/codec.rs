@@ -20,6 +20,16 @@ pub(crate) fn usize_to_i64(v: usize) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A query's `LIMIT` for "at most `limit` rows, 0 for no limit": the largest integer for
+/// none, as PostgreSQL refuses SQLite's `LIMIT -1`.
+pub(crate) fn row_limit(limit: usize) -> i64 {
+    if limit == 0 {
+        i64::MAX
+    } else {
+        usize_to_i64(limit)
+    }
+}
+
 pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }

@@ -53,7 +53,7 @@ impl Store {
     ) -> Result<Vec<SampleRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT time_ms, input_chars, output_chars, language,
-                    CASE WHEN error THEN NULL ELSE latency_ms END, confidence,
+                    CASE WHEN error != 0 THEN NULL ELSE latency_ms END, confidence,
                     feature, model, segment, region
              FROM traffic_records
              WHERE source = ?1 AND sampled = 1 AND time_ms >= ?2 AND time_ms < ?3

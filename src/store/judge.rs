@@ -99,8 +99,11 @@ pub(super) fn put_cache(
     }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut add = tx.prepare_cached(
-        "INSERT OR REPLACE INTO judge_cache (key, judge, rubric_hash, answer, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO judge_cache (key, judge, rubric_hash, answer, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (key) DO UPDATE SET judge = excluded.judge,
+           rubric_hash = excluded.rubric_hash, answer = excluded.answer,
+           created_at = excluded.created_at",
     )?;
     for e in cache {
         add.execute(params![e.key, e.judge, e.rubric_hash, e.answer, now])?;

@@ -2,7 +2,7 @@
 
 use super::db::params;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, codec};
 use crate::model::{Mark, MarkKind, MarkOrigin};
 
 /// A marker to record.
@@ -60,12 +60,12 @@ impl Store {
     pub fn marks(&self, q: &MarkQuery<'_>) -> Result<Vec<Mark>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, kind, text, at, feature, source, origin, created_at FROM marks
-             WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2)
-               AND (?3 IS NULL OR feature IS NULL OR feature = ?3)
-               AND (?4 IS NULL OR source IS NULL OR source = ?4)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR at >= ?1) AND (CAST(?2 AS TEXT) IS NULL OR at < ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR feature IS NULL OR feature = ?3)
+               AND (CAST(?4 AS TEXT) IS NULL OR source IS NULL OR source = ?4)
              ORDER BY at DESC, id DESC LIMIT ?5",
         )?;
-        let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let limit = q.limit.map_or(i64::MAX, codec::usize_to_i64);
         let rows = st.query_map(params![q.since, q.until, q.feature, q.source, limit], |r| {
             Ok((
                 r.get::<_, i64>(0)?,

@@ -31,15 +31,11 @@ impl Store {
         suite: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AlertRow>, StoreError> {
-        let limit = if limit == 0 {
-            -1
-        } else {
-            codec::usize_to_i64(limit)
-        };
+        let limit = codec::row_limit(limit);
         let rows = self
             .conn
             .prepare_cached(&format!(
-                "{ALERT_SELECT} WHERE (?1 IS NULL OR suite = ?1)
+                "{ALERT_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR suite = ?1)
                  ORDER BY julianday(opened_at) DESC, id DESC LIMIT ?2"
             ))?
             .query_map(params![suite, limit], alert_row)?
@@ -72,14 +68,10 @@ impl Store {
         label: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<RunRow>, StoreError> {
-        let limit = if limit == 0 {
-            -1
-        } else {
-            codec::usize_to_i64(limit)
-        };
+        let limit = codec::row_limit(limit);
         let sql = format!(
-            "{RUN_SELECT} WHERE (?1 IS NULL OR s.name = ?1)
-               AND (?3 IS NULL OR EXISTS (SELECT 1 FROM run_labels l
+            "{RUN_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
+               AND (CAST(?3 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM run_labels l
                     WHERE l.run_ref = r.id AND l.key = ?3 AND l.value = ?4))
              ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?2"
         );

@@ -110,7 +110,7 @@ pub(super) const CURRENT_GRADES: &str = "SELECT * FROM (
         SELECT g.*, row_number() OVER w AS rn, count(*) OVER (PARTITION BY g.result_id, g.reviewer) AS total
         FROM review_grades g
         WINDOW w AS (PARTITION BY g.result_id, g.reviewer ORDER BY julianday(g.graded_at) DESC, g.id DESC)
-    ) WHERE rn = 1";
+    ) AS latest WHERE rn = 1";
 
 impl Store {
     /// Result ids that are items of an open sheet.
@@ -422,7 +422,7 @@ impl Store {
              JOIN runs r ON r.id = x.run_ref
              JOIN suites s ON s.id = r.suite_ref
              JOIN cases c ON c.id = x.case_ref
-             WHERE (?1 IS NULL OR s.name = ?1) AND (?2 IS NULL OR sh.sheet_id = ?2)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1) AND (CAST(?2 AS TEXT) IS NULL OR sh.sheet_id = ?2)
              ORDER BY julianday(r.started_at), g.result_id, g.reviewer"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
@@ -480,8 +480,8 @@ impl Store {
              JOIN results x ON x.id = g.result_id
              JOIN runs r ON r.id = x.run_ref
              JOIN suites s ON s.id = r.suite_ref
-             WHERE g.quality IS NOT NULL AND (?1 IS NULL OR s.name = ?1)
-               AND (?2 IS NULL OR r.run_id = ?2)
+             WHERE g.quality IS NOT NULL AND (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR r.run_id = ?2)
              GROUP BY r.id, x.provider
              ORDER BY julianday(r.started_at), r.id, x.provider"
         );

@@ -40,7 +40,7 @@ impl Store {
              JOIN suites s ON s.id = r.suite_ref
              JOIN run_metrics m ON m.run_ref = r.id
              WHERE s.name = ?1 AND r.status != 'running'
-               AND (?2 IS NULL OR julianday(r.started_at) >= julianday(?2))
+               AND (CAST(?2 AS TEXT) IS NULL OR julianday(r.started_at) >= julianday(?2))
                AND (?3 OR m.tag IS NULL)
              ORDER BY julianday(r.started_at), r.id, m.id",
         )?;
@@ -129,15 +129,11 @@ impl Store {
         since: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RunInfo>, StoreError> {
-        let limit = if limit == 0 {
-            -1
-        } else {
-            codec::usize_to_i64(limit)
-        };
+        let limit = codec::row_limit(limit);
         let sql = format!(
-            "SELECT * FROM ({RUN_SELECT} WHERE (?1 IS NULL OR s.name = ?1)
-               AND (?2 IS NULL OR julianday(r.started_at) >= julianday(?2))
-             ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?3)
+            "SELECT * FROM ({RUN_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR julianday(r.started_at) >= julianday(?2))
+             ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?3) AS newest
              ORDER BY julianday(started_at), id"
         );
         let raws: Vec<RawRun> = self

@@ -409,6 +409,33 @@ fn pg_password_never_appears_in_any_output() {
         "the run went to PostgreSQL, not to the SQLite file"
     );
     assert!(pg_runs(&db) > pg_before, "the runs are in PostgreSQL");
+
+    // The history read back from PostgreSQL, and its pages, without the password.
+    for args in [&["runs"][..], &["report", "--since", "all"]] {
+        let out = p.run(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", all_output(&out));
+        clean(&out, &secret);
+    }
+    let out = p.run(&["runs", "--limit", "0", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let listed = rows.as_array().map_or(0, Vec::len);
+    let listed = i64::try_from(listed).expect("a count");
+    assert_eq!(listed, pg_runs(&db), "every run of PostgreSQL listed");
+    let mut dirs = vec![p.path().join("reports")];
+    let mut pages = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).expect("pages") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let text = std::fs::read_to_string(&path).expect("read page");
+                assert!(!text.contains(&secret), "{}: the password", path.display());
+                pages += 1;
+            }
+        }
+    }
+    assert!(pages > 3, "the pages were written");
 }
 
 #[test]
@@ -532,7 +559,7 @@ fn pg_values_of_every_kind_read_back_through_the_store_interface() {
     // sum and avg of BIGINT are NUMERIC on PostgreSQL; counts BIGINT; comparisons BOOLEAN.
     let got: (i64, f64, i64, bool, String, Vec<u8>) = conn
         .query_row(
-            "SELECT sum(i), avg(i), count(*), max(i) > ?1, min(s), min(b) FROM t",
+            "SELECT sum(i), avg(i), count(*), max(i) > ?1, min(s), (SELECT b FROM t LIMIT 1) FROM t",
             [2i64],
             |r| {
                 Ok((

@@ -49,7 +49,12 @@ impl Project {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("evalwatch").expect("binary");
+        Command::from_std(self.std_cmd())
+    }
+
+    /// [`Project::cmd`] as a `std::process::Command`, for a process to spawn and signal.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"));
         c.current_dir(self.path())
             .env_remove("EVALWATCH_DB")
             .env_remove("EVALWATCH_CONFIG")
