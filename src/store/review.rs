@@ -94,6 +94,14 @@ pub struct PastGrade {
     pub note: String,
 }
 
+/// A reviewer's current grade of one item of a sheet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemGrade {
+    pub reviewer: String,
+    pub graded_at: String,
+    pub grade: Grade,
+}
+
 /// Mean human quality of one provider's graded results in one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HumanScore {
@@ -485,6 +493,35 @@ impl Store {
             f(graded)?;
         }
         Ok(())
+    }
+
+    /// Every reviewer's current grade of the items of a sheet (suite results and traffic
+    /// records alike), by item id, then reviewer.
+    pub fn sheet_grades(&self, sheet_id: &str) -> Result<Vec<ItemGrade>, StoreError> {
+        let sql = format!(
+            "SELECT g.result_id, g.reviewer, g.graded_at, g.verdict, g.quality, g.hallucination,
+                    g.note
+             FROM ({CURRENT_GRADES}) g JOIN review_sheets sh ON sh.id = g.sheet_ref
+             WHERE sh.sheet_id = ?1
+             ORDER BY g.result_id, g.reviewer"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map([sheet_id], |r| {
+            Ok(ItemGrade {
+                reviewer: r.get(1)?,
+                graded_at: r.get(2)?,
+                grade: Grade {
+                    result_id: r.get(0)?,
+                    pass: r.get::<_, String>(3)? == "pass",
+                    quality: r
+                        .get::<_, Option<i64>>(4)?
+                        .and_then(|q| u8::try_from(q).ok()),
+                    hallucination: r.get(5)?,
+                    note: r.get(6)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Mean human quality per provider of each graded run (current grades with a quality),

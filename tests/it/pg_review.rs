@@ -3,11 +3,14 @@
 //! `review serve` for a team: several reviewers, each named, on one store through one or
 //! two servers at once, no grade lost, every reviewer's grade shown.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
 use serde_json::{Value, json};
 
 use crate::pgdb::Backend;
-use crate::review::{graded_in, sample, sheet_json};
-use crate::support::{Project, code, stderr, stdout};
+use crate::review::{graded_in, http, sample, sheet_json};
+use crate::support::{Project, code, signal, stderr, stdout};
 
 /// `graded_project` on `backend`: (project, run id).
 fn project_on(backend: &Backend) -> (Project, String) {
@@ -160,5 +163,180 @@ fn review_gives_the_same_outputs_on_both_backends() {
             assert_eq!(a, b, "sqlite and {name} differ");
         }
         assert_eq!(sqlite.len(), t.len());
+    }
+}
+
+/// A `review serve` of `p`'s store on a free loopback port, stopped (SIGTERM) on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Server {
+    fn start(p: &Project) -> Self {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("evalwatch"));
+        cmd.current_dir(p.path())
+            .env_remove("EVALWATCH_DB")
+            .env_remove("EVALWATCH_CONFIG")
+            .env("NO_COLOR", "1")
+            .args(["review", "serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some((url, password)) = &p.pg {
+            cmd.env("EVALWATCH_DB", url).env("PGPASSWORD", password);
+        }
+        let mut child = cmd.spawn().expect("serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().expect("a line").expect("read");
+        std::thread::spawn(move || for _ in lines {});
+        let rest = first
+            .split_once("http://127.0.0.1:")
+            .unwrap_or_else(|| panic!("no url in {first}"))
+            .1;
+        let port = rest
+            .split('/')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .expect("port");
+        let token = rest
+            .split("token=")
+            .nth(1)
+            .expect("token")
+            .trim()
+            .to_string();
+        Self { child, port, token }
+    }
+
+    /// POST a grades file; (status, body).
+    fn send(&self, file: &Value) -> (u16, String) {
+        let bearer = format!("Bearer {}", self.token);
+        http(
+            self.port,
+            "POST",
+            "/api/grades",
+            &[("Authorization", bearer.as_str())],
+            &file.to_string(),
+        )
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let bearer = format!("Bearer {}", self.token);
+        http(
+            self.port,
+            "GET",
+            path,
+            &[("Authorization", bearer.as_str())],
+            "",
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        signal(self.child.id(), "-TERM");
+        let _ = self.child.wait();
+    }
+}
+
+const ROUNDS: usize = 12;
+
+/// Round `k` of `reviewer`'s grades of every item: each round changes every grade.
+fn round(sheet: &Value, reviewer: &str, k: usize) -> Value {
+    let items: Vec<&Value> = sheet["items"].as_array().expect("items").iter().collect();
+    json!({
+        "sheet_id": sheet["sheet_id"], "reviewer": reviewer,
+        "exported_at": format!("2026-01-01T10:{:02}:00Z", k), "sheet_mac": sheet["mac"],
+        "grades": items.iter().enumerate().map(|(i, item)| json!({
+            "result_id": item["result_id"],
+            "verdict": if (i + k).is_multiple_of(2) { "pass" } else { "fail" },
+            "quality": (i + k) % 5 + 1, "hallucination": null,
+            "note": format!("{reviewer} round {k}"),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Three reviewers grade one sheet at once, round after round: Ann and Cy through one
+/// server, Bo through another on the same store. Returns `review show`'s JSON, normalised.
+fn team_transcript(backend: &Backend) -> String {
+    let (p, run_id) = project_on(backend);
+    let (sheet_id, page) = sample(&p, &["--run", &run_id]);
+    let sheet = sheet_json(&std::fs::read_to_string(&page).expect("page"));
+    let n = sheet["items"].as_array().map_or(0, Vec::len);
+    let (a, b) = (Server::start(&p), Server::start(&p));
+    // No name, no grade: refused with the reason, nothing stored.
+    for name in ["", "   "] {
+        let (st, msg) = a.send(&round(&sheet, name, 0));
+        assert_eq!(st, 400, "{}: {msg}", backend.name());
+        assert!(msg.contains("Reviewer field"), "{msg}");
+    }
+    std::thread::scope(|s| {
+        for (server, reviewer) in [(&a, "Ann"), (&b, "Bo"), (&a, "Cy")] {
+            let sheet = &sheet;
+            s.spawn(move || {
+                for k in 0..ROUNDS {
+                    let (st, msg) = server.send(&round(sheet, reviewer, k));
+                    assert_eq!(st, 200, "{reviewer} round {k}: {msg}");
+                }
+            });
+        }
+    });
+    // Every item has grades: the sheet closed, left the index, and its page still opens
+    // (on either server) with every reviewer's current grade.
+    let (st, index) = b.get("/");
+    assert_eq!(st, 200);
+    assert!(!index.contains(&sheet_id), "{index}");
+    let (st, page) = b.get(&format!("/sheets/{sheet_id}"));
+    assert_eq!(st, 200, "{page}");
+    let served = sheet_json(&page);
+    assert_eq!(served["closed"], true);
+    let grades = served["grades"].as_array().expect("grades");
+    assert_eq!(grades.len(), 3 * n, "{served}");
+    let last = format!("round {}", ROUNDS - 1);
+    assert!(
+        grades
+            .iter()
+            .all(|g| g["note"].as_str().is_some_and(|t| t.ends_with(&last)))
+    );
+    drop((a, b));
+
+    let out = p.run(&["review", "show", &sheet_id, "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let grades = shown["grades"].as_array().expect("grades");
+    assert_eq!(
+        grades.len(),
+        3 * n,
+        "one current grade per item and reviewer"
+    );
+    for g in grades {
+        let reviewer = g["reviewer"].as_str().expect("reviewer");
+        assert_eq!(
+            g["note"],
+            format!("{reviewer} {last}"),
+            "the last write is kept"
+        );
+        assert_eq!(g["superseded"], ROUNDS - 1, "no earlier grade lost: {g}");
+    }
+    let text = stdout(&p.run(&["review", "show", &sheet_id]));
+    for reviewer in ["Ann", "Bo", "Cy"] {
+        assert_eq!(
+            text.matches(&format!(" by {reviewer} ")).count(),
+            n,
+            "{text}"
+        );
+    }
+    normalise(
+        &stdout(&out),
+        &[(sheet_id.as_str(), "SHEET"), (run_id.as_str(), "RUN")],
+    )
+}
+
+#[test]
+fn a_team_grades_one_sheet_at_once_and_no_grade_is_lost() {
+    let backends = Backend::all("review_team");
+    let shown: Vec<String> = backends.iter().map(team_transcript).collect();
+    for (b, s) in backends.iter().zip(&shown).skip(1) {
+        assert_eq!(&shown[0], s, "sqlite and {} differ", b.name());
     }
 }

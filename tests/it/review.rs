@@ -602,11 +602,17 @@ fn serve_needs_the_token_and_stores_grades_like_import() {
     let (st, msg) = http(port, "POST", "/api/grades", &auth, &good);
     assert_eq!(st, 200);
     assert!(msg.contains("0 new, 3 unchanged"), "{msg}");
-    // Every item graded: the sheet closed and is no longer served.
-    assert_eq!(
-        http(port, "GET", &format!("/sheets/{id}"), &auth, "").0,
-        404
-    );
+    // Every item graded: the sheet closed and left the index; its page still opens (a
+    // team's other reviewers may still be grading it), with the stored grades.
+    let (st, index) = http(port, "GET", &format!("/?token={token}"), &[], "");
+    assert_eq!(st, 200);
+    assert!(!index.contains(&id), "{index}");
+    let (st, page) = http(port, "GET", &format!("/sheets/{id}"), &auth, "");
+    assert_eq!(st, 200);
+    let served = sheet_json(&page);
+    assert_eq!(served["closed"], true);
+    assert_eq!(served["grades"].as_array().map(Vec::len), Some(3));
+    assert_eq!(served["grades"][0]["reviewer"], "Bo");
 
     signal(child.id(), "-TERM");
     let status = child.wait().expect("wait");
