@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::pgdb::Backend;
-use crate::review::{graded_in, http, sample, sheet_json};
+use fantoccini::Locator;
+
+use crate::review::{browser, chromedriver, graded_in, http, keys, sample, sheet_json, text_of};
 use crate::support::{Project, code, signal, stderr, stdout};
 
 /// `graded_project` on `backend`: (project, run id).
@@ -338,5 +340,117 @@ fn a_team_grades_one_sheet_at_once_and_no_grade_is_lost() {
     let shown: Vec<String> = backends.iter().map(team_transcript).collect();
     for (b, s) in backends.iter().zip(&shown).skip(1) {
         assert_eq!(&shown[0], s, "sqlite and {} differ", b.name());
+    }
+}
+
+/// `#status` once it starts with one of `prefixes` (the page's answer to a send).
+async fn status_after(c: &fantoccini::Client, prefixes: &[&str]) -> String {
+    for _ in 0..600 {
+        let text = text_of(c, "#status").await;
+        if prefixes.iter().any(|p| text.starts_with(p)) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the page never answered: {}", text_of(c, "#status").await);
+}
+
+/// In headless Chromium, a served sheet shows two reviewers' grades of an item, refuses to
+/// send without a name, and a third reviewer's sent grade joins them, on both backends.
+async fn grade_in_chromium(backend: &Backend) {
+    let (p, run_id) = project_on(backend);
+    let (sheet_id, page) = sample(&p, &["--run", &run_id]);
+    let sheet = sheet_json(&std::fs::read_to_string(&page).expect("page"));
+    let first = &sheet["items"][0];
+    let server = Server::start(&p);
+    for (reviewer, verdict, q) in [("Ann", "pass", 4), ("Bo", "fail", 2)] {
+        let (st, msg) = server.send(&file_of(
+            &sheet,
+            reviewer,
+            "2026-01-01T10:00:00Z",
+            &[(first, verdict, q)],
+        ));
+        assert_eq!(st, 200, "{msg}");
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let driver = chromedriver();
+    let c = browser(&driver, &tmp.path().join("profile"), tmp.path()).await;
+    let url = format!(
+        "http://127.0.0.1:{}/sheets/{sheet_id}?token={}",
+        server.port, server.token
+    );
+    c.goto(&url).await.expect("open the served sheet");
+    let others = text_of(&c, "#others").await;
+    assert!(
+        others.contains("2 stored grade(s), hidden"),
+        "blind mode hides the team's grades: {others}"
+    );
+    keys(&c, "b").await;
+    let others = text_of(&c, "#others").await;
+    assert!(
+        others.contains("Ann: pass, quality 4: Ann 4")
+            && others.contains("Bo: fail, quality 2: Bo 2"),
+        "{}: both reviewers' grades: {others}",
+        backend.name()
+    );
+    // No name: nothing is sent.
+    keys(&c, "p").await;
+    keys(&c, "s").await;
+    let said = text_of(&c, "#status").await;
+    assert!(said.contains("Reviewer field"), "{said}");
+    let reviewer = c.find(Locator::Css("#reviewer")).await.expect("reviewer");
+    reviewer.send_keys("Cy").await.expect("type name");
+    keys(&c, "\u{e00c}").await;
+    keys(&c, "5").await;
+    keys(&c, "s").await;
+    let said = status_after(&c, &["sent: ", "not accepted: ", "could not send: "]).await;
+    assert!(
+        said.starts_with("sent: ") && said.contains("1 new"),
+        "{said}"
+    );
+    let others = text_of(&c, "#others").await;
+    assert!(
+        others.contains("Cy (you): pass, quality 5") && others.contains("Ann: pass"),
+        "{others}"
+    );
+    // A reload reads them from the store.
+    c.refresh().await.expect("reload");
+    let others = text_of(&c, "#others").await;
+    assert_eq!(others.matches("quality").count(), 3, "{others}");
+    c.close().await.expect("close browser");
+    drop(driver);
+    let shown: Value = serde_json::from_slice(
+        &p.run(&["review", "show", &sheet_id, "--format", "json"])
+            .stdout,
+    )
+    .expect("json");
+    let mut by: Vec<String> = shown["grades"]
+        .as_array()
+        .expect("grades")
+        .iter()
+        .map(|g| format!("{} {} {}", g["reviewer"], g["verdict"], g["quality"]))
+        .collect();
+    by.sort();
+    assert_eq!(
+        by,
+        [
+            "\"Ann\" \"pass\" 4",
+            "\"Bo\" \"fail\" 2",
+            "\"Cy\" \"pass\" 5"
+        ]
+    );
+}
+
+#[test]
+fn a_served_sheet_shows_every_reviewers_grade_in_chromium() {
+    // The test server's databases are made by the blocking client: outside the runtime.
+    let backends = Backend::all("review_page");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for backend in &backends {
+        rt.block_on(grade_in_chromium(backend));
     }
 }
