@@ -466,3 +466,201 @@ fn a_served_sheet_shows_every_reviewers_grade_in_chromium() {
         rt.block_on(grade_in_chromium(backend));
     }
 }
+
+/// Two processes at once on one store: two `review sample`s never put a result in two open
+/// sheets, and two reviewers each grading half of a sheet close it (each import sees the
+/// other's grades when it counts what is left).
+fn race(backend: &Backend) {
+    let (p, run_id) = project_on(backend);
+    let (a, b) = (Server::start(&p), Server::start(&p));
+    for trial in 0..4 {
+        let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| p.run(&["review", "sample", "--run", &run_id])))
+                .collect();
+            runs.into_iter()
+                .map(|h| h.join().expect("sample"))
+                .collect()
+        });
+        let mut sheets = Vec::new();
+        let mut taken = std::collections::HashSet::new();
+        for out in &outs {
+            if code(out) != 0 {
+                assert!(
+                    stderr(out).contains("already in open sheet"),
+                    "{}: {}",
+                    backend.name(),
+                    stderr(out)
+                );
+                continue;
+            }
+            let id = stdout(out)
+                .lines()
+                .find_map(|l| l.strip_prefix("review sheet "))
+                .and_then(|l| l.split(':').next())
+                .expect("sheet id")
+                .to_string();
+            let page = std::fs::read_to_string(p.path().join(format!("reports/review/{id}.html")))
+                .expect("page");
+            let sheet = sheet_json(&page);
+            for item in sheet["items"].as_array().expect("items") {
+                let rid = item["result_id"].as_str().expect("id").to_string();
+                assert!(
+                    taken.insert(rid),
+                    "{}: a result in two open sheets",
+                    backend.name()
+                );
+            }
+            sheets.push((id, sheet));
+        }
+        assert!(!sheets.is_empty(), "trial {trial}: no sheet made");
+        for (id, sheet) in &sheets {
+            let items: Vec<&Value> = sheet["items"].as_array().expect("items").iter().collect();
+            let half = items.len() / 2;
+            let ann: Vec<(&Value, &str, u8)> =
+                items[..half].iter().map(|i| (*i, "pass", 3)).collect();
+            let bo: Vec<(&Value, &str, u8)> =
+                items[half..].iter().map(|i| (*i, "fail", 2)).collect();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let (st, msg) = a.send(&file_of(sheet, "Ann", "2026-01-01T10:00:00Z", &ann));
+                    assert_eq!(st, 200, "{msg}");
+                });
+                s.spawn(|| {
+                    let (st, msg) = b.send(&file_of(sheet, "Bo", "2026-01-01T10:00:00Z", &bo));
+                    assert_eq!(st, 200, "{msg}");
+                });
+            });
+            let shown: Value =
+                serde_json::from_slice(&p.run(&["review", "show", id, "--format", "json"]).stdout)
+                    .expect("json");
+            assert_eq!(
+                shown["status"],
+                "closed",
+                "{} trial {trial}: every item graded by one of two: {shown}",
+                backend.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn concurrent_samples_and_imports_keep_the_sheets_right() {
+    for backend in Backend::all("review_race") {
+        race(&backend);
+    }
+}
+
+/// Until a session of the test database waits for a lock (a row lock or an advisory lock).
+fn until_a_session_waits(db: &crate::pgdb::PgDb) {
+    let mut watcher = db.client();
+    for _ in 0..6000 {
+        let row = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .expect("pg_stat_activity");
+        if row.get::<_, i64>(0) > 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("no evalwatch process ever waited for the lock held by the test");
+}
+
+/// On PostgreSQL, made deterministic: a transaction of the test holds what a concurrent
+/// `review sample` or import would hold, uncommitted, and the command must wait for it and
+/// then see its rows (READ COMMITTED alone would let it go on without them).
+#[test]
+fn on_postgres_a_sample_and_an_import_wait_for_a_concurrent_one() {
+    let Some(db) = crate::pgdb::fresh_db("review_locks") else {
+        return;
+    };
+    let backend = Backend::Pg(db);
+    let (p, run_id) = project_on(&backend);
+    let Backend::Pg(db) = &backend else {
+        unreachable!("made above")
+    };
+    let mut client = db.client();
+
+    // Another `review sample` is creating a sheet of every result of the run.
+    let mut tx = client.transaction().expect("begin");
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&0x4576_5761_0052_i64])
+        .expect("advisory lock");
+    let held: i64 = tx
+        .query_one(
+            "INSERT INTO review_sheets (sheet_id, created_at, status, secret, mac)
+             VALUES ('held', '2026-01-01T00:00:00Z', 'open', 'k', 'm') RETURNING id",
+            &[],
+        )
+        .expect("sheet")
+        .get(0);
+    tx.execute(
+        "INSERT INTO review_items (sheet_ref, idx, result_id, stratum, item)
+         SELECT $1, row_number() OVER (ORDER BY id), id, 'pass', '{}' FROM results",
+        &[&held],
+    )
+    .expect("items");
+    let out = std::thread::scope(|s| {
+        let sampling = s.spawn(|| p.run(&["review", "sample", "--run", &run_id]));
+        until_a_session_waits(db);
+        tx.commit().expect("commit");
+        sampling.join().expect("sample")
+    });
+    assert_ne!(code(&out), 0, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("is already in open sheet held"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(code(&p.run(&["review", "close", "held"])), 0);
+
+    // Ann's grades of half a sheet are being stored while Bo imports the other half.
+    let (sheet_id, page) = sample(&p, &["--run", &run_id]);
+    let sheet = sheet_json(&std::fs::read_to_string(&page).expect("page"));
+    let items: Vec<&Value> = sheet["items"].as_array().expect("items").iter().collect();
+    let half = items.len() / 2;
+    let bo: Vec<(&Value, &str, u8)> = items[half..].iter().map(|i| (*i, "fail", 2)).collect();
+    let bo_file = p
+        .write(
+            "bo.json",
+            &file_of(&sheet, "Bo", "2026-01-01T10:00:00Z", &bo).to_string(),
+        )
+        .display()
+        .to_string();
+    let mut tx = client.transaction().expect("begin");
+    let sheet_ref: i64 = tx
+        .query_one(
+            "SELECT id FROM review_sheets WHERE sheet_id = $1 FOR UPDATE",
+            &[&sheet_id],
+        )
+        .expect("sheet")
+        .get(0);
+    for item in &items[..half] {
+        let rid: i64 = item["result_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("id");
+        tx.execute(
+            "INSERT INTO review_grades (sheet_ref, result_id, reviewer, verdict, quality, note,
+                 graded_at, imported_at)
+             VALUES ($1, $2, 'Ann', 'pass', 3, '', '2026-01-01T10:00:00.000Z', 'now')",
+            &[&sheet_ref, &rid],
+        )
+        .expect("grade");
+    }
+    let out = std::thread::scope(|s| {
+        let import = s.spawn(|| p.run(&["review", "import", &bo_file]));
+        until_a_session_waits(db);
+        tx.commit().expect("commit");
+        import.join().expect("import")
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("every item is graded, the sheet is closed"),
+        "the import counted Ann's grades: {}",
+        stdout(&out)
+    );
+}
