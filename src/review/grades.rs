@@ -84,7 +84,7 @@ pub fn parse(text: &str, file: &str) -> Result<GradesFile, ReviewError> {
     let reviewer = raw.reviewer.trim().to_owned();
     if reviewer.is_empty() {
         return Err(err(
-            "`reviewer` is empty; type your name in the sheet and export again".into(),
+            "`reviewer` is empty: grades are stored under a reviewer's name; type your name in the sheet's Reviewer field and export or send the grades again".into(),
         ));
     }
     if reviewer.chars().count() > MAX_REVIEWER || reviewer.chars().any(char::is_control) {

@@ -116,6 +116,21 @@ pub struct Submit {
     pub token: String,
 }
 
+/// A reviewer's current grade of an item, as stored: what a page from the store shows of
+/// the team's grades.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredGrade {
+    /// The item's `result_id`, decimal, as in the items.
+    pub result_id: String,
+    pub reviewer: String,
+    pub graded_at: String,
+    /// `pass` or `fail`.
+    pub verdict: &'static str,
+    pub quality: Option<u8>,
+    pub hallucination: Option<bool>,
+    pub note: String,
+}
+
 /// The JSON a sheet carries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SheetData<'a> {
@@ -125,6 +140,13 @@ pub struct SheetData<'a> {
     pub items: &'a [SheetItem],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submit: Option<Submit>,
+    /// Every reviewer's stored grades, on a page made from the store (`review serve`,
+    /// `review show --html`); none on a freshly sampled sheet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grades: Option<&'a [StoredGrade]>,
+    /// Whether the sheet is closed (a served page of a closed sheet still takes grades).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
 }
 
 /// A new random secret (hex) for a sheet's HMAC.
@@ -270,6 +292,8 @@ mod tests {
             mac: "m",
             items: &items,
             submit: None,
+            grades: None,
+            closed: false,
         };
         let page = render(&data);
         // Exactly the page's two script elements; model text never closes one.

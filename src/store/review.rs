@@ -94,6 +94,14 @@ pub struct PastGrade {
     pub note: String,
 }
 
+/// A reviewer's current grade of one item of a sheet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemGrade {
+    pub reviewer: String,
+    pub graded_at: String,
+    pub grade: Grade,
+}
+
 /// Mean human quality of one provider's graded results in one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HumanScore {
@@ -110,7 +118,12 @@ pub(super) const CURRENT_GRADES: &str = "SELECT * FROM (
         SELECT g.*, row_number() OVER w AS rn, count(*) OVER (PARTITION BY g.result_id, g.reviewer) AS total
         FROM review_grades g
         WINDOW w AS (PARTITION BY g.result_id, g.reviewer ORDER BY julianday(g.graded_at) DESC, g.id DESC)
-    ) AS latest WHERE rn = 1";
+    ) cur WHERE rn = 1";
+
+/// The advisory lock key sheet creation takes on PostgreSQL ("EvWa" and "R"): SQLite's one
+/// writer makes "no result in two open sheets" hold there; on a shared server two `review
+/// sample`s check and insert one after the other under it.
+const SHEETS_LOCK: i64 = 0x4576_5761_0052;
 
 impl Store {
     /// Result ids that are items of an open sheet.
@@ -135,6 +148,13 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if tx.is_pg() {
+            tx.query_row(
+                "SELECT pg_advisory_xact_lock(?1)::text",
+                [SHEETS_LOCK],
+                |r| r.get::<_, String>(0),
+            )?;
+        }
         let sheet_ref: i64 = tx.query_row(
             "INSERT INTO review_sheets (sheet_id, created_at, status, secret, mac, params)
              VALUES (?1, ?2, 'open', ?3, ?4, ?5) RETURNING id",
@@ -215,7 +235,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT sheet_id FROM review_sheets
-                 WHERE sheet_id = ?1 OR substr(sheet_id, 1, length(?1)) = ?1
+                 WHERE sheet_id = ?1 OR substr(sheet_id, 1, length(CAST(?1 AS TEXT))) = ?1
                  ORDER BY sheet_id = ?1 DESC, sheet_id LIMIT 5",
             )?
             .query_map([prefix], |r| r.get(0))?
@@ -309,8 +329,14 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // On PostgreSQL the sheet's row is locked until commit: imports into one sheet (two
+        // reviewers sending at once, from two `review serve`s) run one after the other, so
+        // that each sees the other's grades when it counts what is left to grade.
+        let lock = if tx.is_pg() { " FOR UPDATE" } else { "" };
         let sheet_ref: i64 = tx
-            .prepare_cached("SELECT id FROM review_sheets WHERE sheet_id = ?1")?
+            .prepare_cached(&format!(
+                "SELECT id FROM review_sheets WHERE sheet_id = ?1{lock}"
+            ))?
             .query_row([sheet_id], |r| r.get(0))
             .optional()?
             .ok_or_else(|| {
@@ -327,12 +353,13 @@ impl Store {
             // current grade of the result already says the same (a repeated export).
             let mut same = tx.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM review_grades WHERE sheet_ref = ?1 AND result_id = ?2
-                   AND reviewer = ?3 AND graded_at = ?4 AND verdict = ?5 AND quality IS ?6
-                   AND hallucination IS ?7 AND note = ?8)
-                 OR coalesce((SELECT verdict = ?5 AND quality IS ?6 AND hallucination IS ?7
-                                     AND note = ?8
+                   AND reviewer = ?3 AND graded_at = ?4 AND verdict = ?5
+                   AND quality IS NOT DISTINCT FROM ?6 AND hallucination IS NOT DISTINCT FROM ?7
+                   AND note = ?8)
+                 OR coalesce((SELECT verdict = ?5 AND quality IS NOT DISTINCT FROM ?6
+                                     AND hallucination IS NOT DISTINCT FROM ?7 AND note = ?8
                               FROM review_grades WHERE result_id = ?2 AND reviewer = ?3
-                              ORDER BY julianday(graded_at) DESC, id DESC LIMIT 1), 0)",
+                              ORDER BY julianday(graded_at) DESC, id DESC LIMIT 1), FALSE)",
             )?;
             let mut earlier = tx.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM review_grades WHERE result_id = ?1 AND reviewer = ?2
@@ -422,7 +449,8 @@ impl Store {
              JOIN runs r ON r.id = x.run_ref
              JOIN suites s ON s.id = r.suite_ref
              JOIN cases c ON c.id = x.case_ref
-             WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1) AND (CAST(?2 AS TEXT) IS NULL OR sh.sheet_id = ?2)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR sh.sheet_id = ?2)
              ORDER BY julianday(r.started_at), g.result_id, g.reviewer"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
@@ -467,6 +495,35 @@ impl Store {
         Ok(())
     }
 
+    /// Every reviewer's current grade of the items of a sheet (suite results and traffic
+    /// records alike), by item id, then reviewer.
+    pub fn sheet_grades(&self, sheet_id: &str) -> Result<Vec<ItemGrade>, StoreError> {
+        let sql = format!(
+            "SELECT g.result_id, g.reviewer, g.graded_at, g.verdict, g.quality, g.hallucination,
+                    g.note
+             FROM ({CURRENT_GRADES}) g JOIN review_sheets sh ON sh.id = g.sheet_ref
+             WHERE sh.sheet_id = ?1
+             ORDER BY g.result_id, g.reviewer"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map([sheet_id], |r| {
+            Ok(ItemGrade {
+                reviewer: r.get(1)?,
+                graded_at: r.get(2)?,
+                grade: Grade {
+                    result_id: r.get(0)?,
+                    pass: r.get::<_, String>(3)? == "pass",
+                    quality: r
+                        .get::<_, Option<i64>>(4)?
+                        .and_then(|q| u8::try_from(q).ok()),
+                    hallucination: r.get(5)?,
+                    note: r.get(6)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Mean human quality per provider of each graded run (current grades with a quality),
     /// optionally of one run or one suite, oldest run first.
     pub fn human_scores(
@@ -475,7 +532,7 @@ impl Store {
         run_id: Option<&str>,
     ) -> Result<Vec<HumanScore>, StoreError> {
         let sql = format!(
-            "SELECT r.run_id, r.started_at, x.provider, avg(g.quality), count(g.quality)
+            "SELECT r.run_id, r.started_at, x.provider, CAST(avg(g.quality) AS REAL), count(g.quality)
              FROM ({CURRENT_GRADES}) g
              JOIN results x ON x.id = g.result_id
              JOIN runs r ON r.id = x.run_ref

@@ -211,7 +211,8 @@ impl Store {
              LEFT JOIN traffic_records r ON r.source = i.traffic_source AND r.key = i.traffic_key
              LEFT JOIN traffic_votes v ON v.source = r.source AND v.trace_id = r.trace_id
              WHERE i.traffic_source IS NOT NULL
-               AND (?1 IS NULL OR i.traffic_source = ?1) AND (?2 IS NULL OR sh.sheet_id = ?2)
+               AND (CAST(?1 AS TEXT) IS NULL OR i.traffic_source = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR sh.sheet_id = ?2)
              ORDER BY i.traffic_source, julianday(sh.created_at), sh.id, i.idx, g.reviewer"
         );
         let mut st = self.conn.prepare_cached(&sql)?;

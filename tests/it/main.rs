@@ -17,6 +17,7 @@ mod limits;
 mod marks;
 mod pages;
 mod pg_history;
+mod pg_review;
 mod pgdb;
 mod providers;
 mod reports;

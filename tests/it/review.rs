@@ -15,26 +15,34 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::support::{Project, code, replay_suite, signal, stderr, stdout};
+use crate::support::{Project, code, json_runs, replay_suite, signal, stderr, stdout};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// A project with one run of 8 cases (c0, c3, c6 fail) and `review: {sample: 6, seed: 7}`.
-fn graded_project() -> Project {
-    let p = Project::new();
+pub(crate) fn graded_project() -> Project {
+    graded_in(Project::new()).0
+}
+
+/// `graded_project`'s suite and run in `p` (whose store may be PostgreSQL); the run's id.
+pub(crate) fn graded_in(p: Project) -> (Project, String) {
     let suite = replay_suite(&p, "rv", 8, 3);
     let mut yaml = std::fs::read_to_string(&suite).expect("read");
     yaml.push_str("review: {sample: 6, seed: 7}\n");
     std::fs::write(&suite, yaml).expect("write");
-    let out = p.run(&["run"]);
+    let out = p.run(&["run", "--format", "json"]);
     assert_eq!(
         code(&out),
         0,
         "no gate: failed cases do not fail the run: {}",
         stderr(&out)
     );
-    p
+    let run_id = json_runs(&out)[0]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_string();
+    (p, run_id)
 }
 
 /// `review sample`: the sheet id and the page.
@@ -167,8 +175,11 @@ pub(crate) fn downloaded(dir: &Path) -> PathBuf {
         let partial = files
             .iter()
             .any(|f| f.extension().is_some_and(|e| e == "crdownload"));
+        // Chromium renames its partial file into place: under load a listing can still
+        // name a file that is gone a moment later, so the file must also read as JSON.
         if let [one] = done.as_slice()
             && !partial
+            && std::fs::read_to_string(one).is_ok_and(|t| serde_json::from_str::<Value>(&t).is_ok())
         {
             return (*one).clone();
         }
@@ -367,7 +378,7 @@ async fn a_sheet_is_graded_by_keyboard_in_chromium_and_imported() {
 }
 
 /// A grades file for `items` of a sheet, all passed.
-fn grades_file(sheet: &Value, items: &[&Value], at: &str, verdict: &str) -> Value {
+pub(crate) fn grades_file(sheet: &Value, items: &[&Value], at: &str, verdict: &str) -> Value {
     json!({
         "sheet_id": sheet["sheet_id"], "reviewer": "Bo", "exported_at": at,
         "sheet_mac": sheet["mac"],
@@ -495,7 +506,7 @@ fn the_same_seed_samples_the_same_results() {
 }
 
 /// One HTTP/1.1 request to 127.0.0.1; (status, body).
-fn http(
+pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,
@@ -591,11 +602,17 @@ fn serve_needs_the_token_and_stores_grades_like_import() {
     let (st, msg) = http(port, "POST", "/api/grades", &auth, &good);
     assert_eq!(st, 200);
     assert!(msg.contains("0 new, 3 unchanged"), "{msg}");
-    // Every item graded: the sheet closed and is no longer served.
-    assert_eq!(
-        http(port, "GET", &format!("/sheets/{id}"), &auth, "").0,
-        404
-    );
+    // Every item graded: the sheet closed and left the index; its page still opens (a
+    // team's other reviewers may still be grading it), with the stored grades.
+    let (st, index) = http(port, "GET", &format!("/?token={token}"), &[], "");
+    assert_eq!(st, 200);
+    assert!(!index.contains(&id), "{index}");
+    let (st, page) = http(port, "GET", &format!("/sheets/{id}"), &auth, "");
+    assert_eq!(st, 200);
+    let served = sheet_json(&page);
+    assert_eq!(served["closed"], true);
+    assert_eq!(served["grades"].as_array().map(Vec::len), Some(3));
+    assert_eq!(served["grades"][0]["reviewer"], "Bo");
 
     signal(child.id(), "-TERM");
     let status = child.wait().expect("wait");

@@ -17,7 +17,7 @@ use super::{Ctx, Failure, exit};
 use crate::cli::review::{ReviewArgs, ReviewCommand};
 use crate::model::ProjectConfig;
 use crate::review::ReviewError;
-use crate::review::sheet::SheetItem;
+use crate::review::sheet::{SheetItem, StoredGrade};
 use crate::store::Store;
 
 /// The full id of the sheet a (prefix of an) id names, or exit 2.
@@ -43,11 +43,38 @@ fn stored_items(row: &crate::store::SheetRow) -> anyhow::Result<Vec<SheetItem>> 
     Ok(items)
 }
 
+/// Every reviewer's current grade of a sheet's items, as its page shows them.
+fn stored_grades(store: &Store, sheet_id: &str) -> anyhow::Result<Vec<StoredGrade>> {
+    Ok(store
+        .sheet_grades(sheet_id)?
+        .into_iter()
+        .map(|g| StoredGrade {
+            result_id: g.grade.result_id.to_string(),
+            reviewer: g.reviewer,
+            graded_at: g.graded_at,
+            verdict: if g.grade.pass { "pass" } else { "fail" },
+            quality: g.grade.quality,
+            hallucination: g.grade.hallucination,
+            note: g.grade.note,
+        })
+        .collect())
+}
+
 /// `evalwatch review`.
 pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
     let mut store = ctx.existing_store(&project, "read history")?;
     match &args.command {
+        ReviewCommand::Sample {
+            from: Some(from),
+            since,
+            window,
+            n,
+            seed,
+            ..
+        } if store.is_pg() => Err(Failure::invalid(format!(
+            "review sample --from {from}: the store is PostgreSQL, and traffic records are kept only in an SQLite store so far (`ingest` refuses PostgreSQL); sample traffic from the SQLite store with --db (docs/store.md)"
+        ))),
         ReviewCommand::Sample {
             from: Some(from),
             since,

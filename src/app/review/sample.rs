@@ -298,6 +298,8 @@ pub(super) fn write_sheet(
         mac: &mac,
         items,
         submit: None,
+        grades: None,
+        closed: false,
     });
     let path = reports_dir(project)
         .join("review")

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::grades::{Rejected, apply_grades, summary};
-use super::stored_items;
+use super::{stored_grades, stored_items};
 use crate::app::{Ctx, Failure, exit};
 use crate::review::serve::{self, Backend, Refusal, SheetEntry};
 use crate::review::sheet::{self, SheetData, Submit};
@@ -40,19 +40,21 @@ impl Backend for StoreBackend {
 
     fn page(&self, sheet_id: &str, submit: Submit) -> Result<Option<String>, String> {
         let store = self.lock()?;
+        // A closed sheet leaves the index but its page still opens: a sheet closes once
+        // every item has a grade by anyone, and a team's other reviewers keep grading it.
         let Some(row) = store.sheet(sheet_id).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
-        if !row.open {
-            return Ok(None);
-        }
         let items = stored_items(&row).map_err(|e| crate::app::error_text(&e))?;
+        let grades = stored_grades(&store, sheet_id).map_err(|e| crate::app::error_text(&e))?;
         Ok(Some(sheet::render(&SheetData {
             sheet_id: &row.sheet_id,
             created_at: &row.created_at,
             mac: &row.mac,
             items: &items,
             submit: Some(submit),
+            grades: Some(&grades),
+            closed: !row.open,
         })))
     }
 

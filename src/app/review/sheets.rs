@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::{reports_dir, stored_items, write_page};
+use super::{reports_dir, stored_grades, stored_items, write_page};
 use crate::app::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::model::ProjectConfig;
@@ -27,12 +27,16 @@ pub(super) fn rewrite_page(
         )));
     };
     let items = stored_items(&row)?;
+    // The team's grades so far, when there are any (a page from disk is not updated later).
+    let grades = stored_grades(store, &row.sheet_id)?;
     let page = sheet::render(&SheetData {
         sheet_id: &row.sheet_id,
         created_at: &row.created_at,
         mac: &row.mac,
         items: &items,
         submit: None,
+        grades: (!grades.is_empty()).then_some(grades.as_slice()),
+        closed: !row.open,
     });
     let path = reports_dir(project)
         .join("review")

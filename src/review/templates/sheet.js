@@ -3,6 +3,8 @@
   var data = JSON.parse(document.getElementById("evalwatch-sheet").textContent);
   var items = data.items || [];
   var KEY = "evalwatch-review:" + data.sheet_id;
+  // The reviewer's name, remembered for every sheet of this origin (file:// or a server).
+  var NAME_KEY = "evalwatch-review:reviewer";
   var store = null;
   try {
     store = window.localStorage;
@@ -24,6 +26,9 @@
     } catch (e) {
       /* a damaged save starts afresh */
     }
+  }
+  if (store && state.reviewer === "") {
+    try { state.reviewer = store.getItem(NAME_KEY) || ""; } catch (e) { /* no name kept */ }
   }
   state.pos = Math.max(0, Math.min(items.length - 1, state.pos));
 
@@ -49,6 +54,18 @@
     return !!(g && (g.verdict === "pass" || g.verdict === "fail"));
   }
   function gradedCount() { return items.filter(graded).length; }
+  // The team's stored grades of an item (a page from the store carries them).
+  function storedOf(item) {
+    return (data.grades || []).filter(function (s) { return s.result_id === item.result_id; });
+  }
+  function describe(s) {
+    var text = s.reviewer + (s.reviewer === state.reviewer.trim() ? " (you)" : "") + ": " + s.verdict;
+    if (typeof s.quality === "number") { text += ", quality " + s.quality; }
+    if (s.hallucination === true) { text += ", hallucination"; }
+    if (s.hallucination === false) { text += ", no hallucination"; }
+    if (s.note) { text += ": " + s.note; }
+    return text + " (" + s.graded_at + ")";
+  }
   function edit(fn) {
     var item = items[state.pos];
     if (!item) { return; }
@@ -165,6 +182,22 @@
       }
     }
     art.appendChild(section(t ? "Monitor verdict" : "Automatic verdict", auto));
+    if (data.grades) {
+      // Other reviewers' grades anchor a grader too: blind mode hides them with the verdict.
+      var others = el("div");
+      others.id = "others";
+      var stored = storedOf(item);
+      if (stored.length === 0) {
+        others.appendChild(el("p", "muted", "No grade stored yet."));
+      } else if (state.blind && !graded(item)) {
+        others.appendChild(el("p", "hidden-verdict", stored.length + " stored grade(s), hidden until you grade this item (blind mode)."));
+      } else {
+        var list = el("ul", "small");
+        stored.forEach(function (s) { list.appendChild(el("li", null, describe(s))); });
+        others.appendChild(list);
+      }
+      art.appendChild(section("Reviewers' grades", others));
+    }
     if (t) {
       // The user's vote anchors a grader like the automatic verdict: blind mode hides both.
       var fb = el("div");
@@ -259,7 +292,7 @@
   }
   function needReviewer() {
     if (state.reviewer.trim() !== "") { return false; }
-    say("type your name first: grades are stored with it");
+    say("type your name in the Reviewer field first: grades are stored under it, one current grade per reviewer and item");
     $("reviewer").focus();
     return true;
   }
@@ -276,6 +309,17 @@
     setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
     say("exported " + file.grades.length + " grade(s); import them with: evalwatch review import " + a.download);
   }
+  // Sent grades are stored: show them among the team's without a reload.
+  function remember(file) {
+    if (!data.grades) { return; }
+    file.grades.forEach(function (g) {
+      data.grades = data.grades.filter(function (s) {
+        return !(s.result_id === g.result_id && s.reviewer === file.reviewer);
+      });
+      data.grades.push({ result_id: g.result_id, reviewer: file.reviewer, graded_at: file.exported_at,
+        verdict: g.verdict, quality: g.quality, hallucination: g.hallucination, note: g.note });
+    });
+  }
   function sendGrades() {
     if (!data.submit || needReviewer()) { return; }
     var file = gradesFile();
@@ -285,11 +329,20 @@
       headers: { "Content-Type": "application/json", "Authorization": "Bearer " + data.submit.token },
       body: JSON.stringify(file)
     }).then(function (r) {
-      return r.text().then(function (t) { say((r.ok ? "sent: " : "not accepted: ") + t); });
+      return r.text().then(function (t) {
+        if (r.ok) { remember(file); render(); }
+        say((r.ok ? "sent: " : "not accepted: ") + t);
+      });
     }, function (e) { say("could not send: " + e.message); });
   }
 
-  $("reviewer").addEventListener("input", function () { state.reviewer = $("reviewer").value; save(); });
+  $("reviewer").addEventListener("input", function () {
+    state.reviewer = $("reviewer").value;
+    save();
+    if (store) {
+      try { store.setItem(NAME_KEY, state.reviewer.trim()); } catch (e) { /* kept per sheet */ }
+    }
+  });
   $("blind").addEventListener("change", function () { state.blind = $("blind").checked; save(); render(); });
   $("export").addEventListener("click", exportGrades);
   if (data.submit) {
@@ -298,6 +351,7 @@
     $("send").addEventListener("click", sendGrades);
   }
   if (!store) { say("this browser does not keep progress for this page: export before you close it"); }
+  else if (data.closed) { say("this sheet is closed: every item has a grade; grades sent are still stored"); }
 
   document.addEventListener("keydown", function (ev) {
     var t = ev.target;
