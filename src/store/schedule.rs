@@ -1,8 +1,14 @@
-//! Scheduler leases (a suite never overlaps itself) and fire records.
+//! Scheduler leases (a suite never overlaps itself), window claims (a window runs once
+//! among many schedulers) and fire records.
 //!
-//! A lease is one row per suite, taken in an immediate transaction: of two processes that
-//! try at once, one waits for the other's commit and then sees its row. A row whose holder
-//! is gone (the caller decides, from pid and host) or whose heartbeat expired is taken over.
+//! A lease is one row per suite. It is read, then written by one statement that only
+//! succeeds when the row is still what was read: an insert that does nothing when a row
+//! appeared meanwhile, or an update of the token that was read. On SQLite the immediate
+//! transaction already lets one process at a time through; on PostgreSQL (READ COMMITTED,
+//! many hosts) the statement is what decides, and of two takers exactly one gets the row.
+//! A row whose holder is gone (the caller decides, from pid and host) or whose heartbeat
+//! expired is taken over. On PostgreSQL every time in these rows is the database server's
+//! ([`Store::clock_now`]), so that hosts whose clocks disagree still agree on expiry.
 
 use std::time::Duration;
 
@@ -130,6 +136,21 @@ fn raw_fire(r: &super::db::Row<'_>) -> Result<RawFire, super::db::DbError> {
 }
 
 impl Store {
+    /// The time leases, claims and their expiries are written in: the database server's
+    /// clock on PostgreSQL (one clock for every host sharing the store), this machine's on
+    /// SQLite.
+    pub fn clock_now(&self) -> Result<DateTime<Utc>, StoreError> {
+        if !self.conn.is_pg() {
+            return Ok(Utc::now());
+        }
+        let now: String = self.conn.query_row(
+            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+            (),
+            |r| r.get(0),
+        )?;
+        parse_ts(&now, "the database server's clock")
+    }
+
     /// Take the lease of `suite` for the process `pid` on `host`, valid until `now + ttl`
     /// unless renewed. An existing lease is taken over when it expired or `holder_gone`
     /// says its holder no longer exists; otherwise the holder is returned as `Err`.
@@ -144,34 +165,91 @@ impl Store {
         ttl: Duration,
         holder_gone: impl Fn(&LeaseRow) -> bool,
     ) -> Result<LeaseTake, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing = tx
-            .query_row(
-                &format!("{LEASE_SELECT} WHERE suite = ?1"),
-                [suite],
-                raw_lease,
-            )
-            .optional()?
-            .map(lease_of)
-            .transpose()?;
-        if let Some(row) = &existing
-            && row.expires_at > now
-            && !holder_gone(row)
-        {
-            return Ok(Err(row.clone()));
+        // Another process may take or release the row between the read and the write
+        // (PostgreSQL): then read again. Three turns are plenty.
+        for _ in 0..3 {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let read = |tx: &super::db::Tx<'_>| {
+                tx.query_row(
+                    &format!("{LEASE_SELECT} WHERE suite = ?1"),
+                    [suite],
+                    raw_lease,
+                )
+                .optional()?
+                .map(lease_of)
+                .transpose()
+            };
+            let existing = read(&tx)?;
+            if let Some(row) = &existing
+                && row.expires_at > now
+                && !holder_gone(row)
+            {
+                return Ok(Err(row.clone()));
+            }
+            let (from, until) = (ts(now), ts(now + ttl_delta(ttl)));
+            let taken = match &existing {
+                None => tx.execute(
+                    "INSERT INTO schedule_leases
+                         (suite, token, pid, host, acquired_at, heartbeat_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT (suite) DO NOTHING",
+                    params![suite, token, pid, host, from, until],
+                )?,
+                Some(old) => tx.execute(
+                    "UPDATE schedule_leases SET token = ?2, pid = ?3, host = ?4,
+                         acquired_at = ?5, heartbeat_at = ?5, expires_at = ?6
+                     WHERE suite = ?1 AND token = ?7",
+                    params![suite, token, pid, host, from, until, old.token],
+                )?,
+            };
+            if taken == 1 {
+                tx.commit()?;
+                return Ok(Ok(existing));
+            }
+            if let Some(holder) = read(&tx)? {
+                return Ok(Err(holder));
+            }
         }
-        tx.execute(
-            "INSERT INTO schedule_leases (suite, token, pid, host, acquired_at, heartbeat_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
-             ON CONFLICT (suite) DO UPDATE SET token = excluded.token, pid = excluded.pid,
-                host = excluded.host, acquired_at = excluded.acquired_at,
-                heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
-            params![suite, token, pid, host, ts(now), ts(now + ttl_delta(ttl))],
-        )?;
-        tx.commit()?;
-        Ok(Ok(existing))
+        Err(StoreError::Other(format!(
+            "take the lease of suite `{suite}`: it changed hands three times while being taken; try again"
+        )))
+    }
+
+    /// Mark incomplete the runs left `running` whose suite has no live lease since `stale`
+    /// (`now` minus the lease time): a run holds its suite's lease from before its row is
+    /// written until it is stored, so such a run's process died (kill -9, a lost host)
+    /// without a heartbeat since. Returns (run id, pid, host) of each.
+    pub fn reap_leaseless_runs(
+        &mut self,
+        now: DateTime<Utc>,
+        stale: DateTime<Utc>,
+    ) -> Result<Vec<(String, u32, String)>, StoreError> {
+        let rows: Vec<(String, Option<i64>, Option<String>)> = self
+            .conn
+            .prepare_cached(
+                "UPDATE runs SET status = 'incomplete'
+                 WHERE status = 'running' AND julianday(started_at) <= julianday(?2)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM schedule_leases l JOIN suites s ON s.name = l.suite
+                       WHERE s.id = runs.suite_ref
+                         AND julianday(l.expires_at) > julianday(?1))
+                 RETURNING run_id, pid, host",
+            )?
+            .query_map(params![ts(now), ts(stale)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, pid, host)| {
+                (
+                    id,
+                    pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+                    host.unwrap_or_default(),
+                )
+            })
+            .collect())
     }
 
     /// Push the expiry of a lease this taker holds to `now + ttl`. `false` when the lease
