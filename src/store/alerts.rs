@@ -216,7 +216,7 @@ impl Store {
         let rows = self
             .conn
             .prepare_cached(&format!(
-                "{ALERT_SELECT} WHERE resolved_at IS NULL AND (?1 IS NULL OR suite = ?1)
+                "{ALERT_SELECT} WHERE resolved_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR suite = ?1)
                  ORDER BY id"
             ))?
             .query_map([suite], alert_row)?
@@ -225,38 +225,48 @@ impl Store {
     }
 
     /// Open an alert: the episode, its `alert` notice (built by `payload` from the new
-    /// alert's id) and a pending delivery per sink, in one transaction. Returns the id.
+    /// alert's id) and a pending delivery per sink, in one transaction. Returns the id, or
+    /// `None` when the alert is open already: another process (another host, on a shared
+    /// store) opened it since the caller looked. The unique key on open alerts decides, in
+    /// the insert itself, so that an alert is opened, and its notice sent, once.
     pub fn open_new_alert(
         &mut self,
         new: &NewAlert<'_>,
         payload: impl FnOnce(i64) -> String,
         sinks: &[String],
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id: i64 = tx.query_row(
-            "INSERT INTO alerts (suite, rule, metric, provider, tag, severity, opened_at,
+        let id: Option<i64> = tx
+            .query_row(
+                "INSERT INTO alerts (suite, rule, metric, provider, tag, severity, opened_at,
                  opened_run, last_seen_at, last_run, value, baseline_value, message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?8, ?9, ?10, ?11) RETURNING id",
-            params![
-                new.suite,
-                new.rule,
-                new.metric,
-                new.provider,
-                new.tag.unwrap_or(""),
-                new.severity,
-                new.at,
-                new.run_id,
-                new.value,
-                new.baseline_value,
-                new.message
-            ],
-            |r| r.get(0),
-        )?;
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (suite, rule, provider, tag) WHERE resolved_at IS NULL DO NOTHING
+             RETURNING id",
+                params![
+                    new.suite,
+                    new.rule,
+                    new.metric,
+                    new.provider,
+                    new.tag.unwrap_or(""),
+                    new.severity,
+                    new.at,
+                    new.run_id,
+                    new.value,
+                    new.baseline_value,
+                    new.message
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
         add_notice(&tx, id, "alert", new.at, &payload(id), sinks)?;
         tx.commit()?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// An open alert still fires: remember when and its latest numbers (no notice).
@@ -452,16 +462,19 @@ mod tests {
                 |id| format!("{{\"alert_id\":{id}}}"),
                 &sinks,
             )
-            .unwrap();
-        // One open episode per key: a second insert is refused by the unique index.
-        assert!(
+            .unwrap()
+            .expect("opened");
+        // One open episode per key: a second open (another process's) does nothing, and
+        // sends no second notice.
+        assert_eq!(
             store
                 .open_new_alert(
                     &new_alert("r", "2025-01-01T00:00:01Z"),
                     |_| String::new(),
                     &sinks
                 )
-                .is_err()
+                .unwrap(),
+            None
         );
         let open = store.open_alert("s", "r", "p", None).unwrap().unwrap();
         assert_eq!(open.id, id);
@@ -538,7 +551,8 @@ mod tests {
                 |_| "{}".into(),
                 &sinks,
             )
-            .unwrap();
+            .unwrap()
+            .expect("opened");
         a.resolve_alert(id, Some("r2"), "2025-01-01T00:00:01Z", "{}", &sinks)
             .unwrap();
         let p = a.pending_deliveries().unwrap();

@@ -478,15 +478,16 @@ impl Store {
 
     /// Fire records, newest window first, of one suite or all; at most `limit` (0: all).
     pub fn fires(&self, suite: Option<&str>, limit: usize) -> Result<Vec<FireRow>, StoreError> {
+        // No limit is the largest (PostgreSQL refuses SQLite's -1).
         let limit = if limit == 0 {
-            -1
+            i64::MAX
         } else {
             i64::try_from(limit).unwrap_or(i64::MAX)
         };
         let raws: Vec<RawFire> = self
             .conn
             .prepare_cached(&format!(
-                "{FIRE_SELECT} WHERE (?1 IS NULL OR suite = ?1)
+                "{FIRE_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR suite = ?1)
                  ORDER BY julianday(scheduled_for) DESC, id DESC LIMIT ?2"
             ))?
             .query_map(params![suite, limit], raw_fire)?

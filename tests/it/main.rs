@@ -16,6 +16,7 @@ mod judges;
 mod limits;
 mod marks;
 mod pages;
+mod pg_schedule;
 mod pgdb;
 mod providers;
 mod reports;
