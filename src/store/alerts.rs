@@ -353,9 +353,10 @@ impl Store {
         let changed = self.conn.execute(
             "UPDATE alert_deliveries SET claimed_by = ?2, claimed_until = ?4
              WHERE id = ?1 AND delivered_at IS NULL
-               AND (claimed_until IS NULL OR julianday(claimed_until) <= julianday(?3))
+               AND (claimed_until IS NULL
+                    OR julianday(claimed_until) <= julianday(CAST(?3 AS TEXT)))
                AND (?5 OR next_attempt_at IS NULL
-                    OR julianday(next_attempt_at) <= julianday(?3))
+                    OR julianday(next_attempt_at) <= julianday(CAST(?3 AS TEXT)))
                AND NOT EXISTS (SELECT 1 FROM alert_deliveries e
                                WHERE e.sink = alert_deliveries.sink
                                  AND e.id < alert_deliveries.id AND e.delivered_at IS NULL)",
@@ -377,10 +378,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE alert_deliveries SET attempts = attempts + ?4, last_attempt = ?2,
-                 last_error = ?3, delivered_at = CASE WHEN ?3 IS NULL THEN ?2 END,
-                 failed_rounds = CASE WHEN ?3 IS NULL THEN failed_rounds
+                 last_error = ?3,
+                 delivered_at = CASE WHEN CAST(?3 AS TEXT) IS NULL THEN ?2 END,
+                 failed_rounds = CASE WHEN CAST(?3 AS TEXT) IS NULL THEN failed_rounds
                                       ELSE failed_rounds + 1 END,
-                 next_attempt_at = CASE WHEN ?3 IS NULL THEN NULL ELSE ?5 END,
+                 next_attempt_at = CASE WHEN CAST(?3 AS TEXT) IS NULL THEN NULL ELSE ?5 END,
                  claimed_by = NULL, claimed_until = NULL
              WHERE id = ?1",
             params![id, at, error, attempts, next_attempt],
