@@ -1,22 +1,46 @@
 //! The lease that keeps a suite from overlapping itself: a row per suite in the store,
-//! taken in an immediate transaction by every run (manual or scheduled), renewed by a
-//! heartbeat thread, released when the run is stored (or the lease dropped), and taken over
-//! when its holder died (its pid is gone from this host, or its heartbeat expired).
+//! taken by every run (manual or scheduled), renewed by a heartbeat thread, released when
+//! the run is stored (or the lease dropped), and taken over when its holder died: its
+//! heartbeat expired, or (SQLite only) its pid is gone from this host.
+//!
+//! On PostgreSQL the store is shared by many hosts: times are the database server's, and a
+//! dead holder is recovered by time alone (a pid means nothing on another machine, nor in
+//! another container of the same name). A host is named by [`host_name`]
+//! (`EVALWATCH_HOST_ID`, else the machine's name). The lease time is 90 s, or
+//! `EVALWATCH_LEASE_TTL` (a duration: `30s`, `2m`); the heartbeat beats at a third of it.
 
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 
-use crate::app::{Ctx, host_name};
+use crate::app::{Ctx, Failure, host_name};
 use crate::model::Suite;
+use crate::output::Printer;
 use crate::schedule::daemon;
 use crate::store::{LeaseRow, Store};
 
-/// A lease lives this long without a heartbeat.
+/// A lease lives this long without a heartbeat, unless `EVALWATCH_LEASE_TTL` says otherwise.
 pub const LEASE_TTL: Duration = Duration::from_secs(90);
-/// How often a holder renews its lease.
-pub const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// The lease time: `EVALWATCH_LEASE_TTL` (at least a second), else [`LEASE_TTL`]; a value
+/// that is not a duration is an error (exit 2).
+pub fn lease_ttl() -> anyhow::Result<Duration> {
+    match std::env::var("EVALWATCH_LEASE_TTL") {
+        Err(_) => Ok(LEASE_TTL),
+        Ok(v) => match crate::schedule::parse_duration(&v) {
+            Ok(d) if d >= Duration::from_secs(1) => Ok(d),
+            _ => Err(Failure::invalid(format!(
+                "read EVALWATCH_LEASE_TTL: `{v}` is not a lease time; give a duration of at least a second such as `90s` or `2m`"
+            ))),
+        },
+    }
+}
+
+/// How often a holder renews a lease of time `ttl`: three beats before it expires.
+fn heartbeat(ttl: Duration) -> Duration {
+    ttl / 3
+}
 
 /// The suite is already running: another process holds its lease. Exit code 3.
 #[derive(Debug, thiserror::Error)]
@@ -81,9 +105,34 @@ fn process_gone(pid: u32) -> bool {
     }
 }
 
+/// Whether the holder of a lease is gone, as far as this host can tell by its pid.
+/// Never on PostgreSQL: there a dead holder is recovered by time alone.
+fn holder_gone(store: &Store, row: &LeaseRow, host: &str) -> bool {
+    !store.is_pg() && holder_gone_here(row, host)
+}
+
 /// Whether the holder of a lease is a process of this host (not this one) that is gone.
-fn holder_gone(row: &LeaseRow, host: &str) -> bool {
+fn holder_gone_here(row: &LeaseRow, host: &str) -> bool {
     row.host == host && row.pid != std::process::id() && process_gone(row.pid)
+}
+
+/// Mark incomplete the runs left `running` by a process that died holding its suite's lease
+/// (on any host): their suite's lease expired, or is gone, a lease time ago. This is how a
+/// run killed on another host is recovered; those of this host's dead pids are found sooner
+/// by `reap_dead_runs` (SQLite).
+pub(crate) fn reap_leaseless_runs(store: &mut Store, printer: Printer) -> anyhow::Result<()> {
+    // Most opens find nothing running: they write nothing.
+    if store.running_runs()?.is_empty() {
+        return Ok(());
+    }
+    let now = store.clock_now()?;
+    let stale = now - TimeDelta::from_std(lease_ttl()?).unwrap_or(TimeDelta::seconds(90));
+    for (run_id, pid, host) in store.reap_leaseless_runs(now, stale)? {
+        printer.detail(&format!(
+            "run {run_id} (pid {pid} on {host}) was left running and its lease expired: marked incomplete"
+        ));
+    }
+    Ok(())
 }
 
 fn lease_held(suite: &Suite, holder: LeaseRow) -> anyhow::Error {
@@ -102,13 +151,13 @@ fn lease_held(suite: &Suite, holder: LeaseRow) -> anyhow::Error {
 /// its first calls wasted.
 pub fn check_lease(store: &Store, suite: &Suite) -> anyhow::Result<()> {
     let host = host_name();
-    let now = Utc::now();
+    let now = store.clock_now()?;
     match store
         .leases()?
         .into_iter()
         .find(|row| row.suite == suite.name)
     {
-        Some(row) if row.expires_at > now && !holder_gone(&row, &host) => {
+        Some(row) if row.expires_at > now && !holder_gone(store, &row, &host) => {
             Err(lease_held(suite, row))
         }
         _ => Ok(()),
@@ -121,15 +170,12 @@ pub fn lease(ctx: &Ctx, store: &mut Store, suite: &Suite) -> anyhow::Result<Leas
     let token = format!("{:016x}", rand::random::<u64>());
     let pid = std::process::id();
     let host = host_name();
-    let taken = store.take_lease(
-        &suite.name,
-        &token,
-        pid,
-        &host,
-        Utc::now(),
-        LEASE_TTL,
-        |row| holder_gone(row, &host),
-    )?;
+    let ttl = lease_ttl()?;
+    let now = store.clock_now()?;
+    let pid_check = !store.is_pg();
+    let taken = store.take_lease(&suite.name, &token, pid, &host, now, ttl, |row| {
+        pid_check && holder_gone_here(row, &host)
+    })?;
     let replaced = match taken {
         Ok(replaced) => replaced,
         Err(holder) => return Err(lease_held(suite, holder)),
@@ -153,11 +199,13 @@ pub fn lease(ctx: &Ctx, store: &mut Store, suite: &Suite) -> anyhow::Result<Leas
         .name("evalwatch-lease".into())
         .spawn(move || {
             loop {
-                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HEARTBEAT)
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(heartbeat(ttl))
                 {
                     // A lost lease (expired and taken over) stays lost; a store error is
                     // retried at the next beat.
-                    let _ = beat.renew_lease(&name, &token, Utc::now(), LEASE_TTL);
+                    let now = beat.clock_now().unwrap_or_else(|_| Utc::now());
+                    let _ = beat.renew_lease(&name, &token, now, ttl);
                 } else {
                     let _ = beat.release_lease(&name, &token);
                     return;

@@ -216,9 +216,18 @@ impl Ctx {
     }
 }
 
-/// This machine's name, to tell whose process a `running` run belongs to.
+/// This host's id, to tell whose process a `running` run or a lease belongs to:
+/// `EVALWATCH_HOST_ID` when set (several hosts sharing a PostgreSQL store must have distinct
+/// ids), else the machine's name.
 #[must_use]
 pub fn host_name() -> String {
+    if let Some(id) = std::env::var("EVALWATCH_HOST_ID")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+    {
+        return id;
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
@@ -238,7 +247,14 @@ fn process_alive(pid: u32) -> bool {
 
 /// A run left `running` by a process of this host that no longer exists crashed or was
 /// killed: mark it incomplete so history says so.
+/// On PostgreSQL (many hosts, and containers whose names may repeat) a pid is not trusted:
+/// a run is recovered when its suite's lease expired (`lease::reap_leaseless_runs`, both
+/// stores).
 pub(crate) fn reap_dead_runs(store: &mut Store, printer: Printer) -> anyhow::Result<()> {
+    lease::reap_leaseless_runs(store, printer)?;
+    if store.is_pg() {
+        return Ok(());
+    }
     let host = host_name();
     for (run_id, pid, run_host) in store.running_runs()? {
         if run_host == host && pid != std::process::id() && !process_alive(pid) {

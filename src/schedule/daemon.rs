@@ -4,6 +4,10 @@
 //! (one suite after another: the decisions are all taken when the tick starts, so a long
 //! run does not make the next suite "late"), and says when to look again. [`daemon`] loops
 //! ticks, re-reading the suites when they change, until the host is asked to stop.
+//!
+//! Several schedulers may share one store (daemons and `--once` on many hosts, on a
+//! PostgreSQL store): each window is claimed ([`Host::claim`]) before it is run or recorded,
+//! and only the scheduler whose claim wins handles it; the others log `window_claimed`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -181,9 +185,41 @@ pub trait Host {
     fn reload(&mut self) -> Option<Vec<Entry>>;
     /// The latest handled instant of a suite (see the module docs).
     fn handled(&mut self, suite: &str) -> Result<Option<DateTime<Utc>>, String>;
+    /// Claim a window before handling it (running it, or recording it missed or skipped):
+    /// of several schedulers on one store, one handles each window. The claim is done (or
+    /// given back, for an interrupted run) when the window's fire is recorded.
+    fn claim(&mut self, _suite: &str, _window: DateTime<Utc>) -> Result<Claim, String> {
+        Ok(Claim::Ours)
+    }
     fn record(&mut self, fire: &Fire) -> Result<(), String>;
     fn run(&mut self, entry: &Entry, window: DateTime<Utc>) -> RunReport;
     fn log(&mut self, event: Event);
+}
+
+/// Who handles a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This scheduler: it runs or records the window.
+    Ours,
+    /// Another scheduler (`host`) has it, or had it and recorded it.
+    Elsewhere { host: String, done: bool },
+}
+
+/// Whether this scheduler handles `window` of `suite`; a store error is logged and the
+/// window left for a later tick.
+fn claimed(host: &mut impl Host, suite: &str, window: DateTime<Utc>) -> Option<Claim> {
+    match host.claim(suite, window) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            host.log(
+                Event::new("error")
+                    .suite(suite)
+                    .at("window", window)
+                    .with("message", format!("failed to claim the window: {e}")),
+            );
+            None
+        }
+    }
 }
 
 /// What a tick did.
@@ -254,6 +290,9 @@ pub fn tick(host: &mut impl Host, entries: &[Entry], policy: &Policy) -> TickRep
         };
         let decision = decide(&entry.suite, &entry.schedule, handled, now, policy);
         for w in &decision.missed {
+            if claimed(host, &entry.suite, *w) != Some(Claim::Ours) {
+                continue;
+            }
             host.log(
                 Event::new("window_missed")
                     .suite(&entry.suite)
@@ -281,6 +320,8 @@ pub fn tick(host: &mut impl Host, entries: &[Entry], policy: &Policy) -> TickRep
         }
         match decision.action {
             Action::Idle | Action::Wait { .. } => {}
+            Action::Skip { window } if claimed(host, &entry.suite, window) != Some(Claim::Ours) => {
+            }
             Action::Skip { window } => {
                 host.log(
                     Event::new("window_skipped")
@@ -318,6 +359,21 @@ pub fn tick(host: &mut impl Host, entries: &[Entry], policy: &Policy) -> TickRep
         if host.stop_requested() {
             report.stopped = true;
             break;
+        }
+        match claimed(host, &entry.suite, window) {
+            Some(Claim::Ours) => {}
+            Some(Claim::Elsewhere { host: by, done }) => {
+                host.log(
+                    Event::new("window_claimed")
+                        .suite(&entry.suite)
+                        .at("window", window)
+                        .with("host", by)
+                        .with("done", done)
+                        .with("message", "another scheduler handles this window"),
+                );
+                continue;
+            }
+            None => continue,
         }
         host.log(
             Event::new("run_started")

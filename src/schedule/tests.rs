@@ -548,6 +548,8 @@ struct Fake {
     canned: HashMap<String, Outcome>,
     events: Vec<String>,
     sleeps: u32,
+    /// Windows another scheduler claimed.
+    elsewhere: Vec<DateTime<Utc>>,
 }
 
 impl Fake {
@@ -564,6 +566,7 @@ impl Fake {
             canned: HashMap::new(),
             events: Vec::new(),
             sleeps: 0,
+            elsewhere: Vec::new(),
         }
     }
 
@@ -613,6 +616,16 @@ impl Host for Fake {
             .max();
         let run = self.runs.iter().filter(|r| r.0 == suite).map(|r| r.2).max();
         Ok(fire.max(run))
+    }
+    fn claim(&mut self, _suite: &str, window: DateTime<Utc>) -> Result<daemon::Claim, String> {
+        Ok(if self.elsewhere.contains(&window) {
+            daemon::Claim::Elsewhere {
+                host: "b".into(),
+                done: false,
+            }
+        } else {
+            daemon::Claim::Ours
+        })
     }
     fn record(&mut self, fire: &Fire) -> Result<(), String> {
         self.fires.push(fire.clone());
@@ -739,6 +752,34 @@ fn the_daemon_catches_up_once_after_downtime_and_records_the_missed_windows() {
         ]
     );
     assert!(host.events.iter().any(|e| e == "window_missed"));
+}
+
+#[test]
+fn windows_another_scheduler_claimed_are_neither_run_nor_recorded() {
+    let mut host = Fake::new(
+        "2030-01-05T09:00:00Z",
+        "2030-01-05T12:00:00Z",
+        vec![entry("daily", "0 6 * * *", None)],
+    );
+    host.fires.push(Fire {
+        suite: "daily".into(),
+        window: utc("2030-01-01T06:00:00Z"),
+        fired_at: utc("2030-01-01T06:00:00Z"),
+        outcome: Outcome::Ran,
+        run_id: None,
+        detail: None,
+    });
+    host.elsewhere = vec![utc("2030-01-02T06:00:00Z"), utc("2030-01-05T06:00:00Z")];
+    let entries = host.entries.clone();
+    let report = daemon::tick(&mut host, &entries, &Policy::default());
+    assert!(report.runs.is_empty(), "{report:?}");
+    assert!(host.runs.is_empty());
+    assert_eq!(
+        host.windows("daily", Outcome::Missed),
+        ["2030-01-03T06:00:00Z", "2030-01-04T06:00:00Z"]
+    );
+    assert!(host.events.iter().any(|e| e == "window_claimed"));
+    assert_eq!(report.exit_code(), 0);
 }
 
 #[test]

@@ -225,38 +225,48 @@ impl Store {
     }
 
     /// Open an alert: the episode, its `alert` notice (built by `payload` from the new
-    /// alert's id) and a pending delivery per sink, in one transaction. Returns the id.
+    /// alert's id) and a pending delivery per sink, in one transaction. Returns the id, or
+    /// `None` when the alert is open already: another process (another host, on a shared
+    /// store) opened it since the caller looked. The unique key on open alerts decides, in
+    /// the insert itself, so that an alert is opened, and its notice sent, once.
     pub fn open_new_alert(
         &mut self,
         new: &NewAlert<'_>,
         payload: impl FnOnce(i64) -> String,
         sinks: &[String],
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id: i64 = tx.query_row(
-            "INSERT INTO alerts (suite, rule, metric, provider, tag, severity, opened_at,
+        let id: Option<i64> = tx
+            .query_row(
+                "INSERT INTO alerts (suite, rule, metric, provider, tag, severity, opened_at,
                  opened_run, last_seen_at, last_run, value, baseline_value, message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?8, ?9, ?10, ?11) RETURNING id",
-            params![
-                new.suite,
-                new.rule,
-                new.metric,
-                new.provider,
-                new.tag.unwrap_or(""),
-                new.severity,
-                new.at,
-                new.run_id,
-                new.value,
-                new.baseline_value,
-                new.message
-            ],
-            |r| r.get(0),
-        )?;
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (suite, rule, provider, tag) WHERE resolved_at IS NULL DO NOTHING
+             RETURNING id",
+                params![
+                    new.suite,
+                    new.rule,
+                    new.metric,
+                    new.provider,
+                    new.tag.unwrap_or(""),
+                    new.severity,
+                    new.at,
+                    new.run_id,
+                    new.value,
+                    new.baseline_value,
+                    new.message
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
         add_notice(&tx, id, "alert", new.at, &payload(id), sinks)?;
         tx.commit()?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// An open alert still fires: remember when and its latest numbers (no notice).
@@ -343,9 +353,10 @@ impl Store {
         let changed = self.conn.execute(
             "UPDATE alert_deliveries SET claimed_by = ?2, claimed_until = ?4
              WHERE id = ?1 AND delivered_at IS NULL
-               AND (claimed_until IS NULL OR julianday(claimed_until) <= julianday(?3))
+               AND (claimed_until IS NULL
+                    OR julianday(claimed_until) <= julianday(CAST(?3 AS TEXT)))
                AND (?5 OR next_attempt_at IS NULL
-                    OR julianday(next_attempt_at) <= julianday(?3))
+                    OR julianday(next_attempt_at) <= julianday(CAST(?3 AS TEXT)))
                AND NOT EXISTS (SELECT 1 FROM alert_deliveries e
                                WHERE e.sink = alert_deliveries.sink
                                  AND e.id < alert_deliveries.id AND e.delivered_at IS NULL)",
@@ -367,10 +378,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE alert_deliveries SET attempts = attempts + ?4, last_attempt = ?2,
-                 last_error = ?3, delivered_at = CASE WHEN ?3 IS NULL THEN ?2 END,
-                 failed_rounds = CASE WHEN ?3 IS NULL THEN failed_rounds
+                 last_error = ?3,
+                 delivered_at = CASE WHEN CAST(?3 AS TEXT) IS NULL THEN ?2 END,
+                 failed_rounds = CASE WHEN CAST(?3 AS TEXT) IS NULL THEN failed_rounds
                                       ELSE failed_rounds + 1 END,
-                 next_attempt_at = CASE WHEN ?3 IS NULL THEN NULL ELSE ?5 END,
+                 next_attempt_at = CASE WHEN CAST(?3 AS TEXT) IS NULL THEN NULL ELSE ?5 END,
                  claimed_by = NULL, claimed_until = NULL
              WHERE id = ?1",
             params![id, at, error, attempts, next_attempt],
@@ -452,16 +464,19 @@ mod tests {
                 |id| format!("{{\"alert_id\":{id}}}"),
                 &sinks,
             )
-            .unwrap();
-        // One open episode per key: a second insert is refused by the unique index.
-        assert!(
+            .unwrap()
+            .expect("opened");
+        // One open episode per key: a second open (another process's) does nothing, and
+        // sends no second notice.
+        assert_eq!(
             store
                 .open_new_alert(
                     &new_alert("r", "2025-01-01T00:00:01Z"),
                     |_| String::new(),
                     &sinks
                 )
-                .is_err()
+                .unwrap(),
+            None
         );
         let open = store.open_alert("s", "r", "p", None).unwrap().unwrap();
         assert_eq!(open.id, id);
@@ -538,7 +553,8 @@ mod tests {
                 |_| "{}".into(),
                 &sinks,
             )
-            .unwrap();
+            .unwrap()
+            .expect("opened");
         a.resolve_alert(id, Some("r2"), "2025-01-01T00:00:01Z", "{}", &sinks)
             .unwrap();
         let p = a.pending_deliveries().unwrap();

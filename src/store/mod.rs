@@ -49,7 +49,7 @@ pub use review::{
     HumanScore, ImportCount, NewItem, NewSheet, PastGrade, SheetRow, SheetSummary, traffic_item_id,
 };
 pub use review_traffic::{ReviewRecord, TrafficGrade};
-pub use schedule::{FireRow, LeaseRow, LeaseTake, RunStart};
+pub use schedule::{ClaimRow, ClaimTake, FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use settings::RunSettings;
 pub use traffic::{

@@ -1,8 +1,14 @@
-//! Scheduler leases (a suite never overlaps itself) and fire records.
+//! Scheduler leases (a suite never overlaps itself), window claims (a window runs once
+//! among many schedulers) and fire records.
 //!
-//! A lease is one row per suite, taken in an immediate transaction: of two processes that
-//! try at once, one waits for the other's commit and then sees its row. A row whose holder
-//! is gone (the caller decides, from pid and host) or whose heartbeat expired is taken over.
+//! A lease is one row per suite. It is read, then written by one statement that only
+//! succeeds when the row is still what was read: an insert that does nothing when a row
+//! appeared meanwhile, or an update of the token that was read. On SQLite the immediate
+//! transaction already lets one process at a time through; on PostgreSQL (READ COMMITTED,
+//! many hosts) the statement is what decides, and of two takers exactly one gets the row.
+//! A row whose holder is gone (the caller decides, from pid and host) or whose heartbeat
+//! expired is taken over. On PostgreSQL every time in these rows is the database server's
+//! ([`Store::clock_now`]), so that hosts whose clocks disagree still agree on expiry.
 
 use std::time::Duration;
 
@@ -39,6 +45,57 @@ pub struct FireRow {
     pub outcome: String,
     pub run_id: Option<String>,
     pub detail: Option<String>,
+}
+
+/// A window claim as stored: which scheduler handles one window of one suite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRow {
+    pub suite: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub token: String,
+    pub host: String,
+    pub pid: u32,
+    pub claimed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Its fire record is written: the window is done with.
+    pub done: bool,
+}
+
+/// What [`Store::claim_window`] came to: `Ok(replaced)` when this caller handles the window
+/// (`replaced`: the claim of a holder that died), `Err(holder)` when another has it.
+pub type ClaimTake = Result<Option<ClaimRow>, ClaimRow>;
+
+type RawClaim = (String, String, String, String, i64, String, String, i64);
+
+fn claim_of(raw: RawClaim) -> Result<ClaimRow, StoreError> {
+    let (suite, window, token, host, pid, claimed, expires, done) = raw;
+    Ok(ClaimRow {
+        scheduled_for: parse_ts(&window, "a claim's window")?,
+        claimed_at: parse_ts(&claimed, "a claim's time")?,
+        expires_at: parse_ts(&expires, "a claim's expiry")?,
+        suite,
+        token,
+        host,
+        pid: u32::try_from(pid).unwrap_or(0),
+        done: done != 0,
+    })
+}
+
+const CLAIM_SELECT: &str =
+    "SELECT suite, scheduled_for, token, host, pid, claimed_at, expires_at, done
+     FROM schedule_claims";
+
+fn raw_claim(r: &super::db::Row<'_>) -> Result<RawClaim, super::db::DbError> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 /// The latest run of a suite, as the scheduler sees it.
@@ -130,6 +187,21 @@ fn raw_fire(r: &super::db::Row<'_>) -> Result<RawFire, super::db::DbError> {
 }
 
 impl Store {
+    /// The time leases, claims and their expiries are written in: the database server's
+    /// clock on PostgreSQL (one clock for every host sharing the store), this machine's on
+    /// SQLite.
+    pub fn clock_now(&self) -> Result<DateTime<Utc>, StoreError> {
+        if !self.conn.is_pg() {
+            return Ok(Utc::now());
+        }
+        let now: String = self.conn.query_row(
+            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+            (),
+            |r| r.get(0),
+        )?;
+        parse_ts(&now, "the database server's clock")
+    }
+
     /// Take the lease of `suite` for the process `pid` on `host`, valid until `now + ttl`
     /// unless renewed. An existing lease is taken over when it expired or `holder_gone`
     /// says its holder no longer exists; otherwise the holder is returned as `Err`.
@@ -144,34 +216,91 @@ impl Store {
         ttl: Duration,
         holder_gone: impl Fn(&LeaseRow) -> bool,
     ) -> Result<LeaseTake, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing = tx
-            .query_row(
-                &format!("{LEASE_SELECT} WHERE suite = ?1"),
-                [suite],
-                raw_lease,
-            )
-            .optional()?
-            .map(lease_of)
-            .transpose()?;
-        if let Some(row) = &existing
-            && row.expires_at > now
-            && !holder_gone(row)
-        {
-            return Ok(Err(row.clone()));
+        // Another process may take or release the row between the read and the write
+        // (PostgreSQL): then read again. Three turns are plenty.
+        for _ in 0..3 {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let read = |tx: &super::db::Tx<'_>| {
+                tx.query_row(
+                    &format!("{LEASE_SELECT} WHERE suite = ?1"),
+                    [suite],
+                    raw_lease,
+                )
+                .optional()?
+                .map(lease_of)
+                .transpose()
+            };
+            let existing = read(&tx)?;
+            if let Some(row) = &existing
+                && row.expires_at > now
+                && !holder_gone(row)
+            {
+                return Ok(Err(row.clone()));
+            }
+            let (from, until) = (ts(now), ts(now + ttl_delta(ttl)));
+            let taken = match &existing {
+                None => tx.execute(
+                    "INSERT INTO schedule_leases
+                         (suite, token, pid, host, acquired_at, heartbeat_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT (suite) DO NOTHING",
+                    params![suite, token, pid, host, from, until],
+                )?,
+                Some(old) => tx.execute(
+                    "UPDATE schedule_leases SET token = ?2, pid = ?3, host = ?4,
+                         acquired_at = ?5, heartbeat_at = ?5, expires_at = ?6
+                     WHERE suite = ?1 AND token = ?7",
+                    params![suite, token, pid, host, from, until, old.token],
+                )?,
+            };
+            if taken == 1 {
+                tx.commit()?;
+                return Ok(Ok(existing));
+            }
+            if let Some(holder) = read(&tx)? {
+                return Ok(Err(holder));
+            }
         }
-        tx.execute(
-            "INSERT INTO schedule_leases (suite, token, pid, host, acquired_at, heartbeat_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
-             ON CONFLICT (suite) DO UPDATE SET token = excluded.token, pid = excluded.pid,
-                host = excluded.host, acquired_at = excluded.acquired_at,
-                heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
-            params![suite, token, pid, host, ts(now), ts(now + ttl_delta(ttl))],
-        )?;
-        tx.commit()?;
-        Ok(Ok(existing))
+        Err(StoreError::Other(format!(
+            "take the lease of suite `{suite}`: it changed hands three times while being taken; try again"
+        )))
+    }
+
+    /// Mark incomplete the runs left `running` whose suite has no live lease since `stale`
+    /// (`now` minus the lease time): a run holds its suite's lease from before its row is
+    /// written until it is stored, so such a run's process died (kill -9, a lost host)
+    /// without a heartbeat since. Returns (run id, pid, host) of each.
+    pub fn reap_leaseless_runs(
+        &mut self,
+        now: DateTime<Utc>,
+        stale: DateTime<Utc>,
+    ) -> Result<Vec<(String, u32, String)>, StoreError> {
+        let rows: Vec<(String, Option<i64>, Option<String>)> = self
+            .conn
+            .prepare_cached(
+                "UPDATE runs SET status = 'incomplete'
+                 WHERE status = 'running' AND julianday(started_at) <= julianday(?2)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM schedule_leases l JOIN suites s ON s.name = l.suite
+                       WHERE s.id = runs.suite_ref
+                         AND julianday(l.expires_at) > julianday(?1))
+                 RETURNING run_id, pid, host",
+            )?
+            .query_map(params![ts(now), ts(stale)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, pid, host)| {
+                (
+                    id,
+                    pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+                    host.unwrap_or_default(),
+                )
+            })
+            .collect())
     }
 
     /// Push the expiry of a lease this taker holds to `now + ttl`. `false` when the lease
@@ -210,6 +339,117 @@ impl Store {
         raws.into_iter().map(lease_of).collect()
     }
 
+    /// Claim the window `scheduled_for` of `suite` for the taker `token` (process `pid` on
+    /// `host`) before handling it: of the schedulers sharing the store, the one whose
+    /// insert makes the row handles the window. A claim not done is taken over when it
+    /// expired (`now` past `claimed_at + ttl`) and no live lease holds the suite (its
+    /// holder died before its run was stored). One statement decides either way, so that
+    /// of concurrent takers exactly one wins, on SQLite and PostgreSQL alike.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_window(
+        &mut self,
+        suite: &str,
+        scheduled_for: DateTime<Utc>,
+        token: &str,
+        pid: u32,
+        host: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<ClaimTake, StoreError> {
+        let window = ts(scheduled_for);
+        let (from, until) = (ts(now), ts(now + ttl_delta(ttl)));
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT INTO schedule_claims
+                 (suite, scheduled_for, token, host, pid, claimed_at, expires_at, done)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+             ON CONFLICT (suite, scheduled_for) DO NOTHING",
+            params![suite, window, token, host, pid, from, until],
+        )?;
+        if inserted == 1 {
+            tx.commit()?;
+            return Ok(Ok(None));
+        }
+        let read = |tx: &super::db::Tx<'_>| {
+            tx.query_row(
+                &format!("{CLAIM_SELECT} WHERE suite = ?1 AND scheduled_for = ?2"),
+                [suite, window.as_str()],
+                raw_claim,
+            )
+            .optional()?
+            .map(claim_of)
+            .transpose()
+        };
+        let Some(held) = read(&tx)? else {
+            // Deleted since (an interrupted run's): the next tick claims it.
+            return Err(StoreError::Other(format!(
+                "claim the window {window} of suite `{suite}`: it was released while being claimed; it is claimed at the next tick"
+            )));
+        };
+        let leased: Option<String> = tx
+            .query_row(
+                "SELECT expires_at FROM schedule_leases WHERE suite = ?1",
+                [suite],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let lease_live = match leased {
+            Some(expires) => parse_ts(&expires, "a lease's expiry")? > now,
+            None => false,
+        };
+        if held.done || held.expires_at > now || lease_live {
+            return Ok(Err(held));
+        }
+        let taken = tx.execute(
+            "UPDATE schedule_claims SET token = ?3, host = ?4, pid = ?5, claimed_at = ?6,
+                 expires_at = ?7
+             WHERE suite = ?1 AND scheduled_for = ?2 AND token = ?8 AND done = 0",
+            params![suite, window, token, host, pid, from, until, held.token],
+        )?;
+        if taken == 1 {
+            tx.commit()?;
+            return Ok(Ok(Some(held)));
+        }
+        match read(&tx)? {
+            Some(now_held) => Ok(Err(now_held)),
+            None => Ok(Err(held)),
+        }
+    }
+
+    /// The claim of a handled window is done (`keep`), or given back so that the window
+    /// is handled again (an interrupted run). Only the taker `token`'s claim is touched.
+    pub fn finish_claim(
+        &mut self,
+        suite: &str,
+        scheduled_for: DateTime<Utc>,
+        token: &str,
+        keep: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if keep {
+            "UPDATE schedule_claims SET done = 1
+             WHERE suite = ?1 AND scheduled_for = ?2 AND token = ?3"
+        } else {
+            "DELETE FROM schedule_claims WHERE suite = ?1 AND scheduled_for = ?2 AND token = ?3"
+        };
+        self.conn
+            .execute(sql, params![suite, ts(scheduled_for), token])?;
+        Ok(())
+    }
+
+    /// Every window claim, by suite and window.
+    pub fn claims(&self) -> Result<Vec<ClaimRow>, StoreError> {
+        let raws: Vec<RawClaim> = self
+            .conn
+            .prepare_cached(&format!(
+                "{CLAIM_SELECT} ORDER BY suite, julianday(scheduled_for)"
+            ))?
+            .query_map((), raw_claim)?
+            .collect::<Result<_, _>>()?;
+        raws.into_iter().map(claim_of).collect()
+    }
+
     /// Record what happened to the window `scheduled_for` of `suite` (`outcome`: see
     /// [`FireRow`]).
     pub fn record_fire(
@@ -238,15 +478,16 @@ impl Store {
 
     /// Fire records, newest window first, of one suite or all; at most `limit` (0: all).
     pub fn fires(&self, suite: Option<&str>, limit: usize) -> Result<Vec<FireRow>, StoreError> {
+        // No limit is the largest (PostgreSQL refuses SQLite's -1).
         let limit = if limit == 0 {
-            -1
+            i64::MAX
         } else {
             i64::try_from(limit).unwrap_or(i64::MAX)
         };
         let raws: Vec<RawFire> = self
             .conn
             .prepare_cached(&format!(
-                "{FIRE_SELECT} WHERE (?1 IS NULL OR suite = ?1)
+                "{FIRE_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR suite = ?1)
                  ORDER BY julianday(scheduled_for) DESC, id DESC LIMIT ?2"
             ))?
             .query_map(params![suite, limit], raw_fire)?
@@ -425,6 +666,77 @@ mod tests {
             .unwrap(),
             Ok(Some(_))
         ));
+    }
+
+    #[test]
+    fn a_window_is_claimed_once_given_back_when_interrupted_and_taken_over_when_its_claimant_died()
+    {
+        let (_d, mut s) = store();
+        let w = at("2030-01-01T06:00:00Z");
+        let t0 = at("2030-01-01T06:00:05Z");
+        assert_eq!(
+            s.claim_window("faq", w, "a", 1, "ha", t0, TTL).unwrap(),
+            Ok(None)
+        );
+        let held = s
+            .claim_window("faq", w, "b", 2, "hb", t0, TTL)
+            .unwrap()
+            .expect_err("claimed by a");
+        assert_eq!((held.host.as_str(), held.done), ("ha", false));
+        // Another window or suite is free.
+        assert!(
+            s.claim_window("faq", t0, "b", 2, "hb", t0, TTL)
+                .unwrap()
+                .is_ok()
+        );
+        assert!(
+            s.claim_window("kb", w, "b", 2, "hb", t0, TTL)
+                .unwrap()
+                .is_ok()
+        );
+        // Expired, but its suite's lease is live: a run is still going.
+        let later = at("2030-01-01T06:05:00Z");
+        s.take_lease("faq", "l", 1, "ha", later, TTL, |_| false)
+            .unwrap()
+            .unwrap();
+        assert!(
+            s.claim_window("faq", w, "b", 2, "hb", later, TTL)
+                .unwrap()
+                .is_err()
+        );
+        // Its holder died: no live lease, the claim expired: taken over once.
+        let dead = at("2030-01-01T06:10:00Z");
+        let old = s
+            .claim_window("faq", w, "b", 2, "hb", dead, TTL)
+            .unwrap()
+            .expect("taken over")
+            .expect("the dead claim");
+        assert_eq!(old.token, "a");
+        assert!(
+            s.claim_window("faq", w, "c", 3, "hc", dead, TTL)
+                .unwrap()
+                .is_err()
+        );
+        // Done: never again, however late.
+        s.finish_claim("faq", w, "a", true).unwrap();
+        assert!(
+            !s.claims().unwrap()[0].done,
+            "only the holder's token finishes it"
+        );
+        s.finish_claim("faq", w, "b", true).unwrap();
+        let never = at("2031-01-01T00:00:00Z");
+        let done = s
+            .claim_window("faq", w, "c", 3, "hc", never, TTL)
+            .unwrap()
+            .expect_err("done");
+        assert!(done.done);
+        // Given back (interrupted): claimed again at once.
+        s.finish_claim("kb", w, "b", false).unwrap();
+        assert!(
+            s.claim_window("kb", w, "c", 3, "hc", t0, TTL)
+                .unwrap()
+                .is_ok()
+        );
     }
 
     #[test]

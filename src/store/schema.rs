@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 19] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 20] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -68,6 +68,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 19] = [
     (
         "0019_record_shape",
         include_str!("migrations/0019_record_shape.sql"),
+    ),
+    (
+        "0020_schedule_claims",
+        include_str!("migrations/0020_schedule_claims.sql"),
     ),
 ];
 

@@ -31,7 +31,7 @@ impl Received {
 pub(crate) struct Receiver {
     pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
-    down: Arc<AtomicBool>,
+    pub(crate) down: Arc<AtomicBool>,
     /// How long the receiver takes to answer (a slow receiver), in ms.
     delay_ms: Arc<AtomicU64>,
     _rt: tokio::runtime::Runtime,
@@ -107,7 +107,7 @@ pub(crate) fn verify(r: &Received) {
 }
 
 /// Rewrite the replay recordings of suite `name`: the cases in `wrong` answer wrongly.
-fn answers(p: &Project, name: &str, n: usize, wrong: &[usize]) {
+pub(crate) fn answers(p: &Project, name: &str, n: usize, wrong: &[usize]) {
     let mut rec = String::new();
     for i in 0..n {
         let answer = if wrong.contains(&i) { "wrong" } else { "right" };
@@ -121,7 +121,7 @@ fn answers(p: &Project, name: &str, n: usize, wrong: &[usize]) {
 }
 
 /// A project with a webhook sink and a suite of `n` replayed cases with `rules` appended.
-fn project(n: usize, rules: &str, sinks: &str) -> Project {
+pub(crate) fn project(n: usize, rules: &str, sinks: &str) -> Project {
     let p = Project::new();
     let path = replay_suite(&p, "faq", n, 0);
     let mut yaml = std::fs::read_to_string(&path).unwrap();
@@ -132,9 +132,9 @@ fn project(n: usize, rules: &str, sinks: &str) -> Project {
     p
 }
 
-const HOOK_SINK: &str = "  - {id: hook, type: webhook, url_env: EW_TEST_HOOK_URL, secret_env: EW_TEST_HOOK_SECRET, retries: 1}\n";
+pub(crate) const HOOK_SINK: &str = "  - {id: hook, type: webhook, url_env: EW_TEST_HOOK_URL, secret_env: EW_TEST_HOOK_SECRET, retries: 1}\n";
 
-fn run(p: &Project, hook: &Receiver, args: &[&str]) -> std::process::Output {
+pub(crate) fn run(p: &Project, hook: &Receiver, args: &[&str]) -> std::process::Output {
     p.cmd()
         .args(args)
         .env("EW_TEST_HOOK_URL", &hook.url)

@@ -18,6 +18,7 @@ mod marks;
 mod pages;
 mod pg_history;
 mod pg_review;
+mod pg_schedule;
 mod pgdb;
 mod providers;
 mod reports;

@@ -87,7 +87,7 @@ impl Apply<'_> {
         );
         match (f.verdict, open) {
             (Verdict::Firing, None) => {
-                let id = store.open_new_alert(
+                let opened = store.open_new_alert(
                     &NewAlert {
                         suite: &suite.name,
                         rule: &rule.name,
@@ -104,6 +104,16 @@ impl Apply<'_> {
                     |id| message::alert_payload(rule, f, &ctx, id).to_string(),
                     &sinks,
                 )?;
+                let Some(id) = opened else {
+                    // Opened meanwhile by another process: it sent the notice.
+                    let Some(a) =
+                        store.open_alert(&suite.name, &rule.name, &f.provider, f.tag.as_deref())?
+                    else {
+                        return Ok(None);
+                    };
+                    store.touch_alert(a.id, run_id, &self.now, f.value, f.baseline_value)?;
+                    return Ok(Some(machine(rule, f, &headline, false, a.id)));
+                };
                 self.ctx
                     .printer
                     .warn(&format!("alert [{severity}] {headline}"));

@@ -139,7 +139,8 @@ impl Sender<'_> {
     async fn send(&self, store: &mut Store, d: &PendingDelivery) -> anyhow::Result<Option<Round>> {
         let sink = self.sinks.iter().find(|s| s.id == d.sink);
         let lease = sink.map_or(std::time::Duration::ZERO, Sink::max_delivery_time);
-        let now = Utc::now();
+        // The store's clock: on PostgreSQL the server's, one clock for every host's senders.
+        let now = store.clock_now()?;
         let until =
             now + chrono::Duration::from_std(lease).unwrap_or(MAX_ROUND_BACKOFF) + CLAIM_MARGIN;
         if !store.claim_delivery(
@@ -163,7 +164,7 @@ impl Sender<'_> {
             }
             None => (0, Err(format!("sink `{}` is no longer configured", d.sink))),
         };
-        let done = Utc::now();
+        let done = store.clock_now().unwrap_or_else(|_| Utc::now());
         let next = result
             .is_err()
             .then(|| now_rfc3339(next_attempt(done, d.failed_rounds + 1)));

@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 use super::Settings;
 use super::judge::{Judgement, Unschedulable, load_entries};
 use super::unschedulable::sync_unschedulable;
-use crate::app::lease::LeaseHeld;
+use crate::app::host_name;
+use crate::app::lease::{LeaseHeld, lease_ttl, reap_leaseless_runs};
 use crate::app::run::RunSettings;
 use crate::app::{Ctx, exit};
-use crate::schedule::daemon::{self, Entry, Event, Fire, Host, Outcome, RunReport, Stop};
+use crate::schedule::daemon::{self, Claim, Entry, Event, Fire, Host, Outcome, RunReport, Stop};
 use crate::store::Store;
 
 /// The daemon: runs due suites until SIGTERM or Ctrl-C.
@@ -45,6 +46,8 @@ pub(super) struct AppHost<'a> {
     stop: Arc<AtomicBool>,
     wake: Arc<tokio::sync::Notify>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// This scheduler's window claims are taken with this token.
+    claim_token: String,
 }
 
 impl<'a> AppHost<'a> {
@@ -64,6 +67,7 @@ impl<'a> AppHost<'a> {
             stop: Arc::new(AtomicBool::new(false)),
             wake: Arc::new(tokio::sync::Notify::new()),
             runtime: None,
+            claim_token: format!("{:016x}", rand::random::<u64>()),
         })
     }
 
@@ -234,7 +238,50 @@ impl Host for AppHost<'_> {
     }
 
     fn handled(&mut self, suite: &str) -> Result<Option<DateTime<Utc>>, String> {
+        // A run whose process died on another host (its lease expired) does not count:
+        // marked incomplete first, so that its window runs again here.
+        if let Err(e) = reap_leaseless_runs(&mut self.store, self.ctx.printer) {
+            self.log(Event::new("error").with(
+                "message",
+                format!("failed to look for runs left running: {e:#}"),
+            ));
+        }
         handled_in(&self.store, suite)
+    }
+
+    fn claim(&mut self, suite: &str, window: DateTime<Utc>) -> Result<Claim, String> {
+        let ttl = lease_ttl().map_err(|e| format!("{e:#}"))?;
+        let now = self.store.clock_now().map_err(|e| e.to_string())?;
+        let taken = self
+            .store
+            .claim_window(
+                suite,
+                window,
+                &self.claim_token,
+                std::process::id(),
+                &host_name(),
+                now,
+                ttl,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(match taken {
+            Ok(None) => Claim::Ours,
+            Ok(Some(dead)) => {
+                self.log(
+                    Event::new("window_taken_over")
+                        .suite(suite)
+                        .at("window", window)
+                        .with("host", dead.host)
+                        .with("pid", dead.pid)
+                        .with("message", "its claimant died before recording it"),
+                );
+                Claim::Ours
+            }
+            Err(held) => Claim::Elsewhere {
+                host: held.host,
+                done: held.done,
+            },
+        })
     }
 
     fn record(&mut self, fire: &Fire) -> Result<(), String> {
@@ -246,6 +293,15 @@ impl Host for AppHost<'_> {
                 fire.outcome.as_str(),
                 fire.run_id.as_deref(),
                 fire.detail.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
+        // Done with, or (interrupted) given back to be run again.
+        self.store
+            .finish_claim(
+                &fire.suite,
+                fire.window,
+                &self.claim_token,
+                fire.outcome.handles_window(),
             )
             .map_err(|e| e.to_string())
     }

@@ -35,7 +35,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use self::unschedulable::UNSCHEDULABLE;
-pub use super::lease::{HEARTBEAT, LEASE_TTL, Lease, LeaseHeld, check_lease, lease};
+pub use super::lease::{LEASE_TTL, Lease, LeaseHeld, check_lease, lease};
 use super::{Ctx, Failure};
 use crate::cli::ReadFormat;
 use crate::cli::schedule::{ScheduleArgs, ScheduleCommand};

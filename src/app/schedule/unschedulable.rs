@@ -91,7 +91,7 @@ impl Notices<'_> {
             "{}: {UNSCHEDULABLE}: the suite cannot be scheduled, so none of its windows run until it is fixed (`evalwatch validate {}`)",
             bad.suite, bad.file
         );
-        store.open_new_alert(
+        let opened = store.open_new_alert(
             &NewAlert {
                 suite: &bad.suite,
                 rule: UNSCHEDULABLE,
@@ -133,9 +133,12 @@ impl Notices<'_> {
             },
             &self.to,
         )?;
-        self.ctx
-            .printer
-            .warn(&format!("alert [{severity}] {message}"));
+        // None: another scheduler on the store opened it meanwhile, and sends its notice.
+        if opened.is_some() {
+            self.ctx
+                .printer
+                .warn(&format!("alert [{severity}] {message}"));
+        }
         Ok(())
     }
 

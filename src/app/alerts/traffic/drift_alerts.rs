@@ -254,7 +254,7 @@ impl Window<'_> {
             })
             .to_string()
         };
-        self.store.open_new_alert(
+        let opened = self.store.open_new_alert(
             &NewAlert {
                 suite: self.suite,
                 rule: &rule.name,
@@ -271,9 +271,12 @@ impl Window<'_> {
             payload,
             &sinks,
         )?;
-        self.ctx
-            .printer
-            .warn(&format!("alert [{severity}] {headline}"));
+        // None: opened meanwhile by another process, which said so.
+        if opened.is_some() {
+            self.ctx
+                .printer
+                .warn(&format!("alert [{severity}] {headline}"));
+        }
         Ok(())
     }
 }

@@ -608,7 +608,7 @@ impl Judge<'_> {
             })
             .to_string()
         };
-        self.store.open_new_alert(
+        let opened = self.store.open_new_alert(
             &NewAlert {
                 suite: self.suite,
                 rule: &rule.rule.name,
@@ -625,9 +625,12 @@ impl Judge<'_> {
             payload,
             &sinks,
         )?;
-        self.ctx
-            .printer
-            .warn(&format!("alert [{severity}] {headline}"));
+        // None: opened meanwhile by another process, which said so.
+        if opened.is_some() {
+            self.ctx
+                .printer
+                .warn(&format!("alert [{severity}] {headline}"));
+        }
         Ok(())
     }
 }
