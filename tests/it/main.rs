@@ -16,6 +16,7 @@ mod judges;
 mod limits;
 mod marks;
 mod pages;
+mod pg_outage;
 mod pgdb;
 mod providers;
 mod reports;
