@@ -510,3 +510,45 @@ fn pg_leases_hold_across_three_hosts_and_a_dead_holder_is_recovered_by_time() {
         "two hosts held the lease at once: {per_host:?}"
     );
 }
+
+#[test]
+fn pg_values_of_every_kind_read_back_through_the_store_interface() {
+    use evalwatch::store::db::{Db, PgConn, Value};
+    let Some(db) = fresh_db("values") else {
+        return;
+    };
+    let (conn, ()) = PgConn::connect(&db.target(), |_| Ok::<_, evalwatch::store::pg::PgError>(()))
+        .expect("connect");
+    let conn = Db::Pg(Box::new(conn));
+    conn.execute_batch("CREATE TABLE t (i BIGINT, r DOUBLE PRECISION, s TEXT, b BYTEA)")
+        .expect("create");
+    for i in 1..=3i64 {
+        conn.execute(
+            "INSERT INTO t (i, r, s, b) VALUES (?1, ?2, ?3, ?4)",
+            &[&i as &dyn Value, &0.5, &format!("s{i}"), &vec![7u8]] as &[&dyn Value],
+        )
+        .expect("insert");
+    }
+    // sum and avg of BIGINT are NUMERIC on PostgreSQL; counts BIGINT; comparisons BOOLEAN.
+    let got: (i64, f64, i64, bool, String, Vec<u8>) = conn
+        .query_row(
+            "SELECT sum(i), avg(i), count(*), max(i) > ?1, min(s), min(b) FROM t",
+            [2i64],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .expect("read");
+    assert_eq!(got, (6, 2.0, 3, true, "s1".to_owned(), vec![7]));
+    let fraction: f64 = conn
+        .query_row("SELECT CAST(1.25 AS NUMERIC(10, 2))", (), |r| r.get(0))
+        .expect("numeric");
+    assert!((fraction - 1.25).abs() < 1e-12, "{fraction}");
+}

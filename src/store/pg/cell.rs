@@ -121,6 +121,7 @@ impl<'a> FromSql<'a> for Cell {
             Type::FLOAT8 => Self::Real(f64::from_sql(ty, raw)?),
             Type::FLOAT4 => Self::Real(f32::from_sql(ty, raw)?.into()),
             Type::BYTEA => Self::Blob(<Vec<u8>>::from_sql(ty, raw)?),
+            Type::NUMERIC => numeric(raw)?,
             _ => Self::Text(String::from_sql(ty, raw)?),
         })
     }
@@ -134,6 +135,49 @@ impl<'a> FromSql<'a> for Cell {
     }
 }
 
+/// A NUMERIC (what `sum` and `avg` of BIGINT give) in its binary form: an integer when it
+/// has no fraction digits and fits, else a real. The form: digit count, weight (of the first
+/// base-10000 digit), sign, display scale, then the base-10000 digits.
+fn numeric(raw: &[u8]) -> Result<Cell, BoxError> {
+    let word = |i: usize| -> Result<u16, BoxError> {
+        raw.get(i * 2..i * 2 + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| "a NUMERIC value cut short".into())
+    };
+    let ndigits = usize::from(word(0)?);
+    let weight = i32::from(word(1)?.cast_signed());
+    let sign = word(2)?;
+    let scale = word(3)?;
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 => return Ok(Cell::Real(f64::NAN)),
+        0xD000 => return Ok(Cell::Real(f64::INFINITY)),
+        0xF000 => return Ok(Cell::Real(f64::NEG_INFINITY)),
+        other => return Err(format!("a NUMERIC value with sign {other:#x}").into()),
+    }
+    let negative = sign == 0x4000;
+    let mut int: Option<i128> = Some(0);
+    let mut real = 0f64;
+    for (i, power) in (0..ndigits).zip((i32::MIN..=weight).rev()) {
+        let digit = word(4 + i)?;
+        real += f64::from(digit) * 10000f64.powi(power);
+        int = match (int, power >= 0) {
+            (Some(v), true) => u32::try_from(power)
+                .ok()
+                .and_then(|p| 10000i128.checked_pow(p))
+                .and_then(|m| v.checked_add(i128::from(digit) * m)),
+            (v, false) if digit == 0 => v,
+            _ => None,
+        };
+    }
+    if scale == 0
+        && let Some(v) = int.and_then(|v| i64::try_from(if negative { -v } else { v }).ok())
+    {
+        return Ok(Cell::Int(v));
+    }
+    Ok(Cell::Real(if negative { -real } else { real }))
+}
+
 /// Whether a PostgreSQL column type is one a cell reads and writes.
 pub fn supported(ty: &Type) -> bool {
     matches!(
@@ -144,6 +188,7 @@ pub fn supported(ty: &Type) -> bool {
             | Type::BOOL
             | Type::FLOAT8
             | Type::FLOAT4
+            | Type::NUMERIC
             | Type::BYTEA
             | Type::TEXT
             | Type::VARCHAR
@@ -176,6 +221,31 @@ mod tests {
         );
         assert_ne!(digest(&[Cell::Int(1)]), digest(&[Cell::Real(1.0)]));
         assert_ne!(digest(&[Cell::Null]), digest(&[Cell::Int(0)]));
+    }
+
+    #[test]
+    fn numerics_read_as_integers_or_reals() {
+        // 12345678 = [1234, 5678], weight 1; -0.5 = [5000], weight -1, scale 1.
+        let raw = |words: &[u16]| {
+            words
+                .iter()
+                .flat_map(|w| w.to_be_bytes())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            numeric(&raw(&[2, 1, 0, 0, 1234, 5678])).unwrap(),
+            Cell::Int(12_345_678)
+        );
+        assert_eq!(
+            numeric(&raw(&[1, 0xFFFF, 0x4000, 1, 5000])).unwrap(),
+            Cell::Real(-0.5)
+        );
+        assert_eq!(numeric(&raw(&[0, 0, 0, 0])).unwrap(), Cell::Int(0));
+        assert_eq!(
+            numeric(&raw(&[1, 2, 0, 0, 7])).unwrap(),
+            Cell::Int(700_000_000)
+        );
+        assert!(numeric(&raw(&[2, 0, 0])).is_err());
     }
 
     #[test]
