@@ -11,25 +11,24 @@
 //! The results are those of `benches/store.rs` (a ~400-character output, a ~300-character
 //! prompt shared by 3 results, two assertions, latency, tokens and cost). Optional
 //! arguments: the results a write pass writes (default 100000), then the days and cases of
-//! the history (default `365 200`: daily runs of 200 cases x 2 providers).
+//! the history (default `365 200`: daily runs of 200 cases x 2 providers, the history of
+//! `benches/report.rs`, written through the same writer on each engine).
 #![allow(clippy::cast_precision_loss)] // counts and times shown as rates
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[path = "support/child.rs"]
-mod child;
+#[path = "report.rs"]
+#[allow(dead_code, unreachable_pub)] // its own `main` is not used here
+mod history;
 #[path = "store.rs"]
 #[allow(dead_code, unreachable_pub)] // its own `main` and `bench` are not used here
 mod results;
 
-use evalwatch::metrics::RunAccumulator;
-use evalwatch::model::{RunInfo, RunStatus, Suite};
+use evalwatch::model::{RunInfo, RunStatus};
 use evalwatch::store::pg::PgTarget;
 use evalwatch::store::{Store, Writer};
 use results::{Corpus, proc_status_kb, reset_peak_rss};
-
-const PROVIDERS: [&str; 2] = ["prod-gpt", "prod-claude"];
 
 /// The throwaway server: its URL with the password, for making databases.
 struct Server {
@@ -104,15 +103,12 @@ fn main() {
         );
     }
 
-    println!(
-        "history: {days} daily runs x {cases} cases x {} providers",
-        PROVIDERS.len()
-    );
+    println!("history (benches/report.rs's): {days} daily runs x {cases} cases x 2 providers");
     let file = dir.path().join("history.db");
     let db = server.fresh(&format!("bench_history_{}", std::process::id()));
     for (name, store) in [("sqlite", file.clone()), ("postgres", PathBuf::from(&db))] {
         let t = Instant::now();
-        history(&store, days, cases, &corpus);
+        history::generate(&store, days, 1, cases);
         println!("  {name:>8}: written in {:.1} s", t.elapsed().as_secs_f64());
     }
     for (name, store) in [("sqlite", file), ("postgres", PathBuf::from(&db))] {
@@ -135,7 +131,7 @@ fn main() {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .expect("run evalwatch report");
-            let usage = child::wait(child.id());
+            let usage = history::child::wait(child.id());
             if usage.exit_code != 0 {
                 failed = Some(usage.exit_code);
                 break;
@@ -185,57 +181,6 @@ fn write(store_at: &Path, n: usize, corpus: &Corpus) -> (f64, f64) {
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(stats.written, n as u64, "every result written");
     (n as f64 / secs, proc_status_kb("VmHWM") as f64 / 1024.0)
-}
-
-/// `days` daily runs of one suite of `cases` cases on two providers, as `run` stores them.
-fn history(store_at: &Path, days: usize, cases: usize, corpus: &Corpus) {
-    let mut suite: Suite = results::suite();
-    suite.cases.truncate(cases);
-    let mut store = Store::open(store_at).expect("open store");
-    let start = chrono::Utc::now() - chrono::TimeDelta::days(i64::try_from(days).unwrap_or(0));
-    for day in 0..days {
-        let started = start + chrono::TimeDelta::days(i64::try_from(day).unwrap_or(0));
-        let info = RunInfo {
-            run_id: format!("{}-d{day:03}", started.format("%Y%m%d-%H%M%S")),
-            suite: suite.name.clone(),
-            suite_hash: suite.hash.clone(),
-            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            finished_at: None,
-            status: RunStatus::Running,
-            providers: PROVIDERS.iter().map(|p| (*p).to_owned()).collect(),
-            planned: (cases * PROVIDERS.len()) as u64,
-        };
-        store
-            .begin_run(&info, &suite, 1, "bench")
-            .expect("begin run");
-        let writer = Writer::spawn(store_at, &info.run_id, 1000).expect("writer");
-        let mut acc = RunAccumulator::new();
-        for seq in 0..cases * PROVIDERS.len() {
-            let (case, provider) = (seq / PROVIDERS.len(), seq % PROVIDERS.len());
-            let mut rec = corpus.record(day * cases * PROVIDERS.len() + seq);
-            rec.job.seq = seq;
-            rec.job.case_index = case;
-            rec.job.case_id.clone_from(&suite.cases[case].id);
-            rec.case_hash.clone_from(&suite.cases[case].hash);
-            rec.job.provider_index = provider;
-            PROVIDERS[provider].clone_into(&mut rec.job.provider_id);
-            rec.job.sample = 0;
-            acc.add(&rec);
-            writer.send(rec).expect("send");
-        }
-        writer.finish().expect("finish writer");
-        let finished = (started + chrono::TimeDelta::seconds(90))
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        store
-            .finish_run(
-                &info.run_id,
-                RunStatus::Complete,
-                &finished,
-                &acc.finish(Some(90.0)),
-                &[],
-            )
-            .expect("finish run");
-    }
 }
 
 /// `median [min..max]` of some figures.

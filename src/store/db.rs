@@ -665,19 +665,8 @@ impl PgConn {
     /// store was migrated when it was first opened). Statements prepared on the old one are
     /// forgotten; an open transaction is over.
     pub fn reconnect(&self) -> Result<(), DbError> {
-        let (answer, wait) = std::sync::mpsc::sync_channel(1);
         let target = self.target.clone();
-        let job: Job = Box::new(move |client| {
-            let _ = answer.send(target.connect().map(|c| *client = c));
-        });
-        let gone = || self.gone();
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())?;
-        wait.recv()
-            .map_err(|_| gone())?
+        self.on_thread(move |client| target.connect().map(|c| *client = c))?
             .map_err(|e| DbError::Lost(e.to_string()))?;
         self.prepared.borrow_mut().clear();
         self.in_tx.set(false);
@@ -692,6 +681,24 @@ impl PgConn {
             self.reconnect()?;
         }
         Ok(())
+    }
+
+    /// Hand `f` to the connection's thread and wait for what it returns.
+    fn on_thread<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> R + Send + 'static,
+    ) -> Result<R, DbError> {
+        let (answer, wait) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = answer.send(f(client));
+        });
+        let gone = || self.gone();
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(job)
+            .map_err(|_| gone())?;
+        wait.recv().map_err(|_| gone())
     }
 
     fn gone(&self) -> DbError {
@@ -712,17 +719,7 @@ impl PgConn {
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
     ) -> Result<R, DbError> {
-        let (answer, wait) = std::sync::mpsc::sync_channel(1);
-        let job: Job = Box::new(move |client| {
-            let _ = answer.send(f(client));
-        });
-        let gone = || self.gone();
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())?;
-        wait.recv().map_err(|_| gone())?.map_err(|e| {
+        self.on_thread(f)?.map_err(|e| {
             let said = self.target.scrub(&reason(&e));
             if connection_lost(&e) {
                 LOSSES.fetch_add(1, Ordering::Relaxed);
