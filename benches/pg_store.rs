@@ -1,38 +1,78 @@
-//! PostgreSQL bulk write benchmark: realistic result rows written into a fresh PostgreSQL
-//! store by binary COPY (`store::pg::write_pg`, the bulk path of `store migrate`), on loopback.
+//! The store on PostgreSQL against SQLite, measured: results written per second by the
+//! run's writer (`store::Writer`, batches of 1,000, as `evalwatch run` writes them), the peak
+//! memory of the writing process, and the time of `evalwatch report --since all` over a
+//! year of daily runs, on each engine.
 //!
-//! Run with `scripts/with-pg cargo bench --bench pg_store` (release build; the script starts a
-//! throwaway server and passes its URL in `EVALWATCH_TEST_PG`). Prints, per run size, the
-//! write rate (first row built to the last commit) and the peak resident memory of this
-//! process (`VmHWM`). The server's own time is in the rate; its memory is not.
+//! Run with `scripts/with-pg cargo bench --bench pg_store` (release build; the script starts
+//! a throwaway server on loopback and passes its URL in `EVALWATCH_TEST_PG`). Each figure is
+//! taken `REPS` times (default 5), one engine after the other, and printed as the median and
+//! the range; the load average is printed before and after (the machine may be shared).
 //!
-//! A realistic result, as `benches/store.rs` writes it: a ~400-character output, a prompt
-//! reference shared by 3 results, two assertions as compact JSON, latency, tokens and cost.
-//! Optional arguments: run sizes (default `100000 1000000`); `BATCH` sets the rows per
-//! transaction (default 10000, as `store migrate`).
+//! The results are those of `benches/store.rs` (a ~400-character output, a ~300-character
+//! prompt shared by 3 results, two assertions, latency, tokens and cost). Optional
+//! arguments: the results a write pass writes (default 100000), then the days and cases of
+//! the history (default `365 200`: daily runs of 200 cases x 2 providers, the history of
+//! `benches/report.rs`, written through the same writer on each engine).
+#![allow(clippy::cast_precision_loss)] // counts and times shown as rates
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use evalwatch::store::pg::{Cell, PgTarget, schema, write_pg};
+#[path = "report.rs"]
+#[allow(dead_code, unreachable_pub)] // its own `main` is not used here
+mod history;
+#[path = "store.rs"]
+#[allow(dead_code, unreachable_pub)] // its own `main` and `bench` are not used here
+mod results;
 
-const CASES: i64 = 20_000;
-const PER_PROMPT: i64 = 3;
+use evalwatch::model::{RunInfo, RunStatus};
+use evalwatch::store::pg::PgTarget;
+use evalwatch::store::{Store, Writer};
+use results::{Corpus, proc_status_kb, reset_peak_rss};
+
+/// The throwaway server: its URL with the password, for making databases.
+struct Server {
+    url: String,
+    password: String,
+}
+
+impl Server {
+    /// A new database; its URL, with the password.
+    fn fresh(&self, name: &str) -> String {
+        let admin = PgTarget::parse(&self.with_pw(&self.url)).expect("URL");
+        admin
+            .connect()
+            .expect("connect")
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+            ))
+            .expect("create database");
+        let base = self.url.rsplit_once('/').expect("URL with a database").0;
+        self.with_pw(&format!("{base}/{name}"))
+    }
+
+    fn with_pw(&self, url: &str) -> String {
+        url.replacen(
+            "://evalwatch@",
+            &format!("://evalwatch:{}@", self.password),
+            1,
+        )
+    }
+}
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
+    let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .filter_map(|a| a.parse().ok())
         .collect();
-    let sizes = if sizes.is_empty() {
-        vec![100_000, 1_000_000]
-    } else {
-        sizes
-    };
-    let batch: usize = std::env::var("BATCH")
+    let n = args.first().copied().unwrap_or(100_000);
+    let days = args.get(1).copied().unwrap_or(365);
+    let cases = args.get(2).copied().unwrap_or(200);
+    let reps: usize = std::env::var("REPS")
         .ok()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(10_000);
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     let Ok(url) = std::env::var("EVALWATCH_TEST_PG") else {
         eprintln!(
             "pg_store bench: EVALWATCH_TEST_PG is unset; run it as `scripts/with-pg cargo bench --bench pg_store`"
@@ -40,124 +80,129 @@ fn main() {
         std::process::exit(2);
     };
     let password = std::env::var("EVALWATCH_TEST_PGPASSWORD").unwrap_or_default();
-    let with_pw = url.replacen("://evalwatch@", &format!("://evalwatch:{password}@"), 1);
-    let admin = PgTarget::parse(&with_pw).expect("URL");
-    println!(
-        "pg_store bench: batch {batch}, {CASES} cases, one prompt per {PER_PROMPT} results, server {}",
-        admin.shown()
-    );
-    for (i, &n) in sizes.iter().enumerate() {
-        let name = format!("bench_pg_store_{}_{i}", std::process::id());
-        admin
-            .connect()
-            .expect("connect")
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
-        let base = with_pw.rsplit_once('/').expect("URL with a database").0;
-        let target = PgTarget::parse(&format!("{base}/{name}")).expect("URL");
-        bench(&target, n, batch);
-        admin
-            .connect()
-            .expect("connect")
-            .batch_execute(&format!("DROP DATABASE {name}"))
-            .expect("drop database");
-    }
-}
+    let server = Server { url, password };
+    println!("pg_store bench: load average {}", load());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let corpus = Corpus::new();
 
-fn bench(target: &PgTarget, size: usize, batch: usize) {
-    let n = i64::try_from(size).expect("a run size that fits");
-    let mut client = target.connect().expect("connect");
-    schema::migrate(
-        &mut client,
-        target.shown(),
-        evalwatch::store::SCHEMA_VERSION,
-    )
-    .expect("migrate");
-    client
-        .batch_execute(&format!(
-            "INSERT INTO suites (id, name, first_seen, last_seen) VALUES (1, 'bench', 'x', 'x');
-             INSERT INTO runs (id, run_id, suite_ref, suite_hash, started_at, status, planned, evalwatch_version)
-                 VALUES (1, 'bench-run', 1, 'h', '2024-05-01T06:00:00Z', 'running', {n}, 'bench');
-             INSERT INTO cases (id, suite_ref, case_id, hash, first_seen)
-                 SELECT g, 1, 'case-' || g, 'h' || g, 'x' FROM generate_series(1, {CASES}) g;
-             INSERT INTO prompts (id, hash, text)
-                 SELECT g, sha256(g::text::bytea), repeat('p', 300) FROM generate_series(1, {p}) g;",
-            p = n / PER_PROMPT + 1
-        ))
-        .expect("seed");
-    let st = client
-        .prepare("SELECT * FROM results LIMIT 0")
-        .expect("describe");
-    let columns: Vec<String> = st.columns().iter().map(|c| c.name().to_owned()).collect();
-    let types: Vec<_> = st.columns().iter().map(|c| c.type_().clone()).collect();
-    let output = "The capital of France is Paris. ".repeat(13);
-    let assertions = r#"[{"type":"contains","pass":true,"score":1.0},{"type":"llm-rubric","pass":false,"score":0.4,"reason":"misses the second point"}]"#;
-    clear_refs();
-    let started = Instant::now();
-    let mut rows = Vec::with_capacity(batch);
-    for i in 0..n {
-        let row: Vec<Cell> = columns
-            .iter()
-            .map(|c| match c.as_str() {
-                "id" => Cell::Int((1 << 32) | i),
-                "seq" | "case_index" => Cell::Int(i),
-                "case_ref" => Cell::Int(i % CASES + 1),
-                "provider" => Cell::Text("prod-gpt".into()),
-                "provider_index" | "sample" | "truncated" => Cell::Int(0),
-                "status" => Cell::Text(if i % 7 == 0 { "failed" } else { "passed" }.into()),
-                "score" => Cell::Real(0.8),
-                "latency_ms" => Cell::Real(412.5 + (i % 100) as f64),
-                "tokens_in" => Cell::Int(120),
-                "tokens_out" => Cell::Int(96),
-                "cost_usd" => Cell::Real(0.000_42),
-                "run_ref" | "attempts" => Cell::Int(1),
-                "prompt_ref" => Cell::Int(i / PER_PROMPT + 1),
-                "finish_reason" => Cell::Text("stop".into()),
-                "assertions" => Cell::Text(assertions.into()),
-                "output" => Cell::Text(output.clone()),
-                "output_bytes" => Cell::Int(i64::try_from(output.len()).unwrap_or(0)),
-                _ => Cell::Null,
-            })
-            .collect();
-        rows.push(row);
-        if rows.len() == batch || i + 1 == n {
-            write_pg(
-                &mut client,
-                target,
-                "results",
-                &columns,
-                &types,
-                &rows,
-                true,
-            )
-            .expect("write");
-            rows.clear();
+    println!("writes: {n} results a pass, {reps} passes an engine, batches of 1000");
+    let (mut sqlite, mut pg) = (Vec::new(), Vec::new());
+    for rep in 0..reps {
+        let file = dir.path().join(format!("write-{rep}.db"));
+        sqlite.push(write(&file, n, &corpus));
+        let db = server.fresh(&format!("bench_write_{}_{rep}", std::process::id()));
+        pg.push(write(Path::new(&db), n, &corpus));
+    }
+    for (name, passes) in [("sqlite", &sqlite), ("postgres", &pg)] {
+        let rates: Vec<f64> = passes.iter().map(|p| p.0).collect();
+        let peaks: Vec<f64> = passes.iter().map(|p| p.1).collect();
+        println!(
+            "  {name:>8}: {} results/s, peak RSS {} MiB",
+            spread(&rates, 0),
+            spread(&peaks, 0)
+        );
+    }
+
+    println!("history (benches/report.rs's): {days} daily runs x {cases} cases x 2 providers");
+    let file = dir.path().join("history.db");
+    let db = server.fresh(&format!("bench_history_{}", std::process::id()));
+    for (name, store) in [("sqlite", file.clone()), ("postgres", PathBuf::from(&db))] {
+        let t = Instant::now();
+        history::generate(&store, days, 1, cases);
+        println!("  {name:>8}: written in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    for (name, store) in [("sqlite", file), ("postgres", PathBuf::from(&db))] {
+        let mut walls = Vec::new();
+        let mut cpus = Vec::new();
+        let mut peaks = Vec::new();
+        let mut failed = None;
+        for rep in 0..reps {
+            let out = dir.path().join(format!("reports-{name}-{rep}"));
+            let started = Instant::now();
+            #[allow(clippy::zombie_processes)] // reaped by `child::wait`
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_evalwatch"))
+                .current_dir(dir.path())
+                .arg("--quiet")
+                .arg("--db")
+                .arg(&store)
+                .args(["report", "--since", "all", "--out"])
+                .arg(&out)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run evalwatch report");
+            let usage = history::child::wait(child.id());
+            if usage.exit_code != 0 {
+                failed = Some(usage.exit_code);
+                break;
+            }
+            walls.push(started.elapsed().as_secs_f64());
+            cpus.push(usage.cpu.as_secs_f64());
+            peaks.push(usage.max_rss_kib as f64 / 1024.0);
+        }
+        match failed {
+            Some(code) => println!("  {name:>8}: report failed (exit {code})"),
+            None => println!(
+                "  {name:>8}: report --since all (every page) wall {} s, CPU {} s, peak RSS {} MiB",
+                spread(&walls, 2),
+                spread(&cpus, 2),
+                spread(&peaks, 0)
+            ),
         }
     }
-    let secs = started.elapsed().as_secs_f64();
-    let stored: i64 = client
-        .query_one("SELECT count(*) FROM results", &[])
-        .expect("count")
-        .get(0);
-    assert_eq!(stored, n, "every row stored");
-    println!(
-        "{n:>9} results: {:>8.0} results/s ({secs:.2} s), peak RSS {} MiB",
-        n as f64 / secs,
-        peak_rss_kib() / 1024
-    );
+    println!("pg_store bench: load average {}", load());
 }
 
-fn clear_refs() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// One pass of the writer: results/s and the peak RSS of this process, in MiB.
+fn write(store_at: &Path, n: usize, corpus: &Corpus) -> (f64, f64) {
+    let suite = results::suite();
+    let run = RunInfo {
+        run_id: format!("bench-{n}"),
+        suite: suite.name.clone(),
+        suite_hash: suite.hash.clone(),
+        started_at: "2024-05-01T06:00:00Z".to_owned(),
+        finished_at: None,
+        status: RunStatus::Running,
+        providers: vec!["prod-gpt".to_owned()],
+        planned: n as u64,
+    };
+    let mut store = Store::open(store_at).expect("open store");
+    store
+        .begin_run(&run, &suite, std::process::id(), "bench")
+        .expect("begin run");
+    drop(suite);
+    reset_peak_rss();
+    let start = Instant::now();
+    let writer = Writer::spawn(store_at, &run.run_id, 1000).expect("spawn writer");
+    for seq in 0..n {
+        writer.send(corpus.record(seq)).expect("send");
+    }
+    let stats = writer.finish().expect("finish");
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(stats.written, n as u64, "every result written");
+    (n as f64 / secs, proc_status_kb("VmHWM") as f64 / 1024.0)
 }
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+/// `median [min..max]` of some figures.
+fn spread(values: &[f64], decimals: usize) -> String {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let median = if v.is_empty() {
+        0.0
+    } else if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        f64::midpoint(v[v.len() / 2 - 1], v[v.len() / 2])
+    };
+    format!(
+        "{median:.decimals$} [{:.decimals$}..{:.decimals$}]",
+        v.first().copied().unwrap_or(0.0),
+        v.last().copied().unwrap_or(0.0)
+    )
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 #[path = "support/child.rs"]
-mod child;
+pub mod child;
 
 use evalwatch::metrics::RunAccumulator;
 use evalwatch::model::{
@@ -138,7 +138,8 @@ fn record(suite: &Suite, day: usize, seq: usize) -> ResultRecord {
     }
 }
 
-fn generate(db: &Path, days: usize, suites: usize, cases: usize) {
+/// Write the history (also used by `benches/pg_store.rs`, on both engines).
+pub fn generate(db: &Path, days: usize, suites: usize, cases: usize) {
     let mut store = Store::open(db).expect("open store");
     let start = chrono::Utc::now() - chrono::TimeDelta::days(days as i64);
     for day in 0..days {

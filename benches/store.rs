@@ -8,6 +8,7 @@
 //! A realistic result: a ~400-character output, a ~300-character prompt shared by 3 results
 //! (the samples of a case), two assertions with short reasons, latency, tokens and cost.
 //! Optional arguments: run sizes (default `100000 1000000`); `BATCH` sets the writer batch.
+//! `benches/pg_store.rs` writes the same results (this file's `Corpus`) to PostgreSQL.
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,9 +21,9 @@ use evalwatch::store::{Store, Writer};
 
 /// Cases in the suite; results cycle over them, so the writer's case map stays the same size
 /// whatever the run size (memory must not grow with the run).
-const CASES: usize = 20_000;
+pub const CASES: usize = 20_000;
 /// Results that share one prompt.
-const PER_PROMPT: usize = 3;
+pub const PER_PROMPT: usize = 3;
 
 fn main() {
     let sizes: Vec<usize> = std::env::args()
@@ -109,7 +110,7 @@ fn bench(path: &Path, n: usize, batch: usize, corpus: &Corpus) {
     );
 }
 
-fn suite() -> Suite {
+pub fn suite() -> Suite {
     let cases = (0..CASES)
         .map(|i| Case {
             id: format!("case-{i:05}"),
@@ -149,13 +150,14 @@ fn suite() -> Suite {
 }
 
 /// Pseudo-random English-like text to cut outputs and prompts from (so that rows differ).
-struct Corpus {
+pub struct Corpus {
     text: String,
     hashes: Vec<String>,
 }
 
 impl Corpus {
-    fn new() -> Self {
+    #[allow(clippy::new_without_default)] // shared with benches/pg_store.rs
+    pub fn new() -> Self {
         const WORDS: [&str; 24] = [
             "the",
             "refund",
@@ -200,7 +202,7 @@ impl Corpus {
         self.text[start..start + len].to_owned()
     }
 
-    fn record(&self, seq: usize) -> ResultRecord {
+    pub fn record(&self, seq: usize) -> ResultRecord {
         let group = seq / PER_PROMPT;
         let case = group % CASES;
         let passed = splitmix(seq as u64) % 10 < 8;
@@ -271,7 +273,7 @@ fn splitmix(mut x: u64) -> u64 {
 }
 
 /// A field of `/proc/self/status` in kB (0 where unavailable).
-fn proc_status_kb(field: &str) -> u64 {
+pub fn proc_status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -284,7 +286,7 @@ fn proc_status_kb(field: &str) -> u64 {
 }
 
 /// Reset `VmHWM` to the current RSS (Linux >= 4.0), so that each pass reports its own peak.
-fn reset_peak_rss() {
+pub fn reset_peak_rss() {
     if std::fs::write("/proc/self/clear_refs", "5").is_err() {
         eprintln!("note: could not reset VmHWM; peak RSS is the whole process's");
     }

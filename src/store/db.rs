@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::ops::Deref;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -49,6 +50,11 @@ pub enum DbError {
     /// The server's words, with the password scrubbed.
     #[error("{0}")]
     Pg(String),
+    /// The connection to the server was lost (the server stopped, restarted or could not be
+    /// reached): what was asked may not have been done. The next statement outside a
+    /// transaction connects again ([`Db::reconnect`] does it at once).
+    #[error("{0}")]
+    Lost(String),
     #[error("query returned no rows")]
     NoRows,
     /// A value read or written does not fit: which column or parameter, and why.
@@ -60,6 +66,12 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether the connection was lost (see [`DbError::Lost`]).
+    #[must_use]
+    pub fn is_lost(&self) -> bool {
+        matches!(self, Self::Lost(_))
+    }
+
     /// Whether the error means no row came back from `query_row`.
     #[must_use]
     pub fn is_no_rows(&self) -> bool {
@@ -562,6 +574,37 @@ pub struct PgConn {
     thread: Option<std::thread::JoinHandle<()>>,
     target: PgTarget,
     prepared: RefCell<HashMap<String, postgres::Statement>>,
+    /// Whether a transaction is open (then a lost connection is not replaced silently:
+    /// what the transaction did is gone, and its owner must know).
+    in_tx: std::cell::Cell<bool>,
+    /// [`LOSSES`] when this client connected: a loss seen since, by any connection of this
+    /// process, makes the next statement outside a transaction connect again first (an idle
+    /// client does not notice that the server restarted until it is used, and then fails).
+    losses_seen: std::cell::Cell<u64>,
+}
+
+/// Connections to PostgreSQL lost so far in this process (see [`PgConn`]'s `losses_seen`).
+static LOSSES: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a client error means the connection is gone (the server stopped or restarted, the
+/// network failed) rather than a statement failing on a live connection.
+fn connection_lost(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let code = code.code();
+        // Class 08 (connection exception); 57P01-03: the server shutting down or starting.
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    let mut source = StdError::source(e);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 impl PgConn {
@@ -616,8 +659,57 @@ impl PgConn {
                 thread: Some(thread),
                 target: target.clone(),
                 prepared: RefCell::new(HashMap::new()),
+                in_tx: std::cell::Cell::new(false),
+                losses_seen: std::cell::Cell::new(LOSSES.load(Ordering::Relaxed)),
             },
             out,
+        ))
+    }
+
+    /// Replace the client with a new connection to the same server (no migrations: the
+    /// store was migrated when it was first opened). Statements prepared on the old one are
+    /// forgotten; an open transaction is over.
+    pub fn reconnect(&self) -> Result<(), DbError> {
+        let target = self.target.clone();
+        self.on_thread(move |client| target.connect().map(|c| *client = c))?
+            .map_err(|e| DbError::Lost(e.to_string()))?;
+        self.prepared.borrow_mut().clear();
+        self.in_tx.set(false);
+        self.losses_seen.set(LOSSES.load(Ordering::Relaxed));
+        Ok(())
+    }
+
+    /// Connect again before a statement outside a transaction when a connection of this
+    /// process was lost since this one connected (see `losses_seen`).
+    fn revive(&self) -> Result<(), DbError> {
+        if !self.in_tx.get() && LOSSES.load(Ordering::Relaxed) > self.losses_seen.get() {
+            self.reconnect()?;
+        }
+        Ok(())
+    }
+
+    /// Hand `f` to the connection's thread and wait for what it returns.
+    fn on_thread<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> R + Send + 'static,
+    ) -> Result<R, DbError> {
+        let (answer, wait) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = answer.send(f(client));
+        });
+        let gone = || self.gone();
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(job)
+            .map_err(|_| gone())?;
+        wait.recv().map_err(|_| gone())
+    }
+
+    fn gone(&self) -> DbError {
+        DbError::Pg(format!(
+            "the connection to {} is gone (its thread stopped)",
+            self.target.shown()
         ))
     }
 
@@ -632,27 +724,22 @@ impl PgConn {
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
     ) -> Result<R, DbError> {
-        let (answer, wait) = std::sync::mpsc::sync_channel(1);
-        let job: Job = Box::new(move |client| {
-            let _ = answer.send(f(client));
-        });
-        let gone = || {
-            DbError::Pg(format!(
-                "the connection to {} is gone (its thread stopped)",
-                self.target.shown()
-            ))
-        };
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())?;
-        wait.recv()
-            .map_err(|_| gone())?
-            .map_err(|e| DbError::Pg(self.target.scrub(&reason(&e))))
+        self.on_thread(f)?.map_err(|e| {
+            let said = self.target.scrub(&reason(&e));
+            if connection_lost(&e) {
+                LOSSES.fetch_add(1, Ordering::Relaxed);
+                DbError::Lost(format!(
+                    "lost the connection to {}: {said}",
+                    self.target.shown()
+                ))
+            } else {
+                DbError::Pg(said)
+            }
+        })
     }
 
     fn prepare(&self, sql: &str) -> Result<postgres::Statement, DbError> {
+        self.revive()?;
         if let Some(st) = self.prepared.borrow().get(sql) {
             return Ok(st.clone());
         }
@@ -682,6 +769,7 @@ impl PgConn {
     }
 
     fn batch(&self, sql: &str) -> Result<(), DbError> {
+        self.revive()?;
         let sql = sql.to_owned();
         self.call(move |c| c.batch_execute(&sql))
     }
@@ -698,7 +786,7 @@ impl Drop for PgConn {
 }
 
 /// Parameters as owned values, to hand to the connection's thread.
-fn owned_cells(values: &[&dyn Value]) -> Result<Vec<Cell>, DbError> {
+pub(crate) fn owned_cells(values: &[&dyn Value]) -> Result<Vec<Cell>, DbError> {
     values
         .iter()
         .enumerate()
@@ -743,6 +831,41 @@ impl Db {
         match self {
             Self::Sqlite(c) => Ok(c),
             Self::Pg(pg) => Err(unsupported(pg)),
+        }
+    }
+
+    /// On PostgreSQL, connect again (after [`DbError::Lost`]); nothing to do on SQLite.
+    pub fn reconnect(&self) -> Result<(), DbError> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Pg(pg) => pg.reconnect(),
+        }
+    }
+
+    /// The store as shown to people: its URL without the password, or `None` for SQLite.
+    #[must_use]
+    pub fn pg_shown(&self) -> Option<&str> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Pg(pg) => Some(pg.target.shown()),
+        }
+    }
+
+    /// Run `f` with the PostgreSQL client on the connection's thread (inside the open
+    /// transaction, if any), for what only PostgreSQL has (binary `COPY`, array
+    /// parameters): refused on SQLite.
+    pub fn pg_call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<R, DbError> {
+        match self {
+            Self::Sqlite(_) => Err(DbError::Unsupported(
+                "this needs a PostgreSQL store".to_owned(),
+            )),
+            Self::Pg(pg) => {
+                pg.revive()?;
+                pg.call(f)
+            }
         }
     }
 
@@ -836,7 +959,10 @@ impl Db {
                 TransactionBehavior::Immediate => "BEGIN IMMEDIATE",
                 TransactionBehavior::Exclusive => "BEGIN EXCLUSIVE",
             })?,
-            Self::Pg(pg) => pg.batch("BEGIN")?,
+            Self::Pg(pg) => {
+                pg.batch("BEGIN")?;
+                pg.in_tx.set(true);
+            }
         }
         Ok(Tx {
             db: self,
@@ -869,12 +995,20 @@ impl Deref for Tx<'_> {
 impl Tx<'_> {
     pub fn commit(mut self) -> Result<(), DbError> {
         self.done = true;
-        self.db.execute_batch("COMMIT")
+        self.end("COMMIT")
     }
 
     pub fn rollback(mut self) -> Result<(), DbError> {
         self.done = true;
-        self.db.execute_batch("ROLLBACK")
+        self.end("ROLLBACK")
+    }
+
+    fn end(&self, sql: &str) -> Result<(), DbError> {
+        let out = self.db.execute_batch(sql);
+        if let Db::Pg(pg) = self.db {
+            pg.in_tx.set(false);
+        }
+        out
     }
 }
 
@@ -883,7 +1017,7 @@ impl Drop for Tx<'_> {
         if !self.done {
             // Nothing to do with a failure here: the transaction is gone either way (the
             // connection rolls it back when it closes).
-            let _ = self.db.execute_batch("ROLLBACK");
+            let _ = self.end("ROLLBACK");
         }
     }
 }

@@ -58,7 +58,7 @@ pub use traffic::{
 pub use traffic_judge::{Awaiting, JudgeTotals, Judged as TrafficJudged};
 pub use trends::ScoredResult;
 pub use versions::VersionCount;
-pub use writer::{Checkpointer, Writer, WriterStats};
+pub use writer::{Checkpointer, OUTAGE_WAIT, Outage, Writer, WriterStats};
 
 /// Failures of the store. Messages read after "failed to ...".
 #[derive(Debug, thiserror::Error)]

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::db::{Db, OptionalExtension, TransactionBehavior, Tx, params};
+use super::db::{self, Db, DbError, OptionalExtension, TransactionBehavior, Tx, params};
 use sha2::{Digest, Sha256};
 
-use super::{StoreError, codec, schema};
+use super::{StoreError, codec, pg, schema};
 use crate::model::{JudgeCacheEntry, JudgeSignature, ResultRecord, Suite};
 
 /// A result waits at most this long in the writer before it is committed.
@@ -29,6 +29,31 @@ const WRITER_AUTOCHECKPOINT: u32 = 16_000;
 const PROMPT_CACHE: usize = 4096;
 /// Case rows kept for the results still to come (see `case_row`).
 const CASE_CACHE: usize = 4096;
+
+/// How long the writer waits, by default, for a PostgreSQL store that went away to come
+/// back before it gives up (the run then ends incomplete).
+pub const OUTAGE_WAIT: Duration = Duration::from_secs(60);
+
+/// The longest pause between two attempts to reach a store that went away.
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+/// What the writer does when a PostgreSQL store goes away mid-run (the server stopped or
+/// restarted): it keeps the batch it was writing, connects again with growing pauses and
+/// writes it once the server is back; after `wait` it gives up and the run ends incomplete.
+pub struct Outage {
+    pub wait: Duration,
+    /// Told when the store goes away and when it is back (a line for stderr).
+    pub notice: Box<dyn Fn(&str) + Send>,
+}
+
+impl Default for Outage {
+    fn default() -> Self {
+        Self {
+            wait: OUTAGE_WAIT,
+            notice: Box::new(|_| {}),
+        }
+    }
+}
 
 /// What the writer thread receives.
 enum Msg {
@@ -77,7 +102,17 @@ impl Writer {
     /// The run must have been begun ([`super::Store::begin_run`]); its case rows are loaded
     /// here. A `batch` of 0 is taken as 1.
     pub fn spawn(path: &Path, run_id: &str, batch: usize) -> Result<Self, StoreError> {
-        Self::spawn_registering(path, run_id, batch, None)
+        Self::start(path, run_id, batch, None, Outage::default())
+    }
+
+    /// [`Writer::spawn`], riding out a PostgreSQL store that goes away as `outage` says.
+    pub fn spawn_with(
+        path: &Path,
+        run_id: &str,
+        batch: usize,
+        outage: Outage,
+    ) -> Result<Self, StoreError> {
+        Self::start(path, run_id, batch, None, outage)
     }
 
     /// [`Writer::spawn`], registering first, on its thread and before any result, the case
@@ -88,6 +123,16 @@ impl Writer {
         run_id: &str,
         batch: usize,
         register: Option<(Arc<Suite>, String)>,
+    ) -> Result<Self, StoreError> {
+        Self::start(path, run_id, batch, register, Outage::default())
+    }
+
+    fn start(
+        path: &Path,
+        run_id: &str,
+        batch: usize,
+        register: Option<(Arc<Suite>, String)>,
+        outage: Outage,
     ) -> Result<Self, StoreError> {
         let batch = batch.max(1);
         let mut conn = super::connect(path)?;
@@ -107,6 +152,7 @@ impl Writer {
         let (sender, receiver) = sync_channel(batch.clamp(256, 8192));
         let failure = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&failure);
+        let for_thread = run_id.to_owned();
         let thread = std::thread::Builder::new()
             .name("evalwatch-store".to_owned())
             .spawn(move || {
@@ -122,7 +168,14 @@ impl Writer {
                     None => Ok(()),
                 };
                 drop(register);
-                let out = registered.and_then(|()| write_loop(conn, ctx, &receiver, batch, &nudge));
+                let out = registered.and_then(|()| {
+                    let run = RunCtx {
+                        run_id: &for_thread,
+                        outage: &outage,
+                        checkpointer: &nudge,
+                    };
+                    write_loop(conn, ctx, &receiver, batch, &run)
+                });
                 crate::phase::phase("writer: last batch");
                 if let Err(e) = &out {
                     *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
@@ -247,6 +300,8 @@ struct Context {
     cases: HashMap<String, HashMap<String, CaseRow>>,
     /// prompt text -> prompt row
     prompts: HashMap<String, i64>,
+    /// On PostgreSQL, the types of the result columns (for binary COPY), asked once.
+    result_types: Option<Vec<postgres::types::Type>>,
 }
 
 impl Context {
@@ -269,7 +324,85 @@ impl Context {
             suite_ref,
             cases,
             prompts: HashMap::new(),
+            result_types: None,
         })
+    }
+
+    /// Forget the rows looked up or added: after a transaction that did not commit, some
+    /// of them may not exist.
+    fn forget(&mut self) {
+        self.cases.clear();
+        self.prompts.clear();
+    }
+
+    /// On PostgreSQL, the prompts of `records` not known yet, stored and looked up in two
+    /// statements (rather than two a prompt), so that `prompt_ref` then finds them all.
+    fn know_prompts(&mut self, tx: &Tx<'_>, records: &[&ResultRecord]) -> Result<(), StoreError> {
+        let mut wanted: HashMap<Vec<u8>, &str> = HashMap::new();
+        for rec in records {
+            let text = rec.prompt.as_str();
+            if !text.is_empty() && !self.prompts.contains_key(text) {
+                let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+                wanted.entry(hash.to_vec()).or_insert(text);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        if self.prompts.len() + wanted.len() > PROMPT_CACHE {
+            self.prompts.clear();
+        }
+        let asked = wanted
+            .iter()
+            .map(|(h, t)| (h.clone(), (*t).to_owned()))
+            .collect();
+        for (hash, id) in pg::results::prompt_ids(tx, asked)? {
+            if let Some(text) = wanted.get(&hash) {
+                self.prompts.insert((*text).to_owned(), id);
+            }
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, the case versions of `records` not known yet, as `know_prompts`.
+    fn know_cases(&mut self, tx: &Tx<'_>, records: &[&ResultRecord]) -> Result<(), StoreError> {
+        let mut wanted: HashMap<(&str, &str), &ResultRecord> = HashMap::new();
+        for rec in records {
+            let known = self
+                .cases
+                .get(rec.job.case_id.as_str())
+                .is_some_and(|m| m.contains_key(rec.case_hash.as_str()));
+            if !known {
+                wanted
+                    .entry((rec.job.case_id.as_str(), rec.case_hash.as_str()))
+                    .or_insert(rec);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        if self.cases.len() + wanted.len() > CASE_CACHE {
+            self.cases.clear();
+        }
+        let keys = wanted
+            .values()
+            .map(|rec| {
+                Ok(pg::results::CaseKey {
+                    case_id: rec.job.case_id.clone(),
+                    hash: rec.case_hash.clone(),
+                    tags: codec::to_json(&rec.tags)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for (id, case_id, hash, tags) in pg::results::case_rows(tx, self.suite_ref, keys, now)? {
+            let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+            self.cases
+                .entry(case_id)
+                .or_default()
+                .insert(hash, CaseRow { id, tags });
+        }
+        Ok(())
     }
 
     /// The case row of a result, added when `begin_run` did not know that version.
@@ -430,13 +563,21 @@ impl Nudge {
     }
 }
 
+/// What the writer's loop is told about its run.
+struct RunCtx<'a> {
+    run_id: &'a str,
+    outage: &'a Outage,
+    checkpointer: &'a Nudge,
+}
+
 fn write_loop(
     mut conn: Db,
     mut ctx: Context,
     receiver: &Receiver<Msg>,
     batch: usize,
-    checkpointer: &Nudge,
+    run: &RunCtx<'_>,
 ) -> Result<WriterStats, String> {
+    let checkpointer = run.checkpointer;
     let mut stats = WriterStats::default();
     let mut buf: Vec<Msg> = Vec::with_capacity(batch.min(4096));
     let mut closed = false;
@@ -467,8 +608,7 @@ fn write_loop(
             // few thousand a second) takes the CPU the model calls need. `finish` unparks.
             std::thread::park_timeout(POLL.min(deadline - now));
         }
-        write_batch(&mut conn, &mut ctx, &buf)
-            .map_err(|e| format!("commit a batch of {} results: {e}", buf.len()))?;
+        commit(&mut conn, &mut ctx, &buf, run)?;
         stats.written += buf.iter().filter(|m| matches!(m, Msg::Result(_))).count() as u64;
         stats.batches += 1;
         buf.clear();
@@ -483,6 +623,62 @@ fn write_loop(
     Ok(stats)
 }
 
+/// Write one batch; on PostgreSQL, through an outage (see [`Outage`]).
+fn commit(conn: &mut Db, ctx: &mut Context, buf: &[Msg], run: &RunCtx<'_>) -> Result<(), String> {
+    let failed =
+        |e: &dyn std::fmt::Display| format!("commit a batch of {} results: {e}", buf.len());
+    let mut lost_since: Option<Instant> = None;
+    loop {
+        let again = lost_since.is_some();
+        match write_batch(conn, ctx, buf, again) {
+            Ok(()) => break,
+            Err(StoreError::Db(DbError::Lost(why))) => {
+                // What the failed transaction added may not exist.
+                ctx.forget();
+                let since = *lost_since.get_or_insert_with(|| {
+                    (run.outage.notice)(&format!(
+                        "store unreachable, retrying for up to {} s: {why}",
+                        run.outage.wait.as_secs()
+                    ));
+                    Instant::now()
+                });
+                reach(conn, since, run).map_err(|e| failed(&e))?;
+            }
+            Err(e) => return Err(failed(&e)),
+        }
+    }
+    if let Some(since) = lost_since {
+        (run.outage.notice)(&format!(
+            "store {} reachable again after {} s; the results kept meanwhile are stored",
+            conn.pg_shown().unwrap_or_default(),
+            since.elapsed().as_secs()
+        ));
+    }
+    Ok(())
+}
+
+/// Connect again to a store that went away at `since`, with growing pauses, until it
+/// answers or the outage's wait is over.
+fn reach(conn: &Db, since: Instant, run: &RunCtx<'_>) -> Result<(), String> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let waited = since.elapsed();
+        let Some(left) = run.outage.wait.checked_sub(waited).filter(|l| !l.is_zero()) else {
+            return Err(format!(
+                "the store {} was unreachable for {} s, the limit (EVALWATCH_STORE_WAIT); the results stored before are kept and the run is incomplete: `evalwatch run --resume {}` runs the rest",
+                conn.pg_shown().unwrap_or_default(),
+                waited.as_secs(),
+                run.run_id
+            ));
+        };
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(RECONNECT_MAX);
+        if conn.reconnect().is_ok() {
+            return Ok(());
+        }
+    }
+}
+
 const INSERT_RESULT: &str = "INSERT INTO results (id, run_ref, seq, case_ref, case_index, provider,
     provider_index, sample, status, score, latency_ms, tokens_in, tokens_out, cost_usd, attempts,
     error_kind, finish_reason, prompt_ref, label_expected, label_predicted, tags, assertions,
@@ -490,7 +686,15 @@ const INSERT_RESULT: &str = "INSERT INTO results (id, run_ref, seq, case_ref, ca
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
-fn write_batch(conn: &mut Db, ctx: &mut Context, buf: &[Msg]) -> Result<(), StoreError> {
+fn write_batch(
+    conn: &mut Db,
+    ctx: &mut Context,
+    buf: &[Msg],
+    again: bool,
+) -> Result<(), StoreError> {
+    if conn.is_pg() {
+        return write_batch_pg(conn, ctx, buf, again);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut add_result = tx.prepare_cached(INSERT_RESULT)?;
@@ -504,44 +708,102 @@ fn write_batch(conn: &mut Db, ctx: &mut Context, buf: &[Msg]) -> Result<(), Stor
             };
             let (case_ref, same_tags) = ctx.case_row(&tx, rec)?;
             let prompt_ref = ctx.prompt_ref(&tx, &rec.prompt)?;
-            let tags = if same_tags {
-                None
-            } else {
-                Some(codec::to_json(&rec.tags)?)
-            };
-            let job = &rec.job;
-            add_result.execute(params![
-                codec::result_id(ctx.run_ref, job.seq)?,
-                ctx.run_ref,
-                codec::usize_to_i64(job.seq),
-                case_ref,
-                codec::usize_to_i64(job.case_index),
-                job.provider_id,
-                codec::usize_to_i64(job.provider_index),
-                job.sample,
-                rec.status.as_str(),
-                rec.score,
-                rec.latency_ms,
-                rec.tokens_in.map(codec::to_i64),
-                rec.tokens_out.map(codec::to_i64),
-                rec.cost_usd,
-                rec.attempts,
-                rec.error_kind.map(crate::model::ErrorKind::as_str),
-                rec.finish_reason,
-                prompt_ref,
-                rec.label.as_ref().map(|l| l.expected.as_str()),
-                rec.label.as_ref().and_then(|l| l.predicted.as_deref()),
-                tags,
-                codec::assertions_to_json(&rec.assertions)?,
-                rec.error,
-                rec.output,
-                rec.output_bytes.map(codec::to_i64),
-                rec.truncated,
-            ])?;
+            result_params(ctx.run_ref, case_ref, prompt_ref, same_tags, rec, |p| {
+                add_result.execute(p)
+            })?;
         }
     }
     tx.commit()?;
     Ok(())
+}
+
+/// A batch on PostgreSQL, in one transaction: the judges' rows, then the prompts and case
+/// versions the batch needs that the writer does not know yet (two statements each), then
+/// the results by binary COPY (`store::pg::results`).
+fn write_batch_pg(
+    conn: &mut Db,
+    ctx: &mut Context,
+    buf: &[Msg],
+    again: bool,
+) -> Result<(), StoreError> {
+    if ctx.result_types.is_none() {
+        ctx.result_types = Some(pg::results::result_types(conn)?);
+    }
+    let tx = conn.transaction()?;
+    let mut records = Vec::with_capacity(buf.len());
+    for msg in buf {
+        match msg {
+            Msg::Result(rec) => records.push(&**rec),
+            Msg::Judge { cache, signatures } => {
+                write_judge(&tx, ctx.run_ref, cache, signatures)?;
+            }
+        }
+    }
+    ctx.know_prompts(&tx, &records)?;
+    ctx.know_cases(&tx, &records)?;
+    let mut rows = Vec::with_capacity(records.len());
+    for rec in records {
+        let (case_ref, same_tags) = ctx.case_row(&tx, rec)?;
+        let prompt_ref = ctx.prompt_ref(&tx, &rec.prompt)?;
+        rows.push(result_params(
+            ctx.run_ref,
+            case_ref,
+            prompt_ref,
+            same_tags,
+            rec,
+            db::owned_cells,
+        )?);
+    }
+    let types = ctx.result_types.clone().unwrap_or_default();
+    pg::results::copy_results(&tx, types, rows, again)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The parameters of a result's row (as `INSERT_RESULT` and `pg::results::RESULT_COLUMNS`
+/// list them), handed to `f`.
+fn result_params<R>(
+    run_ref: i64,
+    case_ref: i64,
+    prompt_ref: Option<i64>,
+    same_tags: bool,
+    rec: &ResultRecord,
+    f: impl FnOnce(&[&dyn db::Value]) -> Result<R, DbError>,
+) -> Result<R, StoreError> {
+    let tags = if same_tags {
+        None
+    } else {
+        Some(codec::to_json(&rec.tags)?)
+    };
+    let job = &rec.job;
+    Ok(f(params![
+        codec::result_id(run_ref, job.seq)?,
+        run_ref,
+        codec::usize_to_i64(job.seq),
+        case_ref,
+        codec::usize_to_i64(job.case_index),
+        job.provider_id,
+        codec::usize_to_i64(job.provider_index),
+        job.sample,
+        rec.status.as_str(),
+        rec.score,
+        rec.latency_ms,
+        rec.tokens_in.map(codec::to_i64),
+        rec.tokens_out.map(codec::to_i64),
+        rec.cost_usd,
+        rec.attempts,
+        rec.error_kind.map(crate::model::ErrorKind::as_str),
+        rec.finish_reason,
+        prompt_ref,
+        rec.label.as_ref().map(|l| l.expected.as_str()),
+        rec.label.as_ref().and_then(|l| l.predicted.as_deref()),
+        tags,
+        codec::assertions_to_json(&rec.assertions)?,
+        rec.error,
+        rec.output,
+        rec.output_bytes.map(codec::to_i64),
+        rec.truncated,
+    ])?)
 }
 
 fn write_judge(

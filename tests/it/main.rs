@@ -19,6 +19,7 @@ mod pages;
 mod pg_history;
 mod pg_review;
 mod pg_schedule;
+mod pg_outage;
 mod pgdb;
 mod providers;
 mod reports;

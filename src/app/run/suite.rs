@@ -15,7 +15,7 @@ use crate::metrics::RunAccumulator;
 use crate::model::{RunInfo, RunStatus, Suite};
 use crate::plan;
 use crate::provider::common::Secrets;
-use crate::store::{Store, Writer};
+use crate::store::{Outage, Store, Writer};
 use crate::suite::Renderer;
 
 use super::super::{Failure, host_name};
@@ -212,10 +212,23 @@ impl<'e, 'a> SuiteRun<'e, 'a> {
             Ok(begun) => begun,
             Err(e) => return Err(calls.stop(self.env, e)),
         };
-        let writer = match Writer::spawn(self.env.db, &self.info.run_id, BATCH) {
+        let printer = self.env.ctx.printer;
+        let spawned = store_wait().and_then(|wait| {
+            let outage = Outage {
+                wait,
+                notice: Box::new(move |text| printer.warn(text)),
+            };
+            Ok(Writer::spawn_with(
+                self.env.db,
+                &self.info.run_id,
+                BATCH,
+                outage,
+            )?)
+        });
+        let writer = match spawned {
             Ok(writer) => writer,
             Err(e) => {
-                let e = calls.stop(self.env, e.into());
+                let e = calls.stop(self.env, e);
                 // A new run leaves nothing; a resumed one keeps what it stored before.
                 if self.resume.is_none() {
                     let _ = store.discard_run(&self.info.run_id);
@@ -409,6 +422,23 @@ fn accumulator(
     let stored = resume.map_or(0, resume::stored_samples);
     acc.expect_samples(plan::repeat(suite, &env.settings.filters)?.max(stored));
     Ok(acc)
+}
+
+/// How long the writer waits for a PostgreSQL store that went away: `EVALWATCH_STORE_WAIT`
+/// seconds (docs/store.md), else a minute.
+fn store_wait() -> anyhow::Result<std::time::Duration> {
+    let Ok(text) = std::env::var("EVALWATCH_STORE_WAIT") else {
+        return Ok(crate::store::OUTAGE_WAIT);
+    };
+    text.trim()
+        .trim_end_matches('s')
+        .parse::<u64>()
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| {
+            Failure::invalid(format!(
+                "read EVALWATCH_STORE_WAIT `{text}`: expected whole seconds, such as 60 or 60s"
+            ))
+        })
 }
 
 /// A new run's row: its hash and planned count are known once the check is through.

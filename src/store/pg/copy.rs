@@ -17,10 +17,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use postgres::Client;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
+use postgres::{Client, GenericClient};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
@@ -698,43 +698,56 @@ pub fn write_pg(
 ) -> Result<u64, PgError> {
     let what = format!("write {table}");
     let mut tx = client.transaction().map_err(side_err(target, &what))?;
+    let added =
+        copy_rows(&mut tx, table, columns, types, rows, empty).map_err(side_err(target, &what))?;
+    tx.commit().map_err(side_err(target, &what))?;
+    Ok(added)
+}
+
+/// Write `rows` into `table` by binary COPY on `client` (in the caller's transaction): into
+/// the table itself when `empty` (a row already there fails the COPY), else through a
+/// temporary table and `INSERT ... ON CONFLICT DO NOTHING`, so that rows already there are
+/// left alone. Returns the rows added.
+pub fn copy_rows(
+    client: &mut impl GenericClient,
+    table: &str,
+    columns: &[String],
+    types: &[Type],
+    rows: &[Vec<Cell>],
+    empty: bool,
+) -> Result<u64, postgres::Error> {
     let stage = format!("ew_stage_{table}");
     let sink = if empty {
         quote(table)
     } else {
-        tx.batch_execute(&format!(
+        client.batch_execute(&format!(
             "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS",
             quote(&stage),
             quote(table)
-        ))
-        .map_err(side_err(target, &what))?;
+        ))?;
         quote(&stage)
     };
     let list = column_list(columns);
-    let sink_writer = tx
-        .copy_in(&format!("COPY {sink} ({list}) FROM STDIN (FORMAT binary)"))
-        .map_err(side_err(target, &what))?;
+    let sink_writer =
+        client.copy_in(&format!("COPY {sink} ({list}) FROM STDIN (FORMAT binary)"))?;
     let mut writer = BinaryCopyInWriter::new(sink_writer, types);
     let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len());
     for row in rows {
         refs.clear();
         refs.extend(row.iter().map(|c| c as &(dyn ToSql + Sync)));
-        writer.write(&refs).map_err(side_err(target, &what))?;
+        writer.write(&refs)?;
     }
-    let mut added = writer.finish().map_err(side_err(target, &what))?;
+    let mut added = writer.finish()?;
     if !empty {
-        added = tx
-            .execute(
-                &format!(
-                    "INSERT INTO {} ({list}) SELECT {list} FROM {} ON CONFLICT DO NOTHING",
-                    quote(table),
-                    quote(&stage)
-                ),
-                &[],
-            )
-            .map_err(side_err(target, &what))?;
+        added = client.execute(
+            &format!(
+                "INSERT INTO {} ({list}) SELECT {list} FROM {} ON CONFLICT DO NOTHING",
+                quote(table),
+                quote(&stage)
+            ),
+            &[],
+        )?;
     }
-    tx.commit().map_err(side_err(target, &what))?;
     Ok(added)
 }
 

@@ -10,11 +10,12 @@
 pub mod cell;
 pub mod copy;
 pub mod lease;
+pub mod results;
 pub mod schema;
 pub mod target;
 
 pub use cell::Cell;
-pub use copy::{Endpoint, Summary, TableCopy, migrate_history, write_pg};
+pub use copy::{Endpoint, Summary, TableCopy, copy_rows, migrate_history, write_pg};
 pub use lease::{Acquired, LeaseOutcome, PgLeases};
 pub use target::{PgTarget, is_postgres_url, redact_url};
 

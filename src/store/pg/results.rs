@@ -1,0 +1,131 @@
+//! The run writer's batch on PostgreSQL (`src/store/writer.rs`): one statement per table
+//! rather than one per row, since every statement is a round trip to the server. The
+//! prompts and case versions a batch needs that the writer does not know yet are added and
+//! looked up with array parameters (`unnest`), two statements each; the results go by
+//! binary `COPY`. All of it runs in the writer's transaction.
+
+use postgres::types::Type;
+
+use super::cell::Cell;
+use super::copy::copy_rows;
+use crate::store::db::{Db, DbError};
+
+/// The columns of `results` the writer fills, in the order of its rows.
+pub const RESULT_COLUMNS: [&str; 26] = [
+    "id",
+    "run_ref",
+    "seq",
+    "case_ref",
+    "case_index",
+    "provider",
+    "provider_index",
+    "sample",
+    "status",
+    "score",
+    "latency_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "attempts",
+    "error_kind",
+    "finish_reason",
+    "prompt_ref",
+    "label_expected",
+    "label_predicted",
+    "tags",
+    "assertions",
+    "error",
+    "output",
+    "output_bytes",
+    "truncated",
+];
+
+/// The server's types of [`RESULT_COLUMNS`], which binary `COPY` needs.
+pub fn result_types(db: &Db) -> Result<Vec<Type>, DbError> {
+    let sql = format!("SELECT {} FROM results LIMIT 0", RESULT_COLUMNS.join(", "));
+    db.pg_call(move |c| {
+        let st = c.prepare(&sql)?;
+        Ok(st.columns().iter().map(|c| c.type_().clone()).collect())
+    })
+}
+
+/// Write result rows (in [`RESULT_COLUMNS`] order). `again` when the batch may have been
+/// committed already (its commit was cut off by a lost connection): rows already stored are
+/// then left alone instead of failing the copy, so that each result is stored once.
+pub fn copy_results(
+    db: &Db,
+    types: Vec<Type>,
+    rows: Vec<Vec<Cell>>,
+    again: bool,
+) -> Result<u64, DbError> {
+    db.pg_call(move |c| {
+        let columns: Vec<String> = RESULT_COLUMNS.iter().map(|&c| c.to_owned()).collect();
+        copy_rows(c, "results", &columns, &types, &rows, !again)
+    })
+}
+
+/// The ids of prompts by their SHA-256, added first when missing: `(hash, text)` pairs in,
+/// `(hash, id)` pairs out.
+pub fn prompt_ids(
+    db: &Db,
+    prompts: Vec<(Vec<u8>, String)>,
+) -> Result<Vec<(Vec<u8>, i64)>, DbError> {
+    let (hashes, texts): (Vec<Vec<u8>>, Vec<String>) = prompts.into_iter().unzip();
+    db.pg_call(move |c| {
+        c.execute(
+            "INSERT INTO prompts (hash, text)
+             SELECT * FROM unnest($1::bytea[], $2::text[])
+             ON CONFLICT (hash) DO NOTHING",
+            &[&hashes, &texts],
+        )?;
+        let rows = c.query(
+            "SELECT hash, id FROM prompts WHERE hash = ANY($1::bytea[])",
+            &[&hashes],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    })
+}
+
+/// A case version the writer needs: id, content hash, tags as JSON.
+pub struct CaseKey {
+    pub case_id: String,
+    pub hash: String,
+    pub tags: String,
+}
+
+/// The rows of case versions of a suite, added first (first seen `now`) when missing:
+/// `(id, case_id, hash, tags)`.
+pub fn case_rows(
+    db: &Db,
+    suite_ref: i64,
+    cases: Vec<CaseKey>,
+    now: String,
+) -> Result<Vec<(i64, String, String, String)>, DbError> {
+    let mut ids = Vec::with_capacity(cases.len());
+    let mut hashes = Vec::with_capacity(cases.len());
+    let mut tags = Vec::with_capacity(cases.len());
+    for c in cases {
+        ids.push(c.case_id);
+        hashes.push(c.hash);
+        tags.push(c.tags);
+    }
+    db.pg_call(move |c| {
+        c.execute(
+            "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
+             SELECT $1, u.c, u.h, u.t, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS u (c, h, t)
+             ON CONFLICT (suite_ref, case_id, hash) DO NOTHING",
+            &[&suite_ref, &ids, &hashes, &tags, &now],
+        )?;
+        let rows = c.query(
+            "SELECT k.id, k.case_id, k.hash, k.tags
+             FROM cases k JOIN unnest($2::text[], $3::text[]) AS u (c, h)
+               ON k.case_id = u.c AND k.hash = u.h
+             WHERE k.suite_ref = $1",
+            &[&suite_ref, &ids, &hashes],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    })
+}
