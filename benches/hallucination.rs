@@ -10,10 +10,13 @@
 //! Sets in HaluEval's own JSON-lines format (`qa.jsonl`: knowledge, question, right_answer,
 //! hallucinated_answer; `dialogue.jsonl`: knowledge, dialogue_history, right_response,
 //! hallucinated_response), BEGIN-format `begin_*.tsv` files and FaithDial audit files
-//! (`faithdial_*.csv`) are read from `--dir DIR` (alias `--halueval DIR`, or `HALUEVAL_DIR`)
-//! when given; they are not in the repository (see `tests/data/hallucination/README.md`), and
+//! (`faithdial_*.csv`) and LFQA-Verification's `data/` copied as `lfqa/` (question answering
+//! with supplied documents) are read from `--dir DIR` (alias `--halueval DIR`, or
+//! `HALUEVAL_DIR`) when given; they are not in the repository (see `tests/data/hallucination/README.md`), and
 //! the eval marks them `*`. A set that names its response generators (BEGIN's `model_name`)
-//! is also reported per generator, without its `Generic` rows (indented rows).
+//! is also reported per generator, without its `Generic` rows (indented rows). The last
+//! column is the AUROC of the output's length in words alone: far from 0.5, length separates
+//! the classes.
 //! `-- dump SET` prints every example of one set with both scores and the flagged spans
 //! (`-- dump-knowledge SET`: with the knowledge alone as support; `-- dump-echo SET`: the
 //! knowledge as support and the prompt as an echo, the scorer's default).
@@ -87,6 +90,7 @@ fn main() {
         sets.extend(load_halueval(dir));
         sets.extend(load_begin_dir(dir));
         sets.extend(load_faithdial_dir(dir));
+        sets.extend(load_lfqa_dir(dir));
     }
     match mode.as_str() {
         "dump" | "dump-knowledge" | "dump-echo" => {
@@ -115,8 +119,8 @@ fn eval(sets: &[Set]) {
         "set", "kind", "n", "pos", "lexical", "naive", "delta", "lexical", "naive", "delta"
     );
     println!(
-        "{:<50} | {:^25} | {:^25} | knowledge, prompt as echo (default)",
-        "", "support: knowledge + prompt", "support: knowledge only"
+        "{:<50} | {:^25} | {:^25} | {:^8} | length",
+        "", "support: knowledge + prompt", "support: knowledge only", "default"
     );
     for set in sets.iter().flat_map(with_generic_excluded) {
         let set = &set;
@@ -147,8 +151,15 @@ fn eval(sets: &[Set]) {
         // The scorer's default: the knowledge as support, the prompt as an echo.
         let ours_e: Vec<f64> = set.examples.iter().map(|e| by_default(e).score).collect();
         let ae = auroc(&ours_e, &labels);
+        // Length alone (the output's word count): where it ranks far from 0.5, length
+        // separates the classes and a length-matched comparison is needed.
+        let length: Vec<f64> = set
+            .examples
+            .iter()
+            .map(|e| e.output.split_whitespace().count() as f64)
+            .collect();
         println!(
-            "{:<30} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4}",
+            "{:<30} {:<9} {:>4} {:>4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} {:>8.4} {:>+7.4} | {:>8.4} | {:>6.3}",
             set.name,
             set.kind,
             labels.len(),
@@ -159,7 +170,8 @@ fn eval(sets: &[Set]) {
             ak,
             bk,
             ak - bk,
-            ae
+            ae,
+            auroc(&length, &labels)
         );
     }
 }
@@ -504,6 +516,119 @@ fn load_faithdial_dir(dir: &Path) -> Vec<Set> {
             })
         })
         .collect()
+}
+
+/// The human attribution labels of *Understanding Retrieval Augmentation for Long-Form
+/// Question Answering* (Chen et al., 2023; <https://github.com/timchen0618/LFQA-Verification>):
+/// its `data/` directory copied as `DIR/lfqa/` (`annotations/annotations-*.json`,
+/// `docs/docs-webgpt.json`, `docs/docs-human.json`). Each answer sentence is one example: the
+/// evidence documents (titles and texts) are its support, the question its prompt (an echo by
+/// default); three annotators label it `supported`, `partially` or `not_supported`, and it is
+/// hallucinated when at least two did not say `supported`. The answers of the `*_whudoc` file
+/// were written from the human-found documents (`docs-human.json`), every other file's are
+/// checked against WebGPT's documents, as the paper did. Questions with an even id are the
+/// tuning rows (`lfqa-NAME-tune`), odd ids the reported rows (`lfqa-NAME`, and
+/// `lfqa-NAME-answers`: each answer as one output, hallucinated when any of its sentences is).
+fn load_lfqa_dir(dir: &Path) -> Vec<Set> {
+    let root = dir.join("lfqa");
+    let read_json = |p: &Path| -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(p).ok()?;
+        serde_json::from_str(&text)
+            .map_err(|e| eprintln!("skipping {}: {e}", p.display()))
+            .ok()
+    };
+    let docs = |name: &str| -> std::collections::HashMap<u64, String> {
+        let path = root.join("docs").join(format!("docs-{name}.json"));
+        let Some(v) = read_json(&path) else {
+            return std::collections::HashMap::new();
+        };
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|q| {
+                let text: Vec<String> = q["docs"]
+                    .as_array()?
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}\n{}",
+                            d["title"].as_str().unwrap_or_default(),
+                            d["text"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                Some((q["question_id"].as_u64()?, text.join("\n")))
+            })
+            .collect()
+    };
+    let (webgpt, human) = (docs("webgpt"), docs("human"));
+    let mut sets = Vec::new();
+    for path in files_in(&root.join("annotations"), "annotations-", "json") {
+        let Some(v) = read_json(&path) else { continue };
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let name = stem.trim_start_matches("annotations-").replace('_', "-");
+        let docs = if name.ends_with("whudoc") {
+            &human
+        } else {
+            &webgpt
+        };
+        let (mut tune, mut report, mut answers) = (Vec::new(), Vec::new(), Vec::new());
+        for q in v.as_array().into_iter().flatten() {
+            let (Some(id), Some(knowledge)) = (
+                q["question_id"].as_u64(),
+                q["question_id"].as_u64().and_then(|id| docs.get(&id)),
+            ) else {
+                continue;
+            };
+            let support = vec![
+                knowledge.clone(),
+                q["question"].as_str().unwrap_or_default().to_owned(),
+            ];
+            let (mut whole, mut any) = (Vec::new(), false);
+            for a in q["annotations"].as_array().into_iter().flatten() {
+                let Some(sentence) = a["answer"].as_str() else {
+                    continue;
+                };
+                let sentence = sentence.trim_end_matches("</s>").to_owned();
+                let not_supported = a["labels"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|l| l.as_str() != Some("supported"))
+                    .count();
+                let hallucinated = not_supported >= 2;
+                any |= hallucinated;
+                whole.push(sentence.clone());
+                let example = Example {
+                    output: sentence,
+                    support: support.clone(),
+                    hallucinated,
+                    generic: false,
+                    generator: None,
+                };
+                if id % 2 == 0 { &mut tune } else { &mut report }.push(example);
+            }
+            if id % 2 == 1 && !whole.is_empty() {
+                answers.push(Example {
+                    output: whole.join(" "),
+                    support,
+                    hallucinated: any,
+                    generic: false,
+                    generator: None,
+                });
+            }
+        }
+        for (suffix, examples) in [("-tune", tune), ("", report), ("-answers", answers)] {
+            sets.push(Set {
+                name: format!("lfqa-{name}{suffix}*"),
+                kind: "qa",
+                examples,
+            });
+        }
+    }
+    sets
 }
 
 /// Files in `dir` named `PREFIX*.EXT`, sorted.

@@ -143,6 +143,8 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
     let mut questions: Vec<usize> = Vec::new();
     // The previous token was "the".
     let mut prev_the = false;
+    // The previous token was an "of" or "in" that opened its claim ("Of course", "In fact").
+    let mut prev_opening_of = false;
     for (start, end) in Tokens::new(output) {
         let gap = &output[prev_end..start];
         if ends_claim(gap) {
@@ -164,7 +166,17 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
             opener = (token == Token::Skip && raw.len() > 1).then_some((start, end, units.len()));
         }
         let after_the = std::mem::replace(&mut prev_the, raw.eq_ignore_ascii_case("the"));
+        let after_opening_of = std::mem::replace(
+            &mut prev_opening_of,
+            first_in_claim && (raw.eq_ignore_ascii_case("of") || raw.eq_ignore_ascii_case("in")),
+        );
         let capitalised = is_name_like(raw, first_in_claim);
+        // The unit made from the previous token is a name right before this one ("World
+        // War" before "I").
+        let after_name = prev_unit.is_some_and(|i| {
+            units[i].kind == UnitKind::Name
+                && output[units[i].end..start].chars().all(char::is_whitespace)
+        });
         let first_token = first_in_claim;
         first_in_claim = false;
         let mut particle = false;
@@ -219,8 +231,17 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
             Token::Speaker(h) if capitalised && !is_first_person_i(raw) => {
                 (UnitKind::Name, [h, 0], W_NAME)
             }
+            // "World War I", "Henry I": an "I" right after a name is a numeral of the name.
+            Token::Speaker(h) if raw == "I" && after_name => (UnitKind::Name, [h, 0], W_NAME),
             Token::Speaker(_) => (UnitKind::Word, [0, 0], W_LIGHT),
             Token::Negation => (UnitKind::Negation, [NEGATION_HASH, 0], W_NEGATION),
+            // "Of course", "In fact" open a reply the way "yes" does.
+            Token::Word(h)
+                if after_opening_of
+                    && (raw.eq_ignore_ascii_case("course") || raw.eq_ignore_ascii_case("fact")) =>
+            {
+                (UnitKind::Word, [h, 0], W_LIGHT)
+            }
             Token::Word(h) if capitalised => (UnitKind::Name, [h, 0], W_NAME),
             Token::Word(h) | Token::Scale(h, _) => (UnitKind::Word, [h, 0], W_WORD),
             Token::NumberWord(h, n) => (UnitKind::Number, [h, n.hash()], W_NUMBER),
@@ -378,6 +399,7 @@ impl Support {
                 let token = classify(&text[start..end], &mut buf);
                 if let Some(combined) = combine(prev, &token) {
                     s.insert(combined.hash());
+                    s.insert_rounded(combined);
                 }
                 prev = None;
                 let form = token.form();
@@ -409,12 +431,21 @@ impl Support {
                     }
                     Token::Number(n) => {
                         s.insert(n.hash());
+                        s.insert_rounded(n);
                         prev = Some(n);
                     }
                 }
             }
         }
         s
+    }
+
+    /// A large number also supports itself rounded or cut to two or three significant
+    /// digits: "8.5 million" and "over 8.5 million" restate 8,537,673.
+    fn insert_rounded(&mut self, n: Number) {
+        for rounded in n.rounded() {
+            self.insert(rounded.hash());
+        }
     }
 
     /// Index the support texts, plus `echo` texts (the prompt) whose words only soften the

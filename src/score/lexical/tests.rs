@@ -578,3 +578,62 @@ fn the_prompt_as_echo_softens_no_conversation_word() {
     let flagged: Vec<&str> = r.unsupported.iter().map(|s| s.text.as_str()).collect();
     assert_eq!(flagged, ["I liked"], "{r:?}");
 }
+
+#[test]
+fn an_i_after_a_name_is_its_numeral_not_the_speaker() {
+    // Found in FaithDial's GPT-2 audit (tuning rows): a faithful reply flagged for "I".
+    let support = ["Chanel was credited in the post-World War I era with liberating women."];
+    assert_eq!(
+        spans("It was after World War I.", &support),
+        Vec::<String>::new()
+    );
+    // Only whole: the numeral must follow the same name in the support.
+    assert_eq!(
+        spans("It was after World War I.", &["It was after World War II."]),
+        ["I"]
+    );
+    // The speaker's "I" after a name is still the speaker.
+    assert_eq!(
+        spans("Paris, I love it.", &["Paris is lovely."]),
+        ["I love"]
+    );
+}
+
+#[test]
+fn of_course_opens_a_reply_like_yes() {
+    let support = ["49 giant pandas lived in captivity outside China."];
+    let with = score(
+        "Of course! Pandas live in captivity outside China!",
+        &support,
+    );
+    let plain = score("Yes! Pandas live in captivity outside China!", &support);
+    assert!((with - plain).abs() < 1e-12, "{with} vs {plain}");
+    // "course" elsewhere is a content word.
+    assert_eq!(spans("It is a course outside China.", &support), ["course"]);
+}
+
+#[test]
+fn a_large_number_supports_itself_rounded() {
+    let support = ["With an estimated 2016 population of 8,537,673, New York City is dense."];
+    for out in [
+        "The population is over 8.5 million.",
+        "The population is 8.54 million.",
+        "New York City has a population of 8,500,000.",
+    ] {
+        assert_eq!(spans(out, &support), Vec::<String>::new(), "{out}");
+    }
+    // Rounded to one digit, or wrongly, it is not.
+    assert_eq!(
+        spans("The population is 8 million.", &support),
+        ["8 million"]
+    );
+    assert_eq!(
+        spans("The population is 8.6 million.", &support),
+        ["8.6 million"]
+    );
+    // Years and small numbers match exactly.
+    assert_eq!(
+        spans("It was founded in 1940.", &["It was founded in 1937."]),
+        ["1940"]
+    );
+}

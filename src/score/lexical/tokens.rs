@@ -29,6 +29,23 @@ impl Number {
         ))
     }
 
+    /// A whole number of 100,000 or more rounded to, and cut to, two and three significant
+    /// digits (8,537,673: 8,500,000, 8,540,000 and 8,530,000); nothing for smaller numbers
+    /// or fractions, so years and small counts must match exactly.
+    pub(super) fn rounded(self) -> impl Iterator<Item = Self> {
+        let big = self.scale == 0 && self.mantissa >= 100_000;
+        let digits = if big { self.mantissa.ilog10() + 1 } else { 0 };
+        [2u32, 3]
+            .into_iter()
+            .filter(move |_| big)
+            .flat_map(move |sig| {
+                let unit = 10u64.pow(digits - sig);
+                let cut = self.mantissa / unit * unit;
+                let round = self.mantissa.saturating_add(unit / 2) / unit * unit;
+                [Self::new(cut, 0), Self::new(round, 0)]
+            })
+    }
+
     /// `self` times ten to the `exp`, when it fits.
     fn scaled(self, exp: u32) -> Option<Self> {
         if self.scale >= exp {
