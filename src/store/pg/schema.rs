@@ -18,10 +18,16 @@ use super::{PgError, reason};
 use crate::store::schema::MIGRATIONS;
 
 /// Migrations whose SQL does not translate, and the PostgreSQL SQL used instead.
-pub(crate) const PG_VARIANTS: [(&str, &str); 1] = [(
-    "0002_indexes_views",
-    include_str!("../migrations/0002_indexes_views.pg.sql"),
-)];
+pub(crate) const PG_VARIANTS: [(&str, &str); 2] = [
+    (
+        "0002_indexes_views",
+        include_str!("../migrations/0002_indexes_views.pg.sql"),
+    ),
+    (
+        "0020_trace_index",
+        include_str!("../migrations/0020_trace_index.pg.sql"),
+    ),
+];
 
 /// The table that records which migrations a PostgreSQL store has had.
 pub const VERSION_TABLE: &str = "evalwatch_migrations";
