@@ -100,7 +100,8 @@ fn apply_latest(tx: &Transaction<'_>, source: &str, trace_id: &str) -> Result<Ap
         .prepare_cached(
             "SELECT t.start, l.model, l.feature, l.segment, l.region
              FROM traffic_trace_keys t JOIN traffic_label_sets l ON l.id = t.labels
-             WHERE t.key = evalwatch_trace_key(?1, ?2)",
+             WHERE t.source = (SELECT id FROM traffic_sources WHERE source = ?1)
+               AND t.key = evalwatch_trace_key(?2)",
         )?
         .query_row(params![source, trace_id], |r| {
             Ok(BucketKey {
@@ -262,7 +263,9 @@ impl Store {
                     (SELECT r.key FROM traffic_records r
                      WHERE r.source = f.source AND r.trace_id = f.trace_id LIMIT 1)
              FROM traffic_feedback f
-             LEFT JOIN traffic_trace_keys t ON t.key = evalwatch_trace_key(f.source, f.trace_id)
+             LEFT JOIN traffic_sources s ON s.source = f.source
+             LEFT JOIN traffic_trace_keys t ON t.source = s.id
+                AND t.key = evalwatch_trace_key(f.trace_id)
              LEFT JOIN traffic_label_sets l ON l.id = t.labels
              WHERE f.source = ?1 AND f.vote = ?2 AND f.time_ms >= ?3 AND f.time_ms < ?4
                AND f.id = (SELECT g.id FROM traffic_feedback g

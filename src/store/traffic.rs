@@ -4,7 +4,7 @@
 //! records, buckets and offsets commit together or not at all, so a crash at any point leaves
 //! the store as if the batch had never been read, and the next ingest reads it again.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
@@ -160,6 +160,8 @@ pub struct TrafficTx<'s> {
     /// Label-set ids this transaction has looked up, by `model\x1ffeature\x1fsegment\x1fregion`
     /// (per transaction: an id made by a transaction that rolls back is not kept).
     label_sets: RefCell<(HashMap<String, i64>, String)>,
+    /// The source's id in the trace index, once looked up.
+    source_id: Cell<Option<i64>>,
 }
 
 pub(super) const RESOLUTIONS: [Resolution; 3] =
@@ -171,32 +173,31 @@ fn key_hash(key: &str) -> [u8; 16] {
     out
 }
 
-/// The trace index's key of a trace of `source` (`traffic_trace_keys.key`, migration 0020):
-/// the first 16 bytes of SHA-256 of the source id, a newline and the trace id. Source ids
-/// hold no newline, so no two (source, trace) pairs share the text hashed.
+/// The trace index's key of a trace id (`traffic_trace_keys.key`, migration 0020): an id of
+/// 32 lowercase hex digits (W3C and OpenTelemetry trace ids) as its 16 bytes, so that ids
+/// that grow with time are inserted in order; any other id as the first 16 bytes of its
+/// SHA-256.
 #[must_use]
-pub fn trace_key(source: &str, trace_id: &str) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(source.as_bytes());
-    h.update(b"\n");
-    h.update(trace_id.as_bytes());
+pub fn trace_key(trace_id: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
-    out.copy_from_slice(&h.finalize()[..16]);
+    let hex = trace_id.len() == 32
+        && trace_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !(hex && hex::decode_to_slice(trace_id, &mut out).is_ok()) {
+        out.copy_from_slice(&Sha256::digest(trace_id.as_bytes())[..16]);
+    }
     out
 }
 
-/// Registers [`trace_key`] as the SQL function `evalwatch_trace_key(source, trace_id)`, which
+/// Registers [`trace_key`] as the SQL function `evalwatch_trace_key(trace_id)`, which
 /// migration 0020 and feedback's lookups by trace id call.
 pub(super) fn register_trace_key(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
         "evalwatch_trace_key",
-        2,
+        1,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            let source = ctx.get_raw(0).as_str()?;
-            let trace = ctx.get_raw(1).as_str()?;
-            Ok(trace_key(source, trace).to_vec())
-        },
+        |ctx| Ok(trace_key(ctx.get_raw(0).as_str()?).to_vec()),
     )
 }
 
@@ -298,6 +299,24 @@ impl TrafficTx<'_> {
         Ok(id)
     }
 
+    /// The source's id in the trace index (made the first time it is needed).
+    fn source_id(&self) -> Result<i64, StoreError> {
+        if let Some(id) = self.source_id.get() {
+            return Ok(id);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO traffic_sources (source) VALUES (?1) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![self.source])?;
+        let id: i64 = self
+            .tx
+            .prepare_cached("SELECT id FROM traffic_sources WHERE source = ?1")?
+            .query_row(params![self.source], |r| r.get(0))?;
+        self.source_id.set(Some(id));
+        Ok(id)
+    }
+
     /// Remembers which minute bucket (`start`, label set `labels`) a newly counted traced
     /// record is in, with its inline vote (already counted by the bucket) as the vote a later
     /// one replaces. `true` when the trace was not indexed yet: for a record known by its
@@ -312,11 +331,12 @@ impl TrafficTx<'_> {
         let new = self
             .tx
             .prepare_cached(
-                "INSERT INTO traffic_trace_keys (key, start, labels) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO traffic_trace_keys (source, key, start, labels)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
-                trace_key(&self.source, trace_id).as_slice(),
+                self.source_id()?,
+                trace_key(trace_id).as_slice(),
                 start,
                 labels
             ])?
@@ -488,6 +508,7 @@ impl Store {
             tx,
             source: source.to_owned(),
             label_sets: RefCell::default(),
+            source_id: Cell::new(None),
         })
     }
 
@@ -587,13 +608,13 @@ impl Store {
         };
         // The trace index goes with the records' retention too: feedback finds buckets by it,
         // and a record known by its trace id alone has it as its de-duplication key.
-        // One pass over the index (it has no time index: one B-tree is what `ingest` inserts
-        // into); its label sets name the source.
+        // One pass over the source's part of the index (it has no time index: one B-tree is
+        // what `ingest` inserts into).
         let traces = run(
             "SELECT count(*) FROM traffic_trace_keys WHERE start < ?2
-             AND labels IN (SELECT id FROM traffic_label_sets WHERE source = ?1)",
+             AND source = (SELECT id FROM traffic_sources WHERE source = ?1)",
             "DELETE FROM traffic_trace_keys WHERE start < ?2
-             AND labels IN (SELECT id FROM traffic_label_sets WHERE source = ?1)",
+             AND source = (SELECT id FROM traffic_sources WHERE source = ?1)",
             before.records,
         )?;
         let mut out = Pruned {
@@ -710,7 +731,8 @@ mod tests {
             let conn = super::super::schema::connect_at(&path, 19).unwrap();
             conn.execute_batch(
                 "INSERT INTO traffic_traces VALUES ('s', 't1', 60, 'm', 'f', '', 'DE');
-                 INSERT INTO traffic_traces VALUES ('s', 't2', 120, 'm', 'f', '', 'DE');
+                 INSERT INTO traffic_traces VALUES ('s', '0af7651916cd43dd8448eb211c80319c',
+                    120, 'm', 'f', '', 'DE');
                  INSERT INTO traffic_traces VALUES ('other', 't1', 60, 'n', '', '', '');",
             )
             .unwrap();
@@ -719,8 +741,9 @@ mod tests {
         let rows: Vec<(Vec<u8>, i64, String, String)> = store
             .conn
             .prepare(
-                "SELECT t.key, t.start, l.source, l.model FROM traffic_trace_keys t
-                 JOIN traffic_label_sets l ON l.id = t.labels ORDER BY l.source, t.start",
+                "SELECT t.key, t.start, s.source, l.model FROM traffic_trace_keys t
+                 JOIN traffic_sources s ON s.id = t.source
+                 JOIN traffic_label_sets l ON l.id = t.labels ORDER BY s.source, t.start",
             )
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -729,7 +752,7 @@ mod tests {
             .unwrap();
         let row = |source: &str, trace: &str, start: i64, model: &str| {
             (
-                trace_key(source, trace).to_vec(),
+                trace_key(trace).to_vec(),
                 start,
                 source.to_owned(),
                 model.to_owned(),
@@ -740,8 +763,17 @@ mod tests {
             [
                 row("other", "t1", 60, "n"),
                 row("s", "t1", 60, "m"),
-                row("s", "t2", 120, "m")
+                row("s", "0af7651916cd43dd8448eb211c80319c", 120, "m")
             ]
+        );
+        // A W3C trace id is its own 16 bytes (in order); any other id is hashed.
+        assert_eq!(
+            hex::encode(trace_key("0af7651916cd43dd8448eb211c80319c")),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(
+            trace_key("0AF7651916CD43DD8448EB211C80319C")[..],
+            Sha256::digest(b"0AF7651916CD43DD8448EB211C80319C")[..16]
         );
         // Carried over, a trace is known: indexing it again claims nothing, and a new one
         // of the same labels reuses their set.

@@ -125,12 +125,13 @@ pub fn dump(p: &Project) -> String {
         ),
         ("traffic_records", all("traffic_records", "source, key")),
         ("traffic_keys", all("traffic_keys", "source, key")),
-        // The trace index with its labels (not the label sets' ids, which are the store's).
+        // The trace index with its source and labels (not their ids, which are the store's).
         (
             "traffic_trace_keys",
-            "SELECT t.key, t.start, l.source, l.model, l.feature, l.segment, l.region
-             FROM traffic_trace_keys t JOIN traffic_label_sets l ON l.id = t.labels
-             ORDER BY t.key"
+            "SELECT s.source, t.key, t.start, l.model, l.feature, l.segment, l.region
+             FROM traffic_trace_keys t JOIN traffic_sources s ON s.id = t.source
+             JOIN traffic_label_sets l ON l.id = t.labels
+             ORDER BY s.source, t.key"
                 .to_owned(),
         ),
     ] {
