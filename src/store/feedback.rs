@@ -1,7 +1,8 @@
 //! Users' feedback on traffic records: imported after the fact, linked by trace id, and counted
 //! in the buckets of its record's minute, hour and day, sampled record or not.
 //!
-//! Each traced record leaves its bucket coordinates in `traffic_traces` when it is counted.
+//! Each traced record leaves its bucket coordinates in the trace index (`traffic_trace_keys`,
+//! written by `TrafficTx::index_trace`) when it is counted.
 //! A record's vote in the buckets is the latest by time (inline in the log or imported):
 //! `traffic_votes` holds it, so that a changed vote takes the earlier one out of the counts.
 //! Feedback for a record not ingested yet waits in `traffic_feedback_waiting` and is counted
@@ -11,7 +12,7 @@ use super::db::{OptionalExtension, TransactionBehavior, Tx, params};
 
 use super::traffic::{RESOLUTIONS, TrafficTx, read_bucket, write_bucket};
 use super::{Store, StoreError};
-use crate::traffic::{Bucket, BucketKey, MinuteOf, Resolution, Vote};
+use crate::traffic::{Bucket, BucketKey, Resolution, Vote};
 
 /// One piece of feedback to import (the user already hashed, the comment already redacted).
 #[derive(Debug, Clone)]
@@ -97,8 +98,10 @@ fn apply_latest(tx: &Tx<'_>, source: &str, trace_id: &str) -> Result<Applied, St
         .ok_or_else(|| StoreError::Other(format!("read feedback vote `{vote_name}`")))?;
     let key: Option<BucketKey> = tx
         .prepare_cached(
-            "SELECT start, model, feature, segment, region FROM traffic_traces
-             WHERE source = ?1 AND trace_id = ?2",
+            "SELECT t.start, l.model, l.feature, l.segment, l.region
+             FROM traffic_trace_keys t JOIN traffic_label_sets l ON l.id = t.labels
+             WHERE t.source = (SELECT id FROM traffic_sources WHERE source = ?1)
+               AND t.key = evalwatch_trace_key(?2)",
         )?
         .query_row(params![source, trace_id], |r| {
             Ok(BucketKey {
@@ -172,43 +175,6 @@ impl TrafficTx<'_> {
                 "SELECT EXISTS (SELECT 1 FROM traffic_feedback_waiting WHERE source = ?1)",
             )?
             .query_row(params![self.source], |r| r.get(0))?)
-    }
-
-    /// Remembers which minute bucket a newly counted traced record is in, with its inline
-    /// vote (already counted by the bucket) as the vote a later one replaces. `true` when the
-    /// trace was not indexed yet: for a record known by its trace id alone, that is its
-    /// de-duplication claim (`traffic_traces` then serves as its key).
-    pub fn index_trace(
-        &self,
-        trace_id: &str,
-        key: MinuteOf<'_>,
-        inline: Option<(i64, Vote)>,
-    ) -> Result<bool, StoreError> {
-        let new = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO traffic_traces (source, trace_id, start, model, feature, segment,
-                    region) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![
-                self.source,
-                trace_id,
-                key.start,
-                key.model,
-                key.feature,
-                key.segment,
-                key.region
-            ])?
-            == 1;
-        if let Some((time_ms, vote)) = inline {
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO traffic_votes (source, trace_id, time_ms, vote)
-                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![self.source, trace_id, time_ms, vote.as_str()])?;
-        }
-        Ok(new)
     }
 
     /// Counts the feedback waiting for `trace_id`, now that its record is in the buckets
@@ -293,11 +259,14 @@ impl Store {
         to_ms: i64,
     ) -> Result<Vec<FeedbackRow>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT f.trace_id, f.time_ms, f.raw, f.comment, coalesce(t.feature, f.feature),
+            "SELECT f.trace_id, f.time_ms, f.raw, f.comment, coalesce(l.feature, f.feature),
                     (SELECT r.key FROM traffic_records r
                      WHERE r.source = f.source AND r.trace_id = f.trace_id LIMIT 1)
              FROM traffic_feedback f
-             LEFT JOIN traffic_traces t ON t.source = f.source AND t.trace_id = f.trace_id
+             LEFT JOIN traffic_sources s ON s.source = f.source
+             LEFT JOIN traffic_trace_keys t ON t.source = s.id
+                AND t.key = evalwatch_trace_key(f.trace_id)
+             LEFT JOIN traffic_label_sets l ON l.id = t.labels
              WHERE f.source = ?1 AND f.vote = ?2 AND f.time_ms >= ?3 AND f.time_ms < ?4
                AND f.id = (SELECT g.id FROM traffic_feedback g
                            WHERE g.source = f.source AND g.trace_id = f.trace_id

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 20] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 21] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -72,6 +72,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 20] = [
     (
         "0020_schedule_claims",
         include_str!("migrations/0020_schedule_claims.sql"),
+    ),
+    (
+        "0021_trace_index",
+        include_str!("migrations/0021_trace_index.sql"),
     ),
 ];
 
@@ -221,6 +225,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(32);
+    // The trace index's key, for migration 0021 and feedback's lookups by trace id.
+    super::traffic::register_trace_key(conn)?;
     Ok(())
 }
 

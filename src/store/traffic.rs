@@ -4,15 +4,19 @@
 //! records, buckets and offsets commit together or not at all, so a crash at any point leaves
 //! the store as if the batch had never been read, and the next ingest reads it again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
 
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
 use super::db::{OptionalExtension, TransactionBehavior, Tx, params};
 use sha2::{Digest, Sha256};
 
 use super::codec::{to_i64, to_u64};
 use super::{Store, StoreError};
 use crate::model::Score;
-use crate::traffic::{Bucket, BucketKey, Record, Resolution};
+use crate::traffic::{Bucket, BucketKey, MinuteOf, Record, Resolution, Vote};
 
 /// The most user hashes a bucket keeps: past it, the smallest ones (a K-minimum-values
 /// sketch, about 2% error), so that a day of a million users stays 16 KiB.
@@ -154,6 +158,11 @@ pub struct PruneBefore {
 pub struct TrafficTx<'s> {
     pub(super) tx: Tx<'s>,
     pub(super) source: String,
+    /// Label-set ids this transaction has looked up, by `model\x1ffeature\x1fsegment\x1fregion`
+    /// (per transaction: an id made by a transaction that rolls back is not kept).
+    label_sets: RefCell<(HashMap<String, i64>, String)>,
+    /// The source's id in the trace index, once looked up.
+    source_id: Cell<Option<i64>>,
 }
 
 pub(super) const RESOLUTIONS: [Resolution; 3] =
@@ -163,6 +172,34 @@ fn key_hash(key: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     out.copy_from_slice(&Sha256::digest(key.as_bytes())[..16]);
     out
+}
+
+/// The trace index's key of a trace id (`traffic_trace_keys.key`, migration 0021): an id of
+/// 32 lowercase hex digits (W3C and OpenTelemetry trace ids) as its 16 bytes, so that ids
+/// that grow with time are inserted in order; any other id as the first 16 bytes of its
+/// SHA-256.
+#[must_use]
+pub fn trace_key(trace_id: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let hex = trace_id.len() == 32
+        && trace_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !(hex && hex::decode_to_slice(trace_id, &mut out).is_ok()) {
+        out.copy_from_slice(&Sha256::digest(trace_id.as_bytes())[..16]);
+    }
+    out
+}
+
+/// Registers [`trace_key`] as the SQL function `evalwatch_trace_key(trace_id)`, which
+/// migration 0021 and feedback's lookups by trace id call.
+pub(super) fn register_trace_key(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "evalwatch_trace_key",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(trace_key(ctx.get_raw(0).as_str()?).to_vec()),
+    )
 }
 
 impl TrafficTx<'_> {
@@ -232,15 +269,104 @@ impl TrafficTx<'_> {
         Ok(())
     }
 
+    /// The id of a label set of this source (made the first time it is seen).
+    pub fn label_set(&self, m: MinuteOf<'_>) -> Result<i64, StoreError> {
+        let mut cache = self.label_sets.borrow_mut();
+        let (ids, text) = &mut *cache;
+        text.clear();
+        let _ = write!(
+            text,
+            "{}\x1f{}\x1f{}\x1f{}",
+            m.model, m.feature, m.segment, m.region
+        );
+        if let Some(id) = ids.get(text.as_str()) {
+            return Ok(*id);
+        }
+        let labels = params![self.source, m.model, m.feature, m.segment, m.region];
+        self.tx
+            .prepare_cached(
+                "INSERT INTO traffic_label_sets (source, model, feature, segment, region)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            )?
+            .execute(labels)?;
+        let id: i64 = self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM traffic_label_sets WHERE source = ?1 AND model = ?2
+                 AND feature = ?3 AND segment = ?4 AND region = ?5",
+            )?
+            .query_row(labels, |r| r.get(0))?;
+        ids.insert(text.clone(), id);
+        Ok(id)
+    }
+
+    /// The source's id in the trace index (made the first time it is needed).
+    fn source_id(&self) -> Result<i64, StoreError> {
+        if let Some(id) = self.source_id.get() {
+            return Ok(id);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO traffic_sources (source) VALUES (?1) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![self.source])?;
+        let id: i64 = self
+            .tx
+            .prepare_cached("SELECT id FROM traffic_sources WHERE source = ?1")?
+            .query_row(params![self.source], |r| r.get(0))?;
+        self.source_id.set(Some(id));
+        Ok(id)
+    }
+
+    /// Remembers which minute bucket (`start`, label set `labels`) a newly counted traced
+    /// record is in, with its inline vote (already counted by the bucket) as the vote a later
+    /// one replaces. `true` when the trace was not indexed yet: for a record known by its
+    /// trace id alone, that is its de-duplication claim (the index then serves as its key).
+    pub fn index_trace(
+        &self,
+        trace_id: &str,
+        start: i64,
+        labels: i64,
+        inline: Option<(i64, Vote)>,
+    ) -> Result<bool, StoreError> {
+        let new = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO traffic_trace_keys (source, key, start, labels)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                self.source_id()?,
+                trace_key(trace_id).as_slice(),
+                start,
+                labels
+            ])?
+            == 1;
+        if let Some((time_ms, vote)) = inline {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO traffic_votes (source, trace_id, time_ms, vote)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![self.source, trace_id, time_ms, vote.as_str()])?;
+        }
+        Ok(new)
+    }
+
     /// Adds a minute bucket's counts to its minute, hour and day rows.
     pub fn merge_bucket(&self, key: &BucketKey, row: &BucketRow) -> Result<(), StoreError> {
         for to in RESOLUTIONS {
-            let k = key.rolled_up(to);
-            let mut merged = read_bucket(&self.tx, &self.source, &k)?.unwrap_or_default();
-            merged.merge(row);
-            write_bucket(&self.tx, &self.source, &k, &merged)?;
+            self.merge_into(&key.rolled_up(to), row)?;
         }
         Ok(())
+    }
+
+    /// Adds counts to the one bucket `key` (of any resolution): a batch that rolled its
+    /// minutes up to hours and days itself merges each of its rows once.
+    pub fn merge_into(&self, key: &BucketKey, row: &BucketRow) -> Result<(), StoreError> {
+        let mut merged = read_bucket(&self.tx, &self.source, key)?.unwrap_or_default();
+        merged.merge(row);
+        write_bucket(&self.tx, &self.source, key, &merged)
     }
 
     /// Where the next read of `file` starts.
@@ -382,6 +508,8 @@ impl Store {
         Ok(TrafficTx {
             tx,
             source: source.to_owned(),
+            label_sets: RefCell::default(),
+            source_id: Cell::new(None),
         })
     }
 
@@ -481,9 +609,13 @@ impl Store {
         };
         // The trace index goes with the records' retention too: feedback finds buckets by it,
         // and a record known by its trace id alone has it as its de-duplication key.
+        // One pass over the source's part of the index (it has no time index: one B-tree is
+        // what `ingest` inserts into).
         let traces = run(
-            "SELECT count(*) FROM traffic_traces WHERE source = ?1 AND start < ?2",
-            "DELETE FROM traffic_traces WHERE source = ?1 AND start < ?2",
+            "SELECT count(*) FROM traffic_trace_keys WHERE start < ?2
+             AND source = (SELECT id FROM traffic_sources WHERE source = ?1)",
+            "DELETE FROM traffic_trace_keys WHERE start < ?2
+             AND source = (SELECT id FROM traffic_sources WHERE source = ?1)",
             before.records,
         )?;
         let mut out = Pruned {
@@ -590,6 +722,79 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn migration_0021_carries_the_trace_index_over_to_compact_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = super::super::schema::connect_at(&path, 20).unwrap();
+            conn.execute_batch(
+                "INSERT INTO traffic_traces VALUES ('s', 't1', 60, 'm', 'f', '', 'DE');
+                 INSERT INTO traffic_traces VALUES ('s', '0af7651916cd43dd8448eb211c80319c',
+                    120, 'm', 'f', '', 'DE');
+                 INSERT INTO traffic_traces VALUES ('other', 't1', 60, 'n', '', '', '');",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let rows: Vec<(Vec<u8>, i64, String, String)> = store
+            .conn
+            .prepare(
+                "SELECT t.key, t.start, s.source, l.model FROM traffic_trace_keys t
+                 JOIN traffic_sources s ON s.id = t.source
+                 JOIN traffic_label_sets l ON l.id = t.labels ORDER BY s.source, t.start",
+            )
+            .unwrap()
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |source: &str, trace: &str, start: i64, model: &str| {
+            (
+                trace_key(trace).to_vec(),
+                start,
+                source.to_owned(),
+                model.to_owned(),
+            )
+        };
+        assert_eq!(
+            rows,
+            [
+                row("other", "t1", 60, "n"),
+                row("s", "t1", 60, "m"),
+                row("s", "0af7651916cd43dd8448eb211c80319c", 120, "m")
+            ]
+        );
+        // A W3C trace id is its own 16 bytes (in order); any other id is hashed.
+        assert_eq!(
+            hex::encode(trace_key("0af7651916cd43dd8448eb211c80319c")),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(
+            trace_key("0AF7651916CD43DD8448EB211C80319C")[..],
+            Sha256::digest(b"0AF7651916CD43DD8448EB211C80319C")[..16]
+        );
+        // Carried over, a trace is known: indexing it again claims nothing, and a new one
+        // of the same labels reuses their set.
+        let tx = store.begin_traffic("s").unwrap();
+        let m = MinuteOf {
+            start: 60,
+            model: "m",
+            feature: "f",
+            segment: "",
+            region: "DE",
+        };
+        let labels = tx.label_set(m).unwrap();
+        assert!(!tx.index_trace("t1", 60, labels, None).unwrap());
+        assert!(tx.index_trace("t3", 60, labels, None).unwrap());
+        tx.commit().unwrap();
+        let sets: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM traffic_label_sets", (), |r| r.get(0))
+            .unwrap();
+        assert_eq!(sets, 2);
     }
 
     #[test]

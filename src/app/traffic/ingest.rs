@@ -7,12 +7,14 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::judging::JudgeReport;
-use super::{Batch, Prepare, write_batch};
+use super::judging::{Committed, JudgeReport};
+use super::write::Chunk;
+use super::{Batch, Prepare, Written};
 use crate::app::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::cli::traffic::IngestArgs;
@@ -24,8 +26,16 @@ use crate::traffic::reader::LineReader;
 
 /// The longest record read; a longer line is counted as malformed and skipped unread.
 const LINE_LIMIT: usize = 1 << 20;
-/// Records per transaction.
+/// Records per batch handed from the reading thread to the storing one.
 const BATCH: usize = 4096;
+/// Records per transaction at most: a chunk of batches whose minute, hour and day buckets
+/// are merged into the store once (docs/performance.md, session 12).
+const CHUNK: usize = 4 * BATCH;
+/// How long the storing thread holds a chunk open waiting for the next batch (a slow pipe
+/// on stdin) before committing what it has.
+const CHUNK_WAIT: Duration = Duration::from_secs(1);
+/// Batches read ahead of the storing thread.
+const AHEAD: usize = 2;
 /// How often `--follow` looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 /// How far ahead of this machine's clock a record may be timed.
@@ -47,7 +57,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     loop {
         let before = reading.written.new;
         if paths.iter().any(|p| p == "-") {
-            reading.read_stdin(&mut store)?;
+            reading.pass(&mut store, (), |r, ()| r.read_stdin())?;
         } else {
             let files = files(ctx, source, paths)?;
             if files.is_empty() && !warned {
@@ -63,9 +73,23 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
                     if args.follow { "; waiting for one" } else { "" }
                 ));
             }
-            for file in files {
-                reading.read_file(&mut store, &file)?;
-            }
+            // Where each file's last committed read stopped, looked up before the storing
+            // thread takes the store.
+            let starts = files
+                .into_iter()
+                .map(|f| {
+                    let key = f.canonicalize().unwrap_or_else(|_| f.clone());
+                    let key = key.display().to_string();
+                    let at = store.traffic_offset(&source.id, &key)?;
+                    Ok((f, key, at))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            reading.pass(&mut store, starts, |r, starts| {
+                for (file, key, at) in starts {
+                    r.read_file(&file, key, at)?;
+                }
+                Ok(())
+            })?;
         }
         if !args.follow {
             break;
@@ -173,6 +197,8 @@ struct Reading<'a> {
     out_of_order: u64,
     unfinished: Vec<String>,
     judging: Option<super::judging::Background>,
+    /// The storing thread's end of the pipeline, during a pass.
+    sink: Option<SyncSender<Batch>>,
 }
 
 impl<'a> Reading<'a> {
@@ -197,6 +223,7 @@ impl<'a> Reading<'a> {
             out_of_order: 0,
             unfinished: Vec::new(),
             judging: None,
+            sink: None,
         })
     }
 
@@ -206,25 +233,65 @@ impl<'a> Reading<'a> {
         self.batch.records.push(scored);
     }
 
-    fn flush(&mut self, store: &mut Store) -> anyhow::Result<()> {
+    /// One pass over the input: `read` runs here (read, parse, map, redact, sample, score)
+    /// while a second thread stores its batches (claims, buckets, records, offsets) in chunks,
+    /// so that both cores work. An error of either side ends the pass; what was committed
+    /// stays, and the next ingest resumes after it.
+    fn pass<T: Send>(
+        &mut self,
+        store: &mut Store,
+        input: T,
+        read: impl FnOnce(&mut Self, T) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let source = self.source.id.as_str();
+        let committed = self
+            .judging
+            .as_ref()
+            .map(super::judging::Background::notifier);
+        let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+        let (read, stored) = std::thread::scope(|s| {
+            let committed = committed.as_ref();
+            let storing = s.spawn(move || store_batches(store, source, &rx, committed));
+            self.sink = Some(tx);
+            let read = read(self, input).and_then(|()| self.flush());
+            // Closing the channel tells the storing thread that the pass is over.
+            self.sink = None;
+            let stored = storing
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the storing thread panicked")));
+            (read, stored)
+        });
+        // The storing side's error explains a reading side that stopped because of it.
+        let stored = stored?;
+        self.written.new += stored.new;
+        self.written.seen += stored.seen;
+        read
+    }
+
+    /// Hands the batch read so far to the storing thread.
+    fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.records.is_empty() && self.batch.offsets.is_empty() {
             return Ok(());
         }
-        let w = write_batch(store, &self.source.id, &self.batch)?;
-        self.written.new += w.new;
-        self.written.seen += w.seen;
-        self.batch = Batch::default();
-        if let Some(j) = &self.judging {
-            j.committed();
+        let batch = std::mem::take(&mut self.batch);
+        match &self.sink {
+            Some(sink) if sink.send(batch).is_ok() => Ok(()),
+            // The storing thread stopped; its error is the pass's.
+            _ => Err(anyhow::anyhow!("storing stopped")),
         }
-        Ok(())
     }
 
     /// One line of the source's format: its records pushed, or why it is malformed.
-    fn line(&mut self, text: &str, at: &str, headers: Option<&csv::StringRecord>, last: &mut i64) {
+    fn line(
+        &mut self,
+        text: &str,
+        at: impl Fn() -> String,
+        headers: Option<&csv::StringRecord>,
+        last: &mut i64,
+    ) {
         let mut kept = Vec::new();
         match self.source.format {
-            TrafficFormat::Jsonl => kept.extend(self.ing.json_line(text, || at.to_owned())),
+            TrafficFormat::Jsonl => kept.extend(self.ing.json_line(text, &at)),
             TrafficFormat::Csv => {
                 let mut r = csv::ReaderBuilder::new()
                     .has_headers(false)
@@ -233,23 +300,23 @@ impl<'a> Reading<'a> {
                 let mut row = csv::StringRecord::new();
                 match (r.read_record(&mut row), headers) {
                     (Ok(true), Some(h)) => {
-                        kept.extend(self.ing.row(h, &row, text.as_bytes(), || at.to_owned()));
+                        kept.extend(self.ing.row(h, &row, text.as_bytes(), &at));
                     }
                     (Ok(_), _) => {}
-                    (Err(e), _) => self.ing.malformed(at.to_owned(), format!("not CSV: {e}")),
+                    (Err(e), _) => self.ing.malformed(at(), format!("not CSV: {e}")),
                 }
             }
             TrafficFormat::Otlp => match otlp::decode_json(text.as_bytes()) {
-                Err(e) => self.ing.malformed(at.to_owned(), e.to_string()),
+                Err(e) => self.ing.malformed(at(), e.to_string()),
                 Ok(d) if d.records.is_empty() && d.skipped == 0 => self.ing.malformed(
-                    at.to_owned(),
+                    at(),
                     "no spans: not an OTLP/JSON trace export (one ExportTraceServiceRequest with `resourceSpans` per line)".to_owned(),
                 ),
                 Ok(d) => {
                     self.skipped_spans += d.skipped as u64;
                     for v in &d.records {
                         let raw = v.to_string();
-                        kept.extend(self.ing.value(v, raw.as_bytes(), || at.to_owned()));
+                        kept.extend(self.ing.value(v, raw.as_bytes(), &at));
                     }
                 }
             },
@@ -264,17 +331,21 @@ impl<'a> Reading<'a> {
         }
     }
 
-    fn read_file(&mut self, store: &mut Store, path: &Path) -> anyhow::Result<()> {
+    /// One file from where its last committed read stopped (`at`); `key`: its canonical path.
+    fn read_file(
+        &mut self,
+        path: &Path,
+        key: String,
+        at: Option<FileOffset>,
+    ) -> anyhow::Result<()> {
         let shown = path
             .strip_prefix(&self.cwd)
             .unwrap_or(path)
             .display()
             .to_string();
-        let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        let key = full.display().to_string();
         let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
         let identity = format!("{}:{}", meta.dev(), meta.ino());
-        let (offset, number) = match store.traffic_offset(&self.source.id, &key)? {
+        let (offset, number) = match at {
             // Rotated (another file now) or truncated: read it from the start.
             Some(o) if o.identity == identity && o.offset <= meta.len() => (o.offset, o.line),
             _ => (0, 0),
@@ -297,11 +368,11 @@ impl<'a> Reading<'a> {
         let mut line_no = number;
         while let Some(line) = reader.next_line()? {
             line_no = line.number;
-            let at = format!("{shown}:{}", line.number);
+            let at = || format!("{shown}:{}", line.number);
             match line.text {
-                Err(e) => self.ing.malformed(at, e.to_string()),
+                Err(e) => self.ing.malformed(at(), e.to_string()),
                 Ok(_) if headers.is_some() && line.number == 1 => {}
-                Ok(text) => self.line(&text, &at, headers.as_ref(), &mut last),
+                Ok(text) => self.line(&text, at, headers.as_ref(), &mut last),
             }
             if self.batch.records.len() >= BATCH {
                 self.batch.offsets.push((
@@ -312,7 +383,7 @@ impl<'a> Reading<'a> {
                         line: line.number,
                     },
                 ));
-                self.flush(store)?;
+                self.flush()?;
             }
         }
         if reader.pending() > 0 {
@@ -329,33 +400,33 @@ impl<'a> Reading<'a> {
                 line: line_no,
             },
         ));
-        self.flush(store)
+        self.flush()
     }
 
-    fn read_stdin(&mut self, store: &mut Store) -> anyhow::Result<()> {
+    fn read_stdin(&mut self) -> anyhow::Result<()> {
         let stdin = std::io::stdin();
         let mut reader = LineReader::new(stdin.lock(), 0, 0, LINE_LIMIT);
         let mut headers: Option<csv::StringRecord> = None;
         let mut last = i64::MIN;
         self.files += 1;
         while let Some(line) = reader.next_line()? {
-            let at = format!("stdin:{}", line.number);
+            let at = || format!("stdin:{}", line.number);
             match line.text {
-                Err(e) => self.ing.malformed(at, e.to_string()),
+                Err(e) => self.ing.malformed(at(), e.to_string()),
                 Ok(text) if self.source.format == TrafficFormat::Csv && headers.is_none() => {
                     headers = Some(csv_row(&text));
                 }
-                Ok(text) => self.line(&text, &at, headers.as_ref(), &mut last),
+                Ok(text) => self.line(&text, at, headers.as_ref(), &mut last),
             }
             if self.batch.records.len() >= BATCH {
-                self.flush(store)?;
+                self.flush()?;
             }
         }
         if reader.pending() > 0 {
             self.unfinished
                 .push("stdin: the last line has no newline: not read".to_owned());
         }
-        self.flush(store)
+        Ok(())
     }
 
     fn report(&self, ctx: &Ctx, format: ReadFormat, judged: Option<&JudgeReport>) {
@@ -419,5 +490,44 @@ impl<'a> Reading<'a> {
             self.scored,
             c.malformed
         ));
+    }
+}
+
+/// The storing side of a pass: batches from the channel stored in chunks of up to [`CHUNK`]
+/// records, each one transaction; a chunk is committed early when no batch comes for
+/// [`CHUNK_WAIT`] (a slow pipe) and when the reading side closes the channel.
+fn store_batches(
+    store: &mut Store,
+    source: &str,
+    batches: &Receiver<Batch>,
+    committed: Option<&Committed>,
+) -> anyhow::Result<Written> {
+    let mut written = Written::default();
+    let Ok(mut next) = batches.recv() else {
+        return Ok(written);
+    };
+    loop {
+        let mut chunk = Chunk::begin(store, source)?;
+        let open = loop {
+            let w = chunk.add(&next)?;
+            written.new += w.new;
+            written.seen += w.seen;
+            if chunk.records >= CHUNK {
+                break true;
+            }
+            match batches.recv_timeout(CHUNK_WAIT) {
+                Ok(b) => next = b,
+                Err(RecvTimeoutError::Timeout) => break true,
+                Err(RecvTimeoutError::Disconnected) => break false,
+            }
+        };
+        chunk.commit()?;
+        if let Some(c) = committed {
+            c.tell();
+        }
+        match batches.recv() {
+            Ok(b) if open => next = b,
+            _ => return Ok(written),
+        }
     }
 }

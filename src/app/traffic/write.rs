@@ -1,13 +1,14 @@
-//! Storing an ingested batch: the one place where traffic records become buckets, records,
-//! keys and offsets, in one transaction. `ingest` and `collect` both call [`write_batch`].
+//! Storing ingested batches: the one place where traffic records become buckets, records,
+//! keys and offsets, in one transaction. `collect` stores each export with [`write_batch`];
+//! `ingest` stores up to [`super::ingest`]'s chunk of batches in one [`Chunk`].
 
 use std::collections::HashMap;
 
 use crate::model::{AssertionOutcome, CaseStatus, Score};
-use crate::store::{BucketRow, FileOffset, RecordRow, Store};
+use crate::store::{BucketRow, FileOffset, RecordRow, Store, TrafficTx};
 use crate::traffic::ingest::Kept;
 use crate::traffic::shape::Shape;
-use crate::traffic::{MinuteOf, Record};
+use crate::traffic::{BucketKey, MinuteOf, Record, Resolution};
 
 /// One record of a batch: read and mapped, with the monitor's verdict when it was scored.
 #[derive(Debug)]
@@ -34,91 +35,170 @@ pub struct Written {
     pub seen: u64,
 }
 
-/// Stores a batch of `source` in one transaction: each record's de-duplication key is claimed
-/// (a record read before adds nothing), the new ones are counted into their minute, hour and
-/// day buckets, the kept ones stored whole, and the files' offsets moved past them. A crash
-/// before the commit leaves the store as it was: the next ingest reads the batch again.
+/// Stores a batch of `source` in one transaction (see [`Chunk`]).
 pub fn write_batch(store: &mut Store, source: &str, batch: &Batch) -> anyhow::Result<Written> {
-    let tx = store.begin_traffic(source)?;
-    let mut rows: HashMap<MinuteOf<'_>, BucketRow> = HashMap::new();
-    let mut written = Written::default();
-    // Feedback imported before its record arrived is counted once the record's buckets are.
-    let waiting = tx.feedback_waiting()?;
-    let mut traced = Vec::new();
-    for scored in &batch.records {
-        let kept = &scored.kept;
-        let r = &kept.record;
-        let minute = MinuteOf::of(r);
-        let inline = r
-            .feedback
-            .as_ref()
-            .map(|f| (r.time.timestamp_millis(), f.vote));
-        let new = match &r.trace_id {
-            // Known by its trace id alone: the trace index is its key (one insert, not two).
-            Some(trace) if *trace == kept.key => tx.index_trace(trace, minute, inline)?,
-            _ => {
-                let new = tx.claim(&kept.key, r.time.timestamp())?;
-                if let (true, Some(trace)) = (new, &r.trace_id) {
-                    tx.index_trace(trace, minute, inline)?;
-                }
-                new
-            }
-        };
-        if !new {
-            written.seen += 1;
-            continue;
-        }
-        written.new += 1;
-        if let (true, Some(trace)) = (waiting, &r.trace_id) {
-            traced.push(trace.as_str());
-        }
-        let row = rows.entry(minute).or_default();
-        row.bucket.add(r, kept.sampled);
-        if let Some(u) = &r.user_hash {
-            row.users.add_hex(u);
-        }
-        if let Some(score) = &scored.score {
-            count_quality(&mut row.quality, score);
-        }
-        if kept.keep {
-            let stripped;
-            let record = if kept.text {
-                r
-            } else {
-                stripped = Record {
-                    input: None,
-                    output: None,
-                    context: Vec::new(),
-                    ..r.clone()
-                };
-                &stripped
-            };
-            tx.put_record(&RecordRow {
-                key: &kept.key,
-                record,
-                sampled: kept.sampled,
-                score: scored.score.as_ref(),
-            })?;
-            if kept.sampled {
-                // Drift reads lengths and language even when the text is not kept.
-                tx.put_shape(&kept.key, &Shape::of(r))?;
-            }
-        }
-    }
-    // In key order, as the buckets lie in the store.
-    let mut rows: Vec<_> = rows.into_iter().collect();
-    rows.sort_unstable_by_key(|(k, _)| *k);
-    for (key, row) in &rows {
-        tx.merge_bucket(&key.to_key(), row)?;
-    }
-    for trace in traced {
-        tx.match_feedback(trace)?;
-    }
-    for (file, at) in &batch.offsets {
-        tx.set_offset(file, at)?;
-    }
-    tx.commit()?;
+    let mut chunk = Chunk::begin(store, source)?;
+    let written = chunk.add(batch)?;
+    chunk.commit()?;
     Ok(written)
+}
+
+/// Batches of one source stored as one transaction: each record's de-duplication key is
+/// claimed (a record read before adds nothing), the new ones are counted into minute buckets
+/// held in memory, the kept ones stored whole, and the files' offsets moved past them. At
+/// [`Chunk::commit`] the minutes are rolled up to hours and days in memory and every bucket
+/// the chunk touched is merged into the store once. A crash before the commit leaves the
+/// store as it was: the next ingest reads the chunk again.
+pub struct Chunk<'s> {
+    tx: TrafficTx<'s>,
+    minutes: HashMap<BucketKey, BucketRow>,
+    /// Feedback waits for some records of this source (looked up once a chunk).
+    waiting: bool,
+    /// Traced records counted by this chunk that feedback may be waiting for.
+    traced: Vec<String>,
+    /// Records added so far.
+    pub records: usize,
+}
+
+/// One minute bucket of a batch: its counts, and its label set once a traced record needed it.
+#[derive(Default)]
+struct Minute {
+    row: BucketRow,
+    labels: Option<i64>,
+}
+
+impl<'s> Chunk<'s> {
+    pub fn begin(store: &'s mut Store, source: &str) -> anyhow::Result<Self> {
+        let tx = store.begin_traffic(source)?;
+        // Feedback imported before its record arrived is counted once the record's buckets are.
+        let waiting = tx.feedback_waiting()?;
+        Ok(Self {
+            tx,
+            minutes: HashMap::new(),
+            waiting,
+            traced: Vec::new(),
+            records: 0,
+        })
+    }
+
+    /// Claims, counts and stores one batch (within the chunk's transaction).
+    pub fn add(&mut self, batch: &Batch) -> anyhow::Result<Written> {
+        let tx = &self.tx;
+        let mut rows: HashMap<MinuteOf<'_>, Minute> = HashMap::new();
+        let mut written = Written::default();
+        for scored in &batch.records {
+            let kept = &scored.kept;
+            let r = &kept.record;
+            let minute = MinuteOf::of(r);
+            let slot = rows.entry(minute).or_default();
+            let inline = r
+                .feedback
+                .as_ref()
+                .map(|f| (r.time.timestamp_millis(), f.vote));
+            let mut index = |trace: &str| -> anyhow::Result<bool> {
+                let labels = match slot.labels {
+                    Some(l) => l,
+                    None => *slot.labels.insert(tx.label_set(minute)?),
+                };
+                Ok(tx.index_trace(trace, minute.start, labels, inline)?)
+            };
+            let new = match &r.trace_id {
+                // Known by its trace id alone: the trace index is its key (one insert, not two).
+                Some(trace) if *trace == kept.key => index(trace)?,
+                _ => {
+                    let new = tx.claim(&kept.key, r.time.timestamp())?;
+                    if let (true, Some(trace)) = (new, &r.trace_id) {
+                        index(trace)?;
+                    }
+                    new
+                }
+            };
+            if !new {
+                written.seen += 1;
+                continue;
+            }
+            written.new += 1;
+            if let (true, Some(trace)) = (self.waiting, &r.trace_id) {
+                self.traced.push(trace.clone());
+            }
+            let row = &mut slot.row;
+            row.bucket.add(r, kept.sampled);
+            if let Some(u) = &r.user_hash {
+                row.users.add_hex(u);
+            }
+            if let Some(score) = &scored.score {
+                count_quality(&mut row.quality, score);
+            }
+            if kept.keep {
+                store_record(tx, scored)?;
+            }
+        }
+        for (minute, slot) in rows {
+            // A minute whose records were all read before has nothing to add.
+            if slot.row.bucket.requests > 0 {
+                self.minutes
+                    .entry(minute.to_key())
+                    .or_default()
+                    .merge(&slot.row);
+            }
+        }
+        for (file, at) in &batch.offsets {
+            tx.set_offset(file, at)?;
+        }
+        self.records += batch.records.len();
+        Ok(written)
+    }
+
+    /// Rolls the chunk's minutes up to hours and days, merges each bucket into the store once
+    /// (in key order, as they lie in the store), counts waiting feedback, and commits.
+    pub fn commit(self) -> anyhow::Result<()> {
+        let mut rows: HashMap<BucketKey, BucketRow> = HashMap::new();
+        for (key, row) in &self.minutes {
+            for to in [Resolution::Hour, Resolution::Day] {
+                rows.entry(key.rolled_up(to)).or_default().merge(row);
+            }
+        }
+        rows.extend(self.minutes);
+        let mut rows: Vec<_> = rows.into_iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, row) in &rows {
+            self.tx.merge_into(key, row)?;
+        }
+        for trace in &self.traced {
+            self.tx.match_feedback(trace)?;
+        }
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Stores a record kept whole: its text when the source keeps it, and its shape when sampled.
+fn store_record(tx: &TrafficTx<'_>, scored: &Scored) -> anyhow::Result<()> {
+    let kept = &scored.kept;
+    let r = &kept.record;
+    let stripped;
+    let record = if kept.text {
+        r
+    } else {
+        stripped = Record {
+            input: None,
+            output: None,
+            context: Vec::new(),
+            ..r.clone()
+        };
+        &stripped
+    };
+    tx.put_record(&RecordRow {
+        key: &kept.key,
+        record,
+        sampled: kept.sampled,
+        score: scored.score.as_ref(),
+    })?;
+    if kept.sampled {
+        // Drift reads lengths and language even when the text is not kept.
+        tx.put_shape(&kept.key, &Shape::of(r))?;
+    }
+    Ok(())
 }
 
 /// The monitor's verdict on one sampled record, counted: decided, passed, and what its

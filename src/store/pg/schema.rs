@@ -18,10 +18,16 @@ use super::{PgError, reason};
 use crate::store::schema::MIGRATIONS;
 
 /// Migrations whose SQL does not translate, and the PostgreSQL SQL used instead.
-pub(crate) const PG_VARIANTS: [(&str, &str); 1] = [(
-    "0002_indexes_views",
-    include_str!("../migrations/0002_indexes_views.pg.sql"),
-)];
+pub(crate) const PG_VARIANTS: [(&str, &str); 2] = [
+    (
+        "0002_indexes_views",
+        include_str!("../migrations/0002_indexes_views.pg.sql"),
+    ),
+    (
+        "0021_trace_index",
+        include_str!("../migrations/0021_trace_index.pg.sql"),
+    ),
+];
 
 /// SQLite's functions the store's queries use, defined on the server (see the file).
 const FUNCTIONS: &str = include_str!("../migrations/pg_functions.sql");

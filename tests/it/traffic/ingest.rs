@@ -114,18 +114,28 @@ pub fn json(out: &std::process::Output) -> serde_json::Value {
 pub fn dump(p: &Project) -> String {
     let conn = rusqlite::Connection::open(p.db()).expect("open store");
     let mut out = String::new();
-    for (table, order) in [
+    let all = |table: &str, order: &str| format!("SELECT * FROM {table} ORDER BY {order}");
+    for (table, query) in [
         (
             "traffic_buckets",
-            "source, resolution, start, model, feature, segment, region",
+            all(
+                "traffic_buckets",
+                "source, resolution, start, model, feature, segment, region",
+            ),
         ),
-        ("traffic_records", "source, key"),
-        ("traffic_keys", "source, key"),
-        ("traffic_traces", "source, trace_id"),
+        ("traffic_records", all("traffic_records", "source, key")),
+        ("traffic_keys", all("traffic_keys", "source, key")),
+        // The trace index with its source and labels (not their ids, which are the store's).
+        (
+            "traffic_trace_keys",
+            "SELECT s.source, t.key, t.start, l.model, l.feature, l.segment, l.region
+             FROM traffic_trace_keys t JOIN traffic_sources s ON s.id = t.source
+             JOIN traffic_label_sets l ON l.id = t.labels
+             ORDER BY s.source, t.key"
+                .to_owned(),
+        ),
     ] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
-            .expect("query");
+        let mut stmt = conn.prepare(&query).expect("query");
         let cols = stmt.column_count();
         let mut rows = stmt.query([]).expect("rows");
         while let Some(r) = rows.next().expect("row") {
@@ -167,7 +177,10 @@ fn reingesting_adds_nothing_and_a_new_line_is_read_once() {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .expect("count")
     };
-    assert_eq!((count("traffic_traces"), count("traffic_keys")), (500, 0));
+    assert_eq!(
+        (count("traffic_trace_keys"), count("traffic_keys")),
+        (500, 0)
+    );
     let before = dump(&p);
     // The same file again: its offset says it was read.
     let again = json(&ingest(&p, &[]));
