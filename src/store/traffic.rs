@@ -8,9 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
+use super::db::{OptionalExtension, TransactionBehavior, Tx, params};
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
-use super::db::{OptionalExtension, TransactionBehavior, Tx, params};
 use sha2::{Digest, Sha256};
 
 use super::codec::{to_i64, to_u64};

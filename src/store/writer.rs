@@ -665,7 +665,7 @@ fn reach(conn: &Db, since: Instant, run: &RunCtx<'_>) -> Result<(), String> {
         let waited = since.elapsed();
         let Some(left) = run.outage.wait.checked_sub(waited).filter(|l| !l.is_zero()) else {
             return Err(format!(
-                "the store {} was unreachable for {} s, the limit (EVALWATCH_STORE_WAIT); the results stored before are kept and the run is incomplete: `evalwatch run --resume {}` runs the rest",
+                "the store {} was unreachable for {} s, the limit (EVALWATCH_STORE_WAIT); the results stored before are kept and the run is incomplete: `evalwatch run --resume {}` runs the rest once the server is back and the suite's lease expired (EVALWATCH_LEASE_TTL)",
                 conn.pg_shown().unwrap_or_default(),
                 waited.as_secs(),
                 run.run_id

@@ -134,7 +134,8 @@ impl Session {
     }
 
     /// A page under reports/, normalised; its charts' geometry too (where a point sits
-    /// follows when the run started), and the clock times of their axes.
+    /// follows when the run started), and the clock times of their axes and where those
+    /// are anchored.
     fn page(&self, rel: &str) -> String {
         static GEOMETRY: LazyLock<Vec<(Regex, &str)>> = LazyLock::new(|| {
             [
@@ -144,6 +145,11 @@ impl Session {
                 ),
                 (r#"\b(d|points)="[^"]*""#, "$1=\"<path>\""),
                 (r">\d{1,2}:\d{2}<", "><hh:mm><"),
+                // A time label near the axis's end is anchored at its edge.
+                (
+                    r#"text-anchor="(start|middle|end)""#,
+                    "text-anchor=\"<anchor>\"",
+                ),
             ]
             .into_iter()
             .map(|(re, to)| (Regex::new(re).expect("regex"), to))

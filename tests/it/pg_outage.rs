@@ -285,8 +285,20 @@ fn spawn_run(
     wait: &str,
     args: &[&str],
 ) -> (Child, mpsc::Receiver<String>) {
+    spawn_run_with(p, server, wait, &[], args)
+}
+
+/// [`spawn_run`] with more environment variables.
+fn spawn_run_with(
+    p: &Project,
+    server: &Server,
+    wait: &str,
+    envs: &[(&str, &str)],
+    args: &[&str],
+) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
         .current_dir(p.path())
+        .envs(envs.iter().copied())
         .env_remove("EVALWATCH_CONFIG")
         .env("NO_COLOR", "1")
         .env("EVALWATCH_DB", server.url())
@@ -377,7 +389,11 @@ fn pg_outage_past_the_wait_ends_incomplete_and_resume_completes_it() {
     };
     let (base, gates, _calls) = gated_server();
     let p = outage_project(&base);
-    let (child, rx) = spawn_run(&p, &server, "1", &["run", "--no-reports"]);
+    // The run cannot record its end while the server is away, nor give its lease back: on
+    // PostgreSQL a run is judged by its suite's lease, not by a pid, so it is marked
+    // incomplete once the lease expires. A short lease time keeps the test short.
+    let ttl = [("EVALWATCH_LEASE_TTL", "2s")];
+    let (child, rx) = spawn_run_with(&p, &server, "1", &ttl, &["run", "--no-reports"]);
     wait_for_results(&server, BEFORE);
     let run_id = server.text("SELECT run_id FROM runs");
     server.down();
@@ -399,10 +415,31 @@ fn pg_outage_past_the_wait_ends_incomplete_and_resume_completes_it() {
         BEFORE,
         "what was stored before the outage is kept"
     );
-    let (child, rx) = spawn_run(
+    // Before the lease expired: refused, saying why and when it will not be.
+    let started = std::time::Instant::now();
+    assert_eq!(server.text("SELECT status FROM runs"), "running");
+    {
+        let (child, rx) = spawn_run_with(
+            &p,
+            &server,
+            "1",
+            &[("EVALWATCH_LEASE_TTL", "1h")],
+            &["run", "--no-reports", "--resume", &run_id],
+        );
+        let out = child.wait_with_output().expect("wait");
+        let err = rx.iter().collect::<Vec<_>>().join("\n");
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("still running") && err.contains("lease expires"),
+            "{err}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
+    let (child, rx) = spawn_run_with(
         &p,
         &server,
         "1",
+        &ttl,
         &["run", "--no-reports", "--resume", &run_id],
     );
     let out = child.wait_with_output().expect("wait");

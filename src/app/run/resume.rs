@@ -37,8 +37,13 @@ pub(super) fn select(
     })?;
     if info.status == RunStatus::Running {
         return Err(Failure::invalid(format!(
-            "resume run {}: it is still running (another process is writing it); wait for it or stop it first",
-            info.run_id
+            "resume run {}: it is still running (another process is writing it){}; wait for it or stop it first",
+            info.run_id,
+            if store.is_pg() {
+                ", or its process ended without recording its end (the store was unreachable): such a run is marked incomplete once its suite's lease expires (EVALWATCH_LEASE_TTL, default 90s)"
+            } else {
+                ""
+            }
         )));
     }
     let names: Vec<String> = suites.iter().map(|s| s.name.clone()).collect();
