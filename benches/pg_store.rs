@@ -40,12 +40,13 @@ impl Server {
     /// A new database; its URL, with the password.
     fn fresh(&self, name: &str) -> String {
         let admin = PgTarget::parse(&self.with_pw(&self.url)).expect("URL");
-        admin
-            .connect()
-            .expect("connect")
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-            ))
+        let mut client = admin.connect().expect("connect");
+        // One statement a call: two in one text run as one transaction, where neither may.
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .expect("drop database");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("create database");
         let base = self.url.rsplit_once('/').expect("URL with a database").0;
         self.with_pw(&format!("{base}/{name}"))
