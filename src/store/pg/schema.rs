@@ -18,7 +18,7 @@ use super::{PgError, reason};
 use crate::store::schema::MIGRATIONS;
 
 /// Migrations whose SQL does not translate, and the PostgreSQL SQL used instead.
-pub(crate) const PG_VARIANTS: [(&str, &str); 2] = [
+pub(crate) const PG_VARIANTS: [(&str, &str); 3] = [
     (
         "0002_indexes_views",
         include_str!("../migrations/0002_indexes_views.pg.sql"),
@@ -26,6 +26,10 @@ pub(crate) const PG_VARIANTS: [(&str, &str); 2] = [
     (
         "0021_trace_index",
         include_str!("../migrations/0021_trace_index.pg.sql"),
+    ),
+    (
+        "0022_results_refs",
+        include_str!("../migrations/0022_results_refs.pg.sql"),
     ),
 ];
 
