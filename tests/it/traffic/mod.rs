@@ -8,7 +8,7 @@ mod drift;
 mod feedback;
 mod figures;
 mod formats;
-mod ingest;
+pub(crate) mod ingest;
 mod judge;
 mod page;
 mod prune;
