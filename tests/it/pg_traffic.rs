@@ -399,3 +399,144 @@ fn pg_concurrent_collects_into_one_store_lose_no_count() {
         ]
     );
 }
+
+/// Requires each backend's transcript to be the same as the first's.
+fn same_on_all(logs: &[(&'static str, Vec<String>)]) {
+    if let [(_, first), rest @ ..] = logs {
+        for (name, log) in rest {
+            assert_eq!(first.len(), log.len(), "{name}");
+            for (a, b) in first.iter().zip(log) {
+                assert_eq!(a, b, "SQLite and {name} differ");
+            }
+        }
+    }
+}
+
+/// A CSV log (one malformed row) and an OTLP/JSON file (one span not a model call, one line
+/// not an export) on `backend`: the transcript of `ingest` and `traffic` of each source.
+fn formats_transcript(backend: &Backend, t: i64) -> Vec<String> {
+    let p = backend.project(Project::new());
+    let name = backend.name();
+    p.write(
+        "evalwatch.yaml",
+        "providers:\n  - {id: prod, type: openai, model: m1, pricing: {input_per_mtok: 1.0, output_per_mtok: 2.0}}
+traffic:
+  - id: rows
+    format: csv
+    path: rows/*.csv
+    fields: {time: ts, model: model, latency_ms: ms, tokens_in: tin, tokens_out: tout}
+  - id: spans
+    format: otlp
+    path: otel/*.jsonl
+    fields: {feature: \"attr:app.feature\", region: \"resource:cloud.region\"}
+",
+    );
+    p.write(
+        "rows/a.csv",
+        &format!(
+            "ts,model,ms,tin,tout\n{t},m1,120,1000,500\n{},m1,80,1000,500\n{},m1,slow,1,1\n",
+            t + 1,
+            t + 2
+        ),
+    );
+    let span = |trace: &str, attrs: &str| {
+        format!(
+            r#"{{"traceId":"{trace}","spanId":"eee19b7ec3c1b174","name":"chat","kind":3,"startTimeUnixNano":"{t}000000000","endTimeUnixNano":"{t}250000000","attributes":[{attrs}],"status":{{}}}}"#
+        )
+    };
+    let genai = span(
+        "5b8efff798038103d269b633813fc60c",
+        r#"{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"42"}},{"key":"app.feature","value":{"stringValue":"search"}}"#,
+    );
+    let plain = span(
+        "6b8efff798038103d269b633813fc60c",
+        r#"{"key":"http.method","value":{"stringValue":"GET"}}"#,
+    );
+    p.write(
+        "otel/spans.jsonl",
+        &format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"cloud.region","value":{{"stringValue":"eu-west-1"}}}}]}},"scopeSpans":[{{"spans":[{genai},{plain}]}}]}}]}}
+{{"ts": 1}}
+"#
+        ),
+    );
+    let mut log = Vec::new();
+    for source in ["rows", "spans"] {
+        // One bad line each: counted, located, exit 3; the rest stored.
+        let out = step(&p, &mut log, &["ingest", source, "--format", "json"]);
+        assert_eq!(code(&out), 3, "{name}: {}{}", stdout(&out), stderr(&out));
+        let again = step(&p, &mut log, &["ingest", source, "--format", "json"]);
+        assert_eq!(json(&again)["new"], 0, "{name}");
+        let out = step(&p, &mut log, &["traffic", source, "--format", "json"]);
+        assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+    }
+    log
+}
+
+#[test]
+fn pg_csv_and_otlp_files_give_the_same_results_on_both_backends() {
+    let t = recent_start();
+    let logs: Vec<_> = Backend::all("traffic_formats")
+        .iter()
+        .map(|b| (b.name(), formats_transcript(b, t)))
+        .collect();
+    let rows = logs[0].1.join("\n");
+    assert!(
+        rows.contains("\"new\":2") && rows.contains("\"new\":1"),
+        "{rows}"
+    );
+    same_on_all(&logs);
+}
+
+/// The judge monitor of `crate::traffic::judge` on `backend`: verdicts through a loopback
+/// judge, then the same texts again answered from the judge cache.
+fn judge_transcript(backend: &Backend, start: i64) -> Vec<String> {
+    use crate::traffic::judge::{log as judged_log, project, serve};
+    let (base, judge) = serve();
+    let mut p = project(&base);
+    p.pg = backend.project(Project::new()).pg;
+    let name = backend.name();
+    let mut log = Vec::new();
+    let env = |p: &Project, log: &mut Vec<String>, args: &[&str]| {
+        let out = p
+            .cmd()
+            .env("EVALWATCH_TRAFFIC_SALT", SALT)
+            .env("OPENAI_API_KEY", "sk-test")
+            .args(args)
+            .output()
+            .expect("run evalwatch");
+        log.push(format!(
+            "$ {}: exit {}\n{}{}",
+            args.join(" "),
+            code(&out),
+            normalise(p, &stdout(&out)),
+            normalise(p, &stderr(&out))
+        ));
+        out
+    };
+    p.write("logs/a.jsonl", &judged_log(start, "a", 0, 6));
+    let out = env(&p, &mut log, &["ingest", "--format", "json"]);
+    assert_eq!(json(&out)["judge"]["judged"], 6, "{name}");
+    p.write("logs/b.jsonl", &judged_log(start + 100, "b", 0, 6));
+    let out = env(&p, &mut log, &["ingest", "--format", "json"]);
+    assert_eq!(json(&out)["judge"]["cached"], 6, "{name}");
+    assert_eq!(judge.calls(), 6, "{name}: the cache answered");
+    let out = env(&p, &mut log, &["traffic", "--format", "json"]);
+    let t = json(&out);
+    assert_eq!(
+        (&t["current"]["scored"], &t["current"]["pass_rate"]),
+        (&serde_json::json!(12), &serde_json::json!(0.5)),
+        "{name}: {t}"
+    );
+    log
+}
+
+#[test]
+fn pg_judge_monitors_give_the_same_verdicts_on_both_backends() {
+    let start = recent_start();
+    let logs: Vec<_> = Backend::all("traffic_judge")
+        .iter()
+        .map(|b| (b.name(), judge_transcript(b, start)))
+        .collect();
+    same_on_all(&logs);
+}

@@ -9,7 +9,7 @@ mod feedback;
 mod figures;
 mod formats;
 pub(crate) mod ingest;
-mod judge;
+pub(crate) mod judge;
 mod page;
 mod prune;
 mod satisfaction;
