@@ -19,6 +19,7 @@ fn config() -> String {
         "    retention: {records: 1d, minute: 2d, hour: 30d, day: forever}
     alerts:
       - {metric: traffic.error_rate, max: 0.01, window: 15m, severity: critical}
+      - {metric: traffic.thumbs_down_rate, max: 0.01, window: 1h, severity: warning}
     monitor:",
     )
 }
@@ -125,6 +126,11 @@ fn transcript(backend: &Backend, start: i64) -> Vec<String> {
         &["feedback", "import", &file, "--format", "json"],
     );
     assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+    // The digest of negative feedback: each record's feature found by its trace.
+    let out = step(&p, &mut log, &["feedback", "digest", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+    assert!(stdout(&out).contains("chat"), "{name}: {}", stdout(&out));
+    step(&p, &mut log, &["feedback", "digest"]);
     for args in [
         &["traffic", "--format", "json"][..],
         &["traffic"],
@@ -158,6 +164,44 @@ fn transcript(backend: &Backend, start: i64) -> Vec<String> {
         &["review", "sample", "--from", "traffic:bot", "--n", "5"],
     );
     assert_eq!(code(&out), 0, "{name}: {}{}", stdout(&out), stderr(&out));
+    // Graded (a pass, two fails), then compared with the users' votes.
+    let sheet_id = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("review sheet "))
+        .and_then(|l| l.split(':').next())
+        .expect("a sheet id")
+        .to_owned();
+    let page = std::fs::read_to_string(p.path().join(format!("reports/review/{sheet_id}.html")))
+        .expect("sheet page");
+    let sheet = crate::review::sheet_json(&page);
+    let items = sheet["items"].as_array().expect("items");
+    let grades: Vec<serde_json::Value> = items
+        .iter()
+        .take(3)
+        .enumerate()
+        .map(|(i, item)| {
+            serde_json::json!({"result_id": item["result_id"],
+                "verdict": if i == 0 { "pass" } else { "fail" }, "quality": 2 + i,
+                "hallucination": null, "note": format!("note {i}")})
+        })
+        .collect();
+    let grades = serde_json::json!({
+        "sheet_id": sheet["sheet_id"], "reviewer": "Ann", "exported_at": "2026-01-01T10:00:00Z",
+        "sheet_mac": sheet["mac"], "grades": grades,
+    });
+    let file = p.write("grades.json", &grades.to_string());
+    let out = step(
+        &p,
+        &mut log,
+        &["review", "import", &file.display().to_string()],
+    );
+    assert_eq!(code(&out), 0, "{name}: {}{}", stdout(&out), stderr(&out));
+    step(
+        &p,
+        &mut log,
+        &["review", "show", &sheet_id, "--format", "json"],
+    );
+    step(&p, &mut log, &["review", "stats", "--format", "json"]);
     step(&p, &mut log, &["review", "list", "--format", "json"]);
     // Three days ago: pruned by retention, its hours kept.
     let old = (chrono::Utc::now().timestamp() - 3 * 86_400) / 3600 * 3600;
