@@ -62,7 +62,8 @@ fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
 }
 
-/// JSONL feedback on traces `t0`..`t39`: 30 thumbs down, then 10 fives; `t5` changes its mind.
+/// JSONL feedback on traces `t0`..`t39`: 30 thumbs down, then 10 fives; `t5` changes its mind;
+/// and a thumbs down for `old5`, a record read later.
 fn feedback_file(start: i64) -> String {
     let mut out = String::new();
     for i in 0..40 {
@@ -77,6 +78,12 @@ fn feedback_file(start: i64) -> String {
         out,
         r#"{{"trace_id": "t5", "time": {}, "value": "up", "user": "user-1"}}"#,
         start + 900
+    );
+    // For a record not ingested yet: it waits for it.
+    let _ = writeln!(
+        out,
+        r#"{{"trace_id": "old5", "time": {}, "value": "down", "user": "user-1"}}"#,
+        start + 950
     );
     out
 }
@@ -120,12 +127,27 @@ fn transcript(backend: &Backend, start: i64) -> Vec<String> {
         &["feedback", "import", &file, "--format", "json"],
     );
     assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+    let imported = json(&out);
+    assert_eq!(
+        (
+            &imported["counted"],
+            &imported["replaced"],
+            &imported["waiting"]
+        ),
+        (
+            &serde_json::json!(40),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{name}: {imported}"
+    );
     let out = step(
         &p,
         &mut log,
         &["feedback", "import", &file, "--format", "json"],
     );
     assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+    assert_eq!(json(&out)["repeated"], 42, "{name}");
     // The digest of negative feedback: each record's feature found by its trace.
     let out = step(&p, &mut log, &["feedback", "digest", "--format", "json"]);
     assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
@@ -189,11 +211,11 @@ fn transcript(backend: &Backend, start: i64) -> Vec<String> {
         "sheet_id": sheet["sheet_id"], "reviewer": "Ann", "exported_at": "2026-01-01T10:00:00Z",
         "sheet_mac": sheet["mac"], "grades": grades,
     });
-    let file = p.write("grades.json", &grades.to_string());
+    let graded = p.write("grades.json", &grades.to_string());
     let out = step(
         &p,
         &mut log,
-        &["review", "import", &file.display().to_string()],
+        &["review", "import", &graded.display().to_string()],
     );
     assert_eq!(code(&out), 0, "{name}: {}{}", stdout(&out), stderr(&out));
     step(
@@ -215,6 +237,13 @@ fn transcript(backend: &Backend, start: i64) -> Vec<String> {
         &["ingest", "logs/old.jsonl", "--format", "json"],
     );
     assert_eq!(json(&out)["new"], 200, "{name}");
+    // The feedback that waited for `old5` is counted now: none waits any more.
+    let out = step(
+        &p,
+        &mut log,
+        &["feedback", "import", &file, "--format", "json"],
+    );
+    assert_eq!(json(&out)["unmatched"], 0, "{name}");
     let out = step(&p, &mut log, &["prune", "--dry-run", "--format", "json"]);
     assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
     let out = step(&p, &mut log, &["prune", "--format", "json"]);
