@@ -613,3 +613,49 @@ fn pg_judge_monitors_give_the_same_verdicts_on_both_backends() {
         .collect();
     same_on_all(&logs);
 }
+
+/// `collect` on `backend`: two exports received (one sent twice, as an exporter's retry), then
+/// the source shown.
+fn collect_transcript(backend: &Backend, at: i64) -> Vec<String> {
+    let p = backend.project(Project::new());
+    let name = backend.name();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: app\n    format: otlp\n    sample: 100%\n",
+    );
+    let (child, url) = start_collect(&p);
+    let client = evalwatch::provider::http_client().expect("client");
+    let mut log = Vec::new();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            for (from, to) in [(0, 30), (30, 60), (30, 60)] {
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(export(7, from, to, at))
+                    .send()
+                    .await
+                    .expect("send");
+                log.push(format!("export {from}..{to}: {}", r.status()));
+            }
+        });
+    signal(child.id(), "-TERM");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+    let out = step(&p, &mut log, &["traffic", "--format", "json"]);
+    assert_eq!(json(&out)["current"]["volume"], 60, "{name}");
+    log
+}
+
+#[test]
+fn pg_collect_gives_the_same_figures_on_both_backends() {
+    let at = (chrono::Utc::now().timestamp() - 1800) / 60 * 60;
+    let logs: Vec<_> = Backend::all("collect_same")
+        .iter()
+        .map(|b| (b.name(), collect_transcript(b, at)))
+        .collect();
+    same_on_all(&logs);
+}
