@@ -281,7 +281,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         config: cli.global.config,
         cwd: std::env::current_dir()?,
     };
-    store::refuse_postgres(&ctx, &cli.command)?;
     match cli.command {
         Command::Init(a) => init::run(&ctx, &a),
         Command::Validate(a) => {

@@ -1,10 +1,8 @@
-//! `evalwatch store migrate`, and the plain refusal every other command gives a PostgreSQL
-//! store until the commands are wired to it (docs/store.md).
+//! `evalwatch store migrate` (docs/store.md).
 
 use super::{Ctx, Failure, exit};
-use crate::cli::Command;
 use crate::cli::store::{MigrateArgs, StoreArgs, StoreCommand};
-use crate::store::pg::{Endpoint, PgError, is_postgres_url, migrate_history, redact_url};
+use crate::store::pg::{Endpoint, PgError, migrate_history};
 
 pub fn run(ctx: &Ctx, args: &StoreArgs) -> anyhow::Result<u8> {
     match &args.command {
@@ -77,39 +75,4 @@ fn shown(ctx: &Ctx, e: &Endpoint) -> String {
         Endpoint::Sqlite(p) => ctx.shown(p),
         Endpoint::Postgres(t) => t.shown().to_owned(),
     }
-}
-
-/// The traffic commands do not read or write PostgreSQL yet: given a PostgreSQL store (by
-/// `--db`, `EVALWATCH_DB` or `store:` of evalwatch.yaml) they exit 2 saying so; they never
-/// fall back to an SQLite file. Every other command works on either engine.
-pub fn refuse_postgres(ctx: &Ctx, command: &Command) -> anyhow::Result<()> {
-    let name = match command {
-        Command::Ingest(_) => "ingest",
-        Command::Collect(_) => "collect",
-        Command::Traffic(_) => "traffic",
-        Command::Prune(_) => "prune",
-        Command::Feedback(_) => "feedback",
-        _ => return Ok(()),
-    };
-    let store = match &ctx.db {
-        Some(db) => Some(db.to_string_lossy().into_owned()),
-        // The project's `store:`; a project that does not load is the command's to report.
-        None => crate::suite::load_project(ctx.config.as_deref(), &ctx.cwd)
-            .ok()
-            .and_then(|p| p.store)
-            .map(|s| s.to_string_lossy().into_owned()),
-    };
-    match store {
-        Some(url) if is_postgres_url(&url) => Err(Failure::invalid(format!(
-            "{name}: the store {} is PostgreSQL, and traffic (`ingest`, `collect`, `traffic`, `prune`, `feedback`) is kept only in an SQLite store so far; give `{name}` an SQLite store with --db (docs/store.md)",
-            shown_url(&url),
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// A URL as shown: parsed (no password), else redacted.
-fn shown_url(url: &str) -> String {
-    crate::store::pg::PgTarget::parse(url)
-        .map_or_else(|_| redact_url(url), |t| t.shown().to_owned())
 }

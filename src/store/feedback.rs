@@ -8,9 +8,9 @@
 //! Feedback for a record not ingested yet waits in `traffic_feedback_waiting` and is counted
 //! by the batch that brings its record.
 
-use super::db::{OptionalExtension, TransactionBehavior, Tx, params};
+use super::db::{OptionalExtension, Tx, params};
 
-use super::traffic::{RESOLUTIONS, TrafficTx, read_bucket, write_bucket};
+use super::traffic::{RESOLUTIONS, TrafficTx, begin_writing, read_bucket, trace_key, write_bucket};
 use super::{Store, StoreError};
 use crate::traffic::{Bucket, BucketKey, Resolution, Vote};
 
@@ -101,9 +101,9 @@ fn apply_latest(tx: &Tx<'_>, source: &str, trace_id: &str) -> Result<Applied, St
             "SELECT t.start, l.model, l.feature, l.segment, l.region
              FROM traffic_trace_keys t JOIN traffic_label_sets l ON l.id = t.labels
              WHERE t.source = (SELECT id FROM traffic_sources WHERE source = ?1)
-               AND t.key = evalwatch_trace_key(?2)",
+               AND t.key = ?2",
         )?
-        .query_row(params![source, trace_id], |r| {
+        .query_row(params![source, trace_key(trace_id).as_slice()], |r| {
             Ok(BucketKey {
                 start: r.get(0)?,
                 resolution: Resolution::Minute,
@@ -201,9 +201,7 @@ impl Store {
         source: &str,
         rows: &[NewFeedback<'_>],
     ) -> Result<FeedbackImport, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin_writing(&mut self.conn, source)?;
         let mut out = FeedbackImport::default();
         for f in rows {
             let n = tx
@@ -259,32 +257,50 @@ impl Store {
         to_ms: i64,
     ) -> Result<Vec<FeedbackRow>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT f.trace_id, f.time_ms, f.raw, f.comment, coalesce(l.feature, f.feature),
+            "SELECT f.trace_id, f.time_ms, f.raw, f.comment, f.feature,
                     (SELECT r.key FROM traffic_records r
                      WHERE r.source = f.source AND r.trace_id = f.trace_id LIMIT 1)
              FROM traffic_feedback f
-             LEFT JOIN traffic_sources s ON s.source = f.source
-             LEFT JOIN traffic_trace_keys t ON t.source = s.id
-                AND t.key = evalwatch_trace_key(f.trace_id)
-             LEFT JOIN traffic_label_sets l ON l.id = t.labels
              WHERE f.source = ?1 AND f.vote = ?2 AND f.time_ms >= ?3 AND f.time_ms < ?4
                AND f.id = (SELECT g.id FROM traffic_feedback g
                            WHERE g.source = f.source AND g.trace_id = f.trace_id
                            ORDER BY g.time_ms DESC, g.id DESC LIMIT 1)
              ORDER BY f.time_ms DESC, f.trace_id",
         )?;
-        let rows = stmt.query_map(params![source, vote.as_str(), from_ms, to_ms], |r| {
-            let feature: Option<String> = r.get(4)?;
-            Ok(FeedbackRow {
-                trace_id: r.get(0)?,
-                time_ms: r.get(1)?,
-                raw: r.get(2)?,
-                vote,
-                comment: r.get(3)?,
-                feature: feature.filter(|f| !f.is_empty()),
-                record_key: r.get(5)?,
+        let rows = stmt
+            .query_map(params![source, vote.as_str(), from_ms, to_ms], |r| {
+                Ok(FeedbackRow {
+                    trace_id: r.get(0)?,
+                    time_ms: r.get(1)?,
+                    raw: r.get(2)?,
+                    vote,
+                    comment: r.get(3)?,
+                    feature: r.get(4)?,
+                    record_key: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        // The record's feature, found by the trace index's key of its trace id (computed
+        // here, by `trace_key`, the one implementation), else the one the feedback names.
+        let mut feature_of = self.conn.prepare_cached(
+            "SELECT l.feature FROM traffic_trace_keys t
+             JOIN traffic_label_sets l ON l.id = t.labels
+             WHERE t.source = (SELECT id FROM traffic_sources WHERE source = ?1)
+               AND t.key = ?2",
+        )?;
+        rows.into_iter()
+            .map(|mut row| {
+                let indexed: Option<String> = feature_of
+                    .query_row(params![source, trace_key(&row.trace_id).as_slice()], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if indexed.is_some() {
+                    row.feature = indexed;
+                }
+                row.feature = row.feature.filter(|f| !f.is_empty());
+                Ok(row)
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 }

@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use super::db::{OptionalExtension, TransactionBehavior, Tx, params};
+use super::db::{Db, OptionalExtension, TransactionBehavior, Tx, params};
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use sha2::{Digest, Sha256};
@@ -191,8 +191,9 @@ pub fn trace_key(trace_id: &str) -> [u8; 16] {
     out
 }
 
-/// Registers [`trace_key`] as the SQL function `evalwatch_trace_key(trace_id)`, which
-/// migration 0021 and feedback's lookups by trace id call.
+/// Registers [`trace_key`] as the SQL function `evalwatch_trace_key(trace_id)` on SQLite
+/// connections, which migration 0021 calls (its PostgreSQL variant computes the same with
+/// `decode` and `sha256`). The store's queries pass [`trace_key`]'s bytes as a parameter.
 pub(super) fn register_trace_key(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
         "evalwatch_trace_key",
@@ -454,6 +455,31 @@ pub(super) fn read_bucket(
     rows.next()?.map(|r| row_from(&r, 0)).transpose()
 }
 
+/// The advisory lock key of a source's traffic on PostgreSQL: the first 8 bytes of a SHA-256
+/// of the source's name (a key of its own for each source, apart from the constant keys of
+/// migrations, copies and review sheets).
+fn source_lock(source: &str) -> i64 {
+    let digest = Sha256::digest(format!("evalwatch traffic\x1f{source}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(b)
+}
+
+/// Begins a transaction that writes the traffic of `source` (its buckets, keys, records,
+/// offsets, votes). SQLite: an immediate transaction, so one writer at a time. PostgreSQL:
+/// the transaction takes the source's advisory lock first, held to its end, so that writers
+/// of one source on any host (`ingest`, `collect`, `feedback`, `prune`, the judge monitor)
+/// write one after the other: a bucket is read, merged and written back under it, and no
+/// count is lost (docs/store.md, "Several writers of one source").
+pub(super) fn begin_writing<'c>(conn: &'c mut Db, source: &str) -> Result<Tx<'c>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if tx.is_pg() {
+        tx.prepare_cached("SELECT pg_advisory_xact_lock(?1)::text")?
+            .query_row(params![source_lock(source)], |_| Ok(()))?;
+    }
+    Ok(tx)
+}
+
 pub(super) fn write_bucket(
     tx: &Tx<'_>,
     source: &str,
@@ -462,13 +488,38 @@ pub(super) fn write_bucket(
 ) -> Result<(), StoreError> {
     let b = &row.bucket;
     let q = &row.quality;
-    let sql = format!(
-        "INSERT OR REPLACE INTO traffic_buckets (source, resolution, start, model, feature,
-            segment, region, {BUCKET_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
-    );
-    tx.prepare_cached(&sql)?.execute(params![
+    // The row read (under the source's lock) and merged, written back whole: SQLite replaces
+    // it, PostgreSQL updates it in place.
+    let sql = if tx.is_pg() {
+        static PG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let set = BUCKET_COLUMNS
+                .split(',')
+                .map(str::trim)
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "INSERT INTO traffic_buckets (source, resolution, start, model, feature,
+                    segment, region, {BUCKET_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
+                 ON CONFLICT (source, resolution, start, model, feature, segment, region)
+                 DO UPDATE SET {set}"
+            )
+        });
+        PG.as_str()
+    } else {
+        static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "INSERT OR REPLACE INTO traffic_buckets (source, resolution, start, model,
+                    feature, segment, region, {BUCKET_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+            )
+        });
+        SQLITE.as_str()
+    };
+    tx.prepare_cached(sql)?.execute(params![
         source,
         k.resolution.name(),
         k.start,
@@ -502,9 +553,7 @@ pub(super) fn write_bucket(
 impl Store {
     /// Starts one batch of `source` (an immediate transaction: it waits for other writers).
     pub fn begin_traffic(&mut self, source: &str) -> Result<TrafficTx<'_>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin_writing(&mut self.conn, source)?;
         Ok(TrafficTx {
             tx,
             source: source.to_owned(),
@@ -584,18 +633,25 @@ impl Store {
         before: &PruneBefore,
         dry_run: bool,
     ) -> Result<Pruned, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let run =
-            |sql_count: &str, sql_delete: &str, cut: Option<i64>| -> Result<u64, StoreError> {
-                let Some(cut) = cut else { return Ok(0) };
-                let n: i64 = tx.query_row(sql_count, params![source, cut], |r| r.get(0))?;
-                if !dry_run {
-                    tx.execute(sql_delete, params![source, cut])?;
-                }
-                Ok(to_u64(n))
-            };
+        let tx = begin_writing(&mut self.conn, source)?;
+        // `cut` is unix seconds; `scale` turns it into the column's unit (computed here: on
+        // PostgreSQL `?2 * 1000` would be typed as a 32-bit integer and overflow).
+        let run_scaled = |sql_count: &str,
+                          sql_delete: &str,
+                          cut: Option<i64>,
+                          scale: i64|
+         -> Result<u64, StoreError> {
+            let Some(cut) = cut else { return Ok(0) };
+            let cut = cut.saturating_mul(scale);
+            let n: i64 = tx.query_row(sql_count, params![source, cut], |r| r.get(0))?;
+            if !dry_run {
+                tx.execute(sql_delete, params![source, cut])?;
+            }
+            Ok(to_u64(n))
+        };
+        let run = |sql_count: &str, sql_delete: &str, cut: Option<i64>| {
+            run_scaled(sql_count, sql_delete, cut, 1)
+        };
         let bucket = |res: &str, cut: Option<i64>| {
             run(
                 &format!(
@@ -619,10 +675,11 @@ impl Store {
             before.records,
         )?;
         let mut out = Pruned {
-            records: run(
-                "SELECT count(*) FROM traffic_records WHERE source = ?1 AND time_ms < ?2 * 1000",
-                "DELETE FROM traffic_records WHERE source = ?1 AND time_ms < ?2 * 1000",
+            records: run_scaled(
+                "SELECT count(*) FROM traffic_records WHERE source = ?1 AND time_ms < ?2",
+                "DELETE FROM traffic_records WHERE source = ?1 AND time_ms < ?2",
                 before.records,
+                1000,
             )?,
             keys: run(
                 "SELECT count(*) FROM traffic_keys WHERE source = ?1 AND time < ?2",

@@ -30,7 +30,9 @@ impl Store {
         self.conn.execute(
             "INSERT INTO traffic_alert_cursor (source, rule, evaluated_until) VALUES (?1, ?2, ?3)
              ON CONFLICT (source, rule) DO UPDATE SET evaluated_until =
-                 max(evaluated_until, excluded.evaluated_until)",
+                 CASE WHEN traffic_alert_cursor.evaluated_until > excluded.evaluated_until
+                      THEN traffic_alert_cursor.evaluated_until
+                      ELSE excluded.evaluated_until END",
             params![source, rule, until],
         )?;
         Ok(())
@@ -73,8 +75,8 @@ impl Store {
         until: i64,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE traffic_alert_cursor SET evaluated_until = min(evaluated_until, ?3)
-             WHERE source = ?1 AND rule = ?2",
+            "UPDATE traffic_alert_cursor SET evaluated_until = ?3
+             WHERE source = ?1 AND rule = ?2 AND evaluated_until > ?3",
             params![source, rule, until],
         )?;
         Ok(())

@@ -3,7 +3,7 @@
 //! updated and its quality counted into its minute, hour and day buckets, with the judge's
 //! answers cached, in one transaction), and what judging cost in a window.
 
-use super::db::{TransactionBehavior, params};
+use super::db::params;
 
 use super::codec::{to_i64, to_json};
 use super::traffic::{BucketRow, Quality, RESOLUTIONS, read_bucket, write_bucket};
@@ -105,9 +105,7 @@ impl Store {
         judged: &[Judged],
         cache: &[JudgeCacheEntry],
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::traffic::begin_writing(&mut self.conn, source)?;
         {
             let mut update = tx.prepare_cached(
                 "UPDATE traffic_records SET status = ?3, score = ?4, assertions = ?5

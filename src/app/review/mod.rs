@@ -72,16 +72,6 @@ pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
             n,
             seed,
             ..
-        } if store.is_pg() => Err(Failure::invalid(format!(
-            "review sample --from {from}: the store is PostgreSQL, and traffic records are kept only in an SQLite store so far (`ingest` refuses PostgreSQL); sample traffic from the SQLite store with --db (docs/store.md)"
-        ))),
-        ReviewCommand::Sample {
-            from: Some(from),
-            since,
-            window,
-            n,
-            seed,
-            ..
         } => traffic::sample(
             ctx,
             &project,

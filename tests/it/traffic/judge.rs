@@ -18,7 +18,7 @@ use crate::collect::{start_collect, stop};
 use crate::support::{Project, code, serve_on_loopback, stderr, stdout};
 
 #[derive(Default)]
-struct Judge {
+pub(crate) struct Judge {
     /// Every chat request body.
     chats: Mutex<Vec<String>>,
     /// Answer 500 to everything.
@@ -26,7 +26,7 @@ struct Judge {
 }
 
 impl Judge {
-    fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.chats.lock().expect("lock").len()
     }
 }
@@ -57,7 +57,7 @@ async fn chat(
     ([("content-type", "application/json")], body.to_string()).into_response()
 }
 
-fn serve() -> (String, Arc<Judge>) {
+pub(crate) fn serve() -> (String, Arc<Judge>) {
     let judge = Arc::new(Judge::default());
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -67,7 +67,7 @@ fn serve() -> (String, Arc<Judge>) {
 
 /// A project whose source samples every record and monitors it with an `llm-rubric` judged
 /// by the loopback judge at `base` ($1 / $2 per million tokens in / out).
-fn project(base: &str) -> Project {
+pub(crate) fn project(base: &str) -> Project {
     let p = Project::new();
     p.write(
         "evalwatch.yaml",
@@ -98,7 +98,7 @@ traffic:
 /// Records `from..to` (trace ids `prefix{i}`), one a second from `start`: even ones GOOD,
 /// odd ones BAD, each answer with a user's e-mail address in it; the text depends on
 /// `i % 6` only, so that two files with the same range of `i % 6` hold the same texts.
-fn log(start: i64, prefix: &str, from: i64, to: i64) -> String {
+pub(crate) fn log(start: i64, prefix: &str, from: i64, to: i64) -> String {
     let mut out = String::new();
     for i in from..to {
         let verdict = if i % 2 == 0 { "GOOD" } else { "BAD" };
@@ -114,7 +114,7 @@ fn log(start: i64, prefix: &str, from: i64, to: i64) -> String {
     out
 }
 
-fn ingest(p: &Project) -> std::process::Output {
+pub(crate) fn ingest(p: &Project) -> std::process::Output {
     p.cmd()
         .env("EVALWATCH_TRAFFIC_SALT", SALT)
         .env("OPENAI_API_KEY", "sk-test")
