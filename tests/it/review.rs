@@ -162,7 +162,8 @@ pub(crate) async fn text_of(c: &Client, css: &str) -> String {
         .expect("text")
 }
 
-/// The one finished download in `dir`, waiting until Chromium has written it.
+/// The one finished download in `dir`, waiting until Chromium has written it; the path of a
+/// copy of it (see below).
 pub(crate) fn downloaded(dir: &Path) -> PathBuf {
     for _ in 0..600 {
         let files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -177,11 +178,18 @@ pub(crate) fn downloaded(dir: &Path) -> PathBuf {
             .any(|f| f.extension().is_some_and(|e| e == "crdownload"));
         // Chromium renames its partial file into place: under load a listing can still
         // name a file that is gone a moment later, so the file must also read as JSON.
+        // Chromium may also still count a download whose file is whole as in progress, and
+        // delete it when the browser is closed: the grades are kept in a copy beside the
+        // folder, which is what the test reads.
         if let [one] = done.as_slice()
             && !partial
-            && std::fs::read_to_string(one).is_ok_and(|t| serde_json::from_str::<Value>(&t).is_ok())
+            && let Ok(text) = std::fs::read_to_string(one)
+            && serde_json::from_str::<Value>(&text).is_ok()
         {
-            return (*one).clone();
+            let name = one.file_name().expect("a file name").to_string_lossy();
+            let kept = dir.parent().unwrap_or(dir).join(format!("kept-{name}"));
+            std::fs::write(&kept, text).expect("keep the grades file");
+            return kept;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
