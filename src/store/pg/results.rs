@@ -93,14 +93,13 @@ pub struct CaseKey {
     pub tags: String,
 }
 
-/// The rows of case versions of a suite, added first (first seen `now`) when missing:
-/// `(id, case_id, hash, tags)`.
-pub fn case_rows(
-    db: &Db,
-    suite_ref: i64,
-    cases: Vec<CaseKey>,
-    now: String,
-) -> Result<Vec<(i64, String, String, String)>, DbError> {
+/// Add case versions of a suite (first seen `now`), one statement; those known are left.
+const ADD_CASES: &str = "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
+     SELECT $1, u.c, u.h, u.t, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS u (c, h, t)
+     ON CONFLICT (suite_ref, case_id, hash) DO NOTHING";
+
+/// The three arrays of [`ADD_CASES`]: case ids, hashes, tags.
+fn case_arrays(cases: Vec<CaseKey>) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut ids = Vec::with_capacity(cases.len());
     let mut hashes = Vec::with_capacity(cases.len());
     let mut tags = Vec::with_capacity(cases.len());
@@ -109,13 +108,34 @@ pub fn case_rows(
         hashes.push(c.hash);
         tags.push(c.tags);
     }
+    (ids, hashes, tags)
+}
+
+/// Add the case versions of a suite that are missing, first seen `now` (a run's start).
+pub fn add_cases(
+    db: &Db,
+    suite_ref: i64,
+    cases: Vec<CaseKey>,
+    now: String,
+) -> Result<(), DbError> {
+    let (ids, hashes, tags) = case_arrays(cases);
     db.pg_call(move |c| {
-        c.execute(
-            "INSERT INTO cases (suite_ref, case_id, hash, tags, first_seen)
-             SELECT $1, u.c, u.h, u.t, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS u (c, h, t)
-             ON CONFLICT (suite_ref, case_id, hash) DO NOTHING",
-            &[&suite_ref, &ids, &hashes, &tags, &now],
-        )?;
+        c.execute(ADD_CASES, &[&suite_ref, &ids, &hashes, &tags, &now])?;
+        Ok(())
+    })
+}
+
+/// The rows of case versions of a suite, added first (first seen `now`) when missing:
+/// `(id, case_id, hash, tags)`.
+pub fn case_rows(
+    db: &Db,
+    suite_ref: i64,
+    cases: Vec<CaseKey>,
+    now: String,
+) -> Result<Vec<(i64, String, String, String)>, DbError> {
+    let (ids, hashes, tags) = case_arrays(cases);
+    db.pg_call(move |c| {
+        c.execute(ADD_CASES, &[&suite_ref, &ids, &hashes, &tags, &now])?;
         let rows = c.query(
             "SELECT k.id, k.case_id, k.hash, k.tags
              FROM cases k JOIN unnest($2::text[], $3::text[]) AS u (c, h)
