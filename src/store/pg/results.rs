@@ -112,12 +112,7 @@ fn case_arrays(cases: Vec<CaseKey>) -> (Vec<String>, Vec<String>, Vec<String>) {
 }
 
 /// Add the case versions of a suite that are missing, first seen `now` (a run's start).
-pub fn add_cases(
-    db: &Db,
-    suite_ref: i64,
-    cases: Vec<CaseKey>,
-    now: String,
-) -> Result<(), DbError> {
+pub fn add_cases(db: &Db, suite_ref: i64, cases: Vec<CaseKey>, now: String) -> Result<(), DbError> {
     let (ids, hashes, tags) = case_arrays(cases);
     db.pg_call(move |c| {
         c.execute(ADD_CASES, &[&suite_ref, &ids, &hashes, &tags, &now])?;
