@@ -282,6 +282,69 @@ fn pg_three_processes_migrate_one_empty_database_at_once() {
     assert_eq!(here, there, "each result copied once");
 }
 
+/// A store opened at its level with this evalwatch's functions is left alone (no lock, no
+/// write); functions missing or of another version are installed again on the next open.
+#[test]
+fn pg_functions_are_installed_again_only_when_missing_or_of_another_version() {
+    let Some(db) = fresh_db("functions") else {
+        return;
+    };
+    let p = project_with_history();
+    let runs = |p: &Project| {
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+            .current_dir(p.path())
+            .env("PGPASSWORD", &db.password)
+            .env("NO_COLOR", "1")
+            .args(["--db", &db.url, "runs"])
+            .output()
+            .expect("run evalwatch");
+        assert_eq!(code(&out), 0, "{}", all_output(&out));
+    };
+    runs(&p);
+    let mut client = db.client();
+    let mark = |client: &mut postgres::Client| -> Option<String> {
+        client
+            .query_one(
+                "SELECT obj_description(to_regprocedure('julianday(text)'), 'pg_proc')",
+                &[],
+            )
+            .expect("mark")
+            .get(0)
+    };
+    let installed = mark(&mut client).expect("the functions are marked");
+    assert!(installed.starts_with("evalwatch functions "), "{installed}");
+    // Opened again: nothing redefined (a function's row keeps its transaction id).
+    let xmin = |client: &mut postgres::Client| -> String {
+        client
+            .query_one(
+                "SELECT xmin::text FROM pg_proc WHERE oid = to_regprocedure('json_extract(text, text)')",
+                &[],
+            )
+            .expect("xmin")
+            .get(0)
+    };
+    let before = xmin(&mut client);
+    runs(&p);
+    assert_eq!(xmin(&mut client), before, "left alone when current");
+    // Another version's functions, one of them gone: installed again.
+    client
+        .batch_execute(
+            "COMMENT ON FUNCTION julianday(text) IS 'evalwatch functions 0000';
+             DROP FUNCTION json_extract(text, text)",
+        )
+        .expect("age the functions");
+    runs(&p);
+    assert_eq!(mark(&mut client).as_deref(), Some(installed.as_str()));
+    let back: bool = client
+        .query_one(
+            "SELECT to_regprocedure('json_extract(text, text)') IS NOT NULL",
+            &[],
+        )
+        .expect("query")
+        .get(0);
+    assert!(back, "json_extract defined again");
+}
+
 #[test]
 fn pg_password_never_appears_in_any_output() {
     let Some(db) = fresh_db("secret") else { return };
