@@ -6,8 +6,9 @@
 -- source, the trace id and four labels of every traced record, twice (its key and its start
 -- index): ~118 bytes a record and two B-tree inserts on `ingest`'s hot path. Now a record's
 -- row is a source id, a 16-byte key, its minute and a label-set id, in one B-tree.
--- `key` = `evalwatch_trace_key(trace_id)`, a function the store registers on every
--- connection: a trace id of 32 lowercase hex digits (W3C, OpenTelemetry) as its 16 bytes, so
+-- `key` = `evalwatch_trace_key(trace_id)` (on SQLite a function the store registers on
+-- every connection; on PostgreSQL evalwatch computes the key, `store::traffic::trace_key`,
+-- and passes it as a parameter, and this migration computes it below): a trace id of 32 lowercase hex digits (W3C, OpenTelemetry) as its 16 bytes, so
 -- that ids that grow with time keep their order (inserts stay at the end of the B-tree);
 -- any other id as the first 16 bytes of its SHA-256. `prune` finds old rows by `start` in
 -- one pass over the source's part of the table.
