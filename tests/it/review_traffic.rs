@@ -508,8 +508,10 @@ async fn a_traffic_sheet_is_graded_in_chromium_and_stats_compare_it_with_votes()
     keys(&c, "4").await;
     assert_eq!(text_of(&c, "#progress").await, "2 / 6 graded");
     // Saved: a reload keeps both grades.
-    c.refresh().await.expect("reload");
-    assert_eq!(text_of(&c, "#progress").await, "2 / 6 graded");
+    assert_eq!(
+        crate::review::reload_until(&c, "#progress", "2 / 6 graded").await,
+        "2 / 6 graded"
+    );
     keys(&c, "e").await;
     let file = downloaded(&downloads);
     c.close().await.expect("close browser");
