@@ -25,9 +25,7 @@ mod history;
 #[allow(dead_code, unreachable_pub)] // its own `main` and `bench` are not used here
 mod results;
 
-use evalwatch::model::{RunInfo, RunStatus};
 use evalwatch::store::pg::PgTarget;
-use evalwatch::store::{Store, Writer};
 use results::{Corpus, proc_status_kb, reset_peak_rss};
 
 /// The throwaway server: its URL with the password, for making databases.
@@ -155,31 +153,9 @@ fn main() {
 
 /// One pass of the writer: results/s and the peak RSS of this process, in MiB.
 fn write(store_at: &Path, n: usize, corpus: &Corpus) -> (f64, f64) {
-    let suite = results::suite();
-    let run = RunInfo {
-        run_id: format!("bench-{n}"),
-        suite: suite.name.clone(),
-        suite_hash: suite.hash.clone(),
-        started_at: "2024-05-01T06:00:00Z".to_owned(),
-        finished_at: None,
-        status: RunStatus::Running,
-        providers: vec!["prod-gpt".to_owned()],
-        planned: n as u64,
-    };
-    let mut store = Store::open(store_at).expect("open store");
-    store
-        .begin_run(&run, &suite, std::process::id(), "bench")
-        .expect("begin run");
-    drop(suite);
+    let (_store, run) = results::begin(store_at, n);
     reset_peak_rss();
-    let start = Instant::now();
-    let writer = Writer::spawn(store_at, &run.run_id, 1000).expect("spawn writer");
-    for seq in 0..n {
-        writer.send(corpus.record(seq)).expect("send");
-    }
-    let stats = writer.finish().expect("finish");
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(stats.written, n as u64, "every result written");
+    let (secs, _) = results::write_all(store_at, &run, n, 1000, corpus);
     (n as f64 / secs, proc_status_kb("VmHWM") as f64 / 1024.0)
 }
 

@@ -17,7 +17,7 @@ use evalwatch::model::{
     AssertionOutcome, Case, CaseStatus, Job, Location, PromptTemplate, ResultRecord, RunInfo,
     RunStatus, Suite,
 };
-use evalwatch::store::{Store, Writer};
+use evalwatch::store::{Store, Writer, WriterStats};
 
 /// Cases in the suite; results cycle over them, so the writer's case map stays the same size
 /// whatever the run size (memory must not grow with the run).
@@ -49,7 +49,9 @@ fn main() {
     }
 }
 
-fn bench(path: &Path, n: usize, batch: usize, corpus: &Corpus) {
+/// A run of `n` results of [`suite`] begun in the store at `path`, as `evalwatch run`
+/// begins one; the store stays open with it.
+pub fn begin(path: &Path, n: usize) -> (Store, RunInfo) {
     let suite = suite();
     let run = RunInfo {
         run_id: format!("bench-{n}"),
@@ -65,10 +67,18 @@ fn bench(path: &Path, n: usize, batch: usize, corpus: &Corpus) {
     store
         .begin_run(&run, &suite, std::process::id(), "bench")
         .expect("begin run");
-    drop(suite);
+    (store, run)
+}
 
-    reset_peak_rss();
-    let rss_before = proc_status_kb("VmRSS");
+/// The run's `n` results of the corpus through a writer of `batch`: seconds from the first
+/// result sent to the last commit, and the writer's figures.
+pub fn write_all(
+    path: &Path,
+    run: &RunInfo,
+    n: usize,
+    batch: usize,
+    corpus: &Corpus,
+) -> (f64, WriterStats) {
     let start = Instant::now();
     let writer = Writer::spawn(path, &run.run_id, batch).expect("spawn writer");
     for seq in 0..n {
@@ -76,8 +86,16 @@ fn bench(path: &Path, n: usize, batch: usize, corpus: &Corpus) {
     }
     let stats = writer.finish().expect("finish");
     let secs = start.elapsed().as_secs_f64();
+    assert_eq!(stats.written, n as u64, "every result written");
+    (secs, stats)
+}
+
+fn bench(path: &Path, n: usize, batch: usize, corpus: &Corpus) {
+    let (store, run) = begin(path, n);
+    reset_peak_rss();
+    let rss_before = proc_status_kb("VmRSS");
+    let (secs, stats) = write_all(path, &run, n, batch, corpus);
     let peak = proc_status_kb("VmHWM");
-    assert_eq!(stats.written, n as u64);
 
     // Fold the WAL into the main file so that its size is the stored size.
     let conn = rusqlite::Connection::open(path).expect("reopen");
