@@ -14,15 +14,12 @@ const CONFIG: &str = "traffic:
     sample: 100%
 ";
 
-/// `evalwatch collect` on a free loopback port; returns the child and its traces URL, once it
-/// listens.
+/// `evalwatch collect` on a free loopback port, on the project's store (a PostgreSQL one
+/// too); returns the child and its traces URL, once it listens.
 pub(crate) fn start_collect(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
-        .current_dir(p.path())
+    let mut child = p
+        .std_cmd()
         .envs(env.iter().copied())
-        .env_remove("EVALWATCH_DB")
-        .env_remove("EVALWATCH_CONFIG")
-        .env("NO_COLOR", "1")
         .args(["collect", "--listen", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())

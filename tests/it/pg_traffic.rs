@@ -4,7 +4,6 @@
 //! and `collect` processes writing one source at once lose no count.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Output, Stdio};
 
 use crate::pgdb::{Backend, PgDb, fresh_db};
@@ -390,26 +389,6 @@ fn on(db: &PgDb) -> Project {
     p
 }
 
-/// `evalwatch collect` of `p` on a free loopback port; the child and its traces URL.
-fn start_collect(p: &Project) -> (Child, String) {
-    let mut child = p
-        .std_cmd()
-        .args(["collect", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn collect");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("read");
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
-    std::thread::spawn(move || lines.map_while(Result::ok).count());
-    (child, url)
-}
-
 /// One JSON export of model-call spans `from..to`, each its own trace, in the same minutes.
 fn export(collector: u32, from: u32, to: u32, at: i64) -> String {
     let spans: Vec<String> = (from..to)
@@ -440,7 +419,9 @@ fn pg_concurrent_collects_into_one_store_lose_no_count() {
         "evalwatch.yaml",
         "traffic:\n  - id: app\n    format: otlp\n    sample: 0%\n",
     );
-    let collectors: Vec<(Child, String)> = (0..2).map(|_| start_collect(&p)).collect();
+    let collectors: Vec<(Child, String)> = (0..2)
+        .map(|_| crate::collect::start_collect(&p, &[], &[]))
+        .collect();
     let client = evalwatch::provider::http_client().expect("client");
     let at = (chrono::Utc::now().timestamp() - 1800) / 60 * 60;
     // Each collector is sent 20 exports of 50 spans, the two at once.
@@ -632,7 +613,7 @@ fn collect_transcript(backend: &Backend, at: i64) -> Vec<String> {
         "evalwatch.yaml",
         "traffic:\n  - id: app\n    format: otlp\n    sample: 100%\n",
     );
-    let (child, url) = start_collect(&p);
+    let (child, url) = crate::collect::start_collect(&p, &[], &[]);
     let client = evalwatch::provider::http_client().expect("client");
     let mut log = Vec::new();
     tokio::runtime::Builder::new_current_thread()
