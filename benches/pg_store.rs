@@ -12,7 +12,8 @@
 //! prompt shared by 3 results, two assertions, latency, tokens and cost). Optional
 //! arguments: the results a write pass writes (default 100000), then the days and cases of
 //! the history (default `365 200`: daily runs of 200 cases x 2 providers, the history of
-//! `benches/report.rs`, written through the same writer on each engine).
+//! `benches/report.rs`, written through the same writer on each engine). With `PG_ONLY=1`
+//! only the PostgreSQL write passes run (for profiling the server and the writer alone).
 #![allow(clippy::cast_precision_loss)] // counts and times shown as rates
 
 use std::path::{Path, PathBuf};
@@ -88,7 +89,9 @@ fn main() {
     let (mut sqlite, mut pg) = (Vec::new(), Vec::new());
     for rep in 0..reps {
         let file = dir.path().join(format!("write-{rep}.db"));
-        sqlite.push(write(&file, n, &corpus));
+        if std::env::var_os("PG_ONLY").is_none() {
+            sqlite.push(write(&file, n, &corpus));
+        }
         let db = server.fresh(&format!("bench_write_{}_{rep}", std::process::id()));
         pg.push(write(Path::new(&db), n, &corpus));
     }
@@ -102,6 +105,9 @@ fn main() {
         );
     }
 
+    if std::env::var_os("PG_ONLY").is_some() {
+        return;
+    }
     println!("history (benches/report.rs's): {days} daily runs x {cases} cases x 2 providers");
     let file = dir.path().join("history.db");
     let db = server.fresh(&format!("bench_history_{}", std::process::id()));

@@ -642,3 +642,199 @@ fn pg_values_of_every_kind_read_back_through_the_store_interface() {
         .expect("numeric");
     assert!((fraction - 1.25).abs() < 1e-12, "{fraction}");
 }
+
+/// A suite `faq` of the given `(id, hash)` cases, for writing runs through the library.
+fn faq_suite(cases: &[(&str, &str)]) -> evalwatch::model::Suite {
+    use evalwatch::model::{Case, Location, PromptTemplate, Suite};
+    Suite {
+        name: "faq".to_owned(),
+        description: None,
+        tags: Vec::new(),
+        schedule: None,
+        timezone: None,
+        catch_up: None,
+        jitter: None,
+        source: "suites/faq.yaml".into(),
+        providers: Vec::new(),
+        system: None,
+        prompt: PromptTemplate::Text("Q: {{ q }}".to_owned()),
+        repeat: 1,
+        repeat_policy: evalwatch::model::RepeatPolicy::All,
+        cases: cases
+            .iter()
+            .map(|(id, hash)| Case {
+                id: (*id).to_owned(),
+                tags: vec!["billing".to_owned()],
+                vars: evalwatch::model::Vars::new(),
+                expected: None,
+                context: Vec::new(),
+                asserts: Vec::new(),
+                threshold: None,
+                repeat_policy: None,
+                hash: (*hash).to_owned(),
+                location: Location::default(),
+            })
+            .collect(),
+        gates: Vec::new(),
+        alerts: Vec::new(),
+        review: None,
+        hash: "faq-hash".to_owned(),
+        named_metrics: std::collections::BTreeSet::new(),
+        settings: std::collections::BTreeMap::new(),
+    }
+}
+
+/// A passing result of case `id` at version `hash`, number `seq` of the run.
+fn faq_result(seq: usize, id: &str, hash: &str, tags: &[&str]) -> evalwatch::model::ResultRecord {
+    use evalwatch::model::{CaseStatus, Job, ResultRecord};
+    ResultRecord {
+        job: Job {
+            seq,
+            case_index: seq,
+            case_id: id.to_owned(),
+            provider_index: 0,
+            provider_id: "p-a".to_owned(),
+            sample: 0,
+            case: evalwatch::model::CaseRef::default(),
+        },
+        case_hash: hash.to_owned(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        prompt: format!("Q: {id}"),
+        status: CaseStatus::Passed,
+        score: Some(1.0),
+        output: Some(format!("output {seq}")),
+        error: None,
+        error_kind: None,
+        latency_ms: Some(10.0),
+        tokens_in: Some(5),
+        tokens_out: Some(7),
+        cost_usd: None,
+        finish_reason: Some("stop".to_owned()),
+        output_bytes: None,
+        truncated: false,
+        attempts: 1,
+        assertions: Vec::new(),
+        label: None,
+    }
+}
+
+#[test]
+fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
+    use evalwatch::model::{RunInfo, RunStatus};
+    use evalwatch::store::db::{Db, PgConn};
+    use evalwatch::store::pg::results::{CaseKey, case_rows};
+    use evalwatch::store::{Store, Writer};
+    let Some(db) = fresh_db("writer_cases") else {
+        return;
+    };
+    let url = db.url_with_password();
+    let at = Path::new(&url);
+    let mut store = Store::open(at).expect("open the store");
+    let run = RunInfo {
+        run_id: "r1".to_owned(),
+        suite: "faq".to_owned(),
+        suite_hash: "faq-hash".to_owned(),
+        started_at: "2024-05-01T06:00:00Z".to_owned(),
+        finished_at: None,
+        status: RunStatus::Running,
+        providers: vec!["p-a".to_owned()],
+        planned: 6,
+    };
+    store
+        .begin_run(&run, &faq_suite(&[("c0", "h0"), ("c1", "h1")]), 1, "host-a")
+        .expect("begin the run");
+    // Registered versions, a version of c1 edited since, a case the run did not know, and
+    // both again in a later batch (then found, not added twice).
+    let sent = vec![
+        faq_result(0, "c0", "h0", &["billing"]),
+        faq_result(1, "c1", "h1-edited", &["billing"]),
+        faq_result(2, "c-new", "h-new", &["fresh"]),
+        faq_result(3, "c1", "h1", &["billing"]),
+        faq_result(4, "c-new", "h-new", &["fresh"]),
+        faq_result(5, "c1", "h1-edited", &["billing"]),
+    ];
+    let writer = Writer::spawn(at, "r1", 3).expect("start the writer");
+    for r in &sent {
+        writer.send(r.clone()).expect("send");
+    }
+    let stats = writer.finish().expect("finish");
+    assert_eq!(stats.written, 6);
+
+    let mut got = Vec::new();
+    store
+        .for_each_result("r1", |r| {
+            got.push(r);
+            Ok(())
+        })
+        .expect("read back");
+    assert_eq!(
+        got, sent,
+        "every result read back with its case version and tags"
+    );
+    let mut client = db.client();
+    let versions: Vec<(String, String, String)> = client
+        .query(
+            "SELECT case_id, hash, tags FROM cases ORDER BY case_id, hash",
+            &[],
+        )
+        .expect("cases")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let want = |c: &str, h: &str, t: &str| (c.to_owned(), h.to_owned(), t.to_owned());
+    assert_eq!(
+        versions,
+        vec![
+            want("c-new", "h-new", r#"["fresh"]"#),
+            want("c0", "h0", r#"["billing"]"#),
+            want("c1", "h1", r#"["billing"]"#),
+            want("c1", "h1-edited", r#"["billing"]"#),
+        ]
+    );
+
+    // The batch lookup itself: known versions found, missing ones added, each once.
+    let (conn, ()) = PgConn::connect(&db.target(), |_| Ok::<_, evalwatch::store::pg::PgError>(()))
+        .expect("connect");
+    let conn = Db::Pg(Box::new(conn));
+    let suite_ref: i64 = client
+        .query_one("SELECT id FROM suites WHERE name = 'faq'", &[])
+        .expect("suite")
+        .get(0);
+    let key = |c: &str, h: &str| CaseKey {
+        case_id: c.to_owned(),
+        hash: h.to_owned(),
+        tags: r#"["t"]"#.to_owned(),
+    };
+    let now = "2024-05-02T06:00:00Z".to_owned();
+    let mut rows = case_rows(
+        &conn,
+        suite_ref,
+        vec![key("c0", "h0"), key("c2", "h2"), key("c3", "h3")],
+        now.clone(),
+    )
+    .expect("case rows");
+    rows.sort_by(|a, b| a.1.cmp(&b.1));
+    let named: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(_, c, h, t)| (c.as_str(), h.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            ("c0", "h0", r#"["billing"]"#),
+            ("c2", "h2", r#"["t"]"#),
+            ("c3", "h3", r#"["t"]"#)
+        ]
+    );
+    let again = case_rows(&conn, suite_ref, vec![key("c2", "h2")], now).expect("again");
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].0, rows[1].0,
+        "the version added is found, not added twice"
+    );
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM cases", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(stored, 6);
+}

@@ -120,27 +120,51 @@ pub fn add_cases(db: &Db, suite_ref: i64, cases: Vec<CaseKey>, now: String) -> R
     })
 }
 
+/// The stored rows of the given case versions of a suite: one index probe a key (the
+/// `LIMIT 1` keeps the planner from joining instead, which hashes every case of the suite
+/// for each batch: measured 8.2 ms against 2.0 ms for 333 keys among 20,000 cases).
+const FIND_CASES: &str = "SELECT k.id, k.case_id, k.hash, k.tags
+     FROM unnest($2::text[], $3::text[]) AS u (c, h)
+     CROSS JOIN LATERAL (
+       SELECT id, case_id, hash, tags FROM cases
+       WHERE suite_ref = $1 AND case_id = u.c AND hash = u.h LIMIT 1
+     ) AS k";
+
 /// The rows of case versions of a suite, added first (first seen `now`) when missing:
-/// `(id, case_id, hash, tags)`.
+/// `(id, case_id, hash, tags)`. Most are known (`begin_run` registers a suite's cases), so
+/// they are looked up first and only those missing are added and looked up again.
 pub fn case_rows(
     db: &Db,
     suite_ref: i64,
     cases: Vec<CaseKey>,
     now: String,
 ) -> Result<Vec<(i64, String, String, String)>, DbError> {
-    let (ids, hashes, tags) = case_arrays(cases);
     db.pg_call(move |c| {
-        c.execute(ADD_CASES, &[&suite_ref, &ids, &hashes, &tags, &now])?;
-        let rows = c.query(
-            "SELECT k.id, k.case_id, k.hash, k.tags
-             FROM cases k JOIN unnest($2::text[], $3::text[]) AS u (c, h)
-               ON k.case_id = u.c AND k.hash = u.h
-             WHERE k.suite_ref = $1",
-            &[&suite_ref, &ids, &hashes],
-        )?;
-        Ok(rows
+        let find = |c: &mut postgres::Client, ids: &Vec<String>, hashes: &Vec<String>| {
+            c.query(FIND_CASES, &[&suite_ref, ids, hashes]).map(|rows| {
+                rows.iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                    .collect::<Vec<(i64, String, String, String)>>()
+            })
+        };
+        let (ids, hashes): (Vec<String>, Vec<String>) = cases
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect())
+            .map(|k| (k.case_id.clone(), k.hash.clone()))
+            .unzip();
+        let mut found = find(c, &ids, &hashes)?;
+        if found.len() < cases.len() {
+            let known: std::collections::HashSet<(&str, &str)> = found
+                .iter()
+                .map(|(_, id, hash, _)| (id.as_str(), hash.as_str()))
+                .collect();
+            let missing: Vec<CaseKey> = cases
+                .into_iter()
+                .filter(|k| !known.contains(&(k.case_id.as_str(), k.hash.as_str())))
+                .collect();
+            let (ids, hashes, tags) = case_arrays(missing);
+            c.execute(ADD_CASES, &[&suite_ref, &ids, &hashes, &tags, &now])?;
+            found.extend(find(c, &ids, &hashes)?);
+        }
+        Ok(found)
     })
 }
