@@ -693,6 +693,16 @@ impl PgConn {
         &self,
         f: impl FnOnce(&mut postgres::Client) -> R + Send + 'static,
     ) -> Result<R, DbError> {
+        let wait = self.hand_over(f)?;
+        wait.recv().map_err(|_| self.gone())
+    }
+
+    /// Hand `f` to the connection's thread; its answer comes on the receiver. Jobs run in
+    /// the order they were handed over.
+    fn hand_over<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> R + Send + 'static,
+    ) -> Result<std::sync::mpsc::Receiver<R>, DbError> {
         let (answer, wait) = std::sync::mpsc::sync_channel(1);
         let job: Job = Box::new(move |client| {
             let _ = answer.send(f(client));
@@ -703,7 +713,7 @@ impl PgConn {
             .ok_or_else(gone)?
             .send(job)
             .map_err(|_| gone())?;
-        wait.recv().map_err(|_| gone())
+        Ok(wait)
     }
 
     fn gone(&self) -> DbError {
@@ -724,18 +734,22 @@ impl PgConn {
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
     ) -> Result<R, DbError> {
-        self.on_thread(f)?.map_err(|e| {
-            let said = self.target.scrub(&reason(&e));
-            if connection_lost(&e) {
-                LOSSES.fetch_add(1, Ordering::Relaxed);
-                DbError::Lost(format!(
-                    "lost the connection to {}: {said}",
-                    self.target.shown()
-                ))
-            } else {
-                DbError::Pg(said)
-            }
-        })
+        self.on_thread(f)?.map_err(|e| self.failure(&e))
+    }
+
+    /// What a client error is to the caller: the connection lost (counted, see
+    /// `losses_seen`), or a statement failing, in the server's words without the password.
+    fn failure(&self, e: &postgres::Error) -> DbError {
+        let said = self.target.scrub(&reason(e));
+        if connection_lost(e) {
+            LOSSES.fetch_add(1, Ordering::Relaxed);
+            DbError::Lost(format!(
+                "lost the connection to {}: {said}",
+                self.target.shown()
+            ))
+        } else {
+            DbError::Pg(said)
+        }
     }
 
     fn prepare(&self, sql: &str) -> Result<postgres::Statement, DbError> {
@@ -782,6 +796,22 @@ impl Drop for PgConn {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The answer to come of a job handed to the connection's thread by [`Db::pg_send`].
+pub struct PgPending<'a, R> {
+    conn: &'a PgConn,
+    answer: std::sync::mpsc::Receiver<Result<R, postgres::Error>>,
+}
+
+impl<R> PgPending<'_, R> {
+    /// Wait for the job's answer (errors as [`Db::pg_call`] gives them).
+    pub fn wait(self) -> Result<R, DbError> {
+        self.answer
+            .recv()
+            .map_err(|_| self.conn.gone())?
+            .map_err(|e| self.conn.failure(&e))
     }
 }
 
@@ -865,6 +895,28 @@ impl Db {
             Self::Pg(pg) => {
                 pg.revive()?;
                 pg.call(f)
+            }
+        }
+    }
+
+    /// Hand `f` to the PostgreSQL client's thread (inside the open transaction, if any) and
+    /// go on: the caller works meanwhile and takes the answer with [`PgPending::wait`].
+    /// Jobs run in the order they were handed over, and each statement asked for after
+    /// this one runs after it. Refused on SQLite.
+    pub fn pg_send<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<PgPending<'_, R>, DbError> {
+        match self {
+            Self::Sqlite(_) => Err(DbError::Unsupported(
+                "this needs a PostgreSQL store".to_owned(),
+            )),
+            Self::Pg(pg) => {
+                pg.revive()?;
+                Ok(PgPending {
+                    conn: pg,
+                    answer: pg.hand_over(f)?,
+                })
             }
         }
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::db::{self, Db, DbError, OptionalExtension, TransactionBehavior, Tx, params};
+use super::db::{self, Db, DbError, OptionalExtension, PgPending, TransactionBehavior, Tx, params};
 use sha2::{Digest, Sha256};
 
 use super::{StoreError, codec, pg, schema};
@@ -304,6 +304,12 @@ struct Context {
     result_types: Option<Vec<postgres::types::Type>>,
 }
 
+/// Prompts asked for by `Context::ask_prompts`: their texts by hash, and the answer to come.
+struct PromptsAsked<'t> {
+    wanted: HashMap<Vec<u8>, String>,
+    pending: PgPending<'t, pg::results::PromptIds>,
+}
+
 impl Context {
     fn load(conn: &Db, run_id: &str) -> Result<Self, StoreError> {
         let (run_ref, suite_ref): (i64, i64) = conn
@@ -335,37 +341,60 @@ impl Context {
         self.prompts.clear();
     }
 
-    /// On PostgreSQL, the prompts of `records` not known yet, stored and looked up in two
-    /// statements (rather than two a prompt), so that `prompt_ref` then finds them all.
-    fn know_prompts(&mut self, tx: &Tx<'_>, records: &[&ResultRecord]) -> Result<(), StoreError> {
-        let mut wanted: HashMap<Vec<u8>, &str> = HashMap::new();
+    /// On PostgreSQL, ask for the prompts of `records` not known yet to be stored and looked
+    /// up (two statements rather than two a prompt), without waiting: [`Self::take_prompts`]
+    /// then puts them where `prompt_ref` finds them.
+    fn ask_prompts<'t>(
+        &self,
+        tx: &'t Tx<'_>,
+        records: &[&ResultRecord],
+    ) -> Result<Option<PromptsAsked<'t>>, StoreError> {
+        let mut wanted: HashMap<Vec<u8>, String> = HashMap::new();
         for rec in records {
             let text = rec.prompt.as_str();
             if !text.is_empty() && !self.prompts.contains_key(text) {
                 let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-                wanted.entry(hash.to_vec()).or_insert(text);
+                wanted
+                    .entry(hash.to_vec())
+                    .or_insert_with(|| text.to_owned());
             }
         }
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
+        let asked = wanted.iter().map(|(h, t)| (h.clone(), t.clone())).collect();
+        let pending = pg::results::prompt_ids(tx, asked)?;
+        Ok(Some(PromptsAsked { wanted, pending }))
+    }
+
+    /// Wait for the prompts asked for and keep their ids.
+    fn take_prompts(&mut self, asked: Option<PromptsAsked<'_>>) -> Result<(), StoreError> {
+        let Some(PromptsAsked {
+            mut wanted,
+            pending,
+        }) = asked
+        else {
+            return Ok(());
+        };
+        let found = pending.wait()?;
         if self.prompts.len() + wanted.len() > PROMPT_CACHE {
             self.prompts.clear();
         }
-        let asked = wanted
-            .iter()
-            .map(|(h, t)| (h.clone(), (*t).to_owned()))
-            .collect();
-        for (hash, id) in pg::results::prompt_ids(tx, asked)? {
-            if let Some(text) = wanted.get(&hash) {
-                self.prompts.insert((*text).to_owned(), id);
+        for (hash, id) in found {
+            if let Some(text) = wanted.remove(&hash) {
+                self.prompts.insert(text, id);
             }
         }
         Ok(())
     }
 
-    /// On PostgreSQL, the case versions of `records` not known yet, as `know_prompts`.
-    fn know_cases(&mut self, tx: &Tx<'_>, records: &[&ResultRecord]) -> Result<(), StoreError> {
+    /// On PostgreSQL, ask for the case versions of `records` not known yet, as
+    /// `ask_prompts`; [`Self::take_cases`] keeps them.
+    fn ask_cases<'t>(
+        &self,
+        tx: &'t Tx<'_>,
+        records: &[&ResultRecord],
+    ) -> Result<Option<PgPending<'t, pg::results::CaseRows>>, StoreError> {
         let mut wanted: HashMap<(&str, &str), &ResultRecord> = HashMap::new();
         for rec in records {
             let known = self
@@ -379,10 +408,7 @@ impl Context {
             }
         }
         if wanted.is_empty() {
-            return Ok(());
-        }
-        if self.cases.len() + wanted.len() > CASE_CACHE {
-            self.cases.clear();
+            return Ok(None);
         }
         let keys = wanted
             .values()
@@ -395,7 +421,22 @@ impl Context {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        for (id, case_id, hash, tags) in pg::results::case_rows(tx, self.suite_ref, keys, now)? {
+        Ok(Some(pg::results::case_rows(tx, self.suite_ref, keys, now)?))
+    }
+
+    /// Wait for the case versions asked for and keep them.
+    fn take_cases(
+        &mut self,
+        asked: Option<PgPending<'_, pg::results::CaseRows>>,
+    ) -> Result<(), StoreError> {
+        let Some(pending) = asked else {
+            return Ok(());
+        };
+        let rows = pending.wait()?;
+        if self.cases.len() + rows.len() > CASE_CACHE {
+            self.cases.clear();
+        }
+        for (id, case_id, hash, tags) in rows {
             let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
             self.cases
                 .entry(case_id)
@@ -719,13 +760,15 @@ fn write_batch(
 
 /// A batch on PostgreSQL, in one transaction: the judges' rows, then the prompts and case
 /// versions the batch needs that the writer does not know yet (two statements each), then
-/// the results by binary COPY (`store::pg::results`).
+/// the results by binary COPY (`store::pg::results`). The rows are built while the server
+/// stores and looks up the prompts and case versions; their references are filled in after.
 fn write_batch_pg(
     conn: &mut Db,
     ctx: &mut Context,
     buf: &[Msg],
     again: bool,
 ) -> Result<(), StoreError> {
+    use pg::results::{CASE_REF, PROMPT_REF, TAGS};
     if ctx.result_types.is_none() {
         ctx.result_types = Some(pg::results::result_types(conn)?);
     }
@@ -739,20 +782,23 @@ fn write_batch_pg(
             }
         }
     }
-    ctx.know_prompts(&tx, &records)?;
-    ctx.know_cases(&tx, &records)?;
-    let mut rows = Vec::with_capacity(records.len());
-    for rec in records {
+    let prompts = ctx.ask_prompts(&tx, &records)?;
+    let cases = ctx.ask_cases(&tx, &records)?;
+    let mut rows = records
+        .iter()
+        .map(|rec| result_params(ctx.run_ref, 0, None, true, rec, db::owned_cells))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    ctx.take_prompts(prompts)?;
+    ctx.take_cases(cases)?;
+    for (row, rec) in rows.iter_mut().zip(records) {
         let (case_ref, same_tags) = ctx.case_row(&tx, rec)?;
-        let prompt_ref = ctx.prompt_ref(&tx, &rec.prompt)?;
-        rows.push(result_params(
-            ctx.run_ref,
-            case_ref,
-            prompt_ref,
-            same_tags,
-            rec,
-            db::owned_cells,
-        )?);
+        row[CASE_REF] = pg::Cell::Int(case_ref);
+        if let Some(id) = ctx.prompt_ref(&tx, &rec.prompt)? {
+            row[PROMPT_REF] = pg::Cell::Int(id);
+        }
+        if !same_tags {
+            row[TAGS] = pg::Cell::Text(codec::to_json(&rec.tags)?);
+        }
     }
     let types = ctx.result_types.clone().unwrap_or_default();
     pg::results::copy_results(&tx, types, rows, again)?;

@@ -721,7 +721,7 @@ fn faq_result(seq: usize, id: &str, hash: &str, tags: &[&str]) -> evalwatch::mod
 #[test]
 fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
     use evalwatch::model::{RunInfo, RunStatus};
-    use evalwatch::store::db::{Db, PgConn};
+    use evalwatch::store::db::{Db, PgConn, PgPending};
     use evalwatch::store::pg::results::{CaseKey, case_rows};
     use evalwatch::store::{Store, Writer};
     let Some(db) = fresh_db("writer_cases") else {
@@ -812,6 +812,7 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
         vec![key("c0", "h0"), key("c2", "h2"), key("c3", "h3")],
         now.clone(),
     )
+    .and_then(PgPending::wait)
     .expect("case rows");
     rows.sort_by(|a, b| a.1.cmp(&b.1));
     let named: Vec<(&str, &str, &str)> = rows
@@ -826,7 +827,9 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
             ("c3", "h3", r#"["t"]"#)
         ]
     );
-    let again = case_rows(&conn, suite_ref, vec![key("c2", "h2")], now).expect("again");
+    let again = case_rows(&conn, suite_ref, vec![key("c2", "h2")], now)
+        .and_then(PgPending::wait)
+        .expect("again");
     assert_eq!(again.len(), 1);
     assert_eq!(
         again[0].0, rows[1].0,

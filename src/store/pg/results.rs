@@ -8,7 +8,7 @@ use postgres::types::Type;
 
 use super::cell::Cell;
 use super::copy::copy_rows;
-use crate::store::db::{Db, DbError};
+use crate::store::db::{Db, DbError, PgPending};
 
 /// The columns of `results` the writer fills, in the order of its rows.
 pub const RESULT_COLUMNS: [&str; 26] = [
@@ -40,6 +40,30 @@ pub const RESULT_COLUMNS: [&str; 26] = [
     "truncated",
 ];
 
+/// Where a column is in [`RESULT_COLUMNS`] (a build error when it is not there).
+const fn column(name: &str) -> usize {
+    let mut i = 0;
+    while i < RESULT_COLUMNS.len() {
+        let (a, b) = (RESULT_COLUMNS[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a column of results")
+}
+
+/// The places in a row of the references the writer fills in last (see `store::writer`).
+pub const CASE_REF: usize = column("case_ref");
+pub const PROMPT_REF: usize = column("prompt_ref");
+pub const TAGS: usize = column("tags");
+
 /// The server's types of [`RESULT_COLUMNS`], which binary `COPY` needs.
 pub fn result_types(db: &Db) -> Result<Vec<Type>, DbError> {
     let sql = format!("SELECT {} FROM results LIMIT 0", RESULT_COLUMNS.join(", "));
@@ -64,14 +88,20 @@ pub fn copy_results(
     })
 }
 
+/// Prompt ids by prompt hash: `(SHA-256, id)`.
+pub type PromptIds = Vec<(Vec<u8>, i64)>;
+
+/// Case version rows: `(id, case_id, hash, tags)`.
+pub type CaseRows = Vec<(i64, String, String, String)>;
+
 /// The ids of prompts by their SHA-256, added first when missing: `(hash, text)` pairs in,
-/// `(hash, id)` pairs out.
+/// `(hash, id)` pairs out, to come (see [`Db::pg_send`]).
 pub fn prompt_ids(
     db: &Db,
     prompts: Vec<(Vec<u8>, String)>,
-) -> Result<Vec<(Vec<u8>, i64)>, DbError> {
+) -> Result<PgPending<'_, PromptIds>, DbError> {
     let (hashes, texts): (Vec<Vec<u8>>, Vec<String>) = prompts.into_iter().unzip();
-    db.pg_call(move |c| {
+    db.pg_send(move |c| {
         c.execute(
             "INSERT INTO prompts (hash, text)
              SELECT * FROM unnest($1::bytea[], $2::text[])
@@ -131,20 +161,21 @@ const FIND_CASES: &str = "SELECT k.id, k.case_id, k.hash, k.tags
      ) AS k";
 
 /// The rows of case versions of a suite, added first (first seen `now`) when missing:
-/// `(id, case_id, hash, tags)`. Most are known (`begin_run` registers a suite's cases), so
-/// they are looked up first and only those missing are added and looked up again.
+/// `(id, case_id, hash, tags)`, to come (see [`Db::pg_send`]). Most are known (`begin_run`
+/// registers a suite's cases), so they are looked up first and only those missing are added
+/// and looked up again.
 pub fn case_rows(
     db: &Db,
     suite_ref: i64,
     cases: Vec<CaseKey>,
     now: String,
-) -> Result<Vec<(i64, String, String, String)>, DbError> {
-    db.pg_call(move |c| {
+) -> Result<PgPending<'_, CaseRows>, DbError> {
+    db.pg_send(move |c| {
         let find = |c: &mut postgres::Client, ids: &Vec<String>, hashes: &Vec<String>| {
             c.query(FIND_CASES, &[&suite_ref, ids, hashes]).map(|rows| {
                 rows.iter()
                     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                    .collect::<Vec<(i64, String, String, String)>>()
+                    .collect::<CaseRows>()
             })
         };
         let (ids, hashes): (Vec<String>, Vec<String>) = cases
