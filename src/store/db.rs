@@ -1004,6 +1004,35 @@ impl Db {
         self.begin(TransactionBehavior::Deferred)
     }
 
+    /// Begin a transaction of `behavior` through a shared reference: the caller makes sure
+    /// none is open.
+    pub fn unchecked_transaction_with(
+        &self,
+        behavior: TransactionBehavior,
+    ) -> Result<Tx<'_>, DbError> {
+        self.begin(behavior)
+    }
+
+    /// Begin a transaction without waiting for the server on PostgreSQL: `BEGIN` is handed
+    /// to the connection's thread behind what is queued there (see [`Db::pg_send`]); a
+    /// failure shows in the transaction's next statement. As `unchecked_transaction` on
+    /// SQLite.
+    pub fn pipelined_transaction(&self) -> Result<Tx<'_>, DbError> {
+        match self {
+            Self::Sqlite(_) => self.begin(TransactionBehavior::Deferred),
+            Self::Pg(pg) => {
+                pg.revive()?;
+                // The answer is not waited for: a failed BEGIN fails what follows it.
+                drop(pg.hand_over(|c| c.batch_execute("BEGIN"))?);
+                pg.in_tx.set(true);
+                Ok(Tx {
+                    db: self,
+                    done: false,
+                })
+            }
+        }
+    }
+
     fn begin(&self, behavior: TransactionBehavior) -> Result<Tx<'_>, DbError> {
         match self {
             Self::Sqlite(c) => c.execute_batch(match behavior {
@@ -1044,10 +1073,30 @@ impl Deref for Tx<'_> {
     }
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
     pub fn commit(mut self) -> Result<(), DbError> {
         self.done = true;
         self.end("COMMIT")
+    }
+
+    /// Commit without waiting, on PostgreSQL: `COMMIT` is handed to the connection's thread
+    /// (see [`Db::pg_send`]) and its outcome comes later. A transaction whose statement
+    /// failed ends in a rollback without an error from `COMMIT`: the caller checks the
+    /// answers of its statements too. Refused on SQLite.
+    pub fn commit_later(mut self) -> Result<PgPending<'a, ()>, DbError> {
+        let db: &'a Db = self.db;
+        let Db::Pg(pg) = db else {
+            // Dropped uncommitted: rolled back.
+            return Err(DbError::Unsupported(
+                "committing later needs a PostgreSQL store".to_owned(),
+            ));
+        };
+        self.done = true;
+        pg.in_tx.set(false);
+        Ok(PgPending {
+            conn: pg,
+            answer: pg.hand_over(|c| c.batch_execute("COMMIT"))?,
+        })
     }
 
     pub fn rollback(mut self) -> Result<(), DbError> {

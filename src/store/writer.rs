@@ -38,8 +38,8 @@ pub const OUTAGE_WAIT: Duration = Duration::from_secs(60);
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
 /// What the writer does when a PostgreSQL store goes away mid-run (the server stopped or
-/// restarted): it keeps the batch it was writing, connects again with growing pauses and
-/// writes it once the server is back; after `wait` it gives up and the run ends incomplete.
+/// restarted): it keeps the batches it was writing, connects again with growing pauses and
+/// writes them once the server is back; after `wait` it gives up and the run ends incomplete.
 pub struct Outage {
     pub wait: Duration,
     /// Told when the store goes away and when it is back (a line for stderr).
@@ -174,7 +174,7 @@ impl Writer {
                         outage: &outage,
                         checkpointer: &nudge,
                     };
-                    write_loop(conn, ctx, &receiver, batch, &run)
+                    write_loop(&conn, ctx, &receiver, batch, &run)
                 });
                 crate::phase::phase("writer: last batch");
                 if let Err(e) = &out {
@@ -346,7 +346,7 @@ impl Context {
     /// then puts them where `prompt_ref` finds them.
     fn ask_prompts<'t>(
         &self,
-        tx: &'t Tx<'_>,
+        tx: &'t Db,
         records: &[&ResultRecord],
     ) -> Result<Option<PromptsAsked<'t>>, StoreError> {
         let mut wanted: HashMap<Vec<u8>, String> = HashMap::new();
@@ -392,7 +392,7 @@ impl Context {
     /// `ask_prompts`; [`Self::take_cases`] keeps them.
     fn ask_cases<'t>(
         &self,
-        tx: &'t Tx<'_>,
+        tx: &'t Db,
         records: &[&ResultRecord],
     ) -> Result<Option<PgPending<'t, pg::results::CaseRows>>, StoreError> {
         let mut wanted: HashMap<(&str, &str), &ResultRecord> = HashMap::new();
@@ -447,7 +447,7 @@ impl Context {
     }
 
     /// The case row of a result, added when `begin_run` did not know that version.
-    fn case_row(&mut self, tx: &Tx<'_>, rec: &ResultRecord) -> Result<(i64, bool), StoreError> {
+    fn case_row(&mut self, tx: &Db, rec: &ResultRecord) -> Result<(i64, bool), StoreError> {
         if let Some(row) = self
             .cases
             .get(rec.job.case_id.as_str())
@@ -455,7 +455,7 @@ impl Context {
         {
             return Ok((row.id, row.tags == rec.tags));
         }
-        let find = |tx: &Tx<'_>| -> Result<Option<(i64, String)>, StoreError> {
+        let find = |tx: &Db| -> Result<Option<(i64, String)>, StoreError> {
             Ok(tx
                 .prepare_cached(
                     "SELECT id, tags FROM cases WHERE suite_ref = ?1 AND case_id = ?2 AND hash = ?3",
@@ -501,7 +501,7 @@ impl Context {
     }
 
     /// The prompt row of a text, stored once (keyed by its SHA-256) across all runs.
-    fn prompt_ref(&mut self, tx: &Tx<'_>, text: &str) -> Result<Option<i64>, StoreError> {
+    fn prompt_ref(&mut self, tx: &Db, text: &str) -> Result<Option<i64>, StoreError> {
         if text.is_empty() {
             return Ok(None);
         }
@@ -612,65 +612,156 @@ struct RunCtx<'a> {
 }
 
 fn write_loop(
-    mut conn: Db,
+    conn: &Db,
     mut ctx: Context,
     receiver: &Receiver<Msg>,
     batch: usize,
     run: &RunCtx<'_>,
 ) -> Result<WriterStats, String> {
+    if conn.is_pg() {
+        return write_loop_pg(conn, ctx, receiver, batch, run);
+    }
     let checkpointer = run.checkpointer;
     let mut stats = WriterStats::default();
     let mut buf: Vec<Msg> = Vec::with_capacity(batch.min(4096));
-    let mut closed = false;
-    while !closed {
-        // Wait for the first result of the next batch.
-        match receiver.recv() {
-            Ok(rec) => buf.push(rec),
-            Err(_) => break,
+    loop {
+        let open = gather(receiver, &mut buf, batch);
+        if buf.is_empty() {
+            break;
         }
-        let deadline = Instant::now() + FLUSH_EVERY;
-        while buf.len() < batch {
-            match receiver.try_recv() {
-                Ok(rec) => {
-                    buf.push(rec);
-                    continue;
-                }
-                Err(TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-                Err(TryRecvError::Empty) => {}
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            // Results that come meanwhile are taken in one go: waking for each of them (a
-            // few thousand a second) takes the CPU the model calls need. `finish` unparks.
-            std::thread::park_timeout(POLL.min(deadline - now));
-        }
-        commit(&mut conn, &mut ctx, &buf, run)?;
-        stats.written += buf.iter().filter(|m| matches!(m, Msg::Result(_))).count() as u64;
-        stats.batches += 1;
+        commit(conn, &mut ctx, &buf, run, false)?;
+        stats.count(&buf);
         buf.clear();
+        if !open {
+            break;
+        }
         // Not after the last batch: the run's end is stored next, and a checkpoint that
         // caught up with the log now would make that commit start the log over (which syncs
         // its header). The caller may nudge it once more after that (see
         // `finish_keeping_checkpointer`); the store's close checkpoints what is left.
-        if !closed {
-            checkpointer.nudge();
+        checkpointer.nudge();
+    }
+    Ok(stats)
+}
+
+impl WriterStats {
+    /// Count a batch committed.
+    fn count(&mut self, buf: &[Msg]) {
+        self.written += buf.iter().filter(|m| matches!(m, Msg::Result(_))).count() as u64;
+        self.batches += 1;
+    }
+}
+
+/// Gather the next batch into `buf`: wait for its first message, then take what comes until
+/// it holds `batch` or `FLUSH_EVERY` has passed. False when the senders are gone (what they
+/// sent is in `buf`, which is empty when nothing was left).
+fn gather(receiver: &Receiver<Msg>, buf: &mut Vec<Msg>, batch: usize) -> bool {
+    match receiver.recv() {
+        Ok(rec) => buf.push(rec),
+        Err(_) => return false,
+    }
+    let deadline = Instant::now() + FLUSH_EVERY;
+    while buf.len() < batch {
+        match receiver.try_recv() {
+            Ok(rec) => {
+                buf.push(rec);
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => return false,
+            Err(TryRecvError::Empty) => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        // Results that come meanwhile are taken in one go: waking for each of them (a few
+        // thousand a second) takes the CPU the model calls need. `finish` unparks.
+        std::thread::park_timeout(POLL.min(deadline - now));
+    }
+    true
+}
+
+/// The writer on PostgreSQL, one batch ahead: a batch's `COPY` and `COMMIT` are handed to
+/// the connection's thread without waiting, and while the server stores them the writer
+/// gathers the next batch, asks for its prompts and case versions (queued behind that
+/// `COMMIT`) and builds its rows. A batch counts as written once its `COMMIT` is confirmed;
+/// when the connection is lost, the batch in flight is written again (rows already stored
+/// are kept once), then the next, as `commit` writes them through an outage.
+fn write_loop_pg(
+    conn: &Db,
+    mut ctx: Context,
+    receiver: &Receiver<Msg>,
+    batch: usize,
+    run: &RunCtx<'_>,
+) -> Result<WriterStats, String> {
+    let mut stats = WriterStats::default();
+    let mut in_flight: Option<(Vec<Msg>, InFlight<'_>)> = None;
+    loop {
+        let mut buf: Vec<Msg> = Vec::with_capacity(batch.min(4096));
+        let open = gather(receiver, &mut buf, batch);
+        let started = if buf.is_empty() {
+            None
+        } else {
+            Some(start_batch_pg(conn, &mut ctx, &buf))
+        };
+        if let Some((done, flight)) = in_flight.take() {
+            match flight.settle() {
+                Ok(()) => stats.count(&done),
+                Err(StoreError::Db(DbError::Lost(_))) => {
+                    // What the batch in flight and the one begun after it did may be gone.
+                    drop(started);
+                    ctx.forget();
+                    commit(conn, &mut ctx, &done, run, true)?;
+                    stats.count(&done);
+                    if !buf.is_empty() {
+                        commit(conn, &mut ctx, &buf, run, false)?;
+                        stats.count(&buf);
+                    }
+                    if open {
+                        continue;
+                    }
+                    break;
+                }
+                Err(e) => return Err(batch_failed(&done, &e)),
+            }
+        }
+        let Some(started) = started else {
+            break;
+        };
+        match started.and_then(|s| finish_batch_pg(conn, &mut ctx, s, false)) {
+            Ok(flight) => in_flight = Some((buf, flight)),
+            Err(StoreError::Db(DbError::Lost(_))) => {
+                ctx.forget();
+                commit(conn, &mut ctx, &buf, run, false)?;
+                stats.count(&buf);
+            }
+            Err(e) => return Err(batch_failed(&buf, &e)),
+        }
+        if !open && in_flight.is_none() {
+            break;
         }
     }
     Ok(stats)
 }
 
-/// Write one batch; on PostgreSQL, through an outage (see [`Outage`]).
-fn commit(conn: &mut Db, ctx: &mut Context, buf: &[Msg], run: &RunCtx<'_>) -> Result<(), String> {
-    let failed =
-        |e: &dyn std::fmt::Display| format!("commit a batch of {} results: {e}", buf.len());
+/// The writer's failure to store a batch, in words.
+fn batch_failed(buf: &[Msg], e: &dyn std::fmt::Display) -> String {
+    format!("commit a batch of {} results: {e}", buf.len())
+}
+
+/// Write one batch; on PostgreSQL, through an outage (see [`Outage`]). `maybe_stored` when
+/// the batch may have been committed already (its commit's answer was lost).
+fn commit(
+    conn: &Db,
+    ctx: &mut Context,
+    buf: &[Msg],
+    run: &RunCtx<'_>,
+    maybe_stored: bool,
+) -> Result<(), String> {
+    let failed = |e: &dyn std::fmt::Display| batch_failed(buf, e);
     let mut lost_since: Option<Instant> = None;
     loop {
-        let again = lost_since.is_some();
+        let again = maybe_stored || lost_since.is_some();
         match write_batch(conn, ctx, buf, again) {
             Ok(()) => break,
             Err(StoreError::Db(DbError::Lost(why))) => {
@@ -727,16 +818,12 @@ const INSERT_RESULT: &str = "INSERT INTO results (id, run_ref, seq, case_ref, ca
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
-fn write_batch(
-    conn: &mut Db,
-    ctx: &mut Context,
-    buf: &[Msg],
-    again: bool,
-) -> Result<(), StoreError> {
+fn write_batch(conn: &Db, ctx: &mut Context, buf: &[Msg], again: bool) -> Result<(), StoreError> {
     if conn.is_pg() {
-        return write_batch_pg(conn, ctx, buf, again);
+        let started = start_batch_pg(conn, ctx, buf)?;
+        return finish_batch_pg(conn, ctx, started, again)?.settle();
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.unchecked_transaction_with(TransactionBehavior::Immediate)?;
     {
         let mut add_result = tx.prepare_cached(INSERT_RESULT)?;
         for msg in buf {
@@ -758,21 +845,44 @@ fn write_batch(
     Ok(())
 }
 
-/// A batch on PostgreSQL, in one transaction: the judges' rows, then the prompts and case
-/// versions the batch needs that the writer does not know yet (two statements each), then
-/// the results by binary COPY (`store::pg::results`). The rows are built while the server
-/// stores and looks up the prompts and case versions; their references are filled in after.
-fn write_batch_pg(
-    conn: &mut Db,
+/// A batch begun on PostgreSQL: its transaction, its rows without their references yet, and
+/// the prompts and case versions asked for.
+struct Started<'c, 'b> {
+    tx: Tx<'c>,
+    records: Vec<&'b ResultRecord>,
+    rows: Vec<Vec<pg::Cell>>,
+    prompts: Option<PromptsAsked<'c>>,
+    cases: Option<PgPending<'c, pg::results::CaseRows>>,
+}
+
+/// A batch whose `COPY` and `COMMIT` are with the server, not confirmed yet.
+struct InFlight<'c> {
+    copied: PgPending<'c, u64>,
+    committed: PgPending<'c, ()>,
+}
+
+impl InFlight<'_> {
+    /// Wait for the server to confirm the batch. The `COPY`'s answer counts too: a
+    /// transaction whose statement failed ends in a rollback without an error from `COMMIT`.
+    fn settle(self) -> Result<(), StoreError> {
+        self.copied.wait()?;
+        self.committed.wait()?;
+        Ok(())
+    }
+}
+
+/// Begin a batch on PostgreSQL without waiting for the server (what is queued before it runs
+/// first): `BEGIN`, the judges' rows, the prompts and case versions the writer does not know
+/// yet asked for, and the rows built meanwhile.
+fn start_batch_pg<'c, 'b>(
+    conn: &'c Db,
     ctx: &mut Context,
-    buf: &[Msg],
-    again: bool,
-) -> Result<(), StoreError> {
-    use pg::results::{CASE_REF, PROMPT_REF, TAGS};
+    buf: &'b [Msg],
+) -> Result<Started<'c, 'b>, StoreError> {
     if ctx.result_types.is_none() {
         ctx.result_types = Some(pg::results::result_types(conn)?);
     }
-    let tx = conn.transaction()?;
+    let tx = conn.pipelined_transaction()?;
     let mut records = Vec::with_capacity(buf.len());
     for msg in buf {
         match msg {
@@ -782,18 +892,44 @@ fn write_batch_pg(
             }
         }
     }
-    let prompts = ctx.ask_prompts(&tx, &records)?;
-    let cases = ctx.ask_cases(&tx, &records)?;
-    let mut rows = records
+    let prompts = ctx.ask_prompts(conn, &records)?;
+    let cases = ctx.ask_cases(conn, &records)?;
+    let rows = records
         .iter()
         .map(|rec| result_params(ctx.run_ref, 0, None, true, rec, db::owned_cells))
         .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Started {
+        tx,
+        records,
+        rows,
+        prompts,
+        cases,
+    })
+}
+
+/// Finish a batch begun by [`start_batch_pg`]: take the prompts and case versions, fill in
+/// the rows' references, and hand the `COPY` and the `COMMIT` to the server (see
+/// [`pg::results::copy_results`] for `again`).
+fn finish_batch_pg<'c>(
+    conn: &'c Db,
+    ctx: &mut Context,
+    started: Started<'c, '_>,
+    again: bool,
+) -> Result<InFlight<'c>, StoreError> {
+    use pg::results::{CASE_REF, PROMPT_REF, TAGS};
+    let Started {
+        tx,
+        records,
+        mut rows,
+        prompts,
+        cases,
+    } = started;
     ctx.take_prompts(prompts)?;
     ctx.take_cases(cases)?;
     for (row, rec) in rows.iter_mut().zip(records) {
-        let (case_ref, same_tags) = ctx.case_row(&tx, rec)?;
+        let (case_ref, same_tags) = ctx.case_row(conn, rec)?;
         row[CASE_REF] = pg::Cell::Int(case_ref);
-        if let Some(id) = ctx.prompt_ref(&tx, &rec.prompt)? {
+        if let Some(id) = ctx.prompt_ref(conn, &rec.prompt)? {
             row[PROMPT_REF] = pg::Cell::Int(id);
         }
         if !same_tags {
@@ -801,9 +937,9 @@ fn write_batch_pg(
         }
     }
     let types = ctx.result_types.clone().unwrap_or_default();
-    pg::results::copy_results(&tx, types, rows, again)?;
-    tx.commit()?;
-    Ok(())
+    let copied = pg::results::copy_results(conn, types, rows, again)?;
+    let committed = tx.commit_later()?;
+    Ok(InFlight { copied, committed })
 }
 
 /// The parameters of a result's row (as `INSERT_RESULT` and `pg::results::RESULT_COLUMNS`

@@ -841,3 +841,88 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
         .get(0);
     assert_eq!(stored, 6);
 }
+
+#[test]
+fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
+    use evalwatch::model::{RunInfo, RunStatus};
+    use evalwatch::store::{Store, Writer};
+    const N: i64 = 30_000;
+    let Some(db) = fresh_db("writer_killed") else {
+        return;
+    };
+    let url = db.url_with_password();
+    let at = Path::new(&url);
+    let cases: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("c{i}"), format!("h{i}")))
+        .collect();
+    let named: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|(c, h)| (c.as_str(), h.as_str()))
+        .collect();
+    let run = RunInfo {
+        run_id: "r1".to_owned(),
+        suite: "faq".to_owned(),
+        suite_hash: "faq-hash".to_owned(),
+        started_at: "2024-05-01T06:00:00Z".to_owned(),
+        finished_at: None,
+        status: RunStatus::Running,
+        providers: vec!["p-a".to_owned()],
+        planned: N.unsigned_abs(),
+    };
+    Store::open(at)
+        .expect("open the store")
+        .begin_run(&run, &faq_suite(&named), 1, "host-a")
+        .expect("begin the run");
+
+    // Small batches, so that one is always on its way to the server when the writer's
+    // backend is terminated (the writer works one batch ahead).
+    let writer = Writer::spawn(at, "r1", 50).expect("start the writer");
+    let killer = {
+        let mut client = db.client();
+        std::thread::spawn(move || {
+            loop {
+                let stored: i64 = client
+                    .query_one("SELECT count(*) FROM results", &[])
+                    .expect("count")
+                    .get(0);
+                if stored >= 3_000 {
+                    let killed: i64 = client
+                        .query_one(
+                            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                             WHERE datname = current_database() AND pid <> pg_backend_pid()) AS k",
+                            &[],
+                        )
+                        .expect("terminate")
+                        .get(0);
+                    return (stored, killed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    for seq in 0..usize::try_from(N).expect("a count") {
+        let (c, h) = &cases[seq % cases.len()];
+        writer
+            .send(faq_result(seq, c, h, &["billing"]))
+            .expect("send");
+    }
+    let stats = writer
+        .finish()
+        .expect("the writer finishes after connecting again");
+    let (stored_then, killed) = killer.join().expect("killer");
+    assert!(killed >= 1, "the writer's backend was terminated");
+    assert!(
+        stored_then < N,
+        "terminated mid-run ({stored_then} of {N} stored then)"
+    );
+    assert_eq!(stats.written, N.unsigned_abs());
+    let mut client = db.client();
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), min(seq), max(seq) FROM results",
+            &[],
+        )
+        .expect("count");
+    let got: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(got, (N, N, 0, N - 1), "every result once");
+}

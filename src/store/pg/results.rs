@@ -73,16 +73,17 @@ pub fn result_types(db: &Db) -> Result<Vec<Type>, DbError> {
     })
 }
 
-/// Write result rows (in [`RESULT_COLUMNS`] order). `again` when the batch may have been
-/// committed already (its commit was cut off by a lost connection): rows already stored are
-/// then left alone instead of failing the copy, so that each result is stored once.
+/// Write result rows (in [`RESULT_COLUMNS`] order), the count to come (see
+/// [`Db::pg_send`]). `again` when the batch may have been committed already (its commit was
+/// cut off by a lost connection): rows already stored are then left alone instead of
+/// failing the copy, so that each result is stored once.
 pub fn copy_results(
     db: &Db,
     types: Vec<Type>,
     rows: Vec<Vec<Cell>>,
     again: bool,
-) -> Result<u64, DbError> {
-    db.pg_call(move |c| {
+) -> Result<PgPending<'_, u64>, DbError> {
+    db.pg_send(move |c| {
         let columns: Vec<String> = RESULT_COLUMNS.iter().map(|&c| c.to_owned()).collect();
         copy_rows(c, "results", &columns, &types, &rows, !again)
     })
