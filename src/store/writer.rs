@@ -342,7 +342,7 @@ impl Context {
     }
 
     /// On PostgreSQL, ask for the prompts of `records` not known yet to be stored and looked
-    /// up (two statements rather than two a prompt), without waiting: [`Self::take_prompts`]
+    /// up (one statement rather than two a prompt), without waiting: [`Self::take_prompts`]
     /// then puts them where `prompt_ref` finds them.
     fn ask_prompts<'t>(
         &self,

@@ -1,8 +1,9 @@
 //! The run writer's batch on PostgreSQL (`src/store/writer.rs`): one statement per table
 //! rather than one per row, since every statement is a round trip to the server. The
 //! prompts and case versions a batch needs that the writer does not know yet are added and
-//! looked up with array parameters (`unnest`), two statements each; the results go by
-//! binary `COPY`. All of it runs in the writer's transaction.
+//! looked up with array parameters (`unnest`): prompts in one statement, case versions looked
+//! up first and added only when missing; the results go by binary `COPY`. All of it runs in
+//! the writer's transaction.
 
 use postgres::types::Type;
 
@@ -95,6 +96,19 @@ pub type PromptIds = Vec<(Vec<u8>, i64)>;
 /// Case version rows: `(id, case_id, hash, tags)`.
 pub type CaseRows = Vec<(i64, String, String, String)>;
 
+/// Add the prompts that are missing and answer the ids of all: those added, and those stored
+/// before (the statement's snapshot does not see what it adds). A prompt added meanwhile by
+/// another transaction is in neither; the writer then looks it up alone.
+const PROMPT_IDS: &str = "WITH added AS (
+       INSERT INTO prompts (hash, text)
+       SELECT * FROM unnest($1::bytea[], $2::text[])
+       ON CONFLICT (hash) DO NOTHING
+       RETURNING hash, id
+     )
+     SELECT hash, id FROM added
+     UNION ALL
+     SELECT hash, id FROM prompts WHERE hash = ANY($1::bytea[])";
+
 /// The ids of prompts by their SHA-256, added first when missing: `(hash, text)` pairs in,
 /// `(hash, id)` pairs out, to come (see [`Db::pg_send`]).
 pub fn prompt_ids(
@@ -103,16 +117,7 @@ pub fn prompt_ids(
 ) -> Result<PgPending<'_, PromptIds>, DbError> {
     let (hashes, texts): (Vec<Vec<u8>>, Vec<String>) = prompts.into_iter().unzip();
     db.pg_send(move |c| {
-        c.execute(
-            "INSERT INTO prompts (hash, text)
-             SELECT * FROM unnest($1::bytea[], $2::text[])
-             ON CONFLICT (hash) DO NOTHING",
-            &[&hashes, &texts],
-        )?;
-        let rows = c.query(
-            "SELECT hash, id FROM prompts WHERE hash = ANY($1::bytea[])",
-            &[&hashes],
-        )?;
+        let rows = c.query(PROMPT_IDS, &[&hashes, &texts])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     })
 }
