@@ -684,6 +684,20 @@ fn faq_suite(cases: &[(&str, &str)]) -> evalwatch::model::Suite {
     }
 }
 
+/// Run `r1` of suite `faq` on provider `p-a`, begun, of `planned` results.
+fn faq_run(planned: u64) -> evalwatch::model::RunInfo {
+    evalwatch::model::RunInfo {
+        run_id: "r1".to_owned(),
+        suite: "faq".to_owned(),
+        suite_hash: "faq-hash".to_owned(),
+        started_at: "2024-05-01T06:00:00Z".to_owned(),
+        finished_at: None,
+        status: evalwatch::model::RunStatus::Running,
+        providers: vec!["p-a".to_owned()],
+        planned,
+    }
+}
+
 /// A passing result of case `id` at version `hash`, number `seq` of the run.
 fn faq_result(seq: usize, id: &str, hash: &str, tags: &[&str]) -> evalwatch::model::ResultRecord {
     use evalwatch::model::{CaseStatus, Job, ResultRecord};
@@ -720,7 +734,6 @@ fn faq_result(seq: usize, id: &str, hash: &str, tags: &[&str]) -> evalwatch::mod
 
 #[test]
 fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
-    use evalwatch::model::{RunInfo, RunStatus};
     use evalwatch::store::db::{Db, PgConn, PgPending};
     use evalwatch::store::pg::results::{CaseKey, case_rows};
     use evalwatch::store::{Store, Writer};
@@ -730,16 +743,7 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
     let url = db.url_with_password();
     let at = Path::new(&url);
     let mut store = Store::open(at).expect("open the store");
-    let run = RunInfo {
-        run_id: "r1".to_owned(),
-        suite: "faq".to_owned(),
-        suite_hash: "faq-hash".to_owned(),
-        started_at: "2024-05-01T06:00:00Z".to_owned(),
-        finished_at: None,
-        status: RunStatus::Running,
-        providers: vec!["p-a".to_owned()],
-        planned: 6,
-    };
+    let run = faq_run(6);
     store
         .begin_run(&run, &faq_suite(&[("c0", "h0"), ("c1", "h1")]), 1, "host-a")
         .expect("begin the run");
@@ -844,7 +848,6 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
 
 #[test]
 fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
-    use evalwatch::model::{RunInfo, RunStatus};
     use evalwatch::store::{Store, Writer};
     const N: i64 = 30_000;
     let Some(db) = fresh_db("writer_killed") else {
@@ -859,16 +862,7 @@ fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
         .iter()
         .map(|(c, h)| (c.as_str(), h.as_str()))
         .collect();
-    let run = RunInfo {
-        run_id: "r1".to_owned(),
-        suite: "faq".to_owned(),
-        suite_hash: "faq-hash".to_owned(),
-        started_at: "2024-05-01T06:00:00Z".to_owned(),
-        finished_at: None,
-        status: RunStatus::Running,
-        providers: vec!["p-a".to_owned()],
-        planned: N.unsigned_abs(),
-    };
+    let run = faq_run(N.unsigned_abs());
     Store::open(at)
         .expect("open the store")
         .begin_run(&run, &faq_suite(&named), 1, "host-a")
