@@ -23,6 +23,7 @@ use crate::store::{FileOffset, Store};
 use crate::traffic::ingest::{Ingestor, Kept, SourceRules};
 use crate::traffic::otlp;
 use crate::traffic::reader::LineReader;
+use crate::traffic::shape::Shape;
 
 /// The longest record read; a longer line is counted as malformed and skipped unread.
 const LINE_LIMIT: usize = 1 << 20;
@@ -31,11 +32,15 @@ const BATCH: usize = 4096;
 /// Records per transaction at most: a chunk of batches whose minute, hour and day buckets
 /// are merged into the store once (docs/performance.md, session 12).
 const CHUNK: usize = 4 * BATCH;
-/// How long the storing thread holds a chunk open waiting for the next batch (a slow pipe
-/// on stdin) before committing what it has.
+/// How long the storing thread holds a chunk open waiting for the next batch from stdin (a
+/// slow pipe) before committing what it has. Files are read without pauses: their chunks end
+/// every `CHUNK` records whatever the machine's load, so that a pass cut short and resumed
+/// stores what one clean pass stores, to the last bit of its sums.
 const CHUNK_WAIT: Duration = Duration::from_secs(1);
-/// Batches read ahead of the storing thread.
-const AHEAD: usize = 2;
+/// Batches waiting between two threads of a pass (reading, shaping, storing): one each, so
+/// that five batches at most are held (one at each thread and between them), which keeps
+/// the peak memory of an ingest under 64 MB (docs/performance.md).
+const AHEAD: usize = 1;
 /// How often `--follow` looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 /// How far ahead of this machine's clock a record may be timed.
@@ -57,7 +62,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     loop {
         let before = reading.written.new;
         if paths.iter().any(|p| p == "-") {
-            reading.pass(&mut store, (), |r, ()| r.read_stdin())?;
+            reading.pass(&mut store, (), Some(CHUNK_WAIT), |r, ()| r.read_stdin())?;
         } else {
             let files = files(ctx, source, paths)?;
             if files.is_empty() && !warned {
@@ -84,7 +89,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
                     Ok((f, key, at))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            reading.pass(&mut store, starts, |r, starts| {
+            reading.pass(&mut store, starts, None, |r, starts| {
                 for (file, key, at) in starts {
                     r.read_file(&file, key, at)?;
                 }
@@ -234,13 +239,17 @@ impl<'a> Reading<'a> {
     }
 
     /// One pass over the input: `read` runs here (read, parse, map, redact, sample, score)
-    /// while a second thread stores its batches (claims, buckets, records, offsets) in chunks,
-    /// so that both cores work. An error of either side ends the pass; what was committed
-    /// stays, and the next ingest resumes after it.
+    /// while a second thread works out the sampled records' lengths and language (the
+    /// language detector is about a third of an unscored ingest's work) and a third stores
+    /// the batches (claims, buckets, records, offsets) in chunks, so that both cores work.
+    /// An error of any of them ends the pass; what was committed stays, and the next ingest
+    /// resumes after it. `wait`: how long a chunk waits for the next batch before it is
+    /// committed (`None`: until the batch comes or the pass ends).
     fn pass<T: Send>(
         &mut self,
         store: &mut Store,
         input: T,
+        wait: Option<Duration>,
         read: impl FnOnce(&mut Self, T) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let source = self.source.id.as_str();
@@ -249,17 +258,23 @@ impl<'a> Reading<'a> {
             .as_ref()
             .map(super::judging::Background::notifier);
         let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+        let (shaped, to_store) = std::sync::mpsc::sync_channel(AHEAD);
         let (read, stored) = std::thread::scope(|s| {
             let committed = committed.as_ref();
-            let storing = s.spawn(move || store_batches(store, source, &rx, committed));
+            let storing = s.spawn(move || store_batches(store, source, &to_store, wait, committed));
+            let shaping = s.spawn(move || shape_batches(&rx, &shaped));
             self.sink = Some(tx);
             let read = read(self, input).and_then(|()| self.flush());
-            // Closing the channel tells the storing thread that the pass is over.
+            // Closing the channel tells the shaping thread, and through it the storing one,
+            // that the pass is over.
             self.sink = None;
+            let shaping = shaping
+                .join()
+                .map_err(|_| anyhow::anyhow!("the shaping thread panicked"));
             let stored = storing
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the storing thread panicked")));
-            (read, stored)
+            (read, shaping.and(stored))
         });
         // The storing side's error explains a reading side that stopped because of it.
         let stored = stored?;
@@ -493,13 +508,30 @@ impl<'a> Reading<'a> {
     }
 }
 
+/// Works out the lengths and language of each batch's sampled records, then hands the batch
+/// on, in order, until either side is gone.
+fn shape_batches(batches: &Receiver<Batch>, shaped: &SyncSender<Batch>) {
+    for mut batch in batches {
+        for scored in &mut batch.records {
+            if scored.kept.sampled && scored.shape.is_none() {
+                scored.shape = Some(Shape::of(&scored.kept.record));
+            }
+        }
+        if shaped.send(batch).is_err() {
+            // The storing thread stopped; its error is the pass's.
+            return;
+        }
+    }
+}
+
 /// The storing side of a pass: batches from the channel stored in chunks of up to [`CHUNK`]
-/// records, each one transaction; a chunk is committed early when no batch comes for
-/// [`CHUNK_WAIT`] (a slow pipe) and when the reading side closes the channel.
+/// records, each one transaction; a chunk is committed early when no batch comes for `wait`
+/// (stdin: [`CHUNK_WAIT`], a slow pipe) and when the reading side closes the channel.
 fn store_batches(
     store: &mut Store,
     source: &str,
     batches: &Receiver<Batch>,
+    wait: Option<Duration>,
     committed: Option<&Committed>,
 ) -> anyhow::Result<Written> {
     let mut written = Written::default();
@@ -515,7 +547,11 @@ fn store_batches(
             if chunk.records >= CHUNK {
                 break true;
             }
-            match batches.recv_timeout(CHUNK_WAIT) {
+            let came = match wait {
+                Some(wait) => batches.recv_timeout(wait),
+                None => batches.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match came {
                 Ok(b) => next = b,
                 Err(RecvTimeoutError::Timeout) => break true,
                 Err(RecvTimeoutError::Disconnected) => break false,

@@ -47,7 +47,11 @@ impl Prepare {
         } else {
             None
         };
-        Scored { kept, score }
+        Scored {
+            kept,
+            score,
+            shape: None,
+        }
     }
 }
 

@@ -15,6 +15,9 @@ use crate::traffic::{BucketKey, MinuteOf, Record, Resolution};
 pub struct Scored {
     pub kept: Kept,
     pub score: Option<Score>,
+    /// A sampled record's lengths and language, when worked out before it reaches the
+    /// store (by `ingest`'s shaping thread); else they are worked out as it is stored.
+    pub shape: Option<Shape>,
 }
 
 /// Records of one source read since the last commit, and where each file's reading stands
@@ -196,7 +199,8 @@ fn store_record(tx: &TrafficTx<'_>, scored: &Scored) -> anyhow::Result<()> {
     })?;
     if kept.sampled {
         // Drift reads lengths and language even when the text is not kept.
-        tx.put_shape(&kept.key, &Shape::of(r))?;
+        let shape = scored.shape.unwrap_or_else(|| Shape::of(r));
+        tx.put_shape(&kept.key, &shape)?;
     }
     Ok(())
 }
