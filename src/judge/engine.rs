@@ -307,6 +307,7 @@ impl Engine {
                         "score": lx.score,
                         "share": lx.share,
                         "worst_claim": lx.worst_claim,
+                        "surface": lx.surface,
                         "unsupported": lx.unsupported,
                         "checked": lx.checked,
                         "sampled": sampled,

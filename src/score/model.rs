@@ -447,7 +447,8 @@ pub fn judge_sampled(case_id: &str, output: &str, share: f64) -> bool {
 
 /// The lexical pass: passes when the lexical score is at most `max`. The outcome score is
 /// 1 - the lexical score (higher is better, like every score); `details.score` is the lexical
-/// score itself, `details.share` and `details.worst_claim` the two shares it is the mean of.
+/// score itself, `details.share`, `details.worst_claim` and `details.surface` the three
+/// shares it weighs (0.375, 0.375, 0.25).
 pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> Verdict {
     let finite = |x: f64| {
         if x.is_finite() {
@@ -480,9 +481,10 @@ pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> V
             .map(|s| format!("\"{}\"", s.text))
             .collect();
         format!(
-            "{verdict}: {} of the output's checked content (by weight) is not in the support, and {} of its worst claim; the score is the mean of the two. {} unsupported span{} among {} checked units: {}{}",
+            "{verdict}: {} of the output's checked content (by weight) is not in the support, {} of its worst claim, and {} of its words are not written so in the support; the score is 0.375 × the first + 0.375 × the second + 0.25 × the third. {} unsupported span{} among {} checked units: {}{}",
             pct(result.share),
             pct(result.worst_claim),
+            pct(result.surface),
             result.unsupported.len(),
             if result.unsupported.len() == 1 {
                 ""
@@ -507,6 +509,7 @@ pub fn lexical_verdict(result: &lexical::Lexical, method: Method, max: f64) -> V
             "score": score,
             "share": result.share,
             "worst_claim": result.worst_claim,
+            "surface": result.surface,
             "max": max,
             "unsupported": result.unsupported,
             "contradictions": [],

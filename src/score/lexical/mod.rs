@@ -24,7 +24,8 @@
 //! "Amy Jo Johnson"). Units have weights: numbers and names (capitalised words inside a claim,
 //! acronyms) weigh more than ordinary content words. The score mixes the output's overall weighted share of
 //! unsupported units with its worst claim's share, so one invented sentence in a long answer
-//! still shows. See `docs/scoring.md` for what was measured and for the limits.
+//! still shows, and with the share of its words not written so in the support (no folding:
+//! it sees the changes of form the units forgive). See `docs/scoring.md` for what was measured and for the limits.
 //!
 //! This file holds claims, units, the support index and the score; `tokens.rs` splits, folds,
 //! stems and hashes tokens; `words.rs` holds the word tables.
@@ -39,7 +40,7 @@ use serde::Serialize;
 
 use tokens::{
     NEGATION_HASH, NO_HASH, Number, Token, Tokens, classify, combine, echo_hash, hash_word,
-    month_hash, pair_hash,
+    month_hash, pair_hash, surface_hash, surface_skipped,
 };
 
 /// Weight of an ordinary content word.
@@ -55,8 +56,11 @@ const W_LIGHT: f64 = 0.35;
 /// Share of its weight an unsupported content word, name or number keeps when the output
 /// finds it in the prompt (echo): still unsupported, but weighing less than an invented one.
 const ECHO_WEIGHT: f64 = 0.5;
-/// Share of the score that comes from the worst claim (the rest from the whole output).
+/// Share of the units' score that comes from the worst claim (the rest from the whole
+/// output).
 pub const CLAIM_MIX: f64 = 0.5;
+/// Share of the score that comes from the surface share (the rest from the units' score).
+pub const SURFACE_MIX: f64 = 0.25;
 
 /// What an unsupported span is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,14 +96,20 @@ pub struct Claim {
 /// The result of the lexical pass over one output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lexical {
-    /// The lexical score in [0,1] (0 = fully supported): the mean of `share` and `worst_claim`.
-    /// 0 when nothing in the output is checkable.
+    /// The lexical score in [0,1] (0 = fully supported): `0.375 × share` plus
+    /// `0.375 × worst_claim` plus `0.25 × surface` (`CLAIM_MIX`, `SURFACE_MIX`). 0 when
+    /// nothing in the output is checkable.
     pub score: f64,
     /// Weighted share of the output's checkable units that the support does not contain.
     pub share: f64,
     /// The worst claim's own weighted unsupported share (over claims with more than
     /// conversation words; a question only when the output has no such statement).
     pub worst_claim: f64,
+    /// Share of the output's words, as written (lowercased, not stemmed or folded; every
+    /// word but the commonest function words and answer particles), that the support does
+    /// not have in the same form: it sees what folding forgives (a tense, a plural, a
+    /// quantifier such as "all" or "most").
+    pub surface: f64,
     /// Unsupported spans, in output order (adjacent unsupported units merged into one span).
     pub unsupported: Vec<Span>,
     /// Checkable units found in the output.
@@ -141,6 +151,8 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
     let mut opener: Option<(usize, usize, usize)> = None;
     // Claims that end in `?`, in order.
     let mut questions: Vec<usize> = Vec::new();
+    // Words counted by the surface share, and those of them the support lacks.
+    let (mut surface_words, mut surface_missing) = (0usize, 0usize);
     // The previous token was "the".
     let mut prev_the = false;
     // The previous token was an "of" or "in" that opened its claim ("Of course", "In fact").
@@ -161,6 +173,12 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
         }
         prev_end = end;
         let raw = &output[start..end];
+        let surface = surface_hash(raw);
+        // Every skipped word has at most four letters.
+        if raw.len() > 4 || !surface_skipped(surface) {
+            surface_words += 1;
+            surface_missing += usize::from(!support.contains(surface));
+        }
         let token = classify(raw, &mut buf);
         if first_in_claim {
             opener = (token == Token::Skip && raw.len() > 1).then_some((start, end, units.len()));
@@ -313,7 +331,13 @@ pub fn check_with(support: &Support, output: &str) -> Lexical {
         flag_question(&mut units, opener, claim);
         questions.push(claim);
     }
-    summarise(output, &units, &questions)
+    #[allow(clippy::cast_precision_loss)]
+    let surface = if surface_words == 0 {
+        0.0
+    } else {
+        surface_missing as f64 / surface_words as f64
+    };
+    summarise(output, &units, &questions, surface)
 }
 
 /// Add the question word that opened claim `claim` (a function word, otherwise skipped) as an
@@ -396,6 +420,7 @@ impl Support {
             let mut prev: Option<Number> = None;
             let mut prev_form: u64 = 0;
             for (start, end) in Tokens::new(text) {
+                s.insert(surface_hash(&text[start..end]));
                 let token = classify(&text[start..end], &mut buf);
                 if let Some(combined) = combine(prev, &token) {
                     s.insert(combined.hash());
@@ -580,7 +605,7 @@ struct Unit {
 }
 
 /// Score, spans and claims from the checked units.
-fn summarise(output: &str, units: &[Unit], questions: &[usize]) -> Lexical {
+fn summarise(output: &str, units: &[Unit], questions: &[usize], surface: f64) -> Lexical {
     // A bare "Yes." or "No" answers a yes/no question: nothing a lexical check can verify.
     let units = if units.iter().all(|u| u.particle) {
         &[]
@@ -655,8 +680,11 @@ fn summarise(output: &str, units: &[Unit], questions: &[usize]) -> Lexical {
     } else {
         0.0
     };
+    // Nothing checkable (or only answer particles): no surface share either.
+    let surface = if total_w > 0.0 { surface } else { 0.0 };
     let score = if total_w > 0.0 {
-        ((1.0 - CLAIM_MIX) * share + CLAIM_MIX * worst).clamp(0.0, 1.0)
+        let units_score = (1.0 - CLAIM_MIX) * share + CLAIM_MIX * worst;
+        ((1.0 - SURFACE_MIX) * units_score + SURFACE_MIX * surface).clamp(0.0, 1.0)
     } else {
         0.0
     };
@@ -664,6 +692,7 @@ fn summarise(output: &str, units: &[Unit], questions: &[usize]) -> Lexical {
         score,
         share,
         worst_claim: worst,
+        surface,
         unsupported,
         checked: units.len(),
         claims,

@@ -432,6 +432,39 @@ pub(super) fn hash_word(bytes: &[u8]) -> u64 {
     nonzero(mix(h.finish(), 0x776f_7264))
 }
 
+/// The surface form of a raw token: its lowercased characters as written (no folding of
+/// diacritics, no stemming, no synonyms), hashed apart from every other form.
+pub(super) fn surface_hash(raw: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    if raw.is_ascii() {
+        for b in raw.bytes() {
+            h.write_u8(b.to_ascii_lowercase());
+        }
+    } else {
+        let mut utf8 = [0u8; 4];
+        for c in raw.chars().flat_map(char::to_lowercase) {
+            h.write(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+    nonzero(mix(h.finish(), 0x7375_7266_6163_6500))
+}
+
+/// True for the surface forms the surface share does not count: the most common function
+/// words and the answer particles.
+pub(super) fn surface_skipped(hash: u64) -> bool {
+    static SKIPPED: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    SKIPPED
+        .get_or_init(|| {
+            words::SURFACE_SKIP
+                .iter()
+                .chain(words::PARTICLES)
+                .map(|w| surface_hash(w))
+                .collect()
+        })
+        .contains(&hash)
+}
+
 pub(super) fn pair_hash(a: u64, b: u64) -> u64 {
     nonzero(mix(a.rotate_left(17) ^ 0x7061_6972, b))
 }

@@ -31,6 +31,15 @@ const STOP: &[&str] = &[
     "percent", "cent",
 ];
 
+/// The most common function words, the only words the surface share (`Lexical::surface`)
+/// does not count (none longer than four letters, nor are the answer particles: `check_with`
+/// relies on it).
+#[rustfmt::skip]
+pub(super) const SURFACE_SKIP: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "is", "are", "was", "were", "be", "to", "of", "in",
+    "on", "at", "for", "with", "it", "this", "that", "i", "you", "we", "they", "he", "she",
+];
+
 /// Unit abbreviations and spelling variants, folded to one word before stemming.
 #[rustfmt::skip]
 const SYNONYMS: &[(&str, &str)] = &[

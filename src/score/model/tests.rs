@@ -213,7 +213,8 @@ fn lexical_reason_and_details_say_what_the_score_is() {
     );
     assert!(v.reason.contains(&pct(lx.share)), "{}", v.reason);
     assert!(v.reason.contains(&pct(lx.worst_claim)), "{}", v.reason);
-    assert!(v.reason.contains("mean of"), "{}", v.reason);
+    assert!(v.reason.contains(&pct(lx.surface)), "{}", v.reason);
+    assert!(v.reason.contains("0.375 × the first"), "{}", v.reason);
     assert!(
         !v.reason.contains(&format!(
             "{} of the output is not in the support",
@@ -225,6 +226,9 @@ fn lexical_reason_and_details_say_what_the_score_is() {
     assert_eq!(v.details["score"], json!(lx.score));
     assert_eq!(v.details["share"], json!(lx.share));
     assert_eq!(v.details["worst_claim"], json!(lx.worst_claim));
+    assert_eq!(v.details["surface"], json!(lx.surface));
+    let weighed = 0.375 * lx.share + 0.375 * lx.worst_claim + 0.25 * lx.surface;
+    assert!((lx.score - weighed).abs() < 1e-12, "{lx:?}");
     assert_eq!(v.details["claims"], json!(2));
 }
 
