@@ -888,15 +888,7 @@ impl Db {
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
     ) -> Result<R, DbError> {
-        match self {
-            Self::Sqlite(_) => Err(DbError::Unsupported(
-                "this needs a PostgreSQL store".to_owned(),
-            )),
-            Self::Pg(pg) => {
-                pg.revive()?;
-                pg.call(f)
-            }
-        }
+        self.pg_send(f)?.wait()
     }
 
     /// Hand `f` to the PostgreSQL client's thread (inside the open transaction, if any) and
