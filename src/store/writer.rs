@@ -42,7 +42,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(2);
 /// writes them once the server is back; after `wait` it gives up and the run ends incomplete.
 pub struct Outage {
     pub wait: Duration,
-    /// Told when the store goes away and when it is back (a line for stderr).
+    /// Told when the store goes away and when it is back, and when the writer cannot open
+    /// its second connection to it (a line for stderr).
     pub notice: Box<dyn Fn(&str) + Send>,
 }
 
@@ -147,6 +148,7 @@ impl Writer {
             conn.pragma_update(None, "foreign_keys", "OFF")?;
         }
         let ctx = Context::load(&conn, run_id)?;
+        let store = path.to_owned();
         let checkpointer = Checkpointer::spawn(path)?;
         let nudge = checkpointer.handle();
         let (sender, receiver) = sync_channel(batch.clamp(256, 8192));
@@ -173,6 +175,7 @@ impl Writer {
                         run_id: &for_thread,
                         outage: &outage,
                         checkpointer: &nudge,
+                        store: &store,
                     };
                     write_loop(&conn, ctx, &receiver, batch, &run)
                 });
@@ -609,6 +612,8 @@ struct RunCtx<'a> {
     run_id: &'a str,
     outage: &'a Outage,
     checkpointer: &'a Nudge,
+    /// The store's path or URL (for the second connection on PostgreSQL).
+    store: &'a Path,
 }
 
 fn write_loop(
@@ -694,15 +699,24 @@ fn write_loop_pg(
     batch: usize,
     run: &RunCtx<'_>,
 ) -> Result<WriterStats, String> {
+    let side = Side::default();
     let mut stats = WriterStats::default();
     let mut in_flight: Option<(Vec<Msg>, InFlight<'_>)> = None;
     loop {
         let mut buf: Vec<Msg> = Vec::with_capacity(batch.min(4096));
         let open = gather(receiver, &mut buf, batch);
+        if buf.len() >= batch {
+            side.open(run);
+        }
         let started = if buf.is_empty() {
             None
         } else {
-            Some(start_batch_pg(conn, &mut ctx, &buf))
+            Some(start_batch_pg(
+                conn,
+                side.get(run).unwrap_or(conn),
+                &mut ctx,
+                &buf,
+            ))
         };
         if let Some((done, flight)) = in_flight.take() {
             match flight.settle() {
@@ -742,6 +756,68 @@ fn write_loop_pg(
         }
     }
     Ok(stats)
+}
+
+/// The writer's second connection on PostgreSQL, for its batches' prompts and case
+/// versions: they are stored there in transactions of their own while the first connection
+/// copies the batch before, so that the server's work for a batch runs in two processes
+/// (docs/store.md). It is opened, on a thread of its own, once a batch comes full (a run
+/// of a few results never opens it); until it is there, and if it cannot be opened, the
+/// first connection does it all.
+#[derive(Default)]
+struct Side {
+    db: std::cell::OnceCell<Db>,
+    connecting: std::cell::RefCell<Option<Receiver<Result<Db, StoreError>>>>,
+    tried: std::cell::Cell<bool>,
+}
+
+impl Side {
+    /// Start opening the connection, once.
+    fn open(&self, run: &RunCtx<'_>) {
+        if self.tried.replace(true) {
+            return;
+        }
+        let (send, receive) = sync_channel(1);
+        let store = run.store.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("evalwatch-store-side".to_owned())
+            .spawn(move || {
+                let _ = send.send(super::connect(&store));
+            });
+        match spawned {
+            Ok(_) => *self.connecting.borrow_mut() = Some(receive),
+            Err(e) => Self::refused(run, &e),
+        }
+    }
+
+    /// The connection, once it is open.
+    fn get(&self, run: &RunCtx<'_>) -> Option<&Db> {
+        if self.db.get().is_none() {
+            let answer = self.connecting.borrow().as_ref().map(Receiver::try_recv);
+            match answer {
+                None | Some(Err(TryRecvError::Empty)) => {}
+                Some(Ok(Ok(db))) => {
+                    let _ = self.db.set(db);
+                    *self.connecting.borrow_mut() = None;
+                }
+                Some(Ok(Err(e))) => {
+                    Self::refused(run, &e);
+                    *self.connecting.borrow_mut() = None;
+                }
+                Some(Err(TryRecvError::Disconnected)) => {
+                    Self::refused(run, &"its thread stopped");
+                    *self.connecting.borrow_mut() = None;
+                }
+            }
+        }
+        self.db.get()
+    }
+
+    fn refused(run: &RunCtx<'_>, why: &dyn std::fmt::Display) {
+        (run.outage.notice)(&format!(
+            "could not open a second connection to the store (the run's results go by one, more slowly): {why}"
+        ));
+    }
 }
 
 /// The writer's failure to store a batch, in words.
@@ -820,7 +896,7 @@ const INSERT_RESULT: &str = "INSERT INTO results (id, run_ref, seq, case_ref, ca
 
 fn write_batch(conn: &Db, ctx: &mut Context, buf: &[Msg], again: bool) -> Result<(), StoreError> {
     if conn.is_pg() {
-        let started = start_batch_pg(conn, ctx, buf)?;
+        let started = start_batch_pg(conn, conn, ctx, buf)?;
         return finish_batch_pg(conn, ctx, started, again)?.settle();
     }
     let tx = conn.unchecked_transaction_with(TransactionBehavior::Immediate)?;
@@ -873,9 +949,12 @@ impl InFlight<'_> {
 
 /// Begin a batch on PostgreSQL without waiting for the server (what is queued before it runs
 /// first): `BEGIN`, the judges' rows, the prompts and case versions the writer does not know
-/// yet asked for, and the rows built meanwhile.
+/// yet asked for, and the rows built meanwhile. The prompts and case versions are asked of
+/// `side`: when it is not `conn` they are stored in transactions of their own, and one
+/// stored for a batch that then fails is kept unreferenced, as if another run had stored it.
 fn start_batch_pg<'c, 'b>(
     conn: &'c Db,
+    side: &'c Db,
     ctx: &mut Context,
     buf: &'b [Msg],
 ) -> Result<Started<'c, 'b>, StoreError> {
@@ -892,8 +971,8 @@ fn start_batch_pg<'c, 'b>(
             }
         }
     }
-    let prompts = ctx.ask_prompts(conn, &records)?;
-    let cases = ctx.ask_cases(conn, &records)?;
+    let prompts = ctx.ask_prompts(side, &records)?;
+    let cases = ctx.ask_cases(side, &records)?;
     let rows = records
         .iter()
         .map(|rec| result_params(ctx.run_ref, 0, None, true, rec, db::owned_cells))

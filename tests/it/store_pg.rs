@@ -847,6 +847,114 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
 }
 
 #[test]
+fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once() {
+    use evalwatch::store::{Store, Writer};
+    const N: i64 = 20_000;
+    let Some(db) = fresh_db("writer_side_killed") else {
+        return;
+    };
+    let url = db.url_with_password();
+    let at = Path::new(&url);
+    // Many cases, so that each batch has case versions and prompts to ask for.
+    let cases: Vec<(String, String)> = (0..5_000)
+        .map(|i| (format!("c{i}"), format!("h{i}")))
+        .collect();
+    let named: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|(c, h)| (c.as_str(), h.as_str()))
+        .collect();
+    let run = faq_run(N.unsigned_abs());
+    Store::open(at)
+        .expect("open the store")
+        .begin_run(&run, &faq_suite(&named), 1, "host-a")
+        .expect("begin the run");
+
+    let writer = Writer::spawn(at, "r1", 50).expect("start the writer");
+    let killer = {
+        let mut client = db.client();
+        std::thread::spawn(move || {
+            loop {
+                // The writer's connections and the statement each ran last: the second one
+                // stores prompts and looks up case versions, the first copies.
+                let writers: Vec<(i32, String)> = client
+                    .query(
+                        "SELECT pid, query FROM pg_stat_activity
+                         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                        &[],
+                    )
+                    .expect("the writer's connections")
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                let stored: i64 = client
+                    .query_one("SELECT count(*) FROM results", &[])
+                    .expect("count")
+                    .get(0);
+                let side = writers.iter().find(|(_, q)| {
+                    q.contains("INSERT INTO prompts") || q.contains("CROSS JOIN LATERAL")
+                });
+                if let Some(&(pid, _)) = side.filter(|_| stored >= 2_000) {
+                    client
+                        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                        .expect("terminate");
+                    let others: Vec<String> = writers
+                        .into_iter()
+                        .filter(|&(p, _)| p != pid)
+                        .map(|(_, q)| q.split_whitespace().next().unwrap_or("").to_owned())
+                        .collect();
+                    return (stored, others);
+                }
+                if stored >= N {
+                    return (stored, Vec::new());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    for seq in 0..usize::try_from(N).expect("a count") {
+        let (c, h) = &cases[seq % cases.len()];
+        writer
+            .send(faq_result(seq, c, h, &["billing"]))
+            .expect("send");
+    }
+    let stats = writer
+        .finish()
+        .expect("the writer finishes after connecting again");
+    let (stored_then, others) = killer.join().expect("killer");
+    assert!(
+        stored_then < N,
+        "terminated mid-run ({stored_then} of {N} stored then)"
+    );
+    assert!(
+        matches!(&others[..], [q] if ["COPY", "BEGIN", "COMMIT"].contains(&q.as_str())),
+        "the batches were copied on the writer's other connection: {others:?}"
+    );
+    assert_eq!(stats.written, N.unsigned_abs());
+    let mut client = db.client();
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), min(seq), max(seq),
+                    count(DISTINCT prompt_ref), count(DISTINCT case_ref)
+             FROM results",
+            &[],
+        )
+        .expect("count");
+    let got: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(got, (N, N, 0, N - 1), "every result once");
+    let prompts: i64 = client
+        .query_one("SELECT count(*) FROM prompts", &[])
+        .expect("prompts")
+        .get(0);
+    assert_eq!(prompts, 5_000, "each prompt stored once");
+    assert_eq!(
+        row.get::<_, i64>(4),
+        5_000,
+        "each result refers to its prompt"
+    );
+    assert_eq!(row.get::<_, i64>(5), 5_000, "and to its case version");
+}
+
+#[test]
 fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
     use evalwatch::store::{Store, Writer};
     const N: i64 = 30_000;
