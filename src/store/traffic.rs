@@ -616,10 +616,17 @@ impl Store {
         Ok(out)
     }
 
-    /// The newest bucket start of `source` (unix seconds), if it has any.
+    /// The start of the newest stored minute of `source` (unix seconds), if it has traffic
+    /// stored. Once `prune` has removed its minutes (all buckets are written at every
+    /// resolution, and the newest minutes go last), the last minute of its newest hour, or
+    /// else of its newest day: the traffic is then older than the minutes' retention, and
+    /// its newest record lies within that bucket.
     pub fn traffic_latest(&self, source: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.conn.query_row(
-            "SELECT max(start) FROM traffic_buckets WHERE source = ?1 AND resolution = 'minute'",
+            "SELECT COALESCE(
+               (SELECT max(start) FROM traffic_buckets WHERE source = ?1 AND resolution = 'minute'),
+               (SELECT max(start) + 3540 FROM traffic_buckets WHERE source = ?1 AND resolution = 'hour'),
+               (SELECT max(start) + 86340 FROM traffic_buckets WHERE source = ?1 AND resolution = 'day'))",
             params![source],
             |r| r.get(0),
         )?)

@@ -62,3 +62,45 @@ fn prune_removes_what_retention_says_and_longer_windows_keep_their_figures() {
     let j: serde_json::Value = serde_json::from_str(stdout(&again).trim()).unwrap();
     assert_eq!(j["sources"][0]["records"], 0);
 }
+
+#[test]
+fn a_source_whose_minutes_were_pruned_reads_as_quiet_since_its_last_hour_not_as_empty() {
+    let p = Project::new();
+    let config = source_config("100%").replace(
+        "    monitor:",
+        "    retention: {records: 1d, minute: 2d, hour: 30d, day: forever}\n    monitor:",
+    );
+    p.write("evalwatch.yaml", &config);
+    let ten_days_ago = (chrono::Utc::now().timestamp() - 10 * 86_400) / 3600 * 3600;
+    p.write("logs/a.jsonl", &generated_log(ten_days_ago, 200));
+    let out = p
+        .cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args(["ingest"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let out = p.run(&["prune"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let minutes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM traffic_buckets WHERE resolution = 'minute'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(minutes, 0, "the minutes are pruned");
+    // The week's window ends with the source's last hour (its newest record is known to the
+    // hour now), holds every request, and says the source is quiet.
+    let out = p.run(&["traffic", "--window", "7d", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let t: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(t["current"]["volume"], 200, "{t}");
+    let last = chrono::DateTime::from_timestamp(ten_days_ago + 3540, 0).unwrap();
+    let quiet = format!("no records since {}", last.format("%Y-%m-%d %H:%M UTC"));
+    assert!(
+        t["quiet"].as_str().is_some_and(|q| q.starts_with(&quiet)),
+        "{t}"
+    );
+}
