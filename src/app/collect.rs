@@ -50,7 +50,11 @@ pub(crate) fn run(ctx: &Ctx, args: &CollectArgs) -> anyhow::Result<u8> {
     let prepare = Prepare::new(&project, &source)?;
     let store = ctx.open_store(&ctx.db_path(&project))?;
     // Judge monitors judge the sample beside the collecting, on their own connection.
+    // A judge that fails is asked again after a pause (said on stderr): collect keeps running.
+    let pause = super::traffic::judging::retry_pause()?;
+    let printer = ctx.printer;
     let judging = super::traffic::judging::Judging::new(&project, &source, &ctx.db_path(&project))?
+        .map(|j| j.retrying(pause, Box::new(move |text| printer.warn(text))))
         .map(|j| j.spawn(ctx.open_store(&ctx.db_path(&project))?))
         .transpose()?;
     let committed = judging

@@ -54,7 +54,14 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     let mut reading = Reading::new(ctx, &project, source, &rules)?;
     let mut store = ctx.open_store(&ctx.db_path(&project))?;
     // Judge monitors judge the sample beside the reading, on their own connection.
+    // Following, a judge that fails is asked again after a pause (said on stderr).
+    let retry = args.follow.then(super::judging::retry_pause).transpose()?;
+    let printer = ctx.printer;
     reading.judging = super::judging::Judging::new(&project, source, &ctx.db_path(&project))?
+        .map(|j| match retry {
+            Some(pause) => j.retrying(pause, Box::new(move |text| printer.warn(text))),
+            None => j,
+        })
         .map(|j| j.spawn(ctx.open_store(&ctx.db_path(&project))?))
         .transpose()?;
     let mut warned = false;

@@ -3,13 +3,16 @@
 //! the judge engine and its cache (the suite's: no second implementation), then scored whole
 //! by the suite scorer and counted into their buckets. Reading never waits for a judge.
 //!
-//! A judge that fails (down, out of retries) leaves the records waiting, with why; this
-//! command asks no more (one failure would repeat for every record), and the next `ingest`
-//! or `collect` of the source judges them (docs/traffic.md).
+//! A judge that fails (down, out of retries) leaves the records waiting, with why; a
+//! one-shot `ingest` asks no more (one failure would repeat for every record), and the next
+//! `ingest` or `collect` of the source judges them. A command that keeps running (`collect`,
+//! `ingest --follow`) says so at once and asks again after a pause that doubles while the
+//! judge keeps failing (docs/traffic.md).
 
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +27,43 @@ use crate::store::{Awaiting, Quality, Store, TrafficJudged};
 
 /// Records judged per transaction.
 const CHUNK: usize = 64;
+
+/// The first pause after a judge failure in a command that keeps running, unless
+/// `EVALWATCH_JUDGE_RETRY` says otherwise; it doubles while the judge keeps failing, up to
+/// [`RETRY_MAX_FACTOR`] times.
+pub const RETRY_PAUSE: Duration = Duration::from_secs(60);
+const RETRY_MAX_FACTOR: u32 = 16;
+
+/// The first pause before a failed judge is asked again: `EVALWATCH_JUDGE_RETRY` (whole
+/// seconds), else [`RETRY_PAUSE`].
+pub fn retry_pause() -> anyhow::Result<Duration> {
+    let Ok(text) = std::env::var("EVALWATCH_JUDGE_RETRY") else {
+        return Ok(RETRY_PAUSE);
+    };
+    text.trim()
+        .trim_end_matches('s')
+        .parse::<u64>()
+        .ok()
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| {
+            crate::app::Failure::invalid(format!(
+                "read EVALWATCH_JUDGE_RETRY `{text}`: expected whole seconds above 0, such as 60 or 60s"
+            ))
+        })
+}
+
+/// How a command that keeps running retries a judge that failed.
+struct Retry {
+    /// The first pause.
+    first: Duration,
+    /// The pause after the next failure.
+    next: Duration,
+    /// When to ask the judge again, while it is failing.
+    at: Option<Instant>,
+    /// Told when judging pauses and when it resumes (a line for stderr).
+    notice: Box<dyn Fn(&str) + Send>,
+}
 
 /// What judging did during one command.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +88,7 @@ pub struct Judging {
     engine: Arc<Engine>,
     runtime: tokio::runtime::Runtime,
     report: JudgeReport,
+    retry: Option<Retry>,
 }
 
 impl Judging {
@@ -95,11 +136,66 @@ impl Judging {
                 .build()
                 .context("start the judge's runtime")?,
             report: JudgeReport::default(),
+            retry: None,
         }))
     }
 
-    /// Judges what waits, oldest first, until nothing does or the judge fails.
+    /// For a command that keeps running: after a judge failure, say so through `notice` at
+    /// once and ask the judge again after `pause`, doubled after each failure in a row (up
+    /// to 16 times); say when it answers again.
+    #[must_use]
+    pub fn retrying(mut self, pause: Duration, notice: Box<dyn Fn(&str) + Send>) -> Self {
+        self.retry = Some(Retry {
+            first: pause,
+            next: pause,
+            at: None,
+            notice,
+        });
+        self
+    }
+
+    /// How long until the judge is to be asked again, when it failed and is retried.
+    fn retry_in(&self) -> Option<Duration> {
+        let at = self.retry.as_ref()?.at?;
+        Some(at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Judges what waits, oldest first, until nothing does or the judge fails. After a
+    /// failure, nothing more is asked; when retrying, until the pause is over.
     pub fn pass(&mut self, store: &mut Store) -> anyhow::Result<()> {
+        let retried = match &self.retry {
+            Some(r) if self.report.stopped.is_some() => {
+                if r.at.is_some_and(|at| Instant::now() < at) {
+                    return Ok(());
+                }
+                self.report.stopped = None;
+                true
+            }
+            _ => false,
+        };
+        self.judge_waiting(store)?;
+        if let Some(r) = &mut self.retry {
+            if let Some(why) = &self.report.stopped {
+                let pause = r.next;
+                r.at = Some(Instant::now() + pause);
+                r.next = (pause * 2).min(r.first * RETRY_MAX_FACTOR);
+                (r.notice)(&format!(
+                    "judge monitors paused: {}; the records wait, and the judge is asked again in {} s",
+                    why.trim_start_matches("awaiting the judge: "),
+                    pause.as_secs()
+                ));
+            } else if retried {
+                r.at = None;
+                r.next = r.first;
+                (r.notice)(
+                    "judge monitors resumed: the judge answers again, and the records that waited are judged",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn judge_waiting(&mut self, store: &mut Store) -> anyhow::Result<()> {
         while self.report.stopped.is_none() {
             let waiting = store.traffic_awaiting_judge(&self.source, CHUNK)?;
             if waiting.is_empty() {
@@ -224,7 +320,18 @@ impl Judging {
         let handle = std::thread::Builder::new()
             .name("evalwatch-traffic-judge".into())
             .spawn(move || -> anyhow::Result<JudgeReport> {
-                while rx.recv().is_ok() {
+                loop {
+                    // Woken by a commit, or when a failed judge is to be asked again.
+                    let woken = match self.retry_in() {
+                        Some(wait) => match rx.recv_timeout(wait) {
+                            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => true,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => false,
+                        },
+                        None => rx.recv().is_ok(),
+                    };
+                    if !woken {
+                        break;
+                    }
                     while rx.try_recv().is_ok() {}
                     self.pass(&mut store)?;
                 }

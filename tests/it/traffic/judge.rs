@@ -373,3 +373,127 @@ traffic:
     assert_eq!(judge.calls(), 1);
     assert_eq!(statuses(&p), vec![("passed".to_owned(), 1)]);
 }
+
+#[tokio::test]
+async fn collect_asks_a_failed_judge_again_after_a_pause_and_says_so_at_once() {
+    let (base, judge) = serve();
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        &format!(
+            "providers:
+  - id: judge
+    type: openai
+    model: judge-1
+    base_url: {base}
+    retries: {{max: 1, base_delay: 10ms, max_delay: 20ms}}
+judge: judge
+traffic:
+  - id: app
+    format: otlp
+    sample: 100%
+    monitor:
+      - type: llm-rubric
+        value: Answers politely.
+"
+        ),
+    );
+    judge.down.store(true, Ordering::SeqCst);
+    let (child, url) = start_collect(
+        &p,
+        &[],
+        &[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("EVALWATCH_JUDGE_RETRY", "1"),
+        ],
+    );
+    let start = (chrono::Utc::now().timestamp() - 600) * 1_000_000_000;
+    let export = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[
+          {{"traceId":"{:032x}","spanId":"{:016x}","name":"chat","startTimeUnixNano":"{start}",
+           "endTimeUnixNano":"{}","attributes":[{{"key":"gen_ai.request.model","value":{{"stringValue":"m"}}}},
+             {{"key":"input.value","value":{{"stringValue":"question"}}}},
+             {{"key":"output.value","value":{{"stringValue":"GOOD answer"}}}}]}}]}}]}}]}}"#,
+        9,
+        9,
+        start + 5_000_000
+    );
+    let r = evalwatch::provider::http_client()
+        .expect("client")
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(export)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    // Waits (bounded, so that a failure cannot hang) for one record matching `sql`.
+    let waited = |sql: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let now = rusqlite::Connection::open(p.db())
+                .and_then(|c| {
+                    c.query_row(
+                        &format!("SELECT count(*) FROM traffic_records WHERE {sql}"),
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .unwrap_or(0);
+            if now == 1 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no record became {sql}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // The record waits for the judge, which failed.
+    waited(
+        "status = 'unscorable' AND assertions LIKE '%awaiting the judge: judge `judge` failed%'",
+    );
+    // The judge is back: without a new span or a restart, the receiver asks it again.
+    judge.down.store(false, Ordering::SeqCst);
+    waited("status = 'passed'");
+    let (status, err) = stop(child);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        err.contains("judge monitors paused: judge `judge` failed after 2 attempts")
+            && err.contains("the judge is asked again in 1 s"),
+        "{err}"
+    );
+    assert!(err.contains("judge monitors resumed"), "{err}");
+    assert!(
+        err.contains("judge monitors: 1 record judged, 1 judge call"),
+        "{err}"
+    );
+    assert!(!err.contains("judge monitors stopped"), "{err}");
+    assert_eq!(judge.calls(), 1);
+}
+
+#[test]
+fn a_retry_pause_that_is_not_whole_seconds_is_refused_before_following() {
+    let (base, _judge) = serve();
+    let p = project(&base);
+    p.write("logs/a.jsonl", &log(recent_start(), "a", 0, 2));
+    for bad in ["0", "ten", "1.5s"] {
+        let out = p
+            .cmd()
+            .env("EVALWATCH_TRAFFIC_SALT", SALT)
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("EVALWATCH_JUDGE_RETRY", bad)
+            .args(["ingest", "--follow"])
+            .output()
+            .expect("run evalwatch");
+        assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "read EVALWATCH_JUDGE_RETRY `{bad}`: expected whole seconds above 0"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
