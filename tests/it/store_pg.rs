@@ -846,9 +846,30 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
     assert_eq!(stored, 6);
 }
 
+/// Begin run `r1` of `results` results in the store at `at`, its suite of `n` cases
+/// (`c{i}`, version `h{i}`); the cases.
+fn begin_faq_run(at: &Path, n: usize, results: i64) -> Vec<(String, String)> {
+    use evalwatch::store::Store;
+    let cases: Vec<(String, String)> = (0..n).map(|i| (format!("c{i}"), format!("h{i}"))).collect();
+    let named: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|(c, h)| (c.as_str(), h.as_str()))
+        .collect();
+    Store::open(at)
+        .expect("open the store")
+        .begin_run(
+            &faq_run(results.unsigned_abs()),
+            &faq_suite(&named),
+            1,
+            "host-a",
+        )
+        .expect("begin the run");
+    cases
+}
+
 #[test]
 fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once() {
-    use evalwatch::store::{Store, Writer};
+    use evalwatch::store::Writer;
     const N: i64 = 20_000;
     let Some(db) = fresh_db("writer_side_killed") else {
         return;
@@ -856,18 +877,7 @@ fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once(
     let url = db.url_with_password();
     let at = Path::new(&url);
     // Many cases, so that each batch has case versions and prompts to ask for.
-    let cases: Vec<(String, String)> = (0..5_000)
-        .map(|i| (format!("c{i}"), format!("h{i}")))
-        .collect();
-    let named: Vec<(&str, &str)> = cases
-        .iter()
-        .map(|(c, h)| (c.as_str(), h.as_str()))
-        .collect();
-    let run = faq_run(N.unsigned_abs());
-    Store::open(at)
-        .expect("open the store")
-        .begin_run(&run, &faq_suite(&named), 1, "host-a")
-        .expect("begin the run");
+    let cases = begin_faq_run(at, 5_000, N);
 
     let writer = Writer::spawn(at, "r1", 50).expect("start the writer");
     let killer = {
@@ -879,7 +889,8 @@ fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once(
                 let writers: Vec<(i32, String)> = client
                     .query(
                         "SELECT pid, query FROM pg_stat_activity
-                         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                         WHERE datname = current_database() AND pid <> pg_backend_pid()
+                           AND backend_type = 'client backend'",
                         &[],
                     )
                     .expect("the writer's connections")
@@ -956,25 +967,14 @@ fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once(
 
 #[test]
 fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
-    use evalwatch::store::{Store, Writer};
+    use evalwatch::store::Writer;
     const N: i64 = 30_000;
     let Some(db) = fresh_db("writer_killed") else {
         return;
     };
     let url = db.url_with_password();
     let at = Path::new(&url);
-    let cases: Vec<(String, String)> = (0..100)
-        .map(|i| (format!("c{i}"), format!("h{i}")))
-        .collect();
-    let named: Vec<(&str, &str)> = cases
-        .iter()
-        .map(|(c, h)| (c.as_str(), h.as_str()))
-        .collect();
-    let run = faq_run(N.unsigned_abs());
-    Store::open(at)
-        .expect("open the store")
-        .begin_run(&run, &faq_suite(&named), 1, "host-a")
-        .expect("begin the run");
+    let cases = begin_faq_run(at, 100, N);
 
     // Small batches, so that one is always on its way to the server when the writer's
     // backend is terminated (the writer works one batch ahead).

@@ -322,6 +322,29 @@ traffic:
     }
 }
 
+/// Sends `collect` at `url` one GenAI span (trace and span id `id`, ten minutes ago) with a
+/// GOOD answer, as OTLP/JSON.
+async fn send_span(url: &str, id: u64) {
+    let start = (chrono::Utc::now().timestamp() - 600) * 1_000_000_000;
+    let export = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[
+          {{"traceId":"{id:032x}","spanId":"{id:016x}","name":"chat","startTimeUnixNano":"{start}",
+           "endTimeUnixNano":"{}","attributes":[{{"key":"gen_ai.request.model","value":{{"stringValue":"m"}}}},
+             {{"key":"input.value","value":{{"stringValue":"question"}}}},
+             {{"key":"output.value","value":{{"stringValue":"GOOD answer"}}}}]}}]}}]}}]}}"#,
+        start + 5_000_000
+    );
+    let r = evalwatch::provider::http_client()
+        .expect("client")
+        .post(url)
+        .header("content-type", "application/json")
+        .body(export)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+}
+
 #[tokio::test]
 async fn collect_judges_the_spans_it_stores_beside_the_receiving() {
     let (base, judge) = serve();
@@ -343,26 +366,7 @@ traffic:
         ),
     );
     let (child, url) = start_collect(&p, &[], &[("OPENAI_API_KEY", "sk-test")]);
-    let start = (chrono::Utc::now().timestamp() - 600) * 1_000_000_000;
-    let export = format!(
-        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[
-          {{"traceId":"{:032x}","spanId":"{:016x}","name":"chat","startTimeUnixNano":"{start}",
-           "endTimeUnixNano":"{}","attributes":[{{"key":"gen_ai.request.model","value":{{"stringValue":"m"}}}},
-             {{"key":"input.value","value":{{"stringValue":"question"}}}},
-             {{"key":"output.value","value":{{"stringValue":"GOOD answer"}}}}]}}]}}]}}]}}"#,
-        7,
-        7,
-        start + 5_000_000
-    );
-    let r = evalwatch::provider::http_client()
-        .expect("client")
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(export)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
+    send_span(&url, 7).await;
     // Stopped, the receiver judges what waits before it exits.
     let (status, err) = stop(child);
     assert_eq!(status, 0, "{err}");
@@ -407,26 +411,7 @@ traffic:
             ("EVALWATCH_JUDGE_RETRY", "1"),
         ],
     );
-    let start = (chrono::Utc::now().timestamp() - 600) * 1_000_000_000;
-    let export = format!(
-        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[
-          {{"traceId":"{:032x}","spanId":"{:016x}","name":"chat","startTimeUnixNano":"{start}",
-           "endTimeUnixNano":"{}","attributes":[{{"key":"gen_ai.request.model","value":{{"stringValue":"m"}}}},
-             {{"key":"input.value","value":{{"stringValue":"question"}}}},
-             {{"key":"output.value","value":{{"stringValue":"GOOD answer"}}}}]}}]}}]}}]}}"#,
-        9,
-        9,
-        start + 5_000_000
-    );
-    let r = evalwatch::provider::http_client()
-        .expect("client")
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(export)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
+    send_span(&url, 9).await;
     // Waits (bounded, so that a failure cannot hang) for one record matching `sql`.
     let waited = |sql: &str| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

@@ -4,16 +4,17 @@
 use super::ingest::{SALT, dump, generated_log, source_config};
 use crate::support::{Project, code, stderr, stdout};
 
-#[test]
-fn prune_removes_what_retention_says_and_longer_windows_keep_their_figures() {
+/// A source keeping records a day, minutes 2 days and hours 30, with 200 records (half a
+/// second apart) ingested from the start of the hour `days` days ago; that start.
+fn ingested_days_ago(days: i64) -> (Project, i64) {
     let p = Project::new();
     let config = source_config("100%").replace(
         "    monitor:",
         "    retention: {records: 1d, minute: 2d, hour: 30d, day: forever}\n    monitor:",
     );
     p.write("evalwatch.yaml", &config);
-    let three_days_ago = (chrono::Utc::now().timestamp() - 3 * 86_400) / 3600 * 3600;
-    p.write("logs/a.jsonl", &generated_log(three_days_ago, 200));
+    let start = (chrono::Utc::now().timestamp() - days * 86_400) / 3600 * 3600;
+    p.write("logs/a.jsonl", &generated_log(start, 200));
     let out = p
         .cmd()
         .env("EVALWATCH_TRAFFIC_SALT", SALT)
@@ -21,6 +22,12 @@ fn prune_removes_what_retention_says_and_longer_windows_keep_their_figures() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    (p, start)
+}
+
+#[test]
+fn prune_removes_what_retention_says_and_longer_windows_keep_their_figures() {
+    let (p, _) = ingested_days_ago(3);
     let before = dump(&p);
     let dry = p.run(&["prune", "--dry-run", "--format", "json"]);
     assert_eq!(code(&dry), 0, "{}", stderr(&dry));
@@ -65,21 +72,7 @@ fn prune_removes_what_retention_says_and_longer_windows_keep_their_figures() {
 
 #[test]
 fn a_source_whose_minutes_were_pruned_reads_as_quiet_since_its_last_hour_not_as_empty() {
-    let p = Project::new();
-    let config = source_config("100%").replace(
-        "    monitor:",
-        "    retention: {records: 1d, minute: 2d, hour: 30d, day: forever}\n    monitor:",
-    );
-    p.write("evalwatch.yaml", &config);
-    let ten_days_ago = (chrono::Utc::now().timestamp() - 10 * 86_400) / 3600 * 3600;
-    p.write("logs/a.jsonl", &generated_log(ten_days_ago, 200));
-    let out = p
-        .cmd()
-        .env("EVALWATCH_TRAFFIC_SALT", SALT)
-        .args(["ingest"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let (p, ten_days_ago) = ingested_days_ago(10);
     let out = p.run(&["prune"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let conn = rusqlite::Connection::open(p.db()).unwrap();
