@@ -1028,3 +1028,63 @@ fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
     let got: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(got, (N, N, 0, N - 1), "every result once");
 }
+
+#[test]
+fn pg_writer_that_cannot_open_its_second_connection_says_so_and_stores_every_result() {
+    use evalwatch::store::{Outage, Writer};
+    use std::sync::{Arc, Mutex};
+    const N: i64 = 3_000;
+    let Some(db) = fresh_db("writer_one_connection") else {
+        return;
+    };
+    let cases = begin_faq_run(Path::new(&db.url_with_password()), 100, N);
+    // A role the server lets hold one connection at a time (roles belong to the cluster).
+    let role = format!("one_conn_{}", std::process::id());
+    let mut client = db.client();
+    client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role};
+             CREATE ROLE {role} LOGIN PASSWORD 'role-secret' CONNECTION LIMIT 1;
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role};"
+        ))
+        .expect("make the role");
+    let url = db.url.replacen(
+        "postgres://evalwatch@",
+        &format!("postgres://{role}:role-secret@"),
+        1,
+    );
+    let said = Arc::new(Mutex::new(Vec::<String>::new()));
+    let heard = Arc::clone(&said);
+    let outage = Outage {
+        wait: Duration::from_secs(60),
+        notice: Box::new(move |text| heard.lock().expect("lock").push(text.to_owned())),
+    };
+    // Batches of 50 come full at once: the writer tries its second connection.
+    let writer = Writer::spawn_with(Path::new(&url), "r1", 50, outage).expect("start the writer");
+    for seq in 0..usize::try_from(N).expect("a count") {
+        let (c, h) = &cases[seq % cases.len()];
+        writer
+            .send(faq_result(seq, c, h, &["billing"]))
+            .expect("send");
+    }
+    let stats = writer
+        .finish()
+        .expect("the writer finishes on one connection");
+    assert_eq!(stats.written, N.unsigned_abs());
+    let stored: i64 = client
+        .query_one("SELECT count(DISTINCT id) FROM results", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(stored, N, "every result stored once");
+    let said = said.lock().expect("lock").clone();
+    assert!(
+        matches!(&said[..], [one] if one.starts_with("could not open a second connection to the store (the run's results go by one, more slowly): ")
+            && one.contains("too many connections")
+            && !one.contains("role-secret")),
+        "{said:?}"
+    );
+    client
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+        .expect("drop the role");
+}
