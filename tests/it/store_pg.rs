@@ -991,7 +991,8 @@ fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
                     let killed: i64 = client
                         .query_one(
                             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                             WHERE datname = current_database() AND pid <> pg_backend_pid()) AS k",
+                             WHERE datname = current_database() AND pid <> pg_backend_pid()
+                               AND backend_type = 'client backend') AS k",
                             &[],
                         )
                         .expect("terminate")
