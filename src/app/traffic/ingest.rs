@@ -18,7 +18,7 @@ use super::{Batch, Prepare, Written};
 use crate::app::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::cli::traffic::IngestArgs;
-use crate::model::{ProjectConfig, TrafficFormat, TrafficSource};
+use crate::model::{CaseStatus, ProjectConfig, TrafficFormat, TrafficSource};
 use crate::store::{FileOffset, Store};
 use crate::traffic::ingest::{Ingestor, Kept, SourceRules};
 use crate::traffic::otlp;
@@ -204,7 +204,10 @@ struct Reading<'a> {
     batch: Batch,
     written: super::Written,
     files: u64,
+    /// Sampled records the monitor decided (passed or failed) as they were read.
     scored: u64,
+    /// Sampled records left to the judge (see `judging`).
+    awaiting_judge: u64,
     skipped_spans: u64,
     out_of_order: u64,
     unfinished: Vec<String>,
@@ -231,6 +234,7 @@ impl<'a> Reading<'a> {
             written: super::Written::default(),
             files: 0,
             scored: 0,
+            awaiting_judge: 0,
             skipped_spans: 0,
             out_of_order: 0,
             unfinished: Vec::new(),
@@ -241,7 +245,15 @@ impl<'a> Reading<'a> {
 
     fn push(&mut self, kept: Kept) {
         let scored = self.prepare.scored(kept);
-        self.scored += u64::from(scored.score.is_some());
+        if let Some(score) = &scored.score {
+            match score.status {
+                CaseStatus::Passed | CaseStatus::Failed => self.scored += 1,
+                CaseStatus::Unscorable if super::monitor::awaits_judge(score) => {
+                    self.awaiting_judge += 1;
+                }
+                CaseStatus::Unscorable | CaseStatus::Error => {}
+            }
+        }
         self.batch.records.push(scored);
     }
 
@@ -463,6 +475,7 @@ impl<'a> Reading<'a> {
                 "seen_before": self.written.seen,
                 "sampled": c.sampled,
                 "scored": self.scored,
+                "awaiting_judge": self.awaiting_judge,
                 "malformed": c.malformed,
                 "errors": c.shown.iter().map(|(at, why)| json!({"at": at, "reason": why})).collect::<Vec<_>>(),
                 "skipped_spans": self.skipped_spans,
@@ -500,7 +513,7 @@ impl<'a> Reading<'a> {
         }
         let plural = |n: u64| if n == 1 { "" } else { "s" };
         ctx.printer.result(&format!(
-            "ingest {}: {} record{} read from {} file{}: {} new, {} seen before, {} sampled ({} scored); {} malformed",
+            "ingest {}: {} record{} read from {} file{}: {} new, {} seen before, {} sampled ({} scored{}); {} malformed",
             self.source.id,
             c.records,
             plural(c.records),
@@ -510,6 +523,11 @@ impl<'a> Reading<'a> {
             self.written.seen,
             c.sampled,
             self.scored,
+            if self.awaiting_judge > 0 {
+                format!(", {} left to the judge", self.awaiting_judge)
+            } else {
+                String::new()
+            },
             c.malformed
         ));
     }

@@ -126,6 +126,14 @@ fn pending(scorer: &Scorer, case: &Case, input: &ScoreInput<'_>) -> Score {
     score
 }
 
+/// Whether a verdict has assertions still waiting for the judge.
+pub(super) fn awaits_judge(score: &Score) -> bool {
+    score
+        .assertions
+        .iter()
+        .any(|a| a.details.get("pending") == Some(&serde_json::Value::Bool(true)))
+}
+
 /// A judged assertion still waiting for the judge, and why.
 pub(super) fn waiting_outcome(
     a: &crate::model::Assertion,

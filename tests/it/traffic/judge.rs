@@ -155,6 +155,12 @@ fn judge_monitors_judge_the_sample_through_the_engine_and_its_cache_and_count_th
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     let j = json(&out);
     assert_eq!(j["new"], 6, "{j}");
+    // Read, each record waits for the judge: none is decided as it is read.
+    assert_eq!(
+        (&j["scored"], &j["awaiting_judge"]),
+        (&json!(0), &json!(6)),
+        "{j}"
+    );
     assert_eq!(j["judge"]["judged"], 6, "{j}");
     assert_eq!(j["judge"]["calls"], 6, "{j}");
     assert_eq!(j["judge"]["stopped"], Value::Null, "{j}");
@@ -220,6 +226,11 @@ fn a_judge_outage_never_stops_ingest_and_the_next_ingest_judges_what_waited() {
     assert!(
         err.contains("judge monitors stopped: judge `judge` failed after 2 attempts"),
         "{err}"
+    );
+    assert!(
+        stdout(&out).contains("6 sampled (0 scored, 6 left to the judge)"),
+        "{}",
+        stdout(&out)
     );
     assert!(
         err.contains("the next ingest of the source judges them"),
