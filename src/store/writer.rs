@@ -780,7 +780,7 @@ impl Side {
         let (send, receive) = sync_channel(1);
         let store = run.store.to_owned();
         let spawned = std::thread::Builder::new()
-            .name("evalwatch-store-side".to_owned())
+            .name("evalwatch-side".to_owned())
             .spawn(move || {
                 let _ = send.send(super::connect(&store));
             });
