@@ -867,6 +867,16 @@ fn begin_faq_run(at: &Path, n: usize, results: i64) -> Vec<(String, String)> {
     cases
 }
 
+/// Send `n` results to `writer`, the cases in turn (tagged `billing`).
+fn send_faq_results(writer: &evalwatch::store::Writer, cases: &[(String, String)], n: i64) {
+    for seq in 0..usize::try_from(n).expect("a count") {
+        let (c, h) = &cases[seq % cases.len()];
+        writer
+            .send(faq_result(seq, c, h, &["billing"]))
+            .expect("send");
+    }
+}
+
 #[test]
 fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once() {
     use evalwatch::store::Writer;
@@ -922,12 +932,7 @@ fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once(
             }
         })
     };
-    for seq in 0..usize::try_from(N).expect("a count") {
-        let (c, h) = &cases[seq % cases.len()];
-        writer
-            .send(faq_result(seq, c, h, &["billing"]))
-            .expect("send");
-    }
+    send_faq_results(&writer, &cases, N);
     let stats = writer
         .finish()
         .expect("the writer finishes after connecting again");
@@ -1003,12 +1008,7 @@ fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
             }
         })
     };
-    for seq in 0..usize::try_from(N).expect("a count") {
-        let (c, h) = &cases[seq % cases.len()];
-        writer
-            .send(faq_result(seq, c, h, &["billing"]))
-            .expect("send");
-    }
+    send_faq_results(&writer, &cases, N);
     let stats = writer
         .finish()
         .expect("the writer finishes after connecting again");
@@ -1063,12 +1063,7 @@ fn pg_writer_that_cannot_open_its_second_connection_says_so_and_stores_every_res
     };
     // Batches of 50 come full at once: the writer tries its second connection.
     let writer = Writer::spawn_with(Path::new(&url), "r1", 50, outage).expect("start the writer");
-    for seq in 0..usize::try_from(N).expect("a count") {
-        let (c, h) = &cases[seq % cases.len()];
-        writer
-            .send(faq_result(seq, c, h, &["billing"]))
-            .expect("send");
-    }
+    send_faq_results(&writer, &cases, N);
     let stats = writer
         .finish()
         .expect("the writer finishes on one connection");

@@ -72,15 +72,7 @@ pub(crate) fn project(base: &str) -> Project {
     p.write(
         "evalwatch.yaml",
         &format!(
-            "providers:
-  - id: judge
-    type: openai
-    model: judge-1
-    base_url: {base}
-    retries: {{max: 1, base_delay: 10ms, max_delay: 20ms}}
-    pricing: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}
-judge: judge
-traffic:
+            "{}traffic:
   - id: bot
     path: logs/*.jsonl
     fields: {{time: /ts, input: /q, output: /a, feature: /feature, trace_id: /trace, cost_usd: /cost}}
@@ -89,10 +81,27 @@ traffic:
     monitor:
       - type: llm-rubric
         value: Answers politely.
-"
+",
+            judge_provider(base)
         ),
     );
     p
+}
+
+/// The loopback judge at `base` as the project's judge (one retry, $1 / $2 per million
+/// tokens in / out), as the top of an evalwatch.yaml.
+fn judge_provider(base: &str) -> String {
+    format!(
+        "providers:
+  - id: judge
+    type: openai
+    model: judge-1
+    base_url: {base}
+    retries: {{max: 1, base_delay: 10ms, max_delay: 20ms}}
+    pricing: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}
+judge: judge
+"
+    )
 }
 
 /// Records `from..to` (trace ids `prefix{i}`), one a second from `start`: even ones GOOD,
@@ -396,21 +405,15 @@ async fn collect_asks_a_failed_judge_again_after_a_pause_and_says_so_at_once() {
     p.write(
         "evalwatch.yaml",
         &format!(
-            "providers:
-  - id: judge
-    type: openai
-    model: judge-1
-    base_url: {base}
-    retries: {{max: 1, base_delay: 10ms, max_delay: 20ms}}
-judge: judge
-traffic:
+            "{}traffic:
   - id: app
     format: otlp
     sample: 100%
     monitor:
       - type: llm-rubric
         value: Answers politely.
-"
+",
+            judge_provider(&base)
         ),
     );
     judge.down.store(true, Ordering::SeqCst);
