@@ -365,26 +365,31 @@ async fn send_span(url: &str, id: u64) {
     assert_eq!(r.status(), 200);
 }
 
-#[tokio::test]
-async fn collect_judges_the_spans_it_stores_beside_the_receiving() {
-    let (base, judge) = serve();
+/// A project whose OTLP source (for `collect`) samples every span and monitors it with an
+/// `llm-rubric` judged by the loopback judge at `base`.
+fn otlp_project(base: &str) -> Project {
     let p = Project::new();
     p.write(
         "evalwatch.yaml",
         &format!(
-            "providers:
-  - {{id: judge, type: openai, model: judge-1, base_url: {base}}}
-judge: judge
-traffic:
+            "{}traffic:
   - id: app
     format: otlp
     sample: 100%
     monitor:
       - type: llm-rubric
         value: Answers politely.
-"
+",
+            judge_provider(base)
         ),
     );
+    p
+}
+
+#[tokio::test]
+async fn collect_judges_the_spans_it_stores_beside_the_receiving() {
+    let (base, judge) = serve();
+    let p = otlp_project(&base);
     let (child, url) = start_collect(&p, &[], &[("OPENAI_API_KEY", "sk-test")]);
     send_span(&url, 7).await;
     // Stopped, the receiver judges what waits before it exits.
@@ -401,21 +406,7 @@ traffic:
 #[tokio::test]
 async fn collect_asks_a_failed_judge_again_after_a_pause_and_says_so_at_once() {
     let (base, judge) = serve();
-    let p = Project::new();
-    p.write(
-        "evalwatch.yaml",
-        &format!(
-            "{}traffic:
-  - id: app
-    format: otlp
-    sample: 100%
-    monitor:
-      - type: llm-rubric
-        value: Answers politely.
-",
-            judge_provider(&base)
-        ),
-    );
+    let p = otlp_project(&base);
     judge.down.store(true, Ordering::SeqCst);
     let (child, url) = start_collect(
         &p,
