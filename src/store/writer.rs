@@ -37,6 +37,10 @@ pub const OUTAGE_WAIT: Duration = Duration::from_secs(60);
 /// The longest pause between two attempts to reach a store that went away.
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
+/// How long the end of a run waits for the writer's second connection still being opened
+/// (see `Side::settle`).
+const SIDE_SETTLE: Duration = Duration::from_secs(5);
+
 /// What the writer does when a PostgreSQL store goes away mid-run (the server stopped or
 /// restarted): it keeps the batches it was writing, connects again with growing pauses and
 /// writes them once the server is back; after `wait` it gives up and the run ends incomplete.
@@ -755,6 +759,7 @@ fn write_loop_pg(
             break;
         }
     }
+    side.settle(run);
     Ok(stats)
 }
 
@@ -811,6 +816,21 @@ impl Side {
             }
         }
         self.db.get()
+    }
+
+    /// At the run's end: a connection still being opened gets a few seconds to answer, so
+    /// that one the server refused is said even when the run ended first.
+    fn settle(&self, run: &RunCtx<'_>) {
+        let Some(connecting) = self.connecting.borrow_mut().take() else {
+            return;
+        };
+        match connecting.recv_timeout(SIDE_SETTLE) {
+            Ok(Ok(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(Err(e)) => Self::refused(run, &e),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Self::refused(run, &"its thread stopped");
+            }
+        }
     }
 
     fn refused(run: &RunCtx<'_>, why: &dyn std::fmt::Display) {
