@@ -245,6 +245,34 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// A time in whole seconds from the environment variable `name` (`60` or `60s`), else
+/// `default`; at least `min` seconds, else (or when it is not a number) an error, exit 2.
+pub(crate) fn env_seconds(
+    name: &str,
+    default: std::time::Duration,
+    min: u64,
+) -> anyhow::Result<std::time::Duration> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(default);
+    };
+    text.trim()
+        .trim_end_matches('s')
+        .parse::<u64>()
+        .ok()
+        .filter(|&s| s >= min)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| {
+            let above = if min > 0 {
+                format!(" above {}", min - 1)
+            } else {
+                String::new()
+            };
+            Failure::invalid(format!(
+                "read {name} `{text}`: expected whole seconds{above}, such as 60 or 60s"
+            ))
+        })
+}
+
 /// A run left `running` by a process of this host that no longer exists crashed or was
 /// killed: mark it incomplete so history says so.
 /// On PostgreSQL (many hosts, and containers whose names may repeat) a pid is not trusted:

@@ -427,18 +427,7 @@ fn accumulator(
 /// How long the writer waits for a PostgreSQL store that went away: `EVALWATCH_STORE_WAIT`
 /// seconds (docs/store.md), else a minute.
 fn store_wait() -> anyhow::Result<std::time::Duration> {
-    let Ok(text) = std::env::var("EVALWATCH_STORE_WAIT") else {
-        return Ok(crate::store::OUTAGE_WAIT);
-    };
-    text.trim()
-        .trim_end_matches('s')
-        .parse::<u64>()
-        .map(std::time::Duration::from_secs)
-        .map_err(|_| {
-            Failure::invalid(format!(
-                "read EVALWATCH_STORE_WAIT `{text}`: expected whole seconds, such as 60 or 60s"
-            ))
-        })
+    crate::app::env_seconds("EVALWATCH_STORE_WAIT", crate::store::OUTAGE_WAIT, 0)
 }
 
 /// A new run's row: its hash and planned count are known once the check is through.

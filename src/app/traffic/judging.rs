@@ -37,20 +37,7 @@ const RETRY_MAX_FACTOR: u32 = 16;
 /// The first pause before a failed judge is asked again: `EVALWATCH_JUDGE_RETRY` (whole
 /// seconds), else [`RETRY_PAUSE`].
 pub fn retry_pause() -> anyhow::Result<Duration> {
-    let Ok(text) = std::env::var("EVALWATCH_JUDGE_RETRY") else {
-        return Ok(RETRY_PAUSE);
-    };
-    text.trim()
-        .trim_end_matches('s')
-        .parse::<u64>()
-        .ok()
-        .filter(|&s| s > 0)
-        .map(Duration::from_secs)
-        .ok_or_else(|| {
-            crate::app::Failure::invalid(format!(
-                "read EVALWATCH_JUDGE_RETRY `{text}`: expected whole seconds above 0, such as 60 or 60s"
-            ))
-        })
+    crate::app::env_seconds("EVALWATCH_JUDGE_RETRY", RETRY_PAUSE, 1)
 }
 
 /// How a command that keeps running retries a judge that failed.
