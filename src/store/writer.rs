@@ -798,22 +798,7 @@ impl Side {
     /// The connection, once it is open.
     fn get(&self, run: &RunCtx<'_>) -> Option<&Db> {
         if self.db.get().is_none() {
-            let answer = self.connecting.borrow().as_ref().map(Receiver::try_recv);
-            match answer {
-                None | Some(Err(TryRecvError::Empty)) => {}
-                Some(Ok(Ok(db))) => {
-                    let _ = self.db.set(db);
-                    *self.connecting.borrow_mut() = None;
-                }
-                Some(Ok(Err(e))) => {
-                    Self::refused(run, &e);
-                    *self.connecting.borrow_mut() = None;
-                }
-                Some(Err(TryRecvError::Disconnected)) => {
-                    Self::refused(run, &"its thread stopped");
-                    *self.connecting.borrow_mut() = None;
-                }
-            }
+            self.answer(run, None);
         }
         self.db.get()
     }
@@ -821,16 +806,31 @@ impl Side {
     /// At the run's end: a connection still being opened gets a few seconds to answer, so
     /// that one the server refused is said even when the run ended first.
     fn settle(&self, run: &RunCtx<'_>) {
-        let Some(connecting) = self.connecting.borrow_mut().take() else {
-            return;
+        self.answer(run, Some(SIDE_SETTLE));
+    }
+
+    /// Take the connecting thread's answer, if it came (within `wait`, else at once): keep
+    /// the connection, or say why there is none.
+    fn answer(&self, run: &RunCtx<'_>, wait: Option<Duration>) {
+        // `Err(true)`: the thread is gone without answering; `Err(false)`: no answer yet.
+        let answer = match (self.connecting.borrow().as_ref(), wait) {
+            (None, _) => return,
+            (Some(c), None) => c
+                .try_recv()
+                .map_err(|e| matches!(e, TryRecvError::Disconnected)),
+            (Some(c), Some(wait)) => c
+                .recv_timeout(wait)
+                .map_err(|e| matches!(e, std::sync::mpsc::RecvTimeoutError::Disconnected)),
         };
-        match connecting.recv_timeout(SIDE_SETTLE) {
-            Ok(Ok(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Ok(Err(e)) => Self::refused(run, &e),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                Self::refused(run, &"its thread stopped");
+        match answer {
+            Err(false) => return,
+            Ok(Ok(db)) => {
+                let _ = self.db.set(db);
             }
+            Ok(Err(e)) => Self::refused(run, &e),
+            Err(true) => Self::refused(run, &"its thread stopped"),
         }
+        *self.connecting.borrow_mut() = None;
     }
 
     fn refused(run: &RunCtx<'_>, why: &dyn std::fmt::Display) {
