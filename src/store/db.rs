@@ -111,7 +111,7 @@ pub enum CellRef<'a> {
 }
 
 impl CellRef<'_> {
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Null => "null",
             Self::Int(_) => "an integer",
@@ -134,7 +134,7 @@ impl CellRef<'_> {
         })
     }
 
-    fn from_cell(cell: &Cell) -> CellRef<'_> {
+    pub(crate) fn from_cell(cell: &Cell) -> CellRef<'_> {
         match cell {
             Cell::Null => CellRef::Null,
             Cell::Int(i) => CellRef::Int(*i),

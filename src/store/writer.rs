@@ -946,7 +946,10 @@ fn write_batch(conn: &Db, ctx: &mut Context, buf: &[Msg], again: bool) -> Result
 struct Started<'c, 'b> {
     tx: Tx<'c>,
     records: Vec<&'b ResultRecord>,
-    rows: Vec<Vec<pg::Cell>>,
+    /// The rows, encoded before their references are known (see [`finish_batch_pg`]), and
+    /// where each starts.
+    rows: pg::results::EncodedRows,
+    placed: Vec<pg::results::RowAt>,
     prompts: Option<PromptsAsked<'c>>,
     cases: Option<PgPending<'c, pg::results::CaseRows>>,
 }
@@ -993,21 +996,31 @@ fn start_batch_pg<'c, 'b>(
     }
     let prompts = ctx.ask_prompts(side, &records)?;
     let cases = ctx.ask_cases(side, &records)?;
-    let rows = records
+    // While the server answers, the rows are encoded as those of a case with its tags and,
+    // where there is a prompt, a stored one; `finish_batch_pg` puts the references in.
+    let types = ctx.result_types.clone().unwrap_or_default();
+    let mut rows = pg::results::EncodedRows::with_capacity(records.len() * ROW_BYTES);
+    let placed = records
         .iter()
-        .map(|rec| result_params(ctx.run_ref, 0, None, true, rec, db::owned_cells))
+        .map(|rec| {
+            let prompt_ref = (!rec.prompt.is_empty()).then_some(0);
+            result_params(ctx.run_ref, 0, prompt_ref, true, rec, |p| {
+                rows.push(p, &types)
+            })
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Started {
         tx,
         records,
         rows,
+        placed,
         prompts,
         cases,
     })
 }
 
-/// Finish a batch begun by [`start_batch_pg`]: take the prompts and case versions, fill in
-/// the rows' references, and hand the `COPY` and the `COMMIT` to the server (see
+/// Finish a batch begun by [`start_batch_pg`]: take the prompts and case versions, put the
+/// references in the rows, and hand the `COPY` and the `COMMIT` to the server (see
 /// [`pg::results::copy_results`] for `again`).
 fn finish_batch_pg<'c>(
     conn: &'c Db,
@@ -1015,31 +1028,51 @@ fn finish_batch_pg<'c>(
     started: Started<'c, '_>,
     again: bool,
 ) -> Result<InFlight<'c>, StoreError> {
-    use pg::results::{CASE_REF, PROMPT_REF, TAGS};
+    use pg::results::{CASE_REF, PROMPT_REF};
     let Started {
         tx,
         records,
         mut rows,
+        placed,
         prompts,
         cases,
     } = started;
     ctx.take_prompts(prompts)?;
     ctx.take_cases(cases)?;
-    for (row, rec) in rows.iter_mut().zip(records) {
+    let mut refs = Vec::with_capacity(records.len());
+    for rec in &records {
         let (case_ref, same_tags) = ctx.case_row(conn, rec)?;
-        row[CASE_REF] = pg::Cell::Int(case_ref);
-        if let Some(id) = ctx.prompt_ref(conn, &rec.prompt)? {
-            row[PROMPT_REF] = pg::Cell::Int(id);
-        }
-        if !same_tags {
-            row[TAGS] = pg::Cell::Text(codec::to_json(&rec.tags)?);
+        refs.push((case_ref, same_tags, ctx.prompt_ref(conn, &rec.prompt)?));
+    }
+    let fits = records.iter().zip(&refs).zip(&placed).all(
+        |((rec, &(case_ref, same_tags, prompt_ref)), &at)| {
+            same_tags
+                && rows.set_int(at, CASE_REF, case_ref)
+                && match prompt_ref {
+                    Some(id) => rows.set_int(at, PROMPT_REF, id),
+                    None => rec.prompt.is_empty(),
+                }
+        },
+    );
+    if !fits {
+        // A result whose tags are not its case version's (its case was edited during the
+        // run): the batch is encoded again, with every row's own values.
+        let types = ctx.result_types.clone().unwrap_or_default();
+        rows = pg::results::EncodedRows::with_capacity(records.len() * ROW_BYTES);
+        for (rec, &(case_ref, same_tags, prompt_ref)) in records.iter().zip(&refs) {
+            result_params(ctx.run_ref, case_ref, prompt_ref, same_tags, rec, |p| {
+                rows.push(p, &types)
+            })?;
         }
     }
-    let types = ctx.result_types.clone().unwrap_or_default();
-    let copied = pg::results::copy_results(conn, types, rows, again)?;
+    let copied = pg::results::copy_results(conn, rows, again)?;
     let committed = tx.commit_later()?;
     Ok(InFlight { copied, committed })
 }
+
+/// About the bytes of a result's row in `COPY`'s binary format, for the batch's buffer (it
+/// grows past it for longer outputs).
+const ROW_BYTES: usize = 1024;
 
 /// The parameters of a result's row (as `INSERT_RESULT` and `pg::results::RESULT_COLUMNS`
 /// list them), handed to `f`.

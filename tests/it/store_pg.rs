@@ -743,26 +743,28 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
     let url = db.url_with_password();
     let at = Path::new(&url);
     let mut store = Store::open(at).expect("open the store");
-    let run = faq_run(6);
+    let run = faq_run(7);
     store
         .begin_run(&run, &faq_suite(&[("c0", "h0"), ("c1", "h1")]), 1, "host-a")
         .expect("begin the run");
     // Registered versions, a version of c1 edited since, a case the run did not know, and
-    // both again in a later batch (then found, not added twice).
+    // both again in a later batch (then found, not added twice); in that batch, a result
+    // whose tags are not its case version's (its row is not the usual one).
     let sent = vec![
         faq_result(0, "c0", "h0", &["billing"]),
         faq_result(1, "c1", "h1-edited", &["billing"]),
         faq_result(2, "c-new", "h-new", &["fresh"]),
         faq_result(3, "c1", "h1", &["billing"]),
-        faq_result(4, "c-new", "h-new", &["fresh"]),
-        faq_result(5, "c1", "h1-edited", &["billing"]),
+        faq_result(4, "c0", "h0", &["billing", "urgent"]),
+        faq_result(5, "c-new", "h-new", &["fresh"]),
+        faq_result(6, "c1", "h1-edited", &["billing"]),
     ];
     let writer = Writer::spawn(at, "r1", 3).expect("start the writer");
     for r in &sent {
         writer.send(r.clone()).expect("send");
     }
     let stats = writer.finish().expect("finish");
-    assert_eq!(stats.written, 6);
+    assert_eq!(stats.written, 7);
 
     let mut got = Vec::new();
     store

@@ -10,6 +10,8 @@ use std::error::Error;
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use rusqlite::types::{ToSqlOutput, ValueRef};
+
+use crate::store::db::CellRef;
 use sha2::{Digest, Sha256};
 
 /// A value of a row.
@@ -61,16 +63,6 @@ impl Cell {
             }
         }
     }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Null => "null",
-            Self::Int(_) => "an integer",
-            Self::Real(_) => "a real",
-            Self::Text(_) => "text",
-            Self::Blob(_) => "a blob",
-        }
-    }
 }
 
 impl rusqlite::ToSql for Cell {
@@ -87,19 +79,33 @@ impl rusqlite::ToSql for Cell {
 
 impl ToSql for Cell {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        match (self, ty) {
+        CellRef::from_cell(self).to_sql(ty, out)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// A borrowed cell goes to PostgreSQL as its owned form would (the run writer's rows are
+/// encoded from borrowed values, without a copy of each text).
+impl ToSql for CellRef<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match (*self, ty) {
             (Self::Null, _) => Ok(IsNull::Yes),
             (Self::Int(i), &Type::INT8) => i.to_sql(ty, out),
-            (Self::Int(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
-            (Self::Int(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
-            (Self::Int(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
-            (Self::Int(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Self::Int(i), &Type::INT4) => i32::try_from(i)?.to_sql(ty, out),
+            (Self::Int(i), &Type::INT2) => i16::try_from(i)?.to_sql(ty, out),
+            (Self::Int(i), &Type::BOOL) => (i != 0).to_sql(ty, out),
+            (Self::Int(i), &Type::FLOAT8) => (i as f64).to_sql(ty, out),
             (Self::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
-            (Self::Real(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
+            (Self::Real(f), &Type::FLOAT4) => (f as f32).to_sql(ty, out),
             (Self::Text(t), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME) => {
-                t.as_str().to_sql(ty, out)
+                t.to_sql(ty, out)
             }
-            (Self::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
+            (Self::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
             (cell, ty) => Err(format!("{} does not fit a column of type {ty}", cell.kind()).into()),
         }
     }

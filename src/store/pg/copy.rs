@@ -15,6 +15,7 @@
 //! `results` rows in key order, or the copy is reported as failed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -716,6 +717,50 @@ pub fn copy_rows(
     rows: &[Vec<Cell>],
     empty: bool,
 ) -> Result<u64, postgres::Error> {
+    copy_via(client, table, columns, empty, |sink| {
+        let mut writer = BinaryCopyInWriter::new(sink, types);
+        let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len());
+        for row in rows {
+            refs.clear();
+            refs.extend(row.iter().map(|c| c as &(dyn ToSql + Sync)));
+            writer.write(&refs)?;
+        }
+        writer.finish()
+    })
+}
+
+/// As [`copy_rows`], for rows already in COPY's binary format (header and trailer
+/// included: [`super::results::EncodedRows`]), sent as they are.
+pub fn copy_encoded(
+    client: &mut impl GenericClient,
+    table: &str,
+    columns: &[String],
+    encoded: &[u8],
+    empty: bool,
+) -> Result<u64, postgres::Error> {
+    copy_via(client, table, columns, empty, |mut sink| {
+        // One write into the sink's empty buffer appends all of `encoded` and sends nothing
+        // (`finish` sends it). Its error, were there one, is the connection's; with nothing
+        // appended the server would refuse the COPY (no binary header) all the same.
+        if let Err(e) = sink.write_all(encoded)
+            && let Some(inner) = e.into_inner()
+            && let Ok(pg) = inner.downcast::<postgres::Error>()
+        {
+            return Err(*pg);
+        }
+        sink.finish()
+    })
+}
+
+/// The COPY of [`copy_rows`] and [`copy_encoded`]: `send` writes the rows into the COPY's
+/// sink and finishes it.
+fn copy_via<C: GenericClient>(
+    client: &mut C,
+    table: &str,
+    columns: &[String],
+    empty: bool,
+    send: impl FnOnce(postgres::CopyInWriter<'_>) -> Result<u64, postgres::Error>,
+) -> Result<u64, postgres::Error> {
     let stage = format!("ew_stage_{table}");
     let sink = if empty {
         quote(table)
@@ -728,16 +773,8 @@ pub fn copy_rows(
         quote(&stage)
     };
     let list = column_list(columns);
-    let sink_writer =
-        client.copy_in(&format!("COPY {sink} ({list}) FROM STDIN (FORMAT binary)"))?;
-    let mut writer = BinaryCopyInWriter::new(sink_writer, types);
-    let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len());
-    for row in rows {
-        refs.clear();
-        refs.extend(row.iter().map(|c| c as &(dyn ToSql + Sync)));
-        writer.write(&refs)?;
-    }
-    let mut added = writer.finish()?;
+    let mut added =
+        send(client.copy_in(&format!("COPY {sink} ({list}) FROM STDIN (FORMAT binary)"))?)?;
     if !empty {
         added = client.execute(
             &format!(

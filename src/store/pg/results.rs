@@ -5,11 +5,11 @@
 //! up first and added only when missing; the results go by binary `COPY`. All of it runs in
 //! the writer's transaction.
 
-use postgres::types::Type;
+use bytes::{BufMut, BytesMut};
+use postgres::types::{IsNull, ToSql, Type};
 
-use super::cell::Cell;
-use super::copy::copy_rows;
-use crate::store::db::{Db, DbError, PgPending};
+use super::copy::copy_encoded;
+use crate::store::db::{Db, DbError, PgPending, Value};
 
 /// The columns of `results` the writer fills, in the order of its rows.
 pub const RESULT_COLUMNS: [&str; 26] = [
@@ -74,19 +74,128 @@ pub fn result_types(db: &Db) -> Result<Vec<Type>, DbError> {
     })
 }
 
-/// Write result rows (in [`RESULT_COLUMNS`] order), the count to come (see
+/// Rows in binary `COPY` format, encoded as the writer builds them (no owned copy of each
+/// value, no work left for the connection's thread but sending them).
+pub struct EncodedRows {
+    buf: BytesMut,
+    rows: usize,
+}
+
+/// Where a row starts in [`EncodedRows`].
+#[derive(Debug, Clone, Copy)]
+pub struct RowAt(usize);
+
+/// The binary COPY signature, then the flags and the header extension length (both 0).
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+impl EncodedRows {
+    /// Room for about `bytes` of rows.
+    #[must_use]
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(bytes + COPY_HEADER.len() + 2);
+        buf.put_slice(COPY_HEADER);
+        Self { buf, rows: 0 }
+    }
+
+    /// Add one row: `values` of the columns whose server types are `types`, in order. The
+    /// row's place, for [`Self::set_int`].
+    pub fn push(&mut self, values: &[&dyn Value], types: &[Type]) -> Result<RowAt, DbError> {
+        if values.len() != types.len() {
+            return Err(DbError::Conversion(format!(
+                "a row of {} values for {} columns",
+                values.len(),
+                types.len()
+            )));
+        }
+        let columns = i16::try_from(values.len())
+            .map_err(|_| DbError::Conversion("a row of more than 32,767 values".to_owned()))?;
+        let start = self.buf.len();
+        self.buf.put_i16(columns);
+        for (i, (value, ty)) in values.iter().zip(types).enumerate() {
+            let at = self.buf.len();
+            self.buf.put_i32(0);
+            let length = value
+                .cell()
+                .and_then(|cell| {
+                    cell.to_sql(ty, &mut self.buf)
+                        .map_err(|e| DbError::Conversion(e.to_string()))
+                })
+                .and_then(|wrote| match wrote {
+                    IsNull::Yes => Ok(-1),
+                    IsNull::No => i32::try_from(self.buf.len() - at - 4)
+                        .map_err(|_| DbError::Conversion("a value of over 2 GiB".to_owned())),
+                });
+            match length {
+                Ok(length) => self.buf[at..at + 4].copy_from_slice(&length.to_be_bytes()),
+                Err(e) => {
+                    // The row is not kept in part.
+                    self.buf.truncate(start);
+                    let column = RESULT_COLUMNS.get(i).copied().unwrap_or("?");
+                    return Err(DbError::Conversion(format!("column {column}: {e}")));
+                }
+            }
+        }
+        self.rows += 1;
+        Ok(RowAt(start))
+    }
+
+    /// Replace the 64-bit integer of column `column` of the row at `row` (a value written as
+    /// one, not NULL): what [`Self::push`] wrote there in its place. False, changing nothing,
+    /// when the column holds no such value.
+    pub fn set_int(&mut self, row: RowAt, column: usize, value: i64) -> bool {
+        let mut at = row.0 + 2;
+        for _ in 0..column {
+            let Some(length) = self.length_at(at) else {
+                return false;
+            };
+            at += 4 + usize::try_from(length).unwrap_or(0);
+        }
+        if self.length_at(at) != Some(8) {
+            return false;
+        }
+        self.buf[at + 4..at + 12].copy_from_slice(&value.to_be_bytes());
+        true
+    }
+
+    /// The length word of the field at `at` (-1 for NULL).
+    fn length_at(&self, at: usize) -> Option<i32> {
+        let word = self.buf.get(at..at + 4)?;
+        Some(i32::from_be_bytes([word[0], word[1], word[2], word[3]]))
+    }
+
+    /// The rows added.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row was added.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The whole COPY payload: header, rows, trailer.
+    #[must_use]
+    pub fn finish(mut self) -> bytes::Bytes {
+        self.buf.put_i16(-1);
+        self.buf.freeze()
+    }
+}
+
+/// Write result rows (in [`RESULT_COLUMNS`] order, encoded), the count to come (see
 /// [`Db::pg_send`]). `again` when the batch may have been committed already (its commit was
 /// cut off by a lost connection): rows already stored are then left alone instead of
 /// failing the copy, so that each result is stored once.
 pub fn copy_results(
     db: &Db,
-    types: Vec<Type>,
-    rows: Vec<Vec<Cell>>,
+    rows: EncodedRows,
     again: bool,
 ) -> Result<PgPending<'_, u64>, DbError> {
+    let payload = rows.finish();
     db.pg_send(move |c| {
         let columns: Vec<String> = RESULT_COLUMNS.iter().map(|&c| c.to_owned()).collect();
-        copy_rows(c, "results", &columns, &types, &rows, !again)
+        copy_encoded(c, "results", &columns, &payload, !again)
     })
 }
 
@@ -204,4 +313,77 @@ pub fn case_rows(
         }
         Ok(found)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fields of one row after the header: (length, bytes) each.
+    fn fields(payload: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let mut at = COPY_HEADER.len();
+        let count = i16::from_be_bytes([payload[at], payload[at + 1]]);
+        at += 2;
+        (0..count)
+            .map(|_| {
+                let len = i32::from_be_bytes(payload[at..at + 4].try_into().unwrap());
+                at += 4;
+                usize::try_from(len).ok().map(|len| {
+                    at += len;
+                    payload[at - len..at].to_vec()
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_are_encoded_in_copy_binary_format_and_integers_are_replaced_in_place() {
+        let types = [Type::INT8, Type::TEXT, Type::INT8, Type::FLOAT8];
+        let mut rows = EncodedRows::with_capacity(64);
+        let text = "héllo";
+        let none: Option<i64> = None;
+        let at = rows
+            .push(&[&7_i64, &text, &none, &0.5_f64], &types)
+            .expect("a row of fitting values");
+        assert!(rows.set_int(at, 0, 41), "an integer is replaced");
+        assert!(!rows.set_int(at, 1, 1), "text is not an integer");
+        assert!(!rows.set_int(at, 2, 1), "NULL stays NULL");
+        assert!(!rows.set_int(at, 9, 1), "no such column");
+        assert_eq!(rows.len(), 1);
+        let payload = rows.finish();
+        assert_eq!(&payload[..11], b"PGCOPY\n\xff\r\n\0", "the signature");
+        assert_eq!(&payload[11..19], &[0; 8], "no flags, no header extension");
+        assert_eq!(
+            &payload[payload.len() - 2..],
+            &(-1_i16).to_be_bytes(),
+            "the trailer"
+        );
+        assert_eq!(
+            fields(&payload),
+            vec![
+                Some(41_i64.to_be_bytes().to_vec()),
+                Some(text.as_bytes().to_vec()),
+                None,
+                Some(0.5_f64.to_be_bytes().to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_row_that_does_not_fit_its_columns_is_refused_whole() {
+        let types = [Type::INT8, Type::INT8];
+        let mut rows = EncodedRows::with_capacity(64);
+        rows.push(&[&1_i64, &2_i64], &types).expect("a row");
+        let before = rows.buf.len();
+        let err = rows
+            .push(&[&3_i64, &"three"], &types)
+            .expect_err("text in an integer column");
+        assert!(err.to_string().contains("run_ref"), "{err}");
+        assert_eq!(rows.buf.len(), before, "nothing of the refused row is kept");
+        assert!(
+            rows.push(&[&3_i64], &types).is_err(),
+            "a row one value short"
+        );
+        assert_eq!(rows.len(), 1);
+    }
 }
