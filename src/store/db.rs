@@ -586,6 +586,9 @@ pub struct PgConn {
 /// Connections to PostgreSQL lost so far in this process (see [`PgConn`]'s `losses_seen`).
 static LOSSES: AtomicU64 = AtomicU64::new(0);
 
+/// How long [`PgConn::ensure_alive`] waits for the server to answer an empty query.
+const ALIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Whether a client error means the connection is gone (the server stopped or restarted, the
 /// network failed) rather than a statement failing on a live connection.
 fn connection_lost(e: &postgres::Error) -> bool {
@@ -679,13 +682,26 @@ impl PgConn {
         Ok(())
     }
 
-    /// Connect again before a statement outside a transaction when a connection of this
-    /// process was lost since this one connected (see `losses_seen`).
+    /// Before a statement outside a transaction, when a connection of this process was lost
+    /// since this one connected (see `losses_seen`): make sure this one still answers, else
+    /// connect again.
     fn revive(&self) -> Result<(), DbError> {
         if !self.in_tx.get() && LOSSES.load(Ordering::Relaxed) > self.losses_seen.get() {
-            self.reconnect()?;
+            self.ensure_alive()?;
         }
         Ok(())
+    }
+
+    /// Ask the server whether this connection still answers; connect again if it does not.
+    /// A loss elsewhere in the process (one server process terminated, the server full) then
+    /// does not replace a connection that works, which the server might refuse to give back.
+    pub fn ensure_alive(&self) -> Result<(), DbError> {
+        let seen = LOSSES.load(Ordering::Relaxed);
+        if self.on_thread(|client| client.is_valid(ALIVE_WAIT).is_ok())? {
+            self.losses_seen.set(seen);
+            return Ok(());
+        }
+        self.reconnect()
     }
 
     /// Hand `f` to the connection's thread and wait for what it returns.
@@ -869,6 +885,15 @@ impl Db {
         match self {
             Self::Sqlite(_) => Ok(()),
             Self::Pg(pg) => pg.reconnect(),
+        }
+    }
+
+    /// On PostgreSQL, connect again unless the connection still answers (see
+    /// [`PgConn::ensure_alive`]); nothing to do on SQLite.
+    pub fn ensure_alive(&self) -> Result<(), DbError> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Pg(pg) => pg.ensure_alive(),
         }
     }
 

@@ -749,6 +749,7 @@ fn write_loop_pg(
         match started.and_then(|s| finish_batch_pg(conn, &mut ctx, s, false)) {
             Ok(flight) => in_flight = Some((buf, flight)),
             Err(StoreError::Db(DbError::Lost(_))) => {
+                side.lost(run);
                 ctx.forget();
                 commit(conn, &mut ctx, &buf, run, false)?;
                 stats.count(&buf);
@@ -774,6 +775,8 @@ struct Side {
     db: std::cell::OnceCell<Db>,
     connecting: std::cell::RefCell<Option<Receiver<Result<Db, StoreError>>>>,
     tried: std::cell::Cell<bool>,
+    /// Lost and not to be had again: the run goes on with one connection.
+    given_up: std::cell::Cell<bool>,
 }
 
 impl Side {
@@ -795,12 +798,30 @@ impl Side {
         }
     }
 
-    /// The connection, once it is open.
+    /// The connection, once it is open (and while it is not given up).
     fn get(&self, run: &RunCtx<'_>) -> Option<&Db> {
+        if self.given_up.get() {
+            return None;
+        }
         if self.db.get().is_none() {
             self.answer(run, None);
         }
         self.db.get()
+    }
+
+    /// A batch failed with a lost connection, maybe this one: if it no longer answers and
+    /// cannot be opened again, the rest of the run goes without it, and the run says so once
+    /// (rather than trying again, and failing, for every batch).
+    fn lost(&self, run: &RunCtx<'_>) {
+        let Some(db) = self.get(run) else {
+            return;
+        };
+        if let Err(e) = db.ensure_alive() {
+            self.given_up.set(true);
+            (run.outage.notice)(&format!(
+                "lost the second connection to the store and could not open it again (the run's results go by one, more slowly): {e}"
+            ));
+        }
     }
 
     /// At the run's end: a connection still being opened gets a few seconds to answer, so

@@ -896,26 +896,12 @@ fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once(
         let mut client = db.client();
         std::thread::spawn(move || {
             loop {
-                // The writer's connections and the statement each ran last: the second one
-                // stores prompts and looks up case versions, the first copies.
-                let writers: Vec<(i32, String)> = client
-                    .query(
-                        "SELECT pid, query FROM pg_stat_activity
-                         WHERE datname = current_database() AND pid <> pg_backend_pid()
-                           AND backend_type = 'client backend'",
-                        &[],
-                    )
-                    .expect("the writer's connections")
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect();
+                let writers = writer_backends(&mut client);
                 let stored: i64 = client
                     .query_one("SELECT count(*) FROM results", &[])
                     .expect("count")
                     .get(0);
-                let side = writers.iter().find(|(_, q)| {
-                    q.contains("INSERT INTO prompts") || q.contains("CROSS JOIN LATERAL")
-                });
+                let side = writers.iter().find(|(_, q)| is_side_statement(q));
                 if let Some(&(pid, _)) = side.filter(|_| stored >= 2_000) {
                     client
                         .execute("SELECT pg_terminate_backend($1)", &[&pid])
@@ -970,6 +956,127 @@ fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once(
         "each result refers to its prompt"
     );
     assert_eq!(row.get::<_, i64>(5), 5_000, "and to its case version");
+}
+
+/// The writer's connections to the test's database and the statement each ran last.
+fn writer_backends(client: &mut postgres::Client) -> Vec<(i32, String)> {
+    client
+        .query(
+            "SELECT pid, query FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND backend_type = 'client backend'",
+            &[],
+        )
+        .expect("the writer's connections")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Whether a statement is one of the writer's second connection: it stores prompts and looks
+/// up case versions, the first copies.
+fn is_side_statement(query: &str) -> bool {
+    query.contains("INSERT INTO prompts") || query.contains("CROSS JOIN LATERAL")
+}
+
+#[test]
+fn pg_writer_whose_second_connection_is_lost_for_good_says_so_once_and_stores_every_result() {
+    use evalwatch::store::{Outage, Writer};
+    use std::sync::{Arc, Mutex};
+    const N: i64 = 20_000;
+    let Some(db) = fresh_db("writer_side_refused") else {
+        return;
+    };
+    let cases = begin_faq_run(Path::new(&db.url_with_password()), 5_000, N);
+    let role = format!("side_lost_{}", std::process::id());
+    let mut client = db.client();
+    client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role};
+             CREATE ROLE {role} LOGIN PASSWORD 'role-secret';
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role};"
+        ))
+        .expect("make the role");
+    let url = db.url.replacen(
+        "postgres://evalwatch@",
+        &format!("postgres://{role}:role-secret@"),
+        1,
+    );
+    let said = Arc::new(Mutex::new(Vec::<String>::new()));
+    let heard = Arc::clone(&said);
+    let outage = Outage {
+        wait: Duration::from_secs(5),
+        notice: Box::new(move |text| heard.lock().expect("lock").push(text.to_owned())),
+    };
+    let writer = Writer::spawn_with(Path::new(&url), "r1", 50, outage).expect("start the writer");
+    let killer = {
+        let mut client = db.client();
+        let role = role.clone();
+        std::thread::spawn(move || {
+            loop {
+                let writers = writer_backends(&mut client);
+                let stored: i64 = client
+                    .query_one("SELECT count(*) FROM results", &[])
+                    .expect("count")
+                    .get(0);
+                let side = writers.iter().find(|(_, q)| is_side_statement(q));
+                if let Some(&(pid, _)) = side.filter(|_| stored >= 2_000) {
+                    // The server now lets the role hold only the connection it has left.
+                    client
+                        .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 1"))
+                        .expect("limit the role");
+                    client
+                        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                        .expect("terminate");
+                    return stored;
+                }
+                if stored >= N {
+                    return stored;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    send_faq_results(&writer, &cases, N);
+    let stats = writer
+        .finish()
+        .expect("the writer finishes on its first connection");
+    let stored_then = killer.join().expect("killer");
+    assert!(
+        stored_then < N,
+        "lost mid-run ({stored_then} of {N} stored then)"
+    );
+    assert_eq!(stats.written, N.unsigned_abs());
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), count(DISTINCT prompt_ref) FROM results",
+            &[],
+        )
+        .expect("count");
+    let got: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        got,
+        (N, N, 5_000),
+        "every result once, each with its prompt"
+    );
+    let prompts: i64 = client
+        .query_one("SELECT count(*) FROM prompts", &[])
+        .expect("prompts")
+        .get(0);
+    assert_eq!(prompts, 5_000, "each prompt stored once");
+    // Said once, not for every batch after; and the first connection, which still worked,
+    // was not replaced (the server would have refused it: "store unreachable").
+    let said = said.lock().expect("lock").clone();
+    assert!(
+        matches!(&said[..], [one] if one.starts_with("lost the second connection to the store and could not open it again (the run's results go by one, more slowly): ")
+            && one.contains("too many connections")
+            && !one.contains("role-secret")),
+        "{said:?}"
+    );
+    client
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+        .expect("drop the role");
 }
 
 #[test]
