@@ -51,6 +51,16 @@ impl Server {
         self.with_pw(&format!("{base}/{name}"))
     }
 
+    /// Drop a database [`Self::fresh`] made (a pass leaves ~100 MB; on a server that keeps
+    /// running between benches they would pile up).
+    fn drop_db(&self, name: &str) {
+        let admin = PgTarget::parse(&self.with_pw(&self.url)).expect("URL");
+        let mut client = admin.connect().expect("connect");
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .expect("drop database");
+    }
+
     fn with_pw(&self, url: &str) -> String {
         url.replacen(
             "://evalwatch@",
@@ -92,8 +102,10 @@ fn main() {
         if std::env::var_os("PG_ONLY").is_none() {
             sqlite.push(write(&file, n, &corpus));
         }
-        let db = server.fresh(&format!("bench_write_{}_{rep}", std::process::id()));
+        let name = format!("bench_write_{}_{rep}", std::process::id());
+        let db = server.fresh(&name);
         pg.push(write(Path::new(&db), n, &corpus));
+        server.drop_db(&name);
     }
     for (name, passes) in [("sqlite", &sqlite), ("postgres", &pg)] {
         let rates: Vec<f64> = passes.iter().map(|p| p.0).collect();
@@ -110,7 +122,8 @@ fn main() {
     }
     println!("history (benches/report.rs's): {days} daily runs x {cases} cases x 2 providers");
     let file = dir.path().join("history.db");
-    let db = server.fresh(&format!("bench_history_{}", std::process::id()));
+    let history = format!("bench_history_{}", std::process::id());
+    let db = server.fresh(&history);
     for (name, store) in [("sqlite", file.clone()), ("postgres", PathBuf::from(&db))] {
         let t = Instant::now();
         history::generate(&store, days, 1, cases);
@@ -154,6 +167,7 @@ fn main() {
             ),
         }
     }
+    server.drop_db(&history);
     println!("pg_store bench: load average {}", load());
 }
 
