@@ -892,34 +892,7 @@ fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once(
     let cases = begin_faq_run(at, 5_000, N);
 
     let writer = Writer::spawn(at, "r1", 50).expect("start the writer");
-    let killer = {
-        let mut client = db.client();
-        std::thread::spawn(move || {
-            loop {
-                let writers = writer_backends(&mut client);
-                let stored: i64 = client
-                    .query_one("SELECT count(*) FROM results", &[])
-                    .expect("count")
-                    .get(0);
-                let side = writers.iter().find(|(_, q)| is_side_statement(q));
-                if let Some(&(pid, _)) = side.filter(|_| stored >= 2_000) {
-                    client
-                        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-                        .expect("terminate");
-                    let others: Vec<String> = writers
-                        .into_iter()
-                        .filter(|&(p, _)| p != pid)
-                        .map(|(_, q)| q.split_whitespace().next().unwrap_or("").to_owned())
-                        .collect();
-                    return (stored, others);
-                }
-                if stored >= N {
-                    return (stored, Vec::new());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let killer = side_killer(&db, N, |_| {});
     send_faq_results(&writer, &cases, N);
     let stats = writer
         .finish()
@@ -973,27 +946,65 @@ fn writer_backends(client: &mut postgres::Client) -> Vec<(i32, String)> {
         .collect()
 }
 
+/// A thread that terminates the writer's second connection once 2,000 results are stored
+/// (`first` run just before) and answers how many were stored then and the statement each
+/// of the writer's other connections ran last; it stops, killing nothing, at `n` stored.
+fn side_killer(
+    db: &PgDb,
+    n: i64,
+    first: impl FnOnce(&mut postgres::Client) + Send + 'static,
+) -> std::thread::JoinHandle<(i64, Vec<String>)> {
+    let mut client = db.client();
+    std::thread::spawn(move || {
+        loop {
+            let writers = writer_backends(&mut client);
+            let stored: i64 = client
+                .query_one("SELECT count(*) FROM results", &[])
+                .expect("count")
+                .get(0);
+            let side = writers.iter().find(|(_, q)| is_side_statement(q));
+            if let Some(&(pid, _)) = side.filter(|_| stored >= 2_000) {
+                first(&mut client);
+                client
+                    .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                    .expect("terminate");
+                let others: Vec<String> = writers
+                    .into_iter()
+                    .filter(|&(p, _)| p != pid)
+                    .map(|(_, q)| q.split_whitespace().next().unwrap_or("").to_owned())
+                    .collect();
+                return (stored, others);
+            }
+            if stored >= n {
+                return (stored, Vec::new());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
 /// Whether a statement is one of the writer's second connection: it stores prompts and looks
 /// up case versions, the first copies.
 fn is_side_statement(query: &str) -> bool {
     query.contains("INSERT INTO prompts") || query.contains("CROSS JOIN LATERAL")
 }
 
-#[test]
-fn pg_writer_whose_second_connection_is_lost_for_good_says_so_once_and_stores_every_result() {
-    use evalwatch::store::{Outage, Writer};
-    use std::sync::{Arc, Mutex};
-    const N: i64 = 20_000;
-    let Some(db) = fresh_db("writer_side_refused") else {
-        return;
-    };
-    let cases = begin_faq_run(Path::new(&db.url_with_password()), 5_000, N);
-    let role = format!("side_lost_{}", std::process::id());
+/// A role named `prefix` and this process's id (roles belong to the cluster) that logs in
+/// with a password, allowed everything on the test database's tables, holding at most
+/// `limit` connections when given: an admin client of the database, the role's name and the
+/// store's URL as that role (password `role-secret`).
+fn password_role(
+    db: &PgDb,
+    prefix: &str,
+    limit: Option<u32>,
+) -> (postgres::Client, String, String) {
     let mut client = db.client();
+    let role = format!("{prefix}_{}", std::process::id());
+    let limit = limit.map_or(String::new(), |n| format!(" CONNECTION LIMIT {n}"));
     client
         .batch_execute(&format!(
             "DROP ROLE IF EXISTS {role};
-             CREATE ROLE {role} LOGIN PASSWORD 'role-secret';
+             CREATE ROLE {role} LOGIN PASSWORD 'role-secret'{limit};
              GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
              GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role};"
         ))
@@ -1003,46 +1014,65 @@ fn pg_writer_whose_second_connection_is_lost_for_good_says_so_once_and_stores_ev
         &format!("postgres://{role}:role-secret@"),
         1,
     );
-    let said = Arc::new(Mutex::new(Vec::<String>::new()));
-    let heard = Arc::clone(&said);
-    let outage = Outage {
-        wait: Duration::from_secs(5),
+    (client, role, url)
+}
+
+/// Assert that the writer said one thing: opening with `opening`, with the server's refusal
+/// ("too many connections") and without the role's password.
+fn said_once_refused(said: &std::sync::Mutex<Vec<String>>, opening: &str) {
+    let said = said.lock().expect("lock").clone();
+    assert!(
+        matches!(&said[..], [one] if one.starts_with(opening)
+            && one.contains("too many connections")
+            && !one.contains("role-secret")),
+        "{said:?}"
+    );
+}
+
+/// Drop a role [`password_role`] made, and what it owns.
+fn drop_role(client: &mut postgres::Client, role: &str) {
+    client
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+        .expect("drop the role");
+}
+
+/// A writer's outage policy that waits `wait` and keeps what it says.
+fn heard_outage(
+    wait: Duration,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    evalwatch::store::Outage,
+) {
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let heard = std::sync::Arc::clone(&said);
+    let outage = evalwatch::store::Outage {
+        wait,
         notice: Box::new(move |text| heard.lock().expect("lock").push(text.to_owned())),
     };
-    let writer = Writer::spawn_with(Path::new(&url), "r1", 50, outage).expect("start the writer");
-    let killer = {
-        let mut client = db.client();
-        let role = role.clone();
-        std::thread::spawn(move || {
-            loop {
-                let writers = writer_backends(&mut client);
-                let stored: i64 = client
-                    .query_one("SELECT count(*) FROM results", &[])
-                    .expect("count")
-                    .get(0);
-                let side = writers.iter().find(|(_, q)| is_side_statement(q));
-                if let Some(&(pid, _)) = side.filter(|_| stored >= 2_000) {
-                    // The server now lets the role hold only the connection it has left.
-                    client
-                        .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 1"))
-                        .expect("limit the role");
-                    client
-                        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-                        .expect("terminate");
-                    return stored;
-                }
-                if stored >= N {
-                    return stored;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
+    (said, outage)
+}
+
+#[test]
+fn pg_writer_whose_second_connection_is_lost_for_good_says_so_once_and_stores_every_result() {
+    use evalwatch::store::Writer;
+    const N: i64 = 20_000;
+    let Some(db) = fresh_db("writer_side_refused") else {
+        return;
     };
+    let cases = begin_faq_run(Path::new(&db.url_with_password()), 5_000, N);
+    let (mut client, role, url) = password_role(&db, "side_lost", None);
+    let (said, outage) = heard_outage(Duration::from_secs(5));
+    let writer = Writer::spawn_with(Path::new(&url), "r1", 50, outage).expect("start the writer");
+    let limit = format!("ALTER ROLE {role} CONNECTION LIMIT 1");
+    // Just before: the server now lets the role hold only the connection it has left.
+    let killer = side_killer(&db, N, move |c| {
+        c.batch_execute(&limit).expect("limit the role");
+    });
     send_faq_results(&writer, &cases, N);
     let stats = writer
         .finish()
         .expect("the writer finishes on its first connection");
-    let stored_then = killer.join().expect("killer");
+    let (stored_then, _) = killer.join().expect("killer");
     assert!(
         stored_then < N,
         "lost mid-run ({stored_then} of {N} stored then)"
@@ -1067,16 +1097,11 @@ fn pg_writer_whose_second_connection_is_lost_for_good_says_so_once_and_stores_ev
     assert_eq!(prompts, 5_000, "each prompt stored once");
     // Said once, not for every batch after; and the first connection, which still worked,
     // was not replaced (the server would have refused it: "store unreachable").
-    let said = said.lock().expect("lock").clone();
-    assert!(
-        matches!(&said[..], [one] if one.starts_with("lost the second connection to the store and could not open it again (the run's results go by one, more slowly): ")
-            && one.contains("too many connections")
-            && !one.contains("role-secret")),
-        "{said:?}"
+    said_once_refused(
+        &said,
+        "lost the second connection to the store and could not open it again (the run's results go by one, more slowly): ",
     );
-    client
-        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
-        .expect("drop the role");
+    drop_role(&mut client, &role);
 }
 
 #[test]
@@ -1141,35 +1166,15 @@ fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
 
 #[test]
 fn pg_writer_that_cannot_open_its_second_connection_says_so_and_stores_every_result() {
-    use evalwatch::store::{Outage, Writer};
-    use std::sync::{Arc, Mutex};
+    use evalwatch::store::Writer;
     const N: i64 = 100;
     let Some(db) = fresh_db("writer_one_connection") else {
         return;
     };
     let cases = begin_faq_run(Path::new(&db.url_with_password()), 100, N);
-    // A role the server lets hold one connection at a time (roles belong to the cluster).
-    let role = format!("one_conn_{}", std::process::id());
-    let mut client = db.client();
-    client
-        .batch_execute(&format!(
-            "DROP ROLE IF EXISTS {role};
-             CREATE ROLE {role} LOGIN PASSWORD 'role-secret' CONNECTION LIMIT 1;
-             GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
-             GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role};"
-        ))
-        .expect("make the role");
-    let url = db.url.replacen(
-        "postgres://evalwatch@",
-        &format!("postgres://{role}:role-secret@"),
-        1,
-    );
-    let said = Arc::new(Mutex::new(Vec::<String>::new()));
-    let heard = Arc::clone(&said);
-    let outage = Outage {
-        wait: Duration::from_secs(60),
-        notice: Box::new(move |text| heard.lock().expect("lock").push(text.to_owned())),
-    };
+    // A role the server lets hold one connection at a time.
+    let (mut client, role, url) = password_role(&db, "one_conn", Some(1));
+    let (said, outage) = heard_outage(Duration::from_secs(60));
     // Batches of 50 come full at once: the writer tries its second connection. The run is
     // short: it ends before the server's refusal comes back, which must be said all the same.
     let writer = Writer::spawn_with(Path::new(&url), "r1", 50, outage).expect("start the writer");
@@ -1183,14 +1188,9 @@ fn pg_writer_that_cannot_open_its_second_connection_says_so_and_stores_every_res
         .expect("count")
         .get(0);
     assert_eq!(stored, N, "every result stored once");
-    let said = said.lock().expect("lock").clone();
-    assert!(
-        matches!(&said[..], [one] if one.starts_with("could not open a second connection to the store (the run's results go by one, more slowly): ")
-            && one.contains("too many connections")
-            && !one.contains("role-secret")),
-        "{said:?}"
+    said_once_refused(
+        &said,
+        "could not open a second connection to the store (the run's results go by one, more slowly): ",
     );
-    client
-        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
-        .expect("drop the role");
+    drop_role(&mut client, &role);
 }
