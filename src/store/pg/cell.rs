@@ -10,9 +10,9 @@ use std::error::Error;
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use rusqlite::types::{ToSqlOutput, ValueRef};
+use sha2::{Digest, Sha256};
 
 use crate::store::db::CellRef;
-use sha2::{Digest, Sha256};
 
 /// A value of a row.
 #[derive(Debug, Clone, PartialEq)]
