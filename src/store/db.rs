@@ -832,7 +832,7 @@ impl<R> PgPending<'_, R> {
 }
 
 /// Parameters as owned values, to hand to the connection's thread.
-pub(crate) fn owned_cells(values: &[&dyn Value]) -> Result<Vec<Cell>, DbError> {
+fn owned_cells(values: &[&dyn Value]) -> Result<Vec<Cell>, DbError> {
     values
         .iter()
         .enumerate()

@@ -1019,14 +1019,14 @@ fn start_batch_pg<'c, 'b>(
     let cases = ctx.ask_cases(side, &records)?;
     // While the server answers, the rows are encoded as those of a case with its tags and,
     // where there is a prompt, a stored one; `finish_batch_pg` puts the references in.
-    let types = ctx.result_types.clone().unwrap_or_default();
+    let types = ctx.result_types.as_deref().unwrap_or_default();
     let mut rows = pg::results::EncodedRows::with_capacity(records.len() * ROW_BYTES);
     let placed = records
         .iter()
         .map(|rec| {
             let prompt_ref = (!rec.prompt.is_empty()).then_some(0);
             result_params(ctx.run_ref, 0, prompt_ref, true, rec, |p| {
-                rows.push(p, &types)
+                rows.push(p, types)
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1078,11 +1078,11 @@ fn finish_batch_pg<'c>(
     if !fits {
         // A result whose tags are not its case version's (its case was edited during the
         // run): the batch is encoded again, with every row's own values.
-        let types = ctx.result_types.clone().unwrap_or_default();
+        let types = ctx.result_types.as_deref().unwrap_or_default();
         rows = pg::results::EncodedRows::with_capacity(records.len() * ROW_BYTES);
         for (rec, &(case_ref, same_tags, prompt_ref)) in records.iter().zip(&refs) {
             result_params(ctx.run_ref, case_ref, prompt_ref, same_tags, rec, |p| {
-                rows.push(p, &types)
+                rows.push(p, types)
             })?;
         }
     }
