@@ -13,7 +13,12 @@
 //! arguments: the results a write pass writes (default 100000), then the days and cases of
 //! the history (default `365 200`: daily runs of 200 cases x 2 providers, the history of
 //! `benches/report.rs`, written through the same writer on each engine). With `PG_ONLY=1`
-//! only the PostgreSQL write passes run (for profiling the server and the writer alone).
+//! only the PostgreSQL write passes run (for profiling the server and the writer alone);
+//! with `REPORT_ONLY=1` only the history and its reports. `EVALWATCH_BINS=a:b` times the
+//! reports of those `evalwatch` binaries instead of this build's, alternated rep by rep on
+//! the same history (an A/B of two builds); report times are printed in milliseconds.
+//! `KEEP_HISTORY=1` keeps the history (the SQLite file and the PostgreSQL database, both
+//! printed) for looking at one report by hand.
 #![allow(clippy::cast_precision_loss)] // counts and times shown as rates
 
 use std::path::{Path, PathBuf};
@@ -95,9 +100,12 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let corpus = Corpus::new();
 
-    println!("writes: {n} results a pass, {reps} passes an engine, batches of 1000");
+    let report_only = std::env::var_os("REPORT_ONLY").is_some();
+    if !report_only {
+        println!("writes: {n} results a pass, {reps} passes an engine, batches of 1000");
+    }
     let (mut sqlite, mut pg) = (Vec::new(), Vec::new());
-    for rep in 0..reps {
+    for rep in (0..reps).filter(|_| !report_only) {
         let file = dir.path().join(format!("write-{rep}.db"));
         if std::env::var_os("PG_ONLY").is_none() {
             sqlite.push(write(&file, n, &corpus));
@@ -107,7 +115,10 @@ fn main() {
         pg.push(write(Path::new(&db), n, &corpus));
         server.drop_db(&name);
     }
-    for (name, passes) in [("sqlite", &sqlite), ("postgres", &pg)] {
+    for (name, passes) in [("sqlite", &sqlite), ("postgres", &pg)]
+        .into_iter()
+        .filter(|_| !report_only)
+    {
         let rates: Vec<f64> = passes.iter().map(|p| p.0).collect();
         let peaks: Vec<f64> = passes.iter().map(|p| p.1).collect();
         println!(
@@ -129,45 +140,68 @@ fn main() {
         history::generate(&store, days, 1, cases);
         println!("  {name:>8}: written in {:.1} s", t.elapsed().as_secs_f64());
     }
+    let bins: Vec<PathBuf> = match std::env::var("EVALWATCH_BINS") {
+        Ok(list) => list.split(':').map(PathBuf::from).collect(),
+        Err(_) => vec![PathBuf::from(env!("CARGO_BIN_EXE_evalwatch"))],
+    };
     for (name, store) in [("sqlite", file), ("postgres", PathBuf::from(&db))] {
-        let mut walls = Vec::new();
-        let mut cpus = Vec::new();
+        let mut walls = vec![Vec::new(); bins.len()];
+        let mut cpus = vec![Vec::new(); bins.len()];
         let mut failed = None;
-        for rep in 0..reps {
-            let out = dir.path().join(format!("reports-{name}-{rep}"));
-            let started = Instant::now();
-            #[allow(clippy::zombie_processes)] // reaped by `child::wait`
-            let child = std::process::Command::new(env!("CARGO_BIN_EXE_evalwatch"))
-                .current_dir(dir.path())
-                .arg("--quiet")
-                .arg("--db")
-                .arg(&store)
-                .args(["report", "--since", "all", "--out"])
-                .arg(&out)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("run evalwatch report");
-            let usage = history::child::wait(child.id());
-            if usage.exit_code != 0 {
-                failed = Some(usage.exit_code);
-                break;
+        'reps: for rep in 0..reps {
+            for (b, bin) in bins.iter().enumerate() {
+                let out = dir.path().join(format!("reports-{name}-{rep}-{b}"));
+                let started = Instant::now();
+                #[allow(clippy::zombie_processes)] // reaped by `child::wait`
+                let child = std::process::Command::new(bin)
+                    .current_dir(dir.path())
+                    .arg("--quiet")
+                    .arg("--db")
+                    .arg(&store)
+                    .args(["report", "--since", "all", "--out"])
+                    .arg(&out)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run evalwatch report");
+                let usage = history::child::wait(child.id());
+                if usage.exit_code != 0 {
+                    failed = Some(usage.exit_code);
+                    break 'reps;
+                }
+                walls[b].push(started.elapsed().as_secs_f64() * 1000.0);
+                cpus[b].push(usage.cpu.as_secs_f64() * 1000.0);
             }
-            walls.push(started.elapsed().as_secs_f64());
-            cpus.push(usage.cpu.as_secs_f64());
         }
-        match failed {
-            Some(code) => println!("  {name:>8}: report failed (exit {code})"),
-            None => println!(
-                // No peak RSS: `wait4` gives this process's own high-water mark for a child
-                // spawned from it, not the report's.
-                "  {name:>8}: report --since all (every page) wall {} s, CPU {} s",
-                spread(&walls, 2),
-                spread(&cpus, 2)
-            ),
+        if let Some(code) = failed {
+            println!("  {name:>8}: report failed (exit {code})");
+            continue;
+        }
+        for (b, bin) in bins.iter().enumerate() {
+            let which = if bins.len() > 1 {
+                format!(" [{}]", bin.display())
+            } else {
+                String::new()
+            };
+            // No peak RSS: `wait4` gives this process's own high-water mark for a child
+            // spawned from it, not the report's.
+            println!(
+                "  {name:>8}: report --since all (every page) wall {} ms, CPU {} ms{which}",
+                spread(&walls[b], 0),
+                spread(&cpus[b], 0)
+            );
         }
     }
-    server.drop_db(&history);
+    if std::env::var_os("KEEP_HISTORY").is_some() {
+        // The URL without the password (it comes from EVALWATCH_TEST_PGPASSWORD).
+        let base = server.url.rsplit_once('/').map_or("", |(b, _)| b);
+        println!(
+            "history kept: {} and {base}/{history}",
+            dir.keep().join("history.db").display()
+        );
+    } else {
+        server.drop_db(&history);
+    }
     println!("pg_store bench: load average {}", load());
 }
 

@@ -288,6 +288,38 @@ impl Store {
         Ok(())
     }
 
+    /// [`Self::for_each_status`] for several runs, run by run in the order of `run_ids`:
+    /// `f` is given the run's position in `run_ids` first. On PostgreSQL one statement
+    /// reads them all (a statement is a round trip to the server there; a report's heat
+    /// map reads twenty runs); on SQLite, one a run.
+    pub fn for_each_status_of<F>(&self, run_ids: &[&str], mut f: F) -> Result<(), StoreError>
+    where
+        F: FnMut(usize, &str, &str, u32, CaseStatus),
+    {
+        if !self.conn.is_pg() {
+            for (i, run_id) in run_ids.iter().enumerate() {
+                self.for_each_status(run_id, |case, provider, sample, status| {
+                    f(i, case, provider, sample, status);
+                })?;
+            }
+            return Ok(());
+        }
+        let asked = run_ids.iter().map(|&r| r.to_owned()).collect();
+        for row in super::pg::read::statuses_of_runs(&self.conn, asked)? {
+            let run_id = run_ids.get(row.run).copied().unwrap_or_default();
+            if !row.known {
+                return Err(StoreError::UnknownRun {
+                    run_id: run_id.to_owned(),
+                });
+            }
+            if let Some((case, provider, sample, status)) = &row.result {
+                let status = codec::case_status(status, run_id)?;
+                f(row.run, case, provider, codec::to_u32(*sample), status);
+            }
+        }
+        Ok(())
+    }
+
     /// The newest complete run of `suite` that started before `before` (RFC 3339).
     pub fn previous_complete_run(
         &self,

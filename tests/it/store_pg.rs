@@ -1194,3 +1194,85 @@ fn pg_writer_that_cannot_open_its_second_connection_says_so_and_stores_every_res
     );
     drop_role(&mut client, &role);
 }
+
+/// Runs `a`, `b` (no results) and `c` of suite `faq` in the store at `at`, with statuses
+/// of every kind; the run ids.
+fn three_runs_of_every_status(at: &Path) -> [&'static str; 3] {
+    use evalwatch::model::CaseStatus;
+    use evalwatch::store::{Store, Writer};
+    let cases = [("c0", "h0"), ("c1", "h1"), ("c2", "h2")];
+    let mut store = Store::open(at).expect("open the store");
+    let statuses = [
+        CaseStatus::Passed,
+        CaseStatus::Failed,
+        CaseStatus::Error,
+        CaseStatus::Unscorable,
+    ];
+    for (k, run_id) in ["a", "b", "c"].into_iter().enumerate() {
+        let n = if run_id == "b" { 0 } else { 7 + k };
+        let mut info = faq_run(n as u64);
+        run_id.clone_into(&mut info.run_id);
+        info.started_at = format!("2024-05-0{}T06:00:00Z", k + 1);
+        store
+            .begin_run(&info, &faq_suite(&cases), 1, "host-a")
+            .expect("begin the run");
+        let writer = Writer::spawn(at, run_id, 3).expect("start the writer");
+        for seq in 0..n {
+            let (c, h) = cases[(seq + k) % cases.len()];
+            let mut result = faq_result(seq, c, h, &["billing"]);
+            result.status = statuses[(seq * (k + 1)) % statuses.len()];
+            result.job.sample = u32::try_from(seq % 2).expect("a sample");
+            writer.send(result).expect("send");
+        }
+        writer.finish().expect("finish the writer");
+    }
+    ["a", "b", "c"]
+}
+
+/// The statuses of several runs read at once (one statement on PostgreSQL) are those of
+/// each run read alone, run by run in the order asked, on both backends; a run id not
+/// stored is an error that names it.
+#[test]
+fn pg_statuses_of_several_runs_read_at_once_are_those_read_one_run_at_a_time() {
+    use evalwatch::store::{Store, StoreError};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(db) = fresh_db("statuses_of_runs") else {
+        return;
+    };
+    let url = db.url_with_password();
+    let mut seen = Vec::new();
+    for at in [dir.path().join("h.db"), Path::new(&url).to_path_buf()] {
+        let [a, b, c] = three_runs_of_every_status(&at);
+        let store = Store::open(&at).expect("open the store");
+        let asked = [c, b, a, c];
+        let mut one_by_one = Vec::new();
+        for (i, run_id) in asked.iter().enumerate() {
+            store
+                .for_each_status(run_id, |case, provider, sample, status| {
+                    one_by_one.push((i, case.to_owned(), provider.to_owned(), sample, status));
+                })
+                .expect("read one run");
+        }
+        let mut at_once = Vec::new();
+        store
+            .for_each_status_of(&asked, |i, case, provider, sample, status| {
+                at_once.push((i, case.to_owned(), provider.to_owned(), sample, status));
+            })
+            .expect("read the runs at once");
+        assert_eq!(at_once, one_by_one, "{}", at.display());
+        assert_eq!(at_once.len(), 2 * 9 + 7, "run b has no results");
+        let kinds: std::collections::BTreeSet<String> =
+            at_once.iter().map(|r| format!("{:?}", r.4)).collect();
+        assert_eq!(kinds.len(), 4, "every status: {kinds:?}");
+
+        let err = store
+            .for_each_status_of(&[a, "nope", c], |_, _, _, _, _| {})
+            .expect_err("an unknown run");
+        assert!(
+            matches!(&err, StoreError::UnknownRun { run_id } if run_id == "nope"),
+            "{err}"
+        );
+        seen.push(at_once);
+    }
+    assert_eq!(seen[0], seen[1], "the same on both backends");
+}

@@ -206,6 +206,7 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
     let ReportSettings { window, runs, dir } = ReportSettings::resolve(ctx, &project, args)?;
     let store = open(ctx, &project)?;
+    crate::phase::phase("report: store opened");
     let suites = suites_on_disk(ctx, &project);
     let (expected, descriptions) = (Expected::from_suites(&suites), descriptions_of(&suites));
     // Rows that runs killed while they went left behind (`run` cleans up too).
@@ -220,7 +221,9 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
         html::write_run_pages(&store, &dir, &info.run_id, &expected, &mut extra)?;
     }
     let now = chrono::Utc::now();
+    crate::phase::phase("report: leftovers and asked-for run pages");
     traffic::write_traffic_pages(&store, &project, &dir, now, false, &mut extra)?;
+    crate::phase::phase("report: traffic pages");
     let opts = Options {
         window,
         now,

@@ -129,6 +129,14 @@ impl html::Source for Store {
         Ok(Store::for_each_status(self, run_id, f)?)
     }
 
+    fn for_each_status_of(
+        &self,
+        run_ids: &[&str],
+        f: &mut dyn FnMut(usize, &str, &str, u32, CaseStatus),
+    ) -> Result<(), ReadError> {
+        Ok(Store::for_each_status_of(self, run_ids, f)?)
+    }
+
     fn for_each_result(
         &self,
         run_id: &str,

@@ -75,15 +75,18 @@ impl HeatHistory {
     pub fn read(store: &dyn Source, suite: &str) -> Result<Self, ReadError> {
         let runs = store.run_infos(Some(suite), None, HEAT_RUNS.max(RECENT_RUNS))?;
         let mut space = KeySpace::new(None);
-        let mut columns = Vec::new();
-        for r in picked(&runs) {
-            columns.push(Column {
+        let picked = picked(&runs);
+        let cells = read_columns(store, &picked, &mut space)?;
+        let columns = picked
+            .iter()
+            .zip(cells)
+            .map(|(r, cells)| Column {
                 run_id: r.run_id.clone(),
                 status: r.status,
                 finished_at: r.finished_at.clone(),
-                cells: read_column(store, r, &mut space)?,
-            });
-        }
+                cells,
+            })
+            .collect();
         let mut keys = space.own;
         keys.shrink_to_fit();
         Ok(Self { keys, columns })
@@ -271,19 +274,43 @@ fn decode(c: u8) -> Option<CaseStatus> {
     }
 }
 
-/// Read one run's statuses into a column of `space`'s keys (interning the new ones).
-fn read_column(
+/// Results whose statuses one read asks for at most (as the runs' plans count them): a
+/// store that answers a read at once (PostgreSQL) holds that many rows.
+const STATUS_READ_ROWS: u64 = 50_000;
+
+/// Read the statuses of `runs` into columns of `space`'s keys (interning the new ones), one
+/// a run, in order: a read for as many runs at once as [`STATUS_READ_ROWS`] allows.
+fn read_columns(
     store: &dyn Source,
-    run: &RunInfo,
+    runs: &[&RunInfo],
     space: &mut KeySpace<'_>,
-) -> Result<Vec<u8>, ReadError> {
-    let mut column = Filling::default();
-    store.for_each_status(&run.run_id, &mut |case, provider, sample, status| {
-        column.set(code(status), |hint| {
-            space.index(case, provider, sample, hint)
-        });
-    })?;
-    Ok(column.done())
+) -> Result<Vec<Vec<u8>>, ReadError> {
+    let mut columns = Vec::with_capacity(runs.len());
+    let mut rest = runs;
+    while !rest.is_empty() {
+        let mut rows = 0;
+        let take = rest
+            .iter()
+            .take_while(|r| {
+                rows += r.planned;
+                rows <= STATUS_READ_ROWS
+            })
+            .count()
+            .max(1);
+        let (now, later) = rest.split_at(take);
+        let ids: Vec<&str> = now.iter().map(|r| r.run_id.as_str()).collect();
+        let mut filling: Vec<Filling> = now.iter().map(|_| Filling::default()).collect();
+        store.for_each_status_of(&ids, &mut |i, case, provider, sample, status| {
+            if let Some(column) = filling.get_mut(i) {
+                column.set(code(status), |hint| {
+                    space.index(case, provider, sample, hint)
+                });
+            }
+        })?;
+        columns.extend(filling.into_iter().map(Filling::done));
+        rest = later;
+    }
+    Ok(columns)
 }
 
 /// Runs x results that changed verdict, over the newest [`HEAT_RUNS`] finished runs of `runs`
@@ -296,11 +323,23 @@ pub(super) fn heat_map(
 ) -> Result<Heat, HtmlError> {
     let runs = picked(runs);
     let mut space = KeySpace::new(ahead.map(|h| &h.keys));
+    // The runs held unchanged in `ahead` are taken from it; the others read together.
+    let held: Vec<Option<&[u8]>> = runs
+        .iter()
+        .map(|r| ahead.and_then(|h| h.column(r)))
+        .collect();
+    let unread: Vec<&RunInfo> = runs
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| h.is_none())
+        .map(|(r, _)| *r)
+        .collect();
+    let mut read = read_columns(store, &unread, &mut space)?.into_iter();
     let mut columns: Vec<Cow<'_, [u8]>> = Vec::with_capacity(runs.len());
-    for r in &runs {
-        columns.push(match ahead.and_then(|h| h.column(r)) {
+    for h in held {
+        columns.push(match h {
             Some(c) => Cow::Borrowed(c),
-            None => Cow::Owned(read_column(store, r, &mut space)?),
+            None => Cow::Owned(read.next().unwrap_or_default()),
         });
     }
     let at = |col: &[u8], k: usize| col.get(k).copied().unwrap_or(0);
@@ -676,5 +715,18 @@ fn hash_key(case: u32, provider: u32, sample: u32) -> u64 {
     )
 }
 
+mod ahead;
 #[cfg(test)]
 mod tests;
+
+pub(super) use ahead::HeatAhead;
+
+/// Statuses a heat map may take instead of reading them.
+#[derive(Clone, Copy)]
+pub(super) enum Ahead<'a> {
+    /// Read while the runs went (or none).
+    Held(Option<&'a HeatHistory>),
+    /// Being read by the refresh's other thread ([`HeatAhead`]), asked for when the map is
+    /// built.
+    Coming(&'a HeatAhead),
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::path::PathBuf;
 
 use super::Source;
+use super::heat::{Ahead, HeatAhead};
 use super::index::build_alerts;
 use super::index::build_index;
 use super::suite_page::build_suite;
@@ -110,18 +111,43 @@ pub fn write_reports_with(
             }
         }
     }
+    crate::phase::phase("reports: pages chosen");
     // Run pages on a second thread with its own connection and template (SQLite readers run
-    // side by side), while this one builds the trend pages and the index.
+    // side by side), while this one builds the trend pages and the index. That thread first
+    // reads the heat maps' statuses the trend pages will need next (those not read while the
+    // runs went), and again between its pages.
     let open_own = store.another();
     let Prepared {
         live,
         heat,
         mut early,
     } = prepared;
-    let (to_write, live) = (&to_write, &live);
+    let ahead = HeatAhead::new(
+        chosen
+            .iter()
+            .filter(|name| !heat.contains_key(*name))
+            .cloned()
+            .collect(),
+    );
+    let (to_write, live, ahead) = (&to_write, &live, &ahead);
     let done = std::thread::scope(|scope| -> Result<(), HtmlError> {
         let pages = scope.spawn(move || -> Result<Written, HtmlError> {
             let mut written = Written::default();
+            // A connection that cannot be opened for the statuses alone is not an error
+            // (the trend pages read them themselves); it is one when pages need it.
+            let mut own: Result<Box<dyn Source>, Option<HtmlError>> = Err(None);
+            let mut open_own = Some(open_own);
+            let mut connect = |own: &mut Result<Box<dyn Source>, Option<HtmlError>>| {
+                if let (Err(None), Some(open)) = (&own, open_own.take()) {
+                    *own = open().map_err(|e| Some(e.into()));
+                }
+            };
+            if !ahead.is_empty() {
+                connect(&mut own);
+                if let Ok(own) = &own {
+                    ahead.read_next(own.as_ref());
+                }
+            }
             let mut from_store = Vec::new();
             let mut early_done = Vec::new();
             for run_id in to_write {
@@ -136,7 +162,16 @@ pub fn write_reports_with(
             if from_store.is_empty() && early_done.is_empty() {
                 return Ok(written);
             }
-            let own = open_own()?;
+            connect(&mut own);
+            let own = match own {
+                Ok(own) => own,
+                Err(e) => {
+                    return Err(e.unwrap_or_else(|| HtmlError::Template {
+                        page: "run".to_string(),
+                        message: "no connection to the store for the run pages".to_string(),
+                    }));
+                }
+            };
             let own = own.as_ref();
             // Pages written as the run ended were written before its alerts were decided,
             // and without its labels: those of a run that opened or resolved one, or has
@@ -155,12 +190,15 @@ pub fn write_reports_with(
             for run_id in from_store {
                 let live = live.get(run_id).map(|l| l as &dyn run_page::RenderedRows);
                 run_page::write_run(own, &t, dir, run_id, expected, live, &mut written)?;
+                ahead.read_next(own);
             }
             crate::phase::phase("reports: run pages");
             Ok(written)
         });
         let t = engine_of(&TREND_TEMPLATES)?;
         for name in &chosen {
+            ahead.at(name);
+            let held = heat.get(name);
             let html = build_suite(
                 store,
                 &t,
@@ -168,7 +206,11 @@ pub fn write_reports_with(
                 descriptions.get(name).cloned(),
                 opts,
                 &with_pages,
-                heat.get(name),
+                if held.is_some() {
+                    Ahead::Held(held)
+                } else {
+                    Ahead::Coming(ahead)
+                },
             )?;
             write(&dir.join(suite_href(name)), &html, &mut out)?;
         }

@@ -85,6 +85,20 @@ pub trait Source {
         run_id: &str,
         f: &mut dyn FnMut(&str, &str, u32, CaseStatus),
     ) -> Result<(), ReadError>;
+    /// [`Self::for_each_status`] for several runs, run by run in the order of `run_ids`,
+    /// `f` given the run's position in `run_ids` first (a store may read them at once).
+    fn for_each_status_of(
+        &self,
+        run_ids: &[&str],
+        f: &mut dyn FnMut(usize, &str, &str, u32, CaseStatus),
+    ) -> Result<(), ReadError> {
+        for (i, run_id) in run_ids.iter().enumerate() {
+            self.for_each_status(run_id, &mut |case, provider, sample, status| {
+                f(i, case, provider, sample, status);
+            })?;
+        }
+        Ok(())
+    }
     /// Stream a run's results in plan order; an error from `f` stops the walk and is
     /// returned as it is.
     fn for_each_result(

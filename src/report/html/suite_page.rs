@@ -13,7 +13,6 @@ use super::chart::SeriesIn;
 use super::chart::ThresholdIn;
 use super::chart::Unit;
 use super::chart::line_chart;
-use super::heat::HeatHistory;
 use super::index::samples_of;
 use super::index::spark;
 use super::{
@@ -381,7 +380,7 @@ pub(super) fn build_suite(
     description: Option<String>,
     opts: &Options,
     with_pages: &HashMap<String, bool>,
-    ahead: Option<&HeatHistory>,
+    ahead: heat::Ahead<'_>,
 ) -> Result<String, HtmlError> {
     // One read of the suite's whole metric history (pre-aggregated: one row per run and
     // provider, and per tag), then every window is a slice of it.
@@ -620,6 +619,14 @@ pub(super) fn build_suite(
 
     let since = start.map(|d| d.to_rfc3339());
     let window_runs = store.run_infos(Some(name), since.as_deref(), HEAT_RUNS.max(RECENT_RUNS))?;
+    let coming;
+    let ahead = match ahead {
+        heat::Ahead::Held(h) => h,
+        heat::Ahead::Coming(slots) => {
+            coming = slots.take(name);
+            coming.as_ref()
+        }
+    };
     let heat = heat::heat_map(store, &window_runs, with_pages, ahead)?;
     let recent_runs = store.run_infos(Some(name), None, RECENT_RUNS)?;
     let mut recent = Vec::new();

@@ -1,15 +1,15 @@
 //! The PostgreSQL side of the store (issue #22), built beside SQLite: connecting (URL,
 //! password from the environment or a password file, never shown), the same numbered
-//! migrations applied once under a lock, copying a whole history between the two engines
-//! (`evalwatch store migrate`), and leases that hold across hosts.
-//!
-//! Not yet here: the commands themselves reading and writing PostgreSQL. The next step puts
-//! `Store` behind one interface with a backend for each engine; until then every command but
-//! `store migrate` refuses a PostgreSQL store (docs/store.md says exactly what works).
+//! migrations applied once under a lock, the writer's binary `COPY`, reads that take one
+//! statement here where SQLite takes one a run, copying a whole history between the two
+//! engines (`evalwatch store migrate`), and leases that hold across hosts. `Store` (and
+//! `store::db::Db` under it) chooses the engine when it opens; every command works on both
+//! (docs/store.md).
 
 pub mod cell;
 pub mod copy;
 pub mod lease;
+pub mod read;
 pub mod results;
 pub mod schema;
 pub mod target;

@@ -340,7 +340,16 @@ fn a_history_read_ahead_is_reused_and_only_the_new_run_is_read() {
         traffic: Vec::new(),
     };
     let page = |ahead: Option<&HeatHistory>| {
-        build_suite(&h.store, &t, SUITE, None, &opts, &with_pages, ahead).expect("page")
+        build_suite(
+            &h.store,
+            &t,
+            SUITE,
+            None,
+            &opts,
+            &with_pages,
+            super::Ahead::Held(ahead),
+        )
+        .expect("page")
     };
     let page_fresh = page(None);
     assert!(page_fresh.contains("run-21"));
@@ -629,4 +638,98 @@ fn a_run_fed_as_it_is_scored_is_not_read_back() {
     // A history that could not be read gives none.
     let feed = HeatFeed::new(std::thread::spawn(|| None), true);
     assert!(feed.finish(new).is_none());
+}
+
+// ---------------------------------------------------------------------------------------
+// Statuses read by the refresh's other thread (`HeatAhead`).
+
+#[test]
+fn statuses_read_on_the_other_thread_make_the_same_map_and_page() {
+    let h = history(22);
+    let all = runs(&h.store, None);
+    let with_pages = pages(&all);
+    let fresh = json(&heat_map(&h.store, &all, &with_pages, None).expect("heat"));
+    let ahead = HeatAhead::new(vec![SUITE.to_owned()]);
+    std::thread::scope(|s| {
+        s.spawn(|| ahead.read_next(&Store::open(&h.db).expect("own connection")));
+    });
+    let read = ahead.take(SUITE).expect("read on the other thread");
+    assert_eq!(read.runs(), HEAT_RUNS);
+    assert_eq!(
+        json(&heat_map(&h.store, &all, &with_pages, Some(&read)).expect("heat")),
+        fresh
+    );
+    // Taken once: asked again, it is the trend page's to read.
+    assert!(ahead.take(SUITE).is_none());
+
+    // The whole page, its statuses to come while it is built, as it is without them.
+    let t = engine_of(&TREND_TEMPLATES).expect("templates");
+    let opts = Options {
+        window: Window::parse("all").expect("all"),
+        now: chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z")
+            .expect("now")
+            .with_timezone(&chrono::Utc),
+        run_pages: 5,
+        traffic: Vec::new(),
+    };
+    let page = |ahead| build_suite(&h.store, &t, SUITE, None, &opts, &with_pages, ahead);
+    let alone = page(Ahead::Held(None)).expect("page");
+    let coming = HeatAhead::new(vec![SUITE.to_owned()]);
+    let built = std::thread::scope(|s| {
+        s.spawn(|| coming.read_next(&Store::open(&h.db).expect("own connection")));
+        page(Ahead::Coming(&coming)).expect("page")
+    });
+    assert_eq!(built, alone);
+}
+
+#[test]
+fn only_the_suite_at_hand_and_the_next_are_read_ahead_and_the_rest_left() {
+    let h = history(2);
+    let names: Vec<String> = ["s0", "s1", "s2", "s3"].map(str::to_owned).to_vec();
+    let ahead = HeatAhead::new(names);
+    // The trend pages have not begun: the first two suites are read.
+    ahead.read_next(&h.store);
+    // The trend pages go on to s2 without s1: s1 is left as read, s2 and s3 are read next.
+    ahead.at("s2");
+    assert!(ahead.take("s0").is_some(), "s0 was read");
+    // A suite the trend page reaches before the other thread is its own to read.
+    assert!(ahead.take("s2").is_none(), "s2 was not read yet");
+    ahead.read_next(&h.store);
+    assert!(
+        ahead.take("s3").is_some(),
+        "s3 was read once s2 was at hand"
+    );
+    assert!(ahead.take("s1").is_some(), "s1 was read at the start");
+    // Suites not asked for, and nothing left to read.
+    assert!(ahead.take("elsewhere").is_none());
+    ahead.read_next(&h.store);
+    assert!(ahead.take("s2").is_none());
+    assert!(HeatAhead::new(Vec::new()).is_empty());
+}
+
+#[test]
+fn a_read_that_fails_on_the_other_thread_is_left_to_the_trend_page() {
+    let h = history(2);
+    let broken_at = h.db.with_file_name("broken.db");
+    let broken = Store::open(&broken_at).expect("a second store");
+    rusqlite::Connection::open(&broken_at)
+        .expect("open")
+        .execute_batch("PRAGMA foreign_keys = OFF; DROP TABLE runs;")
+        .expect("break the store");
+    assert!(
+        HeatHistory::read(&broken, SUITE).is_err(),
+        "reads fail there"
+    );
+    let ahead = HeatAhead::new(vec![SUITE.to_owned()]);
+    ahead.read_next(&broken);
+    assert!(
+        ahead.take(SUITE).is_none(),
+        "the trend page reads it itself"
+    );
+    assert_eq!(
+        HeatHistory::read(&h.store, SUITE)
+            .expect("read here")
+            .runs(),
+        2
+    );
 }
