@@ -43,10 +43,19 @@ impl Lcg {
     }
 }
 
-/// The start of the last closed day: two hours back from now, floored to the day, so that
-/// the closing records after it are never in the future.
+/// The start of today (UTC), the end of the last closed day, after which the closing records
+/// go (in the past: see [`log`]). In the first half minute of a day this waits for the
+/// second half: yesterday would otherwise be the last closed day, holding only the closing
+/// records (it was two hours back from now, which failed every night from 00:00 to 02:00).
 fn end_day() -> i64 {
-    (Utc::now().timestamp() - 2 * 3_600).div_euclid(DAY) * DAY
+    let now = Utc::now().timestamp();
+    let into_day = now.rem_euclid(DAY);
+    if into_day < 30 {
+        std::thread::sleep(std::time::Duration::from_secs(
+            (30 - into_day).unsigned_abs(),
+        ));
+    }
+    Utc::now().timestamp().div_euclid(DAY) * DAY
 }
 
 fn rfc(unix: i64) -> String {
@@ -66,7 +75,7 @@ enum Plant {
 }
 
 /// `per_day` requests a day for [`DAYS`] days up to [`end_day`], the last two days planted,
-/// and a few closing requests after the last day (so that it counts as closed).
+/// and a few closing requests after the last day (so that it counts as closed), today.
 fn log(per_day: u32, plant: Plant, seed: u64) -> String {
     let mut rng = Lcg(seed);
     let end = end_day();
@@ -104,8 +113,10 @@ fn log(per_day: u32, plant: Plant, seed: u64) -> String {
             line(t, format!("d{d}-{k}"), &mut rng, planted);
         }
     }
+    // Between the end and now, at most ten minutes after the end: never in the future.
+    let after = ((Utc::now().timestamp() - end) / 2).min(600);
     for k in 0..3 {
-        line(end + 600 + k, format!("close-{k}"), &mut rng, false);
+        line(end + after + k, format!("close-{k}"), &mut rng, false);
     }
     out
 }
