@@ -148,6 +148,18 @@ fn pages(runs: &[RunInfo]) -> HashMap<String, bool> {
         .collect()
 }
 
+/// The suite page's options: every run, a fixed now.
+fn page_options() -> Options {
+    Options {
+        window: Window::parse("all").expect("all"),
+        now: chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z")
+            .expect("now")
+            .with_timezone(&chrono::Utc),
+        run_pages: 5,
+        traffic: Vec::new(),
+    }
+}
+
 fn json(h: &Heat) -> String {
     serde_json::to_string_pretty(h).expect("json")
 }
@@ -331,14 +343,7 @@ fn a_history_read_ahead_is_reused_and_only_the_new_run_is_read() {
     assert_eq!(reused, fresh);
     // The same whole suite page.
     let t = engine_of(&TREND_TEMPLATES).expect("templates");
-    let opts = Options {
-        window: Window::parse("all").expect("all"),
-        now: chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z")
-            .expect("now")
-            .with_timezone(&chrono::Utc),
-        run_pages: 5,
-        traffic: Vec::new(),
-    };
+    let opts = page_options();
     let page = |ahead: Option<&HeatHistory>| {
         build_suite(
             &h.store,
@@ -664,14 +669,7 @@ fn statuses_read_on_the_other_thread_make_the_same_map_and_page() {
 
     // The whole page, its statuses to come while it is built, as it is without them.
     let t = engine_of(&TREND_TEMPLATES).expect("templates");
-    let opts = Options {
-        window: Window::parse("all").expect("all"),
-        now: chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z")
-            .expect("now")
-            .with_timezone(&chrono::Utc),
-        run_pages: 5,
-        traffic: Vec::new(),
-    };
+    let opts = page_options();
     let page = |ahead| build_suite(&h.store, &t, SUITE, None, &opts, &with_pages, ahead);
     let alone = page(Ahead::Held(None)).expect("page");
     let coming = HeatAhead::new(vec![SUITE.to_owned()]);
