@@ -6,7 +6,8 @@
 //! per key. 20 runs of 100,000 results take a few megabytes. A [`HeatHistory`] read ahead
 //! (while a run runs) is reused by the heat map for every run that has not changed since; only
 //! the others are read then. The run that just finished is not one of them: its statuses were
-//! added as they were scored ([`HeatFeed`]).
+//! added as they were scored ([`HeatFeed`]). In a refresh without a run, the history is read
+//! by the thread that writes run pages while the trend page is built ([`HeatAhead`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
