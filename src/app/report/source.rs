@@ -121,14 +121,6 @@ impl html::Source for Store {
         Ok(Store::result_statuses(self, run_id)?)
     }
 
-    fn for_each_status(
-        &self,
-        run_id: &str,
-        f: &mut dyn FnMut(&str, &str, u32, CaseStatus),
-    ) -> Result<(), ReadError> {
-        Ok(Store::for_each_status(self, run_id, f)?)
-    }
-
     fn for_each_status_of(
         &self,
         run_ids: &[&str],

@@ -78,27 +78,15 @@ pub trait Source {
     fn result_statuses(&self, run_id: &str) -> Result<Vec<super::StatusRow>, ReadError>;
     /// The known-flaky cases of `suite`: (provider, case id, run id), by provider and case.
     fn known_flaky(&self, suite: &str) -> Result<Vec<(String, String, String)>, ReadError>;
-    /// Stream the status of each result of a run, in plan order (strings borrowed from the
-    /// row being read).
-    fn for_each_status(
-        &self,
-        run_id: &str,
-        f: &mut dyn FnMut(&str, &str, u32, CaseStatus),
-    ) -> Result<(), ReadError>;
-    /// [`Self::for_each_status`] for several runs, run by run in the order of `run_ids`,
-    /// `f` given the run's position in `run_ids` first (a store may read them at once).
+    /// Stream the status of each result of several runs, run by run in the order of
+    /// `run_ids`, each in plan order: `f` is given the run's position in `run_ids`, then the
+    /// result's case, provider, sample and status (strings borrowed from the row being
+    /// read). A store may read the runs at once.
     fn for_each_status_of(
         &self,
         run_ids: &[&str],
         f: &mut dyn FnMut(usize, &str, &str, u32, CaseStatus),
-    ) -> Result<(), ReadError> {
-        for (i, run_id) in run_ids.iter().enumerate() {
-            self.for_each_status(run_id, &mut |case, provider, sample, status| {
-                f(i, case, provider, sample, status);
-            })?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), ReadError>;
     /// Stream a run's results in plan order; an error from `f` stops the walk and is
     /// returned as it is.
     fn for_each_result(
