@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::path::PathBuf;
 
-use super::Source;
 use super::heat::{Ahead, HeatAhead};
 use super::index::build_alerts;
 use super::index::build_index;
@@ -15,6 +14,7 @@ use super::{
     TREND_TEMPLATES, Written, engine, engine_of, file_stem, live, run_file, run_page, suite_href,
     write,
 };
+use super::{OpenSource, ReadError, Source};
 use crate::model::RunStatus;
 
 /// Write the pages of one run (`runs/<run>.html`, then `-p2`, `-p3`... of
@@ -135,19 +135,15 @@ pub fn write_reports_with(
             let mut written = Written::default();
             // A connection that cannot be opened for the statuses alone is not an error
             // (the trend pages read them themselves); it is one when pages need it.
-            let mut own: Result<Box<dyn Source>, Option<HtmlError>> = Err(None);
-            let mut open_own = Some(open_own);
-            let mut connect = |own: &mut Result<Box<dyn Source>, Option<HtmlError>>| {
-                if let (Err(None), Some(open)) = (&own, open_own.take()) {
-                    *own = open().map_err(|e| Some(e.into()));
-                }
-            };
-            if !ahead.is_empty() {
-                connect(&mut own);
-                if let Ok(own) = &own {
+            let own = if ahead.is_empty() {
+                Own::Later(open_own)
+            } else {
+                let opened = open_own();
+                if let Ok(own) = &opened {
                     ahead.read_next(own.as_ref());
                 }
-            }
+                Own::Opened(opened)
+            };
             let mut from_store = Vec::new();
             let mut early_done = Vec::new();
             for run_id in to_write {
@@ -162,16 +158,7 @@ pub fn write_reports_with(
             if from_store.is_empty() && early_done.is_empty() {
                 return Ok(written);
             }
-            connect(&mut own);
-            let own = match own {
-                Ok(own) => own,
-                Err(e) => {
-                    return Err(e.unwrap_or_else(|| HtmlError::Template {
-                        page: "run".to_string(),
-                        message: "no connection to the store for the run pages".to_string(),
-                    }));
-                }
-            };
+            let own = own.get()?;
             let own = own.as_ref();
             // Pages written as the run ended were written before its alerts were decided,
             // and without its labels: those of a run that opened or resolved one, or has
@@ -237,6 +224,22 @@ pub fn write_reports_with(
     });
     done?;
     Ok(out)
+}
+
+/// The run pages' thread's connection: opened at once (to read heat maps' statuses
+/// ahead), or only when a page needs it.
+enum Own {
+    Later(OpenSource),
+    Opened(Result<Box<dyn Source>, ReadError>),
+}
+
+impl Own {
+    fn get(self) -> Result<Box<dyn Source>, ReadError> {
+        match self {
+            Self::Later(open) => open(),
+            Self::Opened(opened) => opened,
+        }
+    }
 }
 
 /// Drop `value` on a thread of its own: freeing a large value (millions of strings) takes
