@@ -73,9 +73,11 @@ impl Store {
     ) -> Result<Vec<RunInfo>, StoreError> {
         let sql = format!(
             "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete'
-               AND julianday(r.started_at) < julianday(?2)
-             ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?3"
+               AND r.started_ms < ?2
+             ORDER BY r.started_ms DESC, r.id DESC LIMIT ?3"
         );
+        // Text that is not a time is before nothing (NULL), as `julianday` had it.
+        let before = codec::time_ms(before);
         let raws: Vec<RawRun> = self
             .conn
             .prepare_cached(&sql)?
@@ -91,7 +93,7 @@ impl Store {
     pub fn latest_complete_run(&self, suite: &str) -> Result<Option<RunInfo>, StoreError> {
         let sql = format!(
             "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete'
-             ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT 1"
+             ORDER BY r.started_ms DESC, r.id DESC LIMIT 1"
         );
         self.conn
             .prepare_cached(&sql)?
@@ -165,8 +167,7 @@ impl Store {
                  JOIN suites s ON s.name = a.suite
                  JOIN runs r ON r.suite_ref = s.id
                  WHERE a.suite = ?1 AND a.provider = ?2 AND a.tag = ?3 AND a.metric = 'pass_rate'
-                   AND julianday(r.started_at) BETWEEN julianday(ro.started_at)
-                                                   AND julianday(rl.started_at)",
+                   AND r.started_ms BETWEEN ro.started_ms AND rl.started_ms",
             )?
             .query_map(params![suite, provider, tag.unwrap_or("")], |r| r.get(0))?
             .collect::<Result<_, _>>()?;

@@ -67,6 +67,27 @@ pub(crate) fn case_status(s: &str, run_id: &str) -> Result<CaseStatus, StoreErro
     })
 }
 
+/// `runs.started_ms` of a start time: milliseconds since 1970 (UTC) of RFC 3339 text, a
+/// fraction of a millisecond cut off as SQLite's `julianday` cuts it (migration 0023); `None`
+/// for text that is not such a time, as `julianday` gives NULL.
+pub(crate) fn time_ms(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// A `since` bound as `runs.started_ms`: `None` for no bound; an error naming `what` for text
+/// that is not an RFC 3339 time (a bound that cannot be compared is never dropped silently).
+pub(crate) fn since_ms(since: Option<&str>, what: &str) -> Result<Option<i64>, StoreError> {
+    since
+        .map(|text| {
+            time_ms(text).ok_or_else(|| {
+                StoreError::Other(format!("{what} since {text}: that is not an RFC 3339 time"))
+            })
+        })
+        .transpose()
+}
+
 /// The surrogate key of a run, by its exact id.
 pub(crate) fn run_ref(conn: &Db, run_id: &str) -> Result<i64, StoreError> {
     conn.prepare_cached("SELECT id FROM runs WHERE run_id = ?1")?
@@ -351,6 +372,44 @@ mod tests {
         let err = assertions_from_json(Some("{not json"), "r7").unwrap_err();
         assert!(err.to_string().contains("run r7"), "{err}");
         assert!(assertions_from_json(Some(r#"[{"pass":true}]"#), "r").is_err());
+    }
+
+    /// `time_ms` is what migration 0023 computes with SQLite's `julianday` for the same text.
+    #[test]
+    fn time_ms_is_the_migrations_julianday_in_milliseconds() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for text in [
+            "2026-12-07T01:17:08Z",
+            "2026-12-07T01:17:08+00:00",
+            "2026-12-07T06:17:08+05:00",
+            "2026-12-06T20:17:08.5-05:00",
+            "2026-12-07T01:17:08.123456789+00:00",
+            "2026-12-07T01:17:08.0004Z",
+            "2026-12-07T01:17:08.9996Z",
+            "1969-12-31T23:59:59.250Z",
+            "not a time",
+            "",
+        ] {
+            let sqlite: Option<i64> = conn
+                .query_row(
+                    "SELECT CAST(round((julianday(?1) - 2440587.5) * 86400000.0) AS INTEGER)",
+                    [text],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(time_ms(text), sqlite, "{text}");
+        }
+        assert_eq!(
+            time_ms("2026-12-07T06:17:08+05:00"),
+            Some(1_796_606_228_000)
+        );
+        assert_eq!(time_ms("not a time"), None);
+        let err = since_ms(Some("yesterday"), "read runs").unwrap_err();
+        assert!(
+            err.to_string().contains("read runs since yesterday"),
+            "{err}"
+        );
+        assert_eq!(since_ms(None, "read runs").unwrap(), None);
     }
 
     #[test]

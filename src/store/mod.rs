@@ -286,8 +286,9 @@ impl Store {
             None => {
                 tx.execute(
                     "INSERT INTO runs (run_id, suite_ref, suite_hash, started_at, finished_at,
-                                       status, providers, planned, pid, host, evalwatch_version)
-                     VALUES (?1, ?2, ?3, ?4, NULL, 'running', ?5, ?6, ?7, ?8, ?9)",
+                                       status, providers, planned, pid, host, evalwatch_version,
+                                       started_ms)
+                     VALUES (?1, ?2, ?3, ?4, NULL, 'running', ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         run.run_id,
                         suite_ref,
@@ -298,6 +299,7 @@ impl Store {
                         pid,
                         host,
                         env!("CARGO_PKG_VERSION"),
+                        codec::time_ms(&run.started_at),
                     ],
                 )?;
             }
@@ -371,7 +373,7 @@ impl Store {
     pub fn running_runs(&self) -> Result<Vec<(String, u32, String)>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT run_id, pid, host FROM runs WHERE status = 'running'
-             ORDER BY julianday(started_at), id",
+             ORDER BY started_ms, id",
         )?;
         let rows = st.query_map((), |r| {
             let pid: Option<i64> = r.get(1)?;

@@ -73,7 +73,7 @@ impl Store {
             "{RUN_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
                AND (CAST(?3 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM run_labels l
                     WHERE l.run_ref = r.id AND l.key = ?3 AND l.value = ?4))
-             ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?2"
+             ORDER BY r.started_ms DESC, r.id DESC LIMIT ?2"
         );
         let (key, value) = label.unzip();
         let raws: Vec<RawRun> = self
@@ -326,20 +326,19 @@ impl Store {
         suite: &str,
         before: &str,
     ) -> Result<Option<String>, StoreError> {
-        if chrono::DateTime::parse_from_rfc3339(before).is_err() {
+        let Some(before) = codec::time_ms(before) else {
             return Err(StoreError::Other(format!(
                 "find the run before {before}: that is not an RFC 3339 time"
             )));
-        }
+        };
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT r.run_id FROM runs r JOIN suites s ON s.id = r.suite_ref
-                 WHERE s.name = ?1 AND r.status = 'complete'
-                   AND julianday(r.started_at) < julianday(?2)
-                 ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT 1",
+                 WHERE s.name = ?1 AND r.status = 'complete' AND r.started_ms < ?2
+                 ORDER BY r.started_ms DESC, r.id DESC LIMIT 1",
             )?
-            .query_row([suite, before], |r| r.get(0))
+            .query_row(params![suite, before], |r| r.get(0))
             .optional()?)
     }
 }

@@ -280,14 +280,14 @@ impl Store {
             .conn
             .prepare_cached(
                 "UPDATE runs SET status = 'incomplete'
-                 WHERE status = 'running' AND julianday(started_at) <= julianday(?2)
+                 WHERE status = 'running' AND started_ms <= ?2
                    AND NOT EXISTS (
                        SELECT 1 FROM schedule_leases l JOIN suites s ON s.name = l.suite
                        WHERE s.id = runs.suite_ref
                          AND julianday(l.expires_at) > julianday(?1))
                  RETURNING run_id, pid, host",
             )?
-            .query_map(params![ts(now), ts(stale)], |r| {
+            .query_map(params![ts(now), super::codec::time_ms(&ts(stale))], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<Result<_, _>>()?;
@@ -539,7 +539,7 @@ impl Store {
                 "SELECT r.run_id, r.started_at, r.status FROM runs r
                  JOIN suites s ON s.id = r.suite_ref
                  WHERE s.name = ?1 AND (?2 = 0 OR r.status <> 'incomplete')
-                 ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT 1",
+                 ORDER BY r.started_ms DESC, r.id DESC LIMIT 1",
             )?
             .query_row(params![suite, counted_only], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 22] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 23] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -80,6 +80,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 22] = [
     (
         "0022_results_refs",
         include_str!("migrations/0022_results_refs.sql"),
+    ),
+    (
+        "0023_run_order",
+        include_str!("migrations/0023_run_order.sql"),
     ),
 ];
 

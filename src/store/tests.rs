@@ -203,6 +203,14 @@ fn a_version_1_database_with_data_is_migrated_and_keeps_it() {
         1
     );
     assert_eq!(store.runs(Some("old"), 0).unwrap().len(), 1);
+    // Migration 0023 gave the old run its start in milliseconds.
+    assert_eq!(
+        count(
+            &path,
+            "SELECT started_ms FROM runs WHERE run_id = 'old-run'"
+        ),
+        1_672_531_200_000
+    );
 }
 
 #[test]

@@ -25,13 +25,7 @@ impl Store {
     /// Metric history of a suite, oldest run first; within a run, rows in stored order.
     /// Runs still `running` are left out (their metrics are not written yet).
     pub fn trend(&self, q: &TrendQuery<'_>) -> Result<Vec<TrendRow>, StoreError> {
-        if let Some(since) = q.since
-            && chrono::DateTime::parse_from_rfc3339(since).is_err()
-        {
-            return Err(StoreError::Other(format!(
-                "read trends since {since}: that is not an RFC 3339 time"
-            )));
-        }
+        let since = codec::since_ms(q.since, "read trends")?;
         let mut st = self.conn.prepare_cached(
             "SELECT r.run_id, r.started_at, r.status, r.suite_hash, m.provider, m.tag,
                     m.pass_rate, m.mean_score, m.error_rate, m.latency_p95_ms, m.cost_usd,
@@ -40,11 +34,11 @@ impl Store {
              JOIN suites s ON s.id = r.suite_ref
              JOIN run_metrics m ON m.run_ref = r.id
              WHERE s.name = ?1 AND r.status != 'running'
-               AND (CAST(?2 AS TEXT) IS NULL OR julianday(r.started_at) >= julianday(?2))
+               AND (CAST(?2 AS BIGINT) IS NULL OR r.started_ms >= ?2)
                AND (?3 OR m.tag IS NULL)
-             ORDER BY julianday(r.started_at), r.id, m.id",
+             ORDER BY r.started_ms, r.id, m.id",
         )?;
-        let mut rows = st.query(params![q.suite, q.since, q.tags, q.full])?;
+        let mut rows = st.query(params![q.suite, since, q.tags, q.full])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let run_id: String = r.get(0)?;
@@ -131,17 +125,18 @@ impl Store {
     ) -> Result<Vec<RunInfo>, StoreError> {
         let limit = codec::row_limit(limit);
         let sql = format!(
-            "SELECT * FROM ({RUN_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
-               AND (CAST(?2 AS TEXT) IS NULL OR julianday(r.started_at) >= julianday(?2))
-             ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT ?3) AS newest
-             ORDER BY julianday(started_at), id"
+            "{RUN_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
+               AND (CAST(?2 AS BIGINT) IS NULL OR r.started_ms >= ?2)
+             ORDER BY r.started_ms DESC, r.id DESC LIMIT ?3"
         );
+        let since = codec::since_ms(since, "read runs")?;
         let raws: Vec<RawRun> = self
             .conn
             .prepare_cached(&sql)?
             .query_map(params![suite, since, limit], RawRun::from_row)?
             .collect::<Result<_, _>>()?;
-        raws.into_iter().map(RawRun::into_info).collect()
+        // Newest first as selected (for the limit), oldest first as returned.
+        raws.into_iter().rev().map(RawRun::into_info).collect()
     }
 
     /// Status and score of each (case id, provider, sample) of a run, in plan order, with

@@ -93,10 +93,10 @@ impl Store {
             .prepare_cached(
                 "SELECT r.run_id FROM runs r JOIN suites s ON s.id = r.suite_ref
                  WHERE s.name = ?1 AND r.run_id <> ?3
-                   AND r.started_at <= (SELECT started_at FROM runs WHERE run_id = ?3)
+                   AND r.started_ms <= (SELECT started_ms FROM runs WHERE run_id = ?3)
                    AND EXISTS (SELECT 1 FROM run_versions v
                                WHERE v.run_ref = r.id AND v.provider = ?2)
-                 ORDER BY julianday(r.started_at) DESC, r.id DESC LIMIT 1",
+                 ORDER BY r.started_ms DESC, r.id DESC LIMIT 1",
             )?
             .query_row(params![suite, provider, run_id], |r| r.get(0))
             .optional()?)

@@ -1276,3 +1276,108 @@ fn pg_statuses_of_several_runs_read_at_once_are_those_read_one_run_at_a_time() {
     }
     assert_eq!(seen[0], seen[1], "the same on both backends");
 }
+
+/// Runs are in the order of their start in time, not of its text (starts written with
+/// offsets), on both backends: oldest first from `run_infos` (and from a bound `since`),
+/// newest first from `runs`.
+#[test]
+fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
+    use evalwatch::store::Store;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(db) = fresh_db("run_order") else {
+        return;
+    };
+    let url = db.url_with_password();
+    // By text: z, y, x. In time: z (04:30Z), x (05:00Z), y (06:00Z).
+    let starts = [
+        ("x", "2024-05-01T10:00:00+05:00"),
+        ("y", "2024-05-01T06:00:00Z"),
+        ("z", "2024-05-01T01:30:00-03:00"),
+    ];
+    for at in [dir.path().join("h.db"), Path::new(&url).to_path_buf()] {
+        let mut store = Store::open(&at).expect("open the store");
+        for (run_id, started_at) in starts {
+            let mut info = faq_run(0);
+            run_id.clone_into(&mut info.run_id);
+            started_at.clone_into(&mut info.started_at);
+            store
+                .begin_run(&info, &faq_suite(&[("c0", "h0")]), 1, "host-a")
+                .expect("begin the run");
+        }
+        let ids = |runs: Vec<evalwatch::model::RunInfo>| -> Vec<String> {
+            runs.into_iter().map(|r| r.run_id).collect()
+        };
+        let shown = at.display().to_string();
+        assert_eq!(
+            ids(store.run_infos(Some("faq"), None, 0).expect("runs")),
+            ["z", "x", "y"],
+            "{shown}"
+        );
+        assert_eq!(
+            ids(store.run_infos(Some("faq"), None, 2).expect("runs")),
+            ["x", "y"],
+            "the newest two, oldest first: {shown}"
+        );
+        assert_eq!(
+            ids(store
+                .run_infos(Some("faq"), Some("2024-05-01T04:45:00Z"), 0)
+                .expect("runs")),
+            ["x", "y"],
+            "{shown}"
+        );
+        let newest: Vec<String> = store
+            .runs(Some("faq"), 0)
+            .expect("runs")
+            .into_iter()
+            .map(|r| r.info.run_id)
+            .collect();
+        assert_eq!(newest, ["y", "x", "z"], "{shown}");
+        let err = store
+            .run_infos(Some("faq"), Some("yesterday"), 0)
+            .expect_err("a since that is not a time");
+        assert!(err.to_string().contains("since yesterday"), "{err}");
+    }
+}
+
+/// Migration 0023 on PostgreSQL gives the runs already stored their start in milliseconds,
+/// as SQLite's `julianday` reads the text (offsets, a fraction of a millisecond cut off),
+/// and NULL for text that is not a time, without failing on it.
+#[test]
+fn pg_migration_0023_gives_stored_runs_their_start_in_milliseconds() {
+    let Some(db) = fresh_db("run_order_migration") else {
+        return;
+    };
+    let target = db.target();
+    evalwatch::store::pg::schema::migrate(&mut db.client(), target.shown(), 22).expect("migrate");
+    db.client()
+        .batch_execute(
+            "INSERT INTO suites (id, name, first_seen, last_seen) VALUES (1, 's', 't', 't');
+             INSERT INTO runs (id, run_id, suite_ref, suite_hash, started_at, status, planned,
+                               evalwatch_version)
+             VALUES (1, 'x', 1, 'h', '2024-05-01T10:00:00+05:00', 'complete', 0, 'v'),
+                    (2, 'y', 1, 'h', '2024-05-01T06:00:00.2506Z', 'complete', 0, 'v'),
+                    (3, 'z', 1, 'h', 'not a time', 'complete', 0, 'v')",
+        )
+        .expect("runs of version 22");
+    evalwatch::store::pg::schema::migrate(
+        &mut db.client(),
+        target.shown(),
+        evalwatch::store::SCHEMA_VERSION,
+    )
+    .expect("migrate to the newest version");
+    let rows: Vec<(String, Option<i64>)> = db
+        .client()
+        .query("SELECT run_id, started_ms FROM runs ORDER BY id", &[])
+        .expect("read")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("x".to_owned(), Some(1_714_539_600_000)),
+            ("y".to_owned(), Some(1_714_543_200_250)),
+            ("z".to_owned(), None),
+        ]
+    );
+}

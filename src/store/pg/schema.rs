@@ -19,7 +19,7 @@ use super::{PgError, reason};
 use crate::store::schema::MIGRATIONS;
 
 /// Migrations whose SQL does not translate, and the PostgreSQL SQL used instead.
-pub(crate) const PG_VARIANTS: [(&str, &str); 3] = [
+pub(crate) const PG_VARIANTS: [(&str, &str); 4] = [
     (
         "0002_indexes_views",
         include_str!("../migrations/0002_indexes_views.pg.sql"),
@@ -31,6 +31,10 @@ pub(crate) const PG_VARIANTS: [(&str, &str); 3] = [
     (
         "0022_results_refs",
         include_str!("../migrations/0022_results_refs.pg.sql"),
+    ),
+    (
+        "0023_run_order",
+        include_str!("../migrations/0023_run_order.pg.sql"),
     ),
 ];
 
