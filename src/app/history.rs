@@ -137,7 +137,7 @@ fn flips(store: &Store, info: &RunInfo) -> anyhow::Result<(Option<String>, Vec<F
         return Ok((None, Vec::new()));
     };
     let before: HashMap<(String, String, u32), CaseStatus> = store
-        .result_statuses(&base)?
+        .result_statuses(&base.run_id)?
         .into_iter()
         .map(|(c, p, s, st)| ((c, p, s), st))
         .collect();
@@ -156,7 +156,7 @@ fn flips(store: &Store, info: &RunInfo) -> anyhow::Result<(Option<String>, Vec<F
             });
         }
     }
-    Ok((Some(base), out))
+    Ok((Some(base.run_id), out))
 }
 
 /// `evalwatch show RUN`: the run's summary, human scores, alerts, failures, truncated

@@ -320,25 +320,26 @@ impl Store {
         Ok(())
     }
 
-    /// The newest complete run of `suite` that started before `before` (RFC 3339).
+    /// The newest complete run of `suite` that started before `before` (RFC 3339): a run's
+    /// baseline.
     pub fn previous_complete_run(
         &self,
         suite: &str,
         before: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<RunInfo>, StoreError> {
         let Some(before) = codec::time_ms(before) else {
             return Err(StoreError::Other(format!(
                 "find the run before {before}: that is not an RFC 3339 time"
             )));
         };
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT r.run_id FROM runs r JOIN suites s ON s.id = r.suite_ref
-                 WHERE s.name = ?1 AND r.status = 'complete' AND r.started_ms < ?2
-                 ORDER BY r.started_ms DESC, r.id DESC LIMIT 1",
-            )?
-            .query_row(params![suite, before], |r| r.get(0))
-            .optional()?)
+        self.conn
+            .prepare_cached(&format!(
+                "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete' AND r.started_ms < ?2
+                 ORDER BY r.started_ms DESC, r.id DESC LIMIT 1"
+            ))?
+            .query_row(params![suite, before], RawRun::from_row)
+            .optional()?
+            .map(RawRun::into_info)
+            .transpose()
     }
 }

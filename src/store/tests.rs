@@ -859,7 +859,12 @@ fn previous_complete_run_skips_other_statuses_suites_and_later_runs() {
             .finish_run(id, status, "2024-06-01T00:00:00Z", &[], &[])
             .unwrap();
     }
-    let prev = |before: &str| store.previous_complete_run("faq", before).unwrap();
+    let prev = |before: &str| {
+        store
+            .previous_complete_run("faq", before)
+            .unwrap()
+            .map(|r| r.run_id)
+    };
     assert_eq!(prev("2024-05-03T06:00:00.250Z").as_deref(), Some("t1"));
     assert_eq!(prev("2024-05-03T06:00:00.300Z").as_deref(), Some("t3"));
     assert_eq!(prev("2024-05-09T00:00:00Z").as_deref(), Some("t3"));
@@ -868,6 +873,7 @@ fn previous_complete_run_skips_other_statuses_suites_and_later_runs() {
         store
             .previous_complete_run("other", "2024-05-09T00:00:00Z")
             .unwrap()
+            .map(|r| r.run_id)
             .as_deref(),
         Some("o1")
     );

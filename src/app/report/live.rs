@@ -23,10 +23,7 @@ pub fn live_baseline(store: &Store, info: &RunInfo) -> Result<Option<LiveBaselin
 
 /// The run `info`'s baseline: its previous complete run.
 pub fn baseline_run(store: &Store, info: &RunInfo) -> Result<Option<RunInfo>, StoreError> {
-    match store.previous_complete_run(&info.suite, &info.started_at)? {
-        Some(id) => store.run(&id),
-        None => Ok(None),
-    }
+    store.previous_complete_run(&info.suite, &info.started_at)
 }
 
 /// [`live_baseline`] read when the live pages of `info` ask for it (on the run's first

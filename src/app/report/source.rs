@@ -45,7 +45,7 @@ impl html::Source for Store {
         &self,
         suite: &str,
         before: &str,
-    ) -> Result<Option<String>, ReadError> {
+    ) -> Result<Option<RunInfo>, ReadError> {
         Ok(Store::previous_complete_run(self, suite, before)?)
     }
 

@@ -220,7 +220,7 @@ fn draw(store: &Store, runs: &[RunInfo], n: usize, seed: u64) -> anyhow::Result<
         let baseline: HashMap<(String, String, u32), CaseStatus> =
             match store.previous_complete_run(&info.suite, &info.started_at)? {
                 Some(base) => store
-                    .result_statuses(&base)?
+                    .result_statuses(&base.run_id)?
                     .into_iter()
                     .map(|(c, p, s, st)| ((c, p, s), st))
                     .collect(),

@@ -42,8 +42,11 @@ pub trait Source {
     /// One run, if stored.
     fn run(&self, run_id: &str) -> Result<Option<RunInfo>, ReadError>;
     /// The newest complete run of `suite` that started before `before` (RFC 3339).
-    fn previous_complete_run(&self, suite: &str, before: &str)
-    -> Result<Option<String>, ReadError>;
+    fn previous_complete_run(
+        &self,
+        suite: &str,
+        before: &str,
+    ) -> Result<Option<RunInfo>, ReadError>;
     fn run_metrics(&self, run_id: &str) -> Result<Vec<ProviderMetrics>, ReadError>;
     fn run_gates(&self, run_id: &str) -> Result<Vec<GateResult>, ReadError>;
     /// Alerts run `run_id` opened, resolved or saw still firing, oldest first.

@@ -20,10 +20,11 @@ fn baseline_of(
     info: &RunInfo,
     runs_dir: &Path,
 ) -> Result<(Option<RunInfo>, Option<String>), ReadError> {
-    let Some(id) = store.previous_complete_run(&info.suite, &info.started_at)? else {
+    let Some(base) = store.previous_complete_run(&info.suite, &info.started_at)? else {
         return Ok((None, None));
     };
-    Ok((store.run(&id)?, baseline_href(runs_dir, &id)))
+    let href = baseline_href(runs_dir, &base.run_id);
+    Ok((Some(base), href))
 }
 
 /// Write the pages of one run: from the rows `run` wrote as it went ([`RenderedRows`]) when they
