@@ -1,7 +1,6 @@
 //! The single writer of a run's results: its own connection on its own thread, fed by a
 //! bounded channel, committing in batched immediate transactions.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +28,10 @@ const WRITER_AUTOCHECKPOINT: u32 = 16_000;
 const PROMPT_CACHE: usize = 4096;
 /// Case rows kept for the results still to come (see `case_row`).
 const CASE_CACHE: usize = 4096;
+/// The writer's maps, keyed by prompt texts (~300 characters in the bench) and case ids, on
+/// every result: `foldhash`, not the standard SipHash, which took ~14% of the writer
+/// thread's time on PostgreSQL (`perf`, docs/store.md). The keys are the suite's own texts.
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// How long the writer waits, by default, for a PostgreSQL store that went away to come
 /// back before it gives up (the run then ends incomplete).
@@ -304,16 +307,16 @@ struct Context {
     run_ref: i64,
     suite_ref: i64,
     /// case id -> content hash -> row
-    cases: HashMap<String, HashMap<String, CaseRow>>,
+    cases: FastMap<String, FastMap<String, CaseRow>>,
     /// prompt text -> prompt row
-    prompts: HashMap<String, i64>,
+    prompts: FastMap<String, i64>,
     /// On PostgreSQL, the types of the result columns (for binary COPY), asked once.
     result_types: Option<Vec<postgres::types::Type>>,
 }
 
 /// Prompts asked for by `Context::ask_prompts`: their texts by hash, and the answer to come.
 struct PromptsAsked<'t> {
-    wanted: HashMap<Vec<u8>, String>,
+    wanted: FastMap<Vec<u8>, String>,
     pending: PgPending<'t, pg::results::PromptIds>,
 }
 
@@ -331,12 +334,12 @@ impl Context {
             })?;
         // Case rows are looked up as their first result arrives (see `case_row`), not loaded
         // up front: the writer starts at once whatever the suite's history.
-        let cases = HashMap::new();
+        let cases = FastMap::default();
         Ok(Self {
             run_ref,
             suite_ref,
             cases,
-            prompts: HashMap::new(),
+            prompts: FastMap::default(),
             result_types: None,
         })
     }
@@ -356,7 +359,7 @@ impl Context {
         tx: &'t Db,
         records: &[&ResultRecord],
     ) -> Result<Option<PromptsAsked<'t>>, StoreError> {
-        let mut wanted: HashMap<Vec<u8>, String> = HashMap::new();
+        let mut wanted: FastMap<Vec<u8>, String> = FastMap::default();
         for rec in records {
             let text = rec.prompt.as_str();
             if !text.is_empty() && !self.prompts.contains_key(text) {
@@ -402,7 +405,7 @@ impl Context {
         tx: &'t Db,
         records: &[&ResultRecord],
     ) -> Result<Option<PgPending<'t, pg::results::CaseRows>>, StoreError> {
-        let mut wanted: HashMap<(&str, &str), &ResultRecord> = HashMap::new();
+        let mut wanted: FastMap<(&str, &str), &ResultRecord> = FastMap::default();
         for rec in records {
             let known = self
                 .cases
