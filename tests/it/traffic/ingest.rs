@@ -259,6 +259,50 @@ fn kill_9_mid_ingest_and_a_restart_give_the_store_of_one_clean_ingest() {
     );
 }
 
+/// An hour's and a day's sums are those of their minutes added in time order, to the last
+/// bit: here a minute of cost 1.0 and then 59 minutes of 1e-16 each, which 1.0 absorbs one
+/// by one (added the other way round, the small ones would first sum to ~6e-15 and show).
+/// They used to be added in the order of a hash map, which differs from process to
+/// process: an ingest cut short and resumed could then store other bits than a clean one.
+#[test]
+fn an_hours_and_a_days_sums_add_their_minutes_in_time_order() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    let now = chrono::Utc::now().timestamp();
+    let hour = (now - 3 * 3600) / 3600 * 3600;
+    let mut log = String::new();
+    for m in 0..60_i64 {
+        let cost = if m == 0 { "1.0" } else { "1e-16" };
+        let _ = writeln!(
+            log,
+            r#"{{"ts": {ts}, "trace": "t{m}", "q": "Refunds?", "a": "In 30 days.", "model": "m1", "feature": "chat", "region": "fr", "ms": 100, "tin": 1, "tout": 1, "cost": {cost}}}"#,
+            ts = (hour + m * 60) * 1000,
+        );
+    }
+    p.write("logs/a.jsonl", &log);
+    let out = ingest(&p, &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(json(&out)["new"].as_i64(), Some(60));
+    let conn = rusqlite::Connection::open(p.db()).expect("open store");
+    let cost = |resolution: &str| -> f64 {
+        conn.query_row(
+            "SELECT cost_usd FROM traffic_buckets WHERE resolution = ?1",
+            [resolution],
+            |r| r.get(0),
+        )
+        .expect("one bucket")
+    };
+    let in_order = (1..60).fold(1.0_f64, |sum, _| sum + 1e-16);
+    assert_eq!(in_order.to_bits(), 1.0_f64.to_bits());
+    assert_eq!(
+        cost("hour").to_bits(),
+        in_order.to_bits(),
+        "{}",
+        cost("hour")
+    );
+    assert_eq!(cost("day").to_bits(), in_order.to_bits(), "{}", cost("day"));
+}
+
 #[test]
 fn bad_records_are_counted_and_explained_and_never_stop_the_stream() {
     let p = Project::new();
