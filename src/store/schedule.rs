@@ -287,7 +287,7 @@ impl Store {
                          AND julianday(l.expires_at) > julianday(?1))
                  RETURNING run_id, pid, host",
             )?
-            .query_map(params![ts(now), super::codec::time_ms(&ts(stale))], |r| {
+            .query_map(params![ts(now), stale.timestamp_millis()], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<Result<_, _>>()?;
