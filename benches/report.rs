@@ -135,6 +135,7 @@ fn record(suite: &Suite, day: usize, seq: usize) -> ResultRecord {
             unscorable: false,
         }],
         label: None,
+        reported: None,
     }
 }
 

@@ -279,6 +279,11 @@ impl Corpus {
                 ),
             ],
             label: None,
+            // As OpenAI reports it with every answer: counted by the writer, a batch at once.
+            reported: Some(evalwatch::model::ReportedModel {
+                model: "gpt-4o-2024-11-20".to_owned(),
+                fingerprint: Some("fp_7a1b2c3d4e".to_owned()),
+            }),
         }
     }
 }

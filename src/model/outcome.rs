@@ -327,6 +327,10 @@ pub struct ResultRecord {
     pub attempts: u32,
     pub assertions: Vec<AssertionOutcome>,
     pub label: Option<LabelPair>,
+    /// The model version the provider said answered, when it says: counted by the run's
+    /// writer with the result's batch (`run_versions`), not kept with the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<ReportedModel>,
 }
 
 impl ResultRecord {
@@ -354,6 +358,7 @@ impl ResultRecord {
             attempts: 1,
             assertions: Vec::new(),
             label: None,
+            reported: None,
         }
     }
 }

@@ -447,6 +447,7 @@ impl Store {
             "run_settings",
             "run_labels",
             "run_versions",
+            "run_version_batches",
         ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE run_ref = ?1"),

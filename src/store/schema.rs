@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 23] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 24] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -84,6 +84,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 23] = [
     (
         "0023_run_order",
         include_str!("migrations/0023_run_order.sql"),
+    ),
+    (
+        "0024_run_version_batches",
+        include_str!("migrations/0024_run_version_batches.sql"),
     ),
 ];
 

@@ -119,6 +119,7 @@ fn record(seq: usize) -> ResultRecord {
         attempts: 1,
         assertions: vec![assertion("contains", true)],
         label: None,
+        reported: None,
     }
 }
 
@@ -431,6 +432,46 @@ fn writer_commits_in_batches_of_at_most_the_batch_size() {
     assert_eq!(seqs, (0..25).collect::<Vec<_>>());
 }
 
+/// The model versions results reported are stored by the writer with their batch, before
+/// the run ends (a run killed after some batches keeps their counts); a writer of the same
+/// run started again (a resume) adds to them; a result that reported none counts nowhere.
+#[test]
+fn writer_stores_the_reported_model_versions_with_each_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let store = begun(&path, "r1");
+    let version = |fp: &str| crate::model::ReportedModel {
+        model: "gpt-4o-2024-11-20".to_owned(),
+        fingerprint: Some(fp.to_owned()).filter(|f| !f.is_empty()),
+    };
+    let send = |seqs: std::ops::Range<usize>| {
+        let writer = Writer::spawn(&path, "r1", 10).unwrap();
+        for seq in seqs {
+            let mut rec = record(seq);
+            rec.reported = match seq % 5 {
+                0 => None,
+                1 => Some(version("")),
+                _ => Some(version("fp_a")),
+            };
+            writer.send(rec).unwrap();
+        }
+        writer.finish().unwrap();
+    };
+    send(0..25);
+    let counts = |store: &Store| -> Vec<(Option<String>, u64)> {
+        store
+            .run_versions("r1")
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.version.fingerprint, c.answers))
+            .collect()
+    };
+    // Of 25 results: 5 reported nothing, 5 no fingerprint, 15 fp_a; most answered first.
+    assert_eq!(counts(&store), [(Some("fp_a".to_owned()), 15), (None, 5)]);
+    send(25..40);
+    assert_eq!(counts(&store), [(Some("fp_a".to_owned()), 24), (None, 8)]);
+}
+
 #[test]
 fn writer_commits_a_lone_result_without_waiting_for_a_full_batch() {
     let dir = tempfile::tempdir().unwrap();
@@ -504,6 +545,7 @@ fn every_result_field_round_trips_in_plan_order() {
             expected: "refund".to_owned(),
             predicted: None,
         }),
+        reported: None,
     };
     let errored = ResultRecord {
         job: Job {
@@ -537,6 +579,7 @@ fn every_result_field_round_trips_in_plan_order() {
             expected: "a".to_owned(),
             predicted: Some("b".to_owned()),
         }),
+        reported: None,
     };
     // A case version begin_run did not know is added by the writer.
     let mut unknown_case = record(1);

@@ -1,8 +1,10 @@
-//! The model versions providers reported in each run (`run_versions`, schema version 15).
+//! The model versions providers reported in each run: `run_version_batches` (schema version
+//! 24), counted by the run's writer batch by batch, and `run_versions` (schema version 15),
+//! the counts of runs stored before, added when a run ended.
 
 use super::db::{OptionalExtension, params};
 
-use super::{Store, StoreError, codec};
+use super::{Store, StoreError};
 use crate::model::ReportedModel;
 
 /// How many answers of a run's provider carried one version.
@@ -14,44 +16,17 @@ pub struct VersionCount {
 }
 
 impl Store {
-    /// Add `counts` to the versions recorded for run `run_id` (a resumed run adds to what its
-    /// first part recorded).
-    pub fn add_run_versions(
-        &mut self,
-        run_id: &str,
-        counts: &[VersionCount],
-    ) -> Result<(), StoreError> {
-        if counts.is_empty() {
-            return Ok(());
-        }
-        let tx = self.conn.transaction()?;
-        let run_ref = codec::run_ref(&tx, run_id)?;
-        {
-            let mut add = tx.prepare_cached(
-                "INSERT INTO run_versions (run_ref, provider, model, fingerprint, answers)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET answers = answers + excluded.answers",
-            )?;
-            for c in counts {
-                add.execute(params![
-                    run_ref,
-                    c.provider,
-                    c.version.model,
-                    c.version.fingerprint.as_deref().unwrap_or(""),
-                    codec::to_i64(c.answers),
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     /// The versions reported in run `run_id`: by provider, the most answered first.
     pub fn run_versions(&self, run_id: &str) -> Result<Vec<VersionCount>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT v.provider, v.model, v.fingerprint, v.answers FROM run_versions v
-             JOIN runs r ON r.id = v.run_ref WHERE r.run_id = ?1
-             ORDER BY v.provider, v.answers DESC, v.model, v.fingerprint",
+            "SELECT provider, model, fingerprint, CAST(sum(answers) AS BIGINT) AS n
+             FROM (SELECT provider, model, fingerprint, answers FROM run_versions
+                   WHERE run_ref = (SELECT id FROM runs WHERE run_id = ?1)
+                   UNION ALL
+                   SELECT provider, model, fingerprint, answers FROM run_version_batches
+                   WHERE run_ref = (SELECT id FROM runs WHERE run_id = ?1)) AS v
+             GROUP BY provider, model, fingerprint
+             ORDER BY provider, n DESC, model, fingerprint",
         )?;
         let rows = st.query_map([run_id], |r| {
             Ok(VersionCount {
@@ -94,8 +69,10 @@ impl Store {
                 "SELECT r.run_id FROM runs r JOIN suites s ON s.id = r.suite_ref
                  WHERE s.name = ?1 AND r.run_id <> ?3
                    AND r.started_ms <= (SELECT started_ms FROM runs WHERE run_id = ?3)
-                   AND EXISTS (SELECT 1 FROM run_versions v
-                               WHERE v.run_ref = r.id AND v.provider = ?2)
+                   AND (EXISTS (SELECT 1 FROM run_versions v
+                                WHERE v.run_ref = r.id AND v.provider = ?2)
+                        OR EXISTS (SELECT 1 FROM run_version_batches v
+                                   WHERE v.run_ref = r.id AND v.provider = ?2))
                  ORDER BY r.started_ms DESC, r.id DESC LIMIT 1",
             )?
             .query_row(params![suite, provider, run_id], |r| r.get(0))

@@ -944,6 +944,26 @@ fn write_batch(conn: &Db, ctx: &mut Context, buf: &[Msg], again: bool) -> Result
         return finish_batch_pg(conn, ctx, started, again)?.settle();
     }
     let tx = conn.unchecked_transaction_with(TransactionBehavior::Immediate)?;
+    let records = buf.iter().filter_map(|m| match m {
+        Msg::Result(rec) => Some(&**rec),
+        Msg::Judge { .. } => None,
+    });
+    if let Some(counted) = BatchVersions::of(ctx.run_ref, records)? {
+        let mut add = tx.prepare_cached(
+            "INSERT INTO run_version_batches (run_ref, batch, provider, model, fingerprint, answers)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        )?;
+        for (provider, model, fingerprint, answers) in &counted.rows {
+            add.execute(params![
+                ctx.run_ref,
+                counted.batch,
+                provider,
+                model,
+                fingerprint,
+                answers
+            ])?;
+        }
+    }
     {
         let mut add_result = tx.prepare_cached(INSERT_RESULT)?;
         for msg in buf {
@@ -981,6 +1001,8 @@ struct Started<'c, 'b> {
 /// A batch whose `COPY` and `COMMIT` are with the server, not confirmed yet.
 struct InFlight<'c> {
     copied: PgPending<'c, u64>,
+    /// The batch's model versions, counted ([`BatchVersions`]), when it has any.
+    counted: Option<PgPending<'c, u64>>,
     committed: PgPending<'c, ()>,
 }
 
@@ -989,6 +1011,9 @@ impl InFlight<'_> {
     /// transaction whose statement failed ends in a rollback without an error from `COMMIT`.
     fn settle(self) -> Result<(), StoreError> {
         self.copied.wait()?;
+        if let Some(counted) = self.counted {
+            counted.wait()?;
+        }
         self.committed.wait()?;
         Ok(())
     }
@@ -1090,8 +1115,15 @@ fn finish_batch_pg<'c>(
         }
     }
     let copied = pg::results::copy_results(conn, rows, again)?;
+    let counted = BatchVersions::of(ctx.run_ref, records.iter().copied())?
+        .map(|v| pg::results::count_versions(conn, ctx.run_ref, v))
+        .transpose()?;
     let committed = tx.commit_later()?;
-    Ok(InFlight { copied, committed })
+    Ok(InFlight {
+        copied,
+        counted,
+        committed,
+    })
 }
 
 /// About the bytes of a result's row in `COPY`'s binary format, for the batch's buffer (it
@@ -1142,6 +1174,48 @@ fn result_params<R>(
         rec.output_bytes.map(codec::to_i64),
         rec.truncated,
     ])?)
+}
+
+/// The model versions a batch's results reported, counted, to be stored in the batch's
+/// transaction under the batch's first result (`run_version_batches`): a batch written again
+/// after its commit's answer was lost adds nothing, and a run killed mid-way keeps the counts
+/// of what it stored.
+pub(crate) struct BatchVersions {
+    /// `results.id` of the batch's first result.
+    pub(crate) batch: i64,
+    /// (provider, model, fingerprint or "", answers).
+    pub(crate) rows: Vec<(String, String, String, i64)>,
+}
+
+impl BatchVersions {
+    /// None when no result of the batch reported a version.
+    fn of<'r>(
+        run_ref: i64,
+        records: impl IntoIterator<Item = &'r ResultRecord>,
+    ) -> Result<Option<Self>, StoreError> {
+        let mut first = None;
+        let mut counts: std::collections::BTreeMap<(&str, &str, &str), i64> =
+            std::collections::BTreeMap::new();
+        for rec in records {
+            first.get_or_insert(rec.job.seq);
+            if let Some(v) = &rec.reported {
+                let fingerprint = v.fingerprint.as_deref().unwrap_or("");
+                *counts
+                    .entry((rec.job.provider_id.as_str(), v.model.as_str(), fingerprint))
+                    .or_default() += 1;
+            }
+        }
+        let Some(first) = first.filter(|_| !counts.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            batch: codec::result_id(run_ref, first)?,
+            rows: counts
+                .into_iter()
+                .map(|((p, m, f), n)| (p.to_owned(), m.to_owned(), f.to_owned(), n))
+                .collect(),
+        }))
+    }
 }
 
 fn write_judge(

@@ -300,6 +300,90 @@ fn a_model_version_change_is_marked_and_named_by_the_next_alert() {
     );
 }
 
+/// A loopback OpenAI server that reports one model version and takes 50 ms an answer.
+fn slow_model_server() -> String {
+    use axum::routing::post;
+    async fn chat() -> axum::Json<serde_json::Value> {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        axum::Json(serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o-2024-08-06", "system_fingerprint": "fp_abc",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Answer: 30 days."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        }))
+    }
+    let app = axum::Router::new().route("/v1/chat/completions", post(chat));
+    format!("http://{}", crate::support::serve_on_loopback(app))
+}
+
+/// A run killed (`kill -9`) mid-way keeps the model versions of the results it stored, and
+/// its resume adds those of the rest: every answer is counted once.
+#[test]
+fn a_run_killed_and_resumed_counts_the_model_version_of_every_answer_once() {
+    use std::fmt::Write as _;
+    const CASES: i64 = 80;
+    let base = slow_model_server();
+    let p = Project::new();
+    let mut cases = String::new();
+    for i in 0..CASES {
+        let _ = writeln!(
+            cases,
+            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: 30 days}}"
+        );
+    }
+    p.write(
+        "suites/faq.yaml",
+        &format!(
+            "suite: faq\nproviders:\n  - id: gpt\n    type: openai\n    model: gpt-4o\n    base_url: {base}/v1\n    api_key_env: EW_T_MODEL_KEY\n    concurrency: 2\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}"
+        ),
+    );
+    let stored = || -> i64 {
+        rusqlite::Connection::open(p.db())
+            .and_then(|c| c.query_row("SELECT count(*) FROM results", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .env("EW_T_MODEL_KEY", "sk-test")
+        .args(["run", "--no-reports"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while stored() < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run stored nothing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    crate::support::signal(child.id(), "-KILL");
+    let _ = child.wait();
+    let killed_at = stored();
+    assert!(killed_at < CASES, "killed mid-run ({killed_at} of {CASES})");
+    let run_id: String = rusqlite::Connection::open(p.db())
+        .and_then(|c| c.query_row("SELECT run_id FROM runs", [], |r| r.get(0)))
+        .expect("the run");
+    let run = |args: &[&str]| {
+        p.cmd()
+            .args(args)
+            .env("EW_T_MODEL_KEY", "sk-test")
+            .output()
+            .expect("run evalwatch")
+    };
+    let out = run(&["run", "--resume", &run_id, "--no-reports"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stored(), CASES);
+    let out = run(&["show", &run_id, "--format", "json"]);
+    let head: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().expect("a header line")).expect("json");
+    let versions = head["model_versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(versions[0]["model"], "gpt-4o-2024-08-06", "{versions:?}");
+    assert_eq!(versions[0]["answers"], CASES, "{versions:?}");
+}
+
 /// Reads, in the page of iframe `f`, the change markers of the first chart shown: their
 /// lines, hover titles, and the list under the chart (laid out within the screen).
 const MARKERS: &str = r#"<script>

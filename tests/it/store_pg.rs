@@ -729,6 +729,11 @@ fn faq_result(seq: usize, id: &str, hash: &str, tags: &[&str]) -> evalwatch::mod
         attempts: 1,
         assertions: Vec::new(),
         label: None,
+        // Every answer reports its model, as OpenAI's do: the writer counts them.
+        reported: Some(evalwatch::model::ReportedModel {
+            model: "m-1".to_owned(),
+            fingerprint: None,
+        }),
     }
 }
 
@@ -773,6 +778,14 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
             Ok(())
         })
         .expect("read back");
+    // The reported version is counted per run (`run_versions`), not kept with the result.
+    let sent: Vec<_> = sent
+        .into_iter()
+        .map(|r| evalwatch::model::ResultRecord {
+            reported: None,
+            ..r
+        })
+        .collect();
     assert_eq!(
         got, sent,
         "every result read back with its case version and tags"
@@ -903,7 +916,7 @@ fn pg_writer_whose_second_connection_is_killed_mid_run_stores_every_result_once(
         "terminated mid-run ({stored_then} of {N} stored then)"
     );
     assert!(
-        matches!(&others[..], [q] if ["COPY", "BEGIN", "COMMIT"].contains(&q.as_str())),
+        matches!(&others[..], [q] if is_batch_statement(q)),
         "the batches were copied on the writer's other connection: {others:?}"
     );
     assert_eq!(stats.written, N.unsigned_abs());
@@ -971,7 +984,7 @@ fn side_killer(
                 let others: Vec<String> = writers
                     .into_iter()
                     .filter(|&(p, _)| p != pid)
-                    .map(|(_, q)| q.split_whitespace().next().unwrap_or("").to_owned())
+                    .map(|(_, q)| q)
                     .collect();
                 return (stored, others);
             }
@@ -981,6 +994,14 @@ fn side_killer(
             std::thread::sleep(Duration::from_millis(5));
         }
     })
+}
+
+/// Whether a statement is one of a batch on the writer's first connection: its `BEGIN`,
+/// the model versions its results reported, its `COPY` and its `COMMIT`.
+fn is_batch_statement(query: &str) -> bool {
+    let first = query.split_whitespace().next().unwrap_or("");
+    ["COPY", "BEGIN", "COMMIT"].contains(&first)
+        || query.contains("INSERT INTO run_version_batches")
 }
 
 /// Whether a statement is one of the writer's second connection: it stores prompts and looks
@@ -1162,6 +1183,18 @@ fn pg_writer_whose_connection_is_killed_mid_run_stores_every_result_once() {
         .expect("count");
     let got: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(got, (N, N, 0, N - 1), "every result once");
+    // The model version each result reported is counted once too: the batch on its way
+    // when the backend was terminated, written again, adds no second count.
+    let versions = evalwatch::store::Store::open(at)
+        .expect("open the store")
+        .run_versions("r1")
+        .expect("versions");
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(
+        (versions[0].version.model.as_str(), versions[0].answers),
+        ("m-1", N.unsigned_abs()),
+        "{versions:?}"
+    );
 }
 
 #[test]

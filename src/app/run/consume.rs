@@ -3,15 +3,14 @@
 //! accumulates metrics, feeds the store's writer and the run's pages, and drives the
 //! progress bar.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use tokio::sync::mpsc;
 
 use crate::exec::{Event, Finished};
 use crate::metrics::RunAccumulator;
 use crate::model::{
-    AssertionOutcome, CaseStatus, ErrorKind, JudgeSignature, ProjectConfig, ReportedModel,
-    ResultRecord, Suite,
+    AssertionOutcome, CaseStatus, ErrorKind, JudgeSignature, ProjectConfig, ResultRecord, Suite,
 };
 use crate::output::Printer;
 use crate::provider::common::Secrets;
@@ -38,8 +37,6 @@ pub(super) struct Consumed {
     pub(super) finished: u64,
     pub(super) failures: Vec<String>,
     pub(super) more_failures: usize,
-    /// Answers by provider and the model version it reported (a handful of entries).
-    pub(super) versions: BTreeMap<(String, ReportedModel), u64>,
 }
 
 /// The consumer's own state: what it hands back, and what it keeps to score.
@@ -72,7 +69,6 @@ pub(super) fn consume(
             finished: 0,
             failures: Vec::new(),
             more_failures: 0,
-            versions: BTreeMap::new(),
         },
         writer,
         printer,
@@ -155,16 +151,17 @@ impl Consumer<'_> {
                 out.acc.add_policy(&case.id, p);
             }
         }
-        if let Ok(c) = &mut finished.result
-            && let Some(v) = c.reported.take()
-        {
-            *out.versions
-                .entry((finished.job.provider_id.clone(), v))
-                .or_default() += 1;
-        }
+        // The model version the provider reported goes to the writer with the result,
+        // which counts it in the same transaction (a run killed and resumed keeps its counts).
+        let reported = finished
+            .result
+            .as_mut()
+            .ok()
+            .and_then(|c| c.reported.take());
         // The case gives the run page its expected answer.
         let case = out.pages.wants_case().then(|| finished.job.case.clone());
         let mut record = record(&self.scorer, finished, &judged.outcomes);
+        record.reported = reported;
         // The one point where outputs and errors enter the store (and the pages).
         super::super::secrets::redact_record(self.secrets, &mut record);
         out.pages

@@ -85,7 +85,6 @@ impl SuiteRun<'_, '_> {
             finished,
             failures,
             more_failures,
-            versions,
         } = consumed;
         let rendered = pages.finish(self.env.ctx, &self.info.run_id, finished);
         let whole = match checked {
@@ -121,7 +120,7 @@ impl SuiteRun<'_, '_> {
         lease.release();
         crate::phase::phase("finish_run");
         // Before the alerts: a change of model version is among what they name.
-        for text in super::versions::record(store, &info, versions)
+        for text in super::versions::record(store, &info)
             .with_context(|| format!("record the model versions of run {}", info.run_id))?
         {
             self.env

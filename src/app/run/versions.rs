@@ -2,28 +2,14 @@
 //! stored with the run, and a `model` marker added (origin `auto`) when the version a
 //! provider mostly answered with differs from the one of its previous run that reported one.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::model::{MarkKind, MarkOrigin, ReportedModel, RunInfo};
 use crate::store::{NewMark, Store, VersionCount};
 
-/// Store the versions `seen` in run `info` and mark each provider's change of version; the
-/// markers' texts.
-pub(super) fn record(
-    store: &mut Store,
-    info: &RunInfo,
-    seen: BTreeMap<(String, ReportedModel), u64>,
-) -> anyhow::Result<Vec<String>> {
-    let counts: Vec<VersionCount> = seen
-        .into_iter()
-        .map(|((provider, version), answers)| VersionCount {
-            provider,
-            version,
-            answers,
-        })
-        .collect();
-    store.add_run_versions(&info.run_id, &counts)?;
+/// Mark each provider's change of version in run `info` (its versions were counted by the
+/// run's writer, batch by batch); the markers' texts.
+pub(super) fn record(store: &mut Store, info: &RunInfo) -> anyhow::Result<Vec<String>> {
     let now = store.run_versions(&info.run_id)?;
     let mut texts = Vec::new();
     let created = super::finish::now_rfc3339();

@@ -199,6 +199,38 @@ pub fn copy_results(
     })
 }
 
+/// Store a batch's model versions ([`crate::store::writer::BatchVersions`]) in one statement,
+/// in the batch's transaction, without waiting (see [`Db::pg_send`]).
+pub(crate) fn count_versions(
+    db: &Db,
+    run_ref: i64,
+    counted: crate::store::writer::BatchVersions,
+) -> Result<PgPending<'_, u64>, DbError> {
+    db.pg_send(move |c| {
+        let mut columns: [Vec<&str>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let mut answers = Vec::with_capacity(counted.rows.len());
+        for (provider, model, fingerprint, n) in &counted.rows {
+            columns[0].push(provider);
+            columns[1].push(model);
+            columns[2].push(fingerprint);
+            answers.push(*n);
+        }
+        c.execute(
+            "INSERT INTO run_version_batches (run_ref, batch, provider, model, fingerprint, answers)
+             SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
+             ON CONFLICT DO NOTHING",
+            &[
+                &run_ref,
+                &counted.batch,
+                &columns[0],
+                &columns[1],
+                &columns[2],
+                &answers,
+            ],
+        )
+    })
+}
+
 /// Prompt ids by prompt hash: `(SHA-256, id)`.
 pub type PromptIds = Vec<(Vec<u8>, i64)>;
 
