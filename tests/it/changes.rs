@@ -177,29 +177,16 @@ fn model_server() -> (String, std::sync::Arc<std::sync::Mutex<Served>>) {
 
 #[test]
 fn a_model_version_change_is_marked_and_named_by_the_next_alert() {
-    use std::fmt::Write as _;
     let (base, state) = model_server();
     let p = Project::new();
-    let mut cases = String::new();
-    for i in 0..20 {
-        let _ = writeln!(
-            cases,
-            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: 30 days}}"
-        );
-    }
+    let cases = faq_cases(20);
     p.write(
         "suites/faq.yaml",
         &format!(
             "suite: faq\nproviders:\n  - id: gpt\n    type: openai\n    model: gpt-4o\n    base_url: {base}/v1\n    api_key_env: EW_T_MODEL_KEY\n    retries: {{max: 0}}\n  - id: claude\n    type: anthropic\n    model: claude-sonnet-4-0\n    base_url: {base}\n    api_key_env: EW_T_MODEL_KEY\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}alerts:\n  - {{metric: pass_rate, drop: 0.05, severity: warning}}\n"
         ),
     );
-    let run = |args: &[&str]| {
-        p.cmd()
-            .args(args)
-            .env("EW_T_MODEL_KEY", "sk-test")
-            .output()
-            .expect("run evalwatch")
-    };
+    let run = |args: &[&str]| with_key(&p, args);
     let out = run(&["run", "--format", "json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let first = json_runs(&out)[0]["run_id"]
@@ -300,6 +287,28 @@ fn a_model_version_change_is_marked_and_named_by_the_next_alert() {
     );
 }
 
+/// `evalwatch ARGS` in `p` with the loopback model server's key in the environment.
+fn with_key(p: &Project, args: &[&str]) -> std::process::Output {
+    p.cmd()
+        .args(args)
+        .env("EW_T_MODEL_KEY", "sk-test")
+        .output()
+        .expect("run evalwatch")
+}
+
+/// The `cases:` lines of `n` questions whose expected answer is "30 days".
+fn faq_cases(n: i64) -> String {
+    use std::fmt::Write as _;
+    let mut cases = String::new();
+    for i in 0..n {
+        let _ = writeln!(
+            cases,
+            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: 30 days}}"
+        );
+    }
+    cases
+}
+
 /// A loopback OpenAI server that reports one model version and takes 50 ms an answer.
 fn slow_model_server() -> String {
     use axum::routing::post;
@@ -320,17 +329,10 @@ fn slow_model_server() -> String {
 /// its resume adds those of the rest: every answer is counted once.
 #[test]
 fn a_run_killed_and_resumed_counts_the_model_version_of_every_answer_once() {
-    use std::fmt::Write as _;
     const CASES: i64 = 80;
     let base = slow_model_server();
     let p = Project::new();
-    let mut cases = String::new();
-    for i in 0..CASES {
-        let _ = writeln!(
-            cases,
-            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: 30 days}}"
-        );
-    }
+    let cases = faq_cases(CASES);
     p.write(
         "suites/faq.yaml",
         &format!(
@@ -365,13 +367,7 @@ fn a_run_killed_and_resumed_counts_the_model_version_of_every_answer_once() {
     let run_id: String = rusqlite::Connection::open(p.db())
         .and_then(|c| c.query_row("SELECT run_id FROM runs", [], |r| r.get(0)))
         .expect("the run");
-    let run = |args: &[&str]| {
-        p.cmd()
-            .args(args)
-            .env("EW_T_MODEL_KEY", "sk-test")
-            .output()
-            .expect("run evalwatch")
-    };
+    let run = |args: &[&str]| with_key(&p, args);
     let out = run(&["run", "--resume", &run_id, "--no-reports"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stored(), CASES);
