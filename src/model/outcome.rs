@@ -328,7 +328,7 @@ pub struct ResultRecord {
     pub assertions: Vec<AssertionOutcome>,
     pub label: Option<LabelPair>,
     /// The model version the provider said answered, when it says: counted by the run's
-    /// writer with the result's batch (`run_versions`), not kept with the result.
+    /// writer with the result's batch (`Store::run_versions`), not kept with the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported: Option<ReportedModel>,
 }

@@ -446,7 +446,6 @@ impl Store {
             "run_judges",
             "run_settings",
             "run_labels",
-            "run_versions",
             "run_version_batches",
         ] {
             tx.execute(

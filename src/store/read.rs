@@ -245,7 +245,7 @@ impl Store {
                 attempts: codec::to_u32(r.get(20)?),
                 assertions: codec::assertions_from_json(assertions.as_deref(), run_id)?,
                 label: label.transpose()?,
-                // Counted per run (`run_versions`), not stored with each result.
+                // Counted per run (`Store::run_versions`), not stored with each result.
                 reported: None,
             };
             f(record)?;

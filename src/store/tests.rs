@@ -214,6 +214,39 @@ fn a_version_1_database_with_data_is_migrated_and_keeps_it() {
     );
 }
 
+/// Version counts stored before migration 0024 (added when a run ended) are read as before.
+#[test]
+fn version_counts_of_a_version_23_store_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let conn = schema::connect_at(&path, 23).unwrap();
+    conn.execute_batch(
+        "INSERT INTO suites (id, name, first_seen, last_seen) VALUES (1, 's', 't', 't');
+         INSERT INTO runs (id, run_id, suite_ref, suite_hash, started_at, status, planned,
+                           evalwatch_version, started_ms)
+             VALUES (1, 'old', 1, 'h', '2026-01-01T00:00:00Z', 'complete', 3, 'x', 0);
+         INSERT INTO run_versions (run_ref, provider, model, fingerprint, answers)
+             VALUES (1, 'gpt', 'gpt-4o-2024-08-06', 'fp_abc', 2),
+                    (1, 'gpt', 'gpt-4o-2024-11-20', '', 1);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    let got: Vec<(String, Option<String>, u64)> = store
+        .run_versions("old")
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.version.model, c.version.fingerprint, c.answers))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("gpt-4o-2024-08-06".to_owned(), Some("fp_abc".to_owned()), 2),
+            ("gpt-4o-2024-11-20".to_owned(), None, 1),
+        ]
+    );
+}
+
 #[test]
 fn a_newer_database_is_refused_by_store_and_writer() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,5 @@
-//! The model versions providers reported in each run: `run_version_batches` (schema version
-//! 24), counted by the run's writer batch by batch, and `run_versions` (schema version 15),
-//! the counts of runs stored before, added when a run ended.
+//! The model versions providers reported in each run (`run_version_batches`, schema version
+//! 24; `run_versions` before): counted by the run's writer with each batch of results.
 
 use super::db::{OptionalExtension, params};
 
@@ -19,14 +18,10 @@ impl Store {
     /// The versions reported in run `run_id`: by provider, the most answered first.
     pub fn run_versions(&self, run_id: &str) -> Result<Vec<VersionCount>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT provider, model, fingerprint, CAST(sum(answers) AS BIGINT) AS n
-             FROM (SELECT provider, model, fingerprint, answers FROM run_versions
-                   WHERE run_ref = (SELECT id FROM runs WHERE run_id = ?1)
-                   UNION ALL
-                   SELECT provider, model, fingerprint, answers FROM run_version_batches
-                   WHERE run_ref = (SELECT id FROM runs WHERE run_id = ?1)) AS v
-             GROUP BY provider, model, fingerprint
-             ORDER BY provider, n DESC, model, fingerprint",
+            "SELECT v.provider, v.model, v.fingerprint, CAST(sum(v.answers) AS BIGINT) AS n
+             FROM run_version_batches v JOIN runs r ON r.id = v.run_ref WHERE r.run_id = ?1
+             GROUP BY v.provider, v.model, v.fingerprint
+             ORDER BY v.provider, n DESC, v.model, v.fingerprint",
         )?;
         let rows = st.query_map([run_id], |r| {
             Ok(VersionCount {
@@ -69,10 +64,8 @@ impl Store {
                 "SELECT r.run_id FROM runs r JOIN suites s ON s.id = r.suite_ref
                  WHERE s.name = ?1 AND r.run_id <> ?3
                    AND r.started_ms <= (SELECT started_ms FROM runs WHERE run_id = ?3)
-                   AND (EXISTS (SELECT 1 FROM run_versions v
-                                WHERE v.run_ref = r.id AND v.provider = ?2)
-                        OR EXISTS (SELECT 1 FROM run_version_batches v
-                                   WHERE v.run_ref = r.id AND v.provider = ?2))
+                   AND EXISTS (SELECT 1 FROM run_version_batches v
+                               WHERE v.run_ref = r.id AND v.provider = ?2)
                  ORDER BY r.started_ms DESC, r.id DESC LIMIT 1",
             )?
             .query_row(params![suite, provider, run_id], |r| r.get(0))

@@ -778,7 +778,7 @@ fn pg_writer_stores_results_of_case_versions_the_run_did_not_register() {
             Ok(())
         })
         .expect("read back");
-    // The reported version is counted per run (`run_versions`), not kept with the result.
+    // The reported version is counted per run (`Store::run_versions`), not kept with the result.
     let sent: Vec<_> = sent
         .into_iter()
         .map(|r| evalwatch::model::ResultRecord {
@@ -1374,7 +1374,8 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
 
 /// Migration 0023 on PostgreSQL gives the runs already stored their start in milliseconds,
 /// as SQLite's `julianday` reads the text (offsets, a fraction of a millisecond cut off),
-/// and NULL for text that is not a time, without failing on it.
+/// and NULL for text that is not a time, without failing on it; 0024 keeps their model
+/// version counts.
 #[test]
 fn pg_migration_0023_gives_stored_runs_their_start_in_milliseconds() {
     let Some(db) = fresh_db("run_order_migration") else {
@@ -1389,7 +1390,9 @@ fn pg_migration_0023_gives_stored_runs_their_start_in_milliseconds() {
                                evalwatch_version)
              VALUES (1, 'x', 1, 'h', '2024-05-01T10:00:00+05:00', 'complete', 0, 'v'),
                     (2, 'y', 1, 'h', '2024-05-01T06:00:00.2506Z', 'complete', 0, 'v'),
-                    (3, 'z', 1, 'h', 'not a time', 'complete', 0, 'v')",
+                    (3, 'z', 1, 'h', 'not a time', 'complete', 0, 'v');
+             INSERT INTO run_versions (run_ref, provider, model, fingerprint, answers)
+             VALUES (1, 'gpt', 'gpt-4o-2024-08-06', 'fp_abc', 2)",
         )
         .expect("runs of version 22");
     evalwatch::store::pg::schema::migrate(
@@ -1412,5 +1415,17 @@ fn pg_migration_0023_gives_stored_runs_their_start_in_milliseconds() {
             ("y".to_owned(), Some(1_714_543_200_250)),
             ("z".to_owned(), None),
         ]
+    );
+    // Migration 0024 moved the version counts of stored runs over.
+    let versions = evalwatch::store::Store::open(Path::new(&db.url_with_password()))
+        .expect("open the store")
+        .run_versions("x")
+        .expect("versions");
+    assert_eq!(
+        versions
+            .iter()
+            .map(|c| (c.version.model.as_str(), c.answers))
+            .collect::<Vec<_>>(),
+        [("gpt-4o-2024-08-06", 2)]
     );
 }
