@@ -1262,19 +1262,30 @@ fn three_runs_of_every_status(at: &Path) -> [&'static str; 3] {
     ["a", "b", "c"]
 }
 
+/// A new SQLite file and a new PostgreSQL database for test `name` (None without a server,
+/// as [`fresh_db`]): the directory and the database, to keep while the stores are used, and
+/// the two stores' paths (the URL with its password).
+fn both_stores(name: &str) -> Option<(tempfile::TempDir, PgDb, [std::path::PathBuf; 2])> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = fresh_db(name)?;
+    let stores = [
+        dir.path().join("h.db"),
+        std::path::PathBuf::from(db.url_with_password()),
+    ];
+    Some((dir, db, stores))
+}
+
 /// The statuses of several runs read at once (one statement on PostgreSQL) are those of
 /// each run read alone, run by run in the order asked, on both backends; a run id not
 /// stored is an error that names it.
 #[test]
 fn pg_statuses_of_several_runs_read_at_once_are_those_read_one_run_at_a_time() {
     use evalwatch::store::{Store, StoreError};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Some(db) = fresh_db("statuses_of_runs") else {
+    let Some((_dir, _db, stores)) = both_stores("statuses_of_runs") else {
         return;
     };
-    let url = db.url_with_password();
     let mut seen = Vec::new();
-    for at in [dir.path().join("h.db"), Path::new(&url).to_path_buf()] {
+    for at in stores {
         let [a, b, c] = three_runs_of_every_status(&at);
         let store = Store::open(&at).expect("open the store");
         let asked = [c, b, a, c];
@@ -1316,18 +1327,16 @@ fn pg_statuses_of_several_runs_read_at_once_are_those_read_one_run_at_a_time() {
 #[test]
 fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
     use evalwatch::store::Store;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Some(db) = fresh_db("run_order") else {
+    let Some((_dir, _db, stores)) = both_stores("run_order") else {
         return;
     };
-    let url = db.url_with_password();
     // By text: z, y, x. In time: z (04:30Z), x (05:00Z), y (06:00Z).
     let starts = [
         ("x", "2024-05-01T10:00:00+05:00"),
         ("y", "2024-05-01T06:00:00Z"),
         ("z", "2024-05-01T01:30:00-03:00"),
     ];
-    for at in [dir.path().join("h.db"), Path::new(&url).to_path_buf()] {
+    for at in stores {
         let mut store = Store::open(&at).expect("open the store");
         for (run_id, started_at) in starts {
             let mut info = faq_run(0);
