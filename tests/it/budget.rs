@@ -2,14 +2,13 @@
 //! its error budget stops calling, says why, stores why and exits 3; `circuit_breaker:` in
 //! evalwatch.yaml sets or switches off the consecutive-failure breaker, judged by validate.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::support::{Project, code, serve_on_loopback, stderr, stdout};
+use crate::support::{Project, code, question_cases, serve_on_loopback, stderr, stdout};
 
 /// An OpenAI-compatible server that answers one request in five and fails the rest with a
 /// 500 (an answer, so the consecutive-failure breaker never opens); counts the requests.
@@ -46,19 +45,8 @@ fn mostly_failing_server() -> (String, Arc<AtomicUsize>) {
 fn openai_suite(name: &str, base_url: &str, n: usize) -> String {
     format!(
         "suite: {name}\nproviders:\n  - id: gpt\n    type: openai\n    model: m\n    base_url: {base_url}\n    concurrency: 1\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{}",
-        cases(n)
+        question_cases(n, "x")
     )
-}
-
-fn cases(n: usize) -> String {
-    let mut cases = String::new();
-    for i in 0..n {
-        let _ = writeln!(
-            cases,
-            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: x}}"
-        );
-    }
-    cases
 }
 
 const CASES: i64 = 400;

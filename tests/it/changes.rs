@@ -1,7 +1,7 @@
 //! What changed: run labels, the model versions providers report (automatic markers), and
 //! the markers alerts and trend charts show.
 
-use crate::support::{Project, code, json_runs, replay_suite, stderr, stdout};
+use crate::support::{Project, code, json_runs, question_cases, replay_suite, stderr, stdout};
 
 #[test]
 fn labels_round_trip_to_history_show_and_pages() {
@@ -179,7 +179,7 @@ fn model_server() -> (String, std::sync::Arc<std::sync::Mutex<Served>>) {
 fn a_model_version_change_is_marked_and_named_by_the_next_alert() {
     let (base, state) = model_server();
     let p = Project::new();
-    let cases = faq_cases(20);
+    let cases = question_cases(20, "30 days");
     p.write(
         "suites/faq.yaml",
         &format!(
@@ -296,19 +296,6 @@ fn with_key(p: &Project, args: &[&str]) -> std::process::Output {
         .expect("run evalwatch")
 }
 
-/// The `cases:` lines of `n` questions whose expected answer is "30 days".
-fn faq_cases(n: i64) -> String {
-    use std::fmt::Write as _;
-    let mut cases = String::new();
-    for i in 0..n {
-        let _ = writeln!(
-            cases,
-            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: 30 days}}"
-        );
-    }
-    cases
-}
-
 /// A loopback OpenAI server that reports one model version and takes 50 ms an answer.
 fn slow_model_server() -> String {
     use axum::routing::post;
@@ -329,20 +316,20 @@ fn slow_model_server() -> String {
 /// its resume adds those of the rest: every answer is counted once.
 #[test]
 fn a_run_killed_and_resumed_counts_the_model_version_of_every_answer_once() {
-    const CASES: i64 = 80;
+    const CASES: usize = 80;
     let base = slow_model_server();
     let p = Project::new();
-    let cases = faq_cases(CASES);
+    let cases = question_cases(CASES, "30 days");
     p.write(
         "suites/faq.yaml",
         &format!(
             "suite: faq\nproviders:\n  - id: gpt\n    type: openai\n    model: gpt-4o\n    base_url: {base}/v1\n    api_key_env: EW_T_MODEL_KEY\n    concurrency: 2\n    retries: {{max: 0}}\nprompt: \"{{{{ q }}}}\"\ncases:\n{cases}"
         ),
     );
-    let stored = || -> i64 {
+    let stored = || -> usize {
         rusqlite::Connection::open(p.db())
             .and_then(|c| c.query_row("SELECT count(*) FROM results", [], |r| r.get(0)))
-            .unwrap_or(0)
+            .map_or(0, |n: i64| usize::try_from(n).unwrap_or(0))
     };
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
         .current_dir(p.path())

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::support::{Project, code, stderr};
+use crate::support::{Project, code, question_cases, stderr};
 
 const ECHO: &str = "suite: s\nproviders:\n  - id: e\n    type: echo\nprompt: \"Say {{ word }}\"\ncases:\n  - id: a\n    vars: {word: hello}\n    expected: hello\n";
 
@@ -150,16 +150,9 @@ fn closed_port() -> u16 {
 
 #[test]
 fn a_dead_endpoint_opens_the_circuit_breaker_and_the_run_stops_calling_it() {
-    use std::fmt::Write as _;
     let port = closed_port();
     let p = Project::new();
-    let mut cases = String::new();
-    for i in 0..300 {
-        let _ = writeln!(
-            cases,
-            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: x}}"
-        );
-    }
+    let cases = question_cases(300, "x");
     p.write(
         "suites/dead.yaml",
         &format!(

@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 
 use crate::pgdb::Backend;
-use crate::support::{Project, code, replay_suite, serve_on_loopback, stderr};
+use crate::support::{Project, code, question_cases, replay_suite, serve_on_loopback, stderr};
 
 /// Cases of the outage suite, and how many are answered before the server is stopped.
 const CASES: usize = 60;
@@ -260,15 +260,8 @@ fn gated_server() -> (String, Gates, Arc<AtomicUsize>) {
 }
 
 fn outage_project(base: &str) -> Project {
-    use std::fmt::Write as _;
     let p = Project::new();
-    let mut cases = String::new();
-    for i in 0..CASES {
-        let _ = writeln!(
-            cases,
-            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: x}}"
-        );
-    }
+    let cases = question_cases(CASES, "x");
     p.write(
         "suites/slow.yaml",
         &format!(

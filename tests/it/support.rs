@@ -139,6 +139,20 @@ pub fn replay_suite(p: &Project, name: &str, n: usize, fail_every: usize) -> Pat
     )
 }
 
+/// The `cases:` lines of a suite of `n` cases `c0`, `c1`, ... asking `question {i}` (as
+/// `q`), each expecting `expected`.
+pub fn question_cases(n: usize, expected: &str) -> String {
+    use std::fmt::Write as _;
+    let mut cases = String::new();
+    for i in 0..n {
+        let _ = writeln!(
+            cases,
+            "  - {{id: c{i}, vars: {{q: question {i}}}, expected: {expected}}}"
+        );
+    }
+    cases
+}
+
 /// Send a signal (`-INT`, `-TERM`, `-KILL`) to a process.
 pub fn signal(pid: u32, sig: &str) {
     let ok = std::process::Command::new("kill")
