@@ -212,10 +212,17 @@ fn a_planted_error_spike_alerts_once_with_its_context_and_resolves_once() {
     assert_eq!(cx["concentrated"]["label"], "summarise");
     assert_eq!(cx["marks"][0]["text"], "v2.3 rollout");
     let message = alert["message"].as_str().unwrap();
-    let deploy_at = &rfc(chrono::DateTime::parse_from_rfc3339(&started)
+    // The deployment, 10 minutes before the spike, is shown by its time of day, with its
+    // date when it fell on the day before (a spike that starts just after midnight UTC).
+    let deploy = rfc(chrono::DateTime::parse_from_rfc3339(&started)
         .unwrap()
         .timestamp()
-        - 600)[11..16];
+        - 600);
+    let deploy_at = if deploy[..10] == started[..10] {
+        deploy[11..16].to_owned()
+    } else {
+        format!("{} {}", &deploy[..10], &deploy[11..16])
+    };
     for part in [
         "Error rate is 8.0% (normally 2.0%), started ",
         "concentrated in the summarise feature (83% of the excess)",
