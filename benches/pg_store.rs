@@ -18,7 +18,9 @@
 //! reports of those `evalwatch` binaries instead of this build's, alternated rep by rep on
 //! the same history (an A/B of two builds); report times are printed in milliseconds.
 //! `KEEP_HISTORY=1` keeps the history (the SQLite file and the PostgreSQL database, both
-//! printed) for looking at one report by hand.
+//! printed) for looking at one report by hand. `SSLMODE` is the databases' `sslmode`
+//! (default `disable`: plain TCP on loopback, as measured before the test server offered TLS;
+//! `require` measures the same over TLS).
 #![allow(clippy::cast_precision_loss)] // counts and times shown as rates
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ use results::{Corpus, proc_status_kb, reset_peak_rss};
 struct Server {
     url: String,
     password: String,
+    /// The `sslmode` of the databases' URLs.
+    sslmode: String,
 }
 
 impl Server {
@@ -53,7 +57,7 @@ impl Server {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("create database");
         let base = self.url.rsplit_once('/').expect("URL with a database").0;
-        self.with_pw(&format!("{base}/{name}"))
+        self.with_pw(&format!("{base}/{name}?sslmode={}", self.sslmode))
     }
 
     /// Drop a database [`Self::fresh`] made (a pass leaves ~100 MB; on a server that keeps
@@ -95,8 +99,17 @@ fn main() {
         std::process::exit(2);
     };
     let password = std::env::var("EVALWATCH_TEST_PGPASSWORD").unwrap_or_default();
-    let server = Server { url, password };
-    println!("pg_store bench: load average {}", load());
+    let sslmode = std::env::var("SSLMODE").unwrap_or_else(|_| "disable".to_owned());
+    let server = Server {
+        url,
+        password,
+        sslmode,
+    };
+    println!(
+        "pg_store bench: load average {} (PostgreSQL sslmode={})",
+        load(),
+        server.sslmode
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let corpus = Corpus::new();
 

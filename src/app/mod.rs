@@ -60,15 +60,25 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         return f.code;
     }
     // An id prefix that matches several runs or sheets is a usage error, whichever command
-    // took it.
+    // took it; so is a store URL that cannot work as written (no user, a TLS setting it
+    // cannot have), whichever command opened the store.
     let ambiguous = err.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<crate::store::StoreError>(),
+        let invalid_url = |e: &crate::store::pg::PgError| {
+            matches!(
+                e,
+                crate::store::pg::PgError::Url { .. } | crate::store::pg::PgError::Pgpass { .. }
+            )
+        };
+        match c.downcast_ref::<crate::store::StoreError>() {
             Some(
                 crate::store::StoreError::AmbiguousRun { .. }
-                    | crate::store::StoreError::AmbiguousSheet { .. }
-            )
-        )
+                | crate::store::StoreError::AmbiguousSheet { .. },
+            ) => true,
+            Some(crate::store::StoreError::Pg(e)) => invalid_url(e),
+            _ => c
+                .downcast_ref::<crate::store::pg::PgError>()
+                .is_some_and(invalid_url),
+        }
     });
     if ambiguous {
         exit::INVALID

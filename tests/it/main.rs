@@ -20,6 +20,7 @@ mod pg_history;
 mod pg_outage;
 mod pg_review;
 mod pg_schedule;
+mod pg_tls;
 mod pg_traffic;
 mod pgdb;
 mod providers;

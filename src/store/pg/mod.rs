@@ -13,6 +13,7 @@ pub mod read;
 pub mod results;
 pub mod schema;
 pub mod target;
+pub mod tls;
 
 pub use cell::Cell;
 pub use copy::{Endpoint, Summary, TableCopy, copy_rows, migrate_history, write_pg};

@@ -12,9 +12,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::config::Host;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 
 use super::PgError;
+use super::tls::{Tls, TlsEnv};
 
 /// How long connecting waits for the server unless the URL says (`connect_timeout=`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,6 +63,7 @@ pub struct PgTarget {
     config: Config,
     shown: String,
     secret: Option<String>,
+    tls: Tls,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -73,17 +75,30 @@ impl std::fmt::Debug for PgTarget {
 impl PgTarget {
     /// Parse a `postgres://USER@HOST:PORT/DATABASE` URL and find its password.
     pub fn parse(url: &str) -> Result<Self, PgError> {
-        Self::parse_with(
+        Self::parse_in(
             url,
             std::env::var("PGPASSWORD").ok(),
             pgpass_path().as_deref(),
+            &TlsEnv::from_process(),
         )
     }
 
+    #[cfg(test)]
     fn parse_with(
         url: &str,
         env_password: Option<String>,
         pgpass: Option<&Path>,
+    ) -> Result<Self, PgError> {
+        Self::parse_in(url, env_password, pgpass, &TlsEnv::default())
+    }
+
+    /// [`Self::parse`] with the environment given: the password (`PGPASSWORD`), the password
+    /// file, and the TLS settings (`PGSSLMODE`, `PGSSLROOTCERT`, libpq's roots file).
+    fn parse_in(
+        url: &str,
+        env_password: Option<String>,
+        pgpass: Option<&Path>,
+        tls_env: &TlsEnv,
     ) -> Result<Self, PgError> {
         let redacted = redact_url(url);
         let bad = |reason: String| PgError::Url {
@@ -93,7 +108,10 @@ impl PgTarget {
         if !is_postgres_url(url) {
             return Err(bad("a PostgreSQL store is a postgres:// URL".into()));
         }
-        let mut config = Config::from_str(url).map_err(|e| bad(e.to_string()))?;
+        // The client's parser knows `sslmode` only up to `require`, and no `sslrootcert`.
+        let (url, tls) = super::tls::split(url, tls_env).map_err(&bad)?;
+        let mut config = Config::from_str(&url).map_err(|e| bad(e.to_string()))?;
+        config.ssl_mode(tls.mode.client_mode());
         let user = config
             .get_user()
             .map(str::to_owned)
@@ -138,6 +156,7 @@ impl PgTarget {
             config,
             shown,
             secret,
+            tls,
         })
     }
 
@@ -147,12 +166,17 @@ impl PgTarget {
         &self.shown
     }
 
-    /// Open a connection (plain TCP or a Unix socket; TLS is not supported yet).
+    /// Open a connection: TCP, with TLS as `sslmode` says ([`super::tls`]), or a Unix
+    /// socket.
     pub fn connect(&self) -> Result<Client, PgError> {
-        self.config.connect(NoTls).map_err(|e| PgError::Connect {
+        let failed = |reason: String| PgError::Connect {
             shown: self.shown.clone(),
-            reason: self.scrub(&super::reason(&e)),
-        })
+            reason,
+        };
+        let tls = self.tls.connector().map_err(failed)?;
+        self.config
+            .connect(tls)
+            .map_err(|e| failed(self.scrub(&super::reason(&e))))
     }
 
     /// Text with the password, should it be there, replaced by `***`.
