@@ -170,6 +170,11 @@ fn a_postgres_store_comes_from_secrets_with_no_cache_and_no_volume() {
             text.contains("gh secret set EVALWATCH_PGPASSWORD"),
             "{text}"
         );
+        // A runner across a network is told how to have the URL verify the server.
+        assert!(
+            text.contains("?sslmode=verify-full&sslrootcert=system"),
+            "{text}"
+        );
         // Still the released binary.
         assert!(step(&wf, "Install evalwatch")["run"].as_str().is_some());
 

@@ -38,7 +38,7 @@ impl Emit {
                 env.push_str("          PGPASSWORD: ${{ secrets.EVALWATCH_PGPASSWORD }}\n");
                 (
                     format!(
-                        "# The history lives in the PostgreSQL store, so no cache. Set two repository secrets:\n# EVALWATCH_DB, the store's URL without a password, and EVALWATCH_PGPASSWORD, its password\n# (leave it unset for a password-less server):\n#   gh secret set EVALWATCH_DB --body {}\n#   gh secret set EVALWATCH_PGPASSWORD\n# The runner must reach the server, and evalwatch does not encrypt the connection yet (no TLS,\n# see evalwatch's docs/store.md): prefer a self-hosted runner on the database's network\n# (runs-on: self-hosted).\n",
+                        "# The history lives in the PostgreSQL store, so no cache. Set two repository secrets:\n# EVALWATCH_DB, the store's URL without a password, and EVALWATCH_PGPASSWORD, its password\n# (leave it unset for a password-less server):\n#   gh secret set EVALWATCH_DB --body {}\n#   gh secret set EVALWATCH_PGPASSWORD\n# The runner must reach the server. Across a network, have the URL verify it:\n# ?sslmode=verify-full&sslrootcert=system for a certificate a public CA signed, else\n# sslrootcert=PATH to the CA file (TLS: evalwatch's docs/store.md).\n",
                         quote(url)
                     ),
                     String::new(),
