@@ -153,6 +153,31 @@ impl Store {
         })
     }
 
+    /// How to open a second connection to this store, for another thread of the same
+    /// command. On PostgreSQL it skips the schema checks [`Store::open`] made (the migration
+    /// level, the functions): this process found the store current a moment ago, and a new
+    /// server process runs them cold (~3 ms of its time, six round trips). On SQLite it is
+    /// [`Store::open`].
+    #[must_use]
+    pub fn reopener(&self) -> impl FnOnce() -> Result<Self, StoreError> + Send + 'static {
+        let path = self.path.clone();
+        let target = match &self.conn {
+            Db::Pg(pg) => Some(pg.target().clone()),
+            Db::Sqlite(_) => None,
+        };
+        move || {
+            let conn = match target {
+                Some(target) => {
+                    let (conn, ()) =
+                        db::PgConn::connect(&target, |_| Ok::<(), StoreError>(()))?;
+                    Db::Pg(Box::new(conn))
+                }
+                None => connect(&path)?,
+            };
+            Ok(Self { conn, path })
+        }
+    }
+
     /// Whether this store is on PostgreSQL.
     #[must_use]
     pub fn is_pg(&self) -> bool {

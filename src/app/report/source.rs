@@ -18,9 +18,9 @@ fn stopped(e: StoreError, stop: Option<ReadError>) -> ReadError {
 
 impl html::Source for Store {
     fn another(&self) -> html::OpenSource {
-        let path = self.path().to_path_buf();
+        let reopen = self.reopener();
         Box::new(move || -> Result<Box<dyn html::Source>, ReadError> {
-            Ok(Box::new(Store::open(&path)?))
+            Ok(Box::new(reopen()?))
         })
     }
 
