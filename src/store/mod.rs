@@ -168,8 +168,7 @@ impl Store {
         move || {
             let conn = match target {
                 Some(target) => {
-                    let (conn, ()) =
-                        db::PgConn::connect(&target, |_| Ok::<(), StoreError>(()))?;
+                    let (conn, ()) = db::PgConn::connect(&target, |_| Ok::<(), StoreError>(()))?;
                     Db::Pg(Box::new(conn))
                 }
                 None => connect(&path)?,

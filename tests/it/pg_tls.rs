@@ -155,3 +155,69 @@ fn pg_tls_a_run_and_its_report_go_over_verify_full_and_bad_settings_are_refused(
         assert!(stderr(&out).contains(says), "{query}: {}", stderr(&out));
     }
 }
+
+/// A loopback port in front of the test server that says yes to PostgreSQL's TLS request,
+/// then sends bytes that are no TLS handshake and hangs up; a connection that asks for no
+/// TLS is passed through to the server. Its port.
+fn broken_tls_proxy(server_port: u16) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    // The SSLRequest message: length 8, code 80877103.
+    const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = [0u8; 8];
+                if client.read_exact(&mut head).is_err() {
+                    return;
+                }
+                if head == SSL_REQUEST {
+                    let _ = client.write_all(b"Snot a TLS server hello\r\n");
+                    return;
+                }
+                let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", server_port)) else {
+                    return;
+                };
+                let _ = upstream.write_all(&head);
+                let (mut from, mut to) = (
+                    upstream.try_clone().expect("clone"),
+                    client.try_clone().expect("clone"),
+                );
+                let back = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut client, &mut upstream);
+                let _ = upstream.shutdown(Shutdown::Write);
+                let _ = back.join();
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn pg_tls_prefer_tries_again_without_tls_when_the_handshake_fails_and_require_does_not() {
+    let Some((db, _ca)) = tls_db("pg_tls_prefer_again") else {
+        return;
+    };
+    let url = db.url_with_password();
+    let server_port: u16 = url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the test URL has a port");
+    let proxy = broken_tls_proxy(server_port);
+    let via = url.replacen(&format!(":{server_port}/"), &format!(":{proxy}/"), 1);
+    assert_eq!(
+        connection_tls(&via),
+        Ok((false, String::new())),
+        "prefer connects without TLS after the failed handshake"
+    );
+    let err = connection_tls(&format!("{via}?sslmode=require")).expect_err("require insists");
+    assert!(err.contains("TLS handshake"), "{err}");
+    assert!(!err.contains(&db.password), "{err}");
+}

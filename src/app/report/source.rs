@@ -19,9 +19,7 @@ fn stopped(e: StoreError, stop: Option<ReadError>) -> ReadError {
 impl html::Source for Store {
     fn another(&self) -> html::OpenSource {
         let reopen = self.reopener();
-        Box::new(move || -> Result<Box<dyn html::Source>, ReadError> {
-            Ok(Box::new(reopen()?))
-        })
+        Box::new(move || -> Result<Box<dyn html::Source>, ReadError> { Ok(Box::new(reopen()?)) })
     }
 
     fn suite_names(&self) -> Result<Vec<String>, ReadError> {

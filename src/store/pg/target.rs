@@ -15,7 +15,7 @@ use postgres::config::Host;
 use postgres::{Client, Config};
 
 use super::PgError;
-use super::tls::{Tls, TlsEnv};
+use super::tls::{Mode, Tls, TlsEnv};
 
 /// How long connecting waits for the server unless the URL says (`connect_timeout=`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -174,9 +174,23 @@ impl PgTarget {
             reason,
         };
         let tls = self.tls.connector().map_err(failed)?;
-        self.config
-            .connect(tls)
-            .map_err(|e| failed(self.scrub(&super::reason(&e))))
+        match self.config.connect(tls) {
+            Ok(client) => Ok(client),
+            // `prefer`, as libpq does it: a server that offered TLS and then failed the
+            // handshake is tried again without.
+            Err(e) if self.tls.mode == Mode::Prefer && is_handshake_failure(&e) => {
+                let mut plain = self.config.clone();
+                plain.ssl_mode(postgres::config::SslMode::Disable);
+                plain.connect(postgres::NoTls).map_err(|again| {
+                    failed(self.scrub(&format!(
+                        "{} (and without TLS, after {})",
+                        super::reason(&again),
+                        super::reason(&e)
+                    )))
+                })
+            }
+            Err(e) => Err(failed(self.scrub(&super::reason(&e)))),
+        }
     }
 
     /// Text with the password, should it be there, replaced by `***`.
@@ -187,6 +201,11 @@ impl PgTarget {
             _ => text.to_owned(),
         }
     }
+}
+
+/// Whether connecting failed in the TLS handshake (the client's words for it).
+fn is_handshake_failure(e: &postgres::Error) -> bool {
+    e.to_string().starts_with("error performing TLS handshake")
 }
 
 fn pgpass_path() -> Option<PathBuf> {

@@ -5,7 +5,7 @@
 //! | `sslmode` | encrypted | the server's certificate |
 //! | --- | --- | --- |
 //! | `disable` | never | not looked at |
-//! | `prefer` (the default) | when the server offers TLS | not verified |
+//! | `prefer` (the default) | when the server offers TLS (a failed handshake: tried again without) | not verified |
 //! | `require` | always | not verified, unless roots are given (then as `verify-ca`) |
 //! | `verify-ca` | always | signed by a trusted root |
 //! | `verify-full` | always | signed by a trusted root, for the host named in the URL |
