@@ -158,7 +158,6 @@ impl Store {
     /// level, the functions): this process found the store current a moment ago, and a new
     /// server process runs them cold (~3 ms of its time, six round trips). On SQLite it is
     /// [`Store::open`].
-    #[must_use]
     pub fn reopener(&self) -> impl FnOnce() -> Result<Self, StoreError> + Send + 'static {
         let path = self.path.clone();
         let target = match &self.conn {
