@@ -24,6 +24,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
+use crate::provider::tls::LazyRoots;
+
 /// libpq's `sslmode`, without `allow` (plain first, TLS if refused), which the client
 /// cannot do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,17 +231,16 @@ impl Tls {
     pub fn connector(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match (&self.roots, self.mode) {
-            (_, Mode::Disable) | (None, _) | (Some(_), Mode::Prefer) => {
-                Arc::new(Unverified(Arc::clone(&provider)))
-            }
-            (Some(roots), mode) => {
-                let full = roots_verifier(roots, &provider)?;
-                if mode == Mode::VerifyFull {
-                    full
-                } else {
-                    Arc::new(AnyName(full))
-                }
-            }
+            // The system's verifier checks signatures without loading any root.
+            (_, Mode::Disable) | (None, _) | (Some(_), Mode::Prefer) => Arc::new(Relaxed {
+                inner: Arc::new(LazyRoots::new(Arc::clone(&provider))),
+                lets: Lets::AnyCertificate,
+            }),
+            (Some(roots), Mode::VerifyFull) => roots_verifier(roots, &provider)?,
+            (Some(roots), _) => Arc::new(Relaxed {
+                inner: roots_verifier(roots, &provider)?,
+                lets: Lets::AnyName,
+            }),
         };
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -272,68 +273,30 @@ fn roots_verifier(
                     .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
             Ok(verifier)
         }
-        Roots::System => Ok(Arc::new(crate::provider::tls::LazyRoots::new(Arc::clone(
-            provider,
-        )))),
+        Roots::System => Ok(Arc::new(LazyRoots::new(Arc::clone(provider)))),
     }
 }
 
-/// `prefer` and `require` without roots: the connection is encrypted, the certificate is
-/// not checked (as libpq does). The handshake's signatures still are.
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+/// What a relaxed verifier lets through that its inner one would refuse.
+#[derive(Clone, Copy, Debug)]
+enum Lets {
+    /// `prefer` and `require` without roots: the connection is encrypted, the certificate
+    /// is not checked (as libpq does).
+    AnyCertificate,
+    /// `verify-ca`: the certificate must be signed by a trusted root; the name it is for is
+    /// not compared with the host's.
+    AnyName,
 }
 
-/// `verify-ca`: the certificate must be signed by a trusted root; the name it is for is not
-/// compared with the host's.
+/// A verifier that lets through what [`Lets`] says and asks `inner` for the rest: the
+/// handshake's signatures are always checked.
 #[derive(Debug)]
-struct AnyName(Arc<dyn ServerCertVerifier>);
+struct Relaxed {
+    inner: Arc<dyn ServerCertVerifier>,
+    lets: Lets,
+}
 
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -342,10 +305,16 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        if let Lets::AnyCertificate = self.lets {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -359,7 +328,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -368,11 +337,11 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 
