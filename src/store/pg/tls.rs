@@ -15,7 +15,7 @@
 //! (`sslcert`, `sslkey`) are refused with a message, not ignored.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -86,6 +86,9 @@ enum Roots {
 pub struct Tls {
     pub mode: Mode,
     roots: Option<Roots>,
+    /// The client's TLS configuration, built by the first connection and shared by the
+    /// store's later ones (and clones): the system's roots, when used, are read once.
+    config: Arc<OnceLock<Result<rustls::ClientConfig, String>>>,
 }
 
 /// The environment libpq reads TLS settings from, when the URL does not say.
@@ -187,7 +190,14 @@ pub fn split(url: &str, env: &TlsEnv) -> Result<(String, Tls), String> {
     } else {
         format!("{base}?{}", kept.join("&"))
     };
-    Ok((rest, Tls { mode, roots }))
+    Ok((
+        rest,
+        Tls {
+            mode,
+            roots,
+            config: Arc::default(),
+        },
+    ))
 }
 
 /// `%XX` escapes of a URL's query decoded (`+` stays a plus, as libpq reads it).
@@ -229,6 +239,11 @@ fn read_roots(path: &Path) -> Result<Roots, String> {
 impl Tls {
     /// The client's TLS connector for these settings.
     pub fn connector(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+        let config = self.config.get_or_init(|| self.client_config()).clone()?;
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+
+    fn client_config(&self) -> Result<rustls::ClientConfig, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match (&self.roots, self.mode) {
             // The system's verifier checks signatures without loading any root.
@@ -242,13 +257,12 @@ impl Tls {
                 lets: Lets::AnyName,
             }),
         };
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("set up TLS: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
-        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+            .with_no_client_auth())
     }
 }
 
