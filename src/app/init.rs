@@ -101,12 +101,13 @@ const TRAFFIC_RECORDS: u64 = 360;
 const TRAFFIC_DAYS: i64 = 5;
 
 /// The example app's log: [`TRAFFIC_RECORDS`] requests spread over the [`TRAFFIC_DAYS`] days
-/// before `now` (unix seconds), so that the last 24h, 7d and 30d all hold some. Everything but
-/// the times is fixed (a small linear congruential generator): three features, two models
-/// taking turns (so that a day's cost is steady whatever hour the day boundaries fall on, and
-/// the daily cost rule stays quiet), two plans, three countries, about 4% failed requests,
-/// latencies with a long tail, tokens and cost per request, a few answers the context does
-/// not support, and a thumbs up or down from one user in four.
+/// before `now` (unix seconds, from the start of that hour), so that the last 24h, 7d and 30d
+/// all hold some. Everything but the times is fixed (a small linear congruential generator):
+/// three features, two models taking turns and tokens in narrow ranges (so that a day's cost
+/// is steady whatever minute the day boundaries fall on, and the daily cost rule stays
+/// quiet: the test below checks every minute of a day), two plans, three countries, about
+/// 4% failed requests, latencies with a long tail, tokens and cost per request, a few answers
+/// the context does not support, and a thumbs up or down from one user in four.
 fn example_traffic(now: i64) -> String {
     use std::fmt::Write as _;
     const FEATURES: [&str; 3] = ["chat", "summarise", "search"];
@@ -131,7 +132,8 @@ fn example_traffic(now: i64) -> String {
         (seed >> 33) % n
     };
     let span = TRAFFIC_DAYS * 86_400;
-    let start = now - span;
+    // From the start of an hour: the daily cost rule counts the first day from its first hour.
+    let start = (now - span) / 3_600 * 3_600;
     let step = span / TRAFFIC_RECORDS.cast_signed();
     let mut out = String::new();
     for i in 0..TRAFFIC_RECORDS {
@@ -140,8 +142,8 @@ fn example_traffic(now: i64) -> String {
         let (model, per_in, per_out) = MODELS[usize::from(i % 2 == 1)];
         let plan = PLANS[usize::try_from(next(2)).unwrap_or(0)];
         let country = COUNTRIES[usize::try_from(next(3)).unwrap_or(0)];
-        let tokens_in = 200 + next(600);
-        let tokens_out = 20 + next(180);
+        let tokens_in = 300 + next(300);
+        let tokens_out = 60 + next(80);
         let latency = 300 + next(700) + if next(20) == 0 { 2000 + next(3000) } else { 0 };
         let cost = tokens_in as f64 * per_in + tokens_out as f64 * per_out;
         let when = chrono::DateTime::from_timestamp(ts, 0)
@@ -252,8 +254,10 @@ mod tests {
     fn the_example_log_does_not_trip_the_daily_cost_rule() {
         const DAY: i64 = 86_400;
         let start = 1_800_000_000 / DAY * DAY;
-        for half_hours in 0..48 {
-            let now = start + half_hours * 1_800;
+        // Every minute of a day: a record crosses a day boundary at its own second, and
+        // half-hour steps missed an alignment (04:54 UTC) where one day came to 1.202.
+        for minutes in 0..1_440 {
+            let now = start + minutes * 60;
             let records: Vec<(i64, f64)> = example_traffic(now)
                 .lines()
                 .map(|l| {
