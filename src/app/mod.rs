@@ -62,25 +62,18 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     // An id prefix that matches several runs or sheets is a usage error, whichever command
     // took it; so is a store URL that cannot work as written (no user, a TLS setting it
     // cannot have), whichever command opened the store.
-    let ambiguous = err.chain().any(|c| {
-        let invalid_url = |e: &crate::store::pg::PgError| {
-            matches!(
-                e,
-                crate::store::pg::PgError::Url { .. } | crate::store::pg::PgError::Pgpass { .. }
-            )
-        };
-        match c.downcast_ref::<crate::store::StoreError>() {
-            Some(
-                crate::store::StoreError::AmbiguousRun { .. }
-                | crate::store::StoreError::AmbiguousSheet { .. },
-            ) => true,
-            Some(crate::store::StoreError::Pg(e)) => invalid_url(e),
-            _ => c
-                .downcast_ref::<crate::store::pg::PgError>()
-                .is_some_and(invalid_url),
-        }
+    // (A `StoreError::Pg` has its `PgError` as its source: the chain reaches it.)
+    let invalid = err.chain().any(|c| {
+        use crate::store::{StoreError, pg::PgError};
+        matches!(
+            c.downcast_ref::<StoreError>(),
+            Some(StoreError::AmbiguousRun { .. } | StoreError::AmbiguousSheet { .. })
+        ) || matches!(
+            c.downcast_ref::<PgError>(),
+            Some(PgError::Url { .. } | PgError::Pgpass { .. })
+        )
     });
-    if ambiguous {
+    if invalid {
         exit::INVALID
     } else {
         exit::INCOMPLETE
