@@ -123,7 +123,8 @@ mod tests {
         for text in &texts {
             for (lang, patched, upstream) in whatlang::dev::trigram_distances_both_ways(text) {
                 assert_eq!(
-                    patched, upstream,
+                    patched,
+                    upstream,
                     "{lang:?} on {:?}",
                     text.chars().take(80).collect::<String>()
                 );
