@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::judging::{Committed, JudgeReport};
+use super::monitor::Monitor;
 use super::write::Chunk;
 use super::{Batch, Prepare, Written};
 use crate::app::{Ctx, Failure, exit};
@@ -244,23 +245,14 @@ impl<'a> Reading<'a> {
     }
 
     fn push(&mut self, kept: Kept) {
-        let scored = self.prepare.scored(kept);
-        if let Some(score) = &scored.score {
-            match score.status {
-                CaseStatus::Passed | CaseStatus::Failed => self.scored += 1,
-                CaseStatus::Unscorable if super::monitor::awaits_judge(score) => {
-                    self.awaiting_judge += 1;
-                }
-                CaseStatus::Unscorable | CaseStatus::Error => {}
-            }
-        }
-        self.batch.records.push(scored);
+        let priced = self.prepare.priced(kept);
+        self.batch.records.push(priced);
     }
 
-    /// One pass over the input: `read` runs here (read, parse, map, redact, sample, score)
-    /// while a second thread works out the sampled records' lengths and language (the
-    /// language detector is about a third of an unscored ingest's work) and a third stores
-    /// the batches (claims, buckets, records, offsets) in chunks, so that both cores work.
+    /// One pass over the input: `read` runs here (read, parse, map, redact, sample, price)
+    /// while a second thread scores the sampled records with the monitor and works out their
+    /// lengths and language, and a third stores the batches (claims, buckets, records,
+    /// offsets) in chunks, so that both cores work.
     /// An error of any of them ends the pass; what was committed stays, and the next ingest
     /// resumes after it. `wait`: how long a chunk waits for the next batch before it is
     /// committed (`None`: until the batch comes or the pass ends).
@@ -278,24 +270,30 @@ impl<'a> Reading<'a> {
             .map(super::judging::Background::notifier);
         let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
         let (shaped, to_store) = std::sync::mpsc::sync_channel(AHEAD);
-        let (read, stored) = std::thread::scope(|s| {
+        let mut monitor = self.prepare.take_monitor();
+        let (read, shaped, stored) = std::thread::scope(|s| {
             let committed = committed.as_ref();
             let storing = s.spawn(move || store_batches(store, source, &to_store, wait, committed));
-            let shaping = s.spawn(move || shape_batches(&rx, &shaped));
+            let monitor = &mut monitor;
+            let shaping = s.spawn(move || shape_batches(&rx, &shaped, monitor));
             self.sink = Some(tx);
             let read = read(self, input).and_then(|()| self.flush());
             // Closing the channel tells the shaping thread, and through it the storing one,
             // that the pass is over.
             self.sink = None;
-            let shaping = shaping
+            let shaped = shaping
                 .join()
                 .map_err(|_| anyhow::anyhow!("the shaping thread panicked"));
             let stored = storing
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the storing thread panicked")));
-            (read, shaping.and(stored))
+            (read, shaped, stored)
         });
+        self.prepare.give_back(monitor);
         // The storing side's error explains a reading side that stopped because of it.
+        let verdicts = shaped?;
+        self.scored += verdicts.scored;
+        self.awaiting_judge += verdicts.awaiting_judge;
         let stored = stored?;
         self.written.new += stored.new;
         self.written.seen += stored.seen;
@@ -533,20 +531,48 @@ impl<'a> Reading<'a> {
     }
 }
 
-/// Works out the lengths and language of each batch's sampled records, then hands the batch
-/// on, in order, until either side is gone.
-fn shape_batches(batches: &Receiver<Batch>, shaped: &SyncSender<Batch>) {
+/// What the monitor decided during a pass.
+#[derive(Debug, Default)]
+struct Verdicts {
+    /// Sampled records the monitor decided (passed or failed).
+    scored: u64,
+    /// Sampled records left to the judge (see `judging`).
+    awaiting_judge: u64,
+}
+
+/// Scores each batch's sampled records with the monitor and works out their lengths and
+/// language, then hands the batch on, in order, until either side is gone.
+fn shape_batches(
+    batches: &Receiver<Batch>,
+    shaped: &SyncSender<Batch>,
+    monitor: &mut Monitor,
+) -> Verdicts {
+    let mut verdicts = Verdicts::default();
     for mut batch in batches {
         for scored in &mut batch.records {
-            if scored.kept.sampled && scored.shape.is_none() {
+            if !scored.kept.sampled {
+                continue;
+            }
+            monitor.judge(scored);
+            if let Some(score) = &scored.score {
+                match score.status {
+                    CaseStatus::Passed | CaseStatus::Failed => verdicts.scored += 1,
+                    CaseStatus::Unscorable if super::monitor::awaits_judge(score) => {
+                        verdicts.awaiting_judge += 1;
+                    }
+                    CaseStatus::Unscorable | CaseStatus::Error => {}
+                }
+            }
+            if scored.shape.is_none() {
                 scored.shape = Some(Shape::of(&scored.kept.record));
             }
         }
         if shaped.send(batch).is_err() {
             // The storing thread stopped; its error is the pass's.
-            return;
+            break;
         }
     }
+    verdicts
 }
 
 /// The storing side of a pass: batches from the channel stored in chunks of up to [`CHUNK`]

@@ -34,7 +34,15 @@ impl Prepare {
 
     /// The record priced (when it has no cost, and its model's pricing is known) and, when
     /// sampled, scored.
-    pub fn scored(&mut self, mut kept: Kept) -> Scored {
+    pub fn scored(&mut self, kept: Kept) -> Scored {
+        let mut scored = self.priced(kept);
+        self.monitor.judge(&mut scored);
+        scored
+    }
+
+    /// The record priced, its verdict left to [`Monitor::judge`] (which `ingest` runs on
+    /// another thread than the reading).
+    pub fn priced(&self, mut kept: Kept) -> Scored {
         let r = &mut kept.record;
         if r.cost_usd.is_none()
             && let (Some(model), Some(tin), Some(tout)) = (&r.model, r.tokens_in, r.tokens_out)
@@ -42,21 +50,25 @@ impl Prepare {
         {
             r.cost_usd = Some(price.cost(tin, tout));
         }
-        let score = if kept.sampled {
-            self.monitor.score(&kept)
-        } else {
-            None
-        };
         Scored {
             kept,
-            score,
+            score: None,
             shape: None,
         }
+    }
+
+    /// The monitor, for a thread of its own during a pass; [`Self::give_back`] returns it.
+    pub fn take_monitor(&mut self) -> Monitor {
+        std::mem::replace(&mut self.monitor, Monitor::none())
+    }
+
+    pub fn give_back(&mut self, monitor: Monitor) {
+        self.monitor = monitor;
     }
 }
 
 /// Scores sampled records with the source's `monitor`, through the suite scorer.
-struct Monitor {
+pub struct Monitor {
     case: Option<Case>,
     scorer: Scorer,
     /// Whether an assertion of the monitor calls a judge: sampled records then wait for it.
@@ -64,15 +76,20 @@ struct Monitor {
 }
 
 impl Monitor {
-    fn new(source: &TrafficSource) -> anyhow::Result<Self> {
-        let mut scorer = Scorer::empty();
-        if source.monitor.is_empty() {
-            return Ok(Self {
-                case: None,
-                scorer,
-                judged: false,
-            });
+    /// No assertions: nothing is scored.
+    fn none() -> Self {
+        Self {
+            case: None,
+            scorer: Scorer::empty(),
+            judged: false,
         }
+    }
+
+    fn new(source: &TrafficSource) -> anyhow::Result<Self> {
+        if source.monitor.is_empty() {
+            return Ok(Self::none());
+        }
+        let mut scorer = Scorer::empty();
         let case = source.monitor_case();
         scorer.prepare_case(&case).map_err(|e| {
             Failure::invalid(format!(
@@ -85,6 +102,13 @@ impl Monitor {
             case: Some(case),
             scorer,
         })
+    }
+
+    /// Gives a sampled record its verdict (`None` for a failed request or one without output).
+    pub fn judge(&mut self, scored: &mut Scored) {
+        if scored.kept.sampled {
+            scored.score = self.score(&scored.kept);
+        }
     }
 
     /// The verdict on a sampled record; `None` for a failed request or one without output.
