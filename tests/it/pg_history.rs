@@ -144,7 +144,9 @@ impl Session {
                     "$1=\"<n>\"",
                 ),
                 (r#"\b(d|points)="[^"]*""#, "$1=\"<path>\""),
-                (r">\d{1,2}:\d{2}<", "><hh:mm><"),
+                // An axis across midnight names the day too (`12-07 00:00`): one backend's two
+                // runs may straddle it and the other's not.
+                (r">(\d{2}-\d{2} )?\d{1,2}:\d{2}<", "><hh:mm><"),
                 // A time label near the axis's end is anchored at its edge.
                 (
                     r#"text-anchor="(start|middle|end)""#,

@@ -356,7 +356,9 @@ fn a_killed_daemons_lease_is_recovered() {
 fn sigterm_stops_an_idle_daemon_cleanly() {
     let p = Project::new();
     echo_suite(&p, "yearly", Some("@yearly"));
-    let (mut daemon, rx) = spawn(&p, &["schedule", "--catch-up", "skip"]);
+    // `--grace 0`: the year's window is late even on 1 January before 00:15 (within the
+    // default grace it would be on time and run, not be skipped).
+    let (mut daemon, rx) = spawn(&p, &["schedule", "--catch-up", "skip", "--grace", "0"]);
     let mut seen = Vec::new();
     wait_line(&rx, "\"suites_loaded\"", &mut seen);
     wait_line(&rx, "\"window_skipped\"", &mut seen);
@@ -401,7 +403,19 @@ fn sigterm_during_a_run_keeps_it_incomplete_and_the_daemon_exits_130() {
 fn the_daemon_rereads_a_changed_suite_file() {
     let p = Project::new();
     echo_suite(&p, "a", Some("@yearly"));
-    let (mut daemon, rx) = spawn(&p, &["schedule", "--catch-up", "skip", "--poll", "1s"]);
+    // `--grace 0`: skipped even on 1 January before 00:15 (see above).
+    let (mut daemon, rx) = spawn(
+        &p,
+        &[
+            "schedule",
+            "--catch-up",
+            "skip",
+            "--grace",
+            "0",
+            "--poll",
+            "1s",
+        ],
+    );
     let mut seen = Vec::new();
     wait_line(&rx, "\"window_skipped\"", &mut seen);
     // A new suite appears and an old one changes: both are picked up by the poll.
@@ -624,7 +638,19 @@ fn the_daemon_starts_despite_a_bad_suite_and_reports_one_that_breaks_until_fixed
     with_file_sink(&p);
     echo_suite(&p, "good", Some("@yearly"));
     echo_suite(&p, "bad", Some("99 6 * * *"));
-    let (mut daemon, rx) = spawn(&p, &["schedule", "--catch-up", "skip", "--poll", "1s"]);
+    // `--grace 0`: skipped even on 1 January before 00:15 (see above).
+    let (mut daemon, rx) = spawn(
+        &p,
+        &[
+            "schedule",
+            "--catch-up",
+            "skip",
+            "--grace",
+            "0",
+            "--poll",
+            "1s",
+        ],
+    );
     let mut seen = Vec::new();
     wait_line(&rx, "\"suite_invalid\"", &mut seen);
     wait_line(&rx, "\"window_skipped\"", &mut seen);

@@ -36,10 +36,9 @@ fn current_start() -> i64 {
     }
 }
 
-/// 40 records from `current_start()`, 30 of them at confidence 0.3 and 10 at 0.9, and 40 a
-/// day earlier, 4 at 0.3 and 36 at 0.9.
-fn log(confidence: bool) -> String {
-    let start = current_start();
+/// 40 records from `start` (`current_start()`), 30 of them at confidence 0.3 and 10 at 0.9,
+/// and 40 a day earlier, 4 at 0.3 and 36 at 0.9.
+fn log(confidence: bool, start: i64) -> String {
     let mut out = String::new();
     for (day, low) in [(start - DAY, 4), (start, 30)] {
         for k in 0..40 {
@@ -60,10 +59,14 @@ fn log(confidence: bool) -> String {
     out
 }
 
-fn setup(confidence: bool) -> Project {
+/// The project with its log ingested, and the start of the log's current records (taken
+/// once: the page's rows are checked against the days the records went to, and a second
+/// `current_start()` after 02:00 would name other days than one taken before it).
+fn setup(confidence: bool) -> (Project, i64) {
     let p = Project::new();
+    let start = current_start();
     p.write("evalwatch.yaml", &config(confidence));
-    p.write("logs/a.jsonl", &log(confidence));
+    p.write("logs/a.jsonl", &log(confidence, start));
     let out = p
         .cmd()
         .env("EVALWATCH_TRAFFIC_SALT", SALT)
@@ -71,7 +74,7 @@ fn setup(confidence: bool) -> Project {
         .output()
         .expect("run evalwatch");
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
-    p
+    (p, start)
 }
 
 fn traffic(p: &Project, format: &str) -> String {
@@ -82,7 +85,7 @@ fn traffic(p: &Project, format: &str) -> String {
 
 #[test]
 fn a_confidence_drop_shows_in_traffic_and_on_the_page() {
-    let p = setup(true);
+    let (p, start) = setup(true);
     let body: serde_json::Value = serde_json::from_str(&traffic(&p, "json")).unwrap();
     let c = &body["confidence"];
     assert_eq!(c["threshold"], 0.5, "{c}");
@@ -126,7 +129,6 @@ fn a_confidence_drop_shows_in_traffic_and_on_the_page() {
             .format("%Y-%m-%d")
             .to_string()
     };
-    let start = current_start();
     assert!(
         page.contains("<h2 id=\"confidence\">Confidence</h2>"),
         "{page}"
@@ -146,7 +148,7 @@ fn a_confidence_drop_shows_in_traffic_and_on_the_page() {
 
 #[test]
 fn records_without_confidence_show_no_confidence() {
-    let p = setup(false);
+    let (p, _) = setup(false);
     let body: serde_json::Value = serde_json::from_str(&traffic(&p, "json")).unwrap();
     assert!(body["confidence"].is_null(), "{body}");
     assert!(!traffic(&p, "text").contains("low_confidence_rate"));
