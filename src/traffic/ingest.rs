@@ -7,7 +7,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::mapping::{FieldRef, MapError, Mapping};
+use super::mapping::{FieldRef, Lookup, MapError, Mapping};
 use super::record::Record;
 use super::redact::Redactor;
 use super::sample::SampleRate;
@@ -65,8 +65,9 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct Ingestor<'s> {
     rules: &'s SourceRules,
-    /// What [`Ingestor::json_line`] builds of a line: the source's pointers and the span id.
-    paths: Paths,
+    /// What [`Ingestor::json_line`] reads of a line: the source's pointers and the span id
+    /// (shared, so that a line's values can borrow it while the ingestor counts).
+    paths: std::sync::Arc<Paths>,
     /// Records timed after this (unix seconds) are malformed: a clock that is wrong would
     /// otherwise fill buckets of the future.
     pub not_after: Option<i64>,
@@ -81,7 +82,7 @@ impl<'s> Ingestor<'s> {
         });
         Self {
             rules,
-            paths: Paths::new(pointers.chain(["/span_id"])),
+            paths: std::sync::Arc::new(Paths::new(pointers.chain(["/span_id"]))),
             not_after: None,
             counts: Counts::default(),
         }
@@ -89,7 +90,8 @@ impl<'s> Ingestor<'s> {
 
     /// A line of JSONL. `at` says where it is (`logs/app.jsonl:12`) for an error.
     pub fn json_line(&mut self, line: &str, at: impl FnOnce() -> String) -> Option<Kept> {
-        match self.paths.parse(line) {
+        let paths = std::sync::Arc::clone(&self.paths);
+        match paths.parse(line) {
             Ok(v) => self.value(&v, line.as_bytes(), at),
             Err(e) => {
                 self.malformed(at(), format!("not JSON: {e}"));
@@ -100,8 +102,13 @@ impl<'s> Ingestor<'s> {
 
     /// A record already parsed; `raw` is what the de-duplication hash is of when the record
     /// has no trace id.
-    pub fn value(&mut self, v: &Value, raw: &[u8], at: impl FnOnce() -> String) -> Option<Kept> {
-        let span = v.get("span_id").and_then(Value::as_str);
+    pub fn value<R: Lookup + ?Sized>(
+        &mut self,
+        v: &R,
+        raw: &[u8],
+        at: impl FnOnce() -> String,
+    ) -> Option<Kept> {
+        let span = v.pointer("/span_id").and_then(Value::as_str);
         match self.rules.mapping.apply(v) {
             Ok(record) => self.record(record, span, raw, at),
             Err(e) => {

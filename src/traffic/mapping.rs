@@ -40,10 +40,10 @@ impl FieldRef {
         Ok(Self::Pointer(text.to_owned()))
     }
 
-    fn get<'v>(&self, record: &'v Value) -> Option<&'v Value> {
+    fn get<'v, R: Lookup + ?Sized>(&self, record: &'v R) -> Option<&'v Value> {
         let found = match self {
-            Self::Pointer(p) => walk(record, p),
-            Self::Column(c) => record.get(c),
+            Self::Pointer(p) => record.pointer(p),
+            Self::Column(c) => record.column(c),
         };
         found.filter(|v| !v.is_null())
     }
@@ -53,6 +53,26 @@ impl FieldRef {
         match self {
             Self::Pointer(p) | Self::Column(p) => p,
         }
+    }
+}
+
+/// Where [`Mapping::apply`] reads a record's fields: a whole `Value` (a CSV row read as an
+/// object, an OTLP span), or only the values a source's pointers name
+/// ([`super::sparse::Parsed`]).
+pub trait Lookup {
+    /// The value at an RFC 6901 pointer of the source's `fields:`.
+    fn pointer(&self, pointer: &str) -> Option<&Value>;
+    /// The value of a CSV column (a key of the record's object).
+    fn column(&self, name: &str) -> Option<&Value>;
+}
+
+impl Lookup for Value {
+    fn pointer(&self, pointer: &str) -> Option<&Value> {
+        walk(self, pointer)
+    }
+
+    fn column(&self, name: &str) -> Option<&Value> {
+        self.get(name)
     }
 }
 
@@ -85,7 +105,7 @@ pub(crate) fn unescape(token: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// An RFC 6901 array index: digits, without a leading zero (except `0` itself).
-fn array_index(token: &str) -> Option<usize> {
+pub(crate) fn array_index(token: &str) -> Option<usize> {
     if token.is_empty() || (token.len() > 1 && token.starts_with('0')) || token.starts_with('+') {
         return None;
     }
@@ -243,7 +263,7 @@ type Res<T> = Result<T, MapError>;
 impl Mapping {
     /// Maps one record. Absent optional fields are `None`; the first field with a wrong value
     /// is the error.
-    pub fn apply(&self, record: &Value) -> Res<Record> {
+    pub fn apply<R: Lookup + ?Sized>(&self, record: &R) -> Res<Record> {
         let f = &self.fields;
         let time = match f.time.get(record) {
             Some(v) => parse_time(v).map_err(|reason| err("time", &f.time, reason))?,
@@ -397,7 +417,11 @@ fn is_failure(v: &Value) -> bool {
     }
 }
 
-fn opt_label(record: &Value, at: Option<&FieldRef>, field: &'static str) -> Res<Option<String>> {
+fn opt_label<R: Lookup + ?Sized>(
+    record: &R,
+    at: Option<&FieldRef>,
+    field: &'static str,
+) -> Res<Option<String>> {
     let Some(r) = at else { return Ok(None) };
     match r.get(record) {
         None => Ok(None),
@@ -413,8 +437,8 @@ fn opt_label(record: &Value, at: Option<&FieldRef>, field: &'static str) -> Res<
     }
 }
 
-fn opt_number(
-    record: &Value,
+fn opt_number<R: Lookup + ?Sized>(
+    record: &R,
     at: Option<&FieldRef>,
     field: &'static str,
     min: f64,
@@ -439,7 +463,11 @@ fn opt_number(
     }
 }
 
-fn opt_count(record: &Value, at: Option<&FieldRef>, field: &'static str) -> Res<Option<u64>> {
+fn opt_count<R: Lookup + ?Sized>(
+    record: &R,
+    at: Option<&FieldRef>,
+    field: &'static str,
+) -> Res<Option<u64>> {
     let Some(r) = at else { return Ok(None) };
     let Some(v) = r.get(record) else {
         return Ok(None);
@@ -458,7 +486,11 @@ fn opt_count(record: &Value, at: Option<&FieldRef>, field: &'static str) -> Res<
     })
 }
 
-fn opt_text(record: &Value, at: Option<&FieldRef>, field: &'static str) -> Res<Option<String>> {
+fn opt_text<R: Lookup + ?Sized>(
+    record: &R,
+    at: Option<&FieldRef>,
+    field: &'static str,
+) -> Res<Option<String>> {
     let Some(r) = at else { return Ok(None) };
     r.get(record)
         .map(|v| {

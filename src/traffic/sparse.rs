@@ -1,72 +1,148 @@
 //! Reads only what a field map points at. A log record of ~500 bytes holds a few dozen keys,
 //! of which a source reads a dozen; building the whole `serde_json::Value` tree for each line
 //! was most of `ingest`'s time. [`Paths`] holds the source's pointers as a tree of tokens,
-//! made once, and [`Paths::parse`] builds a `Value` with those paths only: every other key is
-//! skipped by the parser without being allocated. Reading a pointer of the source gives the
-//! same answer on that `Value` as on the whole record.
+//! made once, and [`Paths::parse`] keeps the value of each pointer in a slot of its own:
+//! every other key is skipped by the parser without being allocated, and no object on the
+//! way to a value is built. Reading a pointer gives the same answer as on the whole record.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::mapping::unescape;
+use super::mapping::{Lookup, array_index, unescape};
 
-/// The pointers a source reads, as a tree of unescaped tokens.
+/// The pointers a source reads, as a tree of unescaped tokens, each pointer with its slot.
 #[derive(Debug, Clone, Default)]
 pub struct Paths {
     root: Node,
+    /// Pointer (as written) -> its slot.
+    slots: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Node {
-    /// A pointer ends here: the value is kept whole.
-    whole: bool,
+    /// A pointer ends here: the value is kept whole, in this slot.
+    slot: Option<usize>,
     /// Keys read below this one (few: a linear search beats hashing).
     children: Vec<(String, Node)>,
+    /// Every pointer that ends below this node: its slot and its tokens from here. Filled from
+    /// a value taken whole (this node's own, or a list, which pointers rarely go through).
+    below: Vec<(usize, Vec<String>)>,
 }
 
 impl Paths {
     /// The tree of `pointers` (RFC 6901, already checked: `""` or starting with `/`).
     pub fn new<'p>(pointers: impl IntoIterator<Item = &'p str>) -> Self {
         let mut root = Node::default();
+        let mut slots = HashMap::default();
         for p in pointers {
+            let next = slots.len();
+            let slot = *slots.entry(p.to_owned()).or_insert(next);
+            let tokens: Vec<String> = if p.is_empty() {
+                Vec::new()
+            } else {
+                p.trim_start_matches('/')
+                    .split('/')
+                    .map(|t| unescape(t).into_owned())
+                    .collect()
+            };
             let mut node = &mut root;
-            if !p.is_empty() {
-                for token in p.trim_start_matches('/').split('/') {
-                    let token = unescape(token).into_owned();
-                    let i = if let Some(i) = node.children.iter().position(|(k, _)| *k == token) {
-                        i
-                    } else {
-                        node.children.push((token, Node::default()));
-                        node.children.len() - 1
-                    };
-                    node = &mut node.children[i].1;
-                }
+            for (depth, token) in tokens.iter().enumerate() {
+                node.below.push((slot, tokens[depth..].to_vec()));
+                let i = if let Some(i) = node.children.iter().position(|(k, _)| k == token) {
+                    i
+                } else {
+                    node.children.push((token.clone(), Node::default()));
+                    node.children.len() - 1
+                };
+                node = &mut node.children[i].1;
             }
-            node.whole = true;
+            node.slot = Some(slot);
         }
-        Self { root }
+        Self { root, slots }
     }
 
-    /// One JSON text, with only the paths of the tree built. Errors are the parser's, as for a
-    /// whole parse (syntax, trailing characters), since every byte is still read.
-    pub fn parse(&self, text: &str) -> serde_json::Result<Value> {
+    /// One JSON text, with only the values of the tree's pointers built. Errors are the
+    /// parser's, as for a whole parse (syntax, trailing characters), since every byte is still
+    /// read.
+    pub fn parse(&self, text: &str) -> serde_json::Result<Parsed<'_>> {
+        let mut values = vec![None; self.slots.len()];
         let mut de = serde_json::Deserializer::from_str(text);
-        let v = (&self.root).deserialize(&mut de)?;
+        Seed {
+            node: &self.root,
+            values: &mut values,
+        }
+        .deserialize(&mut de)?;
         de.end()?;
-        Ok(v)
+        Ok(Parsed {
+            paths: self,
+            values,
+        })
     }
 }
 
-impl<'de> DeserializeSeed<'de> for &Node {
-    type Value = Value;
+/// A record as [`Paths::parse`] read it: the value of each of the source's pointers.
+#[derive(Debug)]
+pub struct Parsed<'p> {
+    paths: &'p Paths,
+    values: Vec<Option<Value>>,
+}
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.whole {
-            serde::Deserialize::deserialize(d)
-        } else {
-            d.deserialize_any(self)
+impl Lookup for Parsed<'_> {
+    /// The value at one of the source's pointers (`None` for a pointer the paths do not hold).
+    fn pointer(&self, pointer: &str) -> Option<&Value> {
+        let slot = *self.paths.slots.get(pointer)?;
+        self.values[slot].as_ref()
+    }
+
+    /// A JSON line has no columns.
+    fn column(&self, _: &str) -> Option<&Value> {
+        None
+    }
+}
+
+/// The value under `tokens` of `v`, as RFC 6901 reads it.
+fn walk<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
+    tokens.iter().try_fold(v, |at, token| match at {
+        Value::Object(map) => map.get(token),
+        Value::Array(items) => items.get(array_index(token)?),
+        _ => None,
+    })
+}
+
+/// Reads a node's value into the slots.
+struct Seed<'n, 'v> {
+    node: &'n Node,
+    values: &'v mut [Option<Value>],
+}
+
+impl Seed<'_, '_> {
+    /// Fills the slots of the pointers below the node from its value taken whole.
+    fn fill_below(&mut self, v: &Value) {
+        for (slot, tokens) in &self.node.below {
+            self.values[*slot] = walk(v, tokens).cloned();
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(mut self, d: D) -> Result<(), D::Error> {
+        // A key seen twice: the last one read is the value, as in a whole parse.
+        for (slot, _) in &self.node.below {
+            self.values[*slot] = None;
+        }
+        match self.node.slot {
+            Some(slot) => {
+                let v: Value = serde::Deserialize::deserialize(d)?;
+                self.fill_below(&v);
+                self.values[slot] = Some(v);
+                Ok(())
+            }
+            None => d.deserialize_any(self),
         }
     }
 }
@@ -75,7 +151,7 @@ impl<'de> DeserializeSeed<'de> for &Node {
 struct Key<'n>(&'n Node);
 
 impl<'de, 'n> DeserializeSeed<'de> for Key<'n> {
-    type Value = Option<(String, &'n Node)>;
+    type Value = Option<&'n Node>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
@@ -83,7 +159,7 @@ impl<'de, 'n> DeserializeSeed<'de> for Key<'n> {
 }
 
 impl<'n> Visitor<'_> for Key<'n> {
-    type Value = Option<(String, &'n Node)>;
+    type Value = Option<&'n Node>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a key")
@@ -95,72 +171,69 @@ impl<'n> Visitor<'_> for Key<'n> {
             .children
             .iter()
             .find(|(k, _)| k == key)
-            .map(|(k, n)| (k.clone(), n)))
+            .map(|(_, n)| n))
     }
 }
 
-impl<'de> Visitor<'de> for &Node {
-    type Value = Value;
+/// A node no pointer ends at: an object is read key by key, a list whole (pointers through a
+/// list, `/messages/0/content`, are rare), anything else holds none of the pointers below.
+impl<'de> Visitor<'de> for Seed<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key_seed(Key(self))? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(Key(self.node))? {
             match key {
-                Some((k, child)) => {
-                    let v = map.next_value_seed(child)?;
-                    out.insert(k, v);
-                }
+                Some(child) => map.next_value_seed(Seed {
+                    node: child,
+                    values: &mut *self.values,
+                })?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Value::Object(out))
+        Ok(())
     }
 
-    /// Pointers through a list (`/messages/0/content`) are rare: the list is kept whole.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mut items = Vec::new();
         while let Some(v) = seq.next_element::<Value>()? {
-            out.push(v);
+            items.push(v);
         }
-        Ok(Value::Array(out))
+        self.fill_below(&Value::Array(items));
+        Ok(())
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(v.into())
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(v.into())
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -197,17 +270,33 @@ mod tests {
         for p in pointers {
             assert_eq!(sparse.pointer(p), whole.pointer(p), "{p}");
         }
-        // What no pointer reads is not built.
-        assert!(sparse.get("skip").is_none());
-        assert!(sparse.pointer("/request/other").is_none());
-        // The whole record, when a pointer asks for it.
-        assert_eq!(Paths::new([""]).parse(RECORD).unwrap(), whole);
+        // What no pointer names is not read.
+        assert!(sparse.pointer("/skip").is_none());
+        assert!(sparse.pointer("/request").is_none());
+        // The whole record, when a pointer asks for it; a pointer inside another one's value.
         assert_eq!(
-            Paths::new(["/usage", "/usage/prompt_tokens"])
-                .parse(RECORD)
-                .unwrap()["usage"],
-            whole["usage"]
+            Paths::new([""]).parse(RECORD).unwrap().pointer(""),
+            Some(&whole)
         );
+        let nested = Paths::new(["/usage", "/usage/prompt_tokens", "", "/list/0"]);
+        let read = nested.parse(RECORD).unwrap();
+        for p in ["/usage", "/usage/prompt_tokens", "", "/list/0"] {
+            assert_eq!(read.pointer(p), whole.pointer(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_key_seen_twice_reads_as_its_last_value() {
+        let line =
+            r#"{"a": {"b": 1, "c": 2}, "l": [{"x": 1}], "a": {"b": 3}, "l": 5, "s": 1, "s": null}"#;
+        let pointers = ["/a/b", "/a/c", "/l/0/x", "/s"];
+        let whole: Value = serde_json::from_str(line).unwrap();
+        let paths = Paths::new(pointers);
+        let read = paths.parse(line).unwrap();
+        for p in pointers {
+            assert_eq!(read.pointer(p), whole.pointer(p), "{p}");
+        }
+        assert_eq!(read.pointer("/a/c"), None);
     }
 
     #[test]
@@ -224,6 +313,10 @@ mod tests {
             let whole = serde_json::from_str::<Value>(bad).unwrap_err().to_string();
             assert_eq!(sparse, whole, "{bad}");
         }
-        assert_eq!(paths.parse("5").unwrap(), Value::from(5));
+        assert_eq!(
+            Paths::new([""]).parse("5").unwrap().pointer(""),
+            Some(&Value::from(5))
+        );
+        assert!(paths.parse("5").unwrap().pointer("/ts").is_none());
     }
 }
