@@ -200,6 +200,19 @@ fn list_and_status_show_next_fires_last_runs_and_overdue_suites() {
 }
 
 /// Spawn the binary in the project; stderr is read line by line into a channel.
+/// A daemon that skips what is late, looking for changed suites every second. `--grace 0`:
+/// an `@yearly` window is late even on 1 January before 00:15 (within the default grace it
+/// would be on time and run, not be skipped).
+const SKIP_LATE: &[&str] = &[
+    "schedule",
+    "--catch-up",
+    "skip",
+    "--grace",
+    "0",
+    "--poll",
+    "1s",
+];
+
 fn spawn(p: &Project, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
         .current_dir(p.path())
@@ -356,9 +369,7 @@ fn a_killed_daemons_lease_is_recovered() {
 fn sigterm_stops_an_idle_daemon_cleanly() {
     let p = Project::new();
     echo_suite(&p, "yearly", Some("@yearly"));
-    // `--grace 0`: the year's window is late even on 1 January before 00:15 (within the
-    // default grace it would be on time and run, not be skipped).
-    let (mut daemon, rx) = spawn(&p, &["schedule", "--catch-up", "skip", "--grace", "0"]);
+    let (mut daemon, rx) = spawn(&p, SKIP_LATE);
     let mut seen = Vec::new();
     wait_line(&rx, "\"suites_loaded\"", &mut seen);
     wait_line(&rx, "\"window_skipped\"", &mut seen);
@@ -403,19 +414,7 @@ fn sigterm_during_a_run_keeps_it_incomplete_and_the_daemon_exits_130() {
 fn the_daemon_rereads_a_changed_suite_file() {
     let p = Project::new();
     echo_suite(&p, "a", Some("@yearly"));
-    // `--grace 0`: skipped even on 1 January before 00:15 (see above).
-    let (mut daemon, rx) = spawn(
-        &p,
-        &[
-            "schedule",
-            "--catch-up",
-            "skip",
-            "--grace",
-            "0",
-            "--poll",
-            "1s",
-        ],
-    );
+    let (mut daemon, rx) = spawn(&p, SKIP_LATE);
     let mut seen = Vec::new();
     wait_line(&rx, "\"window_skipped\"", &mut seen);
     // A new suite appears and an old one changes: both are picked up by the poll.
@@ -638,19 +637,7 @@ fn the_daemon_starts_despite_a_bad_suite_and_reports_one_that_breaks_until_fixed
     with_file_sink(&p);
     echo_suite(&p, "good", Some("@yearly"));
     echo_suite(&p, "bad", Some("99 6 * * *"));
-    // `--grace 0`: skipped even on 1 January before 00:15 (see above).
-    let (mut daemon, rx) = spawn(
-        &p,
-        &[
-            "schedule",
-            "--catch-up",
-            "skip",
-            "--grace",
-            "0",
-            "--poll",
-            "1s",
-        ],
-    );
+    let (mut daemon, rx) = spawn(&p, SKIP_LATE);
     let mut seen = Vec::new();
     wait_line(&rx, "\"suite_invalid\"", &mut seen);
     wait_line(&rx, "\"window_skipped\"", &mut seen);
