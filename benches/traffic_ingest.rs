@@ -13,6 +13,10 @@
 //!   to a day of traffic 40 days old (sample and keys gone, minute buckets rolled up).
 //!
 //! Each run prints its figures; `rate` ends with the median and range of each kind.
+//!
+//! The log's trace ids are the records' numbers (they grow with time, and the trace index is
+//! appended to); `TRACE_IDS=random` scrambles them into random-looking W3C ids, as
+//! OpenTelemetry makes them (see `support/traffic_log.rs`).
 
 use std::io::{Read, Write};
 use std::path::Path;

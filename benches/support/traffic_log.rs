@@ -9,6 +9,20 @@ pub const MODELS: [&str; 3] = ["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku"];
 const PLANS: [&str; 3] = ["free", "pro", "team"];
 const REGIONS: [&str; 5] = ["DE", "US", "FR", "BR", "JP"];
 
+/// Record `i`'s trace id: `i` itself, so that ids grow with time and the trace index is
+/// appended to; with `TRACE_IDS=random` in the environment, `i` scrambled (multiplied by an
+/// odd 128-bit constant: unique, and spread as OpenTelemetry's random W3C ids are), so that
+/// each record's index entry goes to a random place.
+fn trace_id(i: usize) -> u128 {
+    static RANDOM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let random = *RANDOM.get_or_init(|| std::env::var("TRACE_IDS").is_ok_and(|v| v == "random"));
+    if random {
+        (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+    } else {
+        i as u128
+    }
+}
+
 /// Record `i` of `n`, spread evenly over the day that starts at `day_start` (unix seconds),
 /// appended to `out` with its newline. `context`: with two retrieved passages (what the
 /// `hallucination` monitor checks the answer against).
@@ -29,7 +43,7 @@ pub fn record(out: &mut Vec<u8>, i: usize, n: usize, day_start: i64, context: bo
     let _ = write!(
         out,
         concat!(
-            r#"{{"ts":{ts},"trace_id":"{i:032x}","model":"{model}","meta":{{"feature":"{feature}"}},"#,
+            r#"{{"ts":{ts},"trace_id":"{trace:032x}","model":"{model}","meta":{{"feature":"{feature}"}},"#,
             r#""user":{{"id":"user-{user}","plan":"{plan}"}},"geo":{{"country":"{region}"}},"#,
             r#""request":{{"messages":[{{"role":"system","content":"You are the support assistant of Acme."}},"#,
             r#"{{"role":"user","content":"How long do I have to return item {i}? Order placed on the 3rd."}}]}},{passages}"#,
@@ -39,6 +53,7 @@ pub fn record(out: &mut Vec<u8>, i: usize, n: usize, day_start: i64, context: bo
         ),
         ts = day_start + i64::try_from(i * 86_400 / n.max(1)).expect("a second of the day"),
         i = i,
+        trace = trace_id(i),
         model = MODELS[i % 3],
         feature = FEATURES[i % 4],
         user = i % 5_000,
