@@ -3,7 +3,7 @@
 //! `ingest` stores up to [`super::ingest`]'s chunk of batches in one [`Chunk`].
 
 use crate::model::{AssertionOutcome, CaseStatus, Score};
-use crate::store::{BucketRow, FileOffset, RecordRow, Store, TrafficTx};
+use crate::store::{BucketRow, FileOffset, RecordRow, Store, TrafficTx, trace_key};
 use crate::traffic::ingest::Kept;
 use crate::traffic::shape::Shape;
 use crate::traffic::{BucketKey, MinuteOf, Record, Resolution};
@@ -91,7 +91,8 @@ impl<'s> Chunk<'s> {
         let tx = &self.tx;
         let mut rows: HashMap<MinuteOf<'_>, Minute> = HashMap::default();
         let mut written = Written::default();
-        for scored in &batch.records {
+        let claimed = claim_traced(tx, batch)?;
+        for (i, scored) in batch.records.iter().enumerate() {
             let kept = &scored.kept;
             let r = &kept.record;
             let minute = MinuteOf::of(r);
@@ -108,8 +109,12 @@ impl<'s> Chunk<'s> {
                 Ok(tx.index_trace(trace, minute.start, labels, inline)?)
             };
             let new = match &r.trace_id {
-                // Known by its trace id alone: the trace index is its key (one insert, not two).
-                Some(trace) if *trace == kept.key => index(trace)?,
+                // Known by its trace id alone: the trace index is its key (one insert, not two),
+                // claimed above in the index's order when the batch allows it.
+                Some(trace) if *trace == kept.key => match &claimed {
+                    Some(claimed) => claimed[i],
+                    None => index(trace)?,
+                },
                 _ => {
                     let new = tx.claim(&kept.key, r.time.timestamp())?;
                     if let (true, Some(trace)) = (new, &r.trace_id) {
@@ -182,6 +187,57 @@ impl<'s> Chunk<'s> {
         self.tx.commit()?;
         Ok(())
     }
+}
+
+/// Claims the batch's records known by their trace id alone (one insert in the trace index
+/// each), in the order of their keys in the index rather than the batch's: random trace ids
+/// (OpenTelemetry's) would otherwise land on random pages of an index far larger than
+/// SQLite's page cache, each insert reading and dirtying a page of its own. Whether each
+/// record was new, by its place in the batch (`false` for the others, claimed as they come).
+/// A trace twice in a batch: the first in the batch's order is the new one, as before.
+///
+/// `None` (claim each in the batch's order) when a record of the batch also carries a span
+/// id: its trace's entry must come before a later record known by that trace alone, which
+/// then counts as seen.
+fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<bool>>> {
+    let spans = batch.records.iter().any(|s| {
+        s.kept
+            .record
+            .trace_id
+            .as_deref()
+            .is_some_and(|t| t != s.kept.key)
+    });
+    if spans {
+        return Ok(None);
+    }
+    let mut order: Vec<([u8; 16], usize)> = batch
+        .records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let trace = s.kept.record.trace_id.as_deref()?;
+            (trace == s.kept.key).then(|| (trace_key(trace), i))
+        })
+        .collect();
+    // Stable: equal keys keep the batch's order.
+    order.sort_by_key(|&(key, _)| key);
+    let mut new = vec![false; batch.records.len()];
+    let mut labels: HashMap<MinuteOf<'_>, i64> = HashMap::default();
+    for (_, i) in order {
+        let r = &batch.records[i].kept.record;
+        let minute = MinuteOf::of(r);
+        let id = match labels.get(&minute) {
+            Some(&id) => id,
+            None => *labels.entry(minute).or_insert(tx.label_set(minute)?),
+        };
+        let inline = r
+            .feedback
+            .as_ref()
+            .map(|f| (r.time.timestamp_millis(), f.vote));
+        let trace = r.trace_id.as_deref().unwrap_or_default();
+        new[i] = tx.index_trace(trace, minute.start, id, inline)?;
+    }
+    Ok(Some(new))
 }
 
 /// Stores a record kept whole: its text when the source keeps it, and its shape when sampled.

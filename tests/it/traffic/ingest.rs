@@ -150,6 +150,65 @@ pub fn dump(p: &Project) -> String {
     out
 }
 
+/// A batch's records known by their trace id are claimed in the trace index's key order, not
+/// the file's (random ids would otherwise scatter the inserts). What counts stays the file's
+/// order: of two records with one trace, the first is new; and a record known by its trace
+/// alone after a span of that trace (its key is trace and span) counts as seen.
+#[test]
+fn claims_in_the_index_s_order_keep_the_file_s_order_of_what_counts() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("0%"));
+    let t = recent_start() * 1000;
+    // Ids out of order; `ff..` twice, first without an error and then with one.
+    let mut log = String::new();
+    for (i, trace) in (0_i64..).zip(["ff", "0a", "7c", "ff", "01"]) {
+        let error = if i == 3 {
+            r#", "error": {"type": "timeout"}"#
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            log,
+            r#"{{"ts": {}, "trace": "{}", "model": "m1"{error}}}"#,
+            t + i * 1000,
+            trace.repeat(16)
+        );
+    }
+    p.write("logs/a.jsonl", &log);
+    let out = json(&ingest(&p, &[]));
+    assert_eq!(
+        (out["new"].as_u64(), out["seen_before"].as_u64()),
+        (Some(4), Some(1)),
+        "{out}"
+    );
+    let traffic = p
+        .cmd()
+        .args(["traffic", "--window", "24h", "--format", "json"])
+        .output()
+        .expect("run evalwatch");
+    let figures = json(&traffic);
+    assert_eq!(figures["current"]["volume"], 4, "{figures}");
+    assert_eq!(
+        figures["current"]["errors_by_kind"],
+        serde_json::json!({}),
+        "the first `ff` counted, not the timeout after it: {figures}"
+    );
+    // A span of a trace, then a record known by that trace alone, in one batch.
+    let trace = "ab".repeat(16);
+    p.write(
+        "logs/b.jsonl",
+        &format!(
+            "{{\"ts\": {t}, \"trace\": \"{trace}\", \"span_id\": \"s1\"}}\n{{\"ts\": {t}, \"trace\": \"{trace}\"}}\n"
+        ),
+    );
+    let out = json(&ingest(&p, &[]));
+    assert_eq!(
+        (out["new"].as_u64(), out["seen_before"].as_u64()),
+        (Some(1), Some(1)),
+        "{out}"
+    );
+}
+
 #[test]
 fn reingesting_adds_nothing_and_a_new_line_is_read_once() {
     let p = Project::new();
