@@ -2,11 +2,13 @@
 //! keys and offsets, in one transaction. `collect` stores each export with [`write_batch`];
 //! `ingest` stores up to [`super::ingest`]'s chunk of batches in one [`Chunk`].
 
+use std::collections::hash_map::Entry;
+
 use crate::model::{AssertionOutcome, CaseStatus, Score};
 use crate::store::{BucketRow, FileOffset, RecordRow, Store, TrafficTx, trace_key};
 use crate::traffic::ingest::Kept;
 use crate::traffic::shape::Shape;
-use crate::traffic::{BucketKey, MinuteOf, Record, Resolution};
+use crate::traffic::{BucketKey, MinuteOf, Record, Resolution, Vote};
 
 /// The chunk's maps are keyed by labels (strings) and looked up once a record: `foldhash`,
 /// not the standard SipHash (`perf` put SipHash at ~1.4% of an unscored ingest's CPU).
@@ -97,10 +99,7 @@ impl<'s> Chunk<'s> {
             let r = &kept.record;
             let minute = MinuteOf::of(r);
             let slot = rows.entry(minute).or_default();
-            let inline = r
-                .feedback
-                .as_ref()
-                .map(|f| (r.time.timestamp_millis(), f.vote));
+            let inline = inline_vote(r);
             let mut index = |trace: &str| -> anyhow::Result<bool> {
                 let labels = match slot.labels {
                     Some(l) => l,
@@ -210,34 +209,36 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
     if spans {
         return Ok(None);
     }
-    let mut order: Vec<([u8; 16], usize)> = batch
+    let mut order: Vec<([u8; 16], usize, &str)> = batch
         .records
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
             let trace = s.kept.record.trace_id.as_deref()?;
-            (trace == s.kept.key).then(|| (trace_key(trace), i))
+            (trace == s.kept.key).then(|| (trace_key(trace), i, trace))
         })
         .collect();
     // Stable: equal keys keep the batch's order.
-    order.sort_by_key(|&(key, _)| key);
+    order.sort_by_key(|&(key, _, _)| key);
     let mut new = vec![false; batch.records.len()];
     let mut labels: HashMap<MinuteOf<'_>, i64> = HashMap::default();
-    for (_, i) in order {
+    for (_, i, trace) in order {
         let r = &batch.records[i].kept.record;
         let minute = MinuteOf::of(r);
-        let id = match labels.get(&minute) {
-            Some(&id) => id,
-            None => *labels.entry(minute).or_insert(tx.label_set(minute)?),
+        let id = match labels.entry(minute) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => *e.insert(tx.label_set(minute)?),
         };
-        let inline = r
-            .feedback
-            .as_ref()
-            .map(|f| (r.time.timestamp_millis(), f.vote));
-        let trace = r.trace_id.as_deref().unwrap_or_default();
-        new[i] = tx.index_trace(trace, minute.start, id, inline)?;
+        new[i] = tx.index_trace(trace, minute.start, id, inline_vote(r))?;
     }
     Ok(Some(new))
+}
+
+/// A vote the record carries, with its time, for the trace index to keep.
+fn inline_vote(r: &Record) -> Option<(i64, Vote)> {
+    r.feedback
+        .as_ref()
+        .map(|f| (r.time.timestamp_millis(), f.vote))
 }
 
 /// Stores a record kept whole: its text when the source keeps it, and its shape when sampled.
