@@ -8,9 +8,19 @@
 //! Feedback for a record not ingested yet waits in `traffic_feedback_waiting` and is counted
 //! by the batch that brings its record.
 
+use std::collections::HashSet;
+
 use super::db::{OptionalExtension, Tx, params};
 
-use super::traffic::{RESOLUTIONS, TrafficTx, begin_writing, read_bucket, trace_key, write_bucket};
+use super::traffic::{
+    Located, RESOLUTIONS, TrafficTx, begin_writing, find_trace, locate_traces, nearest,
+    read_bucket, trace_key, write_bucket,
+};
+
+/// An import with at least this many traces finds them all in one pass over the source's trace
+/// index rather than trace by trace (a trace whose record is not ingested yet costs a lookup an
+/// hour the index holds: ~1.7 ms at 30 days of hours, docs/performance.md "Session 21").
+pub const LOCATE_AT_ONCE: usize = 1000;
 use super::{Store, StoreError};
 use crate::traffic::{Bucket, BucketKey, Resolution, Vote};
 
@@ -81,7 +91,14 @@ fn add_vote(b: &mut Bucket, vote: Vote, sign: i8) {
 
 /// Counts the latest feedback of `trace_id` in its record's buckets (taking the vote it
 /// replaces out), or leaves it waiting when the record has not been counted yet.
-fn apply_latest(tx: &Tx<'_>, source: &str, trace_id: &str) -> Result<Applied, StoreError> {
+/// `located`: where the trace index holds the import's traces, when an import of many votes
+/// looked them all up at once ([`locate_traces`]); else each is looked up here.
+fn apply_latest(
+    tx: &Tx<'_>,
+    source: &str,
+    trace_id: &str,
+    located: Option<&Located>,
+) -> Result<Applied, StoreError> {
     let latest: Option<(i64, String, String)> = tx
         .prepare_cached(
             "SELECT time_ms, vote, raw FROM traffic_feedback WHERE source = ?1 AND trace_id = ?2
@@ -96,24 +113,30 @@ fn apply_latest(tx: &Tx<'_>, source: &str, trace_id: &str) -> Result<Applied, St
     };
     let vote = Vote::from_name(&vote_name)
         .ok_or_else(|| StoreError::Other(format!("read feedback vote `{vote_name}`")))?;
-    let key: Option<BucketKey> = tx
-        .prepare_cached(
-            "SELECT t.start, l.model, l.feature, l.segment, l.region
-             FROM traffic_trace_keys t JOIN traffic_label_sets l ON l.id = t.labels
-             WHERE t.source = (SELECT id FROM traffic_sources WHERE source = ?1)
-               AND t.key = ?2",
-        )?
-        .query_row(params![source, trace_key(trace_id).as_slice()], |r| {
-            Ok(BucketKey {
-                start: r.get(0)?,
-                resolution: Resolution::Minute,
-                model: r.get(1)?,
-                feature: r.get(2)?,
-                segment: r.get(3)?,
-                region: r.get(4)?,
-            })
-        })
-        .optional()?;
+    let near = time_ms.div_euclid(1000);
+    let key: Option<BucketKey> = match located {
+        Some(located) => located
+            .get(&trace_key(trace_id))
+            .and_then(|found| nearest(found, near))
+            .cloned(),
+        None => find_trace(
+            tx,
+            source,
+            trace_id,
+            near,
+            "t.start, l.model, l.feature, l.segment, l.region",
+            |r| {
+                Ok(BucketKey {
+                    start: r.get(0)?,
+                    resolution: Resolution::Minute,
+                    model: r.get(1)?,
+                    feature: r.get(2)?,
+                    segment: r.get(3)?,
+                    region: r.get(4)?,
+                })
+            },
+        )?,
+    };
     let Some(key) = key else {
         tx.prepare_cached(
             "INSERT INTO traffic_feedback_waiting (source, trace_id) VALUES (?1, ?2)
@@ -188,7 +211,7 @@ impl TrafficTx<'_> {
             )?
             .query_row(params![self.source, trace_id], |r| r.get(0))?;
         if waiting {
-            apply_latest(&self.tx, &self.source, trace_id)?;
+            apply_latest(&self.tx, &self.source, trace_id, None)?;
         }
         Ok(waiting)
     }
@@ -203,6 +226,12 @@ impl Store {
     ) -> Result<FeedbackImport, StoreError> {
         let tx = begin_writing(&mut self.conn, source)?;
         let mut out = FeedbackImport::default();
+        let traces: HashSet<&str> = rows.iter().map(|f| f.trace_id).collect();
+        let located = if traces.len() >= LOCATE_AT_ONCE {
+            Some(locate_traces(&tx, source, traces)?)
+        } else {
+            None
+        };
         for f in rows {
             let n = tx
                 .prepare_cached(
@@ -226,7 +255,7 @@ impl Store {
                 continue;
             }
             out.added += 1;
-            match apply_latest(&tx, source, f.trace_id)? {
+            match apply_latest(&tx, source, f.trace_id, located.as_ref())? {
                 Applied::Counted => out.counted += 1,
                 Applied::Replaced => out.replaced += 1,
                 Applied::Unchanged => out.superseded += 1,
@@ -282,19 +311,16 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         // The record's feature, found by the trace index's key of its trace id (computed
         // here, by `trace_key`, the one implementation), else the one the feedback names.
-        let mut feature_of = self.conn.prepare_cached(
-            "SELECT l.feature FROM traffic_trace_keys t
-             JOIN traffic_label_sets l ON l.id = t.labels
-             WHERE t.source = (SELECT id FROM traffic_sources WHERE source = ?1)
-               AND t.key = ?2",
-        )?;
         rows.into_iter()
             .map(|mut row| {
-                let indexed: Option<String> = feature_of
-                    .query_row(params![source, trace_key(&row.trace_id).as_slice()], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
+                let indexed: Option<String> = find_trace(
+                    &self.conn,
+                    source,
+                    &row.trace_id,
+                    row.time_ms.div_euclid(1000),
+                    "l.feature",
+                    |r| r.get(0),
+                )?;
                 if indexed.is_some() {
                     row.feature = indexed;
                 }

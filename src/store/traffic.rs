@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use super::db::{Db, OptionalExtension, TransactionBehavior, Tx, params};
+use super::db::{Db, DbError, OptionalExtension, Row, TransactionBehavior, Tx, params};
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use sha2::{Digest, Sha256};
@@ -163,6 +163,10 @@ pub struct TrafficTx<'s> {
     label_sets: RefCell<(HashMap<String, i64>, String)>,
     /// The source's id in the trace index, once looked up.
     source_id: Cell<Option<i64>>,
+    /// Whether the trace index holds any trace of the source in an hour, for the hours this
+    /// transaction has asked about (it is the source's only writer while it lasts): the next
+    /// hour of traffic read in time order is empty, and its lookups are then skipped.
+    hours_used: RefCell<HashMap<i64, bool>>,
 }
 
 pub(super) const RESOLUTIONS: [Resolution; 3] =
@@ -191,6 +195,155 @@ pub fn trace_key(trace_id: &str) -> [u8; 16] {
     out
 }
 
+/// Two records of one trace in neighbouring hours are one record when their minutes are less
+/// than this many seconds apart (in one hour they always are): a trace whose calls straddle an
+/// hour's end counts once, and only records this near an hour's end pay a second lookup.
+pub const ACROSS_HOURS: i64 = 10 * 60;
+
+/// The start of the hour (unix seconds, UTC) of a time in unix seconds: the first part of
+/// both de-duplication tables' keys after the source (migration 0025).
+#[must_use]
+pub fn hour_of(secs: i64) -> i64 {
+    secs - secs.rem_euclid(3600)
+}
+
+/// The trace index's row of one trace of `source` whose hour is nearest below `near` (unix
+/// seconds: when the trace's feedback was given, which comes after its record), else the
+/// nearest above it; `columns` selected from the row `t` (`traffic_trace_keys`) and its label
+/// set `l`, read by `map`. Feedback knows a trace id but not the hour of its record, so the
+/// hours the source's index holds are tried one by one, each a lookup of the table's key
+/// (source, hour, key): first from the feedback's hour down to the oldest, then up from it to
+/// the newest. A trace that is not there costs one lookup an hour the index holds.
+pub(super) fn find_trace<T>(
+    db: &Db,
+    source: &str,
+    trace_id: &str,
+    near: i64,
+    columns: &str,
+    mut map: impl FnMut(&Row<'_>) -> Result<T, DbError>,
+) -> Result<Option<T>, StoreError> {
+    // `?1` source, `?2` key, `?3` the hour to start from; `first` is the first hour tried,
+    // `next` the step, `more` whether there is an hour after `hour`.
+    let sql = |first: &str, next: &str, more: &str| {
+        format!(
+            "WITH RECURSIVE src (id) AS (SELECT id FROM traffic_sources WHERE source = ?1),
+                  span (lo, hi) AS (SELECT
+                      (SELECT min(hour) FROM traffic_trace_keys WHERE source = (SELECT id FROM src)),
+                      (SELECT max(hour) FROM traffic_trace_keys WHERE source = (SELECT id FROM src))),
+                  hours (hour) AS (
+                      SELECT {first} FROM span
+                      UNION ALL
+                      SELECT {next} FROM hours WHERE {more})
+             SELECT {columns}
+             FROM hours CROSS JOIN traffic_trace_keys t CROSS JOIN traffic_label_sets l
+             WHERE t.source = (SELECT id FROM src) AND t.hour = hours.hour AND t.key = ?2
+               AND l.id = t.labels
+             LIMIT 1"
+        )
+    };
+    let down = sql(
+        "CASE WHEN ?3 < hi THEN ?3 ELSE hi END",
+        "hour - 3600",
+        "hour > (SELECT lo FROM span)",
+    );
+    let up = sql(
+        "CASE WHEN ?3 > lo THEN ?3 ELSE lo END",
+        "hour + 3600",
+        "hour < (SELECT hi FROM span)",
+    );
+    let key = trace_key(trace_id);
+    let hour = hour_of(near);
+    for (sql, from) in [(down, hour), (up, hour.saturating_add(3600))] {
+        let found = db
+            .prepare_cached(&sql)?
+            .query_row(params![source, key.as_slice(), from], &mut map)
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// Where the trace index holds a trace: each (hour, minute bucket) of its records, by the
+/// trace's key ([`trace_key`]). Usually one.
+pub(super) type Located = HashMap<[u8; 16], Vec<(i64, BucketKey)>>;
+
+/// Where the trace index holds each of `traces` of `source`, in one pass over the source's part
+/// of the index: for an import of many votes, where [`find_trace`] would look each trace up
+/// hour by hour (a trace not there yet costing a lookup an hour the index holds).
+pub(super) fn locate_traces<'t>(
+    db: &Db,
+    source: &str,
+    traces: impl IntoIterator<Item = &'t str>,
+) -> Result<Located, StoreError> {
+    let mut out: Located = traces
+        .into_iter()
+        .map(|t| (trace_key(t), Vec::new()))
+        .collect();
+    let mut hits: Vec<([u8; 16], i64, i64, i64)> = Vec::new();
+    {
+        let mut st = db.prepare_cached(
+            "SELECT hour, key, start, labels FROM traffic_trace_keys
+             WHERE source = (SELECT id FROM traffic_sources WHERE source = ?1)",
+        )?;
+        let mut rows = st.query(params![source])?;
+        while let Some(r) = rows.next()? {
+            let key: Vec<u8> = r.get(1)?;
+            let Ok(key) = <[u8; 16]>::try_from(key.as_slice()) else {
+                continue;
+            };
+            if out.contains_key(&key) {
+                hits.push((key, r.get(0)?, r.get(2)?, r.get(3)?));
+            }
+        }
+    }
+    let mut sets: HashMap<i64, [String; 4]> = HashMap::new();
+    for (key, hour, start, labels) in hits {
+        if !sets.contains_key(&labels) {
+            let set = db
+                .prepare_cached(
+                    "SELECT model, feature, segment, region FROM traffic_label_sets WHERE id = ?1",
+                )?
+                .query_row(params![labels], |r| {
+                    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+                })?;
+            sets.insert(labels, set);
+        }
+        let [model, feature, segment, region] = sets[&labels].clone();
+        out.entry(key).or_default().push((
+            hour,
+            BucketKey {
+                start,
+                resolution: Resolution::Minute,
+                model,
+                feature,
+                segment,
+                region,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Of the places [`locate_traces`] found for a trace, the one [`find_trace`] would find for
+/// feedback given at `near` (unix seconds): the newest hour not after `near`'s, else the oldest
+/// after it.
+pub(super) fn nearest(found: &[(i64, BucketKey)], near: i64) -> Option<&BucketKey> {
+    let hour = hour_of(near);
+    let below = found
+        .iter()
+        .filter(|(h, _)| *h <= hour)
+        .max_by_key(|(h, _)| *h);
+    let above = || {
+        found
+            .iter()
+            .filter(|(h, _)| *h > hour)
+            .min_by_key(|(h, _)| *h)
+    };
+    below.or_else(above).map(|(_, key)| key)
+}
+
 /// Registers [`trace_key`] as the SQL function `evalwatch_trace_key(trace_id)` on SQLite
 /// connections, which migration 0021 calls (its PostgreSQL variant computes the same with
 /// `decode` and `sha256`). The store's queries pass [`trace_key`]'s bytes as a parameter.
@@ -205,15 +358,22 @@ pub(super) fn register_trace_key(conn: &Connection) -> rusqlite::Result<()> {
 
 impl TrafficTx<'_> {
     /// Claims a record's de-duplication key: `true` the first time, `false` when the source
-    /// has read it before (it is then not counted again).
+    /// has read it before (it is then not counted again). The key is looked for in the hour of
+    /// `time` (unix seconds): a record's key (its hash, or its trace and span ids) comes with
+    /// its time, so a record read again is in the same hour (migration 0025).
     pub fn claim(&self, key: &str, time: i64) -> Result<bool, StoreError> {
         let n = self
             .tx
             .prepare_cached(
-                "INSERT INTO traffic_keys (source, key, time) VALUES (?1, ?2, ?3)
+                "INSERT INTO traffic_keys (source, hour, key, time) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT DO NOTHING",
             )?
-            .execute(params![self.source, key_hash(key).as_slice(), time])?;
+            .execute(params![
+                self.source,
+                hour_of(time),
+                key_hash(key).as_slice(),
+                time
+            ])?;
         Ok(n == 1)
     }
 
@@ -319,10 +479,28 @@ impl TrafficTx<'_> {
         Ok(id)
     }
 
+    /// Whether the trace index holds any trace of the source (`source`, its id) in `hour`.
+    fn hour_used(&self, source: i64, hour: i64) -> Result<bool, StoreError> {
+        if let Some(&used) = self.hours_used.borrow().get(&hour) {
+            return Ok(used);
+        }
+        let used: bool = self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM traffic_trace_keys WHERE source = ?1 AND hour = ?2)",
+            )?
+            .query_row(params![source, hour], |r| r.get(0))?;
+        self.hours_used.borrow_mut().insert(hour, used);
+        Ok(used)
+    }
+
     /// Remembers which minute bucket (`start`, label set `labels`) a newly counted traced
     /// record is in, with its inline vote (already counted by the bucket) as the vote a later
-    /// one replaces. `true` when the trace was not indexed yet: for a record known by its
-    /// trace id alone, that is its de-duplication claim (the index then serves as its key).
+    /// one replaces. `true` when the trace was not indexed yet in the record's hour (UTC),
+    /// nor in the hour beside it at a minute less than [`ACROSS_HOURS`] away: for a record
+    /// known by its trace id alone, that is its de-duplication claim (the index then serves
+    /// as its key). The index is ordered by (source, hour, key) (migration 0025), so that
+    /// traffic read in time order inserts into the current hour's part of it.
     pub fn index_trace(
         &self,
         trace_id: &str,
@@ -330,19 +508,46 @@ impl TrafficTx<'_> {
         labels: i64,
         inline: Option<(i64, Vote)>,
     ) -> Result<bool, StoreError> {
-        let new = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO traffic_trace_keys (source, key, start, labels)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![
-                self.source_id()?,
-                trace_key(trace_id).as_slice(),
-                start,
-                labels
-            ])?
-            == 1;
+        let source = self.source_id()?;
+        let key = trace_key(trace_id);
+        let hour = hour_of(start);
+        // A record near its hour's start or end: is the trace in the hour beside it, a few
+        // minutes away? (Looked up only there: two lookups a record cost a quarter of
+        // `ingest`'s rate.)
+        let into = start - hour;
+        let beside = if into < ACROSS_HOURS {
+            Some(hour - 3600)
+        } else if into >= 3600 - ACROSS_HOURS {
+            Some(hour + 3600)
+        } else {
+            None
+        };
+        let near = match beside {
+            Some(beside) if self.hour_used(source, beside)? => self
+                .tx
+                .prepare_cached(
+                    "SELECT start FROM traffic_trace_keys
+                     WHERE source = ?1 AND hour = ?2 AND key = ?3",
+                )?
+                .query_row(params![source, beside, key.as_slice()], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+                .is_some_and(|other| (other - start).abs() < ACROSS_HOURS),
+            _ => false,
+        };
+        let new = !near
+            && self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO traffic_trace_keys (source, hour, key, start, labels)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![source, hour, key.as_slice(), start, labels])?
+                == 1;
+        if new {
+            self.hours_used.borrow_mut().insert(hour, true);
+        }
         if let Some((time_ms, vote)) = inline {
             self.tx
                 .prepare_cached(
@@ -559,6 +764,7 @@ impl Store {
             source: source.to_owned(),
             label_sets: RefCell::default(),
             source_id: Cell::new(None),
+            hours_used: RefCell::default(),
         })
     }
 
@@ -671,13 +877,13 @@ impl Store {
             )
         };
         // The trace index goes with the records' retention too: feedback finds buckets by it,
-        // and a record known by its trace id alone has it as its de-duplication key.
-        // One pass over the source's part of the index (it has no time index: one B-tree is
-        // what `ingest` inserts into).
+        // and a record known by its trace id alone has it as its de-duplication key. Both key
+        // tables lead with (source, hour): a row's hour is at most its time, so `hour < cut`
+        // bounds the scan to the hours before the cut.
         let traces = run(
-            "SELECT count(*) FROM traffic_trace_keys WHERE start < ?2
+            "SELECT count(*) FROM traffic_trace_keys WHERE hour < ?2 AND start < ?2
              AND source = (SELECT id FROM traffic_sources WHERE source = ?1)",
-            "DELETE FROM traffic_trace_keys WHERE start < ?2
+            "DELETE FROM traffic_trace_keys WHERE hour < ?2 AND start < ?2
              AND source = (SELECT id FROM traffic_sources WHERE source = ?1)",
             before.records,
         )?;
@@ -689,8 +895,8 @@ impl Store {
                 1000,
             )?,
             keys: run(
-                "SELECT count(*) FROM traffic_keys WHERE source = ?1 AND time < ?2",
-                "DELETE FROM traffic_keys WHERE source = ?1 AND time < ?2",
+                "SELECT count(*) FROM traffic_keys WHERE source = ?1 AND hour < ?2 AND time < ?2",
+                "DELETE FROM traffic_keys WHERE source = ?1 AND hour < ?2 AND time < ?2",
                 before.records,
             )?,
             minute: bucket("minute", before.minute)?,
@@ -706,6 +912,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::NewFeedback;
     use chrono::TimeZone;
 
     #[test]
@@ -860,6 +1067,227 @@ mod tests {
             .unwrap();
         assert_eq!(sets, 2);
     }
+
+    #[test]
+    fn migration_0025_orders_both_key_tables_by_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = super::super::schema::connect_at(&path, 24).unwrap();
+            conn.execute_batch(
+                "INSERT INTO traffic_sources VALUES (1, 's');
+                 INSERT INTO traffic_label_sets VALUES (1, 's', 'm', 'f', '', 'DE');
+                 INSERT INTO traffic_trace_keys VALUES (1, x'01', 7260, 1);
+                 INSERT INTO traffic_trace_keys VALUES (1, x'02', -60, 1);
+                 INSERT INTO traffic_keys VALUES ('s', x'03', 7299);
+                 INSERT INTO traffic_keys VALUES ('s', x'04', 3599);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let traces: Vec<(Vec<u8>, i64, i64)> = store
+            .conn
+            .prepare("SELECT key, hour, start FROM traffic_trace_keys ORDER BY key")
+            .unwrap()
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(traces, [(vec![1], 7200, 7260), (vec![2], -3600, -60)]);
+        let keys: Vec<(Vec<u8>, i64, i64)> = store
+            .conn
+            .prepare("SELECT key, hour, time FROM traffic_keys ORDER BY key")
+            .unwrap()
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(keys, [(vec![3], 7200, 7299), (vec![4], 0, 3599)]);
+        assert_eq!(
+            (hour_of(7260), hour_of(-60), hour_of(3600)),
+            (7200, -3600, 3600)
+        );
+    }
+
+    #[test]
+    fn a_trace_counts_once_in_its_hour_and_minutes_across_its_end_and_feedback_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let tx = store.begin_traffic("s").unwrap();
+        let m = MinuteOf {
+            start: 0,
+            model: "m",
+            feature: "f",
+            segment: "",
+            region: "",
+        };
+        let labels = tx.label_set(m).unwrap();
+        let h = 1_765_000_800; // the start of an hour
+        assert_eq!(hour_of(h), h);
+        assert!(tx.index_trace("t1", h + 3540, labels, None).unwrap());
+        // Again in its hour, and in the next hour six minutes on: the same record.
+        assert!(!tx.index_trace("t1", h + 60, labels, None).unwrap());
+        assert!(!tx.index_trace("t1", h + 3900, labels, None).unwrap());
+        // In the hour before, 64 minutes before, and in the next hour 14 minutes on: others.
+        assert!(tx.index_trace("t1", h - 300, labels, None).unwrap());
+        assert!(tx.index_trace("t1", h + 4380, labels, None).unwrap());
+        assert_eq!(ACROSS_HOURS, 600);
+        // An hour found empty, then written by the transaction, is looked in again.
+        let g = h + 100 * 3600;
+        assert!(tx.index_trace("t7", g - 60, labels, None).unwrap());
+        assert!(tx.index_trace("t8", g + 60, labels, None).unwrap());
+        assert!(!tx.index_trace("t7", g + 120, labels, None).unwrap());
+        assert!(!tx.index_trace("t8", g - 30, labels, None).unwrap());
+        // Other traces in many hours, so that feedback has hours to look through.
+        for i in 0..50 {
+            assert!(
+                tx.index_trace(&format!("u{i}"), h + i * 3600, labels, None)
+                    .unwrap()
+            );
+        }
+        // The minutes of `t1`'s two records, for its vote to be counted in.
+        for start in [h + 3540, h + 4380] {
+            let key = BucketKey {
+                start,
+                resolution: Resolution::Minute,
+                model: "m".into(),
+                feature: "f".into(),
+                segment: String::new(),
+                region: String::new(),
+            };
+            tx.merge_bucket(&key, &BucketRow::default()).unwrap();
+        }
+        // A record's own key (its hash includes its time) is looked for in its hour.
+        assert!(tx.claim("k", h + 10).unwrap());
+        assert!(!tx.claim("k", h + 10).unwrap());
+        tx.commit().unwrap();
+        let vote = |trace: &'static str| NewFeedback {
+            trace_id: trace,
+            time_ms: (h + 200_000) * 1000,
+            raw: "down",
+            vote: Vote::Negative,
+            comment: None,
+            feature: None,
+            user_hash: None,
+        };
+        // In the oldest hour, in a middle one, and nowhere (waits for its record).
+        let out = store
+            .import_feedback("s", &[vote("u0"), vote("u20"), vote("t1"), vote("nope")])
+            .unwrap();
+        assert_eq!((out.added, out.counted, out.waiting), (4, 3, 1), "{out:?}");
+        // `t1` is three records in three hours: its vote goes to the newest.
+        let down = |start: i64| -> i64 {
+            store
+                .conn
+                .query_row(
+                    "SELECT feedback_negative FROM traffic_buckets WHERE source = 's'
+                     AND resolution = 'minute' AND start = ?1",
+                    params![start],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!((down(h + 3540), down(h + 4380)), (0, 1));
+    }
+
+    /// Feedback counted through one pass over the trace index (an import of many traces) lands
+    /// in the same buckets as feedback looked up trace by trace (imports of a few).
+    #[test]
+    fn an_import_of_many_traces_counts_as_imports_of_a_few() {
+        let h = 1_765_000_800;
+        let traces: Vec<(String, i64)> = (0..1100)
+            .map(|i| (format!("t{i}"), h + (i % 48) * 3600 + (i % 37) * 60))
+            // Minute 59 of two hours: no `t` trace is there (`i % 37` < 59).
+            .chain([
+                ("multi".to_owned(), h + 3540),
+                ("multi".to_owned(), h + 20 * 3600 + 3540),
+            ])
+            .collect();
+        let fill = |store: &mut Store| {
+            let tx = store.begin_traffic("s").unwrap();
+            for (i, (trace, start)) in traces.iter().enumerate() {
+                let feature = if i % 2 == 0 { "f" } else { "g" };
+                let m = MinuteOf {
+                    start: *start,
+                    model: "m",
+                    feature,
+                    segment: "",
+                    region: "",
+                };
+                let labels = tx.label_set(m).unwrap();
+                assert!(tx.index_trace(trace, *start, labels, None).unwrap());
+                tx.merge_bucket(&m.to_key(), &BucketRow::default()).unwrap();
+            }
+            tx.commit().unwrap();
+        };
+        let votes: Vec<(String, i64, Vote)> = traces[..1100]
+            .iter()
+            .enumerate()
+            .map(|(i, (t, start))| {
+                let vote = [Vote::Negative, Vote::Positive, Vote::Neutral][i % 3];
+                (t.clone(), (start + 300) * 1000, vote)
+            })
+            .chain((0..100).map(|i| (format!("w{i}"), (h + 7200) * 1000, Vote::Negative)))
+            // Between multi's two hours: the older one's; after both: the newer one's.
+            .chain([("multi".to_owned(), (h + 10 * 3600) * 1000, Vote::Negative)])
+            .collect();
+        let rows: Vec<NewFeedback<'_>> = votes
+            .iter()
+            .map(|(t, ms, vote)| NewFeedback {
+                trace_id: t,
+                time_ms: *ms,
+                raw: vote.as_str(),
+                vote: *vote,
+                comment: None,
+                feature: None,
+                user_hash: None,
+            })
+            .collect();
+        assert!(rows.len() >= crate::store::feedback::LOCATE_AT_ONCE);
+        let counts = |store: &Store| -> Vec<(i64, String, i64, i64, i64)> {
+            store
+                .conn
+                .prepare(
+                    "SELECT start, feature, feedback_negative, feedback_positive,
+                        feedback_neutral FROM traffic_buckets
+                     WHERE resolution = 'minute' ORDER BY start, feature",
+                )
+                .unwrap()
+                .query_map((), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut at_once = Store::open(&dir.path().join("a.db")).unwrap();
+        fill(&mut at_once);
+        let out = at_once.import_feedback("s", &rows).unwrap();
+        assert_eq!((out.counted, out.waiting), (1101, 100), "{out:?}");
+        let mut by_trace = Store::open(&dir.path().join("b.db")).unwrap();
+        fill(&mut by_trace);
+        let mut sum = FeedbackImportSum::default();
+        for part in rows.chunks(97) {
+            let out = by_trace.import_feedback("s", part).unwrap();
+            sum.0 += out.counted;
+            sum.1 += out.waiting;
+        }
+        assert_eq!(sum, FeedbackImportSum(1101, 100));
+        let (a, b) = (counts(&at_once), counts(&by_trace));
+        let differ: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).take(3).collect();
+        assert!(a.len() == b.len() && differ.is_empty(), "{differ:?}");
+        let votes_in = |start: i64| a.iter().find(|r| r.0 == start).map(|r| r.2 + r.3 + r.4);
+        assert_eq!(
+            (votes_in(h + 3540), votes_in(h + 20 * 3600 + 3540)),
+            (Some(1), Some(0))
+        );
+        let total: i64 = a.iter().map(|r| r.2 + r.3 + r.4).sum();
+        assert_eq!(total, 1101);
+    }
+
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct FeedbackImportSum(u64, u64);
 
     #[test]
     fn users_are_exact_when_few_and_estimated_within_a_few_percent_when_many() {

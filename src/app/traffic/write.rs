@@ -5,7 +5,7 @@
 use std::collections::hash_map::Entry;
 
 use crate::model::{AssertionOutcome, CaseStatus, Score};
-use crate::store::{BucketRow, FileOffset, RecordRow, Store, TrafficTx, trace_key};
+use crate::store::{BucketRow, FileOffset, RecordRow, Store, TrafficTx, hour_of, trace_key};
 use crate::traffic::ingest::Kept;
 use crate::traffic::shape::Shape;
 use crate::traffic::{BucketKey, MinuteOf, Record, Resolution, Vote};
@@ -193,7 +193,8 @@ impl<'s> Chunk<'s> {
 /// (OpenTelemetry's) would otherwise land on random pages of an index far larger than
 /// SQLite's page cache, each insert reading and dirtying a page of its own. Whether each
 /// record was new, by its place in the batch (`false` for the others, claimed as they come).
-/// A trace twice in a batch: the first in the batch's order is the new one, as before.
+/// A trace twice in a batch within one hour: the first in the batch's order is the new one,
+/// as before; in two neighbouring hours, the one in the earlier hour (the index's order).
 ///
 /// `None` (claim each in the batch's order) when a record of the batch also carries a span
 /// id: its trace's entry must come before a later record known by that trace alone, which
@@ -209,13 +210,14 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
     if spans {
         return Ok(None);
     }
-    let mut order: Vec<([u8; 16], usize, &str)> = batch
+    let mut order: Vec<((i64, [u8; 16]), usize, &str)> = batch
         .records
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
             let trace = s.kept.record.trace_id.as_deref()?;
-            (trace == s.kept.key).then(|| (trace_key(trace), i, trace))
+            let hour = hour_of(MinuteOf::of(&s.kept.record).start);
+            (trace == s.kept.key).then(|| ((hour, trace_key(trace)), i, trace))
         })
         .collect();
     // Stable: equal keys keep the batch's order.
