@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 25] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 26] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -92,6 +92,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 25] = [
     (
         "0025_keys_by_hour",
         include_str!("migrations/0025_keys_by_hour.sql"),
+    ),
+    (
+        "0026_feedback_by_trace",
+        include_str!("migrations/0026_feedback_by_trace.sql"),
     ),
 ];
 
