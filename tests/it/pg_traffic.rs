@@ -653,3 +653,109 @@ fn pg_collect_gives_the_same_figures_on_both_backends() {
         .collect();
     same_on_all(&logs);
 }
+
+/// A log of 1,200 records a half minute apart (ten hours) from `start`, traces `t0`..`t1199`,
+/// features alternating.
+fn hours_log(start: i64) -> String {
+    let mut out = String::new();
+    for i in 0..1200 {
+        let feature = if i % 2 == 0 { "chat" } else { "search" };
+        let _ = writeln!(
+            out,
+            r#"{{"ts": {}, "trace": "t{i}", "q": "q", "a": "a", "model": "m1", "feature": "{feature}", "ms": 100, "tin": 1, "tout": 1, "cost": 0.001}}"#,
+            (start + 30 * i) * 1000
+        );
+    }
+    out
+}
+
+/// Votes on every record of [`hours_log`] five minutes after it (down on the first five hours'
+/// `chat` records, up on the rest), and on 100 traces not ingested yet: more traces than an
+/// import looks up one by one, so the store finds them in one pass over its trace index.
+fn many_votes(start: i64) -> String {
+    let mut out = String::new();
+    for i in 0..1200 {
+        let value = if i % 2 == 0 && i < 600 { "down" } else { "up" };
+        let _ = writeln!(
+            out,
+            r#"{{"trace_id": "t{i}", "time": {}, "value": "{value}"}}"#,
+            start + 30 * i + 300
+        );
+    }
+    for i in 0..100 {
+        let _ = writeln!(
+            out,
+            r#"{{"trace_id": "later{i}", "time": {}, "value": "down"}}"#,
+            start + 36_000
+        );
+    }
+    out
+}
+
+/// The large feedback import on `backend`, then the satisfaction figures over the ten hours.
+fn many_votes_transcript(backend: &Backend, start: i64) -> Vec<String> {
+    let p = backend.project(Project::new());
+    let name = backend.name();
+    let mut log = Vec::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    p.write("logs/a.jsonl", &hours_log(start));
+    let out = step(&p, &mut log, &["ingest", "--format", "json"]);
+    assert_eq!(json(&out)["new"], 1200, "{name}: {}", stderr(&out));
+    let file = p.write("fb.jsonl", &many_votes(start));
+    let file = file.display().to_string();
+    let out = step(
+        &p,
+        &mut log,
+        &["feedback", "import", &file, "--format", "json"],
+    );
+    let imported = json(&out);
+    assert_eq!(
+        (&imported["counted"], &imported["waiting"]),
+        (&serde_json::json!(1200), &serde_json::json!(100)),
+        "{name}: {imported}"
+    );
+    let out = step(
+        &p,
+        &mut log,
+        &[
+            "traffic", "--window", "24h", "--by", "feature", "--format", "json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+    // Each vote in its own record's bucket: every record rated once, the downs all `chat`.
+    let figures = json(&out);
+    assert_eq!(figures["current"]["rated"], 1200, "{name}: {figures}");
+    let by: Vec<_> = figures["by"]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: {figures}"))
+        .iter()
+        .map(|v| {
+            (
+                v["value"].as_str().unwrap_or_default().to_owned(),
+                v["current"]["rated"].as_u64(),
+                v["current"]["thumbs_down_rate"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("chat".to_owned(), Some(600), Some(0.5)),
+            ("search".to_owned(), Some(600), Some(0.0))
+        ],
+        "{name}"
+    );
+    log
+}
+
+#[test]
+fn pg_a_large_feedback_import_counts_each_vote_in_its_records_bucket_on_both_backends() {
+    // Twelve hours ago, on an hour: the ten hours of records end two hours ago.
+    let now = chrono::Utc::now().timestamp();
+    let start = (now - 12 * 3600) / 3600 * 3600;
+    let logs: Vec<_> = Backend::all("traffic_many_votes")
+        .iter()
+        .map(|b| (b.name(), many_votes_transcript(b, start)))
+        .collect();
+    same_on_all(&logs);
+}
