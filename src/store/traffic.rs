@@ -799,6 +799,25 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(BucketKey, BucketRow)>, StoreError> {
+        let mut out = Vec::new();
+        self.each_traffic_bucket(source, resolution, from, to, |key, row| {
+            out.push((key, row));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The buckets [`Store::traffic_buckets`] reads, in its order, handed to `each` one at a
+    /// time: a window of minutes with many label sets is never held whole (`traffic --window
+    /// 24h` over a million records a day held ~400 MB of rows, each with its latency sketch).
+    pub fn each_traffic_bucket(
+        &self,
+        source: &str,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        mut each: impl FnMut(BucketKey, BucketRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let sql = format!(
             "SELECT start, model, feature, segment, region, {BUCKET_COLUMNS}
              FROM traffic_buckets WHERE source = ?1 AND resolution = ?2
@@ -807,7 +826,6 @@ impl Store {
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query(params![source, resolution.name(), from, to])?;
-        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let key = BucketKey {
                 start: r.get(0)?,
@@ -817,9 +835,9 @@ impl Store {
                 segment: r.get(3)?,
                 region: r.get(4)?,
             };
-            out.push((key, row_from(&r, 5)?));
+            each(key, row_from(&r, 5)?)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The start of the newest stored minute of `source` (unix seconds), if it has traffic

@@ -70,45 +70,64 @@ pub fn pillars<'a>(
     window_secs: i64,
     bucket_secs: i64,
 ) -> Pillars {
-    let mut all = BucketRow::default();
-    let mut votes = Vec::new();
-    let mut per_start: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut fold = Fold::default();
     for (key, row) in rows {
-        all.merge(row);
-        votes.push(row);
-        *per_start.entry(key.start).or_default() += row.bucket.requests;
+        fold.add(key, row);
     }
-    let b = &all.bucket;
-    let q = &all.quality;
-    let peak = per_start.values().copied().max().unwrap_or(0);
-    let error_rate = b.error_rate();
-    let feedback = super::satisfaction::satisfaction(votes);
-    Pillars {
-        volume: b.requests,
-        throughput_rps: b.requests as f64 / window_secs.max(1) as f64,
-        throughput_peak_rps: peak as f64 / bucket_secs.max(1) as f64,
-        error_rate,
-        errors_by_kind: b.errors_by_kind.clone(),
-        availability: error_rate.map(|e| 1.0 - e),
-        latency_p50_ms: b.latency_quantile(0.50),
-        latency_p95_ms: b.latency_quantile(0.95),
-        latency_p99_ms: b.latency_quantile(0.99),
-        sampled: b.sampled,
-        scored: q.scored,
-        pass_rate: ratio(q.passed, q.scored),
-        hallucination_rate: ratio(q.hallucinated, q.hallucination_checked),
-        refusal_rate: ratio(q.refused, q.refusal_checked),
-        rated: feedback.rated,
-        satisfaction: feedback.satisfaction,
-        thumbs_down_rate: feedback.thumbs_down_rate,
-        feedback_rate: feedback.feedback_rate,
-        tokens_in: b.tokens_in,
-        tokens_out: b.tokens_out,
-        tokens_in_per_request: ratio(b.tokens_in, b.requests),
-        tokens_out_per_request: ratio(b.tokens_out, b.requests),
-        cost_usd: b.cost_usd,
-        cost_per_request_usd: (b.requests > 0).then(|| b.cost_usd / b.requests as f64),
-        users: all.users.estimate(),
+    fold.pillars(window_secs, bucket_secs)
+}
+
+/// A window's buckets added one at a time (merged into one row, and each start's volume kept
+/// for the peak): [`pillars`] without holding the rows.
+#[derive(Debug, Clone, Default)]
+pub struct Fold {
+    all: BucketRow,
+    per_start: BTreeMap<i64, u64>,
+}
+
+impl Fold {
+    pub fn add(&mut self, key: &BucketKey, row: &BucketRow) {
+        self.all.merge(row);
+        *self.per_start.entry(key.start).or_default() += row.bucket.requests;
+    }
+
+    /// The pillars of the buckets added so far.
+    #[must_use]
+    pub fn pillars(&self, window_secs: i64, bucket_secs: i64) -> Pillars {
+        let all = &self.all;
+        let b = &all.bucket;
+        let q = &all.quality;
+        let peak = self.per_start.values().copied().max().unwrap_or(0);
+        let error_rate = b.error_rate();
+        // Feedback's counts are sums: the merged row's are the window's.
+        let feedback = super::satisfaction::satisfaction([all]);
+        Pillars {
+            volume: b.requests,
+            throughput_rps: b.requests as f64 / window_secs.max(1) as f64,
+            throughput_peak_rps: peak as f64 / bucket_secs.max(1) as f64,
+            error_rate,
+            errors_by_kind: b.errors_by_kind.clone(),
+            availability: error_rate.map(|e| 1.0 - e),
+            latency_p50_ms: b.latency_quantile(0.50),
+            latency_p95_ms: b.latency_quantile(0.95),
+            latency_p99_ms: b.latency_quantile(0.99),
+            sampled: b.sampled,
+            scored: q.scored,
+            pass_rate: ratio(q.passed, q.scored),
+            hallucination_rate: ratio(q.hallucinated, q.hallucination_checked),
+            refusal_rate: ratio(q.refused, q.refusal_checked),
+            rated: feedback.rated,
+            satisfaction: feedback.satisfaction,
+            thumbs_down_rate: feedback.thumbs_down_rate,
+            feedback_rate: feedback.feedback_rate,
+            tokens_in: b.tokens_in,
+            tokens_out: b.tokens_out,
+            tokens_in_per_request: ratio(b.tokens_in, b.requests),
+            tokens_out_per_request: ratio(b.tokens_out, b.requests),
+            cost_usd: b.cost_usd,
+            cost_per_request_usd: (b.requests > 0).then(|| b.cost_usd / b.requests as f64),
+            users: all.users.estimate(),
+        }
     }
 }
 
@@ -118,20 +137,33 @@ pub fn usage<'a>(
     rows: impl IntoIterator<Item = (&'a BucketKey, &'a BucketRow)>,
     bucket_secs: i64,
 ) -> Usage {
-    let mut u = Usage {
-        by_hour: (bucket_secs <= 3600).then(BTreeMap::new),
-        ..Usage::default()
-    };
+    let mut u = Usage::new(bucket_secs);
     for (key, row) in rows {
+        u.add(key, row);
+    }
+    u
+}
+
+impl Usage {
+    /// Nothing counted yet, for buckets of `bucket_secs` (by hour of day when at most an hour).
+    #[must_use]
+    pub fn new(bucket_secs: i64) -> Self {
+        Self {
+            by_hour: (bucket_secs <= 3600).then(BTreeMap::new),
+            ..Self::default()
+        }
+    }
+
+    /// Counts one bucket's volume.
+    pub fn add(&mut self, key: &BucketKey, row: &BucketRow) {
         let n = row.bucket.requests;
-        if let Some(h) = &mut u.by_hour {
+        if let Some(h) = &mut self.by_hour {
             let hour = u32::try_from(key.start.rem_euclid(86_400) / 3600).unwrap_or(0);
             *h.entry(hour).or_default() += n;
         }
-        *u.by_feature.entry(key.feature.clone()).or_default() += n;
-        *u.by_model.entry(key.model.clone()).or_default() += n;
-        *u.by_segment.entry(key.segment.clone()).or_default() += n;
-        *u.by_region.entry(key.region.clone()).or_default() += n;
+        *self.by_feature.entry(key.feature.clone()).or_default() += n;
+        *self.by_model.entry(key.model.clone()).or_default() += n;
+        *self.by_segment.entry(key.segment.clone()).or_default() += n;
+        *self.by_region.entry(key.region.clone()).or_default() += n;
     }
-    u
 }

@@ -1,17 +1,18 @@
 //! `evalwatch traffic [SOURCE] [--window 1h|24h|7d|30d] [--by LABEL]`: the four pillars of a
 //! source for the window that ends now, beside the window before it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
-use super::pillars::{Pillars, pillars, usage};
+use super::pillars::{Fold, Pillars, Usage};
 use crate::app::alerts::traffic::confidence::{Spread, spread_of};
 use crate::app::{Ctx, exit};
 use crate::cli::ReadFormat;
 use crate::cli::traffic::{By, TrafficArgs, Window};
-use crate::store::{BucketRow, JudgeTotals};
+use crate::store::JudgeTotals;
 use crate::traffic::{BucketKey, Resolution};
 
 /// The window's length and the buckets it is counted in: minutes up to a day, hours for a
@@ -52,11 +53,38 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     // source silent for longer than the window, with the bucket of its last record.
     let (now, quiet) = super::quiet::anchor(Utc::now(), store.traffic_latest(&source.id)?, secs);
     let end = res.floor(now.timestamp()) + res.seconds();
-    let current = store.traffic_buckets(&source.id, res, end - secs, end)?;
-    let previous = store.traffic_buckets(&source.id, res, end - 2 * secs, end - secs)?;
-    let cur = pillars(refs(&current), secs, res.seconds());
-    let prev = pillars(refs(&previous), secs, res.seconds());
-    let use_now = usage(refs(&current), res.seconds());
+    // Each window's buckets folded as they are read (a day of minutes with many label sets
+    // is too many rows to hold), in the store's order, so sums come out as they always did.
+    let mut cur = Fold::default();
+    let mut prev = Fold::default();
+    let mut use_now = Usage::new(res.seconds());
+    // With `--by`: each label's value, its folds in the current and the previous window.
+    let mut values: BTreeMap<String, (Fold, Fold)> = BTreeMap::new();
+    store.each_traffic_bucket(&source.id, res, end - secs, end, |k, r| {
+        cur.add(&k, &r);
+        use_now.add(&k, &r);
+        if let Some(by) = args.by {
+            values
+                .entry(label(&k, by).to_owned())
+                .or_default()
+                .0
+                .add(&k, &r);
+        }
+        Ok(())
+    })?;
+    store.each_traffic_bucket(&source.id, res, end - 2 * secs, end - secs, |k, r| {
+        prev.add(&k, &r);
+        if let Some(by) = args.by {
+            values
+                .entry(label(&k, by).to_owned())
+                .or_default()
+                .1
+                .add(&k, &r);
+        }
+        Ok(())
+    })?;
+    let cur = cur.pillars(secs, res.seconds());
+    let prev = prev.pillars(secs, res.seconds());
     // Judge monitors: what judging the window's sample cost (apart from traffic cost), and
     // what still waits for the judge.
     let judge = crate::judge::Engine::wants(&source.monitor_case())
@@ -68,26 +96,14 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
         })
         .transpose()?;
     let split = args.by.map(|by| {
-        let mut values: Vec<String> = current
-            .iter()
-            .chain(&previous)
-            .map(|(k, _)| label(k, by).to_owned())
-            .collect();
-        values.sort();
-        values.dedup();
         let rows = values
-            .into_iter()
-            .map(|v| {
-                let of = |rows: &[(BucketKey, BucketRow)]| {
-                    pillars(
-                        rows.iter()
-                            .filter(|(k, _)| label(k, by) == v)
-                            .map(|(k, r)| (k, r)),
-                        secs,
-                        res.seconds(),
-                    )
-                };
-                (v.clone(), of(&current), of(&previous))
+            .iter()
+            .map(|(v, (c, p))| {
+                (
+                    v.clone(),
+                    c.pillars(secs, res.seconds()),
+                    p.pillars(secs, res.seconds()),
+                )
             })
             .collect::<Vec<_>>();
         (by, rows)
@@ -246,10 +262,6 @@ fn confidence_rows(threshold: f64, c: Option<&Spread>, p: Option<&Spread>) -> St
         let _ = writeln!(out, "  {name:<24} {a:>16}  {b:>16}");
     }
     out
-}
-
-fn refs(rows: &[(BucketKey, BucketRow)]) -> impl Iterator<Item = (&BucketKey, &BucketRow)> {
-    rows.iter().map(|(k, r)| (k, r))
 }
 
 fn count(v: u64) -> String {

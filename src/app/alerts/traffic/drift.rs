@@ -36,7 +36,8 @@ pub(crate) fn load(store: &Store, source: &str, from: i64, to: i64) -> Result<Da
         samples: store.traffic_samples(source, from, to)?,
         mixes: Default::default(),
     };
-    for (key, row) in store.traffic_buckets(source, tiling(from, to), from, to)? {
+    // One bucket at a time: a window of minutes can hold more rows than fit in memory.
+    store.each_traffic_bucket(source, tiling(from, to), from, to, |key, row| {
         for (mix, label) in data
             .mixes
             .iter_mut()
@@ -45,7 +46,8 @@ pub(crate) fn load(store: &Store, source: &str, from: i64, to: i64) -> Result<Da
             let name = if label.is_empty() { "(none)" } else { label };
             *mix.entry(name.to_owned()).or_default() += row.bucket.requests;
         }
-    }
+        Ok(())
+    })?;
     Ok(data)
 }
 
