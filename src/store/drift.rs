@@ -51,6 +51,23 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<SampleRow>, StoreError> {
+        let mut out = Vec::new();
+        self.each_traffic_sample(source, from, to, |row| {
+            out.push(row);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The rows [`Store::traffic_samples`] reads, handed to `each` one at a time, oldest
+    /// first: a month of a busy source's sample is millions of rows.
+    pub fn each_traffic_sample(
+        &self,
+        source: &str,
+        from: i64,
+        to: i64,
+        mut each: impl FnMut(SampleRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT time_ms, input_chars, output_chars, language,
                     CASE WHEN error != 0 THEN NULL ELSE latency_ms END, confidence,
@@ -59,23 +76,25 @@ impl Store {
              WHERE source = ?1 AND sampled = 1 AND time_ms >= ?2 AND time_ms < ?3
              ORDER BY time_ms",
         )?;
-        let rows = stmt.query_map(
-            params![source, from.saturating_mul(1000), to.saturating_mul(1000)],
-            |r| {
-                Ok(SampleRow {
-                    time_ms: r.get(0)?,
-                    input_chars: r.get::<_, Option<i64>>(1)?.map(to_u64),
-                    output_chars: r.get::<_, Option<i64>>(2)?.map(to_u64),
-                    language: r.get(3)?,
-                    latency_ms: r.get(4)?,
-                    confidence: r.get(5)?,
-                    feature: r.get(6)?,
-                    model: r.get(7)?,
-                    segment: r.get(8)?,
-                    region: r.get(9)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query(params![
+            source,
+            from.saturating_mul(1000),
+            to.saturating_mul(1000)
+        ])?;
+        while let Some(r) = rows.next()? {
+            each(SampleRow {
+                time_ms: r.get(0)?,
+                input_chars: r.get::<_, Option<i64>>(1)?.map(to_u64),
+                output_chars: r.get::<_, Option<i64>>(2)?.map(to_u64),
+                language: r.get(3)?,
+                latency_ms: r.get(4)?,
+                confidence: r.get(5)?,
+                feature: r.get(6)?,
+                model: r.get(7)?,
+                segment: r.get(8)?,
+                region: r.get(9)?,
+            })?;
+        }
+        Ok(())
     }
 }

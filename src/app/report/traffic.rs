@@ -187,12 +187,13 @@ fn confidence_history(
 ) -> Result<Option<ConfidenceHistory>, crate::store::StoreError> {
     let today = now.timestamp().div_euclid(DAY) * DAY;
     let mut days: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-    for r in store.traffic_samples(id, today - 13 * DAY, today + DAY)? {
+    store.each_traffic_sample(id, today - 13 * DAY, today + DAY, |r| {
         if let Some(c) = r.confidence {
             let day = r.time_ms.div_euclid(1000).div_euclid(DAY) * DAY;
             days.entry(day).or_default().push(c);
         }
-    }
+        Ok(())
+    })?;
     let days: Vec<ConfidenceDay> = days
         .into_iter()
         .filter_map(|(day, values)| {

@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::pillars::{Fold, Pillars, Usage};
-use crate::app::alerts::traffic::confidence::{Spread, spread_of};
+use crate::app::alerts::traffic::confidence::{Spread, spread};
 use crate::app::{Ctx, exit};
 use crate::cli::ReadFormat;
 use crate::cli::traffic::{By, TrafficArgs, Window};
@@ -115,15 +115,18 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
         (end - 2 * secs, end - secs),
     )?;
     // Confidence, from the sampled records (buckets keep none).
-    let spread = |from: i64, to: i64| -> anyhow::Result<Option<Spread>> {
-        Ok(spread_of(
-            &store.traffic_samples(&source.id, from, to)?,
-            source.low_confidence,
-        ))
+    // Only the confidences are kept of the window's sample (a month of it is millions of rows).
+    let spread_in = |from: i64, to: i64| -> anyhow::Result<Option<Spread>> {
+        let mut values = Vec::new();
+        store.each_traffic_sample(&source.id, from, to, |r| {
+            values.extend(r.confidence);
+            Ok(())
+        })?;
+        Ok(spread(values, source.low_confidence))
     };
     let confidence = (
-        spread(end - secs, end)?,
-        spread(end - 2 * secs, end - secs)?,
+        spread_in(end - secs, end)?,
+        spread_in(end - 2 * secs, end - secs)?,
     );
     let confidence = (confidence.0.is_some() || confidence.1.is_some()).then_some(confidence);
     let time = |t: i64| {

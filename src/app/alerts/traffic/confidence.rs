@@ -50,14 +50,6 @@ pub(crate) fn spread(mut values: Vec<f64>, threshold: f64) -> Option<Spread> {
     })
 }
 
-/// The spread of the confidences of `rows` under `threshold`; None when none carries one.
-pub(crate) fn spread_of(rows: &[SampleRow], threshold: f64) -> Option<Spread> {
-    spread(
-        rows.iter().filter_map(|r| r.confidence).collect(),
-        threshold,
-    )
-}
-
 /// The low-confidence share of `rows` under `threshold`, per label of `split` (one group,
 /// `*`, without one); a group without a record carrying a confidence has none.
 pub(crate) fn rates(
@@ -120,8 +112,9 @@ mod tests {
         let by = rates(&rows, 0.5, Some(Split::Feature));
         assert!((by["a"] - 0.5).abs() < 1e-12 && (by["b"] - 1.0).abs() < 1e-12);
         assert!(rates(&[row(None, "a")], 0.5, None).is_empty());
-        assert_eq!(spread_of(&[row(None, "a")], 0.5), None);
-        let s = spread_of(&rows, 0.5).expect("three carry one");
+        assert_eq!(spread(Vec::new(), 0.5), None);
+        let s = spread(rows.iter().filter_map(|r| r.confidence).collect(), 0.5)
+            .expect("three carry one");
         assert_eq!((s.n, s.low), (3, 2));
         assert_eq!((s.p10, s.p50, s.p90), (0.2, 0.4, 0.9));
     }

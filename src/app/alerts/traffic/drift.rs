@@ -14,12 +14,43 @@ use crate::report::html::traffic::{DriftCell, DriftHistory};
 use crate::store::{SampleRow, Store, StoreError};
 use crate::traffic::Resolution;
 
-/// What a window holds for drift.
+/// What a window holds for drift: of its sampled records, only the values the tests read
+/// (a month of a busy source's sample is millions of records; 32 bytes each here).
 #[derive(Debug, Default)]
 pub(crate) struct Data {
-    samples: Vec<SampleRow>,
+    /// Sampled records read.
+    sampled: u64,
+    /// Each numeric metric's values, in the records' order: input length, output length,
+    /// latency (of successful requests), confidence ([`numeric_values`]).
+    values: [Vec<f64>; 4],
+    /// The sampled inputs' languages, counted.
+    languages: BTreeMap<String, u64>,
     /// Requests per label: feature, model, region (all records, from buckets).
     mixes: [BTreeMap<String, u64>; 3],
+}
+
+impl Data {
+    /// Keeps what drift reads of one sampled record.
+    fn add(&mut self, r: &SampleRow) {
+        self.sampled += 1;
+        let values = [
+            r.input_chars.map(|n| n as f64),
+            r.output_chars.map(|n| n as f64),
+            r.latency_ms,
+            r.confidence,
+        ];
+        for (to, v) in self.values.iter_mut().zip(values) {
+            to.extend(v);
+        }
+        if let Some(l) = &r.language {
+            match self.languages.get_mut(l) {
+                Some(n) => *n += 1,
+                None => {
+                    self.languages.insert(l.clone(), 1);
+                }
+            }
+        }
+    }
 }
 
 /// The buckets that tile `[from, to)`: the coarsest resolution both ends fall on.
@@ -32,10 +63,11 @@ fn tiling(from: i64, to: i64) -> Resolution {
 
 /// Reads `[from, to)` (unix seconds) of `source`.
 pub(crate) fn load(store: &Store, source: &str, from: i64, to: i64) -> Result<Data, StoreError> {
-    let mut data = Data {
-        samples: store.traffic_samples(source, from, to)?,
-        mixes: Default::default(),
-    };
+    let mut data = Data::default();
+    store.each_traffic_sample(source, from, to, |row| {
+        data.add(&row);
+        Ok(())
+    })?;
     // One bucket at a time: a window of minutes can hold more rows than fit in memory.
     store.each_traffic_bucket(source, tiling(from, to), from, to, |key, row| {
         for (mix, label) in data
@@ -152,14 +184,14 @@ pub(crate) fn p_value(p: f64) -> String {
     }
 }
 
-fn numeric_values(data: &Data, metric: &str) -> Vec<f64> {
-    let pick: fn(&SampleRow) -> Option<f64> = match metric {
-        "drift.input_length" => |r| r.input_chars.map(|n| n as f64),
-        "drift.output_length" => |r| r.output_chars.map(|n| n as f64),
-        "drift.latency" => |r| r.latency_ms,
-        _ => |r| r.confidence,
+fn numeric_values<'d>(data: &'d Data, metric: &str) -> &'d [f64] {
+    let i = match metric {
+        "drift.input_length" => 0,
+        "drift.output_length" => 1,
+        "drift.latency" => 2,
+        _ => 3,
     };
-    data.samples.iter().filter_map(pick).collect()
+    &data.values[i]
 }
 
 fn mix_counts(data: &Data, metric: &str) -> BTreeMap<String, u64> {
@@ -167,13 +199,7 @@ fn mix_counts(data: &Data, metric: &str) -> BTreeMap<String, u64> {
         "drift.feature_mix" => data.mixes[0].clone(),
         "drift.model_mix" => data.mixes[1].clone(),
         "drift.region_mix" => data.mixes[2].clone(),
-        _ => {
-            let mut out: BTreeMap<String, u64> = BTreeMap::new();
-            for l in data.samples.iter().filter_map(|r| r.language.as_deref()) {
-                *out.entry(l.to_owned()).or_default() += 1;
-            }
-            out
-        }
+        _ => data.languages.clone(),
     }
 }
 
@@ -190,7 +216,7 @@ pub(crate) fn figure(metric: &'static str, cur: &Data, base: &Data, min: u64) ->
         let (c, b) = (numeric_values(cur, metric), numeric_values(base, metric));
         match short(c.len() as u64, b.len() as u64) {
             Some(s) => Err(s),
-            None => Ok(drift::numeric(metric, what, unit, &c, &b)),
+            None => Ok(drift::numeric(metric, what, unit, c, b)),
         }
     } else {
         let of = MIX
@@ -247,7 +273,7 @@ pub(crate) fn history(
     }
     let with_traffic = |d: &i64| {
         data.get(d)
-            .is_some_and(|x| !x.samples.is_empty() || x.mixes[0].values().any(|n| *n > 0))
+            .is_some_and(|x| x.sampled > 0 || x.mixes[0].values().any(|n| *n > 0))
     };
     let days: Vec<i64> = (first..end)
         .step_by(DAY as usize)
@@ -301,7 +327,7 @@ mod tests {
         let mut d = Data::default();
         for (l, n) in pairs {
             for _ in 0..*n {
-                d.samples.push(SampleRow {
+                d.add(&SampleRow {
                     language: Some((*l).to_owned()),
                     input_chars: Some(100),
                     ..SampleRow::default()
