@@ -55,36 +55,23 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     let end = res.floor(now.timestamp()) + res.seconds();
     // Each window's buckets folded as they are read (a day of minutes with many label sets
     // is too many rows to hold), in the store's order, so sums come out as they always did.
-    let mut cur = Fold::default();
-    let mut prev = Fold::default();
+    let mut folds: [Fold; 2] = Default::default();
     let mut use_now = Usage::new(res.seconds());
     // With `--by`: each label's value, its folds in the current and the previous window.
-    let mut values: BTreeMap<String, (Fold, Fold)> = BTreeMap::new();
-    store.each_traffic_bucket(&source.id, res, end - secs, end, |k, r| {
-        cur.add(&k, &r);
-        use_now.add(&k, &r);
-        if let Some(by) = args.by {
-            values
-                .entry(label(&k, by).to_owned())
-                .or_default()
-                .0
-                .add(&k, &r);
-        }
-        Ok(())
-    })?;
-    store.each_traffic_bucket(&source.id, res, end - 2 * secs, end - secs, |k, r| {
-        prev.add(&k, &r);
-        if let Some(by) = args.by {
-            values
-                .entry(label(&k, by).to_owned())
-                .or_default()
-                .1
-                .add(&k, &r);
-        }
-        Ok(())
-    })?;
-    let cur = cur.pillars(secs, res.seconds());
-    let prev = prev.pillars(secs, res.seconds());
+    let mut values: BTreeMap<String, [Fold; 2]> = BTreeMap::new();
+    for (i, from) in [end - secs, end - 2 * secs].into_iter().enumerate() {
+        store.each_traffic_bucket(&source.id, res, from, from + secs, |k, r| {
+            folds[i].add(&k, &r);
+            if i == 0 {
+                use_now.add(&k, &r);
+            }
+            if let Some(by) = args.by {
+                values.entry(label(&k, by).to_owned()).or_default()[i].add(&k, &r);
+            }
+            Ok(())
+        })?;
+    }
+    let [cur, prev] = folds.map(|f| f.pillars(secs, res.seconds()));
     // Judge monitors: what judging the window's sample cost (apart from traffic cost), and
     // what still waits for the judge.
     let judge = crate::judge::Engine::wants(&source.monitor_case())
@@ -98,7 +85,7 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     let split = args.by.map(|by| {
         let rows = values
             .iter()
-            .map(|(v, (c, p))| {
+            .map(|(v, [c, p])| {
                 (
                     v.clone(),
                     c.pillars(secs, res.seconds()),
