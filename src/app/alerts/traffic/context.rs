@@ -7,13 +7,12 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::figures::{additive, groups, metric_words, show, value};
+use super::figures::{Grouped, additive, metric_words, show, value};
 use crate::alert::changes::{marks_json, related};
 use crate::alert::rule::Condition;
 use crate::alert::traffic::{Split, TrafficRule};
 use crate::model::Mark;
-use crate::store::{BucketRow, MarkQuery, Store};
-use crate::traffic::BucketKey;
+use crate::store::{MarkQuery, Store};
 
 pub(super) use crate::alert::changes::MARKS_BEFORE_SECS;
 
@@ -32,8 +31,8 @@ pub(super) struct Concentration {
 /// from the normal value times its requests; for additive metrics, its own rise.
 pub(super) fn concentration(
     rule: &TrafficRule,
-    window: &[(BucketKey, BucketRow)],
-    normal_rows: &[(BucketKey, BucketRow)],
+    window: &Grouped,
+    normal_rows: &Grouped,
     normal: Option<f64>,
     scale: f64,
 ) -> Option<Concentration> {
@@ -46,12 +45,12 @@ pub(super) fn concentration(
         _ => 1.0,
     };
     let mut best: Option<Concentration> = None;
-    for split in Split::ALL {
-        let now = groups(window, Some(split));
+    for (i, split) in Split::ALL.into_iter().enumerate() {
+        let now = &window.by_label[i];
         if now.len() < 2 {
             continue;
         }
-        let before = groups(normal_rows, Some(split));
+        let before = &normal_rows.by_label[i];
         let excess: BTreeMap<&str, f64> = now
             .iter()
             .filter_map(|(name, row)| {

@@ -95,18 +95,50 @@ pub(super) fn label(key: &BucketKey, split: Split) -> &str {
     }
 }
 
-/// Rows merged per label of `split` (one group, `*`, without a split).
-#[must_use]
-pub(super) fn groups(
-    rows: &[(BucketKey, BucketRow)],
+/// Merges `row` into its group of `split` in `groups`.
+fn merge_into(
+    groups: &mut BTreeMap<String, BucketRow>,
+    key: &BucketKey,
+    row: &BucketRow,
     split: Option<Split>,
-) -> BTreeMap<String, BucketRow> {
-    let mut out: BTreeMap<String, BucketRow> = BTreeMap::new();
-    for (key, row) in rows {
-        let name = split.map_or_else(|| "*".to_owned(), |s| label(key, s).to_owned());
-        out.entry(name).or_default().merge(row);
+) {
+    let name = split.map_or("*", |s| label(key, s));
+    match groups.get_mut(name) {
+        Some(g) => g.merge(row),
+        None => {
+            let mut g = BucketRow::default();
+            g.merge(row);
+            groups.insert(name.to_owned(), g);
+        }
     }
-    out
+}
+
+/// A window's buckets merged as they are read, never held: by the rule's split (one group,
+/// `*`, without one) and, for where a change is concentrated, by each label
+/// ([`Split::ALL`]'s order; only when asked), with the earliest bucket's start.
+#[derive(Debug, Default)]
+pub(super) struct Grouped {
+    pub(super) by_rule: BTreeMap<String, BucketRow>,
+    pub(super) by_label: [BTreeMap<String, BucketRow>; 4],
+    pub(super) first: Option<i64>,
+}
+
+impl Grouped {
+    pub(super) fn add(
+        &mut self,
+        key: &BucketKey,
+        row: &BucketRow,
+        rule: Option<Split>,
+        labels: bool,
+    ) {
+        merge_into(&mut self.by_rule, key, row, rule);
+        if labels {
+            for (groups, split) in self.by_label.iter_mut().zip(Split::ALL) {
+                merge_into(groups, key, row, Some(split));
+            }
+        }
+        self.first = Some(self.first.map_or(key.start, |f| f.min(key.start)));
+    }
 }
 
 /// `Error rate`, `p95 latency`, `Cost`.

@@ -20,7 +20,7 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use self::context::{Concentration, Context, concentration};
-use self::figures::{additive, groups, value};
+use self::figures::{Grouped, additive, value};
 use super::{flush_queue, process_env, sink_ids, usable_sinks};
 use crate::alert::drift_rule::is_drift_rule;
 use crate::alert::rule::{RuleProblem, severity_str};
@@ -30,7 +30,7 @@ use crate::app::Ctx;
 use crate::model::{ProjectConfig, Severity, TrafficSource};
 use crate::store::{BucketRow, NewAlert, Store};
 use crate::suite::TRAFFIC_METRICS;
-use crate::traffic::{BucketKey, Resolution};
+use crate::traffic::Resolution;
 
 /// The most windows one evaluation judges per rule (older ones are skipped, and said so).
 pub const MAX_WINDOWS: i64 = 96;
@@ -332,21 +332,26 @@ struct Judge<'a> {
     now: DateTime<Utc>,
 }
 
-/// The rows a window is compared with, and the factor that scales additive metrics to the
-/// window's length.
+/// The rows a window is compared with (grouped), and the factor that scales additive metrics
+/// to the window's length.
 struct Normal {
-    rows: Vec<(BucketKey, BucketRow)>,
+    rows: Grouped,
     scale: f64,
 }
 
 impl Judge<'_> {
-    fn rows(
-        &self,
-        res: Resolution,
-        from: i64,
-        to: i64,
-    ) -> anyhow::Result<Vec<(BucketKey, BucketRow)>> {
-        Ok(self.store.traffic_buckets(&self.source.id, res, from, to)?)
+    /// The buckets of `[from, to)` merged as the rule groups them as they are read (a week of
+    /// hours over many label sets is too many rows to hold); by each label too when the rule
+    /// has no split, for where a change is concentrated.
+    fn rows(&self, res: Resolution, from: i64, to: i64) -> anyhow::Result<Grouped> {
+        let mut out = Grouped::default();
+        let (split, labels) = (self.rule.by, self.rule.by.is_none());
+        self.store
+            .each_traffic_bucket(&self.source.id, res, from, to, |key, row| {
+                out.add(&key, &row, split, labels);
+                Ok(())
+            })?;
+        Ok(out)
     }
 
     /// The baseline rows of the window `[start, end)`. Min/max rules have no baseline; their
@@ -376,17 +381,13 @@ impl Judge<'_> {
                 };
                 let to = res.floor(start);
                 let rows = self.rows(res, to - WEEK, to)?;
-                let mut from = rows.iter().map(|(k, _)| k.start).min().unwrap_or(to);
+                let mut from = rows.first.unwrap_or(to);
                 if res == Resolution::Day && from > to - WEEK {
                     // The source's first day is rarely whole: its coverage starts at its
                     // first hour of traffic, or a first half day would read as half the
                     // normal and the next whole day as twice it.
                     let first_hours = self.rows(Resolution::Hour, from, from + 86_400)?;
-                    from = first_hours
-                        .iter()
-                        .map(|(k, _)| k.start)
-                        .min()
-                        .unwrap_or(from);
+                    from = first_hours.first.unwrap_or(from);
                 }
                 let covered = (to - from).max(1);
                 Normal {
@@ -409,8 +410,8 @@ impl Judge<'_> {
         let start = end - rule.window;
         let rows = self.rows(resolution(rule.window), start, end)?;
         let normal = self.normal(start, end)?;
-        let now_groups = groups(&rows, rule.by);
-        let before = groups(&normal.rows, rule.by);
+        let now_groups = &rows.by_rule;
+        let before = &normal.rows.by_rule;
         let mut said = Vec::new();
         let mut labels: Vec<String> = now_groups.keys().cloned().collect();
         // A split label with an open alert and no traffic now is judged too (undecided).
