@@ -300,17 +300,18 @@ pub(super) fn locate_traces<'t>(
     }
     let mut sets: HashMap<i64, [String; 4]> = HashMap::new();
     for (key, hour, start, labels) in hits {
-        if !sets.contains_key(&labels) {
-            let set = db
-                .prepare_cached(
+        let set = match sets.entry(labels) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                db.prepare_cached(
                     "SELECT model, feature, segment, region FROM traffic_label_sets WHERE id = ?1",
                 )?
                 .query_row(params![labels], |r| {
                     Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
-                })?;
-            sets.insert(labels, set);
-        }
-        let [model, feature, segment, region] = sets[&labels].clone();
+                })?,
+            ),
+        };
+        let [model, feature, segment, region] = set.clone();
         out.entry(key).or_default().push((
             hour,
             BucketKey {

@@ -210,7 +210,8 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
     if spans {
         return Ok(None);
     }
-    let mut order: Vec<((i64, [u8; 16]), usize, &str)> = batch
+    // (the index's key: hour and trace key; the record's place in the batch; its trace id)
+    let mut order: Vec<(IndexKey, usize, &str)> = batch
         .records
         .iter()
         .enumerate()
@@ -235,6 +236,9 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
     }
     Ok(Some(new))
 }
+
+/// A record's key in the trace index after its source: its hour and its trace's key.
+type IndexKey = (i64, [u8; 16]);
 
 /// A vote the record carries, with its time, for the trace index to keep.
 fn inline_vote(r: &Record) -> Option<(i64, Vote)> {

@@ -103,13 +103,12 @@ fn merge_into(
     split: Option<Split>,
 ) {
     let name = split.map_or("*", |s| label(key, s));
-    match groups.get_mut(name) {
-        Some(g) => g.merge(row),
-        None => {
-            let mut g = BucketRow::default();
-            g.merge(row);
-            groups.insert(name.to_owned(), g);
-        }
+    if let Some(g) = groups.get_mut(name) {
+        g.merge(row);
+    } else {
+        let mut g = BucketRow::default();
+        g.merge(row);
+        groups.insert(name.to_owned(), g);
     }
 }
 

@@ -455,7 +455,7 @@ impl Judge<'_> {
                 ));
                 continue;
             };
-            if let Some(short) = self.too_little(&group, &now_groups, &before) {
+            if let Some(short) = self.too_little(&group, now_groups, before) {
                 say(format!("not judged: {short}; state kept"));
                 continue;
             }
