@@ -44,23 +44,8 @@ impl TrafficTx<'_> {
 }
 
 impl Store {
-    /// The sampled records of `source` timed in `[from, to)` (unix seconds), oldest first.
-    pub fn traffic_samples(
-        &self,
-        source: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<SampleRow>, StoreError> {
-        let mut out = Vec::new();
-        self.each_traffic_sample(source, from, to, |row| {
-            out.push(row);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// The rows [`Store::traffic_samples`] reads, handed to `each` one at a time, oldest
-    /// first: a month of a busy source's sample is millions of rows.
+    /// The sampled records of `source` timed in `[from, to)` (unix seconds), handed to `each`
+    /// one at a time, oldest first: a month of a busy source's sample is millions of rows.
     pub fn each_traffic_sample(
         &self,
         source: &str,

@@ -50,23 +50,27 @@ pub(crate) fn spread(mut values: Vec<f64>, threshold: f64) -> Option<Spread> {
     })
 }
 
-/// The low-confidence share of `rows` under `threshold`, per label of `split` (one group,
-/// `*`, without one); a group without a record carrying a confidence has none.
-pub(crate) fn rates(
-    rows: &[SampleRow],
-    threshold: f64,
-    split: Option<Split>,
-) -> BTreeMap<String, f64> {
-    let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in rows {
-        let Some(c) = r.confidence else { continue };
+/// The confidences of sampled records by label of a split (one group, `*`, without one), kept
+/// as the records are read (a week of a busy source's sample is too many records to hold
+/// whole).
+#[derive(Debug, Default)]
+struct Groups(BTreeMap<String, Vec<f64>>);
+
+impl Groups {
+    fn add(&mut self, r: &SampleRow, split: Option<Split>) {
+        let Some(c) = r.confidence else { return };
         let group = split.map_or_else(|| "*".to_owned(), |s| label(r, s));
-        groups.entry(group).or_default().push(c);
+        self.0.entry(group).or_default().push(c);
     }
-    groups
-        .into_iter()
-        .filter_map(|(g, v)| Some((g, spread(v, threshold)?.low_confidence_rate)))
-        .collect()
+
+    /// The low-confidence share of each group under `threshold`; a group without a record
+    /// carrying a confidence has none.
+    fn rates(self, threshold: f64) -> BTreeMap<String, f64> {
+        self.0
+            .into_iter()
+            .filter_map(|(g, v)| Some((g, spread(v, threshold)?.low_confidence_rate)))
+            .collect()
+    }
 }
 
 /// The rates of a rule's window `[start, end)` and of its baseline (the trailing week for
@@ -83,16 +87,28 @@ pub(super) fn window_rates(
     } else {
         (start - WEEK, start)
     };
-    let t = source.low_confidence;
-    Ok((
-        rates(&store.traffic_samples(&source.id, start, end)?, t, rule.by),
-        rates(&store.traffic_samples(&source.id, bf, bt)?, t, rule.by),
-    ))
+    let read = |from: i64, to: i64| -> anyhow::Result<BTreeMap<String, f64>> {
+        let mut groups = Groups::default();
+        store.each_traffic_sample(&source.id, from, to, |r| {
+            groups.add(&r, rule.by);
+            Ok(())
+        })?;
+        Ok(groups.rates(source.low_confidence))
+    };
+    Ok((read(start, end)?, read(bf, bt)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rates(rows: &[SampleRow], threshold: f64, split: Option<Split>) -> BTreeMap<String, f64> {
+        let mut groups = Groups::default();
+        for r in rows {
+            groups.add(r, split);
+        }
+        groups.rates(threshold)
+    }
 
     #[test]
     fn the_rate_counts_records_with_a_confidence_below_the_threshold() {
