@@ -16,13 +16,13 @@ use super::traffic::{
     Located, RESOLUTIONS, TrafficTx, begin_writing, find_trace, locate_traces, nearest,
     read_bucket, trace_key, write_bucket,
 };
+use super::{Store, StoreError};
+use crate::traffic::{Bucket, BucketKey, Resolution, Vote};
 
 /// An import with at least this many traces finds them all in one pass over the source's trace
 /// index rather than trace by trace (a trace whose record is not ingested yet costs a lookup an
 /// hour the index holds: ~1.7 ms at 30 days of hours, docs/performance.md "Session 21").
 pub const LOCATE_AT_ONCE: usize = 1000;
-use super::{Store, StoreError};
-use crate::traffic::{Bucket, BucketKey, Resolution, Vote};
 
 /// One piece of feedback to import (the user already hashed, the comment already redacted).
 #[derive(Debug, Clone)]
