@@ -509,8 +509,20 @@ impl TrafficTx<'_> {
         labels: i64,
         inline: Option<(i64, Vote)>,
     ) -> Result<bool, StoreError> {
+        self.index_trace_keyed(trace_id, trace_key(trace_id), start, labels, inline)
+    }
+
+    /// [`Self::index_trace`] with the trace's key ([`trace_key`]) already worked out (by the
+    /// caller that sorted a batch by it).
+    pub fn index_trace_keyed(
+        &self,
+        trace_id: &str,
+        key: [u8; 16],
+        start: i64,
+        labels: i64,
+        inline: Option<(i64, Vote)>,
+    ) -> Result<bool, StoreError> {
         let source = self.source_id()?;
-        let key = trace_key(trace_id);
         let hour = hour_of(start);
         // A record near its hour's start or end: is the trace in the hour beside it, a few
         // minutes away? (Looked up only there: two lookups a record cost a quarter of

@@ -225,14 +225,14 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
     order.sort_by_key(|&(key, _, _)| key);
     let mut new = vec![false; batch.records.len()];
     let mut labels: HashMap<MinuteOf<'_>, i64> = HashMap::default();
-    for (_, i, trace) in order {
+    for ((_, key), i, trace) in order {
         let r = &batch.records[i].kept.record;
         let minute = MinuteOf::of(r);
         let id = match labels.entry(minute) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => *e.insert(tx.label_set(minute)?),
         };
-        new[i] = tx.index_trace(trace, minute.start, id, inline_vote(r))?;
+        new[i] = tx.index_trace_keyed(trace, key, minute.start, id, inline_vote(r))?;
     }
     Ok(Some(new))
 }
