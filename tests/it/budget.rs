@@ -12,12 +12,18 @@ use crate::support::{Project, code, question_cases, serve_on_loopback, stderr, s
 
 /// An OpenAI-compatible server that answers one request in five and fails the rest with a
 /// 500 (an answer, so the consecutive-failure breaker never opens); counts the requests.
+///
+/// Each answer takes 2 ms, as no provider answers faster: the budget is known once the
+/// suite's full check is through, which the run starts once its store is open, while the
+/// calls have already begun (docs/reliability.md). Answered at once, a release build made
+/// all 400 calls (~0.1 ms each) before that.
 fn mostly_failing_server() -> (String, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
     let chat = move || {
         let counter = Arc::clone(&counter);
         async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             let n = counter.fetch_add(1, Ordering::SeqCst);
             if n % 5 != 4 {
                 return (
