@@ -13,18 +13,24 @@ use crate::support::{Project, code, question_cases, serve_on_loopback, stderr, s
 /// An OpenAI-compatible server that answers one request in five and fails the rest with a
 /// 500 (an answer, so the consecutive-failure breaker never opens); counts the requests.
 ///
-/// Each answer takes 2 ms, as no provider answers faster: the budget is known once the
-/// suite's full check is through, which the run starts once its store is open, while the
-/// calls have already begun (docs/reliability.md). Answered at once, a release build made
-/// all 400 calls (~0.1 ms each) before that.
-fn mostly_failing_server() -> (String, Arc<AtomicUsize>) {
+/// With `plan_in`, the first answer waits until the run's row in that store has its planned
+/// count: the budget counts once the suite's full check is through, which the run starts
+/// once its store is open, while its calls have already begun (docs/reliability.md). A
+/// server answering at once (~0.1 ms a call in a release build) was called 400 times before
+/// that; no provider answers that fast, and the wait keeps the test from racing the check.
+fn mostly_failing_server(plan_in: Option<std::path::PathBuf>) -> (String, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
     let chat = move || {
         let counter = Arc::clone(&counter);
+        let plan_in = plan_in.clone();
         async move {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             let n = counter.fetch_add(1, Ordering::SeqCst);
+            if n == 0
+                && let Some(db) = plan_in
+            {
+                wait_for_plan(&db).await;
+            }
             if n % 5 != 4 {
                 return (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -46,6 +52,25 @@ fn mostly_failing_server() -> (String, Arc<AtomicUsize>) {
     (format!("http://{}/v1", serve_on_loopback(app)), calls)
 }
 
+/// Wait (at most 60 s) until the run in the store `db` knows how many results it plans.
+async fn wait_for_plan(db: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let planned = rusqlite::Connection::open(db).ok().and_then(|c| {
+            c.query_row("SELECT max(planned) FROM runs", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .ok()
+            .flatten()
+        });
+        if planned.unwrap_or(0) > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the run never stored its planned count in {}", db.display());
+}
+
 /// A suite `name` of one openai provider at `base_url` (one call at a time, no retries) and
 /// `n` cases.
 fn openai_suite(name: &str, base_url: &str, n: usize) -> String {
@@ -59,8 +84,8 @@ const CASES: i64 = 400;
 
 #[test]
 fn a_run_that_cannot_meet_its_error_budget_stops_calling_and_says_why() {
-    let (base, calls) = mostly_failing_server();
     let p = Project::new();
+    let (base, calls) = mostly_failing_server(Some(p.db()));
     p.write("suites/flaky.yaml", &openai_suite("flaky", &base, 400));
     let out = p
         .cmd()
@@ -111,7 +136,7 @@ fn a_run_that_cannot_meet_its_error_budget_stops_calling_and_says_why() {
 
 #[test]
 fn a_run_within_its_error_budget_calls_every_case() {
-    let (base, calls) = mostly_failing_server();
+    let (base, calls) = mostly_failing_server(None);
     let p = Project::new();
     p.write("evalwatch.yaml", "error_budget: 0.9\n");
     p.write("suites/flaky.yaml", &openai_suite("flaky", &base, 50));
