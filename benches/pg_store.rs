@@ -196,10 +196,14 @@ fn main() {
             } else {
                 String::new()
             };
-            // No peak RSS: `wait4` gives this process's own high-water mark for a child
-            // spawned from it, not the report's.
+            // The peak RSS from a run of its own, untimed: `wait4` gives this process's own
+            // high-water mark for a child spawned from it, not the report's, so the report
+            // says its own (`EVALWATCH_PHASES`, read from /proc/self/status as it exits).
+            let out = dir.path().join(format!("reports-{name}-peak-{b}"));
+            let peak = report_peak_mib(bin, dir.path(), &store, &out)
+                .map_or_else(|| "unknown".to_owned(), |p| format!("{p:.1} MiB"));
             println!(
-                "  {name:>8}: report --since all (every page) wall {} ms, CPU {} ms{which}",
+                "  {name:>8}: report --since all (every page) wall {} ms, CPU {} ms, peak RSS {peak}{which}",
                 spread(&walls[b], 0),
                 spread(&cpus[b], 0)
             );
@@ -216,6 +220,36 @@ fn main() {
         server.drop_db(&history);
     }
     println!("pg_store bench: load average {}", load());
+}
+
+/// The peak RSS of one `evalwatch report --since all` of `store` by `bin`, in MiB, as the
+/// report itself reads it when it exits (`EVALWATCH_PHASES=1`: its last line, `exit`, says
+/// `peak N kB`); `None` when it failed or did not say.
+fn report_peak_mib(bin: &Path, dir: &Path, store: &Path, out: &Path) -> Option<f64> {
+    let done = std::process::Command::new(bin)
+        .current_dir(dir)
+        .env("EVALWATCH_PHASES", "1")
+        .arg("--quiet")
+        .arg("--db")
+        .arg(store)
+        .args(["report", "--since", "all", "--out"])
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !done.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&done.stderr);
+    let exit = text.lines().rev().find(|l| l.contains(" ms exit "))?;
+    let kb: f64 = exit
+        .split("peak ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 /// One pass of the writer: results/s and the peak RSS of this process, in MiB.
