@@ -135,14 +135,61 @@ pub fn settled_level(client: &mut Client, shown: &str) -> Result<u32, PgError> {
 /// once. Returns the names of the migrations this call applied.
 pub fn migrate(client: &mut Client, shown: &str, target: u32) -> Result<Vec<String>, PgError> {
     // Most opens find the store as this evalwatch wants it: two reads, no lock, no write.
-    let current = level(client, shown)?;
+    let (current, functions) = level_and_functions(client, shown)?;
     if current >= target.min(MIGRATIONS.len() as u32)
         && current <= MIGRATIONS.len() as u32
-        && functions_current(client, shown)?
+        && functions
     {
         return Ok(Vec::new());
     }
     under_migration_lock(client, shown, |c| migrate_locked(c, shown, target))
+}
+
+/// [`level`] and [`functions_current`] in two round trips of the simple protocol, where
+/// they take six of the extended one (a prepare and a run each, on a server process that has
+/// just started): every command's first statements.
+fn level_and_functions(client: &mut Client, shown: &str) -> Result<(u32, bool), PgError> {
+    let query = |e: postgres::Error| PgError::Query {
+        shown: shown.to_owned(),
+        what: "read the migration level".into(),
+        reason: reason(&e),
+    };
+    let first = |messages: Vec<postgres::SimpleQueryMessage>| {
+        messages.into_iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+    };
+    let row = first(
+        client
+            .simple_query(&format!(
+                "SELECT to_regclass('public.{VERSION_TABLE}') IS NOT NULL, \
+                 obj_description(to_regprocedure('julianday(text)'), 'pg_proc')"
+            ))
+            .map_err(query)?,
+    );
+    let (exists, mark) = match &row {
+        Some(row) => (row.get(0) == Some("t"), row.get(1)),
+        None => (false, None),
+    };
+    let functions = mark == Some(FUNCTIONS_MARK.as_str());
+    if !exists {
+        return Ok((0, functions));
+    }
+    let max = first(
+        client
+            .simple_query(&format!("SELECT max(version) FROM public.{VERSION_TABLE}"))
+            .map_err(query)?,
+    );
+    let level = match max.as_ref().and_then(|r| r.get(0)) {
+        None => 0,
+        Some(text) => text.parse::<u32>().map_err(|_| PgError::Query {
+            shown: shown.to_owned(),
+            what: "read the migration level".into(),
+            reason: format!("`{text}` is not a migration number"),
+        })?,
+    };
+    Ok((level, functions))
 }
 
 /// The mark [`install_functions`] leaves on `julianday`: which [`FUNCTIONS`] are installed.
