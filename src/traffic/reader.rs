@@ -5,6 +5,37 @@
 
 use std::io::{self, BufRead};
 
+/// The first two bytes of every gzip member (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Whether `file` is gzip-compressed (a rotated log), by its first two bytes; the file is
+/// left at its start.
+pub fn is_gzip(file: &mut std::fs::File) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut head = [0u8; 2];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(got == head.len() && head == GZIP_MAGIC)
+}
+
+/// The text of `inner`: decompressed when it starts as gzip does (every member of a
+/// concatenated stream), else as it is.
+pub fn text_of<'a, R: BufRead + 'a>(mut inner: R) -> io::Result<Box<dyn BufRead + 'a>> {
+    Ok(if inner.fill_buf()?.starts_with(&GZIP_MAGIC) {
+        Box::new(io::BufReader::new(flate2::bufread::MultiGzDecoder::new(
+            inner,
+        )))
+    } else {
+        Box::new(inner)
+    })
+}
+
 /// One line of the file, or why it cannot be read.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Line {
@@ -48,6 +79,11 @@ impl<R: BufRead> LineReader<R> {
     /// The offset up to which every line has been returned.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The number of the last line returned (or skipped as blank).
+    pub fn number(&self) -> u64 {
+        self.number
     }
 
     /// Bytes of an unfinished last line left for the next read (0 when the file ended with a

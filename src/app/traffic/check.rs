@@ -70,7 +70,10 @@ fn first_records(source: &TrafficSource, files: &[std::path::PathBuf]) -> Vec<Va
         let Ok(f) = std::fs::File::open(file) else {
             continue;
         };
-        let reader = std::io::BufReader::new(f);
+        // A rotated, compressed log is read as `ingest` reads it.
+        let Ok(reader) = crate::traffic::reader::text_of(std::io::BufReader::new(f)) else {
+            continue;
+        };
         match source.format {
             TrafficFormat::Csv => {
                 let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);

@@ -4,7 +4,7 @@
 //! a restart after a crash) resumes where the last commit stopped and counts nothing twice.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -23,7 +23,7 @@ use crate::model::{CaseStatus, ProjectConfig, TrafficFormat, TrafficSource};
 use crate::store::{FileOffset, Store};
 use crate::traffic::ingest::{Ingestor, Kept, SourceRules};
 use crate::traffic::otlp;
-use crate::traffic::reader::LineReader;
+use crate::traffic::reader::{self, LineReader};
 use crate::traffic::shape::Shape;
 
 /// The longest record read; a longer line is counted as malformed and skipped unread.
@@ -364,6 +364,7 @@ impl<'a> Reading<'a> {
     }
 
     /// One file from where its last committed read stopped (`at`); `key`: its canonical path.
+    /// A gzip-compressed file (a rotated log) is read decompressed ([`Self::read_gzip`]).
     fn read_file(
         &mut self,
         path: &Path,
@@ -377,6 +378,10 @@ impl<'a> Reading<'a> {
             .to_string();
         let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
         let identity = format!("{}:{}", meta.dev(), meta.ino());
+        let mut file = File::open(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
+        if reader::is_gzip(&mut file).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))? {
+            return self.read_gzip(file, &shown, key, at, &identity, meta.len());
+        }
         let (offset, number) = match at {
             // Rotated (another file now) or truncated: read it from the start.
             Some(o) if o.identity == identity && o.offset <= meta.len() => (o.offset, o.line),
@@ -386,37 +391,13 @@ impl<'a> Reading<'a> {
         if offset == meta.len() {
             return Ok(());
         }
-        let mut file = File::open(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
-        let headers = if self.source.format == TrafficFormat::Csv {
-            let mut first = String::new();
-            BufReader::new(&file).read_line(&mut first)?;
-            Some(csv_row(&first))
-        } else {
-            None
-        };
+        let headers = self.csv_headers(&mut file)?;
         file.seek(SeekFrom::Start(offset))?;
         let mut reader = LineReader::new(BufReader::new(file), offset, number, LINE_LIMIT);
-        let mut last = i64::MIN;
-        let mut line_no = number;
-        while let Some(line) = reader.next_line()? {
-            line_no = line.number;
-            let at = || format!("{shown}:{}", line.number);
-            match line.text {
-                Err(e) => self.ing.malformed(at(), e.to_string()),
-                Ok(_) if headers.is_some() && line.number == 1 => {}
-                Ok(text) => self.line(&text, at, headers.as_ref(), &mut last),
-            }
-            if self.batch.records.len() >= BATCH {
-                self.batch.offsets.push((
-                    key.clone(),
-                    FileOffset {
-                        identity: identity.clone(),
-                        offset: line.end,
-                        line: line.number,
-                    },
-                ));
-                self.flush()?;
-            }
+        let (line_no, failed) =
+            self.lines(&mut reader, &shown, &key, &identity, headers.as_ref())?;
+        if let Some(e) = failed {
+            return Err(anyhow::anyhow!("read {shown}: {e}"));
         }
         if reader.pending() > 0 {
             self.unfinished.push(format!(
@@ -435,13 +416,190 @@ impl<'a> Reading<'a> {
         self.flush()
     }
 
+    /// A CSV source's header row (the file's first line; the file is left anywhere).
+    fn csv_headers(
+        &self,
+        file: &mut impl std::io::Read,
+    ) -> anyhow::Result<Option<csv::StringRecord>> {
+        if self.source.format != TrafficFormat::Csv {
+            return Ok(None);
+        }
+        let mut first = String::new();
+        BufReader::new(file).read_line(&mut first)?;
+        Ok(Some(csv_row(&first)))
+    }
+
+    /// The lines of `reader` until its end or its first read error, each through the
+    /// source's format, with the offset after each batch's last line kept as `identity`'s:
+    /// the number of the last line read, and the error that stopped the reading, if one did.
+    /// A failure to hand a batch over is the pass's error.
+    fn lines<R: BufRead>(
+        &mut self,
+        reader: &mut LineReader<R>,
+        shown: &str,
+        key: &str,
+        identity: &str,
+        headers: Option<&csv::StringRecord>,
+    ) -> anyhow::Result<(u64, Option<std::io::Error>)> {
+        let mut last = i64::MIN;
+        let mut line_no = reader.number();
+        loop {
+            let line = match reader.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => return Ok((line_no, None)),
+                Err(e) => return Ok((line_no, Some(e))),
+            };
+            line_no = line.number;
+            let at = || format!("{shown}:{}", line.number);
+            match line.text {
+                Err(e) => self.ing.malformed(at(), e.to_string()),
+                Ok(_) if headers.is_some() && line.number == 1 => {}
+                Ok(text) => self.line(&text, at, headers, &mut last),
+            }
+            if self.batch.records.len() >= BATCH {
+                self.batch.offsets.push((
+                    key.to_owned(),
+                    FileOffset {
+                        identity: identity.to_owned(),
+                        offset: line.end,
+                        line: line.number,
+                    },
+                ));
+                self.flush()?;
+            }
+        }
+    }
+
+    /// A gzip-compressed file (`logrotate`'s `compress`), read decompressed. Its offsets
+    /// count decompressed bytes. While it is being read they are kept under the identity
+    /// `DEV:INO gzip`; read to its end, `DEV:INO gzip LEN` (its compressed length), so that
+    /// an unchanged file is not decompressed again; ended early (a file still being
+    /// compressed) or broken, with ` early` or ` broken` after that: said again, not read
+    /// again, while it stays as it is. A file read halfway (a crash) or grown since is
+    /// decompressed from its start and read from where the last read stopped.
+    fn read_gzip(
+        &mut self,
+        file: File,
+        shown: &str,
+        key: String,
+        at: Option<FileOffset>,
+        inode: &str,
+        len: u64,
+    ) -> anyhow::Result<()> {
+        let reading = format!("{inode} gzip");
+        let read = format!("{reading} {len}");
+        self.files += 1;
+        let (offset, number) = match at {
+            Some(o) if o.identity == read => return Ok(()),
+            Some(o) if o.identity == format!("{read} early") => {
+                self.note(format!(
+                    "{shown}:{}: the compressed file ended early when it was read, and has not changed since: the rest is not read",
+                    o.line + 1
+                ));
+                return Ok(());
+            }
+            Some(o) if o.identity == format!("{read} broken") => {
+                self.note(format!(
+                    "{shown}:{}: the gzip stream was broken there when the file was read (counted as malformed then), and the file has not changed since: the rest is not read",
+                    o.line + 1
+                ));
+                return Ok(());
+            }
+            Some(o) if o.identity == reading || o.identity.starts_with(&format!("{reading} ")) => {
+                (o.offset, o.line)
+            }
+            _ => (0, 0),
+        };
+        // Compressed whole, the file's last line is complete even without its newline.
+        let mut text = BufReader::new(flate2::bufread::MultiGzDecoder::new(BufReader::new(file)))
+            .chain(&b"\n"[..]);
+        // A CSV file's header line, read first whatever the offset.
+        let (mut from, mut from_line, mut headers, mut stopped) = (0, 0, None, None);
+        if self.source.format == TrafficFormat::Csv {
+            let mut first = String::new();
+            match text.read_line(&mut first) {
+                Ok(n) => {
+                    (from, from_line) = (n as u64, 1);
+                    headers = Some(csv_row(&first));
+                }
+                Err(e) => stopped = Some(e),
+            }
+        }
+        if offset > from {
+            if let Err(e) =
+                std::io::copy(&mut (&mut text).take(offset - from), &mut std::io::sink())
+            {
+                stopped = Some(e);
+            }
+            (from, from_line) = (offset, number);
+        }
+        let mut reader = LineReader::new(text, from, from_line, LINE_LIMIT);
+        let line_no = if stopped.is_none() {
+            let (n, e) = self.lines(&mut reader, shown, &key, &reading, headers.as_ref())?;
+            stopped = e;
+            n
+        } else {
+            from_line
+        };
+        let identity = match stopped {
+            None => read,
+            Some(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.note(format!(
+                    "{shown}:{}: the compressed file ends early (still being compressed?): the rest is left for the next ingest",
+                    line_no + 1
+                ));
+                format!("{read} early")
+            }
+            Some(e) => {
+                self.ing.malformed(
+                    format!("{shown}:{}", line_no + 1),
+                    format!("the gzip stream is broken ({e}): the rest of the file is not read"),
+                );
+                format!("{read} broken")
+            }
+        };
+        self.batch.offsets.push((
+            key,
+            FileOffset {
+                identity,
+                offset: reader.offset(),
+                line: line_no,
+            },
+        ));
+        self.flush()
+    }
+
+    /// A note for the end of the ingest, said once however many passes find it.
+    fn note(&mut self, text: String) {
+        if !self.unfinished.contains(&text) {
+            self.unfinished.push(text);
+        }
+    }
+
     fn read_stdin(&mut self) -> anyhow::Result<()> {
         let stdin = std::io::stdin();
-        let mut reader = LineReader::new(stdin.lock(), 0, 0, LINE_LIMIT);
+        // `zcat` is not needed: gzip on standard input is read decompressed.
+        let text = reader::text_of(stdin.lock()).map_err(|e| anyhow::anyhow!("read stdin: {e}"))?;
+        let mut reader = LineReader::new(text, 0, 0, LINE_LIMIT);
         let mut headers: Option<csv::StringRecord> = None;
         let mut last = i64::MIN;
         self.files += 1;
-        while let Some(line) = reader.next_line()? {
+        loop {
+            let line = match reader.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                // A compressed stream that ends early or is broken: what came before it
+                // stays, the rest is said to be lost.
+                Err(e) => {
+                    self.ing.malformed(
+                        format!("stdin:{}", reader.number() + 1),
+                        format!(
+                            "the input cannot be read further ({e}): the rest of it is not read"
+                        ),
+                    );
+                    return Ok(());
+                }
+            };
             let at = || format!("stdin:{}", line.number);
             match line.text {
                 Err(e) => self.ing.malformed(at(), e.to_string()),

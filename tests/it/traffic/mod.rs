@@ -8,6 +8,7 @@ mod drift;
 mod feedback;
 mod figures;
 mod formats;
+mod gzip;
 pub(crate) mod ingest;
 pub(crate) mod judge;
 mod page;
