@@ -97,6 +97,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
                     Ok((f, key, at))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            reading.follow_rotations(&starts);
             reading.pass(&mut store, starts, None, |r, starts| {
                 for (file, key, at) in starts {
                     r.read_file(&file, key, at)?;
@@ -212,6 +213,12 @@ struct Reading<'a> {
     skipped_spans: u64,
     out_of_order: u64,
     unfinished: Vec<String>,
+    /// What was seen of files rotated since the last ingest: whether lines may be lost
+    /// (said as a warning), and what.
+    rotated: Vec<(bool, String)>,
+    /// Where the last ingest stopped in files now under another name (rotated), by their
+    /// `DEV:INO`: read on from there in this pass.
+    moved: std::collections::HashMap<String, FileOffset>,
     judging: Option<super::judging::Background>,
     /// The storing thread's end of the pipeline, during a pass.
     sink: Option<SyncSender<Batch>>,
@@ -239,6 +246,8 @@ impl<'a> Reading<'a> {
             skipped_spans: 0,
             out_of_order: 0,
             unfinished: Vec::new(),
+            rotated: Vec::new(),
+            moved: std::collections::HashMap::new(),
             judging: None,
             sink: None,
         })
@@ -383,9 +392,13 @@ impl<'a> Reading<'a> {
             return self.read_gzip(file, &shown, key, at, &identity, meta.len());
         }
         let (offset, number) = match at {
-            // Rotated (another file now) or truncated: read it from the start.
             Some(o) if o.identity == identity && o.offset <= meta.len() => (o.offset, o.line),
-            _ => (0, 0),
+            // A rotated file under its new name: on from where the last ingest stopped in it.
+            _ => match self.moved.remove(&identity) {
+                Some(o) if o.offset <= meta.len() => (o.offset, o.line),
+                // Another file now (rotated), truncated, or new: from its start.
+                _ => (0, 0),
+            },
         };
         self.files += 1;
         if offset == meta.len() {
@@ -414,6 +427,98 @@ impl<'a> Reading<'a> {
             },
         ));
         self.flush()
+    }
+
+    /// Before a pass over `starts`: each file that is another file than the one the last
+    /// ingest read under its name (rotated, as `logrotate` renames a log and creates it
+    /// anew) is looked for in its folder by the old file's device and inode. Found among the
+    /// pass's files (a `path` that takes the rotated copies), it is read on from where the
+    /// last ingest stopped; found outside them, the lines it got since are not read, and
+    /// that is said with how many bytes; gone (compressed, removed), that is said too.
+    fn follow_rotations(&mut self, starts: &[(PathBuf, String, Option<FileOffset>)]) {
+        let identity_of = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (format!("{}:{}", m.dev(), m.ino()), m.len()))
+        };
+        let in_pass: std::collections::HashSet<String> = starts
+            .iter()
+            .filter_map(|(f, _, _)| identity_of(f).map(|(id, _)| id))
+            .collect();
+        self.moved.clear();
+        for (file, _, at) in starts {
+            // Compressed files are read whole, not rotated in place; a new name has no past.
+            let Some(at) = at
+                .as_ref()
+                .filter(|a| a.offset > 0 && !a.identity.contains(' '))
+            else {
+                continue;
+            };
+            let Some((now, now_len)) = identity_of(file) else {
+                continue;
+            };
+            let shown = file
+                .strip_prefix(&self.cwd)
+                .unwrap_or(file)
+                .display()
+                .to_string();
+            if now == at.identity {
+                if now_len < at.offset {
+                    self.rotated.push((
+                        false,
+                        format!(
+                            "{shown} is shorter than where the last ingest stopped (truncated, as logrotate's `copytruncate` does): read from its start; what it got after line {} is read only if the source's path takes its copy",
+                            at.line
+                        ),
+                    ));
+                }
+                continue;
+            }
+            let old = file.parent().and_then(|dir| {
+                std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+                    let path = e.path();
+                    let (id, len) = identity_of(&path)?;
+                    (id == at.identity).then_some((path, len))
+                })
+            });
+            match old {
+                Some((path, len)) if in_pass.contains(&at.identity) => {
+                    // Read on from there (an older copy that has not changed: nothing to read,
+                    // nothing to say).
+                    if len > at.offset {
+                        let moved = path.strip_prefix(&self.cwd).unwrap_or(&path).display();
+                        self.rotated.push((
+                            false,
+                            format!(
+                                "{shown} was rotated since the last ingest: its old file, now {moved}, is read on from line {}, where that ingest stopped",
+                                at.line + 1
+                            ),
+                        ));
+                    }
+                    self.moved.insert(at.identity.clone(), at.clone());
+                }
+                Some((path, len)) => {
+                    let moved = path.strip_prefix(&self.cwd).unwrap_or(&path).display();
+                    let unread = len.saturating_sub(at.offset);
+                    if unread > 0 {
+                        self.rotated.push((
+                            true,
+                            format!(
+                                "{shown} was rotated since the last ingest: its old file, now {moved}, has {unread} bytes after line {}, where that ingest stopped, which are not read: the source's path does not take it (a glob such as `{shown}*` would)",
+                                at.line
+                            ),
+                        ));
+                    }
+                }
+                None => self.rotated.push((
+                    false,
+                    format!(
+                        "{shown} is another file since the last ingest (rotated): read from its start; the old file is no longer in its folder (compressed or removed), so what it got after line {} is read only if the source's path takes its copy",
+                        at.line
+                    ),
+                )),
+            }
+        }
     }
 
     /// A CSV source's header row (the file's first line; the file is left anywhere).
@@ -637,6 +742,7 @@ impl<'a> Reading<'a> {
                 "skipped_spans": self.skipped_spans,
                 "out_of_order": self.out_of_order,
                 "unfinished": self.unfinished,
+                "rotated": self.rotated.iter().map(|(_, text)| text).collect::<Vec<_>>(),
                 "judge": judged.map(super::judging::report_json),
             });
             crate::output::out(&body.to_string());
@@ -651,6 +757,13 @@ impl<'a> Reading<'a> {
         }
         for u in &self.unfinished {
             ctx.printer.note(u);
+        }
+        for (lost, text) in &self.rotated {
+            if *lost {
+                ctx.printer.warn(text);
+            } else {
+                ctx.printer.note(text);
+            }
         }
         if self.out_of_order > 0 {
             ctx.printer.note(&format!(

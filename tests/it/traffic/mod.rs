@@ -13,4 +13,5 @@ pub(crate) mod ingest;
 pub(crate) mod judge;
 mod page;
 mod prune;
+mod rotation;
 mod satisfaction;
