@@ -8,11 +8,32 @@ use std::io::{self, BufRead};
 /// The first two bytes of every gzip member (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Whether `file` is gzip-compressed (a rotated log), by its first two bytes; the file is
-/// left at its start.
-pub fn is_gzip(file: &mut std::fs::File) -> io::Result<bool> {
+/// How a file's bytes are packed, by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    Plain,
+    /// gzip (a rotated log, `logrotate`'s `compress`): read decompressed.
+    Gzip,
+    /// Another compression, not read: its name and the command that prints its text.
+    Other {
+        name: &'static str,
+        cat: &'static str,
+    },
+}
+
+/// The magic numbers of the compressions `ingest` names but does not read.
+const OTHERS: [(&[u8], &str, &str); 5] = [
+    (&[0x28, 0xb5, 0x2f, 0xfd], "zstd", "zstdcat"),
+    (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz", "xzcat"),
+    (b"BZh", "bzip2", "bzcat"),
+    (&[0x04, 0x22, 0x4d, 0x18], "lz4", "lz4cat"),
+    (b"PK\x03\x04", "zip", "unzip -p"),
+];
+
+/// How `file` is packed, by its first bytes; the file is left at its start.
+pub fn packing(file: &mut std::fs::File) -> io::Result<Packing> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut head = [0u8; 2];
+    let mut head = [0u8; 6];
     let mut got = 0;
     while got < head.len() {
         match file.read(&mut head[got..])? {
@@ -21,7 +42,17 @@ pub fn is_gzip(file: &mut std::fs::File) -> io::Result<bool> {
         }
     }
     file.seek(SeekFrom::Start(0))?;
-    Ok(got == head.len() && head == GZIP_MAGIC)
+    let head = &head[..got];
+    if head.starts_with(&GZIP_MAGIC) {
+        return Ok(Packing::Gzip);
+    }
+    Ok(OTHERS
+        .iter()
+        .find(|(magic, _, _)| head.starts_with(magic))
+        .map_or(Packing::Plain, |&(_, name, cat)| Packing::Other {
+            name,
+            cat,
+        }))
 }
 
 /// The text of `inner`: decompressed when it starts as gzip does (every member of a

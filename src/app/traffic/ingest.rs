@@ -23,7 +23,7 @@ use crate::model::{CaseStatus, ProjectConfig, TrafficFormat, TrafficSource};
 use crate::store::{FileOffset, Store};
 use crate::traffic::ingest::{Ingestor, Kept, SourceRules};
 use crate::traffic::otlp;
-use crate::traffic::reader::{self, LineReader};
+use crate::traffic::reader::{self, LineReader, Packing};
 use crate::traffic::shape::Shape;
 
 /// The longest record read; a longer line is counted as malformed and skipped unread.
@@ -388,8 +388,21 @@ impl<'a> Reading<'a> {
         let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
         let identity = format!("{}:{}", meta.dev(), meta.ino());
         let mut file = File::open(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
-        if reader::is_gzip(&mut file).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))? {
-            return self.read_gzip(file, &shown, key, at, &identity, meta.len());
+        match reader::packing(&mut file).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))? {
+            Packing::Plain => {}
+            Packing::Gzip => return self.read_gzip(file, &shown, key, at, &identity, meta.len()),
+            Packing::Other { name, cat } => {
+                // Said as one record that cannot be read, each time the file is given.
+                self.files += 1;
+                self.ing.malformed(
+                    format!("{shown}:1"),
+                    format!(
+                        "the file is {name}-compressed, which ingest does not read (plain and gzip only): give its text on standard input (`{cat} {shown} | evalwatch ingest {} -`)",
+                        self.source.id
+                    ),
+                );
+                return Ok(());
+            }
         }
         let (offset, number) = match at {
             Some(o) if o.identity == identity && o.offset <= meta.len() => (o.offset, o.line),

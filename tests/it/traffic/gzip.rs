@@ -220,3 +220,31 @@ fn a_broken_gzip_file_is_counted_located_and_not_read_again() {
         "{again}"
     );
 }
+
+#[test]
+fn a_log_in_another_compression_is_one_located_record_that_says_how_to_read_it() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("10%"));
+    let path = p.path().join("logs/d.jsonl.zst");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // zstd's magic number, then bytes that are not text.
+    let mut zstd = vec![0x28, 0xb5, 0x2f, 0xfd];
+    zstd.extend((0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8));
+    std::fs::write(&path, &zstd).unwrap();
+    let out = ingest(&p, &["bot", "logs/d.jsonl.zst"]);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let read = json(&out);
+    // One record that cannot be read, not one per line of binary.
+    assert_eq!(read["malformed"].as_u64(), Some(1), "{read}");
+    assert_eq!(
+        read["errors"][0]["at"].as_str(),
+        Some("logs/d.jsonl.zst:1"),
+        "{read}"
+    );
+    assert!(
+        read["errors"][0]["reason"].as_str().is_some_and(|r| r.contains(
+            "zstd-compressed, which ingest does not read (plain and gzip only): give its text on standard input (`zstdcat logs/d.jsonl.zst | evalwatch ingest bot -`)"
+        )),
+        "{read}"
+    );
+}
