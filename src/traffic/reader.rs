@@ -42,17 +42,21 @@ pub fn packing(file: &mut std::fs::File) -> io::Result<Packing> {
         }
     }
     file.seek(SeekFrom::Start(0))?;
-    let head = &head[..got];
+    Ok(packing_of(&head[..got]))
+}
+
+/// How bytes that start with `head` are packed.
+pub fn packing_of(head: &[u8]) -> Packing {
     if head.starts_with(&GZIP_MAGIC) {
-        return Ok(Packing::Gzip);
+        return Packing::Gzip;
     }
-    Ok(OTHERS
+    OTHERS
         .iter()
         .find(|(magic, _, _)| head.starts_with(magic))
         .map_or(Packing::Plain, |&(_, name, cat)| Packing::Other {
             name,
             cat,
-        }))
+        })
 }
 
 /// The text of `inner`: decompressed when it starts as gzip does (every member of a

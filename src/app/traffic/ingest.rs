@@ -696,12 +696,25 @@ impl<'a> Reading<'a> {
 
     fn read_stdin(&mut self) -> anyhow::Result<()> {
         let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        self.files += 1;
+        let head = input
+            .fill_buf()
+            .map_err(|e| anyhow::anyhow!("read stdin: {e}"))?;
+        if let Packing::Other { name, cat } = reader::packing_of(head) {
+            self.ing.malformed(
+                "stdin:1".to_owned(),
+                format!(
+                    "standard input is {name}-compressed, which ingest does not read (plain and gzip only): pipe it through `{cat}`"
+                ),
+            );
+            return Ok(());
+        }
         // `zcat` is not needed: gzip on standard input is read decompressed.
-        let text = reader::text_of(stdin.lock()).map_err(|e| anyhow::anyhow!("read stdin: {e}"))?;
+        let text = reader::text_of(input).map_err(|e| anyhow::anyhow!("read stdin: {e}"))?;
         let mut reader = LineReader::new(text, 0, 0, LINE_LIMIT);
         let mut headers: Option<csv::StringRecord> = None;
         let mut last = i64::MIN;
-        self.files += 1;
         loop {
             let line = match reader.next_line() {
                 Ok(Some(line)) => line,

@@ -80,24 +80,7 @@ fn a_gzip_compressed_log_is_read_as_the_plain_one_and_once() {
         "{tail}"
     );
     // The same bytes on standard input: decompressed too, every record known.
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
-        .current_dir(p.path())
-        .env("EVALWATCH_TRAFFIC_SALT", super::ingest::SALT)
-        .env_remove("EVALWATCH_DB")
-        .env_remove("EVALWATCH_CONFIG")
-        .args(["ingest", "bot", "-", "--format", "json"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&gzip(&log))
-        .expect("feed");
-    let piped = child.wait_with_output().expect("wait");
+    let piped = stdin_ingest(&p, &gzip(&log));
     assert_eq!(code(&piped), 0, "{}", stderr(&piped));
     let piped = json(&piped);
     assert_eq!(
@@ -247,4 +230,35 @@ fn a_log_in_another_compression_is_one_located_record_that_says_how_to_read_it()
         )),
         "{read}"
     );
+    // The same bytes on standard input.
+    let piped = json(&stdin_ingest(&p, &zstd));
+    assert_eq!(piped["malformed"].as_u64(), Some(1), "{piped}");
+    assert!(
+        piped["errors"][0]["reason"].as_str().is_some_and(|r| r.contains(
+            "standard input is zstd-compressed, which ingest does not read (plain and gzip only): pipe it through `zstdcat`"
+        )),
+        "{piped}"
+    );
+}
+
+/// `ingest bot - --format json` fed `bytes` on standard input.
+fn stdin_ingest(p: &Project, bytes: &[u8]) -> std::process::Output {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+        .current_dir(p.path())
+        .env("EVALWATCH_TRAFFIC_SALT", super::ingest::SALT)
+        .env_remove("EVALWATCH_DB")
+        .env_remove("EVALWATCH_CONFIG")
+        .args(["ingest", "bot", "-", "--format", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(bytes)
+        .expect("feed");
+    child.wait_with_output().expect("wait")
 }
