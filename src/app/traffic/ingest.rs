@@ -431,15 +431,7 @@ impl<'a> Reading<'a> {
                 line_no + 1
             ));
         }
-        self.batch.offsets.push((
-            key,
-            FileOffset {
-                identity,
-                offset: reader.offset(),
-                line: line_no,
-            },
-        ));
-        self.flush()
+        self.end_file(key, identity, reader.offset(), line_no)
     }
 
     /// Before a pass over `starts`: each file that is another file than the one the last
@@ -676,12 +668,24 @@ impl<'a> Reading<'a> {
                 format!("{read} broken")
             }
         };
+        self.end_file(key, identity, reader.offset(), line_no)
+    }
+
+    /// A file read as far as it goes: where the next ingest resumes, handed over with the
+    /// file's last records.
+    fn end_file(
+        &mut self,
+        key: String,
+        identity: String,
+        offset: u64,
+        line: u64,
+    ) -> anyhow::Result<()> {
         self.batch.offsets.push((
             key,
             FileOffset {
                 identity,
-                offset: reader.offset(),
-                line: line_no,
+                offset,
+                line,
             },
         ));
         self.flush()

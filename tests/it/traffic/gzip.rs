@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use super::ingest::{dump, generated_log, ingest, json, recent_start, source_config};
+use super::ingest::{dump, generated_log, ingest, json, listed, recent_start, source_config};
 use crate::support::{Project, code, stderr, stdout};
 
 /// `text` compressed as gzip does it.
@@ -11,19 +11,6 @@ fn gzip(text: &str) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(text.as_bytes()).expect("compress");
     gz.finish().expect("compress")
-}
-
-/// The notes of an `ingest --format json`'s output (`unfinished`), as one text.
-fn notes(out: &serde_json::Value) -> String {
-    out["unfinished"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| n.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
 }
 
 /// A project whose store holds `log` ingested once, plain: what every compressed reading of
@@ -75,7 +62,11 @@ fn a_gzip_compressed_log_is_read_as_the_plain_one_and_once() {
     std::fs::write(&path, gzip(tail.trim_end())).unwrap();
     let tail = json(&ingest(&p, &["bot", "logs/a.jsonl.2.gz"]));
     assert_eq!(
-        (tail["records"].as_u64(), tail["new"].as_u64(), notes(&tail)),
+        (
+            tail["records"].as_u64(),
+            tail["new"].as_u64(),
+            listed_notes(&tail)
+        ),
         (Some(3), Some(3), String::new()),
         "{tail}"
     );
@@ -129,14 +120,14 @@ fn a_gzip_file_that_ends_early_keeps_what_came_before_and_is_read_on_once_comple
     let read = first["records"].as_u64().expect("records");
     assert!(read > 0 && read < 5000, "{first}");
     assert!(
-        notes(&first).contains("the compressed file ends early (still being compressed?)"),
+        listed_notes(&first).contains("the compressed file ends early (still being compressed?)"),
         "{first}"
     );
     // Unchanged: said again, not read again.
     let again = json(&ingest(&p, &["bot", "logs/b.jsonl.gz"]));
     assert_eq!(again["records"].as_u64(), Some(0), "{again}");
     assert!(
-        notes(&again).contains("ended early when it was read, and has not changed since"),
+        listed_notes(&again).contains("ended early when it was read, and has not changed since"),
         "{again}"
     );
     // Complete now (written in place, as a compressor finishing it): the rest, once.
@@ -147,7 +138,7 @@ fn a_gzip_file_that_ends_early_keeps_what_came_before_and_is_read_on_once_comple
         (Some(5000 - read), Some(5000 - read)),
         "{rest}"
     );
-    assert_eq!(notes(&rest), "", "{rest}");
+    assert_eq!(listed_notes(&rest), "", "{rest}");
     // The store of one clean ingest, but for the last bits of the sums of the minute the
     // file ended in the first time: summed in two parts (as for a plain file whose last line
     // came later), a float sum may round differently.
@@ -199,7 +190,7 @@ fn a_broken_gzip_file_is_counted_located_and_not_read_again() {
     let again = json(&again);
     assert_eq!(again["malformed"].as_u64(), Some(0), "{again}");
     assert!(
-        notes(&again).contains("the gzip stream was broken there when the file was read"),
+        listed_notes(&again).contains("the gzip stream was broken there when the file was read"),
         "{again}"
     );
 }
@@ -261,4 +252,9 @@ fn stdin_ingest(p: &Project, bytes: &[u8]) -> std::process::Output {
         .write_all(bytes)
         .expect("feed");
     child.wait_with_output().expect("wait")
+}
+
+/// The `unfinished` notes of an `ingest --format json`.
+fn listed_notes(out: &serde_json::Value) -> String {
+    listed(out, "unfinished")
 }

@@ -105,6 +105,20 @@ pub fn records_counted(p: &Project) -> i64 {
         .unwrap_or(0)
 }
 
+/// The texts of a list field of an `ingest --format json` output (`unfinished`, `rotated`),
+/// one a line.
+pub fn listed(out: &serde_json::Value, field: &str) -> String {
+    out[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
 pub fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(stdout(out).trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))

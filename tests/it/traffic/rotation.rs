@@ -2,7 +2,9 @@
 //! copies and truncates it): the old file is followed to its new name when the source's path
 //! takes it, and what cannot be read is said, never lost silently.
 
-use super::ingest::{generated_log, ingest, json, recent_start, records_counted, source_config};
+use super::ingest::{
+    generated_log, ingest, json, listed, recent_start, records_counted, source_config,
+};
 use crate::support::{Project, code, stderr, stdout};
 
 /// Lines `from..to` (0-based) of the test log of 400 records.
@@ -13,19 +15,6 @@ fn lines(log: &str, from: usize, to: usize) -> String {
         out.push('\n');
     }
     out
-}
-
-/// The `rotated` notes of an `ingest --format json`, as one text.
-fn rotated(out: &serde_json::Value) -> String {
-    out["rotated"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| n.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
 }
 
 /// A project over `path`, its log's first 100 records ingested into `logs/app.jsonl`, then
@@ -71,7 +60,7 @@ fn a_rotated_log_is_read_on_under_its_new_name_when_the_path_takes_it() {
         "{read}"
     );
     assert!(
-        rotated(&read).contains(
+        listed_rotated(&read).contains(
             "logs/app.jsonl was rotated since the last ingest: its old file, now logs/app.jsonl.1, is read on from line 101"
         ),
         "{read}"
@@ -97,7 +86,7 @@ fn a_rotated_log_is_read_on_under_its_new_name_when_the_path_takes_it() {
         (Some(20), Some(20)),
         "{again}"
     );
-    assert_eq!(rotated(&again).lines().count(), 1, "{again}");
+    assert_eq!(listed_rotated(&again).lines().count(), 1, "{again}");
     assert_eq!(records_counted(&p), 170);
 }
 
@@ -113,7 +102,7 @@ fn a_rotated_log_outside_the_path_is_said_with_what_is_not_read() {
     let said = format!(
         "logs/app.jsonl was rotated since the last ingest: its old file, now logs/app.jsonl.1, has {unread} bytes after line 100, where that ingest stopped, which are not read: the source's path does not take it (a glob such as `logs/app.jsonl*` would)"
     );
-    assert!(rotated(&read).contains(&said), "{read}");
+    assert!(listed_rotated(&read).contains(&said), "{read}");
     // In text, a warning (kept by --quiet).
     let p = rotated_project("logs/app.jsonl", &log);
     let out = p
@@ -146,9 +135,14 @@ fn a_log_truncated_in_place_is_read_from_its_start_and_said() {
         "{read}"
     );
     assert!(
-        rotated(&read).contains(
+        listed_rotated(&read).contains(
             "logs/app.jsonl is shorter than where the last ingest stopped (truncated, as logrotate's `copytruncate` does): read from its start"
         ),
         "{read}"
     );
+}
+
+/// The `rotated` notes of an `ingest --format json`.
+fn listed_rotated(out: &serde_json::Value) -> String {
+    listed(out, "rotated")
 }
