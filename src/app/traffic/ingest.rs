@@ -426,7 +426,8 @@ impl<'a> Reading<'a> {
             return Err(anyhow::anyhow!("read {shown}: {e}"));
         }
         if reader.pending() > 0 {
-            self.unfinished.push(format!(
+            // Once, however many `--follow` passes find the line still unfinished.
+            self.note(format!(
                 "{shown}:{}: the last line has no newline yet (a file being written?): left for the next ingest",
                 line_no + 1
             ));
