@@ -1,6 +1,7 @@
 //! Rotated logs compressed with gzip (`logrotate`'s `compress`): read decompressed, each
 //! record counted once, a file that ends early or is broken said and never read twice.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 
 use super::ingest::{dump, generated_log, ingest, json, listed, recent_start, source_config};
@@ -257,4 +258,34 @@ fn stdin_ingest(p: &Project, bytes: &[u8]) -> std::process::Output {
 /// The `unfinished` notes of an `ingest --format json`.
 fn listed_notes(out: &serde_json::Value) -> String {
     listed(out, "unfinished")
+}
+
+#[test]
+fn a_gzip_csv_log_keeps_its_header_when_read_on_after_an_early_end() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: bot\n    format: csv\n    fields: {time: ts, model: model, latency_ms: ms, trace_id: id}\n",
+    );
+    let t = recent_start();
+    let mut body = String::from("ts,model,ms,id\n");
+    for i in 0..3000 {
+        let _ = writeln!(body, "{},m1,{},r{i}", t + i / 2, 100 + i % 50);
+    }
+    let whole = gzip(&body);
+    let path = p.path().join("logs/rows.csv.gz");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+    let first = json(&ingest(&p, &["bot", "logs/rows.csv.gz"]));
+    let read = first["new"].as_u64().expect("new");
+    assert!(read > 0 && read < 3000, "{first}");
+    assert_eq!(first["malformed"].as_u64(), Some(0), "{first}");
+    std::fs::write(&path, &whole).unwrap();
+    let rest = json(&ingest(&p, &["bot", "logs/rows.csv.gz"]));
+    // The header is not read as a record on the way back, and every row counts once.
+    assert_eq!(
+        (rest["new"].as_u64(), rest["malformed"].as_u64()),
+        (Some(3000 - read), Some(0)),
+        "{rest}"
+    );
 }
