@@ -102,26 +102,7 @@ pub fn migration_sql(name: &str, sqlite_sql: &str) -> Cow<'static, str> {
 
 /// The migration level of a PostgreSQL store: 0 for a database evalwatch never touched.
 pub fn level(client: &mut Client, shown: &str) -> Result<u32, PgError> {
-    let query = |e: postgres::Error| PgError::Query {
-        shown: shown.to_owned(),
-        what: "read the migration level".into(),
-        reason: reason(&e),
-    };
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[&format!("public.{VERSION_TABLE}")],
-        )
-        .map_err(query)?
-        .get(0);
-    if !exists {
-        return Ok(0);
-    }
-    let max: Option<i64> = client
-        .query_one(&format!("SELECT max(version) FROM {VERSION_TABLE}"), &[])
-        .map_err(query)?
-        .get(0);
-    Ok(max.map_or(0, |v| v as u32))
+    state(client, shown, false).map(|(level, _)| level)
 }
 
 /// The migration level once no other process is migrating: waits for the migrations' lock,
@@ -135,20 +116,27 @@ pub fn settled_level(client: &mut Client, shown: &str) -> Result<u32, PgError> {
 /// once. Returns the names of the migrations this call applied.
 pub fn migrate(client: &mut Client, shown: &str, target: u32) -> Result<Vec<String>, PgError> {
     // Most opens find the store as this evalwatch wants it: two reads, no lock, no write.
-    let (current, functions) = level_and_functions(client, shown)?;
+    let (current, mark) = state(client, shown, true)?;
     if current >= target.min(MIGRATIONS.len() as u32)
         && current <= MIGRATIONS.len() as u32
-        && functions
+        && mark.as_deref() == Some(FUNCTIONS_MARK.as_str())
     {
         return Ok(Vec::new());
     }
     under_migration_lock(client, shown, |c| migrate_locked(c, shown, target))
 }
 
-/// [`level`] and [`functions_current`] in two round trips of the simple protocol, where
-/// they take six of the extended one (a prepare and a run each, on a server process that has
-/// just started): every command's first statements.
-fn level_and_functions(client: &mut Client, shown: &str) -> Result<(u32, bool), PgError> {
+/// Where [`install_functions`] leaves its mark: the description of `julianday`.
+const MARK: &str = "obj_description(to_regprocedure('julianday(text)'), 'pg_proc')";
+
+/// The migration level, and with `with_mark` the functions' [`MARK`], in two round trips of
+/// the simple protocol (the extended one takes a prepare and a run each, on a server process
+/// that has just started: every command's first statements).
+fn state(
+    client: &mut Client,
+    shown: &str,
+    with_mark: bool,
+) -> Result<(u32, Option<String>), PgError> {
     let query = |e: postgres::Error| PgError::Query {
         shown: shown.to_owned(),
         what: "read the migration level".into(),
@@ -160,21 +148,26 @@ fn level_and_functions(client: &mut Client, shown: &str) -> Result<(u32, bool), 
             _ => None,
         })
     };
+    let mark_column = if with_mark {
+        format!(", {MARK}")
+    } else {
+        String::new()
+    };
     let row = first(
         client
             .simple_query(&format!(
-                "SELECT to_regclass('public.{VERSION_TABLE}') IS NOT NULL, \
-                 obj_description(to_regprocedure('julianday(text)'), 'pg_proc')"
+                "SELECT to_regclass('public.{VERSION_TABLE}') IS NOT NULL{mark_column}"
             ))
             .map_err(query)?,
     );
-    let (exists, mark) = match &row {
-        Some(row) => (row.get(0) == Some("t"), row.get(1)),
-        None => (false, None),
-    };
-    let functions = mark == Some(FUNCTIONS_MARK.as_str());
+    let exists = row.as_ref().is_some_and(|r| r.get(0) == Some("t"));
+    let mark = row
+        .as_ref()
+        .filter(|_| with_mark)
+        .and_then(|r| r.get(1))
+        .map(str::to_owned);
     if !exists {
-        return Ok((0, functions));
+        return Ok((0, mark));
     }
     let max = first(
         client
@@ -189,7 +182,7 @@ fn level_and_functions(client: &mut Client, shown: &str) -> Result<(u32, bool), 
             reason: format!("`{text}` is not a migration number"),
         })?,
     };
-    Ok((level, functions))
+    Ok((level, mark))
 }
 
 /// The mark [`install_functions`] leaves on `julianday`: which [`FUNCTIONS`] are installed.
@@ -206,10 +199,7 @@ static FUNCTIONS_MARK: LazyLock<String> = LazyLock::new(|| {
 /// Whether the server has this evalwatch's [`FUNCTIONS`] (by the mark on `julianday`).
 fn functions_current(client: &mut Client, shown: &str) -> Result<bool, PgError> {
     let mark: Option<String> = client
-        .query_one(
-            "SELECT obj_description(to_regprocedure('julianday(text)'), 'pg_proc')",
-            &[],
-        )
+        .query_one(&format!("SELECT {MARK}"), &[])
         .map_err(|e| PgError::Query {
             shown: shown.to_owned(),
             what: "read which functions are installed".into(),
