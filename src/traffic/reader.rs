@@ -62,7 +62,7 @@ pub fn packing_of(head: &[u8]) -> Packing {
 /// The text of `inner`: decompressed when it starts as gzip does (every member of a
 /// concatenated stream), else as it is.
 pub fn text_of<'a, R: BufRead + 'a>(mut inner: R) -> io::Result<Box<dyn BufRead + 'a>> {
-    Ok(if inner.fill_buf()?.starts_with(&GZIP_MAGIC) {
+    Ok(if packing_of(inner.fill_buf()?) == Packing::Gzip {
         Box::new(io::BufReader::new(flate2::bufread::MultiGzDecoder::new(
             inner,
         )))

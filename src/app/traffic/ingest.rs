@@ -42,6 +42,12 @@ const CHUNK_WAIT: Duration = Duration::from_secs(1);
 /// that five batches at most are held (one at each thread and between them), which keeps
 /// the peak memory of an ingest under 64 MB (docs/performance.md).
 const AHEAD: usize = 1;
+/// A file's identity in its stored offset, `DEV:INO`: a rotated file (another file under
+/// the same name) is told from a grown one.
+fn identity(meta: &std::fs::Metadata) -> String {
+    format!("{}:{}", meta.dev(), meta.ino())
+}
+
 /// How often `--follow` looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 /// How far ahead of this machine's clock a record may be timed.
@@ -372,6 +378,14 @@ impl<'a> Reading<'a> {
         }
     }
 
+    /// A path as said to people: relative to the working directory when under it.
+    fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(&self.cwd)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
     /// One file from where its last committed read stopped (`at`); `key`: its canonical path.
     /// A gzip-compressed file (a rotated log) is read decompressed ([`Self::read_gzip`]).
     fn read_file(
@@ -380,13 +394,9 @@ impl<'a> Reading<'a> {
         key: String,
         at: Option<FileOffset>,
     ) -> anyhow::Result<()> {
-        let shown = path
-            .strip_prefix(&self.cwd)
-            .unwrap_or(path)
-            .display()
-            .to_string();
+        let shown = self.shown(path);
         let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
-        let identity = format!("{}:{}", meta.dev(), meta.ino());
+        let identity = identity(&meta);
         // Read to its end and unchanged (plain, or compressed): not opened (`--follow` looks
         // at every file four times a second).
         if at.as_ref().is_some_and(|o| {
@@ -451,17 +461,13 @@ impl<'a> Reading<'a> {
     /// last ingest stopped; found outside them, the lines it got since are not read, and
     /// that is said with how many bytes; gone (compressed, removed), that is said too.
     fn follow_rotations(&mut self, starts: &[(PathBuf, String, Option<FileOffset>)]) {
-        let identity_of = |p: &Path| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (format!("{}:{}", m.dev(), m.ino()), m.len()))
-        };
-        let in_pass: std::collections::HashSet<String> = starts
-            .iter()
-            .filter_map(|(f, _, _)| identity_of(f).map(|(id, _)| id))
-            .collect();
+        let identity_of = |p: &Path| std::fs::metadata(p).ok().map(|m| (identity(&m), m.len()));
+        let now: Vec<Option<(String, u64)>> =
+            starts.iter().map(|(f, _, _)| identity_of(f)).collect();
+        let in_pass: std::collections::HashSet<&str> =
+            now.iter().flatten().map(|(id, _)| id.as_str()).collect();
         self.moved.clear();
-        for (file, _, at) in starts {
+        for ((file, _, at), now) in starts.iter().zip(&now) {
             // Compressed files are read whole, not rotated in place; a new name has no past.
             let Some(at) = at
                 .as_ref()
@@ -469,16 +475,12 @@ impl<'a> Reading<'a> {
             else {
                 continue;
             };
-            let Some((now, now_len)) = identity_of(file) else {
+            let Some((now, now_len)) = now else {
                 continue;
             };
-            let shown = file
-                .strip_prefix(&self.cwd)
-                .unwrap_or(file)
-                .display()
-                .to_string();
-            if now == at.identity {
-                if now_len < at.offset {
+            let shown = self.shown(file);
+            if *now == at.identity {
+                if *now_len < at.offset {
                     self.rotated.push((
                         false,
                         format!(
@@ -497,11 +499,11 @@ impl<'a> Reading<'a> {
                 })
             });
             match old {
-                Some((path, len)) if in_pass.contains(&at.identity) => {
+                Some((path, len)) if in_pass.contains(at.identity.as_str()) => {
                     // Read on from there (an older copy that has not changed: nothing to read,
                     // nothing to say).
                     if len > at.offset {
-                        let moved = path.strip_prefix(&self.cwd).unwrap_or(&path).display();
+                        let moved = self.shown(&path);
                         self.rotated.push((
                             false,
                             format!(
@@ -513,7 +515,7 @@ impl<'a> Reading<'a> {
                     self.moved.insert(at.identity.clone(), at.clone());
                 }
                 Some((path, len)) => {
-                    let moved = path.strip_prefix(&self.cwd).unwrap_or(&path).display();
+                    let moved = self.shown(&path);
                     let unread = len.saturating_sub(at.offset);
                     if unread > 0 {
                         self.rotated.push((
@@ -609,8 +611,8 @@ impl<'a> Reading<'a> {
         let reading = format!("{inode} gzip");
         let read = format!("{reading} {len}");
         self.files += 1;
+        // (Read to its end and unchanged, it was not opened: see `read_file`.)
         let (offset, number) = match at {
-            Some(o) if o.identity == read => return Ok(()),
             Some(o) if o.identity == format!("{read} early") => {
                 self.note(format!(
                     "{shown}:{}: the compressed file ended early when it was read, and has not changed since: the rest is not read",
