@@ -166,14 +166,7 @@ fn main() {
                 let out = dir.path().join(format!("reports-{name}-{rep}-{b}"));
                 let started = Instant::now();
                 #[allow(clippy::zombie_processes)] // reaped by `child::wait`
-                let child = std::process::Command::new(bin)
-                    .current_dir(dir.path())
-                    .arg("--quiet")
-                    .arg("--db")
-                    .arg(&store)
-                    .args(["report", "--since", "all", "--out"])
-                    .arg(&out)
-                    .stdout(std::process::Stdio::null())
+                let child = report_command(bin, dir.path(), &store, &out)
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .expect("run evalwatch report");
@@ -222,19 +215,25 @@ fn main() {
     println!("pg_store bench: load average {}", load());
 }
 
-/// The peak RSS of one `evalwatch report --since all` of `store` by `bin`, in MiB, as the
-/// report itself reads it when it exits (`EVALWATCH_PHASES=1`: its last line, `exit`, says
-/// `peak N kB`); `None` when it failed or did not say.
-fn report_peak_mib(bin: &Path, dir: &Path, store: &Path, out: &Path) -> Option<f64> {
-    let done = std::process::Command::new(bin)
-        .current_dir(dir)
-        .env("EVALWATCH_PHASES", "1")
+/// `bin --quiet --db store report --since all --out out`, run in `dir`, its output dropped.
+fn report_command(bin: &Path, dir: &Path, store: &Path, out: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    c.current_dir(dir)
         .arg("--quiet")
         .arg("--db")
         .arg(store)
         .args(["report", "--since", "all", "--out"])
         .arg(out)
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    c
+}
+
+/// The peak RSS of one `evalwatch report --since all` of `store` by `bin`, in MiB, as the
+/// report itself reads it when it exits (`EVALWATCH_PHASES=1`: its last line, `exit`, says
+/// `peak N kB`); `None` when it failed or did not say.
+fn report_peak_mib(bin: &Path, dir: &Path, store: &Path, out: &Path) -> Option<f64> {
+    let done = report_command(bin, dir, store, out)
+        .env("EVALWATCH_PHASES", "1")
         .output()
         .ok()?;
     if !done.status.success() {
