@@ -12,6 +12,10 @@
 //!   (SQLite's `dbstat`), after the ingest and after `prune` has applied the default retention
 //!   to a day of traffic 40 days old (sample and keys gone, minute buckets rolled up).
 //!
+//! - `project DIR [RECORDS]` (default 1,000,000): writes the project `rate` measures into DIR
+//!   (`evalwatch.yaml` without a monitor, `plain.jsonl`) and leaves it there, so that
+//!   `evalwatch ingest app plain.jsonl` can be profiled by hand (`perf record`).
+//!
 //! Each run prints its figures; `rate` ends with the median and range of each kind.
 //!
 //! The log's trace ids are the records' numbers (they grow with time, and the trace index is
@@ -50,6 +54,14 @@ fn main() {
             }
         }
         Some("bytes") => bytes(nums.first().copied().unwrap_or(1_000_000), day),
+        Some("project") => {
+            let dir = Path::new(args.get(1).expect("project DIR [RECORDS]"));
+            std::fs::create_dir_all(dir).expect("create the project's folder");
+            project(dir, false);
+            let n = nums.first().copied().unwrap_or(1_000_000);
+            traffic_log::write(&dir.join("plain.jsonl"), n, day, false);
+            println!("{}: evalwatch.yaml and plain.jsonl ({n} records)", dir.display());
+        }
         _ => rate(
             nums.first().copied().unwrap_or(1_000_000),
             nums.get(1).copied().unwrap_or(5),

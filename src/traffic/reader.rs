@@ -73,12 +73,13 @@ pub fn text_of<'a, R: BufRead + 'a>(mut inner: R) -> io::Result<Box<dyn BufRead 
 
 /// One line of the file, or why it cannot be read.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Line {
+pub struct Line<'a> {
     /// 1-based line number in the file.
     pub number: u64,
     /// Offset just past this line's newline: where reading resumes after it.
     pub end: u64,
-    pub text: Result<String, LineError>,
+    /// The line without its newline, in the reader's buffer until the next line is read.
+    pub text: Result<&'a str, LineError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +98,8 @@ pub struct LineReader<R> {
     limit: usize,
     /// A last line without a newline, seen at the end: not returned, not consumed.
     pending: u64,
+    /// The line being read, kept from line to line (one allocation for the whole file).
+    buf: Vec<u8>,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -108,6 +111,7 @@ impl<R: BufRead> LineReader<R> {
             number,
             limit,
             pending: 0,
+            buf: Vec::new(),
         }
     }
 
@@ -128,9 +132,12 @@ impl<R: BufRead> LineReader<R> {
     }
 
     /// The next complete line, `None` at the end (see [`Self::pending`]).
-    pub fn next_line(&mut self) -> io::Result<Option<Line>> {
-        loop {
-            let mut buf = Vec::new();
+    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        // The loop only fills the buffer; the line borrowing it is made after (a borrow
+        // returned from inside the loop would hold the buffer for every turn of it).
+        let too_long = loop {
+            let buf = &mut self.buf;
+            buf.clear();
             let mut len: u64 = 0;
             let mut newline = false;
             loop {
@@ -160,31 +167,30 @@ impl<R: BufRead> LineReader<R> {
             self.number += 1;
             let content_len = len - 1;
             if content_len > self.limit as u64 {
-                return Ok(Some(self.line(Err(LineError::TooLong {
-                    len: content_len,
-                    limit: self.limit,
-                }))));
+                break Some(content_len);
             }
             buf.pop();
             if buf.last() == Some(&b'\r') {
                 buf.pop();
             }
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            if !buf.iter().all(u8::is_ascii_whitespace) {
+                break None;
             }
-            let text = String::from_utf8(buf).map_err(|e| LineError::NotUtf8 {
-                at: e.utf8_error().valid_up_to(),
-            });
-            return Ok(Some(self.line(text)));
-        }
-    }
-
-    fn line(&self, text: Result<String, LineError>) -> Line {
-        Line {
+        };
+        let text = match too_long {
+            Some(len) => Err(LineError::TooLong {
+                len,
+                limit: self.limit,
+            }),
+            None => std::str::from_utf8(&self.buf).map_err(|e| LineError::NotUtf8 {
+                at: e.valid_up_to(),
+            }),
+        };
+        Ok(Some(Line {
             number: self.number,
             end: self.offset,
             text,
-        }
+        }))
     }
 }
 
@@ -193,12 +199,19 @@ mod tests {
     use super::*;
     use std::io::{BufReader, Cursor, Seek, SeekFrom};
 
-    fn all(bytes: &[u8], limit: usize) -> (Vec<Line>, u64, u64) {
+    /// A line as read, owned: (number, end, text).
+    type Owned = (u64, u64, Result<String, LineError>);
+
+    fn owned(l: Line<'_>) -> Owned {
+        (l.number, l.end, l.text.map(str::to_owned))
+    }
+
+    fn all(bytes: &[u8], limit: usize) -> (Vec<Owned>, u64, u64) {
         // A tiny buffer, so that lines span many reads.
         let mut r = LineReader::new(BufReader::with_capacity(4, Cursor::new(bytes)), 0, 0, limit);
         let mut lines = Vec::new();
         while let Some(l) = r.next_line().unwrap() {
-            lines.push(l);
+            lines.push(owned(l));
         }
         (lines, r.offset(), r.pending())
     }
@@ -206,12 +219,8 @@ mod tests {
     #[test]
     fn lines_carry_their_number_and_resume_offset() {
         let (lines, offset, pending) = all(b"{\"a\":1}\n\n{\"b\":2}\r\n", 100);
-        let got: Vec<_> = lines
-            .iter()
-            .map(|l| (l.number, l.end, l.text.clone()))
-            .collect();
         assert_eq!(
-            got,
+            lines,
             [
                 (1, 8, Ok("{\"a\":1}".to_owned())),
                 (3, 18, Ok("{\"b\":2}".to_owned()))
@@ -231,10 +240,10 @@ mod tests {
         let mut cur = Cursor::new(file);
         cur.seek(SeekFrom::Start(offset)).unwrap();
         let mut r = LineReader::new(BufReader::new(cur), offset, 1, 100);
-        let a = r.next_line().unwrap().unwrap();
-        assert_eq!((a.number, a.text), (2, Ok("two".to_owned())));
-        let b = r.next_line().unwrap().unwrap();
-        assert_eq!((b.number, b.end, b.text), (3, 14, Ok("three".to_owned())));
+        let a = owned(r.next_line().unwrap().unwrap());
+        assert_eq!((a.0, a.2), (2, Ok("two".to_owned())));
+        let b = owned(r.next_line().unwrap().unwrap());
+        assert_eq!(b, (3, 14, Ok("three".to_owned())));
         assert!(r.next_line().unwrap().is_none());
     }
 
@@ -247,20 +256,17 @@ mod tests {
         let (lines, offset, _) = all(&bytes, 64);
         assert_eq!(lines.len(), 4);
         assert_eq!(
-            lines[1].text,
+            lines[1].2,
             Err(LineError::TooLong {
                 len: 10_000,
                 limit: 64
             })
         );
-        assert_eq!(lines[2].text, Err(LineError::NotUtf8 { at: 4 }));
-        assert_eq!(
-            (lines[3].number, lines[3].text.clone()),
-            (4, Ok("fine".to_owned()))
-        );
+        assert_eq!(lines[2].2, Err(LineError::NotUtf8 { at: 4 }));
+        assert_eq!((lines[3].0, lines[3].2.clone()), (4, Ok("fine".to_owned())));
         assert_eq!(offset, bytes.len() as u64);
         assert_eq!(
-            lines[1].text.clone().unwrap_err().to_string(),
+            lines[1].2.clone().unwrap_err().to_string(),
             "record of 10000 bytes is over the limit of 64 bytes; skipped"
         );
     }
