@@ -10,6 +10,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::record::{Feedback, Record, RecordError};
+use super::text::{self, Read, TextKind};
 
 /// Where a field is found in a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,81 +493,27 @@ fn opt_text<R: Lookup + ?Sized>(
     field: &'static str,
 ) -> Res<Option<String>> {
     let Some(r) = at else { return Ok(None) };
-    r.get(record)
-        .map(|v| {
-            text(v).ok_or_else(|| {
-                err(
-                    field,
-                    r,
-                    format!("{} is neither text nor chat messages", found(v)),
-                )
-            })
-        })
-        .transpose()
-}
-
-/// A string; chat messages `[{role, content}]` (content a string or OpenAI-style parts
-/// `[{type: text, text}]`), one message a line; or one such message.
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(items) => {
-            let mut lines = Vec::with_capacity(items.len());
-            for item in items {
-                lines.push(message(item)?);
-            }
-            Some(lines.join("\n"))
-        }
-        Value::Object(_) => message(v),
-        _ => None,
-    }
-}
-
-fn message(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        // OpenTelemetry GenAI messages: {"role", "parts": [{"type": "text", "content"}]}.
-        Value::Object(m) if m.get("parts").is_some_and(Value::is_array) => {
-            let parts = m.get("parts").and_then(Value::as_array)?;
-            let texts: Vec<&str> = parts
-                .iter()
-                .filter_map(|p| p.get("content").or_else(|| p.get("text"))?.as_str())
-                .collect();
-            Some(texts.join(" "))
-        }
-        Value::Object(m) => match m.get("content").or_else(|| m.get("text"))? {
-            Value::String(s) => Some(s.clone()),
-            Value::Array(parts) => {
-                let texts: Vec<&str> = parts
-                    .iter()
-                    .filter_map(|p| match p {
-                        Value::String(s) => Some(s.as_str()),
-                        Value::Object(o) => o.get("text").and_then(Value::as_str),
-                        _ => None,
-                    })
-                    .collect();
-                Some(texts.join(" "))
-            }
-            Value::Null => Some(String::new()),
-            _ => None,
-        },
-        _ => None,
+    let Some(v) = r.get(record) else {
+        return Ok(None);
+    };
+    match text::read(TextKind::Text, v, true) {
+        Ok(Read::Text(t)) => Ok(Some(t)),
+        _ => Err(err(
+            field,
+            r,
+            format!("{} is neither text nor chat messages", found(v)),
+        )),
     }
 }
 
 /// A string, or a list of strings or of objects with `text` / `content` (retrieved chunks).
 fn passages(v: &Value) -> Result<Vec<String>, String> {
-    match v {
-        Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| {
-                message(item).ok_or_else(|| format!("{} is no passage: use text", found(item)))
-            })
-            .collect(),
-        other => Err(format!(
+    match text::read(TextKind::Passages, v, true) {
+        Ok(Read::Passages(p)) => Ok(p),
+        Ok(Read::Wrong(Some(i))) => Err(format!("{} is no passage: use text", found(&v[i]))),
+        _ => Err(format!(
             "{} is no passage: use text or a list of texts",
-            found(other)
+            found(v)
         )),
     }
 }

@@ -10,6 +10,7 @@
 //! - [`mapping`]: JSON pointers (RFC 6901) or CSV columns -> a [`Record`], with typed errors.
 //! - [`redact`]: built-in patterns (email, phone, card, secret) and custom regexes.
 //! - [`sparse`]: builds of a JSON line only what the source's pointers read.
+//! - [`text`]: how a text field's value reads as text (messages, passages), built or only checked.
 //! - [`sample`]: a deterministic keep/drop decision by trace id, so feedback finds its record.
 //! - [`collect`]: an OTLP/HTTP receiver that hands each export to one consumer and answers once stored.
 //! - [`ingest`]: one source's records through map, redact, sample and count.
@@ -30,6 +31,7 @@ pub mod redact;
 pub mod sample;
 pub mod shape;
 pub mod sparse;
+pub mod text;
 
 pub use bucket::{Aggregator, Bucket, BucketKey, MinuteOf, Resolution};
 pub use mapping::{FieldMap, FieldRef, MapError, Mapping, UserHasher};
