@@ -38,7 +38,7 @@ fn main() {
         let mut kept = 0usize;
         while let Some(line) = reader.next_line().expect("in-memory read") {
             if let Ok(text) = line.text
-                && let Some(k) = ing.json_line(&text, String::new)
+                && let Some(k) = ing.json_line(text, String::new)
             {
                 buckets.add(&k.record, k.sampled);
                 kept += usize::from(k.keep);

@@ -11,7 +11,8 @@ use super::mapping::{FieldRef, Lookup, MapError, Mapping};
 use super::record::Record;
 use super::redact::Redactor;
 use super::sample::SampleRate;
-use super::sparse::Paths;
+use super::sparse::{Paths, Texts};
+use super::text::TextKind;
 
 /// How many malformed records are kept with their reason; the rest are only counted.
 pub const SHOWN_ERRORS: usize = 10;
@@ -76,28 +77,113 @@ pub struct Ingestor<'s> {
 
 impl<'s> Ingestor<'s> {
     pub fn new(rules: &'s SourceRules) -> Self {
-        let pointers = rules.mapping.fields.refs().filter_map(|r| match r {
+        let f = &rules.mapping.fields;
+        let pointer = |r: &'s FieldRef| match r {
             FieldRef::Pointer(p) => Some(p.as_str()),
             FieldRef::Column(_) => None,
-        });
+        };
+        let pointers: Vec<&str> = f.refs().filter_map(pointer).chain(["/span_id"]).collect();
+        let mut paths = Paths::new(pointers.iter().copied());
+        // A pointer read only as text of one kind is checked while the line is parsed, and
+        // its text built only for a record kept whole (`json_line`).
+        let texts = [
+            (&f.input, TextKind::Text),
+            (&f.output, TextKind::Text),
+            (&f.context, TextKind::Passages),
+        ];
+        for (r, kind) in texts {
+            let Some(p) = r.as_ref().and_then(pointer) else {
+                continue;
+            };
+            let uses = pointers.iter().filter(|q| **q == p).count();
+            let as_kind = texts
+                .iter()
+                .filter(|(o, k)| *k == kind && o.as_ref().and_then(pointer) == Some(p))
+                .count();
+            if uses == as_kind {
+                paths.light(p, kind);
+            }
+        }
         Self {
             rules,
-            paths: std::sync::Arc::new(Paths::new(pointers.chain(["/span_id"]))),
+            paths: std::sync::Arc::new(paths),
             not_after: None,
             counts: Counts::default(),
         }
     }
 
     /// A line of JSONL. `at` says where it is (`logs/app.jsonl:12`) for an error.
+    ///
+    /// The line's text fields are first only checked ([`Paths::parse_light`]): most records
+    /// are left out of the sample and keep no text, and building it (chat messages are a
+    /// list of objects) was a fifth of the reading. A record kept whole, or one whose text is
+    /// not text (the error then says why), is parsed again whole and read as before.
     pub fn json_line(&mut self, line: &str, at: impl FnOnce() -> String) -> Option<Kept> {
         let paths = std::sync::Arc::clone(&self.paths);
+        let raw = line.as_bytes();
+        let light = match paths.parse_light(line) {
+            Ok(v) => v,
+            Err(e) => {
+                self.malformed(at(), format!("not JSON: {e}"));
+                return None;
+            }
+        };
+        if light.texts() == Texts::Unread {
+            let span = light.pointer("/span_id").and_then(Value::as_str);
+            match self.rules.mapping.apply(&light) {
+                Ok(record) if !self.keeps(&record, span, raw) => {
+                    return self.record(record, span, raw, at);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.map_error(&e, at);
+                    return None;
+                }
+            }
+        }
+        if light.texts() == Texts::None {
+            return self.value(&light, raw, at);
+        }
         match paths.parse(line) {
-            Ok(v) => self.value(&v, line.as_bytes(), at),
+            Ok(v) => self.value(&v, raw, at),
             Err(e) => {
                 self.malformed(at(), format!("not JSON: {e}"));
                 None
             }
         }
+    }
+
+    /// The record's de-duplication key (see [`Kept::key`]) and whether it is in the sample.
+    fn key_and_sample(&self, record: &Record, span: Option<&str>, raw: &[u8]) -> (String, bool) {
+        let key = match (&record.trace_id, span) {
+            (Some(t), Some(s)) => format!("{t}:{s}"),
+            (Some(t), None) => t.clone(),
+            (None, _) => hex::encode(&Sha256::digest(raw)[..16]),
+        };
+        let sample_key = record.trace_id.as_deref().unwrap_or(&key);
+        let sampled = self.rules.sample.keeps(sample_key.as_bytes());
+        (key, sampled)
+    }
+
+    /// Whether a record in the sample or not (`sampled`) keeps its text: (stored whole, its
+    /// text stored).
+    fn keep_of(&self, sampled: bool) -> (bool, bool) {
+        let text = match self.rules.store_text {
+            StoreText::All => true,
+            StoreText::Sampled => sampled,
+            StoreText::None => false,
+        };
+        (sampled || text, text)
+    }
+
+    /// Whether the record is kept whole (its text needed).
+    fn keeps(&self, record: &Record, span: Option<&str>, raw: &[u8]) -> bool {
+        let sampled = match (&record.trace_id, span) {
+            // The sample goes by the trace id: no key to work out.
+            (Some(t), _) => self.rules.sample.keeps(t.as_bytes()),
+            _ => self.key_and_sample(record, span, raw).1,
+        };
+        self.keep_of(sampled).0
     }
 
     /// A record already parsed; `raw` is what the de-duplication hash is of when the record
@@ -166,21 +252,10 @@ impl<'s> Ingestor<'s> {
             );
             return None;
         }
-        let key = match (&record.trace_id, span) {
-            (Some(t), Some(s)) => format!("{t}:{s}"),
-            (Some(t), None) => t.clone(),
-            (None, _) => hex::encode(&Sha256::digest(raw)[..16]),
-        };
-        let sample_key = record.trace_id.as_deref().unwrap_or(&key);
-        let sampled = self.rules.sample.keeps(sample_key.as_bytes());
+        let (key, sampled) = self.key_and_sample(&record, span, raw);
         self.counts.records += 1;
         self.counts.sampled += u64::from(sampled);
-        let text = match self.rules.store_text {
-            StoreText::All => true,
-            StoreText::Sampled => sampled,
-            StoreText::None => false,
-        };
-        let keep = sampled || text;
+        let (keep, text) = self.keep_of(sampled);
         if keep {
             let redactor = &self.rules.redactor;
             let redact = |text: &mut String| {
@@ -231,6 +306,53 @@ mod tests {
             sample: SampleRate::parse(sample).unwrap(),
             store_text,
         }
+    }
+
+    /// A line's text is built only for a record kept whole, but checked in every record: a
+    /// text field that is not text makes the record malformed, in the sample or out of it,
+    /// with the error a whole parse gives.
+    #[test]
+    fn text_is_built_for_the_sample_and_checked_in_every_record() {
+        let r = rules("50%", StoreText::Sampled);
+        let mut ing = Ingestor::new(&r);
+        let (mut kept, mut dropped) = (0, 0);
+        for i in 0..200 {
+            let line = format!(
+                r#"{{"ts": 1765000000, "trace": "t{i}", "q": [{{"role": "user", "content": "q{i}"}}, "more"], "a": {{"content": [{{"text": "a{i}"}}]}}}}"#
+            );
+            let k = ing.json_line(&line, String::new).expect("a record");
+            if k.keep {
+                kept += 1;
+                assert_eq!(k.record.input, Some(format!("q{i}\nmore")));
+                assert_eq!(k.record.output, Some(format!("a{i}")));
+            } else {
+                dropped += 1;
+                assert_eq!((k.record.input, k.record.output), (None, None));
+            }
+        }
+        assert!(kept > 50 && dropped > 50, "{kept} kept, {dropped} not");
+        assert_eq!(ing.counts.malformed, 0);
+        // Not text: malformed whether the trace is in the sample or not.
+        for i in 0..40 {
+            let line = format!(r#"{{"ts": 1765000000, "trace": "w{i}", "q": [{{"content": 5}}]}}"#);
+            assert!(ing.json_line(&line, || format!("log:{i}")).is_none());
+        }
+        assert_eq!(ing.counts.malformed, 40);
+        assert!(
+            ing.counts.shown[0]
+                .1
+                .contains("is neither text nor chat messages"),
+            "{:?}",
+            ing.counts.shown[0]
+        );
+        // `null` is no text at all.
+        let k = ing
+            .json_line(
+                r#"{"ts": 1765000000, "trace": "n", "q": null}"#,
+                String::new,
+            )
+            .expect("a record");
+        assert_eq!(k.record.input, None);
     }
 
     #[test]

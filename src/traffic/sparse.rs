@@ -12,6 +12,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::Value;
 
 use super::mapping::{Lookup, array_index, unescape};
+use super::text::{self, Read, TextKind};
 
 /// The pointers a source reads, as a tree of unescaped tokens, each pointer with its slot.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +20,9 @@ pub struct Paths {
     root: Node,
     /// Pointer (as written) -> its slot.
     slots: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// By slot: the kind of text a pointer read only as a text field holds, which
+    /// [`Self::parse_light`] checks without building ([`Self::light`]).
+    kinds: Vec<Option<TextKind>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,24 +65,49 @@ impl Paths {
             }
             node.slot = Some(slot);
         }
-        Self { root, slots }
+        let kinds = vec![None; slots.len()];
+        Self { root, slots, kinds }
+    }
+
+    /// Marks `pointer` (one of the tree's) as read only as text of `kind`: [`Self::parse_light`]
+    /// then checks its value without building it.
+    pub fn light(&mut self, pointer: &str, kind: TextKind) {
+        if let Some(&slot) = self.slots.get(pointer) {
+            self.kinds[slot] = Some(kind);
+        }
     }
 
     /// One JSON text, with only the values of the tree's pointers built. Errors are the
     /// parser's, as for a whole parse (syntax, trailing characters), since every byte is still
     /// read.
     pub fn parse(&self, text: &str) -> serde_json::Result<Parsed<'_>> {
-        let mut values = vec![None; self.slots.len()];
+        self.parse_as(text, false)
+    }
+
+    /// [`Self::parse`], but the values of the pointers marked [`Self::light`] are only
+    /// checked: they read as absent, and [`Parsed::texts`] says whether one was there (the
+    /// whole parse then gives them) or was not text (the whole parse says why).
+    pub fn parse_light(&self, text: &str) -> serde_json::Result<Parsed<'_>> {
+        self.parse_as(text, true)
+    }
+
+    fn parse_as(&self, text: &str, light: bool) -> serde_json::Result<Parsed<'_>> {
+        let mut state = State {
+            values: vec![None; self.slots.len()],
+            kinds: if light { &self.kinds } else { &[] },
+            texts: Texts::None,
+        };
         let mut de = serde_json::Deserializer::from_str(text);
         Seed {
             node: &self.root,
-            values: &mut values,
+            state: &mut state,
         }
         .deserialize(&mut de)?;
         de.end()?;
         Ok(Parsed {
             paths: self,
-            values,
+            values: state.values,
+            texts: state.texts,
         })
     }
 }
@@ -88,6 +117,25 @@ impl Paths {
 pub struct Parsed<'p> {
     paths: &'p Paths,
     values: Vec<Option<Value>>,
+    texts: Texts,
+}
+
+/// What [`Paths::parse_light`] found under the pointers it only checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Texts {
+    /// Nothing, or `null`s (or a whole parse: every value is built).
+    None,
+    /// Text, not built.
+    Unread,
+    /// A value that is not text: the whole parse says where and why.
+    Wrong,
+}
+
+impl Parsed<'_> {
+    /// What was found under the pointers only checked.
+    pub fn texts(&self) -> Texts {
+        self.texts
+    }
 }
 
 impl Lookup for Parsed<'_> {
@@ -112,34 +160,57 @@ fn walk<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
     })
 }
 
-/// Reads a node's value into the slots.
-struct Seed<'n, 'v> {
-    node: &'n Node,
-    values: &'v mut [Option<Value>],
+/// What a parse fills.
+struct State<'k> {
+    values: Vec<Option<Value>>,
+    /// By slot, the text only checked (empty: a whole parse).
+    kinds: &'k [Option<TextKind>],
+    texts: Texts,
 }
 
-impl Seed<'_, '_> {
+/// Reads a node's value into the slots.
+struct Seed<'n, 's, 'k> {
+    node: &'n Node,
+    state: &'s mut State<'k>,
+}
+
+impl Seed<'_, '_, '_> {
     /// Fills the slots of the pointers below the node from its value taken whole.
     fn fill_below(&mut self, v: &Value) {
         for (slot, tokens) in &self.node.below {
-            self.values[*slot] = walk(v, tokens).cloned();
+            self.state.values[*slot] = walk(v, tokens).cloned();
         }
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Seed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Seed<'_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(mut self, d: D) -> Result<(), D::Error> {
         // A key seen twice: the last one read is the value, as in a whole parse.
         for (slot, _) in &self.node.below {
-            self.values[*slot] = None;
+            self.state.values[*slot] = None;
         }
         match self.node.slot {
+            // Only checked (no pointer goes below it).
+            Some(slot)
+                if self.node.below.is_empty()
+                    && self.state.kinds.get(slot).copied().flatten().is_some() =>
+            {
+                let kind = self.state.kinds[slot].unwrap_or(TextKind::Text);
+                let found = match text::read(kind, d, false)? {
+                    Read::Null => Texts::None,
+                    Read::Wrong(_) => Texts::Wrong,
+                    Read::Text(_) | Read::Passages(_) => Texts::Unread,
+                };
+                self.state.values[slot] = None;
+                self.state.texts = self.state.texts.max(found);
+                Ok(())
+            }
             Some(slot) => {
                 let v: Value = serde::Deserialize::deserialize(d)?;
                 self.fill_below(&v);
-                self.values[slot] = Some(v);
+                self.state.values[slot] = Some(v);
                 Ok(())
             }
             None => d.deserialize_any(self),
@@ -177,7 +248,7 @@ impl<'n> Visitor<'_> for Key<'n> {
 
 /// A node no pointer ends at: an object is read key by key, a list whole (pointers through a
 /// list, `/messages/0/content`, are rare), anything else holds none of the pointers below.
-impl<'de> Visitor<'de> for Seed<'_, '_> {
+impl<'de> Visitor<'de> for Seed<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -189,7 +260,7 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
             match key {
                 Some(child) => map.next_value_seed(Seed {
                     node: child,
-                    values: &mut *self.values,
+                    state: &mut *self.state,
                 })?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
