@@ -53,8 +53,8 @@ pub use schedule::{ClaimRow, ClaimTake, FireRow, LeaseRow, LeaseTake, RunStart};
 pub use schema::SCHEMA_VERSION;
 pub use settings::RunSettings;
 pub use traffic::{
-    BucketRow, FileOffset, PruneBefore, Pruned, Quality, RecordRow, TrafficTx, Users, hour_of,
-    trace_key,
+    BucketRow, FileOffset, PruneBefore, Pruned, Quality, RecordRow, TraceRow, TrafficTx, Users,
+    hour_of, trace_key,
 };
 pub use traffic_judge::{Awaiting, JudgeTotals, Judged as TrafficJudged};
 pub use trends::ScoredResult;

@@ -195,6 +195,79 @@ pub fn trace_key(trace_id: &str) -> [u8; 16] {
     out
 }
 
+/// Rows of the trace index a statement of [`TrafficTx::index_traces`] inserts or looks up at
+/// most; fewer go by 16 and then one by one (three statements to keep prepared).
+pub const INDEX_ROWS: usize = 128;
+
+/// One record for [`TrafficTx::index_traces`].
+#[derive(Debug, Clone, Copy)]
+pub struct TraceRow<'t> {
+    pub trace_id: &'t str,
+    pub hour: i64,
+    pub key: [u8; 16],
+    /// The record's minute.
+    pub start: i64,
+    /// Its label set.
+    pub labels: i64,
+    /// A vote it carries, with its time.
+    pub inline: Option<(i64, Vote)>,
+}
+
+/// `items` in parts of [`INDEX_ROWS`], then 16, then 1.
+fn parts(items: &[usize]) -> impl Iterator<Item = &[usize]> {
+    let big = items.len() / INDEX_ROWS * INDEX_ROWS;
+    let mid = big + (items.len() - big) / 16 * 16;
+    items[..big]
+        .chunks(INDEX_ROWS)
+        .chain(items[big..mid].chunks(16))
+        .chain(items[mid..].chunks(1))
+}
+
+/// A statement of [`INDEX_ROWS`], 16 or 1 rows (a part's length).
+fn statement(sql: &[String; 3], n: usize) -> &str {
+    match n {
+        INDEX_ROWS => &sql[0],
+        16 => &sql[1],
+        _ => &sql[2],
+    }
+}
+
+static INSERT_SQL: std::sync::LazyLock<[String; 3]> =
+    std::sync::LazyLock::new(|| [INDEX_ROWS, 16, 1].map(insert_sql));
+static LOOKUP_SQL: std::sync::LazyLock<[String; 3]> =
+    std::sync::LazyLock::new(|| [INDEX_ROWS, 16, 1].map(lookup_sql));
+
+/// The insert of `n` rows of one source and hour (`?1`, `?2`), each its key, minute and
+/// label set; the keys inserted come back.
+fn insert_sql(n: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO traffic_trace_keys (source, hour, key, start, labels) VALUES ");
+    for i in 0..n {
+        let p = 3 + 3 * i;
+        let _ = write!(
+            sql,
+            "{}(?1, ?2, ?{p}, ?{}, ?{})",
+            if i == 0 { "" } else { ", " },
+            p + 1,
+            p + 2
+        );
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING RETURNING key");
+    sql
+}
+
+/// The lookup of `n` keys of one source (`?1`) in one hour (`?2`).
+fn lookup_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "SELECT key, start FROM traffic_trace_keys WHERE source = ?1 AND hour = ?2 AND key IN (",
+    );
+    for i in 0..n {
+        let _ = write!(sql, "{}?{}", if i == 0 { "" } else { ", " }, 3 + i);
+    }
+    sql.push(')');
+    sql
+}
+
 /// Two records of one trace in neighbouring hours are one record when their minutes are less
 /// than this many seconds apart (in one hour they always are): a trace whose calls straddle an
 /// hour's end counts once, and only records this near an hour's end pay a second lookup.
@@ -570,6 +643,118 @@ impl TrafficTx<'_> {
                 .execute(params![self.source, trace_id, time_ms, vote.as_str()])?;
         }
         Ok(new)
+    }
+
+    /// [`Self::index_trace_keyed`] for many records at once, in the order given, which must
+    /// be the index's (hour, then key): whether each is new. An hour's records are looked up
+    /// in the hour beside (those near its start or end) and then inserted
+    /// [`INDEX_ROWS`] to a statement; per record, the statements' own work (binding, opening
+    /// the index, ending the statement) was more than the insert itself.
+    pub fn index_traces(&self, rows: &[TraceRow<'_>]) -> Result<Vec<bool>, StoreError> {
+        let source = self.source_id()?;
+        let mut new = vec![false; rows.len()];
+        let mut from = 0;
+        while from < rows.len() {
+            let hour = rows[from].hour;
+            let to = from + rows[from..].iter().take_while(|r| r.hour == hour).count();
+            let group = &rows[from..to];
+            let near = self.near_beside(source, hour, group)?;
+            let insert: Vec<usize> = (0..group.len()).filter(|i| !near[*i]).collect();
+            let mut any = false;
+            for part in parts(&insert) {
+                let sql = statement(&INSERT_SQL, part.len());
+                let mut values: Vec<&dyn super::db::Value> = Vec::with_capacity(part.len() * 4 + 2);
+                values.push(&source);
+                values.push(&hour);
+                for &i in part {
+                    let r = &group[i];
+                    values.push(&r.key);
+                    values.push(&r.start);
+                    values.push(&r.labels);
+                }
+                let mut inserted: Vec<[u8; 16]> = self
+                    .tx
+                    .prepare_cached(sql)?
+                    .query_map(values, |row| {
+                        let key: Vec<u8> = row.get(0)?;
+                        Ok(key.try_into().unwrap_or([0; 16]))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                // A key twice in a statement: the first is the one inserted.
+                for &i in part {
+                    if let Some(at) = inserted.iter().position(|k| *k == group[i].key) {
+                        inserted.swap_remove(at);
+                        new[from + i] = true;
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                self.hours_used.borrow_mut().insert(hour, true);
+            }
+            for r in group {
+                if let Some((time_ms, vote)) = r.inline {
+                    self.tx
+                        .prepare_cached(
+                            "INSERT INTO traffic_votes (source, trace_id, time_ms, vote)
+                             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                        )?
+                        .execute(params![self.source, r.trace_id, time_ms, vote.as_str()])?;
+                }
+            }
+            from = to;
+        }
+        Ok(new)
+    }
+
+    /// For each of an hour's records (in the index's order): whether its trace is in the
+    /// hour beside, at a minute less than [`ACROSS_HOURS`] away (it is then not new).
+    fn near_beside(
+        &self,
+        source: i64,
+        hour: i64,
+        group: &[TraceRow<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut near = vec![false; group.len()];
+        for beside in [hour - 3600, hour + 3600] {
+            let ask: Vec<usize> = (0..group.len())
+                .filter(|&i| {
+                    let into = group[i].start - hour;
+                    if beside < hour {
+                        into < ACROSS_HOURS
+                    } else {
+                        into >= 3600 - ACROSS_HOURS
+                    }
+                })
+                .collect();
+            if ask.is_empty() || !self.hour_used(source, beside)? {
+                continue;
+            }
+            for part in parts(&ask) {
+                let sql = statement(&LOOKUP_SQL, part.len());
+                let mut values: Vec<&dyn super::db::Value> = Vec::with_capacity(part.len() + 2);
+                values.push(&source);
+                values.push(&beside);
+                for &i in part {
+                    values.push(&group[i].key);
+                }
+                let found: Vec<([u8; 16], i64)> = self
+                    .tx
+                    .prepare_cached(sql)?
+                    .query_map(values, |row| {
+                        let key: Vec<u8> = row.get(0)?;
+                        Ok((key.try_into().unwrap_or([0; 16]), row.get(1)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                for &i in part {
+                    let r = &group[i];
+                    near[i] = found
+                        .iter()
+                        .any(|(k, other)| *k == r.key && (other - r.start).abs() < ACROSS_HOURS);
+                }
+            }
+        }
+        Ok(near)
     }
 
     /// Adds a minute bucket's counts to its minute, hour and day rows.
@@ -1219,6 +1404,106 @@ mod tests {
                 .unwrap()
         };
         assert_eq!((down(h + 3540), down(h + 4380)), (0, 1));
+    }
+
+    /// Many records indexed at once (statements of 128, 16 and 1 rows) come out as indexed one
+    /// by one: a trace twice in an hour, across an hour's end (near and far), hours the
+    /// transaction found empty and then wrote, inline votes.
+    #[test]
+    fn records_indexed_at_once_are_new_exactly_when_one_by_one_they_are() {
+        let h = 1_765_000_800; // the start of an hour
+        // (trace, minute): 400 traces over two hours, some twice, many near an hour's end.
+        let mut records: Vec<(String, i64)> = Vec::new();
+        for i in 0..400_i64 {
+            let start = h + (i * 37) % (2 * 3600) / 60 * 60;
+            records.push((format!("{i:032x}"), start));
+            match i % 7 {
+                0 => records.push((format!("{i:032x}"), start + 60)),
+                1 => records.push((format!("{i:032x}"), start + 3600 - 120)),
+                2 => records.push((format!("{i:032x}"), start + 2400)),
+                _ => {}
+            }
+        }
+        records.push(("not-hex".into(), h + 30));
+        records.push(("not-hex".into(), h + 90));
+        // A store that already holds a few of them, for both ways.
+        let open = |name: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = Store::open(&dir.path().join(name)).unwrap();
+            let tx = store.begin_traffic("s").unwrap();
+            let m = MinuteOf {
+                start: 0,
+                model: "m",
+                feature: "f",
+                segment: "",
+                region: "",
+            };
+            let labels = tx.label_set(m).unwrap();
+            for (trace, start) in records.iter().step_by(29) {
+                tx.index_trace(trace, start - 3600, labels, None).unwrap();
+            }
+            tx.commit().unwrap();
+            (dir, store, labels)
+        };
+        let mut rows: Vec<TraceRow<'_>> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (trace, start))| TraceRow {
+                trace_id: trace,
+                hour: hour_of(*start),
+                key: trace_key(trace),
+                start: *start,
+                labels: 0,
+                inline: (i % 50 == 0).then_some((start * 1000, Vote::Positive)),
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.hour, r.key));
+        let (_one_dir, mut one, labels) = open("one.db");
+        let tx = one.begin_traffic("s").unwrap();
+        let one_by_one: Vec<bool> = rows
+            .iter()
+            .map(|r| {
+                tx.index_trace_keyed(r.trace_id, r.key, r.start, labels, r.inline)
+                    .unwrap()
+            })
+            .collect();
+        tx.commit().unwrap();
+        let (_all_dir, mut all, labels) = open("all.db");
+        for r in &mut rows {
+            r.labels = labels;
+        }
+        let tx = all.begin_traffic("s").unwrap();
+        let at_once = tx.index_traces(&rows).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(at_once, one_by_one);
+        let new = one_by_one.iter().filter(|n| **n).count();
+        assert!(
+            (150..rows.len() - 50).contains(&new),
+            "{new} of {}",
+            rows.len()
+        );
+        // The hour with the most records needs statements of every size.
+        let most = rows.iter().filter(|r| r.hour == h).count();
+        assert!(most > INDEX_ROWS + 16, "{most}");
+        let dump = |store: &Store| -> Vec<(i64, Vec<u8>, i64)> {
+            let mut st = store
+                .conn
+                .prepare("SELECT hour, key, start FROM traffic_trace_keys ORDER BY hour, key")
+                .unwrap();
+            st.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(dump(&all), dump(&one));
+        let votes = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row("SELECT count(*) FROM traffic_votes", (), |r| r.get(0))
+                .unwrap()
+        };
+        let inline = i64::try_from(rows.iter().filter(|r| r.inline.is_some()).count()).unwrap();
+        assert_eq!((votes(&all), votes(&one)), (inline, inline));
     }
 
     /// Feedback counted through one pass over the trace index (an import of many traces) lands

@@ -5,7 +5,9 @@
 use std::collections::hash_map::Entry;
 
 use crate::model::{AssertionOutcome, CaseStatus, Score};
-use crate::store::{BucketRow, FileOffset, RecordRow, Store, TrafficTx, hour_of, trace_key};
+use crate::store::{
+    BucketRow, FileOffset, RecordRow, Store, TraceRow, TrafficTx, hour_of, trace_key,
+};
 use crate::traffic::ingest::Kept;
 use crate::traffic::shape::Shape;
 use crate::traffic::{BucketKey, MinuteOf, Record, Resolution, Vote};
@@ -223,16 +225,28 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
         .collect();
     // Stable: equal keys keep the batch's order.
     order.sort_by_key(|&(key, _, _)| key);
-    let mut new = vec![false; batch.records.len()];
     let mut labels: HashMap<MinuteOf<'_>, i64> = HashMap::default();
-    for ((_, key), i, trace) in order {
+    let mut rows = Vec::with_capacity(order.len());
+    for &((hour, key), i, trace_id) in &order {
         let r = &batch.records[i].kept.record;
         let minute = MinuteOf::of(r);
         let id = match labels.entry(minute) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => *e.insert(tx.label_set(minute)?),
         };
-        new[i] = tx.index_trace_keyed(trace, key, minute.start, id, inline_vote(r))?;
+        rows.push(TraceRow {
+            trace_id,
+            hour,
+            key,
+            start: minute.start,
+            labels: id,
+            inline: inline_vote(r),
+        });
+    }
+    let indexed = tx.index_traces(&rows)?;
+    let mut new = vec![false; batch.records.len()];
+    for (&(_, i, _), was_new) in order.iter().zip(indexed) {
+        new[i] = was_new;
     }
     Ok(Some(new))
 }
