@@ -60,7 +60,10 @@ fn main() {
             project(dir, false);
             let n = nums.first().copied().unwrap_or(1_000_000);
             traffic_log::write(&dir.join("plain.jsonl"), n, day, false);
-            println!("{}: evalwatch.yaml and plain.jsonl ({n} records)", dir.display());
+            println!(
+                "{}: evalwatch.yaml and plain.jsonl ({n} records)",
+                dir.display()
+            );
         }
         _ => rate(
             nums.first().copied().unwrap_or(1_000_000),

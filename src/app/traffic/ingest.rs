@@ -29,19 +29,21 @@ use crate::traffic::shape::Shape;
 /// The longest record read; a longer line is counted as malformed and skipped unread.
 const LINE_LIMIT: usize = 1 << 20;
 /// Records per batch handed from the reading thread to the storing one.
-const BATCH: usize = 4096;
+const BATCH: usize = 2048;
 /// Records per transaction at most: a chunk of batches whose minute, hour and day buckets
 /// are merged into the store once (docs/performance.md, session 12).
-const CHUNK: usize = 4 * BATCH;
+const CHUNK: usize = 8 * BATCH;
 /// How long the storing thread holds a chunk open waiting for the next batch from stdin (a
 /// slow pipe) before committing what it has. Files are read without pauses: their chunks end
 /// every `CHUNK` records whatever the machine's load, so that a pass cut short and resumed
 /// stores what one clean pass stores, to the last bit of its sums.
 const CHUNK_WAIT: Duration = Duration::from_secs(1);
-/// Batches waiting between two threads of a pass (reading, shaping, storing): one each, so
-/// that five batches at most are held (one at each thread and between them), which keeps
-/// the peak memory of an ingest under 64 MB (docs/performance.md).
-const AHEAD: usize = 1;
+/// Batches waiting between two threads of a pass (reading, shaping, storing): three each,
+/// so that a thread that runs a little slower for a while (the storing one at a chunk's
+/// commit) does not stop the others at once. With the batches' room reused, nine batches
+/// of 2,048 records at most are held (one at each thread and three between each two), which
+/// keeps the peak memory of an ingest under 64 MB (docs/performance.md).
+const AHEAD: usize = 3;
 /// A file's identity in its stored offset, `DEV:INO`: a rotated file (another file under
 /// the same name) is told from a grown one.
 fn identity(meta: &std::fs::Metadata) -> String {
@@ -294,9 +296,8 @@ impl<'a> Reading<'a> {
         let mut monitor = self.prepare.take_monitor();
         let (read, shaped, stored) = std::thread::scope(|s| {
             let committed = committed.as_ref();
-            let storing = s.spawn(move || {
-                store_batches(store, source, &to_store, &done, wait, committed)
-            });
+            let storing =
+                s.spawn(move || store_batches(store, source, &to_store, &done, wait, committed));
             let monitor = &mut monitor;
             let shaping = s.spawn(move || shape_batches(&rx, &shaped, monitor));
             self.sink = Some(tx);
@@ -338,7 +339,8 @@ impl<'a> Reading<'a> {
             room = Some(spent);
         }
         let next = Batch {
-            records: room.unwrap_or_else(|| Vec::with_capacity(self.batch.records.len().max(BATCH))),
+            records: room
+                .unwrap_or_else(|| Vec::with_capacity(self.batch.records.len().max(BATCH))),
             offsets: Vec::new(),
         };
         let batch = std::mem::replace(&mut self.batch, next);
