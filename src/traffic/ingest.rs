@@ -131,10 +131,12 @@ impl<'s> Ingestor<'s> {
         if light.texts() == Texts::Unread {
             let span = light.pointer("/span_id").and_then(Value::as_str);
             match self.rules.mapping.apply(&light) {
-                Ok(record) if !self.keeps(&record, span, raw) => {
-                    return self.record(record, span, raw, at);
+                Ok(record) => {
+                    let decided = self.key_and_sample(&record, span, raw);
+                    if !self.keep_of(decided.1).0 {
+                        return self.record_as(record, decided, at);
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     self.map_error(&e, at);
                     return None;
@@ -174,16 +176,6 @@ impl<'s> Ingestor<'s> {
             StoreText::None => false,
         };
         (sampled || text, text)
-    }
-
-    /// Whether the record is kept whole (its text needed).
-    fn keeps(&self, record: &Record, span: Option<&str>, raw: &[u8]) -> bool {
-        let sampled = match (&record.trace_id, span) {
-            // The sample goes by the trace id: no key to work out.
-            (Some(t), _) => self.rules.sample.keeps(t.as_bytes()),
-            _ => self.key_and_sample(record, span, raw).1,
-        };
-        self.keep_of(sampled).0
     }
 
     /// A record already parsed; `raw` is what the de-duplication hash is of when the record
@@ -235,9 +227,20 @@ impl<'s> Ingestor<'s> {
 
     fn record(
         &mut self,
-        mut record: Record,
+        record: Record,
         span: Option<&str>,
         raw: &[u8],
+        at: impl FnOnce() -> String,
+    ) -> Option<Kept> {
+        let decided = self.key_and_sample(&record, span, raw);
+        self.record_as(record, decided, at)
+    }
+
+    /// [`Self::record`] with its key and sample decision already worked out.
+    fn record_as(
+        &mut self,
+        mut record: Record,
+        (key, sampled): (String, bool),
         at: impl FnOnce() -> String,
     ) -> Option<Kept> {
         if let Some(limit) = self.not_after
@@ -252,7 +255,6 @@ impl<'s> Ingestor<'s> {
             );
             return None;
         }
-        let (key, sampled) = self.key_and_sample(&record, span, raw);
         self.counts.records += 1;
         self.counts.sampled += u64::from(sampled);
         let (keep, text) = self.keep_of(sampled);

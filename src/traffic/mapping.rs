@@ -247,7 +247,10 @@ impl UserHasher {
     pub fn hash(&self, user: &str) -> String {
         let mut m = self.mac.clone();
         m.update(user.as_bytes());
-        hex::encode(&m.finalize().into_bytes()[..16])
+        // Into a buffer: `hex::encode` builds its string a char at a time.
+        let mut out = [0u8; 32];
+        hex::encode_to_slice(&m.finalize().into_bytes()[..16], &mut out).expect("32 digits");
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 

@@ -20,6 +20,12 @@ pub struct Paths {
     root: Node,
     /// Pointer (as written) -> its slot.
     slots: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// Each pointer as given to [`Self::new`]: where its text was (address, length) and its
+    /// slot. The mapping asks with those same strings, a dozen times a record: found by
+    /// address (and checked against the slot's pointer), not hashed.
+    given: Vec<(usize, usize, usize)>,
+    /// By slot, its pointer.
+    names: Vec<String>,
     /// By slot: the kind of text a pointer read only as a text field holds, which
     /// [`Self::parse_light`] checks without building ([`Self::light`]).
     kinds: Vec<Option<TextKind>>,
@@ -41,9 +47,15 @@ impl Paths {
     pub fn new<'p>(pointers: impl IntoIterator<Item = &'p str>) -> Self {
         let mut root = Node::default();
         let mut slots = HashMap::default();
+        let mut given = Vec::new();
+        let mut names = Vec::new();
         for p in pointers {
             let next = slots.len();
             let slot = *slots.entry(p.to_owned()).or_insert(next);
+            if slot == next {
+                names.push(p.to_owned());
+            }
+            given.push((p.as_ptr() as usize, p.len(), slot));
             let tokens: Vec<String> = if p.is_empty() {
                 Vec::new()
             } else {
@@ -66,7 +78,13 @@ impl Paths {
             node.slot = Some(slot);
         }
         let kinds = vec![None; slots.len()];
-        Self { root, slots, kinds }
+        Self {
+            root,
+            slots,
+            given,
+            names,
+            kinds,
+        }
     }
 
     /// Marks `pointer` (one of the tree's) as read only as text of `kind`: [`Self::parse_light`]
@@ -141,7 +159,12 @@ impl Parsed<'_> {
 impl Lookup for Parsed<'_> {
     /// The value at one of the source's pointers (`None` for a pointer the paths do not hold).
     fn pointer(&self, pointer: &str) -> Option<&Value> {
-        let slot = *self.paths.slots.get(pointer)?;
+        let paths = self.paths;
+        let at = (pointer.as_ptr() as usize, pointer.len());
+        let slot = match paths.given.iter().find(|g| (g.0, g.1) == at) {
+            Some(&(_, _, slot)) if paths.names[slot] == pointer => slot,
+            _ => *paths.slots.get(pointer)?,
+        };
         self.values[slot].as_ref()
     }
 
