@@ -198,6 +198,27 @@ impl Store {
         &self.path
     }
 
+    /// Moves this connection's checkpoints to a thread of their own for a long write (an
+    /// ingest of many chunks): the connection then checkpoints by itself only past
+    /// `writer::WRITER_AUTOCHECKPOINT` pages, and the returned checkpointer copies the log into
+    /// the database when nudged, as the run's writer does. [`Self::checkpoint_here`] undoes it.
+    /// (PostgreSQL: nothing to do.)
+    pub fn checkpoint_aside(&self) -> Result<Checkpointer, StoreError> {
+        let checkpointer = Checkpointer::spawn(&self.path)?;
+        if let Db::Sqlite(conn) = &self.conn {
+            conn.pragma_update(None, "wal_autocheckpoint", writer::WRITER_AUTOCHECKPOINT)?;
+        }
+        Ok(checkpointer)
+    }
+
+    /// This connection checkpoints by itself again (SQLite's default, every 1,000 pages).
+    pub fn checkpoint_here(&self) -> Result<(), StoreError> {
+        if let Db::Sqlite(conn) = &self.conn {
+            conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        }
+        Ok(())
+    }
+
     /// Schema version (`PRAGMA user_version` on SQLite, the newest migration applied on
     /// PostgreSQL).
     pub fn schema_version(&self) -> Result<u32, StoreError> {

@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(5);
 
 /// WAL pages after which a writer commit checkpoints by itself (256 MiB with 16 KiB pages):
 /// a safety net only, for when the checkpointer thread falls behind.
-const WRITER_AUTOCHECKPOINT: u32 = 16_000;
+pub(super) const WRITER_AUTOCHECKPOINT: u32 = 16_000;
 
 /// Prompts remembered by the writer (by text) to skip hashing and a lookup; cleared when full
 /// so that memory stays flat.
@@ -554,7 +554,7 @@ impl std::fmt::Debug for Checkpointer {
 }
 
 impl Checkpointer {
-    fn spawn(path: &Path) -> Result<Self, StoreError> {
+    pub(super) fn spawn(path: &Path) -> Result<Self, StoreError> {
         if path.to_str().is_some_and(super::pg::is_postgres_url) {
             // The server checkpoints its own log: nothing to do here.
             return Ok(Self {
