@@ -773,6 +773,58 @@ impl TrafficTx<'_> {
         write_bucket(&self.tx, &self.source, key, &merged)
     }
 
+    /// [`Self::merge_into`] for many buckets, given in key order: the rows already stored
+    /// are read a resolution at a time over the span of the buckets' starts (one statement
+    /// instead of one a bucket; most of a fresh chunk's minutes are not stored yet), unless
+    /// the starts are far apart (a chunk of out-of-order records), when each is read alone.
+    pub fn merge_all(&self, rows: &[(BucketKey, BucketRow)]) -> Result<(), StoreError> {
+        let mut stored: HashMap<BucketKey, BucketRow> = HashMap::new();
+        let mut alone = Vec::new();
+        for resolution in RESOLUTIONS {
+            let starts: BTreeSet<i64> = rows
+                .iter()
+                .filter(|(k, _)| k.resolution == resolution)
+                .map(|(k, _)| k.start)
+                .collect();
+            let (Some(&first), Some(&last)) = (starts.first(), starts.last()) else {
+                continue;
+            };
+            let step = resolution.seconds();
+            if (last - first) / step + 1 > 2 * i64::try_from(starts.len()).unwrap_or(i64::MAX) + 8 {
+                alone.push(resolution);
+                continue;
+            }
+            let sql = format!(
+                "SELECT start, model, feature, segment, region, {BUCKET_COLUMNS}
+                 FROM traffic_buckets WHERE source = ?1 AND resolution = ?2
+                 AND start >= ?3 AND start <= ?4"
+            );
+            let mut st = self.tx.prepare_cached(&sql)?;
+            let mut found = st.query(params![self.source, resolution.name(), first, last])?;
+            while let Some(r) = found.next()? {
+                let key = BucketKey {
+                    start: r.get(0)?,
+                    resolution,
+                    model: r.get(1)?,
+                    feature: r.get(2)?,
+                    segment: r.get(3)?,
+                    region: r.get(4)?,
+                };
+                stored.insert(key, row_from(&r, 5)?);
+            }
+        }
+        for (key, row) in rows {
+            let mut merged = if alone.contains(&key.resolution) {
+                read_bucket(&self.tx, &self.source, key)?.unwrap_or_default()
+            } else {
+                stored.remove(key).unwrap_or_default()
+            };
+            merged.merge(row);
+            write_bucket(&self.tx, &self.source, key, &merged)?;
+        }
+        Ok(())
+    }
+
     /// Where the next read of `file` starts.
     pub fn set_offset(&self, file: &str, at: &FileOffset) -> Result<(), StoreError> {
         self.tx
@@ -841,11 +893,13 @@ pub(super) fn read_bucket(
     source: &str,
     k: &BucketKey,
 ) -> Result<Option<BucketRow>, StoreError> {
-    let sql = format!(
-        "SELECT {BUCKET_COLUMNS} FROM traffic_buckets WHERE source = ?1 AND resolution = ?2
-         AND start = ?3 AND model = ?4 AND feature = ?5 AND segment = ?6 AND region = ?7"
-    );
-    let mut stmt = tx.prepare_cached(&sql)?;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {BUCKET_COLUMNS} FROM traffic_buckets WHERE source = ?1 AND resolution = ?2
+             AND start = ?3 AND model = ?4 AND feature = ?5 AND segment = ?6 AND region = ?7"
+        )
+    });
+    let mut stmt = tx.prepare_cached(&SQL)?;
     let mut rows = stmt.query(params![
         source,
         k.resolution.name(),
@@ -1130,6 +1184,85 @@ mod tests {
     use super::*;
     use crate::store::NewFeedback;
     use chrono::TimeZone;
+
+    /// Buckets merged many at once (stored rows read over their span, or one by one when
+    /// their starts are far apart) are stored as merged one by one.
+    #[test]
+    fn buckets_merged_at_once_are_stored_as_merged_one_by_one() {
+        let t0 = 1_765_000_800;
+        let row_at = |t: i64, ms: f64| {
+            let record = Record {
+                time: chrono::Utc.timestamp_opt(t, 0).unwrap(),
+                latency_ms: Some(ms),
+                tokens_in: Some(10),
+                ..Record::default()
+            };
+            let mut row = BucketRow::default();
+            row.bucket.add(&record, false);
+            row
+        };
+        let key = |start: i64, resolution: Resolution, model: &str| BucketKey {
+            start: resolution.floor(start),
+            resolution,
+            model: model.into(),
+            feature: String::new(),
+            segment: String::new(),
+            region: String::new(),
+        };
+        // Thirty minutes of two models, their hours and days, and hours days apart (read one
+        // by one).
+        let mut rows: Vec<(BucketKey, BucketRow)> = Vec::new();
+        for i in 0..30 {
+            for model in ["a", "b"] {
+                let t = t0 + i * 60;
+                for r in RESOLUTIONS {
+                    rows.push((key(t, r, model), row_at(t, 100.0 + i as f64)));
+                }
+            }
+        }
+        for d in [3, 9] {
+            rows.push((key(t0 + d * 86_400, Resolution::Hour, "a"), row_at(t0, 5.0)));
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.dedup_by(|a, b| a.0 == b.0);
+        let dir = tempfile::tempdir().unwrap();
+        let dump = |store: &Store| -> Vec<(String, i64, String, i64, Vec<u8>)> {
+            let mut st = store
+                .conn
+                .prepare(
+                    "SELECT resolution, start, model, requests, latency FROM traffic_buckets
+                     ORDER BY resolution, start, model",
+                )
+                .unwrap();
+            st.query_map((), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        let mut dumps = Vec::new();
+        for (name, at_once) in [("one.db", false), ("all.db", true)] {
+            let mut store = Store::open(&dir.path().join(name)).unwrap();
+            let tx = store.begin_traffic("s").unwrap();
+            // Some of them stored before (every third, and the far minutes).
+            for (k, r) in rows.iter().step_by(3).chain(rows.iter().rev().take(2)) {
+                tx.merge_into(k, r).unwrap();
+            }
+            if at_once {
+                tx.merge_all(&rows).unwrap();
+            } else {
+                for (k, r) in &rows {
+                    tx.merge_into(k, r).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+            dumps.push(dump(&store));
+        }
+        assert_eq!(dumps[0], dumps[1]);
+        assert_eq!(dumps[0].len(), rows.len());
+        assert!(dumps[0].iter().any(|d| d.3 == 2) && dumps[0].iter().any(|d| d.3 == 1));
+    }
 
     #[test]
     fn a_batch_commits_keys_buckets_and_offsets_together_or_not_at_all() {

@@ -179,9 +179,7 @@ impl<'s> Chunk<'s> {
         rows.extend(minutes);
         let mut rows: Vec<_> = rows.into_iter().collect();
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, row) in &rows {
-            self.tx.merge_into(key, row)?;
-        }
+        self.tx.merge_all(&rows)?;
         for trace in &self.traced {
             self.tx.match_feedback(trace)?;
         }
