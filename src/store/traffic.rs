@@ -802,15 +802,8 @@ impl TrafficTx<'_> {
             let mut st = self.tx.prepare_cached(&sql)?;
             let mut found = st.query(params![self.source, resolution.name(), first, last])?;
             while let Some(r) = found.next()? {
-                let key = BucketKey {
-                    start: r.get(0)?,
-                    resolution,
-                    model: r.get(1)?,
-                    feature: r.get(2)?,
-                    segment: r.get(3)?,
-                    region: r.get(4)?,
-                };
-                stored.insert(key, row_from(&r, 5)?);
+                let (key, row) = keyed_row_from(&r, resolution)?;
+                stored.insert(key, row);
             }
         }
         for (key, row) in rows {
@@ -853,6 +846,23 @@ impl TrafficTx<'_> {
 const BUCKET_COLUMNS: &str = "requests, errors, errors_by_kind, latency, tokens_in, tokens_out,
     cost_usd, costed, feedback_positive, feedback_negative, feedback_neutral, sampled, scored,
     passed, hallucination_checked, hallucinated, refusal_checked, refused, users";
+
+/// A bucket of `resolution` read as `start, model, feature, segment, region` and then
+/// [`BUCKET_COLUMNS`].
+fn keyed_row_from(
+    r: &super::db::Row<'_>,
+    resolution: Resolution,
+) -> Result<(BucketKey, BucketRow), StoreError> {
+    let key = BucketKey {
+        start: r.get(0)?,
+        resolution,
+        model: r.get(1)?,
+        feature: r.get(2)?,
+        segment: r.get(3)?,
+        region: r.get(4)?,
+    };
+    Ok((key, row_from(r, 5)?))
+}
 
 fn row_from(r: &super::db::Row<'_>, at: usize) -> Result<BucketRow, StoreError> {
     let n = |i: usize| -> Result<u64, super::db::DbError> { r.get::<_, i64>(at + i).map(to_u64) };
@@ -1079,15 +1089,8 @@ impl Store {
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query(params![source, resolution.name(), from, to])?;
         while let Some(r) = rows.next()? {
-            let key = BucketKey {
-                start: r.get(0)?,
-                resolution,
-                model: r.get(1)?,
-                feature: r.get(2)?,
-                segment: r.get(3)?,
-                region: r.get(4)?,
-            };
-            each(key, row_from(&r, 5)?)?;
+            let (key, row) = keyed_row_from(&r, resolution)?;
+            each(key, row)?;
         }
         Ok(())
     }
@@ -1458,11 +1461,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_trace_counts_once_in_its_hour_and_minutes_across_its_end_and_feedback_finds_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
-        let tx = store.begin_traffic("s").unwrap();
+    /// The label set of model `m`, feature `f` (no segment, no region).
+    fn labels_m_f(tx: &TrafficTx<'_>) -> i64 {
         let m = MinuteOf {
             start: 0,
             model: "m",
@@ -1470,7 +1470,15 @@ mod tests {
             segment: "",
             region: "",
         };
-        let labels = tx.label_set(m).unwrap();
+        tx.label_set(m).unwrap()
+    }
+
+    #[test]
+    fn a_trace_counts_once_in_its_hour_and_minutes_across_its_end_and_feedback_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let tx = store.begin_traffic("s").unwrap();
+        let labels = labels_m_f(&tx);
         let h = 1_765_000_800; // the start of an hour
         assert_eq!(hour_of(h), h);
         assert!(tx.index_trace("t1", h + 3540, labels, None).unwrap());
@@ -1564,14 +1572,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut store = Store::open(&dir.path().join(name)).unwrap();
             let tx = store.begin_traffic("s").unwrap();
-            let m = MinuteOf {
-                start: 0,
-                model: "m",
-                feature: "f",
-                segment: "",
-                region: "",
-            };
-            let labels = tx.label_set(m).unwrap();
+            let labels = labels_m_f(&tx);
             for (trace, start) in records.iter().step_by(29) {
                 tx.index_trace(trace, start - 3600, labels, None).unwrap();
             }
