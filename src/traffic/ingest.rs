@@ -116,8 +116,9 @@ impl<'s> Ingestor<'s> {
     ///
     /// The line's text fields are first only checked ([`Paths::parse_light`]): most records
     /// are left out of the sample and keep no text, and building it (chat messages are a
-    /// list of objects) was a fifth of the reading. A record kept whole, or one whose text is
-    /// not text (the error then says why), is parsed again whole and read as before.
+    /// list of objects) was a fifth of the reading. A record kept whole gets its text from the
+    /// line parsed again whole; one whose text is not text is read whole as before (the error
+    /// then says why).
     pub fn json_line(&mut self, line: &str, at: impl FnOnce() -> String) -> Option<Kept> {
         let paths = std::sync::Arc::clone(&self.paths);
         let raw = line.as_bytes();
@@ -130,22 +131,39 @@ impl<'s> Ingestor<'s> {
         };
         if light.texts() == Texts::Unread {
             let span = light.pointer("/span_id").and_then(Value::as_str);
-            match self.rules.mapping.apply(&light) {
-                Ok(record) => {
-                    let decided = self.key_and_sample(&record, span, raw);
-                    if !self.keep_of(decided.1).0 {
-                        return self.record_as(record, decided, at);
-                    }
-                }
+            let mut record = match self.rules.mapping.apply(&light) {
+                Ok(record) => record,
                 Err(e) => {
                     self.map_error(&e, at);
                     return None;
                 }
+            };
+            let decided = self.key_and_sample(&record, span, raw);
+            if self.keep_of(decided.1).0 {
+                // Checked as text, so built without an error (a parse error is not possible
+                // either: the same line was just parsed).
+                let texts = paths
+                    .parse(line)
+                    .map_err(|e| format!("not JSON: {e}"))
+                    .and_then(|whole| self.rules.mapping.texts(&whole).map_err(|e| e.to_string()));
+                match texts {
+                    Ok(t) => {
+                        record.input = t.input;
+                        record.output = t.output;
+                        record.context = t.context;
+                    }
+                    Err(why) => {
+                        self.malformed(at(), why);
+                        return None;
+                    }
+                }
             }
+            return self.record_as(record, decided, at);
         }
         if light.texts() == Texts::None {
             return self.value(&light, raw, at);
         }
+        // A text that is not text: the whole parse says where and why.
         match paths.parse(line) {
             Ok(v) => self.value(&v, raw, at),
             Err(e) => {

@@ -254,6 +254,14 @@ impl UserHasher {
     }
 }
 
+/// A record's text fields, as [`Mapping::texts`] builds them.
+#[derive(Debug, Default)]
+pub struct TextFields {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub context: Vec<String>,
+}
+
 /// A source's field map with what applying it needs.
 #[derive(Debug, Clone)]
 pub struct Mapping {
@@ -265,6 +273,23 @@ pub struct Mapping {
 type Res<T> = Result<T, MapError>;
 
 impl Mapping {
+    /// The record's text fields alone (`input`, `output`, `context`), built: what a record
+    /// mapped from a line whose text was only checked ([`super::sparse::Paths::parse_light`])
+    /// gets once it is kept whole. The first of them with a wrong value is the error.
+    pub fn texts<R: Lookup + ?Sized>(&self, record: &R) -> Res<TextFields> {
+        let f = &self.fields;
+        Ok(TextFields {
+            input: opt_text(record, f.input.as_ref(), "input")?,
+            output: opt_text(record, f.output.as_ref(), "output")?,
+            context: match &f.context {
+                None => Vec::new(),
+                Some(r) => r.get(record).map_or(Ok(Vec::new()), |v| {
+                    passages(v).map_err(|reason| err("context", r, reason))
+                })?,
+            },
+        })
+    }
+
     /// Maps one record. Absent optional fields are `None`; the first field with a wrong value
     /// is the error.
     pub fn apply<R: Lookup + ?Sized>(&self, record: &R) -> Res<Record> {
@@ -309,16 +334,16 @@ impl Mapping {
                 })?),
             },
         };
+        let TextFields {
+            input,
+            output,
+            context,
+        } = self.texts(record)?;
         Ok(Record {
             time,
-            input: opt_text(record, f.input.as_ref(), "input")?,
-            output: opt_text(record, f.output.as_ref(), "output")?,
-            context: match &f.context {
-                None => Vec::new(),
-                Some(r) => r.get(record).map_or(Ok(Vec::new()), |v| {
-                    passages(v).map_err(|reason| err("context", r, reason))
-                })?,
-            },
+            input,
+            output,
+            context,
             model: opt_label(record, f.model.as_ref(), "model")?,
             feature: opt_label(record, f.feature.as_ref(), "feature")?,
             segment: opt_label(record, f.segment.as_ref(), "segment")?,
