@@ -214,22 +214,23 @@ impl<'de> DeserializeSeed<'de> for Seed<'_, '_, '_> {
         for (slot, _) in &self.node.below {
             self.state.values[*slot] = None;
         }
+        // Only checked: a pointer marked light (in a light parse) with no pointer below it.
+        let checked = self
+            .node
+            .slot
+            .filter(|_| self.node.below.is_empty())
+            .and_then(|slot| Some((slot, self.state.kinds.get(slot).copied()??)));
+        if let Some((slot, kind)) = checked {
+            let found = match text::read(kind, d, false)? {
+                Read::Null => Texts::None,
+                Read::Wrong(_) => Texts::Wrong,
+                Read::Text(_) | Read::Passages(_) => Texts::Unread,
+            };
+            self.state.values[slot] = None;
+            self.state.texts = self.state.texts.max(found);
+            return Ok(());
+        }
         match self.node.slot {
-            // Only checked (no pointer goes below it).
-            Some(slot)
-                if self.node.below.is_empty()
-                    && self.state.kinds.get(slot).copied().flatten().is_some() =>
-            {
-                let kind = self.state.kinds[slot].unwrap_or(TextKind::Text);
-                let found = match text::read(kind, d, false)? {
-                    Read::Null => Texts::None,
-                    Read::Wrong(_) => Texts::Wrong,
-                    Read::Text(_) | Read::Passages(_) => Texts::Unread,
-                };
-                self.state.values[slot] = None;
-                self.state.texts = self.state.texts.max(found);
-                Ok(())
-            }
             Some(slot) => {
                 let v: Value = serde::Deserialize::deserialize(d)?;
                 self.fill_below(&v);
