@@ -105,7 +105,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
                     Ok((f, key, at))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            reading.follow_rotations(&starts);
+            reading.follow_rotations(&starts, !paths.is_empty());
             reading.pass(&mut store, starts, None, |r, starts| {
                 for (file, key, at) in starts {
                     r.read_file(&file, key, at)?;
@@ -493,7 +493,14 @@ impl<'a> Reading<'a> {
     /// pass's files (a `path` that takes the rotated copies), it is read on from where the
     /// last ingest stopped; found outside them, the lines it got since are not read, and
     /// that is said with how many bytes; gone (compressed, removed), that is said too.
-    fn follow_rotations(&mut self, starts: &[(PathBuf, String, Option<FileOffset>)]) {
+    /// `given`: the files are the paths given on the command line, not the source's `path`
+    /// (what the messages name as what would take the rotated copy).
+    fn follow_rotations(&mut self, starts: &[(PathBuf, String, Option<FileOffset>)], given: bool) {
+        let (paths, take, do_not) = if given {
+            ("the paths given", "take", "do not take")
+        } else {
+            ("the source's path", "takes", "does not take")
+        };
         let identity_of = |p: &Path| std::fs::metadata(p).ok().map(|m| (identity(&m), m.len()));
         let now: Vec<Option<(String, u64)>> =
             starts.iter().map(|(f, _, _)| identity_of(f)).collect();
@@ -517,7 +524,7 @@ impl<'a> Reading<'a> {
                     self.rotated.push((
                         false,
                         format!(
-                            "{shown} is shorter than where the last ingest stopped (truncated, as logrotate's `copytruncate` does): read from its start; what it got after line {} is read only if the source's path takes its copy",
+                            "{shown} is shorter than where the last ingest stopped (truncated, as logrotate's `copytruncate` does): read from its start; what it got after line {} is read only if {paths} {take} its copy",
                             at.line
                         ),
                     ));
@@ -554,7 +561,7 @@ impl<'a> Reading<'a> {
                         self.rotated.push((
                             true,
                             format!(
-                                "{shown} was rotated since the last ingest: its old file, now {moved}, has {unread} bytes after line {}, where that ingest stopped, which are not read: the source's path does not take it (a glob such as `{shown}*` would)",
+                                "{shown} was rotated since the last ingest: its old file, now {moved}, has {unread} bytes after line {}, where that ingest stopped, which are not read: {paths} {do_not} it (a glob such as `{shown}*` would)",
                                 at.line
                             ),
                         ));
@@ -563,7 +570,7 @@ impl<'a> Reading<'a> {
                 None => self.rotated.push((
                     false,
                     format!(
-                        "{shown} is another file since the last ingest (rotated): read from its start; the old file is no longer in its folder (compressed or removed), so what it got after line {} is read only if the source's path takes its copy",
+                        "{shown} is another file since the last ingest (rotated): read from its start; the old file is no longer in its folder (compressed or removed), so what it got after line {} is read only if {paths} {take} its copy",
                         at.line
                     ),
                 )),

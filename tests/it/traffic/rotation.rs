@@ -103,6 +103,17 @@ fn a_rotated_log_outside_the_path_is_said_with_what_is_not_read() {
         "logs/app.jsonl was rotated since the last ingest: its old file, now logs/app.jsonl.1, has {unread} bytes after line 100, where that ingest stopped, which are not read: the source's path does not take it (a glob such as `logs/app.jsonl*` would)"
     );
     assert!(listed_rotated(&read).contains(&said), "{read}");
+    // The file named on the command line: the message names what was given.
+    let p = rotated_project("logs/app.jsonl", &log);
+    let read = json(&ingest(&p, &["bot", "logs/app.jsonl"]));
+    assert_eq!(read["new"].as_u64(), Some(30), "{read}");
+    assert!(
+        listed_rotated(&read).contains(&said.replace(
+            "the source's path does not take it",
+            "the paths given do not take it"
+        )),
+        "{read}"
+    );
     // In text, a warning (kept by --quiet).
     let p = rotated_project("logs/app.jsonl", &log);
     let out = p
