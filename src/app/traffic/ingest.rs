@@ -931,6 +931,9 @@ fn shape_batches(
 /// The storing side of a pass: batches from the channel stored in chunks of up to [`CHUNK`]
 /// records, each one transaction; a chunk is committed early when no batch comes for `wait`
 /// (stdin: [`CHUNK_WAIT`], a slow pipe) and when the reading side closes the channel.
+/// A pass of more than one chunk moves the store's checkpoints to a thread of their own
+/// ([`Store::checkpoint_aside`]); they are back on the connection when the pass ends, also
+/// when it ends in an error (whatever the store is used for next).
 fn store_batches(
     store: &mut Store,
     source: &str,
@@ -939,11 +942,39 @@ fn store_batches(
     wait: Option<Duration>,
     committed: Option<&Committed>,
 ) -> anyhow::Result<Written> {
+    let mut checkpoints: Option<crate::store::Checkpointer> = None;
+    let stored = store_chunks(
+        store,
+        source,
+        batches,
+        done,
+        wait,
+        committed,
+        &mut checkpoints,
+    );
+    if checkpoints.take().is_none() {
+        return stored;
+    }
+    let back = store.checkpoint_here();
+    let written = stored?;
+    back?;
+    Ok(written)
+}
+
+/// [`store_batches`]' chunks; `checkpoints` is set once the pass is longer than one.
+fn store_chunks(
+    store: &mut Store,
+    source: &str,
+    batches: &Receiver<Batch>,
+    done: &Sender<Vec<Scored>>,
+    wait: Option<Duration>,
+    committed: Option<&Committed>,
+    checkpoints: &mut Option<crate::store::Checkpointer>,
+) -> anyhow::Result<Written> {
     let mut written = Written::default();
     let Ok(mut next) = batches.recv() else {
         return Ok(written);
     };
-    let mut checkpoints: Option<crate::store::Checkpointer> = None;
     loop {
         let mut chunk = Chunk::begin(store, source)?;
         let open = loop {
@@ -971,18 +1002,13 @@ fn store_batches(
         }
         match batches.recv() {
             Ok(b) if open => next = b,
-            _ => {
-                if checkpoints.take().is_some() {
-                    store.checkpoint_here()?;
-                }
-                return Ok(written);
-            }
+            _ => return Ok(written),
         }
         // A pass of more than one chunk: the store's log is copied into the database on a
         // thread of its own from here on (a tenth of this thread's time at each commit).
-        match &checkpoints {
+        match checkpoints {
             Some(c) => c.nudge(),
-            None => checkpoints = store.checkpoint_aside().ok(),
+            None => *checkpoints = store.checkpoint_aside().ok(),
         }
     }
 }
