@@ -943,15 +943,49 @@ fn store_batches(
     committed: Option<&Committed>,
 ) -> anyhow::Result<Written> {
     let mut checkpoints: Option<crate::store::Checkpointer> = None;
-    let stored = store_chunks(
-        store,
-        source,
-        batches,
-        done,
-        wait,
-        committed,
-        &mut checkpoints,
-    );
+    let mut chunks = || -> anyhow::Result<Written> {
+        let mut written = Written::default();
+        let Ok(mut next) = batches.recv() else {
+            return Ok(written);
+        };
+        loop {
+            let mut chunk = Chunk::begin(store, source)?;
+            let open = loop {
+                let w = chunk.add(&next)?;
+                written.new += w.new;
+                written.seen += w.seen;
+                // Dropped by the reading thread (or here, once it has stopped).
+                let _ = done.send(std::mem::take(&mut next.records));
+                if chunk.records >= CHUNK {
+                    break true;
+                }
+                let came = match wait {
+                    Some(wait) => batches.recv_timeout(wait),
+                    None => batches.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match came {
+                    Ok(b) => next = b,
+                    Err(RecvTimeoutError::Timeout) => break true,
+                    Err(RecvTimeoutError::Disconnected) => break false,
+                }
+            };
+            chunk.commit()?;
+            if let Some(c) = committed {
+                c.tell();
+            }
+            match batches.recv() {
+                Ok(b) if open => next = b,
+                _ => return Ok(written),
+            }
+            // A pass of more than one chunk: the store's log is copied into the database on
+            // a thread of its own from here on (a tenth of this thread's time at each commit).
+            match &checkpoints {
+                Some(c) => c.nudge(),
+                None => checkpoints = store.checkpoint_aside().ok(),
+            }
+        }
+    };
+    let stored = chunks();
     if checkpoints.take().is_none() {
         return stored;
     }
@@ -959,56 +993,4 @@ fn store_batches(
     let written = stored?;
     back?;
     Ok(written)
-}
-
-/// [`store_batches`]' chunks; `checkpoints` is set once the pass is longer than one.
-fn store_chunks(
-    store: &mut Store,
-    source: &str,
-    batches: &Receiver<Batch>,
-    done: &Sender<Vec<Scored>>,
-    wait: Option<Duration>,
-    committed: Option<&Committed>,
-    checkpoints: &mut Option<crate::store::Checkpointer>,
-) -> anyhow::Result<Written> {
-    let mut written = Written::default();
-    let Ok(mut next) = batches.recv() else {
-        return Ok(written);
-    };
-    loop {
-        let mut chunk = Chunk::begin(store, source)?;
-        let open = loop {
-            let w = chunk.add(&next)?;
-            written.new += w.new;
-            written.seen += w.seen;
-            // Dropped by the reading thread (or here, once it has stopped).
-            let _ = done.send(std::mem::take(&mut next.records));
-            if chunk.records >= CHUNK {
-                break true;
-            }
-            let came = match wait {
-                Some(wait) => batches.recv_timeout(wait),
-                None => batches.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match came {
-                Ok(b) => next = b,
-                Err(RecvTimeoutError::Timeout) => break true,
-                Err(RecvTimeoutError::Disconnected) => break false,
-            }
-        };
-        chunk.commit()?;
-        if let Some(c) = committed {
-            c.tell();
-        }
-        match batches.recv() {
-            Ok(b) if open => next = b,
-            _ => return Ok(written),
-        }
-        // A pass of more than one chunk: the store's log is copied into the database on a
-        // thread of its own from here on (a tenth of this thread's time at each commit).
-        match checkpoints {
-            Some(c) => c.nudge(),
-            None => *checkpoints = store.checkpoint_aside().ok(),
-        }
-    }
 }
