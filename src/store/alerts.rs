@@ -74,7 +74,7 @@ impl Store {
         let sql = format!(
             "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete'
                AND r.started_ms < ?2
-             ORDER BY r.started_ms DESC, r.id DESC LIMIT ?3"
+             ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT ?3"
         );
         // Text that is not a time is before nothing (NULL), as `julianday` had it.
         let before = codec::time_ms(before);
@@ -93,7 +93,7 @@ impl Store {
     pub fn latest_complete_run(&self, suite: &str) -> Result<Option<RunInfo>, StoreError> {
         let sql = format!(
             "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete'
-             ORDER BY r.started_ms DESC, r.id DESC LIMIT 1"
+             ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT 1"
         );
         self.conn
             .prepare_cached(&sql)?

@@ -59,7 +59,7 @@ impl Store {
             "SELECT r.run_id, j.assertion, j.provider, j.model, j.rubric_version, j.rubric_hash
              FROM run_judges j JOIN runs r ON r.id = j.run_ref JOIN suites s ON s.id = r.suite_ref
              WHERE s.name = ?1
-             ORDER BY r.started_ms, r.id, j.assertion, j.provider, j.model, j.rubric_hash",
+             ORDER BY r.started_ms NULLS FIRST, r.id, j.assertion, j.provider, j.model, j.rubric_hash",
         )?;
         let mut rows = st.query(params![suite])?;
         let mut out: Vec<(String, Vec<JudgeSignature>)> = Vec::new();

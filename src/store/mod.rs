@@ -418,7 +418,7 @@ impl Store {
     pub fn running_runs(&self) -> Result<Vec<(String, u32, String)>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT run_id, pid, host FROM runs WHERE status = 'running'
-             ORDER BY started_ms, id",
+             ORDER BY started_ms NULLS FIRST, id",
         )?;
         let rows = st.query_map((), |r| {
             let pid: Option<i64> = r.get(1)?;

@@ -73,7 +73,7 @@ impl Store {
             "{RUN_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
                AND (CAST(?3 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM run_labels l
                     WHERE l.run_ref = r.id AND l.key = ?3 AND l.value = ?4))
-             ORDER BY r.started_ms DESC, r.id DESC LIMIT ?2"
+             ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT ?2"
         );
         let (key, value) = label.unzip();
         let raws: Vec<RawRun> = self
@@ -337,7 +337,7 @@ impl Store {
         self.conn
             .prepare_cached(&format!(
                 "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete' AND r.started_ms < ?2
-                 ORDER BY r.started_ms DESC, r.id DESC LIMIT 1"
+                 ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT 1"
             ))?
             .query_row(params![suite, before], RawRun::from_row)
             .optional()?

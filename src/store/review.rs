@@ -451,7 +451,7 @@ impl Store {
              JOIN cases c ON c.id = x.case_ref
              WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
                AND (CAST(?2 AS TEXT) IS NULL OR sh.sheet_id = ?2)
-             ORDER BY r.started_ms, g.result_id, g.reviewer"
+             ORDER BY r.started_ms NULLS FIRST, g.result_id, g.reviewer"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let mut rows = st.query(params![suite, sheet_id])?;
@@ -540,7 +540,7 @@ impl Store {
              WHERE g.quality IS NOT NULL AND (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
                AND (CAST(?2 AS TEXT) IS NULL OR r.run_id = ?2)
              GROUP BY r.id, x.provider
-             ORDER BY r.started_ms, r.id, x.provider"
+             ORDER BY r.started_ms NULLS FIRST, r.id, x.provider"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(params![suite, run_id], |r| {

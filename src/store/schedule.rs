@@ -539,7 +539,7 @@ impl Store {
                 "SELECT r.run_id, r.started_at, r.status FROM runs r
                  JOIN suites s ON s.id = r.suite_ref
                  WHERE s.name = ?1 AND (?2 = 0 OR r.status <> 'incomplete')
-                 ORDER BY r.started_ms DESC, r.id DESC LIMIT 1",
+                 ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT 1",
             )?
             .query_row(params![suite, counted_only], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 26] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 27] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -96,6 +96,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 26] = [
     (
         "0026_feedback_by_trace",
         include_str!("migrations/0026_feedback_by_trace.sql"),
+    ),
+    (
+        "0027_runs_without_a_time_first",
+        include_str!("migrations/0027_runs_without_a_time_first.sql"),
     ),
 ];
 

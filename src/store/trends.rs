@@ -36,7 +36,7 @@ impl Store {
              WHERE s.name = ?1 AND r.status != 'running'
                AND (CAST(?2 AS BIGINT) IS NULL OR r.started_ms >= ?2)
                AND (?3 OR m.tag IS NULL)
-             ORDER BY r.started_ms, r.id, m.id",
+             ORDER BY r.started_ms NULLS FIRST, r.id, m.id",
         )?;
         let mut rows = st.query(params![q.suite, since, q.tags, q.full])?;
         let mut out = Vec::new();
@@ -127,7 +127,7 @@ impl Store {
         let sql = format!(
             "{RUN_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
                AND (CAST(?2 AS BIGINT) IS NULL OR r.started_ms >= ?2)
-             ORDER BY r.started_ms DESC, r.id DESC LIMIT ?3"
+             ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT ?3"
         );
         let since = codec::since_ms(since, "read runs")?;
         let raws: Vec<RawRun> = self

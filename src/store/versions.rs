@@ -92,7 +92,7 @@ impl Store {
                    AND r.started_ms <= (SELECT started_ms FROM runs WHERE run_id = ?3)
                    AND EXISTS (SELECT 1 FROM run_version_batches v
                                WHERE v.run_ref = r.id AND v.provider = ?2)
-                 ORDER BY r.started_ms DESC, r.id DESC LIMIT 1",
+                 ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT 1",
             )?
             .query_row(params![suite, provider, run_id], |r| r.get(0))
             .optional()?)

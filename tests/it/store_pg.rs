@@ -1275,6 +1275,15 @@ fn both_stores(name: &str) -> Option<(tempfile::TempDir, PgDb, [std::path::PathB
     Some((dir, db, stores))
 }
 
+/// Which of [`both_stores`] a failed assertion is about, without the PostgreSQL password.
+fn engine(at: &std::path::Path) -> &'static str {
+    if at.to_string_lossy().starts_with("postgres://") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
 /// The statuses of several runs read at once (one statement on PostgreSQL) are those of
 /// each run read alone, run by run in the order asked, on both backends; a run id not
 /// stored is an error that names it.
@@ -1303,7 +1312,7 @@ fn pg_statuses_of_several_runs_read_at_once_are_those_read_one_run_at_a_time() {
                 at_once.push((i, case.to_owned(), provider.to_owned(), sample, status));
             })
             .expect("read the runs at once");
-        assert_eq!(at_once, one_by_one, "{}", at.display());
+        assert_eq!(at_once, one_by_one, "{}", engine(&at));
         assert_eq!(at_once.len(), 2 * 9 + 7, "run b has no results");
         let kinds: std::collections::BTreeSet<String> =
             at_once.iter().map(|r| format!("{:?}", r.4)).collect();
@@ -1323,7 +1332,7 @@ fn pg_statuses_of_several_runs_read_at_once_are_those_read_one_run_at_a_time() {
 
 /// Runs are in the order of their start in time, not of its text (starts written with
 /// offsets), on both backends: oldest first from `run_infos` (and from a bound `since`),
-/// newest first from `runs`.
+/// newest first from `runs`; a start that is not a time is the oldest on both.
 #[test]
 fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
     use evalwatch::store::Store;
@@ -1349,7 +1358,7 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
         let ids = |runs: Vec<evalwatch::model::RunInfo>| -> Vec<String> {
             runs.into_iter().map(|r| r.run_id).collect()
         };
-        let shown = at.display().to_string();
+        let shown = engine(&at);
         assert_eq!(
             ids(store.run_infos(Some("faq"), None, 0).expect("runs")),
             ["z", "x", "y"],
@@ -1378,6 +1387,96 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
             .run_infos(Some("faq"), Some("yesterday"), 0)
             .expect_err("a since that is not a time");
         assert!(err.to_string().contains("since yesterday"), "{err}");
+
+        // A start that is not a time (stored NULL) is the oldest on both engines (SQLite's
+        // own place for NULL; PostgreSQL puts NULL the other way unless told): first oldest
+        // first, last newest first, never "the latest", and left out by a bound.
+        let mut info = faq_run(0);
+        "w".clone_into(&mut info.run_id);
+        "last week".clone_into(&mut info.started_at);
+        store
+            .begin_run(&info, &faq_suite(&[("c0", "h0")]), 1, "host-a")
+            .expect("begin the run");
+        assert_eq!(
+            ids(store.run_infos(Some("faq"), None, 0).expect("runs")),
+            ["w", "z", "x", "y"],
+            "{shown}"
+        );
+        assert_eq!(
+            ids(store.run_infos(Some("faq"), None, 3).expect("runs")),
+            ["z", "x", "y"],
+            "the newest three: {shown}"
+        );
+        assert_eq!(
+            ids(store
+                .run_infos(Some("faq"), Some("2024-05-01T04:45:00Z"), 0)
+                .expect("runs")),
+            ["x", "y"],
+            "{shown}"
+        );
+        let newest: Vec<String> = store
+            .runs(Some("faq"), 0)
+            .expect("runs")
+            .into_iter()
+            .map(|r| r.info.run_id)
+            .collect();
+        assert_eq!(newest, ["y", "x", "z", "w"], "{shown}");
+
+        // The trend rows (finished runs' metrics, overall then a tag's) in the same order,
+        // and the latest complete run is the newest by time.
+        let metrics = |tag: Option<&str>| evalwatch::model::ProviderMetrics {
+            provider: "p".into(),
+            tag: tag.map(Into::into),
+            metrics: evalwatch::model::Metrics::default(),
+        };
+        for run_id in ["y", "w", "x", "z"] {
+            store
+                .finish_run(
+                    run_id,
+                    evalwatch::model::RunStatus::Complete,
+                    "2024-05-02T00:00:00Z",
+                    &[metrics(None), metrics(Some("billing"))],
+                    &[],
+                )
+                .expect("finish the run");
+        }
+        let trend = |since: Option<&str>, tags: bool| -> Vec<String> {
+            store
+                .trend(&evalwatch::model::TrendQuery {
+                    suite: "faq",
+                    since,
+                    tags,
+                    full: true,
+                })
+                .expect("trend")
+                .into_iter()
+                .map(|r| match r.tag {
+                    Some(tag) => format!("{}/{tag}", r.run_id),
+                    None => r.run_id,
+                })
+                .collect()
+        };
+        assert_eq!(
+            trend(None, true),
+            [
+                "w",
+                "w/billing",
+                "z",
+                "z/billing",
+                "x",
+                "x/billing",
+                "y",
+                "y/billing"
+            ],
+            "{shown}"
+        );
+        assert_eq!(
+            trend(Some("2024-05-01T04:45:00Z"), false),
+            ["x", "y"],
+            "{shown}"
+        );
+        let latest = store.latest_complete_run("faq").expect("the latest run");
+        assert_eq!(latest.map(|r| r.run_id).as_deref(), Some("y"), "{shown}");
     }
 }
 

@@ -19,7 +19,7 @@ use super::{PgError, reason};
 use crate::store::schema::MIGRATIONS;
 
 /// Migrations whose SQL does not translate, and the PostgreSQL SQL used instead.
-pub(crate) const PG_VARIANTS: [(&str, &str); 4] = [
+pub(crate) const PG_VARIANTS: [(&str, &str); 5] = [
     (
         "0002_indexes_views",
         include_str!("../migrations/0002_indexes_views.pg.sql"),
@@ -35,6 +35,10 @@ pub(crate) const PG_VARIANTS: [(&str, &str); 4] = [
     (
         "0023_run_order",
         include_str!("../migrations/0023_run_order.pg.sql"),
+    ),
+    (
+        "0027_runs_without_a_time_first",
+        include_str!("../migrations/0027_runs_without_a_time_first.pg.sql"),
     ),
 ];
 

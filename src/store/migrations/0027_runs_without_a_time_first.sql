@@ -1,0 +1,6 @@
+-- A run whose start is not a time (`started_ms` NULL) is the oldest on both engines: first
+-- in every ascending order of runs by start, last in every descending one. SQLite sorts NULL
+-- so by itself; the queries now say it (`NULLS FIRST` ascending, `NULLS LAST` descending:
+-- SQLite's own order, so its plans do not change) and PostgreSQL, which sorts NULL the other
+-- way, rebuilds the index that gives the order (0027_runs_without_a_time_first.pg.sql).
+-- Nothing to do on SQLite.
