@@ -1480,6 +1480,47 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
     }
 }
 
+/// `julianday` on PostgreSQL reads a time as SQLite's does whatever the session's TimeZone:
+/// a time without an offset (or a date alone) is UTC, an offset is kept, text that is not a
+/// time is NULL.
+#[test]
+fn pg_julianday_reads_a_time_without_offset_as_utc_whatever_the_time_zone() {
+    let Some(db) = fresh_db("julianday_zone") else {
+        return;
+    };
+    evalwatch::store::Store::open(Path::new(&db.url_with_password())).expect("open the store");
+    let mut client = db.client();
+    // A server in New York: 2024-05-01 00:00 there is 04:00 UTC.
+    client
+        .batch_execute("SET TimeZone = 'America/New_York'")
+        .expect("set the time zone");
+    let day = |client: &mut postgres::Client, t: &str| -> Option<f64> {
+        client
+            .query_one("SELECT julianday($1)", &[&t])
+            .expect("julianday")
+            .get(0)
+    };
+    // SQLite's answers (sqlite3: SELECT julianday('2024-05-01'), ...).
+    for (t, sqlite) in [
+        ("2024-05-01", Some(2_460_431.5)),
+        ("2024-05-01T00:00:00", Some(2_460_431.5)),
+        ("2024-05-01 06:30:00", Some(2_460_431.5 + 6.5 / 24.0)),
+        ("2024-05-01T00:00:00-04:00", Some(2_460_431.5 + 4.0 / 24.0)),
+        ("not a time", None),
+    ] {
+        let got = day(&mut client, t);
+        assert_eq!(got.is_some(), sqlite.is_some(), "{t}: {got:?}");
+        if let (Some(got), Some(sqlite)) = (got, sqlite) {
+            assert!((got - sqlite).abs() < 1e-9, "{t}: {got} against {sqlite}");
+        }
+    }
+    let zone: String = client.query_one("SHOW TimeZone", &[]).expect("zone").get(0);
+    assert_eq!(
+        zone, "America/New_York",
+        "the session's zone is left as it was"
+    );
+}
+
 /// Migration 0023 on PostgreSQL gives the runs already stored their start in milliseconds,
 /// as SQLite's `julianday` reads the text (offsets, a fraction of a millisecond cut off),
 /// and NULL for text that is not a time, without failing on it; 0024 keeps their model

@@ -3,9 +3,11 @@
 -- then written once for both engines (src/store/db.rs).
 
 -- The Julian day number of a time written as text (RFC 3339 or 'YYYY-MM-DD'), or 'now';
--- NULL for text that is not a time, as in SQLite.
+-- NULL for text that is not a time, as in SQLite. A time without an offset is UTC, as in
+-- SQLite, whatever the server's or the session's TimeZone (the function sets its own: about
+-- 3 µs more a call, on the few rows per query that still call it).
 CREATE OR REPLACE FUNCTION julianday(t text) RETURNS double precision
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET TimeZone = 'UTC' AS $$
 BEGIN
     RETURN extract(epoch FROM t::timestamptz)::double precision / 86400.0 + 2440587.5;
 EXCEPTION WHEN others THEN
