@@ -169,35 +169,11 @@ pub fn severity_parse(s: &str) -> Option<Severity> {
     }
 }
 
-/// `26h`, `90m`, `2d`, `1h30m`, `45s`.
+/// A positive duration (`26h`, `90m`, `2d`, `1h30m`, `45s`: every form of
+/// [`crate::model::duration`]); `None` for no time or text that is not a duration.
 #[must_use]
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0.0_f64;
-    while !rest.is_empty() {
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match rest[..unit_end].trim() {
-            "s" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            "d" => 86_400.0,
-            "w" => 604_800.0,
-            _ => return None,
-        };
-        total += number * factor;
-        rest = &rest[unit_end..];
-    }
-    (total.is_finite() && total > 0.0 && total < 1e12).then(|| Duration::from_secs_f64(total))
+    crate::model::duration::parse(s).filter(|d| !d.is_zero())
 }
 
 /// A duration as the shortest of `2d`, `26h`, `90m`, `45s`.

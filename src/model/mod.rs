@@ -1,6 +1,7 @@
 //! Plain data shared by every stage. This module imports nothing from the crate.
 
 mod config;
+pub mod duration;
 mod history;
 mod judge;
 pub mod limits;

@@ -255,45 +255,12 @@ impl Default for Policy {
     }
 }
 
-/// `90s`, `5m`, `1h`, `1h30m`, `2d`, `0` (whole seconds; `ms` is accepted and rounded down).
+/// `90s`, `5m`, `1h`, `1h30m`, `1.5h`, `2d`, `0` (every form of [`crate::model::duration`]), in
+/// whole seconds: a fraction of a second is dropped.
 pub fn parse_duration(s: &str) -> Result<Duration, ScheduleError> {
-    let err = || ScheduleError::Duration(s.to_owned());
-    let t = s.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if t.is_empty() {
-        return Err(err());
-    }
-    let mut total_ms: u64 = 0;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(err());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let factor: u64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total_ms = n
-            .checked_mul(factor)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(err)?;
-    }
-    Ok(Duration::from_secs(total_ms / 1000))
+    crate::model::duration::parse(s)
+        .map(|d| Duration::from_secs(d.as_secs()))
+        .ok_or_else(|| ScheduleError::Duration(s.to_owned()))
 }
 
 /// A duration as `parse_duration` reads it back (`1h30m`, `45s`, `0s`).

@@ -340,7 +340,7 @@ pub(crate) fn duration_field(
             .as_f64()
             .filter(|s| *s >= 0.0 && s.is_finite())
             .map(Duration::from_secs_f64),
-        Value::String(s) => parse_duration(s),
+        Value::String(s) => crate::model::duration::parse(s),
         _ => None,
     };
     if parsed.is_none() {
@@ -350,37 +350,6 @@ pub(crate) fn duration_field(
         );
     }
     parsed
-}
-
-/// `500ms`, `60s`, `2m`, `1h`, `1m30s`, `1.5s`.
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0.0_f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match rest[..unit_end].trim() {
-            "ms" => 0.001,
-            "s" | "sec" | "secs" => 1.0,
-            "m" | "min" | "mins" => 60.0,
-            "h" | "hr" | "hours" => 3600.0,
-            "d" | "days" => 86_400.0,
-            _ => return None,
-        };
-        total += number * factor;
-        rest = &rest[unit_end..];
-    }
-    total.is_finite().then(|| Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]
@@ -526,15 +495,5 @@ mod tests {
         );
         let (_, diags) = load("id: x\ntype: echo\nmax_output_bytes: 0\n");
         assert_eq!(diags.len(), 1, "{diags:?}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("5 parsecs"), None);
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(parse_duration("s"), None);
     }
 }

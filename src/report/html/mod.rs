@@ -75,14 +75,15 @@ const CSS: &str = include_str!("templates/style.css");
 /// A time window of history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
-    /// As written: `24h`, `7d`, `all`.
+    /// As written, without spaces: `24h`, `7d`, `1h30m`, `all`.
     pub label: String,
     /// None: all of history.
     pub span: Option<chrono::Duration>,
 }
 
 impl Window {
-    /// Parse `24h`, `7d`, `2w`, `all`.
+    /// Parse `all` or a duration of at least a minute (`24h`, `7d`, `2w`, `36h`, `1d12h`: the
+    /// forms of [`crate::model::duration`]), at most 100,000 weeks.
     pub fn parse(text: &str) -> Option<Self> {
         let t = text.trim();
         if t.eq_ignore_ascii_case("all") {
@@ -91,17 +92,12 @@ impl Window {
                 span: None,
             });
         }
-        let split = t.len().checked_sub(1)?;
-        let (num, unit) = t.split_at(split);
-        let n: i64 = num.parse().ok().filter(|n| *n > 0 && *n <= 100_000)?;
-        let span = match unit {
-            "h" => chrono::Duration::hours(n),
-            "d" => chrono::Duration::days(n),
-            "w" => chrono::Duration::weeks(n),
-            _ => return None,
-        };
+        let span = crate::model::duration::parse(t)
+            .filter(|d| d.as_secs() >= 60 && d.as_secs() <= 100_000 * 604_800)
+            .and_then(|d| chrono::Duration::from_std(d).ok())?;
         Some(Self {
-            label: t.to_string(),
+            // As written, without its spaces (`1h 30m` is shown `1h30m`).
+            label: t.split_whitespace().collect(),
             span: Some(span),
         })
     }

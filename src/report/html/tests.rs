@@ -27,7 +27,15 @@ fn windows_parse() {
         Some(chrono::Duration::days(14))
     );
     assert_eq!(Window::parse("all").map(|w| w.span), Some(None));
-    for bad in ["", "d", "0d", "7", "7y", "x7d"] {
+    // Every form of a duration (model::duration), at least a minute.
+    let one_and_a_half_days = Window::parse("1d 12h").expect("1d 12h");
+    assert_eq!(one_and_a_half_days.span, Some(chrono::Duration::hours(36)));
+    assert_eq!(one_and_a_half_days.label, "1d12h");
+    assert_eq!(
+        Window::parse("90m").and_then(|w| w.span),
+        Some(chrono::Duration::minutes(90))
+    );
+    for bad in ["", "d", "0d", "7", "7y", "x7d", "30s", "100001w"] {
         assert!(Window::parse(bad).is_none(), "{bad}");
     }
     let w = windows_for(&Window::parse("14d").expect("14d"));
