@@ -1,11 +1,10 @@
 //! What drift on traffic reads of sampled records: their lengths, language, latency and
-//! confidence (written with the record, [`TrafficTx::put_shape`]), per window.
+//! confidence (written with the record, [`super::TrafficTx::put_record`]), per window.
 
 use super::db::params;
 
 use super::codec::to_u64;
-use super::{Store, StoreError, TrafficTx};
-use crate::traffic::shape::Shape;
+use super::{Store, StoreError};
 
 /// One sampled record as drift reads it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,25 +21,6 @@ pub struct SampleRow {
     pub model: Option<String>,
     pub segment: Option<String>,
     pub region: Option<String>,
-}
-
-impl TrafficTx<'_> {
-    /// Keeps a sampled record's lengths and language beside it (after [`Self::put_record`]).
-    pub fn put_shape(&self, key: &str, shape: &Shape) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "UPDATE traffic_records SET input_chars = ?3, output_chars = ?4, language = ?5
-                 WHERE source = ?1 AND key = ?2",
-            )?
-            .execute(params![
-                self.source,
-                key,
-                shape.input_chars.map(super::codec::to_i64),
-                shape.output_chars.map(super::codec::to_i64),
-                shape.language,
-            ])?;
-        Ok(())
-    }
 }
 
 impl Store {

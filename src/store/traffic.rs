@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::codec::{to_i64, to_u64};
 use super::{Store, StoreError};
 use crate::model::Score;
+use crate::traffic::shape::Shape;
 use crate::traffic::{Bucket, BucketKey, MinuteOf, Record, Resolution, Vote};
 
 /// The most user hashes a bucket keeps: past it, the smallest ones (a K-minimum-values
@@ -132,6 +133,9 @@ pub struct RecordRow<'a> {
     pub record: &'a Record,
     pub sampled: bool,
     pub score: Option<&'a Score>,
+    /// A sampled record's lengths and language, which drift reads (kept even when its text
+    /// is not); `None` for a record kept but not sampled.
+    pub shape: Option<&'a Shape>,
 }
 
 /// What `prune` removed (or would remove).
@@ -451,7 +455,8 @@ impl TrafficTx<'_> {
         Ok(n == 1)
     }
 
-    /// Stores a record kept whole (its text already redacted by the caller).
+    /// Stores a record kept whole (its text already redacted by the caller), with its shape
+    /// when sampled: one statement a record.
     pub fn put_record(&self, row: &RecordRow<'_>) -> Result<(), StoreError> {
         let r = row.record;
         let vote = r.feedback.as_ref().map(|f| f.vote.as_str());
@@ -469,9 +474,10 @@ impl TrafficTx<'_> {
                 "INSERT INTO traffic_records (source, key, time_ms, sampled, model, feature,
                     segment, region, user_hash, trace_id, latency_ms, tokens_in, tokens_out,
                     cost_usd, error, error_kind, confidence, feedback, feedback_vote, input,
-                    output, context, status, score, assertions)
+                    output, context, status, score, assertions, input_chars, output_chars,
+                    language)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
                  ON CONFLICT (source, key) DO NOTHING",
             )?
             .execute(params![
@@ -500,6 +506,9 @@ impl TrafficTx<'_> {
                 row.score.map(|s| s.status.as_str()),
                 row.score.and_then(|s| s.score),
                 assertions,
+                row.shape.and_then(|s| s.input_chars.map(to_i64)),
+                row.shape.and_then(|s| s.output_chars.map(to_i64)),
+                row.shape.and_then(|s| s.language),
             ])?;
         Ok(())
     }
@@ -941,8 +950,16 @@ fn source_lock(source: &str) -> i64 {
 pub(super) fn begin_writing<'c>(conn: &'c mut Db, source: &str) -> Result<Tx<'c>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if tx.is_pg() {
-        tx.prepare_cached("SELECT pg_advisory_xact_lock(?1)::text")?
-            .query_row(params![source_lock(source)], |_| Ok(()))?;
+        // Plans made for each execution, in this transaction only: a cached generic plan is
+        // made for the tables as they were (a fresh store's are empty and not analysed yet),
+        // and one made then scans a whole table for each lookup by key as it grows
+        // (100,000 records into a fresh store took 66 s, the lookups of the trace index
+        // 230-390 ms each, against 0.5 ms planned for the table as it is; docs/store.md).
+        tx.prepare_cached(
+            "SELECT pg_advisory_xact_lock(?1)::text,
+                    set_config('plan_cache_mode', 'force_custom_plan', true)",
+        )?
+        .query_row(params![source_lock(source)], |_| Ok(()))?;
     }
     Ok(tx)
 }

@@ -275,17 +275,17 @@ fn store_record(tx: &TrafficTx<'_>, scored: &Scored) -> anyhow::Result<()> {
         };
         &stripped
     };
+    // Drift reads a sampled record's lengths and language even when its text is not kept.
+    let shape = kept
+        .sampled
+        .then(|| scored.shape.unwrap_or_else(|| Shape::of(r)));
     tx.put_record(&RecordRow {
         key: &kept.key,
         record,
         sampled: kept.sampled,
         score: scored.score.as_ref(),
+        shape: shape.as_ref(),
     })?;
-    if kept.sampled {
-        // Drift reads lengths and language even when the text is not kept.
-        let shape = scored.shape.unwrap_or_else(|| Shape::of(r));
-        tx.put_shape(&kept.key, &shape)?;
-    }
     Ok(())
 }
 
