@@ -878,7 +878,7 @@ impl<R> PgPending<'_, R> {
 }
 
 /// Parameters as owned values, to hand to the connection's thread.
-fn owned_cells(values: &[&dyn Value]) -> Result<Vec<Cell>, DbError> {
+pub(crate) fn owned_cells(values: &[&dyn Value]) -> Result<Vec<Cell>, DbError> {
     values
         .iter()
         .enumerate()

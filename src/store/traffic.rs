@@ -8,7 +8,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use super::db::{Db, DbError, OptionalExtension, Row, TransactionBehavior, Tx, params};
+use super::db::{
+    Db, DbError, OptionalExtension, Row, TransactionBehavior, Tx, owned_cells, params,
+};
+use super::pg::Cell as Owned;
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use sha2::{Digest, Sha256};
@@ -260,6 +263,99 @@ fn insert_sql(n: usize) -> String {
     sql
 }
 
+/// `head`, then `VALUES` with `n` rows of `columns` parameters each, then `tail`.
+fn rows_sql(head: &str, columns: usize, n: usize, tail: &str) -> String {
+    let mut sql = format!("{head} VALUES ");
+    for i in 0..n {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            let _ = write!(
+                sql,
+                "{}?{}",
+                if c == 0 { "" } else { ", " },
+                i * columns + c + 1
+            );
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// The insert of `n` records kept whole (a record already stored stays as it is).
+fn record_sql(n: usize) -> String {
+    rows_sql(
+        "INSERT INTO traffic_records (source, key, time_ms, sampled, model, feature, segment,
+            region, user_hash, trace_id, latency_ms, tokens_in, tokens_out, cost_usd, error,
+            error_kind, confidence, feedback, feedback_vote, input, output, context, status,
+            score, assertions, input_chars, output_chars, language)",
+        28,
+        n,
+        "ON CONFLICT (source, key) DO NOTHING",
+    )
+}
+
+static RECORD_SQL: std::sync::LazyLock<[String; 3]> =
+    std::sync::LazyLock::new(|| [INDEX_ROWS, 16, 1].map(record_sql));
+
+/// Writes rows by `sql`'s statements (of [`INDEX_ROWS`], 16 and 1 rows): on SQLite each row as
+/// it comes, by the one-row statement (in process: its measured speed kept, nothing copied);
+/// on PostgreSQL rows are held, their values copied, until [`INDEX_ROWS`] are (a round trip a
+/// statement), the rest at [`RowWriter::finish`].
+struct RowWriter<'a, 'c> {
+    tx: &'a Tx<'c>,
+    sql: &'static [String; 3],
+    columns: usize,
+    held: Vec<Owned>,
+}
+
+impl<'a, 'c> RowWriter<'a, 'c> {
+    fn new(tx: &'a Tx<'c>, sql: &'static [String; 3], columns: usize) -> Self {
+        Self {
+            tx,
+            sql,
+            columns,
+            held: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, values: &[&dyn super::db::Value]) -> Result<(), StoreError> {
+        debug_assert_eq!(values.len(), self.columns);
+        if !self.tx.is_pg() {
+            self.tx.prepare_cached(&self.sql[2])?.execute(values)?;
+            return Ok(());
+        }
+        self.held.extend(owned_cells(values)?);
+        if self.held.len() == INDEX_ROWS * self.columns {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let rows: Vec<usize> = (0..self.held.len() / self.columns).collect();
+        let mut at = 0;
+        for part in parts(&rows) {
+            let to = at + part.len() * self.columns;
+            let values: Vec<&dyn super::db::Value> = self.held[at..to]
+                .iter()
+                .map(|c| c as &dyn super::db::Value)
+                .collect();
+            self.tx
+                .prepare_cached(statement(self.sql, part.len()))?
+                .execute(values)?;
+            at = to;
+        }
+        self.held.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), StoreError> {
+        self.flush()
+    }
+}
+
 /// The lookup of `n` keys of one source (`?1`) in one hour (`?2`).
 fn lookup_sql(n: usize) -> String {
     let mut sql = String::from(
@@ -455,9 +551,23 @@ impl TrafficTx<'_> {
         Ok(n == 1)
     }
 
-    /// Stores a record kept whole (its text already redacted by the caller), with its shape
-    /// when sampled: one statement a record.
-    pub fn put_record(&self, row: &RecordRow<'_>) -> Result<(), StoreError> {
+    /// Stores records kept whole (their text already redacted by the caller), each with its
+    /// shape when sampled. SQLite: one statement a record. PostgreSQL: [`INDEX_ROWS`] records
+    /// to a statement (then 16, then 1), one round trip each.
+    pub fn put_records(&self, rows: &[RecordRow<'_>]) -> Result<(), StoreError> {
+        let mut writer = RowWriter::new(&self.tx, &RECORD_SQL, 28);
+        for row in rows {
+            self.record_values(row, |values| writer.add(values))?;
+        }
+        writer.finish()
+    }
+
+    /// Hands the values of a record's row, in the order of [`record_sql`]'s columns, to `use_them`.
+    fn record_values(
+        &self,
+        row: &RecordRow<'_>,
+        use_them: impl FnOnce(&[&dyn super::db::Value]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let r = row.record;
         let vote = r.feedback.as_ref().map(|f| f.vote.as_str());
         let context = if r.context.is_empty() {
@@ -469,48 +579,36 @@ impl TrafficTx<'_> {
             .score
             .map(|s| super::codec::to_json(&s.assertions))
             .transpose()?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO traffic_records (source, key, time_ms, sampled, model, feature,
-                    segment, region, user_hash, trace_id, latency_ms, tokens_in, tokens_out,
-                    cost_usd, error, error_kind, confidence, feedback, feedback_vote, input,
-                    output, context, status, score, assertions, input_chars, output_chars,
-                    language)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
-                 ON CONFLICT (source, key) DO NOTHING",
-            )?
-            .execute(params![
-                self.source,
-                row.key,
-                r.time.timestamp_millis(),
-                row.sampled,
-                r.model,
-                r.feature,
-                r.segment,
-                r.region,
-                r.user_hash,
-                r.trace_id,
-                r.latency_ms,
-                r.tokens_in.map(to_i64),
-                r.tokens_out.map(to_i64),
-                r.cost_usd,
-                r.error.is_some(),
-                r.error.as_ref().and_then(|e| e.kind.clone()),
-                r.confidence,
-                r.feedback.as_ref().map(|f| f.raw.clone()),
-                vote,
-                r.input,
-                r.output,
-                context,
-                row.score.map(|s| s.status.as_str()),
-                row.score.and_then(|s| s.score),
-                assertions,
-                row.shape.and_then(|s| s.input_chars.map(to_i64)),
-                row.shape.and_then(|s| s.output_chars.map(to_i64)),
-                row.shape.and_then(|s| s.language),
-            ])?;
-        Ok(())
+        use_them(params![
+            self.source,
+            row.key,
+            r.time.timestamp_millis(),
+            row.sampled,
+            r.model,
+            r.feature,
+            r.segment,
+            r.region,
+            r.user_hash,
+            r.trace_id,
+            r.latency_ms,
+            r.tokens_in.map(to_i64),
+            r.tokens_out.map(to_i64),
+            r.cost_usd,
+            r.error.is_some(),
+            r.error.as_ref().and_then(|e| e.kind.clone()),
+            r.confidence,
+            r.feedback.as_ref().map(|f| f.raw.clone()),
+            vote,
+            r.input,
+            r.output,
+            context,
+            row.score.map(|s| s.status.as_str()),
+            row.score.and_then(|s| s.score),
+            assertions,
+            row.shape.and_then(|s| s.input_chars.map(to_i64)),
+            row.shape.and_then(|s| s.output_chars.map(to_i64)),
+            row.shape.and_then(|s| s.language),
+        ])
     }
 
     /// The id of a label set of this source (made the first time it is seen).
@@ -782,10 +880,12 @@ impl TrafficTx<'_> {
         write_bucket(&self.tx, &self.source, key, &merged)
     }
 
-    /// [`Self::merge_into`] for many buckets, given in key order: the rows already stored
-    /// are read a resolution at a time over the span of the buckets' starts (one statement
-    /// instead of one a bucket; most of a fresh chunk's minutes are not stored yet), unless
-    /// the starts are far apart (a chunk of out-of-order records), when each is read alone.
+    /// [`Self::merge_into`] for many buckets, given in key order, each key once: the rows
+    /// already stored are read a resolution at a time over the span of the buckets' starts
+    /// (one statement instead of one a bucket; most of a fresh chunk's minutes are not stored
+    /// yet), unless the starts are far apart (a chunk of out-of-order records), when each is
+    /// read alone; they are written back by a [`RowWriter`] (on PostgreSQL, many to a
+    /// statement).
     pub fn merge_all(&self, rows: &[(BucketKey, BucketRow)]) -> Result<(), StoreError> {
         let mut stored: HashMap<BucketKey, BucketRow> = HashMap::new();
         let mut alone = Vec::new();
@@ -815,6 +915,9 @@ impl TrafficTx<'_> {
                 stored.insert(key, row);
             }
         }
+        // Each key once (a chunk's buckets): PostgreSQL refuses a statement that would
+        // update one row twice.
+        let mut writer = RowWriter::new(&self.tx, bucket_sql(&self.tx), 26);
         for (key, row) in rows {
             let mut merged = if alone.contains(&key.resolution) {
                 read_bucket(&self.tx, &self.source, key)?.unwrap_or_default()
@@ -822,9 +925,9 @@ impl TrafficTx<'_> {
                 stored.remove(key).unwrap_or_default()
             };
             merged.merge(row);
-            write_bucket(&self.tx, &self.source, key, &merged)?;
+            bucket_values(&self.source, key, &merged, |values| writer.add(values))?;
         }
-        Ok(())
+        writer.finish()
     }
 
     /// Where the next read of `file` starts.
@@ -964,46 +1067,69 @@ pub(super) fn begin_writing<'c>(conn: &'c mut Db, source: &str) -> Result<Tx<'c>
     Ok(tx)
 }
 
+/// Writes one bucket, merged already (under the source's lock): SQLite replaces its row,
+/// PostgreSQL updates it in place.
 pub(super) fn write_bucket(
     tx: &Tx<'_>,
     source: &str,
     k: &BucketKey,
     row: &BucketRow,
 ) -> Result<(), StoreError> {
+    let mut writer = RowWriter::new(tx, bucket_sql(tx), 26);
+    bucket_values(source, k, row, |values| writer.add(values))?;
+    writer.finish()
+}
+
+/// The statements that write buckets on the transaction's engine ([`insert_rows`]).
+fn bucket_sql(tx: &Tx<'_>) -> &'static [String; 3] {
+    static PG: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+        let set = BUCKET_COLUMNS
+            .split(',')
+            .map(str::trim)
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        [INDEX_ROWS, 16, 1].map(|n| {
+            rows_sql(
+                &format!(
+                    "INSERT INTO traffic_buckets (source, resolution, start, model, feature,
+                        segment, region, {BUCKET_COLUMNS})"
+                ),
+                26,
+                n,
+                &format!(
+                    "ON CONFLICT (source, resolution, start, model, feature, segment, region)
+                     DO UPDATE SET {set}"
+                ),
+            )
+        })
+    });
+    static SQLITE: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+        [INDEX_ROWS, 16, 1].map(|n| {
+            rows_sql(
+                &format!(
+                    "INSERT OR REPLACE INTO traffic_buckets (source, resolution, start, model,
+                        feature, segment, region, {BUCKET_COLUMNS})"
+                ),
+                26,
+                n,
+                "",
+            )
+        })
+    });
+    if tx.is_pg() { &PG } else { &SQLITE }
+}
+
+/// Hands the values of a bucket's row, in the order of [`bucket_sql`]'s columns, to `use_them`.
+fn bucket_values(
+    source: &str,
+    k: &BucketKey,
+    row: &BucketRow,
+    use_them: impl FnOnce(&[&dyn super::db::Value]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let b = &row.bucket;
     let q = &row.quality;
-    // The row read (under the source's lock) and merged, written back whole: SQLite replaces
-    // it, PostgreSQL updates it in place.
-    let sql = if tx.is_pg() {
-        static PG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let set = BUCKET_COLUMNS
-                .split(',')
-                .map(str::trim)
-                .map(|c| format!("{c} = excluded.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "INSERT INTO traffic_buckets (source, resolution, start, model, feature,
-                    segment, region, {BUCKET_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
-                 ON CONFLICT (source, resolution, start, model, feature, segment, region)
-                 DO UPDATE SET {set}"
-            )
-        });
-        PG.as_str()
-    } else {
-        static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "INSERT OR REPLACE INTO traffic_buckets (source, resolution, start, model,
-                    feature, segment, region, {BUCKET_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
-            )
-        });
-        SQLITE.as_str()
-    };
-    tx.prepare_cached(sql)?.execute(params![
+    use_them(params![
         source,
         k.resolution.name(),
         k.start,
@@ -1030,8 +1156,7 @@ pub(super) fn write_bucket(
         to_i64(q.refusal_checked),
         to_i64(q.refused),
         row.users.to_bytes(),
-    ])?;
-    Ok(())
+    ])
 }
 
 impl Store {

@@ -2,6 +2,7 @@
 //! keys and offsets, in one transaction. `collect` stores each export with [`write_batch`];
 //! `ingest` stores up to [`super::ingest`]'s chunk of batches in one [`Chunk`].
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 
 use crate::model::{AssertionOutcome, CaseStatus, Score};
@@ -96,6 +97,7 @@ impl<'s> Chunk<'s> {
         let mut rows: HashMap<MinuteOf<'_>, Minute> = HashMap::default();
         let mut written = Written::default();
         let claimed = claim_traced(tx, batch)?;
+        let mut keep = Vec::new();
         for (i, scored) in batch.records.iter().enumerate() {
             let kept = &scored.kept;
             let r = &kept.record;
@@ -141,9 +143,10 @@ impl<'s> Chunk<'s> {
                 count_quality(&mut row.quality, score);
             }
             if kept.keep {
-                store_record(tx, scored)?;
+                keep.push(scored);
             }
         }
+        store_records(tx, &keep)?;
         for (minute, slot) in rows {
             // A minute whose records were all read before has nothing to add.
             if slot.row.bucket.requests > 0 {
@@ -259,33 +262,42 @@ fn inline_vote(r: &Record) -> Option<(i64, Vote)> {
         .map(|f| (r.time.timestamp_millis(), f.vote))
 }
 
-/// Stores a record kept whole: its text when the source keeps it, and its shape when sampled.
-fn store_record(tx: &TrafficTx<'_>, scored: &Scored) -> anyhow::Result<()> {
-    let kept = &scored.kept;
-    let r = &kept.record;
-    let stripped;
-    let record = if kept.text {
-        r
-    } else {
-        stripped = Record {
-            input: None,
-            output: None,
-            context: Vec::new(),
-            ..r.clone()
-        };
-        &stripped
-    };
-    // Drift reads a sampled record's lengths and language even when its text is not kept.
-    let shape = kept
-        .sampled
-        .then(|| scored.shape.unwrap_or_else(|| Shape::of(r)));
-    tx.put_record(&RecordRow {
-        key: &kept.key,
-        record,
-        sampled: kept.sampled,
-        score: scored.score.as_ref(),
-        shape: shape.as_ref(),
-    })?;
+/// Stores the records of a batch kept whole: their text when the source keeps it, and their
+/// shape when sampled (drift reads lengths and language even when the text is not kept).
+fn store_records(tx: &TrafficTx<'_>, kept: &[&Scored]) -> anyhow::Result<()> {
+    let written: Vec<(Cow<'_, Record>, Option<Shape>)> = kept
+        .iter()
+        .map(|scored| {
+            let k = &scored.kept;
+            let r = &k.record;
+            let record = if k.text {
+                Cow::Borrowed(r)
+            } else {
+                Cow::Owned(Record {
+                    input: None,
+                    output: None,
+                    context: Vec::new(),
+                    ..r.clone()
+                })
+            };
+            let shape = k
+                .sampled
+                .then(|| scored.shape.unwrap_or_else(|| Shape::of(r)));
+            (record, shape)
+        })
+        .collect();
+    let rows: Vec<RecordRow<'_>> = kept
+        .iter()
+        .zip(&written)
+        .map(|(scored, (record, shape))| RecordRow {
+            key: &scored.kept.key,
+            record,
+            sampled: scored.kept.sampled,
+            score: scored.score.as_ref(),
+            shape: shape.as_ref(),
+        })
+        .collect();
+    tx.put_records(&rows)?;
     Ok(())
 }
 
