@@ -1358,6 +1358,19 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
         let ids = |runs: Vec<evalwatch::model::RunInfo>| -> Vec<String> {
             runs.into_iter().map(|r| r.run_id).collect()
         };
+        let since_04_45 = |store: &Store| {
+            ids(store
+                .run_infos(Some("faq"), Some("2024-05-01T04:45:00Z"), 0)
+                .expect("runs"))
+        };
+        let newest = |store: &Store| -> Vec<String> {
+            store
+                .runs(Some("faq"), 0)
+                .expect("runs")
+                .into_iter()
+                .map(|r| r.info.run_id)
+                .collect()
+        };
         let shown = engine(&at);
         assert_eq!(
             ids(store.run_infos(Some("faq"), None, 0).expect("runs")),
@@ -1369,20 +1382,8 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
             ["x", "y"],
             "the newest two, oldest first: {shown}"
         );
-        assert_eq!(
-            ids(store
-                .run_infos(Some("faq"), Some("2024-05-01T04:45:00Z"), 0)
-                .expect("runs")),
-            ["x", "y"],
-            "{shown}"
-        );
-        let newest: Vec<String> = store
-            .runs(Some("faq"), 0)
-            .expect("runs")
-            .into_iter()
-            .map(|r| r.info.run_id)
-            .collect();
-        assert_eq!(newest, ["y", "x", "z"], "{shown}");
+        assert_eq!(since_04_45(&store), ["x", "y"], "{shown}");
+        assert_eq!(newest(&store), ["y", "x", "z"], "{shown}");
         let err = store
             .run_infos(Some("faq"), Some("yesterday"), 0)
             .expect_err("a since that is not a time");
@@ -1407,20 +1408,8 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
             ["z", "x", "y"],
             "the newest three: {shown}"
         );
-        assert_eq!(
-            ids(store
-                .run_infos(Some("faq"), Some("2024-05-01T04:45:00Z"), 0)
-                .expect("runs")),
-            ["x", "y"],
-            "{shown}"
-        );
-        let newest: Vec<String> = store
-            .runs(Some("faq"), 0)
-            .expect("runs")
-            .into_iter()
-            .map(|r| r.info.run_id)
-            .collect();
-        assert_eq!(newest, ["y", "x", "z", "w"], "{shown}");
+        assert_eq!(since_04_45(&store), ["x", "y"], "{shown}");
+        assert_eq!(newest(&store), ["y", "x", "z", "w"], "{shown}");
 
         // The trend rows (finished runs' metrics, overall then a tag's) in the same order,
         // and the latest complete run is the newest by time.
