@@ -399,7 +399,7 @@ impl Store {
                 "{ALERT_SELECT} WHERE resolved_at IS NULL
                     OR julianday(resolved_at) >= julianday(?1)
                     OR julianday(opened_at) >= julianday(?1)
-                 ORDER BY resolved_at IS NOT NULL, julianday(opened_at) DESC, id DESC
+                 ORDER BY resolved_at IS NOT NULL, julianday(opened_at) DESC NULLS LAST, id DESC
                  LIMIT ?2"
             ))?
             .query_map(params![since, codec::usize_to_i64(limit)], alert_row)?

@@ -36,7 +36,7 @@ impl Store {
             .conn
             .prepare_cached(&format!(
                 "{ALERT_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR suite = ?1)
-                 ORDER BY julianday(opened_at) DESC, id DESC LIMIT ?2"
+                 ORDER BY julianday(opened_at) DESC NULLS LAST, id DESC LIMIT ?2"
             ))?
             .query_map(params![suite, limit], alert_row)?
             .collect::<Result<_, _>>()?;

@@ -117,7 +117,7 @@ pub struct HumanScore {
 pub(super) const CURRENT_GRADES: &str = "SELECT * FROM (
         SELECT g.*, row_number() OVER w AS rn, count(*) OVER (PARTITION BY g.result_id, g.reviewer) AS total
         FROM review_grades g
-        WINDOW w AS (PARTITION BY g.result_id, g.reviewer ORDER BY julianday(g.graded_at) DESC, g.id DESC)
+        WINDOW w AS (PARTITION BY g.result_id, g.reviewer ORDER BY julianday(g.graded_at) DESC NULLS LAST, g.id DESC)
     ) cur WHERE rn = 1";
 
 /// The advisory lock key sheet creation takes on PostgreSQL ("EvWa" and "R"): SQLite's one
@@ -291,7 +291,7 @@ impl Store {
                     (SELECT count(*) FROM review_items i WHERE i.sheet_ref = s.id),
                     (SELECT count(DISTINCT g.result_id) FROM review_grades g WHERE g.sheet_ref = s.id)
              FROM review_sheets s WHERE (NOT ?1 OR s.status = 'open')
-             ORDER BY julianday(s.created_at) DESC, s.id DESC",
+             ORDER BY julianday(s.created_at) DESC NULLS LAST, s.id DESC",
         )?;
         let rows = st.query_map([open_only], |r| {
             Ok(SheetSummary {
@@ -359,7 +359,7 @@ impl Store {
                  OR coalesce((SELECT verdict = ?5 AND quality IS NOT DISTINCT FROM ?6
                                      AND hallucination IS NOT DISTINCT FROM ?7 AND note = ?8
                               FROM review_grades WHERE result_id = ?2 AND reviewer = ?3
-                              ORDER BY julianday(graded_at) DESC, id DESC LIMIT 1), FALSE)",
+                              ORDER BY julianday(graded_at) DESC NULLS LAST, id DESC LIMIT 1), FALSE)",
             )?;
             let mut earlier = tx.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM review_grades WHERE result_id = ?1 AND reviewer = ?2
@@ -567,7 +567,7 @@ impl Store {
     pub fn grade_history(&self, result_id: i64) -> Result<Vec<PastGrade>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT reviewer, graded_at, verdict, quality, note FROM review_grades
-             WHERE result_id = ?1 ORDER BY julianday(graded_at), id",
+             WHERE result_id = ?1 ORDER BY julianday(graded_at) NULLS FIRST, id",
         )?;
         let rows = st.query_map([result_id], |r| {
             Ok(PastGrade {

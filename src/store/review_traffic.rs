@@ -213,7 +213,7 @@ impl Store {
              WHERE i.traffic_source IS NOT NULL
                AND (CAST(?1 AS TEXT) IS NULL OR i.traffic_source = ?1)
                AND (CAST(?2 AS TEXT) IS NULL OR sh.sheet_id = ?2)
-             ORDER BY i.traffic_source, julianday(sh.created_at), sh.id, i.idx, g.reviewer"
+             ORDER BY i.traffic_source, julianday(sh.created_at) NULLS FIRST, sh.id, i.idx, g.reviewer"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(params![source, sheet_id], |r| {

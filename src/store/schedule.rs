@@ -443,7 +443,7 @@ impl Store {
         let raws: Vec<RawClaim> = self
             .conn
             .prepare_cached(&format!(
-                "{CLAIM_SELECT} ORDER BY suite, julianday(scheduled_for)"
+                "{CLAIM_SELECT} ORDER BY suite, julianday(scheduled_for) NULLS FIRST"
             ))?
             .query_map((), raw_claim)?
             .collect::<Result<_, _>>()?;
@@ -488,7 +488,7 @@ impl Store {
             .conn
             .prepare_cached(&format!(
                 "{FIRE_SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR suite = ?1)
-                 ORDER BY julianday(scheduled_for) DESC, id DESC LIMIT ?2"
+                 ORDER BY julianday(scheduled_for) DESC NULLS LAST, id DESC LIMIT ?2"
             ))?
             .query_map(params![suite, limit], raw_fire)?
             .collect::<Result<_, _>>()?;
@@ -501,7 +501,7 @@ impl Store {
         self.conn
             .prepare_cached(&format!(
                 "{FIRE_SELECT} WHERE suite = ?1 AND outcome <> 'interrupted'
-                 ORDER BY julianday(scheduled_for) DESC, id DESC LIMIT 1"
+                 ORDER BY julianday(scheduled_for) DESC NULLS LAST, id DESC LIMIT 1"
             ))?
             .query_row([suite], raw_fire)
             .optional()?
@@ -518,7 +518,7 @@ impl Store {
         self.conn
             .prepare_cached(&format!(
                 "{FIRE_SELECT} WHERE suite = ?1 AND outcome = ?2
-                 ORDER BY julianday(scheduled_for) DESC, id DESC LIMIT 1"
+                 ORDER BY julianday(scheduled_for) DESC NULLS LAST, id DESC LIMIT 1"
             ))?
             .query_row([suite, outcome], raw_fire)
             .optional()?

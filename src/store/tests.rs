@@ -1001,3 +1001,65 @@ fn deferred_registration_is_done_by_the_writer_before_its_first_result() {
     store.begin_run(&third, &edited, 1, "h").unwrap();
     assert_eq!(count(&path, "SELECT count(*) FROM cases"), 4);
 }
+
+/// Every order by a time that can be NULL says where NULL goes, SQLite's place on both
+/// engines (PostgreSQL puts NULL the other way unless told): `started_ms` (NULL for a start
+/// that is not a time) and `julianday(...)` (NULL for text that is not a time), `NULLS FIRST`
+/// ascending and `NULLS LAST` descending (docs/store.md, "The schema on PostgreSQL").
+#[test]
+fn every_order_by_a_time_that_can_be_null_says_where_null_goes() {
+    macro_rules! sources {
+        ($($file:literal),+ $(,)?) => { [$(($file, include_str!($file))),+] };
+    }
+    let sources = sources![
+        "alerts.rs",
+        "codec.rs",
+        "db.rs",
+        "drift.rs",
+        "feedback.rs",
+        "judge.rs",
+        "labels.rs",
+        "marks.rs",
+        "mod.rs",
+        "read.rs",
+        "review.rs",
+        "review_traffic.rs",
+        "schedule.rs",
+        "schema.rs",
+        "settings.rs",
+        "traffic.rs",
+        "traffic_alerts.rs",
+        "traffic_judge.rs",
+        "trends.rs",
+        "versions.rs",
+        "writer.rs",
+        "pg/copy.rs",
+        "pg/lease.rs",
+        "pg/mod.rs",
+        "pg/read.rs",
+        "pg/results.rs",
+        "pg/schema.rs",
+    ];
+    let mut orders = 0;
+    let mut missing = Vec::new();
+    for (file, text) in sources {
+        for (at, _) in text.match_indices("ORDER BY ") {
+            // The clause: to the end of the string literal or a LIMIT.
+            let rest = &text[at + "ORDER BY ".len()..];
+            let mut clause = &rest[..rest.find('"').unwrap_or(rest.len())];
+            if let Some(limit) = clause.find("LIMIT") {
+                clause = &clause[..limit];
+            }
+            for term in clause.split(',') {
+                if term.contains("julianday(") || term.contains("started_ms") {
+                    orders += 1;
+                    if !term.contains("NULLS") {
+                        missing.push(format!("{file}: ORDER BY ...{}", term.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "orders without NULLS: {missing:#?}");
+    assert!(orders >= 23, "the orders by a time were found: {orders}");
+}
