@@ -131,6 +131,9 @@ pub struct RunRow {
 pub struct Store {
     conn: Db,
     path: PathBuf,
+    /// PostgreSQL: the trace index has statistics (this process saw them, or made them), so
+    /// [`Store::begin_traffic`] no longer asks.
+    traffic_analysed: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -151,6 +154,7 @@ impl Store {
         Ok(Self {
             conn: connect(path)?,
             path: path.to_path_buf(),
+            traffic_analysed: false,
         })
     }
 
@@ -173,7 +177,11 @@ impl Store {
                 }
                 None => connect(&path)?,
             };
-            Ok(Self { conn, path })
+            Ok(Self {
+                conn,
+                path,
+                traffic_analysed: false,
+            })
         }
     }
 

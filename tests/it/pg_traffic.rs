@@ -386,6 +386,51 @@ fn pg_concurrent_ingests_into_one_store_lose_no_count() {
     assert_eq!(json(&out)["current"]["volume"], want);
 }
 
+/// Whether the trace index has been analysed by hand, and whether by autovacuum.
+fn trace_index_analysed(db: &PgDb) -> (bool, bool) {
+    let row = db
+        .client()
+        .query_one(
+            "SELECT last_analyze IS NOT NULL, last_autoanalyze IS NOT NULL
+             FROM pg_stat_user_tables WHERE relid = 'traffic_trace_keys'::regclass",
+            &[],
+        )
+        .expect("the trace index's statistics");
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn pg_ingest_gives_a_fresh_trace_index_its_statistics_once_it_has_traces() {
+    let Some(db) = fresh_db("traffic_analyse") else {
+        return;
+    };
+    let p = on(&db);
+    p.write("evalwatch.yaml", &source_config("0%"));
+    let start = recent_start();
+    p.write("logs/a.jsonl", &race_log("a", start, 300));
+    p.write("logs/b.jsonl", &race_log("b", start, 300));
+    let ingest = |file: &str| {
+        let out = p
+            .std_cmd()
+            .env("EVALWATCH_TRAFFIC_SALT", SALT)
+            .args(["ingest", "bot", file])
+            .output()
+            .expect("ingest");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    ingest("logs/a.jsonl");
+    // Only this store's own analyse may give it statistics from here on.
+    db.client()
+        .batch_execute("ALTER TABLE traffic_trace_keys SET (autovacuum_enabled = false)")
+        .expect("autovacuum off");
+    // The first ingest began with an empty index: nothing to analyse.
+    assert_eq!(trace_index_analysed(&db), (false, false));
+    ingest("logs/b.jsonl");
+    assert_eq!(trace_index_analysed(&db), (true, false));
+    let out = p.run(&["traffic", "--window", "24h", "--format", "json"]);
+    assert_eq!(json(&out)["current"]["volume"], 600);
+}
+
 /// A new project whose store is `db`.
 fn on(db: &PgDb) -> Project {
     let mut p = Project::new();
@@ -566,7 +611,7 @@ fn judge_transcript(backend: &Backend, start: i64) -> Vec<String> {
     let mut log = Vec::new();
     let env = |p: &Project, log: &mut Vec<String>, args: &[&str]| {
         let out = p
-            .cmd()
+            .std_cmd()
             .env("EVALWATCH_TRAFFIC_SALT", SALT)
             .env("OPENAI_API_KEY", "sk-test")
             .args(args)
