@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::model::{ProviderSpec, ResultRecord};
+use crate::model::{ProjectConfig, ProviderSpec, ResultRecord, Suite};
 use crate::provider::common::{EnvLookup, Secrets};
 
 /// Values shorter than this are left alone: `${PORT}`, `${MODEL:-small}` or a stand-in key
@@ -84,9 +84,43 @@ impl SecretSet {
         }
     }
 
+    /// The project's own: its providers' keys, its sinks' URLs and every `${VAR}` of its
+    /// evalwatch.yaml.
+    pub fn project(&mut self, project: &ProjectConfig) {
+        self.providers(&project.providers);
+        for sink in &project.sinks {
+            if let Some(var) = sink.settings.get("url_env").and_then(|v| v.as_str()) {
+                self.named(var);
+            }
+        }
+        if let Some(config) = &project.source {
+            self.expanded_in_file(config);
+        }
+    }
+
+    /// A suite's own: its providers' keys and every `${VAR}` of its file.
+    pub fn suite(&mut self, suite: &Suite) {
+        self.providers(&suite.providers);
+        self.expanded_in_file(&suite.source);
+    }
+
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
     }
+}
+
+/// The secret values of `project` and `suites`, from this process's environment: what a run
+/// of them hides, and what a page or review sheet showing their cases must hide too.
+pub fn of_suites<'a>(
+    project: &ProjectConfig,
+    suites: impl IntoIterator<Item = &'a Suite>,
+) -> Secrets {
+    let mut set = SecretSet::new(crate::provider::common::process_env());
+    set.project(project);
+    for suite in suites {
+        set.suite(suite);
+    }
+    set.secrets().clone()
 }
 
 /// `record` with every secret hidden: its output, error, prompt, finish reason and the

@@ -299,6 +299,47 @@ fn a_key_echoed_by_a_server_reaches_no_row_page_or_export() {
     }
 }
 
+#[test]
+fn a_secret_expanded_into_a_cases_expected_answer_or_context_reaches_no_page_or_sheet() {
+    const TOKEN: &str = "tok-SECRETVAR-11223344";
+    let p = Project::new();
+    p.write(
+        "suites/s.yaml",
+        "suite: s\nproviders:\n  - {id: e, type: echo}\nprompt: \"{{ q }}\"\ncases:\n  - {id: c1, vars: {q: \"ECHOKEY ${MYTOKEN}\"}, expected: \"ECHOKEY ${MYTOKEN}\", context: \"the token ${MYTOKEN}\"}\n  - {id: c2, vars: {q: plain}, expected: plain, context: \"no token here\"}\n",
+    );
+    let with_token = |args: &[&str]| {
+        let out = p
+            .cmd()
+            .env("MYTOKEN", TOKEN)
+            .args(args)
+            .output()
+            .expect("run evalwatch");
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    };
+    // The run's pages are written as it goes, `report` writes them again from the suite
+    // files, and the review sheet reads its expected answers and context from them too.
+    with_token(&["run"]);
+    let live: Vec<u8> = walk(&p.path().join("reports"))
+        .iter()
+        .flat_map(|f| std::fs::read(f).expect("read"))
+        .collect();
+    with_token(&["report"]);
+    with_token(&["review", "sample", "--n", "2"]);
+    let mut everything = live;
+    let mut files = 0;
+    for f in walk(&p.path().join("reports")) {
+        everything.extend(std::fs::read(&f).expect("read"));
+        files += 1;
+    }
+    let text = String::from_utf8_lossy(&everything);
+    assert!(files > 2, "pages and a sheet were written");
+    assert!(!text.contains(TOKEN), "the token leaked");
+    // What is hidden is the secret alone: the rest of the expected answer and context show.
+    assert!(text.contains("ECHOKEY [redacted]"), "expected answer shown");
+    assert!(text.contains("the token [redacted]"), "context shown");
+    assert!(text.contains("no token here"), "plain context shown");
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::secrets::SecretSet;
 use super::{Ctx, Failure, exit};
 use crate::cli::report::ReportArgs;
 use crate::model::{ProjectConfig, Suite};
@@ -154,7 +155,15 @@ fn heads_on_disk(files: &[PathBuf], project: &ProjectConfig) -> Vec<Suite> {
 /// The expected answers of the suites named `names` in `files` (the first file of a name
 /// wins), read one case at a time: only id, content hash, expected answer and context are kept.
 fn expected_on_disk(files: &[PathBuf], project: &ProjectConfig, names: &[String]) -> Expected {
-    let mut expected = Expected::default();
+    let mut secrets = SecretSet::new(crate::provider::common::process_env());
+    secrets.project(project);
+    for f in files {
+        secrets.expanded_in_file(f);
+        if let Some(head) = crate::suite::suite_head(f, project) {
+            secrets.providers(&head.providers);
+        }
+    }
+    let mut expected = Expected::hiding(secrets.secrets().clone());
     let mut seen: Vec<String> = Vec::new();
     for f in files {
         let current: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
@@ -208,7 +217,11 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<u8> {
     let store = open(ctx, &project)?;
     crate::phase::phase("report: store opened");
     let suites = suites_on_disk(ctx, &project);
-    let (expected, descriptions) = (Expected::from_suites(&suites), descriptions_of(&suites));
+    let secrets = crate::app::secrets::of_suites(&project, &suites);
+    let (expected, descriptions) = (
+        Expected::from_suites(&suites, secrets),
+        descriptions_of(&suites),
+    );
     // Rows that runs killed while they went left behind (`run` cleans up too).
     remove_leftovers(&store, &dir)?;
     let mut extra = html::Written::default();

@@ -1,5 +1,6 @@
 //! `review sample`: a stratified, seeded sample of stored results into a sheet.
 
+use crate::provider::common::Secrets;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -47,7 +48,14 @@ struct Candidate {
     record: ResultRecord,
 }
 
-fn item_of(c: Candidate, stratum: Stratum, suites: &HashMap<String, Suite>) -> SheetItem {
+/// One sampled result as a sheet's item; `secrets` (of the suites on disk) hidden from the
+/// expected answer and context read from the suite files, as they are from what was stored.
+fn item_of(
+    c: Candidate,
+    stratum: Stratum,
+    suites: &HashMap<String, Suite>,
+    secrets: &Secrets,
+) -> SheetItem {
     let case = suites
         .get(&c.suite)
         .and_then(|s| s.cases.iter().find(|k| k.id == c.record.job.case_id));
@@ -63,11 +71,11 @@ fn item_of(c: Candidate, stratum: Stratum, suites: &HashMap<String, Suite>) -> S
             Vec::new(),
         ),
         Some(k) => (
-            k.expected.clone(),
+            k.expected.as_deref().map(|e| secrets.redact(e)),
             k.expected
                 .is_none()
                 .then(|| "the case sets no expected answer".to_owned()),
-            k.context.clone(),
+            k.context.iter().map(|p| secrets.redact(p)).collect(),
         ),
     };
     let r = c.record;
@@ -99,6 +107,7 @@ pub(super) fn sample(
     let now = chrono::Utc::now();
     let runs = runs_to_sample(store, args, now)?;
     let suites = suites_on_disk(ctx, project);
+    let secrets = crate::app::secrets::of_suites(project, suites.values());
     let (n, seed) = size_and_seed(args, &runs, &suites)?;
     let Draw {
         chosen,
@@ -115,7 +124,7 @@ pub(super) fn sample(
     }
     let items: Vec<SheetItem> = chosen
         .into_iter()
-        .map(|(stratum, c)| item_of(c, stratum, &suites))
+        .map(|(stratum, c)| item_of(c, stratum, &suites, &secrets))
         .collect();
     let params = json!({
         "run": args.run, "since": args.since, "suite": args.suite, "n": n, "seed": seed,

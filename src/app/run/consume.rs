@@ -164,8 +164,11 @@ impl Consumer<'_> {
         record.reported = reported;
         // The one point where outputs and errors enter the store (and the pages).
         super::super::secrets::redact_record(self.secrets, &mut record);
-        out.pages
-            .add(&record, case.as_ref().and_then(crate::model::CaseRef::get));
+        out.pages.add(
+            &record,
+            case.as_ref().and_then(crate::model::CaseRef::get),
+            self.secrets,
+        );
         let new: Vec<JudgeSignature> = record
             .assertions
             .iter()
@@ -191,18 +194,7 @@ impl Consumer<'_> {
 
 /// The secret values of a run of `suite` (see [`super::super::secrets`]).
 pub(super) fn run_secrets(project: &ProjectConfig, suite: &Suite) -> Secrets {
-    let mut set = super::super::secrets::SecretSet::new(crate::provider::common::process_env());
-    set.providers(project.providers.iter().chain(&suite.providers));
-    for sink in &project.sinks {
-        if let Some(var) = sink.settings.get("url_env").and_then(|v| v.as_str()) {
-            set.named(var);
-        }
-    }
-    if let Some(config) = &project.source {
-        set.expanded_in_file(config);
-    }
-    set.expanded_in_file(&suite.source);
-    set.secrets().clone()
+    super::super::secrets::of_suites(project, [suite])
 }
 
 /// Score a finished job into the record the store keeps.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use crate::model::{Case, GateResult, ProviderMetrics, ResultRecord, RunInfo, Suite};
+use crate::provider::common::Secrets;
 use crate::report::html::live::{EarlyPages, LivePages, LiveRun};
 use crate::report::html::{self, HeatFeed, HeatHistory};
 use crate::store::Store;
@@ -67,11 +68,19 @@ impl Pages {
         self.live.is_some()
     }
 
-    /// One scored (and redacted) result of the run.
-    pub(super) fn add(&mut self, record: &ResultRecord, case: Option<&Case>) {
+    /// One scored (and redacted) result of the run, with its case, whose expected answer and
+    /// context are shown with `secrets` hidden (as the result's prompt and output were).
+    pub(super) fn add(&mut self, record: &ResultRecord, case: Option<&Case>, secrets: &Secrets) {
         if let Some(live) = self.live.as_mut() {
             let expected = case.and_then(|c| c.expected.as_deref());
-            live.add(record, expected, case.map_or(&[], |c| c.context.as_slice()));
+            let context = case.map_or(&[][..], |c| c.context.as_slice());
+            if secrets.is_empty() {
+                live.add(record, expected, context);
+            } else {
+                let expected = expected.map(|e| secrets.redact(e));
+                let context: Vec<String> = context.iter().map(|p| secrets.redact(p)).collect();
+                live.add(record, expected.as_deref(), &context);
+            }
         }
         if let Some(heat) = self.heat.as_mut() {
             let job = &record.job;

@@ -35,6 +35,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::{CaseStatus, Suite};
+use crate::provider::common::Secrets;
 
 /// Failures of report generation. Messages read after "failed to ...".
 #[derive(Debug, thiserror::Error)]
@@ -122,16 +123,31 @@ type CaseShown = (String, Option<String>, Vec<String>);
 /// The expected answers of the suites on disk, to show beside stored results (the store
 /// keeps prompts and outputs, not the expected answer). A case whose content hash changed
 /// since a run says so.
+///
+/// Secret values (`${VAR}`s expanded into a case, keys) are hidden from what it shows: the
+/// prompt and output of a result are redacted before they are stored, but the expected answer
+/// and context are read from the suite files as expanded.
 #[derive(Debug, Default, Clone)]
 pub struct Expected {
     /// suite -> case id -> (content hash, expected, context)
     cases: HashMap<String, HashMap<String, CaseShown>>,
+    secrets: Secrets,
 }
 
 impl Expected {
-    /// From suites in file order: a later suite of the same name overrides an earlier one.
-    pub fn from_suites<'a, I: IntoIterator<Item = &'a Suite>>(suites: I) -> Self {
-        let mut out = Self::default();
+    /// An empty set that hides `secrets` from what is added to it.
+    #[must_use]
+    pub fn hiding(secrets: Secrets) -> Self {
+        Self {
+            cases: HashMap::new(),
+            secrets,
+        }
+    }
+
+    /// From suites in file order: a later suite of the same name overrides an earlier one;
+    /// `secrets` hidden.
+    pub fn from_suites<'a, I: IntoIterator<Item = &'a Suite>>(suites: I, secrets: Secrets) -> Self {
+        let mut out = Self::hiding(secrets);
         for s in suites {
             out.cases
                 .entry(s.name.clone())
@@ -151,16 +167,14 @@ impl Expected {
             Some(m) => m,
             None => self.cases.entry(suite.to_owned()).or_default(),
         };
-        of_suite.insert(
-            id.to_owned(),
-            (hash.to_owned(), expected.map(str::to_owned), Vec::new()),
-        );
+        let expected = expected.map(|e| self.secrets.redact(e));
+        of_suite.insert(id.to_owned(), (hash.to_owned(), expected, Vec::new()));
     }
 
     /// The context passages of a case [`Expected::add`]ed.
     pub fn add_context(&mut self, suite: &str, id: &str, context: &[String]) {
         if let Some(c) = self.cases.get_mut(suite).and_then(|s| s.get_mut(id)) {
-            c.2 = context.to_vec();
+            c.2 = context.iter().map(|p| self.secrets.redact(p)).collect();
         }
     }
 
