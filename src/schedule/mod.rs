@@ -164,11 +164,19 @@ impl Schedule {
                     .trim_end_matches('.')
                     .to_owned())
             })?;
-        Ok(Self {
+        let schedule = Self {
             expr: trimmed.to_owned(),
             tz,
             cron,
-        })
+        };
+        // A date no month has (`31 2`, `30 2`, `31 4`) parses, and would never be scheduled
+        // without a word: croner looks years ahead and finds nothing.
+        if schedule.next_after(Utc::now()).is_none() {
+            return Err(err(
+                "it never fires: no date matches its day and month fields (February has no 30th or 31st; April, June, September and November no 31st)".into(),
+            ));
+        }
+        Ok(schedule)
     }
 
     /// The expression as written (trimmed).

@@ -57,6 +57,9 @@ fn malformed_expressions_are_rejected_with_the_reason() {
         ("x y z w v", "read schedule"),
         ("@every 5m", "unknown nickname"),
         ("@reboot", "unknown nickname"),
+        ("0 6 31 2 *", "never fires"),
+        ("0 6 30 2 *", "never fires"),
+        ("0 6 31 4,6 *", "never fires"),
     ] {
         let err = Schedule::parse(bad, None).expect_err(bad).to_string();
         assert!(err.contains(needle), "{bad}: {err}");
@@ -100,6 +103,19 @@ fn day_31_skips_short_months() {
             "2030-07-31T00:00:00Z"
         ]
     );
+}
+
+#[test]
+fn a_date_some_month_has_is_accepted_with_the_short_months_skipped() {
+    // Vixie cron: a restricted weekday makes `31 2` fire on February's Mondays.
+    for ok in ["0 6 31 1-2 *", "0 6 31 2 mon", "0 6 29 2 *", "0 6 L 2 *"] {
+        assert!(
+            !sched(ok, None)
+                .upcoming(utc("2030-01-01T00:00:00Z"), 2)
+                .is_empty(),
+            "{ok}"
+        );
+    }
 }
 
 #[test]
