@@ -439,6 +439,32 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
 }
 
 #[test]
+fn a_suite_the_history_has_no_run_of_is_refused_by_export_and_review() {
+    let p = Project::new();
+    replay_suite(&p, "orders", 4, 0);
+    assert_eq!(code(&p.run(&["run"])), 0);
+    for args in [
+        &["export", "--format", "json", "--suite", "ordrs"][..],
+        &["export", "--format", "prometheus", "--suite", "ordrs"],
+        &["review", "sample", "--suite", "ordrs"],
+        &["review", "stats", "--suite", "ordrs"],
+    ] {
+        let out = p.run(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("no run of suite `ordrs`; did you mean `orders`?"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+    let out = p.run(&["export", "--format", "json", "--suite", "zzzzzz"]);
+    assert!(stderr(&out).contains("`evalwatch runs` lists the suites run"));
+    let out = p.run(&["export", "--format", "json", "--suite", "orders"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
 fn prometheus_export_follows_the_exposition_conventions() {
     let p = Project::new();
     let (first, second) = two_runs(&p);

@@ -517,6 +517,9 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<u8> {
     let args = ExportSettings::resolve(ctx, args)?;
     let project = ctx.project()?;
     let store = open(ctx, &project)?;
+    if let Some(suite) = &args.suite {
+        super::suite_in_history(&store, suite, "export")?;
+    }
     if let Some(path) = &args.textfile {
         // node_exporter reads only `*.prom`: the temporary name is never read half-written.
         let tmp = path.with_file_name(format!(".{TEXTFILE_NAME}.{}.tmp", std::process::id()));

@@ -51,6 +51,22 @@ fn descriptions_of<'a>(suites: impl IntoIterator<Item = &'a Suite>) -> HashMap<S
         .collect()
 }
 
+/// Refuses (exit 2) a `--suite` the history has no run of: a misspelt name would otherwise
+/// read as a suite with nothing to show (an empty export, nothing to sample, no grades).
+pub(crate) fn suite_in_history(store: &Store, name: &str, what: &str) -> anyhow::Result<()> {
+    let names = store.suite_names()?;
+    if names.iter().any(|n| n == name) {
+        return Ok(());
+    }
+    let hint = match crate::suite::did_you_mean(name, names.iter().map(String::as_str)) {
+        h if h.is_empty() => "; `evalwatch runs` lists the suites run".to_owned(),
+        h => h,
+    };
+    Err(Failure::invalid(format!(
+        "{what}: the history has no run of suite `{name}`{hint}"
+    )))
+}
+
 fn open(ctx: &Ctx, project: &ProjectConfig) -> anyhow::Result<Store> {
     let db = ctx.db_path(project);
     if !crate::store::exists(&db) {

@@ -91,18 +91,23 @@ pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
             n,
             seed,
             from: None,
-        } => sample::sample(
-            ctx,
-            &project,
-            &mut store,
-            &sample::SampleSettings {
-                run: run.as_deref(),
-                since: since.as_deref().or(window.as_deref()),
-                suite: suite.as_deref(),
-                n: *n,
-                seed: *seed,
-            },
-        ),
+        } => {
+            if let Some(suite) = suite {
+                crate::app::report::suite_in_history(&store, suite, "review sample")?;
+            }
+            sample::sample(
+                ctx,
+                &project,
+                &mut store,
+                &sample::SampleSettings {
+                    run: run.as_deref(),
+                    since: since.as_deref().or(window.as_deref()),
+                    suite: suite.as_deref(),
+                    n: *n,
+                    seed: *seed,
+                },
+            )
+        }
         ReviewCommand::Import { file } => grades::import(ctx, &mut store, file),
         ReviewCommand::Serve { addr } => serve::serve_sheets(ctx, store, addr),
         ReviewCommand::Stats {
@@ -114,7 +119,12 @@ pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
                 let source = traffic::source_of(&project, from)?;
                 stats::stats(ctx, &store, &stats::Only::Traffic(&source.id), *format)
             }
-            None => stats::stats(ctx, &store, &stats::Only::Suite(suite.as_deref()), *format),
+            None => {
+                if let Some(suite) = suite {
+                    crate::app::report::suite_in_history(&store, suite, "review stats")?;
+                }
+                stats::stats(ctx, &store, &stats::Only::Suite(suite.as_deref()), *format)
+            }
         },
         ReviewCommand::List { all, format } => sheets::list(ctx, &store, *all, *format),
         ReviewCommand::Show {
