@@ -17,8 +17,9 @@ use crate::provider::common::{EnvLookup, Secrets};
 /// token is far longer).
 pub const MIN_SECRET_CHARS: usize = 8;
 
-/// The names in every `${VAR}` and `${VAR:-default}` of `text`.
-fn expanded_vars(text: &str) -> impl Iterator<Item = &str> {
+/// The names in every `${VAR}` and `${VAR:-default}` of `text`, each with whether it has a
+/// default.
+fn expanded_vars(text: &str) -> impl Iterator<Item = (&str, bool)> {
     text.split("${").skip(1).filter_map(|rest| {
         let name_end = rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -28,8 +29,50 @@ fn expanded_vars(text: &str) -> impl Iterator<Item = &str> {
         let well_formed = !name.is_empty()
             && !name.starts_with(|c: char| c.is_ascii_digit())
             && (after.starts_with('}') || after.starts_with(":-"));
-        well_formed.then_some(name)
+        well_formed.then_some((name, after.starts_with(":-")))
     })
+}
+
+/// The environment variables a scheduled run of `project` and `suites` must be given (an
+/// emitted CronJob or workflow passes each from its secrets): every provider's
+/// `api_key_env`, every sink setting that names a variable (`url_env`, `secret_env`, ...),
+/// and every `${VAR}` without a default in evalwatch.yaml and the suites' files. Sorted,
+/// each once.
+pub fn required_vars<'a>(
+    project: &ProjectConfig,
+    suites: impl IntoIterator<Item = &'a Suite>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let from_file = |path: &Path, out: &mut Vec<String>| {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            out.extend(
+                expanded_vars(&text)
+                    .filter(|(_, default)| !default)
+                    .map(|(name, _)| name.to_owned()),
+            );
+        }
+    };
+    let keys = |specs: &[ProviderSpec], out: &mut Vec<String>| {
+        out.extend(specs.iter().filter_map(|p| p.api_key_env.clone()));
+    };
+    keys(&project.providers, &mut out);
+    for sink in &project.sinks {
+        for (key, value) in &sink.settings {
+            if let (true, Some(var)) = (key.ends_with("_env"), value.as_str()) {
+                out.push(var.to_owned());
+            }
+        }
+    }
+    if let Some(config) = &project.source {
+        from_file(config, &mut out);
+    }
+    for suite in suites {
+        keys(&suite.providers, &mut out);
+        from_file(&suite.source, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Collects a run's secret values.
@@ -63,7 +106,7 @@ impl SecretSet {
 
     /// Every `${VAR}` of a file's text, hidden when its value is long enough.
     pub fn expanded_in(&mut self, text: &str) {
-        for var in expanded_vars(text) {
+        for (var, _) in expanded_vars(text) {
             self.named(var);
         }
     }
@@ -194,7 +237,7 @@ mod tests {
             "url: http://h/x?k=${TOKEN}\nport: ${PORT}\nm: ${MODEL:-small} $HOME ${ nope} ${1X} ${";
         assert_eq!(
             expanded_vars(text).collect::<Vec<_>>(),
-            vec!["TOKEN", "PORT", "MODEL"]
+            vec![("TOKEN", false), ("PORT", false), ("MODEL", true)]
         );
     }
 

@@ -139,6 +139,48 @@ fn assert_from_secret(job: &Yaml, name: &str) {
 }
 
 #[test]
+fn every_variable_the_runs_need_comes_from_a_secret_sinks_and_expanded_ones_too() {
+    let p = project(None);
+    p.write(
+        "evalwatch.yaml",
+        "providers:\n  - id: gpt\n    type: openai\n    model: gpt-4o-mini\n    api_key_env: OPENAI_API_KEY\nsinks:\n  - {id: hook, type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET, headers: {X-Team: \"${TEAM_TOKEN}\"}}\n",
+    );
+    p.write(
+        "suites/b.yaml",
+        "suite: b\nschedule: \"0 7 * * *\"\nproviders:\n  - id: e\n    type: echo\nprompt: \"{{ q }} ${SUITE_TOKEN} ${OPTIONAL_VAR:-x}\"\ncases:\n  - {id: c1, vars: {q: hello}, expected: hello}\n",
+    );
+    let env = [
+        ("HOOK_URL", "http://127.0.0.1:9/h"),
+        ("HOOK_SECRET", "s"),
+        ("TEAM_TOKEN", "t"),
+        ("SUITE_TOKEN", "u"),
+    ];
+    let needed = [
+        "HOOK_SECRET",
+        "HOOK_URL",
+        "OPENAI_API_KEY",
+        "SUITE_TOKEN",
+        "TEAM_TOKEN",
+    ];
+    let (text, wf) = emit(&p, "github-actions", &env);
+    let run = &step(&wf, "Run the suites")["env"];
+    for name in needed {
+        assert_eq!(
+            run[name].as_str(),
+            Some(&*format!("${{{{ secrets.{name} }}}}")),
+            "{text}"
+        );
+    }
+    // A variable with a default runs without its secret.
+    assert!(run["OPTIONAL_VAR"].is_badvalue(), "{text}");
+    let (text, job) = emit(&p, "kubernetes", &env);
+    for name in needed {
+        assert_from_secret(&job, name);
+    }
+    assert!(!text.contains("OPTIONAL_VAR"), "{text}");
+}
+
+#[test]
 fn a_postgres_store_comes_from_secrets_with_no_cache_and_no_volume() {
     let url = "postgres://evals@db.internal:5432/evals";
     let from_config = project(Some(url));

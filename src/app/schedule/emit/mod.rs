@@ -122,19 +122,12 @@ impl Emit {
         let root = project.root.clone();
         let exe = std::env::current_exe()
             .map_or_else(|_| "evalwatch".to_owned(), |p| p.display().to_string());
-        // Secrets the suites need, for the env sections.
-        let mut secrets: Vec<String> = project
-            .providers
-            .iter()
-            .filter_map(|p| p.api_key_env.clone())
-            .collect();
-        if let Ok((suites, _)) = judge(ctx, paths) {
-            for s in suites {
-                secrets.extend(s.providers.iter().filter_map(|p| p.api_key_env.clone()));
-            }
-        }
-        secrets.sort();
-        secrets.dedup();
+        // The variables the runs need (keys, sinks' URLs and signing secrets, `${VAR}`s), for
+        // the env sections.
+        let suites = judge(ctx, paths)
+            .map(|(suites, _)| suites)
+            .unwrap_or_default();
+        let secrets = crate::app::secrets::required_vars(&project, &suites);
         let history = History::of(ctx, &project)?;
         Ok(Self {
             every: every.to_owned(),
