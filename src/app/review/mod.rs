@@ -114,18 +114,16 @@ pub fn run(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<u8> {
             suite,
             from,
             format,
-        } => match from {
-            Some(from) => {
+        } => {
+            if let Some(from) = from {
                 let source = traffic::source_of(&project, from)?;
-                stats::stats(ctx, &store, &stats::Only::Traffic(&source.id), *format)
+                return stats::stats(ctx, &store, &stats::Only::Traffic(&source.id), *format);
             }
-            None => {
-                if let Some(suite) = suite {
-                    crate::app::report::suite_in_history(&store, suite, "review stats")?;
-                }
-                stats::stats(ctx, &store, &stats::Only::Suite(suite.as_deref()), *format)
+            if let Some(suite) = suite {
+                crate::app::report::suite_in_history(&store, suite, "review stats")?;
             }
-        },
+            stats::stats(ctx, &store, &stats::Only::Suite(suite.as_deref()), *format)
+        }
         ReviewCommand::List { all, format } => sheets::list(ctx, &store, *all, *format),
         ReviewCommand::Show {
             sheet_id,
