@@ -642,10 +642,16 @@ fn a_slow_receiver_gets_one_post_per_round_and_is_told_about() {
     );
     hook.delay_ms.store(0, Ordering::SeqCst);
     assert_eq!(hook.received().len(), 1, "one POST, not one per retry");
-    // The next `run` respects the backoff: no second POST yet.
+    // The next `run` respects the backoff: no second POST yet, and says so.
     let o = run(&p, &hook, &["run"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(hook.received().len(), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("sink `hook` failed before and is not tried again until")
+            && err.contains("1 notice(s) for this sink stay queued"),
+        "{err}"
+    );
     let o = run(&p, &hook, &["alerts", "list"]);
     let out = stdout(&o);
     assert!(

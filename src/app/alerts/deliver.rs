@@ -62,9 +62,9 @@ pub fn flush_queue(
     };
     // Sends happen on a thread of their own with its own runtime, so that this works
     // whether or not the caller is inside one.
-    let rounds: anyhow::Result<Vec<Round>> = std::thread::scope(|scope| {
+    let rounds: anyhow::Result<(Vec<Round>, Vec<(String, String)>)> = std::thread::scope(|scope| {
         scope
-            .spawn(|| -> anyhow::Result<Vec<Round>> {
+            .spawn(|| -> anyhow::Result<(Vec<Round>, Vec<(String, String)>)> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
@@ -73,7 +73,7 @@ pub fn flush_queue(
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the delivery thread panicked")))
     });
-    let rounds = rounds?;
+    let (rounds, held) = rounds?;
     let delivered = rounds.iter().filter(|r| r.result.is_ok()).count();
     let backlog = store.pending_by_sink()?;
     let left: u64 = backlog.iter().map(|b| b.notices).sum();
@@ -91,6 +91,17 @@ pub fn flush_queue(
             r.sink, r.id
         ));
     }
+    // Not tried this time: said too, or new alerts would seem sent where a pager never got
+    // them.
+    for (sink, until) in &held {
+        let queued = backlog
+            .iter()
+            .find(|b| b.sink == *sink)
+            .map_or(0, |b| b.notices);
+        ctx.printer.warn(&format!(
+            "deliver alerts: sink `{sink}` failed before and is not tried again until {until} (`alerts check` tries it at once); {queued} notice(s) for this sink stay queued"
+        ));
+    }
     Ok((delivered, usize::try_from(left).unwrap_or(usize::MAX)))
 }
 
@@ -106,12 +117,16 @@ struct Sender<'a> {
 
 impl Sender<'_> {
     /// Send each pending notice that is due and not claimed by another sender, in order.
+    /// Also the sinks not tried because a failed round's back-off has not passed, each with
+    /// when it ends.
     async fn send_all(
         &self,
         store: &mut Store,
         pending: &[PendingDelivery],
-    ) -> anyhow::Result<Vec<Round>> {
+    ) -> anyhow::Result<(Vec<Round>, Vec<(String, String)>)> {
         let mut out = Vec::new();
+        let mut held: Vec<(String, String)> = Vec::new();
+        let now = store.clock_now()?;
         // Sinks that failed, or whose next notice another sender holds: a sink's notices go
         // out in order, so later ones wait.
         let mut blocked: BTreeSet<&str> = BTreeSet::new();
@@ -128,10 +143,19 @@ impl Sender<'_> {
                 }
                 None => {
                     blocked.insert(d.sink.as_str());
+                    let waiting =
+                        |t: &&String| DateTime::parse_from_rfc3339(t).is_ok_and(|t| t > now);
+                    if let Some(until) = d
+                        .next_attempt_at
+                        .as_ref()
+                        .filter(|t| !self.ignore_backoff && waiting(t))
+                    {
+                        held.push((d.sink.clone(), until.clone()));
+                    }
                 }
             }
         }
-        Ok(out)
+        Ok((out, held))
     }
 
     /// Claim one notice, send it and record what came of it; `None` when another sender
