@@ -91,6 +91,12 @@ pub(crate) fn decode(ctx: &mut Ctx, node: &Node, base_dir: &Path) -> Option<Prov
     if let Some(t) = &wire.timeout
         && let Some(d) = duration_field(ctx, field(node, "timeout"), "timeout", t)
     {
+        if d.is_zero() {
+            ctx.error(
+                field(node, "timeout"),
+                "timeout must be more than 0 (every call would fail at once)",
+            );
+        }
         spec.timeout = d;
     }
     if let Some(r) = &wire.retries {
@@ -378,6 +384,19 @@ mod tests {
         assert_eq!(spec.retries.base_delay, Duration::from_millis(250));
         assert_eq!(spec.retries.max_delay, Duration::from_secs(30));
         assert_eq!(spec.concurrency, 8);
+    }
+
+    #[test]
+    fn a_timeout_of_nothing_is_refused() {
+        for t in ["0s", "0"] {
+            let (_, diags) = load(&format!("id: gpt\ntype: openai\nmodel: m\ntimeout: {t}\n"));
+            assert!(
+                diags
+                    .iter()
+                    .any(|d| d.contains("timeout must be more than 0")),
+                "{t}: {diags:?}"
+            );
+        }
     }
 
     #[test]

@@ -515,24 +515,29 @@ pub fn missed_run(
     };
     let age = now.signed_duration_since(since);
     f.value = Some(age.num_seconds() as f64 / 3600.0);
-    let hours = age.num_minutes() as f64 / 60.0;
+    // Said in minutes under an hour (a `missed_run` of `after: 2m` read "0.0h").
+    let hours = if age < chrono::Duration::hours(1) {
+        format!("{}m", age.num_minutes())
+    } else {
+        format!("{:.1}h", age.num_minutes() as f64 / 60.0)
+    };
     if age > after {
         f.verdict = Verdict::Firing;
         f.detail = match last_complete {
             Some(t) => format!(
-                "no complete run for {hours:.1}h (last one started {}; limit {})",
+                "no complete run for {hours} (last one started {}; limit {})",
                 t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 super::rule::fmt_duration(rule.condition_after())
             ),
             None => format!(
-                "no complete run ever, {hours:.1}h after the suite was first seen (limit {})",
+                "no complete run ever, {hours} after the suite was first seen (limit {})",
                 super::rule::fmt_duration(rule.condition_after())
             ),
         };
     } else {
         f.verdict = Verdict::Clear;
         f.detail = format!(
-            "last complete run {hours:.1}h ago, limit {}: within limits",
+            "last complete run {hours} ago, limit {}: within limits",
             super::rule::fmt_duration(rule.condition_after())
         );
     }

@@ -240,6 +240,8 @@ pub(super) fn pass_rate_change(
     let value = f.value.unwrap_or(0.0);
     let pct = |x: f64| format!("{:.1}", x * 100.0);
     let conf = format!("{:.0}%", (1.0 - rule.alpha) * 100.0);
+    // A rate moves by at most 100 points: the normal bound can pass that, the words do not.
+    let bound = upper.min(1.0);
     // The change between the two numbers shown, in points (absolute) and percent
     // (relative); the test's paired estimate is said apart when it differs (it counts only
     // the cases with a baseline outcome, and averages the trailing runs case by case).
@@ -299,13 +301,13 @@ pub(super) fn pass_rate_change(
     } else if !large_enough {
         format!(
             "significant, but the {word} is at most {} points at {conf} confidence, under the limit of {} points: does not fire",
-            pct(upper),
+            pct(bound),
             pct(threshold)
         )
     } else {
         format!(
             "the {word} could reach the limit ({} points at {conf} confidence >= {} points): fires",
-            pct(upper),
+            pct(bound),
             pct(threshold)
         )
     };

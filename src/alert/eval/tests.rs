@@ -99,6 +99,20 @@ fn a_large_paired_drop_fires_with_mcnemar_and_lists_flips() {
 }
 
 #[test]
+fn the_bound_of_a_drop_is_said_at_most_100_points() {
+    // 12 of 12 passed, then none: the normal bound passes 100 points.
+    let r = rule(json!({"metric": "pass_rate", "drop": 0.05}));
+    let b = [run("b", &[true; 12])];
+    let f = eval(&r, &run("c", &[false; 12]), &b, &b);
+    assert_eq!(f.verdict, Verdict::Firing, "{}", f.detail);
+    assert!(
+        f.detail.contains("could reach the limit (100.0 points"),
+        "{}",
+        f.detail
+    );
+}
+
+#[test]
 fn a_small_drop_is_not_significant() {
     // b = 10, c = 2 on 500 cases: one-sided McNemar p = 0.019 > 0.01.
     let base: Vec<bool> = (0..500).map(|i| (2..490).contains(&i)).collect();
@@ -358,6 +372,10 @@ fn missed_run_after_the_limit() {
     assert!(f.detail.contains("27.0h"), "{}", f.detail);
     let f = missed_run(&r, None, None, t0);
     assert_eq!(f.verdict, Verdict::Unknown);
+    // Under an hour, in minutes (it read "0.0h").
+    let r2 = rule(json!({"metric": "missed_run", "after": "2m"}));
+    let f = missed_run(&r2, Some(t0), Some(t0), t0 + chrono::Duration::minutes(3));
+    assert!(f.detail.contains("no complete run for 3m"), "{}", f.detail);
     let f = missed_run(&r, None, Some(t0), t0 + chrono::Duration::hours(30));
     assert_eq!(f.verdict, Verdict::Firing);
 }
