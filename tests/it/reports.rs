@@ -70,6 +70,14 @@ fn report_writes_escaped_self_contained_pages() {
 
     let bad = p.run(&["report", "--since", "soon"]);
     assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    // Too short a window says how long one must be.
+    let bad = p.run(&["report", "--since", "30s"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("at least a minute"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]

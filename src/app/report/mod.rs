@@ -81,7 +81,7 @@ fn open(ctx: &Ctx, project: &ProjectConfig) -> anyhow::Result<Store> {
 fn parse_window(text: &str) -> anyhow::Result<Window> {
     Window::parse(text).ok_or_else(|| {
         Failure::invalid(format!(
-            "read --since `{text}`: give a window such as 24h, 7d, 30d, 2w or all"
+            "read --since `{text}`: give a window of at least a minute, such as 24h, 7d, 30d, 2w or all"
         ))
     })
 }

@@ -172,7 +172,7 @@ fn runs_to_sample(
     let text = args.since.unwrap_or(DEFAULT_SINCE);
     let window = Window::parse(text).ok_or_else(|| {
         Failure::invalid(format!(
-            "read --since `{text}`: give a window such as 24h, 7d, 30d, 2w or all"
+            "read --since `{text}`: give a window of at least a minute, such as 24h, 7d, 30d, 2w or all"
         ))
     })?;
     let since = window.start(now).map(|t| t.to_rfc3339());
