@@ -258,7 +258,7 @@ fn pg_history_commands_print_the_same_on_both_backends() {
             ],
             0,
         );
-        s.expect(&["export", "--format", "json", "--suite", "nope"], 0);
+        s.expect(&["export", "--format", "json", "--suite", "nope"], 2);
         s.expect(&["baseline", "pin", &f1], 0);
         s.expect(&["baseline", "pin", "nope"], 2);
         s.expect(&["show", &f2], 0);
