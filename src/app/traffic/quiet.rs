@@ -5,9 +5,12 @@
 
 use chrono::{DateTime, Utc};
 
-/// Where windows of `window_secs` end for a source whose newest stored minute starts at
-/// `latest` (unix seconds): `now`, or the end of that minute when no record falls in the
-/// window ending now; with the sentence that says so.
+/// The time windows of `window_secs` are anchored at for a source whose newest stored minute
+/// starts at `latest` (unix seconds): `now`, or the start of that minute when no record falls
+/// in the window ending now; with the sentence that says so. Callers end their windows with
+/// the bucket (minute, hour or day) that holds the time returned, as they do with now, so the
+/// anchor is a time inside the last record's minute, not the end of it (the end of a minute
+/// is the start of the next bucket, which would move the windows one bucket too late).
 #[must_use]
 pub fn anchor(
     now: DateTime<Utc>,
@@ -21,13 +24,12 @@ pub fn anchor(
     if end > now.timestamp() - window_secs {
         return (now, None);
     }
-    let Some(at) = DateTime::from_timestamp(end, 0) else {
+    let Some(at) = DateTime::from_timestamp(latest, 0) else {
         return (now, None);
     };
-    let last = DateTime::from_timestamp(latest, 0).unwrap_or(at);
     let note = format!(
         "no records since {} ({}); windows end at the last record",
-        last.format("%Y-%m-%d %H:%M UTC"),
+        at.format("%Y-%m-%d %H:%M UTC"),
         ago(now.timestamp() - latest)
     );
     (at, Some(note))
@@ -56,10 +58,11 @@ mod tests {
         // Traffic within the window: windows end now.
         assert_eq!(anchor(now, Some(t - 3_600), 86_400), (now, None));
         assert_eq!(anchor(now, None, 86_400), (now, None));
-        // Silent for five days: they end at the last record's minute, and say so.
+        // Silent for five days: they are anchored in the last record's minute (the bucket
+        // that holds it ends them), and say so.
         let latest = (t - 5 * 86_400 - 7_200) / 60 * 60;
         let (at, note) = anchor(now, Some(latest), 86_400);
-        assert_eq!(at.timestamp(), latest + 60);
+        assert_eq!(at.timestamp(), latest);
         let note = note.unwrap();
         assert!(note.starts_with("no records since "), "{note}");
         assert!(

@@ -13,5 +13,6 @@ pub(crate) mod ingest;
 pub(crate) mod judge;
 mod page;
 mod prune;
+mod quiet;
 mod rotation;
 mod satisfaction;
