@@ -4,7 +4,9 @@
 //! Each traced record leaves its bucket coordinates in the trace index (`traffic_trace_keys`,
 //! written by `TrafficTx::index_trace`) when it is counted.
 //! A record's vote in the buckets is the latest by time (inline in the log or imported):
-//! `traffic_votes` holds it, so that a changed vote takes the earlier one out of the counts.
+//! `traffic_votes` holds it with the bucket it is counted in, so that a changed vote takes the
+//! earlier one out of the counts where it was counted (a trace in records of several hours
+//! may put the new vote in another record's bucket).
 //! Feedback for a record not ingested yet waits in `traffic_feedback_waiting` and is counted
 //! by the batch that brings its record.
 
@@ -113,31 +115,7 @@ fn apply_latest(
     };
     let vote = Vote::from_name(&vote_name)
         .ok_or_else(|| StoreError::Other(format!("read feedback vote `{vote_name}`")))?;
-    let near = time_ms.div_euclid(1000);
-    let key: Option<BucketKey> = match located {
-        Some(located) => located
-            .get(&trace_key(trace_id))
-            .and_then(|found| nearest(found, near))
-            .cloned(),
-        None => find_trace(
-            tx,
-            source,
-            trace_id,
-            near,
-            "t.start, l.model, l.feature, l.segment, l.region",
-            |r| {
-                Ok(BucketKey {
-                    start: r.get(0)?,
-                    resolution: Resolution::Minute,
-                    model: r.get(1)?,
-                    feature: r.get(2)?,
-                    segment: r.get(3)?,
-                    region: r.get(4)?,
-                })
-            },
-        )?,
-    };
-    let Some(key) = key else {
+    let Some(key) = trace_bucket(tx, source, trace_id, time_ms, located)? else {
         tx.prepare_cached(
             "INSERT INTO traffic_feedback_waiting (source, trace_id) VALUES (?1, ?2)
              ON CONFLICT DO NOTHING",
@@ -145,35 +123,58 @@ fn apply_latest(
         .execute(params![source, trace_id])?;
         return Ok(Applied::Waiting);
     };
-    let current: Option<(i64, String)> = tx
+    let current: Option<(i64, String, Option<i64>, Option<i64>)> = tx
         .prepare_cached(
-            "SELECT time_ms, vote FROM traffic_votes WHERE source = ?1 AND trace_id = ?2",
+            "SELECT time_ms, vote, start, labels FROM traffic_votes
+             WHERE source = ?1 AND trace_id = ?2",
         )?
-        .query_row(params![source, trace_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![source, trace_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     let old = match &current {
-        Some((t, _)) if *t > time_ms => return Ok(Applied::Unchanged),
-        Some((t, v)) if *t == time_ms && *v == vote_name => return Ok(Applied::Unchanged),
-        Some((_, v)) => Vote::from_name(v),
+        Some((t, ..)) if *t > time_ms => return Ok(Applied::Unchanged),
+        Some((t, v, ..)) if *t == time_ms && *v == vote_name => return Ok(Applied::Unchanged),
+        Some((t, v, start, labels)) => match Vote::from_name(v) {
+            // Taken out of the bucket it was counted in, which for a trace in records of
+            // several hours need not be the one the new vote goes to.
+            Some(old) => {
+                let at = match (start, labels) {
+                    (Some(start), Some(labels)) => labelled(tx, *start, *labels)?,
+                    // Counted before the votes kept their bucket: found again by its time.
+                    _ => trace_bucket(tx, source, trace_id, *t, located)?.map(|(k, _)| k),
+                };
+                Some((old, at))
+            }
+            None => None,
+        },
         None => None,
     };
+    let (key, labels) = key;
     for to in RESOLUTIONS {
-        let k = key.rolled_up(to);
         // A bucket pruned by retention has nothing left to correct.
-        if let Some(mut row) = read_bucket(tx, source, &k)? {
-            if let Some(old) = old {
-                add_vote(&mut row.bucket, old, -1);
+        if let Some((old, Some(at))) = &old {
+            let k = at.rolled_up(to);
+            if let Some(mut row) = read_bucket(tx, source, &k)? {
+                add_vote(&mut row.bucket, *old, -1);
+                write_bucket(tx, source, &k, &row)?;
             }
+        }
+        let k = key.rolled_up(to);
+        if let Some(mut row) = read_bucket(tx, source, &k)? {
             add_vote(&mut row.bucket, vote, 1);
             write_bucket(tx, source, &k, &row)?;
         }
     }
     tx.prepare_cached(
-        "INSERT INTO traffic_votes (source, trace_id, time_ms, vote) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO traffic_votes (source, trace_id, time_ms, vote, start, labels)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (source, trace_id) DO UPDATE SET time_ms = excluded.time_ms,
-            vote = excluded.vote",
+            vote = excluded.vote, start = excluded.start, labels = excluded.labels",
     )?
-    .execute(params![source, trace_id, time_ms, vote_name])?;
+    .execute(params![
+        source, trace_id, time_ms, vote_name, key.start, labels
+    ])?;
     tx.prepare_cached(
         "UPDATE traffic_records SET feedback = ?3, feedback_vote = ?4
          WHERE source = ?1 AND trace_id = ?2",
@@ -186,6 +187,79 @@ fn apply_latest(
     } else {
         Applied::Counted
     })
+}
+
+/// The minute bucket of the record of `trace_id` that a vote given at `time_ms` counts in (the
+/// newest of its records not after the vote's hour, else the oldest after it), with its label
+/// set's id; `None` while no record of the trace is counted.
+fn trace_bucket(
+    tx: &Tx<'_>,
+    source: &str,
+    trace_id: &str,
+    time_ms: i64,
+    located: Option<&Located>,
+) -> Result<Option<(BucketKey, i64)>, StoreError> {
+    let near = time_ms.div_euclid(1000);
+    match located {
+        Some(located) => {
+            let Some(key) = located
+                .get(&trace_key(trace_id))
+                .and_then(|found| nearest(found, near))
+                .cloned()
+            else {
+                return Ok(None);
+            };
+            let labels: i64 = tx
+                .prepare_cached(
+                    "SELECT id FROM traffic_label_sets WHERE source = ?1 AND model = ?2
+                     AND feature = ?3 AND segment = ?4 AND region = ?5",
+                )?
+                .query_row(
+                    params![source, key.model, key.feature, key.segment, key.region],
+                    |r| r.get(0),
+                )?;
+            Ok(Some((key, labels)))
+        }
+        None => find_trace(
+            tx,
+            source,
+            trace_id,
+            near,
+            "t.start, l.model, l.feature, l.segment, l.region, t.labels",
+            |r| {
+                Ok((
+                    BucketKey {
+                        start: r.get(0)?,
+                        resolution: Resolution::Minute,
+                        model: r.get(1)?,
+                        feature: r.get(2)?,
+                        segment: r.get(3)?,
+                        region: r.get(4)?,
+                    },
+                    r.get(5)?,
+                ))
+            },
+        ),
+    }
+}
+
+/// The minute bucket `start` of label set `labels` (`None` when the set is not there).
+fn labelled(tx: &Tx<'_>, start: i64, labels: i64) -> Result<Option<BucketKey>, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT model, feature, segment, region FROM traffic_label_sets WHERE id = ?1",
+        )?
+        .query_row(params![labels], |r| {
+            Ok(BucketKey {
+                start,
+                resolution: Resolution::Minute,
+                model: r.get(0)?,
+                feature: r.get(1)?,
+                segment: r.get(2)?,
+                region: r.get(3)?,
+            })
+        })
+        .optional()?)
 }
 
 impl TrafficTx<'_> {

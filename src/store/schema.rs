@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 27] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 28] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -100,6 +100,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 27] = [
     (
         "0027_runs_without_a_time_first",
         include_str!("migrations/0027_runs_without_a_time_first.sql"),
+    ),
+    (
+        "0028_vote_bucket",
+        include_str!("migrations/0028_vote_bucket.sql"),
     ),
 ];
 

@@ -744,10 +744,17 @@ impl TrafficTx<'_> {
         if let Some((time_ms, vote)) = inline {
             self.tx
                 .prepare_cached(
-                    "INSERT INTO traffic_votes (source, trace_id, time_ms, vote)
-                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    "INSERT INTO traffic_votes (source, trace_id, time_ms, vote, start, labels)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                 )?
-                .execute(params![self.source, trace_id, time_ms, vote.as_str()])?;
+                .execute(params![
+                    self.source,
+                    trace_id,
+                    time_ms,
+                    vote.as_str(),
+                    start,
+                    labels
+                ])?;
         }
         Ok(new)
     }
@@ -803,10 +810,18 @@ impl TrafficTx<'_> {
                 if let Some((time_ms, vote)) = r.inline {
                     self.tx
                         .prepare_cached(
-                            "INSERT INTO traffic_votes (source, trace_id, time_ms, vote)
-                             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                            "INSERT INTO traffic_votes (source, trace_id, time_ms, vote, start,
+                                labels)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                         )?
-                        .execute(params![self.source, r.trace_id, time_ms, vote.as_str()])?;
+                        .execute(params![
+                            self.source,
+                            r.trace_id,
+                            time_ms,
+                            vote.as_str(),
+                            r.start,
+                            r.labels
+                        ])?;
                 }
             }
             from = to;

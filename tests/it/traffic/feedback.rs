@@ -334,3 +334,82 @@ fn the_digest_names_the_feature_and_its_top_terms() {
     assert!(text.contains("chat : 3 negative"), "{text}");
     assert!(text.contains("terms: refund (3), policy (2)"), "{text}");
 }
+
+/// Audit D1: a trace id in records of two hours; a thumbs-down counted in the first record's
+/// hour, then a later thumbs-up counted in the second's. The later vote takes the earlier one
+/// out of the bucket it was counted in (not the bucket of the record the new vote goes to), in
+/// one import and in two: the counts are the one vote stored.
+#[test]
+fn a_later_vote_on_a_trace_of_two_hours_takes_the_earlier_out_of_its_own_bucket() {
+    for separate in [false, true] {
+        let p = Project::new();
+        p.write(
+            "evalwatch.yaml",
+            "traffic:\n  - id: app\n    path: app.jsonl\n    fields: {time: /ts, trace_id: /trace_id, feature: /feature}\n",
+        );
+        // Records at 0:05 and 3:05 of an hour ten hours ago; votes at 2:00 (down, counted in
+        // the first record's hour) and 4:00 (up, counted in the second's).
+        let base = (chrono::Utc::now().timestamp() - 10 * 3600) / 3600 * 3600;
+        p.write(
+            "app.jsonl",
+            &format!(
+                "{{\"ts\":{},\"trace_id\":\"dup\",\"feature\":\"a\"}}\n{{\"ts\":{},\"trace_id\":\"dup\",\"feature\":\"b\"}}\n",
+                base + 300,
+                base + 3 * 3600 + 300
+            ),
+        );
+        let out = p.run(&["ingest"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let down = format!(
+            "{{\"trace_id\":\"dup\",\"time\":{},\"value\":\"down\"}}\n",
+            base + 2 * 3600
+        );
+        let up = format!(
+            "{{\"trace_id\":\"dup\",\"time\":{},\"value\":\"up\"}}\n",
+            base + 4 * 3600
+        );
+        if separate {
+            p.write("down.jsonl", &down);
+            p.write("up.jsonl", &up);
+            assert_eq!(json(&import(&p, "down.jsonl"))["counted"], 1);
+            assert_eq!(votes(&p), [(0, 1, 0), (0, 1, 0)]);
+            assert_eq!(json(&import(&p, "up.jsonl"))["replaced"], 1);
+        } else {
+            p.write("fb.jsonl", &(down + &up));
+            let j = json(&import(&p, "fb.jsonl"));
+            assert_eq!(
+                (j["counted"].as_u64(), j["replaced"].as_u64()),
+                (Some(1), Some(1)),
+                "{j}"
+            );
+        }
+        assert_eq!(
+            votes(&p),
+            [(1, 0, 0), (1, 0, 0)],
+            "separate imports: {separate}"
+        );
+        let conn = rusqlite::Connection::open(p.db()).unwrap();
+        let hours: Vec<(i64, i64, i64)> = conn
+            .prepare(
+                "SELECT start, feedback_positive, feedback_negative FROM traffic_buckets
+                 WHERE resolution = 'hour' ORDER BY start",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(hours, [(base, 0, 0), (base + 3 * 3600, 1, 0)]);
+        let t = json(&p.run(&["traffic", "--window", "24h", "--format", "json"]));
+        let c = &t["current"];
+        assert_eq!(
+            (
+                c["rated"].as_u64(),
+                c["thumbs_down_rate"].as_f64(),
+                c["satisfaction"].as_f64()
+            ),
+            (Some(1), Some(0.0), Some(1.0)),
+            "{t}"
+        );
+    }
+}
