@@ -7,12 +7,13 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use serde_json::json;
 
+use super::traffic::ingest::FUTURE_SLACK_SECS;
 use super::traffic::{SALT_ENV, pick_source, rules};
 use super::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
 use crate::cli::feedback::{DigestArgs, FeedbackArgs, FeedbackCommand, ImportFeedbackArgs};
 use crate::store::NewFeedback;
-use crate::traffic::feedback::{read_csv, read_jsonl, top_terms};
+use crate::traffic::feedback::{FeedbackError, FeedbackRead, read_csv, read_jsonl, top_terms};
 use crate::traffic::{UserHasher, Vote};
 
 /// How many unreadable rows are shown one by one (all are counted).
@@ -36,11 +37,12 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
         .file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let read = if is_csv {
+    let mut read = if is_csv {
         read_csv(&bytes).map_err(|e| Failure::invalid(format!("{shown}:1: {e}")))?
     } else {
         read_jsonl(&bytes)
     };
+    refuse_future(&mut read, chrono::Utc::now());
     let users = match rules.mapping.users {
         Some(h) => Some(h),
         None => UserHasher::new(std::env::var(SALT_ENV).unwrap_or_default().as_bytes()),
@@ -146,6 +148,30 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// Rows timed more than [`FUTURE_SLACK_SECS`] after `now` become unreadable rows, as traffic
+/// records timed so are: a vote from a clock that is off would count over every real vote
+/// after it.
+fn refuse_future(read: &mut FeedbackRead, now: chrono::DateTime<chrono::Utc>) {
+    let limit = now.timestamp() + FUTURE_SLACK_SECS;
+    let (future, rows): (Vec<_>, Vec<_>) = std::mem::take(&mut read.rows)
+        .into_iter()
+        .partition(|r| r.time.timestamp() > limit);
+    read.rows = rows;
+    if future.is_empty() {
+        return;
+    }
+    read.errors
+        .extend(future.into_iter().map(|r| FeedbackError {
+            line: r.line,
+            reason: format!(
+                "`time` {} is in the future (now is {}; a clock that is off?)",
+                r.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        }));
+    read.errors.sort_by_key(|e| e.line);
 }
 
 /// How many terms and trace ids a digest shows per feature.

@@ -80,6 +80,9 @@ pub struct ImportCount {
     pub unchanged: u64,
     /// Stored grades that superseded an earlier grade of the same result and reviewer.
     pub superseding: u64,
+    /// Stored grades exported before the reviewer's current grade of the result: kept in the
+    /// history, not current.
+    pub older: u64,
     /// Whether the import graded the sheet's last item and so closed it.
     pub closed: bool,
 }
@@ -361,6 +364,10 @@ impl Store {
                               FROM review_grades WHERE result_id = ?2 AND reviewer = ?3
                               ORDER BY julianday(graded_at) DESC NULLS LAST, id DESC LIMIT 1), FALSE)",
             )?;
+            let mut later = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM review_grades WHERE result_id = ?1 AND reviewer = ?2
+                   AND julianday(graded_at) > julianday(?3))",
+            )?;
             let mut earlier = tx.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM review_grades WHERE result_id = ?1 AND reviewer = ?2
                    AND julianday(graded_at) <= julianday(?3))",
@@ -393,9 +400,11 @@ impl Store {
                     count.unchanged += 1;
                     continue;
                 }
-                if earlier.query_row(params![g.result_id, reviewer, graded_at], |r| {
-                    r.get::<_, bool>(0)
-                })? {
+                let at = params![g.result_id, reviewer, graded_at];
+                if later.query_row(at, |r| r.get::<_, bool>(0))? {
+                    // The reviewer's current grade was exported after this one: it stays.
+                    count.older += 1;
+                } else if earlier.query_row(at, |r| r.get::<_, bool>(0))? {
                     count.superseding += 1;
                 }
                 add.execute(params![

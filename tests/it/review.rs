@@ -786,3 +786,55 @@ fn grades_without_the_sheet_mac_are_refused() {
         "nothing stored"
     );
 }
+
+/// Audit D2: a grade exported before the reviewer's current grade is kept as an older grade
+/// and said so (not "superseding"); an export time more than 5 minutes ahead of the clock is
+/// refused, and nothing of that file is stored.
+#[test]
+fn an_older_export_is_said_to_stay_behind_and_a_future_one_is_refused() {
+    let p = graded_project();
+    let (sheet, page) = sample(&p, &["--n", "1", "--seed", "1"]);
+    let s = sheet_json(&std::fs::read_to_string(page).expect("page"));
+    let items: Vec<&Value> = s["items"].as_array().expect("items").iter().collect();
+    let import = |name: &str, at: &str, verdict: &str| {
+        let file = p.write(
+            name,
+            &serde_json::to_string(&grades_file(&s, &items, at, verdict)).expect("json"),
+        );
+        p.run(&["review", "import", &file.display().to_string()])
+    };
+    let current = || -> (String, i64) {
+        let out = p.run(&["review", "show", &sheet, "--format", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let g = &v["grades"][0];
+        (
+            g["verdict"].as_str().unwrap_or_default().to_owned(),
+            g["superseded"].as_i64().unwrap_or(-1),
+        )
+    };
+    assert_eq!(code(&import("g1.json", "2026-12-07T20:40:00Z", "pass")), 0);
+    let out = import("g2.json", "2026-12-07T21:00:00Z", "fail");
+    assert!(
+        stdout(&out).contains("1 new, 0 unchanged, 1 superseding an earlier grade"),
+        "{}",
+        stdout(&out)
+    );
+    // Exported between the two: stored in the history, the 21:00 grade stays current.
+    let out = import("g3.json", "2026-12-07T20:50:00Z", "pass");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("1 new, 0 unchanged, 0 superseding an earlier grade; 1 kept as an older grade, not current"),
+        "{text}"
+    );
+    assert_eq!(current(), ("fail".to_owned(), 2));
+    // An export dated years ahead is refused (exit 2) and stores nothing.
+    let out = import("g4.json", "2099-01-01T00:00:00Z", "pass");
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("`exported_at` 2099-01-01T00:00:00.000Z is in the future"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(current(), ("fail".to_owned(), 2));
+}

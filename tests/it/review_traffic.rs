@@ -370,7 +370,7 @@ fn grades_for(sheet: &Value, reviewer: &str) -> Value {
         })
         .collect();
     json!({"sheet_id": sheet["sheet_id"], "reviewer": reviewer,
-           "exported_at": "2030-01-01T00:00:00.000Z", "sheet_mac": sheet["mac"],
+           "exported_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "sheet_mac": sheet["mac"],
            "grades": grades})
 }
 

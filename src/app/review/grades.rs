@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::app::traffic::ingest::FUTURE_SLACK_SECS;
 use crate::app::{Ctx, Failure, exit};
 use crate::review::grades::{self, GradesFile};
 use crate::store::{ImportCount, Store};
@@ -24,6 +25,17 @@ pub(super) fn apply_grades(
     label: &str,
 ) -> Result<(GradesFile, ImportCount), Rejected> {
     let file = grades::parse(text, label).map_err(|e| Rejected::Invalid(e.to_string()))?;
+    // An export time ahead of the clock would stay current over every real export after it.
+    let now = chrono::Utc::now();
+    if chrono::DateTime::parse_from_rfc3339(&file.exported_at)
+        .is_ok_and(|t| t.timestamp() > now.timestamp() + FUTURE_SLACK_SECS)
+    {
+        return Err(Rejected::Invalid(format!(
+            "import the grades in {label}: `exported_at` {} is in the future (now is {}; a clock that is off?); nothing was imported: export the grades again from a machine whose clock is right",
+            file.exported_at,
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
     let sheet = store
         .sheet(&file.sheet_id)
         .map_err(|e| Rejected::Store(e.into()))?
@@ -51,13 +63,27 @@ pub(super) fn apply_grades(
 
 pub(super) fn summary(file: &GradesFile, c: &ImportCount) -> String {
     format!(
-        "sheet {}: {} grade(s) by {}: {} new, {} unchanged, {} superseding an earlier grade{}",
+        "sheet {}: {} grade(s) by {}: {} new, {} unchanged, {} superseding an earlier grade{}{}",
         file.sheet_id,
         file.grades.len(),
         file.reviewer,
         c.added,
         c.unchanged,
         c.superseding,
+        if c.older > 0 {
+            format!(
+                "; {} kept as an older grade, not current: {} a grade exported later by {}, which stays current",
+                c.older,
+                if c.older == 1 {
+                    "its item has"
+                } else {
+                    "their items have"
+                },
+                file.reviewer
+            )
+        } else {
+            String::new()
+        },
         if c.closed {
             "; every item is graded, the sheet is closed"
         } else {

@@ -123,7 +123,7 @@ fn export_grades(p: &Project, file: &str) -> Result<(), String> {
         .collect();
     let export = serde_json::json!({
         "sheet_id": sheet["sheet_id"], "reviewer": "Doc Test",
-        "exported_at": "2030-01-01T00:00:00.000Z", "sheet_mac": sheet["mac"], "grades": grades,
+        "exported_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "sheet_mac": sheet["mac"], "grades": grades,
     });
     p.write(file, &export.to_string());
     Ok(())

@@ -413,3 +413,44 @@ fn a_later_vote_on_a_trace_of_two_hours_takes_the_earlier_out_of_its_own_bucket(
         );
     }
 }
+
+/// Audit D2: a vote timed more than 5 minutes ahead of the clock is an unreadable row (as a
+/// traffic record timed so is), so that it cannot count over every real vote after it.
+#[test]
+fn a_vote_from_the_future_is_refused_as_an_unreadable_row() {
+    let (p, start) = ingested("100%", 10);
+    let soon = chrono::Utc::now().timestamp() + 120 - start;
+    p.write(
+        "fb.jsonl",
+        &(feedback_file(start, &[("t1", 100, r#""up""#, "")])
+            + r#"{"trace_id": "t2", "time": "2099-01-01T00:00:00Z", "value": "down"}"#
+            + "\n"
+            + &feedback_file(start, &[("t3", soon, r#""down""#, "")])),
+    );
+    let out = import(&p, "fb.jsonl");
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(
+        (
+            j["read"].as_u64(),
+            j["counted"].as_u64(),
+            j["unreadable"].as_u64()
+        ),
+        (Some(2), Some(2), Some(1)),
+        "{j}"
+    );
+    assert_eq!(j["errors"][0]["at"], "fb.jsonl:2", "{j}");
+    assert!(
+        j["errors"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("`time` 2099-01-01T00:00:00Z is in the future")),
+        "{j}"
+    );
+    assert_eq!(votes(&p), [(1, 1, 0), (1, 1, 0)]);
+    let text = import_text(&p, "fb.jsonl", true);
+    assert!(
+        stderr(&text).contains("fb.jsonl:2: `time` 2099-01-01T00:00:00Z is in the future"),
+        "{}",
+        stderr(&text)
+    );
+}
