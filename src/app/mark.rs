@@ -81,18 +81,16 @@ fn list(ctx: &Ctx, a: &ListMarksArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let project = ctx.project()?;
-    let db = ctx.db_path(&project);
-    let marks = if crate::store::exists(&db) {
-        ctx.open_store(&db)?.marks(&MarkQuery {
+    // No store is not "no markers": a mistyped --db is said.
+    let marks = ctx
+        .existing_store_after(&project, "mark list", "evalwatch mark")?
+        .marks(&MarkQuery {
             since: since.as_deref(),
             until: None,
             feature: a.feature.as_deref(),
             source: a.source.as_deref(),
             limit: Some(a.limit),
-        })?
-    } else {
-        Vec::new()
-    };
+        })?;
     if a.format == ReadFormat::Json {
         ctx.printer.result(&serde_json::to_string_pretty(&marks)?);
         return Ok(exit::OK);

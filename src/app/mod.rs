@@ -201,10 +201,22 @@ impl Ctx {
     /// The store of the project's history, which must exist already, or exit 2 saying where
     /// it was looked for; `verb` says what needed it ("read history").
     pub fn existing_store(&self, project: &ProjectConfig, verb: &str) -> anyhow::Result<Store> {
+        self.existing_store_after(project, verb, "evalwatch run")
+    }
+
+    /// [`Self::existing_store`] for a command whose store is made by `first` (`evalwatch
+    /// ingest` for traffic): a read never creates a store, so that a mistyped `--db` is said
+    /// rather than read as an empty store.
+    pub fn existing_store_after(
+        &self,
+        project: &ProjectConfig,
+        verb: &str,
+        first: &str,
+    ) -> anyhow::Result<Store> {
         let db = self.db_path(project);
         if !crate::store::exists(&db) {
             return Err(Failure::invalid(format!(
-                "{verb}: no store at {}; run `evalwatch run` first or point --db at it",
+                "{verb}: no store at {}; run `{first}` first or point --db at it",
                 self.shown(&db)
             )));
         }

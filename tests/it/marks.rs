@@ -106,7 +106,13 @@ fn bad_markers_are_refused_with_the_reason() {
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
     }
+    // Nothing refused made a store, and `mark list` says there is none (not "no markers").
     let out = p.run(&["mark", "list"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stdout(&out).contains("no markers"), "{}", stdout(&out));
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("mark list: no store at"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.db().exists());
 }

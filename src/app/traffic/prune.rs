@@ -11,7 +11,12 @@ use crate::store::PruneBefore;
 
 pub fn run(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
-    let mut store = ctx.open_store(&ctx.db_path(&project))?;
+    // A dry run reads: it never creates a store (a mistyped --db is said, not read as empty).
+    let mut store = if args.dry_run {
+        ctx.existing_store_after(&project, "prune --dry-run", "evalwatch ingest")?
+    } else {
+        ctx.open_store(&ctx.db_path(&project))?
+    };
     let now = chrono::Utc::now().timestamp();
     let mut shown = Vec::new();
     for source in &project.traffic {

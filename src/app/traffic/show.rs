@@ -47,7 +47,7 @@ fn by_name(by: By) -> &'static str {
 pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
     let source = super::pick_source(&project, args.source.as_deref())?;
-    let store = ctx.open_store(&ctx.db_path(&project))?;
+    let store = ctx.existing_store_after(&project, "read traffic", "evalwatch ingest")?;
     let (name, secs, res) = span(args.window);
     // The window ends with the bucket that holds now, so the current minute counts; for a
     // source silent for longer than the window, with the bucket of its last record.

@@ -97,3 +97,43 @@ fn a_source_whose_minutes_were_pruned_reads_as_quiet_since_its_last_hour_not_as_
         "{t}"
     );
 }
+
+/// Audit D4: `traffic`, `prune --dry-run` and `mark list` read: at a `--db` that does not
+/// exist they say so (exit 2), as every other read command does, and create nothing.
+#[test]
+fn reads_at_a_store_that_does_not_exist_refuse_and_create_nothing() {
+    let p = Project::new();
+    p.write("evalwatch.yaml", &source_config("100%"));
+    let missing = p.path().join("nx/s.db");
+    let db = missing.display().to_string();
+    for (args, verb) in [
+        (vec!["traffic"], "read traffic"),
+        (vec!["traffic", "--format", "json"], "read traffic"),
+        (vec!["prune", "--dry-run"], "prune --dry-run"),
+        (vec!["mark", "list"], "mark list"),
+    ] {
+        let mut all = vec!["--db", db.as_str()];
+        all.extend(args.iter().copied());
+        let out = p.run(&all);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains(&format!("{verb}: no store at ")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!missing.exists(), "{args:?} created the store");
+    }
+    // Once something is stored, they read it.
+    let out = p
+        .cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args(["--db", &db, "ingest"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for args in [["traffic"], ["prune"]] {
+        let mut all = vec!["--db", db.as_str()];
+        all.extend(args);
+        assert_eq!(code(&p.run(&all)), 0, "{args:?}");
+    }
+}
