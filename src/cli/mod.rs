@@ -38,9 +38,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// History store: an SQLite file or a `postgres://USER@HOST:PORT/DATABASE` URL (not for
-    /// the traffic commands yet; docs/store.md) [default: `store:` in evalwatch.yaml, else
-    /// evalwatch.db]
+    /// The store of every command, traffic included: an SQLite file or a
+    /// `postgres://USER@HOST:PORT/DATABASE` URL (docs/store.md) [default: `store:` in
+    /// evalwatch.yaml, else evalwatch.db]
     #[arg(long, global = true, env = "EVALWATCH_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Project config [default: ./evalwatch.yaml when present]

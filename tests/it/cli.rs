@@ -265,3 +265,29 @@ fn validate_checks_cron_fields_and_time_zones() {
     let out = p.run(&["validate"]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
 }
+
+/// Audit D3: `--db` serves the traffic commands too (docs/store.md), and its help says so.
+#[test]
+fn the_db_flag_help_says_it_serves_every_command() {
+    let p = Project::new();
+    for args in [
+        vec!["--help"],
+        vec!["traffic", "--help"],
+        vec!["ingest", "--help"],
+    ] {
+        let out = p.run(&args);
+        assert_eq!(code(&out), 0, "{args:?}");
+        let help = stdout(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            !help.contains("not for the traffic commands"),
+            "{args:?}: {help}"
+        );
+        assert!(
+            help.contains("The store of every command, traffic included"),
+            "{args:?}: {help}"
+        );
+    }
+}
