@@ -17,6 +17,10 @@ use super::text::TextKind;
 /// How many malformed records are kept with their reason; the rest are only counted.
 pub const SHOWN_ERRORS: usize = 10;
 
+/// How many distinct labels (and error kinds) keep their redacted form at hand: labels repeat
+/// from record to record, and most are read from here rather than matched again.
+const LABELS_KEPT: usize = 4096;
+
 /// Which records keep their text in the store (`store_text:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreText {
@@ -73,6 +77,8 @@ pub struct Ingestor<'s> {
     /// otherwise fill buckets of the future.
     pub not_after: Option<i64>,
     pub counts: Counts,
+    /// Labels and error kinds redacted so far: `None` when the redaction left one as it is.
+    labels: std::collections::HashMap<String, Option<String>>,
 }
 
 impl<'s> Ingestor<'s> {
@@ -109,6 +115,7 @@ impl<'s> Ingestor<'s> {
             paths: std::sync::Arc::new(paths),
             not_after: None,
             counts: Counts::default(),
+            labels: std::collections::HashMap::new(),
         }
     }
 
@@ -243,6 +250,26 @@ impl<'s> Ingestor<'s> {
         }
     }
 
+    /// A label or error kind with the source's redaction applied (see [`Self::labels`]).
+    fn redact_label(&mut self, label: &mut String) {
+        if let Some(known) = self.labels.get(label.as_str()) {
+            if let Some(redacted) = known {
+                label.clone_from(redacted);
+            }
+            return;
+        }
+        let redacted = match self.rules.redactor.apply(label) {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(r) => Some(r),
+        };
+        if self.labels.len() < LABELS_KEPT {
+            self.labels.insert(label.clone(), redacted.clone());
+        }
+        if let Some(r) = redacted {
+            *label = r;
+        }
+    }
+
     fn record(
         &mut self,
         record: Record,
@@ -275,6 +302,24 @@ impl<'s> Ingestor<'s> {
         }
         self.counts.records += 1;
         self.counts.sampled += u64::from(sampled);
+        // Labels and error kinds are stored (buckets, label sets) and shown (`traffic`, the
+        // page) for every record: redacted like its text. The trace id is left as it is: it
+        // is the de-duplication key and feedback's link (docs/traffic.md says so).
+        let Record {
+            model,
+            feature,
+            segment,
+            region,
+            error,
+            ..
+        } = &mut record;
+        for label in [model, feature, segment, region]
+            .into_iter()
+            .chain(error.as_mut().map(|e| &mut e.kind))
+            .flatten()
+        {
+            self.redact_label(label);
+        }
         let (keep, text) = self.keep_of(sampled);
         if keep {
             let redactor = &self.rules.redactor;

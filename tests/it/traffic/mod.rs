@@ -14,5 +14,6 @@ pub(crate) mod judge;
 mod page;
 mod prune;
 mod quiet;
+mod redaction;
 mod rotation;
 mod satisfaction;
