@@ -138,7 +138,7 @@ impl<'s> Ingestor<'s> {
         };
         if light.texts() == Texts::Unread {
             let span = light.pointer("/span_id").and_then(Value::as_str);
-            let mut record = match self.rules.mapping.apply(&light) {
+            let mut record = match self.rules.mapping.apply(&light, &self.rules.redactor) {
                 Ok(record) => record,
                 Err(e) => {
                     self.map_error(&e, at);
@@ -152,7 +152,12 @@ impl<'s> Ingestor<'s> {
                 let texts = paths
                     .parse(line)
                     .map_err(|e| format!("not JSON: {e}"))
-                    .and_then(|whole| self.rules.mapping.texts(&whole).map_err(|e| e.to_string()));
+                    .and_then(|whole| {
+                        self.rules
+                            .mapping
+                            .texts(&whole, &self.rules.redactor)
+                            .map_err(|e| e.to_string())
+                    });
                 match texts {
                     Ok(t) => {
                         record.input = t.input;
@@ -212,7 +217,7 @@ impl<'s> Ingestor<'s> {
         at: impl FnOnce() -> String,
     ) -> Option<Kept> {
         let span = v.pointer("/span_id").and_then(Value::as_str);
-        match self.rules.mapping.apply(v) {
+        match self.rules.mapping.apply(v, &self.rules.redactor) {
             Ok(record) => self.record(record, span, raw, at),
             Err(e) => {
                 self.map_error(&e, at);
@@ -229,7 +234,11 @@ impl<'s> Ingestor<'s> {
         raw: &[u8],
         at: impl FnOnce() -> String,
     ) -> Option<Kept> {
-        match self.rules.mapping.apply_row(headers, row) {
+        match self
+            .rules
+            .mapping
+            .apply_row(headers, row, &self.rules.redactor)
+        {
             Ok(record) => self.record(record, None, raw, at),
             Err(e) => {
                 self.map_error(&e, at);
@@ -242,10 +251,16 @@ impl<'s> Ingestor<'s> {
         self.malformed(at(), e.to_string());
     }
 
-    /// Counts a record that cannot be read, keeping the first few with where and why.
+    /// Counts a record that cannot be read, keeping the first few with where and why. The
+    /// reason is redacted with the source's patterns too (it is printed, and may quote the
+    /// record); a value the mapping quotes is redacted whole before it is cut short.
     pub fn malformed(&mut self, at: String, why: String) {
         self.counts.malformed += 1;
         if self.counts.shown.len() < SHOWN_ERRORS {
+            let why = match self.rules.redactor.apply(&why) {
+                std::borrow::Cow::Borrowed(_) => why,
+                std::borrow::Cow::Owned(r) => r,
+            };
             self.counts.shown.push((at, why));
         }
     }

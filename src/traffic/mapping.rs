@@ -3,6 +3,8 @@
 //!
 //! A field that is absent is `None`; a field that is present with the wrong type is an error
 //! that names the field, its pointer and what was found, so that `ingest` can count and show it.
+//! What was found is quoted with the source's redaction applied (the messages reach terminals,
+//! cron mail and CI logs), and a `user` value is never quoted: only its kind is said.
 
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -10,6 +12,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::record::{Feedback, Record, RecordError};
+use super::redact::Redactor;
 use super::text::{self, Read, TextKind};
 
 /// Where a field is found in a record.
@@ -276,29 +279,33 @@ impl Mapping {
     /// The record's text fields alone (`input`, `output`, `context`), built: what a record
     /// mapped from a line whose text was only checked ([`super::sparse::Paths::parse_light`])
     /// gets once it is kept whole. The first of them with a wrong value is the error.
-    pub fn texts<R: Lookup + ?Sized>(&self, record: &R) -> Res<TextFields> {
+    /// `quote`: the source's redaction, applied to a value an error quotes.
+    pub fn texts<R: Lookup + ?Sized>(&self, record: &R, quote: &Redactor) -> Res<TextFields> {
         let f = &self.fields;
+        let q = Some(quote);
         Ok(TextFields {
-            input: opt_text(record, f.input.as_ref(), "input")?,
-            output: opt_text(record, f.output.as_ref(), "output")?,
+            input: opt_text(record, f.input.as_ref(), "input", q)?,
+            output: opt_text(record, f.output.as_ref(), "output", q)?,
             context: match &f.context {
                 None => Vec::new(),
                 Some(r) => r.get(record).map_or(Ok(Vec::new()), |v| {
-                    passages(v).map_err(|reason| err("context", r, reason))
+                    passages(v, q).map_err(|reason| err("context", r, reason))
                 })?,
             },
         })
     }
 
     /// Maps one record. Absent optional fields are `None`; the first field with a wrong value
-    /// is the error.
-    pub fn apply<R: Lookup + ?Sized>(&self, record: &R) -> Res<Record> {
+    /// is the error, which quotes the value with `quote` (the source's redaction) applied.
+    pub fn apply<R: Lookup + ?Sized>(&self, record: &R, quote: &Redactor) -> Res<Record> {
         let f = &self.fields;
+        let q = Some(quote);
         let time = match f.time.get(record) {
-            Some(v) => parse_time(v).map_err(|reason| err("time", &f.time, reason))?,
+            Some(v) => read_time(v, q).map_err(|reason| err("time", &f.time, reason))?,
             None => return Err(err("time", &f.time, "missing".into())),
         };
-        let user_hash = match opt_label(record, f.user.as_ref(), "user")? {
+        // A user id is never quoted, not even redacted: only its kind is said.
+        let user_hash = match opt_label(record, f.user.as_ref(), "user", None)? {
             None => None,
             Some(user) => {
                 let Some(hasher) = &self.users else {
@@ -313,7 +320,7 @@ impl Mapping {
         };
         let error = match &f.error {
             Some(r) if r.get(record).is_some_and(is_failure) => Some(RecordError {
-                kind: opt_label(record, f.error_kind.as_ref(), "error_kind")?,
+                kind: opt_label(record, f.error_kind.as_ref(), "error_kind", q)?,
             }),
             _ => None,
         };
@@ -328,7 +335,7 @@ impl Mapping {
                         r,
                         format!(
                             "{} is no vote: use up/down, true/false or 1-5 stars",
-                            found(v)
+                            found(v, q)
                         ),
                     )
                 })?),
@@ -338,42 +345,48 @@ impl Mapping {
             input,
             output,
             context,
-        } = self.texts(record)?;
+        } = self.texts(record, quote)?;
         Ok(Record {
             time,
             input,
             output,
             context,
-            model: opt_label(record, f.model.as_ref(), "model")?,
-            feature: opt_label(record, f.feature.as_ref(), "feature")?,
-            segment: opt_label(record, f.segment.as_ref(), "segment")?,
-            region: opt_label(record, f.region.as_ref(), "region")?,
+            model: opt_label(record, f.model.as_ref(), "model", q)?,
+            feature: opt_label(record, f.feature.as_ref(), "feature", q)?,
+            segment: opt_label(record, f.segment.as_ref(), "segment", q)?,
+            region: opt_label(record, f.region.as_ref(), "region", q)?,
             user_hash,
-            trace_id: opt_label(record, f.trace_id.as_ref(), "trace_id")?,
-            latency_ms: opt_number(record, f.latency_ms.as_ref(), "latency_ms", 0.0)?,
-            tokens_in: opt_count(record, f.tokens_in.as_ref(), "tokens_in")?,
-            tokens_out: opt_count(record, f.tokens_out.as_ref(), "tokens_out")?,
-            cost_usd: opt_number(record, f.cost_usd.as_ref(), "cost_usd", 0.0)?,
+            trace_id: opt_label(record, f.trace_id.as_ref(), "trace_id", q)?,
+            latency_ms: opt_number(record, f.latency_ms.as_ref(), "latency_ms", 0.0, q)?,
+            tokens_in: opt_count(record, f.tokens_in.as_ref(), "tokens_in", q)?,
+            tokens_out: opt_count(record, f.tokens_out.as_ref(), "tokens_out", q)?,
+            cost_usd: opt_number(record, f.cost_usd.as_ref(), "cost_usd", 0.0, q)?,
             error,
             confidence: opt_number(
                 record,
                 f.confidence.as_ref(),
                 "confidence",
                 f64::NEG_INFINITY,
+                q,
             )?,
             feedback,
         })
     }
 
     /// Maps a CSV row: each column is a string under its header; empty cells are absent.
-    pub fn apply_row(&self, headers: &csv::StringRecord, row: &csv::StringRecord) -> Res<Record> {
+    pub fn apply_row(
+        &self,
+        headers: &csv::StringRecord,
+        row: &csv::StringRecord,
+        quote: &Redactor,
+    ) -> Res<Record> {
         let object = headers
             .iter()
             .zip(row.iter())
             .filter(|(_, cell)| !cell.is_empty())
             .map(|(h, cell)| (h.to_owned(), Value::String(cell.to_owned())))
             .collect::<serde_json::Map<_, _>>();
-        self.apply(&Value::Object(object))
+        self.apply(&Value::Object(object), quote)
     }
 }
 
@@ -385,17 +398,27 @@ fn err(field: &'static str, at: &FieldRef, reason: String) -> MapError {
     }
 }
 
-/// What was found, short, for an error message.
-fn found(v: &Value) -> String {
-    let kind = match v {
+/// What kind of value was found, for an error message.
+fn kind(v: &Value) -> &'static str {
+    match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+/// What was found, short, for an error message: its kind and its text, redacted with
+/// `quote` (the source's redaction) before it is cut to 40 bytes, so that a pattern sees the
+/// whole value; without `quote` (a user id), its kind alone.
+fn found(v: &Value, quote: Option<&Redactor>) -> String {
+    let kind = kind(v);
+    let Some(quote) = quote else {
+        return format!("{kind} (not shown: user ids are never echoed)");
     };
-    let mut text = v.to_string();
+    let mut text = quote.apply(&v.to_string()).into_owned();
     if text.len() > 40 {
         let cut = (0..=40)
             .rev()
@@ -410,7 +433,13 @@ fn found(v: &Value) -> String {
 /// Unix seconds below this, milliseconds from here on (1e11 s is the year 5138).
 const MILLIS_FROM: f64 = 1e11;
 
+/// A time as a record holds it; an error quotes the value as it is (feedback's times).
 pub(crate) fn parse_time(v: &Value) -> Result<DateTime<Utc>, String> {
+    read_time(v, Some(&Redactor::default()))
+}
+
+/// [`parse_time`], with `quote` applied to the value an error quotes.
+fn read_time(v: &Value, quote: Option<&Redactor>) -> Result<DateTime<Utc>, String> {
     let secs = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => {
@@ -425,7 +454,7 @@ pub(crate) fn parse_time(v: &Value) -> Result<DateTime<Utc>, String> {
     let Some(secs) = secs.filter(|n| n.is_finite() && *n >= 0.0) else {
         return Err(format!(
             "{} is no time: use RFC 3339 (2026-12-06T14:30:00Z) or unix seconds or milliseconds",
-            found(v)
+            found(v, quote)
         ));
     };
     let millis = if secs >= MILLIS_FROM {
@@ -435,7 +464,7 @@ pub(crate) fn parse_time(v: &Value) -> Result<DateTime<Utc>, String> {
     };
     Utc.timestamp_millis_opt(millis.round() as i64)
         .single()
-        .ok_or_else(|| format!("{} is out of range for a time", found(v)))
+        .ok_or_else(|| format!("{} is out of range for a time", found(v, quote)))
 }
 
 fn is_failure(v: &Value) -> bool {
@@ -446,10 +475,12 @@ fn is_failure(v: &Value) -> bool {
     }
 }
 
+/// `quote`: the source's redaction for a value an error quotes; `None`: not quoted (a user).
 fn opt_label<R: Lookup + ?Sized>(
     record: &R,
     at: Option<&FieldRef>,
     field: &'static str,
+    quote: Option<&Redactor>,
 ) -> Res<Option<String>> {
     let Some(r) = at else { return Ok(None) };
     match r.get(record) {
@@ -461,7 +492,7 @@ fn opt_label<R: Lookup + ?Sized>(
         Some(v) => Err(err(
             field,
             r,
-            format!("{} where a label was expected", found(v)),
+            format!("{} where a label was expected", found(v, quote)),
         )),
     }
 }
@@ -471,6 +502,7 @@ fn opt_number<R: Lookup + ?Sized>(
     at: Option<&FieldRef>,
     field: &'static str,
     min: f64,
+    quote: Option<&Redactor>,
 ) -> Res<Option<f64>> {
     let Some(r) = at else { return Ok(None) };
     let Some(v) = r.get(record) else {
@@ -487,7 +519,7 @@ fn opt_number<R: Lookup + ?Sized>(
         _ => Err(err(
             field,
             r,
-            format!("{} where a number was expected", found(v)),
+            format!("{} where a number was expected", found(v, quote)),
         )),
     }
 }
@@ -496,6 +528,7 @@ fn opt_count<R: Lookup + ?Sized>(
     record: &R,
     at: Option<&FieldRef>,
     field: &'static str,
+    quote: Option<&Redactor>,
 ) -> Res<Option<u64>> {
     let Some(r) = at else { return Ok(None) };
     let Some(v) = r.get(record) else {
@@ -510,7 +543,7 @@ fn opt_count<R: Lookup + ?Sized>(
         err(
             field,
             r,
-            format!("{} where a whole number >= 0 was expected", found(v)),
+            format!("{} where a whole number >= 0 was expected", found(v, quote)),
         )
     })
 }
@@ -519,6 +552,7 @@ fn opt_text<R: Lookup + ?Sized>(
     record: &R,
     at: Option<&FieldRef>,
     field: &'static str,
+    quote: Option<&Redactor>,
 ) -> Res<Option<String>> {
     let Some(r) = at else { return Ok(None) };
     let Some(v) = r.get(record) else {
@@ -529,19 +563,19 @@ fn opt_text<R: Lookup + ?Sized>(
         _ => Err(err(
             field,
             r,
-            format!("{} is neither text nor chat messages", found(v)),
+            format!("{} is neither text nor chat messages", found(v, quote)),
         )),
     }
 }
 
 /// A string, or a list of strings or of objects with `text` / `content` (retrieved chunks).
-fn passages(v: &Value) -> Result<Vec<String>, String> {
+fn passages(v: &Value, quote: Option<&Redactor>) -> Result<Vec<String>, String> {
     match text::read(TextKind::Passages, v, true) {
         Ok(Read::Passages(p)) => Ok(p),
-        Ok(Read::Wrong(Some(i))) => Err(format!("{} is no passage: use text", found(&v[i]))),
+        Ok(Read::Wrong(Some(i))) => Err(format!("{} is no passage: use text", found(&v[i], quote))),
         _ => Err(format!(
             "{} is no passage: use text or a list of texts",
-            found(v)
+            found(v, quote)
         )),
     }
 }
@@ -615,7 +649,7 @@ mod tests {
             "cost": 0.00012, "error": {"type": "timeout"}, "mean_logprob": -0.4,
             "feedback": "down"
         });
-        let r = full().apply(&line).unwrap();
+        let r = full().apply(&line, &Redactor::default()).unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-12-06T13:30:00.250+00:00");
         assert_eq!(r.input.as_deref(), Some("Be brief.\nRefund window?"));
         assert_eq!(r.output.as_deref(), Some("30 days."));
@@ -641,7 +675,7 @@ mod tests {
     fn absent_and_null_fields_are_none_and_errors_follow_the_spec() {
         let m = full();
         let base = json!({"ts": 1_765_000_000});
-        let r = m.apply(&base).unwrap();
+        let r = m.apply(&base, &Redactor::default()).unwrap();
         assert_eq!(r.time.timestamp(), 1_765_000_000);
         assert_eq!((r.output, r.error, r.feedback), (None, None, None));
         for (error, failed) in [
@@ -653,7 +687,10 @@ mod tests {
             (json!({"type": "rate_limit"}), true),
         ] {
             let r = m
-                .apply(&json!({"ts": 1_765_000_000, "error": error}))
+                .apply(
+                    &json!({"ts": 1_765_000_000, "error": error}),
+                    &Redactor::default(),
+                )
                 .unwrap();
             assert_eq!(r.error.is_some(), failed, "{error}");
         }
@@ -666,7 +703,7 @@ mod tests {
             users: None,
         };
         let at = |t: Value| {
-            m.apply(&json!({ "t": t }))
+            m.apply(&json!({ "t": t }), &Redactor::default())
                 .map(|r| r.time.timestamp_millis())
         };
         assert_eq!(at(json!(1_765_000_000)), Ok(1_765_000_000_000));
@@ -679,7 +716,9 @@ mod tests {
             assert_eq!((e.field, e.at.as_str()), ("time", "/t"), "{bad}");
             assert!(e.to_string().starts_with("field `time` (/t): "), "{e}");
         }
-        let missing = m.apply(&json!({"ts": 1})).unwrap_err();
+        let missing = m
+            .apply(&json!({"ts": 1}), &Redactor::default())
+            .unwrap_err();
         assert_eq!(missing.to_string(), "field `time` (/t): missing");
     }
 
@@ -716,10 +755,38 @@ mod tests {
             ),
         ];
         for (line, field, says) in cases {
-            let e = m.apply(&line).unwrap_err();
+            let e = m.apply(&line, &Redactor::default()).unwrap_err();
             assert_eq!(e.field, field, "{line}");
             assert!(e.reason.contains(says), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn quoted_values_are_redacted_whole_and_user_ids_never_quoted() {
+        use crate::traffic::redact::RedactRule;
+        let m = full();
+        let q = Redactor::new(&[RedactRule::Email, RedactRule::Secret]).unwrap();
+        let key = "sk-proj-abcdefghijklmnopqrstuvwx1234567890";
+        let e = m
+            .apply(&json!({"ts": 1, "latency_ms": key}), &q)
+            .unwrap_err();
+        assert_eq!(
+            e.reason,
+            "a string \"[redacted:secret]\" where a number was expected"
+        );
+        // Redacted before it is cut: a long address cut first would no longer match.
+        let long = format!("{}@example.com", "a".repeat(40));
+        let e = m.apply(&json!({"ts": 1, "model": [long]}), &q).unwrap_err();
+        assert!(e.reason.contains("[redacted:email]"), "{e}");
+        let e = m
+            .apply(
+                &json!({"ts": 1, "user": {"id": {"u-1": "x@example.com"}}}),
+                &q,
+            )
+            .unwrap_err();
+        assert_eq!(e.field, "user");
+        assert!(!e.reason.contains("u-1"), "{e}");
+        assert!(e.reason.starts_with("an object (not shown"), "{e}");
     }
 
     #[test]
@@ -727,7 +794,10 @@ mod tests {
         let mut m = full();
         m.users = None;
         let e = m
-            .apply(&json!({"ts": 1, "user": {"id": "u-1"}}))
+            .apply(
+                &json!({"ts": 1, "user": {"id": "u-1"}}),
+                &Redactor::default(),
+            )
             .unwrap_err();
         assert_eq!(e.field, "user");
         assert!(e.reason.contains("salt"), "{e}");
@@ -753,7 +823,7 @@ mod tests {
             fields: FieldMap::new(FieldRef::pointer("/a~1b").unwrap()),
             users: None,
         };
-        assert!(m.apply(&json!({"a/b": 5})).is_ok());
+        assert!(m.apply(&json!({"a/b": 5}), &Redactor::default()).is_ok());
     }
 
     #[test]
@@ -768,10 +838,15 @@ mod tests {
         };
         let headers = csv::StringRecord::from(vec!["time", "latency", "error", "stars"]);
         let row = csv::StringRecord::from(vec!["2026-12-06T10:00:00Z", "250", "", "5"]);
-        let r = m.apply_row(&headers, &row).unwrap();
+        let r = m.apply_row(&headers, &row, &Redactor::default()).unwrap();
         assert_eq!((r.latency_ms, r.error.is_some()), (Some(250.0), false));
         assert_eq!(r.feedback.unwrap().vote, Vote::Positive);
         let row = csv::StringRecord::from(vec!["2026-12-06T10:00:00Z", "x", "", ""]);
-        assert_eq!(m.apply_row(&headers, &row).unwrap_err().field, "latency_ms");
+        assert_eq!(
+            m.apply_row(&headers, &row, &Redactor::default())
+                .unwrap_err()
+                .field,
+            "latency_ms"
+        );
     }
 }

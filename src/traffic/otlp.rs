@@ -237,6 +237,7 @@ fn any(v: &AnyValue) -> Value {
 mod tests {
     use super::*;
     use crate::traffic::mapping::Mapping;
+    use crate::traffic::redact::Redactor;
     use opentelemetry_proto::tonic::common::v1::ArrayValue;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status, span::Event};
@@ -322,7 +323,7 @@ mod tests {
         let decoded = decode_protobuf(&bytes).unwrap();
         assert_eq!((decoded.records.len(), decoded.skipped), (2, 1));
         let m = mapping();
-        let r = m.apply(&decoded.records[0]).unwrap();
+        let r = m.apply(&decoded.records[0], &Redactor::default()).unwrap();
         assert_eq!(r.time.timestamp_millis(), 1_765_000_000_000);
         assert_eq!(r.latency_ms, Some(812.5));
         assert_eq!(r.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
@@ -336,7 +337,7 @@ mod tests {
         assert_eq!(r.feature.as_deref(), Some("faq"));
         assert_eq!(r.segment.as_deref(), Some("support-bot"));
         assert!(r.error.is_none());
-        let f = m.apply(&decoded.records[1]).unwrap();
+        let f = m.apply(&decoded.records[1], &Redactor::default()).unwrap();
         assert_eq!(f.model.as_deref(), Some("gpt-4o"));
         assert_eq!(f.error.unwrap().kind.as_deref(), Some("upstream timeout"));
     }
@@ -380,12 +381,12 @@ mod tests {
         );
         let decoded = decode_protobuf(&export(vec![old, oi]).encode_to_vec()).unwrap();
         let m = mapping();
-        let a = m.apply(&decoded.records[0]).unwrap();
+        let a = m.apply(&decoded.records[0], &Redactor::default()).unwrap();
         assert_eq!(
             (a.input.as_deref(), a.output.as_deref()),
             (Some("Hi there"), Some("Hello!"))
         );
-        let b = m.apply(&decoded.records[1]).unwrap();
+        let b = m.apply(&decoded.records[1], &Redactor::default()).unwrap();
         assert_eq!(b.model.as_deref(), Some("claude-3-5-haiku"));
         assert_eq!(
             (b.input.as_deref(), b.output.as_deref()),
@@ -406,7 +407,9 @@ mod tests {
           "status":{"code":2,"message":"rate limited"}}]}]}]}"#;
         let decoded = decode_json(line.as_bytes()).unwrap();
         assert_eq!(decoded.records.len(), 1);
-        let r = mapping().apply(&decoded.records[0]).unwrap();
+        let r = mapping()
+            .apply(&decoded.records[0], &Redactor::default())
+            .unwrap();
         assert_eq!(
             r.trace_id.as_deref(),
             Some("5b8efff798038103d269b633813fc60c")

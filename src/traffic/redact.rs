@@ -65,6 +65,16 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
+/// No redaction: every text as it is.
+impl Default for Redactor {
+    fn default() -> Self {
+        Self {
+            any: RegexSet::empty(),
+            passes: Vec::new(),
+        }
+    }
+}
+
 const SECRET: &str = concat!(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
     r"|\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}",

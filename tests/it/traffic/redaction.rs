@@ -95,3 +95,46 @@ fn an_otlp_status_message_is_redacted_as_an_error_kind() {
         "{j}"
     );
 }
+
+/// A malformed record's message quotes what was found with the source's redaction applied
+/// (a secret cut at 40 characters would still leak most of it), and never quotes a user id.
+#[test]
+fn messages_about_malformed_records_carry_no_secret_and_no_user_id() {
+    let t = recent_start();
+    let log = format!(
+        r#"{{"ts":{t},"tid":"r1","ms":"{KEY}"}}
+{{"ts":{t},"tid":"r2","ms":1,"tin":"grace@example.com"}}
+{{"ts":{t},"tid":"r3","ms":1,"user":{{"id":"user-46@example.com"}}}}
+{{"ts":{t},"tid":"r4","ms":1,"user":["user-47"]}}
+"#
+    );
+    // `--format json`'s errors, then stderr of a text ingest.
+    for format in ["json", "text"] {
+        let p = Project::new();
+        p.write("evalwatch.yaml", &config());
+        p.write("logs/a.jsonl", &log);
+        let out = p
+            .cmd()
+            .env("EVALWATCH_TRAFFIC_SALT", "salt")
+            .args(["ingest", "--format", format])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+        let said = if format == "json" {
+            json(&out)["errors"].to_string()
+        } else {
+            stderr(&out)
+        };
+        for raw in ["sk-proj-abcdef", "grace@", "user-46", "user-47"] {
+            assert!(!said.contains(raw), "`{raw}` is echoed: {said}");
+        }
+        for want in [
+            "[redacted:secret]",
+            "[redacted:email]",
+            "field `user` (/user): an object",
+            "field `user` (/user): a list",
+        ] {
+            assert!(said.contains(want), "no `{want}` in: {said}");
+        }
+    }
+}
