@@ -319,7 +319,7 @@ impl Mapping {
             }
         };
         let error = match &f.error {
-            Some(r) if r.get(record).is_some_and(is_failure) => Some(RecordError {
+            Some(r) if r.get(record).is_some_and(|v| is_failure(v, r)) => Some(RecordError {
                 kind: opt_label(record, f.error_kind.as_ref(), "error_kind", q)?,
             }),
             _ => None,
@@ -467,10 +467,21 @@ fn read_time(v: &Value, quote: Option<&Redactor>) -> Result<DateTime<Utc>, Strin
         .ok_or_else(|| format!("{} is out of range for a time", found(v, quote)))
 }
 
-fn is_failure(v: &Value) -> bool {
-    match v {
-        Value::Null | Value::Bool(false) => false,
-        Value::String(s) => !s.is_empty(),
+/// Whether an `error` value says the request failed: present and not `null`, `false` or `""`.
+/// A CSV cell is text, the only way it has to write false: `false`, `0` and `no` (any case,
+/// spaces around them ignored) are not failures either, nor a blank cell. In JSON the type
+/// decides: a string is the error's message, whatever it says.
+fn is_failure(v: &Value, at: &FieldRef) -> bool {
+    match (v, at) {
+        (Value::Null | Value::Bool(false), _) => false,
+        (Value::String(s), FieldRef::Column(_)) => {
+            let s = s.trim();
+            !(s.is_empty()
+                || s == "0"
+                || s.eq_ignore_ascii_case("false")
+                || s.eq_ignore_ascii_case("no"))
+        }
+        (Value::String(s), FieldRef::Pointer(_)) => !s.is_empty(),
         _ => true,
     }
 }
@@ -841,6 +852,41 @@ mod tests {
         let r = m.apply_row(&headers, &row, &Redactor::default()).unwrap();
         assert_eq!((r.latency_ms, r.error.is_some()), (Some(250.0), false));
         assert_eq!(r.feedback.unwrap().vote, Vote::Positive);
+        // Every cell is text: false is written `false` (or `0`, `no`), which is no failure.
+        for (cell, failed) in [
+            ("false", false),
+            ("FALSE", false),
+            (" False ", false),
+            ("0", false),
+            ("no", false),
+            ("No", false),
+            ("  ", false),
+            ("true", true),
+            ("1", true),
+            ("timeout", true),
+            ("nothing", true),
+        ] {
+            let row = csv::StringRecord::from(vec!["2026-12-06T10:00:00Z", "1", cell, ""]);
+            let r = m.apply_row(&headers, &row, &Redactor::default()).unwrap();
+            assert_eq!(r.error.is_some(), failed, "{cell:?}");
+        }
+        // In JSON the type decides: a string is the error's message, even `"false"`.
+        let mut f = FieldMap::new(FieldRef::pointer("/t").unwrap());
+        f.error = Some(FieldRef::pointer("/e").unwrap());
+        let j = Mapping {
+            fields: f,
+            users: None,
+        };
+        for (e, failed) in [
+            (json!(false), false),
+            (json!("false"), true),
+            (json!(0), true),
+        ] {
+            let r = j
+                .apply(&json!({"t": 1, "e": e}), &Redactor::default())
+                .unwrap();
+            assert_eq!(r.error.is_some(), failed, "{e}");
+        }
         let row = csv::StringRecord::from(vec!["2026-12-06T10:00:00Z", "x", "", ""]);
         assert_eq!(
             m.apply_row(&headers, &row, &Redactor::default())
