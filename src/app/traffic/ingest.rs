@@ -766,8 +766,11 @@ impl<'a> Reading<'a> {
             );
             return Ok(());
         }
-        // `zcat` is not needed: gzip on standard input is read decompressed.
-        let text = reader::text_of(input).map_err(|e| anyhow::anyhow!("read stdin: {e}"))?;
+        // `zcat` is not needed: gzip on standard input is read decompressed. The input's end
+        // is its last line's end, newline or not: nothing more will come to finish it.
+        let text = reader::text_of(input)
+            .map_err(|e| anyhow::anyhow!("read stdin: {e}"))?
+            .chain(&b"\n"[..]);
         let mut reader = LineReader::new(text, 0, 0, LINE_LIMIT);
         let mut headers: Option<csv::StringRecord> = None;
         let mut last = i64::MIN;
@@ -798,10 +801,6 @@ impl<'a> Reading<'a> {
             if self.batch.records.len() >= BATCH {
                 self.flush()?;
             }
-        }
-        if reader.pending() > 0 {
-            self.unfinished
-                .push("stdin: the last line has no newline: not read".to_owned());
         }
         Ok(())
     }

@@ -143,3 +143,45 @@ fn follow_reads_lines_as_they_are_written_and_a_rotated_file_from_its_start() {
     child.wait().unwrap();
     assert_eq!(records_counted(&p), 3);
 }
+
+/// Standard input has no next ingest: its last line is read without its newline (as
+/// `printf` and some exporters end), plain and gzip alike.
+#[test]
+fn the_last_line_of_standard_input_is_read_without_its_newline() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: app\n    fields: {time: /ts, trace_id: /tid, latency_ms: /ms}\n",
+    );
+    let t = recent_start();
+    let body = format!(
+        "{{\"ts\": {t}, \"tid\": \"s1\", \"ms\": 10}}\n{{\"ts\": {t}, \"tid\": \"s2\", \"ms\": 10}}"
+    );
+    let out = p
+        .cmd()
+        .args(["ingest", "app", "-", "--format", "json"])
+        .write_stdin(body)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let j = json_out(&out);
+    assert_eq!(
+        (j["records"].as_u64(), j["new"].as_u64()),
+        (Some(2), Some(2)),
+        "{j}"
+    );
+    assert_eq!(j["unfinished"], serde_json::json!([]), "{j}");
+    assert_eq!(records_counted(&p), 2);
+    // gzip on standard input, its text without a final newline.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(format!("{{\"ts\": {t}, \"tid\": \"s3\", \"ms\": 10}}").as_bytes())
+        .unwrap();
+    let out = p
+        .cmd()
+        .args(["ingest", "app", "-", "--format", "json"])
+        .write_stdin(gz.finish().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(json_out(&out)["new"].as_u64(), Some(1), "{}", stdout(&out));
+}
