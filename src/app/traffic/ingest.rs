@@ -205,6 +205,61 @@ fn csv_row(line: &str) -> csv::StringRecord {
     row
 }
 
+/// One line of CSV under the file's header row: its cells, or why it is not a row of that
+/// file (not CSV, a quote left open, more or fewer cells than the header names).
+fn csv_record(line: &str, headers: &csv::StringRecord) -> Result<csv::StringRecord, String> {
+    if let Some(at) = open_quote(line) {
+        return Err(format!(
+            "not CSV: the quote opened at byte {} is not closed on this line (a quoted cell cannot span lines)",
+            at + 1
+        ));
+    }
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    let mut row = csv::StringRecord::new();
+    match r.read_record(&mut row) {
+        Err(e) => Err(format!("not CSV: {e}")),
+        Ok(_) if row.len() != headers.len() => Err(format!(
+            "not a row of this file: {} cell{} where the header names {} column{}",
+            row.len(),
+            if row.len() == 1 { "" } else { "s" },
+            headers.len(),
+            if headers.len() == 1 { "" } else { "s" },
+        )),
+        Ok(_) => Ok(row),
+    }
+}
+
+/// Where a quoted cell of `line` opens without closing (RFC 4180: a cell that starts with `"`
+/// ends at a `"` not doubled), if one does. A `"` inside an unquoted cell is text.
+fn open_quote(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let (mut i, mut cell_start) = (0, true);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' if cell_start => {
+                let opened = i;
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return Some(opened),
+                        Some(b'"') if bytes.get(i + 1) == Some(&b'"') => i += 2,
+                        Some(b'"') => break,
+                        Some(_) => i += 1,
+                    }
+                }
+                cell_start = false;
+            }
+            b',' => cell_start = true,
+            _ => cell_start = false,
+        }
+        i += 1;
+    }
+    None
+}
+
 /// One `ingest`: what it read, what it holds before the next commit, what it stored.
 struct Reading<'a> {
     cwd: PathBuf,
@@ -366,19 +421,14 @@ impl<'a> Reading<'a> {
                 }
             }
             TrafficFormat::Csv => {
-                let mut r = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .flexible(true)
-                    .from_reader(text.as_bytes());
-                let mut row = csv::StringRecord::new();
-                match (r.read_record(&mut row), headers) {
-                    (Ok(true), Some(h)) => {
+                let Some(h) = headers else { return };
+                match csv_record(text, h) {
+                    Ok(row) => {
                         if let Some(k) = self.ing.row(h, &row, text.as_bytes(), &at) {
                             self.accept(k, last);
                         }
                     }
-                    (Ok(_), _) => {}
-                    (Err(e), _) => self.ing.malformed(at(), format!("not CSV: {e}")),
+                    Err(why) => self.ing.malformed(at(), why),
                 }
             }
             TrafficFormat::Otlp => match otlp::decode_json(text.as_bytes()) {

@@ -185,3 +185,83 @@ fn the_last_line_of_standard_input_is_read_without_its_newline() {
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     assert_eq!(json_out(&out)["new"].as_u64(), Some(1), "{}", stdout(&out));
 }
+
+/// A CSV row that is not a row of its file (a quote left open, fewer or more cells than the
+/// header) is malformed, located and explained like a bad JSON line; the rest is stored.
+#[test]
+fn csv_rows_with_an_open_quote_or_the_wrong_cell_count_are_malformed() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: rows\n    format: csv\n    path: logs/a.csv\n    fields: {time: ts, trace_id: tid, input: q, latency_ms: ms, error: err}\n",
+    );
+    let t = recent_start();
+    p.write(
+        "logs/a.csv",
+        &format!(
+            "ts,tid,q,ms,err\n\
+             {t},c1,\"a, \"\"quoted\"\" cell\",100,\n\
+             {t},c2,\"unterminated,100,\n\
+             {t},c3,q,100\n\
+             {t},c4,q,100,,extra\n\
+             {t},c5,q\"inside,100,false\n"
+        ),
+    );
+    let out = p.run(&["ingest", "--format", "json"]);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let j = json_out(&out);
+    assert_eq!(
+        (j["new"].as_u64(), j["malformed"].as_u64()),
+        (Some(2), Some(3)),
+        "{j}"
+    );
+    let errors: Vec<String> = j["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["at"].as_str().unwrap(),
+                e["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        errors[0].starts_with("logs/a.csv:3: not CSV: the quote opened"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0].contains("a quoted cell cannot span lines"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].starts_with(
+            "logs/a.csv:4: not a row of this file: 4 cells where the header names 5 columns"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[2].starts_with("logs/a.csv:5: not a row of this file: 6 cells"),
+        "{errors:#?}"
+    );
+    // The text ingest says the same on stderr, file:line first.
+    let p2 = Project::new();
+    p2.write(
+        "evalwatch.yaml",
+        &std::fs::read_to_string(p.path().join("evalwatch.yaml")).unwrap(),
+    );
+    p2.write(
+        "logs/a.csv",
+        &std::fs::read_to_string(p.path().join("logs/a.csv")).unwrap(),
+    );
+    let out = p2.run(&["ingest"]);
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out).contains("logs/a.csv:4: not a row of this file"),
+        "{}",
+        stderr(&out)
+    );
+    let t = json_out(&p.run(&["traffic", "--format", "json"]));
+    assert_eq!(t["current"]["volume"].as_u64(), Some(2), "{t}");
+}
