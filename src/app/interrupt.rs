@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM for the commands that load suites (`run`, `validate`).
+//! Ctrl-C and SIGTERM for the commands that load suites (`run`, `validate`), and `ingest`.
 //!
 //! Loading can take seconds (a case file of hundreds of megabytes, a large replay file), and
 //! the loaders do not look for a signal as they read. So, from the start of the command, a
@@ -17,6 +17,15 @@ use tokio_util::sync::CancellationToken;
 static BEGUN: Mutex<bool> = Mutex::new(false);
 /// Cancelled on the first signal, once [`watch`] is listening.
 static TOKEN: OnceLock<CancellationToken> = OnceLock::new();
+/// What a signal before [`begun`] says, when the command is not one that loads suites.
+static MESSAGE: OnceLock<&'static str> = OnceLock::new();
+
+/// [`watch`], with what a signal before [`begun`] says (a line after `error: `): a command
+/// that does not load suites says what it has done so far.
+pub(crate) fn watch_as(message: &'static str) -> anyhow::Result<()> {
+    let _ = MESSAGE.set(message);
+    watch()
+}
 
 /// Listen for Ctrl-C and SIGTERM from now on (the handlers are in place when this returns).
 /// Until [`begun`] is called, a signal ends the process with exit 130; after, it cancels
@@ -56,12 +65,15 @@ pub(crate) fn watch() -> anyhow::Result<()> {
                     return;
                 }
                 {
-                    let begun = BEGUN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let begun = BEGUN
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if !*begun {
                         // Held while the process ends: no run is begun meanwhile.
-                        crate::output::err(
-                            "error: interrupted while loading the suites: nothing was run or stored",
+                        let message = MESSAGE.get().copied().unwrap_or(
+                            "interrupted while loading the suites: nothing was run or stored",
                         );
+                        crate::output::err(&format!("error: {message}"));
                         std::process::exit(i32::from(super::exit::INTERRUPTED));
                     }
                 }

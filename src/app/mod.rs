@@ -344,7 +344,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Schedule(a) => schedule::run(&ctx, &a),
         Command::Review(a) => review::run(&ctx, &a),
         Command::Ingest(a) => {
-            interrupt::watch()?;
+            // A one-shot ingest ends at once; `--follow` stops reading and says what it read
+            // (`traffic::ingest`).
+            interrupt::watch_as(
+                "interrupted: the records committed so far are stored (the next ingest resumes after them); the rest was not read",
+            )?;
             traffic::ingest::run(&ctx, &a)
         }
         Command::Collect(a) => collect::run(&ctx, &a),

@@ -79,6 +79,20 @@ pub struct Ingestor<'s> {
     pub counts: Counts,
     /// Labels and error kinds redacted so far: `None` when the redaction left one as it is.
     labels: std::collections::HashMap<String, Option<String>>,
+    /// `Some` (`ingest --follow`): every malformed record is also kept here, up to
+    /// [`FRESH_ERRORS`], to be said as it is read and taken with [`Self::take_fresh`].
+    pub fresh: Option<Fresh>,
+}
+
+/// How many malformed records [`Ingestor::fresh`] holds between two takes; more are counted.
+pub const FRESH_ERRORS: usize = 100;
+
+/// Malformed records not said yet (see [`Ingestor::fresh`]).
+#[derive(Debug, Default)]
+pub struct Fresh {
+    pub shown: Vec<(String, String)>,
+    /// Malformed records past [`FRESH_ERRORS`], only counted.
+    pub more: u64,
 }
 
 impl<'s> Ingestor<'s> {
@@ -116,6 +130,7 @@ impl<'s> Ingestor<'s> {
             not_after: None,
             counts: Counts::default(),
             labels: std::collections::HashMap::new(),
+            fresh: None,
         }
     }
 
@@ -256,13 +271,32 @@ impl<'s> Ingestor<'s> {
     /// record); a value the mapping quotes is redacted whole before it is cut short.
     pub fn malformed(&mut self, at: String, why: String) {
         self.counts.malformed += 1;
+        let fresh = match self.fresh.as_mut() {
+            Some(f) if f.shown.len() < FRESH_ERRORS => Some(f),
+            Some(f) => {
+                f.more += 1;
+                None
+            }
+            None => None,
+        };
+        if self.counts.shown.len() >= SHOWN_ERRORS && fresh.is_none() {
+            return;
+        }
+        let why = match self.rules.redactor.apply(&why) {
+            std::borrow::Cow::Borrowed(_) => why,
+            std::borrow::Cow::Owned(r) => r,
+        };
+        if let Some(f) = fresh {
+            f.shown.push((at.clone(), why.clone()));
+        }
         if self.counts.shown.len() < SHOWN_ERRORS {
-            let why = match self.rules.redactor.apply(&why) {
-                std::borrow::Cow::Borrowed(_) => why,
-                std::borrow::Cow::Owned(r) => r,
-            };
             self.counts.shown.push((at, why));
         }
+    }
+
+    /// The malformed records not said yet (`--follow`; empty without [`Self::fresh`]).
+    pub fn take_fresh(&mut self) -> Fresh {
+        self.fresh.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// A label or error kind with the source's redaction applied (see [`Self::labels`]).

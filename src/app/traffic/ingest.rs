@@ -21,10 +21,11 @@ use crate::cli::ReadFormat;
 use crate::cli::traffic::IngestArgs;
 use crate::model::{CaseStatus, ProjectConfig, TrafficFormat, TrafficSource};
 use crate::store::{FileOffset, Store};
-use crate::traffic::ingest::{Ingestor, Kept, SourceRules};
+use crate::traffic::ingest::{Fresh, Ingestor, Kept, SourceRules};
 use crate::traffic::otlp;
 use crate::traffic::reader::{self, LineReader, Packing};
 use crate::traffic::shape::Shape;
+use tokio_util::sync::CancellationToken;
 
 /// The longest record read; a longer line is counted as malformed and skipped unread.
 const LINE_LIMIT: usize = 1 << 20;
@@ -75,6 +76,16 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
         .transpose()?;
     let mut warned = false;
     let mut opened = 0;
+    // Following: malformed records are said as they are read, and Ctrl-C or SIGTERM ends
+    // the reading after the pass in hand; the summary then says what was read and stored.
+    let stop = if args.follow {
+        reading.ing.fresh = Some(Fresh::default());
+        crate::app::interrupt::begun();
+        crate::app::interrupt::token()
+    } else {
+        None
+    };
+    let stopped = || stop.as_ref().is_some_and(CancellationToken::is_cancelled);
     loop {
         let before = reading.written.new;
         if paths.iter().any(|p| p == "-") {
@@ -116,6 +127,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
         if !args.follow {
             break;
         }
+        reading.say_fresh(ctx);
         if reading.written.new > before {
             if args.format == ReadFormat::Text {
                 ctx.printer
@@ -124,6 +136,9 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
             // Following: the rules judge the windows the new records closed.
             opened += judge_windows(ctx, &mut store, &project, source)?;
         }
+        if stopped() {
+            break;
+        }
         std::thread::sleep(FOLLOW_POLL);
     }
     let judged = reading
@@ -131,7 +146,13 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
         .take()
         .map(super::judging::Background::finish)
         .transpose()?;
-    reading.report(ctx, args.format, judged.as_ref());
+    if stopped() && args.format == ReadFormat::Text {
+        ctx.printer.note(&format!(
+            "ingest {}: stopped by a signal: every record read was stored (the next ingest resumes after it)",
+            source.id
+        ));
+    }
+    reading.report(ctx, args.format, judged.as_ref(), args.follow);
     opened += judge_windows(ctx, &mut store, &project, source)?;
     Ok(if reading.ing.counts.malformed > 0 {
         exit::INCOMPLETE
@@ -269,6 +290,8 @@ struct Reading<'a> {
     batch: Batch,
     written: super::Written,
     files: u64,
+    /// The files read (their keys), so that each counts once in `files`.
+    seen_files: std::collections::HashSet<String>,
     /// Sampled records the monitor decided (passed or failed) as they were read.
     scored: u64,
     /// Sampled records left to the judge (see `judging`).
@@ -308,6 +331,7 @@ impl<'a> Reading<'a> {
             batch: Batch::default(),
             written: super::Written::default(),
             files: 0,
+            seen_files: std::collections::HashSet::new(),
             scored: 0,
             awaiting_judge: 0,
             skipped_spans: 0,
@@ -479,6 +503,10 @@ impl<'a> Reading<'a> {
     ) -> anyhow::Result<()> {
         let shown = self.shown(path);
         let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
+        // Counted once however many `--follow` passes read it.
+        if self.seen_files.insert(key.clone()) {
+            self.files += 1;
+        }
         let identity = identity(&meta);
         // Read to its end and unchanged (plain, or compressed): not opened (`--follow` looks
         // at every file four times a second).
@@ -486,7 +514,6 @@ impl<'a> Reading<'a> {
             (o.identity == identity && o.offset == meta.len())
                 || o.identity == format!("{identity} gzip {}", meta.len())
         }) {
-            self.files += 1;
             return Ok(());
         }
         let mut file = File::open(path).map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
@@ -495,7 +522,6 @@ impl<'a> Reading<'a> {
             Packing::Gzip => return self.read_gzip(file, &shown, key, at, &identity, meta.len()),
             Packing::Other { name, cat } => {
                 // Said as one record that cannot be read, each time the file is given.
-                self.files += 1;
                 self.ing.malformed(
                     format!("{shown}:1"),
                     format!(
@@ -515,7 +541,6 @@ impl<'a> Reading<'a> {
                 _ => (0, 0),
             },
         };
-        self.files += 1;
         if offset == meta.len() {
             return Ok(());
         }
@@ -700,7 +725,6 @@ impl<'a> Reading<'a> {
     ) -> anyhow::Result<()> {
         let reading = format!("{inode} gzip");
         let read = format!("{reading} {len}");
-        self.files += 1;
         // (Read to its end and unchanged, it was not opened: see `read_file`.)
         let (offset, number) = match at {
             Some(o) if o.identity == format!("{read} early") => {
@@ -855,7 +879,21 @@ impl<'a> Reading<'a> {
         Ok(())
     }
 
-    fn report(&self, ctx: &Ctx, format: ReadFormat, judged: Option<&JudgeReport>) {
+    /// Says the malformed records read since the last call (`--follow`), on stderr.
+    fn say_fresh(&mut self, ctx: &Ctx) {
+        let fresh = self.ing.take_fresh();
+        for (at, why) in &fresh.shown {
+            ctx.printer.warn(&format!("{at}: {why}"));
+        }
+        if fresh.more > 0 {
+            ctx.printer
+                .warn(&format!("... and {} more malformed records", fresh.more));
+        }
+    }
+
+    /// The summary; `said`: the malformed records were said as they were read (`--follow`),
+    /// so the text output does not list them again.
+    fn report(&self, ctx: &Ctx, format: ReadFormat, judged: Option<&JudgeReport>, said: bool) {
         let c = &self.ing.counts;
         let more = c.malformed.saturating_sub(c.shown.len() as u64);
         if format == ReadFormat::Json {
@@ -879,10 +917,10 @@ impl<'a> Reading<'a> {
             crate::output::out(&body.to_string());
             return;
         }
-        for (at, why) in &c.shown {
+        for (at, why) in c.shown.iter().filter(|_| !said) {
             ctx.printer.warn(&format!("{at}: {why}"));
         }
-        if more > 0 {
+        if more > 0 && !said {
             ctx.printer
                 .warn(&format!("... and {more} more malformed records"));
         }

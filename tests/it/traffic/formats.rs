@@ -265,3 +265,113 @@ fn csv_rows_with_an_open_quote_or_the_wrong_cell_count_are_malformed() {
     let t = json_out(&p.run(&["traffic", "--format", "json"]));
     assert_eq!(t["current"]["volume"].as_u64(), Some(2), "{t}");
 }
+
+/// `ingest --follow` says each malformed record as it reads it (`file:line: reason` on
+/// stderr), and Ctrl-C or SIGTERM ends it with the summary of what it read and stored, as an
+/// ingest without `--follow` ends (exit 3: some records were unreadable); `--format json`
+/// prints its one object.
+#[test]
+fn follow_says_malformed_records_as_it_reads_them_and_its_summary_at_a_signal() {
+    use std::io::Read as _;
+    for (format, sig) in [("text", "-TERM"), ("json", "-INT")] {
+        let p = Project::new();
+        p.write(
+            "evalwatch.yaml",
+            "traffic:\n  - id: live\n    path: logs/app.jsonl*\n    fields: {time: /ts, trace_id: /tid, latency_ms: /ms}\n",
+        );
+        let t = recent_start();
+        p.write(
+            "logs/app.jsonl",
+            &format!(
+                "{{\"ts\": {t}, \"tid\": \"a\", \"ms\": 1}}\nbroken line\n{{\"ts\": {t}, \"tid\": \"b\", \"ms\": \"slow\"}}\n"
+            ),
+        );
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evalwatch"))
+            .current_dir(p.path())
+            .env_remove("EVALWATCH_DB")
+            .env_remove("EVALWATCH_CONFIG")
+            .args(["ingest", "--follow", "--format", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // stderr, read as it comes, line by line.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let mut err = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.push_str(&String::from_utf8_lossy(&buf[..n]));
+                let _ = tx.send(all.clone());
+            }
+            all
+        });
+        let mut said = String::new();
+        let mut wait_for = |want: &str| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !said.contains(want) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                said = rx
+                    .recv_timeout(left)
+                    .unwrap_or_else(|_| panic!("`{want}` not said while following: {said}"));
+            }
+        };
+        wait_for("logs/app.jsonl:2: not JSON");
+        wait_for("logs/app.jsonl:3: field `latency_ms` (/ms)");
+        // A bad line appended while following is said too.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(p.path().join("logs/app.jsonl"))
+            .unwrap();
+        f.write_all(b"{\"ts\": \"later\"}\n").unwrap();
+        wait_for("logs/app.jsonl:4: field `time` (/ts)");
+        assert_eq!(records_counted(&p), 1);
+        signal(child.id(), sig);
+        let status = child.wait().unwrap();
+        let stderr_all = reader.join().unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(status.code(), Some(3), "{out}{stderr_all}");
+        assert!(
+            !stderr_all.contains("nothing was run or stored"),
+            "{stderr_all}"
+        );
+        // Each bad line said once.
+        assert_eq!(
+            stderr_all.matches("logs/app.jsonl:2:").count(),
+            1,
+            "{stderr_all}"
+        );
+        if format == "text" {
+            assert!(stderr_all.contains("stopped by a signal"), "{stderr_all}");
+            assert!(
+                out.contains("ingest live: 1 record read from 1 file: 1 new, 0 seen before")
+                    && out.contains("; 3 malformed"),
+                "{out}"
+            );
+        } else {
+            let j: serde_json::Value = serde_json::from_str(out.trim())
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {out}{stderr_all}"));
+            assert_eq!(
+                (
+                    j["records"].as_u64(),
+                    j["new"].as_u64(),
+                    j["malformed"].as_u64(),
+                    j["files"].as_u64()
+                ),
+                (Some(1), Some(1), Some(3), Some(1)),
+                "{j}"
+            );
+            assert_eq!(j["errors"][2]["at"], "logs/app.jsonl:4", "{j}");
+        }
+    }
+}
