@@ -232,18 +232,31 @@ pub fn limit_text(gate: &Gate) -> String {
     }
 }
 
+/// The rounding a gate forgives at a limit: 1e-9 of the limit's magnitude (at least 1e-9),
+/// as case thresholds and `numeric` tolerances do, so a mean of three 0.7 scores
+/// (0.6999999999999998) meets `min: 0.7` and 0.1 + 0.2 meets `max: 0.3`.
+fn rounding_allowance(limit: f64) -> f64 {
+    1e-9 * limit.abs().max(1.0)
+}
+
+/// Whether `v` lies within a gate's inclusive bounds, allowing for rounding at each bound.
+fn within_gate(v: f64, min: Option<f64>, max: Option<f64>) -> bool {
+    !v.is_nan()
+        && min.is_none_or(|m| v >= m - rounding_allowance(m))
+        && max.is_none_or(|m| v <= m + rounding_allowance(m))
+}
+
 /// Evaluate a suite's gates against one provider's metrics.
 ///
-/// A gate is ok when the metric has a value within `min..=max`. A metric without a value
-/// (a rate over nothing) is not ok: the run could not show the limit was met.
+/// A gate is ok when the metric has a value within `min..=max`, allowing for rounding
+/// ([`within_gate`]). A metric without a value (a rate over nothing) is not ok: the run could
+/// not show the limit was met.
 pub fn evaluate_gates(gates: &[Gate], provider: &str, metrics: &Metrics) -> Vec<GateResult> {
     gates
         .iter()
         .map(|g| {
             let value = metrics.get(&g.metric);
-            let ok = value.is_some_and(|v| {
-                !v.is_nan() && g.min.is_none_or(|m| v >= m) && g.max.is_none_or(|m| v <= m)
-            });
+            let ok = value.is_some_and(|v| within_gate(v, g.min, g.max));
             GateResult {
                 metric: g.metric.clone(),
                 provider: provider.to_owned(),

@@ -393,6 +393,45 @@ fn gates_limits_and_none_values() {
     assert!(evaluate_gates(&[], "p", &m).is_empty());
 }
 
+#[test]
+fn gates_allow_for_rounding_at_an_inclusive_limit() {
+    // Three cases scoring exactly 0.7: the mean is 0.6999999999999998 (audit H1).
+    let mean = (0.7 + 0.7 + 0.7) / 3.0;
+    assert!(mean < 0.7);
+    // Two replay results costing 0.1 and 0.2: 0.30000000000000004.
+    let cost = 0.1 + 0.2;
+    assert!(cost > 0.3);
+    let mut m = Metrics {
+        mean_score: Some(mean),
+        cost_usd: cost,
+        ..Metrics::default()
+    };
+    m.named.insert("tokens".into(), 1e12 + 0.5);
+    let res = evaluate_gates(
+        &[
+            gate("mean_score", Some(0.7), None),
+            gate("cost_usd", None, Some(0.3)),
+            gate("cost_usd", Some(0.3), Some(0.3)),
+            // The allowance is relative to the limit's magnitude: 1e-9 of 1e12 is 1000.
+            gate("tokens", None, Some(1e12)),
+        ],
+        "p",
+        &m,
+    );
+    assert!(res.iter().all(|g| g.ok), "{res:?}");
+    // A real miss is still a breach: the allowance is rounding, not slack.
+    let res = evaluate_gates(
+        &[
+            gate("mean_score", Some(0.7 + 1e-8), None),
+            gate("cost_usd", None, Some(0.3 - 1e-8)),
+            gate("tokens", None, Some(1e12 - 1e4)),
+        ],
+        "p",
+        &m,
+    );
+    assert!(res.iter().all(|g| !g.ok), "{res:?}");
+}
+
 /// Samples of several cases on provider `p`: (case, statuses), in order.
 fn samples(cases: &[(&str, &[CaseStatus])]) -> Vec<ResultRecord> {
     let mut out = Vec::new();
