@@ -46,11 +46,15 @@ pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
                     .iter()
                     .map(|m| json!({"provider": m.provider, "metrics": m.metrics}))
                     .collect();
-                json!({
+                let mut item = json!({
                     "run_id": r.info.run_id, "suite": r.info.suite, "started_at": r.info.started_at,
                     "finished_at": r.info.finished_at, "status": r.info.status,
                     "planned": r.info.planned, "labels": labels, "providers": providers,
-                })
+                });
+                if let Some(filter) = &r.info.filter {
+                    item["filter"] = json!(filter);
+                }
+                item
             })
             .collect();
         ctx.printer.result(&serde_json::to_string_pretty(&items)?);
@@ -82,7 +86,10 @@ pub fn runs(ctx: &Ctx, args: &RunsArgs) -> anyhow::Result<u8> {
                 .take(19)
                 .collect::<String>()
                 .replace('T', " "),
-            r.info.status.as_str().to_string(),
+            match &r.info.filter {
+                Some(filter) => format!("{} (filtered: {filter})", r.info.status.as_str()),
+                None => r.info.status.as_str().to_string(),
+            },
         ];
         if labelled {
             base.push(labels_text(labels));

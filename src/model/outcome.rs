@@ -583,6 +583,11 @@ pub struct RunInfo {
     pub providers: Vec<String>,
     /// Jobs planned.
     pub planned: u64,
+    /// The case filters a run was limited to (`--case c1 --tag smoke`), None for a run of
+    /// the whole suite. A filtered run is a spot check: never a baseline, a trend point or
+    /// the subject of alert rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 /// Metrics of a run for one provider, overall (`tag` None) or for one tag.

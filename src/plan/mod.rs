@@ -38,6 +38,20 @@ impl Filters {
         (self.cases.is_empty() || self.cases.iter().any(|g| g.matches(&case.id)))
             && (self.tags.is_empty() || case.tags.iter().any(|t| self.tags.contains(t)))
     }
+
+    /// The case filters as given (`--case c1 --tag smoke`), None when every case is run.
+    /// `--provider` and `--repeat` are not case filters: each provider's results still cover
+    /// the whole suite.
+    #[must_use]
+    pub fn case_filter(&self) -> Option<String> {
+        let words: Vec<String> = self
+            .cases
+            .iter()
+            .map(|g| format!("--case {}", g.as_str()))
+            .chain(self.tags.iter().map(|t| format!("--tag {t}")))
+            .collect();
+        (!words.is_empty()).then(|| words.join(" "))
+    }
 }
 
 /// The providers of `suite` the filters keep, as (index into `suite.providers`, id).

@@ -58,6 +58,9 @@ pub fn header(view: &RunView<'_>, alerts: &[Value]) -> Map<String, Value> {
     m.insert("finished_at".into(), json!(view.info.finished_at));
     m.insert("status".into(), json!(view.info.status));
     m.insert("planned".into(), json!(view.info.planned));
+    if let Some(filter) = &view.info.filter {
+        m.insert("filter".into(), json!(filter));
+    }
     m.insert("wall_secs".into(), json!(view.wall_secs));
     m.insert("providers".into(), Value::Array(providers));
     m.insert("tags".into(), Value::Array(tags));
@@ -169,6 +172,7 @@ mod tests {
             status: RunStatus::Complete,
             providers: vec!["p".into()],
             planned: 0,
+            filter: None,
         };
         let view = RunView {
             info: &info,

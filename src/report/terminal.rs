@@ -109,13 +109,20 @@ pub fn summary(view: &RunView<'_>, with_tags: bool) -> String {
         .wall_secs
         .map(|s| format!("  {s:.2}s"))
         .unwrap_or_default();
+    let filtered = view
+        .info
+        .filter
+        .as_ref()
+        .map(|f| format!("  (filtered: {f}; no baseline for later runs)"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "{}  run {}  {}{}",
+        "{}  run {}  {}{}{}",
         view.info.suite,
         view.info.run_id,
         view.info.status.as_str(),
-        wall
+        wall,
+        filtered
     );
     let mut rows = vec![header()];
     for m in view.overall() {
@@ -442,6 +449,7 @@ mod tests {
             status: crate::model::RunStatus::Complete,
             providers: vec!["p".into()],
             planned: 1,
+            filter: None,
         }
     }
 

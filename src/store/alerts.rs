@@ -63,8 +63,8 @@ fn add_notice(
 }
 
 impl Store {
-    /// Complete runs of `suite` started before `before` (RFC 3339), newest first, at most
-    /// `limit`.
+    /// Complete runs of the whole `suite` (not filtered) started before `before` (RFC 3339),
+    /// newest first, at most `limit`.
     pub fn complete_runs_before(
         &self,
         suite: &str,
@@ -72,7 +72,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<RunInfo>, StoreError> {
         let sql = format!(
-            "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete'
+            "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete' AND r.case_filter IS NULL
                AND r.started_ms < ?2
              ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT ?3"
         );
@@ -89,10 +89,10 @@ impl Store {
         raws.into_iter().map(RawRun::into_info).collect()
     }
 
-    /// The newest complete run of `suite`.
+    /// The newest complete run of the whole `suite` (not filtered).
     pub fn latest_complete_run(&self, suite: &str) -> Result<Option<RunInfo>, StoreError> {
         let sql = format!(
-            "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete'
+            "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete' AND r.case_filter IS NULL
              ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT 1"
         );
         self.conn

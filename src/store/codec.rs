@@ -223,7 +223,7 @@ pub(crate) fn outcomes_from_json(text: &str) -> Result<Vec<AssertionOutcome>, se
 
 /// Columns of a run header, in the order [`RawRun::from_row`] reads them.
 pub(crate) const RUN_SELECT: &str = "SELECT r.id, r.run_id, s.name, r.suite_hash, r.started_at, \
-     r.finished_at, r.status, r.providers, r.planned \
+     r.finished_at, r.status, r.providers, r.planned, r.case_filter \
      FROM runs r JOIN suites s ON s.id = r.suite_ref";
 
 /// A run header as stored, before its text columns are parsed.
@@ -237,6 +237,7 @@ pub(crate) struct RawRun {
     status: String,
     providers: String,
     planned: i64,
+    filter: Option<String>,
 }
 
 impl RawRun {
@@ -251,6 +252,7 @@ impl RawRun {
             status: r.get(6)?,
             providers: r.get(7)?,
             planned: r.get(8)?,
+            filter: r.get(9)?,
         })
     }
 
@@ -276,6 +278,7 @@ impl RawRun {
             status,
             providers,
             planned: to_u64(self.planned),
+            filter: self.filter,
         })
     }
 }

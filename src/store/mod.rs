@@ -340,8 +340,8 @@ impl Store {
                 tx.execute(
                     "INSERT INTO runs (run_id, suite_ref, suite_hash, started_at, finished_at,
                                        status, providers, planned, pid, host, evalwatch_version,
-                                       started_ms)
-                     VALUES (?1, ?2, ?3, ?4, NULL, 'running', ?5, ?6, ?7, ?8, ?9, ?10)",
+                                       started_ms, case_filter)
+                     VALUES (?1, ?2, ?3, ?4, NULL, 'running', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
                         run.run_id,
                         suite_ref,
@@ -353,6 +353,7 @@ impl Store {
                         host,
                         env!("CARGO_PKG_VERSION"),
                         codec::time_ms(&run.started_at),
+                        run.filter,
                     ],
                 )?;
             }

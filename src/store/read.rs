@@ -322,8 +322,8 @@ impl Store {
         Ok(())
     }
 
-    /// The newest complete run of `suite` that started before `before` (RFC 3339): a run's
-    /// baseline.
+    /// The newest complete run of the whole `suite` (not filtered) that started before
+    /// `before` (RFC 3339): a run's baseline.
     pub fn previous_complete_run(
         &self,
         suite: &str,
@@ -336,7 +336,8 @@ impl Store {
         };
         self.conn
             .prepare_cached(&format!(
-                "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete' AND r.started_ms < ?2
+                "{RUN_SELECT} WHERE s.name = ?1 AND r.status = 'complete' AND r.case_filter IS NULL
+                   AND r.started_ms < ?2
                  ORDER BY r.started_ms DESC NULLS LAST, r.id DESC LIMIT 1"
             ))?
             .query_row(params![suite, before], RawRun::from_row)

@@ -105,6 +105,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 28] = [
         "0028_vote_bucket",
         include_str!("migrations/0028_vote_bucket.sql"),
     ),
+    (
+        "0029_filtered_runs",
+        include_str!("migrations/0029_filtered_runs.sql"),
+    ),
 ];
 
 /// The schema version this code writes.

@@ -71,6 +71,7 @@ fn info(run_id: &str, suite: &str, started_at: &str) -> RunInfo {
         status: RunStatus::Running,
         providers: vec!["p-a".to_owned(), "p-b".to_owned()],
         planned: 12,
+        filter: None,
     }
 }
 

@@ -23,7 +23,9 @@ impl Store {
     }
 
     /// Metric history of a suite, oldest run first; within a run, rows in stored order.
-    /// Runs still `running` are left out (their metrics are not written yet).
+    /// Runs still `running` are left out (their metrics are not written yet), and so are
+    /// filtered runs (`--case`, `--tag`): a spot check of a few cases is no point of the
+    /// suite's trend.
     pub fn trend(&self, q: &TrendQuery<'_>) -> Result<Vec<TrendRow>, StoreError> {
         let since = codec::since_ms(q.since, "read trends")?;
         let mut st = self.conn.prepare_cached(
@@ -33,7 +35,7 @@ impl Store {
              FROM runs r
              JOIN suites s ON s.id = r.suite_ref
              JOIN run_metrics m ON m.run_ref = r.id
-             WHERE s.name = ?1 AND r.status != 'running'
+             WHERE s.name = ?1 AND r.status != 'running' AND r.case_filter IS NULL
                AND (CAST(?2 AS BIGINT) IS NULL OR r.started_ms >= ?2)
                AND (?3 OR m.tag IS NULL)
              ORDER BY r.started_ms NULLS FIRST, r.id, m.id",

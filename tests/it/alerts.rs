@@ -835,3 +835,57 @@ fn cases_discounted_as_known_flaky_are_listed_on_the_trend_page() {
     assert!(section.contains("not counted alone"), "{section}");
     assert!(!section.contains("<code>c8</code>"), "{section}");
 }
+
+/// Audit H2: a run filtered with `--case`/`--tag` is a spot check, not a history point. It is
+/// stored marked as filtered, is never the `previous` baseline, evaluates no alert rule, and
+/// `runs`/`show` say so.
+#[test]
+fn a_filtered_run_is_no_baseline_and_fires_nothing() {
+    let p = project(
+        30,
+        "  - {metric: pass_rate, drop: 0.05, severity: critical}\n  - {metric: pass_rate, min: 0.5, severity: warning, name: floor}\n",
+        "  - {id: log, type: file, path: alerts.jsonl}\n",
+    );
+    let o = p.run(&["run", "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // A spot check of one case (and one of a tag), each wrong: no rule fires on it.
+    answers(&p, "faq", 30, &[1]);
+    let o = p.run(&["run", "--format", "json", "--case", "c1"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let spot = &json_runs(&o)[0];
+    assert_eq!(spot["alerts"], Value::Array(vec![]), "{spot}");
+    assert_eq!(spot["filter"], "--case c1", "{spot}");
+    assert!(
+        stderr(&o).contains("filtered (--case c1)") && stderr(&o).contains("not evaluated"),
+        "{}",
+        stderr(&o)
+    );
+    let spot_id = spot["run_id"].as_str().unwrap().to_owned();
+    assert!(!p.path().join("alerts.jsonl").exists());
+    // `runs` and `show` say it is filtered.
+    let o = p.run(&["runs"]);
+    assert!(stdout(&o).contains("filtered: --case c1"), "{}", stdout(&o));
+    let o = p.run(&["show", &spot_id]);
+    assert!(stdout(&o).contains("filtered: --case c1"), "{}", stdout(&o));
+    let o = p.run(&["show", &spot_id, "--format", "json"]);
+    assert_eq!(json_runs(&o)[0]["filter"], "--case c1", "{}", stdout(&o));
+    // A filtered run cannot be pinned as the baseline.
+    let o = p.run(&["baseline", "pin", &spot_id]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("filtered"), "{}", stderr(&o));
+    // The next full run regresses by 20 of 30 cases: compared with the last full run, the
+    // critical alert fires and the run exits 1.
+    answers(&p, "faq", 30, &(0..20).collect::<Vec<_>>());
+    let o = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let alerts = json_runs(&o)[0]["alerts"].as_array().unwrap().clone();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["severity"] == "critical" && a["baseline"] == "previous"),
+        "{alerts:?}"
+    );
+    assert!(json_runs(&o)[0].get("filter").is_none_or(Value::is_null));
+    let log = std::fs::read_to_string(p.path().join("alerts.jsonl")).unwrap();
+    assert!(log.contains("critical"), "{log}");
+}

@@ -695,6 +695,7 @@ fn faq_run(planned: u64) -> evalwatch::model::RunInfo {
         status: evalwatch::model::RunStatus::Running,
         providers: vec!["p-a".to_owned()],
         planned,
+        filter: None,
     }
 }
 

@@ -27,6 +27,12 @@ pub fn baseline(ctx: &Ctx, args: &BaselineArgs) -> anyhow::Result<u8> {
             info.status.as_str()
         )));
     }
+    if let Some(filter) = &info.filter {
+        return Err(Failure::invalid(format!(
+            "pin run {}: it is filtered ({filter}), a spot check of some cases; pin a run of the whole suite",
+            info.run_id
+        )));
+    }
     store.pin_baseline(&info.suite, &info.run_id, &now_rfc3339(Utc::now()))?;
     ctx.printer.result(&format!(
         "run {} is now the pinned baseline of suite `{}` (rules with `baseline: pinned`)",

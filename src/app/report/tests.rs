@@ -100,6 +100,7 @@ pub(in crate::app) fn store_run(
         status: RunStatus::Running,
         providers: vec!["echo".into()],
         planned: suite.cases.len() as u64,
+        filter: None,
     };
     store.begin_run(&info, suite, 1, "test").expect("begin");
     let writer = crate::store::Writer::spawn(db, &info.run_id, 50).expect("writer");

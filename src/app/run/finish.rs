@@ -257,6 +257,15 @@ impl SuiteRun<'_, '_> {
         if !settings.alerts || info.status != RunStatus::Complete {
             return Ok(super::super::alerts::AlertOutcome::default());
         }
+        if let Some(filter) = &info.filter {
+            // A spot check of some cases says nothing of the suite: its rules would judge a
+            // subset against the whole (or resolve an alert the whole suite still has).
+            self.env.ctx.printer.note(&format!(
+                "run {} is filtered ({filter}): alert rules are not evaluated, and it is no baseline or trend point for later runs",
+                info.run_id
+            ));
+            return Ok(super::super::alerts::AlertOutcome::default());
+        }
         super::super::alerts::after_run_with(
             self.env.ctx,
             store,

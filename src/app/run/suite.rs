@@ -131,7 +131,7 @@ impl<'e, 'a> SuiteRun<'e, 'a> {
         );
         let mut acc = accumulator(env, &suite, resume.as_ref())?;
         let info = match &resume {
-            None => new_info(&suite),
+            None => new_info(&suite, &env.settings.filters),
             Some(r) => resume::info(env.ctx, store, &suite, r, &mut acc)?,
         };
         // Held until the run is stored: the same suite never runs twice at once on one
@@ -431,7 +431,7 @@ fn store_wait() -> anyhow::Result<std::time::Duration> {
 }
 
 /// A new run's row: its hash and planned count are known once the check is through.
-fn new_info(suite: &Suite) -> RunInfo {
+fn new_info(suite: &Suite, filters: &crate::plan::Filters) -> RunInfo {
     RunInfo {
         run_id: new_run_id(),
         suite: suite.name.clone(),
@@ -441,6 +441,7 @@ fn new_info(suite: &Suite) -> RunInfo {
         status: RunStatus::Running,
         providers: suite.providers.iter().map(|p| p.id.clone()).collect(),
         planned: 0,
+        filter: filters.case_filter(),
     }
 }
 

@@ -43,6 +43,7 @@ fn begin(store: &mut Store, db: &Path, run_id: &str, i: usize, results: &[Res]) 
         status: RunStatus::Running,
         providers: vec!["p-a".to_owned(), "p-b".to_owned()],
         planned: results.len() as u64,
+        filter: None,
     };
     store.begin_run(&info, &suite(), 1, "test").expect("begin");
     store_results(db, run_id, 0, results);

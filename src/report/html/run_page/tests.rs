@@ -398,6 +398,7 @@ fn pages_are_what_the_template_wrote() {
             status,
             providers: vec!["p".into(), "p<&>".into()],
             planned: 24,
+            filter: None,
         };
         let dir = std::path::PathBuf::from("unused");
         let pages = Pages {
