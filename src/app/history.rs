@@ -239,8 +239,9 @@ fn show_json(store: &Store, d: &Detail<'_>) -> anyhow::Result<()> {
         "alerts".into(),
         alerts
             .iter()
-            .map(|a| json!({"id": a.id, "state": a.state_in(&info.run_id), "rule": a.rule, "metric": a.metric, "provider": a.provider, "severity": a.severity, "message": a.message, "opened_at": a.opened_at, "resolved_at": a.resolved_at}))
-            .collect(),
+            .map(|a| alert_json(store, a, &info.run_id))
+            .collect::<Result<Vec<_>, _>>()?
+            .into(),
     );
     head.insert(
         "human_scores".into(),
@@ -265,6 +266,75 @@ fn show_json(store: &Store, d: &Detail<'_>) -> anyhow::Result<()> {
     w.end()?;
     lock.flush()?;
     Ok(())
+}
+
+/// One alert of `show --format json`: the fields of `run --format json` under the same names
+/// (the spec's `rule`, `metric`, `severity`, `baseline`, `value`, `message`; `alert_id`, ...),
+/// as run `run_id` saw them, plus `state` (what the run did to it), `opened_at`, `resolved_at`.
+///
+/// The values are those of the run: the alert's row holds those of the last run that saw it
+/// firing (and the message it opened with), the notices those of the runs that opened and
+/// resolved it. `test` and `flipped`
+/// are the opening notice's, for the run that opened the alert (null otherwise).
+fn alert_json(store: &Store, a: &AlertRow, run_id: &str) -> Result<serde_json::Value, StoreError> {
+    let parse = |p: Option<String>| {
+        p.and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let opening = parse(store.alert_notice_payload(a.id, "alert")?);
+    let state = a.state_in(run_id);
+    let last = a.last_run.as_deref() == Some(run_id);
+    let message = match store.alert_last_message(a.id)? {
+        Some(m) if last && state != "resolved" => m,
+        _ => a.message.clone(),
+    };
+    let (value, baseline_value) = if state == "resolved" {
+        let resolved = parse(store.alert_notice_payload(a.id, "resolved")?);
+        (
+            resolved["value"].clone(),
+            resolved["baseline_value"].clone(),
+        )
+    } else if last || opening.is_null() {
+        (json!(a.value), json!(a.baseline_value))
+    } else {
+        (opening["value"].clone(), opening["baseline_value"].clone())
+    };
+    // As `run` has it: the baseline's kind for a rule that compares with one, else null.
+    let compares = opening["condition"]
+        .as_object()
+        .is_some_and(|c| ["drop", "rise", "ratio"].iter().any(|k| c.contains_key(*k)));
+    let baseline = if compares {
+        opening["baseline"].clone()
+    } else {
+        serde_json::Value::Null
+    };
+    let opened = state == "opened";
+    let of_opening = |k: &str| {
+        if opened {
+            opening[k].clone()
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    Ok(json!({
+        "rule": a.rule,
+        "metric": a.metric,
+        "severity": a.severity,
+        "baseline": baseline,
+        "value": value,
+        "message": message,
+        "provider": a.provider,
+        "tag": a.tag,
+        "baseline_value": baseline_value,
+        "test": of_opening("test"),
+        "flipped": opening["flipped"]["total"].as_u64().filter(|_| opened),
+        "new": opened,
+        "alert_id": a.id,
+        "runbook": opening["runbook"],
+        "state": state,
+        "opened_at": a.opened_at,
+        "resolved_at": a.resolved_at,
+    }))
 }
 
 /// `show` for people.

@@ -63,6 +63,19 @@ fn add_notice(
 }
 
 impl Store {
+    /// The payload of the newest notice of `kind` (`alert` or `resolved`) of alert `id`: what
+    /// the sinks were told when it opened or resolved.
+    pub fn alert_notice_payload(&self, id: i64, kind: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT payload FROM alert_notices WHERE alert_ref = ?1 AND kind = ?2
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![id, kind], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Complete runs of the whole `suite` (not filtered) started before `before` (RFC 3339),
     /// newest first, at most `limit`.
     pub fn complete_runs_before(
@@ -268,6 +281,36 @@ impl Store {
         add_notice(&tx, id, "alert", new.at, &payload(id), sinks)?;
         tx.commit()?;
         Ok(Some(id))
+    }
+
+    /// A suite's open alert still fires on run `run_id`: remember when, its latest numbers and
+    /// the message the run gave it (no notice).
+    pub fn touch_alert_saying(
+        &mut self,
+        id: i64,
+        run_id: &str,
+        at: &str,
+        value: Option<f64>,
+        baseline_value: Option<f64>,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE alerts SET last_seen_at = ?2, last_run = ?3, value = ?4, baseline_value = ?5,
+                               last_message = ?6
+             WHERE id = ?1",
+            params![id, at, run_id, value, baseline_value, message],
+        )?;
+        Ok(())
+    }
+
+    /// The message of the last run that saw alert `id` still firing, if one did.
+    pub fn alert_last_message(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT last_message FROM alerts WHERE id = ?1")?
+            .query_row([id], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
     }
 
     /// An open alert still fires: remember when and its latest numbers (no notice).

@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration never changes.
-pub(crate) const MIGRATIONS: [(&str, &str); 28] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 29] = [
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_indexes_views",
@@ -108,6 +108,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 28] = [
     (
         "0029_filtered_runs",
         include_str!("migrations/0029_filtered_runs.sql"),
+    ),
+    (
+        "0029_alert_last_message",
+        include_str!("migrations/0029_alert_last_message.sql"),
     ),
 ];
 

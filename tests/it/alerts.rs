@@ -889,3 +889,73 @@ fn a_filtered_run_is_no_baseline_and_fires_nothing() {
     let log = std::fs::read_to_string(p.path().join("alerts.jsonl")).unwrap();
     assert!(log.contains("critical"), "{log}");
 }
+
+/// Audit M1: `show RUN --format json` carries each alert with the fields and names of
+/// `run --format json` (the spec's `rule`, `metric`, `severity`, `baseline`, `value`,
+/// `message`, and `alert_id`), for the run that opened it, saw it still open and resolved it.
+#[test]
+fn show_json_alerts_carry_the_fields_of_run_json() {
+    let p = project(
+        30,
+        "  - {metric: pass_rate, drop: 0.05, severity: critical}\n  - {metric: pass_rate, min: 0.5, severity: warning, name: floor}\n",
+        "  - {id: log, type: file, path: alerts.jsonl}\n",
+    );
+    let o = p.run(&["run", "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let fields = [
+        "rule",
+        "metric",
+        "severity",
+        "baseline",
+        "value",
+        "message",
+        "provider",
+        "tag",
+        "baseline_value",
+        "alert_id",
+        "runbook",
+    ];
+    let show = |run: &Value| {
+        let id = run["run_id"].as_str().unwrap();
+        let o = p.run(&["show", id, "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        json_runs(&o)[0]["alerts"].as_array().unwrap().clone()
+    };
+    let same = |ran: &[Value], shown: &[Value], state: &str| {
+        assert_eq!(ran.len(), shown.len(), "{ran:?}\n{shown:?}");
+        for a in ran {
+            let s = shown
+                .iter()
+                .find(|s| s["alert_id"] == a["alert_id"])
+                .unwrap_or_else(|| panic!("{a} not in {shown:?}"));
+            for f in fields {
+                assert!(s.get(f).is_some(), "show lacks `{f}`: {s}");
+                assert_eq!(s[f], a[f], "`{f}`: run {a}\nshow {s}");
+            }
+            assert!(s.get("id").is_none(), "{s}");
+            assert_eq!(s["state"], state, "{s}");
+        }
+    };
+    // Opened: 20 of 30 wrong trips both rules.
+    answers(&p, "faq", 30, &(0..20).collect::<Vec<_>>());
+    let o = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let opened = json_runs(&o)[0].clone();
+    let ran = opened["alerts"].as_array().unwrap().clone();
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert!(ran.iter().any(|a| a["baseline"] == "previous"));
+    assert!(ran.iter().any(|a| a["baseline"].is_null()));
+    same(&ran, &show(&opened), "opened");
+    // Still open, at another value: 21 wrong.
+    answers(&p, "faq", 30, &(0..21).collect::<Vec<_>>());
+    let o = p.run(&["run", "--format", "json"]);
+    let again = json_runs(&o)[0].clone();
+    let ran = again["alerts"].as_array().unwrap().clone();
+    same(&ran, &show(&again), "still open");
+    // The run that opened them still shows the values it saw.
+    same(
+        opened["alerts"].as_array().unwrap(),
+        &show(&opened),
+        "opened",
+    );
+}
