@@ -36,7 +36,8 @@ pub struct RunArgs {
     /// Plan and render prompts, call nothing, store nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Continue an interrupted run: run only the jobs it has no result for, into the same run
+    /// Continue an interrupted (incomplete) run: run only the jobs it has no result for, into
+    /// the same run. A complete or failed run is refused (exit 2)
     #[arg(long, value_name = "RUN_ID", conflicts_with = "dry_run")]
     pub resume: Option<String>,
     /// Do not evaluate alert rules

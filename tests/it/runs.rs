@@ -290,13 +290,39 @@ fn resume_runs_only_what_is_missing_into_the_same_run() {
     assert_eq!(ids.len(), 40, "every case exactly once");
     assert_eq!(run["cases"].as_array().map(Vec::len), Some(40));
 
-    // Resuming a complete run runs nothing and changes nothing.
-    let again = p.run(&["run", "--resume", &run_id, "--format", "json"]);
-    assert_eq!(code(&again), 0, "{}", stderr(&again));
-    assert_eq!(
-        json_runs(&again)[0]["cases"].as_array().map(Vec::len),
-        Some(40)
+    // Audit M2: the wall-clock of a resumed run is from its first start to its end (the
+    // pause included), as `show` has it, and throughput is all its results over that.
+    let wall = run["wall_secs"].as_f64().expect("wall_secs");
+    let throughput = run["providers"][0]["metrics"]["throughput_per_s"]
+        .as_f64()
+        .expect("throughput");
+    assert!(
+        (throughput * wall - 40.0).abs() < 0.5,
+        "{throughput} x {wall}"
     );
+    let shown = |p: &Project| {
+        let o = p.run(&["show", &run_id, "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let v = json_runs(&o).remove(0);
+        (
+            v["finished_at"].clone(),
+            v["wall_secs"].clone(),
+            v["providers"][0]["metrics"]["throughput_per_s"].clone(),
+        )
+    };
+    let before = shown(&p);
+    let shown_wall = before.1.as_f64().expect("wall_secs");
+    assert!((shown_wall - wall).abs() < 0.01, "{shown_wall} vs {wall}");
+
+    // Resuming a complete run is refused (exit 2) and changes nothing.
+    let again = p.run(&["run", "--resume", &run_id, "--format", "json"]);
+    assert_eq!(code(&again), 2, "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("it is complete") && stdout(&again).is_empty(),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(shown(&p), before);
     let wrong = p.run(&["run", "--resume", "nope"]);
     assert_eq!(code(&wrong), 2);
 }

@@ -96,10 +96,16 @@ impl SuiteRun<'_, '_> {
             self.nothing_run(store, lease, writer, &suite)?;
             return Ok(None);
         }
+        let finished_at = now_rfc3339();
+        // A resumed run's wall-clock is from its first start to its end, the pause included
+        // (what `show` gives as `wall_secs`): its throughput is all its results over that.
+        let wall_secs = match &self.resume {
+            Some(_) => since(&info.started_at, &finished_at).unwrap_or(wall_secs),
+            None => wall_secs,
+        };
         let metrics = acc.finish(Some(wall_secs));
         crate::phase::phase("metrics");
         let verdict = verdict(self.env.project.error_budget, &suite, &metrics, cancelled);
-        let finished_at = now_rfc3339();
         let info = RunInfo {
             finished_at: Some(finished_at.clone()),
             status: verdict.status,
@@ -277,6 +283,15 @@ impl SuiteRun<'_, '_> {
             &|name| std::env::var(name).ok(),
         )
     }
+}
+
+/// Seconds from `start` to `end` (RFC 3339), as `show` computes a run's `wall_secs`.
+fn since(start: &str, end: &str) -> Option<f64> {
+    let start = chrono::DateTime::parse_from_rfc3339(start).ok()?;
+    let end = chrono::DateTime::parse_from_rfc3339(end).ok()?;
+    #[allow(clippy::cast_precision_loss)]
+    let secs = (end - start).num_milliseconds() as f64 / 1000.0;
+    (secs > 0.0).then_some(secs)
 }
 
 /// The writer's last batch and the run's end in the store; the writer's checkpointer.

@@ -46,6 +46,15 @@ pub(super) fn select(
             }
         )));
     }
+    if matches!(info.status, RunStatus::Complete | RunStatus::Failed) {
+        // A finished run is history: resuming it would run nothing and rewrite its end.
+        return Err(Failure::invalid(format!(
+            "resume run {}: it is {} (finished at {}); only an interrupted (incomplete) run can be resumed; `evalwatch run` starts a new run",
+            info.run_id,
+            info.status.as_str(),
+            info.finished_at.as_deref().unwrap_or("an unknown time")
+        )));
+    }
     let names: Vec<String> = suites.iter().map(|s| s.name.clone()).collect();
     let Some(suite) = suites.into_iter().find(|s| s.name == info.suite) else {
         return Err(Failure::invalid(format!(
