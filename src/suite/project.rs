@@ -210,6 +210,7 @@ fn sinks(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
         }
         return;
     };
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for item in items {
         let Some(entries) = item.as_map() else {
             ctx.error(
@@ -258,6 +259,16 @@ fn sinks(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
         }
         match (id, kind) {
             (Some(id), Some(kind)) => {
+                // Notices are queued per sink id: a second sink of the same id would never
+                // get one.
+                if let Some(first) = seen.get(&id) {
+                    ctx.error(
+                        item,
+                        format!("duplicate sink id `{id}`; first defined at line {first}"),
+                    );
+                    continue;
+                }
+                seen.insert(id.clone(), item.line);
                 let spec = SinkSpec { id, kind, settings };
                 // Judged as `alerts check` and `run` judge it, so that `validate` agrees.
                 if !bad_key

@@ -1012,6 +1012,28 @@ fn project_config_loads_and_is_validated() {
     );
 }
 
+/// Audit M4: a second sink with an id already used is an error located at it, as a second
+/// provider is (the second sink would never get a notice).
+#[test]
+fn duplicate_sink_ids_are_located_errors() {
+    let bad = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        bad.path(),
+        "evalwatch.yaml",
+        "sinks:\n  - {id: f, type: file, path: one.jsonl}\n  - {id: f, type: file, path: two.jsonl}\n  - {id: g, type: stdout}\n",
+    );
+    let err = load_project(Some(&path), Path::new("/")).expect_err("invalid");
+    let msgs: Vec<String> = err
+        .0
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.location.line, d.location.col, d.message))
+        .collect();
+    assert_eq!(
+        msgs,
+        vec!["3:5: duplicate sink id `f`; first defined at line 2"]
+    );
+}
+
 #[test]
 fn project_defaults_when_absent_and_missing_explicit_file() {
     let dir = tempfile::tempdir().expect("tempdir");
