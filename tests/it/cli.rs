@@ -210,6 +210,41 @@ fn junit_and_out_file() {
     );
 }
 
+/// Audit M5: an `--out` file that cannot be created is a usage error found before anything
+/// runs (exit 2, no run stored), not an exit 3 after the run that hides its gates.
+#[test]
+fn an_out_file_that_cannot_be_created_is_refused_before_the_run() {
+    let p = Project::new();
+    replay_suite(&p, "j", 5, 5);
+    for (path, why) in [
+        ("no/such/dir/x.json", "No such file"),
+        (".", "is a directory"),
+    ] {
+        let out = p.run(&["run", "--format", "json", "-q", "--out", path]);
+        assert_eq!(code(&out), 2, "{path}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("--out {path}"))
+                && err.contains(why)
+                && err.contains("nothing was run"),
+            "{path}: {err}"
+        );
+        assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    }
+    let runs = p.run(&["runs"]);
+    assert!(
+        stdout(&runs).contains("no runs yet") || !p.db().exists(),
+        "{}",
+        stdout(&runs)
+    );
+    // A file that exists is kept as it is until the run's output replaces it.
+    p.write("keep.json", "old");
+    let out = p.run(&["run", "--format", "json", "-q", "--out", "keep.json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let written = std::fs::read_to_string(p.path().join("keep.json")).unwrap();
+    assert!(written.starts_with('{'), "{written}");
+}
+
 #[test]
 fn validate_catches_what_only_running_would_show() {
     let p = Project::new();

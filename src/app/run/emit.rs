@@ -43,6 +43,36 @@ pub(super) fn emit(
     Ok(())
 }
 
+/// `--out PATH` can be written, checked before anything runs (a usage error, exit 2): an
+/// existing file is opened for appending (left as it is), a new one created and removed.
+pub(super) fn check_out(path: &std::path::Path) -> anyhow::Result<()> {
+    let refuse = |why: String| {
+        Failure::invalid(format!(
+            "--out {}: {why}; nothing was run (give a file in a directory that exists and can be written)",
+            path.display()
+        ))
+    };
+    if path.is_dir() {
+        return Err(refuse("it is a directory".into()));
+    }
+    let opened = if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|f| {
+                drop(f);
+                std::fs::remove_file(path)
+            })
+    };
+    opened.map_err(|e| refuse(format!("cannot create it: {e}")))
+}
+
 /// The text output: a summary per run and what did not pass (-q: one verdict line per run).
 fn text(ctx: &Ctx, store: &Store, runs: &[Done]) -> anyhow::Result<()> {
     let verbosity = ctx.printer.verbosity;

@@ -67,6 +67,9 @@ pub fn execute(ctx: &Ctx, settings: &RunSettings) -> anyhow::Result<u8> {
         let suites = check::load_whole(ctx, &files, &project)?;
         return emit::dry_run(ctx, &suites, &settings.filters);
     }
+    if let Some(path) = &settings.out {
+        emit::check_out(path)?;
+    }
     let checker = settings
         .resume
         .is_none()
@@ -92,7 +95,17 @@ pub fn execute(ctx: &Ctx, settings: &RunSettings) -> anyhow::Result<u8> {
         pages::refresh(&env, &store, &mut done);
     }
     crate::phase::phase("reports");
-    emit::emit(ctx, &store, settings, &done)?;
+    if let Err(e) = emit::emit(ctx, &store, settings, &done) {
+        // The run is stored and its verdict stands: a gate breach or an alert (1), a failed
+        // run (3) keeps its code, the output's failure said beside it. A run that passed
+        // exits 3: its output, which a script waits for, is missing.
+        if code == exit::OK {
+            return Err(e);
+        }
+        ctx.printer.warn(&format!(
+            "write the run's output: {e:#}; the exit code stays {code}, the run's own"
+        ));
+    }
     crate::phase::phase("emitted");
     finish::close(done);
     runtime.shutdown_background();
