@@ -913,6 +913,75 @@ fn runs_are_listed_newest_first_by_suite_with_a_limit() {
     assert!(store.runs(Some("missing"), 0).unwrap().is_empty());
 }
 
+/// Audit H2: a filtered run (`--case`, `--tag`) keeps its filters and is no baseline, no
+/// latest run and no trend point.
+#[test]
+fn filtered_runs_are_kept_marked_and_never_chosen_as_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+    let metrics = vec![ProviderMetrics {
+        provider: "p-a".to_owned(),
+        tag: None,
+        metrics: Metrics {
+            pass_rate: Some(1.0),
+            ..Metrics::default()
+        },
+    }];
+    for (id, at, filter) in [
+        ("full", "2024-05-01T06:00:00Z", None),
+        (
+            "spot",
+            "2024-05-02T06:00:00Z",
+            Some("--case c1 --tag smoke"),
+        ),
+    ] {
+        let run = RunInfo {
+            filter: filter.map(str::to_owned),
+            ..info(id, "faq", at)
+        };
+        store.begin_run(&run, &default_suite(), 1, "h").unwrap();
+        store
+            .finish_run(id, RunStatus::Complete, at, &metrics, &[])
+            .unwrap();
+    }
+    let spot = store.run("spot").unwrap().unwrap();
+    assert_eq!(spot.filter.as_deref(), Some("--case c1 --tag smoke"));
+    assert_eq!(store.run("full").unwrap().unwrap().filter, None);
+    let later = "2024-05-09T00:00:00Z";
+    let id = |r: Option<RunInfo>| r.map(|r| r.run_id);
+    assert_eq!(
+        id(store.previous_complete_run("faq", later).unwrap()).as_deref(),
+        Some("full")
+    );
+    assert_eq!(
+        id(store.latest_complete_run("faq").unwrap()).as_deref(),
+        Some("full")
+    );
+    let window: Vec<String> = store
+        .complete_runs_before("faq", later, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(window, ["full"]);
+    let trend = store
+        .trend(&crate::model::TrendQuery {
+            suite: "faq",
+            since: None,
+            tags: false,
+            full: false,
+        })
+        .unwrap();
+    assert!(!trend.is_empty() && trend.iter().all(|t| t.run_id == "full"));
+    // `runs` lists it, filter and all.
+    let runs = store.runs(Some("faq"), 0).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[0].info.filter.as_deref(),
+        Some("--case c1 --tag smoke")
+    );
+}
+
 #[test]
 fn previous_complete_run_skips_other_statuses_suites_and_later_runs() {
     let dir = tempfile::tempdir().unwrap();
