@@ -861,6 +861,13 @@ fn a_filtered_run_is_no_baseline_and_fires_nothing() {
         stderr(&o)
     );
     let spot_id = spot["run_id"].as_str().unwrap().to_owned();
+    // -q says it on the verdict line.
+    let o = p.run(&["run", "-q", "--case", "c1"]);
+    assert!(
+        stdout(&o).contains("filtered (--case c1): no alert rule evaluated"),
+        "{}",
+        stdout(&o)
+    );
     assert!(!p.path().join("alerts.jsonl").exists());
     // `runs` and `show` say it is filtered.
     let o = p.run(&["runs"]);

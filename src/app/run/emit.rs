@@ -119,6 +119,9 @@ fn text(ctx: &Ctx, store: &Store, runs: &[Done]) -> anyhow::Result<()> {
 /// A run's verdict with the alerts it fired, on one line.
 fn verdict_line(d: &Done, view: &RunView<'_>) -> String {
     let mut line = terminal::verdict_line(view);
+    if let Some(filter) = &d.info.filter {
+        line = format!("{line}; filtered ({filter}): no alert rule evaluated");
+    }
     for a in &d.alerts {
         line = format!(
             "{line}; alert {} ({}, {})",
