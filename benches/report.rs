@@ -157,6 +157,7 @@ pub fn generate(db: &Path, days: usize, suites: usize, cases: usize) {
                 status: RunStatus::Running,
                 providers: PROVIDERS.iter().map(|p| (*p).to_owned()).collect(),
                 planned: (cases * PROVIDERS.len()) as u64,
+                filter: None,
             };
             store
                 .begin_run(&info, &suite, 1, "bench")

@@ -62,6 +62,7 @@ pub fn begin(path: &Path, n: usize) -> (Store, RunInfo) {
         status: RunStatus::Running,
         providers: vec!["prod-gpt".to_owned()],
         planned: n as u64,
+        filter: None,
     };
     let mut store = Store::open(path).expect("open store");
     store
