@@ -110,8 +110,8 @@ pub(crate) const MIGRATIONS: [(&str, &str); 29] = [
         include_str!("migrations/0029_filtered_runs.sql"),
     ),
     (
-        "0029_alert_last_message",
-        include_str!("migrations/0029_alert_last_message.sql"),
+        "0030_alert_last_message",
+        include_str!("migrations/0030_alert_last_message.sql"),
     ),
 ];
 
