@@ -28,6 +28,10 @@ fn sender_id() -> String {
     format!("pid {} on {}", std::process::id(), now_rfc3339(Utc::now()))
 }
 
+/// Sinks not tried in a round because a failed round's back-off has not passed, each with
+/// when it ends (RFC 3339).
+type Held = Vec<(String, String)>;
+
 /// What one delivery round did to one notice.
 struct Round {
     id: i64,
@@ -62,9 +66,9 @@ pub fn flush_queue(
     };
     // Sends happen on a thread of their own with its own runtime, so that this works
     // whether or not the caller is inside one.
-    let rounds: anyhow::Result<(Vec<Round>, Vec<(String, String)>)> = std::thread::scope(|scope| {
+    let rounds: anyhow::Result<(Vec<Round>, Held)> = std::thread::scope(|scope| {
         scope
-            .spawn(|| -> anyhow::Result<(Vec<Round>, Vec<(String, String)>)> {
+            .spawn(|| -> anyhow::Result<(Vec<Round>, Held)> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
@@ -123,9 +127,9 @@ impl Sender<'_> {
         &self,
         store: &mut Store,
         pending: &[PendingDelivery],
-    ) -> anyhow::Result<(Vec<Round>, Vec<(String, String)>)> {
+    ) -> anyhow::Result<(Vec<Round>, Held)> {
         let mut out = Vec::new();
-        let mut held: Vec<(String, String)> = Vec::new();
+        let mut held: Held = Vec::new();
         let now = store.clock_now()?;
         // Sinks that failed, or whose next notice another sender holds: a sink's notices go
         // out in order, so later ones wait.
@@ -134,26 +138,22 @@ impl Sender<'_> {
             if blocked.contains(d.sink.as_str()) {
                 continue;
             }
-            match self.send(store, d).await? {
-                Some(round) => {
-                    if round.result.is_err() {
-                        blocked.insert(d.sink.as_str());
-                    }
-                    out.push(round);
+            let Some(round) = self.send(store, d).await? else {
+                blocked.insert(d.sink.as_str());
+                let waiting = |t: &&String| DateTime::parse_from_rfc3339(t).is_ok_and(|t| t > now);
+                if let Some(until) = d
+                    .next_attempt_at
+                    .as_ref()
+                    .filter(|t| !self.ignore_backoff && waiting(t))
+                {
+                    held.push((d.sink.clone(), until.clone()));
                 }
-                None => {
-                    blocked.insert(d.sink.as_str());
-                    let waiting =
-                        |t: &&String| DateTime::parse_from_rfc3339(t).is_ok_and(|t| t > now);
-                    if let Some(until) = d
-                        .next_attempt_at
-                        .as_ref()
-                        .filter(|t| !self.ignore_backoff && waiting(t))
-                    {
-                        held.push((d.sink.clone(), until.clone()));
-                    }
-                }
+                continue;
+            };
+            if round.result.is_err() {
+                blocked.insert(d.sink.as_str());
             }
+            out.push(round);
         }
         Ok((out, held))
     }
