@@ -994,12 +994,7 @@ fn project_config_loads_and_is_validated() {
         "evalwatch.yaml",
         "providers:\n  - {id: a, type: echo}\n  - {id: a, type: echo}\njudge: b\nsinks:\n  - {id: s, type: slak}\nerror_budget: 2\nstroe: x\n",
     );
-    let err = load_project(Some(&path), Path::new("/")).expect_err("invalid");
-    let msgs: Vec<String> = err
-        .0
-        .iter()
-        .map(|d| format!("{}:{}: {}", d.location.line, d.location.col, d.message))
-        .collect();
+    let msgs = project_errors(&path);
     assert_eq!(
         msgs,
         vec![
@@ -1012,6 +1007,15 @@ fn project_config_loads_and_is_validated() {
     );
 }
 
+/// The problems of the evalwatch.yaml at `path`, each as `line:col: message`.
+fn project_errors(path: &Path) -> Vec<String> {
+    let err = load_project(Some(path), Path::new("/")).expect_err("invalid");
+    err.0
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.location.line, d.location.col, d.message))
+        .collect()
+}
+
 /// Audit M4: a second sink with an id already used is an error located at it, as a second
 /// provider is (the second sink would never get a notice).
 #[test]
@@ -1022,12 +1026,7 @@ fn duplicate_sink_ids_are_located_errors() {
         "evalwatch.yaml",
         "sinks:\n  - {id: f, type: file, path: one.jsonl}\n  - {id: f, type: file, path: two.jsonl}\n  - {id: g, type: stdout}\n",
     );
-    let err = load_project(Some(&path), Path::new("/")).expect_err("invalid");
-    let msgs: Vec<String> = err
-        .0
-        .iter()
-        .map(|d| format!("{}:{}: {}", d.location.line, d.location.col, d.message))
-        .collect();
+    let msgs = project_errors(&path);
     assert_eq!(
         msgs,
         vec!["3:5: duplicate sink id `f`; first defined at line 2"]

@@ -836,16 +836,21 @@ fn cases_discounted_as_known_flaky_are_listed_on_the_trend_page() {
     assert!(!section.contains("<code>c8</code>"), "{section}");
 }
 
+/// 30 cases, a critical drop rule and a warning floor, notices to alerts.jsonl.
+fn critical_drop_and_floor() -> Project {
+    project(
+        30,
+        "  - {metric: pass_rate, drop: 0.05, severity: critical}\n  - {metric: pass_rate, min: 0.5, severity: warning, name: floor}\n",
+        "  - {id: log, type: file, path: alerts.jsonl}\n",
+    )
+}
+
 /// Audit H2: a run filtered with `--case`/`--tag` is a spot check, not a history point. It is
 /// stored marked as filtered, is never the `previous` baseline, evaluates no alert rule, and
 /// `runs`/`show` say so.
 #[test]
 fn a_filtered_run_is_no_baseline_and_fires_nothing() {
-    let p = project(
-        30,
-        "  - {metric: pass_rate, drop: 0.05, severity: critical}\n  - {metric: pass_rate, min: 0.5, severity: warning, name: floor}\n",
-        "  - {id: log, type: file, path: alerts.jsonl}\n",
-    );
+    let p = critical_drop_and_floor();
     let o = p.run(&["run", "-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // A spot check of one case (and one of a tag), each wrong: no rule fires on it.
@@ -902,11 +907,7 @@ fn a_filtered_run_is_no_baseline_and_fires_nothing() {
 /// `message`, and `alert_id`), for the run that opened it, saw it still open and resolved it.
 #[test]
 fn show_json_alerts_carry_the_fields_of_run_json() {
-    let p = project(
-        30,
-        "  - {metric: pass_rate, drop: 0.05, severity: critical}\n  - {metric: pass_rate, min: 0.5, severity: warning, name: floor}\n",
-        "  - {id: log, type: file, path: alerts.jsonl}\n",
-    );
+    let p = critical_drop_and_floor();
     let o = p.run(&["run", "-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let fields = [

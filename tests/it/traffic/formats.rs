@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use super::ingest::{recent_start, records_counted, spawn_ingest};
+use super::ingest::{error_lines, recent_start, records_counted, spawn_ingest};
 use crate::support::{Project, code, signal, stderr, stdout};
 
 fn json_out(out: &std::process::Output) -> serde_json::Value {
@@ -215,18 +215,7 @@ fn csv_rows_with_an_open_quote_or_the_wrong_cell_count_are_malformed() {
         (Some(2), Some(3)),
         "{j}"
     );
-    let errors: Vec<String> = j["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            format!(
-                "{}: {}",
-                e["at"].as_str().unwrap(),
-                e["reason"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let errors = error_lines(&j);
     assert!(
         errors[0].starts_with("logs/a.csv:3: not CSV: the quote opened"),
         "{errors:#?}"

@@ -119,6 +119,22 @@ pub fn listed(out: &serde_json::Value, field: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The `errors` of `ingest --format json`, each as `at: reason`.
+pub fn error_lines(j: &serde_json::Value) -> Vec<String> {
+    j["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["at"].as_str().unwrap(),
+                e["reason"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 pub fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(stdout(out).trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
@@ -412,18 +428,7 @@ fn bad_records_are_counted_and_explained_and_never_stop_the_stream() {
         "{j}"
     );
     assert_eq!(j["out_of_order"].as_u64(), Some(1), "{j}");
-    let errors: Vec<String> = j["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            format!(
-                "{}: {}",
-                e["at"].as_str().unwrap(),
-                e["reason"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let errors = error_lines(&j);
     let expect = [
         "logs/a.jsonl:2: not JSON",
         "logs/a.jsonl:3: field `tokens_in` (/tin): ",
