@@ -342,10 +342,8 @@ fn file_sink_and_threshold_rules_with_pinned_baseline() {
     assert_eq!(paged.lines().count(), 1);
     // Below the floor: an info alert, which the critical-only command sink does not get.
     answers(&p, "faq", 50, &(0..30).collect::<Vec<_>>());
-    let o = p.run(&["run", "--format", "json"]);
     // The critical regression is still open: `run` keeps exiting 1 (`--fail-on critical`).
-    assert_eq!(code(&o), 1, "{}", stderr(&o));
-    let alerts = json_runs(&o)[0]["alerts"].as_array().unwrap().clone();
+    let (_, alerts) = run_alerts(&p, 1);
     assert!(
         alerts
             .iter()
@@ -836,6 +834,15 @@ fn cases_discounted_as_known_flaky_are_listed_on_the_trend_page() {
     assert!(!section.contains("<code>c8</code>"), "{section}");
 }
 
+/// `run --format json`, which must exit `want`: the run's JSON and its alerts.
+fn run_alerts(p: &Project, want: i32) -> (Value, Vec<Value>) {
+    let o = p.run(&["run", "--format", "json"]);
+    assert_eq!(code(&o), want, "{}", stderr(&o));
+    let run = json_runs(&o)[0].clone();
+    let alerts = run["alerts"].as_array().unwrap().clone();
+    (run, alerts)
+}
+
 /// 30 cases, a critical drop rule and a warning floor, notices to alerts.jsonl.
 fn critical_drop_and_floor() -> Project {
     project(
@@ -888,16 +895,14 @@ fn a_filtered_run_is_no_baseline_and_fires_nothing() {
     // The next full run regresses by 20 of 30 cases: compared with the last full run, the
     // critical alert fires and the run exits 1.
     answers(&p, "faq", 30, &(0..20).collect::<Vec<_>>());
-    let o = p.run(&["run", "--format", "json"]);
-    assert_eq!(code(&o), 1, "{}", stderr(&o));
-    let alerts = json_runs(&o)[0]["alerts"].as_array().unwrap().clone();
+    let (run, alerts) = run_alerts(&p, 1);
     assert!(
         alerts
             .iter()
             .any(|a| a["severity"] == "critical" && a["baseline"] == "previous"),
         "{alerts:?}"
     );
-    assert!(json_runs(&o)[0].get("filter").is_none_or(Value::is_null));
+    assert!(run.get("filter").is_none_or(Value::is_null), "{run}");
     let log = std::fs::read_to_string(p.path().join("alerts.jsonl")).unwrap();
     assert!(log.contains("critical"), "{log}");
 }
