@@ -631,6 +631,12 @@ fn serve_needs_the_token_and_stores_grades_like_import() {
     let (st, msg) = http(port, "POST", "/api/grades", &auth, &good);
     assert_eq!(st, 200);
     assert!(msg.contains("0 new, 3 unchanged"), "{msg}");
+    // A reviewer whose clock runs a day ahead still saves: the server's time is kept, where
+    // `review import` refuses such a file.
+    let ahead = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let early = grades_file(&sheet, &items, &ahead, "pass").to_string();
+    let (st, msg) = http(port, "POST", "/api/grades", &auth, &early);
+    assert_eq!(st, 200, "{msg}");
     // Every item graded: the sheet closed and left the index; its page still opens (a
     // team's other reviewers may still be grading it), with the stored grades.
     let (st, index) = http(port, "GET", &format!("/?token={token}"), &[], "");

@@ -17,19 +17,32 @@ pub(super) enum Rejected {
     Store(anyhow::Error),
 }
 
+/// Where grades come from: a file given to `review import`, or a sheet's page sending them
+/// to `review serve` as the reviewer grades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    File,
+    Served,
+}
+
 /// Check a grades file against its sheet and store it: the one path of `review import` and
 /// `review serve`.
 pub(super) fn apply_grades(
     store: &mut Store,
     text: &str,
     label: &str,
+    via: Via,
 ) -> Result<(GradesFile, ImportCount), Rejected> {
-    let file = grades::parse(text, label).map_err(|e| Rejected::Invalid(e.to_string()))?;
+    let mut file = grades::parse(text, label).map_err(|e| Rejected::Invalid(e.to_string()))?;
     // An export time ahead of the clock would stay current over every real export after it.
+    // Grades sent to `review serve` are being made now: a reviewer's clock that runs ahead
+    // gets the server's time instead of a refusal of every save.
     let now = chrono::Utc::now();
-    if chrono::DateTime::parse_from_rfc3339(&file.exported_at)
-        .is_ok_and(|t| t.timestamp() > now.timestamp() + FUTURE_SLACK_SECS)
-    {
+    let ahead = chrono::DateTime::parse_from_rfc3339(&file.exported_at)
+        .is_ok_and(|t| t.timestamp() > now.timestamp() + FUTURE_SLACK_SECS);
+    if ahead && via == Via::Served {
+        file.exported_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    } else if ahead {
         return Err(Rejected::Invalid(format!(
             "import the grades in {label}: `exported_at` {} is in the future (now is {}; a clock that is off?); nothing was imported: export the grades again from a machine whose clock is right",
             file.exported_at,
@@ -100,7 +113,7 @@ pub(super) fn import(ctx: &Ctx, store: &mut Store, file: &Path) -> anyhow::Resul
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Failure::invalid(format!("read the grades file {}: {e}", file.display())))?;
-    match apply_grades(store, &text, &file.display().to_string()) {
+    match apply_grades(store, &text, &file.display().to_string(), Via::File) {
         Ok((f, c)) => {
             ctx.printer.result(&format!("imported {}", summary(&f, &c)));
             Ok(exit::OK)

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::grades::{Rejected, apply_grades, summary};
+use super::grades::{Rejected, Via, apply_grades, summary};
 use super::{stored_grades, stored_items};
 use crate::app::{Ctx, Failure, exit};
 use crate::review::serve::{self, Backend, Refusal, SheetEntry};
@@ -63,7 +63,7 @@ impl Backend for StoreBackend {
             status: 500,
             message,
         })?;
-        match apply_grades(&mut store, body, "the request") {
+        match apply_grades(&mut store, body, "the request", Via::Served) {
             Ok((f, c)) => Ok(format!("stored {}", summary(&f, &c))),
             Err(Rejected::Invalid(message)) => Err(Refusal {
                 status: 400,
