@@ -38,9 +38,10 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let mut read = if is_csv {
-        read_csv(&bytes).map_err(|e| Failure::invalid(format!("{shown}:1: {e}")))?
+        read_csv(&bytes, &rules.redactor)
+            .map_err(|e| Failure::invalid(format!("{shown}:1: {e}")))?
     } else {
-        read_jsonl(&bytes)
+        read_jsonl(&bytes, &rules.redactor)
     };
     refuse_future(&mut read, chrono::Utc::now());
     let users = match rules.mapping.users {

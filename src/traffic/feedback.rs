@@ -2,12 +2,15 @@
 //! `trace_id`, `time` and `value`, and optionally `comment`, `feature` and `user`. Each row is
 //! read on its own: a bad one is located (its line) and explained, and the others still read.
 //! Other fields or columns are ignored, so that exports of feedback tools read as they are.
+//! The source's redaction is applied to what an error quotes and to the value kept as given
+//! (errors are printed; the value is stored); a user id is never quoted.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::Feedback;
 use super::mapping::parse_time;
+use super::redact::Redactor;
 
 /// One piece of feedback as read (the user id not hashed yet: the caller hashes it).
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +24,9 @@ pub struct FeedbackLine {
     pub feature: Option<String>,
     pub user: Option<String>,
 }
+
+/// The UTF-8 byte order mark, which some tools write at the start of a text file.
+const BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
 
 /// A row that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,10 +53,15 @@ pub struct FeedbackRead {
 }
 
 impl FeedbackRead {
-    fn push(&mut self, line: u64, row: Result<FeedbackLine, String>) {
+    /// A row read, or why not; `quote`: the source's redaction, applied to the reason (it may
+    /// quote the row).
+    fn push(&mut self, line: u64, row: Result<FeedbackLine, String>, quote: &Redactor) {
         match row {
             Ok(r) => self.rows.push(r),
-            Err(reason) => self.errors.push(FeedbackError { line, reason }),
+            Err(reason) => self.errors.push(FeedbackError {
+                line,
+                reason: quote.apply(&reason).into_owned(),
+            }),
         }
     }
 }
@@ -61,22 +72,32 @@ fn text(v: Option<&Value>, name: &str) -> Result<Option<String>, String> {
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        // A user id is never echoed, whatever its shape.
+        Some(_) if name == "user" => {
+            Err("`user` is not text (not shown: user ids are never echoed)".into())
+        }
         Some(other) => Err(format!("`{name}` is {other}, not text")),
     }
 }
 
-/// One row from its named values (`get` answers a field by name).
-fn row<'v>(line: u64, get: impl Fn(&str) -> Option<&'v Value>) -> Result<FeedbackLine, String> {
+/// One row from its named values (`get` answers a field by name); `quote`: the source's
+/// redaction (see the module's comment).
+fn row<'v>(
+    line: u64,
+    get: impl Fn(&str) -> Option<&'v Value>,
+    quote: &Redactor,
+) -> Result<FeedbackLine, String> {
     let trace_id = text(get("trace_id"), "trace_id")?
         .ok_or("no `trace_id`: feedback is linked to its record by trace id")?;
     let time = match get("time") {
         None | Some(Value::Null) => return Err("no `time`: when the user gave the feedback".into()),
-        Some(v) => parse_time(v).map_err(|e| format!("`time`: {e}"))?,
+        Some(v) => parse_time(v, quote).map_err(|e| format!("`time`: {e}"))?,
     };
     let value = get("value").ok_or("no `value`: up/down, true/false or 1-5 stars")?;
-    let feedback = Feedback::from_json(value).ok_or_else(|| {
+    let mut feedback = Feedback::from_json(value).ok_or_else(|| {
         format!("`value` {value} is not feedback: use up/down (thumbs), true/false, or 1-5 stars")
     })?;
+    feedback.raw = quote.apply(&feedback.raw).into_owned();
     Ok(FeedbackLine {
         line,
         trace_id,
@@ -89,25 +110,26 @@ fn row<'v>(line: u64, get: impl Fn(&str) -> Option<&'v Value>) -> Result<Feedbac
 }
 
 /// Reads JSONL: one object a line; blank lines skipped; a line that is not UTF-8 or not a
-/// JSON object is an error of that line.
+/// JSON object is an error of that line. A UTF-8 byte order mark at the start is skipped.
 #[must_use]
-pub fn read_jsonl(bytes: &[u8]) -> FeedbackRead {
+pub fn read_jsonl(bytes: &[u8], quote: &Redactor) -> FeedbackRead {
     let mut out = FeedbackRead::default();
+    let bytes = bytes.strip_prefix(BOM.as_slice()).unwrap_or(bytes);
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = i as u64 + 1;
         let Ok(s) = std::str::from_utf8(raw) else {
-            out.push(line, Err("not UTF-8 text".into()));
+            out.push(line, Err("not UTF-8 text".into()), quote);
             continue;
         };
         if s.trim().is_empty() {
             continue;
         }
         let parsed = match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(o)) => row(line, |k| o.get(k)),
+            Ok(Value::Object(o)) => row(line, |k| o.get(k), quote),
             Ok(other) => Err(format!("{other} is not a JSON object")),
             Err(e) => Err(format!("not JSON: {e}")),
         };
-        out.push(line, parsed);
+        out.push(line, parsed, quote);
     }
     out
 }
@@ -116,7 +138,7 @@ pub fn read_jsonl(bytes: &[u8]) -> FeedbackRead {
 ///
 /// # Errors
 /// A header that cannot be read or lacks a needed column.
-pub fn read_csv(bytes: &[u8]) -> Result<FeedbackRead, FeedbackFileError> {
+pub fn read_csv(bytes: &[u8], quote: &Redactor) -> Result<FeedbackRead, FeedbackFileError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let headers = reader
         .headers()
@@ -140,9 +162,9 @@ pub fn read_csv(bytes: &[u8]) -> Result<FeedbackRead, FeedbackFileError> {
                     .map(|(h, v)| (h.trim(), Value::String(v.to_owned())))
                     .collect();
                 let get = |k: &str| values.iter().find(|(h, _)| *h == k).map(|(_, v)| v);
-                out.push(line, row(line, get));
+                out.push(line, row(line, get, quote), quote);
             }
-            Err(e) => out.push(line, Err(format!("not a CSV row: {e}"))),
+            Err(e) => out.push(line, Err(format!("not a CSV row: {e}")), quote),
         }
     }
     Ok(out)
@@ -212,7 +234,7 @@ mod tests {
             r#"{"trace_id": "t3", "time": 1764583200000, "value": 5, "extra": 1}"#,
             "\n"
         );
-        let read = read_jsonl(text.as_bytes());
+        let read = read_jsonl(text.as_bytes(), &Redactor::default());
         let got: Vec<_> = read
             .rows
             .iter()
@@ -233,14 +255,69 @@ mod tests {
     #[test]
     fn csv_rows_read_with_their_lines_and_a_missing_column_is_an_error() {
         let text = "trace_id,time,value,comment\nt1,2026-12-01T10:00:00Z,thumbs_down,\"slow, and wrong\"\nt2,yesterday,up,\n";
-        let read = read_csv(text.as_bytes()).unwrap();
+        let read = read_csv(text.as_bytes(), &Redactor::default()).unwrap();
         assert_eq!(read.rows.len(), 1);
         assert_eq!(read.rows[0].comment.as_deref(), Some("slow, and wrong"));
         assert_eq!(read.errors.len(), 1);
         assert_eq!(read.errors[0].line, 3);
         assert_eq!(
-            read_csv(b"trace_id,value\nt1,up\n").unwrap_err(),
+            read_csv(b"trace_id,value\nt1,up\n", &Redactor::default()).unwrap_err(),
             FeedbackFileError::MissingColumn("time")
+        );
+    }
+
+    #[test]
+    fn errors_quote_and_raw_values_keep_only_what_the_redaction_leaves() {
+        use crate::traffic::redact::RedactRule;
+        let q = Redactor::new(&[
+            RedactRule::Email,
+            RedactRule::Secret,
+            RedactRule::Regex("(?i)thumbs".into()),
+        ])
+        .unwrap();
+        let long = format!("{}@example.com", "a".repeat(60));
+        let text = [
+            format!(r#"{{"trace_id": "t1", "time": "{long}", "value": "up"}}"#),
+            r#"{"trace_id": "t2", "time": 1, "value": "sk-abcdefghijklmnopqrstuvwx"}"#.to_owned(),
+            r#"{"trace_id": "t3", "time": 1, "value": "down", "user": {"id": "u-secret-1"}}"#
+                .to_owned(),
+            r#""jane@example.com""#.to_owned(),
+            r#"{"trace_id": "t4", "time": 1, "value": "Thumbs_Down"}"#.to_owned(),
+        ]
+        .join("\n");
+        let read = read_jsonl(text.as_bytes(), &q);
+        let reasons: Vec<&str> = read.errors.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(reasons[0].contains("[redacted:email]"), "{reasons:?}");
+        assert!(reasons[1].contains("[redacted:secret]"), "{reasons:?}");
+        assert!(!reasons[2].contains("u-secret-1"), "{reasons:?}");
+        assert!(reasons[3].contains("[redacted:email]"), "{reasons:?}");
+        for r in &reasons {
+            assert!(!r.contains("example.com") && !r.contains("sk-abc"), "{r}");
+        }
+        // The value kept as given is redacted too (it is stored); the vote is the value's.
+        assert_eq!(read.rows.len(), 1);
+        assert_eq!(read.rows[0].feedback.vote, Vote::Negative);
+        assert_eq!(read.rows[0].feedback.raw, "[redacted]_Down");
+        let csv = format!("trace_id,time,value\nt5,{long},up\nt6,1,thumbs_up\n");
+        let read = read_csv(csv.as_bytes(), &q).unwrap();
+        assert!(
+            read.errors[0].reason.contains("[redacted:email]"),
+            "{:?}",
+            read.errors
+        );
+        assert_eq!(read.rows[0].feedback.raw, "[redacted]_up");
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_not_part_of_the_first_row() {
+        let text = "\u{feff}{\"trace_id\": \"t1\", \"time\": 1, \"value\": \"up\"}\n";
+        let read = read_jsonl(text.as_bytes(), &Redactor::default());
+        assert_eq!(
+            (read.rows.len(), read.errors.len()),
+            (1, 0),
+            "{:?}",
+            read.errors
         );
     }
 }

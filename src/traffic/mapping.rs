@@ -329,16 +329,23 @@ impl Mapping {
             Some(r) => match r.get(record) {
                 None => None,
                 Some(Value::String(s)) if s.trim().is_empty() => None,
-                Some(v) => Some(Feedback::from_json(v).ok_or_else(|| {
-                    err(
-                        "feedback",
-                        r,
-                        format!(
-                            "{} is no vote: use up/down, true/false or 1-5 stars",
-                            found(v, q)
-                        ),
-                    )
-                })?),
+                Some(v) => {
+                    let mut f = Feedback::from_json(v).ok_or_else(|| {
+                        err(
+                            "feedback",
+                            r,
+                            format!(
+                                "{} is no vote: use up/down, true/false or 1-5 stars",
+                                found(v, q)
+                            ),
+                        )
+                    })?;
+                    // The value as given is stored: redacted as the record's text is.
+                    if let std::borrow::Cow::Owned(raw) = quote.apply(&f.raw) {
+                        f.raw = raw;
+                    }
+                    Some(f)
+                }
             },
         };
         let TextFields {
@@ -433,9 +440,10 @@ fn found(v: &Value, quote: Option<&Redactor>) -> String {
 /// Unix seconds below this, milliseconds from here on (1e11 s is the year 5138).
 const MILLIS_FROM: f64 = 1e11;
 
-/// A time as a record holds it; an error quotes the value as it is (feedback's times).
-pub(crate) fn parse_time(v: &Value) -> Result<DateTime<Utc>, String> {
-    read_time(v, Some(&Redactor::default()))
+/// A time as a record holds it (feedback's times); an error quotes the value with `quote`
+/// (the source's redaction) applied.
+pub(crate) fn parse_time(v: &Value, quote: &Redactor) -> Result<DateTime<Utc>, String> {
+    read_time(v, Some(quote))
 }
 
 /// [`parse_time`], with `quote` applied to the value an error quotes.
@@ -680,6 +688,20 @@ mod tests {
         assert_eq!(r.error.unwrap().kind.as_deref(), Some("timeout"));
         assert_eq!(r.confidence, Some(-0.4));
         assert_eq!(r.feedback.unwrap().vote, Vote::Negative);
+    }
+
+    #[test]
+    fn an_inline_vote_keeps_its_value_redacted() {
+        use crate::traffic::redact::RedactRule;
+        let q = Redactor::new(&[RedactRule::Regex("(?i)thumbs".into())]).unwrap();
+        let r = full()
+            .apply(&json!({"ts": 1, "feedback": "Thumbs_Down"}), &q)
+            .unwrap();
+        let f = r.feedback.unwrap();
+        assert_eq!(
+            (f.vote, f.raw.as_str()),
+            (Vote::Negative, "[redacted]_Down")
+        );
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! Lines of a log file, read so that nothing is lost and nothing is counted twice: each line
 //! comes with the byte offset just past it (where a later ingest resumes), a line longer than the
 //! limit is skipped without being held in memory, invalid UTF-8 is an error of that line only,
-//! and a last line without its newline (a file still being written) is left for the next read.
+//! a last line without its newline (a file still being written) is left for the next read,
+//! and a UTF-8 byte order mark at the start of the text is dropped from the first line.
 
 use std::io::{self, BufRead};
+
+/// The UTF-8 byte order mark, which some tools write at the start of a text file.
+const BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
 
 /// The first two bytes of every gzip member (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -163,6 +167,7 @@ impl<R: BufRead> LineReader<R> {
                 self.pending = len;
                 return Ok(None);
             }
+            let start = self.offset;
             self.offset += len;
             self.number += 1;
             let content_len = len - 1;
@@ -172,6 +177,11 @@ impl<R: BufRead> LineReader<R> {
             buf.pop();
             if buf.last() == Some(&b'\r') {
                 buf.pop();
+            }
+            // A byte order mark opening the text (as Windows tools write) is not part of the
+            // first record; offsets still count it, so a resumed read starts past it.
+            if start == 0 && buf.starts_with(&BOM) {
+                buf.drain(..BOM.len());
             }
             if !buf.iter().all(u8::is_ascii_whitespace) {
                 break None;
@@ -245,6 +255,30 @@ mod tests {
         let b = owned(r.next_line().unwrap().unwrap());
         assert_eq!(b, (3, 14, Ok("three".to_owned())));
         assert!(r.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_bom_at_the_start_is_not_part_of_the_first_line_and_offsets_stay_bytes() {
+        let bytes = b"\xef\xbb\xbf{\"a\":1}\n{\"b\":2}\n";
+        let (lines, offset, _) = all(bytes, 100);
+        assert_eq!(
+            lines,
+            [
+                (1, 11, Ok("{\"a\":1}".to_owned())),
+                (2, 19, Ok("{\"b\":2}".to_owned()))
+            ]
+        );
+        assert_eq!(offset, 19);
+        // Resumed after the first line, the second is read once, as it is.
+        let mut cur = Cursor::new(bytes.to_vec());
+        cur.seek(SeekFrom::Start(11)).unwrap();
+        let mut r = LineReader::new(BufReader::new(cur), 11, 1, 100);
+        let b = owned(r.next_line().unwrap().unwrap());
+        assert_eq!(b, (2, 19, Ok("{\"b\":2}".to_owned())));
+        assert!(r.next_line().unwrap().is_none());
+        // Only at the start: a BOM further on is the line's text; a BOM alone is a blank line.
+        let (lines, _, _) = all(b"\xef\xbb\xbf\n\xef\xbb\xbfx\n", 100);
+        assert_eq!(lines, [(2, 9, Ok("\u{feff}x".to_owned()))]);
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub struct Feedback {
 
 impl Feedback {
     /// Normalises a raw feedback value: `up`/`down` (and `thumbs_up`, `+1`, `👍` ...),
-    /// booleans, `positive`/`negative`, and 1-5 stars (4-5 positive, 3 neutral, 1-2 negative).
+    /// booleans, `positive`/`negative`, -1 (a thumbs-down, number or string) and 1-5 stars
+    /// (4-5 positive, 3 neutral, 1-2 negative).
     /// `None` for a value that is none of these.
     pub fn from_json(value: &serde_json::Value) -> Option<Self> {
         use serde_json::Value;
@@ -90,7 +91,7 @@ impl Feedback {
         let vote = match value {
             Value::Bool(true) => Vote::Positive,
             Value::Bool(false) => Vote::Negative,
-            Value::Number(n) => stars(n.as_f64()?)?,
+            Value::Number(n) => number(n.as_f64()?)?,
             Value::String(s) => Self::word(s)?,
             _ => return None,
         };
@@ -102,12 +103,22 @@ impl Feedback {
         match t.as_str() {
             "up" | "thumbs_up" | "thumbsup" | "thumbs-up" | "+1" | "👍" | "positive" | "good"
             | "yes" | "true" | "like" | "helpful" => Some(Vote::Positive),
-            "down" | "thumbs_down" | "thumbsdown" | "thumbs-down" | "-1" | "👎" | "negative"
-            | "bad" | "no" | "false" | "dislike" | "unhelpful" => Some(Vote::Negative),
+            "down" | "thumbs_down" | "thumbsdown" | "thumbs-down" | "👎" | "negative" | "bad"
+            | "no" | "false" | "dislike" | "unhelpful" => Some(Vote::Negative),
             "neutral" => Some(Vote::Neutral),
-            _ => stars(t.parse::<f64>().ok()?),
+            _ => number(t.parse::<f64>().ok()?),
         }
     }
+}
+
+/// A vote written as a number, or as a string that reads as one (`"-1"` means what `-1`
+/// means): -1 is a thumbs-down, 1 to 5 are stars. (`+1` is a thumbs-up only as the word
+/// `"+1"`: the number 1 is one star.)
+fn number(n: f64) -> Option<Vote> {
+    if n.fract() == 0.0 && n as i64 == -1 {
+        return Some(Vote::Negative);
+    }
+    stars(n)
 }
 
 fn stars(n: f64) -> Option<Vote> {
@@ -140,6 +151,11 @@ mod tests {
             (json!(2), Vote::Negative, "2"),
             (json!(1), Vote::Negative, "1"),
             (json!("1"), Vote::Negative, "1"),
+            // A thumbs-down written as a number means what the string `-1` means.
+            (json!(-1), Vote::Negative, "-1"),
+            (json!("-1"), Vote::Negative, "-1"),
+            (json!(-1.0), Vote::Negative, "-1.0"),
+            (json!("+1"), Vote::Positive, "+1"),
             (json!(" Down "), Vote::Negative, " Down "),
         ];
         for (value, vote, raw) in cases {
@@ -152,6 +168,9 @@ mod tests {
     fn values_that_are_no_vote_are_refused() {
         for value in [
             json!(0),
+            json!("0"),
+            json!(-2),
+            json!("-2"),
             json!(6),
             json!(4.5),
             json!("maybe"),

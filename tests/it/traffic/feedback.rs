@@ -454,3 +454,27 @@ fn a_vote_from_the_future_is_refused_as_an_unreadable_row() {
         stderr(&text)
     );
 }
+
+/// A feedback file that starts with a UTF-8 byte order mark keeps its first row, JSONL as CSV.
+#[test]
+fn a_feedback_file_with_a_byte_order_mark_keeps_its_first_row() {
+    let (p, start) = ingested("100%", 10);
+    p.write(
+        "fb.jsonl",
+        &format!(
+            "\u{feff}{}",
+            feedback_file(start, &[("t1", 60, r#""down""#, ""), ("t2", 60, "5", "")])
+        ),
+    );
+    let out = import(&p, "fb.jsonl");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(json(&out)["counted"], 2);
+    p.write(
+        "fb.csv",
+        &format!("\u{feff}trace_id,time,value\nt3,{},down\n", start + 60),
+    );
+    let out = import(&p, "fb.csv");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(votes(&p), [(1, 2, 0), (1, 2, 0)]);
+}
+

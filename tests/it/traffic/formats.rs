@@ -364,3 +364,48 @@ fn follow_says_malformed_records_as_it_reads_them_and_its_summary_at_a_signal() 
         }
     }
 }
+
+/// A JSONL file that starts with a UTF-8 byte order mark (as Windows tools write it) loses no
+/// record: not the first, not when the file grows and is read on from its offset, not on
+/// standard input, not gzip-compressed.
+#[test]
+fn a_jsonl_file_with_a_byte_order_mark_keeps_its_first_record() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: app\n    path: logs/*.jsonl\n    fields: {time: /ts, trace_id: /trace}\n",
+    );
+    let t = recent_start();
+    let line = |i: i64| format!("{{\"ts\": {}, \"trace\": \"t{i}\"}}\n", t + i);
+    let mut log = format!("\u{feff}{}{}", line(0), line(1));
+    p.write("logs/a.jsonl", &log);
+    let run = |p: &Project, args: &[&str], stdin: Option<Vec<u8>>| {
+        let mut cmd = p.cmd();
+        cmd.arg("ingest").args(args).args(["--format", "json"]);
+        if let Some(body) = stdin {
+            cmd.write_stdin(body);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+        let j = json_out(&out);
+        (j["records"].as_u64().unwrap(), j["new"].as_u64().unwrap())
+    };
+    assert_eq!(run(&p, &[], None), (2, 2));
+    // Grown: read on from the offset (which counts the mark), the new line once.
+    log.push_str(&line(2));
+    p.write("logs/a.jsonl", &log);
+    assert_eq!(run(&p, &[], None), (1, 1));
+    assert_eq!(run(&p, &[], None), (0, 0));
+    assert_eq!(records_counted(&p), 3);
+    // The same text on standard input, plain and gzip-compressed: all known, none lost.
+    assert_eq!(
+        run(&p, &["app", "-"], Some(log.clone().into_bytes())),
+        (3, 0)
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format!("{log}{}", line(3)).as_bytes())
+        .unwrap();
+    assert_eq!(run(&p, &["app", "-"], Some(gz.finish().unwrap())), (4, 1));
+    assert_eq!(records_counted(&p), 4);
+}
+
