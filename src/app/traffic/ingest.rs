@@ -58,7 +58,7 @@ pub(crate) const FUTURE_SLACK_SECS: i64 = 300;
 
 pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
-    let (id, paths) = split_args(&project, &args.args);
+    let (id, paths) = split_args(&ctx.cwd, &project, &args.args);
     let source = super::pick_source(&project, id)?;
     let rules = super::rules(source)?;
     let mut reading = Reading::new(ctx, &project, source, &rules)?;
@@ -183,9 +183,24 @@ fn judge_windows(
     Ok(outcome.opened)
 }
 
-fn split_args<'a>(project: &ProjectConfig, args: &'a [String]) -> (Option<&'a str>, &'a [String]) {
+/// A first argument that names no source is a path, unless it is no file, folder, glob or `-`
+/// and a source must be named (several are defined) or it is a near miss of one: it is then
+/// a mistyped source, which [`super::pick_source`] refuses with a did-you-mean.
+fn split_args<'a>(
+    cwd: &Path,
+    project: &ProjectConfig,
+    args: &'a [String],
+) -> (Option<&'a str>, &'a [String]) {
+    let ids = || project.traffic.iter().map(|s| s.id.as_str());
     match args.split_first() {
-        Some((first, rest)) if project.traffic.iter().any(|s| &s.id == first) => {
+        Some((first, rest)) if ids().any(|id| id == first) => (Some(first.as_str()), rest),
+        Some((first, rest))
+            if first != "-"
+                && !first.contains(['*', '?', '['])
+                && !cwd.join(first).exists()
+                && (project.traffic.len() > 1
+                    || !crate::suite::did_you_mean(first, ids()).is_empty()) =>
+        {
             (Some(first.as_str()), rest)
         }
         _ => (None, args),

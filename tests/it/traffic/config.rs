@@ -130,3 +130,43 @@ fn validate_on_a_traffic_only_project_checks_its_sources() {
         stderr(&out)
     );
 }
+
+/// `ingest` with a mistyped source name says which source was meant, as `traffic` and
+/// `collect` do, with several sources or one; a path that exists is still read as a path.
+#[test]
+fn ingest_with_a_mistyped_source_says_did_you_mean() {
+    let p = Project::new();
+    let two = "traffic:\n  - id: app-one\n    path: logs/a.jsonl\n    fields: {time: /ts}\n  - id: app-two\n    path: logs/b.jsonl\n    fields: {time: /ts}\n";
+    p.write("evalwatch.yaml", two);
+    p.write("logs/a.jsonl", "");
+    for args in [
+        &["ingest", "app-on"][..],
+        &["ingest", "app-on", "logs/a.jsonl"],
+    ] {
+        let out = p.run(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no such source in evalwatch.yaml; did you mean `app-one`?"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // Paths alone with several sources: the source still has to be named.
+    let out = p.run(&["ingest", "logs/a.jsonl"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("name one"), "{}", stderr(&out));
+    // One source: a near miss of its name is said as one, a path is read as a path.
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: app-one\n    path: logs/a.jsonl\n    fields: {time: /ts}\n",
+    );
+    let out = p.run(&["ingest", "app-on"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did you mean `app-one`?"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.run(&["ingest", "logs/a.jsonl"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
