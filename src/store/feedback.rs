@@ -123,6 +123,25 @@ fn apply_latest(
         .execute(params![source, trace_id])?;
         return Ok(Applied::Waiting);
     };
+    // Its record is counted: the feedback waits no longer, whether it counts or an inline
+    // vote later than it does.
+    tx.prepare_cached("DELETE FROM traffic_feedback_waiting WHERE source = ?1 AND trace_id = ?2")?
+        .execute(params![source, trace_id])?;
+    count_vote(tx, source, trace_id, (time_ms, vote, &raw), key, located)
+}
+
+/// Counts `vote` (given at `time_ms`, written `raw`) as the vote of `trace_id` in the minute
+/// bucket `key` (with its label set), taking the trace's earlier vote out of the bucket it was
+/// counted in; nothing when the trace's vote is later (or the same).
+fn count_vote(
+    tx: &Tx<'_>,
+    source: &str,
+    trace_id: &str,
+    (time_ms, vote, raw): (i64, Vote, &str),
+    key: (BucketKey, i64),
+    located: Option<&Located>,
+) -> Result<Applied, StoreError> {
+    let vote_name = vote.as_str();
     let current: Option<(i64, String, Option<i64>, Option<i64>)> = tx
         .prepare_cached(
             "SELECT time_ms, vote, start, labels FROM traffic_votes
@@ -180,8 +199,6 @@ fn apply_latest(
          WHERE source = ?1 AND trace_id = ?2",
     )?
     .execute(params![source, trace_id, raw, vote_name])?;
-    tx.prepare_cached("DELETE FROM traffic_feedback_waiting WHERE source = ?1 AND trace_id = ?2")?
-        .execute(params![source, trace_id])?;
     Ok(if old.is_some() {
         Applied::Replaced
     } else {
@@ -263,6 +280,59 @@ fn labelled(tx: &Tx<'_>, start: i64, labels: i64) -> Result<Option<BucketKey>, S
 }
 
 impl TrafficTx<'_> {
+    /// A new record's inline vote (at `time_ms`), kept as its trace's vote when the trace has
+    /// none yet: the caller then counts it in the record's minute `start` (label set
+    /// `labels`). `false` when the trace has a vote already: [`Self::count_inline_vote`] then
+    /// decides, once the chunk's buckets are merged.
+    pub fn first_vote(
+        &self,
+        trace_id: &str,
+        time_ms: i64,
+        vote: Vote,
+        start: i64,
+        labels: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO traffic_votes (source, trace_id, time_ms, vote, start, labels)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                self.source,
+                trace_id,
+                time_ms,
+                vote.as_str(),
+                start,
+                labels
+            ])?;
+        Ok(n == 1)
+    }
+
+    /// An inline vote [`Self::first_vote`] did not keep (its trace had a vote, or its record
+    /// was read before), once the chunk's buckets are merged: the latest vote wins, as for
+    /// imported feedback. Later than the trace's vote, it replaces it in the buckets (in the
+    /// record of the trace its time falls to); else it counts nothing.
+    pub fn count_inline_vote(
+        &self,
+        trace_id: &str,
+        time_ms: i64,
+        vote: Vote,
+        raw: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(key) = trace_bucket(&self.tx, &self.source, trace_id, time_ms, None)? {
+            count_vote(
+                &self.tx,
+                &self.source,
+                trace_id,
+                (time_ms, vote, raw),
+                key,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Whether this source has feedback waiting for records (checked once per batch, so that
     /// a batch without any pays one lookup, not one per record).
     pub fn feedback_waiting(&self) -> Result<bool, StoreError> {

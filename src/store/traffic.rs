@@ -20,7 +20,7 @@ use super::codec::{to_i64, to_u64};
 use super::{Store, StoreError};
 use crate::model::Score;
 use crate::traffic::shape::Shape;
-use crate::traffic::{Bucket, BucketKey, MinuteOf, Record, Resolution, Vote};
+use crate::traffic::{Bucket, BucketKey, MinuteOf, Record, Resolution};
 
 /// The most user hashes a bucket keeps: past it, the smallest ones (a K-minimum-values
 /// sketch, about 2% error), so that a day of a million users stays 16 KiB.
@@ -208,16 +208,13 @@ pub const INDEX_ROWS: usize = 128;
 
 /// One record for [`TrafficTx::index_traces`].
 #[derive(Debug, Clone, Copy)]
-pub struct TraceRow<'t> {
-    pub trace_id: &'t str,
+pub struct TraceRow {
     pub hour: i64,
     pub key: [u8; 16],
     /// The record's minute.
     pub start: i64,
     /// Its label set.
     pub labels: i64,
-    /// A vote it carries, with its time.
-    pub inline: Option<(i64, Vote)>,
 }
 
 /// `items` in parts of [`INDEX_ROWS`], then 16, then 1.
@@ -676,31 +673,22 @@ impl TrafficTx<'_> {
     }
 
     /// Remembers which minute bucket (`start`, label set `labels`) a newly counted traced
-    /// record is in, with its inline vote (already counted by the bucket) as the vote a later
-    /// one replaces. `true` when the trace was not indexed yet in the record's hour (UTC),
+    /// record is in (its inline vote is kept by [`Self::first_vote`]). `true` when the trace was not indexed yet in the record's hour (UTC),
     /// nor in the hour beside it at a minute less than [`ACROSS_HOURS`] away: for a record
     /// known by its trace id alone, that is its de-duplication claim (the index then serves
     /// as its key). The index is ordered by (source, hour, key) (migration 0025), so that
     /// traffic read in time order inserts into the current hour's part of it.
-    pub fn index_trace(
-        &self,
-        trace_id: &str,
-        start: i64,
-        labels: i64,
-        inline: Option<(i64, Vote)>,
-    ) -> Result<bool, StoreError> {
-        self.index_trace_keyed(trace_id, trace_key(trace_id), start, labels, inline)
+    pub fn index_trace(&self, trace_id: &str, start: i64, labels: i64) -> Result<bool, StoreError> {
+        self.index_trace_keyed(trace_key(trace_id), start, labels)
     }
 
     /// [`Self::index_trace`] with the trace's key ([`trace_key`]) already worked out (by the
     /// caller that sorted a batch by it).
     pub fn index_trace_keyed(
         &self,
-        trace_id: &str,
         key: [u8; 16],
         start: i64,
         labels: i64,
-        inline: Option<(i64, Vote)>,
     ) -> Result<bool, StoreError> {
         let source = self.source_id()?;
         let hour = hour_of(start);
@@ -741,21 +729,6 @@ impl TrafficTx<'_> {
         if new {
             self.hours_used.borrow_mut().insert(hour, true);
         }
-        if let Some((time_ms, vote)) = inline {
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO traffic_votes (source, trace_id, time_ms, vote, start, labels)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![
-                    self.source,
-                    trace_id,
-                    time_ms,
-                    vote.as_str(),
-                    start,
-                    labels
-                ])?;
-        }
         Ok(new)
     }
 
@@ -764,7 +737,7 @@ impl TrafficTx<'_> {
     /// in the hour beside (those near its start or end) and then inserted
     /// [`INDEX_ROWS`] to a statement; per record, the statements' own work (binding, opening
     /// the index, ending the statement) was more than the insert itself.
-    pub fn index_traces(&self, rows: &[TraceRow<'_>]) -> Result<Vec<bool>, StoreError> {
+    pub fn index_traces(&self, rows: &[TraceRow]) -> Result<Vec<bool>, StoreError> {
         let source = self.source_id()?;
         let mut new = vec![false; rows.len()];
         let mut from = 0;
@@ -806,24 +779,6 @@ impl TrafficTx<'_> {
             if any {
                 self.hours_used.borrow_mut().insert(hour, true);
             }
-            for r in group {
-                if let Some((time_ms, vote)) = r.inline {
-                    self.tx
-                        .prepare_cached(
-                            "INSERT INTO traffic_votes (source, trace_id, time_ms, vote, start,
-                                labels)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                        )?
-                        .execute(params![
-                            self.source,
-                            r.trace_id,
-                            time_ms,
-                            vote.as_str(),
-                            r.start,
-                            r.labels
-                        ])?;
-                }
-            }
             from = to;
         }
         Ok(new)
@@ -835,7 +790,7 @@ impl TrafficTx<'_> {
         &self,
         source: i64,
         hour: i64,
-        group: &[TraceRow<'_>],
+        group: &[TraceRow],
     ) -> Result<Vec<bool>, StoreError> {
         let mut near = vec![false; group.len()];
         for beside in [hour - 3600, hour + 3600] {
@@ -1367,6 +1322,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::NewFeedback;
+    use crate::traffic::Vote;
     use chrono::TimeZone;
 
     /// Buckets merged many at once (stored rows read over their span, or one by one when
@@ -1591,8 +1547,8 @@ mod tests {
             region: "DE",
         };
         let labels = tx.label_set(m).unwrap();
-        assert!(!tx.index_trace("t1", 60, labels, None).unwrap());
-        assert!(tx.index_trace("t3", 60, labels, None).unwrap());
+        assert!(!tx.index_trace("t1", 60, labels).unwrap());
+        assert!(tx.index_trace("t3", 60, labels).unwrap());
         tx.commit().unwrap();
         let sets: i64 = store
             .conn
@@ -1662,24 +1618,24 @@ mod tests {
         let labels = labels_m_f(&tx);
         let h = 1_765_000_800; // the start of an hour
         assert_eq!(hour_of(h), h);
-        assert!(tx.index_trace("t1", h + 3540, labels, None).unwrap());
+        assert!(tx.index_trace("t1", h + 3540, labels).unwrap());
         // Again in its hour, and in the next hour six minutes on: the same record.
-        assert!(!tx.index_trace("t1", h + 60, labels, None).unwrap());
-        assert!(!tx.index_trace("t1", h + 3900, labels, None).unwrap());
+        assert!(!tx.index_trace("t1", h + 60, labels).unwrap());
+        assert!(!tx.index_trace("t1", h + 3900, labels).unwrap());
         // In the hour before, 64 minutes before, and in the next hour 14 minutes on: others.
-        assert!(tx.index_trace("t1", h - 300, labels, None).unwrap());
-        assert!(tx.index_trace("t1", h + 4380, labels, None).unwrap());
+        assert!(tx.index_trace("t1", h - 300, labels).unwrap());
+        assert!(tx.index_trace("t1", h + 4380, labels).unwrap());
         assert_eq!(ACROSS_HOURS, 600);
         // An hour found empty, then written by the transaction, is looked in again.
         let g = h + 100 * 3600;
-        assert!(tx.index_trace("t7", g - 60, labels, None).unwrap());
-        assert!(tx.index_trace("t8", g + 60, labels, None).unwrap());
-        assert!(!tx.index_trace("t7", g + 120, labels, None).unwrap());
-        assert!(!tx.index_trace("t8", g - 30, labels, None).unwrap());
+        assert!(tx.index_trace("t7", g - 60, labels).unwrap());
+        assert!(tx.index_trace("t8", g + 60, labels).unwrap());
+        assert!(!tx.index_trace("t7", g + 120, labels).unwrap());
+        assert!(!tx.index_trace("t8", g - 30, labels).unwrap());
         // Other traces in many hours, so that feedback has hours to look through.
         for i in 0..50 {
             assert!(
-                tx.index_trace(&format!("u{i}"), h + i * 3600, labels, None)
+                tx.index_trace(&format!("u{i}"), h + i * 3600, labels)
                     .unwrap()
             );
         }
@@ -1730,7 +1686,7 @@ mod tests {
 
     /// Many records indexed at once (statements of 128, 16 and 1 rows) come out as indexed one
     /// by one: a trace twice in an hour, across an hour's end (near and far), hours the
-    /// transaction found empty and then wrote, inline votes.
+    /// transaction found empty and then wrote.
     #[test]
     fn records_indexed_at_once_are_new_exactly_when_one_by_one_they_are() {
         let h = 1_765_000_800; // the start of an hour
@@ -1755,21 +1711,18 @@ mod tests {
             let tx = store.begin_traffic("s").unwrap();
             let labels = labels_m_f(&tx);
             for (trace, start) in records.iter().step_by(29) {
-                tx.index_trace(trace, start - 3600, labels, None).unwrap();
+                tx.index_trace(trace, start - 3600, labels).unwrap();
             }
             tx.commit().unwrap();
             (dir, store, labels)
         };
-        let mut rows: Vec<TraceRow<'_>> = records
+        let mut rows: Vec<TraceRow> = records
             .iter()
-            .enumerate()
-            .map(|(i, (trace, start))| TraceRow {
-                trace_id: trace,
+            .map(|(trace, start)| TraceRow {
                 hour: hour_of(*start),
                 key: trace_key(trace),
                 start: *start,
                 labels: 0,
-                inline: (i % 50 == 0).then_some((start * 1000, Vote::Positive)),
             })
             .collect();
         rows.sort_by_key(|r| (r.hour, r.key));
@@ -1777,10 +1730,7 @@ mod tests {
         let tx = one.begin_traffic("s").unwrap();
         let one_by_one: Vec<bool> = rows
             .iter()
-            .map(|r| {
-                tx.index_trace_keyed(r.trace_id, r.key, r.start, labels, r.inline)
-                    .unwrap()
-            })
+            .map(|r| tx.index_trace_keyed(r.key, r.start, labels).unwrap())
             .collect();
         tx.commit().unwrap();
         let (_all_dir, mut all, labels) = open("all.db");
@@ -1811,14 +1761,6 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(dump(&all), dump(&one));
-        let votes = |store: &Store| -> i64 {
-            store
-                .conn
-                .query_row("SELECT count(*) FROM traffic_votes", (), |r| r.get(0))
-                .unwrap()
-        };
-        let inline = i64::try_from(rows.iter().filter(|r| r.inline.is_some()).count()).unwrap();
-        assert_eq!((votes(&all), votes(&one)), (inline, inline));
     }
 
     /// Feedback counted through one pass over the trace index (an import of many traces) lands
@@ -1846,7 +1788,7 @@ mod tests {
                     region: "",
                 };
                 let labels = tx.label_set(m).unwrap();
-                assert!(tx.index_trace(trace, *start, labels, None).unwrap());
+                assert!(tx.index_trace(trace, *start, labels).unwrap());
                 tx.merge_bucket(&m.to_key(), &BucketRow::default()).unwrap();
             }
             tx.commit().unwrap();

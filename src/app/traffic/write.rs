@@ -66,8 +66,19 @@ pub struct Chunk<'s> {
     waiting: bool,
     /// Traced records counted by this chunk that feedback may be waiting for.
     traced: Vec<String>,
+    /// Inline votes of traces that had a vote, or of records read before: decided at the
+    /// commit, once the buckets are merged (the latest vote wins).
+    votes: Vec<LateVote>,
     /// Records added so far.
     pub records: usize,
+}
+
+/// An inline vote left to [`TrafficTx::count_inline_vote`]: its trace, time, vote and value.
+struct LateVote {
+    trace: String,
+    time_ms: i64,
+    vote: Vote,
+    raw: String,
 }
 
 /// One minute bucket of a batch: its counts, and its label set once a traced record needed it.
@@ -87,6 +98,7 @@ impl<'s> Chunk<'s> {
             minutes: HashMap::default(),
             waiting,
             traced: Vec::new(),
+            votes: Vec::new(),
             records: 0,
         })
     }
@@ -103,13 +115,15 @@ impl<'s> Chunk<'s> {
             let r = &kept.record;
             let minute = MinuteOf::of(r);
             let slot = rows.entry(minute).or_default();
-            let inline = inline_vote(r);
-            let mut index = |trace: &str| -> anyhow::Result<bool> {
-                let labels = match slot.labels {
+            let labels = |slot: &mut Minute| -> anyhow::Result<i64> {
+                Ok(match slot.labels {
                     Some(l) => l,
                     None => *slot.labels.insert(tx.label_set(minute)?),
-                };
-                Ok(tx.index_trace(trace, minute.start, labels, inline)?)
+                })
+            };
+            let mut index = |trace: &str| -> anyhow::Result<bool> {
+                let labels = labels(slot)?;
+                Ok(tx.index_trace(trace, minute.start, labels)?)
             };
             let new = match &r.trace_id {
                 // Known by its trace id alone: the trace index is its key (one insert, not two),
@@ -126,6 +140,25 @@ impl<'s> Chunk<'s> {
                     new
                 }
             };
+            // A traced record's vote: the trace's first, counted with the record below; else
+            // decided at the commit, against the trace's vote (the latest wins).
+            let mut late = None;
+            if let (Some(trace), Some(f)) = (&r.trace_id, &r.feedback) {
+                let time_ms = r.time.timestamp_millis();
+                let first = new && {
+                    let labels = labels(slot)?;
+                    tx.first_vote(trace, time_ms, f.vote, minute.start, labels)?
+                };
+                if !first {
+                    late = Some(f.vote);
+                    self.votes.push(LateVote {
+                        trace: trace.clone(),
+                        time_ms,
+                        vote: f.vote,
+                        raw: f.raw.clone(),
+                    });
+                }
+            }
             if !new {
                 written.seen += 1;
                 continue;
@@ -136,6 +169,9 @@ impl<'s> Chunk<'s> {
             }
             let row = &mut slot.row;
             row.bucket.add(r, kept.sampled);
+            if let Some(vote) = late {
+                uncount(&mut row.bucket, vote);
+            }
             if let Some(u) = &r.user_hash {
                 row.users.add_hex(u);
             }
@@ -183,6 +219,10 @@ impl<'s> Chunk<'s> {
         let mut rows: Vec<_> = rows.into_iter().collect();
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.tx.merge_all(&rows)?;
+        for v in &self.votes {
+            self.tx
+                .count_inline_vote(&v.trace, v.time_ms, v.vote, &v.raw)?;
+        }
         for trace in &self.traced {
             self.tx.match_feedback(trace)?;
         }
@@ -213,22 +253,22 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
     if spans {
         return Ok(None);
     }
-    // (the index's key: hour and trace key; the record's place in the batch; its trace id)
-    let mut order: Vec<(IndexKey, usize, &str)> = batch
+    // (the index's key: hour and trace key; the record's place in the batch)
+    let mut order: Vec<(IndexKey, usize)> = batch
         .records
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
             let trace = s.kept.record.trace_id.as_deref()?;
             let hour = hour_of(MinuteOf::of(&s.kept.record).start);
-            (trace == s.kept.key).then(|| ((hour, trace_key(trace)), i, trace))
+            (trace == s.kept.key).then(|| ((hour, trace_key(trace)), i))
         })
         .collect();
     // Stable: equal keys keep the batch's order.
-    order.sort_by_key(|&(key, _, _)| key);
+    order.sort_by_key(|&(key, _)| key);
     let mut labels: HashMap<MinuteOf<'_>, i64> = HashMap::default();
     let mut rows = Vec::with_capacity(order.len());
-    for &((hour, key), i, trace_id) in &order {
+    for &((hour, key), i) in &order {
         let r = &batch.records[i].kept.record;
         let minute = MinuteOf::of(r);
         let id = match labels.entry(minute) {
@@ -236,17 +276,15 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
             Entry::Vacant(e) => *e.insert(tx.label_set(minute)?),
         };
         rows.push(TraceRow {
-            trace_id,
             hour,
             key,
             start: minute.start,
             labels: id,
-            inline: inline_vote(r),
         });
     }
     let indexed = tx.index_traces(&rows)?;
     let mut new = vec![false; batch.records.len()];
-    for (&(_, i, _), was_new) in order.iter().zip(indexed) {
+    for (&(_, i), was_new) in order.iter().zip(indexed) {
         new[i] = was_new;
     }
     Ok(Some(new))
@@ -255,11 +293,14 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
 /// A record's key in the trace index after its source: its hour and its trace's key.
 type IndexKey = (i64, [u8; 16]);
 
-/// A vote the record carries, with its time, for the trace index to keep.
-fn inline_vote(r: &Record) -> Option<(i64, Vote)> {
-    r.feedback
-        .as_ref()
-        .map(|f| (r.time.timestamp_millis(), f.vote))
+/// Takes a vote [`crate::traffic::Bucket::add`] counted back out (it is decided later).
+fn uncount(b: &mut crate::traffic::Bucket, vote: Vote) {
+    let slot = match vote {
+        Vote::Positive => &mut b.feedback_positive,
+        Vote::Negative => &mut b.feedback_negative,
+        Vote::Neutral => &mut b.feedback_neutral,
+    };
+    *slot = slot.saturating_sub(1);
 }
 
 /// Stores the records of a batch kept whole: their text when the source keeps it, and their

@@ -478,3 +478,69 @@ fn a_feedback_file_with_a_byte_order_mark_keeps_its_first_row() {
     assert_eq!(votes(&p), [(1, 2, 0), (1, 2, 0)]);
 }
 
+/// Inline votes follow the rule of imported ones: a trace counts one vote, the latest by time.
+/// Two records of one trace (a duplicate, seen before, or records of two hours) with a vote
+/// each count the later vote only, whatever the order they are read in; a vote on a record
+/// read again changes nothing; an imported vote then replaces or loses to it by time.
+#[test]
+fn inline_votes_on_one_trace_count_once_and_the_latest_wins() {
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: bot\n    path: logs/*.jsonl\n    fields: {time: /ts, trace_id: /trace, feedback: /fb}\n",
+    );
+    let t = recent_start();
+    let line = |trace: &str, at: i64, fb: Option<&str>| {
+        let fb = fb.map(|v| format!(r#", "fb": "{v}""#)).unwrap_or_default();
+        format!("{{\"ts\": {at}, \"trace\": \"{trace}\"{fb}}}\n")
+    };
+    let log = [
+        // A duplicate (seen before) with a later vote: the later one counts.
+        line("t1", t, Some("up")),
+        line("t1", t + 60, Some("down")),
+        // Records two hours apart (two records of one trace): the later vote counts, once.
+        line("t2", t - 7200, Some("down")),
+        line("t2", t, Some("up")),
+        // A vote on the duplicate only.
+        line("t3", t, None),
+        line("t3", t + 30, Some("down")),
+        // An earlier vote read later: the later vote keeps counting.
+        line("t4", t + 120, Some("down")),
+        line("t4", t + 60, Some("up")),
+        // Its record brings a vote later than the imported one waiting for it.
+        line("t5", t, Some("down")),
+    ]
+    .concat();
+    p.write(
+        "t5.jsonl",
+        r#"{"trace_id": "t5", "time": 1, "value": "up"}"#,
+    );
+    let waiting = json(&import(&p, "t5.jsonl"));
+    assert_eq!(waiting["waiting"], 1, "{waiting}");
+    p.write("logs/a.jsonl", &log);
+    let out = ingest(&p, &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(votes(&p), [(1, 4, 0), (1, 4, 0)]);
+    // The waiting vote found its record (and lost to its later vote): nothing waits.
+    assert_eq!(json(&import(&p, "t5.jsonl"))["unmatched"], 0);
+    // Read again (a copy): nothing changes.
+    p.write("logs/b.jsonl", &log);
+    let out = ingest(&p, &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(votes(&p), [(1, 4, 0), (1, 4, 0)]);
+    // Imported votes: older than t1's inline vote, superseded; later, replacing it.
+    let row = |at: i64, value: &str| {
+        format!("{{\"trace_id\": \"t1\", \"time\": {at}, \"value\": \"{value}\"}}\n")
+    };
+    p.write("old.jsonl", &row(t + 30, "up"));
+    assert_eq!(json(&import(&p, "old.jsonl"))["superseded"], 1);
+    assert_eq!(votes(&p), [(1, 4, 0), (1, 4, 0)]);
+    p.write("new.jsonl", &row(t + 600, "up"));
+    assert_eq!(json(&import(&p, "new.jsonl"))["replaced"], 1);
+    assert_eq!(votes(&p), [(2, 3, 0), (2, 3, 0)]);
+    // An inline vote later than the imported one, on a record read after it, wins again.
+    p.write("logs/c.jsonl", &line("t1", t + 900, Some("down")));
+    let out = ingest(&p, &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(votes(&p), [(1, 4, 0), (1, 4, 0)]);
+}
