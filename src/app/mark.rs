@@ -22,6 +22,10 @@ pub fn run(ctx: &Ctx, args: &MarkArgs) -> anyhow::Result<u8> {
     add(ctx, kind, a)
 }
 
+/// The longest marker text, in characters: markers are shown in lists, on pages and in alert
+/// messages, where a screenful of text would bury the figures.
+pub const MARK_TEXT_MAX: usize = 500;
+
 fn add(ctx: &Ctx, kind: MarkKind, a: &NewMarkArgs) -> anyhow::Result<u8> {
     let text = a.text.trim();
     if text.is_empty() {
@@ -29,6 +33,7 @@ fn add(ctx: &Ctx, kind: MarkKind, a: &NewMarkArgs) -> anyhow::Result<u8> {
             "mark: the text is empty; say what changed, e.g. `evalwatch mark deploy \"v2.3.1\"`",
         ));
     }
+    check_text(text).map_err(|e| Failure::invalid(format!("mark: the text {e}")))?;
     let now = Utc::now();
     let at = match &a.at {
         Some(s) => parse_time(s).map_err(|e| Failure::invalid(format!("mark: --at {e}")))?,
@@ -43,7 +48,15 @@ fn add(ctx: &Ctx, kind: MarkKind, a: &NewMarkArgs) -> anyhow::Result<u8> {
     }
     let feature = non_empty(a.feature.as_deref(), "--feature")?;
     let source = non_empty(a.source.as_deref(), "--source")?;
+    if let Some(f) = feature {
+        check_text(f).map_err(|e| Failure::invalid(format!("mark: --feature {e}")))?;
+    }
     let project = ctx.project()?;
+    // A marker for a source that does not exist would show nowhere: said, with the nearest.
+    if let Some(id) = source {
+        super::traffic::pick_source(&project, Some(id))
+            .map_err(|e| Failure::invalid(format!("mark: --source: {e}")))?;
+    }
     let db = ctx.db_path(&project);
     let mut store = ctx.open_store(&db)?;
     let at = rfc3339(at);
@@ -72,6 +85,11 @@ fn add(ctx: &Ctx, kind: MarkKind, a: &NewMarkArgs) -> anyhow::Result<u8> {
 }
 
 fn list(ctx: &Ctx, a: &ListMarksArgs) -> anyhow::Result<u8> {
+    if a.limit == 0 {
+        return Err(Failure::invalid(
+            "mark list: --limit 0 would list nothing; give 1 or more (the newest N are listed)",
+        ));
+    }
     let since = match &a.since {
         Some(s) => {
             Some(rfc3339(parse_since(s).map_err(|e| {
@@ -113,6 +131,23 @@ fn list(ctx: &Ctx, a: &ListMarksArgs) -> anyhow::Result<u8> {
         ));
     }
     Ok(exit::OK)
+}
+
+/// A marker's text (or feature): no control character (a newline or a terminal escape would
+/// break `mark list` and alert messages), at most [`MARK_TEXT_MAX`] characters.
+fn check_text(text: &str) -> Result<(), String> {
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "holds a control character ({c:?}); write it on one line, without escapes"
+        ));
+    }
+    let n = text.chars().count();
+    if n > MARK_TEXT_MAX {
+        return Err(format!(
+            "has {n} characters, more than {MARK_TEXT_MAX}; say what changed in short (link to the details)"
+        ));
+    }
+    Ok(())
 }
 
 fn non_empty<'a>(v: Option<&'a str>, flag: &str) -> anyhow::Result<Option<&'a str>> {
@@ -198,6 +233,17 @@ mod tests {
         );
         let err = parse_time("yesterday").unwrap_err();
         assert!(err.contains("\"yesterday\" is not a time"), "{err}");
+    }
+
+    #[test]
+    fn marker_texts_hold_no_control_character_and_are_not_too_long() {
+        assert!(check_text("v2.3.1: new retrieval index").is_ok());
+        assert!(check_text(&"é".repeat(MARK_TEXT_MAX)).is_ok());
+        let e = check_text("line1\nline2").unwrap_err();
+        assert!(e.contains("control character ('\\n')"), "{e}");
+        assert!(check_text("red \u{1b}[31m").is_err());
+        let e = check_text(&"a".repeat(MARK_TEXT_MAX + 1)).unwrap_err();
+        assert!(e.contains("501 characters, more than 500"), "{e}");
     }
 
     #[test]

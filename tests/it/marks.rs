@@ -5,6 +5,10 @@ use crate::support::{Project, code, stderr, stdout};
 #[test]
 fn markers_are_stored_once_listed_and_filtered() {
     let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: bot\n    path: logs/a.jsonl\n    fields: {time: /ts}\n",
+    );
     let out = p.run(&[
         "mark",
         "deploy",
@@ -83,6 +87,11 @@ fn markers_are_stored_once_listed_and_filtered() {
 #[test]
 fn bad_markers_are_refused_with_the_reason() {
     let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: bot\n    path: logs/a.jsonl\n    fields: {time: /ts}\n",
+    );
+    let long = "a".repeat(501);
     for (args, want) in [
         (
             vec!["mark", "deploy", "v1", "--at", "yesterday"],
@@ -100,6 +109,22 @@ fn bad_markers_are_refused_with_the_reason() {
         (
             vec!["mark", "list", "--since", "soon"],
             "neither a duration",
+        ),
+        (
+            vec!["mark", "note", "line1\nline2\u{1b}[31mred"],
+            "the text holds a control character",
+        ),
+        (
+            vec!["mark", "note", long.as_str()],
+            "the text has 501 characters, more than 500",
+        ),
+        (
+            vec!["mark", "note", "x", "--source", "bott"],
+            "no such source in evalwatch.yaml; did you mean `bot`?",
+        ),
+        (
+            vec!["mark", "list", "--limit", "0"],
+            "--limit 0 would list nothing",
         ),
     ] {
         let out = p.run(&args);

@@ -138,6 +138,18 @@ fn spike_and_recovery(
             &rfc(base + 8 * W - 600),
         ]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
+        // A change narrowed to another feature than the one the spike concentrates in: not
+        // cited (docs/marks.md).
+        let out = p.run(&[
+            "mark",
+            "prompt",
+            "chat prompt: shorter greeting",
+            "--at",
+            &rfc(base + 8 * W - 300),
+            "--feature",
+            "chat",
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
     }
     p.write("logs/a.jsonl", &log(base, 0, 10 * 15 + 1, spike));
     let out = ingest(&p, &hook);
@@ -211,6 +223,7 @@ fn a_planted_error_spike_alerts_once_with_its_context_and_resolves_once() {
     assert_eq!(cx["concentrated"]["by"], "feature");
     assert_eq!(cx["concentrated"]["label"], "summarise");
     assert_eq!(cx["marks"][0]["text"], "v2.3 rollout");
+    assert_eq!(cx["marks"].as_array().map(Vec::len), Some(1), "{cx}");
     let message = alert["message"].as_str().unwrap();
     // The deployment, 10 minutes before the spike, is shown by its time of day, with its
     // date when it fell on the day before (a spike that starts just after midnight UTC).

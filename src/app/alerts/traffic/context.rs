@@ -99,22 +99,45 @@ pub(super) fn started_words(started: DateTime<Utc>, now: DateTime<Utc>) -> Strin
 }
 
 /// The change markers an alert of `source` names: from [`MARKS_BEFORE_SECS`] before its
-/// window started (`start`) to the window's end, at most five.
+/// window started (`start`) to the window's end, the newest five at most. A marker narrowed
+/// to a feature is named only when it is the alert's `feature` (where it concentrates, or
+/// the group of a `by: feature` rule); markers for no feature always are.
 pub(super) fn marks_before(
     store: &Store,
     source: &str,
+    feature: Option<&str>,
     start: i64,
     end: i64,
 ) -> anyhow::Result<Vec<Mark>> {
     let since = super::at(start - MARKS_BEFORE_SECS);
     let until = super::at(end);
-    Ok(store.marks(&MarkQuery {
+    let mut marks = store.marks(&MarkQuery {
         since: Some(&since),
         until: Some(&until),
-        feature: None,
+        feature,
         source: Some(source),
-        limit: Some(5),
-    })?)
+        limit: None,
+    })?;
+    marks.retain(|m| m.feature.is_none() || m.feature.as_deref() == feature);
+    let more = marks.len().saturating_sub(5);
+    marks.drain(..more);
+    Ok(marks)
+}
+
+/// The feature an alert concerns, for the markers it names: the group of a `by: feature`
+/// rule, else the feature its excess concentrates in.
+pub(super) fn alert_feature<'a>(
+    rule: &TrafficRule,
+    group: &'a str,
+    concentration: Option<&'a Concentration>,
+) -> Option<&'a str> {
+    match rule.by {
+        Some(Split::Feature) => Some(group),
+        Some(_) => None,
+        None => concentration
+            .filter(|c| c.split == Split::Feature)
+            .map(|c| c.label.as_str()),
+    }
 }
 
 /// `15 minutes`, `3 hours`, `2 days`.

@@ -210,7 +210,8 @@ impl Window<'_> {
     /// Open an alert with its notice queued per sink.
     fn open(&mut self, fig: &Figure, start: i64, end: i64) -> anyhow::Result<()> {
         let rule = self.rule;
-        let marks = marks_before(self.store, &self.source.id, start, end)?;
+        // A drift alert concentrates in no feature: markers for no feature only.
+        let marks = marks_before(self.store, &self.source.id, None, start, end)?;
         let until = at(end);
         let severity = severity_str(rule.severity);
         let headline = format!(

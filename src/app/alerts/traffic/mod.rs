@@ -483,7 +483,9 @@ impl Judge<'_> {
                     } else {
                         None
                     };
-                    let marks = context::marks_before(self.store, &self.source.id, start, end)?;
+                    let feature = context::alert_feature(rule, &group, conc.as_ref());
+                    let marks =
+                        context::marks_before(self.store, &self.source.id, feature, start, end)?;
                     let until = at(end);
                     let cx = Context {
                         rule,
