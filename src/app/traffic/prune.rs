@@ -11,12 +11,14 @@ use crate::store::PruneBefore;
 
 pub fn run(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<u8> {
     let project = ctx.project()?;
-    // A dry run reads: it never creates a store (a mistyped --db is said, not read as empty).
-    let mut store = if args.dry_run {
-        ctx.existing_store_after(&project, "prune --dry-run", "evalwatch ingest")?
+    // A store with nothing in it has nothing to prune: prune never creates one (a mistyped
+    // --db is said, not read, or made, as an empty store).
+    let verb = if args.dry_run {
+        "prune --dry-run"
     } else {
-        ctx.open_store(&ctx.db_path(&project))?
+        "prune"
     };
+    let mut store = ctx.existing_store_after(&project, verb, "evalwatch ingest")?;
     let now = chrono::Utc::now().timestamp();
     let mut shown = Vec::new();
     for source in &project.traffic {

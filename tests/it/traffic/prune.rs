@@ -99,7 +99,8 @@ fn a_source_whose_minutes_were_pruned_reads_as_quiet_since_its_last_hour_not_as_
 }
 
 /// Audit D4: `traffic`, `prune --dry-run` and `mark list` read: at a `--db` that does not
-/// exist they say so (exit 2), as every other read command does, and create nothing.
+/// exist they say so (exit 2), as every other read command does, and create nothing; `prune`
+/// itself, which has nothing to prune there, does the same.
 #[test]
 fn reads_at_a_store_that_does_not_exist_refuse_and_create_nothing() {
     let p = Project::new();
@@ -110,6 +111,8 @@ fn reads_at_a_store_that_does_not_exist_refuse_and_create_nothing() {
         (vec!["traffic"], "read traffic"),
         (vec!["traffic", "--format", "json"], "read traffic"),
         (vec!["prune", "--dry-run"], "prune --dry-run"),
+        (vec!["prune"], "prune"),
+        (vec!["prune", "--format", "json"], "prune"),
         (vec!["mark", "list"], "mark list"),
     ] {
         let mut all = vec!["--db", db.as_str()];
