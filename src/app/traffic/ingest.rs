@@ -77,7 +77,8 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     let mut warned = false;
     let mut opened = 0;
     // Following: malformed records are said as they are read, and Ctrl-C or SIGTERM ends
-    // the reading after the pass in hand; the summary then says what was read and stored.
+    // the reading at the next batch handed to the store (a first pass over a large file
+    // does not run to its end first); the summary then says what was read and stored.
     let stop = if args.follow {
         reading.ing.fresh = Some(Fresh::default());
         crate::app::interrupt::begun();
@@ -85,6 +86,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
+    reading.stop.clone_from(&stop);
     let stopped = || stop.as_ref().is_some_and(CancellationToken::is_cancelled);
     loop {
         let before = reading.written.new;
@@ -119,6 +121,9 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> anyhow::Result<u8> {
             reading.follow_rotations(&starts, !paths.is_empty());
             reading.pass(&mut store, starts, None, |r, starts| {
                 for (file, key, at) in starts {
+                    if r.stopping() {
+                        break;
+                    }
                     r.read_file(&file, key, at)?;
                 }
                 Ok(())
@@ -321,6 +326,8 @@ struct Reading<'a> {
     /// `DEV:INO`: read on from there in this pass.
     moved: std::collections::HashMap<String, FileOffset>,
     judging: Option<super::judging::Background>,
+    /// `--follow`: cancelled by Ctrl-C or SIGTERM, which ends the reading at the next batch.
+    stop: Option<CancellationToken>,
     /// The storing thread's end of the pipeline, during a pass.
     sink: Option<SyncSender<Batch>>,
     /// Batches' records the storing thread is done with, during a pass: dropped here, where
@@ -355,9 +362,18 @@ impl<'a> Reading<'a> {
             rotated: Vec::new(),
             moved: std::collections::HashMap::new(),
             judging: None,
+            stop: None,
             sink: None,
             spent: None,
         })
+    }
+
+    /// A signal asked `--follow` to stop: the reading ends at the next batch boundary, where
+    /// what was read is handed over with the offset after it.
+    fn stopping(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
     }
 
     fn push(&mut self, kept: Kept) {
@@ -718,6 +734,9 @@ impl<'a> Reading<'a> {
                     },
                 ));
                 self.flush()?;
+                if self.stopping() {
+                    return Ok((line_no, None));
+                }
             }
         }
     }
@@ -793,6 +812,8 @@ impl<'a> Reading<'a> {
             from_line
         };
         let identity = match stopped {
+            // Stopped by a signal before its end: read on from there by the next ingest.
+            None if self.stopping() => reading,
             None => read,
             Some(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.note(format!(
@@ -889,6 +910,9 @@ impl<'a> Reading<'a> {
             }
             if self.batch.records.len() >= BATCH {
                 self.flush()?;
+                if self.stopping() {
+                    break;
+                }
             }
         }
         Ok(())

@@ -409,3 +409,42 @@ fn a_jsonl_file_with_a_byte_order_mark_keeps_its_first_record() {
     assert_eq!(records_counted(&p), 4);
 }
 
+/// A signal during `--follow`'s first pass over a large file stops it at the next batch (it
+/// does not read the file to its end first): what was read is stored with the offset after
+/// it, and the next ingest reads the rest, every record counted once.
+#[test]
+fn follow_stops_within_its_first_pass_at_a_signal_and_the_next_ingest_reads_the_rest() {
+    use std::fmt::Write as _;
+    let p = Project::new();
+    p.write(
+        "evalwatch.yaml",
+        "traffic:\n  - id: big\n    path: logs/app.jsonl\n    fields: {time: /ts}\n",
+    );
+    let t = recent_start();
+    let n: i64 = 300_000;
+    let mut log = String::new();
+    for i in 0..n {
+        let _ = writeln!(log, "{{\"ts\": {}}}", t * 1000 + i);
+    }
+    p.write("logs/app.jsonl", &log);
+    let mut child = spawn_ingest(&p, &["--follow"]);
+    // The first chunk is stored: the pass is under way.
+    while records_counted(&p) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "--follow ended");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    signal(child.id(), "-INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let counted = records_counted(&p);
+    assert!(counted < n, "the first pass ran to its end: {counted}");
+    let out = p
+        .cmd()
+        .args(["ingest", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let j = json_out(&out);
+    assert_eq!(j["new"].as_i64(), Some(n - counted), "{j}");
+    assert_eq!(records_counted(&p), n);
+}
