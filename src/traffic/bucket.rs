@@ -9,6 +9,16 @@ use sketches_ddsketch::{Config, DDSketch};
 
 use super::record::{Record, Vote};
 
+/// The largest token total a bucket keeps: the store's largest integer. A record's own count
+/// above it is refused by the mapping; sums that would pass it stop there (saturate), and
+/// `evalwatch traffic` says so when a window's total is at it.
+pub const TOKENS_MAX: u64 = i64::MAX.unsigned_abs();
+
+/// `sum + n`, stopping at [`TOKENS_MAX`] rather than wrapping or passing what the store keeps.
+fn add_tokens(sum: u64, n: u64) -> u64 {
+    sum.saturating_add(n).min(TOKENS_MAX)
+}
+
 /// How long a bucket spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resolution {
@@ -172,8 +182,8 @@ impl Bucket {
         } else if let Some(ms) = r.latency_ms {
             self.latency.add(ms);
         }
-        self.tokens_in += r.tokens_in.unwrap_or(0);
-        self.tokens_out += r.tokens_out.unwrap_or(0);
+        self.tokens_in = add_tokens(self.tokens_in, r.tokens_in.unwrap_or(0));
+        self.tokens_out = add_tokens(self.tokens_out, r.tokens_out.unwrap_or(0));
         if let Some(c) = r.cost_usd {
             self.cost_usd += c;
             self.costed += 1;
@@ -196,8 +206,8 @@ impl Bucket {
         }
         // Both sketches use the default configuration: merging cannot fail.
         let _ = self.latency.merge(&o.latency);
-        self.tokens_in += o.tokens_in;
-        self.tokens_out += o.tokens_out;
+        self.tokens_in = add_tokens(self.tokens_in, o.tokens_in);
+        self.tokens_out = add_tokens(self.tokens_out, o.tokens_out);
         self.cost_usd += o.cost_usd;
         self.costed += o.costed;
         self.feedback_positive += o.feedback_positive;
@@ -307,6 +317,23 @@ mod tests {
             cost_usd: Some(0.001),
             ..Record::default()
         }
+    }
+
+    #[test]
+    fn token_sums_stop_at_what_the_store_keeps() {
+        let mut huge = rec(0, 1.0, "x");
+        huge.tokens_in = Some(TOKENS_MAX);
+        huge.tokens_out = Some(TOKENS_MAX - 1);
+        let mut b = Bucket::default();
+        b.add(&huge, false);
+        b.add(&huge, false);
+        assert_eq!((b.tokens_in, b.tokens_out), (TOKENS_MAX, TOKENS_MAX));
+        let mut all = Bucket::default();
+        for _ in 0..3 {
+            all.merge(&b);
+        }
+        assert_eq!((all.tokens_in, all.tokens_out), (TOKENS_MAX, TOKENS_MAX));
+        assert_eq!(all.requests, 6);
     }
 
     #[test]

@@ -553,18 +553,43 @@ fn opt_count<R: Lookup + ?Sized>(
     let Some(v) = r.get(record) else {
         return Ok(None);
     };
+    // Read wide, so that a count too large for the store (an i64) is said as such rather
+    // than stored cut to its largest value.
     let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
+        Value::Number(n) => n.as_u64().map(u128::from).or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f > i64::MAX as f64)
+                .map(|_| u128::MAX)
+        }),
+        Value::String(s) => s.trim().parse::<u128>().ok(),
         _ => None,
     };
-    n.map(Some).ok_or_else(|| {
-        err(
+    match n {
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| i64::try_from(*n).is_ok())
+            .map(Some)
+            .ok_or_else(|| {
+                let shown = if n == u128::MAX || quote.is_none() {
+                    found(v, quote)
+                } else {
+                    n.to_string()
+                };
+                err(
+                    field,
+                    r,
+                    format!(
+                        "{shown} is too large: a count up to {} was expected",
+                        i64::MAX
+                    ),
+                )
+            }),
+        None => Err(err(
             field,
             r,
             format!("{} where a whole number >= 0 was expected", found(v, quote)),
-        )
-    })
+        )),
+    }
 }
 
 fn opt_text<R: Lookup + ?Sized>(
@@ -781,6 +806,16 @@ mod tests {
                 "a number 7",
             ),
             (json!({"ts": 1, "feedback": "meh"}), "feedback", "no vote"),
+            (
+                json!({"ts": 1, "usage": {"completion_tokens": u64::MAX}}),
+                "tokens_out",
+                "18446744073709551615 is too large: a count up to 9223372036854775807 was expected",
+            ),
+            (
+                json!({"ts": 1, "usage": {"prompt_tokens": "9223372036854775808"}}),
+                "tokens_in",
+                "9223372036854775808 is too large",
+            ),
             (
                 json!({"ts": 1, "retrieval": {"passages": 3}}),
                 "context",

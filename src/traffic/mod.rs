@@ -33,7 +33,7 @@ pub mod shape;
 pub mod sparse;
 pub mod text;
 
-pub use bucket::{Aggregator, Bucket, BucketKey, MinuteOf, Resolution};
+pub use bucket::{Aggregator, Bucket, BucketKey, MinuteOf, Resolution, TOKENS_MAX};
 pub use mapping::{FieldMap, FieldRef, MapError, Mapping, UserHasher};
 pub use record::{Feedback, Record, Vote};
 pub use redact::{RedactRule, Redactor};

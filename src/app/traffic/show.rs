@@ -72,6 +72,15 @@ pub fn run(ctx: &Ctx, args: &TrafficArgs) -> anyhow::Result<u8> {
         })?;
     }
     let [cur, prev] = folds.map(|f| f.pillars(secs, res.seconds()));
+    for (which, p) in [("last", &cur), ("previous", &prev)] {
+        if p.tokens_in.max(p.tokens_out) >= crate::traffic::TOKENS_MAX {
+            ctx.printer.warn(&format!(
+                "traffic `{}`: the {which} {name}'s token total reached {}, the largest the store keeps, and is shown as that: the true sum is larger (records with huge token counts?)",
+                source.id,
+                crate::traffic::TOKENS_MAX
+            ));
+        }
+    }
     // Judge monitors: what judging the window's sample cost (apart from traffic cost), and
     // what still waits for the judge.
     let judge = crate::judge::Engine::wants(&source.monitor_case())
