@@ -254,7 +254,7 @@ fn consume(
         let mut batch = Batch::default();
         let mut answers = Vec::with_capacity(waiting.len());
         for export in waiting {
-            let (kept, stored) = collect::take(&mut ingestor, &export.records);
+            let (kept, stored) = collect::take(&mut ingestor, &export.records, &export.broken);
             totals.rejected += stored.rejected;
             batch
                 .records

@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ingest::{Ingestor, Kept};
-use super::otlp::{self, Decoded};
+use super::otlp::{self, Broken, Decoded};
 
 /// Where `collect` listens when not told: OTLP/HTTP's port, on loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4318";
@@ -92,6 +92,8 @@ pub fn check_listen(addr: SocketAddr, has_token: bool) -> Result<(), CollectErro
 pub struct Export {
     /// Flattened spans ([`otlp`]'s record shape), in the order they came.
     pub records: Vec<Value>,
+    /// Model-call spans whose ids or timing cannot be read: rejected, counted by the consumer.
+    pub broken: Vec<Broken>,
     /// The consumer's answer: stored (with how many it rejected), or why not.
     pub done: oneshot::Sender<Result<Stored, String>>,
 }
@@ -106,16 +108,24 @@ pub struct Stored {
 }
 
 /// An export's records through the source's pure stage. Returns the records read (each to be
-/// counted, and stored whole when kept) and what the export's answer says about those refused.
-pub fn take(ingestor: &mut Ingestor<'_>, records: &[Value]) -> (Vec<Kept>, Stored) {
+/// counted, and stored whole when kept) and what the export's answer says about those refused:
+/// the `broken` spans, and the records the mapping refuses.
+pub fn take(
+    ingestor: &mut Ingestor<'_>,
+    records: &[Value],
+    broken: &[Broken],
+) -> (Vec<Kept>, Stored) {
     let before = ingestor.counts.malformed;
     let mut stored = Stored::default();
     let mut kept = Vec::new();
+    for b in broken {
+        ingestor.malformed(b.at.clone(), b.why.clone());
+        if stored.reason.is_none() {
+            stored.reason = Some(format!("{}: {}", b.at, b.why));
+        }
+    }
     for v in records {
-        let at = || {
-            let id = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
-            format!("span {}:{}", id("trace_id"), id("span_id"))
-        };
+        let at = || otlp::span_name(v);
         let shown = ingestor.counts.shown.len();
         kept.extend(ingestor.value(v, &[], at));
         if stored.reason.is_none() && ingestor.counts.shown.len() > shown {
@@ -268,12 +278,20 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<Response
         Wire::Json => otlp::decode_json(&bytes),
     }
     .map_err(|e| refuse(StatusCode::BAD_REQUEST, e))?;
-    let Decoded { records, skipped } = decoded;
-    let stored = if records.is_empty() {
+    let Decoded {
+        records,
+        skipped,
+        broken,
+    } = decoded;
+    let stored = if records.is_empty() && broken.is_empty() {
         Stored::default()
     } else {
         let (done, answer) = oneshot::channel();
-        match s.queue.try_send(Export { records, done }) {
+        match s.queue.try_send(Export {
+            records,
+            broken,
+            done,
+        }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 return Err(behind(
@@ -693,6 +711,64 @@ mod tests {
         assert_eq!(sent.await.unwrap().unwrap().status(), 200);
     }
 
+    #[tokio::test]
+    async fn spans_with_broken_timing_are_rejected_in_the_answer_not_stored() {
+        let (url, mut rx) = start(Settings::default(), 4).await;
+        let mut backwards = span(2, Some("m"));
+        backwards.end_time_unix_nano = backwards.start_time_unix_nano - 5_000_000_000;
+        let body = export(vec![span(1, Some("m")), backwards]);
+        let sent = tokio::spawn(post(&url, "application/x-protobuf", body).send());
+        let got = rx.recv().await.unwrap();
+        assert_eq!(got.records.len(), 1);
+        assert_eq!(got.records[0]["span_id"], "01".repeat(8));
+        // The consumer counts the broken span with the records the mapping refuses.
+        let rules = SourceRules {
+            mapping: Mapping {
+                fields: otlp::default_fields(),
+                users: None,
+            },
+            redactor: Redactor::new(&[]).unwrap(),
+            sample: SampleRate::ALL,
+            store_text: StoreText::Sampled,
+        };
+        let mut ing = Ingestor::new(&rules);
+        let (kept, stored) = take(&mut ing, &got.records, &got.broken);
+        assert_eq!((kept.len(), ing.counts.malformed), (1, 1));
+        got.done.send(Ok(stored)).unwrap();
+        let r = sent.await.unwrap().unwrap();
+        assert_eq!(r.status(), 200);
+        let answer = ExportTraceServiceResponse::decode(r.bytes().await.unwrap()).unwrap();
+        let partial = answer.partial_success.unwrap();
+        assert_eq!(partial.rejected_spans, 1);
+        assert_eq!(
+            partial.error_message,
+            format!(
+                "1 span(s) rejected: span {}:{}: it ends 5000 ms before it starts (endTimeUnixNano < startTimeUnixNano)",
+                "02".repeat(16),
+                "02".repeat(8)
+            )
+        );
+        // An export of broken spans only is counted too, not answered as a full success.
+        let mut unset = span(3, Some("m"));
+        unset.start_time_unix_nano = 0;
+        let sent = tokio::spawn(post(&url, "application/x-protobuf", export(vec![unset])).send());
+        let got = rx.recv().await.unwrap();
+        assert_eq!((got.records.len(), got.broken.len()), (0, 1));
+        let (_, stored) = take(&mut ing, &got.records, &got.broken);
+        got.done.send(Ok(stored)).unwrap();
+        let r = sent.await.unwrap().unwrap();
+        let answer = ExportTraceServiceResponse::decode(r.bytes().await.unwrap()).unwrap();
+        let partial = answer.partial_success.unwrap();
+        assert_eq!(partial.rejected_spans, 1);
+        assert!(
+            partial
+                .error_message
+                .ends_with("startTimeUnixNano is 0 (unset): the span has no start time"),
+            "{}",
+            partial.error_message
+        );
+    }
+
     #[test]
     fn only_loopback_without_a_token() {
         let lo: SocketAddr = "127.0.0.1:4318".parse().unwrap();
@@ -724,7 +800,7 @@ mod tests {
                 .unwrap()
                 .records;
         records[1]["start_ms"] = Value::String("soon".into());
-        let (kept, stored) = take(&mut ing, &records);
+        let (kept, stored) = take(&mut ing, &records, &[]);
         assert_eq!(kept.len(), 1);
         assert_eq!(
             kept[0].key,

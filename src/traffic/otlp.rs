@@ -30,6 +30,16 @@ pub struct Decoded {
     pub records: Vec<Value>,
     /// Spans that were not model calls (no GenAI or OpenInference LLM attributes).
     pub skipped: usize,
+    /// Model-call spans that cannot be read (their timing or ids are broken), in order.
+    pub broken: Vec<Broken>,
+}
+
+/// A model-call span that cannot be read: which, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// `span <trace id>:<span id>`, in hex.
+    pub at: String,
+    pub why: String,
 }
 
 /// An export that is not OTLP.
@@ -49,25 +59,49 @@ pub fn decode_protobuf(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 }
 
 /// Decodes an `ExportTraceServiceRequest` (or `TracesData`, the same shape) in OTLP/JSON: one
-/// request, as an HTTP body or one line of the Collector's file exporter.
+/// request, as an HTTP body or one line of the Collector's file exporter. Unknown fields are
+/// ignored at any depth, as OTLP asks of receivers; a body that is no JSON object, or an object
+/// with other keys and no `resourceSpans` at all, is not an export.
 pub fn decode_json(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    let request: ExportTraceServiceRequest =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let request: ExportTraceServiceRequest = match serde_json::from_slice(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let kind = match serde_json::from_slice::<Value>(bytes) {
+                Ok(Value::Array(_)) => Some("a JSON array"),
+                Ok(Value::Number(_)) => Some("a JSON number"),
+                Ok(Value::String(_)) => Some("a JSON string"),
+                Ok(Value::Bool(_)) => Some("a JSON boolean"),
+                Ok(Value::Null) => Some("JSON null"),
+                Ok(Value::Object(_)) | Err(_) => None,
+            };
+            return Err(DecodeError::Json(kind.map_or_else(
+                || e.to_string(),
+                |k| format!("it is {k}, not an object with `resourceSpans`"),
+            )));
+        }
+    };
     if request.resource_spans.is_empty() {
-        // Unknown fields are ignored by the generated types, so any JSON object would read as
-        // an empty export: say so unless it is one (`{}` or `{"resourceSpans": []}`).
+        // Any JSON object reads as an export, empty when it has no `resourceSpans`: one with
+        // keys and none of them `resourceSpans` is something else (a log line, say).
         let keys: Map<String, Value> =
             serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
-        if let Some(k) = keys
-            .keys()
-            .find(|k| !matches!(k.as_str(), "resourceSpans" | "resource_spans"))
-        {
-            return Err(DecodeError::Json(format!(
-                "it has `{k}` and no `resourceSpans`"
-            )));
+        let has = |k: &str| keys.contains_key(k);
+        if !has("resourceSpans") && !has("resource_spans") {
+            if let Some(k) = keys.keys().next() {
+                return Err(DecodeError::Json(format!(
+                    "it has `{k}` and no `resourceSpans`"
+                )));
+            }
         }
     }
     Ok(flatten(&request))
+}
+
+/// How a flattened record (or a [`Broken`] span) is named in messages: `span <trace>:<span>`,
+/// as `collect`'s answers and `ingest`'s errors say it.
+pub fn span_name(record: &Value) -> String {
+    let id = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or("?");
+    format!("span {}:{}", id("trace_id"), id("span_id"))
 }
 
 /// The fields of an `otlp` source with nothing configured: what the conventions say.
@@ -113,8 +147,16 @@ fn flatten(request: &ExportTraceServiceRequest) -> Decoded {
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 match record(span, &resource) {
-                    Some(r) => out.records.push(r),
-                    None => out.skipped += 1,
+                    Ok(Some(r)) => out.records.push(r),
+                    Ok(None) => out.skipped += 1,
+                    Err(why) => out.broken.push(Broken {
+                        at: format!(
+                            "span {}:{}",
+                            hex::encode(&span.trace_id),
+                            hex::encode(&span.span_id)
+                        ),
+                        why,
+                    }),
                 }
             }
         }
@@ -122,18 +164,23 @@ fn flatten(request: &ExportTraceServiceRequest) -> Decoded {
     out
 }
 
-fn record(span: &Span, resource: &Map<String, Value>) -> Option<Value> {
+/// A model-call span flattened, `None` for another span, or why a model-call span cannot be
+/// read ([`broken`]).
+fn record(span: &Span, resource: &Map<String, Value>) -> Result<Option<Value>, String> {
     let attrs = attributes(&span.attributes);
     let is_llm = attrs
         .keys()
         .any(|k| k.starts_with("gen_ai.") || k.starts_with("llm."))
         || attrs.get("openinference.span.kind").and_then(Value::as_str) == Some("LLM");
     if !is_llm {
-        return None;
+        return Ok(None);
+    }
+    if let Some(why) = broken(span) {
+        return Err(why);
     }
     let first = |keys: &[&str]| keys.iter().find_map(|k| attrs.get(*k).cloned());
     let start_ns = span.start_time_unix_nano;
-    let duration_ns = span.end_time_unix_nano.saturating_sub(start_ns);
+    let duration_ns = span.end_time_unix_nano - start_ns;
     // STATUS_CODE_ERROR = 2.
     let failed = span.status.as_ref().is_some_and(|s| s.code == 2);
     let error_kind = attrs
@@ -166,7 +213,7 @@ fn record(span: &Span, resource: &Map<String, Value>) -> Option<Value> {
     ])
     .map(parse_json_text)
     .or_else(|| events_text(span, &["gen_ai.choice"]));
-    Some(json!({
+    Ok(Some(json!({
         "trace_id": hex::encode(&span.trace_id),
         "span_id": hex::encode(&span.span_id),
         "name": span.name,
@@ -183,7 +230,39 @@ fn record(span: &Span, resource: &Map<String, Value>) -> Option<Value> {
             "tokens_in": first(&["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"]),
             "tokens_out": first(&["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"]),
         },
-    }))
+    })))
+}
+
+/// Why a span's ids or timing cannot be read, if they cannot: OTLP requires a 16-byte trace id
+/// and an 8-byte span id, neither all zeros, and a start and an end time. A span that ends
+/// before it starts has no duration to read (stored as 0 ms it would pull the latency down).
+fn broken(span: &Span) -> Option<String> {
+    for (what, id, len) in [("trace", &span.trace_id, 16), ("span", &span.span_id, 8)] {
+        if id.len() != len {
+            return Some(format!(
+                "its {what} id is {} bytes: OTLP {what} ids are {len}",
+                id.len()
+            ));
+        }
+        if id.iter().all(|b| *b == 0) {
+            return Some(format!(
+                "its {what} id is all zeros, which OTLP calls invalid"
+            ));
+        }
+    }
+    let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
+    if start == 0 {
+        return Some("startTimeUnixNano is 0 (unset): the span has no start time".into());
+    }
+    if end == 0 {
+        return Some("endTimeUnixNano is 0 (unset): the span has no end time".into());
+    }
+    (end < start).then(|| {
+        format!(
+            "it ends {} ms before it starts (endTimeUnixNano < startTimeUnixNano)",
+            (start - end) as f64 / 1e6
+        )
+    })
 }
 
 /// GenAI message attributes are JSON text (`[{"role", "parts": [...]}]`): parsed when they are,
@@ -420,6 +499,120 @@ mod tests {
     }
 
     #[test]
+    fn spans_with_broken_timing_or_ids_are_refused_with_the_reason() {
+        let model = || vec![kv("gen_ai.request.model", s("gpt-4o"))];
+        let good = span("chat", model());
+        let mut backwards = span("chat", model());
+        backwards.span_id = vec![0x02; 8];
+        backwards.end_time_unix_nano = backwards.start_time_unix_nano - 5_000_000_000;
+        let mut unstarted = span("chat", model());
+        unstarted.span_id = vec![0x03; 8];
+        unstarted.start_time_unix_nano = 0;
+        let mut unended = span("chat", model());
+        unended.span_id = vec![0x04; 8];
+        unended.end_time_unix_nano = 0;
+        let mut short_trace = span("chat", model());
+        short_trace.trace_id = vec![0xcd; 15];
+        let mut zero_trace = span("chat", model());
+        zero_trace.trace_id = vec![0; 16];
+        let mut short_span = span("chat", model());
+        short_span.span_id = vec![0x05; 7];
+        let spans = vec![
+            good,
+            backwards,
+            unstarted,
+            unended,
+            short_trace,
+            zero_trace,
+            short_span,
+        ];
+        let decoded = decode_protobuf(&export(spans).encode_to_vec()).unwrap();
+        assert_eq!((decoded.records.len(), decoded.skipped), (1, 0));
+        let ab = "ab".repeat(16);
+        let broken: Vec<(String, String)> = decoded
+            .broken
+            .iter()
+            .map(|b| (b.at.clone(), b.why.clone()))
+            .collect();
+        let expected = [
+            (
+                format!("span {ab}:0202020202020202"),
+                "it ends 5000 ms before it starts (endTimeUnixNano < startTimeUnixNano)",
+            ),
+            (
+                format!("span {ab}:0303030303030303"),
+                "startTimeUnixNano is 0 (unset): the span has no start time",
+            ),
+            (
+                format!("span {ab}:0404040404040404"),
+                "endTimeUnixNano is 0 (unset): the span has no end time",
+            ),
+            (
+                format!("span {}:0101010101010101", "cd".repeat(15)),
+                "its trace id is 15 bytes: OTLP trace ids are 16",
+            ),
+            (
+                format!("span {}:0101010101010101", "00".repeat(16)),
+                "its trace id is all zeros, which OTLP calls invalid",
+            ),
+            (
+                format!("span {ab}:05050505050505"),
+                "its span id is 7 bytes: OTLP span ids are 8",
+            ),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .into_iter()
+            .map(|(a, w)| (a, w.to_owned()))
+            .collect();
+        assert_eq!(broken, expected);
+        // The same in OTLP/JSON: an unset start is an absent field, ids are hex.
+        let json = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[
+          {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"chat",
+           "startTimeUnixNano":"1765000005000000000","endTimeUnixNano":"1765000000000000000",
+           "attributes":[{"key":"gen_ai.request.model","value":{"stringValue":"m"}}]},
+          {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b175","name":"chat",
+           "endTimeUnixNano":"1765000000000000000",
+           "attributes":[{"key":"gen_ai.request.model","value":{"stringValue":"m"}}]},
+          {"traceId":"5b8efff798038103d269b633813fc6","spanId":"eee19b7ec3c1b176","name":"chat",
+           "startTimeUnixNano":"1765000000000000000","endTimeUnixNano":"1765000000250000000",
+           "attributes":[{"key":"gen_ai.request.model","value":{"stringValue":"m"}}]}]}]}]}"#;
+        let decoded = decode_json(json.as_bytes()).unwrap();
+        assert!(decoded.records.is_empty(), "{:?}", decoded.records);
+        let why: Vec<&str> = decoded.broken.iter().map(|b| b.why.as_str()).collect();
+        assert_eq!(
+            why,
+            [
+                "it ends 5000 ms before it starts (endTimeUnixNano < startTimeUnixNano)",
+                "startTimeUnixNano is 0 (unset): the span has no start time",
+                "its trace id is 15 bytes: OTLP trace ids are 16",
+            ]
+        );
+        // Spans that are not model calls are skipped whatever their timing.
+        let mut db = span("SELECT", vec![kv("db.system", s("sqlite"))]);
+        db.start_time_unix_nano = 0;
+        let decoded = decode_protobuf(&export(vec![db]).encode_to_vec()).unwrap();
+        assert_eq!(
+            (decoded.records.len(), decoded.skipped, decoded.broken.len()),
+            (0, 1, 0)
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_at_any_depth() {
+        let body = br#"{"resourceSpans":[{"pad":1,"scopeSpans":[{"extra":[],"spans":[
+          {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"chat",
+           "futureField":{"a":1},"startTimeUnixNano":"1765000000000000000",
+           "endTimeUnixNano":"1765000000250000000",
+           "attributes":[{"key":"gen_ai.request.model","value":{"stringValue":"m"},"x":2}]}]}]}],
+          "pad":"x"}"#;
+        let decoded = decode_json(body).unwrap();
+        assert_eq!(decoded.records.len(), 1);
+        assert_eq!(decoded.records[0]["genai"]["model"], "m");
+        let empty = decode_json(br#"{"resourceSpans":[],"pad":"x"}"#).unwrap();
+        assert!(empty.records.is_empty() && empty.skipped == 0);
+    }
+
+    #[test]
     fn what_is_not_otlp_is_refused_with_the_reason() {
         let e = decode_json(b"{\"ts\": 1}").unwrap_err().to_string();
         assert!(e.ends_with("it has `ts` and no `resourceSpans`"), "{e}");
@@ -429,6 +622,23 @@ mod tests {
             decode_json(b"not json"),
             Err(DecodeError::Json(_))
         ));
+        for (body, says) in [
+            (
+                &b"[1]"[..],
+                "it is a JSON array, not an object with `resourceSpans`",
+            ),
+            (
+                b"7",
+                "it is a JSON number, not an object with `resourceSpans`",
+            ),
+            (
+                b"null",
+                "it is JSON null, not an object with `resourceSpans`",
+            ),
+        ] {
+            let e = decode_json(body).unwrap_err().to_string();
+            assert!(e.ends_with(says), "{e}");
+        }
         let e = decode_protobuf(&[0xff, 0xff, 0xff]).unwrap_err();
         assert!(
             e.to_string()

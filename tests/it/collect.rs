@@ -274,6 +274,8 @@ fn what_collect_cannot_do_safely_is_refused_before_it_listens() {
 fn json_spans(spans: &[(u32, i64, bool)]) -> String {
     let one = |&(i, t, failed): &(u32, i64, bool)| {
         let start = t * 1_000_000_000;
+        // Ids from 1: all zeros is no OTLP id (such a span is rejected).
+        let i = i + 1;
         format!(
             r#"{{"traceId":"{i:032x}","spanId":"{i:016x}","name":"chat","startTimeUnixNano":"{start}",
              "endTimeUnixNano":"{end}","status":{{"code":{code}}},

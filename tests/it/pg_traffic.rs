@@ -443,8 +443,10 @@ fn export(collector: u32, from: u32, to: u32, at: i64) -> String {
     let spans: Vec<String> = (from..to)
         .map(|i| {
             let start = (at + i64::from(i % 600)) * 1_000_000_000;
+            // Ids from 1: all zeros is no OTLP id (such a span is rejected).
+            let id = i + 1;
             format!(
-                r#"{{"traceId":"{c:08x}{i:024x}","spanId":"{i:016x}","name":"chat","startTimeUnixNano":"{start}",
+                r#"{{"traceId":"{c:08x}{id:024x}","spanId":"{id:016x}","name":"chat","startTimeUnixNano":"{start}",
                  "endTimeUnixNano":"{end}","attributes":[{{"key":"gen_ai.request.model","value":{{"stringValue":"m"}}}},
                  {{"key":"gen_ai.usage.input_tokens","value":{{"intValue":"7"}}}}]}}"#,
                 c = collector,

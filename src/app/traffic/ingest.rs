@@ -494,9 +494,14 @@ impl<'a> Reading<'a> {
                 ),
                 Ok(d) => {
                     self.skipped_spans += d.skipped as u64;
+                    // A line holds many spans: each error names its span.
+                    for b in d.broken {
+                        self.ing.malformed(format!("{}: {}", at(), b.at), b.why);
+                    }
                     for v in &d.records {
                         let raw = v.to_string();
-                        if let Some(k) = self.ing.value(v, raw.as_bytes(), &at) {
+                        let at = || format!("{}: {}", at(), otlp::span_name(v));
+                        if let Some(k) = self.ing.value(v, raw.as_bytes(), at) {
                             self.accept(k, last);
                         }
                     }

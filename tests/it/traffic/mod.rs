@@ -11,6 +11,7 @@ mod formats;
 mod gzip;
 pub(crate) mod ingest;
 pub(crate) mod judge;
+mod otlp;
 mod page;
 mod prune;
 mod quiet;
