@@ -63,12 +63,7 @@ fn authorize(
     headers: &HeaderMap,
     query: &TokenQuery,
 ) -> Result<(), Box<Response>> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let given = bearer.or(query.token.as_deref());
+    let given = bearer_token(headers).or(query.token.as_deref());
     match given {
         None => Err(Box::new(
             (
@@ -87,6 +82,17 @@ fn authorize(
                 .into_response(),
         )),
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header; the scheme is case-insensitive
+/// (RFC 7235): `bearer TOKEN` is the same.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
 }
 
 fn internal(message: &str) -> Response {
@@ -216,4 +222,25 @@ pub async fn serve(
 pub fn new_token() -> String {
     let bytes: [u8; 24] = rand::random();
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for (value, token) in [
+            ("Bearer t-1", Some("t-1")),
+            ("bearer t-1", Some("t-1")),
+            ("BEARER   t-1 ", Some("t-1")),
+            ("Basic t-1", None),
+            ("Bearert-1", None),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            assert_eq!(bearer_token(&h), token, "{value}");
+        }
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
 }

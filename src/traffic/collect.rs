@@ -326,11 +326,13 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<Response
 }
 
 fn authorize(token: &str, headers: &HeaderMap) -> Result<(), Refusal> {
+    // The scheme is case-insensitive (RFC 7235): `bearer` is `Bearer`.
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     match given {
         Some(g) if bool::from(g.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
         Some(_) => Err(refuse(
@@ -689,7 +691,13 @@ mod tests {
         };
         let (url, mut rx) = start(settings, 4).await;
         let body = || export(vec![span(1, Some("m"))]);
-        for auth in [None, Some("Bearer s3cret"), Some("Bearer s3cret-token-x")] {
+        for auth in [
+            None,
+            Some("Bearer s3cret"),
+            Some("Bearer s3cret-token-x"),
+            Some("Basic s3cret-token"),
+            Some("Bearers3cret-token"),
+        ] {
             let mut req = post(&url, "application/x-protobuf", body());
             if let Some(a) = auth {
                 req = req.header("authorization", a);
@@ -709,6 +717,21 @@ mod tests {
             .send(Ok(Stored::default()))
             .unwrap();
         assert_eq!(sent.await.unwrap().unwrap().status(), 200);
+        // The scheme is case-insensitive (RFC 7235): `bearer` and `BEARER` are the same.
+        for auth in ["bearer s3cret-token", "BEARER  s3cret-token"] {
+            let sent = tokio::spawn(
+                post(&url, "application/x-protobuf", body())
+                    .header("authorization", auth)
+                    .send(),
+            );
+            rx.recv()
+                .await
+                .unwrap()
+                .done
+                .send(Ok(Stored::default()))
+                .unwrap();
+            assert_eq!(sent.await.unwrap().unwrap().status(), 200, "{auth}");
+        }
     }
 
     #[tokio::test]
