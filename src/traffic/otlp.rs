@@ -86,12 +86,13 @@ pub fn decode_json(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         let keys: Map<String, Value> =
             serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
         let has = |k: &str| keys.contains_key(k);
-        if !has("resourceSpans") && !has("resource_spans") {
-            if let Some(k) = keys.keys().next() {
-                return Err(DecodeError::Json(format!(
-                    "it has `{k}` and no `resourceSpans`"
-                )));
-            }
+        if let Some(k) = keys.keys().next()
+            && !has("resourceSpans")
+            && !has("resource_spans")
+        {
+            return Err(DecodeError::Json(format!(
+                "it has `{k}` and no `resourceSpans`"
+            )));
         }
     }
     Ok(flatten(&request))

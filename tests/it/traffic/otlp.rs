@@ -27,23 +27,23 @@ fn spans_with_broken_timing_or_ids_and_bad_numbers_are_malformed_and_named() {
         "traffic:\n  - id: spans\n    format: otlp\n    path: otel/spans.jsonl\n    sample: 100%\n",
     );
     let t = recent_start();
-    let (s, e) = (format!("{t}000000000"), format!("{t}250000000"));
+    let (start, end) = (format!("{t}000000000"), format!("{t}250000000"));
     let trace = "5b8efff798038103d269b633813fc60c";
     let tokens = |n: &str| {
         format!(r#",{{"key":"gen_ai.usage.output_tokens","value":{{"intValue":"{n}"}}}}"#)
     };
     let first = line(&[
-        span(trace, "eee19b7ec3c1b171", &s, &e, &tokens("9")),
-        span(trace, "eee19b7ec3c1b172", &e, &s, ""),
-        span(trace, "eee19b7ec3c1b173", "0", &e, ""),
-        span(&trace[..30], "eee19b7ec3c1b174", &s, &e, ""),
+        span(trace, "eee19b7ec3c1b171", &start, &end, &tokens("9")),
+        span(trace, "eee19b7ec3c1b172", &end, &start, ""),
+        span(trace, "eee19b7ec3c1b173", "0", &end, ""),
+        span(&trace[..30], "eee19b7ec3c1b174", &start, &end, ""),
     ]);
     // An intValue past i64 is refused by OTLP/JSON itself; a string attribute carries it.
     let huge =
         r#",{"key":"gen_ai.usage.output_tokens","value":{"stringValue":"18446744073709551615"}}"#;
     let second = line(&[
-        span(trace, "eee19b7ec3c1b175", &s, &e, huge),
-        span(trace, "eee19b7ec3c1b176", &s, &e, &tokens("3")),
+        span(trace, "eee19b7ec3c1b175", &start, &end, huge),
+        span(trace, "eee19b7ec3c1b176", &start, &end, &tokens("3")),
     ]);
     p.write("otel/spans.jsonl", &format!("{first}\n{second}\n"));
     let out = p.run(&["ingest", "--format", "json"]);
