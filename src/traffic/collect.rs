@@ -724,12 +724,13 @@ mod tests {
                     .header("authorization", auth)
                     .send(),
             );
-            rx.recv()
-                .await
-                .unwrap()
-                .done
-                .send(Ok(Stored::default()))
-                .unwrap();
+            // A refused token never reaches the consumer: fail then, rather than wait forever.
+            let got = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await;
+            let Ok(Some(export)) = got else {
+                let r = sent.await.unwrap().unwrap();
+                panic!("{auth}: answered {} without storing", r.status());
+            };
+            export.done.send(Ok(Stored::default())).unwrap();
             assert_eq!(sent.await.unwrap().unwrap().status(), 200, "{auth}");
         }
     }
