@@ -78,6 +78,7 @@ impl Default for Redactor {
 const SECRET: &str = concat!(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
     r"|\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}",
+    r"|\b[rs]k_(?:live|test)_[A-Za-z0-9]{10,}",
     r"|\bAKIA[0-9A-Z]{16}\b",
     r"|\bgh[pousr]_[A-Za-z0-9]{30,}",
     r"|\bxox[abprs]-[A-Za-z0-9-]{10,}",
@@ -85,7 +86,14 @@ const SECRET: &str = concat!(
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
     r"|(?i:\bbearer)\s+[A-Za-z0-9._~+/-]{16,}=*",
 );
-const SECRET_ASSIGNMENT: &str = r#"(?i)\b(?:api[_-]?key|secret|password|passwd|access[_-]?token|auth[_-]?token)["']?\s*[:=]\s*["']?(?P<v>[^\s"',;]{6,})"#;
+/// A name that holds a secret, alone or as the last part of a longer name (`client_secret`,
+/// `refresh_token`, `X-Api-Key`, `db_password`); `tokens` or `max_tokens` is not one.
+const SECRET_NAME: &str = r#"(?i)\b(?:[a-z0-9]+[_-])*(?:api[_-]?key|secret|password|passwd|token)"#;
+/// A secret written as code (`name=value`, `"name": "value"`, `name: 'value'`): any value.
+const SECRET_ASSIGNMENT: &str = r#"["']?\s*(?:=\s*["']?|:\s*["'])(?P<v>[^\s"',;&\[][^\s"',;&]*)"#;
+/// `name: value` without quotes, which prose also writes ("The secret: patience"): only a value
+/// of 6 or more characters that looks like one (a digit in it, or 16 characters or more).
+const SECRET_COLON: &str = r#"["']?\s*:\s*(?P<v>[^\s"',;&\[][^\s"',;&]{5,})"#;
 const CARD: &str = r"\b\d(?:[ -]?\d){12,18}\b";
 const EMAIL: &str = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b";
 const PHONE: &str =
@@ -100,7 +108,18 @@ impl Redactor {
         let always = |_: &str| true;
         if has(&RedactRule::Secret) {
             passes.push(pass("secret", SECRET, always, false));
-            passes.push(pass("secret", SECRET_ASSIGNMENT, always, true));
+            passes.push(pass(
+                "secret",
+                &format!("{SECRET_NAME}{SECRET_ASSIGNMENT}"),
+                always,
+                true,
+            ));
+            passes.push(pass(
+                "secret",
+                &format!("{SECRET_NAME}{SECRET_COLON}"),
+                secret_like,
+                true,
+            ));
         }
         if has(&RedactRule::Card) {
             passes.push(pass("card", CARD, luhn, false));
@@ -198,6 +217,11 @@ fn luhn(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
+/// A value after `name:` that is a secret rather than a word of prose.
+fn secret_like(s: &str) -> bool {
+    s.chars().any(|c| c.is_ascii_digit()) || s.chars().count() >= 16
+}
+
 /// 8 to 15 digits, and not an ISO date (2026-12-06) or a time.
 fn phone_like(s: &str) -> bool {
     let n = digits(s).count();
@@ -255,6 +279,53 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(r.apply(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn stripe_keys_token_assignments_and_short_passwords_are_secrets() {
+        let r = all();
+        let cases = [
+            (
+                "stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc ok",
+                "stripe [redacted:secret] ok",
+            ),
+            ("sk_test_4eC39HqLyjWDarjtT1zd", "[redacted:secret]"),
+            ("rk_live_51HxYz0abcdEFGH12", "[redacted:secret]"),
+            ("token: s3cr3tvalue99", "token: [redacted:secret]"),
+            ("token=s3cr3tvalue99&x=1", "token=[redacted:secret]&x=1"),
+            ("password=abc12", "password=[redacted:secret]"),
+            ("PASSWORD='ab1'", "PASSWORD='[redacted:secret]'"),
+            (
+                "{\"refresh_token\": \"abc\"}",
+                "{\"refresh_token\": \"[redacted:secret]\"}",
+            ),
+            (
+                "client_secret=xyz9 db_password: hunter22",
+                "client_secret=[redacted:secret] db_password: [redacted:secret]",
+            ),
+            ("X-Api-Key: 9f8e7d6c5b", "X-Api-Key: [redacted:secret]"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(r.apply(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn prose_about_tokens_and_passwords_stays_as_it_is() {
+        let r = all();
+        for text in [
+            "The token: it expires after an hour.",
+            "Token: the one shown on your dashboard",
+            "The secret: patience and practice.",
+            "password: see the security page",
+            "Your password: choose something memorable",
+            "max_tokens=512, total_tokens: 1200",
+            "tokens: 1500 used",
+            "the risk_live_events table and desk_test_plan",
+            "sk_live_ alone is just a prefix",
+        ] {
+            assert_eq!(r.apply(text), text);
         }
     }
 
