@@ -1496,3 +1496,56 @@ fn settings_name_each_top_level_setting_without_secrets() {
         .collect();
     assert_eq!(differ, vec!["defaults.assert"]);
 }
+
+/// Audit traffic 11 (C2): a coarser tier kept shorter than a finer one, or a tier kept shorter
+/// than the windows read from it need, is refused where it is written.
+#[test]
+fn retention_keeps_coarser_tiers_at_least_as_long_as_finer_ones() {
+    let bad = tempfile::tempdir().expect("tempdir");
+    let source = |retention: &str| {
+        format!(
+            "traffic:\n  - id: bot\n    path: logs/*.jsonl\n    fields: {{time: /ts}}\n    retention: {retention}\n"
+        )
+    };
+    let path = write(
+        bad.path(),
+        "evalwatch.yaml",
+        source("{minute: 30d, hour: 1h, day: 1d}"),
+    );
+    assert_eq!(
+        project_errors(&path),
+        vec![
+            "5:36: `retention.hour` (1h) is shorter than `retention.minute` (30d): keep each tier at least as long as the finer ones, or the longer windows lose what the finer buckets still hold",
+            "5:45: `retention.day` (1d) is shorter than `retention.minute` (30d): keep each tier at least as long as the finer ones, or the longer windows lose what the finer buckets still hold",
+        ]
+    );
+    let path = write(bad.path(), "evalwatch.yaml", source("{minute: 200d}"));
+    assert_eq!(
+        project_errors(&path),
+        vec![
+            "5:25: `retention.hour` (180d, the default) is shorter than `retention.minute` (200d): keep each tier at least as long as the finer ones, or the longer windows lose what the finer buckets still hold",
+        ]
+    );
+    let path = write(
+        bad.path(),
+        "evalwatch.yaml",
+        source("{minute: 1d, hour: 7d, day: 30d}"),
+    );
+    assert_eq!(
+        project_errors(&path),
+        vec![
+            "5:25: `retention.minute` (1d) is shorter than the 2d that the 24h window and the one before it read from minute buckets",
+            "5:35: `retention.hour` (7d) is shorter than the 14d that the 7d window and the one before it read from hour buckets",
+            "5:44: `retention.day` (30d) is shorter than the 60d that the 30d window and the one before it read from day buckets",
+        ]
+    );
+    for good in [
+        "{minute: 2d, hour: 14d, day: 60d}",
+        "{records: 1d, minute: 2d, hour: 30d, day: forever}",
+        "{minute: forever, hour: forever, day: forever}",
+    ] {
+        let path = write(bad.path(), "evalwatch.yaml", source(good));
+        let config = load_project(Some(&path), bad.path()).map_err(|e| e.to_string());
+        assert!(config.is_ok(), "{good}: {config:?}");
+    }
+}

@@ -446,8 +446,13 @@ fn retention(ctx: &mut Ctx, node: &Node) -> Retention {
         );
         return out;
     };
+    // The value nodes of `minute`, `hour` and `day`, where a tier's problem is located.
+    let mut written: [Option<&Node>; 3] = [None; 3];
     for (k, v) in entries {
         let key = k.key_text();
+        if let Some(i) = TIERS.iter().position(|(name, ..)| *name == key) {
+            written[i] = Some(v);
+        }
         let slot = match key.as_str() {
             "records" => &mut out.records,
             "minute" => &mut out.minute,
@@ -475,7 +480,91 @@ fn retention(ctx: &mut Ctx, node: &Node) -> Retention {
                 v,
                 format!("`retention.{key}` must be a duration of at least a minute (30d, 12h) or `forever`, got `{text}`"),
             );
+            if let Some(i) = TIERS.iter().position(|(name, ..)| *name == key) {
+                written[i] = None;
+            }
         }
     }
+    check_tiers(ctx, node, &out, &written);
     out
+}
+
+/// The bucket tiers, finest first: name, the windows read from them, and how long those windows
+/// and the ones before them (the comparison of `traffic` and the pages) reach back.
+const TIERS: [(&str, &str, i64); 3] = [
+    ("minute", "24h", 2 * 86_400),
+    ("hour", "7d", 14 * 86_400),
+    ("day", "30d", 60 * 86_400),
+];
+
+/// A coarser tier kept shorter than a finer one loses, in the longer windows, what the finer
+/// buckets still hold ("removing minutes loses no figure" would be false), and a tier kept
+/// shorter than its windows need shows them part empty: both are refused, each located at the
+/// tier that is written (else at `retention:`). A tier written wrongly was reported already.
+fn check_tiers(ctx: &mut Ctx, node: &Node, kept: &Retention, written: &[Option<&Node>; 3]) {
+    let defaults = Retention::default();
+    let value = |r: &Retention, i: usize| match i {
+        0 => r.minute,
+        1 => r.hour,
+        _ => r.day,
+    };
+    let said = |i: usize| {
+        let text = value(kept, i).map_or_else(
+            || "forever".to_owned(),
+            |s| crate::alert::rule::fmt_duration(std::time::Duration::from_secs(s.unsigned_abs())),
+        );
+        if written[i].is_none() && value(kept, i) == value(&defaults, i) {
+            format!("{text}, the default")
+        } else {
+            text
+        }
+    };
+    // `None` is forever: longer than any duration.
+    let longer = |a: Option<i64>, b: Option<i64>| match (a, b) {
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    };
+    for i in 0..TIERS.len() {
+        // The longest finer tier this one is shorter than.
+        let finer = (0..i)
+            .filter(|&f| longer(value(kept, f), value(kept, i)))
+            .max_by(|&a, &b| {
+                if longer(value(kept, a), value(kept, b)) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Less
+                }
+            });
+        if let Some(f) = finer {
+            // Only when one of the two is written: the defaults are in order.
+            if written[i].is_some() || written[f].is_some() {
+                let at = written[i].or(written[f]).unwrap_or(node);
+                ctx.error(
+                    at,
+                    format!(
+                        "`retention.{}` ({}) is shorter than `retention.{}` ({}): keep each tier at least as long as the finer ones, or the longer windows lose what the finer buckets still hold",
+                        TIERS[i].0,
+                        said(i),
+                        TIERS[f].0,
+                        said(f)
+                    ),
+                );
+            }
+            continue;
+        }
+        let (name, window, need) = TIERS[i];
+        if let (Some(secs), Some(n)) = (value(kept, i), written[i])
+            && secs < need
+        {
+            ctx.error(
+                n,
+                format!(
+                    "`retention.{name}` ({}) is shorter than the {} that the {window} window and the one before it read from {name} buckets",
+                    said(i),
+                    crate::alert::rule::fmt_duration(std::time::Duration::from_secs(need.unsigned_abs())),
+                ),
+            );
+        }
+    }
 }
