@@ -231,6 +231,30 @@ pub fn known_metric(metric: &str, named: &BTreeSet<String>) -> bool {
         || named.contains(metric)
 }
 
+/// The most a metric can change between two runs and how its scale reads, for the metrics
+/// whose scale is bounded: the rates, `mean_score`, `agreement` and named metrics (means of
+/// scores) are fractions from 0 to 1, so a `drop` or `rise` above 1 (100 points) can never
+/// fire; `human_score` is a mean grade from 1 to 5.
+fn change_bound(metric: &str, named: &BTreeSet<String>) -> Option<(f64, &'static str)> {
+    const FRACTIONS: [&str; 8] = [
+        "pass_rate",
+        "error_rate",
+        "mean_score",
+        "hallucination_rate",
+        "contradiction_rate",
+        "unsupported_rate",
+        "case_pass_rate",
+        "agreement",
+    ];
+    if FRACTIONS.contains(&metric) || named.contains(metric) {
+        Some((1.0, "a fraction from 0 to 1"))
+    } else if metric == HUMAN_SCORE {
+        Some((4.0, "a mean grade from 1 to 5"))
+    } else {
+        None
+    }
+}
+
 /// One problem of a raw rule, with the key it is about so that the loader can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleProblem {
@@ -379,6 +403,23 @@ pub fn judge_rule(raw: &Value, metrics: MetricScope<'_>) -> Result<Rule, Vec<Rul
                         errors.push(RuleProblem::at(
                             key,
                             format!("`{key}` must be zero or more, found {x}"),
+                        ));
+                    }
+                    if let Some((most, scale)) = change_bound(&metric, named)
+                        && matches!(key, "drop" | "rise")
+                        && x > most
+                    {
+                        let (verb, example) = if key == "drop" {
+                            ("fall", " (`drop: 0.05` is 5 points)")
+                        } else {
+                            ("rise", " (`rise: 0.05` is 5 points)")
+                        };
+                        let example = if most > 1.0 { "" } else { example };
+                        errors.push(RuleProblem::at(
+                            key,
+                            format!(
+                                "`{key}: {x}` can never fire: `{metric}` is {scale}, so it can {verb} by {most} at most{example}"
+                            ),
                         ));
                     }
                     if key == "ratio" && (x <= 0.0 || (x - 1.0).abs() < f64::EPSILON) {

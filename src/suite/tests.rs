@@ -1549,3 +1549,19 @@ fn retention_keeps_coarser_tiers_at_least_as_long_as_finer_ones() {
         assert!(config.is_ok(), "{good}: {config:?}");
     }
 }
+
+/// Audit suites L2 (C3): a `drop` or `rise` larger than the metric's whole scale can never fire
+/// (`drop: 0.05` is 5 points of a rate, so 1.5 is 150 points): refused where it is written.
+#[test]
+fn a_drop_beyond_the_metric_scale_is_refused_where_written() {
+    let (_, diags) = load_text(format!(
+        "{HEAD}alerts:\n  - {{metric: pass_rate, drop: 1.5}}\n  - {{metric: human_score, rise: 4.5}}\n  - {{metric: pass_rate, drop: 1.0}}\n  - {{metric: latency_p95_ms, rise: 1500}}\ncases:\n  - {{id: a, expected: x, vars: {{question: q}}}}\n"
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "5:31: `drop: 1.5` can never fire: `pass_rate` is a fraction from 0 to 1, so it can fall by 1 at most (`drop: 0.05` is 5 points)",
+            "6:33: `rise: 4.5` can never fire: `human_score` is a mean grade from 1 to 5, so it can rise by 4 at most",
+        ]
+    );
+}
