@@ -125,132 +125,213 @@ pub const KEYS: [&str; 9] = [
     "timeout",
 ];
 
-fn url_source(s: &serde_json::Map<String, Value>) -> Result<UrlSource, String> {
+/// Where the URL comes from, or the problem with the setting named (None: neither given).
+fn url_source(
+    s: &serde_json::Map<String, Value>,
+) -> Result<UrlSource, (Option<&'static str>, String)> {
     match (
         s.get("url_env").and_then(Value::as_str),
         s.get("url").and_then(Value::as_str),
     ) {
         (Some(e), None) if !e.is_empty() => Ok(UrlSource::Env(e.to_owned())),
         (None, Some(u)) if !u.is_empty() => Ok(UrlSource::Literal(u.to_owned())),
-        (Some(_), Some(_)) => Err("give `url_env` or `url`, not both".into()),
-        _ => Err("needs `url_env` (the environment variable holding the URL) or `url`".into()),
+        (Some(_), Some(_)) => Err((Some("url"), "give `url_env` or `url`, not both".into())),
+        _ => Err((
+            ["url_env", "url"].into_iter().find(|k| s.contains_key(*k)),
+            "needs `url_env` (the environment variable holding the URL) or `url`".into(),
+        )),
     }
 }
 
-/// Build a sink from its config. Relative file paths resolve against `root`.
+/// One problem of a sink's settings, with the setting it is about (None: the sink as a whole),
+/// so that the config loader can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkProblem {
+    pub key: Option<String>,
+    pub message: String,
+}
+
+/// Build a sink from its config. Relative file paths resolve against `root`. Every problem at
+/// once, joined by `; ` (see [`judge_sink`]).
 pub fn parse_sink(spec: &SinkSpec, root: &Path) -> Result<Sink, String> {
+    judge_sink(spec, root).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|p| p.message)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Build a sink from its config, or every problem with it, each tied to its setting.
+#[allow(clippy::too_many_lines)]
+pub fn judge_sink(spec: &SinkSpec, root: &Path) -> Result<Sink, Vec<SinkProblem>> {
     let s = &spec.settings;
+    let mut problems = Vec::new();
+    let mut problem = |key: Option<&str>, m: String| {
+        problems.push(SinkProblem {
+            key: key.map(str::to_owned),
+            message: format!("sink `{}`: {m}", spec.id),
+        });
+    };
     for k in s.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(format!("sink `{}`: unknown setting `{k}`", spec.id));
+            problem(Some(k.as_str()), format!("unknown setting `{k}`"));
         }
     }
-    let err = |m: String| format!("sink `{}`: {m}", spec.id);
     let min_severity = match s.get("min_severity") {
-        None => Severity::Info,
-        Some(v) => v.as_str().and_then(severity_parse).ok_or_else(|| {
-            err(format!(
-                "`min_severity` must be `info`, `warning` or `critical`, found {v}"
-            ))
-        })?,
+        None => Some(Severity::Info),
+        Some(v) => {
+            let found = v.as_str().and_then(severity_parse);
+            if found.is_none() {
+                problem(
+                    Some("min_severity"),
+                    format!("`min_severity` must be `info`, `warning` or `critical`, found {v}"),
+                );
+            }
+            found
+        }
     };
     let retries = match s.get("retries") {
-        None => DEFAULT_RETRIES,
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n <= 10)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| {
-                err(format!(
-                    "`retries` must be a whole number 0..=10, found {v}"
-                ))
-            })?,
+        None => Some(DEFAULT_RETRIES),
+        Some(v) => {
+            let found = v
+                .as_u64()
+                .filter(|n| *n <= 10)
+                .and_then(|n| u32::try_from(n).ok());
+            if found.is_none() {
+                problem(
+                    Some("retries"),
+                    format!("`retries` must be a whole number 0..=10, found {v}"),
+                );
+            }
+            found
+        }
     };
     let timeout = match s.get("timeout") {
-        None => DEFAULT_TIMEOUT,
-        Some(v) => v
-            .as_str()
-            .and_then(parse_duration)
-            .or_else(|| {
-                v.as_f64()
-                    .filter(|x| *x > 0.0 && x.is_finite())
-                    .map(Duration::from_secs_f64)
-            })
-            .filter(|d| *d >= Duration::from_secs(1) && *d <= MAX_TIMEOUT)
-            .ok_or_else(|| {
-                err(format!(
-                    "`timeout` must be a duration from 1s to {} (`10s`, `2m`), found {v}",
-                    fmt_duration(MAX_TIMEOUT)
-                ))
-            })?,
+        None => Some(DEFAULT_TIMEOUT),
+        Some(v) => {
+            let found = v
+                .as_str()
+                .and_then(parse_duration)
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|x| *x > 0.0 && x.is_finite())
+                        .map(Duration::from_secs_f64)
+                })
+                .filter(|d| *d >= Duration::from_secs(1) && *d <= MAX_TIMEOUT);
+            if found.is_none() {
+                problem(
+                    Some("timeout"),
+                    format!(
+                        "`timeout` must be a duration from 1s to {} (`10s`, `2m`), found {v}",
+                        fmt_duration(MAX_TIMEOUT)
+                    ),
+                );
+            }
+            found
+        }
     };
     let kind = match spec.kind.as_str() {
-        "stdout" => SinkKind::Stdout,
+        "stdout" => Some(SinkKind::Stdout),
         "file" => {
             let p = s
                 .get("path")
                 .and_then(Value::as_str)
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| err("a file sink needs `path`".into()))?;
-            let p = Path::new(p);
-            SinkKind::File(if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                root.join(p)
+                .filter(|p| !p.is_empty());
+            if p.is_none() {
+                let at = s.contains_key("path").then_some("path");
+                problem(at, "a file sink needs `path`".into());
+            }
+            p.map(|p| {
+                let p = Path::new(p);
+                SinkKind::File(if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    root.join(p)
+                })
             })
         }
         "webhook" => {
-            let mut headers = Vec::new();
+            let mut headers = Some(Vec::new());
             if let Some(h) = s.get("headers") {
-                let map = h
-                    .as_object()
-                    .ok_or_else(|| err("`headers` must be a mapping".into()))?;
-                for (k, v) in map {
-                    let v = v
-                        .as_str()
-                        .ok_or_else(|| err(format!("header `{k}` must be a string")))?;
-                    headers.push((k.clone(), v.to_owned()));
+                if let Some(map) = h.as_object() {
+                    for (k, v) in map {
+                        if let Some(v) = v.as_str() {
+                            if let Some(list) = headers.as_mut() {
+                                list.push((k.clone(), v.to_owned()));
+                            }
+                        } else {
+                            problem(Some("headers"), format!("header `{k}` must be a string"));
+                            headers = None;
+                        }
+                    }
+                } else {
+                    problem(Some("headers"), "`headers` must be a mapping".into());
+                    headers = None;
                 }
             }
-            SinkKind::Webhook {
-                url: url_source(s).map_err(err)?,
-                secret_env: s
-                    .get("secret_env")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                headers,
+            let url = url_source(s).map_err(|(key, m)| problem(key, m)).ok();
+            match (url, headers) {
+                (Some(url), Some(headers)) => Some(SinkKind::Webhook {
+                    url,
+                    secret_env: s
+                        .get("secret_env")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    headers,
+                }),
+                _ => None,
             }
         }
-        "slack" => SinkKind::Slack {
-            url: url_source(s).map_err(err)?,
-        },
+        "slack" => url_source(s)
+            .map_err(|(key, m)| problem(key, m))
+            .ok()
+            .map(|url| SinkKind::Slack { url }),
         "command" => {
             let argv = match s.get("command") {
-                Some(Value::String(c)) => {
-                    shlex::split(c).ok_or_else(|| err("`command` has unbalanced quotes".into()))?
-                }
+                Some(Value::String(c)) => shlex::split(c).ok_or("`command` has unbalanced quotes"),
                 Some(Value::Array(a)) => a
                     .iter()
                     .map(|v| v.as_str().map(str::to_owned))
                     .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| err("`command` must be a list of strings".into()))?,
-                _ => return Err(err("a command sink needs `command`".into())),
-            };
-            if argv.is_empty() {
-                return Err(err("`command` is empty".into()));
+                    .ok_or("`command` must be a list of strings"),
+                _ => Err("a command sink needs `command`"),
             }
-            SinkKind::Command(argv)
+            .and_then(|argv| {
+                if argv.is_empty() {
+                    Err("`command` is empty")
+                } else {
+                    Ok(argv)
+                }
+            });
+            match argv {
+                Ok(argv) => Some(SinkKind::Command(argv)),
+                Err(m) => {
+                    let at = s.contains_key("command").then_some("command");
+                    problem(at, m.into());
+                    None
+                }
+            }
         }
-        other => return Err(err(format!("unknown sink type `{other}`"))),
+        other => {
+            problem(None, format!("unknown sink type `{other}`"));
+            None
+        }
     };
-    Ok(Sink {
-        id: spec.id.clone(),
-        kind,
-        min_severity,
-        retries,
-        base_delay: DEFAULT_BASE_DELAY,
-        timeout,
-    })
+    match (kind, min_severity, retries, timeout) {
+        (Some(kind), Some(min_severity), Some(retries), Some(timeout)) if problems.is_empty() => {
+            Ok(Sink {
+                id: spec.id.clone(),
+                kind,
+                min_severity,
+                retries,
+                base_delay: DEFAULT_BASE_DELAY,
+                timeout,
+            })
+        }
+        _ => Err(problems),
+    }
 }
 
 impl Sink {

@@ -273,9 +273,17 @@ fn sinks(ctx: &mut Ctx, list: &Node, config: &mut ProjectConfig) {
                 // Judged as `alerts check` and `run` judge it, so that `validate` agrees.
                 if !bad_key
                     && SINK_TYPES.contains(&spec.kind.as_str())
-                    && let Err(e) = crate::alert::sink::parse_sink(&spec, &config.root)
+                    && let Err(problems) = crate::alert::sink::judge_sink(&spec, &config.root)
                 {
-                    ctx.error(item, e);
+                    // Every problem at once, each at the setting it is about.
+                    for p in problems {
+                        let at = p
+                            .key
+                            .as_deref()
+                            .and_then(|k| item.get(k))
+                            .map_or(item, |(_, v)| v);
+                        ctx.error(at, p.message);
+                    }
                 }
                 config.sinks.push(spec);
             }

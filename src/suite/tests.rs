@@ -1565,3 +1565,23 @@ fn a_drop_beyond_the_metric_scale_is_refused_where_written() {
         ]
     );
 }
+
+/// Audit suites L2 (C4): a sink with two bad settings reports both, each at its value.
+#[test]
+fn every_bad_setting_of_a_sink_is_reported_at_once() {
+    let bad = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        bad.path(),
+        "evalwatch.yaml",
+        "sinks:\n  - {id: f, type: file, path: a.jsonl, timeout: 0s, retries: 11}\n  - {id: g, type: command, min_severity: loud}\n",
+    );
+    assert_eq!(
+        project_errors(&path),
+        vec![
+            "2:49: sink `f`: `timeout` must be a duration from 1s to 5m (`10s`, `2m`), found \"0s\"",
+            "2:62: sink `f`: `retries` must be a whole number 0..=10, found 11",
+            "3:5: sink `g`: a command sink needs `command`",
+            "3:42: sink `g`: `min_severity` must be `info`, `warning` or `critical`, found \"loud\"",
+        ]
+    );
+}

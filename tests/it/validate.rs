@@ -391,7 +391,7 @@ fn sinks_are_judged_by_validate_as_alerts_check_judges_them() {
         for want in [
             "evalwatch.yaml:2:31: unknown setting `url_evn` in a sink; did you mean `url_env`?",
             "evalwatch.yaml:3:5: sink `f`: a file sink needs `path`",
-            "evalwatch.yaml:4:5: sink `s`: `min_severity` must be",
+            "evalwatch.yaml:4:52: sink `s`: `min_severity` must be",
         ] {
             assert!(all.contains(want), "{cmd:?}: want `{want}` in:\n{all}");
         }
