@@ -104,9 +104,14 @@ pub fn error_text(err: &anyhow::Error) -> String {
     out
 }
 
-/// Diagnostics with paths shown relative to the working directory where they lie below it.
+/// Diagnostics with paths shown relative to the working directory where they lie below it:
+/// the location's, and those a message names (where a duplicate was first defined).
 #[must_use]
 pub fn render_diagnostics(ctx: &Ctx, diags: &suite::Diagnostics) -> String {
+    // The working directory with its separator; not at `/`, where every path would lose its
+    // first slash.
+    let below = (ctx.cwd.parent().is_some())
+        .then(|| format!("{}{}", ctx.cwd.display(), std::path::MAIN_SEPARATOR));
     diags
         .0
         .iter()
@@ -114,6 +119,9 @@ pub fn render_diagnostics(ctx: &Ctx, diags: &suite::Diagnostics) -> String {
             let mut d = d.clone();
             if let Ok(rel) = d.location.file.strip_prefix(&ctx.cwd) {
                 d.location.file = rel.into();
+            }
+            if let Some(below) = &below {
+                d.message = d.message.replace(below.as_str(), "");
             }
             d.to_string()
         })

@@ -73,6 +73,9 @@ pub(crate) struct CaseBuilder<'a> {
     seen: HashMap<Box<str>, SeenAt>,
     /// The files `seen` points into.
     seen_files: Vec<Arc<Path>>,
+    /// The YAML case files being included, outermost first (each canonical, with its
+    /// `include:` as written): a file already on it is an include cycle.
+    including: Vec<(std::path::PathBuf, String)>,
     /// The last resolution of each default assertion, with the `expected` it was resolved
     /// for: a case whose resolution is the same (always, for a default that does not read
     /// `expected`) shares it.
@@ -104,6 +107,7 @@ impl<'a> CaseBuilder<'a> {
             needs,
             seen: HashMap::new(),
             seen_files: Vec::new(),
+            including: Vec::new(),
             cases: Vec::new(),
             named_metrics,
             case_tags: BTreeSet::new(),

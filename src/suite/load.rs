@@ -40,6 +40,17 @@ pub(crate) fn read_yaml(ctx: &mut Ctx) -> Result<Option<Node>, ()> {
     }
 }
 
+/// Where a suite file writes its name (the value of `suite:`), for a problem found after
+/// loading (a name another file uses too); the file's start when it cannot be told.
+pub(crate) fn name_location(path: &Path) -> crate::model::Location {
+    let mut ctx = Ctx::new(path, false);
+    let start = ctx.at(1, 1);
+    match read_yaml(&mut ctx) {
+        Ok(Some(root)) => root.get("suite").map_or(start, |(_, v)| ctx.loc(v)),
+        _ => start,
+    }
+}
+
 /// Load one suite file. The suite is returned only when the file (and its includes) had no
 /// error at all.
 pub(crate) fn load_suite(path: &Path, project: &ProjectConfig) -> (Option<Suite>, Vec<Diagnostic>) {

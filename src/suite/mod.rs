@@ -285,14 +285,14 @@ fn collect_each(
         let suite = match suite {
             Some(suite) if diags.is_empty() => {
                 if let Some((_, first)) = names.iter().find(|(n, _)| *n == suite.name) {
-                    Err(Diagnostics(vec![diagnostic(
-                        file,
-                        format!(
+                    Err(Diagnostics(vec![Diagnostic {
+                        location: load::name_location(file),
+                        message: format!(
                             "suite name `{}` is also used by {}; suite names must be unique",
                             suite.name,
-                            first.display()
+                            load::name_location(first)
                         ),
-                    )]))
+                    }]))
                 } else {
                     names.push((suite.name.clone(), file.clone()));
                     Ok(suite)

@@ -414,3 +414,59 @@ fn sinks_are_judged_by_validate_as_alerts_check_judges_them() {
         stderr(&out)
     );
 }
+
+/// Audit suites L2 (C5): an include cycle is one located error (a case of the cycle is not
+/// reported as its own duplicate); problems are sorted by file in order of inclusion; a suite
+/// name used twice and a case id defined in two files are located, with paths relative to the
+/// working directory.
+#[test]
+fn include_cycles_duplicates_and_their_paths_read_in_file_order() {
+    let p = Project::new();
+    p.write(
+        "suites/s.yaml",
+        "suite: s\nproviders: [{id: e, type: echo}]\nprompt: \"{{ q }}\"\ncases:\n  - include: cases/a.yaml\n",
+    );
+    p.write(
+        "suites/cases/a.yaml",
+        "- include: b.yaml\n- {id: a1, vars: {q: x}, expected: x}\n- {id: a2, vars: {q: x}, expectd: x}\n",
+    );
+    p.write(
+        "suites/cases/b.yaml",
+        "- include: a.yaml\n- {id: b1, vars: {q: x}, expected: x, tgs: [x]}\n",
+    );
+    p.write(
+        "suites/t.yaml",
+        "suite: t\nproviders: [{id: e, type: echo}]\nprompt: \"{{ q }}\"\ncases:\n  - {id: k1, vars: {q: x}, expected: x}\n  - include: cases/k.jsonl\n",
+    );
+    p.write(
+        "suites/cases/k.jsonl",
+        "{\"id\": \"k1\", \"vars\": {\"q\": \"x\"}, \"expected\": \"x\"}\n",
+    );
+    p.write(
+        "suites/u.yaml",
+        "suite: v\nproviders: [{id: e, type: echo}]\nprompt: \"{{ q }}\"\ncases:\n  - {id: c, vars: {q: x}, expected: x}\n",
+    );
+    p.write(
+        "suites/v.yaml",
+        "suite: v\nproviders: [{id: e, type: echo}]\nprompt: \"{{ q }}\"\ncases:\n  - {id: c, vars: {q: x}, expected: x}\n",
+    );
+    let out = p.run(&["validate"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    let lines: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: ").or(Some(l)))
+        .filter(|l| l.starts_with("suites/"))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "suites/cases/a.yaml:3:26: unknown field `expectd` in case `a2`; did you mean `expected`?",
+            "suites/cases/b.yaml:1:12: include cycle: cases/a.yaml -> b.yaml -> a.yaml; a case file cannot include itself, directly or through others",
+            "suites/cases/b.yaml:2:39: unknown field `tgs` in case `b1`; did you mean `tags`?",
+            "suites/cases/k.jsonl:1:1: duplicate case id `k1`; first defined at suites/t.yaml:5:5",
+            "suites/v.yaml:1:8: suite name `v` is also used by suites/u.yaml:1:8; suite names must be unique",
+        ],
+        "{err}"
+    );
+}

@@ -49,11 +49,29 @@ impl CaseBuilder<'_> {
             "csv" => self.add_csv(&mut inner, &path),
             "yaml" | "yml" if depth >= MAX_INCLUDE_DEPTH => ctx.error(
                 at,
-                format!(
-                    "includes nested deeper than {MAX_INCLUDE_DEPTH} levels (an include cycle?)"
-                ),
+                format!("includes nested deeper than {MAX_INCLUDE_DEPTH} levels"),
             ),
-            "yaml" | "yml" => self.add_yaml_file(&mut inner, &path, depth + 1),
+            "yaml" | "yml" => {
+                let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                if let Some(first) = self.including.iter().position(|(p, _)| *p == canonical) {
+                    let chain: Vec<&str> = self.including[first..]
+                        .iter()
+                        .map(|(_, written)| written.as_str())
+                        .chain([wire.include.as_str()])
+                        .collect();
+                    ctx.error(
+                        at,
+                        format!(
+                            "include cycle: {}; a case file cannot include itself, directly or through others",
+                            chain.join(" -> ")
+                        ),
+                    );
+                } else {
+                    self.including.push((canonical, wire.include.clone()));
+                    self.add_yaml_file(&mut inner, &path, depth + 1);
+                    self.including.pop();
+                }
+            }
             _ => ctx.error(
                 at,
                 format!(
@@ -62,7 +80,14 @@ impl CaseBuilder<'_> {
                 ),
             ),
         }
-        ctx.diags.append(&mut inner.diags);
+        // The included file's own problems first, then those of the files it includes (each
+        // block ordered so already): files are reported in the order they are included.
+        let (mut own, mut nested): (Vec<_>, Vec<_>) = inner
+            .diags
+            .drain(..)
+            .partition(|d| *d.location.file == *path);
+        ctx.diags.append(&mut own);
+        ctx.diags.append(&mut nested);
     }
 
     fn add_yaml_file(&mut self, ctx: &mut Ctx, path: &Path, depth: usize) {
