@@ -131,6 +131,55 @@ fn dry_run_renders_every_prompt_and_stores_nothing() {
     assert!(!p.db().exists());
 }
 
+/// Audit suites L2 (C6): `--dry-run --format json` prints the plan as JSON, one object per
+/// suite (to `--out` when given, the text plan then on stdout); JUnit has no form for a plan.
+#[test]
+fn dry_run_prints_a_json_plan() {
+    let p = Project::new();
+    p.write(
+        "suites/s.yaml",
+        "suite: s\nproviders: [{id: e, type: echo}, {id: f, type: echo}]\nprompt: \"Say {{ word }}\"\nrepeat: 2\ncases:\n  - {id: a, vars: {word: hello}, expected: hello}\n  - {id: b, vars: {word: bye}, expected: bye}\n",
+    );
+    let out = p.run(&["run", "--dry-run", "--format", "json", "--provider", "f"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let plan: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+    assert_eq!(plan["suite"], "s", "{plan}");
+    assert_eq!(plan["dry_run"], true, "{plan}");
+    assert_eq!(plan["cases"], 2, "{plan}");
+    assert_eq!(plan["providers"], serde_json::json!(["f"]), "{plan}");
+    let jobs = plan["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 4, "{plan}");
+    assert_eq!(
+        jobs[0],
+        serde_json::json!({"case_id": "a", "provider": "f", "sample": 0})
+    );
+    assert_eq!(plan["first_prompt"]["prompt"], "Say hello", "{plan}");
+    assert!(!p.db().exists());
+
+    let out = p.run(&["run", "--dry-run", "--format", "json", "--out", "plan.json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("every prompt rendered"),
+        "{}",
+        stdout(&out)
+    );
+    let written = std::fs::read_to_string(p.path().join("plan.json")).expect("plan.json");
+    let plan: serde_json::Value = serde_json::from_str(written.trim()).expect(&written);
+    assert_eq!(plan["jobs"].as_array().map(Vec::len), Some(8), "{plan}");
+
+    let out = p.run(&["run", "--dry-run", "--format", "junit"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("a dry run prints its plan as text or json"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.run(&["run", "--dry-run", "--out", "plan.txt"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(!p.path().join("plan.txt").exists());
+}
+
 #[test]
 fn echo_exec_and_filters() {
     let p = Project::new();

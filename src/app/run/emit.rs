@@ -187,37 +187,96 @@ fn view_of(d: &Done) -> RunView<'_> {
     }
 }
 
-/// Plan and render every job of `suites`, call nothing, store nothing.
-pub(super) fn dry_run(ctx: &Ctx, suites: &[Suite], filters: &Filters) -> anyhow::Result<u8> {
+/// Plan and render every job of `suites`, call nothing, store nothing. The plan is printed as
+/// text, or with `--format json` as one object per suite (to `--out` when given, the text then
+/// on stdout).
+pub(super) fn dry_run(ctx: &Ctx, suites: &[Suite], settings: &RunSettings) -> anyhow::Result<u8> {
+    if settings.output == Output::Junit {
+        return Err(Failure::invalid(
+            "a dry run prints its plan as text or json (`--format text|json`); JUnit has no form for a plan",
+        )
+        .into());
+    }
+    let json = settings.output == Output::Json;
+    if settings.out.is_some() && !json {
+        return Err(Failure::invalid(
+            "a dry run writes to `--out` only its json plan: add `--format json`, or drop `--out`",
+        )
+        .into());
+    }
+    let mut sink: Option<Box<dyn Write>> = match (&settings.out, json) {
+        (Some(path), true) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+        ))),
+        (None, true) => Some(Box::new(crate::output::stdout_writer())),
+        _ => None,
+    };
     for suite in suites {
-        let jobs = plan::plan(suite, filters).map_err(|e| Failure::invalid(e.to_string()))?;
+        let jobs =
+            plan::plan(suite, &settings.filters).map_err(|e| Failure::invalid(e.to_string()))?;
         let renderer = Renderer::new(suite)
             .map_err(|d| Failure::invalid(super::super::render_diagnostics(ctx, &d)))?;
-        let mut rendered = 0usize;
         let mut first = None;
         for job in &jobs {
             let request = renderer
                 .render(&suite.cases[job.case_index], job.sample)
                 .map_err(|e| Failure::invalid(format!("render case `{}`: {e}", job.case_id)))?;
-            rendered += 1;
             if first.is_none() {
                 first = Some(request.prompt_text());
             }
         }
-        let providers: Vec<&str> = suite.providers.iter().map(|p| p.id.as_str()).collect();
+        // What the plan holds, in plan order: the filters may leave some cases and providers out.
+        let mut cases: Vec<&str> = Vec::new();
+        let mut providers: Vec<&str> = Vec::new();
+        for job in &jobs {
+            if !cases.contains(&job.case_id.as_str()) {
+                cases.push(&job.case_id);
+            }
+            if !providers.contains(&job.provider_id.as_str()) {
+                providers.push(&job.provider_id);
+            }
+        }
+        if let Some(out) = sink.as_mut() {
+            let plan = serde_json::json!({
+                "suite": suite.name,
+                "dry_run": true,
+                "cases": cases.len(),
+                "providers": providers,
+                "jobs": jobs
+                    .iter()
+                    .map(|j| serde_json::json!({
+                        "case_id": j.case_id,
+                        "provider": j.provider_id,
+                        "sample": j.sample,
+                    }))
+                    .collect::<Vec<_>>(),
+                "first_prompt": jobs.first().zip(first.as_ref()).map(|(j, p)| serde_json::json!({
+                    "case_id": j.case_id,
+                    "provider": j.provider_id,
+                    "prompt": p,
+                })),
+            });
+            writeln!(out, "{plan}")?;
+            if settings.out.is_none() {
+                continue;
+            }
+        }
         ctx.printer.result(&format!(
             "{}: {} job{} ({} case{} x providers [{}]); every prompt rendered, nothing called or stored",
             suite.name,
-            rendered,
-            if rendered == 1 { "" } else { "s" },
-            suite.cases.len(),
-            if suite.cases.len() == 1 { "" } else { "s" },
+            jobs.len(),
+            if jobs.len() == 1 { "" } else { "s" },
+            cases.len(),
+            if cases.len() == 1 { "" } else { "s" },
             providers.join(", ")
         ));
         if let (Some(p), Some(job)) = (first, jobs.first()) {
             ctx.printer
                 .info(&format!("first prompt ({}):\n{p}", job.case_id));
         }
+    }
+    if let Some(mut out) = sink {
+        out.flush()?;
     }
     Ok(exit::OK)
 }

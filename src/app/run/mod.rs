@@ -65,7 +65,7 @@ pub fn execute(ctx: &Ctx, settings: &RunSettings) -> anyhow::Result<u8> {
     let files = suite_files(ctx, &project, &settings.paths)?;
     if settings.dry_run {
         let suites = check::load_whole(ctx, &files, &project)?;
-        return emit::dry_run(ctx, &suites, &settings.filters);
+        return emit::dry_run(ctx, &suites, settings);
     }
     if let Some(path) = &settings.out {
         emit::check_out(path)?;
