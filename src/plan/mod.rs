@@ -39,15 +39,17 @@ impl Filters {
             && (self.tags.is_empty() || case.tags.iter().any(|t| self.tags.contains(t)))
     }
 
-    /// The case filters as given (`--case c1 --tag smoke`), None when every case is run.
-    /// `--provider` and `--repeat` are not case filters: each provider's results still cover
-    /// the whole suite.
+    /// The filters as given (`--provider a --case c1 --tag smoke`), None when the whole suite
+    /// is run. A run limited to some providers is filtered too: as the `previous` baseline of
+    /// the next full run, it would leave the other providers without one. `--repeat` is no
+    /// filter: the run still covers the whole suite.
     #[must_use]
-    pub fn case_filter(&self) -> Option<String> {
+    pub fn run_filter(&self) -> Option<String> {
         let words: Vec<String> = self
-            .cases
+            .providers
             .iter()
-            .map(|g| format!("--case {}", g.as_str()))
+            .map(|p| format!("--provider {p}"))
+            .chain(self.cases.iter().map(|g| format!("--case {}", g.as_str())))
             .chain(self.tags.iter().map(|t| format!("--tag {t}")))
             .collect();
         (!words.is_empty()).then(|| words.join(" "))

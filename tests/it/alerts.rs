@@ -907,6 +907,50 @@ fn a_filtered_run_is_no_baseline_and_fires_nothing() {
     assert!(log.contains("critical"), "{log}");
 }
 
+/// Audit suites (C7): a run restricted with `--provider` is filtered like a `--case` run: it
+/// is never the `previous` baseline of the next full run (whose other providers would then have
+/// no baseline and no alert could fire for them), and it evaluates no rule.
+#[test]
+fn a_provider_restricted_run_is_no_baseline() {
+    let p = critical_drop_and_floor();
+    let suite = p.path().join("suites/faq.yaml");
+    let yaml = std::fs::read_to_string(&suite).unwrap().replace(
+        "providers:\n",
+        "providers:\n  - id: two\n    type: replay\n    file: two.jsonl\n",
+    );
+    std::fs::write(&suite, yaml).unwrap();
+    let two = |wrong: &[usize]| {
+        answers(&p, "faq", 30, wrong);
+        std::fs::copy(
+            p.path().join("suites/faq.jsonl"),
+            p.path().join("suites/two.jsonl"),
+        )
+        .unwrap();
+        answers(&p, "faq", 30, &[]);
+    };
+    two(&[]);
+    let o = p.run(&["run", "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = p.run(&["run", "--format", "json", "--provider", "rec"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let only = &json_runs(&o)[0];
+    assert_eq!(only["filter"], "--provider rec", "{only}");
+    assert!(
+        stderr(&o).contains("filtered (--provider rec)"),
+        "{}",
+        stderr(&o)
+    );
+    // `two` regresses by 20 of 30 cases: compared with the last full run, the alert fires.
+    two(&(0..20).collect::<Vec<_>>());
+    let (_, alerts) = run_alerts(&p, 1);
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["provider"] == "two" && a["severity"] == "critical"),
+        "{alerts:?}"
+    );
+}
+
 /// Audit M1: `show RUN --format json` carries each alert with the fields and names of
 /// `run --format json` (the spec's `rule`, `metric`, `severity`, `baseline`, `value`,
 /// `message`, and `alert_id`), for the run that opened it, saw it still open and resolved it.

@@ -29,7 +29,7 @@ pub fn baseline(ctx: &Ctx, args: &BaselineArgs) -> anyhow::Result<u8> {
     }
     if let Some(filter) = &info.filter {
         return Err(Failure::invalid(format!(
-            "pin run {}: it is filtered ({filter}), a spot check of some cases; pin a run of the whole suite",
+            "pin run {}: it is filtered ({filter}), a spot check of part of the suite; pin a run of the whole suite",
             info.run_id
         )));
     }

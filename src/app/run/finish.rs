@@ -264,7 +264,7 @@ impl SuiteRun<'_, '_> {
             return Ok(super::super::alerts::AlertOutcome::default());
         }
         if let Some(filter) = &info.filter {
-            // A spot check of some cases says nothing of the suite: its rules would judge a
+            // A spot check of some cases or providers says nothing of the suite: its rules would judge a
             // subset against the whole (or resolve an alert the whole suite still has).
             self.env.ctx.printer.note(&format!(
                 "run {} is filtered ({filter}): alert rules are not evaluated, and it is no baseline or trend point for later runs",

@@ -441,7 +441,7 @@ fn new_info(suite: &Suite, filters: &crate::plan::Filters) -> RunInfo {
         status: RunStatus::Running,
         providers: suite.providers.iter().map(|p| p.id.clone()).collect(),
         planned: 0,
-        filter: filters.case_filter(),
+        filter: filters.run_filter(),
     }
 }
 
