@@ -80,6 +80,27 @@ fn report_writes_escaped_self_contained_pages() {
     );
 }
 
+/// Audit suites L2 (C8): windows holding the same runs show their charts once, in the window
+/// the page opens on (30d by default); the others say which window holds them.
+#[test]
+fn windows_with_the_same_runs_draw_their_charts_once() {
+    let (p, _, _) = history();
+    for (since, holder) in [(None, "30d"), (Some("7d"), "7d")] {
+        let mut args = vec!["report"];
+        args.extend(since.iter().flat_map(|s| ["--since", *s]));
+        let out = p.run(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let suite = std::fs::read_to_string(p.path().join("reports/h.html")).expect("suite page");
+        assert_eq!(
+            suite.matches("<h3>rec</h3><div class=\"grid\">").count(),
+            1,
+            "{since:?}: the charts once:\n{suite}"
+        );
+        let note = format!("The same runs as the {holder} window.");
+        assert_eq!(suite.matches(&note).count(), 4, "{since:?}: {suite}");
+    }
+}
+
 #[test]
 fn compare_reports_flips_and_significance() {
     let (p, first, second) = history();

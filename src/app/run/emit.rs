@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Context as _;
 
 use crate::model::{CaseStatus, Suite};
-use crate::plan::{self, Filters};
+use crate::plan;
 use crate::report::junit::JunitWriter;
 use crate::report::machine::{JsonRunWriter, header};
 use crate::report::{self, RunView, terminal};

@@ -471,23 +471,47 @@ pub(super) fn build_suite(
 
     let mut windows = Vec::new();
     let mut window_css = String::new();
-    let mut last_count: Option<(usize, String)> = None;
-    for w in windows_for(&opts.window) {
+    // The runs of each window (windows are nested, so the same count is the same runs).
+    let spans = windows_for(&opts.window);
+    let rows_of = |w: &Window| -> Vec<&TrendRow> {
         let start = w
             .start(opts.now)
             .map_or(f64::NEG_INFINITY, |d| d.timestamp() as f64);
-        let rows: Vec<&TrendRow> = overall
+        overall
             .iter()
             .filter(|r| epoch(&r.started_at) >= start)
-            .collect();
+            .collect()
+    };
+    let counts: Vec<usize> = spans
+        .iter()
+        .map(|w| {
+            let mut ids: Vec<&str> = rows_of(w).iter().map(|r| r.run_id.as_str()).collect();
+            ids.dedup();
+            ids.len()
+        })
+        .collect();
+    // Windows of the same runs draw their charts once: in the window the page opens on, else
+    // in the shortest of them; the others say which window holds them.
+    let holders: Vec<usize> = (0..spans.len())
+        .map(|i| {
+            let group: Vec<usize> = (0..spans.len())
+                .filter(|&j| counts[j] == counts[i])
+                .collect();
+            group
+                .iter()
+                .copied()
+                .find(|&j| spans[j].span == opts.window.span)
+                .or_else(|| group.first().copied())
+                .unwrap_or(i)
+        })
+        .collect();
+    for (i, w) in spans.iter().enumerate() {
+        let rows = rows_of(w);
         let mut ids: Vec<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
         ids.dedup();
         let key = file_stem(&w.label);
         let checked = w.span == opts.window.span;
-        let same_as = match &last_count {
-            Some((n, label)) if *n == ids.len() && !checked => Some(label.clone()),
-            _ => None,
-        };
+        let same_as = (holders[i] != i).then(|| spans[holders[i]].label.clone());
         let mut pcs = Vec::new();
         if same_as.is_none() && !ids.is_empty() {
             for p in &providers {
@@ -509,9 +533,6 @@ pub(super) fn build_suite(
                     )?,
                 });
             }
-        }
-        if same_as.is_none() {
-            last_count = Some((ids.len(), w.label.clone()));
         }
         let _ = write!(
             window_css,
