@@ -51,6 +51,25 @@ struct RawGrade {
     note: Option<String>,
 }
 
+/// What a JSON value is, in words.
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "an object",
+        Value::Array(_) => "a list",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "null",
+    }
+}
+
+/// A JSON error's reason without the " at line L column C" it ends with.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
+}
+
 fn result_id(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64(),
@@ -66,16 +85,54 @@ pub fn parse(text: &str, file: &str) -> Result<GradesFile, ReviewError> {
         file: file.to_owned(),
         message,
     };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let raw: RawFile = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let again = "; export it again from the sheet";
+    // Read as JSON first: a syntax error is located by line and column, and the form of the
+    // grades object is then judged by its path (`grades[0].hallucination`), each said once.
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        if e.is_eof() {
+            err(format!(
+                "not JSON: it ends at line {} column {} before the JSON does (a file cut short?){again}",
+                e.line(),
+                e.column()
+            ))
+        } else {
+            err(format!(
+                "not JSON at line {} column {}: {}{again}",
+                e.line(),
+                e.column(),
+                without_position(&e)
+            ))
+        }
+    })?;
+    if !value.is_object() {
+        return Err(err(format!(
+            "the file holds {}, not the grades object a sheet exports ({{\"sheet_id\", \"reviewer\", \"exported_at\", \"sheet_mac\", \"grades\": [...]}}){again}",
+            kind_of(&value)
+        )));
+    }
+    // A list where a grade belongs would otherwise be read as the grade's fields in order.
+    if let Some((i, g)) = value
+        .get("grades")
+        .and_then(Value::as_array)
+        .and_then(|gs| gs.iter().enumerate().find(|(_, g)| !g.is_object()))
+    {
+        return Err(err(format!(
+            "`grades[{i}]` is {}, not a grade ({{\"result_id\", \"verdict\", \"quality\", \"hallucination\", \"note\"}}){again}",
+            kind_of(g)
+        )));
+    }
+    let raw: RawFile = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        err(format!(
-            "{} at line {} column {} (`{path}`); export it again from the sheet",
-            inner,
-            inner.line(),
-            inner.column()
-        ))
+        let message = e
+            .into_inner()
+            .to_string()
+            .replace("struct RawFile", "the grades object")
+            .replace("struct RawGrade", "a grade object");
+        if path.is_empty() || path == "." || path == "?" {
+            err(format!("{message}{again}"))
+        } else {
+            err(format!("`{path}`: {message}{again}"))
+        }
     })?;
     let sheet_id = raw.sheet_id.trim().to_owned();
     if sheet_id.is_empty() {
@@ -214,6 +271,44 @@ mod tests {
         assert_eq!(f.grades[0].hallucination, Some(false));
         assert!(!f.grades[1].pass);
         assert_eq!(f.grades[2].note, "");
+    }
+
+    /// Audit review D8 (C9): said once where, in the file's own words, without the parser's
+    /// type names.
+    #[test]
+    fn errors_are_located_once_without_internal_names() {
+        let head = r#"{"sheet_id": "s", "reviewer": "a", "exported_at": "2026-03-01T10:00:00Z", "sheet_mac": "m", "grades": "#;
+        for (text, want) in [
+            (
+                format!(
+                    r#"{head}[{{"result_id": 1, "verdict": "pass", "hallucination": "yes"}}]}}"#
+                ),
+                "read the grades in g.json: `grades[0].hallucination`: invalid type: string \"yes\", expected a boolean; export it again from the sheet",
+            ),
+            (
+                "[]".to_owned(),
+                "read the grades in g.json: the file holds a list, not the grades object a sheet exports ({\"sheet_id\", \"reviewer\", \"exported_at\", \"sheet_mac\", \"grades\": [...]}); export it again from the sheet",
+            ),
+            (
+                format!("{head}[{{\"result_id\": 1,"),
+                "read the grades in g.json: not JSON: it ends at line 1 column 119 before the JSON does (a file cut short?); export it again from the sheet",
+            ),
+            (
+                "{\n  \"sheet_id\": x}".to_owned(),
+                "read the grades in g.json: not JSON at line 2 column 15: expected value; export it again from the sheet",
+            ),
+            (
+                format!("{head}[[1]]}}"),
+                "read the grades in g.json: `grades[0]` is a list, not a grade ({\"result_id\", \"verdict\", \"quality\", \"hallucination\", \"note\"}); export it again from the sheet",
+            ),
+            (
+                r#"{"sheet_id": "s"}"#.to_owned(),
+                "read the grades in g.json: missing field `reviewer`; export it again from the sheet",
+            ),
+        ] {
+            let err = parse(&text, "g.json").expect_err(&text).to_string();
+            assert_eq!(err, want, "{text}");
+        }
     }
 
     #[test]

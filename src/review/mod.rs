@@ -21,7 +21,7 @@ pub mod traffic;
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     /// A grades file that cannot be read as one.
-    #[error("read the grades file {file}: {message}")]
+    #[error("read the grades in {file}: {message}")]
     Grades { file: String, message: String },
     /// A grades file that does not belong to its sheet.
     #[error("import the grades of sheet {sheet_id}: {message}")]

@@ -275,7 +275,16 @@ fn records_without_text_are_counted_and_bad_sources_are_refused() {
         all.contains("20 record(s) have no stored text and cannot be reviewed (the source sets `store_text: none`)"),
         "{all}"
     );
-    assert!(all.contains("nothing to sample"), "{all}");
+    // Audit review D8 (C9): said once, with the advice that fits a source that keeps no text.
+    assert!(
+        all.contains("nothing to sample: the 20 stored record(s) of source quiet over the last 7d have no text to review: the source sets `store_text: none`; set `store_text: sampled` in evalwatch.yaml to keep the text of the records ingested from then on"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("nothing to sample: nothing to sample"),
+        "{all}"
+    );
+    assert!(!all.contains("close a sheet"), "{all}");
     let out = p.run(&["review", "sample", "--from", "traffic:bto"]);
     assert_eq!(code(&out), 2);
     assert!(

@@ -94,10 +94,29 @@ pub(super) fn sample(
             format!(
                 "no stored records of {span}: `evalwatch ingest` keeps a sample of each source (`sample:`); widen --window"
             )
-        } else {
+        } else if draw.busy == 0 && source.store_text == TextKept::None {
+            // Nothing a sheet or a longer window could change: the source keeps no text.
             format!(
-                "nothing to sample from {} stored record(s) of {span}: {} in open sheets already, {} without text; close a sheet or widen --window",
-                draw.stored, draw.busy, draw.no_text
+                "the {} stored record(s) of {span} have no text to review: the source sets `store_text: none`; set `store_text: sampled` in evalwatch.yaml to keep the text of the records ingested from then on",
+                draw.stored
+            )
+        } else {
+            let mut why = Vec::new();
+            if draw.busy > 0 {
+                why.push(format!("{} in open sheets already", draw.busy));
+            }
+            if draw.no_text > 0 {
+                why.push(format!("{} without stored text", draw.no_text));
+            }
+            let advice = if draw.busy > 0 {
+                "close a sheet (`evalwatch review list` shows them) or widen --window"
+            } else {
+                "widen --window"
+            };
+            format!(
+                "none of the {} stored record(s) of {span} can be sampled: {}; {advice}",
+                draw.stored,
+                why.join(", ")
             )
         };
         ctx.printer.result(&format!("nothing to sample: {why}"));
