@@ -194,15 +194,13 @@ pub(super) fn dry_run(ctx: &Ctx, suites: &[Suite], settings: &RunSettings) -> an
     if settings.output == Output::Junit {
         return Err(Failure::invalid(
             "a dry run prints its plan as text or json (`--format text|json`); JUnit has no form for a plan",
-        )
-        .into());
+        ));
     }
     let json = settings.output == Output::Json;
     if settings.out.is_some() && !json {
         return Err(Failure::invalid(
             "a dry run writes to `--out` only its json plan: add `--format json`, or drop `--out`",
-        )
-        .into());
+        ));
     }
     let mut sink: Option<Box<dyn Write>> = match (&settings.out, json) {
         (Some(path), true) => Some(Box::new(std::io::BufWriter::new(
