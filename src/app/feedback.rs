@@ -1,5 +1,6 @@
-//! `evalwatch feedback import FILE [--source ID]`: users' feedback given after the fact, read
-//! (pure, `traffic::feedback`), its comments redacted and its users hashed as `ingest` does,
+//! `evalwatch feedback import FILE [--source ID] [--from TOOL]`: users' feedback given after
+//! the fact, read (pure, `traffic::feedback`, or `traffic::feedback_export` for a Langfuse or
+//! LangSmith export), its comments redacted and its users hashed as `ingest` does,
 //! then stored in one transaction and counted in its records' buckets (`store::feedback`).
 
 use std::fmt::Write as _;
@@ -11,9 +12,12 @@ use super::traffic::ingest::FUTURE_SLACK_SECS;
 use super::traffic::{SALT_ENV, pick_source, rules};
 use super::{Ctx, Failure, exit};
 use crate::cli::ReadFormat;
-use crate::cli::feedback::{DigestArgs, FeedbackArgs, FeedbackCommand, ImportFeedbackArgs};
+use crate::cli::feedback::{
+    DigestArgs, FeedbackArgs, FeedbackCommand, ImportFeedbackArgs, ScoreScale, ScoreTool,
+};
 use crate::store::NewFeedback;
 use crate::traffic::feedback::{FeedbackError, FeedbackRead, read_csv, read_jsonl, top_terms};
+use crate::traffic::feedback_export::{Scale, Tool, read_export};
 use crate::traffic::{UserHasher, Vote};
 
 /// How many unreadable rows are shown one by one (all are counted).
@@ -37,11 +41,37 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
         .file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let mut read = if is_csv {
-        read_csv(&bytes, &rules.redactor)
-            .map_err(|e| Failure::invalid(format!("{shown}:1: {e}")))?
-    } else {
-        read_jsonl(&bytes, &rules.redactor)
+    let mut export = None;
+    let mut read = match a.from {
+        Some(tool) => {
+            let tool = match tool {
+                ScoreTool::Langfuse => Tool::Langfuse,
+                ScoreTool::Langsmith => Tool::Langsmith,
+            };
+            if is_csv {
+                return Err(Failure::invalid(format!(
+                    "feedback import: {shown}: --from {} reads JSONL (one score a line), not CSV",
+                    tool.as_str()
+                )));
+            }
+            let scale = match a.scale {
+                None | Some(ScoreScale::Thumbs) => Scale::Thumbs,
+                Some(ScoreScale::Stars) => Scale::Stars,
+            };
+            let e = read_export(&bytes, tool, scale, a.name.as_deref(), &rules.redactor).map_err(
+                |e| {
+                    Failure::invalid(format!(
+                        "feedback import: {shown} (a {} export): {e}",
+                        tool.as_str()
+                    ))
+                },
+            )?;
+            export = Some((tool, e.name, e.skipped_other));
+            e.read
+        }
+        None if is_csv => read_csv(&bytes, &rules.redactor)
+            .map_err(|e| Failure::invalid(format!("{shown}:1: {e}")))?,
+        None => read_jsonl(&bytes, &rules.redactor),
     };
     refuse_future(&mut read, chrono::Utc::now());
     let users = match rules.mapping.users {
@@ -103,6 +133,7 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
     };
     let unmatched = store.feedback_unmatched(&source.id)?;
     let bad = read.errors.len();
+    let skipped_other = export.as_ref().map_or(0, |(_, _, n)| *n);
     if a.format == ReadFormat::Json {
         let errors: Vec<_> = read
             .errors
@@ -116,6 +147,9 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
                 "repeated": done.repeated, "counted": done.counted, "replaced": done.replaced,
                 "superseded": done.superseded, "waiting": done.waiting,
                 "unmatched": unmatched, "unreadable": bad, "errors": errors,
+                "from": export.as_ref().map_or("evalwatch", |(t, _, _)| t.as_str()),
+                "score_name": export.as_ref().and_then(|(_, n, _)| n.as_deref()),
+                "skipped_other_scores": skipped_other,
             })
             .to_string(),
         );
@@ -130,8 +164,17 @@ fn import(ctx: &Ctx, a: &ImportFeedbackArgs) -> anyhow::Result<u8> {
                 bad - SHOWN_ERRORS
             ));
         }
+        let scores = match &export {
+            Some((tool, name, _)) => format!(
+                " ({} scores{}; {skipped_other} of other names skipped)",
+                tool.as_str(),
+                name.as_deref()
+                    .map_or(String::new(), |n| format!(" named `{n}`"))
+            ),
+            None => String::new(),
+        };
         ctx.printer.result(&format!(
-            "feedback import `{}`: {} read, {} new ({} already imported); {} counted, {} replaced an earlier vote, {} older than the vote that counts, {} waiting for their record; {unmatched} records of this source not ingested yet have feedback; {bad} unreadable",
+            "feedback import `{}`{scores}: {} read, {} new ({} already imported); {} counted, {} replaced an earlier vote, {} older than the vote that counts, {} waiting for their record; {unmatched} records of this source not ingested yet have feedback; {bad} unreadable",
             source.id,
             rows.len(),
             done.added,

@@ -1,7 +1,8 @@
 //! Users' feedback given after the fact (`feedback import`): JSONL objects or CSV rows with
 //! `trace_id`, `time` and `value`, and optionally `comment`, `feature` and `user`. Each row is
 //! read on its own: a bad one is located (its line) and explained, and the others still read.
-//! Other fields or columns are ignored, so that exports of feedback tools read as they are.
+//! Other fields or columns are ignored. Langfuse and LangSmith exports have their own reader
+//! (`feedback_export`), which maps their fields and scales to these.
 //! The source's redaction is applied to what an error quotes and to the value kept as given
 //! (errors are printed; the value is stored); a user id is never quoted.
 
@@ -55,7 +56,7 @@ pub struct FeedbackRead {
 impl FeedbackRead {
     /// A row read, or why not; `quote`: the source's redaction, applied to the reason (it may
     /// quote the row).
-    fn push(&mut self, line: u64, row: Result<FeedbackLine, String>, quote: &Redactor) {
+    pub(crate) fn push(&mut self, line: u64, row: Result<FeedbackLine, String>, quote: &Redactor) {
         match row {
             Ok(r) => self.rows.push(r),
             Err(reason) => self.errors.push(FeedbackError {

@@ -21,6 +21,7 @@
 pub mod bucket;
 pub mod collect;
 pub mod feedback;
+pub mod feedback_export;
 pub mod ingest;
 pub mod language;
 pub mod mapping;

@@ -99,6 +99,13 @@ impl Feedback {
     }
 
     fn word(text: &str) -> Option<Vote> {
+        Self::word_only(text).or_else(|| number(text.trim().parse::<f64>().ok()?))
+    }
+
+    /// A vote written as a word (`up`, `thumbs_down`, `true`, `positive`, `👍` ...), not as a
+    /// number.
+    #[must_use]
+    pub fn word_only(text: &str) -> Option<Vote> {
         let t = text.trim().to_ascii_lowercase();
         match t.as_str() {
             "up" | "thumbs_up" | "thumbsup" | "thumbs-up" | "+1" | "👍" | "positive" | "good"
@@ -106,7 +113,7 @@ impl Feedback {
             "down" | "thumbs_down" | "thumbsdown" | "thumbs-down" | "👎" | "negative" | "bad"
             | "no" | "false" | "dislike" | "unhelpful" => Some(Vote::Negative),
             "neutral" => Some(Vote::Neutral),
-            _ => number(t.parse::<f64>().ok()?),
+            _ => None,
         }
     }
 }

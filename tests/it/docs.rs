@@ -11,8 +11,9 @@
 //!   `evalwatch init` with two runs of history, and must exit 0 (or the code a comment on the
 //!   line documents: `# exits 1 when a gate is breached`). Placeholders (`A`, `B`, `ID`,
 //!   a date prefix) stand for runs of that history; the grades file of `review import` is
-//!   written as a sheet's export would be; daemons are checked with `--help` (the reasons are
-//!   in `commands::not_runnable`).
+//!   written as a sheet's export would be, and the score export of `feedback import FILE
+//!   --from TOOL` as that tool's (when the block did not write FILE); daemons are checked with
+//!   `--help` (the reasons are in `commands::not_runnable`).
 //! - A block annotated `<!-- doctest: output-of PROJECT COMMAND -->` must match what the
 //!   command prints (`...` skips lines; run ids, times and durations are masked; the project
 //!   folder reads as `/srv/evals` and the binary as `/usr/local/bin/evalwatch`).

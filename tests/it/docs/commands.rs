@@ -129,6 +129,53 @@ fn export_grades(p: &Project, file: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `feedback import FILE --from TOOL [--name NAME]` needs the tool's export: write FILE (when
+/// the doc did not make it) as that tool exports scores, thumbs on ten records of the example
+/// log (`ex-0000`...) half an hour ago, of the score name given (plus an LLM judge's scores,
+/// which `--name` skips), else of one name.
+fn score_export(p: &Project, file: &str, args: &[String]) -> Result<(), String> {
+    if p.path().join(file).exists() {
+        return Ok(());
+    }
+    let after = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let name = after("--name");
+    let when = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let mut lines = Vec::new();
+    let mut scores: Vec<(String, String, f64)> = (0..10)
+        .map(|i| {
+            let n = name.clone().unwrap_or_else(|| "user-feedback".into());
+            (format!("ex-{i:04}"), n, if i < 7 { 1.0 } else { 0.0 })
+        })
+        .collect();
+    if name.is_some() {
+        scores.extend((0..3).map(|i| (format!("ex-{i:04}"), "hallucination".into(), 0.8)));
+    }
+    for (i, (trace, name, value)) in scores.iter().enumerate() {
+        let line = match after("--from").as_deref() {
+            Some("langfuse") => serde_json::json!({
+                "id": format!("s{i}"), "traceId": trace, "observationId": null, "name": name,
+                "source": "API", "timestamp": when.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "value": value, "stringValue": null, "dataType": "NUMERIC", "comment": null,
+            }),
+            Some("langsmith") => serde_json::json!({
+                "id": format!("f{i}"), "run_id": trace, "trace_id": trace, "key": name,
+                "score": value, "value": null, "comment": null,
+                "created_at": when.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+                "feedback_source": {"type": "api"},
+            }),
+            other => return Err(format!("no export to write for --from {other:?}")),
+        };
+        lines.push(line.to_string());
+    }
+    p.write(file, &(lines.join("\n") + "\n"));
+    Ok(())
+}
+
 /// Run ids of the project's history, newest first.
 fn run_ids(p: &Project) -> Vec<String> {
     let out = p.run(&["runs", "--format", "json", "--limit", "5"]);
@@ -223,6 +270,21 @@ pub fn check(block: &Block) -> Result<(), String> {
             .collect::<Vec<_>>()
             .as_slice()
             && let Err(e) = export_grades(&p, file)
+        {
+            failures.push(format!(
+                "{}: cannot prepare `{file}`: {e}",
+                block.at(line.offset)
+            ));
+            continue;
+        }
+        if let ["feedback", "import", file, ..] = line
+            .args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+            && line.args.iter().any(|a| a == "--from")
+            && let Err(e) = score_export(&p, file, &line.args)
         {
             failures.push(format!(
                 "{}: cannot prepare `{file}`: {e}",

@@ -544,3 +544,157 @@ fn inline_votes_on_one_trace_count_once_and_the_latest_wins() {
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     assert_eq!(votes(&p), [(1, 4, 0), (1, 4, 0)]);
 }
+
+/// `feedback import FILE --from TOOL ARGS` in json, with the salt.
+fn import_from(p: &Project, file: &str, tool: &str, args: &[&str]) -> std::process::Output {
+    p.cmd()
+        .env("EVALWATCH_TRAFFIC_SALT", SALT)
+        .args([
+            "feedback", "import", file, "--from", tool, "--format", "json",
+        ])
+        .args(args)
+        .output()
+        .expect("run evalwatch")
+}
+
+/// `traffic --format json`: (rated, satisfaction, thumbs_down_rate) of the current window.
+fn figures(p: &Project) -> (Option<u64>, Option<f64>, Option<f64>) {
+    let out = p
+        .cmd()
+        .args(["traffic", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let t = json(&out);
+    let c = &t["current"];
+    (
+        c["rated"].as_u64(),
+        c["satisfaction"].as_f64(),
+        c["thumbs_down_rate"].as_f64(),
+    )
+}
+
+#[test]
+fn langfuse_and_langsmith_exports_count_thumbs_as_votes_and_skip_other_scores() {
+    let (p, start) = ingested("10%", 200);
+    let at = |s: i64| {
+        chrono::DateTime::from_timestamp(start + s, 123_000_000)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    // Langfuse: t0-t11 up (1, or BOOLEAN 1 "True"), t12-t19 down (0, or BOOLEAN 0 "False"),
+    // and an LLM judge's scores on t0-t6, which are not users' votes.
+    let mut langfuse = String::new();
+    for i in 0..20 {
+        let up = i < 12;
+        let (value, string, kind) = match (i % 4 == 0, up) {
+            (true, true) => ("1", r#""True""#, "BOOLEAN"),
+            (true, false) => ("0", r#""False""#, "BOOLEAN"),
+            (false, true) => ("1", "null", "NUMERIC"),
+            (false, false) => ("0", "null", "NUMERIC"),
+        };
+        let _ = writeln!(
+            langfuse,
+            r#"{{"id": "s{i}", "traceId": "t{i}", "observationId": null, "name": "user-feedback", "source": "API", "timestamp": "{}", "createdAt": "{}", "value": {value}, "stringValue": {string}, "dataType": "{kind}", "comment": "mail me at jane{i}@example.com"}}"#,
+            at(600 + i),
+            at(601 + i)
+        );
+    }
+    for i in 0..7 {
+        let _ = writeln!(
+            langfuse,
+            r#"{{"id": "j{i}", "traceId": "t{i}", "name": "hallucination", "source": "EVAL", "timestamp": "{}", "value": 0.8, "dataType": "NUMERIC", "comment": null}}"#,
+            at(700 + i)
+        );
+    }
+    p.write("langfuse.jsonl", &langfuse);
+    // Two names and no --name: refused, the names counted, nothing imported.
+    let out = import_from(&p, "langfuse.jsonl", "langfuse", &[]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("user-feedback (20)") && err.contains("hallucination (7)"),
+        "{err}"
+    );
+    assert_eq!(votes(&p), [(0, 0, 0), (0, 0, 0)]);
+    let out = import_from(
+        &p,
+        "langfuse.jsonl",
+        "langfuse",
+        &["--name", "user-feedback"],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let got = json(&out);
+    assert_eq!(
+        (
+            got["read"].as_u64(),
+            got["counted"].as_u64(),
+            got["skipped_other_scores"].as_u64(),
+            got["score_name"].as_str()
+        ),
+        (Some(20), Some(20), Some(7), Some("user-feedback"))
+    );
+    assert_eq!(figures(&p), (Some(20), Some(0.6), Some(8.0 / 200.0)));
+    // Comments are redacted as `ingest` redacts.
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let leaked: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM traffic_feedback WHERE comment LIKE '%example.com%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leaked, 0);
+
+    // LangSmith: one name only, so no --name needed. t20-t24 up (score 1, a naive UTC time),
+    // t25-t27 down (0), t28 down (false), t29 up (true, only a run_id); 0.5 on t30 is no vote.
+    let naive = |s: i64| {
+        chrono::DateTime::from_timestamp(start + s, 123_456_000)
+            .unwrap()
+            .naive_utc()
+            .format("%Y-%m-%dT%H:%M:%S%.6f")
+            .to_string()
+    };
+    let mut langsmith = String::new();
+    for i in 20..31 {
+        let (score, time) = match i {
+            20..=24 => ("1".to_owned(), naive(600 + i)),
+            25..=27 => ("0".to_owned(), format!("{}+00:00", naive(600 + i))),
+            28 => ("false".to_owned(), naive(600 + i)),
+            29 => ("true".to_owned(), naive(600 + i)),
+            _ => ("0.5".to_owned(), naive(600 + i)),
+        };
+        let trace = if i == 29 {
+            String::new()
+        } else {
+            format!(r#""trace_id": "t{i}", "#)
+        };
+        let _ = writeln!(
+            langsmith,
+            r#"{{"id": "f{i}", "run_id": "t{i}", {trace}"key": "user_score", "score": {score}, "value": null, "comment": null, "created_at": "{time}", "modified_at": "{time}", "feedback_source": {{"type": "api"}}}}"#
+        );
+    }
+    p.write("langsmith.jsonl", &langsmith);
+    let out = import_from(&p, "langsmith.jsonl", "langsmith", &[]);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let got = json(&out);
+    assert_eq!(
+        (
+            got["read"].as_u64(),
+            got["counted"].as_u64(),
+            got["unreadable"].as_u64(),
+            got["skipped_other_scores"].as_u64(),
+            got["score_name"].as_str()
+        ),
+        (Some(10), Some(10), Some(1), Some(0), Some("user_score"))
+    );
+    assert!(
+        got["errors"][0]["at"] == "langsmith.jsonl:11"
+            && got["errors"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("0.5")),
+        "{got}"
+    );
+    // 12 + 6 up, 8 + 4 down, of 200 requests.
+    assert_eq!(figures(&p), (Some(30), Some(0.6), Some(12.0 / 200.0)));
+}
