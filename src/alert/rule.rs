@@ -255,6 +255,57 @@ fn change_bound(metric: &str, named: &BTreeSet<String>) -> Option<(f64, &'static
     }
 }
 
+/// The traffic metrics that are fractions from 0 to 1 (shares of requests, of scored records
+/// or of rated requests).
+const TRAFFIC_FRACTIONS: [&str; 9] = [
+    "traffic.error_rate",
+    "traffic.availability",
+    "traffic.pass_rate",
+    "traffic.hallucination_rate",
+    "traffic.refusal_rate",
+    "traffic.low_confidence_rate",
+    "traffic.satisfaction",
+    "traffic.thumbs_down_rate",
+    "traffic.feedback_rate",
+];
+
+/// The range a bounded metric's value lies in, and how it reads, for judging `min`/`max`:
+/// the metrics of [`change_bound`] and the traffic rates.
+fn value_range(metric: &str, named: &BTreeSet<String>) -> Option<(f64, f64, &'static str)> {
+    if TRAFFIC_FRACTIONS.contains(&metric) {
+        return Some((0.0, 1.0, "a fraction from 0 to 1"));
+    }
+    change_bound(metric, named).map(|(most, scale)| {
+        let low = if metric == HUMAN_SCORE { 1.0 } else { 0.0 };
+        (low, low + most, scale)
+    })
+}
+
+/// The problem of a `min`/`max` bound `x` outside the range of `metric`'s values: such a rule
+/// never fires (a `max: 5` meant as 5% on a rate is the mistake this catches, and the one
+/// that is silent) or fires on every value.
+fn bound_outside(key: &str, x: f64, metric: &str, named: &BTreeSet<String>) -> Option<RuleProblem> {
+    let (low, high, scale) = value_range(metric, named)?;
+    if (low..=high).contains(&x) {
+        return None;
+    }
+    let never = (key == "max") == (x > high);
+    let outcome = if never {
+        "it can never fire"
+    } else {
+        "it would fire on every value"
+    };
+    let hint = if high <= 1.0 && x > high && x <= 100.0 {
+        format!(" (`{key}: {}` is {x}%)", x / 100.0)
+    } else {
+        String::new()
+    };
+    Some(RuleProblem::at(
+        key,
+        format!("`{key}: {x}` is outside `{metric}`'s values, {scale}: {outcome}{hint}"),
+    ))
+}
+
 /// One problem of a raw rule, with the key it is about so that the loader can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleProblem {
@@ -421,6 +472,11 @@ pub fn judge_rule(raw: &Value, metrics: MetricScope<'_>) -> Result<Rule, Vec<Rul
                                 "`{key}: {x}` can never fire: `{metric}` is {scale}, so it can {verb} by {most} at most{example}"
                             ),
                         ));
+                    }
+                    if matches!(key, "min" | "max")
+                        && let Some(problem) = bound_outside(key, x, &metric, named)
+                    {
+                        errors.push(problem);
                     }
                     if key == "ratio" && (x <= 0.0 || (x - 1.0).abs() < f64::EPSILON) {
                         errors.push(RuleProblem::at(key, format!(

@@ -501,6 +501,32 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:?}");
     }
 
+    /// `max: 5` meant as 5% on a rate never fires, silently: refused, with what was meant.
+    #[test]
+    fn bounds_outside_a_rate_are_refused_with_what_was_meant() {
+        assert_eq!(
+            judge(&json!({"metric": "traffic.error_rate", "max": 5})).unwrap_err(),
+            vec![
+                "`max: 5` is outside `traffic.error_rate`'s values, a fraction from 0 to 1: it can never fire (`max: 0.05` is 5%)"
+            ]
+        );
+        assert_eq!(
+            judge(&json!({"metric": "traffic.satisfaction", "min": 80})).unwrap_err(),
+            vec![
+                "`min: 80` is outside `traffic.satisfaction`'s values, a fraction from 0 to 1: it would fire on every value (`min: 0.8` is 80%)"
+            ]
+        );
+        // Within the range, and metrics without one (latency, cost, volume), pass.
+        for ok in [
+            json!({"metric": "traffic.error_rate", "max": 1}),
+            json!({"metric": "traffic.satisfaction", "min": 0}),
+            json!({"metric": "traffic.latency_p95_ms", "max": 5000}),
+            json!({"metric": "traffic.volume", "min": 10}),
+        ] {
+            assert!(judge(&ok).is_ok(), "{ok}");
+        }
+    }
+
     #[test]
     fn conditions_decide_and_need_their_baseline() {
         let r = |v: Value| judge(&v).unwrap();

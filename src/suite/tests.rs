@@ -1585,3 +1585,19 @@ fn every_bad_setting_of_a_sink_is_reported_at_once() {
         ]
     );
 }
+
+/// A `min`/`max` outside a bounded metric's values never fires or fires on every run: refused
+/// where written (a `max: 5` meant as 5% on a rate would watch nothing).
+#[test]
+fn a_bound_outside_the_metric_values_is_refused_where_written() {
+    let (_, diags) = load_text(format!(
+        "{HEAD}alerts:\n  - {{metric: error_rate, max: 5}}\n  - {{metric: human_score, min: 0.8}}\n  - {{metric: pass_rate, min: 1.0}}\n  - {{metric: latency_p95_ms, max: 1500}}\ncases:\n  - {{id: a, expected: x, vars: {{question: q}}}}\n"
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "5:31: `max: 5` is outside `error_rate`'s values, a fraction from 0 to 1: it can never fire (`max: 0.05` is 5%)",
+            "6:32: `min: 0.8` is outside `human_score`'s values, a mean grade from 1 to 5: it can never fire",
+        ]
+    );
+}
