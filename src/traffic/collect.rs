@@ -746,15 +746,7 @@ mod tests {
         assert_eq!(got.records.len(), 1);
         assert_eq!(got.records[0]["span_id"], "01".repeat(8));
         // The consumer counts the broken span with the records the mapping refuses.
-        let rules = SourceRules {
-            mapping: Mapping {
-                fields: otlp::default_fields(),
-                users: None,
-            },
-            redactor: Redactor::new(&[]).unwrap(),
-            sample: SampleRate::ALL,
-            store_text: StoreText::Sampled,
-        };
+        let rules = otlp_rules();
         let mut ing = Ingestor::new(&rules);
         let (kept, stored) = take(&mut ing, &got.records, &got.broken);
         assert_eq!((kept.len(), ing.counts.malformed), (1, 1));
@@ -793,6 +785,19 @@ mod tests {
         );
     }
 
+    /// The rules of an `otlp` source with its default fields: everything kept, nothing redacted.
+    fn otlp_rules() -> SourceRules {
+        SourceRules {
+            mapping: Mapping {
+                fields: otlp::default_fields(),
+                users: None,
+            },
+            redactor: Redactor::new(&[]).unwrap(),
+            sample: SampleRate::ALL,
+            store_text: StoreText::Sampled,
+        }
+    }
+
     #[test]
     fn only_loopback_without_a_token() {
         let lo: SocketAddr = "127.0.0.1:4318".parse().unwrap();
@@ -809,15 +814,7 @@ mod tests {
 
     #[test]
     fn take_maps_the_records_and_says_which_it_refused() {
-        let rules = SourceRules {
-            mapping: Mapping {
-                fields: otlp::default_fields(),
-                users: None,
-            },
-            redactor: Redactor::new(&[]).unwrap(),
-            sample: SampleRate::ALL,
-            store_text: StoreText::Sampled,
-        };
+        let rules = otlp_rules();
         let mut ing = Ingestor::new(&rules);
         let mut records =
             otlp::decode_protobuf(&export(vec![span(1, Some("a")), span(2, Some("b"))]))
