@@ -281,28 +281,51 @@ fn value_range(metric: &str, named: &BTreeSet<String>) -> Option<(f64, f64, &'st
     })
 }
 
-/// The problem of a `min`/`max` bound `x` outside the range of `metric`'s values: such a rule
-/// never fires (a `max: 5` meant as 5% on a rate is the mistake this catches, and the one
-/// that is silent) or fires on every value.
-fn bound_outside(key: &str, x: f64, metric: &str, named: &BTreeSet<String>) -> Option<RuleProblem> {
-    let (low, high, scale) = value_range(metric, named)?;
-    if (low..=high).contains(&x) {
-        return None;
+/// A `min`/`max` bound outside the range of its metric's values: such a bound is never
+/// crossed (a `max: 5` meant as 5% on a rate is the mistake this catches, and the silent one)
+/// or crossed by every value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OutsideValues {
+    /// Whether no value can cross it (else every value does).
+    pub never: bool,
+    /// "`max: 5` is outside `error_rate`'s values, a fraction from 0 to 1".
+    pub what: String,
+    /// What a percentage written as a whole number meant ("`max: 0.05` is 5%"), or empty.
+    pub meant: String,
+}
+
+impl OutsideValues {
+    /// `key: x` (`min` or `max`) on `metric` (a named metric of the suite when in `named`),
+    /// when it lies outside the metric's values.
+    pub(crate) fn of(key: &str, x: f64, metric: &str, named: &BTreeSet<String>) -> Option<Self> {
+        let (low, high, scale) = value_range(metric, named)?;
+        if (low..=high).contains(&x) {
+            return None;
+        }
+        let meant = if high <= 1.0 && x > high && x <= 100.0 {
+            format!(" (`{key}: {}` is {x}%)", x / 100.0)
+        } else {
+            String::new()
+        };
+        Some(Self {
+            never: (key == "max") == (x > high),
+            what: format!("`{key}: {x}` is outside `{metric}`'s values, {scale}"),
+            meant,
+        })
     }
-    let never = (key == "max") == (x > high);
-    let outcome = if never {
+}
+
+/// The problem of a rule's `min`/`max` outside its metric's values ([`OutsideValues`]).
+fn bound_outside(key: &str, x: f64, metric: &str, named: &BTreeSet<String>) -> Option<RuleProblem> {
+    let o = OutsideValues::of(key, x, metric, named)?;
+    let outcome = if o.never {
         "it can never fire"
     } else {
         "it would fire on every value"
     };
-    let hint = if high <= 1.0 && x > high && x <= 100.0 {
-        format!(" (`{key}: {}` is {x}%)", x / 100.0)
-    } else {
-        String::new()
-    };
     Some(RuleProblem::at(
         key,
-        format!("`{key}: {x}` is outside `{metric}`'s values, {scale}: {outcome}{hint}"),
+        format!("{}: {outcome}{}", o.what, o.meant),
     ))
 }
 

@@ -581,11 +581,32 @@ fn decode_gates(
                 v,
                 format!("gate `{metric}`: min ({a}) is greater than max ({b})"),
             ),
-            _ => gates.push(Gate {
-                metric,
-                min: g.min,
-                max: g.max,
-            }),
+            _ => {
+                let outside = [("min", g.min), ("max", g.max)]
+                    .into_iter()
+                    .filter_map(|(key, x)| {
+                        crate::alert::rule::OutsideValues::of(key, x?, &metric, named)
+                    })
+                    .collect::<Vec<_>>();
+                for o in &outside {
+                    let outcome = if o.never {
+                        "the gate can never fail"
+                    } else {
+                        "the gate fails every run"
+                    };
+                    ctx.error(
+                        v,
+                        format!("gate `{metric}`: {}: {outcome}{}", o.what, o.meant),
+                    );
+                }
+                if outside.is_empty() {
+                    gates.push(Gate {
+                        metric,
+                        min: g.min,
+                        max: g.max,
+                    });
+                }
+            }
         }
     }
     gates

@@ -854,6 +854,22 @@ fn gates_are_checked() {
     );
 }
 
+/// A gate bound outside its metric's values is never crossed (silent) or crossed by every run.
+#[test]
+fn a_gate_bound_outside_the_metric_values_is_refused() {
+    let (suite, diags) = load_text(with_cases(
+        "  - {id: a, expected: x, vars: {question: q}}\ngates:\n  error_rate: {max: 5}\n  pass_rate: {min: 95}\n  latency_p95_ms: {max: 1500}\n  mean_score: {min: 0.0, max: 1.0}\n",
+    ));
+    assert_eq!(
+        diags,
+        vec![
+            "7:15: gate `error_rate`: `max: 5` is outside `error_rate`'s values, a fraction from 0 to 1: the gate can never fail (`max: 0.05` is 5%)",
+            "8:14: gate `pass_rate`: `min: 95` is outside `pass_rate`'s values, a fraction from 0 to 1: the gate fails every run (`min: 0.95` is 95%)",
+        ]
+    );
+    assert!(suite.is_none());
+}
+
 #[test]
 fn schedule_and_alerts_light_checks() {
     let (_, diags) = load_text(format!(
