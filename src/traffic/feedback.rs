@@ -27,7 +27,7 @@ pub struct FeedbackLine {
 }
 
 /// The UTF-8 byte order mark, which some tools write at the start of a text file.
-const BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
+pub(super) const BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
 
 /// A row that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,7 +67,7 @@ impl FeedbackRead {
     }
 }
 
-fn text(v: Option<&Value>, name: &str) -> Result<Option<String>, String> {
+pub(super) fn text(v: Option<&Value>, name: &str) -> Result<Option<String>, String> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -115,6 +115,21 @@ fn row<'v>(
 #[must_use]
 pub fn read_jsonl(bytes: &[u8], quote: &Redactor) -> FeedbackRead {
     let mut out = FeedbackRead::default();
+    for_each_object(bytes, &mut out, quote, |line, o, out| {
+        out.push(line, row(line, |k| o.get(k), quote), quote);
+    });
+    out
+}
+
+/// The JSON objects of JSONL `bytes`, each with its line, handed to `each`: blank lines
+/// skipped, a UTF-8 byte order mark at the start skipped, and a line that is not UTF-8 or not
+/// a JSON object an error of that line in `out`.
+pub(super) fn for_each_object(
+    bytes: &[u8],
+    out: &mut FeedbackRead,
+    quote: &Redactor,
+    mut each: impl FnMut(u64, serde_json::Map<String, Value>, &mut FeedbackRead),
+) {
     let bytes = bytes.strip_prefix(BOM.as_slice()).unwrap_or(bytes);
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = i as u64 + 1;
@@ -125,14 +140,12 @@ pub fn read_jsonl(bytes: &[u8], quote: &Redactor) -> FeedbackRead {
         if s.trim().is_empty() {
             continue;
         }
-        let parsed = match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(o)) => row(line, |k| o.get(k), quote),
-            Ok(other) => Err(format!("{other} is not a JSON object")),
-            Err(e) => Err(format!("not JSON: {e}")),
-        };
-        out.push(line, parsed, quote);
+        match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(o)) => each(line, o, out),
+            Ok(other) => out.push(line, Err(format!("{other} is not a JSON object")), quote),
+            Err(e) => out.push(line, Err(format!("not JSON: {e}")), quote),
+        }
     }
-    out
 }
 
 /// Reads CSV with a header row naming at least `trace_id`, `time` and `value`.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::feedback::{FeedbackLine, FeedbackRead};
+use super::feedback::{BOM, FeedbackLine, FeedbackRead, for_each_object, text};
 use super::mapping::parse_time;
 use super::record::{Feedback, Vote};
 use super::redact::Redactor;
@@ -108,31 +108,14 @@ pub fn read_export(
     name: Option<&str>,
     quote: &Redactor,
 ) -> Result<ExportRead, ExportFileError> {
-    let bytes = bytes
-        .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(bytes);
-    if is_document(bytes) {
+    if is_document(bytes.strip_prefix(BOM.as_slice()).unwrap_or(bytes)) {
         return Err(ExportFileError::Document);
     }
     let mut out = ExportRead::default();
     let mut objects = Vec::new();
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line = i as u64 + 1;
-        let Ok(s) = std::str::from_utf8(raw) else {
-            out.read.push(line, Err("not UTF-8 text".into()), quote);
-            continue;
-        };
-        if s.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(o)) => objects.push((line, o)),
-            Ok(other) => out
-                .read
-                .push(line, Err(format!("{other} is not a JSON object")), quote),
-            Err(e) => out.read.push(line, Err(format!("not JSON: {e}")), quote),
-        }
-    }
+    for_each_object(bytes, &mut out.read, quote, |line, o, _| {
+        objects.push((line, o));
+    });
     let name_of = |o: &Map<String, Value>| match o.get(tool.name_field()) {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         _ => None,
@@ -179,16 +162,6 @@ fn is_document(bytes: &[u8]) -> bool {
         Ok(Value::Array(_)) => true,
         Ok(Value::Object(o)) => o.get("data").is_some_and(Value::is_array),
         _ => false,
-    }
-}
-
-fn text(v: Option<&Value>, field: &str) -> Result<Option<String>, String> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(format!("`{field}` is {other}, not text")),
     }
 }
 
