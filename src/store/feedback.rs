@@ -19,7 +19,7 @@ use super::traffic::{
     read_bucket, trace_key, write_bucket,
 };
 use super::{Store, StoreError};
-use crate::traffic::{Bucket, BucketKey, Resolution, Vote};
+use crate::traffic::{BucketKey, Resolution, Vote};
 
 /// An import with at least this many traces finds them all in one pass over the source's trace
 /// index rather than trace by trace (a trace whose record is not ingested yet costs a lookup an
@@ -76,19 +76,6 @@ pub struct FeedbackRow {
     pub feature: Option<String>,
     /// The record's key when it is stored whole (sampled or kept for its text).
     pub record_key: Option<String>,
-}
-
-fn add_vote(b: &mut Bucket, vote: Vote, sign: i8) {
-    let slot = match vote {
-        Vote::Positive => &mut b.feedback_positive,
-        Vote::Negative => &mut b.feedback_negative,
-        Vote::Neutral => &mut b.feedback_neutral,
-    };
-    *slot = if sign > 0 {
-        *slot + 1
-    } else {
-        slot.saturating_sub(1)
-    };
 }
 
 /// Counts the latest feedback of `trace_id` in its record's buckets (taking the vote it
@@ -171,17 +158,25 @@ fn count_vote(
     };
     let (key, labels) = key;
     for to in RESOLUTIONS {
-        // A bucket pruned by retention has nothing left to correct.
+        let k = key.rolled_up(to);
+        // The earlier vote's bucket: most often the new one's too (one record, or the same
+        // hour or day), then read and written once with both changes.
+        let mut same = None;
         if let Some((old, Some(at))) = &old {
-            let k = at.rolled_up(to);
-            if let Some(mut row) = read_bucket(tx, source, &k)? {
-                add_vote(&mut row.bucket, *old, -1);
-                write_bucket(tx, source, &k, &row)?;
+            let at = at.rolled_up(to);
+            if at == k {
+                same = Some(*old);
+            } else if let Some(mut row) = read_bucket(tx, source, &at)? {
+                row.bucket.add_vote(*old, -1);
+                write_bucket(tx, source, &at, &row)?;
             }
         }
-        let k = key.rolled_up(to);
+        // A bucket pruned by retention has nothing left to correct.
         if let Some(mut row) = read_bucket(tx, source, &k)? {
-            add_vote(&mut row.bucket, vote, 1);
+            if let Some(old) = same {
+                row.bucket.add_vote(old, -1);
+            }
+            row.bucket.add_vote(vote, 1);
             write_bucket(tx, source, &k, &row)?;
         }
     }

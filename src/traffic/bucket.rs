@@ -188,13 +188,24 @@ impl Bucket {
             self.cost_usd += c;
             self.costed += 1;
         }
-        match r.feedback.as_ref().map(|f| f.vote) {
-            Some(Vote::Positive) => self.feedback_positive += 1,
-            Some(Vote::Negative) => self.feedback_negative += 1,
-            Some(Vote::Neutral) => self.feedback_neutral += 1,
-            None => {}
+        if let Some(f) = &r.feedback {
+            self.add_vote(f.vote, 1);
         }
         self.sampled += u64::from(sampled);
+    }
+
+    /// Counts `vote` (`sign` 1), or takes it back out (-1; never below 0).
+    pub fn add_vote(&mut self, vote: Vote, sign: i8) {
+        let slot = match vote {
+            Vote::Positive => &mut self.feedback_positive,
+            Vote::Negative => &mut self.feedback_negative,
+            Vote::Neutral => &mut self.feedback_neutral,
+        };
+        *slot = if sign > 0 {
+            *slot + 1
+        } else {
+            slot.saturating_sub(1)
+        };
     }
 
     /// Adds another bucket's counts to this one.

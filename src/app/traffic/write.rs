@@ -170,7 +170,8 @@ impl<'s> Chunk<'s> {
             let row = &mut slot.row;
             row.bucket.add(r, kept.sampled);
             if let Some(vote) = late {
-                uncount(&mut row.bucket, vote);
+                // Counted by `add` above, decided at the commit instead.
+                row.bucket.add_vote(vote, -1);
             }
             if let Some(u) = &r.user_hash {
                 row.users.add_hex(u);
@@ -292,16 +293,6 @@ fn claim_traced(tx: &TrafficTx<'_>, batch: &Batch) -> anyhow::Result<Option<Vec<
 
 /// A record's key in the trace index after its source: its hour and its trace's key.
 type IndexKey = (i64, [u8; 16]);
-
-/// Takes a vote [`crate::traffic::Bucket::add`] counted back out (it is decided later).
-fn uncount(b: &mut crate::traffic::Bucket, vote: Vote) {
-    let slot = match vote {
-        Vote::Positive => &mut b.feedback_positive,
-        Vote::Negative => &mut b.feedback_negative,
-        Vote::Neutral => &mut b.feedback_neutral,
-    };
-    *slot = slot.saturating_sub(1);
-}
 
 /// Stores the records of a batch kept whole: their text when the source keeps it, and their
 /// shape when sampled (drift reads lengths and language even when the text is not kept).
