@@ -98,7 +98,7 @@ fn row<'v>(
     let mut feedback = Feedback::from_json(value).ok_or_else(|| {
         format!("`value` {value} is not feedback: use up/down (thumbs), true/false, or 1-5 stars")
     })?;
-    feedback.raw = quote.apply(&feedback.raw).into_owned();
+    quote.apply_in_place(&mut feedback.raw);
     Ok(FeedbackLine {
         line,
         trace_id,

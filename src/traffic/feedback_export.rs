@@ -208,7 +208,7 @@ fn map_row(
         };
         format!("`{field}` {value} is not {expected}")
     })?;
-    feedback.raw = quote.apply(&feedback.raw).into_owned();
+    quote.apply_in_place(&mut feedback.raw);
     Ok(FeedbackLine {
         line,
         trace_id,

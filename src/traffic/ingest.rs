@@ -269,7 +269,7 @@ impl<'s> Ingestor<'s> {
     /// Counts a record that cannot be read, keeping the first few with where and why. The
     /// reason is redacted with the source's patterns too (it is printed, and may quote the
     /// record); a value the mapping quotes is redacted whole before it is cut short.
-    pub fn malformed(&mut self, at: String, why: String) {
+    pub fn malformed(&mut self, at: String, mut why: String) {
         self.counts.malformed += 1;
         let fresh = match self.fresh.as_mut() {
             Some(f) if f.shown.len() < FRESH_ERRORS => Some(f),
@@ -282,10 +282,7 @@ impl<'s> Ingestor<'s> {
         if self.counts.shown.len() >= SHOWN_ERRORS && fresh.is_none() {
             return;
         }
-        let why = match self.rules.redactor.apply(&why) {
-            std::borrow::Cow::Borrowed(_) => why,
-            std::borrow::Cow::Owned(r) => r,
-        };
+        self.rules.redactor.apply_in_place(&mut why);
         if let Some(f) = fresh {
             f.shown.push((at.clone(), why.clone()));
         }
@@ -301,6 +298,9 @@ impl<'s> Ingestor<'s> {
 
     /// A label or error kind with the source's redaction applied (see [`Self::labels`]).
     fn redact_label(&mut self, label: &mut String) {
+        if self.rules.redactor.is_empty() {
+            return;
+        }
         if let Some(known) = self.labels.get(label.as_str()) {
             if let Some(redacted) = known {
                 label.clone_from(redacted);
@@ -371,12 +371,7 @@ impl<'s> Ingestor<'s> {
         }
         let (keep, text) = self.keep_of(sampled);
         if keep {
-            let redactor = &self.rules.redactor;
-            let redact = |text: &mut String| {
-                if let std::borrow::Cow::Owned(r) = redactor.apply(text) {
-                    *text = r;
-                }
-            };
+            let redact = |text: &mut String| self.rules.redactor.apply_in_place(text);
             record
                 .input
                 .iter_mut()

@@ -341,9 +341,7 @@ impl Mapping {
                         )
                     })?;
                     // The value as given is stored: redacted as the record's text is.
-                    if let std::borrow::Cow::Owned(raw) = quote.apply(&f.raw) {
-                        f.raw = raw;
-                    }
+                    quote.apply_in_place(&mut f.raw);
                     Some(f)
                 }
             },

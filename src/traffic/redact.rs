@@ -152,6 +152,19 @@ impl Redactor {
         Ok(Self { any, passes })
     }
 
+    /// Whether it redacts nothing (a source without `redact:` rules).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.passes.is_empty()
+    }
+
+    /// [`Self::apply`] to `text` itself: replaced only when something matched.
+    pub fn apply_in_place(&self, text: &mut String) {
+        if let Cow::Owned(redacted) = self.apply(text) {
+            *text = redacted;
+        }
+    }
+
     /// The text with every match replaced; borrowed when nothing matched.
     pub fn apply<'t>(&self, text: &'t str) -> Cow<'t, str> {
         if self.passes.is_empty() || !self.any.is_match(text) {
