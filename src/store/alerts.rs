@@ -283,26 +283,6 @@ impl Store {
         Ok(Some(id))
     }
 
-    /// A suite's open alert still fires on run `run_id`: remember when, its latest numbers and
-    /// the message the run gave it (no notice).
-    pub fn touch_alert_saying(
-        &mut self,
-        id: i64,
-        run_id: &str,
-        at: &str,
-        value: Option<f64>,
-        baseline_value: Option<f64>,
-        message: &str,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE alerts SET last_seen_at = ?2, last_run = ?3, value = ?4, baseline_value = ?5,
-                               last_message = ?6
-             WHERE id = ?1",
-            params![id, at, run_id, value, baseline_value, message],
-        )?;
-        Ok(())
-    }
-
     /// The message of the last run that saw alert `id` still firing, if one did.
     pub fn alert_last_message(&self, id: i64) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -313,19 +293,21 @@ impl Store {
             .flatten())
     }
 
-    /// An open alert still fires: remember when and its latest numbers (no notice).
+    /// An open alert still fires: remember when, its latest numbers and, when a suite's run
+    /// gave it one, that run's message (no notice; without a message the last one stays).
     pub fn touch_alert(
         &mut self,
         id: i64,
         run_id: Option<&str>,
         at: &str,
-        value: Option<f64>,
-        baseline_value: Option<f64>,
+        (value, baseline_value): (Option<f64>, Option<f64>),
+        message: Option<&str>,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE alerts SET last_seen_at = ?2, last_run = ?3, value = ?4, baseline_value = ?5
+            "UPDATE alerts SET last_seen_at = ?2, last_run = ?3, value = ?4, baseline_value = ?5,
+                               last_message = COALESCE(?6, last_message)
              WHERE id = ?1",
-            params![id, at, run_id, value, baseline_value],
+            params![id, at, run_id, value, baseline_value, message],
         )?;
         Ok(())
     }
@@ -556,7 +538,13 @@ mod tests {
             }]
         );
         store
-            .touch_alert(id, Some("r2"), "2025-01-02T00:00:00Z", Some(0.7), Some(0.9))
+            .touch_alert(
+                id,
+                Some("r2"),
+                "2025-01-02T00:00:00Z",
+                (Some(0.7), Some(0.9)),
+                None,
+            )
             .unwrap();
         store
             .resolve_alert(id, Some("r3"), "2025-01-03T00:00:00Z", "{}", &sinks)

@@ -111,7 +111,13 @@ impl Apply<'_> {
                     else {
                         return Ok(None);
                     };
-                    self.touch(store, a.id, run_id, f, &headline)?;
+                    store.touch_alert(
+                        a.id,
+                        run_id,
+                        &self.now,
+                        (f.value, f.baseline_value),
+                        run_id.map(|_| headline.as_str()),
+                    )?;
                     return Ok(Some(machine(rule, f, &headline, false, a.id)));
                 };
                 self.ctx
@@ -120,7 +126,13 @@ impl Apply<'_> {
                 Ok(Some(machine(rule, f, &headline, true, id)))
             }
             (Verdict::Firing, Some(a)) => {
-                self.touch(store, a.id, run_id, f, &headline)?;
+                store.touch_alert(
+                    a.id,
+                    run_id,
+                    &self.now,
+                    (f.value, f.baseline_value),
+                    run_id.map(|_| headline.as_str()),
+                )?;
                 self.ctx.printer.note(&format!(
                     "alert [{severity}] still open since {}: {headline}",
                     a.opened_run.as_deref().unwrap_or(&a.opened_at)
@@ -143,24 +155,6 @@ impl Apply<'_> {
 }
 
 impl Apply<'_> {
-    /// An open alert fires again: its latest numbers, and the message of a suite's run.
-    fn touch(
-        &self,
-        store: &mut Store,
-        id: i64,
-        run_id: Option<&str>,
-        f: &Finding,
-        message: &str,
-    ) -> anyhow::Result<()> {
-        match run_id {
-            Some(run) => {
-                store.touch_alert_saying(id, run, &self.now, f.value, f.baseline_value, message)?;
-            }
-            None => store.touch_alert(id, None, &self.now, f.value, f.baseline_value)?,
-        }
-        Ok(())
-    }
-
     /// The change markers of the hours before now that concern every traffic source (a
     /// suite is none of them), newest last.
     fn marks_before(&self, store: &Store) -> anyhow::Result<Vec<Mark>> {

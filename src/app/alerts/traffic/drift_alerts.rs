@@ -140,7 +140,7 @@ impl Window<'_> {
             }
             (true, Some(a)) => {
                 self.store
-                    .touch_alert(a.id, None, &at(end), Some(d.p_value), None)?;
+                    .touch_alert(a.id, None, &at(end), (Some(d.p_value), None), None)?;
             }
             (false, Some(a)) => {
                 let message = format!(

@@ -501,7 +501,8 @@ impl Judge<'_> {
                     outcome.opened += 1;
                 }
                 (true, Some(a)) => {
-                    self.store.touch_alert(a.id, None, &at(end), Some(v), b)?;
+                    self.store
+                        .touch_alert(a.id, None, &at(end), (Some(v), b), None)?;
                 }
                 (false, Some(a)) => {
                     let message = format!(
