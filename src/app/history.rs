@@ -178,12 +178,7 @@ pub fn show(ctx: &Ctx, args: &ShowArgs) -> anyhow::Result<u8> {
     })?;
     let metrics = store.run_metrics(&info.run_id)?;
     let gates = store.run_gates(&info.run_id)?;
-    let wall_secs = info
-        .finished_at
-        .as_deref()
-        .and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
-        .zip(chrono::DateTime::parse_from_rfc3339(&info.started_at).ok())
-        .map(|(f, s)| (f - s).num_milliseconds() as f64 / 1000.0);
+    let wall_secs = info.wall_secs();
     let view = RunView {
         info: &info,
         metrics: &metrics,

@@ -590,6 +590,24 @@ pub struct RunInfo {
     pub filter: Option<String>,
 }
 
+impl RunInfo {
+    /// Seconds from its start to its end, when it ended (`show`'s and `export`'s
+    /// `wall_secs`).
+    #[must_use]
+    pub fn wall_secs(&self) -> Option<f64> {
+        wall_secs(&self.started_at, self.finished_at.as_deref()?)
+    }
+}
+
+/// Seconds from `start` to `end` (RFC 3339); None when either is not a time.
+#[must_use]
+pub fn wall_secs(start: &str, end: &str) -> Option<f64> {
+    let start = chrono::DateTime::parse_from_rfc3339(start).ok()?;
+    let end = chrono::DateTime::parse_from_rfc3339(end).ok()?;
+    #[allow(clippy::cast_precision_loss)]
+    Some((end - start).num_milliseconds() as f64 / 1000.0)
+}
+
 /// Metrics of a run for one provider, overall (`tag` None) or for one tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderMetrics {

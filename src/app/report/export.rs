@@ -399,12 +399,7 @@ fn export_to(store: &Store, args: &ExportSettings, w: &mut dyn Write) -> anyhow:
             for r in &runs {
                 let metrics = store.run_metrics(&r.run_id)?;
                 let gates = store.run_gates(&r.run_id)?;
-                let wall_secs = r
-                    .finished_at
-                    .as_deref()
-                    .and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok())
-                    .zip(chrono::DateTime::parse_from_rfc3339(&r.started_at).ok())
-                    .map(|(f, s)| (f - s).num_milliseconds() as f64 / 1000.0);
+                let wall_secs = r.wall_secs();
                 j.suite(&RunView {
                     info: r,
                     metrics: &metrics,

@@ -100,7 +100,9 @@ impl SuiteRun<'_, '_> {
         // A resumed run's wall-clock is from its first start to its end, the pause included
         // (what `show` gives as `wall_secs`): its throughput is all its results over that.
         let wall_secs = match &self.resume {
-            Some(_) => since(&info.started_at, &finished_at).unwrap_or(wall_secs),
+            Some(_) => crate::model::wall_secs(&info.started_at, &finished_at)
+                .filter(|s| *s > 0.0)
+                .unwrap_or(wall_secs),
             None => wall_secs,
         };
         let metrics = acc.finish(Some(wall_secs));
@@ -283,15 +285,6 @@ impl SuiteRun<'_, '_> {
             &|name| std::env::var(name).ok(),
         )
     }
-}
-
-/// Seconds from `start` to `end` (RFC 3339), as `show` computes a run's `wall_secs`.
-fn since(start: &str, end: &str) -> Option<f64> {
-    let start = chrono::DateTime::parse_from_rfc3339(start).ok()?;
-    let end = chrono::DateTime::parse_from_rfc3339(end).ok()?;
-    #[allow(clippy::cast_precision_loss)]
-    let secs = (end - start).num_milliseconds() as f64 / 1000.0;
-    (secs > 0.0).then_some(secs)
 }
 
 /// The writer's last batch and the run's end in the store; the writer's checkpointer.
