@@ -11,6 +11,9 @@ pub type RunLabels = std::collections::BTreeMap<String, String>;
 pub struct TrendRow {
     pub run_id: String,
     pub started_at: String,
+    /// `started_at` in milliseconds since 1970 (UTC), as the store orders and bounds runs
+    /// by it; None for a start that is not an RFC 3339 time.
+    pub started_ms: Option<i64>,
     pub status: RunStatus,
     pub suite_hash: String,
     pub provider: String,

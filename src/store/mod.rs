@@ -41,6 +41,7 @@ use crate::model::{GateResult, ProviderMetrics, RunInfo, RunStatus, Suite};
 
 pub use crate::model::{AlertRow, TrendQuery, TrendRow};
 pub use alerts::{NewAlert, PendingDelivery};
+pub(crate) use codec::time_ms;
 pub use drift::SampleRow;
 pub use feedback::{FeedbackImport, FeedbackRow, NewFeedback};
 pub use judge::JudgeCache;

@@ -10,6 +10,9 @@ use super::codec::{self, RUN_SELECT, RawRun};
 use super::{Store, StoreError};
 use crate::model::{CaseStatus, Metrics, RunInfo, RunStatus, TrendQuery, TrendRow};
 
+/// A trend row's place: its run's start (none first), its run's key, its own key.
+type TrendKey = (Option<i64>, i64, i64);
+
 impl Store {
     /// Names of the suites that have at least one run, sorted.
     pub fn suite_names(&self) -> Result<Vec<String>, StoreError> {
@@ -26,22 +29,36 @@ impl Store {
     /// Runs still `running` are left out (their metrics are not written yet), and so are
     /// filtered runs (`--case`, `--tag`): a spot check of a few cases is no point of the
     /// suite's trend.
+    ///
+    /// On PostgreSQL the rows are put in that order here, not by the statement: the server's
+    /// sort carried each row's metrics JSON, a few ms of a report in a server process just
+    /// started (`docs/store.md`). SQLite, in process, sorts them itself.
     pub fn trend(&self, q: &TrendQuery<'_>) -> Result<Vec<TrendRow>, StoreError> {
-        let since = codec::since_ms(q.since, "read trends")?;
-        let mut st = self.conn.prepare_cached(
+        const SELECT: &str =
             "SELECT r.run_id, r.started_at, r.status, r.suite_hash, m.provider, m.tag,
                     m.pass_rate, m.mean_score, m.error_rate, m.latency_p95_ms, m.cost_usd,
-                    m.hallucination_rate, CASE WHEN ?4 AND m.tag IS NULL THEN m.metrics END
+                    m.hallucination_rate, CASE WHEN ?4 AND m.tag IS NULL THEN m.metrics END,
+                    r.started_ms, r.id, m.id
              FROM runs r
              JOIN suites s ON s.id = r.suite_ref
              JOIN run_metrics m ON m.run_ref = r.id
              WHERE s.name = ?1 AND r.status != 'running' AND r.case_filter IS NULL
                AND (CAST(?2 AS BIGINT) IS NULL OR r.started_ms >= ?2)
-               AND (?3 OR m.tag IS NULL)
-             ORDER BY r.started_ms NULLS FIRST, r.id, m.id",
-        )?;
+               AND (?3 OR m.tag IS NULL)";
+        let sort_here = self.conn.is_pg();
+        let ordered;
+        let sql = if sort_here {
+            SELECT
+        } else {
+            ordered = format!("{SELECT} ORDER BY r.started_ms NULLS FIRST, r.id, m.id");
+            &ordered
+        };
+        let since = codec::since_ms(q.since, "read trends")?;
+        let mut st = self.conn.prepare_cached(sql)?;
         let mut rows = st.query(params![q.suite, since, q.tags, q.full])?;
-        let mut out = Vec::new();
+        // (start, run, row): the order asked for; a start that is not a time first, as
+        // `NULLS FIRST` has it.
+        let mut keyed: Vec<(TrendKey, TrendRow)> = Vec::new();
         while let Some(r) = rows.next()? {
             let run_id: String = r.get(0)?;
             let status: String = r.get(2)?;
@@ -59,23 +76,31 @@ impl Store {
                 })?),
                 None => None,
             };
-            out.push(TrendRow {
-                run_id,
-                started_at: r.get(1)?,
-                status,
-                suite_hash: r.get(3)?,
-                provider: r.get(4)?,
-                tag: r.get(5)?,
-                pass_rate: r.get(6)?,
-                mean_score: r.get(7)?,
-                error_rate: r.get(8)?,
-                latency_p95_ms: r.get(9)?,
-                cost_usd: r.get(10)?,
-                hallucination_rate: r.get(11)?,
-                metrics,
-            });
+            let started_ms = r.get(13)?;
+            keyed.push((
+                (started_ms, r.get(14)?, r.get(15)?),
+                TrendRow {
+                    run_id,
+                    started_at: r.get(1)?,
+                    started_ms,
+                    status,
+                    suite_hash: r.get(3)?,
+                    provider: r.get(4)?,
+                    tag: r.get(5)?,
+                    pass_rate: r.get(6)?,
+                    mean_score: r.get(7)?,
+                    error_rate: r.get(8)?,
+                    latency_p95_ms: r.get(9)?,
+                    cost_usd: r.get(10)?,
+                    hallucination_rate: r.get(11)?,
+                    metrics,
+                },
+            ));
         }
-        Ok(out)
+        if sort_here {
+            keyed.sort_unstable_by_key(|(key, _)| *key);
+        }
+        Ok(keyed.into_iter().map(|(_, row)| row).collect())
     }
 
     /// Case ids of a suite whose content version first appeared at `started_at` (the start

@@ -1467,6 +1467,36 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
         );
         let latest = store.latest_complete_run("faq").expect("the latest run");
         assert_eq!(latest.map(|r| r.run_id).as_deref(), Some("y"), "{shown}");
+        // Each row carries its run's start as the store bounds runs by it (the index takes
+        // the trend pages' rows and bounds them itself): none for a start that is no time.
+        let starts: Vec<(String, Option<i64>)> = store
+            .trend(&evalwatch::model::TrendQuery {
+                suite: "faq",
+                since: None,
+                tags: false,
+                full: false,
+            })
+            .expect("trend")
+            .into_iter()
+            .map(|r| (r.run_id, r.started_ms))
+            .collect();
+        let ms = |t: &str| {
+            Some(
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .unwrap()
+                    .timestamp_millis(),
+            )
+        };
+        assert_eq!(
+            starts,
+            [
+                ("w".to_owned(), None),
+                ("z".to_owned(), ms("2024-05-01T04:30:00Z")),
+                ("x".to_owned(), ms("2024-05-01T05:00:00Z")),
+                ("y".to_owned(), ms("2024-05-01T06:00:00Z")),
+            ],
+            "{shown}"
+        );
     }
 }
 

@@ -182,6 +182,8 @@ fn with_open_alerts(
     )
 }
 
+/// The index page. `read`: the overall metric rows (every run's, oldest first) of the
+/// suites whose trend pages were just built; the rows of the others are read here.
 pub(super) fn build_index(
     store: &dyn Source,
     t: &tera::Tera,
@@ -189,19 +191,31 @@ pub(super) fn build_index(
     descriptions: &HashMap<String, String>,
     opts: &Options,
     with_pages: &HashMap<String, bool>,
+    read: &HashMap<String, Vec<TrendRow>>,
 ) -> Result<String, HtmlError> {
     let since = opts.window.start(opts.now).map(|d| d.to_rfc3339());
+    // The window's start as the store bounds runs by it (`TrendRow::started_ms`).
+    let since_ms = since.as_deref().and_then(crate::store::time_ms);
+    let held = since.is_none() || since_ms.is_some();
     let mut gates_cache = HashMap::new();
     let mut out = Vec::new();
     for name in suites {
-        let rows = store.trend(&TrendQuery {
-            suite: name,
-            since: since.as_deref(),
-            tags: false,
-            full: false,
-        })?;
+        let asked;
+        let rows: Vec<&TrendRow> = if let Some(all) = read.get(name).filter(|_| held) {
+            all.iter()
+                .filter(|r| since_ms.is_none_or(|s| r.started_ms.is_some_and(|ms| ms >= s)))
+                .collect()
+        } else {
+            asked = store.trend(&TrendQuery {
+                suite: name,
+                since: since.as_deref(),
+                tags: false,
+                full: false,
+            })?;
+            asked.iter().collect()
+        };
         let mut by_provider: BTreeMap<&str, Vec<&TrendRow>> = BTreeMap::new();
-        for r in &rows {
+        for r in rows {
             by_provider.entry(&r.provider).or_default().push(r);
         }
         let open = store.open_alerts(Some(name))?;

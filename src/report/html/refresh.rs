@@ -15,7 +15,7 @@ use super::{
     write,
 };
 use super::{OpenSource, ReadError, Source};
-use crate::model::RunStatus;
+use crate::model::{RunStatus, TrendRow};
 
 /// Write the pages of one run (`runs/<run>.html`, then `-p2`, `-p3`... of
 /// [`RESULTS_PER_PAGE`] results each).
@@ -183,10 +183,11 @@ pub fn write_reports_with(
             Ok(written)
         });
         let t = engine_of(&TREND_TEMPLATES)?;
+        let mut read = HashMap::new();
         for name in &chosen {
             ahead.at(name);
             let held = heat.get(name);
-            let html = build_suite(
+            let (html, overall) = build_suite(
                 store,
                 &t,
                 name,
@@ -200,6 +201,9 @@ pub fn write_reports_with(
                 },
             )?;
             write(&dir.join(suite_href(name)), &html, &mut out)?;
+            // The index needs the headline figures, not each run's whole metrics.
+            let headline = overall.into_iter().map(|r| TrendRow { metrics: None, ..r });
+            read.insert(name.clone(), headline.collect::<Vec<_>>());
         }
         crate::phase::phase("reports: trend pages");
         let late = index_descriptions();
@@ -210,6 +214,7 @@ pub fn write_reports_with(
             late.as_ref().unwrap_or(descriptions),
             opts,
             &with_pages,
+            &read,
         )?;
         write(&dir.join("index.html"), &html, &mut out)?;
         let html = build_alerts(store, &t, opts, &with_pages)?;

@@ -372,6 +372,8 @@ fn change_markers(
     Ok(out)
 }
 
+/// A suite's trend page, and the suite's overall metric rows it read (every run's, oldest
+/// first), which the index then takes instead of reading them again.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn build_suite(
     store: &dyn Source,
@@ -381,7 +383,7 @@ pub(super) fn build_suite(
     opts: &Options,
     with_pages: &HashMap<String, bool>,
     ahead: heat::Ahead<'_>,
-) -> Result<String, HtmlError> {
+) -> Result<(String, Vec<TrendRow>), HtmlError> {
     // One read of the suite's whole metric history (pre-aggregated: one row per run and
     // provider, and per tag), then every window is a slice of it.
     let all = store.trend(&TrendQuery {
@@ -684,7 +686,7 @@ pub(super) fn build_suite(
             .iter()
             .map(|h| (h.0.as_str(), h.1.as_str(), h.2, h.3)),
     );
-    render(
+    let html = render(
         t,
         "suite.html",
         &SuitePage {
@@ -706,5 +708,6 @@ pub(super) fn build_suite(
             run_pages: opts.run_pages,
             human,
         },
-    )
+    )?;
+    Ok((html, overall))
 }

@@ -356,6 +356,7 @@ fn a_history_read_ahead_is_reused_and_only_the_new_run_is_read() {
             super::Ahead::Held(ahead),
         )
         .expect("page")
+        .0
     };
     let page_fresh = page(None);
     assert!(page_fresh.contains("run-21"));
@@ -671,7 +672,9 @@ fn statuses_read_on_the_other_thread_make_the_same_map_and_page() {
     // The whole page, its statuses to come while it is built, as it is without them.
     let t = engine_of(&TREND_TEMPLATES).expect("templates");
     let opts = page_options();
-    let page = |ahead| build_suite(&h.store, &t, SUITE, None, &opts, &with_pages, ahead);
+    let page = |ahead| {
+        build_suite(&h.store, &t, SUITE, None, &opts, &with_pages, ahead).map(|(html, _)| html)
+    };
     let alone = page(Ahead::Held(None)).expect("page");
     let coming = HeatAhead::new(vec![SUITE.to_owned()]);
     let built = std::thread::scope(|s| {
@@ -731,4 +734,80 @@ fn a_read_that_fails_on_the_other_thread_is_left_to_the_trend_page() {
             .runs(),
         2
     );
+}
+
+/// The index bounds the rows the trend pages read (every run's) by the window as the store
+/// bounds them: the same page as from its own read, for the whole history and for a window
+/// that leaves the older runs out.
+#[test]
+fn the_index_takes_the_trend_pages_rows_bounded_as_the_store_bounds_them() {
+    use crate::model::{Metrics, ProviderMetrics, TrendQuery};
+    use crate::report::html::index::build_index;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("h.db");
+    let mut store = Store::open(&db).expect("store");
+    for r in 0..6 {
+        let id = format!("run-{r:02}");
+        begin(&mut store, &db, &id, r, &results(r));
+        let metrics = |provider: &str| ProviderMetrics {
+            provider: provider.to_owned(),
+            tag: None,
+            metrics: Metrics {
+                pass_rate: Some(0.5 + 0.08 * r as f64),
+                ..Metrics::default()
+            },
+        };
+        store
+            .finish_run(
+                &id,
+                RunStatus::Complete,
+                &started(r + 1),
+                &[metrics("p-a"), metrics("p-b")],
+                &[],
+            )
+            .expect("finish");
+    }
+    let read: HashMap<String, Vec<crate::model::TrendRow>> = HashMap::from([(
+        SUITE.to_owned(),
+        store
+            .trend(&TrendQuery {
+                suite: SUITE,
+                since: None,
+                tags: true,
+                full: true,
+            })
+            .expect("trend")
+            .into_iter()
+            .filter(|r| r.tag.is_none())
+            .collect(),
+    )]);
+    let t = engine_of(&TREND_TEMPLATES).expect("templates");
+    let suites = [SUITE.to_owned()];
+    let mut pages = Vec::new();
+    for window in ["all", "3h"] {
+        let opts = Options {
+            window: Window::parse(window).expect("window"),
+            // Two runs (10:00 and 11:00) started in the last 3 hours.
+            now: chrono::DateTime::parse_from_rfc3339("2024-05-01T12:30:00Z")
+                .expect("now")
+                .with_timezone(&chrono::Utc),
+            ..page_options()
+        };
+        let index = |read| {
+            build_index(
+                &store,
+                &t,
+                &suites,
+                &HashMap::new(),
+                &opts,
+                &HashMap::new(),
+                read,
+            )
+            .expect("index")
+        };
+        let taken = index(&read);
+        assert_eq!(taken, index(&HashMap::new()), "window {window}");
+        pages.push(taken);
+    }
+    assert_ne!(pages[0], pages[1], "the window leaves runs out");
 }
