@@ -229,7 +229,7 @@ pub(crate) const RUN_SELECT: &str = "SELECT r.id, r.run_id, s.name, r.suite_hash
 /// A run header as stored, before its text columns are parsed.
 pub(crate) struct RawRun {
     pub(crate) id: i64,
-    run_id: String,
+    pub(crate) run_id: String,
     suite: String,
     suite_hash: String,
     started_at: String,

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use super::db::{Db, OptionalExtension, params};
 
-use super::{Store, StoreError, codec};
+use super::{Store, StoreError};
 use crate::model::{JudgeCacheEntry, JudgeSignature};
 
 /// Reads cached judge answers on its own connection (WAL: never blocks the writer).
@@ -40,7 +40,7 @@ impl JudgeCache {
 impl Store {
     /// The judges and rubrics that scored a run, sorted.
     pub fn run_judges(&self, run_id: &str) -> Result<Vec<JudgeSignature>, StoreError> {
-        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let run_ref = self.run_ref(run_id)?;
         let mut st = self.conn.prepare_cached(
             "SELECT assertion, provider, model, rubric_version, rubric_hash FROM run_judges
              WHERE run_ref = ?1 ORDER BY assertion, provider, model, rubric_hash",

@@ -33,6 +33,8 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use db::{Db, OptionalExtension, TransactionBehavior, params};
@@ -135,6 +137,12 @@ pub struct Store {
     /// PostgreSQL: the trace index has statistics (this process saw them, or made them), so
     /// [`Store::begin_traffic`] no longer asks.
     traffic_analysed: bool,
+    /// PostgreSQL: the keys (`runs.id`) of the runs this connection read, by run id, so
+    /// that a run's rows read right after its header cost no statement more (a round trip
+    /// each; a run page asked four times). A run's key never changes, and PostgreSQL never
+    /// gives a deleted run's key to another. Not kept on SQLite, where the lookup is in
+    /// process and a deleted run's key can be given again.
+    run_refs: RefCell<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -156,6 +164,7 @@ impl Store {
             conn: connect(path)?,
             path: path.to_path_buf(),
             traffic_analysed: false,
+            run_refs: RefCell::default(),
         })
     }
 
@@ -182,6 +191,7 @@ impl Store {
                 conn,
                 path,
                 traffic_analysed: false,
+                run_refs: RefCell::default(),
             })
         }
     }
@@ -190,6 +200,30 @@ impl Store {
     #[must_use]
     pub fn is_pg(&self) -> bool {
         self.conn.is_pg()
+    }
+
+    /// The key of run `run_id` (`runs.id`), from the runs this connection read on
+    /// PostgreSQL (see `run_refs`), else from the store.
+    fn run_ref(&self, run_id: &str) -> Result<i64, StoreError> {
+        if let Some(&key) = self.run_refs.borrow().get(run_id) {
+            return Ok(key);
+        }
+        let key = codec::run_ref(&self.conn, run_id)?;
+        self.remember_ref(run_id, key);
+        Ok(key)
+    }
+
+    /// Keep the key of a run read (PostgreSQL only: see `run_refs`).
+    fn remember_ref(&self, run_id: &str, key: i64) {
+        if self.conn.is_pg() {
+            self.run_refs.borrow_mut().insert(run_id.to_owned(), key);
+        }
+    }
+
+    /// [`codec::RawRun::into_info`], keeping the run's key.
+    fn info_of(&self, raw: codec::RawRun) -> Result<RunInfo, StoreError> {
+        self.remember_ref(&raw.run_id, raw.id);
+        raw.into_info()
     }
 
     /// A store opened for one pass over many results (a run's statuses): its page cache is
@@ -510,6 +544,7 @@ impl Store {
         }
         tx.execute("DELETE FROM runs WHERE id = ?1", [run_ref])?;
         tx.commit()?;
+        self.run_refs.get_mut().remove(run_id);
         Ok(())
     }
 

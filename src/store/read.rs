@@ -105,7 +105,7 @@ impl Store {
             .query_row([run_id], RawRun::from_row)
             .optional()?;
         if let Some(raw) = exact {
-            return raw.into_info().map(Some);
+            return self.info_of(raw).map(Some);
         }
         let mut found: Vec<RawRun> = self
             .conn
@@ -137,7 +137,7 @@ impl Store {
     /// All stored metrics of a run (per provider, and per provider and tag), in the order
     /// they were stored.
     pub fn run_metrics(&self, run_id: &str) -> Result<Vec<ProviderMetrics>, StoreError> {
-        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let run_ref = self.run_ref(run_id)?;
         self.metrics_of(run_ref, true)
     }
 
@@ -173,7 +173,7 @@ impl Store {
 
     /// The gate results of a run, in the order they were stored.
     pub fn run_gates(&self, run_id: &str) -> Result<Vec<GateResult>, StoreError> {
-        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let run_ref = self.run_ref(run_id)?;
         let mut st = self.conn.prepare_cached(
             "SELECT metric, provider, bound, value, ok FROM run_gates
              WHERE run_ref = ?1 ORDER BY idx",
@@ -196,7 +196,7 @@ impl Store {
     where
         F: FnMut(ResultRecord) -> Result<(), StoreError>,
     {
-        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let run_ref = self.run_ref(run_id)?;
         let mut st = self.conn.prepare_cached(RESULT_SELECT)?;
         let (lo, hi) = codec::result_range(run_ref);
         let mut rows = st.query([lo, hi])?;
@@ -273,7 +273,7 @@ impl Store {
     where
         F: FnMut(&str, &str, u32, CaseStatus),
     {
-        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let run_ref = self.run_ref(run_id)?;
         let mut st = self.conn.prepare_cached(
             "SELECT c.case_id, x.provider, x.sample, x.status
              FROM results x JOIN cases c ON c.id = x.case_ref
@@ -342,7 +342,7 @@ impl Store {
             ))?
             .query_row(params![suite, before], RawRun::from_row)
             .optional()?
-            .map(RawRun::into_info)
+            .map(|raw| self.info_of(raw))
             .transpose()
     }
 }

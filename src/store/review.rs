@@ -141,7 +141,7 @@ impl Store {
 
     /// The `results.id` of a run's plan position.
     pub fn result_id(&self, run_id: &str, seq: usize) -> Result<i64, StoreError> {
-        codec::result_id(codec::run_ref(&self.conn, run_id)?, seq)
+        codec::result_id(self.run_ref(run_id)?, seq)
     }
 
     /// Store a new open sheet and its items, in one transaction. Fails, storing nothing,

@@ -18,7 +18,7 @@ impl Store {
         run_id: &str,
         settings: &RunSettings,
     ) -> Result<(), StoreError> {
-        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let run_ref = self.run_ref(run_id)?;
         self.conn.execute(
             "INSERT INTO run_settings (run_ref, settings) VALUES (?1, ?2)
              ON CONFLICT (run_ref) DO NOTHING",

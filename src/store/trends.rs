@@ -163,13 +163,16 @@ impl Store {
             .query_map(params![suite, since, limit], RawRun::from_row)?
             .collect::<Result<_, _>>()?;
         // Newest first as selected (for the limit), oldest first as returned.
-        raws.into_iter().rev().map(RawRun::into_info).collect()
+        raws.into_iter()
+            .rev()
+            .map(|raw| self.info_of(raw))
+            .collect()
     }
 
     /// Status and score of each (case id, provider, sample) of a run, in plan order, with
     /// the result's latency: what `compare` pairs.
     pub fn result_scores(&self, run_id: &str) -> Result<Vec<ScoredResult>, StoreError> {
-        let run_ref = codec::run_ref(&self.conn, run_id)?;
+        let run_ref = self.run_ref(run_id)?;
         let mut st = self.conn.prepare_cached(
             "SELECT c.case_id, x.provider, x.sample, x.status, x.score, x.latency_ms
              FROM results x JOIN cases c ON c.id = x.case_ref

@@ -1500,6 +1500,44 @@ fn pg_runs_are_in_the_order_of_their_start_in_time_not_of_its_text() {
     }
 }
 
+/// A run discarded is unknown to the store that discarded it, though that store read its
+/// header just before (PostgreSQL keeps the keys of the runs it read: a run's reads after
+/// its header ask no more for it).
+#[test]
+fn a_discarded_run_is_unknown_after_its_header_was_read() {
+    use evalwatch::store::{Store, StoreError};
+    let Some((_dir, _db, stores)) = both_stores("discarded_ref") else {
+        return;
+    };
+    for at in stores {
+        let shown = engine(&at);
+        let mut store = Store::open(&at).expect("open the store");
+        let info = faq_run(0);
+        store
+            .begin_run(&info, &faq_suite(&[("c0", "h0")]), 1, "host-a")
+            .expect("begin the run");
+        let header = store.run(&info.run_id).expect("read").expect("the run");
+        assert_eq!(header.run_id, info.run_id, "{shown}");
+        assert!(
+            store.run_metrics(&info.run_id).expect("metrics").is_empty(),
+            "{shown}"
+        );
+        store.discard_run(&info.run_id).expect("discard the run");
+        let err = store
+            .run_metrics(&info.run_id)
+            .expect_err("the run is gone");
+        assert!(
+            matches!(err, StoreError::UnknownRun { .. }),
+            "{shown}: {err}"
+        );
+        let err = store.run_gates(&info.run_id).expect_err("the run is gone");
+        assert!(
+            matches!(err, StoreError::UnknownRun { .. }),
+            "{shown}: {err}"
+        );
+    }
+}
+
 /// `julianday` on PostgreSQL reads a time as SQLite's does whatever the session's TimeZone:
 /// a time without an offset (or a date alone) is UTC, an offset is kept, text that is not a
 /// time is NULL.
