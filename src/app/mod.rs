@@ -237,6 +237,14 @@ impl Ctx {
         reap_dead_runs(&mut store, self.printer)?;
         Ok(store)
     }
+
+    /// [`Ctx::open_store`] with a second connection made meanwhile on PostgreSQL
+    /// ([`Store::open_with_spare`]).
+    pub fn open_store_with_spare(&self, path: &Path) -> anyhow::Result<Store> {
+        let mut store = Store::open_with_spare(path)?;
+        reap_dead_runs(&mut store, self.printer)?;
+        Ok(store)
+    }
 }
 
 /// This host's id, to tell whose process a `running` run or a lease belongs to:

@@ -143,7 +143,13 @@ pub struct Store {
     /// gives a deleted run's key to another. Not kept on SQLite, where the lookup is in
     /// process and a deleted run's key can be given again.
     run_refs: RefCell<HashMap<String, i64>>,
+    /// PostgreSQL: a second connection made while this one was opened
+    /// ([`Store::open_with_spare`]), for [`Store::reopener`] to hand over.
+    spare: RefCell<Option<Spare>>,
 }
+
+/// A connection being made on a thread of its own.
+type Spare = std::thread::JoinHandle<Result<Db, StoreError>>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -165,13 +171,37 @@ impl Store {
             path: path.to_path_buf(),
             traffic_analysed: false,
             run_refs: RefCell::default(),
+            spare: RefCell::default(),
         })
+    }
+
+    /// [`Store::open`], and on PostgreSQL a second connection made at the same time on a
+    /// thread of its own, which the first [`Store::reopener`] hands over: for a command
+    /// whose second thread needs a connection as soon as it starts (`report`'s run pages).
+    /// A new server process takes ~10 ms to answer (~16 ms of CPU with SCRAM: docs/store.md),
+    /// which the two connections then spend side by side. The second makes no schema check
+    /// and sends nothing until it is handed over, after this one has migrated the store.
+    pub fn open_with_spare(path: &Path) -> Result<Self, StoreError> {
+        let spare = match path.to_str().filter(|_| is_url(path)) {
+            Some(url) => {
+                let target = pg::PgTarget::parse(url)?;
+                std::thread::Builder::new()
+                    .name("evalwatch-pg-spare".to_owned())
+                    .spawn(move || connect_again(&target))
+                    .ok()
+            }
+            None => None,
+        };
+        let store = Self::open(path)?;
+        *store.spare.borrow_mut() = spare;
+        Ok(store)
     }
 
     /// How to open a second connection to this store, for another thread of the same
     /// command. On PostgreSQL it skips the schema checks [`Store::open`] made (the migration
     /// level, the functions): this process found the store current a moment ago, and a new
-    /// server process runs them cold (~3 ms of its time, six round trips). On SQLite it is
+    /// server process runs them cold (~3 ms of its time, six round trips); the connection
+    /// [`Store::open_with_spare`] made is handed over when there is one. On SQLite it is
     /// [`Store::open`].
     pub fn reopener(&self) -> impl FnOnce() -> Result<Self, StoreError> + Send + 'static {
         let path = self.path.clone();
@@ -179,19 +209,24 @@ impl Store {
             Db::Pg(pg) => Some(pg.target().clone()),
             Db::Sqlite(_) => None,
         };
+        let spare = self.spare.borrow_mut().take();
         move || {
-            let conn = match target {
-                Some(target) => {
-                    let (conn, ()) = db::PgConn::connect(&target, |_| Ok::<(), StoreError>(()))?;
-                    Db::Pg(Box::new(conn))
-                }
-                None => connect(&path)?,
+            let conn = match (spare, target) {
+                (Some(spare), Some(target)) => spare.join().unwrap_or_else(|_| {
+                    Err(StoreError::Other(format!(
+                        "connect to {}: the connecting thread panicked",
+                        target.shown()
+                    )))
+                })?,
+                (None, Some(target)) => connect_again(&target)?,
+                (_, None) => connect(&path)?,
             };
             Ok(Self {
                 conn,
                 path,
                 traffic_analysed: false,
                 run_refs: RefCell::default(),
+                spare: RefCell::default(),
             })
         }
     }
@@ -593,6 +628,13 @@ pub fn shown(path: &Path) -> String {
 }
 
 /// A connection to the store at `path`: a `postgres://` URL or an `SQLite` file, migrated.
+/// A connection to a PostgreSQL store this process opened (and migrated) already: no
+/// schema check.
+fn connect_again(target: &pg::PgTarget) -> Result<Db, StoreError> {
+    let (conn, ()) = db::PgConn::connect(target, |_| Ok::<(), StoreError>(()))?;
+    Ok(Db::Pg(Box::new(conn)))
+}
+
 pub(crate) fn connect(path: &Path) -> Result<Db, StoreError> {
     if let Some(url) = path.to_str().filter(|_| is_url(path)) {
         let target = pg::PgTarget::parse(url)?;

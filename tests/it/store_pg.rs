@@ -1636,3 +1636,51 @@ fn pg_migration_0023_gives_stored_runs_their_start_in_milliseconds() {
         [("gpt-4o-2024-08-06", 2)]
     );
 }
+
+/// `report` opens its store with a spare connection (the run pages' thread's, made while
+/// the first is opened): on PostgreSQL it is being made before any thread asks for it, and
+/// the store's first reopener hands it over instead of connecting again; later ones connect.
+/// On SQLite there is nothing to make ahead.
+#[test]
+fn pg_a_store_opened_with_a_spare_hands_it_to_its_first_reopener() {
+    use evalwatch::store::Store;
+    let Some((dir, db, [file, url])) = both_stores("spare") else {
+        return;
+    };
+    let sqlite = Store::open_with_spare(&file).expect("open the file");
+    let again = sqlite.reopener()().expect("reopen the file");
+    assert!(again.suite_names().expect("read").is_empty());
+    drop(dir);
+
+    // Migrated first, so that the count below sees the spare and the store alone.
+    drop(Store::open(&url).expect("migrate"));
+    let mut client = db.client();
+    let mut others = || -> i64 {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                   AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .expect("count the connections")
+            .get(0)
+    };
+    let mut wait_for = |n: i64, what: &str| {
+        for _ in 0..500 {
+            if others() == n {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("{what}: {} connections, not {n}", others());
+    };
+    wait_for(0, "the migrating store closed");
+    let store = Store::open_with_spare(&url).expect("open the store");
+    wait_for(2, "the store and its spare");
+    let spare = store.reopener()().expect("the spare");
+    assert!(spare.suite_names().expect("read on the spare").is_empty());
+    assert_eq!(others(), 2, "the spare handed over, no third connection");
+    let third = store.reopener()().expect("a connection made anew");
+    assert!(third.suite_names().expect("read").is_empty());
+    assert_eq!(others(), 3);
+}

@@ -75,7 +75,8 @@ fn open(ctx: &Ctx, project: &ProjectConfig) -> anyhow::Result<Store> {
             ctx.shown(&db)
         )));
     }
-    ctx.open_store(&db)
+    // The run pages' thread needs its own connection as soon as the pages are chosen.
+    ctx.open_store_with_spare(&db)
 }
 
 fn parse_window(text: &str) -> anyhow::Result<Window> {
