@@ -178,8 +178,8 @@ impl Store {
     /// [`Store::open`], and on PostgreSQL a second connection made at the same time on a
     /// thread of its own, which the first [`Store::reopener`] hands over: for a command
     /// whose second thread needs a connection as soon as it starts (`report`'s run pages).
-    /// A new server process takes ~10 ms to answer (~16 ms of CPU with SCRAM: docs/store.md),
-    /// which the two connections then spend side by side. The second makes no schema check
+    /// A new server process took ~10 ms to answer on the test machine (docs/store.md), which
+    /// the two connections then spend side by side. The second makes no schema check
     /// and sends nothing until it is handed over, after this one has migrated the store.
     pub fn open_with_spare(path: &Path) -> Result<Self, StoreError> {
         let spare = match path.to_str().filter(|_| is_url(path)) {
