@@ -182,16 +182,12 @@ impl Store {
     /// the two connections then spend side by side. The second makes no schema check
     /// and sends nothing until it is handed over, after this one has migrated the store.
     pub fn open_with_spare(path: &Path) -> Result<Self, StoreError> {
-        let spare = match path.to_str().filter(|_| is_url(path)) {
-            Some(url) => {
-                let target = pg::PgTarget::parse(url)?;
-                std::thread::Builder::new()
-                    .name("evalwatch-pg-spare".to_owned())
-                    .spawn(move || connect_again(&target))
-                    .ok()
-            }
-            None => None,
-        };
+        let spare = pg_target(path)?.and_then(|target| {
+            std::thread::Builder::new()
+                .name("evalwatch-pg-spare".to_owned())
+                .spawn(move || connect_again(&target))
+                .ok()
+        });
         let store = Self::open(path)?;
         *store.spare.borrow_mut() = spare;
         Ok(store)
@@ -635,9 +631,16 @@ fn connect_again(target: &pg::PgTarget) -> Result<Db, StoreError> {
     Ok(Db::Pg(Box::new(conn)))
 }
 
+/// The PostgreSQL store `path` names, when it is a `postgres://` URL.
+fn pg_target(path: &Path) -> Result<Option<pg::PgTarget>, StoreError> {
+    match path.to_str().filter(|_| is_url(path)) {
+        Some(url) => Ok(Some(pg::PgTarget::parse(url)?)),
+        None => Ok(None),
+    }
+}
+
 pub(crate) fn connect(path: &Path) -> Result<Db, StoreError> {
-    if let Some(url) = path.to_str().filter(|_| is_url(path)) {
-        let target = pg::PgTarget::parse(url)?;
+    if let Some(target) = pg_target(path)? {
         let shown = target.shown().to_owned();
         let (conn, _applied) = db::PgConn::connect(&target, move |client| {
             pg::schema::migrate(client, &shown, SCHEMA_VERSION)

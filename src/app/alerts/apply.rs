@@ -85,6 +85,17 @@ impl Apply<'_> {
             f.detail,
             message::related(&ctx)
         );
+        // An alert already open that fires again keeps this firing's numbers (and, from a
+        // suite's run, its message).
+        let touch = |store: &mut Store, id| {
+            store.touch_alert(
+                id,
+                run_id,
+                &self.now,
+                (f.value, f.baseline_value),
+                run_id.map(|_| headline.as_str()),
+            )
+        };
         match (f.verdict, open) {
             (Verdict::Firing, None) => {
                 let opened = store.open_new_alert(
@@ -111,13 +122,7 @@ impl Apply<'_> {
                     else {
                         return Ok(None);
                     };
-                    store.touch_alert(
-                        a.id,
-                        run_id,
-                        &self.now,
-                        (f.value, f.baseline_value),
-                        run_id.map(|_| headline.as_str()),
-                    )?;
+                    touch(store, a.id)?;
                     return Ok(Some(machine(rule, f, &headline, false, a.id)));
                 };
                 self.ctx
@@ -126,13 +131,7 @@ impl Apply<'_> {
                 Ok(Some(machine(rule, f, &headline, true, id)))
             }
             (Verdict::Firing, Some(a)) => {
-                store.touch_alert(
-                    a.id,
-                    run_id,
-                    &self.now,
-                    (f.value, f.baseline_value),
-                    run_id.map(|_| headline.as_str()),
-                )?;
+                touch(store, a.id)?;
                 self.ctx.printer.note(&format!(
                     "alert [{severity}] still open since {}: {headline}",
                     a.opened_run.as_deref().unwrap_or(&a.opened_at)
